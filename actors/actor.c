@@ -1,0 +1,326 @@
+/* actor.c: the runtime and the actor core: spawn a behavior with its mailbox
+ * and worker pool, tell and ask, stop, and counters. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actio/actor.h"
+#include "actio/error.h"
+#include "future_internal.h"
+#include "mailbox/mailbox.h"
+#include "mailbox/event.h"
+#include "timer.h"
+
+typedef struct worker {
+  actio_actor *actor;
+  pthread_t thread;
+  void *ctx;
+  int started; /* thread created */
+} worker;
+
+struct actio_actor {
+  actio_runtime *rt;
+  const actio_behavior *b;
+  void *state;
+  char *name;
+  actio__mbox *mb;
+  worker *workers;
+  unsigned nworkers;
+  _Atomic int abort;   /* stop-now: cancel instead of handling */
+  pthread_mutex_t stop_mu; /* serialises stop; guards `stopped` */
+  int stopped;
+  /* start-up: workers report their init result */
+  pthread_mutex_t init_mu;
+  pthread_cond_t init_cv;
+  unsigned init_done;
+  int init_rc;
+  _Atomic uint64_t accepted, handled, failed, dropped;
+  actio_actor *prev; /* spawn order, newest first */
+};
+
+struct actio_runtime {
+  pthread_mutex_t mu; /* guards the actor list */
+  actio_actor *actors;
+  int closing;
+  actio__timer *timer;
+  _Atomic uint64_t dead_letters;
+};
+
+/* ---- runtime ---- */
+
+int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts) {
+  (void)opts;
+  if (out == NULL)
+    return ACTIO_EINVAL;
+  actio_runtime *rt = calloc(1, sizeof *rt);
+  if (rt == NULL)
+    return ACTIO_ENOMEM;
+  int rc = actio__timer_create(&rt->timer);
+  if (rc != 0) {
+    free(rt);
+    return rc;
+  }
+  pthread_mutex_init(&rt->mu, NULL);
+  *out = rt;
+  return 0;
+}
+
+static void actor_free(actio_actor *a) {
+  actio__mbox_destroy(a->mb);
+  pthread_mutex_destroy(&a->stop_mu);
+  pthread_mutex_destroy(&a->init_mu);
+  pthread_cond_destroy(&a->init_cv);
+  free(a->workers);
+  free(a->name);
+  free(a);
+}
+
+void actio_runtime_destroy(actio_runtime *rt) {
+  if (rt == NULL)
+    return;
+  pthread_mutex_lock(&rt->mu);
+  rt->closing = 1;
+  actio_actor *a = rt->actors;
+  rt->actors = NULL;
+  pthread_mutex_unlock(&rt->mu);
+  while (a != NULL) { /* newest first: reverse start order */
+    actio_actor *prev = a->prev;
+    actio_actor_stop(a, ACTIO_STOP_DRAIN);
+    actor_free(a);
+    a = prev;
+  }
+  actio__timer_destroy(rt->timer);
+  pthread_mutex_destroy(&rt->mu);
+  free(rt);
+}
+
+uint64_t actio_runtime_dead_letters(const actio_runtime *rt) {
+  return atomic_load_explicit(&((actio_runtime *)rt)->dead_letters,
+                              memory_order_relaxed);
+}
+
+int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
+                              int64_t timeout_ms) {
+  if (rt == NULL || f == NULL || timeout_ms < 0)
+    return ACTIO_EINVAL;
+  return actio__timer_add(rt->timer, f, actio__deadline_ns(timeout_ms));
+}
+
+/* ---- workers ---- */
+
+static void count(_Atomic uint64_t *c) {
+  atomic_fetch_add_explicit(c, 1, memory_order_relaxed); /* a statistic */
+}
+
+/* A message that will never be handled: free it, cancel its asker. */
+static void discard(actio_actor *a, actio__mbox_msg *m, const char *why) {
+  actio_future *reply = m->b;
+  if (a->b->drop != NULL)
+    a->b->drop(a, m->a);
+  if (reply != NULL) {
+    actio_future_fail(reply, ACTIO_ECANCELED, "actor %s: %s", a->name, why);
+    actio_future_unref(reply);
+  }
+  count(&a->dropped);
+}
+
+static void deliver(actio_actor *a, worker *w, actio__mbox_msg *m) {
+  actio_future *reply = m->b;
+  if (reply != NULL && actio_future_is_done(reply)) {
+    discard(a, m, "asker cancelled before the message was handled");
+    return;
+  }
+  int rc = a->b->handle(a, w->ctx, m->a, reply);
+  if (rc < 0) {
+    count(&a->failed);
+    if (reply != NULL)
+      actio_future_fail(reply, rc, "actor %s: handler failed: %s", a->name,
+                        actio_strerror(rc));
+  } else {
+    count(&a->handled);
+  }
+  actio_future_unref(reply);
+}
+
+static void report_init(actio_actor *a, int rc) {
+  pthread_mutex_lock(&a->init_mu);
+  if (rc < 0 && a->init_rc == 0)
+    a->init_rc = rc;
+  a->init_done++;
+  pthread_cond_broadcast(&a->init_cv);
+  pthread_mutex_unlock(&a->init_mu);
+}
+
+static void *worker_main(void *arg) {
+  worker *w = arg;
+  actio_actor *a = w->actor;
+  int rc = a->b->worker_init ? a->b->worker_init(a, &w->ctx) : 0;
+  report_init(a, rc);
+  if (rc < 0)
+    return NULL;
+  for (;;) {
+    actio__mbox_msg m;
+    rc = actio__mbox_pop(a->mb, &m, -1);
+    if (rc == ACTIO_ECLOSED)
+      break; /* closed and drained */
+    if (rc != 0)
+      continue;
+    if (atomic_load_explicit(&a->abort, memory_order_acquire))
+      discard(a, &m, "stopped before the message was handled");
+    else
+      deliver(a, w, &m);
+  }
+  if (a->b->worker_stop != NULL)
+    a->b->worker_stop(a, w->ctx);
+  return NULL;
+}
+
+/* ---- actors ---- */
+
+static void join_workers(actio_actor *a) {
+  for (unsigned i = 0; i < a->nworkers; i++)
+    if (a->workers[i].started)
+      pthread_join(a->workers[i].thread, NULL);
+}
+
+int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
+                      const actio_actor_opts *opts, actio_actor **out) {
+  actio_actor_opts o = opts ? *opts : (actio_actor_opts){0};
+  if (rt == NULL || b == NULL || b->handle == NULL || out == NULL)
+    return ACTIO_EINVAL;
+  if (o.workers == 0)
+    o.workers = 1;
+  if (o.capacity == 0)
+    o.capacity = 1024;
+  if (o.spin == 0)
+    o.spin = 256;
+
+  int rc = ACTIO_ENOMEM;
+  actio_actor *a = calloc(1, sizeof *a);
+  if (a == NULL)
+    return ACTIO_ENOMEM;
+  a->rt = rt;
+  a->b = b;
+  a->state = o.state;
+  a->nworkers = o.workers;
+  pthread_mutex_init(&a->stop_mu, NULL);
+  pthread_mutex_init(&a->init_mu, NULL);
+  pthread_cond_init(&a->init_cv, NULL);
+  a->name = strdup(o.name ? o.name : "actor");
+  a->workers = calloc(o.workers, sizeof *a->workers);
+  if (a->name == NULL || a->workers == NULL)
+    goto fail_alloc;
+  rc = actio__mbox_create(&a->mb, o.capacity);
+  if (rc != 0)
+    goto fail_alloc;
+  actio__mbox_set_spin(a->mb, o.spin);
+
+  unsigned created = 0;
+  for (; created < o.workers; created++) {
+    worker *w = &a->workers[created];
+    w->actor = a;
+    int e = pthread_create(&w->thread, NULL, worker_main, w);
+    if (e != 0) {
+      rc = -e;
+      break;
+    }
+    w->started = 1;
+  }
+  pthread_mutex_lock(&a->init_mu);
+  while (a->init_done < created)
+    pthread_cond_wait(&a->init_cv, &a->init_mu);
+  if (created == o.workers)
+    rc = a->init_rc;
+  pthread_mutex_unlock(&a->init_mu);
+  if (rc != 0)
+    goto fail_workers;
+
+  pthread_mutex_lock(&rt->mu);
+  if (rt->closing) {
+    pthread_mutex_unlock(&rt->mu);
+    rc = ACTIO_ECLOSED;
+    goto fail_workers;
+  }
+  a->prev = rt->actors;
+  rt->actors = a;
+  pthread_mutex_unlock(&rt->mu);
+  *out = a;
+  return 0;
+
+fail_workers:
+  /* Workers whose init succeeded sit in pop: closing lets them run their
+   * worker_stop and leave. */
+  actio__mbox_close(a->mb);
+  join_workers(a);
+fail_alloc:
+  actor_free(a);
+  return rc;
+}
+
+void *actio_actor_state(const actio_actor *a) { return a->state; }
+const char *actio_actor_name(const actio_actor *a) { return a->name; }
+actio_runtime *actio_actor_runtime(const actio_actor *a) { return a->rt; }
+
+static int send(actio_actor *a, void *msg, actio_future *reply,
+                int64_t timeout_ms) {
+  actio__mbox_msg m = {msg, reply};
+  int rc = actio__mbox_push(a->mb, &m, timeout_ms);
+  if (rc == 0)
+    count(&a->accepted);
+  else if (rc == ACTIO_ECLOSED)
+    count(&a->rt->dead_letters);
+  return rc;
+}
+
+int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms) {
+  if (a == NULL)
+    return ACTIO_EINVAL;
+  return send(a, msg, NULL, timeout_ms);
+}
+
+int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out) {
+  if (a == NULL || out == NULL)
+    return ACTIO_EINVAL;
+  actio_future *f;
+  int rc = actio_future_create(&f);
+  if (rc != 0)
+    return rc;
+  actio_future_ref(f); /* the message's reference, dropped by the worker */
+  rc = send(a, msg, f, timeout_ms);
+  if (rc != 0) {
+    actio_future_unref(f);
+    actio_future_unref(f);
+    return rc;
+  }
+  *out = f;
+  return 0;
+}
+
+int actio_actor_stop(actio_actor *a, actio_stop_mode mode) {
+  if (a == NULL)
+    return ACTIO_EINVAL;
+  pthread_t self = pthread_self();
+  for (unsigned i = 0; i < a->nworkers; i++)
+    if (a->workers[i].started && pthread_equal(a->workers[i].thread, self))
+      return ACTIO_ESTATE;
+  pthread_mutex_lock(&a->stop_mu);
+  if (!a->stopped) {
+    if (mode == ACTIO_STOP_NOW)
+      atomic_store_explicit(&a->abort, 1, memory_order_release);
+    actio__mbox_close(a->mb);
+    join_workers(a);
+    a->stopped = 1;
+  }
+  pthread_mutex_unlock(&a->stop_mu);
+  return 0;
+}
+
+void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out) {
+  actio_actor *m = (actio_actor *)a;
+  out->accepted = atomic_load_explicit(&m->accepted, memory_order_relaxed);
+  out->handled = atomic_load_explicit(&m->handled, memory_order_relaxed);
+  out->failed = atomic_load_explicit(&m->failed, memory_order_relaxed);
+  out->dropped = atomic_load_explicit(&m->dropped, memory_order_relaxed);
+  out->depth = actio__mbox_depth(a->mb);
+}

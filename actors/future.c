@@ -1,0 +1,404 @@
+/* future.c: the future itself: completion exactly once, callbacks, waiting,
+ * cancellation hooks. Lock-free; waiting sleeps on a futex. */
+#include <assert.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actio/error.h"
+#include "future_internal.h"
+#include "mailbox/event.h"
+
+/* state: the phase in the low bits, plus a flag saying a thread sleeps on
+ * the futex. BUSY is the winner of the completion race writing the result. */
+enum { F_PENDING = 0, F_BUSY = 1, F_DONE = 2, F_PHASE = 3, F_WAITERS = 4 };
+/* hook: the cancel hook's life. */
+enum { H_NONE, H_SET, H_FIRING, H_SPENT };
+
+typedef struct cb {
+  actio_done_fn fn;
+  void *arg;
+  struct cb *next;
+} cb;
+
+/* Marks the callback list closed: the future completed and ran it. */
+static cb cb_closed_sentinel;
+#define CB_CLOSED (&cb_closed_sentinel)
+
+struct actio_future {
+  _Atomic uint32_t state;
+  _Atomic uint32_t refs;
+  _Atomic uint32_t hook;
+  _Atomic uint32_t cb0_used; /* the inline callback slot is taken */
+  _Atomic(cb *) cbs;         /* LIFO of callbacks, or CB_CLOSED */
+  _Atomic(void *) value;     /* NULL once taken */
+  int status;                /* written by the winner, read after F_DONE */
+  actio_free_fn value_free;
+  char *errmsg;
+  actio_future *src; /* the future an adopted value lives in */
+  actio_cancel_fn cancel_fn;
+  void *cancel_arg;
+  void *aux;
+  actio_free_fn aux_free;
+  _Atomic int64_t deadline_ns; /* -1: none */
+  cb cb0;                      /* the first callback needs no allocation */
+};
+
+static actio_future *future_new(void) {
+  actio_future *f = malloc(sizeof *f);
+  if (f == NULL)
+    return NULL;
+  memset(f, 0, sizeof *f);
+  atomic_init(&f->refs, 1);
+  atomic_init(&f->deadline_ns, -1);
+  return f;
+}
+
+int actio_future_create(actio_future **out) {
+  if (out == NULL)
+    return ACTIO_EINVAL;
+  *out = future_new();
+  return *out ? 0 : ACTIO_ENOMEM;
+}
+
+void actio_future_ref(actio_future *f) {
+  /* Relaxed: the caller already holds a reference, so nothing to order. */
+  atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+}
+
+static void future_free(actio_future *f) {
+  void *v = atomic_load_explicit(&f->value, memory_order_relaxed);
+  if (v != NULL && f->value_free != NULL)
+    f->value_free(v);
+  free(f->errmsg);
+  actio_future_unref(f->src);
+  if (f->aux_free != NULL)
+    f->aux_free(f->aux);
+  /* Each registered callback holds a reference until it has run. */
+  assert(atomic_load_explicit(&f->cbs, memory_order_relaxed) == NULL ||
+         atomic_load_explicit(&f->cbs, memory_order_relaxed) == CB_CLOSED);
+  free(f);
+}
+
+void actio_future_unref(actio_future *f) {
+  if (f == NULL)
+    return;
+  /* Release: our writes to the future happen before its destruction;
+   * acquire on the last drop: the destroyer sees everyone's writes. */
+  if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+    future_free(f);
+}
+
+/* The completion race: exactly one caller moves PENDING to BUSY. */
+static int begin(actio_future *f) {
+  uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+  while ((s & F_PHASE) == F_PENDING) {
+    /* Acquire: pairs with nothing published yet, but keeps the result
+     * writes after winning. */
+    if (atomic_compare_exchange_weak_explicit(&f->state, &s,
+                                              (s & F_WAITERS) | F_BUSY,
+                                              memory_order_acquire,
+                                              memory_order_relaxed))
+      return 1;
+  }
+  return 0;
+}
+
+static void run_callbacks(actio_future *f) {
+  /* Acq_rel: registrants' nodes are visible to us; a later registrant that
+   * sees CB_CLOSED also sees the result published before. */
+  cb *c = atomic_exchange_explicit(&f->cbs, CB_CLOSED, memory_order_acq_rel);
+  cb *rev = NULL; /* run in registration order */
+  while (c != NULL) {
+    cb *next = c->next;
+    c->next = rev;
+    rev = c;
+    c = next;
+  }
+  while (rev != NULL) {
+    cb *next = rev->next;
+    actio_done_fn fn = rev->fn;
+    void *arg = rev->arg;
+    if (rev != &f->cb0)
+      free(rev);
+    fn(f, arg);
+    actio_future_unref(f); /* the reference on_done took */
+    rev = next;
+  }
+}
+
+/* Publishes the result written by the BUSY winner. The caller holds a
+ * reference, so f outlives the callbacks run here. */
+static void finish(actio_future *f) {
+  /* Release: the result (status, value, errmsg) before DONE. */
+  uint32_t old = atomic_exchange_explicit(&f->state, F_DONE, memory_order_acq_rel);
+  if (old & F_WAITERS)
+    actio__futex_wake((uint32_t *)&f->state, 1 /* all */);
+  run_callbacks(f);
+}
+
+static void fire_hook(actio_future *f) {
+  uint32_t h = atomic_load_explicit(&f->hook, memory_order_acquire);
+  for (;;) {
+    if (h == H_NONE) {
+      if (atomic_compare_exchange_weak_explicit(&f->hook, &h, H_SPENT,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire))
+        return;
+    } else if (h == H_SET) {
+      if (atomic_compare_exchange_weak_explicit(&f->hook, &h, H_FIRING,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        f->cancel_fn(f->cancel_arg);
+        /* Release: the hook's effects before clear_cancel may free arg. */
+        atomic_store_explicit(&f->hook, H_SPENT, memory_order_release);
+        return;
+      }
+    } else {
+      return;
+    }
+  }
+}
+
+static char *vformat(const char *fmt, va_list ap) {
+  char *s = NULL;
+  if (fmt == NULL || vasprintf(&s, fmt, ap) < 0)
+    return NULL;
+  return s;
+}
+
+int actio_future_resolve(actio_future *f, void *value, actio_free_fn free_fn) {
+  if (f == NULL)
+    return ACTIO_EINVAL;
+  if (!begin(f))
+    return ACTIO_EALREADY;
+  f->status = 0;
+  f->value_free = free_fn;
+  atomic_store_explicit(&f->value, value, memory_order_relaxed);
+  finish(f);
+  return 0;
+}
+
+static int fail_with(actio_future *f, int code, char *msg) {
+  if (!begin(f)) {
+    free(msg);
+    return ACTIO_EALREADY;
+  }
+  f->status = code;
+  f->errmsg = msg;
+  finish(f);
+  return 0;
+}
+
+int actio_future_fail(actio_future *f, int code, const char *fmt, ...) {
+  if (f == NULL || code >= 0)
+    return ACTIO_EINVAL;
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = vformat(fmt, ap);
+  va_end(ap);
+  return fail_with(f, code, msg);
+}
+
+int actio_future_resolved(actio_future **out, void *value, actio_free_fn free_fn) {
+  int rc = actio_future_create(out);
+  if (rc == 0)
+    actio_future_resolve(*out, value, free_fn);
+  return rc;
+}
+
+int actio_future_failed(actio_future **out, int code, const char *fmt, ...) {
+  if (code >= 0)
+    return ACTIO_EINVAL;
+  int rc = actio_future_create(out);
+  if (rc != 0)
+    return rc;
+  va_list ap;
+  va_start(ap, fmt);
+  fail_with(*out, code, vformat(fmt, ap));
+  va_end(ap);
+  return 0;
+}
+
+int actio__future_abort(actio_future *f, int code, const char *msg) {
+  if (!begin(f))
+    return ACTIO_EALREADY;
+  f->status = code;
+  f->errmsg = msg ? strdup(msg) : NULL;
+  finish(f);
+  fire_hook(f);
+  return 0;
+}
+
+int actio_future_cancel(actio_future *f) {
+  if (f == NULL)
+    return ACTIO_EINVAL;
+  return actio__future_abort(f, ACTIO_ECANCELED, NULL);
+}
+
+int actio__future_adopt(actio_future *f, actio_future *src) {
+  if (!begin(f))
+    return ACTIO_EALREADY;
+  f->status = src->status;
+  if (src->status == 0) {
+    actio_future_ref(src);
+    f->src = src;
+    atomic_store_explicit(&f->value,
+                          atomic_load_explicit(&src->value, memory_order_relaxed),
+                          memory_order_relaxed);
+  } else if (src->errmsg != NULL) {
+    f->errmsg = strdup(src->errmsg);
+  }
+  finish(f);
+  return 0;
+}
+
+int actio_future_on_cancel(actio_future *f, actio_cancel_fn fn, void *arg) {
+  if (f == NULL || fn == NULL)
+    return ACTIO_EINVAL;
+  uint32_t h = atomic_load_explicit(&f->hook, memory_order_acquire);
+  if (h == H_SPENT || h == H_FIRING)
+    return ACTIO_ECANCELED;
+  if (h != H_NONE)
+    return ACTIO_ESTATE;
+  f->cancel_fn = fn;
+  f->cancel_arg = arg;
+  /* Release: fn and arg before the hook is seen as set. */
+  if (!atomic_compare_exchange_strong_explicit(&f->hook, &h, H_SET,
+                                               memory_order_acq_rel,
+                                               memory_order_acquire))
+    return h == H_SET ? ACTIO_ESTATE : ACTIO_ECANCELED;
+  return 0;
+}
+
+void actio_future_clear_cancel(actio_future *f) {
+  uint32_t h = atomic_load_explicit(&f->hook, memory_order_acquire);
+  for (;;) {
+    if (h == H_SET) {
+      if (atomic_compare_exchange_weak_explicit(&f->hook, &h, H_NONE,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire))
+        return;
+    } else if (h == H_FIRING) {
+      sched_yield(); /* the hook is short: wait for it to return */
+      h = atomic_load_explicit(&f->hook, memory_order_acquire);
+    } else {
+      return;
+    }
+  }
+}
+
+int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
+  if (f == NULL || fn == NULL)
+    return ACTIO_EINVAL;
+  cb *c = NULL;
+  uint32_t expect = 0;
+  if (atomic_load_explicit(&f->cb0_used, memory_order_relaxed) == 0 &&
+      atomic_compare_exchange_strong_explicit(&f->cb0_used, &expect, 1,
+                                              memory_order_relaxed,
+                                              memory_order_relaxed)) {
+    c = &f->cb0;
+  } else {
+    c = malloc(sizeof *c);
+    if (c == NULL)
+      return ACTIO_ENOMEM;
+  }
+  c->fn = fn;
+  c->arg = arg;
+  actio_future_ref(f);
+  cb *head = atomic_load_explicit(&f->cbs, memory_order_acquire);
+  do {
+    if (head == CB_CLOSED) {
+      if (c != &f->cb0)
+        free(c);
+      fn(f, arg);
+      actio_future_unref(f);
+      return 0;
+    }
+    c->next = head;
+    /* Release: the node before it is reachable; acquire on failure: seeing
+     * CB_CLOSED means seeing the result. */
+  } while (!atomic_compare_exchange_weak_explicit(&f->cbs, &head, c,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire));
+  return 0;
+}
+
+int actio_future_is_done(const actio_future *f) {
+  return (atomic_load_explicit(&((actio_future *)f)->state,
+                               memory_order_acquire) & F_PHASE) == F_DONE;
+}
+
+int actio_future_status(const actio_future *f) {
+  if (!actio_future_is_done(f))
+    return ACTIO_EPENDING;
+  return f->status;
+}
+
+int actio_future_wait(actio_future *f, int64_t timeout_ms) {
+  if (f == NULL)
+    return ACTIO_EINVAL;
+  int64_t deadline = actio__deadline_ns(timeout_ms);
+  uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+  while ((s & F_PHASE) != F_DONE) {
+    if (timeout_ms == 0)
+      return ACTIO_EPENDING;
+    if (!(s & F_WAITERS) &&
+        !atomic_compare_exchange_weak_explicit(&f->state, &s, s | F_WAITERS,
+                                               memory_order_acquire,
+                                               memory_order_acquire))
+      continue;
+    s |= F_WAITERS;
+    if (actio__futex_wait((uint32_t *)&f->state, s, deadline) == ACTIO_ETIMEDOUT &&
+        !actio_future_is_done(f))
+      return ACTIO_EPENDING;
+    s = atomic_load_explicit(&f->state, memory_order_acquire);
+  }
+  return f->status;
+}
+
+void *actio_future_value(const actio_future *f) {
+  if (actio_future_status(f) != 0)
+    return NULL;
+  return atomic_load_explicit(&((actio_future *)f)->value, memory_order_acquire);
+}
+
+void *actio_future_take(actio_future *f) {
+  if (actio_future_status(f) != 0)
+    return NULL;
+  if (f->src != NULL) {
+    atomic_store_explicit(&f->value, NULL, memory_order_relaxed);
+    return actio_future_take(f->src);
+  }
+  return atomic_exchange_explicit(&f->value, NULL, memory_order_acq_rel);
+}
+
+const char *actio_future_errmsg(const actio_future *f) {
+  int st = actio_future_status(f);
+  if (st == 0 || st == ACTIO_EPENDING)
+    return NULL;
+  return f->errmsg != NULL ? f->errmsg : actio_strerror(st);
+}
+
+int64_t actio_future_remaining_ms(const actio_future *f) {
+  int64_t d = atomic_load_explicit(&((actio_future *)f)->deadline_ns,
+                                   memory_order_relaxed);
+  if (d < 0)
+    return -1;
+  int64_t left = d - actio__now_ns();
+  return left > 0 ? (left + 999999) / 1000000 : 0;
+}
+
+void actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns) {
+  atomic_store_explicit(&f->deadline_ns, deadline_ns, memory_order_relaxed);
+}
+
+void actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free) {
+  f->aux = aux;
+  f->aux_free = aux_free;
+}
+
+void *actio__future_aux(const actio_future *f) { return f->aux; }

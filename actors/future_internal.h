@@ -1,0 +1,24 @@
+/* future_internal.h: what the rest of actors/ may do with a future beyond
+ * the public API. */
+#ifndef ACTIO_FUTURE_INTERNAL_H
+#define ACTIO_FUTURE_INTERNAL_H
+
+#include "actio/future.h"
+
+/* Attaches an object freed with the future (a combinator's state). Call
+ * before `f` is shared. */
+void actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free);
+void *actio__future_aux(const actio_future *f);
+
+/* Completes `f` with code (ACTIO_ECANCELED, ACTIO_ETIMEDOUT, ...) and runs its
+ * cancel hook, as actio_future_cancel does. Returns 0 or ACTIO_EALREADY. */
+int actio__future_abort(actio_future *f, int code, const char *msg);
+
+/* Completes `f` as `src` completed: an error is copied; a value is borrowed
+ * (f keeps a reference to src). Returns 0 or ACTIO_EALREADY. */
+int actio__future_adopt(actio_future *f, actio_future *src);
+
+/* Sets the absolute deadline read by actio_future_remaining_ms. */
+void actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns);
+
+#endif

@@ -1,0 +1,206 @@
+/* timer.c: deadlines. One thread sleeps on a condition variable until the
+ * earliest deadline; a future that completes first leaves the heap at once.
+ * Not a hot path, so a mutex guards the heap. */
+#include "timer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "actio/error.h"
+#include "future_internal.h"
+#include "mailbox/event.h"
+
+#define NOT_QUEUED SIZE_MAX
+
+typedef struct entry {
+  int64_t at;
+  actio_future *f; /* a reference, owned by whoever takes the entry out */
+  size_t idx;      /* position in the heap, or NOT_QUEUED */
+  actio__timer *t;
+} entry;
+
+struct actio__timer {
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* CLOCK_MONOTONIC */
+  entry **heap;
+  size_t len, cap;
+  int stopping;
+  pthread_t thread;
+};
+
+static int earlier(entry *a, entry *b) { return a->at < b->at; }
+
+static void heap_set(actio__timer *t, size_t i, entry *e) {
+  t->heap[i] = e;
+  e->idx = i;
+}
+
+static void sift_up(actio__timer *t, size_t i) {
+  entry *e = t->heap[i];
+  while (i > 0 && earlier(e, t->heap[(i - 1) / 2])) {
+    heap_set(t, i, t->heap[(i - 1) / 2]);
+    i = (i - 1) / 2;
+  }
+  heap_set(t, i, e);
+}
+
+static void sift_down(actio__timer *t, size_t i) {
+  entry *e = t->heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= t->len)
+      break;
+    if (c + 1 < t->len && earlier(t->heap[c + 1], t->heap[c]))
+      c++;
+    if (!earlier(t->heap[c], e))
+      break;
+    heap_set(t, i, t->heap[c]);
+    i = c;
+  }
+  heap_set(t, i, e);
+}
+
+static void heap_remove(actio__timer *t, entry *e) {
+  size_t i = e->idx;
+  e->idx = NOT_QUEUED;
+  t->len--;
+  if (i == t->len)
+    return;
+  heap_set(t, i, t->heap[t->len]);
+  sift_down(t, i);
+  sift_up(t, t->heap[i]->idx);
+}
+
+static void *timer_main(void *arg) {
+  actio__timer *t = arg;
+  pthread_mutex_lock(&t->mu);
+  while (!t->stopping) {
+    if (t->len == 0) {
+      pthread_cond_wait(&t->cv, &t->mu);
+      continue;
+    }
+    entry *e = t->heap[0];
+    int64_t now = actio__now_ns();
+    if (e->at > now) {
+      struct timespec ts = {e->at / 1000000000, e->at % 1000000000};
+      pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+      continue;
+    }
+    heap_remove(t, e);
+    actio_future *f = e->f; /* ours now; the entry is freed by on_done */
+    pthread_mutex_unlock(&t->mu);
+    actio__future_abort(f, ACTIO_ETIMEDOUT, "deadline passed");
+    actio_future_unref(f);
+    pthread_mutex_lock(&t->mu);
+  }
+  pthread_mutex_unlock(&t->mu);
+  return NULL;
+}
+
+/* Runs once per entry, whoever completed the future. */
+static void entry_done(actio_future *f, void *arg) {
+  entry *e = arg;
+  actio__timer *t = e->t;
+  int queued;
+  (void)f;
+  pthread_mutex_lock(&t->mu);
+  queued = e->idx != NOT_QUEUED;
+  if (queued)
+    heap_remove(t, e);
+  pthread_mutex_unlock(&t->mu);
+  if (queued)
+    actio_future_unref(e->f);
+  free(e);
+}
+
+int actio__timer_create(actio__timer **out) {
+  actio__timer *t = calloc(1, sizeof *t);
+  if (t == NULL)
+    return ACTIO_ENOMEM;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&t->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&t->mu, NULL);
+  int rc = pthread_create(&t->thread, NULL, timer_main, t);
+  if (rc != 0) {
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    return -rc;
+  }
+  *out = t;
+  return 0;
+}
+
+void actio__timer_destroy(actio__timer *t) {
+  if (t == NULL)
+    return;
+  pthread_mutex_lock(&t->mu);
+  t->stopping = 1;
+  pthread_cond_signal(&t->cv);
+  pthread_mutex_unlock(&t->mu);
+  pthread_join(t->thread, NULL);
+  /* Cancel what still waits; each cancel runs entry_done, which empties the
+   * heap one entry at a time. */
+  for (;;) {
+    pthread_mutex_lock(&t->mu);
+    actio_future *f = NULL;
+    if (t->len > 0) {
+      f = t->heap[0]->f;
+      actio_future_ref(f);
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (f == NULL)
+      break;
+    actio_future_cancel(f);
+    actio_future_unref(f);
+  }
+  free(t->heap);
+  pthread_cond_destroy(&t->cv);
+  pthread_mutex_destroy(&t->mu);
+  free(t);
+}
+
+int actio__timer_add(actio__timer *t, actio_future *f, int64_t deadline_ns) {
+  entry *e = malloc(sizeof *e);
+  if (e == NULL)
+    return ACTIO_ENOMEM;
+  *e = (entry){.at = deadline_ns, .f = f, .idx = NOT_QUEUED, .t = t};
+  actio_future_ref(f);
+  pthread_mutex_lock(&t->mu);
+  if (t->len == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 64;
+    entry **h = realloc(t->heap, cap * sizeof *h);
+    if (h == NULL) {
+      pthread_mutex_unlock(&t->mu);
+      actio_future_unref(f);
+      free(e);
+      return ACTIO_ENOMEM;
+    }
+    t->heap = h;
+    t->cap = cap;
+  }
+  heap_set(t, t->len++, e);
+  sift_up(t, t->len - 1);
+  if (t->heap[0] == e)
+    pthread_cond_signal(&t->cv);
+  pthread_mutex_unlock(&t->mu);
+  actio__future_set_deadline_ns(f, deadline_ns);
+  /* If f is already complete this runs now and takes the entry back out. */
+  if (actio_future_on_done(f, entry_done, e) != 0) {
+    pthread_mutex_lock(&t->mu);
+    int queued = e->idx != NOT_QUEUED;
+    if (queued)
+      heap_remove(t, e);
+    pthread_mutex_unlock(&t->mu);
+    if (queued) /* else the timer fired and owns the reference */
+      actio_future_unref(f);
+    free(e); /* the timer thread never touches an entry it took out */
+    return ACTIO_ENOMEM;
+  }
+  return 0;
+}

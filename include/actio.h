@@ -1,0 +1,14 @@
+/* actio.h: the umbrella header: concurrent file, HTTP and PostgreSQL I/O
+ * for C, as actors with worker pools, composed with futures. */
+#ifndef ACTIO_H
+#define ACTIO_H
+
+#include "actio/error.h"
+#include "actio/future.h"
+#include "actio/actor.h"
+
+#define ACTIO_VERSION_MAJOR 0
+#define ACTIO_VERSION_MINOR 1
+#define ACTIO_VERSION_PATCH 0
+
+#endif

@@ -1,0 +1,128 @@
+/* actio/actor.h: the runtime, and actors: a behavior, its state, a lock-free
+ * mailbox and a pool of worker threads. */
+#ifndef ACTIO_ACTOR_H
+#define ACTIO_ACTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actio/future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct actio_runtime actio_runtime;
+typedef struct actio_actor actio_actor;
+
+/* Zero means the default for every field. */
+typedef struct actio_runtime_opts {
+  int reserved; /* no options yet */
+} actio_runtime_opts;
+
+/* Creates a runtime: it owns actors and a timer thread for deadlines.
+ * opts may be NULL. Returns 0, ACTIO_ENOMEM or a negated errno from
+ * pthread_create. */
+int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts);
+
+/* Stops every actor still running, in reverse spawn order, draining each
+ * mailbox (see actio_actor_stop), cancels futures still waiting for a
+ * deadline, joins every thread and frees everything, actor handles included.
+ * Call from a thread that is not a worker of this runtime. NULL accepted. */
+void actio_runtime_destroy(actio_runtime *rt);
+
+/* Messages refused because their actor was stopped (dead letters). */
+uint64_t actio_runtime_dead_letters(const actio_runtime *rt);
+
+/* Makes `f` fail with ACTIO_ETIMEDOUT (running its cancel hook) if it is
+ * still pending timeout_ms from now; actio_future_remaining_ms(f) tells the
+ * operation how long it has. Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM. Any
+ * thread. */
+int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
+                              int64_t timeout_ms);
+
+/*
+ * What an actor does. Each worker thread calls worker_init once, then
+ * handle for each message it takes, then worker_stop. Only handle is
+ * required. All callbacks run on the actor's worker threads; state shared
+ * between workers (actio_actor_state) needs the behavior's own locking.
+ */
+typedef struct actio_behavior {
+  /* Sets *worker, this thread's context. A negative return fails the spawn. */
+  int (*worker_init)(actio_actor *self, void **worker);
+  /*
+   * Handles one message. `reply` is the asker's future, or NULL for tell; it
+   * is borrowed for the call: complete it before returning, or take a
+   * reference (actio_future_ref) to complete it later. A negative return
+   * fails a reply still pending with that code and counts a failure.
+   */
+  int (*handle)(actio_actor *self, void *worker, void *msg, actio_future *reply);
+  /* Frees this thread's context. */
+  void (*worker_stop)(actio_actor *self, void *worker);
+  /* Frees a message that was accepted but will never be handled (its actor
+   * stopped at once, or its asker cancelled first). NULL: nothing to free. */
+  void (*drop)(actio_actor *self, void *msg);
+} actio_behavior;
+
+/* Zero means the default for every field. */
+typedef struct actio_actor_opts {
+  const char *name;       /* copied; default "actor" */
+  unsigned workers;       /* worker threads; default 1 */
+  size_t capacity;        /* mailbox size, rounded up to a power of 2; default 1024 */
+  void *state;            /* the behavior's shared state, borrowed */
+  unsigned spin;          /* polls of an empty mailbox before sleeping; default 256 */
+} actio_actor_opts;
+
+/* Starts an actor: its mailbox and its workers, each having run worker_init
+ * before this returns. The behavior struct must outlive the actor. The
+ * runtime owns the handle (freed by actio_runtime_destroy). Returns 0,
+ * ACTIO_EINVAL, ACTIO_ENOMEM, ACTIO_ECLOSED (runtime being destroyed), a
+ * negated errno from pthread_create, or worker_init's error. Any thread. */
+int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
+                      const actio_actor_opts *opts, actio_actor **out);
+
+/* The state given at spawn, the name, the runtime. Any thread. */
+void *actio_actor_state(const actio_actor *a);
+const char *actio_actor_name(const actio_actor *a);
+actio_runtime *actio_actor_runtime(const actio_actor *a);
+
+/*
+ * Sends `msg` (ownership passes to the actor on success). A full mailbox
+ * fails at once with ACTIO_EFULL when timeout_ms is 0, or waits up to
+ * timeout_ms (< 0: as long as it takes) and then fails with
+ * ACTIO_ETIMEDOUT. A stopped actor refuses with ACTIO_ECLOSED (a dead
+ * letter). On failure `msg` stays the caller's. Any thread, workers included.
+ */
+int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms);
+
+/* As actio_tell, and *out is a future the handler completes (the caller's
+ * reference). Cancelling it before a worker takes the message drops the
+ * message unhandled. On failure no future is made. */
+int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out);
+
+typedef enum actio_stop_mode {
+  ACTIO_STOP_DRAIN = 0, /* handle every message accepted, then stop */
+  ACTIO_STOP_NOW = 1,   /* stop after the messages being handled; cancel
+                           the rest (askers see ACTIO_ECANCELED) */
+} actio_stop_mode;
+
+/* Stops accepting messages, then stops the workers as `mode` says and joins
+ * them. Idempotent. Returns 0, or ACTIO_ESTATE when called from one of the
+ * actor's own workers. Any other thread. */
+int actio_actor_stop(actio_actor *a, actio_stop_mode mode);
+
+/* Counters of an actor, read without stopping it. */
+typedef struct actio_actor_stats {
+  uint64_t accepted;  /* messages taken into the mailbox */
+  uint64_t handled;   /* handle calls that returned 0 */
+  uint64_t failed;    /* handle calls that returned an error */
+  uint64_t dropped;   /* accepted but never handled (cancelled) */
+  size_t depth;       /* in the mailbox now */
+} actio_actor_stats;
+
+void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ACTIO_ACTOR_H */

@@ -1,0 +1,52 @@
+/* actio/error.h: return codes shared by every actio API. */
+#ifndef ACTIO_ERROR_H
+#define ACTIO_ERROR_H
+
+#include <errno.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Every actio function that can fail returns an int: 0 on success, a negative
+ * code on failure. System errors are the negated errno (ACTIO_EINVAL is
+ * -EINVAL); codes of actio's own start at -4000, far above any errno.
+ * The X-macro keeps the names, codes and texts in one table.
+ */
+#define ACTIO_ERRNO_MAP(X)                                                    \
+  X(EINVAL, -EINVAL, "invalid argument")                                      \
+  X(ENOMEM, -ENOMEM, "out of memory")                                         \
+  X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                      \
+  X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                       \
+  X(ECANCELED, -ECANCELED, "operation canceled")
+
+#define ACTIO_OWN_MAP(X)                                                      \
+  X(EFULL, -4001, "mailbox full")                                             \
+  X(ECLOSED, -4002, "actor or mailbox closed")                                \
+  X(EPENDING, -4003, "future still pending")                                  \
+  X(EALREADY, -4004, "future already completed")                              \
+  X(EEOF, -4005, "no more items")                                             \
+  X(EALLFAILED, -4006, "every future failed")                                 \
+  X(ESTATE, -4007, "operation not allowed in this state")
+
+#define ACTIO_ERR_MAP(X) ACTIO_ERRNO_MAP(X) ACTIO_OWN_MAP(X)
+
+enum {
+#define ACTIO__ERR_ENUM(name, code, text) ACTIO_##name = (code),
+  ACTIO_ERR_MAP(ACTIO__ERR_ENUM)
+#undef ACTIO__ERR_ENUM
+};
+
+/* Human-readable text for `rc` (an ACTIO_* code or a negated errno).
+ * Returns a static string, never NULL; any thread. */
+const char *actio_strerror(int rc);
+
+/* The symbolic name of `rc` ("ECANCELED", "EFULL", ...), or "UNKNOWN".
+ * Static string; any thread. */
+const char *actio_err_name(int rc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ACTIO_ERROR_H */

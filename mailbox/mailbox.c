@@ -1,0 +1,203 @@
+/* mailbox.c: bounded lock-free MPMC queue (Vyukov's cell-sequence ring on
+ * ck_pr) with event counts for sleeping consumers and producers. */
+#include "mailbox.h"
+
+#include <ck_md.h>
+#include <ck_pr.h>
+#include <stdlib.h>
+
+#include "actio/error.h"
+#include "event.h"
+
+/* The top bit of the enqueue position marks the mailbox closed, so that
+ * closing and reserving a position are ordered by the same CAS word. */
+#define MBOX_CLOSED (UINT64_C(1) << 63)
+
+typedef struct cell {
+  uint64_t seq; /* == pos: free for the push at pos; == pos + 1: holds it */
+  actio__mbox_msg msg;
+} cell;
+
+struct actio__mbox {
+  uint64_t enq; /* next push position | MBOX_CLOSED */
+  char pad0[CK_MD_CACHELINE - sizeof(uint64_t)];
+  uint64_t deq; /* next pop position */
+  char pad1[CK_MD_CACHELINE - sizeof(uint64_t)];
+  actio__event not_empty; /* consumers sleep here */
+  char pad2[CK_MD_CACHELINE - sizeof(actio__event)];
+  actio__event not_full; /* blocked producers sleep here */
+  char pad3[CK_MD_CACHELINE - sizeof(actio__event)];
+  uint64_t mask;
+  unsigned spin;
+  actio__mbox_wake_fn wake;
+  void *wake_arg;
+  cell *cells;
+};
+
+int actio__mbox_create(actio__mbox **out, size_t capacity) {
+  if (out == NULL || capacity == 0 || capacity > (SIZE_MAX >> 2))
+    return ACTIO_EINVAL;
+  size_t cap = 2;
+  while (cap < capacity)
+    cap <<= 1;
+  actio__mbox *mb = aligned_alloc(CK_MD_CACHELINE, sizeof *mb);
+  if (mb == NULL)
+    return ACTIO_ENOMEM;
+  *mb = (actio__mbox){.mask = cap - 1, .spin = 256};
+  mb->cells = malloc(cap * sizeof(cell));
+  if (mb->cells == NULL) {
+    free(mb);
+    return ACTIO_ENOMEM;
+  }
+  for (size_t i = 0; i < cap; i++)
+    mb->cells[i].seq = i;
+  *out = mb;
+  return 0;
+}
+
+void actio__mbox_destroy(actio__mbox *mb) {
+  if (mb == NULL)
+    return;
+  free(mb->cells);
+  free(mb);
+}
+
+void actio__mbox_set_wake(actio__mbox *mb, actio__mbox_wake_fn fn, void *arg) {
+  mb->wake = fn;
+  mb->wake_arg = arg;
+}
+
+void actio__mbox_set_spin(actio__mbox *mb, unsigned spins) { mb->spin = spins; }
+
+static int try_push(actio__mbox *mb, const actio__mbox_msg *msg) {
+  uint64_t pos = ck_pr_load_64(&mb->enq);
+  cell *c;
+  for (;;) {
+    if (pos & MBOX_CLOSED)
+      return ACTIO_ECLOSED;
+    c = &mb->cells[pos & mb->mask];
+    int64_t dif = (int64_t)(ck_pr_load_64(&c->seq) - pos);
+    if (dif == 0) {
+      /* On failure the CAS reloads pos (it may now carry MBOX_CLOSED). */
+      if (ck_pr_cas_64_value(&mb->enq, pos, pos + 1, &pos))
+        break;
+    } else if (dif < 0) {
+      return ACTIO_EFULL; /* the cell still holds the previous lap's message */
+    } else {
+      pos = ck_pr_load_64(&mb->enq); /* another producer took pos */
+    }
+  }
+  ACTIO__TSAN_ACQUIRE(c); /* the last consumer of this cell is done with it */
+  c->msg = *msg;
+  ACTIO__TSAN_RELEASE(c);
+  /* Store-store: the message must be visible before the sequence says so. */
+  ck_pr_fence_store();
+  ck_pr_store_64(&c->seq, pos + 1);
+  return 0;
+}
+
+static int try_pop(actio__mbox *mb, actio__mbox_msg *out) {
+  uint64_t pos = ck_pr_load_64(&mb->deq);
+  cell *c;
+  for (;;) {
+    c = &mb->cells[pos & mb->mask];
+    int64_t dif = (int64_t)(ck_pr_load_64(&c->seq) - (pos + 1));
+    if (dif == 0) {
+      if (ck_pr_cas_64_value(&mb->deq, pos, pos + 1, &pos))
+        break;
+    } else if (dif < 0) {
+      /* Nothing published at pos. Closed and drained only when no position
+       * was reserved past pos: a reserved one is a message in flight. */
+      uint64_t e = ck_pr_load_64(&mb->enq);
+      if ((e & MBOX_CLOSED) && (e & ~MBOX_CLOSED) == pos)
+        return ACTIO_ECLOSED;
+      return ACTIO_EAGAIN;
+    } else {
+      pos = ck_pr_load_64(&mb->deq); /* another consumer took pos */
+    }
+  }
+  /* Load-load: read the message only after seeing its sequence. */
+  ck_pr_fence_load();
+  ACTIO__TSAN_ACQUIRE(c);
+  *out = c->msg;
+  ACTIO__TSAN_RELEASE(c);
+  /* Load-store: finish reading before handing the cell to the next lap. */
+  ck_pr_fence_load_store();
+  ck_pr_store_64(&c->seq, pos + mb->mask + 1);
+  return 0;
+}
+
+/* Shared sleep loop: retries `attempt` until it stops answering `busy`, the
+ * deadline passes, or (for the caller) something else comes back. */
+typedef int (*attempt_fn)(actio__mbox *, void *);
+
+static int push_attempt(actio__mbox *mb, void *m) { return try_push(mb, m); }
+static int pop_attempt(actio__mbox *mb, void *m) { return try_pop(mb, m); }
+
+static int sleep_until(actio__mbox *mb, actio__event *ev, attempt_fn attempt,
+                       void *m, int busy, int64_t timeout_ms) {
+  int64_t deadline = actio__deadline_ns(timeout_ms);
+  for (;;) {
+    uint32_t ticket = actio__event_prepare(ev);
+    int rc = attempt(mb, m);
+    if (rc != busy) {
+      actio__event_cancel(ev);
+      return rc;
+    }
+    if (actio__event_wait(ev, ticket, deadline) == ACTIO_ETIMEDOUT) {
+      rc = attempt(mb, m);
+      return rc == busy ? ACTIO_ETIMEDOUT : rc;
+    }
+  }
+}
+
+int actio__mbox_push(actio__mbox *mb, const actio__mbox_msg *msg,
+                     int64_t timeout_ms) {
+  int rc = try_push(mb, msg);
+  if (rc == ACTIO_EFULL && timeout_ms != 0)
+    rc = sleep_until(mb, &mb->not_full, push_attempt, (void *)msg, ACTIO_EFULL,
+                     timeout_ms);
+  if (rc == 0) {
+    actio__event_signal(&mb->not_empty);
+    if (mb->wake != NULL)
+      mb->wake(mb->wake_arg);
+  }
+  return rc;
+}
+
+int actio__mbox_pop(actio__mbox *mb, actio__mbox_msg *out, int64_t timeout_ms) {
+  int rc = try_pop(mb, out);
+  if (rc == ACTIO_EAGAIN && timeout_ms != 0) {
+    for (unsigned i = 0; i < mb->spin && rc == ACTIO_EAGAIN; i++) {
+      ck_pr_stall();
+      rc = try_pop(mb, out);
+    }
+    if (rc == ACTIO_EAGAIN)
+      rc = sleep_until(mb, &mb->not_empty, pop_attempt, out, ACTIO_EAGAIN,
+                       timeout_ms);
+  }
+  if (rc == 0)
+    actio__event_signal(&mb->not_full);
+  return rc;
+}
+
+void actio__mbox_close(actio__mbox *mb) {
+  ck_pr_or_64(&mb->enq, MBOX_CLOSED);
+  actio__event_broadcast(&mb->not_empty);
+  actio__event_broadcast(&mb->not_full);
+}
+
+int actio__mbox_is_closed(const actio__mbox *mb) {
+  return (ck_pr_load_64(&((actio__mbox *)mb)->enq) & MBOX_CLOSED) != 0;
+}
+
+size_t actio__mbox_depth(const actio__mbox *mb) {
+  actio__mbox *m = (actio__mbox *)mb;
+  uint64_t d = ck_pr_load_64(&m->deq);
+  uint64_t e = ck_pr_load_64(&m->enq) & ~MBOX_CLOSED;
+  return e > d ? (size_t)(e - d) : 0;
+}
+
+size_t actio__mbox_capacity(const actio__mbox *mb) {
+  return (size_t)mb->mask + 1;
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian package that actio's build, tests, demos and benchmarks need.
+# Idempotent; run as root (or with sudo available) on a fresh Debian 12 machine.
+set -euo pipefail
+
+PKGS=(
+  # build
+  build-essential cmake pkg-config
+  libck-dev libcurl4-openssl-dev libpq-dev
+  # tests
+  check libmicrohttpd-dev libclang-rt-dev clang valgrind
+  openssl ca-certificates
+  # servers the tests, demos and benchmarks start on loopback
+  postgresql postgresql-contrib nginx
+  # benchmarks: the Python peers, the limits, the chart
+  python3 python3-aiohttp python3-asyncpg python3-aiofiles python3-uvloop
+  wrk gnuplot-nox
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

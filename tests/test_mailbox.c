@@ -1,0 +1,294 @@
+/* test_mailbox.c: the lock-free mailbox: order, full and empty, timeouts,
+ * close, wake hook, and an 8-producer 4-consumer stress of 1,000,000. */
+#include <ck_pr.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actio.h"
+#include "mailbox/event.h"
+#include "mailbox/mailbox.h"
+#include "test_util.h"
+
+static actio__mbox_msg msg(uintptr_t a) {
+  return (actio__mbox_msg){(void *)a, (void *)(a * 2)};
+}
+
+START_TEST(create_rejects_bad_arguments) {
+  actio__mbox *mb = NULL;
+  ck_assert_int_eq(actio__mbox_create(NULL, 8), ACTIO_EINVAL);
+  ck_assert_int_eq(actio__mbox_create(&mb, 0), ACTIO_EINVAL);
+  ck_assert_int_eq(actio__mbox_create(&mb, 5), 0);
+  ck_assert_uint_eq(actio__mbox_capacity(mb), 8);
+  actio__mbox_destroy(mb);
+  actio__mbox_destroy(NULL);
+}
+END_TEST
+
+START_TEST(fifo_full_and_empty) {
+  actio__mbox *mb;
+  ck_assert_int_eq(actio__mbox_create(&mb, 4), 0);
+  for (uintptr_t i = 1; i <= 4; i++) {
+    actio__mbox_msg m = msg(i);
+    ck_assert_int_eq(actio__mbox_push(mb, &m, 0), 0);
+  }
+  actio__mbox_msg m = msg(5);
+  ck_assert_int_eq(actio__mbox_push(mb, &m, 0), ACTIO_EFULL);
+  ck_assert_uint_eq(actio__mbox_depth(mb), 4);
+  for (uintptr_t i = 1; i <= 4; i++) {
+    ck_assert_int_eq(actio__mbox_pop(mb, &m, 0), 0);
+    ck_assert_ptr_eq(m.a, (void *)i);
+    ck_assert_ptr_eq(m.b, (void *)(i * 2));
+  }
+  ck_assert_int_eq(actio__mbox_pop(mb, &m, 0), ACTIO_EAGAIN);
+  ck_assert_uint_eq(actio__mbox_depth(mb), 0);
+  actio__mbox_destroy(mb);
+}
+END_TEST
+
+START_TEST(timeouts_expire) {
+  actio__mbox *mb;
+  ck_assert_int_eq(actio__mbox_create(&mb, 2), 0);
+  actio__mbox_msg m = msg(1);
+  int64_t t0 = actio__now_ns();
+  ck_assert_int_eq(actio__mbox_pop(mb, &m, 30), ACTIO_ETIMEDOUT);
+  ck_assert_int_ge(actio__now_ns() - t0, 30 * 1000000);
+  ck_assert_int_eq(actio__mbox_push(mb, &m, 0), 0);
+  ck_assert_int_eq(actio__mbox_push(mb, &m, 0), 0);
+  t0 = actio__now_ns();
+  ck_assert_int_eq(actio__mbox_push(mb, &m, 30), ACTIO_ETIMEDOUT);
+  ck_assert_int_ge(actio__now_ns() - t0, 30 * 1000000);
+  actio__mbox_destroy(mb);
+}
+END_TEST
+
+typedef struct {
+  actio__mbox *mb;
+  int rc;
+  actio__mbox_msg m;
+} blocked_arg;
+
+static void *blocked_push(void *p) {
+  blocked_arg *a = p;
+  a->rc = actio__mbox_push(a->mb, &a->m, -1);
+  return NULL;
+}
+
+static void *blocked_pop(void *p) {
+  blocked_arg *a = p;
+  a->rc = actio__mbox_pop(a->mb, &a->m, -1);
+  return NULL;
+}
+
+START_TEST(blocked_sender_gets_room) {
+  actio__mbox *mb;
+  ck_assert_int_eq(actio__mbox_create(&mb, 2), 0);
+  actio__mbox_msg m = msg(1);
+  actio__mbox_push(mb, &m, 0);
+  actio__mbox_push(mb, &m, 0);
+  blocked_arg a = {mb, 1, msg(3)};
+  pthread_t t;
+  start_threads(&t, 1, blocked_push, &a, 0);
+  usleep(20000);
+  ck_assert_int_eq(actio__mbox_pop(mb, &m, 0), 0);
+  join_threads(&t, 1);
+  ck_assert_int_eq(a.rc, 0);
+  ck_assert_int_eq(actio__mbox_pop(mb, &m, 0), 0);
+  ck_assert_int_eq(actio__mbox_pop(mb, &m, 0), 0);
+  ck_assert_ptr_eq(m.a, (void *)3);
+  actio__mbox_destroy(mb);
+}
+END_TEST
+
+START_TEST(sleeping_consumer_wakes_on_push) {
+  actio__mbox *mb;
+  ck_assert_int_eq(actio__mbox_create(&mb, 2), 0);
+  blocked_arg a = {mb, 1, msg(0)};
+  pthread_t t;
+  start_threads(&t, 1, blocked_pop, &a, 0);
+  usleep(20000);
+  actio__mbox_msg m = msg(7);
+  ck_assert_int_eq(actio__mbox_push(mb, &m, 0), 0);
+  join_threads(&t, 1);
+  ck_assert_int_eq(a.rc, 0);
+  ck_assert_ptr_eq(a.m.a, (void *)7);
+  actio__mbox_destroy(mb);
+}
+END_TEST
+
+START_TEST(close_refuses_new_and_keeps_accepted) {
+  actio__mbox *mb;
+  ck_assert_int_eq(actio__mbox_create(&mb, 4), 0);
+  actio__mbox_msg m = msg(1);
+  ck_assert_int_eq(actio__mbox_push(mb, &m, 0), 0);
+  m = msg(2);
+  ck_assert_int_eq(actio__mbox_push(mb, &m, 0), 0);
+  ck_assert(!actio__mbox_is_closed(mb));
+  actio__mbox_close(mb);
+  actio__mbox_close(mb); /* idempotent */
+  ck_assert(actio__mbox_is_closed(mb));
+  ck_assert_int_eq(actio__mbox_push(mb, &m, -1), ACTIO_ECLOSED);
+  ck_assert_int_eq(actio__mbox_pop(mb, &m, -1), 0);
+  ck_assert_ptr_eq(m.a, (void *)1);
+  ck_assert_int_eq(actio__mbox_pop(mb, &m, -1), 0);
+  ck_assert_ptr_eq(m.a, (void *)2);
+  ck_assert_int_eq(actio__mbox_pop(mb, &m, -1), ACTIO_ECLOSED);
+  actio__mbox_destroy(mb);
+}
+END_TEST
+
+START_TEST(close_wakes_blocked_threads) {
+  actio__mbox *full, *empty;
+  ck_assert_int_eq(actio__mbox_create(&full, 2), 0);
+  ck_assert_int_eq(actio__mbox_create(&empty, 2), 0);
+  actio__mbox_msg m = msg(1);
+  actio__mbox_push(full, &m, 0);
+  actio__mbox_push(full, &m, 0);
+  blocked_arg a[2] = {{full, 1, msg(9)}, {empty, 1, msg(0)}};
+  pthread_t t[2];
+  ck_assert_int_eq(pthread_create(&t[0], NULL, blocked_push, &a[0]), 0);
+  ck_assert_int_eq(pthread_create(&t[1], NULL, blocked_pop, &a[1]), 0);
+  usleep(20000);
+  actio__mbox_close(full);
+  actio__mbox_close(empty);
+  join_threads(t, 2);
+  ck_assert_int_eq(a[0].rc, ACTIO_ECLOSED);
+  ck_assert_int_eq(a[1].rc, ACTIO_ECLOSED);
+  actio__mbox_destroy(full);
+  actio__mbox_destroy(empty);
+}
+END_TEST
+
+static void count_wake(void *arg) { ck_pr_inc_uint(arg); }
+
+START_TEST(wake_hook_runs_per_accepted_push) {
+  actio__mbox *mb;
+  unsigned woken = 0;
+  ck_assert_int_eq(actio__mbox_create(&mb, 2), 0);
+  actio__mbox_set_wake(mb, count_wake, &woken);
+  actio__mbox_msg m = msg(1);
+  actio__mbox_push(mb, &m, 0);
+  actio__mbox_push(mb, &m, 0);
+  ck_assert_int_eq(actio__mbox_push(mb, &m, 0), ACTIO_EFULL);
+  ck_assert_uint_eq(woken, 2);
+  actio__mbox_destroy(mb);
+}
+END_TEST
+
+/* ---- stress: 8 producers, 4 consumers, 1,000,000 messages ---- */
+
+enum { PRODUCERS = 8, CONSUMERS = 4, PER_PRODUCER = 125000 };
+
+typedef struct {
+  actio__mbox *mb;
+  int id;
+  uint64_t pushed;
+  int close_after; /* producer 0 closes the mailbox after this many (0: never) */
+} producer;
+
+typedef struct {
+  actio__mbox *mb;
+  uint8_t *seen; /* PRODUCERS * PER_PRODUCER counters */
+  uint64_t popped;
+  int in_order; /* each producer's messages reach a consumer in order */
+} consumer;
+
+static void *produce(void *p) {
+  producer *pr = p;
+  for (uintptr_t i = 0; i < PER_PRODUCER; i++) {
+    if (pr->close_after && pr->id == 0 && i == (uintptr_t)pr->close_after)
+      actio__mbox_close(pr->mb);
+    actio__mbox_msg m = {(void *)(uintptr_t)pr->id, (void *)i};
+    int rc = actio__mbox_push(pr->mb, &m, -1);
+    if (rc == ACTIO_ECLOSED)
+      break;
+    ck_assert_int_eq(rc, 0);
+    pr->pushed++;
+  }
+  return NULL;
+}
+
+static void *consume(void *p) {
+  consumer *c = p;
+  intptr_t last[PRODUCERS];
+  for (int i = 0; i < PRODUCERS; i++)
+    last[i] = -1;
+  c->in_order = 1;
+  actio__mbox_msg m;
+  int rc;
+  while ((rc = actio__mbox_pop(c->mb, &m, -1)) == 0) {
+    uintptr_t id = (uintptr_t)m.a, seq = (uintptr_t)m.b;
+    /* Different slots per message: no two consumers write one byte. */
+    c->seen[id * PER_PRODUCER + seq]++;
+    if ((intptr_t)seq <= last[id])
+      c->in_order = 0;
+    last[id] = (intptr_t)seq;
+    c->popped++;
+  }
+  ck_assert_int_eq(rc, ACTIO_ECLOSED);
+  return NULL;
+}
+
+static void run_stress(size_t capacity, int close_after) {
+  actio__mbox *mb;
+  ck_assert_int_eq(actio__mbox_create(&mb, capacity), 0);
+  uint8_t *seen = calloc(PRODUCERS * PER_PRODUCER, 1);
+  producer pr[PRODUCERS];
+  consumer co[CONSUMERS];
+  pthread_t pt[PRODUCERS], ct[CONSUMERS];
+  for (int i = 0; i < PRODUCERS; i++)
+    pr[i] = (producer){mb, i, 0, close_after};
+  for (int i = 0; i < CONSUMERS; i++)
+    co[i] = (consumer){mb, seen, 0, 0};
+  start_threads(ct, CONSUMERS, consume, co, sizeof co[0]);
+  start_threads(pt, PRODUCERS, produce, pr, sizeof pr[0]);
+  join_threads(pt, PRODUCERS);
+  actio__mbox_close(mb);
+  join_threads(ct, CONSUMERS);
+
+  uint64_t pushed = 0, popped = 0;
+  for (int i = 0; i < PRODUCERS; i++)
+    pushed += pr[i].pushed;
+  for (int i = 0; i < CONSUMERS; i++) {
+    popped += co[i].popped;
+    ck_assert(co[i].in_order);
+  }
+  ck_assert_uint_eq(pushed, popped);
+  if (!close_after)
+    ck_assert_uint_eq(popped, (uint64_t)PRODUCERS * PER_PRODUCER);
+  /* Exactly once: every accepted message seen once, nothing else seen. */
+  for (int p = 0; p < PRODUCERS; p++)
+    for (uint64_t i = 0; i < PER_PRODUCER; i++)
+      ck_assert_uint_eq(seen[p * PER_PRODUCER + i], i < pr[p].pushed ? 1 : 0);
+  free(seen);
+  actio__mbox_destroy(mb);
+}
+
+START_TEST(stress_8_producers_4_consumers) { run_stress(1024, 0); }
+END_TEST
+
+START_TEST(stress_small_mailbox_blocks_producers) { run_stress(16, 0); }
+END_TEST
+
+START_TEST(stress_close_midway_loses_nothing) { run_stress(256, PER_PRODUCER / 3); }
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("mailbox");
+  TCase *tc = tcase_with_timeout("basics", 30);
+  tcase_add_test(tc, create_rejects_bad_arguments);
+  tcase_add_test(tc, fifo_full_and_empty);
+  tcase_add_test(tc, timeouts_expire);
+  tcase_add_test(tc, blocked_sender_gets_room);
+  tcase_add_test(tc, sleeping_consumer_wakes_on_push);
+  tcase_add_test(tc, close_refuses_new_and_keeps_accepted);
+  tcase_add_test(tc, close_wakes_blocked_threads);
+  tcase_add_test(tc, wake_hook_runs_per_accepted_push);
+  suite_add_tcase(s, tc);
+  TCase *st = tcase_with_timeout("stress", 600);
+  tcase_add_test(st, stress_8_producers_4_consumers);
+  tcase_add_test(st, stress_small_mailbox_blocks_producers);
+  tcase_add_test(st, stress_close_midway_loses_nothing);
+  suite_add_tcase(s, st);
+  return run_suite(s);
+}
