@@ -228,8 +228,9 @@ int actio__future_abort(actio_future *f, int code, const char *msg) {
     return ACTIO_EALREADY;
   f->status = code;
   f->errmsg = msg ? strdup(msg) : NULL;
-  finish(f);
+  /* The operation hears of it before anyone can see the future complete. */
   fire_hook(f);
+  finish(f);
   return 0;
 }
 

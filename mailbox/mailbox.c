@@ -40,7 +40,9 @@ int actio__mbox_create(actio__mbox **out, size_t capacity) {
   size_t cap = 2;
   while (cap < capacity)
     cap <<= 1;
-  actio__mbox *mb = aligned_alloc(CK_MD_CACHELINE, sizeof *mb);
+  /* C11: the size must be a multiple of the alignment. */
+  size_t size = (sizeof(actio__mbox) + CK_MD_CACHELINE - 1) & ~(size_t)(CK_MD_CACHELINE - 1);
+  actio__mbox *mb = aligned_alloc(CK_MD_CACHELINE, size);
   if (mb == NULL)
     return ACTIO_ENOMEM;
   *mb = (actio__mbox){.mask = cap - 1, .spin = 256};

@@ -60,8 +60,9 @@ int actio_future_fail(actio_future *f, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Registers the operation's cancel hook: if `f` is later cancelled or its
- * deadline passes, fn(arg) runs once, on the cancelling thread, after `f`
- * has completed. Keep it short (flag the operation, wake its worker).
+ * deadline passes, fn(arg) runs once, on the cancelling thread, just before
+ * `f` is seen complete. Keep it short (flag the operation, wake its worker)
+ * and do not wait on `f` in it.
  * One hook per future. Returns 0; ACTIO_ECANCELED if `f` was already
  * cancelled (abort the operation now); ACTIO_ESTATE if a hook is set
  * already. */

@@ -1,0 +1,373 @@
+/* test_actor.c: custom actors: spawn, tell and ask, worker pools, stop
+ * (drain and now), dead letters, full mailboxes, and stop order. */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actio.h"
+#include "test_util.h"
+
+/* A counter actor: messages are (uintptr_t) amounts; replies carry the sum so
+ * far. Workers count their inits and stops. */
+typedef struct {
+  _Atomic uint64_t sum;
+  _Atomic int inits, stops, handled, dropped;
+  int fail_init_at; /* worker init number that fails, or 0 */
+  int sleep_us;     /* per message */
+  _Atomic int *order; /* stop order log for the runtime test */
+  int id;
+  actio_future *entered, *gate; /* if set: each message resolves entered,
+                                   then waits for gate */
+} counter;
+
+static int counter_init(actio_actor *self, void **worker) {
+  counter *c = actio_actor_state(self);
+  int n = atomic_fetch_add(&c->inits, 1) + 1;
+  *worker = (void *)(uintptr_t)n;
+  return n == c->fail_init_at ? -EMFILE : 0;
+}
+
+static void counter_stop(actio_actor *self, void *worker) {
+  counter *c = actio_actor_state(self);
+  ck_assert_ptr_nonnull(worker);
+  atomic_fetch_add(&c->stops, 1);
+  if (c->order != NULL) {
+    int pos = atomic_fetch_add(&c->order[0], 1);
+    c->order[1 + pos] = c->id;
+  }
+}
+
+static int counter_handle(actio_actor *self, void *worker, void *msg,
+                          actio_future *reply) {
+  counter *c = actio_actor_state(self);
+  (void)worker;
+  if (c->sleep_us)
+    usleep(c->sleep_us);
+  if (c->gate != NULL) {
+    actio_future_resolve(c->entered, NULL, NULL);
+    actio_future_wait(c->gate, -1);
+  }
+  if ((uintptr_t)msg == 13)
+    return -EDOM; /* an unlucky number fails */
+  uint64_t s = atomic_fetch_add(&c->sum, (uintptr_t)msg) + (uintptr_t)msg;
+  atomic_fetch_add(&c->handled, 1);
+  if (reply != NULL)
+    actio_future_resolve(reply, (void *)(uintptr_t)s, NULL);
+  return 0;
+}
+
+static void counter_drop(actio_actor *self, void *msg) {
+  counter *c = actio_actor_state(self);
+  (void)msg;
+  atomic_fetch_add(&c->dropped, 1);
+}
+
+static const actio_behavior counter_behavior = {
+    .worker_init = counter_init,
+    .handle = counter_handle,
+    .worker_stop = counter_stop,
+    .drop = counter_drop,
+};
+
+static actio_actor *spawn(actio_runtime *rt, counter *c, unsigned workers,
+                          size_t capacity) {
+  actio_actor *a;
+  actio_actor_opts o = {.name = "counter", .workers = workers,
+                        .capacity = capacity, .state = c};
+  ck_assert_int_eq(actio_actor_spawn(rt, &counter_behavior, &o, &a), 0);
+  return a;
+}
+
+START_TEST(tell_and_ask_reach_the_handler) {
+  actio_runtime *rt;
+  counter c = {0};
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor *a = spawn(rt, &c, 3, 64);
+  ck_assert_str_eq(actio_actor_name(a), "counter");
+  ck_assert_ptr_eq(actio_actor_runtime(a), rt);
+  ck_assert_int_eq(atomic_load(&c.inits), 3);
+  for (uintptr_t i = 1; i <= 10; i++)
+    ck_assert_int_eq(actio_tell(a, (void *)i, -1), 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_ask(a, (void *)100, -1, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_uint_ge((uintptr_t)actio_future_value(f), 100);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_DRAIN), 0);
+  ck_assert_uint_eq(atomic_load(&c.sum), 155);
+  ck_assert_int_eq(atomic_load(&c.stops), 3);
+  actio_actor_stats st;
+  actio_actor_stats_get(a, &st);
+  ck_assert_uint_eq(st.accepted, 11);
+  ck_assert_uint_eq(st.handled, 11);
+  ck_assert_uint_eq(st.depth, 0);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(spawn_rejects_bad_input_and_failed_init) {
+  actio_runtime *rt;
+  counter c = {.fail_init_at = 2};
+  actio_actor *a;
+  actio_behavior no_handler = {0};
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_actor_spawn(NULL, &counter_behavior, NULL, &a), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_actor_spawn(rt, &no_handler, NULL, &a), ACTIO_EINVAL);
+  actio_actor_opts o = {.workers = 3, .state = &c};
+  ck_assert_int_eq(actio_actor_spawn(rt, &counter_behavior, &o, &a), -EMFILE);
+  /* The two workers whose init succeeded were stopped again. */
+  ck_assert_int_eq(atomic_load(&c.inits), 3);
+  ck_assert_int_eq(atomic_load(&c.stops), 2);
+  ck_assert_int_eq(actio_tell(NULL, NULL, 0), ACTIO_EINVAL);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(handler_error_fails_the_reply) {
+  actio_runtime *rt;
+  counter c = {0};
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor *a = spawn(rt, &c, 1, 8);
+  actio_future *f;
+  ck_assert_int_eq(actio_ask(a, (void *)13, -1, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), -EDOM);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "counter"));
+  actio_future_unref(f);
+  actio_actor_stop(a, ACTIO_STOP_DRAIN);
+  actio_actor_stats st;
+  actio_actor_stats_get(a, &st);
+  ck_assert_uint_eq(st.failed, 1);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+static void *open_gate_later(void *gate) {
+  usleep(20000);
+  actio_future_resolve(gate, NULL, NULL);
+  return NULL;
+}
+
+START_TEST(full_mailbox_fails_or_waits) {
+  actio_runtime *rt;
+  counter c = {0};
+  ck_assert_int_eq(actio_future_create(&c.entered), 0);
+  ck_assert_int_eq(actio_future_create(&c.gate), 0);
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor *a = spawn(rt, &c, 1, 2);
+  /* The worker holds the first message at the gate; two fill the mailbox. */
+  ck_assert_int_eq(actio_tell(a, (void *)1, 0), 0);
+  ck_assert_int_eq(actio_future_wait(c.entered, -1), 0);
+  ck_assert_int_eq(actio_tell(a, (void *)1, 0), 0);
+  ck_assert_int_eq(actio_tell(a, (void *)1, 0), 0);
+  ck_assert_int_eq(actio_tell(a, (void *)1, 0), ACTIO_EFULL);
+  ck_assert_int_eq(actio_tell(a, (void *)1, 20), ACTIO_ETIMEDOUT);
+  pthread_t t;
+  start_threads(&t, 1, open_gate_later, c.gate, 0);
+  ck_assert_int_eq(actio_tell(a, (void *)1, -1), 0); /* waits for room */
+  join_threads(&t, 1);
+  int accepted = 4;
+  actio_actor_stop(a, ACTIO_STOP_DRAIN);
+  ck_assert_int_eq(atomic_load(&c.handled), accepted);
+  actio_runtime_destroy(rt);
+  actio_future_unref(c.entered);
+  actio_future_unref(c.gate);
+}
+END_TEST
+
+typedef struct {
+  actio_actor *a;
+  actio_future *gate;
+  int told; /* tells accepted before the close */
+} opener;
+
+/* Opens the gate once the actor refuses messages, i.e. once stop has begun. */
+static void *open_gate_when_closed(void *p) {
+  opener *o = p;
+  int rc;
+  while ((rc = actio_tell(o->a, (void *)1, 0)) != ACTIO_ECLOSED) {
+    o->told += rc == 0;
+    usleep(1000);
+  }
+  actio_future_resolve(o->gate, NULL, NULL);
+  return NULL;
+}
+
+START_TEST(stop_now_cancels_what_waits) {
+  enum { N = 200 };
+  actio_runtime *rt;
+  counter c = {0};
+  ck_assert_int_eq(actio_future_create(&c.entered), 0);
+  ck_assert_int_eq(actio_future_create(&c.gate), 0);
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor *a = spawn(rt, &c, 2, 256);
+  actio_future *fs[N];
+  for (uintptr_t i = 0; i < N; i++)
+    ck_assert_int_eq(actio_ask(a, (void *)1, -1, &fs[i]), 0);
+  ck_assert_int_eq(actio_future_wait(c.entered, -1), 0);
+  opener o = {a, c.gate, 0};
+  pthread_t t;
+  start_threads(&t, 1, open_gate_when_closed, &o, 0);
+  ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_NOW), 0);
+  join_threads(&t, 1);
+  ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_NOW), 0); /* idempotent */
+  /* Every accepted request completed exactly once: handled or cancelled. */
+  int ok = 0, cancelled = 0;
+  for (int i = 0; i < N; i++) {
+    int st = actio_future_wait(fs[i], 0);
+    ck_assert(st == 0 || st == ACTIO_ECANCELED);
+    ok += st == 0;
+    cancelled += st == ACTIO_ECANCELED;
+    actio_future_unref(fs[i]);
+  }
+  ck_assert_int_eq(ok + cancelled, N);
+  ck_assert_int_le(ok, 2); /* at most one per worker was past the gate */
+  ck_assert_int_eq(atomic_load(&c.handled) + atomic_load(&c.dropped), N + o.told);
+  actio_actor_stats st;
+  actio_actor_stats_get(a, &st);
+  ck_assert_uint_eq(st.accepted, (uint64_t)(N + o.told));
+  ck_assert_uint_eq(st.handled + st.dropped, st.accepted);
+  /* After the stop, sends are dead letters. */
+  uint64_t dead = actio_runtime_dead_letters(rt);
+  actio_future *late = NULL;
+  ck_assert_int_eq(actio_tell(a, (void *)1, 0), ACTIO_ECLOSED);
+  ck_assert_int_eq(actio_ask(a, (void *)1, 0, &late), ACTIO_ECLOSED);
+  ck_assert_ptr_null(late);
+  ck_assert_uint_eq(actio_runtime_dead_letters(rt), dead + 2);
+  actio_runtime_destroy(rt);
+  actio_future_unref(c.entered);
+  actio_future_unref(c.gate);
+}
+END_TEST
+
+START_TEST(cancelled_ask_is_dropped_unhandled) {
+  actio_runtime *rt;
+  counter c = {0};
+  ck_assert_int_eq(actio_future_create(&c.entered), 0);
+  ck_assert_int_eq(actio_future_create(&c.gate), 0);
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor *a = spawn(rt, &c, 1, 8);
+  actio_future *busy, *f;
+  ck_assert_int_eq(actio_ask(a, (void *)1, -1, &busy), 0);
+  ck_assert_int_eq(actio_future_wait(c.entered, -1), 0); /* worker is busy */
+  ck_assert_int_eq(actio_ask(a, (void *)5, -1, &f), 0);
+  ck_assert_int_eq(actio_future_cancel(f), 0);
+  actio_future_resolve(c.gate, NULL, NULL);
+  ck_assert_int_eq(actio_future_wait(busy, -1), 0);
+  actio_actor_stop(a, ACTIO_STOP_DRAIN);
+  ck_assert_int_eq(actio_future_status(f), ACTIO_ECANCELED);
+  ck_assert_uint_eq(atomic_load(&c.sum), 1);
+  ck_assert_int_eq(atomic_load(&c.dropped), 1);
+  actio_future_unref(busy);
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+  actio_future_unref(c.entered);
+  actio_future_unref(c.gate);
+}
+END_TEST
+
+/* An actor that tries to stop itself from its own worker. */
+static int self_stopper(actio_actor *self, void *worker, void *msg,
+                        actio_future *reply) {
+  (void)worker;
+  (void)msg;
+  actio_future_resolve(reply, (void *)(intptr_t)actio_actor_stop(self, ACTIO_STOP_DRAIN), NULL);
+  return 0;
+}
+
+START_TEST(stop_from_own_worker_is_refused) {
+  actio_runtime *rt;
+  actio_behavior b = {.handle = self_stopper};
+  actio_actor *a;
+  actio_future *f;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_actor_spawn(rt, &b, NULL, &a), 0);
+  ck_assert_int_eq(actio_ask(a, NULL, -1, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_int_eq((intptr_t)actio_future_value(f), ACTIO_ESTATE);
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(runtime_destroy_stops_in_reverse_order_and_drains) {
+  actio_runtime *rt;
+  _Atomic int order[4] = {0};
+  counter c[3] = {{.order = order, .id = 1}, {.order = order, .id = 2},
+                  {.order = order, .id = 3, .sleep_us = 100}};
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  spawn(rt, &c[0], 1, 8);
+  spawn(rt, &c[1], 1, 8);
+  actio_actor *last = spawn(rt, &c[2], 1, 512);
+  for (int i = 0; i < 300; i++)
+    ck_assert_int_eq(actio_tell(last, (void *)1, -1), 0);
+  actio_runtime_destroy(rt);
+  ck_assert_int_eq(atomic_load(&order[0]), 3);
+  ck_assert_int_eq(order[1], 3);
+  ck_assert_int_eq(order[2], 2);
+  ck_assert_int_eq(order[3], 1);
+  ck_assert_int_eq(atomic_load(&c[2].handled), 300); /* drained, not dropped */
+}
+END_TEST
+
+/* ---- ping-pong: actors telling each other ---- */
+
+typedef struct {
+  actio_actor *peer;
+  actio_future *done; /* A only */
+  uintptr_t rounds;
+} pp_state;
+
+static int pp_handle(actio_actor *self, void *worker, void *msg,
+                     actio_future *reply) {
+  pp_state *s = actio_actor_state(self);
+  (void)worker;
+  uintptr_t n = (uintptr_t)msg;
+  if (reply != NULL) { /* the start message */
+    actio_future_ref(reply);
+    s->done = reply;
+    n = 0;
+  } else if (s->done != NULL && n == s->rounds) {
+    actio_future_resolve(s->done, (void *)n, NULL);
+    actio_future_unref(s->done);
+    return 0;
+  }
+  return actio_tell(s->peer, (void *)(n + (s->done != NULL ? 0 : 1)), -1);
+}
+
+START_TEST(ping_pong_between_two_actors) {
+  actio_runtime *rt;
+  pp_state sa = {.rounds = 20000}, sb = {0};
+  actio_behavior b = {.handle = pp_handle};
+  actio_actor *a, *bb;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor_opts oa = {.name = "ping", .state = &sa};
+  actio_actor_opts ob = {.name = "pong", .state = &sb};
+  ck_assert_int_eq(actio_actor_spawn(rt, &b, &oa, &a), 0);
+  ck_assert_int_eq(actio_actor_spawn(rt, &b, &ob, &bb), 0);
+  sa.peer = bb;
+  sb.peer = a;
+  actio_future *f;
+  ck_assert_int_eq(actio_ask(a, NULL, -1, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_uint_eq((uintptr_t)actio_future_value(f), 20000);
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("actor");
+  TCase *tc = tcase_with_timeout("actors", 120);
+  tcase_add_test(tc, tell_and_ask_reach_the_handler);
+  tcase_add_test(tc, spawn_rejects_bad_input_and_failed_init);
+  tcase_add_test(tc, handler_error_fails_the_reply);
+  tcase_add_test(tc, full_mailbox_fails_or_waits);
+  tcase_add_test(tc, stop_now_cancels_what_waits);
+  tcase_add_test(tc, cancelled_ask_is_dropped_unhandled);
+  tcase_add_test(tc, stop_from_own_worker_is_refused);
+  tcase_add_test(tc, runtime_destroy_stops_in_reverse_order_and_drains);
+  tcase_add_test(tc, ping_pong_between_two_actors);
+  suite_add_tcase(s, tc);
+  return run_suite(s);
+}

@@ -1,0 +1,342 @@
+/* test_future.c: futures: completion exactly once, values and errors,
+ * callbacks, waiting, cancellation, then-chains and deadlines. */
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actio.h"
+#include "test_util.h"
+
+static _Atomic int freed;
+static void count_free(void *p) {
+  atomic_fetch_add(&freed, 1);
+  free(p);
+}
+
+static int *boxed(int v) {
+  int *p = malloc(sizeof *p);
+  *p = v;
+  return p;
+}
+
+START_TEST(resolve_once_and_free_with_future) {
+  atomic_store(&freed, 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_status(f), ACTIO_EPENDING);
+  ck_assert_ptr_null(actio_future_value(f));
+  ck_assert_int_eq(actio_future_resolve(f, boxed(42), count_free), 0);
+  int *second = boxed(7);
+  ck_assert_int_eq(actio_future_resolve(f, second, count_free), ACTIO_EALREADY);
+  free(second); /* refused: still ours */
+  ck_assert_int_eq(actio_future_fail(f, ACTIO_EINVAL, NULL), ACTIO_EALREADY);
+  ck_assert_int_eq(actio_future_cancel(f), ACTIO_EALREADY);
+  ck_assert(actio_future_is_done(f));
+  ck_assert_int_eq(actio_future_status(f), 0);
+  ck_assert_int_eq(*(int *)actio_future_value(f), 42);
+  ck_assert_ptr_null(actio_future_errmsg(f));
+  actio_future_ref(f);
+  actio_future_unref(f);
+  ck_assert_int_eq(atomic_load(&freed), 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(atomic_load(&freed), 1);
+  actio_future_unref(NULL);
+}
+END_TEST
+
+START_TEST(take_moves_ownership) {
+  atomic_store(&freed, 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_future_resolved(&f, boxed(5), count_free), 0);
+  int *v = actio_future_take(f);
+  ck_assert_int_eq(*v, 5);
+  ck_assert_ptr_null(actio_future_take(f));
+  ck_assert_ptr_null(actio_future_value(f));
+  actio_future_unref(f);
+  ck_assert_int_eq(atomic_load(&freed), 0);
+  free(v);
+}
+END_TEST
+
+START_TEST(fail_carries_code_and_message) {
+  actio_future *f, *g;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_fail(f, 5, "positive"), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_fail(f, -ENOENT, "open %s", "/nope"), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), -ENOENT);
+  ck_assert_str_eq(actio_future_errmsg(f), "open /nope");
+  ck_assert_ptr_null(actio_future_value(f));
+  ck_assert_int_eq(actio_future_failed(&g, ACTIO_ETIMEDOUT, NULL), 0);
+  ck_assert_str_eq(actio_future_errmsg(g), "timed out");
+  actio_future_unref(f);
+  actio_future_unref(g);
+}
+END_TEST
+
+static void record_order(actio_future *f, void *arg) {
+  int *log = arg;
+  log[log[0]++ + 1] = actio_future_status(f) == 0 ? *(int *)actio_future_value(f) : -1;
+}
+
+START_TEST(callbacks_run_once_in_order_before_and_after) {
+  int log[8] = {0};
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_on_done(f, record_order, log), 0);
+  ck_assert_int_eq(actio_future_on_done(f, record_order, log), 0);
+  ck_assert_int_eq(log[0], 0);
+  ck_assert_int_eq(actio_future_resolve(f, boxed(3), free), 0);
+  ck_assert_int_eq(log[0], 2);
+  ck_assert_int_eq(actio_future_on_done(f, record_order, log), 0); /* runs now */
+  ck_assert_int_eq(log[0], 3);
+  ck_assert_int_eq(log[1] + log[2] + log[3], 9);
+  actio_future_unref(f);
+}
+END_TEST
+
+static void *resolve_later(void *p) {
+  usleep(20000);
+  actio_future_resolve(p, boxed(11), free);
+  return NULL;
+}
+
+START_TEST(wait_times_out_then_sees_completion) {
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_wait(f, 0), ACTIO_EPENDING);
+  ck_assert_int_eq(actio_future_wait(f, 10), ACTIO_EPENDING);
+  pthread_t t;
+  start_threads(&t, 1, resolve_later, f, 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_int_eq(*(int *)actio_future_value(f), 11);
+  join_threads(&t, 1);
+  actio_future_unref(f);
+}
+END_TEST
+
+static void set_flag(void *arg) { atomic_store((_Atomic int *)arg, 1); }
+
+START_TEST(cancel_reaches_the_operation) {
+  _Atomic int hooked = 0;
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_on_cancel(f, set_flag, &hooked), 0);
+  ck_assert_int_eq(actio_future_on_cancel(f, set_flag, &hooked), ACTIO_ESTATE);
+  ck_assert_int_eq(actio_future_cancel(f), 0);
+  ck_assert_int_eq(atomic_load(&hooked), 1);
+  ck_assert_int_eq(actio_future_status(f), ACTIO_ECANCELED);
+  ck_assert_int_eq(actio_future_cancel(f), ACTIO_EALREADY);
+  /* The operation's own completion now loses. */
+  ck_assert_int_eq(actio_future_resolve(f, NULL, NULL), ACTIO_EALREADY);
+  actio_future_unref(f);
+
+  /* A hook registered after the cancel learns it at once. */
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  actio_future_cancel(f);
+  ck_assert_int_eq(actio_future_on_cancel(f, set_flag, &hooked), ACTIO_ECANCELED);
+  actio_future_unref(f);
+
+  /* A cleared hook never runs. */
+  atomic_store(&hooked, 0);
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_on_cancel(f, set_flag, &hooked), 0);
+  actio_future_clear_cancel(f);
+  actio_future_cancel(f);
+  ck_assert_int_eq(atomic_load(&hooked), 0);
+  actio_future_unref(f);
+}
+END_TEST
+
+/* ---- cancel racing complete, across threads ---- */
+
+enum { RACES = 20000 };
+
+typedef struct {
+  actio_future **fs;
+  int resolver;
+  int wins;
+} racer;
+
+static _Atomic int callbacks_run;
+static void count_cb(actio_future *f, void *arg) {
+  (void)f;
+  (void)arg;
+  atomic_fetch_add(&callbacks_run, 1);
+}
+
+static void *race(void *p) {
+  racer *r = p;
+  for (int i = 0; i < RACES; i++) {
+    int rc = r->resolver ? actio_future_resolve(r->fs[i], boxed(i), free)
+                         : actio_future_cancel(r->fs[i]);
+    if (rc == 0)
+      r->wins++;
+    else if (r->resolver)
+      ck_assert_int_eq(rc, ACTIO_EALREADY);
+  }
+  return NULL;
+}
+
+START_TEST(cancel_races_complete_exactly_once) {
+  actio_future **fs = malloc(RACES * sizeof *fs);
+  atomic_store(&callbacks_run, 0);
+  for (int i = 0; i < RACES; i++) {
+    ck_assert_int_eq(actio_future_create(&fs[i]), 0);
+    actio_future_on_done(fs[i], count_cb, NULL);
+  }
+  racer r[2] = {{fs, 1, 0}, {fs, 0, 0}};
+  pthread_t t[2];
+  start_threads(t, 2, race, r, sizeof r[0]);
+  join_threads(t, 2);
+  ck_assert_int_eq(r[0].wins + r[1].wins, RACES);
+  ck_assert_int_eq(atomic_load(&callbacks_run), RACES);
+  int cancelled = 0;
+  for (int i = 0; i < RACES; i++) {
+    int st = actio_future_status(fs[i]);
+    ck_assert(st == 0 || st == ACTIO_ECANCELED);
+    if (st == 0)
+      ck_assert_int_eq(*(int *)actio_future_value(fs[i]), i);
+    cancelled += st == ACTIO_ECANCELED;
+    actio_future_unref(fs[i]);
+  }
+  ck_assert_int_eq(cancelled, r[1].wins);
+  free(fs);
+}
+END_TEST
+
+/* ---- then ---- */
+
+typedef struct {
+  int add;
+  int calls;
+} step_arg;
+
+static int add_step(actio_future *prev, void *arg, actio_future **next) {
+  step_arg *s = arg;
+  s->calls++;
+  return actio_future_resolved(next, boxed(*(int *)actio_future_value(prev) + s->add),
+                               free);
+}
+
+static int failing_step(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  (void)arg;
+  (void)next;
+  return -EIO;
+}
+
+START_TEST(then_chains_values_and_failures) {
+  actio_future *src, *a, *b;
+  step_arg s1 = {10, 0}, s2 = {100, 0};
+  ck_assert_int_eq(actio_future_create(&src), 0);
+  ck_assert_int_eq(actio_future_then(src, add_step, &s1, &a), 0);
+  ck_assert_int_eq(actio_future_then(a, add_step, &s2, &b), 0);
+  ck_assert_int_eq(actio_future_wait(b, 0), ACTIO_EPENDING);
+  actio_future_resolve(src, boxed(1), free);
+  ck_assert_int_eq(actio_future_wait(b, -1), 0);
+  ck_assert_int_eq(*(int *)actio_future_value(b), 111);
+  ck_assert_int_eq(s1.calls + s2.calls, 2);
+  actio_future_unref(src);
+  actio_future_unref(a);
+  actio_future_unref(b);
+
+  /* An error skips the steps and arrives at the end unchanged. */
+  ck_assert_int_eq(actio_future_create(&src), 0);
+  ck_assert_int_eq(actio_future_then(src, add_step, &s1, &a), 0);
+  actio_future_fail(src, -ENOENT, "gone");
+  ck_assert_int_eq(actio_future_wait(a, -1), -ENOENT);
+  ck_assert_str_eq(actio_future_errmsg(a), "gone");
+  ck_assert_int_eq(s1.calls, 1);
+  actio_future_unref(src);
+  actio_future_unref(a);
+
+  /* A step that fails fails the chain with its code. */
+  ck_assert_int_eq(actio_future_resolved(&src, boxed(1), free), 0);
+  ck_assert_int_eq(actio_future_then(src, failing_step, NULL, &a), 0);
+  ck_assert_int_eq(actio_future_wait(a, -1), -EIO);
+  actio_future_unref(src);
+  actio_future_unref(a);
+}
+END_TEST
+
+static int pending_step(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  actio_future_create(next);
+  actio_future_ref(*next);
+  *(actio_future **)arg = *next;
+  return 0;
+}
+
+START_TEST(cancelling_a_chain_cancels_the_running_step) {
+  actio_future *src, *out, *step = NULL;
+  ck_assert_int_eq(actio_future_create(&src), 0);
+  ck_assert_int_eq(actio_future_then(src, pending_step, &step, &out), 0);
+  actio_future_resolve(src, NULL, NULL);
+  ck_assert_ptr_nonnull(step);
+  ck_assert_int_eq(actio_future_cancel(out), 0);
+  ck_assert_int_eq(actio_future_status(step), ACTIO_ECANCELED);
+  ck_assert_int_eq(actio_future_status(out), ACTIO_ECANCELED);
+  actio_future_unref(step);
+  actio_future_unref(src);
+  actio_future_unref(out);
+}
+END_TEST
+
+/* ---- deadlines ---- */
+
+START_TEST(deadline_fails_a_pending_future) {
+  actio_runtime *rt;
+  _Atomic int hooked = 0;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_future *slow, *fast;
+  ck_assert_int_eq(actio_future_create(&slow), 0);
+  ck_assert_int_eq(actio_future_create(&fast), 0);
+  ck_assert_int_eq(actio_future_remaining_ms(slow), -1);
+  ck_assert_int_eq(actio_future_on_cancel(slow, set_flag, &hooked), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, slow, 30), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, fast, 60000), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, NULL, 10), ACTIO_EINVAL);
+  int64_t left = actio_future_remaining_ms(fast);
+  ck_assert(left > 0 && left <= 60000);
+  ck_assert_int_eq(actio_future_resolve(fast, NULL, NULL), 0);
+  ck_assert_int_eq(actio_future_wait(slow, -1), ACTIO_ETIMEDOUT);
+  ck_assert_int_eq(atomic_load(&hooked), 1);
+  ck_assert_int_eq(actio_future_remaining_ms(slow), 0);
+  ck_assert_int_eq(actio_future_status(fast), 0);
+  actio_future_unref(slow);
+  actio_future_unref(fast);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(runtime_destroy_cancels_futures_still_waiting) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, f, 3600 * 1000), 0);
+  actio_runtime_destroy(rt);
+  ck_assert_int_eq(actio_future_status(f), ACTIO_ECANCELED);
+  actio_future_unref(f);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("future");
+  TCase *tc = tcase_with_timeout("basics", 30);
+  tcase_add_test(tc, resolve_once_and_free_with_future);
+  tcase_add_test(tc, take_moves_ownership);
+  tcase_add_test(tc, fail_carries_code_and_message);
+  tcase_add_test(tc, callbacks_run_once_in_order_before_and_after);
+  tcase_add_test(tc, wait_times_out_then_sees_completion);
+  tcase_add_test(tc, cancel_reaches_the_operation);
+  tcase_add_test(tc, then_chains_values_and_failures);
+  tcase_add_test(tc, cancelling_a_chain_cancels_the_running_step);
+  tcase_add_test(tc, deadline_fails_a_pending_future);
+  tcase_add_test(tc, runtime_destroy_cancels_futures_still_waiting);
+  suite_add_tcase(s, tc);
+  TCase *st = tcase_with_timeout("stress", 300);
+  tcase_add_test(st, cancel_races_complete_exactly_once);
+  suite_add_tcase(s, st);
+  return run_suite(s);
+}
