@@ -44,31 +44,111 @@ void actio__futex_wake(uint32_t *word, int all) {
           NULL, NULL, 0);
 }
 
-uint32_t actio__event_prepare(actio__event *ev) {
-  ck_pr_inc_32(&ev->waiters);
-  /* Store-load: the signaller must see us counted before we re-check the
-   * condition, or it might skip the wake while we miss its change. */
+void actio__event_init(actio__event *ev) {
+  ev->parked = 0;
+  ev->top = NULL;
+  pthread_mutex_init(&ev->mu, NULL);
+}
+
+void actio__event_destroy(actio__event *ev) { pthread_mutex_destroy(&ev->mu); }
+
+static void unlink_waiter(actio__event *ev, actio__waiter *w) {
+  if (w->prev != NULL)
+    w->prev->next = w->next;
+  else
+    ev->top = w->next;
+  if (w->next != NULL)
+    w->next->prev = w->prev;
+  w->prev = w->next = NULL;
+  ck_pr_dec_32(&ev->parked);
+}
+
+void actio__event_prepare(actio__event *ev, actio__waiter *w) {
+  w->woken = 0;
+  w->prev = NULL;
+  pthread_mutex_lock(&ev->mu);
+  w->next = ev->top;
+  if (ev->top != NULL)
+    ev->top->prev = w;
+  ev->top = w;
+  ck_pr_inc_32(&ev->parked);
+  pthread_mutex_unlock(&ev->mu);
+  /* Store-load: a signaller must see us parked before we re-check the
+   * condition, or it could skip us while we miss its change. Pairs with the
+   * fence in wake(). */
+  ck_pr_fence_memory();
+}
+
+/* Seen woken == 1: the waker is done with `w` (acquire, pairs with the
+ * release in wake()). */
+static void woken_by_waker(actio__waiter *w) {
+  ck_pr_fence_acquire();
+  ACTIO__TSAN_ACQUIRE(w);
+}
+
+/* Takes `w` off the list if no waker did. Returns 1 if a waker did: its wake
+ * is ours (wait until it has finished writing to `w`). */
+static int leave(actio__event *ev, actio__waiter *w) {
+  int taken;
+  pthread_mutex_lock(&ev->mu);
+  taken = ck_pr_load_32(&w->woken) == 0 && (w->prev != NULL || ev->top == w);
+  if (taken)
+    unlink_waiter(ev, w);
+  pthread_mutex_unlock(&ev->mu);
+  if (taken)
+    return 0;
+  while (ck_pr_load_32(&w->woken) == 0)
+    ck_pr_stall(); /* the waker is between unlinking us and its last store */
+  woken_by_waker(w);
+  return 1;
+}
+
+void actio__event_cancel(actio__event *ev, actio__waiter *w) {
+  if (leave(ev, w))
+    actio__event_signal(ev); /* the wake was meant for a message we took
+                                some other way: hand it to another sleeper */
+}
+
+int actio__event_wait(actio__event *ev, actio__waiter *w, int64_t deadline_ns) {
+  while (ck_pr_load_32(&w->woken) == 0) {
+    if (actio__futex_wait(&w->woken, 0, deadline_ns) == ACTIO_ETIMEDOUT)
+      return leave(ev, w) ? 0 : ACTIO_ETIMEDOUT;
+  }
+  woken_by_waker(w);
+  return 0;
+}
+
+static void wake(actio__event *ev, int all) {
+  /* Atomic-load: the caller published its change with an atomic
+   * read-modify-write, which must be visible before we look for sleepers
+   * (pairs with the fence in prepare). Free on x86, where atomics are full
+   * barriers. */
   ck_pr_fence_atomic_load();
-  return ck_pr_load_32(&ev->seq);
-}
-
-void actio__event_cancel(actio__event *ev) { ck_pr_dec_32(&ev->waiters); }
-
-int actio__event_wait(actio__event *ev, uint32_t ticket, int64_t deadline_ns) {
-  int rc = actio__futex_wait(&ev->seq, ticket, deadline_ns);
-  ck_pr_dec_32(&ev->waiters);
-  return rc;
-}
-
-static void event_wake(actio__event *ev, int all) {
-  /* Store-load: the caller's publication must be visible before we read the
-   * waiter count (pairs with the fence in prepare). */
-  ck_pr_fence_store_load();
-  if (ck_pr_load_32(&ev->waiters) == 0)
+  if (ck_pr_load_32(&ev->parked) == 0)
     return;
-  ck_pr_inc_32(&ev->seq);
-  actio__futex_wake(&ev->seq, all);
+  actio__waiter *list = NULL;
+  pthread_mutex_lock(&ev->mu);
+  do {
+    actio__waiter *w = ev->top;
+    if (w == NULL)
+      break;
+    unlink_waiter(ev, w);
+    w->next = list;
+    list = w;
+  } while (all);
+  pthread_mutex_unlock(&ev->mu);
+  while (list != NULL) {
+    actio__waiter *w = list;
+    list = w->next;
+    /* After this store the waiter may return and reuse its memory: it is our
+     * last touch of `w` (release: our reads and writes of it come first). A
+     * futex wake on a stale address is harmless. */
+    ACTIO__TSAN_RELEASE(w);
+    ck_pr_fence_release();
+    ck_pr_store_32(&w->woken, 1);
+    actio__futex_wake(&w->woken, 0);
+  }
 }
 
-void actio__event_signal(actio__event *ev) { event_wake(ev, 0); }
-void actio__event_broadcast(actio__event *ev) { event_wake(ev, 1); }
+void actio__event_signal(actio__event *ev) { wake(ev, 0); }
+void actio__event_broadcast(actio__event *ev) { wake(ev, 1); }

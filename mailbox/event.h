@@ -1,8 +1,10 @@
-/* event.h: a futex event count (sleep until signalled, no lost wake-ups)
- * and the ThreadSanitizer annotations for hand-offs through Concurrency Kit. */
+/* event.h: parking for sleeping producers and consumers (no lost wake-ups,
+ * no wasted ones) and the ThreadSanitizer annotations for hand-offs through
+ * Concurrency Kit. */
 #ifndef ACTIO_MAILBOX_EVENT_H
 #define ACTIO_MAILBOX_EVENT_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* CK's loads and stores are plain volatile accesses and its fences are inline
@@ -26,25 +28,39 @@ void __tsan_release(void *addr);
 #endif
 
 /*
- * An event count. A waiter announces itself (prepare), re-checks its
- * condition, then sleeps unless a signal came in between (wait). A signaller
- * publishes its change first, then signals; it makes a system call only when
- * someone is waiting. Signal wakes one waiter, broadcast all of them.
+ * An event: threads park on it until signalled. A parked thread sits in a
+ * list with its own futex word, so a signal wakes exactly one thread that is
+ * really asleep and takes it off the list: a burst of signals costs one
+ * system call per sleeper, not one per signal (glibc's condition variables
+ * work the same way). The list has a mutex; only parking and waking take it,
+ * never a signal that finds nobody parked.
+ *
+ * A waiter: prepare (it is now counted), re-check its condition, then either
+ * cancel (the condition came true) or wait. A signaller: publish the change
+ * with an atomic read-modify-write (ck_pr_fas, ck_pr_cas, ...), then signal.
  */
+typedef struct actio__waiter {
+  uint32_t woken; /* futex word: set to 1 by the waker, its last touch */
+  struct actio__waiter *prev, *next;
+} actio__waiter;
+
 typedef struct actio__event {
-  uint32_t seq;     /* bumped by every signal that found a waiter; futex word */
-  uint32_t waiters; /* threads between prepare and the end of wait */
+  uint32_t parked; /* threads on the list; read without the lock */
+  pthread_mutex_t mu;
+  actio__waiter *top; /* most recently parked first: it is the warmest */
 } actio__event;
 
-/* Returns the ticket to pass to wait or cancel. */
-uint32_t actio__event_prepare(actio__event *ev);
-/* The condition came true after prepare: do not sleep. */
-void actio__event_cancel(actio__event *ev);
-/* Sleeps until a signal after `ticket` or until `deadline_ns` (CLOCK_MONOTONIC,
- * absolute; negative = no deadline). Returns 0, or ACTIO_ETIMEDOUT. Spurious
- * wake-ups happen: the caller re-checks its condition. */
-int actio__event_wait(actio__event *ev, uint32_t ticket, int64_t deadline_ns);
-/* Call after publishing the change a waiter looks for. */
+void actio__event_init(actio__event *ev);
+void actio__event_destroy(actio__event *ev);
+void actio__event_prepare(actio__event *ev, actio__waiter *w);
+/* Leave without sleeping; a wake already aimed at us is passed on. */
+void actio__event_cancel(actio__event *ev, actio__waiter *w);
+/* Sleeps until signalled or until `deadline_ns` (CLOCK_MONOTONIC, absolute;
+ * negative = none). Returns 0 when signalled, else ACTIO_ETIMEDOUT. Either
+ * way `w` is off the list and may be reused. */
+int actio__event_wait(actio__event *ev, actio__waiter *w, int64_t deadline_ns);
+/* Call after publishing, by an atomic read-modify-write, the change a waiter
+ * looks for. */
 void actio__event_signal(actio__event *ev);
 void actio__event_broadcast(actio__event *ev);
 

@@ -24,9 +24,9 @@ struct actio__mbox {
   uint64_t deq; /* next pop position */
   char pad1[CK_MD_CACHELINE - sizeof(uint64_t)];
   actio__event not_empty; /* consumers sleep here */
-  char pad2[CK_MD_CACHELINE - sizeof(actio__event)];
+  char pad2[CK_MD_CACHELINE - sizeof(actio__event) % CK_MD_CACHELINE];
   actio__event not_full; /* blocked producers sleep here */
-  char pad3[CK_MD_CACHELINE - sizeof(actio__event)];
+  char pad3[CK_MD_CACHELINE - sizeof(actio__event) % CK_MD_CACHELINE];
   uint64_t mask;
   unsigned spin;
   actio__mbox_wake_fn wake;
@@ -51,6 +51,8 @@ int actio__mbox_create(actio__mbox **out, size_t capacity) {
     free(mb);
     return ACTIO_ENOMEM;
   }
+  actio__event_init(&mb->not_empty);
+  actio__event_init(&mb->not_full);
   for (size_t i = 0; i < cap; i++)
     mb->cells[i].seq = i;
   *out = mb;
@@ -60,6 +62,8 @@ int actio__mbox_create(actio__mbox **out, size_t capacity) {
 void actio__mbox_destroy(actio__mbox *mb) {
   if (mb == NULL)
     return;
+  actio__event_destroy(&mb->not_empty);
+  actio__event_destroy(&mb->not_full);
   free(mb->cells);
   free(mb);
 }
@@ -92,9 +96,12 @@ static int try_push(actio__mbox *mb, const actio__mbox_msg *msg) {
   ACTIO__TSAN_ACQUIRE(c); /* the last consumer of this cell is done with it */
   c->msg = *msg;
   ACTIO__TSAN_RELEASE(c);
-  /* Store-store: the message must be visible before the sequence says so. */
-  ck_pr_fence_store();
-  ck_pr_store_64(&c->seq, pos + 1);
+  /* Store-store: the message must be visible before the sequence says so.
+   * Publishing with an atomic swap also orders it before the load of the
+   * parked count in actio__event_signal (store-load), without a separate
+   * full fence. */
+  ck_pr_fence_store_atomic();
+  ck_pr_fas_64(&c->seq, pos + 1);
   return 0;
 }
 
@@ -123,9 +130,10 @@ static int try_pop(actio__mbox *mb, actio__mbox_msg *out) {
   ACTIO__TSAN_ACQUIRE(c);
   *out = c->msg;
   ACTIO__TSAN_RELEASE(c);
-  /* Load-store: finish reading before handing the cell to the next lap. */
-  ck_pr_fence_load_store();
-  ck_pr_store_64(&c->seq, pos + mb->mask + 1);
+  /* Load-store: finish reading before handing the cell to the next lap; the
+   * swap, as in try_push, also orders it before the signal's load. */
+  ck_pr_fence_load_atomic();
+  ck_pr_fas_64(&c->seq, pos + mb->mask + 1);
   return 0;
 }
 
@@ -139,14 +147,15 @@ static int pop_attempt(actio__mbox *mb, void *m) { return try_pop(mb, m); }
 static int sleep_until(actio__mbox *mb, actio__event *ev, attempt_fn attempt,
                        void *m, int busy, int64_t timeout_ms) {
   int64_t deadline = actio__deadline_ns(timeout_ms);
+  actio__waiter w;
   for (;;) {
-    uint32_t ticket = actio__event_prepare(ev);
+    actio__event_prepare(ev, &w);
     int rc = attempt(mb, m);
     if (rc != busy) {
-      actio__event_cancel(ev);
+      actio__event_cancel(ev, &w);
       return rc;
     }
-    if (actio__event_wait(ev, ticket, deadline) == ACTIO_ETIMEDOUT) {
+    if (actio__event_wait(ev, &w, deadline) == ACTIO_ETIMEDOUT) {
       rc = attempt(mb, m);
       return rc == busy ? ACTIO_ETIMEDOUT : rc;
     }

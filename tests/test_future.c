@@ -167,12 +167,15 @@ static void count_cb(actio_future *f, void *arg) {
 static void *race(void *p) {
   racer *r = p;
   for (int i = 0; i < RACES; i++) {
-    int rc = r->resolver ? actio_future_resolve(r->fs[i], boxed(i), free)
+    int *v = r->resolver ? boxed(i) : NULL;
+    int rc = r->resolver ? actio_future_resolve(r->fs[i], v, free)
                          : actio_future_cancel(r->fs[i]);
-    if (rc == 0)
+    if (rc == 0) {
       r->wins++;
-    else if (r->resolver)
+    } else {
       ck_assert_int_eq(rc, ACTIO_EALREADY);
+      free(v); /* refused: still ours */
+    }
   }
   return NULL;
 }

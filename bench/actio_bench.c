@@ -1,0 +1,555 @@
+/* actio_bench.c: actio-bench: gather, pingpong and mailbox workloads, one JSON
+ * line per run. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actio.h"
+#include "mailbox/mailbox.h"
+#include "mutex_queue.h"
+
+static const char usage_text[] =
+    "usage: actio-bench WORKLOAD [flags]\n"
+    "  gather   [--n N] [--fanout F] [--threads T]\n"
+    "           N futures in rounds of F: create, actio_gather, resolve, wait\n"
+    "           (defaults: N 1000000, F 1000, T 1; each thread does N/T)\n"
+    "  pingpong [--n N] [--spin S]\n"
+    "           N round trips of a counter between two actors\n"
+    "           (defaults: N 1000000, S 256 polls before a worker sleeps)\n"
+    "  mailbox  [--n N] [--producers P] [--consumers C] [--impl actio|mutex]\n"
+    "           [--capacity K] [--spin S]\n"
+    "           N messages from P producer threads to C consumer threads\n"
+    "           through one lock-free mailbox or one mutex-and-condvar queue\n"
+    "           (defaults: N 2000000, P 2, C 2, actio, K 1024, S 256)\n"
+    "Prints one JSON line per run. Exit status: 0 ok, 1 errors, 2 bad usage.\n";
+
+static double now_sec(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sum of 0..n-1 modulo 2^64; halving the even factor first keeps it exact
+ * wherever the true sum fits, and both sides of the check wrap alike. */
+static uint64_t sum_below(uint64_t n) {
+  if (n == 0)
+    return 0;
+  return n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2);
+}
+
+/* One line in the format of the shared bench README; `extra` is either empty
+ * or starts with ", ". */
+static void emit(const char *impl, const char *workload, uint64_t n,
+                 uint64_t concurrency, uint64_t ok, uint64_t errors,
+                 double seconds, const char *extra) {
+  double per_sec = seconds > 0 ? (double)ok / seconds : 0.0;
+  printf("{\"impl\": \"%s\", \"workload\": \"%s\", \"n\": %" PRIu64
+         ", \"concurrency\": %" PRIu64 ", \"ok\": %" PRIu64
+         ", \"errors\": %" PRIu64 ", \"seconds\": %.6f, \"per_sec\": %.1f%s}\n",
+         impl, workload, n, concurrency, ok, errors, seconds, per_sec, extra);
+  fflush(stdout);
+}
+
+/* A thread that cannot start leaves the others waiting on a barrier or a
+ * queue that nothing will feed: give up on the whole run. */
+static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg) {
+  int e = pthread_create(t, NULL, fn, arg);
+  if (e != 0) {
+    fprintf(stderr, "actio-bench: pthread_create: %s\n", strerror(e));
+    exit(1);
+  }
+}
+
+/* ---- gather ---- */
+
+typedef struct gather_job {
+  uint64_t first;  /* value of this thread's first future */
+  uint64_t count;  /* futures this thread completes */
+  uint64_t fanout;
+  uint64_t ok, errors, checksum;
+  pthread_t thread;
+} gather_job;
+
+static void *gather_run(void *arg) {
+  gather_job *j = arg;
+  actio_future **fs = malloc(j->fanout * sizeof *fs);
+  if (fs == NULL) {
+    j->errors = j->count;
+    return NULL;
+  }
+  uint64_t done = 0;
+  while (done < j->count) {
+    size_t k = (size_t)(j->count - done < j->fanout ? j->count - done : j->fanout);
+    uint64_t base = j->first + done;
+    actio_future *g = NULL;
+    size_t made = 0;
+    int rc = 0;
+    for (; made < k; made++)
+      if ((rc = actio_future_create(&fs[made])) != 0)
+        break;
+    if (rc == 0)
+      rc = actio_gather(fs, k, ACTIO_GATHER_FAIL_FAST, &g);
+    if (rc == 0) {
+      /* Resolving after the gather is made is the asyncio order too: the
+       * gather's callbacks run here, and the last one completes it. */
+      for (size_t i = 0; i < k; i++)
+        (void)actio_future_resolve(fs[i], (void *)(uintptr_t)(base + i), NULL);
+      (void)actio_future_wait(g, -1);
+      for (size_t i = 0; i < k; i++) {
+        actio_future *it = actio_gather_item(g, i);
+        if (it != NULL && actio_future_status(it) == 0) {
+          j->checksum += (uintptr_t)actio_future_value(it);
+          j->ok++;
+        } else {
+          j->errors++;
+        }
+      }
+    } else {
+      fprintf(stderr, "actio-bench: gather: %s\n", actio_strerror(rc));
+    }
+    actio_future_unref(g);
+    for (size_t i = 0; i < made; i++)
+      actio_future_unref(fs[i]);
+    done += k;
+    if (rc != 0) { /* out of memory: the rest would fail the same way */
+      j->errors += j->count - j->ok - j->errors;
+      break;
+    }
+  }
+  free(fs);
+  return NULL;
+}
+
+static int run_gather(uint64_t n, uint64_t fanout, uint64_t threads) {
+  gather_job *jobs = calloc((size_t)threads, sizeof *jobs);
+  if (jobs == NULL) {
+    fprintf(stderr, "actio-bench: out of memory\n");
+    return 1;
+  }
+  uint64_t first = 0;
+  for (uint64_t t = 0; t < threads; t++) {
+    jobs[t].first = first;
+    jobs[t].count = n / threads + (t < n % threads ? 1 : 0);
+    jobs[t].fanout = fanout;
+    first += jobs[t].count;
+  }
+  double t0 = now_sec();
+  if (threads == 1) {
+    gather_run(&jobs[0]); /* no thread hop, as the single-loop peer */
+  } else {
+    for (uint64_t t = 0; t < threads; t++)
+      start_thread(&jobs[t].thread, gather_run, &jobs[t]);
+    for (uint64_t t = 0; t < threads; t++)
+      pthread_join(jobs[t].thread, NULL);
+  }
+  double secs = now_sec() - t0;
+
+  uint64_t ok = 0, errors = 0, checksum = 0;
+  for (uint64_t t = 0; t < threads; t++) {
+    ok += jobs[t].ok;
+    errors += jobs[t].errors;
+    checksum += jobs[t].checksum;
+  }
+  free(jobs);
+  int checksum_ok = errors == 0 && checksum == sum_below(n);
+  char extra[160];
+  snprintf(extra, sizeof extra,
+           ", \"threads\": %" PRIu64 ", \"checksum\": %" PRIu64
+           ", \"checksum_ok\": %s",
+           threads, checksum, checksum_ok ? "true" : "false");
+  emit("actio", "gather", n, fanout, ok, errors, secs, extra);
+  return errors > 0 || !checksum_ok;
+}
+
+/* ---- pingpong ---- */
+
+/* Counters stay below N, so the all-ones pointer can never be one. */
+#define PINGPONG_START ((void *)UINTPTR_MAX)
+
+typedef struct pingpong {
+  actio_actor *ping, *pong; /* set before the start message is sent */
+  uint64_t n;               /* round trips wanted */
+  /* The asker's future, referenced by ping's handler for the start message
+   * (it is only borrowed for that call) and completed N round trips later.
+   * Written once by ping's worker; main drops the reference after stopping
+   * both actors, so neither handler has to on any path. */
+  actio_future *reply;
+} pingpong;
+
+/* Ping receives the start message, then every counter pong sends back; the
+ * counter it receives is the number of round trips completed. */
+static int ping_handle(actio_actor *self, void *worker, void *msg,
+                       actio_future *reply) {
+  (void)worker;
+  pingpong *pp = actio_actor_state(self);
+  uint64_t done;
+  if (msg == PINGPONG_START) {
+    if (reply == NULL || pp->reply != NULL)
+      return ACTIO_EINVAL; /* a told start, or a second one */
+    actio_future_ref(reply);
+    pp->reply = reply;
+    done = 0;
+  } else {
+    done = (uintptr_t)msg;
+  }
+  if (done == pp->n) {
+    actio_future_resolve(pp->reply, (void *)(uintptr_t)done, NULL);
+    return 0;
+  }
+  int rc = actio_tell(pp->pong, (void *)(uintptr_t)done, -1);
+  if (rc != 0)
+    actio_future_fail(pp->reply, rc, "ping: tell pong: %s", actio_strerror(rc));
+  return 0;
+}
+
+static int pong_handle(actio_actor *self, void *worker, void *msg,
+                       actio_future *reply) {
+  (void)worker;
+  (void)reply;
+  pingpong *pp = actio_actor_state(self);
+  int rc = actio_tell(pp->ping, (void *)((uintptr_t)msg + 1), -1);
+  /* pp->reply was stored before ping told us anything; the mailbox hand-off
+   * orders that store before this read. */
+  if (rc != 0)
+    actio_future_fail(pp->reply, rc, "pong: tell ping: %s", actio_strerror(rc));
+  return 0;
+}
+
+static const actio_behavior ping_behavior = {.handle = ping_handle};
+static const actio_behavior pong_behavior = {.handle = pong_handle};
+
+static int run_pingpong(uint64_t n, uint64_t spin) {
+  actio_runtime *rt;
+  int rc = actio_runtime_create(&rt, NULL);
+  if (rc != 0) {
+    fprintf(stderr, "actio-bench: runtime: %s\n", actio_strerror(rc));
+    return 1;
+  }
+  pingpong pp = {.n = n};
+  actio_actor_opts o = {.name = "ping", .workers = 1, .state = &pp,
+                        .spin = (unsigned)spin};
+  rc = actio_actor_spawn(rt, &ping_behavior, &o, &pp.ping);
+  if (rc == 0) {
+    o.name = "pong";
+    rc = actio_actor_spawn(rt, &pong_behavior, &o, &pp.pong);
+  }
+  if (rc != 0) {
+    fprintf(stderr, "actio-bench: spawn: %s\n", actio_strerror(rc));
+    actio_runtime_destroy(rt);
+    return 1;
+  }
+
+  actio_future *f = NULL;
+  double t0 = now_sec();
+  rc = actio_ask(pp.ping, PINGPONG_START, -1, &f);
+  if (rc == 0)
+    rc = actio_future_wait(f, -1);
+  double secs = now_sec() - t0;
+  uint64_t got = rc == 0 ? (uintptr_t)actio_future_value(f) : 0;
+  if (rc != 0)
+    fprintf(stderr, "actio-bench: pingpong: %s: %s\n", actio_strerror(rc),
+            f != NULL && actio_future_errmsg(f) ? actio_future_errmsg(f) : "");
+
+  actio_actor_stop(pp.ping, ACTIO_STOP_DRAIN);
+  actio_actor_stop(pp.pong, ACTIO_STOP_DRAIN);
+  /* Counted only after: a worker bumps `handled` once its handler returns,
+   * which is after the reply that woke us. Handles live until the runtime. */
+  actio_actor_stats sa, sb;
+  actio_actor_stats_get(pp.ping, &sa);
+  actio_actor_stats_get(pp.pong, &sb);
+  actio_future_unref(pp.reply); /* both workers are joined: nobody else uses it */
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+
+  uint64_t ok = rc == 0 && got == n ? n : 0;
+  char extra[160];
+  snprintf(extra, sizeof extra,
+           ", \"checksum\": %" PRIu64 ", \"handled\": %" PRIu64
+           ", \"spin\": %" PRIu64,
+           got, sa.handled + sb.handled, spin);
+  emit("actio", "pingpong", n, 1, ok, n - ok, secs, extra);
+  return ok != n;
+}
+
+/* ---- mailbox ---- */
+
+typedef struct mbox_bench {
+  int use_mutex;
+  actio__mbox *mb;
+  bench_mq *mq;
+  uint64_t producers;
+  pthread_barrier_t start; /* every thread and main: start together */
+} mbox_bench;
+
+typedef struct producer {
+  mbox_bench *b;
+  uint64_t id, first, count;
+  uint64_t refused;
+  pthread_t thread;
+} producer;
+
+typedef struct consumer {
+  mbox_bench *b;
+  uint64_t popped, sum;
+  uint64_t disorder; /* a producer's messages seen out of its order */
+  pthread_t thread;
+} consumer;
+
+/* Both queues sit behind the same branch, so neither pays more dispatch. */
+static int q_push(mbox_bench *b, void *a, void *tag) {
+  if (b->use_mutex) {
+    bench_mq_msg m = {a, tag};
+    return bench_mq_push(b->mq, &m);
+  }
+  actio__mbox_msg m = {a, tag};
+  return actio__mbox_push(b->mb, &m, -1);
+}
+
+static int q_pop(mbox_bench *b, void **a, void **tag) {
+  int rc;
+  if (b->use_mutex) {
+    bench_mq_msg m;
+    rc = bench_mq_pop(b->mq, &m);
+    *a = m.a;
+    *tag = m.b;
+  } else {
+    actio__mbox_msg m;
+    rc = actio__mbox_pop(b->mb, &m, -1);
+    *a = m.a;
+    *tag = m.b;
+  }
+  return rc;
+}
+
+static void *producer_run(void *arg) {
+  producer *p = arg;
+  pthread_barrier_wait(&p->b->start);
+  for (uint64_t i = 0; i < p->count; i++)
+    if (q_push(p->b, (void *)(uintptr_t)(p->first + i), (void *)(uintptr_t)p->id) != 0)
+      p->refused++;
+  return NULL;
+}
+
+static void *consumer_run(void *arg) {
+  consumer *c = arg;
+  mbox_bench *b = c->b;
+  /* Positions in a FIFO are taken in push order per producer and in pop
+   * order per consumer, so each consumer must see every producer's values
+   * rising: a cheap check that the queue neither reorders nor tears. */
+  uint64_t *next = calloc((size_t)b->producers, sizeof *next);
+  if (next == NULL) {
+    fprintf(stderr, "actio-bench: out of memory\n");
+    exit(1);
+  }
+  pthread_barrier_wait(&b->start);
+  for (;;) {
+    void *a, *tag;
+    int rc = q_pop(b, &a, &tag);
+    if (rc == ACTIO_ECLOSED)
+      break; /* closed and drained */
+    if (rc != 0)
+      continue;
+    uint64_t v = (uintptr_t)a, id = (uintptr_t)tag;
+    c->popped++;
+    c->sum += v;
+    if (id >= b->producers || v < next[id])
+      c->disorder++;
+    else
+      next[id] = v + 1;
+  }
+  free(next);
+  return NULL;
+}
+
+static int run_mailbox(uint64_t n, uint64_t producers, uint64_t consumers,
+                       int use_mutex, uint64_t capacity, uint64_t spin) {
+  mbox_bench b = {.use_mutex = use_mutex, .producers = producers};
+  int rc = use_mutex ? bench_mq_create(&b.mq, (size_t)capacity)
+                     : actio__mbox_create(&b.mb, (size_t)capacity);
+  if (rc != 0) {
+    fprintf(stderr, "actio-bench: queue: %s\n", actio_strerror(rc));
+    return 1;
+  }
+  if (!use_mutex)
+    actio__mbox_set_spin(b.mb, (unsigned)spin);
+  producer *ps = calloc((size_t)producers, sizeof *ps);
+  consumer *cs = calloc((size_t)consumers, sizeof *cs);
+  if (ps == NULL || cs == NULL) {
+    fprintf(stderr, "actio-bench: out of memory\n");
+    return 1;
+  }
+  pthread_barrier_init(&b.start, NULL, (unsigned)(producers + consumers + 1));
+  for (uint64_t i = 0; i < consumers; i++) {
+    cs[i].b = &b;
+    start_thread(&cs[i].thread, consumer_run, &cs[i]);
+  }
+  uint64_t first = 0;
+  for (uint64_t i = 0; i < producers; i++) {
+    ps[i] = (producer){.b = &b, .id = i, .first = first,
+                       .count = n / producers + (i < n % producers ? 1 : 0)};
+    first += ps[i].count;
+    start_thread(&ps[i].thread, producer_run, &ps[i]);
+  }
+
+  pthread_barrier_wait(&b.start);
+  double t0 = now_sec();
+  for (uint64_t i = 0; i < producers; i++)
+    pthread_join(ps[i].thread, NULL);
+  /* Every push has returned: closing now loses nothing, and the consumers
+   * leave once they have drained the rest. */
+  if (use_mutex)
+    bench_mq_close(b.mq);
+  else
+    actio__mbox_close(b.mb);
+  for (uint64_t i = 0; i < consumers; i++)
+    pthread_join(cs[i].thread, NULL);
+  double secs = now_sec() - t0;
+
+  uint64_t popped = 0, sum = 0, disorder = 0, refused = 0;
+  for (uint64_t i = 0; i < consumers; i++) {
+    popped += cs[i].popped;
+    sum += cs[i].sum;
+    disorder += cs[i].disorder;
+  }
+  for (uint64_t i = 0; i < producers; i++)
+    refused += ps[i].refused;
+  pthread_barrier_destroy(&b.start);
+  free(ps);
+  free(cs);
+  bench_mq_destroy(b.mq);
+  actio__mbox_destroy(b.mb);
+
+  uint64_t ok = popped < n ? popped : n;
+  uint64_t errors = n - ok;
+  int checksum_ok = sum == sum_below(n);
+  char extra[320];
+  snprintf(extra, sizeof extra,
+           ", \"producers\": %" PRIu64 ", \"consumers\": %" PRIu64
+           ", \"capacity\": %" PRIu64 ", \"popped\": %" PRIu64
+           ", \"refused\": %" PRIu64 ", \"order_errors\": %" PRIu64
+           ", \"checksum\": %" PRIu64 ", \"checksum_ok\": %s",
+           producers, consumers, capacity, popped, refused, disorder, sum,
+           checksum_ok ? "true" : "false");
+  if (!use_mutex) {
+    size_t len = strlen(extra);
+    snprintf(extra + len, sizeof extra - len, ", \"spin\": %" PRIu64, spin);
+  }
+  emit(use_mutex ? "mutex_queue" : "actio", "mailbox", n, producers + consumers,
+       ok, errors, secs, extra);
+  return errors > 0 || popped != n || disorder > 0 || refused > 0 || !checksum_ok;
+}
+
+/* ---- command line ---- */
+
+enum { W_GATHER = 1, W_PINGPONG = 2, W_MAILBOX = 4 };
+
+typedef struct settings {
+  uint64_t n, fanout, threads, producers, consumers, capacity, spin;
+  int use_mutex;
+} settings;
+
+typedef struct flag {
+  const char *name;
+  unsigned workloads; /* the W_* that accept it */
+  size_t offset;      /* of its uint64_t in settings */
+  uint64_t min, max;
+} flag;
+
+/* Bounds keep thread counts and allocations sane and keep every counter
+ * below UINTPTR_MAX, which pingpong reserves for its start message. */
+static const flag flags[] = {
+    {"--n", W_GATHER | W_PINGPONG | W_MAILBOX, offsetof(settings, n), 1,
+     UINT64_C(1) << 40},
+    {"--fanout", W_GATHER, offsetof(settings, fanout), 1, 1u << 24},
+    {"--threads", W_GATHER, offsetof(settings, threads), 1, 1024},
+    {"--producers", W_MAILBOX, offsetof(settings, producers), 1, 1024},
+    {"--consumers", W_MAILBOX, offsetof(settings, consumers), 1, 1024},
+    {"--capacity", W_MAILBOX, offsetof(settings, capacity), 2, 1u << 24},
+    {"--spin", W_PINGPONG | W_MAILBOX, offsetof(settings, spin), 1, 1u << 24},
+};
+
+static int parse_u64(const char *s, uint64_t *out) {
+  if (s == NULL || *s < '0' || *s > '9')
+    return -1; /* strtoull would take "-1" or " 1" */
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0')
+    return -1;
+  *out = (uint64_t)v;
+  return 0;
+}
+
+static int bad_usage(const char *why, const char *what) {
+  fprintf(stderr, "actio-bench: %s%s%s\n%s", why, what ? ": " : "",
+          what ? what : "", usage_text);
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+    fputs(usage_text, stdout);
+    return 0;
+  }
+  if (argc < 2)
+    return bad_usage("no workload given", NULL);
+  const char *workload = argv[1];
+  unsigned w;
+  settings s = {.fanout = 1000, .threads = 1, .producers = 2, .consumers = 2,
+                .capacity = 1024, .spin = 256};
+  if (strcmp(workload, "gather") == 0) {
+    w = W_GATHER;
+    s.n = 1000000;
+  } else if (strcmp(workload, "pingpong") == 0) {
+    w = W_PINGPONG;
+    s.n = 1000000;
+  } else if (strcmp(workload, "mailbox") == 0) {
+    w = W_MAILBOX;
+    s.n = 2000000;
+  } else {
+    return bad_usage("unknown workload", workload);
+  }
+
+  for (int i = 2; i < argc; i += 2) {
+    const char *name = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(name, "--impl") == 0 && w == W_MAILBOX) {
+      if (value != NULL && strcmp(value, "actio") == 0)
+        s.use_mutex = 0;
+      else if (value != NULL &&
+               (strcmp(value, "mutex") == 0 || strcmp(value, "mutex_queue") == 0))
+        s.use_mutex = 1;
+      else
+        return bad_usage("--impl takes actio or mutex", value);
+      continue;
+    }
+    const flag *f = NULL;
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
+      if (strcmp(name, flags[k].name) == 0 && (flags[k].workloads & w))
+        f = &flags[k];
+    if (f == NULL)
+      return bad_usage("unknown flag for this workload", name);
+    uint64_t v;
+    if (value == NULL || parse_u64(value, &v) != 0 || v < f->min || v > f->max) {
+      fprintf(stderr, "actio-bench: %s takes an integer from %" PRIu64
+                      " to %" PRIu64 "\n", name, f->min, f->max);
+      return bad_usage("bad value", value ? value : "(missing)");
+    }
+    *(uint64_t *)((char *)&s + f->offset) = v;
+  }
+
+  switch (w) {
+  case W_GATHER:
+    return run_gather(s.n, s.fanout, s.threads);
+  case W_PINGPONG:
+    return run_pingpong(s.n, s.spin);
+  default:
+    return run_mailbox(s.n, s.producers, s.consumers, s.use_mutex, s.capacity,
+                       s.spin);
+  }
+}
