@@ -35,6 +35,7 @@ struct actio_actor {
   pthread_cond_t init_cv;
   unsigned init_done;
   int init_rc;
+  void (*state_free)(void *state);
   _Atomic uint64_t accepted, handled, failed, dropped;
   actio_actor *prev; /* spawn order, newest first */
 };
@@ -67,6 +68,8 @@ int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts) {
 }
 
 static void actor_free(actio_actor *a) {
+  if (a->state_free != NULL)
+    a->state_free(a->state);
   actio__mbox_destroy(a->mb);
   pthread_mutex_destroy(&a->stop_mu);
   pthread_mutex_destroy(&a->init_mu);
@@ -152,9 +155,15 @@ static void report_init(actio_actor *a, int rc) {
   pthread_mutex_unlock(&a->init_mu);
 }
 
+/* The actor this thread works for, if any. */
+static _Thread_local actio_actor *current_actor;
+
+actio_actor *actio_actor_self(void) { return current_actor; }
+
 static void *worker_main(void *arg) {
   worker *w = arg;
   actio_actor *a = w->actor;
+  current_actor = a;
   int rc = a->b->worker_init ? a->b->worker_init(a, &w->ctx) : 0;
   report_init(a, rc);
   if (rc < 0)
@@ -187,8 +196,11 @@ static void join_workers(actio_actor *a) {
 int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
                       const actio_actor_opts *opts, actio_actor **out) {
   actio_actor_opts o = opts ? *opts : (actio_actor_opts){0};
-  if (rt == NULL || b == NULL || b->handle == NULL || out == NULL)
+  if (rt == NULL || b == NULL || b->handle == NULL || out == NULL) {
+    if (o.state_free != NULL)
+      o.state_free(o.state);
     return ACTIO_EINVAL;
+  }
   if (o.workers == 0)
     o.workers = 1;
   if (o.capacity == 0)
@@ -198,11 +210,15 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
 
   int rc = ACTIO_ENOMEM;
   actio_actor *a = calloc(1, sizeof *a);
-  if (a == NULL)
+  if (a == NULL) {
+    if (o.state_free != NULL)
+      o.state_free(o.state);
     return ACTIO_ENOMEM;
+  }
   a->rt = rt;
   a->b = b;
   a->state = o.state;
+  a->state_free = o.state_free;
   a->nworkers = o.workers;
   pthread_mutex_init(&a->stop_mu, NULL);
   pthread_mutex_init(&a->init_mu, NULL);
@@ -261,6 +277,7 @@ fail_alloc:
 void *actio_actor_state(const actio_actor *a) { return a->state; }
 const char *actio_actor_name(const actio_actor *a) { return a->name; }
 actio_runtime *actio_actor_runtime(const actio_actor *a) { return a->rt; }
+const actio_behavior *actio_actor_behavior(const actio_actor *a) { return a->b; }
 
 static int send(actio_actor *a, void *msg, actio_future *reply,
                 int64_t timeout_ms) {

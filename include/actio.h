@@ -6,6 +6,7 @@
 #include "actio/error.h"
 #include "actio/future.h"
 #include "actio/actor.h"
+#include "actio/file.h"
 
 #define ACTIO_VERSION_MAJOR 0
 #define ACTIO_VERSION_MINOR 1

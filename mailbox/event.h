@@ -23,8 +23,8 @@ void __tsan_release(void *addr);
 #define ACTIO__TSAN_RELEASE(p) __tsan_release((void *)(p))
 #define ACTIO__TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
 #else
-#define ACTIO__TSAN_RELEASE(p) ((void)0)
-#define ACTIO__TSAN_ACQUIRE(p) ((void)0)
+#define ACTIO__TSAN_RELEASE(p) ((void)(p))
+#define ACTIO__TSAN_ACQUIRE(p) ((void)(p))
 #endif
 
 /*

@@ -71,6 +71,9 @@ typedef struct actio_actor_opts {
   size_t capacity;        /* mailbox size, rounded up to a power of 2; default 1024 */
   void *state;            /* the behavior's shared state, borrowed */
   unsigned spin;          /* polls of an empty mailbox before sleeping; default 256 */
+  void (*state_free)(void *state); /* called when the runtime frees the
+                                      actor, or by a spawn that fails; may
+                                      be NULL */
 } actio_actor_opts;
 
 /* Starts an actor: its mailbox and its workers, each having run worker_init
@@ -81,10 +84,15 @@ typedef struct actio_actor_opts {
 int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
                       const actio_actor_opts *opts, actio_actor **out);
 
-/* The state given at spawn, the name, the runtime. Any thread. */
+/* The state given at spawn, the name, the runtime, the behavior. Any
+ * thread. */
 void *actio_actor_state(const actio_actor *a);
 const char *actio_actor_name(const actio_actor *a);
 actio_runtime *actio_actor_runtime(const actio_actor *a);
+const actio_behavior *actio_actor_behavior(const actio_actor *a);
+
+/* The actor whose worker is the calling thread, or NULL on other threads. */
+actio_actor *actio_actor_self(void);
 
 /*
  * Sends `msg` (ownership passes to the actor on success). A full mailbox

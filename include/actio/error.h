@@ -28,7 +28,8 @@ extern "C" {
   X(EALREADY, -4004, "future already completed")                              \
   X(EEOF, -4005, "no more items")                                             \
   X(EALLFAILED, -4006, "every future failed")                                 \
-  X(ESTATE, -4007, "operation not allowed in this state")
+  X(ESTATE, -4007, "operation not allowed in this state")                    \
+  X(ESANDBOX, -4008, "path escapes the sandbox root")
 
 #define ACTIO_ERR_MAP(X) ACTIO_ERRNO_MAP(X) ACTIO_OWN_MAP(X)
 

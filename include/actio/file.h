@@ -1,0 +1,172 @@
+/* actio/file.h: the file actor: asynchronous file I/O (what aiofiles gives
+ * Python), every operation a future. */
+#ifndef ACTIO_FILE_H
+#define ACTIO_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "actio/actor.h"
+#include "actio/future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * The file actor is an actor (actio_actor) whose workers make plain blocking
+ * system calls, so many files are read and written at once while the
+ * callers' threads never block. Spawn it once per runtime; stop it with
+ * actio_actor_stop or let actio_runtime_destroy do it.
+ *
+ * Every operation below: returns 0 and sets *out to a future (the caller's
+ * reference), or returns ACTIO_EINVAL (NULL or empty arguments, not a file
+ * actor), ACTIO_ENOMEM, ACTIO_ECLOSED (the actor was stopped) or
+ * ACTIO_EFULL (mailbox full and fail_when_full set) and makes no future.
+ * The future fails with a negated errno (-ENOENT, -EACCES, -EISDIR,
+ * -ENOSPC, ...) or ACTIO_ESANDBOX, and a message naming the operation and
+ * the path. Paths and data are copied: the caller may free them at once.
+ * Every function is thread-safe. Cancelling a future before its request
+ * runs drops the request; long requests (large writes, copies, streams,
+ * lines) also stop between chunks. No descriptor is ever leaked.
+ */
+
+typedef struct actio_files_opts {
+  unsigned workers;     /* worker threads; default 4 */
+  size_t capacity;      /* mailbox size; default 4096 */
+  /* Sandbox: when set, every path resolves beneath this folder; "..",
+   * absolute paths and symlinks that would leave it fail with
+   * ACTIO_ESANDBOX. For file names that come from untrusted input. */
+  const char *root;
+  size_t max_read;      /* largest whole-file read in bytes; default 1 GiB */
+  int fail_when_full;   /* 1: a full mailbox fails at once with ACTIO_EFULL;
+                           0 (default): the caller waits for room */
+} actio_files_opts;
+
+/* Spawns a file actor in `rt`. opts may be NULL. Returns 0, ACTIO_EINVAL,
+ * ACTIO_ENOMEM, or a negated errno (the root cannot be opened). */
+int actio_files_spawn(actio_runtime *rt, const actio_files_opts *opts,
+                      actio_actor **out);
+
+/* A byte buffer: the value of read futures. data is NUL-terminated (not
+ * counted in len), so text can be used as a C string. Freed with its future. */
+typedef struct actio_buf {
+  size_t len;
+  char *data;
+} actio_buf;
+
+/* ---- whole files ---- */
+
+/* Reads a whole file. Value: actio_buf *. -EFBIG past opts.max_read. */
+int actio_file_read(actio_actor *files, const char *path, actio_future **out);
+
+enum {
+  ACTIO_WRITE_TRUNC = 0,  /* create or truncate (the default) */
+  ACTIO_WRITE_APPEND = 1, /* create or append */
+  ACTIO_WRITE_EXCL = 2,   /* create; fail with -EEXIST if it exists */
+  ACTIO_WRITE_ATOMIC = 4, /* through a temporary file, fsync and rename: a
+                             reader sees the old file or the new, never a mix;
+                             on failure or cancel the old file stays intact */
+  ACTIO_WRITE_SYNC = 8,   /* fsync before completing */
+};
+
+/* Writes len bytes of data (copied) to path, created with mode 0666 & ~umask
+ * (an atomic write keeps the mode of the file it replaces). flags: the
+ * ACTIO_WRITE_* above. Value: NULL. */
+int actio_file_write(actio_actor *files, const char *path, const void *data,
+                     size_t len, int flags, actio_future **out);
+
+/* ---- handles ---- */
+
+typedef struct actio_fh actio_fh;
+
+/* Opens path with open(2) flags (O_RDONLY, O_WRONLY|O_CREAT|O_TRUNC, ...)
+ * and mode. Value: actio_fh *; take it with actio_future_take and end it with
+ * actio_fh_close. A handle never taken is closed with its future. */
+int actio_file_open(actio_actor *files, const char *path, int flags,
+                    mode_t mode, actio_future **out);
+
+/* Reads up to len bytes at offset (pread). Value: actio_buf *, shorter at
+ * the end of the file, empty past it. */
+int actio_fh_pread(actio_fh *h, uint64_t offset, size_t len, actio_future **out);
+/* Writes all of data (copied) at offset (pwrite). Value: NULL. */
+int actio_fh_pwrite(actio_fh *h, uint64_t offset, const void *data, size_t len,
+                    actio_future **out);
+/* Sequential read and write at the handle's own position, in the order the
+ * calls were made from one thread. */
+int actio_fh_read(actio_fh *h, size_t len, actio_future **out);
+int actio_fh_write(actio_fh *h, const void *data, size_t len, actio_future **out);
+/* fsync(2). Value: NULL. */
+int actio_fh_sync(actio_fh *h, actio_future **out);
+/* Closes the handle once the requests still using it are done; the future
+ * completes after close(2). The handle must not be used after this call
+ * returns 0. ACTIO_ESTATE if it is already closing. */
+int actio_fh_close(actio_fh *h, actio_future **out);
+
+/* ---- lines and streams ---- */
+
+typedef struct actio_line {
+  const char *data; /* not NUL-terminated */
+  size_t len;       /* without its "\n" or "\r\n" */
+} actio_line;
+
+/* Called with the next complete lines of a file, in order; they are valid
+ * during the call only. Runs on a file worker: keep it short, do not block.
+ * A nonzero return stops the scan and fails the future with that value
+ * (give a negative ACTIO_* code or negated errno). */
+typedef int (*actio_lines_fn)(void *arg, const actio_line *lines, size_t n);
+
+/* Iterates the lines of a file in batches (Python's `async for line in f`
+ * without a thread hop per line). Lines end at "\n"; a "\r" before it is
+ * dropped; the last line may lack a newline; empty lines count; a line is
+ * never split or truncated, however long. Value: uint64_t * (the count). */
+int actio_file_lines(actio_actor *files, const char *path, actio_lines_fn fn,
+                     void *arg, actio_future **out);
+
+/* Called with each chunk of a streamed file (valid during the call). To
+ * apply backpressure, set *ready to a future (a reference the stream takes):
+ * the next chunk is read once it completes, without holding a worker; if it
+ * fails, the stream fails with its error. A negative return fails the
+ * stream with that code. */
+typedef int (*actio_chunk_fn)(void *arg, const void *data, size_t len,
+                              actio_future **ready);
+
+/* Reads a file in chunks of `chunk` bytes (0: 1 MiB) to fn. For large files
+ * and for feeding other actors (an HTTP upload, a database COPY).
+ * Value: uint64_t * (bytes read). */
+int actio_file_stream(actio_actor *files, const char *path, size_t chunk,
+                      actio_chunk_fn fn, void *arg, actio_future **out);
+
+/* ---- the file system ---- */
+
+/* stat(2), following symlinks (within the sandbox). Value: struct stat *. */
+int actio_file_stat(actio_actor *files, const char *path, actio_future **out);
+/* Value: int * (1 exists, 0 does not); other errors fail the future. */
+int actio_file_exists(actio_actor *files, const char *path, actio_future **out);
+/* mkdir -p: creates path and missing parents; existing folders are fine.
+ * Value: NULL. */
+int actio_file_mkdir(actio_actor *files, const char *path, mode_t mode,
+                     actio_future **out);
+/* rename(2). Value: NULL. */
+int actio_file_rename(actio_actor *files, const char *from, const char *to,
+                      actio_future **out);
+/* Removes a file or an empty folder. Value: NULL. */
+int actio_file_unlink(actio_actor *files, const char *path, actio_future **out);
+/* Lists a folder: value char ** (sorted names without "." and "..", ending
+ * with NULL; one allocation). */
+int actio_file_list(actio_actor *files, const char *path, actio_future **out);
+/* Copies a regular file (copy_file_range where the kernel can), keeping
+ * its mode. Value: NULL. */
+int actio_file_copy(actio_actor *files, const char *from, const char *to,
+                    actio_future **out);
+/* Creates a new empty file named prefix + 6 random characters (prefix may
+ * include a folder). Value: char * (its path). */
+int actio_file_tempfile(actio_actor *files, const char *prefix,
+                        actio_future **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ACTIO_FILE_H */

@@ -1,0 +1,572 @@
+/* file_io.c: blocking file operations with an optional sandbox root
+ * (openat2 RESOLVE_BENEATH, or a checked component walk where the kernel
+ * lacks it) and a memchr-based line splitter. */
+#include "file_io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "actio/error.h"
+
+#define IO_CHUNK (1u << 20)
+
+static int neg_errno(void) { return errno ? -errno : -EIO; }
+
+/* Names for temporary files: unique within the process by the counter,
+ * across processes by the pid, across runs by the clock. */
+static unsigned long long unique_suffix(void) {
+  static _Atomic unsigned long long counter;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  unsigned long long c = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+  return (c << 40) ^ ((unsigned long long)getpid() << 20) ^
+         (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 30);
+}
+
+/* ---- sandbox resolution ---- */
+
+int actio__root_open(actio__root *r, const char *dir) {
+  if (dir == NULL) {
+    *r = (actio__root){AT_FDCWD, 0};
+    return 0;
+  }
+  int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return neg_errno();
+  *r = (actio__root){fd, 1};
+  return 0;
+}
+
+void actio__root_close(actio__root *r) {
+  if (r->beneath && r->dirfd >= 0)
+    close(r->dirfd);
+  r->dirfd = -1;
+}
+
+/* Cleared on the first ENOSYS; relaxed: every thread reaches the same value. */
+static _Atomic int has_openat2 = 1;
+
+/* Fallback walk: every component opened with O_NOFOLLOW beneath the last,
+ * ".." refused, so neither a symlink nor ".." can lead out. Symlinks are
+ * refused outright here, a stricter rule than openat2's. */
+static int open_walk(const actio__root *r, const char *path, int flags, mode_t mode) {
+  char *copy = strdup(path), *save = NULL;
+  if (copy == NULL)
+    return -ENOMEM;
+  int dir = r->dirfd, rc = -ENOENT;
+  char *part = strtok_r(copy, "/", &save);
+  while (part != NULL) {
+    char *next = strtok_r(NULL, "/", &save);
+    if (strcmp(part, "..") == 0) {
+      rc = ACTIO_ESANDBOX;
+      break;
+    }
+    int fd = next ? openat(dir, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                  : openat(dir, part, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) {
+      rc = errno == ELOOP ? ACTIO_ESANDBOX : neg_errno();
+      break;
+    }
+    if (dir != r->dirfd)
+      close(dir);
+    dir = fd;
+    rc = fd;
+    part = next;
+  }
+  if (rc < 0 && dir != r->dirfd)
+    close(dir);
+  free(copy);
+  return rc;
+}
+
+int actio__fio_open(const actio__root *r, const char *path, int flags, mode_t mode) {
+  if (path == NULL || *path == '\0')
+    return -EINVAL;
+  if (!r->beneath) {
+    int fd = openat(r->dirfd, path, flags | O_CLOEXEC, mode);
+    return fd < 0 ? neg_errno() : fd;
+  }
+  if (path[0] == '/')
+    return ACTIO_ESANDBOX;
+  if (atomic_load_explicit(&has_openat2, memory_order_relaxed)) {
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, r->dirfd, path, &how, sizeof how);
+    if (fd >= 0)
+      return (int)fd;
+    if (errno == EXDEV)
+      return ACTIO_ESANDBOX;
+    if (errno != ENOSYS)
+      return neg_errno();
+    atomic_store_explicit(&has_openat2, 0, memory_order_relaxed);
+  }
+  return open_walk(r, path, flags, mode);
+}
+
+/* Splits path into the folder it names, opened beneath the root (readable,
+ * so it can be fsynced), and its last component. *leaf points into path. */
+static int open_parent(const actio__root *r, const char *path, const char **leaf) {
+  if (path == NULL || *path == '\0')
+    return -EINVAL;
+  const char *slash = strrchr(path, '/');
+  *leaf = slash ? slash + 1 : path;
+  if (r->beneath && strcmp(*leaf, "..") == 0)
+    return ACTIO_ESANDBOX;
+  if (**leaf == '\0' || strcmp(*leaf, ".") == 0 || strcmp(*leaf, "..") == 0)
+    return -EINVAL;
+  if (slash == NULL)
+    return actio__fio_open(r, ".", O_RDONLY | O_DIRECTORY, 0);
+  if (slash == path)
+    return actio__fio_open(r, "/", O_RDONLY | O_DIRECTORY, 0);
+  char *dir = strndup(path, (size_t)(slash - path));
+  if (dir == NULL)
+    return -ENOMEM;
+  int fd = actio__fio_open(r, dir, O_RDONLY | O_DIRECTORY, 0);
+  free(dir);
+  return fd;
+}
+
+/* ---- whole files ---- */
+
+int actio__fio_read_fd(int fd, char **data, size_t *len, size_t max) {
+  struct stat st;
+  size_t cap = 4096, n = 0;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+    cap = (size_t)st.st_size + 1; /* one read and a probe for EOF */
+  if (max != 0 && cap > max + 1)
+    cap = max + 1;
+  char *buf = malloc(cap + 1);
+  if (buf == NULL)
+    return -ENOMEM;
+  for (;;) {
+    if (n == cap) {
+      if (max != 0 && n > max) {
+        free(buf);
+        return -EFBIG;
+      }
+      size_t ncap = cap * 2;
+      char *nb = realloc(buf, ncap + 1);
+      if (nb == NULL) {
+        free(buf);
+        return -ENOMEM;
+      }
+      buf = nb;
+      cap = ncap;
+    }
+    ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      int e = neg_errno();
+      free(buf);
+      return e;
+    }
+    if (r == 0)
+      break;
+    n += (size_t)r;
+  }
+  if (max != 0 && n > max) {
+    free(buf);
+    return -EFBIG;
+  }
+  buf[n] = '\0';
+  *data = buf;
+  *len = n;
+  return 0;
+}
+
+int actio__fio_write_fd(int fd, const void *data, size_t len, int64_t offset) {
+  const char *p = data;
+  while (len > 0) {
+    ssize_t w = offset < 0 ? write(fd, p, len) : pwrite(fd, p, len, offset);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return neg_errno();
+    }
+    p += w;
+    len -= (size_t)w;
+    if (offset >= 0)
+      offset += w;
+  }
+  return 0;
+}
+
+int actio__fio_write_atomic(const actio__root *r, const char *path,
+                            const void *data, size_t len, mode_t mode,
+                            actio__fio_stop_fn stop, void *stop_arg) {
+  const char *leaf;
+  int dir = open_parent(r, path, &leaf);
+  if (dir < 0)
+    return dir;
+  /* The temporary name lives beside the target so rename stays atomic. */
+  char tmp[64 + 32];
+  int rc = 0, fd = -1;
+  struct stat old;
+  if (fstatat(dir, leaf, &old, 0) == 0)
+    mode = old.st_mode & 07777; /* a replaced file keeps its permissions */
+  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+    snprintf(tmp, sizeof tmp, ".%.60s.%016llx.tmp", leaf, unique_suffix());
+    fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0 && errno != EEXIST) {
+      rc = neg_errno();
+      break;
+    }
+  }
+  if (fd < 0) {
+    close(dir);
+    return rc ? rc : -EEXIST;
+  }
+  const char *p = data;
+  size_t left = len;
+  while (rc == 0 && left > 0) {
+    size_t n = left < IO_CHUNK ? left : IO_CHUNK;
+    if (stop != NULL && stop(stop_arg))
+      rc = -ECANCELED;
+    else
+      rc = actio__fio_write_fd(fd, p, n, -1);
+    p += n;
+    left -= n;
+  }
+  if (rc == 0 && fchmod(fd, mode) != 0)
+    rc = neg_errno();
+  if (rc == 0 && fsync(fd) != 0)
+    rc = neg_errno();
+  if (close(fd) != 0 && rc == 0)
+    rc = neg_errno();
+  if (rc == 0 && stop != NULL && stop(stop_arg))
+    rc = -ECANCELED;
+  if (rc == 0 && renameat(dir, tmp, dir, leaf) != 0)
+    rc = neg_errno();
+  if (rc != 0)
+    unlinkat(dir, tmp, 0);
+  else
+    fsync(dir); /* make the rename itself durable */
+  close(dir);
+  return rc;
+}
+
+/* ---- the file system ---- */
+
+int actio__fio_stat(const actio__root *r, const char *path, struct stat *st) {
+  if (!r->beneath) {
+    if (path == NULL || *path == '\0')
+      return -EINVAL;
+    return fstatat(r->dirfd, path, st, 0) == 0 ? 0 : neg_errno();
+  }
+  int fd = actio__fio_open(r, path, O_PATH, 0);
+  if (fd < 0)
+    return fd;
+  int rc = fstat(fd, st) == 0 ? 0 : neg_errno();
+  close(fd);
+  return rc;
+}
+
+int actio__fio_mkdir_p(const actio__root *r, const char *path, mode_t mode) {
+  if (path == NULL || *path == '\0')
+    return -EINVAL;
+  char *copy = strdup(path);
+  if (copy == NULL)
+    return -ENOMEM;
+  int rc = 0;
+  size_t n = strlen(copy);
+  while (n > 1 && copy[n - 1] == '/')
+    copy[--n] = '\0';
+  /* Create each prefix in turn; existing folders are fine. */
+  for (char *p = copy + 1;; p++) {
+    int end = *p == '\0';
+    if (*p != '/' && !end)
+      continue;
+    *p = '\0';
+    const char *leaf;
+    int dir = open_parent(r, copy, &leaf);
+    if (dir < 0) {
+      rc = dir;
+    } else {
+      if (mkdirat(dir, leaf, mode) != 0 && errno != EEXIST)
+        rc = neg_errno();
+      close(dir);
+    }
+    if (rc != 0 || end)
+      break;
+    *p = '/';
+  }
+  if (rc == 0) { /* the last one must be a folder, not a file */
+    struct stat st;
+    rc = actio__fio_stat(r, copy, &st);
+    if (rc == 0 && !S_ISDIR(st.st_mode))
+      rc = -ENOTDIR;
+  }
+  free(copy);
+  return rc;
+}
+
+int actio__fio_rename(const actio__root *r, const char *from, const char *to) {
+  const char *lf, *lt;
+  int df = open_parent(r, from, &lf);
+  if (df < 0)
+    return df;
+  int dt = open_parent(r, to, &lt);
+  if (dt < 0) {
+    close(df);
+    return dt;
+  }
+  int rc = renameat(df, lf, dt, lt) == 0 ? 0 : neg_errno();
+  close(df);
+  close(dt);
+  return rc;
+}
+
+int actio__fio_unlink(const actio__root *r, const char *path) {
+  const char *leaf;
+  int dir = open_parent(r, path, &leaf);
+  if (dir < 0)
+    return dir;
+  int rc = unlinkat(dir, leaf, 0) == 0 ? 0 : neg_errno();
+  if (rc == -EISDIR && unlinkat(dir, leaf, AT_REMOVEDIR) == 0)
+    rc = 0; /* an empty folder goes too, as with remove(3) */
+  close(dir);
+  return rc;
+}
+
+int actio__fio_copy(const actio__root *r, const char *from, const char *to,
+                    actio__fio_stop_fn stop, void *stop_arg) {
+  int in = actio__fio_open(r, from, O_RDONLY, 0);
+  if (in < 0)
+    return in;
+  struct stat st;
+  if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+    close(in);
+    return rc;
+  }
+  int out = actio__fio_open(r, to, O_WRONLY | O_CREAT | O_TRUNC, st.st_mode & 07777);
+  if (out < 0) {
+    close(in);
+    return out;
+  }
+  int rc = 0, fallback = 0;
+  char *buf = NULL;
+  for (;;) {
+    if (stop != NULL && stop(stop_arg)) {
+      rc = -ECANCELED;
+      break;
+    }
+    ssize_t n;
+    if (!fallback) {
+      n = copy_file_range(in, NULL, out, NULL, IO_CHUNK, 0);
+      if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+                    errno == EOPNOTSUPP)) {
+        fallback = 1;
+        continue;
+      }
+    } else {
+      if (buf == NULL && (buf = malloc(IO_CHUNK)) == NULL) {
+        rc = -ENOMEM;
+        break;
+      }
+      n = read(in, buf, IO_CHUNK);
+      if (n > 0 && (rc = actio__fio_write_fd(out, buf, (size_t)n, -1)) != 0)
+        break;
+    }
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = neg_errno();
+      break;
+    }
+    if (n == 0)
+      break;
+  }
+  free(buf);
+  close(in);
+  if (close(out) != 0 && rc == 0)
+    rc = neg_errno();
+  if (rc != 0)
+    actio__fio_unlink(r, to);
+  return rc;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int actio__fio_list(const actio__root *r, const char *path, char ***names,
+                    size_t *count) {
+  int fd = actio__fio_open(r, path, O_RDONLY | O_DIRECTORY, 0);
+  if (fd < 0)
+    return fd;
+  DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    int e = neg_errno();
+    close(fd);
+    return e;
+  }
+  /* Two passes over one growing text block, then the pointer array in front
+   * of it, so the caller frees a single allocation. */
+  size_t n = 0, bytes = 0, cap = 4096;
+  char *text = malloc(cap);
+  int rc = text ? 0 : -ENOMEM;
+  struct dirent *e;
+  while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    size_t l = strlen(e->d_name) + 1;
+    if (bytes + l > cap) {
+      while (bytes + l > cap)
+        cap *= 2;
+      char *t = realloc(text, cap);
+      if (t == NULL) {
+        rc = -ENOMEM;
+        break;
+      }
+      text = t;
+    }
+    memcpy(text + bytes, e->d_name, l);
+    bytes += l;
+    n++;
+  }
+  if (rc == 0 && errno != 0)
+    rc = neg_errno();
+  closedir(d);
+  char **out = NULL;
+  if (rc == 0 && (out = malloc((n + 1) * sizeof *out + bytes)) == NULL)
+    rc = -ENOMEM;
+  if (rc == 0) {
+    char *block = (char *)(out + n + 1);
+    memcpy(block, text, bytes);
+    for (size_t i = 0; i < n; i++) {
+      out[i] = block;
+      block += strlen(block) + 1;
+    }
+    out[n] = NULL;
+    qsort(out, n, sizeof *out, cmp_names);
+    *names = out;
+    *count = n;
+  }
+  free(text);
+  return rc;
+}
+
+int actio__fio_mkstemp(const actio__root *r, const char *prefix, char **path) {
+  size_t l = strlen(prefix);
+  char *name = malloc(l + 7);
+  if (name == NULL)
+    return -ENOMEM;
+  for (int attempt = 0; attempt < 100; attempt++) {
+    static const char abc[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned long long x = unique_suffix();
+    memcpy(name, prefix, l);
+    for (int i = 0; i < 6; i++, x /= sizeof abc - 1)
+      name[l + i] = abc[x % (sizeof abc - 1)];
+    name[l + 6] = '\0';
+    int fd = actio__fio_open(r, name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd >= 0) {
+      *path = name;
+      return fd;
+    }
+    if (fd != -EEXIST) {
+      free(name);
+      return fd;
+    }
+  }
+  free(name);
+  return -EEXIST;
+}
+
+/* ---- lines ---- */
+
+int64_t actio__fio_lines(int fd, size_t batch, size_t max_line,
+                         actio__lines_cb cb, void *arg) {
+  if (batch == 0)
+    batch = 1024;
+  size_t cap = IO_CHUNK, start = 0, end = 0;
+  char *buf = malloc(cap);
+  actio__line *lines = malloc(batch * sizeof *lines);
+  int64_t count = 0, rc = 0;
+  if (buf == NULL || lines == NULL)
+    rc = -ENOMEM;
+#ifdef POSIX_FADV_SEQUENTIAL
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
+  int eof = 0;
+  while (rc == 0 && !eof) {
+    /* Keep the unfinished line at the front; grow only when it fills all. */
+    if (start > 0) {
+      memmove(buf, buf + start, end - start);
+      end -= start;
+      start = 0;
+    }
+    if (end == cap) {
+      if (max_line != 0 && end > max_line) {
+        rc = -E2BIG;
+        break;
+      }
+      char *nb = realloc(buf, cap * 2);
+      if (nb == NULL) {
+        rc = -ENOMEM;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    ssize_t r = read(fd, buf + end, cap - end);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = neg_errno();
+      break;
+    }
+    eof = r == 0;
+    size_t scan = end; /* bytes before it hold no newline */
+    end += (size_t)r;
+    size_t n = 0;
+    for (;;) {
+      char *nl = memchr(buf + scan, '\n', end - scan);
+      size_t stop_at;
+      if (nl != NULL) {
+        stop_at = (size_t)(nl - buf);
+      } else if (eof && end > start) {
+        stop_at = end; /* the last line, without a newline */
+      } else {
+        break;
+      }
+      size_t len = stop_at - start;
+      if (max_line != 0 && len > max_line) {
+        rc = -E2BIG;
+        break;
+      }
+      if (nl != NULL && len > 0 && buf[stop_at - 1] == '\r')
+        len--;
+      lines[n++] = (actio__line){buf + start, len};
+      start = scan = nl ? stop_at + 1 : end;
+      if (n == batch) {
+        count += (int64_t)n;
+        if ((rc = cb(arg, lines, n)) != 0)
+          break;
+        n = 0;
+      }
+      if (nl == NULL)
+        break;
+    }
+    if (rc == 0 && n > 0) {
+      count += (int64_t)n;
+      rc = cb(arg, lines, n);
+    }
+  }
+  free(buf);
+  free(lines);
+  return rc != 0 ? rc : count;
+}

@@ -1,0 +1,79 @@
+/* file_io.h: blocking file-system operations for the file actor's workers:
+ * plain syscalls, an optional sandbox root, a line splitter. Knows nothing
+ * of futures or actors; every int return is 0 / a count, or a negated errno
+ * (ACTIO_ESANDBOX for a path that would leave the sandbox). */
+#ifndef ACTIO_IO_FILE_IO_H
+#define ACTIO_IO_FILE_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* Where relative paths start. With `beneath` set, resolution may not leave
+ * dirfd: no "..", absolute path or symlink that points outside. */
+typedef struct actio__root {
+  int dirfd; /* AT_FDCWD, or an O_PATH descriptor of the sandbox root */
+  int beneath;
+} actio__root;
+
+/* Opens dir as a sandbox root. Returns 0 or a negated errno. */
+int actio__root_open(actio__root *r, const char *dir);
+void actio__root_close(actio__root *r);
+
+/* openat(2) with the root's rules. Returns an fd or a negated errno. */
+int actio__fio_open(const actio__root *r, const char *path, int flags, mode_t mode);
+
+/* Reads what is left of fd into a fresh buffer (NUL-terminated, not counted
+ * in *len), up to max bytes (0: no limit; more fails with -EFBIG). */
+int actio__fio_read_fd(int fd, char **data, size_t *len, size_t max);
+/* Writes all of data, retrying short writes. At `offset` unless it is -1. */
+int actio__fio_write_fd(int fd, const void *data, size_t len, int64_t offset);
+
+/* Calls `stop` between chunks of long operations; nonzero aborts the
+ * operation with -ECANCELED. May be NULL. */
+typedef int (*actio__fio_stop_fn)(void *arg);
+
+/* Writes a whole file through a temporary file in the same folder, fsync,
+ * rename: readers see the old content or the new, never a mix. On any
+ * failure or stop the old file is untouched and no temporary file is left. */
+int actio__fio_write_atomic(const actio__root *r, const char *path,
+                            const void *data, size_t len, mode_t mode,
+                            actio__fio_stop_fn stop, void *stop_arg);
+
+/* The rest mirror their system calls, on paths under the root. */
+int actio__fio_stat(const actio__root *r, const char *path, struct stat *st);
+int actio__fio_mkdir_p(const actio__root *r, const char *path, mode_t mode);
+int actio__fio_rename(const actio__root *r, const char *from, const char *to);
+int actio__fio_unlink(const actio__root *r, const char *path);
+/* Copies a regular file (copy_file_range, falling back to read/write). */
+int actio__fio_copy(const actio__root *r, const char *from, const char *to,
+                    actio__fio_stop_fn stop, void *stop_arg);
+/* Names in a folder, without "." and "..", sorted, as one allocation:
+ * *names is an array of *count pointers into the same block. */
+int actio__fio_list(const actio__root *r, const char *path, char ***names,
+                    size_t *count);
+/* Creates a new empty file "<prefix>XXXXXX" under the root; *path gets the
+ * name (caller frees). Returns an open fd. */
+int actio__fio_mkstemp(const actio__root *r, const char *prefix, char **path);
+
+/* ---- lines ---- */
+
+typedef struct actio__line {
+  const char *data;
+  size_t len; /* without the "\n" or "\r\n" */
+} actio__line;
+
+/* Called with complete lines in file order; they are valid during the call.
+ * Nonzero stops the scan with that value. */
+typedef int (*actio__lines_cb)(void *arg, const actio__line *lines, size_t n);
+
+/* Splits what is left of fd into lines on "\n" (a "\r" before it is dropped),
+ * calling `cb` with batches of up to `batch` lines. The last line may lack a
+ * newline; empty lines count. A line longer than the buffer grows it: never
+ * split, never truncated (up to max_line bytes, 0 = no limit, else -E2BIG).
+ * Returns the number of lines, or a negated errno / cb's value. */
+int64_t actio__fio_lines(int fd, size_t batch, size_t max_line,
+                         actio__lines_cb cb, void *arg);
+
+#endif
