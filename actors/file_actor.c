@@ -2,6 +2,7 @@
  * through io/file_io.c, results complete futures. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "actio/error.h"
 #include "actio/file.h"
+#include "future_internal.h"
 #include "io/file_io.h"
 
 typedef enum op {
@@ -52,6 +54,7 @@ typedef struct req {
   actio_lines_fn lines_fn;
   actio_chunk_fn chunk_fn;
   void *arg;
+  int claimed;         /* the reply passed its commit point */
   int fd;              /* a stream between chunks */
   char *buf;
   uint64_t total;
@@ -160,20 +163,37 @@ static const char *req_path(const req *r) {
  * value, which is freed here if the future was cancelled meanwhile. */
 static void finish(req *r, int rc, void *value, actio_free_fn value_free) {
   if (rc < 0) {
-    if (r->path2 != NULL)
-      actio_future_fail(r->reply, rc, "%s %s -> %s: %s", op_names[r->op],
-                        r->path, r->path2, actio_strerror(rc));
-    else
-      actio_future_fail(r->reply, rc, "%s %s: %s", op_names[r->op],
-                        req_path(r), actio_strerror(rc));
+    char *msg = NULL;
+    int n = r->path2 != NULL
+                ? asprintf(&msg, "%s %s -> %s: %s", op_names[r->op], r->path,
+                           r->path2, actio_strerror(rc))
+                : asprintf(&msg, "%s %s: %s", op_names[r->op], req_path(r),
+                           actio_strerror(rc));
+    if (n < 0)
+      msg = NULL;
+    if (r->claimed) {
+      actio__future_settle(r->reply, rc, NULL, NULL, msg); /* takes msg */
+    } else {
+      actio_future_fail(r->reply, rc, "%s", msg ? msg : actio_strerror(rc));
+      free(msg);
+    }
+  } else if (r->claimed) {
+    actio__future_settle(r->reply, 0, value, value_free, NULL);
   } else if (actio_future_resolve(r->reply, value, value_free) != 0 &&
              value != NULL && value_free != NULL) {
-    value_free(value);
+    value_free(value); /* cancelled meanwhile: nobody will see it */
   }
   req_free(r);
 }
 
-static int stopped(void *arg) { return actio_future_is_done(arg); }
+static int stopped(void *arg) { return actio_future_is_done(((req *)arg)->reply); }
+
+/* The commit point of an atomic write: after it, a cancel is too late. */
+static int refuse_commit(void *arg) {
+  req *r = arg;
+  r->claimed = actio__future_claim(r->reply);
+  return !r->claimed;
+}
 
 static void buf_free(void *p) {
   actio_buf *b = p;
@@ -216,7 +236,7 @@ static int do_read(files_state *st, req *r, void **value) {
 static int write_chunks(int fd, req *r, int64_t offset) {
   size_t done = 0;
   while (done < r->len) {
-    if (stopped(r->reply))
+    if (stopped(r))
       return -ECANCELED;
     size_t n = r->len - done < (1u << 20) ? r->len - done : (1u << 20);
     int rc = actio__fio_write_fd(fd, r->data + done, n,
@@ -231,7 +251,7 @@ static int write_chunks(int fd, req *r, int64_t offset) {
 static int do_write(files_state *st, req *r) {
   if (r->flags & ACTIO_WRITE_ATOMIC)
     return actio__fio_write_atomic(&st->root, r->path, r->data, r->len, 0666,
-                                   stopped, r->reply);
+                                   stopped, refuse_commit, r);
   int oflags = O_WRONLY | O_CREAT;
   oflags |= (r->flags & ACTIO_WRITE_APPEND) ? O_APPEND
             : (r->flags & ACTIO_WRITE_EXCL) ? O_EXCL
@@ -296,7 +316,7 @@ typedef struct lines_ctx {
 
 static int lines_cb(void *arg, const actio__line *lines, size_t n) {
   req *r = arg;
-  if (stopped(r->reply))
+  if (stopped(r))
     return -ECANCELED;
   /* actio__line and actio_line have the same layout by construction. */
   return r->lines_fn(r->arg, (const actio_line *)lines, n);
@@ -355,7 +375,7 @@ static void stream_step(files_state *st, req *r) {
     }
   }
   for (;;) {
-    if (stopped(r->reply)) {
+    if (stopped(r)) {
       req_free(r);
       return;
     }
@@ -410,7 +430,7 @@ static int files_handle(actio_actor *self, void *worker, void *msg,
   int rc = 0;
   (void)worker;
   (void)unused;
-  if (stopped(r->reply)) { /* cancelled or past its deadline: skip */
+  if (stopped(r)) { /* cancelled or past its deadline: skip */
     req_free(r);
     return 0;
   }
@@ -474,7 +494,7 @@ static int files_handle(actio_actor *self, void *worker, void *msg,
     break;
   }
   case OP_COPY:
-    rc = actio__fio_copy(&st->root, r->path, r->path2, stopped, r->reply);
+    rc = actio__fio_copy(&st->root, r->path, r->path2, stopped, r);
     break;
   case OP_TEMP: {
     char *path = NULL;

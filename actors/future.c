@@ -257,6 +257,19 @@ int actio__future_adopt(actio_future *f, actio_future *src) {
   return 0;
 }
 
+int actio__future_claim(actio_future *f) { return begin(f); }
+
+void actio__future_settle(actio_future *f, int code, void *value,
+                          actio_free_fn free_fn, char *msg) {
+  f->status = code;
+  if (code == 0) {
+    f->value_free = free_fn;
+    atomic_store_explicit(&f->value, value, memory_order_relaxed);
+  }
+  f->errmsg = msg;
+  finish(f);
+}
+
 int actio_future_on_cancel(actio_future *f, actio_cancel_fn fn, void *arg) {
   if (f == NULL || fn == NULL)
     return ACTIO_EINVAL;

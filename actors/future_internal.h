@@ -18,6 +18,13 @@ int actio__future_abort(actio_future *f, int code, const char *msg);
  * (f keeps a reference to src). Returns 0 or ACTIO_EALREADY. */
 int actio__future_adopt(actio_future *f, actio_future *src);
 
+/* A commit point: claims the right to complete `f`, so that a cancel from
+ * now on fails with ACTIO_EALREADY. Returns 1 if claimed, 0 if `f` is
+ * already complete. A claimed future must then be settled exactly once. */
+int actio__future_claim(actio_future *f);
+void actio__future_settle(actio_future *f, int code, void *value,
+                          actio_free_fn free_fn, char *msg);
+
 /* Sets the absolute deadline read by actio_future_remaining_ms. */
 void actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns);
 

@@ -206,7 +206,8 @@ int actio__fio_write_fd(int fd, const void *data, size_t len, int64_t offset) {
 
 int actio__fio_write_atomic(const actio__root *r, const char *path,
                             const void *data, size_t len, mode_t mode,
-                            actio__fio_stop_fn stop, void *stop_arg) {
+                            actio__fio_stop_fn stop, actio__fio_stop_fn commit,
+                            void *stop_arg) {
   const char *leaf;
   int dir = open_parent(r, path, &leaf);
   if (dir < 0)
@@ -246,7 +247,7 @@ int actio__fio_write_atomic(const actio__root *r, const char *path,
     rc = neg_errno();
   if (close(fd) != 0 && rc == 0)
     rc = neg_errno();
-  if (rc == 0 && stop != NULL && stop(stop_arg))
+  if (rc == 0 && commit != NULL && commit(stop_arg))
     rc = -ECANCELED;
   if (rc == 0 && renameat(dir, tmp, dir, leaf) != 0)
     rc = neg_errno();

@@ -35,11 +35,14 @@ int actio__fio_write_fd(int fd, const void *data, size_t len, int64_t offset);
 typedef int (*actio__fio_stop_fn)(void *arg);
 
 /* Writes a whole file through a temporary file in the same folder, fsync,
- * rename: readers see the old content or the new, never a mix. On any
- * failure or stop the old file is untouched and no temporary file is left. */
+ * rename: readers see the old content or the new, never a mix. Just before
+ * the rename, `commit` (may be NULL) gets a last say: nonzero aborts with
+ * -ECANCELED. On any failure, stop or refused commit the old file is
+ * untouched and no temporary file is left. */
 int actio__fio_write_atomic(const actio__root *r, const char *path,
                             const void *data, size_t len, mode_t mode,
-                            actio__fio_stop_fn stop, void *stop_arg);
+                            actio__fio_stop_fn stop, actio__fio_stop_fn commit,
+                            void *stop_arg);
 
 /* The rest mirror their system calls, on paths under the root. */
 int actio__fio_stat(const actio__root *r, const char *path, struct stat *st);

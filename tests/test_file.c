@@ -1,0 +1,750 @@
+/* test_file.c: the file actor against real files: every operation, every
+ * error, the sandbox, cancellation without leaks, lines, streams, and
+ * concurrency over 10,000 files. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "actio.h"
+#include "test_util.h"
+
+static actio_runtime *rt;
+static actio_actor *files;
+static char dir[256];
+
+static void path_in(char *out, size_t n, const char *name) {
+  snprintf(out, n, "%s/%s", dir, name);
+}
+
+static void rm_rf(const char *p) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+static int count_fds(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  while (readdir(d) != NULL)
+    n++;
+  closedir(d);
+  return n;
+}
+
+static void setup(void) {
+  snprintf(dir, sizeof dir, "/tmp/actio-test-file-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_files_spawn(rt, NULL, &files), 0);
+}
+
+static void teardown(void) {
+  actio_runtime_destroy(rt);
+  rm_rf(dir);
+}
+
+/* Waits for f, checks its status, returns its value; drops the reference
+ * through *keep so the value stays valid until the caller unrefs it. */
+static void *expect(actio_future *f, int status) {
+  int st = actio_future_wait(f, -1);
+  if (st != status)
+    ck_abort_msg("status %s (%s), expected %s", actio_err_name(st),
+                 actio_future_errmsg(f) ? actio_future_errmsg(f) : "", actio_err_name(status));
+  return actio_future_value(f);
+}
+
+static void write_file(const char *name, const char *text) {
+  char p[512];
+  path_in(p, sizeof p, name);
+  FILE *fp = fopen(p, "w");
+  ck_assert_ptr_nonnull(fp);
+  fputs(text, fp);
+  fclose(fp);
+}
+
+static char *slurp(const char *name) {
+  char p[512];
+  path_in(p, sizeof p, name);
+  FILE *fp = fopen(p, "r");
+  if (fp == NULL)
+    return NULL;
+  static char buf[1 << 16];
+  size_t n = fread(buf, 1, sizeof buf - 1, fp);
+  buf[n] = '\0';
+  fclose(fp);
+  return buf;
+}
+
+START_TEST(read_write_append_exclusive) {
+  char p[512];
+  actio_future *f;
+  path_in(p, sizeof p, "a.txt");
+  ck_assert_int_eq(actio_file_write(files, p, "hello\n", 6, 0, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_write(files, p, "world\n", 6, ACTIO_WRITE_APPEND, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_read(files, p, &f), 0);
+  actio_buf *b = expect(f, 0);
+  ck_assert_uint_eq(b->len, 12);
+  ck_assert_str_eq(b->data, "hello\nworld\n");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_write(files, p, "x", 1, ACTIO_WRITE_EXCL, &f), 0);
+  expect(f, -EEXIST);
+  actio_future_unref(f);
+  /* Truncate is the default; an empty write makes an empty file. */
+  ck_assert_int_eq(actio_file_write(files, p, NULL, 0, ACTIO_WRITE_SYNC, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_str_eq(slurp("a.txt"), "");
+}
+END_TEST
+
+START_TEST(errors_name_the_operation_and_path) {
+  char p[512];
+  actio_future *f;
+  path_in(p, sizeof p, "missing.txt");
+  ck_assert_int_eq(actio_file_read(files, p, &f), 0);
+  expect(f, -ENOENT);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "read "));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "missing.txt"));
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_read(files, dir, &f), 0); /* a folder */
+  expect(f, -EISDIR);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_write(files, "/dev/full", "x", 1, 0, &f), 0);
+  expect(f, -ENOSPC); /* disk full */
+  actio_future_unref(f);
+  path_in(p, sizeof p, "no/such/folder/x");
+  ck_assert_int_eq(actio_file_write(files, p, "x", 1, ACTIO_WRITE_ATOMIC, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(bad_arguments_are_refused_at_once) {
+  actio_future *f = NULL;
+  ck_assert_int_eq(actio_file_read(files, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_read(files, "", &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_read(NULL, "x", &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_read(files, "x", NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_write(files, "x", NULL, 3, 0, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_write(files, "x", "a", 1, 0x100, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_write(files, "x", "a", 1,
+                                    ACTIO_WRITE_ATOMIC | ACTIO_WRITE_APPEND, &f),
+                   ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_rename(files, "x", NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_lines(files, "x", NULL, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_fh_close(NULL, &f), ACTIO_EINVAL);
+  /* An actor that is not a file actor is refused too. */
+  ck_assert_ptr_null(f);
+}
+END_TEST
+
+START_TEST(permission_denied) {
+  char p[512];
+  actio_future *f;
+  write_file("secret", "s");
+  path_in(p, sizeof p, "secret");
+  ck_assert_int_eq(chmod(p, 0), 0);
+  ck_assert_int_eq(chmod(dir, 0755), 0);
+  /* root passes permission checks: a child drops to nobody and runs its own
+   * runtime (fork copies only this thread). */
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    actio_runtime *crt;
+    actio_actor *cfiles;
+    int ok = (geteuid() != 0 || setresuid(65534, 65534, 65534) == 0) &&
+             actio_runtime_create(&crt, NULL) == 0 &&
+             actio_files_spawn(crt, NULL, &cfiles) == 0 &&
+             actio_file_read(cfiles, p, &f) == 0 &&
+             actio_future_wait(f, -1) == -EACCES &&
+             strstr(actio_future_errmsg(f), "secret") != NULL;
+    _exit(ok ? 0 : 1);
+  }
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+START_TEST(atomic_write_replaces_whole_or_not_at_all) {
+  char p[512];
+  actio_future *f;
+  write_file("cfg", "old");
+  path_in(p, sizeof p, "cfg");
+  chmod(p, 0640);
+  ck_assert_int_eq(actio_file_write(files, p, "new!", 4, ACTIO_WRITE_ATOMIC, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_str_eq(slurp("cfg"), "new!");
+  struct stat st;
+  ck_assert_int_eq(stat(p, &st), 0);
+  ck_assert_uint_eq(st.st_mode & 0777, 0640); /* the mode survives */
+
+  /* A write that fails half-way (file size limit) leaves the old file and
+   * no temporary file. */
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit lim = {1 << 20, 1 << 20};
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  size_t big = 3 << 20;
+  char *data = malloc(big);
+  memset(data, 'z', big);
+  ck_assert_int_eq(actio_file_write(files, p, data, big, ACTIO_WRITE_ATOMIC, &f), 0);
+  expect(f, -EFBIG);
+  actio_future_unref(f);
+  free(data);
+  ck_assert_str_eq(slurp("cfg"), "new!");
+  actio_future *l;
+  ck_assert_int_eq(actio_file_list(files, dir, &l), 0);
+  char **names = expect(l, 0);
+  ck_assert_str_eq(names[0], "cfg");
+  ck_assert_ptr_null(names[1]);
+  actio_future_unref(l);
+}
+END_TEST
+
+START_TEST(cancelled_atomic_write_leaves_nothing) {
+  char p[512];
+  write_file("big", "before");
+  path_in(p, sizeof p, "big");
+  size_t big = 64 << 20;
+  char *data = malloc(big);
+  memset(data, 'q', big);
+  int fds = count_fds();
+  for (int i = 0; i < 5; i++) {
+    actio_future *f;
+    ck_assert_int_eq(actio_file_write(files, p, data, big, ACTIO_WRITE_ATOMIC, &f), 0);
+    usleep(i * 3000); /* cancel at different points: queued, writing, done */
+    int cancelled = actio_future_cancel(f) == 0;
+    actio_future_wait(f, -1);
+    actio_future_unref(f);
+    /* Wait until the worker is done with it: a later request completes
+     * after it on the same path (stat runs after the cancelled write). */
+    actio_future *s;
+    ck_assert_int_eq(actio_file_stat(files, p, &s), 0);
+    struct stat *st = expect(s, 0);
+    if (cancelled)
+      ck_assert_int_eq(st->st_size, 6);
+    actio_future_unref(s);
+  }
+  free(data);
+  actio_actor_stop(files, ACTIO_STOP_DRAIN); /* every request has finished */
+  ck_assert_int_eq(count_fds(), fds);
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    ck_assert_msg(strstr(e->d_name, ".tmp") == NULL, "temporary file left: %s", e->d_name);
+  closedir(d);
+}
+END_TEST
+
+START_TEST(handles_positional_and_sequential) {
+  char p[512];
+  actio_future *f, *w1, *w2, *r, *s, *c;
+  path_in(p, sizeof p, "h.bin");
+  int fds = count_fds();
+  ck_assert_int_eq(actio_file_open(files, p, O_RDWR | O_CREAT | O_TRUNC, 0600, &f), 0);
+  expect(f, 0);
+  actio_fh *h = actio_future_take(f);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_fh_write(h, "abc", 3, &w1), 0);
+  ck_assert_int_eq(actio_fh_write(h, "defg", 4, &w2), 0);
+  expect(w1, 0);
+  expect(w2, 0);
+  ck_assert_int_eq(actio_fh_pwrite(h, 1, "B", 1, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_fh_sync(h, &s), 0);
+  expect(s, 0);
+  ck_assert_int_eq(actio_fh_pread(h, 0, 100, &r), 0);
+  actio_buf *b = expect(r, 0);
+  ck_assert_str_eq(b->data, "aBcdefg");
+  actio_future_unref(r);
+  ck_assert_int_eq(actio_fh_pread(h, 50, 10, &r), 0);
+  b = expect(r, 0);
+  ck_assert_uint_eq(b->len, 0); /* past the end: empty */
+  actio_future_unref(r);
+  /* Close waits for what is in flight; afterwards the fd is gone. */
+  actio_future *late;
+  ck_assert_int_eq(actio_fh_pread(h, 0, 3, &late), 0);
+  ck_assert_int_eq(actio_fh_close(h, &c), 0);
+  b = expect(late, 0);
+  ck_assert_str_eq(b->data, "aBc");
+  expect(c, 0);
+  ck_assert_int_eq(count_fds(), fds);
+  actio_future_unref(late);
+  actio_future_unref(c);
+  actio_future_unref(w1);
+  actio_future_unref(w2);
+  actio_future_unref(s);
+}
+END_TEST
+
+START_TEST(an_untaken_handle_is_closed_with_its_future) {
+  char p[512];
+  actio_future *f;
+  write_file("x", "x");
+  path_in(p, sizeof p, "x");
+  int fds = count_fds();
+  ck_assert_int_eq(actio_file_open(files, p, O_RDONLY, 0, &f), 0);
+  expect(f, 0);
+  ck_assert_int_eq(count_fds(), fds + 1);
+  actio_future_unref(f);
+  ck_assert_int_eq(count_fds(), fds);
+  ck_assert_int_eq(actio_file_open(files, p, O_RDONLY | O_DIRECTORY, 0, &f), 0);
+  expect(f, -ENOTDIR);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(file_system_operations) {
+  char p[512], q[512];
+  actio_future *f;
+  path_in(p, sizeof p, "d1/d2/d3");
+  ck_assert_int_eq(actio_file_mkdir(files, p, 0755, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_mkdir(files, p, 0755, &f), 0); /* again: fine */
+  expect(f, 0);
+  actio_future_unref(f);
+  write_file("d1/d2/d3/file", "12345");
+  path_in(p, sizeof p, "d1/d2/d3/file");
+  ck_assert_int_eq(actio_file_mkdir(files, p, 0755, &f), 0);
+  expect(f, -ENOTDIR);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_stat(files, p, &f), 0);
+  struct stat *st = expect(f, 0);
+  ck_assert_int_eq(st->st_size, 5);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_exists(files, p, &f), 0);
+  ck_assert_int_eq(*(int *)expect(f, 0), 1);
+  actio_future_unref(f);
+  path_in(q, sizeof q, "d1/copy");
+  ck_assert_int_eq(actio_file_copy(files, p, q, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_str_eq(slurp("d1/copy"), "12345");
+  path_in(p, sizeof p, "d1/moved");
+  ck_assert_int_eq(actio_file_rename(files, q, p, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_exists(files, q, &f), 0);
+  ck_assert_int_eq(*(int *)expect(f, 0), 0);
+  actio_future_unref(f);
+  path_in(q, sizeof q, "d1");
+  ck_assert_int_eq(actio_file_list(files, q, &f), 0);
+  char **names = expect(f, 0);
+  ck_assert_str_eq(names[0], "d2");
+  ck_assert_str_eq(names[1], "moved");
+  ck_assert_ptr_null(names[2]);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_unlink(files, p, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_unlink(files, p, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+  path_in(p, sizeof p, "d1/tmp-");
+  ck_assert_int_eq(actio_file_tempfile(files, p, &f), 0);
+  char *tmp = expect(f, 0);
+  ck_assert_int_eq(strncmp(tmp, p, strlen(p)), 0);
+  ck_assert_uint_eq(strlen(tmp), strlen(p) + 6);
+  ck_assert_int_eq(access(tmp, F_OK), 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_copy(files, dir, q, &f), 0);
+  expect(f, -EISDIR);
+  actio_future_unref(f);
+}
+END_TEST
+
+/* ---- sandbox ---- */
+
+START_TEST(sandbox_keeps_paths_inside) {
+  actio_actor *boxed;
+  actio_files_opts o = {.root = dir, .workers = 1};
+  ck_assert_int_eq(actio_files_spawn(rt, &o, &boxed), 0);
+  char outside[512], p[512];
+  snprintf(outside, sizeof outside, "%s-outside", dir);
+  FILE *fp = fopen(outside, "w");
+  fputs("secret", fp);
+  fclose(fp);
+  path_in(p, sizeof p, "inside");
+  mkdir(p, 0755);
+  write_file("inside/ok.txt", "fine");
+  path_in(p, sizeof p, "inside/link-out");
+  ck_assert_int_eq(symlink(outside, p), 0);
+  path_in(p, sizeof p, "inside/link-in");
+  ck_assert_int_eq(symlink("ok.txt", p), 0);
+
+  actio_future *f;
+  ck_assert_int_eq(actio_file_read(boxed, "inside/ok.txt", &f), 0);
+  ck_assert_str_eq(((actio_buf *)expect(f, 0))->data, "fine");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_read(boxed, "inside/link-in", &f), 0);
+  ck_assert_str_eq(((actio_buf *)expect(f, 0))->data, "fine");
+  actio_future_unref(f);
+  const char *escapes[] = {"../x", "inside/../../x", "inside/link-out", outside,
+                           "/etc/passwd"};
+  for (size_t i = 0; i < sizeof escapes / sizeof *escapes; i++) {
+    ck_assert_int_eq(actio_file_read(boxed, escapes[i], &f), 0);
+    expect(f, ACTIO_ESANDBOX);
+    actio_future_unref(f);
+    ck_assert_int_eq(actio_file_write(boxed, escapes[i], "x", 1, 0, &f), 0);
+    expect(f, ACTIO_ESANDBOX);
+    actio_future_unref(f);
+    if (strcmp(escapes[i], "inside/link-out") == 0)
+      continue; /* an atomic write replaces the link itself: see below */
+    ck_assert_int_eq(actio_file_write(boxed, escapes[i], "x", 1, ACTIO_WRITE_ATOMIC, &f), 0);
+    expect(f, ACTIO_ESANDBOX);
+    actio_future_unref(f);
+  }
+  /* An atomic write to a link renames a new file over the link: the file
+   * outside is never touched. */
+  ck_assert_int_eq(actio_file_write(boxed, "inside/link-out", "x", 1, ACTIO_WRITE_ATOMIC, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  fp = fopen(outside, "r");
+  char got[16] = "";
+  ck_assert_ptr_nonnull(fgets(got, sizeof got, fp));
+  fclose(fp);
+  ck_assert_str_eq(got, "secret");
+  struct stat lst;
+  path_in(p, sizeof p, "inside/link-out");
+  ck_assert_int_eq(lstat(p, &lst), 0);
+  ck_assert(S_ISREG(lst.st_mode));
+  ck_assert_int_eq(actio_file_mkdir(boxed, "inside/../../evil", 0755, &f), 0);
+  expect(f, ACTIO_ESANDBOX);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_unlink(boxed, "inside/link-out/..", &f), 0);
+  expect(f, ACTIO_ESANDBOX);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_rename(boxed, "inside/ok.txt", "../stolen", &f), 0);
+  expect(f, ACTIO_ESANDBOX);
+  actio_future_unref(f);
+  /* Writing through the sandbox stays inside. */
+  ck_assert_int_eq(actio_file_write(boxed, "inside/new", "n", 1, 0, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_str_eq(slurp("inside/new"), "n");
+  ck_assert_int_eq(access(outside, F_OK), 0);
+  unlink(outside);
+}
+END_TEST
+
+START_TEST(sandbox_root_must_exist) {
+  actio_actor *a;
+  actio_files_opts o = {.root = "/nonexistent/actio"};
+  ck_assert_int_eq(actio_files_spawn(rt, &o, &a), -ENOENT);
+}
+END_TEST
+
+/* ---- lines ---- */
+
+typedef struct {
+  uint64_t count, hash;
+  size_t longest;
+} line_sum;
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *s = p;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ s[i]) * 1099511628211ULL;
+  return h;
+}
+
+static int sum_lines(void *arg, const actio_line *lines, size_t n) {
+  line_sum *s = arg;
+  for (size_t i = 0; i < n; i++) {
+    s->hash = fnv(s->hash, lines[i].data, lines[i].len);
+    s->hash = fnv(s->hash, "|", 1);
+    if (lines[i].len > s->longest)
+      s->longest = lines[i].len;
+  }
+  s->count += n;
+  return 0;
+}
+
+START_TEST(lines_of_a_million_line_file) {
+  /* Random lengths, empty lines, CRLF endings, a few 1 MiB lines, and a last
+   * line without a newline. The expected count and hash come from the
+   * generator. */
+  char p[512];
+  path_in(p, sizeof p, "lines.txt");
+  FILE *fp = fopen(p, "w");
+  char *line = malloc((1 << 20) + 1);
+  uint64_t seed = 42, expect_hash = 1469598103934665603ULL;
+  enum { LINES = 1000000 };
+  for (int i = 0; i < LINES; i++) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    size_t len = (seed >> 33) % 120;
+    if (i % 97 == 0)
+      len = 0;
+    if (i % 250000 == 1)
+      len = 1 << 20;
+    for (size_t k = 0; k < len; k++)
+      line[k] = (char)('a' + (seed >> (k % 50)) % 26);
+    fwrite(line, 1, len, fp);
+    if (i == LINES - 1)
+      ; /* no newline at the end */
+    else if (i % 3 == 0)
+      fputs("\r\n", fp);
+    else
+      fputc('\n', fp);
+    expect_hash = fnv(fnv(expect_hash, line, len), "|", 1);
+  }
+  fclose(fp);
+  free(line);
+  line_sum s = {0, 1469598103934665603ULL, 0};
+  actio_future *f;
+  ck_assert_int_eq(actio_file_lines(files, p, sum_lines, &s, &f), 0);
+  ck_assert_uint_eq(*(uint64_t *)expect(f, 0), LINES);
+  ck_assert_uint_eq(s.count, LINES);
+  ck_assert_uint_eq(s.hash, expect_hash);
+  ck_assert_uint_eq(s.longest, 1 << 20);
+  actio_future_unref(f);
+}
+END_TEST
+
+static int edge_lines(void *arg, const actio_line *lines, size_t n) {
+  char *out = arg;
+  for (size_t i = 0; i < n; i++) {
+    strncat(out, lines[i].data, lines[i].len);
+    strcat(out, "|");
+  }
+  return 0;
+}
+
+static int stop_early(void *arg, const actio_line *lines, size_t n) {
+  (void)arg;
+  (void)lines;
+  (void)n;
+  return -ECANCELED;
+}
+
+START_TEST(lines_edge_cases) {
+  const char *cases[][2] = {
+      {"", ""},
+      {"\n", "|"},
+      {"a", "a|"},
+      {"a\n", "a|"},
+      {"a\r\nb\r\n\r\n", "a|b||"},
+      {"x\ry\n", "x\ry|"},
+      {"\n\nz", "||z|"},
+  };
+  char p[512];
+  path_in(p, sizeof p, "edge");
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    write_file("edge", cases[i][0]);
+    char out[64] = "";
+    actio_future *f;
+    ck_assert_int_eq(actio_file_lines(files, p, edge_lines, out, &f), 0);
+    expect(f, 0);
+    ck_assert_str_eq(out, cases[i][1]);
+    actio_future_unref(f);
+  }
+  write_file("edge", "1\n2\n");
+  actio_future *f;
+  ck_assert_int_eq(actio_file_lines(files, p, stop_early, NULL, &f), 0);
+  expect(f, -ECANCELED);
+  actio_future_unref(f);
+}
+END_TEST
+
+/* ---- streams ---- */
+
+typedef struct {
+  uint64_t bytes, hash;
+  int chunks;
+  actio_future *pending[64];
+  int npending;
+} sink;
+
+static int slow_sink(void *arg, const void *data, size_t len, actio_future **ready) {
+  sink *s = arg;
+  s->hash = fnv(s->hash, data, len);
+  s->bytes += len;
+  /* Every other chunk asks the stream to wait for a future the test
+   * completes later, from its own thread. */
+  if (s->chunks++ % 2 == 0) {
+    actio_future_create(ready);
+    actio_future_ref(*ready);
+    s->pending[s->npending++] = *ready;
+  }
+  return 0;
+}
+
+START_TEST(stream_with_backpressure) {
+  char p[512];
+  path_in(p, sizeof p, "stream.bin");
+  FILE *fp = fopen(p, "w");
+  uint64_t want = 1469598103934665603ULL;
+  for (int i = 0; i < 40000; i++) {
+    char l[32];
+    int n = snprintf(l, sizeof l, "%d,", i * 7);
+    fwrite(l, 1, (size_t)n, fp);
+    want = fnv(want, l, (size_t)n);
+  }
+  long size = ftell(fp);
+  fclose(fp);
+  sink s = {0, 1469598103934665603ULL, 0, {0}, 0};
+  actio_future *f;
+  ck_assert_int_eq(actio_file_stream(files, p, 16384, slow_sink, &s, &f), 0);
+  /* Release each wait as it appears, until the stream ends. */
+  int released = 0;
+  while (actio_future_wait(f, 1) == ACTIO_EPENDING) {
+    actio_future *r = NULL;
+    if (released < __atomic_load_n(&s.npending, __ATOMIC_ACQUIRE))
+      r = s.pending[released++];
+    if (r != NULL) {
+      actio_future_resolve(r, NULL, NULL);
+      actio_future_unref(r);
+    }
+  }
+  ck_assert_uint_eq(*(uint64_t *)expect(f, 0), (uint64_t)size);
+  ck_assert_uint_eq(s.bytes, (uint64_t)size);
+  ck_assert_uint_eq(s.hash, want);
+  ck_assert_int_gt(released, 1);
+  actio_future_unref(f);
+}
+END_TEST
+
+static int failing_sink(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)arg;
+  (void)data;
+  (void)len;
+  return actio_future_failed(ready, -EPIPE, "consumer went away");
+}
+
+START_TEST(stream_fails_with_its_consumer) {
+  char p[512];
+  write_file("s2", "some bytes");
+  path_in(p, sizeof p, "s2");
+  int fds = count_fds();
+  actio_future *f;
+  ck_assert_int_eq(actio_file_stream(files, p, 4, failing_sink, NULL, &f), 0);
+  expect(f, -EPIPE);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "consumer went away"));
+  actio_future_unref(f);
+  ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+/* ---- stop ---- */
+
+START_TEST(requests_after_stop_are_refused) {
+  actio_future *f = NULL;
+  actio_actor_stop(files, ACTIO_STOP_DRAIN);
+  ck_assert_int_eq(actio_file_read(files, "/etc/hostname", &f), ACTIO_ECLOSED);
+  ck_assert_ptr_null(f);
+}
+END_TEST
+
+/* ---- concurrency: many writers, readers over 10,000 files ---- */
+
+enum { NFILES = 10000, THREADS = 4 };
+
+typedef struct {
+  int id;
+  int ok;
+} worker_arg;
+
+static void *writer(void *p) {
+  worker_arg *w = p;
+  char path[512], text[64];
+  actio_future *fs[NFILES / THREADS];
+  int n = 0;
+  for (int i = w->id; i < NFILES; i += THREADS) {
+    snprintf(path, sizeof path, "%s/many/f%05d", dir, i);
+    int len = snprintf(text, sizeof text, "file %d\n", i);
+    ck_assert_int_eq(actio_file_write(files, path, text, (size_t)len, 0, &fs[n++]), 0);
+  }
+  for (int i = 0; i < n; i++) {
+    w->ok += actio_future_wait(fs[i], -1) == 0;
+    actio_future_unref(fs[i]);
+  }
+  return NULL;
+}
+
+static void *reader(void *p) {
+  worker_arg *w = p;
+  char path[512], text[64];
+  actio_future *fs[NFILES / THREADS];
+  int n = 0;
+  for (int i = w->id; i < NFILES; i += THREADS) {
+    snprintf(path, sizeof path, "%s/many/f%05d", dir, i);
+    ck_assert_int_eq(actio_file_read(files, path, &fs[n++]), 0);
+  }
+  n = 0;
+  for (int i = w->id; i < NFILES; i += THREADS, n++) {
+    snprintf(text, sizeof text, "file %d\n", i);
+    if (actio_future_wait(fs[n], -1) == 0 &&
+        strcmp(((actio_buf *)actio_future_value(fs[n]))->data, text) == 0)
+      w->ok++;
+    actio_future_unref(fs[n]);
+  }
+  return NULL;
+}
+
+START_TEST(many_writers_and_readers) {
+  char p[512];
+  path_in(p, sizeof p, "many");
+  mkdir(p, 0755);
+  worker_arg a[THREADS];
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++)
+    a[i] = (worker_arg){i, 0};
+  start_threads(t, THREADS, writer, a, sizeof a[0]);
+  join_threads(t, THREADS);
+  int ok = 0;
+  for (int i = 0; i < THREADS; i++) {
+    ok += a[i].ok;
+    a[i].ok = 0;
+  }
+  ck_assert_int_eq(ok, NFILES);
+  start_threads(t, THREADS, reader, a, sizeof a[0]);
+  join_threads(t, THREADS);
+  ok = 0;
+  for (int i = 0; i < THREADS; i++)
+    ok += a[i].ok;
+  ck_assert_int_eq(ok, NFILES);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("file");
+  TCase *tc = tcase_with_timeout("operations", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, read_write_append_exclusive);
+  tcase_add_test(tc, errors_name_the_operation_and_path);
+  tcase_add_test(tc, bad_arguments_are_refused_at_once);
+  tcase_add_test(tc, permission_denied);
+  tcase_add_test(tc, atomic_write_replaces_whole_or_not_at_all);
+  tcase_add_test(tc, cancelled_atomic_write_leaves_nothing);
+  tcase_add_test(tc, handles_positional_and_sequential);
+  tcase_add_test(tc, an_untaken_handle_is_closed_with_its_future);
+  tcase_add_test(tc, file_system_operations);
+  tcase_add_test(tc, sandbox_keeps_paths_inside);
+  tcase_add_test(tc, sandbox_root_must_exist);
+  tcase_add_test(tc, lines_edge_cases);
+  tcase_add_test(tc, stream_with_backpressure);
+  tcase_add_test(tc, stream_fails_with_its_consumer);
+  tcase_add_test(tc, requests_after_stop_are_refused);
+  suite_add_tcase(s, tc);
+  TCase *big = tcase_with_timeout("large", 600);
+  tcase_add_checked_fixture(big, setup, teardown);
+  tcase_add_test(big, lines_of_a_million_line_file);
+  tcase_add_test(big, many_writers_and_readers);
+  suite_add_tcase(s, big);
+  return run_suite(s);
+}
