@@ -1,5 +1,5 @@
-/* actio_bench.c: actio-bench: gather, pingpong and mailbox workloads, one JSON
- * line per run. */
+/* actio_bench.c: actio-bench: gather, pingpong, mailbox and file workloads,
+ * one JSON line per run. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -27,6 +27,18 @@ static const char usage_text[] =
     "           N messages from P producer threads to C consumer threads\n"
     "           through one lock-free mailbox or one mutex-and-condvar queue\n"
     "           (defaults: N 2000000, P 2, C 2, actio, K 1024, S 256)\n"
+    "  file_write_small [--dir D] [--files N] [--size B] [--concurrency C]\n"
+    "           [--workers W]\n"
+    "           mkdir -p D, then N files D/f0000000... of B bytes, C in flight\n"
+    "           (defaults: D /tmp/bench-files, N 10000, B 4096, C 64)\n"
+    "  file_read_small  [--dir D] [--files N] [--concurrency C] [--workers W]\n"
+    "           reads those N files back whole, C in flight\n"
+    "  file_read_lines  --path P [--workers W]\n"
+    "           counts the lines of P (per_sec: lines per second)\n"
+    "  file_read_large  --path P [--chunk K] [--workers W]\n"
+    "           streams P in chunks of K bytes, counting them (default K 1 MiB;\n"
+    "           n and per_sec count bytes, ok is 1 for the file)\n"
+    "  W: file actor worker threads (default: the library's)\n"
     "Prints one JSON line per run. Exit status: 0 ok, 1 errors, 2 bad usage.\n";
 
 static double now_sec(void) {
@@ -44,16 +56,23 @@ static uint64_t sum_below(uint64_t n) {
 }
 
 /* One line in the format of the shared bench README; `extra` is either empty
- * or starts with ", ". */
-static void emit(const char *impl, const char *workload, uint64_t n,
-                 uint64_t concurrency, uint64_t ok, uint64_t errors,
-                 double seconds, const char *extra) {
-  double per_sec = seconds > 0 ? (double)ok / seconds : 0.0;
+ * or starts with ", ". per_sec is `counted` per second: ok, except where a
+ * workload rates something else (bytes of one large file) and says so. */
+static void emit_rate(const char *impl, const char *workload, uint64_t n,
+                      uint64_t concurrency, uint64_t ok, uint64_t errors,
+                      double seconds, uint64_t counted, const char *extra) {
+  double per_sec = seconds > 0 ? (double)counted / seconds : 0.0;
   printf("{\"impl\": \"%s\", \"workload\": \"%s\", \"n\": %" PRIu64
          ", \"concurrency\": %" PRIu64 ", \"ok\": %" PRIu64
          ", \"errors\": %" PRIu64 ", \"seconds\": %.6f, \"per_sec\": %.1f%s}\n",
          impl, workload, n, concurrency, ok, errors, seconds, per_sec, extra);
   fflush(stdout);
+}
+
+static void emit(const char *impl, const char *workload, uint64_t n,
+                 uint64_t concurrency, uint64_t ok, uint64_t errors,
+                 double seconds, const char *extra) {
+  emit_rate(impl, workload, n, concurrency, ok, errors, seconds, ok, extra);
 }
 
 /* A thread that cannot start leaves the others waiting on a barrier or a

@@ -17,6 +17,7 @@ run() { # name, extra cmake flags...
 }
 
 run plain -DCMAKE_BUILD_TYPE=RelWithDebInfo
+bash scripts/check-install.sh build-ci/plain
 run asan -DCMAKE_BUILD_TYPE=Debug -DACTIO_SANITIZE=address -DCMAKE_C_COMPILER=clang
 run tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACTIO_SANITIZE=thread -DCMAKE_C_COMPILER=clang
 echo "== all suites passed =="
