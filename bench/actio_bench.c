@@ -464,13 +464,243 @@ static int run_mailbox(uint64_t n, uint64_t producers, uint64_t consumers,
   return errors > 0 || popped != n || disorder > 0 || refused > 0 || !checksum_ok;
 }
 
+/* ---- files ---- */
+
+/* A runtime with one file actor; workers 0 keeps the library's default.
+ * Setup stays outside the timed part, as the peers' interpreter start does. */
+static int files_start(uint64_t workers, actio_runtime **rt, actio_actor **files) {
+  int rc = actio_runtime_create(rt, NULL);
+  if (rc != 0) {
+    fprintf(stderr, "actio-bench: runtime: %s\n", actio_strerror(rc));
+    return 1;
+  }
+  actio_files_opts o = {.workers = (unsigned)workers};
+  rc = actio_files_spawn(*rt, &o, files);
+  if (rc != 0) {
+    fprintf(stderr, "actio-bench: file actor: %s\n", actio_strerror(rc));
+    actio_runtime_destroy(*rt);
+    return 1;
+  }
+  return 0;
+}
+
+/* Prints a failed future once per run: one line says why the rest failed. */
+static void report_failure(const char *what, actio_future *f, int *reported) {
+  if (*reported)
+    return;
+  *reported = 1;
+  const char *msg = f != NULL ? actio_future_errmsg(f) : "never started";
+  fprintf(stderr, "actio-bench: %s: %s\n", what,
+          msg != NULL ? msg : actio_strerror(actio_future_status(f)));
+}
+
+/* Appends `, "workers": W` when the flag was given. */
+static void extra_workers(char *extra, size_t cap, uint64_t workers) {
+  size_t len = strlen(extra);
+  if (workers != 0 && len < cap)
+    snprintf(extra + len, cap - len, ", \"workers\": %" PRIu64, workers);
+}
+
+typedef struct small_job {
+  actio_actor *files;
+  const char *dir;
+  const char *payload; /* what every file gets; NULL when reading */
+  size_t size;
+} small_job;
+
+/* Starts item i of actio_map: on the main thread at first, then on the file
+ * workers whose completions free a slot. The job is read-only meanwhile. */
+static int small_start(size_t i, void *arg, actio_future **out) {
+  const small_job *j = arg;
+  char path[4096];
+  int len = snprintf(path, sizeof path, "%s/f%07zu", j->dir, i); /* the peer's names */
+  if (len < 0 || (size_t)len >= sizeof path)
+    return -ENAMETOOLONG;
+  if (j->payload != NULL)
+    return actio_file_write(j->files, path, j->payload, j->size,
+                            ACTIO_WRITE_TRUNC, out);
+  return actio_file_read(j->files, path, out);
+}
+
+static int run_small(int writing, const char *dir, uint64_t n, uint64_t size,
+                     uint64_t concurrency, uint64_t workers) {
+  char *payload = NULL;
+  if (writing) {
+    /* The peer's shape: 63 x's and a newline per 64 bytes, then x's. */
+    payload = malloc(size > 0 ? (size_t)size : 1);
+    if (payload == NULL) {
+      fprintf(stderr, "actio-bench: out of memory\n");
+      return 1;
+    }
+    for (uint64_t i = 0; i < size; i++)
+      payload[i] = i % 64 == 63 && i < size / 64 * 64 ? '\n' : 'x';
+  }
+  actio_runtime *rt;
+  actio_actor *files;
+  if (files_start(workers, &rt, &files) != 0) {
+    free(payload);
+    return 1;
+  }
+  small_job job = {.files = files, .dir = dir, .payload = payload,
+                   .size = (size_t)size};
+  const char *workload = writing ? "file_write_small" : "file_read_small";
+  uint64_t ok = 0, errors = 0, bytes = 0;
+  int reported = 0;
+
+  double t0 = now_sec();
+  actio_future *f = NULL;
+  int rc = 0;
+  if (writing) { /* the peer's os.makedirs is inside its timing too */
+    rc = actio_file_mkdir(files, dir, 0777, &f);
+    if (rc == 0)
+      rc = actio_future_wait(f, -1);
+    if (rc != 0)
+      report_failure("mkdir", f, &reported);
+    actio_future_unref(f);
+    f = NULL;
+  }
+  if (rc == 0) {
+    /* Settle-all, as the peer's gather of try/except tasks: every file is
+     * counted on its own. */
+    rc = actio_map((size_t)n, (size_t)concurrency, small_start, &job,
+                   ACTIO_GATHER_SETTLE_ALL, &f);
+    if (rc == 0)
+      rc = actio_future_wait(f, -1);
+    if (rc != 0)
+      report_failure(workload, f, &reported);
+  }
+  for (uint64_t i = 0; f != NULL && i < n; i++) {
+    actio_future *it = actio_gather_item(f, (size_t)i);
+    if (it != NULL && actio_future_status(it) == 0) {
+      ok++;
+      bytes += writing ? size : ((const actio_buf *)actio_future_value(it))->len;
+    } else {
+      report_failure(workload, it, &reported);
+    }
+  }
+  /* Freeing the items (and the read buffers) is timed: the peer frees each
+   * buffer as it goes. */
+  actio_future_unref(f);
+  double secs = now_sec() - t0;
+
+  actio_runtime_destroy(rt);
+  free(payload);
+  errors = n - ok;
+  char extra[200];
+  snprintf(extra, sizeof extra, ", \"bytes\": %" PRIu64, bytes);
+  if (writing) {
+    size_t len = strlen(extra);
+    snprintf(extra + len, sizeof extra - len, ", \"size\": %" PRIu64, size);
+  }
+  extra_workers(extra, sizeof extra, workers);
+  emit("actio", workload, n, concurrency, ok, errors, secs, extra);
+  return errors > 0;
+}
+
+typedef struct line_count {
+  uint64_t lines, bytes;
+} line_count;
+
+/* On one file worker, batch after batch; main reads the sums after the
+ * future completes, which orders these writes before that read. */
+static int count_lines(void *arg, const actio_line *lines, size_t n) {
+  line_count *c = arg;
+  c->lines += n;
+  for (size_t i = 0; i < n; i++)
+    c->bytes += lines[i].len + 1; /* the "\n"; a "\r\n" counts as one */
+  return 0;
+}
+
+static int run_lines(const char *path, uint64_t workers) {
+  actio_runtime *rt;
+  actio_actor *files;
+  if (files_start(workers, &rt, &files) != 0)
+    return 1;
+  line_count c = {0, 0};
+  actio_future *f = NULL;
+  int reported = 0;
+  double t0 = now_sec();
+  int rc = actio_file_lines(files, path, count_lines, &c, &f);
+  if (rc == 0)
+    rc = actio_future_wait(f, -1);
+  double secs = now_sec() - t0;
+  uint64_t got = 0;
+  if (rc == 0)
+    got = *(const uint64_t *)actio_future_value(f);
+  else
+    report_failure("file_read_lines", f, &reported);
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+
+  int count_ok = rc == 0 && got == c.lines;
+  char extra[200];
+  snprintf(extra, sizeof extra,
+           ", \"bytes\": %" PRIu64 ", \"lines_seen\": %" PRIu64
+           ", \"count_ok\": %s",
+           c.bytes, c.lines, count_ok ? "true" : "false");
+  extra_workers(extra, sizeof extra, workers);
+  emit("actio", "file_read_lines", got, 1, got, rc == 0 ? 0 : 1, secs, extra);
+  return !count_ok;
+}
+
+/* Counts, as `cat > /dev/null` does no more than hand the bytes on. */
+static int count_chunk(void *arg, const void *data, size_t len,
+                       actio_future **ready) {
+  (void)data;
+  (void)ready; /* never backpressure: the next chunk comes at once */
+  *(uint64_t *)arg += len;
+  return 0;
+}
+
+static int run_large(const char *path, uint64_t chunk, uint64_t workers) {
+  actio_runtime *rt;
+  actio_actor *files;
+  if (files_start(workers, &rt, &files) != 0)
+    return 1;
+  uint64_t seen = 0;
+  actio_future *f = NULL;
+  int reported = 0;
+  double t0 = now_sec();
+  int rc = actio_file_stream(files, path, (size_t)chunk, count_chunk, &seen, &f);
+  if (rc == 0)
+    rc = actio_future_wait(f, -1);
+  double secs = now_sec() - t0;
+  uint64_t bytes = 0;
+  if (rc == 0)
+    bytes = *(const uint64_t *)actio_future_value(f);
+  else
+    report_failure("file_read_large", f, &reported);
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+
+  int count_ok = rc == 0 && bytes == seen;
+  char extra[240];
+  snprintf(extra, sizeof extra,
+           ", \"bytes\": %" PRIu64 ", \"chunk\": %" PRIu64
+           ", \"per_sec_counts\": \"bytes\", \"count_ok\": %s",
+           bytes, chunk, count_ok ? "true" : "false");
+  extra_workers(extra, sizeof extra, workers);
+  /* One file is the operation; its rate is bytes per second, and n says
+   * how many bytes were asked of it. */
+  emit_rate("actio", "file_read_large", bytes, 1, rc == 0 ? 1 : 0,
+            rc == 0 ? 0 : 1, secs, rc == 0 ? bytes : 0, extra);
+  return !count_ok;
+}
+
 /* ---- command line ---- */
 
-enum { W_GATHER = 1, W_PINGPONG = 2, W_MAILBOX = 4 };
+enum {
+  W_GATHER = 1, W_PINGPONG = 2, W_MAILBOX = 4, W_WRITE_SMALL = 8,
+  W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64,
+  W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
+  W_FILES = W_SMALL | W_READ_LINES | W_READ_LARGE,
+};
 
 typedef struct settings {
   uint64_t n, fanout, threads, producers, consumers, capacity, spin;
+  uint64_t files, size, concurrency, workers, chunk;
   int use_mutex;
+  const char *dir, *path;
 } settings;
 
 typedef struct flag {
@@ -491,6 +721,23 @@ static const flag flags[] = {
     {"--consumers", W_MAILBOX, offsetof(settings, consumers), 1, 1024},
     {"--capacity", W_MAILBOX, offsetof(settings, capacity), 2, 1u << 24},
     {"--spin", W_PINGPONG | W_MAILBOX, offsetof(settings, spin), 1, 1u << 24},
+    {"--files", W_SMALL, offsetof(settings, files), 1, 100000000},
+    {"--size", W_WRITE_SMALL, offsetof(settings, size), 0, 1u << 30},
+    {"--concurrency", W_SMALL, offsetof(settings, concurrency), 1, 1u << 20},
+    {"--workers", W_FILES, offsetof(settings, workers), 1, 1024},
+    {"--chunk", W_READ_LARGE, offsetof(settings, chunk), 1, 1u << 30},
+};
+
+/* Flags that take a path. */
+typedef struct str_flag {
+  const char *name;
+  unsigned workloads;
+  size_t offset; /* of its const char * in settings */
+} str_flag;
+
+static const str_flag str_flags[] = {
+    {"--dir", W_SMALL, offsetof(settings, dir)},
+    {"--path", W_READ_LINES | W_READ_LARGE, offsetof(settings, path)},
 };
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -521,7 +768,9 @@ int main(int argc, char **argv) {
   const char *workload = argv[1];
   unsigned w;
   settings s = {.fanout = 1000, .threads = 1, .producers = 2, .consumers = 2,
-                .capacity = 1024, .spin = 256};
+                .capacity = 1024, .spin = 256, .files = 10000, .size = 4096,
+                .concurrency = 64, .chunk = 1u << 20,
+                .dir = "/tmp/bench-files"}; /* the peer's default folder */
   if (strcmp(workload, "gather") == 0) {
     w = W_GATHER;
     s.n = 1000000;
@@ -531,6 +780,14 @@ int main(int argc, char **argv) {
   } else if (strcmp(workload, "mailbox") == 0) {
     w = W_MAILBOX;
     s.n = 2000000;
+  } else if (strcmp(workload, "file_write_small") == 0) {
+    w = W_WRITE_SMALL;
+  } else if (strcmp(workload, "file_read_small") == 0) {
+    w = W_READ_SMALL;
+  } else if (strcmp(workload, "file_read_lines") == 0) {
+    w = W_READ_LINES;
+  } else if (strcmp(workload, "file_read_large") == 0) {
+    w = W_READ_LARGE;
   } else {
     return bad_usage("unknown workload", workload);
   }
@@ -545,6 +802,16 @@ int main(int argc, char **argv) {
         s.use_mutex = 1;
       else
         return bad_usage("--impl takes actio or mutex", value);
+      continue;
+    }
+    const str_flag *sf = NULL;
+    for (size_t k = 0; k < sizeof str_flags / sizeof str_flags[0]; k++)
+      if (strcmp(name, str_flags[k].name) == 0 && (str_flags[k].workloads & w))
+        sf = &str_flags[k];
+    if (sf != NULL) {
+      if (value == NULL || *value == '\0')
+        return bad_usage("missing path for", name);
+      *(const char **)((char *)&s + sf->offset) = value;
       continue;
     }
     const flag *f = NULL;
@@ -562,11 +829,22 @@ int main(int argc, char **argv) {
     *(uint64_t *)((char *)&s + f->offset) = v;
   }
 
+  if ((w & (W_READ_LINES | W_READ_LARGE)) && s.path == NULL)
+    return bad_usage("--path is required for", workload);
+
   switch (w) {
   case W_GATHER:
     return run_gather(s.n, s.fanout, s.threads);
   case W_PINGPONG:
     return run_pingpong(s.n, s.spin);
+  case W_WRITE_SMALL:
+  case W_READ_SMALL:
+    return run_small(w == W_WRITE_SMALL, s.dir, s.files, s.size, s.concurrency,
+                     s.workers);
+  case W_READ_LINES:
+    return run_lines(s.path, s.workers);
+  case W_READ_LARGE:
+    return run_large(s.path, s.chunk, s.workers);
   default:
     return run_mailbox(s.n, s.producers, s.consumers, s.use_mutex, s.capacity,
                        s.spin);
