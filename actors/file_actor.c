@@ -318,8 +318,10 @@ static int lines_cb(void *arg, const actio__line *lines, size_t n) {
   req *r = arg;
   if (stopped(r))
     return -ECANCELED;
-  /* actio__line and actio_line have the same layout by construction. */
-  return r->lines_fn(r->arg, (const actio_line *)lines, n);
+  /* actio__line and actio_line have the same layout by construction. A
+   * positive return must not pass for a line count: it stops, cancelled. */
+  int rc = r->lines_fn(r->arg, (const actio_line *)lines, n);
+  return rc > 0 ? ACTIO_ECANCELED : rc;
 }
 
 _Static_assert(sizeof(actio__line) == sizeof(actio_line) &&
@@ -691,7 +693,8 @@ int actio_file_stream(actio_actor *files, const char *path, size_t chunk,
     return ACTIO_ENOMEM;
   r->chunk_fn = fn;
   r->arg = arg;
-  r->len = chunk ? chunk : (size_t)1 << 20;
+  /* 128 KiB chunks stay in a core's L2 cache: measured faster than 1 MiB. */
+  r->len = chunk ? chunk : (size_t)128 << 10;
   return req_send(r, out);
 }
 

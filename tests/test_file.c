@@ -547,10 +547,9 @@ static int edge_lines(void *arg, const actio_line *lines, size_t n) {
 }
 
 static int stop_early(void *arg, const actio_line *lines, size_t n) {
-  (void)arg;
   (void)lines;
   (void)n;
-  return -ECANCELED;
+  return *(int *)arg;
 }
 
 START_TEST(lines_edge_cases) {
@@ -576,8 +575,13 @@ START_TEST(lines_edge_cases) {
   }
   write_file("edge", "1\n2\n");
   actio_future *f;
-  ck_assert_int_eq(actio_file_lines(files, p, stop_early, NULL, &f), 0);
-  expect(f, -ECANCELED);
+  int stop_with = -EPROTO;
+  ck_assert_int_eq(actio_file_lines(files, p, stop_early, &stop_with, &f), 0);
+  expect(f, -EPROTO);
+  actio_future_unref(f);
+  stop_with = 7; /* positive: stopped, never mistaken for a count */
+  ck_assert_int_eq(actio_file_lines(files, p, stop_early, &stop_with, &f), 0);
+  expect(f, ACTIO_ECANCELED);
   actio_future_unref(f);
 }
 END_TEST

@@ -114,8 +114,9 @@ typedef struct actio_line {
 
 /* Called with the next complete lines of a file, in order; they are valid
  * during the call only. Runs on a file worker: keep it short, do not block.
- * A nonzero return stops the scan and fails the future with that value
- * (give a negative ACTIO_* code or negated errno). */
+ * A nonzero return stops the scan: a negative one (an ACTIO_* code or a
+ * negated errno) fails the future with it, a positive one with
+ * ACTIO_ECANCELED. */
 typedef int (*actio_lines_fn)(void *arg, const actio_line *lines, size_t n);
 
 /* Iterates the lines of a file in batches (Python's `async for line in f`
@@ -133,7 +134,7 @@ int actio_file_lines(actio_actor *files, const char *path, actio_lines_fn fn,
 typedef int (*actio_chunk_fn)(void *arg, const void *data, size_t len,
                               actio_future **ready);
 
-/* Reads a file in chunks of `chunk` bytes (0: 1 MiB) to fn. For large files
+/* Reads a file in chunks of `chunk` bytes (0: 128 KiB) to fn. For large files
  * and for feeding other actors (an HTTP upload, a database COPY).
  * Value: uint64_t * (bytes read). */
 int actio_file_stream(actio_actor *files, const char *path, size_t chunk,
