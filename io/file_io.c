@@ -651,10 +651,13 @@ int64_t actio__fio_lines(int fd, size_t batch, size_t max_line,
     rc = split_range(&sp, buf, &start, from, end);
     if (rc == 0 && eof && end > start)
       rc = end_line(&sp, buf, &start, end, 0); /* the last line, unterminated */
-  }
-  if (rc == 0 && sp.n > 0) {
-    sp.count += (int64_t)sp.n;
-    rc = cb(arg, sp.lines, sp.n);
+    if (rc == 0 && sp.n > 0) {
+      /* Hand over what this read completed: the next one moves the buffer
+       * under the lines' pointers. */
+      sp.count += (int64_t)sp.n;
+      rc = cb(arg, sp.lines, sp.n);
+      sp.n = 0;
+    }
   }
   free(buf);
   free(sp.lines);
