@@ -2,6 +2,7 @@
  * and worker pool, tell and ask, stop, and counters. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,9 +88,13 @@ void actio_runtime_destroy(actio_runtime *rt) {
   actio_actor *a = rt->actors;
   rt->actors = NULL;
   pthread_mutex_unlock(&rt->mu);
-  while (a != NULL) { /* newest first: reverse start order */
+  /* Stop all first, newest first (reverse start order), then free: an
+   * older actor draining may still tell a newer one, which must refuse with
+   * ACTIO_ECLOSED rather than be freed memory. */
+  for (actio_actor *it = a; it != NULL; it = it->prev)
+    actio_actor_stop(it, ACTIO_STOP_DRAIN);
+  while (a != NULL) {
     actio_actor *prev = a->prev;
-    actio_actor_stop(a, ACTIO_STOP_DRAIN);
     actor_free(a);
     a = prev;
   }
@@ -107,7 +112,10 @@ int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
                               int64_t timeout_ms) {
   if (rt == NULL || f == NULL || timeout_ms < 0)
     return ACTIO_EINVAL;
-  return actio__timer_add(rt->timer, f, actio__deadline_ns(timeout_ms));
+  int64_t deadline = actio__deadline_ns(timeout_ms);
+  if (deadline < 0)
+    return 0; /* beyond any clock: never fires */
+  return actio__timer_add(rt->timer, f, deadline);
 }
 
 /* ---- workers ---- */
@@ -122,7 +130,9 @@ static void discard(actio_actor *a, actio__mbox_msg *m, const char *why) {
   if (a->b->drop != NULL)
     a->b->drop(a, m->a);
   if (reply != NULL) {
-    actio_future_fail(reply, ACTIO_ECANCELED, "actor %s: %s", a->name, why);
+    char msg[256];
+    snprintf(msg, sizeof msg, "actor %s: %s", a->name, why);
+    actio__future_abort(reply, ACTIO_ECANCELED, msg); /* runs its hook */
     actio_future_unref(reply);
   }
   count(&a->dropped);

@@ -46,7 +46,7 @@ static void chain_next_done(actio_future *next, void *arg) {
 static void chain_prev_done(actio_future *prev, void *arg) {
   chain *c = arg;
   actio_future_unref(chain_take_step(c));
-  if (actio_future_status(prev) != 0 || actio_future_is_done(c->out)) {
+  if (actio_future_status(prev) != 0 || !actio__future_pending(c->out)) {
     chain_end(c, prev);
     return;
   }
@@ -63,9 +63,11 @@ static void chain_prev_done(actio_future *prev, void *arg) {
     return;
   }
   actio_future_ref(next);
-  atomic_store_explicit(&c->step, next, memory_order_release);
-  /* out may have been cancelled before the step was visible to the hook. */
-  if (actio_future_is_done(c->out))
+  /* Acq_rel on the step, which the cancel hook swaps too: either the hook
+   * finds this step, or we see that out's completion has begun (the hook
+   * runs while out is busy, before it is done) and cancel it ourselves. */
+  atomic_exchange_explicit(&c->step, next, memory_order_acq_rel);
+  if (!actio__future_pending(c->out))
     chain_cancel(c);
   if (actio_future_on_done(next, chain_next_done, c) != 0) {
     actio_future_unref(chain_take_step(c));
@@ -94,13 +96,17 @@ int actio_future_then(actio_future *f, actio_then_fn fn, void *arg,
   actio_future_ref(c->out); /* the chain's own; the caller gets the first */
   actio_future_ref(f);
   atomic_init(&c->step, f);
-  *out = c->out;
+  actio_future *result = c->out; /* the callback may run, and end, at once */
+  actio_future_ref(result);
   if (actio_future_on_done(f, chain_prev_done, c) != 0) {
     actio_future_unref(chain_take_step(c));
-    actio_future_unref(c->out);
-    actio_future_unref(c->out);
+    actio_future_unref(result);
+    actio_future_unref(result);
+    actio_future_unref(result);
     return ACTIO_ENOMEM;
   }
+  *out = result;
+  actio_future_unref(result); /* the caller's is the one taken at create */
   return 0;
 }
 
@@ -114,6 +120,7 @@ typedef struct group {
   actio_future *out;       /* a reference held while items are pending */
   _Atomic size_t pending;  /* items not yet completed, +1 while starting */
   _Atomic size_t winner;   /* any: the index that won, else SIZE_MAX */
+  _Atomic(actio_future *) last_fail; /* any: the latest failed item */
   _Atomic int stopped;     /* map: no more starts */
   _Atomic size_t next;     /* map: next index to start */
   _Atomic size_t inflight; /* map: started, not completed */
@@ -133,6 +140,10 @@ static void group_free(void *p) {
 }
 
 static void group_cancel_items(group *g, size_t skip) {
+  /* Store-load against map_start_one: `stopped` (set by our callers) must
+   * be visible before we read the items, as the starter's item must be
+   * before it reads `stopped`; one of the two then cancels it. */
+  atomic_thread_fence(memory_order_seq_cst);
   for (size_t i = 0; i < g->n; i++) {
     actio_future *it = atomic_load_explicit(&g->items[i], memory_order_acquire);
     if (i != skip && it != NULL)
@@ -153,9 +164,8 @@ static void group_release(group *g) {
   actio_future *out = g->out;
   if (g->kind == G_ANY &&
       atomic_load_explicit(&g->winner, memory_order_acquire) == SIZE_MAX) {
-    /* Every item has completed by now, so reading one is safe. */
-    actio_future *last = atomic_load_explicit(&g->items[g->n - 1],
-                                              memory_order_acquire);
+    /* Every item has completed by now; the group holds them all. */
+    actio_future *last = atomic_load_explicit(&g->last_fail, memory_order_acquire);
     actio_future_fail(out, ACTIO_EALLFAILED,
                       "any: all %zu futures failed; the last: %s", g->n,
                       actio_future_errmsg(last));
@@ -185,8 +195,8 @@ static group *group_new(enum group_kind kind, size_t n, actio_gather_policy p) {
   return g;
 }
 
-static void item_done(actio_future *it, void *arg) {
-  group *g = arg;
+/* Applies one item's outcome to the group (the policy part). */
+static void item_outcome(group *g, actio_future *it) {
   int st = actio_future_status(it);
   if (g->kind == G_ANY) {
     if (st == 0) {
@@ -202,6 +212,8 @@ static void item_done(actio_future *it, void *arg) {
           break;
         }
       }
+    } else {
+      atomic_store_explicit(&g->last_fail, it, memory_order_release);
     }
   } else if (st != 0 && g->policy == ACTIO_GATHER_FAIL_FAST) {
     if (actio__future_adopt(g->out, it) == 0) {
@@ -209,7 +221,11 @@ static void item_done(actio_future *it, void *arg) {
       group_cancel_items(g, SIZE_MAX);
     }
   }
-  group_release(g);
+}
+
+static void item_done(actio_future *it, void *arg) {
+  item_outcome(arg, it);
+  group_release(arg);
 }
 
 static int group_start(group *g, actio_future *const *fs, actio_future **out) {
@@ -260,7 +276,7 @@ int actio_any(actio_future *const *fs, size_t n, actio_future **out) {
 }
 
 static group *group_of(const actio_future *f) {
-  return (group *)actio__future_aux(f);
+  return (group *)actio__future_aux(f, group_free);
 }
 
 size_t actio_gather_count(const actio_future *g) {
@@ -287,12 +303,20 @@ static void map_pump(group *g);
 
 static void map_item_done(actio_future *it, void *arg) {
   group *g = arg;
-  (void)it;
   atomic_fetch_sub_explicit(&g->inflight, 1, memory_order_acq_rel);
-  /* Start the next items before letting go, so pending cannot touch zero
-   * while there is work left. */
+  /* A failure stops the map before anything new starts; then start the
+   * next items before letting go, so pending cannot touch zero while there
+   * is work left. */
+  item_outcome(g, it);
   map_pump(g);
-  item_done(it, g);
+  group_release(g);
+}
+
+/* Fails the map and stops it: nothing new starts, what runs is cancelled. */
+static void map_fail(group *g, int code) {
+  actio_future_fail(g->out, code, NULL);
+  atomic_store_explicit(&g->stopped, 1, memory_order_release);
+  group_cancel_items(g, SIZE_MAX);
 }
 
 static void map_start_one(group *g, size_t i) {
@@ -305,19 +329,19 @@ static void map_start_one(group *g, size_t i) {
                         actio_strerror(rc < 0 ? rc : ACTIO_EINVAL));
     if (f == NULL) { /* no memory even for the failure */
       atomic_fetch_sub_explicit(&g->inflight, 1, memory_order_acq_rel);
-      actio_future_fail(g->out, ACTIO_ENOMEM, NULL);
-      atomic_store_explicit(&g->stopped, 1, memory_order_release);
+      map_fail(g, ACTIO_ENOMEM);
       group_release(g);
       return;
     }
   }
   atomic_store_explicit(&g->items[i], f, memory_order_release);
+  /* Store-load: pairs with the fence in group_cancel_items. */
+  atomic_thread_fence(memory_order_seq_cst);
   if (atomic_load_explicit(&g->stopped, memory_order_acquire))
     actio_future_cancel(f);
   if (actio_future_on_done(f, map_item_done, g) != 0) {
     atomic_fetch_sub_explicit(&g->inflight, 1, memory_order_acq_rel);
-    actio_future_fail(g->out, ACTIO_ENOMEM, NULL);
-    atomic_store_explicit(&g->stopped, 1, memory_order_release);
+    map_fail(g, ACTIO_ENOMEM);
     group_release(g);
   }
 }
@@ -424,14 +448,15 @@ int actio_as_completed_create(actio_as_completed **out, actio_future *const *fs,
   for (size_t i = 0; i < n; i++) {
     ac->slots[i] = (ac_slot){ac, i};
     if (actio_future_on_done(fs[i], ac_item_done, &ac->slots[i]) != 0) {
-      /* Items not watched can never be returned: stop the stream there. */
-      ac->n = i;
+      /* Items already watched keep the iterator alive until they complete;
+       * the rest, and the caller's share, are given back now. */
       for (size_t j = i; j < n; j++) {
         actio_future_unref(ac->items[j]);
         ac->items[j] = NULL;
         ac_unref(ac);
       }
-      break;
+      ac_unref(ac);
+      return ACTIO_ENOMEM;
     }
   }
   *out = ac;

@@ -15,8 +15,9 @@
 /* state: the phase in the low bits, plus a flag saying a thread sleeps on
  * the futex. BUSY is the winner of the completion race writing the result. */
 enum { F_PENDING = 0, F_BUSY = 1, F_DONE = 2, F_PHASE = 3, F_WAITERS = 4 };
-/* hook: the cancel hook's life. */
-enum { H_NONE, H_SET, H_FIRING, H_SPENT };
+/* hook: the cancel hook's life. INSTALLING guards the two fields while
+ * on_cancel writes them. */
+enum { H_NONE, H_INSTALLING, H_SET, H_FIRING, H_SPENT };
 
 typedef struct cb {
   actio_done_fn fn;
@@ -96,8 +97,7 @@ void actio_future_unref(actio_future *f) {
 static int begin(actio_future *f) {
   uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
   while ((s & F_PHASE) == F_PENDING) {
-    /* Acquire: pairs with nothing published yet, but keeps the result
-     * writes after winning. */
+    /* Acquire: the result is written only after winning. */
     if (atomic_compare_exchange_weak_explicit(&f->state, &s,
                                               (s & F_WAITERS) | F_BUSY,
                                               memory_order_acquire,
@@ -157,6 +157,9 @@ static void fire_hook(actio_future *f) {
         atomic_store_explicit(&f->hook, H_SPENT, memory_order_release);
         return;
       }
+    } else if (h == H_INSTALLING) {
+      sched_yield(); /* on_cancel is between two stores: let it finish */
+      h = atomic_load_explicit(&f->hook, memory_order_acquire);
     } else {
       return;
     }
@@ -273,18 +276,15 @@ void actio__future_settle(actio_future *f, int code, void *value,
 int actio_future_on_cancel(actio_future *f, actio_cancel_fn fn, void *arg) {
   if (f == NULL || fn == NULL)
     return ACTIO_EINVAL;
-  uint32_t h = atomic_load_explicit(&f->hook, memory_order_acquire);
-  if (h == H_SPENT || h == H_FIRING)
-    return ACTIO_ECANCELED;
-  if (h != H_NONE)
-    return ACTIO_ESTATE;
+  uint32_t h = H_NONE;
+  if (!atomic_compare_exchange_strong_explicit(&f->hook, &h, H_INSTALLING,
+                                               memory_order_acquire,
+                                               memory_order_acquire))
+    return h == H_SPENT || h == H_FIRING ? ACTIO_ECANCELED : ACTIO_ESTATE;
   f->cancel_fn = fn;
   f->cancel_arg = arg;
   /* Release: fn and arg before the hook is seen as set. */
-  if (!atomic_compare_exchange_strong_explicit(&f->hook, &h, H_SET,
-                                               memory_order_acq_rel,
-                                               memory_order_acquire))
-    return h == H_SET ? ACTIO_ESTATE : ACTIO_ECANCELED;
+  atomic_store_explicit(&f->hook, H_SET, memory_order_release);
   return 0;
 }
 
@@ -296,7 +296,7 @@ void actio_future_clear_cancel(actio_future *f) {
                                                 memory_order_acq_rel,
                                                 memory_order_acquire))
         return;
-    } else if (h == H_FIRING) {
+    } else if (h == H_FIRING || h == H_INSTALLING) {
       sched_yield(); /* the hook is short: wait for it to return */
       h = atomic_load_explicit(&f->hook, memory_order_acquire);
     } else {
@@ -415,4 +415,11 @@ void actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free) {
   f->aux_free = aux_free;
 }
 
-void *actio__future_aux(const actio_future *f) { return f->aux; }
+void *actio__future_aux(const actio_future *f, actio_free_fn aux_free) {
+  return f->aux_free == aux_free ? f->aux : NULL;
+}
+
+int actio__future_pending(const actio_future *f) {
+  return (atomic_load_explicit(&((actio_future *)f)->state,
+                               memory_order_acquire) & F_PHASE) == F_PENDING;
+}

@@ -8,7 +8,13 @@
 /* Attaches an object freed with the future (a combinator's state). Call
  * before `f` is shared. */
 void actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free);
-void *actio__future_aux(const actio_future *f);
+/* The attached object if it was attached with `aux_free` (its type tag),
+ * else NULL. */
+void *actio__future_aux(const actio_future *f, actio_free_fn aux_free);
+
+/* 1 while nobody has started completing `f` (not even a cancel whose hook
+ * is running). */
+int actio__future_pending(const actio_future *f);
 
 /* Completes `f` with code (ACTIO_ECANCELED, ACTIO_ETIMEDOUT, ...) and runs its
  * cancel hook, as actio_future_cancel does. Returns 0 or ACTIO_EALREADY. */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -156,7 +157,8 @@ void actio__timer_destroy(actio__timer *t) {
     pthread_mutex_unlock(&t->mu);
     if (f == NULL)
       break;
-    actio_future_cancel(f);
+    if (actio_future_cancel(f) != 0)
+      sched_yield(); /* being completed elsewhere: its entry_done is coming */
     actio_future_unref(f);
   }
   free(t->heap);

@@ -4,6 +4,7 @@
 #include <ck_pr.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -20,7 +21,10 @@ int64_t actio__now_ns(void) {
 int64_t actio__deadline_ns(int64_t timeout_ms) {
   if (timeout_ms < 0)
     return -1;
-  return actio__now_ns() + timeout_ms * 1000000;
+  int64_t now = actio__now_ns();
+  if (timeout_ms > (INT64_MAX - now) / 1000000)
+    return -1; /* beyond any clock: no deadline */
+  return now + timeout_ms * 1000000;
 }
 
 int actio__futex_wait(uint32_t *word, uint32_t expected, int64_t deadline_ns) {

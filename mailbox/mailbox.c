@@ -40,6 +40,8 @@ int actio__mbox_create(actio__mbox **out, size_t capacity) {
   size_t cap = 2;
   while (cap < capacity)
     cap <<= 1;
+  if (cap > SIZE_MAX / sizeof(cell))
+    return ACTIO_EINVAL;
   /* C11: the size must be a multiple of the alignment. */
   size_t size = (sizeof(actio__mbox) + CK_MD_CACHELINE - 1) & ~(size_t)(CK_MD_CACHELINE - 1);
   actio__mbox *mb = aligned_alloc(CK_MD_CACHELINE, size);
@@ -187,8 +189,18 @@ int actio__mbox_pop(actio__mbox *mb, actio__mbox_msg *out, int64_t timeout_ms) {
       rc = sleep_until(mb, &mb->not_empty, pop_attempt, out, ACTIO_EAGAIN,
                        timeout_ms);
   }
-  if (rc == 0)
+  if (rc == 0) {
     actio__event_signal(&mb->not_full);
+    /* A consumer woken for a later message may have found an earlier cell
+     * still being published and parked again: pass the wake on while
+     * messages remain, so none waits behind a busy consumer. */
+    if (actio__mbox_depth(mb) > 0)
+      actio__event_signal(&mb->not_empty);
+  }
+  /* After close, consumers parked on a cell still in flight need to see the
+   * end too: wake them all whenever one takes the last messages. */
+  if ((rc == 0 || rc == ACTIO_ECLOSED) && actio__mbox_is_closed(mb))
+    actio__event_broadcast(&mb->not_empty);
   return rc;
 }
 

@@ -356,6 +356,87 @@ START_TEST(ping_pong_between_two_actors) {
 }
 END_TEST
 
+/* ---- stop while senders race the close ---- */
+
+typedef struct {
+  actio_actor *a;
+  _Atomic int *go;
+  int sent;
+} racer;
+
+static void *tell_until_closed(void *p) {
+  racer *r = p;
+  while (!atomic_load(r->go))
+    ;
+  while (actio_tell(r->a, (void *)1, -1) == 0)
+    r->sent++;
+  return NULL;
+}
+
+START_TEST(stop_with_many_workers_and_senders_never_hangs) {
+  /* Regression: a message still being published when the mailbox closed
+   * left the other parked workers asleep, and the stop hung. */
+  enum { ROUNDS = 100, SENDERS = 8 };
+  for (int round = 0; round < ROUNDS; round++) {
+    actio_runtime *rt;
+    counter c = {0};
+    ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+    actio_actor *a = spawn(rt, &c, 4, 64);
+    _Atomic int go = 0;
+    racer r[SENDERS];
+    pthread_t t[SENDERS];
+    for (int i = 0; i < SENDERS; i++)
+      r[i] = (racer){a, &go, 0};
+    start_threads(t, SENDERS, tell_until_closed, r, sizeof r[0]);
+    atomic_store(&go, 1);
+    usleep(200);
+    ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_DRAIN), 0);
+    join_threads(t, SENDERS);
+    int sent = 0;
+    for (int i = 0; i < SENDERS; i++)
+      sent += r[i].sent;
+    ck_assert_int_eq(atomic_load(&c.handled), sent); /* drained: all handled */
+    actio_runtime_destroy(rt);
+  }
+}
+END_TEST
+
+/* An older actor that tells a newer one while it drains at destroy. */
+static int forward(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)worker;
+  (void)reply;
+  usleep(100);
+  int rc = actio_tell(*(actio_actor **)actio_actor_state(self), msg, 0);
+  return rc == 0 || rc == ACTIO_ECLOSED ? 0 : rc;
+}
+
+START_TEST(destroy_while_an_older_actor_tells_a_newer_one) {
+  actio_runtime *rt;
+  actio_actor *older, *newer = NULL;
+  counter c = {0};
+  actio_behavior fwd = {.handle = forward};
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor_opts o = {.state = &newer};
+  ck_assert_int_eq(actio_actor_spawn(rt, &fwd, &o, &older), 0);
+  newer = spawn(rt, &c, 1, 8);
+  for (int i = 0; i < 50; i++)
+    ck_assert_int_eq(actio_tell(older, (void *)1, -1), 0);
+  actio_runtime_destroy(rt); /* newer stops first; older's tells then fail */
+  ck_assert_int_le(atomic_load(&c.handled), 50);
+}
+END_TEST
+
+START_TEST(absurd_mailbox_capacity_is_refused) {
+  actio_runtime *rt;
+  actio_actor *a;
+  counter c = {0};
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor_opts o = {.capacity = SIZE_MAX >> 2, .state = &c};
+  ck_assert_int_eq(actio_actor_spawn(rt, &counter_behavior, &o, &a), ACTIO_EINVAL);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("actor");
   TCase *tc = tcase_with_timeout("actors", 120);
@@ -368,6 +449,11 @@ int main(void) {
   tcase_add_test(tc, stop_from_own_worker_is_refused);
   tcase_add_test(tc, runtime_destroy_stops_in_reverse_order_and_drains);
   tcase_add_test(tc, ping_pong_between_two_actors);
+  tcase_add_test(tc, destroy_while_an_older_actor_tells_a_newer_one);
+  tcase_add_test(tc, absurd_mailbox_capacity_is_refused);
   suite_add_tcase(s, tc);
+  TCase *st = tcase_with_timeout("stress", 600);
+  tcase_add_test(st, stop_with_many_workers_and_senders_never_hangs);
+  suite_add_tcase(s, st);
   return run_suite(s);
 }

@@ -312,6 +312,22 @@ START_TEST(deadline_fails_a_pending_future) {
 }
 END_TEST
 
+START_TEST(huge_timeouts_mean_no_limit) {
+  /* Regression: INT64_MAX ms overflowed into a deadline in the past. */
+  actio_runtime *rt;
+  actio_future *f;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, f, INT64_MAX), 0);
+  pthread_t t;
+  start_threads(&t, 1, resolve_later, f, 0);
+  ck_assert_int_eq(actio_future_wait(f, INT64_MAX), 0);
+  join_threads(&t, 1);
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 START_TEST(runtime_destroy_cancels_futures_still_waiting) {
   actio_runtime *rt;
   ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
@@ -337,6 +353,7 @@ int main(void) {
   tcase_add_test(tc, cancelling_a_chain_cancels_the_running_step);
   tcase_add_test(tc, deadline_fails_a_pending_future);
   tcase_add_test(tc, runtime_destroy_cancels_futures_still_waiting);
+  tcase_add_test(tc, huge_timeouts_mean_no_limit);
   suite_add_tcase(s, tc);
   TCase *st = tcase_with_timeout("stress", 300);
   tcase_add_test(st, cancel_races_complete_exactly_once);

@@ -234,6 +234,50 @@ START_TEST(map_fail_fast_stops_starting) {
 }
 END_TEST
 
+typedef struct {
+  int calls[4];
+} fail_first_ctx;
+
+static int fail_first(size_t i, void *arg, actio_future **out) {
+  fail_first_ctx *c = arg;
+  c->calls[i]++;
+  return i == 0 ? actio_future_failed(out, -EIO, "item 0") : actio_future_create(out);
+}
+
+START_TEST(map_fail_fast_starts_nothing_after_a_failure) {
+  /* Regression: the next item used to start before the failure was seen. */
+  fail_first_ctx c = {{0}};
+  actio_future *m;
+  ck_assert_int_eq(actio_map(4, 1, fail_first, &c, ACTIO_GATHER_FAIL_FAST, &m), 0);
+  ck_assert_int_eq(actio_future_wait(m, -1), -EIO);
+  ck_assert_int_eq(c.calls[0], 1);
+  ck_assert_int_eq(c.calls[1] + c.calls[2] + c.calls[3], 0);
+  actio_future_unref(m);
+}
+END_TEST
+
+static int identity_step(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  (void)arg;
+  *next = NULL;
+  return 0;
+}
+
+START_TEST(gather_accessors_refuse_other_futures) {
+  actio_future *f, *t;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_then(f, identity_step, NULL, &t), 0);
+  ck_assert_uint_eq(actio_gather_count(f), 0);
+  ck_assert_uint_eq(actio_gather_count(t), 0); /* a then-future is no group */
+  ck_assert_ptr_null(actio_gather_item(t, 0));
+  ck_assert_uint_eq(actio_any_index(t), SIZE_MAX);
+  actio_future_resolve(f, NULL, NULL);
+  ck_assert_int_eq(actio_future_wait(t, -1), 0);
+  actio_future_unref(f);
+  actio_future_unref(t);
+}
+END_TEST
+
 START_TEST(map_settle_all_runs_everything) {
   enum { N = 10 };
   map_ctx c = {calloc(N, sizeof(actio_future *)), 0, 0, 6};
@@ -302,6 +346,8 @@ int main(void) {
   tcase_add_test(tc, map_bounds_the_window_and_keeps_order);
   tcase_add_test(tc, map_fail_fast_stops_starting);
   tcase_add_test(tc, map_settle_all_runs_everything);
+  tcase_add_test(tc, map_fail_fast_starts_nothing_after_a_failure);
+  tcase_add_test(tc, gather_accessors_refuse_other_futures);
   suite_add_tcase(s, tc);
   TCase *st = tcase_with_timeout("stress", 300);
   tcase_add_test(st, gather_100k_completed_from_4_threads);

@@ -18,6 +18,7 @@ extern "C" {
  *
  * A value is owned by the future and freed with it by the free function given
  * at resolve time, unless the holder takes it with actio_future_take.
+ * Complete, cancel and wait only while holding a reference.
  */
 typedef struct actio_future actio_future;
 
@@ -121,8 +122,9 @@ typedef int (*actio_then_fn)(actio_future *prev, void *arg, actio_future **next)
 
 /* *out follows `f` through `fn`: if `f` fails or is cancelled, *out fails
  * the same way and fn is not called; otherwise *out completes as the future
- * fn returns. Cancelling *out cancels whichever step is running. fn runs on
- * the thread that completed `f`. Returns 0 or ACTIO_EINVAL/ACTIO_ENOMEM. */
+ * fn returns, borrowing its value. Cancelling *out cancels whichever step is
+ * running. fn runs on the thread that completed `f`, or on this one if `f`
+ * is complete already. Returns 0 or ACTIO_EINVAL/ACTIO_ENOMEM. */
 int actio_future_then(actio_future *f, actio_then_fn fn, void *arg,
                       actio_future **out);
 
@@ -146,8 +148,9 @@ size_t actio_gather_count(const actio_future *g);
 actio_future *actio_gather_item(const actio_future *g, size_t i);
 
 /* *out resolves with the first item that resolves (its value, borrowed from
- * that item; actio_any_index tells which) and cancels the rest; if every
- * item fails, *out fails with ACTIO_EALLFAILED and the last error's text. */
+ * that item: do not take it from the item while *out is in use;
+ * actio_any_index tells which) and cancels the rest; if every item fails,
+ * *out fails with ACTIO_EALLFAILED and the text of the last failure. */
 int actio_any(actio_future *const *fs, size_t n, actio_future **out);
 
 /* The index of the item an any-future took its value from, or SIZE_MAX. */
