@@ -550,7 +550,7 @@ int actio_files_spawn(actio_runtime *rt, const actio_files_opts *opts,
   st->fail_when_full = o.fail_when_full;
   actio_actor_opts ao = {
       .name = "files",
-      .workers = o.workers ? o.workers : 4,
+      .workers = o.workers ? o.workers : 8,
       .capacity = o.capacity ? o.capacity : 4096,
       .state = st,
       .state_free = files_state_free,

@@ -145,9 +145,13 @@ static int open_parent(const actio__root *r, const char *path, const char **leaf
 
 int actio__fio_read_fd(int fd, char **data, size_t *len, size_t max) {
   struct stat st;
-  size_t cap = 4096, n = 0;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-    cap = (size_t)st.st_size + 1; /* one read and a probe for EOF */
+  size_t cap = 4096, n = 0, size = 0;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    /* A regular file is read up to the size it has now, in one read when
+     * it can be: no probe for an end of file that fstat already gave. */
+    size = (size_t)st.st_size;
+    cap = size + 1;
+  }
   if (max != 0 && cap > max + 1)
     cap = max + 1;
   char *buf = malloc(cap + 1);
@@ -179,6 +183,8 @@ int actio__fio_read_fd(int fd, char **data, size_t *len, size_t max) {
     if (r == 0)
       break;
     n += (size_t)r;
+    if (size != 0 && n == size)
+      break;
   }
   if (max != 0 && n > max) {
     free(buf);

@@ -34,7 +34,8 @@ extern "C" {
  */
 
 typedef struct actio_files_opts {
-  unsigned workers;     /* worker threads; default 4 */
+  unsigned workers;     /* worker threads; default 8: more than cores, since
+                           workers block in the kernel (journal, truncate) */
   size_t capacity;      /* mailbox size; default 4096 */
   /* Sandbox: when set, every path resolves beneath this folder; "..",
    * absolute paths and symlinks that would leave it fail with
