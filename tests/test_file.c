@@ -646,6 +646,42 @@ START_TEST(stream_with_backpressure) {
 }
 END_TEST
 
+/* Copies a stream into a handle: each chunk's write is the next chunk's
+ * ready future, so the reader never runs ahead of the writer. */
+static int to_handle(void *arg, const void *data, size_t len, actio_future **ready) {
+  return actio_fh_write(arg, data, len, ready);
+}
+
+START_TEST(stream_into_a_file_through_a_handle) {
+  char src[512], dst[512];
+  path_in(src, sizeof src, "src.bin");
+  path_in(dst, sizeof dst, "dst.bin");
+  FILE *fp = fopen(src, "w");
+  for (int i = 0; i < 300000; i++)
+    fprintf(fp, "%d\n", i);
+  fclose(fp);
+  actio_future *o, *st, *c;
+  ck_assert_int_eq(actio_file_open(files, dst, O_WRONLY | O_CREAT | O_TRUNC, 0644, &o), 0);
+  expect(o, 0);
+  actio_fh *h = actio_future_take(o);
+  actio_future_unref(o);
+  ck_assert_int_eq(actio_file_stream(files, src, 4096, to_handle, h, &st), 0);
+  uint64_t n = *(uint64_t *)expect(st, 0);
+  ck_assert_int_eq(actio_fh_close(h, &c), 0);
+  expect(c, 0);
+  struct stat a, b;
+  ck_assert_int_eq(stat(src, &a), 0);
+  ck_assert_int_eq(stat(dst, &b), 0);
+  ck_assert_uint_eq(n, (uint64_t)a.st_size);
+  ck_assert_int_eq(b.st_size, a.st_size);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", src, dst);
+  ck_assert_int_eq(system(cmd), 0);
+  actio_future_unref(st);
+  actio_future_unref(c);
+}
+END_TEST
+
 static int failing_sink(void *arg, const void *data, size_t len, actio_future **ready) {
   (void)arg;
   (void)data;
@@ -770,6 +806,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, lines_edge_cases);
   tcase_add_test(tc, stream_with_backpressure);
   tcase_add_test(tc, stream_fails_with_its_consumer);
+  tcase_add_test(tc, stream_into_a_file_through_a_handle);
   tcase_add_test(tc, requests_after_stop_are_refused);
   suite_add_tcase(s, tc);
   TCase *big = tcase_with_timeout("large", 600);
