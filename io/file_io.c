@@ -58,6 +58,10 @@ void actio__root_close(actio__root *r) {
 /* Cleared on the first ENOSYS; relaxed: every thread reaches the same value. */
 static _Atomic int has_openat2 = 1;
 
+void actio__fio_use_openat2(int on) {
+  atomic_store_explicit(&has_openat2, on ? 1 : 0, memory_order_relaxed);
+}
+
 /* Fallback walk: every component opened with O_NOFOLLOW beneath the last,
  * ".." refused, so neither a symlink nor ".." can lead out. Symlinks are
  * refused outright here, a stricter rule than openat2's. */

@@ -17,6 +17,10 @@ typedef struct actio__root {
   int beneath;
 } actio__root;
 
+/* Chooses how sandboxed paths resolve: 1 (default) openat2 where the kernel
+ * has it, 0 the component walk. For tests of the fallback. */
+void actio__fio_use_openat2(int on);
+
 /* Opens dir as a sandbox root. Returns 0 or a negated errno. */
 int actio__root_open(actio__root *r, const char *dir);
 void actio__root_close(actio__root *r);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: set up, build and run the whole suite three times: a plain
-# warning-clean build, AddressSanitizer+UBSan, and ThreadSanitizer.
+# warning-clean build (plus valgrind over the unit tests and an install
+# check), AddressSanitizer+UBSan, and ThreadSanitizer.
 # Exit status is non-zero on any failure. Build folders: build-ci/{plain,asan,tsan}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,14 @@ run() { # name, extra cmake flags...
 
 run plain -DCMAKE_BUILD_TYPE=RelWithDebInfo
 bash scripts/check-install.sh build-ci/plain
+
+# valgrind's memcheck over the unit tests (the stress cases are too slow
+# under it, and the sanitizer runs below cover them).
+echo "== valgrind: leaks and invalid accesses =="
+for t in future:basics gather:combinators actor:actors; do
+  CK_FORK=no CK_RUN_CASE=${t#*:} valgrind -q --error-exitcode=9 --leak-check=full \
+    --errors-for-leak-kinds=definite,indirect "build-ci/plain/tests/test_${t%%:*}"
+done
 run asan -DCMAKE_BUILD_TYPE=Debug -DACTIO_SANITIZE=address -DCMAKE_C_COMPILER=clang
 run tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACTIO_SANITIZE=thread -DCMAKE_C_COMPILER=clang
 echo "== all suites passed =="

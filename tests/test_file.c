@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "io/file_io.h"
 #include "test_util.h"
 
 static actio_runtime *rt;
@@ -463,6 +464,38 @@ START_TEST(sandbox_keeps_paths_inside) {
 }
 END_TEST
 
+START_TEST(sandbox_fallback_walk_is_stricter) {
+  /* Without openat2 (old kernels, valgrind) paths are walked one component
+   * at a time: ".." and every symlink are refused, even one that stays
+   * inside. */
+  actio_actor *boxed;
+  actio_files_opts o = {.root = dir, .workers = 1};
+  ck_assert_int_eq(actio_files_spawn(rt, &o, &boxed), 0);
+  char p[512];
+  path_in(p, sizeof p, "in");
+  mkdir(p, 0755);
+  write_file("in/ok.txt", "fine");
+  path_in(p, sizeof p, "in/link");
+  ck_assert_int_eq(symlink("ok.txt", p), 0);
+  actio__fio_use_openat2(0);
+  actio_future *f;
+  ck_assert_int_eq(actio_file_read(boxed, "in/ok.txt", &f), 0);
+  ck_assert_str_eq(((actio_buf *)expect(f, 0))->data, "fine");
+  actio_future_unref(f);
+  const char *refused[] = {"in/link", "in/../in/ok.txt", "../x", "/etc/passwd"};
+  for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+    ck_assert_int_eq(actio_file_read(boxed, refused[i], &f), 0);
+    expect(f, ACTIO_ESANDBOX);
+    actio_future_unref(f);
+  }
+  ck_assert_int_eq(actio_file_write(boxed, "in/new", "n", 1, ACTIO_WRITE_ATOMIC, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_str_eq(slurp("in/new"), "n");
+  actio__fio_use_openat2(1);
+}
+END_TEST
+
 START_TEST(sandbox_root_must_exist) {
   actio_actor *a;
   actio_files_opts o = {.root = "/nonexistent/actio"};
@@ -803,6 +836,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, file_system_operations);
   tcase_add_test(tc, sandbox_keeps_paths_inside);
   tcase_add_test(tc, sandbox_root_must_exist);
+  tcase_add_test(tc, sandbox_fallback_walk_is_stricter);
   tcase_add_test(tc, lines_edge_cases);
   tcase_add_test(tc, stream_with_backpressure);
   tcase_add_test(tc, stream_fails_with_its_consumer);
