@@ -4,6 +4,7 @@
 
 #include <ck_md.h>
 #include <ck_pr.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "actio/error.h"
@@ -181,8 +182,15 @@ int actio__mbox_push(actio__mbox *mb, const actio__mbox_msg *msg,
 int actio__mbox_pop(actio__mbox *mb, actio__mbox_msg *out, int64_t timeout_ms) {
   int rc = try_pop(mb, out);
   if (rc == ACTIO_EAGAIN && timeout_ms != 0) {
+    /* Poll before parking: the first half with a pause, the rest
+     * yielding the core, so a sender that shares it gets to run (with
+     * spinning alone, two actors on one core would hand off only through
+     * futex wake-ups). */
     for (unsigned i = 0; i < mb->spin && rc == ACTIO_EAGAIN; i++) {
-      ck_pr_stall();
+      if (i < mb->spin / 2)
+        ck_pr_stall();
+      else
+        sched_yield();
       rc = try_pop(mb, out);
     }
     if (rc == ACTIO_EAGAIN)

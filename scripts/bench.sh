@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# bench.sh: runs actio-bench side by side with the Python peers of
+# ../shared/bench (asyncio, aiofiles; plain and on uvloop) and the limits
+# (a mutex queue, wc -l, cat), in one run, then prints one table of ratios.
+# Every measurement is also kept as a JSON line in $BENCH_OUT (default
+# bench-results.jsonl). Quick mode (--quick) uses smaller sizes, one round.
+#   scripts/bench.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PEERS=${BENCH_PEERS:-$(cd .. && pwd)/shared/bench/peers}
+OUT=${BENCH_OUT:-bench-results.jsonl}
+PY=/usr/bin/python3
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+bash scripts/setup.sh
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DACTIO_BUILD_TESTS=OFF >/dev/null
+cmake --build build-bench -j "$(nproc)" --target actio-bench >/dev/null
+BENCH=build-bench/bench/actio-bench
+work=$(mktemp -d /tmp/actio-bench-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+: > "$OUT"
+
+if [ $quick = 1 ]; then N=200000; FILES=2000; LINES=500000; PYLINES=50000; BIGMB=256; REPS=1
+else N=1000000; FILES=10000; LINES=2000000; PYLINES=200000; BIGMB=1024; REPS=3; fi
+
+rec() { tee -a "$OUT"; }
+# A limit measured with the shell's clock: impl workload n ok seconds [bytes]
+limit_line() {
+  $PY - "$@" <<'PY' | rec
+import json, sys
+impl, workload, n, ok, secs = sys.argv[1:6]
+line = {"impl": impl, "workload": workload, "n": int(n), "concurrency": 1,
+        "ok": int(ok), "errors": 0, "seconds": float(secs),
+        "per_sec": round(int(ok) / float(secs), 1)}
+if len(sys.argv) > 6:
+    line["bytes"] = int(sys.argv[6])
+print(json.dumps(line))
+PY
+}
+timed() { # prints the wall seconds of a command, its output discarded
+  local t0 t1
+  t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
+  $PY -c "print(round($t1 - $t0, 6))"
+}
+
+# Each comparison runs REPS times, alternating actio and the other side, so
+# both meet the same noise; the table keeps the best run of each.
+echo "== futures and mailboxes =="
+for _ in $(seq $REPS); do
+  $BENCH gather --n $N --fanout 1000 | rec
+  $PY "$PEERS/asyncio_gather.py" --mode gather --n $N --fanout 1000 | rec
+  $PY "$PEERS/asyncio_gather.py" --mode gather --n $N --fanout 1000 --uvloop | rec
+  $BENCH pingpong --n $N | rec
+  $PY "$PEERS/asyncio_gather.py" --mode pingpong --n $((N / 5)) | rec
+  $PY "$PEERS/asyncio_gather.py" --mode pingpong --n $((N / 5)) --uvloop | rec
+  for pc in "2 2" "8 4"; do
+    set -- $pc
+    $BENCH mailbox --n $((N * 2)) --producers "$1" --consumers "$2" | rec
+    $BENCH mailbox --n $((N * 2)) --producers "$1" --consumers "$2" --impl mutex | rec
+  done
+done
+
+echo "== files =="
+for _ in $(seq $REPS); do
+  rm -rf "$work/c" "$work/py"
+  $BENCH file_write_small --dir "$work/c" --files $FILES --size 4096 --concurrency 64 | rec
+  $PY "$PEERS/aiofiles_io.py" --mode write-small --dir "$work/py" --files $FILES --size 4096 --concurrency 64 | rec
+  $BENCH file_read_small --dir "$work/c" --files $FILES --concurrency 64 | rec
+  $PY "$PEERS/aiofiles_io.py" --mode read-small --dir "$work/py" --files $FILES --concurrency 64 | rec
+  $PY "$PEERS/aiofiles_io.py" --mode read-small --dir "$work/py" --files $FILES --concurrency 64 --uvloop | rec
+done
+
+$PY - "$work/lines.txt" $LINES <<'PY'
+import random, sys
+random.seed(7)
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        n = random.randint(0, 120)
+        f.write("".join(random.choice("abcdefghij klmnop") for _ in range(n)) + ("\r\n" if i % 5 == 0 else "\n"))
+PY
+head -n $PYLINES "$work/lines.txt" > "$work/lines-small.txt"
+cat "$work/lines.txt" > /dev/null # warm the cache for everyone
+$PY "$PEERS/aiofiles_io.py" --mode read-lines --path "$work/lines-small.txt" | rec
+for _ in $(seq $REPS); do
+  $BENCH file_read_lines --path "$work/lines.txt" | rec
+  limit_line "wc -l" file_read_lines $LINES $LINES "$(timed wc -l "$work/lines.txt")"
+done
+
+head -c $((BIGMB << 20)) /dev/urandom > "$work/big.bin"
+cat "$work/big.bin" > /dev/null
+bytes=$((BIGMB << 20))
+for _ in $(seq $REPS); do
+  $BENCH file_read_large --path "$work/big.bin" | rec
+  limit_line "cat" file_read_large "$bytes" "$bytes" "$(timed cat "$work/big.bin")" "$bytes"
+done
+
+echo
+echo "== ratios (one run; best of $REPS each; per_sec of actio / per_sec of the other) =="
+$PY - "$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def pick(workload, impl, **kw):  # the best run of impl on workload
+    best = None
+    for r in rows:
+        if r["workload"] == workload and r["impl"] == impl and all(r.get(k) == v for k, v in kw.items()):
+            if r.get("errors", 0) == 0 and (best is None or r["per_sec"] > best["per_sec"]):
+                best = r
+    return best
+def per(r):  # file_read_large counts bytes per second
+    return r["per_sec"]
+print(f"{'workload':<28}{'actio/s':>14}  {'vs':<22}{'their/s':>14}{'ratio':>9}")
+def show(workload, other, label=None, **kw):
+    a, b = pick(workload, "actio", **kw), pick(workload, other, **kw)
+    if a and b:
+        print(f"{(label or workload):<28}{per(a):>14,.0f}  {other:<22}{per(b):>14,.0f}{per(a)/per(b):>8.1f}x")
+for w in ("gather", "pingpong"):
+    show(w, "asyncio"); show(w, "asyncio+uvloop")
+for p, c in ((2, 2), (8, 4)):
+    a = pick("mailbox", "actio", producers=p, consumers=c)
+    b = pick("mailbox", "mutex_queue", producers=p, consumers=c)
+    if a and b:
+        print(f"{f'mailbox {p}p/{c}c':<28}{a['per_sec']:>14,.0f}  {'mutex queue':<22}{b['per_sec']:>14,.0f}{a['per_sec']/b['per_sec']:>8.1f}x")
+show("file_write_small", "aiofiles")
+show("file_read_small", "aiofiles"); show("file_read_small", "aiofiles+uvloop")
+show("file_read_lines", "aiofiles"); show("file_read_lines", "wc -l")
+show("file_read_large", "cat", "file_read_large (bytes/s)")
+PY
