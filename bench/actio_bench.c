@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdatomic.h>
+#include <sched.h>
 #include <time.h>
+
+#include <ck_pr.h>
 
 #include "actio.h"
 #include "mailbox/mailbox.h"
@@ -20,8 +23,9 @@ static const char usage_text[] =
     "  gather   [--n N] [--fanout F] [--threads T]\n"
     "           N futures in rounds of F: create, actio_gather, resolve, wait\n"
     "           (defaults: N 1000000, F 1000, T 1; each thread does N/T)\n"
-    "  pingpong [--n N] [--spin S]\n"
-    "           N round trips of a counter between two actors\n"
+    "  pingpong [--n N] [--spin S] [--impl actio|threads]\n"
+    "           N round trips of a counter between two actors (threads: two\n"
+    "           bare threads handing it over through one word, the limit)\n"
     "           (defaults: N 1000000, S 256 polls before a worker sleeps)\n"
     "  mailbox  [--n N] [--producers P] [--consumers C] [--impl actio|mutex]\n"
     "           [--capacity K] [--spin S]\n"
@@ -185,6 +189,59 @@ static int run_gather(uint64_t n, uint64_t fanout, uint64_t threads) {
            threads, checksum, checksum_ok ? "true" : "false");
   emit("actio", "gather", n, fanout, ok, errors, secs, extra);
   return errors > 0 || !checksum_ok;
+}
+
+/* ---- handoff: the limit for pingpong ---- */
+
+/* Two bare threads pass a counter back and forth through one word, polling
+ * as a mailbox consumer does (pause, then yield the core), never sleeping:
+ * no queue, no allocation, no actor. What pingpong cannot beat. */
+typedef struct handoff {
+  _Atomic uint64_t word; /* even: ping's turn; odd: pong's */
+  uint64_t n;
+} handoff;
+
+static void wait_turn(handoff *h, uint64_t parity, uint64_t *seen) {
+  for (unsigned i = 0;; i++) {
+    uint64_t w = atomic_load_explicit(&h->word, memory_order_acquire);
+    if ((w & 1) == parity) {
+      *seen = w;
+      return;
+    }
+    if (i < 128)
+      ck_pr_stall();
+    else
+      sched_yield();
+  }
+}
+
+static void *handoff_pong(void *arg) {
+  handoff *h = arg;
+  uint64_t w = 0;
+  while (w < 2 * h->n) {
+    wait_turn(h, 1, &w);
+    atomic_store_explicit(&h->word, w + 1, memory_order_release);
+    w++;
+  }
+  return NULL;
+}
+
+static int run_handoff(uint64_t n) {
+  handoff h = {.n = n};
+  pthread_t t;
+  start_thread(&t, handoff_pong, &h);
+  double t0 = now_sec();
+  uint64_t w = 0;
+  for (uint64_t i = 0; i < n; i++) {
+    wait_turn(&h, 0, &w);
+    atomic_store_explicit(&h.word, w + 1, memory_order_release);
+  }
+  wait_turn(&h, 0, &w);
+  double secs = now_sec() - t0;
+  pthread_join(t, NULL);
+  uint64_t ok = w == 2 * n ? n : 0;
+  emit("threads", "pingpong", n, 1, ok, n - ok, secs, ", \"limit\": \"bare handoff\"");
+  return ok != n;
 }
 
 /* ---- pingpong ---- */
@@ -821,6 +878,16 @@ int main(int argc, char **argv) {
         return bad_usage("--impl takes actio or mutex", value);
       continue;
     }
+    if (strcmp(name, "--impl") == 0 && w == W_PINGPONG) {
+      /* "threads": the bare two-thread hand-off, pingpong's limit. */
+      if (value != NULL && strcmp(value, "actio") == 0)
+        s.use_mutex = 0;
+      else if (value != NULL && strcmp(value, "threads") == 0)
+        s.use_mutex = 1;
+      else
+        return bad_usage("--impl takes actio or threads", value);
+      continue;
+    }
     const str_flag *sf = NULL;
     for (size_t k = 0; k < sizeof str_flags / sizeof str_flags[0]; k++)
       if (strcmp(name, str_flags[k].name) == 0 && (str_flags[k].workloads & w))
@@ -853,7 +920,7 @@ int main(int argc, char **argv) {
   case W_GATHER:
     return run_gather(s.n, s.fanout, s.threads);
   case W_PINGPONG:
-    return run_pingpong(s.n, s.spin);
+    return s.use_mutex ? run_handoff(s.n) : run_pingpong(s.n, s.spin);
   case W_WRITE_SMALL:
   case W_READ_SMALL:
     return run_small(w == W_WRITE_SMALL, s.dir, s.files, s.size, s.concurrency,

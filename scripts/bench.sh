@@ -52,6 +52,7 @@ for _ in $(seq $REPS); do
   $PY "$PEERS/asyncio_gather.py" --mode gather --n $N --fanout 1000 | rec
   $PY "$PEERS/asyncio_gather.py" --mode gather --n $N --fanout 1000 --uvloop | rec
   $BENCH pingpong --n $N | rec
+  $BENCH pingpong --n $N --impl threads | rec
   $PY "$PEERS/asyncio_gather.py" --mode pingpong --n $((N / 5)) | rec
   $PY "$PEERS/asyncio_gather.py" --mode pingpong --n $((N / 5)) --uvloop | rec
   for pc in "2 2" "8 4"; do
@@ -116,6 +117,7 @@ def show(workload, other, label=None, **kw):
         print(f"{(label or workload):<28}{per(a):>14,.0f}  {other:<22}{per(b):>14,.0f}{per(a)/per(b):>8.1f}x")
 for w in ("gather", "pingpong"):
     show(w, "asyncio"); show(w, "asyncio+uvloop")
+show("pingpong", "threads", "pingpong (limit)")
 for p, c in ((2, 2), (8, 4)):
     a = pick("mailbox", "actio", producers=p, consumers=c)
     b = pick("mailbox", "mutex_queue", producers=p, consumers=c)
