@@ -17,7 +17,10 @@ typedef struct worker {
   actio_actor *actor;
   pthread_t thread;
   void *ctx;
-  int started; /* thread created */
+  int started;          /* thread created */
+  _Atomic int waiting;  /* socket workers: in wait(), wake() may be due */
+  pthread_mutex_t wake_mu; /* socket workers: wake() versus leaving */
+  int live;             /* init done, worker_stop not yet: ctx is valid */
 } worker;
 
 struct actio_actor {
@@ -71,6 +74,8 @@ int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts) {
 static void actor_free(actio_actor *a) {
   if (a->state_free != NULL)
     a->state_free(a->state);
+  for (unsigned i = 0; a->workers != NULL && i < a->nworkers; i++)
+    pthread_mutex_destroy(&a->workers[i].wake_mu);
   actio__mbox_destroy(a->mb);
   pthread_mutex_destroy(&a->stop_mu);
   pthread_mutex_destroy(&a->init_mu);
@@ -170,32 +175,116 @@ static _Thread_local actio_actor *current_actor;
 
 actio_actor *actio_actor_self(void) { return current_actor; }
 
+/* Handles one popped message, or cancels it when stopping now. */
+static void take(actio_actor *a, worker *w, actio__mbox_msg *m) {
+  if (atomic_load_explicit(&a->abort, memory_order_acquire))
+    discard(a, m, "stopped before the message was handled");
+  else
+    deliver(a, w, m);
+}
+
+/* The loop of a worker that sleeps on its mailbox. */
+static void mailbox_loop(actio_actor *a, worker *w) {
+  for (;;) {
+    actio__mbox_msg m;
+    int rc = actio__mbox_pop(a->mb, &m, -1);
+    if (rc == ACTIO_ECLOSED)
+      return; /* closed and drained */
+    if (rc == 0)
+      take(a, w, &m);
+  }
+}
+
+/* The loop of a worker that sleeps in its own I/O wait: it takes what the
+ * mailbox holds (a batch at a time, so its transfers keep moving), then
+ * waits, advertising that a sender should wake it. */
+static void socket_loop(actio_actor *a, worker *w) {
+  const actio_behavior *b = a->b;
+  for (;;) {
+    int closed = 0;
+    for (int i = 0; i < 256; i++) {
+      actio__mbox_msg m;
+      int rc = actio__mbox_pop(a->mb, &m, 0);
+      if (rc == ACTIO_ECLOSED)
+        closed = 1;
+      if (rc != 0)
+        break;
+      take(a, w, &m);
+    }
+    if (closed && (atomic_load_explicit(&a->abort, memory_order_acquire) ||
+                   !b->busy(a, w->ctx)))
+      return;
+    /* Seq_cst store, then the depth check: pairs with the sender, which
+     * publishes its message (an atomic swap) before it looks for waiting
+     * workers; one of the two sees the other. */
+    atomic_store_explicit(&w->waiting, 1, memory_order_seq_cst);
+    if (actio__mbox_depth(a->mb) == 0 && !closed)
+      b->wait(a, w->ctx);
+    atomic_store_explicit(&w->waiting, 0, memory_order_relaxed);
+    if (closed) /* draining: wait for the work in flight, but not forever */
+      b->wait(a, w->ctx);
+  }
+}
+
+/* Calls wake() for w unless it is leaving: its context may be gone then. */
+static void wake_worker(actio_actor *a, worker *w) {
+  pthread_mutex_lock(&w->wake_mu);
+  if (w->live)
+    a->b->wake(a, w->ctx);
+  pthread_mutex_unlock(&w->wake_mu);
+}
+
+/* The mailbox's wake hook for socket workers: wakes one that waits. */
+static void wake_one(void *arg) {
+  actio_actor *a = arg;
+  for (unsigned i = 0; i < a->nworkers; i++) {
+    worker *w = &a->workers[i];
+    int expect = 1;
+    if (atomic_load_explicit(&w->waiting, memory_order_seq_cst) &&
+        atomic_compare_exchange_strong_explicit(&w->waiting, &expect, 0,
+                                                memory_order_acq_rel,
+                                                memory_order_relaxed)) {
+      wake_worker(a, w);
+      return;
+    }
+  }
+}
+
+static void set_live(worker *w, int live) {
+  pthread_mutex_lock(&w->wake_mu);
+  w->live = live;
+  pthread_mutex_unlock(&w->wake_mu);
+}
+
 static void *worker_main(void *arg) {
   worker *w = arg;
   actio_actor *a = w->actor;
   current_actor = a;
   int rc = a->b->worker_init ? a->b->worker_init(a, &w->ctx) : 0;
+  if (rc == 0)
+    set_live(w, 1);
   report_init(a, rc);
   if (rc < 0)
     return NULL;
-  for (;;) {
-    actio__mbox_msg m;
-    rc = actio__mbox_pop(a->mb, &m, -1);
-    if (rc == ACTIO_ECLOSED)
-      break; /* closed and drained */
-    if (rc != 0)
-      continue;
-    if (atomic_load_explicit(&a->abort, memory_order_acquire))
-      discard(a, &m, "stopped before the message was handled");
-    else
-      deliver(a, w, &m);
-  }
+  if (a->b->wait != NULL)
+    socket_loop(a, w);
+  else
+    mailbox_loop(a, w);
+  set_live(w, 0);
   if (a->b->worker_stop != NULL)
     a->b->worker_stop(a, w->ctx);
   return NULL;
 }
 
 /* ---- actors ---- */
+
+/* After close: socket workers do not sleep on the mailbox, so tell them. */
+static void wake_all(actio_actor *a) {
+  if (a->b->wake != NULL)
+    for (unsigned i = 0; i < a->nworkers; i++)
+      if (a->workers[i].started)
+        wake_worker(a, &a->workers[i]);
+}
 
 static void join_workers(actio_actor *a) {
   for (unsigned i = 0; i < a->nworkers; i++)
@@ -206,7 +295,9 @@ static void join_workers(actio_actor *a) {
 int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
                       const actio_actor_opts *opts, actio_actor **out) {
   actio_actor_opts o = opts ? *opts : (actio_actor_opts){0};
-  if (rt == NULL || b == NULL || b->handle == NULL || out == NULL) {
+  int sockets = b != NULL && (b->wait != NULL || b->wake != NULL || b->busy != NULL);
+  if (rt == NULL || b == NULL || b->handle == NULL || out == NULL ||
+      (sockets && (b->wait == NULL || b->wake == NULL || b->busy == NULL))) {
     if (o.state_free != NULL)
       o.state_free(o.state);
     return ACTIO_EINVAL;
@@ -237,10 +328,14 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
   a->workers = calloc(o.workers, sizeof *a->workers);
   if (a->name == NULL || a->workers == NULL)
     goto fail_alloc;
+  for (unsigned i = 0; i < o.workers; i++)
+    pthread_mutex_init(&a->workers[i].wake_mu, NULL);
   rc = actio__mbox_create(&a->mb, o.capacity);
   if (rc != 0)
     goto fail_alloc;
   actio__mbox_set_spin(a->mb, o.spin);
+  if (sockets)
+    actio__mbox_set_wake(a->mb, wake_one, a);
 
   unsigned created = 0;
   for (; created < o.workers; created++) {
@@ -275,9 +370,10 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
   return 0;
 
 fail_workers:
-  /* Workers whose init succeeded sit in pop: closing lets them run their
-   * worker_stop and leave. */
+  /* Workers whose init succeeded sit in pop (or wait): closing lets them
+   * run their worker_stop and leave. */
   actio__mbox_close(a->mb);
+  wake_all(a);
   join_workers(a);
 fail_alloc:
   actor_free(a);
@@ -336,6 +432,7 @@ int actio_actor_stop(actio_actor *a, actio_stop_mode mode) {
     if (mode == ACTIO_STOP_NOW)
       atomic_store_explicit(&a->abort, 1, memory_order_release);
     actio__mbox_close(a->mb);
+    wake_all(a);
     join_workers(a);
     a->stopped = 1;
   }

@@ -161,29 +161,37 @@ static const char *req_path(const req *r) {
 
 /* Completes r's future: an error with the operation and path named, or the
  * value, which is freed here if the future was cancelled meanwhile. */
+/* Completes r's future and frees r. The request's own descriptors and its
+ * handle reference go first, so whoever sees the future complete sees them
+ * released. An error names the operation and the path; a value is freed
+ * here if the future was cancelled meanwhile. */
 static void finish(req *r, int rc, void *value, actio_free_fn value_free) {
+  char *msg = NULL;
+  if (rc < 0 &&
+      (r->path2 != NULL
+           ? asprintf(&msg, "%s %s -> %s: %s", op_names[r->op], r->path,
+                      r->path2, actio_strerror(rc))
+           : asprintf(&msg, "%s %s: %s", op_names[r->op], req_path(r),
+                      actio_strerror(rc))) < 0)
+    msg = NULL;
+  actio_future *reply = r->reply;
+  int claimed = r->claimed;
+  r->reply = NULL;
+  req_free(r);
   if (rc < 0) {
-    char *msg = NULL;
-    int n = r->path2 != NULL
-                ? asprintf(&msg, "%s %s -> %s: %s", op_names[r->op], r->path,
-                           r->path2, actio_strerror(rc))
-                : asprintf(&msg, "%s %s: %s", op_names[r->op], req_path(r),
-                           actio_strerror(rc));
-    if (n < 0)
-      msg = NULL;
-    if (r->claimed) {
-      actio__future_settle(r->reply, rc, NULL, NULL, msg); /* takes msg */
+    if (claimed) {
+      actio__future_settle(reply, rc, NULL, NULL, msg); /* takes msg */
     } else {
-      actio_future_fail(r->reply, rc, "%s", msg ? msg : actio_strerror(rc));
+      actio_future_fail(reply, rc, "%s", msg ? msg : actio_strerror(rc));
       free(msg);
     }
-  } else if (r->claimed) {
-    actio__future_settle(r->reply, 0, value, value_free, NULL);
-  } else if (actio_future_resolve(r->reply, value, value_free) != 0 &&
+  } else if (claimed) {
+    actio__future_settle(reply, 0, value, value_free, NULL);
+  } else if (actio_future_resolve(reply, value, value_free) != 0 &&
              value != NULL && value_free != NULL) {
     value_free(value); /* cancelled meanwhile: nobody will see it */
   }
-  req_free(r);
+  actio_future_unref(reply);
 }
 
 static int stopped(void *arg) { return actio_future_is_done(((req *)arg)->reply); }
@@ -346,9 +354,16 @@ static void stream_resume(actio_future *ready, void *arg) {
   req *r = arg;
   int st = actio_future_status(ready);
   if (st != 0) {
-    actio_future_fail(r->reply, st, "stream %s: consumer failed: %s", r->path,
-                      actio_future_errmsg(ready));
-    req_free(r);
+    char *msg = NULL;
+    if (asprintf(&msg, "stream %s: consumer failed: %s", r->path,
+                 actio_future_errmsg(ready)) < 0)
+      msg = NULL;
+    actio_future *reply = r->reply;
+    r->reply = NULL;
+    req_free(r); /* the descriptor closes before anyone sees the failure */
+    actio_future_fail(reply, st, "%s", msg ? msg : actio_strerror(st));
+    actio_future_unref(reply);
+    free(msg);
     return;
   }
   int rc = actio_tell(r->files, r, 0);

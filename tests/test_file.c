@@ -323,9 +323,25 @@ START_TEST(an_untaken_handle_is_closed_with_its_future) {
   expect(f, 0);
   ck_assert_int_eq(count_fds(), fds + 1);
   actio_future_unref(f);
+  /* The worker may still hold its own reference for a moment: the last one
+   * to go closes the handle. Once the actor has stopped, both have. */
+  actio_actor_stop(files, ACTIO_STOP_DRAIN);
   ck_assert_int_eq(count_fds(), fds);
+  ck_assert_int_eq(actio_file_open(files, p, O_RDONLY, 0, &f), ACTIO_ECLOSED);
+}
+END_TEST
+
+START_TEST(open_errors) {
+  char p[512];
+  actio_future *f;
+  write_file("x", "x");
+  path_in(p, sizeof p, "x");
   ck_assert_int_eq(actio_file_open(files, p, O_RDONLY | O_DIRECTORY, 0, &f), 0);
   expect(f, -ENOTDIR);
+  actio_future_unref(f);
+  path_in(p, sizeof p, "nope");
+  ck_assert_int_eq(actio_file_open(files, p, O_RDONLY, 0, &f), 0);
+  expect(f, -ENOENT);
   actio_future_unref(f);
 }
 END_TEST
@@ -833,6 +849,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, cancelled_atomic_write_leaves_nothing);
   tcase_add_test(tc, handles_positional_and_sequential);
   tcase_add_test(tc, an_untaken_handle_is_closed_with_its_future);
+  tcase_add_test(tc, open_errors);
   tcase_add_test(tc, file_system_operations);
   tcase_add_test(tc, sandbox_keeps_paths_inside);
   tcase_add_test(tc, sandbox_root_must_exist);

@@ -62,6 +62,20 @@ typedef struct actio_behavior {
   /* Frees a message that was accepted but will never be handled (its actor
    * stopped at once, or its asker cancelled first). NULL: nothing to free. */
   void (*drop)(actio_actor *self, void *msg);
+  /*
+   * For workers that also wait on sockets (libcurl, libpq), all three or
+   * none. An idle worker calls wait() instead of sleeping on the mailbox;
+   * wait returns when its own I/O needs attention, when wake() was called
+   * for it, or after a bounded time. A new message calls wake() for one
+   * waiting worker, on the sender's thread: it must be quick and
+   * thread-safe (curl_multi_wakeup, a write to an eventfd). busy() says
+   * whether the worker still has work in flight: a draining stop keeps the
+   * worker waiting until it has none; a stop-now goes straight to
+   * worker_stop, which must then end that work (fail its futures).
+   */
+  void (*wait)(actio_actor *self, void *worker);
+  void (*wake)(actio_actor *self, void *worker);
+  int (*busy)(actio_actor *self, void *worker);
 } actio_behavior;
 
 /* Zero means the default for every field. */
