@@ -437,6 +437,139 @@ START_TEST(absurd_mailbox_capacity_is_refused) {
 }
 END_TEST
 
+/* ---- socket workers: wait on an eventfd, complete work in wait() ---- */
+
+#include <poll.h>
+#include <sys/eventfd.h>
+
+typedef struct {
+  int efd;
+  actio_future *held[256]; /* replies completed on the next wait */
+  int nheld;
+  int waits;
+} sock_worker;
+
+typedef struct {
+  _Atomic int wakes, cancelled;
+} sock_state;
+
+static int sock_init(actio_actor *self, void **worker) {
+  (void)self;
+  sock_worker *w = calloc(1, sizeof *w);
+  w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  *worker = w;
+  return w->efd >= 0 ? 0 : -errno;
+}
+
+static int sock_handle(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  sock_worker *w = worker;
+  (void)self;
+  (void)msg;
+  ck_assert_int_lt(w->nheld, 256);
+  actio_future_ref(reply); /* completed later, from wait() */
+  w->held[w->nheld++] = reply;
+  return 0;
+}
+
+static void sock_wait(actio_actor *self, void *worker) {
+  sock_worker *w = worker;
+  (void)self;
+  struct pollfd p = {w->efd, POLLIN, 0};
+  /* Idle, it sleeps until woken: a missed wake-up hangs the test. */
+  poll(&p, 1, w->nheld > 0 ? 1 : -1);
+  uint64_t v;
+  if (read(w->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+    ck_abort_msg("eventfd read");
+  w->waits++;
+  for (int i = 0; i < w->nheld; i++) {
+    actio_future_resolve(w->held[i], (void *)(uintptr_t)w->waits, NULL);
+    actio_future_unref(w->held[i]);
+  }
+  w->nheld = 0;
+}
+
+static void sock_wake(actio_actor *self, void *worker) {
+  sock_worker *w = worker;
+  sock_state *st = actio_actor_state(self);
+  uint64_t one = 1;
+  atomic_fetch_add(&st->wakes, 1);
+  ck_assert_int_eq(write(w->efd, &one, sizeof one), sizeof one);
+}
+
+static int sock_busy(actio_actor *self, void *worker) {
+  (void)self;
+  return ((sock_worker *)worker)->nheld > 0;
+}
+
+static void sock_stop(actio_actor *self, void *worker) {
+  sock_worker *w = worker;
+  sock_state *st = actio_actor_state(self);
+  for (int i = 0; i < w->nheld; i++) { /* stop-now: end what is in flight */
+    if (actio_future_cancel(w->held[i]) == 0)
+      atomic_fetch_add(&st->cancelled, 1);
+    actio_future_unref(w->held[i]);
+  }
+  close(w->efd);
+  free(w);
+}
+
+static const actio_behavior sock_behavior = {
+    .worker_init = sock_init, .handle = sock_handle, .worker_stop = sock_stop,
+    .wait = sock_wait, .wake = sock_wake, .busy = sock_busy,
+};
+
+START_TEST(socket_workers_are_woken_by_messages) {
+  actio_runtime *rt;
+  actio_actor *a;
+  sock_state st = {0};
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor_opts o = {.workers = 2, .state = &st};
+  ck_assert_int_eq(actio_actor_spawn(rt, &sock_behavior, &o, &a), 0);
+  /* Half a behavior is refused. */
+  actio_behavior half = {.handle = sock_handle, .wait = sock_wait};
+  actio_actor *bad;
+  ck_assert_int_eq(actio_actor_spawn(rt, &half, NULL, &bad), ACTIO_EINVAL);
+  for (int round = 0; round < 200; round++) {
+    actio_future *f;
+    ck_assert_int_eq(actio_ask(a, NULL, -1, &f), 0);
+    ck_assert_int_eq(actio_future_wait(f, -1), 0);
+    actio_future_unref(f);
+    if (round % 50 == 0)
+      usleep(5000); /* let both workers fall asleep now and then */
+  }
+  ck_assert_int_gt(atomic_load(&st.wakes), 0);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(socket_workers_drain_or_cancel_on_stop) {
+  for (int mode = 0; mode < 2; mode++) {
+    actio_runtime *rt;
+    actio_actor *a;
+    sock_state st = {0};
+    ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+    actio_actor_opts o = {.workers = 1, .state = &st};
+    ck_assert_int_eq(actio_actor_spawn(rt, &sock_behavior, &o, &a), 0);
+    actio_future *fs[100];
+    for (int i = 0; i < 100; i++)
+      ck_assert_int_eq(actio_ask(a, NULL, -1, &fs[i]), 0);
+    ck_assert_int_eq(actio_actor_stop(a, mode ? ACTIO_STOP_NOW : ACTIO_STOP_DRAIN), 0);
+    int ok = 0, cancelled = 0;
+    for (int i = 0; i < 100; i++) {
+      int rc = actio_future_wait(fs[i], 0); /* all complete once stopped */
+      ck_assert(rc == 0 || rc == ACTIO_ECANCELED);
+      ok += rc == 0;
+      cancelled += rc == ACTIO_ECANCELED;
+      actio_future_unref(fs[i]);
+    }
+    ck_assert_int_eq(ok + cancelled, 100);
+    if (mode == 0)
+      ck_assert_int_eq(ok, 100); /* drained: everything in flight finished */
+    actio_runtime_destroy(rt);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("actor");
   TCase *tc = tcase_with_timeout("actors", 120);
@@ -451,6 +584,8 @@ int main(void) {
   tcase_add_test(tc, ping_pong_between_two_actors);
   tcase_add_test(tc, destroy_while_an_older_actor_tells_a_newer_one);
   tcase_add_test(tc, absurd_mailbox_capacity_is_refused);
+  tcase_add_test(tc, socket_workers_are_woken_by_messages);
+  tcase_add_test(tc, socket_workers_drain_or_cancel_on_stop);
   suite_add_tcase(s, tc);
   TCase *st = tcase_with_timeout("stress", 600);
   tcase_add_test(st, stop_with_many_workers_and_senders_never_hangs);
