@@ -7,6 +7,7 @@
 #include "actio/future.h"
 #include "actio/actor.h"
 #include "actio/file.h"
+#include "actio/http.h"
 
 #define ACTIO_VERSION_MAJOR 0
 #define ACTIO_VERSION_MINOR 1

@@ -29,7 +29,18 @@ extern "C" {
   X(EEOF, -4005, "no more items")                                             \
   X(EALLFAILED, -4006, "every future failed")                                 \
   X(ESTATE, -4007, "operation not allowed in this state")                    \
-  X(ESANDBOX, -4008, "path escapes the sandbox root")
+  X(ESANDBOX, -4008, "path escapes the sandbox root")                        \
+  X(EURL, -4010, "malformed URL")                                             \
+  X(ESCHEME, -4011, "unsupported URL scheme (only http and https)")           \
+  X(EDNS, -4012, "host name could not be resolved")                           \
+  X(ECONNTIMEOUT, -4013, "connect timed out")                                 \
+  X(EIDLE, -4014, "no data within the idle timeout")                          \
+  X(ETLS, -4015, "TLS handshake or certificate verification failed")          \
+  X(EREDIRECTS, -4016, "too many redirects")                                  \
+  X(ETOOBIG, -4017, "response body over the size limit")                      \
+  X(EPARTIAL, -4018, "connection closed before the whole response arrived")   \
+  X(EHTTP, -4019, "HTTP status 4xx or 5xx")                                   \
+  X(ETRANSFER, -4020, "HTTP transfer failed")
 
 #define ACTIO_ERR_MAP(X) ACTIO_ERRNO_MAP(X) ACTIO_OWN_MAP(X)
 

@@ -1,0 +1,111 @@
+/* actio/http.h: the HTTP actor: concurrent HTTP on libcurl's multi
+ * interface (what aiohttp's ClientSession gives Python), every request a
+ * future. */
+#ifndef ACTIO_HTTP_H
+#define ACTIO_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actio/actor.h"
+#include "actio/future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Each worker thread drives one libcurl multi handle with many transfers in
+ * flight; requests arrive through the actor's lock-free mailbox and wake a
+ * worker out of its poll. Connections are kept alive and reused, HTTP/2 is
+ * negotiated over TLS and multiplexed, the DNS and TLS-session caches are
+ * shared between workers. Only http and https are ever spoken, after a
+ * redirect too. TLS certificates are verified against the system trust
+ * store unless a CA file or folder is given.
+ *
+ * A request fails with ACTIO_EURL, ACTIO_ESCHEME, ACTIO_EDNS,
+ * -ECONNREFUSED, ACTIO_ECONNTIMEOUT, ACTIO_ETIMEDOUT (total time),
+ * ACTIO_EIDLE, ACTIO_ETLS, ACTIO_EREDIRECTS, ACTIO_ETOOBIG, ACTIO_EPARTIAL,
+ * ACTIO_ECANCELED or ACTIO_ETRANSFER, with a message naming the URL. A 4xx
+ * or 5xx status is a completed request carrying its status, as in aiohttp;
+ * actio_http_raise_for_status turns it into an error when wanted.
+ */
+
+/* Session defaults; zero means the default for every field. */
+typedef struct actio_http_opts {
+  unsigned workers;            /* threads, one multi handle each; default 2 */
+  size_t capacity;             /* mailbox size; default 4096 */
+  long max_connections;        /* open connections per worker; default 64 */
+  long max_host_connections;   /* per host and worker; default no limit */
+  long connect_timeout_ms;     /* default 10 s */
+  long timeout_ms;             /* whole request, queueing included; default 300 s */
+  long idle_timeout_ms;        /* no byte for this long fails; rounded up to
+                                  whole seconds; default none */
+  int max_redirects;           /* default 10; -1: do not follow redirects */
+  size_t max_body;             /* largest body kept in memory; default 64 MiB */
+  const char *ca_file;         /* PEM bundle to verify servers with */
+  const char *ca_path;         /* folder of hashed CA certificates */
+  const char *client_cert;     /* PEM client certificate, with client_key */
+  const char *client_key;
+  const char *user_agent;      /* default "actio/<version>" */
+  int fail_when_full;          /* 1: a full mailbox fails with ACTIO_EFULL */
+} actio_http_opts;
+
+/* Spawns an HTTP actor in `rt` (opts may be NULL; strings are copied).
+ * Returns 0, ACTIO_EINVAL, ACTIO_ENOMEM, or a libcurl set-up failure as
+ * ACTIO_ETRANSFER. */
+int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
+                     actio_actor **out);
+
+/* One request. Zero fields take the session's defaults. */
+typedef struct actio_http_request {
+  const char *method;           /* GET (default), HEAD, POST, PUT, PATCH,
+                                   DELETE, or another token */
+  const char *url;
+  const char *const *headers;   /* "Name: value" strings, NULL-terminated */
+  const void *body;             /* request body, copied; may be NULL */
+  size_t body_len;
+  long timeout_ms, connect_timeout_ms, idle_timeout_ms;
+  int max_redirects;            /* 0: the session's; -1: do not follow */
+  size_t max_body;
+} actio_http_request;
+
+/* The value of a request's future, freed with it. */
+typedef struct actio_http_response {
+  long status;            /* 200, 404, ... */
+  const char *url;        /* the effective URL, after redirects */
+  int http_version;       /* 10, 11, 20 or 30 */
+  const char *body;       /* NUL-terminated (not counted in body_len) */
+  size_t body_len;
+  double dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms; /* from start */
+  int redirects;          /* redirects followed */
+  int attempts;           /* tries it took (1 without retries) */
+} actio_http_response;
+
+/* Sends a request; *out's value is an actio_http_response *. Returns 0, or
+ * ACTIO_EINVAL (no URL, not an HTTP actor), ACTIO_ENOMEM, ACTIO_ECLOSED,
+ * ACTIO_EFULL, and makes no future. Thread-safe. The future's deadline
+ * (actio_future_set_deadline) bounds the whole request, time in the queue
+ * included; cancelling the future removes the transfer at once. */
+int actio_http_send(actio_actor *http, const actio_http_request *req,
+                    actio_future **out);
+
+/* GET url: actio_http_send with only a URL. */
+int actio_http_get(actio_actor *http, const char *url, actio_future **out);
+
+/* The first value of header `name` (case-insensitive), or NULL. */
+const char *actio_http_header(const actio_http_response *r, const char *name);
+/* How many times header `name` came, and the i-th value (repeats are kept,
+ * in order, e.g. Set-Cookie). */
+size_t actio_http_header_count(const actio_http_response *r, const char *name);
+const char *actio_http_header_nth(const actio_http_response *r,
+                                  const char *name, size_t i);
+
+/* ACTIO_EHTTP for a status of 400 or more, else 0 (aiohttp's
+ * raise_for_status). */
+int actio_http_raise_for_status(const actio_http_response *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ACTIO_HTTP_H */

@@ -1,0 +1,562 @@
+/* http_io.c: one libcurl multi handle per worker thread: transfers with
+ * connection reuse, HTTP/2 multiplexing, limits, timeouts, redirects kept to
+ * http and https, TLS verification, a body size limit, and errors mapped to
+ * actio's codes. */
+#include "http_io.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "actio/error.h"
+
+/* A response with its storage behind the public part. */
+typedef struct resp {
+  actio_http_response pub; /* first: the pointer handed out is to this */
+  char *body;
+  size_t body_cap;
+  char *hdr; /* "name\0value\0" pairs of the final response */
+  size_t hdr_len, hdr_cap, nhdr;
+  char *url;
+} resp;
+
+struct actio__http_xfer {
+  CURL *easy;
+  actio__http_loop *loop;
+  struct curl_slist *headers;
+  resp *r;
+  size_t max_body;
+  int too_big;
+  int in_loop;
+  char *method, *req_url;
+  actio__http_done_fn done;
+  void *arg;
+  char err[CURL_ERROR_SIZE];
+  actio__http_xfer *prev, *next; /* in the loop's list */
+};
+
+struct actio__http_share {
+  CURLSH *sh;
+  pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+};
+
+struct actio__http_loop {
+  CURLM *multi;
+  const actio__http_conf *conf;
+  actio__http_share *share;
+  actio__http_xfer *list; /* transfers in the multi handle */
+  size_t count;
+  CURL **spare; /* easy handles kept for reuse */
+  size_t nspare, spare_cap;
+};
+
+/* ---- global and shared state ---- */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+int actio__http_global_init(void) {
+  pthread_once(&global_once, global_init);
+  return global_rc == CURLE_OK ? 0 : ACTIO_ETRANSFER;
+}
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *p) {
+  actio__http_share *s = p;
+  (void)h;
+  (void)a;
+  pthread_mutex_lock(&s->locks[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *p) {
+  actio__http_share *s = p;
+  (void)h;
+  pthread_mutex_unlock(&s->locks[d]);
+}
+
+int actio__http_share_create(actio__http_share **out) {
+  actio__http_share *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return ACTIO_ENOMEM;
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_init(&s->locks[i], NULL);
+  s->sh = curl_share_init();
+  if (s->sh == NULL) {
+    actio__http_share_destroy(s);
+    return ACTIO_ENOMEM;
+  }
+  curl_share_setopt(s->sh, CURLSHOPT_LOCKFUNC, share_lock);
+  curl_share_setopt(s->sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
+  curl_share_setopt(s->sh, CURLSHOPT_USERDATA, s);
+  curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  *out = s;
+  return 0;
+}
+
+void actio__http_share_destroy(actio__http_share *s) {
+  if (s == NULL)
+    return;
+  if (s->sh != NULL)
+    curl_share_cleanup(s->sh);
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_destroy(&s->locks[i]);
+  free(s);
+}
+
+/* ---- loops ---- */
+
+int actio__http_loop_create(actio__http_loop **out, const actio__http_conf *conf,
+                            actio__http_share *share) {
+  actio__http_loop *l = calloc(1, sizeof *l);
+  if (l == NULL)
+    return ACTIO_ENOMEM;
+  l->multi = curl_multi_init();
+  if (l->multi == NULL) {
+    free(l);
+    return ACTIO_ETRANSFER;
+  }
+  l->conf = conf;
+  l->share = share;
+  curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(l->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conf->max_connections);
+  if (conf->max_host_connections > 0)
+    curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, conf->max_host_connections);
+  *out = l;
+  return 0;
+}
+
+static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc);
+
+void actio__http_loop_destroy(actio__http_loop *l) {
+  if (l == NULL)
+    return;
+  while (l->list != NULL)
+    actio__http_loop_cancel(l, l->list);
+  for (size_t i = 0; i < l->nspare; i++)
+    curl_easy_cleanup(l->spare[i]);
+  free(l->spare);
+  curl_multi_cleanup(l->multi);
+  free(l);
+}
+
+void actio__http_loop_wakeup(actio__http_loop *l) { curl_multi_wakeup(l->multi); }
+
+size_t actio__http_loop_count(const actio__http_loop *l) { return l->count; }
+
+static void drain_done(actio__http_loop *l) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(l->multi, &left)) != NULL) {
+    if (m->msg != CURLMSG_DONE)
+      continue;
+    actio__http_xfer *x = NULL;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    finish_xfer(l, x, m->data.result);
+  }
+}
+
+void actio__http_loop_wait(actio__http_loop *l, int max_ms) {
+  int running;
+  curl_multi_perform(l->multi, &running);
+  drain_done(l);
+  long t = -1;
+  curl_multi_timeout(l->multi, &t);
+  int wait_ms = t < 0 || t > max_ms ? max_ms : (int)t;
+  if (wait_ms > 0)
+    curl_multi_poll(l->multi, NULL, 0, wait_ms, NULL);
+  curl_multi_perform(l->multi, &running);
+  drain_done(l);
+}
+
+/* ---- responses ---- */
+
+static int grow(char **buf, size_t *cap, size_t need) {
+  if (need <= *cap)
+    return 0;
+  size_t c = *cap ? *cap : 256;
+  while (c < need)
+    c *= 2;
+  char *n = realloc(*buf, c);
+  if (n == NULL)
+    return -1;
+  *buf = n;
+  *cap = c;
+  return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg) {
+  actio__http_xfer *x = arg;
+  resp *r = x->r;
+  size_t len = size * n;
+  if (r->pub.body_len + len > x->max_body) {
+    x->too_big = 1;
+    return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+  }
+  if (grow(&r->body, &r->body_cap, r->pub.body_len + len + 1) != 0)
+    return 0;
+  memcpy(r->body + r->pub.body_len, data, len);
+  r->pub.body_len += len;
+  return len;
+}
+
+/* Keeps the headers of the last response only: a redirect or a 100
+ * Continue starts a new block with its status line. */
+static size_t on_header(char *line, size_t size, size_t n, void *arg) {
+  actio__http_xfer *x = arg;
+  resp *r = x->r;
+  size_t len = size * n;
+  if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+    r->hdr_len = 0;
+    r->nhdr = 0;
+    return len;
+  }
+  const char *colon = memchr(line, ':', len);
+  if (colon == NULL)
+    return len; /* the blank line ending the block, or junk */
+  size_t nlen = (size_t)(colon - line);
+  const char *v = colon + 1, *end = line + len;
+  while (v < end && (*v == ' ' || *v == '\t'))
+    v++;
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+    end--;
+  size_t vlen = (size_t)(end - v);
+  if (grow(&r->hdr, &r->hdr_cap, r->hdr_len + nlen + vlen + 2) != 0)
+    return 0;
+  memcpy(r->hdr + r->hdr_len, line, nlen);
+  r->hdr[r->hdr_len + nlen] = '\0';
+  memcpy(r->hdr + r->hdr_len + nlen + 1, v, vlen);
+  r->hdr[r->hdr_len + nlen + 1 + vlen] = '\0';
+  r->hdr_len += nlen + vlen + 2;
+  r->nhdr++;
+  return len;
+}
+
+void actio__http_response_free(void *p) {
+  resp *r = p;
+  if (r == NULL)
+    return;
+  free(r->body);
+  free(r->hdr);
+  free(r->url);
+  free(r);
+}
+
+const char *actio_http_header_nth(const actio_http_response *pub,
+                                  const char *name, size_t i) {
+  const resp *r = (const resp *)pub;
+  if (r == NULL || name == NULL)
+    return NULL;
+  const char *p = r->hdr;
+  for (size_t k = 0; k < r->nhdr; k++) {
+    const char *v = p + strlen(p) + 1;
+    if (strcasecmp(p, name) == 0 && i-- == 0)
+      return v;
+    p = v + strlen(v) + 1;
+  }
+  return NULL;
+}
+
+const char *actio_http_header(const actio_http_response *r, const char *name) {
+  return actio_http_header_nth(r, name, 0);
+}
+
+size_t actio_http_header_count(const actio_http_response *r, const char *name) {
+  size_t n = 0;
+  while (actio_http_header_nth(r, name, n) != NULL)
+    n++;
+  return n;
+}
+
+int actio_http_raise_for_status(const actio_http_response *r) {
+  return r != NULL && r->status >= 400 ? ACTIO_EHTTP : 0;
+}
+
+/* ---- transfers ---- */
+
+static int valid_token(const char *m) {
+  if (m == NULL || *m == '\0')
+    return 0;
+  for (; *m; m++)
+    if (!isalpha((unsigned char)*m))
+      return 0;
+  return 1;
+}
+
+static CURL *easy_get(actio__http_loop *l) {
+  if (l->nspare > 0) {
+    CURL *e = l->spare[--l->nspare];
+    curl_easy_reset(e);
+    return e;
+  }
+  return curl_easy_init();
+}
+
+static void easy_put(actio__http_loop *l, CURL *e) {
+  if (l->nspare == l->spare_cap) {
+    size_t cap = l->spare_cap ? l->spare_cap * 2 : 16;
+    if (cap > 256) { /* enough spares */
+      curl_easy_cleanup(e);
+      return;
+    }
+    CURL **s = realloc(l->spare, cap * sizeof *s);
+    if (s == NULL) {
+      curl_easy_cleanup(e);
+      return;
+    }
+    l->spare = s;
+    l->spare_cap = cap;
+  }
+  l->spare[l->nspare++] = e;
+}
+
+void actio__http_xfer_free(actio__http_xfer *x) {
+  if (x == NULL)
+    return;
+  if (x->easy != NULL)
+    easy_put(x->loop, x->easy);
+  curl_slist_free_all(x->headers);
+  actio__http_response_free(x->r);
+  free(x->method);
+  free(x->req_url);
+  free(x);
+}
+
+static long pick(long req, long conf) { return req != 0 ? req : conf; }
+
+int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
+                            const actio_http_request *req, long timeout_ms,
+                            actio__http_done_fn done, void *arg) {
+  const actio__http_conf *c = l->conf;
+  const char *method = req->method ? req->method : "GET";
+  if (req->url == NULL || !valid_token(method))
+    return ACTIO_EINVAL;
+  actio__http_xfer *x = calloc(1, sizeof *x);
+  if (x == NULL)
+    return ACTIO_ENOMEM;
+  x->loop = l;
+  x->done = done;
+  x->arg = arg;
+  x->r = calloc(1, sizeof *x->r);
+  x->method = strdup(method);
+  x->req_url = strdup(req->url);
+  x->easy = easy_get(l);
+  if (x->r == NULL || x->method == NULL || x->req_url == NULL || x->easy == NULL)
+    goto fail;
+  for (const char *const *h = req->headers; h != NULL && *h != NULL; h++) {
+    struct curl_slist *n = curl_slist_append(x->headers, *h);
+    if (n == NULL)
+      goto fail;
+    x->headers = n;
+  }
+  x->max_body = req->max_body ? req->max_body : c->max_body;
+
+  CURL *e = x->easy;
+  curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
+  curl_easy_setopt(e, CURLOPT_URL, x->req_url);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->err);
+  curl_easy_setopt(e, CURLOPT_SHARE, l->share->sh);
+  /* Only http and https, on the first request and after every redirect. */
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); /* wait to multiplex on HTTP/2 */
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
+  if (x->headers != NULL)
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+
+  int redirects = req->max_redirects ? req->max_redirects : c->max_redirects;
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, redirects >= 0 ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_MAXREDIRS, redirects >= 0 ? (long)redirects : 0L);
+
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   pick(req->connect_timeout_ms, c->connect_timeout_ms));
+  long total = pick(req->timeout_ms, c->timeout_ms);
+  if (timeout_ms >= 0 && (total <= 0 || timeout_ms < total))
+    total = timeout_ms > 0 ? timeout_ms : 1; /* the caller's deadline */
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total > 0 ? total : 0L);
+  long idle = pick(req->idle_timeout_ms, c->idle_timeout_ms);
+  if (idle > 0) { /* libcurl counts in seconds: round up */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (idle + 999) / 1000);
+  }
+
+  if (c->ca_file != NULL)
+    curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+  if (c->ca_path != NULL)
+    curl_easy_setopt(e, CURLOPT_CAPATH, c->ca_path);
+  if (c->client_cert != NULL)
+    curl_easy_setopt(e, CURLOPT_SSLCERT, c->client_cert);
+  if (c->client_key != NULL)
+    curl_easy_setopt(e, CURLOPT_SSLKEY, c->client_key);
+
+  if (strcmp(method, "HEAD") == 0) {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (strcmp(method, "GET") != 0 || req->body != NULL) {
+    if (strcmp(method, "POST") != 0)
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    if (req->body != NULL || strcmp(method, "POST") == 0) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+    }
+  }
+  *out = x;
+  return 0;
+fail:
+  actio__http_xfer_free(x);
+  return ACTIO_ENOMEM;
+}
+
+int actio__http_loop_add(actio__http_loop *l, actio__http_xfer *x) {
+  if (curl_multi_add_handle(l->multi, x->easy) != CURLM_OK)
+    return ACTIO_ETRANSFER;
+  x->in_loop = 1;
+  x->next = l->list;
+  if (l->list != NULL)
+    l->list->prev = x;
+  l->list = x;
+  l->count++;
+  return 0;
+}
+
+static void unlink_xfer(actio__http_loop *l, actio__http_xfer *x) {
+  curl_multi_remove_handle(l->multi, x->easy);
+  x->in_loop = 0;
+  if (x->prev != NULL)
+    x->prev->next = x->next;
+  else
+    l->list = x->next;
+  if (x->next != NULL)
+    x->next->prev = x->prev;
+  x->prev = x->next = NULL;
+  l->count--;
+}
+
+void actio__http_loop_cancel(actio__http_loop *l, actio__http_xfer *x) {
+  if (!x->in_loop)
+    return;
+  finish_xfer(l, x, CURLE_ABORTED_BY_CALLBACK);
+}
+
+static double ms(CURL *e, CURLINFO what) {
+  curl_off_t us = 0;
+  curl_easy_getinfo(e, what, &us);
+  return (double)us / 1000.0;
+}
+
+static int map_error(actio__http_xfer *x, CURLcode cc) {
+  switch (cc) {
+  case CURLE_URL_MALFORMAT:
+    return ACTIO_EURL;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    return ACTIO_ESCHEME;
+  case CURLE_COULDNT_RESOLVE_HOST:
+    return ACTIO_EDNS;
+  case CURLE_COULDNT_CONNECT: {
+    long os = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os);
+    return os > 0 ? -(int)os : -ECONNREFUSED;
+  }
+  case CURLE_OPERATION_TIMEDOUT: {
+    curl_off_t connected = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connected);
+    if (strstr(x->err, "too slow") != NULL)
+      return ACTIO_EIDLE;
+    return connected == 0 ? ACTIO_ECONNTIMEOUT : ACTIO_ETIMEDOUT;
+  }
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+    return ACTIO_ETLS;
+  case CURLE_TOO_MANY_REDIRECTS:
+    return ACTIO_EREDIRECTS;
+  case CURLE_FILESIZE_EXCEEDED:
+    return ACTIO_ETOOBIG;
+  case CURLE_WRITE_ERROR:
+    return x->too_big ? ACTIO_ETOOBIG : -ENOMEM;
+  case CURLE_PARTIAL_FILE:
+  case CURLE_RECV_ERROR:
+  case CURLE_GOT_NOTHING:
+  case CURLE_HTTP2:
+  case CURLE_HTTP2_STREAM:
+    return ACTIO_EPARTIAL;
+  case CURLE_ABORTED_BY_CALLBACK:
+    return ACTIO_ECANCELED;
+  case CURLE_OUT_OF_MEMORY:
+    return ACTIO_ENOMEM;
+  default:
+    return ACTIO_ETRANSFER;
+  }
+}
+
+static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
+  unlink_xfer(l, x);
+  int rc = 0;
+  char msg[CURL_ERROR_SIZE + 512];
+  msg[0] = '\0';
+  if (cc != CURLE_OK) {
+    rc = map_error(x, cc);
+    snprintf(msg, sizeof msg, "%s %.300s: %s", x->method, x->req_url,
+             rc == ACTIO_ECANCELED ? "cancelled"
+             : x->err[0]           ? x->err
+                                   : curl_easy_strerror(cc));
+  } else {
+    resp *r = x->r;
+    CURL *e = x->easy;
+    long v = 0, redirects = 0;
+    char *url = NULL;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->pub.status);
+    curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &v);
+    curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url);
+    curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &redirects);
+    r->pub.http_version = v == CURL_HTTP_VERSION_1_0   ? 10
+                          : v == CURL_HTTP_VERSION_1_1 ? 11
+                          : v == CURL_HTTP_VERSION_2_0 ? 20
+                          : v == CURL_HTTP_VERSION_3   ? 30
+                                                       : 0;
+    r->pub.redirects = (int)redirects;
+    r->pub.attempts = 1;
+    r->url = strdup(url ? url : x->req_url);
+    r->pub.url = r->url;
+    r->pub.dns_ms = ms(e, CURLINFO_NAMELOOKUP_TIME_T);
+    r->pub.connect_ms = ms(e, CURLINFO_CONNECT_TIME_T);
+    r->pub.tls_ms = ms(e, CURLINFO_APPCONNECT_TIME_T);
+    r->pub.first_byte_ms = ms(e, CURLINFO_STARTTRANSFER_TIME_T);
+    r->pub.total_ms = ms(e, CURLINFO_TOTAL_TIME_T);
+    if (r->body == NULL && grow(&r->body, &r->body_cap, 1) != 0)
+      rc = ACTIO_ENOMEM;
+    else
+      r->body[r->pub.body_len] = '\0';
+    r->pub.body = r->body;
+    if (r->url == NULL)
+      rc = ACTIO_ENOMEM;
+    if (rc != 0)
+      snprintf(msg, sizeof msg, "%s %.300s: out of memory", x->method, x->req_url);
+  }
+  x->done(x, rc, msg, x->arg);
+}
+
+actio_http_response *actio__http_xfer_take(actio__http_xfer *x) {
+  resp *r = x->r;
+  x->r = NULL;
+  return r ? &r->pub : NULL;
+}
