@@ -16,6 +16,7 @@
 
 #include "actio.h"
 #include "mailbox/mailbox.h"
+#include "curl_loop.h"
 #include "mutex_queue.h"
 
 static const char usage_text[] =
@@ -43,6 +44,10 @@ static const char usage_text[] =
     "  file_read_large  --path P [--chunk K] [--workers W]\n"
     "           streams P in chunks of K bytes, counting them (default K 128 KiB, the library's;\n"
     "           n and per_sec count bytes, ok is 1 for the file)\n"
+    "  http_get --url U [--requests N] [--concurrency C] [--workers W]\n"
+    "           [--impl actio|curl]\n"
+    "           N GETs of U, C in flight (defaults: N 20000, C 64); curl: the\n"
+    "           bare libcurl multi loop on one thread, the actor's floor\n"
     "  W: file actor worker threads (default: the library's)\n"
     "Prints one JSON line per run. Exit status: 0 ok, 1 errors, 2 bad usage.\n";
 
@@ -761,20 +766,98 @@ static int run_large(const char *path, uint64_t chunk, uint64_t workers) {
   return !count_ok;
 }
 
+/* ---- http_get ---- */
+
+typedef struct http_job {
+  actio_actor *http;
+  const char *url;
+  _Atomic uint64_t ok, bytes;
+} http_job;
+
+/* Counts each response and frees it as it arrives, as the peer does. */
+static void consume_response(actio_future *f, void *arg) {
+  http_job *j = arg;
+  actio_http_response *r = actio_future_take(f);
+  if (r != NULL && r->status == 200) {
+    atomic_fetch_add_explicit(&j->ok, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&j->bytes, r->body_len, memory_order_relaxed);
+  }
+  actio_http_response_free(r);
+}
+
+static int http_start(size_t i, void *arg, actio_future **out) {
+  http_job *j = arg;
+  (void)i;
+  int rc = actio_http_get(j->http, j->url, out);
+  if (rc == 0 && actio_future_on_done(*out, consume_response, j) != 0)
+    return ACTIO_ENOMEM;
+  return rc;
+}
+
+static int run_http_get(const char *url, uint64_t n, uint64_t c,
+                        uint64_t workers, int bare) {
+  uint64_t ok = 0, bytes = 0;
+  double secs;
+  if (bare) {
+    double t0 = now_sec();
+    if (bench_curl_loop(url, n, c, &ok, &bytes) != 0) {
+      fprintf(stderr, "actio-bench: libcurl set-up failed\n");
+      return 1;
+    }
+    secs = now_sec() - t0;
+  } else {
+    actio_runtime *rt;
+    http_job job = {.url = url};
+    actio_http_opts o = {.workers = (unsigned)workers, .max_connections = (long)c};
+    int rc = actio_runtime_create(&rt, NULL);
+    if (rc == 0)
+      rc = actio_http_spawn(rt, &o, &job.http);
+    if (rc != 0) {
+      fprintf(stderr, "actio-bench: HTTP actor: %s\n", actio_strerror(rc));
+      return 1;
+    }
+    /* Responses are freed as they come (consume_response); the map keeps
+     * only the emptied futures. */
+    double t0 = now_sec();
+    actio_future *m = NULL;
+    rc = actio_map((size_t)n, (size_t)c, http_start, &job,
+                   ACTIO_GATHER_SETTLE_ALL, &m);
+    if (rc == 0)
+      actio_future_wait(m, -1);
+    secs = now_sec() - t0;
+    for (uint64_t i = 0, shown = 0; m != NULL && i < n && !shown; i++) {
+      actio_future *it = actio_gather_item(m, (size_t)i);
+      if (it != NULL && actio_future_status(it) != 0) {
+        fprintf(stderr, "actio-bench: http_get: %s\n", actio_future_errmsg(it));
+        shown = 1;
+      }
+    }
+    actio_future_unref(m);
+    actio_runtime_destroy(rt);
+    ok = atomic_load(&job.ok);
+    bytes = atomic_load(&job.bytes);
+  }
+  char extra[160];
+  snprintf(extra, sizeof extra, ", \"bytes\": %" PRIu64, bytes);
+  extra_workers(extra, sizeof extra, bare ? 0 : workers);
+  emit(bare ? "libcurl-multi" : "actio", "http_get", n, c, ok, n - ok, secs, extra);
+  return ok != n;
+}
+
 /* ---- command line ---- */
 
 enum {
   W_GATHER = 1, W_PINGPONG = 2, W_MAILBOX = 4, W_WRITE_SMALL = 8,
-  W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64,
+  W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
   W_FILES = W_SMALL | W_READ_LINES | W_READ_LARGE,
 };
 
 typedef struct settings {
   uint64_t n, fanout, threads, producers, consumers, capacity, spin;
-  uint64_t files, size, concurrency, workers, chunk;
+  uint64_t files, size, concurrency, workers, chunk, requests;
   int use_mutex;
-  const char *dir, *path;
+  const char *dir, *path, *url;
 } settings;
 
 typedef struct flag {
@@ -797,8 +880,9 @@ static const flag flags[] = {
     {"--spin", W_PINGPONG | W_MAILBOX, offsetof(settings, spin), 1, 1u << 24},
     {"--files", W_SMALL, offsetof(settings, files), 1, 100000000},
     {"--size", W_WRITE_SMALL, offsetof(settings, size), 0, 1u << 30},
-    {"--concurrency", W_SMALL, offsetof(settings, concurrency), 1, 1u << 20},
-    {"--workers", W_FILES, offsetof(settings, workers), 1, 1024},
+    {"--concurrency", W_SMALL | W_HTTP_GET, offsetof(settings, concurrency), 1, 1u << 20},
+    {"--requests", W_HTTP_GET, offsetof(settings, requests), 1, UINT64_C(1) << 40},
+    {"--workers", W_FILES | W_HTTP_GET, offsetof(settings, workers), 1, 1024},
     {"--chunk", W_READ_LARGE, offsetof(settings, chunk), 1, 1u << 30},
 };
 
@@ -812,6 +896,7 @@ typedef struct str_flag {
 static const str_flag str_flags[] = {
     {"--dir", W_SMALL, offsetof(settings, dir)},
     {"--path", W_READ_LINES | W_READ_LARGE, offsetof(settings, path)},
+    {"--url", W_HTTP_GET, offsetof(settings, url)},
 };
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -862,6 +947,9 @@ int main(int argc, char **argv) {
     w = W_READ_LINES;
   } else if (strcmp(workload, "file_read_large") == 0) {
     w = W_READ_LARGE;
+  } else if (strcmp(workload, "http_get") == 0) {
+    w = W_HTTP_GET;
+    s.requests = 20000;
   } else {
     return bad_usage("unknown workload", workload);
   }
@@ -876,6 +964,16 @@ int main(int argc, char **argv) {
         s.use_mutex = 1;
       else
         return bad_usage("--impl takes actio or mutex", value);
+      continue;
+    }
+    if (strcmp(name, "--impl") == 0 && w == W_HTTP_GET) {
+      /* "curl": the bare libcurl multi loop, the actor's floor. */
+      if (value != NULL && strcmp(value, "actio") == 0)
+        s.use_mutex = 0;
+      else if (value != NULL && strcmp(value, "curl") == 0)
+        s.use_mutex = 1;
+      else
+        return bad_usage("--impl takes actio or curl", value);
       continue;
     }
     if (strcmp(name, "--impl") == 0 && w == W_PINGPONG) {
@@ -915,6 +1013,8 @@ int main(int argc, char **argv) {
 
   if ((w & (W_READ_LINES | W_READ_LARGE)) && s.path == NULL)
     return bad_usage("--path is required for", workload);
+  if (w == W_HTTP_GET && s.url == NULL)
+    return bad_usage("--url is required for", workload);
 
   switch (w) {
   case W_GATHER:
@@ -929,6 +1029,8 @@ int main(int argc, char **argv) {
     return run_lines(s.path, s.workers);
   case W_READ_LARGE:
     return run_large(s.path, s.chunk, s.workers);
+  case W_HTTP_GET:
+    return run_http_get(s.url, s.requests, s.concurrency, s.workers, s.use_mutex);
   default:
     return run_mailbox(s.n, s.producers, s.consumers, s.use_mutex, s.capacity,
                        s.spin);

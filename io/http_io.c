@@ -248,6 +248,10 @@ void actio__http_response_free(void *p) {
   free(r);
 }
 
+void actio_http_response_free(actio_http_response *r) {
+  actio__http_response_free(r);
+}
+
 const char *actio_http_header_nth(const actio_http_response *pub,
                                   const char *name, size_t i) {
   const resp *r = (const resp *)pub;
@@ -534,6 +538,9 @@ static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
                           : v == CURL_HTTP_VERSION_3   ? 30
                                                        : 0;
     r->pub.redirects = (int)redirects;
+    long conns = 0;
+    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
+    r->pub.new_connections = (int)conns;
     r->pub.attempts = 1;
     r->url = strdup(url ? url : x->req_url);
     r->pub.url = r->url;

@@ -79,8 +79,13 @@ typedef struct actio_http_response {
   size_t body_len;
   double dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms; /* from start */
   int redirects;          /* redirects followed */
+  int new_connections;    /* connections opened for it (0: one was reused) */
   int attempts;           /* tries it took (1 without retries) */
 } actio_http_response;
+
+/* Frees a response taken out of its future with actio_future_take. NULL is
+ * accepted. */
+void actio_http_response_free(actio_http_response *r);
 
 /* Sends a request; *out's value is an actio_http_response *. Returns 0, or
  * ACTIO_EINVAL (no URL, not an HTTP actor), ACTIO_ENOMEM, ACTIO_ECLOSED,
