@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "actio/error.h"
 
@@ -32,6 +33,10 @@ struct actio__http_xfer {
   resp *r;
   size_t max_body;
   int too_big;
+  long idle_ms;           /* 0: no idle limit */
+  int idle_expired;
+  curl_off_t last_dl, last_ul;
+  struct timespec last_activity;
   int in_loop;
   char *method, *req_url;
   actio__http_done_fn done;
@@ -293,6 +298,29 @@ static int valid_token(const char *m) {
   return 1;
 }
 
+/* Called often while bytes move, and about once a second otherwise: fails
+ * the transfer once nothing moved for idle_ms. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow) {
+  actio__http_xfer *x = arg;
+  struct timespec now;
+  (void)dltotal;
+  (void)ultotal;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (dlnow != x->last_dl || ulnow != x->last_ul) {
+    x->last_dl = dlnow;
+    x->last_ul = ulnow;
+    x->last_activity = now;
+    return 0;
+  }
+  long quiet = (now.tv_sec - x->last_activity.tv_sec) * 1000 +
+               (now.tv_nsec - x->last_activity.tv_nsec) / 1000000;
+  if (quiet < x->idle_ms)
+    return 0;
+  x->idle_expired = 1;
+  return 1; /* aborts: CURLE_ABORTED_BY_CALLBACK */
+}
+
 static CURL *easy_get(actio__http_loop *l) {
   if (l->nspare > 0) {
     CURL *e = l->spare[--l->nspare];
@@ -392,10 +420,14 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   if (timeout_ms >= 0 && (total <= 0 || timeout_ms < total))
     total = timeout_ms > 0 ? timeout_ms : 1; /* the caller's deadline */
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total > 0 ? total : 0L);
-  long idle = pick(req->idle_timeout_ms, c->idle_timeout_ms);
-  if (idle > 0) { /* libcurl counts in seconds: round up */
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (idle + 999) / 1000);
+  x->idle_ms = pick(req->idle_timeout_ms, c->idle_timeout_ms);
+  if (x->idle_ms > 0) {
+    /* libcurl's low-speed limit averages over seconds, so a few bytes and
+     * then silence can pass it: count silence ourselves instead. */
+    clock_gettime(CLOCK_MONOTONIC, &x->last_activity);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
   }
 
   if (c->ca_file != NULL)
@@ -477,8 +509,6 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
   case CURLE_OPERATION_TIMEDOUT: {
     curl_off_t connected = 0;
     curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connected);
-    if (strstr(x->err, "too slow") != NULL)
-      return ACTIO_EIDLE;
     return connected == 0 ? ACTIO_ECONNTIMEOUT : ACTIO_ETIMEDOUT;
   }
   case CURLE_PEER_FAILED_VERIFICATION:
@@ -504,7 +534,7 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
   case CURLE_HTTP2_STREAM:
     return ACTIO_EPARTIAL;
   case CURLE_ABORTED_BY_CALLBACK:
-    return ACTIO_ECANCELED;
+    return x->idle_expired ? ACTIO_EIDLE : ACTIO_ECANCELED;
   case CURLE_OUT_OF_MEMORY:
     return ACTIO_ENOMEM;
   default:
@@ -521,6 +551,7 @@ static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
     rc = map_error(x, cc);
     snprintf(msg, sizeof msg, "%s %.300s: %s", x->method, x->req_url,
              rc == ACTIO_ECANCELED ? "cancelled"
+             : rc == ACTIO_EIDLE   ? "no data within the idle timeout"
              : x->err[0]           ? x->err
                                    : curl_easy_strerror(cc));
   } else {

@@ -9,7 +9,7 @@ PKGS=(
   libck-dev libcurl4-openssl-dev libpq-dev
   # tests
   check libmicrohttpd-dev libclang-rt-dev clang valgrind
-  openssl ca-certificates
+  openssl ca-certificates curl
   # servers the tests, demos and benchmarks start on loopback
   postgresql postgresql-contrib nginx
   # benchmarks: the Python peers, the limits, the chart

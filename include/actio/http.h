@@ -39,8 +39,8 @@ typedef struct actio_http_opts {
   long max_host_connections;   /* per host and worker; default no limit */
   long connect_timeout_ms;     /* default 10 s */
   long timeout_ms;             /* whole request, queueing included; default 300 s */
-  long idle_timeout_ms;        /* no byte for this long fails; rounded up to
-                                  whole seconds; default none */
+  long idle_timeout_ms;        /* no byte for this long fails (checked about
+                                  once a second); default none */
   int max_redirects;           /* default 10; -1: do not follow redirects */
   size_t max_body;             /* largest body kept in memory; default 64 MiB */
   const char *ca_file;         /* PEM bundle to verify servers with */

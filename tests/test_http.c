@@ -1,0 +1,398 @@
+/* test_http.c: the HTTP actor against real servers on loopback: nginx
+ * (static files, TLS with a throwaway CA, HTTP/2) and the fixture server
+ * (statuses, delays, redirects, drops, big and chunked bodies, echo). */
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "actio.h"
+#include "test_util.h"
+
+extern char **environ;
+
+static char nginx_http[1024], nginx_https[1024], ca_file[1024], fixture[128];
+static char servers_dir[256];
+static pid_t fixture_pid;
+
+static actio_runtime *rt;
+static actio_actor *http;
+
+/* ---- the servers, started once by main ---- */
+
+static int read_env(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  char line[1000];
+  while (fgets(line, sizeof line, f) != NULL) {
+    line[strcspn(line, "\n")] = '\0';
+    if (strncmp(line, "NGINX_HTTP_URL=", 15) == 0)
+      snprintf(nginx_http, sizeof nginx_http, "%s", line + 15);
+    else if (strncmp(line, "NGINX_HTTPS_URL=", 16) == 0)
+      snprintf(nginx_https, sizeof nginx_https, "%s", line + 16);
+    else if (strncmp(line, "CA_FILE=", 8) == 0)
+      snprintf(ca_file, sizeof ca_file, "%s", line + 8);
+  }
+  fclose(f);
+  return nginx_http[0] && nginx_https[0] && ca_file[0] ? 0 : -1;
+}
+
+static int start_servers(void) {
+  snprintf(servers_dir, sizeof servers_dir, "/tmp/actio-test-http-XXXXXX");
+  if (mkdtemp(servers_dir) == NULL)
+    return -1;
+  char cmd[1024], env[512];
+  snprintf(cmd, sizeof cmd, "bash '%s' start '%s' > /dev/null", HTTP_SERVERS_SH, servers_dir);
+  if (system(cmd) != 0)
+    return -1;
+  snprintf(env, sizeof env, "%s/env", servers_dir);
+  if (read_env(env) != 0)
+    return -1;
+  /* The fixture server prints "PORT <n>" once it listens. */
+  int out[2];
+  if (pipe(out) != 0)
+    return -1;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  /* libmicrohttpd logs each connection the tests drop on purpose. */
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  char *argv[] = {FIXTURE_SERVER, NULL};
+  int rc = posix_spawn(&fixture_pid, FIXTURE_SERVER, &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(out[1]);
+  if (rc != 0)
+    return -1;
+  FILE *f = fdopen(out[0], "r");
+  int port = 0;
+  if (f == NULL || fscanf(f, "PORT %d", &port) != 1)
+    return -1;
+  fclose(f);
+  snprintf(fixture, sizeof fixture, "http://127.0.0.1:%d", port);
+  return 0;
+}
+
+static void stop_servers(void) {
+  if (fixture_pid > 0) {
+    kill(fixture_pid, SIGTERM);
+    waitpid(fixture_pid, NULL, 0);
+  }
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "bash '%s' stop '%s' >/dev/null 2>&1; rm -rf '%s'",
+           HTTP_SERVERS_SH, servers_dir, servers_dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "test_http: stopping the servers failed\n");
+}
+
+/* ---- helpers ---- */
+
+static void setup(void) {
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_http_opts o = {.ca_file = ca_file};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &http), 0);
+}
+
+static void teardown(void) { actio_runtime_destroy(rt); }
+
+static char *url(const char *base, const char *path) {
+  static _Thread_local char buf[8][2048];
+  static _Thread_local int k;
+  char *u = buf[k++ % 8];
+  snprintf(u, 2048, "%s%s", base, path);
+  return u;
+}
+
+/* Waits and checks the status; returns the response (or NULL on error). */
+static actio_http_response *expect(actio_future *f, int status) {
+  int st = actio_future_wait(f, -1);
+  if (st != status)
+    ck_abort_msg("status %s (%s), expected %s", actio_err_name(st),
+                 actio_future_errmsg(f) ? actio_future_errmsg(f) : "",
+                 actio_err_name(status));
+  return actio_future_value(f);
+}
+
+static actio_future *get(actio_actor *a, const char *u) {
+  actio_future *f;
+  ck_assert_int_eq(actio_http_get(a, u, &f), 0);
+  return f;
+}
+
+/* ---- tests ---- */
+
+START_TEST(get_static_file) {
+  actio_future *f = get(http, url(nginx_http, "/1k"));
+  actio_http_response *r = expect(f, 0);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_uint_eq(r->body_len, 1024);
+  ck_assert_int_eq(r->http_version, 11);
+  ck_assert_str_eq(r->url, url(nginx_http, "/1k"));
+  ck_assert_ptr_nonnull(actio_http_header(r, "content-length"));
+  ck_assert_str_eq(actio_http_header(r, "Content-Length"), "1024");
+  ck_assert(r->total_ms >= r->first_byte_ms && r->first_byte_ms >= r->connect_ms);
+  ck_assert_int_eq(r->attempts, 1);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(connections_are_reused) {
+  int opened = 0;
+  for (int i = 0; i < 20; i++) {
+    actio_future *f = get(http, url(nginx_http, "/1k"));
+    opened += expect(f, 0)->new_connections;
+    actio_future_unref(f);
+  }
+  /* Two workers: at most one connection each, kept alive. */
+  ck_assert_int_ge(opened, 1);
+  ck_assert_int_le(opened, 2);
+}
+END_TEST
+
+START_TEST(methods_headers_and_bodies) {
+  const char *methods[] = {"POST", "PUT", "PATCH", "DELETE"};
+  for (size_t i = 0; i < 4; i++) {
+    const char *hdrs[] = {"X-Test: yes", "Content-Type: text/plain", NULL};
+    actio_http_request req = {.method = methods[i], .url = url(fixture, "/echo"),
+                              .headers = hdrs, .body = "payload!", .body_len = 8};
+    actio_future *f;
+    ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+    actio_http_response *r = expect(f, 0);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_int_eq(strncmp(r->body, methods[i], strlen(methods[i])), 0);
+    ck_assert_ptr_nonnull(strstr(r->body, "X-Test: yes"));
+    ck_assert_ptr_nonnull(strstr(r->body, "\npayload!"));
+    actio_future_unref(f);
+  }
+  actio_http_request head = {.method = "HEAD", .url = url(nginx_http, "/64k")};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &head, &f), 0);
+  actio_http_response *r = expect(f, 0);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_uint_eq(r->body_len, 0);
+  ck_assert_str_eq(actio_http_header(r, "content-length"), "65536");
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(repeated_headers_are_kept) {
+  actio_future *f = get(http, url(fixture, "/headers"));
+  actio_http_response *r = expect(f, 0);
+  ck_assert_uint_eq(actio_http_header_count(r, "set-cookie"), 2);
+  ck_assert_str_eq(actio_http_header_nth(r, "SET-COOKIE", 0), "a=1");
+  ck_assert_str_eq(actio_http_header_nth(r, "Set-Cookie", 1), "b=2");
+  ck_assert_uint_eq(actio_http_header_count(r, "x-multi"), 2);
+  ck_assert_ptr_null(actio_http_header(r, "x-absent"));
+  ck_assert_ptr_null(actio_http_header_nth(r, "set-cookie", 2));
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(statuses_complete_and_raise_on_request) {
+  actio_future *f = get(http, url(fixture, "/status/404"));
+  actio_http_response *r = expect(f, 0);
+  ck_assert_int_eq(r->status, 404);
+  ck_assert_int_eq(actio_http_raise_for_status(r), ACTIO_EHTTP);
+  actio_future_unref(f);
+  f = get(http, url(fixture, "/status/503"));
+  ck_assert_int_eq(expect(f, 0)->status, 503);
+  actio_future_unref(f);
+  f = get(http, url(fixture, "/status/204"));
+  r = expect(f, 0);
+  ck_assert_int_eq(actio_http_raise_for_status(r), 0);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(redirects_followed_limited_and_kept_to_http) {
+  actio_future *f = get(http, url(fixture, "/redirect/3"));
+  actio_http_response *r = expect(f, 0);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_int_eq(r->redirects, 3);
+  ck_assert_str_eq(r->url, url(fixture, "/redirect/0"));
+  actio_future_unref(f);
+  f = get(http, url(fixture, "/loop"));
+  expect(f, ACTIO_EREDIRECTS);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "/loop"));
+  actio_future_unref(f);
+  actio_http_request no = {.url = url(fixture, "/redirect/1"), .max_redirects = -1};
+  ck_assert_int_eq(actio_http_send(http, &no, &f), 0);
+  ck_assert_int_eq(expect(f, 0)->status, 302);
+  actio_future_unref(f);
+  /* A redirect to another scheme is never followed. */
+  f = get(http, url(fixture, "/redirect-to?url=file:///etc/passwd"));
+  expect(f, ACTIO_ESCHEME);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(bad_urls_and_refused_connections) {
+  actio_future *f = get(http, "ht!tp://x");
+  expect(f, ACTIO_EURL);
+  actio_future_unref(f);
+  f = get(http, "ftp://127.0.0.1/x");
+  expect(f, ACTIO_ESCHEME);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "ftp://127.0.0.1/x"));
+  actio_future_unref(f);
+  f = get(http, "http://127.0.0.1:1/");
+  expect(f, -ECONNREFUSED);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_http_get(http, NULL, &f), ACTIO_EINVAL);
+  actio_http_request bad = {.url = "http://127.0.0.1/", .method = "GE T"};
+  ck_assert_int_eq(actio_http_send(http, &bad, &f), 0);
+  expect(f, ACTIO_EINVAL);
+  actio_future_unref(f);
+  actio_actor *not_http;
+  ck_assert_int_eq(actio_files_spawn(rt, NULL, &not_http), 0);
+  ck_assert_int_eq(actio_http_get(not_http, "http://127.0.0.1/", &f), ACTIO_EINVAL);
+}
+END_TEST
+
+START_TEST(timeouts) {
+  actio_http_request slow = {.url = url(fixture, "/delay/5000"), .timeout_ms = 200};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &slow, &f), 0);
+  expect(f, ACTIO_ETIMEDOUT);
+  actio_future_unref(f);
+  actio_http_request stall = {.url = url(fixture, "/stall/4000"), .idle_timeout_ms = 1000};
+  ck_assert_int_eq(actio_http_send(http, &stall, &f), 0);
+  expect(f, ACTIO_EIDLE);
+  actio_future_unref(f);
+  /* The caller's deadline bounds the whole request. */
+  f = get(http, url(fixture, "/delay/5000"));
+  ck_assert_int_eq(actio_future_set_deadline(rt, f, 200), 0);
+  expect(f, ACTIO_ETIMEDOUT);
+  actio_future_unref(f);
+  /* And the actor goes on. */
+  f = get(http, url(nginx_http, "/1k"));
+  expect(f, 0);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(cancel_removes_the_transfer) {
+  actio_future *f = get(http, url(fixture, "/delay/10000"));
+  usleep(50000);
+  ck_assert_int_eq(actio_future_cancel(f), 0);
+  expect(f, ACTIO_ECANCELED);
+  actio_future_unref(f);
+  /* A stop now would hang on a transfer left behind: it must not. */
+  ck_assert_int_eq(actio_actor_stop(http, ACTIO_STOP_DRAIN), 0);
+}
+END_TEST
+
+START_TEST(bodies_over_the_limit_and_dropped_connections) {
+  actio_http_request big = {.url = url(fixture, "/bytes/10000000"), .max_body = 1 << 20};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &big, &f), 0);
+  expect(f, ACTIO_ETOOBIG);
+  actio_future_unref(f);
+  actio_http_request chunked = {.url = url(fixture, "/chunked/5000000"), .max_body = 1 << 20};
+  ck_assert_int_eq(actio_http_send(http, &chunked, &f), 0);
+  expect(f, ACTIO_ETOOBIG);
+  actio_future_unref(f);
+  f = get(http, url(fixture, "/chunked/300000"));
+  actio_http_response *r = expect(f, 0);
+  ck_assert_uint_eq(r->body_len, 300000);
+  ck_assert_int_eq(r->body[26], 'a');
+  actio_future_unref(f);
+  f = get(http, url(fixture, "/drop"));
+  expect(f, ACTIO_EPARTIAL);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(tls_verified_and_http2_multiplexed) {
+  /* Without the throwaway CA the server's certificate fails verification. */
+  actio_actor *plain;
+  actio_http_opts none = {0};
+  ck_assert_int_eq(actio_http_spawn(rt, &none, &plain), 0);
+  actio_future *f = get(plain, url(nginx_https, "/1k"));
+  expect(f, ACTIO_ETLS);
+  actio_future_unref(f);
+  /* With it: verified, and HTTP/2 carries many streams on one connection. */
+  actio_actor *h2;
+  actio_http_opts one = {.ca_file = ca_file, .workers = 1};
+  ck_assert_int_eq(actio_http_spawn(rt, &one, &h2), 0);
+  enum { N = 20 };
+  actio_future *fs[N], *all;
+  for (int i = 0; i < N; i++)
+    fs[i] = get(h2, url(nginx_https, "/64k"));
+  ck_assert_int_eq(actio_gather(fs, N, ACTIO_GATHER_FAIL_FAST, &all), 0);
+  expect(all, 0);
+  int opened = 0;
+  for (int i = 0; i < N; i++) {
+    actio_http_response *r = actio_future_value(fs[i]);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_int_eq(r->http_version, 20);
+    ck_assert_uint_eq(r->body_len, 65536);
+    opened += r->new_connections;
+    actio_future_unref(fs[i]);
+  }
+  ck_assert_int_eq(opened, 1);
+  actio_future_unref(all);
+}
+END_TEST
+
+START_TEST(many_requests_at_once) {
+  enum { N = 500 };
+  actio_future *fs[N], *all;
+  for (int i = 0; i < N; i++)
+    fs[i] = get(http, url(i % 2 ? nginx_http : fixture, i % 2 ? "/1k" : "/status/200"));
+  ck_assert_int_eq(actio_gather(fs, N, ACTIO_GATHER_FAIL_FAST, &all), 0);
+  expect(all, 0);
+  for (int i = 0; i < N; i++) {
+    ck_assert_int_eq(((actio_http_response *)actio_future_value(fs[i]))->status, 200);
+    actio_future_unref(fs[i]);
+  }
+  actio_future_unref(all);
+}
+END_TEST
+
+START_TEST(stop_now_cancels_transfers_in_flight) {
+  actio_future *fs[5];
+  for (int i = 0; i < 5; i++)
+    fs[i] = get(http, url(fixture, "/delay/10000"));
+  usleep(50000);
+  ck_assert_int_eq(actio_actor_stop(http, ACTIO_STOP_NOW), 0);
+  for (int i = 0; i < 5; i++) {
+    expect(fs[i], ACTIO_ECANCELED);
+    actio_future_unref(fs[i]);
+  }
+  actio_future *late;
+  ck_assert_int_eq(actio_http_get(http, url(nginx_http, "/1k"), &late), ACTIO_ECLOSED);
+}
+END_TEST
+
+int main(void) {
+  if (start_servers() != 0) {
+    fprintf(stderr, "test_http: could not start the test servers\n");
+    stop_servers();
+    return EXIT_FAILURE;
+  }
+  Suite *s = suite_create("http");
+  TCase *tc = tcase_with_timeout("requests", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, get_static_file);
+  tcase_add_test(tc, connections_are_reused);
+  tcase_add_test(tc, methods_headers_and_bodies);
+  tcase_add_test(tc, repeated_headers_are_kept);
+  tcase_add_test(tc, statuses_complete_and_raise_on_request);
+  tcase_add_test(tc, redirects_followed_limited_and_kept_to_http);
+  tcase_add_test(tc, bad_urls_and_refused_connections);
+  tcase_add_test(tc, timeouts);
+  tcase_add_test(tc, cancel_removes_the_transfer);
+  tcase_add_test(tc, bodies_over_the_limit_and_dropped_connections);
+  tcase_add_test(tc, tls_verified_and_http2_multiplexed);
+  tcase_add_test(tc, many_requests_at_once);
+  tcase_add_test(tc, stop_now_cancels_transfers_in_flight);
+  suite_add_tcase(s, tc);
+  int rc = run_suite(s);
+  stop_servers();
+  return rc;
+}
