@@ -1,5 +1,6 @@
 /* http_actor.c: the HTTP actor: socket workers, each driving one libcurl
  * multi loop (io/http_io.c); requests in through the mailbox, futures out. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 
 #include "actio.h"
 #include "io/http_io.h"
+#include "mailbox/event.h"
 
 typedef struct http_state {
   actio__http_conf conf;
@@ -17,25 +19,65 @@ typedef struct http_state {
 
 typedef struct http_req http_req;
 
+/* How other threads get a worker's attention: cancel hooks and the futures
+ * a body consumer asked to wait for ring it. It outlives the worker (each
+ * pending wait holds a reference), and once the worker is gone a ring only
+ * finds loop == NULL. */
+typedef struct doorbell {
+  _Atomic unsigned refs;
+  _Atomic unsigned rings; /* since the worker last looked */
+  pthread_mutex_t mu;     /* guards loop against the worker leaving */
+  actio__http_loop *loop;
+} doorbell;
+
 typedef struct http_worker {
   actio__http_loop *loop;
-  http_req *running;          /* started requests: this thread only */
-  _Atomic unsigned cancels;   /* cancel hooks fired since the last look */
+  doorbell *bell;
+  http_req *running; /* started or waiting to retry: this thread only */
+  size_t waiting;    /* of them, waiting to retry */
+  size_t paused;     /* of them, paused by their body consumer */
 } http_worker;
 
 struct http_req {
   actio_future *reply; /* the request's reference */
   actio_http_request req;
-  actio__http_xfer *x;
+  actio__http_xfer *x; /* NULL while waiting to retry */
   http_worker *w;
   _Atomic int cancel;
+  int attempts;
+  int64_t due_ns;      /* when waiting: the next attempt */
+  actio_future *ready; /* the body consumer's, while paused */
+  int fail_code;       /* the consumer's future failed with this */
   http_req *prev, *next;
   char bytes[]; /* url, method, headers and body copies */
 };
 
 static const actio_behavior http_behavior;
 
+static void bell_unref(doorbell *b) {
+  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  pthread_mutex_destroy(&b->mu);
+  free(b);
+}
+
+static void bell_ring(doorbell *b) {
+  atomic_fetch_add_explicit(&b->rings, 1, memory_order_release);
+  pthread_mutex_lock(&b->mu);
+  if (b->loop != NULL)
+    actio__http_loop_wakeup(b->loop);
+  pthread_mutex_unlock(&b->mu);
+}
+
+/* A consumer's future completed: wake the worker, which looks itself. */
+static void bell_ready(actio_future *f, void *arg) {
+  (void)f;
+  bell_ring(arg);
+  bell_unref(arg);
+}
+
 static void req_free(http_req *r) {
+  actio_future_unref(r->ready);
   actio_future_unref(r->reply);
   free(r);
 }
@@ -47,43 +89,157 @@ static void unlink_req(http_worker *w, http_req *r) {
     w->running = r->next;
   if (r->next != NULL)
     r->next->prev = r->prev;
+  if (r->x == NULL)
+    w->waiting--;
+  if (r->ready != NULL)
+    w->paused--;
 }
 
-/* A transfer ended, on its worker's thread. */
-static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
-  http_req *r = arg;
-  /* After this no cancel hook runs, and none is running. */
-  actio_future_clear_cancel(r->reply);
+static const char *method_of(const http_req *r) {
+  return r->req.method ? r->req.method : "GET";
+}
+
+/* Ends a request on its worker: completes the future unless it already is. */
+static void end_req(http_req *r, int rc, actio_http_response *resp,
+                    const char *msg) {
+  actio_future_clear_cancel(r->reply); /* no hook runs after this */
   if (rc == 0) {
-    actio_http_response *resp = actio__http_xfer_take(x);
+    resp->attempts = r->attempts;
     if (actio_future_resolve(r->reply, resp, actio__http_response_free) != 0)
       actio__http_response_free(resp);
   } else {
     actio_future_fail(r->reply, rc, "%s", msg);
   }
-  actio__http_xfer_free(x);
   unlink_req(r->w, r);
   req_free(r);
 }
 
-/* On the cancelling thread: flag the request, wake its worker. */
+static int idempotent(const char *m) {
+  static const char *const ok[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+    if (strcmp(m, ok[i]) == 0)
+      return 1;
+  return 0;
+}
+
+/* Milliseconds to wait before the next attempt, or -1: do not retry. */
+static long retry_delay(http_req *r, int rc, actio__http_xfer *x) {
+  long status = actio__http_xfer_status(x);
+  int transient = rc == -ECONNREFUSED || rc == -ECONNRESET ||
+                  rc == ACTIO_ECONNTIMEOUT || rc == ACTIO_EPARTIAL ||
+                  (rc == 0 && (status == 429 || status == 502 ||
+                               status == 503 || status == 504));
+  if (!transient || r->attempts > r->req.retries || r->req.on_chunk != NULL ||
+      (!r->req.retry_any_method && !idempotent(method_of(r))) ||
+      actio_future_is_done(r->reply))
+    return -1;
+  long base = r->req.retry_backoff_ms > 0 ? r->req.retry_backoff_ms : 200;
+  long cap = base << (r->attempts - 1 < 20 ? r->attempts - 1 : 20);
+  /* Jitter: anywhere in the upper half, so retries do not march in step. */
+  long delay = cap / 2 + (long)((unsigned long)random() % (unsigned long)(cap / 2 + 1));
+  long after = actio__http_xfer_retry_after_ms(x);
+  if (after > delay)
+    delay = after;
+  int64_t left = actio_future_remaining_ms(r->reply);
+  return left >= 0 && delay >= left ? -1 : delay;
+}
+
+
+/* A transfer ended, on its worker's thread. */
+static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
+  http_req *r = arg;
+  http_worker *w = r->w;
+  if (r->fail_code != 0) { /* the body consumer's future failed */
+    char m[512];
+    snprintf(m, sizeof m, "%s %s: body consumer failed: %s", method_of(r),
+             r->req.url, actio_strerror(r->fail_code));
+    actio__http_xfer_free(x);
+    r->x = NULL;
+    w->waiting++; /* unlink_req counts it as waiting now */
+    end_req(r, r->fail_code, NULL, m);
+    return;
+  }
+  long delay = retry_delay(r, rc, x);
+  if (delay >= 0) {
+    actio__http_xfer_free(x);
+    r->x = NULL;
+    r->due_ns = actio__now_ns() + delay * 1000000;
+    w->waiting++;
+    return;
+  }
+  actio_http_response *resp = rc == 0 ? actio__http_xfer_take(x) : NULL;
+  actio__http_xfer_free(x);
+  r->x = NULL;
+  w->waiting++;
+  end_req(r, rc, resp, msg);
+}
+
+/* On the cancelling thread: flag the request, ring its worker. */
 static void on_cancel(void *arg) {
   http_req *r = arg;
   atomic_store_explicit(&r->cancel, 1, memory_order_release);
-  atomic_fetch_add_explicit(&r->w->cancels, 1, memory_order_release);
-  actio__http_loop_wakeup(r->w->loop);
+  bell_ring(r->w->bell);
+}
+
+/* The body consumer, wrapped: a future it returns pauses the transfer. */
+static int sink_chunk(void *arg, const void *data, size_t len) {
+  http_req *r = arg;
+  actio_future *ready = NULL;
+  int rc = r->req.on_chunk(r->req.chunk_arg, data, len, &ready);
+  if (rc < 0 || ready == NULL) {
+    actio_future_unref(ready);
+    return rc < 0 ? rc : 0;
+  }
+  if (actio_future_is_done(ready)) {
+    int st = actio_future_status(ready);
+    actio_future_unref(ready);
+    return st;
+  }
+  r->ready = ready;
+  r->w->paused++;
+  atomic_fetch_add_explicit(&r->w->bell->refs, 1, memory_order_relaxed);
+  if (actio_future_on_done(ready, bell_ready, r->w->bell) != 0)
+    bell_unref(r->w->bell); /* the worker polls paused ones anyway */
+  return 1;
+}
+
+/* Starts the next attempt of r, which waits (x == NULL, counted in
+ * w->waiting). */
+static void start_attempt(http_worker *w, http_req *r) {
+  int64_t left = actio_future_remaining_ms(r->reply);
+  w->waiting--;
+  r->attempts++;
+  int rc = actio__http_xfer_create(&r->x, w->loop, &r->req,
+                                   left < 0 ? -1 : (long)left,
+                                   r->req.on_chunk ? sink_chunk : NULL, on_done, r);
+  if (rc == 0 && (rc = actio__http_loop_add(w->loop, r->x)) != 0) {
+    actio__http_xfer_free(r->x);
+    r->x = NULL;
+  }
+  if (rc != 0) {
+    char m[512];
+    snprintf(m, sizeof m, "%s %s: %s", method_of(r), r->req.url, actio_strerror(rc));
+    r->x = NULL;
+    w->waiting++;
+    end_req(r, rc, NULL, m);
+  }
 }
 
 static int http_init(actio_actor *self, void **worker) {
   http_state *st = actio_actor_state(self);
   http_worker *w = calloc(1, sizeof *w);
-  if (w == NULL)
-    return ACTIO_ENOMEM;
-  int rc = actio__http_loop_create(&w->loop, &st->conf, st->share);
+  doorbell *b = calloc(1, sizeof *b);
+  int rc = w && b ? actio__http_loop_create(&w->loop, &st->conf, st->share)
+                  : ACTIO_ENOMEM;
   if (rc != 0) {
     free(w);
+    free(b);
     return rc;
   }
+  atomic_init(&b->refs, 1);
+  pthread_mutex_init(&b->mu, NULL);
+  b->loop = w->loop;
+  w->bell = b;
   *worker = w;
   return 0;
 }
@@ -91,7 +247,13 @@ static int http_init(actio_actor *self, void **worker) {
 static void http_stop(actio_actor *self, void *worker) {
   http_worker *w = worker;
   (void)self;
+  pthread_mutex_lock(&w->bell->mu);
+  w->bell->loop = NULL; /* rings from now on find nobody */
+  pthread_mutex_unlock(&w->bell->mu);
   actio__http_loop_destroy(w->loop); /* what still runs ends cancelled */
+  while (w->running != NULL) /* what waits to retry, too */
+    end_req(w->running, ACTIO_ECANCELED, NULL, "HTTP actor stopped");
+  bell_unref(w->bell);
   free(w);
 }
 
@@ -105,38 +267,58 @@ static int http_handle(actio_actor *self, void *worker, void *msg,
     req_free(r);
     return 0;
   }
-  int64_t left = actio_future_remaining_ms(r->reply);
-  int rc = actio__http_xfer_create(&r->x, w->loop, &r->req,
-                                   left < 0 ? -1 : (long)left, on_done, r);
-  if (rc == 0 && (rc = actio__http_loop_add(w->loop, r->x)) != 0)
-    actio__http_xfer_free(r->x);
-  if (rc != 0) {
-    actio_future_fail(r->reply, rc, "%s %s: %s",
-                      r->req.method ? r->req.method : "GET", r->req.url,
-                      actio_strerror(rc));
-    req_free(r);
-    return 0;
-  }
   r->w = w;
   r->next = w->running;
   if (w->running != NULL)
     w->running->prev = r;
   w->running = r;
-  if (actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED)
-    actio__http_loop_cancel(w->loop, r->x); /* cancelled meanwhile */
+  w->waiting++; /* not started yet: counted as waiting until it is */
+  if (actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED) {
+    end_req(r, ACTIO_ECANCELED, NULL, "cancelled");
+    return 0;
+  }
+  start_attempt(w, r); /* may end r at once */
   return 0;
 }
 
 static void http_wait(actio_actor *self, void *worker) {
   http_worker *w = worker;
   (void)self;
-  actio__http_loop_wait(w->loop, 1000);
-  if (atomic_exchange_explicit(&w->cancels, 0, memory_order_acquire) == 0)
+  int max_ms = w->paused > 0 ? 50 : 1000; /* paused: also poll, in case */
+  int64_t now = actio__now_ns();
+  if (w->waiting > 0)
+    for (http_req *r = w->running; r != NULL; r = r->next)
+      if (r->x == NULL) {
+        int64_t ms = (r->due_ns - now) / 1000000 + 1;
+        if (ms < max_ms)
+          max_ms = ms < 0 ? 0 : (int)ms;
+      }
+  actio__http_loop_wait(w->loop, max_ms);
+  int rang = atomic_exchange_explicit(&w->bell->rings, 0, memory_order_acquire) != 0;
+  if (!rang && w->waiting == 0 && w->paused == 0)
     return;
+  now = actio__now_ns();
   for (http_req *r = w->running, *next; r != NULL; r = next) {
-    next = r->next; /* cancelling frees r */
-    if (atomic_load_explicit(&r->cancel, memory_order_acquire))
-      actio__http_loop_cancel(w->loop, r->x);
+    next = r->next; /* ending frees r */
+    if (atomic_load_explicit(&r->cancel, memory_order_acquire)) {
+      if (r->x != NULL)
+        actio__http_loop_cancel(w->loop, r->x);
+      else
+        end_req(r, ACTIO_ECANCELED, NULL, "cancelled");
+    } else if (r->ready != NULL && actio_future_is_done(r->ready)) {
+      int st = actio_future_status(r->ready);
+      actio_future_unref(r->ready);
+      r->ready = NULL;
+      w->paused--;
+      if (st != 0) {
+        r->fail_code = st;
+        actio__http_loop_cancel(w->loop, r->x);
+      } else {
+        actio__http_xfer_resume(r->x);
+      }
+    } else if (r->x == NULL && r->due_ns <= now) {
+      start_attempt(w, r);
+    }
   }
 }
 
@@ -147,7 +329,7 @@ static void http_wake(actio_actor *self, void *worker) {
 
 static int http_busy(actio_actor *self, void *worker) {
   (void)self;
-  return actio__http_loop_count(((http_worker *)worker)->loop) > 0;
+  return ((http_worker *)worker)->running != NULL;
 }
 
 /* Accepted but never started: the actor stopped at once. */

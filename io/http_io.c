@@ -7,12 +7,14 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "actio/error.h"
 
@@ -33,6 +35,13 @@ struct actio__http_xfer {
   resp *r;
   size_t max_body;
   int too_big;
+  actio__http_sink_fn sink;
+  int pause_next;         /* the sink asked to pause before the next chunk */
+  int sink_rc;            /* a sink's error */
+  size_t delivered;       /* bytes given to the sink or the file */
+  int save_fd;            /* save_to: the ".part" file, or -1 */
+  char *save_to;
+  long status, retry_after_ms;
   long idle_ms;           /* 0: no idle limit */
   int idle_expired;
   curl_off_t last_dl, last_ul;
@@ -200,6 +209,32 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg) {
   actio__http_xfer *x = arg;
   resp *r = x->r;
   size_t len = size * n;
+  if (x->sink != NULL) {
+    if (x->pause_next)
+      return CURL_WRITEFUNC_PAUSE; /* libcurl hands this chunk again later */
+    int rc = x->sink(x->arg, data, len);
+    if (rc < 0) {
+      x->sink_rc = rc;
+      return 0;
+    }
+    x->pause_next = rc == 1;
+    x->delivered += len;
+    return len;
+  }
+  if (x->save_fd >= 0) {
+    for (size_t done = 0; done < len;) {
+      ssize_t w = write(x->save_fd, data + done, len - done);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0) {
+        x->sink_rc = -errno;
+        return 0;
+      }
+      done += (size_t)w;
+    }
+    x->delivered += len;
+    return len;
+  }
   if (r->pub.body_len + len > x->max_body) {
     x->too_big = 1;
     return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
@@ -348,9 +383,42 @@ static void easy_put(actio__http_loop *l, CURL *e) {
   l->spare[l->nspare++] = e;
 }
 
+void actio__http_xfer_resume(actio__http_xfer *x) {
+  x->pause_next = 0;
+  curl_easy_pause(x->easy, CURLPAUSE_CONT);
+}
+
+long actio__http_xfer_status(const actio__http_xfer *x) { return x->status; }
+
+long actio__http_xfer_retry_after_ms(const actio__http_xfer *x) {
+  return x->retry_after_ms;
+}
+
+/* Ends the save_to file: renamed into place on success, removed otherwise. */
+static int save_finish(actio__http_xfer *x, int ok) {
+  if (x->save_fd < 0)
+    return 0;
+  int rc = close(x->save_fd) == 0 ? 0 : -errno;
+  x->save_fd = -1;
+  size_t l = strlen(x->save_to);
+  char *part = malloc(l + 6);
+  if (part == NULL)
+    return -ENOMEM;
+  memcpy(part, x->save_to, l);
+  memcpy(part + l, ".part", 6);
+  if (ok && rc == 0 && rename(part, x->save_to) != 0)
+    rc = -errno;
+  if (!ok || rc != 0)
+    unlink(part);
+  free(part);
+  return rc;
+}
+
 void actio__http_xfer_free(actio__http_xfer *x) {
   if (x == NULL)
     return;
+  save_finish(x, 0);
+  free(x->save_to);
   if (x->easy != NULL)
     easy_put(x->loop, x->easy);
   curl_slist_free_all(x->headers);
@@ -364,7 +432,8 @@ static long pick(long req, long conf) { return req != 0 ? req : conf; }
 
 int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
                             const actio_http_request *req, long timeout_ms,
-                            actio__http_done_fn done, void *arg) {
+                            actio__http_sink_fn sink, actio__http_done_fn done,
+                            void *arg) {
   const actio__http_conf *c = l->conf;
   const char *method = req->method ? req->method : "GET";
   if (req->url == NULL || !valid_token(method))
@@ -375,6 +444,26 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   x->loop = l;
   x->done = done;
   x->arg = arg;
+  x->sink = sink;
+  x->save_fd = -1;
+  if (req->save_to != NULL) {
+    size_t sl = strlen(req->save_to);
+    char *part = malloc(sl + 6);
+    x->save_to = strdup(req->save_to);
+    if (part == NULL || x->save_to == NULL) {
+      free(part);
+      goto fail;
+    }
+    memcpy(part, req->save_to, sl);
+    memcpy(part + sl, ".part", 6);
+    x->save_fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int e = errno;
+    free(part);
+    if (x->save_fd < 0) {
+      actio__http_xfer_free(x);
+      return -e;
+    }
+  }
   x->r = calloc(1, sizeof *x->r);
   x->method = strdup(method);
   x->req_url = strdup(req->url);
@@ -526,7 +615,7 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
   case CURLE_FILESIZE_EXCEEDED:
     return ACTIO_ETOOBIG;
   case CURLE_WRITE_ERROR:
-    return x->too_big ? ACTIO_ETOOBIG : -ENOMEM;
+    return x->sink_rc ? x->sink_rc : x->too_big ? ACTIO_ETOOBIG : -ENOMEM;
   case CURLE_PARTIAL_FILE:
   case CURLE_RECV_ERROR:
   case CURLE_GOT_NOTHING:
@@ -547,11 +636,22 @@ static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
   int rc = 0;
   char msg[CURL_ERROR_SIZE + 512];
   msg[0] = '\0';
-  if (cc != CURLE_OK) {
+  curl_off_t after = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+  if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+    x->retry_after_ms = (long)after * 1000;
+  if (cc == CURLE_OK)
+    rc = save_finish(x, 1); /* 0 when there is no file to save */
+  if (rc != 0) {
+    snprintf(msg, sizeof msg, "%s %.300s: saving to %.300s: %s", x->method,
+             x->req_url, x->save_to, actio_strerror(rc));
+  } else if (cc != CURLE_OK) {
     rc = map_error(x, cc);
-    snprintf(msg, sizeof msg, "%s %.300s: %s", x->method, x->req_url,
+    snprintf(msg, sizeof msg, "%s %.300s: %s%s", x->method, x->req_url,
+             x->sink_rc ? "body consumer failed: " : "",
              rc == ACTIO_ECANCELED ? "cancelled"
              : rc == ACTIO_EIDLE   ? "no data within the idle timeout"
+             : x->sink_rc          ? actio_strerror(x->sink_rc)
              : x->err[0]           ? x->err
                                    : curl_easy_strerror(cc));
   } else {
@@ -580,10 +680,14 @@ static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
     r->pub.tls_ms = ms(e, CURLINFO_APPCONNECT_TIME_T);
     r->pub.first_byte_ms = ms(e, CURLINFO_STARTTRANSFER_TIME_T);
     r->pub.total_ms = ms(e, CURLINFO_TOTAL_TIME_T);
-    if (r->body == NULL && grow(&r->body, &r->body_cap, 1) != 0)
+    if (r->body == NULL && grow(&r->body, &r->body_cap, 1) != 0) {
       rc = ACTIO_ENOMEM;
-    else
+    } else if (x->sink != NULL || x->save_to != NULL) {
+      r->body[0] = '\0'; /* the body went elsewhere: say how much */
+      r->pub.body_len = x->delivered;
+    } else {
       r->body[r->pub.body_len] = '\0';
+    }
     r->pub.body = r->body;
     if (r->url == NULL)
       rc = ACTIO_ENOMEM;

@@ -47,12 +47,26 @@ void actio__http_loop_wait(actio__http_loop *l, int max_ms);
 void actio__http_loop_wakeup(actio__http_loop *l);
 size_t actio__http_loop_count(const actio__http_loop *l);
 
+/* Takes body chunks instead of memory: returns 0 (taken), 1 (taken, but
+ * pause the transfer before the next chunk until actio__http_xfer_resume)
+ * or a negative code (fails the transfer with it). */
+typedef int (*actio__http_sink_fn)(void *arg, const void *data, size_t len);
+
 /* Makes a transfer for `req` (the body is borrowed until done runs; the
- * rest is copied). timeout_ms caps the request's total time (< 0: none
- * beyond the settings). Returns 0, ACTIO_ENOMEM or ACTIO_EINVAL. */
+ * rest is copied; req->on_chunk is ignored: pass `sink` instead, may be
+ * NULL). timeout_ms caps the request's total time (< 0: none beyond the
+ * settings). Returns 0, ACTIO_ENOMEM, ACTIO_EINVAL, or a negated errno when
+ * req->save_to cannot be created. */
 int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
                             const actio_http_request *req, long timeout_ms,
-                            actio__http_done_fn done, void *arg);
+                            actio__http_sink_fn sink, actio__http_done_fn done,
+                            void *arg);
+/* Unpauses a transfer its sink paused (on the loop's thread). */
+void actio__http_xfer_resume(actio__http_xfer *x);
+/* After done: the status and Retry-After (ms, 0 if none) of the last
+ * response, 0 if there was none. */
+long actio__http_xfer_status(const actio__http_xfer *x);
+long actio__http_xfer_retry_after_ms(const actio__http_xfer *x);
 /* Starts it. On failure it was not started (call free). */
 int actio__http_loop_add(actio__http_loop *l, actio__http_xfer *x);
 /* Stops a running transfer now; done runs with ACTIO_ECANCELED. */

@@ -369,6 +369,151 @@ START_TEST(stop_now_cancels_transfers_in_flight) {
 }
 END_TEST
 
+START_TEST(retries_for_idempotent_requests) {
+  /* The fixture answers 503 with Retry-After: 1 the first k times per key. */
+  actio_http_request get2 = {.url = url(fixture, "/retry/a/2"), .retries = 3};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &get2, &f), 0);
+  actio_http_response *r = expect(f, 0);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_int_eq(r->attempts, 3);
+  actio_future_unref(f);
+  /* POST is not retried unless asked. */
+  actio_http_request post = {.method = "POST", .url = url(fixture, "/retry/b/1"),
+                             .retries = 3, .body = "x", .body_len = 1};
+  ck_assert_int_eq(actio_http_send(http, &post, &f), 0);
+  r = expect(f, 0);
+  ck_assert_int_eq(r->status, 503);
+  ck_assert_int_eq(r->attempts, 1);
+  actio_future_unref(f);
+  post.url = url(fixture, "/retry/c/1");
+  post.retry_any_method = 1;
+  ck_assert_int_eq(actio_http_send(http, &post, &f), 0);
+  r = expect(f, 0);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_int_eq(r->attempts, 2);
+  actio_future_unref(f);
+  /* Out of retries: the last answer stands. */
+  actio_http_request few = {.url = url(fixture, "/retry/d/5"), .retries = 1};
+  ck_assert_int_eq(actio_http_send(http, &few, &f), 0);
+  r = expect(f, 0);
+  ck_assert_int_eq(r->status, 503);
+  ck_assert_int_eq(r->attempts, 2);
+  actio_future_unref(f);
+  /* Off by default. */
+  f = get(http, url(fixture, "/retry/e/1"));
+  r = expect(f, 0);
+  ck_assert_int_eq(r->status, 503);
+  ck_assert_int_eq(r->attempts, 1);
+  actio_future_unref(f);
+  /* A Retry-After beyond the deadline is not waited for. */
+  actio_http_request late = {.url = url(fixture, "/retry/g/3"), .retries = 5};
+  ck_assert_int_eq(actio_http_send(http, &late, &f), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, f, 600), 0);
+  r = expect(f, 0);
+  ck_assert_int_eq(r->status, 503);
+  ck_assert_int_eq(r->attempts, 1);
+  actio_future_unref(f);
+  /* Connection failures are retried with backoff, then reported. */
+  actio_http_request refused = {.url = "http://127.0.0.1:1/", .retries = 2,
+                                .retry_backoff_ms = 10};
+  ck_assert_int_eq(actio_http_send(http, &refused, &f), 0);
+  expect(f, -ECONNREFUSED);
+  actio_future_unref(f);
+}
+END_TEST
+
+typedef struct {
+  uint64_t bytes, bad;
+  int chunks;
+  actio_future *pending[4096];
+  _Atomic int npending;
+  int fail_with;
+} body_sink;
+
+static int take_chunk(void *arg, const void *data, size_t len, actio_future **ready) {
+  body_sink *s = arg;
+  const char *p = data;
+  for (size_t i = 0; i < len; i++)
+    s->bad += p[i] != (char)('a' + (s->bytes + i) % 26);
+  s->bytes += len;
+  if (s->fail_with)
+    return s->fail_with;
+  if (s->chunks++ % 4 == 0) { /* every 4th chunk: wait for the test thread */
+    int n = atomic_load_explicit(&s->npending, memory_order_relaxed);
+    if (n < 4096) {
+      actio_future_create(ready);
+      actio_future_ref(*ready);
+      s->pending[n] = *ready;
+      atomic_store_explicit(&s->npending, n + 1, memory_order_release);
+    }
+  }
+  return 0;
+}
+
+START_TEST(body_to_a_consumer_with_backpressure) {
+  body_sink *s = calloc(1, sizeof *s);
+  actio_http_request req = {.url = url(fixture, "/bytes/3000000"),
+                            .on_chunk = take_chunk, .chunk_arg = s};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  int released = 0;
+  while (actio_future_wait(f, 1) == ACTIO_EPENDING)
+    if (released < atomic_load_explicit(&s->npending, memory_order_acquire)) {
+      actio_future_resolve(s->pending[released], NULL, NULL);
+      actio_future_unref(s->pending[released++]);
+    }
+  /* A wait asked for by the very last chunk is still open: the transfer
+   * ended without needing it. */
+  while (released < atomic_load_explicit(&s->npending, memory_order_acquire)) {
+    actio_future_resolve(s->pending[released], NULL, NULL);
+    actio_future_unref(s->pending[released++]);
+  }
+  actio_http_response *r = expect(f, 0);
+  ck_assert_uint_eq(r->body_len, 3000000);
+  ck_assert_uint_eq(s->bytes, 3000000);
+  ck_assert_uint_eq(s->bad, 0);
+  ck_assert_int_gt(released, 1);
+  actio_future_unref(f);
+  /* A consumer that fails ends the request with its code. */
+  memset(s, 0, sizeof *s);
+  s->fail_with = -EPIPE;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  expect(f, -EPIPE);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "body consumer failed"));
+  actio_future_unref(f);
+  free(s);
+}
+END_TEST
+
+START_TEST(body_saved_to_a_file) {
+  char path[600], cmd[2048];
+  snprintf(path, sizeof path, "%s/saved-8m", servers_dir);
+  actio_http_request req = {.url = url(nginx_http, "/8m"), .save_to = path};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  actio_http_response *r = expect(f, 0);
+  ck_assert_uint_eq(r->body_len, 8u << 20);
+  ck_assert_uint_eq(strlen(r->body), 0);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s/www/8m'", path, servers_dir);
+  ck_assert_int_eq(system(cmd), 0);
+  actio_future_unref(f);
+  /* A failed transfer leaves neither the file nor its ".part". */
+  snprintf(path, sizeof path, "%s/dropped", servers_dir);
+  req.url = url(fixture, "/drop");
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  expect(f, ACTIO_EPARTIAL);
+  actio_future_unref(f);
+  ck_assert_int_ne(access(path, F_OK), 0);
+  snprintf(cmd, sizeof cmd, "%s.part", path);
+  ck_assert_int_ne(access(cmd, F_OK), 0);
+  req.save_to = "/nonexistent/folder/file";
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+}
+END_TEST
+
 int main(void) {
   if (start_servers() != 0) {
     fprintf(stderr, "test_http: could not start the test servers\n");
@@ -391,6 +536,9 @@ int main(void) {
   tcase_add_test(tc, tls_verified_and_http2_multiplexed);
   tcase_add_test(tc, many_requests_at_once);
   tcase_add_test(tc, stop_now_cancels_transfers_in_flight);
+  tcase_add_test(tc, retries_for_idempotent_requests);
+  tcase_add_test(tc, body_to_a_consumer_with_backpressure);
+  tcase_add_test(tc, body_saved_to_a_file);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();

@@ -57,6 +57,14 @@ typedef struct actio_http_opts {
 int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
                      actio_actor **out);
 
+/* Receives a streamed response body, chunk by chunk, on an HTTP worker
+ * (valid during the call). To apply backpressure set *ready to a future (a
+ * reference the transfer takes): the transfer pauses until it completes,
+ * without holding the worker. A negative return fails the request with
+ * that code. */
+typedef int (*actio_http_chunk_fn)(void *arg, const void *data, size_t len,
+                                   actio_future **ready);
+
 /* One request. Zero fields take the session's defaults. */
 typedef struct actio_http_request {
   const char *method;           /* GET (default), HEAD, POST, PUT, PATCH,
@@ -68,6 +76,21 @@ typedef struct actio_http_request {
   long timeout_ms, connect_timeout_ms, idle_timeout_ms;
   int max_redirects;            /* 0: the session's; -1: do not follow */
   size_t max_body;
+  /* Retries, off by default: up to `retries` more attempts after a
+   * connection failure, a dropped response, or a 429, 502, 503 or 504, with
+   * exponential backoff from retry_backoff_ms (default 200) and jitter,
+   * waiting at least as long as a Retry-After header asks, never past the
+   * future's deadline. Only idempotent methods (GET, HEAD, PUT, DELETE,
+   * OPTIONS) unless retry_any_method is set. */
+  int retries;
+  int retry_any_method;
+  long retry_backoff_ms;
+  /* Where the body goes instead of memory (then body is empty and
+   * body_len counts what was delivered; max_body does not apply): */
+  actio_http_chunk_fn on_chunk; /* to a callback, with backpressure */
+  void *chunk_arg;
+  const char *save_to;          /* to this file, written as "<path>.part"
+                                   and renamed once complete */
 } actio_http_request;
 
 /* The value of a request's future, freed with it. */
