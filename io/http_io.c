@@ -194,7 +194,9 @@ void actio__http_loop_wait(actio__http_loop *l, int max_ms) {
 static int grow(char **buf, size_t *cap, size_t need) {
   if (need <= *cap)
     return 0;
-  size_t c = *cap ? *cap : 256;
+  size_t c = *cap ? *cap : 1024;
+  if (c < need && *cap == 0)
+    c = need; /* a first allocation takes exactly what is asked */
   while (c < need)
     c *= 2;
   char *n = realloc(*buf, c);
@@ -260,6 +262,13 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg) {
   const char *colon = memchr(line, ':', len);
   if (colon == NULL)
     return len; /* the blank line ending the block, or junk */
+  if (x->sink == NULL && x->save_fd < 0 && colon - line == 14 &&
+      strncasecmp(line, "Content-Length", 14) == 0) {
+    /* Size the body buffer once: no regrowth, no page-sized churn. */
+    unsigned long long cl = strtoull(colon + 1, NULL, 10);
+    if (cl > 0 && cl <= x->max_body && r->pub.body_len == 0)
+      grow(&r->body, &r->body_cap, (size_t)cl + 1);
+  }
   size_t nlen = (size_t)(colon - line);
   const char *v = colon + 1, *end = line + len;
   while (v < end && (*v == ' ' || *v == '\t'))
@@ -356,13 +365,40 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
   return 1; /* aborts: CURLE_ABORTED_BY_CALLBACK */
 }
 
+/* What every transfer of the session shares, set once per easy handle. */
+static void session_options(actio__http_loop *l, CURL *e) {
+  const actio__http_conf *c = l->conf;
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_SHARE, l->share->sh);
+  /* Only http and https, on the first request and after every redirect. */
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); /* wait to multiplex on HTTP/2 */
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+  if (c->ca_file != NULL)
+    curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+  if (c->ca_path != NULL)
+    curl_easy_setopt(e, CURLOPT_CAPATH, c->ca_path);
+  if (c->client_cert != NULL)
+    curl_easy_setopt(e, CURLOPT_SSLCERT, c->client_cert);
+  if (c->client_key != NULL)
+    curl_easy_setopt(e, CURLOPT_SSLKEY, c->client_key);
+}
+
+/* An easy handle with the session's options: a spare one keeps them, and
+ * every transfer sets all of its own (so none leaks from the last one). */
 static CURL *easy_get(actio__http_loop *l) {
-  if (l->nspare > 0) {
-    CURL *e = l->spare[--l->nspare];
-    curl_easy_reset(e);
-    return e;
-  }
-  return curl_easy_init();
+  if (l->nspare > 0)
+    return l->spare[--l->nspare];
+  CURL *e = curl_easy_init();
+  if (e != NULL)
+    session_options(l, e);
+  return e;
 }
 
 static void easy_put(actio__http_loop *l, CURL *e) {
@@ -481,23 +517,13 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   CURL *e = x->easy;
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
   curl_easy_setopt(e, CURLOPT_URL, x->req_url);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->err);
-  curl_easy_setopt(e, CURLOPT_SHARE, l->share->sh);
-  /* Only http and https, on the first request and after every redirect. */
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); /* wait to multiplex on HTTP/2 */
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
-  if (x->headers != NULL)
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
+                   x->sink || x->save_to ? (curl_off_t)0 : (curl_off_t)x->max_body);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 
   int redirects = req->max_redirects ? req->max_redirects : c->max_redirects;
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, redirects >= 0 ? 1L : 0L);
@@ -510,24 +536,15 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
     total = timeout_ms > 0 ? timeout_ms : 1; /* the caller's deadline */
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total > 0 ? total : 0L);
   x->idle_ms = pick(req->idle_timeout_ms, c->idle_timeout_ms);
-  if (x->idle_ms > 0) {
-    /* libcurl's low-speed limit averages over seconds, so a few bytes and
-     * then silence can pass it: count silence ourselves instead. */
+  /* libcurl's low-speed limit averages over seconds, so a few bytes and
+   * then silence can pass it: on_progress counts silence instead. */
+  if (x->idle_ms > 0)
     clock_gettime(CLOCK_MONOTONIC, &x->last_activity);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-  }
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, x->idle_ms > 0 ? 0L : 1L);
 
-  if (c->ca_file != NULL)
-    curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
-  if (c->ca_path != NULL)
-    curl_easy_setopt(e, CURLOPT_CAPATH, c->ca_path);
-  if (c->client_cert != NULL)
-    curl_easy_setopt(e, CURLOPT_SSLCERT, c->client_cert);
-  if (c->client_key != NULL)
-    curl_easy_setopt(e, CURLOPT_SSLKEY, c->client_key);
-
+  /* The method: back to a plain GET first, whatever the handle did last. */
+  curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
   if (strcmp(method, "HEAD") == 0) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (strcmp(method, "GET") != 0 || req->body != NULL) {
