@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh: runs actio-bench side by side with the Python peers of
 # ../shared/bench (asyncio, aiofiles; plain and on uvloop) and the limits
-# (a mutex queue, wc -l, cat), in one run, then prints one table of ratios.
+# (a mutex queue, a bare two-thread hand-off, a bare libcurl multi loop, wrk,
+# wc -l, cat), in one run, then prints one table of ratios.
 # Every measurement is also kept as a JSON line in $BENCH_OUT (default
 # bench-results.jsonl). Quick mode (--quick) uses smaller sizes, one round.
 #   scripts/bench.sh [--quick]
@@ -21,8 +22,8 @@ work=$(mktemp -d /tmp/actio-bench-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 : > "$OUT"
 
-if [ $quick = 1 ]; then N=200000; FILES=2000; LINES=500000; PYLINES=50000; BIGMB=256; REPS=1
-else N=1000000; FILES=10000; LINES=2000000; PYLINES=200000; BIGMB=1024; REPS=3; fi
+if [ $quick = 1 ]; then N=200000; FILES=2000; LINES=500000; PYLINES=50000; BIGMB=256; REPS=1; HTTPN=5000
+else N=1000000; FILES=10000; LINES=2000000; PYLINES=200000; BIGMB=1024; REPS=3; HTTPN=20000; fi
 
 rec() { tee -a "$OUT"; }
 # A limit measured with the shell's clock: impl workload n ok seconds [bytes]
@@ -59,6 +60,24 @@ for _ in $(seq $REPS); do
     set -- $pc
     $BENCH mailbox --n $((N * 2)) --producers "$1" --consumers "$2" | rec
     $BENCH mailbox --n $((N * 2)) --producers "$1" --consumers "$2" --impl mutex | rec
+  done
+done
+
+echo "== http (nginx from ../shared/bench/services.sh) =="
+eval "$(bash "$PEERS/../services.sh" start)"
+for path in /1k /64k; do
+  u="$BENCH_HTTP_URL$path"
+  for _ in $(seq $REPS); do
+    $BENCH http_get --url "$u" --requests $HTTPN --concurrency 64 | rec
+    $BENCH http_get --url "$u" --requests $HTTPN --concurrency 64 --impl curl | rec
+    $PY "$PEERS/aiohttp_get.py" --url "$u" --requests $HTTPN --concurrency 64 | rec
+    $PY "$PEERS/aiohttp_get.py" --url "$u" --requests $HTTPN --concurrency 64 --uvloop | rec
+    wrk -t1 -c64 -d3s "$u" | $PY -c '
+import json, re, sys
+text = sys.stdin.read()
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+print(json.dumps({"impl": "wrk", "workload": "http_get", "path": sys.argv[1], "n": int(rate * 3),
+                  "concurrency": 64, "ok": int(rate * 3), "errors": 0, "seconds": 3.0, "per_sec": rate}))' "$path" | rec
   done
 done
 
@@ -123,6 +142,18 @@ for p, c in ((2, 2), (8, 4)):
     b = pick("mailbox", "mutex_queue", producers=p, consumers=c)
     if a and b:
         print(f"{f'mailbox {p}p/{c}c':<28}{a['per_sec']:>14,.0f}  {'mutex queue':<22}{b['per_sec']:>14,.0f}{a['per_sec']/b['per_sec']:>8.1f}x")
+def url_of(r):
+    return r.get("path") or ("/" + r.get("url", "").rsplit("/", 1)[-1] if r.get("url") else None)
+for path in ("/1k", "/64k"):
+    for other in ("aiohttp", "aiohttp+uvloop", "libcurl-multi", "wrk"):
+        cand = [r for r in rows if r["workload"] == "http_get" and r.get("errors", 0) == 0]
+        def best(impl):
+            rs = [r for r in cand if r["impl"] == impl and r.get("path", path) == path and
+                  (impl == "wrk" or r.get("bytes", 0) // max(r["ok"], 1) in ((1024,) if path == "/1k" else (65536,)))]
+            return max(rs, key=lambda r: r["per_sec"]) if rs else None
+        a, b = best("actio"), best(other)
+        if a and b:
+            print(f"{'http_get ' + path:<28}{a['per_sec']:>14,.0f}  {other:<22}{b['per_sec']:>14,.0f}{a['per_sec']/b['per_sec']:>8.2f}x")
 show("file_write_small", "aiofiles")
 show("file_read_small", "aiofiles"); show("file_read_small", "aiofiles+uvloop")
 show("file_read_lines", "aiofiles"); show("file_read_lines", "wc -l")
