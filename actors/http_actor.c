@@ -41,9 +41,10 @@ typedef struct http_worker {
 struct http_req {
   actio_future *reply; /* the request's reference */
   actio_http_request req;
-  actio__http_xfer *x; /* NULL while waiting to retry */
+  actio__http_xfer *x; /* NULL unless a transfer runs */
   http_worker *w;
   _Atomic int cancel;
+  int retry_wait;      /* waiting for its next attempt (counted in waiting) */
   int attempts;
   int64_t due_ns;      /* when waiting: the next attempt */
   actio_future *ready; /* the body consumer's, while paused */
@@ -89,7 +90,7 @@ static void unlink_req(http_worker *w, http_req *r) {
     w->running = r->next;
   if (r->next != NULL)
     r->next->prev = r->prev;
-  if (r->x == NULL)
+  if (r->retry_wait)
     w->waiting--;
   if (r->ready != NULL)
     w->paused--;
@@ -155,7 +156,6 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
              r->req.url, actio_strerror(r->fail_code));
     actio__http_xfer_free(x);
     r->x = NULL;
-    w->waiting++; /* unlink_req counts it as waiting now */
     end_req(r, r->fail_code, NULL, m);
     return;
   }
@@ -164,13 +164,13 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
     actio__http_xfer_free(x);
     r->x = NULL;
     r->due_ns = actio__now_ns() + delay * 1000000;
+    r->retry_wait = 1;
     w->waiting++;
     return;
   }
   actio_http_response *resp = rc == 0 ? actio__http_xfer_take(x) : NULL;
   actio__http_xfer_free(x);
   r->x = NULL;
-  w->waiting++;
   end_req(r, rc, resp, msg);
 }
 
@@ -203,11 +203,9 @@ static int sink_chunk(void *arg, const void *data, size_t len) {
   return 1;
 }
 
-/* Starts the next attempt of r, which waits (x == NULL, counted in
- * w->waiting). */
+/* Starts the next attempt of r (none runs). */
 static void start_attempt(http_worker *w, http_req *r) {
   int64_t left = actio_future_remaining_ms(r->reply);
-  w->waiting--;
   r->attempts++;
   int rc = actio__http_xfer_create(&r->x, w->loop, &r->req,
                                    left < 0 ? -1 : (long)left,
@@ -220,7 +218,6 @@ static void start_attempt(http_worker *w, http_req *r) {
     char m[512];
     snprintf(m, sizeof m, "%s %s: %s", method_of(r), r->req.url, actio_strerror(rc));
     r->x = NULL;
-    w->waiting++;
     end_req(r, rc, NULL, m);
   }
 }
@@ -272,7 +269,6 @@ static int http_handle(actio_actor *self, void *worker, void *msg,
   if (w->running != NULL)
     w->running->prev = r;
   w->running = r;
-  w->waiting++; /* not started yet: counted as waiting until it is */
   if (actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED) {
     end_req(r, ACTIO_ECANCELED, NULL, "cancelled");
     return 0;
@@ -288,7 +284,7 @@ static void http_wait(actio_actor *self, void *worker) {
   int64_t now = actio__now_ns();
   if (w->waiting > 0)
     for (http_req *r = w->running; r != NULL; r = r->next)
-      if (r->x == NULL) {
+      if (r->retry_wait) {
         int64_t ms = (r->due_ns - now) / 1000000 + 1;
         if (ms < max_ms)
           max_ms = ms < 0 ? 0 : (int)ms;
@@ -316,7 +312,9 @@ static void http_wait(actio_actor *self, void *worker) {
       } else {
         actio__http_xfer_resume(r->x);
       }
-    } else if (r->x == NULL && r->due_ns <= now) {
+    } else if (r->retry_wait && r->due_ns <= now) {
+      r->retry_wait = 0;
+      w->waiting--;
       start_attempt(w, r);
     }
   }
