@@ -7,6 +7,8 @@
 # start prints, and writes to DIR/env, shell-sourceable lines:
 #   NGINX_HTTP_URL=http://127.0.0.1:<p>    NGINX_HTTPS_URL=https://127.0.0.1:<p>
 #   CA_FILE=DIR/tls/ca.pem                 NGINX_DOCROOT=DIR/www
+#   NGINX_MTLS_URL=https://127.0.0.1:<p>   (asks for a client certificate)
+#   CLIENT_CERT=DIR/tls/client.pem         CLIENT_KEY=DIR/tls/client.key
 # DIR/www holds 1k, 64k, 8m (random bytes) and index.html. Both ports are
 # picked free by the kernel. Needs nginx, openssl, curl and python3.
 set -euo pipefail
@@ -35,7 +37,7 @@ running() {
 
 make_tls() {
   local tls=$DIR/tls
-  [ -s "$tls/server.pem" ] && [ -s "$tls/ca.pem" ] && return
+  [ -s "$tls/server.pem" ] && [ -s "$tls/ca.pem" ] && [ -s "$tls/client.pem" ] && return
   mkdir -p "$tls"
   # Our own config, so the system openssl.cnf cannot add or clash with
   # extensions.
@@ -56,6 +58,12 @@ extendedKeyUsage = serverAuth
 subjectAltName = IP:127.0.0.1, DNS:localhost
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 CNF
   openssl req -x509 -new -config "$tls/openssl.cnf" -extensions ca -days 2 \
     -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
@@ -66,8 +74,14 @@ CNF
   openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
     -set_serial "0x$(openssl rand -hex 16)" -days 2 \
     -extfile "$tls/openssl.cnf" -extensions server -out "$tls/server.pem" 2>/dev/null
-  rm -f "$tls/server.csr"
-  chmod 600 "$tls/ca.key" "$tls/server.key"
+  openssl req -new -config "$tls/openssl.cnf" -subj /CN=actio-test-client \
+    -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$tls/client.key" -out "$tls/client.csr" 2>/dev/null
+  openssl x509 -req -in "$tls/client.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+    -set_serial "0x$(openssl rand -hex 16)" -days 2 \
+    -extfile "$tls/openssl.cnf" -extensions client -out "$tls/client.pem" 2>/dev/null
+  rm -f "$tls/server.csr" "$tls/client.csr"
+  chmod 600 "$tls/ca.key" "$tls/server.key" "$tls/client.key"
 }
 
 make_www() {
@@ -80,17 +94,17 @@ make_www() {
   printf '<!doctype html>\n<title>actio</title>\n<p>actio test server</p>\n' > "$www/index.html"
 }
 
-# Two distinct free loopback ports. The kernel could hand one out again
+# Three distinct free loopback ports. The kernel could hand one out again
 # before nginx binds it; start() retries if nginx then fails to listen.
 free_ports() {
   python3 -c 'import socket
-s = [socket.socket() for _ in range(2)]
+s = [socket.socket() for _ in range(3)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*(x.getsockname()[1] for x in s))'
 }
 
 write_conf() {
-  local http_port=$1 tls_port=$2
+  local http_port=$1 tls_port=$2 mtls_port=$3
   mkdir -p "$DIR/tmp"
   cat > "$DIR/nginx.conf" <<CONF
 worker_processes 1;
@@ -117,6 +131,15 @@ http {
     ssl_certificate $DIR/tls/server.pem;
     ssl_certificate_key $DIR/tls/server.key;
     ssl_protocols TLSv1.2 TLSv1.3;
+    root $DIR/www;
+  }
+  server {
+    listen 127.0.0.1:$mtls_port ssl;
+    server_name localhost;
+    ssl_certificate $DIR/tls/server.pem;
+    ssl_certificate_key $DIR/tls/server.key;
+    ssl_client_certificate $DIR/tls/ca.pem;
+    ssl_verify_client on;
     root $DIR/www;
   }
 }
@@ -152,12 +175,11 @@ start() {
   fi
   make_tls
   make_www
-  local try ports http_port tls_port
+  local try ports http_port tls_port mtls_port
   for try in 1 2 3 4 5; do
     ports=$(free_ports)
-    http_port=${ports% *}
-    tls_port=${ports#* }
-    write_conf "$http_port" "$tls_port"
+    read -r http_port tls_port mtls_port <<<"$ports"
+    write_conf "$http_port" "$tls_port" "$mtls_port"
     rm -f "$DIR/nginx.pid"
     # -e: nginx opens an error log before it reads the config; keep that
     # one in DIR too. "user root" as in bench/services.sh: workers must
@@ -171,6 +193,9 @@ start() {
         echo "NGINX_HTTPS_URL=https://127.0.0.1:$tls_port"
         echo "CA_FILE=$DIR/tls/ca.pem"
         echo "NGINX_DOCROOT=$DIR/www"
+        echo "NGINX_MTLS_URL=https://127.0.0.1:$mtls_port"
+        echo "CLIENT_CERT=$DIR/tls/client.pem"
+        echo "CLIENT_KEY=$DIR/tls/client.key"
       } > "$DIR/env"
       cat "$DIR/env"
       return

@@ -1,12 +1,15 @@
 /* test_http.c: the HTTP actor against real servers on loopback: nginx
  * (static files, TLS with a throwaway CA, HTTP/2) and the fixture server
  * (statuses, delays, redirects, drops, big and chunked bodies, echo). */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +19,7 @@
 extern char **environ;
 
 static char nginx_http[1024], nginx_https[1024], ca_file[1024], fixture[128];
+static char nginx_mtls[1024], client_cert[1024], client_key[1024];
 static char servers_dir[256];
 static pid_t fixture_pid;
 
@@ -37,9 +41,15 @@ static int read_env(const char *path) {
       snprintf(nginx_https, sizeof nginx_https, "%s", line + 16);
     else if (strncmp(line, "CA_FILE=", 8) == 0)
       snprintf(ca_file, sizeof ca_file, "%s", line + 8);
+    else if (strncmp(line, "NGINX_MTLS_URL=", 15) == 0)
+      snprintf(nginx_mtls, sizeof nginx_mtls, "%s", line + 15);
+    else if (strncmp(line, "CLIENT_CERT=", 12) == 0)
+      snprintf(client_cert, sizeof client_cert, "%s", line + 12);
+    else if (strncmp(line, "CLIENT_KEY=", 11) == 0)
+      snprintf(client_key, sizeof client_key, "%s", line + 11);
   }
   fclose(f);
-  return nginx_http[0] && nginx_https[0] && ca_file[0] ? 0 : -1;
+  return nginx_http[0] && nginx_https[0] && ca_file[0] && nginx_mtls[0] ? 0 : -1;
 }
 
 static int start_servers(void) {
@@ -406,10 +416,11 @@ START_TEST(retries_for_idempotent_requests) {
   ck_assert_int_eq(r->status, 503);
   ck_assert_int_eq(r->attempts, 1);
   actio_future_unref(f);
-  /* A Retry-After beyond the deadline is not waited for. */
-  actio_http_request late = {.url = url(fixture, "/retry/g/3"), .retries = 5};
+  /* A wait that would end past the deadline is not started. */
+  actio_http_request late = {.url = url(fixture, "/retry/g/3"), .retries = 5,
+                             .retry_backoff_ms = 120000};
   ck_assert_int_eq(actio_http_send(http, &late, &f), 0);
-  ck_assert_int_eq(actio_future_set_deadline(rt, f, 600), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, f, 10000), 0);
   r = expect(f, 0);
   ck_assert_int_eq(r->status, 503);
   ck_assert_int_eq(r->attempts, 1);
@@ -514,6 +525,71 @@ START_TEST(body_saved_to_a_file) {
 }
 END_TEST
 
+START_TEST(client_certificates) {
+  /* The server asks for a certificate: without one nginx answers 400. */
+  actio_future *f = get(http, url(nginx_mtls, "/1k"));
+  ck_assert_int_eq(expect(f, 0)->status, 400);
+  actio_future_unref(f);
+  actio_actor *with;
+  actio_http_opts o = {.ca_file = ca_file, .client_cert = client_cert,
+                       .client_key = client_key};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &with), 0);
+  f = get(with, url(nginx_mtls, "/1k"));
+  actio_http_response *r = expect(f, 0);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_uint_eq(r->body_len, 1024);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(per_host_connection_limit) {
+  actio_actor *one;
+  actio_http_opts o = {.workers = 1, .max_host_connections = 1};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &one), 0);
+  enum { N = 8 };
+  actio_future *fs[N], *all;
+  for (int i = 0; i < N; i++)
+    fs[i] = get(one, url(fixture, "/delay/50"));
+  ck_assert_int_eq(actio_gather(fs, N, ACTIO_GATHER_FAIL_FAST, &all), 0);
+  expect(all, 0);
+  int opened = 0;
+  for (int i = 0; i < N; i++) {
+    opened += ((actio_http_response *)actio_future_value(fs[i]))->new_connections;
+    actio_future_unref(fs[i]);
+  }
+  ck_assert_int_eq(opened, 1); /* all eight queued for the one connection */
+  actio_future_unref(all);
+}
+END_TEST
+
+START_TEST(connect_timeout) {
+  /* A listener whose accept queue is full drops further SYNs on Linux, so
+   * a connect to it never completes. */
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sl), 0);
+  ck_assert_int_eq(listen(lfd, 0), 0);
+  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+  int fill[4];
+  for (int i = 0; i < 4; i++) { /* fill the queue */
+    fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(fill[i], (struct sockaddr *)&sa, sl);
+  }
+  usleep(100000);
+  char u[64];
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/", ntohs(sa.sin_port));
+  actio_http_request req = {.url = u, .connect_timeout_ms = 300};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  expect(f, ACTIO_ECONNTIMEOUT);
+  actio_future_unref(f);
+  for (int i = 0; i < 4; i++)
+    close(fill[i]);
+  close(lfd);
+}
+END_TEST
+
 int main(void) {
   if (start_servers() != 0) {
     fprintf(stderr, "test_http: could not start the test servers\n");
@@ -539,6 +615,9 @@ int main(void) {
   tcase_add_test(tc, retries_for_idempotent_requests);
   tcase_add_test(tc, body_to_a_consumer_with_backpressure);
   tcase_add_test(tc, body_saved_to_a_file);
+  tcase_add_test(tc, client_certificates);
+  tcase_add_test(tc, per_host_connection_limit);
+  tcase_add_test(tc, connect_timeout);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();
