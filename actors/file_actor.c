@@ -2,6 +2,7 @@
  * through io/file_io.c, results complete futures. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -24,10 +25,24 @@ static const char *const op_names[] = {
     "stat", "exists", "mkdir", "rename", "unlink", "list", "copy", "tempfile",
 };
 
+typedef struct req req;
+
+/* Streams that wait for their consumer hold no worker and sit in no
+ * mailbox: this list keeps them findable. It outlives the actor (each
+ * parked stream's callback holds a reference), so a consumer that completes
+ * after the actor is gone finds `closed` and only frees its request. */
+typedef struct parking {
+  _Atomic unsigned refs;
+  pthread_mutex_t mu; /* guards closed, the list, and the actor's life */
+  int closed;
+  req *list;
+} parking;
+
 typedef struct files_state {
   actio__root root;
   size_t max_read;
   int fail_when_full;
+  parking *park;
 } files_state;
 
 struct actio_fh {
@@ -40,7 +55,7 @@ struct actio_fh {
   char path[];
 };
 
-typedef struct req {
+struct req {
   op op;
   actio_actor *files;
   actio_future *reply; /* the request's reference */
@@ -58,8 +73,10 @@ typedef struct req {
   int fd;              /* a stream between chunks */
   char *buf;
   uint64_t total;
+  parking *park;       /* while parked: the list it is in */
+  req *pprev, *pnext;
   char inline_bytes[]; /* paths, then data */
-} req;
+};
 
 static const actio_behavior files_behavior;
 
@@ -349,10 +366,47 @@ static int do_lines(files_state *st, req *r, void **value) {
 
 static void stream_step(files_state *st, req *r);
 
+static void park_unref(parking *p) {
+  if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  pthread_mutex_destroy(&p->mu);
+  free(p);
+}
+
+static void park_unlink(parking *p, req *r) {
+  if (r->pprev != NULL)
+    r->pprev->pnext = r->pnext;
+  else
+    p->list = r->pnext;
+  if (r->pnext != NULL)
+    r->pnext->pprev = r->pprev;
+  r->pprev = r->pnext = NULL;
+}
+
 /* The consumer's ready future completed: continue on a file worker. */
 static void stream_resume(actio_future *ready, void *arg) {
   req *r = arg;
+  parking *p = r->park;
+  pthread_mutex_lock(&p->mu);
+  if (p->closed) { /* the actor is gone; its stop failed this stream */
+    pthread_mutex_unlock(&p->mu);
+    req_free(r);
+    park_unref(p);
+    return;
+  }
+  park_unlink(p, r);
+  r->park = NULL;
   int st = actio_future_status(ready);
+  int rc = 0;
+  if (st == 0) {
+    /* Under the lock the actor cannot be freed. Never block a thread that
+     * serves another actor; a plain thread may wait for room. */
+    rc = actio_tell(r->files, r, 0);
+    if (rc == ACTIO_EFULL && actio_actor_self() == NULL)
+      rc = actio_tell(r->files, r, -1);
+  }
+  pthread_mutex_unlock(&p->mu);
+  park_unref(p);
   if (st != 0) {
     char *msg = NULL;
     if (asprintf(&msg, "stream %s: consumer failed: %s", r->path,
@@ -364,16 +418,11 @@ static void stream_resume(actio_future *ready, void *arg) {
     actio_future_fail(reply, st, "%s", msg ? msg : actio_strerror(st));
     actio_future_unref(reply);
     free(msg);
-    return;
-  }
-  int rc = actio_tell(r->files, r, 0);
-  if (rc == ACTIO_EFULL && actio_actor_self() == r->files) {
+  } else if (rc == ACTIO_EFULL && actio_actor_self() == r->files) {
     stream_step(actio_actor_state(r->files), r); /* already on a file worker */
-  } else if (rc == ACTIO_EFULL) {
-    rc = actio_tell(r->files, r, -1);
+  } else if (rc != 0) {
+    finish(r, rc, NULL, NULL); /* stopped, or full while on another actor */
   }
-  if (rc != 0 && rc != ACTIO_EFULL)
-    finish(r, rc, NULL, NULL);
 }
 
 static void stream_step(files_state *st, req *r) {
@@ -421,9 +470,25 @@ static void stream_step(files_state *st, req *r) {
         actio_future_unref(ready); /* ready already: no need to yield */
         continue;
       }
-      /* Hand r to the callback: it may run, and free r, at once. */
-      if (actio_future_on_done(ready, stream_resume, r) != 0)
+      /* Park r, then hand it to the callback: it may run, and free r, at
+       * once. */
+      parking *p = st->park;
+      pthread_mutex_lock(&p->mu);
+      r->park = p;
+      r->pnext = p->list;
+      if (p->list != NULL)
+        p->list->pprev = r;
+      p->list = r;
+      atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+      pthread_mutex_unlock(&p->mu);
+      if (actio_future_on_done(ready, stream_resume, r) != 0) {
+        pthread_mutex_lock(&p->mu);
+        park_unlink(p, r);
+        r->park = NULL;
+        pthread_mutex_unlock(&p->mu);
+        park_unref(p);
         finish(r, -ENOMEM, NULL, NULL);
+      }
       actio_future_unref(ready);
       return;
     }
@@ -542,8 +607,25 @@ static const actio_behavior files_behavior = {
     .drop = files_drop,
 };
 
-static void files_state_free(void *p) {
-  files_state *st = p;
+static void files_state_free(void *arg) {
+  files_state *st = arg;
+  parking *p = st->park;
+  if (p != NULL) {
+    /* Streams still waiting for their consumer end here; each request is
+     * freed by its callback whenever the consumer completes. */
+    pthread_mutex_lock(&p->mu);
+    p->closed = 1;
+    for (req *r = p->list; r != NULL; r = r->pnext) {
+      if (r->fd >= 0) {
+        close(r->fd);
+        r->fd = -1;
+      }
+      actio_future_fail(r->reply, ACTIO_ECANCELED, "stream %s: file actor stopped",
+                        r->path);
+    }
+    pthread_mutex_unlock(&p->mu);
+    park_unref(p);
+  }
   actio__root_close(&st->root);
   free(st);
 }
@@ -563,6 +645,13 @@ int actio_files_spawn(actio_runtime *rt, const actio_files_opts *opts,
   }
   st->max_read = o.max_read ? o.max_read : (size_t)1 << 30;
   st->fail_when_full = o.fail_when_full;
+  st->park = calloc(1, sizeof *st->park);
+  if (st->park == NULL) {
+    files_state_free(st);
+    return ACTIO_ENOMEM;
+  }
+  atomic_init(&st->park->refs, 1);
+  pthread_mutex_init(&st->park->mu, NULL);
   actio_actor_opts ao = {
       .name = "files",
       .workers = o.workers ? o.workers : 8,
@@ -621,7 +710,8 @@ int actio_file_open(actio_actor *files, const char *path, int flags,
 /* Handle requests: the handle stays open while they are in flight. */
 static int fh_send(actio_fh *h, op o, uint64_t offset, const void *data,
                    size_t len, actio_future **out) {
-  if (h == NULL || out == NULL || (data == NULL && o == OP_PWRITE && len > 0))
+  if (h == NULL || out == NULL || (data == NULL && o == OP_PWRITE && len > 0) ||
+      offset > (uint64_t)INT64_MAX - len || len > (SIZE_MAX >> 1))
     return ACTIO_EINVAL;
   atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
   if (atomic_load_explicit(&h->closing, memory_order_acquire)) {
@@ -648,20 +738,29 @@ int actio_fh_pwrite(actio_fh *h, uint64_t offset, const void *data, size_t len,
   return fh_send(h, OP_PWRITE, offset, data, len, out);
 }
 
-int actio_fh_read(actio_fh *h, size_t len, actio_future **out) {
+/* Sequential requests reserve their range at call time, which keeps calls
+ * from one thread in order whichever workers run them. A request that is
+ * refused gives its range back unless a later call took the next one. */
+static int fh_sequential(actio_fh *h, op o, const void *data, size_t len,
+                         actio_future **out) {
   if (h == NULL)
     return ACTIO_EINVAL;
-  /* Reserving the range now keeps calls from one thread in order, whichever
-   * workers run them. */
   uint64_t at = atomic_fetch_add_explicit(&h->pos, len, memory_order_relaxed);
-  return fh_send(h, OP_PREAD, at, NULL, len, out);
+  int rc = fh_send(h, o, at, data, len, out);
+  if (rc != 0) {
+    uint64_t end = at + len;
+    atomic_compare_exchange_strong_explicit(&h->pos, &end, at, memory_order_relaxed,
+                                            memory_order_relaxed);
+  }
+  return rc;
+}
+
+int actio_fh_read(actio_fh *h, size_t len, actio_future **out) {
+  return fh_sequential(h, OP_PREAD, NULL, len, out);
 }
 
 int actio_fh_write(actio_fh *h, const void *data, size_t len, actio_future **out) {
-  if (h == NULL)
-    return ACTIO_EINVAL;
-  uint64_t at = atomic_fetch_add_explicit(&h->pos, len, memory_order_relaxed);
-  return fh_send(h, OP_PWRITE, at, data, len, out);
+  return fh_sequential(h, OP_PWRITE, data, len, out);
 }
 
 int actio_fh_sync(actio_fh *h, actio_future **out) {

@@ -135,12 +135,16 @@ static long retry_delay(http_req *r, int rc, actio__http_xfer *x) {
       actio_future_is_done(r->reply))
     return -1;
   long base = r->req.retry_backoff_ms > 0 ? r->req.retry_backoff_ms : 200;
+  if (base > 3600000)
+    base = 3600000; /* an hour: keeps the doubling below overflow */
   long cap = base << (r->attempts - 1 < 20 ? r->attempts - 1 : 20);
+  if (cap > 86400000)
+    cap = 86400000;
   /* Jitter: anywhere in the upper half, so retries do not march in step. */
   long delay = cap / 2 + (long)((unsigned long)random() % (unsigned long)(cap / 2 + 1));
   long after = actio__http_xfer_retry_after_ms(x);
   if (after > delay)
-    delay = after;
+    delay = after < 86400000 ? after : 86400000; /* at most a day */
   int64_t left = actio_future_remaining_ms(r->reply);
   return left >= 0 && delay >= left ? -1 : delay;
 }
@@ -167,6 +171,12 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
     r->retry_wait = 1;
     w->waiting++;
     return;
+  }
+  char m[512];
+  if (rc == 0 && (rc = actio__http_xfer_commit(x)) != 0) {
+    snprintf(m, sizeof m, "%s %s: saving to %s: %s", method_of(r), r->req.url,
+             r->req.save_to, actio_strerror(rc));
+    msg = m;
   }
   actio_http_response *resp = rc == 0 ? actio__http_xfer_take(x) : NULL;
   actio__http_xfer_free(x);
@@ -306,11 +316,11 @@ static void http_wait(actio_actor *self, void *worker) {
       actio_future_unref(r->ready);
       r->ready = NULL;
       w->paused--;
+      if (st == 0)
+        st = actio__http_xfer_resume(r->x); /* delivers the held chunk */
       if (st != 0) {
         r->fail_code = st;
         actio__http_loop_cancel(w->loop, r->x);
-      } else {
-        actio__http_xfer_resume(r->x);
       }
     } else if (r->retry_wait && r->due_ns <= now) {
       r->retry_wait = 0;
@@ -418,7 +428,8 @@ static http_req *req_copy(const actio_http_request *in) {
   for (const char *const *h = in->headers; h != NULL && *h != NULL; h++, nh++)
     n += strlen(*h) + 1;
   size_t body = in->body ? in->body_len : 0;
-  size_t total = sizeof(http_req) + (nh + 1) * sizeof(char *) + lu + lm + n + body;
+  size_t ls = in->save_to ? strlen(in->save_to) + 1 : 0;
+  size_t total = sizeof(http_req) + (nh + 1) * sizeof(char *) + lu + lm + n + ls + body;
   http_req *r = malloc(total);
   if (r == NULL)
     return NULL;
@@ -438,6 +449,10 @@ static http_req *req_copy(const actio_http_request *in) {
   if (lm) {
     r->req.method = memcpy(p, in->method, lm);
     p += lm;
+  }
+  if (ls) {
+    r->req.save_to = memcpy(p, in->save_to, ls);
+    p += ls;
   }
   if (body) {
     r->req.body = memcpy(p, in->body, body);

@@ -156,8 +156,8 @@ int actio__fio_read_fd(int fd, char **data, size_t *len, size_t max) {
     size = (size_t)st.st_size;
     cap = size + 1;
   }
-  if (max != 0 && cap > max + 1)
-    cap = max + 1;
+  if (max != 0 && cap - 1 > max)
+    cap = max + 1; /* max < cap - 1 < SIZE_MAX: no wrap */
   char *buf = malloc(cap + 1);
   if (buf == NULL)
     return -ENOMEM;
@@ -229,7 +229,9 @@ int actio__fio_write_atomic(const actio__root *r, const char *path,
   char tmp[64 + 32];
   int rc = 0, fd = -1;
   struct stat old;
-  if (fstatat(dir, leaf, &old, 0) == 0)
+  int replacing = fstatat(dir, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0 &&
+                  S_ISREG(old.st_mode);
+  if (replacing)
     mode = old.st_mode & 07777; /* a replaced file keeps its permissions */
   for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
     snprintf(tmp, sizeof tmp, ".%.60s.%016llx.tmp", leaf, unique_suffix());
@@ -254,7 +256,9 @@ int actio__fio_write_atomic(const actio__root *r, const char *path,
     p += n;
     left -= n;
   }
-  if (rc == 0 && fchmod(fd, mode) != 0)
+  /* A new file keeps the umask openat applied; a replacement gets the
+   * mode of the file it replaces. */
+  if (rc == 0 && replacing && fchmod(fd, mode) != 0)
     rc = neg_errno();
   if (rc == 0 && fsync(fd) != 0)
     rc = neg_errno();
@@ -298,17 +302,23 @@ int actio__fio_mkdir_p(const actio__root *r, const char *path, mode_t mode) {
   size_t n = strlen(copy);
   while (n > 1 && copy[n - 1] == '/')
     copy[--n] = '\0';
-  /* Create each prefix in turn; existing folders are fine. */
+  /* Create each prefix in turn; existing folders are fine. Empty and "."
+   * components name nothing new; ".." is checked by the resolution of the
+   * prefixes that follow it (refused in a sandbox). */
   for (char *p = copy + 1;; p++) {
     int end = *p == '\0';
     if (*p != '/' && !end)
       continue;
     *p = '\0';
+    const char *last = strrchr(copy, '/');
+    last = last ? last + 1 : copy;
+    int skip = *last == '\0' || strcmp(last, ".") == 0 ||
+               (strcmp(last, "..") == 0 && !r->beneath);
     const char *leaf;
-    int dir = open_parent(r, copy, &leaf);
+    int dir = skip ? 0 : open_parent(r, copy, &leaf);
     if (dir < 0) {
       rc = dir;
-    } else {
+    } else if (!skip) {
       if (mkdirat(dir, leaf, mode) != 0 && errno != EEXIST)
         rc = neg_errno();
       close(dir);

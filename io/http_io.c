@@ -333,11 +333,12 @@ int actio_http_raise_for_status(const actio_http_response *r) {
 
 /* ---- transfers ---- */
 
+/* An HTTP method is a token (RFC 9110 tchar). */
 static int valid_token(const char *m) {
   if (m == NULL || *m == '\0')
     return 0;
   for (; *m; m++)
-    if (!isalpha((unsigned char)*m))
+    if (!isalnum((unsigned char)*m) && strchr("!#$%&'*+-.^_`|~", *m) == NULL)
       return 0;
   return 1;
 }
@@ -351,7 +352,8 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
   (void)dltotal;
   (void)ultotal;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  if (dlnow != x->last_dl || ulnow != x->last_ul) {
+  if (dlnow != x->last_dl || ulnow != x->last_ul || x->pause_next) {
+    /* Bytes moved, or our own consumer holds the transfer: not idle. */
     x->last_dl = dlnow;
     x->last_ul = ulnow;
     x->last_activity = now;
@@ -419,9 +421,13 @@ static void easy_put(actio__http_loop *l, CURL *e) {
   l->spare[l->nspare++] = e;
 }
 
-void actio__http_xfer_resume(actio__http_xfer *x) {
+int actio__http_xfer_resume(actio__http_xfer *x) {
   x->pause_next = 0;
-  curl_easy_pause(x->easy, CURLPAUSE_CONT);
+  clock_gettime(CLOCK_MONOTONIC, &x->last_activity); /* a pause is not idle */
+  CURLcode cc = curl_easy_pause(x->easy, CURLPAUSE_CONT);
+  if (x->sink_rc != 0)
+    return x->sink_rc;
+  return cc == CURLE_OK ? 0 : ACTIO_ETRANSFER;
 }
 
 long actio__http_xfer_status(const actio__http_xfer *x) { return x->status; }
@@ -449,6 +455,8 @@ static int save_finish(actio__http_xfer *x, int ok) {
   free(part);
   return rc;
 }
+
+int actio__http_xfer_commit(actio__http_xfer *x) { return save_finish(x, 1); }
 
 void actio__http_xfer_free(actio__http_xfer *x) {
   if (x == NULL)
@@ -656,13 +664,8 @@ static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
   curl_off_t after = 0;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
   if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
-    x->retry_after_ms = (long)after * 1000;
-  if (cc == CURLE_OK)
-    rc = save_finish(x, 1); /* 0 when there is no file to save */
-  if (rc != 0) {
-    snprintf(msg, sizeof msg, "%s %.300s: saving to %.300s: %s", x->method,
-             x->req_url, x->save_to, actio_strerror(rc));
-  } else if (cc != CURLE_OK) {
+    x->retry_after_ms = after < 86400 ? (long)after * 1000 : 86400000L; /* a day */
+  if (cc != CURLE_OK) {
     rc = map_error(x, cc);
     snprintf(msg, sizeof msg, "%s %.300s: %s%s", x->method, x->req_url,
              x->sink_rc ? "body consumer failed: " : "",

@@ -61,8 +61,13 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
                             const actio_http_request *req, long timeout_ms,
                             actio__http_sink_fn sink, actio__http_done_fn done,
                             void *arg);
-/* Unpauses a transfer its sink paused (on the loop's thread). */
-void actio__http_xfer_resume(actio__http_xfer *x);
+/* Unpauses a transfer its sink paused (on the loop's thread); the chunk
+ * libcurl held goes to the sink now. Returns 0, or the sink's error (the
+ * caller then cancels the transfer). */
+int actio__http_xfer_resume(actio__http_xfer *x);
+/* After done reported 0: puts a save_to file in place (the caller decided no
+ * retry follows). Returns 0 or a negated errno. */
+int actio__http_xfer_commit(actio__http_xfer *x);
 /* After done: the status and Retry-After (ms, 0 if none) of the last
  * response, 0 if there was none. */
 long actio__http_xfer_status(const actio__http_xfer *x);

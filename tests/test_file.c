@@ -835,6 +835,107 @@ END_TEST
 
 extern char **environ;
 
+/* ---- regressions from review ---- */
+
+START_TEST(mkdir_accepts_dot_and_double_slash) {
+  char p[512];
+  actio_future *f;
+  path_in(p, sizeof p, "m1//m2/./m3/");
+  ck_assert_int_eq(actio_file_mkdir(files, p, 0755, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  struct stat st;
+  path_in(p, sizeof p, "m1/m2/m3");
+  ck_assert_int_eq(stat(p, &st), 0);
+  ck_assert(S_ISDIR(st.st_mode));
+}
+END_TEST
+
+START_TEST(atomic_write_of_a_new_file_keeps_the_umask) {
+  char p[512];
+  actio_future *f;
+  umask(022);
+  path_in(p, sizeof p, "fresh");
+  ck_assert_int_eq(actio_file_write(files, p, "x", 1, ACTIO_WRITE_ATOMIC, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  struct stat st;
+  ck_assert_int_eq(stat(p, &st), 0);
+  ck_assert_uint_eq(st.st_mode & 0777, 0644);
+}
+END_TEST
+
+START_TEST(no_read_limit_means_no_limit) {
+  actio_actor *unlimited;
+  actio_files_opts o = {.max_read = SIZE_MAX};
+  ck_assert_int_eq(actio_files_spawn(rt, &o, &unlimited), 0);
+  write_file("eleven", "eleven byte");
+  char p[512];
+  path_in(p, sizeof p, "eleven");
+  actio_future *f;
+  ck_assert_int_eq(actio_file_read(unlimited, p, &f), 0);
+  ck_assert_str_eq(((actio_buf *)expect(f, 0))->data, "eleven byte");
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(a_refused_sequential_call_gives_its_range_back) {
+  char p[512];
+  actio_future *f;
+  write_file("seq", "0123456789");
+  path_in(p, sizeof p, "seq");
+  ck_assert_int_eq(actio_file_open(files, p, O_RDWR, 0, &f), 0);
+  expect(f, 0);
+  actio_fh *h = actio_future_take(f);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_fh_read(h, SIZE_MAX, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_fh_pwrite(h, UINT64_MAX - 1, "x", 1, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_fh_read(h, 4, &f), 0);
+  ck_assert_str_eq(((actio_buf *)expect(f, 0))->data, "0123");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_fh_close(h, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+}
+END_TEST
+
+static actio_future *held_ready;
+
+static int hold_first(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)arg;
+  (void)data;
+  (void)len;
+  if (__atomic_load_n(&held_ready, __ATOMIC_ACQUIRE) == NULL) {
+    actio_future_create(ready);
+    actio_future_ref(*ready);
+    __atomic_store_n(&held_ready, *ready, __ATOMIC_RELEASE);
+  }
+  return 0;
+}
+
+START_TEST(a_waiting_stream_ends_with_its_actor) {
+  actio_runtime *own;
+  actio_actor *f2;
+  ck_assert_int_eq(actio_runtime_create(&own, NULL), 0);
+  ck_assert_int_eq(actio_files_spawn(own, NULL, &f2), 0);
+  write_file("waits", "some bytes to stream");
+  char p[512];
+  path_in(p, sizeof p, "waits");
+  held_ready = NULL;
+  actio_future *f;
+  ck_assert_int_eq(actio_file_stream(f2, p, 4, hold_first, NULL, &f), 0);
+  while (__atomic_load_n(&held_ready, __ATOMIC_ACQUIRE) == NULL)
+    usleep(1000);
+  actio_runtime_destroy(own); /* the stop waits for the worker that parks it */
+  expect(f, ACTIO_ECANCELED); /* it ended with the actor */
+  actio_future_unref(f);
+  ck_assert_int_eq(count_fds(), 0);
+  actio_future *h = __atomic_load_n(&held_ready, __ATOMIC_ACQUIRE);
+  actio_future_resolve(h, NULL, NULL); /* nothing left to touch */
+  actio_future_unref(h);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--read-as-nobody") == 0)
     return read_as_nobody(argv[2]);
@@ -858,6 +959,11 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, stream_with_backpressure);
   tcase_add_test(tc, stream_fails_with_its_consumer);
   tcase_add_test(tc, stream_into_a_file_through_a_handle);
+  tcase_add_test(tc, mkdir_accepts_dot_and_double_slash);
+  tcase_add_test(tc, atomic_write_of_a_new_file_keeps_the_umask);
+  tcase_add_test(tc, no_read_limit_means_no_limit);
+  tcase_add_test(tc, a_refused_sequential_call_gives_its_range_back);
+  tcase_add_test(tc, a_waiting_stream_ends_with_its_actor);
   tcase_add_test(tc, requests_after_stop_are_refused);
   suite_add_tcase(s, tc);
   TCase *big = tcase_with_timeout("large", 600);

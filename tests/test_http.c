@@ -525,6 +525,107 @@ START_TEST(body_saved_to_a_file) {
 }
 END_TEST
 
+static actio_future *held2;
+
+/* Pauses on the first chunk (the test completes the wait), fails on the
+ * next: the one libcurl hands over while unpausing. */
+static int hold_then_fail(void *arg, const void *data, size_t len, actio_future **ready) {
+  int *calls = arg;
+  (void)data;
+  (void)len;
+  if ((*calls)++ > 0)
+    return -EPIPE;
+  actio_future_create(ready);
+  actio_future_ref(*ready);
+  __atomic_store_n(&held2, *ready, __ATOMIC_RELEASE);
+  return 0;
+}
+
+static void *resolve_after(void *arg) {
+  actio_future **slot = arg;
+  actio_future *f;
+  while ((f = __atomic_load_n(slot, __ATOMIC_ACQUIRE)) == NULL)
+    usleep(1000);
+  usleep(1500000); /* longer than the idle timeout below */
+  actio_future_resolve(f, NULL, NULL);
+  return NULL;
+}
+
+static actio_future *held;
+
+static int hold_once(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)arg;
+  (void)data;
+  (void)len;
+  if (__atomic_load_n(&held, __ATOMIC_ACQUIRE) != NULL)
+    return 0;
+  actio_future_create(ready);
+  actio_future_ref(*ready);
+  __atomic_store_n(&held, *ready, __ATOMIC_RELEASE);
+  return 0;
+}
+
+START_TEST(review_regressions) {
+  /* save_to is copied: the caller may free it at once. */
+  char *path = malloc(700);
+  snprintf(path, 700, "%s/copied-path", servers_dir);
+  actio_http_request req = {.url = url(nginx_http, "/1k"), .save_to = path};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  char keep[700];
+  snprintf(keep, sizeof keep, "%s", path);
+  memset(path, 'x', 699);
+  free(path);
+  ck_assert_uint_eq(expect(f, 0)->body_len, 1024);
+  ck_assert_int_eq(access(keep, F_OK), 0);
+  actio_future_unref(f);
+
+  /* A consumer that fails on the chunk handed over after a pause fails the
+   * request. */
+  int calls = 0;
+  held2 = NULL;
+  actio_http_request fail2 = {.url = url(fixture, "/chunked/300000"),
+                              .on_chunk = hold_then_fail, .chunk_arg = &calls};
+  ck_assert_int_eq(actio_http_send(http, &fail2, &f), 0);
+  actio_future *h2;
+  while ((h2 = __atomic_load_n(&held2, __ATOMIC_ACQUIRE)) == NULL)
+    usleep(1000);
+  actio_future_resolve(h2, NULL, NULL);
+  expect(f, -EPIPE);
+  actio_future_unref(f);
+  actio_future_unref(h2);
+
+  /* Backpressure is not idleness. */
+  held = NULL;
+  actio_http_request slow = {.url = url(nginx_http, "/64k"), .on_chunk = hold_once,
+                             .idle_timeout_ms = 300};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, resolve_after, &held), 0);
+  ck_assert_int_eq(actio_http_send(http, &slow, &f), 0);
+  ck_assert_uint_eq(expect(f, 0)->body_len, 65536);
+  actio_future_unref(f);
+  pthread_join(t, NULL);
+  actio_future_unref(held);
+
+  /* A retried answer never reaches save_to: cancelled while waiting to
+   * retry, the old file stays. */
+  char dest[700], cmd[1600];
+  snprintf(dest, sizeof dest, "%s/keep-me", servers_dir);
+  FILE *fp = fopen(dest, "w");
+  fputs("GOOD", fp);
+  fclose(fp);
+  actio_http_request retry = {.url = url(fixture, "/retry/clobber/5"), .retries = 3,
+                              .save_to = dest};
+  ck_assert_int_eq(actio_http_send(http, &retry, &f), 0);
+  usleep(300000); /* the 503 came; the retry waits for Retry-After */
+  actio_future_cancel(f);
+  expect(f, ACTIO_ECANCELED);
+  actio_future_unref(f);
+  snprintf(cmd, sizeof cmd, "grep -qx GOOD '%s'", dest);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(client_certificates) {
   /* The server asks for a certificate: without one nginx answers 400. */
   actio_future *f = get(http, url(nginx_mtls, "/1k"));
@@ -618,6 +719,7 @@ int main(void) {
   tcase_add_test(tc, client_certificates);
   tcase_add_test(tc, per_host_connection_limit);
   tcase_add_test(tc, connect_timeout);
+  tcase_add_test(tc, review_regressions);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();
