@@ -38,7 +38,9 @@ typedef struct actio_http_opts {
   long max_connections;        /* open connections per worker; default 64 */
   long max_host_connections;   /* per host and worker; default no limit */
   long connect_timeout_ms;     /* default 10 s */
-  long timeout_ms;             /* whole request, queueing included; default 300 s */
+  long timeout_ms;             /* one attempt, from its start; default 300 s
+                                  (a future's deadline bounds all of it:
+                                  queueing, attempts and retry waits) */
   long idle_timeout_ms;        /* no byte for this long fails (checked about
                                   once a second); default none */
   int max_redirects;           /* default 10; -1: do not follow redirects */
