@@ -252,6 +252,14 @@ START_TEST(bad_urls_and_refused_connections) {
   f = get(http, "http://127.0.0.1:1/");
   expect(f, -ECONNREFUSED);
   actio_future_unref(f);
+  /* A DNS failure without a DNS query: a 64-byte label is longer than DNS
+   * allows, so the resolver fails it locally and nothing leaves the host. */
+  char name[128];
+  snprintf(name, sizeof name, "http://%064d.test/", 0);
+  f = get(http, name);
+  expect(f, ACTIO_EDNS);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), ".test"));
+  actio_future_unref(f);
   ck_assert_int_eq(actio_http_get(http, NULL, &f), ACTIO_EINVAL);
   actio_http_request bad = {.url = "http://127.0.0.1/", .method = "GE T"};
   ck_assert_int_eq(actio_http_send(http, &bad, &f), 0);
