@@ -335,10 +335,6 @@ static int do_pread(req *r, void **value) {
   return (*value = buf_wrap(data, got)) ? 0 : -ENOMEM;
 }
 
-typedef struct lines_ctx {
-  req *r;
-} lines_ctx;
-
 static int lines_cb(void *arg, const actio__line *lines, size_t n) {
   req *r = arg;
   if (stopped(r))

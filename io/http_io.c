@@ -64,7 +64,6 @@ struct actio__http_loop {
   const actio__http_conf *conf;
   actio__http_share *share;
   actio__http_xfer *list; /* transfers in the multi handle */
-  size_t count;
   CURL **spare; /* easy handles kept for reuse */
   size_t nspare, spare_cap;
 };
@@ -162,7 +161,6 @@ void actio__http_loop_destroy(actio__http_loop *l) {
 
 void actio__http_loop_wakeup(actio__http_loop *l) { curl_multi_wakeup(l->multi); }
 
-size_t actio__http_loop_count(const actio__http_loop *l) { return l->count; }
 
 static void drain_done(actio__http_loop *l) {
   CURLMsg *m;
@@ -578,7 +576,6 @@ int actio__http_loop_add(actio__http_loop *l, actio__http_xfer *x) {
   if (l->list != NULL)
     l->list->prev = x;
   l->list = x;
-  l->count++;
   return 0;
 }
 
@@ -592,7 +589,6 @@ static void unlink_xfer(actio__http_loop *l, actio__http_xfer *x) {
   if (x->next != NULL)
     x->next->prev = x->prev;
   x->prev = x->next = NULL;
-  l->count--;
 }
 
 void actio__http_loop_cancel(actio__http_loop *l, actio__http_xfer *x) {

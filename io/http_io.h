@@ -45,7 +45,6 @@ void actio__http_loop_destroy(actio__http_loop *l);
 void actio__http_loop_wait(actio__http_loop *l, int max_ms);
 /* Makes a wait return now. Any thread. */
 void actio__http_loop_wakeup(actio__http_loop *l);
-size_t actio__http_loop_count(const actio__http_loop *l);
 
 /* Takes body chunks instead of memory: returns 0 (taken), 1 (taken, but
  * pause the transfer before the next chunk until actio__http_xfer_resume)
