@@ -362,7 +362,7 @@ static int run_pingpong(uint64_t n, uint64_t spin) {
 /* ---- mailbox ---- */
 
 typedef struct mbox_bench {
-  int use_mutex;
+  int use_baseline;
   actio__mbox *mb;
   bench_mq *mq;
   uint64_t producers;
@@ -385,7 +385,7 @@ typedef struct consumer {
 
 /* Both queues sit behind the same branch, so neither pays more dispatch. */
 static int q_push(mbox_bench *b, void *a, void *tag) {
-  if (b->use_mutex) {
+  if (b->use_baseline) {
     bench_mq_msg m = {a, tag};
     return bench_mq_push(b->mq, &m);
   }
@@ -395,7 +395,7 @@ static int q_push(mbox_bench *b, void *a, void *tag) {
 
 static int q_pop(mbox_bench *b, void **a, void **tag) {
   int rc;
-  if (b->use_mutex) {
+  if (b->use_baseline) {
     bench_mq_msg m;
     rc = bench_mq_pop(b->mq, &m);
     *a = m.a;
@@ -450,15 +450,15 @@ static void *consumer_run(void *arg) {
 }
 
 static int run_mailbox(uint64_t n, uint64_t producers, uint64_t consumers,
-                       int use_mutex, uint64_t capacity, uint64_t spin) {
-  mbox_bench b = {.use_mutex = use_mutex, .producers = producers};
-  int rc = use_mutex ? bench_mq_create(&b.mq, (size_t)capacity)
+                       int use_baseline, uint64_t capacity, uint64_t spin) {
+  mbox_bench b = {.use_baseline = use_baseline, .producers = producers};
+  int rc = use_baseline ? bench_mq_create(&b.mq, (size_t)capacity)
                      : actio__mbox_create(&b.mb, (size_t)capacity);
   if (rc != 0) {
     fprintf(stderr, "actio-bench: queue: %s\n", actio_strerror(rc));
     return 1;
   }
-  if (!use_mutex)
+  if (!use_baseline)
     actio__mbox_set_spin(b.mb, (unsigned)spin);
   producer *ps = calloc((size_t)producers, sizeof *ps);
   consumer *cs = calloc((size_t)consumers, sizeof *cs);
@@ -485,7 +485,7 @@ static int run_mailbox(uint64_t n, uint64_t producers, uint64_t consumers,
     pthread_join(ps[i].thread, NULL);
   /* Every push has returned: closing now loses nothing, and the consumers
    * leave once they have drained the rest. */
-  if (use_mutex)
+  if (use_baseline)
     bench_mq_close(b.mq);
   else
     actio__mbox_close(b.mb);
@@ -518,11 +518,11 @@ static int run_mailbox(uint64_t n, uint64_t producers, uint64_t consumers,
            ", \"checksum\": %" PRIu64 ", \"checksum_ok\": %s",
            producers, consumers, capacity, popped, refused, disorder, sum,
            checksum_ok ? "true" : "false");
-  if (!use_mutex) {
+  if (!use_baseline) {
     size_t len = strlen(extra);
     snprintf(extra + len, sizeof extra - len, ", \"spin\": %" PRIu64, spin);
   }
-  emit(use_mutex ? "mutex_queue" : "actio", "mailbox", n, producers + consumers,
+  emit(use_baseline ? "mutex_queue" : "actio", "mailbox", n, producers + consumers,
        ok, errors, secs, extra);
   return errors > 0 || popped != n || disorder > 0 || refused > 0 || !checksum_ok;
 }
@@ -856,7 +856,7 @@ enum {
 typedef struct settings {
   uint64_t n, fanout, threads, producers, consumers, capacity, spin;
   uint64_t files, size, concurrency, workers, chunk, requests;
-  int use_mutex;
+  int use_baseline;
   const char *dir, *path, *url;
 } settings;
 
@@ -956,34 +956,19 @@ int main(int argc, char **argv) {
 
   for (int i = 2; i < argc; i += 2) {
     const char *name = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(name, "--impl") == 0 && w == W_MAILBOX) {
+    if (strcmp(name, "--impl") == 0 &&
+        (w == W_MAILBOX || w == W_HTTP_GET || w == W_PINGPONG)) {
+      /* The other side of each comparison: the mutex queue, the bare
+       * libcurl multi loop (the actor's floor), or the bare two-thread
+       * hand-off (pingpong's limit). */
+      const char *other = w == W_MAILBOX ? "mutex" : w == W_HTTP_GET ? "curl" : "threads";
       if (value != NULL && strcmp(value, "actio") == 0)
-        s.use_mutex = 0;
-      else if (value != NULL &&
-               (strcmp(value, "mutex") == 0 || strcmp(value, "mutex_queue") == 0))
-        s.use_mutex = 1;
+        s.use_baseline = 0;
+      else if (value != NULL && (strcmp(value, other) == 0 ||
+                                 (w == W_MAILBOX && strcmp(value, "mutex_queue") == 0)))
+        s.use_baseline = 1;
       else
-        return bad_usage("--impl takes actio or mutex", value);
-      continue;
-    }
-    if (strcmp(name, "--impl") == 0 && w == W_HTTP_GET) {
-      /* "curl": the bare libcurl multi loop, the actor's floor. */
-      if (value != NULL && strcmp(value, "actio") == 0)
-        s.use_mutex = 0;
-      else if (value != NULL && strcmp(value, "curl") == 0)
-        s.use_mutex = 1;
-      else
-        return bad_usage("--impl takes actio or curl", value);
-      continue;
-    }
-    if (strcmp(name, "--impl") == 0 && w == W_PINGPONG) {
-      /* "threads": the bare two-thread hand-off, pingpong's limit. */
-      if (value != NULL && strcmp(value, "actio") == 0)
-        s.use_mutex = 0;
-      else if (value != NULL && strcmp(value, "threads") == 0)
-        s.use_mutex = 1;
-      else
-        return bad_usage("--impl takes actio or threads", value);
+        return bad_usage("--impl takes actio or", other);
       continue;
     }
     const str_flag *sf = NULL;
@@ -1020,7 +1005,7 @@ int main(int argc, char **argv) {
   case W_GATHER:
     return run_gather(s.n, s.fanout, s.threads);
   case W_PINGPONG:
-    return s.use_mutex ? run_handoff(s.n) : run_pingpong(s.n, s.spin);
+    return s.use_baseline ? run_handoff(s.n) : run_pingpong(s.n, s.spin);
   case W_WRITE_SMALL:
   case W_READ_SMALL:
     return run_small(w == W_WRITE_SMALL, s.dir, s.files, s.size, s.concurrency,
@@ -1030,9 +1015,9 @@ int main(int argc, char **argv) {
   case W_READ_LARGE:
     return run_large(s.path, s.chunk, s.workers);
   case W_HTTP_GET:
-    return run_http_get(s.url, s.requests, s.concurrency, s.workers, s.use_mutex);
+    return run_http_get(s.url, s.requests, s.concurrency, s.workers, s.use_baseline);
   default:
-    return run_mailbox(s.n, s.producers, s.consumers, s.use_mutex, s.capacity,
+    return run_mailbox(s.n, s.producers, s.consumers, s.use_baseline, s.capacity,
                        s.spin);
   }
 }
