@@ -196,6 +196,18 @@ static int fail_with(actio_future *f, int code, char *msg) {
   return 0;
 }
 
+int actio__future_fail_aux(actio_future *f, int code, const char *msg,
+                           void *aux, actio_free_fn aux_free) {
+  if (!begin(f))
+    return ACTIO_EALREADY;
+  f->status = code;
+  f->errmsg = msg ? strdup(msg) : NULL;
+  f->aux = aux;
+  f->aux_free = aux_free;
+  finish(f); /* publishes aux with the result */
+  return 0;
+}
+
 int actio_future_fail(actio_future *f, int code, const char *fmt, ...) {
   if (f == NULL || code >= 0)
     return ACTIO_EINVAL;

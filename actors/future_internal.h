@@ -12,6 +12,12 @@ void actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free);
  * else NULL. */
 void *actio__future_aux(const actio_future *f, actio_free_fn aux_free);
 
+/* Fails `f` with code and msg (copied), attaching `aux` (its details, read
+ * back with actio__future_aux once `f` is done). `f` must have no attached
+ * object. Returns 0, or ACTIO_EALREADY (aux stays the caller's). */
+int actio__future_fail_aux(actio_future *f, int code, const char *msg,
+                           void *aux, actio_free_fn aux_free);
+
 /* 1 while nobody has started completing `f` (not even a cancel whose hook
  * is running). */
 int actio__future_pending(const actio_future *f);

@@ -8,6 +8,7 @@
 #include "actio/actor.h"
 #include "actio/file.h"
 #include "actio/http.h"
+#include "actio/db.h"
 
 #define ACTIO_VERSION_MAJOR 0
 #define ACTIO_VERSION_MINOR 1

@@ -40,7 +40,14 @@ extern "C" {
   X(ETOOBIG, -4017, "response body over the size limit")                      \
   X(EPARTIAL, -4018, "connection closed before the whole response arrived")   \
   X(EHTTP, -4019, "HTTP status 4xx or 5xx")                                   \
-  X(ETRANSFER, -4020, "HTTP transfer failed")
+  X(ETRANSFER, -4020, "HTTP transfer failed")                                \
+  X(ESQL, -4021, "SQL error reported by the server")                          \
+  X(ERETRY, -4022, "serialization failure or deadlock: retry the transaction") \
+  X(ECONN, -4023, "database connection failed or lost")                       \
+  X(EAUTH, -4024, "database authentication failed")                           \
+  X(EDSN, -4025, "invalid database connection string")                        \
+  X(ENULL, -4026, "value is SQL NULL")                                        \
+  X(ETYPE, -4027, "value does not convert to the requested type")
 
 #define ACTIO_ERR_MAP(X) ACTIO_ERRNO_MAP(X) ACTIO_OWN_MAP(X)
 

@@ -1,0 +1,570 @@
+/* pg_conn.c: one PostgreSQL connection over libpq's non-blocking API.
+ *
+ * In pipeline mode every unit is its statement (a Parse first when the
+ * statement is not prepared yet) followed by a Sync, so an error aborts
+ * nothing but its own unit. Results then come as: [prepare's result, NULL],
+ * the statement's result, NULL, PGRES_PIPELINE_SYNC. Scripts, COPY and
+ * LISTEN leave pipeline mode for the time of their unit. */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actio/error.h"
+#include "io/pg_conn.h"
+
+/* A prepared statement, in the hash table and the LRU list. Units that use
+ * it hold references: a statement whose Parse failed lingers (unhashed)
+ * until they are done, so they report the Parse's error. */
+typedef struct stmt {
+  char *sql;
+  Oid *types;
+  int nparams;
+  unsigned refs;
+  int dropped;      /* out of the cache; freed by its last unit */
+  PGresult *failed; /* the Parse's error, once known */
+  struct stmt *hnext;
+  struct stmt *lprev, *lnext; /* LRU: head is the most recent */
+  uint64_t hash;
+  char name[24];
+} stmt;
+
+enum stage { ST_PREP, ST_QUERY, ST_SYNC, ST_COPY };
+
+typedef struct unit {
+  void *arg;
+  stmt *prep;     /* the statement it prepares or uses, or NULL */
+  int preparing;  /* it carries the Parse */
+  int simple;     /* sent with the simple protocol, not pipelined */
+  enum stage stage;
+  PGresult *res;  /* the result to hand over */
+  int rc;         /* 0, or the error res carries */
+  struct unit *next;
+} unit;
+
+struct actio__pg_conn {
+  PGconn *pg;
+  int connecting;
+  PostgresPollingStatusType poll;
+  int want_write; /* PQflush left data behind */
+  unit *head, *tail, *spare;
+  size_t inflight;
+  /* statement cache */
+  unsigned cache_max, cache_n;
+  stmt **table; /* cache_max * 2 buckets */
+  stmt *lru, *lru_tail;
+  unsigned long next_name;
+};
+
+/* Notices (NOTICE, WARNING) are the query's business, not stderr's. */
+static void quiet(void *arg, const PGresult *res) {
+  (void)arg;
+  (void)res;
+}
+
+static void one_line(const char *in, char *buf, size_t len) {
+  if (len == 0)
+    return;
+  snprintf(buf, len, "%s", in != NULL && *in ? in : "unknown error");
+  for (char *p = buf; *p; p++)
+    if (*p == '\n' || *p == '\t')
+      *p = ' ';
+  size_t n = strlen(buf);
+  while (n > 0 && buf[n - 1] == ' ')
+    buf[--n] = '\0';
+}
+
+void actio__pg_conn_message(const actio__pg_conn *c, char *buf, size_t len) {
+  one_line(c != NULL && c->pg != NULL ? PQerrorMessage(c->pg) : NULL, buf, len);
+}
+
+int actio__pg_conn_start(actio__pg_conn **out, const char *dsn,
+                         unsigned cache_size, char *err, size_t errlen) {
+  actio__pg_conn *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return ACTIO_ENOMEM;
+  if (cache_size > 0) {
+    c->table = calloc((size_t)cache_size * 2, sizeof *c->table);
+    if (c->table == NULL) {
+      free(c);
+      return ACTIO_ENOMEM;
+    }
+    c->cache_max = cache_size;
+  }
+  /* The DSN goes in as "dbname" with expansion, so it may be a key=value
+   * string or a URI; the application name says who we are. */
+  const char *keys[] = {"dbname", "fallback_application_name", NULL};
+  const char *vals[] = {dsn, "actio", NULL};
+  c->pg = PQconnectStartParams(keys, vals, 1);
+  if (c->pg == NULL) {
+    free(c->table);
+    free(c);
+    return ACTIO_ENOMEM;
+  }
+  if (PQstatus(c->pg) == CONNECTION_BAD) {
+    actio__pg_conn_message(c, err, errlen);
+    PQfinish(c->pg);
+    free(c->table);
+    free(c);
+    return ACTIO_ECONN;
+  }
+  PQsetNoticeReceiver(c->pg, quiet, NULL);
+  c->connecting = 1;
+  c->poll = PGRES_POLLING_WRITING; /* libpq's rule for the first wait */
+  *out = c;
+  return 0;
+}
+
+static int auth_failure(const char *msg) {
+  return strstr(msg, "authentication failed") != NULL ||
+         strstr(msg, "no password supplied") != NULL ||
+         strstr(msg, "no pg_hba.conf entry") != NULL;
+}
+
+int actio__pg_conn_connect(actio__pg_conn *c, char *err, size_t errlen) {
+  if (!c->connecting)
+    return 0;
+  c->poll = PQconnectPoll(c->pg);
+  if (c->poll == PGRES_POLLING_READING || c->poll == PGRES_POLLING_WRITING)
+    return ACTIO_EPENDING;
+  if (c->poll == PGRES_POLLING_FAILED) {
+    actio__pg_conn_message(c, err, errlen);
+    return auth_failure(err) ? ACTIO_EAUTH : ACTIO_ECONN;
+  }
+  c->connecting = 0;
+  if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
+    actio__pg_conn_message(c, err, errlen);
+    return ACTIO_ECONN;
+  }
+  return 0;
+}
+
+/* ---- the statement cache ---- */
+
+static uint64_t stmt_hash(const char *sql, int nparams, const Oid *types) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+    h = (h ^ *p) * 1099511628211ull;
+  for (int i = 0; types != NULL && i < nparams; i++)
+    h = (h ^ types[i]) * 1099511628211ull;
+  return h ^ (uint64_t)nparams;
+}
+
+static int stmt_same(const stmt *s, uint64_t h, const actio__pg_query *q) {
+  if (s->hash != h || s->nparams != q->nparams || strcmp(s->sql, q->sql) != 0)
+    return 0;
+  for (int i = 0; i < q->nparams; i++)
+    if ((s->types ? s->types[i] : 0) != (q->types ? q->types[i] : 0))
+      return 0;
+  return 1;
+}
+
+static stmt **bucket(actio__pg_conn *c, uint64_t h) {
+  return &c->table[h % ((uint64_t)c->cache_max * 2)];
+}
+
+static void lru_unlink(actio__pg_conn *c, stmt *s) {
+  if (s->lprev)
+    s->lprev->lnext = s->lnext;
+  else
+    c->lru = s->lnext;
+  if (s->lnext)
+    s->lnext->lprev = s->lprev;
+  else
+    c->lru_tail = s->lprev;
+  s->lprev = s->lnext = NULL;
+}
+
+static void lru_front(actio__pg_conn *c, stmt *s) {
+  s->lnext = c->lru;
+  s->lprev = NULL;
+  if (c->lru)
+    c->lru->lprev = s;
+  c->lru = s;
+  if (c->lru_tail == NULL)
+    c->lru_tail = s;
+}
+
+static void stmt_free(stmt *s) {
+  PQclear(s->failed);
+  free(s->sql);
+  free(s->types);
+  free(s);
+}
+
+/* Takes s out of the table and the list; freed now or by its last unit. */
+static void stmt_drop(actio__pg_conn *c, stmt *s) {
+  stmt **pp = bucket(c, s->hash);
+  while (*pp != NULL && *pp != s)
+    pp = &(*pp)->hnext;
+  if (*pp == s) {
+    *pp = s->hnext;
+    lru_unlink(c, s);
+    c->cache_n--;
+  }
+  s->hnext = NULL;
+  s->dropped = 1;
+  if (s->refs == 0)
+    stmt_free(s);
+}
+
+static void stmt_unref(stmt *s) {
+  if (--s->refs == 0 && s->dropped)
+    stmt_free(s);
+}
+
+/* ---- units ---- */
+
+static unit *unit_push(actio__pg_conn *c, void *arg) {
+  unit *u = c->spare;
+  if (u != NULL)
+    c->spare = u->next;
+  else if ((u = malloc(sizeof *u)) == NULL)
+    return NULL;
+  memset(u, 0, sizeof *u);
+  u->arg = arg;
+  if (c->tail)
+    c->tail->next = u;
+  else
+    c->head = u;
+  c->tail = u;
+  c->inflight++;
+  return u;
+}
+
+static void unit_pop(actio__pg_conn *c) {
+  unit *u = c->head;
+  c->head = u->next;
+  if (c->head == NULL)
+    c->tail = NULL;
+  c->inflight--;
+  if (u->prep)
+    stmt_unref(u->prep);
+  PQclear(u->res);
+  u->next = c->spare;
+  c->spare = u;
+}
+
+/* Withdraws the unit just pushed at the tail (its send failed). */
+static void unit_unpush(actio__pg_conn *c) {
+  unit *prev = NULL;
+  for (unit *u = c->head; u != c->tail; u = u->next)
+    prev = u;
+  unit *u = c->tail;
+  if (prev)
+    prev->next = NULL;
+  else
+    c->head = NULL;
+  c->tail = prev;
+  c->inflight--;
+  if (u->prep)
+    stmt_unref(u->prep);
+  u->next = c->spare;
+  c->spare = u;
+}
+
+/* Sends "DEALLOCATE name" for an evicted statement as an internal unit. */
+static int deallocate(actio__pg_conn *c, const char *name) {
+  char sql[48];
+  snprintf(sql, sizeof sql, "DEALLOCATE %s", name); /* our own name */
+  if (unit_push(c, NULL) == NULL)
+    return ACTIO_ENOMEM;
+  if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0) ||
+      !PQpipelineSync(c->pg)) {
+    unit_unpush(c);
+    return ACTIO_ECONN;
+  }
+  c->tail->stage = ST_QUERY;
+  return 0;
+}
+
+/* Finds or makes the statement for q; sets *fresh when it must be parsed. */
+static stmt *stmt_get(actio__pg_conn *c, const actio__pg_query *q, int *fresh) {
+  uint64_t h = stmt_hash(q->sql, q->nparams, q->types);
+  for (stmt *s = *bucket(c, h); s != NULL; s = s->hnext)
+    if (stmt_same(s, h, q)) {
+      lru_unlink(c, s);
+      lru_front(c, s);
+      *fresh = 0;
+      return s;
+    }
+  if (c->cache_n == c->cache_max) { /* evict the least recently used */
+    stmt *old = c->lru_tail;
+    char name[sizeof old->name];
+    memcpy(name, old->name, sizeof name);
+    stmt_drop(c, old);
+    if (deallocate(c, name) != 0)
+      return NULL;
+  }
+  stmt *s = calloc(1, sizeof *s);
+  if (s == NULL || (s->sql = strdup(q->sql)) == NULL)
+    goto fail;
+  if (q->types != NULL && q->nparams > 0) {
+    s->types = malloc(sizeof(Oid) * (size_t)q->nparams);
+    if (s->types == NULL)
+      goto fail;
+    memcpy(s->types, q->types, sizeof(Oid) * (size_t)q->nparams);
+  }
+  s->nparams = q->nparams;
+  s->hash = h;
+  snprintf(s->name, sizeof s->name, "actio_%lu", ++c->next_name);
+  stmt **b = bucket(c, h);
+  s->hnext = *b;
+  *b = s;
+  lru_front(c, s);
+  c->cache_n++;
+  *fresh = 1;
+  return s;
+fail:
+  if (s)
+    free(s->sql);
+  free(s);
+  return NULL;
+}
+
+int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *arg) {
+  stmt *s = NULL;
+  int fresh = 0;
+  if (q->cache && c->cache_max > 0 && (s = stmt_get(c, q, &fresh)) == NULL)
+    return PQstatus(c->pg) == CONNECTION_BAD ? ACTIO_ECONN : ACTIO_ENOMEM;
+  unit *u = unit_push(c, arg);
+  if (u == NULL)
+    return ACTIO_ENOMEM;
+  int ok;
+  if (s != NULL) {
+    s->refs++;
+    u->prep = s;
+    u->preparing = fresh;
+    u->stage = fresh ? ST_PREP : ST_QUERY;
+    ok = (!fresh || PQsendPrepare(c->pg, s->name, q->sql, q->nparams, q->types)) &&
+         PQsendQueryPrepared(c->pg, s->name, q->nparams, q->values, q->lengths,
+                             q->formats, q->binary_results);
+  } else {
+    u->stage = ST_QUERY;
+    ok = PQsendQueryParams(c->pg, q->sql, q->nparams, q->types, q->values,
+                           q->lengths, q->formats, q->binary_results);
+  }
+  /* libpq 17 can queue the Sync without a flush; before it the Sync
+   * flushes, which costs one send per unit but never delays one. */
+  if (ok)
+    ok = PQpipelineSync(c->pg);
+  if (!ok) {
+    if (fresh)
+      stmt_drop(c, s); /* never parsed: nobody may use its name */
+    unit_unpush(c);
+    return ACTIO_ECONN;
+  }
+  c->want_write = PQflush(c->pg) == 1;
+  return 0;
+}
+
+int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, void *arg) {
+  if (c->inflight > 0 || PQexitPipelineMode(c->pg) != 1)
+    return ACTIO_ESTATE;
+  unit *u = unit_push(c, arg);
+  if (u == NULL) {
+    PQenterPipelineMode(c->pg);
+    return ACTIO_ENOMEM;
+  }
+  u->simple = 1;
+  u->stage = ST_QUERY;
+  if (!PQsendQuery(c->pg, sql)) {
+    unit_unpush(c);
+    return ACTIO_ECONN;
+  }
+  c->want_write = PQflush(c->pg) == 1;
+  return 0;
+}
+
+void actio__pg_conn_copy_done(actio__pg_conn *c) {
+  if (c->head != NULL && c->head->stage == ST_COPY)
+    c->head->stage = ST_QUERY;
+}
+
+int actio__pg_conn_in_copy(const actio__pg_conn *c) {
+  return c->head != NULL && c->head->stage == ST_COPY;
+}
+
+/* ---- results ---- */
+
+int actio__pg_result_code(const PGresult *res) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  if (state == NULL)
+    return ACTIO_ECONN; /* made up by libpq: the connection failed */
+  if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+    return ACTIO_ERETRY;
+  return ACTIO_ESQL;
+}
+
+void actio__pg_result_message(const PGresult *res, char *buf, size_t len) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+  const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+  if (msg == NULL) {
+    one_line(PQresultErrorMessage(res), buf, len);
+    return;
+  }
+  char tmp[1024];
+  int n = snprintf(tmp, sizeof tmp, "%s: %s", state ? state : "?????", msg);
+  if (detail && n >= 0 && (size_t)n < sizeof tmp)
+    n += snprintf(tmp + n, sizeof tmp - (size_t)n, " (detail: %s)", detail);
+  if (hint && n >= 0 && (size_t)n < sizeof tmp)
+    snprintf(tmp + n, sizeof tmp - (size_t)n, " (hint: %s)", hint);
+  one_line(tmp, buf, len);
+}
+
+/* Hands the head unit's outcome over and retires it. */
+static void unit_end(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
+  unit *u = c->head;
+  PGresult *res = u->res;
+  int rc = u->rc;
+  u->res = NULL;
+  if (res == NULL && rc == 0) { /* e.g. a script of nothing but comments */
+    res = PQmakeEmptyPGresult(c->pg, PGRES_EMPTY_QUERY);
+    if (res == NULL)
+      rc = ACTIO_ENOMEM;
+  }
+  void *arg = u->arg;
+  int simple = u->simple;
+  unit_pop(c);
+  if (simple)
+    PQenterPipelineMode(c->pg); /* idle now, so it cannot fail but on OOM */
+  if (arg != NULL) {
+    char msg[512] = "";
+    if (rc == ACTIO_ENOMEM)
+      snprintf(msg, sizeof msg, "%s", actio_strerror(rc));
+    else if (rc != 0)
+      actio__pg_result_message(res, msg, sizeof msg);
+    done(ctx, arg, rc, res, msg);
+  } else {
+    PQclear(res);
+  }
+}
+
+/* Keeps the first error of a unit; else its last result. */
+static void keep(unit *u, PGresult *res) {
+  ExecStatusType st = PQresultStatus(res);
+  if (st == PGRES_PIPELINE_ABORTED) {
+    PQclear(res); /* only after an error of this same unit */
+    return;
+  }
+  if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR ||
+      st == PGRES_BAD_RESPONSE) {
+    if (u->rc == 0) {
+      PQclear(u->res);
+      u->res = res;
+      u->rc = actio__pg_result_code(res);
+      return;
+    }
+  } else if (u->rc == 0) {
+    PQclear(u->res);
+    u->res = res;
+    return;
+  }
+  PQclear(res);
+}
+
+/* One result (or NULL) for the head unit. */
+static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
+                      void *ctx) {
+  unit *u = c->head;
+  if (u->stage == ST_PREP) {
+    if (res == NULL) {
+      u->stage = ST_QUERY;
+      return;
+    }
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+      /* The Parse failed: the statement never existed; units that already
+       * use its name will report this error too. */
+      stmt *s = u->prep;
+      s->failed = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_EVENTS);
+      if (s->failed == NULL)
+        s->failed = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
+      stmt_drop(c, s);
+      keep(u, res);
+    } else {
+      PQclear(res);
+    }
+    return;
+  }
+  if (res == NULL) {
+    if (u->simple)
+      unit_end(c, done, ctx);
+    else if (u->stage == ST_QUERY)
+      u->stage = ST_SYNC;
+    return;
+  }
+  ExecStatusType st = PQresultStatus(res);
+  if (st == PGRES_PIPELINE_SYNC) {
+    PQclear(res);
+    if (u->prep != NULL && u->prep->failed != NULL && !u->preparing) {
+      /* It used the name of a statement whose Parse failed in an earlier
+       * unit: its own error ("does not exist") would only confuse. */
+      PQclear(u->res);
+      u->res = PQcopyResult(u->prep->failed, PG_COPYRES_ATTRS);
+      u->rc = u->res ? actio__pg_result_code(u->res) : ACTIO_ENOMEM;
+    }
+    unit_end(c, done, ctx);
+    return;
+  }
+  if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
+    u->stage = ST_COPY;
+    done(ctx, u->arg, 0, res, "");
+    return;
+  }
+  keep(u, res);
+}
+
+int actio__pg_conn_input(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
+  if (c->want_write && actio__pg_conn_flush(c) != 0)
+    return ACTIO_ECONN;
+  if (!PQconsumeInput(c->pg))
+    return ACTIO_ECONN;
+  while (c->head != NULL && c->head->stage != ST_COPY && !PQisBusy(c->pg))
+    on_result(c, PQgetResult(c->pg), done, ctx);
+  return PQstatus(c->pg) == CONNECTION_BAD ? ACTIO_ECONN : 0;
+}
+
+int actio__pg_conn_flush(actio__pg_conn *c) {
+  int rc = PQflush(c->pg);
+  c->want_write = rc == 1;
+  return rc < 0 ? ACTIO_ECONN : 0;
+}
+
+void actio__pg_conn_destroy(actio__pg_conn *c, actio__pg_done_fn done,
+                            void *ctx, const char *msg) {
+  if (c == NULL)
+    return;
+  while (c->head != NULL) {
+    void *arg = c->head->arg;
+    unit_pop(c);
+    if (arg != NULL)
+      done(ctx, arg, ACTIO_ECONN, NULL, msg);
+  }
+  while (c->lru != NULL)
+    stmt_drop(c, c->lru);
+  for (unit *u = c->spare, *next; u != NULL; u = next) {
+    next = u->next;
+    free(u);
+  }
+  PQfinish(c->pg);
+  free(c->table);
+  free(c);
+}
+
+int actio__pg_conn_fd(const actio__pg_conn *c) { return PQsocket(c->pg); }
+
+short actio__pg_conn_events(const actio__pg_conn *c) {
+  if (c->connecting)
+    return c->poll == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+  return (short)(POLLIN | (c->want_write ? POLLOUT : 0));
+}
+
+size_t actio__pg_conn_inflight(const actio__pg_conn *c) { return c->inflight; }
+
+void *actio__pg_conn_head(const actio__pg_conn *c) {
+  return c->head ? c->head->arg : NULL;
+}
+
+PGconn *actio__pg_conn_pg(const actio__pg_conn *c) { return c->pg; }
