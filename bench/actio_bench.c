@@ -1,5 +1,5 @@
-/* actio_bench.c: actio-bench: gather, pingpong, mailbox and file workloads,
- * one JSON line per run. */
+/* actio_bench.c: actio-bench: gather, pingpong, mailbox, file, HTTP and
+ * database workloads, one JSON line per run. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -48,7 +48,17 @@ static const char usage_text[] =
     "           [--impl actio|curl]\n"
     "           N GETs of U, C in flight (defaults: N 20000, C 64); curl: the\n"
     "           bare libcurl multi loop on one thread, the actor's floor\n"
-    "  W: file actor worker threads (default: the library's)\n"
+    "  db_point --dsn DSN [--queries N] [--concurrency C] [--workers W]\n"
+    "           [--pipeline [--connections K]]\n"
+    "           N queries SELECT $1::int, each with its own integer and each\n"
+    "           result checked, C in flight (defaults: N 50000, C 8). Without\n"
+    "           --pipeline: min(C, 64) connections, one query on each at a time\n"
+    "           (as pgbench); with it: K connections (default 8), queries\n"
+    "           pipelined on them, up to max(64, C/K) on each\n"
+    "  db_rows  the same flags; SELECT g, md5(g::text) FROM\n"
+    "           generate_series($1::int, $1::int + 99) g, every value of the\n"
+    "           100 rows read and checked\n"
+    "  W: the actor's worker threads (default: the library's)\n"
     "Prints one JSON line per run. Exit status: 0 ok, 1 errors, 2 bad usage.\n";
 
 static double now_sec(void) {
@@ -794,6 +804,31 @@ static int http_start(size_t i, void *arg, actio_future **out) {
   return rc;
 }
 
+/* Runs items 0..n-1 of `start`, c in flight, each completion starting the
+ * next (actio_map, settle-all: every item counts on its own; the workload's
+ * callbacks count what succeeded). Returns the seconds until the last one
+ * completed; prints the first failure. */
+static double closed_loop(const char *workload, uint64_t n, uint64_t c,
+                          actio_map_fn start, void *arg) {
+  double t0 = now_sec();
+  actio_future *m = NULL;
+  int rc = actio_map((size_t)n, (size_t)c, start, arg,
+                     ACTIO_GATHER_SETTLE_ALL, &m);
+  if (rc == 0)
+    actio_future_wait(m, -1);
+  double secs = now_sec() - t0;
+  int reported = 0;
+  if (rc != 0)
+    fprintf(stderr, "actio-bench: %s: %s\n", workload, actio_strerror(rc));
+  for (uint64_t i = 0; m != NULL && i < n && !reported; i++) {
+    actio_future *it = actio_gather_item(m, (size_t)i);
+    if (it != NULL && actio_future_status(it) != 0)
+      report_failure(workload, it, &reported);
+  }
+  actio_future_unref(m); /* outside the timing: the emptied futures */
+  return secs;
+}
+
 static int run_http_get(const char *url, uint64_t n, uint64_t c,
                         uint64_t workers, int bare) {
   uint64_t ok = 0, bytes = 0;
@@ -816,23 +851,8 @@ static int run_http_get(const char *url, uint64_t n, uint64_t c,
       fprintf(stderr, "actio-bench: HTTP actor: %s\n", actio_strerror(rc));
       return 1;
     }
-    /* Responses are freed as they come (consume_response); the map keeps
-     * only the emptied futures. */
-    double t0 = now_sec();
-    actio_future *m = NULL;
-    rc = actio_map((size_t)n, (size_t)c, http_start, &job,
-                   ACTIO_GATHER_SETTLE_ALL, &m);
-    if (rc == 0)
-      actio_future_wait(m, -1);
-    secs = now_sec() - t0;
-    for (uint64_t i = 0, shown = 0; m != NULL && i < n && !shown; i++) {
-      actio_future *it = actio_gather_item(m, (size_t)i);
-      if (it != NULL && actio_future_status(it) != 0) {
-        fprintf(stderr, "actio-bench: http_get: %s\n", actio_future_errmsg(it));
-        shown = 1;
-      }
-    }
-    actio_future_unref(m);
+    /* Responses are freed as they come (consume_response). */
+    secs = closed_loop("http_get", n, c, http_start, &job);
     actio_runtime_destroy(rt);
     ok = atomic_load(&job.ok);
     bytes = atomic_load(&job.bytes);
@@ -844,20 +864,200 @@ static int run_http_get(const char *url, uint64_t n, uint64_t c,
   return ok != n;
 }
 
+/* ---- db_point, db_rows ---- */
+
+#define DB_ROWS 100 /* per db_rows result: generate_series($1, $1 + 99) */
+
+static const char db_point_sql[] = "SELECT $1::int";
+static const char db_rows_sql[] =
+    "SELECT g, md5(g::text) FROM generate_series($1::int, $1::int + 99) g";
+
+typedef struct db_query db_query;
+
+typedef struct db_job {
+  actio_actor *db;
+  int rows;           /* 0: db_point; else db_rows */
+  db_query *queries;  /* one per item, so each check knows what was sent */
+  _Atomic uint64_t ok, mismatches, rows_read, bytes;
+  _Atomic int shown;  /* the first mismatch was printed */
+} db_job;
+
+struct db_query {
+  db_job *job;
+  int32_t sent;
+};
+
+/* Varies over +-1e6 (negative numbers too), and leaves room for + 99. */
+static int32_t db_value(size_t i) {
+  return (int32_t)(i % 2000000) - 1000000;
+}
+
+static void db_mismatch(db_job *j, const db_query *q, const char *what) {
+  atomic_fetch_add_explicit(&j->mismatches, 1, memory_order_relaxed);
+  if (atomic_exchange_explicit(&j->shown, 1, memory_order_relaxed) == 0)
+    fprintf(stderr, "actio-bench: %s: sent %" PRId32 ": %s\n",
+            j->rows ? "db_rows" : "db_point", q->sent, what);
+}
+
+/* Reads every value as a user would (g as an integer, md5 as text) and
+ * checks them against what was sent. Returns NULL if all match, else what
+ * did not. */
+static const char *db_check_rows(const actio_db_result *r, int32_t sent,
+                                 uint64_t *bytes) {
+  if (actio_db_rows(r) != DB_ROWS || actio_db_columns(r) != 2)
+    return "not 100 rows of 2 columns";
+  for (size_t row = 0; row < DB_ROWS; row++) {
+    int32_t g;
+    const char *md5;
+    if (actio_db_int32(r, row, 0, &g) != 0 || g != sent + (int32_t)row)
+      return "g is not $1 + row";
+    if (actio_db_text(r, row, 1, &md5) != 0 || strlen(md5) != 32)
+      return "md5 is not 32 characters";
+    *bytes += 32;
+  }
+  return NULL;
+}
+
+/* On the database worker that completed the query: checks the result and
+ * frees it, as the peer drops each one. A failed query is counted by its
+ * absence (and printed by closed_loop). */
+static void db_consume(actio_future *f, void *arg) {
+  db_query *q = arg;
+  db_job *j = q->job;
+  actio_db_result *r = actio_future_take(f);
+  if (r == NULL)
+    return;
+  int32_t got = 0;
+  uint64_t bytes = 0;
+  const char *why = NULL;
+  char what[96];
+  if (j->rows) {
+    why = db_check_rows(r, q->sent, &bytes);
+  } else if (actio_db_rows(r) != 1 || actio_db_columns(r) != 1 ||
+             actio_db_int32(r, 0, 0, &got) != 0 || got != q->sent) {
+    snprintf(what, sizeof what, "%zu rows, %d columns, first value %" PRId32,
+             actio_db_rows(r), actio_db_columns(r), got);
+    why = what;
+  }
+  if (why != NULL) {
+    db_mismatch(j, q, why);
+  } else {
+    atomic_fetch_add_explicit(&j->ok, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&j->rows_read, j->rows ? DB_ROWS : 1,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&j->bytes, bytes, memory_order_relaxed);
+  }
+  actio_db_result_free(r);
+}
+
+static int db_start(size_t i, void *arg, actio_future **out) {
+  db_job *j = arg;
+  db_query *q = &j->queries[i];
+  char text[16];
+  snprintf(text, sizeof text, "%" PRId32, q->sent);
+  const char *params[1] = {text}; /* copied by the actor */
+  int rc = actio_db_query(j->db, j->rows ? db_rows_sql : db_point_sql, 1,
+                          params, out);
+  if (rc == 0 && actio_future_on_done(*out, db_consume, q) != 0)
+    return ACTIO_ENOMEM;
+  return rc;
+}
+
+/* Waits (outside the timing, as asyncpg's create_pool and pgbench's
+ * connection time are) until the pool has opened `want` connections.
+ * Returns 0, or -1 after 10 s. */
+static int db_wait_connected(actio_actor *db, unsigned want) {
+  double until = now_sec() + 10.0;
+  for (;;) {
+    actio_db_stats st;
+    actio_db_stats_get(db, &st);
+    if (st.connections >= want)
+      return 0;
+    if (now_sec() > until) {
+      fprintf(stderr, "actio-bench: %u of %u connections open after 10 s"
+                      " (%" PRIu64 " connect failures)\n",
+              st.connections, want, st.failures);
+      return -1;
+    }
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+}
+
+static int run_db(int rows, const char *dsn, uint64_t n, uint64_t c,
+                  uint64_t workers, int pipeline, uint64_t connections) {
+  /* Without pipelining, one connection per query in flight, as pgbench's
+   * clients and asyncpg's pool; with it, K connections carry them all. */
+  unsigned conns, depth;
+  if (pipeline) {
+    conns = (unsigned)connections;
+    uint64_t per = (c + connections - 1) / connections;
+    depth = per > 64 ? (unsigned)per : 64;
+  } else {
+    conns = c < 64 ? (unsigned)c : 64;
+    depth = 1;
+  }
+  db_job job = {.rows = rows};
+  job.queries = malloc((size_t)n * sizeof *job.queries);
+  if (job.queries == NULL) {
+    fprintf(stderr, "actio-bench: out of memory\n");
+    return 1;
+  }
+  for (uint64_t i = 0; i < n; i++)
+    job.queries[i] = (db_query){.job = &job, .sent = db_value((size_t)i)};
+  actio_runtime *rt;
+  actio_db_opts o = {.dsn = dsn, .workers = (unsigned)workers,
+                     .min_connections = conns, .max_connections = conns,
+                     .pipeline_depth = depth};
+  int rc = actio_runtime_create(&rt, NULL);
+  if (rc == 0 && (rc = actio_db_spawn(rt, &o, &job.db)) != 0)
+    actio_runtime_destroy(rt);
+  if (rc != 0) {
+    fprintf(stderr, "actio-bench: database actor: %s\n", actio_strerror(rc));
+    free(job.queries);
+    return 1;
+  }
+  const char *workload = rows ? "db_rows" : "db_point";
+  double secs = 0;
+  if (db_wait_connected(job.db, conns) == 0)
+    secs = closed_loop(workload, n, c, db_start, &job);
+  actio_runtime_destroy(rt);
+  free(job.queries);
+
+  uint64_t ok = atomic_load(&job.ok);
+  char extra[240];
+  snprintf(extra, sizeof extra,
+           ", \"pipeline\": %s, \"connections\": %u, \"pipeline_depth\": %u"
+           ", \"mismatches\": %" PRIu64 ", \"rows\": %" PRIu64,
+           pipeline ? "true" : "false", conns, depth,
+           atomic_load(&job.mismatches), atomic_load(&job.rows_read));
+  if (rows) {
+    size_t len = strlen(extra);
+    snprintf(extra + len, sizeof extra - len, ", \"bytes\": %" PRIu64,
+             atomic_load(&job.bytes));
+  }
+  extra_workers(extra, sizeof extra, workers);
+  emit("actio", workload, n, c, ok, n - ok, secs, extra);
+  return ok != n;
+}
+
 /* ---- command line ---- */
 
 enum {
   W_GATHER = 1, W_PINGPONG = 2, W_MAILBOX = 4, W_WRITE_SMALL = 8,
   W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
+  W_DB_POINT = 256, W_DB_ROWS = 512,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
+  W_DB = W_DB_POINT | W_DB_ROWS,
   W_FILES = W_SMALL | W_READ_LINES | W_READ_LARGE,
 };
 
 typedef struct settings {
   uint64_t n, fanout, threads, producers, consumers, capacity, spin;
   uint64_t files, size, concurrency, workers, chunk, requests;
-  int use_baseline;
-  const char *dir, *path, *url;
+  uint64_t queries, connections;
+  int use_baseline, pipeline;
+  const char *dir, *path, *url, *dsn;
 } settings;
 
 typedef struct flag {
@@ -880,13 +1080,15 @@ static const flag flags[] = {
     {"--spin", W_PINGPONG | W_MAILBOX, offsetof(settings, spin), 1, 1u << 24},
     {"--files", W_SMALL, offsetof(settings, files), 1, 100000000},
     {"--size", W_WRITE_SMALL, offsetof(settings, size), 0, 1u << 30},
-    {"--concurrency", W_SMALL | W_HTTP_GET, offsetof(settings, concurrency), 1, 1u << 20},
+    {"--concurrency", W_SMALL | W_HTTP_GET | W_DB, offsetof(settings, concurrency), 1, 1u << 20},
     {"--requests", W_HTTP_GET, offsetof(settings, requests), 1, UINT64_C(1) << 40},
-    {"--workers", W_FILES | W_HTTP_GET, offsetof(settings, workers), 1, 1024},
+    {"--queries", W_DB, offsetof(settings, queries), 1, UINT64_C(1) << 32},
+    {"--connections", W_DB, offsetof(settings, connections), 1, 1024},
+    {"--workers", W_FILES | W_HTTP_GET | W_DB, offsetof(settings, workers), 1, 1024},
     {"--chunk", W_READ_LARGE, offsetof(settings, chunk), 1, 1u << 30},
 };
 
-/* Flags that take a path. */
+/* Flags that take a string: a path, a URL, a DSN. */
 typedef struct str_flag {
   const char *name;
   unsigned workloads;
@@ -897,6 +1099,7 @@ static const str_flag str_flags[] = {
     {"--dir", W_SMALL, offsetof(settings, dir)},
     {"--path", W_READ_LINES | W_READ_LARGE, offsetof(settings, path)},
     {"--url", W_HTTP_GET, offsetof(settings, url)},
+    {"--dsn", W_DB, offsetof(settings, dsn)},
 };
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -950,12 +1153,21 @@ int main(int argc, char **argv) {
   } else if (strcmp(workload, "http_get") == 0) {
     w = W_HTTP_GET;
     s.requests = 20000;
+  } else if (strcmp(workload, "db_point") == 0 || strcmp(workload, "db_rows") == 0) {
+    w = workload[3] == 'p' ? W_DB_POINT : W_DB_ROWS;
+    s.queries = 50000;
+    s.concurrency = 8; /* the peer's and pgbench's -c 8 */
   } else {
     return bad_usage("unknown workload", workload);
   }
 
   for (int i = 2; i < argc; i += 2) {
     const char *name = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(name, "--pipeline") == 0 && (w & W_DB)) {
+      s.pipeline = 1;
+      i--; /* a switch: no value follows */
+      continue;
+    }
     if (strcmp(name, "--impl") == 0 &&
         (w == W_MAILBOX || w == W_HTTP_GET || w == W_PINGPONG)) {
       /* The other side of each comparison: the mutex queue, the bare
@@ -977,7 +1189,7 @@ int main(int argc, char **argv) {
         sf = &str_flags[k];
     if (sf != NULL) {
       if (value == NULL || *value == '\0')
-        return bad_usage("missing path for", name);
+        return bad_usage("missing value for", name);
       *(const char **)((char *)&s + sf->offset) = value;
       continue;
     }
@@ -1000,6 +1212,13 @@ int main(int argc, char **argv) {
     return bad_usage("--path is required for", workload);
   if (w == W_HTTP_GET && s.url == NULL)
     return bad_usage("--url is required for", workload);
+  if ((w & W_DB) && s.dsn == NULL)
+    return bad_usage("--dsn is required for", workload);
+  if (s.connections != 0 && !s.pipeline)
+    return bad_usage("--connections goes with --pipeline (without it, one "
+                     "connection per query in flight)", NULL);
+  if (s.connections == 0)
+    s.connections = 8; /* pgbench -c 8 */
 
   switch (w) {
   case W_GATHER:
@@ -1016,6 +1235,10 @@ int main(int argc, char **argv) {
     return run_large(s.path, s.chunk, s.workers);
   case W_HTTP_GET:
     return run_http_get(s.url, s.requests, s.concurrency, s.workers, s.use_baseline);
+  case W_DB_POINT:
+  case W_DB_ROWS:
+    return run_db(w == W_DB_ROWS, s.dsn, s.queries, s.concurrency, s.workers,
+                  s.pipeline, s.connections);
   default:
     return run_mailbox(s.n, s.producers, s.consumers, s.use_baseline, s.capacity,
                        s.spin);

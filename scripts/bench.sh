@@ -2,7 +2,8 @@
 # bench.sh: runs actio-bench side by side with the Python peers of
 # ../shared/bench (asyncio, aiofiles; plain and on uvloop) and the limits
 # (a mutex queue, a bare two-thread hand-off, a bare libcurl multi loop, wrk,
-# wc -l, cat), in one run, then prints one table of ratios.
+# pgbench plain and pipelined, wc -l, cat), in one run, then prints one table
+# of ratios.
 # Every measurement is also kept as a JSON line in $BENCH_OUT (default
 # bench-results.jsonl). Quick mode (--quick) uses smaller sizes, one round.
 #   scripts/bench.sh [--quick]
@@ -23,7 +24,9 @@ trap 'rm -rf "$work"' EXIT
 : > "$OUT"
 
 if [ $quick = 1 ]; then N=200000; FILES=2000; LINES=500000; PYLINES=50000; BIGMB=256; REPS=1; HTTPN=5000
-else N=1000000; FILES=10000; LINES=2000000; PYLINES=200000; BIGMB=1024; REPS=3; HTTPN=20000; fi
+  DBQ=10000; DBPQ=100000; DBROWS=5000; PGT=2
+else N=1000000; FILES=10000; LINES=2000000; PYLINES=200000; BIGMB=1024; REPS=3; HTTPN=20000
+  DBQ=50000; DBPQ=500000; DBROWS=15000; PGT=5; fi
 
 rec() { tee -a "$OUT"; }
 # A limit measured with the shell's clock: impl workload n ok seconds [bytes]
@@ -79,6 +82,47 @@ rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 print(json.dumps({"impl": "wrk", "workload": "http_get", "path": sys.argv[1], "n": int(rate * 3),
                   "concurrency": 64, "ok": int(rate * 3), "errors": 0, "seconds": 3.0, "per_sec": rate}))' "$path" | rec
   done
+done
+
+echo "== database (PostgreSQL from ../shared/bench/services.sh) =="
+# pgbench's scripts: the limits. Each pipelined transaction is 50 queries.
+PIPE=50
+printf '\\set i random(1, 1000000)\nSELECT :i::int;\n' > "$work/point.sql"
+{ printf '\\set i random(1, 1000000)\n\\startpipeline\n'
+  for _ in $(seq $PIPE); do printf 'SELECT :i::int;\n'; done
+  printf '\\endpipeline\n'; } > "$work/point-pipe.sql"
+printf '\\set i random(1, 1000000)\nSELECT g, md5(g::text) FROM generate_series(:i, :i + 99) g;\n' > "$work/rows.sql"
+# pgbench -c 8 -j 2 -T PGT: impl workload script queries-per-transaction
+pgbench_line() {
+  local text
+  text=$(pgbench -n -M prepared -c 8 -j 2 -T $PGT -f "$3" "$BENCH_PG_DSN" 2>&1) || {
+    echo "pgbench failed: $text" >&2; return 1; }
+  $PY - "$1" "$2" "$4" $PGT "$text" <<'PY' | rec
+import json, re, sys
+impl, workload, per_txn, secs, text = sys.argv[1:6]
+per_txn, secs = int(per_txn), float(secs)
+tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", text).group(1))
+done = int(re.search(r"number of transactions actually processed: (\d+)", text).group(1))
+failed = re.search(r"number of failed transactions: (\d+)", text)
+# Counted in queries, not transactions: a pipelined transaction is per_txn queries.
+print(json.dumps({"impl": impl, "workload": workload, "n": done * per_txn, "concurrency": 8,
+                  "ok": done * per_txn, "errors": int(failed.group(1)) * per_txn if failed else 0,
+                  "seconds": secs, "per_sec": round(tps * per_txn, 1),
+                  "pipeline": per_txn > 1, "connections": 8, "queries_per_txn": per_txn}))
+PY
+}
+for _ in $(seq $REPS); do
+  $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 | rec
+  $PY "$PEERS/asyncpg_query.py" --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --workload point --uvloop | rec
+  $PY "$PEERS/asyncpg_query.py" --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --workload point | rec
+  pgbench_line pgbench db_point "$work/point.sql" 1
+  pgbench_line pgbench-pipeline db_point "$work/point-pipe.sql" $PIPE
+  # 400 in flight over 8 connections: pgbench's 8 clients x 50 queries.
+  $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBPQ --concurrency $((8 * PIPE)) --pipeline --connections 8 | rec
+  $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --pipeline --connections 8 | rec
+  $BENCH db_rows --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 | rec
+  $PY "$PEERS/asyncpg_query.py" --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows --uvloop | rec
+  pgbench_line pgbench db_rows "$work/rows.sql" 1
 done
 
 echo "== files =="
@@ -154,6 +198,21 @@ for path in ("/1k", "/64k"):
         a, b = best("actio"), best(other)
         if a and b:
             print(f"{'http_get ' + path:<28}{a['per_sec']:>14,.0f}  {other:<22}{b['per_sec']:>14,.0f}{a['per_sec']/b['per_sec']:>8.2f}x")
+def vs(label, a, other, b):  # a: actio's row, b: the other's
+    if a and b:
+        print(f"{label:<28}{a['per_sec']:>14,.0f}  {other:<22}{b['per_sec']:>14,.0f}{a['per_sec']/b['per_sec']:>8.2f}x")
+plain = pick("db_point", "actio", concurrency=8, pipeline=False)
+for other in ("asyncpg", "asyncpg+uvloop", "pgbench"):
+    vs("db_point C=8", plain, other, pick("db_point", other))
+# Pipelined, against the limit with as many queries in flight: 8 is pgbench's
+# 8 clients, 400 its 8 clients x 50-query pipelines.
+for c, limit in ((8, "pgbench"), (400, "pgbench-pipeline")):
+    piped = pick("db_point", "actio", concurrency=c, pipeline=True)
+    for other in ("asyncpg+uvloop", limit):
+        vs(f"db_point pipelined C={c}", piped, other, pick("db_point", other))
+rows_a = pick("db_rows", "actio", concurrency=8)
+for other in ("asyncpg+uvloop", "pgbench"):
+    vs("db_rows C=8 (100 rows)", rows_a, other, pick("db_rows", other))
 show("file_write_small", "aiofiles")
 show("file_read_small", "aiofiles"); show("file_read_small", "aiofiles+uvloop")
 show("file_read_lines", "aiofiles"); show("file_read_lines", "wc -l")
