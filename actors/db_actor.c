@@ -380,14 +380,17 @@ const actio_db_error *actio_db_error_get(const actio_future *f) {
 
 static void result_free(void *p) { PQclear(p); }
 
-/* Completes r's future (if any) with res or the error, and frees r. */
+/* Completes r's future (if any) with res or the error, and frees r. res
+ * is given when rc is 0, lent (an error to read) otherwise. */
 static void req_end(db_req *r, int rc, PGresult *res, const char *msg) {
-  if (r->reply != NULL) {
+  if (r->reply == NULL) {
+    if (rc == 0)
+      PQclear(res);
+  } else {
     actio_future_clear_cancel(r->reply); /* no hook runs after this */
     if (rc == 0) {
       if (actio_future_resolve(r->reply, res, result_free) != 0)
         PQclear(res);
-      res = NULL;
     } else if ((rc == ACTIO_ESQL || rc == ACTIO_ERETRY) && res != NULL) {
       db_err *e = err_copy(res, NULL, NULL);
       if (e == NULL || actio__future_fail_aux(r->reply, rc, msg, e, db_err_free) != 0)
@@ -396,7 +399,6 @@ static void req_end(db_req *r, int rc, PGresult *res, const char *msg) {
       actio_future_fail(r->reply, rc, "%s", msg && *msg ? msg : actio_strerror(rc));
     }
   }
-  PQclear(res);
   req_free(r);
 }
 
@@ -753,6 +755,9 @@ static void copy_started(db_worker *w, db_req *r, PGresult *res) {
   actio_future_clear_cancel(r->reply);
   if (actio_future_resolve(r->reply, cp, copy_user_drop) != 0)
     copy_unref(cp);
+  /* Let go of the future: freeing it is how a caller abandons the COPY. */
+  actio_future_unref(r->reply);
+  r->reply = NULL;
 }
 
 static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *msg) {
@@ -775,7 +780,6 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
       c->cancel != NULL && !atomic_load_explicit(&r->cancel, memory_order_acquire)) {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     if (state && strcmp(state, "57014") == 0) {
-      PQclear(res);
       r->retried = 1;
       r->c = NULL;
       r->prev = NULL;
@@ -842,7 +846,8 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
     if (end != NULL)
       req_end(end, rc ? rc : ACTIO_ECONN, NULL, msg);
     if (cp->started && !cp->out) { /* lost before its end was asked */
-      PQclear(res);
+      if (rc == 0)
+        PQclear(res);
       req_free(r);
       return;
     }
@@ -855,7 +860,8 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
         s->fn(s->arg, &n);
       }
     w->lost = rc != 0;
-    PQclear(res);
+    if (rc == 0)
+      PQclear(res);
     req_free(r);
     return;
   default:
@@ -1318,9 +1324,9 @@ static void publish_stats(db_worker *w) {
 static void db_wait(actio_actor *self, void *worker) {
   db_worker *w = worker;
   (void)self;
+  int timeout = timers(w); /* first: it frees connections from cancels */
   dispatch(w);
   listener_pump(w);
-  int timeout = timers(w);
   nfds_t n = 0;
   conn *map[w->nconns + 1];
   w->pfds[n++] = (struct pollfd){.fd = w->bell->efd, .events = POLLIN};
@@ -1354,7 +1360,7 @@ static void db_wait(actio_actor *self, void *worker) {
                           actio_strerror(st));
         atomic_store_explicit(&c->copy->start->cancel, 1, memory_order_relaxed);
       }
-      copy_pump_out(w, c);
+      service(w, c, POLLIN); /* rows or the end may be buffered already */
     }
     if (w->pfds[i].revents != 0)
       service(w, c, w->pfds[i].revents);

@@ -36,6 +36,7 @@ typedef struct unit {
   stmt *prep;     /* the statement it prepares or uses, or NULL */
   int preparing;  /* it carries the Parse */
   int simple;     /* sent with the simple protocol, not pipelined */
+  int use_failed; /* its error is its statement's failed Parse */
   enum stage stage;
   PGresult *res;  /* the result to hand over */
   int rc;         /* 0, or the error res carries */
@@ -420,7 +421,17 @@ static void unit_end(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
   PGresult *res = u->res;
   int rc = u->rc;
   u->res = NULL;
-  if (res == NULL && rc == 0) { /* e.g. a script of nothing but comments */
+  stmt *s = u->prep;
+  if (s != NULL)
+    s->refs++; /* its failed Parse may be the error we lend */
+  int lent = u->use_failed;
+  if (lent) {
+    /* It used the name of a statement whose Parse failed in an earlier
+     * unit: its own error ("does not exist") would only confuse. */
+    PQclear(res);
+    res = s->failed;
+    rc = actio__pg_result_code(res);
+  } else if (res == NULL && rc == 0) { /* e.g. a script of only comments */
     res = PQmakeEmptyPGresult(c->pg, PGRES_EMPTY_QUERY);
     if (res == NULL)
       rc = ACTIO_ENOMEM;
@@ -430,16 +441,17 @@ static void unit_end(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
   unit_pop(c);
   if (simple)
     PQenterPipelineMode(c->pg); /* idle now, so it cannot fail but on OOM */
-  if (arg != NULL) {
-    char msg[512] = "";
-    if (rc == ACTIO_ENOMEM)
-      snprintf(msg, sizeof msg, "%s", actio_strerror(rc));
-    else if (rc != 0)
-      actio__pg_result_message(res, msg, sizeof msg);
+  char msg[512] = "";
+  if (rc == ACTIO_ENOMEM)
+    snprintf(msg, sizeof msg, "%s", actio_strerror(rc));
+  else if (rc != 0)
+    actio__pg_result_message(res, msg, sizeof msg);
+  if (arg != NULL)
     done(ctx, arg, rc, res, msg);
-  } else {
+  if ((rc != 0 || arg == NULL) && !lent) /* an error is only lent */
     PQclear(res);
-  }
+  if (s != NULL)
+    stmt_unref(s);
 }
 
 /* Keeps the first error of a unit; else its last result. */
@@ -478,11 +490,11 @@ static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
       /* The Parse failed: the statement never existed; units that already
        * use its name will report this error too. */
       stmt *s = u->prep;
-      s->failed = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_EVENTS);
-      if (s->failed == NULL)
-        s->failed = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
       stmt_drop(c, s);
       keep(u, res);
+      s->failed = u->res; /* the unit's error, lent to those that follow */
+      u->res = NULL;
+      u->use_failed = 1;
     } else {
       PQclear(res);
     }
@@ -498,13 +510,8 @@ static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
   ExecStatusType st = PQresultStatus(res);
   if (st == PGRES_PIPELINE_SYNC) {
     PQclear(res);
-    if (u->prep != NULL && u->prep->failed != NULL && !u->preparing) {
-      /* It used the name of a statement whose Parse failed in an earlier
-       * unit: its own error ("does not exist") would only confuse. */
-      PQclear(u->res);
-      u->res = PQcopyResult(u->prep->failed, PG_COPYRES_ATTRS);
-      u->rc = u->res ? actio__pg_result_code(u->res) : ACTIO_ENOMEM;
-    }
+    if (!u->preparing)
+      u->use_failed = u->prep != NULL && u->prep->failed != NULL;
     unit_end(c, done, ctx);
     return;
   }

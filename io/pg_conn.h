@@ -12,9 +12,10 @@
 typedef struct actio__pg_conn actio__pg_conn;
 
 /* A unit (one query, one script, one COPY) ended, on the connection's
- * thread. rc is 0 with the result, ACTIO_ESQL or ACTIO_ERETRY with the
- * server's error result, or ACTIO_ECONN with res NULL and libpq's message.
- * The callee owns res. A COPY calls this with the PGRES_COPY_IN or
+ * thread. rc is 0 with the result (the callee owns it), ACTIO_ESQL or
+ * ACTIO_ERETRY with the server's error result (lent for the call: read its
+ * fields, do not free it), or ACTIO_ECONN with res NULL and libpq's
+ * message. A COPY calls this with the PGRES_COPY_IN or
  * PGRES_COPY_OUT result first (the unit goes on: see copy_done), then again
  * at its end. */
 typedef void (*actio__pg_done_fn)(void *ctx, void *unit, int rc, PGresult *res,

@@ -1,0 +1,1053 @@
+/* test_db.c: the database actor against a real PostgreSQL started for the
+ * suite (tests/pg_server.sh): queries and results, errors, the statement
+ * cache, pipelining, transactions and retries, scripts, COPY, LISTEN,
+ * cancels and timeouts, lost connections and a server restart. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actio.h"
+#include "test_util.h"
+
+static char pg_dir[256], dsn[512], pw_dsn[512], pg_port[16];
+static actio_runtime *rt;
+static actio_actor *db;
+
+/* ---- the server, started once by main ---- */
+
+static int pg_cmd(const char *verb) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "bash '%s' %s '%s' > /dev/null", PG_SERVER_SH, verb, pg_dir);
+  return system(cmd);
+}
+
+static int read_env(void) {
+  char path[300], line[1024];
+  snprintf(path, sizeof path, "%s/env", pg_dir);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof line, f) != NULL) {
+    line[strcspn(line, "\n")] = '\0';
+    char *v = strchr(line, '=');
+    if (v == NULL)
+      continue;
+    *v++ = '\0';
+    if (*v == '\'') { /* PG_DSN='...' */
+      v++;
+      v[strcspn(v, "'")] = '\0';
+    }
+    if (strcmp(line, "PG_DSN") == 0)
+      snprintf(dsn, sizeof dsn, "%s", v);
+    else if (strcmp(line, "PG_PASSWORD_DSN") == 0)
+      snprintf(pw_dsn, sizeof pw_dsn, "%s", v);
+    else if (strcmp(line, "PG_PORT") == 0)
+      snprintf(pg_port, sizeof pg_port, "%s", v);
+  }
+  fclose(f);
+  return dsn[0] && pw_dsn[0] ? 0 : -1;
+}
+
+/* ---- helpers ---- */
+
+static actio_actor *spawn(actio_db_opts o) {
+  actio_actor *a;
+  if (o.dsn == NULL)
+    o.dsn = dsn;
+  ck_assert_int_eq(actio_db_spawn(rt, &o, &a), 0);
+  return a;
+}
+
+static void setup(void) {
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  db = spawn((actio_db_opts){0});
+}
+
+static void teardown(void) { actio_runtime_destroy(rt); }
+
+/* Waits for f and checks its status; returns its result (f keeps it). */
+static const actio_db_result *expect(actio_future *f, int status) {
+  int st = actio_future_wait(f, -1);
+  if (st != status)
+    ck_abort_msg("status %s (%s), expected %s", actio_err_name(st),
+                 actio_future_errmsg(f) ? actio_future_errmsg(f) : "",
+                 actio_err_name(status));
+  return actio_future_value(f);
+}
+
+/* Runs sql on a (without parameters) and checks it succeeds. */
+static void run(actio_actor *a, const char *sql) {
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(a, sql, 0, NULL, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+}
+
+/* The int64 in the first cell of sql's result. */
+static int64_t scalar(actio_actor *a, const char *sql) {
+  actio_future *f;
+  int64_t v = -1;
+  ck_assert_int_eq(actio_db_query(a, sql, 0, NULL, &f), 0);
+  ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &v), 0);
+  actio_future_unref(f);
+  return v;
+}
+
+/* ---- queries and results ---- */
+
+START_TEST(test_query_values) {
+  const char *p[] = {"41", "x y", NULL};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(db,
+                                  "SELECT $1::int + 1 AS n, $2::text AS t, $3::text AS z, "
+                                  "9000000000::int8 AS big, 2.5::float8 AS d, true AS b, "
+                                  "'\\x00ff10'::bytea AS raw",
+                                  3, p, &f),
+                   0);
+  const actio_db_result *r = expect(f, 0);
+  ck_assert_uint_eq(actio_db_rows(r), 1);
+  ck_assert_int_eq(actio_db_columns(r), 7);
+  ck_assert_str_eq(actio_db_column_name(r, 0), "n");
+  ck_assert_int_eq(actio_db_column_index(r, "raw"), 6);
+  ck_assert_int_eq(actio_db_column_index(r, "nope"), -1);
+  ck_assert_uint_eq(actio_db_column_type(r, 0), 23); /* int4 */
+  ck_assert_ptr_null(actio_db_column_name(r, 7));
+  ck_assert_str_eq(actio_db_command_tag(r), "SELECT 1");
+  int32_t n;
+  ck_assert_int_eq(actio_db_int32(r, 0, 0, &n), 0);
+  ck_assert_int_eq(n, 42);
+  const char *t;
+  ck_assert_int_eq(actio_db_text(r, 0, 1, &t), 0);
+  ck_assert_str_eq(t, "x y");
+  ck_assert_int_eq(actio_db_is_null(r, 0, 2), 1);
+  ck_assert_int_eq(actio_db_is_null(r, 0, 1), 0);
+  ck_assert_int_eq(actio_db_text(r, 0, 2, &t), ACTIO_ENULL);
+  int64_t big;
+  ck_assert_int_eq(actio_db_int64(r, 0, 3, &big), 0);
+  ck_assert(big == 9000000000LL);
+  ck_assert_int_eq(actio_db_int32(r, 0, 3, &n), ACTIO_ETYPE); /* too wide */
+  double d;
+  ck_assert_int_eq(actio_db_double(r, 0, 4, &d), 0);
+  ck_assert(d == 2.5);
+  int b;
+  ck_assert_int_eq(actio_db_bool(r, 0, 5, &b), 0);
+  ck_assert_int_eq(b, 1);
+  ck_assert_int_eq(actio_db_int32(r, 0, 1, &n), ACTIO_ETYPE); /* "x y" */
+  void *raw;
+  size_t len;
+  ck_assert_int_eq(actio_db_bytea(r, 0, 6, &raw, &len), 0);
+  ck_assert_uint_eq(len, 3);
+  ck_assert_mem_eq(raw, "\x00\xff\x10", 3);
+  free(raw);
+  ck_assert_int_eq(actio_db_int32(r, 1, 0, &n), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_int32(r, 0, 9, &n), ACTIO_EINVAL);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(test_binary) {
+  /* Binary parameters and results read with the same getters. */
+  int32_t be = (int32_t)__builtin_bswap32(7);
+  const char *p[] = {(const char *)&be};
+  int len[] = {4}, fmt[] = {1};
+  uint32_t types[] = {23};
+  actio_db_request q = {.sql = "SELECT $1 * 6 AS n, 1.5::float8 AS d, 10::int2 AS s",
+                        .nparams = 1, .params = p, .lengths = len, .formats = fmt,
+                        .types = types, .binary_results = 1};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_send(db, &q, &f), 0);
+  const actio_db_result *r = expect(f, 0);
+  int32_t n;
+  ck_assert_int_eq(actio_db_int32(r, 0, 0, &n), 0);
+  ck_assert_int_eq(n, 42);
+  double d;
+  ck_assert_int_eq(actio_db_double(r, 0, 1, &d), 0);
+  ck_assert(d == 1.5);
+  int64_t s;
+  ck_assert_int_eq(actio_db_int64(r, 0, 2, &s), 0);
+  ck_assert_int_eq(s, 10);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(test_affected) {
+  run(db, "CREATE TABLE IF NOT EXISTS aff (a int)");
+  run(db, "TRUNCATE aff");
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(db, "INSERT INTO aff SELECT generate_series(1, 5)", 0, NULL, &f), 0);
+  const actio_db_result *r = expect(f, 0);
+  ck_assert_str_eq(actio_db_command_tag(r), "INSERT 0 5");
+  ck_assert_uint_eq(actio_db_affected(r), 5);
+  actio_future_unref(f);
+  run(db, "DROP TABLE aff");
+}
+END_TEST
+
+START_TEST(test_bad_input) {
+  actio_future *f = NULL;
+  ck_assert_int_eq(actio_db_query(db, NULL, 0, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_query(db, "SELECT 1", -1, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_query(db, "SELECT $1", 1, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_query(NULL, "SELECT 1", 0, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_query(db, "SELECT 1", 0, NULL, NULL), ACTIO_EINVAL);
+  ck_assert_ptr_null(f);
+  /* Not a database actor. */
+  actio_actor *http;
+  ck_assert_int_eq(actio_http_spawn(rt, NULL, &http), 0);
+  ck_assert_int_eq(actio_db_query(http, "SELECT 1", 0, NULL, &f), ACTIO_EINVAL);
+  actio_actor *a;
+  actio_db_opts o = {.dsn = "host=127.0.0.1 port="};
+  ck_assert_int_eq(actio_db_spawn(rt, &o, &a), 0); /* parses: empty port */
+  o.dsn = "this is = not 'a dsn";
+  ck_assert_int_eq(actio_db_spawn(rt, &o, &a), ACTIO_EDSN);
+  o.dsn = "postgresql://[::1";
+  ck_assert_int_eq(actio_db_spawn(rt, &o, &a), ACTIO_EDSN);
+  ck_assert_int_eq(actio_db_spawn(rt, NULL, &a), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_begin(db, &(actio_db_txn_opts){.isolation = 7}, &f),
+                   ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_listen(db, "", NULL, db, &f), ACTIO_EINVAL);
+}
+END_TEST
+
+/* ---- errors ---- */
+
+START_TEST(test_sql_error) {
+  run(db, "CREATE TABLE IF NOT EXISTS uniq (a int PRIMARY KEY)");
+  run(db, "TRUNCATE uniq");
+  run(db, "INSERT INTO uniq VALUES (1)");
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(db, "INSERT INTO uniq VALUES (1)", 0, NULL, &f), 0);
+  expect(f, ACTIO_ESQL);
+  const actio_db_error *e = actio_db_error_get(f);
+  ck_assert_ptr_nonnull(e);
+  ck_assert_str_eq(e->sqlstate, "23505");
+  ck_assert_str_eq(e->severity, "ERROR");
+  ck_assert_ptr_nonnull(strstr(e->message, "duplicate key"));
+  ck_assert_ptr_nonnull(e->detail);
+  ck_assert_ptr_nonnull(strstr(e->detail, "(a)=(1)"));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "23505"));
+  actio_future_unref(f);
+  /* A hint. */
+  ck_assert_int_eq(actio_db_query(db, "SELECT no_such_function(1)", 0, NULL, &f), 0);
+  expect(f, ACTIO_ESQL);
+  e = actio_db_error_get(f);
+  ck_assert_str_eq(e->sqlstate, "42883");
+  ck_assert_ptr_nonnull(e->hint);
+  actio_future_unref(f);
+  /* A syntax error, the same statement twice at once: both see the real
+   * error, never the statement cache's ("prepared statement does not
+   * exist"). */
+  actio_future *g;
+  ck_assert_int_eq(actio_db_query(db, "SELEC 1", 0, NULL, &f), 0);
+  ck_assert_int_eq(actio_db_query(db, "SELEC 1", 0, NULL, &g), 0);
+  expect(f, ACTIO_ESQL);
+  expect(g, ACTIO_ESQL);
+  ck_assert_str_eq(actio_db_error_get(f)->sqlstate, "42601");
+  ck_assert_str_eq(actio_db_error_get(g)->sqlstate, "42601");
+  actio_future_unref(f);
+  actio_future_unref(g);
+  run(db, "DROP TABLE uniq");
+}
+END_TEST
+
+/* Independent queries pipelined on one connection: errors stay their own. */
+START_TEST(test_pipeline_isolation) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  enum { N = 300 };
+  actio_future *f[N];
+  char buf[N][16];
+  for (int i = 0; i < N; i++) {
+    snprintf(buf[i], sizeof buf[i], "%d", i);
+    const char *p[] = {buf[i]};
+    if (i % 7 == 3)
+      ck_assert_int_eq(actio_db_query(one, "SELECT 1 / ($1::int - $1::int)", 1, p, &f[i]), 0);
+    else
+      ck_assert_int_eq(actio_db_query(one, "SELECT $1::int", 1, p, &f[i]), 0);
+  }
+  for (int i = 0; i < N; i++) {
+    if (i % 7 == 3) {
+      expect(f[i], ACTIO_ESQL);
+      ck_assert_str_eq(actio_db_error_get(f[i])->sqlstate, "22012");
+    } else {
+      int32_t v;
+      ck_assert_int_eq(actio_db_int32(expect(f[i], 0), 0, 0, &v), 0);
+      ck_assert_int_eq(v, i);
+    }
+    actio_future_unref(f[i]);
+  }
+  actio_db_stats s;
+  actio_db_stats_get(one, &s);
+  ck_assert_uint_eq(s.connects, 1); /* all of it on one connection */
+}
+END_TEST
+
+START_TEST(test_statement_cache) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .statement_cache = 2});
+  const char *count = "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int + %'";
+  for (int k = 0; k < 3; k++) {
+    const char *p[] = {"1"};
+    actio_future *f;
+    ck_assert_int_eq(actio_db_query(one, "SELECT $1::int + 10", 1, p, &f), 0);
+    expect(f, 0);
+    actio_future_unref(f);
+  }
+  ck_assert_int_eq(scalar(one, count), 1); /* prepared once, reused */
+  const char *sqls[] = {"SELECT $1::int + 20", "SELECT $1::int + 30", "SELECT $1::int + 40"};
+  for (int k = 0; k < 3; k++) {
+    const char *p[] = {"1"};
+    actio_future *f;
+    ck_assert_int_eq(actio_db_query(one, sqls[k], 1, p, &f), 0);
+    expect(f, 0);
+    actio_future_unref(f);
+  }
+  /* The cache holds two; the evicted ones were deallocated on the server. */
+  ck_assert_int_le(scalar(one, count), 2);
+  actio_actor *none = spawn((actio_db_opts){.max_connections = 1, .no_statement_cache = 1});
+  const char *p[] = {"1"};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(none, "SELECT $1::int + 50", 1, p, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(scalar(none, "SELECT count(*) FROM pg_prepared_statements"), 0);
+}
+END_TEST
+
+START_TEST(test_server_down) {
+  /* A port nobody listens on: a clear connection error, no hang. */
+  actio_actor *a = spawn((actio_db_opts){.dsn = "host=127.0.0.1 port=1 dbname=x user=x password=hunter2-secret"});
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(a, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, ACTIO_ECONN);
+  const char *m = actio_future_errmsg(f);
+  ck_assert_ptr_nonnull(strstr(m, "127.0.0.1"));
+  ck_assert_ptr_null(strstr(m, "hunter2"));
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(test_auth) {
+  char bad[600];
+  snprintf(bad, sizeof bad, "%s", pw_dsn);
+  char *pw = strstr(bad, "password=");
+  ck_assert_ptr_nonnull(pw);
+  snprintf(pw, sizeof bad - (size_t)(pw - bad), "password=wrong-Secret-42");
+  actio_actor *a = spawn((actio_db_opts){.dsn = bad});
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(a, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, ACTIO_EAUTH);
+  ck_assert_ptr_null(strstr(actio_future_errmsg(f), "wrong-Secret-42"));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "actio_pw"));
+  actio_future_unref(f);
+  /* The right password works. */
+  actio_actor *good = spawn((actio_db_opts){.dsn = pw_dsn});
+  ck_assert_int_eq(scalar(good, "SELECT 7"), 7);
+}
+END_TEST
+
+/* ---- transactions ---- */
+
+static actio_db_txn *begin(actio_actor *a, actio_db_txn_opts o, actio_future **tf) {
+  ck_assert_int_eq(actio_db_begin(a, &o, tf), 0);
+  expect(*tf, 0);
+  return actio_future_value(*tf);
+}
+
+static void tx_run(actio_db_txn *t, const char *sql, int status) {
+  actio_future *f;
+  ck_assert_int_eq(actio_db_txn_query(t, sql, 0, NULL, &f), 0);
+  expect(f, status);
+  actio_future_unref(f);
+}
+
+static void tx_end(actio_db_txn *t, int commit, int status) {
+  actio_future *f;
+  ck_assert_int_eq(commit ? actio_db_commit(t, &f) : actio_db_rollback(t, &f), 0);
+  expect(f, status);
+  actio_future_unref(f);
+}
+
+START_TEST(test_txn_commit_rollback) {
+  run(db, "CREATE TABLE IF NOT EXISTS tx (a int)");
+  run(db, "TRUNCATE tx");
+  actio_future *tf;
+  actio_db_txn *t = begin(db, (actio_db_txn_opts){0}, &tf);
+  tx_run(t, "INSERT INTO tx VALUES (1)", 0);
+  tx_end(t, 0, 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT 1", 0, NULL, &f), ACTIO_ESTATE);
+  ck_assert_int_eq(actio_db_commit(t, &f), ACTIO_ESTATE);
+  actio_future_unref(tf);
+  ck_assert_int_eq(scalar(db, "SELECT count(*) FROM tx"), 0);
+  t = begin(db, (actio_db_txn_opts){0}, &tf);
+  tx_run(t, "INSERT INTO tx VALUES (2)", 0);
+  /* Its own writes are visible inside, not outside yet. */
+  ck_assert_int_eq(scalar(db, "SELECT count(*) FROM tx"), 0);
+  tx_end(t, 1, 0);
+  actio_future_unref(tf);
+  ck_assert_int_eq(scalar(db, "SELECT count(*) FROM tx"), 1);
+  run(db, "DROP TABLE tx");
+}
+END_TEST
+
+START_TEST(test_txn_failed_and_dropped) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  run(one, "CREATE TABLE IF NOT EXISTS txf (a int)");
+  run(one, "TRUNCATE txf");
+  /* A failed transaction: later queries fail, COMMIT rolls back. */
+  actio_future *tf;
+  actio_db_txn *t = begin(one, (actio_db_txn_opts){0}, &tf);
+  tx_run(t, "INSERT INTO txf VALUES (1)", 0);
+  tx_run(t, "SELECT 1/0", ACTIO_ESQL);
+  actio_future *f;
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, ACTIO_ESQL);
+  ck_assert_str_eq(actio_db_error_get(f)->sqlstate, "25P02");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_commit(t, &f), 0);
+  expect(f, ACTIO_ESQL);
+  ck_assert_str_eq(actio_db_error_get(f)->sqlstate, "25P02");
+  actio_future_unref(f);
+  actio_future_unref(tf);
+  /* A transaction dropped open: rolled back, the connection clean. */
+  t = begin(one, (actio_db_txn_opts){0}, &tf);
+  tx_run(t, "INSERT INTO txf VALUES (2)", 0);
+  actio_future_unref(tf);
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM txf"), 0);
+  /* The only connection is back in the pool, outside any transaction:
+   * what it writes now, another connection sees. */
+  run(one, "INSERT INTO txf VALUES (3)");
+  ck_assert_int_eq(scalar(db, "SELECT count(*) FROM txf"), 1);
+  run(one, "DROP TABLE txf");
+}
+END_TEST
+
+START_TEST(test_txn_options_savepoints) {
+  run(db, "CREATE TABLE IF NOT EXISTS sp (a int)");
+  run(db, "TRUNCATE sp");
+  actio_future *tf, *f;
+  actio_db_txn *t = begin(db, (actio_db_txn_opts){.isolation = ACTIO_DB_SERIALIZABLE, .read_only = 1}, &tf);
+  ck_assert_int_eq(actio_db_txn_query(t, "SHOW transaction_isolation", 0, NULL, &f), 0);
+  const char *v;
+  ck_assert_int_eq(actio_db_text(expect(f, 0), 0, 0, &v), 0);
+  ck_assert_str_eq(v, "serializable");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_txn_query(t, "INSERT INTO sp VALUES (1)", 0, NULL, &f), 0);
+  expect(f, ACTIO_ESQL);
+  ck_assert_str_eq(actio_db_error_get(f)->sqlstate, "25006"); /* read-only */
+  actio_future_unref(f);
+  tx_end(t, 0, 0);
+  actio_future_unref(tf);
+
+  t = begin(db, (actio_db_txn_opts){0}, &tf);
+  tx_run(t, "INSERT INTO sp VALUES (1)", 0);
+  ck_assert_int_eq(actio_db_savepoint(t, "before \"two\"", &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  tx_run(t, "INSERT INTO sp VALUES (2)", 0);
+  ck_assert_int_eq(actio_db_rollback_to(t, "before \"two\"", &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_release(t, "before \"two\"", &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_savepoint(t, "", &f), ACTIO_EINVAL);
+  tx_end(t, 1, 0);
+  actio_future_unref(tf);
+  ck_assert_int_eq(scalar(db, "SELECT count(*) FROM sp"), 1);
+  ck_assert_int_eq(scalar(db, "SELECT max(a) FROM sp"), 1);
+  run(db, "DROP TABLE sp");
+}
+END_TEST
+
+/* The retried body: read the counter, then write it back plus one. Two
+ * run at once under SERIALIZABLE, and the first attempts both read before
+ * either writes (a gate), so one of them must fail with a serialization
+ * failure and go again. */
+typedef struct bump {
+  _Atomic int calls, arrived;
+  actio_future *gate;
+} bump;
+
+typedef struct bump_step {
+  bump *b;
+  actio_db_txn *t;
+  actio_future *read;
+} bump_step;
+
+static int bump_gate(actio_future *prev, void *arg, actio_future **next) {
+  bump_step *s = arg;
+  (void)prev;
+  if (atomic_fetch_add(&s->b->arrived, 1) == 1)
+    actio_future_resolve(s->b->gate, NULL, NULL);
+  actio_future_ref(s->b->gate);
+  *next = s->b->gate;
+  return 0;
+}
+
+static int bump_write(actio_future *prev, void *arg, actio_future **next) {
+  bump_step *s = arg;
+  int64_t v;
+  (void)prev;
+  int rc = actio_db_int64(actio_future_value(s->read), 0, 0, &v);
+  if (rc != 0)
+    return rc;
+  char buf[24];
+  snprintf(buf, sizeof buf, "%lld", (long long)v + 1);
+  const char *p[] = {buf};
+  return actio_db_txn_query(s->t, "UPDATE counter SET n = $1::int", 1, p, next);
+}
+
+static void bump_step_free(actio_future *f, void *arg) {
+  bump_step *s = arg;
+  (void)f;
+  actio_future_unref(s->read);
+  free(s);
+}
+
+static int bump_body(actio_db_txn *t, void *arg, actio_future **out) {
+  bump *b = arg;
+  int first = atomic_fetch_add(&b->calls, 1) < 2;
+  bump_step *s = malloc(sizeof *s);
+  if (s == NULL)
+    return ACTIO_ENOMEM;
+  *s = (bump_step){b, t, NULL};
+  int rc = actio_db_txn_query(t, "SELECT n FROM counter", 0, NULL, &s->read);
+  if (rc != 0) {
+    free(s);
+    return rc;
+  }
+  actio_future *after = s->read, *gated = NULL;
+  if (first && actio_future_then(s->read, bump_gate, s, &gated) == 0)
+    after = gated;
+  rc = actio_future_then(after, bump_write, s, out);
+  actio_future_unref(gated);
+  if (rc != 0 || actio_future_on_done(*out, bump_step_free, s) != 0)
+    ck_abort_msg("could not chain the body");
+  return 0;
+}
+
+START_TEST(test_txn_retry) {
+  run(db, "CREATE TABLE IF NOT EXISTS counter (n int)");
+  run(db, "TRUNCATE counter");
+  run(db, "INSERT INTO counter VALUES (0)");
+  bump b = {0};
+  ck_assert_int_eq(actio_future_create(&b.gate), 0);
+  actio_db_txn_opts o = {.isolation = ACTIO_DB_SERIALIZABLE};
+  actio_future *f1, *f2;
+  ck_assert_int_eq(actio_db_transaction(db, &o, 3, bump_body, &b, &f1), 0);
+  ck_assert_int_eq(actio_db_transaction(db, &o, 3, bump_body, &b, &f2), 0);
+  const actio_db_result *r = expect(f1, 0);
+  ck_assert_str_eq(actio_db_command_tag(r), "UPDATE 1"); /* the body's value */
+  expect(f2, 0);
+  actio_future_unref(f1);
+  actio_future_unref(f2);
+  ck_assert_int_eq(scalar(db, "SELECT n FROM counter"), 2);
+  ck_assert_int_ge(atomic_load(&b.calls), 3); /* one went again */
+  actio_future_unref(b.gate);
+  /* With no retries left, the failure is the caller's. */
+  run(db, "UPDATE counter SET n = 0");
+  b = (bump){0};
+  ck_assert_int_eq(actio_future_create(&b.gate), 0);
+  ck_assert_int_eq(actio_db_transaction(db, &o, 0, bump_body, &b, &f1), 0);
+  ck_assert_int_eq(actio_db_transaction(db, &o, 0, bump_body, &b, &f2), 0);
+  int s1 = actio_future_wait(f1, -1), s2 = actio_future_wait(f2, -1);
+  ck_assert((s1 == 0 && s2 == ACTIO_ERETRY) || (s1 == ACTIO_ERETRY && s2 == 0));
+  actio_future_unref(f1);
+  actio_future_unref(f2);
+  actio_future_unref(b.gate);
+  ck_assert_int_eq(scalar(db, "SELECT n FROM counter"), 1);
+  run(db, "DROP TABLE counter");
+}
+END_TEST
+
+START_TEST(test_script) {
+  actio_future *f;
+  ck_assert_int_eq(actio_db_script(db, "CREATE TEMP TABLE s (a int); "
+                                       "INSERT INTO s VALUES (1), (2), (3); "
+                                       "SELECT sum(a) FROM s", &f), 0);
+  int64_t sum;
+  ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &sum), 0);
+  ck_assert_int_eq(sum, 6);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_script(db, "SELECT 1; SELECT * FROM no_table; SELECT 2", &f), 0);
+  expect(f, ACTIO_ESQL);
+  ck_assert_str_eq(actio_db_error_get(f)->sqlstate, "42P01");
+  actio_future_unref(f);
+  /* A script that leaves a transaction open does not dirty the pool. */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  run(db, "CREATE TABLE IF NOT EXISTS scr (a int)");
+  ck_assert_int_eq(actio_db_script(one, "BEGIN; INSERT INTO scr VALUES (1)", &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  run(one, "INSERT INTO scr VALUES (2)"); /* not inside that transaction */
+  ck_assert_int_eq(scalar(db, "SELECT count(*) FROM scr"), 1);
+  run(db, "DROP TABLE scr");
+}
+END_TEST
+
+/* ---- COPY ---- */
+
+START_TEST(test_copy_in) {
+  run(db, "CREATE TABLE IF NOT EXISTS cp (a int, b text)");
+  run(db, "TRUNCATE cp");
+  actio_future *cf, *f;
+  ck_assert_int_eq(actio_db_copy_in(db, NULL, "COPY cp FROM STDIN", &cf), 0);
+  actio_db_copy *c = expect(cf, 0) ? (actio_db_copy *)actio_future_value(cf) : NULL;
+  ck_assert_ptr_nonnull(c);
+  char row[64];
+  for (int i = 0; i < 10000; i++) {
+    int n = snprintf(row, sizeof row, "%d\trow %d\n", i, i);
+    ck_assert_int_eq(actio_db_copy_write(c, row, (size_t)n, &f), 0);
+    if (i % 1000 == 999)
+      expect(f, 0); /* keeps memory bounded */
+    actio_future_unref(f);
+  }
+  ck_assert_int_eq(actio_db_copy_end(c, NULL, &f), 0);
+  ck_assert_uint_eq(actio_db_affected(expect(f, 0)), 10000);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_copy_write(c, "x", 1, &f), ACTIO_ESTATE);
+  actio_future_unref(cf);
+  ck_assert_int_eq(scalar(db, "SELECT count(*) FROM cp"), 10000);
+  ck_assert_int_eq(scalar(db, "SELECT sum(a) FROM cp"), 49995000);
+
+  /* Bad data fails the end with the server's error; nothing lands. */
+  ck_assert_int_eq(actio_db_copy_in(db, NULL, "COPY cp FROM STDIN", &cf), 0);
+  c = (actio_db_copy *)expect(cf, 0);
+  ck_assert_int_eq(actio_db_copy_write(c, "1\tok\nnot-a-number\tx\n", 20, &f), 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_copy_end(c, NULL, &f), 0);
+  expect(f, ACTIO_ESQL);
+  ck_assert_str_eq(actio_db_error_get(f)->sqlstate, "22P02");
+  actio_future_unref(f);
+  actio_future_unref(cf);
+  /* Abandoned (its future dropped): aborted. */
+  ck_assert_int_eq(actio_db_copy_in(db, NULL, "COPY cp FROM STDIN", &cf), 0);
+  c = (actio_db_copy *)expect(cf, 0);
+  ck_assert_int_eq(actio_db_copy_write(c, "5\tfive\n", 7, &f), 0);
+  actio_future_unref(f);
+  actio_future_unref(cf);
+  ck_assert_int_eq(scalar(db, "SELECT count(*) FROM cp"), 10000);
+  /* A COPY of a table that does not exist fails at once. */
+  ck_assert_int_eq(actio_db_copy_in(db, NULL, "COPY nope FROM STDIN", &cf), 0);
+  expect(cf, ACTIO_ESQL);
+  actio_future_unref(cf);
+  run(db, "DROP TABLE cp");
+}
+END_TEST
+
+typedef struct rows {
+  pthread_mutex_t mu;
+  long n, sum;
+  actio_future *held; /* pending backpressure future */
+} rows;
+
+static int on_row(void *arg, const void *data, size_t len, actio_future **ready) {
+  rows *r = arg;
+  char buf[32];
+  ck_assert_uint_lt(len, sizeof buf);
+  memcpy(buf, data, len);
+  buf[len] = '\0';
+  pthread_mutex_lock(&r->mu);
+  r->n++;
+  r->sum += atol(buf);
+  if (r->n % 500 == 0) { /* ask to wait; the test thread releases it */
+    actio_future_create(&r->held);
+    actio_future_ref(r->held);
+    *ready = r->held;
+  }
+  pthread_mutex_unlock(&r->mu);
+  return 0;
+}
+
+START_TEST(test_copy_out) {
+  rows r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_copy_out(db, NULL, "COPY (SELECT g FROM generate_series(1, 5000) g) TO STDOUT",
+                                     on_row, &r, &f), 0);
+  /* Release each held future until the COPY is over. */
+  while (actio_future_wait(f, 0) == ACTIO_EPENDING) {
+    pthread_mutex_lock(&r.mu);
+    actio_future *h = r.held;
+    r.held = NULL;
+    pthread_mutex_unlock(&r.mu);
+    if (h != NULL) {
+      actio_future_resolve(h, NULL, NULL);
+      actio_future_unref(h);
+    } else {
+      actio_future_wait(f, 1);
+    }
+  }
+  ck_assert_uint_eq(actio_db_affected(expect(f, 0)), 5000);
+  ck_assert_int_eq(r.n, 5000);
+  ck_assert_int_eq(r.sum, 5000L * 5001 / 2);
+  actio_future_unref(f);
+  ck_assert_int_eq(scalar(db, "SELECT 1"), 1); /* the connection is back */
+}
+END_TEST
+
+START_TEST(test_copy_in_txn) {
+  run(db, "CREATE TABLE IF NOT EXISTS cpt (a int)");
+  run(db, "TRUNCATE cpt");
+  actio_future *tf, *cf, *f;
+  actio_db_txn *t = begin(db, (actio_db_txn_opts){0}, &tf);
+  tx_run(t, "INSERT INTO cpt VALUES (0)", 0);
+  ck_assert_int_eq(actio_db_copy_in(db, t, "COPY cpt FROM STDIN", &cf), 0);
+  actio_db_copy *c = (actio_db_copy *)expect(cf, 0);
+  ck_assert_int_eq(actio_db_copy_write(c, "1\n2\n3\n", 6, &f), 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_copy_end(c, NULL, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  actio_future_unref(cf);
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT count(*) FROM cpt", 0, NULL, &f), 0);
+  int64_t n;
+  ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &n), 0);
+  ck_assert_int_eq(n, 4);
+  actio_future_unref(f);
+  tx_end(t, 0, 0); /* rolled back: the COPY with it */
+  actio_future_unref(tf);
+  ck_assert_int_eq(scalar(db, "SELECT count(*) FROM cpt"), 0);
+  run(db, "DROP TABLE cpt");
+}
+END_TEST
+
+/* ---- LISTEN / NOTIFY ---- */
+
+typedef struct notes {
+  pthread_mutex_t mu;
+  int n, missed;
+  char payload[64];
+  actio_future *signal; /* resolved at each notification */
+} notes;
+
+static void on_note(void *arg, const actio_db_notification *n) {
+  notes *s = arg;
+  pthread_mutex_lock(&s->mu);
+  if (n->missed) {
+    s->missed++;
+  } else {
+    s->n++;
+    snprintf(s->payload, sizeof s->payload, "%s", n->payload);
+  }
+  actio_future *sig = s->signal;
+  s->signal = NULL;
+  pthread_mutex_unlock(&s->mu);
+  if (sig != NULL) {
+    actio_future_resolve(sig, NULL, NULL);
+    actio_future_unref(sig);
+  }
+}
+
+/* A future resolved at the next notification. */
+static actio_future *next_note(notes *s) {
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  actio_future_ref(f);
+  pthread_mutex_lock(&s->mu);
+  actio_future_unref(s->signal);
+  s->signal = f;
+  pthread_mutex_unlock(&s->mu);
+  return f;
+}
+
+static void notify(const char *channel, const char *payload) {
+  const char *p[] = {channel, payload};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(db, "SELECT pg_notify($1, $2)", 2, p, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+}
+
+START_TEST(test_listen) {
+  notes s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_listen(db, "Chan \"one\"", on_note, &s, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  actio_future *sig = next_note(&s);
+  notify("Chan \"one\"", "hello");
+  expect(sig, 0);
+  actio_future_unref(sig);
+  pthread_mutex_lock(&s.mu);
+  ck_assert_int_eq(s.n, 1);
+  ck_assert_str_eq(s.payload, "hello");
+  pthread_mutex_unlock(&s.mu);
+
+  /* The listening connection dies: it comes back, says what may be lost,
+   * and notifications flow again. */
+  sig = next_note(&s);
+  ck_assert_int_ge(scalar(db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE query LIKE 'LISTEN%'"), 1);
+  expect(sig, 0);
+  actio_future_unref(sig);
+  pthread_mutex_lock(&s.mu);
+  ck_assert_int_eq(s.missed, 1);
+  pthread_mutex_unlock(&s.mu);
+  sig = next_note(&s);
+  notify("Chan \"one\"", "again");
+  expect(sig, 0);
+  actio_future_unref(sig);
+  pthread_mutex_lock(&s.mu);
+  ck_assert_int_eq(s.n, 2);
+  ck_assert_str_eq(s.payload, "again");
+  pthread_mutex_unlock(&s.mu);
+
+  ck_assert_int_eq(actio_db_unlisten(db, "Chan \"one\"", on_note, &s, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_unlisten(db, "Chan \"one\"", on_note, &s, &f), 0);
+  expect(f, ACTIO_EINVAL); /* no such subscription any more */
+  actio_future_unref(f);
+  actio_future_unref(next_note(&s)); /* nothing will resolve it */
+  notify("Chan \"one\"", "unheard");
+  ck_assert_int_eq(scalar(db, "SELECT 1"), 1);
+  pthread_mutex_lock(&s.mu);
+  ck_assert_int_eq(s.n, 2);
+  actio_future_unref(s.signal);
+  pthread_mutex_unlock(&s.mu);
+}
+END_TEST
+
+/* ---- cancels, timeouts, lost connections ---- */
+
+/* Waits until the server runs a statement like `pattern`. */
+static void await_running(const char *pattern) {
+  const char *p[] = {pattern};
+  for (;;) {
+    actio_future *f;
+    ck_assert_int_eq(actio_db_query(db, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                        "AND query LIKE $1 AND pid <> pg_backend_pid()",
+                                    1, p, &f), 0);
+    int64_t n = 0;
+    ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &n), 0);
+    actio_future_unref(f);
+    if (n > 0)
+      return;
+    sched_yield();
+  }
+}
+
+START_TEST(test_cancel) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  actio_future *sleep, *behind[5];
+  ck_assert_int_eq(actio_db_query(one, "SELECT pg_sleep(60)", 0, NULL, &sleep), 0);
+  for (int i = 0; i < 5; i++)
+    ck_assert_int_eq(actio_db_query(one, "SELECT 5", 0, NULL, &behind[i]), 0);
+  await_running("SELECT pg_sleep(60)");
+  ck_assert_int_eq(actio_future_cancel(sleep), 0);
+  expect(sleep, ACTIO_ECANCELED);
+  /* Without a cancel on the server these would wait a minute, past the
+   * case's timeout. They may be hit by the cancel and sent again. */
+  for (int i = 0; i < 5; i++) {
+    ck_assert_int_eq(actio_db_int64(expect(behind[i], 0), 0, 0, &(int64_t){0}), 0);
+    actio_future_unref(behind[i]);
+  }
+  actio_future_unref(sleep);
+  actio_db_stats s;
+  actio_db_stats_get(one, &s);
+  ck_assert_uint_ge(s.cancels, 1);
+  ck_assert_uint_eq(s.connects, 1); /* cancelled, not reconnected */
+}
+END_TEST
+
+START_TEST(test_query_timeout) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  actio_db_request q = {.sql = "SELECT pg_sleep(60)", .timeout_ms = 200};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_send(one, &q, &f), 0);
+  expect(f, ACTIO_ETIMEDOUT);
+  actio_future_unref(f);
+  ck_assert_int_eq(scalar(one, "SELECT 3"), 3);
+  /* The pool's default applies too. */
+  actio_actor *t = spawn((actio_db_opts){.max_connections = 1, .query_timeout_ms = 200});
+  ck_assert_int_eq(actio_db_query(t, "SELECT pg_sleep(60)", 0, NULL, &f), 0);
+  expect(f, ACTIO_ETIMEDOUT);
+  actio_future_unref(f);
+  ck_assert_int_eq(scalar(t, "SELECT 4"), 4);
+}
+END_TEST
+
+START_TEST(test_acquire_timeout) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .acquire_timeout_ms = 200});
+  actio_future *tf, *f;
+  actio_db_txn *t = begin(one, (actio_db_txn_opts){0}, &tf);
+  ck_assert_int_eq(actio_db_query(one, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, ACTIO_ETIMEDOUT); /* the only connection is the transaction's */
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "200 ms"));
+  actio_future_unref(f);
+  tx_end(t, 1, 0);
+  actio_future_unref(tf);
+  ck_assert_int_eq(scalar(one, "SELECT 2"), 2);
+}
+END_TEST
+
+START_TEST(test_connection_lost) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(one, "SELECT pg_sleep(60), 'lost'", 0, NULL, &f), 0);
+  await_running("SELECT pg_sleep(60), 'lost'");
+  run(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE "
+          "'SELECT pg_sleep(60), ''lost''' AND pid <> pg_backend_pid()");
+  expect(f, ACTIO_ECONN);
+  actio_future_unref(f);
+  ck_assert_int_eq(scalar(one, "SELECT 8"), 8); /* reconnected */
+  actio_db_stats s;
+  actio_db_stats_get(one, &s);
+  ck_assert_uint_eq(s.connects, 2);
+  ck_assert_uint_ge(s.failures, 1);
+}
+END_TEST
+
+/* ---- concurrency and restarts ---- */
+
+typedef struct load {
+  actio_actor *a;
+  int n, base;
+  int ok, failed, wrong, other;
+} load;
+
+static void *load_main(void *arg) {
+  load *l = arg;
+  enum { WINDOW = 32 };
+  actio_future *f[WINDOW] = {0};
+  int sent[WINDOW];
+  for (int i = 0; i < l->n + WINDOW; i++) {
+    int k = i % WINDOW;
+    if (f[k] != NULL) {
+      int st = actio_future_wait(f[k], -1);
+      int32_t v;
+      if (st == 0)
+        (actio_db_int32(actio_future_value(f[k]), 0, 0, &v) == 0 && v == sent[k]) ? l->ok++ : l->wrong++;
+      else if (st == ACTIO_ECONN)
+        l->failed++;
+      else
+        l->other++;
+      actio_future_unref(f[k]);
+      f[k] = NULL;
+    }
+    if (i < l->n) {
+      char buf[16];
+      sent[k] = l->base + i;
+      snprintf(buf, sizeof buf, "%d", sent[k]);
+      const char *p[] = {buf};
+      if (actio_db_query(l->a, "SELECT $1::int", 1, p, &f[k]) != 0)
+        l->other++;
+    }
+  }
+  return NULL;
+}
+
+START_TEST(test_concurrent) {
+  actio_actor *a = spawn((actio_db_opts){.workers = 2, .max_connections = 4});
+  enum { T = 4 };
+  load l[T];
+  pthread_t th[T];
+  for (int i = 0; i < T; i++)
+    l[i] = (load){.a = a, .n = 3000, .base = i * 100000};
+  start_threads(th, T, load_main, l, sizeof *l);
+  join_threads(th, T);
+  for (int i = 0; i < T; i++) {
+    ck_assert_int_eq(l[i].ok, 3000);
+    ck_assert_int_eq(l[i].wrong + l[i].failed + l[i].other, 0);
+  }
+}
+END_TEST
+
+START_TEST(test_restart) {
+  actio_actor *a = spawn((actio_db_opts){.max_connections = 4, .reconnect_min_ms = 20,
+                                         .reconnect_max_ms = 200});
+  enum { T = 2 };
+  load l[T];
+  pthread_t th[T];
+  for (int i = 0; i < T; i++)
+    l[i] = (load){.a = a, .n = 20000, .base = i * 100000};
+  start_threads(th, T, load_main, l, sizeof *l);
+  ck_assert_int_eq(pg_cmd("restart"), 0);
+  join_threads(th, T);
+  /* Every future completed: with its value or a connection error. */
+  for (int i = 0; i < T; i++) {
+    ck_assert_int_eq(l[i].ok + l[i].failed, 20000);
+    ck_assert_int_eq(l[i].wrong + l[i].other, 0);
+  }
+  /* After the restart the pool works again. */
+  ck_assert_int_eq(scalar(a, "SELECT 11"), 11);
+}
+END_TEST
+
+START_TEST(test_stop_in_flight) {
+  actio_actor *a = spawn((actio_db_opts){.max_connections = 2});
+  actio_future *f[200];
+  for (int i = 0; i < 200; i++)
+    ck_assert_int_eq(actio_db_query(a, i % 50 == 0 ? "SELECT pg_sleep(60)" : "SELECT 1", 0, NULL, &f[i]), 0);
+  await_running("SELECT pg_sleep(60)");
+  ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_NOW), 0);
+  for (int i = 0; i < 200; i++) {
+    int st = actio_future_wait(f[i], -1);
+    ck_assert(st == 0 || st == ACTIO_ECANCELED);
+    actio_future_unref(f[i]);
+  }
+  ck_assert_int_eq(actio_db_query(a, "SELECT 1", 0, NULL, &f[0]), ACTIO_ECLOSED);
+}
+END_TEST
+
+static Suite *db_suite(void) {
+  Suite *s = suite_create("db");
+  TCase *tc = tcase_with_timeout("queries", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_query_values);
+  tcase_add_test(tc, test_binary);
+  tcase_add_test(tc, test_affected);
+  tcase_add_test(tc, test_bad_input);
+  tcase_add_test(tc, test_sql_error);
+  tcase_add_test(tc, test_pipeline_isolation);
+  tcase_add_test(tc, test_statement_cache);
+  tcase_add_test(tc, test_server_down);
+  tcase_add_test(tc, test_auth);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("transactions", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_txn_commit_rollback);
+  tcase_add_test(tc, test_txn_failed_and_dropped);
+  tcase_add_test(tc, test_txn_options_savepoints);
+  tcase_add_test(tc, test_txn_retry);
+  tcase_add_test(tc, test_script);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("copy_listen", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_copy_in);
+  tcase_add_test(tc, test_copy_out);
+  tcase_add_test(tc, test_copy_in_txn);
+  tcase_add_test(tc, test_listen);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("failures", 45);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_cancel);
+  tcase_add_test(tc, test_query_timeout);
+  tcase_add_test(tc, test_acquire_timeout);
+  tcase_add_test(tc, test_connection_lost);
+  tcase_add_test(tc, test_stop_in_flight);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("stress", 240);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_concurrent);
+  tcase_add_test(tc, test_restart);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  snprintf(pg_dir, sizeof pg_dir, "/tmp/actio-test-pg-XXXXXX");
+  if (mkdtemp(pg_dir) == NULL || pg_cmd("start") != 0 || read_env() != 0) {
+    fprintf(stderr, "test_db: could not start PostgreSQL (%s)\n", pg_dir);
+    return EXIT_FAILURE;
+  }
+  int rc = run_suite(db_suite());
+  pg_cmd("stop");
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", pg_dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "test_db: could not remove %s\n", pg_dir);
+  return rc;
+}
