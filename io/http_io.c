@@ -139,6 +139,11 @@ int actio__http_loop_create(actio__http_loop **out, const actio__http_conf *conf
   l->share = share;
   curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   curl_multi_setopt(l->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conf->max_connections);
+  /* Keep as many idle connections as may be open. libcurl's default cache
+   * holds four per transfer in the handle, so whenever the loop holds few
+   * (between two batches from the mailbox) it closes connections it soon
+   * opens again: 770 connects instead of 64 for 20000 GETs at 64 in flight. */
+  curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, conf->max_connections);
   if (conf->max_host_connections > 0)
     curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, conf->max_host_connections);
   *out = l;
