@@ -47,7 +47,8 @@ typedef struct db_state {
   actio_runtime *rt;
   _Atomic unsigned next_worker; /* hands out the pool's shares */
   pthread_mutex_t mu;           /* guards listener */
-  db_worker *listener;          /* the worker holding LISTEN's connection */
+  bell *listener;               /* the worker holding LISTEN's connection
+                                   (its bell: a reference) */
   pthread_t canceller;
   pthread_mutex_t cmu;
   pthread_cond_t ccv;
@@ -65,7 +66,8 @@ enum kind {
 struct db_req {
   enum kind kind;
   actio_future *reply; /* NULL for the internal ones */
-  db_worker *w;
+  db_worker *w;        /* the worker that took it */
+  bell *fwd;           /* forwarded to this worker's inbox (a reference) */
   db_req *prev, *next; /* in the worker's pending or sent list, an inbox,
                           a connection's queue or a COPY's */
   conn *c;             /* sent on */
@@ -121,6 +123,7 @@ struct actio_db_copy {
   db_req *q_head, *q_tail; /* writes and the end, in order */
   actio_future *ready; /* COPY TO: the consumer's backpressure */
   int started;       /* the server took the COPY */
+  int wrong;         /* ... in the other direction: it is aborted */
   int out;           /* COPY TO */
 };
 
@@ -257,6 +260,7 @@ static void req_free(db_req *r) {
     free(s);
   }
   actio_future_unref(r->reply);
+  bell_unref(r->fwd);
   txn_unref(r->txn);
   copy_unref(r->copy);
   free(r);
@@ -380,6 +384,12 @@ const actio_db_error *actio_db_error_get(const actio_future *f) {
 
 static void result_free(void *p) { PQclear(p); }
 
+/* The consumer of rows nobody wants any more. */
+static int drain_rows(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)arg, (void)data, (void)len, (void)ready;
+  return 0;
+}
+
 /* Completes r's future (if any) with res or the error, and frees r. res
  * is given when rc is 0, lent (an error to read) otherwise. */
 static void req_end(db_req *r, int rc, PGresult *res, const char *msg) {
@@ -494,6 +504,8 @@ static void conn_close(db_worker *w, conn *c, int rc, const char *msg) {
     actio_db_copy *cp = c->copy;
     c->copy = NULL;
     cp->c = NULL;
+    actio_future_unref(cp->ready);
+    cp->ready = NULL;
     while (cp->q_head != NULL) {
       db_req *r = cp->q_head;
       q_unlink(&cp->q_head, &cp->q_tail, r);
@@ -578,7 +590,7 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
   actio__pg_query q = r->q;
   q.cache = !r->nocache && !w->st->o.no_statement_cache;
   int rc = r->kind == K_SCRIPT || r->kind == K_COPY
-               ? actio__pg_conn_send_simple(c->pc, r->q.sql, r)
+               ? actio__pg_conn_send_simple(c->pc, r->q.sql, r->kind == K_COPY, r)
                : actio__pg_conn_send(c->pc, &q, r);
   if (rc != 0)
     return rc;
@@ -737,24 +749,50 @@ static void copy_unpin(conn *c) {
 }
 
 static void txn_user_drop(void *p);
+
+/* LISTEN is in effect: the subscription counts only if its caller still
+ * waits (a cancelled one may have freed its argument). */
+static void listen_done(db_worker *w, db_req *r, PGresult *res) {
+  actio_future_clear_cancel(r->reply);
+  if (actio_future_resolve(r->reply, res, result_free) == 0) {
+    sub *s = r->arg;
+    s->next = w->subs;
+    w->subs = s;
+    r->arg = NULL;
+  } else {
+    PQclear(res);
+  }
+  req_free(r);
+}
 static void copy_user_drop(void *p);
 
 /* The COPY's connection is ready for data (in) or has rows (out). */
 static void copy_started(db_worker *w, db_req *r, PGresult *res) {
   actio_db_copy *cp = r->copy;
+  conn *c = r->c;
   (void)w;
+  int out = PQresultStatus(res) == PGRES_COPY_OUT;
+  PQclear(res);
   cp->started = 1;
-  if (PQresultStatus(res) == PGRES_COPY_OUT) {
-    PQclear(res); /* COPY TO answers at the end, with the row count */
-    cp->out = 1;
+  cp->out = out;
+  if (out != (r->row_fn != NULL)) { /* COPY TO for copy_in, or the reverse */
+    cp->wrong = 1;
+    if (out) {
+      r->row_fn = drain_rows;
+    } else {
+      PQputCopyEnd(actio__pg_conn_pg(c->pc), "COPY in the wrong direction");
+      actio__pg_conn_copy_done(c->pc);
+      actio__pg_conn_flush(c->pc);
+    }
     return;
   }
-  PQclear(res);
+  if (out)
+    return; /* COPY TO answers at the end, with the row count */
   atomic_store_explicit(&cp->state, T_OPEN, memory_order_relaxed);
   ref(&cp->refs); /* the caller's, through the future */
   actio_future_clear_cancel(r->reply);
   if (actio_future_resolve(r->reply, cp, copy_user_drop) != 0)
-    copy_unref(cp);
+    copy_user_drop(cp); /* cancelled meanwhile: abort it */
   /* Let go of the future: freeing it is how a caller abandons the COPY. */
   actio_future_unref(r->reply);
   r->reply = NULL;
@@ -794,6 +832,17 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
   }
   if (c != NULL && r->kind != K_QUERY && c->state != C_EMPTY)
     c->simple = 0;
+  if (rc == 0 && r->kind == K_QUERY && c != NULL &&
+      (strcmp(PQcmdStatus(res), "BEGIN") == 0 ||
+       strcmp(PQcmdStatus(res), "START TRANSACTION") == 0)) {
+    /* A transaction block on a shared connection would swallow the
+     * queries pipelined behind it: close the connection (the server rolls
+     * back; those queries fail with ACTIO_ECONN). */
+    PQclear(res);
+    c->doomed = 1;
+    req_end(r, ACTIO_EINVAL, NULL, "BEGIN on a pooled connection: use actio_db_begin");
+    return;
+  }
   switch (r->kind) {
   case K_BEGIN:
     if (rc == 0) {
@@ -836,6 +885,15 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
     actio_db_copy *cp = r->copy;
     if (c != NULL && c->state != C_EMPTY)
       copy_unpin(c);
+    if (cp->wrong || (rc == 0 && !cp->started)) {
+      if (rc == 0)
+        PQclear(res);
+      req_end(r, ACTIO_EINVAL, NULL,
+              cp->wrong ? "COPY: TO STDOUT needs actio_db_copy_out, FROM STDIN "
+                          "actio_db_copy_in"
+                        : "COPY: not a COPY statement");
+      return;
+    }
     db_req *end = cp->end; /* COPY FROM: the end's future gets the outcome */
     cp->end = NULL;
     if (end != NULL && cp->started && !cp->out) {
@@ -871,10 +929,8 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
       actio__pg_conn_inflight(c->pc) == 0)
     c->idle_ns = actio__now_ns();
   if (r->kind == K_LISTEN && rc == 0) {
-    sub *s = (sub *)r->arg;
-    s->next = w->subs;
-    w->subs = s;
-    r->arg = NULL;
+    listen_done(w, r, res);
+    return;
   }
   req_end(r, rc, res, msg);
 }
@@ -886,6 +942,11 @@ static void copy_pump_in(db_worker *w, conn *c) {
   actio_db_copy *cp = c->copy;
   PGconn *pg = actio__pg_conn_pg(c->pc);
   while (cp->q_head != NULL && cp->end == NULL && actio__pg_conn_in_copy(c->pc)) {
+    /* Backpressure: libpq would buffer without bound, so a write is taken
+     * (and its future completed) only once the last one left for the
+     * socket. */
+    if (actio__pg_conn_output_pending(c->pc))
+      return;
     db_req *r = cp->q_head;
     int rc = r->kind == K_CWRITE
                  ? PQputCopyData(pg, r->data, (int)r->len)
@@ -901,6 +962,11 @@ static void copy_pump_in(db_worker *w, conn *c) {
       conn_broken(w, c);
       return;
     }
+    if (actio__pg_conn_flush(c->pc) != 0) {
+      q_push(&cp->q_head, &cp->q_tail, r);
+      conn_broken(w, c);
+      return;
+    }
     if (r->kind == K_CWRITE) {
       req_end(r, 0, NULL, NULL);
       continue;
@@ -908,13 +974,6 @@ static void copy_pump_in(db_worker *w, conn *c) {
     actio__pg_conn_copy_done(c->pc);
     cp->end = r; /* answered with the COPY's result */
   }
-  if (actio__pg_conn_flush(c->pc) != 0)
-    conn_broken(w, c);
-}
-
-static int drain_rows(void *arg, const void *data, size_t len, actio_future **ready) {
-  (void)arg, (void)data, (void)len, (void)ready;
-  return 0;
 }
 
 /* Hands COPY TO rows to the consumer until it asks to wait. */
@@ -982,6 +1041,24 @@ static void deliver(db_worker *w, PGnotify *n) {
     }
 }
 
+/* The listener could not connect: it backs off; with nothing to restore,
+ * the requests waiting for it fail now. */
+static void listener_failed(db_worker *w, int rc, const char *err) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "connecting to PostgreSQL: %s", err);
+  int lost = w->lost;
+  conn_close(w, &w->lc, rc, msg);
+  w->lost = lost;
+  w->lretry_ns = actio__now_ns() + (int64_t)backoff_ms(w->st, ++w->lfails) * 1000000;
+  if (w->subs != NULL)
+    return;
+  while (w->lq_head != NULL) {
+    db_req *r = w->lq_head;
+    q_unlink(&w->lq_head, &w->lq_tail, r);
+    req_end(r, rc, NULL, msg);
+  }
+}
+
 /* Sends the listener its next LISTEN or UNLISTEN, or restores them. */
 static void listener_pump(db_worker *w) {
   conn *c = &w->lc;
@@ -1015,7 +1092,7 @@ static void listener_pump(db_worker *w) {
     }
     r->q.sql = r->bytes;
     r->nocache = 1;
-    if (actio__pg_conn_send_simple(c->pc, r->q.sql, r) != 0) {
+    if (actio__pg_conn_send_simple(c->pc, r->q.sql, 0, r) != 0) {
       free(r);
       conn_broken(w, c);
       return;
@@ -1056,11 +1133,7 @@ static void listener_pump(db_worker *w) {
         continue;
       }
     } else if (same != NULL) { /* the channel is listened to already */
-      sub *s = (sub *)r->arg;
-      s->next = w->subs;
-      w->subs = s;
-      r->arg = NULL;
-      req_end(r, 0, PQmakeEmptyPGresult(NULL, PGRES_COMMAND_OK), NULL);
+      listen_done(w, r, PQmakeEmptyPGresult(NULL, PGRES_COMMAND_OK));
       continue;
     }
     char q[140];
@@ -1069,7 +1142,7 @@ static void listener_pump(db_worker *w) {
     snprintf(sql, sizeof sql, "%s %s", r->kind == K_LISTEN ? "LISTEN" : "UNLISTEN", q);
     r->q.sql = sql;
     r->nocache = 1;
-    if (actio__pg_conn_send_simple(c->pc, sql, r) != 0) {
+    if (actio__pg_conn_send_simple(c->pc, sql, 0, r) != 0) {
       q_push(&w->lq_head, &w->lq_tail, r);
       conn_broken(w, c);
       return;
@@ -1091,9 +1164,7 @@ static void service(db_worker *w, conn *c, short revents) {
       return;
     if (rc != 0) {
       if (c == &w->lc) {
-        int lost = w->lost;
-        conn_close(w, c, rc, err); /* backs off */
-        w->lost = lost;
+        listener_failed(w, rc, err);
         return;
       }
       connect_failed(w, c, rc, err);
@@ -1152,7 +1223,7 @@ static void service(db_worker *w, conn *c, short revents) {
 static void on_cancel(void *arg) {
   db_req *r = arg;
   atomic_store_explicit(&r->cancel, 1, memory_order_release);
-  bell_ring(r->w->bell);
+  bell_ring(r->fwd != NULL ? r->fwd : r->w->bell);
 }
 
 /* The requests from the inbox: bound to a connection of this worker. */
@@ -1164,18 +1235,25 @@ static void take_inbox(db_worker *w) {
   for (db_req *next; r != NULL; r = next) {
     next = r->next;
     r->prev = r->next = NULL;
+    if (r->kind == K_LISTEN || r->kind == K_UNLISTEN) {
+      /* Forwarded by another worker, with r->w and its hook set to us. */
+      q_push(&w->lq_head, &w->lq_tail, r);
+      continue;
+    }
     r->w = w;
-    if (r->reply != NULL && actio_future_is_done(r->reply)) {
+    if (r->kind == K_END && actio_future_is_done(r->reply) && r->commit) {
+      r->commit = 0; /* a commit cancelled before it left: roll back */
+      r->q.sql = "ROLLBACK";
+    }
+    /* Never withdrawn: COPY data (the stream stays whole) and the end of a
+     * transaction (its connection must not stay inside it). */
+    int keep = r->kind == K_CWRITE || r->kind == K_CEND || r->kind == K_CDROP ||
+               r->kind == K_END || r->kind == K_TDROP;
+    if (!keep && actio_future_is_done(r->reply)) {
       req_free(r); /* cancelled before it got here */
       continue;
     }
-    if (r->kind == K_LISTEN || r->kind == K_UNLISTEN) {
-      q_push(&w->lq_head, &w->lq_tail, r); /* its hook is set already */
-      continue;
-    }
-    /* COPY data is not withdrawn by a cancel: the stream stays whole. */
-    if (r->reply != NULL && r->kind != K_CWRITE && r->kind != K_CEND &&
-        actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED) {
+    if (!keep && actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED) {
       req_end(r, ACTIO_ECANCELED, NULL, "cancelled");
       continue;
     }
@@ -1187,7 +1265,9 @@ static void take_inbox(db_worker *w) {
         continue;
       }
       q_push(&cp->q_head, &cp->q_tail, r);
-      copy_pump_in(w, cp->c);
+      /* Not copy_pump_in alone: once the end is sent, the server's answer
+       * may already sit in libpq's buffer, and the socket stay quiet. */
+      service(w, cp->c, POLLIN);
       continue;
     }
     conn *c = r->txn->c;
@@ -1203,19 +1283,21 @@ static void take_inbox(db_worker *w) {
 /* Cancelled requests: those not sent are dropped, those running are
  * cancelled on the server (one at a time per connection). */
 static void reap_cancelled(db_worker *w) {
-  for (db_req *r = w->pend_head, *next; r != NULL; r = next) {
-    next = r->next;
-    if (atomic_load_explicit(&r->cancel, memory_order_acquire)) {
-      q_unlink(&w->pend_head, &w->pend_tail, r);
-      req_end(r, ACTIO_ECANCELED, NULL, "cancelled");
+  db_req **heads[2][2] = {{&w->pend_head, &w->pend_tail}, {&w->lq_head, &w->lq_tail}};
+  for (int q = 0; q < 2; q++)
+    for (db_req *r = *heads[q][0], *next; r != NULL; r = next) {
+      next = r->next;
+      if (atomic_load_explicit(&r->cancel, memory_order_acquire)) {
+        q_unlink(heads[q][0], heads[q][1], r);
+        req_end(r, ACTIO_ECANCELED, NULL, "cancelled");
+      }
     }
-  }
   for (unsigned i = 0; i <= w->nconns; i++) {
     conn *c = i < w->nconns ? &w->conns[i] : &w->lc;
     if (c->state != C_READY)
       continue;
     for (db_req *r = c->q_head, *next; r != NULL; r = next) {
-      next = r->next;
+      next = r->next; /* ends of transactions never have the flag */
       if (atomic_load_explicit(&r->cancel, memory_order_acquire)) {
         q_unlink(&c->q_head, &c->q_tail, r);
         req_end(r, ACTIO_ECANCELED, NULL, "cancelled");
@@ -1252,7 +1334,7 @@ static int timers(db_worker *w) {
     if (c->state == C_CONNECTING) {
       if (c->since_ns + connect <= now) {
         if (c == &w->lc)
-          conn_close(w, c, ACTIO_ECONN, "connect timed out");
+          listener_failed(w, ACTIO_ECONN, "connect timed out");
         else
           connect_failed(w, c, ACTIO_ECONN, "connect timed out");
       } else if (c->since_ns + connect < next) {
@@ -1377,15 +1459,25 @@ static void db_wake(actio_actor *self, void *worker) {
   bell_ring(((db_worker *)worker)->bell);
 }
 
+/* Work accepted and not done: a draining stop waits for it. Not an open
+ * transaction or a COPY FROM waiting for its caller, who may never come. */
 static int db_busy(actio_actor *self, void *worker) {
   db_worker *w = worker;
   (void)self;
   if (w->pend_head != NULL || w->lq_head != NULL)
     return 1;
+  pthread_mutex_lock(&w->bell->mu);
+  int inbox = w->bell->head != NULL;
+  pthread_mutex_unlock(&w->bell->mu);
+  if (inbox)
+    return 1;
   for (unsigned i = 0; i < w->nconns; i++) {
     conn *c = &w->conns[i];
-    if (c->q_head != NULL || (c->state == C_READY && c->copy == NULL &&
-                              actio__pg_conn_inflight(c->pc) > 0))
+    if (c->state != C_READY)
+      continue;
+    int waits_for_caller = c->copy != NULL && c->copy->started && !c->copy->out &&
+                           c->copy->q_head == NULL && c->copy->end == NULL;
+    if (!waits_for_caller && (c->q_head != NULL || actio__pg_conn_inflight(c->pc) > 0))
       return 1;
   }
   return 0;
@@ -1409,18 +1501,22 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
   if (r->kind == K_LISTEN || r->kind == K_UNLISTEN) {
     db_state *st = w->st;
     pthread_mutex_lock(&st->mu);
-    if (st->listener == NULL)
-      st->listener = w;
-    db_worker *lw = st->listener;
+    if (st->listener == NULL) {
+      st->listener = w->bell;
+      ref(&w->bell->refs);
+    }
+    bell *lb = st->listener;
+    ref(&lb->refs);
     pthread_mutex_unlock(&st->mu);
-    if (lw != w) { /* the listening connection is another worker's */
+    if (lb != w->bell) { /* the listening connection is another worker's */
       actio_future_clear_cancel(r->reply);
-      r->w = lw;
+      r->fwd = lb; /* our reference; the hook rings it from now on */
       if (actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED ||
-          bell_push(lw->bell, r) != 0)
+          bell_push(lb, r) != 0)
         req_end(r, ACTIO_ECANCELED, NULL, "database actor stopped");
       return 0;
     }
+    bell_unref(lb);
     q_push(&w->lq_head, &w->lq_tail, r);
     return 0;
   }
@@ -1487,10 +1583,6 @@ static void db_stop(actio_actor *self, void *worker) {
   }
   for (unsigned i = 0; i <= w->nconns; i++) {
     conn *c = i < w->nconns ? &w->conns[i] : &w->lc;
-    if (c->copy != NULL && c->copy->ready != NULL) {
-      actio_future_unref(c->copy->ready);
-      c->copy->ready = NULL;
-    }
     conn_close(w, c, ACTIO_ECANCELED, "database actor stopped");
   }
   for (sub *s = w->subs, *next; s != NULL; s = next) {
@@ -1531,6 +1623,7 @@ static void state_free(void *p) {
   pthread_cond_signal(&st->ccv);
   pthread_mutex_unlock(&st->cmu);
   pthread_join(st->canceller, NULL);
+  bell_unref(st->listener);
   pthread_mutex_destroy(&st->cmu);
   pthread_cond_destroy(&st->ccv);
   pthread_mutex_destroy(&st->mu);
@@ -1627,7 +1720,9 @@ static int submit(actio_actor *db, db_state *st, db_req *r, long timeout_ms,
   }
   actio_future *f = r->reply;
   actio_future_ref(f);
-  rc = actio_tell(db, r, st->o.fail_when_full ? 0 : -1);
+  /* A worker sending to its own actor (from a future's callback) must not
+   * wait for room it alone could make. */
+  rc = actio_tell(db, r, st->o.fail_when_full || actio_actor_self() == db ? 0 : -1);
   if (rc != 0) {
     actio_future_unref(f);
     req_free(r);

@@ -29,7 +29,7 @@ typedef struct stmt {
   char name[24];
 } stmt;
 
-enum stage { ST_PREP, ST_QUERY, ST_SYNC, ST_COPY };
+enum stage { ST_PREP, ST_QUERY, ST_SYNC, ST_COPY, ST_DRAIN };
 
 typedef struct unit {
   void *arg;
@@ -37,6 +37,7 @@ typedef struct unit {
   int preparing;  /* it carries the Parse */
   int simple;     /* sent with the simple protocol, not pipelined */
   int use_failed; /* its error is its statement's failed Parse */
+  int copy;       /* sent as a COPY: its data phase is the caller's */
   enum stage stage;
   PGresult *res;  /* the result to hand over */
   int rc;         /* 0, or the error res carries */
@@ -329,8 +330,11 @@ int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *arg) 
   if (q->cache && c->cache_max > 0 && (s = stmt_get(c, q, &fresh)) == NULL)
     return PQstatus(c->pg) == CONNECTION_BAD ? ACTIO_ECONN : ACTIO_ENOMEM;
   unit *u = unit_push(c, arg);
-  if (u == NULL)
+  if (u == NULL) {
+    if (fresh)
+      stmt_drop(c, s); /* never parsed */
     return ACTIO_ENOMEM;
+  }
   int ok;
   if (s != NULL) {
     s->refs++;
@@ -359,7 +363,8 @@ int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *arg) 
   return 0;
 }
 
-int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, void *arg) {
+int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, int copy,
+                               void *arg) {
   if (c->inflight > 0 || PQexitPipelineMode(c->pg) != 1)
     return ACTIO_ESTATE;
   unit *u = unit_push(c, arg);
@@ -368,6 +373,7 @@ int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, void *arg) {
     return ACTIO_ENOMEM;
   }
   u->simple = 1;
+  u->copy = copy;
   u->stage = ST_QUERY;
   if (!PQsendQuery(c->pg, sql)) {
     unit_unpush(c);
@@ -380,6 +386,10 @@ int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, void *arg) {
 void actio__pg_conn_copy_done(actio__pg_conn *c) {
   if (c->head != NULL && c->head->stage == ST_COPY)
     c->head->stage = ST_QUERY;
+}
+
+int actio__pg_conn_output_pending(const actio__pg_conn *c) {
+  return c->want_write;
 }
 
 int actio__pg_conn_in_copy(const actio__pg_conn *c) {
@@ -442,7 +452,10 @@ static void unit_end(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
   if (simple)
     PQenterPipelineMode(c->pg); /* idle now, so it cannot fail but on OOM */
   char msg[512] = "";
-  if (rc == ACTIO_ENOMEM)
+  if (rc == ACTIO_EINVAL)
+    snprintf(msg, sizeof msg, "a COPY runs only through actio_db_copy_in "
+                              "and actio_db_copy_out");
+  else if (rc == ACTIO_ENOMEM)
     snprintf(msg, sizeof msg, "%s", actio_strerror(rc));
   else if (rc != 0)
     actio__pg_result_message(res, msg, sizeof msg);
@@ -467,6 +480,10 @@ static void keep(unit *u, PGresult *res) {
       PQclear(u->res);
       u->res = res;
       u->rc = actio__pg_result_code(res);
+      return;
+    }
+    if (u->rc == ACTIO_EINVAL && u->res == NULL) { /* the refused COPY's */
+      u->res = res;
       return;
     }
   } else if (u->rc == 0) {
@@ -516,11 +533,41 @@ static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
     return;
   }
   if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
-    u->stage = ST_COPY;
-    done(ctx, u->arg, 0, res, "");
+    if (u->copy) {
+      u->stage = ST_COPY;
+      done(ctx, u->arg, 0, res, "");
+      return;
+    }
+    /* A COPY sent as a plain query: nobody would feed or read it. End it
+     * here (refused, or its rows drained) and fail the unit. */
+    PQclear(res);
+    u->rc = ACTIO_EINVAL;
+    if (st == PGRES_COPY_IN) {
+      PQputCopyEnd(c->pg, "COPY runs only through actio_db_copy_in");
+      c->want_write = PQflush(c->pg) == 1;
+    } else {
+      u->stage = ST_DRAIN;
+    }
     return;
   }
+  /* A cached plan the server no longer accepts (its table changed, or a
+   * DISCARD ALL dropped it): forget it, so the next use prepares again. */
+  if (st == PGRES_FATAL_ERROR && u->prep != NULL && !u->preparing) {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0))
+      stmt_drop(c, u->prep);
+  }
   keep(u, res);
+}
+
+/* Reads and drops the rows of a COPY TO nobody asked for. */
+static void drain(actio__pg_conn *c) {
+  char *row;
+  int n;
+  while ((n = PQgetCopyData(c->pg, &row, 1)) > 0)
+    PQfreemem(row);
+  if (n < 0)
+    c->head->stage = ST_QUERY; /* done (or broken: the result says which) */
 }
 
 int actio__pg_conn_input(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
@@ -528,8 +575,17 @@ int actio__pg_conn_input(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
     return ACTIO_ECONN;
   if (!PQconsumeInput(c->pg))
     return ACTIO_ECONN;
-  while (c->head != NULL && c->head->stage != ST_COPY && !PQisBusy(c->pg))
+  while (c->head != NULL && c->head->stage != ST_COPY) {
+    if (c->head->stage == ST_DRAIN) {
+      drain(c);
+      if (c->head->stage == ST_DRAIN)
+        break; /* more rows to come */
+      continue;
+    }
+    if (PQisBusy(c->pg))
+      break;
     on_result(c, PQgetResult(c->pg), done, ctx);
+  }
   return PQstatus(c->pg) == CONNECTION_BAD ? ACTIO_ECONN : 0;
 }
 

@@ -65,12 +65,17 @@ int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *unit)
 
 /* Leaves pipeline mode (nothing may be in flight) and sends `sql` with the
  * simple protocol (scripts, COPY, LISTEN); pipeline mode comes back once
- * this unit ends. 0, ACTIO_ESTATE or ACTIO_ECONN. */
-int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, void *unit);
+ * this unit ends. With `copy`, a COPY's data phase is handed to the caller
+ * (see done); without, a COPY fails the unit with ACTIO_EINVAL, as it does
+ * in actio__pg_conn_send. 0, ACTIO_ESTATE or ACTIO_ECONN. */
+int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, int copy,
+                               void *unit);
 
 /* A COPY unit at the head is done with its data (PQputCopyEnd sent, or
  * PQgetCopyData returned -1): its final result comes next. */
 void actio__pg_conn_copy_done(actio__pg_conn *c);
+/* 1 while libpq holds output the socket has not taken yet. */
+int actio__pg_conn_output_pending(const actio__pg_conn *c);
 /* 1 while the head unit is in its COPY data phase. */
 int actio__pg_conn_in_copy(const actio__pg_conn *c);
 

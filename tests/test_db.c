@@ -810,6 +810,68 @@ START_TEST(test_listen) {
 }
 END_TEST
 
+static int drain_note(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)arg, (void)data, (void)len, (void)ready;
+  return 0;
+}
+
+static void on_note_ignored(void *arg, const actio_db_notification *n) {
+  (void)arg, (void)n;
+}
+
+/* ---- misuse: each a clear error, the pool left whole ---- */
+
+START_TEST(test_misuse) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .acquire_timeout_ms = 20000});
+  run(one, "CREATE TABLE IF NOT EXISTS mu (a int)");
+  run(one, "TRUNCATE mu");
+  actio_future *f, *cf;
+  /* A COPY sent as a query or a script. */
+  ck_assert_int_eq(actio_db_query(one, "COPY mu FROM STDIN", 0, NULL, &f), 0);
+  expect(f, ACTIO_EINVAL);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_query(one, "COPY (SELECT generate_series(1, 3000)) TO STDOUT", 0, NULL, &f), 0);
+  expect(f, ACTIO_EINVAL);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_script(one, "COPY mu FROM STDIN", &f), 0);
+  expect(f, ACTIO_EINVAL);
+  actio_future_unref(f);
+  /* COPY calls given the wrong statement. */
+  ck_assert_int_eq(actio_db_copy_in(one, NULL, "COPY (SELECT 1) TO STDOUT", &cf), 0);
+  expect(cf, ACTIO_EINVAL);
+  actio_future_unref(cf);
+  ck_assert_int_eq(actio_db_copy_in(one, NULL, "SELECT 1", &cf), 0);
+  expect(cf, ACTIO_EINVAL);
+  actio_future_unref(cf);
+  ck_assert_int_eq(actio_db_copy_out(one, NULL, "COPY mu FROM STDIN", drain_note, NULL, &cf), 0);
+  expect(cf, ACTIO_EINVAL);
+  actio_future_unref(cf);
+  /* BEGIN through a pooled query. */
+  ck_assert_int_eq(actio_db_query(one, "BEGIN", 0, NULL, &f), 0);
+  expect(f, ACTIO_EINVAL);
+  actio_future_unref(f);
+  /* A commit cancelled before it left rolls back and frees the connection. */
+  actio_future *tf;
+  actio_db_txn *t = begin(one, (actio_db_txn_opts){0}, &tf);
+  tx_run(t, "INSERT INTO mu VALUES (1)", 0);
+  ck_assert_int_eq(actio_db_commit(t, &f), 0);
+  actio_future_cancel(f);
+  actio_future_wait(f, -1);
+  actio_future_unref(f);
+  actio_future_unref(tf);
+  /* After all of it, the one connection serves, outside any transaction. */
+  run(one, "INSERT INTO mu VALUES (2)");
+  ck_assert_int_le(scalar(db, "SELECT count(*) FROM mu"), 2);
+  ck_assert_int_ge(scalar(db, "SELECT count(*) FROM mu WHERE a = 2"), 1);
+  run(db, "DROP TABLE mu");
+  /* LISTEN when the server is down fails; it does not wait forever. */
+  actio_actor *down = spawn((actio_db_opts){.dsn = "host=127.0.0.1 port=1 dbname=x user=x"});
+  ck_assert_int_eq(actio_db_listen(down, "c", on_note_ignored, NULL, &f), 0);
+  expect(f, ACTIO_ECONN);
+  actio_future_unref(f);
+}
+END_TEST
+
 /* ---- cancels, timeouts, lost connections ---- */
 
 /* Waits until the server runs a statement like `pattern`. */
@@ -1020,6 +1082,7 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_copy_out);
   tcase_add_test(tc, test_copy_in_txn);
   tcase_add_test(tc, test_listen);
+  tcase_add_test(tc, test_misuse);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("failures", 45);
   tcase_add_checked_fixture(tc, setup, teardown);
