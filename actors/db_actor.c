@@ -98,6 +98,7 @@ struct conn {
   cancel_job *cancel; /* out for the unit at the head */
   db_req *cancel_for;
   int simple;        /* a script or COPY unit runs */
+  unsigned round;    /* units sent in this dispatch */
   int doomed;        /* close once callbacks are over */
 };
 
@@ -154,6 +155,8 @@ struct db_worker {
   int64_t lretry_ns;
   struct pollfd *pfds;
   unsigned pub_open, pub_idle, pub_connecting;
+  pthread_t thread;    /* the worker's own */
+  int self_woken;      /* a message it sent itself waits in the mailbox */
 };
 
 static const actio_behavior db_behavior;
@@ -677,6 +680,10 @@ static void dispatch(db_worker *w) {
         ref(&w->bell->refs);
       }
     }
+    /* From the second unit on, hold the segments back: the server gets
+     * the batch at once, and wakes once. */
+    if (best->round++ == 1)
+      actio__pg_conn_cork(best->pc);
     if (send_unit(w, best, r) != 0) {
       q_push(&w->pend_head, &w->pend_tail, r); /* for another connection */
       if (r->kind == K_BEGIN) {
@@ -690,6 +697,12 @@ static void dispatch(db_worker *w) {
       }
       conn_broken(w, best);
     }
+  }
+  for (unsigned i = 0; i < w->nconns; i++) {
+    conn *c = &w->conns[i];
+    if (c->round > 1 && c->state == C_READY && actio__pg_conn_uncork(c->pc) != 0)
+      conn_broken(w, c);
+    c->round = 0;
   }
   /* Open connections: up to min, and one per request left waiting. */
   int64_t now = actio__now_ns();
@@ -1422,6 +1435,9 @@ static void db_wait(actio_actor *self, void *worker) {
     map[n - 1] = c;
     w->pfds[n++] = (struct pollfd){.fd = actio__pg_conn_fd(c->pc), .events = ev};
   }
+  if (w->self_woken)
+    timeout = 0; /* its mailbox has work: only look at the sockets */
+  w->self_woken = 0;
   if (poll(w->pfds, n, timeout) < 0)
     return; /* EINTR: the loop calls again */
   if (w->pfds[0].revents & POLLIN) {
@@ -1455,8 +1471,16 @@ static void db_wait(actio_actor *self, void *worker) {
 }
 
 static void db_wake(actio_actor *self, void *worker) {
+  db_worker *w = worker;
   (void)self;
-  bell_ring(((db_worker *)worker)->bell);
+  /* A callback on this very worker sent it a message (a closed loop of
+   * queries does so at every completion): no need for a system call, the
+   * worker looks at its mailbox as soon as this wait returns. */
+  if (pthread_equal(pthread_self(), w->thread)) {
+    w->self_woken = 1;
+    return;
+  }
+  bell_ring(w->bell);
 }
 
 /* Work accepted and not done: a draining stop waits for it. Not an open
@@ -1553,6 +1577,7 @@ static int db_init(actio_actor *self, void **worker) {
   w->bell = b;
   w->st = st;
   w->self = self;
+  w->thread = pthread_self(); /* worker_init runs on the worker */
   if (!st->o.lazy)
     dispatch(w); /* starts connecting */
   *worker = w;

@@ -5,6 +5,8 @@
  * nothing but its own unit. Results then come as: [prepare's result, NULL],
  * the statement's result, NULL, PGRES_PIPELINE_SYNC. Scripts, COPY and
  * LISTEN leave pipeline mode for the time of their unit. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,8 @@
 
 #include "actio/error.h"
 #include "io/pg_conn.h"
+
+#include <sys/socket.h>
 
 /* A prepared statement, in the hash table and the LRU list. Units that use
  * it hold references: a statement whose Parse failed lingers (unhashed)
@@ -49,6 +53,8 @@ struct actio__pg_conn {
   int connecting;
   PostgresPollingStatusType poll;
   int want_write; /* PQflush left data behind */
+  int tcp;        /* over TCP (not a Unix socket): corking applies */
+  int corked;
   unit *head, *tail, *spare;
   size_t inflight;
   /* statement cache */
@@ -134,6 +140,10 @@ int actio__pg_conn_connect(actio__pg_conn *c, char *err, size_t errlen) {
     return auth_failure(err) ? ACTIO_EAUTH : ACTIO_ECONN;
   }
   c->connecting = 0;
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  if (getsockname(PQsocket(c->pg), (struct sockaddr *)&sa, &len) == 0)
+    c->tcp = sa.ss_family == AF_INET || sa.ss_family == AF_INET6;
   if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
     actio__pg_conn_message(c, err, errlen);
     return ACTIO_ECONN;
@@ -349,8 +359,8 @@ int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *arg) 
     ok = PQsendQueryParams(c->pg, q->sql, q->nparams, q->types, q->values,
                            q->lengths, q->formats, q->binary_results);
   }
-  /* libpq 17 can queue the Sync without a flush; before it the Sync
-   * flushes, which costs one send per unit but never delays one. */
+  /* The Sync flushes (before libpq 17 there is no other way): one send
+   * per unit, never a delay; actio__pg_conn_cork batches them. */
   if (ok)
     ok = PQpipelineSync(c->pg);
   if (!ok) {
@@ -386,6 +396,23 @@ int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, int copy,
 void actio__pg_conn_copy_done(actio__pg_conn *c) {
   if (c->head != NULL && c->head->stage == ST_COPY)
     c->head->stage = ST_QUERY;
+}
+
+void actio__pg_conn_cork(actio__pg_conn *c) {
+  int on = 1;
+  if (c->tcp && !c->corked &&
+      setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0)
+    c->corked = 1;
+}
+
+int actio__pg_conn_uncork(actio__pg_conn *c) {
+  int off = 0;
+  if (c->corked) {
+    c->corked = 0;
+    /* Clearing the cork sends what it held, at once. */
+    setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+  }
+  return actio__pg_conn_flush(c);
 }
 
 int actio__pg_conn_output_pending(const actio__pg_conn *c) {

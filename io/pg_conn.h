@@ -74,6 +74,11 @@ int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, int copy,
 /* A COPY unit at the head is done with its data (PQputCopyEnd sent, or
  * PQgetCopyData returned -1): its final result comes next. */
 void actio__pg_conn_copy_done(actio__pg_conn *c);
+/* Holds back what the next units write (TCP_CORK: no segment, no wake-up
+ * of the server per unit) until actio__pg_conn_uncork sends it all in one
+ * go. Nothing happens on a Unix socket. uncork: 0 or ACTIO_ECONN. */
+void actio__pg_conn_cork(actio__pg_conn *c);
+int actio__pg_conn_uncork(actio__pg_conn *c);
 /* 1 while libpq holds output the socket has not taken yet. */
 int actio__pg_conn_output_pending(const actio__pg_conn *c);
 /* 1 while the head unit is in its COPY data phase. */
