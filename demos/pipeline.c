@@ -1,0 +1,531 @@
+/* pipeline.c: the main demo: fetch a list of URLs concurrently, save each
+ * body to a file, record each URL in PostgreSQL, print a summary. What a
+ * Python program would write with aiohttp, aiofiles, asyncpg and
+ * asyncio.gather under a Semaphore:
+ *
+ *   async def one(line, url):
+ *       async with sem:
+ *           try:
+ *               async with session.get(url, timeout=t) as r:
+ *                   body = await r.read()
+ *               digest = await loop.run_in_executor(pool, sha256, body)
+ *               async with aiofiles.open(path, "wb") as f: await f.write(body)
+ *           except Exception as e: error = str(e)
+ *           await db.execute("INSERT ...", run, line, url, ...)   # retried
+ *   await asyncio.gather(*(one(i, u) for i, u in enumerate(urls)))
+ *
+ * Here each URL is one chain of futures, fetch -> hash -> save -> record
+ * (actio_future_then), and actio_map runs the chains with at most
+ * --concurrency of them in flight.
+ *
+ *   actio-pipeline --dsn DSN --out DIR [--concurrency N] [--timeout MS]
+ *                  [--retries N] [--run-id ID] URLS|-
+ *
+ * URLS is a file with one URL a line ("-": standard input); blank lines and
+ * lines starting with '#' are skipped. Each URL gets one row in the table
+ * actio_pipeline (made if missing; see CREATE_TABLE) keyed by (run_id,
+ * line), and a URL answered with a status below 400 gets its body saved as
+ * DIR/<line>.body (line numbers, never names from the URL), written
+ * atomically. A bad URL, a DNS failure, a timeout or a 4xx/5xx is a row
+ * with its status (0 when there was no response) and an error text.
+ *
+ * Exit status: 0 when every URL was recorded, whether it was fetched or
+ * failed; 1 when a row could not be recorded (after retries: the summary
+ * lists those URLs) or the table could not be made; 2 on bad usage. */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <actio.h>
+
+#include "sha256.h"
+
+/* hash is the SHA-256 of the body as saved, in hex. */
+static const char CREATE_TABLE[] =
+    "CREATE TABLE IF NOT EXISTS actio_pipeline (\n"
+    "  run_id text NOT NULL,\n"
+    "  line int NOT NULL,                  -- line of the URL in the list\n"
+    "  url text NOT NULL,\n"
+    "  status int NOT NULL,                -- HTTP status; 0: no response\n"
+    "  bytes bigint NOT NULL,              -- body length\n"
+    "  hash text,                          -- SHA-256 of the body (hex), when saved\n"
+    "  latency_ms double precision NOT NULL,\n"
+    "  error text,                         -- NULL when fetched and saved\n"
+    "  file text,                          -- where the body was saved\n"
+    "  fetched_at timestamptz NOT NULL DEFAULT now(),\n"
+    "  PRIMARY KEY (run_id, line))";
+
+/* ON CONFLICT: an INSERT that failed with a lost connection may have run
+ * anyway; its retry must not make a second row. */
+static const char INSERT_ROW[] =
+    "INSERT INTO actio_pipeline (run_id, line, url, status, bytes, hash, latency_ms, error, file)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (run_id, line) DO NOTHING";
+
+enum { DB_ATTEMPTS = 10 }; /* inserts: 50 ms backoff, doubling, at most 1 s */
+
+/* One URL and everything learnt about it. Each step of its chain writes
+ * here and the next step reads it: a future's completion orders them. */
+typedef struct job {
+  size_t line;
+  char *url;
+  double start_ms, latency_ms;
+  actio_future *fetch, *save, *insert; /* the running step's own future */
+  long status;
+  size_t bytes;
+  char hash[65];
+  char *file;       /* set once saved */
+  char *error;      /* why it failed, NULL if fetched and saved */
+  int db_attempts;
+  char *db_error;   /* set when the row could not be recorded */
+  int recorded;
+} job;
+
+typedef struct pipeline {
+  actio_runtime *rt;
+  actio_actor *http, *files, *db, *hasher;
+  const char *out, *run_id;
+  long timeout_ms;
+  int retries;
+  job *jobs;
+  size_t n;
+  atomic_size_t done, failed, db_retries;
+  atomic_uint_least64_t bytes;
+} pipeline;
+
+static pipeline P;
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* A formatted string, malloc'd (NULL when out of memory). */
+__attribute__((format(printf, 1, 2))) static char *str_printf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *s = len < 0 ? NULL : malloc((size_t)len + 1);
+  if (s) {
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+  }
+  return s;
+}
+
+/* A future that resolves once f completes, however f ends: a gather of
+ * one item under settle-all. Python's gather(f, return_exceptions=True).
+ * The steps below look at their own future for the outcome, so a failure
+ * flows on to the record step instead of ending the chain. */
+static int settled(actio_future *f, actio_future **out) {
+  return actio_gather(&f, 1, ACTIO_GATHER_SETTLE_ALL, out);
+}
+
+/* asyncio.sleep(ms) as a future: a future nobody completes, with a
+ * deadline; settled, so the deadline's ETIMEDOUT becomes a plain wake-up. */
+static int sleep_ms(int64_t ms, actio_future **out) {
+  actio_future *t;
+  int rc = actio_future_create(&t);
+  if (rc == 0 && (rc = actio_future_set_deadline(P.rt, t, ms)) == 0)
+    rc = settled(t, out);
+  actio_future_unref(t);
+  return rc;
+}
+
+/* ---- the hasher: a custom actor, loop.run_in_executor(pool, sha256) ----
+ * Hashing a large body takes milliseconds; on a pool of its own it never
+ * holds up the HTTP workers' event loops. */
+static int hash_body(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)self;
+  (void)worker;
+  job *j = msg;
+  const actio_http_response *r = actio_future_value(j->fetch);
+  sha256_hex(r->body, r->body_len, j->hash);
+  return actio_future_resolve(reply, NULL, NULL);
+}
+static const actio_behavior hasher = {.handle = hash_body};
+
+/* ---- the steps of one URL ---- */
+
+static int insert_row(job *j, actio_future **next);
+
+/* Step 2, after the fetch: note the outcome; hash a body worth saving. */
+static int step_hash(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  job *j = arg;
+  j->latency_ms = now_ms() - j->start_ms;
+  int st = actio_future_status(j->fetch);
+  if (st != 0) { /* bad URL, DNS, refused, timeout, dropped... */
+    const char *msg = actio_future_errmsg(j->fetch);
+    j->error = str_printf("%s: %s", actio_err_name(st), msg ? msg : actio_strerror(st));
+    return 0; /* *next NULL: on to the next step */
+  }
+  const actio_http_response *r = actio_future_value(j->fetch);
+  j->status = r->status;
+  j->bytes = r->body_len;
+  if (r->status >= 400) {
+    j->error = str_printf("HTTP %ld", r->status);
+    return 0;
+  }
+  return actio_ask(P.hasher, j, -1, next);
+}
+
+/* Step 3: save the body atomically (a temporary file, fsync, rename). */
+static int step_save(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  job *j = arg;
+  if (j->error)
+    return 0;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%06zu.body", P.out, j->line);
+  const actio_http_response *r = actio_future_value(j->fetch);
+  int rc = actio_file_write(P.files, path, r->body, r->body_len, ACTIO_WRITE_ATOMIC, &j->save);
+  if (rc != 0)
+    return rc;
+  j->file = strdup(path);
+  return settled(j->save, next);
+}
+
+/* Step 4: note how the save went, drop the body, record the row. */
+static int step_record(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  job *j = arg;
+  if (j->save) {
+    int st = actio_future_status(j->save);
+    if (st != 0) {
+      j->error = str_printf("save: %s", actio_future_errmsg(j->save));
+      free(j->file);
+      j->file = NULL;
+      j->hash[0] = '\0';
+    }
+    actio_future_unref(j->save);
+    j->save = NULL;
+  }
+  /* The body was copied by the write: free it now rather than with the
+   * future, which the deadline timer may hold a while longer. */
+  actio_http_response_free(actio_future_take(j->fetch));
+  actio_future_unref(j->fetch);
+  j->fetch = NULL;
+  return insert_row(j, next);
+}
+
+/* Errors worth another try: the connection was lost or refused, the
+ * server is shutting down or starting up (SQLSTATE class 57 and 08). */
+static int retryable(actio_future *f) {
+  int st = actio_future_status(f);
+  if (st == ACTIO_ECONN || st == ACTIO_ETIMEDOUT)
+    return 1;
+  const actio_db_error *e = actio_db_error_get(f);
+  return e && e->sqlstate &&
+         (strncmp(e->sqlstate, "57", 2) == 0 || strncmp(e->sqlstate, "08", 2) == 0);
+}
+
+static void finish(job *j) {
+  if (j->error || !j->recorded)
+    atomic_fetch_add_explicit(&P.failed, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&P.bytes, j->bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&P.done, 1, memory_order_relaxed);
+}
+
+static int retry_insert(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  return insert_row(arg, next);
+}
+
+/* After an INSERT: done, or wait and send it again, or give up. */
+static int step_inserted(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  job *j = arg;
+  actio_future *q = j->insert;
+  j->insert = NULL;
+  int st = actio_future_status(q);
+  int rc = 0;
+  if (st == 0) {
+    j->recorded = 1; /* "INSERT 0 0" too: an earlier try got through */
+    finish(j);
+  } else if (retryable(q) && j->db_attempts < DB_ATTEMPTS) {
+    atomic_fetch_add_explicit(&P.db_retries, 1, memory_order_relaxed);
+    int64_t wait = 50LL << (j->db_attempts - 1);
+    wait = (wait > 1000 ? 1000 : wait) + (int64_t)(j->line * 7919 % 50); /* jitter */
+    actio_future *z;
+    if ((rc = sleep_ms(wait, &z)) == 0) {
+      rc = actio_future_then(z, retry_insert, j, next);
+      actio_future_unref(z);
+    }
+  } else {
+    free(j->db_error);
+    const char *msg = actio_future_errmsg(q);
+    j->db_error = str_printf("%s: %s", actio_err_name(st), msg ? msg : "");
+    finish(j);
+  }
+  actio_future_unref(q);
+  return rc;
+}
+
+static int insert_row(job *j, actio_future **next) {
+  char line[32], status[32], bytes[32], latency[32];
+  snprintf(line, sizeof line, "%zu", j->line);
+  snprintf(status, sizeof status, "%ld", j->status);
+  snprintf(bytes, sizeof bytes, "%zu", j->bytes);
+  snprintf(latency, sizeof latency, "%.3f", j->latency_ms);
+  const char *params[] = {P.run_id, line,  j->url,   status, bytes, j->hash[0] ? j->hash : NULL,
+                          latency,  j->error, j->file};
+  actio_db_request req = {.sql = INSERT_ROW, .nparams = 9, .params = params, .timeout_ms = 10000};
+  j->db_attempts++;
+  int rc = actio_db_send(P.db, &req, &j->insert);
+  if (rc != 0) /* e.g. ACTIO_ECLOSED: fail this try like any other */
+    rc = actio_future_failed(&j->insert, rc, "insert: %s", actio_strerror(rc));
+  actio_future *s;
+  if (rc == 0 && (rc = settled(j->insert, &s)) == 0) {
+    rc = actio_future_then(s, step_inserted, j, next);
+    actio_future_unref(s);
+  }
+  return rc;
+}
+
+/* Starts URL i for actio_map: the whole chain at once, as futures. */
+static int start_url(size_t i, void *arg, actio_future **out) {
+  (void)arg;
+  job *j = &P.jobs[i];
+  j->start_ms = now_ms();
+  actio_http_request req = {.url = j->url, .timeout_ms = P.timeout_ms,
+                            .retries = P.retries, .retry_backoff_ms = 100};
+  int rc = actio_http_send(P.http, &req, &j->fetch);
+  if (rc == 0) /* the deadline bounds it all: queue, attempts, retry waits */
+    rc = actio_future_set_deadline(P.rt, j->fetch, P.timeout_ms);
+  else
+    rc = actio_future_failed(&j->fetch, rc, "GET %s: %s", j->url, actio_strerror(rc));
+  actio_future *fetched, *hashed, *saved;
+  if (rc != 0 || (rc = settled(j->fetch, &fetched)) != 0)
+    return rc;
+  rc = actio_future_then(fetched, step_hash, j, &hashed);
+  actio_future_unref(fetched);
+  if (rc != 0)
+    return rc;
+  rc = actio_future_then(hashed, step_save, j, &saved);
+  actio_future_unref(hashed);
+  if (rc != 0)
+    return rc;
+  rc = actio_future_then(saved, step_record, j, out);
+  actio_future_unref(saved);
+  return rc;
+}
+
+/* ---- reading the list, progress, summary ---- */
+
+typedef struct list {
+  job *jobs;
+  size_t n, cap, lines;
+} list;
+
+/* Called on a file worker with the next lines of the list, in order. */
+static int add_lines(void *arg, const actio_line *lines, size_t n) {
+  list *l = arg;
+  for (size_t i = 0; i < n; i++) {
+    l->lines++;
+    const char *s = lines[i].data, *e = s + lines[i].len;
+    while (s < e && (*s == ' ' || *s == '\t'))
+      s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+      e--;
+    if (s == e || *s == '#')
+      continue;
+    if (l->n == l->cap) {
+      size_t cap = l->cap ? 2 * l->cap : 1024;
+      job *jobs = realloc(l->jobs, cap * sizeof *jobs);
+      if (!jobs)
+        return ACTIO_ENOMEM;
+      l->jobs = jobs;
+      l->cap = cap;
+    }
+    job *j = memset(&l->jobs[l->n], 0, sizeof *j);
+    j->line = l->lines;
+    if (!(j->url = strndup(s, (size_t)(e - s))))
+      return ACTIO_ENOMEM;
+    l->n++;
+  }
+  return 0;
+}
+
+static void progress(int tty, double t0, int last) {
+  size_t done = atomic_load(&P.done), failed = atomic_load(&P.failed);
+  double secs = (now_ms() - t0) / 1e3;
+  double rate = secs > 0 ? (double)done / secs : 0;
+  if (tty) { /* redrawn in place; a terminal only */
+    enum { W = 30 };
+    int fill = P.n ? (int)(W * done / P.n) : W;
+    printf("\r[%.*s%*s] %zu/%zu  %3d%%  %zu failed  %.0f URLs/s ", fill,
+           "##############################", W - fill, "", done, P.n,
+           P.n ? (int)(100 * done / P.n) : 100, failed, rate);
+    if (last)
+      putchar('\n');
+  } else {
+    printf("progress: %zu/%zu done, %zu failed, %.1f s\n", done, P.n, failed, secs);
+  }
+  fflush(stdout);
+}
+
+static int usage(const char *argv0) {
+  fprintf(stderr,
+          "usage: %s --dsn DSN --out DIR [--concurrency N] [--timeout MS] [--retries N]\n"
+          "       [--run-id ID] URLS\n"
+          "  URLS           a file with one URL a line, or - for standard input\n"
+          "  --dsn          PostgreSQL connection string (libpq); rows go to the\n"
+          "                 table actio_pipeline, made if missing\n"
+          "  --out          folder for the bodies, made if missing: <line>.body\n"
+          "  --concurrency  URLs in flight at most (default 32)\n"
+          "  --timeout      per URL, all attempts included, in ms (default 30000)\n"
+          "  --retries      more HTTP attempts after a dropped connection or a\n"
+          "                 429/502/503/504 (default 2)\n"
+          "  --run-id       the rows' run_id (default: time and process id)\n",
+          argv0);
+  return 2;
+}
+
+/* A whole positive number up to max, else -1. */
+static long number(const char *s, long max) {
+  char *end;
+  long v = s ? strtol(s, &end, 10) : -1;
+  return s && *s && *end == '\0' && v >= 0 && v <= max ? v : -1;
+}
+
+/* Waits for f; on failure prints what failed. Returns f's status. */
+static int await(actio_future *f, const char *what) {
+  int st = actio_future_wait(f, -1);
+  if (st != 0)
+    fprintf(stderr, "actio-pipeline: %s: %s\n", what, actio_future_errmsg(f));
+  return st;
+}
+
+int main(int argc, char **argv) {
+  const char *dsn = NULL, *src = NULL;
+  long concurrency = 32;
+  char run_id[64];
+  P.timeout_ms = 30000;
+  P.retries = 2;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--dsn") == 0 && v)
+      dsn = v, i++;
+    else if (strcmp(a, "--out") == 0 && v)
+      P.out = v, i++;
+    else if (strcmp(a, "--run-id") == 0 && v)
+      P.run_id = v, i++;
+    else if (strcmp(a, "--concurrency") == 0 && (concurrency = number(v, 100000)) > 0)
+      i++;
+    else if (strcmp(a, "--timeout") == 0 && (P.timeout_ms = number(v, 86400000)) > 0)
+      i++;
+    else if (strcmp(a, "--retries") == 0 && (P.retries = (int)number(v, 100)) >= 0)
+      i++;
+    else if ((a[0] != '-' || strcmp(a, "-") == 0) && !src)
+      src = a;
+    else
+      return usage(argv[0]);
+  }
+  if (!dsn || !P.out || !src)
+    return usage(argv[0]);
+  if (!P.run_id) {
+    time_t t = time(NULL);
+    struct tm tm;
+    strftime(run_id, sizeof run_id, "%Y%m%d-%H%M%S", gmtime_r(&t, &tm));
+    snprintf(run_id + strlen(run_id), sizeof run_id - strlen(run_id), "-%ld", (long)getpid());
+    P.run_id = run_id;
+  }
+
+  /* One runtime; an actor per kind of I/O, and the hasher. */
+  actio_http_opts hopts = {.workers = 2, .max_connections = concurrency};
+  actio_db_opts dopts = {.dsn = dsn, .max_connections = 4, .reconnect_max_ms = 1000,
+                         .acquire_timeout_ms = 5000};
+  int rc;
+  if ((rc = actio_runtime_create(&P.rt, NULL)) != 0 ||
+      (rc = actio_files_spawn(P.rt, NULL, &P.files)) != 0 ||
+      (rc = actio_http_spawn(P.rt, &hopts, &P.http)) != 0 ||
+      (rc = actio_db_spawn(P.rt, &dopts, &P.db)) != 0 ||
+      (rc = actio_actor_spawn(P.rt, &hasher, &(actio_actor_opts){.name = "hasher", .workers = 2},
+                              &P.hasher)) != 0) {
+    fprintf(stderr, "actio-pipeline: start: %s\n", actio_strerror(rc));
+    actio_runtime_destroy(P.rt);
+    return 1;
+  }
+
+  /* The list, the output folder and the table, all at once. */
+  list l = {0};
+  actio_future *f[3] = {NULL, NULL, NULL}, *all;
+  if ((rc = actio_file_lines(P.files, strcmp(src, "-") == 0 ? "/dev/stdin" : src, add_lines,
+                             &l, &f[0])) != 0 ||
+      (rc = actio_file_mkdir(P.files, P.out, 0777, &f[1])) != 0 ||
+      (rc = actio_db_script(P.db, CREATE_TABLE, &f[2])) != 0)
+    fprintf(stderr, "actio-pipeline: start: %s\n", actio_strerror(rc));
+  int ok = rc == 0 && await(f[0], "read the URL list") == 0 &&
+           await(f[1], "make the output folder") == 0 && await(f[2], "create the table") == 0;
+  for (int i = 0; i < 3; i++)
+    actio_future_unref(f[i]);
+  P.jobs = l.jobs;
+  P.n = l.n;
+
+  int tty = isatty(STDOUT_FILENO);
+  double t0 = now_ms();
+  if (ok) {
+    printf("run %s: %zu URLs, %ld at a time, bodies to %s\n", P.run_id, P.n, concurrency, P.out);
+    fflush(stdout);
+    /* await gather(*(one(i) for i in range(n))), at most `concurrency` at once */
+    if (actio_map(P.n, (size_t)concurrency, start_url, NULL, ACTIO_GATHER_SETTLE_ALL, &all) != 0) {
+      ok = 0;
+    } else {
+      while (actio_future_wait(all, tty ? 100 : 1000) == ACTIO_EPENDING)
+        progress(tty, t0, 0);
+      progress(tty, t0, 1);
+      actio_future_unref(all);
+    }
+  }
+  double secs = (now_ms() - t0) / 1e3;
+  actio_runtime_destroy(P.rt); /* every actor drained: the jobs are ours again */
+  for (size_t i = 0; i < P.n; i++) { /* left by a chain that could not start */
+    actio_future_unref(P.jobs[i].fetch);
+    actio_future_unref(P.jobs[i].save);
+    actio_future_unref(P.jobs[i].insert);
+  }
+
+  size_t fetched = 0, failed = 0, unrecorded = 0, shown = 0;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < P.n; i++) {
+    job *j = &P.jobs[i];
+    bytes += j->bytes;
+    if (!j->error && j->recorded)
+      fetched++;
+    else
+      failed++;
+    if (j->error && shown++ < 10)
+      printf("  failed: line %zu %s: %s\n", j->line, j->url, j->error);
+    if (!j->recorded)
+      unrecorded++;
+  }
+  if (shown > 10)
+    printf("  ... and %zu more failures: SELECT line, url, error FROM actio_pipeline"
+           " WHERE run_id = '%s' AND error IS NOT NULL\n", shown - 10, P.run_id);
+  for (size_t i = 0; i < P.n; i++) /* every one, for whoever must retry them */
+    if (ok && !P.jobs[i].recorded)
+      printf("  not recorded: line %zu %s: %s\n", P.jobs[i].line, P.jobs[i].url,
+             P.jobs[i].db_error ? P.jobs[i].db_error : "the chain did not start");
+  if (ok) {
+    printf("summary: %zu URLs, %zu ok, %zu failed (%zu not recorded), %.1f MiB, %.2f s,"
+           " %.0f URLs/s; %zu insert retries; run_id %s\n",
+           P.n, fetched, failed, unrecorded, (double)bytes / (1 << 20), secs,
+           secs > 0 ? (double)P.n / secs : 0.0, atomic_load(&P.db_retries), P.run_id);
+  }
+  for (size_t i = 0; i < P.n; i++) {
+    free(P.jobs[i].url);
+    free(P.jobs[i].file);
+    free(P.jobs[i].error);
+    free(P.jobs[i].db_error);
+  }
+  free(P.jobs);
+  return ok && unrecorded == 0 ? 0 : 1;
+}
