@@ -1,0 +1,315 @@
+#!/usr/bin/python3
+"""bench-report.py: the report of scripts/bench.sh, from its JSON lines.
+
+  scripts/bench-report.py bench-results.jsonl [--md F.md] [--png F.png] [--note TEXT]
+
+Prints one table of ratios (actio's per_sec / the other's; the best run of
+each side), writes it as markdown (--md) and draws it with gnuplot (--png):
+the top panel is actio against the strongest Python peer of each workload on
+a log scale, the bottom one actio against the limits and C baselines on a
+linear scale with a line at 1.0. Targets are those of the issues."""
+import argparse, datetime, json, os, shutil, subprocess, sys, tempfile
+
+ap = argparse.ArgumentParser()
+ap.add_argument("jsonl")
+ap.add_argument("--md")
+ap.add_argument("--png")
+ap.add_argument("--note", default="")
+args = ap.parse_args()
+
+rows = [json.loads(l) for l in open(args.jsonl) if l.strip()]
+stamp = datetime.datetime.fromtimestamp(os.path.getmtime(args.jsonl), datetime.timezone.utc)
+cpu = ""
+try:
+    cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+except (OSError, StopIteration):
+    pass
+machine = f"{os.cpu_count()} cores" + (f", {cpu}" if cpu else "") + f", {os.uname().nodename}"
+rounds = sum(1 for r in rows if r["impl"] == "actio" and r["workload"] == "gather")
+note = args.note or (f"best of {rounds} round{'s' if rounds != 1 else ''}" if rounds else "")
+
+
+def path_of(r):  # http_get rows: bench.sh tags each with the path
+    if "path" in r:
+        return r["path"]
+    per = r.get("bytes", 0) // max(r.get("ok", 1), 1)
+    return {1024: "/1k", 65536: "/64k"}.get(per)
+
+
+def pick(workload, impl, **kw):  # the best clean run of impl on workload
+    best = None
+    for r in rows:
+        if r["workload"] != workload or r["impl"] != impl or r.get("errors", 0) != 0 or r.get("ok", 0) <= 0:
+            continue
+        if any((path_of(r) if k == "path" else r.get(k)) != v for k, v in kw.items()):
+            continue
+        if best is None or r["per_sec"] > best["per_sec"]:
+            best = r
+    return best
+
+
+def si(x):  # three significant digits: 15.4M, 377k, 9.10k
+    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
+        if x >= div or div == 1:
+            v = x / div
+            return (f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}") + suf
+
+
+def rate(r, unit):
+    if r is None:
+        return "-"
+    if unit == "B":
+        return f"{r['per_sec'] / 1e9:.2f} GB/s"
+    return si(r["per_sec"]) + "/s"
+
+
+def times(x):
+    return f"{x:.0f}x" if x >= 100 else f"{x:.1f}x" if x >= 10 else f"{x:.2f}x"
+
+
+# The comparisons. Each group: a label, actio's row, then the others as
+# (impl, selector, kind, display name, target); kind is "peer" (Python),
+# "limit" (what no client beats here) or "base" (a C baseline). peer_target
+# goes to the strongest peer: the strongest configuration is the one to beat.
+LIM, BASE, PEER = "limit", "base", "peer"
+
+
+def peers(*impls, **kw):
+    return [(i, kw, PEER, i, None) for i in impls]
+
+
+def n_of(workload, **kw):
+    r = pick(workload, "actio", **kw)
+    if not r:
+        return "?"
+    n = r["n"]
+    return next((f"{n / d:g}{s}" for d, s in ((1e6, "M"), (1e3, "k")) if n >= d), str(n))
+
+
+groups = []
+groups.append(dict(label=f"gather, {n_of('gather')} futures, fan-out 1000", short="gather",
+                   workload="gather", sel={}, peer_target=20,
+                   others=peers("asyncio+uvloop", "asyncio")))
+groups.append(dict(label=f"pingpong, {n_of('pingpong')} round trips", short="pingpong",
+                   workload="pingpong", sel={}, peer_target=10,
+                   others=peers("asyncio+uvloop", "asyncio") +
+                   [("threads", {}, LIM, "bare two-thread hand-off", None)]))
+for p, c, tgt in ((2, 2, 2), (8, 4, None)):
+    groups.append(dict(label=f"mailbox, {p} producers, {c} consumers", short=f"mailbox {p}p/{c}c",
+                       workload="mailbox", sel=dict(producers=p, consumers=c),
+                       others=[("mutex_queue", dict(producers=p, consumers=c), BASE, "mutex+condvar queue", tgt)]))
+for path in ("/1k", "/64k"):
+    groups.append(dict(label=f"http_get {path}, C=64", short=f"http_get {path}", workload="http_get",
+                       sel=dict(path=path), peer_target=4,
+                       others=peers("aiohttp+uvloop", "aiohttp", path=path) +
+                       [("libcurl-multi", dict(path=path), LIM, "bare libcurl multi loop", 0.95),
+                        ("wrk", dict(path=path), LIM, "wrk", None)]))
+groups.append(dict(label="db_point, C=8", short="db_point C=8", workload="db_point",
+                   sel=dict(concurrency=8, pipeline=False),
+                   others=peers("asyncpg+uvloop", "asyncpg") +
+                   [("pgbench", {}, LIM, "pgbench -c 8", 0.9)]))
+groups.append(dict(label="db_point pipelined, 8 conns, C=400", short="db_point pipelined C=400",
+                   workload="db_point", sel=dict(concurrency=400, pipeline=True), peer_target=5,
+                   others=peers("asyncpg+uvloop") +
+                   [("pgbench-pipeline", {}, LIM, "pgbench -c 8, 50-query pipelines", 0.7)]))
+groups.append(dict(label="db_point pipelined, 8 conns, C=8", short="db_point pipelined C=8",
+                   workload="db_point", sel=dict(concurrency=8, pipeline=True),
+                   others=peers("asyncpg+uvloop") + [("pgbench", {}, LIM, "pgbench -c 8", None)]))
+groups.append(dict(label="db_rows (100 rows), C=8", short="db_rows C=8", workload="db_rows",
+                   sel=dict(concurrency=8),
+                   others=peers("asyncpg+uvloop", "asyncpg") +
+                   [("pgbench", {}, LIM, "pgbench -c 8", 0.9)]))
+files = n_of("file_write_small")
+groups.append(dict(label=f"file_write_small, {files} x 4 KiB, C=64", short="file_write_small",
+                   workload="file_write_small", sel={}, peer_target=10,
+                   others=peers("aiofiles+uvloop", "aiofiles")))
+groups.append(dict(label=f"file_read_small, {files} x 4 KiB, C=64", short="file_read_small",
+                   workload="file_read_small", sel={}, peer_target=10,
+                   others=peers("aiofiles+uvloop", "aiofiles")))
+groups.append(dict(label=f"file_read_lines, {n_of('file_read_lines')} lines", short="file_read_lines",
+                   workload="file_read_lines", sel={}, peer_target=1000,
+                   others=peers("aiofiles+uvloop", "aiofiles") + [("wc -l", {}, LIM, "wc -l", 0.5)]))
+big = pick("file_read_large", "actio")
+groups.append(dict(label="file_read_large, " + (f"{big['n'] / 2**20:.0f} MiB" if big else "?") + ", warm cache",
+                   short="file_read_large", workload="file_read_large", sel={}, unit="B",
+                   others=[("cat", {}, LIM, "cat > /dev/null", 0.8)]))
+
+# One line per comparison: (group, actio row, label, kind, other row, ratio, target, strongest peer?)
+table, missing = [], []
+for g in groups:
+    a = pick(g["workload"], "actio", **g["sel"])
+    found = [(o, pick(g["workload"], o[0], **o[1])) for o in g["others"]]
+    ps = [(o, b) for o, b in found if o[2] == PEER and b]
+    strongest = max(ps, key=lambda ob: ob[1]["per_sec"])[0] if ps else None
+    for o, b in found:
+        impl, sel, kind, name, target = o
+        if kind == PEER and o is strongest:
+            target = g.get("peer_target")
+        ratio = a["per_sec"] / b["per_sec"] if a and b else None
+        for who, got in (("actio", a), (impl, b)):
+            what = f"{who} on {g['label']}"
+            if got is None and what not in missing:
+                missing.append(what)
+        table.append(dict(g=g, a=a, name=name + {LIM: " (limit)", BASE: " (baseline)", PEER: ""}[kind],
+                          short=name, kind=kind, b=b, ratio=ratio, target=target, strongest=o is strongest))
+
+
+def target_text(t, ratio, md=False):
+    if t is None:
+        return ""
+    met = ratio is not None and ratio >= t
+    word = ("met" if met else "**missed**" if md else "MISSED") if ratio is not None else "?"
+    return f"{t:g}x {word}"
+
+
+cols = ("workload", "actio", "compared with", "theirs", "ratio", "target")
+lines, prev = [], None
+for t in table:
+    unit = t["g"].get("unit")
+    first = t["g"] is not prev
+    prev = t["g"]
+    lines.append((t["g"]["label"] if first else "", rate(t["a"], unit) if first else "", t["name"],
+                  rate(t["b"], unit), times(t["ratio"]) if t["ratio"] else "-",
+                  target_text(t["target"], t["ratio"])))
+w = [max(len(c), *(len(l[i]) for l in lines)) for i, c in enumerate(cols)]
+right = {1, 3, 4}
+def fmt(cells):
+    return "  ".join(c.rjust(w[i]) if i in right else c.ljust(w[i]) for i, c in enumerate(cells)).rstrip()
+head = f"actio benchmarks, {stamp:%Y-%m-%d %H:%M} UTC; {machine}" + (f"; {note}" if note else "")
+print(head)
+print("ratio = actio's per_sec / the other's per_sec (higher: actio faster); (limit): what no client beats here")
+print(fmt(cols))
+print(fmt(["-" * x for x in w]))
+for l in lines:
+    print(fmt(l))
+if missing:
+    print("\nno clean run (failed, errors, or not run) of: " + "; ".join(missing))
+
+if args.md:
+    with open(args.md, "w") as f:
+        f.write(f"## Measured {stamp:%Y-%m-%d} ({machine}" + (f"; {note}" if note else "") + ")\n\n")
+        f.write("`scripts/bench.sh`: the ratio is actio's per-second rate over the other's, the best run of each; "
+                "a limit is what no client can beat on this machine.\n\n")
+        f.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
+        prev = None
+        for t in table:
+            unit = t["g"].get("unit")
+            first = t["g"] is not prev
+            prev = t["g"]
+            name = t["name"].replace("wc -l", "`wc -l`").replace("cat > /dev/null", "`cat > /dev/null`")
+            f.write("| " + " | ".join((t["g"]["label"] if first else "", rate(t["a"], unit) if first else "", name,
+                                       rate(t["b"], unit), times(t["ratio"]) if t["ratio"] else "-",
+                                       target_text(t["target"], t["ratio"], md=True))) + " |\n")
+        if missing:
+            f.write("\nNo clean run (failed, errors, or not run) of: " + "; ".join(missing) + ".\n")
+    print(f"\nmarkdown table: {args.md}")
+
+if not args.png:
+    sys.exit(0)
+if not shutil.which("gnuplot"):
+    print("no chart: gnuplot is not installed (scripts/setup.sh installs gnuplot-nox)", file=sys.stderr)
+    sys.exit(1)
+
+GREEN, RED, BLUE = 0x2E8B57, 0xD9534F, 0x4A7FC1
+def color(t):
+    if t["target"] is None:
+        return BLUE
+    return GREEN if t["ratio"] >= t["target"] else RED
+
+top = [t for t in table if t["strongest"] and t["ratio"]]
+bottom = [t for t in table if t["kind"] != PEER and t["ratio"]]
+def block(name, items, label, label_x):
+    out = [f"${name} << EOD"]
+    for i, t in enumerate(items):
+        tg = "NaN" if t["target"] is None else f"{t['target']:g}"
+        out.append("\t".join((str(i), f"{t['ratio']:.6g}", tg, label(t), times(t["ratio"]), str(color(t)),
+                              f"{label_x(t['ratio'], t['target']):.6g}")))
+    return "\n".join(out + ["EOD"])
+top_label = bot_label = lambda t: f"{t['g']['short']} vs {t['short']}"
+labels = [top_label(t) for t in top] + [bot_label(t) for t in bottom]
+lmargin = max([len(l) for l in labels] + [20]) * 0.9 + 2
+
+# where a bar's value goes: right of the bar, or of its target mark when that
+# sits just right of the bar (where the text would be)
+def top_x(r, t):
+    end = max(r, 1)
+    if t and end <= t <= end * 2.2:
+        end = t
+    return end * 1.12
+def bot_x(r, t):
+    span = max(1.25, hi2 * 1.18)
+    end = r
+    if t and r <= t <= r + span * 0.08:
+        end = t
+    return end + span * 0.015
+row_px, head_px, panel_px = 26, 80, 100
+H = head_px + panel_px * 2 + row_px * (max(len(top), 1) + max(len(bottom), 1))
+Wpx = 1300
+h_top = (panel_px + row_px * max(len(top), 1)) / H
+h_bot = (panel_px + row_px * max(len(bottom), 1)) / H
+hi = max([t["ratio"] for t in top] + [10])
+lo = min([t["ratio"] for t in top] + [1])
+hi2 = max([t["ratio"] for t in bottom] + [t["target"] for t in bottom if t["target"]] + [1.0])
+gp = f"""
+set terminal pngcairo size {Wpx},{H} font "DejaVu Sans,10" enhanced
+set output "{args.png}"
+set datafile separator "\\t"
+set style fill solid 0.85 border lc rgb "#333333"
+set multiplot title "{{/:Bold=14 actio benchmarks}}   {stamp:%Y-%m-%d %H:%M} UTC\\n{machine.replace('"', '')}{('; ' + note) if note else ''}\\nratio = actio's rate / the other's rate, the best run of each; one run on one (shared, noisy) machine" font ",11"
+set lmargin {lmargin:.0f}
+set rmargin 4
+set ytics scale 0 font ",10" noenhanced
+set grid xtics mxtics lc rgb "#dddddd"
+set key outside bottom center horizontal font ",9" samplen 2 spacing 1
+set arrow 1 from 1, graph 0 to 1, graph 1 nohead lw 2 lc rgb "#222222" front
+set label 1 "1x" at 1, graph 1 offset -1,0.6 font ",9" front
+
+# top: against the strongest Python peer, log scale
+set size 1,{h_top:.4f}
+set origin 0,{h_bot:.4f}
+set tmargin 3
+set bmargin 4
+set title "actio / strongest Python peer (asyncio, aiohttp, asyncpg, aiofiles; plain or uvloop), log scale" font ",12"
+set logscale x 10
+set xrange [{min(lo / 2, 0.5):g}:{hi * 6:g}]
+set format x "%gx"
+set mxtics 10
+set yrange [{len(top) - 0.5}:-0.6]
+{block("top", top, top_label, top_x)}
+plot $top using 2:1:($2<1?$2:1):($2<1?1:$2):($1-0.36):($1+0.36):6:ytic(4) with boxxyerror lc rgb variable notitle, \\
+     $top using 3:($1-0.46):(0):(0.92) with vectors nohead lw 3 lc rgb "black" title "target", \\
+     $top using 7:1:5 with labels left font ",9" noenhanced notitle, \\
+     keyentry with boxes lc rgb "#{GREEN:06x}" title "meets target", \\
+     keyentry with boxes lc rgb "#{RED:06x}" title "misses target", \\
+     keyentry with boxes lc rgb "#{BLUE:06x}" title "no target"
+
+# bottom: against the limits and the C baselines, linear scale
+set size 1,{h_bot:.4f}
+set origin 0,0
+set tmargin 2.5
+set bmargin 2.5
+set title "actio / limit (wrk, pgbench, cat, wc -l, bare loops) or C baseline (mutex queue), linear scale: 1x = as fast" font ",12" noenhanced
+unset logscale x
+set xrange [0:{max(1.25, hi2 * 1.18):g}]
+set format x "%gx"
+set mxtics 2
+set yrange [{len(bottom) - 0.5}:-0.6]
+{block("bot", bottom, bot_label, bot_x)}
+plot $bot using 2:1:(0):2:($1-0.36):($1+0.36):6:ytic(4) with boxxyerror lc rgb variable notitle, \\
+     $bot using 3:($1-0.46):(0):(0.92) with vectors nohead lw 3 lc rgb "black" notitle, \\
+     $bot using 7:1:5 with labels left font ",9" noenhanced notitle
+unset multiplot
+"""
+with tempfile.NamedTemporaryFile("w", suffix=".gp", delete=False) as f:
+    f.write(gp)
+    gp_path = f.name
+try:
+    res = subprocess.run(["gnuplot", gp_path], capture_output=True, text=True)
+finally:
+    os.unlink(gp_path)
+if res.returncode != 0:
+    print("gnuplot failed:\n" + res.stderr, file=sys.stderr)
+    sys.exit(1)
+if res.stderr.strip():
+    print(res.stderr.strip(), file=sys.stderr)
+print(f"chart: {os.path.abspath(args.png)}")
