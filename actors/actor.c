@@ -1,5 +1,6 @@
 /* actor.c: the runtime and the actor core: spawn a behavior with its mailbox
  * and worker pool, tell and ask, stop, and counters. */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -8,10 +9,15 @@
 
 #include "actio/actor.h"
 #include "actio/error.h"
+#include "actor_internal.h"
 #include "future_internal.h"
 #include "mailbox/mailbox.h"
 #include "mailbox/event.h"
 #include "timer.h"
+
+/* Latency histogram, in microseconds: exact below 8, then 8 buckets per
+ * power of two (within 1/8), up to 2^40 us. */
+enum { HIST_BUCKETS = 8 + 38 * 8 };
 
 typedef struct worker {
   actio_actor *actor;
@@ -41,6 +47,15 @@ struct actio_actor {
   int init_rc;
   void (*state_free)(void *state);
   _Atomic uint64_t accepted, handled, failed, dropped;
+  /* requests timed by actio__actor_track */
+  _Atomic uint64_t started, completed, errors, max_us;
+  _Atomic uint64_t hist[HIST_BUCKETS];
+  /* failure: actio_actor_fail */
+  pthread_mutex_t fail_mu; /* guards the four below */
+  int is_failed;
+  char *fail_why;
+  actio__fail_fn monitor;
+  void *monitor_arg;
   actio_actor *prev; /* spawn order, newest first */
 };
 
@@ -50,17 +65,19 @@ struct actio_runtime {
   int closing;
   actio__timer *timer;
   _Atomic uint64_t dead_letters;
+  actio_runtime_opts opts;
 };
 
 /* ---- runtime ---- */
 
 int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts) {
-  (void)opts;
   if (out == NULL)
     return ACTIO_EINVAL;
   actio_runtime *rt = calloc(1, sizeof *rt);
   if (rt == NULL)
     return ACTIO_ENOMEM;
+  if (opts != NULL)
+    rt->opts = *opts;
   int rc = actio__timer_create(&rt->timer);
   if (rc != 0) {
     free(rt);
@@ -78,6 +95,8 @@ static void actor_free(actio_actor *a) {
     pthread_mutex_destroy(&a->workers[i].wake_mu);
   actio__mbox_destroy(a->mb);
   pthread_mutex_destroy(&a->stop_mu);
+  pthread_mutex_destroy(&a->fail_mu);
+  free(a->fail_why);
   pthread_mutex_destroy(&a->init_mu);
   pthread_cond_destroy(&a->init_cv);
   free(a->workers);
@@ -152,6 +171,8 @@ static void deliver(actio_actor *a, worker *w, actio__mbox_msg *m) {
   int rc = a->b->handle(a, w->ctx, m->a, reply);
   if (rc < 0) {
     count(&a->failed);
+    if (rc == ACTIO_EFATAL)
+      actio_actor_fail(a, rc, "handler reported a fatal error");
     if (reply != NULL)
       actio_future_fail(reply, rc, "actor %s: handler failed: %s", a->name,
                         actio_strerror(rc));
@@ -322,6 +343,7 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
   a->state_free = o.state_free;
   a->nworkers = o.workers;
   pthread_mutex_init(&a->stop_mu, NULL);
+  pthread_mutex_init(&a->fail_mu, NULL);
   pthread_mutex_init(&a->init_mu, NULL);
   pthread_cond_init(&a->init_cv, NULL);
   a->name = strdup(o.name ? o.name : "actor");
@@ -389,10 +411,13 @@ static int send(actio_actor *a, void *msg, actio_future *reply,
                 int64_t timeout_ms) {
   actio__mbox_msg m = {msg, reply};
   int rc = actio__mbox_push(a->mb, &m, timeout_ms);
-  if (rc == 0)
+  if (rc == 0) {
     count(&a->accepted);
-  else if (rc == ACTIO_ECLOSED)
+  } else if (rc == ACTIO_ECLOSED) {
     count(&a->rt->dead_letters);
+    if (a->rt->opts.dead_letter != NULL)
+      a->rt->opts.dead_letter(a->rt->opts.dead_letter_arg, a, msg);
+  }
   return rc;
 }
 
@@ -416,6 +441,7 @@ int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out)
     actio_future_unref(f);
     return rc;
   }
+  actio__actor_track(a, f);
   *out = f;
   return 0;
 }
@@ -447,4 +473,129 @@ void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out) {
   out->failed = atomic_load_explicit(&m->failed, memory_order_relaxed);
   out->dropped = atomic_load_explicit(&m->dropped, memory_order_relaxed);
   out->depth = actio__mbox_depth(a->mb);
+}
+
+/* ---- metrics ---- */
+
+static unsigned hist_index(uint64_t us) {
+  if (us < 8)
+    return (unsigned)us;
+  unsigned e = 63u - (unsigned)__builtin_clzll(us); /* 3.. */
+  if (e > 40)
+    return HIST_BUCKETS - 1;
+  return (e - 2) * 8 + (unsigned)((us >> (e - 3)) & 7);
+}
+
+/* The middle of bucket i, in microseconds. */
+static double hist_value(unsigned i) {
+  if (i < 8)
+    return i;
+  unsigned e = i / 8 + 2, sub = i % 8;
+  double lo = (double)((8u + sub) * (1ull << (e - 3)));
+  return lo + (double)(1ull << (e - 3)) / 2;
+}
+
+static void tracked(actio_future *f, void *arg) {
+  actio_actor *a = arg;
+  int64_t ns = actio__now_ns() - actio__future_track_ns(f);
+  uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
+  /* Relaxed everywhere: statistics, read as a snapshot. */
+  atomic_fetch_add_explicit(&a->hist[hist_index(us)], 1, memory_order_relaxed);
+  uint64_t max = atomic_load_explicit(&a->max_us, memory_order_relaxed);
+  while (us > max && !atomic_compare_exchange_weak_explicit(
+                         &a->max_us, &max, us, memory_order_relaxed,
+                         memory_order_relaxed))
+    ;
+  count(actio_future_status(f) == 0 ? &a->completed : &a->errors);
+}
+
+void actio__actor_track(actio_actor *a, actio_future *f) {
+  actio__future_set_track_ns(f, actio__now_ns());
+  count(&a->started);
+  if (actio_future_on_done(f, tracked, a) != 0)
+    count(&a->errors); /* out of memory: counted, not timed */
+}
+
+void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
+  actio_actor *m = (actio_actor *)a;
+  memset(out, 0, sizeof *out);
+  actio_actor_stats_get(a, &out->stats);
+  uint64_t completed = atomic_load_explicit(&m->completed, memory_order_relaxed);
+  uint64_t errors = atomic_load_explicit(&m->errors, memory_order_relaxed);
+  uint64_t started = atomic_load_explicit(&m->started, memory_order_relaxed);
+  out->completed = completed;
+  out->errors = errors;
+  out->in_flight = started > completed + errors ? started - completed - errors : 0;
+  out->max_ms = (double)atomic_load_explicit(&m->max_us, memory_order_relaxed) / 1000;
+  uint64_t h[HIST_BUCKETS], total = 0;
+  for (unsigned i = 0; i < HIST_BUCKETS; i++)
+    total += h[i] = atomic_load_explicit(&m->hist[i], memory_order_relaxed);
+  double *p[3] = {&out->p50_ms, &out->p90_ms, &out->p99_ms};
+  const double q[3] = {0.50, 0.90, 0.99};
+  uint64_t seen = 0;
+  unsigned k = 0;
+  for (unsigned i = 0; i < HIST_BUCKETS && k < 3 && total > 0; i++) {
+    seen += h[i];
+    while (k < 3 && (double)seen >= q[k] * (double)total)
+      *p[k++] = hist_value(i) / 1000;
+  }
+  pthread_mutex_lock(&m->fail_mu);
+  out->failed = m->is_failed;
+  pthread_mutex_unlock(&m->fail_mu);
+}
+
+void actio_runtime_metrics_print(actio_runtime *rt, FILE *f) {
+  fprintf(f, "%-16s %8s %9s %10s %8s %9s %9s %9s\n", "actor", "depth",
+          "in-flight", "completed", "errors", "p50 ms", "p99 ms", "max ms");
+  pthread_mutex_lock(&rt->mu);
+  actio_actor *list[256];
+  size_t n = 0;
+  for (actio_actor *a = rt->actors; a != NULL && n < 256; a = a->prev)
+    list[n++] = a; /* freed only with the runtime: safe to read later */
+  pthread_mutex_unlock(&rt->mu);
+  while (n-- > 0) { /* oldest first */
+    actio_actor_metrics m;
+    actio_actor_metrics_get(list[n], &m);
+    fprintf(f, "%-16s %8zu %9" PRIu64 " %10" PRIu64 " %8" PRIu64
+               " %9.3f %9.3f %9.3f%s\n",
+            list[n]->name, m.stats.depth, m.in_flight, m.completed, m.errors,
+            m.p50_ms, m.p99_ms, m.max_ms, m.failed ? "  FAILED" : "");
+  }
+}
+
+/* ---- failure ---- */
+
+void actio_actor_fail(actio_actor *a, int code, const char *why) {
+  if (a == NULL)
+    return;
+  pthread_mutex_lock(&a->fail_mu);
+  if (a->is_failed) {
+    pthread_mutex_unlock(&a->fail_mu);
+    return;
+  }
+  a->is_failed = 1;
+  a->fail_why = strdup(why ? why : actio_strerror(code));
+  actio__fail_fn fn = a->monitor;
+  void *arg = a->monitor_arg;
+  pthread_mutex_unlock(&a->fail_mu);
+  if (fn != NULL)
+    fn(arg, a, code, why ? why : actio_strerror(code));
+}
+
+int actio_actor_failed(const actio_actor *a) {
+  actio_actor *m = (actio_actor *)a;
+  pthread_mutex_lock(&m->fail_mu);
+  int failed = m->is_failed;
+  pthread_mutex_unlock(&m->fail_mu);
+  return failed;
+}
+
+void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
+  pthread_mutex_lock(&a->fail_mu);
+  a->monitor = fn;
+  a->monitor_arg = arg;
+  int failed = a->is_failed;
+  pthread_mutex_unlock(&a->fail_mu);
+  if (failed && fn != NULL)
+    fn(arg, a, ACTIO_EFATAL, a->fail_why ? a->fail_why : "failed");
 }

@@ -4,8 +4,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "actio/actor.h"
 #include "actio/error.h"
 #include "future_internal.h"
+#include "mailbox/event.h"
 #include "mailbox/mailbox.h"
 
 /* ---- then ---- */
@@ -128,6 +130,8 @@ typedef struct group {
   size_t limit;
   actio_map_fn fn;
   void *arg;
+  actio_runtime *rt;       /* map within a deadline: the runtime's timer */
+  int64_t deadline_ns;     /* ... and the group's deadline, else -1 */
   size_t n;
   _Atomic(actio_future *) items[]; /* each a reference, or NULL */
 } group;
@@ -321,7 +325,17 @@ static void map_fail(group *g, int code) {
 
 static void map_start_one(group *g, size_t i) {
   actio_future *f = NULL;
-  int rc = g->fn(i, g->arg, &f);
+  int64_t left_ms = 0;
+  if (g->deadline_ns >= 0) {
+    int64_t left = g->deadline_ns - actio__now_ns();
+    left_ms = left > 0 ? (left + 999999) / 1000000 : 0;
+  }
+  int rc = g->deadline_ns >= 0 && left_ms == 0 ? ACTIO_ETIMEDOUT
+                                                : g->fn(i, g->arg, &f);
+  /* The group's time left becomes the item's own deadline, which the I/O
+   * actors turn into a transfer's or a query's limit. */
+  if (rc == 0 && f != NULL && g->deadline_ns >= 0)
+    actio_future_set_deadline(g->rt, f, left_ms);
   if (rc < 0 || f == NULL) {
     actio_future_unref(f);
     actio_future_failed(&f, rc < 0 ? rc : ACTIO_EINVAL,
@@ -370,8 +384,9 @@ static void map_pump(group *g) {
   } while (atomic_fetch_sub_explicit(&g->pumping, 1, memory_order_acq_rel) != 1);
 }
 
-int actio_map(size_t n, size_t limit, actio_map_fn fn, void *arg,
-              actio_gather_policy policy, actio_future **out) {
+static int map_start(actio_runtime *rt, int64_t timeout_ms, size_t n,
+                     size_t limit, actio_map_fn fn, void *arg,
+                     actio_gather_policy policy, actio_future **out) {
   if (out == NULL || fn == NULL ||
       (policy != ACTIO_GATHER_FAIL_FAST && policy != ACTIO_GATHER_SETTLE_ALL))
     return ACTIO_EINVAL;
@@ -381,11 +396,35 @@ int actio_map(size_t n, size_t limit, actio_map_fn fn, void *arg,
   g->fn = fn;
   g->arg = arg;
   g->limit = limit;
+  g->rt = rt;
+  g->deadline_ns = rt != NULL ? actio__deadline_ns(timeout_ms) : -1;
+  if (g->deadline_ns >= 0) {
+    int rc = actio_future_set_deadline(rt, g->out, timeout_ms);
+    if (rc != 0) {
+      actio_future_unref(g->out); /* the group's reference */
+      actio_future_unref(g->out); /* the caller's: frees the group */
+      return rc;
+    }
+  }
   atomic_init(&g->pending, 1); /* the starter's hold */
   *out = g->out;
   map_pump(g);
   group_release(g);
   return 0;
+}
+
+int actio_map(size_t n, size_t limit, actio_map_fn fn, void *arg,
+              actio_gather_policy policy, actio_future **out) {
+  return map_start(NULL, -1, n, limit, fn, arg, policy, out);
+}
+
+int actio_map_within(actio_runtime *rt, size_t n, size_t limit,
+                     int64_t timeout_ms, actio_map_fn fn, void *arg,
+                     actio_gather_policy policy, actio_future **out) {
+  if (rt == NULL && timeout_ms >= 0)
+    return ACTIO_EINVAL;
+  return map_start(timeout_ms >= 0 ? rt : NULL, timeout_ms, n, limit, fn, arg,
+                   policy, out);
 }
 
 /* ---- as-completed: completions feed a mailbox of indices ---- */

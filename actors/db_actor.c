@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "actors/actor_internal.h"
 #include "actors/future_internal.h"
 #include "io/pg_conn.h"
 #include "mailbox/event.h"
@@ -45,6 +46,7 @@ typedef struct cancel_job {
 typedef struct db_state {
   actio_db_opts o; /* defaults filled in; o.dsn is ours */
   actio_runtime *rt;
+  actio_actor *self; /* set once spawned, before any request */
   _Atomic unsigned next_worker; /* hands out the pool's shares */
   pthread_mutex_t mu;           /* guards listener */
   bell *listener;               /* the worker holding LISTEN's connection
@@ -145,6 +147,7 @@ struct db_worker {
   db_req *pend_head, *pend_tail;
   db_req *sent;
   int fails;           /* connects failed in a row */
+  int64_t down_since_ns; /* since then no connect succeeded (0: up) */
   int64_t retry_ns;    /* no connect before this */
   int stopping;
   /* LISTEN: its own connection, outside the pool */
@@ -564,6 +567,8 @@ static void connect_failed(db_worker *w, conn *c, int rc, const char *err) {
   w->retry_ns = actio__now_ns() + (int64_t)backoff_ms(w->st, w->fails) * 1000000;
   if (count_ready(w) > 0)
     return;
+  if (w->down_since_ns == 0)
+    w->down_since_ns = actio__now_ns();
   for (unsigned i = 0; i < w->nconns; i++)
     if (w->conns[i].state == C_CONNECTING)
       return; /* another attempt may still succeed */
@@ -1189,6 +1194,7 @@ static void service(db_worker *w, conn *c, short revents) {
       w->lfails = 0;
     } else {
       w->fails = 0;
+      w->down_since_ns = 0;
       atomic_fetch_add_explicit(&w->st->connects, 1, memory_order_relaxed);
     }
     return;
@@ -1385,6 +1391,20 @@ static int timers(db_worker *w) {
       }
       if (due < next)
         next = due;
+    }
+  }
+  /* Down past the retry budget, with work or a minimum to keep: the pool
+   * cannot do its job; its supervisor decides what follows. */
+  if (st->o.retry_budget_ms > 0 && w->down_since_ns != 0 &&
+      (w->pend_head != NULL || count_ready(w) < w->min)) {
+    int64_t end = w->down_since_ns + (int64_t)st->o.retry_budget_ms * 1000000;
+    if (end <= now) {
+      char why[128];
+      snprintf(why, sizeof why, "no PostgreSQL connection for %ld ms",
+               st->o.retry_budget_ms);
+      actio_actor_fail(w->self, ACTIO_ECONN, why);
+    } else if (end < next) {
+      next = end;
     }
   }
   if (w->retry_ns > now && w->retry_ns < next &&
@@ -1713,7 +1733,10 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **o
       .state = st,
       .state_free = state_free,
   };
-  return actio_actor_spawn(rt, &db_behavior, &ao, out);
+  rc = actio_actor_spawn(rt, &db_behavior, &ao, out);
+  if (rc == 0)
+    st->self = *out;
+  return rc;
 }
 
 /* ---- the API ---- */
@@ -1753,6 +1776,7 @@ static int submit(actio_actor *db, db_state *st, db_req *r, long timeout_ms,
     req_free(r);
     return rc;
   }
+  actio__actor_track(db, f);
   *out = f;
   return 0;
 }
@@ -1774,8 +1798,10 @@ static int submit_bound(db_state *st, bell *b, db_req *r, long timeout_ms,
     req_free(r);
     return rc;
   }
-  if (out)
+  if (out) {
+    actio__actor_track(st->self, f);
     *out = f;
+  }
   return 0;
 }
 
@@ -2078,4 +2104,8 @@ void actio_db_stats_get(actio_actor *db, actio_db_stats *out) {
   out->failures = atomic_load_explicit(&st->failures, memory_order_relaxed);
   out->queries = atomic_load_explicit(&st->queries, memory_order_relaxed);
   out->cancels = atomic_load_explicit(&st->cancels, memory_order_relaxed);
+}
+
+int actio_db_child(actio_runtime *rt, void *opts, actio_actor **out) {
+  return actio_db_spawn(rt, opts, out);
 }

@@ -11,6 +11,7 @@
 
 #include "actio/error.h"
 #include "actio/file.h"
+#include "actors/actor_internal.h"
 #include "future_internal.h"
 #include "io/file_io.h"
 
@@ -161,6 +162,7 @@ static int req_send(req *r, actio_future **out) {
     req_free(r);
     return rc;
   }
+  actio__actor_track(r->files, f);
   *out = f;
   return 0;
 }
@@ -842,4 +844,8 @@ int actio_file_copy(actio_actor *files, const char *from, const char *to,
 int actio_file_tempfile(actio_actor *files, const char *prefix,
                         actio_future **out) {
   return simple(files, OP_TEMP, prefix, NULL, 0, out);
+}
+
+int actio_files_child(actio_runtime *rt, void *opts, actio_actor **out) {
+  return actio_files_spawn(rt, opts, out);
 }

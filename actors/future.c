@@ -45,6 +45,7 @@ struct actio_future {
   void *aux;
   actio_free_fn aux_free;
   _Atomic int64_t deadline_ns; /* -1: none */
+  int64_t track_ns;            /* when its actor started timing it */
   cb cb0;                      /* the first callback needs no allocation */
 };
 
@@ -421,6 +422,10 @@ int64_t actio_future_remaining_ms(const actio_future *f) {
 void actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns) {
   atomic_store_explicit(&f->deadline_ns, deadline_ns, memory_order_relaxed);
 }
+
+void actio__future_set_track_ns(actio_future *f, int64_t ns) { f->track_ns = ns; }
+
+int64_t actio__future_track_ns(const actio_future *f) { return f->track_ns; }
 
 void actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free) {
   f->aux = aux;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "actio.h"
+#include "actors/actor_internal.h"
 #include "io/http_io.h"
 #include "mailbox/event.h"
 
@@ -485,6 +486,7 @@ int actio_http_send(actio_actor *http, const actio_http_request *req,
     req_free(r);
     return rc;
   }
+  actio__actor_track(http, f);
   *out = f;
   return 0;
 }
@@ -492,4 +494,8 @@ int actio_http_send(actio_actor *http, const actio_http_request *req,
 int actio_http_get(actio_actor *http, const char *url, actio_future **out) {
   actio_http_request req = {.url = url};
   return actio_http_send(http, &req, out);
+}
+
+int actio_http_child(actio_runtime *rt, void *opts, actio_actor **out) {
+  return actio_http_spawn(rt, opts, out);
 }

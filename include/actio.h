@@ -9,6 +9,7 @@
 #include "actio/file.h"
 #include "actio/http.h"
 #include "actio/db.h"
+#include "actio/supervisor.h"
 
 #define ACTIO_VERSION_MAJOR 0
 #define ACTIO_VERSION_MINOR 1

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "actio/future.h"
 
@@ -15,9 +16,15 @@ extern "C" {
 typedef struct actio_runtime actio_runtime;
 typedef struct actio_actor actio_actor;
 
+/* A message refused because its actor had stopped (a dead letter), seen on
+ * the sender's thread before the send fails with ACTIO_ECLOSED; `msg` is
+ * still the sender's. Keep it short: it runs inside the send. */
+typedef void (*actio_dead_letter_fn)(void *arg, actio_actor *to, void *msg);
+
 /* Zero means the default for every field. */
 typedef struct actio_runtime_opts {
-  int reserved; /* no options yet */
+  actio_dead_letter_fn dead_letter; /* NULL: only counted */
+  void *dead_letter_arg;
 } actio_runtime_opts;
 
 /* Creates a runtime: it owns actors and a timer thread for deadlines.
@@ -54,7 +61,8 @@ typedef struct actio_behavior {
    * Handles one message. `reply` is the asker's future, or NULL for tell; it
    * is borrowed for the call: complete it before returning, or take a
    * reference (actio_future_ref) to complete it later. A negative return
-   * fails a reply still pending with that code and counts a failure.
+   * fails a reply still pending with that code and counts a failure;
+   * ACTIO_EFATAL also fails the actor (see actio_actor_fail).
    */
   int (*handle)(actio_actor *self, void *worker, void *msg, actio_future *reply);
   /* Frees this thread's context. */
@@ -143,6 +151,46 @@ typedef struct actio_actor_stats {
 } actio_actor_stats;
 
 void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out);
+
+/* What a supervisor and an operator want to see of an actor. Requests are
+ * asks and the I/O actors' operations, timed from the call to the
+ * completion of their future. */
+typedef struct actio_actor_metrics {
+  actio_actor_stats stats;
+  uint64_t in_flight;      /* requests not completed yet */
+  uint64_t completed;      /* requests completed with a value */
+  uint64_t errors;         /* requests failed or cancelled */
+  double p50_ms, p90_ms, p99_ms, max_ms; /* their latency (within 1/8) */
+  int failed;              /* actio_actor_fail was called */
+} actio_actor_metrics;
+
+/* A snapshot, read without stopping the actor. Any thread. */
+void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out);
+
+/* Prints a header and one line per actor of rt (oldest first): name,
+ * depth, in flight, completed, errors, p50/p99/max in ms. Any thread. */
+void actio_runtime_metrics_print(actio_runtime *rt, FILE *out);
+
+/*
+ * Reports that actor `a` cannot go on: its state is broken, or its server
+ * has been gone for longer than it may wait. The first report counts; its
+ * supervisor, if it has one, then restarts it (see actio/supervisor.h) or
+ * gives up. The actor keeps handling messages until it is stopped. Any
+ * thread, its own workers included.
+ */
+void actio_actor_fail(actio_actor *a, int code, const char *why);
+
+/* 1 once actio_actor_fail was called for `a`. */
+int actio_actor_failed(const actio_actor *a);
+
+/* actio_map (see actio/future.h) under one deadline for the whole group:
+ * each item's future gets the group's time left as its own deadline (so an
+ * HTTP transfer or a query is bounded by it: cancelled when it passes), and
+ * *out fails with ACTIO_ETIMEDOUT then, cancelling what still runs. An item
+ * started with no time left fails at once. timeout_ms < 0: no deadline. */
+int actio_map_within(actio_runtime *rt, size_t n, size_t limit,
+                     int64_t timeout_ms, actio_map_fn fn, void *arg,
+                     actio_gather_policy policy, actio_future **out);
 
 #ifdef __cplusplus
 }

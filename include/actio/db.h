@@ -55,6 +55,10 @@ typedef struct actio_db_opts {
                                   1 h; -1: never */
   long reconnect_min_ms;       /* backoff between failed connects, doubling */
   long reconnect_max_ms;       /* from min (default 100 ms) to max (10 s) */
+  long retry_budget_ms;        /* with no connection for this long while
+                                  queries wait (or below min_connections),
+                                  the actor fails (actio_actor_fail) and its
+                                  supervisor restarts it; default 0: never */
   size_t capacity;             /* mailbox size; default 4096 */
   int fail_when_full;          /* 1: a full mailbox fails with ACTIO_EFULL */
 } actio_db_opts;
@@ -65,6 +69,10 @@ typedef struct actio_db_opts {
  * string does not parse), ACTIO_ENOMEM, or an actor spawn error. */
 int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts,
                    actio_actor **out);
+
+/* actio_db_spawn as a supervisor's child start (actio/supervisor.h): arg
+ * is the actio_db_opts *, borrowed for the supervisor's life. */
+int actio_db_child(actio_runtime *rt, void *opts, actio_actor **out);
 
 /* ---- queries and results ---- */
 

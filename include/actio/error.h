@@ -47,7 +47,9 @@ extern "C" {
   X(EAUTH, -4024, "database authentication failed")                           \
   X(EDSN, -4025, "invalid database connection string")                        \
   X(ENULL, -4026, "value is SQL NULL")                                        \
-  X(ETYPE, -4027, "value does not convert to the requested type")
+  X(ETYPE, -4027, "value does not convert to the requested type")            \
+  X(EFATAL, -4028, "the actor failed and must be restarted")                  \
+  X(EINTENSITY, -4029, "too many restarts: the supervisor gave up")
 
 #define ACTIO_ERR_MAP(X) ACTIO_ERRNO_MAP(X) ACTIO_OWN_MAP(X)
 

@@ -51,6 +51,11 @@ typedef struct actio_files_opts {
 int actio_files_spawn(actio_runtime *rt, const actio_files_opts *opts,
                       actio_actor **out);
 
+/* actio_files_spawn as a supervisor's child start (actio/supervisor.h):
+ * arg is the actio_files_opts * (or NULL), borrowed for the supervisor's
+ * life. */
+int actio_files_child(actio_runtime *rt, void *opts, actio_actor **out);
+
 /* A byte buffer: the value of read futures. data is NUL-terminated (not
  * counted in len), so text can be used as a C string. Freed with its future. */
 typedef struct actio_buf {

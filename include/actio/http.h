@@ -59,6 +59,10 @@ typedef struct actio_http_opts {
 int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
                      actio_actor **out);
 
+/* actio_http_spawn as a supervisor's child start (actio/supervisor.h): arg
+ * is the actio_http_opts * (or NULL), borrowed for the supervisor's life. */
+int actio_http_child(actio_runtime *rt, void *opts, actio_actor **out);
+
 /* Receives a streamed response body, chunk by chunk, on an HTTP worker
  * (valid during the call). To apply backpressure set *ready to a future (a
  * reference the transfer takes): the transfer pauses until it completes,

@@ -1,0 +1,21 @@
+/* actor_internal.h: what the I/O actors and the supervisor may do with an
+ * actor beyond the public API. */
+#ifndef ACTIO_ACTOR_INTERNAL_H
+#define ACTIO_ACTOR_INTERNAL_H
+
+#include "actio/actor.h"
+
+/* Counts `f` as a request of `a` in flight, timed from now to its
+ * completion (the actor's metrics). Call once `f` is sure to complete: after
+ * the send succeeded. */
+void actio__actor_track(actio_actor *a, actio_future *f);
+
+/* Called once, by actio_actor_fail, on the failing thread. */
+typedef void (*actio__fail_fn)(void *arg, actio_actor *a, int code,
+                               const char *why);
+
+/* Sets who hears of `a`'s failure (its supervisor). Call before the actor
+ * is shared. If `a` already failed, fn runs at once. */
+void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,349 @@
+/* supervisor.c: supervision trees. A supervisor is an actor with one
+ * worker; children's failures arrive in its mailbox (from the failing
+ * thread, through actio_actor_fail's monitor hook), and its worker restarts
+ * them, one failure at a time. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actio.h"
+#include "actio/supervisor.h"
+#include "actors/actor_internal.h"
+#include "mailbox/event.h"
+
+typedef struct sup sup;
+
+/* Who failed, as the monitor hook of one child instance knows it. */
+typedef struct watch {
+  sup *s;
+  size_t index;
+  unsigned gen;
+  struct watch *next;
+} watch;
+
+typedef struct child {
+  actio_child_spec spec; /* name points at our copy */
+  actio_actor *cur;      /* guarded by sup.mu (actio_sup_child reads it) */
+  unsigned gen;          /* instances started */
+  int dead;              /* a temporary child that failed */
+} child;
+
+struct sup {
+  actio_runtime *rt;
+  actio_actor *self;
+  actio_sup_opts o;      /* defaults filled in; name is ours */
+  pthread_mutex_t mu;    /* guards children[].cur and watches */
+  child *children;
+  size_t n;
+  watch *watches;        /* every instance's, freed with the supervisor */
+  int64_t *times;        /* restarts within the period, oldest first */
+  unsigned ntimes;
+  int stopped;           /* children stopped for good (gave up, stopping) */
+  _Atomic uint64_t failures, restarts;
+  _Atomic int gave_up;
+};
+
+typedef struct fail_msg {
+  size_t index;
+  unsigned gen;
+  int code;
+  char reason[];
+} fail_msg;
+
+static const actio_behavior sup_behavior;
+
+static void monitor(sup *s, actio_sup_event_kind kind, size_t i, int code,
+                    const char *reason) {
+  if (s->o.monitor == NULL)
+    return;
+  actio_sup_event ev = {kind, s->o.name, s->children[i].spec.name, code, reason,
+                        s->ntimes};
+  s->o.monitor(s->o.monitor_arg, &ev);
+}
+
+/* A child instance failed, on whatever thread noticed: queue it for the
+ * supervisor's worker. */
+static void on_child_fail(void *arg, actio_actor *a, int code, const char *why) {
+  watch *wt = arg;
+  (void)a;
+  size_t len = strlen(why) + 1;
+  fail_msg *m = malloc(sizeof *m + len);
+  if (m == NULL)
+    return; /* out of memory: the child goes on, failed and unrestarted */
+  m->index = wt->index;
+  m->gen = wt->gen;
+  m->code = code;
+  memcpy(m->reason, why, len);
+  /* A failure on the supervisor's own worker (a child failing while it
+   * starts) must not wait for room only that worker could make. */
+  if (actio_tell(wt->s->self, m, actio_actor_self() == wt->s->self ? 0 : -1) != 0)
+    free(m); /* the supervisor is stopping: nothing to restart */
+}
+
+/* Starts instance gen+1 of child i. 0 or the start's error. */
+static int child_start(sup *s, size_t i) {
+  child *c = &s->children[i];
+  watch *wt = calloc(1, sizeof *wt);
+  if (wt == NULL)
+    return ACTIO_ENOMEM;
+  actio_actor *a = NULL;
+  int rc = c->spec.start(s->rt, c->spec.arg, &a);
+  if (rc != 0 || a == NULL) {
+    free(wt);
+    return rc != 0 ? rc : ACTIO_EINVAL;
+  }
+  pthread_mutex_lock(&s->mu);
+  c->cur = a;
+  c->gen++;
+  c->dead = 0;
+  *wt = (watch){s, i, c->gen, s->watches};
+  s->watches = wt;
+  pthread_mutex_unlock(&s->mu);
+  actio__actor_set_monitor(a, on_child_fail, wt);
+  return 0;
+}
+
+static void child_stop(sup *s, size_t i) {
+  child *c = &s->children[i];
+  pthread_mutex_lock(&s->mu);
+  actio_actor *a = c->cur;
+  pthread_mutex_unlock(&s->mu);
+  if (a != NULL)
+    actio_actor_stop(a, c->spec.stop);
+}
+
+static void stop_all(sup *s) {
+  if (s->stopped)
+    return;
+  s->stopped = 1;
+  for (size_t i = s->n; i-- > 0;)
+    child_stop(s, i);
+}
+
+static void sleep_ms(int64_t ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) != 0)
+    ;
+}
+
+/* The pause before the k-th restart in the period: doubling, capped, and
+ * anywhere in its upper half. */
+static int64_t backoff(const sup *s, unsigned k) {
+  int64_t ms = s->o.backoff_ms;
+  for (unsigned j = 1; j < k && ms < s->o.backoff_max_ms; j++)
+    ms *= 2;
+  if (ms > s->o.backoff_max_ms)
+    ms = s->o.backoff_max_ms;
+  return ms / 2 + (int64_t)((unsigned long)random() % (unsigned long)(ms / 2 + 1));
+}
+
+/* Counts a restart now; 0 if within the intensity, else -1. */
+static int intensity(sup *s) {
+  int64_t now = actio__now_ns(), period = s->o.period_ms * 1000000;
+  unsigned keep = 0;
+  for (unsigned j = 0; j < s->ntimes; j++)
+    if (now - s->times[j] < period)
+      s->times[keep++] = s->times[j];
+  s->ntimes = keep;
+  if (s->ntimes >= s->o.max_restarts)
+    return -1;
+  s->times[s->ntimes++] = now;
+  return 0;
+}
+
+static void give_up(sup *s, size_t i, int code, const char *reason) {
+  atomic_store_explicit(&s->gave_up, 1, memory_order_relaxed); /* a statistic */
+  stop_all(s);
+  monitor(s, ACTIO_SUP_GAVE_UP, i, code, reason);
+  char why[512];
+  snprintf(why, sizeof why,
+           "supervisor %s gave up: %s failed more than %u times in %lld ms: %s",
+           s->o.name, s->children[i].spec.name, s->o.max_restarts,
+           (long long)s->o.period_ms, reason);
+  actio_actor_fail(s->self, ACTIO_EINTENSITY, why);
+}
+
+static int sup_handle(actio_actor *self, void *worker, void *msg,
+                      actio_future *reply) {
+  sup *s = actio_actor_state(self);
+  fail_msg *m = msg;
+  (void)worker;
+  (void)reply;
+  child *c = &s->children[m->index];
+  pthread_mutex_lock(&s->mu);
+  unsigned gen = c->gen;
+  pthread_mutex_unlock(&s->mu);
+  if (s->stopped || m->gen != gen) { /* stopping, or already replaced */
+    free(m);
+    return 0;
+  }
+  atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed);
+  monitor(s, ACTIO_SUP_CHILD_FAILED, m->index, m->code, m->reason);
+  if (c->spec.temporary) {
+    child_stop(s, m->index);
+    pthread_mutex_lock(&s->mu);
+    c->dead = 1;
+    c->cur = NULL;
+    pthread_mutex_unlock(&s->mu);
+    free(m);
+    return 0;
+  }
+  if (intensity(s) != 0) {
+    give_up(s, m->index, m->code, m->reason);
+    free(m);
+    return 0;
+  }
+  sleep_ms(backoff(s, s->ntimes));
+  size_t first = m->index, last = m->index;
+  if (s->o.strategy == ACTIO_ONE_FOR_ALL)
+    first = 0, last = s->n - 1;
+  else if (s->o.strategy == ACTIO_REST_FOR_ONE)
+    last = s->n - 1;
+  for (size_t i = last + 1; i-- > first;)
+    child_stop(s, i); /* a dead one has no instance */
+  for (size_t i = first; i <= last; i++) {
+    pthread_mutex_lock(&s->mu);
+    int dead = s->children[i].dead;
+    unsigned igen = s->children[i].gen;
+    pthread_mutex_unlock(&s->mu);
+    if (dead)
+      continue;
+    int rc = child_start(s, i);
+    if (rc == 0) {
+      atomic_fetch_add_explicit(&s->restarts, 1, memory_order_relaxed);
+      monitor(s, ACTIO_SUP_CHILD_RESTARTED, i, 0, "");
+      continue;
+    }
+    /* It would not start: that is its next failure (the intensity ends
+     * the loop); the children after it wait for its restart. */
+    char why[256];
+    snprintf(why, sizeof why, "restart failed: %s", actio_strerror(rc));
+    watch wt = {s, i, igen, NULL};
+    on_child_fail(&wt, NULL, rc, why);
+    break;
+  }
+  free(m);
+  return 0;
+}
+
+/* The supervisor stops: its children first, newest first. */
+static void sup_worker_stop(actio_actor *self, void *worker) {
+  (void)worker;
+  stop_all(actio_actor_state(self));
+}
+
+static void sup_drop(actio_actor *self, void *msg) {
+  (void)self;
+  free(msg);
+}
+
+static const actio_behavior sup_behavior = {
+    .handle = sup_handle,
+    .worker_stop = sup_worker_stop,
+    .drop = sup_drop,
+};
+
+static void sup_free(void *p) {
+  sup *s = p;
+  while (s->watches != NULL) {
+    watch *next = s->watches->next;
+    free(s->watches);
+    s->watches = next;
+  }
+  for (size_t i = 0; i < s->n; i++)
+    free((char *)s->children[i].spec.name);
+  free(s->children);
+  free(s->times);
+  free((char *)s->o.name);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+int actio_sup_start(actio_runtime *rt, const actio_sup_opts *opts,
+                    const actio_child_spec *children, size_t n,
+                    actio_actor **out) {
+  if (rt == NULL || out == NULL || (n > 0 && children == NULL))
+    return ACTIO_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    if (children[i].start == NULL || children[i].name == NULL)
+      return ACTIO_EINVAL;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(children[i].name, children[j].name) == 0)
+        return ACTIO_EINVAL;
+  }
+  sup *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return ACTIO_ENOMEM;
+  pthread_mutex_init(&s->mu, NULL);
+  s->rt = rt;
+  s->o = opts ? *opts : (actio_sup_opts){0};
+  s->o.name = strdup(s->o.name ? s->o.name : "supervisor");
+  s->o.max_restarts = s->o.max_restarts ? s->o.max_restarts : 3;
+  s->o.period_ms = s->o.period_ms > 0 ? s->o.period_ms : 5000;
+  s->o.backoff_ms = s->o.backoff_ms > 0 ? s->o.backoff_ms : 10;
+  s->o.backoff_max_ms = s->o.backoff_max_ms > 0 ? s->o.backoff_max_ms : 1000;
+  if (s->o.backoff_max_ms < s->o.backoff_ms)
+    s->o.backoff_max_ms = s->o.backoff_ms;
+  s->n = n;
+  s->children = calloc(n ? n : 1, sizeof *s->children);
+  s->times = calloc(s->o.max_restarts, sizeof *s->times);
+  int ok = s->o.name != NULL && s->children != NULL && s->times != NULL;
+  for (size_t i = 0; ok && i < n; i++) {
+    s->children[i].spec = children[i];
+    ok = (s->children[i].spec.name = strdup(children[i].name)) != NULL;
+  }
+  if (!ok) {
+    sup_free(s);
+    return ACTIO_ENOMEM;
+  }
+  actio_actor_opts ao = {.name = s->o.name, .workers = 1, .capacity = 256,
+                         .state = s, .state_free = sup_free};
+  int rc = actio_actor_spawn(rt, &sup_behavior, &ao, &s->self);
+  if (rc != 0)
+    return rc; /* the spawn freed s */
+  for (size_t i = 0; i < n; i++) {
+    if ((rc = child_start(s, i)) != 0) {
+      /* Its worker stops the children started, newest first. */
+      actio_actor_stop(s->self, ACTIO_STOP_NOW);
+      return rc; /* s is freed with the runtime, as every actor */
+    }
+  }
+  *out = s->self;
+  return 0;
+}
+
+int actio_sup_child_start(actio_runtime *rt, void *def, actio_actor **out) {
+  actio_sup_def *d = def;
+  return d ? actio_sup_start(rt, &d->opts, d->children, d->n, out) : ACTIO_EINVAL;
+}
+
+static sup *sup_of(actio_actor *a) {
+  return a != NULL && actio_actor_behavior(a) == &sup_behavior ? actio_actor_state(a)
+                                                               : NULL;
+}
+
+actio_actor *actio_sup_child(actio_actor *a, const char *name) {
+  sup *s = sup_of(a);
+  if (s == NULL || name == NULL)
+    return NULL;
+  actio_actor *found = NULL;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->children[i].spec.name, name) == 0)
+      found = s->children[i].cur;
+  pthread_mutex_unlock(&s->mu);
+  return found;
+}
+
+void actio_sup_stats_get(actio_actor *a, actio_sup_stats *out) {
+  sup *s = sup_of(a);
+  memset(out, 0, sizeof *out);
+  if (s == NULL)
+    return;
+  out->failures = atomic_load_explicit(&s->failures, memory_order_relaxed);
+  out->restarts = atomic_load_explicit(&s->restarts, memory_order_relaxed);
+  out->gave_up = atomic_load_explicit(&s->gave_up, memory_order_relaxed);
+}

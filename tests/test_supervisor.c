@@ -1,0 +1,446 @@
+/* test_supervisor.c: supervision trees (each restart strategy, the restart
+ * intensity, nesting, temporary children, stop order), dead letters,
+ * metrics, a group deadline, and a database pool giving up. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "actio.h"
+#include "test_util.h"
+
+static actio_runtime *rt;
+
+static void setup(void) { ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0); }
+static void teardown(void) { actio_runtime_destroy(rt); }
+
+/* ---- a log of what happened, in order ---- */
+
+typedef struct logbook {
+  pthread_mutex_t mu;
+  char text[4096];
+  int events;
+  int want;          /* resolve `reached` once events >= want */
+  actio_future *reached;
+} logbook;
+
+static logbook book;
+
+static void book_reset(void) {
+  actio_future_unref(book.reached);
+  memset(&book, 0, sizeof book);
+  pthread_mutex_init(&book.mu, NULL);
+}
+
+static void book_add(const char *what, int event) {
+  pthread_mutex_lock(&book.mu);
+  size_t len = strlen(book.text);
+  snprintf(book.text + len, sizeof book.text - len, "%s%s", len ? " " : "", what);
+  actio_future *done = NULL;
+  if (event && ++book.events >= book.want && book.reached != NULL) {
+    done = book.reached;
+    book.reached = NULL;
+  }
+  pthread_mutex_unlock(&book.mu);
+  if (done != NULL) {
+    actio_future_resolve(done, NULL, NULL);
+    actio_future_unref(done);
+  }
+}
+
+/* Waits until the monitor has seen `n` events in all, then returns the
+ * log and clears it. */
+static void book_wait(int n, char *out, size_t len) {
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  pthread_mutex_lock(&book.mu);
+  int already = book.events >= n;
+  if (!already) {
+    book.want = n;
+    actio_future_ref(f);
+    book.reached = f;
+  }
+  pthread_mutex_unlock(&book.mu);
+  if (!already)
+    ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  actio_future_unref(f);
+  pthread_mutex_lock(&book.mu);
+  snprintf(out, len, "%s", book.text);
+  book.text[0] = '\0';
+  pthread_mutex_unlock(&book.mu);
+}
+
+static void on_event(void *arg, const actio_sup_event *ev) {
+  (void)arg;
+  char buf[128];
+  const char *kind = ev->kind == ACTIO_SUP_CHILD_FAILED      ? "failed"
+                     : ev->kind == ACTIO_SUP_CHILD_RESTARTED ? "restarted"
+                                                             : "gave-up";
+  snprintf(buf, sizeof buf, "%s:%s", kind, ev->child);
+  book_add(buf, 1);
+}
+
+/* ---- a child: crashes on demand, logs its start and stop ---- */
+
+enum { CRASH = 1, PING = 2 };
+
+static int child_handle(actio_actor *self, void *worker, void *msg,
+                        actio_future *reply) {
+  (void)worker;
+  if ((uintptr_t)msg == CRASH)
+    return ACTIO_EFATAL;
+  return reply ? actio_future_resolve(reply, self, NULL) : 0;
+}
+
+static void child_stop(actio_actor *self, void *worker) {
+  (void)worker;
+  char buf[64];
+  snprintf(buf, sizeof buf, "stop:%s", actio_actor_name(self));
+  book_add(buf, 0);
+}
+
+static const actio_behavior child_behavior = {.handle = child_handle,
+                                              .worker_stop = child_stop};
+
+static int child_start(actio_runtime *r, void *arg, actio_actor **out) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "start:%s", (const char *)arg);
+  book_add(buf, 0);
+  return actio_actor_spawn(r, &child_behavior, &(actio_actor_opts){.name = arg}, out);
+}
+
+static const actio_child_spec abc[] = {
+    {.name = "a", .start = child_start, .arg = "a"},
+    {.name = "b", .start = child_start, .arg = "b"},
+    {.name = "c", .start = child_start, .arg = "c"},
+};
+
+static actio_actor *start_sup(actio_sup_strategy strategy, unsigned max_restarts) {
+  book_reset();
+  actio_sup_opts o = {.name = "top", .strategy = strategy, .max_restarts = max_restarts,
+                      .period_ms = 60000, .backoff_ms = 1, .backoff_max_ms = 5,
+                      .monitor = on_event};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_start(rt, &o, abc, 3, &sup), 0);
+  char log[4096];
+  book_wait(0, log, sizeof log);
+  ck_assert_str_eq(log, "start:a start:b start:c"); /* in order */
+  return sup;
+}
+
+static void crash(actio_actor *sup, const char *name) {
+  ck_assert_int_eq(actio_tell(actio_sup_child(sup, name), (void *)CRASH, -1), 0);
+}
+
+/* The child answers a ping: it runs. */
+static void alive(actio_actor *a) {
+  actio_future *f;
+  ck_assert_int_eq(actio_ask(a, (void *)PING, -1, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_ptr_eq(actio_future_value(f), a);
+  actio_future_unref(f);
+}
+
+START_TEST(test_one_for_one) {
+  actio_actor *sup = start_sup(ACTIO_ONE_FOR_ONE, 3);
+  actio_actor *a = actio_sup_child(sup, "a"), *b = actio_sup_child(sup, "b"),
+              *c = actio_sup_child(sup, "c");
+  crash(sup, "b");
+  char log[4096];
+  book_wait(2, log, sizeof log);
+  ck_assert_str_eq(log, "failed:b stop:b start:b restarted:b");
+  ck_assert_ptr_eq(actio_sup_child(sup, "a"), a);
+  ck_assert_ptr_ne(actio_sup_child(sup, "b"), b);
+  ck_assert_ptr_eq(actio_sup_child(sup, "c"), c);
+  alive(actio_sup_child(sup, "b"));
+  /* The old instance is stopped: a message to it is a dead letter. */
+  ck_assert_int_eq(actio_tell(b, (void *)PING, 0), ACTIO_ECLOSED);
+  actio_sup_stats st;
+  actio_sup_stats_get(sup, &st);
+  ck_assert_uint_eq(st.failures, 1);
+  ck_assert_uint_eq(st.restarts, 1);
+  ck_assert_int_eq(st.gave_up, 0);
+}
+END_TEST
+
+START_TEST(test_one_for_all) {
+  actio_actor *sup = start_sup(ACTIO_ONE_FOR_ALL, 3);
+  actio_actor *a = actio_sup_child(sup, "a");
+  crash(sup, "b");
+  char log[4096];
+  book_wait(4, log, sizeof log);
+  /* Stopped newest first, started in order. */
+  ck_assert_str_eq(log, "failed:b stop:c stop:b stop:a start:a restarted:a start:b "
+                        "restarted:b start:c restarted:c");
+  ck_assert_ptr_ne(actio_sup_child(sup, "a"), a);
+  alive(actio_sup_child(sup, "a"));
+  alive(actio_sup_child(sup, "c"));
+}
+END_TEST
+
+START_TEST(test_rest_for_one) {
+  actio_actor *sup = start_sup(ACTIO_REST_FOR_ONE, 3);
+  actio_actor *a = actio_sup_child(sup, "a");
+  crash(sup, "b");
+  char log[4096];
+  book_wait(3, log, sizeof log);
+  ck_assert_str_eq(log, "failed:b stop:c stop:b start:b restarted:b start:c restarted:c");
+  ck_assert_ptr_eq(actio_sup_child(sup, "a"), a);
+}
+END_TEST
+
+START_TEST(test_intensity) {
+  actio_actor *sup = start_sup(ACTIO_ONE_FOR_ONE, 2);
+  char log[4096];
+  for (int i = 1; i <= 2; i++) {
+    crash(sup, "c");
+    book_wait(2 * i, log, sizeof log);
+    ck_assert_str_eq(log, "failed:c stop:c start:c restarted:c");
+  }
+  crash(sup, "c"); /* the third within the period: too many */
+  book_wait(6, log, sizeof log);
+  ck_assert_str_eq(log, "failed:c stop:c stop:b stop:a gave-up:c");
+  actio_sup_stats st;
+  actio_sup_stats_get(sup, &st);
+  ck_assert_uint_eq(st.restarts, 2);
+  ck_assert_uint_eq(st.failures, 3);
+  ck_assert_int_eq(st.gave_up, 1);
+  /* It fails itself right after telling its monitor: stopping it waits for
+   * its worker to be done with that. */
+  ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_DRAIN), 0);
+  ck_assert_int_eq(actio_actor_failed(sup), 1);
+  ck_assert_int_eq(actio_tell(actio_sup_child(sup, "a"), (void *)PING, 0), ACTIO_ECLOSED);
+}
+END_TEST
+
+START_TEST(test_nested) {
+  book_reset();
+  actio_sup_def inner = {.opts = {.name = "inner", .max_restarts = 1, .backoff_ms = 1,
+                                  .monitor = on_event},
+                         .children = abc, .n = 1};
+  actio_child_spec outer_children[] = {
+      {.name = "inner", .start = actio_sup_child_start, .arg = &inner}};
+  actio_sup_opts o = {.name = "outer", .backoff_ms = 1, .monitor = on_event};
+  actio_actor *outer;
+  ck_assert_int_eq(actio_sup_start(rt, &o, outer_children, 1, &outer), 0);
+  actio_actor *in = actio_sup_child(outer, "inner");
+  ck_assert_ptr_nonnull(in);
+  char log[4096];
+  ck_assert_int_eq(actio_tell(actio_sup_child(in, "a"), (void *)CRASH, -1), 0);
+  book_wait(2, log, sizeof log); /* the inner one restarts a */
+  ck_assert_int_eq(actio_tell(actio_sup_child(in, "a"), (void *)CRASH, -1), 0);
+  /* The inner one gives up; the outer one restarts it, and with it a. */
+  book_wait(6, log, sizeof log);
+  ck_assert_str_eq(log, "failed:a stop:a gave-up:a failed:inner start:a restarted:inner");
+  actio_actor *in2 = actio_sup_child(outer, "inner");
+  ck_assert_ptr_ne(in2, in);
+  alive(actio_sup_child(in2, "a"));
+}
+END_TEST
+
+START_TEST(test_temporary_and_stop_order) {
+  book_reset();
+  actio_child_spec kids[] = {
+      {.name = "a", .start = child_start, .arg = "a"},
+      {.name = "b", .start = child_start, .arg = "b", .temporary = 1},
+      {.name = "c", .start = child_start, .arg = "c"},
+  };
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_start(rt, &(actio_sup_opts){.monitor = on_event}, kids, 3, &sup), 0);
+  char log[4096];
+  crash(sup, "b");
+  book_wait(1, log, sizeof log);
+  /* Stopping the supervisor drains its mailbox (the failure) first. */
+  ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_DRAIN), 0);
+  char rest[4096], all[8192];
+  book_wait(1, rest, sizeof rest);
+  snprintf(all, sizeof all, "%s%s%s", log, *log && *rest ? " " : "", rest);
+  ck_assert_str_eq(all, "start:a start:b start:c failed:b stop:b stop:c stop:a");
+  ck_assert_ptr_null(actio_sup_child(sup, "b")); /* not restarted */
+  /* Bad specs. */
+  actio_child_spec twice[] = {{.name = "x", .start = child_start, .arg = "x"},
+                              {.name = "x", .start = child_start, .arg = "x"}};
+  ck_assert_int_eq(actio_sup_start(rt, NULL, twice, 2, &sup), ACTIO_EINVAL);
+  actio_child_spec none[] = {{.name = "x"}};
+  ck_assert_int_eq(actio_sup_start(rt, NULL, none, 1, &sup), ACTIO_EINVAL);
+}
+END_TEST
+
+static int fail_start(actio_runtime *r, void *arg, actio_actor **out) {
+  (void)r, (void)arg, (void)out;
+  return ACTIO_ENOMEM;
+}
+
+START_TEST(test_start_failure) {
+  book_reset();
+  actio_child_spec kids[] = {{.name = "a", .start = child_start, .arg = "a"},
+                             {.name = "b", .start = child_start, .arg = "b"},
+                             {.name = "bad", .start = fail_start}};
+  actio_actor *sup = NULL;
+  ck_assert_int_eq(actio_sup_start(rt, NULL, kids, 3, &sup), ACTIO_ENOMEM);
+  ck_assert_ptr_null(sup);
+  char log[4096];
+  book_wait(0, log, sizeof log);
+  ck_assert_str_eq(log, "start:a start:b stop:b stop:a"); /* undone, newest first */
+}
+END_TEST
+
+/* ---- dead letters ---- */
+
+static _Atomic int dead_seen;
+static void on_dead(void *arg, actio_actor *to, void *msg) {
+  (void)arg;
+  (void)to;
+  if ((uintptr_t)msg == PING)
+    atomic_fetch_add(&dead_seen, 1);
+}
+
+START_TEST(test_dead_letters) {
+  actio_runtime *r;
+  actio_runtime_opts o = {.dead_letter = on_dead};
+  ck_assert_int_eq(actio_runtime_create(&r, &o), 0);
+  actio_actor *a;
+  ck_assert_int_eq(actio_actor_spawn(r, &child_behavior, &(actio_actor_opts){.name = "d"}, &a), 0);
+  book_reset();
+  ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_DRAIN), 0);
+  actio_future *f = NULL;
+  ck_assert_int_eq(actio_tell(a, (void *)PING, 0), ACTIO_ECLOSED);
+  ck_assert_int_eq(actio_ask(a, (void *)PING, 0, &f), ACTIO_ECLOSED);
+  ck_assert_ptr_null(f);
+  ck_assert_int_eq(atomic_load(&dead_seen), 2);
+  ck_assert_uint_eq(actio_runtime_dead_letters(r), 2);
+  actio_runtime_destroy(r);
+}
+END_TEST
+
+/* ---- metrics ---- */
+
+static void signal_done(actio_future *f, void *arg) {
+  (void)f;
+  actio_future_resolve(arg, NULL, NULL);
+  actio_future_unref(arg);
+}
+
+/* Waits until f's callbacks registered so far have run (the actor's
+ * metrics are counted in one, after f is seen complete). */
+static int settled(actio_future *f) {
+  actio_future *s;
+  ck_assert_int_eq(actio_future_create(&s), 0);
+  actio_future_ref(s);
+  ck_assert_int_eq(actio_future_on_done(f, signal_done, s), 0);
+  ck_assert_int_eq(actio_future_wait(s, -1), 0);
+  actio_future_unref(s);
+  return actio_future_status(f);
+}
+
+START_TEST(test_metrics) {
+  actio_actor *a;
+  book_reset();
+  ck_assert_int_eq(actio_actor_spawn(rt, &child_behavior, &(actio_actor_opts){.name = "m", .workers = 2}, &a), 0);
+  actio_future *f[200];
+  for (int i = 0; i < 200; i++)
+    ck_assert_int_eq(actio_ask(a, (void *)(uintptr_t)(i % 50 == 0 ? 99 : PING), -1, &f[i]), 0);
+  for (int i = 0; i < 200; i++) {
+    ck_assert_int_eq(settled(f[i]), 0);
+    actio_future_unref(f[i]);
+  }
+  actio_actor_metrics m;
+  actio_actor_metrics_get(a, &m);
+  ck_assert_uint_eq(m.completed, 200);
+  ck_assert_uint_eq(m.errors, 0);
+  ck_assert_uint_eq(m.in_flight, 0);
+  ck_assert_uint_eq(m.stats.handled, 200);
+  ck_assert(m.p50_ms <= m.p90_ms && m.p90_ms <= m.p99_ms);
+  ck_assert(m.p99_ms <= m.max_ms * 1.125 + 0.001);
+  ck_assert_int_eq(m.failed, 0);
+  /* A handler's fatal error shows as failed. */
+  ck_assert_int_eq(actio_ask(a, (void *)CRASH, -1, &f[0]), 0);
+  ck_assert_int_eq(settled(f[0]), ACTIO_EFATAL);
+  actio_future_unref(f[0]);
+  actio_actor_metrics_get(a, &m);
+  ck_assert_uint_eq(m.errors, 1);
+  ck_assert_int_eq(m.failed, 1);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+  actio_runtime_metrics_print(rt, out);
+  fclose(out);
+  ck_assert_ptr_nonnull(strstr(text, "completed"));
+  ck_assert_ptr_nonnull(strstr(text, "\nm "));
+  ck_assert_ptr_nonnull(strstr(text, "FAILED"));
+  free(text);
+}
+END_TEST
+
+/* ---- a group deadline ---- */
+
+static int never(size_t i, void *arg, actio_future **out) {
+  (void)i;
+  (void)arg;
+  return actio_future_create(out); /* never completed by anyone */
+}
+
+START_TEST(test_map_within) {
+  actio_future *g;
+  ck_assert_int_eq(actio_map_within(rt, 10, 4, 50, never, NULL,
+                                    ACTIO_GATHER_SETTLE_ALL, &g), 0);
+  ck_assert_int_eq(actio_future_wait(g, -1), ACTIO_ETIMEDOUT);
+  /* What started was bounded too, and cancelled; the rest never started. */
+  int started = 0;
+  for (size_t i = 0; i < 10; i++) {
+    actio_future *it = actio_gather_item(g, i);
+    if (it == NULL)
+      continue;
+    started++;
+    int st = actio_future_wait(it, -1);
+    ck_assert(st == ACTIO_ECANCELED || st == ACTIO_ETIMEDOUT);
+  }
+  ck_assert_int_ge(started, 4); /* more, failed at once, if an item's own
+                                   deadline came before the group's */
+  actio_future_unref(g);
+  ck_assert_int_eq(actio_map_within(NULL, 1, 1, 10, never, NULL, ACTIO_GATHER_SETTLE_ALL, &g),
+                   ACTIO_EINVAL);
+}
+END_TEST
+
+/* ---- a database pool that lost its server for good ---- */
+
+START_TEST(test_db_gives_up) {
+  book_reset();
+  actio_db_opts db = {.dsn = "host=127.0.0.1 port=1 dbname=x user=x",
+                      .retry_budget_ms = 100, .reconnect_min_ms = 10,
+                      .reconnect_max_ms = 20};
+  actio_child_spec kids[] = {{.name = "db", .start = actio_db_child, .arg = &db}};
+  actio_sup_opts o = {.name = "s", .max_restarts = 1, .backoff_ms = 1, .monitor = on_event};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_start(rt, &o, kids, 1, &sup), 0);
+  char log[4096];
+  book_wait(4, log, sizeof log);
+  ck_assert_str_eq(log, "failed:db restarted:db failed:db gave-up:db");
+  ck_assert_int_eq(actio_actor_failed(sup), 1);
+}
+END_TEST
+
+static Suite *sup_suite(void) {
+  Suite *s = suite_create("supervisor");
+  TCase *tc = tcase_with_timeout("strategies", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_one_for_one);
+  tcase_add_test(tc, test_one_for_all);
+  tcase_add_test(tc, test_rest_for_one);
+  tcase_add_test(tc, test_intensity);
+  tcase_add_test(tc, test_nested);
+  tcase_add_test(tc, test_temporary_and_stop_order);
+  tcase_add_test(tc, test_start_failure);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("runtime", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_dead_letters);
+  tcase_add_test(tc, test_metrics);
+  tcase_add_test(tc, test_map_within);
+  tcase_add_test(tc, test_db_gives_up);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return run_suite(sup_suite()); }
