@@ -155,14 +155,15 @@ static int req_send(req *r, actio_future **out) {
     return rc;
   }
   actio_future *f = r->reply;
+  actio_actor *files = r->files; /* r is the worker's once sent */
   actio_future_ref(f);
-  rc = actio_tell(r->files, r, st->fail_when_full ? 0 : -1);
+  rc = actio_tell(files, r, st->fail_when_full ? 0 : -1);
   if (rc != 0) {
     actio_future_unref(f);
     req_free(r);
     return rc;
   }
-  actio__actor_track(r->files, f);
+  actio__actor_track(files, f);
   *out = f;
   return 0;
 }
