@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# pipeline_test.sh: the pipeline demo end to end against local servers
+# (nginx with pages, the fixture server, a throwaway PostgreSQL).
+#   tests/pipeline_test.sh e2e   PIPELINE FIXTURE DEMO_DB DEMO_FETCH
+#   tests/pipeline_test.sh chaos PIPELINE FIXTURE
+# e2e: every URL gets one row with the right status, size and SHA-256; every
+# body below 400 is saved and equals the server's; nothing else is saved.
+# The db and fetch demos run against the same servers.
+# chaos: the fixture drops connections for some URLs and PostgreSQL is
+# restarted while the pipeline runs: it finishes, and every URL is recorded
+# once or listed as not recorded; no row is lost or duplicated.
+# No timed assertion: the waits below are bounded only as hang guards.
+set -euo pipefail
+
+[ $# -ge 3 ] || { echo "usage: $0 e2e|chaos PIPELINE FIXTURE [DEMO_DB DEMO_FETCH]" >&2; exit 2; }
+MODE=$1 PIPELINE=$2 FIXTURE=$3
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+work=$(mktemp -d /tmp/actio-pipe-XXXXXX)
+chmod 755 "$work" # postgres (when run as root) must reach its folder
+fixture_pid= slow_pid= pipeline_pid=
+cleanup() {
+  [ -z "$pipeline_pid" ] || kill "$pipeline_pid" 2>/dev/null || true
+  for pid in $fixture_pid $slow_pid; do kill "$pid" 2>/dev/null || true; done
+  bash "$HERE/pg_server.sh" stop "$work/pg" >/dev/null 2>&1 || true
+  bash "$HERE/http_servers.sh" stop "$work/web" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# A sanitizer report fails the test even where the exit status would not.
+clean_stderr() {
+  if grep -E 'Sanitizer|runtime error:' "$1" >/dev/null; then
+    cat "$1" >&2
+    fail "sanitizer report in $1"
+  fi
+}
+
+eval "$(bash "$HERE/http_servers.sh" start "$work/web")"
+eval "$(bash "$HERE/pg_server.sh" start "$work/pg" 2>/dev/null)"
+# Two fixture servers: one for the quick endpoints, one for requests held
+# open on purpose. Apart, because libcurl makes a new request to a host wait
+# for that host's pending connection when it might multiplex (the HTTP
+# actor sets CURLOPT_PIPEWAIT), even over plain HTTP/1.1: a held request
+# would hold up the quick ones.
+start_fixture() { # name: prints its base URL
+  "$FIXTURE" > "$work/$1.out" 2>&1 &
+  echo $! > "$work/$1.pid"
+  for _ in $(seq 100); do grep -q '^PORT ' "$work/$1.out" && break; sleep 0.1; done
+  grep -q '^PORT ' "$work/$1.out" || fail "the fixture server did not start"
+}
+start_fixture fixture
+fixture_pid=$(cat "$work/fixture.pid")
+start_fixture slow
+slow_pid=$(cat "$work/slow.pid")
+FIX=http://127.0.0.1:$(awk '/^PORT /{print $2}' "$work/fixture.out")
+SLOW=http://127.0.0.1:$(awk '/^PORT /{print $2}' "$work/slow.out")
+psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At "$PG_DSN" "$@"; }
+
+# Pages of random bytes, empty ones included.
+make_pages() { # count
+  python3 - "$NGINX_DOCROOT/p" "$1" <<'PY'
+import os, random, sys
+folder, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(folder, exist_ok=True)
+rnd = random.Random(7)
+for i in range(n):
+    with open(f"{folder}/{i}", "wb") as f:
+        f.write(os.urandom(0 if i % 100 == 0 else rnd.randint(1, 40000)))
+PY
+}
+
+# Checks the table and the saved files against expect.tsv (line, url,
+# status, body source: "file:PATH", "text:STRING", "az:N" for the fixture's
+# a..z bodies, or "-" when no body is saved) for run $1. Lines listed in
+# $2 (one number a line) may lack a row: the pipeline reported them.
+check_run() { # run_id unrecorded_file
+  psql -F $'\t' -c "SELECT line, url, status, bytes, coalesce(hash, ''), coalesce(error, ''),
+                    coalesce(file, '') FROM actio_pipeline WHERE run_id = '$1' ORDER BY line" \
+    > "$work/rows.tsv"
+  python3 - "$work/expect.tsv" "$work/rows.tsv" "$2" "$work/out" <<'PY'
+import hashlib, os, sys
+expect_f, rows_f, unrec_f, out = sys.argv[1:]
+expect = {}
+for l in open(expect_f):
+    line, url, status, body = l.rstrip("\n").split("\t")
+    expect[int(line)] = (url, int(status), body)
+unrecorded = {int(x) for x in open(unrec_f).read().split()}
+rows, errors = {}, []
+for l in open(rows_f):
+    line, url, status, size, digest, error, path = l.rstrip("\n").split("\t")
+    line = int(line)
+    if line in rows:
+        errors.append(f"line {line}: two rows")
+    rows[line] = (url, int(status), int(size), digest, error, path)
+for line in rows.keys() - expect.keys():
+    errors.append(f"line {line}: a row for no URL")
+for line in expect.keys() - rows.keys() - unrecorded:
+    errors.append(f"line {line}: no row and not reported")
+for line in unrecorded - expect.keys():
+    errors.append(f"line {line}: reported, but not a URL line")
+saved = set()
+for line, (url, status, body) in expect.items():
+    if line not in rows:
+        continue
+    rurl, rstatus, size, digest, error, path = rows[line]
+    want = os.path.join(out, f"{line:06d}.body")
+    if rurl != url:
+        errors.append(f"line {line}: url {rurl!r}, want {url!r}")
+    if rstatus != status:
+        errors.append(f"line {line} {url}: status {rstatus}, want {status} ({error})")
+    if body == "-":
+        if not error or path or digest:
+            errors.append(f"line {line} {url}: want an error and no file: {error!r} {path!r}")
+        continue
+    kind, _, arg = body.partition(":")
+    data = (open(arg, "rb").read() if kind == "file" else arg.encode().decode("unicode_escape").encode() if kind == "text"
+            else bytes(97 + i % 26 for i in range(int(arg))))
+    saved.add(os.path.basename(want))
+    if error or path != want:
+        errors.append(f"line {line} {url}: error {error!r}, file {path!r}")
+    elif size != len(data) or digest != hashlib.sha256(data).hexdigest():
+        errors.append(f"line {line} {url}: {size} bytes {digest}, want {len(data)}")
+    elif open(want, "rb").read() != data:
+        errors.append(f"line {line} {url}: {want} differs from the server's body")
+extra = set(os.listdir(out)) - saved if os.path.isdir(out) else set()
+if extra:
+    errors.append(f"files not expected in {out}: {sorted(extra)[:5]}")
+for e in errors[:20]:
+    print("  " + e, file=sys.stderr)
+print(f"checked {len(expect)} URLs: {len(rows)} rows, {len(unrecorded)} reported not recorded,"
+      f" {len(saved)} bodies saved; {len(errors)} problems")
+sys.exit(1 if errors else 0)
+PY
+}
+
+# The URL lines of the summary's "not recorded" list.
+unrecorded_lines() { # log
+  sed -n 's/^  not recorded: line \([0-9]*\) .*/\1/p' "$1"
+}
+
+e2e() {
+  local DEMO_DB=$1 DEMO_FETCH=$2
+  echo "== the db and fetch demos"
+  "$DEMO_DB" "$PG_DSN" > "$work/db.out" 2> "$work/db.err" || { cat "$work/db.out" "$work/db.err"; fail "demo db"; }
+  clean_stderr "$work/db.err"
+  grep -q '^COPY: 3 rows$' "$work/db.out" || fail "demo db: no COPY"
+  grep -q 'SQLSTATE 23514' "$work/db.out" || fail "demo db: no constraint error"
+  "$DEMO_FETCH" "$NGINX_HTTP_URL/1k" "$FIX/status/404" "http://127.0.0.1:1/" > "$work/fetch.out" \
+    2> "$work/fetch.err" || { cat "$work/fetch.out" "$work/fetch.err"; fail "demo fetch"; }
+  clean_stderr "$work/fetch.err"
+  grep -q '^3 pages, two at a time (map): 1 ok, 2 failed' "$work/fetch.out" || {
+    cat "$work/fetch.out"
+    fail "demo fetch: wrong outcome"
+  }
+
+  echo "== pipeline: pages, fixture endpoints and bad URLs"
+  local n=400 i line=0
+  make_pages "$n"
+  : > "$work/expect.tsv"
+  {
+    add() { # url status body [the line as written, if not the url]
+      line=$((line + 1))
+      printf '%s\n' "${4:-$1}"
+      printf '%s\t%s\t%s\t%s\n' "$line" "$1" "$2" "$3" >> "$work/expect.tsv"
+    }
+    for ((i = 0; i < n; i++)); do add "$NGINX_HTTP_URL/p/$i" 200 "file:$NGINX_DOCROOT/p/$i"; done
+    add "$NGINX_HTTP_URL/p/1" 200 "file:$NGINX_DOCROOT/p/1" # a repeat: a row of its own
+    echo; line=$((line + 1))                                 # skipped, but counted
+    echo "# a comment"; line=$((line + 1))
+    add "$NGINX_HTTP_URL/p/2" 200 "file:$NGINX_DOCROOT/p/2" "  $NGINX_HTTP_URL/p/2 "$'\t' # trimmed
+    add "$FIX/bytes/100000" 200 "az:100000"
+    add "$FIX/chunked/30000" 200 "az:30000"
+    add "$FIX/redirect/2" 200 'text:redirected\n'
+    add "$FIX/status/201" 201 'text:status 201\n'
+    add "$FIX/status/404" 404 -
+    add "$FIX/status/500" 500 -
+    add "$NGINX_HTTP_URL/p/missing" 404 -
+    add "$FIX/drop" 0 -                       # closed short of its length
+    add "$SLOW/delay/600000" 0 -              # past --timeout
+    add "http://127.0.0.1:1/" 0 -             # refused
+    add "ht!tp://bad" 0 -                     # malformed
+    add "ftp://127.0.0.1/x" 0 -               # not http
+    add "http://$(printf '%064d' 0).test/" 0 - # a DNS failure without a query
+    add "$NGINX_HTTPS_URL/1k" 0 -             # a certificate no CA vouches for
+  } > "$work/urls.txt"
+  local rc=0
+  timeout 300 "$PIPELINE" --dsn "$PG_DSN" --out "$work/out" --concurrency 16 --timeout 4000 \
+    --run-id e2e - < "$work/urls.txt" > "$work/pipeline.out" 2> "$work/pipeline.err" || rc=$?
+  cat "$work/pipeline.out"
+  clean_stderr "$work/pipeline.err"
+  [ "$rc" -eq 0 ] || { cat "$work/pipeline.err"; fail "pipeline exit status $rc"; }
+  unrecorded_lines "$work/pipeline.out" > "$work/unrecorded"
+  [ ! -s "$work/unrecorded" ] || fail "URLs not recorded with the server up"
+  grep -q "^summary: $((n + 16)) URLs, $((n + 6)) ok, 10 failed (0 not recorded)" \
+    "$work/pipeline.out" || fail "wrong summary"
+  check_run e2e "$work/unrecorded"
+  # A second run: rows of its own run_id, none of the first's touched.
+  timeout 300 "$PIPELINE" --dsn "$PG_DSN" --out "$work/out" --timeout 4000 \
+    --run-id again "$work/urls.txt" \
+    > "$work/again.out" 2> "$work/again.err" || fail "second run: $(cat "$work/again.err")"
+  clean_stderr "$work/again.err"
+  [ "$(psql -c "SELECT count(*) FROM actio_pipeline WHERE run_id = 'e2e'")" = "$((n + 16))" ] ||
+    fail "the second run changed the first one's rows"
+  check_run again "$work/unrecorded"
+}
+
+chaos() {
+  echo "== pipeline under chaos: dropped connections, PostgreSQL restarted mid-run"
+  local n=1200 hang=4 i line=0
+  make_pages "$n"
+  : > "$work/expect.tsv"
+  {
+    add() { # url status body
+      line=$((line + 1))
+      printf '%s\n' "$1"
+      printf '%s\t%s\t%s\t%s\n' "$line" "$1" "$2" "$3" >> "$work/expect.tsv"
+    }
+    # These hold the run open until the slow fixture stops: the restart
+    # below always happens while the pipeline is running.
+    for ((i = 0; i < hang; i++)); do add "$SLOW/delay/3600000" 0 -; done
+    for ((i = 0; i < n; i++)); do
+      if ((i % 10 == 3)); then add "$FIX/drop" 0 -
+      elif ((i % 4 == 1)); then add "$FIX/delay/40" 200 'text:delayed\n'
+      else add "$NGINX_HTTP_URL/p/$i" 200 "file:$NGINX_DOCROOT/p/$i"; fi
+    done
+  } > "$work/urls.txt"
+  local total=$((n + hang))
+  "$PIPELINE" --dsn "$PG_DSN" --out "$work/out" --concurrency 16 --timeout 600000 --retries 1 \
+    --run-id chaos "$work/urls.txt" > "$work/pipeline.out" 2> "$work/pipeline.err" &
+  pipeline_pid=$!
+  rows() { psql -c "SELECT count(*) FROM actio_pipeline WHERE run_id = 'chaos'" 2>/dev/null || echo 0; }
+  wait_rows() { # at least this many, or give up after 120 s (a hang guard)
+    for _ in $(seq 1200); do
+      [ "$(rows)" -ge "$1" ] && return 0
+      kill -0 "$pipeline_pid" 2>/dev/null || fail "the pipeline ended early: $(tail -n 5 "$work/pipeline.err")"
+      sleep 0.1
+    done
+    echo "note: still $(rows) rows, not $1" >&2
+  }
+  wait_rows $((total / 4))
+  echo "restarting PostgreSQL at $(rows) of $total rows"
+  bash "$HERE/pg_server.sh" restart "$work/pg" > /dev/null 2>&1 || fail "restart failed"
+  kill -0 "$pipeline_pid" 2>/dev/null || fail "the pipeline ended before the fixture stopped"
+  echo "restarted at $(rows) rows"
+  # Everything but the held URLs (fewer if some could not be recorded).
+  wait_rows $((total - hang))
+  kill "$slow_pid"
+  slow_pid=
+  local rc=0
+  for _ in $(seq 1200); do kill -0 "$pipeline_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pipeline_pid" 2>/dev/null && fail "the pipeline did not finish"
+  wait "$pipeline_pid" || rc=$?
+  pipeline_pid=
+  tail -n 3 "$work/pipeline.out"
+  clean_stderr "$work/pipeline.err"
+  unrecorded_lines "$work/pipeline.out" > "$work/unrecorded"
+  if [ -s "$work/unrecorded" ]; then
+    [ "$rc" -eq 1 ] || fail "URLs not recorded, yet exit status $rc"
+  else
+    [ "$rc" -eq 0 ] || { cat "$work/pipeline.err"; fail "pipeline exit status $rc"; }
+  fi
+  grep -q "^summary: $total URLs" "$work/pipeline.out" || fail "no summary"
+  check_run chaos "$work/unrecorded"
+}
+
+case $MODE in
+  e2e) [ $# -eq 5 ] || fail "e2e needs DEMO_DB and DEMO_FETCH"; e2e "$4" "$5" ;;
+  chaos) chaos ;;
+  *) fail "unknown mode $MODE" ;;
+esac
+echo "PASS: pipeline $MODE"
