@@ -1,6 +1,7 @@
 /* files.c: write a file, read it back, iterate its lines, and write many
  * files at once: what aiofiles does for Python, with futures.
- *   actio-demo-files [folder]   (default: a new folder under /tmp) */
+ *   actio-demo-files [folder]   (default: a new folder under /tmp, removed
+ *                                at the end) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,43 @@ static int await(actio_future *f, const char *what) {
   int st = actio_future_wait(f, -1);
   if (st != 0)
     fprintf(stderr, "%s failed: %s\n", what, actio_future_errmsg(f));
+  return st;
+}
+
+/* rm -r for a flat folder: list it, unlink every file at once, then the
+ * folder. Returns 0 or the first failure's status. */
+static int remove_folder(actio_actor *files, const char *dir) {
+  actio_future *f, *all;
+  int st = actio_file_list(files, dir, &f);
+  if (st != 0)
+    return st;
+  if ((st = await(f, "list")) != 0) {
+    actio_future_unref(f);
+    return st;
+  }
+  char **names = actio_future_value(f), path[4200];
+  size_t n = 0, started = 0;
+  while (names[n])
+    n++;
+  actio_future **rms = calloc(n + 1, sizeof *rms);
+  for (; rms && started < n; started++) {
+    snprintf(path, sizeof path, "%s/%s", dir, names[started]);
+    if ((st = actio_file_unlink(files, path, &rms[started])) != 0)
+      break;
+  }
+  if (rms && st == 0 && (st = actio_gather(rms, started, ACTIO_GATHER_FAIL_FAST, &all)) == 0) {
+    st = await(all, "unlink");
+    actio_future_unref(all);
+  }
+  for (size_t i = 0; rms && i < started; i++)
+    actio_future_unref(rms[i]);
+  free(rms);
+  actio_future_unref(f);
+  if (st == 0 && (st = actio_file_unlink(files, dir, &f)) == 0) { /* empty now */
+    if ((st = await(f, "remove the folder")) == 0)
+      printf("removed %s and the %zu files in it\n", dir, n);
+    actio_future_unref(f);
+  }
   return st;
 }
 
@@ -90,6 +128,9 @@ int main(int argc, char **argv) {
            actio_err_name(actio_future_status(f)));
     actio_future_unref(f);
   }
+
+  if (argc < 2) /* a folder made here is removed */
+    remove_folder(files, dir);
   actio_runtime_destroy(rt);
   return 0;
 }
