@@ -131,7 +131,7 @@ static int settled(actio_future *f, actio_future **out) {
 /* asyncio.sleep(ms) as a future: a future nobody completes, with a
  * deadline; settled, so the deadline's ETIMEDOUT becomes a plain wake-up. */
 static int sleep_ms(int64_t ms, actio_future **out) {
-  actio_future *t;
+  actio_future *t = NULL;
   int rc = actio_future_create(&t);
   if (rc == 0 && (rc = actio_future_set_deadline(P.rt, t, ms)) == 0)
     rc = settled(t, out);
@@ -516,7 +516,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < P.n; i++) /* every one, for whoever must retry them */
     if (ok && !P.jobs[i].recorded)
       printf("  not recorded: line %zu %s: %s\n", P.jobs[i].line, P.jobs[i].url,
-             P.jobs[i].db_error ? P.jobs[i].db_error : "the chain did not start");
+             P.jobs[i].db_error ? P.jobs[i].db_error : "stopped before the record step (out of memory?)");
   if (ok) {
     printf("summary: %zu URLs, %zu ok, %zu failed (%zu not recorded), %.1f MiB, %.2f s,"
            " %.0f URLs/s; %zu insert retries; run_id %s\n",
