@@ -191,8 +191,9 @@ static void report_init(actio_actor *a, int rc) {
   pthread_mutex_unlock(&a->init_mu);
 }
 
-/* The actor this thread works for, if any. */
+/* The actor this thread works for, if any, and its worker. */
 static _Thread_local actio_actor *current_actor;
+static _Thread_local struct worker *current_worker;
 
 actio_actor *actio_actor_self(void) { return current_actor; }
 
@@ -223,7 +224,10 @@ static void socket_loop(actio_actor *a, worker *w) {
   const actio_behavior *b = a->b;
   for (;;) {
     int closed = 0;
-    for (int i = 0; i < 256; i++) {
+    /* Once closed, full no longer counts: the others may be gone, and
+     * what was accepted must be taken by someone. */
+    int (*full)(actio_actor *, void *) = actio__mbox_is_closed(a->mb) ? NULL : b->full;
+    for (int i = 0; i < 256 && !(full && full(a, w->ctx)); i++) {
       actio__mbox_msg m;
       int rc = actio__mbox_pop(a->mb, &m, 0);
       if (rc == ACTIO_ECLOSED)
@@ -235,11 +239,14 @@ static void socket_loop(actio_actor *a, worker *w) {
     if (closed && (atomic_load_explicit(&a->abort, memory_order_acquire) ||
                    !b->busy(a, w->ctx)))
       return;
-    /* Seq_cst store, then the depth check: pairs with the sender, which
-     * publishes its message (an atomic swap) before it looks for waiting
-     * workers; one of the two sees the other. */
-    atomic_store_explicit(&w->waiting, 1, memory_order_seq_cst);
-    if (actio__mbox_depth(a->mb) == 0 && !closed)
+    /* A full worker waits on its own I/O without advertising: senders wake
+     * one with room. Else a seq_cst store, then the depth check: pairs
+     * with the sender, which publishes its message (an atomic swap) before
+     * it looks for waiting workers; one of the two sees the other. */
+    int room = !(full && full(a, w->ctx));
+    if (room)
+      atomic_store_explicit(&w->waiting, 1, memory_order_seq_cst);
+    if ((!room || actio__mbox_depth(a->mb) == 0) && !closed)
       b->wait(a, w->ctx);
     atomic_store_explicit(&w->waiting, 0, memory_order_relaxed);
     if (closed) /* draining: wait for the work in flight, but not forever */
@@ -255,17 +262,34 @@ static void wake_worker(actio_actor *a, worker *w) {
   pthread_mutex_unlock(&w->wake_mu);
 }
 
-/* The mailbox's wake hook for socket workers: wakes one that waits. */
+static int claim_waiting(worker *w) {
+  int expect = 1;
+  return atomic_load_explicit(&w->waiting, memory_order_seq_cst) &&
+         atomic_compare_exchange_strong_explicit(&w->waiting, &expect, 0,
+                                                 memory_order_acq_rel,
+                                                 memory_order_relaxed);
+}
+
+/* The mailbox's wake hook for socket workers: wakes one that waits. A
+ * worker sending to its own actor (a completion's callback starting the
+ * next request) takes the message itself, without a hop to another thread:
+ * in its wait, it is woken (the behavior knows it costs nothing); outside
+ * it, it will see the message before it waits again; unless it is full,
+ * and then another worker is woken. */
 static void wake_one(void *arg) {
   actio_actor *a = arg;
+  worker *me = current_worker;
+  if (me != NULL && me->actor == a) {
+    if (claim_waiting(me)) {
+      wake_worker(a, me);
+      return;
+    }
+    if (!(a->b->full && a->b->full(a, me->ctx)))
+      return; /* it has room: it pops before it waits again */
+  }
   for (unsigned i = 0; i < a->nworkers; i++) {
-    worker *w = &a->workers[i];
-    int expect = 1;
-    if (atomic_load_explicit(&w->waiting, memory_order_seq_cst) &&
-        atomic_compare_exchange_strong_explicit(&w->waiting, &expect, 0,
-                                                memory_order_acq_rel,
-                                                memory_order_relaxed)) {
-      wake_worker(a, w);
+    if (claim_waiting(&a->workers[i])) {
+      wake_worker(a, &a->workers[i]);
       return;
     }
   }
@@ -281,6 +305,7 @@ static void *worker_main(void *arg) {
   worker *w = arg;
   actio_actor *a = w->actor;
   current_actor = a;
+  current_worker = w;
   int rc = a->b->worker_init ? a->b->worker_init(a, &w->ctx) : 0;
   if (rc == 0)
     set_live(w, 1);

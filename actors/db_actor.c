@@ -48,6 +48,7 @@ typedef struct db_state {
   actio_runtime *rt;
   actio_actor *self; /* set once spawned, before any request */
   _Atomic unsigned next_worker; /* hands out the pool's shares */
+  _Atomic size_t *rooms;        /* per worker: requests it could start now */
   pthread_mutex_t mu;           /* guards listener */
   bell *listener;               /* the worker holding LISTEN's connection
                                    (its bell: a reference) */
@@ -159,6 +160,7 @@ struct db_worker {
   struct pollfd *pfds;
   unsigned pub_open, pub_idle, pub_connecting;
   pthread_t thread;    /* the worker's own */
+  unsigned index;      /* in st->rooms */
   int self_woken;      /* a message it sent itself waits in the mailbox */
 };
 
@@ -1417,6 +1419,23 @@ static int timers(db_worker *w) {
   return ms < 0 ? 0 : (int)ms;
 }
 
+/* Requests it could start now, on open connections or ones it may open,
+ * less those already waiting. */
+static size_t room(db_worker *w) {
+  size_t depth = w->st->o.pipeline_depth, n = 0;
+  int can_open = actio__now_ns() >= w->retry_ns;
+  for (unsigned i = 0; i < w->nconns; i++) {
+    conn *c = &w->conns[i];
+    if (c->state == C_EMPTY ? can_open : c->state == C_CONNECTING)
+      n += depth;
+    else if (usable(c) && actio__pg_conn_inflight(c->pc) < depth)
+      n += depth - actio__pg_conn_inflight(c->pc);
+  }
+  for (db_req *r = w->pend_head; r != NULL && n > 0; r = r->next)
+    n--;
+  return n;
+}
+
 static void publish_stats(db_worker *w) {
   unsigned open = 0, idle = 0, connecting = 0;
   for (unsigned i = 0; i < w->nconns; i++) {
@@ -1434,6 +1453,8 @@ static void publish_stats(db_worker *w) {
   w->pub_open = open;
   w->pub_idle = idle;
   w->pub_connecting = connecting;
+  if (st->o.workers > 1) /* a hint for db_full: relaxed, stale at worst */
+    atomic_store_explicit(&st->rooms[w->index], room(w), memory_order_relaxed);
 }
 
 static void db_wait(actio_actor *self, void *worker) {
@@ -1578,6 +1599,7 @@ static int db_init(actio_actor *self, void **worker) {
                                                              memory_order_relaxed);
   /* This worker's share of the pool: an even split, the first ones taking
    * the remainder. */
+  w->index = i;
   w->nconns = st->o.max_connections / nw + (i < st->o.max_connections % nw);
   w->min = st->o.min_connections / nw + (i < st->o.min_connections % nw);
   if (w->nconns == 0)
@@ -1612,6 +1634,8 @@ static void db_stop(actio_actor *self, void *worker) {
   db_worker *w = worker;
   (void)self;
   w->stopping = 1;
+  if (w->st->o.workers > 1) /* no more room here for anyone to count on */
+    atomic_store_explicit(&w->st->rooms[w->index], 0, memory_order_relaxed);
   pthread_mutex_lock(&w->bell->mu);
   w->bell->closed = 1; /* later pushes are refused */
   pthread_mutex_unlock(&w->bell->mu);
@@ -1649,6 +1673,21 @@ static void db_drop(actio_actor *self, void *msg) {
   req_free(r);
 }
 
+/* No room here while another worker has some: take no more from the
+ * mailbox, so that one does. With no room anywhere every worker takes
+ * them, and they wait (and time out) in its queue. */
+static int db_full(actio_actor *self, void *worker) {
+  (void)self;
+  db_worker *w = worker;
+  if (w->st->o.workers < 2 || room(w) > 0)
+    return 0;
+  for (unsigned i = 0; i < w->st->o.workers; i++)
+    if (i != w->index &&
+        atomic_load_explicit(&w->st->rooms[i], memory_order_relaxed) > 0)
+      return 1;
+  return 0;
+}
+
 static const actio_behavior db_behavior = {
     .worker_init = db_init,
     .handle = db_handle,
@@ -1657,6 +1696,7 @@ static const actio_behavior db_behavior = {
     .wait = db_wait,
     .wake = db_wake,
     .busy = db_busy,
+    .full = db_full,
 };
 
 /* ---- spawning ---- */
@@ -1672,6 +1712,7 @@ static void state_free(void *p) {
   pthread_mutex_destroy(&st->cmu);
   pthread_cond_destroy(&st->ccv);
   pthread_mutex_destroy(&st->mu);
+  free(st->rooms);
   free((char *)st->o.dsn);
   free(st);
 }
@@ -1694,8 +1735,10 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **o
     free(st);
     return ACTIO_ENOMEM;
   }
-  o.workers = o.workers ? o.workers : 1;
   o.max_connections = o.max_connections ? o.max_connections : 10;
+  /* Two threads by default: a client's share of the kernel's loopback and
+   * wake-up work is then done on two cores (pgbench's -j 2). */
+  o.workers = o.workers ? o.workers : o.max_connections >= 2 ? 2 : 1;
   if (o.min_connections == 0 && !o.lazy)
     o.min_connections = 1;
   if (o.min_connections > o.max_connections)
@@ -1714,6 +1757,12 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **o
     o.reconnect_max_ms = o.reconnect_min_ms;
   st->o = o;
   st->rt = rt;
+  st->rooms = calloc(o.workers, sizeof *st->rooms);
+  if (st->rooms == NULL) {
+    free((char *)o.dsn);
+    free(st);
+    return ACTIO_ENOMEM;
+  }
   pthread_mutex_init(&st->mu, NULL);
   pthread_mutex_init(&st->cmu, NULL);
   pthread_cond_init(&st->ccv, NULL);
@@ -1722,6 +1771,7 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **o
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->cmu);
     pthread_cond_destroy(&st->ccv);
+    free(st->rooms);
     free((char *)o.dsn);
     free(st);
     return rc;

@@ -1,6 +1,5 @@
 /* db_result.c: reading a query's result: an actio_db_result is libpq's
  * PGresult itself, so reading costs no copy. */
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -41,7 +40,8 @@ uint64_t actio_db_affected(const actio_db_result *r) {
   return *n ? strtoull(n, NULL, 10) : 0;
 }
 
-/* The value at (row, col): 0 and *v, *len, *binary; or an error. */
+/* The value at (row, col): 0 and *v, *len, *binary; or an error. Reading
+ * every cell of a result is the common case: few libpq calls each. */
 static int cell(const actio_db_result *r, size_t row, int col, const char **v,
                 int *len, int *binary) {
   if (r == NULL || col < 0 || col >= PQnfields(RES(r)) ||
@@ -50,8 +50,8 @@ static int cell(const actio_db_result *r, size_t row, int col, const char **v,
   if (PQgetisnull(RES(r), (int)row, col))
     return ACTIO_ENULL;
   *v = PQgetvalue(RES(r), (int)row, col);
-  *len = PQgetlength(RES(r), (int)row, col);
   *binary = PQfformat(RES(r), col) == 1;
+  *len = *binary ? PQgetlength(RES(r), (int)row, col) : 0; /* text: NUL-ended */
   return 0;
 }
 
@@ -94,12 +94,20 @@ static int integer(const actio_db_result *r, size_t row, int col, int64_t *out) 
     *out = be(v, len);
     return 0;
   }
-  char *end;
-  errno = 0;
-  long long x = strtoll(v, &end, 10);
-  if (errno != 0 || end == v || *end != '\0')
+  /* Decimal text, as PostgreSQL prints integers: [-]digits. */
+  const char *p = v;
+  int neg = *p == '-';
+  p += neg || *p == '+';
+  if (*p == '\0')
     return ACTIO_ETYPE;
-  *out = x;
+  uint64_t x = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  for (; *p != '\0'; p++) {
+    unsigned d = (unsigned)(*p - '0');
+    if (d > 9 || x > (limit - d) / 10)
+      return ACTIO_ETYPE; /* not a digit, or out of range */
+    x = x * 10 + d;
+  }
+  *out = neg ? (int64_t)(0 - x) : (int64_t)x;
   return 0;
 }
 
@@ -157,7 +165,7 @@ int actio_db_bool(const actio_db_result *r, size_t row, int col, int *out) {
   int rc = out ? cell(r, row, col, &v, &len, &bin) : ACTIO_EINVAL;
   if (rc != 0)
     return rc;
-  if (bin ? len != 1 : (len != 1 || (*v != 't' && *v != 'f')))
+  if (bin ? len != 1 : ((*v != 't' && *v != 'f') || v[1] != '\0'))
     return ACTIO_ETYPE;
   *out = bin ? *v != 0 : *v == 't';
   return 0;
@@ -182,6 +190,7 @@ int actio_db_bytea(const actio_db_result *r, size_t row, int col, void **data,
     return rc;
   size_t out_len = bin ? (size_t)n : 0;
   if (!bin) { /* the hex format: \x0a1b... */
+    n = (int)strlen(v);
     if (n < 2 || v[0] != '\\' || v[1] != 'x' || n % 2 != 0)
       return ACTIO_ETYPE;
     out_len = (size_t)(n - 2) / 2;

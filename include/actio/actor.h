@@ -84,6 +84,11 @@ typedef struct actio_behavior {
   void (*wait)(actio_actor *self, void *worker);
   void (*wake)(actio_actor *self, void *worker);
   int (*busy)(actio_actor *self, void *worker);
+  /* Optional, for socket workers: 1 while the worker holds work it cannot
+   * start yet (its connections are all taken). It then takes no more
+   * messages and is not woken for them, so an idle worker gets them: the
+   * shared mailbox balances the load. */
+  int (*full)(actio_actor *self, void *worker);
 } actio_behavior;
 
 /* Zero means the default for every field. */

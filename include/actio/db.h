@@ -33,8 +33,9 @@ extern "C" {
 /* Pool settings; zero means the default for every field. */
 typedef struct actio_db_opts {
   const char *dsn;             /* libpq connection string or URI (copied) */
-  unsigned workers;            /* threads; default 1 (one drives many
-                                  connections) */
+  unsigned workers;            /* threads, each driving its share of the
+                                  connections; default 2 (1 for a pool of
+                                  one) */
   unsigned min_connections;    /* kept open; default 1 */
   unsigned max_connections;    /* default 10 */
   int lazy;                    /* 1: open even the first connections only
