@@ -221,8 +221,8 @@ chaos() {
       printf '%s\n' "$1"
       printf '%s\t%s\t%s\t%s\n' "$line" "$1" "$2" "$3" >> "$work/expect.tsv"
     }
-    # These hold the run open until the slow fixture stops: the restart
-    # below always happens while the pipeline is running.
+    # These hold the run open until the slow fixture stops, after the
+    # restart: it always happens while the pipeline is running.
     for ((i = 0; i < hang; i++)); do add "$SLOW/delay/3600000" 0 -; done
     for ((i = 0; i < n; i++)); do
       if ((i % 10 == 3)); then add "$FIX/drop" 0 -
@@ -241,15 +241,17 @@ chaos() {
       kill -0 "$pipeline_pid" 2>/dev/null || fail "the pipeline ended early: $(tail -n 5 "$work/pipeline.err")"
       sleep 0.1
     done
-    echo "note: still $(rows) rows, not $1" >&2
+    echo "note: still $(rows) rows, not $1; lines without a row:" >&2
+    psql -c "SELECT string_agg(l::text, ' ') FROM generate_series(1, $total) l WHERE NOT EXISTS
+             (SELECT FROM actio_pipeline WHERE run_id = 'chaos' AND line = l)" >&2 || true
   }
   wait_rows $((total / 4))
   echo "restarting PostgreSQL at $(rows) of $total rows"
   bash "$HERE/pg_server.sh" restart "$work/pg" > /dev/null 2>&1 || fail "restart failed"
   kill -0 "$pipeline_pid" 2>/dev/null || fail "the pipeline ended before the fixture stopped"
   echo "restarted at $(rows) rows"
-  # Everything but the held URLs (fewer if some could not be recorded).
-  wait_rows $((total - hang))
+  # Released now: the held URLs fail (connection closed, then refused) and
+  # the run goes on without them.
   kill "$slow_pid"
   slow_pid=
   local rc=0
