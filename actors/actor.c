@@ -51,11 +51,13 @@ struct actio_actor {
   _Atomic uint64_t started, completed, errors, max_us;
   _Atomic uint64_t hist[HIST_BUCKETS];
   /* failure: actio_actor_fail */
-  pthread_mutex_t fail_mu; /* guards the four below */
+  pthread_mutex_t fail_mu; /* guards the five below */
   int is_failed;
+  int fail_code;
   char *fail_why;
   actio__fail_fn monitor;
   void *monitor_arg;
+  _Atomic int owned; /* a supervisor stops it (actio__actor_set_owned) */
   actio_actor *prev; /* spawn order, newest first */
 };
 
@@ -114,15 +116,22 @@ void actio_runtime_destroy(actio_runtime *rt) {
   pthread_mutex_unlock(&rt->mu);
   /* Stop all first, newest first (reverse start order), then free: an
    * older actor draining may still tell a newer one, which must refuse with
-   * ACTIO_ECLOSED rather than be freed memory. */
+   * ACTIO_ECLOSED rather than be freed memory. A supervisor's children go
+   * with it, in its own order (a restarted child is newer than its elder
+   * siblings, yet must stop after them); then whatever is left. */
+  for (actio_actor *it = a; it != NULL; it = it->prev)
+    if (atomic_load_explicit(&it->owned, memory_order_acquire) == 0)
+      actio_actor_stop(it, ACTIO_STOP_DRAIN);
   for (actio_actor *it = a; it != NULL; it = it->prev)
     actio_actor_stop(it, ACTIO_STOP_DRAIN);
+  /* The timer next: a future it cancels may still run callbacks into an
+   * actor (its metrics), which must not be freed yet. */
+  actio__timer_destroy(rt->timer);
   while (a != NULL) {
     actio_actor *prev = a->prev;
     actor_free(a);
     a = prev;
   }
-  actio__timer_destroy(rt->timer);
   pthread_mutex_destroy(&rt->mu);
   free(rt);
 }
@@ -217,6 +226,22 @@ static void mailbox_loop(actio_actor *a, worker *w) {
   }
 }
 
+static int claim_waiting(worker *w) {
+  int expect = 1;
+  return atomic_load_explicit(&w->waiting, memory_order_seq_cst) &&
+         atomic_compare_exchange_strong_explicit(&w->waiting, &expect, 0,
+                                                 memory_order_acq_rel,
+                                                 memory_order_relaxed);
+}
+
+/* Calls wake() for w unless it is leaving: its context may be gone then. */
+static void wake_worker(actio_actor *a, worker *w) {
+  pthread_mutex_lock(&w->wake_mu);
+  if (w->live)
+    a->b->wake(a, w->ctx);
+  pthread_mutex_unlock(&w->wake_mu);
+}
+
 /* The loop of a worker that sleeps in its own I/O wait: it takes what the
  * mailbox holds (a batch at a time, so its transfers keep moving), then
  * waits, advertising that a sender should wake it. */
@@ -244,8 +269,20 @@ static void socket_loop(actio_actor *a, worker *w) {
      * with the sender, which publishes its message (an atomic swap) before
      * it looks for waiting workers; one of the two sees the other. */
     int room = !(full && full(a, w->ctx));
-    if (room)
+    if (room) {
       atomic_store_explicit(&w->waiting, 1, memory_order_seq_cst);
+      /* Store-load: CK's depth read below is a plain load, and a seq_cst
+       * store alone does not order it on every architecture. */
+      atomic_thread_fence(memory_order_seq_cst);
+    } else if (actio__mbox_depth(a->mb) > 0) {
+      /* Full, with messages left (perhaps our own callbacks' sends, which
+       * woke nobody): pass the wake-up on to a worker with room. */
+      for (unsigned i = 0; i < a->nworkers; i++)
+        if (&a->workers[i] != w && claim_waiting(&a->workers[i])) {
+          wake_worker(a, &a->workers[i]);
+          break;
+        }
+    }
     if ((!room || actio__mbox_depth(a->mb) == 0) && !closed)
       b->wait(a, w->ctx);
     atomic_store_explicit(&w->waiting, 0, memory_order_relaxed);
@@ -254,21 +291,6 @@ static void socket_loop(actio_actor *a, worker *w) {
   }
 }
 
-/* Calls wake() for w unless it is leaving: its context may be gone then. */
-static void wake_worker(actio_actor *a, worker *w) {
-  pthread_mutex_lock(&w->wake_mu);
-  if (w->live)
-    a->b->wake(a, w->ctx);
-  pthread_mutex_unlock(&w->wake_mu);
-}
-
-static int claim_waiting(worker *w) {
-  int expect = 1;
-  return atomic_load_explicit(&w->waiting, memory_order_seq_cst) &&
-         atomic_compare_exchange_strong_explicit(&w->waiting, &expect, 0,
-                                                 memory_order_acq_rel,
-                                                 memory_order_relaxed);
-}
 
 /* The mailbox's wake hook for socket workers: wakes one that waits. A
  * worker sending to its own actor (a completion's callback starting the
@@ -305,10 +327,11 @@ static void *worker_main(void *arg) {
   worker *w = arg;
   actio_actor *a = w->actor;
   current_actor = a;
-  current_worker = w;
   int rc = a->b->worker_init ? a->b->worker_init(a, &w->ctx) : 0;
-  if (rc == 0)
+  if (rc == 0) {
     set_live(w, 1);
+    current_worker = w; /* its context exists from now on */
+  }
   report_init(a, rc);
   if (rc < 0)
     return NULL;
@@ -572,20 +595,29 @@ void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
 void actio_runtime_metrics_print(actio_runtime *rt, FILE *f) {
   fprintf(f, "%-16s %8s %9s %10s %8s %9s %9s %9s\n", "actor", "depth",
           "in-flight", "completed", "errors", "p50 ms", "p99 ms", "max ms");
+  /* Actors are freed only with the runtime: a snapshot of the list is safe
+   * to read after the lock. */
   pthread_mutex_lock(&rt->mu);
-  actio_actor *list[256];
   size_t n = 0;
-  for (actio_actor *a = rt->actors; a != NULL && n < 256; a = a->prev)
-    list[n++] = a; /* freed only with the runtime: safe to read later */
+  for (actio_actor *a = rt->actors; a != NULL; a = a->prev)
+    n++;
+  actio_actor **list = malloc((n ? n : 1) * sizeof *list);
+  n = 0;
+  for (actio_actor *a = rt->actors; list != NULL && a != NULL; a = a->prev)
+    list[n++] = a;
   pthread_mutex_unlock(&rt->mu);
-  while (n-- > 0) { /* oldest first */
+  while (n-- > 0) { /* oldest first; stopped ones (replaced) left out */
+    actio_actor *a = list[n];
+    if (actio__mbox_is_closed(a->mb))
+      continue;
     actio_actor_metrics m;
-    actio_actor_metrics_get(list[n], &m);
+    actio_actor_metrics_get(a, &m);
     fprintf(f, "%-16s %8zu %9" PRIu64 " %10" PRIu64 " %8" PRIu64
                " %9.3f %9.3f %9.3f%s\n",
-            list[n]->name, m.stats.depth, m.in_flight, m.completed, m.errors,
+            a->name, m.stats.depth, m.in_flight, m.completed, m.errors,
             m.p50_ms, m.p99_ms, m.max_ms, m.failed ? "  FAILED" : "");
   }
+  free(list);
 }
 
 /* ---- failure ---- */
@@ -599,6 +631,7 @@ void actio_actor_fail(actio_actor *a, int code, const char *why) {
     return;
   }
   a->is_failed = 1;
+  a->fail_code = code;
   a->fail_why = strdup(why ? why : actio_strerror(code));
   actio__fail_fn fn = a->monitor;
   void *arg = a->monitor_arg;
@@ -619,8 +652,12 @@ void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
   pthread_mutex_lock(&a->fail_mu);
   a->monitor = fn;
   a->monitor_arg = arg;
-  int failed = a->is_failed;
+  int failed = a->is_failed, code = a->fail_code;
   pthread_mutex_unlock(&a->fail_mu);
-  if (failed && fn != NULL)
-    fn(arg, a, ACTIO_EFATAL, a->fail_why ? a->fail_why : "failed");
+  if (failed && fn != NULL) /* fail_why is written once, before is_failed */
+    fn(arg, a, code, a->fail_why ? a->fail_why : actio_strerror(code));
+}
+
+void actio__actor_set_owned(actio_actor *a) {
+  atomic_store_explicit(&a->owned, 1, memory_order_release);
 }

@@ -18,4 +18,8 @@ typedef void (*actio__fail_fn)(void *arg, actio_actor *a, int code,
  * is shared. If `a` already failed, fn runs at once. */
 void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg);
 
+/* Marks `a` as stopped by its supervisor: the runtime's destroy leaves it
+ * to it, so that a tree stops in its own order. */
+void actio__actor_set_owned(actio_actor *a);
+
 #endif

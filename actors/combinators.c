@@ -330,8 +330,12 @@ static void map_start_one(group *g, size_t i) {
     int64_t left = g->deadline_ns - actio__now_ns();
     left_ms = left > 0 ? (left + 999999) / 1000000 : 0;
   }
-  int rc = g->deadline_ns >= 0 && left_ms == 0 ? ACTIO_ETIMEDOUT
-                                                : g->fn(i, g->arg, &f);
+  int late = g->deadline_ns >= 0 && left_ms == 0;
+  if (late) { /* the timer thread may not have fired yet: do it here */
+    actio__future_abort(g->out, ACTIO_ETIMEDOUT, "the group's deadline passed");
+    atomic_store_explicit(&g->stopped, 1, memory_order_release);
+  }
+  int rc = late ? ACTIO_ETIMEDOUT : g->fn(i, g->arg, &f);
   /* The group's time left becomes the item's own deadline, which the I/O
    * actors turn into a transfer's or a query's limit. */
   if (rc == 0 && f != NULL && g->deadline_ns >= 0)

@@ -1397,6 +1397,8 @@ static int timers(db_worker *w) {
   }
   /* Down past the retry budget, with work or a minimum to keep: the pool
    * cannot do its job; its supervisor decides what follows. */
+  if (w->pend_head == NULL && count_ready(w) >= w->min)
+    w->down_since_ns = 0; /* nothing asks for a connection: the clock stops */
   if (st->o.retry_budget_ms > 0 && w->down_since_ns != 0 &&
       (w->pend_head != NULL || count_ready(w) < w->min)) {
     int64_t end = w->down_since_ns + (int64_t)st->o.retry_budget_ms * 1000000;
@@ -1453,7 +1455,7 @@ static void publish_stats(db_worker *w) {
   w->pub_open = open;
   w->pub_idle = idle;
   w->pub_connecting = connecting;
-  if (st->o.workers > 1) /* a hint for db_full: relaxed, stale at worst */
+  if (st->o.workers > 1 && !w->stopping) /* a hint for db_full: stale at worst */
     atomic_store_explicit(&st->rooms[w->index], room(w), memory_order_relaxed);
 }
 

@@ -102,6 +102,7 @@ static int child_start(sup *s, size_t i) {
   *wt = (watch){s, i, c->gen, s->watches};
   s->watches = wt;
   pthread_mutex_unlock(&s->mu);
+  actio__actor_set_owned(a);
   actio__actor_set_monitor(a, on_child_fail, wt);
   return 0;
 }
@@ -115,12 +116,34 @@ static void child_stop(sup *s, size_t i) {
     actio_actor_stop(a, c->spec.stop);
 }
 
+/* Stops every child, newest first, for good: none is running after. */
 static void stop_all(sup *s) {
   if (s->stopped)
     return;
   s->stopped = 1;
-  for (size_t i = s->n; i-- > 0;)
+  for (size_t i = s->n; i-- > 0;) {
     child_stop(s, i);
+    pthread_mutex_lock(&s->mu);
+    s->children[i].cur = NULL;
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
+/* The first message: the children, started by the worker (so that no
+ * restart runs while they start). */
+static char start_token;
+
+static int start_children(sup *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    int rc = child_start(s, i);
+    if (rc != 0) {
+      for (size_t j = i; j-- > 0;) /* undone, newest first */
+        child_stop(s, j);
+      s->stopped = 1;
+      return rc;
+    }
+  }
+  return 0;
 }
 
 static void sleep_ms(int64_t ms) {
@@ -171,7 +194,15 @@ static int sup_handle(actio_actor *self, void *worker, void *msg,
   sup *s = actio_actor_state(self);
   fail_msg *m = msg;
   (void)worker;
-  (void)reply;
+  if (msg == &start_token) {
+    int rc = start_children(s);
+    if (rc == 0)
+      actio_future_resolve(reply, NULL, NULL);
+    else
+      actio_future_fail(reply, rc, "supervisor %s: a child did not start: %s",
+                        s->o.name, actio_strerror(rc));
+    return 0;
+  }
   child *c = &s->children[m->index];
   pthread_mutex_lock(&s->mu);
   unsigned gen = c->gen;
@@ -206,6 +237,10 @@ static int sup_handle(actio_actor *self, void *worker, void *msg,
     child_stop(s, i); /* a dead one has no instance */
   for (size_t i = first; i <= last; i++) {
     pthread_mutex_lock(&s->mu);
+    if (s->children[i].spec.temporary && i != m->index) {
+      s->children[i].dead = 1; /* stopped with the others, never restarted */
+      s->children[i].cur = NULL;
+    }
     int dead = s->children[i].dead;
     unsigned igen = s->children[i].gen;
     pthread_mutex_unlock(&s->mu);
@@ -237,7 +272,8 @@ static void sup_worker_stop(actio_actor *self, void *worker) {
 
 static void sup_drop(actio_actor *self, void *msg) {
   (void)self;
-  free(msg);
+  if (msg != &start_token)
+    free(msg);
 }
 
 static const actio_behavior sup_behavior = {
@@ -304,12 +340,15 @@ int actio_sup_start(actio_runtime *rt, const actio_sup_opts *opts,
   int rc = actio_actor_spawn(rt, &sup_behavior, &ao, &s->self);
   if (rc != 0)
     return rc; /* the spawn freed s */
-  for (size_t i = 0; i < n; i++) {
-    if ((rc = child_start(s, i)) != 0) {
-      /* Its worker stops the children started, newest first. */
-      actio_actor_stop(s->self, ACTIO_STOP_NOW);
-      return rc; /* s is freed with the runtime, as every actor */
-    }
+  actio_future *started;
+  rc = actio_ask(s->self, &start_token, -1, &started);
+  if (rc == 0) {
+    rc = actio_future_wait(started, -1);
+    actio_future_unref(started);
+  }
+  if (rc != 0) {
+    actio_actor_stop(s->self, ACTIO_STOP_NOW);
+    return rc; /* s is freed with the runtime, as every actor */
   }
   *out = s->self;
   return 0;

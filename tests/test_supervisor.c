@@ -191,6 +191,7 @@ END_TEST
 
 START_TEST(test_intensity) {
   actio_actor *sup = start_sup(ACTIO_ONE_FOR_ONE, 2);
+  actio_actor *a = actio_sup_child(sup, "a");
   char log[4096];
   for (int i = 1; i <= 2; i++) {
     crash(sup, "c");
@@ -209,7 +210,8 @@ START_TEST(test_intensity) {
    * its worker to be done with that. */
   ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_DRAIN), 0);
   ck_assert_int_eq(actio_actor_failed(sup), 1);
-  ck_assert_int_eq(actio_tell(actio_sup_child(sup, "a"), (void *)PING, 0), ACTIO_ECLOSED);
+  ck_assert_int_eq(actio_tell(a, (void *)PING, 0), ACTIO_ECLOSED);
+  ck_assert_ptr_null(actio_sup_child(sup, "a")); /* nothing runs */
 }
 END_TEST
 
@@ -398,6 +400,13 @@ START_TEST(test_map_within) {
   ck_assert_int_ge(started, 4); /* more, failed at once, if an item's own
                                    deadline came before the group's */
   actio_future_unref(g);
+  /* No time at all: nothing starts, and the group fails as timed out (not
+   * "settled" with every item failed) whoever notices first. */
+  for (int k = 0; k < 50; k++) {
+    ck_assert_int_eq(actio_map_within(rt, 5, 0, 0, never, NULL, ACTIO_GATHER_SETTLE_ALL, &g), 0);
+    ck_assert_int_eq(actio_future_wait(g, -1), ACTIO_ETIMEDOUT);
+    actio_future_unref(g);
+  }
   ck_assert_int_eq(actio_map_within(NULL, 1, 1, 10, never, NULL, ACTIO_GATHER_SETTLE_ALL, &g),
                    ACTIO_EINVAL);
 }
@@ -417,6 +426,7 @@ START_TEST(test_db_gives_up) {
   char log[4096];
   book_wait(4, log, sizeof log);
   ck_assert_str_eq(log, "failed:db restarted:db failed:db gave-up:db");
+  ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_DRAIN), 0); /* see intensity */
   ck_assert_int_eq(actio_actor_failed(sup), 1);
 }
 END_TEST

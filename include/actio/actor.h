@@ -172,8 +172,9 @@ typedef struct actio_actor_metrics {
 /* A snapshot, read without stopping the actor. Any thread. */
 void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out);
 
-/* Prints a header and one line per actor of rt (oldest first): name,
- * depth, in flight, completed, errors, p50/p99/max in ms. Any thread. */
+/* Prints a header and one line per running actor of rt (oldest first):
+ * name, depth, in flight, completed, errors, p50/p99/max in ms. Any
+ * thread. */
 void actio_runtime_metrics_print(actio_runtime *rt, FILE *out);
 
 /*
