@@ -217,6 +217,12 @@ static int sink_chunk(void *arg, const void *data, size_t len) {
 /* Starts the next attempt of r (none runs). */
 static void start_attempt(http_worker *w, http_req *r) {
   int64_t left = actio_future_remaining_ms(r->reply);
+  if (left == 0) { /* its deadline passed while it queued or waited */
+    char m[512];
+    snprintf(m, sizeof m, "%s %s: deadline passed", method_of(r), r->req.url);
+    end_req(r, ACTIO_ETIMEDOUT, NULL, m);
+    return;
+  }
   r->attempts++;
   int rc = actio__http_xfer_create(&r->x, w->loop, &r->req,
                                    left < 0 ? -1 : (long)left,

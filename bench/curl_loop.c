@@ -58,7 +58,6 @@ static CURL *make(const char *url, body *b) {
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, size_body);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, b);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)b);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   /* The actor's request headers: a User-Agent, and Accept-Encoding for the
    * decoders libcurl has. Each costs libcurl a formatted header line per
    * request, which is HTTP work, not actor overhead. */

@@ -380,7 +380,6 @@ static void session_options(actio__http_loop *l, CURL *e) {
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); /* wait to multiplex on HTTP/2 */
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
   /* 64 KiB reads (libcurl's default is 16): a quarter of the recv calls
@@ -533,6 +532,11 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   CURL *e = x->easy;
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
   curl_easy_setopt(e, CURLOPT_URL, x->req_url);
+  /* Over TLS a second request to a host waits to share the first one's
+   * connection (HTTP/2 streams). Not over plain http, which is HTTP/1.1
+   * here: it would wait for the first response's headers for nothing. */
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT,
+                   (long)(strncasecmp(x->req_url, "https:", 6) == 0));
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->err);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);

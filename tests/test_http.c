@@ -293,6 +293,22 @@ START_TEST(timeouts) {
 }
 END_TEST
 
+/* Plain http is HTTP/1.1 here: a request to a host whose one connection
+ * is busy opens another at once, never waiting behind the slow one. */
+START_TEST(no_head_of_line_blocking_over_http) {
+  actio_actor *one;
+  actio_http_opts o = {.workers = 1};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &one), 0);
+  actio_future *slow = get(one, url(fixture, "/delay/20000"));
+  actio_future *fast = get(one, url(fixture, "/status/200"));
+  ck_assert_int_eq(expect(fast, 0)->status, 200);
+  ck_assert_int_eq(actio_future_is_done(slow), 0);
+  actio_future_cancel(slow);
+  actio_future_unref(slow);
+  actio_future_unref(fast);
+}
+END_TEST
+
 START_TEST(cancel_removes_the_transfer) {
   actio_future *f = get(http, url(fixture, "/delay/10000"));
   usleep(50000);
@@ -709,6 +725,7 @@ int main(void) {
   TCase *tc = tcase_with_timeout("requests", 60);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, get_static_file);
+  tcase_add_test(tc, no_head_of_line_blocking_over_http);
   tcase_add_test(tc, connections_are_reused);
   tcase_add_test(tc, methods_headers_and_bodies);
   tcase_add_test(tc, repeated_headers_are_kept);
