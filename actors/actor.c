@@ -658,6 +658,14 @@ void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
     fn(arg, a, code, a->fail_why ? a->fail_why : actio_strerror(code));
 }
 
+void actio__inherit_deadline(actio_runtime *rt, actio_future *f) {
+  int64_t d = actio__group_deadline_ns();
+  if (d < 0)
+    return;
+  int64_t left = d - actio__now_ns();
+  actio_future_set_deadline(rt, f, left > 0 ? (left + 999999) / 1000000 : 0);
+}
+
 void actio__actor_set_owned(actio_actor *a) {
   atomic_store_explicit(&a->owned, 1, memory_order_release);
 }

@@ -10,6 +10,11 @@
  * the send succeeded. */
 void actio__actor_track(actio_actor *a, actio_future *f);
 
+/* Gives f the deadline of the actio_map_within group being started on this
+ * thread, if any. Call right after making a request's future, before it is
+ * queued. */
+void actio__inherit_deadline(actio_runtime *rt, actio_future *f);
+
 /* Called once, by actio_actor_fail, on the failing thread. */
 typedef void (*actio__fail_fn)(void *arg, actio_actor *a, int code,
                                const char *why);

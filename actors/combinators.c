@@ -323,6 +323,10 @@ static void map_fail(group *g, int code) {
   group_cancel_items(g, SIZE_MAX);
 }
 
+static _Thread_local int64_t group_deadline_ns = -1;
+
+int64_t actio__group_deadline_ns(void) { return group_deadline_ns; }
+
 static void map_start_one(group *g, size_t i) {
   actio_future *f = NULL;
   int64_t left_ms = 0;
@@ -335,10 +339,14 @@ static void map_start_one(group *g, size_t i) {
     actio__future_abort(g->out, ACTIO_ETIMEDOUT, "the group's deadline passed");
     atomic_store_explicit(&g->stopped, 1, memory_order_release);
   }
+  /* The group's time left becomes the item's own deadline: the I/O actors
+   * take it while fn sends (so a transfer's or a query's own limit is set
+   * from it); any other item gets it once fn returns. */
+  int64_t outer = group_deadline_ns; /* fn may run a group of its own */
+  group_deadline_ns = g->deadline_ns;
   int rc = late ? ACTIO_ETIMEDOUT : g->fn(i, g->arg, &f);
-  /* The group's time left becomes the item's own deadline, which the I/O
-   * actors turn into a transfer's or a query's limit. */
-  if (rc == 0 && f != NULL && g->deadline_ns >= 0)
+  group_deadline_ns = outer;
+  if (rc == 0 && f != NULL && g->deadline_ns >= 0 && actio_future_remaining_ms(f) < 0)
     actio_future_set_deadline(g->rt, f, left_ms);
   if (rc < 0 || f == NULL) {
     actio_future_unref(f);

@@ -338,8 +338,10 @@ static int req_future(db_state *st, db_req *r, long timeout_ms) {
   if (t > 0 && (rc = actio_future_set_deadline(st->rt, r->reply, t)) != 0) {
     actio_future_unref(r->reply);
     r->reply = NULL;
+    return rc;
   }
-  return rc;
+  actio__inherit_deadline(st->rt, r->reply);
+  return 0;
 }
 
 /* The server's error, copied so that it outlives the PGresult. */

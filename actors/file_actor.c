@@ -154,6 +154,7 @@ static int req_send(req *r, actio_future **out) {
     req_free(r);
     return rc;
   }
+  actio__inherit_deadline(actio_actor_runtime(r->files), r->reply);
   actio_future *f = r->reply;
   actio_actor *files = r->files; /* r is the worker's once sent */
   actio_future_ref(f);

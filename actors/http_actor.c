@@ -484,6 +484,7 @@ int actio_http_send(actio_actor *http, const actio_http_request *req,
     free(r);
     return rc;
   }
+  actio__inherit_deadline(actio_actor_runtime(http), r->reply);
   actio_future *f = r->reply;
   actio_future_ref(f);
   rc = actio_tell(http, r, st->fail_when_full ? 0 : -1);

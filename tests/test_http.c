@@ -309,6 +309,39 @@ START_TEST(no_head_of_line_blocking_over_http) {
 }
 END_TEST
 
+/* One deadline for a group: each request has it from the moment it is
+ * made, so the transfer is bounded by it, not only cancelled by it. */
+typedef struct slow_job {
+  actio_actor *http;
+  const char *u;
+  _Atomic int inherited;
+} slow_job;
+
+static int start_slow(size_t i, void *arg, actio_future **out) {
+  slow_job *j = arg;
+  (void)i;
+  int rc = actio_http_get(j->http, j->u, out);
+  if (rc == 0 && actio_future_remaining_ms(*out) >= 0)
+    atomic_fetch_add(&j->inherited, 1);
+  return rc;
+}
+
+START_TEST(group_deadline_reaches_each_request) {
+  slow_job j = {.http = http, .u = url(fixture, "/delay/20000")};
+  actio_future *g;
+  ck_assert_int_eq(actio_map_within(rt, 4, 2, 300, start_slow, &j,
+                                    ACTIO_GATHER_SETTLE_ALL, &g), 0);
+  ck_assert_int_eq(actio_future_wait(g, -1), ACTIO_ETIMEDOUT);
+  for (size_t i = 0; i < 4; i++) {
+    actio_future *it = actio_gather_item(g, i);
+    if (it != NULL)
+      ck_assert_int_lt(actio_future_wait(it, -1), 0);
+  }
+  ck_assert_int_ge(atomic_load(&j.inherited), 2);
+  actio_future_unref(g);
+}
+END_TEST
+
 START_TEST(cancel_removes_the_transfer) {
   actio_future *f = get(http, url(fixture, "/delay/10000"));
   usleep(50000);
@@ -726,6 +759,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, get_static_file);
   tcase_add_test(tc, no_head_of_line_blocking_over_http);
+  tcase_add_test(tc, group_deadline_reaches_each_request);
   tcase_add_test(tc, connections_are_reused);
   tcase_add_test(tc, methods_headers_and_bodies);
   tcase_add_test(tc, repeated_headers_are_kept);
