@@ -302,8 +302,8 @@ START_TEST(test_dead_letters) {
   actio_runtime_opts o = {.dead_letter = on_dead};
   ck_assert_int_eq(actio_runtime_create(&r, &o), 0);
   actio_actor *a;
+  book_reset(); /* before its worker can log */
   ck_assert_int_eq(actio_actor_spawn(r, &child_behavior, &(actio_actor_opts){.name = "d"}, &a), 0);
-  book_reset();
   ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_DRAIN), 0);
   actio_future *f = NULL;
   ck_assert_int_eq(actio_tell(a, (void *)PING, 0), ACTIO_ECLOSED);
