@@ -658,6 +658,15 @@ void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
     fn(arg, a, code, a->fail_why ? a->fail_why : actio_strerror(code));
 }
 
+int64_t actio__backoff_ms(int64_t base_ms, int64_t max_ms, unsigned k) {
+  int64_t ms = base_ms > 0 ? base_ms : 1;
+  for (unsigned j = 1; j < k && ms < max_ms; j++)
+    ms *= 2;
+  if (ms > max_ms)
+    ms = max_ms;
+  return ms / 2 + (int64_t)((unsigned long)random() % (unsigned long)(ms / 2 + 1));
+}
+
 void actio__inherit_deadline(actio_runtime *rt, actio_future *f) {
   int64_t d = actio__group_deadline_ns();
   if (d < 0)

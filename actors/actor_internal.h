@@ -15,6 +15,11 @@ void actio__actor_track(actio_actor *a, actio_future *f);
  * queued. */
 void actio__inherit_deadline(actio_runtime *rt, actio_future *f);
 
+/* The pause before attempt k (1, 2, ...) of something that keeps failing:
+ * base_ms doubled k-1 times, at most max_ms, then anywhere in its upper
+ * half (jitter, so that many clients do not retry in step). */
+int64_t actio__backoff_ms(int64_t base_ms, int64_t max_ms, unsigned k);
+
 /* Called once, by actio_actor_fail, on the failing thread. */
 typedef void (*actio__fail_fn)(void *arg, actio_actor *a, int code,
                                const char *why);

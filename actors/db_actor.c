@@ -478,14 +478,9 @@ static void cancel_on_server(db_worker *w, conn *c, db_req *r) {
 
 /* ---- connections ---- */
 
-static unsigned backoff_ms(const db_state *st, int fails) {
-  long ms = st->o.reconnect_min_ms;
-  for (int i = 1; i < fails && ms < st->o.reconnect_max_ms; i++)
-    ms *= 2;
-  if (ms > st->o.reconnect_max_ms)
-    ms = st->o.reconnect_max_ms;
-  /* Jitter: anywhere in the upper half, so pools do not reconnect in step. */
-  return (unsigned)(ms / 2 + (long)((unsigned long)random() % (unsigned long)(ms / 2 + 1)));
+static int64_t backoff_ms(const db_state *st, int fails) {
+  return actio__backoff_ms(st->o.reconnect_min_ms, st->o.reconnect_max_ms,
+                           (unsigned)fails);
 }
 
 static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *msg);

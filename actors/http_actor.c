@@ -136,13 +136,7 @@ static long retry_delay(http_req *r, int rc, actio__http_xfer *x) {
       actio_future_is_done(r->reply))
     return -1;
   long base = r->req.retry_backoff_ms > 0 ? r->req.retry_backoff_ms : 200;
-  if (base > 3600000)
-    base = 3600000; /* an hour: keeps the doubling below overflow */
-  long cap = base << (r->attempts - 1 < 20 ? r->attempts - 1 : 20);
-  if (cap > 86400000)
-    cap = 86400000;
-  /* Jitter: anywhere in the upper half, so retries do not march in step. */
-  long delay = cap / 2 + (long)((unsigned long)random() % (unsigned long)(cap / 2 + 1));
+  long delay = (long)actio__backoff_ms(base, 86400000, (unsigned)r->attempts);
   long after = actio__http_xfer_retry_after_ms(x);
   if (after > delay)
     delay = after < 86400000 ? after : 86400000; /* at most a day */

@@ -152,15 +152,9 @@ static void sleep_ms(int64_t ms) {
     ;
 }
 
-/* The pause before the k-th restart in the period: doubling, capped, and
- * anywhere in its upper half. */
+/* The pause before the k-th restart in the period. */
 static int64_t backoff(const sup *s, unsigned k) {
-  int64_t ms = s->o.backoff_ms;
-  for (unsigned j = 1; j < k && ms < s->o.backoff_max_ms; j++)
-    ms *= 2;
-  if (ms > s->o.backoff_max_ms)
-    ms = s->o.backoff_max_ms;
-  return ms / 2 + (int64_t)((unsigned long)random() % (unsigned long)(ms / 2 + 1));
+  return actio__backoff_ms(s->o.backoff_ms, s->o.backoff_max_ms, k);
 }
 
 /* Counts a restart now; 0 if within the intensity, else -1. */
