@@ -111,7 +111,6 @@ struct actio_db_txn {
   _Atomic int state; /* T_OPEN until commit, rollback or drop */
   bell *bell;        /* its worker's, set before the txn is published */
   conn *c;           /* worker-only; NULL once lost */
-  actio_db_txn_opts opts;
 };
 enum { T_NEW, T_OPEN, T_DONE };
 
@@ -1893,7 +1892,6 @@ int actio_db_begin(actio_actor *db, const actio_db_txn_opts *opts, actio_future 
   if (t == NULL)
     return ACTIO_ENOMEM;
   atomic_init(&t->refs, 1); /* the BEGIN request's */
-  t->opts = o;
   t->st = st;
   actio_db_request q = {.sql = begin_sql(&o)};
   db_req *r = req_new(K_BEGIN, &q, NULL, 0);
