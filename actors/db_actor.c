@@ -1458,6 +1458,9 @@ static void publish_stats(db_worker *w) {
 static void db_wait(actio_actor *self, void *worker) {
   db_worker *w = worker;
   (void)self;
+  /* What it sent itself before this call, the loop took already; only
+   * what callbacks send from here on may wait in the mailbox. */
+  w->self_woken = 0;
   int timeout = timers(w); /* first: it frees connections from cancels */
   dispatch(w);
   listener_pump(w);
@@ -1476,7 +1479,6 @@ static void db_wait(actio_actor *self, void *worker) {
   }
   if (w->self_woken)
     timeout = 0; /* its mailbox has work: only look at the sockets */
-  w->self_woken = 0;
   if (poll(w->pfds, n, timeout) < 0)
     return; /* EINTR: the loop calls again */
   if (w->pfds[0].revents & POLLIN) {
