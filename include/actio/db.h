@@ -91,7 +91,8 @@ typedef struct actio_db_request {
   int no_cache;                 /* 1: do not prepare this statement */
 } actio_db_request;
 
-/* A query's result, the value of its future (freed with it). */
+/* A query's result, the value of its future (freed with it). It is read
+ * only: any thread may read it while it holds the future. */
 typedef struct actio_db_result actio_db_result;
 
 /* Sends a query; *out's value is an actio_db_result *. Returns 0, or
@@ -279,6 +280,8 @@ int actio_db_listen(actio_actor *db, const char *channel,
 int actio_db_unlisten(actio_actor *db, const char *channel,
                       actio_db_notify_fn fn, void *arg, actio_future **out);
 
+/* Frees a notification an actor was told (see actio_db_listen). NULL
+ * accepted. */
 void actio_db_notification_free(actio_db_notification *n);
 
 /* ---- the pool ---- */

@@ -117,6 +117,8 @@ typedef struct actio_sup_stats {
   int gave_up;
 } actio_sup_stats;
 
+/* The supervisor's counters (zeros for an actor that is not one). Any
+ * thread. */
 void actio_sup_stats_get(actio_actor *sup, actio_sup_stats *out);
 
 #ifdef __cplusplus
