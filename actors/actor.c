@@ -469,6 +469,14 @@ static int send(actio_actor *a, void *msg, actio_future *reply,
   return rc;
 }
 
+int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms) {
+  actio__mbox_msg m = {msg, NULL};
+  int rc = actio__mbox_push(a->mb, &m, timeout_ms);
+  if (rc == 0)
+    count(&a->accepted);
+  return rc;
+}
+
 int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms) {
   if (a == NULL)
     return ACTIO_EINVAL;

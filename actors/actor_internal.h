@@ -20,6 +20,10 @@ void actio__inherit_deadline(actio_runtime *rt, actio_future *f);
  * half (jitter, so that many clients do not retry in step). */
 int64_t actio__backoff_ms(int64_t base_ms, int64_t max_ms, unsigned k);
 
+/* actio_tell for the library's own messages: refused by a stopped actor,
+ * it is no dead letter (neither counted nor shown to the user's hook). */
+int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms);
+
 /* Called once, by actio_actor_fail, on the failing thread. */
 typedef void (*actio__fail_fn)(void *arg, actio_actor *a, int code,
                                const char *why);

@@ -79,7 +79,7 @@ static void on_child_fail(void *arg, actio_actor *a, int code, const char *why) 
   memcpy(m->reason, why, len);
   /* A failure on the supervisor's own worker (a child failing while it
    * starts) must not wait for room only that worker could make. */
-  if (actio_tell(wt->s->self, m, actio_actor_self() == wt->s->self ? 0 : -1) != 0)
+  if (actio__tell_quiet(wt->s->self, m, actio_actor_self() == wt->s->self ? 0 : -1) != 0)
     free(m); /* the supervisor is stopping: nothing to restart */
 }
 
