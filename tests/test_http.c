@@ -436,6 +436,14 @@ START_TEST(stop_now_cancels_transfers_in_flight) {
 }
 END_TEST
 
+static actio_http_request late_req;
+
+static int send_late(size_t i, void *arg, actio_future **out) {
+  (void)i;
+  (void)arg;
+  return actio_http_send(http, &late_req, out);
+}
+
 START_TEST(retries_for_idempotent_requests) {
   /* The fixture answers 503 with Retry-After: 1 the first k times per key. */
   actio_http_request get2 = {.url = url(fixture, "/retry/a/2"), .retries = 3};
@@ -473,15 +481,19 @@ START_TEST(retries_for_idempotent_requests) {
   ck_assert_int_eq(r->status, 503);
   ck_assert_int_eq(r->attempts, 1);
   actio_future_unref(f);
-  /* A wait that would end past the deadline is not started. */
-  actio_http_request late = {.url = url(fixture, "/retry/g/3"), .retries = 5,
-                             .retry_backoff_ms = 120000};
-  ck_assert_int_eq(actio_http_send(http, &late, &f), 0);
-  ck_assert_int_eq(actio_future_set_deadline(rt, f, 10000), 0);
-  r = expect(f, 0);
+  /* A wait that would end past the deadline is not started. The deadline
+   * must be there before the answer can come: a group's is given to the
+   * request as it is made. */
+  late_req = (actio_http_request){.url = url(fixture, "/retry/g/3"), .retries = 5,
+                                  .retry_backoff_ms = 120000};
+  actio_future *g;
+  ck_assert_int_eq(actio_map_within(rt, 1, 1, 10000, send_late, NULL,
+                                    ACTIO_GATHER_SETTLE_ALL, &g), 0);
+  ck_assert_int_eq(actio_future_wait(g, -1), 0);
+  r = expect(actio_gather_item(g, 0), 0);
   ck_assert_int_eq(r->status, 503);
   ck_assert_int_eq(r->attempts, 1);
-  actio_future_unref(f);
+  actio_future_unref(g);
   /* Connection failures are retried with backoff, then reported. */
   actio_http_request refused = {.url = "http://127.0.0.1:1/", .retries = 2,
                                 .retry_backoff_ms = 10};
