@@ -242,6 +242,15 @@ static void wake_worker(actio_actor *a, worker *w) {
   pthread_mutex_unlock(&w->wake_mu);
 }
 
+/* Wakes one waiting worker other than `except` (may be NULL), if any. */
+static void wake_another(actio_actor *a, worker *except) {
+  for (unsigned i = 0; i < a->nworkers; i++)
+    if (&a->workers[i] != except && claim_waiting(&a->workers[i])) {
+      wake_worker(a, &a->workers[i]);
+      return;
+    }
+}
+
 /* The loop of a worker that sleeps in its own I/O wait: it takes what the
  * mailbox holds (a batch at a time, so its transfers keep moving), then
  * waits, advertising that a sender should wake it. */
@@ -277,11 +286,7 @@ static void socket_loop(actio_actor *a, worker *w) {
     } else if (actio__mbox_depth(a->mb) > 0) {
       /* Full, with messages left (perhaps our own callbacks' sends, which
        * woke nobody): pass the wake-up on to a worker with room. */
-      for (unsigned i = 0; i < a->nworkers; i++)
-        if (&a->workers[i] != w && claim_waiting(&a->workers[i])) {
-          wake_worker(a, &a->workers[i]);
-          break;
-        }
+      wake_another(a, w);
     }
     if ((!room || actio__mbox_depth(a->mb) == 0) && !closed)
       b->wait(a, w->ctx);
@@ -309,12 +314,7 @@ static void wake_one(void *arg) {
     if (!(a->b->full && a->b->full(a, me->ctx)))
       return; /* it has room: it pops before it waits again */
   }
-  for (unsigned i = 0; i < a->nworkers; i++) {
-    if (claim_waiting(&a->workers[i])) {
-      wake_worker(a, &a->workers[i]);
-      return;
-    }
-  }
+  wake_another(a, NULL);
 }
 
 static void set_live(worker *w, int live) {
@@ -455,13 +455,15 @@ const char *actio_actor_name(const actio_actor *a) { return a->name; }
 actio_runtime *actio_actor_runtime(const actio_actor *a) { return a->rt; }
 const actio_behavior *actio_actor_behavior(const actio_actor *a) { return a->b; }
 
+/* Pushes a message; refused by a stopped actor, it is a dead letter unless
+ * it is the library's own (dead 0). */
 static int send(actio_actor *a, void *msg, actio_future *reply,
-                int64_t timeout_ms) {
+                int64_t timeout_ms, int dead) {
   actio__mbox_msg m = {msg, reply};
   int rc = actio__mbox_push(a->mb, &m, timeout_ms);
   if (rc == 0) {
     count(&a->accepted);
-  } else if (rc == ACTIO_ECLOSED) {
+  } else if (rc == ACTIO_ECLOSED && dead) {
     count(&a->rt->dead_letters);
     if (a->rt->opts.dead_letter != NULL)
       a->rt->opts.dead_letter(a->rt->opts.dead_letter_arg, a, msg);
@@ -470,17 +472,27 @@ static int send(actio_actor *a, void *msg, actio_future *reply,
 }
 
 int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms) {
-  actio__mbox_msg m = {msg, NULL};
-  int rc = actio__mbox_push(a->mb, &m, timeout_ms);
-  if (rc == 0)
-    count(&a->accepted);
-  return rc;
+  return send(a, msg, NULL, timeout_ms, 0);
+}
+
+int actio__request(actio_actor *a, void *msg, actio_future *reply,
+                   int64_t timeout_ms, actio_future **out) {
+  actio__inherit_deadline(a->rt, reply);
+  actio_future_ref(reply); /* the caller's; msg holds the other */
+  int rc = send(a, msg, NULL, timeout_ms, 1);
+  if (rc != 0) {
+    actio_future_unref(reply);
+    return rc;
+  }
+  actio__actor_track(a, reply);
+  *out = reply;
+  return 0;
 }
 
 int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms) {
   if (a == NULL)
     return ACTIO_EINVAL;
-  return send(a, msg, NULL, timeout_ms);
+  return send(a, msg, NULL, timeout_ms, 1);
 }
 
 int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out) {
@@ -491,7 +503,7 @@ int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out)
   if (rc != 0)
     return rc;
   actio_future_ref(f); /* the message's reference, dropped by the worker */
-  rc = send(a, msg, f, timeout_ms);
+  rc = send(a, msg, f, timeout_ms, 1);
   if (rc != 0) {
     actio_future_unref(f);
     actio_future_unref(f);

@@ -5,6 +5,14 @@
 
 #include "actio/actor.h"
 
+/* Sends `msg`, an I/O request whose future `reply` it holds: reply gets the
+ * deadline of an actio_map_within group starting on this thread, the send
+ * waits up to timeout_ms for room (see actio_tell), and the request is
+ * timed. On success *out is the caller's own reference to reply; on failure
+ * msg and reply are still the caller's. */
+int actio__request(actio_actor *a, void *msg, actio_future *reply,
+                   int64_t timeout_ms, actio_future **out);
+
 /* Counts `f` as a request of `a` in flight, timed from now to its
  * completion (the actor's metrics). Call once `f` is sure to complete: after
  * the send succeeded. */

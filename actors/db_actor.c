@@ -339,7 +339,6 @@ static int req_future(db_state *st, db_req *r, long timeout_ms) {
     r->reply = NULL;
     return rc;
   }
-  actio__inherit_deadline(st->rt, r->reply);
   return 0;
 }
 
@@ -1421,7 +1420,8 @@ static int timers(db_worker *w) {
  * less those already waiting. */
 static size_t room(db_worker *w) {
   size_t depth = w->st->o.pipeline_depth, n = 0;
-  int can_open = actio__now_ns() >= w->retry_ns;
+  /* No clock read while connects succeed (this runs at every pop). */
+  int can_open = w->fails == 0 || actio__now_ns() >= w->retry_ns;
   for (unsigned i = 0; i < w->nconns; i++) {
     conn *c = &w->conns[i];
     if (c->state == C_EMPTY ? can_open : c->state == C_CONNECTING)
@@ -1444,10 +1444,15 @@ static void publish_stats(db_worker *w) {
             actio__pg_conn_inflight(c->pc) == 0;
   }
   db_state *st = w->st;
-  atomic_fetch_add_explicit(&st->open, open - w->pub_open, memory_order_relaxed);
-  atomic_fetch_add_explicit(&st->idle, idle - w->pub_idle, memory_order_relaxed);
-  atomic_fetch_add_explicit(&st->connecting, connecting - w->pub_connecting,
-                            memory_order_relaxed);
+  /* Shared counters, touched only when this worker's share changed: this
+   * runs at every wait. */
+  if (open != w->pub_open)
+    atomic_fetch_add_explicit(&st->open, open - w->pub_open, memory_order_relaxed);
+  if (idle != w->pub_idle)
+    atomic_fetch_add_explicit(&st->idle, idle - w->pub_idle, memory_order_relaxed);
+  if (connecting != w->pub_connecting)
+    atomic_fetch_add_explicit(&st->connecting, connecting - w->pub_connecting,
+                              memory_order_relaxed);
   w->pub_open = open;
   w->pub_idle = idle;
   w->pub_connecting = connecting;
@@ -1816,19 +1821,13 @@ static int submit(actio_actor *db, db_state *st, db_req *r, long timeout_ms,
     req_free(r);
     return rc;
   }
-  actio_future *f = r->reply;
-  actio_future_ref(f);
   /* A worker sending to its own actor (from a future's callback) must not
    * wait for room it alone could make. */
-  rc = actio_tell(db, r, st->o.fail_when_full || actio_actor_self() == db ? 0 : -1);
-  if (rc != 0) {
-    actio_future_unref(f);
+  rc = actio__request(db, r, r->reply,
+                      st->o.fail_when_full || actio_actor_self() == db ? 0 : -1, out);
+  if (rc != 0)
     req_free(r);
-    return rc;
-  }
-  actio__actor_track(db, f);
-  *out = f;
-  return 0;
+  return rc;
 }
 
 /* Sends r through a worker's inbox (bound to one connection). */
@@ -1840,8 +1839,10 @@ static int submit_bound(db_state *st, bell *b, db_req *r, long timeout_ms,
     return rc;
   }
   actio_future *f = r->reply;
-  if (f)
+  if (f) {
+    actio__inherit_deadline(st->rt, f);
     actio_future_ref(f);
+  }
   rc = bell_push(b, r);
   if (rc != 0) {
     actio_future_unref(f);

@@ -154,19 +154,10 @@ static int req_send(req *r, actio_future **out) {
     req_free(r);
     return rc;
   }
-  actio__inherit_deadline(actio_actor_runtime(r->files), r->reply);
-  actio_future *f = r->reply;
-  actio_actor *files = r->files; /* r is the worker's once sent */
-  actio_future_ref(f);
-  rc = actio_tell(files, r, st->fail_when_full ? 0 : -1);
-  if (rc != 0) {
-    actio_future_unref(f);
+  rc = actio__request(r->files, r, r->reply, st->fail_when_full ? 0 : -1, out);
+  if (rc != 0)
     req_free(r);
-    return rc;
-  }
-  actio__actor_track(files, f);
-  *out = f;
-  return 0;
+  return rc;
 }
 
 static int valid(actio_actor *files, actio_future **out) {

@@ -478,18 +478,10 @@ int actio_http_send(actio_actor *http, const actio_http_request *req,
     free(r);
     return rc;
   }
-  actio__inherit_deadline(actio_actor_runtime(http), r->reply);
-  actio_future *f = r->reply;
-  actio_future_ref(f);
-  rc = actio_tell(http, r, st->fail_when_full ? 0 : -1);
-  if (rc != 0) {
-    actio_future_unref(f);
+  rc = actio__request(http, r, r->reply, st->fail_when_full ? 0 : -1, out);
+  if (rc != 0)
     req_free(r);
-    return rc;
-  }
-  actio__actor_track(http, f);
-  *out = f;
-  return 0;
+  return rc;
 }
 
 int actio_http_get(actio_actor *http, const char *url, actio_future **out) {
