@@ -547,8 +547,8 @@ static int files_start(uint64_t workers, actio_runtime **rt, actio_actor **files
     fprintf(stderr, "actio-bench: runtime: %s\n", actio_strerror(rc));
     return 1;
   }
-  actio_files_opts o = {.workers = (unsigned)workers};
-  rc = actio_files_spawn(*rt, &o, files);
+  actio_file_opts o = {.workers = (unsigned)workers};
+  rc = actio_file_spawn(*rt, &o, files);
   if (rc != 0) {
     fprintf(stderr, "actio-bench: file actor: %s\n", actio_strerror(rc));
     actio_runtime_destroy(*rt);

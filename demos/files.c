@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
   actio_actor *files;
   actio_future *f;
   if (dir == NULL || check(actio_runtime_create(&rt, NULL), "runtime") ||
-      check(actio_files_spawn(rt, NULL, &files), "file actor"))
+      check(actio_file_spawn(rt, NULL, &files), "file actor"))
     return 1;
 
   /* async with aiofiles.open(path, "w") as f: await f.write(text) */

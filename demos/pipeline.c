@@ -443,12 +443,12 @@ int main(int argc, char **argv) {
   actio_http_opts hopts = {.workers = 2, .max_connections = concurrency};
   /* Atomic writes wait in fsync: a file worker per URL in flight (up to
    * 64) lets the file system batch them into few journal commits. */
-  actio_files_opts fopts = {.workers = (unsigned)(concurrency < 64 ? concurrency : 64)};
+  actio_file_opts fopts = {.workers = (unsigned)(concurrency < 64 ? concurrency : 64)};
   actio_db_opts dopts = {.dsn = dsn, .max_connections = 4, .reconnect_max_ms = 1000,
                          .acquire_timeout_ms = 5000};
   int rc;
   if ((rc = actio_runtime_create(&P.rt, NULL)) != 0 ||
-      (rc = actio_files_spawn(P.rt, &fopts, &P.files)) != 0 ||
+      (rc = actio_file_spawn(P.rt, &fopts, &P.files)) != 0 ||
       (rc = actio_http_spawn(P.rt, &hopts, &P.http)) != 0 ||
       (rc = actio_db_spawn(P.rt, &dopts, &P.db)) != 0 ||
       (rc = actio_actor_spawn(P.rt, &hasher, &(actio_actor_opts){.name = "hasher", .workers = 2},

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 
 #include "actio/error.h"
-#include "event.h"
+#include "base/clock.h"
+#include "base/park.h"
+#include "base/tsan.h"
 
 /* The top bit of the enqueue position marks the mailbox closed, so that
  * closing and reserving a position are ordered by the same CAS word. */

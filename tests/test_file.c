@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "actio.h"
-#include "io/file_io.h"
+#include "io/file/file_io.h"
 #include "test_util.h"
 
 static actio_runtime *rt;
@@ -55,7 +55,7 @@ static void setup(void) {
   snprintf(dir, sizeof dir, "/tmp/actio-test-file-XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(dir));
   ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
-  ck_assert_int_eq(actio_files_spawn(rt, NULL, &files), 0);
+  ck_assert_int_eq(actio_file_spawn(rt, NULL, &files), 0);
 }
 
 static void teardown(void) {
@@ -190,7 +190,7 @@ static int read_as_nobody(const char *path) {
   if (geteuid() == 0 && setresuid(65534, 65534, 65534) != 0)
     return 2;
   if (actio_runtime_create(&crt, NULL) != 0 ||
-      actio_files_spawn(crt, NULL, &cfiles) != 0 ||
+      actio_file_spawn(crt, NULL, &cfiles) != 0 ||
       actio_file_read(cfiles, path, &f) != 0)
     return 3;
   int ok = actio_future_wait(f, -1) == -EACCES &&
@@ -410,8 +410,8 @@ END_TEST
 
 START_TEST(sandbox_keeps_paths_inside) {
   actio_actor *boxed;
-  actio_files_opts o = {.root = dir, .workers = 1};
-  ck_assert_int_eq(actio_files_spawn(rt, &o, &boxed), 0);
+  actio_file_opts o = {.root = dir, .workers = 1};
+  ck_assert_int_eq(actio_file_spawn(rt, &o, &boxed), 0);
   char outside[512], p[512];
   snprintf(outside, sizeof outside, "%s-outside", dir);
   FILE *fp = fopen(outside, "w");
@@ -485,8 +485,8 @@ START_TEST(sandbox_fallback_walk_is_stricter) {
    * at a time: ".." and every symlink are refused, even one that stays
    * inside. */
   actio_actor *boxed;
-  actio_files_opts o = {.root = dir, .workers = 1};
-  ck_assert_int_eq(actio_files_spawn(rt, &o, &boxed), 0);
+  actio_file_opts o = {.root = dir, .workers = 1};
+  ck_assert_int_eq(actio_file_spawn(rt, &o, &boxed), 0);
   char p[512];
   path_in(p, sizeof p, "in");
   mkdir(p, 0755);
@@ -514,8 +514,8 @@ END_TEST
 
 START_TEST(sandbox_root_must_exist) {
   actio_actor *a;
-  actio_files_opts o = {.root = "/nonexistent/actio"};
-  ck_assert_int_eq(actio_files_spawn(rt, &o, &a), -ENOENT);
+  actio_file_opts o = {.root = "/nonexistent/actio"};
+  ck_assert_int_eq(actio_file_spawn(rt, &o, &a), -ENOENT);
 }
 END_TEST
 
@@ -867,8 +867,8 @@ END_TEST
 
 START_TEST(no_read_limit_means_no_limit) {
   actio_actor *unlimited;
-  actio_files_opts o = {.max_read = SIZE_MAX};
-  ck_assert_int_eq(actio_files_spawn(rt, &o, &unlimited), 0);
+  actio_file_opts o = {.max_read = SIZE_MAX};
+  ck_assert_int_eq(actio_file_spawn(rt, &o, &unlimited), 0);
   write_file("eleven", "eleven byte");
   char p[512];
   path_in(p, sizeof p, "eleven");
@@ -917,7 +917,7 @@ START_TEST(a_waiting_stream_ends_with_its_actor) {
   actio_runtime *own;
   actio_actor *f2;
   ck_assert_int_eq(actio_runtime_create(&own, NULL), 0);
-  ck_assert_int_eq(actio_files_spawn(own, NULL, &f2), 0);
+  ck_assert_int_eq(actio_file_spawn(own, NULL, &f2), 0);
   write_file("waits", "some bytes to stream");
   char p[512];
   path_in(p, sizeof p, "waits");

@@ -266,7 +266,7 @@ START_TEST(bad_urls_and_refused_connections) {
   expect(f, ACTIO_EINVAL);
   actio_future_unref(f);
   actio_actor *not_http;
-  ck_assert_int_eq(actio_files_spawn(rt, NULL, &not_http), 0);
+  ck_assert_int_eq(actio_file_spawn(rt, NULL, &not_http), 0);
   ck_assert_int_eq(actio_http_get(not_http, "http://127.0.0.1/", &f), ACTIO_EINVAL);
 }
 END_TEST

@@ -6,7 +6,8 @@
 #include <unistd.h>
 
 #include "actio.h"
-#include "mailbox/event.h"
+#include "base/clock.h"
+#include "base/park.h"
 #include "mailbox/mailbox.h"
 #include "test_util.h"
 

@@ -121,7 +121,7 @@ static actio_actor *start_sup(actio_sup_strategy strategy, unsigned max_restarts
                       .period_ms = 60000, .backoff_ms = 1, .backoff_max_ms = 5,
                       .monitor = on_event};
   actio_actor *sup;
-  ck_assert_int_eq(actio_sup_start(rt, &o, abc, 3, &sup), 0);
+  ck_assert_int_eq(actio_sup_spawn(rt, &o, abc, 3, &sup), 0);
   char log[4096];
   book_wait(0, log, sizeof log);
   ck_assert_str_eq(log, "start:a start:b start:c"); /* in order */
@@ -129,7 +129,7 @@ static actio_actor *start_sup(actio_sup_strategy strategy, unsigned max_restarts
 }
 
 static void crash(actio_actor *sup, const char *name) {
-  ck_assert_int_eq(actio_tell(actio_sup_child(sup, name), (void *)CRASH, -1), 0);
+  ck_assert_int_eq(actio_tell(actio_sup_lookup(sup, name), (void *)CRASH, -1), 0);
 }
 
 /* The child answers a ping: it runs. */
@@ -143,16 +143,16 @@ static void alive(actio_actor *a) {
 
 START_TEST(test_one_for_one) {
   actio_actor *sup = start_sup(ACTIO_ONE_FOR_ONE, 3);
-  actio_actor *a = actio_sup_child(sup, "a"), *b = actio_sup_child(sup, "b"),
-              *c = actio_sup_child(sup, "c");
+  actio_actor *a = actio_sup_lookup(sup, "a"), *b = actio_sup_lookup(sup, "b"),
+              *c = actio_sup_lookup(sup, "c");
   crash(sup, "b");
   char log[4096];
   book_wait(2, log, sizeof log);
   ck_assert_str_eq(log, "failed:b stop:b start:b restarted:b");
-  ck_assert_ptr_eq(actio_sup_child(sup, "a"), a);
-  ck_assert_ptr_ne(actio_sup_child(sup, "b"), b);
-  ck_assert_ptr_eq(actio_sup_child(sup, "c"), c);
-  alive(actio_sup_child(sup, "b"));
+  ck_assert_ptr_eq(actio_sup_lookup(sup, "a"), a);
+  ck_assert_ptr_ne(actio_sup_lookup(sup, "b"), b);
+  ck_assert_ptr_eq(actio_sup_lookup(sup, "c"), c);
+  alive(actio_sup_lookup(sup, "b"));
   /* The old instance is stopped: a message to it is a dead letter. */
   ck_assert_int_eq(actio_tell(b, (void *)PING, 0), ACTIO_ECLOSED);
   actio_sup_stats st;
@@ -165,33 +165,33 @@ END_TEST
 
 START_TEST(test_one_for_all) {
   actio_actor *sup = start_sup(ACTIO_ONE_FOR_ALL, 3);
-  actio_actor *a = actio_sup_child(sup, "a");
+  actio_actor *a = actio_sup_lookup(sup, "a");
   crash(sup, "b");
   char log[4096];
   book_wait(4, log, sizeof log);
   /* Stopped newest first, started in order. */
   ck_assert_str_eq(log, "failed:b stop:c stop:b stop:a start:a restarted:a start:b "
                         "restarted:b start:c restarted:c");
-  ck_assert_ptr_ne(actio_sup_child(sup, "a"), a);
-  alive(actio_sup_child(sup, "a"));
-  alive(actio_sup_child(sup, "c"));
+  ck_assert_ptr_ne(actio_sup_lookup(sup, "a"), a);
+  alive(actio_sup_lookup(sup, "a"));
+  alive(actio_sup_lookup(sup, "c"));
 }
 END_TEST
 
 START_TEST(test_rest_for_one) {
   actio_actor *sup = start_sup(ACTIO_REST_FOR_ONE, 3);
-  actio_actor *a = actio_sup_child(sup, "a");
+  actio_actor *a = actio_sup_lookup(sup, "a");
   crash(sup, "b");
   char log[4096];
   book_wait(3, log, sizeof log);
   ck_assert_str_eq(log, "failed:b stop:c stop:b start:b restarted:b start:c restarted:c");
-  ck_assert_ptr_eq(actio_sup_child(sup, "a"), a);
+  ck_assert_ptr_eq(actio_sup_lookup(sup, "a"), a);
 }
 END_TEST
 
 START_TEST(test_intensity) {
   actio_actor *sup = start_sup(ACTIO_ONE_FOR_ONE, 2);
-  actio_actor *a = actio_sup_child(sup, "a");
+  actio_actor *a = actio_sup_lookup(sup, "a");
   char log[4096];
   for (int i = 1; i <= 2; i++) {
     crash(sup, "c");
@@ -211,7 +211,7 @@ START_TEST(test_intensity) {
   ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_DRAIN), 0);
   ck_assert_int_eq(actio_actor_failed(sup), 1);
   ck_assert_int_eq(actio_tell(a, (void *)PING, 0), ACTIO_ECLOSED);
-  ck_assert_ptr_null(actio_sup_child(sup, "a")); /* nothing runs */
+  ck_assert_ptr_null(actio_sup_lookup(sup, "a")); /* nothing runs */
 }
 END_TEST
 
@@ -221,22 +221,22 @@ START_TEST(test_nested) {
                                   .monitor = on_event},
                          .children = abc, .n = 1};
   actio_child_spec outer_children[] = {
-      {.name = "inner", .start = actio_sup_child_start, .arg = &inner}};
+      {.name = "inner", .start = actio_sup_child, .arg = &inner}};
   actio_sup_opts o = {.name = "outer", .backoff_ms = 1, .monitor = on_event};
   actio_actor *outer;
-  ck_assert_int_eq(actio_sup_start(rt, &o, outer_children, 1, &outer), 0);
-  actio_actor *in = actio_sup_child(outer, "inner");
+  ck_assert_int_eq(actio_sup_spawn(rt, &o, outer_children, 1, &outer), 0);
+  actio_actor *in = actio_sup_lookup(outer, "inner");
   ck_assert_ptr_nonnull(in);
   char log[4096];
-  ck_assert_int_eq(actio_tell(actio_sup_child(in, "a"), (void *)CRASH, -1), 0);
+  ck_assert_int_eq(actio_tell(actio_sup_lookup(in, "a"), (void *)CRASH, -1), 0);
   book_wait(2, log, sizeof log); /* the inner one restarts a */
-  ck_assert_int_eq(actio_tell(actio_sup_child(in, "a"), (void *)CRASH, -1), 0);
+  ck_assert_int_eq(actio_tell(actio_sup_lookup(in, "a"), (void *)CRASH, -1), 0);
   /* The inner one gives up; the outer one restarts it, and with it a. */
   book_wait(6, log, sizeof log);
   ck_assert_str_eq(log, "failed:a stop:a gave-up:a failed:inner start:a restarted:inner");
-  actio_actor *in2 = actio_sup_child(outer, "inner");
+  actio_actor *in2 = actio_sup_lookup(outer, "inner");
   ck_assert_ptr_ne(in2, in);
-  alive(actio_sup_child(in2, "a"));
+  alive(actio_sup_lookup(in2, "a"));
 }
 END_TEST
 
@@ -248,7 +248,7 @@ START_TEST(test_temporary_and_stop_order) {
       {.name = "c", .start = child_start, .arg = "c"},
   };
   actio_actor *sup;
-  ck_assert_int_eq(actio_sup_start(rt, &(actio_sup_opts){.monitor = on_event}, kids, 3, &sup), 0);
+  ck_assert_int_eq(actio_sup_spawn(rt, &(actio_sup_opts){.monitor = on_event}, kids, 3, &sup), 0);
   char log[4096];
   crash(sup, "b");
   book_wait(1, log, sizeof log);
@@ -258,13 +258,13 @@ START_TEST(test_temporary_and_stop_order) {
   book_wait(1, rest, sizeof rest);
   snprintf(all, sizeof all, "%s%s%s", log, *log && *rest ? " " : "", rest);
   ck_assert_str_eq(all, "start:a start:b start:c failed:b stop:b stop:c stop:a");
-  ck_assert_ptr_null(actio_sup_child(sup, "b")); /* not restarted */
+  ck_assert_ptr_null(actio_sup_lookup(sup, "b")); /* not restarted */
   /* Bad specs. */
   actio_child_spec twice[] = {{.name = "x", .start = child_start, .arg = "x"},
                               {.name = "x", .start = child_start, .arg = "x"}};
-  ck_assert_int_eq(actio_sup_start(rt, NULL, twice, 2, &sup), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_spawn(rt, NULL, twice, 2, &sup), ACTIO_EINVAL);
   actio_child_spec none[] = {{.name = "x"}};
-  ck_assert_int_eq(actio_sup_start(rt, NULL, none, 1, &sup), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_spawn(rt, NULL, none, 1, &sup), ACTIO_EINVAL);
 }
 END_TEST
 
@@ -279,7 +279,7 @@ START_TEST(test_start_failure) {
                              {.name = "b", .start = child_start, .arg = "b"},
                              {.name = "bad", .start = fail_start}};
   actio_actor *sup = NULL;
-  ck_assert_int_eq(actio_sup_start(rt, NULL, kids, 3, &sup), ACTIO_ENOMEM);
+  ck_assert_int_eq(actio_sup_spawn(rt, NULL, kids, 3, &sup), ACTIO_ENOMEM);
   ck_assert_ptr_null(sup);
   char log[4096];
   book_wait(0, log, sizeof log);
@@ -422,7 +422,7 @@ START_TEST(test_db_gives_up) {
   actio_child_spec kids[] = {{.name = "db", .start = actio_db_child, .arg = &db}};
   actio_sup_opts o = {.name = "s", .max_restarts = 1, .backoff_ms = 1, .monitor = on_event};
   actio_actor *sup;
-  ck_assert_int_eq(actio_sup_start(rt, &o, kids, 1, &sup), 0);
+  ck_assert_int_eq(actio_sup_spawn(rt, &o, kids, 1, &sup), 0);
   char log[4096];
   book_wait(4, log, sizeof log);
   ck_assert_str_eq(log, "failed:db restarted:db failed:db gave-up:db");

@@ -33,7 +33,7 @@ extern "C" {
  * lines) also stop between chunks. No descriptor is ever leaked.
  */
 
-typedef struct actio_files_opts {
+typedef struct actio_file_opts {
   unsigned workers;     /* worker threads; default 8: more than cores, since
                            workers block in the kernel (journal, truncate) */
   size_t capacity;      /* mailbox size; default 4096 */
@@ -44,17 +44,17 @@ typedef struct actio_files_opts {
   size_t max_read;      /* largest whole-file read in bytes; default 1 GiB */
   int fail_when_full;   /* 1: a full mailbox fails at once with ACTIO_EFULL;
                            0 (default): the caller waits for room */
-} actio_files_opts;
+} actio_file_opts;
 
 /* Spawns a file actor in `rt`. opts may be NULL. Returns 0, ACTIO_EINVAL,
  * ACTIO_ENOMEM, or a negated errno (the root cannot be opened). */
-int actio_files_spawn(actio_runtime *rt, const actio_files_opts *opts,
+int actio_file_spawn(actio_runtime *rt, const actio_file_opts *opts,
                       actio_actor **out);
 
-/* actio_files_spawn as a supervisor's child start (actio/supervisor.h):
- * arg is the actio_files_opts * (or NULL), borrowed for the supervisor's
+/* actio_file_spawn as a supervisor's child start (actio/supervisor.h):
+ * arg is the actio_file_opts * (or NULL), borrowed for the supervisor's
  * life. */
-int actio_files_child(actio_runtime *rt, void *opts, actio_actor **out);
+int actio_file_child(actio_runtime *rt, void *opts, actio_actor **out);
 
 /* A byte buffer: the value of read futures. data is NUL-terminated (not
  * counted in len), so text can be used as a C string. Freed with its future. */

@@ -42,7 +42,7 @@ typedef enum actio_sup_strategy {
 } actio_sup_strategy;
 
 /* Starts one instance of a child in rt and sets *out. actio_db_child,
- * actio_http_child, actio_file_child and actio_sup_child_start are ready
+ * actio_http_child, actio_file_child and actio_sup_child are ready
  * made; any function spawning an actor will do. */
 typedef int (*actio_child_start_fn)(actio_runtime *rt, void *arg,
                                     actio_actor **out);
@@ -91,7 +91,7 @@ typedef struct actio_sup_opts {
  * error is returned. Returns 0, ACTIO_EINVAL (no start function, a name
  * missing or used twice), ACTIO_ENOMEM, or the error of a child's start.
  * Any thread that is not one of the supervisor's children. */
-int actio_sup_start(actio_runtime *rt, const actio_sup_opts *opts,
+int actio_sup_spawn(actio_runtime *rt, const actio_sup_opts *opts,
                     const actio_child_spec *children, size_t n,
                     actio_actor **out);
 
@@ -103,13 +103,13 @@ typedef struct actio_sup_def {
   size_t n;
 } actio_sup_def;
 
-int actio_sup_child_start(actio_runtime *rt, void *def, actio_actor **out);
+int actio_sup_child(actio_runtime *rt, void *def, actio_actor **out);
 
 /* The running instance of child `name`, or NULL (no such child, or a
  * temporary one that failed). Borrowed: it stays valid until the runtime is
  * destroyed, but once replaced by a restart it is stopped, and sends to it
  * fail with ACTIO_ECLOSED (dead letters): look it up again. Any thread. */
-actio_actor *actio_sup_child(actio_actor *sup, const char *name);
+actio_actor *actio_sup_lookup(actio_actor *sup, const char *name);
 
 typedef struct actio_sup_stats {
   uint64_t failures;  /* child failures seen */

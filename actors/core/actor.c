@@ -9,11 +9,14 @@
 
 #include "actio/actor.h"
 #include "actio/error.h"
-#include "actor_internal.h"
-#include "future_internal.h"
+#include "actors/core/actor_internal.h"
+#include "actors/core/bell.h"
+#include "actors/core/deadline.h"
+#include "actors/core/future_internal.h"
+#include "actors/core/runtime.h"
+#include "base/clock.h"
+#include "base/debug.h"
 #include "mailbox/mailbox.h"
-#include "mailbox/event.h"
-#include "timer.h"
 
 /* Latency histogram, in microseconds: exact below 8, then 8 buckets per
  * power of two (within 1/8), up to 2^40 us. */
@@ -61,14 +64,6 @@ struct actio_actor {
   actio_actor *prev; /* spawn order, newest first */
 };
 
-struct actio_runtime {
-  pthread_mutex_t mu; /* guards the actor list */
-  actio_actor *actors;
-  int closing;
-  actio__timer *timer;
-  _Atomic uint64_t dead_letters;
-  actio_runtime_opts opts;
-};
 
 /* ---- runtime ---- */
 
@@ -139,16 +134,6 @@ void actio_runtime_destroy(actio_runtime *rt) {
 uint64_t actio_runtime_dead_letters(const actio_runtime *rt) {
   return atomic_load_explicit(&((actio_runtime *)rt)->dead_letters,
                               memory_order_relaxed);
-}
-
-int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
-                              int64_t timeout_ms) {
-  if (rt == NULL || f == NULL || timeout_ms < 0)
-    return ACTIO_EINVAL;
-  int64_t deadline = actio__deadline_ns(timeout_ms);
-  if (deadline < 0)
-    return 0; /* beyond any clock: never fires */
-  return actio__timer_add(rt->timer, f, deadline);
 }
 
 /* ---- workers ---- */
@@ -475,18 +460,40 @@ int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms) {
   return send(a, msg, NULL, timeout_ms, 0);
 }
 
-int actio__request(actio_actor *a, void *msg, actio_future *reply,
+/* The one path of every I/O request (see actor_internal.h): to the mailbox
+ * (bell NULL) or to the inbox of the worker it is bound to. */
+static int request(actio_actor *a, void *msg, actio__bell *bell,
+                   actio__bell_link *link, actio_future *reply,
                    int64_t timeout_ms, actio_future **out) {
-  actio__inherit_deadline(a->rt, reply);
-  actio_future_ref(reply); /* the caller's; msg holds the other */
-  int rc = send(a, msg, NULL, timeout_ms, 1);
+  ACTIO__ASSERT((reply == NULL) == (out == NULL));
+  if (reply != NULL) {
+    int rc = actio__deadline_inherit(a->rt, reply);
+    if (rc != 0)
+      return rc;
+    actio_future_ref(reply); /* the caller's; msg holds the other */
+  }
+  int rc = bell != NULL ? actio__bell_push(bell, link, 1)
+                        : send(a, msg, NULL, timeout_ms, 1);
   if (rc != 0) {
     actio_future_unref(reply);
     return rc;
   }
-  actio__actor_track(a, reply);
-  *out = reply;
+  if (reply != NULL) {
+    actio__actor_track(a, reply);
+    *out = reply;
+  }
   return 0;
+}
+
+int actio__request(actio_actor *a, void *msg, actio_future *reply,
+                   int64_t timeout_ms, actio_future **out) {
+  return request(a, msg, NULL, NULL, reply, timeout_ms, out);
+}
+
+int actio__request_bound(actio_actor *a, actio__bell *bell,
+                         actio__bell_link *link, actio_future *reply,
+                         actio_future **out) {
+  return request(a, NULL, bell, link, reply, 0, out);
 }
 
 int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms) {
@@ -676,23 +683,6 @@ void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
   pthread_mutex_unlock(&a->fail_mu);
   if (failed && fn != NULL) /* fail_why is written once, before is_failed */
     fn(arg, a, code, a->fail_why ? a->fail_why : actio_strerror(code));
-}
-
-int64_t actio__backoff_ms(int64_t base_ms, int64_t max_ms, unsigned k) {
-  int64_t ms = base_ms > 0 ? base_ms : 1;
-  for (unsigned j = 1; j < k && ms < max_ms; j++)
-    ms *= 2;
-  if (ms > max_ms)
-    ms = max_ms;
-  return ms / 2 + (int64_t)((unsigned long)random() % (unsigned long)(ms / 2 + 1));
-}
-
-void actio__inherit_deadline(actio_runtime *rt, actio_future *f) {
-  int64_t d = actio__group_deadline_ns();
-  if (d < 0)
-    return;
-  int64_t left = d - actio__now_ns();
-  actio_future_set_deadline(rt, f, left > 0 ? (left + 999999) / 1000000 : 0);
 }
 
 void actio__actor_set_owned(actio_actor *a) {

@@ -1,31 +1,10 @@
-/* event.h: parking for sleeping producers and consumers (no lost wake-ups,
- * no wasted ones) and the ThreadSanitizer annotations for hand-offs through
- * Concurrency Kit. */
-#ifndef ACTIO_MAILBOX_EVENT_H
-#define ACTIO_MAILBOX_EVENT_H
+/* park.h: where threads sleep: events for sleeping producers and consumers
+ * (no lost wake-ups, no wasted ones), and futex waits on one word. */
+#ifndef ACTIO_BASE_PARK_H
+#define ACTIO_BASE_PARK_H
 
 #include <pthread.h>
 #include <stdint.h>
-
-/* CK's loads and stores are plain volatile accesses and its fences are inline
- * assembly, invisible to TSan. Code that hands data from one thread to another
- * through CK says so: RELEASE before publishing, ACQUIRE after taking. */
-#if defined(__SANITIZE_THREAD__)
-#define ACTIO__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define ACTIO__TSAN 1
-#endif
-#endif
-#ifdef ACTIO__TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define ACTIO__TSAN_RELEASE(p) __tsan_release((void *)(p))
-#define ACTIO__TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
-#else
-#define ACTIO__TSAN_RELEASE(p) ((void)(p))
-#define ACTIO__TSAN_ACQUIRE(p) ((void)(p))
-#endif
 
 /*
  * An event: threads park on it until signalled. A parked thread sits in a
@@ -67,10 +46,5 @@ void actio__event_broadcast(actio__event *ev);
 /* Futex helpers on a 32-bit word, for other one-word sleepers (futures). */
 int actio__futex_wait(uint32_t *word, uint32_t expected, int64_t deadline_ns);
 void actio__futex_wake(uint32_t *word, int all);
-
-/* CLOCK_MONOTONIC in nanoseconds; and the absolute deadline `timeout_ms` from
- * now (-1 for timeout_ms < 0, meaning none). */
-int64_t actio__now_ns(void);
-int64_t actio__deadline_ns(int64_t timeout_ms);
 
 #endif

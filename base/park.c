@@ -1,5 +1,5 @@
-/* event.c: futex-based event count (see event.h). */
-#include "event.h"
+/* park.c: futex-based events and waits (see park.h). */
+#include "base/park.h"
 
 #include <ck_pr.h>
 #include <errno.h>
@@ -11,21 +11,7 @@
 #include <unistd.h>
 
 #include "actio/error.h"
-
-int64_t actio__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t actio__deadline_ns(int64_t timeout_ms) {
-  if (timeout_ms < 0)
-    return -1;
-  int64_t now = actio__now_ns();
-  if (timeout_ms > (INT64_MAX - now) / 1000000)
-    return -1; /* beyond any clock: no deadline */
-  return now + timeout_ms * 1000000;
-}
+#include "base/tsan.h"
 
 int actio__futex_wait(uint32_t *word, uint32_t expected, int64_t deadline_ns) {
   struct timespec ts, *tsp = NULL;

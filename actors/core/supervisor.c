@@ -11,8 +11,8 @@
 
 #include "actio.h"
 #include "actio/supervisor.h"
-#include "actors/actor_internal.h"
-#include "mailbox/event.h"
+#include "actors/core/actor_internal.h"
+#include "base/clock.h"
 
 typedef struct sup sup;
 
@@ -26,7 +26,7 @@ typedef struct watch {
 
 typedef struct child {
   actio_child_spec spec; /* name points at our copy */
-  actio_actor *cur;      /* guarded by sup.mu (actio_sup_child reads it) */
+  actio_actor *cur;      /* guarded by sup.mu (actio_sup_lookup reads it) */
   unsigned gen;          /* instances started */
   int dead;              /* a temporary child that failed */
 } child;
@@ -292,7 +292,7 @@ static void sup_free(void *p) {
   free(s);
 }
 
-int actio_sup_start(actio_runtime *rt, const actio_sup_opts *opts,
+int actio_sup_spawn(actio_runtime *rt, const actio_sup_opts *opts,
                     const actio_child_spec *children, size_t n,
                     actio_actor **out) {
   if (rt == NULL || out == NULL || (n > 0 && children == NULL))
@@ -348,9 +348,9 @@ int actio_sup_start(actio_runtime *rt, const actio_sup_opts *opts,
   return 0;
 }
 
-int actio_sup_child_start(actio_runtime *rt, void *def, actio_actor **out) {
+int actio_sup_child(actio_runtime *rt, void *def, actio_actor **out) {
   actio_sup_def *d = def;
-  return d ? actio_sup_start(rt, &d->opts, d->children, d->n, out) : ACTIO_EINVAL;
+  return d ? actio_sup_spawn(rt, &d->opts, d->children, d->n, out) : ACTIO_EINVAL;
 }
 
 static sup *sup_of(actio_actor *a) {
@@ -358,7 +358,7 @@ static sup *sup_of(actio_actor *a) {
                                                                : NULL;
 }
 
-actio_actor *actio_sup_child(actio_actor *a, const char *name) {
+actio_actor *actio_sup_lookup(actio_actor *a, const char *name) {
   sup *s = sup_of(a);
   if (s == NULL || name == NULL)
     return NULL;

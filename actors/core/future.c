@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include "actio/error.h"
-#include "future_internal.h"
-#include "mailbox/event.h"
+#include "actors/core/future_internal.h"
+#include "base/clock.h"
+#include "base/debug.h"
+#include "base/park.h"
 
 /* state: the phase in the low bits, plus a flag saying a thread sleeps on
  * the futex. BUSY is the winner of the completion race writing the result. */
@@ -415,8 +417,7 @@ int64_t actio_future_remaining_ms(const actio_future *f) {
                                    memory_order_relaxed);
   if (d < 0)
     return -1;
-  int64_t left = d - actio__now_ns();
-  return left > 0 ? (left + 999999) / 1000000 : 0;
+  return actio__ms_until(d);
 }
 
 void actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns) {

@@ -1,7 +1,7 @@
-/* timer.c: deadlines. One thread sleeps on a condition variable until the
- * earliest deadline; a future that completes first leaves the heap at once.
- * Not a hot path, so a mutex guards the heap. */
-#include "timer.h"
+/* deadline.c: deadlines (see deadline.h). One thread sleeps on a condition
+ * variable until the earliest deadline; a future that completes first leaves
+ * the heap at once. Not a hot path, so a mutex guards the heap. */
+#include "actors/core/deadline.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include "actio/error.h"
-#include "future_internal.h"
-#include "mailbox/event.h"
+#include "actors/core/future_internal.h"
+#include "actors/core/runtime.h"
+#include "base/clock.h"
+#include "base/debug.h"
 
 #define NOT_QUEUED SIZE_MAX
 
@@ -167,7 +169,7 @@ void actio__timer_destroy(actio__timer *t) {
   free(t);
 }
 
-int actio__timer_add(actio__timer *t, actio_future *f, int64_t deadline_ns) {
+int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns) {
   entry *e = malloc(sizeof *e);
   if (e == NULL)
     return ACTIO_ENOMEM;
@@ -205,4 +207,30 @@ int actio__timer_add(actio__timer *t, actio_future *f, int64_t deadline_ns) {
     return ACTIO_ENOMEM;
   }
   return 0;
+}
+
+int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
+                              int64_t timeout_ms) {
+  if (rt == NULL || f == NULL || timeout_ms < 0)
+    return ACTIO_EINVAL;
+  int64_t deadline = actio__deadline_ns(timeout_ms);
+  if (deadline < 0)
+    return 0; /* beyond any clock: never fires */
+  return actio__deadline_at(rt->timer, f, deadline);
+}
+
+static _Thread_local int64_t group_deadline_ns = -1;
+
+int64_t actio__group_enter(int64_t deadline_ns) {
+  int64_t outer = group_deadline_ns;
+  group_deadline_ns = deadline_ns;
+  return outer;
+}
+
+void actio__group_leave(int64_t outer) { group_deadline_ns = outer; }
+
+int actio__deadline_inherit(actio_runtime *rt, actio_future *f) {
+  if (group_deadline_ns < 0)
+    return 0;
+  return actio__deadline_at(rt->timer, f, group_deadline_ns);
 }

@@ -6,8 +6,10 @@
 
 #include "actio/actor.h"
 #include "actio/error.h"
-#include "future_internal.h"
-#include "mailbox/event.h"
+#include "actors/core/deadline.h"
+#include "actors/core/future_internal.h"
+#include "actors/core/runtime.h"
+#include "base/clock.h"
 #include "mailbox/mailbox.h"
 
 /* ---- then ---- */
@@ -323,18 +325,9 @@ static void map_fail(group *g, int code) {
   group_cancel_items(g, SIZE_MAX);
 }
 
-static _Thread_local int64_t group_deadline_ns = -1;
-
-int64_t actio__group_deadline_ns(void) { return group_deadline_ns; }
-
 static void map_start_one(group *g, size_t i) {
   actio_future *f = NULL;
-  int64_t left_ms = 0;
-  if (g->deadline_ns >= 0) {
-    int64_t left = g->deadline_ns - actio__now_ns();
-    left_ms = left > 0 ? (left + 999999) / 1000000 : 0;
-  }
-  int late = g->deadline_ns >= 0 && left_ms == 0;
+  int late = g->deadline_ns >= 0 && actio__ms_until(g->deadline_ns) == 0;
   if (late) { /* the timer thread may not have fired yet: do it here */
     actio__future_abort(g->out, ACTIO_ETIMEDOUT, "the group's deadline passed");
     atomic_store_explicit(&g->stopped, 1, memory_order_release);
@@ -342,12 +335,11 @@ static void map_start_one(group *g, size_t i) {
   /* The group's time left becomes the item's own deadline: the I/O actors
    * take it while fn sends (so a transfer's or a query's own limit is set
    * from it); any other item gets it once fn returns. */
-  int64_t outer = group_deadline_ns; /* fn may run a group of its own */
-  group_deadline_ns = g->deadline_ns;
+  int64_t outer = actio__group_enter(g->deadline_ns);
   int rc = late ? ACTIO_ETIMEDOUT : g->fn(i, g->arg, &f);
-  group_deadline_ns = outer;
+  actio__group_leave(outer);
   if (rc == 0 && f != NULL && g->deadline_ns >= 0 && actio_future_remaining_ms(f) < 0)
-    actio_future_set_deadline(g->rt, f, left_ms);
+    actio__deadline_at(g->rt->timer, f, g->deadline_ns);
   if (rc < 0 || f == NULL) {
     actio_future_unref(f);
     actio_future_failed(&f, rc < 0 ? rc : ACTIO_EINVAL,
@@ -411,7 +403,7 @@ static int map_start(actio_runtime *rt, int64_t timeout_ms, size_t n,
   g->rt = rt;
   g->deadline_ns = rt != NULL ? actio__deadline_ns(timeout_ms) : -1;
   if (g->deadline_ns >= 0) {
-    int rc = actio_future_set_deadline(rt, g->out, timeout_ms);
+    int rc = actio__deadline_at(rt->timer, g->out, g->deadline_ns);
     if (rc != 0) {
       actio_future_unref(g->out); /* the group's reference */
       actio_future_unref(g->out); /* the caller's: frees the group */

@@ -12,10 +12,11 @@
 #include <unistd.h>
 
 #include "actio.h"
-#include "actors/actor_internal.h"
-#include "actors/future_internal.h"
-#include "io/pg_conn.h"
-#include "mailbox/event.h"
+#include "actors/core/actor_internal.h"
+#include "actors/core/deadline.h"
+#include "actors/core/future_internal.h"
+#include "io/pg/pg_conn.h"
+#include "base/clock.h"
 
 typedef struct db_worker db_worker;
 typedef struct conn conn;
@@ -1840,7 +1841,7 @@ static int submit_bound(db_state *st, bell *b, db_req *r, long timeout_ms,
   }
   actio_future *f = r->reply;
   if (f) {
-    actio__inherit_deadline(st->rt, f);
+    actio__deadline_inherit(st->rt, f);
     actio_future_ref(f);
   }
   rc = bell_push(b, r);

@@ -4,29 +4,32 @@
 #define ACTIO_ACTOR_INTERNAL_H
 
 #include "actio/actor.h"
+#include "actors/core/bell.h"
 
-/* Sends `msg`, an I/O request whose future `reply` it holds: reply gets the
- * deadline of an actio_map_within group starting on this thread, the send
- * waits up to timeout_ms for room (see actio_tell), and the request is
- * timed. On success *out is the caller's own reference to reply; on failure
- * msg and reply are still the caller's. */
+/*
+ * The one path of every I/O request, whose future `reply` the request
+ * holds: reply gets the deadline of the actio_map_within group being
+ * started on this thread, the caller gets its own reference, the request is
+ * queued, and it is timed in the actor's metrics. On success *out is the
+ * caller's reference to reply; on failure msg and reply are still the
+ * caller's. reply may be NULL (an internal request nobody waits for), and
+ * out with it.
+ *
+ * actio__request queues msg in the actor's mailbox, waiting up to
+ * timeout_ms for room (see actio_tell); actio__request_bound queues it in
+ * the inbox of the worker it is bound to (a transaction's connection), by
+ * its embedded `link`, and fails with ACTIO_ECLOSED once that worker left.
+ */
 int actio__request(actio_actor *a, void *msg, actio_future *reply,
                    int64_t timeout_ms, actio_future **out);
+int actio__request_bound(actio_actor *a, actio__bell *bell,
+                         actio__bell_link *link, actio_future *reply,
+                         actio_future **out);
 
 /* Counts `f` as a request of `a` in flight, timed from now to its
  * completion (the actor's metrics). Call once `f` is sure to complete: after
  * the send succeeded. */
 void actio__actor_track(actio_actor *a, actio_future *f);
-
-/* Gives f the deadline of the actio_map_within group being started on this
- * thread, if any. Call right after making a request's future, before it is
- * queued. */
-void actio__inherit_deadline(actio_runtime *rt, actio_future *f);
-
-/* The pause before attempt k (1, 2, ...) of something that keeps failing:
- * base_ms doubled k-1 times, at most max_ms, then anywhere in its upper
- * half (jitter, so that many clients do not retry in step). */
-int64_t actio__backoff_ms(int64_t base_ms, int64_t max_ms, unsigned k);
 
 /* actio_tell for the library's own messages: refused by a stopped actor,
  * it is no dead letter (neither counted nor shown to the user's hook). */

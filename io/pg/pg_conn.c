@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "actio/error.h"
-#include "io/pg_conn.h"
+#include "io/pg/pg_conn.h"
 
 #include <sys/socket.h>
 

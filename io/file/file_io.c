@@ -1,7 +1,7 @@
 /* file_io.c: blocking file operations with an optional sandbox root
  * (openat2 RESOLVE_BENEATH, or a checked component walk where the kernel
  * lacks it) and a memchr-based line splitter. */
-#include "file_io.h"
+#include "io/file/file_io.h"
 
 #include <dirent.h>
 #if defined(__x86_64__)

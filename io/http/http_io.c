@@ -2,7 +2,7 @@
  * connection reuse, HTTP/2 multiplexing, limits, timeouts, redirects kept to
  * http and https, TLS verification, a body size limit, and errors mapped to
  * actio's codes. */
-#include "http_io.h"
+#include "io/http/http_io.h"
 
 #include <ctype.h>
 #include <curl/curl.h>

@@ -11,9 +11,9 @@
 
 #include "actio/error.h"
 #include "actio/file.h"
-#include "actors/actor_internal.h"
-#include "future_internal.h"
-#include "io/file_io.h"
+#include "actors/core/actor_internal.h"
+#include "actors/core/future_internal.h"
+#include "io/file/file_io.h"
 
 typedef enum op {
   OP_READ, OP_WRITE, OP_OPEN, OP_PREAD, OP_PWRITE, OP_SYNC, OP_LINES,
@@ -621,9 +621,9 @@ static void files_state_free(void *arg) {
   free(st);
 }
 
-int actio_files_spawn(actio_runtime *rt, const actio_files_opts *opts,
+int actio_file_spawn(actio_runtime *rt, const actio_file_opts *opts,
                       actio_actor **out) {
-  actio_files_opts o = opts ? *opts : (actio_files_opts){0};
+  actio_file_opts o = opts ? *opts : (actio_file_opts){0};
   if (rt == NULL || out == NULL)
     return ACTIO_EINVAL;
   files_state *st = calloc(1, sizeof *st);
@@ -839,6 +839,6 @@ int actio_file_tempfile(actio_actor *files, const char *prefix,
   return simple(files, OP_TEMP, prefix, NULL, 0, out);
 }
 
-int actio_files_child(actio_runtime *rt, void *opts, actio_actor **out) {
-  return actio_files_spawn(rt, opts, out);
+int actio_file_child(actio_runtime *rt, void *opts, actio_actor **out) {
+  return actio_file_spawn(rt, opts, out);
 }

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "actio.h"
-#include "actors/actor_internal.h"
-#include "io/http_io.h"
-#include "mailbox/event.h"
+#include "actors/core/actor_internal.h"
+#include "io/http/http_io.h"
+#include "base/clock.h"
 
 typedef struct http_state {
   actio__http_conf conf;

@@ -42,11 +42,6 @@ void actio__future_settle(actio_future *f, int code, void *value,
 void actio__future_set_track_ns(actio_future *f, int64_t ns);
 int64_t actio__future_track_ns(const actio_future *f);
 
-/* While actio_map_within starts an item on this thread: the group's
- * absolute deadline, which the I/O actors give the request's future before
- * it is queued (actio__inherit_deadline); else -1. */
-int64_t actio__group_deadline_ns(void);
-
 /* Sets the absolute deadline read by actio_future_remaining_ms. */
 void actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns);
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "actio.h"
-#include "actors/future_internal.h"
+#include "actors/core/future_internal.h"
 
 typedef struct retry {
   actio_actor *db;

@@ -1,0 +1,35 @@
+/* deadline.h: deadlines, in one place: the runtime's timer thread (a
+ * min-heap of futures that fail with ACTIO_ETIMEDOUT when their time comes),
+ * a future's deadline, and the deadline an actio_map_within group hands to
+ * the requests started inside it. */
+#ifndef ACTIO_ACTORS_CORE_DEADLINE_H
+#define ACTIO_ACTORS_CORE_DEADLINE_H
+
+#include <stdint.h>
+
+#include "actio/actor.h"
+
+typedef struct actio__timer actio__timer;
+
+/* Starts the timer thread. Returns 0, ACTIO_ENOMEM or a negated errno. */
+int actio__timer_create(actio__timer **out);
+/* Cancels the futures still waiting, joins the thread, frees. */
+void actio__timer_destroy(actio__timer *t);
+
+/* Fails `f` with ACTIO_ETIMEDOUT at deadline_ns (absolute, CLOCK_MONOTONIC)
+ * unless it completes first; actio_future_remaining_ms reads it. Returns 0
+ * or ACTIO_ENOMEM. Any thread. */
+int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns);
+
+/* While a group starts an item on this thread, its absolute deadline (else
+ * -1). enter returns the outer group's, which leave restores: items may
+ * start groups of their own. */
+int64_t actio__group_enter(int64_t deadline_ns);
+void actio__group_leave(int64_t outer);
+
+/* Gives f the deadline of the group being started on this thread, if any.
+ * Call right after making a request's future, before it is queued. Returns
+ * 0 or ACTIO_ENOMEM. */
+int actio__deadline_inherit(actio_runtime *rt, actio_future *f);
+
+#endif

@@ -1,0 +1,21 @@
+/* runtime.h: the runtime's fields, shared by the actor core and the
+ * deadline module (no call runs between them through this header). */
+#ifndef ACTIO_ACTORS_CORE_RUNTIME_H
+#define ACTIO_ACTORS_CORE_RUNTIME_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "actio/actor.h"
+#include "actors/core/deadline.h"
+
+struct actio_runtime {
+  pthread_mutex_t mu; /* guards the actor list */
+  actio_actor *actors;
+  int closing;
+  actio__timer *timer;
+  _Atomic uint64_t dead_letters;
+  actio_runtime_opts opts;
+};
+
+#endif
