@@ -200,6 +200,33 @@ int actio__fio_read_fd(int fd, char **data, size_t *len, size_t max) {
   return 0;
 }
 
+int64_t actio__fio_pread(int fd, void *buf, size_t len, uint64_t offset) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, (char *)buf + got, len - got, (off_t)(offset + got));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -errno;
+    if (n == 0)
+      break;
+    got += (size_t)n;
+  }
+  return (int64_t)got;
+}
+
+int64_t actio__fio_read(int fd, void *buf, size_t len) {
+  for (;;) {
+    ssize_t n = read(fd, buf, len);
+    if (n >= 0)
+      return n;
+    if (errno != EINTR)
+      return -errno;
+  }
+}
+
+int actio__fio_sync(int fd) { return fsync(fd) == 0 ? 0 : -errno; }
+
 int actio__fio_write_fd(int fd, const void *data, size_t len, int64_t offset) {
   const char *p = data;
   while (len > 0) {

@@ -34,6 +34,15 @@ int actio__fio_read_fd(int fd, char **data, size_t *len, size_t max);
 /* Writes all of data, retrying short writes. At `offset` unless it is -1. */
 int actio__fio_write_fd(int fd, const void *data, size_t len, int64_t offset);
 
+/* Reads up to len bytes at offset, retrying short reads: returns the count
+ * (short only at the end of the file) or a negated errno. */
+int64_t actio__fio_pread(int fd, void *buf, size_t len, uint64_t offset);
+/* One read(2) at the file position, retried on EINTR: the count (0 at the
+ * end) or a negated errno. */
+int64_t actio__fio_read(int fd, void *buf, size_t len);
+/* fsync(2): 0 or a negated errno. */
+int actio__fio_sync(int fd);
+
 /* Calls `stop` between chunks of long operations; nonzero aborts the
  * operation with -ECANCELED. May be NULL. */
 typedef int (*actio__fio_stop_fn)(void *arg);
