@@ -7,6 +7,7 @@ PKGS=(
   # build
   build-essential cmake pkg-config
   libck-dev libcurl4-openssl-dev libpq-dev
+  libssl-dev  # the pipeline demo hashes with libcrypto
   # tests
   check libmicrohttpd-dev libclang-rt-dev clang valgrind
   openssl ca-certificates curl
