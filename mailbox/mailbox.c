@@ -1,6 +1,6 @@
 /* mailbox.c: bounded lock-free MPMC queue (Vyukov's cell-sequence ring on
  * ck_pr) with event counts for sleeping consumers and producers. */
-#include "mailbox.h"
+#include "mailbox/mailbox.h"
 
 #include <ck_md.h>
 #include <ck_pr.h>
@@ -9,6 +9,7 @@
 
 #include "actio/error.h"
 #include "base/clock.h"
+#include "base/debug.h"
 #include "base/park.h"
 #include "base/tsan.h"
 
@@ -98,6 +99,8 @@ static int try_push(actio__mbox *mb, const actio__mbox_msg *msg) {
       pos = ck_pr_load_64(&mb->enq); /* another producer took pos */
     }
   }
+  /* The position is ours: its cell waits for exactly this push. */
+  ACTIO__ASSERT(ck_pr_load_64(&c->seq) == (pos & ~MBOX_CLOSED));
   ACTIO__TSAN_ACQUIRE(c); /* the last consumer of this cell is done with it */
   c->msg = *msg;
   ACTIO__TSAN_RELEASE(c);
@@ -132,6 +135,7 @@ static int try_pop(actio__mbox *mb, actio__mbox_msg *out) {
   }
   /* Load-load: read the message only after seeing its sequence. */
   ck_pr_fence_load();
+  ACTIO__ASSERT(ck_pr_load_64(&c->seq) == pos + 1); /* published, and ours */
   ACTIO__TSAN_ACQUIRE(c);
   *out = c->msg;
   ACTIO__TSAN_RELEASE(c);

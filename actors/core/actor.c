@@ -86,6 +86,8 @@ int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts) {
 }
 
 static void actor_free(actio_actor *a) {
+  /* Stopped: every message accepted was handled or dropped. */
+  ACTIO__ASSERT(a->mb == NULL || actio__mbox_depth(a->mb) == 0);
   if (a->state_free != NULL)
     a->state_free(a->state);
   for (unsigned i = 0; a->workers != NULL && i < a->nworkers; i++)

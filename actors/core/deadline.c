@@ -67,6 +67,7 @@ static void sift_down(actio__timer *t, size_t i) {
 
 static void heap_remove(actio__timer *t, entry *e) {
   size_t i = e->idx;
+  ACTIO__ASSERT(i < t->len && t->heap[i] == e);
   e->idx = NOT_QUEUED;
   t->len--;
   if (i == t->len)

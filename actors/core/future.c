@@ -1,6 +1,5 @@
 /* future.c: the future itself: completion exactly once, callbacks, waiting,
  * cancellation hooks. Lock-free; waiting sleeps on a futex. */
-#include <assert.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -70,7 +69,9 @@ int actio_future_create(actio_future **out) {
 
 void actio_future_ref(actio_future *f) {
   /* Relaxed: the caller already holds a reference, so nothing to order. */
-  atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+  uint32_t before = atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+  ACTIO__ASSERT(before > 0 && before < UINT32_MAX);
+  (void)before;
 }
 
 static void future_free(actio_future *f) {
@@ -82,8 +83,8 @@ static void future_free(actio_future *f) {
   if (f->aux_free != NULL)
     f->aux_free(f->aux);
   /* Each registered callback holds a reference until it has run. */
-  assert(atomic_load_explicit(&f->cbs, memory_order_relaxed) == NULL ||
-         atomic_load_explicit(&f->cbs, memory_order_relaxed) == CB_CLOSED);
+  ACTIO__ASSERT(atomic_load_explicit(&f->cbs, memory_order_relaxed) == NULL ||
+                atomic_load_explicit(&f->cbs, memory_order_relaxed) == CB_CLOSED);
   free(f);
 }
 
@@ -92,7 +93,9 @@ void actio_future_unref(actio_future *f) {
     return;
   /* Release: our writes to the future happen before its destruction;
    * acquire on the last drop: the destroyer sees everyone's writes. */
-  if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+  uint32_t before = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
+  ACTIO__ASSERT(before > 0); /* a reference dropped twice */
+  if (before == 1)
     future_free(f);
 }
 
@@ -138,6 +141,7 @@ static void run_callbacks(actio_future *f) {
 static void finish(actio_future *f) {
   /* Release: the result (status, value, errmsg) before DONE. */
   uint32_t old = atomic_exchange_explicit(&f->state, F_DONE, memory_order_acq_rel);
+  ACTIO__ASSERT((old & F_PHASE) == F_BUSY); /* only the race's winner finishes */
   if (old & F_WAITERS)
     actio__futex_wake((uint32_t *)&f->state, 1 /* all */);
   run_callbacks(f);
@@ -259,6 +263,7 @@ int actio_future_cancel(actio_future *f) {
 }
 
 int actio__future_adopt(actio_future *f, actio_future *src) {
+  ACTIO__ASSERT(actio_future_is_done(src));
   if (!begin(f))
     return ACTIO_EALREADY;
   f->status = src->status;
@@ -279,6 +284,7 @@ int actio__future_claim(actio_future *f) { return begin(f); }
 
 void actio__future_settle(actio_future *f, int code, void *value,
                           actio_free_fn free_fn, char *msg) {
+  ACTIO__ASSERT((atomic_load_explicit(&f->state, memory_order_relaxed) & F_PHASE) == F_BUSY);
   f->status = code;
   if (code == 0) {
     f->value_free = free_fn;
