@@ -14,7 +14,7 @@ RANK = {"base": 0, "mailbox": 1, "io": 1, "actors/core": 2, "actors": 3}
 
 def module(src):
     parts = src.split("/")
-    if parts[0] in ("io", "actors"):
+    if parts[0] in ("io", "actors") and len(parts) > 2:
         return "/".join(parts[:2])
     return parts[0]
 
