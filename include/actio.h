@@ -1,5 +1,6 @@
-/* actio.h: the umbrella header: concurrent file, HTTP and PostgreSQL I/O
- * for C, as actors with worker pools, composed with futures. */
+/** @file actio.h
+ * The umbrella header: concurrent file, HTTP and PostgreSQL I/O for C, as
+ * actors with worker pools, composed with futures. */
 #ifndef ACTIO_H
 #define ACTIO_H
 
@@ -11,8 +12,10 @@
 #include "actio/db.h"
 #include "actio/supervisor.h"
 
+/** The version of these headers: major, minor, patch. @{ */
 #define ACTIO_VERSION_MAJOR 0
 #define ACTIO_VERSION_MINOR 1
 #define ACTIO_VERSION_PATCH 0
+/** @} */
 
 #endif

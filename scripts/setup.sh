@@ -11,6 +11,8 @@ PKGS=(
   # tests
   check libmicrohttpd-dev libclang-rt-dev clang valgrind
   openssl ca-certificates curl
+  # the API reference (docs/Doxyfile.in; target actio_docs, test api_reference)
+  doxygen
   # servers the tests, demos and benchmarks start on loopback
   postgresql postgresql-contrib nginx
   # benchmarks: the Python peers, the limits, the chart

@@ -1,5 +1,6 @@
-/* actio/actor.h: the runtime, and actors: a behavior, its state, a lock-free
- * mailbox and a pool of worker threads. */
+/** @file actio/actor.h
+ * The runtime, and actors: a behavior, its state, a lock-free mailbox and a
+ * pool of worker threads. */
 #ifndef ACTIO_ACTOR_H
 #define ACTIO_ACTOR_H
 
@@ -13,51 +14,62 @@
 extern "C" {
 #endif
 
+/** @defgroup runtime Runtime and actors
+ * The runtime, and actors: a behavior, its state, a lock-free mailbox and a
+ * pool of worker threads.
+ * @{ */
+
+/** The runtime: it owns the actors spawned in it and a timer thread for
+ * deadlines (actio_runtime_create, actio_runtime_destroy). */
 typedef struct actio_runtime actio_runtime;
+/** An actor: a behavior, its state, a mailbox and worker threads
+ * (actio_actor_spawn). Its runtime owns the handle. */
 typedef struct actio_actor actio_actor;
 
-/* A message refused because its actor had stopped (a dead letter), seen on
+/** A message refused because its actor had stopped (a dead letter), seen on
  * the sender's thread before the send fails with ACTIO_ECLOSED; `msg` is
  * still the sender's. Keep it short: it runs inside the send. */
 typedef void (*actio_dead_letter_fn)(void *arg, actio_actor *to, void *msg);
 
-/* Zero means the default for every field. */
+/** Zero means the default for every field. */
 typedef struct actio_runtime_opts {
-  actio_dead_letter_fn dead_letter; /* NULL: only counted */
-  void *dead_letter_arg;
+  actio_dead_letter_fn dead_letter; /**< NULL: only counted */
+  void *dead_letter_arg;            /**< passed to dead_letter */
 } actio_runtime_opts;
 
-/* Creates a runtime: it owns actors and a timer thread for deadlines.
+/** Creates a runtime: it owns actors and a timer thread for deadlines.
  * opts may be NULL. Returns 0, ACTIO_ENOMEM or a negated errno from
  * pthread_create. */
 int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts);
 
-/* Stops every actor still running, in reverse spawn order, draining each
+/** Stops every actor still running, in reverse spawn order, draining each
  * mailbox (see actio_actor_stop), cancels futures still waiting for a
  * deadline, joins every thread and frees everything, actor handles included.
  * Call from a thread that is not a worker of this runtime. NULL accepted. */
 void actio_runtime_destroy(actio_runtime *rt);
 
-/* Messages refused because their actor was stopped (dead letters). */
+/** Messages refused because their actor was stopped (dead letters). Any
+ * thread. */
 uint64_t actio_runtime_dead_letters(const actio_runtime *rt);
 
-/* Makes `f` fail with ACTIO_ETIMEDOUT (running its cancel hook) if it is
+/** Makes `f` fail with ACTIO_ETIMEDOUT (running its cancel hook) if it is
  * still pending timeout_ms from now; actio_future_remaining_ms(f) tells the
- * operation how long it has. Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM. Any
- * thread. */
+ * operation how long it has. The timer holds its own reference to `f` until
+ * then. Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM. Any thread.
+ * @ingroup futures */
 int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
                               int64_t timeout_ms);
 
-/*
+/**
  * What an actor does. Each worker thread calls worker_init once, then
  * handle for each message it takes, then worker_stop. Only handle is
  * required. All callbacks run on the actor's worker threads; state shared
  * between workers (actio_actor_state) needs the behavior's own locking.
  */
 typedef struct actio_behavior {
-  /* Sets *worker, this thread's context. A negative return fails the spawn. */
+  /** Sets *worker, this thread's context. A negative return fails the spawn. */
   int (*worker_init)(actio_actor *self, void **worker);
-  /*
+  /**
    * Handles one message. `reply` is the asker's future, or NULL for tell; it
    * is borrowed for the call: complete it before returning, or take a
    * reference (actio_future_ref) to complete it later. A negative return
@@ -65,12 +77,12 @@ typedef struct actio_behavior {
    * ACTIO_EFATAL also fails the actor (see actio_actor_fail).
    */
   int (*handle)(actio_actor *self, void *worker, void *msg, actio_future *reply);
-  /* Frees this thread's context. */
+  /** Frees this thread's context. */
   void (*worker_stop)(actio_actor *self, void *worker);
-  /* Frees a message that was accepted but will never be handled (its actor
+  /** Frees a message that was accepted but will never be handled (its actor
    * stopped at once, or its asker cancelled first). NULL: nothing to free. */
   void (*drop)(actio_actor *self, void *msg);
-  /*
+  /**
    * For workers that also wait on sockets (libcurl, libpq), all three or
    * none. An idle worker calls wait() instead of sleeping on the mailbox;
    * wait returns when its own I/O needs attention, when wake() was called
@@ -80,30 +92,31 @@ typedef struct actio_behavior {
    * whether the worker still has work in flight: a draining stop keeps the
    * worker waiting until it has none; a stop-now goes straight to
    * worker_stop, which must then end that work (fail its futures).
-   */
+   * @{ */
   void (*wait)(actio_actor *self, void *worker);
   void (*wake)(actio_actor *self, void *worker);
   int (*busy)(actio_actor *self, void *worker);
-  /* Optional, for socket workers: 1 while the worker holds work it cannot
+  /** @} */
+  /** Optional, for socket workers: 1 while the worker holds work it cannot
    * start yet (its connections are all taken). It then takes no more
    * messages and is not woken for them, so an idle worker gets them: the
    * shared mailbox balances the load. */
   int (*full)(actio_actor *self, void *worker);
 } actio_behavior;
 
-/* Zero means the default for every field. */
+/** Zero means the default for every field. */
 typedef struct actio_actor_opts {
-  const char *name;       /* copied; default "actor" */
-  unsigned workers;       /* worker threads; default 1 */
-  size_t capacity;        /* mailbox size, rounded up to a power of 2; default 1024 */
-  void *state;            /* the behavior's shared state, borrowed */
-  unsigned spin;          /* polls of an empty mailbox before sleeping; default 256 */
-  void (*state_free)(void *state); /* called when the runtime frees the
-                                      actor, or by a spawn that fails; may
-                                      be NULL */
+  const char *name;       /**< copied; default "actor" */
+  unsigned workers;       /**< worker threads; default 1 */
+  size_t capacity;        /**< mailbox size, rounded up to a power of 2; default 1024 */
+  void *state;            /**< the behavior's shared state, borrowed */
+  unsigned spin;          /**< polls of an empty mailbox before sleeping; default 256 */
+  void (*state_free)(void *state); /**< called when the runtime frees the
+                                       actor, or by a spawn that fails; may
+                                       be NULL */
 } actio_actor_opts;
 
-/* Starts an actor: its mailbox and its workers, each having run worker_init
+/** Starts an actor: its mailbox and its workers, each having run worker_init
  * before this returns. The behavior struct must outlive the actor. The
  * runtime owns the handle (freed by actio_runtime_destroy). Returns 0,
  * ACTIO_EINVAL, ACTIO_ENOMEM, ACTIO_ECLOSED (runtime being destroyed), a
@@ -111,17 +124,18 @@ typedef struct actio_actor_opts {
 int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
                       const actio_actor_opts *opts, actio_actor **out);
 
-/* The state given at spawn, the name, the runtime, the behavior. Any
- * thread. */
+/** The state given at spawn, the name, the runtime, the behavior. Any
+ * thread. @{ */
 void *actio_actor_state(const actio_actor *a);
 const char *actio_actor_name(const actio_actor *a);
 actio_runtime *actio_actor_runtime(const actio_actor *a);
 const actio_behavior *actio_actor_behavior(const actio_actor *a);
+/** @} */
 
-/* The actor whose worker is the calling thread, or NULL on other threads. */
+/** The actor whose worker is the calling thread, or NULL on other threads. */
 actio_actor *actio_actor_self(void);
 
-/*
+/**
  * Sends `msg` (ownership passes to the actor on success). A full mailbox
  * fails at once with ACTIO_EFULL when timeout_ms is 0, or waits up to
  * timeout_ms (< 0: as long as it takes) and then fails with
@@ -130,54 +144,60 @@ actio_actor *actio_actor_self(void);
  */
 int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms);
 
-/* As actio_tell, and *out is a future the handler completes (the caller's
+/** As actio_tell, and *out is a future the handler completes (the caller's
  * reference). Cancelling it before a worker takes the message drops the
  * message unhandled. On failure no future is made. */
 int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out);
 
+/** How an actor stops (actio_actor_stop). */
 typedef enum actio_stop_mode {
-  ACTIO_STOP_DRAIN = 0, /* handle every message accepted, then stop */
-  ACTIO_STOP_NOW = 1,   /* stop after the messages being handled; cancel
-                           the rest (askers see ACTIO_ECANCELED) */
+  ACTIO_STOP_DRAIN = 0, /**< handle every message accepted, then stop */
+  ACTIO_STOP_NOW = 1,   /**< stop after the messages being handled; cancel
+                             the rest (askers see ACTIO_ECANCELED) */
 } actio_stop_mode;
 
-/* Stops accepting messages, then stops the workers as `mode` says and joins
- * them. Idempotent. Returns 0, or ACTIO_ESTATE when called from one of the
+/** Stops accepting messages, then stops the workers as `mode` says and joins
+ * them. The handle stays valid (the runtime frees it). Idempotent. Returns 0, or ACTIO_ESTATE when called from one of the
  * actor's own workers. Any other thread. */
 int actio_actor_stop(actio_actor *a, actio_stop_mode mode);
 
-/* Counters of an actor, read without stopping it. */
+/** Counters of an actor, read without stopping it. */
 typedef struct actio_actor_stats {
-  uint64_t accepted;  /* messages taken into the mailbox */
-  uint64_t handled;   /* handle calls that returned 0 */
-  uint64_t failed;    /* handle calls that returned an error */
-  uint64_t dropped;   /* accepted but never handled (cancelled) */
-  size_t depth;       /* in the mailbox now */
+  uint64_t accepted;  /**< messages taken into the mailbox */
+  uint64_t handled;   /**< handle calls that returned 0 */
+  uint64_t failed;    /**< handle calls that returned an error */
+  uint64_t dropped;   /**< accepted but never handled (cancelled) */
+  size_t depth;       /**< in the mailbox now */
 } actio_actor_stats;
 
+/** Fills *out with the counters of `a`, read one by one without stopping it
+ * (while it runs they need not add up). Any thread. */
 void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out);
 
-/* What a supervisor and an operator want to see of an actor. Requests are
+/** What a supervisor and an operator want to see of an actor. Requests are
  * asks and the I/O actors' operations, timed from the call to the
  * completion of their future. */
 typedef struct actio_actor_metrics {
-  actio_actor_stats stats;
-  uint64_t in_flight;      /* requests not completed yet */
-  uint64_t completed;      /* requests completed with a value */
-  uint64_t errors;         /* requests failed or cancelled */
-  double p50_ms, p90_ms, p99_ms, max_ms; /* their latency (within 1/8) */
-  int failed;              /* actio_actor_fail was called */
+  actio_actor_stats stats; /**< the actor's counters */
+  uint64_t in_flight;      /**< requests not completed yet */
+  uint64_t completed;      /**< requests completed with a value */
+  uint64_t errors;         /**< requests failed or cancelled */
+  /** Their latency (within 1/8): median, 90th and 99th percentiles, the
+   * slowest. @{ */
+  double p50_ms, p90_ms, p99_ms, max_ms;
+  /** @} */
+  int failed;              /**< actio_actor_fail was called */
 } actio_actor_metrics;
 
-/* A snapshot, read without stopping the actor. Any thread. */
+/** A snapshot, read without stopping the actor. Any thread. */
 void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out);
 
-/* Prints a header and one line per running actor of rt (oldest first):
+/** Prints a header and one line per running actor of rt (oldest first):
  * name, depth, in flight, completed, errors, p50/p99/max in ms. Any
  * thread. */
 void actio_runtime_metrics_print(actio_runtime *rt, FILE *out);
 
-/*
+/**
  * Reports that actor `a` cannot go on: its state is broken, or its server
  * has been gone for longer than it may wait. The first report counts; its
  * supervisor, if it has one, then restarts it (see actio/supervisor.h) or
@@ -186,17 +206,21 @@ void actio_runtime_metrics_print(actio_runtime *rt, FILE *out);
  */
 void actio_actor_fail(actio_actor *a, int code, const char *why);
 
-/* 1 once actio_actor_fail was called for `a`. */
+/** 1 once actio_actor_fail was called for `a`. Any thread. */
 int actio_actor_failed(const actio_actor *a);
 
-/* actio_map (see actio/future.h) under one deadline for the whole group:
+/** actio_map (see actio/future.h) under one deadline for the whole group:
  * each item's future gets the group's time left as its own deadline (so an
  * HTTP transfer or a query is bounded by it: cancelled when it passes), and
  * *out fails with ACTIO_ETIMEDOUT then, cancelling what still runs. An item
- * started with no time left fails at once. timeout_ms < 0: no deadline. */
+ * started with no time left fails at once. timeout_ms < 0: no deadline (rt
+ * may then be NULL). Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM.
+ * @ingroup futures */
 int actio_map_within(actio_runtime *rt, size_t n, size_t limit,
                      int64_t timeout_ms, actio_map_fn fn, void *arg,
                      actio_gather_policy policy, actio_future **out);
+
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
-/* actio/db.h: the database actor: PostgreSQL over libpq's non-blocking API
- * (what asyncpg gives Python), every query a future. */
+/** @file actio/db.h
+ * The database actor: PostgreSQL over libpq's non-blocking API (what asyncpg
+ * gives Python), every query a future. */
 #ifndef ACTIO_DB_H
 #define ACTIO_DB_H
 
@@ -13,7 +14,7 @@
 extern "C" {
 #endif
 
-/*
+/** @defgroup db Database
  * A pool of connections, each owned by one worker thread that drives all of
  * its connections from one poll. Independent queries that reach one
  * connection are pipelined (libpq pipeline mode), each ending at its own sync
@@ -28,113 +29,122 @@ extern "C" {
  * (query timeout, deadline, or no connection free in time), ACTIO_ECANCELED,
  * ACTIO_EINVAL. A query timed out or cancelled while running is cancelled on
  * the server too. No message ever contains the password.
- */
+ * @{ */
 
-/* Pool settings; zero means the default for every field. */
+/** Pool settings; zero means the default for every field. */
 typedef struct actio_db_opts {
-  const char *dsn;             /* libpq connection string or URI (copied) */
-  unsigned workers;            /* threads, each driving its share of the
-                                  connections; default 2 (1 for a pool of
-                                  one) */
-  unsigned min_connections;    /* kept open; default 1 */
-  unsigned max_connections;    /* default 10 */
-  int lazy;                    /* 1: open even the first connections only
-                                  when a query needs one */
-  unsigned pipeline_depth;     /* independent queries in flight on one
-                                  connection; default 32; 1: no pipelining */
-  unsigned statement_cache;    /* prepared statements per connection;
-                                  default 256 */
-  int no_statement_cache;      /* 1: never prepare (pgbouncer in transaction
-                                  mode) */
-  long connect_timeout_ms;     /* default 10 s */
-  long acquire_timeout_ms;     /* longest wait for a connection; default 30 s */
-  long query_timeout_ms;       /* default none; a query still running then
-                                  is cancelled on the server */
-  long health_check_ms;        /* an idle connection is pinged this often;
-                                  default 30 s; -1: never */
-  long max_lifetime_ms;        /* replaced once idle past this age; default
-                                  1 h; -1: never */
-  long reconnect_min_ms;       /* backoff between failed connects, doubling */
-  long reconnect_max_ms;       /* from min (default 100 ms) to max (10 s) */
-  long retry_budget_ms;        /* with no connection for this long while
-                                  queries wait (or below min_connections),
-                                  the actor fails (actio_actor_fail) and its
-                                  supervisor restarts it; default 0: never */
-  size_t capacity;             /* mailbox size; default 4096 */
-  int fail_when_full;          /* 1: a full mailbox fails with ACTIO_EFULL */
+  const char *dsn;             /**< libpq connection string or URI (copied);
+                                    required */
+  unsigned workers;            /**< threads, each driving its share of the
+                                    connections; default 2 (1 for a pool of
+                                    one) */
+  unsigned min_connections;    /**< kept open; default 1 */
+  unsigned max_connections;    /**< default 10 */
+  int lazy;                    /**< 1: open even the first connections only
+                                    when a query needs one */
+  unsigned pipeline_depth;     /**< independent queries in flight on one
+                                    connection; default 32; 1: no pipelining */
+  unsigned statement_cache;    /**< prepared statements per connection;
+                                    default 256 */
+  int no_statement_cache;      /**< 1: never prepare (pgbouncer in transaction
+                                    mode) */
+  long connect_timeout_ms;     /**< default 10 s */
+  long acquire_timeout_ms;     /**< longest wait for a connection; default 30 s */
+  long query_timeout_ms;       /**< default none; a query still running then
+                                    is cancelled on the server */
+  long health_check_ms;        /**< an idle connection is pinged this often;
+                                    default 30 s; -1: never */
+  long max_lifetime_ms;        /**< replaced once idle past this age; default
+                                    1 h; -1: never */
+  /** Backoff between failed connects, doubling from min (default 100 ms)
+   * to max (10 s). @{ */
+  long reconnect_min_ms;
+  long reconnect_max_ms;
+  /** @} */
+  long retry_budget_ms;        /**< with no connection for this long while
+                                    queries wait (or below min_connections),
+                                    the actor fails (actio_actor_fail) and its
+                                    supervisor restarts it; default 0: never */
+  size_t capacity;             /**< mailbox size; default 4096 */
+  int fail_when_full;          /**< 1: a full mailbox fails with ACTIO_EFULL */
 } actio_db_opts;
 
-/* Spawns a database actor in `rt` (strings are copied). Connecting happens
+/** Spawns a database actor in `rt` (strings are copied). Connecting happens
  * in the background; a server that is down fails the queries, not the
  * spawn. Returns 0, ACTIO_EINVAL (no DSN), ACTIO_EDSN (the connection
  * string does not parse), ACTIO_ENOMEM, or an actor spawn error. */
 int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts,
                    actio_actor **out);
 
-/* actio_db_spawn as a supervisor's child start (actio/supervisor.h): arg
+/** actio_db_spawn as a supervisor's child start (actio/supervisor.h): arg
  * is the actio_db_opts *, borrowed for the supervisor's life. */
 int actio_db_child(actio_runtime *rt, void *opts, actio_actor **out);
 
 /* ---- queries and results ---- */
 
-/* One query. Zero fields take the defaults. */
+/** One query. Zero fields take the defaults. */
 typedef struct actio_db_request {
-  const char *sql;              /* one statement, with $1, $2, ... */
-  int nparams;
-  const char *const *params;    /* values, text unless formats says
-                                   binary; NULL is SQL NULL; copied */
-  const int *lengths;           /* byte lengths of binary values */
-  const int *formats;           /* per value: 0 text, 1 binary; NULL: text */
-  const uint32_t *types;        /* type OIDs; NULL (or 0): the server infers */
-  int binary_results;           /* 1: results in binary format */
-  long timeout_ms;              /* 0: the pool's query_timeout_ms */
-  int no_cache;                 /* 1: do not prepare this statement */
+  const char *sql;              /**< one statement, with $1, $2, ... */
+  int nparams;                  /**< values in params */
+  const char *const *params;    /**< values, text unless formats says
+                                     binary; NULL is SQL NULL; copied */
+  const int *lengths;           /**< byte lengths of binary values */
+  const int *formats;           /**< per value: 0 text, 1 binary; NULL: text */
+  const uint32_t *types;        /**< type OIDs; NULL (or 0): the server infers */
+  int binary_results;           /**< 1: results in binary format */
+  long timeout_ms;              /**< 0: the pool's query_timeout_ms */
+  int no_cache;                 /**< 1: do not prepare this statement */
 } actio_db_request;
 
-/* A query's result, the value of its future (freed with it). It is read
+/** A query's result, the value of its future (freed with it). It is read
  * only: any thread may read it while it holds the future. */
 typedef struct actio_db_result actio_db_result;
 
-/* Sends a query; *out's value is an actio_db_result *. Returns 0, or
+/** Sends a query; *out's value is an actio_db_result *. Returns 0, or
  * ACTIO_EINVAL (NULL sql, negative nparams, not a database actor),
  * ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL, and makes no future.
  * Thread-safe. The future's deadline bounds queueing and running. */
 int actio_db_send(actio_actor *db, const actio_db_request *req,
                   actio_future **out);
 
-/* actio_db_send with text parameters only. */
+/** actio_db_send with text parameters only. */
 int actio_db_query(actio_actor *db, const char *sql, int nparams,
                    const char *const *params, actio_future **out);
 
-/* Runs a script of several statements (a migration) with the simple query
+/** Runs a script of several statements (a migration) with the simple query
  * protocol, on a connection of its own for the time; no parameters. The
  * value is the last statement's result. */
 int actio_db_script(actio_actor *db, const char *sql, actio_future **out);
 
-/* Frees a result taken out of its future. NULL accepted. */
+/** Frees a result taken out of its future. NULL accepted. */
 void actio_db_result_free(actio_db_result *r);
 
+/** The number of rows and of columns (0 for a NULL result). @{ */
 size_t actio_db_rows(const actio_db_result *r);
 int actio_db_columns(const actio_db_result *r);
-/* Column name and type OID, or NULL / 0 when col is out of range. */
+/** @} */
+/** Column name and type OID, or NULL / 0 when col is out of range. @{ */
 const char *actio_db_column_name(const actio_db_result *r, int col);
 uint32_t actio_db_column_type(const actio_db_result *r, int col);
-/* The column number of `name`, or -1. */
+/** @} */
+/** The column number of `name`, or -1. As in SQL, `name` is folded to lower
+ * case unless it is double-quoted. */
 int actio_db_column_index(const actio_db_result *r, const char *name);
-/* The command tag ("SELECT 3", "INSERT 0 1") and the rows it affected. */
+/** The command tag ("SELECT 3", "INSERT 0 1") and the rows it affected. @{ */
 const char *actio_db_command_tag(const actio_db_result *r);
 uint64_t actio_db_affected(const actio_db_result *r);
+/** @} */
 
-/* 1 if the value is SQL NULL, 0 if not, ACTIO_EINVAL out of range. */
+/** 1 if the value is SQL NULL, 0 if not, ACTIO_EINVAL out of range. */
 int actio_db_is_null(const actio_db_result *r, size_t row, int col);
-/*
+/**
  * Typed getters: 0, ACTIO_EINVAL (row or column out of range), ACTIO_ENULL
  * (the value is NULL; *out untouched) or ACTIO_ETYPE (it does not convert:
  * text that is not a number, a binary value of another width). They read
  * text and binary results alike. text: the value as the server sent it,
  * borrowed from the result. bytea: decoded into *data (malloc'd, the
  * caller frees it) and *len.
- */
+ * @{ */
 int actio_db_text(const actio_db_result *r, size_t row, int col,
                   const char **out);
 int actio_db_int32(const actio_db_result *r, size_t row, int col, int32_t *out);
@@ -143,161 +153,180 @@ int actio_db_double(const actio_db_result *r, size_t row, int col, double *out);
 int actio_db_bool(const actio_db_result *r, size_t row, int col, int *out);
 int actio_db_bytea(const actio_db_result *r, size_t row, int col, void **data,
                    size_t *len);
+/** @} */
 
-/* What the server said about a failed query. */
+/** What the server said about a failed query. */
 typedef struct actio_db_error {
-  const char *sqlstate;   /* "42P01", ... */
-  const char *severity;   /* "ERROR", "FATAL" */
-  const char *message;
-  const char *detail;     /* NULL when the server gave none */
-  const char *hint;       /* NULL when the server gave none */
+  const char *sqlstate;   /**< "42P01", ... */
+  const char *severity;   /**< "ERROR", "FATAL" */
+  const char *message;    /**< the primary message */
+  const char *detail;     /**< NULL when the server gave none */
+  const char *hint;       /**< NULL when the server gave none */
 } actio_db_error;
 
-/* The server's error behind a future that failed with ACTIO_ESQL or
+/** The server's error behind a future that failed with ACTIO_ESQL or
  * ACTIO_ERETRY (borrowed from the future), else NULL. */
 const actio_db_error *actio_db_error_get(const actio_future *f);
 
 /* ---- transactions ---- */
 
+/** A transaction: a connection kept from the pool until commit or rollback
+ * (actio_db_begin). Thread-safe. */
 typedef struct actio_db_txn actio_db_txn;
 
+/** A transaction's isolation level. */
 typedef enum actio_db_isolation {
-  ACTIO_DB_READ_COMMITTED = 0,
-  ACTIO_DB_REPEATABLE_READ = 1,
-  ACTIO_DB_SERIALIZABLE = 2,
+  ACTIO_DB_READ_COMMITTED = 0,  /**< the server's default */
+  ACTIO_DB_REPEATABLE_READ = 1, /**< REPEATABLE READ */
+  ACTIO_DB_SERIALIZABLE = 2,    /**< SERIALIZABLE: be ready for ACTIO_ERETRY */
 } actio_db_isolation;
 
+/** How a transaction begins; zero is READ COMMITTED, read-write. */
 typedef struct actio_db_txn_opts {
-  actio_db_isolation isolation;
-  int read_only;
-  int deferrable; /* with SERIALIZABLE and read_only */
+  actio_db_isolation isolation; /**< the isolation level */
+  int read_only;                /**< 1: READ ONLY */
+  int deferrable;               /**< 1: DEFERRABLE, with SERIALIZABLE and
+                                     read_only */
 } actio_db_txn_opts;
 
-/* Begins a transaction on a connection it keeps until commit or rollback;
+/** Begins a transaction on a connection it keeps until commit or rollback;
  * *out's value is the actio_db_txn * (opts may be NULL). A transaction
  * dropped without either (its future freed) is rolled back. A failed or
  * cancelled transaction never returns its connection to the pool dirty. */
 int actio_db_begin(actio_actor *db, const actio_db_txn_opts *opts,
                    actio_future **out);
 
-/* Releases a transaction taken out of its future (actio_future_take),
+/** Releases a transaction taken out of its future (actio_future_take),
  * rolling it back if still open. NULL accepted. */
 void actio_db_txn_free(actio_db_txn *t);
 
-/* Queries inside the transaction run in the order sent. ACTIO_ESTATE once
- * it was committed or rolled back. Thread-safe. */
+/** Queries inside the transaction run in the order sent. ACTIO_ESTATE once
+ * it was committed or rolled back. Thread-safe. @{ */
 int actio_db_txn_send(actio_db_txn *t, const actio_db_request *req,
                       actio_future **out);
 int actio_db_txn_query(actio_db_txn *t, const char *sql, int nparams,
                        const char *const *params, actio_future **out);
+/** @} */
 
-/* Ends the transaction; the connection goes back to the pool. A commit of
+/** Ends the transaction; the connection goes back to the pool. A commit of
  * a transaction that had failed rolls it back and fails with ACTIO_ESQL
- * (SQLSTATE 25P02). */
+ * (SQLSTATE 25P02). ACTIO_ESTATE if it had ended already. @{ */
 int actio_db_commit(actio_db_txn *t, actio_future **out);
 int actio_db_rollback(actio_db_txn *t, actio_future **out);
+/** @} */
 
-/* SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT; `name` is quoted
- * as an identifier. */
+/** SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT; `name` is quoted
+ * as an identifier. @{ */
 int actio_db_savepoint(actio_db_txn *t, const char *name, actio_future **out);
 int actio_db_rollback_to(actio_db_txn *t, const char *name, actio_future **out);
 int actio_db_release(actio_db_txn *t, const char *name, actio_future **out);
+/** @} */
 
-/* The body of a retried transaction: send its queries on t and set *out to
+/** The body of a retried transaction: send its queries on t and set *out to
  * the future of its last step (a reference the helper takes over), or
  * return a negative code to roll back and fail. */
 typedef int (*actio_db_txn_fn)(actio_db_txn *t, void *arg, actio_future **out);
 
-/* Runs fn inside a transaction and commits. On ACTIO_ERETRY (SQLSTATE 40001
+/** Runs fn inside a transaction and commits. On ACTIO_ERETRY (SQLSTATE 40001
  * or 40P01, from a query or the commit) it rolls back and runs fn again,
  * at most `retries` more times. *out resolves with the value of fn's
  * future (borrowed from it) once committed. fn runs on the thread that
- * completed BEGIN. */
+ * completed BEGIN. Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM; a BEGIN that
+ * fails fails *out. */
 int actio_db_transaction(actio_actor *db, const actio_db_txn_opts *opts,
                          int retries, actio_db_txn_fn fn, void *arg,
                          actio_future **out);
 
 /* ---- COPY ---- */
 
+/** A COPY ... FROM STDIN in progress (actio_db_copy_in). */
 typedef struct actio_db_copy actio_db_copy;
 
-/* Starts COPY ... FROM STDIN (`sql`), in transaction t or on a connection
+/** Starts COPY ... FROM STDIN (`sql`), in transaction t or on a connection
  * of its own (t NULL). *out's value is the actio_db_copy * once the server
  * is ready for data; freeing it without actio_db_copy_end aborts the COPY. */
 int actio_db_copy_in(actio_actor *db, actio_db_txn *t, const char *sql,
                      actio_future **out);
 
-/* Releases a COPY taken out of its future, aborting it unless it ended.
+/** Releases a COPY taken out of its future, aborting it unless it ended.
  * NULL accepted. */
 void actio_db_copy_free(actio_db_copy *c);
 
-/* Sends data (copied; rows in the COPY format the statement names). *out
+/** Sends data (copied; rows in the COPY format the statement names). *out
  * completes once libpq took it: wait on it, or return it as a stream's
- * backpressure future, to keep memory bounded. In order per thread. */
+ * backpressure future, to keep memory bounded. In order per thread.
+ * ACTIO_ESTATE once the COPY ended. */
 int actio_db_copy_write(actio_db_copy *c, const void *data, size_t len,
                         actio_future **out);
 
-/* Ends the COPY: commits the rows (error NULL) or aborts it with `error` as
- * the reason. *out's value is the result ("COPY n", actio_db_affected). */
+/** Ends the COPY: commits the rows (error NULL) or aborts it with `error` as
+ * the reason. *out's value is the result ("COPY n", actio_db_affected).
+ * ACTIO_ESTATE if it had ended already. */
 int actio_db_copy_end(actio_db_copy *c, const char *error, actio_future **out);
 
-/* Receives COPY data, one row per call, on a database worker (valid during
+/** Receives COPY data, one row per call, on a database worker (valid during
  * the call). To apply backpressure set *ready to a future (a reference the
  * COPY takes): no more rows are read until it completes. A negative return
  * fails the COPY with that code. */
 typedef int (*actio_db_row_fn)(void *arg, const void *data, size_t len,
                                actio_future **ready);
 
-/* Runs COPY ... TO STDOUT (`sql`), handing each row to fn. *out's value is
+/** Runs COPY ... TO STDOUT (`sql`), handing each row to fn. *out's value is
  * the result ("COPY n") once every row was handed over. */
 int actio_db_copy_out(actio_actor *db, actio_db_txn *t, const char *sql,
                       actio_db_row_fn fn, void *arg, actio_future **out);
 
 /* ---- LISTEN / NOTIFY ---- */
 
+/** A notification (NOTIFY) heard on a channel. */
 typedef struct actio_db_notification {
-  const char *channel;
-  const char *payload;
-  int pid;       /* the notifying backend */
-  int missed;    /* 1: the listening connection was lost and restored;
-                    notifications sent meanwhile are gone (channel set,
-                    payload "") */
+  const char *channel; /**< the channel it came on */
+  const char *payload; /**< "" when there was none */
+  int pid;       /**< the notifying backend */
+  int missed;    /**< 1: the listening connection was lost and restored;
+                      notifications sent meanwhile are gone (channel set,
+                      payload "") */
 } actio_db_notification;
 
-/* Receives notifications on a database worker (valid during the call). */
+/** Receives notifications on a database worker (valid during the call). */
 typedef void (*actio_db_notify_fn)(void *arg, const actio_db_notification *n);
 
-/* Subscribes to `channel` (quoted as an identifier) on the actor's
+/** Subscribes to `channel` (quoted as an identifier) on the actor's
  * listening connection; *out resolves once LISTEN is in effect. With fn
  * NULL, `arg` is an actio_actor * and each notification is told to it as
  * an actio_db_notification * that its handler frees with
- * actio_db_notification_free. After a reconnect the subscriptions are
- * restored and each subscriber gets one notification with `missed` set. */
+ * actio_db_notification_free (a notification its full mailbox refuses is
+ * dropped). After a reconnect the subscriptions are restored and each
+ * subscriber gets one notification with `missed` set. */
 int actio_db_listen(actio_actor *db, const char *channel,
                     actio_db_notify_fn fn, void *arg, actio_future **out);
 
-/* Removes the subscription made with the same channel, fn and arg. */
+/** Removes the subscription made with the same channel, fn and arg. */
 int actio_db_unlisten(actio_actor *db, const char *channel,
                       actio_db_notify_fn fn, void *arg, actio_future **out);
 
-/* Frees a notification an actor was told (see actio_db_listen). NULL
+/** Frees a notification an actor was told (see actio_db_listen). NULL
  * accepted. */
 void actio_db_notification_free(actio_db_notification *n);
 
 /* ---- the pool ---- */
 
+/** The pool's counters (actio_db_stats_get). */
 typedef struct actio_db_stats {
-  unsigned connections; /* open now */
-  unsigned idle;        /* open, nothing in flight, not in a transaction */
-  unsigned connecting;
-  uint64_t connects;    /* successful connects since spawn */
-  uint64_t failures;    /* failed connects and lost connections */
-  uint64_t queries;     /* completed, ok or not */
-  uint64_t cancels;     /* cancel requests sent to the server */
+  unsigned connections; /**< open now */
+  unsigned idle;        /**< open, nothing in flight, not in a transaction */
+  unsigned connecting;  /**< being opened now */
+  uint64_t connects;    /**< successful connects since spawn */
+  uint64_t failures;    /**< failed connects and lost connections */
+  uint64_t queries;     /**< completed, ok or not */
+  uint64_t cancels;     /**< cancel requests sent to the server */
 } actio_db_stats;
 
-/* A snapshot of the pool's counters (summed over workers). Any thread. */
+/** A snapshot of the pool's counters (summed over workers; zeros for an
+ * actor that is not a database actor). Any thread. */
 void actio_db_stats_get(actio_actor *db, actio_db_stats *out);
+
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* actio/error.h: return codes shared by every actio API. */
+/** @file actio/error.h
+ * Return codes shared by every actio API. */
 #ifndef ACTIO_ERROR_H
 #define ACTIO_ERROR_H
 
@@ -8,12 +9,15 @@
 extern "C" {
 #endif
 
-/*
+/** @defgroup errors Errors
  * Every actio function that can fail returns an int: 0 on success, a negative
  * code on failure. System errors are the negated errno (ACTIO_EINVAL is
  * -EINVAL); codes of actio's own start at -4000, far above any errno.
  * The X-macro keeps the names, codes and texts in one table.
- */
+ * @{ */
+
+/** The system errors actio returns under its own names: X(name, code,
+ * text) for each. */
 #define ACTIO_ERRNO_MAP(X)                                                    \
   X(EINVAL, -EINVAL, "invalid argument")                                      \
   X(ENOMEM, -ENOMEM, "out of memory")                                         \
@@ -21,6 +25,7 @@ extern "C" {
   X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                       \
   X(ECANCELED, -ECANCELED, "operation canceled")
 
+/** actio's own codes: X(name, code, text) for each. */
 #define ACTIO_OWN_MAP(X)                                                      \
   X(EFULL, -4001, "mailbox full")                                             \
   X(ECLOSED, -4002, "actor or mailbox closed")                                \
@@ -51,21 +56,27 @@ extern "C" {
   X(EFATAL, -4028, "the actor failed and must be restarted")                  \
   X(EINTENSITY, -4029, "too many restarts: the supervisor gave up")
 
+/** The whole table, for building your own: X(name, code, text) for each
+ * code, the name without its ACTIO_ prefix. */
 #define ACTIO_ERR_MAP(X) ACTIO_ERRNO_MAP(X) ACTIO_OWN_MAP(X)
 
+/** The codes: ACTIO_ followed by each name of the table, its text being what
+ * actio_strerror returns. */
 enum {
 #define ACTIO__ERR_ENUM(name, code, text) ACTIO_##name = (code),
   ACTIO_ERR_MAP(ACTIO__ERR_ENUM)
 #undef ACTIO__ERR_ENUM
 };
 
-/* Human-readable text for `rc` (an ACTIO_* code or a negated errno).
+/** Human-readable text for `rc` (an ACTIO_* code or a negated errno).
  * Returns a static string, never NULL; any thread. */
 const char *actio_strerror(int rc);
 
-/* The symbolic name of `rc` ("ECANCELED", "EFULL", ...), or "UNKNOWN".
+/** The symbolic name of `rc` ("ECANCELED", "EFULL", ...), or "UNKNOWN".
  * Static string; any thread. */
 const char *actio_err_name(int rc);
+
+/** @} */
 
 #ifdef __cplusplus
 }

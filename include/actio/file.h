@@ -1,5 +1,6 @@
-/* actio/file.h: the file actor: asynchronous file I/O (what aiofiles gives
- * Python), every operation a future. */
+/** @file actio/file.h
+ * The file actor: asynchronous file I/O (what aiofiles gives Python), every
+ * operation a future. */
 #ifndef ACTIO_FILE_H
 #define ACTIO_FILE_H
 
@@ -15,7 +16,7 @@
 extern "C" {
 #endif
 
-/*
+/** @defgroup files Files
  * The file actor is an actor (actio_actor) whose workers make plain blocking
  * system calls, so many files are read and written at once while the
  * callers' threads never block. Spawn it once per runtime; stop it with
@@ -31,54 +32,57 @@ extern "C" {
  * Every function is thread-safe. Cancelling a future before its request
  * runs drops the request; long requests (large writes, copies, streams,
  * lines) also stop between chunks. No descriptor is ever leaked.
- */
+ * @{ */
 
+/** The file actor's settings; zero means the default for every field. */
 typedef struct actio_file_opts {
-  unsigned workers;     /* worker threads; default 8: more than cores, since
-                           workers block in the kernel (journal, truncate) */
-  size_t capacity;      /* mailbox size; default 4096 */
-  /* Sandbox: when set, every path resolves beneath this folder; "..",
+  unsigned workers;     /**< worker threads; default 8: more than cores, since
+                             workers block in the kernel (journal, truncate) */
+  size_t capacity;      /**< mailbox size; default 4096 */
+  /** Sandbox: when set, every path resolves beneath this folder; "..",
    * absolute paths and symlinks that would leave it fail with
    * ACTIO_ESANDBOX. For file names that come from untrusted input. */
   const char *root;
-  size_t max_read;      /* largest whole-file read in bytes; default 1 GiB */
-  int fail_when_full;   /* 1: a full mailbox fails at once with ACTIO_EFULL;
-                           0 (default): the caller waits for room */
+  size_t max_read;      /**< largest whole-file read in bytes; default 1 GiB */
+  int fail_when_full;   /**< 1: a full mailbox fails at once with ACTIO_EFULL;
+                             0 (default): the caller waits for room */
 } actio_file_opts;
 
-/* Spawns a file actor in `rt`. opts may be NULL. Returns 0, ACTIO_EINVAL,
- * ACTIO_ENOMEM, or a negated errno (the root cannot be opened). */
+/** Spawns a file actor in `rt`. opts may be NULL; root is used only during
+ * the call. Returns 0, ACTIO_EINVAL, ACTIO_ENOMEM, a negated errno (the root
+ * cannot be opened), or an actor spawn error (actio_actor_spawn). */
 int actio_file_spawn(actio_runtime *rt, const actio_file_opts *opts,
                       actio_actor **out);
 
-/* actio_file_spawn as a supervisor's child start (actio/supervisor.h):
+/** actio_file_spawn as a supervisor's child start (actio/supervisor.h):
  * arg is the actio_file_opts * (or NULL), borrowed for the supervisor's
  * life. */
 int actio_file_child(actio_runtime *rt, void *opts, actio_actor **out);
 
-/* A byte buffer: the value of read futures. data is NUL-terminated (not
+/** A byte buffer: the value of read futures. data is NUL-terminated (not
  * counted in len), so text can be used as a C string. Freed with its future. */
 typedef struct actio_buf {
-  size_t len;
-  char *data;
+  size_t len;  /**< bytes in data, without the NUL */
+  char *data;  /**< the bytes, then a NUL */
 } actio_buf;
 
 /* ---- whole files ---- */
 
-/* Reads a whole file. Value: actio_buf *. -EFBIG past opts.max_read. */
+/** Reads a whole file. Value: actio_buf *. -EFBIG past opts.max_read. */
 int actio_file_read(actio_actor *files, const char *path, actio_future **out);
 
+/** The flags of actio_file_write, or-ed together. */
 enum {
-  ACTIO_WRITE_TRUNC = 0,  /* create or truncate (the default) */
-  ACTIO_WRITE_APPEND = 1, /* create or append */
-  ACTIO_WRITE_EXCL = 2,   /* create; fail with -EEXIST if it exists */
-  ACTIO_WRITE_ATOMIC = 4, /* through a temporary file, fsync and rename: a
-                             reader sees the old file or the new, never a mix;
-                             on failure or cancel the old file stays intact */
-  ACTIO_WRITE_SYNC = 8,   /* fsync before completing */
+  ACTIO_WRITE_TRUNC = 0,  /**< create or truncate (the default) */
+  ACTIO_WRITE_APPEND = 1, /**< create or append */
+  ACTIO_WRITE_EXCL = 2,   /**< create; fail with -EEXIST if it exists */
+  ACTIO_WRITE_ATOMIC = 4, /**< through a temporary file, fsync and rename: a
+                               reader sees the old file or the new, never a mix;
+                               on failure or cancel the old file stays intact */
+  ACTIO_WRITE_SYNC = 8,   /**< fsync before completing */
 };
 
-/* Writes len bytes of data (copied) to path, created with mode 0666 & ~umask
+/** Writes len bytes of data (copied) to path, created with mode 0666 & ~umask
  * (an atomic write keeps the mode of the file it replaces). flags: the
  * ACTIO_WRITE_* above. Value: NULL. */
 int actio_file_write(actio_actor *files, const char *path, const void *data,
@@ -86,53 +90,58 @@ int actio_file_write(actio_actor *files, const char *path, const void *data,
 
 /* ---- handles ---- */
 
+/** An open file (actio_file_open); its requests run on the file actor's
+ * workers, the handle staying open while they are in flight. Thread-safe.
+ * Once actio_fh_close was called, its requests fail with ACTIO_ESTATE. */
 typedef struct actio_fh actio_fh;
 
-/* Opens path with open(2) flags (O_RDONLY, O_WRONLY|O_CREAT|O_TRUNC, ...)
+/** Opens path with open(2) flags (O_RDONLY, O_WRONLY|O_CREAT|O_TRUNC, ...)
  * and mode. Value: actio_fh *; take it with actio_future_take and end it with
  * actio_fh_close. A handle never taken is closed with its future. */
 int actio_file_open(actio_actor *files, const char *path, int flags,
                     mode_t mode, actio_future **out);
 
-/* Reads up to len bytes at offset (pread). Value: actio_buf *, shorter at
+/** Reads up to len bytes at offset (pread). Value: actio_buf *, shorter at
  * the end of the file, empty past it. */
 int actio_fh_pread(actio_fh *h, uint64_t offset, size_t len, actio_future **out);
-/* Writes all of data (copied) at offset (pwrite). Value: NULL. */
+/** Writes all of data (copied) at offset (pwrite). Value: NULL. */
 int actio_fh_pwrite(actio_fh *h, uint64_t offset, const void *data, size_t len,
                     actio_future **out);
-/* Sequential read and write at the handle's own position, in the order the
- * calls were made from one thread. */
+/** Sequential read and write at the handle's own position, in the order the
+ * calls were made from one thread. @{ */
 int actio_fh_read(actio_fh *h, size_t len, actio_future **out);
 int actio_fh_write(actio_fh *h, const void *data, size_t len, actio_future **out);
-/* fsync(2). Value: NULL. */
+/** @} */
+/** fsync(2). Value: NULL. */
 int actio_fh_sync(actio_fh *h, actio_future **out);
-/* Closes the handle once the requests still using it are done; the future
+/** Closes the handle once the requests still using it are done; the future
  * completes after close(2). The handle must not be used after this call
  * returns 0. ACTIO_ESTATE if it is already closing. */
 int actio_fh_close(actio_fh *h, actio_future **out);
 
 /* ---- lines and streams ---- */
 
+/** One line of a file (actio_file_lines). */
 typedef struct actio_line {
-  const char *data; /* not NUL-terminated */
-  size_t len;       /* without its "\n" or "\r\n" */
+  const char *data; /**< not NUL-terminated */
+  size_t len;       /**< without its `"\n"` or `"\r\n"` */
 } actio_line;
 
-/* Called with the next complete lines of a file, in order; they are valid
+/** Called with the next complete lines of a file, in order; they are valid
  * during the call only. Runs on a file worker: keep it short, do not block.
  * A nonzero return stops the scan: a negative one (an ACTIO_* code or a
  * negated errno) fails the future with it, a positive one with
  * ACTIO_ECANCELED. */
 typedef int (*actio_lines_fn)(void *arg, const actio_line *lines, size_t n);
 
-/* Iterates the lines of a file in batches (Python's `async for line in f`
- * without a thread hop per line). Lines end at "\n"; a "\r" before it is
+/** Iterates the lines of a file in batches (Python's `async for line in f`
+ * without a thread hop per line). Lines end at `"\n"`; a `"\r"` before it is
  * dropped; the last line may lack a newline; empty lines count; a line is
  * never split or truncated, however long. Value: uint64_t * (the count). */
 int actio_file_lines(actio_actor *files, const char *path, actio_lines_fn fn,
                      void *arg, actio_future **out);
 
-/* Called with each chunk of a streamed file (valid during the call). To
+/** Called with each chunk of a streamed file (valid during the call). To
  * apply backpressure, set *ready to a future (a reference the stream takes):
  * the next chunk is read once it completes, without holding a worker; if it
  * fails, the stream fails with its error. A negative return fails the
@@ -140,7 +149,7 @@ int actio_file_lines(actio_actor *files, const char *path, actio_lines_fn fn,
 typedef int (*actio_chunk_fn)(void *arg, const void *data, size_t len,
                               actio_future **ready);
 
-/* Reads a file in chunks of `chunk` bytes (0: 128 KiB) to fn. For large files
+/** Reads a file in chunks of `chunk` bytes (0: 128 KiB) to fn. For large files
  * and for feeding other actors (an HTTP upload, a database COPY).
  * Value: uint64_t * (bytes read). */
 int actio_file_stream(actio_actor *files, const char *path, size_t chunk,
@@ -148,30 +157,33 @@ int actio_file_stream(actio_actor *files, const char *path, size_t chunk,
 
 /* ---- the file system ---- */
 
-/* stat(2), following symlinks (within the sandbox). Value: struct stat *. */
+/** stat(2), following symlinks (within the sandbox). Value: struct stat *. */
 int actio_file_stat(actio_actor *files, const char *path, actio_future **out);
-/* Value: int * (1 exists, 0 does not); other errors fail the future. */
+/** Whether path exists. Value: int * (1 exists, 0 does not); other errors
+ * fail the future. */
 int actio_file_exists(actio_actor *files, const char *path, actio_future **out);
-/* mkdir -p: creates path and missing parents; existing folders are fine.
+/** mkdir -p: creates path and missing parents; existing folders are fine.
  * Value: NULL. */
 int actio_file_mkdir(actio_actor *files, const char *path, mode_t mode,
                      actio_future **out);
-/* rename(2). Value: NULL. */
+/** rename(2). Value: NULL. */
 int actio_file_rename(actio_actor *files, const char *from, const char *to,
                       actio_future **out);
-/* Removes a file or an empty folder. Value: NULL. */
+/** Removes a file or an empty folder. Value: NULL. */
 int actio_file_unlink(actio_actor *files, const char *path, actio_future **out);
-/* Lists a folder: value char ** (sorted names without "." and "..", ending
+/** Lists a folder: value char ** (sorted names without "." and "..", ending
  * with NULL; one allocation). */
 int actio_file_list(actio_actor *files, const char *path, actio_future **out);
-/* Copies a regular file (copy_file_range where the kernel can), keeping
+/** Copies a regular file (copy_file_range where the kernel can), keeping
  * its mode. Value: NULL. */
 int actio_file_copy(actio_actor *files, const char *from, const char *to,
                     actio_future **out);
-/* Creates a new empty file named prefix + 6 random characters (prefix may
+/** Creates a new empty file named prefix + 6 random characters (prefix may
  * include a folder). Value: char * (its path). */
 int actio_file_tempfile(actio_actor *files, const char *prefix,
                         actio_future **out);
+
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
-/* actio/http.h: the HTTP actor: concurrent HTTP on libcurl's multi
- * interface (what aiohttp's ClientSession gives Python), every request a
- * future. */
+/** @file actio/http.h
+ * The HTTP actor: concurrent HTTP on libcurl's multi interface (what
+ * aiohttp's ClientSession gives Python), every request a future. */
 #ifndef ACTIO_HTTP_H
 #define ACTIO_HTTP_H
 
@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-/*
+/** @defgroup http HTTP
  * Each worker thread drives one libcurl multi handle with many transfers in
  * flight; requests arrive through the actor's lock-free mailbox and wake a
  * worker out of its poll. Connections are kept alive and reused, HTTP/2 is
@@ -29,41 +29,41 @@ extern "C" {
  * ACTIO_ECANCELED or ACTIO_ETRANSFER, with a message naming the URL. A 4xx
  * or 5xx status is a completed request carrying its status, as in aiohttp;
  * actio_http_raise_for_status turns it into an error when wanted.
- */
+ * @{ */
 
-/* Session defaults; zero means the default for every field. */
+/** Session defaults; zero means the default for every field. */
 typedef struct actio_http_opts {
-  unsigned workers;            /* threads, one multi handle each; default 2 */
-  size_t capacity;             /* mailbox size; default 4096 */
-  long max_connections;        /* open connections per worker; default 64 */
-  long max_host_connections;   /* per host and worker; default no limit */
-  long connect_timeout_ms;     /* default 10 s */
-  long timeout_ms;             /* one attempt, from its start; default 300 s
-                                  (a future's deadline bounds all of it:
-                                  queueing, attempts and retry waits) */
-  long idle_timeout_ms;        /* no byte for this long fails (checked about
-                                  once a second); default none */
-  int max_redirects;           /* default 10; -1: do not follow redirects */
-  size_t max_body;             /* largest body kept in memory; default 64 MiB */
-  const char *ca_file;         /* PEM bundle to verify servers with */
-  const char *ca_path;         /* folder of hashed CA certificates */
-  const char *client_cert;     /* PEM client certificate, with client_key */
-  const char *client_key;
-  const char *user_agent;      /* default "actio/<version>" */
-  int fail_when_full;          /* 1: a full mailbox fails with ACTIO_EFULL */
+  unsigned workers;            /**< threads, one multi handle each; default 2 */
+  size_t capacity;             /**< mailbox size; default 4096 */
+  long max_connections;        /**< open connections per worker; default 64 */
+  long max_host_connections;   /**< per host and worker; default no limit */
+  long connect_timeout_ms;     /**< default 10 s */
+  long timeout_ms;             /**< one attempt, from its start; default 300 s
+                                    (a future's deadline bounds all of it:
+                                    queueing, attempts and retry waits) */
+  long idle_timeout_ms;        /**< no byte for this long fails (checked about
+                                    once a second); default none */
+  int max_redirects;           /**< default 10; -1: do not follow redirects */
+  size_t max_body;             /**< largest body kept in memory; default 64 MiB */
+  const char *ca_file;         /**< PEM bundle to verify servers with */
+  const char *ca_path;         /**< folder of hashed CA certificates */
+  const char *client_cert;     /**< PEM client certificate, with client_key */
+  const char *client_key;      /**< PEM private key of client_cert */
+  const char *user_agent;      /**< default "actio/<version>" */
+  int fail_when_full;          /**< 1: a full mailbox fails with ACTIO_EFULL */
 } actio_http_opts;
 
-/* Spawns an HTTP actor in `rt` (opts may be NULL; strings are copied).
- * Returns 0, ACTIO_EINVAL, ACTIO_ENOMEM, or a libcurl set-up failure as
- * ACTIO_ETRANSFER. */
+/** Spawns an HTTP actor in `rt` (opts may be NULL; strings are copied).
+ * Returns 0, ACTIO_EINVAL, ACTIO_ENOMEM, a libcurl set-up failure as
+ * ACTIO_ETRANSFER, or an actor spawn error (actio_actor_spawn). */
 int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
                      actio_actor **out);
 
-/* actio_http_spawn as a supervisor's child start (actio/supervisor.h): arg
+/** actio_http_spawn as a supervisor's child start (actio/supervisor.h): arg
  * is the actio_http_opts * (or NULL), borrowed for the supervisor's life. */
 int actio_http_child(actio_runtime *rt, void *opts, actio_actor **out);
 
-/* Receives a streamed response body, chunk by chunk, on an HTTP worker
+/** Receives a streamed response body, chunk by chunk, on an HTTP worker
  * (valid during the call). To apply backpressure set *ready to a future (a
  * reference the transfer takes): the transfer pauses until it completes,
  * without holding the worker. A negative return fails the request with
@@ -71,73 +71,85 @@ int actio_http_child(actio_runtime *rt, void *opts, actio_actor **out);
 typedef int (*actio_http_chunk_fn)(void *arg, const void *data, size_t len,
                                    actio_future **ready);
 
-/* One request. Zero fields take the session's defaults. */
+/** One request. Zero fields take the session's defaults. */
 typedef struct actio_http_request {
-  const char *method;           /* GET (default), HEAD, POST, PUT, PATCH,
-                                   DELETE, or another token */
-  const char *url;
-  const char *const *headers;   /* "Name: value" strings, NULL-terminated */
-  const void *body;             /* request body, copied; may be NULL */
-  size_t body_len;
+  const char *method;           /**< GET (default), HEAD, POST, PUT, PATCH,
+                                     DELETE, or another token */
+  const char *url;              /**< http:// or https://; required */
+  const char *const *headers;   /**< "Name: value" strings, NULL-terminated */
+  const void *body;             /**< request body, copied; may be NULL */
+  size_t body_len;              /**< bytes of body */
+  /** This request's limits, as the session's of the same names. @{ */
   long timeout_ms, connect_timeout_ms, idle_timeout_ms;
-  int max_redirects;            /* 0: the session's; -1: do not follow */
-  size_t max_body;
-  /* Retries, off by default: up to `retries` more attempts after a
+  /** @} */
+  int max_redirects;            /**< 0: the session's; -1: do not follow */
+  size_t max_body;              /**< 0: the session's */
+  /** Retries, off by default: up to `retries` more attempts after a
    * connection failure, a dropped response, or a 429, 502, 503 or 504, with
    * exponential backoff from retry_backoff_ms (default 200) and jitter,
    * waiting at least as long as a Retry-After header asks, never past the
    * future's deadline. Only idempotent methods (GET, HEAD, PUT, DELETE,
    * OPTIONS) unless retry_any_method is set. */
   int retries;
-  int retry_any_method;
-  long retry_backoff_ms;
-  /* Where the body goes instead of memory (then body is empty and
-   * body_len counts what was delivered; max_body does not apply): */
-  actio_http_chunk_fn on_chunk; /* to a callback, with backpressure */
-  void *chunk_arg;
-  const char *save_to;          /* to this file, written as "<path>.part"
-                                   and renamed once complete */
+  int retry_any_method;         /**< 1: retry any method, POST too */
+  long retry_backoff_ms;        /**< the first pause; default 200 */
+  /** Where the body goes instead of memory (then body is empty and
+   * body_len counts what was delivered; max_body does not apply):
+   * to a callback, with backpressure. */
+  actio_http_chunk_fn on_chunk;
+  void *chunk_arg;              /**< passed to on_chunk; must live until the
+                                     future completes */
+  const char *save_to;          /**< or to this file, written as "<path>.part"
+                                     and renamed once complete */
 } actio_http_request;
 
-/* The value of a request's future, freed with it. */
+/** The value of a request's future, freed with it. */
 typedef struct actio_http_response {
-  long status;            /* 200, 404, ... */
-  const char *url;        /* the effective URL, after redirects */
-  int http_version;       /* 10, 11, 20 or 30 */
-  const char *body;       /* NUL-terminated (not counted in body_len) */
-  size_t body_len;
-  double dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms; /* from start */
-  int redirects;          /* redirects followed */
-  int new_connections;    /* connections opened for it (0: one was reused) */
-  int attempts;           /* tries it took (1 without retries) */
+  long status;            /**< 200, 404, ... */
+  const char *url;        /**< the effective URL, after redirects */
+  int http_version;       /**< 10, 11, 20 or 30 */
+  const char *body;       /**< NUL-terminated (not counted in body_len) */
+  size_t body_len;        /**< bytes of body */
+  /** Milliseconds from the start of the request to: name resolved,
+   * connected, TLS handshake done, first byte, complete. @{ */
+  double dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms;
+  /** @} */
+  int redirects;          /**< redirects followed */
+  int new_connections;    /**< connections opened for it (0: one was reused) */
+  int attempts;           /**< tries it took (1 without retries) */
 } actio_http_response;
 
-/* Frees a response taken out of its future with actio_future_take. NULL is
+/** Frees a response taken out of its future with actio_future_take. NULL is
  * accepted. */
 void actio_http_response_free(actio_http_response *r);
 
-/* Sends a request; *out's value is an actio_http_response *. Returns 0, or
- * ACTIO_EINVAL (no URL, not an HTTP actor), ACTIO_ENOMEM, ACTIO_ECLOSED,
- * ACTIO_EFULL, and makes no future. Thread-safe. The future's deadline
+/** Sends a request; *out's value is an actio_http_response *. The request
+ * is copied (its strings, headers and body): the caller may free it at once.
+ * Returns 0, or ACTIO_EINVAL (no URL, not an HTTP actor), ACTIO_ENOMEM,
+ * ACTIO_ECLOSED, ACTIO_EFULL, and makes no future. Thread-safe. The future's deadline
  * (actio_future_set_deadline) bounds the whole request, time in the queue
  * included; cancelling the future removes the transfer at once. */
 int actio_http_send(actio_actor *http, const actio_http_request *req,
                     actio_future **out);
 
-/* GET url: actio_http_send with only a URL. */
+/** GET url: actio_http_send with only a URL. */
 int actio_http_get(actio_actor *http, const char *url, actio_future **out);
 
-/* The first value of header `name` (case-insensitive), or NULL. */
+/** The first value of header `name` (case-insensitive, borrowed from the
+ * response), or NULL. */
 const char *actio_http_header(const actio_http_response *r, const char *name);
-/* How many times header `name` came, and the i-th value (repeats are kept,
- * in order, e.g. Set-Cookie). */
+/** How many times header `name` came, and the i-th value (repeats are kept,
+ * in order, such as Set-Cookie; NULL past the last). @{ */
 size_t actio_http_header_count(const actio_http_response *r, const char *name);
 const char *actio_http_header_nth(const actio_http_response *r,
                                   const char *name, size_t i);
+/** @} */
 
-/* ACTIO_EHTTP for a status of 400 or more, else 0 (aiohttp's
+/** ACTIO_EHTTP for a status of 400 or more, else 0 (aiohttp's
  * raise_for_status). */
 int actio_http_raise_for_status(const actio_http_response *r);
+
+/** @} */
 
 #ifdef __cplusplus
 }

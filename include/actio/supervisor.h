@@ -1,6 +1,7 @@
-/* actio/supervisor.h: supervision trees: a supervisor starts its children
- * in order, restarts those that fail within a restart intensity, and stops
- * them in reverse order. */
+/** @file actio/supervisor.h
+ * Supervision trees: a supervisor starts its children in order, restarts
+ * those that fail within a restart intensity, and stops them in reverse
+ * order. */
 #ifndef ACTIO_SUPERVISOR_H
 #define ACTIO_SUPERVISOR_H
 
@@ -13,15 +14,15 @@
 extern "C" {
 #endif
 
-/*
+/** @defgroup supervision Supervision
  * A child fails when actio_actor_fail is called for it: by its own
  * behavior (a handler returning ACTIO_EFATAL), by an I/O actor that gave up
  * (a database pool past its retry budget), or by a child supervisor that
  * gave up. The supervisor then restarts, as its strategy says:
  *
- *   ACTIO_ONE_FOR_ONE   the failed child alone;
- *   ACTIO_ONE_FOR_ALL   every child (stopped in reverse, started in order);
- *   ACTIO_REST_FOR_ONE  the failed child and those started after it.
+ *  - ACTIO_ONE_FOR_ONE:  the failed child alone;
+ *  - ACTIO_ONE_FOR_ALL:  every child (stopped in reverse, started in order);
+ *  - ACTIO_REST_FOR_ONE: the failed child and those started after it.
  *
  * A restart stops the old instance (as its spec says: draining by default,
  * so what it accepted still completes) and starts a new one from the spec,
@@ -33,93 +34,104 @@ extern "C" {
  * The supervisor is an actor with one worker, which is where restarts and
  * the monitor run; it is stopped like any actor, stopping its children in
  * reverse order first.
- */
+ * @{ */
 
+/** Which children a failure restarts (see the list above). */
 typedef enum actio_sup_strategy {
-  ACTIO_ONE_FOR_ONE = 0,
-  ACTIO_ONE_FOR_ALL = 1,
-  ACTIO_REST_FOR_ONE = 2,
+  ACTIO_ONE_FOR_ONE = 0,  /**< the failed child alone (the default) */
+  ACTIO_ONE_FOR_ALL = 1,  /**< every child */
+  ACTIO_REST_FOR_ONE = 2, /**< the failed child and those started after it */
 } actio_sup_strategy;
 
-/* Starts one instance of a child in rt and sets *out. actio_db_child,
+/** Starts one instance of a child in rt and sets *out. actio_db_child,
  * actio_http_child, actio_file_child and actio_sup_child are ready
  * made; any function spawning an actor will do. */
 typedef int (*actio_child_start_fn)(actio_runtime *rt, void *arg,
                                     actio_actor **out);
 
+/** One child of a supervisor: how to start it, and how it is treated. */
 typedef struct actio_child_spec {
-  const char *name;           /* unique among its siblings; copied */
-  actio_child_start_fn start;
-  void *arg;                  /* borrowed: it must outlive the supervisor */
-  int temporary;              /* 1: not restarted; its failure is reported */
-  actio_stop_mode stop;       /* how an instance is stopped; default drain */
+  const char *name;           /**< unique among its siblings; copied */
+  actio_child_start_fn start; /**< starts an instance; required */
+  void *arg;                  /**< borrowed: it must outlive the supervisor */
+  int temporary;              /**< 1: not restarted; its failure is reported */
+  actio_stop_mode stop;       /**< how an instance is stopped; default drain */
 } actio_child_spec;
 
+/** What a monitor hears of. */
 typedef enum actio_sup_event_kind {
-  ACTIO_SUP_CHILD_FAILED,     /* code, reason: why */
-  ACTIO_SUP_CHILD_RESTARTED,
-  ACTIO_SUP_GAVE_UP,          /* code, reason: the failure too many */
+  ACTIO_SUP_CHILD_FAILED,     /**< code, reason: why */
+  ACTIO_SUP_CHILD_RESTARTED,  /**< a new instance runs */
+  ACTIO_SUP_GAVE_UP,          /**< code, reason: the failure too many */
 } actio_sup_event_kind;
 
+/** A failure, restart or giving up, as a monitor hears of it. */
 typedef struct actio_sup_event {
-  actio_sup_event_kind kind;
-  const char *supervisor;
-  const char *child;
-  int code;
-  const char *reason;
-  unsigned restarts;          /* restarts within the period, this included */
+  actio_sup_event_kind kind;  /**< what happened */
+  const char *supervisor;     /**< the supervisor's name */
+  const char *child;          /**< the child's name (giving up: the one that
+                                   failed last) */
+  int code;                   /**< the failure's code (see kind) */
+  const char *reason;         /**< the failure's text (see kind) */
+  unsigned restarts;          /**< restarts within the period, this included */
 } actio_sup_event;
 
-/* Hears of failures and restarts, on the supervisor's worker (valid
+/** Hears of failures and restarts, on the supervisor's worker (valid
  * during the call). */
 typedef void (*actio_sup_monitor_fn)(void *arg, const actio_sup_event *ev);
 
-/* Zero means the default for every field. */
+/** Zero means the default for every field. */
 typedef struct actio_sup_opts {
-  const char *name;           /* default "supervisor"; copied */
-  actio_sup_strategy strategy;
-  unsigned max_restarts;      /* R: default 3 */
-  int64_t period_ms;          /* T: default 5000 */
-  int64_t backoff_ms;         /* first pause before a restart; default 10 */
-  int64_t backoff_max_ms;     /* default 1000 */
-  actio_sup_monitor_fn monitor;
-  void *monitor_arg;
+  const char *name;           /**< default "supervisor"; copied */
+  actio_sup_strategy strategy; /**< default ACTIO_ONE_FOR_ONE */
+  unsigned max_restarts;      /**< R: default 3 */
+  int64_t period_ms;          /**< T: default 5000 */
+  int64_t backoff_ms;         /**< first pause before a restart; default 10 */
+  int64_t backoff_max_ms;     /**< default 1000 */
+  actio_sup_monitor_fn monitor; /**< NULL: events are only counted */
+  void *monitor_arg;          /**< passed to monitor; borrowed for the
+                                   supervisor's life */
 } actio_sup_opts;
 
-/* Starts a supervisor and its n children, in order (the array is copied).
- * If a child fails to start, those started are stopped in reverse and its
- * error is returned. Returns 0, ACTIO_EINVAL (no start function, a name
- * missing or used twice), ACTIO_ENOMEM, or the error of a child's start.
- * Any thread that is not one of the supervisor's children. */
+/** Starts a supervisor and its n children, in order (the array is copied;
+ * opts may be NULL). If a child fails to start, those started are stopped
+ * in reverse and its error is returned. Returns 0, ACTIO_EINVAL (no start
+ * function, a name missing or used twice), ACTIO_ENOMEM, or the error of a
+ * child's start. Any thread that is not one of the supervisor's children. */
 int actio_sup_spawn(actio_runtime *rt, const actio_sup_opts *opts,
                     const actio_child_spec *children, size_t n,
                     actio_actor **out);
 
-/* A supervisor as another's child: its start function, with an
- * actio_sup_def as the spec's arg. */
+/** A supervisor as another's child: the spec's arg for actio_sup_child. */
 typedef struct actio_sup_def {
-  actio_sup_opts opts;
-  const actio_child_spec *children;
-  size_t n;
+  actio_sup_opts opts;              /**< the supervisor's options */
+  const actio_child_spec *children; /**< its children, in start order */
+  size_t n;                         /**< how many */
 } actio_sup_def;
 
+/** actio_sup_spawn as a supervisor's child start: `def` is the
+ * actio_sup_def * (its children array too), borrowed for the parent
+ * supervisor's life. Returns as actio_sup_spawn. */
 int actio_sup_child(actio_runtime *rt, void *def, actio_actor **out);
 
-/* The running instance of child `name`, or NULL (no such child, or a
+/** The running instance of child `name`, or NULL (no such child, or a
  * temporary one that failed). Borrowed: it stays valid until the runtime is
  * destroyed, but once replaced by a restart it is stopped, and sends to it
  * fail with ACTIO_ECLOSED (dead letters): look it up again. Any thread. */
 actio_actor *actio_sup_lookup(actio_actor *sup, const char *name);
 
+/** A supervisor's counters (actio_sup_stats_get). */
 typedef struct actio_sup_stats {
-  uint64_t failures;  /* child failures seen */
-  uint64_t restarts;  /* child instances started again */
-  int gave_up;
+  uint64_t failures;  /**< child failures seen */
+  uint64_t restarts;  /**< child instances started again */
+  int gave_up;        /**< 1: it gave up (too many restarts) */
 } actio_sup_stats;
 
-/* The supervisor's counters (zeros for an actor that is not one). Any
+/** The supervisor's counters (zeros for an actor that is not one). Any
  * thread. */
 void actio_sup_stats_get(actio_actor *sup, actio_sup_stats *out);
+
+/** @} */
 
 #ifdef __cplusplus
 }
