@@ -68,7 +68,7 @@ static uint64_t sum_below(uint64_t n) {
   return n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2);
 }
 
-/* One line in the format of the shared bench README; `extra` is either empty
+/* One line in the format of docs/benchmarks.md; `extra` is either empty
  * or starts with ", ". per_sec is `counted` per second: ok, except where a
  * workload rates something else (bytes of one large file) and says so. */
 static void emit_rate(const char *impl, const char *workload, uint64_t n,

@@ -39,7 +39,8 @@ static uint64_t sum_below(uint64_t n) {
   return n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2);
 }
 
-/* The line actio-bench prints; `extra` is empty or starts with ", ". */
+/* The line actio-bench prints (docs/benchmarks.md); `extra` is empty or
+ * starts with ", ". */
 static void emit(const char *impl, const char *workload, uint64_t n,
                  uint64_t concurrency, uint64_t ok, uint64_t errors,
                  double seconds, const char *extra) {
