@@ -59,20 +59,21 @@ cmake --build build-bench -j "$(nproc)" --target actio-bench actio-bench-mailbox
 BENCH=build-bench/bench/actio-bench
 MBOX=build-bench/tests/perf/actio-bench-mailbox
 
-work=$(mktemp -d /tmp/actio-bench-XXXXXX)
-svc_dir= # set once this run has started services of its own
+work= svc_dir= # set once made: the scratch folder, the services this run started
 cleanup() {
   local rc=$?
   if [ -n "$svc_dir" ]; then
     echo "== stopping the services this run started ($svc_dir) =="
     bash bench/services.sh stop "$svc_dir" || true
   fi
-  rm -rf "$work"
+  [ -z "$work" ] || rm -rf "$work"
   exit $rc
 }
+# Before anything is made, so that a signal at any point leaves nothing behind.
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+work=$(mktemp -d /tmp/actio-bench-XXXXXX)
 
 # --- services -----------------------------------------------------------
 if [ -n "${BENCH_HTTP_URL:-}" ] && [ -n "${BENCH_PG_DSN:-}" ]; then

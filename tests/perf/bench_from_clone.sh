@@ -24,8 +24,16 @@ fi
 tmp=$(mktemp -d /tmp/actio-clone-XXXXXX)
 # Beside $tmp, not in it: the clone, $tmp/actio, has nothing beside it.
 svc=$tmp-services log=$tmp.log
+tpid= # timeout's, the leader of bench.sh's process group
 cleanup() {
   local rc=$?
+  # Stopped from outside (ctest, ^C): end bench.sh's whole group first, so
+  # that nothing goes on using the services and folders removed below.
+  if [ -n "$tpid" ] && kill -0 "$tpid" 2>/dev/null; then
+    kill -TERM -- "-$tpid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$tpid" 2>/dev/null || true
+  fi
   # bench.sh stops its services itself; this is for when it could not (killed).
   if [ -f "$tmp/actio/bench/services.sh" ]; then
     bash "$tmp/actio/bench/services.sh" stop "$svc" >/dev/null 2>&1 || true
@@ -51,10 +59,15 @@ echo "clone of $(git rev-parse --short HEAD) in $tmp/actio"
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^BENCH_' || true)
 export BENCH_SERVICES_DIR=$svc
 
-# timeout signals bench.sh's whole process group; bench.sh then stops its
-# services on the way out, and the trap above catches what is left.
+# timeout leads a process group of its own and, at the limit, signals all of
+# it; bench.sh then stops its services on the way out, and the trap above
+# catches what is left. In the background, so that a signal to this script
+# runs the trap at once rather than after bench.sh.
 rc=0
-timeout -k 20 "$LIMIT" bash scripts/bench.sh --quick > "$log" 2>&1 || rc=$?
+timeout -k 20 "$LIMIT" bash scripts/bench.sh --quick > "$log" 2>&1 &
+tpid=$!
+wait "$tpid" || rc=$?
+tpid=
 if [ $rc -ne 0 ]; then
   tail -n 60 "$log" >&2
   [ $rc -eq 124 ] && fail "scripts/bench.sh --quick did not finish in ${LIMIT}s"
