@@ -27,6 +27,8 @@ cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT:-bench-results.jsonl}
 PEERS=bench/peers
 PY=/usr/bin/python3
+# The peers import bench/peers/peerlib.py: no __pycache__ left in the tree.
+export PYTHONDONTWRITEBYTECODE=1
 quick=0 report_only=0 rounds=
 while [ $# -gt 0 ]; do
   case $1 in
@@ -59,7 +61,7 @@ cmake --build build-bench -j "$(nproc)" --target actio-bench actio-bench-mailbox
 BENCH=build-bench/bench/actio-bench
 MBOX=build-bench/tests/perf/actio-bench-mailbox
 
-work= svc_dir= # set once made: the scratch folder, the services this run started
+work='' svc_dir='' # set once made: the scratch folder, the services this run started
 cleanup() {
   local rc=$?
   if [ -n "$svc_dir" ]; then
