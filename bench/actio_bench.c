@@ -1,5 +1,5 @@
-/* actio_bench.c: actio-bench: gather, pingpong, mailbox, file, HTTP and
- * database workloads, one JSON line per run. */
+/* actio_bench.c: actio-bench: gather, pingpong, file, HTTP and database
+ * workloads through the public API, one JSON line per run. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -12,12 +12,8 @@
 #include <sched.h>
 #include <time.h>
 
-#include <ck_pr.h>
-
 #include "actio.h"
-#include "mailbox/mailbox.h"
 #include "curl_loop.h"
-#include "mutex_queue.h"
 
 static const char usage_text[] =
     "usage: actio-bench WORKLOAD [flags]\n"
@@ -28,11 +24,6 @@ static const char usage_text[] =
     "           N round trips of a counter between two actors (threads: two\n"
     "           bare threads handing it over through one word, the limit)\n"
     "           (defaults: N 1000000, S 256 polls before a worker sleeps)\n"
-    "  mailbox  [--n N] [--producers P] [--consumers C] [--impl actio|mutex]\n"
-    "           [--capacity K] [--spin S]\n"
-    "           N messages from P producer threads to C consumer threads\n"
-    "           through one lock-free mailbox or one mutex-and-condvar queue\n"
-    "           (defaults: N 2000000, P 2, C 2, actio, K 1024, S 256)\n"
     "  file_write_small [--dir D] [--files N] [--size B] [--concurrency C]\n"
     "           [--workers W]\n"
     "           mkdir -p D, then N files D/f0000000... of B bytes, C in flight\n"
@@ -59,6 +50,8 @@ static const char usage_text[] =
     "           generate_series($1::int, $1::int + 99) g, every value of the\n"
     "           100 rows read and checked\n"
     "  W: the actor's worker threads (default: the library's)\n"
+    "The mailbox workload drives an internal queue: actio-bench-mailbox\n"
+    "(tests/perf) measures it.\n"
     "Prints one JSON line per run. Exit status: 0 ok, 1 errors, 2 bad usage.\n";
 
 static double now_sec(void) {
@@ -75,7 +68,7 @@ static uint64_t sum_below(uint64_t n) {
   return n % 2 == 0 ? (n / 2) * (n - 1) : n * ((n - 1) / 2);
 }
 
-/* One line in the format of the shared bench README; `extra` is either empty
+/* One line in the format of docs/benchmarks.md; `extra` is either empty
  * or starts with ", ". per_sec is `counted` per second: ok, except where a
  * workload rates something else (bytes of one large file) and says so. */
 static void emit_rate(const char *impl, const char *workload, uint64_t n,
@@ -208,6 +201,16 @@ static int run_gather(uint64_t n, uint64_t fanout, uint64_t threads) {
 
 /* ---- handoff: the limit for pingpong ---- */
 
+/* The CPU's spin-wait hint, as the mailbox's polling consumer gives it;
+ * here without Concurrency Kit, which is the library's business. */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 /* Two bare threads pass a counter back and forth through one word, polling
  * as a mailbox consumer does (pause, then yield the core), never sleeping:
  * no queue, no allocation, no actor. What pingpong cannot beat. */
@@ -224,7 +227,7 @@ static void wait_turn(handoff *h, uint64_t parity, uint64_t *seen) {
       return;
     }
     if (i < 128)
-      ck_pr_stall();
+      cpu_relax();
     else
       sched_yield();
   }
@@ -367,174 +370,6 @@ static int run_pingpong(uint64_t n, uint64_t spin) {
            got, sa.handled + sb.handled, spin);
   emit("actio", "pingpong", n, 1, ok, n - ok, secs, extra);
   return ok != n;
-}
-
-/* ---- mailbox ---- */
-
-typedef struct mbox_bench {
-  int use_baseline;
-  actio__mbox *mb;
-  bench_mq *mq;
-  uint64_t producers;
-  pthread_barrier_t start; /* every thread and main: start together */
-} mbox_bench;
-
-typedef struct producer {
-  mbox_bench *b;
-  uint64_t id, first, count;
-  uint64_t refused;
-  pthread_t thread;
-} producer;
-
-typedef struct consumer {
-  mbox_bench *b;
-  uint64_t popped, sum;
-  uint64_t disorder; /* a producer's messages seen out of its order */
-  pthread_t thread;
-} consumer;
-
-/* Both queues sit behind the same branch, so neither pays more dispatch. */
-static int q_push(mbox_bench *b, void *a, void *tag) {
-  if (b->use_baseline) {
-    bench_mq_msg m = {a, tag};
-    return bench_mq_push(b->mq, &m);
-  }
-  actio__mbox_msg m = {a, tag};
-  return actio__mbox_push(b->mb, &m, -1);
-}
-
-static int q_pop(mbox_bench *b, void **a, void **tag) {
-  int rc;
-  if (b->use_baseline) {
-    bench_mq_msg m;
-    rc = bench_mq_pop(b->mq, &m);
-    *a = m.a;
-    *tag = m.b;
-  } else {
-    actio__mbox_msg m;
-    rc = actio__mbox_pop(b->mb, &m, -1);
-    *a = m.a;
-    *tag = m.b;
-  }
-  return rc;
-}
-
-static void *producer_run(void *arg) {
-  producer *p = arg;
-  pthread_barrier_wait(&p->b->start);
-  for (uint64_t i = 0; i < p->count; i++)
-    if (q_push(p->b, (void *)(uintptr_t)(p->first + i), (void *)(uintptr_t)p->id) != 0)
-      p->refused++;
-  return NULL;
-}
-
-static void *consumer_run(void *arg) {
-  consumer *c = arg;
-  mbox_bench *b = c->b;
-  /* Positions in a FIFO are taken in push order per producer and in pop
-   * order per consumer, so each consumer must see every producer's values
-   * rising: a cheap check that the queue neither reorders nor tears. */
-  uint64_t *next = calloc((size_t)b->producers, sizeof *next);
-  if (next == NULL) {
-    fprintf(stderr, "actio-bench: out of memory\n");
-    exit(1);
-  }
-  pthread_barrier_wait(&b->start);
-  for (;;) {
-    void *a, *tag;
-    int rc = q_pop(b, &a, &tag);
-    if (rc == ACTIO_ECLOSED)
-      break; /* closed and drained */
-    if (rc != 0)
-      continue;
-    uint64_t v = (uintptr_t)a, id = (uintptr_t)tag;
-    c->popped++;
-    c->sum += v;
-    if (id >= b->producers || v < next[id])
-      c->disorder++;
-    else
-      next[id] = v + 1;
-  }
-  free(next);
-  return NULL;
-}
-
-static int run_mailbox(uint64_t n, uint64_t producers, uint64_t consumers,
-                       int use_baseline, uint64_t capacity, uint64_t spin) {
-  mbox_bench b = {.use_baseline = use_baseline, .producers = producers};
-  int rc = use_baseline ? bench_mq_create(&b.mq, (size_t)capacity)
-                     : actio__mbox_create(&b.mb, (size_t)capacity);
-  if (rc != 0) {
-    fprintf(stderr, "actio-bench: queue: %s\n", actio_strerror(rc));
-    return 1;
-  }
-  if (!use_baseline)
-    actio__mbox_set_spin(b.mb, (unsigned)spin);
-  producer *ps = calloc((size_t)producers, sizeof *ps);
-  consumer *cs = calloc((size_t)consumers, sizeof *cs);
-  if (ps == NULL || cs == NULL) {
-    fprintf(stderr, "actio-bench: out of memory\n");
-    return 1;
-  }
-  pthread_barrier_init(&b.start, NULL, (unsigned)(producers + consumers + 1));
-  for (uint64_t i = 0; i < consumers; i++) {
-    cs[i].b = &b;
-    start_thread(&cs[i].thread, consumer_run, &cs[i]);
-  }
-  uint64_t first = 0;
-  for (uint64_t i = 0; i < producers; i++) {
-    ps[i] = (producer){.b = &b, .id = i, .first = first,
-                       .count = n / producers + (i < n % producers ? 1 : 0)};
-    first += ps[i].count;
-    start_thread(&ps[i].thread, producer_run, &ps[i]);
-  }
-
-  pthread_barrier_wait(&b.start);
-  double t0 = now_sec();
-  for (uint64_t i = 0; i < producers; i++)
-    pthread_join(ps[i].thread, NULL);
-  /* Every push has returned: closing now loses nothing, and the consumers
-   * leave once they have drained the rest. */
-  if (use_baseline)
-    bench_mq_close(b.mq);
-  else
-    actio__mbox_close(b.mb);
-  for (uint64_t i = 0; i < consumers; i++)
-    pthread_join(cs[i].thread, NULL);
-  double secs = now_sec() - t0;
-
-  uint64_t popped = 0, sum = 0, disorder = 0, refused = 0;
-  for (uint64_t i = 0; i < consumers; i++) {
-    popped += cs[i].popped;
-    sum += cs[i].sum;
-    disorder += cs[i].disorder;
-  }
-  for (uint64_t i = 0; i < producers; i++)
-    refused += ps[i].refused;
-  pthread_barrier_destroy(&b.start);
-  free(ps);
-  free(cs);
-  bench_mq_destroy(b.mq);
-  actio__mbox_destroy(b.mb);
-
-  uint64_t ok = popped < n ? popped : n;
-  uint64_t errors = n - ok;
-  int checksum_ok = sum == sum_below(n);
-  char extra[320];
-  snprintf(extra, sizeof extra,
-           ", \"producers\": %" PRIu64 ", \"consumers\": %" PRIu64
-           ", \"capacity\": %" PRIu64 ", \"popped\": %" PRIu64
-           ", \"refused\": %" PRIu64 ", \"order_errors\": %" PRIu64
-           ", \"checksum\": %" PRIu64 ", \"checksum_ok\": %s",
-           producers, consumers, capacity, popped, refused, disorder, sum,
-           checksum_ok ? "true" : "false");
-  if (!use_baseline) {
-    size_t len = strlen(extra);
-    snprintf(extra + len, sizeof extra - len, ", \"spin\": %" PRIu64, spin);
-  }
-  emit(use_baseline ? "mutex_queue" : "actio", "mailbox", n, producers + consumers,
-       ok, errors, secs, extra);
-  return errors > 0 || popped != n || disorder > 0 || refused > 0 || !checksum_ok;
 }
 
 /* ---- files ---- */
@@ -1102,7 +937,7 @@ static int run_db(int rows, const char *dsn, uint64_t n, uint64_t c,
 /* ---- command line ---- */
 
 enum {
-  W_GATHER = 1, W_PINGPONG = 2, W_MAILBOX = 4, W_WRITE_SMALL = 8,
+  W_GATHER = 1, W_PINGPONG = 2, W_WRITE_SMALL = 8,
   W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
   W_DB_POINT = 256, W_DB_ROWS = 512,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
@@ -1111,7 +946,7 @@ enum {
 };
 
 typedef struct settings {
-  uint64_t n, fanout, threads, producers, consumers, capacity, spin;
+  uint64_t n, fanout, threads, spin;
   uint64_t files, size, concurrency, workers, chunk, requests;
   uint64_t queries, connections;
   int use_baseline, pipeline;
@@ -1128,14 +963,11 @@ typedef struct flag {
 /* Bounds keep thread counts and allocations sane and keep every counter
  * below UINTPTR_MAX, which pingpong reserves for its start message. */
 static const flag flags[] = {
-    {"--n", W_GATHER | W_PINGPONG | W_MAILBOX, offsetof(settings, n), 1,
+    {"--n", W_GATHER | W_PINGPONG, offsetof(settings, n), 1,
      UINT64_C(1) << 40},
     {"--fanout", W_GATHER, offsetof(settings, fanout), 1, 1u << 24},
     {"--threads", W_GATHER, offsetof(settings, threads), 1, 1024},
-    {"--producers", W_MAILBOX, offsetof(settings, producers), 1, 1024},
-    {"--consumers", W_MAILBOX, offsetof(settings, consumers), 1, 1024},
-    {"--capacity", W_MAILBOX, offsetof(settings, capacity), 2, 1u << 24},
-    {"--spin", W_PINGPONG | W_MAILBOX, offsetof(settings, spin), 1, 1u << 24},
+    {"--spin", W_PINGPONG, offsetof(settings, spin), 1, 1u << 24},
     {"--files", W_SMALL, offsetof(settings, files), 1, 100000000},
     {"--size", W_WRITE_SMALL, offsetof(settings, size), 0, 1u << 30},
     {"--concurrency", W_SMALL | W_HTTP_GET | W_DB, offsetof(settings, concurrency), 1, 1u << 20},
@@ -1187,8 +1019,7 @@ int main(int argc, char **argv) {
     return bad_usage("no workload given", NULL);
   const char *workload = argv[1];
   unsigned w;
-  settings s = {.fanout = 1000, .threads = 1, .producers = 2, .consumers = 2,
-                .capacity = 1024, .spin = 256, .files = 10000, .size = 4096,
+  settings s = {.fanout = 1000, .threads = 1, .spin = 256, .files = 10000, .size = 4096,
                 .concurrency = 64, .chunk = 128u << 10,
                 .dir = "/tmp/bench-files"}; /* the peer's default folder */
   if (strcmp(workload, "gather") == 0) {
@@ -1197,9 +1028,6 @@ int main(int argc, char **argv) {
   } else if (strcmp(workload, "pingpong") == 0) {
     w = W_PINGPONG;
     s.n = 1000000;
-  } else if (strcmp(workload, "mailbox") == 0) {
-    w = W_MAILBOX;
-    s.n = 2000000;
   } else if (strcmp(workload, "file_write_small") == 0) {
     w = W_WRITE_SMALL;
   } else if (strcmp(workload, "file_read_small") == 0) {
@@ -1226,16 +1054,14 @@ int main(int argc, char **argv) {
       i--; /* a switch: no value follows */
       continue;
     }
-    if (strcmp(name, "--impl") == 0 &&
-        (w == W_MAILBOX || w == W_HTTP_GET || w == W_PINGPONG)) {
-      /* The other side of each comparison: the mutex queue, the bare
-       * libcurl multi loop (the actor's floor), or the bare two-thread
-       * hand-off (pingpong's limit). */
-      const char *other = w == W_MAILBOX ? "mutex" : w == W_HTTP_GET ? "curl" : "threads";
+    if (strcmp(name, "--impl") == 0 && (w == W_HTTP_GET || w == W_PINGPONG)) {
+      /* The other side of each comparison: the bare libcurl multi loop
+       * (the actor's floor) or the bare two-thread hand-off (pingpong's
+       * limit). */
+      const char *other = w == W_HTTP_GET ? "curl" : "threads";
       if (value != NULL && strcmp(value, "actio") == 0)
         s.use_baseline = 0;
-      else if (value != NULL && (strcmp(value, other) == 0 ||
-                                 (w == W_MAILBOX && strcmp(value, "mutex_queue") == 0)))
+      else if (value != NULL && strcmp(value, other) == 0)
         s.use_baseline = 1;
       else
         return bad_usage("--impl takes actio or", other);
@@ -1293,12 +1119,8 @@ int main(int argc, char **argv) {
     return run_large(s.path, s.chunk, s.workers);
   case W_HTTP_GET:
     return run_http_get(s.url, s.requests, s.concurrency, s.workers, s.use_baseline);
-  case W_DB_POINT:
-  case W_DB_ROWS:
+  default: /* W_DB_POINT, W_DB_ROWS */
     return run_db(w == W_DB_ROWS, s.dsn, s.queries, s.concurrency, s.workers,
                   s.pipeline, s.connections);
-  default:
-    return run_mailbox(s.n, s.producers, s.consumers, s.use_baseline, s.capacity,
-                       s.spin);
   }
 }

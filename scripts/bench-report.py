@@ -3,12 +3,14 @@
 
   scripts/bench-report.py bench-results.jsonl [--md F.md] [--png F.png] [--note TEXT]
 
-Prints one table of ratios (actio's per_sec / the other's; the best run of
-each side), writes it as markdown (--md) and draws it with gnuplot (--png):
-the top panel is actio against the strongest Python peer of each workload on
-a log scale, the bottom one actio against the limits and C baselines on a
-linear scale with a line at 1.0. Targets are those of the issues."""
-import argparse, datetime, json, os, shutil, subprocess, sys, tempfile
+Prints one table of ratios (actio's per_sec / the other's, each side's median
+over the rounds; the spread is the lowest and highest ratio of one round's
+pair), writes it as markdown (--md) and draws it with gnuplot (--png): the
+top panel is actio against the strongest Python peer of each workload on a
+log scale, the bottom one actio against the limits and C baselines on a
+linear scale with a line at 1.0; whiskers show the spread. Targets are those
+of the issues, held against the medians."""
+import argparse, datetime, json, os, shutil, statistics, subprocess, sys, tempfile
 
 ap = argparse.ArgumentParser()
 ap.add_argument("jsonl")
@@ -25,8 +27,11 @@ try:
 except (OSError, StopIteration):
     pass
 machine = f"{os.cpu_count()} cores" + (f", {cpu}" if cpu else "") + f", {os.uname().nodename}"
-rounds = sum(1 for r in rows if r["impl"] == "actio" and r["workload"] == "gather")
-note = args.note or (f"best of {rounds} round{'s' if rounds != 1 else ''}" if rounds else "")
+# Rows from before bench.sh tagged rounds count as one round each.
+rounds = len({r["round"] for r in rows if "round" in r}) or \
+    sum(1 for r in rows if r["impl"] == "actio" and r["workload"] == "gather")
+how = f"median of {rounds} round{'s' if rounds != 1 else ''}" if rounds else ""
+note = "; ".join(x for x in (args.note, how) if x)
 
 
 def path_of(r):  # http_get rows: bench.sh tags each with the path
@@ -36,16 +41,25 @@ def path_of(r):  # http_get rows: bench.sh tags each with the path
     return {1024: "/1k", 65536: "/64k"}.get(per)
 
 
-def pick(workload, impl, **kw):  # the best clean run of impl on workload
-    best = None
-    for r in rows:
-        if r["workload"] != workload or r["impl"] != impl or r.get("errors", 0) != 0 or r.get("ok", 0) <= 0:
-            continue
-        if any((path_of(r) if k == "path" else r.get(k)) != v for k, v in kw.items()):
-            continue
-        if best is None or r["per_sec"] > best["per_sec"]:
-            best = r
-    return best
+def pick(workload, impl, **kw):
+    """impl on workload over the rounds: per_sec is the median of its clean
+    runs, by_round each round's figure; None without a clean run."""
+    got = [r for r in rows
+           if r["workload"] == workload and r["impl"] == impl and r.get("errors", 0) == 0 and r.get("ok", 0) > 0
+           and all((path_of(r) if k == "path" else r.get(k)) == v for k, v in kw.items())]
+    if not got:
+        return None
+    return dict(got[0], per_sec=statistics.median(r["per_sec"] for r in got),
+                by_round={r.get("round", ("untagged", i)): r["per_sec"] for i, r in enumerate(got)})
+
+
+def spread(a, b):
+    """The lowest and highest of the per-round ratios, over the rounds where
+    both sides ran clean (they met the same noise); None below two."""
+    if not a or not b:
+        return None
+    both = [a["by_round"][k] / b["by_round"][k] for k in a["by_round"] if k in b["by_round"]]
+    return (min(both), max(both)) if len(both) >= 2 else None
 
 
 def si(x):  # three significant digits: 15.4M, 377k, 9.10k
@@ -146,12 +160,14 @@ for g in groups:
         if kind == PEER and o is strongest:
             target = g.get("peer_target")
         ratio = a["per_sec"] / b["per_sec"] if a and b else None
+        sp = spread(a, b)
         for who, got in (("actio", a), (impl, b)):
             what = f"{who} on {g['label']}"
             if got is None and what not in missing:
                 missing.append(what)
         table.append(dict(g=g, a=a, name=name + {LIM: " (limit)", BASE: " (baseline)", PEER: ""}[kind],
-                          short=name, kind=kind, b=b, ratio=ratio, target=target, strongest=o is strongest))
+                          short=name, kind=kind, b=b, ratio=ratio, spread=sp, target=target,
+                          strongest=o is strongest))
 
 
 def target_text(t, ratio, md=False):
@@ -162,22 +178,27 @@ def target_text(t, ratio, md=False):
     return f"{t:g}x {word}"
 
 
-cols = ("workload", "actio", "compared with", "theirs", "ratio", "target")
+def spread_text(sp):
+    return f"{times(sp[0])}-{times(sp[1])}" if sp else ""
+
+
+cols = ("workload", "actio", "compared with", "theirs", "ratio", "spread", "target")
 lines, prev = [], None
 for t in table:
     unit = t["g"].get("unit")
     first = t["g"] is not prev
     prev = t["g"]
     lines.append((t["g"]["label"] if first else "", rate(t["a"], unit) if first else "", t["name"],
-                  rate(t["b"], unit), times(t["ratio"]) if t["ratio"] else "-",
+                  rate(t["b"], unit), times(t["ratio"]) if t["ratio"] else "-", spread_text(t["spread"]),
                   target_text(t["target"], t["ratio"])))
 w = [max(len(c), *(len(l[i]) for l in lines)) for i, c in enumerate(cols)]
-right = {1, 3, 4}
+right = {1, 3, 4, 5}
 def fmt(cells):
     return "  ".join(c.rjust(w[i]) if i in right else c.ljust(w[i]) for i, c in enumerate(cells)).rstrip()
 head = f"actio benchmarks, {stamp:%Y-%m-%d %H:%M} UTC; {machine}" + (f"; {note}" if note else "")
 print(head)
-print("ratio = actio's per_sec / the other's per_sec (higher: actio faster); (limit): what no client beats here")
+print("ratio = actio's median per_sec / the other's (higher: actio faster); spread: the lowest and highest "
+      "ratio within one round; (limit): what no client beats here")
 print(fmt(cols))
 print(fmt(["-" * x for x in w]))
 for l in lines:
@@ -188,8 +209,9 @@ if missing:
 if args.md:
     with open(args.md, "w") as f:
         f.write(f"## Measured {stamp:%Y-%m-%d} ({machine}" + (f"; {note}" if note else "") + ")\n\n")
-        f.write("`scripts/bench.sh`: the ratio is actio's per-second rate over the other's, the best run of each; "
-                "a limit is what no client can beat on this machine.\n\n")
+        f.write("`scripts/bench.sh`: the ratio is actio's per-second rate over the other's, the median of each "
+                "over the rounds; the spread is the lowest and highest ratio within one round (each round runs "
+                "both sides back to back); a limit is what no client can beat on this machine.\n\n")
         f.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
         prev = None
         for t in table:
@@ -199,6 +221,7 @@ if args.md:
             name = t["name"].replace("wc -l", "`wc -l`").replace("cat > /dev/null", "`cat > /dev/null`")
             f.write("| " + " | ".join((t["g"]["label"] if first else "", rate(t["a"], unit) if first else "", name,
                                        rate(t["b"], unit), times(t["ratio"]) if t["ratio"] else "-",
+                                       spread_text(t["spread"]),
                                        target_text(t["target"], t["ratio"], md=True))) + " |\n")
         if missing:
             f.write("\nNo clean run (failed, errors, or not run) of: " + "; ".join(missing) + ".\n")
@@ -218,12 +241,17 @@ def color(t):
 
 top = [t for t in table if t["strongest"] and t["ratio"]]
 bottom = [t for t in table if t["kind"] != PEER and t["ratio"]]
+def reach(t):  # the rightmost of a bar and its whisker
+    return max(t["ratio"], t["spread"][1]) if t["spread"] else t["ratio"]
 def block(name, items, label, label_x):
+    # columns: row, ratio, target, label, value text, colour, value's x,
+    # spread low, spread high (NaN: no whisker)
     out = [f"${name} << EOD"]
     for i, t in enumerate(items):
         tg = "NaN" if t["target"] is None else f"{t['target']:g}"
+        lo_, hi_ = (f"{x:.6g}" for x in t["spread"]) if t["spread"] else ("NaN", "NaN")
         out.append("\t".join((str(i), f"{t['ratio']:.6g}", tg, label(t), times(t["ratio"]), str(color(t)),
-                              f"{label_x(t['ratio'], t['target']):.6g}")))
+                              f"{label_x(reach(t), t['target']):.6g}", lo_, hi_)))
     return "\n".join(out + ["EOD"])
 top_label = bot_label = lambda t: f"{t['g']['short']} vs {t['short']}"
 labels = [top_label(t) for t in top] + [bot_label(t) for t in bottom]
@@ -247,15 +275,15 @@ H = head_px + panel_px * 2 + row_px * (max(len(top), 1) + max(len(bottom), 1))
 Wpx = 1300
 h_top = (panel_px + row_px * max(len(top), 1)) / H
 h_bot = (panel_px + row_px * max(len(bottom), 1)) / H
-hi = max([t["ratio"] for t in top] + [10])
-lo = min([t["ratio"] for t in top] + [1])
-hi2 = max([t["ratio"] for t in bottom] + [t["target"] for t in bottom if t["target"]] + [1.0])
+hi = max([reach(t) for t in top] + [10])
+lo = min([t["spread"][0] if t["spread"] else t["ratio"] for t in top] + [1])
+hi2 = max([reach(t) for t in bottom] + [t["target"] for t in bottom if t["target"]] + [1.0])
 gp = f"""
 set terminal pngcairo size {Wpx},{H} font "DejaVu Sans,10" enhanced
 set output "{args.png}"
 set datafile separator "\\t"
 set style fill solid 0.85 border lc rgb "#333333"
-set multiplot title "{{/:Bold=14 actio benchmarks}}   {stamp:%Y-%m-%d %H:%M} UTC\\n{machine.replace('"', '')}{('; ' + note) if note else ''}\\nratio = actio's rate / the other's rate, the best run of each; one run on one (shared, noisy) machine" font ",11"
+set multiplot title "{{/:Bold=14 actio benchmarks}}   {stamp:%Y-%m-%d %H:%M} UTC\\n{machine.replace('"', '')}{('; ' + note) if note else ''}\\nratio = actio's rate / the other's, the median of the rounds of each; whiskers: the lowest and highest ratio of one round" font ",11"
 set lmargin {lmargin:.0f}
 set rmargin 4
 set ytics scale 0 font ",10" noenhanced
@@ -279,6 +307,7 @@ set yrange [{len(top) - 0.5}:-0.6]
 plot $top using 2:1:($2<1?$2:1):($2<1?1:$2):($1-0.36):($1+0.36):6:ytic(4) with boxxyerror lc rgb variable notitle, \\
      $top using 3:($1-0.46):(0):(0.92) with vectors nohead lw 3 lc rgb "black" title "target", \\
      $top using 7:1:5 with labels left font ",9" noenhanced notitle, \\
+     $top using 8:1:($9-$8):(0) with vectors heads size screen 0.004,90 lw 1.5 lc rgb "#222222" notitle, \\
      keyentry with boxes lc rgb "#{GREEN:06x}" title "meets target", \\
      keyentry with boxes lc rgb "#{RED:06x}" title "misses target", \\
      keyentry with boxes lc rgb "#{BLUE:06x}" title "no target"
@@ -297,7 +326,8 @@ set yrange [{len(bottom) - 0.5}:-0.6]
 {block("bot", bottom, bot_label, bot_x)}
 plot $bot using 2:1:(0):2:($1-0.36):($1+0.36):6:ytic(4) with boxxyerror lc rgb variable notitle, \\
      $bot using 3:($1-0.46):(0):(0.92) with vectors nohead lw 3 lc rgb "black" notitle, \\
-     $bot using 7:1:5 with labels left font ",9" noenhanced notitle
+     $bot using 7:1:5 with labels left font ",9" noenhanced notitle, \\
+     $bot using 8:1:($9-$8):(0) with vectors heads size screen 0.004,90 lw 1.5 lc rgb "#222222" notitle
 unset multiplot
 """
 with tempfile.NamedTemporaryFile("w", suffix=".gp", delete=False) as f:

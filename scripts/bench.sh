@@ -1,40 +1,49 @@
 #!/usr/bin/env bash
-# bench.sh: runs every actio-bench workload side by side with the Python peers
-# of ../shared/bench (asyncio, aiohttp, asyncpg, aiofiles; plain and on
-# uvloop, with Debian's /usr/bin/python3) and the limits (wrk, pgbench plain
-# and pipelined, cat, wc -l, a bare libcurl multi loop, a bare two-thread
-# hand-off, a mutex queue), in one run, then prints one table of ratios and
-# draws it as a chart.
-#   scripts/bench.sh [--quick]   measure, then report
-#   scripts/bench.sh --report    report again from the last run's JSON lines
-# --quick: small sizes, one round (about a minute). The full run: three rounds.
+# bench.sh: actio against its Python peers and the limits, in alternated rounds, then one table of ratios and a chart.
+#   scripts/bench.sh [--rounds N]   measure (5 rounds), then report
+#   scripts/bench.sh --quick        a smoke run: small sizes, 1 round (about a minute)
+#   scripts/bench.sh --report       report again from the last run's JSON lines
+# Everything comes from this repository: actio-bench (bench/, public API only)
+# and actio-bench-mailbox (tests/perf, the internal mailbox), built in Release
+# into build-bench/; the Python peers of bench/peers (asyncio, aiohttp,
+# asyncpg, aiofiles; plain and on uvloop, with Debian's /usr/bin/python3); the
+# limits (wrk, pgbench plain and pipelined, cat, wc -l, a bare libcurl multi
+# loop, a bare two-thread hand-off) and the mutex+condvar queue baseline.
+# Each round runs every side of a comparison one after the other, so that
+# all meet the same noise; the table gives each side's median over the rounds
+# and the spread of the per-round ratios.
 #
-# Services: nginx and PostgreSQL from ../shared/bench/services.sh. If they
-# already answer on the kit's ports (or BENCH_HTTP_URL and BENCH_PG_DSN are
-# set), they are used and left running; otherwise the script starts its own
-# under a private folder (on other ports if the kit's are taken) and stops
-# them on exit.
+# Services: if BENCH_HTTP_URL and BENCH_PG_DSN are set (eval "$(bench/services.sh
+# start)" sets them), those are used and left running. Otherwise the script
+# starts its own with bench/services.sh, under BENCH_SERVICES_DIR or a new
+# temporary folder, and stops them on exit.
 #
 # Output, next to each other (BENCH_OUT moves all three):
-#   bench-results.jsonl  every measurement, one JSON line each (the kit's format)
+#   bench-results.jsonl  every measurement, one JSON line each, with its round
 #   bench-results.md     the table in markdown, for docs/benchmarks.md
 #   bench-results.png    the chart (gnuplot, pngcairo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KIT=${BENCH_KIT:-$(cd .. && pwd)/shared/bench}
-PEERS=${BENCH_PEERS:-$KIT/peers}
 OUT=${BENCH_OUT:-bench-results.jsonl}
+PEERS=bench/peers
 PY=/usr/bin/python3
-quick=0 report_only=0
-for arg in "$@"; do
-  case $arg in
+# The peers import bench/peers/peerlib.py: no __pycache__ left in the tree.
+export PYTHONDONTWRITEBYTECODE=1
+quick=0 report_only=0 rounds=
+while [ $# -gt 0 ]; do
+  case $1 in
     --quick) quick=1 ;;
     --report) report_only=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "bench.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
+    --rounds)
+      [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds takes a positive integer" >&2; exit 2; }
+      rounds=$2; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
+  shift
 done
 mode=full; [ $quick = 1 ] && mode=quick
+ROUNDS=${rounds:-$([ $quick = 1 ] && echo 1 || echo 5)}
 
 report() { # the table, the markdown and the chart, from $OUT
   $PY scripts/bench-report.py "$OUT" --md "${OUT%.jsonl}.md" --png "${OUT%.jsonl}.png" "$@"
@@ -45,224 +54,236 @@ if [ $report_only = 1 ]; then
 fi
 
 bash scripts/setup.sh
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DACTIO_BUILD_TESTS=OFF >/dev/null
-cmake --build build-bench -j "$(nproc)" --target actio-bench >/dev/null
+echo "== building actio-bench and actio-bench-mailbox (Release, build-bench/) =="
+# No tests or demos: nothing here needs them, and the build stays short.
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DACTIO_BUILD_TESTS=OFF -DACTIO_BUILD_DEMOS=OFF >/dev/null
+cmake --build build-bench -j "$(nproc)" --target actio-bench actio-bench-mailbox >/dev/null
 BENCH=build-bench/bench/actio-bench
+MBOX=build-bench/tests/perf/actio-bench-mailbox
 
-work=$(mktemp -d /tmp/actio-bench-XXXXXX)
-svc_dir=
+work='' svc_dir='' # set once made: the scratch folder, the services this run started
 cleanup() {
   local rc=$?
   if [ -n "$svc_dir" ]; then
     echo "== stopping the services this run started ($svc_dir) =="
-    bash "$KIT/services.sh" stop || true
+    bash bench/services.sh stop "$svc_dir" || true
   fi
-  rm -rf "$work"
+  [ -z "$work" ] || rm -rf "$work"
   exit $rc
 }
+# Before anything is made, so that a signal at any point leaves nothing behind.
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+work=$(mktemp -d /tmp/actio-bench-XXXXXX)
 
 # --- services -----------------------------------------------------------
-port_free() { $PY -c 'import socket, sys
-s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
-free_port() { $PY -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-services_answer() { # $1 http base url, $2 dsn
-  curl -sf -o /dev/null --max-time 3 "$1/1k" && curl -sf -o /dev/null --max-time 3 "$1/64k" &&
-    psql "$2" -Atqc 'SELECT 1' >/dev/null 2>&1
-}
 if [ -n "${BENCH_HTTP_URL:-}" ] && [ -n "${BENCH_PG_DSN:-}" ]; then
-  echo "== services: using BENCH_HTTP_URL=$BENCH_HTTP_URL BENCH_PG_DSN=$BENCH_PG_DSN (left running) =="
-elif eval "$(bash "$KIT/services.sh" env)" && services_answer "$BENCH_HTTP_URL" "$BENCH_PG_DSN"; then
-  echo "== services: already running at $BENCH_HTTP_URL and ${BENCH_PG_DSN}; using them, leaving them running =="
+  echo "== services: BENCH_HTTP_URL=$BENCH_HTTP_URL BENCH_PG_DSN=$BENCH_PG_DSN (given; left running) =="
+elif [ -n "${BENCH_SERVICES_DIR:-}" ] && env_lines=$(bash bench/services.sh env "$BENCH_SERVICES_DIR" 2>/dev/null); then
+  eval "$env_lines"
+  echo "== services: already running under $BENCH_SERVICES_DIR; used and left running =="
 else
-  svc_dir=$(mktemp -d /tmp/actio-bench-services-XXXXXX)
-  chmod 755 "$svc_dir"
-  hp=${BENCH_HTTP_PORT:-18080}; port_free "$hp" || hp=$(free_port)
-  pp=${BENCH_PG_PORT:-15432};   port_free "$pp" || pp=$(free_port)
-  np=${BENCH_NATS_PORT:-14222}; port_free "$np" || np=$(free_port)
-  export BENCH_SERVICES_DIR=$svc_dir BENCH_HTTP_PORT=$hp BENCH_PG_PORT=$pp BENCH_NATS_PORT=$np
-  echo "== services: starting nginx (:$hp) and PostgreSQL (:$pp) under $svc_dir; stopped on exit =="
-  eval "$(bash "$KIT/services.sh" start)"
-  services_answer "$BENCH_HTTP_URL" "$BENCH_PG_DSN" || { echo "bench.sh: the services did not come up" >&2; exit 1; }
+  dir=${BENCH_SERVICES_DIR:-$work-services}
+  echo "== services: starting nginx and PostgreSQL under $dir; stopped on exit =="
+  svc_dir=$dir # before start: a start that fails half-way is stopped too
+  eval "$(bash bench/services.sh start "$dir")"
 fi
+# Fail here, not in the middle of the run, if they do not answer.
+curl -sf -o /dev/null --max-time 5 "$BENCH_HTTP_URL/1k" ||
+  { echo "bench.sh: nothing serves $BENCH_HTTP_URL/1k" >&2; exit 1; }
+psql "$BENCH_PG_DSN" -XAtqc 'SELECT 1' >/dev/null ||
+  { echo "bench.sh: PostgreSQL does not answer at $BENCH_PG_DSN" >&2; exit 1; }
 
 # --- sizes --------------------------------------------------------------
-if [ $quick = 1 ]; then N=200000; FILES=2000; LINES=500000; PYLINES=50000; BIGMB=256; REPS=1; HTTPN=5000
-  DBQ=10000; DBPQ=100000; DBROWS=5000; PGT=2; WRKT=2
-else N=1000000; FILES=10000; LINES=2000000; PYLINES=200000; BIGMB=1024; REPS=3; HTTPN=20000
-  DBQ=50000; DBPQ=500000; DBROWS=15000; PGT=5; WRKT=5; fi
+# N: gather futures and pingpong round trips (the mailbox moves 2N messages,
+# the Python pingpong N/5); FILES x 4 KiB; LINES in the file actio reads and
+# PYLINES in the one aiofiles reads; BIGMB for the large file; HTTPN
+# requests; DBQ, DBPQ (pipelined, C=400) and DBROWS queries; PGT and WRKT
+# seconds of pgbench and wrk.
+if [ $quick = 1 ]; then
+  N=100000 FILES=1000 LINES=200000 PYLINES=20000 BIGMB=64 HTTPN=2000
+  DBQ=4000 DBPQ=20000 DBROWS=1000 PGT=1 WRKT=1
+else
+  N=1000000 FILES=10000 LINES=2000000 PYLINES=200000 BIGMB=1024 HTTPN=20000
+  DBQ=50000 DBPQ=500000 DBROWS=15000 PGT=5 WRKT=5
+fi
 : > "$OUT"
 
 # --- recording ----------------------------------------------------------
-# rec: appends JSON lines to $OUT (and shows them), adding the fields of
-# $TAG ("key=value ...") to each. run: runs one measurement through rec; a
-# failure is reported at the end rather than stopping the run.
+# rec: appends the JSON lines of its input to $OUT (and shows them), each with
+# the fields of $TAG ("key=value ..."; digits become numbers) added.
+# run: one measurement through rec; a failure is counted and reported at the
+# end, and the run goes on, so one broken side does not cost the others.
 TAG=
 failed=()
 rec() {
-  if [ -z "$TAG" ]; then tee -a "$OUT"; return; fi
   $PY -c '
 import json, sys
-extra = dict(kv.split("=", 1) for kv in sys.argv[1].split())
+extra = {k: int(v) if v.isdigit() else v for k, v in (kv.split("=", 1) for kv in sys.argv[1].split())}
 for line in sys.stdin:
     if line.strip():
-        row = json.loads(line); row.update(extra); print(json.dumps(row), flush=True)' "$TAG" | tee -a "$OUT"
+        row = json.loads(line)
+        row.update(extra)
+        print(json.dumps(row), flush=True)' "$TAG" | tee -a "$OUT"
 }
 run() { "$@" | rec || { echo "!! failed (exit ${PIPESTATUS[0]}): $*" >&2; failed+=("$*"); }; }
-# A limit measured with the shell's clock: impl workload n ok seconds [bytes]
+# A limit timed by the shell: impl workload n ok seconds [bytes]
 limit_line() {
   $PY - "$@" <<'PY'
 import json, sys
 impl, workload, n, ok, secs = sys.argv[1:6]
-line = {"impl": impl, "workload": workload, "n": int(n), "concurrency": 1,
-        "ok": int(ok), "errors": 0, "seconds": float(secs),
-        "per_sec": round(int(ok) / float(secs), 1)}
+row = {"impl": impl, "workload": workload, "n": int(n), "concurrency": 1, "ok": int(ok),
+       "errors": 0, "seconds": float(secs), "per_sec": round(int(ok) / float(secs), 1)}
 if len(sys.argv) > 6:
-    line["bytes"] = int(sys.argv[6])
-print(json.dumps(line))
+    row["bytes"] = int(sys.argv[6])
+print(json.dumps(row))
 PY
 }
-timed() { # prints the wall seconds of a command, its output discarded
+timed() { # the wall seconds of a command, its output discarded
   local t0 t1
   t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
   $PY -c "print(round($t1 - $t0, 6))"
 }
 section() { echo; echo "== $* (${SECONDS}s) =="; }
 
-# Each comparison runs REPS times, alternating actio and the other side, so
-# both meet the same noise; the table keeps the best run of each.
-section "futures and mailboxes"
-for _ in $(seq $REPS); do
+section "futures and mailboxes, $ROUNDS round(s)"
+for r in $(seq "$ROUNDS"); do
+  TAG="round=$r"
   run $BENCH gather --n $N --fanout 1000
-  run $PY "$PEERS/asyncio_gather.py" --mode gather --n $N --fanout 1000
-  run $PY "$PEERS/asyncio_gather.py" --mode gather --n $N --fanout 1000 --uvloop
+  run $PY $PEERS/asyncio_gather.py --mode gather --n $N --fanout 1000
+  run $PY $PEERS/asyncio_gather.py --mode gather --n $N --fanout 1000 --uvloop
   run $BENCH pingpong --n $N
   run $BENCH pingpong --n $N --impl threads
-  run $PY "$PEERS/asyncio_gather.py" --mode pingpong --n $((N / 5))
-  run $PY "$PEERS/asyncio_gather.py" --mode pingpong --n $((N / 5)) --uvloop
+  run $PY $PEERS/asyncio_gather.py --mode pingpong --n $((N / 5))
+  run $PY $PEERS/asyncio_gather.py --mode pingpong --n $((N / 5)) --uvloop
   for pc in "2 2" "8 4"; do
-    set -- $pc
-    run $BENCH mailbox --n $((N * 2)) --producers "$1" --consumers "$2"
-    run $BENCH mailbox --n $((N * 2)) --producers "$1" --consumers "$2" --impl mutex
+    read -r p c <<<"$pc"
+    run $MBOX --n $((N * 2)) --producers "$p" --consumers "$c"
+    run $MBOX --n $((N * 2)) --producers "$p" --consumers "$c" --impl mutex
   done
 done
 
 section "http (nginx at $BENCH_HTTP_URL)"
-# wrk -t1 -c64 for WRKT seconds, the limit: one JSON line
+# The limit: wrk -t1 -c64 for WRKT seconds, as one JSON line.
 wrk_line() {
   local text
-  text=$(wrk -t1 -c64 -d${WRKT}s "$1") || return 1
+  text=$(wrk -t1 -c64 -d"${WRKT}s" "$1") || return 1
   $PY -c '
 import json, re, sys
-text, secs = sys.argv[1], float(sys.argv[2])
+text, secs = sys.stdin.read(), float(sys.argv[1])
 rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-errors = (int(m.group(1)) if m else 0) + (sum(map(int, e.groups())) if e else 0)
-print(json.dumps({"impl": "wrk", "workload": "http_get", "n": int(rate * secs), "concurrency": 64,
-                  "ok": int(rate * secs), "errors": errors, "seconds": secs, "per_sec": rate}))' "$text" "$WRKT"
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+done = int(rate * secs)
+print(json.dumps({"impl": "wrk", "workload": "http_get", "n": done, "concurrency": 64, "ok": done,
+                  "errors": errors, "seconds": secs, "per_sec": rate}))' "$WRKT" <<<"$text"
 }
-for path in /1k /64k; do
-  u="$BENCH_HTTP_URL$path"
-  TAG="path=$path"
-  for _ in $(seq $REPS); do
+for r in $(seq "$ROUNDS"); do
+  for path in /1k /64k; do
+    u=$BENCH_HTTP_URL$path
+    TAG="round=$r path=$path"
     run $BENCH http_get --url "$u" --requests $HTTPN --concurrency 64
     run $BENCH http_get --url "$u" --requests $HTTPN --concurrency 64 --impl curl
-    run $PY "$PEERS/aiohttp_get.py" --url "$u" --requests $HTTPN --concurrency 64
-    run $PY "$PEERS/aiohttp_get.py" --url "$u" --requests $HTTPN --concurrency 64 --uvloop
+    run $PY $PEERS/aiohttp_get.py --url "$u" --requests $HTTPN --concurrency 64
+    run $PY $PEERS/aiohttp_get.py --url "$u" --requests $HTTPN --concurrency 64 --uvloop
     run wrk_line "$u"
   done
 done
-TAG=
 
 section "database (PostgreSQL at $BENCH_PG_DSN)"
-# pgbench's scripts: the limits. Each pipelined transaction is 50 queries.
+# pgbench's scripts, the limits: one query per transaction, or PIPE of them
+# in one pipeline (counted as PIPE queries).
 PIPE=50
 printf '\\set i random(1, 1000000)\nSELECT :i::int;\n' > "$work/point.sql"
 { printf '\\set i random(1, 1000000)\n\\startpipeline\n'
   for _ in $(seq $PIPE); do printf 'SELECT :i::int;\n'; done
   printf '\\endpipeline\n'; } > "$work/point-pipe.sql"
 printf '\\set i random(1, 1000000)\nSELECT g, md5(g::text) FROM generate_series(:i, :i + 99) g;\n' > "$work/rows.sql"
-# pgbench -c 8 -j 2 -T PGT: impl workload script queries-per-transaction
+# pgbench -c 8 -j 2 for PGT seconds: impl workload script queries-per-transaction
 pgbench_line() {
   local text
-  text=$(pgbench -n -M prepared -c 8 -j 2 -T $PGT -f "$3" "$BENCH_PG_DSN" 2>&1) || {
-    echo "pgbench failed: $text" >&2; return 1; }
-  $PY - "$1" "$2" "$4" $PGT "$text" <<'PY'
+  text=$(pgbench -n -M prepared -c 8 -j 2 -T "$PGT" -f "$3" "$BENCH_PG_DSN" 2>&1) ||
+    { echo "pgbench failed: $text" >&2; return 1; }
+  $PY -c '
 import json, re, sys
-impl, workload, per_txn, secs, text = sys.argv[1:6]
-per_txn, secs = int(per_txn), float(secs)
+impl, workload, per_txn, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+text = sys.stdin.read()
 tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", text).group(1))
 done = int(re.search(r"number of transactions actually processed: (\d+)", text).group(1))
 failed = re.search(r"number of failed transactions: (\d+)", text)
-# Counted in queries, not transactions: a pipelined transaction is per_txn queries.
 print(json.dumps({"impl": impl, "workload": workload, "n": done * per_txn, "concurrency": 8,
                   "ok": done * per_txn, "errors": int(failed.group(1)) * per_txn if failed else 0,
-                  "seconds": secs, "per_sec": round(tps * per_txn, 1),
-                  "pipeline": per_txn > 1, "connections": 8, "queries_per_txn": per_txn}))
-PY
+                  "seconds": secs, "per_sec": round(tps * per_txn, 1), "pipeline": per_txn > 1,
+                  "connections": 8, "queries_per_txn": per_txn}))' "$1" "$2" "$4" "$PGT" <<<"$text"
 }
-for _ in $(seq $REPS); do
+for r in $(seq "$ROUNDS"); do
+  TAG="round=$r"
   run $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8
-  run $PY "$PEERS/asyncpg_query.py" --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --workload point --uvloop
-  run $PY "$PEERS/asyncpg_query.py" --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --workload point
+  run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --workload point --uvloop
+  run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --workload point
   run pgbench_line pgbench db_point "$work/point.sql" 1
   run pgbench_line pgbench-pipeline db_point "$work/point-pipe.sql" $PIPE
   # 400 in flight over 8 connections: pgbench's 8 clients x 50 queries.
   run $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBPQ --concurrency $((8 * PIPE)) --pipeline --connections 8
   run $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --pipeline --connections 8
   run $BENCH db_rows --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8
-  run $PY "$PEERS/asyncpg_query.py" --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows --uvloop
-  run $PY "$PEERS/asyncpg_query.py" --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows
+  run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows --uvloop
+  run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows
   run pgbench_line pgbench db_rows "$work/rows.sql" 1
 done
 
 section "files (under $work)"
-for _ in $(seq $REPS); do
+for r in $(seq "$ROUNDS"); do
+  TAG="round=$r"
+  # Fresh folders each round: what the last round deleted is ext4's to
+  # clean up, and every side meets the same leftovers.
   rm -rf "$work/c" "$work/py" "$work/py2"
   run $BENCH file_write_small --dir "$work/c" --files $FILES --size 4096 --concurrency 64
-  run $PY "$PEERS/aiofiles_io.py" --mode write-small --dir "$work/py" --files $FILES --size 4096 --concurrency 64
-  run $PY "$PEERS/aiofiles_io.py" --mode write-small --dir "$work/py2" --files $FILES --size 4096 --concurrency 64 --uvloop
+  run $PY $PEERS/aiofiles_io.py --mode write-small --dir "$work/py" --files $FILES --size 4096 --concurrency 64
+  run $PY $PEERS/aiofiles_io.py --mode write-small --dir "$work/py2" --files $FILES --size 4096 --concurrency 64 --uvloop
   run $BENCH file_read_small --dir "$work/c" --files $FILES --concurrency 64
-  run $PY "$PEERS/aiofiles_io.py" --mode read-small --dir "$work/py" --files $FILES --concurrency 64
-  run $PY "$PEERS/aiofiles_io.py" --mode read-small --dir "$work/py" --files $FILES --concurrency 64 --uvloop
+  run $PY $PEERS/aiofiles_io.py --mode read-small --dir "$work/py" --files $FILES --concurrency 64
+  run $PY $PEERS/aiofiles_io.py --mode read-small --dir "$work/py" --files $FILES --concurrency 64 --uvloop
 done
 rm -rf "$work/c" "$work/py" "$work/py2"
 
+# Lines of 0-120 characters, every fifth ending in \r\n; the same seed each run.
 $PY - "$work/lines.txt" $LINES <<'PY'
 import random, sys
-random.seed(7)
+rnd = random.Random(7)
 with open(sys.argv[1], "w") as f:
     for i in range(int(sys.argv[2])):
-        n = random.randint(0, 120)
-        f.write("".join(random.choice("abcdefghij klmnop") for _ in range(n)) + ("\r\n" if i % 5 == 0 else "\n"))
+        f.write("".join(rnd.choice("abcdefghij klmnop") for _ in range(rnd.randint(0, 120))))
+        f.write("\r\n" if i % 5 == 0 else "\n")
 PY
-# aiofiles reads a line at a time through a thread: it gets the first PYLINES
-# lines (per_sec is lines per second either way).
+# aiofiles hands over one line per thread hop: it gets the first PYLINES
+# lines only (per_sec is lines per second for everyone).
 head -n $PYLINES "$work/lines.txt" > "$work/lines-small.txt"
 cat "$work/lines.txt" "$work/lines-small.txt" > /dev/null # warm the cache for everyone
-for _ in $(seq $REPS); do
+for r in $(seq "$ROUNDS"); do
+  TAG="round=$r"
   run $BENCH file_read_lines --path "$work/lines.txt"
   run limit_line "wc -l" file_read_lines $LINES $LINES "$(timed wc -l "$work/lines.txt")"
-  run $PY "$PEERS/aiofiles_io.py" --mode read-lines --path "$work/lines-small.txt"
-  run $PY "$PEERS/aiofiles_io.py" --mode read-lines --path "$work/lines-small.txt" --uvloop
+  run $PY $PEERS/aiofiles_io.py --mode read-lines --path "$work/lines-small.txt"
+  run $PY $PEERS/aiofiles_io.py --mode read-lines --path "$work/lines-small.txt" --uvloop
 done
 rm -f "$work/lines.txt" "$work/lines-small.txt"
 
 head -c $((BIGMB << 20)) /dev/urandom > "$work/big.bin"
 cat "$work/big.bin" > /dev/null
 bytes=$((BIGMB << 20))
-for _ in $(seq $REPS); do
+for r in $(seq "$ROUNDS"); do
+  TAG="round=$r"
   run $BENCH file_read_large --path "$work/big.bin"
   run limit_line "cat" file_read_large "$bytes" "$bytes" "$(timed cat "$work/big.bin")" "$bytes"
 done
 rm -f "$work/big.bin"
+TAG=
 
 section "report"
-report --note "$mode run, best of $REPS round$([ $REPS = 1 ] || echo s)"
+report --note "$mode run"
 if [ ${#failed[@]} -gt 0 ]; then
   echo
   echo "!! ${#failed[@]} measurement(s) failed (their rows show no figure):" >&2

@@ -13,11 +13,14 @@ PKGS=(
   openssl ca-certificates curl
   # the API reference (docs/Doxyfile.in; target actio_docs, test api_reference)
   doxygen
-  # servers the tests, demos and benchmarks start on loopback
-  postgresql postgresql-contrib nginx
-  # benchmarks: the Python peers, the limits, the chart
+  # servers the tests, demos and benchmarks start on loopback (procps: the
+  # scripts that stop them find nginx's workers with pgrep)
+  postgresql postgresql-contrib nginx procps
+  # benchmarks: the Python peers (bench/peers), the limits (wrk; pgbench comes
+  # with postgresql), the chart; git for the test that clones the repository
+  # and runs scripts/bench.sh there (tests/perf/bench_from_clone.sh)
   python3 python3-aiohttp python3-asyncpg python3-aiofiles python3-uvloop
-  wrk gnuplot-nox
+  wrk gnuplot-nox git
 )
 
 missing=()

@@ -1,7 +1,7 @@
 /* mutex_queue.h: the baseline for the mailbox benchmark: a bounded ring of
  * two-word messages behind one mutex and two condition variables. */
-#ifndef BENCH_MUTEX_QUEUE_H
-#define BENCH_MUTEX_QUEUE_H
+#ifndef ACTIO_PERF_MUTEX_QUEUE_H
+#define ACTIO_PERF_MUTEX_QUEUE_H
 
 #include <stddef.h>
 

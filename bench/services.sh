@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# services.sh: the benchmark's servers (nginx with static files, a throwaway PostgreSQL) on loopback, under one folder.
+#   bench/services.sh start [DIR]   start them (or find them running), print the export lines
+#   bench/services.sh env [DIR]     print the export lines of the running services
+#   bench/services.sh stop [DIR]    stop them and remove DIR
+# DIR: the argument, else $BENCH_SERVICES_DIR, else /tmp/actio-bench-services.
+# start and env print, for eval "$(bench/services.sh start)":
+#   export BENCH_HTTP_URL=http://127.0.0.1:<p>    (/1k, /64k, /8m: random bytes)
+#   export BENCH_PG_DSN=postgresql://actio@127.0.0.1:<p>/actio   (trust, superuser)
+#   export BENCH_DOCROOT=DIR/http/www  BENCH_SERVICES_DIR=DIR
+# The servers are the test suite's (tests/http_servers.sh, tests/pg_server.sh):
+# one way to start each, kept in one place. Their ports are picked free by the
+# kernel, so they never take the shared kit's (18080, 15432, 14222) nor those of
+# a test run going on at the same time. Everything they print goes to DIR/log.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+TESTS=$(cd "$HERE/../tests" && pwd)
+CMD=${1:-}
+DIR=${2:-${BENCH_SERVICES_DIR:-/tmp/actio-bench-services}}
+# Written into DIR at start: stop removes only a folder that carries it.
+MARK=.actio-bench-services
+
+# The services, started in this order and stopped in the reverse one. Each
+# has start_X (prints its export lines), env_X and stop_X. A nats-server for
+# a future messaging workload goes here as "nats", with its three functions.
+SERVICES=(http pg)
+
+usage() {
+  echo "usage: $0 start|env|stop [DIR]" >&2
+  exit 2
+}
+
+# Runs one of the test suite's server scripts, its chatter kept in DIR/log;
+# on failure shows the end of that log.
+helper() { # script start|stop folder
+  if ! bash "$TESTS/$1" "$2" "$3" 2>>"$DIR/log"; then
+    echo "$0: tests/$1 $2 failed; the end of $DIR/log:" >&2
+    tail -n 20 "$DIR/log" >&2
+    return 1
+  fi
+}
+
+# The export lines of a service, from the env file its script writes.
+env_http() {
+  [ -s "$DIR/http/env" ] || return 1
+  (
+    # shellcheck disable=SC1091 # written by tests/http_servers.sh
+    . "$DIR/http/env"
+    echo "export BENCH_HTTP_URL=$NGINX_HTTP_URL BENCH_DOCROOT=$NGINX_DOCROOT"
+  )
+}
+env_pg() {
+  [ -s "$DIR/pg/env" ] || return 1
+  (
+    # shellcheck disable=SC1091 # written by tests/pg_server.sh
+    . "$DIR/pg/env"
+    # A URI, not key=value: asyncpg takes only URIs; libpq, psql and pgbench
+    # take both.
+    echo "export BENCH_PG_DSN=postgresql://actio@127.0.0.1:$PG_PORT/actio"
+  )
+}
+
+start_http() { helper http_servers.sh start "$DIR/http" >/dev/null; env_http; }
+start_pg() { helper pg_server.sh start "$DIR/pg" >/dev/null; env_pg; }
+stop_http() { helper http_servers.sh stop "$DIR/http" >/dev/null; }
+stop_pg() { helper pg_server.sh stop "$DIR/pg" >/dev/null; }
+
+start() {
+  mkdir -p "$DIR"
+  DIR=$(cd "$DIR" && pwd)
+  touch "$DIR/$MARK"
+  # postgres (a system user when we are root) must reach its folder inside.
+  chmod 755 "$DIR"
+  local s
+  for s in "${SERVICES[@]}"; do
+    "start_$s" || { echo "$0: $s did not start; stopping the others" >&2; stop; exit 1; }
+  done
+  echo "export BENCH_SERVICES_DIR=$DIR"
+}
+
+print_env() {
+  [ -f "$DIR/$MARK" ] || { echo "$0: no services under $DIR" >&2; exit 1; }
+  DIR=$(cd "$DIR" && pwd)
+  local s
+  for s in "${SERVICES[@]}"; do
+    "env_$s" || { echo "$0: $s is not running under $DIR" >&2; exit 1; }
+  done
+  echo "export BENCH_SERVICES_DIR=$DIR"
+}
+
+stop() {
+  [ -d "$DIR" ] || return 0
+  if [ ! -f "$DIR/$MARK" ]; then
+    echo "$0: $DIR was not made by $0; leaving it alone" >&2
+    exit 1
+  fi
+  local i rc=0
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+    "stop_${SERVICES[i]}" || rc=1 # stop the others all the same
+  done
+  rm -rf "$DIR"
+  return $rc
+}
+
+case $CMD in
+  start) start ;;
+  env) print_env ;;
+  stop) stop ;;
+  *) usage ;;
+esac
