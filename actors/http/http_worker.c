@@ -1,5 +1,6 @@
-/* http_actor.c: the HTTP actor: socket workers, each driving one libcurl
- * multi loop (io/http_io.c); requests in through the mailbox, futures out. */
+/* http_worker.c: the HTTP actor's workers: each drives one libcurl loop
+ * (io/http), starts the calls it takes from the mailbox, retries them, and
+ * handles cancellation and a body consumer's backpressure. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -8,62 +9,17 @@
 
 #include "actio.h"
 #include "actors/core/actor_internal.h"
-#include "io/http/http_io.h"
+#include "actors/http/http_internal.h"
 #include "base/clock.h"
 
-typedef struct http_state {
-  actio__http_conf conf;
-  actio__http_share *share;
-  char *strings[5]; /* copies behind conf's strings */
-  int fail_when_full;
-} http_state;
-
-typedef struct http_req http_req;
-
-/* How other threads get a worker's attention: cancel hooks and the futures
- * a body consumer asked to wait for ring it. It outlives the worker (each
- * pending wait holds a reference), and once the worker is gone a ring only
- * finds loop == NULL. */
-typedef struct doorbell {
-  _Atomic unsigned refs;
-  _Atomic unsigned rings; /* since the worker last looked */
-  pthread_mutex_t mu;     /* guards loop against the worker leaving */
-  actio__http_loop *loop;
-} doorbell;
-
-typedef struct http_worker {
-  actio__http_loop *loop;
-  doorbell *bell;
-  http_req *running; /* started or waiting to retry: this thread only */
-  size_t waiting;    /* of them, waiting to retry */
-  size_t paused;     /* of them, paused by their body consumer */
-} http_worker;
-
-struct http_req {
-  actio_future *reply; /* the request's reference */
-  actio_http_request req;
-  actio__http_xfer *x; /* NULL unless a transfer runs */
-  http_worker *w;
-  _Atomic int cancel;
-  int retry_wait;      /* waiting for its next attempt (counted in waiting) */
-  int attempts;
-  int64_t due_ns;      /* when waiting: the next attempt */
-  actio_future *ready; /* the body consumer's, while paused */
-  int fail_code;       /* the consumer's future failed with this */
-  http_req *prev, *next;
-  char bytes[]; /* url, method, headers and body copies */
-};
-
-static const actio_behavior http_behavior;
-
-static void bell_unref(doorbell *b) {
+static void bell_unref(actio__http_doorbell *b) {
   if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
     return;
   pthread_mutex_destroy(&b->mu);
   free(b);
 }
 
-static void bell_ring(doorbell *b) {
+static void bell_ring(actio__http_doorbell *b) {
   atomic_fetch_add_explicit(&b->rings, 1, memory_order_release);
   pthread_mutex_lock(&b->mu);
   if (b->loop != NULL)
@@ -78,13 +34,13 @@ static void bell_ready(actio_future *f, void *arg) {
   bell_unref(arg);
 }
 
-static void req_free(http_req *r) {
+void actio__http_call_free(actio__http_call *r) {
   actio_future_unref(r->ready);
   actio_future_unref(r->reply);
   free(r);
 }
 
-static void unlink_req(http_worker *w, http_req *r) {
+static void unlink_req(actio__http_worker *w, actio__http_call *r) {
   if (r->prev != NULL)
     r->prev->next = r->next;
   else
@@ -97,12 +53,12 @@ static void unlink_req(http_worker *w, http_req *r) {
     w->paused--;
 }
 
-static const char *method_of(const http_req *r) {
+static const char *method_of(const actio__http_call *r) {
   return r->req.method ? r->req.method : "GET";
 }
 
 /* Ends a request on its worker: completes the future unless it already is. */
-static void end_req(http_req *r, int rc, actio_http_response *resp,
+static void end_req(actio__http_call *r, int rc, actio_http_response *resp,
                     const char *msg) {
   actio_future_clear_cancel(r->reply); /* no hook runs after this */
   if (rc == 0) {
@@ -113,7 +69,7 @@ static void end_req(http_req *r, int rc, actio_http_response *resp,
     actio_future_fail(r->reply, rc, "%s", msg);
   }
   unlink_req(r->w, r);
-  req_free(r);
+  actio__http_call_free(r);
 }
 
 static int idempotent(const char *m) {
@@ -125,7 +81,7 @@ static int idempotent(const char *m) {
 }
 
 /* Milliseconds to wait before the next attempt, or -1: do not retry. */
-static long retry_delay(http_req *r, int rc, actio__http_xfer *x) {
+static long retry_delay(actio__http_call *r, int rc, actio__http_xfer *x) {
   long status = actio__http_xfer_status(x);
   int transient = rc == -ECONNREFUSED || rc == -ECONNRESET ||
                   rc == ACTIO_ECONNTIMEOUT || rc == ACTIO_EPARTIAL ||
@@ -147,8 +103,8 @@ static long retry_delay(http_req *r, int rc, actio__http_xfer *x) {
 
 /* A transfer ended, on its worker's thread. */
 static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
-  http_req *r = arg;
-  http_worker *w = r->w;
+  actio__http_call *r = arg;
+  actio__http_worker *w = r->w;
   if (r->fail_code != 0) { /* the body consumer's future failed */
     char m[512];
     snprintf(m, sizeof m, "%s %s: body consumer failed: %s", method_of(r),
@@ -181,14 +137,14 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
 
 /* On the cancelling thread: flag the request, ring its worker. */
 static void on_cancel(void *arg) {
-  http_req *r = arg;
+  actio__http_call *r = arg;
   atomic_store_explicit(&r->cancel, 1, memory_order_release);
   bell_ring(r->w->bell);
 }
 
 /* The body consumer, wrapped: a future it returns pauses the transfer. */
 static int sink_chunk(void *arg, const void *data, size_t len) {
-  http_req *r = arg;
+  actio__http_call *r = arg;
   actio_future *ready = NULL;
   int rc = r->req.on_chunk(r->req.chunk_arg, data, len, &ready);
   if (rc < 0 || ready == NULL) {
@@ -209,7 +165,7 @@ static int sink_chunk(void *arg, const void *data, size_t len) {
 }
 
 /* Starts the next attempt of r (none runs). */
-static void start_attempt(http_worker *w, http_req *r) {
+static void start_attempt(actio__http_worker *w, actio__http_call *r) {
   int64_t left = actio_future_remaining_ms(r->reply);
   if (left == 0) { /* its deadline passed while it queued or waited */
     char m[512];
@@ -234,9 +190,9 @@ static void start_attempt(http_worker *w, http_req *r) {
 }
 
 static int http_init(actio_actor *self, void **worker) {
-  http_state *st = actio_actor_state(self);
-  http_worker *w = calloc(1, sizeof *w);
-  doorbell *b = calloc(1, sizeof *b);
+  actio__http_state *st = actio_actor_state(self);
+  actio__http_worker *w = calloc(1, sizeof *w);
+  actio__http_doorbell *b = calloc(1, sizeof *b);
   int rc = w && b ? actio__http_loop_create(&w->loop, &st->conf, st->share)
                   : ACTIO_ENOMEM;
   if (rc != 0) {
@@ -253,7 +209,7 @@ static int http_init(actio_actor *self, void **worker) {
 }
 
 static void http_stop(actio_actor *self, void *worker) {
-  http_worker *w = worker;
+  actio__http_worker *w = worker;
   (void)self;
   pthread_mutex_lock(&w->bell->mu);
   w->bell->loop = NULL; /* rings from now on find nobody */
@@ -267,12 +223,12 @@ static void http_stop(actio_actor *self, void *worker) {
 
 static int http_handle(actio_actor *self, void *worker, void *msg,
                        actio_future *unused) {
-  http_worker *w = worker;
-  http_req *r = msg;
+  actio__http_worker *w = worker;
+  actio__http_call *r = msg;
   (void)self;
   (void)unused;
   if (actio_future_is_done(r->reply)) { /* cancelled or past its deadline */
-    req_free(r);
+    actio__http_call_free(r);
     return 0;
   }
   r->w = w;
@@ -289,12 +245,12 @@ static int http_handle(actio_actor *self, void *worker, void *msg,
 }
 
 static void http_wait(actio_actor *self, void *worker) {
-  http_worker *w = worker;
+  actio__http_worker *w = worker;
   (void)self;
   int max_ms = w->paused > 0 ? 50 : 1000; /* paused: also poll, in case */
   int64_t now = actio__now_ns();
   if (w->waiting > 0)
-    for (http_req *r = w->running; r != NULL; r = r->next)
+    for (actio__http_call *r = w->running; r != NULL; r = r->next)
       if (r->retry_wait) {
         int64_t ms = (r->due_ns - now) / 1000000 + 1;
         if (ms < max_ms)
@@ -305,7 +261,7 @@ static void http_wait(actio_actor *self, void *worker) {
   if (!rang && w->waiting == 0 && w->paused == 0)
     return;
   now = actio__now_ns();
-  for (http_req *r = w->running, *next; r != NULL; r = next) {
+  for (actio__http_call *r = w->running, *next; r != NULL; r = next) {
     next = r->next; /* ending frees r */
     if (atomic_load_explicit(&r->cancel, memory_order_acquire)) {
       if (r->x != NULL)
@@ -333,24 +289,24 @@ static void http_wait(actio_actor *self, void *worker) {
 
 static void http_wake(actio_actor *self, void *worker) {
   (void)self;
-  actio__http_loop_wakeup(((http_worker *)worker)->loop);
+  actio__http_loop_wakeup(((actio__http_worker *)worker)->loop);
 }
 
 static int http_busy(actio_actor *self, void *worker) {
   (void)self;
-  return ((http_worker *)worker)->running != NULL;
+  return ((actio__http_worker *)worker)->running != NULL;
 }
 
 /* Accepted but never started: the actor stopped at once. */
 static void http_drop(actio_actor *self, void *msg) {
-  http_req *r = msg;
+  actio__http_call *r = msg;
   (void)self;
   actio_future_fail(r->reply, ACTIO_ECANCELED, "%s %s: HTTP actor stopped",
                     r->req.method ? r->req.method : "GET", r->req.url);
-  req_free(r);
+  actio__http_call_free(r);
 }
 
-static const actio_behavior http_behavior = {
+const actio_behavior actio__http_behavior = {
     .worker_init = http_init,
     .handle = http_handle,
     .worker_stop = http_stop,
@@ -360,135 +316,3 @@ static const actio_behavior http_behavior = {
     .busy = http_busy,
 };
 
-static void http_state_free(void *p) {
-  http_state *st = p;
-  actio__http_share_destroy(st->share);
-  for (size_t i = 0; i < sizeof st->strings / sizeof *st->strings; i++)
-    free(st->strings[i]);
-  free(st);
-}
-
-static const char *keep(http_state *st, int i, const char *s, int *ok) {
-  if (s == NULL)
-    return NULL;
-  st->strings[i] = strdup(s);
-  if (st->strings[i] == NULL)
-    *ok = 0;
-  return st->strings[i];
-}
-
-int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
-                     actio_actor **out) {
-  actio_http_opts o = opts ? *opts : (actio_http_opts){0};
-  if (rt == NULL || out == NULL)
-    return ACTIO_EINVAL;
-  int rc = actio__http_global_init();
-  if (rc != 0)
-    return rc;
-  http_state *st = calloc(1, sizeof *st);
-  if (st == NULL)
-    return ACTIO_ENOMEM;
-  int ok = 1;
-  char ua[64];
-  snprintf(ua, sizeof ua, "actio/%d.%d.%d", ACTIO_VERSION_MAJOR,
-           ACTIO_VERSION_MINOR, ACTIO_VERSION_PATCH);
-  st->conf = (actio__http_conf){
-      .max_connections = o.max_connections > 0 ? o.max_connections : 64,
-      .max_host_connections = o.max_host_connections,
-      .connect_timeout_ms = o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 10000,
-      .timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 300000,
-      .idle_timeout_ms = o.idle_timeout_ms,
-      .max_redirects = o.max_redirects ? o.max_redirects : 10,
-      .max_body = o.max_body ? o.max_body : (size_t)64 << 20,
-      .ca_file = keep(st, 0, o.ca_file, &ok),
-      .ca_path = keep(st, 1, o.ca_path, &ok),
-      .client_cert = keep(st, 2, o.client_cert, &ok),
-      .client_key = keep(st, 3, o.client_key, &ok),
-      .user_agent = keep(st, 4, o.user_agent ? o.user_agent : ua, &ok),
-  };
-  st->fail_when_full = o.fail_when_full;
-  rc = ok ? actio__http_share_create(&st->share) : ACTIO_ENOMEM;
-  if (rc != 0) {
-    http_state_free(st);
-    return rc;
-  }
-  actio_actor_opts ao = {
-      .name = "http",
-      .workers = o.workers ? o.workers : 2,
-      .capacity = o.capacity ? o.capacity : 4096,
-      .state = st,
-      .state_free = http_state_free,
-  };
-  return actio_actor_spawn(rt, &http_behavior, &ao, out);
-}
-
-/* Copies what the caller lent into one block behind the request. */
-static http_req *req_copy(const actio_http_request *in) {
-  size_t n = 0, nh = 0;
-  size_t lu = strlen(in->url) + 1, lm = in->method ? strlen(in->method) + 1 : 0;
-  for (const char *const *h = in->headers; h != NULL && *h != NULL; h++, nh++)
-    n += strlen(*h) + 1;
-  size_t body = in->body ? in->body_len : 0;
-  size_t ls = in->save_to ? strlen(in->save_to) + 1 : 0;
-  size_t total = sizeof(http_req) + (nh + 1) * sizeof(char *) + lu + lm + n + ls + body;
-  http_req *r = malloc(total);
-  if (r == NULL)
-    return NULL;
-  memset(r, 0, sizeof *r);
-  r->req = *in;
-  char **hv = (char **)(void *)r->bytes;
-  char *p = (char *)(hv + nh + 1);
-  for (size_t i = 0; i < nh; i++) {
-    size_t l = strlen(in->headers[i]) + 1;
-    hv[i] = memcpy(p, in->headers[i], l);
-    p += l;
-  }
-  hv[nh] = NULL;
-  r->req.headers = nh ? (const char *const *)hv : NULL;
-  r->req.url = memcpy(p, in->url, lu);
-  p += lu;
-  if (lm) {
-    r->req.method = memcpy(p, in->method, lm);
-    p += lm;
-  }
-  if (ls) {
-    r->req.save_to = memcpy(p, in->save_to, ls);
-    p += ls;
-  }
-  if (body) {
-    r->req.body = memcpy(p, in->body, body);
-  } else if (in->body != NULL) {
-    r->req.body = p; /* an empty body, still a body */
-  }
-  return r;
-}
-
-int actio_http_send(actio_actor *http, const actio_http_request *req,
-                    actio_future **out) {
-  if (http == NULL || req == NULL || out == NULL || req->url == NULL ||
-      actio_actor_behavior(http) != &http_behavior ||
-      (req->body == NULL && req->body_len > 0))
-    return ACTIO_EINVAL;
-  http_state *st = actio_actor_state(http);
-  http_req *r = req_copy(req);
-  if (r == NULL)
-    return ACTIO_ENOMEM;
-  int rc = actio_future_create(&r->reply);
-  if (rc != 0) {
-    free(r);
-    return rc;
-  }
-  rc = actio__request(http, r, r->reply, st->fail_when_full ? 0 : -1, out);
-  if (rc != 0)
-    req_free(r);
-  return rc;
-}
-
-int actio_http_get(actio_actor *http, const char *url, actio_future **out) {
-  actio_http_request req = {.url = url};
-  return actio_http_send(http, &req, out);
-}
-
-int actio_http_child(actio_runtime *rt, void *opts, actio_actor **out) {
-  return actio_http_spawn(rt, opts, out);
-}

@@ -1,0 +1,67 @@
+/* http_internal.h: what the HTTP actor's files share: its session state, a
+ * worker, and a call of actio_http_send as it travels to a worker. */
+#ifndef ACTIO_ACTORS_HTTP_INTERNAL_H
+#define ACTIO_ACTORS_HTTP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "actio/http.h"
+#include "io/http/http_io.h"
+
+/* The actor's state, shared by its workers (read-only once spawned). */
+typedef struct actio__http_state {
+  actio__http_conf conf;
+  actio__http_share *share;
+  char *strings[5]; /* copies behind conf's strings */
+  int fail_when_full;
+} actio__http_state;
+
+typedef struct actio__http_call actio__http_call;
+
+/* How other threads get a worker's attention: cancel hooks and the futures
+ * a body consumer asked to wait for ring it. It outlives the worker (each
+ * pending wait holds a reference), and once the worker is gone a ring only
+ * finds loop == NULL. */
+typedef struct actio__http_doorbell {
+  _Atomic unsigned refs;
+  _Atomic unsigned rings; /* since the worker last looked */
+  pthread_mutex_t mu;     /* guards loop against the worker leaving */
+  actio__http_loop *loop;
+} actio__http_doorbell;
+
+/* One worker thread: its libcurl loop and the calls it runs. */
+typedef struct actio__http_worker {
+  actio__http_loop *loop;
+  actio__http_doorbell *bell;
+  actio__http_call *running; /* started or waiting to retry: this thread only */
+  size_t waiting;            /* of them, waiting to retry */
+  size_t paused;             /* of them, paused by their body consumer */
+} actio__http_worker;
+
+/* One actio_http_send: the mailbox message, then the worker's record of it
+ * across its attempts. One allocation, the caller's strings and body copied
+ * behind it. */
+struct actio__http_call {
+  actio_future *reply; /* the call's reference */
+  actio_http_request req;
+  actio__http_xfer *x; /* NULL unless a transfer runs */
+  actio__http_worker *w;
+  _Atomic int cancel;
+  int retry_wait;      /* waiting for its next attempt (counted in waiting) */
+  int attempts;
+  int64_t due_ns;      /* when waiting: the next attempt */
+  actio_future *ready; /* the body consumer's, while paused */
+  int fail_code;       /* the consumer's future failed with this */
+  actio__http_call *prev, *next; /* in the worker's running list */
+  char bytes[]; /* url, method, headers and body copies */
+};
+
+/* http_worker.c: what the actor's workers do. */
+extern const actio_behavior actio__http_behavior;
+
+/* Frees a call that never reached a worker (its send failed). */
+void actio__http_call_free(actio__http_call *c);
+
+#endif
