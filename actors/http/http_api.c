@@ -70,8 +70,9 @@ int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
   return actio_actor_spawn(rt, &actio__http_behavior, &ao, out);
 }
 
-/* Copies what the caller lent into one block behind the request. */
-static actio__http_call *req_copy(const actio_http_request *in) {
+/* Copies what the caller lent into one block behind the call, and takes
+ * the request's fields apart: what a transfer needs goes to io. */
+static actio__http_call *call_copy(const actio_http_request *in) {
   size_t n = 0, nh = 0;
   size_t lu = strlen(in->url) + 1, lm = in->method ? strlen(in->method) + 1 : 0;
   for (const char *const *h = in->headers; h != NULL && *h != NULL; h++, nh++)
@@ -79,12 +80,25 @@ static actio__http_call *req_copy(const actio_http_request *in) {
   size_t body = in->body ? in->body_len : 0;
   size_t ls = in->save_to ? strlen(in->save_to) + 1 : 0;
   size_t total = sizeof(actio__http_call) + (nh + 1) * sizeof(char *) + lu + lm + n + ls + body;
-  actio__http_call *r = malloc(total);
-  if (r == NULL)
+  actio__http_call *c = malloc(total);
+  if (c == NULL)
     return NULL;
-  memset(r, 0, sizeof *r);
-  r->req = *in;
-  char **hv = (char **)(void *)r->bytes;
+  memset(c, 0, sizeof *c);
+  c->io = (actio__http_req){
+      .method = "GET", /* the default, when the caller names none */
+      .body_len = in->body_len,
+      .timeout_ms = in->timeout_ms,
+      .connect_timeout_ms = in->connect_timeout_ms,
+      .idle_timeout_ms = in->idle_timeout_ms,
+      .max_redirects = in->max_redirects,
+      .max_body = in->max_body,
+  };
+  c->retries = in->retries;
+  c->retry_any_method = in->retry_any_method;
+  c->retry_backoff_ms = in->retry_backoff_ms;
+  c->on_chunk = in->on_chunk;
+  c->chunk_arg = in->chunk_arg;
+  char **hv = (char **)(void *)c->bytes;
   char *p = (char *)(hv + nh + 1);
   for (size_t i = 0; i < nh; i++) {
     size_t l = strlen(in->headers[i]) + 1;
@@ -92,23 +106,23 @@ static actio__http_call *req_copy(const actio_http_request *in) {
     p += l;
   }
   hv[nh] = NULL;
-  r->req.headers = nh ? (const char *const *)hv : NULL;
-  r->req.url = memcpy(p, in->url, lu);
+  c->io.headers = nh ? (const char *const *)hv : NULL;
+  c->io.url = memcpy(p, in->url, lu);
   p += lu;
   if (lm) {
-    r->req.method = memcpy(p, in->method, lm);
+    c->io.method = memcpy(p, in->method, lm);
     p += lm;
   }
   if (ls) {
-    r->req.save_to = memcpy(p, in->save_to, ls);
+    c->io.save_to = memcpy(p, in->save_to, ls);
     p += ls;
   }
   if (body) {
-    r->req.body = memcpy(p, in->body, body);
+    c->io.body = memcpy(p, in->body, body);
   } else if (in->body != NULL) {
-    r->req.body = p; /* an empty body, still a body */
+    c->io.body = p; /* an empty body, still a body */
   }
-  return r;
+  return c;
 }
 
 int actio_http_send(actio_actor *http, const actio_http_request *req,
@@ -118,17 +132,17 @@ int actio_http_send(actio_actor *http, const actio_http_request *req,
       (req->body == NULL && req->body_len > 0))
     return ACTIO_EINVAL;
   actio__http_state *st = actio_actor_state(http);
-  actio__http_call *r = req_copy(req);
-  if (r == NULL)
+  actio__http_call *c = call_copy(req);
+  if (c == NULL)
     return ACTIO_ENOMEM;
-  int rc = actio_future_create(&r->reply);
+  int rc = actio_future_create(&c->reply);
   if (rc != 0) {
-    free(r);
+    free(c);
     return rc;
   }
-  rc = actio__request(http, r, r->reply, st->fail_when_full ? 0 : -1, out);
+  rc = actio__request(http, c, c->reply, st->fail_when_full ? 0 : -1, out);
   if (rc != 0)
-    actio__http_call_free(r);
+    actio__http_call_free(c);
   return rc;
 }
 

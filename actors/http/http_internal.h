@@ -45,7 +45,11 @@ typedef struct actio__http_worker {
  * behind it. */
 struct actio__http_call {
   actio_future *reply; /* the call's reference */
-  actio_http_request req;
+  actio__http_req io;  /* what each attempt's transfer is given */
+  int retries, retry_any_method;
+  long retry_backoff_ms;
+  actio_http_chunk_fn on_chunk; /* the caller's consumer, behind io.sink */
+  void *chunk_arg;
   actio__http_xfer *x; /* NULL unless a transfer runs */
   actio__http_worker *w;
   _Atomic int cancel;
@@ -63,5 +67,14 @@ extern const actio_behavior actio__http_behavior;
 
 /* Frees a call that never reached a worker (its send failed). */
 void actio__http_call_free(actio__http_call *c);
+
+/* http_response.c: the value of a call's future. */
+
+/* The response of a transfer whose done reported 0, its result moved
+ * behind the public fields (nothing is copied). NULL when out of memory
+ * (the result stays in x). */
+actio_http_response *actio__http_response_take(actio__http_xfer *x);
+/* actio_http_response_free as a future's free function. */
+void actio__http_response_free(void *r);
 
 #endif

@@ -53,10 +53,6 @@ static void unlink_req(actio__http_worker *w, actio__http_call *r) {
     w->paused--;
 }
 
-static const char *method_of(const actio__http_call *r) {
-  return r->req.method ? r->req.method : "GET";
-}
-
 /* Ends a request on its worker: completes the future unless it already is. */
 static void end_req(actio__http_call *r, int rc, actio_http_response *resp,
                     const char *msg) {
@@ -87,11 +83,11 @@ static long retry_delay(actio__http_call *r, int rc, actio__http_xfer *x) {
                   rc == ACTIO_ECONNTIMEOUT || rc == ACTIO_EPARTIAL ||
                   (rc == 0 && (status == 429 || status == 502 ||
                                status == 503 || status == 504));
-  if (!transient || r->attempts > r->req.retries || r->req.on_chunk != NULL ||
-      (!r->req.retry_any_method && !idempotent(method_of(r))) ||
+  if (!transient || r->attempts > r->retries || r->on_chunk != NULL ||
+      (!r->retry_any_method && !idempotent(r->io.method)) ||
       actio_future_is_done(r->reply))
     return -1;
-  long base = r->req.retry_backoff_ms > 0 ? r->req.retry_backoff_ms : 200;
+  long base = r->retry_backoff_ms > 0 ? r->retry_backoff_ms : 200;
   long delay = (long)actio__backoff_ms(base, 86400000, (unsigned)r->attempts);
   long after = actio__http_xfer_retry_after_ms(x);
   if (after > delay)
@@ -107,8 +103,8 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
   actio__http_worker *w = r->w;
   if (r->fail_code != 0) { /* the body consumer's future failed */
     char m[512];
-    snprintf(m, sizeof m, "%s %s: body consumer failed: %s", method_of(r),
-             r->req.url, actio_strerror(r->fail_code));
+    snprintf(m, sizeof m, "%s %s: body consumer failed: %s", r->io.method,
+             r->io.url, actio_strerror(r->fail_code));
     actio__http_xfer_free(x);
     r->x = NULL;
     end_req(r, r->fail_code, NULL, m);
@@ -124,12 +120,19 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
     return;
   }
   char m[512];
-  if (rc == 0 && (rc = actio__http_xfer_commit(x)) != 0) {
-    snprintf(m, sizeof m, "%s %s: saving to %s: %s", method_of(r), r->req.url,
-             r->req.save_to, actio_strerror(rc));
+  actio_http_response *resp = NULL;
+  if (rc == 0 && (resp = actio__http_response_take(x)) == NULL) {
+    rc = ACTIO_ENOMEM;
+    snprintf(m, sizeof m, "%s %s: out of memory", r->io.method, r->io.url);
     msg = m;
   }
-  actio_http_response *resp = rc == 0 ? actio__http_xfer_take(x) : NULL;
+  if (rc == 0 && (rc = actio__http_xfer_commit(x)) != 0) {
+    snprintf(m, sizeof m, "%s %s: saving to %s: %s", r->io.method, r->io.url,
+             r->io.save_to, actio_strerror(rc));
+    msg = m;
+    actio__http_response_free(resp);
+    resp = NULL;
+  }
   actio__http_xfer_free(x);
   r->x = NULL;
   end_req(r, rc, resp, msg);
@@ -146,7 +149,7 @@ static void on_cancel(void *arg) {
 static int sink_chunk(void *arg, const void *data, size_t len) {
   actio__http_call *r = arg;
   actio_future *ready = NULL;
-  int rc = r->req.on_chunk(r->req.chunk_arg, data, len, &ready);
+  int rc = r->on_chunk(r->chunk_arg, data, len, &ready);
   if (rc < 0 || ready == NULL) {
     actio_future_unref(ready);
     return rc < 0 ? rc : 0;
@@ -169,21 +172,22 @@ static void start_attempt(actio__http_worker *w, actio__http_call *r) {
   int64_t left = actio_future_remaining_ms(r->reply);
   if (left == 0) { /* its deadline passed while it queued or waited */
     char m[512];
-    snprintf(m, sizeof m, "%s %s: deadline passed", method_of(r), r->req.url);
+    snprintf(m, sizeof m, "%s %s: deadline passed", r->io.method, r->io.url);
     end_req(r, ACTIO_ETIMEDOUT, NULL, m);
     return;
   }
   r->attempts++;
-  int rc = actio__http_xfer_create(&r->x, w->loop, &r->req,
-                                   left < 0 ? -1 : (long)left,
-                                   r->req.on_chunk ? sink_chunk : NULL, on_done, r);
+  int rc = actio__http_method_valid(r->io.method)
+               ? actio__http_xfer_create(&r->x, w->loop, &r->io,
+                                         left < 0 ? -1 : (long)left, on_done, r)
+               : ACTIO_EINVAL;
   if (rc == 0 && (rc = actio__http_loop_add(w->loop, r->x)) != 0) {
     actio__http_xfer_free(r->x);
     r->x = NULL;
   }
   if (rc != 0) {
     char m[512];
-    snprintf(m, sizeof m, "%s %s: %s", method_of(r), r->req.url, actio_strerror(rc));
+    snprintf(m, sizeof m, "%s %s: %s", r->io.method, r->io.url, actio_strerror(rc));
     r->x = NULL;
     end_req(r, rc, NULL, m);
   }
@@ -232,6 +236,10 @@ static int http_handle(actio_actor *self, void *worker, void *msg,
     return 0;
   }
   r->w = w;
+  if (r->on_chunk != NULL) { /* the consumer, behind io's plain sink */
+    r->io.sink = sink_chunk;
+    r->io.sink_arg = r;
+  }
   r->next = w->running;
   if (w->running != NULL)
     w->running->prev = r;
@@ -302,7 +310,7 @@ static void http_drop(actio_actor *self, void *msg) {
   actio__http_call *r = msg;
   (void)self;
   actio_future_fail(r->reply, ACTIO_ECANCELED, "%s %s: HTTP actor stopped",
-                    r->req.method ? r->req.method : "GET", r->req.url);
+                    r->io.method, r->io.url);
   actio__http_call_free(r);
 }
 
