@@ -3,11 +3,11 @@
 #ifndef ACTIO_ACTORS_HTTP_INTERNAL_H
 #define ACTIO_ACTORS_HTTP_INTERNAL_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include "actio/http.h"
+#include "actors/core/bell.h"
 #include "io/http/http_io.h"
 
 /* The actor's state, shared by its workers (read-only once spawned). */
@@ -20,21 +20,11 @@ typedef struct actio__http_state {
 
 typedef struct actio__http_call actio__http_call;
 
-/* How other threads get a worker's attention: cancel hooks and the futures
- * a body consumer asked to wait for ring it. It outlives the worker (each
- * pending wait holds a reference), and once the worker is gone a ring only
- * finds loop == NULL. */
-typedef struct actio__http_doorbell {
-  _Atomic unsigned refs;
-  _Atomic unsigned rings; /* since the worker last looked */
-  pthread_mutex_t mu;     /* guards loop against the worker leaving */
-  actio__http_loop *loop;
-} actio__http_doorbell;
-
 /* One worker thread: its libcurl loop and the calls it runs. */
 typedef struct actio__http_worker {
   actio__http_loop *loop;
-  actio__http_doorbell *bell;
+  actio__bell *bell;         /* rung by cancel hooks and by the futures a
+                                body consumer asked to wait for */
   actio__http_call *running; /* started or waiting to retry: this thread only */
   size_t waiting;            /* of them, waiting to retry */
   size_t paused;             /* of them, paused by their body consumer */

@@ -1,7 +1,6 @@
 /* http_worker.c: the HTTP actor's workers: each drives one libcurl loop
  * (io/http), starts the calls it takes from the mailbox, retries them, and
  * handles cancellation and a body consumer's backpressure. */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,28 +10,6 @@
 #include "actors/core/actor_internal.h"
 #include "actors/http/http_internal.h"
 #include "base/clock.h"
-
-static void bell_unref(actio__http_doorbell *b) {
-  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
-    return;
-  pthread_mutex_destroy(&b->mu);
-  free(b);
-}
-
-static void bell_ring(actio__http_doorbell *b) {
-  atomic_fetch_add_explicit(&b->rings, 1, memory_order_release);
-  pthread_mutex_lock(&b->mu);
-  if (b->loop != NULL)
-    actio__http_loop_wakeup(b->loop);
-  pthread_mutex_unlock(&b->mu);
-}
-
-/* A consumer's future completed: wake the worker, which looks itself. */
-static void bell_ready(actio_future *f, void *arg) {
-  (void)f;
-  bell_ring(arg);
-  bell_unref(arg);
-}
 
 void actio__http_call_free(actio__http_call *r) {
   actio_future_unref(r->ready);
@@ -142,7 +119,7 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
 static void on_cancel(void *arg) {
   actio__http_call *r = arg;
   atomic_store_explicit(&r->cancel, 1, memory_order_release);
-  bell_ring(r->w->bell);
+  actio__bell_ring(r->w->bell);
 }
 
 /* The body consumer, wrapped: a future it returns pauses the transfer. */
@@ -161,9 +138,8 @@ static int sink_chunk(void *arg, const void *data, size_t len) {
   }
   r->ready = ready;
   r->w->paused++;
-  atomic_fetch_add_explicit(&r->w->bell->refs, 1, memory_order_relaxed);
-  if (actio_future_on_done(ready, bell_ready, r->w->bell) != 0)
-    bell_unref(r->w->bell); /* the worker polls paused ones anyway */
+  /* Out of memory no ring comes, but the worker polls paused calls too. */
+  (void)actio__bell_ring_on(r->w->bell, ready);
   return 1;
 }
 
@@ -193,35 +169,38 @@ static void start_attempt(actio__http_worker *w, actio__http_call *r) {
   }
 }
 
+static void wake_loop(void *loop) { actio__http_loop_wakeup(loop); }
+
 static int http_init(actio_actor *self, void **worker) {
   actio__http_state *st = actio_actor_state(self);
   actio__http_worker *w = calloc(1, sizeof *w);
-  actio__http_doorbell *b = calloc(1, sizeof *b);
-  int rc = w && b ? actio__http_loop_create(&w->loop, &st->conf, st->share)
-                  : ACTIO_ENOMEM;
-  if (rc != 0) {
-    free(w);
-    free(b);
-    return rc;
-  }
-  atomic_init(&b->refs, 1);
-  pthread_mutex_init(&b->mu, NULL);
-  b->loop = w->loop;
-  w->bell = b;
+  if (w == NULL)
+    return ACTIO_ENOMEM;
+  int rc = actio__http_loop_create(&w->loop, &st->conf, st->share);
+  if (rc != 0)
+    goto fail_loop;
+  rc = actio__bell_create(&w->bell, wake_loop, w->loop);
+  if (rc != 0)
+    goto fail_bell;
   *worker = w;
   return 0;
+fail_bell:
+  actio__http_loop_destroy(w->loop);
+fail_loop:
+  free(w);
+  return rc;
 }
 
 static void http_stop(actio_actor *self, void *worker) {
   actio__http_worker *w = worker;
   (void)self;
-  pthread_mutex_lock(&w->bell->mu);
-  w->bell->loop = NULL; /* rings from now on find nobody */
-  pthread_mutex_unlock(&w->bell->mu);
+  /* From here a ring wakes nobody: the loop it would wake goes next. The
+   * bell itself lives on while a consumer's future still holds it. */
+  actio__bell_close(w->bell, NULL, NULL);
   actio__http_loop_destroy(w->loop); /* what still runs ends cancelled */
   while (w->running != NULL) /* what waits to retry, too */
     end_req(w->running, ACTIO_ECANCELED, NULL, "HTTP actor stopped");
-  bell_unref(w->bell);
+  actio__bell_unref(w->bell);
   free(w);
 }
 
@@ -265,7 +244,7 @@ static void http_wait(actio_actor *self, void *worker) {
           max_ms = ms < 0 ? 0 : (int)ms;
       }
   actio__http_loop_wait(w->loop, max_ms);
-  int rang = atomic_exchange_explicit(&w->bell->rings, 0, memory_order_acquire) != 0;
+  int rang = actio__bell_rang(w->bell);
   if (!rang && w->waiting == 0 && w->paused == 0)
     return;
   now = actio__now_ns();
