@@ -72,9 +72,10 @@ int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
 
 /* Copies what the caller lent into one block behind the call, and takes
  * the request's fields apart: what a transfer needs goes to io. */
-static actio__http_call *call_copy(const actio_http_request *in) {
+static actio__http_call *call_copy(const actio_http_request *in,
+                                   const char *method) {
   size_t n = 0, nh = 0;
-  size_t lu = strlen(in->url) + 1, lm = in->method ? strlen(in->method) + 1 : 0;
+  size_t lu = strlen(in->url) + 1, lm = strlen(method) + 1;
   for (const char *const *h = in->headers; h != NULL && *h != NULL; h++, nh++)
     n += strlen(*h) + 1;
   size_t body = in->body ? in->body_len : 0;
@@ -85,7 +86,6 @@ static actio__http_call *call_copy(const actio_http_request *in) {
     return NULL;
   memset(c, 0, sizeof *c);
   c->io = (actio__http_req){
-      .method = "GET", /* the default, when the caller names none */
       .body_len = in->body_len,
       .timeout_ms = in->timeout_ms,
       .connect_timeout_ms = in->connect_timeout_ms,
@@ -109,10 +109,8 @@ static actio__http_call *call_copy(const actio_http_request *in) {
   c->io.headers = nh ? (const char *const *)hv : NULL;
   c->io.url = memcpy(p, in->url, lu);
   p += lu;
-  if (lm) {
-    c->io.method = memcpy(p, in->method, lm);
-    p += lm;
-  }
+  c->io.method = memcpy(p, method, lm);
+  p += lm;
   if (ls) {
     c->io.save_to = memcpy(p, in->save_to, ls);
     p += ls;
@@ -127,12 +125,17 @@ static actio__http_call *call_copy(const actio_http_request *in) {
 
 int actio_http_send(actio_actor *http, const actio_http_request *req,
                     actio_future **out) {
-  if (http == NULL || req == NULL || out == NULL || req->url == NULL ||
-      actio_actor_behavior(http) != &actio__http_behavior ||
-      (req->body == NULL && req->body_len > 0))
+  if (http == NULL || req == NULL || out == NULL)
+    return ACTIO_EINVAL;
+  /* The one place the default method is decided: the call's copy holds
+   * it from here on. */
+  const char *method = req->method != NULL ? req->method : "GET";
+  /* Whatever can only fail later is refused now, with no future made. */
+  if (req->url == NULL || actio_actor_behavior(http) != &actio__http_behavior ||
+      (req->body == NULL && req->body_len > 0) || !actio__http_method_valid(method))
     return ACTIO_EINVAL;
   actio__http_state *st = actio_actor_state(http);
-  actio__http_call *c = call_copy(req);
+  actio__http_call *c = call_copy(req, method);
   if (c == NULL)
     return ACTIO_ENOMEM;
   int rc = actio_future_create(&c->reply);

@@ -153,10 +153,8 @@ static void start_attempt(actio__http_worker *w, actio__http_call *r) {
     return;
   }
   r->attempts++;
-  int rc = actio__http_method_valid(r->io.method)
-               ? actio__http_xfer_create(&r->x, w->loop, &r->io,
-                                         left < 0 ? -1 : (long)left, on_done, r)
-               : ACTIO_EINVAL;
+  int rc = actio__http_xfer_create(&r->x, w->loop, &r->io,
+                                   left < 0 ? -1 : (long)left, on_done, r);
   if (rc == 0 && (rc = actio__http_loop_add(w->loop, r->x)) != 0) {
     actio__http_xfer_free(r->x);
     r->x = NULL;
