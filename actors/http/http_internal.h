@@ -41,12 +41,13 @@ struct actio__http_call {
   actio_http_chunk_fn on_chunk; /* the caller's consumer, behind io.sink */
   void *chunk_arg;
   actio__http_xfer *x; /* NULL unless a transfer runs */
-  actio__http_worker *w;
-  _Atomic int cancel;
+  actio__http_worker *w; /* set when a worker takes it */
+  _Atomic int cancel;  /* set by the cancel hook (any thread), then a ring */
   int retry_wait;      /* waiting for its next attempt (counted in waiting) */
   int attempts;
   int64_t due_ns;      /* when waiting: the next attempt */
-  actio_future *ready; /* the body consumer's, while paused */
+  actio_future *ready; /* the body consumer's, while paused (counted in
+                          paused) */
   int fail_code;       /* the consumer's future failed with this */
   actio__http_call *prev, *next; /* in the worker's running list */
   char bytes[]; /* url, method, headers and body copies */
@@ -55,14 +56,15 @@ struct actio__http_call {
 /* http_worker.c: what the actor's workers do. */
 extern const actio_behavior actio__http_behavior;
 
-/* Frees a call that never reached a worker (its send failed). */
+/* Frees a call no transfer runs for, and its references: one whose send
+ * failed, one dropped unstarted, one that ended. */
 void actio__http_call_free(actio__http_call *c);
 
 /* http_response.c: the value of a call's future. */
 
-/* The response of a transfer whose done reported 0, its result moved
- * behind the public fields (nothing is copied). NULL when out of memory
- * (the result stays in x). */
+/* The response of a transfer whose done reported 0: io's result moves in
+ * behind the public fields, which point into it (the body, URL and headers
+ * are not copied). NULL when out of memory (the result stays in x). */
 actio_http_response *actio__http_response_take(actio__http_xfer *x);
 /* actio_http_response_free as a future's free function. */
 void actio__http_response_free(void *r);
