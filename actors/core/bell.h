@@ -20,7 +20,7 @@ typedef struct actio__bell_link {
   struct actio__bell_link *prev, *next;
 } actio__bell_link;
 
-/* Gets the worker's attention (curl_multi_wakeup, an eventfd write). Runs
+/* Gets the worker's attention (the HTTP loop's wakeup, an eventfd write). Runs
  * under the bell's lock, so it never runs once close returned. */
 typedef void (*actio__bell_wake_fn)(void *target);
 

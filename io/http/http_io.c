@@ -1,7 +1,7 @@
 /* http_io.c: one libcurl multi handle per worker thread: transfers with
  * connection reuse, HTTP/2 multiplexing, limits, timeouts, redirects kept to
  * http and https, TLS verification, a body size limit, and errors mapped to
- * actio's codes. */
+ * actio's codes. Every libcurl call of the library is in this file. */
 #include "io/http/http_io.h"
 
 #include <ctype.h>
@@ -9,45 +9,34 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "actio/error.h"
-
-/* A response with its storage behind the public part. */
-typedef struct resp {
-  actio_http_response pub; /* first: the pointer handed out is to this */
-  char *body;
-  size_t body_cap;
-  char *hdr; /* "name\0value\0" pairs of the final response */
-  size_t hdr_len, hdr_cap, nhdr;
-  char *url;
-} resp;
+#include "base/clock.h"
+#include "base/debug.h"
 
 struct actio__http_xfer {
   CURL *easy;
   actio__http_loop *loop;
+  const actio__http_req *req; /* borrowed until free */
   struct curl_slist *headers;
-  resp *r;
+  actio__http_result res;
   size_t max_body;
   int too_big;
-  actio__http_sink_fn sink;
   int pause_next;         /* the sink asked to pause before the next chunk */
   int sink_rc;            /* a sink's error */
   size_t delivered;       /* bytes given to the sink or the file */
   int save_fd;            /* save_to: the ".part" file, or -1 */
-  char *save_to;
   long status, retry_after_ms;
   long idle_ms;           /* 0: no idle limit */
   int idle_expired;
   curl_off_t last_dl, last_ul;
-  struct timespec last_activity;
+  int64_t last_activity_ns;
   int in_loop;
-  char *method, *req_url;
   actio__http_done_fn done;
   void *arg;
   char err[CURL_ERROR_SIZE];
@@ -78,6 +67,15 @@ static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT
 int actio__http_global_init(void) {
   pthread_once(&global_once, global_init);
   return global_rc == CURLE_OK ? 0 : ACTIO_ETRANSFER;
+}
+
+int actio__http_method_valid(const char *m) {
+  if (m == NULL || *m == '\0')
+    return 0;
+  for (; *m; m++)
+    if (!isalnum((unsigned char)*m) && strchr("!#$%&'*+-.^_`|~", *m) == NULL)
+      return 0;
+  return 1;
 }
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *p) {
@@ -167,7 +165,6 @@ void actio__http_loop_destroy(actio__http_loop *l) {
 
 void actio__http_loop_wakeup(actio__http_loop *l) { curl_multi_wakeup(l->multi); }
 
-
 static void drain_done(actio__http_loop *l) {
   CURLMsg *m;
   int left;
@@ -176,6 +173,7 @@ static void drain_done(actio__http_loop *l) {
       continue;
     actio__http_xfer *x = NULL;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    ACTIO__ASSERT(x != NULL && x->easy == m->easy_handle);
     finish_xfer(l, x, m->data.result);
   }
 }
@@ -193,32 +191,16 @@ void actio__http_loop_wait(actio__http_loop *l, int max_ms) {
   drain_done(l);
 }
 
-/* ---- responses ---- */
-
-static int grow(char **buf, size_t *cap, size_t need) {
-  if (need <= *cap)
-    return 0;
-  size_t c = *cap ? *cap : 1024;
-  if (c < need && *cap == 0)
-    c = need; /* a first allocation takes exactly what is asked */
-  while (c < need)
-    c *= 2;
-  char *n = realloc(*buf, c);
-  if (n == NULL)
-    return -1;
-  *buf = n;
-  *cap = c;
-  return 0;
-}
+/* ---- what libcurl hands a transfer ---- */
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg) {
   actio__http_xfer *x = arg;
-  resp *r = x->r;
+  actio__http_result *r = &x->res;
   size_t len = size * n;
-  if (x->sink != NULL) {
+  if (x->req->sink != NULL) {
     if (x->pause_next)
       return CURL_WRITEFUNC_PAUSE; /* libcurl hands this chunk again later */
-    int rc = x->sink(x->arg, data, len);
+    int rc = x->req->sink(x->req->sink_arg, data, len);
     if (rc < 0) {
       x->sink_rc = rc;
       return 0;
@@ -241,110 +223,31 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg) {
     x->delivered += len;
     return len;
   }
-  if (r->pub.body_len + len > x->max_body) {
+  if (r->body_len + len > x->max_body) {
     x->too_big = 1;
     return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
   }
-  if (grow(&r->body, &r->body_cap, r->pub.body_len + len + 1) != 0)
+  if (actio__http_result_reserve(r, r->body_len + len + 1) != 0)
     return 0;
-  memcpy(r->body + r->pub.body_len, data, len);
-  r->pub.body_len += len;
+  memcpy(r->body + r->body_len, data, len);
+  r->body_len += len;
   return len;
 }
 
-/* Keeps the headers of the last response only: a redirect or a 100
- * Continue starts a new block with its status line. */
+/* Keeps the headers of the last response only (see
+ * actio__http_result_header_line). */
 static size_t on_header(char *line, size_t size, size_t n, void *arg) {
   actio__http_xfer *x = arg;
-  resp *r = x->r;
+  actio__http_result *r = &x->res;
   size_t len = size * n;
-  if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-    r->hdr_len = 0;
-    r->nhdr = 0;
-    return len;
-  }
-  const char *colon = memchr(line, ':', len);
-  if (colon == NULL)
-    return len; /* the blank line ending the block, or junk */
-  if (x->sink == NULL && x->save_fd < 0 && colon - line == 14 &&
-      strncasecmp(line, "Content-Length", 14) == 0) {
+  if (x->req->sink == NULL && x->save_fd < 0 && len >= 15 &&
+      strncasecmp(line, "Content-Length:", 15) == 0) {
     /* Size the body buffer once: no regrowth, no page-sized churn. */
-    unsigned long long cl = strtoull(colon + 1, NULL, 10);
-    if (cl > 0 && cl <= x->max_body && r->pub.body_len == 0)
-      grow(&r->body, &r->body_cap, (size_t)cl + 1);
+    unsigned long long cl = strtoull(line + 15, NULL, 10);
+    if (cl > 0 && cl <= x->max_body && r->body_len == 0)
+      actio__http_result_reserve(r, (size_t)cl + 1);
   }
-  size_t nlen = (size_t)(colon - line);
-  const char *v = colon + 1, *end = line + len;
-  while (v < end && (*v == ' ' || *v == '\t'))
-    v++;
-  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-    end--;
-  size_t vlen = (size_t)(end - v);
-  if (grow(&r->hdr, &r->hdr_cap, r->hdr_len + nlen + vlen + 2) != 0)
-    return 0;
-  memcpy(r->hdr + r->hdr_len, line, nlen);
-  r->hdr[r->hdr_len + nlen] = '\0';
-  memcpy(r->hdr + r->hdr_len + nlen + 1, v, vlen);
-  r->hdr[r->hdr_len + nlen + 1 + vlen] = '\0';
-  r->hdr_len += nlen + vlen + 2;
-  r->nhdr++;
-  return len;
-}
-
-void actio__http_response_free(void *p) {
-  resp *r = p;
-  if (r == NULL)
-    return;
-  free(r->body);
-  free(r->hdr);
-  free(r->url);
-  free(r);
-}
-
-void actio_http_response_free(actio_http_response *r) {
-  actio__http_response_free(r);
-}
-
-const char *actio_http_header_nth(const actio_http_response *pub,
-                                  const char *name, size_t i) {
-  const resp *r = (const resp *)pub;
-  if (r == NULL || name == NULL)
-    return NULL;
-  const char *p = r->hdr;
-  for (size_t k = 0; k < r->nhdr; k++) {
-    const char *v = p + strlen(p) + 1;
-    if (strcasecmp(p, name) == 0 && i-- == 0)
-      return v;
-    p = v + strlen(v) + 1;
-  }
-  return NULL;
-}
-
-const char *actio_http_header(const actio_http_response *r, const char *name) {
-  return actio_http_header_nth(r, name, 0);
-}
-
-size_t actio_http_header_count(const actio_http_response *r, const char *name) {
-  size_t n = 0;
-  while (actio_http_header_nth(r, name, n) != NULL)
-    n++;
-  return n;
-}
-
-int actio_http_raise_for_status(const actio_http_response *r) {
-  return r != NULL && r->status >= 400 ? ACTIO_EHTTP : 0;
-}
-
-/* ---- transfers ---- */
-
-/* An HTTP method is a token (RFC 9110 tchar). */
-static int valid_token(const char *m) {
-  if (m == NULL || *m == '\0')
-    return 0;
-  for (; *m; m++)
-    if (!isalnum((unsigned char)*m) && strchr("!#$%&'*+-.^_`|~", *m) == NULL)
-      return 0;
-  return 1;
+  return actio__http_result_header_line(r, line, len) == 0 ? len : 0;
 }
 
 /* Called often while bytes move, and about once a second otherwise: fails
@@ -352,24 +255,23 @@ static int valid_token(const char *m) {
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
                        curl_off_t ultotal, curl_off_t ulnow) {
   actio__http_xfer *x = arg;
-  struct timespec now;
+  int64_t now = actio__now_ns();
   (void)dltotal;
   (void)ultotal;
-  clock_gettime(CLOCK_MONOTONIC, &now);
   if (dlnow != x->last_dl || ulnow != x->last_ul || x->pause_next) {
     /* Bytes moved, or our own consumer holds the transfer: not idle. */
     x->last_dl = dlnow;
     x->last_ul = ulnow;
-    x->last_activity = now;
+    x->last_activity_ns = now;
     return 0;
   }
-  long quiet = (now.tv_sec - x->last_activity.tv_sec) * 1000 +
-               (now.tv_nsec - x->last_activity.tv_nsec) / 1000000;
-  if (quiet < x->idle_ms)
+  if (now - x->last_activity_ns < x->idle_ms * ACTIO__NS_PER_MS)
     return 0;
   x->idle_expired = 1;
   return 1; /* aborts: CURLE_ABORTED_BY_CALLBACK */
 }
+
+/* ---- easy handles ---- */
 
 /* What every transfer of the session shares, set once per easy handle. */
 static void session_options(actio__http_loop *l, CURL *e) {
@@ -411,6 +313,7 @@ static CURL *easy_get(actio__http_loop *l) {
 }
 
 static void easy_put(actio__http_loop *l, CURL *e) {
+  ACTIO__ASSERT(l->nspare <= l->spare_cap);
   if (l->nspare == l->spare_cap) {
     size_t cap = l->spare_cap ? l->spare_cap * 2 : 16;
     if (cap > 256) { /* enough spares */
@@ -428,9 +331,40 @@ static void easy_put(actio__http_loop *l, CURL *e) {
   l->spare[l->nspare++] = e;
 }
 
+/* ---- transfers ---- */
+
+/* "<path>.part", or NULL out of memory. */
+static char *part_path(const char *path) {
+  size_t l = strlen(path);
+  char *part = malloc(l + 6);
+  if (part != NULL) {
+    memcpy(part, path, l);
+    memcpy(part + l, ".part", 6);
+  }
+  return part;
+}
+
+/* Ends the save_to file: renamed into place on success, removed otherwise. */
+static int save_finish(actio__http_xfer *x, int ok) {
+  if (x->save_fd < 0)
+    return 0;
+  int rc = close(x->save_fd) == 0 ? 0 : -errno;
+  x->save_fd = -1;
+  char *part = part_path(x->req->save_to);
+  if (part == NULL)
+    return -ENOMEM;
+  if (ok && rc == 0 && rename(part, x->req->save_to) != 0)
+    rc = -errno;
+  if (!ok || rc != 0)
+    unlink(part);
+  free(part);
+  return rc;
+}
+
 int actio__http_xfer_resume(actio__http_xfer *x) {
+  ACTIO__ASSERT(x->in_loop && x->pause_next);
   x->pause_next = 0;
-  clock_gettime(CLOCK_MONOTONIC, &x->last_activity); /* a pause is not idle */
+  x->last_activity_ns = actio__now_ns(); /* a pause is not idle */
   CURLcode cc = curl_easy_pause(x->easy, CURLPAUSE_CONT);
   if (x->sink_rc != 0)
     return x->sink_rc;
@@ -443,70 +377,47 @@ long actio__http_xfer_retry_after_ms(const actio__http_xfer *x) {
   return x->retry_after_ms;
 }
 
-/* Ends the save_to file: renamed into place on success, removed otherwise. */
-static int save_finish(actio__http_xfer *x, int ok) {
-  if (x->save_fd < 0)
-    return 0;
-  int rc = close(x->save_fd) == 0 ? 0 : -errno;
-  x->save_fd = -1;
-  size_t l = strlen(x->save_to);
-  char *part = malloc(l + 6);
-  if (part == NULL)
-    return -ENOMEM;
-  memcpy(part, x->save_to, l);
-  memcpy(part + l, ".part", 6);
-  if (ok && rc == 0 && rename(part, x->save_to) != 0)
-    rc = -errno;
-  if (!ok || rc != 0)
-    unlink(part);
-  free(part);
-  return rc;
-}
-
 int actio__http_xfer_commit(actio__http_xfer *x) { return save_finish(x, 1); }
+
+void actio__http_xfer_take(actio__http_xfer *x, actio__http_result *out) {
+  ACTIO__ASSERT(!x->in_loop);
+  *out = x->res;
+  memset(&x->res, 0, sizeof x->res);
+}
 
 void actio__http_xfer_free(actio__http_xfer *x) {
   if (x == NULL)
     return;
+  /* Still in the multi handle, libcurl would run a freed transfer. */
+  ACTIO__ASSERT(!x->in_loop);
   save_finish(x, 0);
-  free(x->save_to);
   if (x->easy != NULL)
     easy_put(x->loop, x->easy);
   curl_slist_free_all(x->headers);
-  actio__http_response_free(x->r);
-  free(x->method);
-  free(x->req_url);
+  actio__http_result_cleanup(&x->res);
   free(x);
 }
 
 static long pick(long req, long conf) { return req != 0 ? req : conf; }
 
 int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
-                            const actio_http_request *req, long timeout_ms,
-                            actio__http_sink_fn sink, actio__http_done_fn done,
-                            void *arg) {
+                            const actio__http_req *req, long cap_ms,
+                            actio__http_done_fn done, void *arg) {
   const actio__http_conf *c = l->conf;
-  const char *method = req->method ? req->method : "GET";
-  if (req->url == NULL || !valid_token(method))
-    return ACTIO_EINVAL;
+  const char *method = req->method;
+  ACTIO__ASSERT(req->url != NULL && actio__http_method_valid(method));
   actio__http_xfer *x = calloc(1, sizeof *x);
   if (x == NULL)
     return ACTIO_ENOMEM;
   x->loop = l;
+  x->req = req;
   x->done = done;
   x->arg = arg;
-  x->sink = sink;
   x->save_fd = -1;
   if (req->save_to != NULL) {
-    size_t sl = strlen(req->save_to);
-    char *part = malloc(sl + 6);
-    x->save_to = strdup(req->save_to);
-    if (part == NULL || x->save_to == NULL) {
-      free(part);
+    char *part = part_path(req->save_to);
+    if (part == NULL)
       goto fail;
-    }
-    memcpy(part, req->save_to, sl);
-    memcpy(part + sl, ".part", 6);
     x->save_fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     int e = errno;
     free(part);
@@ -515,11 +426,8 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
       return -e;
     }
   }
-  x->r = calloc(1, sizeof *x->r);
-  x->method = strdup(method);
-  x->req_url = strdup(req->url);
   x->easy = easy_get(l);
-  if (x->r == NULL || x->method == NULL || x->req_url == NULL || x->easy == NULL)
+  if (x->easy == NULL)
     goto fail;
   for (const char *const *h = req->headers; h != NULL && *h != NULL; h++) {
     struct curl_slist *n = curl_slist_append(x->headers, *h);
@@ -531,18 +439,18 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
 
   CURL *e = x->easy;
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
-  curl_easy_setopt(e, CURLOPT_URL, x->req_url);
+  curl_easy_setopt(e, CURLOPT_URL, req->url);
   /* Over TLS a second request to a host waits to share the first one's
    * connection (HTTP/2 streams). Not over plain http, which is HTTP/1.1
    * here: it would wait for the first response's headers for nothing. */
   curl_easy_setopt(e, CURLOPT_PIPEWAIT,
-                   (long)(strncasecmp(x->req_url, "https:", 6) == 0));
+                   (long)(strncasecmp(req->url, "https:", 6) == 0));
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->err);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-                   x->sink || x->save_to ? (curl_off_t)0 : (curl_off_t)x->max_body);
+                   req->sink || req->save_to ? (curl_off_t)0 : (curl_off_t)x->max_body);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 
   int redirects = req->max_redirects ? req->max_redirects : c->max_redirects;
@@ -552,14 +460,14 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    pick(req->connect_timeout_ms, c->connect_timeout_ms));
   long total = pick(req->timeout_ms, c->timeout_ms);
-  if (timeout_ms >= 0 && (total <= 0 || timeout_ms < total))
-    total = timeout_ms > 0 ? timeout_ms : 1; /* the caller's deadline */
+  if (cap_ms >= 0 && (total <= 0 || cap_ms < total))
+    total = cap_ms > 0 ? cap_ms : 1; /* the caller's deadline */
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total > 0 ? total : 0L);
   x->idle_ms = pick(req->idle_timeout_ms, c->idle_timeout_ms);
   /* libcurl's low-speed limit averages over seconds, so a few bytes and
    * then silence can pass it: on_progress counts silence instead. */
   if (x->idle_ms > 0)
-    clock_gettime(CLOCK_MONOTONIC, &x->last_activity);
+    x->last_activity_ns = actio__now_ns();
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, x->idle_ms > 0 ? 0L : 1L);
 
   /* The method: back to a plain GET first, whatever the handle did last. */
@@ -583,6 +491,7 @@ fail:
 }
 
 int actio__http_loop_add(actio__http_loop *l, actio__http_xfer *x) {
+  ACTIO__ASSERT(!x->in_loop && x->loop == l); /* a transfer is added once */
   if (curl_multi_add_handle(l->multi, x->easy) != CURLM_OK)
     return ACTIO_ETRANSFER;
   x->in_loop = 1;
@@ -594,6 +503,9 @@ int actio__http_loop_add(actio__http_loop *l, actio__http_xfer *x) {
 }
 
 static void unlink_xfer(actio__http_loop *l, actio__http_xfer *x) {
+  ACTIO__ASSERT(x->in_loop);
+  ACTIO__ASSERT(x->prev != NULL ? x->prev->next == x : l->list == x);
+  ACTIO__ASSERT(x->next == NULL || x->next->prev == x);
   curl_multi_remove_handle(l->multi, x->easy);
   x->in_loop = 0;
   if (x->prev != NULL)
@@ -610,6 +522,8 @@ void actio__http_loop_cancel(actio__http_loop *l, actio__http_xfer *x) {
     return;
   finish_xfer(l, x, CURLE_ABORTED_BY_CALLBACK);
 }
+
+/* ---- how a transfer ended ---- */
 
 static double ms(CURL *e, CURLINFO what) {
   curl_off_t us = 0;
@@ -666,8 +580,45 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
   }
 }
 
+/* Fills the result from what libcurl measured. Returns 0 or ACTIO_ENOMEM. */
+static int fill_result(actio__http_xfer *x) {
+  actio__http_result *r = &x->res;
+  CURL *e = x->easy;
+  long v = 0, redirects = 0, conns = 0;
+  char *url = NULL;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &v);
+  curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url);
+  curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &redirects);
+  curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
+  r->http_version = v == CURL_HTTP_VERSION_1_0   ? 10
+                    : v == CURL_HTTP_VERSION_1_1 ? 11
+                    : v == CURL_HTTP_VERSION_2_0 ? 20
+                    : v == CURL_HTTP_VERSION_3   ? 30
+                                                 : 0;
+  r->redirects = (int)redirects;
+  r->new_connections = (int)conns;
+  r->dns_ms = ms(e, CURLINFO_NAMELOOKUP_TIME_T);
+  r->connect_ms = ms(e, CURLINFO_CONNECT_TIME_T);
+  r->tls_ms = ms(e, CURLINFO_APPCONNECT_TIME_T);
+  r->first_byte_ms = ms(e, CURLINFO_STARTTRANSFER_TIME_T);
+  r->total_ms = ms(e, CURLINFO_TOTAL_TIME_T);
+  r->url = strdup(url ? url : x->req->url);
+  int rc = r->url != NULL ? 0 : ACTIO_ENOMEM;
+  if (r->body == NULL && actio__http_result_reserve(r, 1) != 0) {
+    rc = ACTIO_ENOMEM;
+  } else if (x->req->sink != NULL || x->req->save_to != NULL) {
+    r->body[0] = '\0'; /* the body went elsewhere: say how much */
+    r->body_len = x->delivered;
+  } else {
+    r->body[r->body_len] = '\0';
+  }
+  return rc;
+}
+
 static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
   unlink_xfer(l, x);
+  const actio__http_req *req = x->req;
   int rc = 0;
   char msg[CURL_ERROR_SIZE + 512];
   msg[0] = '\0';
@@ -677,58 +628,15 @@ static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
     x->retry_after_ms = after < 86400 ? (long)after * 1000 : 86400000L; /* a day */
   if (cc != CURLE_OK) {
     rc = map_error(x, cc);
-    snprintf(msg, sizeof msg, "%s %.300s: %s%s", x->method, x->req_url,
+    snprintf(msg, sizeof msg, "%s %.300s: %s%s", req->method, req->url,
              x->sink_rc ? "body consumer failed: " : "",
              rc == ACTIO_ECANCELED ? "cancelled"
              : rc == ACTIO_EIDLE   ? "no data within the idle timeout"
              : x->sink_rc          ? actio_strerror(x->sink_rc)
              : x->err[0]           ? x->err
                                    : curl_easy_strerror(cc));
-  } else {
-    resp *r = x->r;
-    CURL *e = x->easy;
-    long v = 0, redirects = 0;
-    char *url = NULL;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->pub.status);
-    curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &v);
-    curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url);
-    curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &redirects);
-    r->pub.http_version = v == CURL_HTTP_VERSION_1_0   ? 10
-                          : v == CURL_HTTP_VERSION_1_1 ? 11
-                          : v == CURL_HTTP_VERSION_2_0 ? 20
-                          : v == CURL_HTTP_VERSION_3   ? 30
-                                                       : 0;
-    r->pub.redirects = (int)redirects;
-    long conns = 0;
-    curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
-    r->pub.new_connections = (int)conns;
-    r->pub.attempts = 1;
-    r->url = strdup(url ? url : x->req_url);
-    r->pub.url = r->url;
-    r->pub.dns_ms = ms(e, CURLINFO_NAMELOOKUP_TIME_T);
-    r->pub.connect_ms = ms(e, CURLINFO_CONNECT_TIME_T);
-    r->pub.tls_ms = ms(e, CURLINFO_APPCONNECT_TIME_T);
-    r->pub.first_byte_ms = ms(e, CURLINFO_STARTTRANSFER_TIME_T);
-    r->pub.total_ms = ms(e, CURLINFO_TOTAL_TIME_T);
-    if (r->body == NULL && grow(&r->body, &r->body_cap, 1) != 0) {
-      rc = ACTIO_ENOMEM;
-    } else if (x->sink != NULL || x->save_to != NULL) {
-      r->body[0] = '\0'; /* the body went elsewhere: say how much */
-      r->pub.body_len = x->delivered;
-    } else {
-      r->body[r->pub.body_len] = '\0';
-    }
-    r->pub.body = r->body;
-    if (r->url == NULL)
-      rc = ACTIO_ENOMEM;
-    if (rc != 0)
-      snprintf(msg, sizeof msg, "%s %.300s: out of memory", x->method, x->req_url);
+  } else if ((rc = fill_result(x)) != 0) {
+    snprintf(msg, sizeof msg, "%s %.300s: out of memory", req->method, req->url);
   }
   x->done(x, rc, msg, x->arg);
-}
-
-actio_http_response *actio__http_xfer_take(actio__http_xfer *x) {
-  resp *r = x->r;
-  x->r = NULL;
-  return r ? &r->pub : NULL;
 }

@@ -1,11 +1,13 @@
 /* http_io.h: libcurl's multi interface for one worker thread: transfers in,
- * completions out through a callback. Knows nothing of futures or actors. */
+ * completions out through a callback. Knows nothing of futures or actors;
+ * no libcurl type leaves io/http. */
 #ifndef ACTIO_IO_HTTP_IO_H
 #define ACTIO_IO_HTTP_IO_H
 
 #include <stddef.h>
 
-#include "actio/http.h"
+#include "actio/error.h"
+#include "io/http/http_result.h"
 
 /* Session-wide settings (the strings are borrowed for the loop's life). */
 typedef struct actio__http_conf {
@@ -19,12 +21,40 @@ typedef struct actio__http_conf {
 typedef struct actio__http_loop actio__http_loop;
 typedef struct actio__http_xfer actio__http_xfer;
 
+/* Takes body chunks instead of memory, on the loop's thread: returns 0
+ * (taken), 1 (taken, but pause the transfer before the next chunk until
+ * actio__http_xfer_resume) or a negative code (fails the transfer with
+ * it). */
+typedef int (*actio__http_sink_fn)(void *arg, const void *data, size_t len);
+
+/* One request as a transfer needs it. Zero fields take the loop's
+ * settings. Everything is borrowed until actio__http_xfer_free. */
+typedef struct actio__http_req {
+  const char *method;           /* a token (actio__http_method_valid) */
+  const char *url;
+  const char *const *headers;   /* "Name: value" strings, NULL-terminated;
+                                   may be NULL */
+  const void *body;             /* NULL: none */
+  size_t body_len;
+  long timeout_ms, connect_timeout_ms, idle_timeout_ms;
+  int max_redirects;            /* -1: do not follow */
+  size_t max_body;              /* the largest body kept in memory */
+  /* Where the body goes instead of memory (sink first): */
+  actio__http_sink_fn sink;
+  void *sink_arg;
+  const char *save_to;          /* written as "<path>.part", renamed into
+                                   place by actio__http_xfer_commit */
+} actio__http_req;
+
 /* Runs once per transfer, on the loop's thread, when it ends: rc is 0 (the
  * response is ready, take it with actio__http_xfer_take) or an ACTIO_*
  * code, with a message naming the method and URL. The transfer is out of
  * the loop by then; free it with actio__http_xfer_free. */
 typedef void (*actio__http_done_fn)(actio__http_xfer *x, int rc,
                                     const char *msg, void *arg);
+
+/* 1 if m is an HTTP method: a token (RFC 9110 tchar), else 0. Any thread. */
+int actio__http_method_valid(const char *m);
 
 /* libcurl's global set-up, once per process, before any thread uses it. */
 int actio__http_global_init(void);
@@ -43,42 +73,37 @@ void actio__http_loop_destroy(actio__http_loop *l);
 /* One round: runs transfers, waits up to max_ms for sockets, timers or a
  * wakeup, runs them again and reports what ended. */
 void actio__http_loop_wait(actio__http_loop *l, int max_ms);
-/* Makes a wait return now. Any thread. */
+/* Makes a wait return now. Any thread, while the loop exists. */
 void actio__http_loop_wakeup(actio__http_loop *l);
 
-/* Takes body chunks instead of memory: returns 0 (taken), 1 (taken, but
- * pause the transfer before the next chunk until actio__http_xfer_resume)
- * or a negative code (fails the transfer with it). */
-typedef int (*actio__http_sink_fn)(void *arg, const void *data, size_t len);
-
-/* Makes a transfer for `req` (the body is borrowed until done runs; the
- * rest is copied; req->on_chunk is ignored: pass `sink` instead, may be
- * NULL). timeout_ms caps the request's total time (< 0: none beyond the
- * settings). Returns 0, ACTIO_ENOMEM, ACTIO_EINVAL, or a negated errno when
- * req->save_to cannot be created. */
+/* Makes a transfer for `req` (method and URL set: the caller checked them).
+ * cap_ms caps its total time, the caller's deadline (< 0: none beyond the
+ * settings). Returns 0, ACTIO_ENOMEM, or a negated errno when req->save_to
+ * cannot be created. */
 int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
-                            const actio_http_request *req, long timeout_ms,
-                            actio__http_sink_fn sink, actio__http_done_fn done,
-                            void *arg);
-/* Unpauses a transfer its sink paused (on the loop's thread); the chunk
- * libcurl held goes to the sink now. Returns 0, or the sink's error (the
- * caller then cancels the transfer). */
-int actio__http_xfer_resume(actio__http_xfer *x);
-/* After done reported 0: puts a save_to file in place (the caller decided no
- * retry follows). Returns 0 or a negated errno. */
-int actio__http_xfer_commit(actio__http_xfer *x);
-/* After done: the status and Retry-After (ms, 0 if none) of the last
- * response, 0 if there was none. */
-long actio__http_xfer_status(const actio__http_xfer *x);
-long actio__http_xfer_retry_after_ms(const actio__http_xfer *x);
+                            const actio__http_req *req, long cap_ms,
+                            actio__http_done_fn done, void *arg);
 /* Starts it. On failure it was not started (call free). */
 int actio__http_loop_add(actio__http_loop *l, actio__http_xfer *x);
 /* Stops a running transfer now; done runs with ACTIO_ECANCELED. */
 void actio__http_loop_cancel(actio__http_loop *l, actio__http_xfer *x);
-/* Takes the response out of a transfer whose done reported 0; free it with
- * actio__http_response_free. */
-actio_http_response *actio__http_xfer_take(actio__http_xfer *x);
-void actio__http_response_free(void *r);
+/* Unpauses a transfer its sink paused (on the loop's thread); the chunk
+ * libcurl held goes to the sink now. Returns 0, or the sink's error (the
+ * caller then cancels the transfer). */
+int actio__http_xfer_resume(actio__http_xfer *x);
+
+/* After done: the status and Retry-After (ms, 0 if none) of the last
+ * response, 0 if there was none. */
+long actio__http_xfer_status(const actio__http_xfer *x);
+long actio__http_xfer_retry_after_ms(const actio__http_xfer *x);
+/* After done reported 0: puts a save_to file in place (the caller decided no
+ * retry follows). Returns 0 or a negated errno. */
+int actio__http_xfer_commit(actio__http_xfer *x);
+/* After done reported 0: moves the result into *out (nothing is copied);
+ * the caller cleans it up. */
+void actio__http_xfer_take(actio__http_xfer *x, actio__http_result *out);
+/* Frees a transfer that is not in the loop (never added, or done ran); a
+ * save_to file not committed is removed. NULL accepted. */
 void actio__http_xfer_free(actio__http_xfer *x);
 
 #endif

@@ -1,0 +1,347 @@
+/* http_worker.c: the HTTP actor's workers: each drives one libcurl loop
+ * (io/http), starts the calls it takes from the mailbox, retries them, and
+ * handles cancellation and a body consumer's backpressure. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actio.h"
+#include "actors/core/actor_internal.h"
+#include "actors/http/http_internal.h"
+#include "base/clock.h"
+#include "base/debug.h"
+
+#define DAY_MS 86400000L /* the longest a retry waits */
+
+/* ---- a call on its worker ---- */
+
+void actio__http_call_free(actio__http_call *c) {
+  /* A transfer still running would write into the freed call. */
+  ACTIO__ASSERT(c->x == NULL);
+  actio_future_unref(c->ready);
+  actio_future_unref(c->reply);
+  free(c);
+}
+
+static void link_call(actio__http_worker *w, actio__http_call *c) {
+  c->prev = NULL;
+  c->next = w->running;
+  if (w->running != NULL)
+    w->running->prev = c;
+  w->running = c;
+}
+
+static void unlink_call(actio__http_worker *w, actio__http_call *c) {
+  ACTIO__ASSERT(c->prev != NULL ? c->prev->next == c : w->running == c);
+  ACTIO__ASSERT(c->next == NULL || c->next->prev == c);
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    w->running = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  if (c->retry_wait) {
+    ACTIO__ASSERT(w->waiting > 0);
+    w->waiting--;
+  }
+  if (c->ready != NULL) {
+    ACTIO__ASSERT(w->paused > 0);
+    w->paused--;
+  }
+}
+
+/* 1 when the worker's counters agree with its calls. Asserted only, so
+ * compiled out of release builds ("unused" there: it walks every call). */
+__attribute__((unused)) static int counts_agree(const actio__http_worker *w) {
+  size_t waiting = 0, paused = 0;
+  for (const actio__http_call *c = w->running; c != NULL; c = c->next) {
+    waiting += c->retry_wait != 0;
+    paused += c->ready != NULL;
+  }
+  return waiting == w->waiting && paused == w->paused;
+}
+
+/* Ends a call on its worker: completes the future unless it already is. */
+static void end_call(actio__http_call *c, int rc, actio_http_response *resp,
+                     const char *msg) {
+  ACTIO__ASSERT(c->x == NULL && (rc == 0) == (resp != NULL));
+  actio_future_clear_cancel(c->reply); /* no hook runs after this */
+  if (rc == 0) {
+    resp->attempts = c->attempts;
+    if (actio_future_resolve(c->reply, resp, actio__http_response_free) != 0)
+      actio__http_response_free(resp);
+  } else {
+    actio_future_fail(c->reply, rc, "%s", msg);
+  }
+  unlink_call(c->w, c);
+  actio__http_call_free(c);
+}
+
+/* ---- attempts and retries ---- */
+
+static int idempotent(const char *m) {
+  static const char *const ok[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+    if (strcmp(m, ok[i]) == 0)
+      return 1;
+  return 0;
+}
+
+/* Milliseconds to wait before the next attempt, or -1: do not retry. */
+static long retry_delay(actio__http_call *c, int rc, actio__http_xfer *x) {
+  long status = actio__http_xfer_status(x);
+  int transient = rc == -ECONNREFUSED || rc == -ECONNRESET ||
+                  rc == ACTIO_ECONNTIMEOUT || rc == ACTIO_EPARTIAL ||
+                  (rc == 0 && (status == 429 || status == 502 ||
+                               status == 503 || status == 504));
+  if (!transient || c->attempts > c->retries || c->on_chunk != NULL ||
+      (!c->retry_any_method && !idempotent(c->io.method)) ||
+      actio_future_is_done(c->reply))
+    return -1;
+  long base = c->retry_backoff_ms > 0 ? c->retry_backoff_ms : 200;
+  long delay = (long)actio__backoff_ms(base, DAY_MS, (unsigned)c->attempts);
+  long after = actio__http_xfer_retry_after_ms(x);
+  if (after > delay)
+    delay = after < DAY_MS ? after : DAY_MS;
+  int64_t left = actio_future_remaining_ms(c->reply);
+  return left >= 0 && delay >= left ? -1 : delay;
+}
+
+/* A transfer ended, on its worker's thread. */
+static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
+  actio__http_call *c = arg;
+  actio__http_worker *w = c->w;
+  ACTIO__ASSERT(c->x == x && !c->retry_wait);
+  if (c->fail_code != 0) { /* the body consumer's future failed */
+    char m[512];
+    snprintf(m, sizeof m, "%s %s: body consumer failed: %s", c->io.method,
+             c->io.url, actio_strerror(c->fail_code));
+    actio__http_xfer_free(x);
+    c->x = NULL;
+    end_call(c, c->fail_code, NULL, m);
+    return;
+  }
+  long delay = retry_delay(c, rc, x);
+  if (delay >= 0) {
+    actio__http_xfer_free(x);
+    c->x = NULL;
+    c->due_ns = actio__now_ns() + delay * ACTIO__NS_PER_MS;
+    c->retry_wait = 1;
+    w->waiting++;
+    return;
+  }
+  char m[512];
+  actio_http_response *resp = NULL;
+  if (rc == 0 && (resp = actio__http_response_take(x)) == NULL) {
+    rc = ACTIO_ENOMEM;
+    snprintf(m, sizeof m, "%s %s: out of memory", c->io.method, c->io.url);
+    msg = m;
+  }
+  if (rc == 0 && (rc = actio__http_xfer_commit(x)) != 0) {
+    snprintf(m, sizeof m, "%s %s: saving to %s: %s", c->io.method, c->io.url,
+             c->io.save_to, actio_strerror(rc));
+    msg = m;
+    actio__http_response_free(resp);
+    resp = NULL;
+  }
+  actio__http_xfer_free(x);
+  c->x = NULL;
+  end_call(c, rc, resp, msg);
+}
+
+/* Starts the next attempt of c (none runs). */
+static void start_attempt(actio__http_worker *w, actio__http_call *c) {
+  ACTIO__ASSERT(c->x == NULL && !c->retry_wait);
+  int64_t left = actio_future_remaining_ms(c->reply);
+  if (left == 0) { /* its deadline passed while it queued or waited */
+    char m[512];
+    snprintf(m, sizeof m, "%s %s: deadline passed", c->io.method, c->io.url);
+    end_call(c, ACTIO_ETIMEDOUT, NULL, m);
+    return;
+  }
+  c->attempts++;
+  int rc = actio__http_xfer_create(&c->x, w->loop, &c->io,
+                                   left < 0 ? -1 : (long)left, on_done, c);
+  if (rc == 0 && (rc = actio__http_loop_add(w->loop, c->x)) != 0)
+    actio__http_xfer_free(c->x);
+  if (rc != 0) {
+    char m[512];
+    snprintf(m, sizeof m, "%s %s: %s", c->io.method, c->io.url, actio_strerror(rc));
+    c->x = NULL;
+    end_call(c, rc, NULL, m);
+  }
+}
+
+/* ---- other threads: cancellation and backpressure ---- */
+
+/* On the cancelling thread: flag the call, ring its worker. */
+static void on_cancel(void *arg) {
+  actio__http_call *c = arg;
+  /* Release: pairs with the worker's acquire load after the ring. */
+  atomic_store_explicit(&c->cancel, 1, memory_order_release);
+  actio__bell_ring(c->w->bell);
+}
+
+/* The body consumer behind io's sink: a future it returns pauses the
+ * transfer until it completes (the bell rings then). */
+static int sink_chunk(void *arg, const void *data, size_t len) {
+  actio__http_call *c = arg;
+  /* io hands no chunk to a transfer paused for a consumer. */
+  ACTIO__ASSERT(c->ready == NULL);
+  actio_future *ready = NULL;
+  int rc = c->on_chunk(c->chunk_arg, data, len, &ready);
+  if (rc < 0 || ready == NULL) {
+    actio_future_unref(ready);
+    return rc < 0 ? rc : 0;
+  }
+  if (actio_future_is_done(ready)) {
+    int st = actio_future_status(ready);
+    actio_future_unref(ready);
+    return st;
+  }
+  c->ready = ready;
+  c->w->paused++;
+  /* Out of memory no ring comes, but the worker polls paused calls too. */
+  (void)actio__bell_ring_on(c->w->bell, ready);
+  return 1;
+}
+
+/* ---- the behavior ---- */
+
+static void wake_loop(void *loop) { actio__http_loop_wakeup(loop); }
+
+static int http_init(actio_actor *self, void **worker) {
+  actio__http_state *st = actio_actor_state(self);
+  actio__http_worker *w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return ACTIO_ENOMEM;
+  int rc = actio__http_loop_create(&w->loop, &st->conf, st->share);
+  if (rc != 0)
+    goto fail_loop;
+  rc = actio__bell_create(&w->bell, wake_loop, w->loop);
+  if (rc != 0)
+    goto fail_bell;
+  *worker = w;
+  return 0;
+fail_bell:
+  actio__http_loop_destroy(w->loop);
+fail_loop:
+  free(w);
+  return rc;
+}
+
+static void http_stop(actio_actor *self, void *worker) {
+  actio__http_worker *w = worker;
+  (void)self;
+  /* From here a ring wakes nobody: the loop it would wake goes next. The
+   * bell itself lives on while a consumer's future still holds it. */
+  actio__bell_close(w->bell, NULL, NULL);
+  actio__http_loop_destroy(w->loop); /* what still runs ends cancelled */
+  while (w->running != NULL) /* what waits to retry, too */
+    end_call(w->running, ACTIO_ECANCELED, NULL, "HTTP actor stopped");
+  ACTIO__ASSERT(w->waiting == 0 && w->paused == 0);
+  actio__bell_unref(w->bell);
+  free(w);
+}
+
+static int http_handle(actio_actor *self, void *worker, void *msg,
+                       actio_future *unused) {
+  actio__http_worker *w = worker;
+  actio__http_call *c = msg;
+  (void)self;
+  (void)unused;
+  if (actio_future_is_done(c->reply)) { /* cancelled or past its deadline */
+    actio__http_call_free(c);
+    return 0;
+  }
+  c->w = w;
+  if (c->on_chunk != NULL) { /* the consumer, behind io's plain sink */
+    c->io.sink = sink_chunk;
+    c->io.sink_arg = c;
+  }
+  link_call(w, c);
+  if (actio_future_on_cancel(c->reply, on_cancel, c) == ACTIO_ECANCELED) {
+    end_call(c, ACTIO_ECANCELED, NULL, "cancelled");
+    return 0;
+  }
+  start_attempt(w, c); /* may end c at once */
+  return 0;
+}
+
+static void http_wait(actio_actor *self, void *worker) {
+  actio__http_worker *w = worker;
+  (void)self;
+  ACTIO__ASSERT(counts_agree(w));
+  int max_ms = w->paused > 0 ? 50 : 1000; /* paused: also poll, in case */
+  int64_t now = actio__now_ns();
+  if (w->waiting > 0)
+    for (actio__http_call *c = w->running; c != NULL; c = c->next)
+      if (c->retry_wait) {
+        int64_t ms = actio__ns_to_ms_ceil(c->due_ns - now);
+        if (ms < max_ms)
+          max_ms = (int)ms;
+      }
+  actio__http_loop_wait(w->loop, max_ms);
+  int rang = actio__bell_rang(w->bell);
+  if (!rang && w->waiting == 0 && w->paused == 0)
+    return;
+  now = actio__now_ns();
+  for (actio__http_call *c = w->running, *next; c != NULL; c = next) {
+    next = c->next; /* ending frees c */
+    /* Acquire: pairs with on_cancel's release. */
+    if (atomic_load_explicit(&c->cancel, memory_order_acquire)) {
+      if (c->x != NULL)
+        actio__http_loop_cancel(w->loop, c->x);
+      else
+        end_call(c, ACTIO_ECANCELED, NULL, "cancelled");
+    } else if (c->ready != NULL && actio_future_is_done(c->ready)) {
+      ACTIO__ASSERT(c->x != NULL && w->paused > 0);
+      int st = actio_future_status(c->ready);
+      actio_future_unref(c->ready);
+      c->ready = NULL;
+      w->paused--;
+      if (st == 0)
+        st = actio__http_xfer_resume(c->x); /* delivers the held chunk */
+      if (st != 0) {
+        c->fail_code = st;
+        actio__http_loop_cancel(w->loop, c->x);
+      }
+    } else if (c->retry_wait && c->due_ns <= now) {
+      ACTIO__ASSERT(c->x == NULL && w->waiting > 0);
+      c->retry_wait = 0;
+      w->waiting--;
+      start_attempt(w, c);
+    }
+  }
+}
+
+static void http_wake(actio_actor *self, void *worker) {
+  (void)self;
+  actio__http_loop_wakeup(((actio__http_worker *)worker)->loop);
+}
+
+static int http_busy(actio_actor *self, void *worker) {
+  (void)self;
+  return ((actio__http_worker *)worker)->running != NULL;
+}
+
+/* Accepted but never started: the actor stopped at once. */
+static void http_drop(actio_actor *self, void *msg) {
+  actio__http_call *c = msg;
+  (void)self;
+  actio_future_fail(c->reply, ACTIO_ECANCELED, "%s %s: HTTP actor stopped",
+                    c->io.method, c->io.url);
+  actio__http_call_free(c);
+}
+
+const actio_behavior actio__http_behavior = {
+    .worker_init = http_init,
+    .handle = http_handle,
+    .worker_stop = http_stop,
+    .drop = http_drop,
+    .wait = http_wait,
+    .wake = http_wake,
+    .busy = http_busy,
+};
