@@ -125,8 +125,9 @@ void actio_http_response_free(actio_http_response *r);
 
 /** Sends a request; *out's value is an actio_http_response *. The request
  * is copied (its strings, headers and body): the caller may free it at once.
- * Returns 0, or ACTIO_EINVAL (no URL, not an HTTP actor), ACTIO_ENOMEM,
- * ACTIO_ECLOSED, ACTIO_EFULL, and makes no future. Thread-safe. The future's deadline
+ * Returns 0, or ACTIO_EINVAL (no URL, not an HTTP actor, a method that is
+ * not an HTTP token, body_len without a body), ACTIO_ENOMEM, ACTIO_ECLOSED,
+ * ACTIO_EFULL, and makes no future. Thread-safe. The future's deadline
  * (actio_future_set_deadline) bounds the whole request, time in the queue
  * included; cancelling the future removes the transfer at once. */
 int actio_http_send(actio_actor *http, const actio_http_request *req,
