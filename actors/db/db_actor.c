@@ -15,8 +15,11 @@
 #include "actors/core/actor_internal.h"
 #include "actors/core/deadline.h"
 #include "actors/core/future_internal.h"
-#include "io/pg/pg_conn.h"
 #include "base/clock.h"
+#include "io/pg/pg_cancel.h"
+#include "io/pg/pg_conn.h"
+#include "io/pg/pg_error.h"
+#include "io/pg/pg_result.h"
 
 typedef struct db_worker db_worker;
 typedef struct conn conn;
@@ -35,11 +38,11 @@ typedef struct bell {
 } bell;
 
 /* A cancel request for the server, run by the canceller thread because
- * PQcancel blocks. */
+ * sending it blocks. */
 typedef struct cancel_job {
   _Atomic unsigned refs; /* the connection's and the canceller's */
   _Atomic int done;
-  PGcancel *pc;
+  actio__pg_cancel *pc;
   bell *bell;
   struct cancel_job *next;
 } cancel_job;
@@ -284,7 +287,7 @@ static db_req *req_new(enum kind kind, const actio_db_request *in,
     if (in->params[i] != NULL)
       vals += in->formats && in->formats[i] ? (size_t)in->lengths[i]
                                             : strlen(in->params[i]) + 1;
-  size_t arrays = (size_t)n * (sizeof(char *) + 2 * sizeof(int) + sizeof(Oid));
+  size_t arrays = (size_t)n * (sizeof(char *) + 2 * sizeof(int) + sizeof(uint32_t));
   db_req *r = malloc(sizeof *r + arrays + lsql + vals + len + 1);
   if (r == NULL)
     return NULL;
@@ -294,7 +297,7 @@ static db_req *req_new(enum kind kind, const actio_db_request *in,
   char **v = (char **)(void *)r->bytes;
   int *lens = (int *)(void *)(v + n);
   int *fmts = lens + n;
-  Oid *types = (Oid *)(void *)(fmts + n);
+  uint32_t *types = (uint32_t *)(void *)(fmts + n);
   char *p = (char *)(types + n);
   if (lsql) {
     r->q.sql = memcpy(p, in->sql, lsql);
@@ -343,7 +346,7 @@ static int req_future(db_state *st, db_req *r, long timeout_ms) {
   return 0;
 }
 
-/* The server's error, copied so that it outlives the PGresult. */
+/* The server's error, copied so that it outlives its result. */
 typedef struct db_err {
   actio_db_error e;
   char buf[];
@@ -351,15 +354,9 @@ typedef struct db_err {
 
 static void db_err_free(void *p) { free(p); }
 
-static db_err *err_copy(const PGresult *res, const char *state_fallback,
-                        const char *msg_fallback) {
-  const char *f[5] = {
-      res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : state_fallback,
-      res ? PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED) : "ERROR",
-      res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : msg_fallback,
-      res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL,
-      res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL,
-  };
+static db_err *err_copy(const actio__pg_error *pe) {
+  const char *f[5] = {pe->sqlstate, pe->severity, pe->message, pe->detail,
+                      pe->hint};
   size_t total = 0;
   for (int i = 0; i < 5; i++)
     total += f[i] ? strlen(f[i]) + 1 : 0;
@@ -391,7 +388,7 @@ const actio_db_error *actio_db_error_get(const actio_future *f) {
   return e ? &e->e : NULL;
 }
 
-static void result_free(void *p) { PQclear(p); }
+static void result_free(void *p) { actio__pg_result_free(p); }
 
 /* The consumer of rows nobody wants any more. */
 static int drain_rows(void *arg, const void *data, size_t len, actio_future **ready) {
@@ -399,26 +396,33 @@ static int drain_rows(void *arg, const void *data, size_t len, actio_future **re
   return 0;
 }
 
-/* Completes r's future (if any) with res or the error, and frees r. res
- * is given when rc is 0, lent (an error to read) otherwise. */
-static void req_end(db_req *r, int rc, PGresult *res, const char *msg) {
+/* Completes r's future (if any) and frees r: with res (given) when rc is
+ * 0, else failed with rc and msg, carrying err (lent: the server's error,
+ * read back with actio_db_error_get) when there is one. */
+static void req_end(db_req *r, int rc, actio__pg_result *res,
+                    const actio__pg_error *err, const char *msg) {
+  db_err *e;
   if (r->reply == NULL) {
     if (rc == 0)
-      PQclear(res);
+      actio__pg_result_free(res);
   } else {
     actio_future_clear_cancel(r->reply); /* no hook runs after this */
     if (rc == 0) {
       if (actio_future_resolve(r->reply, res, result_free) != 0)
-        PQclear(res);
-    } else if ((rc == ACTIO_ESQL || rc == ACTIO_ERETRY) && res != NULL) {
-      db_err *e = err_copy(res, NULL, NULL);
-      if (e == NULL || actio__future_fail_aux(r->reply, rc, msg, e, db_err_free) != 0)
+        actio__pg_result_free(res);
+    } else if (err != NULL && (e = err_copy(err)) != NULL) {
+      if (actio__future_fail_aux(r->reply, rc, msg, e, db_err_free) != 0)
         free(e);
-    } else {
+    } else { /* no server error, or no memory to copy it: the text alone */
       actio_future_fail(r->reply, rc, "%s", msg && *msg ? msg : actio_strerror(rc));
     }
   }
   req_free(r);
+}
+
+/* req_end for a failure without the server's error. */
+static void req_fail(db_req *r, int rc, const char *msg) {
+  req_end(r, rc, NULL, NULL, msg);
 }
 
 /* ---- the canceller thread ---- */
@@ -427,7 +431,7 @@ static void job_unref(cancel_job *j) {
   if (j == NULL ||
       atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1)
     return;
-  PQfreeCancel(j->pc);
+  actio__pg_cancel_free(j->pc);
   bell_unref(j->bell);
   free(j);
 }
@@ -444,7 +448,8 @@ static void *canceller_main(void *arg) {
     st->jobs = j->next;
     pthread_mutex_unlock(&st->cmu);
     char err[256];
-    PQcancel(j->pc, err, sizeof err); /* failing is fine: the query ends anyway */
+    /* Failing is fine: the query ends anyway. */
+    actio__pg_cancel_send(j->pc, err, sizeof err);
     atomic_store_explicit(&j->done, 1, memory_order_release);
     bell_ring(j->bell);
     job_unref(j);
@@ -457,7 +462,7 @@ static void *canceller_main(void *arg) {
 /* Asks the server to cancel what c runs now: r, the head unit. */
 static void cancel_on_server(db_worker *w, conn *c, db_req *r) {
   cancel_job *j = calloc(1, sizeof *j);
-  if (j == NULL || (j->pc = PQgetCancel(actio__pg_conn_pg(c->pc))) == NULL) {
+  if (j == NULL || (j->pc = actio__pg_cancel_new(c->pc)) == NULL) {
     free(j);
     return; /* the query still ends; only later */
   }
@@ -482,7 +487,8 @@ static int64_t backoff_ms(const db_state *st, int fails) {
                            (unsigned)fails);
 }
 
-static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *msg);
+static void on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
+                    const actio__pg_error *err, const char *msg);
 
 static int usable(const conn *c) {
   return c->state == C_READY && c->txn == NULL && c->copy == NULL &&
@@ -502,7 +508,7 @@ static void conn_close(db_worker *w, conn *c, int rc, const char *msg) {
   while (c->q_head != NULL) {
     db_req *r = c->q_head;
     q_unlink(&c->q_head, &c->q_tail, r);
-    req_end(r, rc ? rc : ACTIO_ECONN, NULL, msg);
+    req_fail(r, rc ? rc : ACTIO_ECONN, msg);
   }
   if (c->copy != NULL) {
     actio_db_copy *cp = c->copy;
@@ -513,7 +519,7 @@ static void conn_close(db_worker *w, conn *c, int rc, const char *msg) {
     while (cp->q_head != NULL) {
       db_req *r = cp->q_head;
       q_unlink(&cp->q_head, &cp->q_tail, r);
-      req_end(r, ACTIO_ECONN, NULL, msg);
+      req_fail(r, ACTIO_ECONN, msg);
     }
     copy_unref(cp);
   }
@@ -573,7 +579,7 @@ static void connect_failed(db_worker *w, conn *c, int rc, const char *err) {
   while (w->pend_head != NULL) {
     db_req *r = w->pend_head;
     q_unlink(&w->pend_head, &w->pend_tail, r);
-    req_end(r, rc, NULL, msg);
+    req_fail(r, rc, msg);
   }
 }
 
@@ -733,8 +739,7 @@ static void dispatch(db_worker *w) {
 /* A transaction's or COPY's connection is free again: back to the pool,
  * unless the session is left inside a transaction (then it is closed). */
 static void conn_release(conn *c) {
-  if (c->txn == NULL && c->copy == NULL &&
-      PQtransactionStatus(actio__pg_conn_pg(c->pc)) != PQTRANS_IDLE)
+  if (c->txn == NULL && c->copy == NULL && !actio__pg_conn_txn_idle(c->pc))
     c->doomed = 1;
   c->idle_ns = actio__now_ns();
 }
@@ -758,7 +763,7 @@ static void copy_unpin(conn *c) {
   while (cp->q_head != NULL) { /* writes after the end */
     db_req *r = cp->q_head;
     q_unlink(&cp->q_head, &cp->q_tail, r);
-    req_end(r, ACTIO_ESTATE, NULL, "COPY is over");
+    req_fail(r, ACTIO_ESTATE, "COPY is over");
   }
   copy_unref(cp);
   conn_release(c);
@@ -768,7 +773,7 @@ static void txn_user_drop(void *p);
 
 /* LISTEN is in effect: the subscription counts only if its caller still
  * waits (a cancelled one may have freed its argument). */
-static void listen_done(db_worker *w, db_req *r, PGresult *res) {
+static void listen_done(db_worker *w, db_req *r, actio__pg_result *res) {
   actio_future_clear_cancel(r->reply);
   if (actio_future_resolve(r->reply, res, result_free) == 0) {
     sub *s = r->arg;
@@ -776,19 +781,17 @@ static void listen_done(db_worker *w, db_req *r, PGresult *res) {
     w->subs = s;
     r->arg = NULL;
   } else {
-    PQclear(res);
+    actio__pg_result_free(res);
   }
   req_free(r);
 }
 static void copy_user_drop(void *p);
 
 /* The COPY's connection is ready for data (in) or has rows (out). */
-static void copy_started(db_worker *w, db_req *r, PGresult *res) {
+static void copy_started(db_worker *w, db_req *r, int out) {
   actio_db_copy *cp = r->copy;
   conn *c = r->c;
   (void)w;
-  int out = PQresultStatus(res) == PGRES_COPY_OUT;
-  PQclear(res);
   cp->started = 1;
   cp->out = out;
   if (out != (r->row_fn != NULL)) { /* COPY TO for copy_in, or the reverse */
@@ -796,7 +799,7 @@ static void copy_started(db_worker *w, db_req *r, PGresult *res) {
     if (out) {
       r->row_fn = drain_rows;
     } else {
-      PQputCopyEnd(actio__pg_conn_pg(c->pc), "COPY in the wrong direction");
+      actio__pg_conn_copy_end(c->pc, "COPY in the wrong direction");
       actio__pg_conn_copy_done(c->pc);
       actio__pg_conn_flush(c->pc);
     }
@@ -814,13 +817,13 @@ static void copy_started(db_worker *w, db_req *r, PGresult *res) {
   r->reply = NULL;
 }
 
-static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *msg) {
+static void on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
+                    const actio__pg_error *err, const char *msg) {
   db_worker *w = ctx;
   db_req *r = unit;
   conn *c = r->c;
-  if (rc == 0 && r->kind == K_COPY &&
-      (PQresultStatus(res) == PGRES_COPY_IN || PQresultStatus(res) == PGRES_COPY_OUT)) {
-    copy_started(w, r, res);
+  if (rc == ACTIO__PG_COPY_IN || rc == ACTIO__PG_COPY_OUT) {
+    copy_started(w, r, rc == ACTIO__PG_COPY_OUT);
     return; /* the unit goes on */
   }
   q_unlink(&w->sent, NULL, r);
@@ -832,8 +835,7 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
   /* Cancelled by a request meant for the query ahead of it: send again. */
   if (rc == ACTIO_ESQL && r->kind == K_QUERY && !r->retried && c != NULL &&
       c->cancel != NULL && !atomic_load_explicit(&r->cancel, memory_order_acquire)) {
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (state && strcmp(state, "57014") == 0) {
+    if (err != NULL && actio__pg_error_is(err, "57014")) {
       r->retried = 1;
       r->c = NULL;
       r->prev = NULL;
@@ -849,21 +851,21 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
   if (c != NULL && r->kind != K_QUERY && c->state != C_EMPTY)
     c->simple = 0;
   if (rc == 0 && r->kind == K_QUERY && c != NULL &&
-      (strcmp(PQcmdStatus(res), "BEGIN") == 0 ||
-       strcmp(PQcmdStatus(res), "START TRANSACTION") == 0)) {
+      (strcmp(actio__pg_result_command_tag(res), "BEGIN") == 0 ||
+       strcmp(actio__pg_result_command_tag(res), "START TRANSACTION") == 0)) {
     /* A transaction block on a shared connection would swallow the
      * queries pipelined behind it: close the connection (the server rolls
      * back; those queries fail with ACTIO_ECONN). */
-    PQclear(res);
+    actio__pg_result_free(res);
     c->doomed = 1;
-    req_end(r, ACTIO_EINVAL, NULL, "BEGIN on a pooled connection: use actio_db_begin");
+    req_fail(r, ACTIO_EINVAL, "BEGIN on a pooled connection: use actio_db_begin");
     return;
   }
   switch (r->kind) {
   case K_BEGIN:
     if (rc == 0) {
       actio_db_txn *t = r->txn;
-      PQclear(res);
+      actio__pg_result_free(res);
       atomic_store_explicit(&t->state, T_OPEN, memory_order_relaxed);
       ref(&t->refs); /* the caller's, through the future */
       actio_future_clear_cancel(r->reply);
@@ -880,17 +882,15 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
     if (c != NULL && c->state != C_EMPTY)
       txn_unpin(c);
     if (rc == 0 && r->commit &&
-        strcmp(PQcmdStatus(res), "ROLLBACK") == 0) { /* it had failed */
-      PQclear(res);
+        strcmp(actio__pg_result_command_tag(res), "ROLLBACK") == 0) { /* it had failed */
+      static const actio__pg_error rolled_back = {
+          .sqlstate = "25P02", .severity = "ERROR",
+          .message = "the transaction had failed and was rolled back"};
+      actio__pg_result_free(res);
       res = NULL;
       rc = ACTIO_ESQL;
+      err = &rolled_back;
       msg = "25P02: COMMIT of a failed transaction: it was rolled back";
-      if (r->reply != NULL) {
-        db_err *e = err_copy(NULL, "25P02", "the transaction had failed and was rolled back");
-        actio_future_clear_cancel(r->reply);
-        if (e == NULL || actio__future_fail_aux(r->reply, rc, msg, e, db_err_free) != 0)
-          free(e);
-      }
     }
     break;
   case K_SCRIPT:
@@ -903,25 +903,25 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
       copy_unpin(c);
     if (cp->wrong || (rc == 0 && !cp->started)) {
       if (rc == 0)
-        PQclear(res);
-      req_end(r, ACTIO_EINVAL, NULL,
-              cp->wrong ? "COPY: TO STDOUT needs actio_db_copy_out, FROM STDIN "
-                          "actio_db_copy_in"
-                        : "COPY: not a COPY statement");
+        actio__pg_result_free(res);
+      req_fail(r, ACTIO_EINVAL,
+               cp->wrong ? "COPY: TO STDOUT needs actio_db_copy_out, FROM STDIN "
+                           "actio_db_copy_in"
+                         : "COPY: not a COPY statement");
       return;
     }
     db_req *end = cp->end; /* COPY FROM: the end's future gets the outcome */
     cp->end = NULL;
     if (end != NULL && cp->started && !cp->out) {
-      req_end(end, rc, res, msg);
+      req_end(end, rc, res, err, msg);
       req_free(r); /* its future already holds the COPY */
       return;
     }
     if (end != NULL)
-      req_end(end, rc ? rc : ACTIO_ECONN, NULL, msg);
+      req_fail(end, rc ? rc : ACTIO_ECONN, msg);
     if (cp->started && !cp->out) { /* lost before its end was asked */
       if (rc == 0)
-        PQclear(res);
+        actio__pg_result_free(res);
       req_free(r);
       return;
     }
@@ -935,7 +935,7 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
       }
     w->lost = rc != 0;
     if (rc == 0)
-      PQclear(res);
+      actio__pg_result_free(res);
     req_free(r);
     return;
   default:
@@ -948,7 +948,7 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
     listen_done(w, r, res);
     return;
   }
-  req_end(r, rc, res, msg);
+  req_end(r, rc, res, err, msg);
 }
 
 /* ---- COPY data ---- */
@@ -956,7 +956,6 @@ static void on_unit(void *ctx, void *unit, int rc, PGresult *res, const char *ms
 /* Feeds the COPY on c its queued writes and end, as far as libpq takes. */
 static void copy_pump_in(db_worker *w, conn *c) {
   actio_db_copy *cp = c->copy;
-  PGconn *pg = actio__pg_conn_pg(c->pc);
   while (cp->q_head != NULL && cp->end == NULL && actio__pg_conn_in_copy(c->pc)) {
     /* Backpressure: libpq would buffer without bound, so a write is taken
      * (and its future completed) only once the last one left for the
@@ -965,10 +964,11 @@ static void copy_pump_in(db_worker *w, conn *c) {
       return;
     db_req *r = cp->q_head;
     int rc = r->kind == K_CWRITE
-                 ? PQputCopyData(pg, r->data, (int)r->len)
-                 : PQputCopyEnd(pg, r->kind == K_CDROP ? "COPY abandoned by the client"
-                                                       : (r->data ? r->data : NULL));
-    if (rc == 0) { /* libpq's buffer is full: wait until it drains */
+                 ? actio__pg_conn_copy_put(c->pc, r->data, r->len)
+                 : actio__pg_conn_copy_end(c->pc, r->kind == K_CDROP
+                                                      ? "COPY abandoned by the client"
+                                                      : r->data);
+    if (rc == ACTIO_EAGAIN) { /* libpq's buffer is full: wait until it drains */
       actio__pg_conn_flush(c->pc);
       return;
     }
@@ -984,7 +984,7 @@ static void copy_pump_in(db_worker *w, conn *c) {
       return;
     }
     if (r->kind == K_CWRITE) {
-      req_end(r, 0, NULL, NULL);
+      req_end(r, 0, NULL, NULL, NULL);
       continue;
     }
     actio__pg_conn_copy_done(c->pc);
@@ -996,13 +996,12 @@ static void copy_pump_in(db_worker *w, conn *c) {
 static void copy_pump_out(db_worker *w, conn *c) {
   actio_db_copy *cp = c->copy;
   db_req *r = cp->start;
-  PGconn *pg = actio__pg_conn_pg(c->pc);
   while (cp->ready == NULL && actio__pg_conn_in_copy(c->pc)) {
     char *row = NULL;
-    int n = PQgetCopyData(pg, &row, 1);
+    int n = actio__pg_conn_copy_get(c->pc, &row);
     if (n == 0)
       return; /* more to read first */
-    if (n == -1) {
+    if (n == ACTIO_EEOF) {
       actio__pg_conn_copy_done(c->pc); /* the result comes next */
       return;
     }
@@ -1012,7 +1011,7 @@ static void copy_pump_out(db_worker *w, conn *c) {
     }
     actio_future *ready = NULL;
     int rc = r->row_fn(r->arg, row, (size_t)n, &ready);
-    PQfreemem(row);
+    actio__pg_copy_row_free(row);
     if (rc < 0) { /* the consumer gave up: cancel it on the server */
       actio_future_unref(ready);
       actio_future_fail(r->reply, rc, "COPY TO: row consumer failed: %s",
@@ -1049,10 +1048,12 @@ static void quote_ident(char *out, size_t len, const char *id) {
   out[j] = '\0';
 }
 
-static void deliver(db_worker *w, PGnotify *n) {
+/* A notification to every subscriber of its channel. */
+static void deliver(void *arg, const actio__pg_notification *n) {
+  db_worker *w = arg;
   for (sub *s = w->subs; s != NULL; s = s->next)
-    if (strcmp(s->channel, n->relname) == 0) {
-      actio_db_notification note = {n->relname, n->extra ? n->extra : "", n->be_pid, 0};
+    if (strcmp(s->channel, n->channel) == 0) {
+      actio_db_notification note = {n->channel, n->payload, n->pid, 0};
       s->fn(s->arg, &note);
     }
 }
@@ -1071,7 +1072,7 @@ static void listener_failed(db_worker *w, int rc, const char *err) {
   while (w->lq_head != NULL) {
     db_req *r = w->lq_head;
     q_unlink(&w->lq_head, &w->lq_tail, r);
-    req_end(r, rc, NULL, msg);
+    req_fail(r, rc, msg);
   }
 }
 
@@ -1141,15 +1142,15 @@ static void listener_pump(db_worker *w) {
         pp = &s->next;
       }
       if (r->nfn != NULL) {
-        req_end(r, ACTIO_EINVAL, NULL, "UNLISTEN: no such subscription");
+        req_fail(r, ACTIO_EINVAL, "UNLISTEN: no such subscription");
         continue;
       }
       if (others > 0) {
-        req_end(r, 0, PQmakeEmptyPGresult(NULL, PGRES_COMMAND_OK), NULL);
+        req_end(r, 0, actio__pg_result_empty(), NULL, NULL);
         continue;
       }
     } else if (same != NULL) { /* the channel is listened to already */
-      listen_done(w, r, PQmakeEmptyPGresult(NULL, PGRES_COMMAND_OK));
+      listen_done(w, r, actio__pg_result_empty());
       continue;
     }
     char q[140];
@@ -1223,13 +1224,8 @@ static void service(db_worker *w, conn *c, short revents) {
       return;
     }
   }
-  if (c == &w->lc) {
-    PGnotify *n;
-    while ((n = PQnotifies(actio__pg_conn_pg(c->pc))) != NULL) {
-      deliver(w, n);
-      PQfreemem(n);
-    }
-  }
+  if (c == &w->lc)
+    actio__pg_conn_notifications(c->pc, deliver, w);
   if (c->doomed) {
     conn_close(w, c, 0, "connection closed");
     return;
@@ -1271,13 +1267,13 @@ static void take_inbox(db_worker *w) {
       continue;
     }
     if (!keep && actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED) {
-      req_end(r, ACTIO_ECANCELED, NULL, "cancelled");
+      req_fail(r, ACTIO_ECANCELED, "cancelled");
       continue;
     }
     if (r->kind == K_CWRITE || r->kind == K_CEND || r->kind == K_CDROP) {
       actio_db_copy *cp = r->copy;
       if (cp->c == NULL) {
-        req_end(r, r->kind == K_CDROP ? 0 : ACTIO_ECONN, NULL,
+        req_end(r, r->kind == K_CDROP ? 0 : ACTIO_ECONN, NULL, NULL,
                 "COPY: its connection was lost");
         continue;
       }
@@ -1289,7 +1285,7 @@ static void take_inbox(db_worker *w) {
     }
     conn *c = r->txn->c;
     if (c == NULL) {
-      req_end(r, ACTIO_ECONN, NULL, "the transaction's connection was lost");
+      req_fail(r, ACTIO_ECONN, "the transaction's connection was lost");
       continue;
     }
     q_push(&c->q_head, &c->q_tail, r);
@@ -1306,7 +1302,7 @@ static void reap_cancelled(db_worker *w) {
       next = r->next;
       if (atomic_load_explicit(&r->cancel, memory_order_acquire)) {
         q_unlink(heads[q][0], heads[q][1], r);
-        req_end(r, ACTIO_ECANCELED, NULL, "cancelled");
+        req_fail(r, ACTIO_ECANCELED, "cancelled");
       }
     }
   for (unsigned i = 0; i <= w->nconns; i++) {
@@ -1317,7 +1313,7 @@ static void reap_cancelled(db_worker *w) {
       next = r->next; /* ends of transactions never have the flag */
       if (atomic_load_explicit(&r->cancel, memory_order_acquire)) {
         q_unlink(&c->q_head, &c->q_tail, r);
-        req_end(r, ACTIO_ECANCELED, NULL, "cancelled");
+        req_fail(r, ACTIO_ECANCELED, "cancelled");
       }
     }
     db_req *h = actio__pg_conn_head(c->pc);
@@ -1340,7 +1336,7 @@ static int timers(db_worker *w) {
       char m[96];
       snprintf(m, sizeof m, "no database connection free within %ld ms",
                st->o.acquire_timeout_ms);
-      req_end(r, ACTIO_ETIMEDOUT, NULL, m);
+      req_fail(r, ACTIO_ETIMEDOUT, m);
     } else if (r->queued_ns + acquire < next) {
       next = r->queued_ns + acquire;
     }
@@ -1566,7 +1562,7 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
   r->w = w;
   w->used = 1;
   if (actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED) {
-    req_end(r, ACTIO_ECANCELED, NULL, "cancelled");
+    req_fail(r, ACTIO_ECANCELED, "cancelled");
     return 0;
   }
   if (r->kind == K_LISTEN || r->kind == K_UNLISTEN) {
@@ -1584,7 +1580,7 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
       r->fwd = lb; /* our reference; the hook rings it from now on */
       if (actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED ||
           bell_push(lb, r) != 0)
-        req_end(r, ACTIO_ECANCELED, NULL, "database actor stopped");
+        req_fail(r, ACTIO_ECANCELED, "database actor stopped");
       return 0;
     }
     bell_unref(lb);
@@ -1649,12 +1645,12 @@ static void db_stop(actio_actor *self, void *worker) {
   while (w->pend_head != NULL) {
     db_req *r = w->pend_head;
     q_unlink(&w->pend_head, &w->pend_tail, r);
-    req_end(r, ACTIO_ECANCELED, NULL, "database actor stopped");
+    req_fail(r, ACTIO_ECANCELED, "database actor stopped");
   }
   while (w->lq_head != NULL) {
     db_req *r = w->lq_head;
     q_unlink(&w->lq_head, &w->lq_tail, r);
-    req_end(r, ACTIO_ECANCELED, NULL, "database actor stopped");
+    req_fail(r, ACTIO_ECANCELED, "database actor stopped");
   }
   for (unsigned i = 0; i <= w->nconns; i++) {
     conn *c = i < w->nconns ? &w->conns[i] : &w->lc;
@@ -1726,12 +1722,8 @@ static void state_free(void *p) {
 int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **out) {
   if (rt == NULL || out == NULL || opts == NULL || opts->dsn == NULL)
     return ACTIO_EINVAL;
-  char *err = NULL;
-  PQconninfoOption *parsed = PQconninfoParse(opts->dsn, &err);
-  PQfreemem(err); /* its text may quote the DSN: never shown */
-  if (parsed == NULL)
+  if (actio__pg_dsn_check(opts->dsn) != 0)
     return ACTIO_EDSN;
-  PQconninfoFree(parsed);
   db_state *st = calloc(1, sizeof *st);
   if (st == NULL)
     return ACTIO_ENOMEM;
