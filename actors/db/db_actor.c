@@ -5,14 +5,17 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "actio.h"
 #include "actors/core/actor_internal.h"
+#include "actors/core/bell.h"
 #include "actors/core/deadline.h"
 #include "actors/core/future_internal.h"
 #include "base/clock.h"
@@ -25,17 +28,10 @@ typedef struct db_worker db_worker;
 typedef struct conn conn;
 typedef struct db_req db_req;
 
-/* A worker's inbox and wake-up: it outlives the worker (transactions,
- * COPYs and cancel jobs hold references), and once the worker is gone a
- * push is refused. */
-typedef struct bell {
-  _Atomic unsigned refs;
-  _Atomic unsigned rings; /* since the worker last looked */
-  int efd;
-  pthread_mutex_t mu;     /* guards the inbox and closed */
-  db_req *head, *tail;
-  int closed;
-} bell;
+/* A worker's bell (actors/core/bell.h) rings its eventfd; its inbox holds
+ * the requests bound to the worker's connections. Transactions, COPYs and
+ * cancel jobs hold references: it outlives the worker. */
+typedef actio__bell bell;
 
 /* A cancel request for the server, run by the canceller thread because
  * sending it blocks. */
@@ -75,8 +71,9 @@ struct db_req {
   actio_future *reply; /* NULL for the internal ones */
   db_worker *w;        /* the worker that took it */
   bell *fwd;           /* forwarded to this worker's inbox (a reference) */
-  db_req *prev, *next; /* in the worker's pending or sent list, an inbox,
-                          a connection's queue or a COPY's */
+  actio__bell_link link; /* in a worker's inbox */
+  db_req *prev, *next; /* in the worker's pending or sent list, a
+                          connection's queue or a COPY's */
   conn *c;             /* sent on */
   _Atomic int cancel;
   int cancel_sent, retried, nocache, commit;
@@ -145,6 +142,7 @@ struct db_worker {
   db_state *st;
   actio_actor *self;
   bell *bell;
+  int efd;             /* the bell's wake-up, in the worker's poll */
   conn *conns;
   unsigned nconns, min;
   int used;            /* a request came: lazy pools fill up from now */
@@ -201,42 +199,21 @@ static void sent_add(db_worker *w, db_req *r) {
   w->sent = r;
 }
 
-/* ---- bells ---- */
+/* ---- the worker's wake-up ---- */
 
-static void bell_unref(bell *b) {
-  if (b == NULL ||
-      atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
-    return;
-  close(b->efd);
-  pthread_mutex_destroy(&b->mu);
-  free(b);
-}
-
-static void bell_ring(bell *b) {
-  atomic_fetch_add_explicit(&b->rings, 1, memory_order_release);
+static void efd_write(int efd) {
   uint64_t one = 1;
-  ssize_t n = write(b->efd, &one, sizeof one);
+  ssize_t n = write(efd, &one, sizeof one);
   (void)n; /* a full counter still wakes the poll */
 }
 
-/* Queues r for the bell's worker: 0, or ACTIO_ECLOSED once it is gone. */
-static int bell_push(bell *b, db_req *r) {
-  pthread_mutex_lock(&b->mu);
-  int closed = b->closed;
-  if (!closed)
-    q_push(&b->head, &b->tail, r);
-  pthread_mutex_unlock(&b->mu);
-  if (closed)
-    return ACTIO_ECLOSED;
-  bell_ring(b);
-  return 0;
-}
+/* The bell's wake function: under the bell's lock, so never once the
+ * worker closed it (and its eventfd with it). */
+static void bell_wake(void *worker) { efd_write(((db_worker *)worker)->efd); }
 
-/* A consumer's backpressure future completed: wake the worker. */
-static void bell_ready(actio_future *f, void *arg) {
-  (void)f;
-  bell_ring(arg);
-  bell_unref(arg);
+/* The request an inbox link is embedded in. */
+static db_req *req_of(actio__bell_link *l) {
+  return (db_req *)(void *)((char *)l - offsetof(db_req, link));
 }
 
 /* ---- transactions and copies: reference counts ---- */
@@ -245,7 +222,7 @@ static void txn_unref(actio_db_txn *t) {
   if (t == NULL ||
       atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
     return;
-  bell_unref(t->bell);
+  actio__bell_unref(t->bell);
   free(t);
 }
 
@@ -253,7 +230,7 @@ static void copy_unref(actio_db_copy *cp) {
   if (cp == NULL ||
       atomic_fetch_sub_explicit(&cp->refs, 1, memory_order_acq_rel) != 1)
     return;
-  bell_unref(cp->bell);
+  actio__bell_unref(cp->bell);
   txn_unref(cp->txn);
   free(cp);
 }
@@ -271,7 +248,7 @@ static void req_free(db_req *r) {
     free(s);
   }
   actio_future_unref(r->reply);
-  bell_unref(r->fwd);
+  actio__bell_unref(r->fwd);
   txn_unref(r->txn);
   copy_unref(r->copy);
   free(r);
@@ -432,7 +409,7 @@ static void job_unref(cancel_job *j) {
       atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1)
     return;
   actio__pg_cancel_free(j->pc);
-  bell_unref(j->bell);
+  actio__bell_unref(j->bell);
   free(j);
 }
 
@@ -451,7 +428,7 @@ static void *canceller_main(void *arg) {
     /* Failing is fine: the query ends anyway. */
     actio__pg_cancel_send(j->pc, err, sizeof err);
     atomic_store_explicit(&j->done, 1, memory_order_release);
-    bell_ring(j->bell);
+    actio__bell_ring(j->bell);
     job_unref(j);
     pthread_mutex_lock(&st->cmu);
   }
@@ -468,7 +445,7 @@ static void cancel_on_server(db_worker *w, conn *c, db_req *r) {
   }
   atomic_init(&j->refs, 2);
   j->bell = w->bell;
-  ref(&w->bell->refs);
+  actio__bell_ref(w->bell);
   c->cancel = j;
   c->cancel_for = r;
   r->cancel_sent = 1;
@@ -678,7 +655,7 @@ static void dispatch(db_worker *w) {
       r->txn->c = best;
       if (r->txn->bell == NULL) { /* where its requests will go */
         r->txn->bell = w->bell;
-        ref(&w->bell->refs);
+        actio__bell_ref(w->bell);
       }
     } else if (r->kind == K_COPY) {
       best->copy = r->copy;
@@ -686,7 +663,7 @@ static void dispatch(db_worker *w) {
       r->copy->c = best;
       if (r->copy->bell == NULL) {
         r->copy->bell = w->bell;
-        ref(&w->bell->refs);
+        actio__bell_ref(w->bell);
       }
     }
     /* From the second unit on, hold the segments back: the server gets
@@ -1024,9 +1001,8 @@ static void copy_pump_out(db_worker *w, conn *c) {
     }
     if (ready != NULL && !actio_future_is_done(ready)) {
       cp->ready = ready;
-      ref(&w->bell->refs);
-      if (actio_future_on_done(ready, bell_ready, w->bell) != 0)
-        bell_unref(w->bell);
+      /* No memory for the ring: the wait looks at ready anyway. */
+      actio__bell_ring_on(w->bell, ready);
       return;
     }
     actio_future_unref(ready);
@@ -1236,18 +1212,14 @@ static void service(db_worker *w, conn *c, short revents) {
 static void on_cancel(void *arg) {
   db_req *r = arg;
   atomic_store_explicit(&r->cancel, 1, memory_order_release);
-  bell_ring(r->fwd != NULL ? r->fwd : r->w->bell);
+  actio__bell_ring(r->fwd != NULL ? r->fwd : r->w->bell);
 }
 
 /* The requests from the inbox: bound to a connection of this worker. */
 static void take_inbox(db_worker *w) {
-  pthread_mutex_lock(&w->bell->mu);
-  db_req *r = w->bell->head;
-  w->bell->head = w->bell->tail = NULL;
-  pthread_mutex_unlock(&w->bell->mu);
-  for (db_req *next; r != NULL; r = next) {
-    next = r->next;
-    r->prev = r->next = NULL;
+  for (actio__bell_link *l = actio__bell_take(w->bell), *next; l != NULL; l = next) {
+    next = l->next;
+    db_req *r = req_of(l);
     if (r->kind == K_LISTEN || r->kind == K_UNLISTEN) {
       /* Forwarded by another worker, with r->w and its hook set to us. */
       q_push(&w->lq_head, &w->lq_tail, r);
@@ -1468,7 +1440,7 @@ static void db_wait(actio_actor *self, void *worker) {
   listener_pump(w);
   nfds_t n = 0;
   conn *map[w->nconns + 1];
-  w->pfds[n++] = (struct pollfd){.fd = w->bell->efd, .events = POLLIN};
+  w->pfds[n++] = (struct pollfd){.fd = w->efd, .events = POLLIN};
   for (unsigned i = 0; i <= w->nconns; i++) {
     conn *c = i < w->nconns ? &w->conns[i] : &w->lc;
     if (c->state == C_EMPTY)
@@ -1485,10 +1457,10 @@ static void db_wait(actio_actor *self, void *worker) {
     return; /* EINTR: the loop calls again */
   if (w->pfds[0].revents & POLLIN) {
     uint64_t v;
-    ssize_t rd = read(w->bell->efd, &v, sizeof v);
+    ssize_t rd = read(w->efd, &v, sizeof v);
     (void)rd;
   }
-  int rang = atomic_exchange_explicit(&w->bell->rings, 0, memory_order_acquire) != 0;
+  int rang = actio__bell_rang(w->bell);
   for (nfds_t i = 1; i < n; i++) {
     conn *c = map[i - 1];
     if (c->copy != NULL && c->copy->ready != NULL && actio_future_is_done(c->copy->ready)) {
@@ -1523,7 +1495,8 @@ static void db_wake(actio_actor *self, void *worker) {
     w->self_woken = 1;
     return;
   }
-  bell_ring(w->bell);
+  /* Not a ring: nothing waits in the inbox, the mailbox has the message. */
+  efd_write(w->efd);
 }
 
 /* Work accepted and not done: a draining stop waits for it. Not an open
@@ -1533,10 +1506,7 @@ static int db_busy(actio_actor *self, void *worker) {
   (void)self;
   if (w->pend_head != NULL || w->lq_head != NULL)
     return 1;
-  pthread_mutex_lock(&w->bell->mu);
-  int inbox = w->bell->head != NULL;
-  pthread_mutex_unlock(&w->bell->mu);
-  if (inbox)
+  if (actio__bell_has_mail(w->bell))
     return 1;
   for (unsigned i = 0; i < w->nconns; i++) {
     conn *c = &w->conns[i];
@@ -1570,20 +1540,20 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
     pthread_mutex_lock(&st->mu);
     if (st->listener == NULL) {
       st->listener = w->bell;
-      ref(&w->bell->refs);
+      actio__bell_ref(w->bell);
     }
     bell *lb = st->listener;
-    ref(&lb->refs);
+    actio__bell_ref(lb);
     pthread_mutex_unlock(&st->mu);
     if (lb != w->bell) { /* the listening connection is another worker's */
       actio_future_clear_cancel(r->reply);
       r->fwd = lb; /* our reference; the hook rings it from now on */
       if (actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED ||
-          bell_push(lb, r) != 0)
+          actio__bell_push(lb, &r->link, 1) != 0)
         req_fail(r, ACTIO_ECANCELED, "database actor stopped");
       return 0;
     }
-    bell_unref(lb);
+    actio__bell_unref(lb);
     q_push(&w->lq_head, &w->lq_tail, r);
     return 0;
   }
@@ -1594,9 +1564,8 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
 static int db_init(actio_actor *self, void **worker) {
   db_state *st = actio_actor_state(self);
   db_worker *w = calloc(1, sizeof *w);
-  bell *b = calloc(1, sizeof *b);
-  if (w == NULL || b == NULL)
-    goto nomem;
+  if (w == NULL)
+    return ACTIO_ENOMEM;
   unsigned nw = st->o.workers, i = atomic_fetch_add_explicit(&st->next_worker, 1,
                                                              memory_order_relaxed);
   /* This worker's share of the pool: an even split, the first ones taking
@@ -1606,19 +1575,18 @@ static int db_init(actio_actor *self, void **worker) {
   w->min = st->o.min_connections / nw + (i < st->o.min_connections % nw);
   if (w->nconns == 0)
     w->nconns = 1;
+  int rc = ACTIO_ENOMEM;
   w->conns = calloc(w->nconns, sizeof *w->conns);
   w->pfds = calloc(w->nconns + 2, sizeof *w->pfds);
-  b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (w->conns == NULL || w->pfds == NULL || b->efd < 0) {
-    if (b->efd >= 0)
-      close(b->efd);
-    free(w->conns);
-    free(w->pfds);
-    goto nomem;
+  if (w->conns == NULL || w->pfds == NULL)
+    goto fail_alloc;
+  w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (w->efd < 0) {
+    rc = -errno;
+    goto fail_alloc;
   }
-  atomic_init(&b->refs, 1);
-  pthread_mutex_init(&b->mu, NULL);
-  w->bell = b;
+  if ((rc = actio__bell_create(&w->bell, bell_wake, w)) != 0)
+    goto fail_efd;
   w->st = st;
   w->self = self;
   w->thread = pthread_self(); /* worker_init runs on the worker */
@@ -1626,10 +1594,22 @@ static int db_init(actio_actor *self, void **worker) {
     dispatch(w); /* starts connecting */
   *worker = w;
   return 0;
-nomem:
+fail_efd:
+  close(w->efd);
+fail_alloc:
+  free(w->conns);
+  free(w->pfds);
   free(w);
-  free(b);
-  return ACTIO_ENOMEM;
+  return rc;
+}
+
+/* close's visitor: gathers what was left in the inbox, in order. */
+static void collect(actio__bell_link *l, void *arg) {
+  db_req ***tail = arg;
+  db_req *r = req_of(l);
+  r->next = NULL;
+  **tail = r;
+  *tail = &r->next;
 }
 
 static void db_stop(actio_actor *self, void *worker) {
@@ -1638,10 +1618,15 @@ static void db_stop(actio_actor *self, void *worker) {
   w->stopping = 1;
   if (w->st->o.workers > 1) /* no more room here for anyone to count on */
     atomic_store_explicit(&w->st->rooms[w->index], 0, memory_order_relaxed);
-  pthread_mutex_lock(&w->bell->mu);
-  w->bell->closed = 1; /* later pushes are refused */
-  pthread_mutex_unlock(&w->bell->mu);
-  take_inbox(w); /* what got in before the close */
+  /* Later pushes are refused; what got in before the close is ended
+   * outside the bell's lock (a future's callbacks may push again). */
+  db_req *left = NULL, **tail = &left;
+  actio__bell_close(w->bell, collect, &tail);
+  while (left != NULL) {
+    db_req *r = left;
+    left = r->next;
+    req_fail(r, ACTIO_ECANCELED, "database actor stopped");
+  }
   while (w->pend_head != NULL) {
     db_req *r = w->pend_head;
     q_unlink(&w->pend_head, &w->pend_tail, r);
@@ -1662,7 +1647,8 @@ static void db_stop(actio_actor *self, void *worker) {
     free(s);
   }
   publish_stats(w);
-  bell_unref(w->bell);
+  actio__bell_unref(w->bell);
+  close(w->efd); /* after the close: no ring writes to it any more */
   free(w->conns);
   free(w->pfds);
   free(w);
@@ -1710,7 +1696,7 @@ static void state_free(void *p) {
   pthread_cond_signal(&st->ccv);
   pthread_mutex_unlock(&st->cmu);
   pthread_join(st->canceller, NULL);
-  bell_unref(st->listener);
+  actio__bell_unref(st->listener);
   pthread_mutex_destroy(&st->cmu);
   pthread_cond_destroy(&st->ccv);
   pthread_mutex_destroy(&st->mu);
@@ -1836,7 +1822,7 @@ static int submit_bound(db_state *st, bell *b, db_req *r, long timeout_ms,
     actio__deadline_inherit(st->rt, f);
     actio_future_ref(f);
   }
-  rc = bell_push(b, r);
+  rc = actio__bell_push(b, &r->link, 1);
   if (rc != 0) {
     actio_future_unref(f);
     req_free(r);
@@ -2017,7 +2003,7 @@ static int copy_start(actio_actor *db, actio_db_txn *t, const char *sql,
     cp->txn = t;
     ref(&t->refs);
     cp->bell = t->bell;
-    ref(&t->bell->refs);
+    actio__bell_ref(t->bell);
     r->txn = t;
     ref(&t->refs);
     return submit_bound(st, t->bell, r, 0, out);
