@@ -49,8 +49,7 @@ typedef struct db_state {
   actio_actor *self; /* set once spawned, before any request */
   _Atomic unsigned next_worker; /* hands out the pool's shares */
   _Atomic size_t *rooms;        /* per worker: requests it could start now */
-  pthread_mutex_t mu;           /* guards listener */
-  bell *listener;               /* the worker holding LISTEN's connection
+  bell *listener;               /* worker 0's, whose connection LISTENs
                                    (its bell: a reference) */
   pthread_t canceller;
   pthread_mutex_t cmu;
@@ -70,7 +69,6 @@ struct db_req {
   enum kind kind;
   actio_future *reply; /* NULL for the internal ones */
   db_worker *w;        /* the worker that took it */
-  bell *fwd;           /* forwarded to this worker's inbox (a reference) */
   actio__bell_link link; /* in a worker's inbox */
   db_req *prev, *next; /* in the worker's pending or sent list, a
                           connection's queue or a COPY's */
@@ -248,7 +246,6 @@ static void req_free(db_req *r) {
     free(s);
   }
   actio_future_unref(r->reply);
-  actio__bell_unref(r->fwd);
   txn_unref(r->txn);
   copy_unref(r->copy);
   free(r);
@@ -1212,7 +1209,7 @@ static void service(db_worker *w, conn *c, short revents) {
 static void on_cancel(void *arg) {
   db_req *r = arg;
   atomic_store_explicit(&r->cancel, 1, memory_order_release);
-  actio__bell_ring(r->fwd != NULL ? r->fwd : r->w->bell);
+  actio__bell_ring(r->w->bell);
 }
 
 /* The requests from the inbox: bound to a connection of this worker. */
@@ -1220,12 +1217,8 @@ static void take_inbox(db_worker *w) {
   for (actio__bell_link *l = actio__bell_take(w->bell), *next; l != NULL; l = next) {
     next = l->next;
     db_req *r = req_of(l);
-    if (r->kind == K_LISTEN || r->kind == K_UNLISTEN) {
-      /* Forwarded by another worker, with r->w and its hook set to us. */
-      q_push(&w->lq_head, &w->lq_tail, r);
-      continue;
-    }
     r->w = w;
+    w->used = 1;
     if (r->kind == K_END && actio_future_is_done(r->reply) && r->commit) {
       r->commit = 0; /* a commit cancelled before it left: roll back */
       r->q.sql = "ROLLBACK";
@@ -1240,6 +1233,10 @@ static void take_inbox(db_worker *w) {
     }
     if (!keep && actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED) {
       req_fail(r, ACTIO_ECANCELED, "cancelled");
+      continue;
+    }
+    if (r->kind == K_LISTEN || r->kind == K_UNLISTEN) {
+      q_push(&w->lq_head, &w->lq_tail, r); /* we hold the listener */
       continue;
     }
     if (r->kind == K_CWRITE || r->kind == K_CEND || r->kind == K_CDROP) {
@@ -1535,28 +1532,6 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
     req_fail(r, ACTIO_ECANCELED, "cancelled");
     return 0;
   }
-  if (r->kind == K_LISTEN || r->kind == K_UNLISTEN) {
-    db_state *st = w->st;
-    pthread_mutex_lock(&st->mu);
-    if (st->listener == NULL) {
-      st->listener = w->bell;
-      actio__bell_ref(w->bell);
-    }
-    bell *lb = st->listener;
-    actio__bell_ref(lb);
-    pthread_mutex_unlock(&st->mu);
-    if (lb != w->bell) { /* the listening connection is another worker's */
-      actio_future_clear_cancel(r->reply);
-      r->fwd = lb; /* our reference; the hook rings it from now on */
-      if (actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED ||
-          actio__bell_push(lb, &r->link, 1) != 0)
-        req_fail(r, ACTIO_ECANCELED, "database actor stopped");
-      return 0;
-    }
-    actio__bell_unref(lb);
-    q_push(&w->lq_head, &w->lq_tail, r);
-    return 0;
-  }
   q_push(&w->pend_head, &w->pend_tail, r);
   return 0;
 }
@@ -1590,6 +1565,10 @@ static int db_init(actio_actor *self, void **worker) {
   w->st = st;
   w->self = self;
   w->thread = pthread_self(); /* worker_init runs on the worker */
+  if (i == 0) { /* the listener: before spawn returns, so before any call */
+    st->listener = w->bell;
+    actio__bell_ref(w->bell);
+  }
   if (!st->o.lazy)
     dispatch(w); /* starts connecting */
   *worker = w;
@@ -1699,7 +1678,6 @@ static void state_free(void *p) {
   actio__bell_unref(st->listener);
   pthread_mutex_destroy(&st->cmu);
   pthread_cond_destroy(&st->ccv);
-  pthread_mutex_destroy(&st->mu);
   free(st->rooms);
   free((char *)st->o.dsn);
   free(st);
@@ -1747,12 +1725,10 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **o
     free(st);
     return ACTIO_ENOMEM;
   }
-  pthread_mutex_init(&st->mu, NULL);
   pthread_mutex_init(&st->cmu, NULL);
   pthread_cond_init(&st->ccv, NULL);
   int rc = -pthread_create(&st->canceller, NULL, canceller_main, st);
   if (rc != 0) {
-    pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->cmu);
     pthread_cond_destroy(&st->ccv);
     free(st->rooms);
@@ -1796,43 +1772,28 @@ static int valid(const actio_db_request *q) {
 static int submit(actio_actor *db, db_state *st, db_req *r, long timeout_ms,
                   actio_future **out) {
   int rc = req_future(st, r, timeout_ms);
-  if (rc != 0) {
-    req_free(r);
-    return rc;
-  }
   /* A worker sending to its own actor (from a future's callback) must not
    * wait for room it alone could make. */
-  rc = actio__request(db, r, r->reply,
-                      st->o.fail_when_full || actio_actor_self() == db ? 0 : -1, out);
+  if (rc == 0)
+    rc = actio__request(db, r, r->reply,
+                        st->o.fail_when_full || actio_actor_self() == db ? 0 : -1, out);
   if (rc != 0)
     req_free(r);
   return rc;
 }
 
-/* Sends r through a worker's inbox (bound to one connection). */
+/* Sends r to the inbox of the worker it is bound to (a transaction's or a
+ * COPY's connection, the listener); on success *out is the caller's
+ * future. Without out, r gets no future (the drop of a forgotten
+ * transaction or COPY). */
 static int submit_bound(db_state *st, bell *b, db_req *r, long timeout_ms,
                         actio_future **out) {
   int rc = out ? req_future(st, r, timeout_ms) : 0;
-  if (rc != 0) {
+  if (rc == 0)
+    rc = actio__request_bound(st->self, b, &r->link, r->reply, out);
+  if (rc != 0)
     req_free(r);
-    return rc;
-  }
-  actio_future *f = r->reply;
-  if (f) {
-    actio__deadline_inherit(st->rt, f);
-    actio_future_ref(f);
-  }
-  rc = actio__bell_push(b, &r->link, 1);
-  if (rc != 0) {
-    actio_future_unref(f);
-    req_free(r);
-    return rc;
-  }
-  if (out) {
-    actio__actor_track(st->self, f);
-    *out = f;
-  }
-  return 0;
+  return rc;
 }
 
 int actio_db_send(actio_actor *db, const actio_db_request *req, actio_future **out) {
@@ -2104,7 +2065,8 @@ static int listen_req(actio_actor *db, enum kind kind, const char *channel,
     s->arg = arg;
     r->arg = s;
   }
-  return submit(db, st, r, 0, out);
+  /* Straight to the worker whose connection listens. */
+  return submit_bound(st, st->listener, r, 0, out);
 }
 
 int actio_db_listen(actio_actor *db, const char *channel, actio_db_notify_fn fn,
