@@ -11,7 +11,9 @@ void actio_db_result_free(actio_db_result *r) {
 
 size_t actio_db_rows(const actio_db_result *r) { return actio__pg_result_rows(RES(r)); }
 
-int actio_db_columns(const actio_db_result *r) { return actio__pg_result_columns(RES(r)); }
+int actio_db_columns(const actio_db_result *r) {
+  return actio__pg_result_columns(RES(r));
+}
 
 const char *actio_db_column_name(const actio_db_result *r, int col) {
   return actio__pg_result_column_name(RES(r), col);
