@@ -195,8 +195,8 @@ void actio__db_copy_resume(conn *c) {
 static int copy_start(actio_actor *db, actio_db_txn *t, const char *sql,
                       actio_db_row_fn fn, void *arg, actio_future **out) {
   db_state *st = actio__db_state(db);
-  if (st == NULL || sql == NULL || out == NULL)
-    return ACTIO_EINVAL;
+  if (st == NULL || sql == NULL || out == NULL || (t != NULL && t->st != st))
+    return ACTIO_EINVAL; /* ... or a transaction of another database actor */
   if (t != NULL && atomic_load_explicit(&t->state, memory_order_acquire) != T_OPEN)
     return ACTIO_ESTATE;
   actio_db_copy *cp = calloc(1, sizeof *cp);

@@ -256,7 +256,8 @@ void actio__db_quote_ident(char *out, size_t len, const char *id);
 
 /* db's state if it is a database actor, else NULL. */
 db_state *actio__db_state(actio_actor *db);
-/* 1 if q is a request the server may be sent (checked at the call). */
+/* 1 if q is a request the server may be sent: SQL, 0 to 65535 parameters,
+ * a length for each binary one. Checked at the call. */
 int actio__db_request_valid(const actio_db_request *q);
 /* Gives r its future (deadline: timeout_ms, or the pool's query timeout)
  * and sends it through the actor's mailbox (actio__request). On success
@@ -302,7 +303,14 @@ size_t actio__db_room(db_worker *w);
 /* Publishes the worker's share of the pool's counters and its room. */
 void actio__db_publish_stats(db_worker *w);
 
-/* ---- db_txn.c, db_copy.c, db_listen.c: the worker's side ---- */
+/* ---- db_txn.c, db_copy.c, db_listen.c ---- */
+
+/* 0 if a transaction may begin on db with o (NULL: the defaults), else
+ * ACTIO_EINVAL: what actio_db_begin and actio_db_transaction check at the
+ * call. Any thread. */
+int actio__db_begin_check(actio_actor *db, const actio_db_txn_opts *o);
+
+/* The worker's side. */
 
 /* A BEGIN, COMMIT, ROLLBACK or drop's ROLLBACK ended (as on_unit). */
 void actio__db_txn_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,

@@ -202,7 +202,9 @@ db_state *actio__db_state(actio_actor *db) {
 }
 
 int actio__db_request_valid(const actio_db_request *q) {
-  if (q == NULL || q->sql == NULL || q->nparams < 0 ||
+  /* Past the protocol's limit libpq refuses the send, which the worker
+   * could not tell from a broken connection. */
+  if (q == NULL || q->sql == NULL || q->nparams < 0 || q->nparams > 65535 ||
       (q->nparams > 0 && q->params == NULL))
     return 0;
   for (int i = 0; i < q->nparams; i++)

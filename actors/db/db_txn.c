@@ -67,10 +67,17 @@ static const char *begin_sql(const actio_db_txn_opts *o) {
   return sql[o->isolation][o->deferrable != 0][o->read_only != 0];
 }
 
+int actio__db_begin_check(actio_actor *db, const actio_db_txn_opts *o) {
+  if (actio__db_state(db) == NULL ||
+      (o != NULL && (unsigned)o->isolation > ACTIO_DB_SERIALIZABLE))
+    return ACTIO_EINVAL;
+  return 0;
+}
+
 int actio_db_begin(actio_actor *db, const actio_db_txn_opts *opts, actio_future **out) {
   db_state *st = actio__db_state(db);
   actio_db_txn_opts o = opts ? *opts : (actio_db_txn_opts){0};
-  if (st == NULL || out == NULL || (unsigned)o.isolation > ACTIO_DB_SERIALIZABLE)
+  if (out == NULL || actio__db_begin_check(db, &o) != 0)
     return ACTIO_EINVAL;
   actio_db_txn *t = calloc(1, sizeof *t);
   if (t == NULL)
