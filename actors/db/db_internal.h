@@ -279,8 +279,9 @@ void actio__db_job_unref(cancel_job *j); /* any thread; NULL accepted */
 /* Asks the server to cancel r, the unit c runs now. */
 void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r);
 
-/* The pause before the next connect after `fails` failures in a row. */
-int64_t actio__db_backoff_ms(const db_state *st, int fails);
+/* When the next connect may be tried after `fails` failures in a row
+ * (absolute, CLOCK_MONOTONIC): the pool's backoff from now. */
+int64_t actio__db_retry_at(const db_state *st, int fails);
 
 /* Closes c: its units and bound requests fail with rc and msg (rc 0: a
  * close of our own, ACTIO_ECONN for what was bound). */

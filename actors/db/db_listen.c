@@ -44,7 +44,7 @@ void actio__db_listener_failed(db_worker *w, int rc, const char *err) {
   int lost = w->lost;
   actio__db_conn_close(w, &w->lc, rc, msg);
   w->lost = lost;
-  w->lretry_ns = actio__now_ns() + (int64_t)actio__db_backoff_ms(w->st, ++w->lfails) * 1000000;
+  w->lretry_ns = actio__db_retry_at(w->st, ++w->lfails);
   if (w->subs != NULL)
     return;
   while (w->lq_head != NULL) {
@@ -65,7 +65,7 @@ void actio__db_listener_pump(db_worker *w) {
       c->state = C_CONNECTING;
       c->since_ns = now;
     } else {
-      w->lretry_ns = now + (int64_t)actio__db_backoff_ms(w->st, ++w->lfails) * 1000000;
+      w->lretry_ns = actio__db_retry_at(w->st, ++w->lfails);
     }
     return;
   }

@@ -89,9 +89,11 @@ void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r) {
 
 /* ---- connections ---- */
 
-int64_t actio__db_backoff_ms(const db_state *st, int fails) {
-  return actio__backoff_ms(st->o.reconnect_min_ms, st->o.reconnect_max_ms,
-                           (unsigned)fails);
+int64_t actio__db_retry_at(const db_state *st, int fails) {
+  ACTIO__ASSERT(fails > 0);
+  int64_t at = actio__deadline_ns(actio__backoff_ms(
+      st->o.reconnect_min_ms, st->o.reconnect_max_ms, (unsigned)fails));
+  return at < 0 ? INT64_MAX : at; /* a pause beyond any clock: never */
 }
 
 static int usable(const conn *c) {
@@ -138,7 +140,7 @@ void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg) {
   c->simple = c->doomed = 0;
   if (c == &w->lc && rc != 0 && !w->stopping) { /* restore LISTEN later */
     w->lost = 1;
-    w->lretry_ns = actio__now_ns() + (int64_t)actio__db_backoff_ms(w->st, ++w->lfails) * 1000000;
+    w->lretry_ns = actio__db_retry_at(w->st, ++w->lfails);
   }
 }
 
@@ -155,7 +157,7 @@ static void conn_open(db_worker *w, conn *c) {
   }
   c->pc = NULL;
   w->fails++;
-  w->retry_ns = c->since_ns + (int64_t)actio__db_backoff_ms(w->st, w->fails) * 1000000;
+  w->retry_ns = actio__db_retry_at(w->st, w->fails);
 }
 
 unsigned actio__db_count_ready(const db_worker *w) {
@@ -173,7 +175,7 @@ void actio__db_connect_failed(db_worker *w, conn *c, int rc, const char *err) {
   actio__db_conn_close(w, c, rc, msg);
   atomic_fetch_add_explicit(&w->st->failures, 1, memory_order_relaxed);
   w->fails++;
-  w->retry_ns = actio__now_ns() + (int64_t)actio__db_backoff_ms(w->st, w->fails) * 1000000;
+  w->retry_ns = actio__db_retry_at(w->st, w->fails);
   if (actio__db_count_ready(w) > 0)
     return;
   if (w->down_since_ns == 0)

@@ -263,8 +263,8 @@ static void reap_cancelled(db_worker *w) {
  * end of cancel jobs. Returns the milliseconds until the next one. */
 static int timers(db_worker *w) {
   db_state *st = w->st;
-  int64_t now = actio__now_ns(), next = now + 1000000000;
-  int64_t acquire = (int64_t)st->o.acquire_timeout_ms * 1000000;
+  int64_t now = actio__now_ns(), next = now + ACTIO__NS_PER_S;
+  int64_t acquire = (int64_t)st->o.acquire_timeout_ms * ACTIO__NS_PER_MS;
   for (db_req *r = w->pend_head, *nx; r != NULL; r = nx) {
     nx = r->next;
     if (r->queued_ns + acquire <= now) {
@@ -277,7 +277,7 @@ static int timers(db_worker *w) {
       next = r->queued_ns + acquire;
     }
   }
-  int64_t connect = (int64_t)st->o.connect_timeout_ms * 1000000;
+  int64_t connect = (int64_t)st->o.connect_timeout_ms * ACTIO__NS_PER_MS;
   for (unsigned i = 0; i <= w->nconns; i++) {
     conn *c = i < w->nconns ? &w->conns[i] : &w->lc;
     if (c->state == C_CONNECTING) {
@@ -302,7 +302,7 @@ static int timers(db_worker *w) {
         actio__pg_conn_inflight(c->pc) > 0)
       continue;
     if (st->o.max_lifetime_ms > 0) {
-      int64_t end = c->since_ns + (int64_t)st->o.max_lifetime_ms * 1000000;
+      int64_t end = c->since_ns + (int64_t)st->o.max_lifetime_ms * ACTIO__NS_PER_MS;
       if (end <= now) {
         actio__db_conn_close(w, c, 0, "connection past its lifetime");
         continue;
@@ -311,7 +311,7 @@ static int timers(db_worker *w) {
         next = end;
     }
     if (st->o.health_check_ms > 0) {
-      int64_t due = c->idle_ns + (int64_t)st->o.health_check_ms * 1000000;
+      int64_t due = c->idle_ns + (int64_t)st->o.health_check_ms * ACTIO__NS_PER_MS;
       if (due <= now) {
         actio__pg_query ping = {.sql = "SELECT 1"};
         c->idle_ns = now;
@@ -329,7 +329,7 @@ static int timers(db_worker *w) {
     w->down_since_ns = 0; /* nothing asks for a connection: the clock stops */
   if (st->o.retry_budget_ms > 0 && w->down_since_ns != 0 &&
       (w->pend_head != NULL || actio__db_count_ready(w) < w->min)) {
-    int64_t end = w->down_since_ns + (int64_t)st->o.retry_budget_ms * 1000000;
+    int64_t end = w->down_since_ns + (int64_t)st->o.retry_budget_ms * ACTIO__NS_PER_MS;
     if (end <= now) {
       char why[128];
       snprintf(why, sizeof why, "no PostgreSQL connection for %ld ms",
@@ -345,8 +345,7 @@ static int timers(db_worker *w) {
   if (w->lretry_ns > now && w->lretry_ns < next && w->lc.state == C_EMPTY &&
       (w->subs != NULL || w->lq_head != NULL))
     next = w->lretry_ns;
-  int64_t ms = (next - now + 999999) / 1000000;
-  return ms < 0 ? 0 : (int)ms;
+  return (int)actio__ns_to_ms_ceil(next - now); /* at most a second */
 }
 
 static void db_wait(actio_actor *self, void *worker) {
