@@ -22,6 +22,8 @@ static void copy_unpin(conn *c) {
   actio_db_copy *cp = c->copy;
   if (cp == NULL)
     return;
+  /* Its rows ended, so no consumer holds them back any more. */
+  ACTIO__ASSERT(cp->c == c && cp->ready == NULL);
   c->copy = NULL;
   cp->c = NULL;
   while (cp->q_head != NULL) { /* writes after the end */
@@ -38,6 +40,7 @@ void actio__db_copy_started(db_worker *w, db_req *r, int out) {
   actio_db_copy *cp = r->copy;
   conn *c = r->c;
   (void)w;
+  ACTIO__ASSERT(!cp->started && cp->c == c);
   cp->started = 1;
   cp->out = out;
   if (out != (r->row_fn != NULL)) { /* COPY TO for copy_in, or the reverse */
@@ -53,7 +56,10 @@ void actio__db_copy_started(db_worker *w, db_req *r, int out) {
   }
   if (out)
     return; /* COPY TO answers at the end, with the row count */
-  atomic_store_explicit(&cp->state, T_OPEN, memory_order_relaxed);
+  /* Relaxed: the future's completion publishes cp with its state. */
+  int was = atomic_exchange_explicit(&cp->state, T_OPEN, memory_order_relaxed);
+  ACTIO__ASSERT(was == T_NEW); /* nobody else has cp yet */
+  (void)was;
   actio__db_ref(&cp->refs); /* the caller's, through the future */
   actio_future_clear_cancel(r->reply);
   if (actio_future_resolve(r->reply, cp, copy_user_drop) != 0)

@@ -193,6 +193,7 @@ struct db_worker {
 /* ---- lists of requests (worker-only) ---- */
 
 static inline void actio__db_q_push(db_req **h, db_req **t, db_req *r) {
+  ACTIO__ASSERT(r->prev == NULL && r->next == NULL); /* in no other list */
   r->next = NULL;
   r->prev = *t;
   if (*t)
@@ -204,6 +205,8 @@ static inline void actio__db_q_push(db_req **h, db_req **t, db_req *r) {
 
 /* t may be NULL for a list without a tail (the sent list). */
 static inline void actio__db_q_unlink(db_req **h, db_req **t, db_req *r) {
+  ACTIO__ASSERT(r->prev != NULL ? r->prev->next == r : *h == r); /* in this list */
+  ACTIO__ASSERT(r->next != NULL ? r->next->prev == r : t == NULL || *t == r);
   if (r->prev)
     r->prev->next = r->next;
   else
@@ -216,6 +219,7 @@ static inline void actio__db_q_unlink(db_req **h, db_req **t, db_req *r) {
 }
 
 static inline void actio__db_sent_add(db_worker *w, db_req *r) {
+  ACTIO__ASSERT(r->prev == NULL && r->next == NULL);
   r->prev = NULL;
   r->next = w->sent;
   if (w->sent)
@@ -227,7 +231,19 @@ static inline void actio__db_sent_add(db_worker *w, db_req *r) {
 
 /* A reference more to a transaction or COPY, made from one held. */
 static inline void actio__db_ref(_Atomic unsigned *refs) {
-  atomic_fetch_add_explicit(refs, 1, memory_order_relaxed);
+  /* Relaxed: a new reference is made from one already held. */
+  unsigned before = atomic_fetch_add_explicit(refs, 1, memory_order_relaxed);
+  ACTIO__ASSERT(before > 0);
+  (void)before;
+}
+
+/* Drops a reference; 1 if it was the last. */
+static inline int actio__db_unref(_Atomic unsigned *refs) {
+  /* Acq_rel: the last owner sees every other owner's writes before it
+   * frees. */
+  unsigned before = atomic_fetch_sub_explicit(refs, 1, memory_order_acq_rel);
+  ACTIO__ASSERT(before > 0); /* never below zero */
+  return before == 1;
 }
 /* Drop a reference; the last frees. NULL accepted. */
 void actio__db_txn_unref(actio_db_txn *t);

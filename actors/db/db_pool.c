@@ -13,8 +13,7 @@
 /* ---- the canceller thread ---- */
 
 void actio__db_job_unref(cancel_job *j) {
-  if (j == NULL ||
-      atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1)
+  if (j == NULL || !actio__db_unref(&j->refs))
     return;
   actio__pg_cancel_free(j->pc);
   actio__bell_unref(j->bell);
@@ -68,6 +67,7 @@ void actio__db_canceller_stop(db_state *st) {
 
 /* Asks the server to cancel what c runs now: r, the head unit. */
 void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r) {
+  ACTIO__ASSERT(c->cancel == NULL); /* one at a time per connection */
   cancel_job *j = calloc(1, sizeof *j);
   if (j == NULL || (j->pc = actio__pg_cancel_new(c->pc)) == NULL) {
     free(j);
@@ -105,6 +105,7 @@ static int usable(const conn *c) {
 void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg) {
   if (c->state == C_EMPTY)
     return;
+  ACTIO__ASSERT(c->pc != NULL);
   if (c->state == C_READY && rc != 0)
     atomic_fetch_add_explicit(&w->st->failures, 1, memory_order_relaxed);
   actio__pg_conn *pc = c->pc;
@@ -145,6 +146,7 @@ void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg) {
 }
 
 static void conn_open(db_worker *w, conn *c) {
+  ACTIO__ASSERT(c->state == C_EMPTY && c->txn == NULL && c->copy == NULL);
   char err[256];
   const actio_db_opts *o = &w->st->o;
   int rc = actio__pg_conn_start(&c->pc, o->dsn,
@@ -223,6 +225,7 @@ void actio__db_conn_pump(db_worker *w, conn *c) {
       return; /* the simple protocol waits for the pipeline to empty */
     actio__db_q_unlink(&c->q_head, &c->q_tail, r);
     if (r->kind == K_COPY) {
+      ACTIO__ASSERT(c->copy == NULL && r->copy->c == NULL);
       c->copy = r->copy;
       actio__db_ref(&r->copy->refs);
       r->copy->c = c;
@@ -267,7 +270,9 @@ void actio__db_dispatch(db_worker *w) {
     if (best_n > 0)
       unplaced++; /* pipelined for now; a connection more would help */
     actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
+    ACTIO__ASSERT(best->txn == NULL && best->copy == NULL); /* usable */
     if (r->kind == K_BEGIN) {
+      ACTIO__ASSERT(r->txn->c == NULL);
       best->txn = r->txn;
       actio__db_ref(&r->txn->refs);
       r->txn->c = best;
@@ -276,6 +281,7 @@ void actio__db_dispatch(db_worker *w) {
         actio__bell_ref(w->bell);
       }
     } else if (r->kind == K_COPY) {
+      ACTIO__ASSERT(r->copy->c == NULL);
       best->copy = r->copy;
       actio__db_ref(&r->copy->refs);
       r->copy->c = best;
@@ -357,6 +363,19 @@ size_t actio__db_room(db_worker *w) {
   return n;
 }
 
+/* Moves this worker's share in a shared sum from *was to now. */
+static void publish(_Atomic unsigned *sum, unsigned now, unsigned *was) {
+  if (now == *was)
+    return;
+  /* Relaxed: a statistic. Unsigned arithmetic: a share that shrinks adds
+   * its negative. */
+  unsigned before = atomic_fetch_add_explicit(sum, now - *was, memory_order_relaxed);
+  /* The sum holds at least this worker's share: it never underflows. */
+  ACTIO__ASSERT(now > *was || before >= *was - now);
+  (void)before;
+  *was = now;
+}
+
 void actio__db_publish_stats(db_worker *w) {
   unsigned open = 0, idle = 0, connecting = 0;
   for (unsigned i = 0; i < w->nconns; i++) {
@@ -366,19 +385,13 @@ void actio__db_publish_stats(db_worker *w) {
     idle += c->state == C_READY && c->txn == NULL && c->copy == NULL &&
             actio__pg_conn_inflight(c->pc) == 0;
   }
+  ACTIO__ASSERT(idle <= open && open + connecting <= w->nconns);
   db_state *st = w->st;
   /* Shared counters, touched only when this worker's share changed: this
    * runs at every wait. */
-  if (open != w->pub_open)
-    atomic_fetch_add_explicit(&st->open, open - w->pub_open, memory_order_relaxed);
-  if (idle != w->pub_idle)
-    atomic_fetch_add_explicit(&st->idle, idle - w->pub_idle, memory_order_relaxed);
-  if (connecting != w->pub_connecting)
-    atomic_fetch_add_explicit(&st->connecting, connecting - w->pub_connecting,
-                              memory_order_relaxed);
-  w->pub_open = open;
-  w->pub_idle = idle;
-  w->pub_connecting = connecting;
+  publish(&st->open, open, &w->pub_open);
+  publish(&st->idle, idle, &w->pub_idle);
+  publish(&st->connecting, connecting, &w->pub_connecting);
   if (st->o.workers > 1 && !w->stopping) /* a hint for db_full: stale at worst */
     atomic_store_explicit(&st->rooms[w->index], actio__db_room(w), memory_order_relaxed);
 }

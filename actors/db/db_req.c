@@ -12,17 +12,17 @@
 /* ---- transactions and copies: reference counts ---- */
 
 void actio__db_txn_unref(actio_db_txn *t) {
-  if (t == NULL ||
-      atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+  if (t == NULL || !actio__db_unref(&t->refs))
     return;
+  ACTIO__ASSERT(t->c == NULL); /* a pinned connection holds a reference */
   actio__bell_unref(t->bell);
   free(t);
 }
 
 void actio__db_copy_unref(actio_db_copy *cp) {
-  if (cp == NULL ||
-      atomic_fetch_sub_explicit(&cp->refs, 1, memory_order_acq_rel) != 1)
+  if (cp == NULL || !actio__db_unref(&cp->refs))
     return;
+  ACTIO__ASSERT(cp->c == NULL && cp->q_head == NULL && cp->ready == NULL);
   actio__bell_unref(cp->bell);
   actio__db_txn_unref(cp->txn);
   free(cp);

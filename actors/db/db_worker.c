@@ -184,6 +184,11 @@ static void take_inbox(db_worker *w) {
   for (actio__bell_link *l = actio__bell_take(w->bell), *next; l != NULL; l = next) {
     next = l->next;
     db_req *r = req_of(l);
+    /* Bound requests only: those that name a connection of this worker. */
+    ACTIO__ASSERT(r->kind == K_TQUERY || r->kind == K_END || r->kind == K_TDROP ||
+                  (r->kind == K_COPY && r->txn != NULL) || r->kind == K_CWRITE ||
+                  r->kind == K_CEND || r->kind == K_CDROP || r->kind == K_LISTEN ||
+                  r->kind == K_UNLISTEN);
     r->w = w;
     w->used = 1;
     if (r->kind == K_END && actio_future_is_done(r->reply) && r->commit) {
@@ -441,6 +446,8 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
     actio__db_req_free(r); /* cancelled or past its deadline while queued */
     return 0;
   }
+  ACTIO__ASSERT(r->kind == K_QUERY || r->kind == K_SCRIPT || r->kind == K_BEGIN ||
+                (r->kind == K_COPY && r->txn == NULL)); /* the mailbox's kinds */
   r->w = w;
   w->used = 1;
   if (actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED) {
