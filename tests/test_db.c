@@ -185,6 +185,13 @@ START_TEST(test_affected) {
 }
 END_TEST
 
+/* A transaction body that is never run. */
+static int refuse_body(actio_db_txn *t, void *arg, actio_future **out) {
+  (void)t, (void)arg, (void)out;
+  ck_abort_msg("the body of a refused transaction ran");
+  return ACTIO_EINVAL;
+}
+
 START_TEST(test_bad_input) {
   actio_future *f = NULL;
   ck_assert_int_eq(actio_db_query(db, NULL, 0, NULL, &f), ACTIO_EINVAL);
@@ -208,6 +215,25 @@ START_TEST(test_bad_input) {
   ck_assert_int_eq(actio_db_begin(db, &(actio_db_txn_opts){.isolation = 7}, &f),
                    ACTIO_EINVAL);
   ck_assert_int_eq(actio_db_listen(db, "", NULL, db, &f), ACTIO_EINVAL);
+  /* Past the protocol's 65535 parameters: refused at the call, not taken
+   * for a broken connection by the worker. */
+  const char *one[] = {"1"};
+  ck_assert_int_eq(actio_db_query(db, "SELECT $1", 65536, one, &f), ACTIO_EINVAL);
+  /* actio_db_transaction checks what BEGIN would, at the call. */
+  ck_assert_int_eq(actio_db_transaction(http, NULL, 0, refuse_body, NULL, &f),
+                   ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_transaction(db, &(actio_db_txn_opts){.isolation = 7}, 0,
+                                        refuse_body, NULL, &f),
+                   ACTIO_EINVAL);
+  ck_assert_ptr_null(f);
+  /* A COPY in a transaction of another database actor. */
+  actio_actor *other = spawn((actio_db_opts){.lazy = 1});
+  actio_future *tf;
+  ck_assert_int_eq(actio_db_begin(db, NULL, &tf), 0);
+  actio_db_txn *t = (actio_db_txn *)expect(tf, 0);
+  ck_assert_int_eq(actio_db_copy_in(other, t, "COPY x FROM STDIN", &f), ACTIO_EINVAL);
+  ck_assert_ptr_null(f);
+  actio_future_unref(tf); /* rolls back */
 }
 END_TEST
 

@@ -1,12 +1,13 @@
 /* db_retry.c: actio_db_transaction: a function run inside a transaction,
  * again from BEGIN when the server reports a serialization failure or a
- * deadlock. Built on the public API alone: begin, fn, commit, each step a
- * future whose completion starts the next. */
+ * deadlock. Built on the public API (begin, fn, commit, each step a future
+ * whose completion starts the next), with BEGIN's checks made at the call. */
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "actio.h"
 #include "actors/core/future_internal.h"
+#include "actors/db/db_internal.h"
 
 typedef struct retry {
   actio_actor *db;
@@ -141,7 +142,8 @@ static void on_cancel(void *arg) {
 
 int actio_db_transaction(actio_actor *db, const actio_db_txn_opts *opts, int retries,
                          actio_db_txn_fn fn, void *arg, actio_future **out) {
-  if (db == NULL || fn == NULL || out == NULL || retries < 0)
+  if (fn == NULL || out == NULL || retries < 0 ||
+      actio__db_begin_check(db, opts) != 0)
     return ACTIO_EINVAL;
   retry *r = calloc(1, sizeof *r);
   if (r == NULL)

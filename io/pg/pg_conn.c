@@ -12,17 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/socket.h>
+
+#include <libpq-fe.h>
+
 #include "actio/error.h"
 #include "io/pg/pg_conn.h"
-
-#include <sys/socket.h>
+#include "io/pg/pg_error.h"
+#include "io/pg/pg_private.h"
+#include "io/pg/pg_result.h"
 
 /* A prepared statement, in the hash table and the LRU list. Units that use
  * it hold references: a statement whose Parse failed lingers (unhashed)
  * until they are done, so they report the Parse's error. */
 typedef struct stmt {
   char *sql;
-  Oid *types;
+  uint32_t *types;
   int nparams;
   unsigned refs;
   int dropped;      /* out of the cache; freed by its last unit */
@@ -70,20 +75,19 @@ static void quiet(void *arg, const PGresult *res) {
   (void)res;
 }
 
-static void one_line(const char *in, char *buf, size_t len) {
-  if (len == 0)
-    return;
-  snprintf(buf, len, "%s", in != NULL && *in ? in : "unknown error");
-  for (char *p = buf; *p; p++)
-    if (*p == '\n' || *p == '\t')
-      *p = ' ';
-  size_t n = strlen(buf);
-  while (n > 0 && buf[n - 1] == ' ')
-    buf[--n] = '\0';
+void actio__pg_conn_message(const actio__pg_conn *c, char *buf, size_t len) {
+  actio__pg_one_line(c != NULL && c->pg != NULL ? PQerrorMessage(c->pg) : NULL,
+                     buf, len);
 }
 
-void actio__pg_conn_message(const actio__pg_conn *c, char *buf, size_t len) {
-  one_line(c != NULL && c->pg != NULL ? PQerrorMessage(c->pg) : NULL, buf, len);
+int actio__pg_dsn_check(const char *dsn) {
+  char *err = NULL;
+  PQconninfoOption *parsed = PQconninfoParse(dsn, &err);
+  PQfreemem(err); /* its text may quote the DSN: never shown */
+  if (parsed == NULL)
+    return ACTIO_EDSN;
+  PQconninfoFree(parsed);
+  return 0;
 }
 
 int actio__pg_conn_start(actio__pg_conn **out, const char *dsn,
@@ -153,7 +157,7 @@ int actio__pg_conn_connect(actio__pg_conn *c, char *err, size_t errlen) {
 
 /* ---- the statement cache ---- */
 
-static uint64_t stmt_hash(const char *sql, int nparams, const Oid *types) {
+static uint64_t stmt_hash(const char *sql, int nparams, const uint32_t *types) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a */
   for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
     h = (h ^ *p) * 1099511628211ull;
@@ -312,10 +316,10 @@ static stmt *stmt_get(actio__pg_conn *c, const actio__pg_query *q, int *fresh) {
   if (s == NULL || (s->sql = strdup(q->sql)) == NULL)
     goto fail;
   if (q->types != NULL && q->nparams > 0) {
-    s->types = malloc(sizeof(Oid) * (size_t)q->nparams);
+    s->types = malloc(sizeof *s->types * (size_t)q->nparams);
     if (s->types == NULL)
       goto fail;
-    memcpy(s->types, q->types, sizeof(Oid) * (size_t)q->nparams);
+    memcpy(s->types, q->types, sizeof *s->types * (size_t)q->nparams);
   }
   s->nparams = q->nparams;
   s->hash = h;
@@ -351,12 +355,13 @@ int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *arg) 
     u->prep = s;
     u->preparing = fresh;
     u->stage = fresh ? ST_PREP : ST_QUERY;
-    ok = (!fresh || PQsendPrepare(c->pg, s->name, q->sql, q->nparams, q->types)) &&
+    ok = (!fresh || PQsendPrepare(c->pg, s->name, q->sql, q->nparams,
+                                  (const Oid *)q->types)) &&
          PQsendQueryPrepared(c->pg, s->name, q->nparams, q->values, q->lengths,
                              q->formats, q->binary_results);
   } else {
     u->stage = ST_QUERY;
-    ok = PQsendQueryParams(c->pg, q->sql, q->nparams, q->types, q->values,
+    ok = PQsendQueryParams(c->pg, q->sql, q->nparams, (const Oid *)q->types, q->values,
                            q->lengths, q->formats, q->binary_results);
   }
   /* The Sync flushes (before libpq 17 there is no other way): one send
@@ -425,31 +430,11 @@ int actio__pg_conn_in_copy(const actio__pg_conn *c) {
 
 /* ---- results ---- */
 
-int actio__pg_result_code(const PGresult *res) {
-  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-  if (state == NULL)
-    return ACTIO_ECONN; /* made up by libpq: the connection failed */
-  if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
-    return ACTIO_ERETRY;
-  return ACTIO_ESQL;
-}
-
-void actio__pg_result_message(const PGresult *res, char *buf, size_t len) {
-  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-  const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-  const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-  const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
-  if (msg == NULL) {
-    one_line(PQresultErrorMessage(res), buf, len);
-    return;
-  }
-  char tmp[1024];
-  int n = snprintf(tmp, sizeof tmp, "%s: %s", state ? state : "?????", msg);
-  if (detail && n >= 0 && (size_t)n < sizeof tmp)
-    n += snprintf(tmp + n, sizeof tmp - (size_t)n, " (detail: %s)", detail);
-  if (hint && n >= 0 && (size_t)n < sizeof tmp)
-    snprintf(tmp + n, sizeof tmp - (size_t)n, " (hint: %s)", hint);
-  one_line(tmp, buf, len);
+/* The error code of a failed result (see actio__pg_error_code). */
+static int result_code(const PGresult *res) {
+  actio__pg_error e;
+  actio__pg_error_read(actio__pg_wrap((PGresult *)res), &e);
+  return actio__pg_error_code(&e);
 }
 
 /* Hands the head unit's outcome over and retires it. */
@@ -467,7 +452,7 @@ static void unit_end(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
      * unit: its own error ("does not exist") would only confuse. */
     PQclear(res);
     res = s->failed;
-    rc = actio__pg_result_code(res);
+    rc = result_code(res);
   } else if (res == NULL && rc == 0) { /* e.g. a script of only comments */
     res = PQmakeEmptyPGresult(c->pg, PGRES_EMPTY_QUERY);
     if (res == NULL)
@@ -479,15 +464,21 @@ static void unit_end(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
   if (simple)
     PQenterPipelineMode(c->pg); /* idle now, so it cannot fail but on OOM */
   char msg[512] = "";
-  if (rc == ACTIO_EINVAL)
+  actio__pg_error err;
+  int server = 0; /* err describes the server's error */
+  if (rc == ACTIO_EINVAL) {
     snprintf(msg, sizeof msg, "a COPY runs only through actio_db_copy_in "
                               "and actio_db_copy_out");
-  else if (rc == ACTIO_ENOMEM)
+  } else if (rc == ACTIO_ENOMEM) {
     snprintf(msg, sizeof msg, "%s", actio_strerror(rc));
-  else if (rc != 0)
-    actio__pg_result_message(res, msg, sizeof msg);
+  } else if (rc != 0) {
+    actio__pg_error_read(actio__pg_wrap(res), &err);
+    actio__pg_error_format(&err, msg, sizeof msg);
+    server = rc == ACTIO_ESQL || rc == ACTIO_ERETRY;
+  }
   if (arg != NULL)
-    done(ctx, arg, rc, res, msg);
+    done(ctx, arg, rc, rc == 0 ? actio__pg_wrap(res) : NULL,
+         server ? &err : NULL, msg);
   if ((rc != 0 || arg == NULL) && !lent) /* an error is only lent */
     PQclear(res);
   if (s != NULL)
@@ -506,7 +497,7 @@ static void keep(unit *u, PGresult *res) {
     if (u->rc == 0) {
       PQclear(u->res);
       u->res = res;
-      u->rc = actio__pg_result_code(res);
+      u->rc = result_code(res);
       return;
     }
     if (u->rc == ACTIO_EINVAL && u->res == NULL) { /* the refused COPY's */
@@ -560,14 +551,15 @@ static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
     return;
   }
   if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
+    PQclear(res);
     if (u->copy) {
       u->stage = ST_COPY;
-      done(ctx, u->arg, 0, res, "");
+      done(ctx, u->arg, st == PGRES_COPY_IN ? ACTIO__PG_COPY_IN : ACTIO__PG_COPY_OUT,
+           NULL, NULL, "");
       return;
     }
     /* A COPY sent as a plain query: nobody would feed or read it. End it
      * here (refused, or its rows drained) and fail the unit. */
-    PQclear(res);
     u->rc = ACTIO_EINVAL;
     if (st == PGRES_COPY_IN) {
       PQputCopyEnd(c->pg, "COPY runs only through actio_db_copy_in");
@@ -580,8 +572,9 @@ static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
   /* A cached plan the server no longer accepts (its table changed, or a
    * DISCARD ALL dropped it): forget it, so the next use prepares again. */
   if (st == PGRES_FATAL_ERROR && u->prep != NULL && !u->preparing) {
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (state && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0))
+    actio__pg_error e;
+    actio__pg_error_read(actio__pg_wrap(res), &e);
+    if (actio__pg_error_is(&e, "0A000") || actio__pg_error_is(&e, "26000"))
       stmt_drop(c, u->prep);
   }
   keep(u, res);
@@ -630,7 +623,7 @@ void actio__pg_conn_destroy(actio__pg_conn *c, actio__pg_done_fn done,
     void *arg = c->head->arg;
     unit_pop(c);
     if (arg != NULL)
-      done(ctx, arg, ACTIO_ECONN, NULL, msg);
+      done(ctx, arg, ACTIO_ECONN, NULL, NULL, msg);
   }
   while (c->lru != NULL)
     stmt_drop(c, c->lru);
@@ -657,4 +650,44 @@ void *actio__pg_conn_head(const actio__pg_conn *c) {
   return c->head ? c->head->arg : NULL;
 }
 
-PGconn *actio__pg_conn_pg(const actio__pg_conn *c) { return c->pg; }
+PGconn *actio__pg_conn_libpq(const actio__pg_conn *c) { return c->pg; }
+
+int actio__pg_conn_txn_idle(const actio__pg_conn *c) {
+  return PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+}
+
+/* ---- COPY data and notifications ---- */
+
+/* PQputCopyData and PQputCopyEnd: 1 taken, 0 buffer full, -1 broken. */
+static int put_rc(int rc) {
+  return rc == 1 ? 0 : rc == 0 ? ACTIO_EAGAIN : ACTIO_ECONN;
+}
+
+int actio__pg_conn_copy_put(actio__pg_conn *c, const void *data, size_t len) {
+  return put_rc(PQputCopyData(c->pg, data, (int)len));
+}
+
+int actio__pg_conn_copy_end(actio__pg_conn *c, const char *error) {
+  return put_rc(PQputCopyEnd(c->pg, error));
+}
+
+int actio__pg_conn_copy_get(actio__pg_conn *c, char **row) {
+  int n = PQgetCopyData(c->pg, row, 1);
+  if (n >= 0)
+    return n;
+  return n == -1 ? ACTIO_EEOF : ACTIO_ECONN;
+}
+
+void actio__pg_copy_row_free(char *row) { PQfreemem(row); }
+
+void actio__pg_conn_notifications(actio__pg_conn *c,
+                                  void (*fn)(void *arg,
+                                             const actio__pg_notification *n),
+                                  void *arg) {
+  PGnotify *n;
+  while ((n = PQnotifies(c->pg)) != NULL) {
+    actio__pg_notification note = {n->relname, n->extra ? n->extra : "", n->be_pid};
+    fn(arg, &note);
+    PQfreemem(n);
+  }
+}

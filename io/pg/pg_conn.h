@@ -7,30 +7,42 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <libpq-fe.h>
+#include "io/pg/pg_error.h"
+#include "io/pg/pg_result.h"
 
 typedef struct actio__pg_conn actio__pg_conn;
 
-/* A unit (one query, one script, one COPY) ended, on the connection's
- * thread. rc is 0 with the result (the callee owns it), ACTIO_ESQL or
- * ACTIO_ERETRY with the server's error result (lent for the call: read its
- * fields, do not free it), or ACTIO_ECONN with res NULL and libpq's
- * message. A COPY calls this with the PGRES_COPY_IN or
- * PGRES_COPY_OUT result first (the unit goes on: see copy_done), then again
- * at its end. */
-typedef void (*actio__pg_done_fn)(void *ctx, void *unit, int rc, PGresult *res,
-                                  const char *msg);
+/* What `done` is told first when a COPY unit enters its data phase (the
+ * unit goes on: see actio__pg_conn_copy_done). */
+enum { ACTIO__PG_COPY_IN = 1, ACTIO__PG_COPY_OUT = 2 };
+
+/*
+ * A unit (one query, one script, one COPY) ended, on the connection's
+ * thread. rc is 0 with the result (the callee owns it); or negative with
+ * msg, one line, lent for the call: ACTIO_ESQL and ACTIO_ERETRY come with
+ * err, the server's error (lent for the call), every other code (ACTIO_ECONN,
+ * ACTIO_EINVAL, ACTIO_ENOMEM) with err NULL. A COPY unit calls it first with
+ * ACTIO__PG_COPY_IN or ACTIO__PG_COPY_OUT (res and err NULL), then again at
+ * its end.
+ */
+typedef void (*actio__pg_done_fn)(void *ctx, void *unit, int rc,
+                                  actio__pg_result *res,
+                                  const actio__pg_error *err, const char *msg);
 
 /* One statement with parameters (the arrays are borrowed for the call). */
 typedef struct actio__pg_query {
   const char *sql;
-  int nparams;
-  const Oid *types;
+  int nparams;        /* 0 to 65535 (the protocol's limit) */
+  const uint32_t *types; /* OIDs; NULL or 0: the server infers */
   const char *const *values;
   const int *lengths, *formats;
   int binary_results;
   int cache;          /* 1: prepare it once, keep it (LRU) */
 } actio__pg_query;
+
+/* 0 if libpq parses `dsn` (key=value or URI), else ACTIO_EDSN. Its
+ * complaint is dropped: it may quote the password. */
+int actio__pg_dsn_check(const char *dsn);
 
 /* Starts connecting to `dsn`, with a statement cache of `cache_size`
  * entries (0: none). Returns 0; ACTIO_ENOMEM; or ACTIO_ECONN/ACTIO_EDSN with
@@ -55,9 +67,9 @@ short actio__pg_conn_events(const actio__pg_conn *c);
 size_t actio__pg_conn_inflight(const actio__pg_conn *c);
 /* The unit at the head: the one the server works on now; NULL if none. */
 void *actio__pg_conn_head(const actio__pg_conn *c);
-/* libpq's handle, for what this file does not wrap (transaction status,
- * notifications, COPY data, cancel keys). */
-PGconn *actio__pg_conn_pg(const actio__pg_conn *c);
+/* 1 while the session is outside any transaction block (what a pooled
+ * connection must be between uses). */
+int actio__pg_conn_txn_idle(const actio__pg_conn *c);
 
 /* Sends a query as one pipelined unit (`unit` comes back through done;
  * NULL: an internal unit whose outcome nobody wants). 0 or ACTIO_ECONN. */
@@ -71,8 +83,20 @@ int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *unit)
 int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, int copy,
                                void *unit);
 
-/* A COPY unit at the head is done with its data (PQputCopyEnd sent, or
- * PQgetCopyData returned -1): its final result comes next. */
+/* The data of a COPY FROM STDIN at the head: put queues `len` bytes, end
+ * queues its end (error NULL: commit the rows; else abort with that
+ * reason). Each returns 0 once libpq took it, ACTIO_EAGAIN when libpq's
+ * buffer is full (flush, then try again), or ACTIO_ECONN. */
+int actio__pg_conn_copy_put(actio__pg_conn *c, const void *data, size_t len);
+int actio__pg_conn_copy_end(actio__pg_conn *c, const char *error);
+/* The next row of a COPY TO STDOUT at the head: its length (> 0) with *row
+ * (free it with actio__pg_copy_row_free), 0 when it has not arrived yet,
+ * ACTIO_EEOF once the rows are over (the unit's result comes next), or
+ * ACTIO_ECONN. */
+int actio__pg_conn_copy_get(actio__pg_conn *c, char **row);
+void actio__pg_copy_row_free(char *row);
+/* A COPY unit at the head is done with its data (its end was sent, or
+ * copy_get said ACTIO_EEOF): its final result comes next. */
 void actio__pg_conn_copy_done(actio__pg_conn *c);
 /* Holds back what the next units write (TCP_CORK: no segment, no wake-up
  * of the server per unit) until actio__pg_conn_uncork sends it all in one
@@ -91,12 +115,19 @@ int actio__pg_conn_input(actio__pg_conn *c, actio__pg_done_fn done, void *ctx);
 /* Sends what libpq buffered. 0 or ACTIO_ECONN. */
 int actio__pg_conn_flush(actio__pg_conn *c);
 
-/* The error code for a failed result: ACTIO_ERETRY for SQLSTATE 40001 and
- * 40P01, ACTIO_ECONN for an error libpq made up (no SQLSTATE), else
- * ACTIO_ESQL. */
-int actio__pg_result_code(const PGresult *res);
-/* Writes "SQLSTATE: message" (detail and hint after) into buf. */
-void actio__pg_result_message(const PGresult *res, char *buf, size_t len);
+/* A notification (NOTIFY) that reached a listening connection. */
+typedef struct actio__pg_notification {
+  const char *channel;
+  const char *payload; /* "" when none */
+  int pid;             /* the notifying backend */
+} actio__pg_notification;
+
+/* Hands fn every notification read so far, oldest first (valid during the
+ * call), and forgets them. */
+void actio__pg_conn_notifications(actio__pg_conn *c,
+                                  void (*fn)(void *arg,
+                                             const actio__pg_notification *n),
+                                  void *arg);
 /* libpq's last error, trimmed to one line, never quoting the DSN. */
 void actio__pg_conn_message(const actio__pg_conn *c, char *buf, size_t len);
 

@@ -1,0 +1,367 @@
+/* db_internal.h: what the database actor's files share: its types (the
+ * pool's state, a worker, a connection, a request, a transaction, a COPY)
+ * and the functions one file calls in another. */
+#ifndef ACTIO_ACTORS_DB_INTERNAL_H
+#define ACTIO_ACTORS_DB_INTERNAL_H
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actio.h"
+#include "actors/core/bell.h"
+#include "base/debug.h"
+#include "io/pg/pg_cancel.h"
+#include "io/pg/pg_conn.h"
+#include "io/pg/pg_error.h"
+#include "io/pg/pg_result.h"
+
+/*
+ * Each worker owns a share of the pool's connections (io/pg) and drives
+ * them all from one poll. Requests reach it through the actor's mailbox
+ * (queries, scripts, BEGIN, a COPY of its own) or, when they are bound to
+ * one of its connections (a transaction's, a COPY's, the listener's),
+ * through its bell's inbox. Everything a worker owns is touched by that
+ * worker alone, except what says otherwise.
+ *
+ * The files, and who calls whom. On the worker's side: db_worker.c (the
+ * loop, its poll and timers, where each unit's end is dispatched) calls
+ * the worker halves of db_txn.c, db_copy.c and db_listen.c, which call
+ * db_pool.c (the connections), which calls db_req.c (requests). On the
+ * callers' side: the public functions in db_api.c, db_txn.c, db_copy.c and
+ * db_listen.c check their arguments, then make and send a request with
+ * db_req.c. Two edges go back up: a connection that closes (db_pool.c)
+ * ends its units through db_worker.c's actio__db_on_unit, as any unit
+ * ends; and db_req.c knows a database actor by the behavior db_worker.c
+ * defines.
+ */
+
+typedef struct db_worker db_worker;
+typedef struct conn conn;
+typedef struct db_req db_req;
+typedef struct sub sub;
+
+/* A cancel request for the server, run by the canceller thread because
+ * sending it blocks. */
+typedef struct cancel_job {
+  _Atomic unsigned refs; /* the connection's and the canceller's */
+  _Atomic int done;      /* sent (release; acquired by the worker) */
+  actio__pg_cancel *pc;
+  actio__bell *bell;     /* rung once sent (a reference) */
+  struct cancel_job *next;
+} cancel_job;
+
+/* The pool: shared by its workers, read by callers. */
+typedef struct db_state {
+  actio_db_opts o; /* defaults filled in; o.dsn is ours */
+  actio_runtime *rt;
+  actio_actor *self; /* set once spawned, before any request */
+  _Atomic unsigned next_worker; /* hands out the pool's shares */
+  _Atomic size_t *rooms;        /* per worker: requests it could start now */
+  actio__bell *listener;        /* worker 0's bell: LISTEN goes there (a
+                                   reference, set before spawn returns) */
+  pthread_t canceller;
+  pthread_mutex_t cmu;          /* guards jobs and cstop */
+  pthread_cond_t ccv;
+  cancel_job *jobs;
+  int cstop;
+  _Atomic unsigned open, idle, connecting; /* the workers' shares, summed */
+  _Atomic uint64_t connects, failures, queries, cancels;
+} db_state;
+
+enum kind {
+  K_QUERY,   /* mailbox: a pooled query */
+  K_SCRIPT,  /* mailbox: a script, on a connection of its own for the time */
+  K_BEGIN,   /* mailbox: pins a connection to a transaction */
+  K_TQUERY,  /* bound: a query (or savepoint) inside a transaction */
+  K_END,     /* bound: COMMIT or ROLLBACK */
+  K_TDROP,   /* bound: the ROLLBACK of a transaction its caller dropped */
+  K_COPY,    /* mailbox, or bound inside a transaction: starts a COPY */
+  K_CWRITE,  /* bound: COPY data */
+  K_CEND,    /* bound: the end of a COPY FROM STDIN */
+  K_CDROP,   /* bound: the abort of a COPY its caller dropped */
+  K_LISTEN,  /* bound to the listener */
+  K_UNLISTEN,
+  K_RELISTEN, /* the listener's own: restores every channel after a loss */
+};
+
+struct db_req {
+  enum kind kind;
+  actio_future *reply; /* NULL for the internal ones */
+  db_worker *w;        /* the worker that took it */
+  actio__bell_link link; /* in a worker's inbox */
+  db_req *prev, *next; /* in the worker's pending or sent list, a
+                          connection's queue or a COPY's */
+  conn *c;             /* sent on */
+  _Atomic int cancel;  /* set by its cancel hook (release) */
+  int cancel_sent, retried, nocache, commit;
+  int64_t queued_ns;
+  actio_db_txn *txn;   /* a reference, or NULL */
+  actio_db_copy *copy; /* a reference, or NULL */
+  actio__pg_query q;
+  actio_db_row_fn row_fn; /* COPY TO */
+  actio_db_notify_fn nfn; /* LISTEN */
+  void *arg;
+  const char *data;       /* COPY data, the abort reason, or the channel */
+  size_t len;
+  char bytes[];
+};
+
+/* A connection's states: EMPTY -> CONNECTING -> READY -> EMPTY. */
+enum { C_EMPTY, C_CONNECTING, C_READY };
+
+struct conn {
+  actio__pg_conn *pc;
+  int state;
+  int64_t since_ns;  /* connecting since, or ready since */
+  int64_t idle_ns;   /* idle since */
+  actio_db_txn *txn; /* pinned to it (a reference) */
+  actio_db_copy *copy; /* a COPY runs on it (a reference) */
+  db_req *q_head, *q_tail; /* bound requests not sent yet */
+  cancel_job *cancel; /* out for the unit at the head */
+  db_req *cancel_for;
+  int simple;        /* a script or COPY unit runs */
+  unsigned round;    /* units sent in this dispatch */
+  int doomed;        /* close once callbacks are over */
+};
+
+/* A transaction's and a COPY's states: T_NEW until the server took it,
+ * T_OPEN while the caller may use it, T_DONE once ended or dropped. */
+enum { T_NEW, T_OPEN, T_DONE };
+
+struct actio_db_txn {
+  _Atomic unsigned refs;
+  db_state *st;
+  _Atomic int state;
+  actio__bell *bell; /* its worker's, set before the txn is published */
+  conn *c;           /* worker-only; NULL once lost */
+};
+
+struct actio_db_copy {
+  _Atomic unsigned refs;
+  db_state *st;
+  _Atomic int state;
+  actio__bell *bell;
+  conn *c;           /* worker-only; NULL once lost or over */
+  actio_db_txn *txn; /* a reference, or NULL */
+  db_req *start;     /* the COPY's unit */
+  db_req *end;       /* the CEND being answered */
+  db_req *q_head, *q_tail; /* writes and the end, in order */
+  actio_future *ready; /* COPY TO: the consumer's backpressure */
+  int started;       /* the server took the COPY */
+  int wrong;         /* ... in the other direction: it is aborted */
+  int out;           /* COPY TO */
+};
+
+/* A LISTEN subscription, on the listener's worker. */
+struct sub {
+  char *channel;
+  actio_db_notify_fn fn;
+  void *arg;
+  sub *next;
+};
+
+struct db_worker {
+  db_state *st;
+  actio_actor *self;
+  actio__bell *bell;
+  int efd;             /* the bell's wake-up, in the worker's poll */
+  conn *conns;
+  unsigned nconns, min;
+  int used;            /* a request came: lazy pools fill up from now */
+  db_req *pend_head, *pend_tail; /* waiting for a connection */
+  db_req *sent;        /* sent, not ended */
+  int fails;           /* connects failed in a row */
+  int64_t down_since_ns; /* since then no connect succeeded (0: up) */
+  int64_t retry_ns;    /* no connect before this */
+  int stopping;
+  /* LISTEN: its own connection, outside the pool (worker 0 only) */
+  conn lc;
+  sub *subs;
+  db_req *lq_head, *lq_tail;
+  int lfails, lost;
+  int64_t lretry_ns;
+  struct pollfd *pfds;
+  unsigned pub_open, pub_idle, pub_connecting; /* its share in st's sums */
+  pthread_t thread;    /* the worker's own */
+  unsigned index;      /* in st->rooms */
+  int self_woken;      /* a message it sent itself waits in the mailbox */
+};
+
+/* ---- lists of requests (worker-only) ---- */
+
+static inline void actio__db_q_push(db_req **h, db_req **t, db_req *r) {
+  ACTIO__ASSERT(r->prev == NULL && r->next == NULL); /* in no other list */
+  r->next = NULL;
+  r->prev = *t;
+  if (*t)
+    (*t)->next = r;
+  else
+    *h = r;
+  *t = r;
+}
+
+/* t may be NULL for a list without a tail (the sent list). */
+static inline void actio__db_q_unlink(db_req **h, db_req **t, db_req *r) {
+  ACTIO__ASSERT(r->prev != NULL ? r->prev->next == r : *h == r); /* in this list */
+  ACTIO__ASSERT(r->next != NULL ? r->next->prev == r : t == NULL || *t == r);
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    *h = r->next;
+  if (r->next)
+    r->next->prev = r->prev;
+  else if (t)
+    *t = r->prev;
+  r->prev = r->next = NULL;
+}
+
+static inline void actio__db_sent_add(db_worker *w, db_req *r) {
+  ACTIO__ASSERT(r->prev == NULL && r->next == NULL);
+  r->prev = NULL;
+  r->next = w->sent;
+  if (w->sent)
+    w->sent->prev = r;
+  w->sent = r;
+}
+
+/* ---- db_req.c: requests ---- */
+
+/* A reference more to a transaction or COPY, made from one held. */
+static inline void actio__db_ref(_Atomic unsigned *refs) {
+  /* Relaxed: a new reference is made from one already held. */
+  unsigned before = atomic_fetch_add_explicit(refs, 1, memory_order_relaxed);
+  ACTIO__ASSERT(before > 0);
+  (void)before;
+}
+
+/* Drops a reference; 1 if it was the last. */
+static inline int actio__db_unref(_Atomic unsigned *refs) {
+  /* Acq_rel: the last owner sees every other owner's writes before it
+   * frees. */
+  unsigned before = atomic_fetch_sub_explicit(refs, 1, memory_order_acq_rel);
+  ACTIO__ASSERT(before > 0); /* never below zero */
+  return before == 1;
+}
+/* Drop a reference; the last frees. NULL accepted. */
+void actio__db_txn_unref(actio_db_txn *t);
+void actio__db_copy_unref(actio_db_copy *cp);
+
+/* A request of `kind`, with copies of in's SQL and parameters and of
+ * `data` in one block behind it (in and data may be NULL). NULL when out
+ * of memory. */
+db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
+                          const void *data, size_t len);
+/* Frees r and drops what it holds; its future is not completed. */
+void actio__db_req_free(db_req *r);
+/* Completes r's future (if any) and frees r: with res (given) when rc is
+ * 0, else failed with rc and msg, carrying err (lent: the server's error,
+ * read back with actio_db_error_get) when there is one. */
+void actio__db_req_end(db_req *r, int rc, actio__pg_result *res,
+                       const actio__pg_error *err, const char *msg);
+/* actio__db_req_end for a failure without the server's error. */
+void actio__db_req_fail(db_req *r, int rc, const char *msg);
+/* The free function of a future whose value is a result. */
+void actio__db_result_free(void *res);
+
+/* Writes id as a quoted SQL identifier ("a""b"); len >= 2 * strlen(id) + 3
+ * keeps it whole. */
+void actio__db_quote_ident(char *out, size_t len, const char *id);
+
+/* db's state if it is a database actor, else NULL. */
+db_state *actio__db_state(actio_actor *db);
+/* 1 if q is a request the server may be sent: SQL, 0 to 65535 parameters,
+ * a length for each binary one. Checked at the call. */
+int actio__db_request_valid(const actio_db_request *q);
+/* Gives r its future (deadline: timeout_ms, or the pool's query timeout)
+ * and sends it through the actor's mailbox (actio__request). On success
+ * *out is the caller's future; on failure r is freed. */
+int actio__db_submit(actio_actor *db, db_state *st, db_req *r, long timeout_ms,
+                     actio_future **out);
+/* The same to the inbox of the worker whose bell is b
+ * (actio__request_bound); out NULL: r gets no future. */
+int actio__db_submit_bound(db_state *st, actio__bell *b, db_req *r,
+                           long timeout_ms, actio_future **out);
+
+/* ---- db_pool.c: the connections (worker-only unless said) ---- */
+
+/* Starts and stops the thread that sends cancel requests. start: 0 or a
+ * negated errno. Spawn and the state's free. */
+int actio__db_canceller_start(db_state *st);
+void actio__db_canceller_stop(db_state *st);
+void actio__db_job_unref(cancel_job *j); /* any thread; NULL accepted */
+/* Asks the server to cancel r, the unit c runs now. */
+void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r);
+
+/* When the next connect may be tried after `fails` failures in a row
+ * (absolute, CLOCK_MONOTONIC): the pool's backoff from now. */
+int64_t actio__db_retry_at(const db_state *st, int fails);
+
+/* Closes c: its units and bound requests fail with rc and msg (rc 0: a
+ * close of our own, ACTIO_ECONN for what was bound). */
+void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg);
+/* Closes c as lost, with libpq's message. */
+void actio__db_conn_broken(db_worker *w, conn *c);
+/* A connect failed: back off; with no connection left to serve them, the
+ * waiting requests fail now rather than at their acquire timeout. */
+void actio__db_connect_failed(db_worker *w, conn *c, int rc, const char *err);
+unsigned actio__db_count_ready(const db_worker *w);
+/* Sends what is bound to c (a transaction's queries) while it can. */
+void actio__db_conn_pump(db_worker *w, conn *c);
+/* Places pending requests on connections, opening more as needed. */
+void actio__db_dispatch(db_worker *w);
+/* A transaction's or COPY's connection is free again: back to the pool,
+ * unless the session is left inside a transaction (then it is closed). */
+void actio__db_conn_release(conn *c);
+/* Requests it could start now, less those already waiting. */
+size_t actio__db_room(db_worker *w);
+/* Publishes the worker's share of the pool's counters and its room. */
+void actio__db_publish_stats(db_worker *w);
+
+/* ---- db_txn.c, db_copy.c, db_listen.c ---- */
+
+/* 0 if a transaction may begin on db with o (NULL: the defaults), else
+ * ACTIO_EINVAL: what actio_db_begin and actio_db_transaction check at the
+ * call. Any thread. */
+int actio__db_begin_check(actio_actor *db, const actio_db_txn_opts *o);
+
+/* The worker's side. */
+
+/* A BEGIN, COMMIT, ROLLBACK or drop's ROLLBACK ended (as on_unit). */
+void actio__db_txn_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
+                         const actio__pg_error *err, const char *msg);
+
+/* The server took the COPY r: ready for data (out 0) or sending rows. */
+void actio__db_copy_started(db_worker *w, db_req *r, int out);
+/* A COPY's unit ended (as on_unit). */
+void actio__db_copy_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
+                          const actio__pg_error *err, const char *msg);
+/* Feeds the COPY FROM on c its queued writes and end; hands the rows of a
+ * COPY TO on c to its consumer until it asks to wait. */
+void actio__db_copy_pump_in(db_worker *w, conn *c);
+void actio__db_copy_pump_out(db_worker *w, conn *c);
+/* The consumer's backpressure future on c's COPY TO completed. */
+void actio__db_copy_resume(conn *c);
+
+/* A LISTEN, UNLISTEN or the listener's restore ended (as on_unit). */
+void actio__db_listen_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
+                            const actio__pg_error *err, const char *msg);
+/* A notification to every subscriber of its channel (arg: the worker). */
+void actio__db_listen_deliver(void *arg, const actio__pg_notification *n);
+/* The listener could not connect: it backs off; with nothing to restore,
+ * the requests waiting for it fail now. */
+void actio__db_listener_failed(db_worker *w, int rc, const char *err);
+/* Connects the listener when needed, sends its next LISTEN or UNLISTEN,
+ * or restores them all after a loss. */
+void actio__db_listener_pump(db_worker *w);
+
+/* ---- db_worker.c ---- */
+
+extern const actio_behavior actio__db_behavior;
+/* io/pg's done callback for every unit (ctx: the worker). */
+void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
+                       const actio__pg_error *err, const char *msg);
+
+#endif

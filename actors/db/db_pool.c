@@ -1,0 +1,397 @@
+/* db_pool.c: a worker's share of the pool: opening and closing its
+ * connections, placing requests on them (pipelined, or one at a time for
+ * the exclusive ones), and the cancel requests sent to the server from a
+ * thread of their own. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "actors/db/db_internal.h"
+#include "base/clock.h"
+
+/* ---- the canceller thread ---- */
+
+void actio__db_job_unref(cancel_job *j) {
+  if (j == NULL || !actio__db_unref(&j->refs))
+    return;
+  actio__pg_cancel_free(j->pc);
+  actio__bell_unref(j->bell);
+  free(j);
+}
+
+static void *canceller_main(void *arg) {
+  db_state *st = arg;
+  pthread_mutex_lock(&st->cmu);
+  for (;;) {
+    while (st->jobs == NULL && !st->cstop)
+      pthread_cond_wait(&st->ccv, &st->cmu);
+    if (st->jobs == NULL)
+      break;
+    cancel_job *j = st->jobs;
+    st->jobs = j->next;
+    pthread_mutex_unlock(&st->cmu);
+    char err[256];
+    /* Failing is fine: the query ends anyway. */
+    actio__pg_cancel_send(j->pc, err, sizeof err);
+    atomic_store_explicit(&j->done, 1, memory_order_release);
+    actio__bell_ring(j->bell);
+    actio__db_job_unref(j);
+    pthread_mutex_lock(&st->cmu);
+  }
+  pthread_mutex_unlock(&st->cmu);
+  return NULL;
+}
+
+/* Starts the canceller thread. */
+int actio__db_canceller_start(db_state *st) {
+  pthread_mutex_init(&st->cmu, NULL);
+  pthread_cond_init(&st->ccv, NULL);
+  int rc = -pthread_create(&st->canceller, NULL, canceller_main, st);
+  if (rc != 0) {
+    pthread_mutex_destroy(&st->cmu);
+    pthread_cond_destroy(&st->ccv);
+  }
+  return rc;
+}
+
+void actio__db_canceller_stop(db_state *st) {
+  pthread_mutex_lock(&st->cmu);
+  st->cstop = 1;
+  pthread_cond_signal(&st->ccv);
+  pthread_mutex_unlock(&st->cmu);
+  pthread_join(st->canceller, NULL);
+  pthread_mutex_destroy(&st->cmu);
+  pthread_cond_destroy(&st->ccv);
+}
+
+/* Asks the server to cancel what c runs now: r, the head unit. */
+void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r) {
+  ACTIO__ASSERT(c->cancel == NULL); /* one at a time per connection */
+  cancel_job *j = calloc(1, sizeof *j);
+  if (j == NULL || (j->pc = actio__pg_cancel_new(c->pc)) == NULL) {
+    free(j);
+    return; /* the query still ends; only later */
+  }
+  atomic_init(&j->refs, 2);
+  j->bell = w->bell;
+  actio__bell_ref(w->bell);
+  c->cancel = j;
+  c->cancel_for = r;
+  r->cancel_sent = 1;
+  atomic_fetch_add_explicit(&w->st->cancels, 1, memory_order_relaxed);
+  pthread_mutex_lock(&w->st->cmu);
+  j->next = w->st->jobs;
+  w->st->jobs = j;
+  pthread_cond_signal(&w->st->ccv);
+  pthread_mutex_unlock(&w->st->cmu);
+}
+
+/* ---- connections ---- */
+
+int64_t actio__db_retry_at(const db_state *st, int fails) {
+  ACTIO__ASSERT(fails > 0);
+  int64_t at = actio__deadline_ns(actio__backoff_ms(
+      st->o.reconnect_min_ms, st->o.reconnect_max_ms, (unsigned)fails));
+  return at < 0 ? INT64_MAX : at; /* a pause beyond any clock: never */
+}
+
+static int usable(const conn *c) {
+  return c->state == C_READY && c->txn == NULL && c->copy == NULL &&
+         !c->simple && c->cancel == NULL && !c->doomed;
+}
+
+/* Closes c: its units and bound requests fail with rc and msg. */
+void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg) {
+  if (c->state == C_EMPTY)
+    return;
+  ACTIO__ASSERT(c->pc != NULL);
+  if (c->state == C_READY && rc != 0)
+    atomic_fetch_add_explicit(&w->st->failures, 1, memory_order_relaxed);
+  actio__pg_conn *pc = c->pc;
+  c->pc = NULL;
+  c->state = C_EMPTY;
+  actio__pg_conn_destroy(pc, actio__db_on_unit, w, msg); /* fails the units */
+  while (c->q_head != NULL) {
+    db_req *r = c->q_head;
+    actio__db_q_unlink(&c->q_head, &c->q_tail, r);
+    actio__db_req_fail(r, rc ? rc : ACTIO_ECONN, msg);
+  }
+  if (c->copy != NULL) {
+    actio_db_copy *cp = c->copy;
+    c->copy = NULL;
+    cp->c = NULL;
+    actio_future_unref(cp->ready);
+    cp->ready = NULL;
+    while (cp->q_head != NULL) {
+      db_req *r = cp->q_head;
+      actio__db_q_unlink(&cp->q_head, &cp->q_tail, r);
+      actio__db_req_fail(r, ACTIO_ECONN, msg);
+    }
+    actio__db_copy_unref(cp);
+  }
+  if (c->txn != NULL) {
+    c->txn->c = NULL; /* its later requests fail */
+    actio__db_txn_unref(c->txn);
+    c->txn = NULL;
+  }
+  actio__db_job_unref(c->cancel);
+  c->cancel = NULL;
+  c->cancel_for = NULL;
+  c->simple = c->doomed = 0;
+  if (c == &w->lc && rc != 0 && !w->stopping) { /* restore LISTEN later */
+    w->lost = 1;
+    w->lretry_ns = actio__db_retry_at(w->st, ++w->lfails);
+  }
+}
+
+static void conn_open(db_worker *w, conn *c) {
+  ACTIO__ASSERT(c->state == C_EMPTY && c->txn == NULL && c->copy == NULL);
+  char err[256];
+  const actio_db_opts *o = &w->st->o;
+  int rc = actio__pg_conn_start(&c->pc, o->dsn,
+                                o->no_statement_cache ? 0 : o->statement_cache,
+                                err, sizeof err);
+  c->since_ns = actio__now_ns();
+  if (rc == 0) {
+    c->state = C_CONNECTING;
+    return;
+  }
+  c->pc = NULL;
+  w->fails++;
+  w->retry_ns = actio__db_retry_at(w->st, w->fails);
+}
+
+unsigned actio__db_count_ready(const db_worker *w) {
+  unsigned n = 0;
+  for (unsigned i = 0; i < w->nconns; i++)
+    n += w->conns[i].state == C_READY;
+  return n;
+}
+
+/* A connect failed: back off; with no connection left to serve them, the
+ * waiting requests fail now rather than at their acquire timeout. */
+void actio__db_connect_failed(db_worker *w, conn *c, int rc, const char *err) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "connecting to PostgreSQL: %s", err);
+  actio__db_conn_close(w, c, rc, msg);
+  atomic_fetch_add_explicit(&w->st->failures, 1, memory_order_relaxed);
+  w->fails++;
+  w->retry_ns = actio__db_retry_at(w->st, w->fails);
+  if (actio__db_count_ready(w) > 0)
+    return;
+  if (w->down_since_ns == 0)
+    w->down_since_ns = actio__now_ns();
+  for (unsigned i = 0; i < w->nconns; i++)
+    if (w->conns[i].state == C_CONNECTING)
+      return; /* another attempt may still succeed */
+  while (w->pend_head != NULL) {
+    db_req *r = w->pend_head;
+    actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
+    actio__db_req_fail(r, rc, msg);
+  }
+}
+
+/* ---- sending ---- */
+
+/* Sends r on c as a pipelined unit. 0, or ACTIO_ECONN (c is broken). */
+static int send_unit(db_worker *w, conn *c, db_req *r) {
+  actio__pg_query q = r->q;
+  q.cache = !r->nocache && !w->st->o.no_statement_cache;
+  int rc = r->kind == K_SCRIPT || r->kind == K_COPY
+               ? actio__pg_conn_send_simple(c->pc, r->q.sql, r->kind == K_COPY, r)
+               : actio__pg_conn_send(c->pc, &q, r);
+  if (rc != 0)
+    return rc;
+  r->c = c;
+  if (r->kind == K_SCRIPT || r->kind == K_COPY)
+    c->simple = 1;
+  actio__db_sent_add(w, r);
+  return 0;
+}
+
+void actio__db_conn_broken(db_worker *w, conn *c) {
+  char msg[300], err[256];
+  actio__pg_conn_message(c->pc, err, sizeof err);
+  snprintf(msg, sizeof msg, "PostgreSQL connection lost: %s", err);
+  actio__db_conn_close(w, c, ACTIO_ECONN, msg);
+}
+
+/* Sends what is bound to c (a transaction's queries) while it can. */
+void actio__db_conn_pump(db_worker *w, conn *c) {
+  while (c->q_head != NULL && c->state == C_READY && !c->simple && !c->doomed) {
+    db_req *r = c->q_head;
+    if ((r->kind == K_COPY) && actio__pg_conn_inflight(c->pc) > 0)
+      return; /* the simple protocol waits for the pipeline to empty */
+    actio__db_q_unlink(&c->q_head, &c->q_tail, r);
+    if (r->kind == K_COPY) {
+      ACTIO__ASSERT(c->copy == NULL && r->copy->c == NULL);
+      c->copy = r->copy;
+      actio__db_ref(&r->copy->refs);
+      r->copy->c = c;
+    }
+    if (send_unit(w, c, r) != 0) {
+      actio__db_q_push(&c->q_head, &c->q_tail, r); /* failed with the rest */
+      if (r->kind == K_COPY) {
+        actio__db_copy_unref(c->copy);
+        c->copy = NULL;
+        r->copy->c = NULL;
+      }
+      actio__db_conn_broken(w, c);
+      return;
+    }
+  }
+}
+
+/* Places pending requests on connections, opening more as needed. */
+void actio__db_dispatch(db_worker *w) {
+  db_state *st = w->st;
+  unsigned depth = st->o.pipeline_depth;
+  unsigned unplaced = 0;
+  for (db_req *r = w->pend_head, *next; r != NULL; r = next) {
+    next = r->next;
+    int exclusive = r->kind != K_QUERY;
+    conn *best = NULL;
+    size_t best_n = 0;
+    for (unsigned i = 0; i < w->nconns; i++) {
+      conn *c = &w->conns[i];
+      if (!usable(c))
+        continue;
+      size_t n = actio__pg_conn_inflight(c->pc);
+      if (best == NULL || n < best_n) {
+        best = c;
+        best_n = n;
+      }
+    }
+    if (best == NULL || (exclusive ? best_n > 0 : best_n >= depth)) {
+      unplaced++;
+      continue;
+    }
+    if (best_n > 0)
+      unplaced++; /* pipelined for now; a connection more would help */
+    actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
+    ACTIO__ASSERT(best->txn == NULL && best->copy == NULL); /* usable */
+    if (r->kind == K_BEGIN) {
+      ACTIO__ASSERT(r->txn->c == NULL);
+      best->txn = r->txn;
+      actio__db_ref(&r->txn->refs);
+      r->txn->c = best;
+      if (r->txn->bell == NULL) { /* where its requests will go */
+        r->txn->bell = w->bell;
+        actio__bell_ref(w->bell);
+      }
+    } else if (r->kind == K_COPY) {
+      ACTIO__ASSERT(r->copy->c == NULL);
+      best->copy = r->copy;
+      actio__db_ref(&r->copy->refs);
+      r->copy->c = best;
+      if (r->copy->bell == NULL) {
+        r->copy->bell = w->bell;
+        actio__bell_ref(w->bell);
+      }
+    }
+    /* From the second unit on, hold the segments back: the server gets
+     * the batch at once, and wakes once. */
+    if (best->round++ == 1)
+      actio__pg_conn_cork(best->pc);
+    if (send_unit(w, best, r) != 0) {
+      actio__db_q_push(&w->pend_head, &w->pend_tail, r); /* for another connection */
+      if (r->kind == K_BEGIN) {
+        r->txn->c = NULL;
+        actio__db_txn_unref(best->txn);
+        best->txn = NULL;
+      } else if (r->kind == K_COPY) {
+        r->copy->c = NULL;
+        actio__db_copy_unref(best->copy);
+        best->copy = NULL;
+      }
+      actio__db_conn_broken(w, best);
+    }
+  }
+  for (unsigned i = 0; i < w->nconns; i++) {
+    conn *c = &w->conns[i];
+    if (c->round > 1 && c->state == C_READY && actio__pg_conn_uncork(c->pc) != 0)
+      actio__db_conn_broken(w, c);
+    c->round = 0;
+  }
+  /* Open connections: up to min, and one per request left waiting. */
+  int64_t now = actio__now_ns();
+  if (now < w->retry_ns)
+    return;
+  unsigned open = 0, connecting = 0;
+  for (unsigned i = 0; i < w->nconns; i++) {
+    open += w->conns[i].state != C_EMPTY;
+    connecting += w->conns[i].state == C_CONNECTING;
+  }
+  unsigned want = (w->used || !st->o.lazy) ? w->min : 0;
+  if (unplaced > connecting && open + unplaced - connecting > want)
+    want = open + unplaced - connecting;
+  for (unsigned i = 0; i < w->nconns && open < want; i++)
+    if (w->conns[i].state == C_EMPTY) {
+      conn_open(w, &w->conns[i]);
+      if (w->conns[i].state == C_EMPTY)
+        break; /* backing off */
+      open++;
+    }
+}
+
+/* A transaction's or COPY's connection is free again: back to the pool,
+ * unless the session is left inside a transaction (then it is closed). */
+void actio__db_conn_release(conn *c) {
+  if (c->txn == NULL && c->copy == NULL && !actio__pg_conn_txn_idle(c->pc))
+    c->doomed = 1;
+  c->idle_ns = actio__now_ns();
+}
+
+/* ---- counters ---- */
+
+/* Requests it could start now, on open connections or ones it may open,
+ * less those already waiting. */
+size_t actio__db_room(db_worker *w) {
+  size_t depth = w->st->o.pipeline_depth, n = 0;
+  /* No clock read while connects succeed (this runs at every pop). */
+  int can_open = w->fails == 0 || actio__now_ns() >= w->retry_ns;
+  for (unsigned i = 0; i < w->nconns; i++) {
+    conn *c = &w->conns[i];
+    if (c->state == C_EMPTY ? can_open : c->state == C_CONNECTING)
+      n += depth;
+    else if (usable(c) && actio__pg_conn_inflight(c->pc) < depth)
+      n += depth - actio__pg_conn_inflight(c->pc);
+  }
+  for (db_req *r = w->pend_head; r != NULL && n > 0; r = r->next)
+    n--;
+  return n;
+}
+
+/* Moves this worker's share in a shared sum from *was to now. */
+static void publish(_Atomic unsigned *sum, unsigned now, unsigned *was) {
+  if (now == *was)
+    return;
+  /* Relaxed: a statistic. Unsigned arithmetic: a share that shrinks adds
+   * its negative. */
+  unsigned before = atomic_fetch_add_explicit(sum, now - *was, memory_order_relaxed);
+  /* The sum holds at least this worker's share: it never underflows. */
+  ACTIO__ASSERT(now > *was || before >= *was - now);
+  (void)before;
+  *was = now;
+}
+
+void actio__db_publish_stats(db_worker *w) {
+  unsigned open = 0, idle = 0, connecting = 0;
+  for (unsigned i = 0; i < w->nconns; i++) {
+    conn *c = &w->conns[i];
+    open += c->state == C_READY;
+    connecting += c->state == C_CONNECTING;
+    idle += c->state == C_READY && c->txn == NULL && c->copy == NULL &&
+            actio__pg_conn_inflight(c->pc) == 0;
+  }
+  ACTIO__ASSERT(idle <= open && open + connecting <= w->nconns);
+  db_state *st = w->st;
+  /* Shared counters, touched only when this worker's share changed: this
+   * runs at every wait. */
+  publish(&st->open, open, &w->pub_open);
+  publish(&st->idle, idle, &w->pub_idle);
+  publish(&st->connecting, connecting, &w->pub_connecting);
+  if (st->o.workers > 1 && !w->stopping) /* a hint for db_full: stale at worst */
+    atomic_store_explicit(&st->rooms[w->index], actio__db_room(w), memory_order_relaxed);
+}

@@ -1,0 +1,243 @@
+/* db_req.c: a request's life: made with copies of its arguments, sent
+ * through the mailbox or a worker's inbox (the one request path), ended by
+ * completing its future; the server's error kept on a failed future. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/core/actor_internal.h"
+#include "actors/core/future_internal.h"
+#include "actors/db/db_internal.h"
+#include "base/clock.h"
+
+/* ---- transactions and copies: reference counts ---- */
+
+void actio__db_txn_unref(actio_db_txn *t) {
+  if (t == NULL || !actio__db_unref(&t->refs))
+    return;
+  ACTIO__ASSERT(t->c == NULL); /* a pinned connection holds a reference */
+  actio__bell_unref(t->bell);
+  free(t);
+}
+
+void actio__db_copy_unref(actio_db_copy *cp) {
+  if (cp == NULL || !actio__db_unref(&cp->refs))
+    return;
+  ACTIO__ASSERT(cp->c == NULL && cp->q_head == NULL && cp->ready == NULL);
+  actio__bell_unref(cp->bell);
+  actio__db_txn_unref(cp->txn);
+  free(cp);
+}
+
+/* ---- requests ---- */
+
+void actio__db_req_free(db_req *r) {
+  if (r->kind == K_LISTEN && r->arg != NULL) { /* a subscription never made */
+    sub *s = r->arg;
+    free(s->channel);
+    free(s);
+  }
+  actio_future_unref(r->reply);
+  actio__db_txn_unref(r->txn);
+  actio__db_copy_unref(r->copy);
+  free(r);
+}
+
+/* Copies sql, the parameters and data into one block behind the request. */
+db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
+                          const void *data, size_t len) {
+  size_t lsql = in && in->sql ? strlen(in->sql) + 1 : 0;
+  int n = in ? in->nparams : 0;
+  size_t vals = 0;
+  for (int i = 0; i < n; i++)
+    if (in->params[i] != NULL)
+      vals += in->formats && in->formats[i] ? (size_t)in->lengths[i]
+                                            : strlen(in->params[i]) + 1;
+  size_t arrays = (size_t)n * (sizeof(char *) + 2 * sizeof(int) + sizeof(uint32_t));
+  db_req *r = malloc(sizeof *r + arrays + lsql + vals + len + 1);
+  if (r == NULL)
+    return NULL;
+  memset(r, 0, sizeof *r);
+  r->kind = kind;
+  r->queued_ns = actio__now_ns();
+  char **v = (char **)(void *)r->bytes;
+  int *lens = (int *)(void *)(v + n);
+  int *fmts = lens + n;
+  uint32_t *types = (uint32_t *)(void *)(fmts + n);
+  char *p = (char *)(types + n);
+  if (lsql) {
+    r->q.sql = memcpy(p, in->sql, lsql);
+    p += lsql;
+  }
+  for (int i = 0; i < n; i++) {
+    int bin = in->formats && in->formats[i];
+    fmts[i] = bin;
+    types[i] = in->types ? in->types[i] : 0;
+    lens[i] = 0;
+    v[i] = NULL;
+    if (in->params[i] != NULL) {
+      size_t l = bin ? (size_t)in->lengths[i] : strlen(in->params[i]) + 1;
+      v[i] = memcpy(p, in->params[i], l);
+      lens[i] = bin ? in->lengths[i] : 0;
+      p += l;
+    }
+  }
+  if (in) {
+    r->q.nparams = n;
+    r->q.values = (const char *const *)v;
+    r->q.lengths = lens;
+    r->q.formats = fmts;
+    r->q.types = in->types ? types : NULL;
+    r->q.binary_results = in->binary_results;
+  }
+  if (data != NULL) {
+    r->data = memcpy(p, data, len);
+    p[len] = '\0';
+    r->len = len;
+  }
+  return r;
+}
+
+/* A request's future, with its deadline: `timeout_ms` or the pool's. */
+static int req_future(db_state *st, db_req *r, long timeout_ms) {
+  int rc = actio_future_create(&r->reply);
+  if (rc != 0)
+    return rc;
+  long t = timeout_ms > 0 ? timeout_ms : st->o.query_timeout_ms;
+  if (t > 0 && (rc = actio_future_set_deadline(st->rt, r->reply, t)) != 0) {
+    actio_future_unref(r->reply);
+    r->reply = NULL;
+    return rc;
+  }
+  return 0;
+}
+
+/* The server's error, copied so that it outlives its result. */
+typedef struct db_err {
+  actio_db_error e;
+  char buf[];
+} db_err;
+
+static void db_err_free(void *p) { free(p); }
+
+static db_err *err_copy(const actio__pg_error *pe) {
+  const char *f[5] = {pe->sqlstate, pe->severity, pe->message, pe->detail,
+                      pe->hint};
+  size_t total = 0;
+  for (int i = 0; i < 5; i++)
+    total += f[i] ? strlen(f[i]) + 1 : 0;
+  db_err *e = malloc(sizeof *e + total);
+  if (e == NULL)
+    return NULL;
+  const char **dst[5] = {&e->e.sqlstate, &e->e.severity, &e->e.message,
+                         &e->e.detail, &e->e.hint};
+  char *p = e->buf;
+  for (int i = 0; i < 5; i++) {
+    *dst[i] = NULL;
+    if (f[i]) {
+      size_t l = strlen(f[i]) + 1;
+      *dst[i] = memcpy(p, f[i], l);
+      p += l;
+    }
+  }
+  if (e->e.sqlstate == NULL)
+    e->e.sqlstate = "";
+  if (e->e.message == NULL)
+    e->e.message = "";
+  return e;
+}
+
+const actio_db_error *actio_db_error_get(const actio_future *f) {
+  if (f == NULL || !actio_future_is_done(f))
+    return NULL;
+  db_err *e = actio__future_aux(f, db_err_free);
+  return e ? &e->e : NULL;
+}
+
+void actio__db_result_free(void *p) { actio__pg_result_free(p); }
+
+void actio__db_req_end(db_req *r, int rc, actio__pg_result *res,
+                       const actio__pg_error *err, const char *msg) {
+  db_err *e;
+  if (r->reply == NULL) {
+    if (rc == 0)
+      actio__pg_result_free(res);
+  } else {
+    actio_future_clear_cancel(r->reply); /* no hook runs after this */
+    if (rc == 0) {
+      if (actio_future_resolve(r->reply, res, actio__db_result_free) != 0)
+        actio__pg_result_free(res);
+    } else if (err != NULL && (e = err_copy(err)) != NULL) {
+      if (actio__future_fail_aux(r->reply, rc, msg, e, db_err_free) != 0)
+        free(e);
+    } else { /* no server error, or no memory to copy it: the text alone */
+      actio_future_fail(r->reply, rc, "%s", msg && *msg ? msg : actio_strerror(rc));
+    }
+  }
+  actio__db_req_free(r);
+}
+
+/* req_end for a failure without the server's error. */
+void actio__db_req_fail(db_req *r, int rc, const char *msg) {
+  actio__db_req_end(r, rc, NULL, NULL, msg);
+}
+
+/* ---- sending ---- */
+
+void actio__db_quote_ident(char *out, size_t len, const char *id) {
+  size_t j = 0;
+  out[j++] = '"';
+  for (const char *p = id; *p && j + 3 < len; p++) {
+    if (*p == '"')
+      out[j++] = '"';
+    out[j++] = *p;
+  }
+  out[j++] = '"';
+  out[j] = '\0';
+}
+
+db_state *actio__db_state(actio_actor *db) {
+  return db != NULL && actio_actor_behavior(db) == &actio__db_behavior
+             ? actio_actor_state(db)
+             : NULL;
+}
+
+int actio__db_request_valid(const actio_db_request *q) {
+  /* Past the protocol's limit libpq refuses the send, which the worker
+   * could not tell from a broken connection. */
+  if (q == NULL || q->sql == NULL || q->nparams < 0 || q->nparams > 65535 ||
+      (q->nparams > 0 && q->params == NULL))
+    return 0;
+  for (int i = 0; i < q->nparams; i++)
+    if (q->formats && q->formats[i] && q->params[i] != NULL &&
+        (q->lengths == NULL || q->lengths[i] < 0))
+      return 0;
+  return 1;
+}
+
+/* Sends r through the mailbox; on success *out is the caller's future. */
+int actio__db_submit(actio_actor *db, db_state *st, db_req *r, long timeout_ms,
+                     actio_future **out) {
+  int rc = req_future(st, r, timeout_ms);
+  /* A worker sending to its own actor (from a future's callback) must not
+   * wait for room it alone could make. */
+  if (rc == 0)
+    rc = actio__request(db, r, r->reply,
+                        st->o.fail_when_full || actio_actor_self() == db ? 0 : -1, out);
+  if (rc != 0)
+    actio__db_req_free(r);
+  return rc;
+}
+
+/* Sends r to the inbox of the worker it is bound to (a transaction's or a
+ * COPY's connection, the listener); on success *out is the caller's
+ * future. Without out, r gets no future (the drop of a forgotten
+ * transaction or COPY). */
+int actio__db_submit_bound(db_state *st, actio__bell *b, db_req *r, long timeout_ms,
+                           actio_future **out) {
+  int rc = out ? req_future(st, r, timeout_ms) : 0;
+  if (rc == 0)
+    rc = actio__request_bound(st->self, b, &r->link, r->reply, out);
+  if (rc != 0)
+    actio__db_req_free(r);
+  return rc;
+}

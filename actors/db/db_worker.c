@@ -1,0 +1,590 @@
+/* db_worker.c: a database worker: its loop (one poll over its bell and
+ * its connections), its timers, the requests it takes from the mailbox and
+ * its inbox, and where the end of every unit is dispatched. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "actors/core/actor_internal.h"
+#include "actors/db/db_internal.h"
+#include "base/clock.h"
+
+/* ---- the worker's wake-up ---- */
+
+static void efd_write(int efd) {
+  uint64_t one = 1;
+  ssize_t n = write(efd, &one, sizeof one);
+  (void)n; /* a full counter still wakes the poll */
+}
+
+/* The bell's wake function: under the bell's lock, so never once the
+ * worker closed it (and its eventfd with it). */
+static void bell_wake(void *worker) { efd_write(((db_worker *)worker)->efd); }
+
+/* The request an inbox link is embedded in. */
+static db_req *req_of(actio__bell_link *l) {
+  return (db_req *)(void *)((char *)l - offsetof(db_req, link));
+}
+
+/* ---- results ---- */
+
+/* Every unit's end comes here from io/pg: what all have in common, then
+ * what each kind of request does. */
+void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
+                       const actio__pg_error *err, const char *msg) {
+  db_worker *w = ctx;
+  db_req *r = unit;
+  conn *c = r->c;
+  if (rc == ACTIO__PG_COPY_IN || rc == ACTIO__PG_COPY_OUT) {
+    actio__db_copy_started(w, r, rc == ACTIO__PG_COPY_OUT);
+    return; /* the unit goes on */
+  }
+  actio__db_q_unlink(&w->sent, NULL, r);
+  if (c != NULL && c->cancel_for == r)
+    c->cancel_for = NULL;
+  atomic_fetch_add_explicit(&w->st->queries, 1, memory_order_relaxed);
+  if (rc == ACTIO_ECONN && w->stopping)
+    rc = ACTIO_ECANCELED, msg = "database actor stopped";
+  /* Cancelled by a request meant for the query ahead of it: send again. */
+  if (rc == ACTIO_ESQL && r->kind == K_QUERY && !r->retried && c != NULL &&
+      c->cancel != NULL && !atomic_load_explicit(&r->cancel, memory_order_acquire)) {
+    if (err != NULL && actio__pg_error_is(err, "57014")) {
+      r->retried = 1;
+      r->c = NULL;
+      r->prev = NULL;
+      r->next = w->pend_head;
+      if (w->pend_head)
+        w->pend_head->prev = r;
+      else
+        w->pend_tail = r;
+      w->pend_head = r;
+      return;
+    }
+  }
+  if (c != NULL && r->kind != K_QUERY && c->state != C_EMPTY)
+    c->simple = 0;
+  if (rc == 0 && r->kind == K_QUERY && c != NULL &&
+      (strcmp(actio__pg_result_command_tag(res), "BEGIN") == 0 ||
+       strcmp(actio__pg_result_command_tag(res), "START TRANSACTION") == 0)) {
+    /* A transaction block on a shared connection would swallow the
+     * queries pipelined behind it: close the connection (the server rolls
+     * back; those queries fail with ACTIO_ECONN). */
+    actio__pg_result_free(res);
+    c->doomed = 1;
+    actio__db_req_fail(r, ACTIO_EINVAL,
+                       "BEGIN on a pooled connection: use actio_db_begin");
+    return;
+  }
+  /* Nothing in flight and nothing pinned: idle from now on (unpinning a
+   * transaction or a COPY says so too). */
+  if (c != NULL && c->txn == NULL && c->copy == NULL && c->state == C_READY &&
+      actio__pg_conn_inflight(c->pc) == 0)
+    c->idle_ns = actio__now_ns();
+  switch (r->kind) {
+  case K_BEGIN:
+  case K_END:
+  case K_TDROP:
+    actio__db_txn_ended(w, r, rc, res, err, msg);
+    return;
+  case K_COPY:
+    actio__db_copy_ended(w, r, rc, res, err, msg);
+    return;
+  case K_LISTEN:
+  case K_UNLISTEN:
+  case K_RELISTEN:
+    actio__db_listen_ended(w, r, rc, res, err, msg);
+    return;
+  case K_SCRIPT:
+    if (c != NULL && c->state != C_EMPTY)
+      actio__db_conn_release(c);
+    break;
+  default:
+    break;
+  }
+  actio__db_req_end(r, rc, res, err, msg);
+}
+
+/* ---- the loop ---- */
+
+static void service(db_worker *w, conn *c, short revents) {
+  if (c->state == C_CONNECTING) {
+    char err[256];
+    int rc = actio__pg_conn_connect(c->pc, err, sizeof err);
+    if (rc == ACTIO_EPENDING)
+      return;
+    if (rc != 0) {
+      if (c == &w->lc) {
+        actio__db_listener_failed(w, rc, err);
+        return;
+      }
+      actio__db_connect_failed(w, c, rc, err);
+      return;
+    }
+    c->state = C_READY;
+    c->since_ns = c->idle_ns = actio__now_ns();
+    if (c == &w->lc) {
+      w->lfails = 0;
+    } else {
+      w->fails = 0;
+      w->down_since_ns = 0;
+      atomic_fetch_add_explicit(&w->st->connects, 1, memory_order_relaxed);
+    }
+    return;
+  }
+  if (c->state != C_READY)
+    return;
+  if ((revents & POLLOUT) && actio__pg_conn_flush(c->pc) != 0) {
+    actio__db_conn_broken(w, c);
+    return;
+  }
+  if (c->copy != NULL && !c->copy->out)
+    actio__db_copy_pump_in(w, c);
+  if (c->state != C_READY)
+    return;
+  if (actio__pg_conn_input(c->pc, actio__db_on_unit, w) != 0) {
+    actio__db_conn_broken(w, c);
+    return;
+  }
+  if (c->copy != NULL && !c->copy->out)
+    actio__db_copy_pump_in(w, c); /* the server may have just said it is ready */
+  if (c->state != C_READY)
+    return;
+  if (c->copy != NULL && c->copy->out && actio__pg_conn_in_copy(c->pc)) {
+    actio__db_copy_pump_out(w, c);
+    if (c->state == C_READY && !actio__pg_conn_in_copy(c->pc) &&
+        actio__pg_conn_input(c->pc, actio__db_on_unit, w) != 0) {
+      actio__db_conn_broken(w, c);
+      return;
+    }
+  }
+  if (c == &w->lc)
+    actio__pg_conn_notifications(c->pc, actio__db_listen_deliver, w);
+  if (c->doomed) {
+    actio__db_conn_close(w, c, 0, "connection closed");
+    return;
+  }
+  actio__db_conn_pump(w, c);
+}
+
+static void on_cancel(void *arg) {
+  db_req *r = arg;
+  atomic_store_explicit(&r->cancel, 1, memory_order_release);
+  actio__bell_ring(r->w->bell);
+}
+
+/* The requests from the inbox: bound to a connection of this worker. */
+static void take_inbox(db_worker *w) {
+  for (actio__bell_link *l = actio__bell_take(w->bell), *next; l != NULL; l = next) {
+    next = l->next;
+    db_req *r = req_of(l);
+    /* Bound requests only: those that name a connection of this worker. */
+    ACTIO__ASSERT(r->kind == K_TQUERY || r->kind == K_END || r->kind == K_TDROP ||
+                  (r->kind == K_COPY && r->txn != NULL) || r->kind == K_CWRITE ||
+                  r->kind == K_CEND || r->kind == K_CDROP || r->kind == K_LISTEN ||
+                  r->kind == K_UNLISTEN);
+    r->w = w;
+    w->used = 1;
+    if (r->kind == K_END && actio_future_is_done(r->reply) && r->commit) {
+      r->commit = 0; /* a commit cancelled before it left: roll back */
+      r->q.sql = "ROLLBACK";
+    }
+    /* Never withdrawn: COPY data (the stream stays whole) and the end of a
+     * transaction (its connection must not stay inside it). */
+    int keep = r->kind == K_CWRITE || r->kind == K_CEND || r->kind == K_CDROP ||
+               r->kind == K_END || r->kind == K_TDROP;
+    if (!keep && actio_future_is_done(r->reply)) {
+      actio__db_req_free(r); /* cancelled before it got here */
+      continue;
+    }
+    if (!keep && actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED) {
+      actio__db_req_fail(r, ACTIO_ECANCELED, "cancelled");
+      continue;
+    }
+    if (r->kind == K_LISTEN || r->kind == K_UNLISTEN) {
+      actio__db_q_push(&w->lq_head, &w->lq_tail, r); /* we hold the listener */
+      continue;
+    }
+    if (r->kind == K_CWRITE || r->kind == K_CEND || r->kind == K_CDROP) {
+      actio_db_copy *cp = r->copy;
+      if (cp->c == NULL) {
+        actio__db_req_end(r, r->kind == K_CDROP ? 0 : ACTIO_ECONN, NULL, NULL,
+                          "COPY: its connection was lost");
+        continue;
+      }
+      actio__db_q_push(&cp->q_head, &cp->q_tail, r);
+      /* Not copy_pump_in alone: once the end is sent, the server's answer
+       * may already sit in libpq's buffer, and the socket stay quiet. */
+      service(w, cp->c, POLLIN);
+      continue;
+    }
+    conn *c = r->txn->c;
+    if (c == NULL) {
+      actio__db_req_fail(r, ACTIO_ECONN, "the transaction's connection was lost");
+      continue;
+    }
+    actio__db_q_push(&c->q_head, &c->q_tail, r);
+    actio__db_conn_pump(w, c);
+  }
+}
+
+/* Cancelled requests: those not sent are dropped, those running are
+ * cancelled on the server (one at a time per connection). */
+static void reap_cancelled(db_worker *w) {
+  db_req **heads[2][2] = {{&w->pend_head, &w->pend_tail}, {&w->lq_head, &w->lq_tail}};
+  for (int q = 0; q < 2; q++)
+    for (db_req *r = *heads[q][0], *next; r != NULL; r = next) {
+      next = r->next;
+      if (atomic_load_explicit(&r->cancel, memory_order_acquire)) {
+        actio__db_q_unlink(heads[q][0], heads[q][1], r);
+        actio__db_req_fail(r, ACTIO_ECANCELED, "cancelled");
+      }
+    }
+  for (unsigned i = 0; i <= w->nconns; i++) {
+    conn *c = i < w->nconns ? &w->conns[i] : &w->lc;
+    if (c->state != C_READY)
+      continue;
+    for (db_req *r = c->q_head, *next; r != NULL; r = next) {
+      next = r->next; /* ends of transactions never have the flag */
+      if (atomic_load_explicit(&r->cancel, memory_order_acquire)) {
+        actio__db_q_unlink(&c->q_head, &c->q_tail, r);
+        actio__db_req_fail(r, ACTIO_ECANCELED, "cancelled");
+      }
+    }
+    db_req *h = actio__pg_conn_head(c->pc);
+    if (h != NULL && c->cancel == NULL && !h->cancel_sent &&
+        atomic_load_explicit(&h->cancel, memory_order_acquire))
+      actio__db_cancel_on_server(w, c, h);
+  }
+}
+
+/* Timers: acquire timeouts, connect timeouts, pings, lifetimes, and the
+ * end of cancel jobs. Returns the milliseconds until the next one. */
+static int timers(db_worker *w) {
+  db_state *st = w->st;
+  int64_t now = actio__now_ns(), next = now + ACTIO__NS_PER_S;
+  int64_t acquire = (int64_t)st->o.acquire_timeout_ms * ACTIO__NS_PER_MS;
+  for (db_req *r = w->pend_head, *nx; r != NULL; r = nx) {
+    nx = r->next;
+    if (r->queued_ns + acquire <= now) {
+      actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
+      char m[96];
+      snprintf(m, sizeof m, "no database connection free within %ld ms",
+               st->o.acquire_timeout_ms);
+      actio__db_req_fail(r, ACTIO_ETIMEDOUT, m);
+    } else if (r->queued_ns + acquire < next) {
+      next = r->queued_ns + acquire;
+    }
+  }
+  int64_t connect = (int64_t)st->o.connect_timeout_ms * ACTIO__NS_PER_MS;
+  for (unsigned i = 0; i <= w->nconns; i++) {
+    conn *c = i < w->nconns ? &w->conns[i] : &w->lc;
+    if (c->state == C_CONNECTING) {
+      if (c->since_ns + connect <= now) {
+        if (c == &w->lc)
+          actio__db_listener_failed(w, ACTIO_ECONN, "connect timed out");
+        else
+          actio__db_connect_failed(w, c, ACTIO_ECONN, "connect timed out");
+      } else if (c->since_ns + connect < next) {
+        next = c->since_ns + connect;
+      }
+      continue;
+    }
+    if (c->state != C_READY)
+      continue;
+    if (c->cancel != NULL && c->cancel_for == NULL &&
+        atomic_load_explicit(&c->cancel->done, memory_order_acquire)) {
+      actio__db_job_unref(c->cancel); /* delivered, and its target is over */
+      c->cancel = NULL;
+    }
+    if (c == &w->lc || c->txn != NULL || c->copy != NULL ||
+        actio__pg_conn_inflight(c->pc) > 0)
+      continue;
+    if (st->o.max_lifetime_ms > 0) {
+      int64_t end = c->since_ns + (int64_t)st->o.max_lifetime_ms * ACTIO__NS_PER_MS;
+      if (end <= now) {
+        actio__db_conn_close(w, c, 0, "connection past its lifetime");
+        continue;
+      }
+      if (end < next)
+        next = end;
+    }
+    if (st->o.health_check_ms > 0) {
+      int64_t due = c->idle_ns + (int64_t)st->o.health_check_ms * ACTIO__NS_PER_MS;
+      if (due <= now) {
+        actio__pg_query ping = {.sql = "SELECT 1"};
+        c->idle_ns = now;
+        if (actio__pg_conn_send(c->pc, &ping, NULL) != 0)
+          actio__db_conn_broken(w, c);
+        continue;
+      }
+      if (due < next)
+        next = due;
+    }
+  }
+  /* Down past the retry budget, with work or a minimum to keep: the pool
+   * cannot do its job; its supervisor decides what follows. */
+  if (w->pend_head == NULL && actio__db_count_ready(w) >= w->min)
+    w->down_since_ns = 0; /* nothing asks for a connection: the clock stops */
+  if (st->o.retry_budget_ms > 0 && w->down_since_ns != 0 &&
+      (w->pend_head != NULL || actio__db_count_ready(w) < w->min)) {
+    int64_t end = w->down_since_ns + (int64_t)st->o.retry_budget_ms * ACTIO__NS_PER_MS;
+    if (end <= now) {
+      char why[128];
+      snprintf(why, sizeof why, "no PostgreSQL connection for %ld ms",
+               st->o.retry_budget_ms);
+      actio_actor_fail(w->self, ACTIO_ECONN, why);
+    } else if (end < next) {
+      next = end;
+    }
+  }
+  if (w->retry_ns > now && w->retry_ns < next &&
+      (w->pend_head != NULL || actio__db_count_ready(w) < w->min))
+    next = w->retry_ns;
+  if (w->lretry_ns > now && w->lretry_ns < next && w->lc.state == C_EMPTY &&
+      (w->subs != NULL || w->lq_head != NULL))
+    next = w->lretry_ns;
+  return (int)actio__ns_to_ms_ceil(next - now); /* at most a second */
+}
+
+static void db_wait(actio_actor *self, void *worker) {
+  db_worker *w = worker;
+  (void)self;
+  /* What it sent itself before this call, the loop took already; only
+   * what callbacks send from here on may wait in the mailbox. */
+  w->self_woken = 0;
+  int timeout = timers(w); /* first: it frees connections from cancels */
+  actio__db_dispatch(w);
+  actio__db_listener_pump(w);
+  nfds_t n = 0;
+  conn *map[w->nconns + 1];
+  w->pfds[n++] = (struct pollfd){.fd = w->efd, .events = POLLIN};
+  for (unsigned i = 0; i <= w->nconns; i++) {
+    conn *c = i < w->nconns ? &w->conns[i] : &w->lc;
+    if (c->state == C_EMPTY)
+      continue;
+    short ev = actio__pg_conn_events(c->pc);
+    if (c->copy != NULL && c->copy->ready != NULL)
+      ev &= (short)~POLLIN; /* the consumer asked to wait */
+    map[n - 1] = c;
+    w->pfds[n++] = (struct pollfd){.fd = actio__pg_conn_fd(c->pc), .events = ev};
+  }
+  if (w->self_woken)
+    timeout = 0; /* its mailbox has work: only look at the sockets */
+  if (poll(w->pfds, n, timeout) < 0)
+    return; /* EINTR: the loop calls again */
+  if (w->pfds[0].revents & POLLIN) {
+    uint64_t v;
+    ssize_t rd = read(w->efd, &v, sizeof v);
+    (void)rd;
+  }
+  int rang = actio__bell_rang(w->bell);
+  for (nfds_t i = 1; i < n; i++) {
+    conn *c = map[i - 1];
+    if (c->copy != NULL && c->copy->ready != NULL &&
+        actio_future_is_done(c->copy->ready)) {
+      actio__db_copy_resume(c);
+      service(w, c, POLLIN); /* rows or the end may be buffered already */
+    }
+    if (w->pfds[i].revents != 0)
+      service(w, c, w->pfds[i].revents);
+  }
+  if (rang) {
+    take_inbox(w);
+  }
+  reap_cancelled(w);
+  actio__db_publish_stats(w);
+}
+
+static void db_wake(actio_actor *self, void *worker) {
+  db_worker *w = worker;
+  (void)self;
+  /* A callback on this very worker sent it a message (a closed loop of
+   * queries does so at every completion): no need for a system call, the
+   * worker looks at its mailbox as soon as this wait returns. */
+  if (pthread_equal(pthread_self(), w->thread)) {
+    w->self_woken = 1;
+    return;
+  }
+  /* Not a ring: nothing waits in the inbox, the mailbox has the message. */
+  efd_write(w->efd);
+}
+
+/* Work accepted and not done: a draining stop waits for it. Not an open
+ * transaction or a COPY FROM waiting for its caller, who may never come. */
+static int db_busy(actio_actor *self, void *worker) {
+  db_worker *w = worker;
+  (void)self;
+  if (w->pend_head != NULL || w->lq_head != NULL)
+    return 1;
+  if (actio__bell_has_mail(w->bell))
+    return 1;
+  for (unsigned i = 0; i < w->nconns; i++) {
+    conn *c = &w->conns[i];
+    if (c->state != C_READY)
+      continue;
+    int waits_for_caller = c->copy != NULL && c->copy->started && !c->copy->out &&
+                           c->copy->q_head == NULL && c->copy->end == NULL;
+    if (!waits_for_caller && (c->q_head != NULL || actio__pg_conn_inflight(c->pc) > 0))
+      return 1;
+  }
+  return 0;
+}
+
+static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *unused) {
+  db_worker *w = worker;
+  db_req *r = msg;
+  (void)self;
+  (void)unused;
+  if (actio_future_is_done(r->reply)) {
+    actio__db_req_free(r); /* cancelled or past its deadline while queued */
+    return 0;
+  }
+  ACTIO__ASSERT(r->kind == K_QUERY || r->kind == K_SCRIPT || r->kind == K_BEGIN ||
+                (r->kind == K_COPY && r->txn == NULL)); /* the mailbox's kinds */
+  r->w = w;
+  w->used = 1;
+  if (actio_future_on_cancel(r->reply, on_cancel, r) == ACTIO_ECANCELED) {
+    actio__db_req_fail(r, ACTIO_ECANCELED, "cancelled");
+    return 0;
+  }
+  actio__db_q_push(&w->pend_head, &w->pend_tail, r);
+  return 0;
+}
+
+static int db_init(actio_actor *self, void **worker) {
+  db_state *st = actio_actor_state(self);
+  db_worker *w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return ACTIO_ENOMEM;
+  unsigned nw = st->o.workers, i = atomic_fetch_add_explicit(&st->next_worker, 1,
+                                                             memory_order_relaxed);
+  /* This worker's share of the pool: an even split, the first ones taking
+   * the remainder. */
+  w->index = i;
+  w->nconns = st->o.max_connections / nw + (i < st->o.max_connections % nw);
+  w->min = st->o.min_connections / nw + (i < st->o.min_connections % nw);
+  if (w->nconns == 0)
+    w->nconns = 1;
+  int rc = ACTIO_ENOMEM;
+  w->conns = calloc(w->nconns, sizeof *w->conns);
+  w->pfds = calloc(w->nconns + 2, sizeof *w->pfds);
+  if (w->conns == NULL || w->pfds == NULL)
+    goto fail_alloc;
+  w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (w->efd < 0) {
+    rc = -errno;
+    goto fail_alloc;
+  }
+  if ((rc = actio__bell_create(&w->bell, bell_wake, w)) != 0)
+    goto fail_efd;
+  w->st = st;
+  w->self = self;
+  w->thread = pthread_self(); /* worker_init runs on the worker */
+  if (i == 0) { /* the listener: before spawn returns, so before any call */
+    st->listener = w->bell;
+    actio__bell_ref(w->bell);
+  }
+  if (!st->o.lazy)
+    actio__db_dispatch(w); /* starts connecting */
+  *worker = w;
+  return 0;
+fail_efd:
+  close(w->efd);
+fail_alloc:
+  free(w->conns);
+  free(w->pfds);
+  free(w);
+  return rc;
+}
+
+/* close's visitor: gathers what was left in the inbox, in order. */
+static void collect(actio__bell_link *l, void *arg) {
+  db_req ***tail = arg;
+  db_req *r = req_of(l);
+  r->next = NULL;
+  **tail = r;
+  *tail = &r->next;
+}
+
+static void db_stop(actio_actor *self, void *worker) {
+  db_worker *w = worker;
+  (void)self;
+  w->stopping = 1;
+  if (w->st->o.workers > 1) /* no more room here for anyone to count on */
+    atomic_store_explicit(&w->st->rooms[w->index], 0, memory_order_relaxed);
+  /* Later pushes are refused; what got in before the close is ended
+   * outside the bell's lock (a future's callbacks may push again). */
+  db_req *left = NULL, **tail = &left;
+  actio__bell_close(w->bell, collect, &tail);
+  while (left != NULL) {
+    db_req *r = left;
+    left = r->next;
+    actio__db_req_fail(r, ACTIO_ECANCELED, "database actor stopped");
+  }
+  while (w->pend_head != NULL) {
+    db_req *r = w->pend_head;
+    actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
+    actio__db_req_fail(r, ACTIO_ECANCELED, "database actor stopped");
+  }
+  while (w->lq_head != NULL) {
+    db_req *r = w->lq_head;
+    actio__db_q_unlink(&w->lq_head, &w->lq_tail, r);
+    actio__db_req_fail(r, ACTIO_ECANCELED, "database actor stopped");
+  }
+  for (unsigned i = 0; i <= w->nconns; i++) {
+    conn *c = i < w->nconns ? &w->conns[i] : &w->lc;
+    actio__db_conn_close(w, c, ACTIO_ECANCELED, "database actor stopped");
+  }
+  for (sub *s = w->subs, *next; s != NULL; s = next) {
+    next = s->next;
+    free(s->channel);
+    free(s);
+  }
+  actio__db_publish_stats(w);
+  actio__bell_unref(w->bell);
+  close(w->efd); /* after the close: no ring writes to it any more */
+  free(w->conns);
+  free(w->pfds);
+  free(w);
+}
+
+static void db_drop(actio_actor *self, void *msg) {
+  db_req *r = msg;
+  (void)self;
+  actio_future_fail(r->reply, ACTIO_ECANCELED, "database actor stopped");
+  actio__db_req_free(r);
+}
+
+/* No room here while another worker has some: take no more from the
+ * mailbox, so that one does. With no room anywhere every worker takes
+ * them, and they wait (and time out) in its queue. */
+static int db_full(actio_actor *self, void *worker) {
+  (void)self;
+  db_worker *w = worker;
+  if (w->st->o.workers < 2 || actio__db_room(w) > 0)
+    return 0;
+  for (unsigned i = 0; i < w->st->o.workers; i++)
+    if (i != w->index &&
+        atomic_load_explicit(&w->st->rooms[i], memory_order_relaxed) > 0)
+      return 1;
+  return 0;
+}
+
+const actio_behavior actio__db_behavior = {
+    .worker_init = db_init,
+    .handle = db_handle,
+    .worker_stop = db_stop,
+    .drop = db_drop,
+    .wait = db_wait,
+    .wake = db_wake,
+    .busy = db_busy,
+    .full = db_full,
+};
+
