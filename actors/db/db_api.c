@@ -53,6 +53,7 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **o
     o.reconnect_max_ms = o.reconnect_min_ms;
   st->o = o;
   st->rt = rt;
+  st->on_unit = actio__db_on_unit;
   st->rooms = calloc(o.workers, sizeof *st->rooms);
   if (st->rooms == NULL) {
     free((char *)o.dsn);

@@ -32,10 +32,10 @@
  * db_pool.c (the connections), which calls db_req.c (requests). On the
  * callers' side: the public functions in db_api.c, db_txn.c, db_copy.c and
  * db_listen.c check their arguments, then make and send a request with
- * db_req.c. Two edges go back up: a connection that closes (db_pool.c)
- * ends its units through db_worker.c's actio__db_on_unit, as any unit
- * ends; and db_req.c knows a database actor by the behavior db_worker.c
- * defines.
+ * db_req.c. No call goes back up (the call_graph test holds it): a
+ * connection that closes (db_pool.c) ends its units through the state's
+ * on_unit, which spawn sets to db_worker.c's actio__db_on_unit; and
+ * db_req.c knows a database actor by its drop function, which is its own.
  */
 
 typedef struct db_worker db_worker;
@@ -58,6 +58,7 @@ typedef struct db_state {
   actio_db_opts o; /* defaults filled in; o.dsn is ours */
   actio_runtime *rt;
   actio_actor *self; /* set once spawned, before any request */
+  actio__pg_done_fn on_unit; /* how a unit ends: actio__db_on_unit */
   _Atomic unsigned next_worker; /* hands out the pool's shares */
   _Atomic size_t *rooms;        /* per worker: requests it could start now */
   actio__bell *listener;        /* worker 0's bell: LISTEN goes there (a
@@ -360,6 +361,9 @@ void actio__db_listener_pump(db_worker *w);
 /* ---- db_worker.c ---- */
 
 extern const actio_behavior actio__db_behavior;
+/* The behavior's drop: fails and frees a request never handled. A
+ * database actor is one whose messages it drops (actio__db_state). */
+void actio__db_drop(actio_actor *self, void *msg);
 /* io/pg's done callback for every unit (ctx: the worker). */
 void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
                        const actio__pg_error *err, const char *msg);

@@ -111,7 +111,7 @@ void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg) {
   actio__pg_conn *pc = c->pc;
   c->pc = NULL;
   c->state = C_EMPTY;
-  actio__pg_conn_destroy(pc, actio__db_on_unit, w, msg); /* fails the units */
+  actio__pg_conn_destroy(pc, w->st->on_unit, w, msg); /* fails the units */
   while (c->q_head != NULL) {
     db_req *r = c->q_head;
     actio__db_q_unlink(&c->q_head, &c->q_tail, r);

@@ -195,8 +195,15 @@ void actio__db_quote_ident(char *out, size_t len, const char *id) {
   out[j] = '\0';
 }
 
+void actio__db_drop(actio_actor *self, void *msg) {
+  db_req *r = msg;
+  (void)self;
+  actio_future_fail(r->reply, ACTIO_ECANCELED, "database actor stopped");
+  actio__db_req_free(r);
+}
+
 db_state *actio__db_state(actio_actor *db) {
-  return db != NULL && actio_actor_behavior(db) == &actio__db_behavior
+  return db != NULL && actio_actor_behavior(db)->drop == actio__db_drop
              ? actio_actor_state(db)
              : NULL;
 }

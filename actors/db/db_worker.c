@@ -555,13 +555,6 @@ static void db_stop(actio_actor *self, void *worker) {
   free(w);
 }
 
-static void db_drop(actio_actor *self, void *msg) {
-  db_req *r = msg;
-  (void)self;
-  actio_future_fail(r->reply, ACTIO_ECANCELED, "database actor stopped");
-  actio__db_req_free(r);
-}
-
 /* No room here while another worker has some: take no more from the
  * mailbox, so that one does. With no room anywhere every worker takes
  * them, and they wait (and time out) in its queue. */
@@ -581,7 +574,7 @@ const actio_behavior actio__db_behavior = {
     .worker_init = db_init,
     .handle = db_handle,
     .worker_stop = db_stop,
-    .drop = db_drop,
+    .drop = actio__db_drop,
     .wait = db_wait,
     .wake = db_wake,
     .busy = db_busy,
