@@ -101,7 +101,8 @@ typedef struct actio_db_request {
 typedef struct actio_db_result actio_db_result;
 
 /** Sends a query; *out's value is an actio_db_result *. Returns 0, or
- * ACTIO_EINVAL (NULL sql, negative nparams, not a database actor),
+ * ACTIO_EINVAL (NULL sql, negative nparams or more than 65535, a binary
+ * value without its length, not a database actor),
  * ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL, and makes no future.
  * Thread-safe. The future's deadline bounds queueing and running. */
 int actio_db_send(actio_actor *db, const actio_db_request *req,
@@ -231,8 +232,9 @@ typedef int (*actio_db_txn_fn)(actio_db_txn *t, void *arg, actio_future **out);
  * or 40P01, from a query or the commit) it rolls back and runs fn again,
  * at most `retries` more times. *out resolves with the value of fn's
  * future (borrowed from it) once committed. fn runs on the thread that
- * completed BEGIN. Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM; a BEGIN that
- * fails fails *out. */
+ * completed BEGIN. Returns 0, ACTIO_EINVAL (not a database actor, no fn,
+ * negative retries, an isolation level out of range) or ACTIO_ENOMEM; a
+ * BEGIN that fails fails *out. */
 int actio_db_transaction(actio_actor *db, const actio_db_txn_opts *opts,
                          int retries, actio_db_txn_fn fn, void *arg,
                          actio_future **out);
