@@ -6,9 +6,10 @@
 set -euo pipefail
 cd "${1:-$(dirname "$0")/..}"
 
-# What each folder may include with "quotes", as extended regexes over the
-# quoted path. Angle-bracket includes are system and library headers,
-# checked separately below.
+# What each folder may include of the project's own headers (in "quotes",
+# or in <angle brackets> when the path starts with a project folder), as
+# extended regexes over the path. Other angle-bracket includes are system
+# and library headers, checked separately below.
 PUBLIC='actio\.h|actio/[a-z_]+\.h'
 allowed() { # folder -> regex of allowed quoted includes
   case "$1" in
@@ -35,13 +36,13 @@ while IFS= read -r f; do
   re=$(allowed "$layer")
   [ -n "$re" ] || continue
   while IFS=: read -r line inc; do
-    path=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)".*/\1/' <<<"$inc")
+    path=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]([^">]+)[">].*/\1/' <<<"$inc")
     # demos/bench: a bare name is a header of their own folder only
     if [[ ! "$path" =~ ^($re)$ ]] ||
        { [[ "$layer" =~ ^(demos|bench)$ ]] && [[ ! "$path" =~ ^($PUBLIC)$ ]] && [ ! -f "$dir/$path" ]; }; then
       report "$f:$line includes \"$path\", which $layer/ may not include"
     fi
-  done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" | sed -E 's/^([0-9]+):/\1:/' || true)
+  done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*("|<(actio[./]|base/|mailbox/|io/|actors/))' "$f" || true)
 done < <(git ls-files -co --exclude-standard -- 'include/*.h' 'base/*.[ch]' 'mailbox/*.[ch]' 'io/*.[ch]' 'actors/*.[ch]' 'demos/*.[ch]' 'bench/*.[ch]' | sort -u)
 
 # Each library has one home in io/.
