@@ -108,14 +108,20 @@ int actio__event_wait(actio__event *ev, actio__waiter *w, int64_t deadline_ns) {
   return 0;
 }
 
-static void wake(actio__event *ev, int all) {
+int actio__event_has_waiters(actio__event *ev) {
+  ck_pr_fence_atomic_load(); /* as in wake(): after the caller's atomic */
+  return ck_pr_load_32(&ev->parked) != 0;
+}
+
+static int wake(actio__event *ev, int all) {
   /* Atomic-load: the caller published its change with an atomic
    * read-modify-write, which must be visible before we look for sleepers
    * (pairs with the fence in prepare). Free on x86, where atomics are full
    * barriers. */
   ck_pr_fence_atomic_load();
   if (ck_pr_load_32(&ev->parked) == 0)
-    return;
+    return 0;
+  int woken = 0;
   actio__waiter *list = NULL;
   pthread_mutex_lock(&ev->mu);
   do {
@@ -137,8 +143,10 @@ static void wake(actio__event *ev, int all) {
     ck_pr_fence_release();
     ck_pr_store_32(&w->woken, 1);
     actio__futex_wake(&w->woken, 0);
+    woken++;
   }
+  return woken;
 }
 
-void actio__event_signal(actio__event *ev) { wake(ev, 0); }
+int actio__event_signal(actio__event *ev) { return wake(ev, 0); }
 void actio__event_broadcast(actio__event *ev) { wake(ev, 1); }

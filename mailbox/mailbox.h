@@ -49,8 +49,11 @@ void actio__mbox_set_spin(actio__mbox *mb, unsigned spins);
  * Pushes `msg`. With timeout_ms 0 a full mailbox fails at once with
  * ACTIO_EFULL; with timeout_ms > 0 the sender sleeps up to that long for
  * room, then fails with ACTIO_ETIMEDOUT; with timeout_ms < 0 it waits as long
- * as it takes. A closed mailbox fails with ACTIO_ECLOSED, also for a sender
- * that was waiting. On failure the message is still the caller's.
+ * as it takes. A sleeping sender is woken once a quarter of the mailbox is
+ * free (so that it pushes a batch rather than one message per wake-up), and
+ * takes any room there is when its time runs out. A closed mailbox fails
+ * with ACTIO_ECLOSED, also for a sender that was waiting. On failure the
+ * message is still the caller's.
  */
 int actio__mbox_push(actio__mbox *mb, const actio__mbox_msg *msg,
                      int64_t timeout_ms);
