@@ -95,7 +95,11 @@ int actio_future_then(actio_future *f, actio_then_fn fn, void *arg,
   }
   c->fn = fn;
   c->arg = arg;
-  actio__future_attach(c->out, c, free);
+  if (actio__future_attach(c->out, c, free) != 0) {
+    actio_future_unref(c->out);
+    free(c);
+    return ACTIO_ENOMEM;
+  }
   actio_future_on_cancel(c->out, chain_cancel, c);
   actio_future_ref(c->out); /* the chain's own; the caller gets the first */
   actio_future_ref(f);
@@ -195,7 +199,11 @@ static group *group_new(enum group_kind kind, size_t n, actio_gather_policy p) {
     free(g);
     return NULL;
   }
-  actio__future_attach(g->out, g, group_free);
+  if (actio__future_attach(g->out, g, group_free) != 0) {
+    actio_future_unref(g->out);
+    free(g);
+    return NULL;
+  }
   actio_future_on_cancel(g->out, group_cancel, g);
   actio_future_ref(g->out); /* the group's own, dropped by the last release */
   return g;

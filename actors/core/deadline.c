@@ -171,6 +171,9 @@ void actio__timer_destroy(actio__timer *t) {
 }
 
 int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns) {
+  /* First, so that a deadline that fires finds it set. */
+  if (actio__future_set_deadline_ns(f, deadline_ns) != 0)
+    return ACTIO_ENOMEM;
   entry *e = malloc(sizeof *e);
   if (e == NULL)
     return ACTIO_ENOMEM;
@@ -194,7 +197,6 @@ int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns) {
   if (t->heap[0] == e)
     pthread_cond_signal(&t->cv);
   pthread_mutex_unlock(&t->mu);
-  actio__future_set_deadline_ns(f, deadline_ns);
   /* If f is already complete this runs now and takes the entry back out. */
   if (actio_future_on_done(f, entry_done, e) != 0) {
     pthread_mutex_lock(&t->mu);

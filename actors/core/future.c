@@ -13,9 +13,11 @@
 #include "base/debug.h"
 #include "base/park.h"
 
-/* state: the phase in the low bits, plus a flag saying a thread sleeps on
- * the futex. BUSY is the winner of the completion race writing the result. */
-enum { F_PENDING = 0, F_BUSY = 1, F_DONE = 2, F_PHASE = 3, F_WAITERS = 4 };
+/* state: the phase in the low bits, plus flags: a thread sleeps on the
+ * futex; the inline callback slot is taken. BUSY is the winner of the
+ * completion race writing the result. */
+enum { F_PENDING = 0, F_BUSY = 1, F_DONE = 2, F_PHASE = 3, F_WAITERS = 4,
+       F_CB0 = 8 };
 /* hook: the cancel hook's life. INSTALLING guards the two fields while
  * on_cancel writes them. */
 enum { H_NONE, H_INSTALLING, H_SET, H_FIRING, H_SPENT };
@@ -30,25 +32,60 @@ typedef struct cb {
 static cb cb_closed_sentinel;
 #define CB_CLOSED (&cb_closed_sentinel)
 
+/* What few futures need, made on first need: an adopted value's future, a
+ * combinator's state or an error's details, a deadline. */
+typedef struct future_ext {
+  actio_future *src;           /* the future an adopted value lives in */
+  void *aux;
+  actio_free_fn aux_free;
+  _Atomic int64_t deadline_ns; /* -1: none */
+} future_ext;
+
+/* 104 bytes (a 112-byte heap block): a pending ask costs that, its message
+ * aside. */
 struct actio_future {
   _Atomic uint32_t state;
   _Atomic uint32_t refs;
   _Atomic uint32_t hook;
-  _Atomic uint32_t cb0_used; /* the inline callback slot is taken */
+  int status;                /* written by the winner, read after F_DONE */
   _Atomic(cb *) cbs;         /* LIFO of callbacks, or CB_CLOSED */
   _Atomic(void *) value;     /* NULL once taken */
-  int status;                /* written by the winner, read after F_DONE */
   actio_free_fn value_free;
   char *errmsg;
-  actio_future *src; /* the future an adopted value lives in */
   actio_cancel_fn cancel_fn;
   void *cancel_arg;
-  void *aux;
-  actio_free_fn aux_free;
-  _Atomic int64_t deadline_ns; /* -1: none */
-  int64_t track_ns;            /* when its actor started timing it */
-  cb cb0;                      /* the first callback needs no allocation */
+  _Atomic(future_ext *) ext; /* NULL until needed */
+  int64_t track_ns;          /* when its actor started timing it */
+  cb cb0;                    /* the first callback needs no allocation */
 };
+
+_Static_assert(sizeof(actio_future) <= 104, "a future fits a 112-byte block");
+
+/* f's extension, made if it has none yet (any thread). NULL when out of
+ * memory. */
+static future_ext *ext_get(actio_future *f) {
+  /* Acquire: a made extension is seen with its fields. */
+  future_ext *e = atomic_load_explicit(&f->ext, memory_order_acquire);
+  if (e != NULL)
+    return e;
+  future_ext *n = malloc(sizeof *n);
+  if (n == NULL)
+    return NULL;
+  n->src = NULL;
+  n->aux = NULL;
+  n->aux_free = NULL;
+  atomic_init(&n->deadline_ns, -1);
+  /* Acq_rel: publish ours, or see the winner's. */
+  if (atomic_compare_exchange_strong_explicit(&f->ext, &e, n, memory_order_acq_rel,
+                                              memory_order_acquire))
+    return n;
+  free(n);
+  return e;
+}
+
+static future_ext *ext_peek(const actio_future *f) {
+  return atomic_load_explicit(&((actio_future *)f)->ext, memory_order_acquire);
+}
 
 static actio_future *future_new(void) {
   actio_future *f = malloc(sizeof *f);
@@ -56,7 +93,6 @@ static actio_future *future_new(void) {
     return NULL;
   memset(f, 0, sizeof *f);
   atomic_init(&f->refs, 1);
-  atomic_init(&f->deadline_ns, -1);
   return f;
 }
 
@@ -79,9 +115,13 @@ static void future_free(actio_future *f) {
   if (v != NULL && f->value_free != NULL)
     f->value_free(v);
   free(f->errmsg);
-  actio_future_unref(f->src);
-  if (f->aux_free != NULL)
-    f->aux_free(f->aux);
+  future_ext *e = atomic_load_explicit(&f->ext, memory_order_relaxed);
+  if (e != NULL) {
+    actio_future_unref(e->src);
+    if (e->aux_free != NULL)
+      e->aux_free(e->aux);
+    free(e);
+  }
   /* Each registered callback holds a reference until it has run. */
   ACTIO__ASSERT(atomic_load_explicit(&f->cbs, memory_order_relaxed) == NULL ||
                 atomic_load_explicit(&f->cbs, memory_order_relaxed) == CB_CLOSED);
@@ -105,7 +145,7 @@ static int begin(actio_future *f) {
   while ((s & F_PHASE) == F_PENDING) {
     /* Acquire: the result is written only after winning. */
     if (atomic_compare_exchange_weak_explicit(&f->state, &s,
-                                              (s & F_WAITERS) | F_BUSY,
+                                              (s & ~(uint32_t)F_PHASE) | F_BUSY,
                                               memory_order_acquire,
                                               memory_order_relaxed))
       return 1;
@@ -139,8 +179,10 @@ static void run_callbacks(actio_future *f) {
 /* Publishes the result written by the BUSY winner. The caller holds a
  * reference, so f outlives the callbacks run here. */
 static void finish(actio_future *f) {
-  /* Release: the result (status, value, errmsg) before DONE. */
-  uint32_t old = atomic_exchange_explicit(&f->state, F_DONE, memory_order_acq_rel);
+  /* Release: the result (status, value, errmsg) before DONE. BUSY + 1 is
+   * DONE, the flags kept. */
+  uint32_t old = atomic_fetch_add_explicit(&f->state, F_DONE - F_BUSY,
+                                           memory_order_acq_rel);
   ACTIO__ASSERT((old & F_PHASE) == F_BUSY); /* only the race's winner finishes */
   if (old & F_WAITERS)
     actio__futex_wake((uint32_t *)&f->state, 1 /* all */);
@@ -205,12 +247,18 @@ static int fail_with(actio_future *f, int code, char *msg) {
 
 int actio__future_fail_aux(actio_future *f, int code, const char *msg,
                            void *aux, actio_free_fn aux_free) {
+  ACTIO__ASSERT(ext_peek(f) == NULL || ext_peek(f)->aux_free == NULL);
+  future_ext *e = ext_get(f);
   if (!begin(f))
     return ACTIO_EALREADY;
   f->status = code;
   f->errmsg = msg ? strdup(msg) : NULL;
-  f->aux = aux;
-  f->aux_free = aux_free;
+  if (e != NULL) {
+    e->aux = aux;
+    e->aux_free = aux_free;
+  } else if (aux_free != NULL) {
+    aux_free(aux); /* no memory for the details: the failure goes without */
+  }
   finish(f); /* publishes aux with the result */
   return 0;
 }
@@ -264,12 +312,15 @@ int actio_future_cancel(actio_future *f) {
 
 int actio__future_adopt(actio_future *f, actio_future *src) {
   ACTIO__ASSERT(actio_future_is_done(src));
+  future_ext *e = src->status == 0 ? ext_get(f) : NULL;
+  if (src->status == 0 && e == NULL)
+    return fail_with(f, ACTIO_ENOMEM, NULL); /* no room to hold src */
   if (!begin(f))
     return ACTIO_EALREADY;
   f->status = src->status;
   if (src->status == 0) {
     actio_future_ref(src);
-    f->src = src;
+    e->src = src;
     atomic_store_explicit(&f->value,
                           atomic_load_explicit(&src->value, memory_order_relaxed),
                           memory_order_relaxed);
@@ -330,11 +381,10 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
   if (f == NULL || fn == NULL)
     return ACTIO_EINVAL;
   cb *c = NULL;
-  uint32_t expect = 0;
-  if (atomic_load_explicit(&f->cb0_used, memory_order_relaxed) == 0 &&
-      atomic_compare_exchange_strong_explicit(&f->cb0_used, &expect, 1,
-                                              memory_order_relaxed,
-                                              memory_order_relaxed)) {
+  /* Relaxed: the slot is ours alone once claimed; the list's CAS publishes
+   * what we write into it. */
+  if (!(atomic_load_explicit(&f->state, memory_order_relaxed) & F_CB0) &&
+      !(atomic_fetch_or_explicit(&f->state, F_CB0, memory_order_relaxed) & F_CB0)) {
     c = &f->cb0;
   } else {
     c = malloc(sizeof *c);
@@ -404,9 +454,10 @@ void *actio_future_value(const actio_future *f) {
 void *actio_future_take(actio_future *f) {
   if (actio_future_status(f) != 0)
     return NULL;
-  if (f->src != NULL) {
+  future_ext *e = ext_peek(f);
+  if (e != NULL && e->src != NULL) {
     atomic_store_explicit(&f->value, NULL, memory_order_relaxed);
-    return actio_future_take(f->src);
+    return actio_future_take(e->src);
   }
   return atomic_exchange_explicit(&f->value, NULL, memory_order_acq_rel);
 }
@@ -419,28 +470,39 @@ const char *actio_future_errmsg(const actio_future *f) {
 }
 
 int64_t actio_future_remaining_ms(const actio_future *f) {
-  int64_t d = atomic_load_explicit(&((actio_future *)f)->deadline_ns,
-                                   memory_order_relaxed);
+  future_ext *e = ext_peek(f);
+  int64_t d = e != NULL ? atomic_load_explicit(&e->deadline_ns, memory_order_relaxed)
+                        : -1;
   if (d < 0)
     return -1;
   return actio__ms_until(d);
 }
 
-void actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns) {
-  atomic_store_explicit(&f->deadline_ns, deadline_ns, memory_order_relaxed);
+int actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns) {
+  future_ext *e = ext_get(f);
+  if (e == NULL)
+    return ACTIO_ENOMEM;
+  atomic_store_explicit(&e->deadline_ns, deadline_ns, memory_order_relaxed);
+  return 0;
 }
 
 void actio__future_set_track_ns(actio_future *f, int64_t ns) { f->track_ns = ns; }
 
 int64_t actio__future_track_ns(const actio_future *f) { return f->track_ns; }
 
-void actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free) {
-  f->aux = aux;
-  f->aux_free = aux_free;
+int actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free) {
+  future_ext *e = ext_get(f);
+  if (e == NULL)
+    return ACTIO_ENOMEM;
+  ACTIO__ASSERT(e->aux_free == NULL);
+  e->aux = aux;
+  e->aux_free = aux_free;
+  return 0;
 }
 
 void *actio__future_aux(const actio_future *f, actio_free_fn aux_free) {
-  return f->aux_free == aux_free ? f->aux : NULL;
+  future_ext *e = ext_peek(f);
+  return e != NULL && e->aux_free == aux_free ? e->aux : NULL;
 }
 
 int actio__future_pending(const actio_future *f) {

@@ -6,8 +6,8 @@
 #include "actio/future.h"
 
 /* Attaches an object freed with the future (a combinator's state). Call
- * before `f` is shared. */
-void actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free);
+ * before `f` is shared. Returns 0 or ACTIO_ENOMEM (aux stays the caller's). */
+int actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free);
 /* The attached object if it was attached with `aux_free` (its type tag),
  * else NULL. */
 void *actio__future_aux(const actio_future *f, actio_free_fn aux_free);
@@ -43,6 +43,6 @@ void actio__future_set_track_ns(actio_future *f, int64_t ns);
 int64_t actio__future_track_ns(const actio_future *f);
 
 /* Sets the absolute deadline read by actio_future_remaining_ms. */
-void actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns);
+int actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns);
 
 #endif
