@@ -225,8 +225,10 @@ int actio__mbox_pop(actio__mbox *mb, actio__mbox_msg *out, int64_t timeout_ms) {
       actio__event_signal(&mb->not_empty);
   }
   /* After close, consumers parked on a cell still in flight need to see the
-   * end too: wake them all whenever one takes the last messages. */
-  if ((rc == 0 || rc == ACTIO_ECLOSED) && actio__mbox_is_closed(mb))
+   * end too: wake them all whenever one takes the last messages. (The
+   * sleepers' count first: the closed flag sits on the producers' line.) */
+  if ((rc == 0 || rc == ACTIO_ECLOSED) &&
+      actio__event_has_waiters(&mb->not_empty) && actio__mbox_is_closed(mb))
     actio__event_broadcast(&mb->not_empty);
   return rc;
 }
