@@ -327,8 +327,8 @@ static int run_pingpong(uint64_t n, uint64_t spin) {
     return 1;
   }
   pingpong pp = {.n = n};
-  actio_actor_opts o = {.name = "ping", .workers = 1, .state = &pp,
-                        .spin = (unsigned)spin};
+  /* Scheduled actors (the default): the runtime's threads, one per core. */
+  actio_actor_opts o = {.name = "ping", .state = &pp, .spin = (unsigned)spin};
   rc = actio_actor_spawn(rt, &ping_behavior, &o, &pp.ping);
   if (rc == 0) {
     o.name = "pong";

@@ -247,6 +247,13 @@ void actio__mbox_close(actio__mbox *mb) {
   actio__event_broadcast(&mb->not_full);
 }
 
+int actio__mbox_ready(const actio__mbox *mb) {
+  actio__mbox *m = (actio__mbox *)mb;
+  uint64_t pos = ck_pr_load_64(&m->deq);
+  return ck_pr_load_64(&m->cells[pos & m->mask].seq) == pos + 1 ||
+         ck_pr_load_32(&m->closing) != 0;
+}
+
 int actio__mbox_is_closed(const actio__mbox *mb) {
   return (ck_pr_load_64(&((actio__mbox *)mb)->enq) & MBOX_CLOSED) != 0;
 }

@@ -74,6 +74,11 @@ void actio__mbox_close(actio__mbox *mb);
 
 int actio__mbox_is_closed(const actio__mbox *mb);
 
+/* 1 when a pop would not find the mailbox empty now: the oldest message is
+ * published, or the mailbox is closed. For a consumer that goes idle and
+ * looks again (after a full fence) for a send it may have missed. */
+int actio__mbox_ready(const actio__mbox *mb);
+
 /* Messages inside now (a snapshot: exact only when nobody is pushing or
  * popping), and the capacity. */
 size_t actio__mbox_depth(const actio__mbox *mb);

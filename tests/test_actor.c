@@ -570,6 +570,125 @@ START_TEST(socket_workers_drain_or_cancel_on_stop) {
 }
 END_TEST
 
+
+/* ---- scheduled actors (no workers of their own) ---- */
+
+/* A ring of actors passing tokens: each handler checks that it runs alone
+ * (one message at a time per actor), then passes the token on. */
+typedef struct ring_node {
+  struct ring_node *next;
+  actio_actor *self;
+  _Atomic int inside;     /* handlers running now: never more than one */
+  _Atomic int overlaps;   /* times one found another running */
+  _Atomic uint64_t seen;
+  actio_future *done;     /* resolved when the last token finishes */
+  _Atomic int *tokens_left;
+} ring_node;
+
+static int ring_handle(actio_actor *self, void *worker, void *msg,
+                       actio_future *reply) {
+  ring_node *n = actio_actor_state(self);
+  (void)worker;
+  (void)reply;
+  if (atomic_fetch_add(&n->inside, 1) != 0)
+    atomic_fetch_add(&n->overlaps, 1);
+  atomic_fetch_add(&n->seen, 1);
+  uintptr_t hops = (uintptr_t)msg;
+  int rc = 0;
+  if (hops == 0) {
+    if (atomic_fetch_sub(n->tokens_left, 1) == 1)
+      actio_future_resolve(n->done, NULL, NULL);
+  } else {
+    rc = actio_tell(n->next->self, (void *)(hops - 1), -1);
+  }
+  atomic_fetch_sub(&n->inside, 1);
+  return rc;
+}
+
+START_TEST(scheduled_actors_run_one_message_at_a_time) {
+  enum { NODES = 16, TOKENS = 8, HOPS = 2000 };
+  for (unsigned threads = 1; threads <= 3; threads++) {
+    actio_runtime *rt;
+    ck_assert_int_eq(actio_runtime_create(&rt, &(actio_runtime_opts){.threads = threads}), 0);
+    static ring_node nodes[NODES];
+    memset(nodes, 0, sizeof nodes);
+    _Atomic int left = TOKENS;
+    actio_future *done;
+    ck_assert_int_eq(actio_future_create(&done), 0);
+    actio_behavior b = {.handle = ring_handle};
+    for (int i = 0; i < NODES; i++) {
+      nodes[i].next = &nodes[(i + 1) % NODES];
+      nodes[i].done = done;
+      nodes[i].tokens_left = &left;
+      ck_assert_int_eq(actio_actor_spawn(rt, &b, &(actio_actor_opts){.state = &nodes[i], .capacity = 8},
+                                         &nodes[i].self), 0);
+    }
+    for (int t = 0; t < TOKENS; t++)
+      ck_assert_int_eq(actio_tell(nodes[t * 2].self, (void *)(uintptr_t)HOPS, -1), 0);
+    ck_assert_int_eq(actio_future_wait(done, -1), 0);
+    uint64_t total = 0;
+    for (int i = 0; i < NODES; i++) {
+      ck_assert_int_eq(atomic_load(&nodes[i].overlaps), 0);
+      total += atomic_load(&nodes[i].seen);
+    }
+    ck_assert_uint_eq(total, (uint64_t)TOKENS * (HOPS + 1));
+    actio_runtime_destroy(rt); /* the handler that resolved done has returned */
+    actio_future_unref(done);
+  }
+}
+END_TEST
+
+/* A scheduled sender fills a scheduled actor's small mailbox from its
+ * handler, on the one scheduler thread there is: waiting for room runs the
+ * receiver meanwhile instead of hanging. The sender also stops a third
+ * scheduled actor from its handler, which drains it the same way. */
+typedef struct {
+  actio_actor *to, *victim;
+  int sends;
+} filler;
+
+static int filler_handle(actio_actor *self, void *worker, void *msg,
+                         actio_future *reply) {
+  filler *f = actio_actor_state(self);
+  (void)worker;
+  (void)msg;
+  for (int i = 0; i < f->sends; i++) {
+    int rc = actio_tell(f->to, (void *)1, -1);
+    if (rc != 0)
+      return rc;
+  }
+  int rc = actio_actor_stop(f->victim, ACTIO_STOP_DRAIN);
+  return rc != 0 ? rc : actio_future_resolve(reply, NULL, NULL);
+}
+
+START_TEST(scheduled_handler_waits_for_room_and_stops_another) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, &(actio_runtime_opts){.threads = 1}), 0);
+  counter sink = {0}, victim = {0};
+  actio_actor *to = spawn(rt, &sink, 0, 2);
+  actio_actor *vict = spawn(rt, &victim, 0, 64);
+  ck_assert_int_eq(atomic_load(&sink.inits), 1); /* one context, made at spawn */
+  for (int i = 0; i < 20; i++)
+    ck_assert_int_eq(actio_tell(vict, (void *)2, -1), 0);
+  filler fs = {.to = to, .victim = vict, .sends = 50};
+  actio_behavior b = {.handle = filler_handle};
+  actio_actor *a;
+  ck_assert_int_eq(actio_actor_spawn(rt, &b, &(actio_actor_opts){.state = &fs}, &a), 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_ask(a, NULL, -1, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  actio_future_unref(f);
+  /* The victim drained before its stop returned, and ran its stop once. */
+  ck_assert_int_eq(atomic_load(&victim.handled), 20);
+  ck_assert_int_eq(atomic_load(&victim.stops), 1);
+  ck_assert_int_eq(actio_tell(vict, (void *)2, 0), ACTIO_ECLOSED);
+  ck_assert_int_eq(actio_actor_stop(to, ACTIO_STOP_DRAIN), 0);
+  ck_assert_int_eq(atomic_load(&sink.handled), 50);
+  ck_assert_int_eq(atomic_load(&sink.stops), 1);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("actor");
   TCase *tc = tcase_with_timeout("actors", 120);
@@ -586,6 +705,8 @@ int main(void) {
   tcase_add_test(tc, absurd_mailbox_capacity_is_refused);
   tcase_add_test(tc, socket_workers_are_woken_by_messages);
   tcase_add_test(tc, socket_workers_drain_or_cancel_on_stop);
+  tcase_add_test(tc, scheduled_actors_run_one_message_at_a_time);
+  tcase_add_test(tc, scheduled_handler_waits_for_room_and_stops_another);
   suite_add_tcase(s, tc);
   TCase *st = tcase_with_timeout("stress", 600);
   tcase_add_test(st, stop_with_many_workers_and_senders_never_hangs);

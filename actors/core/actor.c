@@ -2,6 +2,8 @@
  * and worker pool, tell and ask, stop, and counters. */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 
 #include "actio/actor.h"
 #include "actio/error.h"
+#include "actors/core/actor_impl.h"
 #include "actors/core/actor_internal.h"
 #include "actors/core/bell.h"
 #include "actors/core/deadline.h"
@@ -17,60 +20,6 @@
 #include "base/clock.h"
 #include "base/debug.h"
 #include "mailbox/mailbox.h"
-
-/* Latency histogram, in microseconds: exact below 8, then 8 buckets per
- * power of two (within 1/8), up to 2^40 us. */
-enum { HIST_BUCKETS = 8 + 38 * 8 };
-
-typedef struct worker {
-  actio_actor *actor;
-  pthread_t thread;
-  void *ctx;
-  int started;          /* thread created */
-  _Atomic int waiting;  /* socket workers: in wait(), wake() may be due */
-  pthread_mutex_t wake_mu; /* socket workers: wake() versus leaving */
-  int live;             /* init done, worker_stop not yet: ctx is valid */
-} worker;
-
-struct actio_actor {
-  actio_runtime *rt;
-  const actio_behavior *b;
-  void *state;
-  char *name;
-  actio__mbox *mb;
-  worker *workers;
-  unsigned nworkers;
-  _Atomic int abort;   /* stop-now: cancel instead of handling */
-  pthread_mutex_t stop_mu; /* serialises stop; guards `stopped` */
-  int stopped;
-  /* start-up: workers report their init result */
-  pthread_mutex_t init_mu;
-  pthread_cond_t init_cv;
-  unsigned init_done;
-  int init_rc;
-  void (*state_free)(void *state);
-  /* The counters, on lines of their own: the senders' apart from the
-   * workers', or every message would move a line between the two sides
-   * (an extra cache miss per message in pingpong). */
-  char pad0[64];
-  _Atomic uint64_t accepted; /* by senders */
-  _Atomic uint64_t started;  /* requests timed by actio__actor_track */
-  char pad1[64];
-  _Atomic uint64_t handled, failed, dropped; /* by workers */
-  _Atomic uint64_t completed, errors, max_us; /* by completers */
-  _Atomic uint64_t hist[HIST_BUCKETS];
-  char pad2[64];
-  /* failure: actio_actor_fail */
-  pthread_mutex_t fail_mu; /* guards the five below */
-  int is_failed;
-  int fail_code;
-  char *fail_why;
-  actio__fail_fn monitor;
-  void *monitor_arg;
-  _Atomic int owned; /* a supervisor stops it (actio__actor_set_owned) */
-  actio_actor *prev; /* spawn order, newest first */
-};
-
 
 /* ---- runtime ---- */
 
@@ -105,6 +54,8 @@ static void actor_free(actio_actor *a) {
   free(a->fail_why);
   pthread_mutex_destroy(&a->init_mu);
   pthread_cond_destroy(&a->init_cv);
+  pthread_mutex_destroy(&a->fin_mu);
+  pthread_cond_destroy(&a->fin_cv);
   free(a->workers);
   free(a->name);
   free(a);
@@ -128,6 +79,8 @@ void actio_runtime_destroy(actio_runtime *rt) {
       actio_actor_stop(it, ACTIO_STOP_DRAIN);
   for (actio_actor *it = a; it != NULL; it = it->prev)
     actio_actor_stop(it, ACTIO_STOP_DRAIN);
+  /* Every scheduled actor has finished: its threads find nothing to run. */
+  actio__sched_destroy(rt->sched);
   /* The timer next: a future it cancels may still run callbacks into an
    * actor (its metrics), which must not be freed yet. */
   actio__timer_destroy(rt->timer);
@@ -147,10 +100,6 @@ uint64_t actio_runtime_dead_letters(const actio_runtime *rt) {
 
 /* ---- workers ---- */
 
-static void count(_Atomic uint64_t *c) {
-  atomic_fetch_add_explicit(c, 1, memory_order_relaxed); /* a statistic */
-}
-
 /* A message that will never be handled: free it, cancel its asker. */
 static void discard(actio_actor *a, actio__mbox_msg *m, const char *why) {
   actio_future *reply = m->b;
@@ -162,25 +111,25 @@ static void discard(actio_actor *a, actio__mbox_msg *m, const char *why) {
     actio__future_abort(reply, ACTIO_ECANCELED, msg); /* runs its hook */
     actio_future_unref(reply);
   }
-  count(&a->dropped);
+  actio__count(&a->dropped);
 }
 
-static void deliver(actio_actor *a, worker *w, actio__mbox_msg *m) {
+static void deliver(actio_actor *a, void *ctx, actio__mbox_msg *m) {
   actio_future *reply = m->b;
   if (reply != NULL && actio_future_is_done(reply)) {
     discard(a, m, "asker cancelled before the message was handled");
     return;
   }
-  int rc = a->b->handle(a, w->ctx, m->a, reply);
+  int rc = a->b->handle(a, ctx, m->a, reply);
   if (rc < 0) {
-    count(&a->failed);
+    actio__count(&a->failed);
     if (rc == ACTIO_EFATAL)
       actio_actor_fail(a, rc, "handler reported a fatal error");
     if (reply != NULL)
       actio_future_fail(reply, rc, "actor %s: handler failed: %s", a->name,
                         actio_strerror(rc));
   } else {
-    count(&a->handled);
+    actio__count(&a->handled);
   }
   actio_future_unref(reply);
 }
@@ -201,11 +150,11 @@ static _Thread_local struct worker *current_worker;
 actio_actor *actio_actor_self(void) { return current_actor; }
 
 /* Handles one popped message, or cancels it when stopping now. */
-static void take(actio_actor *a, worker *w, actio__mbox_msg *m) {
+static void take(actio_actor *a, void *ctx, actio__mbox_msg *m) {
   if (atomic_load_explicit(&a->abort, memory_order_acquire))
     discard(a, m, "stopped before the message was handled");
   else
-    deliver(a, w, m);
+    deliver(a, ctx, m);
 }
 
 /* The loop of a worker that sleeps on its mailbox. */
@@ -216,7 +165,7 @@ static void mailbox_loop(actio_actor *a, worker *w) {
     if (rc == ACTIO_ECLOSED)
       return; /* closed and drained */
     if (rc == 0)
-      take(a, w, &m);
+      take(a, w->ctx, &m);
   }
 }
 
@@ -262,7 +211,7 @@ static void socket_loop(actio_actor *a, worker *w) {
         closed = 1;
       if (rc != 0)
         break;
-      take(a, w, &m);
+      take(a, w->ctx, &m);
     }
     if (closed && (atomic_load_explicit(&a->abort, memory_order_acquire) ||
                    !b->busy(a, w->ctx)))
@@ -339,6 +288,104 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
+/* ---- scheduled actors ---- */
+
+/* Messages a scheduled actor handles before the others get their turn. */
+enum { RUN_BATCH = 64 };
+
+static actio_actor *of_task(actio__task *t) {
+  return (actio_actor *)(void *)((char *)t - offsetof(actio_actor, task));
+}
+
+/* A batch of a scheduled actor's messages, on a scheduler thread. */
+static int scheduled_run(actio__task *t) {
+  actio_actor *a = of_task(t);
+  actio_actor *outer = current_actor; /* a helping thread runs us nested */
+  current_actor = a;
+  int more = 0;
+  for (unsigned i = 0;; i++) {
+    if (i == RUN_BATCH) {
+      more = 1;
+      break;
+    }
+    actio__mbox_msg m;
+    int rc = actio__mbox_pop(a->mb, &m, 0);
+    if (rc == 0) {
+      take(a, a->ctx, &m);
+      continue;
+    }
+    if (rc == ACTIO_ECLOSED) { /* stopped and drained: this was the last run */
+      actio__task_done(t);
+      pthread_mutex_lock(&a->fin_mu);
+      a->finished = 1;
+      pthread_cond_broadcast(&a->fin_cv);
+      pthread_mutex_unlock(&a->fin_mu);
+    }
+    break;
+  }
+  current_actor = outer;
+  return more;
+}
+
+static int scheduled_pending(actio__task *t) {
+  return actio__mbox_ready(of_task(t)->mb);
+}
+
+/* The mailbox's hook after every accepted message: queues the actor. */
+static void scheduled_wake(void *arg) {
+  actio_actor *a = arg;
+  actio__sched_wake(a->rt->sched, &a->task);
+}
+
+/* Waits for a stopped scheduled actor's last run. A scheduler thread runs
+ * the others meanwhile: the actor may be queued behind them, or on this
+ * very thread. */
+static void wait_finished(actio_actor *a) {
+  actio__sched *s = a->rt->sched;
+  int helper = actio__sched_current() == s;
+  pthread_mutex_lock(&a->fin_mu);
+  while (!a->finished) {
+    if (!helper) {
+      pthread_cond_wait(&a->fin_cv, &a->fin_mu);
+      continue;
+    }
+    pthread_mutex_unlock(&a->fin_mu);
+    if (!actio__sched_help(s))
+      sched_yield(); /* it runs on another scheduler thread: not for long */
+    pthread_mutex_lock(&a->fin_mu);
+  }
+  pthread_mutex_unlock(&a->fin_mu);
+}
+
+/* Starts a scheduled actor: the scheduler (made once per runtime), its task
+ * and its behavior's context, made here on the spawning thread. */
+static int scheduled_start(actio_actor *a) {
+  actio_runtime *rt = a->rt;
+  int rc = 0;
+  pthread_mutex_lock(&rt->mu);
+  if (rt->sched == NULL)
+    rc = actio__sched_create(&rt->sched, rt->opts.threads);
+  pthread_mutex_unlock(&rt->mu);
+  if (rc != 0)
+    return rc;
+  actio__task_init(&a->task, scheduled_run, scheduled_pending);
+  actio__mbox_set_wake(a->mb, scheduled_wake, a);
+  if (a->b->worker_init != NULL) {
+    actio_actor *outer = current_actor;
+    current_actor = a;
+    rc = a->b->worker_init(a, &a->ctx);
+    current_actor = outer;
+  }
+  a->ctx_live = rc == 0;
+  return rc;
+}
+
+static void scheduled_stop_ctx(actio_actor *a) {
+  if (a->ctx_live && a->b->worker_stop != NULL)
+    a->b->worker_stop(a, a->ctx);
+  a->ctx_live = 0;
+}
+
 /* ---- actors ---- */
 
 /* After close: socket workers do not sleep on the mailbox, so tell them. */
@@ -365,8 +412,8 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
       o.state_free(o.state);
     return ACTIO_EINVAL;
   }
-  if (o.workers == 0)
-    o.workers = 1;
+  if (o.workers == 0 && sockets)
+    o.workers = 1; /* socket workers wait in their own loops */
   if (o.capacity == 0)
     o.capacity = 1024;
   if (o.spin == 0)
@@ -388,8 +435,10 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
   pthread_mutex_init(&a->fail_mu, NULL);
   pthread_mutex_init(&a->init_mu, NULL);
   pthread_cond_init(&a->init_cv, NULL);
+  pthread_mutex_init(&a->fin_mu, NULL);
+  pthread_cond_init(&a->fin_cv, NULL);
   a->name = strdup(o.name ? o.name : "actor");
-  a->workers = calloc(o.workers, sizeof *a->workers);
+  a->workers = calloc(o.workers ? o.workers : 1, sizeof *a->workers);
   if (a->name == NULL || a->workers == NULL)
     goto fail_alloc;
   for (unsigned i = 0; i < o.workers; i++)
@@ -400,6 +449,8 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
   actio__mbox_set_spin(a->mb, o.spin);
   if (sockets)
     actio__mbox_set_wake(a->mb, wake_one, a);
+  if (o.workers == 0 && (rc = scheduled_start(a)) != 0)
+    goto fail_workers;
 
   unsigned created = 0;
   for (; created < o.workers; created++) {
@@ -435,10 +486,11 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
 
 fail_workers:
   /* Workers whose init succeeded sit in pop (or wait): closing lets them
-   * run their worker_stop and leave. */
+   * run their worker_stop and leave. A scheduled actor never ran. */
   actio__mbox_close(a->mb);
   wake_all(a);
   join_workers(a);
+  scheduled_stop_ctx(a);
 fail_alloc:
   actor_free(a);
   return rc;
@@ -451,14 +503,36 @@ const actio_behavior *actio_actor_behavior(const actio_actor *a) { return a->b; 
 
 /* Pushes a message; refused by a stopped actor, it is a dead letter unless
  * it is the library's own (dead 0). */
+/* Pushes m. A scheduled actor drains only on scheduler threads, so a
+ * scheduler thread that waits for its room runs queued actors meanwhile
+ * rather than sleep through the time it could make room itself. */
+static int push(actio_actor *a, actio__mbox_msg *m, int64_t timeout_ms) {
+  actio__sched *s = a->nworkers == 0 ? actio__sched_current() : NULL;
+  if (s == NULL || s != a->rt->sched || timeout_ms == 0)
+    return actio__mbox_push(a->mb, m, timeout_ms);
+  int64_t deadline = actio__deadline_ns(timeout_ms);
+  for (;;) {
+    int rc = actio__mbox_push(a->mb, m, 0);
+    if (rc != ACTIO_EFULL)
+      return rc;
+    if (deadline >= 0 && actio__now_ns() >= deadline)
+      return ACTIO_ETIMEDOUT;
+    if (!actio__sched_help(s)) {
+      rc = actio__mbox_push(a->mb, m, 1); /* it drains elsewhere: wait a little */
+      if (rc != ACTIO_ETIMEDOUT)
+        return rc;
+    }
+  }
+}
+
 static int send(actio_actor *a, void *msg, actio_future *reply,
                 int64_t timeout_ms, int dead) {
   actio__mbox_msg m = {msg, reply};
-  int rc = actio__mbox_push(a->mb, &m, timeout_ms);
+  int rc = push(a, &m, timeout_ms);
   if (rc == 0) {
-    count(&a->accepted);
+    actio__count(&a->accepted);
   } else if (rc == ACTIO_ECLOSED && dead) {
-    count(&a->rt->dead_letters);
+    actio__count(&a->rt->dead_letters);
     if (a->rt->opts.dead_letter != NULL)
       a->rt->opts.dead_letter(a->rt->opts.dead_letter_arg, a, msg);
   }
@@ -537,123 +611,24 @@ int actio_actor_stop(actio_actor *a, actio_stop_mode mode) {
   for (unsigned i = 0; i < a->nworkers; i++)
     if (a->workers[i].started && pthread_equal(a->workers[i].thread, self))
       return ACTIO_ESTATE;
+  if (a->nworkers == 0 && current_actor == a)
+    return ACTIO_ESTATE; /* its own handler, on a scheduler thread */
   pthread_mutex_lock(&a->stop_mu);
   if (!a->stopped) {
     if (mode == ACTIO_STOP_NOW)
       atomic_store_explicit(&a->abort, 1, memory_order_release);
     actio__mbox_close(a->mb);
+    if (a->nworkers == 0) {
+      actio__sched_wake(a->rt->sched, &a->task); /* its last run drains it */
+      wait_finished(a);
+      scheduled_stop_ctx(a);
+    }
     wake_all(a);
     join_workers(a);
     a->stopped = 1;
   }
   pthread_mutex_unlock(&a->stop_mu);
   return 0;
-}
-
-void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out) {
-  actio_actor *m = (actio_actor *)a;
-  out->accepted = atomic_load_explicit(&m->accepted, memory_order_relaxed);
-  out->handled = atomic_load_explicit(&m->handled, memory_order_relaxed);
-  out->failed = atomic_load_explicit(&m->failed, memory_order_relaxed);
-  out->dropped = atomic_load_explicit(&m->dropped, memory_order_relaxed);
-  out->depth = actio__mbox_depth(a->mb);
-}
-
-/* ---- metrics ---- */
-
-static unsigned hist_index(uint64_t us) {
-  if (us < 8)
-    return (unsigned)us;
-  unsigned e = 63u - (unsigned)__builtin_clzll(us); /* 3.. */
-  if (e > 40)
-    return HIST_BUCKETS - 1;
-  return (e - 2) * 8 + (unsigned)((us >> (e - 3)) & 7);
-}
-
-/* The middle of bucket i, in microseconds. */
-static double hist_value(unsigned i) {
-  if (i < 8)
-    return i;
-  unsigned e = i / 8 + 2, sub = i % 8;
-  double lo = (double)((8u + sub) * (1ull << (e - 3)));
-  return lo + (double)(1ull << (e - 3)) / 2;
-}
-
-static void tracked(actio_future *f, void *arg) {
-  actio_actor *a = arg;
-  int64_t ns = actio__now_ns() - actio__future_track_ns(f);
-  uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
-  /* Relaxed everywhere: statistics, read as a snapshot. */
-  atomic_fetch_add_explicit(&a->hist[hist_index(us)], 1, memory_order_relaxed);
-  uint64_t max = atomic_load_explicit(&a->max_us, memory_order_relaxed);
-  while (us > max && !atomic_compare_exchange_weak_explicit(
-                         &a->max_us, &max, us, memory_order_relaxed,
-                         memory_order_relaxed))
-    ;
-  count(actio_future_status(f) == 0 ? &a->completed : &a->errors);
-}
-
-void actio__actor_track(actio_actor *a, actio_future *f) {
-  actio__future_set_track_ns(f, actio__now_ns());
-  count(&a->started);
-  if (actio_future_on_done(f, tracked, a) != 0)
-    count(&a->errors); /* out of memory: counted, not timed */
-}
-
-void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
-  actio_actor *m = (actio_actor *)a;
-  memset(out, 0, sizeof *out);
-  actio_actor_stats_get(a, &out->stats);
-  uint64_t completed = atomic_load_explicit(&m->completed, memory_order_relaxed);
-  uint64_t errors = atomic_load_explicit(&m->errors, memory_order_relaxed);
-  uint64_t started = atomic_load_explicit(&m->started, memory_order_relaxed);
-  out->completed = completed;
-  out->errors = errors;
-  out->in_flight = started > completed + errors ? started - completed - errors : 0;
-  out->max_ms = (double)atomic_load_explicit(&m->max_us, memory_order_relaxed) / 1000;
-  uint64_t h[HIST_BUCKETS], total = 0;
-  for (unsigned i = 0; i < HIST_BUCKETS; i++)
-    total += h[i] = atomic_load_explicit(&m->hist[i], memory_order_relaxed);
-  double *p[3] = {&out->p50_ms, &out->p90_ms, &out->p99_ms};
-  const double q[3] = {0.50, 0.90, 0.99};
-  uint64_t seen = 0;
-  unsigned k = 0;
-  for (unsigned i = 0; i < HIST_BUCKETS && k < 3 && total > 0; i++) {
-    seen += h[i];
-    while (k < 3 && (double)seen >= q[k] * (double)total)
-      *p[k++] = hist_value(i) / 1000;
-  }
-  pthread_mutex_lock(&m->fail_mu);
-  out->failed = m->is_failed;
-  pthread_mutex_unlock(&m->fail_mu);
-}
-
-void actio_runtime_metrics_print(actio_runtime *rt, FILE *f) {
-  fprintf(f, "%-16s %8s %9s %10s %8s %9s %9s %9s\n", "actor", "depth",
-          "in-flight", "completed", "errors", "p50 ms", "p99 ms", "max ms");
-  /* Actors are freed only with the runtime: a snapshot of the list is safe
-   * to read after the lock. */
-  pthread_mutex_lock(&rt->mu);
-  size_t n = 0;
-  for (actio_actor *a = rt->actors; a != NULL; a = a->prev)
-    n++;
-  actio_actor **list = malloc((n ? n : 1) * sizeof *list);
-  n = 0;
-  for (actio_actor *a = rt->actors; list != NULL && a != NULL; a = a->prev)
-    list[n++] = a;
-  pthread_mutex_unlock(&rt->mu);
-  while (n-- > 0) { /* oldest first; stopped ones (replaced) left out */
-    actio_actor *a = list[n];
-    if (actio__mbox_is_closed(a->mb))
-      continue;
-    actio_actor_metrics m;
-    actio_actor_metrics_get(a, &m);
-    fprintf(f, "%-16s %8zu %9" PRIu64 " %10" PRIu64 " %8" PRIu64
-               " %9.3f %9.3f %9.3f%s\n",
-            a->name, m.stats.depth, m.in_flight, m.completed, m.errors,
-            m.p50_ms, m.p99_ms, m.max_ms, m.failed ? "  FAILED" : "");
-  }
-  free(list);
 }
 
 /* ---- failure ---- */

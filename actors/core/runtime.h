@@ -8,12 +8,14 @@
 
 #include "actio/actor.h"
 #include "actors/core/deadline.h"
+#include "actors/core/sched.h"
 
 struct actio_runtime {
   pthread_mutex_t mu; /* guards the actor list */
   actio_actor *actors;
   int closing;
   actio__timer *timer;
+  actio__sched *sched; /* made by the first scheduled actor's spawn */
   _Atomic uint64_t dead_letters;
   actio_runtime_opts opts;
 };

@@ -35,6 +35,8 @@ typedef void (*actio_dead_letter_fn)(void *arg, actio_actor *to, void *msg);
 typedef struct actio_runtime_opts {
   actio_dead_letter_fn dead_letter; /**< NULL: only counted */
   void *dead_letter_arg;            /**< passed to dead_letter */
+  unsigned threads; /**< scheduler threads shared by the actors spawned
+                         without workers of their own; 0: one per core */
 } actio_runtime_opts;
 
 /** Creates a runtime: it owns actors and a timer thread for deadlines.
@@ -64,7 +66,9 @@ int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
  * What an actor does. Each worker thread calls worker_init once, then
  * handle for each message it takes, then worker_stop. Only handle is
  * required. All callbacks run on the actor's worker threads; state shared
- * between workers (actio_actor_state) needs the behavior's own locking.
+ * between workers (actio_actor_state) needs the behavior's own locking. A
+ * scheduled actor (no workers of its own, the default) has one context and
+ * handles one message at a time, on whichever scheduler thread runs it.
  */
 typedef struct actio_behavior {
   /** Sets *worker, this thread's context. A negative return fails the spawn. */
@@ -107,7 +111,14 @@ typedef struct actio_behavior {
 /** Zero means the default for every field. */
 typedef struct actio_actor_opts {
   const char *name;       /**< copied; default "actor" */
-  unsigned workers;       /**< worker threads; default 1 */
+  /** 0 (the default): the actor is scheduled on the runtime's threads
+   * (actio_runtime_opts.threads), one message at a time, sharing them with
+   * the other scheduled actors, so its handler must not block (no waiting
+   * on a future, no blocking I/O); worker_init and worker_stop run once, on
+   * the threads that spawn and stop it. N: N threads of its own, which
+   * take its messages concurrently: for handlers that block. Socket
+   * behaviors always have threads of their own (default 1). */
+  unsigned workers;
   size_t capacity;        /**< mailbox size, rounded up to a power of 2; default 1024 */
   void *state;            /**< the behavior's shared state, borrowed */
   unsigned spin;          /**< polls of an empty mailbox before sleeping; default 256 */

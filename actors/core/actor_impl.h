@@ -1,0 +1,82 @@
+/* actor_impl.h: the actor's fields, shared by the actor core (actor.c) and
+ * its metrics (metrics.c) within actors/core. */
+#ifndef ACTIO_ACTORS_CORE_ACTOR_IMPL_H
+#define ACTIO_ACTORS_CORE_ACTOR_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "actio/actor.h"
+#include "actors/core/actor_internal.h"
+#include "actors/core/sched.h"
+#include "mailbox/mailbox.h"
+
+/* Latency histogram, in microseconds: exact below 8, then 8 buckets per
+ * power of two (within 1/8), up to 2^40 us. */
+enum { HIST_BUCKETS = 8 + 38 * 8 };
+
+typedef struct worker {
+  actio_actor *actor;
+  pthread_t thread;
+  void *ctx;
+  int started;          /* thread created */
+  _Atomic int waiting;  /* socket workers: in wait(), wake() may be due */
+  pthread_mutex_t wake_mu; /* socket workers: wake() versus leaving */
+  int live;             /* init done, worker_stop not yet: ctx is valid */
+} worker;
+
+struct actio_actor {
+  actio_runtime *rt;
+  const actio_behavior *b;
+  void *state;
+  char *name;
+  actio__mbox *mb;
+  worker *workers;
+  unsigned nworkers;       /* 0: scheduled on the runtime's threads */
+  /* A scheduled actor: its task, its behavior's one context, and the end
+   * of its run once stopped. */
+  actio__task task;
+  void *ctx;
+  int ctx_live;            /* worker_init succeeded, worker_stop not yet */
+  pthread_mutex_t fin_mu;  /* guards finished */
+  pthread_cond_t fin_cv;
+  int finished;            /* closed, drained, never to run again */
+  _Atomic int abort;   /* stop-now: cancel instead of handling */
+  pthread_mutex_t stop_mu; /* serialises stop; guards `stopped` */
+  int stopped;
+  /* start-up: workers report their init result */
+  pthread_mutex_t init_mu;
+  pthread_cond_t init_cv;
+  unsigned init_done;
+  int init_rc;
+  void (*state_free)(void *state);
+  /* The counters, on lines of their own: the senders' apart from the
+   * workers', or every message would move a line between the two sides
+   * (an extra cache miss per message in pingpong). */
+  char pad0[64];
+  _Atomic uint64_t accepted; /* by senders */
+  _Atomic uint64_t started;  /* requests timed by actio__actor_track */
+  char pad1[64];
+  _Atomic uint64_t handled, failed, dropped; /* by workers */
+  _Atomic uint64_t completed, errors, max_us; /* by completers */
+  _Atomic uint64_t hist[HIST_BUCKETS];
+  char pad2[64];
+  /* failure: actio_actor_fail */
+  pthread_mutex_t fail_mu; /* guards the five below */
+  int is_failed;
+  int fail_code;
+  char *fail_why;
+  actio__fail_fn monitor;
+  void *monitor_arg;
+  _Atomic int owned; /* a supervisor stops it (actio__actor_set_owned) */
+  actio_actor *prev; /* spawn order, newest first */
+};
+
+
+/* A statistic: relaxed. */
+static inline void actio__count(_Atomic uint64_t *c) {
+  atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,116 @@
+/* metrics.c: an actor's counters and request latencies (a histogram within
+ * 1/8), read without stopping it. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/core/actor_impl.h"
+#include "actors/core/future_internal.h"
+#include "actors/core/runtime.h"
+#include "base/clock.h"
+
+void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out) {
+  actio_actor *m = (actio_actor *)a;
+  out->accepted = atomic_load_explicit(&m->accepted, memory_order_relaxed);
+  out->handled = atomic_load_explicit(&m->handled, memory_order_relaxed);
+  out->failed = atomic_load_explicit(&m->failed, memory_order_relaxed);
+  out->dropped = atomic_load_explicit(&m->dropped, memory_order_relaxed);
+  out->depth = actio__mbox_depth(a->mb);
+}
+
+static unsigned hist_index(uint64_t us) {
+  if (us < 8)
+    return (unsigned)us;
+  unsigned e = 63u - (unsigned)__builtin_clzll(us); /* 3.. */
+  if (e > 40)
+    return HIST_BUCKETS - 1;
+  return (e - 2) * 8 + (unsigned)((us >> (e - 3)) & 7);
+}
+
+/* The middle of bucket i, in microseconds. */
+static double hist_value(unsigned i) {
+  if (i < 8)
+    return i;
+  unsigned e = i / 8 + 2, sub = i % 8;
+  double lo = (double)((8u + sub) * (1ull << (e - 3)));
+  return lo + (double)(1ull << (e - 3)) / 2;
+}
+
+static void tracked(actio_future *f, void *arg) {
+  actio_actor *a = arg;
+  int64_t ns = actio__now_ns() - actio__future_track_ns(f);
+  uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
+  /* Relaxed everywhere: statistics, read as a snapshot. */
+  atomic_fetch_add_explicit(&a->hist[hist_index(us)], 1, memory_order_relaxed);
+  uint64_t max = atomic_load_explicit(&a->max_us, memory_order_relaxed);
+  while (us > max && !atomic_compare_exchange_weak_explicit(
+                         &a->max_us, &max, us, memory_order_relaxed,
+                         memory_order_relaxed))
+    ;
+  actio__count(actio_future_status(f) == 0 ? &a->completed : &a->errors);
+}
+
+void actio__actor_track(actio_actor *a, actio_future *f) {
+  actio__future_set_track_ns(f, actio__now_ns());
+  actio__count(&a->started);
+  if (actio_future_on_done(f, tracked, a) != 0)
+    actio__count(&a->errors); /* out of memory: counted, not timed */
+}
+
+void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
+  actio_actor *m = (actio_actor *)a;
+  memset(out, 0, sizeof *out);
+  actio_actor_stats_get(a, &out->stats);
+  uint64_t completed = atomic_load_explicit(&m->completed, memory_order_relaxed);
+  uint64_t errors = atomic_load_explicit(&m->errors, memory_order_relaxed);
+  uint64_t started = atomic_load_explicit(&m->started, memory_order_relaxed);
+  out->completed = completed;
+  out->errors = errors;
+  out->in_flight = started > completed + errors ? started - completed - errors : 0;
+  out->max_ms = (double)atomic_load_explicit(&m->max_us, memory_order_relaxed) / 1000;
+  uint64_t h[HIST_BUCKETS], total = 0;
+  for (unsigned i = 0; i < HIST_BUCKETS; i++)
+    total += h[i] = atomic_load_explicit(&m->hist[i], memory_order_relaxed);
+  double *p[3] = {&out->p50_ms, &out->p90_ms, &out->p99_ms};
+  const double q[3] = {0.50, 0.90, 0.99};
+  uint64_t seen = 0;
+  unsigned k = 0;
+  for (unsigned i = 0; i < HIST_BUCKETS && k < 3 && total > 0; i++) {
+    seen += h[i];
+    while (k < 3 && (double)seen >= q[k] * (double)total)
+      *p[k++] = hist_value(i) / 1000;
+  }
+  pthread_mutex_lock(&m->fail_mu);
+  out->failed = m->is_failed;
+  pthread_mutex_unlock(&m->fail_mu);
+}
+
+void actio_runtime_metrics_print(actio_runtime *rt, FILE *f) {
+  fprintf(f, "%-16s %8s %9s %10s %8s %9s %9s %9s\n", "actor", "depth",
+          "in-flight", "completed", "errors", "p50 ms", "p99 ms", "max ms");
+  /* Actors are freed only with the runtime: a snapshot of the list is safe
+   * to read after the lock. */
+  pthread_mutex_lock(&rt->mu);
+  size_t n = 0;
+  for (actio_actor *a = rt->actors; a != NULL; a = a->prev)
+    n++;
+  actio_actor **list = malloc((n ? n : 1) * sizeof *list);
+  n = 0;
+  for (actio_actor *a = rt->actors; list != NULL && a != NULL; a = a->prev)
+    list[n++] = a;
+  pthread_mutex_unlock(&rt->mu);
+  while (n-- > 0) { /* oldest first; stopped ones (replaced) left out */
+    actio_actor *a = list[n];
+    if (actio__mbox_is_closed(a->mb))
+      continue;
+    actio_actor_metrics m;
+    actio_actor_metrics_get(a, &m);
+    fprintf(f, "%-16s %8zu %9" PRIu64 " %10" PRIu64 " %8" PRIu64
+               " %9.3f %9.3f %9.3f%s\n",
+            a->name, m.stats.depth, m.in_flight, m.completed, m.errors,
+            m.p50_ms, m.p99_ms, m.max_ms, m.failed ? "  FAILED" : "");
+  }
+  free(list);
+}
+

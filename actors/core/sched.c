@@ -1,0 +1,247 @@
+/* sched.c: the scheduler's threads, its shared queue, the next slot that
+ * hands a thread from a sender to the actor it woke, and parking (see
+ * sched.h). */
+#include "actors/core/sched.h"
+
+#include <ck_pr.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "actio/error.h"
+#include "base/debug.h"
+#include "base/park.h"
+
+enum { T_IDLE = 0, T_QUEUED = 1, T_DONE = 2 };
+
+/* Polls of the shared queue before a thread with nothing to run parks:
+ * about the time a short handler elsewhere takes to send it something. */
+enum { SPIN_POLLS = 128 };
+
+typedef struct sched_thread {
+  actio__sched *s;
+  pthread_t thread;
+  actio__task *next; /* this thread's own: run after the current task */
+} sched_thread;
+
+struct actio__sched {
+  pthread_mutex_t mu;       /* guards head and tail */
+  actio__task *head, *tail; /* the shared queue */
+  _Atomic uint32_t queued;  /* its length, read without the lock */
+  _Atomic uint32_t spinning; /* threads polling for work, not parked */
+  _Atomic int stopping;
+  actio__event idle;        /* threads park here */
+  unsigned nthreads, started;
+  sched_thread *threads;
+};
+
+static _Thread_local sched_thread *me;
+
+void actio__task_init(actio__task *t, actio__task_run_fn run,
+                      actio__task_pending_fn pending) {
+  t->run = run;
+  t->pending = pending;
+  atomic_init(&t->state, T_IDLE);
+  t->next = NULL;
+}
+
+actio__sched *actio__sched_current(void) { return me != NULL ? me->s : NULL; }
+
+/* Appends t to the shared queue and wakes a parked thread unless one is
+ * looking for work already. */
+static void push_shared(actio__sched *s, actio__task *t) {
+  pthread_mutex_lock(&s->mu);
+  t->next = NULL;
+  if (s->tail != NULL)
+    s->tail->next = t;
+  else
+    s->head = t;
+  s->tail = t;
+  pthread_mutex_unlock(&s->mu);
+  /* Seq_cst: the count before the spinners' count is read; pairs with a
+   * spinner that stops spinning and then reads the count. */
+  atomic_fetch_add_explicit(&s->queued, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(&s->spinning, memory_order_seq_cst) == 0)
+    actio__event_signal(&s->idle);
+}
+
+static actio__task *pop_shared(actio__sched *s) {
+  if (atomic_load_explicit(&s->queued, memory_order_acquire) == 0)
+    return NULL;
+  pthread_mutex_lock(&s->mu);
+  actio__task *t = s->head;
+  if (t != NULL) {
+    s->head = t->next;
+    if (s->head == NULL)
+      s->tail = NULL;
+    t->next = NULL;
+    atomic_fetch_sub_explicit(&s->queued, 1, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return t;
+}
+
+void actio__sched_wake(actio__sched *s, actio__task *t) {
+  /* Acquire (and a seq_cst CAS): the sender published its message with an
+   * atomic swap before looking; a task going idle stores IDLE, fences, then
+   * looks for work. One of the two sees the other. */
+  uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
+  if (st != T_IDLE ||
+      !atomic_compare_exchange_strong_explicit(&t->state, &st, T_QUEUED,
+                                               memory_order_seq_cst,
+                                               memory_order_relaxed))
+    return;
+  if (me != NULL && me->s == s) {
+    /* The sender's thread runs t next; a task displaced from the slot goes
+     * where other threads can take it. */
+    if (me->next != NULL)
+      push_shared(s, me->next);
+    me->next = t;
+  } else {
+    push_shared(s, t);
+  }
+}
+
+void actio__task_done(actio__task *t) {
+  atomic_store_explicit(&t->state, T_DONE, memory_order_release);
+}
+
+/* Runs t once, then requeues it, lets it go idle, or leaves it done. */
+static void run_task(sched_thread *th, actio__task *t) {
+  ACTIO__ASSERT(atomic_load_explicit(&t->state, memory_order_relaxed) == T_QUEUED);
+  int more = t->run(t);
+  if (atomic_load_explicit(&t->state, memory_order_acquire) == T_DONE)
+    return;
+  if (more) {
+    push_shared(th->s, t); /* to the back: the others get their turn */
+    return;
+  }
+  atomic_store_explicit(&t->state, T_IDLE, memory_order_seq_cst);
+  /* Store-load: IDLE before the look at its mailbox (see wake). */
+  atomic_thread_fence(memory_order_seq_cst);
+  uint32_t idle = T_IDLE;
+  if (t->pending(t) && /* a send raced the idling: requeue it, at the back */
+      atomic_compare_exchange_strong_explicit(&t->state, &idle, T_QUEUED,
+                                              memory_order_seq_cst,
+                                              memory_order_relaxed))
+    push_shared(th->s, t);
+}
+
+/* Polls for work, then parks. Returns a task, or NULL (look again). */
+static actio__task *find_work(sched_thread *th) {
+  actio__sched *s = th->s;
+  atomic_fetch_add_explicit(&s->spinning, 1, memory_order_seq_cst);
+  for (unsigned i = 0; i < SPIN_POLLS; i++) {
+    actio__task *t = pop_shared(s);
+    if (t != NULL) {
+      /* The last spinner to find work wakes another for what is left, so
+       * a burst spreads over the threads one wake-up at a time. */
+      if (atomic_fetch_sub_explicit(&s->spinning, 1, memory_order_seq_cst) == 1 &&
+          atomic_load_explicit(&s->queued, memory_order_seq_cst) > 0)
+        actio__event_signal(&s->idle);
+      return t;
+    }
+    if (atomic_load_explicit(&s->stopping, memory_order_acquire))
+      break;
+    if (i < SPIN_POLLS / 2)
+      ck_pr_stall();
+    else
+      sched_yield();
+  }
+  atomic_fetch_sub_explicit(&s->spinning, 1, memory_order_seq_cst);
+  actio__waiter w;
+  actio__event_prepare(&s->idle, &w);
+  if (atomic_load_explicit(&s->queued, memory_order_seq_cst) > 0 ||
+      atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+    actio__event_cancel(&s->idle, &w);
+    return NULL;
+  }
+  actio__event_wait(&s->idle, &w, -1);
+  return NULL;
+}
+
+static void *thread_main(void *arg) {
+  sched_thread *th = arg;
+  actio__sched *s = th->s;
+  me = th;
+  for (;;) {
+    actio__task *t = th->next;
+    th->next = NULL;
+    if (t == NULL)
+      t = pop_shared(s);
+    if (t == NULL)
+      t = find_work(th);
+    if (t != NULL) {
+      run_task(th, t);
+      continue;
+    }
+    if (atomic_load_explicit(&s->stopping, memory_order_acquire) &&
+        atomic_load_explicit(&s->queued, memory_order_acquire) == 0)
+      break;
+  }
+  me = NULL;
+  return NULL;
+}
+
+int actio__sched_help(actio__sched *s) {
+  if (me == NULL || me->s != s)
+    return 0;
+  actio__task *t = me->next;
+  me->next = NULL;
+  if (t == NULL)
+    t = pop_shared(s);
+  if (t == NULL)
+    return 0;
+  run_task(me, t);
+  return 1;
+}
+
+int actio__sched_create(actio__sched **out, unsigned threads) {
+  if (threads == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = n > 0 ? (unsigned)n : 1;
+  }
+  actio__sched *s = calloc(1, sizeof *s);
+  sched_thread *ths = calloc(threads, sizeof *ths);
+  if (s == NULL || ths == NULL) {
+    free(s);
+    free(ths);
+    return ACTIO_ENOMEM;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  actio__event_init(&s->idle);
+  s->threads = ths;
+  s->nthreads = threads;
+  int rc = 0;
+  for (; s->started < threads; s->started++) {
+    ths[s->started].s = s;
+    int e = pthread_create(&ths[s->started].thread, NULL, thread_main,
+                           &ths[s->started]);
+    if (e != 0) {
+      rc = -e;
+      break;
+    }
+  }
+  if (rc != 0) {
+    actio__sched_destroy(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+void actio__sched_destroy(actio__sched *s) {
+  if (s == NULL)
+    return;
+  atomic_store_explicit(&s->stopping, 1, memory_order_seq_cst);
+  actio__event_broadcast(&s->idle);
+  for (unsigned i = 0; i < s->started; i++)
+    pthread_join(s->threads[i].thread, NULL);
+  ACTIO__ASSERT(s->head == NULL);
+  actio__event_destroy(&s->idle);
+  pthread_mutex_destroy(&s->mu);
+  free(s->threads);
+  free(s);
+}
