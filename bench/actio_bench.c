@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "actio.h"
 #include "curl_loop.h"
@@ -49,6 +50,12 @@ static const char usage_text[] =
     "  db_rows  the same flags; SELECT g, md5(g::text) FROM\n"
     "           generate_series($1::int, $1::int + 99) g, every value of the\n"
     "           100 rows read and checked\n"
+    "  pending  [--n N] [--dsn DSN]\n"
+    "           memory per pending request, from the growth of the resident\n"
+    "           set: N asks a scheduled actor keeps pending (pending_ask), or\n"
+    "           with a DSN N queries queued behind a busy connection\n"
+    "           (pending_query); bytes_per is the figure (default N 100000).\n"
+    "           One kind per run: memory freed by one would serve the other\n"
     "  W: the actor's worker threads (default: the library's)\n"
     "The mailbox workload drives an internal queue: actio-bench-mailbox\n"
     "(tests/perf) measures it.\n"
@@ -934,12 +941,134 @@ static int run_db(int rows, const char *dsn, uint64_t n, uint64_t c,
   return ok != n;
 }
 
+/* ---- memory per pending request ---- */
+
+/* The resident set, in bytes. */
+static long rss_bytes(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f != NULL) {
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+      resident = 0;
+    fclose(f);
+  }
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+/* An actor that keeps every ask pending: its handler keeps the reply. */
+typedef struct keeper {
+  actio_future **held;
+  uint64_t n; /* only the actor's one thread at a time writes it */
+} keeper;
+
+static int keep_handle(actio_actor *self, void *worker, void *msg,
+                       actio_future *reply) {
+  keeper *k = actio_actor_state(self);
+  (void)worker;
+  (void)msg;
+  actio_future_ref(reply);
+  k->held[k->n++] = reply;
+  return 0;
+}
+
+static const actio_behavior keeper_behavior = {.handle = keep_handle};
+
+/* Waits until `a` has taken every message it accepted. */
+static void wait_taken(actio_actor *a, uint64_t want, int db) {
+  for (;;) {
+    actio_actor_stats st;
+    actio_actor_stats_get(a, &st);
+    if ((db ? st.accepted : st.handled) >= want && st.depth == 0)
+      return;
+    sched_yield();
+  }
+}
+
+static void emit_pending(const char *workload, uint64_t n, long grew,
+                         double secs) {
+  char extra[96];
+  snprintf(extra, sizeof extra, ", \"bytes_per\": %.1f, \"rss_growth\": %ld",
+           (double)grew / (double)n, grew);
+  emit("actio", workload, n, n, n, 0, secs, extra);
+}
+
+static int run_pending(uint64_t n, const char *dsn) {
+  actio_runtime *rt;
+  if (actio_runtime_create(&rt, NULL) != 0)
+    return 1;
+  /* The bookkeeping of the benchmark itself is made (and touched) before
+   * the first reading. */
+  actio_future **fs = calloc(n, sizeof *fs);
+  keeper k = {.held = calloc(n, sizeof *k.held)};
+  if (fs == NULL || k.held == NULL) {
+    fprintf(stderr, "actio-bench: out of memory\n");
+    return 1;
+  }
+  memset(fs, 0, n * sizeof *fs);
+  memset(k.held, 0, n * sizeof *k.held);
+  actio_actor *a;
+  int rc = actio_actor_spawn(rt, &keeper_behavior,
+                             &(actio_actor_opts){.name = "keeper", .state = &k}, &a);
+  int errors = rc != 0;
+  if (rc == 0 && dsn == NULL) {
+    long before = rss_bytes();
+    double t0 = now_sec();
+    for (uint64_t i = 0; i < n && rc == 0; i++)
+      rc = actio_ask(a, NULL, -1, &fs[i]);
+    wait_taken(a, n, 0);
+    double secs = now_sec() - t0;
+    emit_pending("pending_ask", n, rss_bytes() - before, secs);
+    actio_actor_stop(a, ACTIO_STOP_DRAIN);
+    for (uint64_t i = 0; i < k.n; i++) {
+      actio_future_resolve(k.held[i], NULL, NULL);
+      actio_future_unref(k.held[i]);
+    }
+    for (uint64_t i = 0; i < n; i++)
+      actio_future_unref(fs[i]);
+    errors += rc != 0;
+  }
+  if (dsn != NULL && rc == 0) {
+    /* One connection, one query at a time: a long sleep holds it, and the
+     * rest queue in the actor behind it. */
+    actio_actor *db;
+    actio_db_opts o = {.dsn = dsn, .workers = 1, .max_connections = 1,
+                       .pipeline_depth = 1, .acquire_timeout_ms = 600000};
+    rc = actio_db_spawn(rt, &o, &db);
+    actio_future *sleep = NULL;
+    if (rc == 0)
+      rc = actio_db_query(db, "SELECT pg_sleep(600)", 0, NULL, &sleep);
+    if (rc == 0) {
+      const char *const params[] = {"42"};
+      long before = rss_bytes();
+      double t0 = now_sec();
+      for (uint64_t i = 0; i < n && rc == 0; i++)
+        rc = actio_db_query(db, "SELECT $1::int", 1, params, &fs[i]);
+      wait_taken(db, n + 1, 1);
+      double secs = now_sec() - t0;
+      emit_pending("pending_query", n, rss_bytes() - before, secs);
+      for (uint64_t i = 0; i < n; i++) {
+        actio_future_cancel(fs[i]);
+        actio_future_unref(fs[i]);
+      }
+      actio_future_cancel(sleep);
+    }
+    actio_future_unref(sleep);
+    errors += rc != 0;
+    if (rc != 0)
+      fprintf(stderr, "actio-bench: pending queries: %s\n", actio_strerror(rc));
+  }
+  actio_runtime_destroy(rt);
+  free(fs);
+  free(k.held);
+  return errors != 0;
+}
+
 /* ---- command line ---- */
 
 enum {
   W_GATHER = 1, W_PINGPONG = 2, W_WRITE_SMALL = 8,
   W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
-  W_DB_POINT = 256, W_DB_ROWS = 512,
+  W_DB_POINT = 256, W_DB_ROWS = 512, W_PENDING = 1024,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
   W_DB = W_DB_POINT | W_DB_ROWS,
   W_FILES = W_SMALL | W_READ_LINES | W_READ_LARGE,
@@ -963,7 +1092,7 @@ typedef struct flag {
 /* Bounds keep thread counts and allocations sane and keep every counter
  * below UINTPTR_MAX, which pingpong reserves for its start message. */
 static const flag flags[] = {
-    {"--n", W_GATHER | W_PINGPONG, offsetof(settings, n), 1,
+    {"--n", W_GATHER | W_PINGPONG | W_PENDING, offsetof(settings, n), 1,
      UINT64_C(1) << 40},
     {"--fanout", W_GATHER, offsetof(settings, fanout), 1, 1u << 24},
     {"--threads", W_GATHER, offsetof(settings, threads), 1, 1024},
@@ -989,7 +1118,7 @@ static const str_flag str_flags[] = {
     {"--dir", W_SMALL, offsetof(settings, dir)},
     {"--path", W_READ_LINES | W_READ_LARGE, offsetof(settings, path)},
     {"--url", W_HTTP_GET, offsetof(settings, url)},
-    {"--dsn", W_DB, offsetof(settings, dsn)},
+    {"--dsn", W_DB | W_PENDING, offsetof(settings, dsn)},
 };
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -1039,6 +1168,9 @@ int main(int argc, char **argv) {
   } else if (strcmp(workload, "http_get") == 0) {
     w = W_HTTP_GET;
     s.requests = 20000;
+  } else if (strcmp(workload, "pending") == 0) {
+    w = W_PENDING;
+    s.n = 100000;
   } else if (strcmp(workload, "db_point") == 0 || strcmp(workload, "db_rows") == 0) {
     w = workload[3] == 'p' ? W_DB_POINT : W_DB_ROWS;
     s.queries = 50000;
@@ -1096,6 +1228,8 @@ int main(int argc, char **argv) {
     return bad_usage("--path is required for", workload);
   if (w == W_HTTP_GET && s.url == NULL)
     return bad_usage("--url is required for", workload);
+  if (w == W_PENDING)
+    return run_pending(s.n, s.dsn);
   if ((w & W_DB) && s.dsn == NULL)
     return bad_usage("--dsn is required for", workload);
   if (s.connections != 0 && !s.pipeline)

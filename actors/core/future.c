@@ -17,7 +17,7 @@
  * futex; the inline callback slot is taken. BUSY is the winner of the
  * completion race writing the result. */
 enum { F_PENDING = 0, F_BUSY = 1, F_DONE = 2, F_PHASE = 3, F_WAITERS = 4,
-       F_CB0 = 8 };
+       F_CB0 = 8, F_CB0_READY = 16 };
 /* hook: the cancel hook's life. INSTALLING guards the two fields while
  * on_cancel writes them. */
 enum { H_NONE, H_INSTALLING, H_SET, H_FIRING, H_SPENT };
@@ -32,34 +32,42 @@ typedef struct cb {
 static cb cb_closed_sentinel;
 #define CB_CLOSED (&cb_closed_sentinel)
 
-/* What few futures need, made on first need: an adopted value's future, a
- * combinator's state or an error's details, a deadline. */
+/* What few futures need, made on first need: an error's message, an
+ * adopted value's future, a combinator's state or an error's details, a
+ * deadline. */
 typedef struct future_ext {
+  char *errmsg;
   actio_future *src;           /* the future an adopted value lives in */
   void *aux;
   actio_free_fn aux_free;
   _Atomic int64_t deadline_ns; /* -1: none */
 } future_ext;
 
-/* 104 bytes (a 112-byte heap block): a pending ask costs that, its message
+/* The first callback, inside the future: no allocation for the common
+ * single one (an actor's timing, a gather's item). */
+typedef struct cb_inline {
+  actio_done_fn fn;
+  void *arg;
+} cb_inline;
+
+/* 88 bytes (a 96-byte heap block): a pending ask costs that, its message
  * aside. */
 struct actio_future {
   _Atomic uint32_t state;
   _Atomic uint32_t refs;
   _Atomic uint32_t hook;
   int status;                /* written by the winner, read after F_DONE */
-  _Atomic(cb *) cbs;         /* LIFO of callbacks, or CB_CLOSED */
+  _Atomic(cb *) cbs;         /* LIFO of further callbacks, or CB_CLOSED */
   _Atomic(void *) value;     /* NULL once taken */
   actio_free_fn value_free;
-  char *errmsg;
   actio_cancel_fn cancel_fn;
   void *cancel_arg;
   _Atomic(future_ext *) ext; /* NULL until needed */
   int64_t track_ns;          /* when its actor started timing it */
-  cb cb0;                    /* the first callback needs no allocation */
+  cb_inline cb0;             /* claimed by F_CB0, published by F_CB0_READY */
 };
 
-_Static_assert(sizeof(actio_future) <= 104, "a future fits a 112-byte block");
+_Static_assert(sizeof(actio_future) <= 88, "a future fits a 96-byte block");
 
 /* f's extension, made if it has none yet (any thread). NULL when out of
  * memory. */
@@ -71,6 +79,7 @@ static future_ext *ext_get(actio_future *f) {
   future_ext *n = malloc(sizeof *n);
   if (n == NULL)
     return NULL;
+  n->errmsg = NULL;
   n->src = NULL;
   n->aux = NULL;
   n->aux_free = NULL;
@@ -114,9 +123,9 @@ static void future_free(actio_future *f) {
   void *v = atomic_load_explicit(&f->value, memory_order_relaxed);
   if (v != NULL && f->value_free != NULL)
     f->value_free(v);
-  free(f->errmsg);
   future_ext *e = atomic_load_explicit(&f->ext, memory_order_relaxed);
   if (e != NULL) {
+    free(e->errmsg);
     actio_future_unref(e->src);
     if (e->aux_free != NULL)
       e->aux_free(e->aux);
@@ -153,7 +162,14 @@ static int begin(actio_future *f) {
   return 0;
 }
 
-static void run_callbacks(actio_future *f) {
+/* `old`: the state just before DONE. The inline callback runs here if its
+ * registrant published it in time; else the registrant sees DONE when it
+ * publishes, and runs it itself. */
+static void run_callbacks(actio_future *f, uint32_t old) {
+  if (old & F_CB0_READY) {
+    f->cb0.fn(f, f->cb0.arg);
+    actio_future_unref(f); /* the reference on_done took */
+  }
   /* Acq_rel: registrants' nodes are visible to us; a later registrant that
    * sees CB_CLOSED also sees the result published before. */
   cb *c = atomic_exchange_explicit(&f->cbs, CB_CLOSED, memory_order_acq_rel);
@@ -168,8 +184,7 @@ static void run_callbacks(actio_future *f) {
     cb *next = rev->next;
     actio_done_fn fn = rev->fn;
     void *arg = rev->arg;
-    if (rev != &f->cb0)
-      free(rev);
+    free(rev);
     fn(f, arg);
     actio_future_unref(f); /* the reference on_done took */
     rev = next;
@@ -186,7 +201,7 @@ static void finish(actio_future *f) {
   ACTIO__ASSERT((old & F_PHASE) == F_BUSY); /* only the race's winner finishes */
   if (old & F_WAITERS)
     actio__futex_wake((uint32_t *)&f->state, 1 /* all */);
-  run_callbacks(f);
+  run_callbacks(f, old);
 }
 
 static void fire_hook(actio_future *f) {
@@ -234,13 +249,25 @@ int actio_future_resolve(actio_future *f, void *value, actio_free_fn free_fn) {
   return 0;
 }
 
+/* Keeps msg (taken) as f's error message; without memory for it, the
+ * message is the code's text. Call as the completion's winner. */
+static void set_errmsg(actio_future *f, char *msg) {
+  if (msg == NULL)
+    return;
+  future_ext *e = ext_get(f);
+  if (e != NULL)
+    e->errmsg = msg;
+  else
+    free(msg);
+}
+
 static int fail_with(actio_future *f, int code, char *msg) {
   if (!begin(f)) {
     free(msg);
     return ACTIO_EALREADY;
   }
   f->status = code;
-  f->errmsg = msg;
+  set_errmsg(f, msg);
   finish(f);
   return 0;
 }
@@ -252,7 +279,7 @@ int actio__future_fail_aux(actio_future *f, int code, const char *msg,
   if (!begin(f))
     return ACTIO_EALREADY;
   f->status = code;
-  f->errmsg = msg ? strdup(msg) : NULL;
+  set_errmsg(f, msg ? strdup(msg) : NULL);
   if (e != NULL) {
     e->aux = aux;
     e->aux_free = aux_free;
@@ -297,7 +324,7 @@ int actio__future_abort(actio_future *f, int code, const char *msg) {
   if (!begin(f))
     return ACTIO_EALREADY;
   f->status = code;
-  f->errmsg = msg ? strdup(msg) : NULL;
+  set_errmsg(f, msg ? strdup(msg) : NULL);
   /* The operation hears of it before anyone can see the future complete. */
   fire_hook(f);
   finish(f);
@@ -324,8 +351,10 @@ int actio__future_adopt(actio_future *f, actio_future *src) {
     atomic_store_explicit(&f->value,
                           atomic_load_explicit(&src->value, memory_order_relaxed),
                           memory_order_relaxed);
-  } else if (src->errmsg != NULL) {
-    f->errmsg = strdup(src->errmsg);
+  } else {
+    future_ext *se = ext_peek(src);
+    if (se != NULL && se->errmsg != NULL)
+      set_errmsg(f, strdup(se->errmsg));
   }
   finish(f);
   return 0;
@@ -341,7 +370,7 @@ void actio__future_settle(actio_future *f, int code, void *value,
     f->value_free = free_fn;
     atomic_store_explicit(&f->value, value, memory_order_relaxed);
   }
-  f->errmsg = msg;
+  set_errmsg(f, msg);
   finish(f);
 }
 
@@ -380,25 +409,33 @@ void actio_future_clear_cancel(actio_future *f) {
 int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
   if (f == NULL || fn == NULL)
     return ACTIO_EINVAL;
-  cb *c = NULL;
-  /* Relaxed: the slot is ours alone once claimed; the list's CAS publishes
-   * what we write into it. */
+  /* Relaxed claim: the slot is ours alone once claimed. */
   if (!(atomic_load_explicit(&f->state, memory_order_relaxed) & F_CB0) &&
       !(atomic_fetch_or_explicit(&f->state, F_CB0, memory_order_relaxed) & F_CB0)) {
-    c = &f->cb0;
-  } else {
-    c = malloc(sizeof *c);
-    if (c == NULL)
-      return ACTIO_ENOMEM;
+    f->cb0.fn = fn;
+    f->cb0.arg = arg;
+    actio_future_ref(f);
+    /* Acq_rel: the slot's contents before READY (for the completer);
+     * seeing DONE here means seeing the result. Completion and this are
+     * read-modify-writes of one word: exactly one of us runs fn. */
+    uint32_t old = atomic_fetch_or_explicit(&f->state, F_CB0_READY,
+                                            memory_order_acq_rel);
+    if ((old & F_PHASE) == F_DONE) {
+      fn(f, arg);
+      actio_future_unref(f);
+    }
+    return 0;
   }
+  cb *c = malloc(sizeof *c);
+  if (c == NULL)
+    return ACTIO_ENOMEM;
   c->fn = fn;
   c->arg = arg;
   actio_future_ref(f);
   cb *head = atomic_load_explicit(&f->cbs, memory_order_acquire);
   do {
     if (head == CB_CLOSED) {
-      if (c != &f->cb0)
-        free(c);
+      free(c);
       fn(f, arg);
       actio_future_unref(f);
       return 0;
@@ -466,7 +503,8 @@ const char *actio_future_errmsg(const actio_future *f) {
   int st = actio_future_status(f);
   if (st == 0 || st == ACTIO_EPENDING)
     return NULL;
-  return f->errmsg != NULL ? f->errmsg : actio_strerror(st);
+  future_ext *e = ext_peek(f);
+  return e != NULL && e->errmsg != NULL ? e->errmsg : actio_strerror(st);
 }
 
 int64_t actio_future_remaining_ms(const actio_future *f) {
