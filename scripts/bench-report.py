@@ -107,8 +107,8 @@ groups.append(dict(label=f"gather, {n_of('gather')} futures, fan-out 1000", shor
 groups.append(dict(label=f"pingpong, {n_of('pingpong')} round trips", short="pingpong",
                    workload="pingpong", sel={}, peer_target=10,
                    others=peers("asyncio+uvloop", "asyncio") +
-                   [("threads", {}, LIM, "bare two-thread hand-off", None)]))
-for p, c, tgt in ((2, 2, 2), (8, 4, None)):
+                   [("threads", {}, LIM, "bare two-thread hand-off", 0.5)]))
+for p, c, tgt in ((1, 1, 2), (2, 2, 2), (8, 4, 2), (16, 2, 2)):
     groups.append(dict(label=f"mailbox, {p} producers, {c} consumers", short=f"mailbox {p}p/{c}c",
                        workload="mailbox", sel=dict(producers=p, consumers=c),
                        others=[("mutex_queue", dict(producers=p, consumers=c), BASE, "mutex+condvar queue", tgt)]))
@@ -206,6 +206,22 @@ for l in lines:
 if missing:
     print("\nno clean run (failed, errors, or not run) of: " + "; ".join(missing))
 
+# Memory per pending request: bytes, lower is better (targets from the issue).
+mem = []
+for workload, label, target in (("pending_ask", "a pending ask", 128),
+                                ("pending_query", "a queued query", 256)):
+    got = [r for r in rows if r["workload"] == workload and r["impl"] == "actio" and "bytes_per" in r]
+    if got:
+        b = statistics.median(r["bytes_per"] for r in got)
+        peer = [r for r in rows if r["workload"] == workload and r["impl"].startswith("asyncio")]
+        pb = statistics.median(r["bytes_per"] for r in peer) if peer else None
+        mem.append((label, b, pb, target))
+if mem:
+    print("\nmemory per pending request (resident-set growth / N, median):")
+    for label, b, pb, target in mem:
+        print(f"  {label}: {b:.0f} B" + (f" (asyncio: a pending task {pb:.0f} B)" if pb else "") +
+              f"; target at most {target} B: {'met' if b <= target else 'MISSED'}")
+
 if args.md:
     with open(args.md, "w") as f:
         f.write(f"## Measured {stamp:%Y-%m-%d} ({machine}" + (f"; {note}" if note else "") + ")\n\n")
@@ -225,6 +241,11 @@ if args.md:
                                        target_text(t["target"], t["ratio"], md=True))) + " |\n")
         if missing:
             f.write("\nNo clean run (failed, errors, or not run) of: " + "; ".join(missing) + ".\n")
+        if mem:
+            f.write("\n| memory per pending request | actio | asyncio | target |\n|---|---|---|---|\n")
+            for label, b, pb, target in mem:
+                f.write(f"| {label} | {b:.0f} B | " + (f"{pb:.0f} B (a pending task)" if pb else "-") +
+                        f" | at most {target} B: {'met' if b <= target else '**missed**'} |\n")
     print(f"\nmarkdown table: {args.md}")
 
 if not args.png:

@@ -157,7 +157,9 @@ for r in $(seq "$ROUNDS"); do
   run $BENCH pingpong --n $N --impl threads
   run $PY $PEERS/asyncio_gather.py --mode pingpong --n $((N / 5))
   run $PY $PEERS/asyncio_gather.py --mode pingpong --n $((N / 5)) --uvloop
-  for pc in "2 2" "8 4"; do
+  run $BENCH pending --n $((N / 10))
+  run $PY $PEERS/asyncio_gather.py --mode pending --n $((N / 10))
+  for pc in "1 1" "2 2" "8 4" "16 2"; do
     read -r p c <<<"$pc"
     run $MBOX --n $((N * 2)) --producers "$p" --consumers "$c"
     run $MBOX --n $((N * 2)) --producers "$p" --consumers "$c" --impl mutex
@@ -228,6 +230,7 @@ for r in $(seq "$ROUNDS"); do
   # 400 in flight over 8 connections: pgbench's 8 clients x 50 queries.
   run $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBPQ --concurrency $((8 * PIPE)) --pipeline --connections 8
   run $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --pipeline --connections 8
+  run $BENCH pending --n $DBQ --dsn "$BENCH_PG_DSN"
   run $BENCH db_rows --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8
   run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows --uvloop
   run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows
