@@ -172,6 +172,46 @@ START_TEST(test_binary) {
 }
 END_TEST
 
+/* The int32 in the first cell of q's result, and whether the second is
+ * true when z is given. */
+static int32_t send_int32(const actio_db_request *q, int *z) {
+  actio_future *f;
+  int32_t n = -1;
+  ck_assert_int_eq(actio_db_send(db, q, &f), 0);
+  const actio_db_result *r = expect(f, 0);
+  ck_assert_int_eq(actio_db_int32(r, 0, 0, &n), 0);
+  if (z != NULL)
+    ck_assert_int_eq(actio_db_bool(r, 0, 1, z), 0);
+  actio_future_unref(f);
+  return n;
+}
+
+START_TEST(test_param_shapes) {
+  /* What a request keeps of its parameters depends on what they say:
+   * text with declared types, formats that say text only, and text mixed
+   * with binary values (one NULL) each reach the server whole. */
+  const char *text[] = {"20", "22"};
+  uint32_t int4s[] = {23, 23};
+  actio_db_request typed = {.sql = "SELECT $1 + $2 AS n", .nparams = 2,
+                            .params = text, .types = int4s};
+  ck_assert_int_eq(send_int32(&typed, NULL), 42);
+  int text_only[] = {0, 0};
+  actio_db_request plain = {.sql = "SELECT $1::int + $2::int AS n", .nparams = 2,
+                            .params = text, .formats = text_only};
+  ck_assert_int_eq(send_int32(&plain, NULL), 42);
+  int32_t be = (int32_t)__builtin_bswap32(40);
+  const char *mixed[] = {"2", (const char *)&be, NULL};
+  int len[] = {0, 4, 0}, fmt[] = {0, 1, 1};
+  uint32_t types[] = {0, 23, 23};
+  actio_db_request mix = {.sql = "SELECT $1::int + $2 AS n, $3 IS NULL AS z",
+                          .nparams = 3, .params = mixed, .lengths = len,
+                          .formats = fmt, .types = types};
+  int z = 0;
+  ck_assert_int_eq(send_int32(&mix, &z), 42);
+  ck_assert_int_eq(z, 1);
+}
+END_TEST
+
 START_TEST(test_affected) {
   run(db, "CREATE TABLE IF NOT EXISTS aff (a int)");
   run(db, "TRUNCATE aff");
@@ -1086,6 +1126,7 @@ static Suite *db_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_query_values);
   tcase_add_test(tc, test_binary);
+  tcase_add_test(tc, test_param_shapes);
   tcase_add_test(tc, test_affected);
   tcase_add_test(tc, test_bad_input);
   tcase_add_test(tc, test_sql_error);

@@ -93,7 +93,7 @@ int actio_db_send(actio_actor *db, const actio_db_request *req, actio_future **o
   db_req *r = actio__db_req_new(K_QUERY, req, NULL, 0);
   if (r == NULL)
     return ACTIO_ENOMEM;
-  r->nocache = req->no_cache;
+  r->nocache = req->no_cache != 0;
   return actio__db_submit(db, st, r, req->timeout_ms, out);
 }
 

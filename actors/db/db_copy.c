@@ -161,7 +161,7 @@ void actio__db_copy_pump_out(db_worker *w, conn *c) {
       return;
     }
     actio_future *ready = NULL;
-    int rc = r->row_fn(r->arg, row, (size_t)n, &ready);
+    int rc = r->row_fn(r->row_arg, row, (size_t)n, &ready);
     actio__pg_copy_row_free(row);
     if (rc < 0) { /* the consumer gave up: cancel it on the server */
       actio_future_unref(ready);
@@ -218,7 +218,7 @@ static int copy_start(actio_actor *db, actio_db_txn *t, const char *sql,
   }
   r->copy = cp;
   r->row_fn = fn;
-  r->arg = arg;
+  r->row_arg = arg;
   cp->start = r;
   if (t != NULL) {
     cp->txn = t;

@@ -88,25 +88,60 @@ enum kind {
   K_RELISTEN, /* the listener's own: restores every channel after a loss */
 };
 
+/* What a query says of its parameters beyond their values; made only when
+ * it says something: NULL stands for all text, types inferred. */
+typedef struct db_params {
+  const uint32_t *types;        /* OIDs, or NULL: the server infers */
+  const int *lengths, *formats; /* NULL: every value is text */
+} db_params;
+
+/* Requests wait in lists by the thousand, each behind its future: what a
+ * queued query costs is mostly this header (see actio__db_req_new), so
+ * fields that only some kinds use share a union. */
 struct db_req {
-  enum kind kind;
+  /* A request bound to a connection waits in its worker's inbox, then
+   * joins the worker's lists: take_inbox takes the whole inbox at once
+   * (and bell_close hands over what is left), each request out of it
+   * before it joins a list, so one pair of links serves both. */
+  union {
+    actio__bell_link link; /* in a worker's inbox */
+    struct {
+      db_req *prev, *next; /* in the worker's pending or sent list, a
+                              connection's queue or a COPY's */
+    };
+  };
   actio_future *reply; /* NULL for the internal ones */
   db_worker *w;        /* the worker that took it */
-  actio__bell_link link; /* in a worker's inbox */
-  db_req *prev, *next; /* in the worker's pending or sent list, a
-                          connection's queue or a COPY's */
   conn *c;             /* sent on */
-  _Atomic int cancel;  /* set by its cancel hook (release) */
-  int cancel_sent, retried, nocache, commit;
   int64_t queued_ns;
   actio_db_txn *txn;   /* a reference, or NULL */
   actio_db_copy *copy; /* a reference, or NULL */
-  actio__pg_query q;
-  actio_db_row_fn row_fn; /* COPY TO */
-  actio_db_notify_fn nfn; /* LISTEN */
-  void *arg;
-  const char *data;       /* COPY data, the abort reason, or the channel */
-  size_t len;
+  const char *sql;     /* NULL for COPY data, LISTEN and UNLISTEN */
+  _Atomic int cancel;  /* set by its cancel hook (release) */
+  uint8_t kind;        /* an enum kind */
+  /* One memory location: written by the caller before it sends, then by
+   * the worker alone. */
+  unsigned cancel_sent : 1, retried : 1, nocache : 1, commit : 1;
+  union { /* by kind */
+    struct { /* K_QUERY, K_BEGIN, K_TQUERY, K_END, K_TDROP */
+      int nparams, binary_results; /* as the caller gave them */
+      const char *const *values; /* NULL with no parameters */
+      const db_params *more;     /* NULL: all text, types inferred */
+    };
+    struct { /* K_COPY */
+      actio_db_row_fn row_fn; /* COPY TO */
+      void *row_arg;
+    };
+    struct { /* K_CWRITE, K_CEND */
+      const char *data; /* the data, or the abort reason (NULL: none) */
+      size_t len;
+    };
+    struct { /* K_LISTEN, K_UNLISTEN */
+      const char *channel;
+      actio_db_notify_fn nfn;
+      void *arg; /* LISTEN: the subscription it makes (sub *) */
+    };
+  };
   char bytes[];
 };
 

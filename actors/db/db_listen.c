@@ -85,9 +85,9 @@ void actio__db_listener_pump(db_worker *w) {
       actio__db_quote_ident(q, sizeof q, s->channel);
       p += sprintf(p, "LISTEN %s;", q);
     }
-    r->q.sql = r->bytes;
+    r->sql = r->bytes;
     r->nocache = 1;
-    if (actio__pg_conn_send_simple(c->pc, r->q.sql, 0, r) != 0) {
+    if (actio__pg_conn_send_simple(c->pc, r->sql, 0, r) != 0) {
       free(r);
       actio__db_conn_broken(w, c);
       return;
@@ -102,13 +102,13 @@ void actio__db_listener_pump(db_worker *w) {
     actio__db_q_unlink(&w->lq_head, &w->lq_tail, r);
     sub *same = NULL;
     for (sub *s = w->subs; s != NULL; s = s->next)
-      if (strcmp(s->channel, (const char *)r->data) == 0)
+      if (strcmp(s->channel, r->channel) == 0)
         same = s;
     if (r->kind == K_UNLISTEN) {
       int others = 0;
       for (sub **pp = &w->subs; *pp != NULL;) {
         sub *s = *pp;
-        if (strcmp(s->channel, r->data) == 0 && s->fn == r->nfn && s->arg == r->arg &&
+        if (strcmp(s->channel, r->channel) == 0 && s->fn == r->nfn && s->arg == r->arg &&
             r->nfn != NULL) {
           *pp = s->next;
           free(s->channel);
@@ -116,7 +116,7 @@ void actio__db_listener_pump(db_worker *w) {
           r->nfn = NULL; /* one subscription removed */
           continue;
         }
-        others += strcmp(s->channel, r->data) == 0;
+        others += strcmp(s->channel, r->channel) == 0;
         pp = &s->next;
       }
       if (r->nfn != NULL) {
@@ -132,17 +132,17 @@ void actio__db_listener_pump(db_worker *w) {
       continue;
     }
     char q[140];
-    actio__db_quote_ident(q, sizeof q, r->data);
+    actio__db_quote_ident(q, sizeof q, r->channel);
     char sql[160];
     snprintf(sql, sizeof sql, "%s %s", r->kind == K_LISTEN ? "LISTEN" : "UNLISTEN", q);
-    r->q.sql = sql;
+    r->sql = sql;
     r->nocache = 1;
     if (actio__pg_conn_send_simple(c->pc, sql, 0, r) != 0) {
       actio__db_q_push(&w->lq_head, &w->lq_tail, r);
       actio__db_conn_broken(w, c);
       return;
     }
-    r->q.sql = NULL; /* sql was copied by libpq */
+    r->sql = NULL; /* sql was copied by libpq */
     r->c = c;
     actio__db_sent_add(w, r);
     return;

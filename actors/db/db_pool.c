@@ -196,11 +196,23 @@ void actio__db_connect_failed(db_worker *w, conn *c, int rc, const char *err) {
 
 /* Sends r on c as a pipelined unit. 0, or ACTIO_ECONN (c is broken). */
 static int send_unit(db_worker *w, conn *c, db_req *r) {
-  actio__pg_query q = r->q;
-  q.cache = !r->nocache && !w->st->o.no_statement_cache;
-  int rc = r->kind == K_SCRIPT || r->kind == K_COPY
-               ? actio__pg_conn_send_simple(c->pc, r->q.sql, r->kind == K_COPY, r)
-               : actio__pg_conn_send(c->pc, &q, r);
+  int rc;
+  if (r->kind == K_SCRIPT || r->kind == K_COPY) {
+    rc = actio__pg_conn_send_simple(c->pc, r->sql, r->kind == K_COPY, r);
+  } else {
+    const db_params *m = r->more;
+    actio__pg_query q = {
+        .sql = r->sql,
+        .nparams = r->nparams,
+        .types = m ? m->types : NULL,
+        .values = r->values,
+        .lengths = m ? m->lengths : NULL,
+        .formats = m ? m->formats : NULL,
+        .binary_results = r->binary_results,
+        .cache = !r->nocache && !w->st->o.no_statement_cache,
+    };
+    rc = actio__pg_conn_send(c->pc, &q, r);
+  }
   if (rc != 0)
     return rc;
   r->c = c;

@@ -184,6 +184,7 @@ static void take_inbox(db_worker *w) {
   for (actio__bell_link *l = actio__bell_take(w->bell), *next; l != NULL; l = next) {
     next = l->next;
     db_req *r = req_of(l);
+    r->prev = r->next = NULL; /* out of the inbox: its links are the lists' now */
     /* Bound requests only: those that name a connection of this worker. */
     ACTIO__ASSERT(r->kind == K_TQUERY || r->kind == K_END || r->kind == K_TDROP ||
                   (r->kind == K_COPY && r->txn != NULL) || r->kind == K_CWRITE ||
@@ -193,7 +194,7 @@ static void take_inbox(db_worker *w) {
     w->used = 1;
     if (r->kind == K_END && actio_future_is_done(r->reply) && r->commit) {
       r->commit = 0; /* a commit cancelled before it left: roll back */
-      r->q.sql = "ROLLBACK";
+      r->sql = "ROLLBACK";
     }
     /* Never withdrawn: COPY data (the stream stays whole) and the end of a
      * transaction (its connection must not stay inside it). */

@@ -104,7 +104,8 @@ typedef struct actio_db_result actio_db_result;
  * ACTIO_EINVAL (NULL sql, negative nparams or more than 65535, a binary
  * value without its length, not a database actor),
  * ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL, and makes no future.
- * Thread-safe. The future's deadline bounds queueing and running. */
+ * Thread-safe. The future's deadline bounds queueing and running. Queued,
+ * SELECT $1::int with one value holds 240 bytes (future and request). */
 int actio_db_send(actio_actor *db, const actio_db_request *req,
                   actio_future **out);
 
