@@ -198,24 +198,8 @@ int actio__mbox_push(actio__mbox *mb, const actio__mbox_msg *msg,
   return rc;
 }
 
-int actio__mbox_pop(actio__mbox *mb, actio__mbox_msg *out, int64_t timeout_ms) {
-  int rc = try_pop(mb, out);
-  if (rc == ACTIO_EAGAIN && timeout_ms != 0) {
-    /* Poll before parking: the first half with a pause, the rest
-     * yielding the core, so a sender that shares it gets to run (with
-     * spinning alone, two actors on one core would hand off only through
-     * futex wake-ups). */
-    for (unsigned i = 0; i < mb->spin && rc == ACTIO_EAGAIN; i++) {
-      if (i < mb->spin / 2)
-        ck_pr_stall();
-      else
-        sched_yield();
-      rc = try_pop(mb, out);
-    }
-    if (rc == ACTIO_EAGAIN)
-      rc = sleep_until(mb, &mb->not_empty, pop_attempt, out, ACTIO_EAGAIN,
-                       timeout_ms);
-  }
+/* What a pop that returned rc owes the sleepers. */
+static int after_pop(actio__mbox *mb, int rc) {
   if (rc == 0) {
     /* Producers parked on a full ring are woken only once a quarter of it
      * is free, so that each one woken pushes a batch: waking one per pop
@@ -238,6 +222,81 @@ int actio__mbox_pop(actio__mbox *mb, actio__mbox_msg *out, int64_t timeout_ms) {
       actio__event_has_waiters(&mb->not_empty) && actio__mbox_is_closed(mb))
     actio__event_broadcast(&mb->not_empty);
   return rc;
+}
+
+int actio__mbox_pop(actio__mbox *mb, actio__mbox_msg *out, int64_t timeout_ms) {
+  int rc = try_pop(mb, out);
+  if (rc == ACTIO_EAGAIN && timeout_ms != 0) {
+    /* Poll before parking: the first half with a pause, the rest
+     * yielding the core, so a sender that shares it gets to run (with
+     * spinning alone, two actors on one core would hand off only through
+     * futex wake-ups). */
+    for (unsigned i = 0; i < mb->spin && rc == ACTIO_EAGAIN; i++) {
+      if (i < mb->spin / 2)
+        ck_pr_stall();
+      else
+        sched_yield();
+      rc = try_pop(mb, out);
+    }
+    if (rc == ACTIO_EAGAIN)
+      rc = sleep_until(mb, &mb->not_empty, pop_attempt, out, ACTIO_EAGAIN,
+                       timeout_ms);
+  }
+  return after_pop(mb, rc);
+}
+
+/* Claims the run of published messages at the head, up to max, with one
+ * CAS (a consumer draining a busy mailbox moves the consumers' counter once
+ * per run, not once per message). */
+static int try_pop_many(actio__mbox *mb, actio__mbox_msg *out, size_t max,
+                        size_t *n) {
+  uint64_t pos = ck_pr_load_64(&mb->deq);
+  size_t k;
+  for (;;) {
+    k = 0;
+    while (k < max &&
+           ck_pr_load_64(&mb->cells[(pos + k) & mb->mask].seq) == pos + k + 1)
+      k++;
+    if (k == 0) { /* empty, closed, or another consumer moved on */
+      int rc = try_pop(mb, out);
+      *n = rc == 0;
+      return rc;
+    }
+    /* Published cells stay so until consumed: if deq is still pos, all k
+     * are ours. On failure the CAS reloads pos. */
+    if (ck_pr_cas_64_value(&mb->deq, pos, pos + k, &pos))
+      break;
+  }
+  ck_pr_fence_load(); /* load-load: the messages after their sequences */
+  for (size_t i = 0; i < k; i++) {
+    cell *c = &mb->cells[(pos + i) & mb->mask];
+    ACTIO__ASSERT(ck_pr_load_64(&c->seq) == pos + i + 1);
+    ACTIO__TSAN_ACQUIRE(c);
+    out[i] = c->msg;
+    ACTIO__TSAN_RELEASE(c);
+  }
+  /* Load-store: the reads before handing the cells to the next lap; the
+   * last swap also orders the releases before the signals' loads. */
+  ck_pr_fence_load_store();
+  for (size_t i = 0; i + 1 < k; i++)
+    ck_pr_store_64(&mb->cells[(pos + i) & mb->mask].seq, pos + i + mb->mask + 1);
+  ck_pr_fas_64(&mb->cells[(pos + k - 1) & mb->mask].seq, pos + k - 1 + mb->mask + 1);
+  *n = k;
+  return 0;
+}
+
+int actio__mbox_pop_many(actio__mbox *mb, actio__mbox_msg *out, size_t max,
+                         size_t *n, int64_t timeout_ms) {
+  *n = 0;
+  if (max == 0)
+    return ACTIO_EINVAL;
+  int rc = try_pop_many(mb, out, max, n);
+  if (rc == ACTIO_EAGAIN && timeout_ms != 0) {
+    rc = actio__mbox_pop(mb, out, timeout_ms); /* waits, and signals */
+    *n = rc == 0;
+    return rc;
+  }
+  return after_pop(mb, rc);
 }
 
 void actio__mbox_close(actio__mbox *mb) {

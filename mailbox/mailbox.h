@@ -67,6 +67,14 @@ int actio__mbox_push(actio__mbox *mb, const actio__mbox_msg *msg,
  */
 int actio__mbox_pop(actio__mbox *mb, actio__mbox_msg *out, int64_t timeout_ms);
 
+/* Pops up to max of the oldest messages into out[] (in order) and sets *n:
+ * the run already published at the head, claimed at once, or else one,
+ * waiting as actio__mbox_pop does. Returns 0 (*n >= 1) or what
+ * actio__mbox_pop returns; ACTIO_EINVAL for max 0. For a consumer that
+ * handles what it takes itself: messages it holds are not another's. */
+int actio__mbox_pop_many(actio__mbox *mb, actio__mbox_msg *out, size_t max,
+                         size_t *n, int64_t timeout_ms);
+
 /* Closes the mailbox: later pushes fail with ACTIO_ECLOSED; messages already
  * accepted stay poppable. Wakes every sleeping producer and consumer.
  * Idempotent. */

@@ -157,15 +157,23 @@ static void take(actio_actor *a, void *ctx, actio__mbox_msg *m) {
     deliver(a, ctx, m);
 }
 
-/* The loop of a worker that sleeps on its mailbox. */
+/* Messages a consumer takes at once when it is its mailbox's only one. */
+enum { TAKE_BATCH = 16 };
+
+/* The loop of a worker that sleeps on its mailbox. An actor's only worker
+ * takes the run of messages ready at once (one claim on the mailbox for
+ * them all); several take one each, so that none holds messages another
+ * idle worker could handle. */
 static void mailbox_loop(actio_actor *a, worker *w) {
+  size_t max = a->nworkers == 1 ? TAKE_BATCH : 1;
   for (;;) {
-    actio__mbox_msg m;
-    int rc = actio__mbox_pop(a->mb, &m, -1);
+    actio__mbox_msg m[TAKE_BATCH];
+    size_t n = 0;
+    int rc = actio__mbox_pop_many(a->mb, m, max, &n, -1);
     if (rc == ACTIO_ECLOSED)
       return; /* closed and drained */
-    if (rc == 0)
-      take(a, w->ctx, &m);
+    for (size_t i = 0; i < n; i++)
+      take(a, w->ctx, &m[i]);
   }
 }
 
@@ -303,15 +311,19 @@ static int scheduled_run(actio__task *t) {
   actio_actor *outer = current_actor; /* a helping thread runs us nested */
   current_actor = a;
   int more = 0;
-  for (unsigned i = 0;; i++) {
-    if (i == RUN_BATCH) {
+  for (unsigned i = 0;;) {
+    if (i >= RUN_BATCH) {
       more = 1;
       break;
     }
-    actio__mbox_msg m;
-    int rc = actio__mbox_pop(a->mb, &m, 0);
+    actio__mbox_msg m[TAKE_BATCH];
+    size_t n = 0;
+    size_t want = RUN_BATCH - i < TAKE_BATCH ? RUN_BATCH - i : TAKE_BATCH;
+    int rc = actio__mbox_pop_many(a->mb, m, want, &n, 0);
     if (rc == 0) {
-      take(a, a->ctx, &m);
+      for (size_t j = 0; j < n; j++)
+        take(a, a->ctx, &m[j]);
+      i += (unsigned)n;
       continue;
     }
     if (rc == ACTIO_ECLOSED) { /* stopped and drained: this was the last run */

@@ -68,7 +68,7 @@ typedef struct mbox_bench {
   int use_baseline;
   actio__mbox *mb;
   bench_mq *mq;
-  uint64_t producers;
+  uint64_t producers, consumers;
   pthread_barrier_t start; /* every thread and main: start together */
 } mbox_bench;
 
@@ -96,20 +96,19 @@ static int q_push(mbox_bench *b, void *a, void *tag) {
   return actio__mbox_push(b->mb, &m, -1);
 }
 
-static int q_pop(mbox_bench *b, void **a, void **tag) {
-  int rc;
+/* Pops into out[] and sets *n. A lone consumer takes the run of messages
+ * ready at the head at once, as an actor's only worker does; several take
+ * one each, as an actor's workers do, so that none holds another's. */
+enum { BATCH = 32 };
+static int q_pop(mbox_bench *b, actio__mbox_msg *out, size_t *n) {
   if (b->use_baseline) {
     bench_mq_msg m;
-    rc = bench_mq_pop(b->mq, &m);
-    *a = m.a;
-    *tag = m.b;
-  } else {
-    actio__mbox_msg m;
-    rc = actio__mbox_pop(b->mb, &m, -1);
-    *a = m.a;
-    *tag = m.b;
+    int rc = bench_mq_pop(b->mq, &m);
+    out[0] = (actio__mbox_msg){m.a, m.b};
+    *n = rc == 0;
+    return rc;
   }
-  return rc;
+  return actio__mbox_pop_many(b->mb, out, b->consumers == 1 ? BATCH : 1, n, -1);
 }
 
 static void *producer_run(void *arg) {
@@ -134,19 +133,22 @@ static void *consumer_run(void *arg) {
   }
   pthread_barrier_wait(&b->start);
   for (;;) {
-    void *a, *tag;
-    int rc = q_pop(b, &a, &tag);
+    actio__mbox_msg got[BATCH];
+    size_t n = 0;
+    int rc = q_pop(b, got, &n);
     if (rc == ACTIO_ECLOSED)
       break; /* closed and drained */
     if (rc != 0)
       continue;
-    uint64_t v = (uintptr_t)a, id = (uintptr_t)tag;
-    c->popped++;
-    c->sum += v;
-    if (id >= b->producers || v < next[id])
-      c->disorder++;
-    else
-      next[id] = v + 1;
+    for (size_t i = 0; i < n; i++) {
+      uint64_t v = (uintptr_t)got[i].a, id = (uintptr_t)got[i].b;
+      c->popped++;
+      c->sum += v;
+      if (id >= b->producers || v < next[id])
+        c->disorder++;
+      else
+        next[id] = v + 1;
+    }
   }
   free(next);
   return NULL;
@@ -154,7 +156,8 @@ static void *consumer_run(void *arg) {
 
 static int run_mailbox(uint64_t n, uint64_t producers, uint64_t consumers,
                        int use_baseline, uint64_t capacity, uint64_t spin) {
-  mbox_bench b = {.use_baseline = use_baseline, .producers = producers};
+  mbox_bench b = {.use_baseline = use_baseline, .producers = producers,
+                  .consumers = consumers};
   int rc = use_baseline ? bench_mq_create(&b.mq, (size_t)capacity)
                      : actio__mbox_create(&b.mb, (size_t)capacity);
   if (rc != 0) {
