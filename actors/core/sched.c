@@ -59,10 +59,11 @@ static void push_shared(actio__sched *s, actio__task *t) {
   else
     s->head = t;
   s->tail = t;
-  pthread_mutex_unlock(&s->mu);
   /* Seq_cst: the count before the spinners' count is read; pairs with a
-   * spinner that stops spinning and then reads the count. */
+   * spinner that stops spinning and then reads the count. Under the lock,
+   * so that a pop never counts down what was not counted up. */
   atomic_fetch_add_explicit(&s->queued, 1, memory_order_seq_cst);
+  pthread_mutex_unlock(&s->mu);
   if (atomic_load_explicit(&s->spinning, memory_order_seq_cst) == 0)
     actio__event_signal(&s->idle);
 }
