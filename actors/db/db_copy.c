@@ -56,14 +56,7 @@ void actio__db_copy_started(db_worker *w, db_req *r, int out) {
   }
   if (out)
     return; /* COPY TO answers at the end, with the row count */
-  /* Relaxed: the future's completion publishes cp with its state. */
-  int was = atomic_exchange_explicit(&cp->state, T_OPEN, memory_order_relaxed);
-  ACTIO__ASSERT(was == T_NEW); /* nobody else has cp yet */
-  (void)was;
-  actio__db_ref(&cp->refs); /* the caller's, through the future */
-  actio_future_clear_cancel(r->reply);
-  if (actio_future_resolve(r->reply, cp, copy_user_drop) != 0)
-    copy_user_drop(cp); /* cancelled meanwhile: abort it */
+  actio__db_publish(r, &cp->state, &cp->refs, cp, copy_user_drop);
   /* Let go of the future: freeing it is how a caller abandons the COPY. */
   actio_future_unref(r->reply);
   r->reply = NULL;

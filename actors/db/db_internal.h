@@ -273,6 +273,23 @@ static inline void actio__db_ref(_Atomic unsigned *refs) {
   (void)before;
 }
 
+/* Hands a new transaction or COPY (state T_NEW, references refs) to its
+ * caller as r's value: open from now on, with a reference the caller's,
+ * dropped by `drop` if the future was cancelled meanwhile (a rollback, an
+ * abort). */
+static inline void actio__db_publish(db_req *r, _Atomic int *state,
+                                     _Atomic unsigned *refs, void *obj,
+                                     actio_free_fn drop) {
+  /* Relaxed: the future's completion publishes obj with its state. */
+  int was = atomic_exchange_explicit(state, T_OPEN, memory_order_relaxed);
+  ACTIO__ASSERT(was == T_NEW); /* nobody else has it yet */
+  (void)was;
+  actio__db_ref(refs);
+  actio_future_clear_cancel(r->reply);
+  if (actio_future_resolve(r->reply, obj, drop) != 0)
+    drop(obj);
+}
+
 /* Drops a reference; 1 if it was the last. */
 static inline int actio__db_unref(_Atomic unsigned *refs) {
   /* Acq_rel: the last owner sees every other owner's writes before it

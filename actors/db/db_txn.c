@@ -30,14 +30,7 @@ void actio__db_txn_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
   if (r->kind == K_BEGIN && rc == 0) {
     actio_db_txn *t = r->txn;
     actio__pg_result_free(res);
-    /* Relaxed: the future's completion publishes t with its state. */
-    int was = atomic_exchange_explicit(&t->state, T_OPEN, memory_order_relaxed);
-    ACTIO__ASSERT(was == T_NEW); /* nobody else has t yet */
-    (void)was;
-    actio__db_ref(&t->refs); /* the caller's, through the future */
-    actio_future_clear_cancel(r->reply);
-    if (actio_future_resolve(r->reply, t, txn_user_drop) != 0)
-      txn_user_drop(t); /* cancelled meanwhile: roll back */
+    actio__db_publish(r, &t->state, &t->refs, t, txn_user_drop);
     actio__db_req_free(r);
     return;
   }
