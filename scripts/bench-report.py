@@ -114,25 +114,35 @@ for p, c, tgt in ((1, 1, 2), (2, 2, 2), (8, 4, 2), (16, 2, 2)):
                        others=[("mutex_queue", dict(producers=p, consumers=c), BASE, "mutex+condvar queue", tgt)]))
 for path in ("/1k", "/64k"):
     groups.append(dict(label=f"http_get {path}, C=64", short=f"http_get {path}", workload="http_get",
-                       sel=dict(path=path), peer_target=4,
-                       others=peers("aiohttp+uvloop", "aiohttp", path=path) +
-                       [("libcurl-multi", dict(path=path), LIM, "bare libcurl multi loop", 0.95),
+                       sel=dict(path=path, concurrency=64), peer_target=4,
+                       others=peers("aiohttp+uvloop", "aiohttp", path=path, concurrency=64) +
+                       [("libcurl-multi", dict(path=path, concurrency=64), LIM, "bare libcurl multi loop", 0.95),
                         ("wrk", dict(path=path), LIM, "wrk", None)]))
+    groups.append(dict(label=f"http_get {path}, C=128", short=f"http_get {path} C=128", workload="http_get",
+                       sel=dict(path=path, concurrency=128),
+                       others=[("libcurl-multi", dict(path=path, concurrency=128), LIM,
+                                "bare libcurl multi loop", 0.95)]))
 groups.append(dict(label="db_point, C=8", short="db_point C=8", workload="db_point",
                    sel=dict(concurrency=8, pipeline=False),
                    others=peers("asyncpg+uvloop", "asyncpg") +
-                   [("pgbench", {}, LIM, "pgbench -c 8", 0.9)]))
+                   [("pgbench", dict(concurrency=8), LIM, "pgbench -c 8", 0.9)]))
+groups.append(dict(label="db_point, C=16", short="db_point C=16", workload="db_point",
+                   sel=dict(concurrency=16, pipeline=False),
+                   others=[("pgbench", dict(concurrency=16), LIM, "pgbench -c 16", 0.9)]))
 groups.append(dict(label="db_point pipelined, 8 conns, C=400", short="db_point pipelined C=400",
                    workload="db_point", sel=dict(concurrency=400, pipeline=True), peer_target=5,
                    others=peers("asyncpg+uvloop") +
                    [("pgbench-pipeline", {}, LIM, "pgbench -c 8, 50-query pipelines", 0.7)]))
 groups.append(dict(label="db_point pipelined, 8 conns, C=8", short="db_point pipelined C=8",
                    workload="db_point", sel=dict(concurrency=8, pipeline=True),
-                   others=peers("asyncpg+uvloop") + [("pgbench", {}, LIM, "pgbench -c 8", None)]))
+                   others=peers("asyncpg+uvloop") + [("pgbench", dict(concurrency=8), LIM, "pgbench -c 8", None)]))
 groups.append(dict(label="db_rows (100 rows), C=8", short="db_rows C=8", workload="db_rows",
                    sel=dict(concurrency=8),
-                   others=peers("asyncpg+uvloop", "asyncpg") +
-                   [("pgbench", {}, LIM, "pgbench -c 8", 0.9)]))
+                   others=peers("asyncpg+uvloop", "asyncpg", concurrency=8) +
+                   [("pgbench", dict(concurrency=8), LIM, "pgbench -c 8", 0.9)]))
+groups.append(dict(label="db_rows (100 rows), C=16", short="db_rows C=16", workload="db_rows",
+                   sel=dict(concurrency=16),
+                   others=[("pgbench", dict(concurrency=16), LIM, "pgbench -c 16", 0.9)]))
 files = n_of("file_write_small")
 groups.append(dict(label=f"file_write_small, {files} x 4 KiB, C=64", short="file_write_small",
                    workload="file_write_small", sel={}, peer_target=10,

@@ -191,6 +191,10 @@ for r in $(seq "$ROUNDS"); do
     run $PY $PEERS/aiohttp_get.py --url "$u" --requests $HTTPN --concurrency 64
     run $PY $PEERS/aiohttp_get.py --url "$u" --requests $HTTPN --concurrency 64 --uvloop
     run wrk_line "$u"
+    # 128 in flight: the actor against its floor only (the issue's second
+    # concurrency).
+    run $BENCH http_get --url "$u" --requests $HTTPN --concurrency 128
+    run $BENCH http_get --url "$u" --requests $HTTPN --concurrency 128 --impl curl
   done
 done
 
@@ -203,22 +207,23 @@ printf '\\set i random(1, 1000000)\nSELECT :i::int;\n' > "$work/point.sql"
   for _ in $(seq $PIPE); do printf 'SELECT :i::int;\n'; done
   printf '\\endpipeline\n'; } > "$work/point-pipe.sql"
 printf '\\set i random(1, 1000000)\nSELECT g, md5(g::text) FROM generate_series(:i, :i + 99) g;\n' > "$work/rows.sql"
-# pgbench -c 8 -j 2 for PGT seconds: impl workload script queries-per-transaction
+# pgbench -c C -j 2 for PGT seconds: impl workload script queries-per-transaction [C]
 pgbench_line() {
-  local text
-  text=$(pgbench -n -M prepared -c 8 -j 2 -T "$PGT" -f "$3" "$BENCH_PG_DSN" 2>&1) ||
+  local text clients=${5:-8}
+  text=$(pgbench -n -M prepared -c "$clients" -j 2 -T "$PGT" -f "$3" "$BENCH_PG_DSN" 2>&1) ||
     { echo "pgbench failed: $text" >&2; return 1; }
   $PY -c '
 import json, re, sys
 impl, workload, per_txn, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+clients = int(sys.argv[5])
 text = sys.stdin.read()
 tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", text).group(1))
 done = int(re.search(r"number of transactions actually processed: (\d+)", text).group(1))
 failed = re.search(r"number of failed transactions: (\d+)", text)
-print(json.dumps({"impl": impl, "workload": workload, "n": done * per_txn, "concurrency": 8,
+print(json.dumps({"impl": impl, "workload": workload, "n": done * per_txn, "concurrency": clients,
                   "ok": done * per_txn, "errors": int(failed.group(1)) * per_txn if failed else 0,
                   "seconds": secs, "per_sec": round(tps * per_txn, 1), "pipeline": per_txn > 1,
-                  "connections": 8, "queries_per_txn": per_txn}))' "$1" "$2" "$4" "$PGT" <<<"$text"
+                  "connections": clients, "queries_per_txn": per_txn}))' "$1" "$2" "$4" "$PGT" "$clients" <<<"$text"
 }
 for r in $(seq "$ROUNDS"); do
   TAG="round=$r"
@@ -235,6 +240,11 @@ for r in $(seq "$ROUNDS"); do
   run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows --uvloop
   run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows
   run pgbench_line pgbench db_rows "$work/rows.sql" 1
+  # 16 in flight, against pgbench -c 16 (the issue's second concurrency).
+  run $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 16
+  run pgbench_line pgbench db_point "$work/point.sql" 1 16
+  run $BENCH db_rows --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 16
+  run pgbench_line pgbench db_rows "$work/rows.sql" 1 16
 done
 
 section "files (under $work)"
