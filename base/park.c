@@ -113,15 +113,14 @@ int actio__event_has_waiters(actio__event *ev) {
   return ck_pr_load_32(&ev->parked) != 0;
 }
 
-static int wake(actio__event *ev, int all) {
+static void wake(actio__event *ev, int all) {
   /* Atomic-load: the caller published its change with an atomic
    * read-modify-write, which must be visible before we look for sleepers
    * (pairs with the fence in prepare). Free on x86, where atomics are full
    * barriers. */
   ck_pr_fence_atomic_load();
   if (ck_pr_load_32(&ev->parked) == 0)
-    return 0;
-  int woken = 0;
+    return;
   actio__waiter *list = NULL;
   pthread_mutex_lock(&ev->mu);
   do {
@@ -143,10 +142,8 @@ static int wake(actio__event *ev, int all) {
     ck_pr_fence_release();
     ck_pr_store_32(&w->woken, 1);
     actio__futex_wake(&w->woken, 0);
-    woken++;
   }
-  return woken;
 }
 
-int actio__event_signal(actio__event *ev) { return wake(ev, 0); }
+void actio__event_signal(actio__event *ev) { wake(ev, 0); }
 void actio__event_broadcast(actio__event *ev) { wake(ev, 1); }

@@ -40,7 +40,7 @@ void actio__event_cancel(actio__event *ev, actio__waiter *w);
 int actio__event_wait(actio__event *ev, actio__waiter *w, int64_t deadline_ns);
 /* Call after publishing, by an atomic read-modify-write, the change a waiter
  * looks for. */
-int actio__event_signal(actio__event *ev);
+void actio__event_signal(actio__event *ev);
 /* 1 while some thread is parked (or about to park) on ev: whether a signal
  * could wake anyone. Call after publishing, as signal. */
 int actio__event_has_waiters(actio__event *ev);
