@@ -10,6 +10,9 @@
 #include <string.h>
 #include <stdatomic.h>
 #include <sched.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,11 +53,14 @@ static const char usage_text[] =
     "  db_rows  the same flags; SELECT g, md5(g::text) FROM\n"
     "           generate_series($1::int, $1::int + 99) g, every value of the\n"
     "           100 rows read and checked\n"
-    "  pending  [--n N] [--dsn DSN]\n"
+    "  pending  [--n N] [--dsn DSN | --http]\n"
     "           memory per pending request, from the growth of the resident\n"
     "           set: N asks a scheduled actor keeps pending (pending_ask), or\n"
     "           with a DSN N queries queued behind a busy connection\n"
     "           (pending_query); bytes_per is the figure (default N 100000).\n"
+    "           --http: N GETs queued behind one stalled transfer\n"
+    "           (pending_http), then a stop-now of them timed (stop_ms), and\n"
+    "           of a quarter as many (stop_http): a stop costs the queue\n"
     "           One kind per run: memory freed by one would serve the other\n"
     "  W: the actor's worker threads (default: the library's)\n"
     "The mailbox workload drives an internal queue: actio-bench-mailbox\n"
@@ -1002,7 +1008,63 @@ static void emit_pending(const char *workload, uint64_t n, long grew,
   emit("actio", workload, n, n, n, 0, secs, extra);
 }
 
-static int run_pending(uint64_t n, const char *dsn) {
+/* n GETs to a listener that never answers, behind one transfer slot: the
+ * first runs (stalled), the rest wait in the mailbox. Emits `workload`
+ * with the resident growth (when measure) and how long a stop-now of them
+ * all took. */
+static int pending_http(actio_runtime *rt, const char *workload, uint64_t n,
+                        actio_future **fs, int measure) {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sl) != 0 || listen(lfd, 16) != 0 ||
+      getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0) {
+    perror("actio-bench: stalled listener");
+    return 1;
+  }
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/stalled", ntohs(sa.sin_port));
+  size_t cap = 1;
+  while (cap < n)
+    cap <<= 1;
+  actio_actor *h;
+  actio_http_opts o = {.workers = 1, .max_connections = 1, .capacity = cap};
+  int rc = actio_http_spawn(rt, &o, &h);
+  actio_future *first = NULL;
+  if (rc == 0 && (rc = actio_http_get(h, url, &first)) == 0)
+    wait_taken(h, 1, 0); /* the transfer runs (its buffers are not the queue's) */
+  long before = rss_bytes();
+  double t0 = now_sec();
+  for (uint64_t i = 0; i < n && rc == 0; i++)
+    rc = actio_http_get(h, url, &fs[i]);
+  double secs = now_sec() - t0;
+  long grew = rss_bytes() - before;
+  if (rc != 0) {
+    fprintf(stderr, "actio-bench: pending GETs: %s\n", actio_strerror(rc));
+    close(lfd);
+    return 1;
+  }
+  double s0 = now_sec();
+  actio_actor_stop(h, ACTIO_STOP_NOW);
+  double stop = now_sec() - s0;
+  uint64_t cancelled = 0;
+  for (uint64_t i = 0; i < n; i++) {
+    cancelled += actio_future_wait(fs[i], -1) == ACTIO_ECANCELED;
+    actio_future_unref(fs[i]);
+  }
+  cancelled += actio_future_wait(first, -1) == ACTIO_ECANCELED;
+  actio_future_unref(first);
+  close(lfd);
+  char extra[160];
+  int len = snprintf(extra, sizeof extra, ", \"stop_ms\": %.1f", stop * 1000);
+  if (measure)
+    snprintf(extra + len, sizeof extra - (size_t)len,
+             ", \"bytes_per\": %.1f, \"rss_growth\": %ld", (double)grew / (double)n, grew);
+  emit("actio", workload, n, n, cancelled - 1, n + 1 - cancelled, secs, extra);
+  return cancelled != n + 1;
+}
+
+static int run_pending(uint64_t n, const char *dsn, int http) {
   actio_runtime *rt;
   if (actio_runtime_create(&rt, NULL) != 0)
     return 1;
@@ -1020,7 +1082,11 @@ static int run_pending(uint64_t n, const char *dsn) {
   int rc = actio_actor_spawn(rt, &keeper_behavior,
                              &(actio_actor_opts){.name = "keeper", .state = &k}, &a);
   int errors = rc != 0;
-  if (rc == 0 && dsn == NULL) {
+  if (rc == 0 && http) {
+    /* Measured first, on a fresh heap; then a quarter as many, timed. */
+    errors += pending_http(rt, "pending_http", n, fs, 1);
+    errors += pending_http(rt, "stop_http", n / 4 ? n / 4 : 1, fs, 0);
+  } else if (rc == 0 && dsn == NULL) {
     long before = rss_bytes();
     double t0 = now_sec();
     for (uint64_t i = 0; i < n && rc == 0; i++)
@@ -1096,7 +1162,7 @@ typedef struct settings {
   uint64_t n, fanout, threads, spin;
   uint64_t files, size, concurrency, workers, chunk, requests;
   uint64_t queries, connections;
-  int use_baseline, pipeline;
+  int use_baseline, pipeline, http;
   const char *dir, *path, *url, *dsn;
 } settings;
 
@@ -1204,6 +1270,11 @@ int main(int argc, char **argv) {
       i--; /* a switch: no value follows */
       continue;
     }
+    if (strcmp(name, "--http") == 0 && w == W_PENDING) {
+      s.http = 1;
+      i--;
+      continue;
+    }
     if (strcmp(name, "--impl") == 0 && (w == W_HTTP_GET || w == W_PINGPONG)) {
       /* The other side of each comparison: the bare libcurl multi loop
        * (the actor's floor) or the bare two-thread hand-off (pingpong's
@@ -1247,7 +1318,7 @@ int main(int argc, char **argv) {
   if (w == W_HTTP_GET && s.url == NULL)
     return bad_usage("--url is required for", workload);
   if (w == W_PENDING)
-    return run_pending(s.n, s.dsn);
+    return run_pending(s.n, s.dsn, s.http);
   if ((w & W_DB) && s.dsn == NULL)
     return bad_usage("--dsn is required for", workload);
   if (s.connections != 0 && !s.pipeline)

@@ -219,7 +219,8 @@ if missing:
 # Memory per pending request: bytes, lower is better (targets from the issue).
 mem = []
 for workload, label, target in (("pending_ask", "a pending ask", 128),
-                                ("pending_query", "a queued query", 256)):
+                                ("pending_query", "a queued query", 256),
+                                ("pending_http", "a queued HTTP request", 512)):
     got = [r for r in rows if r["workload"] == workload and r["impl"] == "actio" and "bytes_per" in r]
     if got:
         b = statistics.median(r["bytes_per"] for r in got)
@@ -231,6 +232,21 @@ if mem:
     for label, b, pb, target in mem:
         print(f"  {label}: {b:.0f} B" + (f" (asyncio: a pending task {pb:.0f} B)" if pb else "") +
               f"; target at most {target} B: {'met' if b <= target else 'MISSED'}")
+
+# A stop-now of queued GETs: its time against the queue's length (linear
+# when N requests take about 4 times as long as N/4).
+stops = {}
+for workload in ("pending_http", "stop_http"):
+    got = [r for r in rows if r["workload"] == workload and "stop_ms" in r]
+    if got:
+        stops[workload] = (got[0]["n"], statistics.median(r["stop_ms"] for r in got))
+stop_text = None
+if len(stops) == 2:
+    (n1, t1), (n4, t4) = stops["pending_http"], stops["stop_http"]
+    stop_text = (f"a stop-now of {n1} queued GETs took {t1:.1f} ms, of {n4} {t4:.1f} ms "
+                 f"({t1 / t4:.1f}x for {n1 / n4:.0f}x the queue; median)" if t4 > 0 else None)
+    if stop_text:
+        print("\n" + stop_text)
 
 if args.md:
     with open(args.md, "w") as f:
@@ -256,6 +272,8 @@ if args.md:
             for label, b, pb, target in mem:
                 f.write(f"| {label} | {b:.0f} B | " + (f"{pb:.0f} B (a pending task)" if pb else "-") +
                         f" | at most {target} B: {'met' if b <= target else '**missed**'} |\n")
+        if stop_text:
+            f.write(f"\n{stop_text[0].upper() + stop_text[1:]}.\n")
     print(f"\nmarkdown table: {args.md}")
 
 if not args.png:

@@ -158,6 +158,7 @@ for r in $(seq "$ROUNDS"); do
   run $PY $PEERS/asyncio_gather.py --mode pingpong --n $((N / 5))
   run $PY $PEERS/asyncio_gather.py --mode pingpong --n $((N / 5)) --uvloop
   run $BENCH pending --n $((N / 10))
+  run $BENCH pending --n $((N / 10)) --http
   run $PY $PEERS/asyncio_gather.py --mode pending --n $((N / 10))
   for pc in "1 1" "2 2" "8 4" "16 2"; do
     read -r p c <<<"$pc"

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -754,23 +755,77 @@ START_TEST(per_host_connection_limit) {
 }
 END_TEST
 
+/* A listener that never accepts: connects complete into its queue (up to
+ * `backlog`, then they stall), and no answer ever comes. Returns its fd;
+ * *sa and *u get its address and URL. */
+static int stalled_server(int backlog, struct sockaddr_in *sa, char *u, size_t len) {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof *sa;
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)sa, sl), 0);
+  ck_assert_int_eq(listen(lfd, backlog), 0);
+  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)sa, &sl), 0);
+  snprintf(u, len, "http://127.0.0.1:%d/", ntohs(sa->sin_port));
+  return lfd;
+}
+
+/* Waits until `a`'s workers have taken `n` messages. */
+static void wait_handled(actio_actor *a, uint64_t n) {
+  for (actio_actor_stats st;; sched_yield()) {
+    actio_actor_stats_get(a, &st);
+    if (st.handled >= n)
+      return;
+  }
+}
+
+START_TEST(backlog_waits_in_the_mailbox) {
+  char u[64];
+  struct sockaddr_in sa;
+  int lfd = stalled_server(64, &sa, u, sizeof u);
+  /* Two transfer slots, a mailbox of four: the seventh request is refused. */
+  actio_actor *h;
+  actio_http_opts o = {.workers = 1, .max_connections = 2, .capacity = 4,
+                       .fail_when_full = 1};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &h), 0);
+  actio_future *fs[6], *f;
+  for (int i = 0; i < 2; i++)
+    fs[i] = get(h, u);
+  wait_handled(h, 2); /* both slots taken */
+  for (int i = 2; i < 6; i++)
+    fs[i] = get(h, u);
+  ck_assert_int_eq(actio_http_get(h, u, &f), ACTIO_EFULL);
+  actio_actor_stats st;
+  actio_actor_stats_get(h, &st);
+  ck_assert_uint_eq(st.depth, 4); /* queued in the mailbox, not in libcurl */
+  ck_assert_uint_eq(st.handled, 2);
+  actio_actor_metrics m;
+  actio_actor_metrics_get(h, &m);
+  ck_assert_uint_eq(m.in_flight, 6);
+  /* A stop-now ends them all: two running, four never started. */
+  ck_assert_int_eq(actio_actor_stop(h, ACTIO_STOP_NOW), 0);
+  for (int i = 0; i < 6; i++) {
+    expect(fs[i], ACTIO_ECANCELED);
+    actio_future_unref(fs[i]);
+  }
+  actio_actor_stats_get(h, &st);
+  ck_assert_uint_eq(st.dropped, 4);
+  close(lfd);
+}
+END_TEST
+
 START_TEST(connect_timeout) {
   /* A listener whose accept queue is full drops further SYNs on Linux, so
    * a connect to it never completes. */
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  char u[64];
+  struct sockaddr_in sa;
+  int lfd = stalled_server(0, &sa, u, sizeof u);
   socklen_t sl = sizeof sa;
-  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sl), 0);
-  ck_assert_int_eq(listen(lfd, 0), 0);
-  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
   int fill[4];
   for (int i = 0; i < 4; i++) { /* fill the queue */
     fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     connect(fill[i], (struct sockaddr *)&sa, sl);
   }
   usleep(100000);
-  char u[64];
-  snprintf(u, sizeof u, "http://127.0.0.1:%d/", ntohs(sa.sin_port));
   actio_http_request req = {.url = u, .connect_timeout_ms = 300};
   actio_future *f;
   ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
@@ -813,6 +868,7 @@ int main(void) {
   tcase_add_test(tc, client_certificates);
   tcase_add_test(tc, per_host_connection_limit);
   tcase_add_test(tc, connect_timeout);
+  tcase_add_test(tc, backlog_waits_in_the_mailbox);
   tcase_add_test(tc, review_regressions);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);

@@ -209,9 +209,12 @@ static void socket_loop(actio_actor *a, worker *w) {
   const actio_behavior *b = a->b;
   for (;;) {
     int closed = 0;
-    /* Once closed, full no longer counts: the others may be gone, and
-     * what was accepted must be taken by someone. */
-    int (*full)(actio_actor *, void *) = actio__mbox_is_closed(a->mb) ? NULL : b->full;
+    /* A stop-now discards what waits, full or not. A draining stop keeps
+     * the bound: a worker leaves only once the mailbox is empty and its
+     * own work done, so a full one still has the others' backlog to take
+     * as its work ends. */
+    int (*full)(actio_actor *, void *) =
+        atomic_load_explicit(&a->abort, memory_order_acquire) ? NULL : b->full;
     for (int i = 0; i < 256 && !(full && full(a, w->ctx)); i++) {
       actio__mbox_msg m;
       int rc = actio__mbox_pop(a->mb, &m, 0);

@@ -26,6 +26,7 @@ typedef struct actio__http_worker {
   actio__bell *bell;         /* rung by cancel hooks and by the futures a
                                 body consumer asked to wait for */
   actio__http_call *running; /* started or waiting to retry: this thread only */
+  size_t calls;              /* of them, all */
   size_t waiting;            /* of them, waiting to retry */
   size_t paused;             /* of them, paused by their body consumer */
 } actio__http_worker;

@@ -25,6 +25,7 @@ void actio__http_call_free(actio__http_call *c) {
 }
 
 static void link_call(actio__http_worker *w, actio__http_call *c) {
+  w->calls++;
   c->prev = NULL;
   c->next = w->running;
   if (w->running != NULL)
@@ -42,6 +43,8 @@ static void unlink_call(actio__http_worker *w, actio__http_call *c) {
   if (c->next != NULL)
     c->next->prev = c->prev;
   c->prev = c->next = NULL;
+  ACTIO__ASSERT(w->calls > 0);
+  w->calls--;
   if (c->retry_wait) {
     ACTIO__ASSERT(w->waiting > 0);
     w->waiting--;
@@ -55,12 +58,13 @@ static void unlink_call(actio__http_worker *w, actio__http_call *c) {
 /* 1 when the worker's counters agree with its calls. Asserted only, so
  * compiled out of release builds ("unused" there: it walks every call). */
 __attribute__((unused)) static int counts_agree(const actio__http_worker *w) {
-  size_t waiting = 0, paused = 0;
+  size_t calls = 0, waiting = 0, paused = 0;
   for (const actio__http_call *c = w->running; c != NULL; c = c->next) {
+    calls++;
     waiting += c->retry_wait != 0;
     paused += c->ready != NULL;
   }
-  return waiting == w->waiting && paused == w->paused;
+  return calls == w->calls && waiting == w->waiting && paused == w->paused;
 }
 
 /* Ends a call on its worker: completes the future unless it already is. */
@@ -327,6 +331,16 @@ static int http_busy(actio_actor *self, void *worker) {
   return ((actio__http_worker *)worker)->running != NULL;
 }
 
+/* Every transfer slot taken: what else was sent waits in the mailbox (its
+ * bound, EFULL and the depth then mean what they say), not in libcurl,
+ * which would hold a transfer's buffers for each and scan its lists on
+ * every removal. A call waiting to retry holds no slot. */
+static int http_full(actio_actor *self, void *worker) {
+  const actio__http_state *st = actio_actor_state(self);
+  const actio__http_worker *w = worker;
+  return w->calls - w->waiting >= (size_t)st->conf.max_connections;
+}
+
 /* Accepted but never started: the actor stopped at once. */
 static void http_drop(actio_actor *self, void *msg) {
   actio__http_call *c = msg;
@@ -344,4 +358,5 @@ const actio_behavior actio__http_behavior = {
     .wait = http_wait,
     .wake = http_wake,
     .busy = http_busy,
+    .full = http_full,
 };

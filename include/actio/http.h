@@ -34,8 +34,12 @@ extern "C" {
 /** Session defaults; zero means the default for every field. */
 typedef struct actio_http_opts {
   unsigned workers;            /**< threads, one multi handle each; default 2 */
-  size_t capacity;             /**< mailbox size; default 4096 */
-  long max_connections;        /**< open connections per worker; default 64 */
+  size_t capacity;             /**< mailbox size: requests waiting for a
+                                    worker's transfer slot; default 4096 */
+  long max_connections;        /**< open connections per worker, and the
+                                    transfers it runs at once; default 64.
+                                    The requests beyond wait in the mailbox
+                                    (capacity, fail_when_full) */
   long max_host_connections;   /**< per host and worker; default no limit */
   long connect_timeout_ms;     /**< default 10 s */
   long timeout_ms;             /**< one attempt, from its start; default 300 s
