@@ -1104,6 +1104,29 @@ START_TEST(test_restart) {
 }
 END_TEST
 
+START_TEST(test_waiting_apart_from_running) {
+  /* One connection, held by a sleep: the next query waits for it. */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .pipeline_depth = 1});
+  actio_future *sleep, *next;
+  ck_assert_int_eq(actio_db_query(one, "SELECT pg_sleep(3600)", 0, NULL, &sleep), 0);
+  await_running("SELECT pg_sleep(3600)");
+  ck_assert_int_eq(actio_db_query(one, "SELECT 1", 0, NULL, &next), 0);
+  actio_actor_metrics m;
+  for (actio_actor_metrics_get(one, &m); m.stats.accepted < 2; actio_actor_metrics_get(one, &m))
+    sched_yield();
+  ck_assert_uint_eq(m.in_flight, 2);
+  ck_assert_uint_eq(m.running, 1);
+  ck_assert_uint_eq(m.waiting, 1);
+  actio_future_cancel(sleep);
+  ck_assert_int_eq(actio_future_wait(next, -1), 0);
+  actio_actor_metrics_get(one, &m);
+  ck_assert_uint_eq(m.running, 0);
+  ck_assert_uint_eq(m.waiting, 0);
+  actio_future_unref(sleep);
+  actio_future_unref(next);
+}
+END_TEST
+
 START_TEST(test_stop_in_flight) {
   actio_actor *a = spawn((actio_db_opts){.max_connections = 2});
   actio_future *f[200];
@@ -1158,6 +1181,7 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_acquire_timeout);
   tcase_add_test(tc, test_connection_lost);
   tcase_add_test(tc, test_stop_in_flight);
+  tcase_add_test(tc, test_waiting_apart_from_running);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("stress", 240);
   tcase_add_checked_fixture(tc, setup, teardown);

@@ -801,6 +801,8 @@ START_TEST(backlog_waits_in_the_mailbox) {
   actio_actor_metrics m;
   actio_actor_metrics_get(h, &m);
   ck_assert_uint_eq(m.in_flight, 6);
+  ck_assert_uint_eq(m.running, 2);
+  ck_assert_uint_eq(m.waiting, 4);
   /* A stop-now ends them all: two running, four never started. */
   ck_assert_int_eq(actio_actor_stop(h, ACTIO_STOP_NOW), 0);
   for (int i = 0; i < 6; i++) {

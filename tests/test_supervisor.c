@@ -355,6 +355,8 @@ START_TEST(test_metrics) {
   ck_assert_uint_eq(m.completed, 200);
   ck_assert_uint_eq(m.errors, 0);
   ck_assert_uint_eq(m.in_flight, 0);
+  ck_assert_uint_eq(m.running, 0);
+  ck_assert_uint_eq(m.waiting, 0);
   ck_assert_uint_eq(m.stats.handled, 200);
   ck_assert(m.p50_ms <= m.p90_ms && m.p90_ms <= m.p99_ms);
   ck_assert(m.p99_ms <= m.max_ms * 1.125 + 0.001);

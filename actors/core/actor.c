@@ -120,6 +120,7 @@ static void deliver(actio_actor *a, void *ctx, actio__mbox_msg *m) {
     discard(a, m, "asker cancelled before the message was handled");
     return;
   }
+  actio__request_begin(a, reply);
   int rc = a->b->handle(a, ctx, m->a, reply);
   if (rc < 0) {
     actio__count(&a->failed);

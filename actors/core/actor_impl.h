@@ -60,6 +60,7 @@ struct actio_actor {
   char pad1[64];
   _Atomic uint64_t handled, failed, dropped; /* by workers */
   _Atomic uint64_t completed, errors, max_us; /* by completers */
+  _Atomic int64_t running; /* requests begun, not ended (metrics.c) */
   _Atomic uint64_t hist[HIST_BUCKETS];
   char pad2[64];
   /* failure: actio_actor_fail */

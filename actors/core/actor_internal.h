@@ -31,6 +31,11 @@ int actio__request_bound(actio_actor *a, actio__bell *bell,
  * the send succeeded. */
 void actio__actor_track(actio_actor *a, actio_future *f);
 
+/* Marks the request `f` of `a` (NULL: none) running: a worker started its
+ * work (a transfer, a query on a connection, a file operation). Until
+ * then it counts as waiting, in the metrics. Any thread; idempotent. */
+void actio__request_begin(actio_actor *a, actio_future *f);
+
 /* actio_tell for the library's own messages: refused by a stopped actor,
  * it is no dead letter (neither counted nor shown to the user's hook). */
 int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms);

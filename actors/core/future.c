@@ -63,7 +63,7 @@ struct actio_future {
   actio_cancel_fn cancel_fn;
   void *cancel_arg;
   _Atomic(future_ext *) ext; /* NULL until needed */
-  int64_t track_ns;          /* when its actor started timing it */
+  _Atomic int64_t track;     /* its actor's timing of it (metrics.c) */
   cb_inline cb0;             /* claimed by F_CB0, published by F_CB0_READY */
 };
 
@@ -524,9 +524,8 @@ int actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns) {
   return 0;
 }
 
-void actio__future_set_track_ns(actio_future *f, int64_t ns) { f->track_ns = ns; }
 
-int64_t actio__future_track_ns(const actio_future *f) { return f->track_ns; }
+_Atomic int64_t *actio__future_track(actio_future *f) { return &f->track; }
 
 int actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free) {
   future_ext *e = ext_get(f);

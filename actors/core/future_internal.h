@@ -37,10 +37,9 @@ int actio__future_claim(actio_future *f);
 void actio__future_settle(actio_future *f, int code, void *value,
                           actio_free_fn free_fn, char *msg);
 
-/* When an actor started timing `f` (set before its done callback is
- * registered, read in it). */
-void actio__future_set_track_ns(actio_future *f, int64_t ns);
-int64_t actio__future_track_ns(const actio_future *f);
+/* The word its actor's metrics keep for `f` (when it was sent, whether it
+ * began running, whether it ended: see metrics.c); 0 in a new future. */
+_Atomic int64_t *actio__future_track(actio_future *f);
 
 /* Sets the absolute deadline read by actio_future_remaining_ms. */
 int actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns);

@@ -37,9 +37,34 @@ static double hist_value(unsigned i) {
   return lo + (double)(1ull << (e - 3)) / 2;
 }
 
+/* A request's track word: the time it was sent, in nanoseconds with the
+ * two low bits cleared, or'ed with these. Each transition is one atomic
+ * read-modify-write of the word, so whichever of begin and end comes
+ * second sees the other: `running` counts a request from its begin to its
+ * end, once, whatever their order. Relaxed: the word alone decides. */
+enum { TRACK_BEGUN = 1, TRACK_ENDED = 2, TRACK_BITS = 3 };
+
+/* Marks f ended; returns when it was sent. */
+static int64_t track_end(actio_actor *a, actio_future *f) {
+  int64_t old = atomic_fetch_or_explicit(actio__future_track(f), TRACK_ENDED,
+                                         memory_order_relaxed);
+  if (old & TRACK_BEGUN)
+    atomic_fetch_sub_explicit(&a->running, 1, memory_order_relaxed);
+  return old & ~(int64_t)TRACK_BITS;
+}
+
+void actio__request_begin(actio_actor *a, actio_future *f) {
+  if (f == NULL)
+    return;
+  int64_t old = atomic_fetch_or_explicit(actio__future_track(f), TRACK_BEGUN,
+                                         memory_order_relaxed);
+  if (!(old & TRACK_BITS))
+    atomic_fetch_add_explicit(&a->running, 1, memory_order_relaxed);
+}
+
 static void tracked(actio_future *f, void *arg) {
   actio_actor *a = arg;
-  int64_t ns = actio__now_ns() - actio__future_track_ns(f);
+  int64_t ns = actio__now_ns() - track_end(a, f);
   uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
   /* Relaxed everywhere: statistics, read as a snapshot. */
   atomic_fetch_add_explicit(&a->hist[hist_index(us)], 1, memory_order_relaxed);
@@ -52,10 +77,15 @@ static void tracked(actio_future *f, void *arg) {
 }
 
 void actio__actor_track(actio_actor *a, actio_future *f) {
-  actio__future_set_track_ns(f, actio__now_ns());
+  /* An add, not a store: its worker may have begun it already. */
+  atomic_fetch_add_explicit(actio__future_track(f),
+                            actio__now_ns() & ~(int64_t)TRACK_BITS,
+                            memory_order_relaxed);
   actio__count(&a->started);
-  if (actio_future_on_done(f, tracked, a) != 0)
+  if (actio_future_on_done(f, tracked, a) != 0) {
+    (void)track_end(a, f);
     actio__count(&a->errors); /* out of memory: counted, not timed */
+  }
 }
 
 void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
@@ -68,6 +98,11 @@ void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
   out->completed = completed;
   out->errors = errors;
   out->in_flight = started > completed + errors ? started - completed - errors : 0;
+  int64_t running = atomic_load_explicit(&m->running, memory_order_relaxed);
+  out->running = running < 0 ? 0 : (uint64_t)running;
+  if (out->running > out->in_flight) /* the counters are read one by one */
+    out->running = out->in_flight;
+  out->waiting = out->in_flight - out->running;
   out->max_ms = (double)atomic_load_explicit(&m->max_us, memory_order_relaxed) / 1000;
   uint64_t h[HIST_BUCKETS], total = 0;
   for (unsigned i = 0; i < HIST_BUCKETS; i++)
@@ -87,8 +122,8 @@ void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
 }
 
 void actio_runtime_metrics_print(actio_runtime *rt, FILE *f) {
-  fprintf(f, "%-16s %8s %9s %10s %8s %9s %9s %9s\n", "actor", "depth",
-          "in-flight", "completed", "errors", "p50 ms", "p99 ms", "max ms");
+  fprintf(f, "%-16s %8s %8s %8s %10s %8s %9s %9s %9s\n", "actor", "depth",
+          "waiting", "running", "completed", "errors", "p50 ms", "p99 ms", "max ms");
   /* Actors are freed only with the runtime: a snapshot of the list is safe
    * to read after the lock. */
   pthread_mutex_lock(&rt->mu);
@@ -106,9 +141,9 @@ void actio_runtime_metrics_print(actio_runtime *rt, FILE *f) {
       continue;
     actio_actor_metrics m;
     actio_actor_metrics_get(a, &m);
-    fprintf(f, "%-16s %8zu %9" PRIu64 " %10" PRIu64 " %8" PRIu64
+    fprintf(f, "%-16s %8zu %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %8" PRIu64
                " %9.3f %9.3f %9.3f%s\n",
-            a->name, m.stats.depth, m.in_flight, m.completed, m.errors,
+            a->name, m.stats.depth, m.waiting, m.running, m.completed, m.errors,
             m.p50_ms, m.p99_ms, m.max_ms, m.failed ? "  FAILED" : "");
   }
   free(list);

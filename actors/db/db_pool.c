@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "actors/core/actor_internal.h"
 #include "actors/db/db_internal.h"
 #include "base/clock.h"
 
@@ -216,6 +217,7 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
   if (rc != 0)
     return rc;
   r->c = c;
+  actio__request_begin(w->self, r->reply);
   if (r->kind == K_SCRIPT || r->kind == K_COPY)
     c->simple = 1;
   actio__db_sent_add(w, r);

@@ -298,6 +298,7 @@ static int files_handle(actio_actor *self, void *worker, void *msg,
     actio__file_req_free(r);
     return 0;
   }
+  actio__request_begin(self, r->reply);
   switch (r->op) {
   case OP_READ:
     rc = do_read(st, r, &value);

@@ -254,7 +254,6 @@ static int http_handle(actio_actor *self, void *worker, void *msg,
                        actio_future *unused) {
   actio__http_worker *w = worker;
   actio__http_call *c = msg;
-  (void)self;
   (void)unused;
   if (actio_future_is_done(c->reply)) { /* cancelled or past its deadline */
     actio__http_call_free(c);
@@ -266,6 +265,7 @@ static int http_handle(actio_actor *self, void *worker, void *msg,
     c->io.sink_arg = c;
   }
   link_call(w, c);
+  actio__request_begin(self, c->reply);
   if (actio_future_on_cancel(c->reply, on_cancel, c) == ACTIO_ECANCELED) {
     end_call(c, ACTIO_ECANCELED, NULL, "cancelled");
     return 0;

@@ -190,7 +190,13 @@ void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out);
  * completion of their future. */
 typedef struct actio_actor_metrics {
   actio_actor_stats stats; /**< the actor's counters */
-  uint64_t in_flight;      /**< requests not completed yet */
+  uint64_t in_flight;      /**< requests not completed yet: waiting plus
+                                running */
+  uint64_t waiting;        /**< of them, not started: in the mailbox, or
+                                taken and waiting for a connection */
+  uint64_t running;        /**< of them, started: a handler took the ask,
+                                a transfer, a query or a file operation
+                                runs */
   uint64_t completed;      /**< requests completed with a value */
   uint64_t errors;         /**< requests failed or cancelled */
   /** Their latency (within 1/8): median, 90th and 99th percentiles, the
