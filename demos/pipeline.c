@@ -31,7 +31,24 @@
  *
  * Exit status: 0 when every URL was recorded, whether it was fetched or
  * failed; 1 when a row could not be recorded (after retries: the summary
- * lists those URLs) or the table could not be made; 2 on bad usage. */
+ * lists those URLs) or the table could not be made; 2 on bad usage.
+ *
+ * For a soak (scripts/soak.sh), one long-lived process can run the list
+ * again and again: --rounds N and/or --duration SECONDS (a round started
+ * before the time is up runs to its end). Round K's rows have the run_id
+ * "<run-id>-K"; each round prints the lines it could not record
+ * ("  round K not recorded: line L URL: why") and then
+ * "round K: N URLs, R recorded, U not recorded, F failed, S s" (F: fetched
+ * or saved with an error, recorded or not), and the run ends with a
+ * "rounds:" total instead of the summary. --samples FILE has a thread write
+ * a line a second: seconds since the start, Unix time, RSS in KiB, open
+ * descriptors, threads, rounds done, then depth, waiting, running and in
+ * flight of each actor (http, db, files, hasher); the first line, starting
+ * with '#', names the columns. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -379,10 +396,231 @@ static void progress(int tty, double t0, int last) {
   fflush(stdout);
 }
 
+/* ---- the soak mode: rounds of the list, samples of the process ---- */
+
+typedef struct tally {
+  size_t fetched, failed, unrecorded; /* failed: with an error or not recorded */
+  size_t errors;                      /* fetched or saved with an error */
+  uint64_t bytes;
+} tally;
+
+static tally count_jobs(void) {
+  tally t = {0};
+  for (size_t i = 0; i < P.n; i++) {
+    const job *j = &P.jobs[i];
+    t.bytes += j->bytes;
+    if (!j->error && j->recorded)
+      t.fetched++;
+    else
+      t.failed++;
+    if (!j->recorded)
+      t.unrecorded++;
+    if (j->error)
+      t.errors++;
+  }
+  return t;
+}
+
+/* Every URL not recorded, for whoever must retry them. */
+static void print_unrecorded(const char *prefix) {
+  for (size_t i = 0; i < P.n; i++)
+    if (!P.jobs[i].recorded)
+      printf("  %snot recorded: line %zu %s: %s\n", prefix, P.jobs[i].line, P.jobs[i].url,
+             P.jobs[i].db_error ? P.jobs[i].db_error
+                                : "stopped before the record step (out of memory?)");
+}
+
+static void free_job_texts(job *j) {
+  free(j->file);
+  free(j->error);
+  free(j->db_error);
+}
+
+static atomic_size_t rounds_done; /* for the sampler */
+
+/* Runs the list round after round, each under its own run_id, until
+ * `rounds` (0: no limit) or `duration_s` (0: no limit) is reached. Returns
+ * 0 when every round ran to its end, else -1 (a round that could not start
+ * or whose chains did not all finish, e.g. out of memory, ends the rounds:
+ * its jobs may still be in use, so they are not reset). Totals go to *sum. */
+static int run_rounds(long rounds, long duration_s, long concurrency, tally *sum) {
+  const char *base = P.run_id;
+  double t0 = now_ms();
+  int rc = 0;
+  for (long k = 1; (rounds == 0 || k <= rounds) &&
+                   (duration_s == 0 || now_ms() - t0 < 1e3 * (double)duration_s);
+       k++) {
+    for (size_t i = 0; i < P.n; i++) { /* the last round's outcome, not its URL */
+      job *j = &P.jobs[i];
+      free_job_texts(j);
+      *j = (job){.line = j->line, .url = j->url};
+    }
+    atomic_store_explicit(&P.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&P.failed, 0, memory_order_relaxed);
+    char *id = str_printf("%s-%ld", base, k);
+    actio_future *all = NULL;
+    double r0 = now_ms();
+    P.run_id = id;
+    if (!id ||
+        actio_map(P.n, (size_t)concurrency, start_url, NULL, ACTIO_GATHER_SETTLE_ALL, &all) != 0) {
+      printf("round %ld: could not start\n", k);
+      rc = -1;
+    } else {
+      actio_future_wait(all, -1);
+      actio_future_unref(all);
+      size_t done = atomic_load_explicit(&P.done, memory_order_relaxed);
+      if (done != P.n) {
+        printf("round %ld: stopped, %zu of %zu URLs finished\n", k, done, P.n);
+        rc = -1;
+      }
+    }
+    P.run_id = base;
+    free(id);
+    if (rc != 0)
+      break;
+    tally t = count_jobs();
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "round %ld ", k);
+    print_unrecorded(prefix);
+    printf("round %ld: %zu URLs, %zu recorded, %zu not recorded, %zu failed, %.2f s\n", k, P.n,
+           P.n - t.unrecorded, t.unrecorded, t.errors, (now_ms() - r0) / 1e3);
+    fflush(stdout);
+    sum->unrecorded += t.unrecorded;
+    sum->errors += t.errors;
+    sum->bytes += t.bytes;
+    atomic_fetch_add_explicit(&rounds_done, 1, memory_order_relaxed);
+  }
+  return rc;
+}
+
+/* Resident set in KiB: /proc/self/statm's second field, in pages. */
+static long rss_kib(void) {
+  long size = 0, resident = -1;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+      resident = -1;
+    fclose(f);
+  }
+  return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Open descriptors, not counting the one that reads them. */
+static long open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return -1;
+  long n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n - 1;
+}
+
+static long thread_count(void) {
+  char line[256];
+  long n = -1;
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f) {
+    while (fgets(line, sizeof line, f) && sscanf(line, "Threads: %ld", &n) != 1) {
+    }
+    fclose(f);
+  }
+  return n;
+}
+
+/* A thread that writes a line of figures to `out` once a second. */
+typedef struct sampler {
+  FILE *out;
+  double t0;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t wake; /* on CLOCK_MONOTONIC; signalled to stop */
+  int stop;            /* under lock */
+} sampler;
+
+static void sample(sampler *s) {
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  fprintf(s->out, "%.3f %.3f %ld %ld %ld %zu", (now_ms() - s->t0) / 1e3,
+          (double)wall.tv_sec + (double)wall.tv_nsec / 1e9, rss_kib(), open_fds(),
+          thread_count(), atomic_load_explicit(&rounds_done, memory_order_relaxed));
+  actio_actor *actors[] = {P.http, P.db, P.files, P.hasher};
+  for (size_t i = 0; i < sizeof actors / sizeof *actors; i++) {
+    actio_actor_metrics m;
+    actio_actor_metrics_get(actors[i], &m);
+    fprintf(s->out, " %zu %" PRIu64 " %" PRIu64 " %" PRIu64, m.stats.depth, m.waiting, m.running,
+            m.in_flight);
+  }
+  fputc('\n', s->out);
+  fflush(s->out);
+}
+
+static void *sampler_main(void *arg) {
+  sampler *s = arg;
+  struct timespec next;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  pthread_mutex_lock(&s->lock);
+  while (!s->stop) {
+    pthread_mutex_unlock(&s->lock);
+    sample(s);
+    pthread_mutex_lock(&s->lock);
+    next.tv_sec++;
+    while (!s->stop && pthread_cond_timedwait(&s->wake, &s->lock, &next) != ETIMEDOUT) {
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
+
+/* Opens path and starts the sampler; 0, or an errno value. */
+static int sampler_start(sampler *s, const char *path) {
+  pthread_condattr_t attr;
+  if (!(s->out = fopen(path, "w")))
+    return errno;
+  fprintf(s->out, "# elapsed_s unix_s rss_kib fds threads rounds");
+  static const char *names[] = {"http", "db", "files", "hasher"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    fprintf(s->out, " %s_depth %s_waiting %s_running %s_in_flight", names[i], names[i], names[i],
+            names[i]);
+  fputc('\n', s->out);
+  s->t0 = now_ms();
+  s->stop = 0;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->wake, &attr);
+  pthread_condattr_destroy(&attr);
+  pthread_mutex_init(&s->lock, NULL);
+  int rc = pthread_create(&s->thread, NULL, sampler_main, s);
+  if (rc != 0) {
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->lock);
+    fclose(s->out);
+    s->out = NULL;
+  }
+  return rc;
+}
+
+/* Stops and joins a started sampler, with a last line of figures. */
+static void sampler_stop(sampler *s) {
+  if (!s->out)
+    return;
+  pthread_mutex_lock(&s->lock);
+  s->stop = 1;
+  pthread_cond_signal(&s->wake);
+  pthread_mutex_unlock(&s->lock);
+  pthread_join(s->thread, NULL);
+  sample(s);
+  pthread_cond_destroy(&s->wake);
+  pthread_mutex_destroy(&s->lock);
+  fclose(s->out);
+  s->out = NULL;
+}
+
 static int usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s --dsn DSN --out DIR [--concurrency N] [--timeout MS] [--retries N]\n"
-          "       [--run-id ID] URLS\n"
+          "       [--run-id ID] [--rounds N] [--duration SECONDS] [--samples FILE] URLS\n"
           "  URLS           a file with one URL a line, or - for standard input\n"
           "  --dsn          PostgreSQL connection string (libpq); rows go to the\n"
           "                 table actio_pipeline, made if missing\n"
@@ -391,7 +629,14 @@ static int usage(const char *argv0) {
           "  --timeout      per URL, all attempts included, in ms (default 30000)\n"
           "  --retries      more HTTP attempts after a dropped connection or a\n"
           "                 429/502/503/504 (default 2)\n"
-          "  --run-id       the rows' run_id (default: time and process id)\n",
+          "  --run-id       the rows' run_id (default: time and process id)\n"
+          "  --rounds       run the list N times in this process, round K under the\n"
+          "                 run_id <run-id>-K, with a line per round (for a soak)\n"
+          "  --duration     run rounds until SECONDS have passed (with --rounds:\n"
+          "                 whichever comes first)\n"
+          "  --samples      write a line a second to FILE: elapsed s, Unix time, RSS KiB,\n"
+          "                 descriptors, threads, rounds done, and each actor's depth,\n"
+          "                 waiting, running and in flight (http, db, files, hasher)\n",
           argv0);
   return 2;
 }
@@ -412,8 +657,8 @@ static int await(actio_future *f, const char *what) {
 }
 
 int main(int argc, char **argv) {
-  const char *dsn = NULL, *src = NULL;
-  long concurrency = 32;
+  const char *dsn = NULL, *src = NULL, *samples = NULL;
+  long concurrency = 32, rounds = 0, duration_s = 0;
   char run_id[64];
   P.timeout_ms = 30000;
   P.retries = 2;
@@ -431,6 +676,12 @@ int main(int argc, char **argv) {
       i++;
     else if (strcmp(a, "--retries") == 0 && (P.retries = (int)number(v, 100)) >= 0)
       i++;
+    else if (strcmp(a, "--rounds") == 0 && (rounds = number(v, 1000000000)) > 0)
+      i++;
+    else if (strcmp(a, "--duration") == 0 && (duration_s = number(v, 31536000)) > 0)
+      i++;
+    else if (strcmp(a, "--samples") == 0 && v)
+      samples = v, i++;
     else if ((a[0] != '-' || strcmp(a, "-") == 0) && !src)
       src = a;
     else
@@ -480,13 +731,22 @@ int main(int argc, char **argv) {
   P.jobs = l.jobs;
   P.n = l.n;
 
-  int tty = isatty(STDOUT_FILENO);
+  int tty = isatty(STDOUT_FILENO), soak = rounds > 0 || duration_s > 0;
+  sampler smp = {0};
+  if (ok && samples && (rc = sampler_start(&smp, samples)) != 0) {
+    fprintf(stderr, "actio-pipeline: samples to %s: %s\n", samples, strerror(rc));
+    ok = 0;
+  }
   double t0 = now_ms();
+  tally t = {0};
   if (ok) {
     printf("run %s: %zu URLs, %ld at a time, bodies to %s\n", P.run_id, P.n, concurrency, P.out);
     fflush(stdout);
     /* await gather(*(one(i) for i in range(n))), at most `concurrency` at once */
-    if (actio_map(P.n, (size_t)concurrency, start_url, NULL, ACTIO_GATHER_SETTLE_ALL, &all) != 0) {
+    if (soak) {
+      ok = run_rounds(rounds, duration_s, concurrency, &t) == 0;
+    } else if (actio_map(P.n, (size_t)concurrency, start_url, NULL, ACTIO_GATHER_SETTLE_ALL,
+                         &all) != 0) {
       ok = 0;
     } else {
       while (actio_future_wait(all, tty ? 100 : 1000) == ACTIO_EPENDING)
@@ -496,6 +756,7 @@ int main(int argc, char **argv) {
     }
   }
   double secs = (now_ms() - t0) / 1e3;
+  sampler_stop(&smp);
   actio_runtime_destroy(P.rt); /* every actor drained: the jobs are ours again */
   for (size_t i = 0; i < P.n; i++) { /* left by a chain that could not start */
     actio_future_unref(P.jobs[i].fetch);
@@ -503,39 +764,35 @@ int main(int argc, char **argv) {
     actio_future_unref(P.jobs[i].insert);
   }
 
-  size_t fetched = 0, failed = 0, unrecorded = 0, shown = 0;
-  uint64_t bytes = 0;
-  for (size_t i = 0; i < P.n; i++) {
-    job *j = &P.jobs[i];
-    bytes += j->bytes;
-    if (!j->error && j->recorded)
-      fetched++;
-    else
-      failed++;
-    if (j->error && shown++ < 10)
-      printf("  failed: line %zu %s: %s\n", j->line, j->url, j->error);
-    if (!j->recorded)
-      unrecorded++;
-  }
-  if (shown > 10)
-    printf("  ... and %zu more failures: SELECT line, url, error FROM actio_pipeline"
-           " WHERE run_id = '%s' AND error IS NOT NULL\n", shown - 10, P.run_id);
-  for (size_t i = 0; i < P.n; i++) /* every one, for whoever must retry them */
-    if (ok && !P.jobs[i].recorded)
-      printf("  not recorded: line %zu %s: %s\n", P.jobs[i].line, P.jobs[i].url,
-             P.jobs[i].db_error ? P.jobs[i].db_error : "stopped before the record step (out of memory?)");
-  if (ok) {
-    printf("summary: %zu URLs, %zu ok, %zu failed (%zu not recorded), %.1f MiB, %.2f s,"
-           " %.0f URLs/s; %zu insert retries; run_id %s\n",
-           P.n, fetched, failed, unrecorded, (double)bytes / (1 << 20), secs,
-           secs > 0 ? (double)P.n / secs : 0.0, atomic_load(&P.db_retries), P.run_id);
+  if (soak) {
+    size_t k = atomic_load_explicit(&rounds_done, memory_order_relaxed);
+    if (ok)
+      printf("rounds: %zu of %zu URLs, %zu recorded, %zu not recorded, %zu failed, %.1f MiB,"
+             " %.2f s; %zu insert retries; run_id %s-1..%zu\n",
+             k, P.n, k * P.n - t.unrecorded, t.unrecorded, t.errors,
+             (double)t.bytes / (1 << 20), secs,
+             atomic_load_explicit(&P.db_retries, memory_order_relaxed), P.run_id, k);
+  } else {
+    t = count_jobs();
+    size_t shown = 0;
+    for (size_t i = 0; i < P.n; i++)
+      if (P.jobs[i].error && shown++ < 10)
+        printf("  failed: line %zu %s: %s\n", P.jobs[i].line, P.jobs[i].url, P.jobs[i].error);
+    if (shown > 10)
+      printf("  ... and %zu more failures: SELECT line, url, error FROM actio_pipeline"
+             " WHERE run_id = '%s' AND error IS NOT NULL\n", shown - 10, P.run_id);
+    if (ok) {
+      print_unrecorded("");
+      printf("summary: %zu URLs, %zu ok, %zu failed (%zu not recorded), %.1f MiB, %.2f s,"
+             " %.0f URLs/s; %zu insert retries; run_id %s\n",
+             P.n, t.fetched, t.failed, t.unrecorded, (double)t.bytes / (1 << 20), secs,
+             secs > 0 ? (double)P.n / secs : 0.0, atomic_load(&P.db_retries), P.run_id);
+    }
   }
   for (size_t i = 0; i < P.n; i++) {
     free(P.jobs[i].url);
-    free(P.jobs[i].file);
-    free(P.jobs[i].error);
-    free(P.jobs[i].db_error);
+    free_job_texts(&P.jobs[i]);
   }
   free(P.jobs);
-  return ok && unrecorded == 0 ? 0 : 1;
+  return ok && t.unrecorded == 0 ? 0 : 1;
 }
