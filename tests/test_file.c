@@ -51,15 +51,21 @@ static int count_fds(void) {
   return n;
 }
 
-static void setup(void) {
+static void make_dir(void) {
   snprintf(dir, sizeof dir, "/tmp/actio-test-file-XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void setup(void) {
+  make_dir();
   ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
   ck_assert_int_eq(actio_file_spawn(rt, NULL, &files), 0);
 }
 
 static void teardown(void) {
-  actio_runtime_destroy(rt);
+  actio_runtime_destroy(rt); /* NULL in the kill case's fixture */
+  rt = NULL;
+  actio__fio_use_tmpfile(-1); /* a loop test may have forced the fallback */
   rm_rf(dir);
 }
 
@@ -200,9 +206,14 @@ static int read_as_nobody(const char *path) {
   return ok ? 0 : 1;
 }
 
+/* Loop tests over atomic writes: _i 0 writes through O_TMPFILE where the
+ * file system has it, 1 through the named fallback. */
+static void atomic_mode(int i) { actio__fio_use_tmpfile(i == 0); }
+
 START_TEST(atomic_write_replaces_whole_or_not_at_all) {
   char p[512];
   actio_future *f;
+  atomic_mode(_i);
   write_file("cfg", "old");
   path_in(p, sizeof p, "cfg");
   chmod(p, 0640);
@@ -268,6 +279,153 @@ START_TEST(cancelled_atomic_write_leaves_nothing) {
   while ((e = readdir(d)) != NULL)
     ck_assert_msg(strstr(e->d_name, ".tmp") == NULL, "temporary file left: %s", e->d_name);
   closedir(d);
+}
+END_TEST
+
+/* The names in dir besides "target": how many match the leftovers'
+ * pattern (*size: the last one's size) and how many do not. */
+static void others_in_dir(int *leftovers, off_t *size, int *strangers) {
+  *leftovers = *strangers = 0;
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+        strcmp(e->d_name, "target") == 0)
+      continue;
+    if (!actio__fio_is_leftover(e->d_name)) {
+      ++*strangers;
+      continue;
+    }
+    struct stat st;
+    ck_assert_int_eq(fstatat(dirfd(d), e->d_name, &st, 0), 0);
+    *size = st.st_size;
+    ++*leftovers;
+  }
+  closedir(d);
+}
+
+/* The child of atomic_write_killed_midway: writes 4 of 16 MiB of an atomic
+ * replacement of dir/target, says so on fd, and waits to be killed. */
+static void write_until_killed(int fd, int tmpfile) {
+  char p[512];
+  path_in(p, sizeof p, "target");
+  actio__fio_use_tmpfile(tmpfile);
+  actio__root cwd = {AT_FDCWD, 0};
+  actio__fio_atomic *a;
+  static char mib[1 << 20];
+  memset(mib, 'n', sizeof mib);
+  if (actio__fio_atomic_open(&cwd, p, 0666, &a) != 0)
+    _exit(1);
+  for (int i = 0; i < 4; i++)
+    if (actio__fio_write_fd(actio__fio_atomic_fd(a), mib, sizeof mib, -1) != 0)
+      _exit(2);
+  if (write(fd, "m", 1) != 1) /* midway */
+    _exit(3);
+  for (;;)
+    pause();
+}
+
+START_TEST(atomic_write_killed_midway) {
+  /* _i 0: O_TMPFILE where the file system has it; 1: the named fallback. */
+  write_file("target", "old");
+  int probe = open(dir, O_TMPFILE | O_WRONLY, 0600);
+  int unnamed = _i == 0 && probe >= 0; /* what this file system can do */
+  if (probe >= 0)
+    close(probe);
+  int ch[2];
+  ck_assert_int_eq(pipe(ch), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(ch[0]);
+    write_until_killed(ch[1], _i == 0);
+  }
+  close(ch[1]);
+  char c;
+  ck_assert_int_eq(read(ch[0], &c, 1), 1); /* the child is midway */
+  close(ch[0]);
+  ck_assert_int_eq(kill(pid, SIGKILL), 0);
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  int leftovers, strangers;
+  off_t size = 0;
+  others_in_dir(&leftovers, &size, &strangers);
+  ck_assert_int_eq(strangers, 0);
+  ck_assert_str_eq(slurp("target"), "old");
+  if (unnamed) {
+    ck_assert_int_eq(leftovers, 0); /* nothing but the old target */
+  } else {
+    ck_assert_int_eq(leftovers, 1); /* the named temporary, as written */
+    ck_assert_int_eq(size, 4 << 20);
+  }
+  /* The clean call removes what was left, and only that. */
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_file_spawn(rt, NULL, &files), 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_file_clean_leftovers(files, dir, &f), 0);
+  ck_assert_uint_eq(*(uint64_t *)expect(f, 0), (uint64_t)leftovers);
+  actio_future_unref(f);
+  others_in_dir(&leftovers, &size, &strangers);
+  ck_assert_int_eq(leftovers + strangers, 0);
+  ck_assert_str_eq(slurp("target"), "old");
+}
+END_TEST
+
+START_TEST(leftovers_are_recognised_and_cleaned) {
+  const char *ours[] = {".target.actio-0123456789abcdef.tmp", ".x.actio-ffffffffffffffff.tmp"};
+  const char *not_ours[] = {
+      "target.actio-0123456789abcdef.tmp",  /* not hidden */
+      ".target.actio-0123456789ABCDEF.tmp", /* upper case */
+      ".target.actio-0123456789abcde.tmp",  /* 15 digits */
+      ".target.actio-0123456789abcdef.tmpx", ".target.tmp",
+      ".actio-0123456789abcdef.tmp",        /* no name */
+  };
+  for (size_t i = 0; i < sizeof ours / sizeof *ours; i++) {
+    ck_assert(actio__fio_is_leftover(ours[i]));
+    write_file(ours[i], "left");
+  }
+  for (size_t i = 0; i < sizeof not_ours / sizeof *not_ours; i++) {
+    ck_assert(!actio__fio_is_leftover(not_ours[i]));
+    write_file(not_ours[i], "keep");
+  }
+  /* A folder or a link of that name is not a leftover either. */
+  char p[512];
+  path_in(p, sizeof p, ".d.actio-0123456789abcdef.tmp");
+  ck_assert_int_eq(mkdir(p, 0755), 0);
+  path_in(p, sizeof p, ".l.actio-0123456789abcdef.tmp");
+  ck_assert_int_eq(symlink("target.actio-0123456789abcdef.tmp", p), 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_file_clean_leftovers(files, dir, &f), 0);
+  ck_assert_uint_eq(*(uint64_t *)expect(f, 0), 2);
+  actio_future_unref(f);
+  for (size_t i = 0; i < sizeof ours / sizeof *ours; i++)
+    ck_assert_ptr_null(slurp(ours[i]));
+  for (size_t i = 0; i < sizeof not_ours / sizeof *not_ours; i++)
+    ck_assert_str_eq(slurp(not_ours[i]), "keep");
+  path_in(p, sizeof p, ".l.actio-0123456789abcdef.tmp");
+  struct stat st;
+  ck_assert_int_eq(lstat(p, &st), 0);
+  path_in(p, sizeof p, ".d.actio-0123456789abcdef.tmp");
+  ck_assert_int_eq(stat(p, &st), 0);
+  /* Errors: bad arguments at the call; the rest on the future. */
+  ck_assert_int_eq(actio_file_clean_leftovers(files, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_clean_leftovers(files, "", &f), ACTIO_EINVAL);
+  path_in(p, sizeof p, "missing");
+  ck_assert_int_eq(actio_file_clean_leftovers(files, p, &f), 0);
+  expect(f, -ENOENT);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "missing"));
+  actio_future_unref(f);
+  path_in(p, sizeof p, not_ours[0]);
+  ck_assert_int_eq(actio_file_clean_leftovers(files, p, &f), 0);
+  expect(f, -ENOTDIR);
+  actio_future_unref(f);
+  actio_actor *boxed;
+  actio_file_opts o = {.root = dir};
+  ck_assert_int_eq(actio_file_spawn(rt, &o, &boxed), 0);
+  ck_assert_int_eq(actio_file_clean_leftovers(boxed, "..", &f), 0);
+  expect(f, ACTIO_ESANDBOX);
+  actio_future_unref(f);
 }
 END_TEST
 
@@ -854,6 +1012,7 @@ END_TEST
 START_TEST(atomic_write_of_a_new_file_keeps_the_umask) {
   char p[512];
   actio_future *f;
+  atomic_mode(_i);
   umask(022);
   path_in(p, sizeof p, "fresh");
   ck_assert_int_eq(actio_file_write(files, p, "x", 1, ACTIO_WRITE_ATOMIC, &f), 0);
@@ -946,7 +1105,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, errors_name_the_operation_and_path);
   tcase_add_test(tc, bad_arguments_are_refused_at_once);
   tcase_add_test(tc, permission_denied);
-  tcase_add_test(tc, atomic_write_replaces_whole_or_not_at_all);
+  tcase_add_loop_test(tc, atomic_write_replaces_whole_or_not_at_all, 0, 2);
   tcase_add_test(tc, cancelled_atomic_write_leaves_nothing);
   tcase_add_test(tc, handles_positional_and_sequential);
   tcase_add_test(tc, an_untaken_handle_is_closed_with_its_future);
@@ -960,7 +1119,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, stream_fails_with_its_consumer);
   tcase_add_test(tc, stream_into_a_file_through_a_handle);
   tcase_add_test(tc, mkdir_accepts_dot_and_double_slash);
-  tcase_add_test(tc, atomic_write_of_a_new_file_keeps_the_umask);
+  tcase_add_loop_test(tc, atomic_write_of_a_new_file_keeps_the_umask, 0, 2);
+  tcase_add_test(tc, leftovers_are_recognised_and_cleaned);
   tcase_add_test(tc, no_read_limit_means_no_limit);
   tcase_add_test(tc, a_refused_sequential_call_gives_its_range_back);
   tcase_add_test(tc, a_waiting_stream_ends_with_its_actor);
@@ -971,5 +1131,10 @@ int main(int argc, char **argv) {
   tcase_add_test(big, lines_of_a_million_line_file);
   tcase_add_test(big, many_writers_and_readers);
   suite_add_tcase(s, big);
+  /* Forks: a fixture without a runtime, so the child copies no threads. */
+  TCase *kill = tcase_with_timeout("kill", 60);
+  tcase_add_checked_fixture(kill, make_dir, teardown);
+  tcase_add_loop_test(kill, atomic_write_killed_midway, 0, 2);
+  suite_add_tcase(s, kill);
   return run_suite(s);
 }

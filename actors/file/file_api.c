@@ -199,6 +199,11 @@ int actio_file_tempfile(actio_actor *files, const char *prefix,
   return simple(files, OP_TEMP, prefix, NULL, 0, out);
 }
 
+int actio_file_clean_leftovers(actio_actor *files, const char *dir,
+                               actio_future **out) {
+  return simple(files, OP_CLEAN, dir, NULL, 0, out);
+}
+
 int actio_file_child(actio_runtime *rt, void *opts, actio_actor **out) {
   return actio_file_spawn(rt, opts, out);
 }

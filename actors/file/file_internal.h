@@ -15,7 +15,7 @@
 typedef enum actio__file_op {
   OP_READ, OP_WRITE, OP_OPEN, OP_PREAD, OP_PWRITE, OP_SYNC, OP_LINES,
   OP_STREAM, OP_STAT, OP_EXISTS, OP_MKDIR, OP_RENAME, OP_UNLINK, OP_LIST,
-  OP_COPY, OP_TEMP,
+  OP_COPY, OP_TEMP, OP_CLEAN,
 } actio__file_op;
 
 typedef struct actio__file_state {

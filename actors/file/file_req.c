@@ -15,6 +15,7 @@
 static const char *const op_names[] = {
     "read", "write", "open", "pread", "pwrite", "fsync", "lines", "stream",
     "stat", "exists", "mkdir", "rename", "unlink", "list", "copy", "tempfile",
+    "clean leftovers",
 };
 
 const char *actio__file_op_name(actio__file_op op) {

@@ -77,9 +77,15 @@ static int write_chunks(int fd, actio__file_req *r, int64_t offset) {
 }
 
 static int do_write(actio__file_state *st, actio__file_req *r) {
-  if (r->flags & ACTIO_WRITE_ATOMIC)
-    return actio__fio_write_atomic(&st->root, r->path, r->data, r->len, 0666,
-                                   stopped, refuse_commit, r);
+  if (r->flags & ACTIO_WRITE_ATOMIC) {
+    actio__fio_atomic *a;
+    int rc = actio__fio_atomic_open(&st->root, r->path, 0666, &a);
+    if (rc == 0 && (rc = write_chunks(actio__fio_atomic_fd(a), r, -1)) != 0)
+      actio__fio_atomic_abort(a);
+    else if (rc == 0)
+      rc = actio__fio_atomic_commit(a, 1, refuse_commit, r);
+    return rc;
+  }
   int oflags = O_WRONLY | O_CREAT;
   oflags |= (r->flags & ACTIO_WRITE_APPEND) ? O_APPEND
             : (r->flags & ACTIO_WRITE_EXCL) ? O_EXCL
@@ -361,6 +367,11 @@ static int files_handle(actio_actor *self, void *worker, void *msg,
   case OP_COPY:
     rc = actio__fio_copy(&st->root, r->path, r->path2, stopped, r);
     break;
+  case OP_CLEAN: {
+    int64_t n = actio__fio_clean_leftovers(&st->root, r->path);
+    rc = n < 0 ? (int)n : (value = box_u64((uint64_t)n)) ? 0 : -ENOMEM;
+    break;
+  }
   case OP_TEMP: {
     char *path = NULL;
     int fd = actio__fio_mkstemp(&st->root, r->path, &path);

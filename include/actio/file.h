@@ -78,13 +78,28 @@ enum {
   ACTIO_WRITE_EXCL = 2,   /**< create; fail with -EEXIST if it exists */
   ACTIO_WRITE_ATOMIC = 4, /**< through a temporary file, fsync and rename: a
                                reader sees the old file or the new, never a mix;
-                               on failure or cancel the old file stays intact */
+                               on failure or cancel the old file stays intact.
+                               What a process killed meanwhile leaves: see
+                               actio_file_write */
   ACTIO_WRITE_SYNC = 8,   /**< fsync before completing */
 };
 
 /** Writes len bytes of data (copied) to path, created with mode 0666 & ~umask
  * (an atomic write keeps the mode of the file it replaces). flags: the
- * ACTIO_WRITE_* above. Value: NULL. */
+ * ACTIO_WRITE_* above. Value: NULL.
+ *
+ * An atomic write (and an HTTP request's save_to) writes beside the target.
+ * Where the file system has O_TMPFILE (ext4, xfs, btrfs, tmpfs; Linux and
+ * /proc needed) the new content has no name until it is complete, so a
+ * process killed meanwhile leaves nothing. It then gets its name in one
+ * link when the target does not exist; a replacement is linked under a
+ * temporary name, then renamed over the target: a process killed between
+ * those two calls leaves that one complete temporary file. Elsewhere the
+ * content is written under the temporary name from the start, and a process
+ * killed meanwhile leaves it, up to the full size. Temporary names are
+ * "." NAME ".actio-" 16 lowercase hex digits ".tmp" (NAME: the target's
+ * name, cut to 60 bytes), hidden; actio_file_clean_leftovers removes
+ * them. */
 int actio_file_write(actio_actor *files, const char *path, const void *data,
                      size_t len, int flags, actio_future **out);
 
@@ -182,6 +197,16 @@ int actio_file_copy(actio_actor *files, const char *from, const char *to,
  * include a folder). Value: char * (its path). */
 int actio_file_tempfile(actio_actor *files, const char *prefix,
                         actio_future **out);
+
+/** Removes what atomic writes killed midway left in the folder dir (see
+ * actio_file_write): the regular files whose names match
+ * "." NAME ".actio-" 16 lowercase hex digits ".tmp"; not below dir, nothing
+ * else. Run it when no atomic write or save_to into dir is in progress, from
+ * any process (at start-up, say): a write whose temporary it removes fails
+ * with -ENOENT and leaves the old file. Value: uint64_t * (files removed).
+ * Fails with -ENOENT, -ENOTDIR, -EACCES, ... or ACTIO_ESANDBOX. */
+int actio_file_clean_leftovers(actio_actor *files, const char *dir,
+                               actio_future **out);
 
 /** @} */
 

@@ -145,6 +145,19 @@ static int open_parent(const actio__root *r, const char *path, const char **leaf
   return fd;
 }
 
+/* Opens the folder path beneath the root for readdir. */
+static int open_dir(const actio__root *r, const char *path, DIR **out) {
+  int fd = actio__fio_open(r, path, O_RDONLY | O_DIRECTORY, 0);
+  if (fd < 0)
+    return fd;
+  if ((*out = fdopendir(fd)) == NULL) {
+    int e = neg_errno();
+    close(fd);
+    return e;
+  }
+  return 0;
+}
+
 /* ---- whole files ---- */
 
 int actio__fio_read_fd(int fd, char **data, size_t *len, size_t max) {
@@ -244,63 +257,211 @@ int actio__fio_write_fd(int fd, const void *data, size_t len, int64_t offset) {
   return 0;
 }
 
-int actio__fio_write_atomic(const actio__root *r, const char *path,
-                            const void *data, size_t len, mode_t mode,
-                            actio__fio_stop_fn stop, actio__fio_stop_fn commit,
-                            void *stop_arg) {
+/* ---- atomic replacement ---- */
+
+/* The fallback's temporaries and the name an O_TMPFILE file is linked under
+ * before its rename: "." LEAF ".actio-" 16 hex digits ".tmp", LEAF being
+ * the target's name cut to 60 bytes (file.h documents the pattern). */
+#define LEFTOVER_MID ".actio-"
+#define LEFTOVER_END ".tmp"
+#define LEFTOVER_HEX 16
+
+struct actio__fio_atomic {
+  int dir;       /* the target's folder */
+  int fd;        /* the new content */
+  int replacing; /* the target is a regular file (its mode is kept) */
+  int named;     /* the fallback: tmp names the content from the start */
+  char tmp[1 + 60 + sizeof LEFTOVER_MID - 1 + LEFTOVER_HEX + sizeof LEFTOVER_END];
+  char leaf[];   /* the target's name in dir */
+};
+
+/* -1 until first use; then 1: O_TMPFILE where the file system has it, 0:
+ * named temporaries only. linkat reaches an O_TMPFILE file through
+ * /proc/self/fd (AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH), so without /proc
+ * it stays off. Relaxed: every thread reaches the same value. */
+static _Atomic int use_tmpfile = -1;
+
+void actio__fio_use_tmpfile(int on) {
+  atomic_store_explicit(&use_tmpfile, on < 0 ? -1 : on != 0, memory_order_relaxed);
+}
+
+static int tmpfile_on(void) {
+  int on = atomic_load_explicit(&use_tmpfile, memory_order_relaxed);
+  if (on < 0) {
+    on = access("/proc/self/fd", X_OK) == 0;
+    atomic_store_explicit(&use_tmpfile, on, memory_order_relaxed);
+  }
+  return on;
+}
+
+static void name_tmp(actio__fio_atomic *a) {
+  snprintf(a->tmp, sizeof a->tmp, ".%.60s" LEFTOVER_MID "%016llx" LEFTOVER_END,
+           a->leaf, unique_suffix());
+}
+
+int actio__fio_is_leftover(const char *name) {
+  size_t l = strlen(name), tail = sizeof LEFTOVER_MID - 1 + LEFTOVER_HEX +
+                                  sizeof LEFTOVER_END - 1;
+  if (name[0] != '.' || l < tail + 2)
+    return 0;
+  const char *t = name + l - tail;
+  if (memcmp(t, LEFTOVER_MID, sizeof LEFTOVER_MID - 1) != 0 ||
+      strcmp(t + tail - (sizeof LEFTOVER_END - 1), LEFTOVER_END) != 0)
+    return 0;
+  for (int i = 0; i < LEFTOVER_HEX; i++)
+    if (!strchr("0123456789abcdef", t[sizeof LEFTOVER_MID - 1 + i]))
+      return 0;
+  return 1;
+}
+
+/* The fallback: a new file under a fresh temporary name. */
+static int open_named(actio__fio_atomic *a, mode_t mode) {
+  for (int attempt = 0; attempt < 100; attempt++) {
+    name_tmp(a);
+    int fd = openat(a->dir, a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                    mode);
+    if (fd >= 0 || errno != EEXIST) {
+      if (fd < 0)
+        a->tmp[0] = '\0';
+      return fd < 0 ? neg_errno() : fd;
+    }
+  }
+  a->tmp[0] = '\0';
+  return -EEXIST;
+}
+
+/* Frees a; removes the temporary name it still holds. */
+static void atomic_free(actio__fio_atomic *a) {
+  if (a->fd >= 0)
+    close(a->fd);
+  if (a->tmp[0] != '\0')
+    unlinkat(a->dir, a->tmp, 0);
+  close(a->dir);
+  free(a);
+}
+
+int actio__fio_atomic_open(const actio__root *r, const char *path, mode_t mode,
+                           actio__fio_atomic **out) {
   const char *leaf;
   int dir = open_parent(r, path, &leaf);
   if (dir < 0)
     return dir;
-  /* The temporary name lives beside the target so rename stays atomic. */
-  char tmp[64 + 32];
-  int rc = 0, fd = -1;
+  size_t l = strlen(leaf) + 1;
+  actio__fio_atomic *a = malloc(sizeof *a + l);
+  if (a == NULL) {
+    close(dir);
+    return -ENOMEM;
+  }
+  *a = (actio__fio_atomic){.dir = dir, .fd = -1};
+  memcpy(a->leaf, leaf, l);
   struct stat old;
-  int replacing = fstatat(dir, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0 &&
-                  S_ISREG(old.st_mode);
-  if (replacing)
+  a->replacing = fstatat(dir, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 S_ISREG(old.st_mode);
+  if (a->replacing)
     mode = old.st_mode & 07777; /* a replaced file keeps its permissions */
-  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-    snprintf(tmp, sizeof tmp, ".%.60s.%016llx.tmp", leaf, unique_suffix());
-    fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0 && errno != EEXIST) {
-      rc = neg_errno();
-      break;
-    }
+  int fd = -EOPNOTSUPP;
+  if (tmpfile_on() && (fd = openat(dir, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode)) < 0)
+    fd = neg_errno();
+  /* EISDIR: a kernel without O_TMPFILE; the others: a file system. */
+  if (fd == -EOPNOTSUPP || fd == -EISDIR || fd == -EINVAL) {
+    a->named = 1;
+    fd = open_named(a, mode);
   }
   if (fd < 0) {
-    close(dir);
-    return rc ? rc : -EEXIST;
+    atomic_free(a);
+    return fd;
   }
-  const char *p = data;
-  size_t left = len;
-  while (rc == 0 && left > 0) {
-    size_t n = left < IO_CHUNK ? left : IO_CHUNK;
-    if (stop != NULL && stop(stop_arg))
-      rc = -ECANCELED;
-    else
-      rc = actio__fio_write_fd(fd, p, n, -1);
-    p += n;
-    left -= n;
-  }
+  a->fd = fd;
   /* A new file keeps the umask openat applied; a replacement gets the
    * mode of the file it replaces. */
-  if (rc == 0 && replacing && fchmod(fd, mode) != 0)
+  if (a->replacing && fchmod(fd, mode) != 0) {
+    int rc = neg_errno();
+    atomic_free(a);
+    return rc;
+  }
+  *out = a;
+  return 0;
+}
+
+int actio__fio_atomic_fd(const actio__fio_atomic *a) { return a->fd; }
+
+/* Gives an O_TMPFILE file a name: its target's when there is none yet (a
+ * link never replaces), else a temporary one (in a->tmp) to rename. */
+static int link_tmpfile(actio__fio_atomic *a) {
+  char proc[32];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", a->fd);
+  if (!a->replacing) {
+    if (linkat(AT_FDCWD, proc, a->dir, a->leaf, AT_SYMLINK_FOLLOW) == 0)
+      return 0;
+    if (errno != EEXIST) /* EEXIST: made meanwhile, or not a regular file */
+      return neg_errno();
+  }
+  for (int attempt = 0; attempt < 100; attempt++) {
+    name_tmp(a);
+    if (linkat(AT_FDCWD, proc, a->dir, a->tmp, AT_SYMLINK_FOLLOW) == 0)
+      return 0;
+    if (errno != EEXIST) {
+      int rc = neg_errno();
+      a->tmp[0] = '\0';
+      return rc;
+    }
+  }
+  a->tmp[0] = '\0';
+  return -EEXIST;
+}
+
+int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
+                             actio__fio_stop_fn last_say, void *arg) {
+  int rc = 0;
+  if (sync && fsync(a->fd) != 0)
     rc = neg_errno();
-  if (rc == 0 && fsync(fd) != 0)
-    rc = neg_errno();
-  if (close(fd) != 0 && rc == 0)
-    rc = neg_errno();
-  if (rc == 0 && commit != NULL && commit(stop_arg))
+  if (rc == 0 && last_say != NULL && last_say(arg))
     rc = -ECANCELED;
-  if (rc == 0 && renameat(dir, tmp, dir, leaf) != 0)
+  if (rc == 0 && !a->named)
+    rc = link_tmpfile(a);
+  if (close(a->fd) != 0 && rc == 0)
     rc = neg_errno();
-  if (rc != 0)
-    unlinkat(dir, tmp, 0);
-  else
-    fsync(dir); /* make the rename itself durable */
-  close(dir);
+  a->fd = -1;
+  if (rc == 0 && a->tmp[0] != '\0') {
+    if (renameat(a->dir, a->tmp, a->dir, a->leaf) != 0)
+      rc = neg_errno(); /* atomic_free removes the temporary */
+    else
+      a->tmp[0] = '\0';
+  }
+  if (rc == 0 && sync)
+    fsync(a->dir); /* make the new name itself durable */
+  atomic_free(a);
   return rc;
+}
+
+void actio__fio_atomic_abort(actio__fio_atomic *a) {
+  if (a != NULL)
+    atomic_free(a);
+}
+
+int64_t actio__fio_clean_leftovers(const actio__root *r, const char *path) {
+  DIR *d;
+  int rc = open_dir(r, path, &d);
+  if (rc != 0)
+    return rc;
+  int64_t removed = 0;
+  struct dirent *e;
+  while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
+    struct stat st;
+    if (!actio__fio_is_leftover(e->d_name))
+      continue;
+    /* Only regular files: a folder or a link of that name is not ours. */
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
+      continue;
+    if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+      removed++;
+    else if (errno != ENOENT) /* ENOENT: removed meanwhile */
+      rc = neg_errno();
+  }
+  if (rc == 0 && errno != 0)
+    rc = neg_errno();
+  closedir(d);
+  return rc != 0 ? rc : removed;
 }
 
 /* ---- the file system ---- */
@@ -456,20 +617,15 @@ static int cmp_names(const void *a, const void *b) {
 
 int actio__fio_list(const actio__root *r, const char *path, char ***names,
                     size_t *count) {
-  int fd = actio__fio_open(r, path, O_RDONLY | O_DIRECTORY, 0);
-  if (fd < 0)
-    return fd;
-  DIR *d = fdopendir(fd);
-  if (d == NULL) {
-    int e = neg_errno();
-    close(fd);
-    return e;
-  }
+  DIR *d;
+  int rc = open_dir(r, path, &d);
+  if (rc != 0)
+    return rc;
   /* Two passes over one growing text block, then the pointer array in front
    * of it, so the caller frees a single allocation. */
   size_t n = 0, bytes = 0, cap = 4096;
   char *text = malloc(cap);
-  int rc = text ? 0 : -ENOMEM;
+  rc = text ? 0 : -ENOMEM;
   struct dirent *e;
   while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)

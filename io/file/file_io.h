@@ -47,15 +47,46 @@ int actio__fio_sync(int fd);
  * operation with -ECANCELED. May be NULL. */
 typedef int (*actio__fio_stop_fn)(void *arg);
 
-/* Writes a whole file through a temporary file in the same folder, fsync,
- * rename: readers see the old content or the new, never a mix. Just before
- * the rename, `commit` (may be NULL) gets a last say: nonzero aborts with
- * -ECANCELED. On any failure, stop or refused commit the old file is
- * untouched and no temporary file is left. */
-int actio__fio_write_atomic(const actio__root *r, const char *path,
-                            const void *data, size_t len, mode_t mode,
-                            actio__fio_stop_fn stop, actio__fio_stop_fn commit,
-                            void *stop_arg);
+/* ---- atomic replacement ---- */
+
+/* A file being written that replaces its target whole once committed, in
+ * the target's folder so the last step is a rename. Where the file system
+ * has O_TMPFILE the content has no name until the commit, so a process
+ * that dies leaves nothing; the commit links it straight to the target's
+ * name when there is no target yet, else to a temporary name and renames
+ * that over the target: a death between those two calls leaves the whole
+ * new content under the temporary name. Elsewhere (EOPNOTSUPP, EISDIR or
+ * EINVAL from O_TMPFILE, or no /proc) the content is written under the
+ * temporary name from the start. Temporary names match
+ * actio__fio_is_leftover. One thread at a time. */
+typedef struct actio__fio_atomic actio__fio_atomic;
+
+/* Starts replacing path under the root, a new file created with mode (less
+ * the umask), a replacement with the mode of the file it replaces. Returns
+ * 0 and *out, or a negated errno (nothing made). */
+int actio__fio_atomic_open(const actio__root *r, const char *path, mode_t mode,
+                           actio__fio_atomic **out);
+/* Where the content goes (write at will; the commit closes it). */
+int actio__fio_atomic_fd(const actio__fio_atomic *a);
+/* Puts the content in place and frees a. With sync, fsyncs the file before
+ * and the folder after. Just before it links or renames, last_say (may be
+ * NULL) gets a last say: nonzero aborts with -ECANCELED. On any failure or
+ * refusal the old file is untouched and no temporary is left. */
+int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
+                             actio__fio_stop_fn last_say, void *arg);
+/* Drops the content: the old file is untouched, no temporary is left; frees
+ * a. NULL accepted. */
+void actio__fio_atomic_abort(actio__fio_atomic *a);
+/* 1 if name has the temporary names' pattern, "." NAME ".actio-" 16
+ * lowercase hex digits ".tmp", else 0. */
+int actio__fio_is_leftover(const char *name);
+/* Removes the regular files named by that pattern in the folder path under
+ * the root (not below it). Returns how many, or a negated errno. */
+int64_t actio__fio_clean_leftovers(const actio__root *r, const char *path);
+/* Chooses where atomic replacements write: 1 O_TMPFILE where the file
+ * system has it, 0 named temporaries only, -1 (the default) O_TMPFILE if
+ * /proc is mounted. For tests of the fallback. */
+void actio__fio_use_tmpfile(int on);
 
 /* The rest mirror their system calls, on paths under the root. */
 int actio__fio_stat(const actio__root *r, const char *path, struct stat *st);
