@@ -2,6 +2,7 @@
  * (static files, TLS with a throwaway CA, HTTP/2) and the fixture server
  * (statuses, delays, redirects, drops, big and chunked bodies, echo). */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -11,10 +12,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "actio.h"
+#include "io/file/file_io.h"
 #include "test_util.h"
 
 extern char **environ;
@@ -589,6 +592,98 @@ START_TEST(body_to_a_consumer_with_backpressure) {
 }
 END_TEST
 
+/* How many names in d match the atomic writes' temporaries (*size: the
+ * last one's size; size may be NULL). */
+static int leftovers_in(const char *d, off_t *size) {
+  DIR *dd = opendir(d);
+  ck_assert_ptr_nonnull(dd);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(dd)) != NULL) {
+    struct stat st;
+    if (!actio__fio_is_leftover(e->d_name))
+      continue;
+    ck_assert_int_eq(fstatat(dirfd(dd), e->d_name, &st, 0), 0);
+    if (size != NULL)
+      *size = st.st_size;
+    n++;
+  }
+  closedir(dd);
+  return n;
+}
+
+/* The size of the file with no name (O_TMPFILE) in folder d that this
+ * process has open, or -1 if there is none. */
+static off_t unnamed_in(const char *d) {
+  off_t size = -1;
+  DIR *fds = opendir("/proc/self/fd");
+  struct dirent *e;
+  char prefix[700];
+  snprintf(prefix, sizeof prefix, "%s/#", d);
+  while ((e = readdir(fds)) != NULL) {
+    char link[300], target[1024];
+    struct stat st;
+    snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+    ssize_t l = readlink(link, target, sizeof target - 1);
+    if (l <= 0)
+      continue;
+    target[l] = '\0';
+    if (strncmp(target, prefix, strlen(prefix)) == 0 && stat(link, &st) == 0)
+      size = st.st_size;
+  }
+  closedir(fds);
+  return size;
+}
+
+START_TEST(save_to_shows_nothing_until_complete) {
+  /* _i 0: through O_TMPFILE where the file system has it; 1: the named
+   * fallback, forced. The body is half there: in a file without a name, or
+   * under a temporary name that a process killed now would leave. */
+  actio__fio_use_tmpfile(_i == 0);
+  char d[600], dest[700];
+  snprintf(d, sizeof d, "%s/save-%d", servers_dir, (int)_i);
+  ck_assert_int_eq(mkdir(d, 0755), 0);
+  int probe = open(d, O_TMPFILE | O_WRONLY, 0600);
+  int unnamed = _i == 0 && probe >= 0;
+  if (probe >= 0)
+    close(probe);
+  snprintf(dest, sizeof dest, "%s/dest", d);
+  FILE *fp = fopen(dest, "w");
+  fputs("old", fp);
+  fclose(fp);
+  actio_actor *h;
+  ck_assert_int_eq(actio_http_spawn(rt, NULL, &h), 0);
+  actio_http_request req = {.url = url(fixture, "/stall/3600000"), .save_to = dest};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(h, &req, &f), 0);
+  off_t size = 0;
+  if (unnamed) {
+    while (unnamed_in(d) != 5) /* "01234" written, the rest an hour away */
+      usleep(1000);
+    ck_assert_int_eq(leftovers_in(d, NULL), 0);
+  } else {
+    while (leftovers_in(d, &size) == 0 || size != 5)
+      usleep(1000);
+    ck_assert_int_eq(unnamed_in(d), -1);
+  }
+  actio_future_cancel(f);
+  expect(f, ACTIO_ECANCELED);
+  actio_future_unref(f);
+  /* A complete body replaces the old file, in either way. */
+  req.url = url(fixture, "/bytes/100000");
+  ck_assert_int_eq(actio_http_send(h, &req, &f), 0);
+  ck_assert_uint_eq(expect(f, 0)->body_len, 100000);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_actor_stop(h, ACTIO_STOP_DRAIN), 0); /* both ended */
+  ck_assert_int_eq(leftovers_in(d, NULL), 0);
+  ck_assert_int_eq(unnamed_in(d), -1);
+  struct stat st;
+  ck_assert_int_eq(stat(dest, &st), 0);
+  ck_assert_int_eq(st.st_size, 100000);
+  actio__fio_use_tmpfile(-1);
+}
+END_TEST
+
 START_TEST(body_saved_to_a_file) {
   char path[600], cmd[2048];
   snprintf(path, sizeof path, "%s/saved-8m", servers_dir);
@@ -601,18 +696,18 @@ START_TEST(body_saved_to_a_file) {
   snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s/www/8m'", path, servers_dir);
   ck_assert_int_eq(system(cmd), 0);
   actio_future_unref(f);
-  /* A failed transfer leaves neither the file nor its ".part". */
+  /* A failed transfer leaves neither the file nor a temporary one. */
   snprintf(path, sizeof path, "%s/dropped", servers_dir);
   req.url = url(fixture, "/drop");
   ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
   expect(f, ACTIO_EPARTIAL);
   actio_future_unref(f);
   ck_assert_int_ne(access(path, F_OK), 0);
-  snprintf(cmd, sizeof cmd, "%s.part", path);
-  ck_assert_int_ne(access(cmd, F_OK), 0);
+  ck_assert_int_eq(leftovers_in(servers_dir, NULL), 0);
   req.save_to = "/nonexistent/folder/file";
   ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
   expect(f, -ENOENT);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "saving to /nonexistent/folder/file"));
   actio_future_unref(f);
 }
 END_TEST
@@ -867,6 +962,7 @@ int main(void) {
   tcase_add_test(tc, retries_for_idempotent_requests);
   tcase_add_test(tc, body_to_a_consumer_with_backpressure);
   tcase_add_test(tc, body_saved_to_a_file);
+  tcase_add_loop_test(tc, save_to_shows_nothing_until_complete, 0, 2);
   tcase_add_test(tc, client_certificates);
   tcase_add_test(tc, per_host_connection_limit);
   tcase_add_test(tc, connect_timeout);

@@ -112,7 +112,7 @@ static actio__http_call *call_copy(const actio_http_request *in,
   c->io.method = memcpy(p, method, lm);
   p += lm;
   if (ls) {
-    c->io.save_to = memcpy(p, in->save_to, ls);
+    c->save_to = memcpy(p, in->save_to, ls);
     p += ls;
   }
   if (body) {

@@ -8,6 +8,7 @@
 
 #include "actio/http.h"
 #include "actors/core/bell.h"
+#include "io/file/file_io.h"
 #include "io/http/http_io.h"
 
 /* The actor's state, shared by its workers (read-only once spawned). */
@@ -41,6 +42,8 @@ struct actio__http_call {
   long retry_backoff_ms;
   actio_http_chunk_fn on_chunk; /* the caller's consumer, behind io.sink */
   void *chunk_arg;
+  const char *save_to; /* or the file the body replaces, behind io.sink */
+  actio__fio_atomic *save; /* save_to's content, while an attempt runs */
   actio__http_xfer *x; /* NULL unless a transfer runs */
   actio__http_worker *w; /* set when a worker takes it */
   _Atomic int cancel;  /* set by the cancel hook (any thread), then a ring */

@@ -1,6 +1,7 @@
 /* http_worker.c: the HTTP actor's workers: each drives one libcurl loop
  * (io/http), starts the calls it takes from the mailbox, retries them, and
  * handles cancellation and a body consumer's backpressure. */
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +18,9 @@
 /* ---- a call on its worker ---- */
 
 void actio__http_call_free(actio__http_call *c) {
-  /* A transfer still running would write into the freed call. */
-  ACTIO__ASSERT(c->x == NULL);
+  /* A transfer still running would write into the freed call; a file
+   * being saved is ended before the future completes (end_call). */
+  ACTIO__ASSERT(c->x == NULL && c->save == NULL);
   actio_future_unref(c->ready);
   actio_future_unref(c->reply);
   free(c);
@@ -71,6 +73,8 @@ __attribute__((unused)) static int counts_agree(const actio__http_worker *w) {
 static void end_call(actio__http_call *c, int rc, actio_http_response *resp,
                      const char *msg) {
   ACTIO__ASSERT(c->x == NULL && (rc == 0) == (resp != NULL));
+  actio__fio_atomic_abort(c->save); /* whoever sees the end sees it gone */
+  c->save = NULL;
   actio_future_clear_cancel(c->reply); /* no hook runs after this */
   if (rc == 0) {
     resp->attempts = c->attempts;
@@ -113,6 +117,18 @@ static long retry_delay(actio__http_call *c, int rc, actio__http_xfer *x) {
   return left >= 0 && delay >= left ? -1 : delay;
 }
 
+/* The message of a failure to save the body to save_to. */
+static void save_failed(char *m, size_t n, const actio__http_call *c, int rc) {
+  snprintf(m, n, "%s %s: saving to %s: %s", c->io.method, c->io.url,
+           c->save_to, actio_strerror(rc));
+}
+
+/* save_to's sink: the body goes to the file that will replace it. */
+static int save_chunk(void *arg, const void *data, size_t len) {
+  actio__http_call *c = arg;
+  return actio__fio_write_fd(actio__fio_atomic_fd(c->save), data, len, -1);
+}
+
 /* A transfer ended, on its worker's thread. */
 static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
   actio__http_call *c = arg;
@@ -131,6 +147,8 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
   if (delay >= 0) {
     actio__http_xfer_free(x);
     c->x = NULL;
+    actio__fio_atomic_abort(c->save); /* the next attempt starts afresh */
+    c->save = NULL;
     c->due_ns = actio__now_ns() + delay * ACTIO__NS_PER_MS;
     c->retry_wait = 1;
     w->waiting++;
@@ -143,12 +161,15 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
     snprintf(m, sizeof m, "%s %s: out of memory", c->io.method, c->io.url);
     msg = m;
   }
-  if (rc == 0 && (rc = actio__http_xfer_commit(x)) != 0) {
-    snprintf(m, sizeof m, "%s %s: saving to %s: %s", c->io.method, c->io.url,
-             c->io.save_to, actio_strerror(rc));
-    msg = m;
-    actio__http_response_free(resp);
-    resp = NULL;
+  if (rc == 0 && c->save != NULL) {
+    rc = actio__fio_atomic_commit(c->save, 0, NULL, NULL);
+    c->save = NULL;
+    if (rc != 0) {
+      save_failed(m, sizeof m, c, rc);
+      msg = m;
+      actio__http_response_free(resp);
+      resp = NULL;
+    }
   }
   actio__http_xfer_free(x);
   c->x = NULL;
@@ -166,6 +187,16 @@ static void start_attempt(actio__http_worker *w, actio__http_call *c) {
     return;
   }
   c->attempts++;
+  if (c->io.sink == save_chunk) { /* each attempt writes a file of its own */
+    static const actio__root cwd = {AT_FDCWD, 0};
+    int rc = actio__fio_atomic_open(&cwd, c->save_to, 0666, &c->save);
+    if (rc != 0) {
+      char m[512];
+      save_failed(m, sizeof m, c, rc);
+      end_call(c, rc, NULL, m);
+      return;
+    }
+  }
   int rc = actio__http_xfer_create(&c->x, w->loop, &c->io,
                                    left < 0 ? -1 : (long)left, on_done, c);
   if (rc == 0 && (rc = actio__http_loop_add(w->loop, c->x)) != 0)
@@ -262,6 +293,9 @@ static int http_handle(actio_actor *self, void *worker, void *msg,
   c->w = w;
   if (c->on_chunk != NULL) { /* the consumer, behind io's plain sink */
     c->io.sink = sink_chunk;
+    c->io.sink_arg = c;
+  } else if (c->save_to != NULL) {
+    c->io.sink = save_chunk;
     c->io.sink_arg = c;
   }
   link_call(w, c);

@@ -103,8 +103,11 @@ typedef struct actio_http_request {
   actio_http_chunk_fn on_chunk;
   void *chunk_arg;              /**< passed to on_chunk; must live until the
                                      future completes */
-  const char *save_to;          /**< or to this file, written as "<path>.part"
-                                     and renamed once complete */
+  const char *save_to;          /**< or to this file (when on_chunk is NULL),
+                                     replaced once the body is complete as
+                                     by an ACTIO_WRITE_ATOMIC file write, but
+                                     not fsynced; what a process killed
+                                     meanwhile leaves: see actio_file_write */
 } actio_http_request;
 
 /** The value of a request's future, freed with it. */

@@ -7,14 +7,12 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/debug.h"
@@ -29,8 +27,7 @@ struct actio__http_xfer {
   int too_big;
   int pause_next;         /* the sink asked to pause before the next chunk */
   int sink_rc;            /* a sink's error */
-  size_t delivered;       /* bytes given to the sink or the file */
-  int save_fd;            /* save_to: the ".part" file, or -1 */
+  size_t delivered;       /* bytes given to the sink */
   long status, retry_after_ms;
   long idle_ms;           /* 0: no idle limit */
   int idle_expired;
@@ -209,20 +206,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg) {
     x->delivered += len;
     return len;
   }
-  if (x->save_fd >= 0) {
-    for (size_t done = 0; done < len;) {
-      ssize_t w = write(x->save_fd, data + done, len - done);
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w < 0) {
-        x->sink_rc = -errno;
-        return 0;
-      }
-      done += (size_t)w;
-    }
-    x->delivered += len;
-    return len;
-  }
   if (r->body_len + len > x->max_body) {
     x->too_big = 1;
     return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
@@ -240,7 +223,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg) {
   actio__http_xfer *x = arg;
   actio__http_result *r = &x->res;
   size_t len = size * n;
-  if (x->req->sink == NULL && x->save_fd < 0 && len >= 15 &&
+  if (x->req->sink == NULL && len >= 15 &&
       strncasecmp(line, "Content-Length:", 15) == 0) {
     /* Size the body buffer once: no regrowth, no page-sized churn. */
     unsigned long long cl = strtoull(line + 15, NULL, 10);
@@ -333,34 +316,6 @@ static void easy_put(actio__http_loop *l, CURL *e) {
 
 /* ---- transfers ---- */
 
-/* "<path>.part", or NULL out of memory. */
-static char *part_path(const char *path) {
-  size_t l = strlen(path);
-  char *part = malloc(l + 6);
-  if (part != NULL) {
-    memcpy(part, path, l);
-    memcpy(part + l, ".part", 6);
-  }
-  return part;
-}
-
-/* Ends the save_to file: renamed into place on success, removed otherwise. */
-static int save_finish(actio__http_xfer *x, int ok) {
-  if (x->save_fd < 0)
-    return 0;
-  int rc = close(x->save_fd) == 0 ? 0 : -errno;
-  x->save_fd = -1;
-  char *part = part_path(x->req->save_to);
-  if (part == NULL)
-    return -ENOMEM;
-  if (ok && rc == 0 && rename(part, x->req->save_to) != 0)
-    rc = -errno;
-  if (!ok || rc != 0)
-    unlink(part);
-  free(part);
-  return rc;
-}
-
 int actio__http_xfer_resume(actio__http_xfer *x) {
   ACTIO__ASSERT(x->in_loop && x->pause_next);
   x->pause_next = 0;
@@ -377,8 +332,6 @@ long actio__http_xfer_retry_after_ms(const actio__http_xfer *x) {
   return x->retry_after_ms;
 }
 
-int actio__http_xfer_commit(actio__http_xfer *x) { return save_finish(x, 1); }
-
 void actio__http_xfer_take(actio__http_xfer *x, actio__http_result *out) {
   ACTIO__ASSERT(!x->in_loop);
   *out = x->res;
@@ -390,7 +343,6 @@ void actio__http_xfer_free(actio__http_xfer *x) {
     return;
   /* Still in the multi handle, libcurl would run a freed transfer. */
   ACTIO__ASSERT(!x->in_loop);
-  save_finish(x, 0);
   if (x->easy != NULL)
     easy_put(x->loop, x->easy);
   curl_slist_free_all(x->headers);
@@ -413,19 +365,6 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   x->req = req;
   x->done = done;
   x->arg = arg;
-  x->save_fd = -1;
-  if (req->save_to != NULL) {
-    char *part = part_path(req->save_to);
-    if (part == NULL)
-      goto fail;
-    x->save_fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    int e = errno;
-    free(part);
-    if (x->save_fd < 0) {
-      actio__http_xfer_free(x);
-      return -e;
-    }
-  }
   x->easy = easy_get(l);
   if (x->easy == NULL)
     goto fail;
@@ -450,7 +389,7 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-                   req->sink || req->save_to ? (curl_off_t)0 : (curl_off_t)x->max_body);
+                   req->sink ? (curl_off_t)0 : (curl_off_t)x->max_body);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 
   int redirects = req->max_redirects ? req->max_redirects : c->max_redirects;
@@ -607,7 +546,7 @@ static int fill_result(actio__http_xfer *x) {
   int rc = r->url != NULL ? 0 : ACTIO_ENOMEM;
   if (r->body == NULL && actio__http_result_reserve(r, 1) != 0) {
     rc = ACTIO_ENOMEM;
-  } else if (x->req->sink != NULL || x->req->save_to != NULL) {
+  } else if (x->req->sink != NULL) {
     r->body[0] = '\0'; /* the body went elsewhere: say how much */
     r->body_len = x->delivered;
   } else {

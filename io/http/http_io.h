@@ -39,11 +39,9 @@ typedef struct actio__http_req {
   long timeout_ms, connect_timeout_ms, idle_timeout_ms;
   int max_redirects;            /* -1: do not follow */
   size_t max_body;              /* the largest body kept in memory */
-  /* Where the body goes instead of memory (sink first): */
+  /* Where the body goes instead of memory: */
   actio__http_sink_fn sink;
   void *sink_arg;
-  const char *save_to;          /* written as "<path>.part", renamed into
-                                   place by actio__http_xfer_commit */
 } actio__http_req;
 
 /* Runs once per transfer, on the loop's thread, when it ends: rc is 0 (the
@@ -78,8 +76,7 @@ void actio__http_loop_wakeup(actio__http_loop *l);
 
 /* Makes a transfer for `req` (method and URL set: the caller checked them).
  * cap_ms caps its total time, the caller's deadline (< 0: none beyond the
- * settings). Returns 0, ACTIO_ENOMEM, or a negated errno when req->save_to
- * cannot be created. */
+ * settings). Returns 0 or ACTIO_ENOMEM. */
 int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
                             const actio__http_req *req, long cap_ms,
                             actio__http_done_fn done, void *arg);
@@ -96,14 +93,11 @@ int actio__http_xfer_resume(actio__http_xfer *x);
  * response, 0 if there was none. */
 long actio__http_xfer_status(const actio__http_xfer *x);
 long actio__http_xfer_retry_after_ms(const actio__http_xfer *x);
-/* After done reported 0: puts a save_to file in place (the caller decided no
- * retry follows). Returns 0 or a negated errno. */
-int actio__http_xfer_commit(actio__http_xfer *x);
 /* After done reported 0: moves the result into *out (nothing is copied);
  * the caller cleans it up. */
 void actio__http_xfer_take(actio__http_xfer *x, actio__http_result *out);
-/* Frees a transfer that is not in the loop (never added, or done ran); a
- * save_to file not committed is removed. NULL accepted. */
+/* Frees a transfer that is not in the loop (never added, or done ran).
+ * NULL accepted. */
 void actio__http_xfer_free(actio__http_xfer *x);
 
 #endif
