@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # check-install.sh BUILD_DIR: installs actio from BUILD_DIR into a temporary
 # prefix, then builds and runs a consumer twice: with pkg-config and with
-# CMake's find_package. Checks the packaging a user relies on.
+# CMake's find_package, and runs an installed demo as installed and after
+# the prefix moved, without LD_LIBRARY_PATH. Checks the packaging a user
+# relies on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$1
-prefix=$(mktemp -d /tmp/actio-install-XXXXXX)
-trap 'rm -rf "$prefix"' EXIT
+root=$(mktemp -d /tmp/actio-install-XXXXXX)
+trap 'rm -rf "$root"' EXIT
+prefix=$root/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig"
 # shellcheck disable=SC2046
@@ -15,4 +18,20 @@ cc -o "$prefix/by-pkgconfig" tests/consumer/main.c $(pkg-config --cflags --libs 
 cmake -S tests/consumer -B "$prefix/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$prefix/consumer-build" >/dev/null
 "$prefix/consumer-build/consumer"
-echo "install check: pkg-config and find_package consumers ran"
+
+# An installed program loads the installed library, found through its run
+# path ($ORIGIN), wherever the prefix is.
+demo_runs() { # the demo's path
+  local line
+  line=$(env -u LD_LIBRARY_PATH ldd "$1" | grep -E '^[[:space:]]*libactio\.so' || true)
+  case "$line" in
+    *" => $(dirname "$(dirname "$1")")/"*) ;;
+    *) echo "install check: $1 does not load the installed libactio: ${line:-not linked}" >&2
+       return 1 ;;
+  esac
+  env -u LD_LIBRARY_PATH "$1" >/dev/null
+}
+demo_runs "$prefix/bin/actio-demo-files"
+mv "$prefix" "$root/moved"
+demo_runs "$root/moved/bin/actio-demo-files"
+echo "install check: pkg-config and find_package consumers ran; an installed demo ran from its prefix, and moved"
