@@ -789,24 +789,49 @@ static int split_sse2(splitter *sp, char *buf, size_t *start, size_t from,
   }
   return split_tail(sp, buf, start, i, to);
 }
+#endif
+
+/* ACTIO__SPLIT_*: AUTO until the first split detects the CPU, or a test
+ * chooses. Relaxed: it guards no other data, and every thread that detects
+ * computes the same. */
+static _Atomic int split_how = ACTIO__SPLIT_AUTO;
+
+int actio__fio_lines_split(int how) {
+  if (how < ACTIO__SPLIT_AUTO || how > ACTIO__SPLIT_AVX2)
+    return -EINVAL;
+#if defined(__x86_64__)
+  if (how == ACTIO__SPLIT_AVX2 && !__builtin_cpu_supports("avx2"))
+    return -ENOTSUP;
+#else
+  if (how == ACTIO__SPLIT_SSE2 || how == ACTIO__SPLIT_AVX2)
+    return -ENOTSUP;
+#endif
+  atomic_store_explicit(&split_how, how, memory_order_relaxed);
+  return 0;
+}
 
 static int split_range(splitter *sp, char *buf, size_t *start, size_t from,
                        size_t to) {
-  static _Atomic int has_avx2 = -1; /* relaxed: every thread computes the same */
-  int avx2 = atomic_load_explicit(&has_avx2, memory_order_relaxed);
-  if (avx2 < 0) {
-    avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    atomic_store_explicit(&has_avx2, avx2, memory_order_relaxed);
-  }
-  return avx2 ? split_avx2(sp, buf, start, from, to)
-              : split_sse2(sp, buf, start, from, to);
-}
+  int how = atomic_load_explicit(&split_how, memory_order_relaxed);
+  if (how == ACTIO__SPLIT_AUTO) {
+#if defined(__x86_64__)
+    how = __builtin_cpu_supports("avx2") ? ACTIO__SPLIT_AVX2 : ACTIO__SPLIT_SSE2;
 #else
-static int split_range(splitter *sp, char *buf, size_t *start, size_t from,
-                       size_t to) {
+    how = ACTIO__SPLIT_MEMCHR;
+#endif
+    int unset = ACTIO__SPLIT_AUTO; /* a test's choice made meanwhile stays */
+    atomic_compare_exchange_strong_explicit(&split_how, &unset, how,
+                                            memory_order_relaxed,
+                                            memory_order_relaxed);
+  }
+#if defined(__x86_64__)
+  if (how == ACTIO__SPLIT_AVX2)
+    return split_avx2(sp, buf, start, from, to);
+  if (how == ACTIO__SPLIT_SSE2)
+    return split_sse2(sp, buf, start, from, to);
+#endif
   return split_tail(sp, buf, start, from, to);
 }
-#endif
 
 int64_t actio__fio_lines(int fd, size_t batch, size_t max_line,
                          actio__lines_cb cb, void *arg) {

@@ -123,4 +123,11 @@ typedef int (*actio__lines_cb)(void *arg, const actio__line *lines, size_t n);
 int64_t actio__fio_lines(int fd, size_t batch, size_t max_line,
                          actio__lines_cb cb, void *arg);
 
+/* Which splitter actio__fio_lines runs, for tests that must reach each one:
+ * the best the CPU has (the default), memchr per line (other CPUs'), SSE2
+ * or AVX2. Returns 0, -EINVAL (no such splitter) or -ENOTSUP (SSE2/AVX2
+ * off x86-64, AVX2 where the CPU lacks it). Any thread; later calls use it. */
+enum { ACTIO__SPLIT_AUTO, ACTIO__SPLIT_MEMCHR, ACTIO__SPLIT_SSE2, ACTIO__SPLIT_AVX2 };
+int actio__fio_lines_split(int how);
+
 #endif
