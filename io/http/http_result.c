@@ -28,6 +28,8 @@ int actio__http_result_reserve(actio__http_result *r, size_t need) {
 
 int actio__http_result_header_line(actio__http_result *r, const char *line,
                                    size_t len) {
+  if (memchr(line, '\0', len) != NULL)
+    return 0; /* the block could not tell where it ends (libcurl refuses it too) */
   if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
     r->hdr_len = 0;
     r->nhdr = 0;
@@ -40,7 +42,8 @@ int actio__http_result_header_line(actio__http_result *r, const char *line,
   const char *v = colon + 1, *end = line + len;
   while (v < end && (*v == ' ' || *v == '\t'))
     v++;
-  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
+                     end[-1] == '\t')) /* white space is space or tab (RFC 9110) */
     end--;
   size_t vlen = (size_t)(end - v);
   if (grow(&r->hdr, &r->hdr_cap, r->hdr_len + nlen + vlen + 2) != 0)

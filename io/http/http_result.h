@@ -43,7 +43,8 @@ int actio__http_result_reserve(actio__http_result *r, size_t need);
 
 /* Takes one header line as libcurl hands it over: a status line starts the
  * block again (a redirect, a 100 Continue), the blank line that ends a
- * block is skipped. Returns 0, or -1 out of memory. */
+ * block is skipped, and so is a line with a NUL byte. Returns 0, or -1 out
+ * of memory. */
 int actio__http_result_header_line(actio__http_result *r, const char *line,
                                    size_t len);
 
