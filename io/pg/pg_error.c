@@ -15,7 +15,7 @@ void actio__pg_one_line(const char *in, char *buf, size_t len) {
     return;
   snprintf(buf, len, "%s", in != NULL && *in ? in : "unknown error");
   for (char *p = buf; *p; p++)
-    if (*p == '\n' || *p == '\t')
+    if (*p == '\n' || *p == '\r' || *p == '\t')
       *p = ' ';
   size_t n = strlen(buf);
   while (n > 0 && buf[n - 1] == ' ')

@@ -26,8 +26,8 @@ static inline actio__pg_result *actio__pg_wrap(PGresult *r) {
 /* libpq's handle of c (the cancel keys live in it). */
 PGconn *actio__pg_conn_libpq(const actio__pg_conn *c);
 
-/* Copies `in` into buf on one line (no newline, no tab, no trailing
- * blank); "unknown error" for NULL or "". */
+/* Copies `in` into buf on one line (no newline or carriage return, no tab,
+ * no trailing blank); "unknown error" for NULL or "". */
 void actio__pg_one_line(const char *in, char *buf, size_t len);
 
 #endif
