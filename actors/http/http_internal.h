@@ -68,8 +68,11 @@ void actio__http_call_free(actio__http_call *c);
 
 /* The response of a transfer whose done reported 0: io's result moves in
  * behind the public fields, which point into it (the body, URL and headers
- * are not copied). NULL when out of memory (the result stays in x). */
+ * are not copied). NULL when out of memory (the result is freed). */
 actio_http_response *actio__http_response_take(actio__http_xfer *x);
+/* The same from a result already taken: *io moves in and is zeroed; NULL
+ * when out of memory (*io stays the caller's). */
+actio_http_response *actio__http_response_adopt(actio__http_result *io);
 /* actio_http_response_free as a future's free function. */
 void actio__http_response_free(void *r);
 

@@ -1,6 +1,7 @@
 /* http_response.c: the response a request's future holds (io's result
  * behind the public fields), and the public calls that read it. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "actio/error.h"
 #include "actio/http.h"
@@ -11,11 +12,12 @@ typedef struct http_response {
   actio__http_result io;   /* owns what pub points to */
 } http_response;
 
-actio_http_response *actio__http_response_take(actio__http_xfer *x) {
+actio_http_response *actio__http_response_adopt(actio__http_result *from) {
   http_response *r = malloc(sizeof *r);
   if (r == NULL)
     return NULL;
-  actio__http_xfer_take(x, &r->io);
+  r->io = *from;
+  memset(from, 0, sizeof *from);
   const actio__http_result *io = &r->io;
   r->pub = (actio_http_response){
       .status = io->status,
@@ -33,6 +35,15 @@ actio_http_response *actio__http_response_take(actio__http_xfer *x) {
       .attempts = 1,
   };
   return &r->pub;
+}
+
+actio_http_response *actio__http_response_take(actio__http_xfer *x) {
+  actio__http_result io;
+  actio__http_xfer_take(x, &io);
+  actio_http_response *r = actio__http_response_adopt(&io);
+  if (r == NULL)
+    actio__http_result_cleanup(&io);
+  return r;
 }
 
 void actio_http_response_free(actio_http_response *pub) {
