@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh: set up, build and run the whole suite three times: a plain
 # warning-clean build (plus valgrind over the unit tests and an install
-# check), AddressSanitizer+UBSan, and ThreadSanitizer.
-# Exit status is non-zero on any failure. Build folders: build-ci/{plain,asan,tsan}.
+# check), AddressSanitizer+UBSan, and ThreadSanitizer; then the fuzz targets
+# briefly (scripts/fuzz.sh). Exit status is non-zero on any failure. Build
+# folders: build-ci/{plain,asan,tsan,fuzz}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -29,4 +30,6 @@ for t in future:basics gather:combinators actor:actors; do
 done
 run asan -DCMAKE_BUILD_TYPE=Debug -DACTIO_SANITIZE=address -DCMAKE_C_COMPILER=clang
 run tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACTIO_SANITIZE=thread -DCMAKE_C_COMPILER=clang
+# Every libFuzzer target over its seeds, then 5 s of fuzzing each.
+ACTIO_FUZZ_BUILD=build-ci/fuzz JOBS=$jobs bash scripts/fuzz.sh 5
 echo "== all suites passed =="
