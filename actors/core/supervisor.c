@@ -16,11 +16,15 @@
 
 typedef struct sup sup;
 
-/* Who failed, as the monitor hook of one child instance knows it. */
+/* Who failed, as the monitor hook of one child instance knows it. An
+ * instance fails once: its watch is then the supervisor's message, made
+ * ahead so that no failure is lost for want of memory. */
 typedef struct watch {
   sup *s;
   size_t index;
   unsigned gen;
+  int code;              /* the failure, once it came */
+  char *why;             /* its text; NULL: the code's */
   struct watch *next;
 } watch;
 
@@ -46,13 +50,6 @@ struct sup {
   _Atomic int gave_up;
 };
 
-typedef struct fail_msg {
-  size_t index;
-  unsigned gen;
-  int code;
-  char reason[];
-} fail_msg;
-
 static const actio_behavior sup_behavior;
 
 static void monitor(sup *s, actio_sup_event_kind kind, size_t i, int code,
@@ -69,18 +66,12 @@ static void monitor(sup *s, actio_sup_event_kind kind, size_t i, int code,
 static void on_child_fail(void *arg, actio_actor *a, int code, const char *why) {
   watch *wt = arg;
   (void)a;
-  size_t len = strlen(why) + 1;
-  fail_msg *m = malloc(sizeof *m + len);
-  if (m == NULL)
-    return; /* out of memory: the child goes on, failed and unrestarted */
-  m->index = wt->index;
-  m->gen = wt->gen;
-  m->code = code;
-  memcpy(m->reason, why, len);
+  wt->code = code;
+  wt->why = strdup(why); /* without memory, the code's text stands in */
   /* A failure on the supervisor's own worker (a child failing while it
-   * starts) must not wait for room only that worker could make. */
-  if (actio__tell_quiet(wt->s->self, m, actio_actor_self() == wt->s->self ? 0 : -1) != 0)
-    free(m); /* the supervisor is stopping: nothing to restart */
+   * starts) must not wait for room only that worker could make. Refused,
+   * the supervisor is stopping: nothing to restart. */
+  (void)actio__tell_quiet(wt->s->self, wt, actio_actor_self() == wt->s->self ? 0 : -1);
 }
 
 /* Starts instance gen+1 of child i. 0 or the start's error. */
@@ -99,7 +90,7 @@ static int child_start(sup *s, size_t i) {
   c->cur = a;
   c->gen++;
   c->dead = 0;
-  *wt = (watch){s, i, c->gen, s->watches};
+  *wt = (watch){.s = s, .index = i, .gen = c->gen, .next = s->watches};
   s->watches = wt;
   pthread_mutex_unlock(&s->mu);
   actio__actor_set_owned(a);
@@ -183,10 +174,31 @@ static void give_up(sup *s, size_t i, int code, const char *reason) {
   actio_actor_fail(s->self, ACTIO_EINTENSITY, why);
 }
 
+/* Starts child i again; a start that fails is its next failure, and is
+ * retried after the pause, within the intensity. 0, or -1: gave up. */
+static int restart(sup *s, size_t i) {
+  for (;;) {
+    int rc = child_start(s, i);
+    if (rc == 0) {
+      atomic_fetch_add_explicit(&s->restarts, 1, memory_order_relaxed);
+      monitor(s, ACTIO_SUP_CHILD_RESTARTED, i, 0, "");
+      return 0;
+    }
+    char why[256];
+    snprintf(why, sizeof why, "restart failed: %s", actio_strerror(rc));
+    atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed);
+    monitor(s, ACTIO_SUP_CHILD_FAILED, i, rc, why);
+    if (intensity(s) != 0) {
+      give_up(s, i, rc, why);
+      return -1;
+    }
+    sleep_ms(backoff(s, s->ntimes));
+  }
+}
+
 static int sup_handle(actio_actor *self, void *worker, void *msg,
                       actio_future *reply) {
   sup *s = actio_actor_state(self);
-  fail_msg *m = msg;
   (void)worker;
   if (msg == &start_token) {
     int rc = start_children(s);
@@ -197,28 +209,26 @@ static int sup_handle(actio_actor *self, void *worker, void *msg,
                         s->o.name, actio_strerror(rc));
     return 0;
   }
+  watch *m = msg; /* a child instance failed */
+  const char *why = m->why != NULL ? m->why : actio_strerror(m->code);
   child *c = &s->children[m->index];
   pthread_mutex_lock(&s->mu);
   unsigned gen = c->gen;
   pthread_mutex_unlock(&s->mu);
-  if (s->stopped || m->gen != gen) { /* stopping, or already replaced */
-    free(m);
+  if (s->stopped || m->gen != gen) /* stopping, or already replaced */
     return 0;
-  }
   atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed);
-  monitor(s, ACTIO_SUP_CHILD_FAILED, m->index, m->code, m->reason);
+  monitor(s, ACTIO_SUP_CHILD_FAILED, m->index, m->code, why);
   if (c->spec.temporary) {
     child_stop(s, m->index);
     pthread_mutex_lock(&s->mu);
     c->dead = 1;
     c->cur = NULL;
     pthread_mutex_unlock(&s->mu);
-    free(m);
     return 0;
   }
   if (intensity(s) != 0) {
-    give_up(s, m->index, m->code, m->reason);
-    free(m);
+    give_up(s, m->index, m->code, why);
     return 0;
   }
   sleep_ms(backoff(s, s->ntimes));
@@ -236,25 +246,10 @@ static int sup_handle(actio_actor *self, void *worker, void *msg,
       s->children[i].cur = NULL;
     }
     int dead = s->children[i].dead;
-    unsigned igen = s->children[i].gen;
     pthread_mutex_unlock(&s->mu);
-    if (dead)
-      continue;
-    int rc = child_start(s, i);
-    if (rc == 0) {
-      atomic_fetch_add_explicit(&s->restarts, 1, memory_order_relaxed);
-      monitor(s, ACTIO_SUP_CHILD_RESTARTED, i, 0, "");
-      continue;
-    }
-    /* It would not start: that is its next failure (the intensity ends
-     * the loop); the children after it wait for its restart. */
-    char why[256];
-    snprintf(why, sizeof why, "restart failed: %s", actio_strerror(rc));
-    watch wt = {s, i, igen, NULL};
-    on_child_fail(&wt, NULL, rc, why);
-    break;
+    if (!dead && restart(s, i) != 0)
+      break; /* gave up */
   }
-  free(m);
   return 0;
 }
 
@@ -264,26 +259,20 @@ static void sup_worker_stop(actio_actor *self, void *worker) {
   stop_all(actio_actor_state(self));
 }
 
-static void sup_drop(actio_actor *self, void *msg) {
-  (void)self;
-  if (msg != &start_token)
-    free(msg);
-}
-
 static const actio_behavior sup_behavior = {
     .handle = sup_handle,
     .worker_stop = sup_worker_stop,
-    .drop = sup_drop,
 };
 
 static void sup_free(void *p) {
   sup *s = p;
   while (s->watches != NULL) {
     watch *next = s->watches->next;
+    free(s->watches->why);
     free(s->watches);
     s->watches = next;
   }
-  for (size_t i = 0; i < s->n; i++)
+  for (size_t i = 0; s->children != NULL && i < s->n; i++)
     free((char *)s->children[i].spec.name);
   free(s->children);
   free(s->times);
