@@ -74,9 +74,11 @@ static void chain_prev_done(actio_future *prev, void *arg) {
   if (!actio__future_pending(c->out))
     chain_cancel(c);
   if (actio_future_on_done(next, chain_next_done, c) != 0) {
-    actio_future_unref(chain_take_step(c));
+    chain_cancel(c); /* its outcome would reach nobody */
     actio_future_fail(c->out, ACTIO_ENOMEM, NULL);
-    chain_end(c, next);
+    actio_future *out = c->out;
+    c->out = NULL;
+    actio_future_unref(out); /* may free the chain with out */
   }
   actio_future_unref(next);
 }
@@ -174,11 +176,13 @@ static void group_release(group *g) {
   actio_future *out = g->out;
   if (g->kind == G_ANY &&
       atomic_load_explicit(&g->winner, memory_order_acquire) == SIZE_MAX) {
-    /* Every item has completed by now; the group holds them all. */
+    /* Every item has completed by now; the group holds them all. None
+     * failed either: the group failed first (out of memory at its start). */
     actio_future *last = atomic_load_explicit(&g->last_fail, memory_order_acquire);
-    actio_future_fail(out, ACTIO_EALLFAILED,
-                      "any: all %zu futures failed; the last: %s", g->n,
-                      actio_future_errmsg(last));
+    if (last != NULL)
+      actio_future_fail(out, ACTIO_EALLFAILED,
+                        "any: all %zu futures failed; the last: %s", g->n,
+                        actio_future_errmsg(last));
   } else if (g->kind != G_ANY) {
     actio_future_resolve(out, NULL, NULL);
   }
