@@ -61,12 +61,13 @@ void actio__db_listener_pump(db_worker *w) {
   if (c->state == C_EMPTY && (w->subs != NULL || w->lq_head != NULL) &&
       now >= w->lretry_ns) {
     char err[256];
-    if (actio__pg_conn_start(&c->pc, w->st->o.dsn, 0, err, sizeof err) == 0) {
+    int rc = actio__pg_conn_start(&c->pc, w->st->o.dsn, 0, err, sizeof err);
+    if (rc == 0) {
       c->state = C_CONNECTING;
       c->since_ns = now;
-    } else {
-      w->lretry_ns = actio__db_retry_at(w->st, ++w->lfails);
+      return;
     }
+    actio__db_listener_failed(w, rc, err);
     return;
   }
   if (c->state != C_READY || actio__pg_conn_inflight(c->pc) > 0)
@@ -87,9 +88,11 @@ void actio__db_listener_pump(db_worker *w) {
     }
     r->sql = r->bytes;
     r->nocache = 1;
-    if (actio__pg_conn_send_simple(c->pc, r->sql, 0, r) != 0) {
+    int rc = actio__pg_conn_send_simple(c->pc, r->sql, 0, r);
+    if (rc != 0) {
       free(r);
-      actio__db_conn_broken(w, c);
+      if (rc != ACTIO_ENOMEM) /* out of memory: again at the next pump */
+        actio__db_conn_broken(w, c);
       return;
     }
     r->c = c;
@@ -137,7 +140,12 @@ void actio__db_listener_pump(db_worker *w) {
     snprintf(sql, sizeof sql, "%s %s", r->kind == K_LISTEN ? "LISTEN" : "UNLISTEN", q);
     r->sql = sql;
     r->nocache = 1;
-    if (actio__pg_conn_send_simple(c->pc, sql, 0, r) != 0) {
+    int rc = actio__pg_conn_send_simple(c->pc, sql, 0, r);
+    if (rc == ACTIO_ENOMEM) { /* r alone fails; the connection is fine */
+      actio__db_req_fail(r, rc, "LISTEN or UNLISTEN not sent: out of memory");
+      continue;
+    }
+    if (rc != 0) {
       actio__db_q_push(&w->lq_head, &w->lq_tail, r);
       actio__db_conn_broken(w, c);
       return;

@@ -158,9 +158,7 @@ static void conn_open(db_worker *w, conn *c) {
     c->state = C_CONNECTING;
     return;
   }
-  c->pc = NULL;
-  w->fails++;
-  w->retry_ns = actio__db_retry_at(w->st, w->fails);
+  actio__db_connect_failed(w, c, rc, err);
 }
 
 unsigned actio__db_count_ready(const db_worker *w) {
@@ -195,7 +193,8 @@ void actio__db_connect_failed(db_worker *w, conn *c, int rc, const char *err) {
 
 /* ---- sending ---- */
 
-/* Sends r on c as a pipelined unit. 0, or ACTIO_ECONN (c is broken). */
+/* Sends r on c as a pipelined unit. 0; ACTIO_ENOMEM: r was not sent, c
+ * is fine; or ACTIO_ECONN: c is broken. */
 static int send_unit(db_worker *w, conn *c, db_req *r) {
   int rc;
   if (r->kind == K_SCRIPT || r->kind == K_COPY) {
@@ -224,6 +223,9 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
   return 0;
 }
 
+/* Why a request failed that send_unit could not send for want of memory. */
+static const char unsent[] = "sending the query: out of memory";
+
 void actio__db_conn_broken(db_worker *w, conn *c) {
   char msg[300], err[256];
   actio__pg_conn_message(c->pc, err, sizeof err);
@@ -244,13 +246,18 @@ void actio__db_conn_pump(db_worker *w, conn *c) {
       actio__db_ref(&r->copy->refs);
       r->copy->c = c;
     }
-    if (send_unit(w, c, r) != 0) {
-      actio__db_q_push(&c->q_head, &c->q_tail, r); /* failed with the rest */
+    int rc = send_unit(w, c, r);
+    if (rc != 0) {
       if (r->kind == K_COPY) {
         actio__db_copy_unref(c->copy);
         c->copy = NULL;
         r->copy->c = NULL;
       }
+      if (rc == ACTIO_ENOMEM) { /* r alone fails */
+        actio__db_req_fail(r, rc, unsent);
+        continue;
+      }
+      actio__db_q_push(&c->q_head, &c->q_tail, r); /* failed with the rest */
       actio__db_conn_broken(w, c);
       return;
     }
@@ -308,8 +315,8 @@ void actio__db_dispatch(db_worker *w) {
      * the batch at once, and wakes once. */
     if (best->round++ == 1)
       actio__pg_conn_cork(best->pc);
-    if (send_unit(w, best, r) != 0) {
-      actio__db_q_push(&w->pend_head, &w->pend_tail, r); /* for another connection */
+    int rc = send_unit(w, best, r);
+    if (rc != 0) {
       if (r->kind == K_BEGIN) {
         r->txn->c = NULL;
         actio__db_txn_unref(best->txn);
@@ -319,6 +326,11 @@ void actio__db_dispatch(db_worker *w) {
         actio__db_copy_unref(best->copy);
         best->copy = NULL;
       }
+      if (rc == ACTIO_ENOMEM) { /* r alone fails */
+        actio__db_req_fail(r, rc, unsent);
+        continue;
+      }
+      actio__db_q_push(&w->pend_head, &w->pend_tail, r); /* for another connection */
       actio__db_conn_broken(w, best);
     }
   }

@@ -20,6 +20,7 @@ typedef struct retry {
   actio_future *step;    /* the step running now */
   actio_future *begun;   /* BEGIN's future: holds the transaction */
   actio_future *body;    /* fn's future, whose value out borrows */
+  actio_future *commit;  /* COMMIT's future */
 } retry;
 
 static void start(retry *r);
@@ -29,6 +30,7 @@ static void finish(retry *r) {
   actio_future_clear_cancel(r->out);
   actio_future_unref(r->begun); /* rolls back a transaction still open */
   actio_future_unref(r->body);
+  actio_future_unref(r->commit);
   actio_future_unref(r->out);
   pthread_mutex_destroy(&r->mu);
   free(r);
@@ -57,7 +59,8 @@ static void failed(retry *r, actio_future *f) {
     r->left--;
     actio_future_unref(r->begun); /* rolls the failed attempt back */
     actio_future_unref(r->body);
-    r->begun = r->body = NULL;
+    actio_future_unref(r->commit);
+    r->begun = r->body = r->commit = NULL;
     start(r);
     return;
   }
@@ -73,7 +76,6 @@ static void committed(actio_future *f, void *arg) {
     actio__future_adopt(r->out, r->body); /* fn's value, borrowed */
     finish(r);
   }
-  actio_future_unref(f);
 }
 
 static void body_done(actio_future *f, void *arg) {
@@ -86,13 +88,13 @@ static void body_done(actio_future *f, void *arg) {
     finish(r);
     return;
   }
-  actio_future *c;
-  int rc = actio_db_commit(actio_future_value(r->begun), &c);
+  int rc = actio_db_commit(actio_future_value(r->begun), &r->commit);
   if (rc != 0) {
+    r->commit = NULL;
     fail(r, rc, "transaction: COMMIT could not be sent");
     return;
   }
-  then(r, c, committed);
+  then(r, r->commit, committed);
 }
 
 static void begun(actio_future *f, void *arg) {

@@ -94,13 +94,11 @@ int actio__pg_conn_start(actio__pg_conn **out, const char *dsn,
                          unsigned cache_size, char *err, size_t errlen) {
   actio__pg_conn *c = calloc(1, sizeof *c);
   if (c == NULL)
-    return ACTIO_ENOMEM;
+    goto fail_mem;
   if (cache_size > 0) {
     c->table = calloc((size_t)cache_size * 2, sizeof *c->table);
-    if (c->table == NULL) {
-      free(c);
-      return ACTIO_ENOMEM;
-    }
+    if (c->table == NULL)
+      goto fail_mem;
     c->cache_max = cache_size;
   }
   /* The DSN goes in as "dbname" with expansion, so it may be a key=value
@@ -108,11 +106,8 @@ int actio__pg_conn_start(actio__pg_conn **out, const char *dsn,
   const char *keys[] = {"dbname", "fallback_application_name", NULL};
   const char *vals[] = {dsn, "actio", NULL};
   c->pg = PQconnectStartParams(keys, vals, 1);
-  if (c->pg == NULL) {
-    free(c->table);
-    free(c);
-    return ACTIO_ENOMEM;
-  }
+  if (c->pg == NULL)
+    goto fail_mem;
   if (PQstatus(c->pg) == CONNECTION_BAD) {
     actio__pg_conn_message(c, err, errlen);
     PQfinish(c->pg);
@@ -125,6 +120,12 @@ int actio__pg_conn_start(actio__pg_conn **out, const char *dsn,
   c->poll = PGRES_POLLING_WRITING; /* libpq's rule for the first wait */
   *out = c;
   return 0;
+fail_mem:
+  snprintf(err, errlen, "%s", actio_strerror(ACTIO_ENOMEM));
+  if (c != NULL)
+    free(c->table);
+  free(c);
+  return ACTIO_ENOMEM;
 }
 
 static int auth_failure(const char *msg) {

@@ -45,8 +45,8 @@ typedef struct actio__pg_query {
 int actio__pg_dsn_check(const char *dsn);
 
 /* Starts connecting to `dsn`, with a statement cache of `cache_size`
- * entries (0: none). Returns 0; ACTIO_ENOMEM; or ACTIO_ECONN/ACTIO_EDSN with
- * a message in err (never the password). */
+ * entries (0: none). Returns 0, or ACTIO_ENOMEM, ACTIO_ECONN or ACTIO_EDSN
+ * with a message in err (never the password). */
 int actio__pg_conn_start(actio__pg_conn **out, const char *dsn,
                          unsigned cache_size, char *err, size_t errlen);
 
