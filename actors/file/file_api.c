@@ -126,11 +126,6 @@ int actio_fh_close(actio_fh *h, actio_future **out) {
                                                memory_order_acq_rel,
                                                memory_order_acquire))
     return ACTIO_ESTATE;
-  int rc = actio_future_create(&h->closed);
-  if (rc != 0) {
-    atomic_store_explicit(&h->closing, 0, memory_order_release);
-    return rc;
-  }
   actio_future_ref(h->closed);
   *out = h->closed;
   actio__fh_unref(h); /* the open reference; the last request closes the fd */

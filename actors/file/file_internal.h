@@ -35,7 +35,7 @@ struct actio_fh {
   _Atomic uint32_t refs;   /* 1 while open, + 1 per request in flight */
   _Atomic int closing;
   _Atomic uint64_t pos;    /* sequential position, reserved at call time */
-  actio_future *closed;    /* completed by the last reference */
+  actio_future *closed;    /* made at open, completed by the last reference */
   char path[];
 };
 

@@ -31,13 +31,11 @@ void actio__fh_unref(actio_fh *h) {
   if (before != 1)
     return;
   int rc = close(h->fd) == 0 ? 0 : -errno;
-  if (h->closed != NULL) {
-    if (rc == 0)
-      actio_future_resolve(h->closed, NULL, NULL);
-    else
-      actio_future_fail(h->closed, rc, "close %s: %s", h->path, actio_strerror(rc));
-    actio_future_unref(h->closed);
-  }
+  if (rc == 0)
+    actio_future_resolve(h->closed, NULL, NULL);
+  else
+    actio_future_fail(h->closed, rc, "close %s: %s", h->path, actio_strerror(rc));
+  actio_future_unref(h->closed);
   free(h);
 }
 

@@ -106,9 +106,15 @@ static int do_open(actio__file_state *st, actio__file_req *r, void **value) {
   actio_fh *h = malloc(sizeof *h + l);
   if (h == NULL)
     return -ENOMEM;
+  /* Made now, so that closing never fails for want of memory. */
+  if (actio_future_create(&h->closed) != 0) {
+    free(h);
+    return -ENOMEM;
+  }
   h->fd = actio__fio_open(&st->root, r->path, r->flags, r->mode);
   if (h->fd < 0) {
     int rc = h->fd;
+    actio_future_unref(h->closed);
     free(h);
     return rc;
   }
@@ -116,7 +122,6 @@ static int do_open(actio__file_state *st, actio__file_req *r, void **value) {
   atomic_init(&h->refs, 1);
   atomic_init(&h->closing, 0);
   atomic_init(&h->pos, 0);
-  h->closed = NULL;
   memcpy(h->path, r->path, l);
   *value = h;
   return 0;

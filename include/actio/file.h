@@ -131,7 +131,7 @@ int actio_fh_write(actio_fh *h, const void *data, size_t len, actio_future **out
 int actio_fh_sync(actio_fh *h, actio_future **out);
 /** Closes the handle once the requests still using it are done; the future
  * completes after close(2). The handle must not be used after this call
- * returns 0. ACTIO_ESTATE if it is already closing. */
+ * returns 0. ACTIO_ESTATE if it is already closing; never ACTIO_ENOMEM. */
 int actio_fh_close(actio_fh *h, actio_future **out);
 
 /* ---- lines and streams ---- */
