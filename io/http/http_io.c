@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "base/clock.h"
 #include "base/debug.h"
@@ -27,6 +28,7 @@ struct actio__http_xfer {
   int too_big;
   int pause_next;         /* the sink asked to pause before the next chunk */
   int sink_rc;            /* a sink's error */
+  int socket_errno;       /* why a socket could not be opened, or 0 */
   size_t delivered;       /* bytes given to the sink */
   long status, retry_after_ms;
   long idle_ms;           /* 0: no idle limit */
@@ -125,10 +127,20 @@ int actio__http_loop_create(actio__http_loop **out, const actio__http_conf *conf
   actio__http_loop *l = calloc(1, sizeof *l);
   if (l == NULL)
     return ACTIO_ENOMEM;
+  errno = 0;
   l->multi = curl_multi_init();
+  int e = errno;
   if (l->multi == NULL) {
     free(l);
-    return ACTIO_ETRANSFER;
+    return ACTIO_ENOMEM;
+  }
+  /* libcurl goes on without its wakeup pair when it cannot make one (no
+   * descriptor left): the loop could then not be woken, and requests
+   * would wait for its poll to time out. */
+  if (curl_multi_wakeup(l->multi) != CURLM_OK) {
+    curl_multi_cleanup(l->multi);
+    free(l);
+    return e == EMFILE || e == ENFILE || e == ENOMEM ? -e : ACTIO_ETRANSFER;
   }
   l->conf = conf;
   l->share = share;
@@ -256,6 +268,18 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 
 /* ---- easy handles ---- */
 
+/* libcurl takes a socket it could not open for a refused connection and
+ * drops its errno: opened here, the errno is kept (EMFILE, ENFILE). */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose,
+                                 struct curl_sockaddr *a) {
+  actio__http_xfer *x = arg;
+  (void)purpose;
+  curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
+  if (fd == CURL_SOCKET_BAD)
+    x->socket_errno = errno;
+  return fd;
+}
+
 /* What every transfer of the session shares, set once per easy handle. */
 static void session_options(actio__http_loop *l, CURL *e) {
   const actio__http_conf *c = l->conf;
@@ -274,6 +298,7 @@ static void session_options(actio__http_loop *l, CURL *e) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
   if (c->ca_file != NULL)
     curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
   if (c->ca_path != NULL)
@@ -388,6 +413,7 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
                    req->sink ? (curl_off_t)0 : (curl_off_t)x->max_body);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
@@ -479,6 +505,8 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
   case CURLE_COULDNT_RESOLVE_HOST:
     return ACTIO_EDNS;
   case CURLE_COULDNT_CONNECT: {
+    if (x->socket_errno != 0)
+      return -x->socket_errno;
     long os = 0;
     curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os);
     return os > 0 ? -(int)os : -ECONNREFUSED;
@@ -568,10 +596,11 @@ static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
   if (cc != CURLE_OK) {
     rc = map_error(x, cc);
     snprintf(msg, sizeof msg, "%s %.300s: %s%s", req->method, req->url,
-             x->sink_rc ? "body consumer failed: " : "",
+             x->sink_rc ? "body consumer failed: " : x->socket_errno ? "no socket: " : "",
              rc == ACTIO_ECANCELED ? "cancelled"
              : rc == ACTIO_EIDLE   ? "no data within the idle timeout"
              : x->sink_rc          ? actio_strerror(x->sink_rc)
+             : x->socket_errno     ? actio_strerror(-x->socket_errno)
              : x->err[0]           ? x->err
                                    : curl_easy_strerror(cc));
   } else if ((rc = fill_result(x)) != 0) {
