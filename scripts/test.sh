@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test.sh: set up, build and run the whole suite three times: a plain
 # warning-clean build (plus valgrind over the unit tests and an install
-# check), AddressSanitizer+UBSan, and ThreadSanitizer; then the fuzz targets
-# briefly (scripts/fuzz.sh). Exit status is non-zero on any failure. Build
-# folders: build-ci/{plain,asan,tsan,fuzz}.
+# check), AddressSanitizer+UBSan (plus fault injection), and
+# ThreadSanitizer; then the fuzz targets briefly (scripts/fuzz.sh). Exit
+# status is non-zero on any failure. Build folders:
+# build-ci/{plain,asan,tsan,fuzz}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -28,7 +29,10 @@ for t in future:basics gather:combinators actor:actors; do
   CK_FORK=no CK_RUN_CASE=${t#*:} valgrind -q --error-exitcode=9 --leak-check=full \
     --errors-for-leak-kinds=definite,indirect "build-ci/plain/tests/test_${t%%:*}"
 done
-run asan -DCMAKE_BUILD_TYPE=Debug -DACTIO_SANITIZE=address -DCMAKE_C_COMPILER=clang
+# ASan also runs the fault-injection test (tests/test_faults.c): its leak
+# checks are what make it worth running.
+run asan -DCMAKE_BUILD_TYPE=Debug -DACTIO_SANITIZE=address -DCMAKE_C_COMPILER=clang \
+  -DACTIO_FAULTS=ON
 run tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACTIO_SANITIZE=thread -DCMAKE_C_COMPILER=clang
 # Every libFuzzer target over its seeds, then 5 s of fuzzing each.
 ACTIO_FUZZ_BUILD=build-ci/fuzz JOBS=$jobs bash scripts/fuzz.sh 5

@@ -7,7 +7,6 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,10 +16,9 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "fixture/fixture_spawn.h"
 #include "io/file/file_io.h"
 #include "test_util.h"
-
-extern char **environ;
 
 static char nginx_http[1024], nginx_https[1024], ca_file[1024], fixture[128];
 static char nginx_mtls[1024], client_cert[1024], client_key[1024];
@@ -67,29 +65,7 @@ static int start_servers(void) {
   snprintf(env, sizeof env, "%s/env", servers_dir);
   if (read_env(env) != 0)
     return -1;
-  /* The fixture server prints "PORT <n>" once it listens. */
-  int out[2];
-  if (pipe(out) != 0)
-    return -1;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  /* libmicrohttpd logs each connection the tests drop on purpose. */
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addclose(&fa, out[0]);
-  char *argv[] = {FIXTURE_SERVER, NULL};
-  int rc = posix_spawn(&fixture_pid, FIXTURE_SERVER, &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(out[1]);
-  if (rc != 0)
-    return -1;
-  FILE *f = fdopen(out[0], "r");
-  int port = 0;
-  if (f == NULL || fscanf(f, "PORT %d", &port) != 1)
-    return -1;
-  fclose(f);
-  snprintf(fixture, sizeof fixture, "http://127.0.0.1:%d", port);
-  return 0;
+  return fixture_spawn(FIXTURE_SERVER, &fixture_pid, fixture, sizeof fixture);
 }
 
 static void stop_servers(void) {

@@ -1,0 +1,614 @@
+/* test_faults.c: fault injection, the way curl's torture tests and SQLite's
+ * OOM tests go. Each scenario (file requests, HTTP requests, queries,
+ * transactions, combinators, asks, a supervisor restart; each from runtime
+ * creation to destruction) runs once to count the library's allocations,
+ * thread and eventfd creations, then again with call 1, 2, ... failing in
+ * turn (tests/faults.c), and once per descriptor limit with RLIMIT_NOFILE
+ * leaving it 0, 1, 2, ... free descriptors. Every call must succeed or fail
+ * with the fault's error, every future complete likewise, nothing leak (run
+ * it under ASan) and nothing hang (an alarm fails the run loudly). */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "actio.h"
+#include "faults.h"
+#include "fixture/fixture_spawn.h"
+#include "test_util.h"
+
+#ifdef FAULTS_SANITIZER
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef FAULTS_ASAN /* each run is checked for leaks on its own, to name the fault */
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* A run that takes this long hangs: fail it rather than CI. */
+#define HANG_SECONDS 60
+
+static char fixture[128], dsn[512], pg_dir[256], files_dir[256];
+static pid_t fixture_pid;
+
+/* ---- the run under way: what may fail, and how ---- */
+
+/* Under a counted fault, a call that fails returns the fault's own error;
+ * with descriptors short (mode FDS), any error that names the cause. */
+enum { FDS = FAULT_KINDS };
+static int mode;
+static long failures; /* calls and futures that failed in this run */
+static char run_note[256];
+
+static const char *mode_name(int m) {
+  static const char *const names[] = {"allocation", "thread", "eventfd", "descriptor"};
+  return names[m];
+}
+
+static int expected(int m) {
+  return m == FAULT_ALLOC ? ACTIO_ENOMEM : m == FAULT_THREAD ? -EAGAIN : -EMFILE;
+}
+
+/* 1 if a call or future failing with rc (and message msg) is the fault's
+ * doing, as the mode allows. */
+static int fault_explains(int rc, const char *msg) {
+  if (mode == FDS)
+    return rc == -EMFILE || (msg != NULL && strstr(msg, "Too many open files") != NULL);
+  return fault_injected() && rc == expected(mode);
+}
+
+/* A public call's return: 1 if it succeeded, 0 if the fault made it fail. */
+static int ok(int rc, const char *call) {
+  if (rc == 0)
+    return 1;
+  if (!fault_explains(rc, NULL))
+    ck_abort_msg("%s: %s returned %s under a %s fault", run_note, call,
+                 actio_err_name(rc), mode_name(mode));
+  failures++;
+  return 0;
+}
+
+/* Waits for f (the alarm bounds the wait); returns 0 if it completed with
+ * `want`, else the fault's error. */
+static int settled(actio_future *f, int want, const char *what) {
+  int st = actio_future_wait(f, -1);
+  if (st == want)
+    return 0;
+  if (!fault_explains(st, actio_future_errmsg(f)))
+    ck_abort_msg("%s: %s failed with %s (%s) under a %s fault", run_note, what,
+                 actio_err_name(st), actio_future_errmsg(f), mode_name(mode));
+  failures++;
+  return st;
+}
+
+#define TRY(call)             \
+  do {                        \
+    if (!ok((call), #call))   \
+      goto out;               \
+  } while (0)
+
+/* Waits for f to complete as `want` (0: succeed); to `out` if it failed. */
+#define AWAIT_AS(f, want)                    \
+  do {                                       \
+    if (settled((f), (want), #f) != 0)       \
+      goto out;                              \
+  } while (0)
+#define AWAIT(f) AWAIT_AS(f, 0)
+
+static void unref_all(actio_future **fs, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    actio_future_unref(fs[i]);
+}
+
+/* ---- an actor of our own ---- */
+
+/* Its message FAIL makes it fail (a handler's ACTIO_EFATAL). */
+#define FAIL ((void *)(uintptr_t)-1)
+
+/* Replies to an ask with the message itself. */
+static int echo_handle(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)self;
+  (void)worker;
+  if (msg == FAIL)
+    return ACTIO_EFATAL;
+  if (reply != NULL)
+    actio_future_resolve(reply, msg, NULL);
+  return 0;
+}
+
+static const actio_behavior echo = {.handle = echo_handle};
+
+/* An echo actor; arg: its workers as an integer (0: scheduled). */
+static int echo_start(actio_runtime *rt, void *workers, actio_actor **out) {
+  actio_actor_opts o = {.name = "echo", .workers = (unsigned)(uintptr_t)workers};
+  return actio_actor_spawn(rt, &echo, &o, out);
+}
+
+/* ---- the scenarios ---- */
+
+static int count_lines(void *arg, const actio_line *lines, size_t n) {
+  (void)lines;
+  *(size_t *)arg += n;
+  return 0;
+}
+
+/* Counts a stream's bytes (an HTTP body's, a file's). */
+static int count_bytes(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)data;
+  (void)ready;
+  *(size_t *)arg += len;
+  return 0;
+}
+
+/* A file written, read whole, by lines, streamed, through a handle,
+ * copied, and listed; a temporary file made and its size read. */
+static void file_requests(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *files;
+  actio_future *f[10] = {0};
+  size_t lines = 0, streamed = 0;
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(actio_file_spawn(rt, &(actio_file_opts){.root = files_dir, .workers = 1}, &files));
+  TRY(actio_file_write(files, "f.txt", "hello\nworld\n", 12, ACTIO_WRITE_ATOMIC, &f[0]));
+  AWAIT(f[0]);
+  TRY(actio_file_read(files, "f.txt", &f[1]));
+  AWAIT(f[1]);
+  ck_assert_str_eq(((const actio_buf *)actio_future_value(f[1]))->data, "hello\nworld\n");
+  TRY(actio_file_lines(files, "f.txt", count_lines, &lines, &f[2]));
+  AWAIT(f[2]);
+  ck_assert_uint_eq(lines, 2);
+  TRY(actio_file_stream(files, "f.txt", 4, count_bytes, &streamed, &f[6]));
+  AWAIT(f[6]);
+  ck_assert_uint_eq(streamed, 12);
+  TRY(actio_file_open(files, "f.txt", O_RDONLY, 0, &f[3]));
+  AWAIT(f[3]);
+  actio_fh *h = actio_future_take(f[3]);
+  int read = ok(actio_fh_pread(h, 6, 5, &f[4]), "actio_fh_pread");
+  if (read && settled(f[4], 0, "pread") == 0)
+    ck_assert_str_eq(((const actio_buf *)actio_future_value(f[4]))->data, "world");
+  actio_future *closed;
+  ck_assert_int_eq(actio_fh_close(h, &closed), 0); /* never for want of memory */
+  settled(closed, 0, "close");
+  actio_future_unref(closed);
+  TRY(actio_file_copy(files, "f.txt", "g.txt", &f[7]));
+  AWAIT(f[7]);
+  TRY(actio_file_list(files, ".", &f[5]));
+  AWAIT(f[5]);
+  ck_assert_str_eq(((char **)actio_future_value(f[5]))[1], "g.txt");
+  TRY(actio_file_tempfile(files, "tmp-", &f[8]));
+  AWAIT(f[8]);
+  TRY(actio_file_stat(files, actio_future_value(f[8]), &f[9]));
+  AWAIT(f[9]);
+  ck_assert_int_eq(((const struct stat *)actio_future_value(f[9]))->st_size, 0);
+out:
+  unref_all(f, 10);
+  actio_runtime_destroy(rt);
+}
+
+/* A POST with a header and a body, a body streamed to a consumer, one
+ * saved to a file, and one cancelled. */
+static void http_requests(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *http;
+  actio_future *f[4] = {0};
+  char echo_url[200], chunked[200], bytes[200], saved[300], delay[200];
+  snprintf(delay, sizeof delay, "%s/delay/10000", fixture);
+  snprintf(echo_url, sizeof echo_url, "%s/echo", fixture);
+  snprintf(chunked, sizeof chunked, "%s/chunked/5000", fixture);
+  snprintf(bytes, sizeof bytes, "%s/bytes/3000", fixture);
+  snprintf(saved, sizeof saved, "%s/saved", files_dir);
+  const char *headers[] = {"X-Fault: on", NULL};
+  size_t streamed = 0;
+  actio_http_request post = {.method = "POST", .url = echo_url, .headers = headers,
+                             .body = "ping", .body_len = 4};
+  actio_http_request stream = {.url = chunked, .on_chunk = count_bytes,
+                               .chunk_arg = &streamed};
+  actio_http_request save = {.url = bytes, .save_to = saved};
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(actio_http_spawn(rt, &(actio_http_opts){.workers = 1}, &http));
+  TRY(actio_http_send(http, &post, &f[0]));
+  AWAIT(f[0]);
+  const actio_http_response *resp = actio_future_value(f[0]);
+  ck_assert_int_eq(resp->status, 200);
+  ck_assert_ptr_nonnull(strstr(resp->body, "X-Fault: on"));
+  ck_assert_ptr_nonnull(strstr(resp->body, "ping"));
+  TRY(actio_http_send(http, &stream, &f[1]));
+  AWAIT(f[1]);
+  ck_assert_uint_eq(streamed, 5000);
+  TRY(actio_http_send(http, &save, &f[2]));
+  AWAIT(f[2]);
+  ck_assert_uint_eq(((const actio_http_response *)actio_future_value(f[2]))->body_len, 3000);
+  ck_assert_int_eq(access(saved, F_OK), 0);
+  TRY(actio_http_get(http, delay, &f[3]));
+  actio_future_cancel(f[3]);
+  AWAIT_AS(f[3], ACTIO_ECANCELED);
+out:
+  unref_all(f, 4);
+  actio_runtime_destroy(rt);
+}
+
+static const actio_db_opts one_connection = {.workers = 1, .max_connections = 1};
+
+/* Resolves the future `arg` with the first notification's payload. */
+static void on_notify(void *arg, const actio_db_notification *n) {
+  actio_future_resolve(arg, (void *)(uintptr_t)(n->missed ? 2 : strcmp(n->payload, "hi") == 0), NULL);
+}
+
+/* A query with text parameters, one typed with a binary result, a script,
+ * a query past its timeout (cancelled on the server), and a
+ * notification heard through LISTEN. */
+static void queries(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *db;
+  actio_future *f[7] = {0}, *heard = NULL;
+  actio_db_opts o = one_connection;
+  o.dsn = dsn;
+  const char *params[] = {"42"};
+  const uint32_t int8[] = {20};
+  actio_db_request typed = {.sql = "SELECT $1", .nparams = 1, .params = params,
+                            .types = int8, .binary_results = 1};
+  actio_db_request slow = {.sql = "SELECT pg_sleep(2)", .timeout_ms = 100};
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(actio_db_spawn(rt, &o, &db));
+  TRY(actio_db_query(db, "SELECT $1::int", 1, params, &f[0]));
+  AWAIT(f[0]);
+  int32_t v = 0;
+  ck_assert_int_eq(actio_db_int32(actio_future_value(f[0]), 0, 0, &v), 0);
+  ck_assert_int_eq(v, 42);
+  TRY(actio_db_send(db, &typed, &f[1]));
+  AWAIT(f[1]);
+  int64_t big = 0;
+  ck_assert_int_eq(actio_db_int64(actio_future_value(f[1]), 0, 0, &big), 0);
+  ck_assert_int_eq(big, 42);
+  TRY(actio_db_script(db, "SELECT 1; SELECT 2", &f[2]));
+  AWAIT(f[2]);
+  TRY(actio_db_send(db, &slow, &f[3]));
+  AWAIT_AS(f[3], ACTIO_ETIMEDOUT);
+  TRY(actio_future_create(&heard));
+  TRY(actio_db_listen(db, "faults", on_notify, heard, &f[4]));
+  AWAIT(f[4]);
+  TRY(actio_db_query(db, "NOTIFY faults, 'hi'", 0, NULL, &f[5]));
+  AWAIT(f[5]);
+  AWAIT(heard);
+  if ((uintptr_t)actio_future_value(heard) != 1)
+    ck_abort_msg("%s: heard %lu", run_note, (unsigned long)(uintptr_t)actio_future_value(heard));
+  TRY(actio_db_unlisten(db, "faults", on_notify, heard, &f[6]));
+  AWAIT(f[6]);
+out:
+  unref_all(f, 7);
+  actio_runtime_destroy(rt); /* before `heard`: a late notification uses it */
+  actio_future_unref(heard);
+}
+
+/* The body of a retried transaction: one query. */
+static int txn_body(actio_db_txn *t, void *arg, actio_future **out) {
+  (void)arg;
+  return actio_db_txn_query(t, "SELECT 1", 0, NULL, out);
+}
+
+/* A transaction with a savepoint and a COPY, committed; then one run by
+ * actio_db_transaction. */
+static void transactions(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *db;
+  actio_future *f[9] = {0};
+  actio_db_opts o = one_connection;
+  o.dsn = dsn;
+  const char *params[] = {"7"};
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(actio_db_spawn(rt, &o, &db));
+  TRY(actio_db_begin(db, NULL, &f[0]));
+  AWAIT(f[0]);
+  actio_db_txn *t = actio_future_value(f[0]);
+  TRY(actio_db_txn_query(t, "CREATE TEMP TABLE copied (n int) ON COMMIT DROP", 0, NULL, &f[1]));
+  AWAIT(f[1]);
+  TRY(actio_db_savepoint(t, "s", &f[2]));
+  AWAIT(f[2]);
+  TRY(actio_db_copy_in(db, t, "COPY copied FROM STDIN", &f[3]));
+  AWAIT(f[3]);
+  actio_db_copy *cp = actio_future_value(f[3]);
+  TRY(actio_db_copy_write(cp, "1\n2\n", 4, &f[4]));
+  AWAIT(f[4]);
+  TRY(actio_db_copy_end(cp, NULL, &f[5]));
+  AWAIT(f[5]);
+  TRY(actio_db_txn_query(t, "SELECT count(*)::int + $1 FROM copied", 1, params, &f[6]));
+  AWAIT(f[6]);
+  int32_t v = 0;
+  ck_assert_int_eq(actio_db_int32(actio_future_value(f[6]), 0, 0, &v), 0);
+  ck_assert_int_eq(v, 9);
+  TRY(actio_db_commit(t, &f[7]));
+  AWAIT(f[7]);
+  TRY(actio_db_transaction(db, NULL, 1, txn_body, NULL, &f[8]));
+  AWAIT(f[8]);
+out:
+  unref_all(f, 9);
+  actio_runtime_destroy(rt);
+}
+
+/* Starts map item i: an ask of the actor `a`. */
+static int map_ask(size_t i, void *a, actio_future **out) {
+  return actio_ask(a, (void *)(i + 1), -1, out);
+}
+
+/* Asks of a scheduled actor gathered under a deadline, raced with any,
+ * mapped two at a time, and taken as they complete. */
+static void combinators(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *a;
+  actio_future *fs[3] = {0}, *g = NULL, *any = NULL, *map = NULL;
+  actio_as_completed *ac = NULL;
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(echo_start(rt, (void *)0, &a));
+  for (uintptr_t i = 0; i < 3; i++)
+    TRY(actio_ask(a, (void *)(i + 1), -1, &fs[i]));
+  TRY(actio_gather(fs, 3, ACTIO_GATHER_FAIL_FAST, &g));
+  TRY(actio_future_set_deadline(rt, g, 600000));
+  AWAIT(g);
+  for (size_t i = 0; i < 3; i++)
+    ck_assert_uint_eq((uintptr_t)actio_future_value(actio_gather_item(g, i)), i + 1);
+  TRY(actio_any(fs, 3, &any));
+  AWAIT(any);
+  TRY(actio_map_within(rt, 4, 2, 600000, map_ask, a, ACTIO_GATHER_FAIL_FAST, &map));
+  AWAIT(map);
+  ck_assert_uint_eq((uintptr_t)actio_future_value(actio_gather_item(map, 3)), 4);
+  TRY(actio_as_completed_create(&ac, fs, 3));
+  size_t seen = 0, index;
+  while (actio_as_completed_next(ac, -1, &index) == 0)
+    seen += index + 1;
+  ck_assert_uint_eq(seen, 6);
+out:
+  actio_as_completed_destroy(ac);
+  actio_future_unref(map);
+  actio_future_unref(any);
+  actio_future_unref(g);
+  unref_all(fs, 3);
+  actio_runtime_destroy(rt);
+}
+
+/* The chain's next step: another ask of the same actor. */
+static int ask_again(actio_future *prev, void *a, actio_future **next) {
+  return actio_ask(a, (void *)((uintptr_t)actio_future_value(prev) + 1), -1, next);
+}
+
+/* A tell and an ask of an actor with a thread of its own, a second ask
+ * chained to the first. */
+static void asks(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *a;
+  actio_future *f = NULL, *then = NULL;
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(echo_start(rt, (void *)1, &a));
+  TRY(actio_tell(a, (void *)1, -1));
+  TRY(actio_ask(a, (void *)41, -1, &f));
+  TRY(actio_future_then(f, ask_again, a, &then));
+  AWAIT(then);
+  ck_assert_uint_eq((uintptr_t)actio_future_value(then), 42);
+out:
+  actio_future_unref(then);
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+}
+
+/* Resolved by the supervisor's monitor at the second restart or when it
+ * gives up. */
+static actio_future *restarted;
+static int restarts;
+
+static void on_sup_event(void *arg, const actio_sup_event *ev) {
+  (void)arg;
+  if (ev->kind == ACTIO_SUP_GAVE_UP ||
+      (ev->kind == ACTIO_SUP_CHILD_RESTARTED && ++restarts == 2))
+    actio_future_resolve(restarted, (void *)(uintptr_t)ev->kind, NULL);
+}
+
+/* One of two children fails, and both are restarted (one for all); the
+ * new instances answer. */
+static void supervisor_restart(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *sup;
+  actio_future *failed = NULL, *f[2] = {0};
+  restarted = NULL;
+  restarts = 0;
+  actio_child_spec kids[] = {{.name = "a", .start = echo_start},
+                             {.name = "b", .start = echo_start, .arg = (void *)1}};
+  actio_sup_opts so = {.strategy = ACTIO_ONE_FOR_ALL, .backoff_ms = 1,
+                       .monitor = on_sup_event};
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(actio_future_create(&restarted));
+  TRY(actio_sup_spawn(rt, &so, kids, 2, &sup));
+  actio_actor *first = actio_sup_lookup(sup, "a");
+  ck_assert_ptr_nonnull(first);
+  TRY(actio_ask(first, FAIL, -1, &failed));
+  ck_assert_int_eq(actio_future_wait(failed, -1), ACTIO_EFATAL);
+  AWAIT(restarted);
+  ck_assert_uint_eq((uintptr_t)actio_future_value(restarted), ACTIO_SUP_CHILD_RESTARTED);
+  ck_assert_ptr_ne(actio_sup_lookup(sup, "a"), first);
+  for (uintptr_t i = 0; i < 2; i++) {
+    TRY(actio_ask(actio_sup_lookup(sup, i ? "b" : "a"), (void *)(i + 5), -1, &f[i]));
+    AWAIT(f[i]);
+    ck_assert_uint_eq((uintptr_t)actio_future_value(f[i]), i + 5);
+  }
+out:
+  unref_all(f, 2);
+  actio_future_unref(failed);
+  actio_runtime_destroy(rt);
+  actio_future_unref(restarted);
+}
+
+typedef struct scenario {
+  const char *name;
+  void (*run)(void);
+} scenario;
+
+static const scenario scenarios[] = {
+    {"file requests", file_requests}, {"HTTP requests", http_requests},
+    {"queries", queries},             {"transactions", transactions},
+    {"combinators", combinators},     {"asks", asks},
+    {"supervisor restart", supervisor_restart},
+};
+enum { NSCENARIOS = sizeof scenarios / sizeof *scenarios };
+
+/* ---- running them ---- */
+
+/* The alarm (a hang) or an abort (a broken invariant): says which run. */
+static void on_signal(int sig) {
+  const char *what = sig == SIGALRM ? ": hung\n" : ": aborted\n";
+  if (write(2, run_note, strlen(run_note)) < 0 || write(2, what, strlen(what)) < 0)
+    _exit(3);
+  signal(SIGABRT, SIG_DFL);
+  abort();
+}
+
+/* One run of s under the current mode; returns how many of its calls and
+ * futures failed. `n` names the fault in messages. */
+static long run_once(const scenario *s, long n) {
+  snprintf(run_note, sizeof run_note, "%s, %s fault %ld", s->name, mode_name(mode), n);
+  failures = 0;
+  /* Here, not in main: Check's runner installs its own handler, and a
+   * test's process inherits it. */
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigaction(SIGALRM, &sa, NULL);
+  sigaction(SIGABRT, &sa, NULL);
+  alarm(HANG_SECONDS);
+  s->run();
+  alarm(0);
+  return failures;
+}
+
+/* Fails the test if the last run leaked (under ASan; it needs a few
+ * descriptors of its own). */
+static void check_leaks(void) {
+#ifdef FAULTS_ASAN
+  if (__lsan_do_recoverable_leak_check() != 0)
+    ck_abort_msg("%s: leaked (above)", run_note);
+#endif
+}
+
+/* To reproduce one failure: FAULTS_SCENARIO picks the scenarios whose
+ * name contains it, FAULTS_AT the one fault to inject. */
+static int picked(const scenario *s) {
+  const char *only = getenv("FAULTS_SCENARIO");
+  return only == NULL || strstr(s->name, only) != NULL;
+}
+
+/* Runs s with call n of `kind` failing, for n = 1, 2, ... until a run makes
+ * fewer than n calls. */
+static void torture(const scenario *s, fault_kind kind) {
+  if (!picked(s))
+    return;
+  mode = (int)kind;
+  fault_arm(kind, 0);
+  run_once(s, 0);
+  long count = fault_disarm(), n = 1;
+  check_leaks();
+  ck_assert_int_eq(failures, 0);
+  const char *at = getenv("FAULTS_AT");
+  if (at != NULL)
+    n = atol(at);
+  for (;; n++) {
+    fault_arm(kind, n);
+    run_once(s, n);
+    fault_disarm();
+    check_leaks();
+    if (!fault_injected() || at != NULL)
+      break;
+  }
+  printf("%-20s %-10s %4ld calls, %4ld runs\n", s->name, mode_name(kind), count, n);
+}
+
+START_TEST(allocations_fail_one_at_a_time) {
+  torture(&scenarios[_i], FAULT_ALLOC);
+}
+END_TEST
+
+START_TEST(threads_and_eventfds_fail_one_at_a_time) {
+  torture(&scenarios[_i], FAULT_THREAD);
+  torture(&scenarios[_i], FAULT_EVENTFD);
+}
+END_TEST
+
+/* Runs s with 0, 1, 2, ... descriptors free until it succeeds whole. */
+START_TEST(descriptors_run_out) {
+  const scenario *s = &scenarios[_i];
+  if (!picked(s))
+    return;
+  struct rlimit all;
+  ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &all), 0);
+#ifdef FAULTS_SANITIZER
+  /* A report needs the symbolizer (a process behind a pipe), and TSan's
+   * suppressions need its names: start it while descriptors are left. */
+  char name[64];
+  __sanitizer_symbolize_pc(__builtin_return_address(0), "%f", name, sizeof name);
+#endif
+  int lowest = dup(0); /* the lowest free descriptor: those below are taken */
+  ck_assert_int_ge(lowest, 0);
+  close(lowest);
+  mode = FDS;
+  long k = 0;
+  for (;; k++) {
+    ck_assert_int_lt(k, 256);
+    struct rlimit few = {(rlim_t)(lowest + k), all.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &few), 0);
+    long failed = run_once(s, k);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &all), 0);
+    check_leaks();
+    if (failed == 0)
+      break;
+  }
+  printf("%-20s %-10s %4ld free before it ran\n", s->name, mode_name(FDS), k);
+}
+END_TEST
+
+/* ---- the servers, started once by main ---- */
+
+static int pg(const char *verb) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "bash '%s' %s '%s' > /dev/null", PG_SERVER_SH, verb, pg_dir);
+  return system(cmd);
+}
+
+/* The DSN from the env file pg_server.sh wrote: PG_DSN='...'. */
+static int read_dsn(void) {
+  char path[300], line[1024];
+  snprintf(path, sizeof path, "%s/env", pg_dir);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "PG_DSN='%511[^']'", dsn) == 1)
+      break;
+  fclose(f);
+  return dsn[0] ? 0 : -1;
+}
+
+int main(void) {
+  snprintf(pg_dir, sizeof pg_dir, "/tmp/actio-test-faults-pg-XXXXXX");
+  snprintf(files_dir, sizeof files_dir, "/tmp/actio-test-faults-XXXXXX");
+  int rc = EXIT_FAILURE;
+  if (mkdtemp(files_dir) == NULL || mkdtemp(pg_dir) == NULL || fixture_spawn(FIXTURE_SERVER, &fixture_pid, fixture, sizeof fixture) != 0 ||
+      pg("start") != 0 || read_dsn() != 0) {
+    fprintf(stderr, "test_faults: could not start the servers\n");
+  } else {
+    Suite *s = suite_create("faults");
+    TCase *tc = tcase_with_timeout("faults", 1800);
+    tcase_add_loop_test(tc, allocations_fail_one_at_a_time, 0, NSCENARIOS);
+    tcase_add_loop_test(tc, threads_and_eventfds_fail_one_at_a_time, 0, NSCENARIOS);
+    tcase_add_loop_test(tc, descriptors_run_out, 0, NSCENARIOS);
+    suite_add_tcase(s, tc);
+    rc = run_suite(s);
+  }
+  if (fixture_pid > 0) {
+    kill(fixture_pid, SIGTERM);
+    waitpid(fixture_pid, NULL, 0);
+  }
+  pg("stop");
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", pg_dir, files_dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "test_faults: could not remove %s and %s\n", pg_dir, files_dir);
+  return rc;
+}
