@@ -34,6 +34,21 @@ void actio__futex_wake(uint32_t *word, int all) {
           NULL, NULL, 0);
 }
 
+void actio__cond_init(pthread_cond_t *cv) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+int actio__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns) {
+  if (deadline_ns < 0)
+    return pthread_cond_wait(cv, mu);
+  struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
+  return pthread_cond_timedwait(cv, mu, &ts);
+}
+
 void actio__event_init(actio__event *ev) {
   ev->parked = 0;
   ev->top = NULL;

@@ -46,6 +46,13 @@ void actio__event_signal(actio__event *ev);
 int actio__event_has_waiters(actio__event *ev);
 void actio__event_broadcast(actio__event *ev);
 
+/* A condition variable whose waits end at absolute CLOCK_MONOTONIC
+ * deadlines, for the sleepers that wait under a mutex (the timer, a
+ * supervisor's pause, a send waiting out a restart). wait_until returns
+ * ETIMEDOUT once deadline_ns passed (< 0: none), else 0 (re-check). */
+void actio__cond_init(pthread_cond_t *cv);
+int actio__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns);
+
 /* Futex helpers on a 32-bit word, for other one-word sleepers (futures). */
 int actio__futex_wait(uint32_t *word, uint32_t expected, int64_t deadline_ns);
 void actio__futex_wake(uint32_t *word, int all);

@@ -14,6 +14,7 @@
 #include "actors/core/runtime.h"
 #include "base/clock.h"
 #include "base/debug.h"
+#include "base/park.h"
 
 #define NOT_QUEUED SIZE_MAX
 
@@ -88,8 +89,7 @@ static void *timer_main(void *arg) {
     entry *e = t->heap[0];
     int64_t now = actio__now_ns();
     if (e->at > now) {
-      struct timespec ts = {e->at / 1000000000, e->at % 1000000000};
-      pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+      actio__cond_wait_until(&t->cv, &t->mu, e->at);
       continue;
     }
     heap_remove(t, e);
@@ -123,11 +123,7 @@ int actio__timer_create(actio__timer **out) {
   actio__timer *t = calloc(1, sizeof *t);
   if (t == NULL)
     return ACTIO_ENOMEM;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&t->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  actio__cond_init(&t->cv);
   pthread_mutex_init(&t->mu, NULL);
   int rc = pthread_create(&t->thread, NULL, timer_main, t);
   if (rc != 0) {
