@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "pg_server.h"
 #include "test_util.h"
 
 static char pg_dir[256], dsn[512], pw_dsn[512], pg_port[16];
@@ -17,37 +18,16 @@ static actio_actor *db;
 
 /* ---- the server, started once by main ---- */
 
-static int pg_cmd(const char *verb) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "bash '%s' %s '%s' > /dev/null", PG_SERVER_SH, verb, pg_dir);
-  return system(cmd);
-}
+static int pg_cmd(const char *verb) { return pg_server(PG_SERVER_SH, verb, pg_dir); }
 
 static int read_env(void) {
-  char path[300], line[1024];
+  char path[300];
   snprintf(path, sizeof path, "%s/env", pg_dir);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  while (fgets(line, sizeof line, f) != NULL) {
-    line[strcspn(line, "\n")] = '\0';
-    char *v = strchr(line, '=');
-    if (v == NULL)
-      continue;
-    *v++ = '\0';
-    if (*v == '\'') { /* PG_DSN='...' */
-      v++;
-      v[strcspn(v, "'")] = '\0';
-    }
-    if (strcmp(line, "PG_DSN") == 0)
-      snprintf(dsn, sizeof dsn, "%s", v);
-    else if (strcmp(line, "PG_PASSWORD_DSN") == 0)
-      snprintf(pw_dsn, sizeof pw_dsn, "%s", v);
-    else if (strcmp(line, "PG_PORT") == 0)
-      snprintf(pg_port, sizeof pg_port, "%s", v);
-  }
-  fclose(f);
-  return dsn[0] && pw_dsn[0] ? 0 : -1;
+  return env_get(path, "PG_DSN", dsn, sizeof dsn) == 0 &&
+                 env_get(path, "PG_PASSWORD_DSN", pw_dsn, sizeof pw_dsn) == 0 &&
+                 env_get(path, "PG_PORT", pg_port, sizeof pg_port) == 0
+             ? 0
+             : -1;
 }
 
 /* ---- helpers ---- */
