@@ -133,29 +133,36 @@ static void crash(actio_actor *sup, const char *name) {
   ck_assert_int_eq(actio_tell(actio_sup_lookup(sup, name), (void *)CRASH, -1), 0);
 }
 
-/* The child answers a ping: it runs. */
-static void alive(actio_actor *a) {
+/* The child answers a ping: it runs. Returns the instance that answered
+ * (a child's address reaches whichever runs now). */
+static actio_actor *alive(actio_actor *a) {
   actio_future *f;
   ck_assert_int_eq(actio_ask(a, (void *)PING, -1, &f), 0);
   ck_assert_int_eq(actio_future_wait(f, -1), 0);
-  ck_assert_ptr_eq(actio_future_value(f), a);
+  actio_actor *inst = actio_future_value(f);
+  ck_assert_ptr_nonnull(inst);
   actio_future_unref(f);
+  return inst;
 }
 
 START_TEST(test_one_for_one) {
   actio_actor *sup = start_sup(ACTIO_ONE_FOR_ONE, 3);
   actio_actor *a = actio_sup_lookup(sup, "a"), *b = actio_sup_lookup(sup, "b"),
               *c = actio_sup_lookup(sup, "c");
+  actio_actor *a1 = alive(a), *b1 = alive(b), *c1 = alive(c);
   crash(sup, "b");
   char log[4096];
   book_wait(2, log, sizeof log);
   ck_assert_str_eq(log, "failed:b stop:b start:b restarted:b");
+  /* The addresses stay; b's alone reaches a new instance. */
   ck_assert_ptr_eq(actio_sup_lookup(sup, "a"), a);
-  ck_assert_ptr_ne(actio_sup_lookup(sup, "b"), b);
+  ck_assert_ptr_eq(actio_sup_lookup(sup, "b"), b);
   ck_assert_ptr_eq(actio_sup_lookup(sup, "c"), c);
-  alive(actio_sup_lookup(sup, "b"));
+  ck_assert_ptr_eq(alive(a), a1);
+  ck_assert_ptr_ne(alive(b), b1);
+  ck_assert_ptr_eq(alive(c), c1);
   /* The old instance is stopped: a message to it is a dead letter. */
-  ck_assert_int_eq(actio_tell(b, (void *)PING, 0), ACTIO_ECLOSED);
+  ck_assert_int_eq(actio_tell(b1, (void *)PING, 0), ACTIO_ECLOSED);
   actio_sup_stats st;
   actio_sup_stats_get(sup, &st);
   ck_assert_uint_eq(st.failures, 1);
@@ -167,26 +174,29 @@ END_TEST
 START_TEST(test_one_for_all) {
   actio_actor *sup = start_sup(ACTIO_ONE_FOR_ALL, 3);
   actio_actor *a = actio_sup_lookup(sup, "a");
+  actio_actor *a1 = alive(a);
   crash(sup, "b");
   char log[4096];
   book_wait(4, log, sizeof log);
   /* Stopped newest first, started in order. */
   ck_assert_str_eq(log, "failed:b stop:c stop:b stop:a start:a restarted:a start:b "
                         "restarted:b start:c restarted:c");
-  ck_assert_ptr_ne(actio_sup_lookup(sup, "a"), a);
-  alive(actio_sup_lookup(sup, "a"));
+  ck_assert_ptr_eq(actio_sup_lookup(sup, "a"), a);
+  ck_assert_ptr_ne(alive(a), a1);
   alive(actio_sup_lookup(sup, "c"));
 }
 END_TEST
 
 START_TEST(test_rest_for_one) {
   actio_actor *sup = start_sup(ACTIO_REST_FOR_ONE, 3);
-  actio_actor *a = actio_sup_lookup(sup, "a");
+  actio_actor *a1 = alive(actio_sup_lookup(sup, "a"));
+  actio_actor *c1 = alive(actio_sup_lookup(sup, "c"));
   crash(sup, "b");
   char log[4096];
   book_wait(3, log, sizeof log);
   ck_assert_str_eq(log, "failed:b stop:c stop:b start:b restarted:b start:c restarted:c");
-  ck_assert_ptr_eq(actio_sup_lookup(sup, "a"), a);
+  ck_assert_ptr_eq(alive(actio_sup_lookup(sup, "a")), a1);
+  ck_assert_ptr_ne(alive(actio_sup_lookup(sup, "c")), c1);
 }
 END_TEST
 
@@ -228,6 +238,7 @@ START_TEST(test_nested) {
   ck_assert_int_eq(actio_sup_spawn(rt, &o, outer_children, 1, &outer), 0);
   actio_actor *in = actio_sup_lookup(outer, "inner");
   ck_assert_ptr_nonnull(in);
+  actio_actor *a = actio_sup_lookup(in, "a");
   char log[4096];
   ck_assert_int_eq(actio_tell(actio_sup_lookup(in, "a"), (void *)CRASH, -1), 0);
   book_wait(2, log, sizeof log); /* the inner one restarts a */
@@ -235,9 +246,12 @@ START_TEST(test_nested) {
   /* The inner one gives up; the outer one restarts it, and with it a. */
   book_wait(6, log, sizeof log);
   ck_assert_str_eq(log, "failed:a stop:a gave-up:a failed:inner start:a restarted:inner");
-  actio_actor *in2 = actio_sup_lookup(outer, "inner");
-  ck_assert_ptr_ne(in2, in);
-  alive(actio_sup_lookup(in2, "a"));
+  /* The same address reaches the new inner supervisor, whose child is new
+   * (an address of its own). */
+  ck_assert_ptr_eq(actio_sup_lookup(outer, "inner"), in);
+  ck_assert_ptr_ne(actio_sup_lookup(in, "a"), a);
+  alive(actio_sup_lookup(in, "a"));
+  ck_assert_int_eq(actio_tell(a, (void *)PING, 0), ACTIO_ECLOSED); /* the old one's */
 }
 END_TEST
 

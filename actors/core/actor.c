@@ -19,6 +19,7 @@
 #include "actors/core/runtime.h"
 #include "base/clock.h"
 #include "base/debug.h"
+#include "base/park.h"
 #include "mailbox/mailbox.h"
 
 /* ---- runtime ---- */
@@ -37,8 +38,26 @@ int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts) {
     return rc;
   }
   pthread_mutex_init(&rt->mu, NULL);
+  pthread_mutex_init(&rt->stop_mu, NULL);
   *out = rt;
   return 0;
+}
+
+/* An actor's allocation and locks, shared by instances and addresses. NULL:
+ * out of memory. */
+static actio_actor *actor_alloc(actio_runtime *rt, const char *name) {
+  actio_actor *a = calloc(1, sizeof *a);
+  if (a == NULL)
+    return NULL;
+  a->rt = rt;
+  pthread_mutex_init(&a->stop_mu, NULL);
+  pthread_mutex_init(&a->fail_mu, NULL);
+  pthread_mutex_init(&a->init_mu, NULL);
+  pthread_cond_init(&a->init_cv, NULL);
+  pthread_mutex_init(&a->fin_mu, NULL);
+  actio__cond_init(&a->fin_cv); /* actio__actor_pause waits on it */
+  a->name = strdup(name);
+  return a;
 }
 
 static void actor_free(actio_actor *a) {
@@ -49,6 +68,11 @@ static void actor_free(actio_actor *a) {
   for (unsigned i = 0; a->workers != NULL && i < a->nworkers; i++)
     pthread_mutex_destroy(&a->workers[i].wake_mu);
   actio__mbox_destroy(a->mb);
+  if (a->addr != NULL) {
+    pthread_mutex_destroy(&a->addr->mu);
+    pthread_cond_destroy(&a->addr->cv);
+    free(a->addr);
+  }
   pthread_mutex_destroy(&a->stop_mu);
   pthread_mutex_destroy(&a->fail_mu);
   free(a->fail_why);
@@ -61,36 +85,103 @@ static void actor_free(actio_actor *a) {
   free(a);
 }
 
+static void wake_all(actio_actor *a);
+static void set_abort(actio_actor *a);
+
+/* Closes a's mailbox. A stop-now may close it while another thread's stop
+ * does (hurrying a drain): CK's flag store is a plain store to TSan, so the
+ * closers take fin_mu. */
+static void close_mailbox(actio_actor *a) {
+  pthread_mutex_lock(&a->fin_mu);
+  actio__mbox_close(a->mb);
+  pthread_mutex_unlock(&a->fin_mu);
+}
+
+/* Stop-now, before any actor is joined: every mailbox closes at once (no
+ * message is accepted anywhere, no failure reaches a supervisor), what was
+ * accepted is cancelled, and socket workers leave their transfers. Also
+ * what makes a stop in progress on another thread (draining a stalled
+ * server) give up waiting. The list only grows and is freed with the
+ * runtime, so it is walked after the lock. */
+static void abort_all(actio_actor *list) {
+  for (actio_actor *a = list; a != NULL; a = a->prev) {
+    if (a->addr != NULL)
+      continue;
+    set_abort(a);
+    close_mailbox(a);
+    wake_all(a);
+  }
+}
+
+static _Thread_local actio_actor *current_actor;
+
+int actio_runtime_stop(actio_runtime *rt, actio_stop_mode mode) {
+  if (rt == NULL || (mode != ACTIO_STOP_DRAIN && mode != ACTIO_STOP_NOW))
+    return ACTIO_EINVAL;
+  pthread_mutex_lock(&rt->mu);
+  actio__sched *sched = rt->sched;
+  /* Its own threads would wait for themselves. */
+  if ((current_actor != NULL && current_actor->rt == rt) ||
+      (sched != NULL && actio__sched_current() == sched) ||
+      actio__timer_current(rt->timer)) {
+    pthread_mutex_unlock(&rt->mu);
+    return ACTIO_ESTATE;
+  }
+  rt->closing = 1;
+  actio_actor *list = rt->actors;
+  pthread_mutex_unlock(&rt->mu);
+  if (mode == ACTIO_STOP_NOW)
+    abort_all(list);
+  pthread_mutex_lock(&rt->stop_mu);
+  if (!rt->stopped) {
+    /* Newest first (reverse start order): an older actor draining may still
+     * send to a newer one, which must refuse with ACTIO_ECLOSED rather than
+     * be gone. A supervisor's children go with it, in its own order (a
+     * restarted child is newer than its elder siblings, yet must stop after
+     * them); then whatever is left. No supervisor restarts anything from
+     * here on: spawns are refused (closing), and it knows. */
+    for (actio_actor *it = list; it != NULL; it = it->prev)
+      if (it->addr == NULL && atomic_load_explicit(&it->owned, memory_order_acquire) == 0)
+        actio_actor_stop(it, mode);
+    for (actio_actor *it = list; it != NULL; it = it->prev)
+      if (it->addr == NULL)
+        actio_actor_stop(it, mode);
+    /* Every scheduled actor has finished: its threads find nothing to run.
+     * (No spawn makes the scheduler any more: closing.) */
+    pthread_mutex_lock(&rt->mu);
+    sched = rt->sched;
+    pthread_mutex_unlock(&rt->mu);
+    actio__sched_stop(sched);
+    /* Then the timer, cancelling the futures that still wait for their
+     * deadline: one may still run callbacks into an actor (its metrics). */
+    actio__timer_stop(rt->timer);
+    rt->stopped = 1;
+  }
+  pthread_mutex_unlock(&rt->stop_mu);
+  return 0;
+}
+
 void actio_runtime_destroy(actio_runtime *rt) {
   if (rt == NULL)
     return;
-  pthread_mutex_lock(&rt->mu);
-  rt->closing = 1;
-  actio_actor *a = rt->actors;
-  rt->actors = NULL;
-  pthread_mutex_unlock(&rt->mu);
-  /* Stop all first, newest first (reverse start order), then free: an
-   * older actor draining may still tell a newer one, which must refuse with
-   * ACTIO_ECLOSED rather than be freed memory. A supervisor's children go
-   * with it, in its own order (a restarted child is newer than its elder
-   * siblings, yet must stop after them); then whatever is left. */
-  for (actio_actor *it = a; it != NULL; it = it->prev)
-    if (atomic_load_explicit(&it->owned, memory_order_acquire) == 0)
-      actio_actor_stop(it, ACTIO_STOP_DRAIN);
-  for (actio_actor *it = a; it != NULL; it = it->prev)
-    actio_actor_stop(it, ACTIO_STOP_DRAIN);
-  /* Every scheduled actor has finished: its threads find nothing to run. */
+  actio_runtime_stop(rt, ACTIO_STOP_DRAIN); /* nothing, if stopped already */
   actio__sched_destroy(rt->sched);
-  /* The timer next: a future it cancels may still run callbacks into an
-   * actor (its metrics), which must not be freed yet. */
   actio__timer_destroy(rt->timer);
-  while (a != NULL) {
+  for (actio_actor *a = rt->actors; a != NULL;) {
     actio_actor *prev = a->prev;
     actor_free(a);
     a = prev;
   }
+  pthread_mutex_destroy(&rt->stop_mu);
   pthread_mutex_destroy(&rt->mu);
   free(rt);
+}
+
+int actio__runtime_closing(actio_runtime *rt) {
+  pthread_mutex_lock(&rt->mu);
+  int closing = rt->closing;
+  pthread_mutex_unlock(&rt->mu);
+  return closing;
 }
 
 uint64_t actio_runtime_dead_letters(const actio_runtime *rt) {
@@ -144,11 +235,15 @@ static void report_init(actio_actor *a, int rc) {
   pthread_mutex_unlock(&a->init_mu);
 }
 
-/* The actor this thread works for, if any, and its worker. */
-static _Thread_local actio_actor *current_actor;
+/* The actor this thread works for, if any (declared above), and its
+ * worker. */
 static _Thread_local struct worker *current_worker;
 
 actio_actor *actio_actor_self(void) { return current_actor; }
+
+int actio__actor_is_self(const actio_actor *a) {
+  return current_actor != NULL && current_actor == actio__instance(a);
+}
 
 /* Handles one popped message, or cancels it when stopping now. */
 static void take(actio_actor *a, void *ctx, actio__mbox_msg *m) {
@@ -379,7 +474,9 @@ static int scheduled_start(actio_actor *a) {
   actio_runtime *rt = a->rt;
   int rc = 0;
   pthread_mutex_lock(&rt->mu);
-  if (rt->sched == NULL)
+  if (rt->closing) /* its scheduler may be stopped already */
+    rc = ACTIO_ECLOSED;
+  else if (rt->sched == NULL)
     rc = actio__sched_create(&rt->sched, rt->opts.threads);
   pthread_mutex_unlock(&rt->mu);
   if (rc != 0)
@@ -436,24 +533,16 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
     o.spin = 256;
 
   int rc = ACTIO_ENOMEM;
-  actio_actor *a = calloc(1, sizeof *a);
+  actio_actor *a = actor_alloc(rt, o.name ? o.name : "actor");
   if (a == NULL) {
     if (o.state_free != NULL)
       o.state_free(o.state);
     return ACTIO_ENOMEM;
   }
-  a->rt = rt;
   a->b = b;
   a->state = o.state;
   a->state_free = o.state_free;
   a->nworkers = o.workers;
-  pthread_mutex_init(&a->stop_mu, NULL);
-  pthread_mutex_init(&a->fail_mu, NULL);
-  pthread_mutex_init(&a->init_mu, NULL);
-  pthread_cond_init(&a->init_cv, NULL);
-  pthread_mutex_init(&a->fin_mu, NULL);
-  pthread_cond_init(&a->fin_cv, NULL);
-  a->name = strdup(o.name ? o.name : "actor");
   a->workers = calloc(o.workers ? o.workers : 1, sizeof *a->workers);
   if (a->name == NULL || a->workers == NULL)
     goto fail_alloc;
@@ -512,13 +601,13 @@ fail_alloc:
   return rc;
 }
 
-void *actio_actor_state(const actio_actor *a) { return a->state; }
-const char *actio_actor_name(const actio_actor *a) { return a->name; }
+void *actio_actor_state(const actio_actor *a) { return actio__instance(a)->state; }
+const char *actio_actor_name(const actio_actor *a) { return actio__instance(a)->name; }
 actio_runtime *actio_actor_runtime(const actio_actor *a) { return a->rt; }
-const actio_behavior *actio_actor_behavior(const actio_actor *a) { return a->b; }
+const actio_behavior *actio_actor_behavior(const actio_actor *a) {
+  return actio__instance(a)->b;
+}
 
-/* Pushes a message; refused by a stopped actor, it is a dead letter unless
- * it is the library's own (dead 0). */
 /* Pushes m. A scheduled actor drains only on scheduler threads, so a
  * scheduler thread that waits for its room runs queued actors meanwhile
  * rather than sleep through the time it could make room itself. */
@@ -541,12 +630,57 @@ static int push(actio_actor *a, actio__mbox_msg *m, int64_t timeout_ms) {
   }
 }
 
+/* A send to an address whose instance *to refused it (stopped): while its
+ * supervisor restarts it, waits up to the send's own timeout for the next
+ * instance, and sends there. 0 with *to the instance that took m, else
+ * ACTIO_ECLOSED (stopped for good), ACTIO_EAGAIN (restarting, and no time
+ * to wait), ACTIO_ETIMEDOUT, or the push's error. Only the slow path takes
+ * the address's lock. */
+static int send_moved(actio_actor *a, actio_actor **to, actio__mbox_msg *m,
+                      int64_t timeout_ms) {
+  actio__addr *ad = a->addr;
+  int64_t deadline = actio__deadline_ns(timeout_ms);
+  for (;;) {
+    int rc = 0;
+    actio_actor *cur;
+    pthread_mutex_lock(&ad->mu);
+    /* Relaxed: cur changes only under the lock. */
+    while ((cur = atomic_load_explicit(&ad->cur, memory_order_relaxed)) == *to &&
+           rc == 0) {
+      if (!ad->moving)
+        rc = ACTIO_ECLOSED;
+      else if (timeout_ms == 0)
+        rc = ACTIO_EAGAIN;
+      else if (actio__cond_wait_until(&ad->cv, &ad->mu, deadline) == ETIMEDOUT &&
+               atomic_load_explicit(&ad->cur, memory_order_relaxed) == *to)
+        rc = ACTIO_ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&ad->mu);
+    if (rc != 0)
+      return rc;
+    *to = cur;
+    rc = push(cur, m, deadline < 0 ? -1 : timeout_ms == 0 ? 0 : actio__ms_until(deadline));
+    if (rc == ACTIO_EFULL && timeout_ms != 0)
+      rc = ACTIO_ETIMEDOUT; /* the time went on the restart */
+    if (rc != ACTIO_ECLOSED)
+      return rc;
+  }
+}
+
+/* Pushes a message to a, or to the instance an address stands for; refused
+ * by a stopped actor, it is a dead letter unless it is the library's own
+ * (dead 0). On success *to (may be NULL) is the instance that took it. */
 static int send(actio_actor *a, void *msg, actio_future *reply,
-                int64_t timeout_ms, int dead) {
+                int64_t timeout_ms, int dead, actio_actor **to) {
   actio__mbox_msg m = {msg, reply};
-  int rc = push(a, &m, timeout_ms);
+  actio_actor *t = actio__instance(a);
+  int rc = push(t, &m, timeout_ms);
+  if (rc == ACTIO_ECLOSED && a->addr != NULL)
+    rc = send_moved(a, &t, &m, timeout_ms);
   if (rc == 0) {
-    actio__count(&a->accepted);
+    actio__count(&t->accepted);
+    if (to != NULL)
+      *to = t;
   } else if (rc == ACTIO_ECLOSED && dead) {
     actio__count(&a->rt->dead_letters);
     if (a->rt->opts.dead_letter != NULL)
@@ -556,7 +690,7 @@ static int send(actio_actor *a, void *msg, actio_future *reply,
 }
 
 int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms) {
-  return send(a, msg, NULL, timeout_ms, 0);
+  return send(a, msg, NULL, timeout_ms, 0, NULL);
 }
 
 /* The one path of every I/O request (see actor_internal.h): to the mailbox
@@ -571,14 +705,15 @@ static int request(actio_actor *a, void *msg, actio__bell *bell,
       return rc;
     actio_future_ref(reply); /* the caller's; msg holds the other */
   }
+  actio_actor *to = a;
   int rc = bell != NULL ? actio__bell_push(bell, link, 1)
-                        : send(a, msg, NULL, timeout_ms, 1);
+                        : send(a, msg, NULL, timeout_ms, 1, &to);
   if (rc != 0) {
     actio_future_unref(reply);
     return rc;
   }
   if (reply != NULL) {
-    actio__actor_track(a, reply);
+    actio__actor_track(to, reply);
     *out = reply;
   }
   return 0;
@@ -598,7 +733,7 @@ int actio__request_bound(actio_actor *a, actio__bell *bell,
 int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms) {
   if (a == NULL)
     return ACTIO_EINVAL;
-  return send(a, msg, NULL, timeout_ms, 1);
+  return send(a, msg, NULL, timeout_ms, 1, NULL);
 }
 
 int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out) {
@@ -609,20 +744,30 @@ int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out)
   if (rc != 0)
     return rc;
   actio_future_ref(f); /* the message's reference, dropped by the worker */
-  rc = send(a, msg, f, timeout_ms, 1);
+  actio_actor *to;
+  rc = send(a, msg, f, timeout_ms, 1, &to);
   if (rc != 0) {
     actio_future_unref(f);
     actio_future_unref(f);
     return rc;
   }
-  actio__actor_track(a, f);
+  actio__actor_track(to, f);
   *out = f;
   return 0;
+}
+
+/* Stop-now's flag, and the end of an actio__actor_pause. */
+static void set_abort(actio_actor *a) {
+  atomic_store_explicit(&a->abort, 1, memory_order_release);
+  pthread_mutex_lock(&a->fin_mu);
+  pthread_cond_broadcast(&a->fin_cv);
+  pthread_mutex_unlock(&a->fin_mu);
 }
 
 int actio_actor_stop(actio_actor *a, actio_stop_mode mode) {
   if (a == NULL)
     return ACTIO_EINVAL;
+  a = actio__instance(a);
   pthread_t self = pthread_self();
   for (unsigned i = 0; i < a->nworkers; i++)
     if (a->workers[i].started && pthread_equal(a->workers[i].thread, self))
@@ -632,8 +777,8 @@ int actio_actor_stop(actio_actor *a, actio_stop_mode mode) {
   pthread_mutex_lock(&a->stop_mu);
   if (!a->stopped) {
     if (mode == ACTIO_STOP_NOW)
-      atomic_store_explicit(&a->abort, 1, memory_order_release);
-    actio__mbox_close(a->mb);
+      set_abort(a);
+    close_mailbox(a);
     if (a->nworkers == 0) {
       actio__sched_wake(a->rt->sched, &a->task); /* its last run drains it */
       wait_finished(a);
@@ -647,11 +792,63 @@ int actio_actor_stop(actio_actor *a, actio_stop_mode mode) {
   return 0;
 }
 
+int actio__actor_stopping_now(const actio_actor *a) {
+  return atomic_load_explicit(&actio__instance(a)->abort, memory_order_acquire);
+}
+
+int actio__actor_pause(actio_actor *a, int64_t ms) {
+  int64_t deadline = actio__deadline_ns(ms);
+  pthread_mutex_lock(&a->fin_mu);
+  int now;
+  while (!(now = atomic_load_explicit(&a->abort, memory_order_acquire)) &&
+         actio__cond_wait_until(&a->fin_cv, &a->fin_mu, deadline) != ETIMEDOUT)
+    ;
+  pthread_mutex_unlock(&a->fin_mu);
+  return now ? ACTIO_ECANCELED : 0;
+}
+
+/* ---- addresses ---- */
+
+int actio__address_create(actio_actor *first, const char *name, actio_actor **out) {
+  actio_actor *inst = actio__instance(first);
+  actio_runtime *rt = inst->rt;
+  actio_actor *a = actor_alloc(rt, name);
+  actio__addr *ad = calloc(1, sizeof *ad);
+  if (a == NULL || a->name == NULL || ad == NULL) {
+    free(ad);
+    if (a != NULL)
+      actor_free(a);
+    return ACTIO_ENOMEM;
+  }
+  pthread_mutex_init(&ad->mu, NULL);
+  actio__cond_init(&ad->cv);
+  atomic_init(&ad->cur, inst);
+  a->addr = ad;
+  /* In the runtime's list, to be freed with it; there is nothing to stop. */
+  pthread_mutex_lock(&rt->mu);
+  a->prev = rt->actors;
+  rt->actors = a;
+  pthread_mutex_unlock(&rt->mu);
+  *out = a;
+  return 0;
+}
+
+void actio__address_move(actio_actor *addr, actio_actor *to, int moving) {
+  actio__addr *ad = addr->addr;
+  pthread_mutex_lock(&ad->mu);
+  if (to != NULL) /* release: the instance's making before its sends */
+    atomic_store_explicit(&ad->cur, actio__instance(to), memory_order_release);
+  ad->moving = moving;
+  pthread_cond_broadcast(&ad->cv);
+  pthread_mutex_unlock(&ad->mu);
+}
+
 /* ---- failure ---- */
 
 void actio_actor_fail(actio_actor *a, int code, const char *why) {
   if (a == NULL)
     return;
+  a = actio__instance(a);
   pthread_mutex_lock(&a->fail_mu);
   if (a->is_failed) {
     pthread_mutex_unlock(&a->fail_mu);
@@ -668,7 +865,7 @@ void actio_actor_fail(actio_actor *a, int code, const char *why) {
 }
 
 int actio_actor_failed(const actio_actor *a) {
-  actio_actor *m = (actio_actor *)a;
+  actio_actor *m = actio__instance(a);
   pthread_mutex_lock(&m->fail_mu);
   int failed = m->is_failed;
   pthread_mutex_unlock(&m->fail_mu);
@@ -676,6 +873,7 @@ int actio_actor_failed(const actio_actor *a) {
 }
 
 void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
+  ACTIO__ASSERT(a->addr == NULL);
   pthread_mutex_lock(&a->fail_mu);
   a->monitor = fn;
   a->monitor_arg = arg;
@@ -686,5 +884,6 @@ void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
 }
 
 void actio__actor_set_owned(actio_actor *a) {
+  ACTIO__ASSERT(a->addr == NULL);
   atomic_store_explicit(&a->owned, 1, memory_order_release);
 }

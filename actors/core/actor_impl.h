@@ -26,12 +26,24 @@ typedef struct worker {
   int live;             /* init done, worker_stop not yet: ctx is valid */
 } worker;
 
+/* A supervised child's address (actio__address_create): the handle its
+ * senders keep, which reaches whichever instance runs now. */
+typedef struct actio__addr {
+  /* The instance sends go to: stored (release) under mu by the supervisor,
+   * read (acquire) by every send without the lock. Never NULL. */
+  _Atomic(actio_actor *) cur;
+  pthread_mutex_t mu; /* guards moving; writers of cur hold it */
+  pthread_cond_t cv;  /* a change of cur or moving */
+  int moving;         /* a restart runs: cur is stopping or stopped */
+} actio__addr;
+
 struct actio_actor {
   actio_runtime *rt;
   const actio_behavior *b;
   void *state;
   char *name;
-  actio__mbox *mb;
+  actio__mbox *mb;         /* NULL for an address */
+  actio__addr *addr;       /* an address's: set before it is shared, else NULL */
   worker *workers;
   unsigned nworkers;       /* 0: scheduled on the runtime's threads */
   /* A scheduled actor: its task, its behavior's one context, and the end
@@ -70,10 +82,18 @@ struct actio_actor {
   char *fail_why;
   actio__fail_fn monitor;
   void *monitor_arg;
-  _Atomic int owned; /* a supervisor stops it (actio__actor_set_owned) */
+  _Atomic int owned; /* a supervisor stops it (actio__actor_set_owner) */
   actio_actor *prev; /* spawn order, newest first */
 };
 
+
+/* The instance `a` stands for: itself, or an address's current one. A send
+ * pays one acquire load for it on an address, nothing more on an instance
+ * (mb and addr share a line the send reads anyway). */
+static inline actio_actor *actio__instance(const actio_actor *a) {
+  return a->addr == NULL ? (actio_actor *)a
+                         : atomic_load_explicit(&a->addr->cur, memory_order_acquire);
+}
 
 /* A statistic: relaxed. */
 static inline void actio__count(_Atomic uint64_t *c) {

@@ -3,6 +3,8 @@
 #ifndef ACTIO_ACTOR_INTERNAL_H
 #define ACTIO_ACTOR_INTERNAL_H
 
+#include <stdint.h>
+
 #include "actio/actor.h"
 #include "actors/core/bell.h"
 
@@ -36,6 +38,10 @@ void actio__actor_track(actio_actor *a, actio_future *f);
  * then it counts as waiting, in the metrics. Any thread; idempotent. */
 void actio__request_begin(actio_actor *a, actio_future *f);
 
+/* 1 when the calling thread works for `a` (an address: for its instance
+ * now): actio_actor_self() == a, addresses resolved. */
+int actio__actor_is_self(const actio_actor *a);
+
 /* actio_tell for the library's own messages: refused by a stopped actor,
  * it is no dead letter (neither counted nor shown to the user's hook). */
 int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms);
@@ -48,8 +54,35 @@ typedef void (*actio__fail_fn)(void *arg, actio_actor *a, int code,
  * is shared. If `a` already failed, fn runs at once. */
 void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg);
 
-/* Marks `a` as stopped by its supervisor: the runtime's destroy leaves it
- * to it, so that a tree stops in its own order. */
+/* Marks `a` as stopped by its supervisor: the runtime's stop leaves it to
+ * it, so that a tree stops in its own order. */
 void actio__actor_set_owned(actio_actor *a);
+
+/* 1 once `a` is being stopped now (actio_actor_stop or actio_runtime_stop
+ * with ACTIO_STOP_NOW): a supervisor then stops its children now too. */
+int actio__actor_stopping_now(const actio_actor *a);
+
+/* Sleeps ms milliseconds on a's own worker, unless `a` is stopped now
+ * meanwhile: 0 after the pause, ACTIO_ECANCELED if cut short. */
+int actio__actor_pause(actio_actor *a, int64_t ms);
+
+/* 1 once actio_runtime_stop began: spawns are refused from then on. */
+int actio__runtime_closing(actio_runtime *rt);
+
+/*
+ * A supervised child's address: an actio_actor handle that is no instance
+ * but stands for one, which every call reaches through it (a send costs one
+ * acquire load more). Its supervisor moves it from instance to instance:
+ * while a restart runs (moving 1), a send its instance refused waits, up to
+ * its own timeout, for the next one; once settled (moving 0) on a stopped
+ * instance, sends fail with ACTIO_ECLOSED.
+ *
+ * create makes one standing for `first` (an instance, or an address whose
+ * instance it takes), named `name`, owned by the runtime like any actor.
+ * Returns 0 or ACTIO_ENOMEM. move sets its instance (to != NULL) and its
+ * moving flag, and wakes the senders waiting for either. Any thread.
+ */
+int actio__address_create(actio_actor *first, const char *name, actio_actor **out);
+void actio__address_move(actio_actor *addr, actio_actor *to, int moving);
 
 #endif

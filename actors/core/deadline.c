@@ -30,9 +30,15 @@ struct actio__timer {
   pthread_cond_t cv; /* CLOCK_MONOTONIC */
   entry **heap;
   size_t len, cap;
-  int stopping;
+  int stopping;      /* guarded by mu: new deadlines are refused */
+  int joined;        /* the stopper's own */
   pthread_t thread;
 };
+
+/* The timer whose thread this is, if any. */
+static _Thread_local const actio__timer *on_timer;
+
+int actio__timer_current(const actio__timer *t) { return on_timer == t; }
 
 static int earlier(entry *a, entry *b) { return a->at < b->at; }
 
@@ -80,6 +86,7 @@ static void heap_remove(actio__timer *t, entry *e) {
 
 static void *timer_main(void *arg) {
   actio__timer *t = arg;
+  on_timer = t;
   pthread_mutex_lock(&t->mu);
   while (!t->stopping) {
     if (t->len == 0) {
@@ -136,16 +143,17 @@ int actio__timer_create(actio__timer **out) {
   return 0;
 }
 
-void actio__timer_destroy(actio__timer *t) {
-  if (t == NULL)
+void actio__timer_stop(actio__timer *t) {
+  if (t->joined)
     return;
   pthread_mutex_lock(&t->mu);
   t->stopping = 1;
   pthread_cond_signal(&t->cv);
   pthread_mutex_unlock(&t->mu);
   pthread_join(t->thread, NULL);
+  t->joined = 1;
   /* Cancel what still waits; each cancel runs entry_done, which empties the
-   * heap one entry at a time. */
+   * heap one entry at a time. Nothing joins it any more (stopping). */
   for (;;) {
     pthread_mutex_lock(&t->mu);
     actio_future *f = NULL;
@@ -160,6 +168,12 @@ void actio__timer_destroy(actio__timer *t) {
       sched_yield(); /* being completed elsewhere: its entry_done is coming */
     actio_future_unref(f);
   }
+}
+
+void actio__timer_destroy(actio__timer *t) {
+  if (t == NULL)
+    return;
+  actio__timer_stop(t);
   free(t->heap);
   pthread_cond_destroy(&t->cv);
   pthread_mutex_destroy(&t->mu);
@@ -176,6 +190,12 @@ int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns) {
   *e = (entry){.at = deadline_ns, .f = f, .idx = NOT_QUEUED, .t = t};
   actio_future_ref(f);
   pthread_mutex_lock(&t->mu);
+  if (t->stopping) { /* the runtime stopped: nothing would fire it */
+    pthread_mutex_unlock(&t->mu);
+    actio_future_unref(f);
+    free(e);
+    return ACTIO_ECLOSED;
+  }
   if (t->len == t->cap) {
     size_t cap = t->cap ? t->cap * 2 : 64;
     entry **h = realloc(t->heap, cap * sizeof *h);

@@ -13,12 +13,18 @@ typedef struct actio__timer actio__timer;
 
 /* Starts the timer thread. Returns 0, ACTIO_ENOMEM or a negated errno. */
 int actio__timer_create(actio__timer **out);
-/* Cancels the futures still waiting, joins the thread, frees. */
+/* Joins the thread and cancels the futures still waiting (ACTIO_ECANCELED);
+ * from then on new deadlines are refused with ACTIO_ECLOSED. Idempotent. */
+void actio__timer_stop(actio__timer *t);
+/* Stops it if need be, then frees. */
 void actio__timer_destroy(actio__timer *t);
+/* 1 on the timer's own thread (where deadlines fire, and the callbacks of
+ * the futures they fail run). */
+int actio__timer_current(const actio__timer *t);
 
 /* Fails `f` with ACTIO_ETIMEDOUT at deadline_ns (absolute, CLOCK_MONOTONIC)
- * unless it completes first; actio_future_remaining_ms reads it. Returns 0
- * or ACTIO_ENOMEM. Any thread. */
+ * unless it completes first; actio_future_remaining_ms reads it. Returns 0,
+ * ACTIO_ENOMEM, or ACTIO_ECLOSED once the timer stopped. Any thread. */
 int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns);
 
 /* While a group starts an item on this thread, its absolute deadline (else
@@ -29,7 +35,7 @@ void actio__group_leave(int64_t outer);
 
 /* Gives f the deadline of the group being started on this thread, if any.
  * Call right after making a request's future, before it is queued. Returns
- * 0 or ACTIO_ENOMEM. */
+ * as actio__deadline_at. */
 int actio__deadline_inherit(actio_runtime *rt, actio_future *f);
 
 #endif

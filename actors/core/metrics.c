@@ -11,12 +11,12 @@
 #include "base/clock.h"
 
 void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out) {
-  actio_actor *m = (actio_actor *)a;
+  actio_actor *m = actio__instance(a);
   out->accepted = atomic_load_explicit(&m->accepted, memory_order_relaxed);
   out->handled = atomic_load_explicit(&m->handled, memory_order_relaxed);
   out->failed = atomic_load_explicit(&m->failed, memory_order_relaxed);
   out->dropped = atomic_load_explicit(&m->dropped, memory_order_relaxed);
-  out->depth = actio__mbox_depth(a->mb);
+  out->depth = actio__mbox_depth(m->mb);
 }
 
 static unsigned hist_index(uint64_t us) {
@@ -89,9 +89,9 @@ void actio__actor_track(actio_actor *a, actio_future *f) {
 }
 
 void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
-  actio_actor *m = (actio_actor *)a;
+  actio_actor *m = actio__instance(a);
   memset(out, 0, sizeof *out);
-  actio_actor_stats_get(a, &out->stats);
+  actio_actor_stats_get(m, &out->stats);
   uint64_t completed = atomic_load_explicit(&m->completed, memory_order_relaxed);
   uint64_t errors = atomic_load_explicit(&m->errors, memory_order_relaxed);
   uint64_t started = atomic_load_explicit(&m->started, memory_order_relaxed);
@@ -135,9 +135,9 @@ void actio_runtime_metrics_print(actio_runtime *rt, FILE *f) {
   for (actio_actor *a = rt->actors; list != NULL && a != NULL; a = a->prev)
     list[n++] = a;
   pthread_mutex_unlock(&rt->mu);
-  while (n-- > 0) { /* oldest first; stopped ones (replaced) left out */
+  while (n-- > 0) { /* oldest first; stopped ones (replaced) and addresses left out */
     actio_actor *a = list[n];
-    if (actio__mbox_is_closed(a->mb))
+    if (a->addr != NULL || actio__mbox_is_closed(a->mb))
       continue;
     actio_actor_metrics m;
     actio_actor_metrics_get(a, &m);

@@ -11,9 +11,11 @@
 #include "actors/core/sched.h"
 
 struct actio_runtime {
-  pthread_mutex_t mu; /* guards the actor list */
+  pthread_mutex_t mu; /* guards the actor list and closing */
   actio_actor *actors;
-  int closing;
+  int closing;        /* stopping: spawns are refused */
+  pthread_mutex_t stop_mu; /* serialises actio_runtime_stop; guards stopped */
+  int stopped;        /* every actor, the scheduler and the timer stopped */
   actio__timer *timer;
   actio__sched *sched; /* made by the first scheduled actor's spawn */
   _Atomic uint64_t dead_letters;

@@ -34,6 +34,7 @@ struct actio__sched {
   _Atomic int stopping;
   actio__event idle;        /* threads park here */
   unsigned nthreads, started;
+  int joined;               /* the stopper's own */
   sched_thread *threads;
 };
 
@@ -233,13 +234,20 @@ int actio__sched_create(actio__sched **out, unsigned threads) {
   return 0;
 }
 
-void actio__sched_destroy(actio__sched *s) {
-  if (s == NULL)
+void actio__sched_stop(actio__sched *s) {
+  if (s == NULL || s->joined)
     return;
   atomic_store_explicit(&s->stopping, 1, memory_order_seq_cst);
   actio__event_broadcast(&s->idle);
   for (unsigned i = 0; i < s->started; i++)
     pthread_join(s->threads[i].thread, NULL);
+  s->joined = 1;
+}
+
+void actio__sched_destroy(actio__sched *s) {
+  if (s == NULL)
+    return;
+  actio__sched_stop(s);
   ACTIO__ASSERT(s->head == NULL);
   actio__event_destroy(&s->idle);
   pthread_mutex_destroy(&s->mu);

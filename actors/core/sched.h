@@ -40,7 +40,9 @@ void actio__task_init(actio__task *t, actio__task_run_fn run,
  * ACTIO_ENOMEM or a negated errno from pthread_create. */
 int actio__sched_create(actio__sched **out, unsigned threads);
 /* Stops and joins the threads. Every task must be done or idle for good.
- * NULL accepted. */
+ * Idempotent; NULL accepted. */
+void actio__sched_stop(actio__sched *s);
+/* Stops it if need be, then frees. NULL accepted. */
 void actio__sched_destroy(actio__sched *s);
 
 /* Queues t unless it is queued already (any thread). */

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "actio.h"
 #include "actio/supervisor.h"
@@ -30,7 +29,10 @@ typedef struct watch {
 
 typedef struct child {
   actio_child_spec spec; /* name points at our copy */
-  actio_actor *cur;      /* guarded by sup.mu (actio_sup_lookup reads it) */
+  actio_actor *cur;      /* the instance; guarded by sup.mu (actio_sup_lookup
+                            reads it) */
+  actio_actor *addr;     /* the address senders keep, made at the first
+                            start; guarded as cur */
   unsigned gen;          /* instances started */
   int dead;              /* a temporary child that failed */
 } child;
@@ -74,20 +76,26 @@ static void on_child_fail(void *arg, actio_actor *a, int code, const char *why) 
   (void)actio__tell_quiet(wt->s->self, wt, actio_actor_self() == wt->s->self ? 0 : -1);
 }
 
-/* Starts instance gen+1 of child i. 0 or the start's error. */
+/* Starts instance gen+1 of child i, which its address then reaches. 0 or
+ * the start's error. */
 static int child_start(sup *s, size_t i) {
   child *c = &s->children[i];
   watch *wt = calloc(1, sizeof *wt);
   if (wt == NULL)
     return ACTIO_ENOMEM;
-  actio_actor *a = NULL;
+  actio_actor *a = NULL, *addr = c->addr;
   int rc = c->spec.start(s->rt, c->spec.arg, &a);
-  if (rc != 0 || a == NULL) {
+  if (rc == 0 && a == NULL)
+    rc = ACTIO_EINVAL;
+  if (rc == 0 && addr == NULL && (rc = actio__address_create(a, c->spec.name, &addr)) != 0)
+    actio_actor_stop(a, ACTIO_STOP_NOW);
+  if (rc != 0) {
     free(wt);
-    return rc != 0 ? rc : ACTIO_EINVAL;
+    return rc;
   }
   pthread_mutex_lock(&s->mu);
   c->cur = a;
+  c->addr = addr;
   c->gen++;
   c->dead = 0;
   *wt = (watch){.s = s, .index = i, .gen = c->gen, .next = s->watches};
@@ -95,16 +103,33 @@ static int child_start(sup *s, size_t i) {
   pthread_mutex_unlock(&s->mu);
   actio__actor_set_owned(a);
   actio__actor_set_monitor(a, on_child_fail, wt);
+  actio__address_move(addr, a, 0);
   return 0;
 }
 
+/* Stops child i's instance: as its spec says, or now if the supervisor is
+ * being stopped now. */
 static void child_stop(sup *s, size_t i) {
   child *c = &s->children[i];
   pthread_mutex_lock(&s->mu);
   actio_actor *a = c->cur;
   pthread_mutex_unlock(&s->mu);
   if (a != NULL)
-    actio_actor_stop(a, c->spec.stop);
+    actio_actor_stop(a, actio__actor_stopping_now(s->self) ? ACTIO_STOP_NOW
+                                                           : c->spec.stop);
+}
+
+/* Child i is not restarted (any more): its address stays on the stopped
+ * instance, where sends fail with ACTIO_ECLOSED, and lookups find none. */
+static void child_settle(sup *s, size_t i, int dead) {
+  child *c = &s->children[i];
+  pthread_mutex_lock(&s->mu);
+  actio_actor *addr = c->addr;
+  c->cur = NULL;
+  c->dead |= dead;
+  pthread_mutex_unlock(&s->mu);
+  if (addr != NULL)
+    actio__address_move(addr, NULL, 0);
 }
 
 /* Stops every child, newest first, for good: none is running after. */
@@ -114,9 +139,7 @@ static void stop_all(sup *s) {
   s->stopped = 1;
   for (size_t i = s->n; i-- > 0;) {
     child_stop(s, i);
-    pthread_mutex_lock(&s->mu);
-    s->children[i].cur = NULL;
-    pthread_mutex_unlock(&s->mu);
+    child_settle(s, i, 0);
   }
 }
 
@@ -135,12 +158,6 @@ static int start_children(sup *s) {
     }
   }
   return 0;
-}
-
-static void sleep_ms(int64_t ms) {
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-  while (nanosleep(&ts, &ts) != 0)
-    ;
 }
 
 /* The pause before the k-th restart in the period. */
@@ -175,7 +192,9 @@ static void give_up(sup *s, size_t i, int code, const char *reason) {
 }
 
 /* Starts child i again; a start that fails is its next failure, and is
- * retried after the pause, within the intensity. 0, or -1: gave up. */
+ * retried after the pause, within the intensity. 0, or -1: gave up, or no
+ * restart can succeed any more (the runtime is stopping, or the supervisor
+ * is stopped now). */
 static int restart(sup *s, size_t i) {
   for (;;) {
     int rc = child_start(s, i);
@@ -188,11 +207,14 @@ static int restart(sup *s, size_t i) {
     snprintf(why, sizeof why, "restart failed: %s", actio_strerror(rc));
     atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed);
     monitor(s, ACTIO_SUP_CHILD_FAILED, i, rc, why);
+    if (actio__runtime_closing(s->rt))
+      return -1;
     if (intensity(s) != 0) {
       give_up(s, i, rc, why);
       return -1;
     }
-    sleep_ms(backoff(s, s->ntimes));
+    if (actio__actor_pause(s->self, backoff(s, s->ntimes)) != 0)
+      return -1;
   }
 }
 
@@ -221,34 +243,46 @@ static int sup_handle(actio_actor *self, void *worker, void *msg,
   monitor(s, ACTIO_SUP_CHILD_FAILED, m->index, m->code, why);
   if (c->spec.temporary) {
     child_stop(s, m->index);
-    pthread_mutex_lock(&s->mu);
-    c->dead = 1;
-    c->cur = NULL;
-    pthread_mutex_unlock(&s->mu);
+    child_settle(s, m->index, 1);
     return 0;
   }
+  /* The runtime is stopping: no spawn would succeed, and the failed child
+   * runs on until stop_all stops it. */
+  if (actio__runtime_closing(s->rt))
+    return 0;
   if (intensity(s) != 0) {
     give_up(s, m->index, m->code, why);
     return 0;
   }
-  sleep_ms(backoff(s, s->ntimes));
+  if (actio__actor_pause(s->self, backoff(s, s->ntimes)) != 0)
+    return 0; /* stopped now: stop_all follows */
   size_t first = m->index, last = m->index;
   if (s->o.strategy == ACTIO_ONE_FOR_ALL)
     first = 0, last = s->n - 1;
   else if (s->o.strategy == ACTIO_REST_FOR_ONE)
     last = s->n - 1;
-  for (size_t i = last + 1; i-- > first;)
-    child_stop(s, i); /* a dead one has no instance */
-  for (size_t i = first; i <= last; i++) {
+  for (size_t i = last + 1; i-- > first;) {
     pthread_mutex_lock(&s->mu);
-    if (s->children[i].spec.temporary && i != m->index) {
-      s->children[i].dead = 1; /* stopped with the others, never restarted */
-      s->children[i].cur = NULL;
-    }
+    child *ci = &s->children[i];
+    actio_actor *addr = ci->dead || ci->spec.temporary ? NULL : ci->addr;
+    pthread_mutex_unlock(&s->mu);
+    if (addr != NULL) /* its senders wait for the next instance */
+      actio__address_move(addr, NULL, 1);
+    child_stop(s, i); /* a dead one has no instance */
+  }
+  for (size_t i = first; i <= last; i++) {
+    if (s->children[i].spec.temporary && i != m->index)
+      child_settle(s, i, 1); /* stopped with the others, never restarted */
+    pthread_mutex_lock(&s->mu);
     int dead = s->children[i].dead;
     pthread_mutex_unlock(&s->mu);
-    if (!dead && restart(s, i) != 0)
-      break; /* gave up */
+    if (!dead && restart(s, i) != 0) {
+      /* Gave up, or cannot restart: it and those after it stay down, and
+       * their senders are told. */
+      for (size_t j = i; j <= last; j++)
+        child_settle(s, j, 0);
+      break;
+    }
   }
   return 0;
 }
@@ -354,8 +388,8 @@ actio_actor *actio_sup_lookup(actio_actor *a, const char *name) {
   actio_actor *found = NULL;
   pthread_mutex_lock(&s->mu);
   for (size_t i = 0; i < s->n; i++)
-    if (strcmp(s->children[i].spec.name, name) == 0)
-      found = s->children[i].cur;
+    if (strcmp(s->children[i].spec.name, name) == 0 && s->children[i].cur != NULL)
+      found = s->children[i].addr;
   pthread_mutex_unlock(&s->mu);
   return found;
 }

@@ -277,7 +277,7 @@ int actio__db_submit(actio_actor *db, db_state *st, db_req *r, long timeout_ms,
    * wait for room it alone could make. */
   if (rc == 0)
     rc = actio__request(db, r, r->reply,
-                        st->o.fail_when_full || actio_actor_self() == db ? 0 : -1, out);
+                        st->o.fail_when_full || actio__actor_is_self(db) ? 0 : -1, out);
   if (rc != 0)
     actio__db_req_free(r);
   return rc;

@@ -211,7 +211,7 @@ static void stream_resume(actio_future *ready, void *arg) {
     actio_future_fail(reply, x.status, "%s", msg ? msg : actio_strerror(x.status));
     actio_future_unref(reply);
     free(msg);
-  } else if (x.rc == ACTIO_EFULL && actio_actor_self() == r->files) {
+  } else if (x.rc == ACTIO_EFULL && actio__actor_is_self(r->files)) {
     stream_step(actio_actor_state(r->files), r); /* already on a file worker */
   } else if (x.rc != 0) {
     actio__file_finish(r, x.rc, NULL, NULL); /* stopped, or full while on another actor */

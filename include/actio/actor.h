@@ -44,10 +44,36 @@ typedef struct actio_runtime_opts {
  * pthread_create. */
 int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts);
 
-/** Stops every actor still running, in reverse spawn order, draining each
- * mailbox (see actio_actor_stop), cancels futures still waiting for a
- * deadline, joins every thread and frees everything, actor handles included.
- * Call from a thread that is not a worker of this runtime. NULL accepted. */
+/** How an actor, or a whole runtime, stops (actio_actor_stop,
+ * actio_runtime_stop). */
+typedef enum actio_stop_mode {
+  ACTIO_STOP_DRAIN = 0, /**< handle every message accepted, then stop */
+  ACTIO_STOP_NOW = 1,   /**< stop after the messages being handled; cancel
+                             the rest (askers see ACTIO_ECANCELED) */
+} actio_stop_mode;
+
+/** Stops the whole runtime, as `mode` says for every actor: spawns are
+ * refused from the start, then each actor is stopped newest first (a
+ * supervisor stops its own children, and restarts nothing any more), the
+ * scheduler and timer threads end, and futures still waiting for a
+ * deadline are cancelled (ACTIO_ECANCELED). With ACTIO_STOP_NOW every
+ * mailbox closes before anything is waited for: work in progress is ended
+ * and every request accepted but not done completes with ACTIO_ECANCELED
+ * (transfers and queries included), so it returns without waiting for a
+ * stalled server; a supervisor's children stop now too, whatever their
+ * specs say. Afterwards sends fail with ACTIO_ECLOSED, spawns and
+ * actio_future_set_deadline too; handles stay valid until
+ * actio_runtime_destroy, which then only frees. A second call returns once
+ * the first is done; ACTIO_STOP_NOW from another thread hurries one that
+ * drains. Returns 0, ACTIO_EINVAL, or ACTIO_ESTATE on one of this
+ * runtime's own threads (a worker, a scheduler thread, the timer's
+ * callbacks). Any other thread. */
+int actio_runtime_stop(actio_runtime *rt, actio_stop_mode mode);
+
+/** actio_runtime_stop(rt, ACTIO_STOP_DRAIN) unless it was stopped already,
+ * then joins every thread and frees everything, actor handles included.
+ * Call from a thread that is not one of this runtime's, and not while
+ * another calls actio_runtime_stop. NULL accepted. */
 void actio_runtime_destroy(actio_runtime *rt);
 
 /** Messages refused because their actor was stopped (dead letters). Any
@@ -57,7 +83,9 @@ uint64_t actio_runtime_dead_letters(const actio_runtime *rt);
 /** Makes `f` fail with ACTIO_ETIMEDOUT (running its cancel hook) if it is
  * still pending timeout_ms from now; actio_future_remaining_ms(f) tells the
  * operation how long it has. The timer holds its own reference to `f` until
- * then. Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM. Any thread.
+ * then; a runtime stop cancels it first (ACTIO_ECANCELED). Returns 0,
+ * ACTIO_EINVAL, ACTIO_ENOMEM, or ACTIO_ECLOSED once rt stopped. Any
+ * thread.
  * @ingroup futures */
 int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
                               int64_t timeout_ms);
@@ -130,12 +158,13 @@ typedef struct actio_actor_opts {
 /** Starts an actor: its mailbox and its workers, each having run worker_init
  * before this returns. The behavior struct must outlive the actor. The
  * runtime owns the handle (freed by actio_runtime_destroy). Returns 0,
- * ACTIO_EINVAL, ACTIO_ENOMEM, ACTIO_ECLOSED (runtime being destroyed), a
+ * ACTIO_EINVAL, ACTIO_ENOMEM, ACTIO_ECLOSED (runtime stopping), a
  * negated errno from pthread_create, or worker_init's error. Any thread. */
 int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
                       const actio_actor_opts *opts, actio_actor **out);
 
-/** The state given at spawn, the name, the runtime, the behavior. Any
+/** The state given at spawn, the name, the runtime, the behavior. On a
+ * supervised child's address, those of the instance running now. Any
  * thread. @{ */
 void *actio_actor_state(const actio_actor *a);
 const char *actio_actor_name(const actio_actor *a);
@@ -143,7 +172,8 @@ actio_runtime *actio_actor_runtime(const actio_actor *a);
 const actio_behavior *actio_actor_behavior(const actio_actor *a);
 /** @} */
 
-/** The actor whose worker is the calling thread, or NULL on other threads. */
+/** The actor whose worker is the calling thread (an instance, never a
+ * supervised child's address), or NULL on other threads. */
 actio_actor *actio_actor_self(void);
 
 /**
@@ -151,7 +181,11 @@ actio_actor *actio_actor_self(void);
  * fails at once with ACTIO_EFULL when timeout_ms is 0, or waits up to
  * timeout_ms (< 0: as long as it takes) and then fails with
  * ACTIO_ETIMEDOUT. A stopped actor refuses with ACTIO_ECLOSED (a dead
- * letter). On failure `msg` stays the caller's. Any thread, workers included.
+ * letter). Sent to a supervised child's address (actio_sup_lookup) while
+ * its supervisor restarts it, the message waits for the new instance in
+ * the same way: ACTIO_EAGAIN at once when timeout_ms is 0, ACTIO_ETIMEDOUT
+ * after timeout_ms; ACTIO_ECLOSED if it is not restarted. On failure `msg`
+ * stays the caller's. Any thread, workers included.
  */
 int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms);
 
@@ -160,16 +194,12 @@ int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms);
  * message unhandled. On failure no future is made. */
 int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out);
 
-/** How an actor stops (actio_actor_stop). */
-typedef enum actio_stop_mode {
-  ACTIO_STOP_DRAIN = 0, /**< handle every message accepted, then stop */
-  ACTIO_STOP_NOW = 1,   /**< stop after the messages being handled; cancel
-                             the rest (askers see ACTIO_ECANCELED) */
-} actio_stop_mode;
-
 /** Stops accepting messages, then stops the workers as `mode` says and joins
- * them. The handle stays valid (the runtime frees it). Idempotent. Returns 0, or ACTIO_ESTATE when called from one of the
- * actor's own workers. Any other thread. */
+ * them. The handle stays valid (the runtime frees it). Idempotent. On a
+ * supervised child's address, stops the instance running now (its
+ * supervisor does not restart it: a stop is no failure). Returns 0, or
+ * ACTIO_ESTATE when called from one of the actor's own workers. Any other
+ * thread. */
 int actio_actor_stop(actio_actor *a, actio_stop_mode mode);
 
 /** Counters of an actor, read without stopping it. */

@@ -31,9 +31,15 @@ extern "C" {
  * up: it stops its children, tells its monitor, and fails itself with
  * ACTIO_EINTENSITY, which its own supervisor sees.
  *
+ * A child's address (actio_sup_lookup) survives its restarts: every call
+ * that takes an actio_actor reaches, through it, the instance running now.
+ * A send that meets a restart waits for the new instance, within its own
+ * timeout (see actio_tell), so nothing sent is lost or left unanswered.
+ *
  * The supervisor is an actor with one worker, which is where restarts and
  * the monitor run; it is stopped like any actor, stopping its children in
- * reverse order first.
+ * reverse order first (stopped with ACTIO_STOP_NOW, it stops them now too,
+ * whatever their specs say).
  * @{ */
 
 /** Which children a failure restarts (see the list above). */
@@ -114,10 +120,15 @@ typedef struct actio_sup_def {
  * supervisor's life. Returns as actio_sup_spawn. */
 int actio_sup_child(actio_runtime *rt, void *def, actio_actor **out);
 
-/** The running instance of child `name`, or NULL (no such child, or a
- * temporary one that failed). Borrowed: it stays valid until the runtime is
- * destroyed, but once replaced by a restart it is stopped, and sends to it
- * fail with ACTIO_ECLOSED (dead letters): look it up again. Any thread. */
+/** The address of child `name`: the same handle across the child's
+ * restarts, reaching whichever instance runs now (sends, asks, the I/O
+ * actors' calls, stop, stats). NULL when there is no such child or it is
+ * stopped for good (a temporary one that failed, or its supervisor gave up
+ * or stopped); an address kept from before then refuses sends with
+ * ACTIO_ECLOSED. A child of a restarted supervisor is a new child: look it
+ * up again through the supervisor's own address. actio_actor_self() on the
+ * child's workers is the instance, not the address. Borrowed: valid until
+ * the runtime is destroyed. Any thread. */
 actio_actor *actio_sup_lookup(actio_actor *sup, const char *name);
 
 /** A supervisor's counters (actio_sup_stats_get). */
