@@ -43,8 +43,9 @@
  * "rounds:" total instead of the summary. --samples FILE has a thread write
  * a line a second: seconds since the start, Unix time, RSS in KiB, open
  * descriptors, threads, rounds done, then depth, waiting, running and in
- * flight of each actor (http, db, files, hasher); the first line, starting
- * with '#', names the columns. */
+ * flight of each actor (http, db, files, hasher), then the heap in use and
+ * the heap held, in KiB (glibc's mallinfo2; -1 elsewhere); the first line,
+ * starting with '#', names the columns. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -61,6 +62,10 @@
 #include <actio.h>
 
 #include <openssl/evp.h>
+
+#ifdef __GLIBC__
+#include <malloc.h> /* mallinfo2, for --samples */
+#endif
 
 /* hash is the SHA-256 of the body as saved, in hex. */
 static const char CREATE_TABLE[] =
@@ -552,6 +557,14 @@ static void sample(sampler *s) {
     fprintf(s->out, " %zu %" PRIu64 " %" PRIu64 " %" PRIu64, m.stats.depth, m.waiting, m.running,
             m.in_flight);
   }
+  /* The allocator's view tells a leak (in use grows) from its caches and
+   * arenas filling up (RSS grows, in use does not). */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+  struct mallinfo2 mi = mallinfo2();
+  fprintf(s->out, " %zu %zu", mi.uordblks / 1024, (mi.arena + mi.hblkhd) / 1024);
+#else
+  fputs(" -1 -1", s->out);
+#endif
   fputc('\n', s->out);
   fflush(s->out);
 }
@@ -583,6 +596,7 @@ static int sampler_start(sampler *s, const char *path) {
   for (size_t i = 0; i < sizeof names / sizeof *names; i++)
     fprintf(s->out, " %s_depth %s_waiting %s_running %s_in_flight", names[i], names[i], names[i],
             names[i]);
+  fprintf(s->out, " heap_used_kib heap_kib");
   fputc('\n', s->out);
   s->t0 = now_ms();
   s->stop = 0;
@@ -636,7 +650,8 @@ static int usage(const char *argv0) {
           "                 whichever comes first)\n"
           "  --samples      write a line a second to FILE: elapsed s, Unix time, RSS KiB,\n"
           "                 descriptors, threads, rounds done, and each actor's depth,\n"
-          "                 waiting, running and in flight (http, db, files, hasher)\n",
+          "                 waiting, running and in flight (http, db, files, hasher),\n"
+          "                 heap in use and held KiB\n",
           argv0);
   return 2;
 }
