@@ -7,6 +7,7 @@
 #              pipeline.log, samples.tsv, chaos.tsv, summary.txt, soak.png
 #     --seed   seeds the chaos and the pages (default 12)
 #     --urls   URLs a round (default 3000)
+#     --plot   only draw DIR/soak.png again, from a finished run's DIR
 #   ACTIO_BUILD_DIR picks the build folder (build); the demo and the fixture
 #   server are built there first (-j2).
 # The demo (demos/pipeline.c --duration --samples) runs the URL list round
@@ -32,14 +33,71 @@ set -euo pipefail
 FD_SLACK=8 # descriptors: HTTP and PostgreSQL connections come and go
 minutes=30 seed=12 urls=3000 out=
 usage() {
-  sed -n '3,9p' "$0" >&2
+  sed -n '3,10p' "$0" >&2
   exit 2
 }
+# The plot, $out/soak.png: RSS, descriptors and threads; the mailboxes; the
+# chaos. From $out/samples.tsv and $out/events.tsv (chaos on the samples' clock).
+plot() {
+  col() { head -n 1 "$out/samples.tsv" | tr ' ' '\n' | grep -v '^#$' | grep -nx "$1" | cut -d: -f1; }
+  [ -s "$out/events.tsv" ] || echo "0 0" > "$out/events.tsv"
+  local heap= # samples from before the heap columns have none
+  [ -z "$(col heap_used_kib)" ] ||
+    heap=", \"\" using $(col elapsed_s):(\$$(col heap_used_kib)/1024) with lines lc rgb \"#c08000\" title \"heap in use (MiB)\""
+  gnuplot <<GP || echo "note: gnuplot failed" >&2
+set terminal png size 1000,800 small # a palette: small enough to commit
+set output "$out/soak.png"
+set multiplot title "actio $(head -n 1 "$out/summary.txt" 2>/dev/null)"
+set grid
+stats "$out/samples.tsv" using $(col elapsed_s) nooutput
+set xrange [0:STATS_max]
+set key outside right top vertical
+set lmargin 12
+set rmargin 30
+set origin 0,0.53
+set size 1,0.43
+set ylabel "MiB"
+set y2label "count"
+set ytics nomirror
+set y2tics
+set yrange [0:*]
+set y2range [0:*]
+# the quarters: warm-up, then the two compared (second and last)
+do for [q=1:3] { set arrow from q*STATS_max/4, graph 0 to q*STATS_max/4, graph 1 nohead lc rgb "#808080" }
+plot "$out/samples.tsv" using $(col elapsed_s):(\$$(col rss_kib)/1024) with lines lw 2 lc rgb "#8000a0" title "RSS (MiB)", \
+     "" using $(col elapsed_s):$(col fds) axes x1y2 with lines lc rgb "#009e73" title "descriptors", \
+     "" using $(col elapsed_s):$(col threads) axes x1y2 with lines lw 2 lc rgb "#0072b2" title "threads"$heap
+unset y2label
+unset y2tics
+unset arrow
+set origin 0,0.2
+set size 1,0.33
+set ylabel "requests"
+plot "$out/samples.tsv" using $(col elapsed_s):$(col http_depth) with lines lc rgb "#e41a1c" title "http depth", \
+     "" using $(col elapsed_s):$(col http_running) with lines lc rgb "#009e73" title "http running", \
+     "" using $(col elapsed_s):$(col db_depth) with lines lc rgb "#56b4e9" title "db depth", \
+     "" using $(col elapsed_s):$(col db_waiting) with lines lc rgb "#e69f00" title "db waiting", \
+     "" using $(col elapsed_s):$(col files_depth) with lines lc rgb "#a0a000" title "files depth", \
+     "" using $(col elapsed_s):$(col hasher_depth) with lines lc rgb "#0072b2" title "hasher depth"
+set origin 0,0
+set size 1,0.2
+set ylabel ""
+set xlabel "seconds"
+set yrange [0.5:3.5]
+set ytics ("nginx" 1, "pg kill" 2, "pg restart" 3)
+plot "$out/events.tsv" using 1:(\$2==1?1:1/0) with points pt 9 ps 0.6 lc rgb "#8000a0" title "nginx restarted", \
+     "" using 1:(\$2==2?2:1/0) with points pt 7 ps 0.5 lc rgb "#009e73" title "backends terminated", \
+     "" using 1:(\$2==3?3:1/0) with points pt 5 ps 0.5 lc rgb "#0072b2" title "PostgreSQL restarted"
+unset multiplot
+GP
+}
+
 while [ $# -gt 0 ]; do
   case $1 in
     --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
     --seed) [[ ${2:-} =~ ^[0-9]+$ ]] || usage; seed=$2; shift 2 ;;
     --urls) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage; urls=$2; shift 2 ;;
+    --plot) [ -d "${2:-}" ] || usage; out=$(cd "$2" && pwd); plot; exit ;;
     [1-9]*) [[ $1 =~ ^[1-9][0-9]*$ ]] || usage; minutes=$1; shift ;;
     *) usage ;;
   esac
@@ -252,7 +310,7 @@ grown = [f"{what}: {a:.1f} after warm-up, {b:.1f} at the end (limit: {lim})"
 # Markers for the plot: chaos events on the samples' clock.
 if samples:
     shift = samples[0][c["unix_s"]] - samples[0][c["elapsed_s"]]
-    with open(f"{work}/events.tsv", "w") as f:
+    with open(f"{out}/events.tsv", "w") as f:
         for e in events:
             f.write(f"{float(e[0]) - shift:.3f}\t{list(kinds).index(e[1]) + 1}\n")
 
@@ -267,6 +325,9 @@ say(f"samples: {len(samples)}; warm-up: the first quarter; median of the 2nd qua
 say(f"  {'':12} {'after warm-up':>14} {'at the end':>11}  limit")
 for what, a, b, ok, lim in flat:
     say(f"  {what:12} {a:14.1f} {b:11.1f}  {lim:10} {'ok' if ok else 'GROWN'}")
+if "heap_used_kib" in c and q2 and q2[0][c["heap_used_kib"]] >= 0:
+    say(f"  {'heap in use':12} {med(q2, 'heap_used_kib') / 1024:14.1f} {med(q4, 'heap_used_kib') / 1024:11.1f}"
+        f"  (MiB, glibc's count; not a criterion: it tells a leak from the allocator's caches)")
 if samples:
     lo = {k: min(r[c[k]] for r in samples) for k in ("rss_kib", "fds", "threads")}
     hi = {k: max(r[c[k]] for r in samples) for k in ("rss_kib", "fds", "threads")}
@@ -280,51 +341,6 @@ say(f"verdict: {'PASS' if not problems and not grown else 'FAIL'}:"
 sys.exit(1 if problems or grown else 0)
 PY
 
-# The plot: RSS, descriptors and threads; the mailboxes; the chaos.
-col() { head -n 1 "$out/samples.tsv" | tr ' ' '\n' | grep -v '^#$' | grep -nx "$1" | cut -d: -f1; }
-[ -s "$work/events.tsv" ] || echo "0 0" > "$work/events.tsv"
-gnuplot <<GP || echo "note: gnuplot failed" >&2
-set terminal pngcairo size 1000,800 font ",9"
-set output "$out/soak.png"
-set multiplot title "actio soak: the pipeline demo, $urls URLs a round, chaos every 3-8 s (seed $seed)"
-set grid
-stats "$out/samples.tsv" using $(col elapsed_s) nooutput
-set xrange [0:STATS_max]
-set key outside right top vertical
-set lmargin 10
-set rmargin 28
-set origin 0,0.53
-set size 1,0.43
-set ylabel "MiB"
-set y2label "count"
-set ytics nomirror
-set y2tics
-set yrange [0:*]
-set y2range [0:*]
-plot "$out/samples.tsv" using $(col elapsed_s):(\$$(col rss_kib)/1024) with lines lw 2 title "RSS (MiB)", \
-     "" using $(col elapsed_s):$(col fds) axes x1y2 with lines title "descriptors", \
-     "" using $(col elapsed_s):$(col threads) axes x1y2 with lines lw 2 title "threads"
-unset y2label
-unset y2tics
-set origin 0,0.2
-set size 1,0.33
-set ylabel "requests"
-plot "$out/samples.tsv" using $(col elapsed_s):$(col http_depth) with lines title "http depth", \
-     "" using $(col elapsed_s):$(col http_running) with lines title "http running", \
-     "" using $(col elapsed_s):$(col db_depth) with lines title "db depth", \
-     "" using $(col elapsed_s):$(col db_waiting) with lines title "db waiting", \
-     "" using $(col elapsed_s):$(col files_depth) with lines title "files depth", \
-     "" using $(col elapsed_s):$(col hasher_depth) with lines title "hasher depth"
-set origin 0,0
-set size 1,0.2
-set ylabel ""
-set xlabel "seconds"
-set yrange [0.5:3.5]
-set ytics ("nginx" 1, "terminate" 2, "pg restart" 3)
-plot "$work/events.tsv" using 1:(\$2==1?1:1/0) with points pt 9 ps 0.6 title "nginx restarted", \
-     "" using 1:(\$2==2?2:1/0) with points pt 7 ps 0.5 title "backends terminated", \
-     "" using 1:(\$2==3?3:1/0) with points pt 5 ps 0.5 title "PostgreSQL restarted"
-unset multiplot
-GP
+plot
 [ -s "$out/soak.png" ] && echo "plot: $out/soak.png"
 exit "$verdict"
