@@ -146,6 +146,20 @@ START_TEST(errors_name_the_operation_and_path) {
   ck_assert_int_eq(actio_file_write(files, p, "x", 1, ACTIO_WRITE_ATOMIC, &f), 0);
   expect(f, -ENOENT);
   actio_future_unref(f);
+  /* An atomic write replaces a file, never a folder or a FIFO (nor a
+   * device: /dev/null would become a plain file). */
+  ck_assert_int_eq(actio_file_write(files, dir, "x", 1, ACTIO_WRITE_ATOMIC, &f), 0);
+  expect(f, -EISDIR);
+  actio_future_unref(f);
+  path_in(p, sizeof p, "fifo");
+  ck_assert_int_eq(mkfifo(p, 0600), 0);
+  ck_assert_int_eq(actio_file_write(files, p, "x", 1, ACTIO_WRITE_ATOMIC, &f), 0);
+  expect(f, -EINVAL);
+  actio_future_unref(f);
+  struct stat sb;
+  ck_assert_int_eq(lstat(p, &sb), 0);
+  ck_assert(S_ISFIFO(sb.st_mode));
+  ck_assert_int_eq(unlink(p), 0);
 }
 END_TEST
 

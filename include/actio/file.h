@@ -99,7 +99,9 @@ enum {
  * killed meanwhile leaves it, up to the full size. Temporary names are
  * "." NAME ".actio-" 16 lowercase hex digits ".tmp" (NAME: the target's
  * name, cut to 60 bytes), hidden; actio_file_clean_leftovers removes
- * them. */
+ * them. An atomic write replaces a regular file, or a symbolic link (the
+ * link itself, not what it points to); anything else at the path is
+ * refused: a folder with -EISDIR, a device, FIFO or socket with -EINVAL. */
 int actio_file_write(actio_actor *files, const char *path, const void *data,
                      size_t len, int flags, actio_future **out);
 

@@ -355,8 +355,14 @@ int actio__fio_atomic_open(const actio__root *r, const char *path, mode_t mode,
   *a = (actio__fio_atomic){.dir = dir, .fd = -1};
   memcpy(a->leaf, leaf, l);
   struct stat old;
-  a->replacing = fstatat(dir, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0 &&
-                 S_ISREG(old.st_mode);
+  int exists = fstatat(dir, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0;
+  if (exists && !S_ISREG(old.st_mode) && !S_ISLNK(old.st_mode)) {
+    /* The rename would put a plain file in place of a folder, a device
+     * (/dev/null), a FIFO or a socket. */
+    atomic_free(a);
+    return S_ISDIR(old.st_mode) ? -EISDIR : -EINVAL;
+  }
+  a->replacing = exists && S_ISREG(old.st_mode);
   if (a->replacing)
     mode = old.st_mode & 07777; /* a replaced file keeps its permissions */
   int fd = -EOPNOTSUPP;
