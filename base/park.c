@@ -69,7 +69,9 @@ static void unlink_waiter(actio__event *ev, actio__waiter *w) {
 }
 
 void actio__event_prepare(actio__event *ev, actio__waiter *w) {
-  w->woken = 0;
+  /* Atomic, as every access to the word: the previous waker stored to it
+   * after its release of `w`, so nothing else orders the two for TSan. */
+  ck_pr_store_32(&w->woken, 0);
   w->prev = NULL;
   pthread_mutex_lock(&ev->mu);
   w->next = ev->top;

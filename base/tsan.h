@@ -23,4 +23,25 @@ void __tsan_release(void *addr);
 #define ACTIO__TSAN_ACQUIRE(p) ((void)(p))
 #endif
 
+/* TSan builds take CK's builtins port (CMakeLists.txt), where a load or a
+ * store is a plain volatile access and a fetch-and-store a CAS loop that
+ * starts with one: TSan would see a race on every CK variable. Here they
+ * are the atomic accesses CK means them to be, so that no suppression is
+ * needed and every race TSan reports is on a plain access of ours. Loads and
+ * stores are relaxed, as CK promises no order (its fences do, and TSan does
+ * not model fences: hand-offs behind them are annotated as above); the
+ * exchange is sequentially consistent, as the port's __sync builtins are. */
+#ifdef ACTIO__TSAN
+#include <ck_pr.h>
+#undef ck_pr_load_32
+#undef ck_pr_load_64
+#undef ck_pr_store_32
+#undef ck_pr_store_64
+#define ck_pr_load_32(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ck_pr_load_64(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ck_pr_store_32(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define ck_pr_store_64(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define ck_pr_fas_64(p, v) __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+#endif
+
 #endif
