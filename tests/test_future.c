@@ -73,30 +73,51 @@ START_TEST(fail_carries_code_and_message) {
 }
 END_TEST
 
+/* Each callback logs its tag and the value it saw: 10 * tag + value. */
+typedef struct {
+  int n, entries[8];
+} order_log;
+
+typedef struct {
+  order_log *log;
+  int tag;
+} order_tag;
+
 static void record_order(actio_future *f, void *arg) {
-  int *log = arg;
-  log[log[0]++ + 1] = actio_future_status(f) == 0 ? *(int *)actio_future_value(f) : -1;
+  order_tag *t = arg;
+  int v = actio_future_status(f) == 0 ? *(int *)actio_future_value(f) : -1;
+  t->log->entries[t->log->n++] = 10 * t->tag + v;
 }
 
 START_TEST(callbacks_run_once_in_order_before_and_after) {
-  int log[8] = {0};
+  order_log log = {0};
+  order_tag tags[4] = {{&log, 1}, {&log, 2}, {&log, 3}, {&log, 4}};
   actio_future *f;
   ck_assert_int_eq(actio_future_create(&f), 0);
-  ck_assert_int_eq(actio_future_on_done(f, record_order, log), 0);
-  ck_assert_int_eq(actio_future_on_done(f, record_order, log), 0);
-  ck_assert_int_eq(log[0], 0);
+  /* The first takes the future's own slot, the others its list. */
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(actio_future_on_done(f, record_order, &tags[i]), 0);
+  ck_assert_int_eq(log.n, 0);
   ck_assert_int_eq(actio_future_resolve(f, boxed(3), free), 0);
-  ck_assert_int_eq(log[0], 2);
-  ck_assert_int_eq(actio_future_on_done(f, record_order, log), 0); /* runs now */
-  ck_assert_int_eq(log[0], 3);
-  ck_assert_int_eq(log[1] + log[2] + log[3], 9);
+  ck_assert_int_eq(log.n, 3);
+  ck_assert_int_eq(actio_future_on_done(f, record_order, &tags[3]), 0); /* runs now */
+  ck_assert_int_eq(log.n, 4);
+  for (int i = 0; i < 4; i++) /* once each, in registration order, all seeing 3 */
+    ck_assert_int_eq(log.entries[i], 10 * (i + 1) + 3);
   actio_future_unref(f);
 }
 END_TEST
 
+typedef struct {
+  actio_future *f;
+  _Atomic int waiter; /* the waiting thread, once it is about to wait */
+} late_resolver;
+
+/* Resolves f once the waiter sleeps on it. */
 static void *resolve_later(void *p) {
-  usleep(20000);
-  actio_future_resolve(p, boxed(11), free);
+  late_resolver *r = p;
+  await_blocked(&r->waiter);
+  actio_future_resolve(r->f, boxed(11), free);
   return NULL;
 }
 
@@ -105,8 +126,10 @@ START_TEST(wait_times_out_then_sees_completion) {
   ck_assert_int_eq(actio_future_create(&f), 0);
   ck_assert_int_eq(actio_future_wait(f, 0), ACTIO_EPENDING);
   ck_assert_int_eq(actio_future_wait(f, 10), ACTIO_EPENDING);
+  late_resolver r = {.f = f};
   pthread_t t;
-  start_threads(&t, 1, resolve_later, f, 0);
+  start_threads(&t, 1, resolve_later, &r, 0);
+  announce_block(&r.waiter);
   ck_assert_int_eq(actio_future_wait(f, -1), 0);
   ck_assert_int_eq(*(int *)actio_future_value(f), 11);
   join_threads(&t, 1);
@@ -319,8 +342,10 @@ START_TEST(huge_timeouts_mean_no_limit) {
   ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
   ck_assert_int_eq(actio_future_create(&f), 0);
   ck_assert_int_eq(actio_future_set_deadline(rt, f, INT64_MAX), 0);
+  late_resolver r = {.f = f};
   pthread_t t;
-  start_threads(&t, 1, resolve_later, f, 0);
+  start_threads(&t, 1, resolve_later, &r, 0);
+  announce_block(&r.waiter);
   ck_assert_int_eq(actio_future_wait(f, INT64_MAX), 0);
   join_threads(&t, 1);
   actio_future_unref(f);

@@ -3,7 +3,6 @@
 #include <ck_pr.h>
 #include <stdint.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "actio.h"
 #include "base/clock.h"
@@ -67,16 +66,19 @@ typedef struct {
   actio__mbox *mb;
   int rc;
   actio__mbox_msg m;
+  _Atomic int tid; /* the thread, once it is about to block */
 } blocked_arg;
 
 static void *blocked_push(void *p) {
   blocked_arg *a = p;
+  announce_block(&a->tid);
   a->rc = actio__mbox_push(a->mb, &a->m, -1);
   return NULL;
 }
 
 static void *blocked_pop(void *p) {
   blocked_arg *a = p;
+  announce_block(&a->tid);
   a->rc = actio__mbox_pop(a->mb, &a->m, -1);
   return NULL;
 }
@@ -87,10 +89,10 @@ START_TEST(blocked_sender_gets_room) {
   actio__mbox_msg m = msg(1);
   actio__mbox_push(mb, &m, 0);
   actio__mbox_push(mb, &m, 0);
-  blocked_arg a = {mb, 1, msg(3)};
+  blocked_arg a = {mb, 1, msg(3), 0};
   pthread_t t;
   start_threads(&t, 1, blocked_push, &a, 0);
-  usleep(20000);
+  await_blocked(&a.tid); /* asleep on the full mailbox */
   ck_assert_int_eq(actio__mbox_pop(mb, &m, 0), 0);
   join_threads(&t, 1);
   ck_assert_int_eq(a.rc, 0);
@@ -104,10 +106,10 @@ END_TEST
 START_TEST(sleeping_consumer_wakes_on_push) {
   actio__mbox *mb;
   ck_assert_int_eq(actio__mbox_create(&mb, 2), 0);
-  blocked_arg a = {mb, 1, msg(0)};
+  blocked_arg a = {mb, 1, msg(0), 0};
   pthread_t t;
   start_threads(&t, 1, blocked_pop, &a, 0);
-  usleep(20000);
+  await_blocked(&a.tid); /* asleep on the empty mailbox */
   actio__mbox_msg m = msg(7);
   ck_assert_int_eq(actio__mbox_push(mb, &m, 0), 0);
   join_threads(&t, 1);
@@ -145,11 +147,12 @@ START_TEST(close_wakes_blocked_threads) {
   actio__mbox_msg m = msg(1);
   actio__mbox_push(full, &m, 0);
   actio__mbox_push(full, &m, 0);
-  blocked_arg a[2] = {{full, 1, msg(9)}, {empty, 1, msg(0)}};
+  blocked_arg a[2] = {{full, 1, msg(9), 0}, {empty, 1, msg(0), 0}};
   pthread_t t[2];
   ck_assert_int_eq(pthread_create(&t[0], NULL, blocked_push, &a[0]), 0);
   ck_assert_int_eq(pthread_create(&t[1], NULL, blocked_pop, &a[1]), 0);
-  usleep(20000);
+  await_blocked(&a[0].tid);
+  await_blocked(&a[1].tid);
   actio__mbox_close(full);
   actio__mbox_close(empty);
   join_threads(t, 2);

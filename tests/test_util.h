@@ -4,7 +4,12 @@
 
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* Sanitizers slow stress tests down many times over: timeouts are generous
  * and per test case, never Check's 4-second default. */
@@ -33,6 +38,33 @@ static inline void start_threads(pthread_t *t, int n, void *(*fn)(void *),
 static inline void join_threads(pthread_t *t, int n) {
   for (int i = 0; i < n; i++)
     ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+}
+
+/* A thread about to block (on a full mailbox, an empty one, a future) says
+ * so with announce_block(&slot) right before the call; another waits with
+ * await_blocked(&slot) until it sleeps in a futex wait, in the kernel: the
+ * state a test of a wake-up needs, reached without assuming any time. The
+ * sleep between looks only paces the polling. */
+static inline void announce_block(_Atomic int *slot) {
+  atomic_store_explicit(slot, (int)syscall(SYS_gettid), memory_order_release);
+}
+
+static inline void await_blocked(_Atomic int *slot) {
+  int tid;
+  while ((tid = atomic_load_explicit(slot, memory_order_acquire)) == 0)
+    usleep(1000);
+  char path[64], wchan[128];
+  snprintf(path, sizeof path, "/proc/self/task/%d/wchan", tid);
+  for (;;) {
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(wchan, 1, sizeof wchan - 1, f);
+    fclose(f);
+    wchan[n] = '\0';
+    if (strstr(wchan, "futex") != NULL)
+      return;
+    usleep(1000);
+  }
 }
 
 #endif
