@@ -3,6 +3,7 @@
  * concurrency over 10,000 files. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -101,6 +102,19 @@ static char *slurp(const char *name) {
   return buf;
 }
 
+/* The names in folder, sorted and comma-separated, as the file actor
+ * lists them. */
+static char *listing(const char *folder) {
+  static char out[512];
+  actio_future *f;
+  ck_assert_int_eq(actio_file_list(files, folder, &f), 0);
+  out[0] = '\0';
+  for (char **n = expect(f, 0); *n != NULL; n++)
+    snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s", out[0] ? "," : "", *n);
+  actio_future_unref(f);
+  return out;
+}
+
 START_TEST(read_write_append_exclusive) {
   char p[512];
   actio_future *f;
@@ -163,6 +177,11 @@ START_TEST(errors_name_the_operation_and_path) {
 }
 END_TEST
 
+static int ignore_msg(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)self, (void)worker, (void)msg, (void)reply;
+  return 0;
+}
+
 START_TEST(bad_arguments_are_refused_at_once) {
   actio_future *f = NULL;
   ck_assert_int_eq(actio_file_read(files, NULL, &f), ACTIO_EINVAL);
@@ -178,7 +197,17 @@ START_TEST(bad_arguments_are_refused_at_once) {
   ck_assert_int_eq(actio_file_lines(files, "x", NULL, NULL, &f), ACTIO_EINVAL);
   ck_assert_int_eq(actio_fh_close(NULL, &f), ACTIO_EINVAL);
   /* An actor that is not a file actor is refused too. */
+  static const actio_behavior ignorer = {.handle = ignore_msg}; /* outlives the test */
+  actio_actor *other;
+  ck_assert_int_eq(actio_actor_spawn(rt, &ignorer, NULL, &other), 0);
+  ck_assert_int_eq(actio_file_read(other, "/etc/hostname", &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_write(other, "x", "a", 1, 0, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_stat(other, "/", &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_open(other, "/etc/hostname", O_RDONLY, 0, &f), ACTIO_EINVAL);
   ck_assert_ptr_null(f);
+  actio_actor_stats st;
+  actio_actor_stats_get(other, &st);
+  ck_assert_uint_eq(st.accepted, 0); /* nothing reached it */
 }
 END_TEST
 
@@ -261,38 +290,85 @@ START_TEST(atomic_write_replaces_whole_or_not_at_all) {
 }
 END_TEST
 
+/* A lines callback that holds its file worker: it says it has the worker,
+ * then waits for the gate. */
+typedef struct {
+  actio_future *entered, *gate;
+} holder;
+
+static int hold_worker(void *arg, const actio_line *lines, size_t n) {
+  holder *h = arg;
+  (void)lines, (void)n;
+  actio_future_resolve(h->entered, NULL, NULL);
+  actio_future_wait(h->gate, -1);
+  return 0;
+}
+
+/* The size of path, as the one worker of `a` sees it after what it took
+ * before (a request sent later completes after the earlier ones). */
+static off_t size_seen_by(actio_actor *a, const char *path) {
+  actio_future *s;
+  ck_assert_int_eq(actio_file_stat(a, path, &s), 0);
+  off_t size = ((struct stat *)expect(s, 0))->st_size;
+  actio_future_unref(s);
+  return size;
+}
+
 START_TEST(cancelled_atomic_write_leaves_nothing) {
-  char p[512];
+  char p[512], q[512];
   write_file("big", "before");
+  write_file("held", "x\n");
   path_in(p, sizeof p, "big");
+  path_in(q, sizeof q, "held");
   size_t big = 64 << 20;
   char *data = malloc(big);
   memset(data, 'q', big);
+  actio_actor *one;
+  ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.workers = 1}, &one), 0);
   int fds = count_fds();
-  for (int i = 0; i < 5; i++) {
-    actio_future *f;
-    ck_assert_int_eq(actio_file_write(files, p, data, big, ACTIO_WRITE_ATOMIC, &f), 0);
-    usleep(i * 3000); /* cancel at different points: queued, writing, done */
-    int cancelled = actio_future_cancel(f) == 0;
-    actio_future_wait(f, -1);
-    actio_future_unref(f);
-    /* Wait until the worker is done with it: a later request completes
-     * after it on the same path (stat runs after the cancelled write). */
-    actio_future *s;
-    ck_assert_int_eq(actio_file_stat(files, p, &s), 0);
-    struct stat *st = expect(s, 0);
-    if (cancelled)
-      ck_assert_int_eq(st->st_size, 6);
-    actio_future_unref(s);
-  }
-  free(data);
-  actio_actor_stop(files, ACTIO_STOP_DRAIN); /* every request has finished */
+  actio_future *f, *l;
+
+  /* Queued: the one worker is held, so the cancel certainly comes first. */
+  holder h;
+  ck_assert_int_eq(actio_future_create(&h.entered), 0);
+  ck_assert_int_eq(actio_future_create(&h.gate), 0);
+  ck_assert_int_eq(actio_file_lines(one, q, hold_worker, &h, &l), 0);
+  ck_assert_int_eq(actio_future_wait(h.entered, -1), 0);
+  ck_assert_int_eq(actio_file_write(one, p, data, big, ACTIO_WRITE_ATOMIC, &f), 0);
+  ck_assert_int_eq(actio_future_cancel(f), 0);
+  actio_future_resolve(h.gate, NULL, NULL);
+  expect(l, 0);
+  expect(f, ACTIO_ECANCELED);
+  actio_future_unref(f);
+  actio_future_unref(l);
+  actio_future_unref(h.entered);
+  actio_future_unref(h.gate);
+  ck_assert_int_eq(size_seen_by(one, p), 6);
+
+  /* Under way: cancelled once the write has opened its temporary file (or
+   * has finished). Which side of the commit point the cancel lands on is a
+   * race, and the cancel's answer says which: cancelled, the old file
+   * stays; too late, the write completed whole. */
   ck_assert_int_eq(count_fds(), fds);
-  DIR *d = opendir(dir);
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    ck_assert_msg(strstr(e->d_name, ".tmp") == NULL, "temporary file left: %s", e->d_name);
-  closedir(d);
+  ck_assert_int_eq(actio_file_write(one, p, data, big, ACTIO_WRITE_ATOMIC, &f), 0);
+  while (count_fds() == fds && !actio_future_is_done(f))
+    sched_yield();
+  int cancelled = actio_future_cancel(f) == 0;
+  ck_assert_int_eq(actio_future_wait(f, -1), cancelled ? ACTIO_ECANCELED : 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(size_seen_by(one, p), cancelled ? 6 : (off_t)big);
+
+  /* Done: too late to cancel. */
+  ck_assert_int_eq(actio_file_write(one, p, data, big, ACTIO_WRITE_ATOMIC, &f), 0);
+  expect(f, 0);
+  ck_assert_int_eq(actio_future_cancel(f), ACTIO_EALREADY);
+  actio_future_unref(f);
+  ck_assert_int_eq(size_seen_by(one, p), (off_t)big);
+  free(data);
+
+  actio_actor_stop(one, ACTIO_STOP_DRAIN); /* every request has finished */
+  ck_assert_int_eq(count_fds(), fds);
+  ck_assert_str_eq(listing(dir), "big,held"); /* no temporary file left */
 }
 END_TEST
 
@@ -553,12 +629,7 @@ START_TEST(file_system_operations) {
   ck_assert_int_eq(*(int *)expect(f, 0), 0);
   actio_future_unref(f);
   path_in(q, sizeof q, "d1");
-  ck_assert_int_eq(actio_file_list(files, q, &f), 0);
-  char **names = expect(f, 0);
-  ck_assert_str_eq(names[0], "d2");
-  ck_assert_str_eq(names[1], "moved");
-  ck_assert_ptr_null(names[2]);
-  actio_future_unref(f);
+  ck_assert_str_eq(listing(q), "d2,moved");
   ck_assert_int_eq(actio_file_unlink(files, p, &f), 0);
   expect(f, 0);
   actio_future_unref(f);
