@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -112,6 +114,40 @@ static actio_future *get(actio_actor *a, const char *u) {
   actio_future *f;
   ck_assert_int_eq(actio_http_get(a, u, &f), 0);
   return f;
+}
+
+/* ---- a server in the test itself, for states the test must see ---- */
+
+/* A listener that never answers: connects complete into its queue (up to
+ * `backlog`, then they stall) until the test accepts them, and no answer
+ * comes unless the test writes one. Returns its fd; *sa and *u get its
+ * address and URL. */
+static int stalled_server(int backlog, struct sockaddr_in *sa, char *u, size_t len) {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof *sa;
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)sa, sl), 0);
+  ck_assert_int_eq(listen(lfd, backlog), 0);
+  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)sa, &sl), 0);
+  snprintf(u, len, "http://127.0.0.1:%d/", ntohs(sa->sin_port));
+  return lfd;
+}
+
+/* Accepts the next connection and reads a request's head from it: once
+ * this returns, the request is on the server, in flight. Returns the
+ * connection, which the caller answers or leaves stalled. */
+static int accept_request(int lfd) {
+  int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+  ck_assert_int_ge(fd, 0);
+  char head[4096];
+  size_t len = 0;
+  while (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4) != 0) {
+    ck_assert_uint_lt(len, sizeof head);
+    ssize_t n = read(fd, head + len, 1);
+    ck_assert_int_eq(n, 1);
+    len++;
+  }
+  return fd;
 }
 
 /* ---- tests ---- */
@@ -273,18 +309,21 @@ START_TEST(bad_method_refused_at_the_call) {
 }
 END_TEST
 
+/* Answers that come after an hour: never, within a test. */
+#define NEVER_MS "3600000"
+
 START_TEST(timeouts) {
-  actio_http_request slow = {.url = url(fixture, "/delay/5000"), .timeout_ms = 200};
+  actio_http_request slow = {.url = url(fixture, "/delay/" NEVER_MS), .timeout_ms = 200};
   actio_future *f;
   ck_assert_int_eq(actio_http_send(http, &slow, &f), 0);
   expect(f, ACTIO_ETIMEDOUT);
   actio_future_unref(f);
-  actio_http_request stall = {.url = url(fixture, "/stall/4000"), .idle_timeout_ms = 1000};
+  actio_http_request stall = {.url = url(fixture, "/stall/" NEVER_MS), .idle_timeout_ms = 1000};
   ck_assert_int_eq(actio_http_send(http, &stall, &f), 0);
   expect(f, ACTIO_EIDLE);
   actio_future_unref(f);
   /* The caller's deadline bounds the whole request. */
-  f = get(http, url(fixture, "/delay/5000"));
+  f = get(http, url(fixture, "/delay/" NEVER_MS));
   ck_assert_int_eq(actio_future_set_deadline(rt, f, 200), 0);
   expect(f, ACTIO_ETIMEDOUT);
   actio_future_unref(f);
@@ -301,7 +340,7 @@ START_TEST(no_head_of_line_blocking_over_http) {
   actio_actor *one;
   actio_http_opts o = {.workers = 1};
   ck_assert_int_eq(actio_http_spawn(rt, &o, &one), 0);
-  actio_future *slow = get(one, url(fixture, "/delay/20000"));
+  actio_future *slow = get(one, url(fixture, "/delay/" NEVER_MS));
   actio_future *fast = get(one, url(fixture, "/status/200"));
   ck_assert_int_eq(expect(fast, 0)->status, 200);
   ck_assert_int_eq(actio_future_is_done(slow), 0);
@@ -329,7 +368,7 @@ static int start_slow(size_t i, void *arg, actio_future **out) {
 }
 
 START_TEST(group_deadline_reaches_each_request) {
-  slow_job j = {.http = http, .u = url(fixture, "/delay/20000")};
+  slow_job j = {.http = http, .u = url(fixture, "/delay/" NEVER_MS)};
   actio_future *g;
   ck_assert_int_eq(actio_map_within(rt, 4, 2, 300, start_slow, &j,
                                     ACTIO_GATHER_SETTLE_ALL, &g), 0);
@@ -345,11 +384,18 @@ START_TEST(group_deadline_reaches_each_request) {
 END_TEST
 
 START_TEST(cancel_removes_the_transfer) {
-  actio_future *f = get(http, url(fixture, "/delay/10000"));
-  usleep(50000);
+  char base[64];
+  struct sockaddr_in sa;
+  int lfd = stalled_server(64, &sa, base, sizeof base);
+  actio_future *f = get(http, url(base, "never"));
+  int conn = accept_request(lfd); /* in flight, and never answered */
   ck_assert_int_eq(actio_future_cancel(f), 0);
   expect(f, ACTIO_ECANCELED);
   actio_future_unref(f);
+  char c;
+  ck_assert_int_eq(read(conn, &c, 1), 0); /* the transfer was ended: closed */
+  close(conn);
+  close(lfd);
   /* A stop now would hang on a transfer left behind: it must not. */
   ck_assert_int_eq(actio_actor_stop(http, ACTIO_STOP_DRAIN), 0);
 }
@@ -424,15 +470,21 @@ START_TEST(many_requests_at_once) {
 END_TEST
 
 START_TEST(stop_now_cancels_transfers_in_flight) {
+  char base[64];
+  struct sockaddr_in sa;
+  int lfd = stalled_server(64, &sa, base, sizeof base), conns[5];
   actio_future *fs[5];
   for (int i = 0; i < 5; i++)
-    fs[i] = get(http, url(fixture, "/delay/10000"));
-  usleep(50000);
+    fs[i] = get(http, url(base, "never"));
+  for (int i = 0; i < 5; i++)
+    conns[i] = accept_request(lfd); /* all five in flight, never answered */
   ck_assert_int_eq(actio_actor_stop(http, ACTIO_STOP_NOW), 0);
   for (int i = 0; i < 5; i++) {
     expect(fs[i], ACTIO_ECANCELED);
     actio_future_unref(fs[i]);
+    close(conns[i]);
   }
+  close(lfd);
   actio_future *late;
   ck_assert_int_eq(actio_http_get(http, url(nginx_http, "/1k"), &late), ACTIO_ECLOSED);
 }
@@ -777,13 +829,22 @@ START_TEST(review_regressions) {
   FILE *fp = fopen(dest, "w");
   fputs("GOOD", fp);
   fclose(fp);
-  actio_http_request retry = {.url = url(fixture, "/retry/clobber/5"), .retries = 3,
-                              .save_to = dest};
+  char base[64];
+  struct sockaddr_in sa;
+  int lfd = stalled_server(64, &sa, base, sizeof base);
+  actio_http_request retry = {.url = url(base, "clobber"), .retries = 3, .save_to = dest};
   ck_assert_int_eq(actio_http_send(http, &retry, &f), 0);
-  usleep(300000); /* the 503 came; the retry waits for Retry-After */
-  actio_future_cancel(f);
+  int conn = accept_request(lfd);
+  static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                             "Content-Length: 4\r\nConnection: close\r\n\r\nBAD!";
+  ck_assert_int_eq(write(conn, busy, sizeof busy - 1), (ssize_t)(sizeof busy - 1));
+  close(conn);
+  conn = accept_request(lfd); /* the 503 came and was dealt with: this is the retry */
+  ck_assert_int_eq(actio_future_cancel(f), 0);
   expect(f, ACTIO_ECANCELED);
   actio_future_unref(f);
+  close(conn);
+  close(lfd);
   snprintf(cmd, sizeof cmd, "grep -qx GOOD '%s'", dest);
   ck_assert_int_eq(system(cmd), 0);
 }
@@ -825,20 +886,6 @@ START_TEST(per_host_connection_limit) {
   actio_future_unref(all);
 }
 END_TEST
-
-/* A listener that never accepts: connects complete into its queue (up to
- * `backlog`, then they stall), and no answer ever comes. Returns its fd;
- * *sa and *u get its address and URL. */
-static int stalled_server(int backlog, struct sockaddr_in *sa, char *u, size_t len) {
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t sl = sizeof *sa;
-  ck_assert_int_eq(bind(lfd, (struct sockaddr *)sa, sl), 0);
-  ck_assert_int_eq(listen(lfd, backlog), 0);
-  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)sa, &sl), 0);
-  snprintf(u, len, "http://127.0.0.1:%d/", ntohs(sa->sin_port));
-  return lfd;
-}
 
 /* Waits until `a`'s workers have taken `n` messages. */
 static void wait_handled(actio_actor *a, uint64_t n) {
@@ -892,20 +939,24 @@ START_TEST(connect_timeout) {
   char u[64];
   struct sockaddr_in sa;
   int lfd = stalled_server(0, &sa, u, sizeof u);
-  socklen_t sl = sizeof sa;
-  int fill[4];
-  for (int i = 0; i < 4; i++) { /* fill the queue */
-    fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    connect(fill[i], (struct sockaddr *)&sa, sl);
+  /* One connection fills the queue (backlog 0 holds one); the listener's
+   * TCP_INFO counts what its queue holds. */
+  int fill = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  ck_assert(connect(fill, (struct sockaddr *)&sa, sizeof sa) == 0 || errno == EINPROGRESS);
+  for (;;) {
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    ck_assert_int_eq(getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &tl), 0);
+    if (ti.tcpi_unacked > ti.tcpi_sacked) /* queued > backlog: full */
+      break;
+    usleep(1000); /* paces the polling */
   }
-  usleep(100000);
   actio_http_request req = {.url = u, .connect_timeout_ms = 300};
   actio_future *f;
   ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
   expect(f, ACTIO_ECONNTIMEOUT);
   actio_future_unref(f);
-  for (int i = 0; i < 4; i++)
-    close(fill[i]);
+  close(fill);
   close(lfd);
 }
 END_TEST
