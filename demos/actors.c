@@ -1,5 +1,6 @@
 /* actors.c: a custom actor with a pool of workers, asked many times at once
  * and gathered, then a bounded map: asyncio.gather and a Semaphore in C.
+ * Each result is checked; the exit status is 1 if one is wrong.
  *   actio-demo-actors */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,12 @@ static int ask_square(size_t i, void *arg, actio_future **out) {
   return actio_ask(arg, (void *)(uintptr_t)i, -1, out);
 }
 
+/* Reports what went wrong; returns 1 (the exit status). */
+static int wrong(const char *what) {
+  fprintf(stderr, "wrong: %s\n", what);
+  return 1;
+}
+
 int main(void) {
   actio_runtime *rt;
   actio_actor *a;
@@ -39,12 +46,17 @@ int main(void) {
       actio_future_wait(all, -1) != 0)
     return 1;
   uint64_t sum = 0;
+  int misplaced = 0;
   for (size_t i = 0; i < N; i++) {
-    sum += (uintptr_t)actio_future_value(actio_gather_item(all, i));
+    uintptr_t v = (uintptr_t)actio_future_value(actio_gather_item(all, i));
+    sum += v;
+    misplaced += v != i * i; /* each answer in its asker's place */
     actio_future_unref(asks[i]);
   }
   actio_future_unref(all);
   printf("sum of squares below %d: %llu\n", N, (unsigned long long)sum);
+  if (misplaced != 0 || sum != (uint64_t)(N - 1) * N * (2 * N - 1) / 6)
+    return wrong("the gathered squares");
 
   /* The same with at most 16 in flight. */
   actio_future *m;
@@ -53,6 +65,9 @@ int main(void) {
     return 1;
   printf("map, 16 at a time: item 999 -> %llu\n",
          (unsigned long long)(uintptr_t)actio_future_value(actio_gather_item(m, 999)));
+  for (uintptr_t i = 0; i < N; i++)
+    if ((uintptr_t)actio_future_value(actio_gather_item(m, i)) != i * i)
+      return wrong("the mapped squares");
   actio_future_unref(m);
 
   actio_actor_stats st;
@@ -60,6 +75,8 @@ int main(void) {
   actio_actor_stats_get(a, &st);
   printf("actor %s: %llu handled, %llu failed\n", actio_actor_name(a),
          (unsigned long long)st.handled, (unsigned long long)st.failed);
+  if (st.handled != 2 * N || st.failed != 0)
+    return wrong("the actor's counters: two asks per number, none failed");
   actio_runtime_destroy(rt);
   return 0;
 }

@@ -1,19 +1,39 @@
 /* files.c: write a file, read it back, iterate its lines, and write many
- * files at once: what aiofiles does for Python, with futures.
+ * files at once: what aiofiles does for Python, with futures. Each step
+ * checks what it got; the exit status is 1 if any step went wrong.
  *   actio-demo-files [folder]   (default: a new folder under /tmp, removed
  *                                at the end) */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <actio.h>
 
+static const char *const want_lines[] = {"Hello from actio!", "A second line.", "And a last one"};
+enum { LINES = sizeof want_lines / sizeof *want_lines };
+
+/* The lines seen so far, and how many differed from want_lines. */
+typedef struct {
+  int number, wrong;
+} line_check;
+
 /* Called on a file worker with batches of complete lines. */
 static int print_line(void *arg, const actio_line *lines, size_t n) {
-  int *number = arg;
-  for (size_t i = 0; i < n; i++)
-    printf("  line %d: %.*s\n", ++*number, (int)lines[i].len, lines[i].data);
+  line_check *c = arg;
+  for (size_t i = 0; i < n; i++) {
+    int k = c->number++;
+    printf("  line %d: %.*s\n", k + 1, (int)lines[i].len, lines[i].data);
+    c->wrong += k >= LINES || lines[i].len != strlen(want_lines[k]) ||
+                memcmp(lines[i].data, want_lines[k], lines[i].len) != 0;
+  }
   return 0;
+}
+
+/* Reports what went wrong; returns 1 (the exit status). */
+static int wrong(const char *what) {
+  fprintf(stderr, "wrong: %s\n", what);
+  return 1;
 }
 
 static int check(int rc, const char *what) {
@@ -92,15 +112,20 @@ int main(int argc, char **argv) {
     return 1;
   actio_buf *buf = actio_future_value(f);
   printf("read %zu bytes back\n", buf->len);
+  if (buf->len != strlen(text) || memcmp(buf->data, text, buf->len) != 0)
+    return wrong("the bytes read back are not the ones written");
   actio_future_unref(f);
 
   /* async for line in f: print(line) */
-  int number = 0;
-  if (check(actio_file_lines(files, path, print_line, &number, &f), "lines") ||
+  line_check lines = {0, 0};
+  if (check(actio_file_lines(files, path, print_line, &lines, &f), "lines") ||
       await(f, "lines"))
     return 1;
-  printf("%llu lines\n", (unsigned long long)*(uint64_t *)actio_future_value(f));
+  uint64_t count = *(uint64_t *)actio_future_value(f);
+  printf("%llu lines\n", (unsigned long long)count);
   actio_future_unref(f);
+  if (count != LINES || lines.number != LINES || lines.wrong != 0)
+    return wrong("the lines are not the three written");
 
   /* await asyncio.gather(*(write(i) for i in range(100))) */
   enum { N = 100 };
@@ -120,17 +145,41 @@ int main(int argc, char **argv) {
     actio_future_unref(writes[i]);
   actio_future_unref(all);
 
+  /* ... and read them back, all at once too. */
+  actio_future *reads[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(path, sizeof path, "%s/note-%03d.txt", dir, i);
+    if (check(actio_file_read(files, path, &reads[i]), "read"))
+      return 1;
+  }
+  if (check(actio_gather(reads, N, ACTIO_GATHER_FAIL_FAST, &all), "gather") ||
+      await(all, "gather"))
+    return 1;
+  int same = 0;
+  for (int i = 0; i < N; i++) {
+    char body[64];
+    snprintf(body, sizeof body, "note %d\n", i);
+    same += strcmp(((actio_buf *)actio_future_value(reads[i]))->data, body) == 0;
+    actio_future_unref(reads[i]);
+  }
+  actio_future_unref(all);
+  printf("read them back: %d of %d as written\n", same, N);
+  if (same != N)
+    return wrong("files read back differ from what was written");
+
   /* A missing file is an error with the operation and the path in it. */
   snprintf(path, sizeof path, "%s/missing.txt", dir);
-  if (actio_file_read(files, path, &f) == 0) {
-    actio_future_wait(f, -1);
-    printf("as expected: %s (%s)\n", actio_future_errmsg(f),
-           actio_err_name(actio_future_status(f)));
-    actio_future_unref(f);
-  }
+  if (check(actio_file_read(files, path, &f), "read"))
+    return 1;
+  int st = actio_future_wait(f, -1);
+  const char *msg = actio_future_errmsg(f);
+  if (st != -ENOENT || msg == NULL || strstr(msg, path) == NULL)
+    return wrong("reading a missing file did not fail with ENOENT and its path");
+  printf("as expected: %s (%s)\n", msg, actio_err_name(st));
+  actio_future_unref(f);
 
-  if (argc < 2) /* a folder made here is removed */
-    remove_folder(files, dir);
+  if (argc < 2 && remove_folder(files, dir) != 0) /* a folder made here is removed */
+    return 1;
   actio_runtime_destroy(rt);
   return 0;
 }
