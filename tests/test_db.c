@@ -968,7 +968,9 @@ END_TEST
 /* ---- cancels, timeouts, lost connections ---- */
 
 /* Waits until the server runs a statement like `pattern`. */
-static void await_running(const char *pattern) {
+/* Waits until some query matching pattern runs on the server (running
+ * 1), or none does (running 0). */
+static void await_active(const char *pattern, int running) {
   const char *p[] = {pattern};
   for (;;) {
     actio_future *f;
@@ -978,11 +980,13 @@ static void await_running(const char *pattern) {
     int64_t n = 0;
     ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &n), 0);
     actio_future_unref(f);
-    if (n > 0)
+    if ((n > 0) == running)
       return;
     sched_yield();
   }
 }
+
+static void await_running(const char *pattern) { await_active(pattern, 1); }
 
 /* Waits until `a` has n connections open and idle. */
 static void await_idle(actio_actor *a, unsigned n) {
@@ -1201,9 +1205,12 @@ START_TEST(test_stop_in_flight) {
   actio_actor *a = spawn((actio_db_opts){.max_connections = 2});
   actio_future *f[200];
   for (int i = 0; i < 200; i++)
-    ck_assert_int_eq(actio_db_query(a, i % 50 == 0 ? "SELECT pg_sleep(60)" : "SELECT 1", 0, NULL, &f[i]), 0);
-  await_running("SELECT pg_sleep(60)");
+    ck_assert_int_eq(actio_db_query(a, i % 50 == 0 ? "SELECT pg_sleep(3600)" : "SELECT 1", 0, NULL, &f[i]), 0);
+  await_running("SELECT pg_sleep(3600)");
   ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_NOW), 0);
+  /* The running sleeps were cancelled on the server too, not left to run
+   * their hour out (had they been, the test's time limit fails it). */
+  await_active("SELECT pg_sleep(3600)", 0);
   for (int i = 0; i < 200; i++) {
     int st = actio_future_wait(f[i], -1);
     if (i % 50 == 0) /* a sleep: queued or running, it was cancelled */

@@ -541,6 +541,11 @@ static void db_stop(actio_actor *self, void *worker) {
   }
   for (unsigned i = 0; i <= w->nconns; i++) {
     conn *c = i < w->nconns ? &w->conns[i] : &w->lc;
+    /* What a connection runs is cancelled on the server as well: closing
+     * it alone leaves the backend running it to its end. */
+    db_req *h = c->state == C_READY ? actio__pg_conn_head(c->pc) : NULL;
+    if (h != NULL && c->cancel == NULL && !h->cancel_sent)
+      actio__db_cancel_on_server(w, c, h);
     actio__db_conn_close(w, c, ACTIO_ECANCELED, "database actor stopped");
   }
   for (sub *s = w->subs, *next; s != NULL; s = next) {
