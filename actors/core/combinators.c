@@ -341,7 +341,7 @@ static void map_start_one(group *g, size_t i) {
   actio_future *f = NULL;
   int late = g->deadline_ns >= 0 && actio__ms_until(g->deadline_ns) == 0;
   if (late) { /* the timer thread may not have fired yet: do it here */
-    actio__future_abort(g->out, ACTIO_ETIMEDOUT, "the group's deadline passed");
+    actio__future_abort(g->out, ACTIO_ETIMEDOUT, ACTIO__GROUP_DEADLINE_MSG);
     atomic_store_explicit(&g->stopped, 1, memory_order_release);
   }
   /* The group's time left becomes the item's own deadline: the I/O actors
@@ -351,7 +351,7 @@ static void map_start_one(group *g, size_t i) {
   int rc = late ? ACTIO_ETIMEDOUT : g->fn(i, g->arg, &f);
   actio__group_leave(outer);
   if (rc == 0 && f != NULL && g->deadline_ns >= 0 && actio_future_remaining_ms(f) < 0)
-    actio__deadline_at(g->rt->timer, f, g->deadline_ns);
+    actio__deadline_at(g->rt->timer, f, g->deadline_ns, ACTIO__GROUP_DEADLINE_MSG);
   if (rc < 0 || f == NULL) {
     actio_future_unref(f);
     actio_future_failed(&f, rc < 0 ? rc : ACTIO_EINVAL,
@@ -415,7 +415,7 @@ static int map_start(actio_runtime *rt, int64_t timeout_ms, size_t n,
   g->rt = rt;
   g->deadline_ns = rt != NULL ? actio__deadline_ns(timeout_ms) : -1;
   if (g->deadline_ns >= 0) {
-    int rc = actio__deadline_at(rt->timer, g->out, g->deadline_ns);
+    int rc = actio__deadline_at(rt->timer, g->out, g->deadline_ns, ACTIO__GROUP_DEADLINE_MSG);
     if (rc != 0) {
       actio_future_unref(g->out); /* the group's reference */
       actio_future_unref(g->out); /* the caller's: frees the group */

@@ -4,9 +4,12 @@
 #include "actors/core/deadline.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "actio/error.h"
@@ -23,6 +26,7 @@ typedef struct entry {
   actio_future *f; /* a reference, owned by whoever takes the entry out */
   size_t idx;      /* position in the heap, or NOT_QUEUED */
   actio__timer *t;
+  char msg[];      /* the failure's message */
 } entry;
 
 struct actio__timer {
@@ -102,7 +106,9 @@ static void *timer_main(void *arg) {
     heap_remove(t, e);
     actio_future *f = e->f; /* ours now; the entry is freed by on_done */
     pthread_mutex_unlock(&t->mu);
-    actio__future_abort(f, ACTIO_ETIMEDOUT, "deadline passed");
+    /* e->msg is read only by the abort's winner: until it finishes f,
+     * entry_done cannot run. */
+    actio__future_abort(f, ACTIO_ETIMEDOUT, e->msg);
     actio_future_unref(f);
     pthread_mutex_lock(&t->mu);
   }
@@ -180,14 +186,17 @@ void actio__timer_destroy(actio__timer *t) {
   free(t);
 }
 
-int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns) {
+int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns,
+                       const char *msg) {
   /* First, so that a deadline that fires finds it set. */
   if (actio__future_set_deadline_ns(f, deadline_ns) != 0)
     return ACTIO_ENOMEM;
-  entry *e = malloc(sizeof *e);
+  size_t len = strlen(msg) + 1;
+  entry *e = malloc(sizeof *e + len);
   if (e == NULL)
     return ACTIO_ENOMEM;
   *e = (entry){.at = deadline_ns, .f = f, .idx = NOT_QUEUED, .t = t};
+  memcpy(e->msg, msg, len);
   actio_future_ref(f);
   pthread_mutex_lock(&t->mu);
   if (t->stopping) { /* the runtime stopped: nothing would fire it */
@@ -228,14 +237,24 @@ int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns) {
   return 0;
 }
 
-int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
-                              int64_t timeout_ms) {
+int actio__deadline_after(actio_runtime *rt, actio_future *f, int64_t timeout_ms,
+                          const char *msg) {
   if (rt == NULL || f == NULL || timeout_ms < 0)
     return ACTIO_EINVAL;
   int64_t deadline = actio__deadline_ns(timeout_ms);
   if (deadline < 0)
     return 0; /* beyond any clock: never fires */
-  return actio__deadline_at(rt->timer, f, deadline);
+  char m[64];
+  if (msg == NULL) {
+    snprintf(m, sizeof m, "deadline of %" PRId64 " ms passed", timeout_ms);
+    msg = m;
+  }
+  return actio__deadline_at(rt->timer, f, deadline, msg);
+}
+
+int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
+                              int64_t timeout_ms) {
+  return actio__deadline_after(rt, f, timeout_ms, NULL);
 }
 
 static _Thread_local int64_t group_deadline_ns = -1;
@@ -251,5 +270,5 @@ void actio__group_leave(int64_t outer) { group_deadline_ns = outer; }
 int actio__deadline_inherit(actio_runtime *rt, actio_future *f) {
   if (group_deadline_ns < 0)
     return 0;
-  return actio__deadline_at(rt->timer, f, group_deadline_ns);
+  return actio__deadline_at(rt->timer, f, group_deadline_ns, ACTIO__GROUP_DEADLINE_MSG);
 }

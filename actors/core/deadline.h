@@ -22,10 +22,20 @@ void actio__timer_destroy(actio__timer *t);
  * the futures they fail run). */
 int actio__timer_current(const actio__timer *t);
 
-/* Fails `f` with ACTIO_ETIMEDOUT at deadline_ns (absolute, CLOCK_MONOTONIC)
- * unless it completes first; actio_future_remaining_ms reads it. Returns 0,
- * ACTIO_ENOMEM, or ACTIO_ECLOSED once the timer stopped. Any thread. */
-int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns);
+/* Fails `f` with ACTIO_ETIMEDOUT and msg (copied) at deadline_ns (absolute,
+ * CLOCK_MONOTONIC) unless it completes first; actio_future_remaining_ms
+ * reads it. Returns 0, ACTIO_ENOMEM, or ACTIO_ECLOSED once the timer
+ * stopped. Any thread. */
+int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns,
+                       const char *msg);
+
+/* actio_future_set_deadline with the failure's message: msg (copied), or
+ * for NULL "deadline of <timeout_ms> ms passed". Same returns. */
+int actio__deadline_after(actio_runtime *rt, actio_future *f, int64_t timeout_ms,
+                          const char *msg);
+
+/* The message of a deadline that a group hands down. */
+#define ACTIO__GROUP_DEADLINE_MSG "the group's deadline passed"
 
 /* While a group starts an item on this thread, its absolute deadline (else
  * -1). enter returns the outer group's, which leave restores: items may

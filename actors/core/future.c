@@ -331,6 +331,21 @@ int actio__future_abort(actio_future *f, int code, const char *msg) {
   return 0;
 }
 
+int actio__future_reword(actio_future *f, const char *head) {
+  /* Only the completion's winner runs the hook: the message is ours to
+   * change until finish publishes it. */
+  ACTIO__ASSERT((atomic_load_explicit(&f->state, memory_order_relaxed) & F_PHASE) == F_BUSY &&
+                atomic_load_explicit(&f->hook, memory_order_relaxed) == H_FIRING);
+  future_ext *e = ext_get(f);
+  char *m = NULL;
+  if (e == NULL ||
+      asprintf(&m, "%s: %s", head, e->errmsg ? e->errmsg : actio_strerror(f->status)) < 0)
+    return ACTIO_ENOMEM;
+  free(e->errmsg);
+  e->errmsg = m;
+  return 0;
+}
+
 int actio_future_cancel(actio_future *f) {
   if (f == NULL)
     return ACTIO_EINVAL;

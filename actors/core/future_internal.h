@@ -26,6 +26,11 @@ int actio__future_pending(const actio_future *f);
  * cancel hook, as actio_future_cancel does. Returns 0 or ACTIO_EALREADY. */
 int actio__future_abort(actio_future *f, int code, const char *msg);
 
+/* From inside f's cancel hook only: puts head before the message the
+ * cancel (or the deadline) gave, "head: message", so that it names the
+ * operation. Returns 0 or ACTIO_ENOMEM (the message stays as it was). */
+int actio__future_reword(actio_future *f, const char *head);
+
 /* Completes `f` as `src` completed: an error is copied; a value is borrowed
  * (f keeps a reference to src). Returns 0 or ACTIO_EALREADY. */
 int actio__future_adopt(actio_future *f, actio_future *src);

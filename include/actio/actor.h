@@ -80,12 +80,13 @@ void actio_runtime_destroy(actio_runtime *rt);
  * thread. */
 uint64_t actio_runtime_dead_letters(const actio_runtime *rt);
 
-/** Makes `f` fail with ACTIO_ETIMEDOUT (running its cancel hook) if it is
- * still pending timeout_ms from now; actio_future_remaining_ms(f) tells the
- * operation how long it has. The timer holds its own reference to `f` until
- * then; a runtime stop cancels it first (ACTIO_ECANCELED). Returns 0,
- * ACTIO_EINVAL, ACTIO_ENOMEM, or ACTIO_ECLOSED once rt stopped. Any
- * thread.
+/** Makes `f` fail with ACTIO_ETIMEDOUT and "deadline of <timeout_ms> ms
+ * passed" (running its cancel hook; an HTTP request a worker has taken puts
+ * its method and URL before that text) if it is still pending timeout_ms
+ * from now; actio_future_remaining_ms(f) tells the operation how long it
+ * has. The timer holds its own reference to `f` until then; a runtime stop
+ * cancels it first (ACTIO_ECANCELED). Returns 0, ACTIO_EINVAL, ACTIO_ENOMEM,
+ * or ACTIO_ECLOSED once rt stopped. Any thread.
  * @ingroup futures */
 int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
                               int64_t timeout_ms);
