@@ -20,6 +20,7 @@
 #include "actio.h"
 #include "fixture/fixture_spawn.h"
 #include "io/file/file_io.h"
+#include "io/http/http_redact.h"
 #include "test_util.h"
 
 static char nginx_http[1024], nginx_https[1024], ca_file[1024], fixture[128];
@@ -321,6 +322,7 @@ START_TEST(timeouts) {
   actio_http_request stall = {.url = url(fixture, "/stall/" NEVER_MS), .idle_timeout_ms = 1000};
   ck_assert_int_eq(actio_http_send(http, &stall, &f), 0);
   expect(f, ACTIO_EIDLE);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "no data for 1000 ms (the idle timeout)"));
   actio_future_unref(f);
   /* The caller's deadline bounds the whole request. */
   f = get(http, url(fixture, "/delay/" NEVER_MS));
@@ -961,6 +963,219 @@ START_TEST(connect_timeout) {
 }
 END_TEST
 
+/* ---- secrets kept out of texts for people ---- */
+
+static const char *redacted(const char *in, size_t len, const char *const *extra) {
+  static char out[1024];
+  size_t n = actio__http_redact(in, len, extra, out, sizeof out);
+  ck_assert_uint_eq(n, strlen(out));
+  return out;
+}
+
+START_TEST(urls_redacted_for_messages) {
+  static const struct { const char *in, *want; } cases[] = {
+      {"http://alice:SECRETPW@127.0.0.1:1/x?token=TOPSECRET",
+       "http://alice:***@127.0.0.1:1/x?token=***"},
+      {"https://TOKEN123@github.com/o/r.git", "https://***@github.com/o/r.git"},
+      {"http://h/p?a=1&Access_Token=s1;x-api-key=s2&monkey=ok&apiKey=s3&X-Amz-Signature=s4"
+       "&%74oken=s5&sig=s6&q=token#id_token=s7&b=2",
+       "http://h/p?a=1&Access_Token=***;x-api-key=***&monkey=ok&apiKey=***&X-Amz-Signature=***"
+       "&%74oken=***&sig=***&q=token#id_token=***&b=2"},
+      {"http://h/#/route?access_token=s1", "http://h/#/route?access_token=***"},
+      /* libcurl rejects a password holding '/' or '?': its message would show it */
+      {"http://alice:p/ss@host/x", "http://alice:***@host/x"},
+      {"http://alice:p?ss@host/x", "http://alice:***@host/x"},
+      {"http://a@b.example:c@host/", "http://a@b.example:***@host/"},
+      {"alice:pw@host/x", "alice:***@host/x"},
+      {"http://[::1]:8080/a@b", "http://[::1]:8080/a@b"},
+      {"http://host:8080/users/@me?user=bob", "http://host:8080/users/@me?user=bob"},
+      {"http://h/r?next=http://u:pw@x/y&z=1", "http://h/r?next=http://u:***@x/y&z=1"},
+      {"", ""},
+      {"?", "?"},
+      {"http://h/?=v&key", "http://h/?=v&key"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    ck_assert_str_eq(redacted(cases[i].in, strlen(cases[i].in), NULL), cases[i].want);
+  /* The caller's names, matched as the built-in ones. */
+  const char *const extra[] = {"code", "", NULL};
+  ck_assert_str_eq(redacted("http://h/?code=c1&error_code=c2&zip=1", 37, extra),
+                   "http://h/?code=***&error_code=***&zip=1");
+  ck_assert_str_eq(redacted("http://h/?code=c1", 17, NULL), "http://h/?code=c1");
+  /* A name too long to judge is masked. */
+  char longname[400];
+  memset(longname, 'a', sizeof longname);
+  memcpy(longname, "http://h/?", 10);
+  memcpy(longname + 390, "=SECRETVAL", 10);
+  ck_assert_ptr_null(strstr(redacted(longname, sizeof longname, NULL), "SECRETVAL"));
+  /* Control bytes and NULs are escaped: a message stays one line. */
+  ck_assert_str_eq(redacted("http://h/a\nb\x01\x7f", 14, NULL), "http://h/a%0Ab%01%7F");
+  ck_assert_str_eq(redacted("http://h/\0x", 11, NULL), "http://h/%00x");
+  /* A cut text says so, and returns the length the whole would take. */
+  char small[16];
+  const char *u = "http://alice:pw@host/long/path";
+  ck_assert_uint_eq(actio__http_redact(u, strlen(u), NULL, small, sizeof small), 31);
+  ck_assert_str_eq(small, "http://alice...");
+  ck_assert_uint_eq(actio__http_redact(u, strlen(u), NULL, NULL, 0), 31);
+  /* The public call: the session's names, or the built-in ones alone. */
+  const char *const mine[] = {"sessid", NULL};
+  actio_http_opts o = {.secret_params = mine};
+  actio_actor *h;
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &h), 0);
+  char out[128];
+  const char *v = "http://u:p@h/?sessid=S1&token=T1";
+  ck_assert_int_eq(actio_http_redact_url(h, v, out, sizeof out), 36);
+  ck_assert_str_eq(out, "http://u:***@h/?sessid=***&token=***");
+  ck_assert_int_eq(actio_http_redact_url(NULL, v, out, sizeof out), 35);
+  ck_assert_str_eq(out, "http://u:***@h/?sessid=S1&token=***");
+  ck_assert_int_eq(actio_http_redact_url(NULL, v, NULL, 0), 35);
+  ck_assert_int_eq(actio_http_redact_url(NULL, NULL, out, sizeof out), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_redact_url(NULL, v, NULL, 4), ACTIO_EINVAL);
+  actio_actor *not_http;
+  ck_assert_int_eq(actio_file_spawn(rt, NULL, &not_http), 0);
+  ck_assert_int_eq(actio_http_redact_url(not_http, v, out, sizeof out), ACTIO_EINVAL);
+}
+END_TEST
+
+/* The secrets of the URLs below: none may reach a text for people. */
+static void no_secret(const char *text) {
+  static const char *const secrets[] = {"SECRETPW", "TOPSECRET", "SESSIONSECRET", "PW2"};
+  ck_assert_ptr_nonnull(text);
+  for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
+    if (strstr(text, secrets[i]) != NULL)
+      ck_abort_msg("a secret in \"%s\"", text);
+}
+
+/* Takes the first chunk and holds the transfer there: the request is
+ * running on a worker from then on. */
+typedef struct paused_at {
+  _Atomic int taken;
+  actio_future *ready;
+} paused_at;
+
+static int hold_first(void *arg, const void *data, size_t len, actio_future **ready) {
+  paused_at *h = arg;
+  (void)data;
+  (void)len;
+  ck_assert_int_eq(actio_future_create(&h->ready), 0);
+  actio_future_ref(h->ready);
+  *ready = h->ready;
+  atomic_store_explicit(&h->taken, 1, memory_order_release);
+  return 0;
+}
+
+/* Sends a GET of u held at its first chunk; returns once it is held. */
+static actio_future *get_paused(actio_actor *a, const char *u, paused_at *h) {
+  actio_http_request req = {.url = u, .on_chunk = hold_first, .chunk_arg = h};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(a, &req, &f), 0);
+  while (!atomic_load_explicit(&h->taken, memory_order_acquire))
+    ck_assert_int_eq(actio_future_wait(f, 1), ACTIO_EPENDING);
+  return f;
+}
+
+static void release(paused_at *h) {
+  actio_future_resolve(h->ready, NULL, NULL);
+  actio_future_unref(h->ready);
+  h->ready = NULL;
+  atomic_store_explicit(&h->taken, 0, memory_order_relaxed);
+}
+
+START_TEST(secrets_stay_out_of_error_texts) {
+  char names[2][16] = {"sessid", ""};
+  const char *mine[] = {names[0], NULL};
+  actio_http_opts o = {.secret_params = mine, .ca_file = ca_file};
+  actio_actor *h;
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &h), 0);
+  strcpy(names[0], "other"); /* the session kept a copy */
+  const char *refused = "http://alice:SECRETPW@127.0.0.1:1/x?token=TOPSECRET&sessid=SESSIONSECRET";
+  /* The future's message. */
+  actio_future *f = get(h, refused);
+  expect(f, -ECONNREFUSED);
+  const char *m = actio_future_errmsg(f);
+  no_secret(m);
+  ck_assert_ptr_nonnull(strstr(m, "GET http://alice:***@127.0.0.1:1/x?token=***&sessid=***: "));
+  actio_future_unref(f);
+  /* A retried request's: the last attempt's, and how many there were. */
+  actio_http_request retried = {.url = refused, .retries = 2, .retry_backoff_ms = 1};
+  ck_assert_int_eq(actio_http_send(h, &retried, &f), 0);
+  expect(f, -ECONNREFUSED);
+  no_secret(actio_future_errmsg(f));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "(after 3 attempts)"));
+  actio_future_unref(f);
+  /* A redirect refused: the target it was refused for, by name. */
+  f = get(h, url(fixture, "/redirect-to?url=file:///etc/passwd&token=TOPSECRET"));
+  expect(f, ACTIO_ESCHEME);
+  no_secret(actio_future_errmsg(f));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f),
+                               "redirect to file:///etc/passwd refused: only http and https"));
+  actio_future_unref(f);
+  /* A redirect to where the transfer failed: that URL, masked too. */
+  f = get(h, url(fixture, "/redirect-to?url=http://bob:PW2@127.0.0.1:1/y"));
+  expect(f, -ECONNREFUSED);
+  no_secret(actio_future_errmsg(f));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "(after 1 redirect, at http://bob:***@127.0.0.1:1/y)"));
+  actio_future_unref(f);
+  /* A cancel and a deadline of a running request name it, masked. */
+  char held_url[512];
+  snprintf(held_url, sizeof held_url, "http://alice:SECRETPW@%s/bytes/3000000?token=TOPSECRET",
+           fixture + strlen("http://"));
+  paused_at hd = {0};
+  f = get_paused(h, held_url, &hd);
+  ck_assert_int_eq(actio_future_cancel(f), 0);
+  expect(f, ACTIO_ECANCELED);
+  m = actio_future_errmsg(f);
+  no_secret(m);
+  ck_assert_ptr_nonnull(strstr(m, "GET http://alice:***@127.0.0.1:"));
+  ck_assert_ptr_nonnull(strstr(m, "/bytes/3000000?token=***: operation canceled"));
+  actio_future_unref(f);
+  release(&hd);
+  f = get_paused(h, held_url, &hd);
+  ck_assert_int_eq(actio_future_set_deadline(rt, f, 1), 0);
+  expect(f, ACTIO_ETIMEDOUT);
+  no_secret(actio_future_errmsg(f));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "/bytes/3000000?token=***: deadline of 1 ms passed"));
+  actio_future_unref(f);
+  release(&hd);
+  /* The metrics print names no URL. */
+  char *text = metrics_text(rt);
+  ck_assert_ptr_nonnull(strstr(text, "http"));
+  no_secret(text);
+  free(text);
+  /* The actor stopping under a running request. */
+  f = get_paused(h, held_url, &hd);
+  ck_assert_int_eq(actio_actor_stop(h, ACTIO_STOP_NOW), 0);
+  expect(f, ACTIO_ECANCELED);
+  no_secret(actio_future_errmsg(f));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "?token=***: HTTP actor stopped"));
+  actio_future_unref(f);
+  release(&hd);
+}
+END_TEST
+
+START_TEST(failures_say_what_happened) {
+  /* A body over the limit, chunked or not: the limit, not libcurl's
+   * "Failure writing output to destination". */
+  const char *paths[] = {"/chunked/5000000", "/bytes/5000000"};
+  for (int i = 0; i < 2; i++) {
+    actio_http_request req = {.url = url(fixture, paths[i]), .max_body = 1 << 20};
+    actio_future *f;
+    ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+    expect(f, ACTIO_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f),
+                                 "response body larger than max_body (1048576 bytes)"));
+    actio_future_unref(f);
+  }
+  /* A file that cannot be made: its name. */
+  actio_http_request save = {.url = url(fixture, "/status/200"),
+                             .save_to = "/nonexistent-dir/out"};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &save, &f), 0);
+  expect(f, -ENOENT);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), ": saving to /nonexistent-dir/out: "));
+  actio_future_unref(f);
+}
+END_TEST
+
 int main(void) {
   if (start_servers() != 0) {
     fprintf(stderr, "test_http: could not start the test servers\n");
@@ -995,6 +1210,9 @@ int main(void) {
   tcase_add_test(tc, connect_timeout);
   tcase_add_test(tc, backlog_waits_in_the_mailbox);
   tcase_add_test(tc, review_regressions);
+  tcase_add_test(tc, urls_redacted_for_messages);
+  tcase_add_test(tc, secrets_stay_out_of_error_texts);
+  tcase_add_test(tc, failures_say_what_happened);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();

@@ -386,11 +386,7 @@ START_TEST(test_metrics) {
   actio_actor_metrics_get(a, &m);
   ck_assert_uint_eq(m.errors, 1);
   ck_assert_int_eq(m.failed, 1);
-  char *text = NULL;
-  size_t len = 0;
-  FILE *out = open_memstream(&text, &len);
-  actio_runtime_metrics_print(rt, out);
-  fclose(out);
+  char *text = metrics_text(rt);
   ck_assert_ptr_nonnull(strstr(text, "completed"));
   ck_assert_ptr_nonnull(strstr(text, "\nm "));
   ck_assert_ptr_nonnull(strstr(text, "FAILED"));

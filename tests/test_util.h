@@ -11,6 +11,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "actio.h"
+
 /* Sanitizers slow stress tests down many times over: timeouts are generous
  * and per test case, never Check's 4-second default. */
 static inline TCase *tcase_with_timeout(const char *name, double seconds) {
@@ -65,6 +67,17 @@ static inline void await_blocked(_Atomic int *slot) {
       return;
     usleep(1000);
   }
+}
+
+/* What actio_runtime_metrics_print prints for rt (free it). */
+static inline char *metrics_text(actio_runtime *rt) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+  ck_assert_ptr_nonnull(out);
+  actio_runtime_metrics_print(rt, out);
+  fclose(out);
+  return text;
 }
 
 #endif

@@ -1,5 +1,6 @@
 /* http_api.c: the HTTP actor's calls: spawn one, and send it requests (the
  * arguments checked and copied here, on the caller's thread). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,12 +8,14 @@
 #include "actio.h"
 #include "actors/core/actor_internal.h"
 #include "actors/http/http_internal.h"
+#include "io/http/http_redact.h"
 
 static void http_state_free(void *p) {
   actio__http_state *st = p;
   actio__http_share_destroy(st->share);
   for (size_t i = 0; i < sizeof st->strings / sizeof *st->strings; i++)
     free(st->strings[i]);
+  free(st->secret_params);
   free(st);
 }
 
@@ -23,6 +26,29 @@ static const char *keep(actio__http_state *st, int i, const char *s, int *ok) {
   if (st->strings[i] == NULL)
     *ok = 0;
   return st->strings[i];
+}
+
+/* A NULL-terminated list of strings copied into one block (NULL for
+ * NULL), or NULL with *ok cleared when out of memory. */
+static char **keep_list(const char *const *in, int *ok) {
+  if (in == NULL)
+    return NULL;
+  size_t n = 0, bytes = 0;
+  for (; in[n] != NULL; n++)
+    bytes += strlen(in[n]) + 1;
+  char **out = malloc((n + 1) * sizeof *out + bytes);
+  if (out == NULL) {
+    *ok = 0;
+    return NULL;
+  }
+  char *p = (char *)(out + n + 1);
+  for (size_t i = 0; i < n; i++) {
+    size_t l = strlen(in[i]) + 1;
+    out[i] = memcpy(p, in[i], l);
+    p += l;
+  }
+  out[n] = NULL;
+  return out;
 }
 
 int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
@@ -54,6 +80,8 @@ int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
       .client_key = keep(st, 3, o.client_key, &ok),
       .user_agent = keep(st, 4, o.user_agent ? o.user_agent : ua, &ok),
   };
+  st->secret_params = keep_list(o.secret_params, &ok);
+  st->conf.secret_params = (const char *const *)st->secret_params;
   st->fail_when_full = o.fail_when_full;
   rc = ok ? actio__http_share_create(&st->share) : ACTIO_ENOMEM;
   if (rc != 0) {
@@ -152,6 +180,17 @@ int actio_http_send(actio_actor *http, const actio_http_request *req,
 int actio_http_get(actio_actor *http, const char *url, actio_future **out) {
   actio_http_request req = {.url = url};
   return actio_http_send(http, &req, out);
+}
+
+int actio_http_redact_url(const actio_actor *http, const char *url, char *out,
+                          size_t size) {
+  if (url == NULL || (out == NULL && size > 0) ||
+      (http != NULL && actio_actor_behavior(http) != &actio__http_behavior))
+    return ACTIO_EINVAL;
+  const actio__http_state *st = http ? actio_actor_state(http) : NULL;
+  size_t n = actio__http_redact(url, strlen(url), st ? st->conf.secret_params : NULL,
+                                out, size);
+  return n < INT_MAX ? (int)n : INT_MAX;
 }
 
 int actio_http_child(actio_runtime *rt, void *opts, actio_actor **out) {

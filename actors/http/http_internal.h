@@ -16,6 +16,7 @@ typedef struct actio__http_state {
   actio__http_conf conf;
   actio__http_share *share;
   char *strings[5]; /* copies behind conf's strings */
+  char **secret_params; /* behind conf.secret_params: one block */
   int fail_when_full;
 } actio__http_state;
 
@@ -23,6 +24,7 @@ typedef struct actio__http_call actio__http_call;
 
 /* One worker thread: its libcurl loop and the calls it runs. */
 typedef struct actio__http_worker {
+  const actio__http_conf *conf; /* the session's settings */
   actio__http_loop *loop;
   actio__bell *bell;         /* rung by cancel hooks and by the futures a
                                 body consumer asked to wait for */
@@ -30,6 +32,7 @@ typedef struct actio__http_worker {
   size_t calls;              /* of them, all */
   size_t waiting;            /* of them, waiting to retry */
   size_t paused;             /* of them, paused by their body consumer */
+  int stopping;              /* its transfers end cancelled: the actor stops */
 } actio__http_worker;
 
 /* One actio_http_send: the mailbox message, then the worker's record of it
@@ -52,7 +55,8 @@ struct actio__http_call {
   int64_t due_ns;      /* when waiting: the next attempt */
   actio_future *ready; /* the body consumer's, while paused (counted in
                           paused) */
-  int fail_code;       /* the consumer's future failed with this */
+  int fail_code;       /* the consumer's future, or save_to's file, failed
+                          with this */
   actio__http_call *prev, *next; /* in the worker's running list */
   char bytes[]; /* url, method, headers and body copies */
 };

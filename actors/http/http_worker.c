@@ -2,6 +2,7 @@
  * (io/http), starts the calls it takes from the mailbox, retries them, and
  * handles cancellation and a body consumer's backpressure. */
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "actio.h"
 #include "actors/core/actor_internal.h"
+#include "actors/core/future_internal.h"
 #include "actors/http/http_internal.h"
 #include "base/clock.h"
 #include "base/debug.h"
@@ -69,6 +71,19 @@ __attribute__((unused)) static int counts_agree(const actio__http_worker *w) {
   return calls == w->calls && waiting == w->waiting && paused == w->paused;
 }
 
+/* A message about c in m: "METHOD URL: ..." (the URL's secrets masked). */
+__attribute__((format(printf, 5, 6))) static const char *
+call_msg(const actio__http_conf *conf, const actio__http_call *c, char *m,
+         size_t cap, const char *fmt, ...) {
+  size_t n = actio__http_head(conf, c->io.method, c->io.url, m, cap / 2);
+  n += (size_t)snprintf(m + n, cap - n, ": ");
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(m + n, cap - n, fmt, ap);
+  va_end(ap);
+  return m;
+}
+
 /* Ends a call on its worker: completes the future unless it already is. */
 static void end_call(actio__http_call *c, int rc, actio_http_response *resp,
                      const char *msg) {
@@ -117,16 +132,13 @@ static long retry_delay(actio__http_call *c, int rc, actio__http_xfer *x) {
   return left >= 0 && delay >= left ? -1 : delay;
 }
 
-/* The message of a failure to save the body to save_to. */
-static void save_failed(char *m, size_t n, const actio__http_call *c, int rc) {
-  snprintf(m, n, "%s %s: saving to %s: %s", c->io.method, c->io.url,
-           c->save_to, actio_strerror(rc));
-}
-
 /* save_to's sink: the body goes to the file that will replace it. */
 static int save_chunk(void *arg, const void *data, size_t len) {
   actio__http_call *c = arg;
-  return actio__fio_write_fd(actio__fio_atomic_fd(c->save), data, len, -1);
+  int rc = actio__fio_write_fd(actio__fio_atomic_fd(c->save), data, len, -1);
+  if (rc < 0)
+    c->fail_code = rc; /* on_done says it was the file */
+  return rc;
 }
 
 /* A transfer ended, on its worker's thread. */
@@ -134,10 +146,14 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
   actio__http_call *c = arg;
   actio__http_worker *w = c->w;
   ACTIO__ASSERT(c->x == x && !c->retry_wait);
-  if (c->fail_code != 0) { /* the body consumer's future failed */
-    char m[512];
-    snprintf(m, sizeof m, "%s %s: body consumer failed: %s", c->io.method,
-             c->io.url, actio_strerror(c->fail_code));
+  char m[1024];
+  if (c->fail_code != 0) { /* the body consumer's future, or the file, failed */
+    if (c->io.sink == save_chunk)
+      call_msg(w->conf, c, m, sizeof m, "saving to %s: %s", c->save_to,
+               actio_strerror(c->fail_code));
+    else
+      call_msg(w->conf, c, m, sizeof m, "body consumer failed: %s",
+               actio_strerror(c->fail_code));
     actio__http_xfer_free(x);
     c->x = NULL;
     end_call(c, c->fail_code, NULL, m);
@@ -154,19 +170,23 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
     w->waiting++;
     return;
   }
-  char m[512];
   actio_http_response *resp = NULL;
+  if (rc == ACTIO_ECANCELED && w->stopping) {
+    msg = call_msg(w->conf, c, m, sizeof m, "HTTP actor stopped");
+  } else if (rc != 0 && c->attempts > 1) {
+    snprintf(m, sizeof m, "%s (after %d attempts)", msg, c->attempts);
+    msg = m;
+  }
   if (rc == 0 && (resp = actio__http_response_take(x)) == NULL) {
     rc = ACTIO_ENOMEM;
-    snprintf(m, sizeof m, "%s %s: out of memory", c->io.method, c->io.url);
-    msg = m;
+    msg = call_msg(w->conf, c, m, sizeof m, "out of memory");
   }
   if (rc == 0 && c->save != NULL) {
     rc = actio__fio_atomic_commit(c->save, 0, NULL, NULL);
     c->save = NULL;
     if (rc != 0) {
-      save_failed(m, sizeof m, c, rc);
-      msg = m;
+      msg = call_msg(w->conf, c, m, sizeof m, "saving to %s: %s", c->save_to,
+                     actio_strerror(rc));
       actio__http_response_free(resp);
       resp = NULL;
     }
@@ -180,9 +200,13 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
 static void start_attempt(actio__http_worker *w, actio__http_call *c) {
   ACTIO__ASSERT(c->x == NULL && !c->retry_wait);
   int64_t left = actio_future_remaining_ms(c->reply);
+  char m[1024];
   if (left == 0) { /* its deadline passed while it queued or waited */
-    char m[512];
-    snprintf(m, sizeof m, "%s %s: deadline passed", c->io.method, c->io.url);
+    if (c->attempts == 0)
+      call_msg(w->conf, c, m, sizeof m, "deadline passed before it started");
+    else
+      call_msg(w->conf, c, m, sizeof m, "deadline passed before attempt %d of %d",
+               c->attempts + 1, c->retries + 1);
     end_call(c, ACTIO_ETIMEDOUT, NULL, m);
     return;
   }
@@ -191,9 +215,8 @@ static void start_attempt(actio__http_worker *w, actio__http_call *c) {
     static const actio__root cwd = {AT_FDCWD, 0};
     int rc = actio__fio_atomic_open(&cwd, c->save_to, 0666, &c->save);
     if (rc != 0) {
-      char m[512];
-      save_failed(m, sizeof m, c, rc);
-      end_call(c, rc, NULL, m);
+      end_call(c, rc, NULL, call_msg(w->conf, c, m, sizeof m, "saving to %s: %s",
+                                     c->save_to, actio_strerror(rc)));
       return;
     }
   }
@@ -202,8 +225,7 @@ static void start_attempt(actio__http_worker *w, actio__http_call *c) {
   if (rc == 0 && (rc = actio__http_loop_add(w->loop, c->x)) != 0)
     actio__http_xfer_free(c->x);
   if (rc != 0) {
-    char m[512];
-    snprintf(m, sizeof m, "%s %s: %s", c->io.method, c->io.url, actio_strerror(rc));
+    call_msg(w->conf, c, m, sizeof m, "%s", actio_strerror(rc));
     c->x = NULL;
     end_call(c, rc, NULL, m);
   }
@@ -214,6 +236,10 @@ static void start_attempt(actio__http_worker *w, actio__http_call *c) {
 /* On the cancelling thread: flag the call, ring its worker. */
 static void on_cancel(void *arg) {
   actio__http_call *c = arg;
+  /* The cancel's (or the deadline's) message names the request too. */
+  char head[512];
+  actio__http_head(c->w->conf, c->io.method, c->io.url, head, sizeof head);
+  actio__future_reword(c->reply, head);
   /* Release: pairs with the worker's acquire load after the ring. */
   atomic_store_explicit(&c->cancel, 1, memory_order_release);
   actio__bell_ring(c->w->bell);
@@ -252,6 +278,7 @@ static int http_init(actio_actor *self, void **worker) {
   actio__http_worker *w = calloc(1, sizeof *w);
   if (w == NULL)
     return ACTIO_ENOMEM;
+  w->conf = &st->conf;
   int rc = actio__http_loop_create(&w->loop, &st->conf, st->share);
   if (rc != 0)
     goto fail_loop;
@@ -273,9 +300,12 @@ static void http_stop(actio_actor *self, void *worker) {
   /* From here a ring wakes nobody: the loop it would wake goes next. The
    * bell itself lives on while a consumer's future still holds it. */
   actio__bell_close(w->bell, NULL, NULL);
+  w->stopping = 1;
   actio__http_loop_destroy(w->loop); /* what still runs ends cancelled */
+  char m[1024];
   while (w->running != NULL) /* what waits to retry, too */
-    end_call(w->running, ACTIO_ECANCELED, NULL, "HTTP actor stopped");
+    end_call(w->running, ACTIO_ECANCELED, NULL,
+             call_msg(w->conf, w->running, m, sizeof m, "HTTP actor stopped"));
   ACTIO__ASSERT(w->waiting == 0 && w->paused == 0);
   actio__bell_unref(w->bell);
   free(w);
@@ -378,9 +408,10 @@ static int http_full(actio_actor *self, void *worker) {
 /* Accepted but never started: the actor stopped at once. */
 static void http_drop(actio_actor *self, void *msg) {
   actio__http_call *c = msg;
-  (void)self;
-  actio_future_fail(c->reply, ACTIO_ECANCELED, "%s %s: HTTP actor stopped",
-                    c->io.method, c->io.url);
+  const actio__http_state *st = actio_actor_state(self);
+  char m[1024];
+  actio_future_fail(c->reply, ACTIO_ECANCELED, "%s",
+                    call_msg(&st->conf, c, m, sizeof m, "HTTP actor stopped"));
   actio__http_call_free(c);
 }
 

@@ -26,7 +26,9 @@ extern "C" {
  * A request fails with ACTIO_EURL, ACTIO_ESCHEME, ACTIO_EDNS,
  * -ECONNREFUSED, ACTIO_ECONNTIMEOUT, ACTIO_ETIMEDOUT (total time),
  * ACTIO_EIDLE, ACTIO_ETLS, ACTIO_EREDIRECTS, ACTIO_ETOOBIG, ACTIO_EPARTIAL,
- * ACTIO_ECANCELED or ACTIO_ETRANSFER, with a message naming the URL. A 4xx
+ * ACTIO_ECANCELED or ACTIO_ETRANSFER, with a message naming the method,
+ * the URL (secrets masked, as actio_http_redact_url writes it) and what
+ * happened, and after a redirect the URL it happened at. A 4xx
  * or 5xx status is a completed request carrying its status, as in aiohttp;
  * actio_http_raise_for_status turns it into an error when wanted.
  * @{ */
@@ -55,6 +57,10 @@ typedef struct actio_http_opts {
   const char *client_key;      /**< PEM private key of client_cert */
   const char *user_agent;      /**< default "actio/<version>" */
   int fail_when_full;          /**< 1: a full mailbox fails with ACTIO_EFULL */
+  /** More query parameter names whose values messages mask, beside the
+   * built-in ones (actio_http_redact_url): NULL-terminated, copied; matched
+   * as those are. NULL: the built-in names only. */
+  const char *const *secret_params;
 } actio_http_opts;
 
 /** Spawns an HTTP actor in `rt` (opts may be NULL; strings are copied).
@@ -152,6 +158,25 @@ size_t actio_http_header_count(const actio_http_response *r, const char *name);
 const char *actio_http_header_nth(const actio_http_response *r,
                                   const char *name, size_t i);
 /** @} */
+
+/** Writes `url` into out (size bytes, NUL-terminated when size > 0) as fit
+ * for a log or a stored error, as the messages of `http`'s requests name
+ * URLs: "***" in place of the userinfo's password (or of a user name with no
+ * password: often a token), and of the value of every query or fragment
+ * parameter whose name is a secret's. A name is a secret's when, without
+ * case and percent-decoded, it is token, key, apikey, password, passwd,
+ * pwd, passphrase, secret, signature, sig, credential(s), auth,
+ * authorization, session, sessionid, jwt or one of `http`'s
+ * opts.secret_params, or ends with one of them after '-', '_', '.' or a
+ * lower-to-upper case change (access_token, x-api-key, X-Amz-Signature,
+ * apiKey; not monkey). Control bytes become %XX. `http` may be NULL (the
+ * built-in names only). A response's own URL is never masked: this call is
+ * for texts meant for people.
+ * Returns the length of the whole text, as snprintf (when it is size or
+ * more, out holds a cut copy ending in "..."), or ACTIO_EINVAL (url NULL,
+ * out NULL with size > 0, `http` not an HTTP actor). Thread-safe. */
+int actio_http_redact_url(const actio_actor *http, const char *url, char *out,
+                          size_t size);
 
 /** ACTIO_EHTTP for a status of 400 or more, else 0 (aiohttp's
  * raise_for_status). */

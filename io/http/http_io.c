@@ -17,6 +17,7 @@
 
 #include "base/clock.h"
 #include "base/debug.h"
+#include "io/http/http_redact.h"
 
 struct actio__http_xfer {
   CURL *easy;
@@ -66,6 +67,15 @@ static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT
 int actio__http_global_init(void) {
   pthread_once(&global_once, global_init);
   return global_rc == CURLE_OK ? 0 : ACTIO_ETRANSFER;
+}
+
+size_t actio__http_head(const actio__http_conf *c, const char *method,
+                        const char *url, char *out, size_t cap) {
+  int n = snprintf(out, cap, "%.40s ", method);
+  if (n < 0 || (size_t)n >= cap)
+    return cap > 0 ? strlen(out) : 0;
+  size_t u = actio__http_redact(url, strlen(url), c->secret_params, out + n, cap - (size_t)n);
+  return (size_t)n + (u < cap - (size_t)n ? u : cap - (size_t)n - 1);
 }
 
 int actio__http_method_valid(const char *m) {
@@ -583,11 +593,45 @@ static int fill_result(actio__http_xfer *x) {
   return rc;
 }
 
+/* What went wrong, for the message: in actio's words where libcurl's
+ * would mislead ("Failure writing output to destination" for a body over
+ * the limit), and where a redirect led when the transfer failed there. */
+static void failure_text(actio__http_xfer *x, CURLcode cc, int rc, char *out,
+                         size_t cap) {
+  int n;
+  if (rc == ACTIO_ECANCELED)
+    n = snprintf(out, cap, "cancelled");
+  else if (rc == ACTIO_EIDLE)
+    n = snprintf(out, cap, "no data for %ld ms (the idle timeout)", x->idle_ms);
+  else if (rc == ACTIO_ETOOBIG)
+    n = snprintf(out, cap, "response body larger than max_body (%zu bytes)", x->max_body);
+  else if (x->sink_rc != 0)
+    n = snprintf(out, cap, "body consumer failed: %s", actio_strerror(x->sink_rc));
+  else if (x->socket_errno != 0)
+    n = snprintf(out, cap, "no socket: %s", actio_strerror(-x->socket_errno));
+  else if (rc == ACTIO_ENOMEM) /* libcurl says "Failure writing output" */
+    n = snprintf(out, cap, "out of memory");
+  else
+    n = snprintf(out, cap, "%s", x->err[0] ? x->err : curl_easy_strerror(cc));
+  long redirects = 0;
+  char *at = NULL, target[400];
+  curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_COUNT, &redirects);
+  curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &at);
+  if (redirects <= 0 || at == NULL || n < 0 || (size_t)n >= cap)
+    return;
+  actio__http_redact(at, strlen(at), x->loop->conf->secret_params, target, sizeof target);
+  if (rc == ACTIO_ESCHEME) /* the target's scheme is what was refused */
+    snprintf(out, cap, "redirect to %s refused: only http and https are followed", target);
+  else
+    snprintf(out + n, cap - (size_t)n, " (after %ld redirect%s, at %s)", redirects,
+             redirects == 1 ? "" : "s", target);
+}
+
 static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
   unlink_xfer(l, x);
   const actio__http_req *req = x->req;
   int rc = 0;
-  char msg[CURL_ERROR_SIZE + 512];
+  char msg[CURL_ERROR_SIZE + 1024], why[CURL_ERROR_SIZE + 512];
   msg[0] = '\0';
   curl_off_t after = 0;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
@@ -595,16 +639,13 @@ static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
     x->retry_after_ms = after < 86400 ? (long)after * 1000 : 86400000L; /* a day */
   if (cc != CURLE_OK) {
     rc = map_error(x, cc);
-    snprintf(msg, sizeof msg, "%s %.300s: %s%s", req->method, req->url,
-             x->sink_rc ? "body consumer failed: " : x->socket_errno ? "no socket: " : "",
-             rc == ACTIO_ECANCELED ? "cancelled"
-             : rc == ACTIO_EIDLE   ? "no data within the idle timeout"
-             : x->sink_rc          ? actio_strerror(x->sink_rc)
-             : x->socket_errno     ? actio_strerror(-x->socket_errno)
-             : x->err[0]           ? x->err
-                                   : curl_easy_strerror(cc));
+    failure_text(x, cc, rc, why, sizeof why);
   } else if ((rc = fill_result(x)) != 0) {
-    snprintf(msg, sizeof msg, "%s %.300s: out of memory", req->method, req->url);
+    snprintf(why, sizeof why, "out of memory");
+  }
+  if (rc != 0) {
+    size_t n = actio__http_head(l->conf, req->method, req->url, msg, 512);
+    snprintf(msg + n, sizeof msg - n, ": %s", why);
   }
   x->done(x, rc, msg, x->arg);
 }

@@ -16,6 +16,8 @@ typedef struct actio__http_conf {
   int max_redirects;
   size_t max_body;
   const char *ca_file, *ca_path, *client_cert, *client_key, *user_agent;
+  const char *const *secret_params; /* more parameter names to mask in
+                                       messages (actio__http_redact) */
 } actio__http_conf;
 
 typedef struct actio__http_loop actio__http_loop;
@@ -46,10 +48,17 @@ typedef struct actio__http_req {
 
 /* Runs once per transfer, on the loop's thread, when it ends: rc is 0 (the
  * response is ready, take it with actio__http_xfer_take) or an ACTIO_*
- * code, with a message naming the method and URL. The transfer is out of
+ * code, with a message naming the method and URL (actio__http_head), and
+ * after a redirect the URL it failed at. The transfer is out of
  * the loop by then; free it with actio__http_xfer_free. */
 typedef void (*actio__http_done_fn)(actio__http_xfer *x, int rc,
                                     const char *msg, void *arg);
+
+/* "METHOD URL" for a message, the URL masked (actio__http_redact with
+ * c's secret_params) and cut to fit out (cap bytes, NUL-terminated).
+ * Returns what was written. Any thread. */
+size_t actio__http_head(const actio__http_conf *c, const char *method,
+                        const char *url, char *out, size_t cap);
 
 /* 1 if m is an HTTP method: a token (RFC 9110 tchar), else 0. Any thread. */
 int actio__http_method_valid(const char *m);
