@@ -274,6 +274,8 @@ START_TEST(test_sql_error) {
   ck_assert_ptr_nonnull(e->detail);
   ck_assert_ptr_nonnull(strstr(e->detail, "(a)=(1)"));
   ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "23505"));
+  /* Its message starts with the statement it is about. */
+  ck_assert_int_eq(strncmp(actio_future_errmsg(f), "INSERT INTO uniq VALUES (1): ", 29), 0);
   actio_future_unref(f);
   /* A hint. */
   ck_assert_int_eq(actio_db_query(db, "SELECT no_such_function(1)", 0, NULL, &f), 0);
@@ -1041,14 +1043,31 @@ START_TEST(test_query_timeout) {
   actio_future *f;
   ck_assert_int_eq(actio_db_send(one, &q, &f), 0);
   expect(f, ACTIO_ETIMEDOUT);
+  /* The message says which statement, and which limit. */
+  ck_assert_str_eq(actio_future_errmsg(f),
+                   TAKE_LOCK ": timed out after 200 ms (its timeout_ms)");
   actio_future_unref(f);
   ck_assert_int_eq(scalar(one, "SELECT 3"), 3);
+  /* A long statement is cut; literals and parameters never show. */
+  const char *params[] = {"PARAMSECRET"};
+  actio_db_request long_q = {
+      .sql = TAKE_LOCK ", 'LITERALSECRET' AS password,\n\n    $1::text AS token, "
+                       "'abcdefghijklmnopqrstuvwxyz' AS filler, 'more' AS filler2",
+      .nparams = 1, .params = params, .timeout_ms = 200};
+  ck_assert_int_eq(actio_db_send(one, &long_q, &f), 0);
+  expect(f, ACTIO_ETIMEDOUT);
+  ck_assert_str_eq(actio_future_errmsg(f),
+                   "SELECT pg_advisory_xact_lock(4242), '***' AS password, $1::text AS token, "
+                   "'***'...: timed out after 200 ms (its timeout_ms)");
+  actio_future_unref(f);
   /* The pool's default applies too (a request's own timeout overrides it:
    * the check after it has all the time it needs). */
   actio_actor *t = spawn((actio_db_opts){.max_connections = 1, .query_timeout_ms = 200});
   await_idle(t, 1);
   ck_assert_int_eq(actio_db_query(t, TAKE_LOCK, 0, NULL, &f), 0);
   expect(f, ACTIO_ETIMEDOUT);
+  ck_assert_str_eq(actio_future_errmsg(f),
+                   TAKE_LOCK ": timed out after 200 ms (the pool's query_timeout_ms)");
   actio_future_unref(f);
   actio_db_request four = {.sql = "SELECT 4", .timeout_ms = 3600 * 1000};
   ck_assert_int_eq(actio_db_send(t, &four, &f), 0);
@@ -1070,7 +1089,8 @@ START_TEST(test_acquire_timeout) {
   actio_db_txn *t = begin(one, (actio_db_txn_opts){0}, &tf);
   ck_assert_int_eq(actio_db_query(one, "SELECT 1", 0, NULL, &f), 0);
   expect(f, ACTIO_ETIMEDOUT); /* the only connection is the transaction's */
-  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "200 ms"));
+  ck_assert_str_eq(actio_future_errmsg(f), "SELECT 1: no database connection free "
+                                           "within 200 ms (acquire_timeout_ms)");
   actio_future_unref(f);
   tx_end(t, 1, 0);
   actio_future_unref(tf);

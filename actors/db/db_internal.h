@@ -309,9 +309,14 @@ db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
                           const void *data, size_t len);
 /* Frees r and drops what it holds; its future is not completed. */
 void actio__db_req_free(db_req *r);
+/* What r is, for its messages: its statement (whitespace runs as one
+ * space, string literals as '***': a password in ALTER ROLE cannot be a
+ * parameter; cut after 80 characters), never its parameters; or its kind
+ * ("COPY data", "LISTEN <channel>"). */
+void actio__db_req_label(const db_req *r, char *out, size_t cap);
 /* Completes r's future (if any) and frees r: with res (given) when rc is
- * 0, else failed with rc and msg, carrying err (lent: the server's error,
- * read back with actio_db_error_get) when there is one. */
+ * 0, else failed with rc and "<label>: <msg>", carrying err (lent: the
+ * server's error, read back with actio_db_error_get) when there is one. */
 void actio__db_req_end(db_req *r, int rc, actio__pg_result *res,
                        const actio__pg_error *err, const char *msg);
 /* actio__db_req_end for a failure without the server's error. */

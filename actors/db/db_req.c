@@ -2,10 +2,12 @@
  * through the mailbox or a worker's inbox (the one request path), ended by
  * completing its future; the server's error kept on a failed future. */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "actors/core/actor_internal.h"
+#include "actors/core/deadline.h"
 #include "actors/core/future_internal.h"
 #include "actors/db/db_internal.h"
 #include "base/clock.h"
@@ -145,13 +147,54 @@ db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
   return r;
 }
 
-/* A request's future, with its deadline: `timeout_ms` or the pool's. */
+void actio__db_req_label(const db_req *r, char *out, size_t cap) {
+  enum { MAX = 80 }; /* bytes of statement shown */
+  const char *sql = r->sql;
+  if (sql == NULL) {
+    const char *what = r->kind == K_CWRITE ? "COPY data"
+                       : r->kind == K_CEND ? "the end of a COPY"
+                       : r->kind == K_CDROP ? "the abort of a COPY"
+                       : r->kind == K_LISTEN ? "LISTEN"
+                       : r->kind == K_UNLISTEN ? "UNLISTEN" : "request";
+    int listen = (r->kind == K_LISTEN || r->kind == K_UNLISTEN) && r->channel != NULL;
+    snprintf(out, cap, "%s%s%.*s", what, listen ? " " : "", MAX, listen ? r->channel : "");
+    return;
+  }
+  size_t n = 0;
+  int quoted = 0;
+  const char *p = sql;
+  for (; *p != '\0' && n < MAX && n + 8 < cap; p++) {
+    int space = *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r';
+    if (*p == '\'') { /* a literal's contents are never shown */
+      memcpy(out + n, quoted ? "'" : "'***", quoted ? 1 : 4);
+      n += quoted ? 1 : 4;
+      quoted = !quoted;
+    } else if (!quoted && !(space && (n == 0 || out[n - 1] == ' '))) {
+      out[n++] = space ? ' ' : *p;
+    }
+  }
+  while (n > 0 && out[n - 1] == ' ')
+    n--;
+  if (*p != '\0' && n + 4 <= cap)
+    memcpy(out + n, "...", 3), n += 3;
+  if (cap > 0)
+    out[n < cap ? n : cap - 1] = '\0';
+}
+
+/* A request's future, with its deadline: `timeout_ms` or the pool's (its
+ * message names the statement and the limit). */
 static int req_future(db_state *st, db_req *r, long timeout_ms) {
   int rc = actio_future_create(&r->reply);
   if (rc != 0)
     return rc;
   long t = timeout_ms > 0 ? timeout_ms : st->o.query_timeout_ms;
-  if (t > 0 && (rc = actio_future_set_deadline(st->rt, r->reply, t)) != 0) {
+  char what[128], msg[256];
+  if (t > 0) {
+    actio__db_req_label(r, what, sizeof what);
+    snprintf(msg, sizeof msg, "%s: timed out after %ld ms (%s)", what, t,
+             timeout_ms > 0 ? "its timeout_ms" : "the pool's query_timeout_ms");
+  }
+  if (t > 0 && (rc = actio__deadline_after(st->rt, r->reply, t, msg)) != 0) {
     actio_future_unref(r->reply);
     r->reply = NULL;
     return rc;
@@ -206,6 +249,15 @@ void actio__db_result_free(void *p) { actio__pg_result_free(p); }
 void actio__db_req_end(db_req *r, int rc, actio__pg_result *res,
                        const actio__pg_error *err, const char *msg) {
   db_err *e;
+  char *text = NULL; /* "<statement>: <msg>" */
+  if (r->reply != NULL && rc != 0) {
+    char what[128];
+    actio__db_req_label(r, what, sizeof what);
+    if (asprintf(&text, "%s: %s", what, msg && *msg ? msg : actio_strerror(rc)) < 0)
+      text = NULL;
+    else
+      msg = text;
+  }
   if (r->reply == NULL) {
     if (rc == 0)
       actio__pg_result_free(res);
@@ -221,6 +273,7 @@ void actio__db_req_end(db_req *r, int rc, actio__pg_result *res,
       actio_future_fail(r->reply, rc, "%s", msg && *msg ? msg : actio_strerror(rc));
     }
   }
+  free(text);
   actio__db_req_free(r);
 }
 
@@ -246,8 +299,7 @@ void actio__db_quote_ident(char *out, size_t len, const char *id) {
 void actio__db_drop(actio_actor *self, void *msg) {
   db_req *r = msg;
   (void)self;
-  actio_future_fail(r->reply, ACTIO_ECANCELED, "database actor stopped");
-  actio__db_req_free(r);
+  actio__db_req_fail(r, ACTIO_ECANCELED, "database actor stopped");
 }
 
 db_state *actio__db_state(actio_actor *db) {

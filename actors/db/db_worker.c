@@ -79,7 +79,7 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
     actio__pg_result_free(res);
     c->doomed = 1;
     actio__db_req_fail(r, ACTIO_EINVAL,
-                       "BEGIN on a pooled connection: use actio_db_begin");
+                       "a transaction on a pooled connection: use actio_db_begin");
     return;
   }
   /* Nothing in flight and nothing pinned: idle from now on (unpinning a
@@ -276,7 +276,7 @@ static int timers(db_worker *w) {
     if (r->queued_ns + acquire <= now) {
       actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
       char m[96];
-      snprintf(m, sizeof m, "no database connection free within %ld ms",
+      snprintf(m, sizeof m, "no database connection free within %ld ms (acquire_timeout_ms)",
                st->o.acquire_timeout_ms);
       actio__db_req_fail(r, ACTIO_ETIMEDOUT, m);
     } else if (r->queued_ns + acquire < next) {
