@@ -1109,6 +1109,22 @@ START_TEST(atomic_write_of_a_new_file_keeps_the_umask) {
 }
 END_TEST
 
+START_TEST(a_read_over_the_limit_names_it) {
+  actio_actor *small;
+  actio_file_opts o = {.max_read = 5};
+  ck_assert_int_eq(actio_file_spawn(rt, &o, &small), 0);
+  write_file("eleven", "eleven byte");
+  char p[512], want[600];
+  path_in(p, sizeof p, "eleven");
+  actio_future *f;
+  ck_assert_int_eq(actio_file_read(small, p, &f), 0);
+  expect(f, -EFBIG);
+  snprintf(want, sizeof want, "read %s: larger than max_read (5 bytes)", p);
+  ck_assert_str_eq(actio_future_errmsg(f), want);
+  actio_future_unref(f);
+}
+END_TEST
+
 START_TEST(no_read_limit_means_no_limit) {
   actio_actor *unlimited;
   actio_file_opts o = {.max_read = SIZE_MAX};
@@ -1207,6 +1223,7 @@ int main(int argc, char **argv) {
   tcase_add_loop_test(tc, atomic_write_of_a_new_file_keeps_the_umask, 0, 2);
   tcase_add_test(tc, leftovers_are_recognised_and_cleaned);
   tcase_add_test(tc, no_read_limit_means_no_limit);
+  tcase_add_test(tc, a_read_over_the_limit_names_it);
   tcase_add_test(tc, a_refused_sequential_call_gives_its_range_back);
   tcase_add_test(tc, a_waiting_stream_ends_with_its_actor);
   tcase_add_test(tc, requests_after_stop_are_refused);

@@ -110,13 +110,20 @@ const char *actio__file_req_path(const actio__file_req *r) {
 void actio__file_finish(actio__file_req *r, int rc, void *value,
                         actio_free_fn value_free) {
   char *msg = NULL;
-  if (rc < 0 &&
-      (r->path2 != NULL
-           ? asprintf(&msg, "%s %s -> %s: %s", actio__file_op_name(r->op), r->path,
-                      r->path2, actio_strerror(rc))
-           : asprintf(&msg, "%s %s: %s", actio__file_op_name(r->op), actio__file_req_path(r),
-                      actio_strerror(rc))) < 0)
-    msg = NULL;
+  if (rc < 0) {
+    char why[96];
+    if (rc == -EFBIG && r->op == OP_READ) /* "File too large" says not which limit */
+      snprintf(why, sizeof why, "larger than max_read (%zu bytes)",
+               ((const actio__file_state *)actio_actor_state(r->files))->max_read);
+    else
+      snprintf(why, sizeof why, "%s", actio_strerror(rc));
+    if ((r->path2 != NULL
+             ? asprintf(&msg, "%s %s -> %s: %s", actio__file_op_name(r->op), r->path,
+                        r->path2, why)
+             : asprintf(&msg, "%s %s: %s", actio__file_op_name(r->op),
+                        actio__file_req_path(r), why)) < 0)
+      msg = NULL;
+  }
   actio_future *reply = r->reply;
   int claimed = r->claimed;
   r->reply = NULL;
