@@ -27,7 +27,11 @@
  * line), and a URL answered with a status below 400 gets its body saved as
  * DIR/<line>.body (line numbers, never names from the URL), written
  * atomically. A bad URL, a DNS failure, a timeout or a 4xx/5xx is a row
- * with its status (0 when there was no response) and an error text.
+ * with its status (0 when there was no response) and an error text. A
+ * password or token in a URL never reaches the table or the output: both
+ * show URLs as actio_http_redact_url writes them ("user:***@",
+ * "token=***"), as the library's error texts do; the line number leads
+ * back to the URL as listed.
  *
  * Exit status: 0 when every URL was recorded, whether it was fetched or
  * failed; 1 when a row could not be recorded (after retries: the summary
@@ -72,7 +76,7 @@ static const char CREATE_TABLE[] =
     "CREATE TABLE IF NOT EXISTS actio_pipeline (\n"
     "  run_id text NOT NULL,\n"
     "  line int NOT NULL,                  -- line of the URL in the list\n"
-    "  url text NOT NULL,\n"
+    "  url text NOT NULL,                  -- its secrets masked\n"
     "  status int NOT NULL,                -- HTTP status; 0: no response\n"
     "  bytes bigint NOT NULL,              -- body length\n"
     "  hash text,                          -- SHA-256 of the body (hex), when saved\n"
@@ -95,6 +99,7 @@ enum { DB_ATTEMPTS = 10 }; /* inserts: 50 ms backoff, doubling, at most 1 s */
 typedef struct job {
   size_t line;
   char *url;
+  char *shown;      /* the URL for the table and the output: secrets masked */
   double start_ms, latency_ms;
   actio_future *fetch, *save, *insert; /* the running step's own future */
   long status;
@@ -174,7 +179,7 @@ static int hash_body(actio_actor *self, void *worker, void *msg, actio_future *r
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
   if (EVP_Digest(r->body, r->body_len, md, &mdlen, EVP_sha256(), NULL) != 1)
-    return actio_future_fail(reply, ACTIO_ENOMEM, "sha256 of %s failed", j->url);
+    return actio_future_fail(reply, ACTIO_ENOMEM, "sha256 of %s failed", j->shown);
   for (unsigned int i = 0; i < mdlen; i++)
     snprintf(j->hash + 2 * i, 3, "%02x", md[i]);
   return actio_future_resolve(reply, NULL, NULL);
@@ -304,7 +309,7 @@ static int insert_row(job *j, actio_future **next) {
   snprintf(status, sizeof status, "%ld", j->status);
   snprintf(bytes, sizeof bytes, "%zu", j->bytes);
   snprintf(latency, sizeof latency, "%.3f", j->latency_ms);
-  const char *params[] = {P.run_id, line,  j->url,   status, bytes, j->hash[0] ? j->hash : NULL,
+  const char *params[] = {P.run_id, line,  j->shown, status, bytes, j->hash[0] ? j->hash : NULL,
                           latency,  j->error, j->file};
   actio_db_request req = {.sql = INSERT_ROW, .nparams = 9, .params = params, .timeout_ms = 10000};
   j->db_attempts++;
@@ -330,7 +335,7 @@ static int start_url(size_t i, void *arg, actio_future **out) {
   if (rc == 0) /* the deadline bounds it all: queue, attempts, retry waits */
     rc = actio_future_set_deadline(P.rt, j->fetch, P.timeout_ms);
   else
-    rc = actio_future_failed(&j->fetch, rc, "GET %s: %s", j->url, actio_strerror(rc));
+    rc = actio_future_failed(&j->fetch, rc, "GET %s: %s", j->shown, actio_strerror(rc));
   actio_future *fetched, *hashed, *saved;
   if (rc != 0 || (rc = settled(j->fetch, &fetched)) != 0)
     return rc;
@@ -354,6 +359,16 @@ typedef struct list {
   size_t n, cap, lines;
 } list;
 
+/* url as the table and the output show it: its password and tokens
+ * masked. NULL when out of memory. */
+static char *masked(const char *url) {
+  int n = actio_http_redact_url(P.http, url, NULL, 0);
+  char *s = n < 0 ? NULL : malloc((size_t)n + 1);
+  if (s)
+    actio_http_redact_url(P.http, url, s, (size_t)n + 1);
+  return s;
+}
+
 /* Called on a file worker with the next lines of the list, in order. */
 static int add_lines(void *arg, const actio_line *lines, size_t n) {
   list *l = arg;
@@ -376,8 +391,11 @@ static int add_lines(void *arg, const actio_line *lines, size_t n) {
     }
     job *j = memset(&l->jobs[l->n], 0, sizeof *j);
     j->line = l->lines;
-    if (!(j->url = strndup(s, (size_t)(e - s))))
+    j->url = strndup(s, (size_t)(e - s));
+    if (!j->url || !(j->shown = masked(j->url))) {
+      free(j->url);
       return ACTIO_ENOMEM;
+    }
     l->n++;
   }
   return 0;
@@ -430,7 +448,7 @@ static tally count_jobs(void) {
 static void print_unrecorded(const char *prefix) {
   for (size_t i = 0; i < P.n; i++)
     if (!P.jobs[i].recorded)
-      printf("  %snot recorded: line %zu %s: %s\n", prefix, P.jobs[i].line, P.jobs[i].url,
+      printf("  %snot recorded: line %zu %s: %s\n", prefix, P.jobs[i].line, P.jobs[i].shown,
              P.jobs[i].db_error ? P.jobs[i].db_error
                                 : "stopped before the record step (out of memory?)");
 }
@@ -458,7 +476,7 @@ static int run_rounds(long rounds, long duration_s, long concurrency, tally *sum
     for (size_t i = 0; i < P.n; i++) { /* the last round's outcome, not its URL */
       job *j = &P.jobs[i];
       free_job_texts(j);
-      *j = (job){.line = j->line, .url = j->url};
+      *j = (job){.line = j->line, .url = j->url, .shown = j->shown};
     }
     atomic_store_explicit(&P.done, 0, memory_order_relaxed);
     atomic_store_explicit(&P.failed, 0, memory_order_relaxed);
@@ -792,7 +810,7 @@ int main(int argc, char **argv) {
     size_t shown = 0;
     for (size_t i = 0; i < P.n; i++)
       if (P.jobs[i].error && shown++ < 10)
-        printf("  failed: line %zu %s: %s\n", P.jobs[i].line, P.jobs[i].url, P.jobs[i].error);
+        printf("  failed: line %zu %s: %s\n", P.jobs[i].line, P.jobs[i].shown, P.jobs[i].error);
     if (shown > 10)
       printf("  ... and %zu more failures: SELECT line, url, error FROM actio_pipeline"
              " WHERE run_id = '%s' AND error IS NOT NULL\n", shown - 10, P.run_id);
@@ -806,6 +824,7 @@ int main(int argc, char **argv) {
   }
   for (size_t i = 0; i < P.n; i++) {
     free(P.jobs[i].url);
+    free(P.jobs[i].shown);
     free_job_texts(&P.jobs[i]);
   }
   free(P.jobs);

@@ -175,7 +175,7 @@ e2e() {
   }
 
   echo "== pipeline: pages, fixture endpoints and bad URLs"
-  local n=400 i line=0
+  local n=400 i line=0 secret_line
   make_pages "$n"
   : > "$work/expect.tsv"
   {
@@ -202,6 +202,9 @@ e2e() {
     add "ht!tp://bad" 0 -                     # malformed
     add "ftp://127.0.0.1/x" 0 -               # not http
     add "http://$(printf '%064d' 0).test/" 0 - # a DNS failure without a query
+    # Refused, with secrets in the URL: the table and the output show it masked.
+    add "http://alice:***@127.0.0.1:1/x?token=***&b=1" 0 - "http://alice:SECRETPW@127.0.0.1:1/x?token=TOPSECRET&b=1"
+    secret_line=$line
     add "$NGINX_HTTPS_URL/1k" 0 -             # a certificate no CA vouches for
   } > "$work/urls.txt"
   local rc=0
@@ -212,15 +215,24 @@ e2e() {
   [ "$rc" -eq 0 ] || { cat "$work/pipeline.err"; fail "pipeline exit status $rc"; }
   unrecorded_lines "$work/pipeline.out" > "$work/unrecorded"
   [ ! -s "$work/unrecorded" ] || fail "URLs not recorded with the server up"
-  grep -q "^summary: $((n + 16)) URLs, $((n + 6)) ok, 10 failed (0 not recorded)" \
+  grep -q "^summary: $((n + 17)) URLs, $((n + 6)) ok, 11 failed (0 not recorded)" \
     "$work/pipeline.out" || fail "wrong summary"
   check_run e2e "$work/unrecorded"
+  # The secrets reached neither the table (its error text included) nor the
+  # output, where the failure is listed with the URL masked.
+  psql -c "SELECT line, error FROM actio_pipeline WHERE run_id = 'e2e'" > "$work/errors.txt"
+  grep -q "ECONNREFUSED: GET http://alice:\*\*\*@127.0.0.1:1/x?token=\*\*\*&b=1: " "$work/errors.txt" ||
+    fail "no masked error text for the URL with secrets"
+  grep -q "failed: line $secret_line http://alice:\*\*\*@127.0.0.1:1/x?token=\*\*\*&b=1: ECONNREFUSED" \
+    "$work/pipeline.out" || fail "the URL with secrets not listed, masked, among the failures"
+  psql -c "SELECT * FROM actio_pipeline" | cat - "$work/pipeline.out" "$work/pipeline.err" |
+    grep -E 'SECRETPW|TOPSECRET' && fail "a secret reached the table or the output"
   # A second run: rows of its own run_id, none of the first's touched.
   timeout 300 "$PIPELINE" --dsn "$PG_DSN" --out "$work/out" --timeout 4000 \
     --run-id again "$work/urls.txt" \
     > "$work/again.out" 2> "$work/again.err" || fail "second run: $(cat "$work/again.err")"
   clean_stderr "$work/again.err"
-  [ "$(psql -c "SELECT count(*) FROM actio_pipeline WHERE run_id = 'e2e'")" = "$((n + 16))" ] ||
+  [ "$(psql -c "SELECT count(*) FROM actio_pipeline WHERE run_id = 'e2e'")" = "$((n + 17))" ] ||
     fail "the second run changed the first one's rows"
   check_run again "$work/unrecorded"
 }
