@@ -170,6 +170,30 @@ START_TEST(cancel_reaches_the_operation) {
 }
 END_TEST
 
+/* A hook that cancels another future, whose callback clears the hook (as
+ * a retried transaction does when its step is cancelled): the clearing,
+ * inside the hook, does not wait for the hook to return. */
+static void cancel_arg(void *arg) { actio_future_cancel(arg); }
+
+static void clear_hook_of(actio_future *f, void *arg) {
+  (void)f;
+  actio_future_clear_cancel(arg);
+}
+
+START_TEST(a_hook_clears_itself_through_a_callback) {
+  actio_future *outer, *inner;
+  ck_assert_int_eq(actio_future_create(&outer), 0);
+  ck_assert_int_eq(actio_future_create(&inner), 0);
+  ck_assert_int_eq(actio_future_on_done(inner, clear_hook_of, outer), 0);
+  ck_assert_int_eq(actio_future_on_cancel(outer, cancel_arg, inner), 0);
+  ck_assert_int_eq(actio_future_cancel(outer), 0);
+  ck_assert_int_eq(actio_future_status(inner), ACTIO_ECANCELED);
+  ck_assert_int_eq(actio_future_status(outer), ACTIO_ECANCELED);
+  actio_future_unref(inner);
+  actio_future_unref(outer);
+}
+END_TEST
+
 /* ---- cancel racing complete, across threads ---- */
 
 enum { RACES = 20000 };
@@ -374,6 +398,7 @@ int main(void) {
   tcase_add_test(tc, callbacks_run_once_in_order_before_and_after);
   tcase_add_test(tc, wait_times_out_then_sees_completion);
   tcase_add_test(tc, cancel_reaches_the_operation);
+  tcase_add_test(tc, a_hook_clears_itself_through_a_callback);
   tcase_add_test(tc, then_chains_values_and_failures);
   tcase_add_test(tc, cancelling_a_chain_cancels_the_running_step);
   tcase_add_test(tc, deadline_fails_a_pending_future);

@@ -204,6 +204,22 @@ static void finish(actio_future *f) {
   run_callbacks(f, old);
 }
 
+/* The cancel hooks this thread runs now, innermost first: a hook whose
+ * cancel completes another future may reach, through that future's
+ * callbacks, the clearing of its own hook, which must not wait for itself. */
+typedef struct firing {
+  const actio_future *f;
+  const struct firing *outer;
+} firing;
+static _Thread_local const firing *hooks_here;
+
+static int fires_here(const actio_future *f) {
+  for (const firing *h = hooks_here; h != NULL; h = h->outer)
+    if (h->f == f)
+      return 1;
+  return 0;
+}
+
 static void fire_hook(actio_future *f) {
   uint32_t h = atomic_load_explicit(&f->hook, memory_order_acquire);
   for (;;) {
@@ -216,7 +232,10 @@ static void fire_hook(actio_future *f) {
       if (atomic_compare_exchange_weak_explicit(&f->hook, &h, H_FIRING,
                                                 memory_order_acq_rel,
                                                 memory_order_acquire)) {
+        firing me = {f, hooks_here};
+        hooks_here = &me;
         f->cancel_fn(f->cancel_arg);
+        hooks_here = me.outer;
         /* Release: the hook's effects before clear_cancel may free arg. */
         atomic_store_explicit(&f->hook, H_SPENT, memory_order_release);
         return;
@@ -412,6 +431,8 @@ void actio_future_clear_cancel(actio_future *f) {
                                                 memory_order_acq_rel,
                                                 memory_order_acquire))
         return;
+    } else if (h == H_FIRING && fires_here(f)) {
+      return; /* called from inside the hook: it returns after this */
     } else if (h == H_FIRING || h == H_INSTALLING) {
       sched_yield(); /* the hook is short: wait for it to return */
       h = atomic_load_explicit(&f->hook, memory_order_acquire);

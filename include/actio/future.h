@@ -80,7 +80,9 @@ int actio_future_fail(actio_future *f, int code, const char *fmt, ...)
 int actio_future_on_cancel(actio_future *f, actio_cancel_fn fn, void *arg);
 
 /** Unregisters the hook; if it is running on another thread, waits for it to
- * return. After this, `arg` may be freed. Must not be called from the hook. */
+ * return. After this, `arg` may be freed. Called from inside the hook (say,
+ * by a callback of a future the hook cancelled), it returns at once: the
+ * hook must then not touch `arg` once that call returns. */
 void actio_future_clear_cancel(actio_future *f);
 
 /* ---- the consumer's side ---- */
