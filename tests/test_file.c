@@ -788,27 +788,25 @@ static int sum_lines(void *arg, const actio_line *lines, size_t n) {
   return 0;
 }
 
-START_TEST(lines_of_a_million_line_file) {
-  /* Random lengths, empty lines, CRLF endings, a few 1 MiB lines, and a last
-   * line without a newline. The expected count and hash come from the
-   * generator. */
-  char p[512];
-  path_in(p, sizeof p, "lines.txt");
-  FILE *fp = fopen(p, "w");
+/* Writes `lines` lines of random lengths, empty lines, CRLF endings, a 1 MiB
+ * line every `big` lines (0: none), and a last line without a newline to
+ * path; returns the hash sum_lines gives them. */
+static uint64_t write_lines(const char *path, int lines, int big) {
+  FILE *fp = fopen(path, "w");
+  ck_assert_ptr_nonnull(fp);
   char *line = malloc((1 << 20) + 1);
   uint64_t seed = 42, expect_hash = 1469598103934665603ULL;
-  enum { LINES = 1000000 };
-  for (int i = 0; i < LINES; i++) {
+  for (int i = 0; i < lines; i++) {
     seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
     size_t len = (seed >> 33) % 120;
     if (i % 97 == 0)
       len = 0;
-    if (i % 250000 == 1)
+    if (big != 0 && i % big == 1)
       len = 1 << 20;
     for (size_t k = 0; k < len; k++)
       line[k] = (char)('a' + (seed >> (k % 50)) % 26);
     fwrite(line, 1, len, fp);
-    if (i == LINES - 1)
+    if (i == lines - 1)
       ; /* no newline at the end */
     else if (i % 3 == 0)
       fputs("\r\n", fp);
@@ -818,6 +816,15 @@ START_TEST(lines_of_a_million_line_file) {
   }
   fclose(fp);
   free(line);
+  return expect_hash;
+}
+
+START_TEST(lines_of_a_million_line_file) {
+  /* The expected count and hash come from the generator. */
+  char p[512];
+  path_in(p, sizeof p, "lines.txt");
+  enum { LINES = 1000000 };
+  uint64_t expect_hash = write_lines(p, LINES, 250000);
   line_sum s = {0, 1469598103934665603ULL, 0};
   actio_future *f;
   ck_assert_int_eq(actio_file_lines(files, p, sum_lines, &s, &f), 0);
@@ -1196,6 +1203,344 @@ START_TEST(a_waiting_stream_ends_with_its_actor) {
 }
 END_TEST
 
+/* ---- paths the tests above leave out ---- */
+
+START_TEST(lines_split_alike_by_every_splitter) {
+  /* Lines across the splitters' 64-byte blocks, split by each splitter the
+   * CPU has (memchr, SSE2, AVX2), then the default one: the same lines. */
+  char p[512];
+  path_in(p, sizeof p, "blocks.txt");
+  enum { LINES = 20000 };
+  uint64_t want = write_lines(p, LINES, 0);
+  int how[] = {ACTIO__SPLIT_MEMCHR, ACTIO__SPLIT_SSE2, ACTIO__SPLIT_AVX2, ACTIO__SPLIT_AUTO};
+  for (size_t k = 0; k < sizeof how / sizeof *how; k++) {
+    int rc = actio__fio_lines_split(how[k]);
+    if (rc == -ENOTSUP)
+      continue; /* not on this CPU */
+    ck_assert_int_eq(rc, 0);
+    line_sum s = {0, 1469598103934665603ULL, 0};
+    actio_future *f;
+    ck_assert_int_eq(actio_file_lines(files, p, sum_lines, &s, &f), 0);
+    ck_assert_uint_eq(*(uint64_t *)expect(f, 0), LINES);
+    ck_assert_uint_eq(s.count, LINES);
+    ck_assert_uint_eq(s.hash, want);
+    actio_future_unref(f);
+  }
+}
+END_TEST
+
+START_TEST(copy_falls_back_where_the_kernel_cannot) {
+  /* copy_file_range refuses a /proc file (EXDEV, or EINVAL on older
+   * kernels): the copy reads and writes instead. */
+  char q[512];
+  path_in(q, sizeof q, "version");
+  actio_future *f;
+  ck_assert_int_eq(actio_file_copy(files, "/proc/version", q, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  char want[1024] = "";
+  FILE *fp = fopen("/proc/version", "r");
+  ck_assert_ptr_nonnull(fp);
+  size_t n = fread(want, 1, sizeof want - 1, fp);
+  fclose(fp);
+  ck_assert_uint_gt(n, 0);
+  ck_assert_str_eq(slurp("version"), want);
+  /* Neither a folder nor a pipe is a file to copy. */
+  char pipe_path[512];
+  path_in(pipe_path, sizeof pipe_path, "pipe");
+  ck_assert_int_eq(mkfifo(pipe_path, 0600), 0);
+  ck_assert_int_eq(actio_file_copy(files, dir, q, &f), 0);
+  expect(f, -EISDIR);
+  actio_future_unref(f);
+  int fd = open(pipe_path, O_RDWR); /* so the copy's open does not wait */
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(actio_file_copy(files, pipe_path, q, &f), 0);
+  expect(f, -EINVAL);
+  actio_future_unref(f);
+  close(fd);
+}
+END_TEST
+
+typedef struct {
+  char path[512];
+  size_t len;
+} pipe_feed;
+
+/* Writes len bytes of a known pattern into the pipe, then closes it. */
+static void *feed_pipe(void *p) {
+  pipe_feed *pf = p;
+  int fd = open(pf->path, O_WRONLY);
+  for (size_t i = 0; fd >= 0 && i < pf->len; i++) {
+    char c = (char)('a' + i % 26);
+    if (write(fd, &c, 1) != 1)
+      break; /* the reader gave up */
+  }
+  if (fd >= 0)
+    close(fd);
+  return NULL;
+}
+
+START_TEST(reads_a_pipe_of_unknown_size) {
+  /* A pipe has no size to read up to: the buffer grows as data comes, up
+   * to max_read. */
+  signal(SIGPIPE, SIG_IGN); /* the refused read closes its end first */
+  pipe_feed pf = {.len = 10000};
+  path_in(pf.path, sizeof pf.path, "pipe");
+  ck_assert_int_eq(mkfifo(pf.path, 0600), 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, feed_pipe, &pf), 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_file_read(files, pf.path, &f), 0);
+  actio_buf *b = expect(f, 0);
+  ck_assert_uint_eq(b->len, pf.len);
+  for (size_t i = 0; i < b->len; i++)
+    ck_assert_int_eq(b->data[i], 'a' + (int)(i % 26));
+  actio_future_unref(f);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  actio_actor *small;
+  ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.max_read = 5000}, &small), 0);
+  ck_assert_int_eq(pthread_create(&t, NULL, feed_pipe, &pf), 0);
+  ck_assert_int_eq(actio_file_read(small, pf.path, &f), 0);
+  expect(f, -EFBIG);
+  actio_future_unref(f);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+END_TEST
+
+START_TEST(folders_and_temporary_files) {
+  char p[512];
+  actio_future *f;
+  /* A folder of many long names: the listing grows past its first guess. */
+  path_in(p, sizeof p, "many");
+  mkdir(p, 0755);
+  enum { NAMES = 300 };
+  for (int i = NAMES - 1; i >= 0; i--) {
+    char name[128];
+    snprintf(name, sizeof name, "many/%03d-a-rather-long-name-to-fill-the-listing", i);
+    write_file(name, "");
+  }
+  ck_assert_int_eq(actio_file_list(files, p, &f), 0);
+  char **names = expect(f, 0);
+  for (int i = 0; i < NAMES; i++) {
+    char want[128];
+    snprintf(want, sizeof want, "%03d-a-rather-long-name-to-fill-the-listing", i);
+    ck_assert_str_eq(names[i], want);
+  }
+  ck_assert_ptr_null(names[NAMES]);
+  actio_future_unref(f);
+  /* unlink takes an empty folder, not a full one. */
+  ck_assert_int_eq(actio_file_unlink(files, p, &f), 0);
+  expect(f, -EISDIR);
+  actio_future_unref(f);
+  path_in(p, sizeof p, "empty");
+  mkdir(p, 0755);
+  ck_assert_int_eq(actio_file_unlink(files, p, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(access(p, F_OK), -1);
+  /* A temporary file in a folder that does not exist. */
+  path_in(p, sizeof p, "no-such-folder/tmp-");
+  ck_assert_int_eq(actio_file_tempfile(files, p, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(stat_in_a_sandbox) {
+  actio_actor *boxed;
+  ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.root = dir}, &boxed), 0);
+  write_file("five", "12345");
+  actio_future *f;
+  ck_assert_int_eq(actio_file_stat(boxed, "five", &f), 0);
+  ck_assert_int_eq(((struct stat *)expect(f, 0))->st_size, 5);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_stat(boxed, "../five", &f), 0);
+  expect(f, ACTIO_ESANDBOX);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_stat(boxed, "missing", &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+}
+END_TEST
+
+static int ready_at_once(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)data;
+  *(uint64_t *)arg += len;
+  return actio_future_resolved(ready, NULL, NULL);
+}
+
+static int refuse_second(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)data;
+  (void)len;
+  (void)ready;
+  return ++*(int *)arg == 2 ? -EPROTO : 0;
+}
+
+START_TEST(stream_consumers_ready_at_once_or_refusing) {
+  write_file("s3", "0123456789");
+  char p[512];
+  path_in(p, sizeof p, "s3");
+  actio_future *f;
+  uint64_t seen = 0;
+  ck_assert_int_eq(actio_file_stream(files, p, 3, ready_at_once, &seen, &f), 0);
+  ck_assert_uint_eq(*(uint64_t *)expect(f, 0), 10);
+  ck_assert_uint_eq(seen, 10);
+  actio_future_unref(f);
+  int calls = 0;
+  ck_assert_int_eq(actio_file_stream(files, p, 3, refuse_second, &calls, &f), 0);
+  expect(f, -EPROTO);
+  ck_assert_int_eq(calls, 2);
+  actio_future_unref(f);
+  path_in(p, sizeof p, "missing");
+  ck_assert_int_eq(actio_file_stream(files, p, 3, ready_at_once, &seen, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+  ck_assert_int_eq(count_fds(), 0);
+}
+END_TEST
+
+/* A worker held in a lines callback until the test opens the gate: what is
+ * sent meanwhile waits in the mailbox of a one-worker actor. */
+typedef struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered, open;
+} gate;
+
+static int hold_at_gate(void *arg, const actio_line *lines, size_t n) {
+  gate *g = arg;
+  (void)lines;
+  (void)n;
+  pthread_mutex_lock(&g->mu);
+  g->entered = 1;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->open)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+  return 0;
+}
+
+/* Spawns a one-worker file actor in rt and holds its worker at the gate. */
+static actio_actor *held_actor(gate *g, actio_future **held) {
+  actio_actor *one;
+  ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.workers = 1}, &one), 0);
+  write_file("gate", "one line\n");
+  char p[512];
+  path_in(p, sizeof p, "gate");
+  *g = (gate){PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  ck_assert_int_eq(actio_file_lines(one, p, hold_at_gate, g, held), 0);
+  pthread_mutex_lock(&g->mu);
+  while (!g->entered)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+  return one;
+}
+
+static void open_gate(gate *g) {
+  pthread_mutex_lock(&g->mu);
+  g->open = 1;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+START_TEST(a_request_cancelled_while_queued_never_runs) {
+  gate g;
+  actio_future *held, *w, *l, *after;
+  actio_actor *one = held_actor(&g, &held);
+  char p[512], gp[512];
+  path_in(p, sizeof p, "never");
+  path_in(gp, sizeof gp, "gate");
+  ck_assert_int_eq(actio_file_write(one, p, "x", 1, 0, &w), 0);
+  line_sum none = {0, 0, 0};
+  ck_assert_int_eq(actio_file_lines(one, gp, sum_lines, &none, &l), 0);
+  ck_assert_int_eq(actio_future_cancel(w), 0);
+  ck_assert_int_eq(actio_future_cancel(l), 0);
+  ck_assert_int_eq(actio_file_exists(one, p, &after), 0);
+  open_gate(&g);
+  ck_assert_uint_eq(*(uint64_t *)expect(held, 0), 1);
+  /* One worker takes them in order: the cancelled two came first. */
+  ck_assert_int_eq(*(int *)expect(after, 0), 0);
+  expect(w, ACTIO_ECANCELED);
+  expect(l, ACTIO_ECANCELED);
+  ck_assert_uint_eq(none.count, 0);
+  ck_assert_int_eq(access(p, F_OK), -1);
+  actio_future_unref(held);
+  actio_future_unref(w);
+  actio_future_unref(l);
+  actio_future_unref(after);
+}
+END_TEST
+
+static void *stop_now(void *a) {
+  actio_actor_stop(a, ACTIO_STOP_NOW);
+  return NULL;
+}
+
+START_TEST(a_stop_now_drops_what_waits) {
+  gate g;
+  actio_future *held, *fs[64];
+  actio_actor *one = held_actor(&g, &held);
+  int n = 0;
+  char p[512];
+  for (; n < 8; n++) {
+    snprintf(p, sizeof p, "%s/dropped-%d", dir, n);
+    ck_assert_int_eq(actio_file_write(one, p, "x", 1, 0, &fs[n]), 0);
+  }
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, stop_now, one), 0);
+  /* The stop closes the mailbox, then waits for the held worker; requests
+   * sent until the close wait too. */
+  path_in(p, sizeof p, "gate");
+  int rc, extra = 0;
+  actio_future *x;
+  while ((rc = actio_file_read(one, p, &x)) == 0) {
+    if (n < 64) {
+      fs[n++] = x;
+    } else {
+      extra++;
+      actio_future_unref(x);
+    }
+  }
+  ck_assert_int_eq(rc, ACTIO_ECLOSED);
+  open_gate(&g);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  ck_assert_uint_eq(*(uint64_t *)expect(held, 0), 1); /* it was running: it ends */
+  actio_future_unref(held);
+  for (int i = 0; i < n; i++) {
+    expect(fs[i], ACTIO_ECANCELED);
+    ck_assert_ptr_nonnull(strstr(actio_future_errmsg(fs[i]), "file actor stopped"));
+    actio_future_unref(fs[i]);
+  }
+  for (int i = 0; i < 8; i++) {
+    snprintf(p, sizeof p, "%s/dropped-%d", dir, i);
+    ck_assert_int_eq(access(p, F_OK), -1);
+  }
+  actio_actor_stats st;
+  actio_actor_stats_get(one, &st);
+  ck_assert_uint_eq(st.dropped, (uint64_t)(n + extra));
+}
+END_TEST
+
+START_TEST(a_supervised_file_actor) {
+  /* actio_file_child starts the actor with the spec's options: here a
+   * sandbox. */
+  actio_file_opts o = {.root = dir, .workers = 1};
+  actio_child_spec spec = {.name = "files", .start = actio_file_child, .arg = &o};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, NULL, &spec, 1, &sup), 0);
+  actio_actor *child = actio_sup_lookup(sup, "files");
+  ck_assert_ptr_nonnull(child);
+  write_file("inside", "in");
+  actio_future *f;
+  ck_assert_int_eq(actio_file_read(child, "inside", &f), 0);
+  ck_assert_str_eq(((actio_buf *)expect(f, 0))->data, "in");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_read(child, "../outside", &f), 0);
+  expect(f, ACTIO_ESANDBOX);
+  actio_future_unref(f);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--read-as-nobody") == 0)
     return read_as_nobody(argv[2]);
@@ -1227,6 +1572,18 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_refused_sequential_call_gives_its_range_back);
   tcase_add_test(tc, a_waiting_stream_ends_with_its_actor);
   tcase_add_test(tc, requests_after_stop_are_refused);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("paths", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, lines_split_alike_by_every_splitter);
+  tcase_add_test(tc, copy_falls_back_where_the_kernel_cannot);
+  tcase_add_test(tc, reads_a_pipe_of_unknown_size);
+  tcase_add_test(tc, folders_and_temporary_files);
+  tcase_add_test(tc, stat_in_a_sandbox);
+  tcase_add_test(tc, stream_consumers_ready_at_once_or_refusing);
+  tcase_add_test(tc, a_request_cancelled_while_queued_never_runs);
+  tcase_add_test(tc, a_stop_now_drops_what_waits);
+  tcase_add_test(tc, a_supervised_file_actor);
   suite_add_tcase(s, tc);
   TCase *big = tcase_with_timeout("large", 600);
   tcase_add_checked_fixture(big, setup, teardown);
