@@ -2,10 +2,13 @@
  * suite (tests/pg_server.sh): queries and results, errors, the statement
  * cache, pipelining, transactions and retries, scripts, COPY, LISTEN,
  * cancels and timeouts, lost connections and a server restart. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "actio.h"
@@ -1243,6 +1246,447 @@ START_TEST(test_stop_in_flight) {
 }
 END_TEST
 
+/* ---- paths the tests above leave out ---- */
+
+START_TEST(test_value_edges) {
+  /* Text values read by each getter, at the edges of what it accepts. */
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(db,
+                                  "SELECT '+5'::text, '-9223372036854775808'::text, "
+                                  "'9223372036854775808'::text, ''::text, 'maybe'::text, "
+                                  "'\\xAbCd'::text, '\\xzz'::text, 'abc'::text, 'NaN'::text, "
+                                  "3000000000::int8",
+                                  0, NULL, &f), 0);
+  const actio_db_result *r = expect(f, 0);
+  int64_t i64;
+  int32_t i32;
+  double d;
+  int b;
+  ck_assert_int_eq(actio_db_int64(r, 0, 0, &i64), 0);
+  ck_assert_int_eq(i64, 5);
+  ck_assert_int_eq(actio_db_int64(r, 0, 1, &i64), 0);
+  ck_assert(i64 == INT64_MIN);
+  ck_assert_int_eq(actio_db_int64(r, 0, 2, &i64), ACTIO_ETYPE); /* INT64_MAX + 1 */
+  ck_assert_int_eq(actio_db_int64(r, 0, 3, &i64), ACTIO_ETYPE); /* empty */
+  ck_assert_int_eq(actio_db_bool(r, 0, 4, &b), ACTIO_ETYPE);
+  ck_assert_int_eq(actio_db_double(r, 0, 4, &d), ACTIO_ETYPE);
+  void *raw;
+  size_t len;
+  ck_assert_int_eq(actio_db_bytea(r, 0, 5, &raw, &len), 0); /* either case of hex */
+  ck_assert_uint_eq(len, 2);
+  ck_assert_int_eq(((unsigned char *)raw)[0], 0xab);
+  ck_assert_int_eq(((unsigned char *)raw)[1], 0xcd);
+  free(raw);
+  ck_assert_int_eq(actio_db_bytea(r, 0, 6, &raw, &len), ACTIO_ETYPE);
+  ck_assert_int_eq(actio_db_bytea(r, 0, 7, &raw, &len), ACTIO_ETYPE);
+  ck_assert_int_eq(actio_db_double(r, 0, 8, &d), 0);
+  ck_assert(d != d); /* NaN */
+  ck_assert_int_eq(actio_db_int32(r, 0, 9, &i32), ACTIO_ETYPE); /* too wide */
+  ck_assert_int_eq(actio_db_is_null(r, 1, 0), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_text(r, 0, -1, &(const char *){NULL}), ACTIO_EINVAL);
+  ck_assert_uint_eq(actio_db_column_type(r, 10), 0);
+  ck_assert_uint_eq(actio_db_column_type(r, -1), 0);
+  ck_assert_ptr_null(actio_db_column_name(r, -1));
+  actio_future_unref(f);
+  /* Binary values: the widths each getter takes, and the ones it refuses. */
+  actio_db_request q = {.sql = "SELECT 1.5::float4, (-7)::int2, true, '\\x0102'::bytea",
+                        .binary_results = 1};
+  ck_assert_int_eq(actio_db_send(db, &q, &f), 0);
+  r = expect(f, 0);
+  ck_assert_int_eq(actio_db_double(r, 0, 0, &d), 0);
+  ck_assert(d == 1.5);
+  ck_assert_int_eq(actio_db_int64(r, 0, 1, &i64), 0);
+  ck_assert_int_eq(i64, -7);
+  ck_assert_int_eq(actio_db_double(r, 0, 1, &d), ACTIO_ETYPE); /* 2 bytes */
+  ck_assert_int_eq(actio_db_bool(r, 0, 1, &b), ACTIO_ETYPE);
+  ck_assert_int_eq(actio_db_bool(r, 0, 2, &b), 0);
+  ck_assert_int_eq(b, 1);
+  ck_assert_int_eq(actio_db_int64(r, 0, 2, &i64), ACTIO_ETYPE); /* 1 byte */
+  ck_assert_int_eq(actio_db_bytea(r, 0, 3, &raw, &len), 0);
+  ck_assert_uint_eq(len, 2);
+  ck_assert_int_eq(memcmp(raw, "\x01\x02", 2), 0);
+  free(raw);
+  actio_future_unref(f);
+  /* No result at all: the getters say so rather than crash. */
+  ck_assert_uint_eq(actio_db_rows(NULL), 0);
+  ck_assert_int_eq(actio_db_columns(NULL), 0);
+  ck_assert_ptr_null(actio_db_column_name(NULL, 0));
+  ck_assert_int_eq(actio_db_column_index(NULL, "a"), -1);
+  ck_assert_str_eq(actio_db_command_tag(NULL), "");
+  ck_assert_uint_eq(actio_db_affected(NULL), 0);
+  ck_assert_int_eq(actio_db_int64(NULL, 0, 0, &i64), ACTIO_EINVAL);
+}
+END_TEST
+
+START_TEST(test_statements_differ_by_types) {
+  /* One SQL text with other parameter types is another statement, even on
+   * one connection with its cache. */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  const char *p[] = {"5"};
+  uint32_t int4[] = {23}, int8[] = {20};
+  const char *want[] = {"integer", "bigint", "integer"};
+  for (int i = 0; i < 3; i++) {
+    actio_db_request q = {.sql = "SELECT pg_typeof($1)::text", .nparams = 1, .params = p,
+                          .types = i == 1 ? int8 : int4};
+    actio_future *f;
+    ck_assert_int_eq(actio_db_send(one, &q, &f), 0);
+    const char *t;
+    ck_assert_int_eq(actio_db_text(expect(f, 0), 0, 0, &t), 0);
+    ck_assert_str_eq(t, want[i]);
+    actio_future_unref(f);
+  }
+}
+END_TEST
+
+START_TEST(test_values_taken_from_their_futures) {
+  /* One connection: a transaction or COPY left dirty would show in the
+   * queries that follow it there. */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  run(one, "CREATE TABLE IF NOT EXISTS taken (a int)");
+  run(one, "TRUNCATE taken");
+  actio_future *f;
+  /* A result outlives its future. */
+  ck_assert_int_eq(actio_db_query(one, "SELECT 42", 0, NULL, &f), 0);
+  expect(f, 0);
+  actio_db_result *res = actio_future_take(f);
+  actio_future_unref(f);
+  int32_t n;
+  ck_assert_int_eq(actio_db_int32(res, 0, 0, &n), 0);
+  ck_assert_int_eq(n, 42);
+  actio_db_result_free(res);
+  actio_db_result_free(NULL);
+  /* A transaction taken and freed open is rolled back. */
+  ck_assert_int_eq(actio_db_begin(one, NULL, &f), 0);
+  expect(f, 0);
+  actio_db_txn *t = actio_future_take(f);
+  actio_future_unref(f);
+  int32_t be = (int32_t)__builtin_bswap32(7);
+  const char *p[] = {(const char *)&be};
+  int len[] = {4}, fmt[] = {1};
+  uint32_t types[] = {23};
+  actio_db_request ins = {.sql = "INSERT INTO taken VALUES ($1)", .nparams = 1, .params = p,
+                          .lengths = len, .formats = fmt, .types = types};
+  ck_assert_int_eq(actio_db_txn_send(t, &ins, &f), 0);
+  ck_assert_uint_eq(actio_db_affected(expect(f, 0)), 1);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT count(*) FROM taken", 0, NULL, &f), 0);
+  int64_t inside;
+  ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &inside), 0);
+  ck_assert_int_eq(inside, 1); /* inside, the row is there */
+  actio_future_unref(f);
+  actio_db_txn_free(t);
+  actio_db_txn_free(NULL);
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM taken"), 0);
+  /* A COPY taken and freed unfinished is aborted. */
+  ck_assert_int_eq(actio_db_copy_in(one, NULL, "COPY taken FROM STDIN", &f), 0);
+  expect(f, 0);
+  actio_db_copy *c = actio_future_take(f);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_copy_write(c, "1\n2\n", 4, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  actio_db_copy_free(c);
+  actio_db_copy_free(NULL);
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM taken"), 0);
+  /* A COPY ended with a reason is aborted with it. */
+  actio_future *cf;
+  ck_assert_int_eq(actio_db_copy_in(one, NULL, "COPY taken FROM STDIN", &cf), 0);
+  c = (actio_db_copy *)expect(cf, 0);
+  ck_assert_int_eq(actio_db_copy_write(c, "3\n", 2, &f), 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_copy_end(c, "changed my mind", &f), 0);
+  expect(f, ACTIO_ESQL);
+  ck_assert_ptr_nonnull(strstr(actio_db_error_get(f)->message, "changed my mind"));
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_copy_end(c, NULL, &f), ACTIO_ESTATE);
+  actio_future_unref(cf);
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM taken"), 0);
+  run(one, "DROP TABLE taken");
+}
+END_TEST
+
+static int give_up_at_ten(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)data, (void)len, (void)ready;
+  return ++*(int *)arg == 10 ? -EPROTO : 0;
+}
+
+START_TEST(test_copy_out_consumer_gives_up) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  int seen = 0;
+  actio_future *f;
+  ck_assert_int_eq(actio_db_copy_out(one, NULL,
+                                     "COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT",
+                                     give_up_at_ten, &seen, &f), 0);
+  expect(f, -EPROTO);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "consumer failed"));
+  actio_future_unref(f);
+  ck_assert_int_eq(seen, 10); /* no row after the refusal */
+  ck_assert_int_eq(scalar(one, "SELECT 7"), 7); /* the connection serves again */
+}
+END_TEST
+
+/* An actor told the notifications: it keeps the last and resolves `got`. */
+typedef struct heard {
+  pthread_mutex_t mu;
+  int n;
+  char channel[64], payload[64];
+  actio_future *got;
+} heard;
+
+static int hear(actio_actor *self, void *ctx, void *msg, actio_future *reply) {
+  heard *h = actio_actor_state(self);
+  actio_db_notification *n = msg;
+  (void)ctx, (void)reply;
+  pthread_mutex_lock(&h->mu);
+  h->n++;
+  snprintf(h->channel, sizeof h->channel, "%s", n->channel);
+  snprintf(h->payload, sizeof h->payload, "%s", n->payload);
+  actio_future *got = h->got;
+  h->got = NULL;
+  pthread_mutex_unlock(&h->mu);
+  actio_db_notification_free(n);
+  if (got != NULL) {
+    actio_future_resolve(got, NULL, NULL);
+    actio_future_unref(got);
+  }
+  return 0;
+}
+
+static actio_future *next_heard(heard *h) {
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  actio_future_ref(f);
+  pthread_mutex_lock(&h->mu);
+  h->got = f;
+  pthread_mutex_unlock(&h->mu);
+  return f;
+}
+
+static void listen_ok(actio_actor *a, const char *channel, actio_db_notify_fn fn, void *arg,
+                      int unlisten) {
+  actio_future *f;
+  ck_assert_int_eq(unlisten ? actio_db_unlisten(a, channel, fn, arg, &f)
+                            : actio_db_listen(a, channel, fn, arg, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+}
+
+static const actio_behavior hearing = {.handle = hear};
+
+START_TEST(test_listen_to_an_actor) {
+  heard h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  actio_actor *ear;
+  ck_assert_int_eq(actio_actor_spawn(rt, &hearing, &(actio_actor_opts){.state = &h}, &ear), 0);
+  notes s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  /* Two subscribers of one channel: the actor, and a function. */
+  listen_ok(db, "news", NULL, ear, 0);
+  listen_ok(db, "news", on_note, &s, 0);
+  actio_future *to_actor = next_heard(&h), *to_fn = next_note(&s);
+  notify("news", "first");
+  expect(to_actor, 0);
+  expect(to_fn, 0);
+  actio_future_unref(to_actor);
+  actio_future_unref(to_fn);
+  pthread_mutex_lock(&h.mu);
+  ck_assert_int_eq(h.n, 1);
+  ck_assert_str_eq(h.channel, "news");
+  ck_assert_str_eq(h.payload, "first");
+  pthread_mutex_unlock(&h.mu);
+  /* The actor leaves; the function still hears the channel. */
+  listen_ok(db, "news", NULL, ear, 1);
+  to_fn = next_note(&s);
+  notify("news", "second");
+  expect(to_fn, 0);
+  actio_future_unref(to_fn);
+  pthread_mutex_lock(&s.mu);
+  ck_assert_int_eq(s.n, 2);
+  ck_assert_str_eq(s.payload, "second");
+  pthread_mutex_unlock(&s.mu);
+  /* The actor was told nothing more: once it has handled all it was told
+   * (a draining stop), its count is still one. */
+  actio_actor_stop(ear, ACTIO_STOP_DRAIN);
+  pthread_mutex_lock(&h.mu);
+  ck_assert_int_eq(h.n, 1);
+  pthread_mutex_unlock(&h.mu);
+  listen_ok(db, "news", on_note, &s, 1);
+}
+END_TEST
+
+/* The body of a retried transaction: inserts a row, then `then` (a query
+ * for the body's future, or NULL for none) or a failure `rc`. */
+typedef struct body {
+  const char *then;
+  int rc;
+} body;
+
+static int run_body(actio_db_txn *t, void *arg, actio_future **out) {
+  body *b = arg;
+  actio_future *ins;
+  int rc = actio_db_txn_query(t, "INSERT INTO rt VALUES (1)", 0, NULL, &ins);
+  if (rc != 0)
+    return rc;
+  actio_future_unref(ins); /* the transaction runs its queries in order */
+  if (b->then == NULL)
+    return b->rc;
+  return actio_db_txn_query(t, b->then, 0, NULL, out);
+}
+
+START_TEST(test_retried_transaction_cancelled_or_failing) {
+  /* One connection: each transaction must have given it back, rolled
+   * back, for the next to run. */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  run(one, "CREATE TABLE IF NOT EXISTS rt (a int)");
+  run(one, "TRUNCATE rt");
+  actio_future *f;
+  /* Cancelled while its body runs: the query is cancelled on the server
+   * and the insert rolled back. */
+  body sleepy = {.then = "SELECT pg_sleep(3600), 'retried'"};
+  ck_assert_int_eq(actio_db_transaction(one, NULL, 3, run_body, &sleepy, &f), 0);
+  await_running("SELECT pg_sleep(3600), 'retried'");
+  ck_assert_int_eq(actio_future_cancel(f), 0);
+  expect(f, ACTIO_ECANCELED);
+  actio_future_unref(f);
+  /* A body that fails, or gives no future, rolls back with that code. */
+  body fails = {.rc = -EPROTO}, nothing = {.rc = 0};
+  ck_assert_int_eq(actio_db_transaction(one, NULL, 3, run_body, &fails, &f), 0);
+  expect(f, -EPROTO);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_transaction(one, NULL, 3, run_body, &nothing, &f), 0);
+  expect(f, ACTIO_EINVAL);
+  actio_future_unref(f);
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM rt"), 0);
+  run(one, "DROP TABLE rt");
+}
+END_TEST
+
+START_TEST(test_connection_upkeep) {
+  /* Past its lifetime an idle connection is replaced (min_connections
+   * keeps one open): the count of connects grows by itself. */
+  actio_actor *aging = spawn((actio_db_opts){.max_connections = 1, .max_lifetime_ms = 1});
+  actio_db_stats st;
+  for (actio_db_stats_get(aging, &st); st.connects < 3; actio_db_stats_get(aging, &st))
+    sched_yield();
+  ck_assert_int_eq(scalar(aging, "SELECT 3"), 3);
+  actio_actor_stop(aging, ACTIO_STOP_NOW);
+  /* An idle connection is pinged: its backend's last statement becomes the
+   * ping, with no query sent by the caller. */
+  actio_actor *pinged = spawn((actio_db_opts){.max_connections = 1, .health_check_ms = 1,
+                                              .max_lifetime_ms = -1});
+  char pid[24];
+  snprintf(pid, sizeof pid, "%lld", (long long)scalar(pinged, "SELECT pg_backend_pid()"));
+  const char *p[] = {pid};
+  for (;;) {
+    actio_future *f;
+    ck_assert_int_eq(actio_db_query(db, "SELECT query = 'SELECT 1' FROM pg_stat_activity "
+                                        "WHERE pid = $1::int", 1, p, &f), 0);
+    int pinged_yet = 0;
+    ck_assert_int_eq(actio_db_bool(expect(f, 0), 0, 0, &pinged_yet), 0);
+    actio_future_unref(f);
+    if (pinged_yet)
+      break;
+    sched_yield();
+  }
+  actio_db_stats_get(pinged, &st);
+  ck_assert_uint_eq(st.connects, 1); /* the same connection all along */
+  ck_assert_int_eq(scalar(pinged, "SELECT 4"), 4);
+  actio_actor_stop(pinged, ACTIO_STOP_NOW);
+}
+END_TEST
+
+START_TEST(test_connect_timeout) {
+  /* A server that takes the TCP connection and never answers: the connect
+   * times out, and the waiting query and LISTEN fail with it. */
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(listen(s, 16), 0);
+  ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sa, &sl), 0);
+  char silent[128];
+  snprintf(silent, sizeof silent, "host=127.0.0.1 port=%d dbname=x user=x", ntohs(sa.sin_port));
+  actio_actor *mute = spawn((actio_db_opts){.dsn = silent, .lazy = 1, .connect_timeout_ms = 50,
+                                            .reconnect_min_ms = 3600000, .reconnect_max_ms = 3600000});
+  actio_future *q, *l;
+  ck_assert_int_eq(actio_db_query(mute, "SELECT 1", 0, NULL, &q), 0);
+  ck_assert_int_eq(actio_db_listen(mute, "c", on_note_ignored, NULL, &l), 0);
+  expect(q, ACTIO_ECONN);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(q), "timed out"));
+  expect(l, ACTIO_ECONN);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(l), "timed out"));
+  actio_future_unref(q);
+  actio_future_unref(l);
+  actio_actor_stop(mute, ACTIO_STOP_NOW);
+  close(s);
+}
+END_TEST
+
+/* A notification callback that holds the database worker until the test
+ * opens the gate. */
+typedef struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered, open;
+} gate;
+
+static void hold_worker(void *arg, const actio_db_notification *n) {
+  gate *g = arg;
+  (void)n;
+  pthread_mutex_lock(&g->mu);
+  g->entered = 1;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->open)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void *stop_now(void *a) {
+  actio_actor_stop(a, ACTIO_STOP_NOW);
+  return NULL;
+}
+
+START_TEST(test_stop_now_drops_what_waits) {
+  actio_actor *one = spawn((actio_db_opts){.workers = 1});
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  listen_ok(one, "hold", hold_worker, &g, 0);
+  notify("hold", "");
+  pthread_mutex_lock(&g.mu);
+  while (!g.entered)
+    pthread_cond_wait(&g.cv, &g.mu);
+  pthread_mutex_unlock(&g.mu);
+  /* Its one worker is held: queries wait in the mailbox, those sent
+   * before the stop and those sent until it closes the mailbox. */
+  actio_future *fs[64];
+  int n = 0, extra = 0, rc;
+  for (; n < 8; n++)
+    ck_assert_int_eq(actio_db_query(one, "SELECT 1", 0, NULL, &fs[n]), 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, stop_now, one), 0);
+  actio_future *x;
+  while ((rc = actio_db_query(one, "SELECT 1", 0, NULL, &x)) == 0) {
+    if (n < 64) {
+      fs[n++] = x;
+    } else {
+      extra++;
+      actio_future_unref(x);
+    }
+  }
+  ck_assert_int_eq(rc, ACTIO_ECLOSED);
+  pthread_mutex_lock(&g.mu);
+  g.open = 1;
+  pthread_cond_broadcast(&g.cv);
+  pthread_mutex_unlock(&g.mu);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  for (int i = 0; i < n; i++) {
+    expect(fs[i], ACTIO_ECANCELED);
+    ck_assert_ptr_nonnull(strstr(actio_future_errmsg(fs[i]), "database actor stopped"));
+    actio_future_unref(fs[i]);
+  }
+  actio_actor_stats st;
+  actio_actor_stats_get(one, &st);
+  ck_assert_uint_eq(st.dropped, (uint64_t)(n + extra));
+}
+END_TEST
+
 static Suite *db_suite(void) {
   Suite *s = suite_create("db");
   TCase *tc = tcase_with_timeout("queries", 60);
@@ -1282,6 +1726,18 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_connection_lost);
   tcase_add_test(tc, test_stop_in_flight);
   tcase_add_test(tc, test_waiting_apart_from_running);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("paths", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_value_edges);
+  tcase_add_test(tc, test_statements_differ_by_types);
+  tcase_add_test(tc, test_values_taken_from_their_futures);
+  tcase_add_test(tc, test_copy_out_consumer_gives_up);
+  tcase_add_test(tc, test_listen_to_an_actor);
+  tcase_add_test(tc, test_retried_transaction_cancelled_or_failing);
+  tcase_add_test(tc, test_connection_upkeep);
+  tcase_add_test(tc, test_connect_timeout);
+  tcase_add_test(tc, test_stop_now_drops_what_waits);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("stress", 240);
   tcase_add_checked_fixture(tc, setup, teardown);
