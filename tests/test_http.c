@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1176,6 +1177,134 @@ START_TEST(failures_say_what_happened) {
 }
 END_TEST
 
+/* ---- paths the tests above leave out ---- */
+
+START_TEST(a_supervised_http_actor) {
+  /* actio_http_child starts the actor with the spec's options: here a
+   * body limit. */
+  actio_http_opts o = {.max_body = 4};
+  actio_child_spec spec = {.name = "http", .start = actio_http_child, .arg = &o};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, NULL, &spec, 1, &sup), 0);
+  actio_actor *child = actio_sup_lookup(sup, "http");
+  ck_assert_ptr_nonnull(child);
+  actio_future *f = get(child, url(fixture, "/bytes/4"));
+  ck_assert_str_eq(expect(f, 0)->body, "abcd");
+  actio_future_unref(f);
+  f = get(child, url(fixture, "/bytes/5"));
+  expect(f, ACTIO_ETOOBIG);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(a_folder_of_hashed_certificates) {
+  /* ca_path: the throwaway CA, found by its hash in a folder. */
+  char certs[300], cmd[4096];
+  snprintf(certs, sizeof certs, "%s/certs", servers_dir);
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s/ca.pem' && openssl rehash '%s'",
+           certs, ca_file, certs, certs);
+  ck_assert_int_eq(system(cmd), 0);
+  actio_actor *h;
+  ck_assert_int_eq(actio_http_spawn(rt, &(actio_http_opts){.ca_path = certs}, &h), 0);
+  actio_future *f = get(h, url(nginx_https, "/1k"));
+  ck_assert_int_eq(expect(f, 0)->status, 200);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(methods_without_a_body) {
+  /* PUT and POST with no body, and an empty body that is still one. */
+  struct {
+    const char *method;
+    const void *body;
+    const char *sent;
+  } cases[] = {{"PUT", NULL, "PUT /echo\n"}, {"POST", NULL, "POST /echo\n"},
+               {"DELETE", "", "DELETE /echo\n"}};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    actio_http_request req = {.method = cases[i].method, .url = url(fixture, "/echo"),
+                              .body = cases[i].body};
+    actio_future *f;
+    ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+    actio_http_response *r = expect(f, 0);
+    ck_assert_int_eq(strncmp(r->body, cases[i].sent, strlen(cases[i].sent)), 0);
+    ck_assert_ptr_nonnull(strstr(r->body, "\n\n"));
+    ck_assert_str_eq(strstr(r->body, "\n\n"), "\n\n"); /* nothing after the headers */
+    actio_future_unref(f);
+  }
+}
+END_TEST
+
+static int ready_at_once(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)data;
+  *(size_t *)arg += len;
+  return actio_future_resolved(ready, NULL, NULL);
+}
+
+START_TEST(a_consumer_ready_at_once) {
+  size_t got = 0;
+  actio_http_request req = {.url = url(fixture, "/chunked/100000"), .on_chunk = ready_at_once,
+                            .chunk_arg = &got};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  ck_assert_uint_eq(expect(f, 0)->body_len, 100000);
+  ck_assert_uint_eq(got, 100000);
+  actio_future_unref(f);
+}
+END_TEST
+
+/* A body consumer that holds its HTTP worker until the test opens the
+ * gate: what is sent meanwhile waits in the mailbox. */
+typedef struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered, open;
+} gate;
+
+static int hold_worker(void *arg, const void *data, size_t len, actio_future **ready) {
+  gate *g = arg;
+  (void)data, (void)len, (void)ready;
+  pthread_mutex_lock(&g->mu);
+  g->entered = 1;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->open)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+  return 0;
+}
+
+START_TEST(a_request_cancelled_while_queued_is_never_sent) {
+  actio_actor *one;
+  ck_assert_int_eq(actio_http_spawn(rt, &(actio_http_opts){.workers = 1}, &one), 0);
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  actio_http_request holding = {.url = url(fixture, "/bytes/10"), .on_chunk = hold_worker,
+                                .chunk_arg = &g};
+  actio_future *h, *queued;
+  ck_assert_int_eq(actio_http_send(one, &holding, &h), 0);
+  pthread_mutex_lock(&g.mu);
+  while (!g.entered)
+    pthread_cond_wait(&g.cv, &g.mu);
+  pthread_mutex_unlock(&g.mu);
+  /* A key of its own: the fixture counts the requests it got for it. */
+  char path[64];
+  snprintf(path, sizeof path, "/retry/never-%d/1", (int)getpid());
+  queued = get(one, url(fixture, path));
+  ck_assert_int_eq(actio_future_cancel(queued), 0);
+  pthread_mutex_lock(&g.mu);
+  g.open = 1;
+  pthread_cond_broadcast(&g.cv);
+  pthread_mutex_unlock(&g.mu);
+  ck_assert_uint_eq(expect(h, 0)->body_len, 10);
+  expect(queued, ACTIO_ECANCELED);
+  actio_future_unref(h);
+  actio_future_unref(queued);
+  /* The cancelled one never reached the server: this is the key's first
+   * request, refused with a 503 as the first k = 1 are. */
+  actio_future *f = get(one, url(fixture, path));
+  ck_assert_int_eq(expect(f, 0)->status, 503);
+  actio_future_unref(f);
+}
+END_TEST
+
 int main(void) {
   if (start_servers() != 0) {
     fprintf(stderr, "test_http: could not start the test servers\n");
@@ -1213,6 +1342,14 @@ int main(void) {
   tcase_add_test(tc, urls_redacted_for_messages);
   tcase_add_test(tc, secrets_stay_out_of_error_texts);
   tcase_add_test(tc, failures_say_what_happened);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("paths", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, a_supervised_http_actor);
+  tcase_add_test(tc, a_folder_of_hashed_certificates);
+  tcase_add_test(tc, methods_without_a_body);
+  tcase_add_test(tc, a_consumer_ready_at_once);
+  tcase_add_test(tc, a_request_cancelled_while_queued_is_never_sent);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();
