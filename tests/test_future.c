@@ -359,6 +359,38 @@ START_TEST(deadline_fails_a_pending_future) {
 }
 END_TEST
 
+START_TEST(the_earliest_deadline_fires_among_many) {
+  /* Deadlines set latest first (each new one goes to the top of the
+   * timer's heap), some completed from the middle of it, then one due at
+   * once: it fires, however the heap was reshaped; then the rest complete
+   * in a scattered order (each from the top or the middle). */
+  enum { N = 100 };
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_future *fs[N], *soon;
+  for (int i = 0; i < N; i++) {
+    ck_assert_int_eq(actio_future_create(&fs[i]), 0);
+    ck_assert_int_eq(actio_future_set_deadline(rt, fs[i], 3600000 - i * 1000), 0);
+  }
+  for (int i = 0; i < N; i += 3)
+    ck_assert_int_eq(actio_future_resolve(fs[i], NULL, NULL), 0);
+  ck_assert_int_eq(actio_future_create(&soon), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, soon, 1), 0);
+  ck_assert_int_eq(actio_future_wait(soon, -1), ACTIO_ETIMEDOUT);
+  for (int k = 0; k < N; k++) {
+    int i = (k * 37) % N;
+    if (i % 3 != 0)
+      ck_assert_int_eq(actio_future_resolve(fs[i], NULL, NULL), 0);
+  }
+  for (int i = 0; i < N; i++) {
+    ck_assert_int_eq(actio_future_status(fs[i]), 0);
+    actio_future_unref(fs[i]);
+  }
+  actio_future_unref(soon);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 START_TEST(huge_timeouts_mean_no_limit) {
   /* Regression: INT64_MAX ms overflowed into a deadline in the past. */
   actio_runtime *rt;
@@ -404,6 +436,7 @@ int main(void) {
   tcase_add_test(tc, deadline_fails_a_pending_future);
   tcase_add_test(tc, runtime_destroy_cancels_futures_still_waiting);
   tcase_add_test(tc, huge_timeouts_mean_no_limit);
+  tcase_add_test(tc, the_earliest_deadline_fires_among_many);
   suite_add_tcase(s, tc);
   TCase *st = tcase_with_timeout("stress", 300);
   tcase_add_test(st, cancel_races_complete_exactly_once);

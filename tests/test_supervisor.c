@@ -306,6 +306,59 @@ START_TEST(test_start_failure) {
 }
 END_TEST
 
+START_TEST(test_temporary_with_one_for_all) {
+  /* A temporary child is stopped with the others and never started again,
+   * even when another child's failure restarts them all. */
+  book_reset();
+  actio_child_spec kids[] = {
+      {.name = "a", .start = child_start, .arg = "a"},
+      {.name = "b", .start = child_start, .arg = "b", .temporary = 1},
+      {.name = "c", .start = child_start, .arg = "c"},
+  };
+  actio_sup_opts o = {.strategy = ACTIO_ONE_FOR_ALL, .backoff_ms = 1, .monitor = on_event};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, &o, kids, 3, &sup), 0);
+  char log[4096];
+  book_wait(0, log, sizeof log);
+  crash(sup, "a");
+  book_wait(3, log, sizeof log);
+  ck_assert_str_eq(log, "failed:a stop:c stop:b stop:a start:a restarted:a start:c restarted:c");
+  ck_assert_ptr_null(actio_sup_lookup(sup, "b"));
+  alive(actio_sup_lookup(sup, "a"));
+  alive(actio_sup_lookup(sup, "c"));
+}
+END_TEST
+
+/* Starts once; every later start fails. */
+static _Atomic int starts;
+static int start_once(actio_runtime *r, void *arg, actio_actor **out) {
+  if (atomic_fetch_add(&starts, 1) > 0)
+    return -EPROTO;
+  return child_start(r, arg, out);
+}
+
+START_TEST(test_restart_that_fails) {
+  /* A restart that fails is the child's next failure: with one restart
+   * allowed, the supervisor then gives up. */
+  book_reset();
+  atomic_store(&starts, 0);
+  actio_child_spec kids[] = {{.name = "a", .start = start_once, .arg = "a"}};
+  actio_sup_opts o = {.max_restarts = 1, .backoff_ms = 1, .monitor = on_event};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, &o, kids, 1, &sup), 0);
+  char log[4096];
+  book_wait(0, log, sizeof log);
+  crash(sup, "a");
+  book_wait(3, log, sizeof log);
+  ck_assert_str_eq(log, "failed:a stop:a failed:a gave-up:a");
+  actio_sup_stats st;
+  actio_sup_stats_get(sup, &st);
+  ck_assert_int_eq(st.gave_up, 1);
+  ck_assert_uint_eq(st.restarts, 0);
+  ck_assert_int_eq(atomic_load(&starts), 2);
+}
+END_TEST
+
 /* ---- dead letters ---- */
 
 static _Atomic int dead_seen;
@@ -470,6 +523,8 @@ static Suite *sup_suite(void) {
   tcase_add_test(tc, test_intensity);
   tcase_add_test(tc, test_nested);
   tcase_add_test(tc, test_temporary_and_stop_order);
+  tcase_add_test(tc, test_temporary_with_one_for_all);
+  tcase_add_test(tc, test_restart_that_fails);
   tcase_add_test(tc, test_start_failure);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("runtime", 60);
