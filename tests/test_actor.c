@@ -302,6 +302,41 @@ START_TEST(stop_from_own_worker_is_refused) {
 }
 END_TEST
 
+START_TEST(stop_from_own_thread_is_refused) {
+  /* The same, for an actor with a thread of its own. */
+  actio_runtime *rt;
+  actio_behavior b = {.handle = self_stopper};
+  actio_actor *a;
+  actio_future *f;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_actor_spawn(rt, &b, &(actio_actor_opts){.workers = 1}, &a), 0);
+  ck_assert_int_eq(actio_ask(a, NULL, -1, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_int_eq((intptr_t)actio_future_value(f), ACTIO_ESTATE);
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+static void free_flag(void *state) { *(int *)state = 1; }
+
+START_TEST(bad_arguments_are_refused) {
+  actio_future *f = NULL;
+  ck_assert_int_eq(actio_runtime_create(NULL, NULL), ACTIO_EINVAL);
+  actio_runtime_destroy(NULL);
+  ck_assert_int_eq(actio_ask(NULL, NULL, 0, &f), ACTIO_EINVAL);
+  ck_assert_ptr_null(f);
+  ck_assert_int_eq(actio_actor_stop(NULL, ACTIO_STOP_NOW), ACTIO_EINVAL);
+  actio_actor_fail(NULL, ACTIO_EFATAL, "nobody");
+  /* A spawn that fails still frees the state it was given. */
+  int freed = 0;
+  actio_actor *a;
+  actio_actor_opts o = {.state = &freed, .state_free = free_flag};
+  ck_assert_int_eq(actio_actor_spawn(NULL, &counter_behavior, &o, &a), ACTIO_EINVAL);
+  ck_assert_int_eq(freed, 1);
+}
+END_TEST
+
 START_TEST(runtime_destroy_stops_in_reverse_order_and_drains) {
   actio_runtime *rt;
   _Atomic int order[4] = {0};
@@ -761,6 +796,8 @@ int main(void) {
   TCase *tc = tcase_with_timeout("actors", 120);
   tcase_add_test(tc, tell_and_ask_reach_the_handler);
   tcase_add_test(tc, spawn_rejects_bad_input_and_failed_init);
+  tcase_add_test(tc, bad_arguments_are_refused);
+  tcase_add_test(tc, stop_from_own_thread_is_refused);
   tcase_add_test(tc, handler_error_fails_the_reply);
   tcase_add_test(tc, full_mailbox_fails_or_waits);
   tcase_add_test(tc, stop_now_cancels_what_waits);

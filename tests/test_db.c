@@ -1659,6 +1659,8 @@ START_TEST(test_stop_now_drops_what_waits) {
   int n = 0, extra = 0, rc;
   for (; n < 8; n++)
     ck_assert_int_eq(actio_db_query(one, "SELECT 1", 0, NULL, &fs[n]), 0);
+  actio_future *bound; /* goes to the worker itself, not through the mailbox */
+  ck_assert_int_eq(actio_db_listen(one, "later", on_note_ignored, NULL, &bound), 0);
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, stop_now, one), 0);
   actio_future *x;
@@ -1681,9 +1683,191 @@ START_TEST(test_stop_now_drops_what_waits) {
     ck_assert_ptr_nonnull(strstr(actio_future_errmsg(fs[i]), "database actor stopped"));
     actio_future_unref(fs[i]);
   }
+  expect(bound, ACTIO_ECANCELED);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(bound), "database actor stopped"));
+  actio_future_unref(bound);
   actio_actor_stats st;
   actio_actor_stats_get(one, &st);
   ck_assert_uint_eq(st.dropped, (uint64_t)(n + extra));
+}
+END_TEST
+
+START_TEST(test_cancelled_while_queued_never_runs) {
+  /* One worker, held: a query waiting in the mailbox and a transaction's
+   * query waiting for the worker, both cancelled, never run. */
+  actio_actor *one = spawn((actio_db_opts){.workers = 1, .max_connections = 2});
+  run(one, "CREATE TABLE IF NOT EXISTS cq (a int)");
+  run(one, "TRUNCATE cq");
+  actio_future *tf, *q, *tq, *f;
+  actio_db_txn *t = begin(one, (actio_db_txn_opts){0}, &tf);
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  listen_ok(one, "hold", hold_worker, &g, 0);
+  notify("hold", "");
+  pthread_mutex_lock(&g.mu);
+  while (!g.entered)
+    pthread_cond_wait(&g.cv, &g.mu);
+  pthread_mutex_unlock(&g.mu);
+  ck_assert_int_eq(actio_db_query(one, "INSERT INTO cq VALUES (1)", 0, NULL, &q), 0);
+  ck_assert_int_eq(actio_db_txn_query(t, "INSERT INTO cq VALUES (2)", 0, NULL, &tq), 0);
+  ck_assert_int_eq(actio_future_cancel(q), 0);
+  ck_assert_int_eq(actio_future_cancel(tq), 0);
+  pthread_mutex_lock(&g.mu);
+  g.open = 1;
+  pthread_cond_broadcast(&g.cv);
+  pthread_mutex_unlock(&g.mu);
+  tx_run(t, "INSERT INTO cq VALUES (3)", 0);
+  tx_end(t, 1, 0);
+  ck_assert_int_eq(actio_db_query(one, "SELECT string_agg(a::text, ',') FROM cq", 0, NULL, &f), 0);
+  const char *kept;
+  ck_assert_int_eq(actio_db_text(expect(f, 0), 0, 0, &kept), 0);
+  ck_assert_str_eq(kept, "3");
+  actio_future_unref(f);
+  expect(q, ACTIO_ECANCELED);
+  expect(tq, ACTIO_ECANCELED);
+  actio_future_unref(q);
+  actio_future_unref(tq);
+  actio_future_unref(tf);
+  listen_ok(one, "hold", hold_worker, &g, 1);
+  run(one, "DROP TABLE cq");
+}
+END_TEST
+
+/* The backend pid of a transaction's connection. */
+static int64_t txn_pid(actio_db_txn *t) {
+  actio_future *f;
+  int64_t pid = 0;
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT pg_backend_pid()", 0, NULL, &f), 0);
+  ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &pid), 0);
+  actio_future_unref(f);
+  return pid;
+}
+
+/* Ends the backend `pid` and waits until it is gone. */
+static void terminate(int64_t pid) {
+  char p[24];
+  snprintf(p, sizeof p, "%lld", (long long)pid);
+  const char *v[] = {p};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(db, "SELECT pg_terminate_backend($1::int)", 1, v, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  for (int64_t left = 1; left > 0; sched_yield()) {
+    ck_assert_int_eq(actio_db_query(db, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int",
+                                    1, v, &f), 0);
+    ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &left), 0);
+    actio_future_unref(f);
+  }
+}
+
+START_TEST(test_connection_lost_under_a_transaction_or_copy) {
+  /* The server ends the connection a transaction or a COPY holds: what
+   * they send next fails with ECONN, and the pool serves again. */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  run(one, "CREATE TABLE IF NOT EXISTS lost (a int)");
+  actio_future *tf, *f;
+  actio_db_txn *t = begin(one, (actio_db_txn_opts){0}, &tf);
+  terminate(txn_pid(t));
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, ACTIO_ECONN);
+  actio_future_unref(f);
+  actio_future_unref(tf);
+  ck_assert_int_eq(scalar(one, "SELECT 5"), 5);
+  /* A COPY in a transaction: its connection goes, the COPY fails. */
+  t = begin(one, (actio_db_txn_opts){0}, &tf);
+  int64_t pid = txn_pid(t);
+  actio_future *cf;
+  ck_assert_int_eq(actio_db_copy_in(one, t, "COPY lost FROM STDIN", &cf), 0);
+  actio_db_copy *c = (actio_db_copy *)expect(cf, 0);
+  terminate(pid);
+  ck_assert_int_eq(actio_db_copy_end(c, NULL, &f), 0);
+  expect(f, ACTIO_ECONN);
+  actio_future_unref(f);
+  actio_future_unref(cf);
+  actio_future_unref(tf);
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM lost"), 0);
+  run(one, "DROP TABLE lost");
+}
+END_TEST
+
+START_TEST(test_more_misuse_and_edges) {
+  actio_future *f = NULL, *tf, *cf;
+  /* Refused at the call. */
+  ck_assert_int_eq(actio_db_script(db, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_copy_out(db, NULL, "COPY (SELECT 1) TO STDOUT", NULL, NULL, &f),
+                   ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_commit(NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_rollback(NULL, &f), ACTIO_EINVAL);
+  ck_assert_ptr_null(f);
+  actio_db_txn *t = begin(db, (actio_db_txn_opts){0}, &tf);
+  ck_assert_int_eq(actio_db_txn_query(t, NULL, 0, NULL, &f), ACTIO_EINVAL);
+  char long_name[80];
+  memset(long_name, 'n', sizeof long_name - 1);
+  long_name[sizeof long_name - 1] = '\0';
+  ck_assert_int_eq(actio_db_savepoint(t, long_name, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_commit(t, NULL), ACTIO_EINVAL);
+  tx_end(t, 1, 0);
+  ck_assert_int_eq(actio_db_copy_in(db, t, "COPY x FROM STDIN", &f), ACTIO_ESTATE);
+  ck_assert_ptr_null(f);
+  actio_future_unref(tf);
+  run(db, "CREATE TABLE IF NOT EXISTS edge (a int)");
+  ck_assert_int_eq(actio_db_copy_in(db, NULL, "COPY edge FROM STDIN", &cf), 0);
+  actio_db_copy *c = (actio_db_copy *)expect(cf, 0);
+  ck_assert_int_eq(actio_db_copy_write(c, NULL, 1, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_copy_write(c, "1\n", 2, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_copy_end(c, NULL, &f), 0);
+  ck_assert_uint_eq(actio_db_affected(expect(f, 0)), 0);
+  actio_future_unref(f);
+  actio_future_unref(cf);
+  run(db, "DROP TABLE edge");
+  /* The counters of an actor that is not a database actor are zeros. */
+  actio_actor *files;
+  ck_assert_int_eq(actio_file_spawn(rt, NULL, &files), 0);
+  actio_db_stats st;
+  memset(&st, 0xff, sizeof st);
+  actio_db_stats_get(files, &st);
+  ck_assert_uint_eq(st.connections + st.connects + st.queries, 0);
+  actio_db_stats_get(db, NULL);
+  /* A script of comments only: an empty result. */
+  ck_assert_int_eq(actio_db_script(db, "-- nothing to do", &f), 0);
+  ck_assert_uint_eq(actio_db_rows(expect(f, 0)), 0);
+  actio_future_unref(f);
+  /* A password the server asks for and the DSN lacks. */
+  char nopw[600];
+  snprintf(nopw, sizeof nopw, "host=127.0.0.1 port=%s dbname=actio user=actio_pw", pg_port);
+  actio_actor *a = spawn((actio_db_opts){.dsn = nopw});
+  ck_assert_int_eq(actio_db_query(a, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, ACTIO_EAUTH);
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(test_pool_bounds_made_consistent) {
+  /* More connections kept than allowed: the pool keeps what it may. */
+  actio_actor *a = spawn((actio_db_opts){.workers = 1, .min_connections = 5,
+                                         .max_connections = 2});
+  actio_db_stats st;
+  for (actio_db_stats_get(a, &st); st.connections < 2; actio_db_stats_get(a, &st))
+    sched_yield();
+  /* Four sleeps at once run two at a time, on two backends. */
+  actio_future *f[4];
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(actio_db_query(a, "SELECT pg_backend_pid(), pg_sleep(0.01)", 0, NULL, &f[i]),
+                     0);
+  int64_t pids[4];
+  for (int i = 0; i < 4; i++) {
+    ck_assert_int_eq(actio_db_int64(expect(f[i], 0), 0, 0, &pids[i]), 0);
+    actio_future_unref(f[i]);
+  }
+  int distinct = 0;
+  for (int i = 0; i < 4; i++) {
+    int seen = 0;
+    for (int j = 0; j < i; j++)
+      seen |= pids[j] == pids[i];
+    distinct += !seen;
+  }
+  ck_assert_int_le(distinct, 2);
+  actio_db_stats_get(a, &st);
+  ck_assert_uint_le(st.connects, 2);
 }
 END_TEST
 
@@ -1738,6 +1922,10 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_connection_upkeep);
   tcase_add_test(tc, test_connect_timeout);
   tcase_add_test(tc, test_stop_now_drops_what_waits);
+  tcase_add_test(tc, test_cancelled_while_queued_never_runs);
+  tcase_add_test(tc, test_connection_lost_under_a_transaction_or_copy);
+  tcase_add_test(tc, test_more_misuse_and_edges);
+  tcase_add_test(tc, test_pool_bounds_made_consistent);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("stress", 240);
   tcase_add_checked_fixture(tc, setup, teardown);

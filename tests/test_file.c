@@ -1399,6 +1399,78 @@ START_TEST(stream_consumers_ready_at_once_or_refusing) {
 }
 END_TEST
 
+START_TEST(errors_of_each_operation) {
+  char p[512], q[512];
+  actio_future *f;
+  write_file("eight", "12345678");
+  path_in(p, sizeof p, "eight");
+  /* A regular file over max_read. */
+  actio_actor *small;
+  ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.max_read = 4}, &small), 0);
+  ck_assert_int_eq(actio_file_read(small, p, &f), 0);
+  expect(f, -EFBIG);
+  actio_future_unref(f);
+  /* A folder is no file to read, split or stream. */
+  ck_assert_int_eq(actio_file_read(files, dir, &f), 0);
+  expect(f, -EISDIR);
+  actio_future_unref(f);
+  line_sum none = {0, 0, 0};
+  ck_assert_int_eq(actio_file_lines(files, dir, sum_lines, &none, &f), 0);
+  expect(f, -EISDIR);
+  actio_future_unref(f);
+  uint64_t seen = 0;
+  ck_assert_int_eq(actio_file_stream(files, dir, 0, ready_at_once, &seen, &f), 0);
+  expect(f, -EISDIR);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_stream(files, dir, 0, NULL, NULL, &f), ACTIO_EINVAL);
+  path_in(q, sizeof q, "missing");
+  ck_assert_int_eq(actio_file_lines(files, q, sum_lines, &none, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+  ck_assert_uint_eq(none.count, 0);
+  /* A handle opened for writing does not read. */
+  ck_assert_int_eq(actio_file_open(files, p, O_WRONLY, 0, &f), 0);
+  actio_fh *h = expect(f, 0);
+  actio_future *r;
+  ck_assert_int_eq(actio_fh_pread(h, 0, 4, &r), 0);
+  expect(r, -EBADF);
+  actio_future_unref(r);
+  actio_future_unref(f); /* closes the handle never taken */
+  /* Names that are missing, or not folders. */
+  path_in(q, sizeof q, "no-such-folder/x");
+  ck_assert_int_eq(actio_file_rename(files, q, p, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+  path_in(q, sizeof q, "missing");
+  ck_assert_int_eq(actio_file_rename(files, q, p, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_copy(files, q, p, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+  path_in(q, sizeof q, "no-such-folder/copy");
+  ck_assert_int_eq(actio_file_copy(files, p, q, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_list(files, q, &f), 0);
+  expect(f, -ENOENT);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_list(files, p, &f), 0);
+  expect(f, -ENOTDIR);
+  actio_future_unref(f);
+  path_in(q, sizeof q, "eight/under-a-file");
+  ck_assert_int_eq(actio_file_exists(files, q, &f), 0);
+  ck_assert_int_eq(*(int *)expect(f, 0), 0);
+  actio_future_unref(f);
+  path_in(q, sizeof q, "d/.");
+  ck_assert_int_eq(actio_file_unlink(files, q, &f), 0);
+  expect(f, -EINVAL);
+  actio_future_unref(f);
+  ck_assert_str_eq(slurp("eight"), "12345678"); /* untouched by all of it */
+  ck_assert_int_eq(count_fds(), 0);
+}
+END_TEST
+
 /* A worker held in a lines callback until the test opens the gate: what is
  * sent meanwhile waits in the mailbox of a one-worker actor. */
 typedef struct gate {
@@ -1581,6 +1653,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, folders_and_temporary_files);
   tcase_add_test(tc, stat_in_a_sandbox);
   tcase_add_test(tc, stream_consumers_ready_at_once_or_refusing);
+  tcase_add_test(tc, errors_of_each_operation);
   tcase_add_test(tc, a_request_cancelled_while_queued_never_runs);
   tcase_add_test(tc, a_stop_now_drops_what_waits);
   tcase_add_test(tc, a_supervised_file_actor);

@@ -194,6 +194,30 @@ START_TEST(a_hook_clears_itself_through_a_callback) {
 }
 END_TEST
 
+static void never(void *arg) { (void)arg; }
+static void never_done(actio_future *f, void *arg) { (void)f, (void)arg; }
+
+START_TEST(bad_arguments_are_refused) {
+  actio_future *f = NULL;
+  ck_assert_int_eq(actio_future_create(NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_failed(&f, 5, "not an error"), ACTIO_EINVAL);
+  ck_assert_ptr_null(f);
+  ck_assert_int_eq(actio_future_resolve(NULL, NULL, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_fail(NULL, ACTIO_EINVAL, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_cancel(NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_on_cancel(NULL, never, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_on_done(NULL, never_done, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_wait(NULL, 0), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_on_cancel(f, NULL, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_on_done(f, NULL, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_on_cancel(f, never, NULL), 0);
+  ck_assert_int_eq(actio_future_on_cancel(f, never, NULL), ACTIO_ESTATE); /* one hook */
+  actio_future_clear_cancel(f);
+  actio_future_unref(f);
+}
+END_TEST
+
 /* ---- cancel racing complete, across threads ---- */
 
 enum { RACES = 20000 };
@@ -427,6 +451,7 @@ int main(void) {
   tcase_add_test(tc, resolve_once_and_free_with_future);
   tcase_add_test(tc, take_moves_ownership);
   tcase_add_test(tc, fail_carries_code_and_message);
+  tcase_add_test(tc, bad_arguments_are_refused);
   tcase_add_test(tc, callbacks_run_once_in_order_before_and_after);
   tcase_add_test(tc, wait_times_out_then_sees_completion);
   tcase_add_test(tc, cancel_reaches_the_operation);

@@ -348,11 +348,46 @@ START_TEST(gather_100k_completed_from_4_threads) {
 }
 END_TEST
 
+static int start_none(size_t i, void *arg, actio_future **out) {
+  (void)i, (void)arg, (void)out;
+  return ACTIO_EINVAL;
+}
+
+START_TEST(combinators_reject_bad_input) {
+  actio_future **fs = make(2), *g = NULL;
+  actio_future *holes[2] = {fs[0], NULL};
+  ck_assert_int_eq(actio_any(holes, 2, &g), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_map(2, 0, start_none, NULL, (actio_gather_policy)7, &g), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_map(2, 0, NULL, NULL, ACTIO_GATHER_FAIL_FAST, &g), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_map_within(NULL, 2, 0, 100, start_none, NULL, ACTIO_GATHER_FAIL_FAST, &g),
+                   ACTIO_EINVAL);
+  ck_assert_int_eq(actio_future_then(NULL, NULL, NULL, &g), ACTIO_EINVAL);
+  ck_assert_ptr_null(g);
+  actio_as_completed *ac = NULL;
+  ck_assert_int_eq(actio_as_completed_create(NULL, fs, 2), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_as_completed_create(&ac, NULL, 2), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_as_completed_create(&ac, holes, 2), ACTIO_EINVAL);
+  ck_assert_ptr_null(ac);
+  size_t i;
+  ck_assert_int_eq(actio_as_completed_next(NULL, 0, &i), ACTIO_EINVAL);
+  /* Not a combinator's future: no items, no winner. */
+  ck_assert_uint_eq(actio_gather_count(fs[0]), 0);
+  ck_assert_uint_eq(actio_gather_count(NULL), 0);
+  ck_assert_ptr_null(actio_gather_item(NULL, 0));
+  ck_assert_uint_eq(actio_any_index(fs[0]), SIZE_MAX);
+  ck_assert_int_eq(actio_gather(fs, 2, ACTIO_GATHER_SETTLE_ALL, &g), 0);
+  ck_assert_uint_eq(actio_any_index(g), SIZE_MAX); /* a gather is no any */
+  actio_future_unref(g);
+  unref_all(fs, 2);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("gather");
   TCase *tc = tcase_with_timeout("combinators", 30);
   tcase_add_test(tc, gather_keeps_order_and_waits_for_all);
   tcase_add_test(tc, gather_rejects_bad_input);
+  tcase_add_test(tc, combinators_reject_bad_input);
   tcase_add_test(tc, fail_fast_cancels_the_siblings);
   tcase_add_test(tc, settle_all_keeps_each_outcome);
   tcase_add_test(tc, cancelling_a_gather_cancels_its_items);

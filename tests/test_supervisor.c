@@ -359,6 +359,31 @@ START_TEST(test_restart_that_fails) {
 }
 END_TEST
 
+/* Starts a child that has failed already, the first time only. */
+static _Atomic int broken_starts;
+static int start_broken(actio_runtime *r, void *arg, actio_actor **out) {
+  int rc = child_start(r, arg, out);
+  if (rc == 0 && atomic_fetch_sub(&broken_starts, 1) > 0)
+    actio_actor_fail(*out, ACTIO_EFATAL, "broken at birth");
+  return rc;
+}
+
+START_TEST(test_child_failed_as_it_started) {
+  /* A failure before the supervisor watched the child is heard all the
+   * same, as soon as it does. */
+  book_reset();
+  atomic_store(&broken_starts, 1);
+  actio_child_spec kids[] = {{.name = "a", .start = start_broken, .arg = "a"}};
+  actio_sup_opts o = {.backoff_ms = 1, .monitor = on_event};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, &o, kids, 1, &sup), 0);
+  char log[4096];
+  book_wait(2, log, sizeof log);
+  ck_assert_str_eq(log, "start:a failed:a stop:a start:a restarted:a");
+  alive(actio_sup_lookup(sup, "a"));
+}
+END_TEST
+
 /* ---- dead letters ---- */
 
 static _Atomic int dead_seen;
@@ -525,6 +550,7 @@ static Suite *sup_suite(void) {
   tcase_add_test(tc, test_temporary_and_stop_order);
   tcase_add_test(tc, test_temporary_with_one_for_all);
   tcase_add_test(tc, test_restart_that_fails);
+  tcase_add_test(tc, test_child_failed_as_it_started);
   tcase_add_test(tc, test_start_failure);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("runtime", 60);
