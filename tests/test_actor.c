@@ -337,6 +337,54 @@ START_TEST(bad_arguments_are_refused) {
 }
 END_TEST
 
+/* Counts its messages and checks they come in order (each is its number). */
+typedef struct in_order {
+  _Atomic uintptr_t next;
+  _Atomic int wrong;
+} in_order;
+
+static int count_in_order(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  in_order *o = actio_actor_state(self);
+  (void)worker, (void)reply;
+  uintptr_t n = atomic_load(&o->next);
+  if ((uintptr_t)msg != n)
+    atomic_fetch_add(&o->wrong, 1);
+  atomic_store(&o->next, n + 1);
+  return 0;
+}
+
+/* Tells its message's count of numbered messages to the actor in its state. */
+static int burst(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)worker, (void)reply;
+  for (uintptr_t i = 0; i < (uintptr_t)msg; i++)
+    if (actio_tell(actio_actor_state(self), (void *)i, -1) != 0)
+      return ACTIO_EFATAL;
+  return 0;
+}
+
+START_TEST(a_scheduled_actor_with_a_long_queue_takes_turns) {
+  /* A handler tells 1000 messages to another scheduled actor: it runs on
+   * that thread once the handler returns, with all of them waiting, so it
+   * takes them in batches, going to the back of the queue between them. */
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, &(actio_runtime_opts){.threads = 1}), 0);
+  static const actio_behavior counting = {.handle = count_in_order}, bursting = {.handle = burst};
+  in_order o = {0};
+  actio_actor *receiver, *sender;
+  ck_assert_int_eq(actio_actor_spawn(rt, &counting, &(actio_actor_opts){.state = &o,
+                                                                         .capacity = 1024},
+                                     &receiver), 0);
+  ck_assert_int_eq(actio_actor_spawn(rt, &bursting, &(actio_actor_opts){.state = receiver},
+                                     &sender), 0);
+  ck_assert_int_eq(actio_tell(sender, (void *)1000, -1), 0);
+  ck_assert_int_eq(actio_actor_stop(sender, ACTIO_STOP_DRAIN), 0);
+  ck_assert_int_eq(actio_actor_stop(receiver, ACTIO_STOP_DRAIN), 0);
+  ck_assert_uint_eq(atomic_load(&o.next), 1000);
+  ck_assert_int_eq(atomic_load(&o.wrong), 0);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 START_TEST(runtime_destroy_stops_in_reverse_order_and_drains) {
   actio_runtime *rt;
   _Atomic int order[4] = {0};
@@ -798,6 +846,7 @@ int main(void) {
   tcase_add_test(tc, spawn_rejects_bad_input_and_failed_init);
   tcase_add_test(tc, bad_arguments_are_refused);
   tcase_add_test(tc, stop_from_own_thread_is_refused);
+  tcase_add_test(tc, a_scheduled_actor_with_a_long_queue_takes_turns);
   tcase_add_test(tc, handler_error_fails_the_reply);
   tcase_add_test(tc, full_mailbox_fails_or_waits);
   tcase_add_test(tc, stop_now_cancels_what_waits);

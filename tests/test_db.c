@@ -1819,6 +1819,17 @@ START_TEST(test_more_misuse_and_edges) {
   actio_future_unref(f);
   actio_future_unref(cf);
   run(db, "DROP TABLE edge");
+  /* A binary value needs its length; a channel name fits an identifier. */
+  const char *bin[] = {"\x01"};
+  int binary[] = {1}, negative[] = {-1};
+  actio_db_request nolen = {.sql = "SELECT $1", .nparams = 1, .params = bin, .formats = binary};
+  f = NULL;
+  ck_assert_int_eq(actio_db_send(db, &nolen, &f), ACTIO_EINVAL);
+  nolen.lengths = negative;
+  ck_assert_int_eq(actio_db_send(db, &nolen, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_listen(db, long_name, on_note_ignored, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_listen(db, "c", NULL, NULL, &f), ACTIO_EINVAL);
+  ck_assert_ptr_null(f);
   /* The counters of an actor that is not a database actor are zeros. */
   actio_actor *files;
   ck_assert_int_eq(actio_file_spawn(rt, NULL, &files), 0);

@@ -1423,6 +1423,16 @@ START_TEST(errors_of_each_operation) {
   expect(f, -EISDIR);
   actio_future_unref(f);
   ck_assert_int_eq(actio_file_stream(files, dir, 0, NULL, NULL, &f), ACTIO_EINVAL);
+  /* Refused at the call: an actor that is not a file actor, flags that
+   * contradict each other, a handle's missing arguments. */
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, NULL, NULL, 0, &sup), 0);
+  ck_assert_int_eq(actio_file_read(sup, p, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_open(sup, p, O_RDONLY, 0, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_write(files, p, "x", 1, ACTIO_WRITE_APPEND | ACTIO_WRITE_EXCL, &f),
+                   ACTIO_EINVAL);
+  ck_assert_int_eq(actio_fh_pread(NULL, 0, 1, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_fh_sync(NULL, &f), ACTIO_EINVAL);
   path_in(q, sizeof q, "missing");
   ck_assert_int_eq(actio_file_lines(files, q, sum_lines, &none, &f), 0);
   expect(f, -ENOENT);

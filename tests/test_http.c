@@ -1252,6 +1252,45 @@ START_TEST(a_consumer_ready_at_once) {
 }
 END_TEST
 
+START_TEST(transient_statuses_retried_others_not) {
+  /* 429, 502, 503 and 504 are tried again; 500 is an answer. */
+  long statuses[] = {429, 502, 504, 500};
+  for (size_t i = 0; i < 4; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/status/%ld", statuses[i]);
+    actio_http_request req = {.url = url(fixture, path), .retries = 1, .retry_backoff_ms = 1};
+    actio_future *f;
+    ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+    actio_http_response *r = expect(f, 0);
+    ck_assert_int_eq(r->status, statuses[i]);
+    ck_assert_int_eq(r->attempts, statuses[i] == 500 ? 1 : 2);
+    ck_assert_int_eq(actio_http_raise_for_status(r), ACTIO_EHTTP);
+    actio_future_unref(f);
+  }
+  /* A body consumer is never retried: what it was given cannot be taken
+   * back. */
+  size_t got = 0;
+  actio_http_request streamed = {.url = url(fixture, "/status/503"), .retries = 3,
+                                 .retry_backoff_ms = 1, .on_chunk = ready_at_once,
+                                 .chunk_arg = &got};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &streamed, &f), 0);
+  ck_assert_int_eq(expect(f, 0)->attempts, 1);
+  actio_future_unref(f);
+  /* Bad arguments, and questions asked of no response. */
+  actio_http_request none = {0};
+  ck_assert_int_eq(actio_http_send(NULL, &none, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_send(http, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_send(http, &none, &f), ACTIO_EINVAL);
+  ck_assert_ptr_null(actio_http_header(NULL, "x"));
+  ck_assert_int_eq(actio_http_raise_for_status(NULL), 0);
+  f = get(http, url(fixture, "/status/200"));
+  ck_assert_ptr_null(actio_http_header(expect(f, 0), NULL));
+  ck_assert_int_eq(actio_http_raise_for_status(expect(f, 0)), 0);
+  actio_future_unref(f);
+}
+END_TEST
+
 /* A body consumer that holds its HTTP worker until the test opens the
  * gate: what is sent meanwhile waits in the mailbox. */
 typedef struct gate {
@@ -1349,6 +1388,7 @@ int main(void) {
   tcase_add_test(tc, a_folder_of_hashed_certificates);
   tcase_add_test(tc, methods_without_a_body);
   tcase_add_test(tc, a_consumer_ready_at_once);
+  tcase_add_test(tc, transient_statuses_retried_others_not);
   tcase_add_test(tc, a_request_cancelled_while_queued_is_never_sent);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);

@@ -326,6 +326,20 @@ START_TEST(test_temporary_with_one_for_all) {
   ck_assert_ptr_null(actio_sup_lookup(sup, "b"));
   alive(actio_sup_lookup(sup, "a"));
   alive(actio_sup_lookup(sup, "c"));
+  /* The metrics list what runs: one line for a and c, none for b. */
+  char *text = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+  actio_runtime_metrics_print(rt, out);
+  fclose(out);
+  int lines[3] = {0};
+  for (const char *l = strchr(text, '\n'); l != NULL; l = strchr(l + 1, '\n'))
+    if (l[1] >= 'a' && l[1] <= 'c' && l[2] == ' ')
+      lines[l[1] - 'a']++;
+  free(text);
+  ck_assert_int_eq(lines[0], 1);
+  ck_assert_int_eq(lines[1], 0);
+  ck_assert_int_eq(lines[2], 1);
 }
 END_TEST
 
