@@ -377,6 +377,7 @@ START_TEST(combinators_reject_bad_input) {
   ck_assert_uint_eq(actio_any_index(fs[0]), SIZE_MAX);
   ck_assert_int_eq(actio_gather(fs, 2, ACTIO_GATHER_SETTLE_ALL, &g), 0);
   ck_assert_uint_eq(actio_any_index(g), SIZE_MAX); /* a gather is no any */
+  actio_future_cancel(g); /* and its items with it */
   actio_future_unref(g);
   unref_all(fs, 2);
 }
