@@ -10,6 +10,7 @@ PKGS=(
   libssl-dev  # the pipeline demo hashes with libcrypto
   # tests
   check libmicrohttpd-dev libclang-rt-dev clang valgrind
+  gcovr  # the coverage report (scripts/coverage.sh)
   openssl ca-certificates curl
   # the API reference (docs/Doxyfile.in; target actio_docs, test api_reference)
   doxygen

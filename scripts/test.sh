@@ -2,9 +2,11 @@
 # test.sh: set up, build and run the whole suite three times: a plain
 # warning-clean build (plus valgrind over the unit tests and an install
 # check), AddressSanitizer+UBSan (plus fault injection), and
-# ThreadSanitizer; then the fuzz targets briefly (scripts/fuzz.sh). Exit
-# status is non-zero on any failure. Build folders:
-# build-ci/{plain,asan,tsan,fuzz}.
+# ThreadSanitizer; then the fuzz targets briefly (scripts/fuzz.sh), and the
+# unit tests once more in a coverage build (scripts/coverage.sh), whose
+# summary of the library's lines and branches ends the output. Exit status
+# is non-zero on any failure. Build folders:
+# build-ci/{plain,asan,tsan,fuzz,coverage}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -36,4 +38,7 @@ run asan -DCMAKE_BUILD_TYPE=Debug -DACTIO_SANITIZE=address -DCMAKE_C_COMPILER=cl
 run tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACTIO_SANITIZE=thread -DCMAKE_C_COMPILER=clang
 # Every libFuzzer target over its seeds, then 5 s of fuzzing each.
 ACTIO_FUZZ_BUILD=build-ci/fuzz JOBS=$jobs bash scripts/fuzz.sh 5
-echo "== all suites passed =="
+echo "== coverage: the unit tests in a gcc --coverage build =="
+bash scripts/coverage.sh build-ci/coverage
+echo "== all suites passed; coverage of base/ mailbox/ io/ actors/ (build-ci/coverage) =="
+cat build-ci/coverage/summary.txt
