@@ -1849,6 +1849,14 @@ START_TEST(test_more_misuse_and_edges) {
   ck_assert_int_eq(actio_db_query(a, "SELECT 1", 0, NULL, &f), 0);
   expect(f, ACTIO_EAUTH);
   actio_future_unref(f);
+  /* A role the server's pg_hba.conf has no entry for. */
+  char nohba[600];
+  snprintf(nohba, sizeof nohba, "host=127.0.0.1 port=%s dbname=actio user=stranger", pg_port);
+  a = spawn((actio_db_opts){.dsn = nohba});
+  ck_assert_int_eq(actio_db_query(a, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, ACTIO_EAUTH);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "pg_hba.conf"));
+  actio_future_unref(f);
 }
 END_TEST
 

@@ -1212,6 +1212,7 @@ START_TEST(lines_split_alike_by_every_splitter) {
   path_in(p, sizeof p, "blocks.txt");
   enum { LINES = 20000 };
   uint64_t want = write_lines(p, LINES, 0);
+  ck_assert_int_eq(actio__fio_lines_split(ACTIO__SPLIT_AVX2 + 1), -EINVAL);
   int how[] = {ACTIO__SPLIT_MEMCHR, ACTIO__SPLIT_SSE2, ACTIO__SPLIT_AVX2, ACTIO__SPLIT_AUTO};
   for (size_t k = 0; k < sizeof how / sizeof *how; k++) {
     int rc = actio__fio_lines_split(how[k]);

@@ -398,6 +398,30 @@ START_TEST(test_child_failed_as_it_started) {
 }
 END_TEST
 
+START_TEST(test_spawn_arguments) {
+  /* Every spawn refuses what it cannot start, and makes nothing. */
+  actio_actor *a = NULL;
+  ck_assert_int_eq(actio_sup_spawn(rt, NULL, NULL, 2, &a), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_spawn(NULL, NULL, NULL, 0, &a), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_child(rt, NULL, &a), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_file_spawn(NULL, NULL, &a), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_spawn(NULL, NULL, &a), ACTIO_EINVAL);
+  actio_db_opts o = {.dsn = "host=127.0.0.1"};
+  ck_assert_int_eq(actio_db_spawn(NULL, &o, &a), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_spawn(rt, &o, NULL), ACTIO_EINVAL);
+  ck_assert_ptr_null(a);
+  /* Questions asked of what is not a supervisor, or of no name. */
+  book_reset();
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, NULL, abc, 3, &sup), 0);
+  ck_assert_ptr_null(actio_sup_lookup(sup, NULL));
+  ck_assert_ptr_null(actio_sup_lookup(actio_sup_lookup(sup, "a"), "a"));
+  actio_sup_stats st = {.failures = 9};
+  actio_sup_stats_get(actio_sup_lookup(sup, "a"), &st);
+  ck_assert_uint_eq(st.failures, 0);
+}
+END_TEST
+
 /* ---- dead letters ---- */
 
 static _Atomic int dead_seen;
@@ -565,6 +589,7 @@ static Suite *sup_suite(void) {
   tcase_add_test(tc, test_temporary_with_one_for_all);
   tcase_add_test(tc, test_restart_that_fails);
   tcase_add_test(tc, test_child_failed_as_it_started);
+  tcase_add_test(tc, test_spawn_arguments);
   tcase_add_test(tc, test_start_failure);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("runtime", 60);
