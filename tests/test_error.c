@@ -18,6 +18,10 @@ START_TEST(other_errno_values_use_the_system_text) {
   ck_assert_str_eq(actio_strerror(-ENOENT), "No such file or directory");
   ck_assert_str_eq(actio_strerror(-99999), "unknown error");
   ck_assert_str_eq(actio_err_name(42), "UNKNOWN");
+  /* In the errno range, but no errno the system knows. */
+  ck_assert_str_eq(actio_strerror(-3999), "unknown error");
+  ck_assert_str_eq(actio_err_name(-3999), "UNKNOWN");
+  ck_assert_str_eq(actio_strerror(42), "unknown error");
 }
 END_TEST
 

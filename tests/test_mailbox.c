@@ -18,8 +18,13 @@ START_TEST(create_rejects_bad_arguments) {
   actio__mbox *mb = NULL;
   ck_assert_int_eq(actio__mbox_create(NULL, 8), ACTIO_EINVAL);
   ck_assert_int_eq(actio__mbox_create(&mb, 0), ACTIO_EINVAL);
+  ck_assert_int_eq(actio__mbox_create(&mb, SIZE_MAX), ACTIO_EINVAL);
   ck_assert_int_eq(actio__mbox_create(&mb, 5), 0);
   ck_assert_uint_eq(actio__mbox_capacity(mb), 8);
+  actio__mbox_msg m[1];
+  size_t n = 1;
+  ck_assert_int_eq(actio__mbox_pop_many(mb, m, 0, &n, 0), ACTIO_EINVAL);
+  ck_assert_uint_eq(n, 0);
   actio__mbox_destroy(mb);
   actio__mbox_destroy(NULL);
 }
