@@ -1410,6 +1410,66 @@ static int give_up_at_ten(void *arg, const void *data, size_t len, actio_future 
   return ++*(int *)arg == 10 ? -EPROTO : 0;
 }
 
+/* Asks the COPY to wait at row 5 for a future the test then fails. */
+typedef struct held_row {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int rows;
+  actio_future *ready;
+} held_row;
+
+static int wait_at_five(void *arg, const void *data, size_t len, actio_future **ready) {
+  held_row *h = arg;
+  (void)data, (void)len;
+  pthread_mutex_lock(&h->mu);
+  if (++h->rows == 5) {
+    actio_future_create(ready);
+    actio_future_ref(*ready);
+    h->ready = *ready;
+    pthread_cond_broadcast(&h->cv);
+  }
+  pthread_mutex_unlock(&h->mu);
+  return 0;
+}
+
+static int failed_at_five(void *arg, const void *data, size_t len, actio_future **ready) {
+  (void)data, (void)len;
+  return ++*(int *)arg == 5 ? actio_future_failed(ready, -EPIPE, "no room") : 0;
+}
+
+START_TEST(test_copy_out_consumer_fails_later) {
+  /* The future a consumer asked to wait for fails: so does the COPY. */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  held_row h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_copy_out(one, NULL,
+                                     "COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT",
+                                     wait_at_five, &h, &f), 0);
+  pthread_mutex_lock(&h.mu);
+  while (h.ready == NULL)
+    pthread_cond_wait(&h.cv, &h.mu);
+  pthread_mutex_unlock(&h.mu);
+  actio_future_fail(h.ready, -EPIPE, "the reader went away");
+  actio_future_unref(h.ready);
+  expect(f, -EPIPE);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "consumer failed"));
+  actio_future_unref(f);
+  pthread_mutex_lock(&h.mu);
+  ck_assert_int_eq(h.rows, 5); /* none handed over after the wait */
+  pthread_mutex_unlock(&h.mu);
+  ck_assert_int_eq(scalar(one, "SELECT 8"), 8); /* the connection serves again */
+  /* The same when the future it asks to wait for has failed already. */
+  int handed = 0;
+  ck_assert_int_eq(actio_db_copy_out(one, NULL,
+                                     "COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT",
+                                     failed_at_five, &handed, &f), 0);
+  expect(f, -EPIPE);
+  actio_future_unref(f);
+  ck_assert_int_eq(handed, 5);
+  ck_assert_int_eq(scalar(one, "SELECT 9"), 9);
+}
+END_TEST
+
 START_TEST(test_copy_out_consumer_gives_up) {
   actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
   int seen = 0;
@@ -1546,6 +1606,17 @@ START_TEST(test_retried_transaction_cancelled_or_failing) {
   ck_assert_int_eq(actio_future_cancel(f), 0);
   expect(f, ACTIO_ECANCELED);
   actio_future_unref(f);
+  /* Committed: its value, the body's last result, taken from its future. */
+  body counts = {.then = "SELECT count(*) FROM rt"};
+  ck_assert_int_eq(actio_db_transaction(one, NULL, 0, run_body, &counts, &f), 0);
+  expect(f, 0);
+  actio_db_result *res = actio_future_take(f);
+  actio_future_unref(f);
+  int64_t n = 0;
+  ck_assert_int_eq(actio_db_int64(res, 0, 0, &n), 0);
+  ck_assert_int_eq(n, 1); /* its own insert */
+  actio_db_result_free(res);
+  run(one, "TRUNCATE rt");
   /* A body that fails, or gives no future, rolls back with that code. */
   body fails = {.rc = -EPROTO}, nothing = {.rc = 0};
   ck_assert_int_eq(actio_db_transaction(one, NULL, 3, run_body, &fails, &f), 0);
@@ -1936,6 +2007,7 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_statements_differ_by_types);
   tcase_add_test(tc, test_values_taken_from_their_futures);
   tcase_add_test(tc, test_copy_out_consumer_gives_up);
+  tcase_add_test(tc, test_copy_out_consumer_fails_later);
   tcase_add_test(tc, test_listen_to_an_actor);
   tcase_add_test(tc, test_retried_transaction_cancelled_or_failing);
   tcase_add_test(tc, test_connection_upkeep);

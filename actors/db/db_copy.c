@@ -166,13 +166,15 @@ void actio__db_copy_pump_out(db_worker *w, conn *c) {
       r->row_fn = drain_rows; /* the rest goes unread */
       continue;
     }
-    if (ready != NULL && !actio_future_is_done(ready)) {
+    if (ready != NULL) {
       cp->ready = ready;
-      /* No memory for the ring: the wait looks at ready anyway. */
-      actio__bell_ring_on(w->bell, ready);
-      return;
+      if (!actio_future_is_done(ready)) {
+        /* No memory for the ring: the wait looks at ready anyway. */
+        actio__bell_ring_on(w->bell, ready);
+        return;
+      }
+      actio__db_copy_resume(c); /* done already: failed, it fails the COPY */
     }
-    actio_future_unref(ready);
   }
 }
 
