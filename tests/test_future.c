@@ -299,6 +299,25 @@ static int failing_step(actio_future *prev, void *arg, actio_future **next) {
   return -EIO;
 }
 
+START_TEST(a_chains_value_is_taken_from_its_step) {
+  /* The chain's value lives in its last step's future: taking it from the
+   * chain takes it from there, once. */
+  actio_future *src, *a;
+  step_arg s1 = {10, 0};
+  ck_assert_int_eq(actio_future_resolved(&src, boxed(1), free), 0);
+  ck_assert_int_eq(actio_future_then(src, add_step, &s1, &a), 0);
+  ck_assert_int_eq(actio_future_wait(a, -1), 0);
+  int *v = actio_future_take(a);
+  ck_assert_ptr_nonnull(v);
+  ck_assert_int_eq(*v, 11);
+  ck_assert_ptr_null(actio_future_value(a));
+  ck_assert_ptr_null(actio_future_take(a));
+  free(v);
+  actio_future_unref(src);
+  actio_future_unref(a);
+}
+END_TEST
+
 START_TEST(then_chains_values_and_failures) {
   actio_future *src, *a, *b;
   step_arg s1 = {10, 0}, s2 = {100, 0};
@@ -457,6 +476,7 @@ int main(void) {
   tcase_add_test(tc, cancel_reaches_the_operation);
   tcase_add_test(tc, a_hook_clears_itself_through_a_callback);
   tcase_add_test(tc, then_chains_values_and_failures);
+  tcase_add_test(tc, a_chains_value_is_taken_from_its_step);
   tcase_add_test(tc, cancelling_a_chain_cancels_the_running_step);
   tcase_add_test(tc, deadline_fails_a_pending_future);
   tcase_add_test(tc, runtime_destroy_cancels_futures_still_waiting);
