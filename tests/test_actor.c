@@ -287,34 +287,26 @@ static int self_stopper(actio_actor *self, void *worker, void *msg,
   return 0;
 }
 
-START_TEST(stop_from_own_worker_is_refused) {
+/* An actor (scheduled, or with workers of its own) asked to stop itself. */
+static void stop_refused_on_own_thread(unsigned workers) {
   actio_runtime *rt;
   actio_behavior b = {.handle = self_stopper};
   actio_actor *a;
   actio_future *f;
   ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
-  ck_assert_int_eq(actio_actor_spawn(rt, &b, NULL, &a), 0);
+  ck_assert_int_eq(actio_actor_spawn(rt, &b, &(actio_actor_opts){.workers = workers}, &a), 0);
   ck_assert_int_eq(actio_ask(a, NULL, -1, &f), 0);
   ck_assert_int_eq(actio_future_wait(f, -1), 0);
   ck_assert_int_eq((intptr_t)actio_future_value(f), ACTIO_ESTATE);
   actio_future_unref(f);
   actio_runtime_destroy(rt);
 }
+
+START_TEST(stop_from_own_worker_is_refused) { stop_refused_on_own_thread(0); }
 END_TEST
 
 START_TEST(stop_from_own_thread_is_refused) {
-  /* The same, for an actor with a thread of its own. */
-  actio_runtime *rt;
-  actio_behavior b = {.handle = self_stopper};
-  actio_actor *a;
-  actio_future *f;
-  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
-  ck_assert_int_eq(actio_actor_spawn(rt, &b, &(actio_actor_opts){.workers = 1}, &a), 0);
-  ck_assert_int_eq(actio_ask(a, NULL, -1, &f), 0);
-  ck_assert_int_eq(actio_future_wait(f, -1), 0);
-  ck_assert_int_eq((intptr_t)actio_future_value(f), ACTIO_ESTATE);
-  actio_future_unref(f);
-  actio_runtime_destroy(rt);
+  stop_refused_on_own_thread(1); /* a thread of its own */
 }
 END_TEST
 

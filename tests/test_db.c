@@ -831,16 +831,21 @@ static void notify(const char *channel, const char *payload) {
   actio_future_unref(f);
 }
 
+/* Notifies, and waits until s has heard it. */
+static void notify_heard(notes *s, const char *channel, const char *payload) {
+  actio_future *sig = next_note(s);
+  notify(channel, payload);
+  expect(sig, 0);
+  actio_future_unref(sig);
+}
+
 START_TEST(test_listen) {
   notes s = {.mu = PTHREAD_MUTEX_INITIALIZER};
   actio_future *f;
   ck_assert_int_eq(actio_db_listen(db, "Chan \"one\"", on_note, &s, &f), 0);
   expect(f, 0);
   actio_future_unref(f);
-  actio_future *sig = next_note(&s);
-  notify("Chan \"one\"", "hello");
-  expect(sig, 0);
-  actio_future_unref(sig);
+  notify_heard(&s, "Chan \"one\"", "hello");
   pthread_mutex_lock(&s.mu);
   ck_assert_int_eq(s.n, 1);
   ck_assert_str_eq(s.payload, "hello");
@@ -848,7 +853,7 @@ START_TEST(test_listen) {
 
   /* The listening connection dies: it comes back, says what may be lost,
    * and notifications flow again. */
-  sig = next_note(&s);
+  actio_future *sig = next_note(&s);
   ck_assert_int_ge(scalar(db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                               "WHERE query LIKE 'LISTEN%'"), 1);
   expect(sig, 0);
@@ -856,10 +861,7 @@ START_TEST(test_listen) {
   pthread_mutex_lock(&s.mu);
   ck_assert_int_eq(s.missed, 1);
   pthread_mutex_unlock(&s.mu);
-  sig = next_note(&s);
-  notify("Chan \"one\"", "again");
-  expect(sig, 0);
-  actio_future_unref(sig);
+  notify_heard(&s, "Chan \"one\"", "again");
   pthread_mutex_lock(&s.mu);
   ck_assert_int_eq(s.n, 2);
   ck_assert_str_eq(s.payload, "again");
@@ -1554,10 +1556,7 @@ START_TEST(test_listen_to_an_actor) {
   pthread_mutex_unlock(&h.mu);
   /* The actor leaves; the function still hears the channel. */
   listen_ok(db, "news", NULL, ear, 1);
-  to_fn = next_note(&s);
-  notify("news", "second");
-  expect(to_fn, 0);
-  actio_future_unref(to_fn);
+  notify_heard(&s, "news", "second");
   pthread_mutex_lock(&s.mu);
   ck_assert_int_eq(s.n, 2);
   ck_assert_str_eq(s.payload, "second");
@@ -1691,63 +1690,39 @@ START_TEST(test_connect_timeout) {
 }
 END_TEST
 
-/* A notification callback that holds the database worker until the test
- * opens the gate. */
-typedef struct gate {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int entered, open;
-} gate;
-
+/* A notification callback that holds the database worker at the gate. */
 static void hold_worker(void *arg, const actio_db_notification *n) {
-  gate *g = arg;
   (void)n;
-  pthread_mutex_lock(&g->mu);
-  g->entered = 1;
-  pthread_cond_broadcast(&g->cv);
-  while (!g->open)
-    pthread_cond_wait(&g->cv, &g->mu);
-  pthread_mutex_unlock(&g->mu);
+  gate_hold(arg);
 }
 
-static void *stop_now(void *a) {
-  actio_actor_stop(a, ACTIO_STOP_NOW);
-  return NULL;
+/* Subscribes to "hold" on `a` and notifies it: its worker is then held. */
+static void hold(actio_actor *a, test_gate *g) {
+  listen_ok(a, "hold", hold_worker, g, 0);
+  notify("hold", "");
+  gate_wait_held(g);
+}
+
+static int select_one(void *a, actio_future **f) {
+  return actio_db_query(a, "SELECT 1", 0, NULL, f);
 }
 
 START_TEST(test_stop_now_drops_what_waits) {
   actio_actor *one = spawn((actio_db_opts){.workers = 1});
-  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-  listen_ok(one, "hold", hold_worker, &g, 0);
-  notify("hold", "");
-  pthread_mutex_lock(&g.mu);
-  while (!g.entered)
-    pthread_cond_wait(&g.cv, &g.mu);
-  pthread_mutex_unlock(&g.mu);
+  test_gate g = TEST_GATE_INIT;
+  hold(one, &g);
   /* Its one worker is held: queries wait in the mailbox, those sent
    * before the stop and those sent until it closes the mailbox. */
   actio_future *fs[64];
-  int n = 0, extra = 0, rc;
+  int n = 0, extra = 0;
   for (; n < 8; n++)
-    ck_assert_int_eq(actio_db_query(one, "SELECT 1", 0, NULL, &fs[n]), 0);
+    ck_assert_int_eq(select_one(one, &fs[n]), 0);
   actio_future *bound; /* goes to the worker itself, not through the mailbox */
   ck_assert_int_eq(actio_db_listen(one, "later", on_note_ignored, NULL, &bound), 0);
   pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, stop_now, one), 0);
-  actio_future *x;
-  while ((rc = actio_db_query(one, "SELECT 1", 0, NULL, &x)) == 0) {
-    if (n < 64) {
-      fs[n++] = x;
-    } else {
-      extra++;
-      actio_future_unref(x);
-    }
-  }
-  ck_assert_int_eq(rc, ACTIO_ECLOSED);
-  pthread_mutex_lock(&g.mu);
-  g.open = 1;
-  pthread_cond_broadcast(&g.cv);
-  pthread_mutex_unlock(&g.mu);
+  ck_assert_int_eq(pthread_create(&t, NULL, stop_now_thread, one), 0);
+  ck_assert_int_eq(send_until_refused(select_one, one, fs, 64, &n, &extra), ACTIO_ECLOSED);
+  gate_open(&g);
   ck_assert_int_eq(pthread_join(t, NULL), 0);
   for (int i = 0; i < n; i++) {
     expect(fs[i], ACTIO_ECANCELED);
@@ -1771,21 +1746,13 @@ START_TEST(test_cancelled_while_queued_never_runs) {
   run(one, "TRUNCATE cq");
   actio_future *tf, *q, *tq, *f;
   actio_db_txn *t = begin(one, (actio_db_txn_opts){0}, &tf);
-  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-  listen_ok(one, "hold", hold_worker, &g, 0);
-  notify("hold", "");
-  pthread_mutex_lock(&g.mu);
-  while (!g.entered)
-    pthread_cond_wait(&g.cv, &g.mu);
-  pthread_mutex_unlock(&g.mu);
+  test_gate g = TEST_GATE_INIT;
+  hold(one, &g);
   ck_assert_int_eq(actio_db_query(one, "INSERT INTO cq VALUES (1)", 0, NULL, &q), 0);
   ck_assert_int_eq(actio_db_txn_query(t, "INSERT INTO cq VALUES (2)", 0, NULL, &tq), 0);
   ck_assert_int_eq(actio_future_cancel(q), 0);
   ck_assert_int_eq(actio_future_cancel(tq), 0);
-  pthread_mutex_lock(&g.mu);
-  g.open = 1;
-  pthread_cond_broadcast(&g.cv);
-  pthread_mutex_unlock(&g.mu);
+  gate_open(&g);
   tx_run(t, "INSERT INTO cq VALUES (3)", 0);
   tx_end(t, 1, 0);
   ck_assert_int_eq(actio_db_query(one, "SELECT string_agg(a::text, ',') FROM cq", 0, NULL, &f), 0);

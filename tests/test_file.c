@@ -290,17 +290,11 @@ START_TEST(atomic_write_replaces_whole_or_not_at_all) {
 }
 END_TEST
 
-/* A lines callback that holds its file worker: it says it has the worker,
- * then waits for the gate. */
-typedef struct {
-  actio_future *entered, *gate;
-} holder;
-
+/* A lines callback that holds its file worker at the gate (test_util.h):
+ * what is sent meanwhile waits in the mailbox of a one-worker actor. */
 static int hold_worker(void *arg, const actio_line *lines, size_t n) {
-  holder *h = arg;
   (void)lines, (void)n;
-  actio_future_resolve(h->entered, NULL, NULL);
-  actio_future_wait(h->gate, -1);
+  gate_hold(arg);
   return 0;
 }
 
@@ -329,20 +323,16 @@ START_TEST(cancelled_atomic_write_leaves_nothing) {
   actio_future *f, *l;
 
   /* Queued: the one worker is held, so the cancel certainly comes first. */
-  holder h;
-  ck_assert_int_eq(actio_future_create(&h.entered), 0);
-  ck_assert_int_eq(actio_future_create(&h.gate), 0);
-  ck_assert_int_eq(actio_file_lines(one, q, hold_worker, &h, &l), 0);
-  ck_assert_int_eq(actio_future_wait(h.entered, -1), 0);
+  test_gate g = TEST_GATE_INIT;
+  ck_assert_int_eq(actio_file_lines(one, q, hold_worker, &g, &l), 0);
+  gate_wait_held(&g);
   ck_assert_int_eq(actio_file_write(one, p, data, big, ACTIO_WRITE_ATOMIC, &f), 0);
   ck_assert_int_eq(actio_future_cancel(f), 0);
-  actio_future_resolve(h.gate, NULL, NULL);
+  gate_open(&g);
   expect(l, 0);
   expect(f, ACTIO_ECANCELED);
   actio_future_unref(f);
   actio_future_unref(l);
-  actio_future_unref(h.entered);
-  actio_future_unref(h.gate);
   ck_assert_int_eq(size_seen_by(one, p), 6);
 
   /* Under way: cancelled once the write has opened its temporary file (or
@@ -819,20 +809,26 @@ static uint64_t write_lines(const char *path, int lines, int big) {
   return expect_hash;
 }
 
+/* Splits path's lines and checks their count and hash; returns the
+ * longest line's length. */
+static size_t check_lines(const char *path, uint64_t lines, uint64_t hash) {
+  line_sum s = {0, 1469598103934665603ULL, 0};
+  actio_future *f;
+  ck_assert_int_eq(actio_file_lines(files, path, sum_lines, &s, &f), 0);
+  ck_assert_uint_eq(*(uint64_t *)expect(f, 0), lines);
+  ck_assert_uint_eq(s.count, lines);
+  ck_assert_uint_eq(s.hash, hash);
+  actio_future_unref(f);
+  return s.longest;
+}
+
 START_TEST(lines_of_a_million_line_file) {
   /* The expected count and hash come from the generator. */
   char p[512];
   path_in(p, sizeof p, "lines.txt");
   enum { LINES = 1000000 };
   uint64_t expect_hash = write_lines(p, LINES, 250000);
-  line_sum s = {0, 1469598103934665603ULL, 0};
-  actio_future *f;
-  ck_assert_int_eq(actio_file_lines(files, p, sum_lines, &s, &f), 0);
-  ck_assert_uint_eq(*(uint64_t *)expect(f, 0), LINES);
-  ck_assert_uint_eq(s.count, LINES);
-  ck_assert_uint_eq(s.hash, expect_hash);
-  ck_assert_uint_eq(s.longest, 1 << 20);
-  actio_future_unref(f);
+  ck_assert_uint_eq(check_lines(p, LINES, expect_hash), 1 << 20);
 }
 END_TEST
 
@@ -1219,13 +1215,7 @@ START_TEST(lines_split_alike_by_every_splitter) {
     if (rc == -ENOTSUP)
       continue; /* not on this CPU */
     ck_assert_int_eq(rc, 0);
-    line_sum s = {0, 1469598103934665603ULL, 0};
-    actio_future *f;
-    ck_assert_int_eq(actio_file_lines(files, p, sum_lines, &s, &f), 0);
-    ck_assert_uint_eq(*(uint64_t *)expect(f, 0), LINES);
-    ck_assert_uint_eq(s.count, LINES);
-    ck_assert_uint_eq(s.hash, want);
-    actio_future_unref(f);
+    check_lines(p, LINES, want);
   }
 }
 END_TEST
@@ -1400,6 +1390,14 @@ START_TEST(stream_consumers_ready_at_once_or_refusing) {
 }
 END_TEST
 
+/* A call that made its future (sent is 0), and the future fails with
+ * `status`; the future is let go. */
+static void fails(int sent, actio_future **f, int status) {
+  ck_assert_int_eq(sent, 0);
+  expect(*f, status);
+  actio_future_unref(*f);
+}
+
 START_TEST(errors_of_each_operation) {
   char p[512], q[512];
   actio_future *f;
@@ -1408,21 +1406,13 @@ START_TEST(errors_of_each_operation) {
   /* A regular file over max_read. */
   actio_actor *small;
   ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.max_read = 4}, &small), 0);
-  ck_assert_int_eq(actio_file_read(small, p, &f), 0);
-  expect(f, -EFBIG);
-  actio_future_unref(f);
+  fails(actio_file_read(small, p, &f), &f, -EFBIG);
   /* A folder is no file to read, split or stream. */
-  ck_assert_int_eq(actio_file_read(files, dir, &f), 0);
-  expect(f, -EISDIR);
-  actio_future_unref(f);
+  fails(actio_file_read(files, dir, &f), &f, -EISDIR);
   line_sum none = {0, 0, 0};
-  ck_assert_int_eq(actio_file_lines(files, dir, sum_lines, &none, &f), 0);
-  expect(f, -EISDIR);
-  actio_future_unref(f);
+  fails(actio_file_lines(files, dir, sum_lines, &none, &f), &f, -EISDIR);
   uint64_t seen = 0;
-  ck_assert_int_eq(actio_file_stream(files, dir, 0, ready_at_once, &seen, &f), 0);
-  expect(f, -EISDIR);
-  actio_future_unref(f);
+  fails(actio_file_stream(files, dir, 0, ready_at_once, &seen, &f), &f, -EISDIR);
   ck_assert_int_eq(actio_file_stream(files, dir, 0, NULL, NULL, &f), ACTIO_EINVAL);
   /* Refused at the call: an actor that is not a file actor, flags that
    * contradict each other, a handle's missing arguments. */
@@ -1435,99 +1425,49 @@ START_TEST(errors_of_each_operation) {
   ck_assert_int_eq(actio_fh_pread(NULL, 0, 1, &f), ACTIO_EINVAL);
   ck_assert_int_eq(actio_fh_sync(NULL, &f), ACTIO_EINVAL);
   path_in(q, sizeof q, "missing");
-  ck_assert_int_eq(actio_file_lines(files, q, sum_lines, &none, &f), 0);
-  expect(f, -ENOENT);
-  actio_future_unref(f);
+  fails(actio_file_lines(files, q, sum_lines, &none, &f), &f, -ENOENT);
   ck_assert_uint_eq(none.count, 0);
   /* A handle opened for writing does not read. */
   ck_assert_int_eq(actio_file_open(files, p, O_WRONLY, 0, &f), 0);
   actio_fh *h = expect(f, 0);
   actio_future *r;
-  ck_assert_int_eq(actio_fh_pread(h, 0, 4, &r), 0);
-  expect(r, -EBADF);
-  actio_future_unref(r);
+  fails(actio_fh_pread(h, 0, 4, &r), &r, -EBADF);
   actio_future_unref(f); /* closes the handle never taken */
   /* Names that are missing, or not folders. */
   path_in(q, sizeof q, "no-such-folder/x");
-  ck_assert_int_eq(actio_file_rename(files, q, p, &f), 0);
-  expect(f, -ENOENT);
-  actio_future_unref(f);
+  fails(actio_file_rename(files, q, p, &f), &f, -ENOENT);
   path_in(q, sizeof q, "missing");
-  ck_assert_int_eq(actio_file_rename(files, q, p, &f), 0);
-  expect(f, -ENOENT);
-  actio_future_unref(f);
-  ck_assert_int_eq(actio_file_copy(files, q, p, &f), 0);
-  expect(f, -ENOENT);
-  actio_future_unref(f);
+  fails(actio_file_rename(files, q, p, &f), &f, -ENOENT);
+  fails(actio_file_copy(files, q, p, &f), &f, -ENOENT);
   path_in(q, sizeof q, "no-such-folder/copy");
-  ck_assert_int_eq(actio_file_copy(files, p, q, &f), 0);
-  expect(f, -ENOENT);
-  actio_future_unref(f);
-  ck_assert_int_eq(actio_file_list(files, q, &f), 0);
-  expect(f, -ENOENT);
-  actio_future_unref(f);
-  ck_assert_int_eq(actio_file_list(files, p, &f), 0);
-  expect(f, -ENOTDIR);
-  actio_future_unref(f);
+  fails(actio_file_copy(files, p, q, &f), &f, -ENOENT);
+  fails(actio_file_list(files, q, &f), &f, -ENOENT);
+  fails(actio_file_list(files, p, &f), &f, -ENOTDIR);
   path_in(q, sizeof q, "eight/under-a-file");
   ck_assert_int_eq(actio_file_exists(files, q, &f), 0);
   ck_assert_int_eq(*(int *)expect(f, 0), 0);
   actio_future_unref(f);
   path_in(q, sizeof q, "d/.");
-  ck_assert_int_eq(actio_file_unlink(files, q, &f), 0);
-  expect(f, -EINVAL);
-  actio_future_unref(f);
+  fails(actio_file_unlink(files, q, &f), &f, -EINVAL);
   ck_assert_str_eq(slurp("eight"), "12345678"); /* untouched by all of it */
   ck_assert_int_eq(count_fds(), 0);
 }
 END_TEST
 
-/* A worker held in a lines callback until the test opens the gate: what is
- * sent meanwhile waits in the mailbox of a one-worker actor. */
-typedef struct gate {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int entered, open;
-} gate;
-
-static int hold_at_gate(void *arg, const actio_line *lines, size_t n) {
-  gate *g = arg;
-  (void)lines;
-  (void)n;
-  pthread_mutex_lock(&g->mu);
-  g->entered = 1;
-  pthread_cond_broadcast(&g->cv);
-  while (!g->open)
-    pthread_cond_wait(&g->cv, &g->mu);
-  pthread_mutex_unlock(&g->mu);
-  return 0;
-}
-
 /* Spawns a one-worker file actor in rt and holds its worker at the gate. */
-static actio_actor *held_actor(gate *g, actio_future **held) {
+static actio_actor *held_actor(test_gate *g, actio_future **held) {
   actio_actor *one;
   ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.workers = 1}, &one), 0);
   write_file("gate", "one line\n");
   char p[512];
   path_in(p, sizeof p, "gate");
-  *g = (gate){PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-  ck_assert_int_eq(actio_file_lines(one, p, hold_at_gate, g, held), 0);
-  pthread_mutex_lock(&g->mu);
-  while (!g->entered)
-    pthread_cond_wait(&g->cv, &g->mu);
-  pthread_mutex_unlock(&g->mu);
+  ck_assert_int_eq(actio_file_lines(one, p, hold_worker, g, held), 0);
+  gate_wait_held(g);
   return one;
 }
 
-static void open_gate(gate *g) {
-  pthread_mutex_lock(&g->mu);
-  g->open = 1;
-  pthread_cond_broadcast(&g->cv);
-  pthread_mutex_unlock(&g->mu);
-}
-
 START_TEST(a_request_cancelled_while_queued_never_runs) {
-  gate g;
+  test_gate g = TEST_GATE_INIT;
   actio_future *held, *w, *l, *after;
   actio_actor *one = held_actor(&g, &held);
   char p[512], gp[512];
@@ -1539,7 +1479,7 @@ START_TEST(a_request_cancelled_while_queued_never_runs) {
   ck_assert_int_eq(actio_future_cancel(w), 0);
   ck_assert_int_eq(actio_future_cancel(l), 0);
   ck_assert_int_eq(actio_file_exists(one, p, &after), 0);
-  open_gate(&g);
+  gate_open(&g);
   ck_assert_uint_eq(*(uint64_t *)expect(held, 0), 1);
   /* One worker takes them in order: the cancelled two came first. */
   ck_assert_int_eq(*(int *)expect(after, 0), 0);
@@ -1554,38 +1494,29 @@ START_TEST(a_request_cancelled_while_queued_never_runs) {
 }
 END_TEST
 
-static void *stop_now(void *a) {
-  actio_actor_stop(a, ACTIO_STOP_NOW);
-  return NULL;
+/* Reads the gate's file with the actor `a`. */
+static int read_gate(void *a, actio_future **f) {
+  char p[512];
+  path_in(p, sizeof p, "gate");
+  return actio_file_read(a, p, f);
 }
 
 START_TEST(a_stop_now_drops_what_waits) {
-  gate g;
+  test_gate g = TEST_GATE_INIT;
   actio_future *held, *fs[64];
   actio_actor *one = held_actor(&g, &held);
-  int n = 0;
+  int n = 0, extra = 0;
   char p[512];
   for (; n < 8; n++) {
     snprintf(p, sizeof p, "%s/dropped-%d", dir, n);
     ck_assert_int_eq(actio_file_write(one, p, "x", 1, 0, &fs[n]), 0);
   }
   pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, stop_now, one), 0);
+  ck_assert_int_eq(pthread_create(&t, NULL, stop_now_thread, one), 0);
   /* The stop closes the mailbox, then waits for the held worker; requests
    * sent until the close wait too. */
-  path_in(p, sizeof p, "gate");
-  int rc, extra = 0;
-  actio_future *x;
-  while ((rc = actio_file_read(one, p, &x)) == 0) {
-    if (n < 64) {
-      fs[n++] = x;
-    } else {
-      extra++;
-      actio_future_unref(x);
-    }
-  }
-  ck_assert_int_eq(rc, ACTIO_ECLOSED);
-  open_gate(&g);
+  ck_assert_int_eq(send_until_refused(read_gate, one, fs, 64, &n, &extra), ACTIO_ECLOSED);
+  gate_open(&g);
   ck_assert_int_eq(pthread_join(t, NULL), 0);
   ck_assert_uint_eq(*(uint64_t *)expect(held, 0), 1); /* it was running: it ends */
   actio_future_unref(held);

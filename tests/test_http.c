@@ -1291,47 +1291,29 @@ START_TEST(transient_statuses_retried_others_not) {
 }
 END_TEST
 
-/* A body consumer that holds its HTTP worker until the test opens the
- * gate: what is sent meanwhile waits in the mailbox. */
-typedef struct gate {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int entered, open;
-} gate;
-
+/* A body consumer that holds its HTTP worker at the gate: what is sent
+ * meanwhile waits in the mailbox. */
 static int hold_worker(void *arg, const void *data, size_t len, actio_future **ready) {
-  gate *g = arg;
   (void)data, (void)len, (void)ready;
-  pthread_mutex_lock(&g->mu);
-  g->entered = 1;
-  pthread_cond_broadcast(&g->cv);
-  while (!g->open)
-    pthread_cond_wait(&g->cv, &g->mu);
-  pthread_mutex_unlock(&g->mu);
+  gate_hold(arg);
   return 0;
 }
 
 START_TEST(a_request_cancelled_while_queued_is_never_sent) {
   actio_actor *one;
   ck_assert_int_eq(actio_http_spawn(rt, &(actio_http_opts){.workers = 1}, &one), 0);
-  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  test_gate g = TEST_GATE_INIT;
   actio_http_request holding = {.url = url(fixture, "/bytes/10"), .on_chunk = hold_worker,
                                 .chunk_arg = &g};
   actio_future *h, *queued;
   ck_assert_int_eq(actio_http_send(one, &holding, &h), 0);
-  pthread_mutex_lock(&g.mu);
-  while (!g.entered)
-    pthread_cond_wait(&g.cv, &g.mu);
-  pthread_mutex_unlock(&g.mu);
+  gate_wait_held(&g);
   /* A key of its own: the fixture counts the requests it got for it. */
   char path[64];
   snprintf(path, sizeof path, "/retry/never-%d/1", (int)getpid());
   queued = get(one, url(fixture, path));
   ck_assert_int_eq(actio_future_cancel(queued), 0);
-  pthread_mutex_lock(&g.mu);
-  g.open = 1;
-  pthread_cond_broadcast(&g.cv);
-  pthread_mutex_unlock(&g.mu);
+  gate_open(&g);
   ck_assert_uint_eq(expect(h, 0)->body_len, 10);
   expect(queued, ACTIO_ECANCELED);
   actio_future_unref(h);

@@ -259,15 +259,18 @@ START_TEST(test_nested) {
 }
 END_TEST
 
+/* a, c, and b between them temporary. */
+static const actio_child_spec a_temporary_b_c[] = {
+    {.name = "a", .start = child_start, .arg = "a"},
+    {.name = "b", .start = child_start, .arg = "b", .temporary = 1},
+    {.name = "c", .start = child_start, .arg = "c"},
+};
+
 START_TEST(test_temporary_and_stop_order) {
   book_reset();
-  actio_child_spec kids[] = {
-      {.name = "a", .start = child_start, .arg = "a"},
-      {.name = "b", .start = child_start, .arg = "b", .temporary = 1},
-      {.name = "c", .start = child_start, .arg = "c"},
-  };
   actio_actor *sup;
-  ck_assert_int_eq(actio_sup_spawn(rt, &(actio_sup_opts){.monitor = on_event}, kids, 3, &sup), 0);
+  ck_assert_int_eq(actio_sup_spawn(rt, &(actio_sup_opts){.monitor = on_event}, a_temporary_b_c, 3,
+                                   &sup), 0);
   char log[4096];
   crash(sup, "b");
   book_wait(1, log, sizeof log);
@@ -306,36 +309,35 @@ START_TEST(test_start_failure) {
 }
 END_TEST
 
+/* Starts a supervisor of kids, crashes its child a, and puts in log what
+ * happened until the monitor heard `events` events. */
+static actio_actor *crash_a(const actio_sup_opts *o, const actio_child_spec *kids, size_t n,
+                            int events, char *log, size_t len) {
+  book_reset();
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, o, kids, n, &sup), 0);
+  book_wait(0, log, len); /* the starts */
+  crash(sup, "a");
+  book_wait(events, log, len);
+  return sup;
+}
+
 START_TEST(test_temporary_with_one_for_all) {
   /* A temporary child is stopped with the others and never started again,
    * even when another child's failure restarts them all. */
-  book_reset();
-  actio_child_spec kids[] = {
-      {.name = "a", .start = child_start, .arg = "a"},
-      {.name = "b", .start = child_start, .arg = "b", .temporary = 1},
-      {.name = "c", .start = child_start, .arg = "c"},
-  };
   actio_sup_opts o = {.strategy = ACTIO_ONE_FOR_ALL, .backoff_ms = 1, .monitor = on_event};
-  actio_actor *sup;
-  ck_assert_int_eq(actio_sup_spawn(rt, &o, kids, 3, &sup), 0);
   char log[4096];
-  book_wait(0, log, sizeof log);
-  crash(sup, "a");
-  book_wait(3, log, sizeof log);
+  actio_actor *sup = crash_a(&o, a_temporary_b_c, 3, 3, log, sizeof log);
   ck_assert_str_eq(log, "failed:a stop:c stop:b stop:a start:a restarted:a start:c restarted:c");
   ck_assert_ptr_null(actio_sup_lookup(sup, "b"));
   alive(actio_sup_lookup(sup, "a"));
   alive(actio_sup_lookup(sup, "c"));
   /* The metrics list what runs: one line for a and c, none for b. */
-  char *text = NULL;
-  size_t len = 0;
-  FILE *out = open_memstream(&text, &len);
-  actio_runtime_metrics_print(rt, out);
-  fclose(out);
+  char *text = metrics_text(rt);
   int lines[3] = {0};
-  for (const char *l = strchr(text, '\n'); l != NULL; l = strchr(l + 1, '\n'))
-    if (l[1] >= 'a' && l[1] <= 'c' && l[2] == ' ')
-      lines[l[1] - 'a']++;
+  for (size_t i = 0; text[i] != '\0'; i++)
+    if (text[i] == '\n' && text[i + 1] >= 'a' && text[i + 1] <= 'c' && text[i + 2] == ' ')
+      lines[text[i + 1] - 'a']++;
   free(text);
   ck_assert_int_eq(lines[0], 1);
   ck_assert_int_eq(lines[1], 0);
@@ -354,16 +356,11 @@ static int start_once(actio_runtime *r, void *arg, actio_actor **out) {
 START_TEST(test_restart_that_fails) {
   /* A restart that fails is the child's next failure: with one restart
    * allowed, the supervisor then gives up. */
-  book_reset();
   atomic_store(&starts, 0);
   actio_child_spec kids[] = {{.name = "a", .start = start_once, .arg = "a"}};
   actio_sup_opts o = {.max_restarts = 1, .backoff_ms = 1, .monitor = on_event};
-  actio_actor *sup;
-  ck_assert_int_eq(actio_sup_spawn(rt, &o, kids, 1, &sup), 0);
   char log[4096];
-  book_wait(0, log, sizeof log);
-  crash(sup, "a");
-  book_wait(3, log, sizeof log);
+  actio_actor *sup = crash_a(&o, kids, 1, 3, log, sizeof log);
   ck_assert_str_eq(log, "failed:a stop:a failed:a gave-up:a");
   actio_sup_stats st;
   actio_sup_stats_get(sup, &st);

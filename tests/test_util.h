@@ -80,4 +80,63 @@ static inline char *metrics_text(actio_runtime *rt) {
   return text;
 }
 
+/* A gate that a callback running on an actor's worker waits at until the
+ * test opens it: the worker is held, so what is sent meanwhile waits in the
+ * mailbox (or the worker's inbox) in a known state. */
+typedef struct test_gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered, open;
+} test_gate;
+
+#define TEST_GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0}
+
+/* In the callback: says it entered, then waits for the gate to open. */
+static inline void gate_hold(test_gate *g) {
+  pthread_mutex_lock(&g->mu);
+  g->entered = 1;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->open)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* In the test: waits until the callback holds the worker. */
+static inline void gate_wait_held(test_gate *g) {
+  pthread_mutex_lock(&g->mu);
+  while (!g->entered)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static inline void gate_open(test_gate *g) {
+  pthread_mutex_lock(&g->mu);
+  g->open = 1;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* Sends with send(arg, &f) until a send fails (an actor's stop closed its
+ * mailbox); keeps the first `cap` futures in fs (*n of them) and counts the
+ * others, let go at once, in *extra. Returns the failure. */
+static inline int send_until_refused(int (*send)(void *arg, actio_future **f), void *arg,
+                                     actio_future **fs, int cap, int *n, int *extra) {
+  actio_future *f;
+  int rc;
+  while ((rc = send(arg, &f)) == 0) {
+    if (*n < cap) {
+      fs[(*n)++] = f;
+    } else {
+      (*extra)++;
+      actio_future_unref(f);
+    }
+  }
+  return rc;
+}
+
+static inline void *stop_now_thread(void *actor) {
+  actio_actor_stop(actor, ACTIO_STOP_NOW);
+  return NULL;
+}
+
 #endif
