@@ -986,8 +986,13 @@ START_TEST(urls_redacted_for_messages) {
       {"https://TOKEN123@github.com/o/r.git", "https://***@github.com/o/r.git"},
       {"http://h/p?a=1&Access_Token=s1;x-api-key=s2&monkey=ok&apiKey=s3&X-Amz-Signature=s4"
        "&%74oken=s5&sig=s6&q=token#id_token=s7&b=2",
-       "http://h/p?a=1&Access_Token=***;x-api-key=***&monkey=ok&apiKey=***&X-Amz-Signature=***"
+       "http://h/p?a=1&Access_Token=***&monkey=ok&apiKey=***&X-Amz-Signature=***"
        "&%74oken=***&sig=***&q=token#id_token=***&b=2"},
+      /* a secret's value runs to the next '&' (libcurl's reading) */
+      {"http://h/?a=1;token=s1?s2;s3&b=2", "http://h/?a=1;token=***&b=2"},
+      /* libcurl takes a scheme that starts with a digit or '+' */
+      {"80cp://alice:pw@h/", "80cp://alice:***@h/"},
+      {"+ttp://alice:pw@h/", "+ttp://alice:***@h/"},
       {"http://h/#/route?access_token=s1", "http://h/#/route?access_token=***"},
       /* libcurl rejects a password holding '/' or '?': its message would show it */
       {"http://alice:p/ss@host/x", "http://alice:***@host/x"},

@@ -159,14 +159,14 @@ size_t actio__http_redact(const char *url, size_t len, const char *const *extra,
                           char *out, size_t cap) {
   sink s = {out, cap, 0};
   const unsigned char *b = (const unsigned char *)url;
-  /* The scheme, when "scheme:/" starts the URL (as libcurl reads it), and
-   * the slashes: the authority follows. */
+  /* The scheme, when "scheme:/" starts the URL (as libcurl reads it: its
+   * first character may be a digit, '+', '-' or '.' too, and an unknown
+   * scheme's URL is still quoted in its error), and the slashes: the
+   * authority follows. */
   size_t i = 0, j = 0;
-  if (len > 0 && (is_lower(lower(b[0]))))
-    for (j = 1; j < len && (is_lower(lower(b[j])) || is_digit(b[j]) || b[j] == '+' ||
-                            b[j] == '-' || b[j] == '.');
-         j++)
-      ;
+  while (j < len && (is_lower(lower(b[j])) || is_digit(b[j]) || b[j] == '+' ||
+                     b[j] == '-' || b[j] == '.'))
+    j++;
   if (j > 0 && j + 1 < len && url[j] == ':' && url[j + 1] == '/')
     i = j + 1;
   while (i < len && url[i] == '/')
@@ -201,6 +201,9 @@ size_t actio__http_redact(const char *url, size_t len, const char *const *extra,
     if (eq != NONE && secret_name(url + p, eq - p, extra)) {
       put(&s, url + p, eq + 1 - p);
       put(&s, "***", 3);
+      /* The value runs to the next '&': a ';' or '?' in it ends nothing
+       * for a server that splits at '&' alone (libcurl's reading). */
+      end = span_to(url, eq, len, fragment ? "&" : "&#");
     } else {
       put_param(&s, url, p, end);
     }

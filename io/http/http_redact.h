@@ -19,7 +19,9 @@
  *    sessionid, jwt) or of `extra` (NULL-terminated, may be NULL), or ends
  *    with one of them after '-', '_', '.' or a change from lower to upper
  *    case: "access_token", "x-api-key", "X-Amz-Signature", "apiKey" are
- *    masked, "monkey" is not. Parameters are split at '&', ';' and '?'.
+ *    masked, "monkey" is not. Parameters are split at '&', ';' and '?',
+ *    but a secret's value runs to the next '&' (or '#'): "token=a;b=c"
+ *    is "token=***".
  *    A URL in another parameter's value ("?next=http://u:pw@h/") gets its
  *    userinfo masked; one percent-encoded there is not looked into.
  * Control bytes are written as %XX, so the text stays on one line.
