@@ -310,9 +310,10 @@ db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
 /* Frees r and drops what it holds; its future is not completed. */
 void actio__db_req_free(db_req *r);
 /* What r is, for its messages: its statement (whitespace runs as one
- * space, string literals as '***': a password in ALTER ROLE cannot be a
- * parameter; cut after 80 characters), never its parameters; or its kind
- * ("COPY data", "LISTEN <channel>"). */
+ * space, comments dropped, string literals as '***': a password in ALTER
+ * ROLE cannot be a parameter; a dollar-quoted literal or one holding a
+ * backslash hides the rest; cut after 80 characters), never its
+ * parameters; or its kind ("COPY data", "LISTEN <channel>"). */
 void actio__db_req_label(const db_req *r, char *out, size_t cap);
 /* Completes r's future (if any) and frees r: with res (given) when rc is
  * 0, else failed with rc and "<label>: <msg>", carrying err (lent: the

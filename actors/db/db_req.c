@@ -147,6 +147,92 @@ db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
   return r;
 }
 
+/* 1 if c may be in a dollar quote's tag (first: start it), as in an
+ * identifier: letters, '_', the bytes of UTF-8, and digits after the first. */
+static int tag_char(unsigned char c, int first) {
+  return (unsigned)((c | 0x20) - 'a') < 26u || c == '_' || c >= 0x80 ||
+         (!first && (unsigned)(c - '0') < 10u);
+}
+
+/* The length of a dollar quote's delimiter at p ("$$", "$tag$"), or 0. */
+static size_t dollar_tag(const char *p) {
+  if (p[0] != '$')
+    return 0;
+  size_t k = 1;
+  if (tag_char((unsigned char)p[1], 1))
+    for (k = 2; tag_char((unsigned char)p[k], 0); k++)
+      ;
+  return p[k] == '$' ? k + 1 : 0;
+}
+
+/*
+ * The statement as a label, read as PostgreSQL's lexer reads it (with
+ * standard_conforming_strings on, its default): a string literal shows as
+ * '***'; a dollar-quoted one, or a literal holding a backslash (where it
+ * ends depends on E'' and the server's settings), hides the rest of the
+ * statement; comments are dropped, quoted identifiers kept; white space
+ * and control bytes become one space. Cut after `max` bytes, then "...".
+ */
+static void label_sql(const char *sql, size_t max, char *out, size_t cap) {
+  size_t n = 0;
+  const char *p = sql;
+  int ident = 0, hidden = 0;
+  while (*p != '\0' && n < max && n + 8 < cap) {
+    unsigned char c = (unsigned char)*p;
+    if (ident) { /* a quoted identifier is shown */
+      ident = c != '"';
+      out[n++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+      p++;
+      continue;
+    }
+    if (c == '\'') { /* a literal's contents are never shown */
+      const char *q = p + 1;
+      while (*q != '\0' && *q != '\\' && (*q != '\'' || q[1] == '\''))
+        q += *q == '\'' ? 2 : 1; /* '' is a quote within it */
+      memcpy(out + n, "'***'", 5);
+      n += 4;
+      hidden = *q != '\''; /* a backslash, or no end */
+      if (hidden)
+        break;
+      n++;
+      p = q + 1;
+      continue;
+    }
+    if (dollar_tag(p) != 0) {
+      memcpy(out + n, "$***", 4);
+      n += 4;
+      hidden = 1;
+      break;
+    }
+    if (c == '-' && p[1] == '-') { /* a comment: dropped */
+      p += strcspn(p, "\n");
+      c = ' ';
+    } else if (c == '/' && p[1] == '*') { /* nested, as PostgreSQL's are */
+      int depth = 0;
+      do {
+        depth += p[0] == '/' && p[1] == '*' ? 1 : p[0] == '*' && p[1] == '/' ? -1 : 0;
+        p += (p[0] == '/' && p[1] == '*') || (p[0] == '*' && p[1] == '/') ? 2 : 1;
+      } while (*p != '\0' && depth > 0);
+      c = ' ';
+    } else {
+      ident = c == '"';
+      p++;
+    }
+    if (c <= ' ' || c == 0x7f) { /* runs of white space as one space */
+      if (n > 0 && out[n - 1] != ' ')
+        out[n++] = ' ';
+      continue;
+    }
+    out[n++] = (char)c;
+  }
+  while (n > 0 && out[n - 1] == ' ')
+    n--;
+  if ((hidden || *p != '\0') && n + 4 <= cap)
+    memcpy(out + n, "...", 3), n += 3;
+  if (cap > 0)
+    out[n < cap ? n : cap - 1] = '\0';
+}
+
 void actio__db_req_label(const db_req *r, char *out, size_t cap) {
   enum { MAX = 80 }; /* bytes of statement shown */
   const char *sql = r->sql;
@@ -160,25 +246,7 @@ void actio__db_req_label(const db_req *r, char *out, size_t cap) {
     snprintf(out, cap, "%s%s%.*s", what, listen ? " " : "", MAX, listen ? r->channel : "");
     return;
   }
-  size_t n = 0;
-  int quoted = 0;
-  const char *p = sql;
-  for (; *p != '\0' && n < MAX && n + 8 < cap; p++) {
-    int space = *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r';
-    if (*p == '\'') { /* a literal's contents are never shown */
-      memcpy(out + n, quoted ? "'" : "'***", quoted ? 1 : 4);
-      n += quoted ? 1 : 4;
-      quoted = !quoted;
-    } else if (!quoted && !(space && (n == 0 || out[n - 1] == ' '))) {
-      out[n++] = space ? ' ' : *p;
-    }
-  }
-  while (n > 0 && out[n - 1] == ' ')
-    n--;
-  if (*p != '\0' && n + 4 <= cap)
-    memcpy(out + n, "...", 3), n += 3;
-  if (cap > 0)
-    out[n < cap ? n : cap - 1] = '\0';
+  label_sql(sql, MAX, out, cap);
 }
 
 /* A request's future, with its deadline: `timeout_ms` or the pool's (its
