@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* A wrong outcome: libFuzzer saves the input as a crash-* file. */
 #define FUZZ_CHECK(cond, ...)                                                \
@@ -52,6 +53,41 @@ static inline char *fuzz_str(fuzz_in part) {
   for (size_t i = 0; i < part.n; i++)
     s[i] = (char)part.p[i];
   s[part.n] = '\0';
+  return s;
+}
+
+/* FNV-1a over the input: a secret made from it cannot be written into the
+ * input that makes it, so no fixed text, and nothing the fuzzer learns,
+ * holds one by chance. */
+static inline uint64_t fuzz_hash(const uint8_t *p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+/* A NUL-terminated copy of part (malloc'd) with the k-th `marker` replaced
+ * by secrets[k] (the last one once they run out); *len gets its length,
+ * *used the number of markers. */
+static inline char *fuzz_fill(fuzz_in part, const char *marker, char (*secrets)[24],
+                              int nsecrets, size_t *len, int *used) {
+  size_t m = strlen(marker), n = 0;
+  char *s = malloc(part.n * 24 + 1); /* a marker is at least one byte */
+  FUZZ_CHECK(s != NULL, "out of memory");
+  *used = 0;
+  for (size_t i = 0; i < part.n;) {
+    if (part.n - i >= m && memcmp(part.p + i, marker, m) == 0) {
+      const char *secret = secrets[*used < nsecrets ? *used : nsecrets - 1];
+      memcpy(s + n, secret, strlen(secret));
+      n += strlen(secret);
+      i += m;
+      ++*used;
+    } else {
+      s[n++] = (char)part.p[i++];
+    }
+  }
+  s[n] = '\0';
+  *len = n;
   return s;
 }
 

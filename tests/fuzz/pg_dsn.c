@@ -33,28 +33,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-/* The DSN with "$PW" replaced by the secret; the secret in *secret. */
-static char *make_dsn(const uint8_t *data, size_t size, char secret[24]) {
-  uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (size_t i = 0; i < size; i++)
-    h = (h ^ data[i]) * 1099511628211ull;
-  snprintf(secret, 24, "pw%016llx", (unsigned long long)h);
-  size_t n = 0;
-  char *dsn = malloc(size * 7 + 1); /* "$PW" (3 bytes) becomes 18 */
-  FUZZ_CHECK(dsn != NULL, "out of memory");
-  for (size_t i = 0; i < size && data[i] != 0;) {
-    if (size - i >= 3 && memcmp(data + i, "$PW", 3) == 0) {
-      memcpy(dsn + n, secret, 18);
-      n += 18;
-      i += 3;
-    } else {
-      dsn[n++] = (char)data[i++];
-    }
-  }
-  dsn[n] = '\0';
-  return dsn;
-}
-
 /* 1 when every host is a Unix socket folder ("" is the default one) and no
  * hostaddr is given: starting a connection then stays on this machine. */
 static int stays_here(const PQconninfoOption *o) {
@@ -85,8 +63,11 @@ static int secret_is_password(const PQconninfoOption *o, const char *secret) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  char secret[24];
-  char *dsn = make_dsn(data, size, secret);
+  char secret[1][24];
+  snprintf(secret[0], sizeof secret[0], "pw%016llx", (unsigned long long)fuzz_hash(data, size));
+  size_t len;
+  int used;
+  char *dsn = fuzz_fill((fuzz_in){data, size}, "$PW", secret, 1, &len, &used);
   char *perr = NULL;
   PQconninfoOption *opts = PQconninfoParse(dsn, &perr);
   PQfreemem(perr);
@@ -105,8 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       size_t n = strnlen(err, sizeof err);
       FUZZ_CHECK(n > 0 && n < sizeof err, "start: no message, or not ended");
       FUZZ_CHECK(strpbrk(err, "\n\r\t") == NULL, "start: \"%s\" is not one line", err);
-      if (secret_is_password(opts, secret))
-        FUZZ_CHECK(strstr(err, secret) == NULL, "start: \"%s\" shows the password", err);
+      if (secret_is_password(opts, secret[0]))
+        FUZZ_CHECK(strstr(err, secret[0]) == NULL, "start: \"%s\" shows the password", err);
     }
   }
   PQconninfoFree(opts);
