@@ -208,6 +208,7 @@ struct db_worker {
   unsigned nconns, min;
   int used;            /* a request came: lazy pools fill up from now */
   db_req *pend_head, *pend_tail; /* waiting for a connection */
+  size_t npend;        /* their number (actio__db_pend_*) */
   db_req *sent;        /* sent, not ended */
   int fails;           /* connects failed in a row */
   int64_t down_since_ns; /* since then no connect succeeded (0: up) */
@@ -252,6 +253,30 @@ static inline void actio__db_q_unlink(db_req **h, db_req **t, db_req *r) {
   else if (t)
     *t = r->prev;
   r->prev = r->next = NULL;
+}
+
+/* The pending list, counted: actio__db_room runs at every pop. */
+static inline void actio__db_pend_push(db_worker *w, db_req *r) {
+  actio__db_q_push(&w->pend_head, &w->pend_tail, r);
+  w->npend++;
+}
+
+/* Ahead of the others (a query sent again after a stray cancel). */
+static inline void actio__db_pend_push_front(db_worker *w, db_req *r) {
+  ACTIO__ASSERT(r->prev == NULL);
+  r->next = w->pend_head;
+  if (w->pend_head)
+    w->pend_head->prev = r;
+  else
+    w->pend_tail = r;
+  w->pend_head = r;
+  w->npend++;
+}
+
+static inline void actio__db_pend_unlink(db_worker *w, db_req *r) {
+  ACTIO__ASSERT(w->npend > 0);
+  actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
+  w->npend--;
 }
 
 static inline void actio__db_sent_add(db_worker *w, db_req *r) {

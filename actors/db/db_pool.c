@@ -186,7 +186,7 @@ void actio__db_connect_failed(db_worker *w, conn *c, int rc, const char *err) {
       return; /* another attempt may still succeed */
   while (w->pend_head != NULL) {
     db_req *r = w->pend_head;
-    actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
+    actio__db_pend_unlink(w, r);
     actio__db_req_fail(r, rc, msg);
   }
 }
@@ -290,7 +290,7 @@ void actio__db_dispatch(db_worker *w) {
     }
     if (best_n > 0)
       unplaced++; /* pipelined for now; a connection more would help */
-    actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
+    actio__db_pend_unlink(w, r);
     ACTIO__ASSERT(best->txn == NULL && best->copy == NULL); /* usable */
     if (r->kind == K_BEGIN) {
       ACTIO__ASSERT(r->txn->c == NULL);
@@ -330,7 +330,7 @@ void actio__db_dispatch(db_worker *w) {
         actio__db_req_fail(r, rc, unsent);
         continue;
       }
-      actio__db_q_push(&w->pend_head, &w->pend_tail, r); /* for another connection */
+      actio__db_pend_push(w, r); /* for another connection */
       actio__db_conn_broken(w, best);
     }
   }
@@ -384,9 +384,7 @@ size_t actio__db_room(db_worker *w) {
     else if (usable(c) && actio__pg_conn_inflight(c->pc) < depth)
       n += depth - actio__pg_conn_inflight(c->pc);
   }
-  for (db_req *r = w->pend_head; r != NULL && n > 0; r = r->next)
-    n--;
-  return n;
+  return n > w->npend ? n - w->npend : 0;
 }
 
 /* Moves this worker's share in a shared sum from *was to now. */

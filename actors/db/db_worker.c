@@ -59,12 +59,7 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
       r->retried = 1;
       r->c = NULL;
       r->prev = NULL;
-      r->next = w->pend_head;
-      if (w->pend_head)
-        w->pend_head->prev = r;
-      else
-        w->pend_tail = r;
-      w->pend_head = r;
+      actio__db_pend_push_front(w, r);
       return;
     }
   }
@@ -238,12 +233,14 @@ static void take_inbox(db_worker *w) {
 /* Cancelled requests: those not sent are dropped, those running are
  * cancelled on the server (one at a time per connection). */
 static void reap_cancelled(db_worker *w) {
-  db_req **heads[2][2] = {{&w->pend_head, &w->pend_tail}, {&w->lq_head, &w->lq_tail}};
   for (int q = 0; q < 2; q++)
-    for (db_req *r = *heads[q][0], *next; r != NULL; r = next) {
+    for (db_req *r = q == 0 ? w->pend_head : w->lq_head, *next; r != NULL; r = next) {
       next = r->next;
       if (atomic_load_explicit(&r->cancel, memory_order_acquire)) {
-        actio__db_q_unlink(heads[q][0], heads[q][1], r);
+        if (q == 0)
+          actio__db_pend_unlink(w, r);
+        else
+          actio__db_q_unlink(&w->lq_head, &w->lq_tail, r);
         actio__db_req_fail(r, ACTIO_ECANCELED, "cancelled");
       }
     }
@@ -274,7 +271,7 @@ static int timers(db_worker *w) {
   for (db_req *r = w->pend_head, *nx; r != NULL; r = nx) {
     nx = r->next;
     if (r->queued_ns + acquire <= now) {
-      actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
+      actio__db_pend_unlink(w, r);
       char m[96];
       snprintf(m, sizeof m, "no database connection free within %ld ms (acquire_timeout_ms)",
                st->o.acquire_timeout_ms);
@@ -455,7 +452,7 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
     actio__db_req_fail(r, ACTIO_ECANCELED, "cancelled");
     return 0;
   }
-  actio__db_q_push(&w->pend_head, &w->pend_tail, r);
+  actio__db_pend_push(w, r);
   return 0;
 }
 
@@ -531,9 +528,10 @@ static void db_stop(actio_actor *self, void *worker) {
   }
   while (w->pend_head != NULL) {
     db_req *r = w->pend_head;
-    actio__db_q_unlink(&w->pend_head, &w->pend_tail, r);
+    actio__db_pend_unlink(w, r);
     actio__db_req_fail(r, ACTIO_ECANCELED, "database actor stopped");
   }
+  ACTIO__ASSERT(w->npend == 0);
   while (w->lq_head != NULL) {
     db_req *r = w->lq_head;
     actio__db_q_unlink(&w->lq_head, &w->lq_tail, r);
