@@ -395,6 +395,54 @@ START_TEST(test_child_failed_as_it_started) {
 }
 END_TEST
 
+/* The first event holds the supervisor's worker at this gate. */
+static test_gate held_gate = TEST_GATE_INIT;
+static _Atomic int held_once;
+
+static void on_event_held(void *arg, const actio_sup_event *ev) {
+  on_event(arg, ev);
+  if (atomic_exchange(&held_once, 1) == 0)
+    gate_hold(&held_gate);
+}
+
+START_TEST(test_failure_with_mailbox_full) {
+  /* A failure noted while the supervisor's mailbox is full is not lost:
+   * the supervisor handles it once it gets to its mailbox again. */
+  book_reset();
+  actio_sup_opts o = {.name = "top", .period_ms = PERIOD_MS, .backoff_ms = 1,
+                      .monitor = on_event_held};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, &o, abc, 3, &sup), 0);
+  actio_actor *b = actio_sup_lookup(sup, "b");
+  crash(sup, "a");
+  gate_wait_held(&held_gate); /* the worker is in the monitor, hearing of a */
+  static char junk;
+  int sent = 0, rc;
+  while ((rc = actio_tell(sup, &junk, 0)) == 0)
+    sent++;
+  ck_assert_int_eq(rc, ACTIO_EFULL);
+  ck_assert_int_gt(sent, 0);
+  crash(sup, "b");
+  while (!actio_actor_failed(b)) /* noted (the monitor hook has returned) */
+    usleep(1000);
+  gate_open(&held_gate);
+  char log[4096];
+  book_wait(4, log, sizeof log);
+  ck_assert_str_eq(log, "start:a start:b start:c failed:a stop:a start:a restarted:a "
+                        "failed:b stop:b start:b restarted:b");
+  alive(b);
+  actio_sup_stats st;
+  actio_sup_stats_get(sup, &st);
+  ck_assert_uint_eq(st.failures, 2);
+  ck_assert_uint_eq(st.restarts, 2);
+  /* What is not a supervisor's message is refused, and counted so. */
+  ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_DRAIN), 0);
+  actio_actor_stats as;
+  actio_actor_stats_get(sup, &as);
+  ck_assert_uint_eq(as.failed, (uint64_t)sent);
+}
+END_TEST
+
 START_TEST(test_spawn_arguments) {
   /* Every spawn refuses what it cannot start, and makes nothing. */
   actio_actor *a = NULL;
@@ -586,6 +634,7 @@ static Suite *sup_suite(void) {
   tcase_add_test(tc, test_temporary_with_one_for_all);
   tcase_add_test(tc, test_restart_that_fails);
   tcase_add_test(tc, test_child_failed_as_it_started);
+  tcase_add_test(tc, test_failure_with_mailbox_full);
   tcase_add_test(tc, test_spawn_arguments);
   tcase_add_test(tc, test_start_failure);
   suite_add_tcase(s, tc);

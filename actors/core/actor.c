@@ -857,11 +857,11 @@ void actio_actor_fail(actio_actor *a, int code, const char *why) {
   a->is_failed = 1;
   a->fail_code = code;
   a->fail_why = strdup(why ? why : actio_strerror(code));
-  actio__fail_fn fn = a->monitor;
-  void *arg = a->monitor_arg;
+  /* Under the lock: once actio__actor_set_monitor(a, NULL, NULL) returns,
+   * no call of the old hook is in flight, so its argument may be freed. */
+  if (a->monitor != NULL)
+    a->monitor(a->monitor_arg, a, code, why ? why : actio_strerror(code));
   pthread_mutex_unlock(&a->fail_mu);
-  if (fn != NULL)
-    fn(arg, a, code, why ? why : actio_strerror(code));
 }
 
 int actio_actor_failed(const actio_actor *a) {
@@ -877,10 +877,9 @@ void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
   pthread_mutex_lock(&a->fail_mu);
   a->monitor = fn;
   a->monitor_arg = arg;
-  int failed = a->is_failed, code = a->fail_code;
+  if (a->is_failed && fn != NULL)
+    fn(arg, a, a->fail_code, a->fail_why ? a->fail_why : actio_strerror(a->fail_code));
   pthread_mutex_unlock(&a->fail_mu);
-  if (failed && fn != NULL) /* fail_why is written once, before is_failed */
-    fn(arg, a, code, a->fail_why ? a->fail_why : actio_strerror(code));
 }
 
 void actio__actor_set_owned(actio_actor *a) {

@@ -46,12 +46,15 @@ int actio__actor_is_self(const actio_actor *a);
  * it is no dead letter (neither counted nor shown to the user's hook). */
 int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms);
 
-/* Called once, by actio_actor_fail, on the failing thread. */
+/* Called once, by actio_actor_fail, on the failing thread, under the
+ * actor's failure lock: it must not block, nor touch the actor's failure
+ * (actio_actor_fail, actio_actor_failed, its metrics). */
 typedef void (*actio__fail_fn)(void *arg, actio_actor *a, int code,
                                const char *why);
 
-/* Sets who hears of `a`'s failure (its supervisor). Call before the actor
- * is shared. If `a` already failed, fn runs at once. */
+/* Sets who hears of `a`'s failure (its supervisor); fn NULL: nobody. If
+ * `a` already failed, fn runs at once. Once it returns, the previous hook
+ * runs no more (its argument may be freed). */
 void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg);
 
 /* Marks `a` as stopped by its supervisor: the runtime's stop leaves it to

@@ -1,7 +1,7 @@
 /* supervisor.c: supervision trees. A supervisor is an actor with one
- * worker; children's failures arrive in its mailbox (from the failing
- * thread, through actio_actor_fail's monitor hook), and its worker restarts
- * them, one failure at a time. */
+ * worker; children's failures are noted in the supervisor itself (from the
+ * failing thread, through actio_actor_fail's monitor hook) and its worker,
+ * woken by a token in its mailbox, restarts them, one failure at a time. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,36 +15,38 @@
 
 typedef struct sup sup;
 
-/* Who failed, as the monitor hook of one child instance knows it. An
- * instance fails once: its watch is then the supervisor's message, made
- * ahead so that no failure is lost for want of memory. */
-typedef struct watch {
-  sup *s;
-  size_t index;
-  unsigned gen;
-  int code;              /* the failure, once it came */
-  char *why;             /* its text; NULL: the code's */
-  struct watch *next;
-} watch;
+/* A failure's text as the supervisor keeps it: inline, so that noting a
+ * failure needs no memory and cannot fail (longer texts are cut). */
+enum { WHY_MAX = 256 };
 
 typedef struct child {
+  sup *s;                /* the monitor hook's way back */
   actio_child_spec spec; /* name points at our copy */
   actio_actor *cur;      /* the instance; guarded by sup.mu (actio_sup_lookup
                             reads it) */
   actio_actor *addr;     /* the address senders keep, made at the first
                             start; guarded as cur */
-  unsigned gen;          /* instances started */
   int dead;              /* a temporary child that failed */
+  /* A failure noted, not yet handled (guarded by sup.mu): the instance
+   * that failed (NULL: none), its code and text, and the next child with
+   * one. A child has at most one: only its running instance's counts. */
+  actio_actor *failed;
+  int code;
+  char why[WHY_MAX];
+  struct child *next_failed;
 } child;
 
 struct sup {
   actio_runtime *rt;
   actio_actor *self;
   actio_sup_opts o;      /* defaults filled in; name is ours */
-  pthread_mutex_t mu;    /* guards children[].cur and watches */
-  child *children;
+  pthread_mutex_t mu;    /* guards the children's cur, addr, dead, their
+                            failures and the fields down to woken */
+  child **children;      /* each its own allocation: hooks point at it */
   size_t n;
-  watch *watches;        /* every instance's, freed with the supervisor */
+  child *failed_head, *failed_tail; /* failures noted, oldest first */
+  int woken;             /* a wake token is on its way, or failures wait
+                            behind messages the worker will handle */
   int64_t *times;        /* restarts within the period, oldest first */
   unsigned ntimes;
   int stopped;           /* children stopped for good (gave up, stopping) */
@@ -54,55 +56,99 @@ struct sup {
 
 static const actio_behavior sup_behavior;
 
+/* Wakes the worker to handle the failures noted. */
+static char wake_token;
+
 static void monitor(sup *s, actio_sup_event_kind kind, size_t i, int code,
                     const char *reason) {
   if (s->o.monitor == NULL)
     return;
-  actio_sup_event ev = {kind, s->o.name, s->children[i].spec.name, code, reason,
+  actio_sup_event ev = {kind, s->o.name, s->children[i]->spec.name, code, reason,
                         s->ntimes};
   s->o.monitor(s->o.monitor_arg, &ev);
 }
 
-/* A child instance failed, on whatever thread noticed: queue it for the
- * supervisor's worker. */
+/* A child instance failed, on whatever thread noticed (under the
+ * instance's failure lock): note it in the child, then wake the worker.
+ * Nothing here can fail, so no failure is lost: at most one wake token is
+ * on its way, sent without waiting (the worker itself may be the failing
+ * thread, a child failing as it starts). A token refused for want of room
+ * is not needed: the worker notes failures before every message it
+ * handles, and one waits. Refused as closed, the supervisor is stopping:
+ * nothing to restart. */
 static void on_child_fail(void *arg, actio_actor *a, int code, const char *why) {
-  watch *wt = arg;
-  (void)a;
-  wt->code = code;
-  wt->why = strdup(why); /* without memory, the code's text stands in */
-  /* A failure on the supervisor's own worker (a child failing while it
-   * starts) must not wait for room only that worker could make. Refused,
-   * the supervisor is stopping: nothing to restart. */
-  (void)actio__tell_quiet(wt->s->self, wt, actio_actor_self() == wt->s->self ? 0 : -1);
+  child *c = arg;
+  sup *s = c->s;
+  int wake = 0;
+  pthread_mutex_lock(&s->mu);
+  if (c->cur == a) {
+    if (c->failed == NULL) { /* else an older instance's, to be ignored */
+      c->next_failed = NULL;
+      if (s->failed_tail != NULL)
+        s->failed_tail->next_failed = c;
+      else
+        s->failed_head = c;
+      s->failed_tail = c;
+    }
+    c->failed = a;
+    c->code = code;
+    snprintf(c->why, sizeof c->why, "%s", why);
+    wake = !s->woken;
+    s->woken = 1;
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (wake)
+    (void)actio__tell_quiet(s->self, &wake_token, 0);
 }
 
-/* Starts instance gen+1 of child i, which its address then reaches. 0 or
+/* Takes the oldest failure noted, into *c (its child), *inst, *code and
+ * why; 0 when there is none (the next one noted wakes the worker again). */
+static int next_failure(sup *s, child **c, actio_actor **inst, int *code,
+                        char why[WHY_MAX]) {
+  pthread_mutex_lock(&s->mu);
+  child *f = s->failed_head;
+  if (f != NULL) {
+    s->failed_head = f->next_failed;
+    if (s->failed_head == NULL)
+      s->failed_tail = NULL;
+    *c = f;
+    *inst = f->failed;
+    *code = f->code;
+    memcpy(why, f->why, WHY_MAX);
+    f->failed = NULL;
+  } else {
+    s->woken = 0;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return f != NULL;
+}
+
+static size_t index_of(const sup *s, const child *c) {
+  size_t i = 0;
+  while (s->children[i] != c)
+    i++;
+  return i;
+}
+
+/* Starts a new instance of child i, which its address then reaches. 0 or
  * the start's error. */
 static int child_start(sup *s, size_t i) {
-  child *c = &s->children[i];
-  watch *wt = calloc(1, sizeof *wt);
-  if (wt == NULL)
-    return ACTIO_ENOMEM;
+  child *c = s->children[i];
   actio_actor *a = NULL, *addr = c->addr;
   int rc = c->spec.start(s->rt, c->spec.arg, &a);
   if (rc == 0 && a == NULL)
     rc = ACTIO_EINVAL;
   if (rc == 0 && addr == NULL && (rc = actio__address_create(a, c->spec.name, &addr)) != 0)
     actio_actor_stop(a, ACTIO_STOP_NOW);
-  if (rc != 0) {
-    free(wt);
+  if (rc != 0)
     return rc;
-  }
   pthread_mutex_lock(&s->mu);
   c->cur = a;
   c->addr = addr;
-  c->gen++;
   c->dead = 0;
-  *wt = (watch){.s = s, .index = i, .gen = c->gen, .next = s->watches};
-  s->watches = wt;
   pthread_mutex_unlock(&s->mu);
   actio__actor_set_owned(a);
-  actio__actor_set_monitor(a, on_child_fail, wt);
+  actio__actor_set_monitor(a, on_child_fail, c);
   actio__address_move(addr, a, 0);
   return 0;
 }
@@ -110,7 +156,7 @@ static int child_start(sup *s, size_t i) {
 /* Stops child i's instance: as its spec says, or now if the supervisor is
  * being stopped now. */
 static void child_stop(sup *s, size_t i) {
-  child *c = &s->children[i];
+  child *c = s->children[i];
   pthread_mutex_lock(&s->mu);
   actio_actor *a = c->cur;
   pthread_mutex_unlock(&s->mu);
@@ -122,7 +168,7 @@ static void child_stop(sup *s, size_t i) {
 /* Child i is not restarted (any more): its address stays on the stopped
  * instance, where sends fail with ACTIO_ECLOSED, and lookups find none. */
 static void child_settle(sup *s, size_t i, int dead) {
-  child *c = &s->children[i];
+  child *c = s->children[i];
   pthread_mutex_lock(&s->mu);
   actio_actor *addr = c->addr;
   c->cur = NULL;
@@ -186,7 +232,7 @@ static void give_up(sup *s, size_t i, int code, const char *reason) {
   char why[512];
   snprintf(why, sizeof why,
            "supervisor %s gave up: %s failed more than %u times in %lld ms: %s",
-           s->o.name, s->children[i].spec.name, s->o.max_restarts,
+           s->o.name, s->children[i]->spec.name, s->o.max_restarts,
            (long long)s->o.period_ms, reason);
   actio_actor_fail(s->self, ACTIO_EINTENSITY, why);
 }
@@ -218,52 +264,41 @@ static int restart(sup *s, size_t i) {
   }
 }
 
-static int sup_handle(actio_actor *self, void *worker, void *msg,
-                      actio_future *reply) {
-  sup *s = actio_actor_state(self);
-  (void)worker;
-  if (msg == &start_token) {
-    int rc = start_children(s);
-    if (rc == 0)
-      actio_future_resolve(reply, NULL, NULL);
-    else
-      actio_future_fail(reply, rc, "supervisor %s: a child did not start: %s",
-                        s->o.name, actio_strerror(rc));
-    return 0;
-  }
-  watch *m = msg; /* a child instance failed */
-  const char *why = m->why != NULL ? m->why : actio_strerror(m->code);
-  child *c = &s->children[m->index];
+/* Handles the failure of instance `inst` of child c, noted with code and
+ * why. */
+static void child_failed(sup *s, child *c, actio_actor *inst, int code,
+                         const char *why) {
   pthread_mutex_lock(&s->mu);
-  unsigned gen = c->gen;
+  int current = c->cur == inst;
   pthread_mutex_unlock(&s->mu);
-  if (s->stopped || m->gen != gen) /* stopping, or already replaced */
-    return 0;
+  if (s->stopped || !current) /* stopping, or already replaced */
+    return;
+  size_t index = index_of(s, c);
   atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed);
-  monitor(s, ACTIO_SUP_CHILD_FAILED, m->index, m->code, why);
+  monitor(s, ACTIO_SUP_CHILD_FAILED, index, code, why);
   if (c->spec.temporary) {
-    child_stop(s, m->index);
-    child_settle(s, m->index, 1);
-    return 0;
+    child_stop(s, index);
+    child_settle(s, index, 1);
+    return;
   }
   /* The runtime is stopping: no spawn would succeed, and the failed child
    * runs on until stop_all stops it. */
   if (actio__runtime_closing(s->rt))
-    return 0;
+    return;
   if (intensity(s) != 0) {
-    give_up(s, m->index, m->code, why);
-    return 0;
+    give_up(s, index, code, why);
+    return;
   }
   if (actio__actor_pause(s->self, backoff(s, s->ntimes)) != 0)
-    return 0; /* stopped now: stop_all follows */
-  size_t first = m->index, last = m->index;
+    return; /* stopped now: stop_all follows */
+  size_t first = index, last = index;
   if (s->o.strategy == ACTIO_ONE_FOR_ALL)
     first = 0, last = s->n - 1;
   else if (s->o.strategy == ACTIO_REST_FOR_ONE)
     last = s->n - 1;
   for (size_t i = last + 1; i-- > first;) {
     pthread_mutex_lock(&s->mu);
-    child *ci = &s->children[i];
+    child *ci = s->children[i];
     actio_actor *addr = ci->dead || ci->spec.temporary ? NULL : ci->addr;
     pthread_mutex_unlock(&s->mu);
     if (addr != NULL) /* its senders wait for the next instance */
@@ -271,10 +306,10 @@ static int sup_handle(actio_actor *self, void *worker, void *msg,
     child_stop(s, i); /* a dead one has no instance */
   }
   for (size_t i = first; i <= last; i++) {
-    if (s->children[i].spec.temporary && i != m->index)
+    if (s->children[i]->spec.temporary && i != index)
       child_settle(s, i, 1); /* stopped with the others, never restarted */
     pthread_mutex_lock(&s->mu);
-    int dead = s->children[i].dead;
+    int dead = s->children[i]->dead;
     pthread_mutex_unlock(&s->mu);
     if (!dead && restart(s, i) != 0) {
       /* Gave up, or cannot restart: it and those after it stay down, and
@@ -284,7 +319,32 @@ static int sup_handle(actio_actor *self, void *worker, void *msg,
       break;
     }
   }
-  return 0;
+}
+
+static int sup_handle(actio_actor *self, void *worker, void *msg,
+                      actio_future *reply) {
+  sup *s = actio_actor_state(self);
+  (void)worker;
+  int rc = 0;
+  if (msg == &start_token) {
+    rc = start_children(s);
+    if (rc == 0)
+      actio_future_resolve(reply, NULL, NULL);
+    else
+      actio_future_fail(reply, rc, "supervisor %s: a child did not start: %s",
+                        s->o.name, actio_strerror(rc));
+    rc = 0;
+  } else if (msg != &wake_token) {
+    rc = ACTIO_EINVAL; /* not a supervisor's message */
+  }
+  /* Whatever the message, the failures noted so far. */
+  child *c;
+  actio_actor *inst;
+  int code;
+  char why[WHY_MAX];
+  while (next_failure(s, &c, &inst, &code, why))
+    child_failed(s, c, inst, code, why);
+  return rc;
 }
 
 /* The supervisor stops: its children first, newest first. */
@@ -300,14 +360,11 @@ static const actio_behavior sup_behavior = {
 
 static void sup_free(void *p) {
   sup *s = p;
-  while (s->watches != NULL) {
-    watch *next = s->watches->next;
-    free(s->watches->why);
-    free(s->watches);
-    s->watches = next;
+  for (size_t i = 0; s->children != NULL && i < s->n; i++) {
+    if (s->children[i] != NULL)
+      free((char *)s->children[i]->spec.name);
+    free(s->children[i]);
   }
-  for (size_t i = 0; s->children != NULL && i < s->n; i++)
-    free((char *)s->children[i].spec.name);
   free(s->children);
   free(s->times);
   free((char *)s->o.name);
@@ -345,8 +402,12 @@ int actio_sup_spawn(actio_runtime *rt, const actio_sup_opts *opts,
   s->times = calloc(s->o.max_restarts, sizeof *s->times);
   int ok = s->o.name != NULL && s->children != NULL && s->times != NULL;
   for (size_t i = 0; ok && i < n; i++) {
-    s->children[i].spec = children[i];
-    ok = (s->children[i].spec.name = strdup(children[i].name)) != NULL;
+    child *c = s->children[i] = calloc(1, sizeof *c);
+    if ((ok = c != NULL)) {
+      c->s = s;
+      c->spec = children[i];
+      ok = (c->spec.name = strdup(children[i].name)) != NULL;
+    }
   }
   if (!ok) {
     sup_free(s);
@@ -388,8 +449,8 @@ actio_actor *actio_sup_lookup(actio_actor *a, const char *name) {
   actio_actor *found = NULL;
   pthread_mutex_lock(&s->mu);
   for (size_t i = 0; i < s->n; i++)
-    if (strcmp(s->children[i].spec.name, name) == 0 && s->children[i].cur != NULL)
-      found = s->children[i].addr;
+    if (strcmp(s->children[i]->spec.name, name) == 0 && s->children[i]->cur != NULL)
+      found = s->children[i]->addr;
   pthread_mutex_unlock(&s->mu);
   return found;
 }
