@@ -15,8 +15,8 @@
  *   await asyncio.gather(*(one(i, u) for i, u in enumerate(urls)))
  *
  * Here each URL is one chain of futures, fetch -> hash -> save -> record
- * (actio_future_then), and actio_map runs the chains with at most
- * --concurrency of them in flight.
+ * (actio_future_then; actio_future_catch is the except), and actio_map runs
+ * the chains with at most --concurrency of them in flight.
  *
  *   actio-pipeline --dsn DSN --out DIR [--concurrency N] [--timeout MS]
  *                  [--retries N] [--run-id ID] URLS|-
@@ -147,12 +147,18 @@ __attribute__((format(printf, 1, 2))) static char *str_printf(const char *fmt, .
   return s;
 }
 
-/* A future that resolves once f completes, however f ends: a gather of
- * one item under settle-all. Python's gather(f, return_exceptions=True).
- * The steps below look at their own future for the outcome, so a failure
- * flows on to the record step instead of ending the chain. */
+/* The steps below look at their own future for the outcome, so a failure
+ * flows on to the record step instead of ending the chain: a catch whose
+ * handler turns it into a plain NULL value (Python's `except Exception`).
+ * A value passes the catch unchanged. */
+static int go_on(actio_future *failed, void *arg, actio_future **next) {
+  (void)failed;
+  (void)arg;
+  return actio_future_resolved(next, NULL, NULL);
+}
+
 static int settled(actio_future *f, actio_future **out) {
-  return actio_gather(&f, 1, ACTIO_GATHER_SETTLE_ALL, out);
+  return actio_future_catch(f, go_on, NULL, out);
 }
 
 /* asyncio.sleep(ms) as a future: a future nobody completes, with a

@@ -1,5 +1,6 @@
 /* test_future.c: futures: completion exactly once, values and errors,
- * callbacks, waiting, cancellation, then-chains and deadlines. */
+ * callbacks, waiting, cancellation, then-chains, catch and finally, and
+ * deadlines. */
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -377,6 +378,190 @@ END_TEST
 
 /* ---- deadlines ---- */
 
+/* ---- catch and finally ---- */
+
+/* What a catch or finally step saw, and what it does: 0 leaves next NULL,
+ * 1 recovers with a value, 2 with a pending future (kept in `made`), 3
+ * fails. */
+typedef struct {
+  int calls, seen, how;
+  actio_future *made;
+} handler;
+
+static int handle_step(actio_future *prev, void *arg, actio_future **next) {
+  handler *h = arg;
+  h->calls++;
+  h->seen = actio_future_status(prev);
+  switch (h->how) {
+  case 1:
+    return actio_future_resolved(next, boxed(7), free);
+  case 2:
+    ck_assert_int_eq(actio_future_create(next), 0);
+    actio_future_ref(*next);
+    h->made = *next;
+    return 0;
+  case 3:
+    return -EIO;
+  default:
+    return 0;
+  }
+}
+
+/* A catch (or with `finally` set, a finally) over `src` with handler h. */
+static actio_future *step_over(int finally, actio_future *src, handler *h) {
+  actio_future *out = NULL;
+  ck_assert_int_eq((finally ? actio_future_finally : actio_future_catch)(src, handle_step, h,
+                                                                         &out), 0);
+  return out;
+}
+
+/* One case: the step over src (let go of here) with handler `how` ends with
+ * `status`, an error message holding `msg` (unless NULL) or, for a value,
+ * the int `value`. Returns what the handler saw, or 1 if it did not run. */
+static int check_step(int finally, actio_future *src, int how, int status, const char *msg,
+                      int value) {
+  handler h = {0, 1, how, NULL};
+  actio_future *out = step_over(finally, src, &h);
+  ck_assert_int_eq(actio_future_wait(out, -1), status);
+  if (msg != NULL)
+    ck_assert_ptr_nonnull(strstr(actio_future_errmsg(out), msg));
+  if (status == 0)
+    ck_assert_int_eq(*(int *)actio_future_value(out), value);
+  ck_assert_int_le(h.calls, 1);
+  actio_future_unref(src);
+  actio_future_unref(out);
+  return h.seen;
+}
+
+static actio_future *failed_with(int code, const char *msg) {
+  actio_future *f;
+  ck_assert_int_eq(actio_future_failed(&f, code, "%s", msg), 0);
+  return f;
+}
+
+static actio_future *resolved_int(int v) {
+  actio_future *f;
+  ck_assert_int_eq(actio_future_resolved(&f, boxed(v), free), 0);
+  return f;
+}
+
+static actio_future *cancelled(void) {
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  actio_future_cancel(f);
+  return f;
+}
+
+START_TEST(catch_recovers_with_a_value_or_a_future) {
+  /* A value goes past the handler; a failure is recovered with a value; a
+   * deadline's timeout is a failure like the others; a handler that leaves
+   * next NULL lets the failure through; one that fails fails the catch; a
+   * cancellation is not caught. */
+  ck_assert_int_eq(check_step(0, resolved_int(5), 1, 0, NULL, 5), 1);
+  ck_assert_int_eq(check_step(0, failed_with(-ENOENT, "gone"), 1, 0, NULL, 7), -ENOENT);
+  ck_assert_int_eq(check_step(0, failed_with(ACTIO_ETIMEDOUT, "late"), 1, 0, NULL, 7),
+                   ACTIO_ETIMEDOUT);
+  check_step(0, failed_with(-ENOENT, "open x"), 0, -ENOENT, "open x", 0);
+  check_step(0, failed_with(-ENOENT, "gone"), 3, -EIO, "catch: step failed", 0);
+  ck_assert_int_eq(check_step(0, cancelled(), 1, ACTIO_ECANCELED, NULL, 0), 1);
+
+  /* A recovery by a future: the catch completes as it does, and a
+   * then-step goes on from it. */
+  actio_future *src, *out, *more;
+  handler h = {0, 0, 2, NULL};
+  step_arg s1 = {10, 0};
+  ck_assert_int_eq(actio_future_create(&src), 0);
+  out = step_over(0, src, &h);
+  ck_assert_int_eq(actio_future_then(out, add_step, &s1, &more), 0);
+  actio_future_fail(src, -ENOENT, "gone");
+  ck_assert_int_eq(actio_future_wait(more, 0), ACTIO_EPENDING);
+  actio_future_resolve(h.made, boxed(9), free);
+  ck_assert_int_eq(actio_future_wait(more, -1), 0);
+  ck_assert_int_eq(*(int *)actio_future_value(more), 19);
+  ck_assert_int_eq(*(int *)actio_future_value(out), 9);
+  actio_future_unref(h.made);
+  actio_future_unref(src);
+  actio_future_unref(out);
+  actio_future_unref(more);
+}
+END_TEST
+
+START_TEST(finally_runs_whatever_the_outcome_and_passes_it_on) {
+  /* A value, a failure and a cancellation pass through, after the cleanup
+   * ran on each; a cleanup that fails replaces the outcome. */
+  ck_assert_int_eq(check_step(1, resolved_int(5), 0, 0, NULL, 5), 0);
+  ck_assert_int_eq(check_step(1, failed_with(-ENOENT, "gone"), 0, -ENOENT, "gone", 0), -ENOENT);
+  ck_assert_int_eq(check_step(1, cancelled(), 0, ACTIO_ECANCELED, NULL, 0), ACTIO_ECANCELED);
+  check_step(1, failed_with(-ENOENT, "gone"), 3, -EIO, "finally: step failed", 0);
+
+  /* A cleanup future is waited for, then the first outcome goes on... */
+  for (int fails = 0; fails < 2; fails++) {
+    actio_future *src = resolved_int(5);
+    handler h = {0, 0, 2, NULL};
+    actio_future *out = step_over(1, src, &h);
+    ck_assert_int_eq(actio_future_wait(out, 0), ACTIO_EPENDING);
+    if (!fails) {
+      actio_future_resolve(h.made, boxed(1), free);
+      ck_assert_int_eq(actio_future_wait(out, -1), 0);
+      ck_assert_int_eq(*(int *)actio_future_value(out), 5);
+    } else { /* ... unless it fails: its error replaces the outcome */
+      actio_future_fail(h.made, -EPIPE, "cleanup broke");
+      ck_assert_int_eq(actio_future_wait(out, -1), -EPIPE);
+      ck_assert_str_eq(actio_future_errmsg(out), "cleanup broke");
+    }
+    actio_future_unref(h.made);
+    actio_future_unref(src);
+    actio_future_unref(out);
+  }
+}
+END_TEST
+
+START_TEST(cancelling_catch_or_finally_cancels_the_running_step) {
+  actio_future *src, *out;
+  /* The first step running: cancelled; a catch does not run on it. */
+  handler h = {0, 0, 1, NULL};
+  ck_assert_int_eq(actio_future_create(&src), 0);
+  out = step_over(0, src, &h);
+  ck_assert_int_eq(actio_future_cancel(out), 0);
+  ck_assert_int_eq(actio_future_status(src), ACTIO_ECANCELED);
+  ck_assert_int_eq(actio_future_status(out), ACTIO_ECANCELED);
+  ck_assert_int_eq(h.calls, 0);
+  actio_future_unref(src);
+  actio_future_unref(out);
+
+  /* A finally's first step cancelled: the cleanup still runs, and is left
+   * to finish. */
+  h = (handler){0, 0, 2, NULL};
+  ck_assert_int_eq(actio_future_create(&src), 0);
+  out = step_over(1, src, &h);
+  ck_assert_int_eq(actio_future_cancel(out), 0);
+  ck_assert_int_eq(actio_future_status(src), ACTIO_ECANCELED);
+  ck_assert_int_eq(h.calls, 1);
+  ck_assert_int_eq(h.seen, ACTIO_ECANCELED);
+  ck_assert_int_eq(actio_future_status(h.made), ACTIO_EPENDING);
+  ck_assert_int_eq(actio_future_status(out), ACTIO_ECANCELED);
+  ck_assert_int_eq(actio_future_resolve(h.made, NULL, NULL), 0);
+  actio_future_unref(h.made);
+  actio_future_unref(src);
+  actio_future_unref(out);
+
+  /* The second step running (a recovery, a cleanup): cancelled. */
+  for (int finally = 0; finally < 2; finally++) {
+    h = (handler){0, 0, 2, NULL};
+    src = finally ? resolved_int(1) : failed_with(-ENOENT, "gone");
+    out = step_over(finally, src, &h);
+    ck_assert_int_eq(actio_future_cancel(out), 0);
+    ck_assert_int_eq(actio_future_status(h.made), ACTIO_ECANCELED);
+    ck_assert_int_eq(actio_future_status(out), ACTIO_ECANCELED);
+    actio_future_unref(h.made);
+    actio_future_unref(out);
+    ck_assert_int_eq(actio_future_catch(NULL, handle_step, NULL, &out), ACTIO_EINVAL);
+    ck_assert_int_eq(actio_future_finally(src, NULL, NULL, &out), ACTIO_EINVAL);
+    actio_future_unref(src);
+  }
+}
+END_TEST
+
 START_TEST(deadline_fails_a_pending_future) {
   actio_runtime *rt;
   _Atomic int hooked = 0;
@@ -464,6 +649,77 @@ START_TEST(runtime_destroy_cancels_futures_still_waiting) {
 }
 END_TEST
 
+/* One thread fails the first step while another cancels a catch and a
+ * finally over it: each completes once, the finally's cleanup runs every
+ * time, and the catch's handler at most once (never once cancelled). */
+typedef struct {
+  actio_future *src, *c, *f;
+  _Atomic int caught, cleaned;
+} cf_item;
+
+static int count_catch(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  atomic_fetch_add(&((cf_item *)arg)->caught, 1);
+  return actio_future_resolved(next, NULL, NULL);
+}
+
+static int count_finally(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  (void)next;
+  atomic_fetch_add(&((cf_item *)arg)->cleaned, 1);
+  return 0;
+}
+
+typedef struct {
+  cf_item *items;
+  int failer;
+} cf_racer;
+
+static void *cf_race(void *p) {
+  cf_racer *r = p;
+  for (int i = 0; i < RACES; i++) {
+    cf_item *it = &r->items[i];
+    if (r->failer) {
+      actio_future_fail(it->src, -EIO, NULL);
+    } else {
+      actio_future_cancel(it->c);
+      actio_future_cancel(it->f);
+    }
+  }
+  return NULL;
+}
+
+START_TEST(catch_and_finally_race_cancels_exactly_once) {
+  cf_item *items = calloc(RACES, sizeof *items);
+  for (int i = 0; i < RACES; i++) {
+    ck_assert_int_eq(actio_future_create(&items[i].src), 0);
+    ck_assert_int_eq(actio_future_catch(items[i].src, count_catch, &items[i], &items[i].c), 0);
+    ck_assert_int_eq(actio_future_finally(items[i].src, count_finally, &items[i], &items[i].f), 0);
+  }
+  cf_racer r[2] = {{items, 1}, {items, 0}};
+  pthread_t t[2];
+  start_threads(t, 2, cf_race, r, sizeof r[0]);
+  join_threads(t, 2);
+  for (int i = 0; i < RACES; i++) {
+    cf_item *it = &items[i];
+    int src = actio_future_wait(it->src, -1), c = actio_future_wait(it->c, -1);
+    ck_assert(src == -EIO || src == ACTIO_ECANCELED);
+    ck_assert_int_eq(atomic_load(&it->cleaned), 1);
+    ck_assert_int_le(atomic_load(&it->caught), 1);
+    if (atomic_load(&it->caught) == 0)
+      ck_assert_int_eq(c, ACTIO_ECANCELED);
+    else
+      ck_assert(src == -EIO && (c == 0 || c == ACTIO_ECANCELED));
+    int f = actio_future_wait(it->f, -1);
+    ck_assert(f == src || f == ACTIO_ECANCELED);
+    actio_future_unref(it->src);
+    actio_future_unref(it->c);
+    actio_future_unref(it->f);
+  }
+  free(items);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("future");
   TCase *tc = tcase_with_timeout("basics", 30);
@@ -478,6 +734,9 @@ int main(void) {
   tcase_add_test(tc, then_chains_values_and_failures);
   tcase_add_test(tc, a_chains_value_is_taken_from_its_step);
   tcase_add_test(tc, cancelling_a_chain_cancels_the_running_step);
+  tcase_add_test(tc, catch_recovers_with_a_value_or_a_future);
+  tcase_add_test(tc, finally_runs_whatever_the_outcome_and_passes_it_on);
+  tcase_add_test(tc, cancelling_catch_or_finally_cancels_the_running_step);
   tcase_add_test(tc, deadline_fails_a_pending_future);
   tcase_add_test(tc, runtime_destroy_cancels_futures_still_waiting);
   tcase_add_test(tc, huge_timeouts_mean_no_limit);
@@ -485,6 +744,7 @@ int main(void) {
   suite_add_tcase(s, tc);
   TCase *st = tcase_with_timeout("stress", 300);
   tcase_add_test(st, cancel_races_complete_exactly_once);
+  tcase_add_test(st, catch_and_finally_race_cancels_exactly_once);
   suite_add_tcase(s, st);
   return run_suite(s);
 }

@@ -1,5 +1,5 @@
-/* combinators.c: then, gather, any, map and as-completed, built only on the
- * future's public operations plus attach/adopt/abort. */
+/* combinators.c: then, catch, finally, gather, any, map and as-completed,
+ * built only on the future's public operations plus attach/adopt/abort. */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,11 +12,20 @@
 #include "base/clock.h"
 #include "mailbox/mailbox.h"
 
-/* ---- then ---- */
+/* ---- then, catch, finally: a chain of two steps ---- */
+
+/* When the continuation runs: then on a value, catch on a failure that is
+ * not a cancellation, finally on any outcome. */
+enum chain_kind { C_THEN, C_CATCH, C_FINALLY };
+
+static const char *const chain_names[] = {"then", "catch", "finally"};
 
 typedef struct chain {
   actio_future *out;           /* a reference held while the chain runs */
   _Atomic(actio_future *) step; /* the running step's reference, or NULL */
+  actio_future *prev;          /* finally: the outcome passed on once the
+                                * cleanup succeeds (a reference) */
+  enum chain_kind kind;
   actio_then_fn fn;
   void *arg;
 } chain;
@@ -34,23 +43,44 @@ static void chain_cancel(void *arg) {
   }
 }
 
+/* Lets go of what the chain holds; out's last reference frees the chain. */
+static void chain_release(chain *c) {
+  actio_future *prev = c->prev, *out = c->out;
+  c->prev = NULL;
+  c->out = NULL;
+  actio_future_unref(prev);
+  actio_future_unref(out); /* may free the chain with out */
+}
+
 static void chain_end(chain *c, actio_future *done) {
   actio__future_adopt(c->out, done);
-  actio_future *out = c->out;
-  c->out = NULL;
-  actio_future_unref(out); /* may free the chain with out */
+  chain_release(c);
 }
 
 static void chain_next_done(actio_future *next, void *arg) {
   chain *c = arg;
   actio_future_unref(chain_take_step(c));
-  chain_end(c, next);
+  /* A finally's cleanup that succeeded passes the first outcome on. */
+  chain_end(c, c->prev != NULL && actio_future_status(next) == 0 ? c->prev : next);
+}
+
+static int chain_runs(const chain *c, int status) {
+  switch (c->kind) {
+  case C_THEN:
+    return status == 0;
+  case C_CATCH:
+    return status != 0 && status != ACTIO_ECANCELED;
+  default:
+    return 1;
+  }
 }
 
 static void chain_prev_done(actio_future *prev, void *arg) {
   chain *c = arg;
   actio_future_unref(chain_take_step(c));
-  if (actio_future_status(prev) != 0 || !actio__future_pending(c->out)) {
+  /* out cancelled already: only a finally still runs its step. */
+  int over = !actio__future_pending(c->out);
+  if (!chain_runs(c, actio_future_status(prev)) || (over && c->kind != C_FINALLY)) {
     chain_end(c, prev);
     return;
   }
@@ -58,13 +88,19 @@ static void chain_prev_done(actio_future *prev, void *arg) {
   int rc = c->fn(prev, c->arg, &next);
   if (rc < 0) {
     actio_future_unref(next);
-    actio_future_fail(c->out, rc, "then: step failed: %s", actio_strerror(rc));
+    actio_future_fail(c->out, rc, "%s: step failed: %s", chain_names[c->kind],
+                      actio_strerror(rc));
     chain_end(c, prev);
     return;
   }
-  if (next == NULL) {
+  if (next == NULL || over) { /* a cleanup begun after the cancel runs on */
+    actio_future_unref(next);
     chain_end(c, prev);
     return;
+  }
+  if (c->kind == C_FINALLY) {
+    actio_future_ref(prev);
+    c->prev = prev; /* read by chain_next_done, ordered by on_done below */
   }
   actio_future_ref(next);
   /* Acq_rel on the step, which the cancel hook swaps too: either the hook
@@ -76,15 +112,13 @@ static void chain_prev_done(actio_future *prev, void *arg) {
   if (actio_future_on_done(next, chain_next_done, c) != 0) {
     chain_cancel(c); /* its outcome would reach nobody */
     actio_future_fail(c->out, ACTIO_ENOMEM, NULL);
-    actio_future *out = c->out;
-    c->out = NULL;
-    actio_future_unref(out); /* may free the chain with out */
+    chain_release(c);
   }
   actio_future_unref(next);
 }
 
-int actio_future_then(actio_future *f, actio_then_fn fn, void *arg,
-                      actio_future **out) {
+static int chain_start(enum chain_kind kind, actio_future *f, actio_then_fn fn,
+                       void *arg, actio_future **out) {
   if (f == NULL || fn == NULL || out == NULL)
     return ACTIO_EINVAL;
   chain *c = calloc(1, sizeof *c);
@@ -95,6 +129,7 @@ int actio_future_then(actio_future *f, actio_then_fn fn, void *arg,
     free(c);
     return rc;
   }
+  c->kind = kind;
   c->fn = fn;
   c->arg = arg;
   if (actio__future_attach(c->out, c, free) != 0) {
@@ -118,6 +153,21 @@ int actio_future_then(actio_future *f, actio_then_fn fn, void *arg,
   *out = result;
   actio_future_unref(result); /* the caller's is the one taken at create */
   return 0;
+}
+
+int actio_future_then(actio_future *f, actio_then_fn fn, void *arg,
+                      actio_future **out) {
+  return chain_start(C_THEN, f, fn, arg, out);
+}
+
+int actio_future_catch(actio_future *f, actio_then_fn fn, void *arg,
+                       actio_future **out) {
+  return chain_start(C_CATCH, f, fn, arg, out);
+}
+
+int actio_future_finally(actio_future *f, actio_then_fn fn, void *arg,
+                         actio_future **out) {
+  return chain_start(C_FINALLY, f, fn, arg, out);
 }
 
 /* ---- gather, any, map: a group of items behind one future ---- */

@@ -1,6 +1,6 @@
 /** @file actio/future.h
  * Futures (one-shot results shared between threads) and the combinators that
- * compose them: then, gather, any, as-completed, map. */
+ * compose them: then, catch, finally, gather, any, as-completed, map. */
 #ifndef ACTIO_FUTURE_H
 #define ACTIO_FUTURE_H
 
@@ -13,7 +13,8 @@ extern "C" {
 
 /** @defgroup futures Futures and combinators
  * One-shot results shared between threads (actio_future), and the
- * combinators that compose them: then, gather, any, as-completed, map.
+ * combinators that compose them: then, catch, finally, gather, any,
+ * as-completed, map.
  * @{ */
 
 /**
@@ -140,6 +141,34 @@ typedef int (*actio_then_fn)(actio_future *prev, void *arg, actio_future **next)
  * the caller's. Returns 0 or ACTIO_EINVAL/ACTIO_ENOMEM. */
 int actio_future_then(actio_future *f, actio_then_fn fn, void *arg,
                       actio_future **out);
+
+/** *out follows `f` through the error continuation `fn`, as try/except: if
+ * `f` resolves, *out resolves with its value (borrowed) and fn is not
+ * called; if `f` fails, fn(f, arg, &next) runs and may recover by setting
+ * next to a future (a reference the chain takes over: actio_future_resolved
+ * for a plain value, or any operation's future, say a retry), which *out
+ * then completes as; leaving next NULL lets the failure through unchanged,
+ * and a negative return fails *out with that code. A deadline's
+ * ACTIO_ETIMEDOUT is a failure like any other, but a cancellation
+ * (ACTIO_ECANCELED) passes through without calling fn, as asyncio's
+ * `except Exception` lets CancelledError through: act on one with
+ * actio_future_finally. Cancelling *out cancels whichever step is running.
+ * Threads, references and returns as actio_future_then. */
+int actio_future_catch(actio_future *f, actio_then_fn fn, void *arg,
+                       actio_future **out);
+
+/** *out follows `f` and runs `fn` whatever the outcome, as try/finally:
+ * fn(f, arg, &next) runs once `f` has resolved, failed or been cancelled
+ * (also when *out was cancelled first), and may set next to a cleanup's
+ * future (a reference the chain takes over) to wait for. *out then completes
+ * as `f` did (a value borrowed from it), unless the cleanup fails or fn
+ * returns a negative code: that error replaces the outcome, as an exception
+ * raised in Python's finally does. Cancelling *out cancels whichever step is
+ * running; a cleanup begun after *out was cancelled is left to run, its
+ * outcome reaching nobody. Threads, references and returns as
+ * actio_future_then. */
+int actio_future_finally(actio_future *f, actio_then_fn fn, void *arg,
+                         actio_future **out);
 
 /** What a group of futures does when an item fails. */
 typedef enum actio_gather_policy {
