@@ -11,6 +11,7 @@
 #include "actio/http.h"
 #include "actio/db.h"
 #include "actio/supervisor.h"
+#include "actio/sync.h"
 
 /** The version of these headers: major, minor, patch. @{ */
 #define ACTIO_VERSION_MAJOR 0

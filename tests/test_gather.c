@@ -7,21 +7,8 @@
 #include "actio.h"
 #include "test_util.h"
 
-static actio_future **make(size_t n) {
-  actio_future **fs = malloc(n * sizeof *fs);
-  for (size_t i = 0; i < n; i++)
-    ck_assert_int_eq(actio_future_create(&fs[i]), 0);
-  return fs;
-}
-
-static void unref_all(actio_future **fs, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    actio_future_unref(fs[i]);
-  free(fs);
-}
-
 START_TEST(gather_keeps_order_and_waits_for_all) {
-  actio_future **fs = make(3), *g;
+  actio_future **fs = make_futures(3), *g;
   ck_assert_int_eq(actio_gather(fs, 3, ACTIO_GATHER_FAIL_FAST, &g), 0);
   actio_future_resolve(fs[2], (void *)30, NULL);
   actio_future_resolve(fs[0], (void *)10, NULL);
@@ -32,13 +19,13 @@ START_TEST(gather_keeps_order_and_waits_for_all) {
   for (uintptr_t i = 0; i < 3; i++)
     ck_assert_ptr_eq(actio_future_value(actio_gather_item(g, i)), (void *)(10 * (i + 1)));
   ck_assert_ptr_null(actio_gather_item(g, 3));
-  unref_all(fs, 3);
+  unref_futures(fs, 3);
   actio_future_unref(g); /* the gather's own references go with it */
 }
 END_TEST
 
 START_TEST(gather_rejects_bad_input) {
-  actio_future **fs = make(2), *g;
+  actio_future **fs = make_futures(2), *g;
   actio_future *holes[2] = {fs[0], NULL};
   ck_assert_int_eq(actio_gather(NULL, 2, ACTIO_GATHER_FAIL_FAST, &g), ACTIO_EINVAL);
   ck_assert_int_eq(actio_gather(holes, 2, ACTIO_GATHER_FAIL_FAST, &g), ACTIO_EINVAL);
@@ -49,12 +36,12 @@ START_TEST(gather_rejects_bad_input) {
   ck_assert_int_eq(actio_gather(NULL, 0, ACTIO_GATHER_SETTLE_ALL, &g), 0);
   ck_assert_int_eq(actio_future_wait(g, 0), 0);
   actio_future_unref(g);
-  unref_all(fs, 2);
+  unref_futures(fs, 2);
 }
 END_TEST
 
 START_TEST(fail_fast_cancels_the_siblings) {
-  actio_future **fs = make(3), *g;
+  actio_future **fs = make_futures(3), *g;
   ck_assert_int_eq(actio_gather(fs, 3, ACTIO_GATHER_FAIL_FAST, &g), 0);
   actio_future_resolve(fs[0], NULL, NULL);
   actio_future_fail(fs[1], -ECONNREFUSED, "connect 127.0.0.1:1");
@@ -62,13 +49,13 @@ START_TEST(fail_fast_cancels_the_siblings) {
   ck_assert_str_eq(actio_future_errmsg(g), "connect 127.0.0.1:1");
   ck_assert_int_eq(actio_future_status(fs[2]), ACTIO_ECANCELED);
   ck_assert_int_eq(actio_future_status(fs[0]), 0);
-  unref_all(fs, 3);
+  unref_futures(fs, 3);
   actio_future_unref(g);
 }
 END_TEST
 
 START_TEST(settle_all_keeps_each_outcome) {
-  actio_future **fs = make(3), *g;
+  actio_future **fs = make_futures(3), *g;
   ck_assert_int_eq(actio_gather(fs, 3, ACTIO_GATHER_SETTLE_ALL, &g), 0);
   actio_future_fail(fs[1], -EIO, NULL);
   actio_future_cancel(fs[2]);
@@ -78,24 +65,24 @@ START_TEST(settle_all_keeps_each_outcome) {
   ck_assert_int_eq(actio_future_status(actio_gather_item(g, 0)), 0);
   ck_assert_int_eq(actio_future_status(actio_gather_item(g, 1)), -EIO);
   ck_assert_int_eq(actio_future_status(actio_gather_item(g, 2)), ACTIO_ECANCELED);
-  unref_all(fs, 3);
+  unref_futures(fs, 3);
   actio_future_unref(g);
 }
 END_TEST
 
 START_TEST(cancelling_a_gather_cancels_its_items) {
-  actio_future **fs = make(2), *g;
+  actio_future **fs = make_futures(2), *g;
   ck_assert_int_eq(actio_gather(fs, 2, ACTIO_GATHER_SETTLE_ALL, &g), 0);
   ck_assert_int_eq(actio_future_cancel(g), 0);
   ck_assert_int_eq(actio_future_status(fs[0]), ACTIO_ECANCELED);
   ck_assert_int_eq(actio_future_status(fs[1]), ACTIO_ECANCELED);
-  unref_all(fs, 2);
+  unref_futures(fs, 2);
   actio_future_unref(g);
 }
 END_TEST
 
 START_TEST(any_takes_the_first_success) {
-  actio_future **fs = make(3), *a;
+  actio_future **fs = make_futures(3), *a;
   ck_assert_int_eq(actio_any(fs, 3, &a), 0);
   actio_future_fail(fs[0], -EIO, NULL);
   ck_assert_int_eq(actio_future_wait(a, 0), ACTIO_EPENDING);
@@ -106,26 +93,26 @@ START_TEST(any_takes_the_first_success) {
   ck_assert_int_eq(*(int *)actio_future_value(a), 99);
   ck_assert_uint_eq(actio_any_index(a), 2);
   ck_assert_int_eq(actio_future_status(fs[1]), ACTIO_ECANCELED);
-  unref_all(fs, 3);
+  unref_futures(fs, 3);
   actio_future_unref(a); /* frees the value with the winner */
 }
 END_TEST
 
 START_TEST(any_fails_when_all_fail) {
-  actio_future **fs = make(2), *a;
+  actio_future **fs = make_futures(2), *a;
   ck_assert_int_eq(actio_any(fs, 2, &a), 0);
   actio_future_fail(fs[0], -EIO, "first");
   actio_future_fail(fs[1], -ENOENT, "second");
   ck_assert_int_eq(actio_future_wait(a, -1), ACTIO_EALLFAILED);
   ck_assert_ptr_nonnull(strstr(actio_future_errmsg(a), "second"));
   ck_assert_uint_eq(actio_any_index(a), SIZE_MAX);
-  unref_all(fs, 2);
+  unref_futures(fs, 2);
   actio_future_unref(a);
 }
 END_TEST
 
 START_TEST(as_completed_yields_in_completion_order) {
-  actio_future **fs = make(4);
+  actio_future **fs = make_futures(4);
   actio_as_completed *ac;
   size_t idx;
   ck_assert_int_eq(actio_as_completed_create(&ac, fs, 4), 0);
@@ -139,7 +126,7 @@ START_TEST(as_completed_yields_in_completion_order) {
   }
   ck_assert_int_eq(actio_as_completed_next(ac, -1, &idx), ACTIO_EEOF);
   actio_as_completed_destroy(ac);
-  unref_all(fs, 4);
+  unref_futures(fs, 4);
 }
 END_TEST
 
@@ -148,7 +135,7 @@ START_TEST(as_completed_outlived_by_its_items) {
    * one still pending: the pending one completes later, untouched, and the
    * iterator goes with the last of its items (no leak, no use after free
    * under ASan and valgrind). */
-  actio_future **fs = make(3);
+  actio_future **fs = make_futures(3);
   actio_as_completed *ac;
   size_t idx;
   ck_assert_int_eq(actio_as_completed_create(&ac, fs, 3), 0);
@@ -162,7 +149,7 @@ START_TEST(as_completed_outlived_by_its_items) {
     ck_assert_int_eq(actio_future_status(fs[i]), 0);
     ck_assert_ptr_eq(actio_future_value(fs[i]), (void *)(i + 1));
   }
-  unref_all(fs, 3);
+  unref_futures(fs, 3);
 }
 END_TEST
 
@@ -330,7 +317,7 @@ static void *complete_share(void *p) {
 }
 
 START_TEST(gather_100k_completed_from_4_threads) {
-  actio_future **fs = make(BIG), *g;
+  actio_future **fs = make_futures(BIG), *g;
   ck_assert_int_eq(actio_gather(fs, BIG, ACTIO_GATHER_FAIL_FAST, &g), 0);
   completer c[COMPLETERS];
   pthread_t t[COMPLETERS];
@@ -343,7 +330,7 @@ START_TEST(gather_100k_completed_from_4_threads) {
   for (size_t i = 0; i < BIG; i++)
     sum += (uintptr_t)actio_future_value(actio_gather_item(g, i));
   ck_assert_uint_eq(sum, (uint64_t)BIG * (BIG + 1) / 2);
-  unref_all(fs, BIG);
+  unref_futures(fs, BIG);
   actio_future_unref(g);
 }
 END_TEST
@@ -354,7 +341,7 @@ static int start_none(size_t i, void *arg, actio_future **out) {
 }
 
 START_TEST(combinators_reject_bad_input) {
-  actio_future **fs = make(2), *g = NULL;
+  actio_future **fs = make_futures(2), *g = NULL;
   actio_future *holes[2] = {fs[0], NULL};
   ck_assert_int_eq(actio_any(holes, 2, &g), ACTIO_EINVAL);
   ck_assert_int_eq(actio_map(2, 0, start_none, NULL, (actio_gather_policy)7, &g), ACTIO_EINVAL);
@@ -379,7 +366,7 @@ START_TEST(combinators_reject_bad_input) {
   ck_assert_uint_eq(actio_any_index(g), SIZE_MAX); /* a gather is no any */
   actio_future_cancel(g); /* and its items with it */
   actio_future_unref(g);
-  unref_all(fs, 2);
+  unref_futures(fs, 2);
 }
 END_TEST
 

@@ -30,6 +30,21 @@ static inline int run_suite(Suite *s) {
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/* n pending futures (the caller's references), in a malloc'd array. */
+static inline actio_future **make_futures(size_t n) {
+  actio_future **fs = malloc(n * sizeof *fs);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_int_eq(actio_future_create(&fs[i]), 0);
+  return fs;
+}
+
+/* Drops the n references and frees the array. */
+static inline void unref_futures(actio_future **fs, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    actio_future_unref(fs[i]);
+  free(fs);
+}
+
 /* Starts n threads running fn(args + i * size). */
 static inline void start_threads(pthread_t *t, int n, void *(*fn)(void *),
                                  void *args, size_t size) {
