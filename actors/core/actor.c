@@ -350,21 +350,23 @@ static void socket_loop(actio_actor *a, worker *w) {
 /* The mailbox's wake hook for socket workers: wakes one that waits. A
  * worker sending to its own actor (a completion's callback starting the
  * next request) takes the message itself, without a hop to another thread:
- * in its wait, it is woken (the behavior knows it costs nothing); outside
- * it, it will see the message before it waits again; unless it is full,
- * and then another worker is woken. */
+ * it is always woken, in its wait or not (the behavior knows that on its
+ * own thread this is a note, no system call), because the callback may run
+ * inside its wait, before the wait would sleep; it pops as soon as that
+ * returns. If it is full as well, another worker is woken: the slot the
+ * callback's completion frees may not be free yet. */
 static void wake_one(void *arg) {
   actio_actor *a = arg;
   worker *me = current_worker;
   if (me != NULL && me->actor == a) {
-    if (claim_waiting(me)) {
-      wake_worker(a, me);
-      return;
-    }
+    (void)claim_waiting(me); /* nobody else need wake it now */
+    /* live is written on this thread only: no lock needed to read it. */
+    if (me->live)
+      a->b->wake(a, me->ctx);
     if (!(a->b->full && a->b->full(a, me->ctx)))
-      return; /* it has room: it pops before it waits again */
+      return;
   }
-  wake_another(a, NULL);
+  wake_another(a, me);
 }
 
 static void set_live(worker *w, int live) {

@@ -3,6 +3,7 @@
 #ifndef ACTIO_ACTORS_HTTP_INTERNAL_H
 #define ACTIO_ACTORS_HTTP_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -33,6 +34,9 @@ typedef struct actio__http_worker {
   size_t waiting;            /* of them, waiting to retry */
   size_t paused;             /* of them, paused by their body consumer */
   int stopping;              /* its transfers end cancelled: the actor stops */
+  pthread_t thread;          /* the worker's own */
+  int self_woken;            /* a callback on this thread sent the actor a
+                                message: the wait must not sleep */
 } actio__http_worker;
 
 /* One actio_http_send: the mailbox message, then the worker's record of it

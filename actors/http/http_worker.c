@@ -279,6 +279,7 @@ static int http_init(actio_actor *self, void **worker) {
   if (w == NULL)
     return ACTIO_ENOMEM;
   w->conf = &st->conf;
+  w->thread = pthread_self(); /* worker_init runs on the worker */
   int rc = actio__http_loop_create(&w->loop, &st->conf, st->share);
   if (rc != 0)
     goto fail_loop;
@@ -351,7 +352,15 @@ static void http_wait(actio_actor *self, void *worker) {
         if (ms < max_ms)
           max_ms = (int)ms;
       }
-  actio__http_loop_wait(w->loop, max_ms);
+  /* What it sent itself before this call, the socket loop took already;
+   * a completion's callback below may send more (a closed loop of
+   * requests does at every completion), and then the poll must not sleep:
+   * the slot that completion frees is free only once it returns. */
+  w->self_woken = 0;
+  actio__http_loop_run(w->loop);
+  if (!w->self_woken)
+    actio__http_loop_poll(w->loop, max_ms);
+  actio__http_loop_run(w->loop);
   int rang = actio__bell_rang(w->bell);
   if (!rang && w->waiting == 0 && w->paused == 0)
     return;
@@ -386,8 +395,14 @@ static void http_wait(actio_actor *self, void *worker) {
 }
 
 static void http_wake(actio_actor *self, void *worker) {
+  actio__http_worker *w = worker;
   (void)self;
-  actio__http_loop_wakeup(((actio__http_worker *)worker)->loop);
+  /* On its own thread (a callback sent it a message), a note for its wait
+   * does: no system call. */
+  if (pthread_equal(pthread_self(), w->thread))
+    w->self_woken = 1;
+  else
+    actio__http_loop_wakeup(w->loop);
 }
 
 static int http_busy(actio_actor *self, void *worker) {

@@ -197,17 +197,18 @@ static void drain_done(actio__http_loop *l) {
   }
 }
 
-void actio__http_loop_wait(actio__http_loop *l, int max_ms) {
+void actio__http_loop_run(actio__http_loop *l) {
   int running;
   curl_multi_perform(l->multi, &running);
   drain_done(l);
+}
+
+void actio__http_loop_poll(actio__http_loop *l, int max_ms) {
   long t = -1;
   curl_multi_timeout(l->multi, &t);
   int wait_ms = t < 0 || t > max_ms ? max_ms : (int)t;
   if (wait_ms > 0)
     curl_multi_poll(l->multi, NULL, 0, wait_ms, NULL);
-  curl_multi_perform(l->multi, &running);
-  drain_done(l);
 }
 
 /* ---- what libcurl hands a transfer ---- */
