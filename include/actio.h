@@ -12,6 +12,7 @@
 #include "actio/db.h"
 #include "actio/supervisor.h"
 #include "actio/sync.h"
+#include "actio/cq.h"
 
 /** The version of these headers: major, minor, patch. @{ */
 #define ACTIO_VERSION_MAJOR 0

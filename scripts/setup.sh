@@ -8,6 +8,7 @@ PKGS=(
   build-essential cmake pkg-config
   libck-dev libcurl4-openssl-dev libpq-dev
   libssl-dev  # the pipeline demo hashes with libcrypto
+  libuv1-dev libglib2.0-dev  # the completion-queue demos' loops (demos/cq_*.c)
   # tests
   check libmicrohttpd-dev libclang-rt-dev clang valgrind
   gcovr  # the coverage report (scripts/coverage.sh)

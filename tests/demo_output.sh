@@ -2,15 +2,21 @@
 # demo_output.sh: runs a demo and checks what it printed, not only its exit
 # status: every PATTERN (an extended regular expression) must match a whole
 # line of its output, and its standard error must hold no sanitizer report.
-#   tests/demo_output.sh DEMO PATTERN...
+# Each --arg ARG is given to the demo, in order.
+#   tests/demo_output.sh [--arg ARG]... DEMO PATTERN...
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: $0 DEMO PATTERN..." >&2; exit 2; }
+args=()
+while [ "${1:-}" = --arg ] && [ $# -ge 2 ]; do
+  args+=("$2")
+  shift 2
+done
+[ $# -ge 2 ] || { echo "usage: $0 [--arg ARG]... DEMO PATTERN..." >&2; exit 2; }
 demo=$1
 shift
 out=$(mktemp) err=$(mktemp)
 trap 'rm -f "$out" "$err"' EXIT
 rc=0
-"$demo" > "$out" 2> "$err" || rc=$?
+"$demo" "${args[@]}" > "$out" 2> "$err" || rc=$?
 cat "$out"
 cat "$err" >&2
 fail() {

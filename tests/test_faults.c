@@ -1,13 +1,14 @@
 /* test_faults.c: fault injection, the way curl's torture tests and SQLite's
  * OOM tests go. Each scenario (file requests, HTTP requests, queries,
- * transactions, combinators, asks, a supervisor restart; each from runtime
- * creation to destruction) runs once to count the library's allocations,
+ * transactions, combinators, asks, a supervisor restart, a completion
+ * queue; each from runtime creation to destruction) runs once to count the library's allocations,
  * thread and eventfd creations, then again with call 1, 2, ... failing in
  * turn (tests/faults.c), and once per descriptor limit with RLIMIT_NOFILE
  * leaving it 0, 1, 2, ... free descriptors. Every call must succeed or fail
  * with the fault's error, every future complete likewise, nothing leak (run
  * it under ASan) and nothing hang (an alarm fails the run loudly). */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -393,6 +394,39 @@ out:
   actio_runtime_destroy(rt);
 }
 
+/* Asks delivered through a completion queue to a loop that polls its
+ * descriptor; the last is left registered when the queue goes. */
+static void completion_queue(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *a;
+  actio_cq *cq = NULL;
+  actio_future *f[4] = {0};
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(echo_start(rt, (void *)1, &a));
+  TRY(actio_cq_create(&cq));
+  for (uintptr_t i = 0; i < 3; i++) {
+    TRY(actio_ask(a, (void *)(i + 1), -1, &f[i]));
+    TRY(actio_cq_add(cq, f[i], i));
+  }
+  for (int got = 0; got < 3;) {
+    struct pollfd p = {.fd = actio_cq_fd(cq), .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, -1), 1);
+    actio_cq_event ev[2];
+    int n = actio_cq_drain(cq, ev, 2);
+    for (int i = 0; i < n; i++, got++) {
+      if (settled(ev[i].future, 0, "a drained ask") == 0)
+        ck_assert_ptr_eq(actio_future_value(ev[i].future), (void *)(uintptr_t)(ev[i].tag + 1));
+      actio_future_unref(ev[i].future);
+    }
+  }
+  TRY(actio_ask(a, (void *)7, -1, &f[3]));
+  TRY(actio_cq_add(cq, f[3], 7));
+out:
+  actio_cq_destroy(cq);
+  unref_all(f, 4);
+  actio_runtime_destroy(rt);
+}
+
 /* Resolved by the supervisor's monitor at the second restart or when it
  * gives up. */
 static actio_future *restarted;
@@ -448,7 +482,7 @@ static const scenario scenarios[] = {
     {"file requests", file_requests}, {"HTTP requests", http_requests},
     {"queries", queries},             {"transactions", transactions},
     {"combinators", combinators},     {"asks", asks},
-    {"supervisor restart", supervisor_restart},
+    {"supervisor restart", supervisor_restart}, {"completion queue", completion_queue},
 };
 enum { NSCENARIOS = sizeof scenarios / sizeof *scenarios };
 

@@ -14,10 +14,11 @@
 #include "base/park.h"
 
 /* state: the phase in the low bits, plus flags: a thread sleeps on the
- * futex; the inline callback slot is taken. BUSY is the winner of the
- * completion race writing the result. */
+ * futex; the inline callback slot is taken; the future is on a completion
+ * queue (cq.c). BUSY is the winner of the completion race writing the
+ * result. */
 enum { F_PENDING = 0, F_BUSY = 1, F_DONE = 2, F_PHASE = 3, F_WAITERS = 4,
-       F_CB0 = 8, F_CB0_READY = 16 };
+       F_CB0 = 8, F_CB0_READY = 16, F_QUEUED = 32 };
 /* hook: the cancel hook's life. INSTALLING guards the two fields while
  * on_cancel writes them. */
 enum { H_NONE, H_INSTALLING, H_SET, H_FIRING, H_SPENT };
@@ -576,6 +577,20 @@ int actio__future_attach(actio_future *f, void *aux, actio_free_fn aux_free) {
 void *actio__future_aux(const actio_future *f, actio_free_fn aux_free) {
   future_ext *e = ext_peek(f);
   return e != NULL && e->aux_free == aux_free ? e->aux : NULL;
+}
+
+int actio__future_queue_mark(actio_future *f) {
+  /* Relaxed: the flag orders nothing; it only makes one of two adds lose. */
+  uint32_t old = atomic_fetch_or_explicit(&f->state, F_QUEUED, memory_order_relaxed);
+  return old & F_QUEUED ? ACTIO_EEXIST : 0;
+}
+
+void actio__future_queue_unmark(actio_future *f) {
+  /* Relaxed: as for the mark; the queue's own ordering carries the rest. */
+  uint32_t old = atomic_fetch_and_explicit(&f->state, ~(uint32_t)F_QUEUED,
+                                           memory_order_relaxed);
+  ACTIO__ASSERT(old & F_QUEUED);
+  (void)old;
 }
 
 int actio__future_pending(const actio_future *f) {

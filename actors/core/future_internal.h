@@ -46,6 +46,12 @@ void actio__future_settle(actio_future *f, int code, void *value,
  * began running, whether it ended: see metrics.c); 0 in a new future. */
 _Atomic int64_t *actio__future_track(actio_future *f);
 
+/* A future is on one completion queue at a time (cq.c): mark returns 0, or
+ * ACTIO_EEXIST when it is marked already; unmark once its event is drained
+ * or dropped. A flag in the state word: no memory. */
+int actio__future_queue_mark(actio_future *f);
+void actio__future_queue_unmark(actio_future *f);
+
 /* Sets the absolute deadline read by actio_future_remaining_ms. */
 int actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns);
 

@@ -23,7 +23,8 @@ extern "C" {
   X(ENOMEM, -ENOMEM, "out of memory")                                         \
   X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                      \
   X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                       \
-  X(ECANCELED, -ECANCELED, "operation canceled")
+  X(ECANCELED, -ECANCELED, "operation canceled")                              \
+  X(EEXIST, -EEXIST, "already registered")
 
 /** actio's own codes: X(name, code, text) for each. */
 #define ACTIO_OWN_MAP(X)                                                      \

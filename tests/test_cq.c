@@ -1,0 +1,467 @@
+/* test_cq.c: the completion queue: events arrive once, in order, through a
+ * descriptor that is readable exactly while they wait; bad input, twice
+ * registered, cancellation, destroy with registrations left, and a stress
+ * of many completing threads against one draining loop. */
+#include <poll.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "actio.h"
+#include "test_util.h"
+
+/* 1 if the queue's descriptor is readable now (no waiting). */
+static int readable(const actio_cq *cq) {
+  struct pollfd p = {.fd = actio_cq_fd(cq), .events = POLLIN};
+  int r = poll(&p, 1, 0);
+  ck_assert_int_ge(r, 0);
+  return r == 1 && (p.revents & POLLIN);
+}
+
+/* Drains with room for `max` and expects exactly one event, tagged `tag`;
+ * returns its future's status (the reference dropped). */
+static int drain_one(actio_cq *cq, size_t max, uint64_t tag) {
+  actio_cq_event ev[4];
+  ck_assert_uint_le(max, 4);
+  ck_assert_int_eq(actio_cq_drain(cq, ev, max), 1);
+  ck_assert_uint_eq(ev[0].tag, tag);
+  int st = actio_future_status(ev[0].future);
+  actio_future_unref(ev[0].future);
+  return st;
+}
+
+static actio_future *pending(void) {
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  return f;
+}
+
+START_TEST(a_completion_arrives_through_the_fd) {
+  actio_cq *cq;
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  ck_assert_int_ge(actio_cq_fd(cq), 0);
+  actio_cq_event ev[4];
+  ck_assert_int_eq(actio_cq_drain(cq, ev, 4), 0);
+  ck_assert(!readable(cq));
+
+  actio_future *f = pending();
+  ck_assert_int_eq(actio_cq_add(cq, f, 42), 0);
+  ck_assert(!readable(cq)); /* registered, not complete */
+  ck_assert_int_eq(actio_cq_drain(cq, ev, 4), 0);
+  ck_assert_int_eq(actio_future_resolve(f, (void *)7, NULL), 0);
+  ck_assert(readable(cq));
+  ck_assert_int_eq(actio_cq_drain(cq, ev, 4), 1);
+  ck_assert(!readable(cq)); /* emptied: reset */
+  ck_assert_uint_eq(ev[0].tag, 42);
+  ck_assert_ptr_eq(ev[0].future, f);
+  ck_assert_int_eq(actio_future_status(ev[0].future), 0);
+  ck_assert_ptr_eq(actio_future_value(ev[0].future), (void *)7);
+  actio_future_unref(ev[0].future); /* the queue's reference, now ours */
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_cq_drain(cq, ev, 4), 0);
+  actio_cq_destroy(cq);
+}
+END_TEST
+
+START_TEST(bad_arguments_are_refused) {
+  actio_cq *cq;
+  actio_cq_event ev[1];
+  actio_future *f = pending();
+  ck_assert_int_eq(actio_cq_create(NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  ck_assert_int_eq(actio_cq_fd(NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_cq_add(NULL, f, 1), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_cq_add(cq, NULL, 1), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_cq_drain(NULL, ev, 1), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_cq_drain(cq, NULL, 1), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_cq_drain(cq, NULL, 0), 0);
+  /* Refused adds registered nothing: f completes and nothing arrives. */
+  actio_future_resolve(f, NULL, NULL);
+  ck_assert(!readable(cq));
+  ck_assert_int_eq(actio_cq_drain(cq, ev, 1), 0);
+  actio_future_unref(f);
+  actio_cq_destroy(cq);
+  actio_cq_destroy(NULL);
+}
+END_TEST
+
+START_TEST(complete_futures_arrive_at_once_in_order) {
+  actio_cq *cq;
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  actio_future *ok, *failed, *cancelled = pending();
+  ck_assert_int_eq(actio_future_resolved(&ok, (void *)1, NULL), 0);
+  ck_assert_int_eq(actio_future_failed(&failed, ACTIO_ETIMEDOUT, "late by %d", 3), 0);
+  actio_future_cancel(cancelled);
+  ck_assert_int_eq(actio_cq_add(cq, ok, 10), 0);
+  ck_assert(readable(cq));
+  ck_assert_int_eq(actio_cq_add(cq, failed, 11), 0);
+  ck_assert_int_eq(actio_cq_add(cq, cancelled, 12), 0);
+  actio_future_unref(ok); /* the queue's reference keeps them */
+  actio_future_unref(failed);
+  actio_future_unref(cancelled);
+  actio_cq_event ev[8];
+  ck_assert_int_eq(actio_cq_drain(cq, ev, 8), 3);
+  ck_assert(!readable(cq));
+  ck_assert_uint_eq(ev[0].tag, 10);
+  ck_assert_ptr_eq(actio_future_value(ev[0].future), (void *)1);
+  ck_assert_uint_eq(ev[1].tag, 11);
+  ck_assert_int_eq(actio_future_status(ev[1].future), ACTIO_ETIMEDOUT);
+  ck_assert_str_eq(actio_future_errmsg(ev[1].future), "late by 3");
+  ck_assert_uint_eq(ev[2].tag, 12);
+  ck_assert_int_eq(actio_future_status(ev[2].future), ACTIO_ECANCELED);
+  for (int i = 0; i < 3; i++)
+    actio_future_unref(ev[i].future);
+  actio_cq_destroy(cq);
+}
+END_TEST
+
+/* Completed in turn by one thread: drained in that order, in batches no
+ * larger than asked, the fd readable until the last batch. */
+START_TEST(tags_arrive_in_completion_order_in_bounded_batches) {
+  enum { N = 100, BATCH = 7 };
+  actio_cq *cq;
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  actio_future *fs[N];
+  for (int i = 0; i < N; i++) {
+    fs[i] = pending();
+    /* registered in reverse: the completions decide the order */
+    ck_assert_int_eq(actio_cq_add(cq, fs[i], (uint64_t)(N - 1 - i)), 0);
+  }
+  for (int i = N - 1; i >= 0; i--) {
+    ck_assert_int_eq(actio_future_resolve(fs[i], NULL, NULL), 0);
+    actio_future_unref(fs[i]);
+  }
+  actio_cq_event ev[BATCH];
+  uint64_t next = 0;
+  int n;
+  while ((n = actio_cq_drain(cq, ev, BATCH)) == BATCH) {
+    ck_assert(readable(cq)); /* more wait */
+    for (int i = 0; i < n; i++) {
+      ck_assert_uint_eq(ev[i].tag, next++);
+      actio_future_unref(ev[i].future);
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    ck_assert_uint_eq(ev[i].tag, next++);
+    actio_future_unref(ev[i].future);
+  }
+  ck_assert_uint_eq(next, N);
+  ck_assert(!readable(cq));
+  /* A batch taken whole after the reset, left over by a small max: the fd
+   * is rung again for what stays. */
+  actio_future *a = pending(), *b = pending();
+  ck_assert_int_eq(actio_cq_add(cq, a, 1), 0);
+  ck_assert_int_eq(actio_cq_add(cq, b, 2), 0);
+  actio_future_resolve(a, NULL, NULL);
+  actio_future_resolve(b, NULL, NULL);
+  ck_assert_int_eq(drain_one(cq, 1, 1), 0);
+  ck_assert(readable(cq));
+  ck_assert_int_eq(drain_one(cq, 1, 2), 0);
+  ck_assert(readable(cq)); /* max reached: the reset waits for the next drain */
+  ck_assert_int_eq(actio_cq_drain(cq, ev, 1), 0);
+  ck_assert(!readable(cq));
+  actio_future_unref(a);
+  actio_future_unref(b);
+  actio_cq_destroy(cq);
+}
+END_TEST
+
+START_TEST(a_future_is_on_one_queue_until_drained) {
+  actio_cq *cq, *other;
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  ck_assert_int_eq(actio_cq_create(&other), 0);
+  actio_future *f = pending();
+  ck_assert_int_eq(actio_cq_add(cq, f, 1), 0);
+  ck_assert_int_eq(actio_cq_add(cq, f, 2), ACTIO_EEXIST);
+  ck_assert_int_eq(actio_cq_add(other, f, 3), ACTIO_EEXIST);
+  ck_assert_str_eq(actio_err_name(ACTIO_EEXIST), "EEXIST");
+  actio_future_resolve(f, NULL, NULL);
+  ck_assert_int_eq(actio_cq_add(cq, f, 4), ACTIO_EEXIST); /* complete, not drained */
+  ck_assert_int_eq(drain_one(cq, 4, 1), 0); /* once, under its first tag */
+  ck_assert(!readable(other));
+  /* Drained: it may go again, and arrives at once. */
+  ck_assert_int_eq(actio_cq_add(other, f, 5), 0);
+  ck_assert_int_eq(drain_one(other, 4, 5), 0);
+  actio_future_unref(f);
+  actio_cq_destroy(cq);
+  actio_cq_destroy(other);
+}
+END_TEST
+
+/* An actor that holds its message at a gate, so an ask stays pending. */
+static int held(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)self, (void)worker;
+  gate_hold(msg);
+  /* cancelled meanwhile: the reply refuses the value */
+  ck_assert_int_eq(actio_future_resolve(reply, NULL, NULL), ACTIO_EALREADY);
+  return 0;
+}
+
+START_TEST(a_cancelled_request_arrives_cancelled) {
+  actio_runtime *rt;
+  actio_actor *a;
+  static const actio_behavior b = {.handle = held};
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_actor_spawn(rt, &b, &(actio_actor_opts){.workers = 1}, &a), 0);
+  actio_cq *cq;
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  test_gate gate = TEST_GATE_INIT;
+  actio_future *f;
+  ck_assert_int_eq(actio_ask(a, &gate, -1, &f), 0);
+  ck_assert_int_eq(actio_cq_add(cq, f, 9), 0); /* its inline callback slot is the actor's */
+  gate_wait_held(&gate);
+  ck_assert(!readable(cq));
+  ck_assert_int_eq(actio_future_cancel(f), 0);
+  actio_future_unref(f);
+  ck_assert(readable(cq));
+  ck_assert_int_eq(drain_one(cq, 2, 9), ACTIO_ECANCELED);
+  gate_open(&gate);
+  actio_cq_destroy(cq);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+/* Destroyed with futures pending and completed-not-drained: every
+ * reference goes (ASan's leak check), nothing is cancelled, and the futures
+ * may be registered again once free of the queue. */
+START_TEST(destroy_releases_what_it_holds) {
+  actio_cq *cq, *next;
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  ck_assert_int_eq(actio_cq_create(&next), 0);
+  actio_future *waiting[3], *done[3];
+  for (int i = 0; i < 3; i++) {
+    waiting[i] = pending();
+    ck_assert_int_eq(actio_cq_add(cq, waiting[i], (uint64_t)i), 0);
+  }
+  /* Completed: one drained, one left in the drain's batch (max was 1), one
+   * still on the stack. */
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(actio_future_resolved(&done[i], NULL, NULL), 0);
+    ck_assert_int_eq(actio_cq_add(cq, done[i], (uint64_t)(10 + i)), 0);
+  }
+  ck_assert_int_eq(drain_one(cq, 1, 10), 0);
+  ck_assert_int_eq(actio_future_resolved(&done[2], NULL, NULL), 0);
+  ck_assert_int_eq(actio_cq_add(cq, done[2], 12), 0);
+  actio_cq_destroy(cq);
+
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(actio_future_status(waiting[i]), ACTIO_EPENDING);
+  actio_cq_event ev[4];
+  for (int i = 0; i < 3; i++) /* released: free to go elsewhere */
+    ck_assert_int_eq(actio_cq_add(next, done[i], (uint64_t)i), 0);
+  /* Completing now: their callbacks find the queue gone and free the
+   * nodes; the futures are free to go elsewhere too. */
+  actio_future_resolve(waiting[0], NULL, NULL);
+  actio_future_cancel(waiting[1]);
+  ck_assert_int_eq(actio_cq_add(next, waiting[0], 3), 0);
+  ck_assert_int_eq(actio_cq_add(next, waiting[2], 4), ACTIO_EEXIST); /* still pending there */
+  actio_future_resolve(waiting[2], NULL, NULL);
+  ck_assert_int_eq(actio_cq_drain(next, ev, 4), 4);
+  for (int i = 0; i < 4; i++) {
+    ck_assert_uint_eq(ev[i].tag, (uint64_t)i);
+    actio_future_unref(ev[i].future);
+  }
+  for (int i = 0; i < 3; i++) {
+    actio_future_unref(waiting[i]);
+    actio_future_unref(done[i]);
+  }
+  /* Destroyed with a completed future the loop never drained. */
+  actio_future *last;
+  ck_assert_int_eq(actio_future_resolved(&last, NULL, NULL), 0);
+  ck_assert_int_eq(actio_cq_add(next, last, 5), 0);
+  actio_future_unref(last);
+  actio_cq_destroy(next);
+}
+END_TEST
+
+/* A descriptor limit reached: create fails with the system's error and
+ * leaves nothing. */
+START_TEST(create_reports_the_system_error) {
+  struct rlimit old, low;
+  ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0); /* the highest descriptors in use are these */
+  low = old;
+  low.rlim_cur = (rlim_t)(fds[1] > fds[0] ? fds[1] : fds[0]) + 1;
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  actio_cq *cq = (actio_cq *)&low;
+  int rc = actio_cq_create(&cq);
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  close(fds[0]);
+  close(fds[1]);
+  ck_assert_int_eq(rc, -EMFILE);
+  ck_assert_ptr_null(cq);
+}
+END_TEST
+
+/* ---- stress: many completing threads, one draining loop ---- */
+
+enum { PRODUCERS = 6, PER_PRODUCER = 20000, SHARED = 4000 };
+
+typedef struct producer {
+  actio_cq *cq;
+  int id;
+  actio_future **shared; /* registered by the loop's thread, completed here */
+  size_t nshared;
+} producer;
+
+static uint64_t tag_of(int producer_id, uint64_t seq) { return (uint64_t)producer_id << 32 | seq; }
+
+/* Each future made, registered and completed here, in turn; every other
+ * one also completes one of the futures the loop's thread registered. */
+static void *produce(void *p) {
+  producer *pr = p;
+  size_t k = 0;
+  for (uint64_t i = 0; i < PER_PRODUCER; i++) {
+    actio_future *f;
+    ck_assert_int_eq(actio_future_create(&f), 0);
+    ck_assert_int_eq(actio_cq_add(pr->cq, f, tag_of(pr->id, i)), 0);
+    if (i % 3 == 0)
+      actio_future_cancel(f);
+    else
+      actio_future_resolve(f, (void *)(uintptr_t)(i + 1), NULL);
+    actio_future_unref(f);
+    if (i % 2 == 0 && k < pr->nshared)
+      actio_future_resolve(pr->shared[k++], NULL, NULL);
+  }
+  while (k < pr->nshared)
+    actio_future_resolve(pr->shared[k++], NULL, NULL);
+  return NULL;
+}
+
+#define STOP_TAG UINT64_MAX
+
+typedef struct drainer {
+  actio_cq *cq;
+  _Atomic int *stops;          /* STOP_TAG events taken, over all drainers */
+  uint64_t next[PRODUCERS];    /* per producer: the next sequence expected */
+  unsigned char *seen_shared;  /* SHARED entries */
+  int check_order;
+  long got;
+} drainer;
+
+static void take(drainer *d, const actio_cq_event *e) {
+  int id = (int)(e->tag >> 32);
+  uint64_t seq = e->tag & 0xffffffffu;
+  if (id == PRODUCERS) { /* a shared one */
+    ck_assert_uint_lt(seq, SHARED);
+    ck_assert(!d->seen_shared[seq]);
+    d->seen_shared[seq] = 1;
+    ck_assert_int_eq(actio_future_status(e->future), 0);
+  } else {
+    ck_assert_int_lt(id, PRODUCERS);
+    if (d->check_order) /* one thread completed them in turn */
+      ck_assert_uint_eq(seq, d->next[id]);
+    ck_assert_uint_ge(seq, d->next[id]); /* serialised drains: in order */
+    d->next[id] = seq + 1;
+    if (seq % 3 == 0)
+      ck_assert_int_eq(actio_future_status(e->future), ACTIO_ECANCELED);
+    else
+      ck_assert_ptr_eq(actio_future_value(e->future), (void *)(uintptr_t)(seq + 1));
+  }
+  actio_future_unref(e->future);
+  d->got++;
+}
+
+/* The loop: sleep in poll until the fd is readable, drain a small batch,
+ * until a STOP_TAG event. A lost wake-up would leave it asleep for good
+ * (the test's timeout). */
+static void *drain_loop(void *p) {
+  drainer *d = p;
+  actio_cq_event ev[16];
+  for (int stop = 0; !stop;) {
+    struct pollfd pfd = {.fd = actio_cq_fd(d->cq), .events = POLLIN};
+    ck_assert_int_ge(poll(&pfd, 1, -1), 0);
+    int n = actio_cq_drain(d->cq, ev, 16);
+    ck_assert_int_ge(n, 0);
+    ck_assert_int_le(n, 16);
+    for (int i = 0; i < n; i++) {
+      if (ev[i].tag != STOP_TAG) {
+        take(d, &ev[i]);
+        continue;
+      }
+      actio_future_unref(ev[i].future);
+      atomic_fetch_add(d->stops, 1);
+      stop = 1;
+    }
+  }
+  return NULL;
+}
+
+static void stress(int drainers) {
+  actio_cq *cq;
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  actio_future **shared = malloc(SHARED * sizeof *shared);
+  for (int i = 0; i < SHARED; i++) {
+    shared[i] = pending();
+    ck_assert_int_eq(actio_cq_add(cq, shared[i], tag_of(PRODUCERS, (uint64_t)i)), 0);
+  }
+  _Atomic int stops = 0;
+  drainer d[2];
+  unsigned char *seen = calloc(SHARED, 1);
+  for (int i = 0; i < drainers; i++)
+    d[i] = (drainer){.cq = cq, .stops = &stops, .seen_shared = seen,
+                     .check_order = drainers == 1};
+  producer pr[PRODUCERS];
+  for (int i = 0; i < PRODUCERS; i++)
+    pr[i] = (producer){.cq = cq, .id = i, .shared = shared + i * (SHARED / PRODUCERS),
+                       .nshared = i == PRODUCERS - 1 ? SHARED - i * (SHARED / PRODUCERS)
+                                                     : SHARED / PRODUCERS};
+  pthread_t dt[2], pt[PRODUCERS];
+  start_threads(dt, drainers, drain_loop, d, sizeof d[0]);
+  start_threads(pt, PRODUCERS, produce, pr, sizeof pr[0]);
+  join_threads(pt, PRODUCERS);
+  /* One stop event per drainer, the next once one has been taken: each
+   * drainer leaves on the one it takes, and the fd wakes the others. */
+  for (int i = 0; i < drainers; i++) {
+    actio_future *stop;
+    ck_assert_int_eq(actio_future_resolved(&stop, NULL, NULL), 0);
+    ck_assert_int_eq(actio_cq_add(cq, stop, STOP_TAG), 0);
+    actio_future_unref(stop);
+    while (atomic_load(&stops) <= i)
+      usleep(1000);
+  }
+  join_threads(dt, drainers);
+  long got = 0;
+  for (int i = 0; i < drainers; i++)
+    got += d[i].got;
+  ck_assert_int_eq(got, PRODUCERS * PER_PRODUCER + SHARED);
+  for (int i = 0; i < SHARED; i++) {
+    ck_assert(seen[i]);
+    actio_future_unref(shared[i]);
+  }
+  for (int p = 0; p < PRODUCERS && drainers == 1; p++)
+    ck_assert_uint_eq(d[0].next[p], PER_PRODUCER);
+  /* Everything drained and every completion's write done: reset. */
+  actio_cq_event ev[4];
+  ck_assert_int_eq(actio_cq_drain(cq, ev, 4), 0);
+  ck_assert(!readable(cq));
+  free(seen);
+  free(shared);
+  actio_cq_destroy(cq);
+}
+
+START_TEST(many_completing_threads_one_loop_lose_no_wakeup) { stress(1); }
+END_TEST
+
+START_TEST(two_draining_threads_take_each_event_once) { stress(2); }
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("cq");
+  TCase *tc = tcase_with_timeout("cq", 60);
+  tcase_add_test(tc, a_completion_arrives_through_the_fd);
+  tcase_add_test(tc, bad_arguments_are_refused);
+  tcase_add_test(tc, complete_futures_arrive_at_once_in_order);
+  tcase_add_test(tc, tags_arrive_in_completion_order_in_bounded_batches);
+  tcase_add_test(tc, a_future_is_on_one_queue_until_drained);
+  tcase_add_test(tc, a_cancelled_request_arrives_cancelled);
+  tcase_add_test(tc, destroy_releases_what_it_holds);
+  tcase_add_test(tc, create_reports_the_system_error);
+  suite_add_tcase(s, tc);
+  TCase *st = tcase_with_timeout("stress", 600);
+  tcase_add_test(st, many_completing_threads_one_loop_lose_no_wakeup);
+  tcase_add_test(st, two_draining_threads_take_each_event_once);
+  suite_add_tcase(s, st);
+  return run_suite(s);
+}
