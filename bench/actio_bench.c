@@ -1,5 +1,5 @@
-/* actio_bench.c: actio-bench: gather, pingpong, file, HTTP and database
- * workloads through the public API, one JSON line per run. */
+/* actio_bench.c: actio-bench: gather, pingpong, completion queue, file,
+ * HTTP and database workloads through the public API, one JSON line per run. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +54,10 @@ static const char usage_text[] =
     "  db_rows  the same flags; SELECT g, md5(g::text) FROM\n"
     "           generate_series($1::int, $1::int + 99) g, every value of the\n"
     "           100 rows read and checked\n"
+    "  cq       [--n N] [--producers P] [--batch B]\n"
+    "           N completions through a completion queue's descriptor to an\n"
+    "           epoll loop: P threads each make, register and complete futures;\n"
+    "           the loop drains up to B at a time (defaults: N 1000000, P 2, B 256)\n"
     "  pending  [--n N] [--dsn DSN | --http]\n"
     "           memory per pending request, from the growth of the resident\n"
     "           set: N asks a scheduled actor keeps pending (pending_ask), or\n"
@@ -1147,12 +1152,103 @@ static int run_pending(uint64_t n, const char *dsn, int http) {
   return errors != 0;
 }
 
+/* ---- cq: completions delivered to an epoll loop ---- */
+
+typedef struct cq_producer {
+  actio_cq *cq;
+  uint64_t first, count;
+  _Atomic int *go;
+  uint64_t errors;
+  pthread_t thread;
+} cq_producer;
+
+/* Each completion whole: a future made, registered with its tag, completed
+ * here (not on the loop's thread), our reference dropped. */
+static void *cq_produce(void *arg) {
+  cq_producer *p = arg;
+  while (!atomic_load_explicit(p->go, memory_order_acquire))
+    sched_yield();
+  for (uint64_t i = p->first; i < p->first + p->count; i++) {
+    actio_future *f;
+    if (actio_future_create(&f) != 0) {
+      p->errors++;
+      continue;
+    }
+    if (actio_cq_add(p->cq, f, i) != 0 || actio_future_resolve(f, NULL, NULL) != 0)
+      p->errors++;
+    actio_future_unref(f);
+  }
+  return NULL;
+}
+
+/* P threads complete N futures between them; one epoll loop, on this
+ * thread, sleeps on the queue's descriptor and drains in batches of up to
+ * `batch`, checking each event and dropping its future. The sum of the tags
+ * guards against a run that lost or repeated one. */
+static int run_cq(uint64_t n, uint64_t producers, uint64_t batch) {
+  actio_cq *cq;
+  int rc = actio_cq_create(&cq);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event want = {.events = EPOLLIN};
+  actio_cq_event *ev = malloc(batch * sizeof *ev);
+  cq_producer *ps = calloc(producers, sizeof *ps);
+  if (rc != 0 || ep < 0 || ev == NULL || ps == NULL ||
+      epoll_ctl(ep, EPOLL_CTL_ADD, actio_cq_fd(cq), &want) != 0) {
+    fprintf(stderr, "actio-bench: cq setup: %s\n", rc ? actio_strerror(rc) : strerror(errno));
+    return 1;
+  }
+  _Atomic int go = 0;
+  for (uint64_t i = 0; i < producers; i++) {
+    ps[i] = (cq_producer){.cq = cq, .first = n / producers * i, .go = &go,
+                          .count = i + 1 < producers ? n / producers : n - n / producers * i};
+    start_thread(&ps[i].thread, cq_produce, &ps[i]);
+  }
+  uint64_t got = 0, ok = 0, errors = 0, sum = 0, wakeups = 0;
+  double t0 = now_sec();
+  atomic_store_explicit(&go, 1, memory_order_release);
+  while (got < n) {
+    struct epoll_event e;
+    if (epoll_wait(ep, &e, 1, -1) != 1)
+      continue; /* EINTR */
+    wakeups++;
+    int k;
+    do {
+      k = actio_cq_drain(cq, ev, batch);
+      for (int i = 0; i < k; i++) {
+        if (actio_future_status(ev[i].future) == 0)
+          ok++;
+        sum += ev[i].tag;
+        actio_future_unref(ev[i].future);
+      }
+      got += (uint64_t)(k > 0 ? k : 0);
+    } while ((uint64_t)k == batch);
+  }
+  double secs = now_sec() - t0;
+  for (uint64_t i = 0; i < producers; i++) {
+    pthread_join(ps[i].thread, NULL);
+    errors += ps[i].errors;
+  }
+  if (sum != sum_below(n))
+    errors++;
+  char extra[160];
+  snprintf(extra, sizeof extra,
+           ", \"producers\": %" PRIu64 ", \"batch\": %" PRIu64 ", \"wakeups\": %" PRIu64
+           ", \"checksum_ok\": %s",
+           producers, batch, wakeups, sum == sum_below(n) ? "true" : "false");
+  emit("actio", "cq", n, producers, ok, errors + (n - ok), secs, extra);
+  close(ep);
+  actio_cq_destroy(cq);
+  free(ev);
+  free(ps);
+  return errors != 0 || ok != n;
+}
+
 /* ---- command line ---- */
 
 enum {
   W_GATHER = 1, W_PINGPONG = 2, W_WRITE_SMALL = 8,
   W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
-  W_DB_POINT = 256, W_DB_ROWS = 512, W_PENDING = 1024,
+  W_DB_POINT = 256, W_DB_ROWS = 512, W_PENDING = 1024, W_CQ = 2048,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
   W_DB = W_DB_POINT | W_DB_ROWS,
   W_FILES = W_SMALL | W_READ_LINES | W_READ_LARGE,
@@ -1161,7 +1257,7 @@ enum {
 typedef struct settings {
   uint64_t n, fanout, threads, spin;
   uint64_t files, size, concurrency, workers, chunk, requests;
-  uint64_t queries, connections;
+  uint64_t queries, connections, producers, batch;
   int use_baseline, pipeline, http;
   const char *dir, *path, *url, *dsn;
 } settings;
@@ -1176,10 +1272,12 @@ typedef struct flag {
 /* Bounds keep thread counts and allocations sane and keep every counter
  * below UINTPTR_MAX, which pingpong reserves for its start message. */
 static const flag flags[] = {
-    {"--n", W_GATHER | W_PINGPONG | W_PENDING, offsetof(settings, n), 1,
+    {"--n", W_GATHER | W_PINGPONG | W_PENDING | W_CQ, offsetof(settings, n), 1,
      UINT64_C(1) << 40},
     {"--fanout", W_GATHER, offsetof(settings, fanout), 1, 1u << 24},
     {"--threads", W_GATHER, offsetof(settings, threads), 1, 1024},
+    {"--producers", W_CQ, offsetof(settings, producers), 1, 1024},
+    {"--batch", W_CQ, offsetof(settings, batch), 1, 1u << 20},
     {"--spin", W_PINGPONG, offsetof(settings, spin), 1, 1u << 24},
     {"--files", W_SMALL, offsetof(settings, files), 1, 100000000},
     {"--size", W_WRITE_SMALL, offsetof(settings, size), 0, 1u << 30},
@@ -1252,6 +1350,11 @@ int main(int argc, char **argv) {
   } else if (strcmp(workload, "http_get") == 0) {
     w = W_HTTP_GET;
     s.requests = 20000;
+  } else if (strcmp(workload, "cq") == 0) {
+    w = W_CQ;
+    s.n = 1000000;
+    s.producers = 2; /* the peer's threads */
+    s.batch = 256;
   } else if (strcmp(workload, "pending") == 0) {
     w = W_PENDING;
     s.n = 100000;
@@ -1330,6 +1433,8 @@ int main(int argc, char **argv) {
   switch (w) {
   case W_GATHER:
     return run_gather(s.n, s.fanout, s.threads);
+  case W_CQ:
+    return run_cq(s.n, s.producers, s.batch);
   case W_PINGPONG:
     return s.use_baseline ? run_handoff(s.n) : run_pingpong(s.n, s.spin);
   case W_WRITE_SMALL:

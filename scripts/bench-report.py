@@ -108,6 +108,9 @@ groups.append(dict(label=f"pingpong, {n_of('pingpong')} round trips", short="pin
                    workload="pingpong", sel={}, peer_target=10,
                    others=peers("asyncio+uvloop", "asyncio") +
                    [("threads", {}, LIM, "bare two-thread hand-off", 0.5)]))
+groups.append(dict(label=f"cq, {n_of('cq')} completions from 2 threads into a loop", short="cq",
+                   workload="cq", sel=dict(producers=2), peer_target=10,
+                   others=peers("asyncio+uvloop", "asyncio", producers=2)))
 for p, c, tgt in ((1, 1, 2), (2, 2, 2), (8, 4, 2), (16, 2, 2)):
     groups.append(dict(label=f"mailbox, {p} producers, {c} consumers", short=f"mailbox {p}p/{c}c",
                        workload="mailbox", sel=dict(producers=p, consumers=c),

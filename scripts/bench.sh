@@ -96,8 +96,8 @@ psql "$BENCH_PG_DSN" -XAtqc 'SELECT 1' >/dev/null ||
   { echo "bench.sh: PostgreSQL does not answer at $BENCH_PG_DSN" >&2; exit 1; }
 
 # --- sizes --------------------------------------------------------------
-# N: gather futures and pingpong round trips (the mailbox moves 2N messages,
-# the Python pingpong N/5); FILES x 4 KiB; LINES in the file actio reads and
+# N: gather futures, pingpong round trips and cq completions (the mailbox
+# moves 2N messages, the Python pingpong and cq N/5); FILES x 4 KiB; LINES in the file actio reads and
 # PYLINES in the one aiofiles reads; BIGMB for the large file; HTTPN
 # requests; DBQ, DBPQ (pipelined, C=400) and DBROWS queries; PGT and WRKT
 # seconds of pgbench and wrk.
@@ -157,6 +157,11 @@ for r in $(seq "$ROUNDS"); do
   run $BENCH pingpong --n $N --impl threads
   run $PY $PEERS/asyncio_gather.py --mode pingpong --n $((N / 5))
   run $PY $PEERS/asyncio_gather.py --mode pingpong --n $((N / 5)) --uvloop
+  # Completions from two threads into a loop: actio's through the completion
+  # queue's descriptor to epoll, asyncio's through call_soon_threadsafe.
+  run $BENCH cq --n $N --producers 2
+  run $PY $PEERS/asyncio_cq.py --n $((N / 5)) --producers 2
+  run $PY $PEERS/asyncio_cq.py --n $((N / 5)) --producers 2 --uvloop
   run $BENCH pending --n $((N / 10))
   run $BENCH pending --n $((N / 10)) --http
   run $PY $PEERS/asyncio_gather.py --mode pending --n $((N / 10))
