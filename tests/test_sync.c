@@ -1,6 +1,7 @@
 /* test_sync.c: the structures of actio/sync.h: task groups that grow while
- * they run (fail-fast, settle-all, close), each with a stress of several
- * threads. */
+ * they run (fail-fast, settle-all, close), the bounded queue (order, room,
+ * cancelled waiters, close), locks, semaphores and events, each with a
+ * stress of several threads. */
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -284,6 +285,486 @@ START_TEST(groups_grow_and_end_across_threads) {
 }
 END_TEST
 
+/* ---- queues ---- */
+
+static _Atomic int items_freed;
+static void free_item(void *p) {
+  atomic_fetch_add(&items_freed, 1);
+  free(p);
+}
+
+/* A put that must resolve at once. */
+static void put_now(actio_queue *q, void *item) {
+  actio_future *f;
+  ck_assert_int_eq(actio_queue_put(q, item, &f), 0);
+  ck_assert_int_eq(actio_future_status(f), 0);
+  actio_future_unref(f);
+}
+
+/* A get that must resolve at once: its item, taken. */
+static void *get_now(actio_queue *q) {
+  actio_future *f;
+  ck_assert_int_eq(actio_queue_get(q, &f), 0);
+  ck_assert_int_eq(actio_future_status(f), 0);
+  void *item = actio_future_take(f);
+  actio_future_unref(f);
+  return item;
+}
+
+static actio_future *put_later(actio_queue *q, void *item) {
+  actio_future *f;
+  ck_assert_int_eq(actio_queue_put(q, item, &f), 0);
+  ck_assert_int_eq(actio_future_status(f), ACTIO_EPENDING);
+  return f;
+}
+
+static actio_future *get_later(actio_queue *q) {
+  actio_future *f;
+  ck_assert_int_eq(actio_queue_get(q, &f), 0);
+  ck_assert_int_eq(actio_future_status(f), ACTIO_EPENDING);
+  return f;
+}
+
+START_TEST(a_queue_is_fifo_and_bounded) {
+  actio_queue *q;
+  ck_assert_int_eq(actio_queue_create(&q, 2, NULL), 0);
+  put_now(q, (void *)1);
+  put_now(q, (void *)2);
+  ck_assert_uint_eq(actio_queue_len(q), 2);
+  /* Full: puts wait in turn, and a get lets the first in. */
+  actio_future *p3 = put_later(q, (void *)3), *p4 = put_later(q, (void *)4);
+  ck_assert_ptr_eq(get_now(q), (void *)1);
+  ck_assert_int_eq(actio_future_status(p3), 0);
+  ck_assert_int_eq(actio_future_status(p4), ACTIO_EPENDING);
+  ck_assert_ptr_eq(get_now(q), (void *)2);
+  ck_assert_int_eq(actio_future_status(p4), 0);
+  ck_assert_ptr_eq(get_now(q), (void *)3);
+  ck_assert_ptr_eq(get_now(q), (void *)4);
+  /* Empty: gets wait in turn, and a put goes straight to the first. */
+  actio_future *g1 = get_later(q), *g2 = get_later(q);
+  put_now(q, (void *)5);
+  ck_assert_ptr_eq(actio_future_value(g1), (void *)5);
+  ck_assert_int_eq(actio_future_status(g2), ACTIO_EPENDING);
+  put_now(q, (void *)6);
+  ck_assert_ptr_eq(actio_future_value(g2), (void *)6);
+  ck_assert_uint_eq(actio_queue_len(q), 0);
+  actio_queue_destroy(q);
+  actio_future_unref(p3);
+  actio_future_unref(p4);
+  actio_future_unref(g1);
+  actio_future_unref(g2);
+}
+END_TEST
+
+START_TEST(a_cancelled_waiter_loses_no_item) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_queue *q;
+  ck_assert_int_eq(actio_queue_create(&q, 1, NULL), 0);
+  /* A get cancelled, another timed out: the item goes to the third. */
+  actio_future *g1 = get_later(q), *g2 = get_later(q), *g3 = get_later(q);
+  ck_assert_int_eq(actio_future_cancel(g1), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, g2, 1), 0);
+  ck_assert_int_eq(actio_future_wait(g2, -1), ACTIO_ETIMEDOUT);
+  put_now(q, (void *)7);
+  ck_assert_ptr_eq(actio_future_value(g3), (void *)7);
+  ck_assert_ptr_null(actio_future_value(g1));
+  ck_assert_uint_eq(actio_queue_len(q), 0);
+  /* A put cancelled while it waits for room never gets in; the next does. */
+  put_now(q, (void *)8);
+  actio_future *p1 = put_later(q, (void *)9), *p2 = put_later(q, (void *)10);
+  ck_assert_int_eq(actio_future_cancel(p1), 0);
+  ck_assert_ptr_eq(get_now(q), (void *)8);
+  ck_assert_int_eq(actio_future_status(p2), 0);
+  ck_assert_ptr_eq(get_now(q), (void *)10);
+  /* Once resolved, a cancel is too late: the item was taken. */
+  ck_assert_int_eq(actio_future_cancel(g3), ACTIO_EALREADY);
+  actio_queue_destroy(q);
+  actio_runtime_destroy(rt);
+  actio_future_unref(g1);
+  actio_future_unref(g2);
+  actio_future_unref(g3);
+  actio_future_unref(p1);
+  actio_future_unref(p2);
+}
+END_TEST
+
+static int *item(int v) {
+  int *p = malloc(sizeof *p);
+  *p = v;
+  return p;
+}
+
+START_TEST(close_drains_then_fails_gets) {
+  atomic_store(&items_freed, 0);
+  actio_queue *q;
+  ck_assert_int_eq(actio_queue_create(&q, 2, free_item), 0);
+  int *three = item(3);
+  put_now(q, item(1));
+  put_now(q, item(2));
+  actio_future *p3 = put_later(q, three);
+  actio_queue_close(q);
+  /* The waiting put and later ones fail; their items stay the caller's. */
+  ck_assert_int_eq(actio_future_status(p3), ACTIO_ECLOSED);
+  ck_assert_str_eq(actio_future_errmsg(p3), "the queue was closed");
+  actio_future *p4;
+  ck_assert_int_eq(actio_queue_put(q, three, &p4), 0);
+  ck_assert_int_eq(actio_future_status(p4), ACTIO_ECLOSED);
+  free(three);
+  /* What was accepted drains; a get freed without taking frees its item. */
+  int *one = get_now(q);
+  ck_assert_int_eq(*one, 1);
+  free(one);
+  actio_future *g2;
+  ck_assert_int_eq(actio_queue_get(q, &g2), 0);
+  ck_assert_int_eq(*(int *)actio_future_value(g2), 2);
+  actio_future_unref(g2);
+  ck_assert_int_eq(atomic_load(&items_freed), 1);
+  actio_future *g3;
+  ck_assert_int_eq(actio_queue_get(q, &g3), 0);
+  ck_assert_int_eq(actio_future_status(g3), ACTIO_ECLOSED);
+  ck_assert_str_eq(actio_future_errmsg(g3), "the queue was closed");
+  actio_queue_close(q); /* idempotent */
+  actio_queue_destroy(q);
+  actio_future_unref(p3);
+  actio_future_unref(p4);
+  actio_future_unref(g3);
+
+  /* Gets waiting on an empty queue fail at the close; destroy frees what
+   * is still inside. */
+  atomic_store(&items_freed, 0);
+  ck_assert_int_eq(actio_queue_create(&q, 4, free_item), 0);
+  actio_future *g = get_later(q);
+  actio_queue_close(q);
+  ck_assert_int_eq(actio_future_status(g), ACTIO_ECLOSED);
+  actio_future_unref(g);
+  actio_queue_destroy(q);
+  ck_assert_int_eq(actio_queue_create(&q, 4, free_item), 0);
+  put_now(q, item(1));
+  put_now(q, item(2));
+  actio_queue_destroy(q);
+  ck_assert_int_eq(atomic_load(&items_freed), 2);
+  actio_queue_destroy(NULL);
+}
+END_TEST
+
+START_TEST(queue_bad_arguments_are_refused) {
+  actio_queue *q;
+  actio_future *f;
+  ck_assert_int_eq(actio_queue_create(NULL, 1, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_create(&q, 0, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_create(&q, SIZE_MAX, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_create(&q, 1, NULL), 0);
+  ck_assert_int_eq(actio_queue_put(NULL, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_put(q, NULL, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_get(NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_get(q, NULL), ACTIO_EINVAL);
+  actio_queue_destroy(q);
+}
+END_TEST
+
+/* Producers put numbered items while consumers get them, a third of the
+ * gets cancelled right away and a third of the puts too: every item that
+ * got in comes out exactly once, and none that did not. */
+enum { QTHREADS = 2, QITEMS = 20000 };
+
+typedef struct {
+  actio_queue *q;
+  int id;
+  _Atomic int *got; /* per item: times received */
+  _Atomic int *in;  /* per item: 1 if its put resolved */
+  _Atomic int *left; /* items still to receive */
+} qworker;
+
+static void *producer(void *p) {
+  qworker *w = p;
+  for (int i = 0; i < QITEMS; i++) {
+    int n = w->id * QITEMS + i;
+    actio_future *f;
+    ck_assert_int_eq(actio_queue_put(w->q, (void *)(uintptr_t)(n + 1), &f), 0);
+    if (i % 3 == 0)
+      actio_future_cancel(f);
+    int st = actio_future_wait(f, -1);
+    ck_assert(st == 0 || st == ACTIO_ECANCELED);
+    if (st == 0)
+      atomic_store(&w->in[n], 1);
+    else
+      atomic_fetch_sub(w->left, 1);
+    actio_future_unref(f);
+  }
+  return NULL;
+}
+
+static void *consumer(void *p) {
+  qworker *w = p;
+  for (int i = 0; atomic_load(w->left) > 0; i++) {
+    actio_future *f;
+    ck_assert_int_eq(actio_queue_get(w->q, &f), 0);
+    if (i % 3 == 0)
+      actio_future_cancel(f);
+    int st = actio_future_wait(f, -1);
+    if (st == 0) {
+      int n = (int)(uintptr_t)actio_future_value(f) - 1;
+      ck_assert_int_eq(atomic_fetch_add(&w->got[n], 1), 0);
+      atomic_fetch_sub(w->left, 1);
+    } else {
+      /* cancelled, or closed once every item was received */
+      ck_assert(st == ACTIO_ECANCELED || st == ACTIO_ECLOSED);
+    }
+    actio_future_unref(f);
+  }
+  return NULL;
+}
+
+START_TEST(queue_items_cross_threads_exactly_once) {
+  actio_queue *q;
+  ck_assert_int_eq(actio_queue_create(&q, 8, NULL), 0);
+  int total = QTHREADS * QITEMS;
+  _Atomic int *got = calloc(total, sizeof *got), *in = calloc(total, sizeof *in);
+  _Atomic int left = total;
+  qworker w[2 * QTHREADS];
+  for (int i = 0; i < 2 * QTHREADS; i++)
+    w[i] = (qworker){q, i % QTHREADS, got, in, &left};
+  pthread_t t[2 * QTHREADS];
+  start_threads(t, QTHREADS, producer, w, sizeof w[0]);
+  start_threads(t + QTHREADS, QTHREADS, consumer, w + QTHREADS, sizeof w[0]);
+  join_threads(t, QTHREADS);
+  /* The producers are done: once everything is out, the consumers'
+   * last gets are failed by the close. */
+  while (atomic_load(&left) > 0)
+    sched_yield();
+  actio_queue_close(q);
+  join_threads(t + QTHREADS, QTHREADS);
+  for (int n = 0; n < total; n++)
+    ck_assert_int_eq(atomic_load(&got[n]), atomic_load(&in[n]));
+  ck_assert_uint_eq(actio_queue_len(q), 0);
+  actio_queue_destroy(q);
+  free((void *)got);
+  free((void *)in);
+}
+END_TEST
+
+/* ---- locks, semaphores, events ---- */
+
+START_TEST(a_lock_goes_to_waiters_in_turn) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_lock *l;
+  actio_future *a, *b, *c, *d, *e;
+  ck_assert_int_eq(actio_lock_create(&l), 0);
+  ck_assert_int_eq(actio_lock_release(l), ACTIO_ESTATE); /* not held */
+  ck_assert_int_eq(actio_lock_acquire(l, &a), 0);
+  ck_assert_int_eq(actio_future_status(a), 0);
+  ck_assert_int_eq(actio_lock_acquire(l, &b), 0);
+  ck_assert_int_eq(actio_lock_acquire(l, &c), 0);
+  ck_assert_int_eq(actio_lock_acquire(l, &d), 0);
+  ck_assert_int_eq(actio_future_status(b), ACTIO_EPENDING);
+  /* b gives up its place, c's deadline passes: the release goes to d. */
+  ck_assert_int_eq(actio_future_cancel(b), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, c, 1), 0);
+  ck_assert_int_eq(actio_future_wait(c, -1), ACTIO_ETIMEDOUT);
+  ck_assert_int_eq(actio_lock_release(l), 0);
+  ck_assert_int_eq(actio_future_status(d), 0);
+  ck_assert_int_eq(actio_future_cancel(d), ACTIO_EALREADY); /* held: too late */
+  /* One left waiting when the lock goes: cancelled. */
+  ck_assert_int_eq(actio_lock_acquire(l, &e), 0);
+  actio_lock_destroy(l);
+  ck_assert_int_eq(actio_future_status(e), ACTIO_ECANCELED);
+  ck_assert_str_eq(actio_future_errmsg(e), "the lock was destroyed");
+  actio_future *fs[] = {a, b, c, d, e};
+  for (int i = 0; i < 5; i++)
+    actio_future_unref(fs[i]);
+  actio_runtime_destroy(rt);
+  actio_lock_destroy(NULL);
+}
+END_TEST
+
+START_TEST(a_semaphore_counts_its_permits) {
+  actio_sem *s;
+  actio_future *f[4];
+  ck_assert_int_eq(actio_sem_create(&s, 2), 0);
+  ck_assert_int_eq(actio_sem_release(s), ACTIO_ESTATE); /* every permit free */
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(actio_sem_acquire(s, &f[i]), 0);
+  ck_assert_int_eq(actio_future_status(f[1]), 0);
+  ck_assert_int_eq(actio_future_status(f[2]), ACTIO_EPENDING);
+  ck_assert_int_eq(actio_future_cancel(f[2]), 0);
+  ck_assert_int_eq(actio_sem_release(s), 0);
+  ck_assert_int_eq(actio_future_status(f[3]), 0);
+  ck_assert_int_eq(actio_sem_release(s), 0);
+  ck_assert_int_eq(actio_sem_release(s), 0);
+  ck_assert_int_eq(actio_sem_release(s), ACTIO_ESTATE);
+  actio_sem_destroy(s);
+  for (int i = 0; i < 4; i++)
+    actio_future_unref(f[i]);
+  actio_sem_destroy(NULL);
+}
+END_TEST
+
+START_TEST(an_event_wakes_every_waiter) {
+  actio_event *e;
+  actio_future *a, *b, *c, *d;
+  ck_assert_int_eq(actio_event_create(&e), 0);
+  ck_assert(!actio_event_is_set(e));
+  ck_assert_int_eq(actio_event_wait(e, &a), 0);
+  ck_assert_int_eq(actio_event_wait(e, &b), 0);
+  ck_assert_int_eq(actio_future_cancel(a), 0);
+  ck_assert_int_eq(actio_future_status(b), ACTIO_EPENDING);
+  actio_event_set(e);
+  ck_assert(actio_event_is_set(e));
+  ck_assert_int_eq(actio_future_status(b), 0);
+  ck_assert_int_eq(actio_event_wait(e, &c), 0); /* set: at once */
+  ck_assert_int_eq(actio_future_status(c), 0);
+  actio_event_clear(e);
+  ck_assert(!actio_event_is_set(e));
+  ck_assert_int_eq(actio_event_wait(e, &d), 0);
+  actio_event_destroy(e);
+  ck_assert_int_eq(actio_future_status(d), ACTIO_ECANCELED);
+  actio_future_unref(a);
+  actio_future_unref(b);
+  actio_future_unref(c);
+  actio_future_unref(d);
+  actio_event_destroy(NULL);
+}
+END_TEST
+
+START_TEST(sync_bad_arguments_are_refused) {
+  actio_lock *l;
+  actio_sem *s;
+  actio_event *e;
+  actio_future *f;
+  ck_assert_int_eq(actio_lock_create(NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sem_create(NULL, 1), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sem_create(&s, 0), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_event_create(NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_lock_create(&l), 0);
+  ck_assert_int_eq(actio_sem_create(&s, 1), 0);
+  ck_assert_int_eq(actio_event_create(&e), 0);
+  ck_assert_int_eq(actio_lock_acquire(NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_lock_acquire(l, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_lock_release(NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sem_acquire(s, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sem_release(NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_event_wait(NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_event_wait(e, NULL), ACTIO_EINVAL);
+  actio_lock_destroy(l);
+  actio_sem_destroy(s);
+  actio_event_destroy(e);
+}
+END_TEST
+
+/* Threads take a lock (and a semaphore of 2) through futures, a third of
+ * their acquires cancelled at once: inside, a plain counter is never
+ * touched by two at a time (TSan would see it), and the semaphore never
+ * lets in more than 2; no release is lost: the lock ends free. */
+enum { LTHREADS = 4, LROUNDS = 5000 };
+
+typedef struct {
+  actio_lock *l;
+  actio_sem *s;
+  long *counter;
+  _Atomic int *inside;
+  int wins;
+} locker;
+
+static void *lock_rounds(void *p) {
+  locker *k = p;
+  for (int i = 0; i < LROUNDS; i++) {
+    actio_future *f;
+    int sem = i % 2;
+    ck_assert_int_eq(sem ? actio_sem_acquire(k->s, &f) : actio_lock_acquire(k->l, &f), 0);
+    if (i % 3 == 0)
+      actio_future_cancel(f);
+    if (actio_future_wait(f, -1) == 0) {
+      if (sem) {
+        ck_assert_int_le(atomic_fetch_add(k->inside, 1) + 1, 2);
+        atomic_fetch_sub(k->inside, 1);
+        ck_assert_int_eq(actio_sem_release(k->s), 0);
+      } else {
+        ++*k->counter;
+        k->wins++;
+        ck_assert_int_eq(actio_lock_release(k->l), 0);
+      }
+    }
+    actio_future_unref(f);
+  }
+  return NULL;
+}
+
+START_TEST(locks_and_semaphores_hold_across_threads) {
+  actio_lock *l;
+  actio_sem *s;
+  long counter = 0;
+  _Atomic int inside = 0;
+  ck_assert_int_eq(actio_lock_create(&l), 0);
+  ck_assert_int_eq(actio_sem_create(&s, 2), 0);
+  locker k[LTHREADS];
+  for (int i = 0; i < LTHREADS; i++)
+    k[i] = (locker){l, s, &counter, &inside, 0};
+  pthread_t t[LTHREADS];
+  start_threads(t, LTHREADS, lock_rounds, k, sizeof k[0]);
+  join_threads(t, LTHREADS);
+  long wins = 0;
+  for (int i = 0; i < LTHREADS; i++)
+    wins += k[i].wins;
+  ck_assert_int_eq(counter, wins);
+  ck_assert_int_ge(wins, LTHREADS * LROUNDS / 3);
+  /* Nothing lost: the lock is free and both permits are back. */
+  ck_assert_int_eq(actio_lock_release(l), ACTIO_ESTATE);
+  ck_assert_int_eq(actio_sem_release(s), ACTIO_ESTATE);
+  actio_lock_destroy(l);
+  actio_sem_destroy(s);
+}
+END_TEST
+
+/* Threads wait on an event while one sets and clears it: every wait ends,
+ * resolved or cancelled, none twice. */
+static void *event_waits(void *p) {
+  actio_event *e = p;
+  for (int i = 0; i < LROUNDS; i++) {
+    actio_future *f;
+    ck_assert_int_eq(actio_event_wait(e, &f), 0);
+    if (i % 3 == 0)
+      actio_future_cancel(f);
+    int st = actio_future_wait(f, -1);
+    ck_assert(st == 0 || st == ACTIO_ECANCELED);
+    actio_future_unref(f);
+  }
+  return NULL;
+}
+
+typedef struct {
+  actio_event *e;
+  _Atomic int *done;
+} setter;
+
+static void *event_flips(void *p) {
+  setter *s = p;
+  while (!atomic_load(s->done)) {
+    actio_event_set(s->e);
+    actio_event_clear(s->e);
+    sched_yield();
+  }
+  actio_event_set(s->e); /* the last waiters go */
+  return NULL;
+}
+
+START_TEST(an_event_is_set_and_cleared_across_threads) {
+  actio_event *e;
+  _Atomic int done = 0;
+  ck_assert_int_eq(actio_event_create(&e), 0);
+  setter st = {e, &done};
+  pthread_t t[LTHREADS + 1];
+  ck_assert_int_eq(pthread_create(&t[LTHREADS], NULL, event_flips, &st), 0);
+  start_threads(t, LTHREADS, event_waits, e, 0);
+  join_threads(t, LTHREADS);
+  atomic_store(&done, 1);
+  join_threads(t + LTHREADS, 1);
+  ck_assert(actio_event_is_set(e));
+  actio_event_destroy(e);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("sync");
   TCase *tc = tcase_with_timeout("group", 60);
@@ -294,8 +775,23 @@ int main(void) {
   tcase_add_test(tc, group_bad_arguments_are_refused);
   tcase_add_test(tc, a_group_lets_go_of_completed_members);
   suite_add_tcase(s, tc);
+  TCase *tq = tcase_with_timeout("queue", 60);
+  tcase_add_test(tq, a_queue_is_fifo_and_bounded);
+  tcase_add_test(tq, a_cancelled_waiter_loses_no_item);
+  tcase_add_test(tq, close_drains_then_fails_gets);
+  tcase_add_test(tq, queue_bad_arguments_are_refused);
+  suite_add_tcase(s, tq);
+  TCase *tl = tcase_with_timeout("locks", 60);
+  tcase_add_test(tl, a_lock_goes_to_waiters_in_turn);
+  tcase_add_test(tl, a_semaphore_counts_its_permits);
+  tcase_add_test(tl, an_event_wakes_every_waiter);
+  tcase_add_test(tl, sync_bad_arguments_are_refused);
+  suite_add_tcase(s, tl);
   TCase *st = tcase_with_timeout("stress", 300);
   tcase_add_test(st, groups_grow_and_end_across_threads);
+  tcase_add_test(st, queue_items_cross_threads_exactly_once);
+  tcase_add_test(st, locks_and_semaphores_hold_across_threads);
+  tcase_add_test(st, an_event_is_set_and_cleared_across_threads);
   suite_add_tcase(s, st);
   return run_suite(s);
 }

@@ -7,13 +7,14 @@
 #include "actio/error.h"
 #include "actio/sync.h"
 #include "actors/core/future_internal.h"
+#include "actors/sync/waiters.h"
 #include "base/debug.h"
 
 /* A pending member. Linked while the group may still cancel it; whoever
  * unlinks it under the lock (its completion, or a close taking it to
  * cancel) takes it off the list, but only the member's callback frees it. */
 typedef struct member {
-  struct member *prev, *next;
+  actio__link link; /* first: the list's links are the member's */
   actio_future *f; /* a reference, until the callback ran */
   actio_group *g;
   int linked;
@@ -33,7 +34,7 @@ struct actio_group {
   actio_gather_policy policy;
   actio_future *out;
   /* Under mu: */
-  member *head, *tail;
+  actio__list members;
   size_t pending;
   int waited; /* actio_group_wait was called: completes when pending is 0 */
   int closed; /* no more members: completed, failed or closed */
@@ -43,15 +44,14 @@ static void group_unref(actio_group *g) {
   /* Acq_rel: every member's writes before the free. */
   if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
     return;
-  ACTIO__ASSERT(g->head == NULL && g->pending == 0);
+  ACTIO__ASSERT(g->members.head == NULL && g->pending == 0);
   pthread_mutex_destroy(&g->mu);
   actio_future_unref(g->out);
   free(g);
 }
 
 static void unlink_member(actio_group *g, member *m) {
-  *(m->prev ? &m->prev->next : &g->head) = m->next;
-  *(m->next ? &m->next->prev : &g->tail) = m->prev;
+  actio__list_unlink(&g->members, &m->link);
   m->linked = 0;
 }
 
@@ -69,7 +69,7 @@ static enum settle settle_if_empty(actio_group *g) {
 static void cancel_members(actio_group *g) {
   for (;;) {
     pthread_mutex_lock(&g->mu);
-    member *m = g->head;
+    member *m = (member *)g->members.head;
     actio_future *f = NULL;
     if (m != NULL) {
       unlink_member(g, m);
@@ -162,9 +162,7 @@ int actio_group_add(actio_group *g, actio_future *f) {
     free(m);
     return ACTIO_ECLOSED;
   }
-  m->prev = g->tail;
-  *(g->tail ? &g->tail->next : &g->head) = m;
-  g->tail = m;
+  actio__list_push(&g->members, &m->link);
   m->linked = 1;
   g->pending++;
   /* Relaxed: the owner's reference keeps refs above zero here. */

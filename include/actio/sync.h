@@ -1,6 +1,7 @@
 /** @file actio/sync.h
  * Structures built on futures for any threads and actors to share: task
- * groups that grow while they run. */
+ * groups that grow while they run, bounded queues, locks, events and
+ * semaphores. */
 #ifndef ACTIO_SYNC_H
 #define ACTIO_SYNC_H
 
@@ -12,7 +13,7 @@
 extern "C" {
 #endif
 
-/** @defgroup sync Groups
+/** @defgroup sync Task groups
  * A task group (asyncio's TaskGroup, libdill's bundle): futures added at
  * any time, waited for as one future.
  * @{ */
@@ -65,6 +66,135 @@ void actio_group_close(actio_group *g);
 /** Closes the group (see actio_group_close) and lets go of the handle; the
  * group's future, where someone holds it, stays valid. NULL is accepted. */
 void actio_group_destroy(actio_group *g);
+
+/** @} */
+
+/** @defgroup queues Queues, locks, events and semaphores
+ * Awaitable structures shared by any threads and actors (asyncio.Queue,
+ * Lock, Event, Semaphore): each call that may wait returns a future, which
+ * can be cancelled or given a deadline (actio_future_set_deadline) like any
+ * other. Waiters are served first come, first served; one that is
+ * cancelled, or whose deadline passes, leaves its place at once, and
+ * nothing handed out (an item, a permit, a release) is lost or given twice:
+ * a hand-off claims a waiter's future before giving it anything. A waiter
+ * costs its future and a 56-byte record (a 64-byte block) while it waits.
+ * Every function here is thread-safe, except that destroy must be the
+ * handle's last call.
+ * @{ */
+
+/** A bounded FIFO queue of pointers (asyncio.Queue with shutdown). */
+typedef struct actio_queue actio_queue;
+
+/** Makes an empty queue of `capacity` items (at least 1); `item_free`
+ * (may be NULL) frees an item that nobody took: one left in the queue at
+ * destroy, or one a get resolved with, freed with that future unless taken
+ * with actio_future_take. *out is the caller's. Returns 0, ACTIO_EINVAL (a
+ * NULL out, capacity 0 or absurd) or ACTIO_ENOMEM. */
+int actio_queue_create(actio_queue **out, size_t capacity, actio_free_fn item_free);
+
+/** Puts `item` at the back. *out (the caller's reference) resolves (with
+ * NULL) once the item is in the queue: at once if there is room, else when
+ * a get makes some; from then the item is the queue's. It fails with
+ * ACTIO_ECLOSED after actio_queue_close (also one waiting for room then),
+ * and may be cancelled or time out while it waits: if *out does not
+ * resolve, the item stays the caller's. Returns 0, ACTIO_EINVAL or
+ * ACTIO_ENOMEM (then no future, the item the caller's). Any thread. */
+int actio_queue_put(actio_queue *q, void *item, actio_future **out);
+
+/** Takes the item at the front. *out (the caller's reference) resolves with
+ * it (freed with the future by the queue's item_free, unless taken with
+ * actio_future_take): at once if one is there, else when a put brings one.
+ * Once the queue is closed and what it had accepted has been taken, gets
+ * fail with ACTIO_ECLOSED ("the queue was closed"), those waiting then
+ * too. A get cancelled or timed out takes nothing. Returns 0, ACTIO_EINVAL
+ * or ACTIO_ENOMEM. Any thread. */
+int actio_queue_get(actio_queue *q, actio_future **out);
+
+/** The number of items in the queue. Any thread. */
+size_t actio_queue_len(const actio_queue *q);
+
+/** Closes the queue: puts fail with ACTIO_ECLOSED from now on (those
+ * waiting for room too, their items left to their callers); gets take what
+ * is left, then fail with ACTIO_ECLOSED. Idempotent; any thread. */
+void actio_queue_close(actio_queue *q);
+
+/** Closes the queue, frees the items still in it with item_free, and lets
+ * go of the handle. NULL is accepted. */
+void actio_queue_destroy(actio_queue *q);
+
+/** A lock (asyncio.Lock): one holder at a time, the others waiting in
+ * turn. It is not tied to a thread: whoever holds it may release it from
+ * any thread. */
+typedef struct actio_lock actio_lock;
+
+/** Makes an unlocked lock; *out is the caller's. Returns 0, ACTIO_EINVAL or
+ * ACTIO_ENOMEM. */
+int actio_lock_create(actio_lock **out);
+
+/** *out (the caller's reference) resolves once the lock is the caller's:
+ * at once if it is free and nobody waits, else in turn. A cancelled or
+ * timed-out acquire gets nothing and keeps nobody waiting; once *out has
+ * resolved, the lock is held until actio_lock_release, even if a cancel
+ * comes after (it returns ACTIO_EALREADY). Returns 0, ACTIO_EINVAL or
+ * ACTIO_ENOMEM. Any thread. */
+int actio_lock_acquire(actio_lock *l, actio_future **out);
+
+/** Releases the lock: the first acquire still waiting gets it, else it is
+ * free. Returns 0, ACTIO_EINVAL, or ACTIO_ESTATE if it was not held. Any
+ * thread. */
+int actio_lock_release(actio_lock *l);
+
+/** Frees the lock; acquires still waiting are cancelled (ACTIO_ECANCELED).
+ * NULL is accepted. */
+void actio_lock_destroy(actio_lock *l);
+
+/** A semaphore (asyncio.BoundedSemaphore): a number of permits. */
+typedef struct actio_sem actio_sem;
+
+/** Makes a semaphore with `permits` free permits (at least 1), which is
+ * also the most it may hold. *out is the caller's. Returns 0, ACTIO_EINVAL
+ * or ACTIO_ENOMEM. */
+int actio_sem_create(actio_sem **out, size_t permits);
+
+/** *out (the caller's reference) resolves once a permit is the caller's,
+ * as actio_lock_acquire does for the lock. Returns 0, ACTIO_EINVAL or
+ * ACTIO_ENOMEM. Any thread. */
+int actio_sem_acquire(actio_sem *s, actio_future **out);
+
+/** Gives a permit back: to the first acquire still waiting, else to the
+ * semaphore. Returns 0, ACTIO_EINVAL, or ACTIO_ESTATE if every permit is
+ * free already. Any thread. */
+int actio_sem_release(actio_sem *s);
+
+/** Frees the semaphore; acquires still waiting are cancelled
+ * (ACTIO_ECANCELED). NULL is accepted. */
+void actio_sem_destroy(actio_sem *s);
+
+/** An event (asyncio.Event): a flag that waiters wait to see set. */
+typedef struct actio_event actio_event;
+
+/** Makes an event, not set; *out is the caller's. Returns 0, ACTIO_EINVAL
+ * or ACTIO_ENOMEM. */
+int actio_event_create(actio_event **out);
+
+/** *out (the caller's reference) resolves once the event is set: at once
+ * if it is. Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM. Any thread. */
+int actio_event_wait(actio_event *e, actio_future **out);
+
+/** Sets the event: every wait pending resolves, and later ones at once
+ * until actio_event_clear. Any thread. */
+void actio_event_set(actio_event *e);
+
+/** Clears the event: waits from now on wait for the next set. Any
+ * thread. */
+void actio_event_clear(actio_event *e);
+
+/** 1 if the event is set, else 0. Any thread. */
+int actio_event_is_set(const actio_event *e);
+
+/** Frees the event; waits still pending are cancelled (ACTIO_ECANCELED).
+ * NULL is accepted. */
+void actio_event_destroy(actio_event *e);
 
 /** @} */
 
