@@ -56,34 +56,20 @@ static actio_actor *actor_alloc(actio_runtime *rt, const char *name) {
   pthread_cond_init(&a->init_cv, NULL);
   pthread_mutex_init(&a->fin_mu, NULL);
   actio__cond_init(&a->fin_cv); /* actio__actor_pause waits on it */
+  atomic_init(&a->refs, 1); /* the runtime's list's */
   a->name = strdup(name);
   return a;
 }
 
-static void actor_free(actio_actor *a) {
-  /* Stopped: every message accepted was handled or dropped. */
-  ACTIO__ASSERT(a->mb == NULL || actio__mbox_depth(a->mb) == 0);
-  if (a->state_free != NULL)
-    a->state_free(a->state);
-  for (unsigned i = 0; a->workers != NULL && i < a->nworkers; i++)
-    pthread_mutex_destroy(&a->workers[i].wake_mu);
-  actio__mbox_destroy(a->mb);
-  if (a->addr != NULL) {
-    pthread_mutex_destroy(&a->addr->mu);
-    pthread_cond_destroy(&a->addr->cv);
-    free(a->addr);
-  }
-  pthread_mutex_destroy(&a->stop_mu);
-  pthread_mutex_destroy(&a->fail_mu);
-  free(a->fail_why);
-  pthread_mutex_destroy(&a->init_mu);
-  pthread_cond_destroy(&a->init_cv);
-  pthread_mutex_destroy(&a->fin_mu);
-  pthread_cond_destroy(&a->fin_cv);
-  free(a->workers);
-  free(a->name);
-  free(a);
+/* Puts a at the head of rt's list (newest first). Under rt->mu. */
+static void list_push(actio_runtime *rt, actio_actor *a) {
+  a->prev = rt->actors;
+  a->next = NULL;
+  if (rt->actors != NULL)
+    rt->actors->next = a;
+  rt->actors = a;
 }
+
 
 static void wake_all(actio_actor *a);
 static void set_abort(actio_actor *a);
@@ -169,7 +155,7 @@ void actio_runtime_destroy(actio_runtime *rt) {
   actio__timer_destroy(rt->timer);
   for (actio_actor *a = rt->actors; a != NULL;) {
     actio_actor *prev = a->prev;
-    actor_free(a);
+    actio__actor_free(a);
     a = prev;
   }
   pthread_mutex_destroy(&rt->stop_mu);
@@ -429,10 +415,13 @@ static int scheduled_run(actio__task *t) {
     }
     if (rc == ACTIO_ECLOSED) { /* stopped and drained: this was the last run */
       actio__task_done(t);
+      current_actor = outer;
+      /* The last touch of a: its stopper may free it once it sees this. */
       pthread_mutex_lock(&a->fin_mu);
       a->finished = 1;
       pthread_cond_broadcast(&a->fin_cv);
       pthread_mutex_unlock(&a->fin_mu);
+      return -1;
     }
     break;
   }
@@ -585,8 +574,7 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
     rc = ACTIO_ECLOSED;
     goto fail_workers;
   }
-  a->prev = rt->actors;
-  rt->actors = a;
+  list_push(rt, a);
   pthread_mutex_unlock(&rt->mu);
   *out = a;
   return 0;
@@ -599,15 +587,30 @@ fail_workers:
   join_workers(a);
   scheduled_stop_ctx(a);
 fail_alloc:
-  actor_free(a);
+  actio__actor_free(a);
   return rc;
 }
 
-void *actio_actor_state(const actio_actor *a) { return actio__instance(a)->state; }
-const char *actio_actor_name(const actio_actor *a) { return actio__instance(a)->name; }
+/* On an address, what its instance holds is read under a pin; what it
+ * points at lives as long as that instance. */
+void *actio_actor_state(const actio_actor *a) {
+  void *state = actio__pin(a)->state;
+  actio__unpin(a);
+  return state;
+}
+
+const char *actio_actor_name(const actio_actor *a) {
+  const char *name = actio__pin(a)->name;
+  actio__unpin(a);
+  return name;
+}
+
 actio_runtime *actio_actor_runtime(const actio_actor *a) { return a->rt; }
+
 const actio_behavior *actio_actor_behavior(const actio_actor *a) {
-  return actio__instance(a)->b;
+  const actio_behavior *b = actio__pin(a)->b;
+  actio__unpin(a);
+  return b;
 }
 
 /* Pushes m. A scheduled actor drains only on scheduler threads, so a
@@ -671,19 +674,22 @@ static int send_moved(actio_actor *a, actio_actor **to, actio__mbox_msg *m,
 
 /* Pushes a message to a, or to the instance an address stands for; refused
  * by a stopped actor, it is a dead letter unless it is the library's own
- * (dead 0). On success *to (may be NULL) is the instance that took it. */
+ * (dead 0). On success `track` (may be NULL) is timed as a request of the
+ * instance that took it, while that instance is pinned. */
 static int send(actio_actor *a, void *msg, actio_future *reply,
-                int64_t timeout_ms, int dead, actio_actor **to) {
+                int64_t timeout_ms, int dead, actio_future *track) {
   actio__mbox_msg m = {msg, reply};
-  actio_actor *t = actio__instance(a);
+  actio_actor *t = actio__pin(a);
   int rc = push(t, &m, timeout_ms);
   if (rc == ACTIO_ECLOSED && a->addr != NULL)
     rc = send_moved(a, &t, &m, timeout_ms);
   if (rc == 0) {
     actio__count(&t->accepted);
-    if (to != NULL)
-      *to = t;
-  } else if (rc == ACTIO_ECLOSED && dead) {
+    if (track != NULL)
+      actio__actor_track(t, track);
+  }
+  actio__unpin(a);
+  if (rc == ACTIO_ECLOSED && dead) {
     actio__count(&a->rt->dead_letters);
     if (a->rt->opts.dead_letter != NULL)
       a->rt->opts.dead_letter(a->rt->opts.dead_letter_arg, a, msg);
@@ -707,17 +713,21 @@ static int request(actio_actor *a, void *msg, actio__bell *bell,
       return rc;
     actio_future_ref(reply); /* the caller's; msg holds the other */
   }
-  actio_actor *to = a;
-  int rc = bell != NULL ? actio__bell_push(bell, link, 1)
-                        : send(a, msg, NULL, timeout_ms, 1, &to);
+  int rc;
+  if (bell != NULL) {
+    /* a is an instance: what binds the request to its worker holds it */
+    rc = actio__bell_push(bell, link, 1);
+    if (rc == 0 && reply != NULL)
+      actio__actor_track(a, reply);
+  } else {
+    rc = send(a, msg, NULL, timeout_ms, 1, reply);
+  }
   if (rc != 0) {
     actio_future_unref(reply);
     return rc;
   }
-  if (reply != NULL) {
-    actio__actor_track(to, reply);
+  if (reply != NULL)
     *out = reply;
-  }
   return 0;
 }
 
@@ -746,14 +756,12 @@ int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out)
   if (rc != 0)
     return rc;
   actio_future_ref(f); /* the message's reference, dropped by the worker */
-  actio_actor *to;
-  rc = send(a, msg, f, timeout_ms, 1, &to);
+  rc = send(a, msg, f, timeout_ms, 1, f);
   if (rc != 0) {
     actio_future_unref(f);
     actio_future_unref(f);
     return rc;
   }
-  actio__actor_track(to, f);
   *out = f;
   return 0;
 }
@@ -766,10 +774,17 @@ static void set_abort(actio_actor *a) {
   pthread_mutex_unlock(&a->fin_mu);
 }
 
+static int stop_instance(actio_actor *a, actio_stop_mode mode);
+
 int actio_actor_stop(actio_actor *a, actio_stop_mode mode) {
   if (a == NULL)
     return ACTIO_EINVAL;
-  a = actio__instance(a);
+  int rc = stop_instance(actio__pin(a), mode);
+  actio__unpin(a);
+  return rc;
+}
+
+static int stop_instance(actio_actor *a, actio_stop_mode mode) {
   pthread_t self = pthread_self();
   for (unsigned i = 0; i < a->nworkers; i++)
     if (a->workers[i].started && pthread_equal(a->workers[i].thread, self))
@@ -795,7 +810,9 @@ int actio_actor_stop(actio_actor *a, actio_stop_mode mode) {
 }
 
 int actio__actor_stopping_now(const actio_actor *a) {
-  return atomic_load_explicit(&actio__instance(a)->abort, memory_order_acquire);
+  int now = atomic_load_explicit(&actio__pin(a)->abort, memory_order_acquire);
+  actio__unpin(a);
+  return now;
 }
 
 int actio__actor_pause(actio_actor *a, int64_t ms) {
@@ -819,7 +836,7 @@ int actio__address_create(actio_actor *first, const char *name, actio_actor **ou
   if (a == NULL || a->name == NULL || ad == NULL) {
     free(ad);
     if (a != NULL)
-      actor_free(a);
+      actio__actor_free(a);
     return ACTIO_ENOMEM;
   }
   pthread_mutex_init(&ad->mu, NULL);
@@ -828,8 +845,7 @@ int actio__address_create(actio_actor *first, const char *name, actio_actor **ou
   a->addr = ad;
   /* In the runtime's list, to be freed with it; there is nothing to stop. */
   pthread_mutex_lock(&rt->mu);
-  a->prev = rt->actors;
-  rt->actors = a;
+  list_push(rt, a);
   pthread_mutex_unlock(&rt->mu);
   *out = a;
   return 0;
@@ -838,8 +854,10 @@ int actio__address_create(actio_actor *first, const char *name, actio_actor **ou
 void actio__address_move(actio_actor *addr, actio_actor *to, int moving) {
   actio__addr *ad = addr->addr;
   pthread_mutex_lock(&ad->mu);
-  if (to != NULL) /* release: the instance's making before its sends */
-    atomic_store_explicit(&ad->cur, actio__instance(to), memory_order_release);
+  /* seq_cst: the instance's making before its sends (release), and the
+   * store before a retirer's look at the users (see actio__pin). */
+  if (to != NULL)
+    atomic_store_explicit(&ad->cur, actio__instance(to), memory_order_seq_cst);
   ad->moving = moving;
   pthread_cond_broadcast(&ad->cv);
   pthread_mutex_unlock(&ad->mu);
@@ -847,10 +865,16 @@ void actio__address_move(actio_actor *addr, actio_actor *to, int moving) {
 
 /* ---- failure ---- */
 
+static void fail_instance(actio_actor *a, int code, const char *why);
+
 void actio_actor_fail(actio_actor *a, int code, const char *why) {
   if (a == NULL)
     return;
-  a = actio__instance(a);
+  fail_instance(actio__pin(a), code, why);
+  actio__unpin(a);
+}
+
+static void fail_instance(actio_actor *a, int code, const char *why) {
   pthread_mutex_lock(&a->fail_mu);
   if (a->is_failed) {
     pthread_mutex_unlock(&a->fail_mu);
@@ -867,10 +891,11 @@ void actio_actor_fail(actio_actor *a, int code, const char *why) {
 }
 
 int actio_actor_failed(const actio_actor *a) {
-  actio_actor *m = actio__instance(a);
+  actio_actor *m = actio__pin(a);
   pthread_mutex_lock(&m->fail_mu);
   int failed = m->is_failed;
   pthread_mutex_unlock(&m->fail_mu);
+  actio__unpin(a);
   return failed;
 }
 

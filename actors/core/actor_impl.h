@@ -32,9 +32,15 @@ typedef struct actio__addr {
   /* The instance sends go to: stored (release) under mu by the supervisor,
    * read (acquire) by every send without the lock. Never NULL. */
   _Atomic(actio_actor *) cur;
-  pthread_mutex_t mu; /* guards moving; writers of cur hold it */
+  pthread_mutex_t mu; /* guards moving and retired; writers of cur hold it */
   pthread_cond_t cv;  /* a change of cur or moving */
   int moving;         /* a restart runs: cur is stopping or stopped */
+  /* Calls in progress through the address (actio__pin): an instance it no
+   * longer reaches is freed only once they were seen at zero. */
+  _Atomic uint64_t users;
+  /* Instances it reached before, stopped, waiting for users to be seen at
+   * zero (linked by retired_next); written under mu, read without it. */
+  _Atomic(struct actio_actor *) retired;
 } actio__addr;
 
 struct actio_actor {
@@ -68,6 +74,11 @@ struct actio_actor {
    * (an extra cache miss per message in pingpong). */
   char pad0[64];
   _Atomic uint64_t accepted; /* by senders */
+  /* References: the runtime's list (until a supervisor retires the
+   * instance), and each request timed in the metrics (until its future
+   * completes), each transaction or COPY of a database actor: the actor is
+   * freed at zero (actio__actor_unref), or with the runtime. */
+  _Atomic uint32_t refs;
   _Atomic uint64_t started;  /* requests timed by actio__actor_track */
   char pad1[64];
   _Atomic uint64_t handled, failed, dropped; /* by workers */
@@ -83,17 +94,42 @@ struct actio_actor {
   actio__fail_fn monitor;
   void *monitor_arg;
   _Atomic int owned; /* a supervisor stops it (actio__actor_set_owner) */
-  actio_actor *prev; /* spawn order, newest first */
+  actio_actor *prev; /* spawn order, newest first; guarded by rt->mu */
+  actio_actor *next; /* the one spawned after it; guarded as prev */
+  actio_actor *retired_next; /* in its address's retired list */
 };
 
 
 /* The instance `a` stands for: itself, or an address's current one. A send
  * pays one acquire load for it on an address, nothing more on an instance
- * (mb and addr share a line the send reads anyway). */
+ * (mb and addr share a line the send reads anyway). Without a pin
+ * (actio__pin), only to compare: an address's instance may be freed once
+ * replaced. */
 static inline actio_actor *actio__instance(const actio_actor *a) {
   return a->addr == NULL ? (actio_actor *)a
                          : atomic_load_explicit(&a->addr->cur, memory_order_acquire);
 }
+
+/* The instance `a` stands for, as actio__instance, and no instance that
+ * `a` reaches from now until actio__unpin(a) is freed meanwhile: a call in
+ * progress through an address. Nests. Any thread. */
+static inline actio_actor *actio__pin(const actio_actor *a) {
+  if (a->addr == NULL)
+    return (actio_actor *)a;
+  /* seq_cst, both: the count before the load of cur, paired with the
+   * retirer's store of cur before its load of the count (a store-load
+   * pair on each side): either the retirer sees this call, or this call
+   * sees the instance that replaced the retired one. */
+  atomic_fetch_add_explicit(&a->addr->users, 1, memory_order_seq_cst);
+  return atomic_load_explicit(&a->addr->cur, memory_order_seq_cst);
+}
+
+/* Ends actio__pin(a); the last call out frees what was retired meanwhile. */
+void actio__unpin(const actio_actor *a);
+
+/* Frees everything of a stopped actor (lifetime.c): its state (state_free),
+ * its mailbox, an address's retired instances. */
+void actio__actor_free(actio_actor *a);
 
 /* A statistic: relaxed. */
 static inline void actio__count(_Atomic uint64_t *c) {

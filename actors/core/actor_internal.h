@@ -88,4 +88,24 @@ int actio__runtime_closing(actio_runtime *rt);
 int actio__address_create(actio_actor *first, const char *name, actio_actor **out);
 void actio__address_move(actio_actor *addr, actio_actor *to, int moving);
 
+/* `old`, an instance addr reached before, is stopped and replaced (addr
+ * reaches another now), its failure hook cleared: it leaves the
+ * runtime's list, and it is freed once no call through addr that may have
+ * reached it is in progress (actio__pin) and no reference is left. While
+ * the runtime stops, it is left to actio_runtime_destroy. The supervisor's
+ * worker. */
+void actio__address_retire(actio_actor *addr, actio_actor *old);
+
+/* A call in progress through `a` (an address, or an instance): no
+ * instance it reaches is freed before actio__actor_unpin(a). pin returns
+ * the instance `a` stands for now. Any thread; nests. */
+actio_actor *actio__actor_pin(const actio_actor *a);
+void actio__actor_unpin(const actio_actor *a);
+
+/* References that keep an actor allocated (a transaction holding its
+ * database actor's state); the last unref of a retired instance frees it.
+ * Any thread. */
+void actio__actor_ref(actio_actor *a);
+void actio__actor_unref(actio_actor *a);
+
 #endif

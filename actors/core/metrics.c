@@ -11,12 +11,13 @@
 #include "base/clock.h"
 
 void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out) {
-  actio_actor *m = actio__instance(a);
+  actio_actor *m = actio__pin(a);
   out->accepted = atomic_load_explicit(&m->accepted, memory_order_relaxed);
   out->handled = atomic_load_explicit(&m->handled, memory_order_relaxed);
   out->failed = atomic_load_explicit(&m->failed, memory_order_relaxed);
   out->dropped = atomic_load_explicit(&m->dropped, memory_order_relaxed);
   out->depth = actio__mbox_depth(m->mb);
+  actio__unpin(a);
 }
 
 static unsigned hist_index(uint64_t us) {
@@ -62,6 +63,7 @@ void actio__request_begin(actio_actor *a, actio_future *f) {
     atomic_fetch_add_explicit(&a->running, 1, memory_order_relaxed);
 }
 
+/* A request's end: timed, and its reference to the actor dropped. */
 static void tracked(actio_future *f, void *arg) {
   actio_actor *a = arg;
   int64_t ns = actio__now_ns() - track_end(a, f);
@@ -74,6 +76,7 @@ static void tracked(actio_future *f, void *arg) {
                          memory_order_relaxed))
     ;
   actio__count(actio_future_status(f) == 0 ? &a->completed : &a->errors);
+  actio__actor_unref(a);
 }
 
 void actio__actor_track(actio_actor *a, actio_future *f) {
@@ -82,14 +85,22 @@ void actio__actor_track(actio_actor *a, actio_future *f) {
                             actio__now_ns() & ~(int64_t)TRACK_BITS,
                             memory_order_relaxed);
   actio__count(&a->started);
+  actio__actor_ref(a); /* until f completes */
   if (actio_future_on_done(f, tracked, a) != 0) {
     (void)track_end(a, f);
     actio__count(&a->errors); /* out of memory: counted, not timed */
+    actio__actor_unref(a);
   }
 }
 
+static void metrics_of(actio_actor *m, actio_actor_metrics *out);
+
 void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
-  actio_actor *m = actio__instance(a);
+  metrics_of(actio__pin(a), out);
+  actio__unpin(a);
+}
+
+static void metrics_of(actio_actor *m, actio_actor_metrics *out) {
   memset(out, 0, sizeof *out);
   actio_actor_stats_get(m, &out->stats);
   uint64_t completed = atomic_load_explicit(&m->completed, memory_order_relaxed);
@@ -124,27 +135,32 @@ void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
 void actio_runtime_metrics_print(actio_runtime *rt, FILE *f) {
   fprintf(f, "%-16s %8s %8s %8s %10s %8s %9s %9s %9s\n", "actor", "depth",
           "waiting", "running", "completed", "errors", "p50 ms", "p99 ms", "max ms");
-  /* Actors are freed only with the runtime: a snapshot of the list is safe
-   * to read after the lock. */
+  /* A snapshot of the list, each actor held by a reference (a replaced
+   * instance may be freed meanwhile), read after the lock. */
   pthread_mutex_lock(&rt->mu);
   size_t n = 0;
   for (actio_actor *a = rt->actors; a != NULL; a = a->prev)
     n++;
   actio_actor **list = malloc((n ? n : 1) * sizeof *list);
   n = 0;
-  for (actio_actor *a = rt->actors; list != NULL && a != NULL; a = a->prev)
+  for (actio_actor *a = rt->actors; list != NULL && a != NULL; a = a->prev) {
+    actio__actor_ref(a);
     list[n++] = a;
+  }
   pthread_mutex_unlock(&rt->mu);
   while (n-- > 0) { /* oldest first; stopped ones (replaced) and addresses left out */
     actio_actor *a = list[n];
-    if (a->addr != NULL || actio__mbox_is_closed(a->mb))
+    if (a->addr != NULL || actio__mbox_is_closed(a->mb)) {
+      actio__actor_unref(a);
       continue;
+    }
     actio_actor_metrics m;
     actio_actor_metrics_get(a, &m);
     fprintf(f, "%-16s %8zu %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %8" PRIu64
                " %9.3f %9.3f %9.3f%s\n",
             a->name, m.stats.depth, m.waiting, m.running, m.completed, m.errors,
             m.p50_ms, m.p99_ms, m.max_ms, m.failed ? "  FAILED" : "");
+    actio__actor_unref(a);
   }
   free(list);
 }

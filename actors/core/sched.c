@@ -114,7 +114,7 @@ void actio__task_done(actio__task *t) {
 static void run_task(sched_thread *th, actio__task *t) {
   ACTIO__ASSERT(atomic_load_explicit(&t->state, memory_order_relaxed) == T_QUEUED);
   int more = t->run(t);
-  if (atomic_load_explicit(&t->state, memory_order_acquire) == T_DONE)
+  if (more < 0) /* done: t may be freed by now */
     return;
   if (more) {
     push_shared(th->s, t); /* to the back: the others get their turn */

@@ -19,7 +19,9 @@ typedef struct actio__sched actio__sched;
 typedef struct actio__task actio__task;
 
 /* Runs a batch of t's work on a scheduler thread. Returns 1 if t has more
- * (it goes to the back of the shared queue), 0 if it ran out. */
+ * (it goes to the back of the shared queue), 0 if it ran out, -1 once it
+ * called actio__task_done: the scheduler then touches t no more (its
+ * owner may free it as soon as it learns the task is done). */
 typedef int (*actio__task_run_fn)(actio__task *t);
 /* 1 while t has work waiting (read after it went idle: a wake may have been
  * missed). */

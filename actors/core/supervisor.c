@@ -143,13 +143,19 @@ static int child_start(sup *s, size_t i) {
   if (rc != 0)
     return rc;
   pthread_mutex_lock(&s->mu);
+  actio_actor *old = c->cur; /* stopped by now */
   c->cur = a;
   c->addr = addr;
   c->dead = 0;
+  c->failed = NULL; /* a failure still noted was an older instance's */
   pthread_mutex_unlock(&s->mu);
   actio__actor_set_owned(a);
   actio__actor_set_monitor(a, on_child_fail, c);
   actio__address_move(addr, a, 0);
+  if (old != NULL) { /* freed once nothing reaches it */
+    actio__actor_set_monitor(old, NULL, NULL);
+    actio__address_retire(addr, old);
+  }
   return 0;
 }
 
@@ -170,10 +176,12 @@ static void child_stop(sup *s, size_t i) {
 static void child_settle(sup *s, size_t i, int dead) {
   child *c = s->children[i];
   pthread_mutex_lock(&s->mu);
-  actio_actor *addr = c->addr;
+  actio_actor *addr = c->addr, *last = c->cur;
   c->cur = NULL;
   c->dead |= dead;
   pthread_mutex_unlock(&s->mu);
+  if (last != NULL) /* its record may go with the supervisor */
+    actio__actor_set_monitor(last, NULL, NULL);
   if (addr != NULL)
     actio__address_move(addr, NULL, 0);
 }
@@ -208,7 +216,7 @@ static int start_children(sup *s) {
 
 /* The pause before the k-th restart in the period. */
 static int64_t backoff(const sup *s, unsigned k) {
-  return actio__backoff_ms(s->o.backoff_ms, s->o.backoff_max_ms, k);
+  return s->o.backoff_ms < 0 ? 0 : actio__backoff_ms(s->o.backoff_ms, s->o.backoff_max_ms, k);
 }
 
 /* Counts a restart now; 0 if within the intensity, else -1. */
@@ -393,7 +401,7 @@ int actio_sup_spawn(actio_runtime *rt, const actio_sup_opts *opts,
   s->o.name = strdup(s->o.name ? s->o.name : "supervisor");
   s->o.max_restarts = s->o.max_restarts ? s->o.max_restarts : 3;
   s->o.period_ms = s->o.period_ms > 0 ? s->o.period_ms : 5000;
-  s->o.backoff_ms = s->o.backoff_ms > 0 ? s->o.backoff_ms : 10;
+  s->o.backoff_ms = s->o.backoff_ms != 0 ? s->o.backoff_ms : 10;
   s->o.backoff_max_ms = s->o.backoff_max_ms > 0 ? s->o.backoff_max_ms : 1000;
   if (s->o.backoff_max_ms < s->o.backoff_ms)
     s->o.backoff_max_ms = s->o.backoff_ms;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/core/actor_internal.h"
 #include "actors/db/db_internal.h"
 
 /* ---- spawning ---- */
@@ -86,7 +87,10 @@ int actio_db_child(actio_runtime *rt, void *opts, actio_actor **out) {
 
 /* ---- queries ---- */
 
-int actio_db_send(actio_actor *db, const actio_db_request *req, actio_future **out) {
+/* Each call through db holds a pin on it (actio__actor_pin): the state it
+ * reads is a supervised child's instance's, which may be replaced and
+ * freed meanwhile otherwise. */
+static int db_send(actio_actor *db, const actio_db_request *req, actio_future **out) {
   db_state *st = actio__db_state(db);
   if (st == NULL || out == NULL || !actio__db_request_valid(req))
     return ACTIO_EINVAL;
@@ -97,13 +101,22 @@ int actio_db_send(actio_actor *db, const actio_db_request *req, actio_future **o
   return actio__db_submit(db, st, r, req->timeout_ms, out);
 }
 
+int actio_db_send(actio_actor *db, const actio_db_request *req, actio_future **out) {
+  if (db == NULL)
+    return ACTIO_EINVAL;
+  actio__actor_pin(db);
+  int rc = db_send(db, req, out);
+  actio__actor_unpin(db);
+  return rc;
+}
+
 int actio_db_query(actio_actor *db, const char *sql, int nparams,
                    const char *const *params, actio_future **out) {
   actio_db_request q = {.sql = sql, .nparams = nparams, .params = params};
   return actio_db_send(db, &q, out);
 }
 
-int actio_db_script(actio_actor *db, const char *sql, actio_future **out) {
+static int db_script(actio_actor *db, const char *sql, actio_future **out) {
   db_state *st = actio__db_state(db);
   if (st == NULL || out == NULL || sql == NULL)
     return ACTIO_EINVAL;
@@ -114,15 +127,29 @@ int actio_db_script(actio_actor *db, const char *sql, actio_future **out) {
   return actio__db_submit(db, st, r, 0, out);
 }
 
+int actio_db_script(actio_actor *db, const char *sql, actio_future **out) {
+  if (db == NULL)
+    return ACTIO_EINVAL;
+  actio__actor_pin(db);
+  int rc = db_script(db, sql, out);
+  actio__actor_unpin(db);
+  return rc;
+}
+
 /* ---- stats ---- */
 
 void actio_db_stats_get(actio_actor *db, actio_db_stats *out) {
-  db_state *st = actio__db_state(db);
   if (out == NULL)
     return;
   memset(out, 0, sizeof *out);
-  if (st == NULL)
+  if (db == NULL)
     return;
+  actio__actor_pin(db);
+  db_state *st = actio__db_state(db);
+  if (st == NULL) {
+    actio__actor_unpin(db);
+    return;
+  }
   out->connections = atomic_load_explicit(&st->open, memory_order_relaxed);
   out->idle = atomic_load_explicit(&st->idle, memory_order_relaxed);
   out->connecting = atomic_load_explicit(&st->connecting, memory_order_relaxed);
@@ -130,4 +157,5 @@ void actio_db_stats_get(actio_actor *db, actio_db_stats *out) {
   out->failures = atomic_load_explicit(&st->failures, memory_order_relaxed);
   out->queries = atomic_load_explicit(&st->queries, memory_order_relaxed);
   out->cancels = atomic_load_explicit(&st->cancels, memory_order_relaxed);
+  actio__actor_unpin(db);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/core/actor_internal.h"
 #include "actors/db/db_internal.h"
 
 static void copy_user_drop(void *p);
@@ -193,7 +194,21 @@ void actio__db_copy_resume(conn *c) {
 
 /* ---- the API ---- */
 
+static int copy_begin(actio_actor *db, actio_db_txn *t, const char *sql,
+                      actio_db_row_fn fn, void *arg, actio_future **out);
+
+/* Under a pin on db: the state it reads stays. */
 static int copy_start(actio_actor *db, actio_db_txn *t, const char *sql,
+                      actio_db_row_fn fn, void *arg, actio_future **out) {
+  if (db == NULL)
+    return ACTIO_EINVAL;
+  actio__actor_pin(db);
+  int rc = copy_begin(db, t, sql, fn, arg, out);
+  actio__actor_unpin(db);
+  return rc;
+}
+
+static int copy_begin(actio_actor *db, actio_db_txn *t, const char *sql,
                       actio_db_row_fn fn, void *arg, actio_future **out) {
   db_state *st = actio__db_state(db);
   if (st == NULL || sql == NULL || out == NULL || (t != NULL && t->st != st))
@@ -211,6 +226,7 @@ static int copy_start(actio_actor *db, actio_db_txn *t, const char *sql,
     free(cp);
     return ACTIO_ENOMEM;
   }
+  actio__actor_ref(st->self); /* st stays while the COPY does */
   r->copy = cp;
   r->row_fn = fn;
   r->row_arg = arg;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/core/actor_internal.h"
 #include "actors/db/db_internal.h"
 #include "base/clock.h"
 
@@ -197,8 +198,22 @@ static void notify_actor(void *arg, const actio_db_notification *n) {
     free(copy);
 }
 
+static int listen_send(actio_actor *db, enum kind kind, const char *channel,
+                       actio_db_notify_fn fn, void *arg, actio_future **out);
+
+/* Under a pin on db: the state it reads stays. */
 static int listen_req(actio_actor *db, enum kind kind, const char *channel,
                       actio_db_notify_fn fn, void *arg, actio_future **out) {
+  if (db == NULL)
+    return ACTIO_EINVAL;
+  actio__actor_pin(db);
+  int rc = listen_send(db, kind, channel, fn, arg, out);
+  actio__actor_unpin(db);
+  return rc;
+}
+
+static int listen_send(actio_actor *db, enum kind kind, const char *channel,
+                       actio_db_notify_fn fn, void *arg, actio_future **out) {
   db_state *st = actio__db_state(db);
   if (st == NULL || out == NULL || channel == NULL || *channel == '\0' ||
       strlen(channel) > 63 || (fn == NULL && arg == NULL))

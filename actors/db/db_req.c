@@ -19,7 +19,9 @@ void actio__db_txn_unref(actio_db_txn *t) {
     return;
   ACTIO__ASSERT(t->c == NULL); /* a pinned connection holds a reference */
   actio__bell_unref(t->bell);
+  actio_actor *db = t->st->self;
   free(t);
+  actio__actor_unref(db);
 }
 
 void actio__db_copy_unref(actio_db_copy *cp) {
@@ -28,7 +30,9 @@ void actio__db_copy_unref(actio_db_copy *cp) {
   ACTIO__ASSERT(cp->c == NULL && cp->q_head == NULL && cp->ready == NULL);
   actio__bell_unref(cp->bell);
   actio__db_txn_unref(cp->txn);
+  actio_actor *db = cp->st->self;
   free(cp);
+  actio__actor_unref(db);
 }
 
 /* ---- requests ---- */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/core/actor_internal.h"
 #include "actors/db/db_internal.h"
 
 static void txn_user_drop(void *p);
@@ -71,7 +72,19 @@ int actio__db_begin_check(actio_actor *db, const actio_db_txn_opts *o) {
   return 0;
 }
 
+static int begin(actio_actor *db, const actio_db_txn_opts *opts, actio_future **out);
+
+/* Under a pin on db: the state it reads stays. */
 int actio_db_begin(actio_actor *db, const actio_db_txn_opts *opts, actio_future **out) {
+  if (db == NULL)
+    return ACTIO_EINVAL;
+  actio__actor_pin(db);
+  int rc = begin(db, opts, out);
+  actio__actor_unpin(db);
+  return rc;
+}
+
+static int begin(actio_actor *db, const actio_db_txn_opts *opts, actio_future **out) {
   db_state *st = actio__db_state(db);
   actio_db_txn_opts o = opts ? *opts : (actio_db_txn_opts){0};
   if (out == NULL || actio__db_begin_check(db, &o) != 0)
@@ -89,6 +102,7 @@ int actio_db_begin(actio_actor *db, const actio_db_txn_opts *opts, actio_future 
   }
   r->nocache = 1; /* not worth a prepared statement */
   r->txn = t;
+  actio__actor_ref(st->self); /* st stays while the transaction does */
   return actio__db_submit(db, st, r, 0, out);
 }
 

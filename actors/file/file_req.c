@@ -88,14 +88,23 @@ actio__file_req *actio__file_req_new(actio_actor *files, actio__file_op o,
   return r;
 }
 
+/* Whether a send to `files` waits for room (-1) or fails when full (0):
+ * its instance's setting, read under a pin (a supervised child's replaced
+ * instance may be freed). */
+static int64_t send_timeout(const actio_actor *files) {
+  actio__actor_pin(files);
+  int64_t t = ((const actio__file_state *)actio_actor_state(files))->fail_when_full ? 0 : -1;
+  actio__actor_unpin(files);
+  return t;
+}
+
 int actio__file_req_send(actio__file_req *r, actio_future **out) {
-  actio__file_state *st = actio_actor_state(r->files);
   int rc = actio_future_create(&r->reply);
   if (rc != 0) {
     actio__file_req_free(r);
     return rc;
   }
-  rc = actio__request(r->files, r, r->reply, st->fail_when_full ? 0 : -1, out);
+  rc = actio__request(r->files, r, r->reply, send_timeout(r->files), out);
   if (rc != 0)
     actio__file_req_free(r);
   return rc;
@@ -112,10 +121,12 @@ void actio__file_finish(actio__file_req *r, int rc, void *value,
   char *msg = NULL;
   if (rc < 0) {
     char why[96];
-    if (rc == -EFBIG && r->op == OP_READ) /* "File too large" says not which limit */
+    if (rc == -EFBIG && r->op == OP_READ) { /* "File too large" says not which limit */
+      actio__actor_pin(r->files);
       snprintf(why, sizeof why, "larger than max_read (%zu bytes)",
                ((const actio__file_state *)actio_actor_state(r->files))->max_read);
-    else
+      actio__actor_unpin(r->files);
+    } else
       snprintf(why, sizeof why, "%s", actio_strerror(rc));
     if ((r->path2 != NULL
              ? asprintf(&msg, "%s %s -> %s: %s", actio__file_op_name(r->op), r->path,

@@ -151,10 +151,21 @@ static actio__http_call *call_copy(const actio_http_request *in,
   return c;
 }
 
+static int http_send(actio_actor *http, const actio_http_request *req,
+                     actio_future **out);
+
 int actio_http_send(actio_actor *http, const actio_http_request *req,
                     actio_future **out) {
   if (http == NULL || req == NULL || out == NULL)
     return ACTIO_EINVAL;
+  actio__actor_pin(http); /* its state stays while the call reads it */
+  int rc = http_send(http, req, out);
+  actio__actor_unpin(http);
+  return rc;
+}
+
+static int http_send(actio_actor *http, const actio_http_request *req,
+                     actio_future **out) {
   /* The one place the default method is decided: the call's copy holds
    * it from here on. */
   const char *method = req->method != NULL ? req->method : "GET";
@@ -187,9 +198,13 @@ int actio_http_redact_url(const actio_actor *http, const char *url, char *out,
   if (url == NULL || (out == NULL && size > 0) ||
       (http != NULL && actio_actor_behavior(http) != &actio__http_behavior))
     return ACTIO_EINVAL;
+  if (http != NULL)
+    actio__actor_pin(http);
   const actio__http_state *st = http ? actio_actor_state(http) : NULL;
   size_t n = actio__http_redact(url, strlen(url), st ? st->conf.secret_params : NULL,
                                 out, size);
+  if (http != NULL)
+    actio__actor_unpin(http);
   return n < INT_MAX ? (int)n : INT_MAX;
 }
 

@@ -165,8 +165,9 @@ int actio_actor_spawn(actio_runtime *rt, const actio_behavior *b,
                       const actio_actor_opts *opts, actio_actor **out);
 
 /** The state given at spawn, the name, the runtime, the behavior. On a
- * supervised child's address, those of the instance running now. Any
- * thread. @{ */
+ * supervised child's address, those of the instance running now: the
+ * state and the name are then valid until that instance is replaced (its
+ * memory is freed); keep the address, and ask again. Any thread. @{ */
 void *actio_actor_state(const actio_actor *a);
 const char *actio_actor_name(const actio_actor *a);
 actio_runtime *actio_actor_runtime(const actio_actor *a);
@@ -174,7 +175,9 @@ const actio_behavior *actio_actor_behavior(const actio_actor *a);
 /** @} */
 
 /** The actor whose worker is the calling thread (an instance, never a
- * supervised child's address), or NULL on other threads. */
+ * supervised child's address), or NULL on other threads. A supervised
+ * child's instance is freed once its supervisor has replaced it and
+ * nothing refers to it any more: keep its address (actio_sup_lookup). */
 actio_actor *actio_actor_self(void);
 
 /**

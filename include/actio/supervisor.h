@@ -33,6 +33,10 @@ extern "C" {
  *
  * A child's address (actio_sup_lookup) survives its restarts: every call
  * that takes an actio_actor reaches, through it, the instance running now.
+ * A replaced instance is freed once no call through the address and no
+ * request of it is still in progress, so memory does not grow with
+ * restarts; a handle to the instance itself is valid until it is
+ * replaced.
  * A send that meets a restart waits for the new instance, within its own
  * timeout (see actio_tell), so nothing sent is lost or left unanswered.
  *
@@ -92,7 +96,8 @@ typedef struct actio_sup_opts {
   actio_sup_strategy strategy; /**< default ACTIO_ONE_FOR_ONE */
   unsigned max_restarts;      /**< R: default 3 */
   int64_t period_ms;          /**< T: default 5000 */
-  int64_t backoff_ms;         /**< first pause before a restart; default 10 */
+  int64_t backoff_ms;         /**< first pause before a restart; default 10;
+                                   < 0: none */
   int64_t backoff_max_ms;     /**< default 1000 */
   actio_sup_monitor_fn monitor; /**< NULL: events are only counted */
   void *monitor_arg;          /**< passed to monitor; borrowed for the
