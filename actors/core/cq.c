@@ -25,14 +25,22 @@ typedef struct cq_node {
   uint64_t tag;
 } cq_node;
 
+/* Marks the stack of a destroyed queue: a callback that finds it frees its
+ * own node, and nothing is pushed after destroy took the stack. */
+static cq_node cq_closed_sentinel;
+#define CQ_CLOSED (&cq_closed_sentinel)
+
 struct actio_cq {
   /* Completed, newest first: pushed by done callbacks (a CAS), taken whole
-   * by the drain (an exchange). Its own line: producers hammer it. */
+   * by the drain (an exchange); CQ_CLOSED once destroyed. Its own line:
+   * completing threads hammer it. */
   _Alignas(64) _Atomic(cq_node *) done;
-  /* 1 for the handle plus 1 per registration whose callback has not run:
-   * the last one frees the queue. Apart from what callbacks only read. */
-  _Alignas(64) _Atomic uint32_t refs;
-  _Alignas(64) _Atomic int closed; /* destroyed: callbacks free their node */
+  /* 1 for the handle, 1 per registration until its event is drained or
+   * released, and 1 per callback between its push onto an empty stack and
+   * its write of the eventfd: the last one frees the queue. A completion
+   * that finds the stack nonempty touches neither this nor anything else
+   * of the queue after its push. */
+  _Alignas(64) _Atomic uint64_t refs;
   int fd;
   /* The drains' own line. */
   _Alignas(64) pthread_mutex_t drain_mu; /* serialises drains; guards `ready` */
@@ -55,7 +63,6 @@ int actio_cq_create(actio_cq **out) {
   }
   atomic_init(&cq->done, NULL);
   atomic_init(&cq->refs, 1);
-  atomic_init(&cq->closed, 0);
   pthread_mutex_init(&cq->drain_mu, NULL);
   *out = cq;
   return 0;
@@ -63,27 +70,28 @@ int actio_cq_create(actio_cq **out) {
 
 int actio_cq_fd(const actio_cq *cq) { return cq != NULL ? cq->fd : ACTIO_EINVAL; }
 
-/* Drops the events of a list never drained: their futures are released. */
-static void release_nodes(cq_node *n) {
-  while (n != NULL) {
+/* Drops the events of a list never drained: their futures are released.
+ * Returns how many. */
+static uint64_t release_nodes(cq_node *n) {
+  uint64_t k = 0;
+  for (; n != NULL; k++) {
     cq_node *next = n->link.next;
     actio__future_queue_unmark(n->f);
     actio_future_unref(n->f);
     free(n);
     n = next;
   }
+  return k;
 }
 
-static void cq_unref(actio_cq *cq) {
+static void cq_unref(actio_cq *cq, uint64_t k) {
   /* Release: our pushes and writes before the free; acquire on the last
    * drop: the freer sees everyone's. */
-  uint32_t before = atomic_fetch_sub_explicit(&cq->refs, 1, memory_order_acq_rel);
-  ACTIO__ASSERT(before > 0);
-  if (before != 1)
+  uint64_t before = atomic_fetch_sub_explicit(&cq->refs, k, memory_order_acq_rel);
+  ACTIO__ASSERT(before >= k);
+  if (before != k)
     return;
-  /* A callback that found the queue open just before destroy closed it
-   * may have pushed after destroy emptied the stack. */
-  release_nodes(atomic_exchange_explicit(&cq->done, NULL, memory_order_acquire));
+  ACTIO__ASSERT(atomic_load_explicit(&cq->done, memory_order_relaxed) == CQ_CLOSED);
   ACTIO__ASSERT(cq->ready == NULL);
   close(cq->fd);
   pthread_mutex_destroy(&cq->drain_mu);
@@ -98,32 +106,42 @@ static void ring(int fd) {
 }
 
 /* The done callback, on the completing thread (or in actio_cq_add's, for a
- * future complete already). */
+ * future complete already). Its registration's reference keeps the queue
+ * until the push; one taken before a push onto an empty stack keeps it
+ * until the eventfd is written. */
 static void on_complete(actio_future *f, void *arg) {
   cq_node *n = arg;
   actio_cq *cq = n->link.cq;
   ACTIO__ASSERT(n->f == f);
   (void)f;
-  /* Acquire: pairs with destroy's release store; a stale 0 only means the
-   * node is pushed and freed by the last unref below or after. */
-  if (atomic_load_explicit(&cq->closed, memory_order_acquire)) {
-    n->link.next = NULL;
-    release_nodes(n);
-    cq_unref(cq);
-    return;
-  }
+  uint64_t ringing = 0;
   cq_node *head = atomic_load_explicit(&cq->done, memory_order_relaxed);
-  do
+  for (;;) {
+    if (head == CQ_CLOSED) { /* destroyed: the registration ends here */
+      n->link.next = NULL;
+      cq_unref(cq, release_nodes(n) + ringing);
+      return;
+    }
+    if (head == NULL && !ringing) {
+      /* Relaxed: our registration's reference is held, so nothing to order. */
+      atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);
+      ringing = 1;
+    }
     n->link.next = head;
-  /* Release: the node's fields before it is reachable. Acquire: when we
-   * take NULL from a drain's exchange we read from that exchange (release),
-   * so its reset of the eventfd happened before our write below: that
-   * write is never the one a reset swallows while our node waits. */
-  while (!atomic_compare_exchange_weak_explicit(&cq->done, &head, n, memory_order_acq_rel,
-                                                memory_order_relaxed));
+    /* Release: the node's fields before it is reachable. Acquire: when we
+     * replace the NULL a drain's exchange left, we read from that exchange
+     * (release), so its reset of the eventfd happened before our write
+     * below: that write is never the one a reset swallows while our node
+     * waits. Relaxed on failure: only `head` is read, and the loop comes
+     * back through here. */
+    if (atomic_compare_exchange_weak_explicit(&cq->done, &head, n, memory_order_acq_rel,
+                                              memory_order_relaxed))
+      break;
+  }
   if (head == NULL)
     ring(cq->fd); /* empty to nonempty: the only write */
-  cq_unref(cq);
+  if (ringing)
+    cq_unref(cq, 1);
 }
 
 int actio_cq_add(actio_cq *cq, actio_future *f, uint64_t tag) {
@@ -160,6 +178,7 @@ static int take_done(actio_cq *cq) {
    * NULL left here reads from this exchange, so our eventfd reset before it
    * happens before that callback's write (see on_complete). */
   cq_node *n = atomic_exchange_explicit(&cq->done, NULL, memory_order_acq_rel);
+  ACTIO__ASSERT(n != CQ_CLOSED); /* a drain racing destroy */
   if (n == NULL)
     return 0;
   cq_node *rev = NULL;
@@ -211,18 +230,22 @@ int actio_cq_drain(actio_cq *cq, actio_cq_event *out, size_t max) {
   if (reset && cq->ready != NULL)
     ring(cq->fd);
   pthread_mutex_unlock(&cq->drain_mu);
+  /* The drained registrations' references, at once; never the last: the
+   * caller holds the handle's. */
+  if (n > 0)
+    cq_unref(cq, n);
   return (int)n;
 }
 
 void actio_cq_destroy(actio_cq *cq) {
   if (cq == NULL)
     return;
-  /* Release: pairs with the callbacks' acquire load. */
-  atomic_store_explicit(&cq->closed, 1, memory_order_release);
   pthread_mutex_lock(&cq->drain_mu);
-  release_nodes(cq->ready);
+  uint64_t k = release_nodes(cq->ready);
   cq->ready = NULL;
   pthread_mutex_unlock(&cq->drain_mu);
-  release_nodes(atomic_exchange_explicit(&cq->done, NULL, memory_order_acquire));
-  cq_unref(cq);
+  /* Acq_rel: the pushed nodes' fields; and every callback after this
+   * finds CQ_CLOSED and frees its own node, so none is left behind. */
+  k += release_nodes(atomic_exchange_explicit(&cq->done, CQ_CLOSED, memory_order_acq_rel));
+  cq_unref(cq, k + 1);
 }
