@@ -315,6 +315,27 @@ static int inc_start(actio_runtime *rt, void *arg, actio_actor **out) {
   return actio_actor_spawn(rt, &inc_behavior, &o, out);
 }
 
+/* x for a child of `workers` workers (0: scheduled), then a supervisor in
+ * rt of that one child, "w", restarted at most max_restarts times, 1 ms
+ * apart. Returns the child's address; inc_done(x) after the runtime. */
+static actio_actor *supervise_inc(actio_runtime *rt, inc_arg *x, unsigned workers,
+                                  unsigned max_restarts, actio_actor **sup) {
+  *x = (inc_arg){.workers = workers};
+  pthread_mutex_init(&x->mu, NULL);
+  pthread_cond_init(&x->cv, NULL);
+  actio_child_spec kids[] = {{.name = "w", .start = inc_start, .arg = x}};
+  actio_sup_opts so = {.max_restarts = max_restarts, .backoff_ms = 1, .backoff_max_ms = 1};
+  ck_assert_int_eq(actio_sup_spawn(rt, &so, kids, 1, sup), 0);
+  actio_actor *addr = actio_sup_lookup(*sup, "w");
+  ck_assert_ptr_nonnull(addr);
+  return addr;
+}
+
+static void inc_done(inc_arg *x) {
+  pthread_cond_destroy(&x->cv);
+  pthread_mutex_destroy(&x->mu);
+}
+
 /* Fails the child through addr and returns once its supervisor's restart
  * waits in the start (the old instance stopped); `refuse`: that start will
  * fail. */
@@ -467,14 +488,8 @@ static void *ask_thread(void *arg) {
 START_TEST(test_address_gives_up) {
   actio_runtime *rt;
   ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
-  inc_arg x = {.hold = 0};
-  pthread_mutex_init(&x.mu, NULL);
-  pthread_cond_init(&x.cv, NULL);
-  actio_child_spec kids[] = {{.name = "w", .start = inc_start, .arg = &x}};
-  actio_sup_opts so = {.max_restarts = 1, .backoff_ms = 1, .backoff_max_ms = 1};
-  actio_actor *sup;
-  ck_assert_int_eq(actio_sup_spawn(rt, &so, kids, 1, &sup), 0);
-  actio_actor *addr = actio_sup_lookup(sup, "w");
+  inc_arg x;
+  actio_actor *sup, *addr = supervise_inc(rt, &x, 0, 1, &sup);
   hold_restart(&x, addr, 1);
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, ask_thread, addr), 0);
@@ -488,8 +503,7 @@ START_TEST(test_address_gives_up) {
   ck_assert_int_eq(ss.gave_up, 1);
   ck_assert_ptr_null(actio_sup_lookup(sup, "w"));
   actio_runtime_destroy(rt);
-  pthread_cond_destroy(&x.cv);
-  pthread_mutex_destroy(&x.mu);
+  inc_done(&x);
 }
 END_TEST
 
@@ -497,6 +511,157 @@ START_TEST(test_address_scheduled_now) { address_survives(0, ACTIO_STOP_NOW); }
 END_TEST
 
 START_TEST(test_address_workers_drain) { address_survives(2, ACTIO_STOP_DRAIN); }
+END_TEST
+
+/* ---- sends that a restart waits for ---- */
+
+enum { SELF_SEND = 3 };
+static _Atomic int self_send_rc = 1; /* 1: not sent yet */
+
+/* SELF_SEND fails the instance, waits until its supervisor has closed its
+ * mailbox (a send to itself is refused), then sends to its own address,
+ * whose restart waits for this very handler to return. */
+static int selfish_handle(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)worker;
+  (void)reply;
+  if (msg != (void *)SELF_SEND)
+    return 0;
+  actio_actor *addr = *(actio_actor **)actio_actor_state(self);
+  actio_actor_fail(self, ACTIO_EFATAL, "asked to fail");
+  while (actio_tell(self, (void *)PING, 0) != ACTIO_ECLOSED)
+    sched_yield(); /* accepted (drained later) or full: not closed yet */
+  atomic_store_explicit(&self_send_rc, actio_tell(addr, (void *)PING, -1),
+                        memory_order_release);
+  return 0;
+}
+
+static const actio_behavior selfish_behavior = {.handle = selfish_handle};
+
+static int selfish_start(actio_runtime *rt, void *arg, actio_actor **out) {
+  actio_actor_opts o = {.name = "selfish", .workers = 1, .state = arg};
+  return actio_actor_spawn(rt, &selfish_behavior, &o, out);
+}
+
+/* A child that sends to its own address while it is being stopped for a
+ * restart is refused (ACTIO_EAGAIN) rather than waiting for a restart that
+ * waits for it; the restart then completes. */
+START_TEST(test_address_self_send_in_stop) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor *addr = NULL;
+  actio_child_spec kids[] = {{.name = "s", .start = selfish_start, .arg = &addr}};
+  actio_sup_opts so = {.max_restarts = 10, .backoff_ms = 1, .backoff_max_ms = 1};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, &so, kids, 1, &sup), 0);
+  addr = actio_sup_lookup(sup, "s");
+  ck_assert_ptr_nonnull(addr);
+  ck_assert_int_eq(actio_tell(addr, (void *)SELF_SEND, -1), 0);
+  actio_sup_stats ss;
+  do { /* the restart completes: it waited for the handler, not forever */
+    sched_yield();
+    actio_sup_stats_get(sup, &ss);
+  } while (ss.restarts < 1 || atomic_load_explicit(&self_send_rc, memory_order_acquire) == 1);
+  ck_assert_int_eq(atomic_load_explicit(&self_send_rc, memory_order_acquire), ACTIO_EAGAIN);
+  ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_DRAIN), 0);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+enum { GO = 4 };
+static _Atomic int sched_send_rc = 1, sched_wait_rc;
+
+/* On the runtime's only scheduler thread: waits until the child behind the
+ * address is failed and closed (its restart then needs this thread for the
+ * child's last run), then sends to the address with no limit. */
+static int sender_handle(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)worker;
+  (void)reply;
+  if (msg != (void *)GO)
+    return 0;
+  actio_actor *addr = *(actio_actor **)actio_actor_state(self);
+  actio_actor_fail(addr, ACTIO_EFATAL, "failed by its sender");
+  int rc;
+  while ((rc = actio_tell(addr, (void *)PING, 0)) == 0 || rc == ACTIO_EFULL)
+    ; /* queued there (a last run is owed), or full: not closed yet */
+  /* Closed for the restart, which waits for that last run. */
+  atomic_store_explicit(&sched_wait_rc, rc, memory_order_relaxed);
+  atomic_store_explicit(&sched_send_rc, actio_tell(addr, (void *)PING, -1),
+                        memory_order_release);
+  return 0;
+}
+
+static const actio_behavior sender_behavior = {.handle = sender_handle};
+
+/* A scheduled actor sending to a scheduled child's address while the child
+ * restarts, with one scheduler thread: the send runs the child's last run
+ * in its place instead of holding the thread the restart waits for. */
+START_TEST(test_address_scheduled_sender) {
+  actio_runtime *rt;
+  actio_runtime_opts ro = {.threads = 1};
+  ck_assert_int_eq(actio_runtime_create(&rt, &ro), 0);
+  inc_arg x;
+  actio_actor *sup, *sender, *addr = supervise_inc(rt, &x, 0, 10, &sup);
+  int before = ask_gen(addr);
+  actio_actor_opts o = {.name = "sender", .state = &addr};
+  ck_assert_int_eq(actio_actor_spawn(rt, &sender_behavior, &o, &sender), 0);
+  ck_assert_int_eq(actio_tell(sender, (void *)GO, -1), 0);
+  while (atomic_load_explicit(&sched_send_rc, memory_order_acquire) == 1)
+    sched_yield();
+  ck_assert_int_eq(atomic_load_explicit(&sched_wait_rc, memory_order_relaxed), ACTIO_EAGAIN);
+  ck_assert_int_eq(atomic_load_explicit(&sched_send_rc, memory_order_acquire), 0);
+  ck_assert_int_gt(ask_gen(addr), before);
+  ck_assert_int_eq(actio_actor_stop(sender, ACTIO_STOP_DRAIN), 0);
+  ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_DRAIN), 0);
+  actio_runtime_destroy(rt);
+  inc_done(&x);
+}
+END_TEST
+
+static void *runtime_stop_now_thread(void *rt) {
+  return (void *)(intptr_t)actio_runtime_stop(rt, ACTIO_STOP_NOW);
+}
+
+/* A runtime-wide stop-now releases a send waiting for a restart that will
+ * never come (ACTIO_ECLOSED), before that restart's start returns. */
+START_TEST(test_address_stop_now_releases) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  inc_arg x;
+  actio_actor *sup, *addr = supervise_inc(rt, &x, 1, 10, &sup);
+  hold_restart(&x, addr, 0);
+  pthread_t asker, stopper;
+  ck_assert_int_eq(pthread_create(&asker, NULL, ask_thread, addr), 0);
+  ck_assert_int_eq(pthread_create(&stopper, NULL, runtime_stop_now_thread, rt), 0);
+  void *rc;
+  ck_assert_int_eq(pthread_join(asker, &rc), 0); /* with the start still held */
+  ck_assert_int_eq((int)(intptr_t)rc, ACTIO_ECLOSED);
+  release_restart(&x);
+  ck_assert_int_eq(pthread_join(stopper, &rc), 0);
+  ck_assert_int_eq((int)(intptr_t)rc, 0);
+  actio_runtime_destroy(rt);
+  inc_done(&x);
+}
+END_TEST
+
+static int lookup_start(actio_runtime *rt, void *arg, actio_actor **out) {
+  (void)rt;
+  *out = actio_sup_lookup(arg, "w"); /* another supervisor's child */
+  return 0;
+}
+
+/* A start that gives an address (someone's child already) is refused. */
+START_TEST(test_address_as_child_refused) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  inc_arg x;
+  actio_actor *sup, *other, *addr = supervise_inc(rt, &x, 1, 10, &sup);
+  actio_sup_opts so = {0};
+  actio_child_spec borrowed[] = {{.name = "b", .start = lookup_start, .arg = sup}};
+  ck_assert_int_eq(actio_sup_spawn(rt, &so, borrowed, 1, &other), ACTIO_EINVAL);
+  ck_assert_int_gt(ask_gen(addr), 0); /* untouched */
+  actio_runtime_destroy(rt);
+  inc_done(&x);
+}
 END_TEST
 
 static Suite *stop_suite(void) {
@@ -510,6 +675,10 @@ static Suite *stop_suite(void) {
   tcase_add_test(tc, test_address_scheduled_now);
   tcase_add_test(tc, test_address_workers_drain);
   tcase_add_test(tc, test_address_gives_up);
+  tcase_add_test(tc, test_address_self_send_in_stop);
+  tcase_add_test(tc, test_address_scheduled_sender);
+  tcase_add_test(tc, test_address_stop_now_releases);
+  tcase_add_test(tc, test_address_as_child_refused);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -91,8 +91,10 @@ static void close_mailbox(actio_actor *a) {
  * runtime, so it is walked after the lock. */
 static void abort_all(actio_actor *list) {
   for (actio_actor *a = list; a != NULL; a = a->prev) {
-    if (a->addr != NULL)
+    if (a->addr != NULL) { /* no restart comes: its waiting senders give up */
+      actio__address_move(a, NULL, 0);
       continue;
+    }
     set_abort(a);
     close_mailbox(a);
     wake_all(a);
@@ -635,16 +637,30 @@ static int push(actio_actor *a, actio__mbox_msg *m, int64_t timeout_ms) {
   }
 }
 
+/* How long a send waiting for a restart on an actor's own thread sleeps
+ * at a time (see send_moved). */
+#define MOVE_SLICE_NS (10 * ACTIO__NS_PER_MS)
+
 /* A send to an address whose instance *to refused it (stopped): while its
- * supervisor restarts it, waits up to the send's own timeout for the next
- * instance, and sends there. 0 with *to the instance that took m, else
- * ACTIO_ECLOSED (stopped for good), ACTIO_EAGAIN (restarting, and no time
- * to wait), ACTIO_ETIMEDOUT, or the push's error. Only the slow path takes
- * the address's lock. */
+ * supervisor restarts it, waits until `deadline` (-1: none; timeout_ms 0:
+ * no wait) for the next instance, and sends there. 0 with *to the instance
+ * that took m, else ACTIO_ECLOSED (stopped for good), ACTIO_EAGAIN
+ * (restarting, and no time to wait, or the sender's own actor is
+ * stopping), ACTIO_ETIMEDOUT, or the push's error. Only the slow path
+ * takes the address's lock.
+ *
+ * An actor's own thread must not sleep through the restart: the restart
+ * may be waiting for that very thread (a one-for-all supervisor draining
+ * the sender's actor, a child sending to its own address, the last run of
+ * a scheduled child that only this scheduler thread can give). So it
+ * waits in slices: between them a scheduler thread runs queued actors, as
+ * push does, and any actor's thread gives up once its own mailbox is
+ * closed, its actor stopping. */
 static int send_moved(actio_actor *a, actio_actor **to, actio__mbox_msg *m,
-                      int64_t timeout_ms) {
+                      int64_t timeout_ms, int64_t deadline) {
   actio__addr *ad = a->addr;
-  int64_t deadline = actio__deadline_ns(timeout_ms);
+  actio_actor *me = current_actor;
+  actio__sched *s = me != NULL ? actio__sched_current() : NULL;
   for (;;) {
     int rc = 0;
     actio_actor *cur;
@@ -652,13 +668,28 @@ static int send_moved(actio_actor *a, actio_actor **to, actio__mbox_msg *m,
     /* Relaxed: cur changes only under the lock. */
     while ((cur = atomic_load_explicit(&ad->cur, memory_order_relaxed)) == *to &&
            rc == 0) {
+      int64_t now = actio__now_ns(), until = deadline;
       if (!ad->moving)
         rc = ACTIO_ECLOSED;
-      else if (timeout_ms == 0)
+      else if (timeout_ms == 0 || (me != NULL && actio__mbox_is_closed(me->mb)))
         rc = ACTIO_EAGAIN;
-      else if (actio__cond_wait_until(&ad->cv, &ad->mu, deadline) == ETIMEDOUT &&
-               atomic_load_explicit(&ad->cur, memory_order_relaxed) == *to)
+      else if (deadline >= 0 && now >= deadline)
         rc = ACTIO_ETIMEDOUT;
+      if (rc != 0 || me == NULL) {
+        if (rc == 0)
+          actio__cond_wait_until(&ad->cv, &ad->mu, until);
+        continue;
+      }
+      if (s != NULL) { /* run what is queued here, the restart's part too */
+        pthread_mutex_unlock(&ad->mu);
+        int ran = actio__sched_help(s);
+        pthread_mutex_lock(&ad->mu);
+        if (ran)
+          continue;
+      }
+      if (until < 0 || until > now + MOVE_SLICE_NS)
+        until = now + MOVE_SLICE_NS;
+      actio__cond_wait_until(&ad->cv, &ad->mu, until);
     }
     pthread_mutex_unlock(&ad->mu);
     if (rc != 0)
@@ -680,9 +711,12 @@ static int send(actio_actor *a, void *msg, actio_future *reply,
                 int64_t timeout_ms, int dead, actio_future *track) {
   actio__mbox_msg m = {msg, reply};
   actio_actor *t = actio__pin(a);
+  /* One deadline for the whole send: time spent waiting for room in an
+   * instance that then stopped counts against the wait for the next. */
+  int64_t deadline = a->addr != NULL ? actio__deadline_ns(timeout_ms) : -1;
   int rc = push(t, &m, timeout_ms);
   if (rc == ACTIO_ECLOSED && a->addr != NULL)
-    rc = send_moved(a, &t, &m, timeout_ms);
+    rc = send_moved(a, &t, &m, timeout_ms, deadline);
   if (rc == 0) {
     actio__count(&t->accepted);
     if (track != NULL)
@@ -850,6 +884,8 @@ int actio__address_create(actio_actor *first, const char *name, actio_actor **ou
   *out = a;
   return 0;
 }
+
+int actio__is_address(const actio_actor *a) { return a->addr != NULL; }
 
 void actio__address_move(actio_actor *addr, actio_actor *to, int moving) {
   actio__addr *ad = addr->addr;

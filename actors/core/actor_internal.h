@@ -87,6 +87,8 @@ int actio__runtime_closing(actio_runtime *rt);
  */
 int actio__address_create(actio_actor *first, const char *name, actio_actor **out);
 void actio__address_move(actio_actor *addr, actio_actor *to, int moving);
+/* 1 if a is an address, 0 if an instance. */
+int actio__is_address(const actio_actor *a);
 
 /* `old`, an instance addr reached before, is stopped and replaced (addr
  * reaches another now), its failure hook cleared: it leaves the

@@ -136,7 +136,9 @@ static int child_start(sup *s, size_t i) {
   child *c = s->children[i];
   actio_actor *a = NULL, *addr = c->addr;
   int rc = c->spec.start(s->rt, c->spec.arg, &a);
-  if (rc == 0 && a == NULL)
+  /* An address is some supervisor's child already: this one can neither
+   * own it nor hear of its failures. */
+  if (rc == 0 && (a == NULL || actio__is_address(a)))
     rc = ACTIO_EINVAL;
   if (rc == 0 && addr == NULL && (rc = actio__address_create(a, c->spec.name, &addr)) != 0)
     actio_actor_stop(a, ACTIO_STOP_NOW);

@@ -39,6 +39,11 @@ extern "C" {
  * replaced.
  * A send that meets a restart waits for the new instance, within its own
  * timeout (see actio_tell), so nothing sent is lost or left unanswered.
+ * A send from an actor's own thread (a handler, a callback on a worker)
+ * does not wait for a restart while its own actor is being stopped, for
+ * the restart may be waiting for that thread: it fails with ACTIO_EAGAIN.
+ * After actio_runtime_stop(ACTIO_STOP_NOW) no restart comes, and sends
+ * waiting for one fail with ACTIO_ECLOSED.
  *
  * The supervisor is an actor with one worker, which is where restarts and
  * the monitor run; it is stopped like any actor, stopping its children in
@@ -55,7 +60,8 @@ typedef enum actio_sup_strategy {
 
 /** Starts one instance of a child in rt and sets *out. actio_db_child,
  * actio_http_child, actio_file_child and actio_sup_child are ready
- * made; any function spawning an actor will do. */
+ * made; any function spawning an actor will do. An address (another
+ * supervisor's child) is refused: the start fails with ACTIO_EINVAL. */
 typedef int (*actio_child_start_fn)(actio_runtime *rt, void *arg,
                                     actio_actor **out);
 
