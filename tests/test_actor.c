@@ -1,5 +1,6 @@
 /* test_actor.c: custom actors: spawn, tell and ask, worker pools, stop
  * (drain and now), dead letters, full mailboxes, and stop order. */
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -831,6 +832,171 @@ START_TEST(scheduled_handler_waits_for_room_and_stops_another) {
 }
 END_TEST
 
+/* ---- names and monitors ---- */
+
+START_TEST(names_stand_for_actors_until_they_stop) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  counter ca = {0}, cb = {0};
+  actio_actor *a = spawn(rt, &ca, 0, 16), *b = spawn(rt, &cb, 1, 16);
+  ck_assert_int_eq(actio_register(a, "alpha"), 0);
+  ck_assert_ptr_eq(actio_whereis(rt, "alpha"), a);
+  ck_assert_int_eq(actio_register(b, "alpha"), ACTIO_EEXIST); /* taken */
+  ck_assert_int_eq(actio_register(a, "also-a"), 0);            /* several */
+  ck_assert_int_eq(actio_unregister(rt, "alpha"), 0);
+  ck_assert_ptr_null(actio_whereis(rt, "alpha"));
+  ck_assert_int_eq(actio_unregister(rt, "alpha"), ACTIO_ENONAME);
+  ck_assert_int_eq(actio_register(b, "alpha"), 0);             /* free again */
+  ck_assert_int_eq(actio_register(b, "beta"), 0);
+  ck_assert_ptr_eq(actio_whereis(rt, "beta"), b);
+  /* A stop releases its names, and refuses new ones. */
+  ck_assert_int_eq(actio_actor_stop(b, ACTIO_STOP_DRAIN), 0);
+  ck_assert_ptr_null(actio_whereis(rt, "alpha"));
+  ck_assert_ptr_null(actio_whereis(rt, "beta"));
+  ck_assert_int_eq(actio_register(b, "gamma"), ACTIO_ECLOSED);
+  ck_assert_ptr_eq(actio_whereis(rt, "also-a"), a);
+  /* Bad input. */
+  ck_assert_int_eq(actio_register(NULL, "x"), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_register(a, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_register(a, ""), ACTIO_EINVAL);
+  ck_assert_ptr_null(actio_whereis(NULL, "also-a"));
+  ck_assert_ptr_null(actio_whereis(rt, NULL));
+  ck_assert_int_eq(actio_unregister(NULL, "also-a"), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_unregister(rt, NULL), ACTIO_EINVAL);
+  actio_runtime_destroy(rt); /* frees "also-a" with it */
+}
+END_TEST
+
+/* Registers and unregisters one name, racing the others. */
+typedef struct name_racer {
+  actio_actor *a;
+  actio_runtime *rt;
+  int won;
+} name_racer;
+
+static void *race_name(void *p) {
+  name_racer *r = p;
+  for (int i = 0; i < 2000; i++) {
+    int rc = actio_register(r->a, "contested");
+    ck_assert(rc == 0 || rc == ACTIO_EEXIST);
+    if (rc == 0) {
+      r->won++;
+      ck_assert_ptr_eq(actio_whereis(r->rt, "contested"), r->a); /* ours till we let go */
+      ck_assert_int_eq(actio_unregister(r->rt, "contested"), 0);
+    }
+  }
+  return NULL;
+}
+
+START_TEST(a_contested_name_has_one_owner_at_a_time) {
+  enum { N = 4 };
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  counter c[N] = {0};
+  name_racer r[N];
+  pthread_t t[N];
+  for (int i = 0; i < N; i++)
+    r[i] = (name_racer){.a = spawn(rt, &c[i], 0, 16), .rt = rt};
+  start_threads(t, N, race_name, r, sizeof r[0]);
+  join_threads(t, N);
+  int won = 0;
+  for (int i = 0; i < N; i++)
+    won += r[i].won;
+  ck_assert_int_gt(won, 0);
+  ck_assert_ptr_null(actio_whereis(rt, "contested"));
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+START_TEST(a_monitor_hears_of_a_stop_and_its_reason) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  counter ca = {0}, cb = {0}, cc = {0};
+  actio_actor *a = spawn(rt, &ca, 0, 16), *b = spawn(rt, &cb, 1, 16),
+              *c = spawn(rt, &cc, 0, 16);
+  actio_future *fa, *fb, *fb2, *fc1, *fc2, *late;
+  /* A normal stop resolves it. */
+  ck_assert_int_eq(actio_monitor(a, &fa), 0);
+  ck_assert_int_eq(actio_future_wait(fa, 0), ACTIO_EPENDING);
+  ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_DRAIN), 0);
+  ck_assert_int_eq(actio_future_wait(fa, -1), 0);
+  ck_assert_ptr_null(actio_future_value(fa));
+  /* Stopped already: at once. */
+  ck_assert_int_eq(actio_monitor(a, &late), 0);
+  ck_assert_int_eq(actio_future_wait(late, 0), 0);
+  actio_future_unref(late);
+  /* A failure is the reason, heard once the actor stops. */
+  ck_assert_int_eq(actio_monitor(b, &fb), 0);
+  actio_actor_fail(b, ACTIO_EFATAL, "state broken");
+  ck_assert_int_eq(actio_future_wait(fb, 0), ACTIO_EPENDING);
+  ck_assert_int_eq(actio_monitor(b, &fb2), 0);
+  ck_assert_int_eq(actio_actor_stop(b, ACTIO_STOP_NOW), 0);
+  ck_assert_int_eq(actio_future_wait(fb, -1), ACTIO_EFATAL);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(fb), "state broken"));
+  ck_assert_int_eq(actio_future_wait(fb2, -1), ACTIO_EFATAL);
+  ck_assert_int_eq(actio_monitor(b, &late), 0);
+  ck_assert_int_eq(actio_future_wait(late, 0), ACTIO_EFATAL);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(late), "state broken"));
+  actio_future_unref(late);
+  /* Cancelled, it watches no more; the others still hear; a failure
+   * with a code that is no error reads as ACTIO_EFATAL. */
+  ck_assert_int_eq(actio_monitor(c, &fc1), 0);
+  ck_assert_int_eq(actio_monitor(c, &fc2), 0);
+  ck_assert_int_eq(actio_future_cancel(fc1), 0);
+  actio_actor_fail(c, 7, NULL);
+  ck_assert_int_eq(actio_actor_stop(c, ACTIO_STOP_DRAIN), 0);
+  ck_assert_int_eq(actio_future_wait(fc1, -1), ACTIO_ECANCELED);
+  ck_assert_int_eq(actio_future_wait(fc2, -1), ACTIO_EFATAL);
+  /* Bad input. */
+  ck_assert_int_eq(actio_monitor(NULL, &late), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_monitor(c, NULL), ACTIO_EINVAL);
+  actio_future *all[] = {fa, fb, fb2, fc1, fc2};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    actio_future_unref(all[i]);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
+/* Monitors an actor again and again, cancelling every other one. */
+typedef struct watcher {
+  actio_actor *a;
+  actio_future *fs[200];
+} watcher;
+
+static void *watch_many(void *p) {
+  watcher *w = p;
+  for (int i = 0; i < 200; i++) {
+    ck_assert_int_eq(actio_monitor(w->a, &w->fs[i]), 0);
+    if (i % 2)
+      actio_future_cancel(w->fs[i]);
+  }
+  return NULL;
+}
+
+START_TEST(monitors_race_a_stop_and_end_once) {
+  enum { N = 3 };
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  counter c = {0};
+  actio_actor *a = spawn(rt, &c, 1, 16);
+  watcher w[N];
+  pthread_t t[N];
+  for (int i = 0; i < N; i++)
+    w[i].a = a;
+  start_threads(t, N, watch_many, w, sizeof w[0]);
+  ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_DRAIN), 0);
+  join_threads(t, N);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < 200; j++) {
+      int rc = actio_future_wait(w[i].fs[j], -1);
+      /* Kept ones resolve; cancelled ones were cancelled, or the stop won. */
+      ck_assert(rc == 0 || (j % 2 && rc == ACTIO_ECANCELED));
+      actio_future_unref(w[i].fs[j]);
+    }
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("actor");
   TCase *tc = tcase_with_timeout("actors", 120);
@@ -853,7 +1019,11 @@ int main(void) {
   tcase_add_test(tc, scheduled_actors_run_one_message_at_a_time);
   tcase_add_test(tc, scheduled_handler_waits_for_room_and_stops_another);
   suite_add_tcase(s, tc);
+  tcase_add_test(tc, names_stand_for_actors_until_they_stop);
+  tcase_add_test(tc, a_monitor_hears_of_a_stop_and_its_reason);
   TCase *st = tcase_with_timeout("stress", 600);
+  tcase_add_test(st, a_contested_name_has_one_owner_at_a_time);
+  tcase_add_test(st, monitors_race_a_stop_and_end_once);
   tcase_add_test(st, stop_with_many_workers_and_senders_never_hangs);
   suite_add_tcase(s, st);
   return run_suite(s);

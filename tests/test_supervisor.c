@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "actio.h"
+#include "actors/core/actor_internal.h"
 #include "test_util.h"
 
 static actio_runtime *rt;
@@ -400,20 +401,29 @@ END_TEST
 static test_gate held_gate = TEST_GATE_INIT;
 static _Atomic int held_once;
 
+
 static void on_event_held(void *arg, const actio_sup_event *ev) {
   on_event(arg, ev);
   if (atomic_exchange(&held_once, 1) == 0)
     gate_hold(&held_gate);
 }
 
-START_TEST(test_failure_with_mailbox_full) {
-  /* A failure noted while the supervisor's mailbox is full is not lost:
-   * the supervisor handles it once it gets to its mailbox again. */
+/* A supervisor of a, b and c whose first event holds its worker. */
+static actio_actor *start_held_sup(void) {
   book_reset();
+  held_gate.entered = held_gate.open = 0;
+  atomic_store(&held_once, 0);
   actio_sup_opts o = {.name = "top", .period_ms = PERIOD_MS, .backoff_ms = 1,
                       .monitor = on_event_held};
   actio_actor *sup;
   ck_assert_int_eq(actio_sup_spawn(rt, &o, abc, 3, &sup), 0);
+  return sup;
+}
+
+START_TEST(test_failure_with_mailbox_full) {
+  /* A failure noted while the supervisor's mailbox is full is not lost:
+   * the supervisor handles it once it gets to its mailbox again. */
+  actio_actor *sup = start_held_sup();
   actio_actor *b = actio_sup_lookup(sup, "b");
   crash(sup, "a");
   gate_wait_held(&held_gate); /* the worker is in the monitor, hearing of a */
@@ -441,6 +451,175 @@ START_TEST(test_failure_with_mailbox_full) {
   actio_actor_stats as;
   actio_actor_stats_get(sup, &as);
   ck_assert_uint_eq(as.failed, (uint64_t)sent);
+}
+END_TEST
+
+/* ---- children started and stopped at run time ---- */
+
+/* Starts child `name` at run time; returns its address (or the failure's
+ * code through *rc, NULL then). */
+static actio_actor *start_child(actio_actor *sup, const char *name,
+                                actio_child_start_fn fn, int *rc) {
+  actio_child_spec spec = {.name = name, .start = fn, .arg = (void *)name};
+  actio_future *f;
+  ck_assert_int_eq(actio_sup_start_child(sup, &spec, &f), 0);
+  *rc = actio_future_wait(f, -1);
+  actio_actor *addr = *rc == 0 ? actio_future_value(f) : NULL;
+  actio_future_unref(f);
+  return addr;
+}
+
+/* Stops a child by name, or by address when name is NULL; returns the
+ * outcome. */
+static int stop_child(actio_actor *sup, const char *name, actio_actor *addr) {
+  actio_future *f;
+  ck_assert_int_eq(name ? actio_sup_stop_child(sup, name, &f)
+                        : actio_sup_stop_child_at(sup, addr, &f), 0);
+  int rc = actio_future_wait(f, -1);
+  actio_future_unref(f);
+  return rc;
+}
+
+START_TEST(test_dynamic_children) {
+  actio_actor *sup = start_sup(ACTIO_ONE_FOR_ONE, 3);
+  int rc;
+  actio_actor *t1 = start_child(sup, "t1", child_start, &rc);
+  ck_assert_int_eq(rc, 0);
+  ck_assert_ptr_eq(actio_sup_lookup(sup, "t1"), t1);
+  actio_actor *i1 = alive(t1);
+  /* A name taken, by a child started at run time or at spawn. */
+  ck_assert_ptr_null(start_child(sup, "t1", child_start, &rc));
+  ck_assert_int_eq(rc, ACTIO_EEXIST);
+  ck_assert_ptr_null(start_child(sup, "a", child_start, &rc));
+  ck_assert_int_eq(rc, ACTIO_EEXIST);
+  /* The supervisor's policy applies: it is restarted. */
+  crash(sup, "t1");
+  char log[4096];
+  book_wait(2, log, sizeof log);
+  ck_assert_str_eq(log, "start:t1 failed:t1 stop:t1 start:t1 restarted:t1");
+  ck_assert_ptr_eq(actio_sup_lookup(sup, "t1"), t1);
+  ck_assert_ptr_ne(alive(t1), i1);
+  /* Stopped by name: gone, its address refuses, its name is free. */
+  ck_assert_int_eq(stop_child(sup, "t1", NULL), 0);
+  ck_assert_ptr_null(actio_sup_lookup(sup, "t1"));
+  ck_assert_int_eq(actio_tell(t1, (void *)PING, 0), ACTIO_ECLOSED);
+  actio_actor *t1b = start_child(sup, "t1", child_start, &rc);
+  ck_assert_int_eq(rc, 0);
+  ck_assert_ptr_ne(t1b, t1);
+  alive(t1b);
+  /* Stopped by address; a child given at spawn too. */
+  ck_assert_int_eq(stop_child(sup, NULL, t1b), 0);
+  ck_assert_ptr_null(actio_sup_lookup(sup, "t1"));
+  ck_assert_int_eq(stop_child(sup, "b", NULL), 0);
+  ck_assert_ptr_null(actio_sup_lookup(sup, "b"));
+  book_wait(2, log, sizeof log); /* no event since: what was logged */
+  ck_assert_str_eq(log, "stop:t1 start:t1 stop:t1 stop:b");
+  /* No such child. */
+  ck_assert_int_eq(stop_child(sup, "b", NULL), ACTIO_ENONAME);
+  ck_assert_int_eq(stop_child(sup, NULL, t1), ACTIO_ENONAME);
+  /* A start that fails leaves the name free. */
+  ck_assert_ptr_null(start_child(sup, "bad", fail_start, &rc));
+  ck_assert_int_eq(rc, ACTIO_ENOMEM);
+  ck_assert_ptr_null(actio_sup_lookup(sup, "bad"));
+  /* Many at once: one per tenant; the others still restart as before. */
+  char names[64][8];
+  for (int i = 0; i < 64; i++) {
+    snprintf(names[i], sizeof names[i], "n%d", i);
+    ck_assert_ptr_nonnull(start_child(sup, names[i], child_start, &rc));
+  }
+  for (int i = 0; i < 64; i += 2)
+    ck_assert_int_eq(stop_child(sup, names[i], NULL), 0);
+  for (int i = 1; i < 64; i += 2)
+    alive(actio_sup_lookup(sup, names[i]));
+  crash(sup, "c");
+  book_wait(4, log, sizeof log);
+  alive(actio_sup_lookup(sup, "c"));
+  actio_sup_stats st;
+  actio_sup_stats_get(sup, &st);
+  ck_assert_uint_eq(st.restarts, 2);
+  /* Stopped: its calls refuse. */
+  ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_DRAIN), 0);
+  actio_child_spec spec = {.name = "late", .start = child_start, .arg = "late"};
+  actio_future *f;
+  ck_assert_int_eq(actio_sup_start_child(sup, &spec, &f), ACTIO_ECLOSED);
+  ck_assert_int_eq(actio_sup_stop_child(sup, "a", &f), ACTIO_ECLOSED);
+}
+END_TEST
+
+START_TEST(test_names_and_monitors_of_children) {
+  /* A child's address keeps its name across restarts, and loses it when
+   * the child is stopped for good; a monitor watches the instance running
+   * now, so a restart ends it with the failure. */
+  actio_actor *sup = start_sup(ACTIO_ONE_FOR_ONE, 3);
+  actio_actor *a = actio_sup_lookup(sup, "a");
+  ck_assert_int_eq(actio_register(a, "alpha"), 0);
+  actio_future *first, *second;
+  ck_assert_int_eq(actio_monitor(a, &first), 0);
+  crash(sup, "a");
+  ck_assert_int_eq(actio_future_wait(first, -1), ACTIO_EFATAL);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(first), "fatal"));
+  char log[4096];
+  book_wait(2, log, sizeof log); /* restarted */
+  ck_assert_ptr_eq(actio_whereis(rt, "alpha"), a);
+  ck_assert_int_eq(actio_monitor(a, &second), 0); /* the new instance */
+  ck_assert_int_eq(actio_future_wait(second, 0), ACTIO_EPENDING);
+  ck_assert_int_eq(stop_child(sup, "a", NULL), 0);
+  ck_assert_int_eq(actio_future_wait(second, -1), 0); /* a stop, no failure */
+  ck_assert_ptr_null(actio_whereis(rt, "alpha"));
+  ck_assert_int_eq(actio_register(a, "alpha"), ACTIO_ECLOSED);
+  actio_future_unref(first);
+  actio_future_unref(second);
+}
+END_TEST
+
+START_TEST(test_dynamic_child_arguments) {
+  actio_actor *sup = start_sup(ACTIO_ONE_FOR_ONE, 3);
+  actio_actor *a = actio_sup_lookup(sup, "a");
+  actio_child_spec ok = {.name = "x", .start = child_start, .arg = "x"};
+  actio_child_spec no_start = {.name = "x"}, no_name = {.start = child_start};
+  actio_future *f = NULL;
+  ck_assert_int_eq(actio_sup_start_child(NULL, &ok, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_start_child(a, &ok, &f), ACTIO_EINVAL); /* not one */
+  ck_assert_int_eq(actio_sup_start_child(sup, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_start_child(sup, &no_start, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_start_child(sup, &no_name, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_start_child(sup, &ok, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_stop_child(a, "a", &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_stop_child(sup, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_stop_child(sup, "a", NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_stop_child_at(NULL, a, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_stop_child_at(sup, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_sup_stop_child_at(sup, a, NULL), ACTIO_EINVAL);
+  ck_assert_ptr_null(f); /* no call made one */
+}
+END_TEST
+
+static void *stop_sup_now(void *sup) {
+  ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_NOW), 0);
+  return NULL;
+}
+
+START_TEST(test_dynamic_child_when_stopping) {
+  /* A request waiting while the supervisor is stopped now fails, once,
+   * with ACTIO_ECLOSED: its worker is held in its monitor meanwhile. */
+  actio_actor *sup = start_held_sup();
+  crash(sup, "a");
+  gate_wait_held(&held_gate);
+  actio_child_spec spec = {.name = "late", .start = child_start, .arg = "late"};
+  actio_future *started, *stopped;
+  ck_assert_int_eq(actio_sup_start_child(sup, &spec, &started), 0);
+  ck_assert_int_eq(actio_sup_stop_child(sup, "b", &stopped), 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, stop_sup_now, sup), 0);
+  while (!actio__actor_stopping_now(sup)) /* the stop began */
+    usleep(1000);
+  gate_open(&held_gate);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  ck_assert_int_eq(actio_future_wait(started, -1), ACTIO_ECLOSED);
+  ck_assert_int_eq(actio_future_wait(stopped, -1), ACTIO_ECLOSED);
+  actio_future_unref(started);
+  actio_future_unref(stopped);
+  ck_assert_ptr_null(actio_sup_lookup(sup, "late"));
 }
 END_TEST
 
@@ -789,6 +968,10 @@ static Suite *sup_suite(void) {
   tcase_add_test(tc, test_restart_that_fails);
   tcase_add_test(tc, test_child_failed_as_it_started);
   tcase_add_test(tc, test_failure_with_mailbox_full);
+  tcase_add_test(tc, test_dynamic_children);
+  tcase_add_test(tc, test_dynamic_child_arguments);
+  tcase_add_test(tc, test_names_and_monitors_of_children);
+  tcase_add_test(tc, test_dynamic_child_when_stopping);
   tcase_add_test(tc, test_spawn_arguments);
   tcase_add_test(tc, test_start_failure);
   suite_add_tcase(s, tc);

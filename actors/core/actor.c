@@ -39,6 +39,7 @@ int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts) {
   }
   pthread_mutex_init(&rt->mu, NULL);
   pthread_mutex_init(&rt->stop_mu, NULL);
+  pthread_mutex_init(&rt->reg_mu, NULL);
   *out = rt;
   return 0;
 }
@@ -160,6 +161,8 @@ void actio_runtime_destroy(actio_runtime *rt) {
     actio__actor_free(a);
     a = prev;
   }
+  actio__names_free(rt);
+  pthread_mutex_destroy(&rt->reg_mu);
   pthread_mutex_destroy(&rt->stop_mu);
   pthread_mutex_destroy(&rt->mu);
   free(rt);
@@ -825,6 +828,7 @@ static int stop_instance(actio_actor *a, actio_stop_mode mode) {
       return ACTIO_ESTATE;
   if (a->nworkers == 0 && current_actor == a)
     return ACTIO_ESTATE; /* its own handler, on a scheduler thread */
+  int first = 0;
   pthread_mutex_lock(&a->stop_mu);
   if (!a->stopped) {
     if (mode == ACTIO_STOP_NOW)
@@ -838,8 +842,13 @@ static int stop_instance(actio_actor *a, actio_stop_mode mode) {
     wake_all(a);
     join_workers(a);
     a->stopped = 1;
+    first = 1;
   }
   pthread_mutex_unlock(&a->stop_mu);
+  if (first) { /* its names go, its monitors hear of it */
+    actio__names_release(a);
+    actio__watchers_fire(a);
+  }
   return 0;
 }
 
@@ -897,6 +906,8 @@ void actio__address_move(actio_actor *addr, actio_actor *to, int moving) {
   ad->moving = moving;
   pthread_cond_broadcast(&ad->cv);
   pthread_mutex_unlock(&ad->mu);
+  if (to == NULL && !moving) /* settled for good: its names go */
+    actio__names_release(addr);
 }
 
 /* ---- failure ---- */

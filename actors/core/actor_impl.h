@@ -87,16 +87,20 @@ struct actio_actor {
   _Atomic uint64_t hist[HIST_BUCKETS];
   char pad2[64];
   /* failure: actio_actor_fail */
-  pthread_mutex_t fail_mu; /* guards the five below */
+  pthread_mutex_t fail_mu; /* guards the seven below */
   int is_failed;
   int fail_code;
   char *fail_why;
   actio__fail_fn monitor;
   void *monitor_arg;
+  struct actio__watch *watchers; /* actio_monitor's, until it ends */
+  int ended;                     /* stopped: monitors report at once */
   _Atomic int owned; /* a supervisor stops it (actio__actor_set_owner) */
   actio_actor *prev; /* spawn order, newest first; guarded by rt->mu */
   actio_actor *next; /* the one spawned after it; guarded as prev */
   actio_actor *retired_next; /* in its address's retired list */
+  int names;    /* registered names; guarded by rt->reg_mu */
+  int unnamed;  /* stopped: names refused; guarded as names */
 };
 
 

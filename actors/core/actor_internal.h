@@ -104,6 +104,16 @@ void actio__address_retire(actio_actor *addr, actio_actor *old);
 actio_actor *actio__actor_pin(const actio_actor *a);
 void actio__actor_unpin(const actio_actor *a);
 
+/* registry.c: `a` stopped (an address: settled for good): its names are
+ * released and refused from now on. The runtime's names freed with it.
+ * Any thread. */
+void actio__names_release(actio_actor *a);
+void actio__names_free(actio_runtime *rt);
+
+/* registry.c: the instance `a` stopped: its monitors complete (resolved,
+ * or failed with its failure), and later ones report at once. */
+void actio__watchers_fire(actio_actor *a);
+
 /* References that keep an actor allocated (a transaction holding its
  * database actor's state); the last unref of a retired instance frees it.
  * Any thread. */

@@ -10,6 +10,8 @@
 #include "actors/core/deadline.h"
 #include "actors/core/sched.h"
 
+enum { ACTIO__NAME_BUCKETS = 64 };
+
 struct actio_runtime {
   pthread_mutex_t mu; /* guards the actor list and closing */
   actio_actor *actors;
@@ -20,6 +22,8 @@ struct actio_runtime {
   actio__sched *sched; /* made by the first scheduled actor's spawn */
   _Atomic uint64_t dead_letters;
   actio_runtime_opts opts;
+  pthread_mutex_t reg_mu; /* guards names and the actors' names, unnamed */
+  struct actio__name *names[ACTIO__NAME_BUCKETS]; /* registry.c */
 };
 
 #endif

@@ -34,7 +34,19 @@ typedef struct child {
   int code;
   char why[WHY_MAX];
   struct child *next_failed;
+  int queued;            /* in the failed list (guarded by sup.mu) */
 } child;
+
+/* A child started or stopped at run time (actio_sup_start_child,
+ * actio_sup_stop_child), queued for the worker as failures are. */
+typedef struct sup_req {
+  actio_child_spec spec; /* start: name points at `name` */
+  int stop;              /* 1: stop the child named `name`, or at addr */
+  actio_actor *addr;
+  actio_future *reply;   /* the request's reference */
+  struct sup_req *next;
+  char name[];
+} sup_req;
 
 struct sup {
   actio_runtime *rt;
@@ -42,9 +54,12 @@ struct sup {
   actio_sup_opts o;      /* defaults filled in; name is ours */
   pthread_mutex_t mu;    /* guards the children's cur, addr, dead, their
                             failures and the fields down to woken */
-  child **children;      /* each its own allocation: hooks point at it */
-  size_t n;
+  child **children;      /* each its own allocation: hooks point at it;
+                            changed by the worker only, under mu */
+  size_t n, cap;
   child *failed_head, *failed_tail; /* failures noted, oldest first */
+  sup_req *req_head, *req_tail;     /* requests, oldest first */
+  int closed;            /* the worker left: requests are refused */
   int woken;             /* a wake token is on its way, or failures wait
                             behind messages the worker will handle */
   int64_t *times;        /* restarts within the period, oldest first */
@@ -68,6 +83,14 @@ static void monitor(sup *s, actio_sup_event_kind kind, size_t i, int code,
   s->o.monitor(s->o.monitor_arg, &ev);
 }
 
+/* Under mu, with something queued for the worker: 1 if the caller is to
+ * send the wake token (none is on its way). */
+static int must_wake(sup *s) {
+  int wake = !s->woken;
+  s->woken = 1;
+  return wake;
+}
+
 /* A child instance failed, on whatever thread noticed (under the
  * instance's failure lock): note it in the child, then wake the worker.
  * Nothing here can fail, so no failure is lost: at most one wake token is
@@ -82,7 +105,8 @@ static void on_child_fail(void *arg, actio_actor *a, int code, const char *why) 
   int wake = 0;
   pthread_mutex_lock(&s->mu);
   if (c->cur == a) {
-    if (c->failed == NULL) { /* else an older instance's, to be ignored */
+    if (!c->queued) { /* else queued already, perhaps for an older instance */
+      c->queued = 1;
       c->next_failed = NULL;
       if (s->failed_tail != NULL)
         s->failed_tail->next_failed = c;
@@ -93,16 +117,25 @@ static void on_child_fail(void *arg, actio_actor *a, int code, const char *why) 
     c->failed = a;
     c->code = code;
     snprintf(c->why, sizeof c->why, "%s", why);
-    wake = !s->woken;
-    s->woken = 1;
+    wake = must_wake(s);
   }
   pthread_mutex_unlock(&s->mu);
   if (wake)
     (void)actio__tell_quiet(s->self, &wake_token, 0);
 }
 
+/* Takes the oldest request queued; NULL when there is none. */
+static sup_req *next_request(sup *s) {
+  pthread_mutex_lock(&s->mu);
+  sup_req *r = s->req_head;
+  if (r != NULL && (s->req_head = r->next) == NULL)
+    s->req_tail = NULL;
+  pthread_mutex_unlock(&s->mu);
+  return r;
+}
+
 /* Takes the oldest failure noted, into *c (its child), *inst, *code and
- * why; 0 when there is none (the next one noted wakes the worker again). */
+ * why; 0 when there is none. */
 static int next_failure(sup *s, child **c, actio_actor **inst, int *code,
                         char why[WHY_MAX]) {
   pthread_mutex_lock(&s->mu);
@@ -116,8 +149,7 @@ static int next_failure(sup *s, child **c, actio_actor **inst, int *code,
     *code = f->code;
     memcpy(why, f->why, WHY_MAX);
     f->failed = NULL;
-  } else {
-    s->woken = 0;
+    f->queued = 0;
   }
   pthread_mutex_unlock(&s->mu);
   return f != NULL;
@@ -186,6 +218,39 @@ static void child_settle(sup *s, size_t i, int dead) {
     actio__actor_set_monitor(last, NULL, NULL);
   if (addr != NULL)
     actio__address_move(addr, NULL, 0);
+}
+
+/* The child named `name`, or whose address is addr (name NULL); its index
+ * in *i. On the worker, or under mu. */
+static child *find_child(const sup *s, const char *name, const actio_actor *addr,
+                         size_t *i) {
+  for (*i = 0; *i < s->n; (*i)++) {
+    child *c = s->children[*i];
+    if (name != NULL ? strcmp(c->spec.name, name) == 0 : c->addr == addr)
+      return c;
+  }
+  return NULL;
+}
+
+/* Child i leaves the supervisor: its record is freed. Its address stays
+ * on its last instance (stopped: sends fail with ACTIO_ECLOSED), whose
+ * hook child_settle cleared. On the worker. */
+static void child_remove(sup *s, size_t i) {
+  child *c = s->children[i];
+  pthread_mutex_lock(&s->mu);
+  if (c->queued) { /* a failure noted: out of the list */
+    child **p = &s->failed_head, *prev = NULL;
+    while (*p != c)
+      prev = *p, p = &(*p)->next_failed;
+    *p = c->next_failed;
+    if (s->failed_tail == c)
+      s->failed_tail = prev;
+  }
+  memmove(&s->children[i], &s->children[i + 1], (s->n - i - 1) * sizeof *s->children);
+  s->n--;
+  pthread_mutex_unlock(&s->mu);
+  free((char *)c->spec.name);
+  free(c);
 }
 
 /* Stops every child, newest first, for good: none is running after. */
@@ -331,6 +396,117 @@ static void child_failed(sup *s, child *c, actio_actor *inst, int code,
   }
 }
 
+/* Room for one child more; 0 or ACTIO_ENOMEM. Under mu: lookups read the
+ * array. */
+static int grow(sup *s) {
+  int rc = 0;
+  pthread_mutex_lock(&s->mu);
+  if (s->n == s->cap) {
+    size_t cap = s->cap * 2 + 4;
+    child **grown = realloc(s->children, cap * sizeof *grown);
+    if (grown != NULL) {
+      s->children = grown;
+      s->cap = cap;
+    } else {
+      rc = ACTIO_ENOMEM;
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+/* Starts a child at run time, after the others. */
+static void child_add(sup *s, sup_req *r) {
+  size_t i;
+  if (s->stopped) {
+    actio_future_fail(r->reply, ACTIO_ECLOSED, "supervisor %s: stopped, or gave up",
+                      s->o.name);
+    return;
+  }
+  if (find_child(s, r->spec.name, NULL, &i) != NULL) {
+    actio_future_fail(r->reply, ACTIO_EEXIST, "supervisor %s: a child is named %s already",
+                      s->o.name, r->spec.name);
+    return;
+  }
+  child *c = calloc(1, sizeof *c);
+  if (c == NULL || (c->spec = r->spec, c->spec.name = strdup(r->spec.name)) == NULL ||
+      grow(s) != 0) {
+    if (c != NULL)
+      free((char *)c->spec.name);
+    free(c);
+    actio_future_fail(r->reply, ACTIO_ENOMEM, "supervisor %s: no memory for child %s",
+                      s->o.name, r->spec.name);
+    return;
+  }
+  c->s = s;
+  pthread_mutex_lock(&s->mu);
+  s->children[s->n++] = c;
+  pthread_mutex_unlock(&s->mu);
+  int rc = child_start(s, s->n - 1);
+  if (rc != 0) {
+    child_remove(s, s->n - 1);
+    actio_future_fail(r->reply, rc, "supervisor %s: child %s did not start: %s",
+                      s->o.name, r->spec.name, actio_strerror(rc));
+    return;
+  }
+  actio_future_resolve(r->reply, c->addr, NULL);
+}
+
+/* Stops a child for good and removes it. */
+static void child_drop(sup *s, sup_req *r) {
+  size_t i;
+  child *c = find_child(s, r->addr != NULL ? NULL : r->name, r->addr, &i);
+  if (c == NULL) {
+    if (r->addr != NULL)
+      actio_future_fail(r->reply, ACTIO_ENONAME, "supervisor %s: no such child",
+                        s->o.name);
+    else
+      actio_future_fail(r->reply, ACTIO_ENONAME, "supervisor %s: no child named %s",
+                        s->o.name, r->name);
+    return;
+  }
+  child_stop(s, i);
+  child_settle(s, i, 0);
+  child_remove(s, i);
+  actio_future_resolve(r->reply, NULL, NULL);
+}
+
+static void request_run(sup *s, sup_req *r) {
+  if (actio__actor_stopping_now(s->self)) /* its children go now too */
+    actio_future_fail(r->reply, ACTIO_ECLOSED, "supervisor %s stopped", s->o.name);
+  else if (r->stop)
+    child_drop(s, r);
+  else
+    child_add(s, r);
+  actio_future_unref(r->reply);
+  free(r);
+}
+
+/* Runs the requests and handles the failures noted, until none is left;
+ * then the next one wakes the worker again. */
+static void drain(sup *s) {
+  for (;;) {
+    sup_req *r = next_request(s);
+    child *c;
+    actio_actor *inst;
+    int code;
+    char why[WHY_MAX];
+    if (r != NULL) {
+      request_run(s, r);
+    } else if (next_failure(s, &c, &inst, &code, why)) {
+      child_failed(s, c, inst, code, why);
+    } else {
+      pthread_mutex_lock(&s->mu);
+      int idle = s->req_head == NULL && s->failed_head == NULL;
+      if (idle)
+        s->woken = 0;
+      pthread_mutex_unlock(&s->mu);
+      if (idle)
+        return;
+    }
+  }
+}
+
 static int sup_handle(actio_actor *self, void *worker, void *msg,
                       actio_future *reply) {
   sup *s = actio_actor_state(self);
@@ -347,20 +523,28 @@ static int sup_handle(actio_actor *self, void *worker, void *msg,
   } else if (msg != &wake_token) {
     rc = ACTIO_EINVAL; /* not a supervisor's message */
   }
-  /* Whatever the message, the failures noted so far. */
-  child *c;
-  actio_actor *inst;
-  int code;
-  char why[WHY_MAX];
-  while (next_failure(s, &c, &inst, &code, why))
-    child_failed(s, c, inst, code, why);
+  drain(s); /* whatever the message */
   return rc;
 }
 
 /* The supervisor stops: its children first, newest first. */
 static void sup_worker_stop(actio_actor *self, void *worker) {
   (void)worker;
-  stop_all(actio_actor_state(self));
+  sup *s = actio_actor_state(self);
+  stop_all(s);
+  /* Requests left, and any sent from now on, are refused. */
+  pthread_mutex_lock(&s->mu);
+  s->closed = 1;
+  sup_req *r = s->req_head;
+  s->req_head = s->req_tail = NULL;
+  pthread_mutex_unlock(&s->mu);
+  while (r != NULL) {
+    sup_req *next = r->next;
+    actio_future_fail(r->reply, ACTIO_ECLOSED, "supervisor %s stopped", s->o.name);
+    actio_future_unref(r->reply);
+    free(r);
+    r = next;
+  }
 }
 
 static const actio_behavior sup_behavior = {
@@ -407,7 +591,7 @@ int actio_sup_spawn(actio_runtime *rt, const actio_sup_opts *opts,
   s->o.backoff_max_ms = s->o.backoff_max_ms > 0 ? s->o.backoff_max_ms : 1000;
   if (s->o.backoff_max_ms < s->o.backoff_ms)
     s->o.backoff_max_ms = s->o.backoff_ms;
-  s->n = n;
+  s->n = s->cap = n;
   s->children = calloc(n ? n : 1, sizeof *s->children);
   s->times = calloc(s->o.max_restarts, sizeof *s->times);
   int ok = s->o.name != NULL && s->children != NULL && s->times != NULL;
@@ -473,4 +657,86 @@ void actio_sup_stats_get(actio_actor *a, actio_sup_stats *out) {
   out->failures = atomic_load_explicit(&s->failures, memory_order_relaxed);
   out->restarts = atomic_load_explicit(&s->restarts, memory_order_relaxed);
   out->gave_up = atomic_load_explicit(&s->gave_up, memory_order_relaxed);
+}
+
+/* Queues r for the worker and wakes it; on success *out is the caller's
+ * reference to r's future. */
+static int request_send(actio_actor *a, sup_req *r, actio_future **out) {
+  sup *s = sup_of(a);
+  int rc = actio_future_create(&r->reply);
+  if (rc != 0) {
+    free(r);
+    return rc;
+  }
+  actio_future *f = r->reply;
+  actio_future_ref(f); /* the caller's: r is the worker's once queued */
+  pthread_mutex_lock(&s->mu);
+  int closed = s->closed, wake = 0;
+  if (!closed) {
+    r->next = NULL;
+    if (s->req_tail != NULL)
+      s->req_tail->next = r;
+    else
+      s->req_head = r;
+    s->req_tail = r;
+    wake = must_wake(s);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (closed) {
+    actio_future_unref(f);
+    actio_future_unref(f);
+    free(r);
+    return ACTIO_ECLOSED;
+  }
+  /* As for a failure: refused for want of room, the worker takes the
+   * request before the next message; refused as closed, it is stopping and
+   * its worker_stop fails the request. */
+  if (wake)
+    (void)actio__tell_quiet(s->self, &wake_token, 0);
+  *out = f;
+  return 0;
+}
+
+/* A request naming `name` (copied behind it). */
+static sup_req *request_new(const char *name) {
+  size_t len = name != NULL ? strlen(name) + 1 : 1;
+  sup_req *r = calloc(1, sizeof *r + len);
+  if (r != NULL && name != NULL)
+    memcpy(r->name, name, len);
+  return r;
+}
+
+int actio_sup_start_child(actio_actor *sup_actor, const actio_child_spec *spec,
+                          actio_future **out) {
+  if (sup_of(sup_actor) == NULL || spec == NULL || spec->name == NULL ||
+      spec->start == NULL || out == NULL)
+    return ACTIO_EINVAL;
+  sup_req *r = request_new(spec->name);
+  if (r == NULL)
+    return ACTIO_ENOMEM;
+  r->spec = *spec;
+  r->spec.name = r->name;
+  return request_send(sup_actor, r, out);
+}
+
+int actio_sup_stop_child(actio_actor *sup_actor, const char *name, actio_future **out) {
+  if (sup_of(sup_actor) == NULL || name == NULL || out == NULL)
+    return ACTIO_EINVAL;
+  sup_req *r = request_new(name);
+  if (r == NULL)
+    return ACTIO_ENOMEM;
+  r->stop = 1;
+  return request_send(sup_actor, r, out);
+}
+
+int actio_sup_stop_child_at(actio_actor *sup_actor, actio_actor *child_addr,
+                            actio_future **out) {
+  if (sup_of(sup_actor) == NULL || child_addr == NULL || out == NULL)
+    return ACTIO_EINVAL;
+  sup_req *r = request_new(NULL);
+  if (r == NULL)
+    return ACTIO_ENOMEM;
+  r->stop = 1;
+  r->addr = child_addr;
+  return request_send(sup_actor, r, out);
 }

@@ -260,6 +260,36 @@ void actio_actor_fail(actio_actor *a, int code, const char *why);
 /** 1 once actio_actor_fail was called for `a`. Any thread. */
 int actio_actor_failed(const actio_actor *a);
 
+/** Registers `a` (an actor, or a supervised child's address) under
+ * `name`, runtime-wide (copied), until actio_unregister or until `a`
+ * stops: an instance's names go when it stops, an address's when its
+ * child is stopped for good (a restart keeps them). An actor may have
+ * several names. Returns 0, ACTIO_EINVAL (NULL, or an empty name),
+ * ACTIO_EEXIST (the name stands for an actor already), ACTIO_ECLOSED (`a`
+ * stopped) or ACTIO_ENOMEM. Any thread. */
+int actio_register(actio_actor *a, const char *name);
+
+/** The actor registered under `name` in rt, or NULL (none, or rt or name
+ * NULL). Borrowed: valid as long as the handle registered is (a
+ * supervised child's address: until the runtime is destroyed; an
+ * instance of one: until it is replaced). Any thread. */
+actio_actor *actio_whereis(actio_runtime *rt, const char *name);
+
+/** Frees `name` in rt. Returns 0, ACTIO_EINVAL (rt or name NULL) or
+ * ACTIO_ENONAME (no actor has that name). Any thread. */
+int actio_unregister(actio_runtime *rt, const char *name);
+
+/** A monitor: *out completes once actor `a` stops (Erlang's monitor). It
+ * resolves (value NULL) when `a` stopped without failing; it fails with
+ * the failure's code and message ("actor NAME failed: WHY") when
+ * actio_actor_fail had been called for it. An actor that has stopped
+ * already reports at once. On a supervised child's address it watches
+ * the instance running now, whose restart ends it (failed, with the
+ * failure that caused the restart). Cancel *out to stop watching. Returns
+ * 0 (*out is the caller's reference), ACTIO_EINVAL or ACTIO_ENOMEM. Any
+ * thread. */
+int actio_monitor(actio_actor *a, actio_future **out);
+
 /** actio_map (see actio/future.h) under one deadline for the whole group:
  * each item's future gets the group's time left as its own deadline (so an
  * HTTP transfer or a query is bounded by it: cancelled when it passes), and

@@ -55,7 +55,8 @@ extern "C" {
   X(ENULL, -4026, "value is SQL NULL")                                        \
   X(ETYPE, -4027, "value does not convert to the requested type")            \
   X(EFATAL, -4028, "the actor failed and must be restarted")                  \
-  X(EINTENSITY, -4029, "too many restarts: the supervisor gave up")
+  X(EINTENSITY, -4029, "too many restarts: the supervisor gave up")          \
+  X(ENONAME, -4040, "no actor or child has that name")
 
 /** The whole table, for building your own: X(name, code, text) for each
  * code, the name without its ACTIO_ prefix. */

@@ -142,6 +142,35 @@ int actio_sup_child(actio_runtime *rt, void *def, actio_actor **out);
  * the runtime is destroyed. Any thread. */
 actio_actor *actio_sup_lookup(actio_actor *sup, const char *name);
 
+/** Starts a child under the running supervisor `sup` at run time
+ * (Erlang's dynamic supervisor: one actor per tenant, per connection):
+ * its worker starts it after the children it has, and its strategy and
+ * restart intensity then apply to it as to them. `spec` is copied (its
+ * name too; its arg is borrowed until the child is stopped for good). Once
+ * started, *out resolves with the child's address as its value (as
+ * actio_sup_lookup returns it, borrowed). *out fails with ACTIO_EEXIST
+ * when a child of that name exists, with the start's error when the start
+ * fails, ACTIO_ECLOSED when the supervisor stops or gave up first. Returns
+ * 0 (*out is the caller's reference), ACTIO_EINVAL (not a supervisor, no
+ * spec, name or start function), ACTIO_ENOMEM, or ACTIO_ECLOSED (the
+ * supervisor stopped). Any thread. */
+int actio_sup_start_child(actio_actor *sup, const actio_child_spec *spec,
+                          actio_future **out);
+
+/** Stops child `name` for good (as its spec says, draining by default) and
+ * removes it: lookups find it no more, its address refuses sends with
+ * ACTIO_ECLOSED, and its name is free for a new child. Works on the
+ * children given at spawn too. *out resolves (value NULL) once it is
+ * stopped, fails with ACTIO_ENONAME when there is no such child, and with
+ * ACTIO_ECLOSED when the supervisor stops first. Returns 0, ACTIO_EINVAL,
+ * ACTIO_ENOMEM or ACTIO_ECLOSED. Any thread. */
+int actio_sup_stop_child(actio_actor *sup, const char *name, actio_future **out);
+
+/** As actio_sup_stop_child, for the child whose address is `child` (as
+ * actio_sup_lookup or actio_sup_start_child gave it). */
+int actio_sup_stop_child_at(actio_actor *sup, actio_actor *child,
+                            actio_future **out);
+
 /** A supervisor's counters (actio_sup_stats_get). */
 typedef struct actio_sup_stats {
   uint64_t failures;  /**< child failures seen */
