@@ -600,17 +600,17 @@ START_TEST(test_address_scheduled_sender) {
   actio_runtime_opts ro = {.threads = 1};
   ck_assert_int_eq(actio_runtime_create(&rt, &ro), 0);
   inc_arg x;
-  actio_actor *sup, *sender, *addr = supervise_inc(rt, &x, 0, 10, &sup);
+  actio_actor *sup, *snd, *addr = supervise_inc(rt, &x, 0, 10, &sup);
   int before = ask_gen(addr);
   actio_actor_opts o = {.name = "sender", .state = &addr};
-  ck_assert_int_eq(actio_actor_spawn(rt, &sender_behavior, &o, &sender), 0);
-  ck_assert_int_eq(actio_tell(sender, (void *)GO, -1), 0);
+  ck_assert_int_eq(actio_actor_spawn(rt, &sender_behavior, &o, &snd), 0);
+  ck_assert_int_eq(actio_tell(snd, (void *)GO, -1), 0);
   while (atomic_load_explicit(&sched_send_rc, memory_order_acquire) == 1)
     sched_yield();
   ck_assert_int_eq(atomic_load_explicit(&sched_wait_rc, memory_order_relaxed), ACTIO_EAGAIN);
   ck_assert_int_eq(atomic_load_explicit(&sched_send_rc, memory_order_acquire), 0);
   ck_assert_int_gt(ask_gen(addr), before);
-  ck_assert_int_eq(actio_actor_stop(sender, ACTIO_STOP_DRAIN), 0);
+  ck_assert_int_eq(actio_actor_stop(snd, ACTIO_STOP_DRAIN), 0);
   ck_assert_int_eq(actio_actor_stop(sup, ACTIO_STOP_DRAIN), 0);
   actio_runtime_destroy(rt);
   inc_done(&x);
