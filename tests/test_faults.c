@@ -1,8 +1,9 @@
 /* test_faults.c: fault injection, the way curl's torture tests and SQLite's
  * OOM tests go. Each scenario (file requests, HTTP requests, queries,
  * transactions, combinators, asks, a supervisor restart, a completion
- * queue; each from runtime creation to destruction) runs once to count the library's allocations,
- * thread and eventfd creations, then again with call 1, 2, ... failing in
+ * queue, groups, queues and locks; each from runtime creation to
+ * destruction) runs once to count the library's allocations, thread and
+ * eventfd creations, then again with call 1, 2, ... failing in
  * turn (tests/faults.c), and once per descriptor limit with RLIMIT_NOFILE
  * leaving it 0, 1, 2, ... free descriptors. Every call must succeed or fail
  * with the fault's error, every future complete likewise, nothing leak (run
@@ -427,6 +428,63 @@ out:
   actio_runtime_destroy(rt);
 }
 
+/* A continuation that leaves the outcome as it is. */
+static int as_it_is(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  (void)arg;
+  (void)next;
+  return 0;
+}
+
+/* Asks in a task group, one of them caught and cleaned up after; an item
+ * through a queue to a get waiting for it; a lock, a semaphore and an event
+ * waited for. */
+static void sync_structures(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *a;
+  actio_group *tg = NULL;
+  actio_queue *q = NULL;
+  actio_lock *l = NULL;
+  actio_sem *s = NULL;
+  actio_event *e = NULL;
+  actio_future *f[10] = {0};
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(echo_start(rt, (void *)0, &a));
+  TRY(actio_group_create(&tg, ACTIO_GATHER_FAIL_FAST));
+  for (uintptr_t i = 0; i < 2; i++) {
+    TRY(actio_ask(a, (void *)(i + 1), -1, &f[i]));
+    TRY(actio_group_add(tg, f[i]));
+  }
+  TRY(actio_group_wait(tg, &f[2]));
+  AWAIT(f[2]);
+  TRY(actio_future_catch(f[0], as_it_is, NULL, &f[3]));
+  TRY(actio_future_finally(f[3], as_it_is, NULL, &f[4]));
+  AWAIT(f[4]);
+  TRY(actio_queue_create(&q, 1, NULL));
+  TRY(actio_queue_get(q, &f[5]));
+  TRY(actio_queue_put(q, (void *)5, &f[6]));
+  AWAIT(f[5]);
+  ck_assert_ptr_eq(actio_future_value(f[5]), (void *)5);
+  TRY(actio_lock_create(&l));
+  TRY(actio_lock_acquire(l, &f[7]));
+  TRY(actio_lock_acquire(l, &f[8]));
+  TRY(actio_lock_release(l));
+  AWAIT(f[8]);
+  TRY(actio_sem_create(&s, 1));
+  TRY(actio_event_create(&e));
+  TRY(actio_event_wait(e, &f[9]));
+  actio_event_set(e);
+  AWAIT(f[9]);
+out:
+  actio_group_destroy(tg);
+  actio_queue_destroy(q);
+  actio_lock_destroy(l);
+  actio_sem_destroy(s);
+  actio_event_destroy(e);
+  unref_all(f, 10);
+  actio_runtime_destroy(rt);
+}
+
 /* Resolved by the supervisor's monitor at the second restart or when it
  * gives up. */
 static actio_future *restarted;
@@ -483,6 +541,7 @@ static const scenario scenarios[] = {
     {"queries", queries},             {"transactions", transactions},
     {"combinators", combinators},     {"asks", asks},
     {"supervisor restart", supervisor_restart}, {"completion queue", completion_queue},
+    {"groups, queues and locks", sync_structures},
 };
 enum { NSCENARIOS = sizeof scenarios / sizeof *scenarios };
 

@@ -2,6 +2,7 @@
  * they run (fail-fast, settle-all, close), the bounded queue (order, room,
  * cancelled waiters, close), locks, semaphores and events, each with a
  * stress of several threads. */
+#include <malloc.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -161,18 +162,27 @@ START_TEST(group_bad_arguments_are_refused) {
 END_TEST
 
 /* A long-lived group holds only what is pending: 100,000 members come and
- * go, and none stays. */
+ * go, and none stays: the heap in use grows by less than 64 KiB, where
+ * members kept would take 4.8 MB (under the sanitizers, whose allocators
+ * mallinfo2 does not describe, it reads 0). */
 START_TEST(a_group_lets_go_of_completed_members) {
   actio_group *g;
   ck_assert_int_eq(actio_group_create(&g, ACTIO_GATHER_FAIL_FAST), 0);
+  actio_future *first = pending_future();
+  ck_assert_int_eq(actio_group_add(g, first), 0);
+  size_t before = mallinfo2().uordblks;
   for (int i = 0; i < 100000; i++) {
     actio_future *f = pending_future();
     ck_assert_int_eq(actio_group_add(g, f), 0);
     actio_future_resolve(f, NULL, NULL);
     actio_future_unref(f);
   }
+  ck_assert_uint_le(mallinfo2().uordblks, before + 65536);
+  ck_assert_uint_eq(actio_group_pending(g), 1);
+  actio_future_resolve(first, NULL, NULL);
   ck_assert_uint_eq(actio_group_pending(g), 0);
   actio_group_destroy(g);
+  actio_future_unref(first);
 }
 END_TEST
 

@@ -58,6 +58,8 @@ static void waiter_cancelled(void *arg) {
   waiter_free(w);
 }
 
+_Static_assert(sizeof(actio__waiter) <= 56, "a waiter fits a 64-byte heap block");
+
 int actio__waiter_add(actio__sync *s, actio__waitq *q, actio_future *f, void *item) {
   actio__waiter *w = calloc(1, sizeof *w);
   if (w == NULL)
@@ -90,18 +92,19 @@ actio__waiter *actio__waiter_claim(actio__waitq *q) {
 }
 
 actio__waiter *actio__waiter_claim_all(actio__waitq *q) {
-  actio__waiter *all = NULL, **end = &all, *w;
+  actio__link *all = NULL, **end = &all;
+  actio__waiter *w;
   while ((w = actio__waiter_claim(q)) != NULL) {
-    *end = w;
-    end = &w->next_claimed;
+    *end = &w->link; /* off the list: its links are free to chain */
+    end = &w->link.next;
   }
-  return all;
+  return (actio__waiter *)all;
 }
 
 void actio__waiter_settle(actio__waiter *w, int code, void *value,
                           actio_free_fn free_fn, const char *msg, int all) {
   while (w != NULL) {
-    actio__waiter *next = all ? w->next_claimed : NULL;
+    actio__waiter *next = all ? (actio__waiter *)w->link.next : NULL;
     actio__future_settle(w->f, code, value, free_fn,
                          code != 0 && msg != NULL ? strdup(msg) : NULL);
     waiter_free(w);

@@ -46,8 +46,8 @@ typedef struct actio__sync {
 } actio__sync;
 
 typedef struct actio__waiter {
-  actio__link link;  /* first: the list's links are the waiter's */
-  struct actio__waiter *next_claimed; /* a chain from claim_all */
+  actio__link link;  /* first: the list's links are the waiter's; once
+                      * claimed, link.next chains a claim_all's */
   actio_future *f;   /* a reference */
   void *item;        /* what a queue's putter brings */
   actio__sync *s;
@@ -75,7 +75,7 @@ int actio__waiter_add(actio__sync *s, actio__waitq *q, actio_future *f, void *it
  * (actio__waiter_settle). */
 actio__waiter *actio__waiter_claim(actio__waitq *q);
 
-/* Under s->mu: claims every waiter left, chained through next_claimed. */
+/* Under s->mu: claims every waiter left, chained through link.next. */
 actio__waiter *actio__waiter_claim_all(actio__waitq *q);
 
 /* Outside the lock: completes a claimed waiter's future (a value with its
