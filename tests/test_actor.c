@@ -43,6 +43,7 @@ static int counter_handle(actio_actor *self, void *worker, void *msg,
                           actio_future *reply) {
   counter *c = actio_actor_state(self);
   (void)worker;
+  ck_assert_ptr_eq(actio_actor_self(), self); /* the actor this worker runs */
   if (c->gate != NULL) {
     actio_future_resolve(c->entered, NULL, NULL);
     actio_future_wait(c->gate, -1);
@@ -85,6 +86,7 @@ START_TEST(tell_and_ask_reach_the_handler) {
   actio_actor *a = spawn(rt, &c, 3, 64);
   ck_assert_str_eq(actio_actor_name(a), "counter");
   ck_assert_ptr_eq(actio_actor_runtime(a), rt);
+  ck_assert_ptr_null(actio_actor_self()); /* no actor's worker here */
   ck_assert_int_eq(atomic_load(&c.inits), 3);
   for (uintptr_t i = 1; i <= 10; i++)
     ck_assert_int_eq(actio_tell(a, (void *)i, -1), 0);
