@@ -92,7 +92,9 @@ static int child_handle(actio_actor *self, void *worker, void *msg,
   (void)worker;
   if ((uintptr_t)msg == CRASH)
     return ACTIO_EFATAL;
-  return reply ? actio_future_resolve(reply, self, NULL) : 0;
+  /* The instance whose worker runs this: self, never the address. */
+  return reply ? actio_future_resolve(reply, actio_actor_self() == self ? self : NULL, NULL)
+               : 0;
 }
 
 static void child_stop(actio_actor *self, void *worker) {
@@ -147,6 +149,7 @@ static actio_actor *alive(actio_actor *a) {
   ck_assert_int_eq(actio_future_wait(f, -1), 0);
   actio_actor *inst = actio_future_value(f);
   ck_assert_ptr_nonnull(inst);
+  ck_assert_ptr_null(actio_actor_self()); /* no actor's thread here */
   actio_future_unref(f);
   return inst;
 }
