@@ -157,6 +157,8 @@ START_TEST(group_bad_arguments_are_refused) {
   ck_assert_int_eq(actio_group_add(NULL, NULL), ACTIO_EINVAL);
   ck_assert_int_eq(actio_group_wait(g, NULL), ACTIO_EINVAL);
   ck_assert_int_eq(actio_group_wait(NULL, &f), ACTIO_EINVAL);
+  ck_assert_uint_eq(actio_group_pending(NULL), 0);
+  actio_group_close(NULL);
   actio_group_destroy(g);
 }
 END_TEST
@@ -469,6 +471,8 @@ START_TEST(queue_bad_arguments_are_refused) {
   ck_assert_int_eq(actio_queue_put(q, NULL, NULL), ACTIO_EINVAL);
   ck_assert_int_eq(actio_queue_get(NULL, &f), ACTIO_EINVAL);
   ck_assert_int_eq(actio_queue_get(q, NULL), ACTIO_EINVAL);
+  ck_assert_uint_eq(actio_queue_len(NULL), 0);
+  actio_queue_close(NULL);
   actio_queue_destroy(q);
 }
 END_TEST
@@ -657,6 +661,9 @@ START_TEST(sync_bad_arguments_are_refused) {
   ck_assert_int_eq(actio_sem_release(NULL), ACTIO_EINVAL);
   ck_assert_int_eq(actio_event_wait(NULL, &f), ACTIO_EINVAL);
   ck_assert_int_eq(actio_event_wait(e, NULL), ACTIO_EINVAL);
+  actio_event_set(NULL);
+  actio_event_clear(NULL);
+  ck_assert(!actio_event_is_set(NULL));
   actio_lock_destroy(l);
   actio_sem_destroy(s);
   actio_event_destroy(e);

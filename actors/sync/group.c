@@ -199,6 +199,8 @@ int actio_group_wait(actio_group *g, actio_future **out) {
 }
 
 size_t actio_group_pending(const actio_group *g) {
+  if (g == NULL)
+    return 0;
   actio_group *mg = (actio_group *)g;
   pthread_mutex_lock(&mg->mu);
   size_t n = mg->pending;
@@ -207,6 +209,8 @@ size_t actio_group_pending(const actio_group *g) {
 }
 
 void actio_group_close(actio_group *g) {
+  if (g == NULL)
+    return;
   pthread_mutex_lock(&g->mu);
   int was_open = !g->closed;
   g->closed = 1;

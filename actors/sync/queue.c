@@ -118,10 +118,12 @@ int actio_queue_get(actio_queue *q, actio_future **out) {
 }
 
 size_t actio_queue_len(const actio_queue *q) {
-  return actio__sync_read(&q->s, &q->len);
+  return q != NULL ? actio__sync_read(&q->s, &q->len) : 0;
 }
 
 void actio_queue_close(actio_queue *q) {
+  if (q == NULL)
+    return;
   pthread_mutex_lock(&q->s.mu);
   q->closed = 1;
   /* Putters waiting never got in; getters wait only on an empty ring, so

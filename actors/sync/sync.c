@@ -155,6 +155,8 @@ int actio_event_wait(actio_event *e, actio_future **out) {
 }
 
 void actio_event_set(actio_event *e) {
+  if (e == NULL)
+    return;
   pthread_mutex_lock(&e->s.mu);
   e->set = 1;
   actio__waiter *all = actio__waiter_claim_all(&e->waiters);
@@ -163,13 +165,15 @@ void actio_event_set(actio_event *e) {
 }
 
 void actio_event_clear(actio_event *e) {
+  if (e == NULL)
+    return;
   pthread_mutex_lock(&e->s.mu);
   e->set = 0;
   pthread_mutex_unlock(&e->s.mu);
 }
 
 int actio_event_is_set(const actio_event *e) {
-  return actio__sync_read(&e->s, &e->set) != 0;
+  return e != NULL && actio__sync_read(&e->s, &e->set) != 0;
 }
 
 void actio_event_destroy(actio_event *e) {

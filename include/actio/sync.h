@@ -55,12 +55,13 @@ int actio_group_add(actio_group *g, actio_future *f);
  * group. Returns 0 or ACTIO_EINVAL. Any thread. */
 int actio_group_wait(actio_group *g, actio_future **out);
 
-/** The number of members not yet completed. Any thread. */
+/** The number of members not yet completed (0 for NULL). Any thread. */
 size_t actio_group_pending(const actio_group *g);
 
 /** Closes the group: later adds fail with ACTIO_ECLOSED, the members still
  * pending are cancelled (they see ACTIO_ECANCELED), and so is the group's
- * future if it had not completed. Idempotent; any thread. */
+ * future if it had not completed. Idempotent; NULL is accepted; any
+ * thread. */
 void actio_group_close(actio_group *g);
 
 /** Closes the group (see actio_group_close) and lets go of the handle; the
@@ -110,12 +111,13 @@ int actio_queue_put(actio_queue *q, void *item, actio_future **out);
  * or ACTIO_ENOMEM. Any thread. */
 int actio_queue_get(actio_queue *q, actio_future **out);
 
-/** The number of items in the queue. Any thread. */
+/** The number of items in the queue (0 for NULL). Any thread. */
 size_t actio_queue_len(const actio_queue *q);
 
 /** Closes the queue: puts fail with ACTIO_ECLOSED from now on (those
  * waiting for room too, their items left to their callers); gets take what
- * is left, then fail with ACTIO_ECLOSED. Idempotent; any thread. */
+ * is left, then fail with ACTIO_ECLOSED. Idempotent; NULL is accepted; any
+ * thread. */
 void actio_queue_close(actio_queue *q);
 
 /** Closes the queue, frees the items still in it with item_free, and lets
@@ -182,14 +184,14 @@ int actio_event_create(actio_event **out);
 int actio_event_wait(actio_event *e, actio_future **out);
 
 /** Sets the event: every wait pending resolves, and later ones at once
- * until actio_event_clear. Any thread. */
+ * until actio_event_clear. NULL is accepted. Any thread. */
 void actio_event_set(actio_event *e);
 
-/** Clears the event: waits from now on wait for the next set. Any
- * thread. */
+/** Clears the event: waits from now on wait for the next set. NULL is
+ * accepted. Any thread. */
 void actio_event_clear(actio_event *e);
 
-/** 1 if the event is set, else 0. Any thread. */
+/** 1 if the event is set, else 0 (also for NULL). Any thread. */
 int actio_event_is_set(const actio_event *e);
 
 /** Frees the event; waits still pending are cancelled (ACTIO_ECANCELED).
