@@ -1,5 +1,6 @@
-/* actio_bench.c: actio-bench: gather, pingpong, completion queue, file,
- * HTTP and database workloads through the public API, one JSON line per run. */
+/* actio_bench.c: actio-bench: gather, pingpong, completion queue, timers,
+ * file, HTTP and database workloads through the public API, one JSON line
+ * per run. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -67,6 +68,13 @@ static const char usage_text[] =
     "           (pending_http), then a stop-now of them timed (stop_ms), and\n"
     "           of a quarter as many (stop_http): a stop costs the queue\n"
     "           One kind per run: memory freed by one would serve the other\n"
+    "  timers   [--n N]\n"
+    "           N delayed sends (actio_send_after, 0-7 ms) to a scheduled actor\n"
+    "           that counts them, timed from the first armed to the last\n"
+    "           handled (timers); then, from the growth of the resident set,\n"
+    "           the bytes of a pending delayed send (pending_timer: bytes_per)\n"
+    "           and of a pending sleep, its future included (sleep_bytes_per).\n"
+    "           Measured first, on a fresh heap (default N 1000000)\n"
     "  W: the actor's worker threads (default: the library's)\n"
     "The mailbox workload drives an internal queue: actio-bench-mailbox\n"
     "(tests/perf) measures it.\n"
@@ -1243,12 +1251,106 @@ static int run_cq(uint64_t n, uint64_t producers, uint64_t batch) {
   return errors != 0 || ok != n;
 }
 
+/* ---- timers ---- */
+
+/* Counts what it handles; the test of the run is that all came. */
+typedef struct timer_count {
+  _Atomic uint64_t n;
+} timer_count;
+
+static int count_handle(actio_actor *self, void *worker, void *msg,
+                        actio_future *reply) {
+  timer_count *c = actio_actor_state(self);
+  (void)worker;
+  (void)msg;
+  (void)reply;
+  /* Relaxed: one actor at a time writes it; the reader only waits for n. */
+  atomic_fetch_add_explicit(&c->n, 1, memory_order_relaxed);
+  return 0;
+}
+
+static const actio_behavior count_behavior = {.handle = count_handle};
+
+static int run_timers(uint64_t n) {
+  actio_runtime *rt;
+  if (actio_runtime_create(&rt, NULL) != 0)
+    return 1;
+  timer_count c = {0};
+  actio_actor *a;
+  int rc = actio_actor_spawn(rt, &count_behavior,
+                             &(actio_actor_opts){.name = "count", .state = &c,
+                                                 .capacity = 1u << 16}, &a);
+  /* Pending first, on a fresh heap: n delayed sends due in an hour, then
+   * n sleeps beside them (none freed before the other is measured). */
+  actio_future **fs = calloc(n, sizeof *fs);
+  if (fs == NULL) {
+    fprintf(stderr, "actio-bench: out of memory\n");
+    return 1;
+  }
+  touch(fs, n * sizeof *fs);
+  long before = rss_bytes();
+  double t0 = now_sec();
+  for (uint64_t i = 0; i < n && rc == 0; i++)
+    rc = actio_send_after(a, NULL, 3600 * 1000, NULL);
+  double secs = now_sec() - t0;
+  long grew = rss_bytes() - before;
+  before = rss_bytes();
+  for (uint64_t i = 0; i < n && rc == 0; i++)
+    rc = actio_sleep(rt, 3600 * 1000, &fs[i]);
+  long sleep_grew = rss_bytes() - before;
+  if (rc == 0) {
+    char extra[160];
+    snprintf(extra, sizeof extra,
+             ", \"bytes_per\": %.1f, \"rss_growth\": %ld, \"sleep_bytes_per\": %.1f",
+             (double)grew / (double)n, grew, (double)sleep_grew / (double)n);
+    emit("actio", "pending_timer", n, n, n, 0, secs, extra);
+  }
+  /* A stop ends them: the sleeps cancelled, the sends dropped. */
+  actio_runtime_stop(rt, ACTIO_STOP_NOW);
+  uint64_t cancelled = 0;
+  for (uint64_t i = 0; i < n && fs[i] != NULL; i++) {
+    cancelled += actio_future_status(fs[i]) == ACTIO_ECANCELED;
+    actio_future_unref(fs[i]);
+  }
+  free(fs);
+  actio_runtime_destroy(rt);
+  if (rc != 0 || cancelled != n) {
+    fprintf(stderr, "actio-bench: pending timers: %s\n",
+            rc != 0 ? actio_strerror(rc) : "a sleep not cancelled by the stop");
+    return 1;
+  }
+
+  /* The rate: armed from this thread, fired by the timer's, handled by a
+   * scheduler thread. */
+  if (actio_runtime_create(&rt, NULL) != 0)
+    return 1;
+  rc = actio_actor_spawn(rt, &count_behavior,
+                         &(actio_actor_opts){.name = "count", .state = &c,
+                                             .capacity = 1u << 16}, &a);
+  t0 = now_sec();
+  uint64_t armed = 0;
+  for (; armed < n && rc == 0; armed++)
+    rc = actio_send_after(a, NULL, (int64_t)(armed % 8), NULL);
+  if (rc != 0)
+    armed--;
+  /* Relaxed: a count; the actor's stop below orders the final reading. */
+  while (atomic_load_explicit(&c.n, memory_order_relaxed) < armed)
+    sched_yield();
+  secs = now_sec() - t0;
+  actio_runtime_destroy(rt);
+  uint64_t got = atomic_load_explicit(&c.n, memory_order_relaxed);
+  emit("actio", "timers", n, n, got, n - got, secs, "");
+  if (rc != 0)
+    fprintf(stderr, "actio-bench: timers: %s\n", actio_strerror(rc));
+  return rc != 0 || got != n;
+}
+
 /* ---- command line ---- */
 
 enum {
   W_GATHER = 1, W_PINGPONG = 2, W_WRITE_SMALL = 8,
   W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
-  W_DB_POINT = 256, W_DB_ROWS = 512, W_PENDING = 1024, W_CQ = 2048,
+  W_DB_POINT = 256, W_DB_ROWS = 512, W_PENDING = 1024, W_CQ = 2048, W_TIMERS = 4096,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
   W_DB = W_DB_POINT | W_DB_ROWS,
   W_FILES = W_SMALL | W_READ_LINES | W_READ_LARGE,
@@ -1272,7 +1374,7 @@ typedef struct flag {
 /* Bounds keep thread counts and allocations sane and keep every counter
  * below UINTPTR_MAX, which pingpong reserves for its start message. */
 static const flag flags[] = {
-    {"--n", W_GATHER | W_PINGPONG | W_PENDING | W_CQ, offsetof(settings, n), 1,
+    {"--n", W_GATHER | W_PINGPONG | W_PENDING | W_CQ | W_TIMERS, offsetof(settings, n), 1,
      UINT64_C(1) << 40},
     {"--fanout", W_GATHER, offsetof(settings, fanout), 1, 1u << 24},
     {"--threads", W_GATHER, offsetof(settings, threads), 1, 1024},
@@ -1358,6 +1460,9 @@ int main(int argc, char **argv) {
   } else if (strcmp(workload, "pending") == 0) {
     w = W_PENDING;
     s.n = 100000;
+  } else if (strcmp(workload, "timers") == 0) {
+    w = W_TIMERS;
+    s.n = 1000000;
   } else if (strcmp(workload, "db_point") == 0 || strcmp(workload, "db_rows") == 0) {
     w = workload[3] == 'p' ? W_DB_POINT : W_DB_ROWS;
     s.queries = 50000;
@@ -1422,6 +1527,8 @@ int main(int argc, char **argv) {
     return bad_usage("--url is required for", workload);
   if (w == W_PENDING)
     return run_pending(s.n, s.dsn, s.http);
+  if (w == W_TIMERS)
+    return run_timers(s.n);
   if ((w & W_DB) && s.dsn == NULL)
     return bad_usage("--dsn is required for", workload);
   if (s.connections != 0 && !s.pipeline)

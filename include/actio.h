@@ -7,6 +7,7 @@
 #include "actio/error.h"
 #include "actio/future.h"
 #include "actio/actor.h"
+#include "actio/timer.h"
 #include "actio/file.h"
 #include "actio/http.h"
 #include "actio/db.h"

@@ -96,8 +96,8 @@ psql "$BENCH_PG_DSN" -XAtqc 'SELECT 1' >/dev/null ||
   { echo "bench.sh: PostgreSQL does not answer at $BENCH_PG_DSN" >&2; exit 1; }
 
 # --- sizes --------------------------------------------------------------
-# N: gather futures, pingpong round trips and cq completions (the mailbox
-# moves 2N messages, the Python pingpong and cq N/5); FILES x 4 KiB; LINES in the file actio reads and
+# N: gather futures, pingpong round trips, cq completions and timers (the
+# mailbox moves 2N messages, the Python pingpong and cq N/5); FILES x 4 KiB; LINES in the file actio reads and
 # PYLINES in the one aiofiles reads; BIGMB for the large file; HTTPN
 # requests; DBQ, DBPQ (pipelined, C=400) and DBROWS queries; PGT and WRKT
 # seconds of pgbench and wrk.
@@ -165,6 +165,10 @@ for r in $(seq "$ROUNDS"); do
   run $BENCH pending --n $((N / 10))
   run $BENCH pending --n $((N / 10)) --http
   run $PY $PEERS/asyncio_gather.py --mode pending --n $((N / 10))
+  # 1M timers armed and fired, and the bytes of a pending one (N of them).
+  run $BENCH timers --n $N
+  run $PY $PEERS/asyncio_timers.py --n $N
+  run $PY $PEERS/asyncio_timers.py --n $N --uvloop
   for pc in "1 1" "2 2" "8 4" "16 2"; do
     read -r p c <<<"$pc"
     run $MBOX --n $((N * 2)) --producers "$p" --consumers "$c"

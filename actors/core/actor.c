@@ -11,6 +11,7 @@
 
 #include "actio/actor.h"
 #include "actio/error.h"
+#include "actio/timer.h"
 #include "actors/core/actor_impl.h"
 #include "actors/core/actor_internal.h"
 #include "actors/core/bell.h"
@@ -24,6 +25,8 @@
 
 /* ---- runtime ---- */
 
+static const actio__send_ops send_ops;
+
 int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts) {
   if (out == NULL)
     return ACTIO_EINVAL;
@@ -32,7 +35,7 @@ int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts) {
     return ACTIO_ENOMEM;
   if (opts != NULL)
     rt->opts = *opts;
-  int rc = actio__timer_create(&rt->timer);
+  int rc = actio__timer_create(&rt->timer, &send_ops);
   if (rc != 0) {
     free(rt);
     return rc;
@@ -117,6 +120,8 @@ int actio_runtime_stop(actio_runtime *rt, actio_stop_mode mode) {
     return ACTIO_ESTATE;
   }
   rt->closing = 1;
+  /* Relaxed: a flag the timer's thread polls; it orders nothing. */
+  atomic_store_explicit(&rt->timers_off, 1, memory_order_relaxed);
   actio_actor *list = rt->actors;
   pthread_mutex_unlock(&rt->mu);
   if (mode == ACTIO_STOP_NOW)
@@ -959,4 +964,122 @@ void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
 void actio__actor_set_owned(actio_actor *a) {
   ACTIO__ASSERT(a->addr == NULL);
   atomic_store_explicit(&a->owned, 1, memory_order_release);
+}
+
+/* ---- delayed and periodic sends (the timer fires them: deadline.c) ---- */
+
+/* A delayed send: 48 bytes, a 64-byte heap block while it waits. */
+struct actio_timer {
+  actio__tnode n;
+  actio_actor *a; /* as given: an address reaches its instance at each fire */
+  void *msg;      /* the message not delivered yet, or NO_MSG */
+};
+
+/* A periodic send: 64 bytes. */
+typedef struct every_timer {
+  struct actio_timer base;
+  actio_tick_fn make;
+  void *arg;
+} every_timer;
+
+/* Nothing held: any pointer, NULL included, may be a message. */
+static const char no_msg;
+#define NO_MSG ((void *)&no_msg)
+
+/* Frees a message that will never be delivered, with the behavior's drop. */
+static void timer_drop_msg(actio_timer *tm) {
+  void *msg = tm->msg;
+  if (msg == NO_MSG)
+    return;
+  tm->msg = NO_MSG;
+  actio_actor *to = actio__instance(tm->a);
+  if (to->b->drop != NULL)
+    to->b->drop(to, msg);
+}
+
+static void timer_drop(actio__tnode *n) { timer_drop_msg((actio_timer *)n); }
+
+static int64_t timer_fire(actio__tnode *n, int64_t now) {
+  actio_timer *tm = (actio_timer *)n;
+  actio_actor *a = tm->a;
+  /* Relaxed: see actio_runtime_stop. A stop drops what comes due. */
+  if (atomic_load_explicit(&a->rt->timers_off, memory_order_relaxed)) {
+    timer_drop_msg(tm);
+    return ACTIO__SEND_DONE;
+  }
+  if (tm->msg == NO_MSG) { /* a periodic send's new tick */
+    every_timer *ev = (every_timer *)tm;
+    tm->msg = ev->make(ev->arg);
+  }
+  int rc = send(a, tm->msg, NULL, 0, 1, NULL);
+  if (rc == ACTIO_ECLOSED) { /* a dead letter, counted and shown by send */
+    timer_drop_msg(tm);
+    return ACTIO__SEND_DONE;
+  }
+  if (rc != 0) /* full, or a restart under way: the next tick tries again */
+    return now + 1;
+  tm->msg = NO_MSG;
+  if (n->period == 0)
+    return ACTIO__SEND_DONE;
+  int64_t due = n->expire + n->period;
+  return due > now ? due : now + 1;
+}
+
+static const actio__send_ops send_ops = {.fire = timer_fire, .drop = timer_drop};
+
+/* Arms tm (its fields set) for `a`. */
+static int timer_start(actio_actor *a, actio_timer *tm, int64_t delay_ms,
+                       actio_timer **out) {
+  /* The handle is set before the arming: the first fire may read it (a
+   * make function or a handler that cancels). */
+  actio_timer *before = NULL;
+  if (out != NULL) {
+    before = *out;
+    *out = tm;
+  }
+  /* Relaxed: a stop's flag, ordered by nothing else. */
+  int rc = atomic_load_explicit(&a->rt->timers_off, memory_order_relaxed) ||
+                   (a->addr == NULL && actio__mbox_is_closed(a->mb))
+               ? ACTIO_ECLOSED
+               : actio__send_arm(a->rt->timer, &tm->n, delay_ms, out != NULL);
+  if (rc != 0) {
+    if (out != NULL)
+      *out = before;
+    free(tm);
+  }
+  return rc;
+}
+
+int actio_send_after(actio_actor *a, void *msg, int64_t delay_ms, actio_timer **out) {
+  if (a == NULL || delay_ms < 0)
+    return ACTIO_EINVAL;
+  actio_timer *tm = malloc(sizeof *tm);
+  if (tm == NULL)
+    return ACTIO_ENOMEM;
+  *tm = (actio_timer){.n = {.kind = ACTIO__TK_SEND}, .a = a, .msg = msg};
+  return timer_start(a, tm, delay_ms, out);
+}
+
+int actio_send_every(actio_actor *a, int64_t period_ms, actio_tick_fn make, void *arg,
+                     actio_timer **out) {
+  if (a == NULL || make == NULL || period_ms < 1 || period_ms > UINT32_MAX)
+    return ACTIO_EINVAL;
+  every_timer *ev = malloc(sizeof *ev);
+  if (ev == NULL)
+    return ACTIO_ENOMEM;
+  *ev = (every_timer){.base = {.n = {.kind = ACTIO__TK_SEND, .period = (uint32_t)period_ms},
+                               .a = a, .msg = NO_MSG},
+                      .make = make, .arg = arg};
+  return timer_start(a, &ev->base, period_ms, out);
+}
+
+int actio_timer_cancel(actio_timer *t) {
+  if (t == NULL)
+    return ACTIO_EINVAL;
+  return actio__send_cancel(t->a->rt->timer, &t->n);
+}
+
+void actio_timer_release(actio_timer *t) {
+  if (t != NULL)
+    actio__send_release(t->a->rt->timer, &t->n);
 }

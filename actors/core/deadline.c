@@ -1,41 +1,77 @@
-/* deadline.c: deadlines (see deadline.h). One thread sleeps on a condition
- * variable until the earliest deadline; a future that completes first leaves
- * the heap at once. Not a hot path, so a mutex guards the heap. */
+/* deadline.c: the runtime's timer (see deadline.h): one thread over a
+ * hierarchical timing wheel (six levels of 64 slots, 1 ms ticks), so that
+ * arming and cancelling are O(1) whatever the number pending, and firing
+ * costs O(1) per timer plus one move per level it goes down. One mutex
+ * guards the wheel; the thread fires timers in batches outside it. */
 #include "actors/core/deadline.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "actio/error.h"
+#include "actio/timer.h"
 #include "actors/core/future_internal.h"
 #include "actors/core/runtime.h"
 #include "base/clock.h"
 #include "base/debug.h"
 #include "base/park.h"
 
-#define NOT_QUEUED SIZE_MAX
+/* Level L holds the timers due 64^L to 64^(L+1) ticks after the wheel's
+ * position, in the slot of their L-th base-64 digit; a slot's timers move
+ * down a level ("cascade") when the position reaches that slot. Six levels
+ * reach 2^36 ms (2.2 years); a timer later than that waits in the top
+ * level and is filed again each time its slot comes round. */
+#define BITS 6
+#define SLOTS 64
+#define LEVELS 6
+#define SPAN (INT64_C(1) << (BITS * LEVELS))
+/* Timers taken out of the wheel per lock hold, fired outside it. */
+#define BATCH 256
 
-typedef struct entry {
-  int64_t at;
-  actio_future *f; /* a reference, owned by whoever takes the entry out */
-  size_t idx;      /* position in the heap, or NOT_QUEUED */
+/* A timer's state flags, under the timer's lock. */
+enum {
+  TS_QUEUED = 1,    /* in a slot */
+  TS_FIRING = 2,    /* out of the wheel, held by a thread that fires or ends it */
+  TS_ENDED = 4,     /* a send that will never fire again */
+  TS_RELEASED = 8,  /* a send whose handle is gone (or never was) */
+  TS_CANCEL = 16,   /* a send's cancel came during its fire */
+  TS_CANCELLED = 32 /* ... and ended it */
+};
+
+/* A future's deadline: the failure's message behind it. */
+typedef struct dl_entry {
+  actio__tnode n;
   actio__timer *t;
-  char msg[];      /* the failure's message */
-} entry;
+  actio_future *f; /* a reference, owned by whoever takes the entry out */
+  char msg[];
+} dl_entry;
+
+/* A sleep: 48 bytes (a 64-byte heap block), beside its future. */
+typedef struct sleep_entry {
+  actio__tnode n;
+  actio__timer *t;
+  actio_future *f; /* a reference, owned by whoever takes the entry out */
+} sleep_entry;
 
 struct actio__timer {
   pthread_mutex_t mu;
-  pthread_cond_t cv; /* CLOCK_MONOTONIC */
-  entry **heap;
-  size_t len, cap;
-  int stopping;      /* guarded by mu: new deadlines are refused */
-  int joined;        /* the stopper's own */
+  pthread_cond_t cv;      /* the thread's sleep; CLOCK_MONOTONIC */
+  pthread_cond_t done_cv; /* a send stopped firing: cancels wait for it */
+  actio__tnode *slot[LEVELS * SLOTS];
+  uint64_t bits[LEVELS];  /* the slots that hold timers, per level */
+  int64_t base_ns;        /* tick 0 */
+  int64_t cur;            /* the next tick to fire: all due before it were taken */
+  int64_t entered;        /* the last tick whose cascades ran */
+  int64_t wake_at;        /* the tick the thread sleeps until; -1: awake */
+  size_t queued;          /* timers in the wheel */
+  unsigned waiters;       /* cancels waiting on done_cv */
+  int stopping;           /* new timers are refused */
+  int joined;             /* the stopper's own */
+  const actio__send_ops *ops;
   pthread_t thread;
 };
 
@@ -44,103 +80,294 @@ static _Thread_local const actio__timer *on_timer;
 
 int actio__timer_current(const actio__timer *t) { return on_timer == t; }
 
-static int earlier(entry *a, entry *b) { return a->at < b->at; }
+/* ---- the wheel (under mu) ---- */
 
-static void heap_set(actio__timer *t, size_t i, entry *e) {
-  t->heap[i] = e;
-  e->idx = i;
+/* The tick at or after ns: a timer is never due before its time. */
+static int64_t tick_at(const actio__timer *t, int64_t ns) {
+  int64_t d = ns - t->base_ns;
+  return d <= 0 ? 0 : d / ACTIO__NS_PER_MS + (d % ACTIO__NS_PER_MS != 0);
 }
 
-static void sift_up(actio__timer *t, size_t i) {
-  entry *e = t->heap[i];
-  while (i > 0 && earlier(e, t->heap[(i - 1) / 2])) {
-    heap_set(t, i, t->heap[(i - 1) / 2]);
-    i = (i - 1) / 2;
+/* The tick that has fully passed by now. */
+static int64_t tick_now(const actio__timer *t) {
+  return (actio__now_ns() - t->base_ns) / ACTIO__NS_PER_MS;
+}
+
+static void wheel_insert(actio__timer *t, actio__tnode *n) {
+  int64_t e = n->expire < t->cur ? t->cur : n->expire;
+  if (e - t->cur >= SPAN)
+    e = t->cur + SPAN - 1; /* beyond the wheel: filed again at its cascade */
+  uint64_t delta = (uint64_t)(e - t->cur);
+  unsigned level = 0;
+  while (level < LEVELS - 1 && delta >= UINT64_C(1) << (BITS * (level + 1)))
+    level++;
+  unsigned idx = (unsigned)((uint64_t)e >> (BITS * level)) & (SLOTS - 1);
+  unsigned s = level * SLOTS + idx;
+  n->slot = (uint16_t)s;
+  n->prev = NULL;
+  n->next = t->slot[s];
+  if (n->next != NULL)
+    n->next->prev = n;
+  t->slot[s] = n;
+  t->bits[level] |= UINT64_C(1) << idx;
+  n->state |= TS_QUEUED;
+  t->queued++;
+  /* The thread sleeps past it: wake it to sleep less (once: -1 until it
+   * has looked again). */
+  if (e < t->wake_at) {
+    t->wake_at = -1;
+    pthread_cond_signal(&t->cv);
   }
-  heap_set(t, i, e);
 }
 
-static void sift_down(actio__timer *t, size_t i) {
-  entry *e = t->heap[i];
-  for (;;) {
-    size_t c = 2 * i + 1;
-    if (c >= t->len)
-      break;
-    if (c + 1 < t->len && earlier(t->heap[c + 1], t->heap[c]))
-      c++;
-    if (!earlier(t->heap[c], e))
-      break;
-    heap_set(t, i, t->heap[c]);
-    i = c;
+static void wheel_unlink(actio__timer *t, actio__tnode *n) {
+  ACTIO__ASSERT(n->state & TS_QUEUED);
+  unsigned s = n->slot;
+  if (n->prev != NULL)
+    n->prev->next = n->next;
+  else
+    t->slot[s] = n->next;
+  if (n->next != NULL)
+    n->next->prev = n->prev;
+  if (t->slot[s] == NULL)
+    t->bits[s / SLOTS] &= ~(UINT64_C(1) << (s % SLOTS));
+  n->state &= (uint8_t)~TS_QUEUED;
+  t->queued--;
+}
+
+static uint64_t rotr(uint64_t x, unsigned r) {
+  r &= 63;
+  return r == 0 ? x : (x >> r) | (x << (64 - r));
+}
+
+/* The first tick from cur on at which something happens: a level-0 slot is
+ * due, or a higher slot cascades. INT64_MAX when the wheel is empty. */
+static int64_t next_event(const actio__timer *t) {
+  int64_t best = INT64_MAX;
+  if (t->bits[0] != 0)
+    best = t->cur + __builtin_ctzll(rotr(t->bits[0], (unsigned)(t->cur & (SLOTS - 1))));
+  for (unsigned l = 1; l < LEVELS; l++) {
+    if (t->bits[l] == 0)
+      continue;
+    unsigned shift = BITS * l;
+    /* The first whole unit of this level from cur on, then its first slot
+     * that holds timers: the next cascade of that slot. */
+    int64_t u = (t->cur + (INT64_C(1) << shift) - 1) >> shift;
+    int64_t at = (u + __builtin_ctzll(rotr(t->bits[l], (unsigned)(u & (SLOTS - 1))))) << shift;
+    if (at < best)
+      best = at;
   }
-  heap_set(t, i, e);
+  return best;
 }
 
-static void heap_remove(actio__timer *t, entry *e) {
-  size_t i = e->idx;
-  ACTIO__ASSERT(i < t->len && t->heap[i] == e);
-  e->idx = NOT_QUEUED;
-  t->len--;
-  if (i == t->len)
-    return;
-  heap_set(t, i, t->heap[t->len]);
-  sift_down(t, i);
-  sift_up(t, t->heap[i]->idx);
+/* Entering tick cur: the slots whose turn it is move down a level. */
+static void cascade(actio__timer *t) {
+  for (unsigned l = 1; l < LEVELS; l++) {
+    unsigned shift = BITS * l;
+    if (t->cur & ((INT64_C(1) << shift) - 1))
+      break;
+    unsigned idx = (unsigned)(t->cur >> shift) & (SLOTS - 1);
+    actio__tnode *n = t->slot[l * SLOTS + idx];
+    t->slot[l * SLOTS + idx] = NULL;
+    t->bits[l] &= ~(UINT64_C(1) << idx);
+    while (n != NULL) {
+      actio__tnode *next = n->next;
+      n->state &= (uint8_t)~TS_QUEUED;
+      t->queued--;
+      wheel_insert(t, n); /* due before the next turn of this slot: lower */
+      n = next;
+    }
+  }
+}
+
+/* A timer taken out of the wheel, read under the lock: once it is
+ * released, a deadline's entry may be freed by its future's completion. */
+typedef struct taken {
+  actio__tnode *n;
+  actio_future *f; /* a deadline's or a sleep's */
+  int kind;
+} taken;
+
+/* Takes the timers of slot s out of the wheel, marked FIRING, into out[k]
+ * on, until out holds BATCH. Returns how many out holds. */
+static size_t take_slot(actio__timer *t, unsigned s, taken *out, size_t k) {
+  actio__tnode *n;
+  while (k < BATCH && (n = t->slot[s]) != NULL) {
+    wheel_unlink(t, n);
+    n->state |= TS_FIRING;
+    out[k].f = n->kind == ACTIO__TK_DEADLINE ? ((dl_entry *)n)->f
+               : n->kind == ACTIO__TK_SLEEP  ? ((sleep_entry *)n)->f
+                                             : NULL;
+    out[k].kind = n->kind;
+    out[k++].n = n;
+  }
+  return k;
+}
+
+/* Takes up to BATCH timers due by tick `now` out of the wheel, marked
+ * FIRING, into out. Returns how many. */
+static size_t take_due(actio__timer *t, int64_t now, taken *out) {
+  size_t k = 0;
+  while (k < BATCH) {
+    if (t->entered != t->cur) {
+      int64_t ev = next_event(t);
+      if (ev > now) { /* nothing more is due: skip the empty ticks */
+        if (now + 1 > t->cur)
+          t->cur = now + 1;
+        break;
+      }
+      t->cur = ev;
+      cascade(t);
+      t->entered = ev;
+    }
+    unsigned s = (unsigned)(t->cur & (SLOTS - 1));
+    k = take_slot(t, s, out, k);
+    if (t->slot[s] != NULL)
+      break; /* the batch is full; this tick goes on next time */
+    t->cur++;
+  }
+  return k;
+}
+
+/* Takes up to BATCH timers of any time out of the wheel (the stop). */
+static size_t take_any(actio__timer *t, taken *out) {
+  size_t k = 0;
+  for (unsigned s = 0; s < LEVELS * SLOTS && k < BATCH; s++)
+    k = take_slot(t, s, out, k);
+  return k;
+}
+
+/* A send leaves FIRING for good (under mu): 1 if it is to be freed. */
+static int send_end(actio__timer *t, actio__tnode *n, uint8_t how) {
+  n->state = (uint8_t)((n->state & ~TS_FIRING) | TS_ENDED | how);
+  if (t->waiters > 0)
+    pthread_cond_broadcast(&t->done_cv);
+  return (n->state & TS_RELEASED) != 0;
+}
+
+/* Ends the sends of ns (FIRING, taken by this thread) whose message must
+ * be dropped: outside the lock, then under it. */
+static void sends_drop(actio__timer *t, actio__tnode **ns, size_t k) {
+  for (size_t i = 0; i < k; i++)
+    t->ops->drop(ns[i]);
+  size_t nfree = 0;
+  pthread_mutex_lock(&t->mu);
+  for (size_t i = 0; i < k; i++) {
+    uint8_t how = (ns[i]->state & TS_CANCEL) ? TS_CANCELLED : 0;
+    if (send_end(t, ns[i], how))
+      ns[nfree++] = ns[i];
+  }
+  pthread_mutex_unlock(&t->mu);
+  for (size_t i = 0; i < nfree; i++)
+    free(ns[i]);
+}
+
+/* Completes the futures of the deadlines and sleeps taken, with `code`
+ * (ACTIO_ETIMEDOUT when due: a sleep then resolves; ACTIO_ECANCELED at a
+ * stop), and puts the sends in `sends`. Returns how many sends. */
+static size_t complete_futures(const taken *ts, size_t k, int code,
+                               actio__tnode **sends) {
+  size_t nsends = 0;
+  for (size_t i = 0; i < k; i++) {
+    actio__tnode *n = ts[i].n;
+    if (ts[i].kind == ACTIO__TK_SEND) {
+      sends[nsends++] = n;
+      continue;
+    }
+    actio_future *f = ts[i].f;
+    if (ts[i].kind == ACTIO__TK_DEADLINE) {
+      /* The entry is freed by entry_done, which cannot run before f is
+       * complete, and its message is read only by the winner. */
+      actio__future_abort(f, code, code == ACTIO_ETIMEDOUT ? ((dl_entry *)n)->msg : NULL);
+    } else {
+      /* A cancel's hook running now finds the sleep taken (it waits for
+       * it); later cancels run no hook. */
+      actio_future_clear_cancel(f);
+      if (code == ACTIO_ETIMEDOUT)
+        actio_future_resolve(f, NULL, NULL);
+      else
+        actio_future_cancel(f);
+      free(n);
+    }
+    actio_future_unref(f);
+  }
+  return nsends;
 }
 
 static void *timer_main(void *arg) {
   actio__timer *t = arg;
+  taken ts[BATCH];
+  actio__tnode *ns[BATCH];
+  int64_t next[BATCH];
   on_timer = t;
   pthread_mutex_lock(&t->mu);
   while (!t->stopping) {
-    if (t->len == 0) {
-      pthread_cond_wait(&t->cv, &t->mu);
+    int64_t now = tick_now(t);
+    size_t k = take_due(t, now, ts);
+    if (k == 0) {
+      int64_t ev = next_event(t);
+      t->wake_at = ev;
+      int64_t at = -1; /* nothing pending, or beyond any clock: until signalled */
+      if (ev != INT64_MAX && ev < (INT64_MAX - t->base_ns) / ACTIO__NS_PER_MS)
+        at = t->base_ns + ev * ACTIO__NS_PER_MS;
+      actio__cond_wait_until(&t->cv, &t->mu, at);
+      t->wake_at = -1;
       continue;
     }
-    entry *e = t->heap[0];
-    int64_t now = actio__now_ns();
-    if (e->at > now) {
-      actio__cond_wait_until(&t->cv, &t->mu, e->at);
-      continue;
-    }
-    heap_remove(t, e);
-    actio_future *f = e->f; /* ours now; the entry is freed by on_done */
     pthread_mutex_unlock(&t->mu);
-    /* e->msg is read only by the abort's winner: until it finishes f,
-     * entry_done cannot run. */
-    actio__future_abort(f, ACTIO_ETIMEDOUT, e->msg);
-    actio_future_unref(f);
+    size_t sends = complete_futures(ts, k, ACTIO_ETIMEDOUT, ns);
+    for (size_t i = 0; i < sends; i++)
+      next[i] = t->ops->fire(ns[i], now);
+    /* Sends fired again go back in; those that are over are ended; those
+     * stopped meanwhile have their message dropped. */
+    size_t ndrop = 0, nfree = 0;
+    actio__tnode *drops[BATCH];
     pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < sends; i++) {
+      actio__tnode *n = ns[i];
+      if (next[i] == ACTIO__SEND_DONE) {
+        if (send_end(t, n, 0))
+          ns[nfree++] = n;
+      } else if ((n->state & TS_CANCEL) || t->stopping) {
+        drops[ndrop++] = n;
+      } else {
+        /* Nobody waits for it: a cancel would have set TS_CANCEL. */
+        n->state &= (uint8_t)~TS_FIRING;
+        n->expire = next[i];
+        wheel_insert(t, n);
+      }
+    }
+    if (ndrop > 0) {
+      pthread_mutex_unlock(&t->mu);
+      sends_drop(t, drops, ndrop);
+      pthread_mutex_lock(&t->mu);
+    }
+    if (nfree > 0) {
+      pthread_mutex_unlock(&t->mu);
+      for (size_t i = 0; i < nfree; i++)
+        free(ns[i]);
+      pthread_mutex_lock(&t->mu);
+    }
   }
   pthread_mutex_unlock(&t->mu);
   return NULL;
 }
 
-/* Runs once per entry, whoever completed the future. */
-static void entry_done(actio_future *f, void *arg) {
-  entry *e = arg;
-  actio__timer *t = e->t;
-  int queued;
-  (void)f;
-  pthread_mutex_lock(&t->mu);
-  queued = e->idx != NOT_QUEUED;
-  if (queued)
-    heap_remove(t, e);
-  pthread_mutex_unlock(&t->mu);
-  if (queued)
-    actio_future_unref(e->f);
-  free(e);
-}
-
-int actio__timer_create(actio__timer **out) {
+int actio__timer_create(actio__timer **out, const actio__send_ops *ops) {
   actio__timer *t = calloc(1, sizeof *t);
   if (t == NULL)
     return ACTIO_ENOMEM;
+  t->ops = ops;
+  t->base_ns = actio__now_ns();
+  t->entered = -1;
+  t->wake_at = -1;
   actio__cond_init(&t->cv);
+  pthread_cond_init(&t->done_cv, NULL);
   pthread_mutex_init(&t->mu, NULL);
   int rc = pthread_create(&t->thread, NULL, timer_main, t);
   if (rc != 0) {
     pthread_cond_destroy(&t->cv);
+    pthread_cond_destroy(&t->done_cv);
     pthread_mutex_destroy(&t->mu);
     free(t);
     return -rc;
@@ -158,21 +385,18 @@ void actio__timer_stop(actio__timer *t) {
   pthread_mutex_unlock(&t->mu);
   pthread_join(t->thread, NULL);
   t->joined = 1;
-  /* Cancel what still waits; each cancel runs entry_done, which empties the
-   * heap one entry at a time. Nothing joins it any more (stopping). */
+  /* Cancel what still waits, a batch at a time; nothing joins the wheel
+   * any more (stopping). */
+  taken ts[BATCH];
+  actio__tnode *ns[BATCH];
   for (;;) {
     pthread_mutex_lock(&t->mu);
-    actio_future *f = NULL;
-    if (t->len > 0) {
-      f = t->heap[0]->f;
-      actio_future_ref(f);
-    }
+    size_t k = take_any(t, ts);
     pthread_mutex_unlock(&t->mu);
-    if (f == NULL)
+    if (k == 0)
       break;
-    if (actio_future_cancel(f) != 0)
-      sched_yield(); /* being completed elsewhere: its entry_done is coming */
-    actio_future_unref(f);
+    size_t sends = complete_futures(ts, k, ACTIO_ECANCELED, ns);
+    sends_drop(t, ns, sends);
   }
 }
 
@@ -180,10 +404,138 @@ void actio__timer_destroy(actio__timer *t) {
   if (t == NULL)
     return;
   actio__timer_stop(t);
-  free(t->heap);
+  ACTIO__ASSERT(t->queued == 0);
   pthread_cond_destroy(&t->cv);
+  pthread_cond_destroy(&t->done_cv);
   pthread_mutex_destroy(&t->mu);
   free(t);
+}
+
+/* Files n, due at tick `expire`. Returns 0 or ACTIO_ECLOSED. */
+static int arm(actio__timer *t, actio__tnode *n, int64_t expire) {
+  pthread_mutex_lock(&t->mu);
+  if (t->stopping) { /* the runtime stopped: nothing would fire it */
+    pthread_mutex_unlock(&t->mu);
+    return ACTIO_ECLOSED;
+  }
+  n->expire = expire;
+  wheel_insert(t, n);
+  pthread_mutex_unlock(&t->mu);
+  return 0;
+}
+
+/* The tick delay_ms (>= 0) from now, saturated. */
+static int64_t tick_after(const actio__timer *t, int64_t delay_ms) {
+  int64_t now = tick_at(t, actio__now_ns());
+  return delay_ms > INT64_MAX - now ? INT64_MAX : now + delay_ms;
+}
+
+/* ---- sends (the runtime fires them through ops) ---- */
+
+int actio__send_arm(actio__timer *t, actio__tnode *n, int64_t delay_ms, int held) {
+  ACTIO__ASSERT(n->kind == ACTIO__TK_SEND && delay_ms >= 0);
+  n->state = held ? 0 : TS_RELEASED;
+  return arm(t, n, tick_after(t, delay_ms));
+}
+
+int actio__send_cancel(actio__timer *t, actio__tnode *n) {
+  int rc;
+  pthread_mutex_lock(&t->mu);
+  if (n->state & (TS_ENDED | TS_CANCEL)) {
+    rc = ACTIO_EALREADY;
+  } else if (n->state & TS_QUEUED) {
+    wheel_unlink(t, n);
+    n->state |= TS_FIRING | TS_CANCEL;
+    pthread_mutex_unlock(&t->mu);
+    sends_drop(t, &n, 1);
+    return 0;
+  } else if (actio__timer_current(t)) {
+    /* Its own fire is running on this thread (a make function, a dead
+     * letter hook): a periodic send stops after it, a one-shot delivers. */
+    rc = n->period != 0 ? 0 : ACTIO_EALREADY;
+    if (rc == 0)
+      n->state |= TS_CANCEL;
+  } else {
+    n->state |= TS_CANCEL;
+    t->waiters++;
+    while (n->state & TS_FIRING)
+      pthread_cond_wait(&t->done_cv, &t->mu);
+    t->waiters--;
+    /* A fire that saw TS_CANCEL dropped its message, not filed it again. */
+    rc = (n->state & TS_CANCELLED) ? 0 : ACTIO_EALREADY;
+  }
+  pthread_mutex_unlock(&t->mu);
+  return rc;
+}
+
+void actio__send_release(actio__timer *t, actio__tnode *n) {
+  pthread_mutex_lock(&t->mu);
+  ACTIO__ASSERT(!(n->state & TS_RELEASED));
+  n->state |= TS_RELEASED;
+  int ended = (n->state & TS_ENDED) != 0;
+  pthread_mutex_unlock(&t->mu);
+  if (ended)
+    free(n);
+}
+
+/* ---- sleeps ---- */
+
+/* The sleep's cancel hook: a sleep still in the wheel leaves it; one taken
+ * by the thread (or the stop) is theirs to free. */
+static void sleep_cancelled(void *arg) {
+  sleep_entry *e = arg;
+  actio__timer *t = e->t;
+  pthread_mutex_lock(&t->mu);
+  int queued = (e->n.state & TS_QUEUED) != 0;
+  if (queued)
+    wheel_unlink(t, &e->n);
+  pthread_mutex_unlock(&t->mu);
+  if (queued) {
+    actio_future_unref(e->f); /* the canceller holds its own */
+    free(e);
+  }
+}
+
+int actio_sleep(actio_runtime *rt, int64_t ms, actio_future **out) {
+  if (rt == NULL || ms < 0 || out == NULL)
+    return ACTIO_EINVAL;
+  actio__timer *t = rt->timer;
+  sleep_entry *e = malloc(sizeof *e);
+  actio_future *f;
+  if (e == NULL || actio_future_create(&f) != 0) {
+    free(e);
+    return ACTIO_ENOMEM;
+  }
+  *e = (sleep_entry){.n = {.kind = ACTIO__TK_SLEEP}, .t = t, .f = f};
+  actio_future_ref(f); /* the timer's */
+  actio_future_on_cancel(f, sleep_cancelled, e); /* a new future: 0 */
+  int rc = arm(t, &e->n, tick_after(t, ms));
+  if (rc != 0) {
+    actio_future_clear_cancel(f);
+    actio_future_unref(f);
+    actio_future_unref(f);
+    free(e);
+    return rc;
+  }
+  *out = f;
+  return 0;
+}
+
+/* ---- deadlines ---- */
+
+/* Runs once per entry, whoever completed the future. */
+static void entry_done(actio_future *f, void *arg) {
+  dl_entry *e = arg;
+  actio__timer *t = e->t;
+  (void)f;
+  pthread_mutex_lock(&t->mu);
+  int queued = (e->n.state & TS_QUEUED) != 0;
+  if (queued)
+    wheel_unlink(t, &e->n);
+  pthread_mutex_unlock(&t->mu);
+  if (queued) /* else whoever took it out owns the reference */
+    actio_future_unref(e->f);
+  free(e);
 }
 
 int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns,
@@ -192,42 +544,24 @@ int actio__deadline_at(actio__timer *t, actio_future *f, int64_t deadline_ns,
   if (actio__future_set_deadline_ns(f, deadline_ns) != 0)
     return ACTIO_ENOMEM;
   size_t len = strlen(msg) + 1;
-  entry *e = malloc(sizeof *e + len);
+  dl_entry *e = malloc(sizeof *e + len);
   if (e == NULL)
     return ACTIO_ENOMEM;
-  *e = (entry){.at = deadline_ns, .f = f, .idx = NOT_QUEUED, .t = t};
+  *e = (dl_entry){.n = {.kind = ACTIO__TK_DEADLINE}, .t = t, .f = f};
   memcpy(e->msg, msg, len);
   actio_future_ref(f);
-  pthread_mutex_lock(&t->mu);
-  if (t->stopping) { /* the runtime stopped: nothing would fire it */
-    pthread_mutex_unlock(&t->mu);
+  int rc = arm(t, &e->n, tick_at(t, deadline_ns));
+  if (rc != 0) {
     actio_future_unref(f);
     free(e);
-    return ACTIO_ECLOSED;
+    return rc;
   }
-  if (t->len == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 64;
-    entry **h = realloc(t->heap, cap * sizeof *h);
-    if (h == NULL) {
-      pthread_mutex_unlock(&t->mu);
-      actio_future_unref(f);
-      free(e);
-      return ACTIO_ENOMEM;
-    }
-    t->heap = h;
-    t->cap = cap;
-  }
-  heap_set(t, t->len++, e);
-  sift_up(t, t->len - 1);
-  if (t->heap[0] == e)
-    pthread_cond_signal(&t->cv);
-  pthread_mutex_unlock(&t->mu);
   /* If f is already complete this runs now and takes the entry back out. */
   if (actio_future_on_done(f, entry_done, e) != 0) {
     pthread_mutex_lock(&t->mu);
-    int queued = e->idx != NOT_QUEUED;
+    int queued = (e->n.state & TS_QUEUED) != 0;
     if (queued)
-      heap_remove(t, e);
+      wheel_unlink(t, &e->n);
     pthread_mutex_unlock(&t->mu);
     if (queued) /* else the timer fired and owns the reference */
       actio_future_unref(f);

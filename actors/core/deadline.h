@@ -1,7 +1,9 @@
-/* deadline.h: deadlines, in one place: the runtime's timer thread (a
- * min-heap of futures that fail with ACTIO_ETIMEDOUT when their time comes),
- * a future's deadline, and the deadline an actio_map_within group hands to
- * the requests started inside it. */
+/* deadline.h: the runtime's timer, in one place: one thread and a
+ * hierarchical timing wheel of 1 ms ticks, on which run a future's deadline
+ * (it fails with ACTIO_ETIMEDOUT), the deadline an actio_map_within group
+ * hands to the requests started inside it, sleep futures (actio_sleep) and
+ * delayed and periodic sends to actors (their firing is the runtime's, given
+ * as actio__send_ops). */
 #ifndef ACTIO_ACTORS_CORE_DEADLINE_H
 #define ACTIO_ACTORS_CORE_DEADLINE_H
 
@@ -11,16 +13,65 @@
 
 typedef struct actio__timer actio__timer;
 
-/* Starts the timer thread. Returns 0, ACTIO_ENOMEM or a negated errno. */
-int actio__timer_create(actio__timer **out);
-/* Joins the thread and cancels the futures still waiting (ACTIO_ECANCELED);
- * from then on new deadlines are refused with ACTIO_ECLOSED. Idempotent. */
+/* The first fields of every timer of the wheel, whatever its kind: 32
+ * bytes. Owned by its maker; the fields below are the timer's, under its
+ * lock, from the arming on. */
+typedef struct actio__tnode {
+  struct actio__tnode *next, *prev; /* its slot's list (prev NULL: the first) */
+  int64_t expire;                   /* the tick it is due at (ms from the timer's start) */
+  uint32_t period;                  /* periodic sends: ms between two; else 0 */
+  uint16_t slot;                    /* while queued: level * 64 + index */
+  uint8_t kind;                     /* ACTIO__TK_* */
+  uint8_t state;                    /* flags of deadline.c */
+} actio__tnode;
+
+enum { ACTIO__TK_DEADLINE = 1, ACTIO__TK_SLEEP = 2, ACTIO__TK_SEND = 3 };
+
+/* What a send's fire returns when it will not fire again: its message was
+ * delivered (or, refused by a stopped actor, dropped as a dead letter). Any
+ * value >= 0 is the tick to fire again at (a periodic send's next, or a
+ * retry when the mailbox was full). */
+#define ACTIO__SEND_DONE INT64_C(-1)
+
+/* The runtime's part of a send (kind ACTIO__TK_SEND), called on the timer's
+ * thread (fire) or on the thread that ends it (drop): fire delivers it at
+ * tick `now`; drop frees the message it still holds, if any, because it
+ * will never fire again (cancelled, the runtime stopping). */
+typedef struct actio__send_ops {
+  int64_t (*fire)(actio__tnode *n, int64_t now);
+  void (*drop)(actio__tnode *n);
+} actio__send_ops;
+
+/* Starts the timer thread; sends fire through ops (borrowed: it must
+ * outlive the timer). Returns 0, ACTIO_ENOMEM or a negated errno. */
+int actio__timer_create(actio__timer **out, const actio__send_ops *ops);
+/* Joins the thread, then cancels the futures still waiting (ACTIO_ECANCELED:
+ * deadlines and sleeps) and drops the sends still pending; from then on
+ * new timers are refused with ACTIO_ECLOSED. Idempotent. */
 void actio__timer_stop(actio__timer *t);
 /* Stops it if need be, then frees. */
 void actio__timer_destroy(actio__timer *t);
-/* 1 on the timer's own thread (where deadlines fire, and the callbacks of
- * the futures they fail run). */
+/* 1 on the timer's own thread (where timers fire, and the callbacks of the
+ * futures they complete run). */
 int actio__timer_current(const actio__timer *t);
+
+/* Arms the send n (its kind, period and own fields set, state 0) to fire
+ * delay_ms from now (ticks are whole ms; never early). held: a handle holds
+ * it too (actio__send_release ends that); else the timer frees n (free())
+ * once it ends. Returns 0 or ACTIO_ECLOSED (the timer stopped; n is still
+ * the caller's). Any thread. */
+int actio__send_arm(actio__timer *t, actio__tnode *n, int64_t delay_ms, int held);
+/* Stops the send n for good: 0 if this call stopped it (a one-shot will
+ * never deliver: its message is dropped, through ops->drop, before this
+ * returns), ACTIO_EALREADY if it was over already (delivered, refused,
+ * cancelled, the timer stopped) or another cancel is stopping it. A fire in
+ * progress on the timer's thread is waited for, except from that thread
+ * (a periodic send is then stopped once that fire ends, a one-shot is
+ * delivered: ACTIO_EALREADY). Any thread, while the handle is held. */
+int actio__send_cancel(actio__timer *t, actio__tnode *n);
+/* Gives up the handle's hold on n: freed now if it ended, else by the timer
+ * once it ends. Any thread, once per handle. */
+void actio__send_release(actio__timer *t, actio__tnode *n);
 
 /* Fails `f` with ACTIO_ETIMEDOUT and msg (copied) at deadline_ns (absolute,
  * CLOCK_MONOTONIC) unless it completes first; actio_future_remaining_ms

@@ -21,6 +21,7 @@ struct actio_runtime {
   actio__timer *timer;
   actio__sched *sched; /* made by the first scheduled actor's spawn */
   _Atomic uint64_t dead_letters;
+  _Atomic int timers_off; /* a stop began: sends due are dropped, new ones refused */
   actio_runtime_opts opts;
   pthread_mutex_t reg_mu; /* guards names and the actors' names, unnamed */
   struct actio__name *names[ACTIO__NAME_BUCKETS]; /* registry.c */

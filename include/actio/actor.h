@@ -20,7 +20,8 @@ extern "C" {
  * @{ */
 
 /** The runtime: it owns the actors spawned in it and a timer thread for
- * deadlines (actio_runtime_create, actio_runtime_destroy). */
+ * deadlines, sleeps and delayed sends (actio_runtime_create,
+ * actio_runtime_destroy). */
 typedef struct actio_runtime actio_runtime;
 /** An actor: a behavior, its state, a mailbox and worker threads
  * (actio_actor_spawn). Its runtime owns the handle. */
@@ -56,7 +57,9 @@ typedef enum actio_stop_mode {
  * refused from the start, then each actor is stopped newest first (a
  * supervisor stops its own children, and restarts nothing any more), the
  * scheduler and timer threads end, and futures still waiting for a
- * deadline are cancelled (ACTIO_ECANCELED). With ACTIO_STOP_NOW every
+ * deadline or a sleep are cancelled (ACTIO_ECANCELED); delayed and
+ * periodic sends (actio/timer.h) are dropped from the start, through their
+ * behavior's drop. With ACTIO_STOP_NOW every
  * mailbox closes before anything is waited for: work in progress is ended
  * and every request accepted but not done completes with ACTIO_ECANCELED
  * (transfers and queries included), so it returns without waiting for a
