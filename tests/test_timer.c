@@ -363,6 +363,103 @@ START_TEST(a_periodic_send_ends_when_its_actor_stops) {
 }
 END_TEST
 
+/* A cancel from another thread, announced, then blocked in the call. */
+typedef struct canceller {
+  actio_timer *tm;
+  _Atomic int blocked; /* its thread id, once it calls (announce_block) */
+  int rc;
+} canceller;
+
+static void *cancel_thread(void *arg) {
+  canceller *c = arg;
+  announce_block(&c->blocked);
+  c->rc = actio_timer_cancel(c->tm);
+  return NULL;
+}
+
+/* make holds the timer's thread at the gate on its second tick. */
+typedef struct held_ticks {
+  _Atomic int made;
+  test_gate gate;
+} held_ticks;
+
+static void *make_held(void *arg) {
+  held_ticks *h = arg;
+  if (atomic_fetch_add(&h->made, 1) + 1 == 2)
+    gate_hold(&h->gate);
+  return NULL;
+}
+
+START_TEST(a_cancel_waits_for_the_tick_being_made) {
+  tally t = {0};
+  actio_runtime *rt;
+  actio_actor *a = start_tally(&rt, &t, 0, 0);
+  held_ticks h = {.gate = TEST_GATE_INIT};
+  canceller c = {0};
+  ck_assert_int_eq(actio_send_every(a, 1, make_held, &h, &c.tm), 0);
+  gate_wait_held(&h.gate);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, cancel_thread, &c), 0);
+  await_blocked(&c.blocked); /* it waits for the tick in progress */
+  gate_open(&h.gate);
+  ck_assert_int_eq(pthread_join(th, NULL), 0);
+  ck_assert_int_eq(c.rc, 0);
+  ck_assert_int_eq(atomic_load(&h.made), 2); /* after a 0, make runs no more */
+  pass_ms(rt, 5);
+  ck_assert_int_eq(atomic_load(&h.made), 2);
+  wait_count(&t.handled, 2); /* the tick being made when cancelled is sent */
+  actio_timer_release(c.tm);
+  actio_runtime_destroy(rt);
+  ck_assert_int_eq(atomic_load(&t.dropped), 0);
+}
+END_TEST
+
+/* The dead-letter hook runs on the timer's thread, inside the fire of the
+ * send refused: its own cancel there is too late, and it holds the fire. */
+typedef struct late_hook {
+  canceller *c;
+  int rc; /* the hook's own cancel */
+  test_gate gate;
+} late_hook;
+
+static void cancel_and_hold(void *arg, actio_actor *to, void *msg) {
+  late_hook *h = arg;
+  (void)to;
+  (void)msg;
+  h->rc = actio_timer_cancel(h->c->tm);
+  gate_hold(&h->gate);
+}
+
+START_TEST(a_cancel_racing_a_refused_send_is_too_late) {
+  canceller c = {0};
+  late_hook h = {.c = &c, .rc = 1, .gate = TEST_GATE_INIT};
+  actio_runtime *rt;
+  actio_runtime_opts o = {.dead_letter = cancel_and_hold, .dead_letter_arg = &h};
+  ck_assert_int_eq(actio_runtime_create(&rt, &o), 0);
+  tally t = {0};
+  actio_actor *a = spawn_tally(rt, &t, 0, 0);
+  test_gate g = TEST_GATE_INIT;
+  actio_future *held = hold_timer(rt, &g);
+  ck_assert_int_eq(actio_send_after(a, (void *)1, 0, &c.tm), 0);
+  ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_DRAIN), 0);
+  gate_open(&g); /* the send fires, is refused, and the hook holds it */
+  gate_wait_held(&h.gate);
+  ck_assert_int_eq(h.rc, ACTIO_EALREADY);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, cancel_thread, &c), 0);
+  await_blocked(&c.blocked);
+  gate_open(&h.gate);
+  ck_assert_int_eq(pthread_join(th, NULL), 0);
+  ck_assert_int_eq(c.rc, ACTIO_EALREADY); /* refused, so over: dropped once */
+  ck_assert_int_eq(atomic_load(&t.dropped), 1);
+  actio_timer_release(c.tm);
+  actio_future_unref(held);
+  actio_runtime_destroy(rt);
+  ck_assert_int_eq(atomic_load(&t.handled), 0);
+  ck_assert_int_eq(atomic_load(&t.dropped), 1);
+}
+END_TEST
+
 /* ---- a runtime's stop ---- */
 
 static void stop_ends_timers(actio_stop_mode mode) {
@@ -566,6 +663,8 @@ int main(void) {
   tcase_add_test(tc, a_periodic_send_cancelled_from_another_thread_stops_for_good);
   tcase_add_test(tc, a_periodic_send_cancelled_from_its_make_stops_after_that_tick);
   tcase_add_test(tc, a_periodic_send_ends_when_its_actor_stops);
+  tcase_add_test(tc, a_cancel_waits_for_the_tick_being_made);
+  tcase_add_test(tc, a_cancel_racing_a_refused_send_is_too_late);
   tcase_add_test(tc, a_draining_stop_ends_sleeps_and_drops_sends);
   tcase_add_test(tc, a_stop_now_ends_sleeps_and_drops_sends);
   tcase_add_test(tc, a_send_due_during_a_stop_is_dropped);
