@@ -531,6 +531,28 @@ out:
   actio_future_unref(restarted);
 }
 
+static void *one_tick(void *arg) { return arg; }
+
+/* A sleep, a delayed send and a periodic one, cancelled. */
+static void timers(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *a;
+  actio_future *f = NULL;
+  actio_timer *once = NULL, *every = NULL;
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(echo_start(rt, (void *)0, &a));
+  TRY(actio_sleep(rt, 1, &f));
+  TRY(actio_send_after(a, (void *)1, 0, &once));
+  TRY(actio_send_every(a, 3600 * 1000, one_tick, (void *)2, &every));
+  AWAIT(f);
+  ck_assert_int_eq(actio_timer_cancel(every), 0);
+out:
+  actio_timer_release(every);
+  actio_timer_release(once);
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+}
+
 typedef struct scenario {
   const char *name;
   void (*run)(void);
@@ -542,6 +564,7 @@ static const scenario scenarios[] = {
     {"combinators", combinators},     {"asks", asks},
     {"supervisor restart", supervisor_restart}, {"completion queue", completion_queue},
     {"groups, queues and locks", sync_structures},
+    {"timers", timers},
 };
 enum { NSCENARIOS = sizeof scenarios / sizeof *scenarios };
 

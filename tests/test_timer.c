@@ -460,6 +460,33 @@ START_TEST(a_cancel_racing_a_refused_send_is_too_late) {
 }
 END_TEST
 
+/* A supervised child: sends to its address reach the instance running. */
+static int tally_child(actio_runtime *rt, void *arg, actio_actor **out) {
+  actio_actor_opts o = {.name = "tally", .state = arg};
+  return actio_actor_spawn(rt, &tally_behavior, &o, out);
+}
+
+START_TEST(sends_to_a_supervised_childs_address) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  tally t = {0};
+  actio_child_spec kid = {.name = "tally", .start = tally_child, .arg = &t};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, &(actio_sup_opts){0}, &kid, 1, &sup), 0);
+  actio_actor *addr = actio_sup_lookup(sup, "tally");
+  ck_assert_ptr_nonnull(addr);
+  actio_timer *later;
+  ck_assert_int_eq(actio_send_after(addr, (void *)3, 0, NULL), 0);
+  ck_assert_int_eq(actio_send_after(addr, (void *)1, 3600 * 1000, &later), 0);
+  wait_count(&t.handled, 1);
+  ck_assert_int_eq(atomic_load(&t.sum), 3);
+  ck_assert_int_eq(actio_runtime_stop(rt, ACTIO_STOP_DRAIN), 0);
+  ck_assert_int_eq(atomic_load(&t.dropped), 1); /* dropped by the instance's drop */
+  actio_timer_release(later);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 /* ---- a runtime's stop ---- */
 
 static void stop_ends_timers(actio_stop_mode mode) {
@@ -665,6 +692,7 @@ int main(void) {
   tcase_add_test(tc, a_periodic_send_ends_when_its_actor_stops);
   tcase_add_test(tc, a_cancel_waits_for_the_tick_being_made);
   tcase_add_test(tc, a_cancel_racing_a_refused_send_is_too_late);
+  tcase_add_test(tc, sends_to_a_supervised_childs_address);
   tcase_add_test(tc, a_draining_stop_ends_sleeps_and_drops_sends);
   tcase_add_test(tc, a_stop_now_ends_sleeps_and_drops_sends);
   tcase_add_test(tc, a_send_due_during_a_stop_is_dropped);

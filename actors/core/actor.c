@@ -971,7 +971,8 @@ void actio__actor_set_owned(actio_actor *a) {
 /* A delayed send: 48 bytes, a 64-byte heap block while it waits. */
 struct actio_timer {
   actio__tnode n;
-  actio_actor *a; /* as given: an address reaches its instance at each fire */
+  actio_actor *a; /* as given, referenced (actio__actor_ref) until n is
+                     released: an address reaches its instance at each fire */
   void *msg;      /* the message not delivered yet, or NO_MSG */
 };
 
@@ -992,12 +993,19 @@ static void timer_drop_msg(actio_timer *tm) {
   if (msg == NO_MSG)
     return;
   tm->msg = NO_MSG;
-  actio_actor *to = actio__instance(tm->a);
+  actio_actor *to = actio__pin(tm->a);
   if (to->b->drop != NULL)
     to->b->drop(to, msg);
+  actio__unpin(tm->a);
 }
 
 static void timer_drop(actio__tnode *n) { timer_drop_msg((actio_timer *)n); }
+
+static void timer_release(actio__tnode *n) {
+  actio_actor *a = ((actio_timer *)n)->a;
+  free(n);
+  actio__actor_unref(a);
+}
 
 static int64_t timer_fire(actio__tnode *n, int64_t now) {
   actio_timer *tm = (actio_timer *)n;
@@ -1025,7 +1033,8 @@ static int64_t timer_fire(actio__tnode *n, int64_t now) {
   return due > now ? due : now + 1;
 }
 
-static const actio__send_ops send_ops = {.fire = timer_fire, .drop = timer_drop};
+static const actio__send_ops send_ops = {.fire = timer_fire, .drop = timer_drop,
+                                         .release = timer_release};
 
 /* Arms tm (its fields set) for `a`. */
 static int timer_start(actio_actor *a, actio_timer *tm, int64_t delay_ms,
@@ -1037,6 +1046,7 @@ static int timer_start(actio_actor *a, actio_timer *tm, int64_t delay_ms,
     before = *out;
     *out = tm;
   }
+  actio__actor_ref(a); /* a replaced instance stays until the send ends */
   /* Relaxed: a stop's flag, ordered by nothing else. */
   int rc = atomic_load_explicit(&a->rt->timers_off, memory_order_relaxed) ||
                    (a->addr == NULL && actio__mbox_is_closed(a->mb))
@@ -1045,7 +1055,7 @@ static int timer_start(actio_actor *a, actio_timer *tm, int64_t delay_ms,
   if (rc != 0) {
     if (out != NULL)
       *out = before;
-    free(tm);
+    timer_release(&tm->n);
   }
   return rc;
 }

@@ -259,7 +259,7 @@ static void sends_drop(actio__timer *t, actio__tnode **ns, size_t k) {
   }
   pthread_mutex_unlock(&t->mu);
   for (size_t i = 0; i < nfree; i++)
-    free(ns[i]);
+    t->ops->release(ns[i]);
 }
 
 /* Completes the futures of the deadlines and sleeps taken, with `code`
@@ -345,7 +345,7 @@ static void *timer_main(void *arg) {
     if (nfree > 0) {
       pthread_mutex_unlock(&t->mu);
       for (size_t i = 0; i < nfree; i++)
-        free(ns[i]);
+        t->ops->release(ns[i]);
       pthread_mutex_lock(&t->mu);
     }
   }
@@ -475,7 +475,7 @@ void actio__send_release(actio__timer *t, actio__tnode *n) {
   int ended = (n->state & TS_ENDED) != 0;
   pthread_mutex_unlock(&t->mu);
   if (ended)
-    free(n);
+    t->ops->release(n);
 }
 
 /* ---- sleeps ---- */

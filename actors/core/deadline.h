@@ -34,12 +34,14 @@ enum { ACTIO__TK_DEADLINE = 1, ACTIO__TK_SLEEP = 2, ACTIO__TK_SEND = 3 };
 #define ACTIO__SEND_DONE INT64_C(-1)
 
 /* The runtime's part of a send (kind ACTIO__TK_SEND), called on the timer's
- * thread (fire) or on the thread that ends it (drop): fire delivers it at
- * tick `now`; drop frees the message it still holds, if any, because it
- * will never fire again (cancelled, the runtime stopping). */
+ * thread (fire) or on the thread that ends it (drop, release): fire
+ * delivers it at tick `now`; drop frees the message it still holds, if
+ * any, because it will never fire again (cancelled, the runtime stopping);
+ * release frees n itself, once it ended and its handle is gone. */
 typedef struct actio__send_ops {
   int64_t (*fire)(actio__tnode *n, int64_t now);
   void (*drop)(actio__tnode *n);
+  void (*release)(actio__tnode *n);
 } actio__send_ops;
 
 /* Starts the timer thread; sends fire through ops (borrowed: it must
@@ -57,8 +59,8 @@ int actio__timer_current(const actio__timer *t);
 
 /* Arms the send n (its kind, period and own fields set, state 0) to fire
  * delay_ms from now (ticks are whole ms; never early). held: a handle holds
- * it too (actio__send_release ends that); else the timer frees n (free())
- * once it ends. Returns 0 or ACTIO_ECLOSED (the timer stopped; n is still
+ * it too (actio__send_release ends that); else the timer releases n
+ * (ops->release) once it ends. Returns 0 or ACTIO_ECLOSED (the timer stopped; n is still
  * the caller's). Any thread. */
 int actio__send_arm(actio__timer *t, actio__tnode *n, int64_t delay_ms, int held);
 /* Stops the send n for good: 0 if this call stopped it (a one-shot will
@@ -69,8 +71,8 @@ int actio__send_arm(actio__timer *t, actio__tnode *n, int64_t delay_ms, int held
  * (a periodic send is then stopped once that fire ends, a one-shot is
  * delivered: ACTIO_EALREADY). Any thread, while the handle is held. */
 int actio__send_cancel(actio__timer *t, actio__tnode *n);
-/* Gives up the handle's hold on n: freed now if it ended, else by the timer
- * once it ends. Any thread, once per handle. */
+/* Gives up the handle's hold on n: released (ops->release) now if it
+ * ended, else by the timer once it ends. Any thread, once per handle. */
 void actio__send_release(actio__timer *t, actio__tnode *n);
 
 /* Fails `f` with ACTIO_ETIMEDOUT and msg (copied) at deadline_ns (absolute,
