@@ -236,11 +236,11 @@ for workload, label, target, peer_impl, peer_what in (
         peer = [r for r in rows if r["workload"] == workload and r["impl"] == peer_impl and "bytes_per" in r]
         pb = (f"{peer_impl}: {peer_what} {statistics.median(r['bytes_per'] for r in peer):.0f} B"
               if peer else None)
-        mem.append((label, round(b), pb, target))  # whole bytes, as shown and held to the target
+        mem.append((label, b, pb, target))  # held to the target as measured, not rounded
 if mem:
     print("\nmemory per pending request (resident-set growth / N, median):")
     for label, b, pb, target in mem:
-        print(f"  {label}: {b:.0f} B" + (f" ({pb})" if pb else "") +
+        print(f"  {label}: {b:.1f} B" + (f" ({pb})" if pb else "") +
               f"; target at most {target} B: {'met' if b <= target else 'MISSED'}")
 
 # A stop-now of queued GETs: its time against the queue's length (linear
@@ -280,7 +280,7 @@ if args.md:
         if mem:
             f.write("\n| memory per pending request | actio | Python peer | target |\n|---|---|---|---|\n")
             for label, b, pb, target in mem:
-                f.write(f"| {label} | {b:.0f} B | " + (pb if pb else "-") +
+                f.write(f"| {label} | {b:.1f} B | " + (pb if pb else "-") +
                         f" | at most {target} B: {'met' if b <= target else '**missed**'} |\n")
         if stop_text:
             f.write(f"\n{stop_text[0].upper() + stop_text[1:]}.\n")

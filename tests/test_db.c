@@ -1207,7 +1207,11 @@ START_TEST(test_waiting_apart_from_running) {
   await_running("SELECT pg_sleep(3600)");
   ck_assert_int_eq(actio_db_query(one, "SELECT 1", 0, NULL, &next), 0);
   actio_actor_metrics m;
-  for (actio_actor_metrics_get(one, &m); m.stats.accepted < 2; actio_actor_metrics_get(one, &m))
+  /* The sleep counts as running once its send returned, which may be a
+   * moment after the server shows it: wait for that state too (a count
+   * that never comes fails the test at its time limit). */
+  for (actio_actor_metrics_get(one, &m); m.stats.accepted < 2 || m.running < 1;
+       actio_actor_metrics_get(one, &m))
     sched_yield();
   ck_assert_uint_eq(m.in_flight, 2);
   ck_assert_uint_eq(m.running, 1);
