@@ -58,8 +58,10 @@ typedef struct actio_http_opts {
   const char *user_agent;      /**< default "actio/<version>" */
   int fail_when_full;          /**< 1: a full mailbox fails with ACTIO_EFULL */
   /** More query parameter names whose values messages mask, beside the
-   * built-in ones (actio_http_redact_url): NULL-terminated, copied; matched
-   * as those are. NULL: the built-in names only. */
+   * built-in ones (actio_http_redact_url): NULL-terminated, copied; a name
+   * matches as a word at the end of a parameter's name or of a bracketed
+   * key ("code": "code", "error_code", "user[code]"; not "zipcode"). NULL:
+   * the built-in names only. */
   const char *const *secret_params;
 } actio_http_opts;
 
@@ -163,15 +165,23 @@ const char *actio_http_header_nth(const actio_http_response *r,
  * for a log or a stored error, as the messages of `http`'s requests name
  * URLs: "***" in place of the userinfo's password (or of a user name with no
  * password: often a token), and of the value of every query or fragment
- * parameter whose name is a secret's. A name is a secret's when, without
- * case and percent-decoded, it is token, key, apikey, password, passwd,
- * pwd, passphrase, secret, signature, sig, credential(s), auth,
- * authorization, session, sessionid, jwt or one of `http`'s
- * opts.secret_params, or ends with one of them after '-', '_', '.' or a
- * lower-to-upper case change (access_token, x-api-key, X-Amz-Signature,
- * apiKey; not monkey). Control bytes become %XX. `http` may be NULL (the
- * built-in names only). A response's own URL is never masked: this call is
- * for texts meant for people.
+ * parameter whose name is a secret's. The URL is read past spaces or
+ * control bytes before it, and a '/' in a password does not hide it
+ * ("admin:2024/pw@host" shows "admin:***@host"; an '@' after a ':' and
+ * before any '?' or '#' ends what is masked, unless it starts a path
+ * segment: "/users/@me" is kept). A name is judged percent-decoded,
+ * without case, and in parts: before any '[' and each key between
+ * brackets ("user[password]", "token[]"). A part is a secret's when it
+ * holds password, passwd, passphrase, secret or credential; or ends with
+ * token, apikey, pwd, signature, sig, auth, authorization, session,
+ * sessionid, sessid or jwt, or one of those and an 's' ("accesstoken",
+ * "PHPSESSID", "tokens"); or ends with key(s) or one of `http`'s
+ * opts.secret_params as a word: all of it, after a byte that is no letter
+ * or digit or a lower-to-upper case change, and for key after access,
+ * private, signing, client, master, shared, encryption, auth or api
+ * ("api_key", "apiKey", "privatekey"; not "monkey"). Control bytes become
+ * %XX. `http` may be NULL (the built-in names only). A response's own URL
+ * is never masked: this call is for texts meant for people.
  * Returns the length of the whole text, as snprintf (when it is size or
  * more, out holds a cut copy ending in "..."), or ACTIO_EINVAL (url NULL,
  * out NULL with size > 0, `http` not an HTTP actor). Thread-safe. */

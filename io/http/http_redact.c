@@ -8,10 +8,27 @@
 
 #define NONE SIZE_MAX
 
-static const char *const builtin[] = {
-    "token", "key", "apikey", "password", "passwd", "pwd", "passphrase",
-    "secret", "signature", "sig", "credential", "credentials", "auth",
-    "authorization", "session", "sessionid", "jwt", NULL};
+/* The built-in secret names and where each may sit in a longer name
+ * (http_redact.h): anywhere, at the end, or at the end as a word of its
+ * own (after a byte that is no letter or digit, a lower-to-upper case
+ * change, or one of key_qualifiers). */
+enum { ANYWHERE, AT_END, AS_WORD };
+static const struct {
+  const char *name;
+  int where;
+} builtin[] = {
+    {"password", ANYWHERE},  {"passwd", ANYWHERE},      {"passphrase", ANYWHERE},
+    {"secret", ANYWHERE},    {"credential", ANYWHERE},  {"token", AT_END},
+    {"apikey", AT_END},      {"pwd", AT_END},           {"signature", AT_END},
+    {"sig", AT_END},         {"auth", AT_END},          {"authorization", AT_END},
+    {"session", AT_END},     {"sessionid", AT_END},     {"sessid", AT_END},
+    {"jwt", AT_END},         {"key", AS_WORD},
+};
+
+/* What makes "...key" a secret's without a separator: "accesskey". */
+static const char *const key_qualifiers[] = {
+    "access", "private", "signing", "client", "master", "shared", "encryption", "auth", "api",
+    NULL};
 
 /* The text being written: n counts all of it, out holds what fits. */
 typedef struct sink {
@@ -70,27 +87,67 @@ static size_t last_of(const char *u, size_t from, size_t to, char c) {
   return NONE;
 }
 
-/* 1 if the decoded name d (dn bytes) is one of names or ends with one
- * after a separator or a change from lower to upper case. */
-static int matches(const unsigned char *d, size_t dn, const char *const *names) {
-  for (; *names != NULL; names++) {
-    size_t m = strlen(*names), k;
-    if (m == 0 || m > dn)
-      continue;
-    for (k = 0; k < m && lower(d[dn - m + k]) == lower((unsigned char)(*names)[k]); k++)
-      ;
-    if (k < m)
-      continue;
-    if (m == dn)
+/* 1 if d (n bytes) ends with w (m bytes) without case. */
+static int ends_with(const unsigned char *d, size_t n, const char *w, size_t m) {
+  if (m > n)
+    return 0;
+  for (size_t k = 0; k < m; k++)
+    if (lower(d[n - m + k]) != lower((unsigned char)w[k]))
+      return 0;
+  return 1;
+}
+
+/* 1 if w (m bytes) is in d (n bytes) without case. */
+static int contains(const unsigned char *d, size_t n, const char *w, size_t m) {
+  for (size_t end = m; end <= n; end++)
+    if (ends_with(d, end, w, m))
       return 1;
-    unsigned char prev = d[dn - m - 1];
-    if (prev == '-' || prev == '_' || prev == '.' || (is_lower(prev) && is_upper(d[dn - m])))
-      return 1;
-  }
   return 0;
 }
 
-/* 1 if the parameter name p (n bytes, percent-encoded) is a secret's. */
+static int is_alnum(unsigned char c) { return is_lower(lower(c)) || is_digit(c); }
+
+/* 1 if w (m bytes) ends d (n bytes) as a word: all of d, or after a byte
+ * that is no letter or digit, or after a lower-to-upper case change
+ * ("apiKey"). */
+static int ends_as_word(const unsigned char *d, size_t n, const char *w, size_t m) {
+  if (!ends_with(d, n, w, m))
+    return 0;
+  if (m == n)
+    return 1;
+  unsigned char prev = d[n - m - 1];
+  return !is_alnum(prev) || (is_lower(prev) && is_upper(d[n - m]));
+}
+
+/* 1 if the segment d (n bytes, decoded) is a secret's name. */
+static int secret_segment(const unsigned char *d, size_t n, const char *const *extra) {
+  for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++) {
+    const char *w = builtin[i].name;
+    size_t m = strlen(w);
+    if (builtin[i].where == ANYWHERE) {
+      if (contains(d, n, w, m))
+        return 1;
+      continue;
+    }
+    /* A plural too: "tokens", "api_keys". */
+    size_t dn = n > 0 && lower(d[n - 1]) == 's' && ends_with(d, n - 1, w, m) ? n - 1 : n;
+    if (builtin[i].where == AT_END ? ends_with(d, dn, w, m) : ends_as_word(d, dn, w, m))
+      return 1;
+    if (builtin[i].where == AS_WORD && ends_with(d, dn, w, m))
+      for (const char *const *q = key_qualifiers; *q != NULL; q++)
+        if (ends_with(d, dn - m, *q, strlen(*q)))
+          return 1;
+  }
+  for (; extra != NULL && *extra != NULL; extra++)
+    if (**extra != '\0' && ends_as_word(d, n, *extra, strlen(*extra)))
+      return 1;
+  return 0;
+}
+
+/* 1 if the parameter name p (n bytes, percent-encoded) is a secret's: the
+ * name before any '[', or a key between brackets ("user[password]",
+ * "token[]"), judged after decoding, tabs and line breaks left out (a
+ * browser drops them). */
 static int secret_name(const char *p, size_t n, const char *const *extra) {
   unsigned char d[256];
   size_t dn = 0;
@@ -103,9 +160,16 @@ static int secret_name(const char *p, size_t n, const char *const *extra) {
       c = (unsigned char)(hexval((unsigned char)p[i + 1]) * 16 + hexval((unsigned char)p[i + 2]));
       i += 2;
     }
-    d[dn++] = c;
+    if (c != '\t' && c != '\n' && c != '\r')
+      d[dn++] = c;
   }
-  return matches(d, dn, builtin) || (extra != NULL && matches(d, dn, extra));
+  for (size_t s = 0, e; s <= dn; s = e + 1) {
+    for (e = s; e < dn && d[e] != '[' && d[e] != ']'; e++)
+      ;
+    if (e > s && secret_segment(d + s, e - s, extra))
+      return 1;
+  }
+  return 0;
 }
 
 /* The ':' before a port in the authority [from, to) (not one inside an IPv6
@@ -123,12 +187,30 @@ static size_t port_colon(const char *u, size_t from, size_t to) {
   return NONE;
 }
 
+/* The first ':' in [from, to) outside an IPv6 literal ("[...]", closed
+ * before `to`), or NONE. */
+static size_t bare_colon(const char *u, size_t from, size_t to) {
+  int unclosed = 0; /* a '[' found no ']': none after it will */
+  for (size_t i = from; i < to; i++) {
+    size_t close = u[i] == '[' && !unclosed ? first_of(u, i, to, ']') : NONE;
+    if (close != NONE)
+      i = close;
+    else if (u[i] == '[')
+      unclosed = 1;
+    else if (u[i] == ':')
+      return i;
+  }
+  return NONE;
+}
+
 /* Writes the authority [a, e), its userinfo (to its last '@') masked. */
 static void put_authority(sink *s, const char *u, size_t a, size_t e) {
   size_t at = last_of(u, a, e, '@');
   if (at != NONE) {
+    /* The user name is shown, but not one holding '[': that may be an IPv6
+     * host's ("[::1]:8080/a@b"), whose first ':' is no user's end. */
     size_t colon = first_of(u, a, at, ':');
-    if (colon != NONE)
+    if (colon != NONE && first_of(u, a, colon, '[') == NONE)
       put(s, u + a, colon + 1 - a);
     put(s, "***", 3);
     a = at;
@@ -159,16 +241,29 @@ size_t actio__http_redact(const char *url, size_t len, const char *const *extra,
                           char *out, size_t cap) {
   sink s = {out, cap, 0};
   const unsigned char *b = (const unsigned char *)url;
+  /* Spaces and control bytes before the URL: libcurl rejects it, and its
+   * message quotes it whole, so the URL is read past them. */
+  size_t s0 = 0;
+  while (s0 < len && (b[s0] <= 0x20 || b[s0] == 0x7f))
+    s0++;
   /* The scheme, when "scheme:/" starts the URL (as libcurl reads it: its
    * first character may be a digit, '+', '-' or '.' too, and an unknown
-   * scheme's URL is still quoted in its error), and the slashes: the
-   * authority follows. */
-  size_t i = 0, j = 0;
+   * scheme's URL is still quoted in its error); else a "://" before any
+   * '/', '@', '?' or '#' ("<http://u:pw@h/>", a scheme holding a space):
+   * the authority follows the slashes. */
+  size_t i = s0, j = s0, q = span_to(url, s0, len, "?#");
   while (j < len && (is_lower(lower(b[j])) || is_digit(b[j]) || b[j] == '+' ||
                      b[j] == '-' || b[j] == '.'))
     j++;
-  if (j > 0 && j + 1 < len && url[j] == ':' && url[j + 1] == '/')
+  if (j > s0 && j + 1 < len && url[j] == ':' && url[j + 1] == '/') {
     i = j + 1;
+  } else {
+    for (size_t k = s0; k + 3 <= q && url[k] != '/' && url[k] != '@'; k++)
+      if (memcmp(url + k, "://", 3) == 0) {
+        i = k + 1;
+        break;
+      }
+  }
   while (i < len && url[i] == '/')
     i++;
   put(&s, url, i);
@@ -176,10 +271,24 @@ size_t actio__http_redact(const char *url, size_t len, const char *const *extra,
   /* The authority, to the first '/', '?' or '#'; its userinfo, to its
    * last '@'. */
   size_t a = i, e = span_to(url, a, len, "/?#"), at;
-  if (last_of(url, a, e, '@') == NONE) {
+  q = span_to(url, a, len, "?#");
+  /* An '@' past the first '/' but before any '?' or '#', with a ':' before
+   * it (not one of an IPv6 literal's): a password holding '/'
+   * ("admin:2024/pw@host", which libcurl reads as a port and a path),
+   * unless the '@' starts a path segment ("/users/@me"). The userinfo runs
+   * to the last such '@'. */
+  size_t colon = bare_colon(url, a, q);
+  at = NONE;
+  for (size_t k = q; colon != NONE && k > e && k - 1 > colon && at == NONE; k--)
+    if (url[k - 1] == '@' && url[k - 2] != '/')
+      at = k - 1;
+  if (at != NONE) {
+    e = span_to(url, at, len, "/?#");
+  } else if (last_of(url, a, e, '@') == NONE) {
     /* No '@' there, but a "port" that is no number and an '@' further on:
-     * a password holding '/', '?' or '#' cut the authority short. */
-    size_t colon = port_colon(url, a, e), k = colon;
+     * a password holding '?' or '#' cut the authority short. */
+    colon = port_colon(url, a, e);
+    size_t k = colon;
     if (colon != NONE)
       for (k = colon + 1; k < e && is_digit(b[k]); k++)
         ;
