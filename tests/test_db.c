@@ -1103,6 +1103,123 @@ START_TEST(test_acquire_timeout) {
 }
 END_TEST
 
+/* ---- the server's text kept fit to log: the values it quotes masked ---- */
+
+static void no_secret_in(const char *text, const char *secret) {
+  ck_assert_ptr_nonnull(text);
+  if (strstr(text, secret) != NULL)
+    ck_abort_msg("\"%s\" shows \"%s\"", text, secret);
+}
+
+/* f failed with ESQL and SQLSTATE `state`: `secret` is in the server's
+ * message (or its detail), whole, never in the future's message, which is
+ * `want` when given. */
+static void masked(actio_future *f, const char *state, const char *secret, int in_detail,
+                   const char *want) {
+  expect(f, ACTIO_ESQL);
+  const actio_db_error *e = actio_db_error_get(f);
+  ck_assert_ptr_nonnull(e);
+  ck_assert_str_eq(e->sqlstate, state);
+  const char *whole = in_detail ? e->detail : e->message;
+  ck_assert_ptr_nonnull(whole);
+  ck_assert_ptr_nonnull(strstr(whole, secret));
+  no_secret_in(actio_future_errmsg(f), secret);
+  ck_assert_ptr_null(strstr(actio_future_errmsg(f), "detail"));
+  if (want != NULL)
+    ck_assert_str_eq(actio_future_errmsg(f), want);
+}
+
+START_TEST(test_server_values_masked) {
+  run(db, "CREATE TABLE IF NOT EXISTS secret_keys (api_key text PRIMARY KEY)");
+  run(db, "TRUNCATE secret_keys");
+  actio_future *f;
+  /* A parameter and a literal the server quotes in its message. */
+  const char *p[] = {"hunter2-param"};
+  ck_assert_int_eq(actio_db_query(db, "SELECT $1::int", 1, p, &f), 0);
+  masked(f, "22P02", "hunter2-param", 0,
+         "SELECT $1::int: 22P02: invalid input syntax for type integer: \"***\"");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_query(db, "SELECT 'hunter2-lit'::int", 0, NULL, &f), 0);
+  masked(f, "22P02", "hunter2-lit", 0,
+         "SELECT '***'::int: 22P02: invalid input syntax for type integer: \"***\"");
+  actio_future_unref(f);
+  /* The server quotes a value as it is: the value's own quotes end
+   * nothing. */
+  const char *q[] = {"a\" hunter2-quoted \"b"};
+  ck_assert_int_eq(actio_db_query(db, "SELECT $1::int", 1, q, &f), 0);
+  masked(f, "22P02", "hunter2-quoted", 0,
+         "SELECT $1::int: 22P02: invalid input syntax for type integer: \"***\"");
+  actio_future_unref(f);
+  /* A unique violation: the key's value is in the detail. */
+  const char *k[] = {"s3cr3t-key"};
+  ck_assert_int_eq(actio_db_query(db, "INSERT INTO secret_keys VALUES ($1)", 1, k, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_query(db, "INSERT INTO secret_keys VALUES ($1)", 1, k, &f), 0);
+  masked(f, "23505", "s3cr3t-key", 1,
+         "INSERT INTO secret_keys VALUES ($1): 23505: duplicate key value violates "
+         "unique constraint \"***\"");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_query(db, "INSERT INTO secret_keys VALUES ('s3cr3t-lit'), "
+                                      "('s3cr3t-lit')", 0, NULL, &f), 0);
+  masked(f, "23505", "s3cr3t-lit", 1, NULL);
+  actio_future_unref(f);
+  /* In a transaction, and in a COPY's data. */
+  actio_future *tf;
+  actio_db_txn *t = begin(db, (actio_db_txn_opts){0}, &tf);
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT $1::int", 1, p, &f), 0);
+  masked(f, "22P02", "hunter2-param", 0, NULL);
+  actio_future_unref(f);
+  tx_end(t, 0, 0);
+  actio_future_unref(tf);
+  run(db, "CREATE TABLE IF NOT EXISTS secret_nums (a int)");
+  actio_future *cf;
+  ck_assert_int_eq(actio_db_copy_in(db, NULL, "COPY secret_nums FROM STDIN", &cf), 0);
+  actio_db_copy *c = (actio_db_copy *)expect(cf, 0);
+  ck_assert_int_eq(actio_db_copy_write(c, "hunter2-copy\n", 13, &f), 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_copy_end(c, NULL, &f), 0);
+  masked(f, "22P02", "hunter2-copy", 0, NULL);
+  actio_future_unref(f);
+  actio_future_unref(cf);
+}
+END_TEST
+
+/* A connection lost right after a pipelined statement failed quoting a
+ * secret: the loss's message (libpq's own text, which holds the server's
+ * errors of the statement in progress) shows nothing of it. */
+START_TEST(test_lost_connection_hides_earlier_errors) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .workers = 1});
+  ck_assert_int_eq(scalar(one, "SELECT 1"), 1);
+  /* The first statement waits for a lock the test holds, then fails
+   * quoting its parameter; the second is sent behind it meanwhile. */
+  actio_future *tf;
+  actio_db_txn *t = begin(db, (actio_db_txn_opts){0}, &tf);
+  tx_run(t, "SELECT pg_advisory_xact_lock(4242)", 0);
+  const char *p[] = {"hunter2-lost"};
+  actio_future *bad, *slow;
+  ck_assert_int_eq(actio_db_query(one, "SELECT (CASE WHEN pg_advisory_lock_shared(4242) IS NULL "
+                                       "THEN NULL ELSE $1::text END)::int",
+                                  1, p, &bad), 0);
+  await_running("SELECT (CASE WHEN pg_advisory_lock_shared(4242)%");
+  ck_assert_int_eq(actio_db_query(one, "SELECT pg_sleep(60), 'lost after an error'", 0, NULL,
+                                  &slow), 0);
+  actio_actor_metrics m;
+  for (actio_actor_metrics_get(one, &m); m.running < 2; actio_actor_metrics_get(one, &m))
+    sched_yield(); /* both sent */
+  tx_end(t, 0, 0);
+  actio_future_unref(tf);
+  masked(bad, "22P02", "hunter2-lost", 0, NULL);
+  await_running("SELECT pg_sleep(60), 'lost after an error'");
+  run(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE "
+          "'SELECT pg_sleep(60), ''lost after an error''' AND pid <> pg_backend_pid()");
+  expect(slow, ACTIO_ECONN);
+  no_secret_in(actio_future_errmsg(slow), "hunter2-lost");
+  actio_future_unref(bad);
+  actio_future_unref(slow);
+}
+END_TEST
+
 START_TEST(test_connection_lost) {
   actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
   actio_future *f;
@@ -1944,6 +2061,7 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_sql_error);
   tcase_add_test(tc, test_pipeline_isolation);
   tcase_add_test(tc, test_statement_cache);
+  tcase_add_test(tc, test_server_values_masked);
   tcase_add_test(tc, test_server_down);
   tcase_add_test(tc, test_auth);
   suite_add_tcase(s, tc);
@@ -1969,6 +2087,7 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_query_timeout);
   tcase_add_test(tc, test_acquire_timeout);
   tcase_add_test(tc, test_connection_lost);
+  tcase_add_test(tc, test_lost_connection_hides_earlier_errors);
   tcase_add_test(tc, test_stop_in_flight);
   tcase_add_test(tc, test_waiting_apart_from_running);
   suite_add_tcase(s, tc);

@@ -29,6 +29,14 @@ extern "C" {
  * (query timeout, deadline, or no connection free in time), ACTIO_ECANCELED,
  * ACTIO_EINVAL. A query timed out or cancelled while running is cancelled on
  * the server too. No message ever contains the password.
+ *
+ * A failed query's message (actio_future_errmsg) is fit to log or store:
+ * "STATEMENT: SQLSTATE: message", the statement with its literals masked,
+ * the server's primary message with all from its first double quote to its
+ * last as "***" (where the server quotes a parameter's or a literal's
+ * value, unescaped), and neither detail nor hint (a duplicate key's value,
+ * a failing row). A message a function of yours raises without quotes
+ * (RAISE EXCEPTION '%', secret) is shown as it is.
  * @{ */
 
 /** Pool settings; zero means the default for every field. */
@@ -167,7 +175,11 @@ typedef struct actio_db_error {
 } actio_db_error;
 
 /** The server's error behind a future that failed with ACTIO_ESQL or
- * ACTIO_ERETRY (borrowed from the future), else NULL. */
+ * ACTIO_ERETRY (borrowed from the future), else NULL. Whole and unmasked,
+ * unlike actio_future_errmsg: the message, detail and hint may quote the
+ * query's values, parameters and literals, secrets included ("Key
+ * (api_key)=(...) already exists."); what of it is logged or stored is the
+ * caller's choice. Any thread, once the future is done. */
 const actio_db_error *actio_db_error_get(const actio_future *f);
 
 /* ---- transactions ---- */

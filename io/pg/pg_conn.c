@@ -76,8 +76,14 @@ static void quiet(void *arg, const PGresult *res) {
 }
 
 void actio__pg_conn_message(const actio__pg_conn *c, char *buf, size_t len) {
-  actio__pg_one_line(c != NULL && c->pg != NULL ? PQerrorMessage(c->pg) : NULL,
-                     buf, len);
+  const char *text = c != NULL && c->pg != NULL ? PQerrorMessage(c->pg) : NULL;
+  /* Once connected, libpq's text may hold the server's errors of earlier
+   * statements (terse: no detail), whose values the server quotes. Before,
+   * it names the host, the user and the database, which are no secret. */
+  if (c != NULL && !c->connecting)
+    actio__pg_masked_line(NULL, text, buf, len);
+  else
+    actio__pg_one_line(text, buf, len);
 }
 
 int actio__pg_dsn_check(const char *dsn) {
@@ -145,6 +151,11 @@ int actio__pg_conn_connect(actio__pg_conn *c, char *err, size_t errlen) {
     return auth_failure(err) ? ACTIO_EAUTH : ACTIO_ECONN;
   }
   c->connecting = 0;
+  /* From now on the errors libpq writes into its own text (PQerrorMessage,
+   * a broken connection's message) keep no detail, hint, context or
+   * statement: a key's value, a failing row, a literal. The fields of each
+   * result stay whole. */
+  PQsetErrorVerbosity(c->pg, PQERRORS_TERSE);
   struct sockaddr_storage sa;
   socklen_t len = sizeof sa;
   if (getsockname(PQsocket(c->pg), (struct sockaddr *)&sa, &len) == 0)

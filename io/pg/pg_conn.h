@@ -128,7 +128,8 @@ void actio__pg_conn_notifications(actio__pg_conn *c,
                                   void (*fn)(void *arg,
                                              const actio__pg_notification *n),
                                   void *arg);
-/* libpq's last error, trimmed to one line, never quoting the DSN. */
+/* libpq's last error, trimmed to one line, never quoting the DSN; once
+ * connected, with what the server quoted masked (actio__pg_masked_line). */
 void actio__pg_conn_message(const actio__pg_conn *c, char *buf, size_t len);
 
 #endif

@@ -10,16 +10,40 @@
 #include "actio/error.h"
 #include "io/pg/pg_private.h"
 
-void actio__pg_one_line(const char *in, char *buf, size_t len) {
-  if (len == 0)
-    return;
-  snprintf(buf, len, "%s", in != NULL && *in ? in : "unknown error");
+/* buf on one line: newlines, carriage returns and tabs as spaces, no
+ * trailing blank. */
+static void tidy(char *buf) {
   for (char *p = buf; *p; p++)
     if (*p == '\n' || *p == '\r' || *p == '\t')
       *p = ' ';
   size_t n = strlen(buf);
   while (n > 0 && buf[n - 1] == ' ')
     buf[--n] = '\0';
+}
+
+void actio__pg_one_line(const char *in, char *buf, size_t len) {
+  if (len == 0)
+    return;
+  snprintf(buf, len, "%s", in != NULL && *in ? in : "unknown error");
+  tidy(buf);
+}
+
+void actio__pg_masked_line(const char *head, const char *in, char *buf, size_t len) {
+  if (len == 0)
+    return;
+  if (in == NULL || *in == '\0')
+    in = "unknown error";
+  /* The server puts values between double quotes as they are, a '"' in
+   * them not doubled ("...: \"a\" pw \"b\""), so no pairing of quotes can
+   * tell a value's from the text's: all from the first to the last goes.
+   * Written from the whole text, so a cut can only drop its end. */
+  const char *first = strchr(in, '"'), *last = strrchr(in, '"');
+  if (first == NULL)
+    snprintf(buf, len, "%s%s", head ? head : "", in);
+  else
+    snprintf(buf, len, "%s%.*s\"***\"%s", head ? head : "", (int)(first - in), in,
+             last > first ? last + 1 : "");
+  tidy(buf);
 }
 
 void actio__pg_error_read(const actio__pg_result *res, actio__pg_error *out) {
@@ -34,17 +58,12 @@ void actio__pg_error_read(const actio__pg_result *res, actio__pg_error *out) {
 
 void actio__pg_error_format(const actio__pg_error *e, char *buf, size_t len) {
   if (e->message == NULL) {
-    actio__pg_one_line(e->full, buf, len);
+    actio__pg_masked_line(NULL, e->full, buf, len);
     return;
   }
-  char tmp[1024];
-  int n = snprintf(tmp, sizeof tmp, "%s: %s", e->sqlstate ? e->sqlstate : "?????",
-                   e->message);
-  if (e->detail && n >= 0 && (size_t)n < sizeof tmp)
-    n += snprintf(tmp + n, sizeof tmp - (size_t)n, " (detail: %s)", e->detail);
-  if (e->hint && n >= 0 && (size_t)n < sizeof tmp)
-    snprintf(tmp + n, sizeof tmp - (size_t)n, " (hint: %s)", e->hint);
-  actio__pg_one_line(tmp, buf, len);
+  char head[16];
+  snprintf(head, sizeof head, "%s: ", e->sqlstate ? e->sqlstate : "?????");
+  actio__pg_masked_line(head, e->message, buf, len);
 }
 
 int actio__pg_error_is(const actio__pg_error *e, const char *state) {

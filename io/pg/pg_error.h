@@ -21,8 +21,12 @@ typedef struct actio__pg_error {
 /* Reads the error fields of `res`: the only place io/pg reads them. */
 void actio__pg_error_read(const actio__pg_result *res, actio__pg_error *out);
 
-/* Writes "SQLSTATE: message (detail: ...) (hint: ...)" into buf, on one
- * line; libpq's whole text when there is no primary message. */
+/* Writes "SQLSTATE: message" into buf, on one line, for a message that
+ * may be stored or logged: the message with all from its first double
+ * quote to its last as "***" (where the server quotes values: a
+ * parameter's, a literal's), and neither the detail nor the hint (a key's
+ * value, a failing row). libpq's whole text, masked alike, when there is
+ * no primary message. The fields stay whole for actio_db_error_get. */
 void actio__pg_error_format(const actio__pg_error *e, char *buf, size_t len);
 
 /* ACTIO_ERETRY for SQLSTATE 40001 (serialization failure) and 40P01

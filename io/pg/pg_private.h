@@ -30,4 +30,9 @@ PGconn *actio__pg_conn_libpq(const actio__pg_conn *c);
  * no trailing blank); "unknown error" for NULL or "". */
 void actio__pg_one_line(const char *in, char *buf, size_t len);
 
+/* actio__pg_one_line of head (may be NULL) and `in`, with all from the
+ * first double quote of `in` to its last written as "***" (from an
+ * unpaired one: to the end): a server's text quotes values there. */
+void actio__pg_masked_line(const char *head, const char *in, char *buf, size_t len);
+
 #endif

@@ -2,7 +2,8 @@
  * integers, floats, booleans, bytea and text, in the text and the binary
  * format) over a result libpq makes from the input, each against a decoder
  * written here from the formats' definitions; and the one-line form of the
- * server's error texts (io/pg/pg_error.c).
+ * server's error texts (io/pg/pg_error.c), masked as a log needs it,
+ * against a form written here.
  *
  * Input: up to 8 cells of one row, each a flags byte (1: binary; 2: SQL
  * NULL; the rest picks the column's type), a length byte, then that many
@@ -22,6 +23,41 @@ typedef struct cell {
   const char *v; /* NULL: SQL NULL */
   int len, binary;
 } cell;
+
+/* An error's text as pg_error.h promises it, for a log: "SQLSTATE: " (when
+ * state is not NULL) and the text, all from its first double quote to its
+ * last as "***" and no detail or hint; on one line (newlines, carriage
+ * returns and tabs as spaces), cut to the buffer, no trailing blank. */
+static void ref_masked(const char *state, const char *text, char *out, size_t cap) {
+  char *all = malloc((state ? strlen(state) : 0) + (text ? strlen(text) : 0) + 32);
+  FUZZ_CHECK(all != NULL, "out of memory");
+  if (text == NULL || *text == '\0')
+    text = "unknown error";
+  size_t n = 0;
+  for (const char *p = state; p != NULL && *p; p++)
+    all[n++] = *p;
+  if (state != NULL)
+    all[n++] = ':', all[n++] = ' ';
+  int quotes = 0;
+  for (const char *p = text; *p; p++)
+    quotes += *p == '"';
+  for (int seen = 0; *text; text++) {
+    if (*text == '"' && ++seen == 1) {
+      memcpy(all + n, "\"***\"", 5);
+      n += 5;
+    }
+    if (seen == 0 || (quotes > 1 && seen == quotes && *text != '"'))
+      all[n++] = *text;
+  }
+  all[n] = '\0';
+  snprintf(out, cap, "%s", all);
+  free(all);
+  for (char *p = out; *p; p++)
+    if (*p == '\n' || *p == '\r' || *p == '\t')
+      *p = ' ';
+  for (n = strlen(out); n > 0 && out[n - 1] == ' ';)
+    out[--n] = '\0';
+}
 
 /* A big-endian two's complement integer of 2, 4 or 8 bytes. */
 static int64_t be_int(const char *v, int len) {
@@ -258,11 +294,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       t[k++] = cells[i].v;
   actio__pg_error e = {.sqlstate = t[0] && strlen(t[0]) == 5 ? t[0] : NULL,
                        .message = t[1], .detail = t[2], .hint = t[0], .full = t[0]};
-  char msg[300];
+  char msg[300], want[300];
   actio__pg_error_format(&e, msg, sizeof msg);
   size_t n = strlen(msg);
   FUZZ_CHECK(strpbrk(msg, "\n\r\t") == NULL && (n == 0 || msg[n - 1] != ' '),
              "\"%s\": not one trimmed line", msg);
+  ref_masked(e.message ? (e.sqlstate ? e.sqlstate : "?????") : NULL,
+             e.message ? e.message : e.full, want, sizeof want);
+  FUZZ_CHECK(strcmp(msg, want) == 0, "\"%s\", expected \"%s\"", msg, want);
   PQclear(res);
   return 0;
 }
