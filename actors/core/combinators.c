@@ -390,10 +390,8 @@ static void map_fail(group *g, int code) {
 static void map_start_one(group *g, size_t i) {
   actio_future *f = NULL;
   int late = g->deadline_ns >= 0 && actio__ms_until(g->deadline_ns) == 0;
-  if (late) { /* the timer thread may not have fired yet: do it here */
-    actio__future_abort(g->out, ACTIO_ETIMEDOUT, ACTIO__GROUP_DEADLINE_MSG);
+  if (late) /* nothing starts after this one, which fails */
     atomic_store_explicit(&g->stopped, 1, memory_order_release);
-  }
   /* The group's time left becomes the item's own deadline: the I/O actors
    * take it while fn sends (so a transfer's or a query's own limit is set
    * from it); any other item gets it once fn returns. */
@@ -415,6 +413,10 @@ static void map_start_one(group *g, size_t i) {
     }
   }
   atomic_store_explicit(&g->items[i], f, memory_order_release);
+  /* The timer thread may not have fired yet: fail the map here, once the
+   * item is in place, so whoever sees the map done sees its items. */
+  if (late)
+    actio__future_abort(g->out, ACTIO_ETIMEDOUT, ACTIO__GROUP_DEADLINE_MSG);
   /* Store-load: pairs with the fence in group_cancel_items. */
   atomic_thread_fence(memory_order_seq_cst);
   if (atomic_load_explicit(&g->stopped, memory_order_acquire))
@@ -433,7 +435,10 @@ static void map_pump(group *g) {
     return;
   do {
     for (;;) {
-      if (atomic_load_explicit(&g->stopped, memory_order_acquire))
+      /* Done (its deadline passed, or it was cancelled, and the hook that
+       * stops it may still be on its way): nothing more starts. */
+      if (atomic_load_explicit(&g->stopped, memory_order_acquire) ||
+          actio_future_is_done(g->out))
         break;
       size_t fl = atomic_load_explicit(&g->inflight, memory_order_acquire);
       if (g->limit != 0 && fl >= g->limit)
