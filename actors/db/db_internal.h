@@ -209,6 +209,8 @@ struct db_worker {
   int used;            /* a request came: lazy pools fill up from now */
   db_req *pend_head, *pend_tail; /* waiting for a connection */
   size_t npend;        /* their number (actio__db_pend_*) */
+  size_t conn_room;    /* what the connections could take, as of the end of
+                        * the last wait (connections change only inside it) */
   db_req *sent;        /* sent, not ended */
   int fails;           /* connects failed in a row */
   int64_t down_since_ns; /* since then no connect succeeded (0: up) */
@@ -255,7 +257,7 @@ static inline void actio__db_q_unlink(db_req **h, db_req **t, db_req *r) {
   r->prev = r->next = NULL;
 }
 
-/* The pending list, counted: actio__db_room runs at every pop. */
+/* The pending list, counted: actio__db_room subtracts it at every pop. */
 static inline void actio__db_pend_push(db_worker *w, db_req *r) {
   actio__db_q_push(&w->pend_head, &w->pend_tail, r);
   w->npend++;
@@ -399,8 +401,9 @@ void actio__db_dispatch(db_worker *w);
 /* A transaction's or COPY's connection is free again: back to the pool,
  * unless the session is left inside a transaction (then it is closed). */
 void actio__db_conn_release(conn *c);
-/* Requests it could start now, less those already waiting. */
-size_t actio__db_room(db_worker *w);
+/* Requests it could start now, less those already waiting: from the
+ * connections as the last actio__db_publish_stats saw them. */
+size_t actio__db_room(const db_worker *w);
 /* Publishes the worker's share of the pool's counters and its room. */
 void actio__db_publish_stats(db_worker *w);
 

@@ -282,6 +282,8 @@ void actio__db_dispatch(db_worker *w) {
       if (best == NULL || n < best_n) {
         best = c;
         best_n = n;
+        if (n == 0)
+          break; /* none is less busy */
       }
     }
     if (best == NULL || (exclusive ? best_n > 0 : best_n >= depth)) {
@@ -373,18 +375,24 @@ void actio__db_conn_release(conn *c) {
 
 /* Requests it could start now, on open connections or ones it may open,
  * less those already waiting. */
-size_t actio__db_room(db_worker *w) {
-  size_t depth = w->st->o.pipeline_depth, n = 0;
-  /* No clock read while connects succeed (this runs at every pop). */
-  int can_open = w->fails == 0 || actio__now_ns() >= w->retry_ns;
-  for (unsigned i = 0; i < w->nconns; i++) {
-    conn *c = &w->conns[i];
-    if (c->state == C_EMPTY ? can_open : c->state == C_CONNECTING)
-      n += depth;
-    else if (usable(c) && actio__pg_conn_inflight(c->pc) < depth)
-      n += depth - actio__pg_conn_inflight(c->pc);
-  }
-  return n > w->npend ? n - w->npend : 0;
+/* What one connection could take now; can_open: an empty one may be
+ * opened. */
+static size_t conn_room(const conn *c, size_t depth, int can_open) {
+  if (c->state == C_EMPTY ? can_open : c->state == C_CONNECTING)
+    return depth;
+  if (!usable(c))
+    return 0;
+  size_t n = actio__pg_conn_inflight(c->pc);
+  return n < depth ? depth - n : 0;
+}
+
+/* No clock read while connects succeed (this runs at every wait). */
+static int can_open(const db_worker *w) {
+  return w->fails == 0 || actio__now_ns() >= w->retry_ns;
+}
+
+size_t actio__db_room(const db_worker *w) {
+  return w->conn_room > w->npend ? w->conn_room - w->npend : 0;
 }
 
 /* Moves this worker's share in a shared sum from *was to now. */
@@ -402,13 +410,18 @@ static void publish(_Atomic unsigned *sum, unsigned now, unsigned *was) {
 
 void actio__db_publish_stats(db_worker *w) {
   unsigned open = 0, idle = 0, connecting = 0;
+  size_t depth = w->st->o.pipeline_depth, room = 0;
+  int open_ok = can_open(w);
+  /* One walk for the counters and the room: this runs at every wait. */
   for (unsigned i = 0; i < w->nconns; i++) {
     conn *c = &w->conns[i];
     open += c->state == C_READY;
     connecting += c->state == C_CONNECTING;
     idle += c->state == C_READY && c->txn == NULL && c->copy == NULL &&
             actio__pg_conn_inflight(c->pc) == 0;
+    room += conn_room(c, depth, open_ok);
   }
+  w->conn_room = room;
   ACTIO__ASSERT(idle <= open && open + connecting <= w->nconns);
   db_state *st = w->st;
   /* Shared counters, touched only when this worker's share changed: this
@@ -417,5 +430,6 @@ void actio__db_publish_stats(db_worker *w) {
   publish(&st->idle, idle, &w->pub_idle);
   publish(&st->connecting, connecting, &w->pub_connecting);
   if (st->o.workers > 1 && !w->stopping) /* a hint for db_full: stale at worst */
-    atomic_store_explicit(&st->rooms[w->index], actio__db_room(w), memory_order_relaxed);
+    atomic_store_explicit(&st->rooms[w->index], actio__db_room(w),
+                          memory_order_relaxed);
 }

@@ -376,13 +376,13 @@ static void db_wait(actio_actor *self, void *worker) {
   if (w->self_woken)
     timeout = 0; /* its mailbox has work: only look at the sockets */
   if (poll(w->pfds, n, timeout) < 0)
-    return; /* EINTR: the loop calls again */
-  if (w->pfds[0].revents & POLLIN) {
+    n = 0; /* EINTR: the loop calls again; the sends above count */
+  if (n > 0 && (w->pfds[0].revents & POLLIN)) {
     uint64_t v;
     ssize_t rd = read(w->efd, &v, sizeof v);
     (void)rd;
   }
-  int rang = actio__bell_rang(w->bell);
+  int rang = n > 0 && actio__bell_rang(w->bell);
   for (nfds_t i = 1; i < n; i++) {
     conn *c = map[i - 1];
     if (c->copy != NULL && c->copy->ready != NULL &&
@@ -565,12 +565,15 @@ static void db_stop(actio_actor *self, void *worker) {
 static int db_full(actio_actor *self, void *worker) {
   (void)self;
   db_worker *w = worker;
-  if (w->st->o.workers < 2 || actio__db_room(w) > 0)
+  if (w->st->o.workers < 2)
     return 0;
+  /* This runs at every pop: the others' published rooms first (a load
+   * each), and only if one has room this worker's own (a walk over its
+   * connections). */
   for (unsigned i = 0; i < w->st->o.workers; i++)
     if (i != w->index &&
         atomic_load_explicit(&w->st->rooms[i], memory_order_relaxed) > 0)
-      return 1;
+      return actio__db_room(w) == 0;
   return 0;
 }
 
