@@ -106,7 +106,7 @@ if [ $quick = 1 ]; then
   DBQ=4000 DBPQ=20000 DBROWS=1000 PGT=1 WRKT=1
 else
   N=1000000 FILES=10000 LINES=2000000 PYLINES=200000 BIGMB=1024 HTTPN=20000
-  DBQ=50000 DBPQ=500000 DBROWS=15000 PGT=5 WRKT=5
+  DBQ=100000 DBPQ=500000 DBROWS=20000 PGT=5 WRKT=5
 fi
 : > "$OUT"
 
@@ -217,18 +217,23 @@ printf '\\set i random(1, 1000000)\nSELECT :i::int;\n' > "$work/point.sql"
   for _ in $(seq $PIPE); do printf 'SELECT :i::int;\n'; done
   printf '\\endpipeline\n'; } > "$work/point-pipe.sql"
 printf '\\set i random(1, 1000000)\nSELECT g, md5(g::text) FROM generate_series(:i, :i + 99) g;\n' > "$work/rows.sql"
-# pgbench -c C -j 2 for PGT seconds: impl workload script queries-per-transaction [C]
+# pgbench -c C -j 2: impl workload script queries-per-transaction [C [N]].
+# With N, the same N queries as actio's side of the comparison (N/C
+# transactions per client), so that both do the same work over the same
+# stretch of time; without, PGT seconds (the pipelined limit).
 pgbench_line() {
-  local text clients=${5:-8}
-  text=$(pgbench -n -M prepared -c "$clients" -j 2 -T "$PGT" -f "$3" "$BENCH_PG_DSN" 2>&1) ||
+  local text clients=${5:-8} length=(-T "$PGT")
+  [ -n "${6:-}" ] && length=(-t $(($6 / clients)))
+  text=$(pgbench -n -M prepared -c "$clients" -j 2 "${length[@]}" -f "$3" "$BENCH_PG_DSN" 2>&1) ||
     { echo "pgbench failed: $text" >&2; return 1; }
   $PY -c '
 import json, re, sys
-impl, workload, per_txn, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+impl, workload, per_txn = sys.argv[1], sys.argv[2], int(sys.argv[3])
 clients = int(sys.argv[5])
 text = sys.stdin.read()
 tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", text).group(1))
 done = int(re.search(r"number of transactions actually processed: (\d+)", text).group(1))
+secs = round(done / tps, 6) if tps > 0 else float(sys.argv[4])
 failed = re.search(r"number of failed transactions: (\d+)", text)
 print(json.dumps({"impl": impl, "workload": workload, "n": done * per_txn, "concurrency": clients,
                   "ok": done * per_txn, "errors": int(failed.group(1)) * per_txn if failed else 0,
@@ -240,7 +245,7 @@ for r in $(seq "$ROUNDS"); do
   run $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8
   run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --workload point --uvloop
   run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 8 --workload point
-  run pgbench_line pgbench db_point "$work/point.sql" 1
+  run pgbench_line pgbench db_point "$work/point.sql" 1 8 $DBQ
   run pgbench_line pgbench-pipeline db_point "$work/point-pipe.sql" $PIPE
   # 400 in flight over 8 connections: pgbench's 8 clients x 50 queries.
   run $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBPQ --concurrency $((8 * PIPE)) --pipeline --connections 8
@@ -249,12 +254,12 @@ for r in $(seq "$ROUNDS"); do
   run $BENCH db_rows --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8
   run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows --uvloop
   run $PY $PEERS/asyncpg_query.py --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 8 --workload rows
-  run pgbench_line pgbench db_rows "$work/rows.sql" 1
+  run pgbench_line pgbench db_rows "$work/rows.sql" 1 8 $DBROWS
   # 16 in flight, against pgbench -c 16 (the issue's second concurrency).
   run $BENCH db_point --dsn "$BENCH_PG_DSN" --queries $DBQ --concurrency 16
-  run pgbench_line pgbench db_point "$work/point.sql" 1 16
+  run pgbench_line pgbench db_point "$work/point.sql" 1 16 $DBQ
   run $BENCH db_rows --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 16
-  run pgbench_line pgbench db_rows "$work/rows.sql" 1 16
+  run pgbench_line pgbench db_rows "$work/rows.sql" 1 16 $DBROWS
 done
 
 section "files (under $work)"
