@@ -1386,6 +1386,30 @@ START_TEST(a_request_cancelled_while_queued_is_never_sent) {
 }
 END_TEST
 
+/* A proxy named in the environment is not used: requests go where their
+ * URLs say. The "proxy" is a listener that would take the connection. Set
+ * before the actor's threads exist (the environment is no thread's). */
+START_TEST(proxy_variables_ignored) {
+  struct sockaddr_in sa;
+  char proxy[64];
+  int lfd = stalled_server(8, &sa, proxy, sizeof proxy);
+  const char *names[] = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+                         "all_proxy", "ALL_PROXY"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    ck_assert_int_eq(setenv(names[i], proxy, 1), 0);
+  setup();
+  actio_future *f = get(http, url(nginx_http, "/1k"));
+  ck_assert_uint_eq(expect(f, 0)->body_len, 1024);
+  actio_future_unref(f);
+  teardown();
+  /* Nothing came to the proxy. */
+  ck_assert_int_eq(fcntl(lfd, F_SETFL, O_NONBLOCK), 0);
+  ck_assert_int_eq(accept4(lfd, NULL, NULL, SOCK_CLOEXEC), -1);
+  ck_assert_int_eq(errno, EAGAIN);
+  close(lfd);
+}
+END_TEST
+
 int main(void) {
   if (start_servers() != 0) {
     fprintf(stderr, "test_http: could not start the test servers\n");
@@ -1432,6 +1456,9 @@ int main(void) {
   tcase_add_test(tc, a_consumer_ready_at_once);
   tcase_add_test(tc, transient_statuses_retried_others_not);
   tcase_add_test(tc, a_request_cancelled_while_queued_is_never_sent);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("environment", 60); /* makes its own actor */
+  tcase_add_test(tc, proxy_variables_ignored);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();

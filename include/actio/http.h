@@ -21,7 +21,9 @@ extern "C" {
  * negotiated over TLS and multiplexed, the DNS and TLS-session caches are
  * shared between workers. Only http and https are ever spoken, after a
  * redirect too. TLS certificates are verified against the system trust
- * store unless a CA file or folder is given.
+ * store unless a CA file or folder is given. Proxies named in the
+ * environment (http_proxy, HTTPS_PROXY, ALL_PROXY) are not used: a request
+ * goes where its URL says.
  *
  * A request fails with ACTIO_EURL, ACTIO_ESCHEME, ACTIO_EDNS,
  * -ECONNREFUSED, ACTIO_ECONNTIMEOUT, ACTIO_ETIMEDOUT (total time),

@@ -299,6 +299,10 @@ static void session_options(actio__http_loop *l, CURL *e) {
   /* Only http and https, on the first request and after every redirect. */
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  /* No proxy from the environment (http_proxy, HTTPS_PROXY, no_proxy):
+   * a request goes where its URL says unless the caller sets a proxy.
+   * It also spares libcurl reading the environment at every transfer. */
+  curl_easy_setopt(e, CURLOPT_PROXY, "");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
