@@ -207,6 +207,8 @@ struct db_worker {
   conn *conns;
   unsigned nconns, min;
   int used;            /* a request came: lazy pools fill up from now */
+  int at_min;          /* min connections open or opening, as last counted
+                        * (cleared when one closes) */
   db_req *pend_head, *pend_tail; /* waiting for a connection */
   size_t npend;        /* their number (actio__db_pend_*) */
   size_t conn_room;    /* what the connections could take, as of the end of

@@ -112,6 +112,8 @@ void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg) {
   actio__pg_conn *pc = c->pc;
   c->pc = NULL;
   c->state = C_EMPTY;
+  if (c != &w->lc)
+    w->at_min = 0; /* the next dispatch counts again */
   actio__pg_conn_destroy(pc, w->st->on_unit, w, msg); /* fails the units */
   while (c->q_head != NULL) {
     db_req *r = c->q_head;
@@ -343,6 +345,8 @@ void actio__db_dispatch(db_worker *w) {
     c->round = 0;
   }
   /* Open connections: up to min, and one per request left waiting. */
+  if (unplaced == 0 && w->at_min)
+    return; /* the usual case, at every wait: no clock read, no walk */
   int64_t now = actio__now_ns();
   if (now < w->retry_ns)
     return;
@@ -351,6 +355,7 @@ void actio__db_dispatch(db_worker *w) {
     open += w->conns[i].state != C_EMPTY;
     connecting += w->conns[i].state == C_CONNECTING;
   }
+  w->at_min = open >= w->min;
   unsigned want = (w->used || !st->o.lazy) ? w->min : 0;
   if (unplaced > connecting && open + unplaced - connecting > want)
     want = open + unplaced - connecting;

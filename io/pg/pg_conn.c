@@ -475,7 +475,8 @@ static void unit_end(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
   unit_pop(c);
   if (simple)
     PQenterPipelineMode(c->pg); /* idle now, so it cannot fail but on OOM */
-  char msg[512] = "";
+  char msg[512];
+  msg[0] = '\0'; /* not the whole buffer: this runs at every query */
   actio__pg_error err;
   int server = 0; /* err describes the server's error */
   if (rc == ACTIO_EINVAL) {
