@@ -6,7 +6,7 @@
 
 START_TEST(known_codes_have_names_and_text) {
   ck_assert_str_eq(actio_err_name(ACTIO_EFULL), "EFULL");
-  ck_assert_str_eq(actio_strerror(ACTIO_EFULL), "mailbox full");
+  ck_assert_str_eq(actio_strerror(ACTIO_EFULL), "mailbox or queue full");
   ck_assert_str_eq(actio_err_name(ACTIO_ECANCELED), "ECANCELED");
   ck_assert_int_eq(ACTIO_EINVAL, -EINVAL);
   ck_assert_str_eq(actio_err_name(0), "OK");

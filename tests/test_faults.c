@@ -437,8 +437,8 @@ static int as_it_is(actio_future *prev, void *arg, actio_future **next) {
 }
 
 /* Asks in a task group, one of them caught and cleaned up after; an item
- * through a queue to a get waiting for it; a lock, a semaphore and an event
- * waited for. */
+ * through a queue to a get waiting for it, and a join waiting for it to be
+ * done; a lock, a semaphore and an event waited for. */
 static void sync_structures(void) {
   actio_runtime *rt = NULL;
   actio_actor *a;
@@ -447,7 +447,7 @@ static void sync_structures(void) {
   actio_lock *l = NULL;
   actio_sem *s = NULL;
   actio_event *e = NULL;
-  actio_future *f[10] = {0};
+  actio_future *f[11] = {0};
   TRY(actio_runtime_create(&rt, NULL));
   TRY(echo_start(rt, (void *)0, &a));
   TRY(actio_group_create(&tg, ACTIO_GATHER_FAIL_FAST));
@@ -465,6 +465,9 @@ static void sync_structures(void) {
   TRY(actio_queue_put(q, (void *)5, &f[6]));
   AWAIT(f[5]);
   ck_assert_ptr_eq(actio_future_value(f[5]), (void *)5);
+  TRY(actio_queue_join(q, &f[10])); /* the item got, not yet done: it waits */
+  TRY(actio_queue_task_done(q));
+  AWAIT(f[10]);
   TRY(actio_lock_create(&l));
   TRY(actio_lock_acquire(l, &f[7]));
   TRY(actio_lock_acquire(l, &f[8]));
@@ -481,7 +484,7 @@ out:
   actio_lock_destroy(l);
   actio_sem_destroy(s);
   actio_event_destroy(e);
-  unref_all(f, 10);
+  unref_all(f, 11);
   actio_runtime_destroy(rt);
 }
 

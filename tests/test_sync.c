@@ -460,6 +460,143 @@ START_TEST(close_drains_then_fails_gets) {
 }
 END_TEST
 
+START_TEST(nowait_puts_and_gets_never_wait) {
+  atomic_store(&items_freed, 0);
+  actio_queue *q;
+  void *it;
+  ck_assert_int_eq(actio_queue_create(&q, 2, free_item), 0);
+  ck_assert_int_eq(actio_queue_get_nowait(q, &it), ACTIO_EAGAIN); /* empty */
+  ck_assert_ptr_null(it);
+  int *one = item(1), *two = item(2), *three = item(3);
+  ck_assert_int_eq(actio_queue_put_nowait(q, one), 0);
+  ck_assert_int_eq(actio_queue_put_nowait(q, two), 0);
+  ck_assert_int_eq(actio_queue_put_nowait(q, three), ACTIO_EFULL); /* still ours */
+  ck_assert_uint_eq(actio_queue_len(q), 2);
+  /* A put waiting for room is let in by a get_nowait, after the items
+   * ahead of it; what get_nowait returns is the caller's, never item_free's. */
+  actio_future *p = put_later(q, three);
+  ck_assert_int_eq(actio_queue_get_nowait(q, &it), 0);
+  ck_assert_ptr_eq(it, one);
+  ck_assert_int_eq(actio_future_status(p), 0);
+  ck_assert_uint_eq(actio_queue_len(q), 2);
+  ck_assert_int_eq(actio_queue_get_nowait(q, &it), 0);
+  ck_assert_ptr_eq(it, two);
+  ck_assert_int_eq(actio_queue_get_nowait(q, &it), 0);
+  ck_assert_ptr_eq(it, three);
+  free(one);
+  free(two);
+  free(three);
+  ck_assert_int_eq(atomic_load(&items_freed), 0);
+  /* A get waiting on the empty queue is handed a put_nowait's item. */
+  actio_future *g = get_later(q);
+  int *four = item(4);
+  ck_assert_int_eq(actio_queue_put_nowait(q, four), 0);
+  ck_assert_ptr_eq(actio_future_value(g), four);
+  ck_assert_uint_eq(actio_queue_len(q), 0);
+  /* Closed: puts are refused (the item stays the caller's), gets take what
+   * was accepted, then find it closed. */
+  int *five = item(5), *six = item(6);
+  ck_assert_int_eq(actio_queue_put_nowait(q, five), 0);
+  actio_queue_close(q);
+  ck_assert_int_eq(actio_queue_put_nowait(q, six), ACTIO_ECLOSED);
+  free(six);
+  ck_assert_int_eq(actio_queue_get_nowait(q, &it), 0);
+  ck_assert_ptr_eq(it, five);
+  free(five);
+  ck_assert_int_eq(actio_queue_get_nowait(q, &it), ACTIO_ECLOSED);
+  ck_assert_ptr_null(it);
+  actio_queue_destroy(q);
+  actio_future_unref(p);
+  actio_future_unref(g); /* frees four, never taken */
+  ck_assert_int_eq(atomic_load(&items_freed), 1);
+}
+END_TEST
+
+START_TEST(task_done_and_join_count_what_was_got) {
+  actio_queue *q;
+  actio_future *j, *j2, *j3;
+  ck_assert_int_eq(actio_queue_create(&q, 4, NULL), 0);
+  ck_assert_int_eq(actio_queue_task_done(q), ACTIO_ESTATE); /* nothing got */
+  ck_assert_int_eq(actio_queue_join(q, &j), 0); /* nothing unfinished: at once */
+  ck_assert_int_eq(actio_future_status(j), 0);
+  actio_future_unref(j);
+  put_now(q, (void *)1);
+  put_now(q, (void *)2);
+  ck_assert_int_eq(actio_queue_join(q, &j), 0);
+  ck_assert_int_eq(actio_future_status(j), ACTIO_EPENDING);
+  /* In the queue is not got: no task_done for it yet. */
+  ck_assert_int_eq(actio_queue_task_done(q), ACTIO_ESTATE);
+  ck_assert_ptr_eq(get_now(q), (void *)1);
+  ck_assert_int_eq(actio_queue_task_done(q), 0);
+  ck_assert_int_eq(actio_future_status(j), ACTIO_EPENDING); /* 2 is left */
+  void *it;
+  ck_assert_int_eq(actio_queue_get_nowait(q, &it), 0);
+  ck_assert_ptr_eq(it, (void *)2);
+  ck_assert_int_eq(actio_future_status(j), ACTIO_EPENDING); /* got, not done */
+  ck_assert_int_eq(actio_queue_task_done(q), 0);
+  ck_assert_int_eq(actio_future_status(j), 0);
+  ck_assert_int_eq(actio_queue_task_done(q), ACTIO_ESTATE); /* once too many */
+  actio_future_unref(j);
+  /* An item handed straight to a waiting get counts as got; a cancelled
+   * join leaves and changes nothing for the others. */
+  actio_future *g = get_later(q);
+  put_now(q, (void *)3);
+  ck_assert_ptr_eq(actio_future_value(g), (void *)3);
+  ck_assert_int_eq(actio_queue_join(q, &j2), 0);
+  ck_assert_int_eq(actio_queue_join(q, &j3), 0);
+  ck_assert_int_eq(actio_future_cancel(j3), 0);
+  ck_assert_int_eq(actio_future_status(j2), ACTIO_EPENDING);
+  ck_assert_int_eq(actio_queue_task_done(q), 0);
+  ck_assert_int_eq(actio_future_status(j2), 0);
+  ck_assert_int_eq(actio_future_status(j3), ACTIO_ECANCELED);
+  actio_queue_destroy(q);
+  actio_future_unref(g);
+  actio_future_unref(j2);
+  actio_future_unref(j3);
+}
+END_TEST
+
+START_TEST(a_join_outlives_close_until_destroy) {
+  atomic_store(&items_freed, 0);
+  actio_queue *q;
+  actio_future *j, *after;
+  ck_assert_int_eq(actio_queue_create(&q, 4, free_item), 0);
+  put_now(q, item(1));
+  put_now(q, item(2));
+  ck_assert_int_eq(actio_queue_join(q, &j), 0);
+  /* Closed: what was accepted is still to be got and done. */
+  actio_queue_close(q);
+  ck_assert_int_eq(actio_future_status(j), ACTIO_EPENDING);
+  free(get_now(q));
+  ck_assert_int_eq(actio_queue_task_done(q), 0);
+  ck_assert_int_eq(actio_future_status(j), ACTIO_EPENDING);
+  free(get_now(q));
+  ck_assert_int_eq(actio_queue_task_done(q), 0);
+  ck_assert_int_eq(actio_future_status(j), 0);
+  /* Closed, drained and done: a join resolves at once. */
+  ck_assert_int_eq(actio_queue_join(q, &after), 0);
+  ck_assert_int_eq(actio_future_status(after), 0);
+  actio_queue_destroy(q);
+  actio_future_unref(j);
+  actio_future_unref(after);
+
+  /* Destroy cancels joins that nothing can end any more: one waiting for an
+   * item left inside (freed), one for an item got and not done. */
+  for (int got = 0; got < 2; got++) {
+    ck_assert_int_eq(actio_queue_create(&q, 4, free_item), 0);
+    put_now(q, item(1));
+    if (got)
+      free(get_now(q));
+    ck_assert_int_eq(actio_queue_join(q, &j), 0);
+    actio_queue_destroy(q);
+    ck_assert_int_eq(actio_future_status(j), ACTIO_ECANCELED);
+    ck_assert_str_eq(actio_future_errmsg(j), "the queue was destroyed");
+    actio_future_unref(j);
+  }
+  ck_assert_int_eq(atomic_load(&items_freed), 1);
+}
+END_TEST
+
 START_TEST(queue_bad_arguments_are_refused) {
   actio_queue *q;
   actio_future *f;
@@ -471,6 +608,13 @@ START_TEST(queue_bad_arguments_are_refused) {
   ck_assert_int_eq(actio_queue_put(q, NULL, NULL), ACTIO_EINVAL);
   ck_assert_int_eq(actio_queue_get(NULL, &f), ACTIO_EINVAL);
   ck_assert_int_eq(actio_queue_get(q, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_put_nowait(NULL, NULL), ACTIO_EINVAL);
+  void *it = (void *)1;
+  ck_assert_int_eq(actio_queue_get_nowait(NULL, &it), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_get_nowait(q, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_task_done(NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_join(NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_queue_join(q, NULL), ACTIO_EINVAL);
   ck_assert_uint_eq(actio_queue_len(NULL), 0);
   actio_queue_close(NULL);
   actio_queue_destroy(q);
@@ -555,6 +699,135 @@ START_TEST(queue_items_cross_threads_exactly_once) {
   actio_queue_destroy(q);
   free((void *)got);
   free((void *)in);
+}
+END_TEST
+
+/* Producers put numbered items (by put and put_nowait) while consumers get
+ * them (by get, a third of them cancelled at once, and get_nowait) and mark
+ * each done, and a joiner waits: every item is got exactly once, and the
+ * joins end exactly when the last is marked done. One item, put before
+ * anything starts, is held undone by whoever gets it until the test marks
+ * it, so that no join can end while the others are still on their way. */
+enum { JPRODUCERS = 3, JCONSUMERS = 3, JITEMS = 5000, JCANCELS = 100 };
+enum { HELD = 1 };
+
+typedef struct {
+  actio_queue *q;
+  int id;
+  _Atomic int *got;           /* per item: times got */
+  _Atomic int *ngot;          /* items got, over all */
+  _Atomic int *ndone;         /* task_done calls, counted before each */
+  _Atomic(actio_future *) *last_join; /* the joiner's final join */
+  int total;
+} jworker;
+
+static void *join_producer(void *p) {
+  jworker *w = p;
+  for (int i = 0; i < JITEMS; i++) {
+    void *it = (void *)(uintptr_t)(HELD + 1 + w->id * JITEMS + i);
+    if (i % 2 && actio_queue_put_nowait(w->q, it) == 0)
+      continue;
+    actio_future *f; /* full, or a put that waits */
+    ck_assert_int_eq(actio_queue_put(w->q, it, &f), 0);
+    ck_assert_int_eq(actio_future_wait(f, -1), 0);
+    actio_future_unref(f);
+  }
+  return NULL;
+}
+
+static void *join_consumer(void *p) {
+  jworker *w = p;
+  for (int i = 0;; i++) {
+    void *it = NULL;
+    int rc;
+    if (i % 2) {
+      rc = actio_queue_get_nowait(w->q, &it);
+      if (rc == ACTIO_EAGAIN)
+        continue; /* the next round's get waits */
+    } else {
+      actio_future *f;
+      ck_assert_int_eq(actio_queue_get(w->q, &f), 0);
+      if (i % 3 == 0)
+        actio_future_cancel(f); /* too late or not: nothing is lost */
+      rc = actio_future_wait(f, -1);
+      it = actio_future_value(f);
+      actio_future_unref(f);
+      if (rc == ACTIO_ECANCELED)
+        continue;
+    }
+    if (rc == ACTIO_ECLOSED)
+      return NULL;
+    ck_assert_int_eq(rc, 0);
+    int n = (int)(uintptr_t)it;
+    ck_assert_int_eq(atomic_fetch_add(&w->got[n], 1), 0);
+    if (n != HELD) {
+      atomic_fetch_add(w->ndone, 1);
+      ck_assert_int_eq(actio_queue_task_done(w->q), 0);
+    }
+    atomic_fetch_add(w->ngot, 1);
+  }
+}
+
+static void *joiner(void *p) {
+  jworker *w = p;
+  actio_future *f;
+  for (int i = 0; i < JCANCELS; i++) { /* the held item keeps them waiting */
+    ck_assert_int_eq(actio_queue_join(w->q, &f), 0);
+    ck_assert_int_eq(actio_future_cancel(f), 0);
+    actio_future_unref(f);
+  }
+  ck_assert_int_eq(actio_queue_join(w->q, &f), 0);
+  actio_future_ref(f);
+  atomic_store(w->last_join, f);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_int_eq(atomic_load(w->ndone), w->total);
+  actio_future_unref(f);
+  return NULL;
+}
+
+START_TEST(a_join_ends_when_every_item_is_done_across_threads) {
+  actio_queue *q;
+  ck_assert_int_eq(actio_queue_create(&q, 8, NULL), 0);
+  int total = HELD + JPRODUCERS * JITEMS;
+  _Atomic int *got = calloc(total + 1, sizeof *got);
+  _Atomic int ngot = 0, ndone = 0;
+  _Atomic(actio_future *) last_join = NULL;
+  ck_assert_int_eq(actio_queue_put_nowait(q, (void *)(uintptr_t)HELD), 0);
+  actio_future *mine;
+  ck_assert_int_eq(actio_queue_join(q, &mine), 0);
+  enum { N = JPRODUCERS + JCONSUMERS + 1 };
+  jworker w[N];
+  for (int i = 0; i < N; i++)
+    w[i] = (jworker){q, i, got, &ngot, &ndone, &last_join, total};
+  pthread_t t[N];
+  start_threads(t, JPRODUCERS, join_producer, w, sizeof w[0]);
+  start_threads(t + JPRODUCERS, JCONSUMERS, join_consumer, w + JPRODUCERS, sizeof w[0]);
+  start_threads(t + N - 1, 1, joiner, w + N - 1, sizeof w[0]);
+  join_threads(t, JPRODUCERS);
+  while (atomic_load(&ngot) < total || atomic_load(&ndone) < total - 1)
+    sched_yield();
+  /* Everything got: the close ends the consumers' last gets. */
+  actio_queue_close(q);
+  join_threads(t + JPRODUCERS, JCONSUMERS);
+  actio_future *theirs;
+  while ((theirs = atomic_load(&last_join)) == NULL)
+    sched_yield();
+  ck_assert_int_eq(actio_future_status(mine), ACTIO_EPENDING);
+  ck_assert_int_eq(actio_future_status(theirs), ACTIO_EPENDING);
+  /* The held item marked done: every join ends, before task_done returns. */
+  atomic_fetch_add(&ndone, 1);
+  ck_assert_int_eq(actio_queue_task_done(q), 0);
+  ck_assert_int_eq(actio_future_status(mine), 0);
+  ck_assert_int_eq(actio_future_status(theirs), 0);
+  join_threads(t + N - 1, 1);
+  ck_assert_int_eq(actio_queue_task_done(q), ACTIO_ESTATE);
+  for (int n = 1; n <= total; n++)
+    ck_assert_int_eq(atomic_load(&got[n]), 1);
+  ck_assert_uint_eq(actio_queue_len(q), 0);
+  actio_future_unref(theirs);
+  actio_future_unref(mine);
+  actio_queue_destroy(q);
+  free((void *)got);
 }
 END_TEST
 
@@ -796,6 +1069,9 @@ int main(void) {
   tcase_add_test(tq, a_queue_is_fifo_and_bounded);
   tcase_add_test(tq, a_cancelled_waiter_loses_no_item);
   tcase_add_test(tq, close_drains_then_fails_gets);
+  tcase_add_test(tq, nowait_puts_and_gets_never_wait);
+  tcase_add_test(tq, task_done_and_join_count_what_was_got);
+  tcase_add_test(tq, a_join_outlives_close_until_destroy);
   tcase_add_test(tq, queue_bad_arguments_are_refused);
   suite_add_tcase(s, tq);
   TCase *tl = tcase_with_timeout("locks", 60);
@@ -807,6 +1083,7 @@ int main(void) {
   TCase *st = tcase_with_timeout("stress", 300);
   tcase_add_test(st, groups_grow_and_end_across_threads);
   tcase_add_test(st, queue_items_cross_threads_exactly_once);
+  tcase_add_test(st, a_join_ends_when_every_item_is_done_across_threads);
   tcase_add_test(st, locks_and_semaphores_hold_across_threads);
   tcase_add_test(st, an_event_is_set_and_cleared_across_threads);
   suite_add_tcase(s, st);

@@ -28,8 +28,8 @@ extern "C" {
 
 /** actio's own codes: X(name, code, text) for each. */
 #define ACTIO_OWN_MAP(X)                                                      \
-  X(EFULL, -4001, "mailbox full")                                             \
-  X(ECLOSED, -4002, "actor or mailbox closed")                                \
+  X(EFULL, -4001, "mailbox or queue full")                                    \
+  X(ECLOSED, -4002, "actor, mailbox or queue closed")                         \
   X(EPENDING, -4003, "future still pending")                                  \
   X(EALREADY, -4004, "future already completed")                              \
   X(EEOF, -4005, "no more items")                                             \

@@ -83,7 +83,9 @@ void actio_group_destroy(actio_group *g);
  * handle's last call.
  * @{ */
 
-/** A bounded FIFO queue of pointers (asyncio.Queue with shutdown). */
+/** A bounded FIFO queue of pointers (asyncio.Queue with shutdown): puts and
+ * gets that wait (futures) or not (_nowait), and task_done and join to wait
+ * until every item accepted has been dealt with. */
 typedef struct actio_queue actio_queue;
 
 /** Makes an empty queue of `capacity` items (at least 1); `item_free`
@@ -102,26 +104,58 @@ int actio_queue_create(actio_queue **out, size_t capacity, actio_free_fn item_fr
  * ACTIO_ENOMEM (then no future, the item the caller's). Any thread. */
 int actio_queue_put(actio_queue *q, void *item, actio_future **out);
 
+/** Puts `item` at the back if there is room now, without waiting (asyncio's
+ * put_nowait): on 0 the item is the queue's. Returns 0, ACTIO_EFULL (the
+ * queue is full), ACTIO_ECLOSED (after actio_queue_close) or ACTIO_EINVAL
+ * (q NULL); on error the item stays the caller's. Any thread. */
+int actio_queue_put_nowait(actio_queue *q, void *item);
+
 /** Takes the item at the front. *out (the caller's reference) resolves with
  * it (freed with the future by the queue's item_free, unless taken with
  * actio_future_take): at once if one is there, else when a put brings one.
  * Once the queue is closed and what it had accepted has been taken, gets
  * fail with ACTIO_ECLOSED ("the queue was closed"), those waiting then
- * too. A get cancelled or timed out takes nothing. Returns 0, ACTIO_EINVAL
- * or ACTIO_ENOMEM. Any thread. */
+ * too. A get cancelled or timed out takes nothing; one whose cancel came
+ * too late (ACTIO_EALREADY) resolves with its item: wait for it. Returns 0,
+ * ACTIO_EINVAL or ACTIO_ENOMEM. Any thread. */
 int actio_queue_get(actio_queue *q, actio_future **out);
+
+/** Takes the item at the front if there is one now, without waiting
+ * (asyncio's get_nowait): on 0, *item is the caller's (item_free is not
+ * applied to it). Returns 0, ACTIO_EAGAIN (the queue is empty: nothing to
+ * take now), ACTIO_ECLOSED (closed, and what it had accepted has been
+ * taken) or ACTIO_EINVAL (a NULL argument); *item is NULL on error. Any
+ * thread. */
+int actio_queue_get_nowait(actio_queue *q, void **item);
+
+/** Says that an item got from the queue (by a get that resolved or a
+ * get_nowait that returned 0) has been dealt with (asyncio's task_done):
+ * once every item accepted has been got and marked so, joins resolve.
+ * Returns 0, ACTIO_EINVAL (q NULL) or ACTIO_ESTATE when called more times
+ * than items were got (nothing changes then). Any thread. */
+int actio_queue_task_done(actio_queue *q);
+
+/** *out (the caller's reference) resolves (with NULL) once no item is
+ * unfinished: every item accepted (in the queue, or got) has been marked
+ * with actio_queue_task_done. At once when none is; else when the last
+ * task_done comes. A close does not end it (the items accepted can still be
+ * got after a close); actio_queue_destroy cancels a join still pending
+ * (ACTIO_ECANCELED, "the queue was destroyed"). It may be cancelled or
+ * given a deadline. Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM. Any thread. */
+int actio_queue_join(actio_queue *q, actio_future **out);
 
 /** The number of items in the queue (0 for NULL). Any thread. */
 size_t actio_queue_len(const actio_queue *q);
 
 /** Closes the queue: puts fail with ACTIO_ECLOSED from now on (those
  * waiting for room too, their items left to their callers); gets take what
- * is left, then fail with ACTIO_ECLOSED. Idempotent; NULL is accepted; any
+ * is left, then fail with ACTIO_ECLOSED; joins still wait for what was
+ * accepted to be got and marked done. Idempotent; NULL is accepted; any
  * thread. */
 void actio_queue_close(actio_queue *q);
 
-/** Closes the queue, frees the items still in it with item_free, and lets
- * go of the handle. NULL is accepted. */
+/** Closes the queue, frees the items still in it with item_free, cancels
+ * the joins still pending, and lets go of the handle. NULL is accepted. */
 void actio_queue_destroy(actio_queue *q);
 
 /** A lock (asyncio.Lock): one holder at a time, the others waiting in
