@@ -11,6 +11,7 @@
 #include "actio/file.h"
 #include "actio/http.h"
 #include "actio/db.h"
+#include "actio/nats.h"
 #include "actio/supervisor.h"
 #include "actio/sync.h"
 #include "actio/cq.h"

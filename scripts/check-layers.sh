@@ -54,6 +54,7 @@ lib_home() { # header regex, allowed folder regex, name
 }
 lib_home 'libpq-fe\.h|libpq/[a-z-]+\.h' '^io/pg/' 'libpq'
 lib_home 'curl/[a-z]+\.h' '^io/http/' 'libcurl'
+lib_home 'nats/[a-z]+\.h|nats\.h' '^io/nats/' 'cnats'
 
 if [ "$fail" -ne 0 ]; then
   echo "layering: see docs/architecture.md for what each folder may include"

@@ -18,6 +18,7 @@ PKGS=(
   # servers the tests, demos and benchmarks start on loopback (procps: the
   # scripts that stop them find nginx's workers with pgrep)
   postgresql postgresql-contrib nginx procps
+  nats-server libnats-dev  # remote actors (actio/nats.h): the server, cnats
   # benchmarks: the Python peers (bench/peers), the limits (wrk; pgbench comes
   # with postgresql), the chart; git for the test that clones the repository
   # and runs scripts/bench.sh there (tests/perf/bench_from_clone.sh)

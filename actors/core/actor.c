@@ -11,6 +11,7 @@
 
 #include "actio/actor.h"
 #include "actio/error.h"
+#include "actio/supervisor.h"
 #include "actio/timer.h"
 #include "actors/core/actor_impl.h"
 #include "actors/core/actor_internal.h"
@@ -938,8 +939,18 @@ static void fail_instance(actio_actor *a, int code, const char *why) {
   /* Under the lock: once actio__actor_set_monitor(a, NULL, NULL) returns,
    * no call of the old hook is in flight, so its argument may be freed. */
   if (a->monitor != NULL)
-    a->monitor(a->monitor_arg, a, code, why ? why : actio_strerror(code));
+    a->monitor(a->monitor_arg, a, ACTIO_SUP_CHILD_FAILED, code,
+               why ? why : actio_strerror(code));
   pthread_mutex_unlock(&a->fail_mu);
+}
+
+void actio__actor_notice(actio_actor *a, int kind, int code, const char *why) {
+  actio_actor *m = actio__pin(a);
+  pthread_mutex_lock(&m->fail_mu);
+  if (m->monitor != NULL && !m->is_failed)
+    m->monitor(m->monitor_arg, m, kind, code, why ? why : actio_strerror(code));
+  pthread_mutex_unlock(&m->fail_mu);
+  actio__unpin(a);
 }
 
 int actio_actor_failed(const actio_actor *a) {
@@ -957,7 +968,8 @@ void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
   a->monitor = fn;
   a->monitor_arg = arg;
   if (a->is_failed && fn != NULL)
-    fn(arg, a, a->fail_code, a->fail_why ? a->fail_why : actio_strerror(a->fail_code));
+    fn(arg, a, ACTIO_SUP_CHILD_FAILED, a->fail_code,
+       a->fail_why ? a->fail_why : actio_strerror(a->fail_code));
   pthread_mutex_unlock(&a->fail_mu);
 }
 

@@ -47,15 +47,23 @@ int actio__actor_is_self(const actio_actor *a);
 int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms);
 
 /* Called once, by actio_actor_fail, on the failing thread, under the
- * actor's failure lock: it must not block, nor touch the actor's failure
- * (actio_actor_fail, actio_actor_failed, its metrics). */
-typedef void (*actio__fail_fn)(void *arg, actio_actor *a, int code,
+ * actor's failure lock, with kind ACTIO_SUP_CHILD_FAILED; and by
+ * actio__actor_notice with its kind, under the same lock. It must not
+ * block, nor touch the actor's failure (actio_actor_fail,
+ * actio_actor_failed, its metrics). */
+typedef void (*actio__fail_fn)(void *arg, actio_actor *a, int kind, int code,
                                const char *why);
 
 /* Sets who hears of `a`'s failure (its supervisor); fn NULL: nobody. If
  * `a` already failed, fn runs at once. Once it returns, the previous hook
  * runs no more (its argument may be freed). */
 void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg);
+
+/* Tells whoever hears of `a`'s failure (its supervisor, which passes it to
+ * its monitor) of an event that is no failure: kind is an
+ * actio_sup_event_kind (ACTIO_SUP_CHILD_DISCONNECTED, ...). Nothing once
+ * `a` failed, or when nobody listens. Any thread; it does not block. */
+void actio__actor_notice(actio_actor *a, int kind, int code, const char *why);
 
 /* Marks `a` as stopped by its supervisor: the runtime's stop leaves it to
  * it, so that a tree stops in its own order. */

@@ -43,7 +43,11 @@ typedef struct sup_req {
   actio_child_spec spec; /* start: name points at `name` */
   int stop;              /* 1: stop the child named `name`, or at addr */
   actio_actor *addr;
-  actio_future *reply;   /* the request's reference */
+  actio_future *reply;   /* the request's reference; NULL for a notice */
+  int notice;            /* an actio_sup_event_kind: a notice of child
+                            `name` for the monitor, text `why` */
+  int code;
+  const char *why;       /* behind name */
   struct sup_req *next;
   char name[];
 } sup_req;
@@ -91,6 +95,45 @@ static int must_wake(sup *s) {
   return wake;
 }
 
+/* Under mu: r goes last among the requests for the worker; 1 if the
+ * caller is to send the wake token. */
+static int req_push(sup *s, sup_req *r) {
+  r->next = NULL;
+  if (s->req_tail != NULL)
+    s->req_tail->next = r;
+  else
+    s->req_head = r;
+  s->req_tail = r;
+  return must_wake(s);
+}
+
+/* A notice of child c's instance a (a connection lost or back): queued
+ * for the worker, which tells the monitor. Without memory for it, or with
+ * no monitor, it is only dropped: notices are for people. */
+static void child_notice(sup *s, child *c, actio_actor *a, int kind, int code,
+                         const char *why) {
+  if (s->o.monitor == NULL)
+    return;
+  size_t ln = strlen(c->spec.name) + 1, lw = strlen(why) + 1;
+  sup_req *r = calloc(1, sizeof *r + ln + lw);
+  if (r == NULL)
+    return;
+  memcpy(r->name, c->spec.name, ln);
+  r->why = memcpy(r->name + ln, why, lw);
+  r->notice = kind;
+  r->code = code;
+  int wake = 0;
+  pthread_mutex_lock(&s->mu);
+  int queue = !s->closed && c->cur == a;
+  if (queue)
+    wake = req_push(s, r);
+  pthread_mutex_unlock(&s->mu);
+  if (!queue)
+    free(r);
+  if (wake)
+    (void)actio__tell_quiet(s->self, &wake_token, 0);
+}
+
 /* A child instance failed, on whatever thread noticed (under the
  * instance's failure lock): note it in the child, then wake the worker.
  * Nothing here can fail, so no failure is lost: at most one wake token is
@@ -99,10 +142,15 @@ static int must_wake(sup *s) {
  * is not needed: the worker notes failures before every message it
  * handles, and one waits. Refused as closed, the supervisor is stopping:
  * nothing to restart. */
-static void on_child_fail(void *arg, actio_actor *a, int code, const char *why) {
+static void on_child_fail(void *arg, actio_actor *a, int kind, int code,
+                          const char *why) {
   child *c = arg;
   sup *s = c->s;
   int wake = 0;
+  if (kind != ACTIO_SUP_CHILD_FAILED) {
+    child_notice(s, c, a, kind, code, why);
+    return;
+  }
   pthread_mutex_lock(&s->mu);
   if (c->cur == a) {
     if (!c->queued) { /* else queued already, perhaps for an older instance */
@@ -472,6 +520,13 @@ static void child_drop(sup *s, sup_req *r) {
 }
 
 static void request_run(sup *s, sup_req *r) {
+  size_t i;
+  if (r->notice) {
+    if (find_child(s, r->name, NULL, &i) != NULL)
+      monitor(s, (actio_sup_event_kind)r->notice, i, r->code, r->why);
+    free(r);
+    return;
+  }
   if (actio__actor_stopping_now(s->self)) /* its children go now too */
     actio_future_fail(r->reply, ACTIO_ECLOSED, "supervisor %s stopped", s->o.name);
   else if (r->stop)
@@ -540,7 +595,8 @@ static void sup_worker_stop(actio_actor *self, void *worker) {
   pthread_mutex_unlock(&s->mu);
   while (r != NULL) {
     sup_req *next = r->next;
-    actio_future_fail(r->reply, ACTIO_ECLOSED, "supervisor %s stopped", s->o.name);
+    if (r->reply != NULL) /* else a notice: nobody waits for it */
+      actio_future_fail(r->reply, ACTIO_ECLOSED, "supervisor %s stopped", s->o.name);
     actio_future_unref(r->reply);
     free(r);
     r = next;
@@ -672,15 +728,8 @@ static int request_send(actio_actor *a, sup_req *r, actio_future **out) {
   actio_future_ref(f); /* the caller's: r is the worker's once queued */
   pthread_mutex_lock(&s->mu);
   int closed = s->closed, wake = 0;
-  if (!closed) {
-    r->next = NULL;
-    if (s->req_tail != NULL)
-      s->req_tail->next = r;
-    else
-      s->req_head = r;
-    s->req_tail = r;
-    wake = must_wake(s);
-  }
+  if (!closed)
+    wake = req_push(s, r);
   pthread_mutex_unlock(&s->mu);
   if (closed) {
     actio_future_unref(f);

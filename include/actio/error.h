@@ -56,7 +56,12 @@ extern "C" {
   X(ETYPE, -4027, "value does not convert to the requested type")            \
   X(EFATAL, -4028, "the actor failed and must be restarted")                  \
   X(EINTENSITY, -4029, "too many restarts: the supervisor gave up")          \
-  X(ENONAME, -4040, "no actor or child has that name")
+  X(ENONAME, -4040, "no actor or child has that name")                       \
+  X(ENORESPONDERS, -4050, "no responders on the NATS subject")                \
+  X(ENATS, -4051, "NATS connection failed, lost or closed")                   \
+  X(ENATSAUTH, -4052, "NATS authorization failed")                            \
+  X(EPAYLOAD, -4053, "message over the NATS server's max_payload")            \
+  X(ESUBJECT, -4054, "invalid NATS subject")
 
 /** The whole table, for building your own: X(name, code, text) for each
  * code, the name without its ACTIO_ prefix. */

@@ -79,6 +79,11 @@ typedef enum actio_sup_event_kind {
   ACTIO_SUP_CHILD_FAILED,     /**< code, reason: why */
   ACTIO_SUP_CHILD_RESTARTED,  /**< a new instance runs */
   ACTIO_SUP_GAVE_UP,          /**< code, reason: the failure too many */
+  /** A child's connection (a NATS connection's actor, actio/nats.h) was
+   * lost: code, reason say why; its client reconnects. @{ */
+  ACTIO_SUP_CHILD_DISCONNECTED,
+  ACTIO_SUP_CHILD_RECONNECTED, /**< and it is back */
+  /** @} */
 } actio_sup_event_kind;
 
 /** A failure, restart or giving up, as a monitor hears of it. */

@@ -1,0 +1,250 @@
+/* nats_api.c: the NATS connection's actor: spawn it (connect, the reply
+ * inbox, the timer), hear of cnats's connection events, stop it, read its
+ * counters. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actio.h"
+#include "actio/supervisor.h"
+#include "actors/core/actor_internal.h"
+#include "actors/nats/nats_internal.h"
+
+enum { N_STRINGS = 10 };
+
+/* The state before the actor runs: the settings, copied. */
+typedef struct nats_boot {
+  actio__nats_state st; /* first: actio_actor_state points at both */
+  actio__nats_conf conf;
+  char *strings[N_STRINGS];
+  char url_shown[256];  /* the URL, secrets masked */
+  char *errbuf;         /* the spawner's */
+  size_t errbuf_size;
+} nats_boot;
+
+static void state_free(void *p) {
+  nats_boot *b = p;
+  actio__nats_state *st = &b->st;
+  actio__nats_destroy(st->conn);
+  free(st->buckets);
+  free(st->heap);
+  pthread_cond_destroy(&st->cv);
+  pthread_mutex_destroy(&st->mu);
+  for (int i = 0; i < N_STRINGS; i++)
+    free(b->strings[i]);
+  free(b);
+}
+
+static const char *keep(nats_boot *b, int i, const char *s, int *ok) {
+  if (s == NULL)
+    return NULL;
+  b->strings[i] = strdup(s);
+  if (b->strings[i] == NULL)
+    *ok = 0;
+  return b->strings[i];
+}
+
+/* cnats's connection events, on its thread. */
+static void on_event(void *arg, actio__nats_event ev) {
+  nats_boot *b = arg;
+  actio__nats_state *st = &b->st;
+  char why[320];
+  pthread_mutex_lock(&st->mu);
+  int closed = st->closed;
+  actio_actor *self = st->self;
+  if (ev == ACTIO__NATS_DISCONNECTED)
+    st->down = 1;
+  else if (ev == ACTIO__NATS_RECONNECTED)
+    st->down = 0;
+  pthread_mutex_unlock(&st->mu);
+  if (closed || self == NULL)
+    return; /* our own close, or the connect */
+  switch (ev) {
+  case ACTIO__NATS_DISCONNECTED:
+    atomic_fetch_add_explicit(&st->disconnects, 1, memory_order_relaxed); /* statistics */
+    snprintf(why, sizeof why, "NATS connection to %s lost; reconnecting", b->url_shown);
+    if (st->disconnect == ACTIO_NATS_FAIL)
+      actio__nats_pending_fail_all(st, ACTIO_ENATS, "the NATS connection was lost");
+    actio__actor_notice(self, ACTIO_SUP_CHILD_DISCONNECTED, ACTIO_ENATS, why);
+    break;
+  case ACTIO__NATS_RECONNECTED:
+    atomic_fetch_add_explicit(&st->reconnects, 1, memory_order_relaxed); /* statistics */
+    snprintf(why, sizeof why, "NATS connection to %s back", b->url_shown);
+    actio__actor_notice(self, ACTIO_SUP_CHILD_RECONNECTED, 0, why);
+    break;
+  case ACTIO__NATS_CLOSED:
+    snprintf(why, sizeof why, "NATS connection to %s closed: reconnects ran out",
+             b->url_shown);
+    actio__nats_pending_fail_all(st, ACTIO_ENATS, "the NATS connection closed");
+    actio_actor_fail(self, ACTIO_ENATS, why);
+    break;
+  }
+}
+
+/* Connects, on the spawning thread (a scheduled actor's one init). */
+static int nats_init(actio_actor *self, void **worker) {
+  nats_boot *b = actio_actor_state(self);
+  actio__nats_state *st = &b->st;
+  *worker = NULL;
+  char err[512];
+  int rc = actio__nats_connect(&b->conf, &st->conn, err, sizeof err);
+  if (rc == 0) {
+    st->max_payload = actio__nats_max_payload(st->conn);
+    rc = actio__nats_pending_start(st);
+    if (rc != 0)
+      snprintf(err, sizeof err, "NATS %s: the reply inbox: %s", b->url_shown,
+               actio_strerror(rc));
+  }
+  if (rc != 0) {
+    if (b->errbuf != NULL && b->errbuf_size > 0)
+      snprintf(b->errbuf, b->errbuf_size, "%s", err);
+    actio__nats_pending_stop(st);
+    actio__nats_close(st->conn);
+    return rc;
+  }
+  pthread_mutex_lock(&st->mu);
+  st->self = self; /* events count from here on */
+  pthread_mutex_unlock(&st->mu);
+  return 0;
+}
+
+static int nats_handle(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)self;
+  (void)worker;
+  (void)msg;
+  (void)reply;
+  return ACTIO_EINVAL; /* a connection takes no messages: use its calls */
+}
+
+/* The actor stops: its services, then its requests, then the connection. */
+static void nats_stop(actio_actor *self, void *worker) {
+  (void)worker;
+  actio__nats_state *st = &((nats_boot *)actio_actor_state(self))->st;
+  actio__nats_services_stop(st);
+  actio__nats_pending_stop(st);
+  actio__nats_close(st->conn);
+}
+
+const actio_behavior actio__nats_behavior = {
+    .worker_init = nats_init,
+    .handle = nats_handle,
+    .worker_stop = nats_stop,
+};
+
+int actio__nats_state_of(actio_actor *nats, actio__nats_state **out) {
+  if (actio_actor_behavior(nats) != &actio__nats_behavior)
+    return ACTIO_EINVAL;
+  *out = &((nats_boot *)actio_actor_state(nats))->st;
+  return 0;
+}
+
+int actio_nats_spawn(actio_runtime *rt, const actio_nats_opts *opts, actio_actor **out) {
+  if (rt == NULL || opts == NULL || opts->url == NULL || out == NULL ||
+      opts->max_reconnect < -1 || opts->connect_timeout_ms < 0 || opts->timeout_ms < 0 ||
+      opts->reconnect_wait_ms < 0 || (opts->nkey_seed_file != NULL) != (opts->nkey_public != NULL) ||
+      (opts->client_cert != NULL) != (opts->client_key != NULL))
+    return ACTIO_EINVAL;
+  nats_boot *b = calloc(1, sizeof *b);
+  if (b == NULL)
+    return ACTIO_ENOMEM;
+  actio__nats_state *st = &b->st;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the timer's waits */
+  pthread_cond_init(&st->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&st->mu, NULL);
+  st->rt = rt;
+  st->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 10000;
+  st->max_pending = opts->max_pending ? opts->max_pending : 4096;
+  st->disconnect = opts->disconnect;
+  atomic_init(&st->next_token, 1);
+  b->errbuf = opts->errbuf;
+  b->errbuf_size = opts->errbuf_size;
+  int ok = 1;
+  b->conf = (actio__nats_conf){
+      .url = keep(b, 0, opts->url, &ok),
+      .name = keep(b, 1, opts->name ? opts->name : "actio", &ok),
+      .user = keep(b, 2, opts->user, &ok),
+      .password = keep(b, 3, opts->password, &ok),
+      .token = keep(b, 4, opts->token, &ok),
+      .nkey_public = keep(b, 5, opts->nkey_public, &ok),
+      .nkey_seed_file = keep(b, 6, opts->nkey_seed_file, &ok),
+      .ca_file = keep(b, 7, opts->ca_file, &ok),
+      .cert_file = keep(b, 8, opts->client_cert, &ok),
+      .key_file = keep(b, 9, opts->client_key, &ok),
+      .tls = opts->tls || strncmp(opts->url, "tls://", 6) == 0,
+      .tls_skip_verify = opts->tls_skip_verify,
+      .connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000,
+      .max_reconnect = opts->max_reconnect ? opts->max_reconnect : 60,
+      .reconnect_wait_ms = opts->reconnect_wait_ms ? opts->reconnect_wait_ms : 500,
+      .on_event = on_event,
+      .event_arg = b,
+  };
+  actio__nats_redact_url(opts->url, b->url_shown, sizeof b->url_shown);
+  if (!ok) {
+    state_free(b);
+    return ACTIO_ENOMEM;
+  }
+  actio_actor_opts ao = {
+      .name = "nats",
+      .state = b,
+      .state_free = state_free,
+  };
+  return actio_actor_spawn(rt, &actio__nats_behavior, &ao, out);
+}
+
+int actio_nats_ask(actio_actor *nats, const actio_nats_request *req, actio_future **out) {
+  if (nats == NULL || req == NULL || out == NULL || req->subject == NULL)
+    return ACTIO_EINVAL;
+  actio__actor_pin(nats);
+  actio__nats_state *st;
+  int rc = actio__nats_state_of(nats, &st);
+  if (rc == 0)
+    rc = actio__nats_ask(st, req, out);
+  actio__actor_unpin(nats);
+  return rc;
+}
+
+int actio_nats_serve(actio_actor *nats, const char *subject, actio_actor *actor,
+                     const actio_nats_serve_opts *opts, actio_nats_service **out) {
+  if (nats == NULL || subject == NULL || actor == NULL || out == NULL)
+    return ACTIO_EINVAL;
+  actio_actor *inst = actio__actor_pin(nats);
+  actio__nats_state *st;
+  int rc = actio__nats_state_of(nats, &st);
+  if (rc == 0)
+    rc = actio__nats_serve(st, inst, subject, actor, opts, out);
+  actio__actor_unpin(nats);
+  return rc;
+}
+
+int actio_nats_child(actio_runtime *rt, void *opts, actio_actor **out) {
+  return actio_nats_spawn(rt, opts, out);
+}
+
+void actio_nats_stats_get(actio_actor *nats, actio_nats_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (nats == NULL)
+    return;
+  actio__actor_pin(nats);
+  actio__nats_state *st;
+  if (actio__nats_state_of(nats, &st) == 0) {
+    pthread_mutex_lock(&st->mu);
+    out->pending = st->n;
+    out->connected = st->conn != NULL && !st->closed && !st->down;
+    pthread_mutex_unlock(&st->mu);
+    /* Relaxed: counters read as a snapshot. */
+    out->sent = atomic_load_explicit(&st->sent, memory_order_relaxed);
+    out->replies = atomic_load_explicit(&st->replies_n, memory_order_relaxed);
+    out->retries = atomic_load_explicit(&st->retries, memory_order_relaxed);
+    out->timeouts = atomic_load_explicit(&st->timeouts, memory_order_relaxed);
+    out->no_responders = atomic_load_explicit(&st->no_responders, memory_order_relaxed);
+    out->late_replies = atomic_load_explicit(&st->late, memory_order_relaxed);
+    out->served = atomic_load_explicit(&st->served, memory_order_relaxed);
+    out->served_errors = atomic_load_explicit(&st->served_errors, memory_order_relaxed);
+    out->disconnects = atomic_load_explicit(&st->disconnects, memory_order_relaxed);
+    out->reconnects = atomic_load_explicit(&st->reconnects, memory_order_relaxed);
+  }
+  actio__actor_unpin(nats);
+}

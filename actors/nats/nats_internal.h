@@ -1,0 +1,95 @@
+/* nats_internal.h: what the NATS actor's files share: the connection's
+ * state, a pending remote request, a message, a service. */
+#ifndef ACTIO_ACTORS_NATS_INTERNAL_H
+#define ACTIO_ACTORS_NATS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "actio/nats.h"
+#include "io/nats/nats_io.h"
+
+typedef struct actio__nats_pend actio__nats_pend;
+
+/* The connection actor's state (actio_actor_state): the connection, the
+ * reply inbox, the pending table and its timer, the services. */
+typedef struct actio__nats_state {
+  actio__nats_conn *conn;
+  actio_actor *self;        /* the instance */
+  actio_runtime *rt;
+  int64_t max_payload;
+  long timeout_ms;          /* an attempt's default */
+  actio_nats_disconnect_policy disconnect;
+  char inbox[64];           /* "_INBOX.<unique>." */
+  size_t inbox_len;
+  actio__nats_sub *replies; /* inbox.*: every reply */
+
+  /* The pending table: guarded by mu. A request is in it from its send to
+   * its end; whoever takes it out completes its future. Buckets by token
+   * (tokens are sequential: no collisions before max_pending), and a
+   * min-heap by due time for the timer thread. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;        /* the timer thread's: an earlier due time, or stop */
+  actio__nats_pend **buckets;
+  size_t mask;
+  actio__nats_pend **heap;
+  size_t n, max_pending;
+  int closed;               /* stopping: nothing is taken in any more */
+  int replies_over;         /* the inbox subscription's last call is done */
+  int down;                 /* disconnected (ACTIO_NATS_FAIL refuses) */
+  struct actio_nats_service *services; /* serving on this connection */
+  pthread_t timer;
+  int timer_started;
+  _Atomic uint64_t next_token; /* relaxed: only unique */
+
+  /* Counters, relaxed: statistics read as a snapshot. */
+  _Atomic uint64_t sent, replies_n, retries, timeouts, no_responders, late,
+      served, served_errors, disconnects, reconnects;
+} actio__nats_state;
+
+/* A message as the public API shows it: received (rx, parts borrowed from
+ * it) or built (parts owned, headers key, value, ..., NULL). */
+struct actio_nats_msg {
+  actio__nats_msg *rx;
+  const void *data;
+  size_t len;
+  char **headers; /* built: n pairs and a NULL, each string its own */
+  size_t nh;      /* strings in headers */
+};
+
+extern const actio_behavior actio__nats_behavior;
+
+/* 0 and the state of connection `nats` (pinned by the caller), or
+ * ACTIO_EINVAL when it is none. */
+int actio__nats_state_of(actio_actor *nats, actio__nats_state **out);
+
+/* actio_nats_ask and actio_nats_serve on the state of the connection
+ * (pinned by the caller; inst its instance), their arguments not NULL. */
+int actio__nats_ask(actio__nats_state *st, const actio_nats_request *req,
+                    actio_future **out);
+int actio__nats_serve(actio__nats_state *st, actio_actor *inst, const char *subject,
+                      actio_actor *actor, const actio_nats_serve_opts *opts,
+                      actio_nats_service **out);
+
+/* nats_ask.c: the reply inbox, the pending table and its timer thread. */
+/* Subscribes the inbox and starts the timer thread. 0 or an error. */
+int actio__nats_pending_start(actio__nats_state *st);
+/* Stops both, and fails what is pending with ACTIO_ECLOSED. */
+void actio__nats_pending_stop(actio__nats_state *st);
+/* The connection dropped under ACTIO_NATS_FAIL: fails what is pending. */
+void actio__nats_pending_fail_all(actio__nats_state *st, int code, const char *why);
+/* The memory a pending request costs beside its future, for a subject of
+ * subject_len bytes and no retries. */
+size_t actio__nats_pend_size(size_t subject_len);
+
+/* nats_serve.c: ends every service (connection stopping). */
+void actio__nats_services_stop(actio__nats_state *st);
+
+/* nats_msg.c: a received message as the public type; NULL when out of
+ * memory (rx is then still the caller's). */
+actio_nats_msg *actio__nats_msg_wrap(actio__nats_msg *rx);
+/* The same, in place: m's parts from rx. */
+void actio__nats_msg_view(actio_nats_msg *m, actio__nats_msg *rx);
+
+#endif

@@ -1,0 +1,396 @@
+/* nats_io.c: the only file that calls cnats: connecting, publishing,
+ * subscribing, reading received messages, error headers, subjects. */
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actio/error.h"
+#include "io/nats/nats_io.h"
+
+/* The headers an error reply carries: its actio code and its text. */
+#define HDR_CODE "Actio-Error"
+#define HDR_TEXT "Actio-Message"
+
+struct actio__nats_conn {
+  natsConnection *nc;
+  actio__nats_event_fn on_event;
+  void *event_arg;
+  pthread_mutex_t mu; /* guards closed_seen */
+  pthread_cond_t cv;
+  int closed_seen;    /* cnats's closed callback ran: no event follows */
+  int closing;        /* actio__nats_close began (its thread only) */
+  int64_t flush_ms;   /* a subscription's round trip: the connect timeout */
+};
+
+struct actio__nats_sub {
+  natsSubscription *sub;
+  actio__nats_msg_fn fn;
+  void (*done)(void *arg);
+  void *arg;
+};
+
+/* A natsMsg travels as an actio__nats_msg: the same pointer, never
+ * dereferenced outside this file. */
+static natsMsg *raw(const actio__nats_msg *m) { return (natsMsg *)(void *)m; }
+
+static int code_of(natsStatus s) {
+  switch (s) {
+  case NATS_OK:
+    return 0;
+  case NATS_NO_MEMORY:
+    return ACTIO_ENOMEM;
+  case NATS_CONNECTION_AUTH_FAILED:
+  case NATS_NOT_PERMITTED:
+    return ACTIO_ENATSAUTH;
+  case NATS_SSL_ERROR:
+  case NATS_SECURE_CONNECTION_WANTED:
+  case NATS_SECURE_CONNECTION_REQUIRED:
+    return ACTIO_ETLS;
+  case NATS_MAX_PAYLOAD:
+    return ACTIO_EPAYLOAD;
+  case NATS_INVALID_ARG:
+  case NATS_INVALID_SUBJECT:
+  case NATS_INVALID_QUEUE_NAME:
+  case NATS_ADDRESS_MISSING:
+    return ACTIO_EINVAL;
+  default:
+    return ACTIO_ENATS;
+  }
+}
+
+static void on_disconnected(natsConnection *nc, void *arg) {
+  (void)nc;
+  actio__nats_conn *c = arg;
+  if (c->on_event != NULL)
+    c->on_event(c->event_arg, ACTIO__NATS_DISCONNECTED);
+}
+
+static void on_reconnected(natsConnection *nc, void *arg) {
+  (void)nc;
+  actio__nats_conn *c = arg;
+  if (c->on_event != NULL)
+    c->on_event(c->event_arg, ACTIO__NATS_RECONNECTED);
+}
+
+static void on_closed(natsConnection *nc, void *arg) {
+  (void)nc;
+  actio__nats_conn *c = arg;
+  if (c->on_event != NULL)
+    c->on_event(c->event_arg, ACTIO__NATS_CLOSED);
+  pthread_mutex_lock(&c->mu);
+  c->closed_seen = 1;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* Every occurrence of secret in s becomes "***". */
+static void mask(char *s, const char *secret) {
+  size_t n = secret != NULL ? strlen(secret) : 0;
+  if (n == 0)
+    return;
+  for (char *p = strstr(s, secret); p != NULL; p = strstr(p + 3, secret)) {
+    memmove(p + 3, p + n, strlen(p + n) + 1);
+    memcpy(p, "***", 3);
+  }
+}
+
+static natsStatus set_options(natsOptions *o, const actio__nats_conf *conf,
+                              actio__nats_conn *c) {
+  natsStatus s = natsOptions_SetURL(o, conf->url);
+  if (s == NATS_OK && conf->name != NULL)
+    s = natsOptions_SetName(o, conf->name);
+  if (s == NATS_OK && (conf->user != NULL || conf->password != NULL))
+    s = natsOptions_SetUserInfo(o, conf->user, conf->password);
+  if (s == NATS_OK && conf->token != NULL)
+    s = natsOptions_SetToken(o, conf->token);
+  if (s == NATS_OK && conf->nkey_seed_file != NULL)
+    s = natsOptions_SetNKeyFromSeed(o, conf->nkey_public, conf->nkey_seed_file);
+  if (s == NATS_OK && (conf->tls || conf->ca_file != NULL || conf->cert_file != NULL))
+    s = natsOptions_SetSecure(o, true);
+  if (s == NATS_OK && conf->ca_file != NULL)
+    s = natsOptions_LoadCATrustedCertificates(o, conf->ca_file);
+  if (s == NATS_OK && conf->cert_file != NULL)
+    s = natsOptions_LoadCertificatesChain(o, conf->cert_file, conf->key_file);
+  if (s == NATS_OK && conf->tls_skip_verify)
+    s = natsOptions_SkipServerVerification(o, true);
+  if (s == NATS_OK)
+    s = natsOptions_SetTimeout(o, conf->connect_timeout_ms);
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxReconnect(o, conf->max_reconnect);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectWait(o, conf->reconnect_wait_ms);
+  if (s == NATS_OK)
+    s = natsOptions_SetDisconnectedCB(o, on_disconnected, c);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectedCB(o, on_reconnected, c);
+  if (s == NATS_OK)
+    s = natsOptions_SetClosedCB(o, on_closed, c);
+  return s;
+}
+
+int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
+                        char *err, size_t errlen) {
+  char url[512];
+  actio__nats_redact_url(conf->url, url, sizeof url);
+  actio__nats_conn *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    snprintf(err, errlen, "NATS %s: out of memory", url);
+    return ACTIO_ENOMEM;
+  }
+  c->on_event = conf->on_event;
+  c->flush_ms = conf->connect_timeout_ms;
+  c->event_arg = conf->event_arg;
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->cv, NULL);
+  natsOptions *o = NULL;
+  natsStatus s = natsOptions_Create(&o);
+  const char *stage = "options";
+  if (s == NATS_OK)
+    s = set_options(o, conf, c);
+  if (s == NATS_OK) {
+    stage = "connect";
+    s = natsConnection_Connect(&c->nc, o);
+  }
+  natsOptions_Destroy(o);
+  if (s == NATS_OK) {
+    *out = c;
+    return 0;
+  }
+  int rc = code_of(s);
+  const char *why = nats_GetLastError(NULL);
+  char text[256];
+  snprintf(text, sizeof text, "%s", why != NULL && *why ? why : natsStatus_GetText(s));
+  mask(text, conf->password);
+  mask(text, conf->token);
+  snprintf(err, errlen, "NATS %s to %s failed: %s%s", stage, url, text,
+           rc == ACTIO_ENATSAUTH ? " (credentials refused)" : "");
+  pthread_cond_destroy(&c->cv);
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+  return rc;
+}
+
+void actio__nats_close(actio__nats_conn *c) {
+  if (c == NULL || c->closing)
+    return;
+  c->closing = 1;
+  natsConnection_Close(c->nc);
+  /* cnats runs the closed callback on its own thread, maybe after Close
+   * returned: wait for it, so that nothing calls back into a freed c. */
+  pthread_mutex_lock(&c->mu);
+  while (!c->closed_seen)
+    pthread_cond_wait(&c->cv, &c->mu);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void actio__nats_destroy(actio__nats_conn *c) {
+  if (c == NULL)
+    return;
+  actio__nats_close(c);
+  natsConnection_Destroy(c->nc);
+  pthread_cond_destroy(&c->cv);
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+}
+
+int64_t actio__nats_max_payload(actio__nats_conn *c) {
+  return natsConnection_GetMaxPayload(c->nc);
+}
+
+int actio__nats_publish(actio__nats_conn *c, const char *subject, const char *reply,
+                        const char *const *headers, const void *data, size_t len) {
+  if (len > INT32_MAX)
+    return ACTIO_EPAYLOAD;
+  natsStatus s;
+  if (headers == NULL || headers[0] == NULL) {
+    s = reply != NULL ? natsConnection_PublishRequest(c->nc, subject, reply, data, (int)len)
+                      : natsConnection_Publish(c->nc, subject, data, (int)len);
+  } else {
+    natsMsg *m = NULL;
+    s = natsMsg_Create(&m, subject, reply, data, (int)len);
+    for (size_t i = 0; s == NATS_OK && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+      s = natsMsgHeader_Add(m, headers[i], headers[i + 1]);
+    if (s == NATS_OK)
+      s = natsConnection_PublishMsg(c->nc, m);
+    natsMsg_Destroy(m);
+  }
+  return code_of(s);
+}
+
+int actio__nats_publish_error(actio__nats_conn *c, const char *reply, int code,
+                              const char *text) {
+  char num[16], line[512];
+  snprintf(num, sizeof num, "%d", code);
+  /* A header value is one line of printable bytes. */
+  snprintf(line, sizeof line, "%s", text != NULL ? text : actio_strerror(code));
+  for (char *p = line; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      *p = ' ';
+  const char *h[] = {HDR_CODE, num, HDR_TEXT, line, NULL};
+  return actio__nats_publish(c, reply, NULL, h, NULL, 0);
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg) {
+  (void)nc;
+  (void)sub;
+  actio__nats_sub *s = arg;
+  s->fn(s->arg, (actio__nats_msg *)(void *)m);
+}
+
+int actio__nats_subscribe(actio__nats_conn *c, const char *subject, const char *queue,
+                          actio__nats_msg_fn fn, void (*done)(void *arg), void *arg,
+                          actio__nats_sub **out) {
+  actio__nats_sub *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return ACTIO_ENOMEM;
+  s->fn = fn;
+  s->done = done;
+  s->arg = arg;
+  natsStatus st = queue != NULL
+                      ? natsConnection_QueueSubscribe(&s->sub, c->nc, subject, queue, on_msg, s)
+                      : natsConnection_Subscribe(&s->sub, c->nc, subject, on_msg, s);
+  if (st == NATS_OK) {
+    /* No limit of cnats's own on what waits for the callback: the actors
+     * above bound their work themselves. */
+    st = natsSubscription_SetPendingLimits(s->sub, -1, -1);
+    if (st == NATS_OK)
+      st = natsSubscription_SetOnCompleteCB(s->sub, done, arg);
+    /* A round trip: the server has the subscription once this returns,
+     * so a request sent next from anywhere finds it. */
+    if (st == NATS_OK)
+      st = natsConnection_FlushTimeout(c->nc, c->flush_ms);
+    if (st != NATS_OK) {
+      natsSubscription_Unsubscribe(s->sub);
+      natsSubscription_Destroy(s->sub);
+    }
+  }
+  if (st != NATS_OK) {
+    free(s);
+    return code_of(st) == ACTIO_EINVAL ? ACTIO_EINVAL : ACTIO_ENATS;
+  }
+  *out = s;
+  return 0;
+}
+
+void actio__nats_unsubscribe(actio__nats_sub *s) {
+  if (s == NULL)
+    return;
+  (void)natsSubscription_Unsubscribe(s->sub);
+  natsSubscription_Destroy(s->sub);
+  free(s);
+}
+
+const char *actio__nats_msg_subject(const actio__nats_msg *m) {
+  return natsMsg_GetSubject(raw(m));
+}
+
+const char *actio__nats_msg_reply(const actio__nats_msg *m) {
+  const char *r = natsMsg_GetReply(raw(m));
+  return r != NULL && *r ? r : NULL;
+}
+
+const void *actio__nats_msg_data(const actio__nats_msg *m) {
+  return natsMsg_GetData(raw(m));
+}
+
+size_t actio__nats_msg_len(const actio__nats_msg *m) {
+  int n = natsMsg_GetDataLength(raw(m));
+  return n > 0 ? (size_t)n : 0;
+}
+
+const char *actio__nats_msg_header(actio__nats_msg *m, const char *key) {
+  const char *v = NULL;
+  return natsMsgHeader_Get(raw(m), key, &v) == NATS_OK ? v : NULL;
+}
+
+int actio__nats_msg_no_responders(actio__nats_msg *m) {
+  return natsMsg_IsNoResponders(raw(m));
+}
+
+int actio__nats_msg_error(actio__nats_msg *m, const char **text) {
+  const char *num = actio__nats_msg_header(m, HDR_CODE);
+  if (num == NULL)
+    return 0;
+  long code = strtol(num, NULL, 10);
+  *text = actio__nats_msg_header(m, HDR_TEXT);
+  /* Not a code at all: a failure all the same, of the transport's. */
+  return code < 0 && code > -100000 ? (int)code : ACTIO_ENATS;
+}
+
+void actio__nats_msg_free(actio__nats_msg *m) { natsMsg_Destroy(raw(m)); }
+
+int actio__nats_inbox(char *out, size_t len) {
+  natsInbox *in = NULL;
+  if (natsInbox_Create(&in) != NATS_OK)
+    return ACTIO_ENOMEM;
+  int n = snprintf(out, len, "%s", in);
+  natsInbox_Destroy(in);
+  return n > 0 && (size_t)n < len ? 0 : ACTIO_ENOMEM;
+}
+
+int actio__nats_subject_valid(const char *s, int wildcards) {
+  if (s == NULL || *s == '\0')
+    return 0;
+  const char *tok = s;
+  for (const char *p = s;; p++) {
+    if (*p == '.' || *p == '\0') {
+      size_t n = (size_t)(p - tok);
+      if (n == 0)
+        return 0; /* an empty token: "a..b", ".a", "a." */
+      if (n == 1 && (*tok == '*' || *tok == '>')) {
+        if (!wildcards || (*tok == '>' && *p != '\0'))
+          return 0;
+      } else {
+        for (const char *q = tok; q < p; q++)
+          if (*q == '*' || *q == '>')
+            return 0; /* a wildcard inside a token */
+      }
+      if (*p == '\0')
+        return 1;
+      tok = p + 1;
+    } else if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+      return 0; /* spaces and control bytes end a subject in the protocol */
+    }
+  }
+}
+
+void actio__nats_redact_url(const char *url, char *out, size_t size) {
+  if (size == 0)
+    return;
+  size_t o = 0;
+  const char *p = url != NULL ? url : "";
+  while (*p) {
+    const char *end = strchr(p, ',');
+    if (end == NULL)
+      end = p + strlen(p);
+    const char *host = p, *scheme = strstr(p, "://");
+    if (scheme != NULL && scheme < end)
+      host = scheme + 3;
+    const char *at = NULL;
+    for (const char *q = host; q < end && *q != '/'; q++)
+      if (*q == '@')
+        at = q; /* the last '@' before the path ends the userinfo */
+    const char *keep_to = host; /* copy up to here, then mask */
+    if (at != NULL) {
+      const char *colon = memchr(host, ':', (size_t)(at - host));
+      keep_to = colon != NULL ? colon + 1 : host;
+    }
+    for (const char *q = p; q < end && o + 1 < size; q++) {
+      if (at != NULL && q == keep_to) {
+        for (const char *m = "***"; *m && o + 1 < size; m++)
+          out[o++] = *m;
+        q = at - 1; /* resume at the '@' */
+        continue;
+      }
+      out[o++] = *q;
+    }
+    p = end;
+    if (*p == ',' && o + 1 < size)
+      out[o++] = *p++;
+    else if (*p == ',')
+      p++;
+  }
+  out[o] = '\0';
+}

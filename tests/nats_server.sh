@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# nats_server.sh: throwaway NATS servers on loopback for the tests, all
+# state in one folder.
+#   tests/nats_server.sh start DIR   make DIR, start the servers below (or
+#                                    find them running), print the env lines
+#   tests/nats_server.sh kill DIR    kill the plain server (SIGKILL: its
+#                                    clients see the connection drop)
+#   tests/nats_server.sh restart DIR start it again on the same port, once
+#                                    it listens
+#   tests/nats_server.sh stop DIR    stop them; DIR is the caller's to remove
+# start prints, and writes to DIR/env, shell-sourceable lines:
+#   NATS_URL=nats://127.0.0.1:<p>        no authentication
+#   NATS_AUTH_URL=nats://127.0.0.1:<q>   user actio, password s3cret-nats-pw
+#   NATS_AUTH_USER=actio
+#   NATS_AUTH_PASSWORD=s3cret-nats-pw
+# Each server listens on 127.0.0.1 only, on a port the kernel picks (the
+# server's own "-p -1": never a fixed port), and logs to DIR/<name>.log.
+# Needs the Debian nats-server package.
+set -euo pipefail
+
+[ $# -eq 2 ] || { echo "usage: $0 start|kill|restart|stop DIR" >&2; exit 2; }
+CMD=$1
+DIR=$2
+NATS_SERVER=${NATS_SERVER:-nats-server}
+START_TIMEOUT=${NATS_START_TIMEOUT:-30}  # seconds for a server to listen
+
+case $DIR in
+  *[!A-Za-z0-9._/+-]* | "") echo "$0: DIR must match [A-Za-z0-9._/+-]+: $DIR" >&2; exit 2 ;;
+esac
+
+# start_one NAME [server args...]: starts it unless its pid file names a
+# live server, waits for its ports file, and prints its URL. The port is
+# the kernel's pick ("-p -1") unless PORT is set.
+start_one() {
+  local name=$1
+  shift
+  local pidf="$DIR/$name.pid" ports="$DIR/$name.ports.d"
+  if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null && [ -f "$DIR/$name.url" ]; then
+    cat "$DIR/$name.url"
+    return
+  fi
+  rm -rf "$ports"
+  mkdir -p "$ports"
+  # setsid: the server leaves the caller's process group (a test killed by
+  # ctest does not take it along; stop finds it by its pid file).
+  setsid "$NATS_SERVER" -a 127.0.0.1 -p "${PORT:--1}" --ports_file_dir "$ports" -P "$pidf" \
+    -l "$DIR/$name.log" "$@" </dev/null >/dev/null 2>&1 &
+  local i
+  for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+    local f
+    f=$(ls "$ports"/*.ports 2>/dev/null | head -n1 || true)
+    if [ -n "$f" ] && [ -s "$f" ]; then
+      sed -E 's/.*"nats":\["([^"]+)".*/\1/' "$f" > "$DIR/$name.url"
+      cat "$DIR/$name.url"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "$0: $name did not start; see $DIR/$name.log" >&2
+  exit 1
+}
+
+stop_one() {
+  local pidf="$DIR/$1.pid"
+  [ -f "$pidf" ] || return 0
+  local pid
+  pid=$(cat "$pidf")
+  kill "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidf" "$DIR/$1.url"
+}
+
+case $CMD in
+  start)
+    mkdir -p "$DIR"
+    url=$(start_one plain)
+    auth=$(start_one auth --user actio --pass s3cret-nats-pw)
+    {
+      echo "NATS_URL=$url"
+      echo "NATS_AUTH_URL=$auth"
+      echo "NATS_AUTH_USER=actio"
+      echo "NATS_AUTH_PASSWORD=s3cret-nats-pw"
+    } > "$DIR/env"
+    cat "$DIR/env"
+    ;;
+  kill)
+    pid=$(cat "$DIR/plain.pid")
+    kill -9 "$pid"
+    # Gone, or a zombie nobody reaped yet (it holds no port any more).
+    while kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" | cut -c1)" != Z ]; do
+      sleep 0.05
+    done
+    rm -f "$DIR/plain.pid"
+    ;;
+  restart)
+    url=$(cat "$DIR/plain.url")
+    PORT=${url##*:} start_one plain >/dev/null
+    ;;
+  stop)
+    stop_one plain
+    stop_one auth
+    ;;
+  *)
+    echo "usage: $0 start|kill|restart|stop DIR" >&2
+    exit 2
+    ;;
+esac

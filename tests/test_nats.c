@@ -1,0 +1,586 @@
+/* test_nats.c: remote actors over NATS (actio/nats.h) against real
+ * nats-server processes started by tests/nats_server.sh. */
+#include <time.h>
+
+#include "actors/nats/nats_internal.h"
+#include "pg_server.h"
+#include "test_util.h"
+
+static char servers_dir[256];
+static char nats_url[256], auth_url[256], auth_user[64], auth_password[64];
+
+static actio_runtime *rt;
+
+static void setup(void) { ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0); }
+static void teardown(void) { actio_runtime_destroy(rt); }
+
+/* Polls cond until it holds: waits for a state, and fails the test only
+ * when it never comes (a minute, for the slowest sanitizer run). */
+#define WAIT_FOR(cond)                                                        \
+  do {                                                                        \
+    int64_t waited_ = 0;                                                      \
+    while (!(cond)) {                                                         \
+      ck_assert_msg(waited_ < 60000, "never: %s", #cond);                     \
+      nanosleep(&(struct timespec){0, 1000000}, NULL);                        \
+      waited_++;                                                              \
+    }                                                                         \
+  } while (0)
+
+static actio_actor *connect_plain(void) {
+  actio_actor *c;
+  char err[256] = "";
+  actio_nats_opts o = {.url = nats_url, .errbuf = err, .errbuf_size = sizeof err};
+  int rc = actio_nats_spawn(rt, &o, &c);
+  ck_assert_msg(rc == 0, "connect: %s: %s", actio_err_name(rc), err);
+  return c;
+}
+
+/* ---- the served actors ---- */
+
+/* A responder: counts what it handles, and answers with the request's
+ * bytes; an id it has seen takes no effect twice (idempotent); held, it
+ * keeps the replies unanswered. */
+typedef struct responder {
+  pthread_mutex_t mu;
+  atomic_int handled;
+  int hold;                  /* 1: keep the replies */
+  actio_future *held[256];
+  atomic_int nheld;
+  int fail_code;             /* != 0: fail every reply with it */
+} responder;
+
+/* Effects by request id, shared by the responders of a test. */
+static pthread_mutex_t effects_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char effects[4096];
+static atomic_int effects_total;
+
+static int respond(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)worker;
+  responder *r = actio_actor_state(self);
+  actio_nats_msg *m = msg;
+  size_t len;
+  const char *data = actio_nats_msg_data(m, &len);
+  atomic_fetch_add(&r->handled, 1);
+  if (len > 0 && len < 16) {
+    char id[16];
+    memcpy(id, data, len);
+    id[len] = '\0';
+    unsigned k = (unsigned)strtoul(id, NULL, 10) % sizeof effects;
+    pthread_mutex_lock(&effects_mu);
+    if (!effects[k]++) /* the effect: once per id */
+      atomic_fetch_add(&effects_total, 1);
+    else
+      effects[k] = 1;
+    pthread_mutex_unlock(&effects_mu);
+  }
+  if (r->fail_code != 0)
+    return actio_future_fail(reply, r->fail_code, "remote failure %d", 42), 0;
+  pthread_mutex_lock(&r->mu);
+  int hold = r->hold;
+  if (hold) {
+    actio_future_ref(reply);
+    r->held[atomic_fetch_add(&r->nheld, 1)] = reply;
+  }
+  pthread_mutex_unlock(&r->mu);
+  if (hold)
+    return 0;
+  actio_nats_msg *out;
+  ck_assert_int_eq(actio_nats_msg_create(&out, data, len), 0);
+  ck_assert_int_eq(actio_nats_msg_add_header(out, "Served-By", actio_actor_name(self)), 0);
+  if (actio_future_resolve(reply, out, actio_nats_msg_free_fn) != 0)
+    actio_nats_msg_free(out);
+  return 0;
+}
+
+static const actio_behavior responder_behavior = {.handle = respond};
+
+static actio_actor *spawn_responder(responder *r, const char *name) {
+  memset(r, 0, sizeof *r);
+  pthread_mutex_init(&r->mu, NULL);
+  actio_actor *a;
+  actio_actor_opts o = {.name = name, .state = r};
+  ck_assert_int_eq(actio_actor_spawn(rt, &responder_behavior, &o, &a), 0);
+  return a;
+}
+
+/* Answers the replies r held (with an empty reply). */
+static void release_held(responder *r) {
+  pthread_mutex_lock(&r->mu);
+  r->hold = 0;
+  int n = atomic_load(&r->nheld);
+  atomic_store(&r->nheld, 0);
+  pthread_mutex_unlock(&r->mu);
+  for (int i = 0; i < n; i++) {
+    actio_future_resolve(r->held[i], NULL, NULL);
+    actio_future_unref(r->held[i]);
+  }
+}
+
+static actio_future *ask_id(actio_actor *c, const char *subject, unsigned id,
+                            const actio_nats_request *base) {
+  char data[16];
+  snprintf(data, sizeof data, "%u", id);
+  actio_nats_request req = base ? *base : (actio_nats_request){0};
+  req.subject = subject;
+  req.data = data;
+  req.len = strlen(data);
+  actio_future *f;
+  int rc = actio_nats_ask(c, &req, &f);
+  ck_assert_msg(rc == 0, "ask %u: %s", id, actio_err_name(rc));
+  return f;
+}
+
+/* A responder that holds its replies, served on subject over a
+ * connection of its own (*server); the requester's connection returned. */
+static actio_actor *serve_holder(responder *r, const char *subject, actio_actor **server,
+                                 actio_nats_service **svc) {
+  actio_actor *a = spawn_responder(r, "holder");
+  r->hold = 1;
+  *server = connect_plain();
+  ck_assert_int_eq(actio_nats_serve(*server, subject, a, NULL, svc), 0);
+  return connect_plain();
+}
+
+/* Three responders, each served on subject in queue group `queue` over a
+ * connection of its own. */
+static void serve_three(responder r[3], actio_actor *conns[3], actio_nats_service *svc[3],
+                        const char *subject, const char *queue) {
+  actio_nats_serve_opts so = {.queue = queue};
+  for (int i = 0; i < 3; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "responder%d", i);
+    actio_actor *a = spawn_responder(&r[i], name);
+    conns[i] = connect_plain();
+    ck_assert_int_eq(actio_nats_serve(conns[i], subject, a, &so, &svc[i]), 0);
+  }
+}
+
+/* ---- tests ---- */
+
+START_TEST(queue_group_of_three_shares_the_load) {
+  enum { N = 300 };
+  responder r[3];
+  actio_actor *conns[3];
+  actio_nats_service *svc[3];
+  serve_three(r, conns, svc, "svc.echo", "workers");
+  actio_actor *c = connect_plain();
+  actio_future *fs[N];
+  for (unsigned i = 0; i < N; i++)
+    fs[i] = ask_id(c, "svc.echo", i, NULL);
+  actio_future *all;
+  ck_assert_int_eq(actio_gather(fs, N, ACTIO_GATHER_SETTLE_ALL, &all), 0);
+  ck_assert_int_eq(actio_future_wait(all, -1), 0);
+  for (unsigned i = 0; i < N; i++) {
+    ck_assert_msg(actio_future_status(fs[i]) == 0, "%u: %s", i, actio_future_errmsg(fs[i]));
+    const actio_nats_msg *m = actio_future_value(fs[i]);
+    size_t len;
+    const char *d = actio_nats_msg_data(m, &len);
+    char want[16];
+    snprintf(want, sizeof want, "%u", i);
+    ck_assert_int_eq(len, strlen(want));
+    ck_assert(memcmp(d, want, len) == 0);
+    ck_assert_ptr_nonnull(actio_nats_msg_header(m, "Served-By"));
+    actio_future_unref(fs[i]);
+  }
+  actio_future_unref(all);
+  int total = 0;
+  for (int i = 0; i < 3; i++) {
+    int h = atomic_load(&r[i].handled);
+    ck_assert_msg(h > 0, "responder %d handled nothing", i);
+    total += h;
+  }
+  ck_assert_int_eq(total, N);
+  actio_nats_stats st;
+  actio_nats_stats_get(c, &st);
+  ck_assert_uint_eq(st.replies, N);
+  ck_assert_uint_eq(st.sent, N);
+  ck_assert_uint_eq(st.pending, 0);
+  ck_assert_int_eq(st.connected, 1);
+  actio_actor_metrics m;
+  actio_actor_metrics_get(c, &m);
+  ck_assert_uint_eq(m.completed, N);
+  uint64_t served = 0;
+  for (int i = 0; i < 3; i++) {
+    actio_nats_stats_get(conns[i], &st);
+    served += st.served;
+    actio_nats_unserve(svc[i]);
+  }
+  ck_assert_uint_eq(served, N);
+}
+END_TEST
+
+START_TEST(errors_travel_back_with_their_code) {
+  responder r;
+  actio_actor *a = spawn_responder(&r, "failing");
+  r.fail_code = ACTIO_ESQL;
+  actio_actor *server = connect_plain(), *c = connect_plain();
+  actio_nats_service *svc;
+  ck_assert_int_eq(actio_nats_serve(server, "svc.fail", a, NULL, &svc), 0);
+  actio_future *f = ask_id(c, "svc.fail", 1, NULL);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ESQL);
+  ck_assert_str_eq(actio_future_errmsg(f), "remote failure 42");
+  actio_future_unref(f);
+  actio_nats_stats st;
+  actio_nats_stats_get(server, &st);
+  ck_assert_uint_eq(st.served_errors, 1);
+  actio_nats_unserve(svc);
+}
+END_TEST
+
+START_TEST(no_responders_fails_at_once) {
+  actio_actor *c = connect_plain();
+  actio_future *f = ask_id(c, "nobody.here", 1, NULL);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ENORESPONDERS);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "nobody.here"));
+  actio_future_unref(f);
+  /* Idempotent: retried, then the same failure. */
+  actio_nats_request req = {.retries = 2, .retry_backoff_ms = 5};
+  f = ask_id(c, "nobody.here", 2, &req);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ENORESPONDERS);
+  actio_future_unref(f);
+  actio_nats_stats st;
+  actio_nats_stats_get(c, &st);
+  ck_assert_uint_eq(st.no_responders, 4);
+  ck_assert_uint_eq(st.retries, 2);
+  ck_assert_uint_eq(st.pending, 0);
+}
+END_TEST
+
+START_TEST(deadline_timeout_and_cancel) {
+  responder r;
+  actio_actor *server;
+  actio_nats_service *svc;
+  actio_actor *c = serve_holder(&r, "svc.slow", &server, &svc);
+  /* The future's deadline. */
+  actio_future *f = ask_id(c, "svc.slow", 1, NULL);
+  ck_assert_int_eq(actio_future_set_deadline(rt, f, 50), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ETIMEDOUT);
+  actio_future_unref(f);
+  /* An attempt's timeout. */
+  actio_nats_request req = {.timeout_ms = 30};
+  f = ask_id(c, "svc.slow", 2, &req);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ETIMEDOUT);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "no reply from svc.slow"));
+  actio_future_unref(f);
+  /* A cancel: out of the table at once. */
+  f = ask_id(c, "svc.slow", 3, NULL);
+  WAIT_FOR(atomic_load(&r.nheld) == 3);
+  ck_assert_int_eq(actio_future_cancel(f), 0);
+  ck_assert_int_eq(actio_future_status(f), ACTIO_ECANCELED);
+  actio_future_unref(f);
+  actio_nats_stats st;
+  actio_nats_stats_get(c, &st);
+  ck_assert_uint_eq(st.pending, 0);
+  /* The replies come now: each one late, dropped and counted. */
+  release_held(&r);
+  WAIT_FOR((actio_nats_stats_get(c, &st), st.late_replies == 3));
+  ck_assert_uint_eq(st.replies, 0);
+  ck_assert_uint_eq(st.timeouts, 1);
+  actio_nats_unserve(svc);
+}
+END_TEST
+
+START_TEST(oversized_payloads_and_bad_subjects_refused) {
+  actio_actor *c = connect_plain();
+  actio__nats_state *st;
+  ck_assert_int_eq(actio__nats_state_of(c, &st), 0);
+  size_t max = (size_t)st->max_payload;
+  ck_assert_uint_gt(max, 0);
+  char *big = calloc(1, max + 1);
+  actio_nats_request req = {.subject = "svc.big", .data = big, .len = max + 1};
+  actio_future *f = NULL;
+  ck_assert_int_eq(actio_nats_ask(c, &req, &f), ACTIO_EPAYLOAD);
+  ck_assert_ptr_null(f);
+  const char *hdr[] = {"Key", "value", NULL};
+  req.len = max;
+  req.headers = hdr; /* the headers count too */
+  ck_assert_int_eq(actio_nats_ask(c, &req, &f), ACTIO_EPAYLOAD);
+  free(big);
+  const char *bad[] = {"", "a b", "a..b", ".a", "a.", "a.*", "a.>", "a*b", "a\tb", ">"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    actio_nats_request r2 = {.subject = bad[i], .data = "x", .len = 1};
+    ck_assert_msg(actio_nats_ask(c, &r2, &f) == ACTIO_ESUBJECT, "subject '%s'", bad[i]);
+  }
+  const char *odd[] = {"Key", NULL};
+  actio_nats_request r3 = {.subject = "a.b", .headers = odd};
+  ck_assert_int_eq(actio_nats_ask(c, &r3, &f), ACTIO_EINVAL);
+  const char *nl[] = {"Key", "line\r\nInjected: 1", NULL};
+  r3.headers = nl;
+  ck_assert_int_eq(actio_nats_ask(c, &r3, &f), ACTIO_EINVAL);
+  responder r;
+  actio_actor *a = spawn_responder(&r, "wild");
+  actio_nats_service *svc = NULL;
+  ck_assert_int_eq(actio_nats_serve(c, "a.>.b", a, NULL, &svc), ACTIO_ESUBJECT);
+  ck_assert_int_eq(actio_nats_serve(c, "a b", a, NULL, &svc), ACTIO_ESUBJECT);
+  ck_assert_int_eq(actio_nats_serve(c, "svc.*.x", a, NULL, &svc), 0);
+  actio_nats_unserve(svc);
+  ck_assert_int_eq(actio_nats_serve(c, "svc.>", a, NULL, &svc), 0);
+  actio_nats_unserve(svc);
+  ck_assert_int_eq(actio_nats_ask(NULL, &r3, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_nats_ask(a, &req, &f), ACTIO_EINVAL); /* no connection */
+}
+END_TEST
+
+START_TEST(wrong_credentials_refused_secret_never_shown) {
+  char err[512] = "";
+  actio_actor *c = NULL;
+  actio_nats_opts o = {.url = auth_url, .user = auth_user, .password = "wr0ng-secret-pw",
+                       .errbuf = err, .errbuf_size = sizeof err, .max_reconnect = -1};
+  ck_assert_int_eq(actio_nats_spawn(rt, &o, &c), ACTIO_ENATSAUTH);
+  ck_assert_ptr_null(c);
+  ck_assert_msg(strstr(err, "credentials refused") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, "wr0ng-secret-pw") == NULL, "%s", err);
+  /* In the URL: masked there too. */
+  char url[512];
+  snprintf(url, sizeof url, "nats://%s:wr0ng-url-pw@%s", auth_user, auth_url + 7);
+  actio_nats_opts o2 = {.url = url, .errbuf = err, .errbuf_size = sizeof err};
+  ck_assert_int_eq(actio_nats_spawn(rt, &o2, &c), ACTIO_ENATSAUTH);
+  ck_assert_msg(strstr(err, "wr0ng-url-pw") == NULL, "%s", err);
+  ck_assert_msg(strstr(err, "actio:***@") != NULL, "%s", err);
+  /* No credentials at all. */
+  actio_nats_opts o3 = {.url = auth_url, .errbuf = err, .errbuf_size = sizeof err};
+  ck_assert_int_eq(actio_nats_spawn(rt, &o3, &c), ACTIO_ENATSAUTH);
+  /* The right ones work. */
+  actio_nats_opts ok = {.url = auth_url, .user = auth_user, .password = auth_password};
+  ck_assert_int_eq(actio_nats_spawn(rt, &ok, &c), 0);
+  /* No server there. */
+  actio_nats_opts none = {.url = "nats://127.0.0.1:1", .errbuf = err,
+                          .errbuf_size = sizeof err};
+  actio_actor *c2;
+  ck_assert_int_eq(actio_nats_spawn(rt, &none, &c2), ACTIO_ENATS);
+  ck_assert_msg(strstr(err, "127.0.0.1:1") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(a_responder_killed_mid_run_with_retries) {
+  enum { N = 400 };
+  memset(effects, 0, sizeof effects);
+  atomic_store(&effects_total, 0);
+  responder r[3];
+  actio_actor *conns[3];
+  actio_nats_service *svc[3];
+  serve_three(r, conns, svc, "svc.kill", "killed");
+  r[0].hold = 1; /* the victim takes requests and never answers */
+  actio_actor *c = connect_plain();
+  actio_nats_request req = {.timeout_ms = 200, .retries = 5, .retry_backoff_ms = 10};
+  actio_future *fs[N];
+  for (unsigned i = 0; i < N / 2; i++)
+    fs[i] = ask_id(c, "svc.kill", i, &req);
+  /* Mid-run, once it holds some: the victim's connection goes. */
+  WAIT_FOR(atomic_load(&r[0].nheld) >= 5);
+  ck_assert_int_eq(actio_actor_stop(conns[0], ACTIO_STOP_NOW), 0);
+  for (unsigned i = N / 2; i < N; i++)
+    fs[i] = ask_id(c, "svc.kill", i, &req);
+  actio_future *all;
+  ck_assert_int_eq(actio_gather(fs, N, ACTIO_GATHER_SETTLE_ALL, &all), 0);
+  ck_assert_int_eq(actio_future_wait(all, -1), 0);
+  for (unsigned i = 0; i < N; i++) {
+    ck_assert_msg(actio_future_status(fs[i]) == 0, "%u: %s", i, actio_future_errmsg(fs[i]));
+    actio_future_unref(fs[i]);
+  }
+  actio_future_unref(all);
+  /* Every request's effect once, though some were handled twice. */
+  ck_assert_int_eq(atomic_load(&effects_total), N);
+  int handled = 0;
+  for (int i = 0; i < 3; i++)
+    handled += atomic_load(&r[i].handled);
+  ck_assert_int_ge(handled, N + 5);
+  actio_nats_stats st;
+  actio_nats_stats_get(c, &st);
+  ck_assert_uint_ge(st.retries, 5);
+  ck_assert_uint_ge(st.timeouts, 5);
+  ck_assert_uint_eq(st.pending, 0);
+  release_held(&r[0]); /* answered on a closed connection: nowhere */
+  for (int i = 0; i < 3; i++)
+    actio_nats_unserve(svc[i]);
+}
+END_TEST
+
+START_TEST(pending_requests_bounded) {
+  responder r;
+  actio_actor *server, *c;
+  actio_nats_service *svc;
+  (void)serve_holder(&r, "svc.full", &server, &svc);
+  actio_nats_opts o = {.url = nats_url, .max_pending = 4};
+  ck_assert_int_eq(actio_nats_spawn(rt, &o, &c), 0);
+  actio_future *fs[4], *f = NULL;
+  for (unsigned i = 0; i < 4; i++)
+    fs[i] = ask_id(c, "svc.full", i, NULL);
+  actio_nats_request req = {.subject = "svc.full", .data = "x", .len = 1};
+  ck_assert_int_eq(actio_nats_ask(c, &req, &f), ACTIO_EFULL);
+  WAIT_FOR(atomic_load(&r.nheld) == 4);
+  release_held(&r);
+  for (unsigned i = 0; i < 4; i++) {
+    ck_assert_int_eq(actio_future_wait(fs[i], -1), 0);
+    actio_future_unref(fs[i]);
+  }
+  ck_assert_int_eq(actio_nats_ask(c, &req, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  actio_future_unref(f);
+  /* What a pending request costs beside its future. */
+  printf("pending request: %zu bytes + subject (%zu for \"svc.full\")\n",
+         actio__nats_pend_size(0) - 1, actio__nats_pend_size(strlen("svc.full")));
+  actio_nats_unserve(svc);
+}
+END_TEST
+
+START_TEST(stop_fails_pending_requests) {
+  responder r;
+  actio_actor *server;
+  actio_nats_service *svc;
+  actio_actor *c = serve_holder(&r, "svc.stop", &server, &svc);
+  actio_future *f = ask_id(c, "svc.stop", 1, NULL);
+  WAIT_FOR(atomic_load(&r.nheld) == 1);
+  ck_assert_int_eq(actio_actor_stop(c, ACTIO_STOP_DRAIN), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ECLOSED);
+  actio_future_unref(f);
+  actio_nats_request req = {.subject = "svc.stop"};
+  ck_assert_int_eq(actio_nats_ask(c, &req, &f), ACTIO_ECLOSED);
+  /* The server's stop ends its service; the handle is still freed here. */
+  ck_assert_int_eq(actio_actor_stop(server, ACTIO_STOP_DRAIN), 0);
+  release_held(&r);
+  actio_nats_unserve(svc);
+}
+END_TEST
+
+/* The plain server: killed (SIGKILL), or started again on its port. */
+static void plain_server(const char *verb) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "bash '%s' %s '%s' > /dev/null", NATS_SERVER_SH, verb, servers_dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+/* What a supervisor's monitor heard, in order. */
+static pthread_mutex_t heard_mu = PTHREAD_MUTEX_INITIALIZER;
+static int heard[64];
+static int nheard;
+
+static void monitor(void *arg, const actio_sup_event *ev) {
+  (void)arg;
+  pthread_mutex_lock(&heard_mu);
+  if (nheard < 64)
+    heard[nheard++] = ev->kind;
+  pthread_mutex_unlock(&heard_mu);
+  /* A secret never reaches a monitor either. */
+  ck_assert_ptr_null(strstr(ev->reason, auth_password));
+}
+
+static int heard_kind(int kind) {
+  pthread_mutex_lock(&heard_mu);
+  int found = 0;
+  for (int i = 0; i < nheard; i++)
+    found |= heard[i] == kind;
+  pthread_mutex_unlock(&heard_mu);
+  return found;
+}
+
+START_TEST(reconnects_reach_the_supervisor_and_the_metrics) {
+  actio_nats_opts o = {.url = nats_url, .reconnect_wait_ms = 20, .max_reconnect = -1};
+  actio_child_spec spec = {.name = "nats", .start = actio_nats_child, .arg = &o};
+  actio_sup_opts so = {.monitor = monitor};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, &so, &spec, 1, &sup), 0);
+  actio_actor *c = actio_sup_lookup(sup, "nats");
+  ck_assert_ptr_nonnull(c);
+  /* Served and asked through the child's address. */
+  responder r;
+  actio_actor *a = spawn_responder(&r, "echo");
+  actio_nats_service *svc;
+  ck_assert_int_eq(actio_nats_serve(c, "svc.sup", a, NULL, &svc), 0);
+  /* A connection whose pending requests fail when it drops. */
+  responder h;
+  actio_actor *holder = spawn_responder(&h, "holder");
+  h.hold = 1;
+  actio_nats_service *hsvc;
+  ck_assert_int_eq(actio_nats_serve(c, "svc.held", holder, NULL, &hsvc), 0);
+  actio_nats_opts fo = {.url = nats_url, .reconnect_wait_ms = 20, .max_reconnect = -1,
+                        .disconnect = ACTIO_NATS_FAIL};
+  actio_actor *failing;
+  ck_assert_int_eq(actio_nats_spawn(rt, &fo, &failing), 0);
+  actio_future *lost = ask_id(failing, "svc.held", 1, NULL);
+  actio_nats_request wait_req = {.timeout_ms = 60000};
+  actio_future *kept = ask_id(c, "svc.held", 2, &wait_req);
+  WAIT_FOR(atomic_load(&h.nheld) == 2);
+  plain_server("kill");
+  /* ACTIO_NATS_FAIL: failed when the connection drops. */
+  ck_assert_int_eq(actio_future_wait(lost, -1), ACTIO_ENATS);
+  actio_future_unref(lost);
+  WAIT_FOR(heard_kind(ACTIO_SUP_CHILD_DISCONNECTED));
+  plain_server("restart");
+  WAIT_FOR(heard_kind(ACTIO_SUP_CHILD_RECONNECTED));
+  actio_nats_stats st;
+  actio_nats_stats_get(c, &st);
+  ck_assert_uint_ge(st.disconnects, 1);
+  ck_assert_uint_ge(st.reconnects, 1);
+  /* ACTIO_NATS_WAIT: still pending, within its timeout (its reply was
+   * lost with the server). */
+  ck_assert_int_eq(actio_future_is_done(kept), 0);
+  ck_assert_int_eq(actio_future_cancel(kept), 0);
+  actio_future_unref(kept);
+  /* The subscriptions came back with the connection. */
+  actio_nats_request req = {.retries = 50, .retry_backoff_ms = 20};
+  actio_future *f = ask_id(c, "svc.sup", 7, &req);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_str_eq(actio_nats_msg_subject(actio_future_value(f)) != NULL ? "inbox" : "",
+                   "inbox");
+  actio_future_unref(f);
+  actio_sup_stats ss;
+  actio_sup_stats_get(sup, &ss);
+  ck_assert_uint_eq(ss.failures, 0); /* a reconnect is no failure */
+  release_held(&h);
+  actio_nats_unserve(svc);
+  actio_nats_unserve(hsvc);
+}
+END_TEST
+
+/* ---- the servers ---- */
+
+static int start_servers(void) {
+  snprintf(servers_dir, sizeof servers_dir, "/tmp/actio-test-nats-XXXXXX");
+  if (mkdtemp(servers_dir) == NULL)
+    return -1;
+  char cmd[1024], env[512];
+  snprintf(cmd, sizeof cmd, "bash '%s' start '%s' > /dev/null", NATS_SERVER_SH, servers_dir);
+  if (system(cmd) != 0)
+    return -1;
+  snprintf(env, sizeof env, "%s/env", servers_dir);
+  return env_get(env, "NATS_URL", nats_url, sizeof nats_url) ||
+                 env_get(env, "NATS_AUTH_URL", auth_url, sizeof auth_url) ||
+                 env_get(env, "NATS_AUTH_USER", auth_user, sizeof auth_user) ||
+                 env_get(env, "NATS_AUTH_PASSWORD", auth_password, sizeof auth_password)
+             ? -1
+             : 0;
+}
+
+static void stop_servers(void) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "bash '%s' stop '%s' >/dev/null 2>&1; rm -rf '%s'", NATS_SERVER_SH,
+           servers_dir, servers_dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "test_nats: stopping the servers failed\n");
+}
+
+int main(void) {
+  if (start_servers() != 0) {
+    fprintf(stderr, "test_nats: the NATS servers did not start\n");
+    stop_servers();
+    return EXIT_FAILURE;
+  }
+  Suite *s = suite_create("nats");
+  TCase *tc = tcase_with_timeout("request_reply", 120);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, queue_group_of_three_shares_the_load);
+  tcase_add_test(tc, errors_travel_back_with_their_code);
+  tcase_add_test(tc, no_responders_fails_at_once);
+  tcase_add_test(tc, deadline_timeout_and_cancel);
+  tcase_add_test(tc, oversized_payloads_and_bad_subjects_refused);
+  tcase_add_test(tc, wrong_credentials_refused_secret_never_shown);
+  tcase_add_test(tc, a_responder_killed_mid_run_with_retries);
+  tcase_add_test(tc, pending_requests_bounded);
+  tcase_add_test(tc, stop_fails_pending_requests);
+  tcase_add_test(tc, reconnects_reach_the_supervisor_and_the_metrics);
+  suite_add_tcase(s, tc);
+  int rc = run_suite(s);
+  stop_servers();
+  return rc;
+}
