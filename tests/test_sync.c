@@ -943,6 +943,76 @@ START_TEST(sync_bad_arguments_are_refused) {
 }
 END_TEST
 
+/* Hand-offs made from the callbacks of other hand-offs: each holder of a
+ * lock releases it from its acquire's done callback, each getter of a
+ * queue puts the next item from its get's. The next waiter hears of it
+ * once the callback has returned, so the chain runs in a loop, one frame
+ * deep, however long it is (it recursed once per waiter, and 100,000 of
+ * them overflowed the stack), and every waiter is served in turn. */
+enum { CHAIN = 10000 };
+
+typedef struct {
+  actio_lock *l;
+  actio_queue *q;
+  int depth, deepest, served;
+} chain_state;
+
+static void enter(chain_state *c) {
+  if (++c->depth > c->deepest)
+    c->deepest = c->depth;
+}
+
+static void holder_releases(actio_future *f, void *arg) {
+  chain_state *c = arg;
+  enter(c);
+  ck_assert_int_eq(actio_future_status(f), 0);
+  c->served++;
+  ck_assert_int_eq(actio_lock_release(c->l), 0);
+  c->depth--;
+}
+
+static void getter_puts_next(actio_future *f, void *arg) {
+  chain_state *c = arg;
+  enter(c);
+  ck_assert_ptr_eq(actio_future_value(f), (void *)(uintptr_t)(c->served + 1));
+  c->served++;
+  ck_assert_int_eq(actio_queue_put_nowait(c->q, (void *)(uintptr_t)(c->served + 1)), 0);
+  c->depth--;
+}
+
+START_TEST(hand_offs_from_callbacks_run_in_a_loop) {
+  chain_state c = {0};
+  actio_future *first, **fs = malloc(CHAIN * sizeof *fs);
+  ck_assert_int_eq(actio_lock_create(&c.l), 0);
+  ck_assert_int_eq(actio_lock_acquire(c.l, &first), 0);
+  for (int i = 0; i < CHAIN; i++) {
+    ck_assert_int_eq(actio_lock_acquire(c.l, &fs[i]), 0);
+    ck_assert_int_eq(actio_future_on_done(fs[i], holder_releases, &c), 0);
+  }
+  ck_assert_int_eq(actio_lock_release(c.l), 0);
+  ck_assert_int_eq(c.served, CHAIN);
+  ck_assert_int_eq(c.deepest, 1);
+  ck_assert_int_eq(actio_lock_release(c.l), ACTIO_ESTATE); /* free at the end */
+  actio_lock_destroy(c.l);
+  actio_future_unref(first);
+  unref_futures(fs, CHAIN);
+
+  c = (chain_state){0};
+  fs = malloc(CHAIN * sizeof *fs);
+  ck_assert_int_eq(actio_queue_create(&c.q, 1, NULL), 0);
+  for (int i = 0; i < CHAIN; i++) {
+    ck_assert_int_eq(actio_queue_get(c.q, &fs[i]), 0);
+    ck_assert_int_eq(actio_future_on_done(fs[i], getter_puts_next, &c), 0);
+  }
+  ck_assert_int_eq(actio_queue_put_nowait(c.q, (void *)1), 0);
+  ck_assert_int_eq(c.served, CHAIN);
+  ck_assert_int_eq(c.deepest, 1);
+  ck_assert_uint_eq(actio_queue_len(c.q), 1); /* the last one put, got by none */
+  actio_queue_destroy(c.q);
+  unref_futures(fs, CHAIN);
+}
+END_TEST
+
 /* Threads take a lock (and a semaphore of 2) through futures, a third of
  * their acquires cancelled at once: inside, a plain counter is never
  * touched by two at a time (TSan would see it), and the semaphore never
@@ -1004,6 +1074,124 @@ START_TEST(locks_and_semaphores_hold_across_threads) {
   ck_assert_int_eq(actio_sem_release(s), ACTIO_ESTATE);
   actio_lock_destroy(l);
   actio_sem_destroy(s);
+}
+END_TEST
+
+/* Cancels from other threads race the hand-offs: a canceller thread
+ * cancels whichever future a worker waits on at that moment, and the
+ * runtime's timer thread fires deadlines of 1 ms; meanwhile a semaphore's
+ * acquires race releases, a queue's puts and gets race each other. What
+ * was cancelled in time took nothing and left nothing behind: the
+ * semaphore never lets in more than its permits and gets all of them back,
+ * and every item whose put resolved is got exactly once, none other. */
+enum { DTHREADS = 3, DROUNDS = 2000 };
+
+typedef struct {
+  actio_runtime *rt;
+  actio_sem *s;
+  actio_queue *q;
+  int id;
+  _Atomic int *inside;
+  _Atomic int *in;  /* per item: its put resolved */
+  _Atomic int *got; /* per item: times got */
+  _Atomic(actio_future *) *target; /* the canceller's next, a reference */
+  _Atomic int *stop;
+} dworker;
+
+/* Waits for an operation's future, which the canceller may cancel and,
+ * one time in two, a deadline of 1 ms may end: its status and value. */
+static int contested(dworker *w, actio_future *f, int i, void **value) {
+  if (i % 2)
+    ck_assert_int_eq(actio_future_set_deadline(w->rt, f, 1), 0);
+  actio_future_ref(f);
+  actio_future_unref(atomic_exchange(w->target, f));
+  int st = actio_future_wait(f, -1);
+  *value = actio_future_value(f);
+  actio_future_unref(f);
+  ck_assert(st == 0 || st == ACTIO_ECANCELED || st == ACTIO_ETIMEDOUT ||
+            st == ACTIO_ECLOSED);
+  return st;
+}
+
+static void *contested_producer(void *p) {
+  dworker *w = p;
+  void *v;
+  for (int i = 0; i < DROUNDS; i++) {
+    actio_future *f;
+    ck_assert_int_eq(actio_sem_acquire(w->s, &f), 0);
+    if (contested(w, f, i, &v) == 0) {
+      ck_assert_int_le(atomic_fetch_add(w->inside, 1) + 1, 2);
+      sched_yield();
+      atomic_fetch_sub(w->inside, 1);
+      ck_assert_int_eq(actio_sem_release(w->s), 0);
+    }
+    int n = w->id * DROUNDS + i;
+    ck_assert_int_eq(actio_queue_put(w->q, (void *)(uintptr_t)(n + 1), &f), 0);
+    atomic_store(&w->in[n], contested(w, f, i, &v) == 0);
+  }
+  return NULL;
+}
+
+static void *contested_consumer(void *p) {
+  dworker *w = p;
+  for (int i = 0;; i++) {
+    actio_future *f;
+    void *v;
+    ck_assert_int_eq(actio_queue_get(w->q, &f), 0);
+    int st = contested(w, f, i, &v);
+    if (st == ACTIO_ECLOSED)
+      return NULL;
+    if (st == 0)
+      ck_assert_int_eq(atomic_fetch_add(&w->got[(uintptr_t)v - 1], 1), 0);
+  }
+}
+
+static void *canceller(void *p) {
+  dworker *w = p;
+  while (!atomic_load(w->stop)) {
+    actio_future *f = atomic_exchange(w->target, NULL);
+    if (f != NULL)
+      actio_future_cancel(f); /* in time, too late, or done already */
+    actio_future_unref(f);
+    sched_yield();
+  }
+  return NULL;
+}
+
+START_TEST(cancels_racing_hand_offs_lose_nothing) {
+  actio_runtime *rt;
+  actio_sem *s;
+  actio_queue *q;
+  _Atomic int inside = 0, stop = 0;
+  _Atomic(actio_future *) target = NULL;
+  int total = DTHREADS * DROUNDS;
+  _Atomic int *in = calloc(total, sizeof *in), *got = calloc(total, sizeof *got);
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_sem_create(&s, 2), 0);
+  ck_assert_int_eq(actio_queue_create(&q, 1, NULL), 0);
+  enum { N = DTHREADS + 2 };
+  dworker w[N];
+  for (int i = 0; i < N; i++)
+    w[i] = (dworker){rt, s, q, i, &inside, in, got, &target, &stop};
+  pthread_t t[N];
+  start_threads(t, DTHREADS, contested_producer, w, sizeof w[0]);
+  start_threads(t + DTHREADS, 1, contested_consumer, w + DTHREADS, sizeof w[0]);
+  start_threads(t + DTHREADS + 1, 1, canceller, w + DTHREADS + 1, sizeof w[0]);
+  join_threads(t, DTHREADS);
+  actio_queue_close(q); /* the consumer takes what is left, then stops */
+  join_threads(t + DTHREADS, 1);
+  atomic_store(&stop, 1);
+  join_threads(t + DTHREADS + 1, 1);
+  actio_future_unref(atomic_exchange(&target, NULL));
+  for (int n = 0; n < total; n++)
+    ck_assert_int_eq(atomic_load(&got[n]), atomic_load(&in[n]));
+  ck_assert_uint_eq(actio_queue_len(q), 0);
+  ck_assert_int_eq(actio_sem_release(s), ACTIO_ESTATE); /* both permits back */
+  actio_queue_destroy(q);
+  actio_sem_destroy(s);
+  actio_runtime_destroy(rt);
+  free((void *)in);
+  free((void *)got);
 }
 END_TEST
 
@@ -1079,6 +1267,7 @@ int main(void) {
   tcase_add_test(tl, a_semaphore_counts_its_permits);
   tcase_add_test(tl, an_event_wakes_every_waiter);
   tcase_add_test(tl, sync_bad_arguments_are_refused);
+  tcase_add_test(tl, hand_offs_from_callbacks_run_in_a_loop);
   suite_add_tcase(s, tl);
   TCase *st = tcase_with_timeout("stress", 300);
   tcase_add_test(st, groups_grow_and_end_across_threads);
@@ -1086,6 +1275,7 @@ int main(void) {
   tcase_add_test(st, a_join_ends_when_every_item_is_done_across_threads);
   tcase_add_test(st, locks_and_semaphores_hold_across_threads);
   tcase_add_test(st, an_event_is_set_and_cleared_across_threads);
+  tcase_add_test(st, cancels_racing_hand_offs_lose_nothing);
   suite_add_tcase(s, st);
   return run_suite(s);
 }

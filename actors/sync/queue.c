@@ -78,7 +78,7 @@ static int take(actio_queue *q, void **item, actio__waiter **putter) {
   q->undone++;
   *putter = actio__waiter_claim(&q->putters);
   if (*putter != NULL)
-    ring_push(q, (*putter)->item);
+    ring_push(q, (*putter)->as.wait.item);
   return 0;
 }
 

@@ -34,8 +34,8 @@ size_t actio__sync_read(const actio__sync *s, const size_t *word) {
 }
 
 static void unlink_waiter(actio__waiter *w) {
-  actio__list_unlink(w->q, &w->link);
-  w->linked = 0;
+  actio__list_unlink(w->as.wait.q, &w->link);
+  w->as.wait.linked = 0;
 }
 
 static void waiter_free(actio__waiter *w) {
@@ -52,7 +52,7 @@ static void waiter_free(actio__waiter *w) {
 static void waiter_cancelled(void *arg) {
   actio__waiter *w = arg;
   pthread_mutex_lock(&w->s->mu);
-  if (w->linked)
+  if (w->as.wait.linked)
     unlink_waiter(w);
   pthread_mutex_unlock(&w->s->mu);
   waiter_free(w);
@@ -66,9 +66,9 @@ int actio__waiter_add(actio__sync *s, actio__waitq *q, actio_future *f, void *it
     return ACTIO_ENOMEM;
   actio_future_ref(f);
   w->f = f;
-  w->item = item;
+  w->as.wait.item = item;
   w->s = s;
-  w->q = q;
+  w->as.wait.q = q;
   /* The future is not shared yet: no cancel can come before the hook. */
   int rc = actio_future_on_cancel(f, waiter_cancelled, w);
   ACTIO__ASSERT(rc == 0);
@@ -76,7 +76,7 @@ int actio__waiter_add(actio__sync *s, actio__waitq *q, actio_future *f, void *it
   /* Relaxed: the handle's reference (the caller's) keeps refs above zero. */
   atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
   actio__list_push(q, &w->link);
-  w->linked = 1;
+  w->as.wait.linked = 1;
   return 0;
 }
 
@@ -101,13 +101,42 @@ actio__waiter *actio__waiter_claim_all(actio__waitq *q) {
   return (actio__waiter *)all;
 }
 
+/* The claimed waiters this thread has yet to settle, oldest first, and
+ * whether a settle is running on it (the one that will). */
+static _Thread_local struct {
+  actio__waiter *head, *tail;
+  int running;
+} turns;
+
 void actio__waiter_settle(actio__waiter *w, int code, void *value,
                           actio_free_fn free_fn, const char *msg, int all) {
   while (w != NULL) {
     actio__waiter *next = all ? (actio__waiter *)w->link.next : NULL;
-    actio__future_settle(w->f, code, value, free_fn,
-                         code != 0 && msg != NULL ? strdup(msg) : NULL);
-    waiter_free(w);
+    w->as.out.code = code;
+    if (code == 0) {
+      w->as.out.value = value;
+      w->as.out.u.free_fn = free_fn;
+    } else { /* without memory for it, the message is the code's text */
+      w->as.out.u.msg = msg != NULL ? strdup(msg) : NULL;
+    }
+    w->link.next = NULL;
+    if (turns.head == NULL)
+      turns.head = w;
+    else
+      turns.tail->link.next = &w->link;
+    turns.tail = w;
     w = next;
   }
+  if (turns.running)
+    return; /* inside a callback of the settle below, further up this stack */
+  turns.running = 1;
+  while ((w = turns.head) != NULL) {
+    turns.head = (actio__waiter *)w->link.next;
+    if (w->as.out.code == 0)
+      actio__future_settle(w->f, 0, w->as.out.value, w->as.out.u.free_fn, NULL);
+    else
+      actio__future_settle(w->f, w->as.out.code, NULL, NULL, w->as.out.u.msg);
+    waiter_free(w);
+  }
+  turns.running = 0;
 }

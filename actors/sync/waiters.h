@@ -47,12 +47,25 @@ typedef struct actio__sync {
 
 typedef struct actio__waiter {
   actio__link link;  /* first: the list's links are the waiter's; once
-                      * claimed, link.next chains a claim_all's */
+                      * claimed, link.next chains a claim_all's, then the
+                      * settles waiting for their turn (waiters.c) */
   actio_future *f;   /* a reference */
-  void *item;        /* what a queue's putter brings */
   actio__sync *s;
-  actio__list *q;
-  int linked;
+  union {
+    struct {         /* until claimed, under s->mu */
+      void *item;    /* what a queue's putter brings */
+      actio__list *q;
+      int linked;
+    } wait;
+    struct {         /* once claimed: what it is settled with */
+      int code;
+      void *value;
+      union {
+        actio_free_fn free_fn; /* code 0 */
+        char *msg;             /* else: a copy, or NULL */
+      } u;
+    } out;
+  } as;
 } actio__waiter;
 
 typedef actio__list actio__waitq;
@@ -80,7 +93,13 @@ actio__waiter *actio__waiter_claim_all(actio__waitq *q);
 
 /* Outside the lock: completes a claimed waiter's future (a value with its
  * free function for code 0, else an error with msg, copied) and frees the
- * waiter. Every waiter of a chain from claim_all when `all` is set. */
+ * waiter. Every waiter of a chain from claim_all when `all` is set. Called
+ * from a callback of another settle on this thread (a holder's callback
+ * releasing the lock to the next), it only queues the waiter: that outer
+ * settle completes it once the callback has returned, so a chain of
+ * hand-offs made from callbacks runs in a loop, not one frame deeper per
+ * waiter. Either way the waiter is settled before the outermost settle on
+ * this thread returns. */
 void actio__waiter_settle(actio__waiter *w, int code, void *value,
                           actio_free_fn free_fn, const char *msg, int all);
 

@@ -79,8 +79,13 @@ void actio_group_destroy(actio_group *g);
  * nothing handed out (an item, a permit, a release) is lost or given twice:
  * a hand-off claims a waiter's future before giving it anything. A waiter
  * costs its future and a 56-byte record (a 64-byte block) while it waits.
- * Every function here is thread-safe, except that destroy must be the
- * handle's last call.
+ * A cancel that comes too late (ACTIO_EALREADY) leaves the waiter its
+ * outcome, which it has or is about to have: wait for it. A hand-off made
+ * from a callback of another (a holder's callback releasing the lock to
+ * the next) completes once that callback has returned, so a chain of them
+ * runs in a loop; do not wait in such a callback for the future it handed
+ * something to. Every function here is thread-safe, except that destroy
+ * must be the handle's last call.
  * @{ */
 
 /** A bounded FIFO queue of pointers (asyncio.Queue with shutdown): puts and
