@@ -314,7 +314,9 @@ int actio__mbox_ready(const actio__mbox *mb) {
 }
 
 int actio__mbox_is_closed(const actio__mbox *mb) {
-  return (ck_pr_load_64(&((actio__mbox *)mb)->enq) & MBOX_CLOSED) != 0;
+  /* The read-mostly flag, not enq: a sender that looks before it sends (a
+   * timer being armed) would take the producers' line from the last push. */
+  return ck_pr_load_32(&((actio__mbox *)mb)->closing) != 0;
 }
 
 size_t actio__mbox_depth(const actio__mbox *mb) {

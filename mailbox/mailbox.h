@@ -80,6 +80,8 @@ int actio__mbox_pop_many(actio__mbox *mb, actio__mbox_msg *out, size_t max,
  * Idempotent. */
 void actio__mbox_close(actio__mbox *mb);
 
+/* 1 once actio__mbox_close has begun (pushes from then on may still be
+ * accepted until it has ended). */
 int actio__mbox_is_closed(const actio__mbox *mb);
 
 /* 1 when a pop would not find the mailbox empty now: the oldest message is

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "actors/core/deadline.h"
+#include "actors/core/runtime.h"
+#include "base/clock.h"
 #include "test_util.h"
 
 /* ---- a counting actor: handled and dropped messages ---- */
@@ -262,6 +265,48 @@ START_TEST(a_full_mailbox_delays_a_send_and_loses_nothing) {
   ck_assert_int_eq(atomic_load(&t.handled), 0);
   gate_open(&g);
   wait_count(&t.handled, 4);
+  ck_assert_int_eq(atomic_load(&t.sum), 13);
+  actio_runtime_destroy(rt);
+  ck_assert_int_eq(atomic_load(&t.dropped), 0);
+}
+END_TEST
+
+/* How many fires a send kept out for `ms` ms can have made: at 0, then
+ * after pauses of 1, 2, 4 ... ACTIO__SEND_BACKOFF_MS ms (never earlier). */
+static uint64_t fires_within(int64_t ms) {
+  uint64_t n = 0;
+  for (int64_t at = 0, pause = 1; at <= ms; n++) {
+    at += pause;
+    if (pause < ACTIO__SEND_BACKOFF_MS)
+      pause *= 2;
+  }
+  return n;
+}
+
+START_TEST(a_send_kept_out_by_a_full_mailbox_backs_off) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  test_gate g = TEST_GATE_INIT;
+  tally t = {.gate = &g};
+  actio_actor *a = spawn_tally(rt, &t, 1, 2);
+  ck_assert_int_eq(actio_tell(a, (void *)1, -1), 0);
+  gate_wait_held(&g);
+  ck_assert_int_eq(actio_tell(a, (void *)1, -1), 0);
+  ck_assert_int_eq(actio_tell(a, (void *)1, -1), 0); /* full */
+  uint64_t before = actio__timer_retries(rt->timer);
+  int64_t t0 = actio__now_ns();
+  ck_assert_int_eq(actio_send_after(a, (void *)10, 0, NULL), 0);
+  pass_ms(rt, 300);
+  uint64_t tries = actio__timer_retries(rt->timer) - before;
+  int64_t kept_ms = (actio__now_ns() - t0) / 1000000 + 1;
+  /* Tried, and again after a pause, not at every tick: 14 fires in 300 ms
+   * where a retry per tick made 300. A late timer only makes fewer. */
+  ck_assert_uint_ge(tries, 2);
+  ck_assert_uint_le(tries, fires_within(kept_ms));
+  ck_assert_uint_lt(tries, (uint64_t)kept_ms / 8);
+  ck_assert_int_eq(atomic_load(&t.handled), 0);
+  gate_open(&g);
+  wait_count(&t.handled, 4); /* room: delivered within a pause */
   ck_assert_int_eq(atomic_load(&t.sum), 13);
   actio_runtime_destroy(rt);
   ck_assert_int_eq(atomic_load(&t.dropped), 0);
@@ -651,28 +696,65 @@ static void *arm_and_cancel(void *arg) {
   return NULL;
 }
 
-START_TEST(arm_cancel_and_fire_race_from_many_threads) {
-  enum { T = 4, N = 2000 };
-  tally t = {0};
+/* Starts a runtime with a tally actor of `capacity` cells, runs fn on T
+ * threads at once, each with its racer (n rounds), waits for them, and
+ * returns the runtime. */
+enum { T = 4 };
+static actio_runtime *race(racer *rs, tally *t, size_t capacity, int n,
+                           void *(*fn)(void *)) {
   actio_runtime *rt;
-  actio_actor *a = start_tally(&rt, &t, 0, 1u << 14);
-  racer rs[T];
+  actio_actor *a = start_tally(&rt, t, 0, capacity);
   pthread_t th[T];
   for (int i = 0; i < T; i++)
-    rs[i] = (racer){.rt = rt, .a = a, .n = N};
-  start_threads(th, T, arm_and_cancel, rs, sizeof rs[0]);
+    rs[i] = (racer){.rt = rt, .a = a, .n = n};
+  start_threads(th, T, fn, rs, sizeof rs[0]);
   join_threads(th, T);
+  return rt;
+}
+
+/* Waits for `handled` messages, stops the runtime, and checks that these
+ * were all, and that `dropped` were dropped. */
+static void end_race(actio_runtime *rt, tally *t, int handled, int dropped) {
+  wait_count(&t->handled, handled);
+  actio_runtime_destroy(rt);
+  ck_assert_int_eq(atomic_load(&t->handled), handled);
+  ck_assert_int_eq(atomic_load(&t->dropped), dropped);
+}
+
+START_TEST(arm_cancel_and_fire_race_from_many_threads) {
+  enum { N = 2000 };
+  tally t = {0};
+  racer rs[T];
+  actio_runtime *rt = race(rs, &t, 1u << 14, N, arm_and_cancel);
   int cancelled = 0, late = 0;
   for (int i = 0; i < T; i++) {
     cancelled += rs[i].cancelled;
     late += rs[i].late;
   }
   ck_assert_int_eq(cancelled + late, T * N);
-  wait_count(&t.handled, late);
   ck_assert_int_eq(atomic_load(&t.dropped), cancelled);
-  actio_runtime_destroy(rt);
-  ck_assert_int_eq(atomic_load(&t.handled), late);
-  ck_assert_int_eq(atomic_load(&t.dropped), cancelled);
+  end_race(rt, &t, late, cancelled);
+}
+END_TEST
+
+/* Arms sends without handles (the timer frees each into its pool once
+ * delivered) and sleeps, while the others do the same: the pool's blocks
+ * and slabs go back and forth between the arming threads and the timer's. */
+static void *arm_many(void *arg) {
+  racer *r = arg;
+  for (int i = 0; i < r->n; i++) {
+    ck_assert_int_eq(actio_send_after(r->a, (void *)1, i % 4, NULL), 0);
+    if (i % 64 == 0)
+      pass_ms(r->rt, i % 3);
+  }
+  return NULL;
+}
+
+START_TEST(sends_and_sleeps_from_many_threads_share_the_timers_pool) {
+  enum { N = 20000 };
+  tally t = {0};
+  racer rs[T];
+  end_race(race(rs, &t, 1u << 16, N, arm_many), &t, T * N, 0);
 }
 END_TEST
 
@@ -686,6 +768,7 @@ int main(void) {
   tcase_add_test(tc, a_cancelled_send_is_dropped_never_delivered);
   tcase_add_test(tc, a_send_due_while_its_actor_stopped_is_a_dead_letter);
   tcase_add_test(tc, a_full_mailbox_delays_a_send_and_loses_nothing);
+  tcase_add_test(tc, a_send_kept_out_by_a_full_mailbox_backs_off);
   tcase_add_test(tc, a_periodic_send_cancelled_by_its_handler_stops_for_good);
   tcase_add_test(tc, a_periodic_send_cancelled_from_another_thread_stops_for_good);
   tcase_add_test(tc, a_periodic_send_cancelled_from_its_make_stops_after_that_tick);
@@ -699,6 +782,7 @@ int main(void) {
   tcase_add_test(tc, many_timers_armed_and_cancelled_leave_nothing);
   tcase_add_test(tc, many_timers_fire_each_once);
   tcase_add_test(tc, arm_cancel_and_fire_race_from_many_threads);
+  tcase_add_test(tc, sends_and_sleeps_from_many_threads_share_the_timers_pool);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

@@ -980,7 +980,7 @@ void actio__actor_set_owned(actio_actor *a) {
 
 /* ---- delayed and periodic sends (the timer fires them: deadline.c) ---- */
 
-/* A delayed send: 48 bytes, a 64-byte heap block while it waits. */
+/* A delayed send: 48 bytes, a block of the timer's pool while it waits. */
 struct actio_timer {
   actio__tnode n;
   actio_actor *a; /* as given, referenced (actio__actor_ref) until n is
@@ -988,7 +988,9 @@ struct actio_timer {
   void *msg;      /* the message not delivered yet, or NO_MSG */
 };
 
-/* A periodic send: 64 bytes. */
+_Static_assert(sizeof(struct actio_timer) <= ACTIO__TBLOCK, "a send fits a block");
+
+/* A periodic send: 64 bytes, from the heap. */
 typedef struct every_timer {
   struct actio_timer base;
   actio_tick_fn make;
@@ -1013,10 +1015,37 @@ static void timer_drop_msg(actio_timer *tm) {
 
 static void timer_drop(actio__tnode *n) { timer_drop_msg((actio_timer *)n); }
 
-static void timer_release(actio__tnode *n) {
-  actio_actor *a = ((actio_timer *)n)->a;
-  free(n);
-  actio__actor_unref(a);
+/* Frees k ended sends: the periodic ones to the heap, the delayed ones to
+ * the timer's pool in one go; one release of each actor per run of sends
+ * to it. */
+static void timer_release(actio__tnode **ns, size_t k) {
+  if (k == 0)
+    return;
+  actio__timer *t = ((actio_timer *)ns[0])->a->rt->timer;
+  void *blocks[64];
+  size_t nblocks = 0;
+  actio_actor *a = NULL;
+  uint32_t refs = 0;
+  for (size_t i = 0; i < k; i++) {
+    actio_timer *tm = (actio_timer *)ns[i];
+    if (tm->a != a) {
+      actio__actor_unref_n(a, refs);
+      a = tm->a;
+      refs = 0;
+    }
+    refs++;
+    if (ns[i]->period != 0) {
+      free(ns[i]);
+    } else {
+      blocks[nblocks++] = ns[i];
+      if (nblocks == sizeof blocks / sizeof *blocks) {
+        actio__tblock_free(t, blocks, nblocks);
+        nblocks = 0;
+      }
+    }
+  }
+  actio__tblock_free(t, blocks, nblocks);
+  actio__actor_unref_n(a, refs);
 }
 
 static int64_t timer_fire(actio__tnode *n, int64_t now) {
@@ -1036,8 +1065,8 @@ static int64_t timer_fire(actio__tnode *n, int64_t now) {
     timer_drop_msg(tm);
     return ACTIO__SEND_DONE;
   }
-  if (rc != 0) /* full, or a restart under way: the next tick tries again */
-    return now + 1;
+  if (rc != 0) /* full, or a restart under way: tried again after a pause */
+    return ACTIO__SEND_RETRY;
   tm->msg = NO_MSG;
   if (n->period == 0)
     return ACTIO__SEND_DONE;
@@ -1048,51 +1077,56 @@ static int64_t timer_fire(actio__tnode *n, int64_t now) {
 static const actio__send_ops send_ops = {.fire = timer_fire, .drop = timer_drop,
                                          .release = timer_release};
 
-/* Arms tm (its fields set) for `a`. */
-static int timer_start(actio_actor *a, actio_timer *tm, int64_t delay_ms,
-                       actio_timer **out) {
-  /* The handle is set before the arming: the first fire may read it (a
-   * make function or a handler that cancels). */
-  actio_timer *before = NULL;
-  if (out != NULL) {
-    before = *out;
-    *out = tm;
-  }
-  actio__actor_ref(a); /* a replaced instance stays until the send ends */
-  /* Relaxed: a stop's flag, ordered by nothing else. */
-  int rc = atomic_load_explicit(&a->rt->timers_off, memory_order_relaxed) ||
-                   (a->addr == NULL && actio__mbox_is_closed(a->mb))
-               ? ACTIO_ECLOSED
-               : actio__send_arm(a->rt->timer, &tm->n, delay_ms, out != NULL);
-  if (rc != 0) {
-    if (out != NULL)
-      *out = before;
-    timer_release(&tm->n);
-  }
-  return rc;
+/* Whether sends to `a` are refused now: the runtime stopping, or a
+ * stopped actor (an address's instance may be replaced: its fire finds
+ * out). Relaxed: a stop's flag, ordered by nothing else. */
+static int timers_refused(const actio_actor *a) {
+  return atomic_load_explicit(&a->rt->timers_off, memory_order_relaxed) ||
+         (a->addr == NULL && actio__mbox_is_closed(a->mb));
 }
 
 int actio_send_after(actio_actor *a, void *msg, int64_t delay_ms, actio_timer **out) {
   if (a == NULL || delay_ms < 0)
     return ACTIO_EINVAL;
-  actio_timer *tm = malloc(sizeof *tm);
-  if (tm == NULL)
-    return ACTIO_ENOMEM;
-  *tm = (actio_timer){.n = {.kind = ACTIO__TK_SEND}, .a = a, .msg = msg};
-  return timer_start(a, tm, delay_ms, out);
+  if (timers_refused(a))
+    return ACTIO_ECLOSED;
+  const actio_timer init = {.n = {.kind = ACTIO__TK_SEND}, .a = a, .msg = msg};
+  actio__actor_ref(a); /* a replaced instance stays until the send ends */
+  /* The handle is set before the send can fire: a handler may read it. */
+  int rc = actio__send_arm_new(a->rt->timer, &init, sizeof init, delay_ms, out);
+  if (rc != 0)
+    actio__actor_unref(a);
+  return rc;
 }
 
 int actio_send_every(actio_actor *a, int64_t period_ms, actio_tick_fn make, void *arg,
                      actio_timer **out) {
   if (a == NULL || make == NULL || period_ms < 1 || period_ms > UINT32_MAX)
     return ACTIO_EINVAL;
+  if (timers_refused(a))
+    return ACTIO_ECLOSED;
   every_timer *ev = malloc(sizeof *ev);
   if (ev == NULL)
     return ACTIO_ENOMEM;
   *ev = (every_timer){.base = {.n = {.kind = ACTIO__TK_SEND, .period = (uint32_t)period_ms},
                                .a = a, .msg = NO_MSG},
                       .make = make, .arg = arg};
-  return timer_start(a, &ev->base, period_ms, out);
+  /* The handle is set before the arming: the first fire may read it (a
+   * make function or a handler that cancels). */
+  actio_timer *before = NULL;
+  if (out != NULL) {
+    before = *out;
+    *out = &ev->base;
+  }
+  actio__actor_ref(a); /* a replaced instance stays until the send ends */
+  int rc = actio__send_arm(a->rt->timer, &ev->base.n, period_ms, out != NULL);
+  if (rc != 0) {
+    if (out != NULL)
+      *out = before;
+    free(ev);
+    actio__actor_unref(a);
+  }
+  return rc;
 }
 
 int actio_timer_cancel(actio_timer *t) {

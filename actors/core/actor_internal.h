@@ -127,5 +127,7 @@ void actio__watchers_fire(actio_actor *a);
  * Any thread. */
 void actio__actor_ref(actio_actor *a);
 void actio__actor_unref(actio_actor *a);
+/* Drops k references at once (a NULL actor or k 0: nothing). */
+void actio__actor_unref_n(actio_actor *a, uint32_t k);
 
 #endif

@@ -50,12 +50,14 @@ typedef struct dl_entry {
   char msg[];
 } dl_entry;
 
-/* A sleep: 48 bytes (a 64-byte heap block), beside its future. */
+/* A sleep: a block of the pool, beside its future. */
 typedef struct sleep_entry {
   actio__tnode n;
   actio__timer *t;
   actio_future *f; /* a reference, owned by whoever takes the entry out */
 } sleep_entry;
+
+_Static_assert(sizeof(sleep_entry) <= ACTIO__TBLOCK, "a sleep fits a block");
 
 struct actio__timer {
   pthread_mutex_t mu;
@@ -71,9 +73,107 @@ struct actio__timer {
   unsigned waiters;       /* cancels waiting on done_cv */
   int stopping;           /* new timers are refused */
   int joined;             /* the stopper's own */
+  uint64_t retries;       /* fires of sends that found no room */
+  struct slab *room;      /* the pool's slabs with a block to give, a list */
   const actio__send_ops *ops;
   pthread_t thread;
 };
+
+/* ---- the pool of blocks (under mu: a send is made and armed in one hold) ---- */
+
+/* A slab: SLAB bytes at an address aligned to SLAB, so a block finds its
+ * slab by masking. Its blocks are handed out fresh, in address order (the
+ * pages are touched only as they are used), then from its free list. */
+#define SLAB (256 * 1024)
+typedef struct slab {
+  struct slab *prev, *next; /* in t->room while it has a block to give */
+  void *free;               /* blocks given back, each holding the next */
+  uint32_t used;            /* blocks handed out */
+  uint32_t fresh;           /* blocks never handed out: from this index on */
+} slab;
+/* The first block, after the header (16-byte aligned, as malloc's). */
+#define SLAB_HEAD ((sizeof(slab) + 15) & ~(size_t)15)
+#define SLAB_BLOCKS ((SLAB - SLAB_HEAD) / ACTIO__TBLOCK)
+
+static slab *slab_of(void *block) {
+  return (slab *)((uintptr_t)block & ~(uintptr_t)(SLAB - 1));
+}
+
+static void room_push(actio__timer *t, slab *s) {
+  s->prev = NULL;
+  s->next = t->room;
+  if (s->next != NULL)
+    s->next->prev = s;
+  t->room = s;
+}
+
+static void room_unlink(actio__timer *t, slab *s) {
+  if (s->prev != NULL)
+    s->prev->next = s->next;
+  else
+    t->room = s->next;
+  if (s->next != NULL)
+    s->next->prev = s->prev;
+}
+
+/* A block, or NULL when out of memory. Under mu. */
+static void *block_new(actio__timer *t) {
+  slab *s = t->room;
+  if (s == NULL) {
+    s = aligned_alloc(SLAB, SLAB);
+    if (s == NULL)
+      return NULL;
+    *s = (slab){0};
+    room_push(t, s);
+  }
+  void *b = s->free;
+  if (b != NULL)
+    s->free = *(void **)b;
+  else
+    b = (char *)s + SLAB_HEAD + (size_t)s->fresh++ * ACTIO__TBLOCK;
+  s->used++;
+  if (s->free == NULL && s->fresh == SLAB_BLOCKS)
+    room_unlink(t, s); /* full */
+  return b;
+}
+
+void *actio__tblock_new(actio__timer *t) {
+  pthread_mutex_lock(&t->mu);
+  void *b = block_new(t);
+  pthread_mutex_unlock(&t->mu);
+  return b;
+}
+
+void actio__tblock_free(actio__timer *t, void **blocks, size_t k) {
+  slab *empty[16];
+  size_t nempty = 0;
+  if (k == 0)
+    return;
+  pthread_mutex_lock(&t->mu);
+  for (size_t i = 0; i < k; i++) {
+    slab *s = slab_of(blocks[i]);
+    ACTIO__ASSERT(s->used > 0);
+    if (s->free == NULL && s->fresh == SLAB_BLOCKS)
+      room_push(t, s); /* was full */
+    *(void **)blocks[i] = s->free;
+    s->free = blocks[i];
+    /* Empty and not the only slab with room: its memory goes back. */
+    if (--s->used == 0 && (s->prev != NULL || s->next != NULL)) {
+      room_unlink(t, s);
+      if (nempty == sizeof empty / sizeof *empty) {
+        pthread_mutex_unlock(&t->mu);
+        for (size_t j = 0; j < nempty; j++)
+          free(empty[j]);
+        nempty = 0;
+        pthread_mutex_lock(&t->mu);
+      }
+      empty[nempty++] = s;
+    }
+  }
+  pthread_mutex_unlock(&t->mu);
+  for (size_t j = 0; j < nempty; j++)
+    free(empty[j]);
+}
 
 /* The timer whose thread this is, if any. */
 static _Thread_local const actio__timer *on_timer;
@@ -258,16 +358,17 @@ static void sends_drop(actio__timer *t, actio__tnode **ns, size_t k) {
       ns[nfree++] = ns[i];
   }
   pthread_mutex_unlock(&t->mu);
-  for (size_t i = 0; i < nfree; i++)
-    t->ops->release(ns[i]);
+  if (nfree > 0)
+    t->ops->release(ns, nfree);
 }
 
 /* Completes the futures of the deadlines and sleeps taken, with `code`
  * (ACTIO_ETIMEDOUT when due: a sleep then resolves; ACTIO_ECANCELED at a
  * stop), and puts the sends in `sends`. Returns how many sends. */
-static size_t complete_futures(const taken *ts, size_t k, int code,
+static size_t complete_futures(actio__timer *t, const taken *ts, size_t k, int code,
                                actio__tnode **sends) {
-  size_t nsends = 0;
+  void *slept[BATCH];
+  size_t nsends = 0, nslept = 0;
   for (size_t i = 0; i < k; i++) {
     actio__tnode *n = ts[i].n;
     if (ts[i].kind == ACTIO__TK_SEND) {
@@ -287,10 +388,12 @@ static size_t complete_futures(const taken *ts, size_t k, int code,
         actio_future_resolve(f, NULL, NULL);
       else
         actio_future_cancel(f);
-      free(n);
+      slept[nslept++] = n;
     }
     actio_future_unref(f);
   }
+  if (nslept > 0)
+    actio__tblock_free(t, slept, nslept);
   return nsends;
 }
 
@@ -315,7 +418,7 @@ static void *timer_main(void *arg) {
       continue;
     }
     pthread_mutex_unlock(&t->mu);
-    size_t sends = complete_futures(ts, k, ACTIO_ETIMEDOUT, ns);
+    size_t sends = complete_futures(t, ts, k, ACTIO_ETIMEDOUT, ns);
     for (size_t i = 0; i < sends; i++)
       next[i] = t->ops->fire(ns[i], now);
     /* Sends fired again go back in; those that are over are ended; those
@@ -333,7 +436,17 @@ static void *timer_main(void *arg) {
       } else {
         /* Nobody waits for it: a cancel would have set TS_CANCEL. */
         n->state &= (uint8_t)~TS_FIRING;
-        n->expire = next[i];
+        if (next[i] == ACTIO__SEND_RETRY) {
+          /* 1, 2, 4 ... ms after each fire in a row that found no room. */
+          int64_t pause = INT64_C(1) << n->tries;
+          n->expire = now + pause;
+          if (pause < ACTIO__SEND_BACKOFF_MS)
+            n->tries++;
+          t->retries++;
+        } else {
+          n->tries = 0;
+          n->expire = next[i];
+        }
         wheel_insert(t, n);
       }
     }
@@ -344,8 +457,7 @@ static void *timer_main(void *arg) {
     }
     if (nfree > 0) {
       pthread_mutex_unlock(&t->mu);
-      for (size_t i = 0; i < nfree; i++)
-        t->ops->release(ns[i]);
+      t->ops->release(ns, nfree);
       pthread_mutex_lock(&t->mu);
     }
   }
@@ -395,7 +507,7 @@ void actio__timer_stop(actio__timer *t) {
     pthread_mutex_unlock(&t->mu);
     if (k == 0)
       break;
-    size_t sends = complete_futures(ts, k, ACTIO_ECANCELED, ns);
+    size_t sends = complete_futures(t, ts, k, ACTIO_ECANCELED, ns);
     sends_drop(t, ns, sends);
   }
 }
@@ -405,6 +517,14 @@ void actio__timer_destroy(actio__timer *t) {
     return;
   actio__timer_stop(t);
   ACTIO__ASSERT(t->queued == 0);
+  /* Every block came back (a send's handle is released before the
+   * runtime is destroyed), so only slabs with room are left. */
+  while (t->room != NULL) {
+    slab *s = t->room;
+    ACTIO__ASSERT(s->used == 0);
+    t->room = s->next;
+    free(s);
+  }
   pthread_cond_destroy(&t->cv);
   pthread_cond_destroy(&t->done_cv);
   pthread_mutex_destroy(&t->mu);
@@ -436,6 +556,27 @@ int actio__send_arm(actio__timer *t, actio__tnode *n, int64_t delay_ms, int held
   ACTIO__ASSERT(n->kind == ACTIO__TK_SEND && delay_ms >= 0);
   n->state = held ? 0 : TS_RELEASED;
   return arm(t, n, tick_after(t, delay_ms));
+}
+
+int actio__send_arm_new(actio__timer *t, const void *init, size_t size, int64_t delay_ms,
+                        actio_timer **out) {
+  ACTIO__ASSERT(size <= ACTIO__TBLOCK && ((const actio__tnode *)init)->kind == ACTIO__TK_SEND);
+  int64_t expire = tick_after(t, delay_ms); /* the clock outside the lock */
+  pthread_mutex_lock(&t->mu);
+  actio__tnode *n = t->stopping ? NULL : block_new(t);
+  if (n == NULL) {
+    int rc = t->stopping ? ACTIO_ECLOSED : ACTIO_ENOMEM;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+  }
+  memcpy(n, init, size);
+  n->state = out != NULL ? 0 : TS_RELEASED;
+  if (out != NULL)
+    *out = (actio_timer *)n; /* before anything can fire it */
+  n->expire = expire;
+  wheel_insert(t, n);
+  pthread_mutex_unlock(&t->mu);
+  return 0;
 }
 
 int actio__send_cancel(actio__timer *t, actio__tnode *n) {
@@ -475,7 +616,14 @@ void actio__send_release(actio__timer *t, actio__tnode *n) {
   int ended = (n->state & TS_ENDED) != 0;
   pthread_mutex_unlock(&t->mu);
   if (ended)
-    t->ops->release(n);
+    t->ops->release(&n, 1);
+}
+
+uint64_t actio__timer_retries(actio__timer *t) {
+  pthread_mutex_lock(&t->mu);
+  uint64_t r = t->retries;
+  pthread_mutex_unlock(&t->mu);
+  return r;
 }
 
 /* ---- sleeps ---- */
@@ -492,7 +640,8 @@ static void sleep_cancelled(void *arg) {
   pthread_mutex_unlock(&t->mu);
   if (queued) {
     actio_future_unref(e->f); /* the canceller holds its own */
-    free(e);
+    void *b = e;
+    actio__tblock_free(t, &b, 1);
   }
 }
 
@@ -500,10 +649,12 @@ int actio_sleep(actio_runtime *rt, int64_t ms, actio_future **out) {
   if (rt == NULL || ms < 0 || out == NULL)
     return ACTIO_EINVAL;
   actio__timer *t = rt->timer;
-  sleep_entry *e = malloc(sizeof *e);
+  void *b = actio__tblock_new(t);
+  sleep_entry *e = b;
   actio_future *f;
   if (e == NULL || actio_future_create(&f) != 0) {
-    free(e);
+    if (b != NULL)
+      actio__tblock_free(t, &b, 1);
     return ACTIO_ENOMEM;
   }
   *e = (sleep_entry){.n = {.kind = ACTIO__TK_SLEEP}, .t = t, .f = f};
@@ -514,7 +665,7 @@ int actio_sleep(actio_runtime *rt, int64_t ms, actio_future **out) {
     actio_future_clear_cancel(f);
     actio_future_unref(f);
     actio_future_unref(f);
-    free(e);
+    actio__tblock_free(t, &b, 1);
     return rc;
   }
   *out = f;

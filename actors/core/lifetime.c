@@ -47,9 +47,15 @@ void actio__actor_ref(actio_actor *a) {
   atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
 }
 
-void actio__actor_unref(actio_actor *a) {
+void actio__actor_unref(actio_actor *a) { actio__actor_unref_n(a, 1); }
+
+void actio__actor_unref_n(actio_actor *a, uint32_t k) {
+  if (a == NULL || k == 0)
+    return;
   /* acq_rel: every holder's last use of the actor happens before the free. */
-  if (a != NULL && atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) == 1)
+  uint32_t before = atomic_fetch_sub_explicit(&a->refs, k, memory_order_acq_rel);
+  ACTIO__ASSERT(before >= k);
+  if (before == k)
     actio__actor_free(a);
 }
 

@@ -19,10 +19,10 @@ extern "C" {
  * cancelling take O(1) whatever the number pending, and a timer fires at
  * its time or later (a tick, and the machine's load, later), never before.
  *
- * What a pending timer costs: a delayed send 48 bytes (a 64-byte heap
- * block, the figure `actio-bench timers` measures); a periodic send 64
- * bytes (an 80-byte block); a sleep a 48-byte entry (a 64-byte block) and
- * its future (a 96-byte block), 160 bytes in all.
+ * What a pending timer costs: a delayed send 48 bytes (a block of the
+ * timer's pool, the figure `actio-bench timers` measures); a periodic send
+ * 64 bytes (an 80-byte heap block); a sleep a 48-byte block of the pool and
+ * its future (a 96-byte heap block), 144 bytes in all.
  * @{ */
 
 /** A delayed or periodic send (actio_send_after, actio_send_every): a
@@ -52,10 +52,11 @@ int actio_sleep(actio_runtime *rt, int64_t ms, actio_future **out);
  *   then freed by the behavior's drop;
  * - cancelled (actio_timer_cancel returned 0) or dropped by a runtime stop:
  *   freed by the behavior's drop, never handled.
- * A full mailbox at its time is tried again every millisecond: delivered
- * late, never lost. With out NULL there is no handle (it cannot be
- * cancelled); else *out is the caller's (actio_timer_release), set before
- * the send is armed (a handler may read it from shared state). On success
+ * A full mailbox at its time is tried again after a pause that doubles
+ * from 1 ms to 32 ms while it stays full: delivered late, never lost. With
+ * out NULL there is no handle (it cannot be cancelled); else *out is the
+ * caller's (actio_timer_release), set before the send is armed (a handler
+ * may read it from shared state), and left as it was on failure. On success
  * msg is the actor's; on failure still the caller's. Returns 0,
  * ACTIO_EINVAL (a NULL, delay_ms < 0), ACTIO_ENOMEM, or ACTIO_ECLOSED (`a`
  * or the runtime stopped). Any thread.
