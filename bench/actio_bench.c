@@ -20,6 +20,7 @@
 
 #include "actio.h"
 #include "curl_loop.h"
+#include "nats_loop.h"
 
 static const char usage_text[] =
     "usage: actio-bench WORKLOAD [flags]\n"
@@ -75,6 +76,12 @@ static const char usage_text[] =
     "           the bytes of a pending delayed send (pending_timer: bytes_per)\n"
     "           and of a pending sleep, its future included (sleep_bytes_per).\n"
     "           Measured first, on a fresh heap (default N 1000000)\n"
+    "  remote_ask --nats URL [--requests N] [--concurrency C] [--impl actio|cnats]\n"
+    "           N requests of 16 bytes over NATS (actio_nats_ask), C in flight,\n"
+    "           to 2 echo responders of a queue group (bare cnats, in this\n"
+    "           process, the same for both impls), each reply checked\n"
+    "           (defaults: N 100000, C 64); cnats: the bare cnats loop on one\n"
+    "           connection and a shared inbox, the actor's floor\n"
     "  W: the actor's worker threads (default: the library's)\n"
     "The mailbox workload drives an internal queue: actio-bench-mailbox\n"
     "(tests/perf) measures it.\n"
@@ -783,6 +790,87 @@ static int run_http_get(const char *url, uint64_t n, uint64_t c,
   return ok != n;
 }
 
+/* ---- remote_ask ---- */
+
+#define REMOTE_SUBJECT "bench.echo"
+
+typedef struct remote_job {
+  actio_actor *nats;
+  _Atomic uint64_t ok;
+} remote_job;
+
+/* The reply must echo the request's 16 bytes (its number). */
+static int remote_check(void *arg, const actio_nats_msg *reply, void **value,
+                        actio_free_fn *free_fn) {
+  char want[17];
+  snprintf(want, sizeof want, "%016" PRIx64, (uint64_t)(uintptr_t)arg);
+  size_t len;
+  const void *d = actio_nats_msg_data(reply, &len);
+  *value = NULL;
+  *free_fn = NULL;
+  return len == 16 && memcmp(d, want, 16) == 0 ? 0 : ACTIO_ETYPE;
+}
+
+static int remote_start(size_t i, void *arg, actio_future **out) {
+  remote_job *job = arg;
+  char data[17];
+  snprintf(data, sizeof data, "%016" PRIx64, (uint64_t)i);
+  actio_nats_request req = {.subject = REMOTE_SUBJECT, .data = data, .len = 16,
+                            .decode = remote_check, .decode_arg = (void *)(uintptr_t)i};
+  return actio_nats_ask(job->nats, &req, out);
+}
+
+static void remote_counted(actio_future *f, void *arg) {
+  if (actio_future_status(f) == 0)
+    atomic_fetch_add(&((remote_job *)arg)->ok, 1);
+}
+
+static int remote_start_counted(size_t i, void *arg, actio_future **out) {
+  int rc = remote_start(i, arg, out);
+  if (rc == 0 && actio_future_on_done(*out, remote_counted, arg) != 0)
+    rc = ACTIO_ENOMEM; /* never: the first callback lives in the future */
+  return rc;
+}
+
+static int run_remote_ask(const char *url, uint64_t n, uint64_t c, int bare) {
+  void *resp = bench_nats_responders_start(url, REMOTE_SUBJECT, "bench", 2);
+  if (resp == NULL) {
+    fprintf(stderr, "actio-bench: the responders could not connect to %s\n", url);
+    return 1;
+  }
+  uint64_t ok = 0;
+  double secs;
+  if (bare) {
+    double t0 = now_sec();
+    if (bench_nats_loop(url, REMOTE_SUBJECT, n, c, &ok) != 0) {
+      fprintf(stderr, "actio-bench: cnats set-up failed\n");
+      bench_nats_responders_stop(resp);
+      return 1;
+    }
+    secs = now_sec() - t0;
+  } else {
+    actio_runtime *rt;
+    remote_job job = {0};
+    char err[256] = "";
+    actio_nats_opts o = {.url = url, .max_pending = (size_t)c, .errbuf = err,
+                         .errbuf_size = sizeof err};
+    int rc = actio_runtime_create(&rt, NULL);
+    if (rc == 0)
+      rc = actio_nats_spawn(rt, &o, &job.nats);
+    if (rc != 0) {
+      fprintf(stderr, "actio-bench: NATS connection: %s %s\n", actio_strerror(rc), err);
+      bench_nats_responders_stop(resp);
+      return 1;
+    }
+    secs = closed_loop("remote_ask", n, c, remote_start_counted, &job);
+    actio_runtime_destroy(rt);
+    ok = atomic_load(&job.ok);
+  }
+  bench_nats_responders_stop(resp);
+  emit(bare ? "cnats" : "actio", "remote_ask", n, c, ok, n - ok, secs, ", \"responders\": 2");
+  return ok != n;
+}
+
 /* ---- db_point, db_rows ---- */
 
 #define DB_ROWS 100 /* per db_rows result: generate_series($1, $1 + 99) */
@@ -1351,6 +1439,7 @@ enum {
   W_GATHER = 1, W_PINGPONG = 2, W_WRITE_SMALL = 8,
   W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
   W_DB_POINT = 256, W_DB_ROWS = 512, W_PENDING = 1024, W_CQ = 2048, W_TIMERS = 4096,
+  W_REMOTE = 8192,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
   W_DB = W_DB_POINT | W_DB_ROWS,
   W_FILES = W_SMALL | W_READ_LINES | W_READ_LARGE,
@@ -1361,7 +1450,7 @@ typedef struct settings {
   uint64_t files, size, concurrency, workers, chunk, requests;
   uint64_t queries, connections, producers, batch;
   int use_baseline, pipeline, http;
-  const char *dir, *path, *url, *dsn;
+  const char *dir, *path, *url, *dsn, *nats;
 } settings;
 
 typedef struct flag {
@@ -1383,8 +1472,9 @@ static const flag flags[] = {
     {"--spin", W_PINGPONG, offsetof(settings, spin), 1, 1u << 24},
     {"--files", W_SMALL, offsetof(settings, files), 1, 100000000},
     {"--size", W_WRITE_SMALL, offsetof(settings, size), 0, 1u << 30},
-    {"--concurrency", W_SMALL | W_HTTP_GET | W_DB, offsetof(settings, concurrency), 1, 1u << 20},
-    {"--requests", W_HTTP_GET, offsetof(settings, requests), 1, UINT64_C(1) << 40},
+    {"--concurrency", W_SMALL | W_HTTP_GET | W_DB | W_REMOTE, offsetof(settings, concurrency), 1,
+     1u << 20},
+    {"--requests", W_HTTP_GET | W_REMOTE, offsetof(settings, requests), 1, UINT64_C(1) << 40},
     {"--queries", W_DB, offsetof(settings, queries), 1, UINT64_C(1) << 32},
     {"--connections", W_DB, offsetof(settings, connections), 1, 1024},
     {"--workers", W_FILES | W_HTTP_GET | W_DB, offsetof(settings, workers), 1, 1024},
@@ -1403,6 +1493,7 @@ static const str_flag str_flags[] = {
     {"--path", W_READ_LINES | W_READ_LARGE, offsetof(settings, path)},
     {"--url", W_HTTP_GET, offsetof(settings, url)},
     {"--dsn", W_DB | W_PENDING, offsetof(settings, dsn)},
+    {"--nats", W_REMOTE, offsetof(settings, nats)},
 };
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -1452,6 +1543,9 @@ int main(int argc, char **argv) {
   } else if (strcmp(workload, "http_get") == 0) {
     w = W_HTTP_GET;
     s.requests = 20000;
+  } else if (strcmp(workload, "remote_ask") == 0) {
+    w = W_REMOTE;
+    s.requests = 100000;
   } else if (strcmp(workload, "cq") == 0) {
     w = W_CQ;
     s.n = 1000000;
@@ -1483,11 +1577,11 @@ int main(int argc, char **argv) {
       i--;
       continue;
     }
-    if (strcmp(name, "--impl") == 0 && (w == W_HTTP_GET || w == W_PINGPONG)) {
+    if (strcmp(name, "--impl") == 0 && (w == W_HTTP_GET || w == W_PINGPONG || w == W_REMOTE)) {
       /* The other side of each comparison: the bare libcurl multi loop
-       * (the actor's floor) or the bare two-thread hand-off (pingpong's
-       * limit). */
-      const char *other = w == W_HTTP_GET ? "curl" : "threads";
+       * (the actor's floor), the bare two-thread hand-off (pingpong's
+       * limit) or the bare cnats request loop. */
+      const char *other = w == W_HTTP_GET ? "curl" : w == W_REMOTE ? "cnats" : "threads";
       if (value != NULL && strcmp(value, "actio") == 0)
         s.use_baseline = 0;
       else if (value != NULL && strcmp(value, other) == 0)
@@ -1525,6 +1619,9 @@ int main(int argc, char **argv) {
     return bad_usage("--path is required for", workload);
   if (w == W_HTTP_GET && s.url == NULL)
     return bad_usage("--url is required for", workload);
+  if (w == W_REMOTE)
+    return s.nats == NULL ? bad_usage("--nats is required for", workload)
+                          : run_remote_ask(s.nats, s.requests, s.concurrency, s.use_baseline);
   if (w == W_PENDING)
     return run_pending(s.n, s.dsn, s.http);
   if (w == W_TIMERS)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# services.sh: the benchmark's servers (nginx with static files, a throwaway PostgreSQL) on loopback, under one folder.
+# services.sh: the benchmark's servers (nginx with static files, a throwaway PostgreSQL, a nats-server) on loopback, under one folder.
 #   bench/services.sh start [DIR]   start them (or find them running), print the export lines
 #   bench/services.sh env [DIR]     print the export lines of the running services
 #   bench/services.sh stop [DIR]    stop them and remove DIR
@@ -7,8 +7,10 @@
 # start and env print, for eval "$(bench/services.sh start)":
 #   export BENCH_HTTP_URL=http://127.0.0.1:<p>    (/1k, /64k, /8m: random bytes)
 #   export BENCH_PG_DSN=postgresql://actio@127.0.0.1:<p>/actio   (trust, superuser)
+#   export BENCH_NATS_URL=nats://127.0.0.1:<p>    (no authentication)
 #   export BENCH_DOCROOT=DIR/http/www  BENCH_SERVICES_DIR=DIR
-# The servers are the test suite's (tests/http_servers.sh, tests/pg_server.sh):
+# The servers are the test suite's (tests/http_servers.sh, tests/pg_server.sh,
+# tests/nats_server.sh):
 # one way to start each, kept in one place. Their ports are picked free by the
 # kernel, so they never take the shared kit's (18080, 15432, 14222) nor those of
 # a test run going on at the same time. Everything they print goes to DIR/log.
@@ -22,9 +24,8 @@ DIR=${2:-${BENCH_SERVICES_DIR:-/tmp/actio-bench-services}}
 MARK=.actio-bench-services
 
 # The services, started in this order and stopped in the reverse one. Each
-# has start_X (prints its export lines), env_X and stop_X. A nats-server for
-# a future messaging workload goes here as "nats", with its three functions.
-SERVICES=(http pg)
+# has start_X (prints its export lines), env_X and stop_X.
+SERVICES=(http pg nats)
 
 usage() {
   echo "usage: $0 start|env|stop [DIR]" >&2
@@ -61,8 +62,19 @@ env_pg() {
   )
 }
 
+env_nats() {
+  [ -s "$DIR/nats/env" ] || return 1
+  (
+    # shellcheck disable=SC1091 # written by tests/nats_server.sh
+    . "$DIR/nats/env"
+    echo "export BENCH_NATS_URL=$NATS_URL"
+  )
+}
+
 start_http() { helper http_servers.sh start "$DIR/http" >/dev/null; env_http; }
 start_pg() { helper pg_server.sh start "$DIR/pg" >/dev/null; env_pg; }
+start_nats() { helper nats_server.sh start "$DIR/nats" >/dev/null; env_nats; }
+stop_nats() { helper nats_server.sh stop "$DIR/nats" >/dev/null; }
 stop_http() { helper http_servers.sh stop "$DIR/http" >/dev/null; }
 stop_pg() { helper pg_server.sh stop "$DIR/pg" >/dev/null; }
 

@@ -78,14 +78,14 @@ trap 'exit 143' TERM
 work=$(mktemp -d /tmp/actio-bench-XXXXXX)
 
 # --- services -----------------------------------------------------------
-if [ -n "${BENCH_HTTP_URL:-}" ] && [ -n "${BENCH_PG_DSN:-}" ]; then
-  echo "== services: BENCH_HTTP_URL=$BENCH_HTTP_URL BENCH_PG_DSN=$BENCH_PG_DSN (given; left running) =="
+if [ -n "${BENCH_HTTP_URL:-}" ] && [ -n "${BENCH_PG_DSN:-}" ] && [ -n "${BENCH_NATS_URL:-}" ]; then
+  echo "== services: BENCH_HTTP_URL=$BENCH_HTTP_URL BENCH_PG_DSN=$BENCH_PG_DSN BENCH_NATS_URL=$BENCH_NATS_URL (given; left running) =="
 elif [ -n "${BENCH_SERVICES_DIR:-}" ] && env_lines=$(bash bench/services.sh env "$BENCH_SERVICES_DIR" 2>/dev/null); then
   eval "$env_lines"
   echo "== services: already running under $BENCH_SERVICES_DIR; used and left running =="
 else
   dir=${BENCH_SERVICES_DIR:-$work-services}
-  echo "== services: starting nginx and PostgreSQL under $dir; stopped on exit =="
+  echo "== services: starting nginx, PostgreSQL and nats-server under $dir; stopped on exit =="
   svc_dir=$dir # before start: a start that fails half-way is stopped too
   eval "$(bash bench/services.sh start "$dir")"
 fi
@@ -100,13 +100,13 @@ psql "$BENCH_PG_DSN" -XAtqc 'SELECT 1' >/dev/null ||
 # mailbox moves 2N messages, the Python pingpong and cq N/5); FILES x 4 KiB; LINES in the file actio reads and
 # PYLINES in the one aiofiles reads; BIGMB for the large file; HTTPN
 # requests; DBQ, DBPQ (pipelined, C=400) and DBROWS queries; PGT and WRKT
-# seconds of pgbench and wrk.
+# seconds of pgbench and wrk; REMN remote asks over NATS.
 if [ $quick = 1 ]; then
   N=100000 FILES=1000 LINES=200000 PYLINES=20000 BIGMB=64 HTTPN=2000
-  DBQ=4000 DBPQ=20000 DBROWS=1000 PGT=1 WRKT=1
+  DBQ=4000 DBPQ=20000 DBROWS=1000 PGT=1 WRKT=1 REMN=10000
 else
   N=1000000 FILES=10000 LINES=2000000 PYLINES=200000 BIGMB=1024 HTTPN=20000
-  DBQ=100000 DBPQ=500000 DBROWS=20000 PGT=5 WRKT=5
+  DBQ=100000 DBPQ=500000 DBROWS=20000 PGT=5 WRKT=5 REMN=100000
 fi
 : > "$OUT"
 
@@ -260,6 +260,15 @@ for r in $(seq "$ROUNDS"); do
   run pgbench_line pgbench db_point "$work/point.sql" 1 16 $DBQ
   run $BENCH db_rows --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 16
   run pgbench_line pgbench db_rows "$work/rows.sql" 1 16 $DBROWS
+done
+
+section "remote actors over NATS ($BENCH_NATS_URL), $ROUNDS round(s)"
+for r in $(seq "$ROUNDS"); do
+  TAG="round=$r"
+  # 64 in flight over a shared inbox, to 2 queue-group responders; against
+  # the bare cnats loop asking the same responders.
+  run $BENCH remote_ask --nats "$BENCH_NATS_URL" --requests $REMN --concurrency 64
+  run $BENCH remote_ask --nats "$BENCH_NATS_URL" --requests $REMN --concurrency 64 --impl cnats
 done
 
 section "files (under $work)"
