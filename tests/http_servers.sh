@@ -21,6 +21,7 @@ usage() {
 [ $# -eq 2 ] || usage
 CMD=$1
 DIR=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
 NGINX=${NGINX:-/usr/sbin/nginx}
 
 # DIR goes unquoted into nginx.conf and the env lines, so keep it plain.
@@ -36,52 +37,7 @@ running() {
 }
 
 make_tls() {
-  local tls=$DIR/tls
-  [ -s "$tls/server.pem" ] && [ -s "$tls/ca.pem" ] && [ -s "$tls/client.pem" ] && return
-  mkdir -p "$tls"
-  # Our own config, so the system openssl.cnf cannot add or clash with
-  # extensions.
-  cat > "$tls/openssl.cnf" <<'CNF'
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = actio test CA
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[client]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-CNF
-  openssl req -x509 -new -config "$tls/openssl.cnf" -extensions ca -days 2 \
-    -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
-  openssl req -new -config "$tls/openssl.cnf" -subj /CN=localhost \
-    -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
-  openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
-    -set_serial "0x$(openssl rand -hex 16)" -days 2 \
-    -extfile "$tls/openssl.cnf" -extensions server -out "$tls/server.pem" 2>/dev/null
-  openssl req -new -config "$tls/openssl.cnf" -subj /CN=actio-test-client \
-    -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$tls/client.key" -out "$tls/client.csr" 2>/dev/null
-  openssl x509 -req -in "$tls/client.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
-    -set_serial "0x$(openssl rand -hex 16)" -days 2 \
-    -extfile "$tls/openssl.cnf" -extensions client -out "$tls/client.pem" 2>/dev/null
-  rm -f "$tls/server.csr" "$tls/client.csr"
-  chmod 600 "$tls/ca.key" "$tls/server.key" "$tls/client.key"
+  bash "$HERE/make_certs.sh" "$DIR/tls"
 }
 
 make_www() {

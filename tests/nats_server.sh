@@ -13,9 +13,17 @@
 #   NATS_AUTH_URL=nats://127.0.0.1:<q>   user actio, password s3cret-nats-pw
 #   NATS_AUTH_USER=actio
 #   NATS_AUTH_PASSWORD=s3cret-nats-pw
+#   NATS_TOKEN_URL=nats://127.0.0.1:<r>  token s3cret-nats-token
+#   NATS_TOKEN=s3cret-nats-token
+#   NATS_TLS_URL=tls://127.0.0.1:<s>     TLS, a certificate for 127.0.0.1
+#   NATS_CA_FILE=DIR/tls/ca.pem          signed by this throwaway CA
+#   NATS_NKEY_URL=nats://127.0.0.1:<t>   the NKey user below only
+#   NATS_NKEY_PUBLIC=U...                its public key
+#   NATS_NKEY_SEED_FILE=DIR/nkey.seed    its seed
 # Each server listens on 127.0.0.1 only, on a port the kernel picks (the
 # server's own "-p -1": never a fixed port), and logs to DIR/<name>.log.
-# Needs the Debian nats-server package.
+# Needs the Debian nats-server package, openssl (tests/make_certs.sh) and
+# python3 with its cryptography module (the NKey).
 set -euo pipefail
 
 [ $# -eq 2 ] || { echo "usage: $0 start|kill|restart|stop DIR" >&2; exit 2; }
@@ -23,6 +31,8 @@ CMD=$1
 DIR=$2
 NATS_SERVER=${NATS_SERVER:-nats-server}
 START_TIMEOUT=${NATS_START_TIMEOUT:-30}  # seconds for a server to listen
+
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 case $DIR in
   *[!A-Za-z0-9._/+-]* | "") echo "$0: DIR must match [A-Za-z0-9._/+-]+: $DIR" >&2; exit 2 ;;
@@ -75,16 +85,64 @@ stop_one() {
   rm -f "$pidf" "$DIR/$1.url"
 }
 
+# An NKey user (ed25519): DIR/nkey.seed and DIR/nkey.pub, NATS's base32
+# encodings with their CRC-16 (made once).
+make_nkey() {
+  [ -s "$DIR/nkey.seed" ] && [ -s "$DIR/nkey.pub" ] && return
+  python3 - "$DIR" <<'PY'
+import base64, os, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives import serialization
+
+def crc16(data):  # CRC-16/XMODEM, as nkeys checks it
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+def enc(raw):
+    raw += crc16(raw).to_bytes(2, "little")
+    return base64.b32encode(raw).decode().rstrip("=")
+
+seed = os.urandom(32)
+pub = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
+    serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+user, prefix_seed = 20 << 3, 18 << 3
+d = sys.argv[1]
+with open(os.path.join(d, "nkey.seed"), "w") as f:
+    f.write(enc(bytes([prefix_seed | (user >> 5), (user & 31) << 3]) + seed) + "\n")
+with open(os.path.join(d, "nkey.pub"), "w") as f:
+    f.write(enc(bytes([user]) + pub) + "\n")
+PY
+  chmod 600 "$DIR/nkey.seed"
+}
+
 case $CMD in
   start)
     mkdir -p "$DIR"
+    bash "$HERE/make_certs.sh" "$DIR/tls"
+    make_nkey
+    printf 'authorization { users = [ { nkey: %s } ] }\n' "$(cat "$DIR/nkey.pub")" > "$DIR/nkey.conf"
     url=$(start_one plain)
     auth=$(start_one auth --user actio --pass s3cret-nats-pw)
+    token=$(start_one token --auth s3cret-nats-token)
+    tls=$(start_one tls --tls --tlscert "$DIR/tls/server.pem" --tlskey "$DIR/tls/server.key")
+    nkey=$(start_one nkey -c "$DIR/nkey.conf")
     {
       echo "NATS_URL=$url"
       echo "NATS_AUTH_URL=$auth"
       echo "NATS_AUTH_USER=actio"
       echo "NATS_AUTH_PASSWORD=s3cret-nats-pw"
+      echo "NATS_TOKEN_URL=$token"
+      echo "NATS_TOKEN=s3cret-nats-token"
+      echo "NATS_TLS_URL=${tls/nats:/tls:}"
+      echo "NATS_CA_FILE=$DIR/tls/ca.pem"
+      echo "NATS_NKEY_URL=$nkey"
+      echo "NATS_NKEY_PUBLIC=$(cat "$DIR/nkey.pub")"
+      echo "NATS_NKEY_SEED_FILE=$DIR/nkey.seed"
     } > "$DIR/env"
     cat "$DIR/env"
     ;;
@@ -102,8 +160,7 @@ case $CMD in
     PORT=${url##*:} start_one plain >/dev/null
     ;;
   stop)
-    stop_one plain
-    stop_one auth
+    for s in plain auth token tls nkey; do stop_one $s; done
     ;;
   *)
     echo "usage: $0 start|kill|restart|stop DIR" >&2

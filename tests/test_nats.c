@@ -8,8 +8,13 @@
 
 static char servers_dir[256];
 static char nats_url[256], auth_url[256], auth_user[64], auth_password[64];
+static char token_url[256], token[64], tls_url[256], ca_file[512], nkey_url[256],
+    nkey_public[128], nkey_seed_file[512];
 
 static actio_runtime *rt;
+
+/* An error code of no meaning to actio: it travels all the same. */
+#define ACTIO_ERANGE_TEST (-ERANGE)
 
 static void setup(void) { ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0); }
 static void teardown(void) { actio_runtime_destroy(rt); }
@@ -197,8 +202,7 @@ START_TEST(queue_group_of_three_shares_the_load) {
   ck_assert_uint_eq(st.pending, 0);
   ck_assert_int_eq(st.connected, 1);
   actio_actor_metrics m;
-  actio_actor_metrics_get(c, &m);
-  ck_assert_uint_eq(m.completed, N);
+  WAIT_FOR((actio_actor_metrics_get(c, &m), m.completed == N));
   uint64_t served = 0;
   for (int i = 0; i < 3; i++) {
     actio_nats_stats_get(conns[i], &st);
@@ -223,6 +227,88 @@ START_TEST(errors_travel_back_with_their_code) {
   actio_nats_stats st;
   actio_nats_stats_get(server, &st);
   ck_assert_uint_eq(st.served_errors, 1);
+  actio_nats_unserve(svc);
+}
+END_TEST
+
+/* The codec test's actor: its message is an int (decoded from the request's
+ * text), its value the int doubled. */
+static int doubler(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)self;
+  (void)worker;
+  int *v = msg;
+  *v *= 2;
+  if (actio_future_resolve(reply, v, free) != 0)
+    free(v);
+  return 0;
+}
+
+static void doubler_drop(actio_actor *self, void *msg) {
+  (void)self;
+  free(msg);
+}
+
+static const actio_behavior doubler_behavior = {.handle = doubler, .drop = doubler_drop};
+
+static int decode_int(void *arg, const actio_nats_msg *req, void **msg) {
+  (void)arg;
+  size_t len;
+  const char *d = actio_nats_msg_data(req, &len);
+  if (len == 0 || len > 9 || strcmp(actio_nats_msg_subject(req), "svc.double") != 0)
+    return ACTIO_ETYPE;
+  int *v = malloc(sizeof *v);
+  char text[10];
+  memcpy(text, d, len);
+  text[len] = '\0';
+  *v = atoi(text);
+  *msg = v;
+  return 0;
+}
+
+static int encode_int(void *arg, void *value, actio_nats_msg **reply) {
+  (void)arg;
+  char text[16];
+  int n = snprintf(text, sizeof text, "%d", *(int *)value);
+  if (*(int *)value > 1000)
+    return ACTIO_ERANGE_TEST;
+  return actio_nats_msg_create(reply, text, (size_t)n);
+}
+
+static int decode_reply(void *arg, const actio_nats_msg *reply, void **value,
+                        actio_free_fn *free_fn) {
+  (void)arg;
+  size_t len;
+  const char *d = actio_nats_msg_data(reply, &len);
+  int *v = malloc(sizeof *v);
+  char text[16];
+  snprintf(text, sizeof text, "%.*s", (int)len, d);
+  *v = atoi(text);
+  *value = v;
+  *free_fn = free;
+  return 0;
+}
+
+START_TEST(user_encoding_and_decoding) {
+  actio_actor *a;
+  ck_assert_int_eq(actio_actor_spawn(rt, &doubler_behavior, NULL, &a), 0);
+  actio_actor *server = connect_plain(), *c = connect_plain();
+  actio_nats_serve_opts so = {.decode = decode_int, .encode = encode_int};
+  actio_nats_service *svc;
+  ck_assert_int_eq(actio_nats_serve(server, "svc.double", a, &so, &svc), 0);
+  actio_nats_request req = {.decode = decode_reply};
+  actio_future *f = ask_id(c, "svc.double", 21, &req);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_int_eq(*(int *)actio_future_value(f), 42);
+  actio_future_unref(f);
+  /* A request its decoder refuses; a value its encoder refuses. */
+  actio_nats_request raw = {.subject = "svc.double"};
+  ck_assert_int_eq(actio_nats_ask(c, &raw, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ETYPE);
+  ck_assert_str_eq(actio_future_errmsg(f), "decoding the request failed");
+  actio_future_unref(f);
+  f = ask_id(c, "svc.double", 900, NULL);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ERANGE_TEST);
+  actio_future_unref(f);
   actio_nats_unserve(svc);
 }
 END_TEST
@@ -352,6 +438,70 @@ START_TEST(wrong_credentials_refused_secret_never_shown) {
 }
 END_TEST
 
+/* Connects with o, then asks a subject nobody serves: the server's answer
+ * proves the connection works. */
+static void connects_and_asks(actio_nats_opts *o) {
+  char err[512] = "";
+  o->errbuf = err;
+  o->errbuf_size = sizeof err;
+  actio_actor *c;
+  int rc = actio_nats_spawn(rt, o, &c);
+  ck_assert_msg(rc == 0, "%s: %s", actio_err_name(rc), err);
+  actio_future *f = ask_id(c, "nobody.here", 1, NULL);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ENORESPONDERS);
+  actio_future_unref(f);
+}
+
+/* The spawn fails with want, and its text holds `shown` and not `secret`. */
+static void refused(actio_nats_opts *o, int want, const char *shown, const char *secret) {
+  char err[512] = "";
+  o->errbuf = err;
+  o->errbuf_size = sizeof err;
+  actio_actor *c = NULL;
+  int rc = actio_nats_spawn(rt, o, &c);
+  ck_assert_msg(rc == want, "%s, not %s: %s", actio_err_name(rc), actio_err_name(want), err);
+  ck_assert_ptr_null(c);
+  ck_assert_msg(shown == NULL || strstr(err, shown) != NULL, "no '%s' in: %s", shown, err);
+  ck_assert_msg(secret == NULL || strstr(err, secret) == NULL, "secret in: %s", err);
+}
+
+START_TEST(tokens_nkeys_and_tls) {
+  /* A token: given, or in the URL. */
+  actio_nats_opts o = {.url = token_url, .token = token};
+  connects_and_asks(&o);
+  o = (actio_nats_opts){.url = token_url, .token = "wr0ng-token"};
+  refused(&o, ACTIO_ENATSAUTH, "credentials refused", "wr0ng-token");
+  char url[512];
+  snprintf(url, sizeof url, "nats://wr0ng-url-token@%s", token_url + 7);
+  o = (actio_nats_opts){.url = url};
+  refused(&o, ACTIO_ENATSAUTH, "nats://***@", "wr0ng-url-token");
+  /* An NKey: its seed signs the server's nonce. */
+  o = (actio_nats_opts){.url = nkey_url, .nkey_public = nkey_public,
+                        .nkey_seed_file = nkey_seed_file};
+  connects_and_asks(&o);
+  o = (actio_nats_opts){.url = nkey_url};
+  refused(&o, ACTIO_ENATSAUTH, NULL, NULL);
+  /* TLS, verified against the test CA; against the system's store, the
+   * test CA's certificate is refused: verification is on by default. */
+  o = (actio_nats_opts){.url = tls_url, .ca_file = ca_file};
+  connects_and_asks(&o);
+  o = (actio_nats_opts){.url = tls_url};
+  refused(&o, ACTIO_ETLS, NULL, NULL);
+  o = (actio_nats_opts){.url = tls_url, .tls_skip_verify = 1};
+  connects_and_asks(&o);
+  /* A TLS server asked in plain text. */
+  char plain[512];
+  snprintf(plain, sizeof plain, "nats://%s", tls_url + 6);
+  o = (actio_nats_opts){.url = plain};
+  refused(&o, ACTIO_ETLS, NULL, NULL);
+  /* Bad options, refused before connecting. */
+  o = (actio_nats_opts){.url = nkey_url, .nkey_public = nkey_public};
+  refused(&o, ACTIO_EINVAL, NULL, NULL);
+  o = (actio_nats_opts){.url = tls_url, .client_cert = ca_file};
+  refused(&o, ACTIO_EINVAL, NULL, NULL);
+}
+END_TEST
+
 START_TEST(a_responder_killed_mid_run_with_retries) {
   enum { N = 400 };
   memset(effects, 0, sizeof effects);
@@ -391,6 +541,64 @@ START_TEST(a_responder_killed_mid_run_with_retries) {
   ck_assert_uint_ge(st.timeouts, 5);
   ck_assert_uint_eq(st.pending, 0);
   release_held(&r[0]); /* answered on a closed connection: nowhere */
+  for (int i = 0; i < 3; i++)
+    actio_nats_unserve(svc[i]);
+}
+END_TEST
+
+/* A thread of the stress: its asks, some cancelled at once, some with an
+ * attempt timeout of 1 ms, racing their replies. */
+typedef struct stresser {
+  actio_actor *c;
+  unsigned base;
+  int bad;
+} stresser;
+
+static void *stress_thread(void *arg) {
+  stresser *s = arg;
+  enum { PER = 300 };
+  actio_future *fs[PER];
+  for (unsigned i = 0; i < PER; i++) {
+    actio_nats_request req = {.timeout_ms = i % 5 == 0 ? 1 : 0,
+                              .retries = i % 7 == 0 ? 1 : 0, .retry_backoff_ms = 1};
+    fs[i] = ask_id(s->c, "svc.stress", s->base + i, &req);
+    if (i % 3 == 0)
+      (void)actio_future_cancel(fs[i]);
+  }
+  for (unsigned i = 0; i < PER; i++) {
+    int rc = actio_future_wait(fs[i], -1);
+    if (rc != 0 && rc != ACTIO_ECANCELED && rc != ACTIO_ETIMEDOUT)
+      s->bad++;
+    if (rc == 0 && actio_future_value(fs[i]) == NULL)
+      s->bad++;
+    actio_future_unref(fs[i]);
+  }
+  return NULL;
+}
+
+START_TEST(stress_replies_cancels_and_timeouts_race) {
+  responder r[3];
+  actio_actor *conns[3];
+  actio_nats_service *svc[3];
+  serve_three(r, conns, svc, "svc.stress", "stress");
+  actio_actor *c = connect_plain();
+  enum { T = 4 };
+  pthread_t t[T];
+  stresser s[T];
+  for (int i = 0; i < T; i++)
+    s[i] = (stresser){.c = c, .base = (unsigned)i * 1000};
+  start_threads(t, T, stress_thread, s, sizeof *s);
+  join_threads(t, T);
+  for (int i = 0; i < T; i++)
+    ck_assert_int_eq(s[i].bad, 0);
+  actio_nats_stats st;
+  actio_nats_stats_get(c, &st);
+  ck_assert_uint_eq(st.pending, 0);
+  ck_assert_uint_ge(st.sent, T * 300);
+  /* A request counts in the metrics once its future's callbacks ran,
+   * which may be after a waiter woke. */
+  actio_actor_metrics m;
+  WAIT_FOR((actio_actor_metrics_get(c, &m), m.completed + m.errors == st.sent - st.retries));
   for (int i = 0; i < 3; i++)
     actio_nats_unserve(svc[i]);
 }
@@ -547,7 +755,14 @@ static int start_servers(void) {
   return env_get(env, "NATS_URL", nats_url, sizeof nats_url) ||
                  env_get(env, "NATS_AUTH_URL", auth_url, sizeof auth_url) ||
                  env_get(env, "NATS_AUTH_USER", auth_user, sizeof auth_user) ||
-                 env_get(env, "NATS_AUTH_PASSWORD", auth_password, sizeof auth_password)
+                 env_get(env, "NATS_AUTH_PASSWORD", auth_password, sizeof auth_password) ||
+                 env_get(env, "NATS_TOKEN_URL", token_url, sizeof token_url) ||
+                 env_get(env, "NATS_TOKEN", token, sizeof token) ||
+                 env_get(env, "NATS_TLS_URL", tls_url, sizeof tls_url) ||
+                 env_get(env, "NATS_CA_FILE", ca_file, sizeof ca_file) ||
+                 env_get(env, "NATS_NKEY_URL", nkey_url, sizeof nkey_url) ||
+                 env_get(env, "NATS_NKEY_PUBLIC", nkey_public, sizeof nkey_public) ||
+                 env_get(env, "NATS_NKEY_SEED_FILE", nkey_seed_file, sizeof nkey_seed_file)
              ? -1
              : 0;
 }
@@ -571,12 +786,15 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, queue_group_of_three_shares_the_load);
   tcase_add_test(tc, errors_travel_back_with_their_code);
+  tcase_add_test(tc, user_encoding_and_decoding);
   tcase_add_test(tc, no_responders_fails_at_once);
   tcase_add_test(tc, deadline_timeout_and_cancel);
   tcase_add_test(tc, oversized_payloads_and_bad_subjects_refused);
   tcase_add_test(tc, wrong_credentials_refused_secret_never_shown);
+  tcase_add_test(tc, tokens_nkeys_and_tls);
   tcase_add_test(tc, a_responder_killed_mid_run_with_retries);
   tcase_add_test(tc, pending_requests_bounded);
+  tcase_add_test(tc, stress_replies_cancels_and_timeouts_race);
   tcase_add_test(tc, stop_fails_pending_requests);
   tcase_add_test(tc, reconnects_reach_the_supervisor_and_the_metrics);
   suite_add_tcase(s, tc);

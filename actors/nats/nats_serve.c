@@ -69,6 +69,8 @@ static void answer(svc_req *r, actio_future *f) {
       out = value; /* the future's: borrowed */
     }
   }
+  if (code < 0) /* before the reply: whoever has it sees the count */
+    atomic_fetch_add_explicit(&st->served_errors, 1, memory_order_relaxed); /* statistics */
   if (to != NULL) {
     if (code < 0)
       (void)actio__nats_publish_error(st->conn, to, code, text);
@@ -77,8 +79,6 @@ static void answer(svc_req *r, actio_future *f) {
                                 out != NULL ? (const char *const *)out->headers : NULL,
                                 out != NULL ? out->data : NULL, out != NULL ? out->len : 0);
   }
-  if (code < 0)
-    atomic_fetch_add_explicit(&st->served_errors, 1, memory_order_relaxed); /* statistics */
   if (s->o.encode != NULL)
     actio_nats_msg_free(out);
 }
