@@ -741,6 +741,33 @@ START_TEST(reconnects_reach_the_supervisor_and_the_metrics) {
 }
 END_TEST
 
+START_TEST(closed_for_good_fails_the_actor) {
+  actio_nats_opts o = {.url = nats_url, .reconnect_wait_ms = 10, .max_reconnect = 1};
+  actio_actor *c;
+  ck_assert_int_eq(actio_nats_spawn(rt, &o, &c), 0);
+  responder h;
+  actio_actor *server;
+  actio_nats_service *svc;
+  (void)serve_holder(&h, "svc.gone", &server, &svc);
+  actio_nats_request req = {.timeout_ms = 60000};
+  actio_future *f = ask_id(c, "svc.gone", 1, &req);
+  WAIT_FOR(atomic_load(&h.nheld) == 1);
+  plain_server("kill");
+  /* Reconnects run out: the pending request fails, and so does the actor
+   * (its supervisor, had it one, would start another). */
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ENATS);
+  actio_future_unref(f);
+  WAIT_FOR(actio_actor_failed(c));
+  actio_nats_request again = {.subject = "svc.gone"};
+  ck_assert_int_eq(actio_nats_ask(c, &again, &f), ACTIO_ENATS);
+  plain_server("restart");
+  /* Its stop ends what is left on the closed connection. */
+  ck_assert_int_eq(actio_actor_stop(c, ACTIO_STOP_DRAIN), 0);
+  release_held(&h);
+  actio_nats_unserve(svc);
+}
+END_TEST
+
 /* ---- the servers ---- */
 
 static int start_servers(void) {
@@ -797,6 +824,7 @@ int main(void) {
   tcase_add_test(tc, stress_replies_cancels_and_timeouts_race);
   tcase_add_test(tc, stop_fails_pending_requests);
   tcase_add_test(tc, reconnects_reach_the_supervisor_and_the_metrics);
+  tcase_add_test(tc, closed_for_good_fails_the_actor);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();
