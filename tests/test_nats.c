@@ -512,7 +512,9 @@ START_TEST(a_responder_killed_mid_run_with_retries) {
   serve_three(r, conns, svc, "svc.kill", "killed");
   r[0].hold = 1; /* the victim takes requests and never answers */
   actio_actor *c = connect_plain();
-  actio_nats_request req = {.timeout_ms = 200, .retries = 5, .retry_backoff_ms = 10};
+  /* Retries enough for a loaded machine: an attempt to a live responder
+   * that takes over 200 ms is tried again too. */
+  actio_nats_request req = {.timeout_ms = 200, .retries = 20, .retry_backoff_ms = 10};
   actio_future *fs[N];
   for (unsigned i = 0; i < N / 2; i++)
     fs[i] = ask_id(c, "svc.kill", i, &req);
