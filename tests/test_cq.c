@@ -2,6 +2,7 @@
  * descriptor that is readable exactly while they wait; bad input, twice
  * registered, cancellation, destroy with registrations left, and a stress
  * of many completing threads against one draining loop. */
+#include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
@@ -222,8 +223,10 @@ START_TEST(a_cancelled_request_arrives_cancelled) {
 END_TEST
 
 /* Destroyed with futures pending and completed-not-drained: every
- * reference goes (ASan's leak check), nothing is cancelled, and the futures
- * may be registered again once free of the queue. */
+ * reference goes (ASan's leak check), nothing is cancelled, the descriptor
+ * is closed at once (it stayed open until the last pending future
+ * completed), and the futures may be registered again once free of the
+ * queue. */
 START_TEST(destroy_releases_what_it_holds) {
   actio_cq *cq, *next;
   ck_assert_int_eq(actio_cq_create(&cq), 0);
@@ -242,7 +245,10 @@ START_TEST(destroy_releases_what_it_holds) {
   ck_assert_int_eq(drain_one(cq, 1, 10), 0);
   ck_assert_int_eq(actio_future_resolved(&done[2], NULL, NULL), 0);
   ck_assert_int_eq(actio_cq_add(cq, done[2], 12), 0);
+  int fd = actio_cq_fd(cq);
   actio_cq_destroy(cq);
+  ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+  ck_assert_int_eq(errno, EBADF);
 
   for (int i = 0; i < 3; i++)
     ck_assert_int_eq(actio_future_status(waiting[i]), ACTIO_EPENDING);

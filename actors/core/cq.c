@@ -3,6 +3,7 @@
  * transition; the loop that watches the eventfd drains in batches. */
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,16 +31,21 @@ typedef struct cq_node {
 static cq_node cq_closed_sentinel;
 #define CQ_CLOSED (&cq_closed_sentinel)
 
+/* A ringing callback's count, in the high bits of refs: destroy waits for
+ * them to be gone before it closes the eventfd, while registrations still
+ * pending (never to write it: they find CQ_CLOSED) keep only the memory. */
+#define CQ_RINGING ((uint64_t)1 << 40)
+
 struct actio_cq {
   /* Completed, newest first: pushed by done callbacks (a CAS), taken whole
    * by the drain (an exchange); CQ_CLOSED once destroyed. Its own line:
    * completing threads hammer it. */
   _Alignas(64) _Atomic(cq_node *) done;
   /* 1 for the handle, 1 per registration until its event is drained or
-   * released, and 1 per callback between its push onto an empty stack and
-   * its write of the eventfd: the last one frees the queue. A completion
-   * that finds the stack nonempty touches neither this nor anything else
-   * of the queue after its push. */
+   * released, and CQ_RINGING per callback between its push onto an empty
+   * stack and its write of the eventfd: the last one frees the queue. A
+   * completion that finds the stack nonempty touches neither this nor
+   * anything else of the queue after its push. */
   _Alignas(64) _Atomic uint64_t refs;
   int fd;
   /* The drains' own line. */
@@ -93,7 +99,6 @@ static void cq_unref(actio_cq *cq, uint64_t k) {
     return;
   ACTIO__ASSERT(atomic_load_explicit(&cq->done, memory_order_relaxed) == CQ_CLOSED);
   ACTIO__ASSERT(cq->ready == NULL);
-  close(cq->fd);
   pthread_mutex_destroy(&cq->drain_mu);
   free(cq);
 }
@@ -123,9 +128,11 @@ static void on_complete(actio_future *f, void *arg) {
       return;
     }
     if (head == NULL && !ringing) {
-      /* Relaxed: our registration's reference is held, so nothing to order. */
-      atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);
-      ringing = 1;
+      /* Relaxed: our registration's reference is held, so the queue is
+       * there; the release of the CAS below publishes the count to a
+       * destroy whose exchange reads from it. */
+      atomic_fetch_add_explicit(&cq->refs, CQ_RINGING, memory_order_relaxed);
+      ringing = CQ_RINGING;
     }
     n->link.next = head;
     /* Release: the node's fields before it is reachable. Acquire: when we
@@ -141,7 +148,7 @@ static void on_complete(actio_future *f, void *arg) {
   if (head == NULL)
     ring(cq->fd); /* empty to nonempty: the only write */
   if (ringing)
-    cq_unref(cq, 1);
+    cq_unref(cq, ringing);
 }
 
 int actio_cq_add(actio_cq *cq, actio_future *f, uint64_t tag) {
@@ -244,8 +251,15 @@ void actio_cq_destroy(actio_cq *cq) {
   uint64_t k = release_nodes(cq->ready);
   cq->ready = NULL;
   pthread_mutex_unlock(&cq->drain_mu);
-  /* Acq_rel: the pushed nodes' fields; and every callback after this
-   * finds CQ_CLOSED and frees its own node, so none is left behind. */
+  /* Acq_rel: the pushed nodes' fields, and the count of every callback
+   * whose push came before; every callback after this finds CQ_CLOSED,
+   * frees its own node and never writes the eventfd. */
   k += release_nodes(atomic_exchange_explicit(&cq->done, CQ_CLOSED, memory_order_acq_rel));
+  /* Acquire: the writes of those that pushed onto an empty stack before
+   * the exchange are done (each is one system call away); the eventfd can
+   * go now, while pending registrations keep only the memory. */
+  while (atomic_load_explicit(&cq->refs, memory_order_acquire) >= CQ_RINGING)
+    sched_yield();
+  close(cq->fd);
   cq_unref(cq, k + 1);
 }

@@ -62,8 +62,9 @@ int actio_cq_create(actio_cq **out);
  * callback does, and its callback then finds the queue gone and frees its
  * node; the runtime completes every request of its actors when it stops.
  * Call it once no other thread adds to or drains this queue; futures
- * completing on other threads meanwhile are fine. The descriptor is closed:
- * take it out of your loop first. NULL is accepted. */
+ * completing on other threads meanwhile are fine. The descriptor is closed
+ * before this returns, even while registrations are pending: take it out of
+ * your loop first. NULL is accepted. */
 void actio_cq_destroy(actio_cq *cq);
 
 /** The descriptor to watch for reading (POLLIN, EPOLLIN, UV_READABLE,
