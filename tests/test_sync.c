@@ -915,6 +915,40 @@ START_TEST(an_event_wakes_every_waiter) {
 }
 END_TEST
 
+/* A cancel that comes after a hand-off claimed the future, and before it
+ * settled it, is too late: ACTIO_EALREADY while the status still reads
+ * pending, and then the outcome arrives. Here waiter a's callback cancels
+ * b, which the same set claimed. */
+typedef struct {
+  actio_future *other;
+  int rc, status;
+} too_late;
+
+static void cancel_the_other(actio_future *f, void *arg) {
+  (void)f;
+  too_late *t = arg;
+  t->rc = actio_future_cancel(t->other);
+  t->status = actio_future_status(t->other);
+}
+
+START_TEST(a_cancel_after_the_claim_is_too_late) {
+  actio_event *e;
+  actio_future *a, *b;
+  ck_assert_int_eq(actio_event_create(&e), 0);
+  ck_assert_int_eq(actio_event_wait(e, &a), 0);
+  ck_assert_int_eq(actio_event_wait(e, &b), 0);
+  too_late t = {b, 0, 0};
+  ck_assert_int_eq(actio_future_on_done(a, cancel_the_other, &t), 0);
+  actio_event_set(e);
+  ck_assert_int_eq(t.rc, ACTIO_EALREADY);
+  ck_assert_int_eq(t.status, ACTIO_EPENDING);
+  ck_assert_int_eq(actio_future_wait(b, -1), 0);
+  actio_event_destroy(e);
+  actio_future_unref(a);
+  actio_future_unref(b);
+}
+END_TEST
+
 START_TEST(sync_bad_arguments_are_refused) {
   actio_lock *l;
   actio_sem *s;
@@ -1268,6 +1302,7 @@ int main(void) {
   tcase_add_test(tl, an_event_wakes_every_waiter);
   tcase_add_test(tl, sync_bad_arguments_are_refused);
   tcase_add_test(tl, hand_offs_from_callbacks_run_in_a_loop);
+  tcase_add_test(tl, a_cancel_after_the_claim_is_too_late);
   suite_add_tcase(s, tl);
   TCase *st = tcase_with_timeout("stress", 300);
   tcase_add_test(st, groups_grow_and_end_across_threads);

@@ -89,7 +89,10 @@ void actio_future_clear_cancel(actio_future *f);
 /* ---- the consumer's side ---- */
 
 /** Cancels `f`: it completes with ACTIO_ECANCELED and the operation's cancel
- * hook runs. Returns 0, or ACTIO_EALREADY if it had already completed. */
+ * hook runs. Returns 0, or ACTIO_EALREADY if it had already completed or
+ * its completion had begun (a queue handing it an item, say): its status
+ * may read ACTIO_EPENDING a moment longer, and actio_future_wait returns
+ * its outcome. */
 int actio_future_cancel(actio_future *f);
 
 /** Runs fn(f, arg) once `f` completes: on the completing thread, or at once on
