@@ -715,9 +715,11 @@ static int send_moved(actio_actor *a, actio_actor **to, actio__mbox_msg *m,
 /* Pushes a message to a, or to the instance an address stands for; refused
  * by a stopped actor, it is a dead letter unless it is the library's own
  * (dead 0). On success `track` (may be NULL) is timed as a request of the
- * instance that took it, while that instance is pinned. */
+ * instance that took it, while that instance is pinned, and *took (unless
+ * NULL) is that instance, referenced. */
 static int send(actio_actor *a, void *msg, actio_future *reply,
-                int64_t timeout_ms, int dead, actio_future *track) {
+                int64_t timeout_ms, int dead, actio_future *track,
+                actio_actor **took) {
   actio__mbox_msg m = {msg, reply};
   actio_actor *t = actio__pin(a);
   /* One deadline for the whole send: time spent waiting for room in an
@@ -730,18 +732,24 @@ static int send(actio_actor *a, void *msg, actio_future *reply,
     actio__count(&t->accepted);
     if (track != NULL)
       actio__actor_track(t, track);
+    if (took != NULL) {
+      actio__actor_ref(t);
+      *took = t;
+    }
   }
-  actio__unpin(a);
+  /* Still pinned: an address stopped for good may be freed by the last
+   * call out, and the hook is shown it. */
   if (rc == ACTIO_ECLOSED && dead) {
     actio__count(&a->rt->dead_letters);
     if (a->rt->opts.dead_letter != NULL)
       a->rt->opts.dead_letter(a->rt->opts.dead_letter_arg, a, msg);
   }
+  actio__unpin(a);
   return rc;
 }
 
 int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms) {
-  return send(a, msg, NULL, timeout_ms, 0, NULL);
+  return send(a, msg, NULL, timeout_ms, 0, NULL, NULL);
 }
 
 /* The one path of every I/O request (see actor_internal.h): to the mailbox
@@ -763,7 +771,7 @@ static int request(actio_actor *a, void *msg, actio__bell *bell,
     if (rc == 0 && reply != NULL)
       actio__actor_track(a, reply);
   } else {
-    rc = send(a, msg, NULL, timeout_ms, 1, reply);
+    rc = send(a, msg, NULL, timeout_ms, 1, reply, NULL);
   }
   if (rc != 0) {
     actio_future_unref(reply);
@@ -788,10 +796,15 @@ int actio__request_bound(actio_actor *a, actio__bell *bell,
 int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms) {
   if (a == NULL)
     return ACTIO_EINVAL;
-  return send(a, msg, NULL, timeout_ms, 1, NULL);
+  return send(a, msg, NULL, timeout_ms, 1, NULL, NULL);
 }
 
 int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out) {
+  return actio__ask_at(a, msg, timeout_ms, out, NULL);
+}
+
+int actio__ask_at(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out,
+                  actio_actor **took) {
   if (a == NULL || out == NULL)
     return ACTIO_EINVAL;
   actio_future *f;
@@ -799,7 +812,7 @@ int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out)
   if (rc != 0)
     return rc;
   actio_future_ref(f); /* the message's reference, dropped by the worker */
-  rc = send(a, msg, f, timeout_ms, 1, f);
+  rc = send(a, msg, f, timeout_ms, 1, f, took);
   if (rc != 0) {
     actio_future_unref(f);
     actio_future_unref(f);
@@ -1060,7 +1073,7 @@ static int64_t timer_fire(actio__tnode *n, int64_t now) {
     every_timer *ev = (every_timer *)tm;
     tm->msg = ev->make(ev->arg);
   }
-  int rc = send(a, tm->msg, NULL, 0, 1, NULL);
+  int rc = send(a, tm->msg, NULL, 0, 1, NULL, NULL);
   if (rc == ACTIO_ECLOSED) { /* a dead letter, counted and shown by send */
     timer_drop_msg(tm);
     return ACTIO__SEND_DONE;

@@ -35,13 +35,25 @@ typedef struct actio__addr {
   pthread_mutex_t mu; /* guards moving and retired; writers of cur hold it */
   pthread_cond_t cv;  /* a change of cur or moving */
   int moving;         /* a restart runs: cur is stopping or stopped */
-  /* Calls in progress through the address (actio__pin): an instance it no
-   * longer reaches is freed only once they were seen at zero. */
+  /* Calls in progress through the address (actio__pin), in the low bits
+   * (ACTIO__ADDR_COUNT), and two flags: ACTIO__ADDR_RETIRED while retired
+   * is not empty, ACTIO__ADDR_DEAD once the last reference is gone. One
+   * word, so that whoever changes it learns all three at once and need
+   * not touch the address again (lifetime.c). The flags are set and
+   * cleared under mu. */
   _Atomic uint64_t users;
-  /* Instances it reached before, stopped, waiting for users to be seen at
-   * zero (linked by retired_next); written under mu, read without it. */
-  _Atomic(struct actio_actor *) retired;
+  /* Instances it reached before, stopped, waiting for the count to be seen
+   * at zero (linked by retired_next); guarded by mu. */
+  struct actio_actor *retired;
+  /* Released (actio__address_release): its last instance, stopped, which
+   * cur still reaches; freed with the address. */
+  struct actio_actor *last;
 } actio__addr;
+
+/* An address's users word (see actio__addr). */
+#define ACTIO__ADDR_COUNT ((UINT64_C(1) << 62) - 1)
+#define ACTIO__ADDR_RETIRED (UINT64_C(1) << 62)
+#define ACTIO__ADDR_DEAD (UINT64_C(1) << 63)
 
 struct actio_actor {
   actio_runtime *rt;
@@ -121,9 +133,10 @@ static inline actio_actor *actio__pin(const actio_actor *a) {
   if (a->addr == NULL)
     return (actio_actor *)a;
   /* seq_cst, both: the count before the load of cur, paired with the
-   * retirer's store of cur before its load of the count (a store-load
-   * pair on each side): either the retirer sees this call, or this call
-   * sees the instance that replaced the retired one. */
+   * retirer's store of cur before its read of the count (its fetch_or of
+   * ACTIO__ADDR_RETIRED: a store-load pair on each side): either the
+   * retirer sees this call, or this call sees the instance that replaced
+   * the retired one. */
   atomic_fetch_add_explicit(&a->addr->users, 1, memory_order_seq_cst);
   return atomic_load_explicit(&a->addr->cur, memory_order_seq_cst);
 }

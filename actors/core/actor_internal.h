@@ -46,6 +46,12 @@ int actio__actor_is_self(const actio_actor *a);
  * it is no dead letter (neither counted nor shown to the user's hook). */
 int actio__tell_quiet(actio_actor *a, void *msg, int64_t timeout_ms);
 
+/* actio_ask, and *took (unless NULL) is the instance that took msg (a
+ * itself, or the one its address reached), referenced: the caller drops
+ * it with actio__actor_unref. Any thread. */
+int actio__ask_at(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out,
+                  actio_actor **took);
+
 /* Called once, by actio_actor_fail, on the failing thread, under the
  * actor's failure lock, with kind ACTIO_SUP_CHILD_FAILED; and by
  * actio__actor_notice with its kind, under the same lock. It must not
@@ -105,6 +111,38 @@ int actio__is_address(const actio_actor *a);
  * the runtime stops, it is left to actio_runtime_destroy. The supervisor's
  * worker. */
 void actio__address_retire(actio_actor *addr, actio_actor *old);
+
+/* addr's child is stopped for good and gone from its supervisor (settled:
+ * cur is its last instance, stopped, and nothing finds addr any more): the
+ * address and that instance leave the runtime's list, and both are freed
+ * once no reference to addr (a delayed send's, a fan-out's) is left and no
+ * call through it is in progress. While the runtime stops, they are left
+ * to actio_runtime_destroy. The supervisor's worker. */
+void actio__address_release(actio_actor *addr);
+
+/* supervisor.c: work run on a supervisor's worker, once it has handled the
+ * failures noted (so after the restarts they called for): run(job, 0), or
+ * run(job, ACTIO_ECLOSED) as the supervisor stops. The job is the
+ * caller's; it is run exactly once. */
+typedef struct actio__sup_job {
+  struct actio__sup_job *next;
+  void (*run)(struct actio__sup_job *job, int rc);
+} actio__sup_job;
+
+/* Queues job on supervisor `sup` (an instance) and wakes its worker.
+ * Returns 0, or ACTIO_ECLOSED (its worker left: job is not run). Any
+ * thread; it never waits. */
+int actio__sup_defer(actio_actor *sup, actio__sup_job *job);
+
+/* Supervisor `sup` (an instance, or an address reaching one), referenced
+ * into *inst. Returns 0 or ACTIO_EINVAL (not a supervisor). Any thread. */
+int actio__sup_ref(actio_actor *sup, actio_actor **inst);
+/* The address of child `name` of supervisor instance `inst`, referenced
+ * into *addr. Returns 0 or ACTIO_ENONAME (no such child running). Any
+ * thread. */
+int actio__sup_child_ref(actio_actor *inst, const char *name, actio_actor **addr);
+/* The supervisor's name. */
+const char *actio__sup_name(const actio_actor *inst);
 
 /* A call in progress through `a` (an address, or an instance): no
  * instance it reaches is freed before actio__actor_unpin(a). pin returns

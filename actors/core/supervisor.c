@@ -40,6 +40,8 @@ typedef struct child {
 /* A child started or stopped at run time (actio_sup_start_child,
  * actio_sup_stop_child), queued for the worker as failures are. */
 typedef struct sup_req {
+  actio__sup_job job;    /* first: its run is request_run */
+  sup *s;
   actio_child_spec spec; /* start: name points at `name` */
   int stop;              /* 1: stop the child named `name`, or at addr */
   actio_actor *addr;
@@ -48,9 +50,13 @@ typedef struct sup_req {
                             `name` for the monitor, text `why` */
   int code;
   const char *why;       /* behind name */
-  struct sup_req *next;
   char name[];
 } sup_req;
+
+/* Work queued for the worker, oldest first (guarded by sup.mu). */
+typedef struct job_queue {
+  actio__sup_job *head, *tail;
+} job_queue;
 
 struct sup {
   actio_runtime *rt;
@@ -62,7 +68,8 @@ struct sup {
                             changed by the worker only, under mu */
   size_t n, cap;
   child *failed_head, *failed_tail; /* failures noted, oldest first */
-  sup_req *req_head, *req_tail;     /* requests, oldest first */
+  job_queue reqs;        /* requests: run before the failures noted */
+  job_queue jobs;        /* deferred work: run after them */
   int closed;            /* the worker left: requests are refused */
   int woken;             /* a wake token is on its way, or failures wait
                             behind messages the worker will handle */
@@ -95,17 +102,33 @@ static int must_wake(sup *s) {
   return wake;
 }
 
-/* Under mu: r goes last among the requests for the worker; 1 if the
- * caller is to send the wake token. */
-static int req_push(sup *s, sup_req *r) {
-  r->next = NULL;
-  if (s->req_tail != NULL)
-    s->req_tail->next = r;
-  else
-    s->req_head = r;
-  s->req_tail = r;
-  return must_wake(s);
+
+/* Queues j in q and wakes the worker; 0, or ACTIO_ECLOSED once the worker
+ * left, or when c (unless NULL) no longer runs instance a (j is not
+ * queued). Any thread; never waits. */
+static int enqueue(sup *s, job_queue *q, actio__sup_job *j, const child *c,
+                   const actio_actor *a) {
+  pthread_mutex_lock(&s->mu);
+  int closed = s->closed || (c != NULL && c->cur != a), wake = 0;
+  if (!closed) {
+    j->next = NULL;
+    if (q->tail != NULL)
+      q->tail->next = j;
+    else
+      q->head = j;
+    q->tail = j;
+    wake = must_wake(s);
+  }
+  pthread_mutex_unlock(&s->mu);
+  /* As for a failure: refused for want of room, the worker takes the
+   * work before the next message; refused as closed, it is stopping and
+   * its worker_stop runs the work with ACTIO_ECLOSED. */
+  if (wake)
+    (void)actio__tell_quiet(s->self, &wake_token, 0);
+  return closed ? ACTIO_ECLOSED : 0;
 }
+
+static void request_run(actio__sup_job *j, int rc);
 
 /* A notice of child c's instance a (a connection lost or back): queued
  * for the worker, which tells the monitor. Without memory for it, or with
@@ -122,16 +145,10 @@ static void child_notice(sup *s, child *c, actio_actor *a, int kind, int code,
   r->why = memcpy(r->name + ln, why, lw);
   r->notice = kind;
   r->code = code;
-  int wake = 0;
-  pthread_mutex_lock(&s->mu);
-  int queue = !s->closed && c->cur == a;
-  if (queue)
-    wake = req_push(s, r);
-  pthread_mutex_unlock(&s->mu);
-  if (!queue)
+  r->s = s;
+  r->job.run = request_run;
+  if (enqueue(s, &s->reqs, &r->job, c, a) != 0)
     free(r);
-  if (wake)
-    (void)actio__tell_quiet(s->self, &wake_token, 0);
 }
 
 /* A child instance failed, on whatever thread noticed (under the
@@ -172,14 +189,14 @@ static void on_child_fail(void *arg, actio_actor *a, int kind, int code,
     (void)actio__tell_quiet(s->self, &wake_token, 0);
 }
 
-/* Takes the oldest request queued; NULL when there is none. */
-static sup_req *next_request(sup *s) {
+/* Takes the oldest work queued in q; NULL when there is none. */
+static actio__sup_job *dequeue(sup *s, job_queue *q) {
   pthread_mutex_lock(&s->mu);
-  sup_req *r = s->req_head;
-  if (r != NULL && (s->req_head = r->next) == NULL)
-    s->req_tail = NULL;
+  actio__sup_job *j = q->head;
+  if (j != NULL && (q->head = j->next) == NULL)
+    q->tail = NULL;
   pthread_mutex_unlock(&s->mu);
-  return r;
+  return j;
 }
 
 /* Takes the oldest failure noted, into *c (its child), *inst, *code and
@@ -282,7 +299,8 @@ static child *find_child(const sup *s, const char *name, const actio_actor *addr
 
 /* Child i leaves the supervisor: its record is freed. Its address stays
  * on its last instance (stopped: sends fail with ACTIO_ECLOSED), whose
- * hook child_settle cleared. On the worker. */
+ * hook child_settle cleared, until the address is released. On the
+ * worker. */
 static void child_remove(sup *s, size_t i) {
   child *c = s->children[i];
   pthread_mutex_lock(&s->mu);
@@ -513,21 +531,28 @@ static void child_drop(sup *s, sup_req *r) {
                         s->o.name, r->name);
     return;
   }
+  actio_actor *addr = c->addr; /* NULL: it never started */
   child_stop(s, i);
   child_settle(s, i, 0);
   child_remove(s, i);
+  if (addr != NULL) /* nothing finds it now: freed once nothing holds it */
+    actio__address_release(addr);
   actio_future_resolve(r->reply, NULL, NULL);
 }
 
-static void request_run(sup *s, sup_req *r) {
+/* A request's run: on the worker, or as it stops (rc ACTIO_ECLOSED). */
+static void request_run(actio__sup_job *j, int rc) {
+  sup_req *r = (sup_req *)j;
+  sup *s = r->s;
   size_t i;
-  if (r->notice) {
-    if (find_child(s, r->name, NULL, &i) != NULL)
+  if (r->notice) { /* dropped as the supervisor stops: nobody waits for it */
+    if (rc == 0 && find_child(s, r->name, NULL, &i) != NULL)
       monitor(s, (actio_sup_event_kind)r->notice, i, r->code, r->why);
     free(r);
     return;
   }
-  if (actio__actor_stopping_now(s->self)) /* its children go now too */
+  /* Stopping now, its children go now too. */
+  if (rc != 0 || actio__actor_stopping_now(s->self))
     actio_future_fail(r->reply, ACTIO_ECLOSED, "supervisor %s stopped", s->o.name);
   else if (r->stop)
     child_drop(s, r);
@@ -537,22 +562,25 @@ static void request_run(sup *s, sup_req *r) {
   free(r);
 }
 
-/* Runs the requests and handles the failures noted, until none is left;
- * then the next one wakes the worker again. */
+/* Runs the requests, handles the failures noted, then runs the jobs
+ * deferred (each after the restarts the failures before it called for),
+ * until none is left; then the next one wakes the worker again. */
 static void drain(sup *s) {
   for (;;) {
-    sup_req *r = next_request(s);
+    actio__sup_job *j = dequeue(s, &s->reqs);
     child *c;
     actio_actor *inst;
     int code;
     char why[WHY_MAX];
-    if (r != NULL) {
-      request_run(s, r);
+    if (j != NULL) {
+      j->run(j, 0);
     } else if (next_failure(s, &c, &inst, &code, why)) {
       child_failed(s, c, inst, code, why);
+    } else if ((j = dequeue(s, &s->jobs)) != NULL) {
+      j->run(j, 0);
     } else {
       pthread_mutex_lock(&s->mu);
-      int idle = s->req_head == NULL && s->failed_head == NULL;
+      int idle = s->reqs.head == NULL && s->failed_head == NULL && s->jobs.head == NULL;
       if (idle)
         s->woken = 0;
       pthread_mutex_unlock(&s->mu);
@@ -587,20 +615,17 @@ static void sup_worker_stop(actio_actor *self, void *worker) {
   (void)worker;
   sup *s = actio_actor_state(self);
   stop_all(s);
-  /* Requests left, and any sent from now on, are refused. */
+  /* Requests and jobs left, and any sent from now on, are refused. */
   pthread_mutex_lock(&s->mu);
   s->closed = 1;
-  sup_req *r = s->req_head;
-  s->req_head = s->req_tail = NULL;
+  job_queue left[2] = {s->reqs, s->jobs};
+  s->reqs.head = s->reqs.tail = s->jobs.head = s->jobs.tail = NULL;
   pthread_mutex_unlock(&s->mu);
-  while (r != NULL) {
-    sup_req *next = r->next;
-    if (r->reply != NULL) /* else a notice: nobody waits for it */
-      actio_future_fail(r->reply, ACTIO_ECLOSED, "supervisor %s stopped", s->o.name);
-    actio_future_unref(r->reply);
-    free(r);
-    r = next;
-  }
+  for (int q = 0; q < 2; q++)
+    for (actio__sup_job *j = left[q].head, *next; j != NULL; j = next) {
+      next = j->next; /* j may be gone once run */
+      j->run(j, ACTIO_ECLOSED);
+    }
 }
 
 static const actio_behavior sup_behavior = {
@@ -692,15 +717,20 @@ static sup *sup_of(actio_actor *a) {
                                                                : NULL;
 }
 
+/* The address of child `name` if it runs, else NULL. Under mu. */
+static actio_actor *running_addr(const sup *s, const char *name) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->children[i]->spec.name, name) == 0 && s->children[i]->cur != NULL)
+      return s->children[i]->addr;
+  return NULL;
+}
+
 actio_actor *actio_sup_lookup(actio_actor *a, const char *name) {
   sup *s = sup_of(a);
   if (s == NULL || name == NULL)
     return NULL;
-  actio_actor *found = NULL;
   pthread_mutex_lock(&s->mu);
-  for (size_t i = 0; i < s->n; i++)
-    if (strcmp(s->children[i]->spec.name, name) == 0 && s->children[i]->cur != NULL)
-      found = s->children[i]->addr;
+  actio_actor *found = running_addr(s, name);
   pthread_mutex_unlock(&s->mu);
   return found;
 }
@@ -726,24 +756,49 @@ static int request_send(actio_actor *a, sup_req *r, actio_future **out) {
   }
   actio_future *f = r->reply;
   actio_future_ref(f); /* the caller's: r is the worker's once queued */
-  pthread_mutex_lock(&s->mu);
-  int closed = s->closed, wake = 0;
-  if (!closed)
-    wake = req_push(s, r);
-  pthread_mutex_unlock(&s->mu);
-  if (closed) {
+  r->s = s;
+  r->job.run = request_run;
+  if ((rc = enqueue(s, &s->reqs, &r->job, NULL, NULL)) != 0) {
     actio_future_unref(f);
     actio_future_unref(f);
     free(r);
-    return ACTIO_ECLOSED;
+    return rc;
   }
-  /* As for a failure: refused for want of room, the worker takes the
-   * request before the next message; refused as closed, it is stopping and
-   * its worker_stop fails the request. */
-  if (wake)
-    (void)actio__tell_quiet(s->self, &wake_token, 0);
   *out = f;
   return 0;
+}
+
+int actio__sup_defer(actio_actor *inst, actio__sup_job *job) {
+  sup *s = actio_actor_state(inst);
+  return enqueue(s, &s->jobs, job, NULL, NULL);
+}
+
+int actio__sup_ref(actio_actor *a, actio_actor **inst) {
+  if (a == NULL)
+    return ACTIO_EINVAL;
+  actio_actor *i = actio__actor_pin(a);
+  int rc = actio_actor_behavior(i) == &sup_behavior ? 0 : ACTIO_EINVAL;
+  if (rc == 0) {
+    actio__actor_ref(i);
+    *inst = i;
+  }
+  actio__actor_unpin(a);
+  return rc;
+}
+
+int actio__sup_child_ref(actio_actor *inst, const char *name, actio_actor **addr) {
+  sup *s = actio_actor_state(inst);
+  pthread_mutex_lock(&s->mu); /* the worker releases an address after it */
+  actio_actor *found = running_addr(s, name);
+  if (found != NULL)
+    actio__actor_ref(found);
+  pthread_mutex_unlock(&s->mu);
+  *addr = found;
+  return found != NULL ? 0 : ACTIO_ENONAME;
+}
+
+const char *actio__sup_name(const actio_actor *inst) {
+  return ((const sup *)actio_actor_state(inst))->o.name;
 }
 
 /* A request naming `name` (copied behind it). */

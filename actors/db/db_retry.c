@@ -6,11 +6,13 @@
 #include <stdlib.h>
 
 #include "actio.h"
+#include "actors/core/actor_internal.h"
 #include "actors/core/future_internal.h"
 #include "actors/db/db_internal.h"
 
 typedef struct retry {
-  actio_actor *db;
+  actio_actor *db;       /* referenced: a child's address is not freed under
+                            a retry that outlives its stop for good */
   actio_db_txn_opts opts;
   int left;              /* retries left */
   actio_db_txn_fn fn;
@@ -32,6 +34,7 @@ static void finish(retry *r) {
   actio_future_unref(r->body);
   actio_future_unref(r->commit);
   actio_future_unref(r->out);
+  actio__actor_unref(r->db);
   pthread_mutex_destroy(&r->mu);
   free(r);
 }
@@ -156,6 +159,7 @@ int actio_db_transaction(actio_actor *db, const actio_db_txn_opts *opts, int ret
     return rc;
   }
   r->db = db;
+  actio__actor_ref(db);
   r->opts = opts ? *opts : (actio_db_txn_opts){0};
   r->left = retries;
   r->fn = fn;

@@ -274,7 +274,8 @@ int actio_register(actio_actor *a, const char *name);
 
 /** The actor registered under `name` in rt, or NULL (none, or rt or name
  * NULL). Borrowed: valid as long as the handle registered is (a
- * supervised child's address: until the runtime is destroyed; an
+ * supervised child's address: until its child is stopped for good by
+ * actio_sup_stop_child, else until the runtime is destroyed; an
  * instance of one: until it is replaced). Any thread. */
 actio_actor *actio_whereis(actio_runtime *rt, const char *name);
 

@@ -57,6 +57,7 @@ extern "C" {
   X(EFATAL, -4028, "the actor failed and must be restarted")                  \
   X(EINTENSITY, -4029, "too many restarts: the supervisor gave up")          \
   X(ENONAME, -4040, "no actor or child has that name")                       \
+  X(ERESTARTED, -4041, "the child restarted while the request was in flight") \
   X(ENORESPONDERS, -4050, "no responders on the NATS subject")                \
   X(ENATS, -4051, "NATS connection failed, lost or closed")                   \
   X(ENATSAUTH, -4052, "NATS authorization failed")                            \

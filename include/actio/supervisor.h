@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "actio/actor.h"
+#include "actio/future.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,7 +37,8 @@ extern "C" {
  * A replaced instance is freed once no call through the address and no
  * request of it is still in progress, so memory does not grow with
  * restarts; a handle to the instance itself is valid until it is
- * replaced.
+ * replaced. The address itself lasts until its child is stopped for good
+ * by actio_sup_stop_child.
  * A send that meets a restart waits for the new instance, within its own
  * timeout (see actio_tell), so nothing sent is lost or left unanswered.
  * A send from an actor's own thread (a handler, a callback on a worker)
@@ -144,7 +146,9 @@ int actio_sup_child(actio_runtime *rt, void *def, actio_actor **out);
  * ACTIO_ECLOSED. A child of a restarted supervisor is a new child: look it
  * up again through the supervisor's own address. actio_actor_self() on the
  * child's workers is the instance, not the address. Borrowed: valid until
- * the runtime is destroyed. Any thread. */
+ * the child is stopped for good by actio_sup_stop_child or
+ * actio_sup_stop_child_at (then freed, see there), else until the runtime
+ * is destroyed. Any thread. */
 actio_actor *actio_sup_lookup(actio_actor *sup, const char *name);
 
 /** Starts a child under the running supervisor `sup` at run time
@@ -163,18 +167,83 @@ int actio_sup_start_child(actio_actor *sup, const actio_child_spec *spec,
                           actio_future **out);
 
 /** Stops child `name` for good (as its spec says, draining by default) and
- * removes it: lookups find it no more, its address refuses sends with
- * ACTIO_ECLOSED, and its name is free for a new child. Works on the
+ * removes it: lookups find it no more, its name is free for a new child,
+ * and its address and last instance are freed once nothing holds them, so
+ * memory does not grow with children started and stopped. Works on the
  * children given at spawn too. *out resolves (value NULL) once it is
  * stopped, fails with ACTIO_ENONAME when there is no such child, and with
- * ACTIO_ECLOSED when the supervisor stops first. Returns 0, ACTIO_EINVAL,
- * ACTIO_ENOMEM or ACTIO_ECLOSED. Any thread. */
+ * ACTIO_ECLOSED when the supervisor stops first. Once *out resolved, the
+ * child's address must not be used any more, as a destroyed handle: a send
+ * through it still waiting then (for room, or for a restart) ends safely,
+ * refused with ACTIO_ECLOSED, and the library's own holders (a delayed send, a fan-out, a
+ * transaction with retries) keep it until they end; a file handle opened
+ * through it must be closed first. Returns 0, ACTIO_EINVAL, ACTIO_ENOMEM or ACTIO_ECLOSED. Any
+ * thread. */
 int actio_sup_stop_child(actio_actor *sup, const char *name, actio_future **out);
 
 /** As actio_sup_stop_child, for the child whose address is `child` (as
  * actio_sup_lookup or actio_sup_start_child gave it). */
 int actio_sup_stop_child_at(actio_actor *sup, actio_actor *child,
                             actio_future **out);
+
+/** How a fan-out spreads its calls over the children it names. */
+typedef enum actio_sup_spread {
+  ACTIO_SPREAD_ROUND_ROBIN = 0, /**< call i to child i % nchildren (the
+                                     default; one child: all to it) */
+  ACTIO_SPREAD_BY_INDEX = 1,    /**< each call to the child its `to` says */
+} actio_sup_spread;
+
+/** One request of a fan-out (actio_sup_fanout). */
+typedef struct actio_sup_call {
+  void *msg;      /**< the message, as actio_ask sends it; lent, not given:
+                       it must stay valid until the fan-out's future
+                       completes, and the child's handler and drop must not
+                       free it (an idempotent one may be handled twice) */
+  size_t to;      /**< ACTIO_SPREAD_BY_INDEX: the index of its child in the
+                       children named; else ignored */
+  int idempotent; /**< 1: sent again to the new instance when the child
+                       fails with it in flight and is restarted */
+} actio_sup_call;
+
+/** Zero means the default for every field. */
+typedef struct actio_sup_fanout_opts {
+  actio_gather_policy policy; /**< default ACTIO_GATHER_FAIL_FAST */
+  int64_t timeout_ms;         /**< one deadline for the whole fan-out, resends
+                                   included; 0 (the default) or < 0: none */
+  actio_sup_spread spread;    /**< default ACTIO_SPREAD_ROUND_ROBIN */
+} actio_sup_fanout_opts;
+
+/** Sends the n calls to children of supervisor `sup` as asks (to one child,
+ * or spread over the nchildren named, as opts->spread says) and gathers
+ * them into *out, as actio_gather does under opts->policy: item i
+ * (actio_gather_item) is call i's future, with the value its handler
+ * replied (borrowed) or its error. One deadline, opts->timeout_ms, bounds
+ * it all: once it passes *out fails with ACTIO_ETIMEDOUT and what is still
+ * pending is cancelled; cancelling *out cancels every call.
+ *
+ * A call is lost to a failure when it fails (a handler's ACTIO_EFATAL, a
+ * stop-now's ACTIO_ECANCELED) on an instance of the child that has failed.
+ * An idempotent call is then sent again, by the supervisor's worker once
+ * it has restarted the child, to the new instance, as many times as it
+ * takes within the deadline; any other call fails with ACTIO_ERESTARTED
+ * ("supervisor S: child C restarted while call I was in flight: ..."). An
+ * idempotent call lost by a child not restarted (temporary, stopped for
+ * good, its supervisor gave up or stopped) fails with ACTIO_ECLOSED. Every
+ * call completes exactly once.
+ *
+ * The calls are sent from this thread, which waits for room in a full
+ * mailbox or for a restart in progress, within the deadline (as actio_ask
+ * with that timeout); a call that cannot be sent fails with the send's
+ * error. The children's addresses are held until *out and every resend
+ * are done. Returns 0 (*out is the caller's reference), ACTIO_EINVAL (sup
+ * not a supervisor; calls, children, a child's name or out NULL; n or
+ * nchildren 0; a `to` out of range; a bad policy or spread), ACTIO_ENONAME
+ * (no child running under a name given), ACTIO_ENOMEM, or what
+ * actio_future_set_deadline returns; no call is sent then. Any thread
+ * that is not one of the children's workers. */
+int actio_sup_fanout(actio_actor *sup, const char *const *children, size_t nchildren,
+                     const actio_sup_call *calls, size_t n,
+                     const actio_sup_fanout_opts *opts, actio_future **out);
 
 /** A supervisor's counters (actio_sup_stats_get). */
 typedef struct actio_sup_stats {
