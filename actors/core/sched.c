@@ -14,7 +14,11 @@
 #include "base/debug.h"
 #include "base/park.h"
 
-enum { T_IDLE = 0, T_QUEUED = 1, T_DONE = 2 };
+/* A task's states. LOOKING: its thread, done with a run, looks for work
+ * that came meanwhile; NOTIFIED: a sender saw LOOKING and says some did.
+ * Only that thread leaves either, so nothing else runs the task, nor frees
+ * its actor, while the thread still reads it. */
+enum { T_IDLE = 0, T_QUEUED = 1, T_DONE = 2, T_LOOKING = 3, T_NOTIFIED = 4 };
 
 /* Polls of the shared queue before a thread with nothing to run parks:
  * about the time a short handler elsewhere takes to send it something. */
@@ -86,15 +90,25 @@ static actio__task *pop_shared(actio__sched *s) {
 }
 
 void actio__sched_wake(actio__sched *s, actio__task *t) {
-  /* Acquire (and a seq_cst CAS): the sender published its message with an
-   * atomic swap before looking; a task going idle stores IDLE, fences, then
-   * looks for work. One of the two sees the other. */
+  /* Seq_cst (load and CAS): the sender published its message with an
+   * atomic swap before looking; a task going idle stores LOOKING, fences,
+   * then looks for work. One of the two sees the other: a sender that sees
+   * LOOKING tells the looking thread, which may have missed the message. */
   uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
-  if (st != T_IDLE ||
-      !atomic_compare_exchange_strong_explicit(&t->state, &st, T_QUEUED,
-                                               memory_order_seq_cst,
-                                               memory_order_relaxed))
-    return;
+  for (;;) {
+    if (st == T_LOOKING) {
+      if (atomic_compare_exchange_strong_explicit(&t->state, &st, T_NOTIFIED,
+                                                  memory_order_seq_cst,
+                                                  memory_order_seq_cst))
+        return;
+    } else if (st != T_IDLE) {
+      return; /* queued (it will look), told already, or done */
+    } else if (atomic_compare_exchange_strong_explicit(&t->state, &st, T_QUEUED,
+                                                       memory_order_seq_cst,
+                                                       memory_order_seq_cst)) {
+      break;
+    }
+  }
   if (me != NULL && me->s == s) {
     /* The sender's thread runs t next; a task displaced from the slot goes
      * where other threads can take it. */
@@ -120,15 +134,21 @@ static void run_task(sched_thread *th, actio__task *t) {
     push_shared(th->s, t); /* to the back: the others get their turn */
     return;
   }
-  atomic_store_explicit(&t->state, T_IDLE, memory_order_seq_cst);
-  /* Store-load: IDLE before the look at its mailbox (see wake). */
+  atomic_store_explicit(&t->state, T_LOOKING, memory_order_seq_cst);
+  /* Store-load: LOOKING before the look at its mailbox (see wake). While
+   * it looks, t is this thread's alone: its actor's stop cannot have its
+   * last run, so its stopper cannot free it (a supervised child's retired
+   * instance: reading it after going IDLE read freed memory). */
   atomic_thread_fence(memory_order_seq_cst);
-  uint32_t idle = T_IDLE;
-  if (t->pending(t) && /* a send raced the idling: requeue it, at the back */
-      atomic_compare_exchange_strong_explicit(&t->state, &idle, T_QUEUED,
+  uint32_t looking = T_LOOKING;
+  if (!t->pending(t) &&
+      atomic_compare_exchange_strong_explicit(&t->state, &looking, T_IDLE,
                                               memory_order_seq_cst,
                                               memory_order_relaxed))
-    push_shared(th->s, t);
+    return; /* idle: from here on another may wake, run and free it */
+  /* A send raced the idling (seen, or told): requeue it, at the back. */
+  atomic_store_explicit(&t->state, T_QUEUED, memory_order_release);
+  push_shared(th->s, t);
 }
 
 /* Polls for work, then parks. Returns a task, or NULL (look again). */

@@ -30,7 +30,7 @@ typedef int (*actio__task_pending_fn)(actio__task *t);
 struct actio__task {
   actio__task_run_fn run;
   actio__task_pending_fn pending;
-  _Atomic uint32_t state; /* idle, queued or done */
+  _Atomic uint32_t state; /* idle, queued, looking, notified or done */
   actio__task *next;      /* in the shared queue */
 };
 
