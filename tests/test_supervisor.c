@@ -1176,6 +1176,27 @@ START_TEST(test_stop_with_calls_in_progress) {
 }
 END_TEST
 
+START_TEST(test_stop_with_delayed_send) {
+  /* A delayed send holds the address of a child stopped for good: it and
+   * the child's last instance stay until the send ends (cancelled here),
+   * then go. */
+  actio_actor *sup = churn_sup();
+  int rc;
+  actio_actor *addr = start_child(sup, "later", churn_start, &rc);
+  ck_assert_int_eq(rc, 0);
+  actio_timer *tm;
+  ck_assert_int_eq(actio_send_after(addr, (void *)PING, 3600 * 1000, &tm), 0);
+  ck_assert_int_eq(stop_child(sup, "later", NULL), 0);
+  ck_assert_uint_eq(atomic_load(&churn_freed), 0); /* held by the send */
+  ck_assert_int_eq(actio_timer_cancel(tm), 0);
+  actio_timer_release(tm);
+  while (atomic_load(&churn_freed) < 1) /* the timer lets go on its thread */
+    sched_yield();
+  ck_assert_uint_eq(atomic_load(&churn_freed), 1);
+  sem_destroy(&churn_restarted);
+}
+END_TEST
+
 START_TEST(test_spawn_arguments) {
   /* Every spawn refuses what it cannot start, and makes nothing. */
   actio_actor *a = NULL;
@@ -1402,6 +1423,7 @@ static Suite *sup_suite(void) {
   tcase_add_test(tc, test_restarts_under_sends);
   tcase_add_test(tc, test_stops_free_children);
   tcase_add_test(tc, test_stop_with_calls_in_progress);
+  tcase_add_test(tc, test_stop_with_delayed_send);
   suite_add_tcase(s, tc);
   return s;
 }
