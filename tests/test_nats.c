@@ -332,6 +332,19 @@ START_TEST(no_responders_fails_at_once) {
 }
 END_TEST
 
+/* actio_map_within's items: asks of svc.slow on map_conn. */
+static actio_actor *map_conn;
+
+static atomic_int map_inherited;
+
+static int map_ask(size_t i, void *arg, actio_future **out) {
+  (void)arg;
+  *out = ask_id(map_conn, "svc.slow", 100 + (unsigned)i, NULL);
+  if (actio_future_remaining_ms(*out) > 0)
+    atomic_fetch_add(&map_inherited, 1);
+  return 0;
+}
+
 START_TEST(deadline_timeout_and_cancel) {
   responder r;
   actio_actor *server;
@@ -348,9 +361,20 @@ START_TEST(deadline_timeout_and_cancel) {
   ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ETIMEDOUT);
   ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "no reply from svc.slow"));
   actio_future_unref(f);
+  /* A group's deadline (an hour: whatever the machine's speed, both items
+   * start within it) reaches each remote request started in it; the
+   * group's cancel ends them. */
+  map_conn = c;
+  ck_assert_int_eq(actio_map_within(rt, 2, 0, 3600000, map_ask, NULL, ACTIO_GATHER_SETTLE_ALL,
+                                    &f), 0);
+  ck_assert_int_eq(atomic_load(&map_inherited), 2);
+  actio_future_cancel(f);
+  for (size_t i = 0; i < 2; i++)
+    ck_assert_int_eq(actio_future_wait(actio_gather_item(f, i), -1), ACTIO_ECANCELED);
+  actio_future_unref(f);
   /* A cancel: out of the table at once. */
   f = ask_id(c, "svc.slow", 3, NULL);
-  WAIT_FOR(atomic_load(&r.nheld) == 3);
+  WAIT_FOR(atomic_load(&r.nheld) == 5);
   ck_assert_int_eq(actio_future_cancel(f), 0);
   ck_assert_int_eq(actio_future_status(f), ACTIO_ECANCELED);
   actio_future_unref(f);
@@ -359,7 +383,7 @@ START_TEST(deadline_timeout_and_cancel) {
   ck_assert_uint_eq(st.pending, 0);
   /* The replies come now: each one late, dropped and counted. */
   release_held(&r);
-  WAIT_FOR((actio_nats_stats_get(c, &st), st.late_replies == 3));
+  WAIT_FOR((actio_nats_stats_get(c, &st), st.late_replies == 5));
   ck_assert_uint_eq(st.replies, 0);
   ck_assert_uint_eq(st.timeouts, 1);
   actio_nats_unserve(svc);
