@@ -949,6 +949,59 @@ START_TEST(a_cancel_after_the_claim_is_too_late) {
 }
 END_TEST
 
+/* A chain over an acquire, cancelled between the release's claim of the
+ * acquire and its settle (here the release is made from a callback of an
+ * event's settle, so the acquire settles after the cancel): a then drops
+ * the grant and the lock stays held, which is what the contract warns of;
+ * a finally over the acquire, the contract's way, releases it. */
+typedef struct {
+  actio_lock *l;
+  actio_future *chain;
+} granted_late;
+
+static int release_if_held(actio_future *acquired, void *arg, actio_future **next) {
+  (void)next;
+  if (actio_future_status(acquired) == 0)
+    ck_assert_int_eq(actio_lock_release(arg), 0);
+  return 0;
+}
+
+static void release_then_cancel(actio_future *f, void *arg) {
+  (void)f;
+  granted_late *g = arg;
+  ck_assert_int_eq(actio_lock_release(g->l), 0); /* claims the acquire */
+  ck_assert_int_eq(actio_future_cancel(g->chain), 0);
+}
+
+START_TEST(a_chain_cancelled_as_the_lock_is_granted) {
+  for (int finally = 0; finally < 2; finally++) {
+    actio_event *e;
+    actio_future *held, *acq, *w;
+    granted_late g;
+    ck_assert_int_eq(actio_lock_create(&g.l), 0);
+    ck_assert_int_eq(actio_event_create(&e), 0);
+    ck_assert_int_eq(actio_lock_acquire(g.l, &held), 0);
+    ck_assert_int_eq(actio_lock_acquire(g.l, &acq), 0);
+    ck_assert_int_eq(finally ? actio_future_finally(acq, release_if_held, g.l, &g.chain)
+                             : actio_future_then(acq, release_if_held, g.l, &g.chain),
+                     0);
+    ck_assert_int_eq(actio_event_wait(e, &w), 0);
+    ck_assert_int_eq(actio_future_on_done(w, release_then_cancel, &g), 0);
+    actio_event_set(e);
+    ck_assert_int_eq(actio_future_status(acq), 0); /* granted all the same */
+    ck_assert_int_eq(actio_future_status(g.chain), ACTIO_ECANCELED);
+    /* The then's step never ran: still held. The finally's released it. */
+    ck_assert_int_eq(actio_lock_release(g.l), finally ? ACTIO_ESTATE : 0);
+    actio_lock_destroy(g.l);
+    actio_event_destroy(e);
+    actio_future_unref(held);
+    actio_future_unref(acq);
+    actio_future_unref(g.chain);
+    actio_future_unref(w);
+  }
+}
+END_TEST
+
 START_TEST(sync_bad_arguments_are_refused) {
   actio_lock *l;
   actio_sem *s;
@@ -1303,6 +1356,7 @@ int main(void) {
   tcase_add_test(tl, sync_bad_arguments_are_refused);
   tcase_add_test(tl, hand_offs_from_callbacks_run_in_a_loop);
   tcase_add_test(tl, a_cancel_after_the_claim_is_too_late);
+  tcase_add_test(tl, a_chain_cancelled_as_the_lock_is_granted);
   suite_add_tcase(s, tl);
   TCase *st = tcase_with_timeout("stress", 300);
   tcase_add_test(st, groups_grow_and_end_across_threads);

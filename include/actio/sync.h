@@ -121,8 +121,11 @@ int actio_queue_put_nowait(actio_queue *q, void *item);
  * Once the queue is closed and what it had accepted has been taken, gets
  * fail with ACTIO_ECLOSED ("the queue was closed"), those waiting then
  * too. A get cancelled or timed out takes nothing; one whose cancel came
- * too late (ACTIO_EALREADY) resolves with its item: wait for it. Returns 0,
- * ACTIO_EINVAL or ACTIO_ENOMEM. Any thread. */
+ * too late (ACTIO_EALREADY) resolves with its item: wait for it. A chain
+ * over *out (then, any, ...) cancelled as the item is handed drops the
+ * item with the future (item_free); take it in an actio_future_finally's
+ * step if it must not be lost. Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM.
+ * Any thread. */
 int actio_queue_get(actio_queue *q, actio_future **out);
 
 /** Takes the item at the front if there is one now, without waiting
@@ -176,8 +179,12 @@ int actio_lock_create(actio_lock **out);
  * at once if it is free and nobody waits, else in turn. A cancelled or
  * timed-out acquire gets nothing and keeps nobody waiting; once *out has
  * resolved, the lock is held until actio_lock_release, even if a cancel
- * comes after (it returns ACTIO_EALREADY). Returns 0, ACTIO_EINVAL or
- * ACTIO_ENOMEM. Any thread. */
+ * comes after (it returns ACTIO_EALREADY). A chain over *out (then, any, a
+ * gather, a group) that is cancelled as the lock is granted drops the
+ * grant, and the lock stays held: release it from an actio_future_finally
+ * over *out when *out resolved (the finally's step runs whatever the
+ * outcome), or bound the wait with a deadline on *out itself. Returns 0,
+ * ACTIO_EINVAL or ACTIO_ENOMEM. Any thread. */
 int actio_lock_acquire(actio_lock *l, actio_future **out);
 
 /** Releases the lock: the first acquire still waiting gets it, else it is
@@ -198,8 +205,8 @@ typedef struct actio_sem actio_sem;
 int actio_sem_create(actio_sem **out, size_t permits);
 
 /** *out (the caller's reference) resolves once a permit is the caller's,
- * as actio_lock_acquire does for the lock. Returns 0, ACTIO_EINVAL or
- * ACTIO_ENOMEM. Any thread. */
+ * as actio_lock_acquire does for the lock (and a chain over it is used the
+ * same way). Returns 0, ACTIO_EINVAL or ACTIO_ENOMEM. Any thread. */
 int actio_sem_acquire(actio_sem *s, actio_future **out);
 
 /** Gives a permit back: to the first acquire still waiting, else to the
