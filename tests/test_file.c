@@ -1450,7 +1450,11 @@ START_TEST(errors_of_each_operation) {
   path_in(q, sizeof q, "d/.");
   fails(actio_file_unlink(files, q, &f), &f, -EINVAL);
   ck_assert_str_eq(slurp("eight"), "12345678"); /* untouched by all of it */
-  ck_assert_int_eq(count_fds(), 0);
+  /* The failed pread held the handle until its worker freed the request,
+   * a moment after its reply: the handle closes then (a leak would time
+   * the test out). */
+  while (count_fds() != 0)
+    sched_yield();
 }
 END_TEST
 

@@ -375,6 +375,10 @@ static void db_wait(actio_actor *self, void *worker) {
   }
   if (w->self_woken)
     timeout = 0; /* its mailbox has work: only look at the sockets */
+  else /* it may sleep: others see its room as the sends above left it, not
+        * as it was before the pops that filled it (they would leave the
+        * mailbox to it while it sleeps) */
+    actio__db_publish_stats(w);
   if (poll(w->pfds, n, timeout) < 0)
     n = 0; /* EINTR: the loop calls again; the sends above count */
   if (n > 0 && (w->pfds[0].revents & POLLIN)) {
