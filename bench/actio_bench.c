@@ -77,11 +77,10 @@ static const char usage_text[] =
     "           and of a pending sleep, its future included (sleep_bytes_per).\n"
     "           Measured first, on a fresh heap (default N 1000000)\n"
     "  remote_ask --nats URL [--requests N] [--concurrency C] [--impl actio|cnats]\n"
-    "           N requests of 16 bytes over NATS (actio_nats_ask), C in flight,\n"
-    "           to 2 echo responders of a queue group (bare cnats, in this\n"
-    "           process, the same for both impls), each reply checked\n"
-    "           (defaults: N 100000, C 64); cnats: the bare cnats loop on one\n"
-    "           connection and a shared inbox, the actor's floor\n"
+    "           N 16-byte asks, C in flight, of 2 queue-group echo responders\n"
+    "           (bare cnats, here), replies checked (N 100000, C 64); cnats:\n"
+    "           the bare loop on one connection and a shared inbox\n"
+    "  nats_echo --nats URL   those responders alone, until stdin ends\n"
     "  W: the actor's worker threads (default: the library's)\n"
     "The mailbox workload drives an internal queue: actio-bench-mailbox\n"
     "(tests/perf) measures it.\n"
@@ -832,6 +831,22 @@ static int remote_start_counted(size_t i, void *arg, actio_future **out) {
   return rc;
 }
 
+/* The responders alone, for bench/peers/natsjs_ask.mjs. */
+static int run_nats_echo(const char *url) {
+  void *resp = bench_nats_responders_start(url, REMOTE_SUBJECT, "bench", 2);
+  if (resp == NULL) {
+    fprintf(stderr, "actio-bench: the responders could not connect to %s\n", url);
+    return 1;
+  }
+  printf("ready\n");
+  fflush(stdout);
+  char buf[256];
+  while (fread(buf, 1, sizeof buf, stdin) > 0)
+    ;
+  bench_nats_responders_stop(resp);
+  return 0;
+}
+
 static int run_remote_ask(const char *url, uint64_t n, uint64_t c, int bare) {
   void *resp = bench_nats_responders_start(url, REMOTE_SUBJECT, "bench", 2);
   if (resp == NULL) {
@@ -1439,7 +1454,7 @@ enum {
   W_GATHER = 1, W_PINGPONG = 2, W_WRITE_SMALL = 8,
   W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
   W_DB_POINT = 256, W_DB_ROWS = 512, W_PENDING = 1024, W_CQ = 2048, W_TIMERS = 4096,
-  W_REMOTE = 8192,
+  W_REMOTE = 8192, W_ECHO = 16384,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
   W_DB = W_DB_POINT | W_DB_ROWS,
   W_FILES = W_SMALL | W_READ_LINES | W_READ_LARGE,
@@ -1493,7 +1508,7 @@ static const str_flag str_flags[] = {
     {"--path", W_READ_LINES | W_READ_LARGE, offsetof(settings, path)},
     {"--url", W_HTTP_GET, offsetof(settings, url)},
     {"--dsn", W_DB | W_PENDING, offsetof(settings, dsn)},
-    {"--nats", W_REMOTE, offsetof(settings, nats)},
+    {"--nats", W_REMOTE | W_ECHO, offsetof(settings, nats)},
 };
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -1546,6 +1561,8 @@ int main(int argc, char **argv) {
   } else if (strcmp(workload, "remote_ask") == 0) {
     w = W_REMOTE;
     s.requests = 100000;
+  } else if (strcmp(workload, "nats_echo") == 0) {
+    w = W_ECHO;
   } else if (strcmp(workload, "cq") == 0) {
     w = W_CQ;
     s.n = 1000000;
@@ -1619,9 +1636,12 @@ int main(int argc, char **argv) {
     return bad_usage("--path is required for", workload);
   if (w == W_HTTP_GET && s.url == NULL)
     return bad_usage("--url is required for", workload);
+  if ((w == W_REMOTE || w == W_ECHO) && s.nats == NULL)
+    return bad_usage("--nats is required for", workload);
   if (w == W_REMOTE)
-    return s.nats == NULL ? bad_usage("--nats is required for", workload)
-                          : run_remote_ask(s.nats, s.requests, s.concurrency, s.use_baseline);
+    return run_remote_ask(s.nats, s.requests, s.concurrency, s.use_baseline);
+  if (w == W_ECHO)
+    return run_nats_echo(s.nats);
   if (w == W_PENDING)
     return run_pending(s.n, s.dsn, s.http);
   if (w == W_TIMERS)

@@ -129,8 +129,9 @@ for path in ("/1k", "/64k"):
                        others=[("libcurl-multi", dict(path=path, concurrency=128), LIM,
                                 "bare libcurl multi loop", 0.95)]))
 groups.append(dict(label=f"remote_ask over NATS, {n_of('remote_ask')} requests, C=64, 2 responders",
-                   short="remote_ask", workload="remote_ask", sel=dict(concurrency=64),
-                   others=[("cnats", dict(concurrency=64), LIM, "bare cnats loop, shared inbox", 0.8)]))
+                   short="remote_ask", workload="remote_ask", sel=dict(concurrency=64), peer_target=3,
+                   others=peers("nats.js", concurrency=64) +
+                   [("cnats", dict(concurrency=64), LIM, "bare cnats loop, shared inbox", 0.8)]))
 groups.append(dict(label="db_point, C=8", short="db_point C=8", workload="db_point",
                    sel=dict(concurrency=8, pipeline=False),
                    others=peers("asyncpg+uvloop", "asyncpg") +

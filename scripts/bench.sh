@@ -263,12 +263,41 @@ for r in $(seq "$ROUNDS"); do
 done
 
 section "remote actors over NATS ($BENCH_NATS_URL), $ROUNDS round(s)"
+# nats.js, the NATS client of Node, from the npm registry once per run, when
+# node and npm are here; else that peer is left out (its row shows none).
+natsjs=
+if command -v node >/dev/null && command -v npm >/dev/null &&
+  npm install --prefix "$work/js" --no-audit --no-fund --silent nats@2.29.3 >/dev/null 2>&1; then
+  cp bench/peers/natsjs_ask.mjs "$work/js/" # beside its node_modules
+  natsjs=$work/js/natsjs_ask.mjs
+else
+  echo "== nats.js: no node and npm, or no npm registry: that peer is left out =="
+fi
+# The peer asks the same 2 echo responders, run by actio-bench nats_echo
+# until its stdin (a fifo this shell holds open) ends.
+natsjs_round() {
+  local fifo=$work/echo.in out=$work/echo.out
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  $BENCH nats_echo --nats "$BENCH_NATS_URL" < "$fifo" > "$out" 2>&1 &
+  local pid=$!
+  exec 7> "$fifo"
+  until grep -q '^ready' "$out"; do
+    kill -0 $pid 2>/dev/null || { cat "$out" >&2; break; }
+    sleep 0.1
+  done
+  run node "$natsjs" --nats "$BENCH_NATS_URL" --requests $REMN --concurrency 64
+  exec 7>&- # end of its stdin: the responders stop
+  wait $pid || true
+  rm -f "$fifo" "$out"
+}
 for r in $(seq "$ROUNDS"); do
   TAG="round=$r"
   # 64 in flight over a shared inbox, to 2 queue-group responders; against
   # the bare cnats loop asking the same responders.
   run $BENCH remote_ask --nats "$BENCH_NATS_URL" --requests $REMN --concurrency 64
   run $BENCH remote_ask --nats "$BENCH_NATS_URL" --requests $REMN --concurrency 64 --impl cnats
+  [ -z "$natsjs" ] || natsjs_round
 done
 
 section "files (under $work)"

@@ -80,7 +80,7 @@ sed -n '/^== report/,$p' "$log"
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 want = ["gather", "pingpong", "mailbox", "http_get", "db_point", "db_rows", "file_write_small",
-        "file_read_small", "file_read_lines", "file_read_large"]
+        "file_read_small", "file_read_lines", "file_read_large", "remote_ask"]
 missing = [w for w in want if not any(r["impl"] == "actio" and r["workload"] == w and r["ok"] > 0 for r in rows)]
 if missing:
     sys.exit(f"no line from actio with ok > 0 for: {', '.join(missing)}")
