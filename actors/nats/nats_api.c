@@ -30,6 +30,7 @@ static void state_free(void *p) {
   free(st->heap);
   pthread_cond_destroy(&st->cv);
   pthread_mutex_destroy(&st->mu);
+  pthread_mutex_destroy(&st->svc_mu);
   for (int i = 0; i < N_STRINGS; i++)
     free(b->strings[i]);
   free(b);
@@ -154,6 +155,7 @@ int actio_nats_spawn(actio_runtime *rt, const actio_nats_opts *opts, actio_actor
   pthread_cond_init(&st->cv, &ca);
   pthread_condattr_destroy(&ca);
   pthread_mutex_init(&st->mu, NULL);
+  pthread_mutex_init(&st->svc_mu, NULL);
   st->rt = rt;
   st->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 10000;
   st->max_pending = opts->max_pending ? opts->max_pending : 4096;

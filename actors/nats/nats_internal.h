@@ -38,7 +38,9 @@ typedef struct actio__nats_state {
   int closed;               /* stopping: nothing is taken in any more */
   int replies_over;         /* the inbox subscription's last call is done */
   int down;                 /* disconnected (ACTIO_NATS_FAIL refuses) */
+  pthread_mutex_t svc_mu;   /* guards the two below, apart from the table */
   struct actio_nats_service *services; /* serving on this connection */
+  int services_closed;      /* stopping: no service is taken in any more */
   pthread_t timer;
   int timer_started;
   _Atomic uint64_t next_token; /* relaxed: only unique */

@@ -21,8 +21,8 @@ struct actio_nats_service {
   pthread_mutex_t mu;         /* guards over */
   pthread_cond_t cv;
   int over;                   /* the subscription's last call is done */
-  int ended;                  /* unsubscribed; guarded by st->mu */
-  struct actio_nats_service *prev, *next; /* st->services, under st->mu */
+  int ended;                  /* unsubscribed; guarded by st->svc_mu */
+  struct actio_nats_service *prev, *next; /* st->services, under st->svc_mu */
   char strings[];             /* the queue group's name */
 };
 
@@ -167,15 +167,15 @@ int actio__nats_serve(actio__nats_state *st, actio_actor *inst, const char *subj
   atomic_init(&s->refs, 2); /* the handle and the subscription */
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
-  pthread_mutex_lock(&st->mu);
-  int rc = st->closed ? ACTIO_ECLOSED : 0;
+  pthread_mutex_lock(&st->svc_mu);
+  int rc = st->services_closed ? ACTIO_ECLOSED : 0;
   if (rc == 0) {
     s->next = st->services;
     if (s->next != NULL)
       s->next->prev = s;
     st->services = s;
-    /* Subscribed under the lock: a stop that begins meanwhile finds it
-     * whole. */
+    /* Subscribed under the services' lock (a round trip; the table's
+     * stays free): a stop that begins meanwhile finds it whole. */
     rc = actio__nats_subscribe(st->conn, subject, s->o.queue, on_request, on_over, s, &s->sub);
     if (rc != 0) {
       st->services = s->next;
@@ -183,7 +183,7 @@ int actio__nats_serve(actio__nats_state *st, actio_actor *inst, const char *subj
         s->next->prev = NULL;
     }
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->svc_mu);
   if (rc != 0) {
     atomic_store_explicit(&s->refs, 1, memory_order_relaxed); /* no subscription */
     svc_unref(s);
@@ -196,7 +196,7 @@ int actio__nats_serve(actio__nats_state *st, actio_actor *inst, const char *subj
 /* Unsubscribes s (once) and waits until its last call is done. */
 static void svc_end(actio_nats_service *s) {
   actio__nats_state *st = s->st;
-  pthread_mutex_lock(&st->mu);
+  pthread_mutex_lock(&st->svc_mu);
   int mine = !s->ended;
   if (mine) {
     s->ended = 1;
@@ -207,7 +207,7 @@ static void svc_end(actio_nats_service *s) {
     if (s->next != NULL)
       s->next->prev = s->prev;
   }
-  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_unlock(&st->svc_mu);
   if (mine)
     actio__nats_unsubscribe(s->sub);
   pthread_mutex_lock(&s->mu);
@@ -225,11 +225,12 @@ void actio_nats_unserve(actio_nats_service *s) {
 
 void actio__nats_services_stop(actio__nats_state *st) {
   for (;;) {
-    pthread_mutex_lock(&st->mu);
+    pthread_mutex_lock(&st->svc_mu);
+    st->services_closed = 1; /* serve refuses from now on */
     actio_nats_service *s = st->services;
     if (s != NULL)
       atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed); /* listed: alive */
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->svc_mu);
     if (s == NULL)
       return;
     svc_end(s);
