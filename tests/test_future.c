@@ -1,6 +1,8 @@
 /* test_future.c: futures: completion exactly once, values and errors,
  * callbacks, waiting, cancellation, then-chains, catch and finally, and
  * deadlines. */
+#include <malloc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -720,6 +722,54 @@ START_TEST(catch_and_finally_race_cancels_exactly_once) {
 }
 END_TEST
 
+/* Futures made on one thread and freed on another, a batch at a time, as a
+ * loop's completions are: the freer's blocks go back to the maker through
+ * the recycler's depot (TSan watches the hand-offs). */
+enum { HAND_BATCH = 1000, HAND_ROUNDS = 300 };
+
+typedef struct handing {
+  actio_future *fs[HAND_BATCH];
+  pthread_barrier_t made, freed;
+} handing;
+
+static void *free_batches(void *p) {
+  handing *h = p;
+  for (int r = 0; r < HAND_ROUNDS; r++) {
+    pthread_barrier_wait(&h->made);
+    for (int i = 0; i < HAND_BATCH; i++)
+      actio_future_unref(h->fs[i]);
+    pthread_barrier_wait(&h->freed);
+  }
+  return NULL;
+}
+
+/* ... and what the recycler keeps stays within its bound: 16 batches of 64
+ * in the depot and one on each thread (the freer's is freed as it exits),
+ * 104 KiB of 96-byte blocks, where 300,000 futures went through (under the
+ * sanitizers, mallinfo2 reads 0). */
+START_TEST(futures_freed_on_another_thread_come_back_within_a_bound) {
+  handing *h = malloc(sizeof *h);
+  pthread_barrier_init(&h->made, NULL, 2);
+  pthread_barrier_init(&h->freed, NULL, 2);
+  pthread_t t;
+  size_t before = mallinfo2().uordblks;
+  start_threads(&t, 1, free_batches, h, sizeof *h);
+  for (int r = 0; r < HAND_ROUNDS; r++) {
+    for (int i = 0; i < HAND_BATCH; i++) {
+      ck_assert_int_eq(actio_future_create(&h->fs[i]), 0);
+      ck_assert_int_eq(actio_future_resolve(h->fs[i], NULL, NULL), 0);
+    }
+    pthread_barrier_wait(&h->made);
+    pthread_barrier_wait(&h->freed);
+  }
+  join_threads(&t, 1);
+  ck_assert_uint_le(mallinfo2().uordblks, before + 128 * 1024);
+  pthread_barrier_destroy(&h->made);
+  pthread_barrier_destroy(&h->freed);
+  free(h);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("future");
   TCase *tc = tcase_with_timeout("basics", 30);
@@ -745,6 +795,7 @@ int main(void) {
   TCase *st = tcase_with_timeout("stress", 300);
   tcase_add_test(st, cancel_races_complete_exactly_once);
   tcase_add_test(st, catch_and_finally_race_cancels_exactly_once);
+  tcase_add_test(st, futures_freed_on_another_thread_come_back_within_a_bound);
   suite_add_tcase(s, st);
   return run_suite(s);
 }

@@ -14,6 +14,7 @@
 #include "actio/error.h"
 #include "actors/core/future_internal.h"
 #include "base/debug.h"
+#include "base/recycle.h"
 
 /* 24 bytes (a 32-byte heap block). Until its future completes, `link` holds
  * the queue (the done callback's way to it); then the next older node. */
@@ -26,14 +27,23 @@ typedef struct cq_node {
   uint64_t tag;
 } cq_node;
 
+/* Nodes are made on the registering threads and freed on the loop's. */
+static actio__recycler nodes = ACTIO__RECYCLER(sizeof(cq_node), ACTIO__RECYCLE_CQ_NODE);
+
 /* Marks the stack of a destroyed queue: a callback that finds it frees its
  * own node, and nothing is pushed after destroy took the stack. */
 static cq_node cq_closed_sentinel;
 #define CQ_CLOSED (&cq_closed_sentinel)
 
-/* A ringing callback's count, in the high bits of refs: destroy waits for
- * them to be gone before it closes the eventfd, while registrations still
- * pending (never to write it: they find CQ_CLOSED) keep only the memory. */
+/* Registering threads count their registrations apart, each on the line of
+ * its shard, so two of them do not take a line from each other per add. */
+#define SHARDS 8
+/* What `refs` holds until destroy trades it for the registrations made. */
+#define REFS_BIAS (UINT64_C(1) << 62)
+/* A ringing callback's count, in the high bits of refs (above any number of
+ * registrations pending): destroy waits for them to be gone before it
+ * closes the eventfd, while registrations still pending (never to write
+ * it: they find CQ_CLOSED) keep only the memory. */
 #define CQ_RINGING ((uint64_t)1 << 40)
 
 struct actio_cq {
@@ -41,11 +51,18 @@ struct actio_cq {
    * by the drain (an exchange); CQ_CLOSED once destroyed. Its own line:
    * completing threads hammer it. */
   _Alignas(64) _Atomic(cq_node *) done;
-  /* 1 for the handle, 1 per registration until its event is drained or
-   * released, and CQ_RINGING per callback between its push onto an empty
-   * stack and its write of the eventfd: the last one frees the queue. A
-   * completion that finds the stack nonempty touches neither this nor
-   * anything else of the queue after its push. */
+  /* Registrations made, per shard of the registering threads. */
+  struct {
+    _Alignas(64) _Atomic uint64_t n;
+  } adds[SHARDS];
+  /* The queue's life, as a per-CPU reference of Linux: until destroy,
+   * REFS_BIAS + 1 for the handle + CQ_RINGING per callback between its
+   * push onto an empty stack and its write of the eventfd, less the
+   * registrations ended (drained, or released); destroy, once no one adds,
+   * trades the bias for the sum of `adds`, so the count reaches 0 when the
+   * last registration and callback are over, and the one that takes it
+   * there frees the queue. A completion that finds the stack nonempty
+   * touches nothing of the queue after its push. */
   _Alignas(64) _Atomic uint64_t refs;
   int fd;
   /* The drains' own line. */
@@ -68,7 +85,9 @@ int actio_cq_create(actio_cq **out) {
     return rc;
   }
   atomic_init(&cq->done, NULL);
-  atomic_init(&cq->refs, 1);
+  for (int i = 0; i < SHARDS; i++)
+    atomic_init(&cq->adds[i].n, 0);
+  atomic_init(&cq->refs, REFS_BIAS + 1);
   pthread_mutex_init(&cq->drain_mu, NULL);
   *out = cq;
   return 0;
@@ -84,10 +103,20 @@ static uint64_t release_nodes(cq_node *n) {
     cq_node *next = n->link.next;
     actio__future_queue_unmark(n->f);
     actio_future_unref(n->f);
-    free(n);
+    actio__recycle_free(&nodes, n);
     n = next;
   }
   return k;
+}
+
+/* This thread's shard of the registration counts. */
+static unsigned shard(void) {
+  static _Atomic unsigned next;
+  static _Thread_local unsigned mine; /* 1 + the shard; 0: none yet */
+  if (mine == 0)
+    /* Relaxed: any spread will do. */
+    mine = 1 + atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % SHARDS;
+  return mine - 1;
 }
 
 static void cq_unref(actio_cq *cq, uint64_t k) {
@@ -154,26 +183,20 @@ static void on_complete(actio_future *f, void *arg) {
 int actio_cq_add(actio_cq *cq, actio_future *f, uint64_t tag) {
   if (cq == NULL || f == NULL)
     return ACTIO_EINVAL;
-  cq_node *n = malloc(sizeof *n);
+  cq_node *n = actio__recycle_new(&nodes);
   if (n == NULL)
     return ACTIO_ENOMEM;
-  int rc = actio__future_queue_mark(f);
-  if (rc != 0) {
-    free(n);
-    return rc;
-  }
   n->link.cq = cq;
   n->f = f;
   n->tag = tag;
-  actio_future_ref(f);
-  /* Relaxed: the caller holds the handle's reference, so nothing to order. */
-  atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);
-  rc = actio_future_on_done(f, on_complete, n);
+  /* Before the registration, whose callback may end it at once. Relaxed:
+   * destroy reads the sum only once no one adds (the caller's ordering). */
+  _Atomic uint64_t *adds = &cq->adds[shard()].n;
+  atomic_fetch_add_explicit(adds, 1, memory_order_relaxed);
+  int rc = actio__future_on_done_queued(f, on_complete, n);
   if (rc != 0) {
-    atomic_fetch_sub_explicit(&cq->refs, 1, memory_order_relaxed); /* never 0: ours */
-    actio_future_unref(f);
-    actio__future_queue_unmark(f);
-    free(n);
+    atomic_fetch_sub_explicit(adds, 1, memory_order_relaxed);
+    actio__recycle_free(&nodes, n);
   }
   return rc;
 }
@@ -190,6 +213,9 @@ static int take_done(actio_cq *cq) {
     return 0;
   cq_node *rev = NULL;
   while (n != NULL) {
+    /* The walk waits for each node; meanwhile its future (the drain's
+     * unmark, the caller's status and unref) comes in. */
+    __builtin_prefetch(n->f, 1);
     cq_node *next = n->link.next;
     n->link.next = rev;
     rev = n;
@@ -214,7 +240,7 @@ int actio_cq_drain(actio_cq *cq, actio_cq_event *out, size_t max) {
       out[n].tag = e->tag;
       out[n].future = e->f;
       actio__future_queue_unmark(e->f);
-      free(e);
+      actio__recycle_free(&nodes, e);
       n++;
     }
     if (n == max)
@@ -237,7 +263,7 @@ int actio_cq_drain(actio_cq *cq, actio_cq_event *out, size_t max) {
   if (reset && cq->ready != NULL)
     ring(cq->fd);
   pthread_mutex_unlock(&cq->drain_mu);
-  /* The drained registrations' references, at once; never the last: the
+  /* The drained registrations end, at once; never the last reference: the
    * caller holds the handle's. */
   if (n > 0)
     cq_unref(cq, n);
@@ -255,9 +281,19 @@ void actio_cq_destroy(actio_cq *cq) {
    * whose push came before; every callback after this finds CQ_CLOSED,
    * frees its own node and never writes the eventfd. */
   k += release_nodes(atomic_exchange_explicit(&cq->done, CQ_CLOSED, memory_order_acq_rel));
-  /* Acquire: the writes of those that pushed onto an empty stack before
-   * the exchange are done (each is one system call away); the eventfd can
-   * go now, while pending registrations keep only the memory. */
+  /* No one adds any more: the bias becomes the registrations made, of
+   * which those still pending end as their callbacks find CQ_CLOSED.
+   * Relaxed reads: the caller ordered the adds before this. Acq_rel on the
+   * trade, as on every change of the count. */
+  uint64_t made = 0;
+  for (int i = 0; i < SHARDS; i++)
+    made += atomic_load_explicit(&cq->adds[i].n, memory_order_relaxed);
+  atomic_fetch_add_explicit(&cq->refs, made - REFS_BIAS, memory_order_acq_rel);
+  /* Now below CQ_RINGING once no callback rings (registrations pending and
+   * the handle count less). Acquire: the writes of those that pushed onto
+   * an empty stack before the exchange are done (each is one system call
+   * away); the eventfd can go now, while pending registrations keep only
+   * the memory. */
   while (atomic_load_explicit(&cq->refs, memory_order_acquire) >= CQ_RINGING)
     sched_yield();
   close(cq->fd);

@@ -52,6 +52,13 @@ _Atomic int64_t *actio__future_track(actio_future *f);
 int actio__future_queue_mark(actio_future *f);
 void actio__future_queue_unmark(actio_future *f);
 
+/* Marks f as on a completion queue and registers fn as actio_future_on_done
+ * does, taking a reference for the queue besides the callback's: one
+ * read-modify-write fewer for each when the inline callback slot is free.
+ * Returns 0, ACTIO_EEXIST (marked already), or ACTIO_ENOMEM; on error
+ * nothing is done. */
+int actio__future_on_done_queued(actio_future *f, actio_done_fn fn, void *arg);
+
 /* Sets the absolute deadline read by actio_future_remaining_ms. */
 int actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns);
 

@@ -30,10 +30,11 @@ extern "C" {
  * }
  * @endcode
  *
- * Memory: a registration costs one 24-byte node (a 32-byte heap block), and
- * a 24-byte callback record (32) when the future's inline callback slot is
- * taken already, as it is for every request to an actor (its timing): 32 to
- * 64 bytes per registered future, none once drained.
+ * Memory: a registration costs one 24-byte node (a 32-byte heap block,
+ * recycled for later registrations), and a 24-byte callback record (32)
+ * when the future's inline callback slot is taken already, as it is for
+ * every request to an actor (its timing): 32 to 64 bytes per registered
+ * future, none once drained.
  * @{ */
 
 /** A completion queue (opaque). Registration is thread-safe; draining
