@@ -1410,6 +1410,317 @@ START_TEST(proxy_variables_ignored) {
 }
 END_TEST
 
+
+/* ---- headers, query parameters, forms, multipart, auth ---- */
+
+/* Sends req, waits, and expects a response. */
+static actio_http_response *send_ok(actio_http_request *req, actio_future **f) {
+  ck_assert_int_eq(actio_http_send(http, req, f), 0);
+  return expect(*f, 0);
+}
+
+
+/* A header with CR or LF in it would smuggle in a header or a request of
+ * its own: refused by the call, no future, nothing queued; so are the
+ * same bytes in a part's or the auth's strings. */
+START_TEST(header_with_cr_or_lf_refused_at_the_call) {
+  const char *const bad[][2] = {{"X-A: 1\r\nX-Injected: 1", NULL},
+                                {"X-A: 1\n", NULL},
+                                {"X-Ok: 1", "X-B: a\rb"}};
+  actio_actor_metrics before, after;
+  actio_actor_metrics_get(http, &before);
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    const char *hdrs[] = {bad[i][0], bad[i][1], NULL};
+    actio_http_request req = {.url = url(fixture, "/echo"), .headers = hdrs};
+    actio_future *f = NULL;
+    ck_assert_int_eq(actio_http_send(http, &req, &f), ACTIO_EINVAL);
+    ck_assert_ptr_null(f);
+  }
+  actio_http_part part = {.name = "a\r\nContent-Type: evil", .data = "x", .data_len = 1};
+  actio_http_request req = {.url = url(fixture, "/echo"), .parts = &part, .nparts = 1};
+  actio_future *f = NULL;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), ACTIO_EINVAL);
+  actio_http_auth auth = {.type = ACTIO_HTTP_AUTH_BEARER, .token = "t\r\nX-Injected: 1"};
+  req = (actio_http_request){.url = url(fixture, "/echo"), .auth = &auth};
+  ck_assert_int_eq(actio_http_send(http, &req, &f), ACTIO_EINVAL);
+  ck_assert_ptr_null(f);
+  actio_actor_metrics_get(http, &after);
+  ck_assert_uint_eq(after.stats.accepted, before.stats.accepted);
+  /* A value with no CR or LF is sent as given. */
+  const char *ok[] = {"X-Tab: a\tb", NULL};
+  req = (actio_http_request){.url = url(fixture, "/echo"), .headers = ok};
+  ck_assert_ptr_nonnull(strstr(send_ok(&req, &f)->body, "X-Tab: a\tb\n"));
+  actio_future_unref(f);
+}
+END_TEST
+
+START_TEST(query_parameters_built_and_encoded) {
+  const actio_http_param ps[] = {{"q", "a b&c=d"}, {"\xc3\xbc", "#+/"}, {"empty", ""}};
+  char *u = NULL;
+  ck_assert_int_eq(actio_http_url_build("http://h:1/p?x=1#frag", ps, 3, &u), 0);
+  ck_assert_str_eq(u, "http://h:1/p?x=1&q=a%20b%26c%3Dd&%C3%BC=%23%2B%2F&empty=#frag");
+  free(u);
+  ck_assert_int_eq(actio_http_url_build("https://h/", NULL, 0, &u), 0);
+  ck_assert_str_eq(u, "https://h/");
+  free(u);
+  /* The server sees each parameter as given. */
+  ck_assert_int_eq(actio_http_url_build(url(fixture, "/echo"), ps, 2, &u), 0);
+  actio_future *f = get(http, u);
+  free(u);
+  actio_http_response *r = expect(f, 0);
+  ck_assert_int_eq(strncmp(r->body, "GET /echo?q=a%20b%26c%3Dd&%C3%BC=%23%2B%2F\n", 43), 0);
+  actio_future_unref(f);
+  /* Bad bases and arguments. */
+  u = (char *)"untouched";
+  ck_assert_int_eq(actio_http_url_build("ftp://h/x", ps, 1, &u), ACTIO_ESCHEME);
+  ck_assert_int_eq(actio_http_url_build("file:///etc/passwd", ps, 1, &u), ACTIO_ESCHEME);
+  ck_assert_int_eq(actio_http_url_build("gopher://h/", NULL, 0, &u), ACTIO_ESCHEME);
+  ck_assert_int_eq(actio_http_url_build("http://", ps, 1, &u), ACTIO_EURL);
+  ck_assert_int_eq(actio_http_url_build("not a url", ps, 1, &u), ACTIO_EURL);
+  ck_assert_int_eq(actio_http_url_build("http://h:99999/", ps, 1, &u), ACTIO_EURL);
+  ck_assert_str_eq(u, "untouched");
+  const actio_http_param nul[] = {{NULL, "v"}}, nulv[] = {{"n", NULL}};
+  ck_assert_int_eq(actio_http_url_build(NULL, ps, 1, &u), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_url_build("http://h/", ps, 1, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_url_build("http://h/", NULL, 1, &u), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_url_build("http://h/", nul, 1, &u), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_url_build("http://h/", nulv, 1, &u), ACTIO_EINVAL);
+}
+END_TEST
+
+START_TEST(form_bodies_urlencoded) {
+  const actio_http_param form[] = {{"a", "1 2"}, {"b&", "=\xc3\xa9"}};
+  actio_http_request req = {.url = url(fixture, "/echo"), .form = form, .nform = 2};
+  actio_future *f;
+  actio_http_response *r = send_ok(&req, &f);
+  ck_assert_int_eq(strncmp(r->body, "POST /echo\n", 11), 0);
+  ck_assert_ptr_nonnull(strstr(r->body, "Content-Type: application/x-www-form-urlencoded\n"));
+  ck_assert_str_eq(strstr(r->body, "\n\n") + 2, "a=1%202&b%26=%3D%C3%A9");
+  actio_future_unref(f);
+  /* A Content-Type of the caller's is kept; PUT as asked. */
+  const char *hdrs[] = {"content-type: text/x-mine", NULL};
+  req.headers = hdrs;
+  req.method = "PUT";
+  r = send_ok(&req, &f);
+  ck_assert_int_eq(strncmp(r->body, "PUT /echo\n", 10), 0);
+  ck_assert_ptr_nonnull(strstr(r->body, "text/x-mine"));
+  ck_assert_ptr_null(strstr(r->body, "urlencoded"));
+  actio_future_unref(f);
+  /* Bad forms. */
+  actio_http_request both = {.url = url(fixture, "/echo"), .form = form, .nform = 2,
+                             .body = "x", .body_len = 1};
+  ck_assert_int_eq(actio_http_send(http, &both, &f), ACTIO_EINVAL);
+  const actio_http_param nul[] = {{"a", NULL}};
+  actio_http_request bad = {.url = url(fixture, "/echo"), .form = nul, .nform = 1};
+  ck_assert_int_eq(actio_http_send(http, &bad, &f), ACTIO_EINVAL);
+  bad.form = NULL;
+  ck_assert_int_eq(actio_http_send(http, &bad, &f), ACTIO_EINVAL);
+}
+END_TEST
+
+/* A file of `size` bytes (sparse: zeros) at a fresh path in path. */
+static void make_file(char *path, size_t len, off_t size) {
+  snprintf(path, len, "/tmp/actio-test-part-XXXXXX");
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(ftruncate(fd, size), 0);
+  close(fd);
+}
+
+START_TEST(multipart_values_and_files) {
+  char small[64], big[64];
+  make_file(small, sizeof small, 0);
+  FILE *fp = fopen(small, "w");
+  ck_assert_ptr_nonnull(fp);
+  fputs("file content\n", fp);
+  fclose(fp);
+  make_file(big, sizeof big, 3 << 20);
+  actio_http_part parts[] = {
+      {.name = "field", .data = "value", .data_len = 5},
+      {.name = "doc", .file = small, .filename = "notes.txt", .content_type = "text/plain"},
+      {.name = "raw", .file = small},
+  };
+  actio_http_request req = {.url = url(fixture, "/echo"), .parts = parts, .nparts = 3};
+  actio_future *f;
+  actio_http_response *r = send_ok(&req, &f);
+  ck_assert_int_eq(strncmp(r->body, "POST /echo\n", 11), 0);
+  ck_assert_ptr_nonnull(strstr(r->body, "Content-Type: multipart/form-data; boundary="));
+  ck_assert_ptr_nonnull(strstr(r->body, "Content-Disposition: form-data; name=\"field\"\r\n\r\nvalue\r\n"));
+  ck_assert_ptr_nonnull(strstr(r->body, "name=\"doc\"; filename=\"notes.txt\"\r\n"
+                                        "Content-Type: text/plain\r\n\r\nfile content\n\r\n"));
+  const char *base = strrchr(small, '/') + 1;
+  char disp[128];
+  snprintf(disp, sizeof disp, "name=\"raw\"; filename=\"%s\"\r\n"
+           "Content-Type: application/octet-stream\r\n\r\nfile content\n", base);
+  ck_assert_ptr_nonnull(strstr(r->body, disp));
+  actio_future_unref(f);
+  /* A big file goes whole, read as it is sent. */
+  actio_http_part one = {.name = "big", .file = big};
+  req = (actio_http_request){.url = url(fixture, "/sink"), .parts = &one, .nparts = 1};
+  unsigned long long got = 0;
+  ck_assert_int_eq(sscanf(send_ok(&req, &f)->body, "received %llu", &got), 1);
+  ck_assert_uint_gt(got, 3u << 20);
+  ck_assert_uint_lt(got, (3u << 20) + 1024);
+  actio_future_unref(f);
+  /* A file gone before its attempt starts: the error names it. */
+  unlink(small);
+  req = (actio_http_request){.url = url(fixture, "/echo"), .parts = parts, .nparts = 2};
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  expect(f, -ENOENT);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), small));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "\"doc\""));
+  actio_future_unref(f);
+  /* A folder is no file. */
+  actio_http_part dir = {.name = "d", .file = "/tmp"};
+  req.parts = &dir;
+  req.nparts = 1;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  expect(f, ACTIO_EINVAL);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "not a regular file"));
+  actio_future_unref(f);
+  /* Bad parts. */
+  actio_http_part bad[] = {{.data = "x", .data_len = 1},
+                           {.name = "n", .data = "x", .data_len = 1, .file = big},
+                           {.name = "n", .data_len = 3},
+                           {.name = "n", .file = ""}};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    req.parts = &bad[i];
+    ck_assert_int_eq(actio_http_send(http, &req, &f), ACTIO_EINVAL);
+  }
+  req = (actio_http_request){.url = url(fixture, "/echo"), .parts = parts, .nparts = 1,
+                             .body = "x", .body_len = 1};
+  ck_assert_int_eq(actio_http_send(http, &req, &f), ACTIO_EINVAL);
+  unlink(big);
+}
+END_TEST
+
+/* A file part cut short while it is being sent fails the request, the
+ * message naming the file: the server reads part of the body, the file
+ * is truncated, the server reads on. */
+START_TEST(multipart_file_cut_short_mid_upload) {
+  char path[64];
+  make_file(path, sizeof path, (off_t)64 << 20);
+  struct sockaddr_in sa;
+  char base[64];
+  int lfd = stalled_server(8, &sa, base, sizeof base);
+  actio_http_part part = {.name = "f", .file = path};
+  const char *hdrs[] = {"Expect:", NULL}; /* no wait for a 100 Continue */
+  actio_http_request req = {.url = base, .parts = &part, .nparts = 1, .headers = hdrs};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  int conn = accept_request(lfd);
+  static char buf[1 << 16];
+  size_t got = 0;
+  while (got < (1u << 20)) { /* the upload is under way */
+    ssize_t n = read(conn, buf, sizeof buf);
+    ck_assert_int_gt(n, 0);
+    got += (size_t)n;
+  }
+  ck_assert_int_eq(truncate(path, 0), 0);
+  while (read(conn, buf, sizeof buf) > 0) { /* until the client gives up */
+  }
+  expect(f, -EIO);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), path));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "shrank during the upload"));
+  actio_future_unref(f);
+  close(conn);
+  close(lfd);
+  unlink(path);
+}
+END_TEST
+
+START_TEST(basic_bearer_and_digest_auth) {
+  actio_http_auth basic = {.type = ACTIO_HTTP_AUTH_BASIC, .user = "alice", .password = "s3cret"};
+  actio_http_request req = {.url = url(fixture, "/auth/basic/alice/s3cret"), .auth = &basic};
+  actio_future *f;
+  actio_http_response *r = send_ok(&req, &f);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(r->body, "hello alice\n");
+  actio_future_unref(f);
+  req.url = url(fixture, "/auth/basic/alice/other");
+  ck_assert_int_eq(send_ok(&req, &f)->status, 401);
+  actio_future_unref(f);
+  actio_http_auth bearer = {.type = ACTIO_HTTP_AUTH_BEARER, .token = "tok.123"};
+  req = (actio_http_request){.url = url(fixture, "/auth/bearer/tok.123"), .auth = &bearer};
+  r = send_ok(&req, &f);
+  ck_assert_int_eq(r->status, 200);
+  actio_future_unref(f);
+  req.auth = NULL;
+  ck_assert_int_eq(send_ok(&req, &f)->status, 401);
+  actio_future_unref(f);
+  /* Digest answers the challenge; a form body is sent again for it. */
+  actio_http_auth digest = {.type = ACTIO_HTTP_AUTH_DIGEST, .user = "bob", .password = "pw"};
+  const actio_http_param form[] = {{"k", "v"}};
+  req = (actio_http_request){.url = url(fixture, "/auth/digest/bob/pw"), .auth = &digest};
+  r = send_ok(&req, &f);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(r->body, "hello bob\n");
+  actio_future_unref(f);
+  req.form = form;
+  req.nform = 1;
+  ck_assert_int_eq(send_ok(&req, &f)->status, 200);
+  actio_future_unref(f);
+  digest.password = "wrong";
+  ck_assert_int_eq(send_ok(&req, &f)->status, 401);
+  actio_future_unref(f);
+  /* Bad auth. */
+  actio_http_auth bad[] = {{.type = ACTIO_HTTP_AUTH_BASIC},
+                           {.type = ACTIO_HTTP_AUTH_BASIC, .user = "a:b"},
+                           {.type = ACTIO_HTTP_AUTH_BEARER},
+                           {.type = ACTIO_HTTP_AUTH_BEARER, .token = ""},
+                           {.type = (actio_http_auth_type)99, .user = "u"}};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    req = (actio_http_request){.url = url(fixture, "/echo"), .auth = &bad[i]};
+    ck_assert_int_eq(actio_http_send(http, &req, &f), ACTIO_EINVAL);
+  }
+}
+END_TEST
+
+/* Credentials go with a redirect to the same host and port, never to
+ * another one (another fixture server: another port), nor do they reach
+ * an error's message. */
+START_TEST(credentials_stay_with_their_host) {
+  char other[128];
+  pid_t pid;
+  ck_assert_int_eq(fixture_spawn(FIXTURE_SERVER, &pid, other, sizeof other), 0);
+  actio_http_auth basic = {.type = ACTIO_HTTP_AUTH_BASIC, .user = "alice", .password = "s3cret"};
+  actio_http_auth bearer = {.type = ACTIO_HTTP_AUTH_BEARER, .token = "tok.123"};
+  const actio_http_auth *auths[] = {&basic, &bearer, NULL};
+  const char *own[] = {"Authorization: Basic b3duOmhlYWRlcg==", NULL};
+  for (size_t i = 0; i < 3; i++) {
+    for (int away = 0; away < 2; away++) {
+      char *u, target[256];
+      snprintf(target, sizeof target, "%s/echo", away ? other : fixture);
+      const actio_http_param p[] = {{"url", target}};
+      ck_assert_int_eq(actio_http_url_build(url(fixture, "/redirect-to"), p, 1, &u), 0);
+      actio_http_request req = {.url = u, .auth = auths[i], .headers = auths[i] ? NULL : own};
+      actio_future *f;
+      actio_http_response *r = send_ok(&req, &f);
+      free(u);
+      ck_assert_int_eq(r->redirects, 1);
+      ck_assert_int_eq(strncmp(r->body, "GET /echo\n", 10), 0);
+      if (away)
+        ck_assert_ptr_null(strstr(r->body, "Authorization"));
+      else
+        ck_assert_ptr_nonnull(strstr(r->body, "Authorization: "));
+      actio_future_unref(f);
+    }
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, NULL, 0);
+  /* A failure's message names the request, not its secrets. */
+  for (size_t i = 0; i < 2; i++) {
+    actio_http_request req = {.url = "http://127.0.0.1:1/", .auth = auths[i]};
+    actio_future *f;
+    ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+    expect(f, -ECONNREFUSED);
+    ck_assert_ptr_null(strstr(actio_future_errmsg(f), "s3cret"));
+    ck_assert_ptr_null(strstr(actio_future_errmsg(f), "tok.123"));
+    actio_future_unref(f);
+  }
+}
+END_TEST
+
 int main(void) {
   if (start_servers() != 0) {
     fprintf(stderr, "test_http: could not start the test servers\n");
@@ -1456,6 +1767,13 @@ int main(void) {
   tcase_add_test(tc, a_consumer_ready_at_once);
   tcase_add_test(tc, transient_statuses_retried_others_not);
   tcase_add_test(tc, a_request_cancelled_while_queued_is_never_sent);
+  tcase_add_test(tc, header_with_cr_or_lf_refused_at_the_call);
+  tcase_add_test(tc, query_parameters_built_and_encoded);
+  tcase_add_test(tc, form_bodies_urlencoded);
+  tcase_add_test(tc, multipart_values_and_files);
+  tcase_add_test(tc, multipart_file_cut_short_mid_upload);
+  tcase_add_test(tc, basic_bearer_and_digest_auth);
+  tcase_add_test(tc, credentials_stay_with_their_host);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("environment", 60); /* makes its own actor */
   tcase_add_test(tc, proxy_variables_ignored);

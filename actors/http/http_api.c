@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "actio.h"
 #include "actors/core/actor_internal.h"
@@ -98,8 +99,74 @@ int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
   return actio_actor_spawn(rt, &actio__http_behavior, &ao, out);
 }
 
+/* Bytes of s with its NUL, 0 for NULL. */
+static size_t slen(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+/* Copies s (if any) to *p and moves *p past it. */
+static const char *put(char **p, const void *s, size_t n) {
+  if (s == NULL && n == 0)
+    return NULL;
+  const char *at = *p;
+  if (n > 0)
+    memcpy(*p, s, n);
+  *p += n;
+  return at;
+}
+
+/* What the rare options take behind the call: the block, the parts and
+ * their strings. 0 when the request has none. */
+static size_t more_size(const actio_http_request *in) {
+  if (in->parts == NULL && in->auth == NULL)
+    return 0;
+  size_t n = sizeof(actio__http_more) + in->nparts * sizeof(actio__http_part);
+  for (size_t i = 0; i < in->nparts; i++) {
+    const actio_http_part *p = &in->parts[i];
+    n += slen(p->name) + slen(p->file) + slen(p->filename) + slen(p->content_type) +
+         p->data_len + 1;
+  }
+  if (in->auth != NULL)
+    n += slen(in->auth->user) + slen(in->auth->password ? in->auth->password : "") +
+         slen(in->auth->token);
+  return n;
+}
+
+/* Copies the rare options to *p (more_size bytes, pointer-aligned). */
+static const actio__http_more *more_copy(const actio_http_request *in, char **p) {
+  actio__http_more *m = (actio__http_more *)(void *)*p;
+  actio__http_part *parts = (actio__http_part *)(m + 1);
+  *p = (char *)(parts + in->nparts);
+  *m = (actio__http_more){.parts = in->parts ? parts : NULL, .nparts = in->nparts};
+  for (size_t i = 0; i < in->nparts; i++) {
+    const actio_http_part *q = &in->parts[i];
+    parts[i] = (actio__http_part){
+        .name = put(p, q->name, slen(q->name)),
+        .file = put(p, q->file, slen(q->file)),
+        .filename = put(p, q->filename, slen(q->filename)),
+        .type = put(p, q->content_type, slen(q->content_type)),
+        .data_len = q->data_len,
+    };
+    if (q->file == NULL) { /* a value: NUL-terminated, for libcurl too */
+      parts[i].data = put(p, q->data ? q->data : "", q->data_len);
+      *(*p)++ = '\0';
+    }
+  }
+  if (in->auth != NULL) {
+    const actio_http_auth *a = in->auth;
+    m->auth = a->type == ACTIO_HTTP_AUTH_BASIC    ? ACTIO__HTTP_AUTH_BASIC
+              : a->type == ACTIO_HTTP_AUTH_BEARER ? ACTIO__HTTP_AUTH_BEARER
+              : a->type == ACTIO_HTTP_AUTH_DIGEST ? ACTIO__HTTP_AUTH_DIGEST
+                                                  : ACTIO__HTTP_AUTH_NONE;
+    m->user = put(p, a->user, slen(a->user));
+    const char *pw = a->password ? a->password : ""; /* NULL is empty */
+    m->password = put(p, pw, slen(pw));
+    m->token = put(p, a->token, slen(a->token));
+  }
+  return m;
+}
+
 /* Copies what the caller lent into one block behind the call, and takes
- * the request's fields apart: what a transfer needs goes to io. */
+ * the request's fields apart: what a transfer needs goes to io, the rare
+ * options behind one pointer. */
 static actio__http_call *call_copy(const actio_http_request *in,
                                    const char *method) {
   size_t n = 0, nh = 0;
@@ -107,8 +174,9 @@ static actio__http_call *call_copy(const actio_http_request *in,
   for (const char *const *h = in->headers; h != NULL && *h != NULL; h++, nh++)
     n += strlen(*h) + 1;
   size_t body = in->body ? in->body_len : 0;
-  size_t ls = in->save_to ? strlen(in->save_to) + 1 : 0;
-  size_t total = sizeof(actio__http_call) + (nh + 1) * sizeof(char *) + lu + lm + n + ls + body;
+  size_t ls = slen(in->save_to), lmore = more_size(in);
+  size_t total = sizeof(actio__http_call) + (nh + 1) * sizeof(char *) + lmore + lu + lm + n +
+                 ls + body;
   actio__http_call *c = malloc(total);
   if (c == NULL)
     return NULL;
@@ -128,27 +196,82 @@ static actio__http_call *call_copy(const actio_http_request *in,
   c->chunk_arg = in->chunk_arg;
   char **hv = (char **)(void *)c->bytes;
   char *p = (char *)(hv + nh + 1);
-  for (size_t i = 0; i < nh; i++) {
-    size_t l = strlen(in->headers[i]) + 1;
-    hv[i] = memcpy(p, in->headers[i], l);
-    p += l;
-  }
+  if (lmore) /* pointer-aligned, right after the header pointers */
+    c->io.more = more_copy(in, &p);
+  for (size_t i = 0; i < nh; i++)
+    hv[i] = (char *)put(&p, in->headers[i], strlen(in->headers[i]) + 1);
   hv[nh] = NULL;
   c->io.headers = nh ? (const char *const *)hv : NULL;
-  c->io.url = memcpy(p, in->url, lu);
-  p += lu;
-  c->io.method = memcpy(p, method, lm);
-  p += lm;
-  if (ls) {
-    c->save_to = memcpy(p, in->save_to, ls);
-    p += ls;
-  }
+  c->io.url = put(&p, in->url, lu);
+  c->io.method = put(&p, method, lm);
+  c->save_to = put(&p, in->save_to, ls);
   if (body) {
-    c->io.body = memcpy(p, in->body, body);
+    c->io.body = put(&p, in->body, body);
   } else if (in->body != NULL) {
     c->io.body = p; /* an empty body, still a body */
   }
   return c;
+}
+
+/* 1 when s holds a CR or LF: it would end a header line early. */
+static int crlf(const char *s) { return s != NULL && strpbrk(s, "\r\n") != NULL; }
+
+/* 1 when the request's headers, form, parts and auth are well made. */
+static int extras_valid(const actio_http_request *r) {
+  for (const char *const *h = r->headers; h != NULL && *h != NULL; h++)
+    if (crlf(*h))
+      return 0;
+  int bodies = (r->body != NULL) + (r->nform > 0) + (r->nparts > 0);
+  if (bodies > 1 || (r->nform > 0 && r->form == NULL) || (r->nparts > 0 && r->parts == NULL))
+    return 0;
+  for (size_t i = 0; i < r->nform; i++)
+    if (r->form[i].name == NULL || r->form[i].value == NULL)
+      return 0;
+  for (size_t i = 0; i < r->nparts; i++) {
+    const actio_http_part *p = &r->parts[i];
+    if (p->name == NULL || crlf(p->name) || crlf(p->filename) || crlf(p->content_type) ||
+        (p->data == NULL && p->data_len > 0) ||
+        (p->file != NULL && (p->data != NULL || *p->file == '\0')))
+      return 0;
+  }
+  const actio_http_auth *a = r->auth;
+  if (a == NULL || a->type == ACTIO_HTTP_AUTH_NONE)
+    return 1;
+  if (crlf(a->user) || crlf(a->password) || crlf(a->token))
+    return 0;
+  if (a->type == ACTIO_HTTP_AUTH_BEARER)
+    return a->token != NULL && *a->token != '\0';
+  return (a->type == ACTIO_HTTP_AUTH_BASIC || a->type == ACTIO_HTTP_AUTH_DIGEST) &&
+         a->user != NULL && strchr(a->user, ':') == NULL;
+}
+
+/* The request with its form encoded as its body, and the form's
+ * Content-Type among its headers unless they have one: *hv (NULL if not
+ * needed) and form->s are the caller's to free. */
+static int form_body(const actio_http_request *in, actio_http_request *out,
+                     actio__http_text *form, const char ***hv) {
+  *out = *in;
+  *hv = NULL;
+  for (size_t i = 0; i < in->nform; i++) {
+    int rc = actio__http_text_param(form, in->form[i].name, in->form[i].value);
+    if (rc != 0)
+      return rc;
+  }
+  out->body = form->s ? form->s : "";
+  out->body_len = form->len;
+  size_t nh = 0;
+  for (const char *const *h = in->headers; h != NULL && *h != NULL; h++, nh++)
+    if (strncasecmp(*h, "Content-Type:", 13) == 0)
+      return 0;
+  *hv = malloc((nh + 2) * sizeof **hv);
+  if (*hv == NULL)
+    return ACTIO_ENOMEM;
+  if (nh)
+    memcpy(*hv, in->headers, nh * sizeof **hv);
+  (*hv)[nh] = "Content-Type: application/x-www-form-urlencoded";
+  (*hv)[nh + 1] = NULL;
+  out->headers = *hv;
+  return 0;
 }
 
 static int http_send(actio_actor *http, const actio_http_request *req,
@@ -168,13 +291,27 @@ static int http_send(actio_actor *http, const actio_http_request *req,
                      actio_future **out) {
   /* The one place the default method is decided: the call's copy holds
    * it from here on. */
-  const char *method = req->method != NULL ? req->method : "GET";
+  const char *method = req->method != NULL           ? req->method
+                       : req->nform || req->nparts ? "POST"
+                                                     : "GET";
   /* Whatever can only fail later is refused now, with no future made. */
   if (req->url == NULL || actio_actor_behavior(http) != &actio__http_behavior ||
-      (req->body == NULL && req->body_len > 0) || !actio__http_method_valid(method))
+      (req->body == NULL && req->body_len > 0) || !actio__http_method_valid(method) ||
+      !extras_valid(req))
     return ACTIO_EINVAL;
   actio__http_state *st = actio_actor_state(http);
-  actio__http_call *c = call_copy(req, method);
+  actio__http_call *c = NULL;
+  if (req->nform > 0) {
+    actio_http_request r;
+    actio__http_text form = {0};
+    const char **hv;
+    if (form_body(req, &r, &form, &hv) == 0)
+      c = call_copy(&r, method);
+    free(hv);
+    free(form.s);
+  } else {
+    c = call_copy(req, method);
+  }
   if (c == NULL)
     return ACTIO_ENOMEM;
   int rc = actio_future_create(&c->reply);
@@ -191,6 +328,23 @@ static int http_send(actio_actor *http, const actio_http_request *req,
 int actio_http_get(actio_actor *http, const char *url, actio_future **out) {
   actio_http_request req = {.url = url};
   return actio_http_send(http, &req, out);
+}
+
+int actio_http_url_build(const char *base, const actio_http_param *params,
+                         size_t n, char **out) {
+  if (base == NULL || out == NULL || (params == NULL && n > 0))
+    return ACTIO_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (params[i].name == NULL || params[i].value == NULL)
+      return ACTIO_EINVAL;
+  actio__http_text q = {0};
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++)
+    rc = actio__http_text_param(&q, params[i].name, params[i].value);
+  if (rc == 0)
+    rc = actio__http_url_join(base, q.s, out);
+  free(q.s);
+  return rc;
 }
 
 int actio_http_redact_url(const actio_actor *http, const char *url, char *out,

@@ -220,12 +220,13 @@ static void start_attempt(actio__http_worker *w, actio__http_call *c) {
       return;
     }
   }
-  int rc = actio__http_xfer_create(&c->x, w->loop, &c->io,
-                                   left < 0 ? -1 : (long)left, on_done, c);
+  char why[512] = "";
+  int rc = actio__http_xfer_create(&c->x, w->loop, &c->io, left < 0 ? -1 : (long)left,
+                                   on_done, c, why, sizeof why);
   if (rc == 0 && (rc = actio__http_loop_add(w->loop, c->x)) != 0)
     actio__http_xfer_free(c->x);
   if (rc != 0) {
-    call_msg(w->conf, c, m, sizeof m, "%s", actio_strerror(rc));
+    call_msg(w->conf, c, m, sizeof m, "%s", why[0] ? why : actio_strerror(rc));
     c->x = NULL;
     end_call(c, rc, NULL, m);
   }

@@ -85,12 +85,74 @@ int actio_http_child(actio_runtime *rt, void *opts, actio_actor **out);
 typedef int (*actio_http_chunk_fn)(void *arg, const void *data, size_t len,
                                    actio_future **ready);
 
+/** A name and a value: a query parameter (actio_http_url_build) or a
+ * form field (actio_http_request.form). */
+typedef struct actio_http_param {
+  const char *name;  /**< not encoded: any bytes */
+  const char *value; /**< not encoded: any bytes; "" is empty */
+} actio_http_param;
+
+/** Writes into *out (malloc'd; the caller frees it with free) `base` with
+ * the n params appended to its query in order, after any query it has,
+ * each name and value percent-encoded (all but A-Z a-z 0-9 - . _ ~, so
+ * '&', '=', '#', '+' and spaces arrive as given); a fragment stays last.
+ * Returns 0, ACTIO_EINVAL (base or out NULL, params NULL with n > 0, a
+ * name or value NULL), ACTIO_EURL (base is no URL, or has no host),
+ * ACTIO_ESCHEME (not http or https) or ACTIO_ENOMEM, *out untouched on
+ * error. Thread-safe; needs no actor. */
+int actio_http_url_build(const char *base, const actio_http_param *params,
+                         size_t n, char **out);
+
+/** One part of a multipart/form-data body (actio_http_request.parts):
+ * a value, or a file streamed from disk. */
+typedef struct actio_http_part {
+  const char *name;         /**< the field's name; required */
+  const void *data;         /**< a value, copied at the call (NULL with
+                                 data_len 0: empty) */
+  size_t data_len;          /**< bytes of data */
+  const char *file;         /**< or a file's path, instead of data: opened
+                                 when each attempt starts and read as the
+                                 upload goes, never loaded whole. Missing
+                                 or unreadable then, the request fails with
+                                 the negated errno; cut short while it is
+                                 sent, with -EIO; the message names the
+                                 file and the part */
+  const char *filename;     /**< the file name the server is told; default
+                                 the file's last path segment (none for a
+                                 value) */
+  const char *content_type; /**< default: none for a value (text/plain
+                                 implied), application/octet-stream for a
+                                 file */
+} actio_http_part;
+
+/** How a request authenticates (actio_http_auth.type). */
+typedef enum actio_http_auth_type {
+  ACTIO_HTTP_AUTH_NONE = 0,
+  ACTIO_HTTP_AUTH_BASIC,  /**< user and password, sent at once */
+  ACTIO_HTTP_AUTH_BEARER, /**< "Authorization: Bearer <token>" */
+  ACTIO_HTTP_AUTH_DIGEST  /**< user and password, answering the server's
+                               challenge (a second round trip) */
+} actio_http_auth_type;
+
+/** Credentials for one request (actio_http_request.auth), copied at the
+ * call. They go to the URL's host and port only: never after a redirect to
+ * another one (where a caller's own Authorization header is dropped too),
+ * and never into a message. No CR or LF anywhere, no ':' in user. */
+typedef struct actio_http_auth {
+  actio_http_auth_type type; /**< NONE: as if auth were NULL */
+  const char *user;     /**< basic and digest: required */
+  const char *password; /**< basic and digest: NULL is empty */
+  const char *token;    /**< bearer: required */
+} actio_http_auth;
+
 /** One request. Zero fields take the session's defaults. */
 typedef struct actio_http_request {
   const char *method;           /**< GET (default), HEAD, POST, PUT, PATCH,
                                      DELETE, or another token */
-  const char *url;              /**< http:// or https://; required */
-  const char *const *headers;   /**< "Name: value" strings, NULL-terminated */
+  const char *url;              /**< http:// or https://; required (with
+                                     parameters: actio_http_url_build) */
+  const char *const *headers;   /**< "Name: value" strings, NULL-terminated;
+                                     a CR or LF in one is refused */
   const void *body;             /**< request body, copied; may be NULL */
   size_t body_len;              /**< bytes of body */
   /** This request's limits, as the session's of the same names. @{ */
@@ -118,6 +180,16 @@ typedef struct actio_http_request {
                                      by an ACTIO_WRITE_ATOMIC file write, but
                                      not fsynced; what a process killed
                                      meanwhile leaves: see actio_file_write */
+  /** A body of form fields instead of `body`: nform names and values,
+   * sent application/x-www-form-urlencoded (that Content-Type unless the
+   * headers give one). The method defaults to POST. */
+  const actio_http_param *form;
+  size_t nform;                 /**< fields in form */
+  /** Or a multipart/form-data body of nparts parts (libcurl sets the
+   * Content-Type with its boundary). The method defaults to POST. */
+  const actio_http_part *parts;
+  size_t nparts;                /**< parts in parts */
+  const actio_http_auth *auth;  /**< NULL: none (or the URL's userinfo) */
 } actio_http_request;
 
 /** The value of a request's future, freed with it. */
@@ -143,7 +215,10 @@ void actio_http_response_free(actio_http_response *r);
 /** Sends a request; *out's value is an actio_http_response *. The request
  * is copied (its strings, headers and body): the caller may free it at once.
  * Returns 0, or ACTIO_EINVAL (no URL, not an HTTP actor, a method that is
- * not an HTTP token, body_len without a body), ACTIO_ENOMEM, ACTIO_ECLOSED,
+ * not an HTTP token, body_len without a body, a header with CR or LF in
+ * it, more than one of body, form and parts, a form field or part without
+ * a name, a part with both data and file, auth without what its type
+ * needs or with CR or LF), ACTIO_ENOMEM, ACTIO_ECLOSED,
  * ACTIO_EFULL, and makes no future. Thread-safe. The future's deadline
  * (actio_future_set_deadline) bounds the whole request, time in the queue
  * included; cancelling the future removes the transfer at once. */

@@ -1,10 +1,13 @@
 /* http_io.c: one libcurl multi handle per worker thread: transfers with
  * connection reuse, HTTP/2 multiplexing, limits, timeouts, redirects kept to
  * http and https, TLS verification, a body size limit, and errors mapped to
- * actio's codes. Every libcurl call of the library is in this file. */
+ * actio's codes, multipart bodies read from disk as they go, and auth.
+ * Every libcurl call of the library is in io/http. */
 #include "io/http/http_io.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +17,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/debug.h"
@@ -24,6 +29,9 @@ struct actio__http_xfer {
   actio__http_loop *loop;
   const actio__http_req *req; /* borrowed until free */
   struct curl_slist *headers;
+  curl_mime *mime;        /* a multipart body, or NULL */
+  int upload_rc;          /* a file part failed: this code, upload_err why */
+  char *upload_err;
   actio__http_result res;
   size_t max_body;
   int too_big;
@@ -277,6 +285,131 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
   return 1; /* aborts: CURLE_ABORTED_BY_CALLBACK */
 }
 
+/* ---- multipart file parts ---- */
+
+/* A file part while its transfer runs: opened when the transfer is made,
+ * read where libcurl asks, closed by curl_mime_free. */
+typedef struct file_part {
+  actio__http_xfer *x;
+  const actio__http_part *p;
+  int fd;
+  curl_off_t size, pos;
+} file_part;
+
+/* Fails the transfer's upload with rc, once, saying why. */
+__attribute__((format(printf, 3, 4))) static void
+upload_failed(actio__http_xfer *x, int rc, const char *fmt, ...) {
+  if (x->upload_rc != 0)
+    return;
+  char why[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  x->upload_rc = rc;
+  x->upload_err = strdup(why); /* NULL: the code's text will do */
+}
+
+static size_t part_read(char *buf, size_t size, size_t n, void *arg) {
+  file_part *f = arg;
+  size_t want = size * n;
+  if ((curl_off_t)want > f->size - f->pos)
+    want = (size_t)(f->size - f->pos);
+  if (want == 0)
+    return 0;
+  ssize_t got;
+  do
+    got = pread(f->fd, buf, want, (off_t)f->pos);
+  while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    upload_failed(f->x, -errno, "reading %s for part \"%s\": %s", f->p->file,
+                  f->p->name, strerror(errno));
+    return CURL_READFUNC_ABORT;
+  }
+  if (got == 0) { /* cut short since it was opened: what is sent is wrong */
+    upload_failed(f->x, -EIO,
+                  "file %s of part \"%s\" shrank during the upload (%lld of "
+                  "%lld bytes read)", f->p->file, f->p->name, (long long)f->pos,
+                  (long long)f->size);
+    return CURL_READFUNC_ABORT;
+  }
+  f->pos += got;
+  return (size_t)got;
+}
+
+/* A redirect or an auth round sends the body again from the start. */
+static int part_seek(void *arg, curl_off_t offset, int origin) {
+  file_part *f = arg;
+  if (origin != SEEK_SET || offset < 0 || offset > f->size)
+    return CURL_SEEKFUNC_FAIL;
+  f->pos = offset;
+  return CURL_SEEKFUNC_OK;
+}
+
+static void part_free(void *arg) {
+  file_part *f = arg;
+  close(f->fd);
+  free(f);
+}
+
+/* Adds the file part p to mime. Returns 0, a negated errno (why says
+ * which file) or ACTIO_ENOMEM. */
+static int add_file_part(actio__http_xfer *x, curl_mimepart *mp,
+                         const actio__http_part *p, char *why, size_t cap) {
+  int fd = open(p->file, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  int rc = 0;
+  if (fd < 0 || fstat(fd, &st) != 0)
+    rc = -errno;
+  else if (!S_ISREG(st.st_mode))
+    rc = ACTIO_EINVAL;
+  if (rc != 0) {
+    snprintf(why, cap, "file %s of part \"%s\": %s", p->file, p->name,
+             rc == ACTIO_EINVAL ? "not a regular file" : strerror(-rc));
+    if (fd >= 0)
+      close(fd);
+    return rc;
+  }
+  file_part *f = malloc(sizeof *f);
+  if (f == NULL) {
+    close(fd);
+    return ACTIO_ENOMEM;
+  }
+  *f = (file_part){.x = x, .p = p, .fd = fd, .size = (curl_off_t)st.st_size};
+  if (curl_mime_data_cb(mp, f->size, part_read, part_seek, part_free, f) != CURLE_OK) {
+    part_free(f);
+    return ACTIO_ENOMEM;
+  }
+  const char *base = strrchr(p->file, '/');
+  return curl_mime_filename(mp, p->filename ? p->filename : base ? base + 1 : p->file) ==
+                 CURLE_OK ? 0 : ACTIO_ENOMEM;
+}
+
+/* The multipart body of more, as x->mime. Returns 0, or as add_file_part. */
+static int make_mime(actio__http_xfer *x, const actio__http_more *m, char *why,
+                     size_t cap) {
+  x->mime = curl_mime_init(x->easy);
+  if (x->mime == NULL)
+    return ACTIO_ENOMEM;
+  for (size_t i = 0; i < m->nparts; i++) {
+    const actio__http_part *p = &m->parts[i];
+    curl_mimepart *mp = curl_mime_addpart(x->mime);
+    const char *type = p->type ? p->type : p->file ? "application/octet-stream" : NULL;
+    if (mp == NULL || curl_mime_name(mp, p->name) != CURLE_OK ||
+        (type != NULL && curl_mime_type(mp, type) != CURLE_OK))
+      return ACTIO_ENOMEM;
+    int rc = 0;
+    if (p->file != NULL)
+      rc = add_file_part(x, mp, p, why, cap);
+    else if (curl_mime_data(mp, p->data, p->data_len) != CURLE_OK ||
+             (p->filename != NULL && curl_mime_filename(mp, p->filename) != CURLE_OK))
+      rc = ACTIO_ENOMEM;
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
 /* ---- easy handles ---- */
 
 /* libcurl takes a socket it could not open for a refused connection and
@@ -383,8 +516,14 @@ void actio__http_xfer_free(actio__http_xfer *x) {
     return;
   /* Still in the multi handle, libcurl would run a freed transfer. */
   ACTIO__ASSERT(!x->in_loop);
-  if (x->easy != NULL)
+  if (x->easy != NULL) {
+    /* The handle points at the body it was given: not past this. */
+    if (x->mime != NULL)
+      curl_easy_setopt(x->easy, CURLOPT_MIMEPOST, NULL);
     easy_put(x->loop, x->easy);
+  }
+  curl_mime_free(x->mime);
+  free(x->upload_err);
   curl_slist_free_all(x->headers);
   actio__http_result_cleanup(&x->res);
   free(x);
@@ -394,7 +533,8 @@ static long pick(long req, long conf) { return req != 0 ? req : conf; }
 
 int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
                             const actio__http_req *req, long cap_ms,
-                            actio__http_done_fn done, void *arg) {
+                            actio__http_done_fn done, void *arg, char *why,
+                            size_t cap) {
   const actio__http_conf *c = l->conf;
   const char *method = req->method;
   ACTIO__ASSERT(req->url != NULL && actio__http_method_valid(method));
@@ -405,6 +545,7 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   x->req = req;
   x->done = done;
   x->arg = arg;
+  int rc = ACTIO_ENOMEM;
   x->easy = easy_get(l);
   if (x->easy == NULL)
     goto fail;
@@ -450,10 +591,30 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
     x->last_activity_ns = actio__now_ns();
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, x->idle_ms > 0 ? 0L : 1L);
 
+  const actio__http_more *m = req->more;
+  /* Credentials go to the URL's host only: libcurl drops them on a
+   * redirect elsewhere (CURLOPT_UNRESTRICTED_AUTH is never set). */
+  int auth = m ? m->auth : ACTIO__HTTP_AUTH_NONE;
+  curl_easy_setopt(e, CURLOPT_HTTPAUTH,
+                   auth == ACTIO__HTTP_AUTH_DIGEST   ? CURLAUTH_DIGEST
+                   : auth == ACTIO__HTTP_AUTH_BEARER ? CURLAUTH_BEARER
+                                                     : CURLAUTH_BASIC);
+  int userpw = auth == ACTIO__HTTP_AUTH_BASIC || auth == ACTIO__HTTP_AUTH_DIGEST;
+  curl_easy_setopt(e, CURLOPT_USERNAME, userpw ? m->user : NULL);
+  curl_easy_setopt(e, CURLOPT_PASSWORD, userpw ? m->password : NULL);
+  curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER,
+                   auth == ACTIO__HTTP_AUTH_BEARER ? m->token : NULL);
+
   /* The method: back to a plain GET first, whatever the handle did last. */
   curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
-  if (strcmp(method, "HEAD") == 0) {
+  if (m != NULL && m->parts != NULL) {
+    if ((rc = make_mime(x, m, why, cap)) != 0)
+      goto fail;
+    curl_easy_setopt(e, CURLOPT_MIMEPOST, x->mime);
+    if (strcmp(method, "POST") != 0)
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  } else if (strcmp(method, "HEAD") == 0) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (strcmp(method, "GET") != 0 || req->body != NULL) {
     if (strcmp(method, "POST") != 0)
@@ -467,7 +628,7 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   return 0;
 fail:
   actio__http_xfer_free(x);
-  return ACTIO_ENOMEM;
+  return rc;
 }
 
 int actio__http_loop_add(actio__http_loop *l, actio__http_xfer *x) {
@@ -553,7 +714,11 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
   case CURLE_HTTP2:
   case CURLE_HTTP2_STREAM:
     return ACTIO_EPARTIAL;
+  case CURLE_READ_ERROR:
+    return x->upload_rc ? x->upload_rc : ACTIO_ETRANSFER;
   case CURLE_ABORTED_BY_CALLBACK:
+    if (x->upload_rc != 0)
+      return x->upload_rc;
     return x->idle_expired ? ACTIO_EIDLE : ACTIO_ECANCELED;
   case CURLE_OUT_OF_MEMORY:
     return ACTIO_ENOMEM;
@@ -610,6 +775,8 @@ static void failure_text(actio__http_xfer *x, CURLcode cc, int rc, char *out,
     n = snprintf(out, cap, "no data for %ld ms (the idle timeout)", x->idle_ms);
   else if (rc == ACTIO_ETOOBIG)
     n = snprintf(out, cap, "response body larger than max_body (%zu bytes)", x->max_body);
+  else if (x->upload_rc != 0 && rc == x->upload_rc)
+    n = snprintf(out, cap, "%s", x->upload_err ? x->upload_err : actio_strerror(rc));
   else if (x->sink_rc != 0)
     n = snprintf(out, cap, "body consumer failed: %s", actio_strerror(x->sink_rc));
   else if (x->socket_errno != 0)

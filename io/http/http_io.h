@@ -29,6 +29,33 @@ typedef struct actio__http_xfer actio__http_xfer;
  * it). */
 typedef int (*actio__http_sink_fn)(void *arg, const void *data, size_t len);
 
+/* One part of a multipart/form-data body: an in-memory value, or a file
+ * read from disk while the transfer runs (never loaded whole). */
+typedef struct actio__http_part {
+  const char *name;
+  const char *data;     /* the value (NULL for a file part) */
+  size_t data_len;
+  const char *file;     /* or the file's path, opened by each attempt */
+  const char *filename; /* the name the server is told; NULL: none (a
+                           value) or the file's last path segment */
+  const char *type;     /* its Content-Type; NULL: none for a value,
+                           application/octet-stream for a file */
+} actio__http_part;
+
+/* How a request authenticates (actio__http_more.auth). */
+enum { ACTIO__HTTP_AUTH_NONE, ACTIO__HTTP_AUTH_BASIC, ACTIO__HTTP_AUTH_BEARER,
+       ACTIO__HTTP_AUTH_DIGEST };
+
+/* A request's rarely used options, behind one pointer so that a plain
+ * request does not carry them. Borrowed as the request is. */
+typedef struct actio__http_more {
+  const actio__http_part *parts; /* a multipart body; NULL: none */
+  size_t nparts;
+  int auth;                      /* ACTIO__HTTP_AUTH_* */
+  const char *user, *password;   /* basic and digest */
+  const char *token;             /* bearer */
+} actio__http_more;
+
 /* One request as a transfer needs it. Zero fields take the loop's
  * settings. Everything is borrowed until actio__http_xfer_free. */
 typedef struct actio__http_req {
@@ -44,6 +71,7 @@ typedef struct actio__http_req {
   /* Where the body goes instead of memory: */
   actio__http_sink_fn sink;
   void *sink_arg;
+  const actio__http_more *more; /* NULL: no rare option */
 } actio__http_req;
 
 /* Runs once per transfer, on the loop's thread, when it ends: rc is 0 (the
@@ -62,6 +90,27 @@ size_t actio__http_head(const actio__http_conf *c, const char *method,
 
 /* 1 if m is an HTTP method: a token (RFC 9110 tchar), else 0. Any thread. */
 int actio__http_method_valid(const char *m);
+
+/* ---- URLs and form bodies (http_url.c) ---- */
+
+/* Text that grows: a query or a form body being built. */
+typedef struct actio__http_text {
+  char *s; /* NUL-terminated once anything was added */
+  size_t len, cap;
+} actio__http_text;
+
+/* Appends "name=value" to t, '&' first unless t is empty, both
+ * percent-encoded (all but A-Z a-z 0-9 - . _ ~), as a query or an
+ * application/x-www-form-urlencoded body wants them. Returns 0 or
+ * ACTIO_ENOMEM (t keeps what it had). */
+int actio__http_text_param(actio__http_text *t, const char *name,
+                           const char *value);
+
+/* Checks `base` (an http or https URL with a host: else ACTIO_EURL or
+ * ACTIO_ESCHEME) and writes it, with `query` (encoded; may be NULL)
+ * appended to its own, into *out (malloc'd; a fragment stays last).
+ * Returns 0, ACTIO_EURL, ACTIO_ESCHEME or ACTIO_ENOMEM. Any thread. */
+int actio__http_url_join(const char *base, const char *query, char **out);
 
 /* libcurl's global set-up, once per process, before any thread uses it. */
 int actio__http_global_init(void);
@@ -88,10 +137,12 @@ void actio__http_loop_wakeup(actio__http_loop *l);
 
 /* Makes a transfer for `req` (method and URL set: the caller checked them).
  * cap_ms caps its total time, the caller's deadline (< 0: none beyond the
- * settings). Returns 0 or ACTIO_ENOMEM. */
+ * settings). Returns 0, ACTIO_ENOMEM, or the error opening a multipart
+ * file part (a negated errno; why, cap bytes, then says which). */
 int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
                             const actio__http_req *req, long cap_ms,
-                            actio__http_done_fn done, void *arg);
+                            actio__http_done_fn done, void *arg, char *why,
+                            size_t cap);
 /* Starts it. On failure it was not started (call free). */
 int actio__http_loop_add(actio__http_loop *l, actio__http_xfer *x);
 /* Stops a running transfer now; done runs with ACTIO_ECANCELED. */
