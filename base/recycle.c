@@ -21,6 +21,7 @@
 typedef struct kept {
   void *list;
   unsigned n;
+  unsigned dry; /* makes left before the depot is looked at again */
 } kept;
 static _Thread_local kept mine[ACTIO__RECYCLE_KINDS];
 static pthread_key_t exit_key; /* only for its destructor */
@@ -56,6 +57,12 @@ void *actio__recycle_new(actio__recycler *r) {
   if (!RECYCLE)
     return malloc(r->size);
   kept *k = &mine[r->kind];
+  /* A depot found empty is looked at again a batch of makes later: a
+   * thread that makes faster than others free pays one look per batch. */
+  if (k->list == NULL && k->dry > 0) {
+    k->dry--;
+    return malloc(r->size);
+  }
   for (int i = 0; k->list == NULL && i < ACTIO__RECYCLE_SLOTS; i++) {
     /* A relaxed look first: a slot's line is taken only when it holds a
      * batch. Acquire: the batch's links, written before its CAS. */
@@ -66,8 +73,10 @@ void *actio__recycle_new(actio__recycler *r) {
     }
   }
   void *b = k->list;
-  if (b == NULL)
+  if (b == NULL) {
+    k->dry = ACTIO__RECYCLE_BATCH;
     return malloc(r->size);
+  }
   k->list = *(void **)b;
   k->n--;
   return b;
