@@ -12,16 +12,13 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "db_test.h"
 #include "pg_server.h"
-#include "test_util.h"
 
-static char pg_dir[256], dsn[512], pw_dsn[512], pg_port[16];
-static actio_runtime *rt;
-static actio_actor *db;
+static char pw_dsn[512], pg_port[16];
 
 /* ---- the server, started once by main ---- */
 
-static int pg_cmd(const char *verb) { return pg_server(PG_SERVER_SH, verb, pg_dir); }
 
 static int read_env(void) {
   char path[300];
@@ -35,48 +32,6 @@ static int read_env(void) {
 
 /* ---- helpers ---- */
 
-static actio_actor *spawn(actio_db_opts o) {
-  actio_actor *a;
-  if (o.dsn == NULL)
-    o.dsn = dsn;
-  ck_assert_int_eq(actio_db_spawn(rt, &o, &a), 0);
-  return a;
-}
-
-static void setup(void) {
-  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
-  db = spawn((actio_db_opts){0});
-}
-
-static void teardown(void) { actio_runtime_destroy(rt); }
-
-/* Waits for f and checks its status; returns its result (f keeps it). */
-static const actio_db_result *expect(actio_future *f, int status) {
-  int st = actio_future_wait(f, -1);
-  if (st != status)
-    ck_abort_msg("status %s (%s), expected %s", actio_err_name(st),
-                 actio_future_errmsg(f) ? actio_future_errmsg(f) : "",
-                 actio_err_name(status));
-  return actio_future_value(f);
-}
-
-/* Runs sql on a (without parameters) and checks it succeeds. */
-static void run(actio_actor *a, const char *sql) {
-  actio_future *f;
-  ck_assert_int_eq(actio_db_query(a, sql, 0, NULL, &f), 0);
-  expect(f, 0);
-  actio_future_unref(f);
-}
-
-/* The int64 in the first cell of sql's result. */
-static int64_t scalar(actio_actor *a, const char *sql) {
-  actio_future *f;
-  int64_t v = -1;
-  ck_assert_int_eq(actio_db_query(a, sql, 0, NULL, &f), 0);
-  ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &v), 0);
-  actio_future_unref(f);
-  return v;
-}
 
 /* ---- queries and results ---- */
 

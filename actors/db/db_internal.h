@@ -28,8 +28,9 @@
  *
  * The files, and who calls whom. On the worker's side: db_worker.c (the
  * loop, its poll and timers, where each unit's end is dispatched) calls
- * the worker halves of db_txn.c, db_copy.c and db_listen.c, which call
- * db_pool.c (the connections), which calls db_req.c (requests). On the
+ * the worker halves of db_txn.c, db_copy.c, db_listen.c, db_batch.c and
+ * db_stream.c, which call db_pool.c (the connections), which calls
+ * db_batch.c's statement source and db_req.c (requests). On the
  * callers' side: the public functions in db_api.c, db_txn.c, db_copy.c and
  * db_listen.c check their arguments, then make and send a request with
  * db_req.c. No call goes back up (the call_graph test holds it): a
@@ -86,6 +87,8 @@ enum kind {
   K_LISTEN,  /* bound to the listener */
   K_UNLISTEN,
   K_RELISTEN, /* the listener's own: restores every channel after a loss */
+  K_BATCH,   /* mailbox: statements before one Sync (db_batch.c) */
+  K_STREAM,  /* mailbox: a query whose rows go to a consumer (db_stream.c) */
 };
 
 /* What a query says of its parameters beyond their values; made only when
@@ -123,7 +126,8 @@ struct db_req {
    * the worker alone. */
   unsigned cancel_sent : 1, retried : 1, nocache : 1, commit : 1;
   union { /* by kind */
-    struct { /* K_QUERY, K_BEGIN, K_TQUERY, K_END, K_TDROP */
+    struct { /* K_QUERY, K_BEGIN, K_TQUERY, K_END, K_TDROP, K_BATCH (all
+              * the rows' values), K_STREAM */
       int nparams, binary_results; /* as the caller gave them */
       const char *const *values; /* NULL with no parameters */
       const db_params *more;     /* NULL: all text, types inferred */
@@ -158,7 +162,8 @@ struct conn {
   db_req *q_head, *q_tail; /* bound requests not sent yet */
   cancel_job *cancel; /* out for the unit at the head */
   db_req *cancel_for;
-  int simple;        /* a script or COPY unit runs */
+  int simple;        /* a script, COPY or stream unit runs */
+  db_req *stream;    /* the stream it runs, or NULL */
   unsigned round;    /* units sent in this dispatch */
   int doomed;        /* close once callbacks are over */
 };
@@ -336,6 +341,11 @@ void actio__db_copy_unref(actio_db_copy *cp);
  * of memory. */
 db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
                           const void *data, size_t len);
+/* The same with `ext` bytes (zeroed) first in the block, for what a kind
+ * keeps beside its parameters (a batch's, a stream's): actio__db_req_ext. */
+db_req *actio__db_req_new_ext(enum kind kind, const actio_db_request *in,
+                              size_t ext);
+static inline void *actio__db_req_ext(db_req *r) { return r->bytes; }
 /* Frees r and drops what it holds; its future is not completed. */
 void actio__db_req_free(db_req *r);
 /* What r is, for its messages: its statement (whitespace runs as one
@@ -445,6 +455,39 @@ void actio__db_listener_failed(db_worker *w, int rc, const char *err);
 /* Connects the listener when needed, sends its next LISTEN or UNLISTEN,
  * or restores them all after a loss. */
 void actio__db_listener_pump(db_worker *w);
+
+/* ---- db_batch.c, db_stream.c ---- */
+
+/* What a batch's ext opens with (the rest is db_batch.c's): db_pool.c
+ * reads the count, db_req.c the index that failed. */
+typedef struct db_batch_head {
+  size_t n;    /* statements, or an executemany's rows */
+  long failed; /* the one that failed, or -1 */
+} db_batch_head;
+
+/* What a stream's ext opens with: db_pool.c reads its rows per call. */
+typedef struct db_stream_head {
+  size_t chunk;
+} db_stream_head;
+
+/* A batch's statements as io/pg asks for them, and their results. */
+void actio__db_batch_get(void *unit, size_t i, actio__pg_query *q);
+void actio__db_batch_each(void *unit, size_t i, actio__pg_result *res);
+/* A batch ended (as on_unit). */
+void actio__db_batch_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
+                           const actio__pg_error *err, const char *msg);
+/* The rows of the stream on c, handed to its consumer until it asks to
+ * wait. */
+void actio__db_stream_pump(db_worker *w, conn *c);
+/* 1 if the stream on c waits for its consumer's ready future, which has
+ * not completed and was not cancelled. */
+int actio__db_stream_waiting(conn *c);
+/* 1 if the stream on c had stopped for its consumer and may go on now
+ * (its ready future completed, or the stream was cancelled). */
+int actio__db_stream_resume(conn *c);
+/* A stream ended (as on_unit). */
+void actio__db_stream_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
+                            const actio__pg_error *err, const char *msg);
 
 /* ---- db_worker.c ---- */
 

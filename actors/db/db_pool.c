@@ -201,6 +201,10 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
   int rc;
   if (r->kind == K_SCRIPT || r->kind == K_COPY) {
     rc = actio__pg_conn_send_simple(c->pc, r->sql, r->kind == K_COPY, r);
+  } else if (r->kind == K_BATCH) {
+    const db_batch_head *b = actio__db_req_ext(r);
+    rc = actio__pg_conn_send_batch(c->pc, b->n, actio__db_batch_get,
+                                   actio__db_batch_each, r);
   } else {
     const db_params *m = r->more;
     actio__pg_query q = {
@@ -213,14 +217,19 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
         .binary_results = r->binary_results,
         .cache = !r->nocache && !w->st->o.no_statement_cache,
     };
-    rc = actio__pg_conn_send(c->pc, &q, r);
+    rc = r->kind == K_STREAM
+             ? actio__pg_conn_send_stream(
+                   c->pc, &q, ((const db_stream_head *)actio__db_req_ext(r))->chunk, r)
+             : actio__pg_conn_send(c->pc, &q, r);
   }
   if (rc != 0)
     return rc;
   r->c = c;
   actio__request_begin(w->self, r->reply);
-  if (r->kind == K_SCRIPT || r->kind == K_COPY)
+  if (r->kind == K_SCRIPT || r->kind == K_COPY || r->kind == K_STREAM)
     c->simple = 1;
+  if (r->kind == K_STREAM)
+    c->stream = r;
   actio__db_sent_add(w, r);
   return 0;
 }
@@ -273,7 +282,9 @@ void actio__db_dispatch(db_worker *w) {
   unsigned unplaced = 0;
   for (db_req *r = w->pend_head, *next; r != NULL; r = next) {
     next = r->next;
-    int exclusive = r->kind != K_QUERY;
+    /* A batch is one pipelined unit like a query; the others leave the
+     * pipeline. */
+    int exclusive = r->kind != K_QUERY && r->kind != K_BATCH;
     conn *best = NULL;
     size_t best_n = 0;
     for (unsigned i = 0; i < w->nconns; i++) {

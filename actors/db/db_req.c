@@ -69,8 +69,21 @@ static int any_binary(const actio_db_request *in) {
 /* Copies sql, the parameters and data into one block behind the request:
  * the values' pointers, then (only when the caller gave types or a binary
  * value) a db_params and its arrays, then the SQL, the values and data. */
+static db_req *req_new(enum kind kind, const actio_db_request *in, size_t ext,
+                       const void *data, size_t len);
+
 db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
                           const void *data, size_t len) {
+  return req_new(kind, in, 0, data, len);
+}
+
+db_req *actio__db_req_new_ext(enum kind kind, const actio_db_request *in,
+                              size_t ext) {
+  return req_new(kind, in, ext, NULL, 0);
+}
+
+static db_req *req_new(enum kind kind, const actio_db_request *in, size_t ext,
+                       const void *data, size_t len) {
   size_t lsql = in && in->sql ? strlen(in->sql) + 1 : 0;
   int n = in ? in->nparams : 0;
   int typed = n > 0 && in->types != NULL, bin = n > 0 && any_binary(in);
@@ -83,13 +96,14 @@ db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
   if (typed || bin)
     arrays += sizeof(db_params) + (typed ? (size_t)n * sizeof(uint32_t) : 0) +
               (bin ? (size_t)n * 2 * sizeof(int) : 0);
-  db_req *r = malloc(sizeof *r + arrays + lsql + vals + (data ? len + 1 : 0));
+  ext = (ext + 15) & ~(size_t)15; /* what follows stays aligned */
+  db_req *r = malloc(sizeof *r + ext + arrays + lsql + vals + (data ? len + 1 : 0));
   if (r == NULL)
     return NULL;
-  memset(r, 0, sizeof *r);
+  memset(r, 0, sizeof *r + ext);
   r->kind = (uint8_t)kind;
   r->queued_ns = actio__now_ns();
-  char *p = r->bytes;
+  char *p = r->bytes + ext;
   char **v = (char **)(void *)p;
   p += (size_t)n * sizeof *v;
   db_params *more = NULL;
@@ -129,7 +143,8 @@ db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
     }
   }
   if (kind == K_QUERY || kind == K_BEGIN || kind == K_TQUERY || kind == K_END ||
-      kind == K_TDROP) { /* the kinds sent as a statement with parameters */
+      kind == K_TDROP || kind == K_BATCH || kind == K_STREAM) {
+    /* the kinds sent as statements with parameters */
     r->nparams = n;
     r->binary_results = in->binary_results;
     r->values = n > 0 ? (const char *const *)v : NULL;
@@ -277,6 +292,7 @@ static int req_future(db_state *st, db_req *r, long timeout_ms) {
 /* The server's error, copied so that it outlives its result. */
 typedef struct db_err {
   actio_db_error e;
+  long index; /* a batch's statement or row that failed, or -1 */
   char buf[];
 } db_err;
 
@@ -302,6 +318,7 @@ static db_err *err_copy(const actio__pg_error *pe) {
       p += l;
     }
   }
+  e->index = -1;
   if (e->e.sqlstate == NULL)
     e->e.sqlstate = "";
   if (e->e.message == NULL)
@@ -314,6 +331,13 @@ const actio_db_error *actio_db_error_get(const actio_future *f) {
     return NULL;
   db_err *e = actio__future_aux(f, db_err_free);
   return e ? &e->e : NULL;
+}
+
+long actio_db_batch_index(const actio_future *f) {
+  if (f == NULL || !actio_future_is_done(f))
+    return -1;
+  db_err *e = actio__future_aux(f, db_err_free);
+  return e ? e->index : -1;
 }
 
 void actio__db_result_free(void *p) { actio__pg_result_free(p); }
@@ -339,6 +363,8 @@ void actio__db_req_end(db_req *r, int rc, actio__pg_result *res,
       if (actio_future_resolve(r->reply, res, actio__db_result_free) != 0)
         actio__pg_result_free(res);
     } else if (err != NULL && (e = err_copy(err)) != NULL) {
+      if (r->kind == K_BATCH)
+        e->index = ((const db_batch_head *)actio__db_req_ext(r))->failed;
       if (actio__future_fail_aux(r->reply, rc, msg, e, db_err_free) != 0)
         free(e);
     } else { /* no server error, or no memory to copy it: the text alone */

@@ -53,7 +53,8 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
   if (rc == ACTIO_ECONN && w->stopping)
     rc = ACTIO_ECANCELED, msg = "database actor stopped";
   /* Cancelled by a request meant for the query ahead of it: send again. */
-  if (rc == ACTIO_ESQL && r->kind == K_QUERY && !r->retried && c != NULL &&
+  if (rc == ACTIO_ESQL && (r->kind == K_QUERY || r->kind == K_BATCH) &&
+      !r->retried && c != NULL &&
       c->cancel != NULL && !atomic_load_explicit(&r->cancel, memory_order_acquire)) {
     if (err != NULL && actio__pg_error_is(err, "57014")) {
       r->retried = 1;
@@ -63,7 +64,7 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
       return;
     }
   }
-  if (c != NULL && r->kind != K_QUERY && c->state != C_EMPTY)
+  if (c != NULL && r->kind != K_QUERY && r->kind != K_BATCH && c->state != C_EMPTY)
     c->simple = 0;
   if (rc == 0 && r->kind == K_QUERY && c != NULL &&
       (strcmp(actio__pg_result_command_tag(res), "BEGIN") == 0 ||
@@ -83,6 +84,12 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
       actio__pg_conn_inflight(c->pc) == 0)
     c->idle_ns = actio__now_ns();
   switch (r->kind) {
+  case K_BATCH:
+    actio__db_batch_ended(w, r, rc, res, err, msg);
+    return;
+  case K_STREAM:
+    actio__db_stream_ended(w, r, rc, res, err, msg);
+    return;
   case K_BEGIN:
   case K_END:
   case K_TDROP:
@@ -149,6 +156,16 @@ static void service(db_worker *w, conn *c, short revents) {
   }
   if (c->copy != NULL && !c->copy->out)
     actio__db_copy_pump_in(w, c); /* the server may have just said it is ready */
+  if (c->state != C_READY)
+    return;
+  if (c->stream != NULL && actio__pg_conn_in_rows(c->pc)) {
+    actio__db_stream_pump(w, c);
+    if (c->state == C_READY && !actio__pg_conn_in_rows(c->pc) &&
+        actio__pg_conn_input(c->pc, actio__db_on_unit, w) != 0) {
+      actio__db_conn_broken(w, c);
+      return;
+    }
+  }
   if (c->state != C_READY)
     return;
   if (c->copy != NULL && c->copy->out && actio__pg_conn_in_copy(c->pc)) {
@@ -368,7 +385,7 @@ static void db_wait(actio_actor *self, void *worker) {
     if (c->state == C_EMPTY)
       continue;
     short ev = actio__pg_conn_events(c->pc);
-    if (c->copy != NULL && c->copy->ready != NULL)
+    if ((c->copy != NULL && c->copy->ready != NULL) || actio__db_stream_waiting(c))
       ev &= (short)~POLLIN; /* the consumer asked to wait */
     map[n - 1] = c;
     w->pfds[n++] = (struct pollfd){.fd = actio__pg_conn_fd(c->pc), .events = ev};
@@ -393,6 +410,8 @@ static void db_wait(actio_actor *self, void *worker) {
         actio_future_is_done(c->copy->ready)) {
       actio__db_copy_resume(c);
       service(w, c, POLLIN); /* rows or the end may be buffered already */
+    } else if (c->stream != NULL && c->state == C_READY && actio__db_stream_resume(c)) {
+      service(w, c, POLLIN); /* the consumer is ready again, or gave up */
     }
     if (w->pfds[i].revents != 0)
       service(w, c, w->pfds[i].revents);
@@ -449,6 +468,7 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
     return 0;
   }
   ACTIO__ASSERT(r->kind == K_QUERY || r->kind == K_SCRIPT || r->kind == K_BEGIN ||
+                r->kind == K_BATCH || r->kind == K_STREAM ||
                 (r->kind == K_COPY && r->txn == NULL)); /* the mailbox's kinds */
   r->w = w;
   w->used = 1;

@@ -291,6 +291,122 @@ typedef int (*actio_db_row_fn)(void *arg, const void *data, size_t len,
 int actio_db_copy_out(actio_actor *db, actio_db_txn *t, const char *sql,
                       actio_db_row_fn fn, void *arg, actio_future **out);
 
+/* ---- batches ---- */
+
+/** What a batch or an executemany resolves with (freed with its future, or
+ * with actio_db_batch_result_free once taken). Read only: any thread. */
+typedef struct actio_db_batch_result actio_db_batch_result;
+
+/** Row i's values for actio_db_executemany_fn: nparams pointers (NULL is
+ * SQL NULL), read during the call; NULL refuses the call (ACTIO_EINVAL). */
+typedef const char *const *(*actio_db_row_params_fn)(void *arg, size_t i);
+
+/**
+ * Runs `sql` once per row of parameters, nrows > 0 sets of nparams text
+ * values (row-major: params[i * nparams + j]; copied), as ONE pipelined
+ * unit with one sync point: the server runs them as one implicit
+ * transaction, so all take effect or none does. The statement is prepared
+ * once (statement cache). *out's value is an actio_db_batch_result (rows
+ * affected in all and per row). A row that fails (a constraint) fails *out
+ * with ACTIO_ESQL, nothing done, its index in actio_db_batch_index and in
+ * the message ("row 7: 23505: ..."). Not retried, but after a cancel meant
+ * for the query ahead of it (nothing of it ran). The pool's query timeout,
+ * a deadline or a cancel of *out cancels it on the server. Returns 0 or
+ * ACTIO_EINVAL (no sql, nrows 0, nparams out of 0..65535, more than
+ * INT_MAX values, a statement that begins or ends a transaction: BEGIN,
+ * START, COMMIT, END, ROLLBACK, ABORT), ACTIO_ENOMEM, ACTIO_ECLOSED,
+ * ACTIO_EFULL; then no future. Thread-safe.
+ */
+int actio_db_executemany(actio_actor *db, const char *sql, int nparams, size_t nrows,
+                         const char *const *params, actio_future **out);
+/** actio_db_executemany with row i's values from row(arg, i), called nrows
+ * times before this returns. */
+int actio_db_executemany_fn(actio_actor *db, const char *sql, int nparams, size_t nrows,
+                            actio_db_row_params_fn row, void *arg, actio_future **out);
+
+/** n > 0 different statements (sql, nparams, params as text and
+ * binary_results of each; copied) as one pipelined unit with one sync
+ * point: all or nothing, as actio_db_executemany, the failing statement's
+ * index in actio_db_batch_index. Each statement's result is kept
+ * (actio_db_batch_result_at). ACTIO_EINVAL also for types or formats (text
+ * values only) and for a statement that begins or ends a transaction. */
+int actio_db_batch(actio_actor *db, const actio_db_request *stmts, size_t n,
+                   actio_future **out);
+
+/** The index of the statement (row) whose error failed a batch's future,
+ * or -1 (not a batch, not a server error, or the statement itself failed
+ * to prepare). Any thread, once the future is done. */
+long actio_db_batch_index(const actio_future *f);
+
+/** NULL accepted. */
+void actio_db_batch_result_free(actio_db_batch_result *b);
+/** Statements (rows) run; rows affected by all; by statement i (0 out of
+ * range). @{ */
+size_t actio_db_batch_count(const actio_db_batch_result *b);
+uint64_t actio_db_batch_affected(const actio_db_batch_result *b);
+uint64_t actio_db_batch_affected_at(const actio_db_batch_result *b, size_t i);
+/** @} */
+/** Statement i's result (borrowed from b), for actio_db_batch; NULL for an
+ * executemany or out of range. */
+const actio_db_result *actio_db_batch_result_at(const actio_db_batch_result *b,
+                                                size_t i);
+
+/* ---- streamed rows and cursors ---- */
+
+/** A batch of streamed rows, valid during the consumer's call. */
+typedef struct actio_db_rowset actio_db_rowset;
+
+/** Receives streamed rows on a database worker. To apply backpressure set
+ * *ready to a future (a reference the stream takes): no more rows are read
+ * (they wait in the server's socket) until it completes; failed, it fails
+ * the stream. A negative return fails the stream with that code. */
+typedef int (*actio_db_stream_fn)(void *arg, const actio_db_rowset *rows,
+                                  actio_future **ready);
+
+/**
+ * Runs req and hands its rows to fn as they come, up to batch_rows (0:
+ * 256; at most 65536) a call, in libpq's single-row mode (chunked mode when
+ * built with libpq 17). The stream runs on a connection taken out of the
+ * pipeline for its time, so a slow consumer holds back no other query. *out
+ * resolves with the final result (no rows; tag "SELECT n") once every row
+ * was handed over. Cancelling *out (or its deadline, req->timeout_ms, the
+ * pool's query timeout), fn returning an error or its ready future failing
+ * cancel the query on the server; the rows still on their way are dropped
+ * and the connection goes back to the pool. Memory: the rows of one call,
+ * each row a libpq result. Returns 0, ACTIO_EINVAL (as actio_db_send, no
+ * fn, batch_rows too large), ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL.
+ * Thread-safe. Free *out only once done (or cancelled).
+ */
+int actio_db_stream(actio_actor *db, const actio_db_request *req, size_t batch_rows,
+                    actio_db_stream_fn fn, void *arg, actio_future **out);
+
+/** The rows in a streamed batch. */
+size_t actio_db_rowset_count(const actio_db_rowset *rows);
+/** The result holding row i of the batch and, in *row, its row number
+ * there (read it with actio_db_text and the other getters); NULL out of
+ * range. */
+const actio_db_result *actio_db_rowset_at(const actio_db_rowset *rows, size_t i,
+                                        size_t *row);
+
+/** A cursor inside a transaction (DECLARE ... NO SCROLL CURSOR), for
+ * callers that page. Not thread-safe; its transaction must outlive it. */
+typedef struct actio_db_cursor actio_db_cursor;
+
+/** Declares a cursor for req's query in t; *cur is the caller's at once
+ * (its FETCHes may be sent before the DECLARE completes: they run in
+ * order), *out completes once declared. Returns 0, ACTIO_EINVAL,
+ * ACTIO_ENOMEM or ACTIO_ESTATE (t ended), with nothing made. */
+int actio_db_cursor_open(actio_db_txn *t, const actio_db_request *req,
+                         actio_db_cursor **cur, actio_future **out);
+/** FETCH FORWARD n (1 to 10^9): *out's value is an actio_db_result with
+ * the next rows, none once they are over. */
+int actio_db_cursor_fetch(actio_db_cursor *cur, size_t n, actio_future **out);
+/** CLOSE: frees the cursor's rows on the server before the transaction
+ * ends (its end closes it anyway). */
+int actio_db_cursor_close(actio_db_cursor *cur, actio_future **out);
+/** Frees the handle (not the server's cursor). NULL accepted. */
+void actio_db_cursor_free(actio_db_cursor *cur);
+
 /* ---- LISTEN / NOTIFY ---- */
 
 /** A notification (NOTIFY) heard on a channel. */

@@ -3,8 +3,11 @@
  * In pipeline mode every unit is its statement (a Parse first when the
  * statement is not prepared yet) followed by a Sync, so an error aborts
  * nothing but its own unit. Results then come as: [prepare's result, NULL],
- * the statement's result, NULL, PGRES_PIPELINE_SYNC. Scripts, COPY and
- * LISTEN leave pipeline mode for the time of their unit. */
+ * the statement's result, NULL, PGRES_PIPELINE_SYNC. A batch is one unit
+ * of many statements before one Sync (one implicit transaction): each
+ * statement's result and NULL, then the Sync. Scripts, COPY, LISTEN and
+ * streams (single-row mode) leave pipeline mode for the time of their
+ * unit. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -38,7 +41,7 @@ typedef struct stmt {
   char name[24];
 } stmt;
 
-enum stage { ST_PREP, ST_QUERY, ST_SYNC, ST_COPY, ST_DRAIN };
+enum stage { ST_PREP, ST_QUERY, ST_SYNC, ST_COPY, ST_DRAIN, ST_ROWS };
 
 typedef struct unit {
   void *arg;
@@ -48,6 +51,10 @@ typedef struct unit {
   int use_failed; /* its error is its statement's failed Parse */
   int copy;       /* sent as a COPY: its data phase is the caller's */
   enum stage stage;
+  /* A batch: n statements before one Sync, their results handed to each
+   * one by one (see actio__pg_conn_send_batch); n 0 for any other unit. */
+  actio__pg_batch_each_fn each;
+  size_t n, index;
   PGresult *res;  /* the result to hand over */
   int rc;         /* 0, or the error res carries */
   struct unit *next;
@@ -291,6 +298,8 @@ static void unit_unpush(actio__pg_conn *c) {
   c->spare = u;
 }
 
+static void keep(unit *u, PGresult *res);
+
 /* Sends "DEALLOCATE name" for an evicted statement as an internal unit. */
 static int deallocate(actio__pg_conn *c, const char *name) {
   char sql[48];
@@ -390,16 +399,133 @@ int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *arg) 
   return 0;
 }
 
-int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, int copy,
-                               void *arg) {
-  if (c->inflight > 0 || PQexitPipelineMode(c->pg) != 1)
-    return ACTIO_ESTATE;
+int actio__pg_conn_send_batch(actio__pg_conn *c, size_t n,
+                              actio__pg_batch_get_fn get,
+                              actio__pg_batch_each_fn each, void *arg) {
+  actio__pg_query q0, q;
+  stmt *s = NULL;
+  int fresh = 0;
+  get(arg, 0, &q0);
+  /* Only the first statement is prepared (and cached): the statements
+   * after it that share its text and count use it. Preparing any other
+   * could evict one this batch uses, and a DEALLOCATE sent mid-batch
+   * would bring a Sync of its own. */
+  if (q0.cache && c->cache_max > 0 && (s = stmt_get(c, &q0, &fresh)) == NULL)
+    return PQstatus(c->pg) == CONNECTION_BAD ? ACTIO_ECONN : ACTIO_ENOMEM;
   unit *u = unit_push(c, arg);
   if (u == NULL) {
+    if (fresh)
+      stmt_drop(c, s);
+    return ACTIO_ENOMEM;
+  }
+  u->each = each;
+  u->n = n;
+  u->stage = fresh ? ST_PREP : ST_QUERY;
+  if (s != NULL) {
+    s->refs++;
+    u->prep = s;
+    u->preparing = fresh;
+  }
+  int ok = !fresh || PQsendPrepare(c->pg, s->name, q0.sql, q0.nparams,
+                                   (const Oid *)q0.types);
+  for (size_t i = 0; ok && i < n; i++) {
+    if (i > 0)
+      get(arg, i, &q);
+    else
+      q = q0;
+    if (s != NULL && q.sql == q0.sql && q.nparams == q0.nparams)
+      ok = PQsendQueryPrepared(c->pg, s->name, q.nparams, q.values, q.lengths,
+                               q.formats, q.binary_results);
+    else
+      ok = PQsendQueryParams(c->pg, q.sql, q.nparams, (const Oid *)q.types,
+                             q.values, q.lengths, q.formats, q.binary_results);
+  }
+  /* One Sync for them all: the server runs the statements up to it as one
+   * implicit transaction, and an error skips the rest and rolls back. */
+  if (ok)
+    ok = PQpipelineSync(c->pg);
+  if (!ok) {
+    if (fresh)
+      stmt_drop(c, s);
+    unit_unpush(c);
+    return ACTIO_ECONN;
+  }
+  c->want_write = PQflush(c->pg) == 1;
+  return 0;
+}
+
+/* Leaves pipeline mode (nothing may be in flight) for a unit of the
+ * simple kind, pushed in *u; pipeline mode comes back once it ends. 0,
+ * ACTIO_ESTATE or ACTIO_ENOMEM. */
+static int simple_push(actio__pg_conn *c, void *arg, unit **u) {
+  if (c->inflight > 0 || PQexitPipelineMode(c->pg) != 1)
+    return ACTIO_ESTATE;
+  if ((*u = unit_push(c, arg)) == NULL) {
     PQenterPipelineMode(c->pg);
     return ACTIO_ENOMEM;
   }
-  u->simple = 1;
+  (*u)->simple = 1;
+  return 0;
+}
+
+int actio__pg_conn_send_stream(actio__pg_conn *c, const actio__pg_query *q,
+                               size_t chunk, void *arg) {
+  unit *u;
+  int rc = simple_push(c, arg, &u);
+  if (rc != 0)
+    return rc;
+  u->stage = ST_ROWS;
+  int ok = PQsendQueryParams(c->pg, q->sql, q->nparams, (const Oid *)q->types,
+                             q->values, q->lengths, q->formats, q->binary_results);
+#ifdef LIBPQ_HAS_CHUNK_MODE
+  ok = ok && PQsetChunkedRowsMode(c->pg, chunk > 1 ? (int)chunk : 1);
+#else
+  (void)chunk;
+  ok = ok && PQsetSingleRowMode(c->pg);
+#endif
+  if (!ok) {
+    unit_unpush(c);
+    PQenterPipelineMode(c->pg);
+    return ACTIO_ECONN;
+  }
+  c->want_write = PQflush(c->pg) == 1;
+  return 0;
+}
+
+int actio__pg_conn_stream_get(actio__pg_conn *c, actio__pg_result **rows) {
+  unit *u = c->head;
+  if (u == NULL || u->stage != ST_ROWS)
+    return ACTIO_EEOF;
+  if (PQisBusy(c->pg))
+    return 0;
+  PGresult *res = PQgetResult(c->pg);
+  ExecStatusType st = PQresultStatus(res);
+#ifdef LIBPQ_HAS_CHUNK_MODE
+  if (st == PGRES_TUPLES_CHUNK) {
+#else
+  if (st == PGRES_SINGLE_TUPLE) {
+#endif
+    *rows = actio__pg_wrap(res);
+    return PQntuples(res);
+  }
+  /* The end (its tag, or the error): the unit keeps it, and the NULL
+   * after it ends the unit in actio__pg_conn_input. */
+  u->stage = ST_QUERY;
+  if (res != NULL)
+    keep(u, res);
+  return ACTIO_EEOF;
+}
+
+int actio__pg_conn_in_rows(const actio__pg_conn *c) {
+  return c->head != NULL && c->head->stage == ST_ROWS;
+}
+
+int actio__pg_conn_send_simple(actio__pg_conn *c, const char *sql, int copy,
+                               void *arg) {
+  unit *u;
+  int rc = simple_push(c, arg, &u);
+  if (rc != 0)
+    return rc;
   u->copy = copy;
   u->stage = ST_QUERY;
   if (!PQsendQuery(c->pg, sql)) {
@@ -551,8 +677,8 @@ static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
   if (res == NULL) {
     if (u->simple)
       unit_end(c, done, ctx);
-    else if (u->stage == ST_QUERY)
-      u->stage = ST_SYNC;
+    else if (u->stage == ST_QUERY && ++u->index >= u->n)
+      u->stage = ST_SYNC; /* a batch's last statement, or the only one */
     return;
   }
   ExecStatusType st = PQresultStatus(res);
@@ -590,6 +716,15 @@ static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
     if (actio__pg_error_is(&e, "0A000") || actio__pg_error_is(&e, "26000"))
       stmt_drop(c, u->prep);
   }
+  if (u->each != NULL && u->stage == ST_QUERY) { /* a batch's statement */
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK ||
+        st == PGRES_EMPTY_QUERY) {
+      u->each(u->arg, u->index, actio__pg_wrap(res));
+      return;
+    }
+    if (u->rc == 0 && st != PGRES_PIPELINE_ABORTED)
+      u->each(u->arg, u->index, NULL); /* the first to fail */
+  }
   keep(u, res);
 }
 
@@ -608,7 +743,7 @@ int actio__pg_conn_input(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
     return ACTIO_ECONN;
   if (!PQconsumeInput(c->pg))
     return ACTIO_ECONN;
-  while (c->head != NULL && c->head->stage != ST_COPY) {
+  while (c->head != NULL && c->head->stage != ST_COPY && c->head->stage != ST_ROWS) {
     if (c->head->stage == ST_DRAIN) {
       drain(c);
       if (c->head->stage == ST_DRAIN)

@@ -75,6 +75,36 @@ int actio__pg_conn_txn_idle(const actio__pg_conn *c);
  * NULL: an internal unit whose outcome nobody wants). 0 or ACTIO_ECONN. */
 int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *unit);
 
+/* Statement i of a batch: fills *q (what it points to stays valid until
+ * the send returns). */
+typedef void (*actio__pg_batch_get_fn)(void *unit, size_t i, actio__pg_query *q);
+/* Statement i of a batch ended: res is its result (the callee's); or, res
+ * NULL, it is the statement that failed (the error comes with done). */
+typedef void (*actio__pg_batch_each_fn)(void *unit, size_t i, actio__pg_result *res);
+
+/* Sends n > 0 statements (get tells each) as one pipelined unit with one
+ * Sync at its end: the server runs them as one implicit transaction, all
+ * or nothing. Their results go to each as they come; done ends the unit
+ * (res: an empty result). The first statement is prepared and cached when
+ * it asks for it, and used by the later ones with the same sql pointer and
+ * count; the others are sent unnamed. 0, ACTIO_ENOMEM or ACTIO_ECONN. */
+int actio__pg_conn_send_batch(actio__pg_conn *c, size_t n,
+                              actio__pg_batch_get_fn get,
+                              actio__pg_batch_each_fn each, void *unit);
+
+/* Leaves pipeline mode (nothing may be in flight) and sends q unnamed in
+ * single-row mode (libpq 17: chunks of `chunk` rows): its rows are read
+ * with actio__pg_conn_stream_get, and its end (the tag, or the error) comes
+ * through done. 0, ACTIO_ESTATE, ACTIO_ENOMEM or ACTIO_ECONN. */
+int actio__pg_conn_send_stream(actio__pg_conn *c, const actio__pg_query *q,
+                               size_t chunk, void *unit);
+/* The next rows of the stream at the head: their number (> 0) with *rows
+ * (a result; free it), 0 when none has arrived yet, ACTIO_EEOF once they
+ * are over (the unit ends in the next actio__pg_conn_input). */
+int actio__pg_conn_stream_get(actio__pg_conn *c, actio__pg_result **rows);
+/* 1 while the head unit is a stream with rows still to read. */
+int actio__pg_conn_in_rows(const actio__pg_conn *c);
+
 /* Leaves pipeline mode (nothing may be in flight) and sends `sql` with the
  * simple protocol (scripts, COPY, LISTEN); pipeline mode comes back once
  * this unit ends. With `copy`, a COPY's data phase is handed to the caller
