@@ -55,7 +55,16 @@ static const char usage_text[] =
     "           pipelined on them, up to max(64, C/K) on each\n"
     "  db_rows  the same flags; SELECT g, md5(g::text) FROM\n"
     "           generate_series($1::int, $1::int + 99) g, every value of the\n"
-    "           100 rows read and checked\n"
+    "           100 rows read and checked\n";
+/* Two strings: one would be longer than C99 compilers must take. */
+static const char usage_text2[] =
+    "  db_executemany --dsn DSN [--rows N] [--batch B] [--concurrency C] [--workers W]\n"
+    "           N rows (id int, v text) inserted into a fresh table in executemany\n"
+    "           batches of B, C batches in flight on C connections (defaults: N\n"
+    "           1000000, B 50, C 8; per_sec: rows)\n"
+    "  db_stream --dsn DSN [--rows N] [--batch B] [--workers W]\n"
+    "           SELECT g, md5(g::text) FROM generate_series(1, N) g streamed B rows\n"
+    "           a call, every value read and checked (defaults: N 10000000, B 256)\n"
     "  cq       [--n N] [--producers P] [--batch B]\n"
     "           N completions through a completion queue's descriptor to an\n"
     "           epoll loop: P threads each make, register and complete futures;\n"
@@ -1448,13 +1457,164 @@ static int run_timers(uint64_t n) {
   return rc != 0 || got != n;
 }
 
+/* ---- db_executemany, db_stream ---- */
+
+typedef struct many_job {
+  actio_actor *db;
+  const char **values; /* 2 per row: id and v */
+  uint64_t batch;
+  _Atomic uint64_t ok_rows;
+} many_job;
+
+/* On the worker: a batch counts once it inserted all of its rows. */
+static void many_consume(actio_future *f, void *arg) {
+  many_job *j = arg;
+  const actio_db_batch_result *b = actio_future_value(f);
+  if (b != NULL && actio_db_batch_affected(b) == j->batch)
+    atomic_fetch_add_explicit(&j->ok_rows, j->batch, memory_order_relaxed);
+}
+
+static int many_start(size_t i, void *arg, actio_future **out) {
+  many_job *j = arg;
+  int rc = actio_db_executemany(j->db, "INSERT INTO actio_bench_many VALUES ($1, $2)", 2,
+                                j->batch, j->values + i * j->batch * 2, out);
+  if (rc == 0 && actio_future_on_done(*out, many_consume, j) != 0)
+    return ACTIO_ENOMEM;
+  return rc;
+}
+
+/* The pool for a database workload: `conns` connections, opened before
+ * the clock starts. NULL on failure (said). */
+static actio_actor *db_pool_for(actio_runtime **rt, const char *dsn, unsigned conns,
+                                uint64_t workers, unsigned depth) {
+  actio_actor *db = NULL;
+  actio_db_opts o = {.dsn = dsn, .workers = (unsigned)workers, .min_connections = conns,
+                     .max_connections = conns, .pipeline_depth = depth};
+  int rc = actio_runtime_create(rt, NULL);
+  if (rc == 0 && (rc = actio_db_spawn(*rt, &o, &db)) != 0)
+    actio_runtime_destroy(*rt);
+  if (rc != 0) {
+    fprintf(stderr, "actio-bench: database actor: %s\n", actio_strerror(rc));
+    return NULL;
+  }
+  if (db_wait_connected(db, conns) != 0) {
+    actio_runtime_destroy(*rt);
+    return NULL;
+  }
+  return db;
+}
+
+/* Runs sql on db and waits; 0 or -1 (said). */
+static int db_exec(actio_actor *db, const char *sql) {
+  actio_future *f;
+  int rc = actio_db_script(db, sql, &f);
+  if (rc == 0 && (rc = actio_future_wait(f, -1)) != 0)
+    fprintf(stderr, "actio-bench: %s: %s\n", sql, actio_future_errmsg(f));
+  actio_future_unref(f);
+  return rc == 0 ? 0 : -1;
+}
+
+/* N rows (id int, v text) inserted into a fresh table in executemany
+ * batches of B, C batches in flight on C connections, one batch on each at
+ * a time: pgbench -c C running B INSERTs in one pipeline with one sync. */
+static int run_db_many(const char *dsn, uint64_t n, uint64_t batch, uint64_t c,
+                       uint64_t workers) {
+  unsigned conns = c < 64 ? (unsigned)c : 64;
+  uint64_t batches = n / batch;
+  n = batches * batch;
+  many_job job = {.batch = batch};
+  job.values = malloc((size_t)n * 2 * sizeof *job.values);
+  char *text = malloc((size_t)n * 24);
+  if (job.values == NULL || text == NULL) {
+    fprintf(stderr, "actio-bench: out of memory\n");
+    return 1;
+  }
+  for (uint64_t i = 0; i < n; i++) { /* made before the clock, as the peers' */
+    char *id = text + i * 24, *v = id + 10;
+    snprintf(id, 10, "%" PRIu64, i % 1000000000);
+    snprintf(v, 14, "v%" PRIu64, i % 1000000000000);
+    job.values[2 * i] = id;
+    job.values[2 * i + 1] = v;
+  }
+  actio_runtime *rt;
+  job.db = db_pool_for(&rt, dsn, conns, workers, 1);
+  double secs = 0;
+  if (job.db != NULL &&
+      db_exec(job.db, "DROP TABLE IF EXISTS actio_bench_many;"
+                      "CREATE TABLE actio_bench_many (id int, v text)") == 0)
+    secs = closed_loop("db_executemany", batches, c, many_start, &job);
+  if (job.db != NULL)
+    actio_runtime_destroy(rt);
+  free(job.values);
+  free(text);
+  uint64_t ok = atomic_load(&job.ok_rows);
+  char extra[160];
+  snprintf(extra, sizeof extra, ", \"batch\": %" PRIu64 ", \"connections\": %u", batch, conns);
+  extra_workers(extra, sizeof extra, workers);
+  emit("actio", "db_executemany", n, c, ok, n - ok, secs, extra);
+  return ok != n;
+}
+
+typedef struct stream_job {
+  uint64_t rows, bad;
+  int64_t next; /* the g expected next */
+} stream_job;
+
+/* On the worker: every value read and checked, as the peers do. */
+static int stream_rows(void *arg, const actio_db_rowset *rows, actio_future **ready) {
+  stream_job *j = arg;
+  (void)ready;
+  size_t n = actio_db_rowset_count(rows);
+  for (size_t i = 0; i < n; i++) {
+    size_t row;
+    const actio_db_result *r = actio_db_rowset_at(rows, i, &row);
+    int32_t g = 0;
+    const char *md5 = NULL;
+    if (actio_db_int32(r, row, 0, &g) != 0 || g != j->next ||
+        actio_db_text(r, row, 1, &md5) != 0 || strlen(md5) != 32)
+      j->bad++;
+    j->next++;
+  }
+  j->rows += n;
+  return 0;
+}
+
+/* SELECT g, md5(g::text) FROM generate_series(1, N) g through a stream
+ * in batches of B rows (per_sec: rows). */
+static int run_db_stream(const char *dsn, uint64_t n, uint64_t batch, uint64_t workers) {
+  actio_runtime *rt;
+  actio_actor *db = db_pool_for(&rt, dsn, 1, workers, 1);
+  if (db == NULL)
+    return 1;
+  char sql[96];
+  snprintf(sql, sizeof sql, "SELECT g, md5(g::text) FROM generate_series(1, %" PRIu64 ") g", n);
+  stream_job job = {.next = 1};
+  actio_future *f;
+  double t0 = now_sec();
+  int rc = actio_db_stream(db, &(actio_db_request){.sql = sql}, batch, stream_rows, &job, &f);
+  if (rc == 0) {
+    rc = actio_future_wait(f, -1);
+    if (rc != 0)
+      fprintf(stderr, "actio-bench: db_stream: %s\n", actio_future_errmsg(f));
+    actio_future_unref(f);
+  }
+  double secs = now_sec() - t0;
+  actio_runtime_destroy(rt);
+  uint64_t ok = rc == 0 ? job.rows - job.bad : 0;
+  char extra[160];
+  snprintf(extra, sizeof extra, ", \"batch\": %" PRIu64 ", \"rows\": %" PRIu64, batch, job.rows);
+  extra_workers(extra, sizeof extra, workers);
+  emit("actio", "db_stream", n, 1, ok, n - ok, secs, extra);
+  return ok != n;
+}
+
 /* ---- command line ---- */
 
 enum {
   W_GATHER = 1, W_PINGPONG = 2, W_WRITE_SMALL = 8,
   W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
   W_DB_POINT = 256, W_DB_ROWS = 512, W_PENDING = 1024, W_CQ = 2048, W_TIMERS = 4096,
-  W_REMOTE = 8192, W_ECHO = 16384,
+  W_REMOTE = 8192, W_ECHO = 16384, W_DB_MANY = 32768, W_DB_STREAM = 65536,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
   W_DB = W_DB_POINT | W_DB_ROWS,
   W_FILES = W_SMALL | W_READ_LINES | W_READ_LARGE,
@@ -1483,16 +1643,17 @@ static const flag flags[] = {
     {"--fanout", W_GATHER, offsetof(settings, fanout), 1, 1u << 24},
     {"--threads", W_GATHER, offsetof(settings, threads), 1, 1024},
     {"--producers", W_CQ, offsetof(settings, producers), 1, 1024},
-    {"--batch", W_CQ, offsetof(settings, batch), 1, 1u << 20},
+    {"--batch", W_CQ | W_DB_MANY | W_DB_STREAM, offsetof(settings, batch), 1, 1u << 20},
+    {"--rows", W_DB_MANY | W_DB_STREAM, offsetof(settings, n), 1, UINT64_C(1) << 40},
     {"--spin", W_PINGPONG, offsetof(settings, spin), 1, 1u << 24},
     {"--files", W_SMALL, offsetof(settings, files), 1, 100000000},
     {"--size", W_WRITE_SMALL, offsetof(settings, size), 0, 1u << 30},
-    {"--concurrency", W_SMALL | W_HTTP_GET | W_DB | W_REMOTE, offsetof(settings, concurrency), 1,
+    {"--concurrency", W_SMALL | W_HTTP_GET | W_DB | W_REMOTE | W_DB_MANY, offsetof(settings, concurrency), 1,
      1u << 20},
     {"--requests", W_HTTP_GET | W_REMOTE, offsetof(settings, requests), 1, UINT64_C(1) << 40},
     {"--queries", W_DB, offsetof(settings, queries), 1, UINT64_C(1) << 32},
     {"--connections", W_DB, offsetof(settings, connections), 1, 1024},
-    {"--workers", W_FILES | W_HTTP_GET | W_DB, offsetof(settings, workers), 1, 1024},
+    {"--workers", W_FILES | W_HTTP_GET | W_DB | W_DB_MANY | W_DB_STREAM, offsetof(settings, workers), 1, 1024},
     {"--chunk", W_READ_LARGE, offsetof(settings, chunk), 1, 1u << 30},
 };
 
@@ -1507,7 +1668,7 @@ static const str_flag str_flags[] = {
     {"--dir", W_SMALL, offsetof(settings, dir)},
     {"--path", W_READ_LINES | W_READ_LARGE, offsetof(settings, path)},
     {"--url", W_HTTP_GET, offsetof(settings, url)},
-    {"--dsn", W_DB | W_PENDING, offsetof(settings, dsn)},
+    {"--dsn", W_DB | W_PENDING | W_DB_MANY | W_DB_STREAM, offsetof(settings, dsn)},
     {"--nats", W_REMOTE | W_ECHO, offsetof(settings, nats)},
 };
 
@@ -1524,14 +1685,15 @@ static int parse_u64(const char *s, uint64_t *out) {
 }
 
 static int bad_usage(const char *why, const char *what) {
-  fprintf(stderr, "actio-bench: %s%s%s\n%s", why, what ? ": " : "",
-          what ? what : "", usage_text);
+  fprintf(stderr, "actio-bench: %s%s%s\n%s%s", why, what ? ": " : "",
+          what ? what : "", usage_text, usage_text2);
   return 2;
 }
 
 int main(int argc, char **argv) {
   if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
     fputs(usage_text, stdout);
+    fputs(usage_text2, stdout);
     return 0;
   }
   if (argc < 2)
@@ -1578,6 +1740,15 @@ int main(int argc, char **argv) {
     w = workload[3] == 'p' ? W_DB_POINT : W_DB_ROWS;
     s.queries = 50000;
     s.concurrency = 8; /* the peer's and pgbench's -c 8 */
+  } else if (strcmp(workload, "db_executemany") == 0) {
+    w = W_DB_MANY;
+    s.n = 1000000;
+    s.batch = 50;
+    s.concurrency = 8; /* pgbench -c 8 */
+  } else if (strcmp(workload, "db_stream") == 0) {
+    w = W_DB_STREAM;
+    s.n = 10000000;
+    s.batch = 256;
   } else {
     return bad_usage("unknown workload", workload);
   }
@@ -1646,8 +1817,13 @@ int main(int argc, char **argv) {
     return run_pending(s.n, s.dsn, s.http);
   if (w == W_TIMERS)
     return run_timers(s.n);
-  if ((w & W_DB) && s.dsn == NULL)
+  if ((w & (W_DB | W_DB_MANY | W_DB_STREAM)) && s.dsn == NULL)
     return bad_usage("--dsn is required for", workload);
+  if (w == W_DB_MANY)
+    return run_db_many(s.dsn, s.n, s.batch, s.concurrency, s.workers);
+  if (w == W_DB_STREAM)
+    return s.batch > 65536 ? bad_usage("--batch is at most 65536 for", workload)
+                           : run_db_stream(s.dsn, s.n, s.batch, s.workers);
   if (s.connections != 0 && !s.pipeline)
     return bad_usage("--connections goes with --pipeline (without it, one "
                      "connection per query in flight)", NULL);

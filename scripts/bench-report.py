@@ -153,6 +153,15 @@ groups.append(dict(label="db_rows (100 rows), C=8", short="db_rows C=8", workloa
 groups.append(dict(label="db_rows (100 rows), C=16", short="db_rows C=16", workload="db_rows",
                    sel=dict(concurrency=16),
                    others=[("pgbench", dict(concurrency=16), LIM, "pgbench -c 16", 0.9)]))
+groups.append(dict(label=f"db_executemany, {n_of('db_executemany')} rows in batches of 50, C=8",
+                   short="db_executemany", workload="db_executemany", sel=dict(concurrency=8),
+                   peer_target=2, others=peers("asyncpg+uvloop", "asyncpg", concurrency=8) +
+                   [("pgbench-pipeline", {}, LIM, "pgbench -c 8, 50 INSERTs per pipeline, one sync",
+                     0.7)]))
+groups.append(dict(label=f"db_stream, {n_of('db_stream')} rows of (g, md5(g))", short="db_stream",
+                   workload="db_stream", sel={}, peer_target=3,
+                   others=peers("asyncpg+uvloop", "asyncpg") +
+                   [("psql-copy", {}, LIM, "psql COPY TO STDOUT > /dev/null", 0.5)]))
 files = n_of("file_write_small")
 groups.append(dict(label=f"file_write_small, {files} x 4 KiB, C=64", short="file_write_small",
                    workload="file_write_small", sel={}, peer_target=10,

@@ -100,13 +100,14 @@ psql "$BENCH_PG_DSN" -XAtqc 'SELECT 1' >/dev/null ||
 # mailbox moves 2N messages, the Python pingpong and cq N/5); FILES x 4 KiB; LINES in the file actio reads and
 # PYLINES in the one aiofiles reads; BIGMB for the large file; HTTPN
 # requests; DBQ, DBPQ (pipelined, C=400) and DBROWS queries; PGT and WRKT
-# seconds of pgbench and wrk; REMN remote asks over NATS.
+# seconds of pgbench and wrk; REMN remote asks over NATS; MANYN rows
+# inserted by executemany and STREAMN rows streamed.
 if [ $quick = 1 ]; then
   N=100000 FILES=1000 LINES=200000 PYLINES=20000 BIGMB=64 HTTPN=2000
-  DBQ=4000 DBPQ=20000 DBROWS=1000 PGT=1 WRKT=1 REMN=10000
+  DBQ=4000 DBPQ=20000 DBROWS=1000 PGT=1 WRKT=1 REMN=10000 MANYN=20000 STREAMN=200000
 else
   N=1000000 FILES=10000 LINES=2000000 PYLINES=200000 BIGMB=1024 HTTPN=20000
-  DBQ=100000 DBPQ=500000 DBROWS=20000 PGT=5 WRKT=5 REMN=100000
+  DBQ=100000 DBPQ=500000 DBROWS=20000 PGT=5 WRKT=5 REMN=100000 MANYN=400000 STREAMN=2000000
 fi
 : > "$OUT"
 
@@ -261,6 +262,42 @@ for r in $(seq "$ROUNDS"); do
   run $BENCH db_rows --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 16
   run pgbench_line pgbench db_rows "$work/rows.sql" 1 16 $DBROWS
 done
+
+section "database batches and streams, $ROUNDS round(s)"
+# executemany in batches of PIPE rows against pgbench's PIPE INSERTs in one
+# pipeline with one sync (counted as PIPE rows), the same rows per client.
+{ printf '\\set id random(1, 1000000000)\n\\startpipeline\n'
+  for _ in $(seq $PIPE); do printf "INSERT INTO actio_bench_many VALUES (:id, 'v');\n"; done
+  printf '\\endpipeline\n'; } > "$work/many-pipe.sql"
+many_table() {
+  psql "$BENCH_PG_DSN" -XAtqc 'DROP TABLE IF EXISTS actio_bench_many; CREATE TABLE actio_bench_many (id int, v text)'
+}
+STREAM_SQL="SELECT g, md5(g::text) FROM generate_series(1, $STREAMN) g"
+# psql's COPY of the stream's query to /dev/null: the limit of any client.
+copy_line() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  psql "$BENCH_PG_DSN" -XAtqc "COPY ($STREAM_SQL) TO STDOUT" > /dev/null || return 1
+  t1=$(date +%s.%N)
+  $PY -c '
+import json, sys
+n, secs = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2])
+print(json.dumps({"impl": "psql-copy", "workload": "db_stream", "n": n, "concurrency": 1, "ok": n,
+                  "errors": 0, "seconds": round(secs, 6), "per_sec": round(n / secs, 1)}))' "$STREAMN" "$t0" "$t1"
+}
+for r in $(seq "$ROUNDS"); do
+  TAG="round=$r"
+  run $BENCH db_executemany --dsn "$BENCH_PG_DSN" --rows $MANYN --batch $PIPE --concurrency 8
+  run $PY $PEERS/asyncpg_batch.py --dsn "$BENCH_PG_DSN" --rows $MANYN --batch $PIPE --concurrency 8 --uvloop
+  run $PY $PEERS/asyncpg_batch.py --dsn "$BENCH_PG_DSN" --rows $MANYN --batch $PIPE --concurrency 8
+  many_table
+  run pgbench_line pgbench-pipeline db_executemany "$work/many-pipe.sql" $PIPE 8 $((MANYN / PIPE))
+  run $BENCH db_stream --dsn "$BENCH_PG_DSN" --rows $STREAMN
+  run $PY $PEERS/asyncpg_batch.py --dsn "$BENCH_PG_DSN" --rows $STREAMN --batch 1000 --workload stream --uvloop
+  run $PY $PEERS/asyncpg_batch.py --dsn "$BENCH_PG_DSN" --rows $STREAMN --batch 1000 --workload stream
+  run copy_line
+done
+psql "$BENCH_PG_DSN" -XAtqc 'DROP TABLE IF EXISTS actio_bench_many' || true
 
 section "remote actors over NATS ($BENCH_NATS_URL), $ROUNDS round(s)"
 # nats.js, the NATS client of Node, from the npm registry once per run, when
