@@ -794,6 +794,76 @@ START_TEST(closed_for_good_fails_the_actor) {
 }
 END_TEST
 
+START_TEST(messages_built_and_bad_arguments) {
+  actio_nats_msg *m = NULL;
+  ck_assert_int_eq(actio_nats_msg_create(NULL, "x", 1), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_nats_msg_create(&m, NULL, 1), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_nats_msg_create(&m, NULL, 0), 0);
+  size_t len = 7;
+  ck_assert_ptr_null(actio_nats_msg_data(m, &len));
+  ck_assert_uint_eq(len, 0);
+  actio_nats_msg_free(m);
+  ck_assert_int_eq(actio_nats_msg_create(&m, "abc", 3), 0);
+  ck_assert(memcmp(actio_nats_msg_data(m, NULL), "abc", 3) == 0);
+  ck_assert_ptr_null(actio_nats_msg_subject(m)); /* built: none */
+  ck_assert_int_eq(actio_nats_msg_add_header(m, "Trace-Id", "t-1"), 0);
+  ck_assert_int_eq(actio_nats_msg_add_header(m, "Other", ""), 0);
+  const char *bad_keys[] = {"", "a:b", "a b", "a\nb"};
+  for (size_t i = 0; i < sizeof bad_keys / sizeof *bad_keys; i++)
+    ck_assert_int_eq(actio_nats_msg_add_header(m, bad_keys[i], "v"), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_nats_msg_add_header(m, "Key", "line\r\nInjected: 1"), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_nats_msg_add_header(m, NULL, "v"), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_nats_msg_add_header(NULL, "k", "v"), ACTIO_EINVAL);
+  ck_assert_str_eq(actio_nats_msg_header(m, "trace-id"), "t-1"); /* without case */
+  ck_assert_str_eq(actio_nats_msg_header(m, "Other"), "");
+  ck_assert_ptr_null(actio_nats_msg_header(m, "Missing"));
+  ck_assert_ptr_null(actio_nats_msg_header(m, NULL));
+  ck_assert_ptr_null(actio_nats_msg_header(NULL, "k"));
+  ck_assert_ptr_null(actio_nats_msg_data(NULL, &len));
+  actio_nats_msg_free(m);
+  actio_nats_msg_free(NULL);
+  actio_nats_unserve(NULL);
+  /* A received message takes no header. */
+  responder r;
+  actio_actor *a = spawn_responder(&r, "echo");
+  actio_actor *c = connect_plain();
+  actio_nats_service *svc;
+  ck_assert_int_eq(actio_nats_serve(c, "svc.msg", a, NULL, &svc), 0);
+  const char *h[] = {"Trace-Id", "t-2", NULL};
+  actio_nats_request req = {.subject = "svc.msg", .data = "hi", .len = 2, .headers = h};
+  actio_future *f;
+  ck_assert_int_eq(actio_nats_ask(c, &req, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  actio_nats_msg *got = actio_future_value(f);
+  ck_assert_int_eq(actio_nats_msg_add_header(got, "k", "v"), ACTIO_EINVAL);
+  ck_assert_str_eq(actio_nats_msg_header(got, "Served-By"), "echo");
+  ck_assert_ptr_nonnull(actio_nats_msg_subject(got)); /* the inbox it came to */
+  actio_future_unref(f);
+  /* Bad arguments to the calls, and counters of what is no connection. */
+  actio_nats_service *s2 = NULL;
+  ck_assert_int_eq(actio_nats_serve(NULL, "a", a, NULL, &s2), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_nats_serve(c, NULL, a, NULL, &s2), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_nats_serve(c, "a", NULL, NULL, &s2), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_nats_serve(a, "a", a, NULL, &s2), ACTIO_EINVAL);
+  actio_nats_serve_opts bad_queue = {.queue = "a b"};
+  ck_assert_int_eq(actio_nats_serve(c, "a", a, &bad_queue, &s2), ACTIO_EINVAL);
+  ck_assert_ptr_null(s2);
+  actio_nats_request neg = {.subject = "a", .retries = -1};
+  ck_assert_int_eq(actio_nats_ask(c, &neg, &f), ACTIO_EINVAL);
+  actio_nats_request nodata = {.subject = "a", .len = 3};
+  ck_assert_int_eq(actio_nats_ask(c, &nodata, &f), ACTIO_EINVAL);
+  actio_nats_stats st;
+  actio_nats_stats_get(a, &st);
+  ck_assert_uint_eq(st.sent, 0);
+  ck_assert_int_eq(st.connected, 0);
+  actio_nats_stats_get(NULL, &st);
+  ck_assert_int_eq(actio_nats_spawn(rt, NULL, &c), ACTIO_EINVAL);
+  actio_nats_opts bad = {.url = nats_url, .max_reconnect = -2};
+  ck_assert_int_eq(actio_nats_spawn(rt, &bad, &c), ACTIO_EINVAL);
+  actio_nats_unserve(svc);
+}
+END_TEST
+
 /* ---- the servers ---- */
 
 static int start_servers(void) {
@@ -851,6 +921,7 @@ int main(void) {
   tcase_add_test(tc, stop_fails_pending_requests);
   tcase_add_test(tc, reconnects_reach_the_supervisor_and_the_metrics);
   tcase_add_test(tc, closed_for_good_fails_the_actor);
+  tcase_add_test(tc, messages_built_and_bad_arguments);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();

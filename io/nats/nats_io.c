@@ -2,6 +2,7 @@
  * subscribing, reading received messages, error headers, subjects. */
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,12 @@ struct actio__nats_sub {
   actio__nats_msg_fn fn;
   void (*done)(void *arg);
   void *arg;
+  /* Two holders: the handle, until actio__nats_unsubscribe, and cnats's
+   * dispatch, until on_complete (which a closed connection brings too).
+   * Acq_rel: whoever drops the last frees s after the other's reads. */
+  _Atomic int refs;
+  int failed;  /* the subscribe failed: done is not called (set before the
+                  unsubscribe that brings on_complete) */
 };
 
 /* A natsMsg travels as an actio__nats_msg: the same pointer, never
@@ -239,6 +246,20 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
   s->fn(s->arg, (actio__nats_msg *)(void *)m);
 }
 
+static void sub_unref(actio__nats_sub *s) {
+  if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+    free(s);
+}
+
+/* cnats's last word on a subscription: its message callback has returned
+ * for good, so s, which that callback reads, may go from now on. */
+static void on_complete(void *arg) {
+  actio__nats_sub *s = arg;
+  if (!s->failed)
+    s->done(s->arg);
+  sub_unref(s);
+}
+
 int actio__nats_subscribe(actio__nats_conn *c, const char *subject, const char *queue,
                           actio__nats_msg_fn fn, void (*done)(void *arg), void *arg,
                           actio__nats_sub **out) {
@@ -248,27 +269,34 @@ int actio__nats_subscribe(actio__nats_conn *c, const char *subject, const char *
   s->fn = fn;
   s->done = done;
   s->arg = arg;
+  atomic_init(&s->refs, 2);
   natsStatus st = queue != NULL
                       ? natsConnection_QueueSubscribe(&s->sub, c->nc, subject, queue, on_msg, s)
                       : natsConnection_Subscribe(&s->sub, c->nc, subject, on_msg, s);
-  if (st == NATS_OK) {
-    /* No limit of cnats's own on what waits for the callback: the actors
-     * above bound their work themselves. */
-    st = natsSubscription_SetPendingLimits(s->sub, -1, -1);
-    if (st == NATS_OK)
-      st = natsSubscription_SetOnCompleteCB(s->sub, done, arg);
-    /* A round trip: the server has the subscription once this returns,
-     * so a request sent next from anywhere finds it. */
-    if (st == NATS_OK)
-      st = natsConnection_FlushTimeout(c->nc, c->flush_ms);
-    if (st != NATS_OK) {
-      natsSubscription_Unsubscribe(s->sub);
-      natsSubscription_Destroy(s->sub);
-    }
-  }
   if (st != NATS_OK) {
     free(s);
     return code_of(st) == ACTIO_EINVAL ? ACTIO_EINVAL : ACTIO_ENATS;
+  }
+  st = natsSubscription_SetOnCompleteCB(s->sub, on_complete, s);
+  if (st != NATS_OK) {
+    /* Closed already (the connection went): a message call may still be
+     * on its way out, reading s, and nothing will say when it is done:
+     * s is left to it, not freed. */
+    natsSubscription_Unsubscribe(s->sub);
+    natsSubscription_Destroy(s->sub);
+    return ACTIO_ENATS;
+  }
+  /* No limit of cnats's own on what waits for the callback: the actors
+   * above bound their work themselves. Then a round trip: the server has
+   * the subscription once this returns, so a request sent next from
+   * anywhere finds it. */
+  st = natsSubscription_SetPendingLimits(s->sub, -1, -1);
+  if (st == NATS_OK)
+    st = natsConnection_FlushTimeout(c->nc, c->flush_ms);
+  if (st != NATS_OK) {
+    s->failed = 1;
+    actio__nats_unsubscribe(s);
+    return ACTIO_ENATS;
   }
   *out = s;
   return 0;
@@ -279,7 +307,7 @@ void actio__nats_unsubscribe(actio__nats_sub *s) {
     return;
   (void)natsSubscription_Unsubscribe(s->sub);
   natsSubscription_Destroy(s->sub);
-  free(s);
+  sub_unref(s);
 }
 
 const char *actio__nats_msg_subject(const actio__nats_msg *m) {

@@ -81,7 +81,8 @@ typedef void (*actio__nats_msg_fn)(void *arg, actio__nats_msg *m);
 int actio__nats_subscribe(actio__nats_conn *c, const char *subject, const char *queue,
                           actio__nats_msg_fn fn, void (*done)(void *arg), void *arg,
                           actio__nats_sub **out);
-/* Ends the subscription (done follows) and frees the handle. */
+/* Ends the subscription; done follows, on cnats's thread, once no call of
+ * fn can come, and the handle is freed then. */
 void actio__nats_unsubscribe(actio__nats_sub *s);
 
 /* A received message's parts, borrowed from it. @{ */
