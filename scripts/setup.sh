@@ -19,6 +19,7 @@ PKGS=(
   # scripts that stop them find nginx's workers with pgrep)
   postgresql postgresql-contrib nginx procps
   nats-server libnats-dev  # remote actors (actio/nats.h): the server, cnats
+  tinyproxy microsocks  # the HTTP tests' proxies: http (CONNECT too), socks5
   # benchmarks: the Python peers (bench/peers), the limits (wrk; pgbench comes
   # with postgresql), the chart; git for the test that clones the repository
   # and runs scripts/bench.sh there (tests/perf/bench_from_clone.sh)

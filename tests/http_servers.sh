@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # http_servers.sh: nginx on loopback for the HTTP tests, plain HTTP/1.1 and
-# TLS with HTTP/2, under a throwaway CA, all state in one folder.
+# TLS with HTTP/2, under a throwaway CA, and proxies (tinyproxy for http,
+# microsocks for socks5), all state in one folder.
 #   tests/http_servers.sh start DIR   make DIR, start nginx (or find it
 #                                     running), print the env lines below
 #   tests/http_servers.sh stop DIR    stop nginx; DIR is the caller's to remove
@@ -9,8 +10,15 @@
 #   CA_FILE=DIR/tls/ca.pem                 NGINX_DOCROOT=DIR/www
 #   NGINX_MTLS_URL=https://127.0.0.1:<p>   (asks for a client certificate)
 #   CLIENT_CERT=DIR/tls/client.pem         CLIENT_KEY=DIR/tls/client.key
-# DIR/www holds 1k, 64k, 8m (random bytes) and index.html. Both ports are
-# picked free by the kernel. Needs nginx, openssl, curl and python3.
+#   PROXY_URL=http://127.0.0.1:<p>        tinyproxy: CONNECT to NGINX_HTTPS_URL's
+#                                          port only (others get a 403)
+#   PROXY_AUTH_URL=http://127.0.0.1:<p>   the same, with Basic credentials
+#                                          actio / proxy-pw
+#   SOCKS_URL=socks5h://127.0.0.1:<p>     microsocks, no credentials
+#   SOCKS_AUTH_URL=socks5h://127.0.0.1:<p> microsocks, actio / socks-pw
+# DIR/www holds 1k, 64k, 8m (random bytes) and index.html. Every port is
+# picked free by the kernel. Needs nginx, openssl, curl, python3,
+# tinyproxy and microsocks.
 set -euo pipefail
 
 usage() {
@@ -36,6 +44,67 @@ running() {
   [ -s "$DIR/nginx.pid" ] && kill -0 "$(cat "$DIR/nginx.pid")" 2>/dev/null
 }
 
+# The proxies run in the foreground of a background job: their pids are
+# ours, in DIR/proxies.pid, one a line.
+
+tinyproxy_conf() {
+  local port=$1 connect_port=$2 auth=$3
+  cat <<CONF
+Port $port
+Listen 127.0.0.1
+Timeout 60
+MaxClients 256
+LogLevel Warning
+Allow 127.0.0.1
+ConnectPort $connect_port
+$auth
+CONF
+}
+
+# Waits up to 10 s for a proxy to take connections.
+wait_port() {
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+start_proxies() {
+  local tls_port=$1 ports p1 p2 p3 p4
+  ports=$(free_ports 4)
+  read -r p1 p2 p3 p4 <<<"$ports"
+  tinyproxy_conf "$p1" "$tls_port" "" > "$DIR/tinyproxy.conf"
+  tinyproxy_conf "$p2" "$tls_port" "BasicAuth actio proxy-pw" > "$DIR/tinyproxy-auth.conf"
+  : > "$DIR/proxies.pid"
+  tinyproxy -d -c "$DIR/tinyproxy.conf" </dev/null >>"$DIR/proxies.log" 2>&1 &
+  echo $! >> "$DIR/proxies.pid"
+  tinyproxy -d -c "$DIR/tinyproxy-auth.conf" </dev/null >>"$DIR/proxies.log" 2>&1 &
+  echo $! >> "$DIR/proxies.pid"
+  microsocks -i 127.0.0.1 -p "$p3" </dev/null >>"$DIR/proxies.log" 2>&1 &
+  echo $! >> "$DIR/proxies.pid"
+  microsocks -i 127.0.0.1 -p "$p4" -u actio -P socks-pw </dev/null >>"$DIR/proxies.log" 2>&1 &
+  echo $! >> "$DIR/proxies.pid"
+  for p in $p1 $p2 $p3 $p4; do
+    wait_port "$p" || return 1
+  done
+  echo "PROXY_URL=http://127.0.0.1:$p1"
+  echo "PROXY_AUTH_URL=http://127.0.0.1:$p2"
+  echo "SOCKS_URL=socks5h://127.0.0.1:$p3"
+  echo "SOCKS_AUTH_URL=socks5h://127.0.0.1:$p4"
+}
+
+stop_proxies() {
+  [ -s "$DIR/proxies.pid" ] || return 0
+  local pid
+  while read -r pid; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done < "$DIR/proxies.pid"
+  rm -f "$DIR/proxies.pid"
+}
+
 make_tls() {
   bash "$HERE/make_certs.sh" "$DIR/tls"
 }
@@ -50,13 +119,13 @@ make_www() {
   printf '<!doctype html>\n<title>actio</title>\n<p>actio test server</p>\n' > "$www/index.html"
 }
 
-# Three distinct free loopback ports. The kernel could hand one out again
-# before nginx binds it; start() retries if nginx then fails to listen.
+# N (default 3) distinct free loopback ports. The kernel could hand one out
+# again before nginx binds it; start() retries if nginx then fails to listen.
 free_ports() {
-  python3 -c 'import socket
-s = [socket.socket() for _ in range(3)]
+  python3 -c 'import socket, sys
+s = [socket.socket() for _ in range(int(sys.argv[1]))]
 for x in s: x.bind(("127.0.0.1", 0))
-print(*(x.getsockname()[1] for x in s))'
+print(*(x.getsockname()[1] for x in s))' "${1:-3}"
 }
 
 write_conf() {
@@ -144,6 +213,12 @@ start() {
     if "$NGINX" -p "$DIR/" -e "$DIR/nginx.error.log" -c "$DIR/nginx.conf" \
       -g 'user root;' </dev/null >&2 &&
       wait_ready "$http_port" "$tls_port"; then
+      local proxies
+      if ! proxies=$(start_proxies "$tls_port"); then
+        stop
+        echo "$0: the proxies did not come up, see $DIR/proxies.log" >&2
+        exit 1
+      fi
       {
         echo "NGINX_HTTP_URL=http://127.0.0.1:$http_port"
         echo "NGINX_HTTPS_URL=https://127.0.0.1:$tls_port"
@@ -152,6 +227,7 @@ start() {
         echo "NGINX_MTLS_URL=https://127.0.0.1:$mtls_port"
         echo "CLIENT_CERT=$DIR/tls/client.pem"
         echo "CLIENT_KEY=$DIR/tls/client.key"
+        echo "$proxies"
       } > "$DIR/env"
       cat "$DIR/env"
       return
@@ -164,6 +240,7 @@ start() {
 
 stop() {
   [ -d "$DIR" ] || return 0
+  stop_proxies
   running || return 0
   local pid workers
   pid=$(cat "$DIR/nginx.pid")

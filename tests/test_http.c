@@ -26,6 +26,7 @@
 
 static char nginx_http[1024], nginx_https[1024], ca_file[1024], fixture[128];
 static char nginx_mtls[1024], client_cert[1024], client_key[1024];
+static char proxy_url[1024], proxy_auth_url[1024], socks_url[1024], socks_auth_url[1024];
 static char servers_dir[256];
 static pid_t fixture_pid;
 
@@ -35,27 +36,31 @@ static actio_actor *http;
 /* ---- the servers, started once by main ---- */
 
 static int read_env(const char *path) {
+  static const struct {
+    const char *name;
+    char *to;
+  } vars[] = {{"NGINX_HTTP_URL=", nginx_http},   {"NGINX_HTTPS_URL=", nginx_https},
+              {"CA_FILE=", ca_file},             {"NGINX_MTLS_URL=", nginx_mtls},
+              {"CLIENT_CERT=", client_cert},     {"CLIENT_KEY=", client_key},
+              {"PROXY_URL=", proxy_url},         {"PROXY_AUTH_URL=", proxy_auth_url},
+              {"SOCKS_URL=", socks_url},         {"SOCKS_AUTH_URL=", socks_auth_url}};
   FILE *f = fopen(path, "r");
   if (f == NULL)
     return -1;
   char line[1000];
   while (fgets(line, sizeof line, f) != NULL) {
     line[strcspn(line, "\n")] = '\0';
-    if (strncmp(line, "NGINX_HTTP_URL=", 15) == 0)
-      snprintf(nginx_http, sizeof nginx_http, "%s", line + 15);
-    else if (strncmp(line, "NGINX_HTTPS_URL=", 16) == 0)
-      snprintf(nginx_https, sizeof nginx_https, "%s", line + 16);
-    else if (strncmp(line, "CA_FILE=", 8) == 0)
-      snprintf(ca_file, sizeof ca_file, "%s", line + 8);
-    else if (strncmp(line, "NGINX_MTLS_URL=", 15) == 0)
-      snprintf(nginx_mtls, sizeof nginx_mtls, "%s", line + 15);
-    else if (strncmp(line, "CLIENT_CERT=", 12) == 0)
-      snprintf(client_cert, sizeof client_cert, "%s", line + 12);
-    else if (strncmp(line, "CLIENT_KEY=", 11) == 0)
-      snprintf(client_key, sizeof client_key, "%s", line + 11);
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+      size_t n = strlen(vars[i].name);
+      if (strncmp(line, vars[i].name, n) == 0)
+        snprintf(vars[i].to, 1024, "%s", line + n); /* each is 1024 bytes */
+    }
   }
   fclose(f);
-  return nginx_http[0] && nginx_https[0] && ca_file[0] && nginx_mtls[0] ? 0 : -1;
+  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+    if (vars[i].to[0] == '\0')
+      return -1;
+  return 0;
 }
 
 static int start_servers(void) {
@@ -1721,6 +1726,268 @@ START_TEST(credentials_stay_with_their_host) {
 }
 END_TEST
 
+
+/* ---- proxies ---- */
+
+/* Sends req through http and waits for its outcome; returns the future. */
+static actio_future *send_wait(actio_actor *a, const actio_http_request *req, int status) {
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(a, req, &f), 0);
+  expect(f, status);
+  return f;
+}
+
+/* tinyproxy names itself in a Via header ("1.1 host (tinyproxy/1.11.1)"),
+ * which /echo shows. */
+#define VIA_PROXY "(tinyproxy/"
+
+START_TEST(proxies_per_actor_and_per_request) {
+  actio_http_proxy px = {.url = proxy_url};
+  actio_actor *a;
+  actio_http_opts o = {.ca_file = ca_file, .proxy = &px};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &a), 0);
+  actio_http_request req = {.url = url(fixture, "/echo")};
+  actio_future *f = send_wait(a, &req, 0);
+  ck_assert_ptr_nonnull(strstr(((actio_http_response *)actio_future_value(f))->body, VIA_PROXY));
+  actio_future_unref(f);
+  /* https: a CONNECT tunnel, the server's certificate still checked. */
+  req.url = url(nginx_https, "/1k");
+  f = send_wait(a, &req, 0);
+  ck_assert_uint_eq(((actio_http_response *)actio_future_value(f))->body_len, 1024);
+  actio_future_unref(f);
+  /* One request goes direct ("" ), one through another proxy (SOCKS). */
+  actio_http_proxy direct = {.url = ""}, socks = {.url = socks_url};
+  req = (actio_http_request){.url = url(fixture, "/echo"), .proxy = &direct};
+  f = send_wait(a, &req, 0);
+  ck_assert_ptr_null(strstr(((actio_http_response *)actio_future_value(f))->body, VIA_PROXY));
+  actio_future_unref(f);
+  req.proxy = &socks;
+  f = send_wait(a, &req, 0);
+  ck_assert_ptr_null(strstr(((actio_http_response *)actio_future_value(f))->body, VIA_PROXY));
+  actio_future_unref(f);
+  /* A no_proxy list sends its hosts direct. */
+  actio_http_proxy some = {.url = proxy_url, .no_proxy = "example.com,127.0.0.1"};
+  req.proxy = &some;
+  f = send_wait(a, &req, 0);
+  ck_assert_ptr_null(strstr(((actio_http_response *)actio_future_value(f))->body, VIA_PROXY));
+  actio_future_unref(f);
+  /* Credentials: the proxy's, for plain http and for a tunnel; socks5
+   * too. */
+  actio_http_proxy authed = {.url = proxy_auth_url, .user = "actio", .password = "proxy-pw"};
+  actio_http_proxy sauthed = {.url = socks_auth_url, .user = "actio", .password = "socks-pw"};
+  const actio_http_proxy *good[] = {&authed, &sauthed};
+  for (size_t i = 0; i < 2; i++) {
+    req = (actio_http_request){.url = url(fixture, "/echo"), .proxy = good[i]};
+    f = send_wait(a, &req, 0);
+    ck_assert_int_eq(((actio_http_response *)actio_future_value(f))->status, 200);
+    actio_future_unref(f);
+    req.url = url(nginx_https, "/1k");
+    f = send_wait(a, &req, 0);
+    ck_assert_uint_eq(((actio_http_response *)actio_future_value(f))->body_len, 1024);
+    actio_future_unref(f);
+  }
+}
+END_TEST
+
+/* Each proxy failure is its own error, naming the proxy and never its
+ * password. */
+START_TEST(proxy_failures_say_so) {
+  char msg[1024];
+  /* Down: nothing listens on port 1. */
+  actio_http_proxy down = {.url = "http://127.0.0.1:1"}, sdown = {.url = "socks5h://127.0.0.1:1"};
+  /* Refuses: tinyproxy tunnels to nginx's TLS port only, not mTLS's. */
+  actio_http_proxy open = {.url = proxy_url};
+  /* Credentials: none, or wrong (tinyproxy answers a wrong password with
+   * 401, which only a tunnel's answer tells from the server's). */
+  actio_http_proxy none = {.url = proxy_auth_url};
+  actio_http_proxy wrong = {.url = proxy_auth_url, .user = "actio", .password = "wrong-pw"};
+  actio_http_proxy swrong = {.url = socks_auth_url, .user = "actio", .password = "wrong-pw"};
+  actio_http_proxy snone = {.url = socks_auth_url};
+  struct {
+    const actio_http_proxy *p;
+    const char *target;
+    int rc;
+    const char *says;
+  } cases[] = {
+      {&down, nginx_http, ACTIO_EPROXY, "proxy http://127.0.0.1:1: "},
+      {&sdown, nginx_http, ACTIO_EPROXY, "proxy socks5h://127.0.0.1:1: "},
+      {&open, nginx_mtls, ACTIO_EPROXY, "403"},
+      {&none, nginx_http, ACTIO_EPROXYAUTH, "authentication failed: status 407"},
+      {&none, nginx_https, ACTIO_EPROXYAUTH, "authentication failed"},
+      {&wrong, nginx_https, ACTIO_EPROXYAUTH, "authentication failed"},
+      {&swrong, nginx_http, ACTIO_EPROXYAUTH, "authentication failed"},
+      {&snone, nginx_http, ACTIO_EPROXYAUTH, "authentication failed"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    actio_http_request req = {.url = url(cases[i].target, "/1k"), .proxy = cases[i].p};
+    actio_future *f = send_wait(http, &req, cases[i].rc);
+    snprintf(msg, sizeof msg, "%s", actio_future_errmsg(f));
+    ck_assert_msg(strstr(msg, cases[i].says) != NULL, "case %zu: %s", i, msg);
+    ck_assert_msg(strstr(msg, cases[i].p->url) != NULL, "case %zu: %s", i, msg);
+    ck_assert_ptr_null(strstr(msg, "wrong-pw"));
+    actio_future_unref(f);
+  }
+  /* Bad proxies, refused at the call and at spawn. */
+  actio_http_proxy bad[] = {{.url = "ftp://127.0.0.1:21"}, {.url = "127.0.0.1:8080"},
+                            {.url = NULL}, {.url = proxy_url, .password = "a\r\nb"}};
+  actio_actor *a = NULL;
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    actio_http_request req = {.url = url(fixture, "/echo"), .proxy = &bad[i]};
+    actio_future *f = NULL;
+    ck_assert_int_eq(actio_http_send(http, &req, &f), ACTIO_EINVAL);
+    actio_http_opts o = {.proxy = &bad[i]};
+    ck_assert_int_eq(actio_http_spawn(rt, &o, &a), ACTIO_EINVAL);
+    ck_assert_ptr_null(a);
+  }
+}
+END_TEST
+
+/* With proxy_from_env the environment's proxy is used (set before the
+ * actor's threads exist). */
+START_TEST(proxy_variables_on_request) {
+  ck_assert_int_eq(setenv("http_proxy", proxy_url, 1), 0);
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_http_opts o = {.proxy_from_env = 1};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &http), 0);
+  actio_future *f = get(http, url(fixture, "/echo"));
+  ck_assert_ptr_nonnull(strstr(expect(f, 0)->body, VIA_PROXY));
+  actio_future_unref(f);
+  teardown();
+  unsetenv("http_proxy");
+}
+END_TEST
+
+
+/* ---- cookies ---- */
+
+/* The Cookie header /echo saw, or "" (in buf). */
+static const char *cookie_sent(actio_actor *a, char *buf, size_t len) {
+  actio_future *f = get(a, url(fixture, "/echo"));
+  const char *c = strstr(expect(f, 0)->body, "\nCookie: ");
+  snprintf(buf, len, "%.*s", c ? (int)strcspn(c + 9, "\n") : 0, c ? c + 9 : "");
+  actio_future_unref(f);
+  return buf;
+}
+
+/* An HTTP actor of rt's with a cookie jar. */
+static actio_actor *spawn_with_jar(void) {
+  actio_actor *a;
+  actio_http_opts o = {.cookies = 1};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &a), 0);
+  return a;
+}
+
+START_TEST(cookies_kept_read_set_saved_and_loaded) {
+  actio_actor *a = spawn_with_jar();
+  char sent[256];
+  ck_assert_str_eq(cookie_sent(a, sent, sizeof sent), "");
+  actio_future *f = get(a, url(fixture, "/headers")); /* Set-Cookie a=1, b=2 */
+  expect(f, 0);
+  actio_future_unref(f);
+  cookie_sent(a, sent, sizeof sent);
+  ck_assert_msg(strstr(sent, "a=1") && strstr(sent, "b=2"), "sent: %s", sent);
+  actio_http_cookie *c;
+  size_t n;
+  ck_assert_int_eq(actio_http_cookies_get(a, &c, &n), 0);
+  ck_assert_uint_eq(n, 2);
+  for (size_t i = 0; i < n; i++) {
+    ck_assert_str_eq(c[i].domain, "127.0.0.1");
+    ck_assert_str_eq(c[i].path, "/");
+    ck_assert_str_eq(c[i].value, strcmp(c[i].name, "a") == 0 ? "1" : "2");
+    ck_assert_int_eq(c[i].expires, 0);
+  }
+  actio_http_cookies_free(c, n);
+  /* Set: sent where it belongs only. */
+  actio_http_cookie mine = {.domain = "127.0.0.1", .name = "c", .value = "3 4", .http_only = 1};
+  actio_http_cookie other = {.domain = "example.com", .name = "d", .value = "5", .subdomains = 1,
+                             .secure = 1, .expires = 4102444800};
+  ck_assert_int_eq(actio_http_cookie_set(a, &mine), 0);
+  ck_assert_int_eq(actio_http_cookie_set(a, &other), 0);
+  cookie_sent(a, sent, sizeof sent);
+  ck_assert_msg(strstr(sent, "c=3 4") && !strstr(sent, "d=5"), "sent: %s", sent);
+  /* Saved, cleared, loaded back. */
+  char path[64];
+  make_file(path, sizeof path, 0);
+  ck_assert_int_eq(actio_http_cookies_save(a, path), 0);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);
+  ck_assert_int_eq(actio_http_cookies_clear(a), 0);
+  ck_assert_int_eq(actio_http_cookies_get(a, &c, &n), 0);
+  ck_assert_uint_eq(n, 0);
+  actio_http_cookies_free(c, n);
+  ck_assert_str_eq(cookie_sent(a, sent, sizeof sent), "");
+  ck_assert_int_eq(actio_http_cookies_load(a, path), 0);
+  ck_assert_int_eq(actio_http_cookies_get(a, &c, &n), 0);
+  ck_assert_uint_eq(n, 4);
+  int seen = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(c[i].name, "c") == 0) {
+      ck_assert(c[i].http_only && !c[i].subdomains && !c[i].secure);
+      ck_assert_str_eq(c[i].value, "3 4");
+      seen++;
+    } else if (strcmp(c[i].name, "d") == 0) {
+      ck_assert(!c[i].http_only && c[i].subdomains && c[i].secure);
+      ck_assert_str_eq(c[i].domain, "example.com");
+      ck_assert_int_eq(c[i].expires, 4102444800);
+      seen++;
+    }
+  }
+  ck_assert_int_eq(seen, 2);
+  actio_http_cookies_free(c, n);
+  cookie_sent(a, sent, sizeof sent);
+  ck_assert_msg(strstr(sent, "a=1") && strstr(sent, "c=3 4"), "sent: %s", sent);
+  unlink(path);
+}
+END_TEST
+
+START_TEST(cookie_files_and_bad_cookies_refused) {
+  actio_actor *a = spawn_with_jar();
+  /* Files that cannot be read or written. */
+  ck_assert_int_eq(actio_http_cookies_load(a, "/nonexistent/cookies.txt"), -ENOENT);
+  ck_assert_int_eq(actio_http_cookies_load(a, "/tmp"), -EISDIR);
+  ck_assert_int_eq(actio_http_cookies_save(a, "/nonexistent/cookies.txt"), -ENOENT);
+  ck_assert_int_eq(actio_http_cookies_save(a, "/tmp"), -EISDIR);
+  ck_assert_int_eq(actio_http_cookies_load(a, NULL), ACTIO_EINVAL);
+  /* A file with other lines: the cookies in it are taken. */
+  char path[64];
+  make_file(path, sizeof path, 0);
+  FILE *fp = fopen(path, "w");
+  ck_assert_ptr_nonnull(fp);
+  fputs("# a comment\n\nnot a cookie\n127.0.0.1\tFALSE\t/\tFALSE\t0\tk\tv\n", fp);
+  fclose(fp);
+  ck_assert_int_eq(actio_http_cookies_load(a, path), 0);
+  unlink(path);
+  actio_http_cookie *c;
+  size_t n;
+  ck_assert_int_eq(actio_http_cookies_get(a, &c, &n), 0);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_str_eq(c[0].name, "k");
+  actio_http_cookies_free(c, n);
+  /* Bad cookies. */
+  actio_http_cookie bad[] = {{.name = "n"},
+                             {.domain = "h"},
+                             {.domain = "h", .name = "a;b"},
+                             {.domain = "h", .name = "a=b"},
+                             {.domain = "h", .name = "n", .value = "a\tb"},
+                             {.domain = "h", .name = "n", .value = "a\r\nb"},
+                             {.domain = ".h", .name = "n"}};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    ck_assert_int_eq(actio_http_cookie_set(a, &bad[i]), ACTIO_EINVAL);
+  /* An actor without a jar keeps nothing and refuses the calls. */
+  actio_future *f = get(http, url(fixture, "/headers"));
+  expect(f, 0);
+  actio_future_unref(f);
+  char sent[256];
+  ck_assert_str_eq(cookie_sent(http, sent, sizeof sent), "");
+  ck_assert_int_eq(actio_http_cookies_get(http, &c, &n), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_cookie_set(http, &(actio_http_cookie){.domain = "h", .name = "n"}),
+                   ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_cookies_clear(http), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_cookies_save(http, "/tmp/x"), ACTIO_EINVAL);
+}
+END_TEST
+
 int main(void) {
   if (start_servers() != 0) {
     fprintf(stderr, "test_http: could not start the test servers\n");
@@ -1774,9 +2041,14 @@ int main(void) {
   tcase_add_test(tc, multipart_file_cut_short_mid_upload);
   tcase_add_test(tc, basic_bearer_and_digest_auth);
   tcase_add_test(tc, credentials_stay_with_their_host);
+  tcase_add_test(tc, proxies_per_actor_and_per_request);
+  tcase_add_test(tc, proxy_failures_say_so);
+  tcase_add_test(tc, cookies_kept_read_set_saved_and_loaded);
+  tcase_add_test(tc, cookie_files_and_bad_cookies_refused);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("environment", 60); /* makes its own actor */
   tcase_add_test(tc, proxy_variables_ignored);
+  tcase_add_test(tc, proxy_variables_on_request);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();

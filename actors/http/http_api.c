@@ -52,6 +52,23 @@ static char **keep_list(const char *const *in, int *ok) {
   return out;
 }
 
+/* 1 when s holds a CR or LF: it would end a header line early. */
+static int crlf(const char *s) { return s != NULL && strpbrk(s, "\r\n") != NULL; }
+
+/* 1 when p names a scheme libcurl proxies through ("" too: none), and no
+ * string of it has CR or LF. */
+static int proxy_valid(const actio_http_proxy *p) {
+  static const char *const schemes[] = {"http://", "https://", "socks5://", "socks5h://"};
+  if (crlf(p->url) || crlf(p->user) || crlf(p->password) || crlf(p->no_proxy))
+    return 0;
+  if (p->url == NULL || *p->url == '\0')
+    return 1;
+  for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+    if (strncasecmp(p->url, schemes[i], strlen(schemes[i])) == 0)
+      return 1;
+  return 0;
+}
+
 int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
                      actio_actor **out) {
   actio_http_opts o = opts ? *opts : (actio_http_opts){0};
@@ -81,10 +98,24 @@ int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
       .client_key = keep(st, 3, o.client_key, &ok),
       .user_agent = keep(st, 4, o.user_agent ? o.user_agent : ua, &ok),
   };
+  if (o.proxy != NULL) {
+    if (!proxy_valid(o.proxy) || o.proxy->url == NULL) {
+      http_state_free(st);
+      return ACTIO_EINVAL;
+    }
+    st->conf.proxy = (actio__http_proxy){
+        .url = keep(st, 5, o.proxy->url, &ok),
+        .user = keep(st, 6, o.proxy->user, &ok),
+        .password = keep(st, 7, o.proxy->password, &ok),
+        .no_proxy = keep(st, 8, o.proxy->no_proxy, &ok),
+    };
+  }
+  st->conf.proxy_from_env = o.proxy_from_env;
+  st->conf.cookies = o.cookies != 0;
   st->secret_params = keep_list(o.secret_params, &ok);
   st->conf.secret_params = (const char *const *)st->secret_params;
   st->fail_when_full = o.fail_when_full;
-  rc = ok ? actio__http_share_create(&st->share) : ACTIO_ENOMEM;
+  rc = ok ? actio__http_share_create(&st->share, st->conf.cookies) : ACTIO_ENOMEM;
   if (rc != 0) {
     http_state_free(st);
     return rc;
@@ -116,7 +147,7 @@ static const char *put(char **p, const void *s, size_t n) {
 /* What the rare options take behind the call: the block, the parts and
  * their strings. 0 when the request has none. */
 static size_t more_size(const actio_http_request *in) {
-  if (in->parts == NULL && in->auth == NULL)
+  if (in->parts == NULL && in->auth == NULL && in->proxy == NULL)
     return 0;
   size_t n = sizeof(actio__http_more) + in->nparts * sizeof(actio__http_part);
   for (size_t i = 0; i < in->nparts; i++) {
@@ -124,6 +155,9 @@ static size_t more_size(const actio_http_request *in) {
     n += slen(p->name) + slen(p->file) + slen(p->filename) + slen(p->content_type) +
          p->data_len + 1;
   }
+  if (in->proxy != NULL)
+    n += slen(in->proxy->url) + slen(in->proxy->user) + slen(in->proxy->password) +
+         slen(in->proxy->no_proxy);
   if (in->auth != NULL)
     n += slen(in->auth->user) + slen(in->auth->password ? in->auth->password : "") +
          slen(in->auth->token);
@@ -150,6 +184,13 @@ static const actio__http_more *more_copy(const actio_http_request *in, char **p)
       *(*p)++ = '\0';
     }
   }
+  if (in->proxy != NULL)
+    m->proxy = (actio__http_proxy){
+        .url = put(p, in->proxy->url, slen(in->proxy->url)),
+        .user = put(p, in->proxy->user, slen(in->proxy->user)),
+        .password = put(p, in->proxy->password, slen(in->proxy->password)),
+        .no_proxy = put(p, in->proxy->no_proxy, slen(in->proxy->no_proxy)),
+    };
   if (in->auth != NULL) {
     const actio_http_auth *a = in->auth;
     m->auth = a->type == ACTIO_HTTP_AUTH_BASIC    ? ACTIO__HTTP_AUTH_BASIC
@@ -213,9 +254,6 @@ static actio__http_call *call_copy(const actio_http_request *in,
   return c;
 }
 
-/* 1 when s holds a CR or LF: it would end a header line early. */
-static int crlf(const char *s) { return s != NULL && strpbrk(s, "\r\n") != NULL; }
-
 /* 1 when the request's headers, form, parts and auth are well made. */
 static int extras_valid(const actio_http_request *r) {
   for (const char *const *h = r->headers; h != NULL && *h != NULL; h++)
@@ -234,6 +272,8 @@ static int extras_valid(const actio_http_request *r) {
         (p->file != NULL && (p->data != NULL || *p->file == '\0')))
       return 0;
   }
+  if (r->proxy != NULL && (r->proxy->url == NULL || !proxy_valid(r->proxy)))
+    return 0;
   const actio_http_auth *a = r->auth;
   if (a == NULL || a->type == ACTIO_HTTP_AUTH_NONE)
     return 1;

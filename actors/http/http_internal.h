@@ -16,7 +16,7 @@
 typedef struct actio__http_state {
   actio__http_conf conf;
   actio__http_share *share;
-  char *strings[5]; /* copies behind conf's strings */
+  char *strings[9]; /* copies behind conf's strings */
   char **secret_params; /* behind conf.secret_params: one block */
   int fail_when_full;
 } actio__http_state;

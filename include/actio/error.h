@@ -62,7 +62,9 @@ extern "C" {
   X(ENATS, -4051, "NATS connection failed, lost or closed")                   \
   X(ENATSAUTH, -4052, "NATS authorization failed")                            \
   X(EPAYLOAD, -4053, "message over the NATS server's max_payload")            \
-  X(ESUBJECT, -4054, "invalid NATS subject")
+  X(ESUBJECT, -4054, "invalid NATS subject")                                 \
+  X(EPROXY, -4060, "HTTP proxy unreachable, or it refused the request")       \
+  X(EPROXYAUTH, -4061, "HTTP proxy authentication failed")
 
 /** The whole table, for building your own: X(name, code, text) for each
  * code, the name without its ACTIO_ prefix. */

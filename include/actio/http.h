@@ -22,8 +22,9 @@ extern "C" {
  * shared between workers. Only http and https are ever spoken, after a
  * redirect too. TLS certificates are verified against the system trust
  * store unless a CA file or folder is given. Proxies named in the
- * environment (http_proxy, HTTPS_PROXY, ALL_PROXY) are not used: a request
- * goes where its URL says.
+ * environment (http_proxy, HTTPS_PROXY, ALL_PROXY) are not used unless
+ * opts.proxy_from_env asks: a request goes where its URL says, or through
+ * the proxy the actor or the request names.
  *
  * A request fails with ACTIO_EURL, ACTIO_ESCHEME, ACTIO_EDNS,
  * -ECONNREFUSED, ACTIO_ECONNTIMEOUT, ACTIO_ETIMEDOUT (total time),
@@ -34,6 +35,24 @@ extern "C" {
  * or 5xx status is a completed request carrying its status, as in aiohttp;
  * actio_http_raise_for_status turns it into an error when wanted.
  * @{ */
+
+/** A proxy, for every request of an actor (actio_http_opts.proxy) or for
+ * one (actio_http_request.proxy). Copied. */
+typedef struct actio_http_proxy {
+  /** "http://host:port", "https://host:port" (TLS to the proxy, verified
+   * as servers are), "socks5://host:port" (names resolved here) or
+   * "socks5h://host:port" (names resolved by the proxy). For one request,
+   * "" means none: straight to the server. */
+  const char *url;
+  const char *user;     /**< the proxy's credentials; NULL: none (or the
+                             URL's userinfo). Never in a message */
+  const char *password; /**< with user; NULL: empty */
+  /** Hosts reached directly, comma-separated: a name matches itself and
+   * its subdomains, an address itself, "*" every host. NULL: none. With
+   * such a list a refused connection is -ECONNREFUSED, whichever end
+   * refused it. */
+  const char *no_proxy;
+} actio_http_proxy;
 
 /** Session defaults; zero means the default for every field. */
 typedef struct actio_http_opts {
@@ -65,10 +84,24 @@ typedef struct actio_http_opts {
    * key ("code": "code", "error_code", "user[code]"; not "zipcode"). NULL:
    * the built-in names only. */
   const char *const *secret_params;
+  /** Every request's proxy unless it names its own; NULL: none. A proxy
+   * that cannot be reached or refuses a request fails it with
+   * ACTIO_EPROXY, one that refuses its credentials (a 407, a SOCKS
+   * rejection) with ACTIO_EPROXYAUTH; the message names the proxy. */
+  const actio_http_proxy *proxy;
+  /** 1: with no proxy set, use those named in the environment (http_proxy,
+   * HTTPS_PROXY, ALL_PROXY, NO_PROXY), as curl does. 0 (default): they
+   * are ignored. */
+  int proxy_from_env;
+  /** 1: keep cookies in a jar of the actor's, shared by its requests (and
+   * workers): a Set-Cookie is stored and sent back where it belongs
+   * (domain, path, secure, expiry), as curl's cookie engine does. See
+   * actio_http_cookies_get and the calls after it. 0 (default): none. */
+  int cookies;
 } actio_http_opts;
 
 /** Spawns an HTTP actor in `rt` (opts may be NULL; strings are copied).
- * Returns 0, ACTIO_EINVAL, ACTIO_ENOMEM, a libcurl set-up failure as
+ * Returns 0, ACTIO_EINVAL (a proxy as actio_http_send refuses one), ACTIO_ENOMEM, a libcurl set-up failure as
  * ACTIO_ETRANSFER, or an actor spawn error (actio_actor_spawn). */
 int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
                      actio_actor **out);
@@ -190,6 +223,7 @@ typedef struct actio_http_request {
   const actio_http_part *parts;
   size_t nparts;                /**< parts in parts */
   const actio_http_auth *auth;  /**< NULL: none (or the URL's userinfo) */
+  const actio_http_proxy *proxy; /**< NULL: the actor's */
 } actio_http_request;
 
 /** The value of a request's future, freed with it. */
@@ -218,7 +252,8 @@ void actio_http_response_free(actio_http_response *r);
  * not an HTTP token, body_len without a body, a header with CR or LF in
  * it, more than one of body, form and parts, a form field or part without
  * a name, a part with both data and file, auth without what its type
- * needs or with CR or LF), ACTIO_ENOMEM, ACTIO_ECLOSED,
+ * needs or with CR or LF, a proxy without a URL or of another scheme
+ * than http, https, socks5 and socks5h), ACTIO_ENOMEM, ACTIO_ECLOSED,
  * ACTIO_EFULL, and makes no future. Thread-safe. The future's deadline
  * (actio_future_set_deadline) bounds the whole request, time in the queue
  * included; cancelling the future removes the transfer at once. */
@@ -264,6 +299,47 @@ const char *actio_http_header_nth(const actio_http_response *r,
  * out NULL with size > 0, `http` not an HTTP actor). Thread-safe. */
 int actio_http_redact_url(const actio_actor *http, const char *url, char *out,
                           size_t size);
+
+/** One cookie of an actor's jar (actio_http_opts.cookies). */
+typedef struct actio_http_cookie {
+  const char *domain; /**< "example.com" (or an address); required */
+  const char *path;   /**< NULL: "/" */
+  const char *name;   /**< required, not empty */
+  const char *value;  /**< NULL: empty */
+  int64_t expires;    /**< Unix time; 0: a session cookie */
+  int subdomains;     /**< 1: sent to domain's subdomains too */
+  int secure;         /**< 1: sent over https only */
+  int http_only;      /**< the HttpOnly mark, kept and saved */
+} actio_http_cookie;
+
+/** The cookies in `http`'s jar: *out an array of *n (malloc'd, strings
+ * included; free it with actio_http_cookies_free). Returns 0, ACTIO_EINVAL
+ * (not an HTTP actor, or one without opts.cookies; a NULL argument) or
+ * ACTIO_ENOMEM. Thread-safe. */
+int actio_http_cookies_get(actio_actor *http, actio_http_cookie **out, size_t *n);
+/** Frees what actio_http_cookies_get gave. NULL accepted. */
+void actio_http_cookies_free(actio_http_cookie *c, size_t n);
+/** Puts a cookie into `http`'s jar (copied), replacing one of the same
+ * domain, path and name; its requests send it from now on. Returns 0,
+ * ACTIO_EINVAL (as actio_http_cookies_get, no domain or name, or a tab,
+ * CR or LF in a string, a ';' or '=' in name) or ACTIO_ENOMEM.
+ * Thread-safe. */
+int actio_http_cookie_set(actio_actor *http, const actio_http_cookie *c);
+/** Empties `http`'s jar. Returns 0 or ACTIO_EINVAL. Thread-safe. */
+int actio_http_cookies_clear(actio_actor *http);
+/** Adds the cookies of a file in the Netscape format (what curl -c and
+ * actio_http_cookies_save write; lines that are no cookie are skipped) to
+ * `http`'s jar. Returns 0, ACTIO_EINVAL (as actio_http_cookies_get, or
+ * path NULL), the negated errno of a file that cannot be read (-ENOENT,
+ * -EACCES, -EISDIR...), or ACTIO_ENOMEM. Thread-safe. */
+int actio_http_cookies_load(actio_actor *http, const char *path);
+/** Writes `http`'s jar to path in the Netscape format, mode 0600 (cookies
+ * are credentials), replacing the file at once: readers see the old file
+ * or the new one whole. Returns 0, ACTIO_EINVAL (as
+ * actio_http_cookies_load), the negated errno of a file or folder that
+ * cannot be written (-ENOENT, -EACCES, -EISDIR...), or ACTIO_ENOMEM.
+ * Thread-safe. */
+int actio_http_cookies_save(actio_actor *http, const char *path);
 
 /** ACTIO_EHTTP for a status of 400 or more, else 0 (aiohttp's
  * raise_for_status). */

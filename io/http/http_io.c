@@ -30,6 +30,7 @@ struct actio__http_xfer {
   const actio__http_req *req; /* borrowed until free */
   struct curl_slist *headers;
   curl_mime *mime;        /* a multipart body, or NULL */
+  const actio__http_proxy *proxy; /* the one in use, or NULL */
   int upload_rc;          /* a file part failed: this code, upload_err why */
   char *upload_err;
   actio__http_result res;
@@ -53,6 +54,7 @@ struct actio__http_xfer {
 
 struct actio__http_share {
   CURLSH *sh;
+  int cookies;
   pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
 };
 
@@ -108,7 +110,7 @@ static void share_unlock(CURL *h, curl_lock_data d, void *p) {
   pthread_mutex_unlock(&s->locks[d]);
 }
 
-int actio__http_share_create(actio__http_share **out) {
+int actio__http_share_create(actio__http_share **out, int cookies) {
   actio__http_share *s = calloc(1, sizeof *s);
   if (s == NULL)
     return ACTIO_ENOMEM;
@@ -124,8 +126,112 @@ int actio__http_share_create(actio__http_share **out) {
   curl_share_setopt(s->sh, CURLSHOPT_USERDATA, s);
   curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  if (cookies)
+    curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE);
+  s->cookies = cookies;
   *out = s;
   return 0;
+}
+
+/* ---- the cookie jar ---- */
+
+/* An easy handle on the share: the jar is reached through one. */
+static CURL *jar_handle(actio__http_share *s) {
+  ACTIO__ASSERT(s->cookies);
+  CURL *e = curl_easy_init();
+  if (e != NULL && curl_easy_setopt(e, CURLOPT_SHARE, s->sh) != CURLE_OK) {
+    curl_easy_cleanup(e);
+    e = NULL;
+  }
+  return e;
+}
+
+static int jar_command(actio__http_share *s, const char *what) {
+  CURL *e = jar_handle(s);
+  if (e == NULL)
+    return ACTIO_ENOMEM;
+  CURLcode cc = curl_easy_setopt(e, CURLOPT_COOKIELIST, what);
+  curl_easy_cleanup(e);
+  return cc == CURLE_OK ? 0 : ACTIO_ENOMEM;
+}
+
+int actio__http_cookie_add(actio__http_share *s, const char *line) {
+  return jar_command(s, line);
+}
+
+void actio__http_cookie_clear(actio__http_share *s) { (void)jar_command(s, "ALL"); }
+
+int actio__http_cookie_each(actio__http_share *s,
+                            int (*fn)(void *arg, const char *line), void *arg) {
+  CURL *e = jar_handle(s);
+  struct curl_slist *list = NULL;
+  if (e == NULL || curl_easy_getinfo(e, CURLINFO_COOKIELIST, &list) != CURLE_OK) {
+    curl_easy_cleanup(e);
+    return ACTIO_ENOMEM;
+  }
+  curl_easy_cleanup(e);
+  int rc = 0;
+  for (struct curl_slist *l = list; l != NULL && rc == 0; l = l->next)
+    rc = fn(arg, l->data);
+  curl_slist_free_all(list);
+  return rc;
+}
+
+int actio__http_cookie_load(actio__http_share *s, const char *path) {
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    return -errno;
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  int rc = 0;
+  errno = 0;
+  while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+    line[strcspn(line, "\r\n")] = '\0';
+    /* curl skips what is no cookie; comments, but for HttpOnly's mark. */
+    if (line[0] != '\0' && (line[0] != '#' || strncmp(line, "#HttpOnly_", 10) == 0))
+      rc = actio__http_cookie_add(s, line);
+  }
+  if (rc == 0 && ferror(f)) /* EISDIR and EIO come here, not at fopen */
+    rc = errno ? -errno : -EIO;
+  free(line);
+  fclose(f);
+  return rc;
+}
+
+static int write_line(void *arg, const char *line) {
+  return fprintf(arg, "%s\n", line) < 0 ? -errno : 0;
+}
+
+int actio__http_cookie_save(actio__http_share *s, const char *path) {
+  size_t len = strlen(path);
+  char *tmp = malloc(len + 8);
+  if (tmp == NULL)
+    return ACTIO_ENOMEM;
+  memcpy(tmp, path, len);
+  memcpy(tmp + len, ".XXXXXX", 8);
+  int fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0) {
+    int rc = -errno;
+    free(tmp);
+    return rc;
+  }
+  FILE *f = fdopen(fd, "w");
+  int rc = f != NULL ? 0 : -errno;
+  if (rc == 0 && fputs("# Netscape HTTP Cookie File\n", f) < 0)
+    rc = -errno;
+  if (rc == 0)
+    rc = actio__http_cookie_each(s, write_line, f);
+  if (f != NULL && fclose(f) != 0 && rc == 0)
+    rc = -errno;
+  if (f == NULL)
+    close(fd);
+  if (rc == 0 && rename(tmp, path) != 0)
+    rc = -errno;
+  if (rc != 0)
+    unlink(tmp);
+  free(tmp);
+  return rc;
 }
 
 void actio__http_share_destroy(actio__http_share *s) {
@@ -432,10 +538,6 @@ static void session_options(actio__http_loop *l, CURL *e) {
   /* Only http and https, on the first request and after every redirect. */
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  /* No proxy from the environment (http_proxy, HTTPS_PROXY, no_proxy):
-   * a request goes where its URL says unless the caller sets a proxy.
-   * It also spares libcurl reading the environment at every transfer. */
-  curl_easy_setopt(e, CURLOPT_PROXY, "");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
@@ -447,10 +549,16 @@ static void session_options(actio__http_loop *l, CURL *e) {
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-  if (c->ca_file != NULL)
+  if (c->cookies) /* turns libcurl's cookie engine on, over the shared jar */
+    curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
+  if (c->ca_file != NULL) { /* servers, and https proxies */
     curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
-  if (c->ca_path != NULL)
+    curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, c->ca_file);
+  }
+  if (c->ca_path != NULL) {
     curl_easy_setopt(e, CURLOPT_CAPATH, c->ca_path);
+    curl_easy_setopt(e, CURLOPT_PROXY_CAPATH, c->ca_path);
+  }
   if (c->client_cert != NULL)
     curl_easy_setopt(e, CURLOPT_SSLCERT, c->client_cert);
   if (c->client_key != NULL)
@@ -592,6 +700,16 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, x->idle_ms > 0 ? 0L : 1L);
 
   const actio__http_more *m = req->more;
+  /* The request's proxy, else the session's. None set means none, not
+   * the environment's (http_proxy, HTTPS_PROXY, no_proxy) unless the
+   * session opts in: a request goes where its URL says, and libcurl is
+   * spared reading the environment at every transfer. */
+  const actio__http_proxy *px = m != NULL && m->proxy.url != NULL ? &m->proxy : &c->proxy;
+  x->proxy = px->url != NULL && *px->url != '\0' ? px : NULL;
+  curl_easy_setopt(e, CURLOPT_PROXY, px->url ? px->url : c->proxy_from_env ? NULL : "");
+  curl_easy_setopt(e, CURLOPT_PROXYUSERNAME, x->proxy ? px->user : NULL);
+  curl_easy_setopt(e, CURLOPT_PROXYPASSWORD, x->proxy ? px->password : NULL);
+  curl_easy_setopt(e, CURLOPT_NOPROXY, x->proxy ? px->no_proxy : NULL);
   /* Credentials go to the URL's host only: libcurl drops them on a
    * redirect elsewhere (CURLOPT_UNRESTRICTED_AUTH is never set). */
   int auth = m ? m->auth : ACTIO__HTTP_AUTH_NONE;
@@ -672,7 +790,33 @@ static double ms(CURL *e, CURLINFO what) {
   return (double)us / 1000.0;
 }
 
+/* A failure of the proxy in use: ACTIO_EPROXY or ACTIO_EPROXYAUTH, or 0
+ * when it was not the proxy's. */
+static int proxy_error(actio__http_xfer *x, CURLcode cc) {
+  long connect_code = 0, px = 0;
+  switch (cc) {
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    return ACTIO_EPROXY;
+  case CURLE_COULDNT_CONNECT:
+    /* To the proxy, unless the host is one of its no_proxy list. */
+    return x->proxy->no_proxy == NULL ? ACTIO_EPROXY : 0;
+  case CURLE_PROXY: /* a SOCKS proxy's answer */
+    curl_easy_getinfo(x->easy, CURLINFO_PROXY_ERROR, &px);
+    return px == CURLPX_USER_REJECTED || px == CURLPX_NO_AUTH ? ACTIO_EPROXYAUTH
+                                                              : ACTIO_EPROXY;
+  default:
+    /* A CONNECT's answer (tinyproxy answers wrong credentials with 401) */
+    curl_easy_getinfo(x->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+    if (connect_code == 407 || connect_code == 401)
+      return ACTIO_EPROXYAUTH;
+    return connect_code >= 300 ? ACTIO_EPROXY : 0;
+  }
+}
+
 static int map_error(actio__http_xfer *x, CURLcode cc) {
+  int rc = x->proxy != NULL ? proxy_error(x, cc) : 0;
+  if (rc != 0)
+    return rc;
   switch (cc) {
   case CURLE_URL_MALFORMAT:
     return ACTIO_EURL;
@@ -763,6 +907,15 @@ static int fill_result(actio__http_xfer *x) {
   return rc;
 }
 
+/* "proxy URL: what", the proxy's URL masked as a request's is. */
+static int proxy_text(actio__http_xfer *x, int rc, const char *what, char *out, size_t cap) {
+  char u[400];
+  const char *url = x->proxy->url;
+  actio__http_redact(url, strlen(url), x->loop->conf->secret_params, u, sizeof u);
+  return snprintf(out, cap, "proxy %s: %s%s", u,
+                  rc == ACTIO_EPROXYAUTH ? "authentication failed: " : "", what);
+}
+
 /* What went wrong, for the message: in actio's words where libcurl's
  * would mislead ("Failure writing output to destination" for a body over
  * the limit), and where a redirect led when the transfer failed there. */
@@ -775,6 +928,8 @@ static void failure_text(actio__http_xfer *x, CURLcode cc, int rc, char *out,
     n = snprintf(out, cap, "no data for %ld ms (the idle timeout)", x->idle_ms);
   else if (rc == ACTIO_ETOOBIG)
     n = snprintf(out, cap, "response body larger than max_body (%zu bytes)", x->max_body);
+  else if (rc == ACTIO_EPROXY || rc == ACTIO_EPROXYAUTH)
+    n = proxy_text(x, rc, x->err[0] ? x->err : curl_easy_strerror(cc), out, cap);
   else if (x->upload_rc != 0 && rc == x->upload_rc)
     n = snprintf(out, cap, "%s", x->upload_err ? x->upload_err : actio_strerror(rc));
   else if (x->sink_rc != 0)
@@ -812,6 +967,10 @@ static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
   if (cc != CURLE_OK) {
     rc = map_error(x, cc);
     failure_text(x, cc, rc, why, sizeof why);
+  } else if (x->proxy != NULL && x->status == 407) {
+    /* Only a proxy answers 407: the request never reached the server. */
+    rc = ACTIO_EPROXYAUTH;
+    proxy_text(x, rc, "status 407", why, sizeof why);
   } else if ((rc = fill_result(x)) != 0) {
     snprintf(why, sizeof why, "out of memory");
   }

@@ -9,6 +9,14 @@
 #include "actio/error.h"
 #include "io/http/http_result.h"
 
+/* A proxy: url NULL means "not set here" (a request then takes the
+ * session's), "" means none (go direct). */
+typedef struct actio__http_proxy {
+  const char *url;              /* http, https, socks5 or socks5h */
+  const char *user, *password;  /* NULL: none, or the URL's userinfo */
+  const char *no_proxy;         /* hosts that go direct, libcurl's syntax */
+} actio__http_proxy;
+
 /* Session-wide settings (the strings are borrowed for the loop's life). */
 typedef struct actio__http_conf {
   long max_connections, max_host_connections;
@@ -18,6 +26,9 @@ typedef struct actio__http_conf {
   const char *ca_file, *ca_path, *client_cert, *client_key, *user_agent;
   const char *const *secret_params; /* more parameter names to mask in
                                        messages (actio__http_redact) */
+  actio__http_proxy proxy;      /* the session's, url NULL: none */
+  int proxy_from_env;           /* no proxy set: take the environment's */
+  int cookies;                  /* the share keeps a cookie jar */
 } actio__http_conf;
 
 typedef struct actio__http_loop actio__http_loop;
@@ -54,6 +65,7 @@ typedef struct actio__http_more {
   int auth;                      /* ACTIO__HTTP_AUTH_* */
   const char *user, *password;   /* basic and digest */
   const char *token;             /* bearer */
+  actio__http_proxy proxy;       /* url NULL: the session's */
 } actio__http_more;
 
 /* One request as a transfer needs it. Zero fields take the loop's
@@ -116,10 +128,33 @@ int actio__http_url_join(const char *base, const char *query, char **out);
 int actio__http_global_init(void);
 
 /* The caches every loop of a session shares: DNS and TLS sessions (not
- * connections: libcurl's shared connection cache has known races). */
+ * connections: libcurl's shared connection cache has known races), and
+ * with `cookies` a cookie jar. Locked inside: any thread. */
 typedef struct actio__http_share actio__http_share;
-int actio__http_share_create(actio__http_share **out);
+int actio__http_share_create(actio__http_share **out, int cookies);
 void actio__http_share_destroy(actio__http_share *s);
+
+/* The share's cookie jar (made with cookies set), any thread. A line is
+ * one cookie in the Netscape format curl reads and writes: domain,
+ * subdomains flag, path, secure flag, expiry, name and value, separated
+ * by tabs, "#HttpOnly_" before the domain of an HttpOnly cookie. */
+/* Adds one line (or a "Set-Cookie:" header line). Returns 0 or
+ * ACTIO_ENOMEM. */
+int actio__http_cookie_add(actio__http_share *s, const char *line);
+/* Calls fn with each cookie's line, until fn returns non-zero (returned).
+ * Returns 0, that, or ACTIO_ENOMEM. */
+int actio__http_cookie_each(actio__http_share *s,
+                            int (*fn)(void *arg, const char *line), void *arg);
+/* Empties the jar. */
+void actio__http_cookie_clear(actio__http_share *s);
+/* Adds every cookie line of the file at path (others are skipped).
+ * Returns 0, a negated errno (it cannot be opened or read) or
+ * ACTIO_ENOMEM. */
+int actio__http_cookie_load(actio__http_share *s, const char *path);
+/* Writes the jar to path in the Netscape format, replacing what is there
+ * at once (a file beside it, then renamed). Returns 0, a negated errno
+ * (the file or its folder cannot be written) or ACTIO_ENOMEM. */
+int actio__http_cookie_save(actio__http_share *s, const char *path);
 
 int actio__http_loop_create(actio__http_loop **out, const actio__http_conf *conf,
                             actio__http_share *share);

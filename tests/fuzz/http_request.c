@@ -1,7 +1,8 @@
 /* http_request.c: fuzzes what actio_http_send checks and copies of a
  * request (its method, URL, headers and body) against the contract: bad
  * input is ACTIO_EINVAL (no URL, not an HTTP actor, a method that is not an
- * RFC 9110 token, body_len without a body) and makes no future; anything
+ * RFC 9110 token, body_len without a body, a header with CR or LF in it)
+ * and makes no future; anything
  * else is copied and offered to the actor. The actor here is stopped, so
  * an accepted request is refused with ACTIO_ECLOSED and none reaches the
  * network; the copy is made and freed all the same.
@@ -67,8 +68,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       .body_len = body_len <= size ? body_len : size,
   };
   actio_actor *to = flags & 8 ? other : http;
+  int crlf = 0;
+  for (size_t i = 0; i < nh; i++)
+    crlf |= strpbrk(headers[i], "\r\n") != NULL;
   int bad = to != http || req.url == NULL || (req.body == NULL && req.body_len > 0) ||
-            !is_token(req.method ? req.method : "GET");
+            !is_token(req.method ? req.method : "GET") || crlf;
   actio_future *f = (actio_future *)&flags; /* must stay as it is */
   int rc = actio_http_send(to, &req, &f);
   FUZZ_CHECK(rc == (bad ? ACTIO_EINVAL : ACTIO_ECLOSED), "%s, expected %s",
