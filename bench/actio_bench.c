@@ -46,6 +46,9 @@ static const char usage_text[] =
     "           [--impl actio|curl]\n"
     "           N GETs of U, C in flight (defaults: N 20000, C 64); curl: the\n"
     "           bare libcurl multi loop on one thread, the actor's floor\n"
+    "  http_post --url U [--requests N] [--concurrency C] [--workers W] [--size B]\n"
+    "           N POSTs of a B-byte body to U, C in flight (defaults: N 20000, C 64,\n"
+    "           B 64 KiB)\n"
     "  db_point --dsn DSN [--queries N] [--concurrency C] [--workers W]\n"
     "           [--pipeline [--connections K]]\n"
     "           N queries SELECT $1::int, each with its own integer and each\n"
@@ -652,11 +655,13 @@ static int run_large(const char *path, uint64_t chunk, uint64_t workers) {
   return !count_ok;
 }
 
-/* ---- http_get ---- */
+/* ---- http_get and http_post ---- */
 
 typedef struct http_job {
   actio_actor *http;
   const char *url;
+  const void *body; /* http_post's, or NULL */
+  size_t body_len;
   _Atomic uint64_t ok, bytes;
 } http_job;
 
@@ -674,7 +679,9 @@ static void consume_response(actio_future *f, void *arg) {
 static int http_start(size_t i, void *arg, actio_future **out) {
   http_job *j = arg;
   (void)i;
-  int rc = actio_http_get(j->http, j->url, out);
+  actio_http_request req = {.url = j->url, .body = j->body, .body_len = j->body_len,
+                            .method = j->body ? "POST" : NULL};
+  int rc = actio_http_send(j->http, &req, out);
   if (rc == 0 && actio_future_on_done(*out, consume_response, j) != 0)
     return ACTIO_ENOMEM;
   return rc;
@@ -763,8 +770,10 @@ static double closed_loop(const char *workload, uint64_t n, uint64_t c,
   return secs;
 }
 
-static int run_http_get(const char *url, uint64_t n, uint64_t c,
-                        uint64_t workers, int bare) {
+/* http_get, or with post > 0 http_post: n requests, c in flight. */
+static int run_http(const char *url, uint64_t n, uint64_t c, uint64_t workers, int bare,
+                    size_t post) {
+  const char *workload = post ? "http_post" : "http_get";
   uint64_t ok = 0, bytes = 0;
   double secs;
   if (bare) {
@@ -776,7 +785,13 @@ static int run_http_get(const char *url, uint64_t n, uint64_t c,
     secs = now_sec() - t0;
   } else {
     actio_runtime *rt;
-    http_job job = {.url = url};
+    http_job job = {.url = url, .body_len = post};
+    char *body = post ? malloc(post) : NULL;
+    if (post && body == NULL)
+      return 1;
+    for (size_t i = 0; i < post; i++)
+      body[i] = (char)('a' + i % 26);
+    job.body = body;
     actio_http_opts o = {.workers = (unsigned)workers, .max_connections = (long)c};
     int rc = actio_runtime_create(&rt, NULL);
     if (rc == 0)
@@ -786,15 +801,19 @@ static int run_http_get(const char *url, uint64_t n, uint64_t c,
       return 1;
     }
     /* Responses are freed as they come (consume_response). */
-    secs = closed_loop("http_get", n, c, http_start, &job);
+    secs = closed_loop(workload, n, c, http_start, &job);
     actio_runtime_destroy(rt);
+    free(body);
     ok = atomic_load(&job.ok);
     bytes = atomic_load(&job.bytes);
   }
   char extra[160];
-  snprintf(extra, sizeof extra, ", \"bytes\": %" PRIu64, bytes);
+  if (post)
+    snprintf(extra, sizeof extra, ", \"size\": %zu", post);
+  else
+    snprintf(extra, sizeof extra, ", \"bytes\": %" PRIu64, bytes);
   extra_workers(extra, sizeof extra, bare ? 0 : workers);
-  emit(bare ? "libcurl-multi" : "actio", "http_get", n, c, ok, n - ok, secs, extra);
+  emit(bare ? "libcurl-multi" : "actio", workload, n, c, ok, n - ok, secs, extra);
   return ok != n;
 }
 
@@ -1615,6 +1634,7 @@ enum {
   W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
   W_DB_POINT = 256, W_DB_ROWS = 512, W_PENDING = 1024, W_CQ = 2048, W_TIMERS = 4096,
   W_REMOTE = 8192, W_ECHO = 16384, W_DB_MANY = 32768, W_DB_STREAM = 65536,
+  W_HTTP_POST = 131072, W_HTTP = W_HTTP_GET | W_HTTP_POST,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
   W_DB = W_DB_POINT | W_DB_ROWS,
   W_FILES = W_SMALL | W_READ_LINES | W_READ_LARGE,
@@ -1647,13 +1667,13 @@ static const flag flags[] = {
     {"--rows", W_DB_MANY | W_DB_STREAM, offsetof(settings, n), 1, UINT64_C(1) << 40},
     {"--spin", W_PINGPONG, offsetof(settings, spin), 1, 1u << 24},
     {"--files", W_SMALL, offsetof(settings, files), 1, 100000000},
-    {"--size", W_WRITE_SMALL, offsetof(settings, size), 0, 1u << 30},
-    {"--concurrency", W_SMALL | W_HTTP_GET | W_DB | W_REMOTE | W_DB_MANY, offsetof(settings, concurrency), 1,
+    {"--size", W_WRITE_SMALL | W_HTTP_POST, offsetof(settings, size), 0, 1u << 30},
+    {"--concurrency", W_SMALL | W_HTTP | W_DB | W_REMOTE | W_DB_MANY, offsetof(settings, concurrency), 1,
      1u << 20},
-    {"--requests", W_HTTP_GET | W_REMOTE, offsetof(settings, requests), 1, UINT64_C(1) << 40},
+    {"--requests", W_HTTP | W_REMOTE, offsetof(settings, requests), 1, UINT64_C(1) << 40},
     {"--queries", W_DB, offsetof(settings, queries), 1, UINT64_C(1) << 32},
     {"--connections", W_DB, offsetof(settings, connections), 1, 1024},
-    {"--workers", W_FILES | W_HTTP_GET | W_DB | W_DB_MANY | W_DB_STREAM, offsetof(settings, workers), 1, 1024},
+    {"--workers", W_FILES | W_HTTP | W_DB | W_DB_MANY | W_DB_STREAM, offsetof(settings, workers), 1, 1024},
     {"--chunk", W_READ_LARGE, offsetof(settings, chunk), 1, 1u << 30},
 };
 
@@ -1667,7 +1687,7 @@ typedef struct str_flag {
 static const str_flag str_flags[] = {
     {"--dir", W_SMALL, offsetof(settings, dir)},
     {"--path", W_READ_LINES | W_READ_LARGE, offsetof(settings, path)},
-    {"--url", W_HTTP_GET, offsetof(settings, url)},
+    {"--url", W_HTTP, offsetof(settings, url)},
     {"--dsn", W_DB | W_PENDING | W_DB_MANY | W_DB_STREAM, offsetof(settings, dsn)},
     {"--nats", W_REMOTE | W_ECHO, offsetof(settings, nats)},
 };
@@ -1720,6 +1740,10 @@ int main(int argc, char **argv) {
   } else if (strcmp(workload, "http_get") == 0) {
     w = W_HTTP_GET;
     s.requests = 20000;
+  } else if (strcmp(workload, "http_post") == 0) {
+    w = W_HTTP_POST;
+    s.requests = 20000;
+    s.size = 64u << 10;
   } else if (strcmp(workload, "remote_ask") == 0) {
     w = W_REMOTE;
     s.requests = 100000;
@@ -1805,7 +1829,9 @@ int main(int argc, char **argv) {
 
   if ((w & (W_READ_LINES | W_READ_LARGE)) && s.path == NULL)
     return bad_usage("--path is required for", workload);
-  if (w == W_HTTP_GET && s.url == NULL)
+  if (w == W_HTTP_POST && s.size == 0)
+    return bad_usage("--size must be 1 or more for", workload);
+  if ((w & W_HTTP) && s.url == NULL)
     return bad_usage("--url is required for", workload);
   if ((w == W_REMOTE || w == W_ECHO) && s.nats == NULL)
     return bad_usage("--nats is required for", workload);
@@ -1846,7 +1872,9 @@ int main(int argc, char **argv) {
   case W_READ_LARGE:
     return run_large(s.path, s.chunk, s.workers);
   case W_HTTP_GET:
-    return run_http_get(s.url, s.requests, s.concurrency, s.workers, s.use_baseline);
+    return run_http(s.url, s.requests, s.concurrency, s.workers, s.use_baseline, 0);
+  case W_HTTP_POST:
+    return run_http(s.url, s.requests, s.concurrency, s.workers, 0, (size_t)s.size);
   default: /* W_DB_POINT, W_DB_ROWS */
     return run_db(w == W_DB_ROWS, s.dsn, s.queries, s.concurrency, s.workers,
                   s.pipeline, s.connections);

@@ -128,6 +128,9 @@ for path in ("/1k", "/64k"):
                        sel=dict(path=path, concurrency=128),
                        others=[("libcurl-multi", dict(path=path, concurrency=128), LIM,
                                 "bare libcurl multi loop", 0.95)]))
+groups.append(dict(label="http_post 64 KiB bodies, C=64", short="http_post 64k", workload="http_post",
+                   sel=dict(concurrency=64), peer_target=4,
+                   others=peers("aiohttp+uvloop", concurrency=64)))
 groups.append(dict(label=f"remote_ask over NATS, {n_of('remote_ask')} requests, C=64, 2 responders",
                    short="remote_ask", workload="remote_ask", sel=dict(concurrency=64), peer_target=3,
                    others=peers("nats.js", concurrency=64) +

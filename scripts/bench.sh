@@ -207,6 +207,11 @@ for r in $(seq "$ROUNDS"); do
     run $BENCH http_get --url "$u" --requests $HTTPN --concurrency 128
     run $BENCH http_get --url "$u" --requests $HTTPN --concurrency 128 --impl curl
   done
+  # 64 KiB uploads, to a location that drops them (tests/http_servers.sh).
+  u=$BENCH_HTTP_URL/upload
+  TAG="round=$r path=/upload size=65536"
+  run $BENCH http_post --url "$u" --requests $HTTPN --concurrency 64 --size 65536
+  run $PY $PEERS/aiohttp_post.py --url "$u" --requests $HTTPN --concurrency 64 --size 65536 --uvloop
 done
 
 section "database (PostgreSQL at $BENCH_PG_DSN)"

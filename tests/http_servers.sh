@@ -16,7 +16,8 @@
 #                                          actio / proxy-pw
 #   SOCKS_URL=socks5h://127.0.0.1:<p>     microsocks, no credentials
 #   SOCKS_AUTH_URL=socks5h://127.0.0.1:<p> microsocks, actio / socks-pw
-# DIR/www holds 1k, 64k, 8m (random bytes) and index.html. Every port is
+# DIR/www holds 1k, 64k, 8m (random bytes) and index.html; POST /upload
+# takes a body of up to 1 MiB and answers 200 "ok". Every port is
 # picked free by the kernel. Needs nginx, openssl, curl, python3,
 # tinyproxy and microsocks.
 set -euo pipefail
@@ -157,6 +158,11 @@ http {
     ssl_certificate_key $DIR/tls/server.key;
     ssl_protocols TLSv1.2 TLSv1.3;
     root $DIR/www;
+    # Takes a body of up to 1 MiB and drops it (the upload benchmarks).
+    location = /upload {
+      client_max_body_size 1m;
+      return 200 "ok\\n";
+    }
   }
   server {
     listen 127.0.0.1:$mtls_port ssl;
