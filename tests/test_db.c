@@ -336,6 +336,65 @@ START_TEST(test_statement_cache) {
 }
 END_TEST
 
+/* The notices an on_notice callback copied, under a lock: it runs on the
+ * database worker's thread. */
+typedef struct notices {
+  pthread_mutex_t mu;
+  int n;
+  char severity[4][16], sqlstate[4][8], message[4][64], hint[4][64];
+} notices;
+
+static void on_notice(void *arg, const actio_db_notice *n) {
+  notices *ns = arg;
+  pthread_mutex_lock(&ns->mu);
+  if (ns->n < 4) {
+    int i = ns->n;
+    snprintf(ns->severity[i], sizeof ns->severity[i], "%s", n->severity);
+    snprintf(ns->sqlstate[i], sizeof ns->sqlstate[i], "%s", n->sqlstate);
+    snprintf(ns->message[i], sizeof ns->message[i], "%s", n->message);
+    snprintf(ns->hint[i], sizeof ns->hint[i], "%s", n->hint ? n->hint : "(none)");
+  }
+  ns->n++;
+  pthread_mutex_unlock(&ns->mu);
+}
+
+static const char raise_sql[] =
+    "DO $$BEGIN RAISE NOTICE 'hello %', 42; "
+    "RAISE WARNING 'careful' USING ERRCODE = '01P01', HINT = 'a hint'; END$$";
+
+START_TEST(test_notices) {
+  notices ns = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  actio_actor *a = spawn((actio_db_opts){.on_notice = on_notice, .notice_arg = &ns});
+  run(a, raise_sql);
+  /* They came before the statement's result, which the wait saw. */
+  pthread_mutex_lock(&ns.mu);
+  ck_assert_int_eq(ns.n, 2);
+  ck_assert_str_eq(ns.severity[0], "NOTICE");
+  ck_assert_str_eq(ns.sqlstate[0], "00000");
+  ck_assert_str_eq(ns.message[0], "hello 42");
+  ck_assert_str_eq(ns.hint[0], "(none)");
+  ck_assert_str_eq(ns.severity[1], "WARNING");
+  ck_assert_str_eq(ns.sqlstate[1], "01P01");
+  ck_assert_str_eq(ns.message[1], "careful");
+  ck_assert_str_eq(ns.hint[1], "a hint");
+  pthread_mutex_unlock(&ns.mu);
+  /* Without a callback: the statement succeeds and stderr stays empty. */
+  FILE *err = tmpfile();
+  ck_assert_ptr_nonnull(err);
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  ck_assert_int_ge(saved, 0);
+  ck_assert_int_ge(dup2(fileno(err), STDERR_FILENO), 0);
+  run(db, raise_sql);
+  fflush(stderr);
+  ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+  close(saved);
+  ck_assert_int_eq(fseek(err, 0, SEEK_END), 0);
+  ck_assert_int_eq(ftell(err), 0);
+  fclose(err);
+}
+END_TEST
+
 START_TEST(test_server_down) {
   /* A port nobody listens on: a clear connection error, no hang. */
   actio_actor *a = spawn((actio_db_opts){.dsn = "host=127.0.0.1 port=1 dbname=x user=x password=hunter2-secret"});
@@ -442,6 +501,56 @@ START_TEST(test_txn_failed_and_dropped) {
   run(one, "INSERT INTO txf VALUES (3)");
   ck_assert_int_eq(scalar(db, "SELECT count(*) FROM txf"), 1);
   run(one, "DROP TABLE txf");
+}
+END_TEST
+
+/* A transaction on a that fails, then sends n statements never prepared
+ * together (each evicts one from the cache before the failed Parse of the
+ * one ahead of it frees its room), and rolls back. */
+static void fail_and_evict(actio_actor *a, int n) {
+  actio_future *tf, *f;
+  actio_db_txn *t = begin(a, (actio_db_txn_opts){0}, &tf);
+  actio_db_request bad = {.sql = "SELECT 1/0", .no_cache = 1};
+  ck_assert_int_eq(actio_db_txn_send(t, &bad, &f), 0);
+  expect(f, ACTIO_ESQL);
+  actio_future_unref(f);
+  char sql[16][32];
+  actio_future *fs[16];
+  ck_assert_int_le(n, 16);
+  for (int k = 0; k < n; k++) {
+    snprintf(sql[k], sizeof sql[k], "SELECT %d + 100", k);
+    ck_assert_int_eq(actio_db_txn_query(t, sql[k], 0, NULL, &fs[k]), 0);
+  }
+  for (int k = 0; k < n; k++) {
+    expect(fs[k], ACTIO_ESQL);
+    ck_assert_str_eq(actio_db_error_get(fs[k])->sqlstate, "25P02");
+    actio_future_unref(fs[k]);
+  }
+  tx_end(t, 0, 0);
+  actio_future_unref(tf);
+}
+
+/* Statements evicted from the cache inside a failed transaction: their
+ * DEALLOCATE fails there (25P02), so it is sent again after the rollback,
+ * and the server keeps none of them. */
+START_TEST(test_evicted_in_failed_txn_deallocated) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .statement_cache = 3});
+  for (int round = 0; round < 2; round++) {
+    run(one, "SELECT 1");
+    run(one, "SELECT 2");
+    run(one, "SELECT 3");
+    ck_assert_str_eq(prepared(one), "SELECT 1,SELECT 2,SELECT 3");
+    /* At least the first evicts a statement; in the second round, more
+     * than the cache holds when the failed Parses come back late. */
+    fail_and_evict(one, round == 0 ? 3 : 12);
+    /* Three new statements evict what the cache still holds, outside any
+     * transaction now; on the pool's one connection, the same session,
+     * the server keeps those three and nothing left over. */
+    run(one, "SELECT 7");
+    run(one, "SELECT 8");
+    run(one, "SELECT 9");
+    ck_assert_str_eq(prepared(one), "SELECT 7,SELECT 8,SELECT 9");
+  }
 }
 END_TEST
 
@@ -2016,6 +2125,7 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_sql_error);
   tcase_add_test(tc, test_pipeline_isolation);
   tcase_add_test(tc, test_statement_cache);
+  tcase_add_test(tc, test_notices);
   tcase_add_test(tc, test_server_values_masked);
   tcase_add_test(tc, test_server_down);
   tcase_add_test(tc, test_auth);
@@ -2024,6 +2134,7 @@ static Suite *db_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_txn_commit_rollback);
   tcase_add_test(tc, test_txn_failed_and_dropped);
+  tcase_add_test(tc, test_evicted_in_failed_txn_deallocated);
   tcase_add_test(tc, test_txn_options_savepoints);
   tcase_add_test(tc, test_txn_retry);
   tcase_add_test(tc, test_script);

@@ -148,6 +148,19 @@ void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg) {
   }
 }
 
+/* A pooled connection's notice, to the caller's on_notice. */
+static void notice(void *arg, const actio__pg_error *e) {
+  const actio_db_opts *o = arg;
+  actio_db_notice n = {
+      .severity = e->severity ? e->severity : "",
+      .sqlstate = e->sqlstate ? e->sqlstate : "",
+      .message = e->message ? e->message : e->full ? e->full : "",
+      .detail = e->detail,
+      .hint = e->hint,
+  };
+  o->on_notice(o->notice_arg, &n);
+}
+
 static void conn_open(db_worker *w, conn *c) {
   ACTIO__ASSERT(c->state == C_EMPTY && c->txn == NULL && c->copy == NULL);
   char err[256];
@@ -157,6 +170,8 @@ static void conn_open(db_worker *w, conn *c) {
                                 err, sizeof err);
   c->since_ns = actio__now_ns();
   if (rc == 0) {
+    if (o->on_notice != NULL)
+      actio__pg_conn_on_notice(c->pc, notice, (void *)o);
     c->state = C_CONNECTING;
     return;
   }

@@ -39,6 +39,19 @@ extern "C" {
  * (RAISE EXCEPTION '%', secret) is shown as it is.
  * @{ */
 
+/** A notice the server sent a session (RAISE NOTICE, a WARNING, "there is
+ * no transaction in progress"), lent to actio_db_opts.on_notice. The text
+ * is the server's: a function's RAISE may put any value in it, secrets
+ * included, unmasked; what of it is logged is the caller's choice. */
+typedef struct actio_db_notice {
+  const char *severity; /**< "WARNING", "NOTICE", "INFO", "LOG", "DEBUG",
+                             never translated; "" from libpq itself */
+  const char *sqlstate; /**< "01000", "00000", ...; "" from libpq itself */
+  const char *message;  /**< the primary message */
+  const char *detail;   /**< NULL when the server gave none */
+  const char *hint;     /**< NULL when the server gave none */
+} actio_db_notice;
+
 /** Pool settings; zero means the default for every field. */
 typedef struct actio_db_opts {
   const char *dsn;             /**< libpq connection string or URI (copied);
@@ -75,6 +88,15 @@ typedef struct actio_db_opts {
                                     supervisor restarts it; default 0: never */
   size_t capacity;             /**< mailbox size; default 4096 */
   int fail_when_full;          /**< 1: a full mailbox fails with ACTIO_EFULL */
+  /** Called with each notice a pooled connection receives, on the database
+   * worker's thread that drives it, in the order they came and before the
+   * result of the statement that raised them. It must not block (the
+   * worker's other connections wait) nor call back into this actor
+   * waiting for a future. n and its strings are lent for the call: copy
+   * what you keep. NULL: notices are dropped, never printed. */
+  void (*on_notice)(void *arg, const actio_db_notice *n);
+  void *notice_arg;            /**< on_notice's first argument (borrowed
+                                    for the actor's life) */
 } actio_db_opts;
 
 /** Spawns a database actor in `rt` (strings are copied). Connecting happens

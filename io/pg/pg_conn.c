@@ -38,6 +38,7 @@ typedef struct stmt {
   struct stmt *hnext;
   struct stmt *lprev, *lnext; /* LRU: head is the most recent */
   uint64_t hash;
+  unsigned long number; /* its name is actio_<number> */
   char name[24];
 } stmt;
 
@@ -50,6 +51,7 @@ typedef struct unit {
   int simple;     /* sent with the simple protocol, not pipelined */
   int use_failed; /* its error is its statement's failed Parse */
   int copy;       /* sent as a COPY: its data phase is the caller's */
+  unsigned long dealloc; /* an internal DEALLOCATE's statement number, or 0 */
   enum stage stage;
   /* A batch: n statements before one Sync, their results handed to each
    * one by one (see actio__pg_conn_send_batch); n 0 for any other unit. */
@@ -74,12 +76,29 @@ struct actio__pg_conn {
   stmt **table; /* cache_max * 2 buckets */
   stmt *lru, *lru_tail;
   unsigned long next_name;
+  /* Evicted statements whose DEALLOCATE met a failed transaction (25P02),
+   * by number: sent again once the session is idle. Up to cache_max; past
+   * that, stale_all: DEALLOCATE ALL then, and the cache starts afresh. */
+  unsigned long *stale;
+  unsigned nstale;
+  int stale_all;
+  actio__pg_notice_fn notice_fn;
+  void *notice_arg;
 };
 
-/* Notices (NOTICE, WARNING) are the query's business, not stderr's. */
-static void quiet(void *arg, const PGresult *res) {
-  (void)arg;
-  (void)res;
+/* Notices (NOTICE, WARNING) go to the caller's function, never to stderr. */
+static void notice(void *arg, const PGresult *res) {
+  actio__pg_conn *c = arg;
+  if (c->notice_fn == NULL)
+    return;
+  actio__pg_error e;
+  actio__pg_error_read(actio__pg_wrap((PGresult *)res), &e);
+  c->notice_fn(c->notice_arg, &e);
+}
+
+void actio__pg_conn_on_notice(actio__pg_conn *c, actio__pg_notice_fn fn, void *arg) {
+  c->notice_fn = fn;
+  c->notice_arg = arg;
 }
 
 void actio__pg_conn_message(const actio__pg_conn *c, char *buf, size_t len) {
@@ -110,7 +129,8 @@ int actio__pg_conn_start(actio__pg_conn **out, const char *dsn,
     goto fail_mem;
   if (cache_size > 0) {
     c->table = calloc((size_t)cache_size * 2, sizeof *c->table);
-    if (c->table == NULL)
+    c->stale = malloc(sizeof *c->stale * cache_size);
+    if (c->table == NULL || c->stale == NULL)
       goto fail_mem;
     c->cache_max = cache_size;
   }
@@ -124,19 +144,22 @@ int actio__pg_conn_start(actio__pg_conn **out, const char *dsn,
   if (PQstatus(c->pg) == CONNECTION_BAD) {
     actio__pg_conn_message(c, err, errlen);
     PQfinish(c->pg);
+    free(c->stale);
     free(c->table);
     free(c);
     return ACTIO_ECONN;
   }
-  PQsetNoticeReceiver(c->pg, quiet, NULL);
+  PQsetNoticeReceiver(c->pg, notice, c);
   c->connecting = 1;
   c->poll = PGRES_POLLING_WRITING; /* libpq's rule for the first wait */
   *out = c;
   return 0;
 fail_mem:
   snprintf(err, errlen, "%s", actio_strerror(ACTIO_ENOMEM));
-  if (c != NULL)
+  if (c != NULL) {
+    free(c->stale);
     free(c->table);
+  }
   free(c);
   return ACTIO_ENOMEM;
 }
@@ -300,10 +323,14 @@ static void unit_unpush(actio__pg_conn *c) {
 
 static void keep(unit *u, PGresult *res);
 
-/* Sends "DEALLOCATE name" for an evicted statement as an internal unit. */
-static int deallocate(actio__pg_conn *c, const char *name) {
+/* Sends "DEALLOCATE actio_<number>" (number 0: DEALLOCATE ALL) as an
+ * internal unit. */
+static int deallocate(actio__pg_conn *c, unsigned long number) {
   char sql[48];
-  snprintf(sql, sizeof sql, "DEALLOCATE %s", name); /* our own name */
+  if (number == 0)
+    snprintf(sql, sizeof sql, "DEALLOCATE ALL");
+  else
+    snprintf(sql, sizeof sql, "DEALLOCATE actio_%lu", number); /* our own name */
   if (unit_push(c, NULL) == NULL)
     return ACTIO_ENOMEM;
   if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0) ||
@@ -312,7 +339,30 @@ static int deallocate(actio__pg_conn *c, const char *name) {
     return ACTIO_ECONN;
   }
   c->tail->stage = ST_QUERY;
+  c->tail->dealloc = number;
   return 0;
+}
+
+/* Sends the DEALLOCATEs that met a failed transaction again once the
+ * session is idle (nothing in flight, no transaction block): at the end of
+ * the input that ended the ROLLBACK, unless more units were sent behind
+ * it; then at a later idle moment. */
+static void stale_send(actio__pg_conn *c) {
+  if ((c->nstale == 0 && !c->stale_all) || c->inflight > 0 ||
+      PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+    return;
+  if (c->stale_all) {
+    /* Nothing is in flight, so no unit holds a cached statement. */
+    while (c->lru != NULL)
+      stmt_drop(c, c->lru);
+    if (deallocate(c, 0) == 0) {
+      c->stale_all = 0;
+      c->nstale = 0;
+    }
+  }
+  while (c->nstale > 0 && deallocate(c, c->stale[c->nstale - 1]) == 0)
+    c->nstale--;
+  c->want_write = PQflush(c->pg) == 1;
 }
 
 /* Finds or makes the statement for q; sets *fresh when it must be parsed. */
@@ -327,10 +377,9 @@ static stmt *stmt_get(actio__pg_conn *c, const actio__pg_query *q, int *fresh) {
     }
   if (c->cache_n == c->cache_max) { /* evict the least recently used */
     stmt *old = c->lru_tail;
-    char name[sizeof old->name];
-    memcpy(name, old->name, sizeof name);
+    unsigned long number = old->number;
     stmt_drop(c, old);
-    if (deallocate(c, name) != 0)
+    if (deallocate(c, number) != 0)
       return NULL;
   }
   stmt *s = calloc(1, sizeof *s);
@@ -344,7 +393,8 @@ static stmt *stmt_get(actio__pg_conn *c, const actio__pg_query *q, int *fresh) {
   }
   s->nparams = q->nparams;
   s->hash = h;
-  snprintf(s->name, sizeof s->name, "actio_%lu", ++c->next_name);
+  s->number = ++c->next_name;
+  snprintf(s->name, sizeof s->name, "actio_%lu", s->number);
   stmt **b = bucket(c, h);
   s->hnext = *b;
   *b = s;
@@ -598,6 +648,7 @@ static void unit_end(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
   }
   void *arg = u->arg;
   int simple = u->simple;
+  unsigned long dealloc = u->dealloc;
   unit_pop(c);
   if (simple)
     PQenterPipelineMode(c->pg); /* idle now, so it cannot fail but on OOM */
@@ -614,6 +665,14 @@ static void unit_end(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
     actio__pg_error_read(actio__pg_wrap(res), &err);
     actio__pg_error_format(&err, msg, sizeof msg);
     server = rc == ACTIO_ESQL || rc == ACTIO_ERETRY;
+  }
+  /* A DEALLOCATE inside a failed transaction block: the server refused it
+   * and keeps the statement; try again once the block is over. */
+  if (dealloc != 0 && server && actio__pg_error_is(&err, "25P02")) {
+    if (c->nstale < c->cache_max)
+      c->stale[c->nstale++] = dealloc;
+    else
+      c->stale_all = 1;
   }
   if (arg != NULL)
     done(ctx, arg, rc, rc == 0 ? actio__pg_wrap(res) : NULL,
@@ -754,7 +813,10 @@ int actio__pg_conn_input(actio__pg_conn *c, actio__pg_done_fn done, void *ctx) {
       break;
     on_result(c, PQgetResult(c->pg), done, ctx);
   }
-  return PQstatus(c->pg) == CONNECTION_BAD ? ACTIO_ECONN : 0;
+  if (PQstatus(c->pg) == CONNECTION_BAD)
+    return ACTIO_ECONN;
+  stale_send(c);
+  return 0;
 }
 
 int actio__pg_conn_flush(actio__pg_conn *c) {
@@ -780,6 +842,7 @@ void actio__pg_conn_destroy(actio__pg_conn *c, actio__pg_done_fn done,
     free(u);
   }
   PQfinish(c->pg);
+  free(c->stale);
   free(c->table);
   free(c);
 }

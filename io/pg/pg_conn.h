@@ -50,6 +50,13 @@ int actio__pg_dsn_check(const char *dsn);
 int actio__pg_conn_start(actio__pg_conn **out, const char *dsn,
                          unsigned cache_size, char *err, size_t errlen);
 
+/* A notice of the server's (NOTICE, WARNING, ...) or libpq's (sqlstate
+ * NULL), its fields lent for the call. */
+typedef void (*actio__pg_notice_fn)(void *arg, const actio__pg_error *n);
+/* Hands c's notices to fn (NULL: drops them, as from the start), on the
+ * thread that drives c, from within connect, input and flush. */
+void actio__pg_conn_on_notice(actio__pg_conn *c, actio__pg_notice_fn fn, void *arg);
+
 /* Advances connecting: ACTIO_EPENDING while in progress (poll for
  * actio__pg_conn_events), 0 once ready (in pipeline mode), or
  * ACTIO_ECONN/ACTIO_EAUTH with a message in err. */
