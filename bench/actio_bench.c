@@ -32,9 +32,11 @@ static const char usage_text[] =
     "           bare threads handing it over through one word, the limit)\n"
     "           (defaults: N 1000000, S 256 polls before a worker sleeps)\n"
     "  file_write_small [--dir D] [--files N] [--size B] [--concurrency C]\n"
-    "           [--workers W]\n"
+    "           [--workers W] [--durable group|fsync]\n"
     "           mkdir -p D, then N files D/f0000000... of B bytes, C in flight\n"
-    "           (defaults: D /tmp/bench-files, N 10000, B 4096, C 64)\n"
+    "           (defaults: D /tmp/bench-files, N 10000, B 4096, C 64); durable:\n"
+    "           each through actio_file_write_durable (group), or atomic and\n"
+    "           fsynced on its own (ACTIO_WRITE_ATOMIC)\n"
     "  file_read_small  [--dir D] [--files N] [--concurrency C] [--workers W]\n"
     "           reads those N files back whole, C in flight\n"
     "  file_read_lines  --path P [--workers W]\n"
@@ -458,6 +460,7 @@ typedef struct small_job {
   const char *dir;
   const char *payload; /* what every file gets; NULL when reading */
   size_t size;
+  const char *durable;  /* NULL, "group" or "fsync" */
   _Atomic uint64_t bytes_read;
 } small_job;
 
@@ -481,9 +484,12 @@ static int small_start(size_t i, void *arg, actio_future **out) {
   int len = snprintf(path, sizeof path, "%s/f%07zu", j->dir, i); /* the peer's names */
   if (len < 0 || (size_t)len >= sizeof path)
     return -ENAMETOOLONG;
+  if (j->payload != NULL && j->durable != NULL && strcmp(j->durable, "group") == 0)
+    return actio_file_write_durable(j->files, path, j->payload, j->size, out);
   if (j->payload != NULL)
     return actio_file_write(j->files, path, j->payload, j->size,
-                            ACTIO_WRITE_TRUNC, out);
+                            j->durable != NULL ? ACTIO_WRITE_ATOMIC : ACTIO_WRITE_TRUNC,
+                            out);
   int rc = actio_file_read(j->files, path, out);
   if (rc == 0 && actio_future_on_done(*out, consume_read, arg) != 0)
     return ACTIO_ENOMEM;
@@ -491,7 +497,7 @@ static int small_start(size_t i, void *arg, actio_future **out) {
 }
 
 static int run_small(int writing, const char *dir, uint64_t n, uint64_t size,
-                     uint64_t concurrency, uint64_t workers) {
+                     uint64_t concurrency, uint64_t workers, const char *durable) {
   char *payload = NULL;
   if (writing) {
     /* The peer's shape: 63 x's and a newline per 64 bytes, then x's. */
@@ -510,7 +516,7 @@ static int run_small(int writing, const char *dir, uint64_t n, uint64_t size,
     return 1;
   }
   small_job job = {.files = files, .dir = dir, .payload = payload,
-                   .size = (size_t)size};
+                   .size = (size_t)size, .durable = durable};
   const char *workload = writing ? "file_write_small" : "file_read_small";
   uint64_t ok = 0, errors = 0, bytes = 0;
   int reported = 0;
@@ -559,6 +565,10 @@ static int run_small(int writing, const char *dir, uint64_t n, uint64_t size,
   if (writing) {
     size_t len = strlen(extra);
     snprintf(extra + len, sizeof extra - len, ", \"size\": %" PRIu64, size);
+  }
+  if (durable != NULL) {
+    size_t len = strlen(extra);
+    snprintf(extra + len, sizeof extra - len, ", \"durable\": \"%s\"", durable);
   }
   extra_workers(extra, sizeof extra, workers);
   emit("actio", workload, n, concurrency, ok, errors, secs, extra);
@@ -1645,7 +1655,7 @@ typedef struct settings {
   uint64_t files, size, concurrency, workers, chunk, requests;
   uint64_t queries, connections, producers, batch;
   int use_baseline, pipeline, http;
-  const char *dir, *path, *url, *dsn, *nats;
+  const char *dir, *path, *url, *dsn, *nats, *durable;
 } settings;
 
 typedef struct flag {
@@ -1690,6 +1700,7 @@ static const str_flag str_flags[] = {
     {"--url", W_HTTP, offsetof(settings, url)},
     {"--dsn", W_DB | W_PENDING | W_DB_MANY | W_DB_STREAM, offsetof(settings, dsn)},
     {"--nats", W_REMOTE | W_ECHO, offsetof(settings, nats)},
+    {"--durable", W_WRITE_SMALL, offsetof(settings, durable)},
 };
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -1827,6 +1838,8 @@ int main(int argc, char **argv) {
     *(uint64_t *)((char *)&s + f->offset) = v;
   }
 
+  if (s.durable != NULL && strcmp(s.durable, "group") != 0 && strcmp(s.durable, "fsync") != 0)
+    return bad_usage("--durable takes group or fsync, not", s.durable);
   if ((w & (W_READ_LINES | W_READ_LARGE)) && s.path == NULL)
     return bad_usage("--path is required for", workload);
   if (w == W_HTTP_POST && s.size == 0)
@@ -1866,7 +1879,7 @@ int main(int argc, char **argv) {
   case W_WRITE_SMALL:
   case W_READ_SMALL:
     return run_small(w == W_WRITE_SMALL, s.dir, s.files, s.size, s.concurrency,
-                     s.workers);
+                     s.workers, s.durable);
   case W_READ_LINES:
     return run_lines(s.path, s.workers);
   case W_READ_LARGE:

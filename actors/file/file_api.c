@@ -46,6 +46,16 @@ int actio_file_write(actio_actor *files, const char *path, const void *data,
   return actio__file_req_send(r, out);
 }
 
+int actio_file_write_durable(actio_actor *files, const char *path, const void *data,
+                             size_t len, actio_future **out) {
+  if (!valid(files, out) || !valid_path(path) || (data == NULL && len > 0))
+    return ACTIO_EINVAL;
+  actio__file_req *r = actio__file_req_new(files, OP_DURABLE, path, NULL, data, len);
+  if (r == NULL)
+    return ACTIO_ENOMEM;
+  return actio__file_req_send(r, out);
+}
+
 int actio_file_open(actio_actor *files, const char *path, int flags,
                     mode_t mode, actio_future **out) {
   if (!valid(files, out) || !valid_path(path))

@@ -4,6 +4,7 @@
 #ifndef ACTIO_ACTORS_FILE_INTERNAL_H
 #define ACTIO_ACTORS_FILE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -15,8 +16,26 @@
 typedef enum actio__file_op {
   OP_READ, OP_WRITE, OP_OPEN, OP_PREAD, OP_PWRITE, OP_SYNC, OP_LINES,
   OP_STREAM, OP_STAT, OP_EXISTS, OP_MKDIR, OP_RENAME, OP_UNLINK, OP_LIST,
-  OP_COPY, OP_TEMP, OP_CLEAN,
+  OP_COPY, OP_TEMP, OP_CLEAN, OP_DURABLE,
 } actio__file_op;
+
+typedef struct actio__file_req actio__file_req;
+
+/* Durable writes waiting for their group's flush (group commit): the
+ * worker that finds no flush running leads, committing what waits as one
+ * group, then the next, until none waits; the others leave theirs and go
+ * on. At most max wait; past that a worker waits for room. */
+typedef struct actio__file_group {
+  pthread_mutex_t lock;
+  pthread_cond_t room;
+  actio__file_req *head, **tail; /* in arrival order */
+  size_t waiting, max;
+  int leading;
+  /* The leader's arrays, max each, made at spawn. */
+  actio__fio_atomic **items;
+  void **reqs;
+  int *rcs;
+} actio__file_group;
 
 typedef struct actio__file_state {
   actio__root root;
@@ -27,6 +46,7 @@ typedef struct actio__file_state {
    * (each parked stream holds a reference), so a consumer that completes
    * after the actor is gone finds it closed and only frees its request. */
   actio__bell *parked;
+  actio__file_group group;
 } actio__file_state;
 
 struct actio_fh {
@@ -39,7 +59,7 @@ struct actio_fh {
   char path[];
 };
 
-typedef struct actio__file_req {
+struct actio__file_req {
   actio__file_op op;
   actio_actor *files;
   actio_future *reply; /* the request's reference */
@@ -59,8 +79,10 @@ typedef struct actio__file_req {
   uint64_t total;
   actio__bell *parked; /* while parked: the bell it waits in (a reference) */
   actio__bell_link link;
+  actio__fio_atomic *atomic; /* a durable write's, until its group commits */
+  actio__file_req *next;     /* in its group */
   char inline_bytes[]; /* paths, then data */
-} actio__file_req;
+};
 
 /* The file actor's behavior (its identity: a call checks it was given a
  * file actor). */

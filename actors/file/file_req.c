@@ -15,7 +15,7 @@
 static const char *const op_names[] = {
     "read", "write", "open", "pread", "pwrite", "fsync", "lines", "stream",
     "stat", "exists", "mkdir", "rename", "unlink", "list", "copy", "tempfile",
-    "clean leftovers",
+    "clean leftovers", "durable write",
 };
 
 const char *actio__file_op_name(actio__file_op op) {
@@ -50,6 +50,7 @@ void actio__fh_abandon(void *p) {
 void actio__file_req_free(actio__file_req *r) {
   if (r->fd >= 0)
     close(r->fd);
+  actio__fio_atomic_abort(r->atomic);
   free(r->buf);
   if (r->fh != NULL)
     actio__fh_unref(r->fh);

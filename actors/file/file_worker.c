@@ -101,6 +101,61 @@ static int do_write(actio__file_state *st, actio__file_req *r) {
   return rc;
 }
 
+/* ---- durable writes: group commit ---- */
+
+/* Commits the waiting durable writes as groups until none waits. Runs on
+ * the leading worker, g->lock held on entry and on return. */
+static void lead_groups(actio__file_group *g) {
+  while (g->head != NULL) {
+    size_t n = 0;
+    for (actio__file_req *r = g->head; r != NULL; r = r->next, n++) {
+      g->items[n] = r->atomic;
+      g->reqs[n] = r;
+      r->atomic = NULL; /* the group frees it */
+    }
+    ACTIO__ASSERT(n == g->waiting && n <= g->max);
+    g->head = NULL;
+    g->tail = &g->head;
+    g->waiting = 0;
+    /* Arrivals from now on form the next group. */
+    pthread_cond_broadcast(&g->room);
+    pthread_mutex_unlock(&g->lock);
+    actio__fio_atomic_commit_group(g->items, n, g->rcs, refuse_commit, g->reqs);
+    for (size_t i = 0; i < n; i++)
+      actio__file_finish(g->reqs[i], g->rcs[i], NULL, NULL);
+    pthread_mutex_lock(&g->lock);
+  }
+}
+
+/* Writes r's content beside its target, then hands it to the group commit.
+ * Returns nonzero (r failed alone, not handed over) or 0: r belongs to a
+ * group, which completes it. */
+static int do_durable(actio__file_state *st, actio__file_req *r) {
+  int rc = actio__fio_atomic_open(&st->root, r->path, 0666, &r->atomic);
+  if (rc == 0 && (rc = write_chunks(actio__fio_atomic_fd(r->atomic), r, -1)) != 0) {
+    actio__fio_atomic_abort(r->atomic);
+    r->atomic = NULL;
+  }
+  if (rc != 0)
+    return rc;
+  actio__fio_atomic_start_flush(r->atomic);
+  actio__file_group *g = &st->group;
+  pthread_mutex_lock(&g->lock);
+  while (g->waiting >= g->max)
+    pthread_cond_wait(&g->room, &g->lock);
+  r->next = NULL;
+  *g->tail = r;
+  g->tail = &r->next;
+  g->waiting++;
+  if (!g->leading) {
+    g->leading = 1;
+    lead_groups(g);
+    g->leading = 0;
+  }
+  pthread_mutex_unlock(&g->lock);
+  return 0;
+}
+
 static int do_open(actio__file_state *st, actio__file_req *r, void **value) {
   size_t l = strlen(r->path) + 1;
   actio_fh *h = malloc(sizeof *h + l);
@@ -338,6 +393,10 @@ static int files_handle(actio_actor *self, void *worker, void *msg,
   case OP_STREAM:
     stream_step(st, r);
     return 0;
+  case OP_DURABLE:
+    if ((rc = do_durable(st, r)) == 0)
+      return 0; /* its group completes it */
+    break;
   case OP_STAT:
     rc = actio__fio_stat(&st->root, r->path, &sb);
     if (rc == 0 && (value = stat_box(&sb)) == NULL)
@@ -427,7 +486,36 @@ static void files_state_free(void *arg) {
     actio__bell_unref(st->parked);
   }
   actio__root_close(&st->root);
+  if (st->group.items != NULL) {
+    pthread_mutex_destroy(&st->group.lock);
+    pthread_cond_destroy(&st->group.room);
+  }
+  free(st->group.items);
+  free(st->group.reqs);
+  free(st->group.rcs);
   free(st);
+}
+
+/* All or nothing: on failure g holds nothing to free. */
+static int group_init(actio__file_group *g, size_t max) {
+  g->max = max;
+  g->tail = &g->head;
+  g->items = calloc(max, sizeof *g->items);
+  g->reqs = calloc(max, sizeof *g->reqs);
+  g->rcs = calloc(max, sizeof *g->rcs);
+  if (g->items != NULL && g->reqs != NULL && g->rcs != NULL &&
+      pthread_mutex_init(&g->lock, NULL) == 0) {
+    if (pthread_cond_init(&g->room, NULL) == 0)
+      return 0;
+    pthread_mutex_destroy(&g->lock);
+  }
+  free(g->items);
+  free(g->reqs);
+  free(g->rcs);
+  g->items = NULL;
+  g->reqs = NULL;
+  g->rcs = NULL;
+  return ACTIO_ENOMEM;
 }
 
 int actio_file_spawn(actio_runtime *rt, const actio_file_opts *opts,
@@ -446,6 +534,8 @@ int actio_file_spawn(actio_runtime *rt, const actio_file_opts *opts,
   st->max_read = o.max_read ? o.max_read : (size_t)1 << 30;
   st->fail_when_full = o.fail_when_full;
   rc = actio__bell_create(&st->parked, NULL, st);
+  if (rc == 0)
+    rc = group_init(&st->group, o.max_group ? o.max_group : 64);
   if (rc != 0) {
     files_state_free(st);
     return rc;

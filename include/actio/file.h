@@ -46,6 +46,8 @@ typedef struct actio_file_opts {
   size_t max_read;      /**< largest whole-file read in bytes; default 1 GiB */
   int fail_when_full;   /**< 1: a full mailbox fails at once with ACTIO_EFULL;
                              0 (default): the caller waits for room */
+  unsigned max_group;   /**< most durable writes flushed as one group
+                             (actio_file_write_durable); default 64 */
 } actio_file_opts;
 
 /** Spawns a file actor in `rt`. opts may be NULL; root is used only during
@@ -104,6 +106,32 @@ enum {
  * refused: a folder with -EISDIR, a device, FIFO or socket with -EINVAL. */
 int actio_file_write(actio_actor *files, const char *path, const void *data,
                      size_t len, int flags, actio_future **out);
+
+/** Writes len bytes of data (copied) to path atomically and durably, as
+ * ACTIO_WRITE_ATOMIC does, but with one flush for many
+ * files (group commit): the content goes to a temporary file beside the
+ * target (see actio_file_write), then joins the group of durable writes
+ * waiting for the next flush. While one group's flush runs, the writes
+ * that arrive form the next one (no timer: a lone write is flushed at
+ * once), up to opts.max_group in a group; past that the workers wait,
+ * then the mailbox fills. A group's flush is one syncfs(2) per file system
+ * in it, then each file is renamed over its target, then each folder
+ * touched is fsynced once (docs/architecture.md says why syncfs).
+ *
+ * Value: NULL, once the file, its content and its name are on the disk.
+ * Each write fails on its own (a missing folder, -EISDIR, ACTIO_ESANDBOX,
+ * -ENOSPC, ...), leaving the old file and no temporary; a failed flush
+ * fails every write of the group on that file system with its error
+ * (-EIO, ...), a failed folder fsync every write into that folder.
+ * Cancelled before its rename, a write leaves the old file.
+ *
+ * Memory: each queued write holds its copy of path and data; while it
+ * waits for its group it also holds two descriptors (the file's and its
+ * folder's). syncfs flushes everything dirty on that file system, other
+ * programs' writes too: put the output where the rest does not write
+ * heavily. */
+int actio_file_write_durable(actio_actor *files, const char *path, const void *data,
+                             size_t len, actio_future **out);
 
 /* ---- handles ---- */
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -271,6 +272,8 @@ struct actio__fio_atomic {
   int fd;        /* the new content */
   int replacing; /* the target is a regular file (its mode is kept) */
   int named;     /* the fallback: tmp names the content from the start */
+  dev_t dev;     /* the folder's device and inode: a group flushes each */
+  ino_t ino;     /* file system and fsyncs each folder once */
   char tmp[1 + 60 + sizeof LEFTOVER_MID - 1 + LEFTOVER_HEX + sizeof LEFTOVER_END];
   char leaf[];   /* the target's name in dir */
 };
@@ -355,6 +358,13 @@ int actio__fio_atomic_open(const actio__root *r, const char *path, mode_t mode,
   *a = (actio__fio_atomic){.dir = dir, .fd = -1};
   memcpy(a->leaf, leaf, l);
   struct stat old;
+  if (fstat(dir, &old) != 0) {
+    int rc = neg_errno();
+    atomic_free(a);
+    return rc;
+  }
+  a->dev = old.st_dev;
+  a->ino = old.st_ino;
   int exists = fstatat(dir, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0;
   if (exists && !S_ISREG(old.st_mode) && !S_ISLNK(old.st_mode)) {
     /* The rename would put a plain file in place of a folder, a device
@@ -416,12 +426,11 @@ static int link_tmpfile(actio__fio_atomic *a) {
   return -EEXIST;
 }
 
-int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
-                             actio__fio_stop_fn last_say, void *arg) {
+/* Links or renames the content into place and closes it, without a flush;
+ * a stays to be freed. */
+static int put_in_place(actio__fio_atomic *a, actio__fio_stop_fn last_say, void *arg) {
   int rc = 0;
-  if (sync && fsync(a->fd) != 0)
-    rc = neg_errno();
-  if (rc == 0 && last_say != NULL && last_say(arg))
+  if (last_say != NULL && last_say(arg))
     rc = -ECANCELED;
   if (rc == 0 && !a->named)
     rc = link_tmpfile(a);
@@ -434,10 +443,87 @@ int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
     else
       a->tmp[0] = '\0';
   }
+  return rc;
+}
+
+int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
+                             actio__fio_stop_fn last_say, void *arg) {
+  int rc = sync && fsync(a->fd) != 0 ? neg_errno() : 0;
+  if (rc == 0)
+    rc = put_in_place(a, last_say, arg);
   if (rc == 0 && sync)
     fsync(a->dir); /* make the new name itself durable */
   atomic_free(a);
   return rc;
+}
+
+/* 1 where syncfs reports the writeback errors of the file system since the
+ * descriptor was opened (Linux 5.8 and later), else 0: there it returned 0
+ * whatever failed, so a group falls back to fdatasync per file. Relaxed:
+ * every thread reaches the same value. */
+static _Atomic int syncfs_errors = -1;
+
+static int syncfs_reports_errors(void) {
+  int on = atomic_load_explicit(&syncfs_errors, memory_order_relaxed);
+  if (on < 0) {
+    struct utsname u;
+    unsigned major = 0, minor = 0;
+    on = uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
+         (major > 5 || (major == 5 && minor >= 8));
+    atomic_store_explicit(&syncfs_errors, on, memory_order_relaxed);
+  }
+  return on;
+}
+
+void actio__fio_atomic_start_flush(const actio__fio_atomic *a) {
+  /* Only a hint: the group's flush is what makes it durable, and reports
+   * what this would have. */
+  (void)sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+/* Fails with rc the items from i on whose folder is on `dev` (and, with
+ * ino, is that folder) and that have not failed yet. */
+static void fail_alike(actio__fio_atomic *const *as, size_t n, int *rcs, size_t i,
+                       dev_t dev, const ino_t *ino, int rc) {
+  for (; i < n; i++)
+    if (rcs[i] == 0 && as[i]->dev == dev && (ino == NULL || as[i]->ino == *ino))
+      rcs[i] = rc;
+}
+
+void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int *rcs,
+                                    actio__fio_stop_fn last_say, void *const *args) {
+  int per_file = !syncfs_reports_errors();
+  for (size_t i = 0; i < n; i++)
+    rcs[i] = 0;
+  /* The flush: one syncfs per file system in the group, run on the first
+   * item on it; its failure fails every item on it. */
+  for (size_t i = 0; i < n; i++) {
+    if (per_file) {
+      if (fdatasync(as[i]->fd) != 0)
+        rcs[i] = neg_errno();
+      continue;
+    }
+    int first = 1;
+    for (size_t j = 0; j < i && first; j++)
+      first = as[j]->dev != as[i]->dev;
+    if (first && syncfs(as[i]->fd) != 0)
+      fail_alike(as, n, rcs, i, as[i]->dev, NULL, neg_errno());
+  }
+  for (size_t i = 0; i < n; i++)
+    if (rcs[i] == 0)
+      rcs[i] = put_in_place(as[i], last_say, args[i]);
+  /* The names: one fsync per folder, after all of its renames. */
+  for (size_t i = 0; i < n; i++) {
+    if (rcs[i] != 0)
+      continue;
+    int first = 1;
+    for (size_t j = 0; j < i && first; j++)
+      first = rcs[j] != 0 || as[j]->dev != as[i]->dev || as[j]->ino != as[i]->ino;
+    if (first && fsync(as[i]->dir) != 0)
+      fail_alike(as, n, rcs, i, as[i]->dev, &as[i]->ino, neg_errno());
+  }
+  for (size_t i = 0; i < n; i++)
+    atomic_free(as[i]);
 }
 
 void actio__fio_atomic_abort(actio__fio_atomic *a) {
