@@ -793,6 +793,29 @@ int actio__request_bound(actio_actor *a, actio__bell *bell,
   return request(a, NULL, bell, link, reply, 0, out);
 }
 
+int actio__request_self(actio_actor *a, void *msg, actio_future *reply,
+                        actio_future **out, int (*room)(void *worker)) {
+  worker *me = current_worker;
+  /* me->actor is this thread's instance: alive while its worker runs. A
+   * closed mailbox (a stop under way) takes nothing new; neither does
+   * this path. */
+  actio_actor *t = me != NULL ? me->actor : NULL;
+  if (t == NULL || t != actio__instance(a) || !me->live ||
+      atomic_load_explicit(&t->abort, memory_order_acquire) ||
+      actio__mbox_is_closed(t->mb) || !room(me->ctx))
+    return ACTIO_EAGAIN;
+  int rc = actio__deadline_inherit(t->rt, reply);
+  if (rc != 0)
+    return rc;
+  actio_future_ref(reply); /* the caller's; msg holds the other */
+  actio__count(&t->accepted);
+  actio__actor_track(t, reply);
+  actio__mbox_msg m = {msg, NULL}; /* as request() queues it: msg holds reply */
+  deliver(t, me->ctx, &m);
+  *out = reply;
+  return 0;
+}
+
 int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms) {
   if (a == NULL)
     return ACTIO_EINVAL;

@@ -27,6 +27,16 @@ int actio__request(actio_actor *a, void *msg, actio_future *reply,
 int actio__request_bound(actio_actor *a, actio__bell *bell,
                          actio__bell_link *link, actio_future *reply,
                          actio_future **out);
+/* A request one of a's own workers sends from its thread (a completion's
+ * callback starting the next query) is handled by that worker at once,
+ * skipping the mailbox, when room(worker) says it can start it: no other
+ * worker takes it while this one's connection just freed up, and nobody
+ * is woken. room must count what the worker holds, so that the bound the
+ * mailbox would have kept holds. Returns ACTIO_EAGAIN, with msg and reply
+ * still the caller's, when the caller is not such a worker, the actor is
+ * stopping or room says no: then send it with actio__request. */
+int actio__request_self(actio_actor *a, void *msg, actio_future *reply,
+                        actio_future **out, int (*room)(void *worker));
 
 /* Counts `f` as a request of `a` in flight, timed from now to its
  * completion (the actor's metrics). Call once `f` is sure to complete: after

@@ -288,6 +288,19 @@ static inline void actio__db_pend_unlink(db_worker *w, db_req *r) {
   w->npend--;
 }
 
+/* Requests it could start now, on open connections or ones it may open,
+ * less those already waiting. */
+static inline size_t actio__db_room(const db_worker *w) {
+  return w->conn_room > w->npend ? w->conn_room - w->npend : 0;
+}
+
+/* actio__request_self's test: this worker, not stopping, can start one
+ * more request now. */
+static inline int actio__db_has_room(void *worker) {
+  const db_worker *w = worker;
+  return !w->stopping && actio__db_room(w) > 0;
+}
+
 static inline void actio__db_sent_add(db_worker *w, db_req *r) {
   ACTIO__ASSERT(r->prev == NULL && r->next == NULL);
   r->prev = NULL;
@@ -415,7 +428,7 @@ void actio__db_dispatch(db_worker *w);
 void actio__db_conn_release(conn *c);
 /* Requests it could start now, less those already waiting: from the
  * connections as the last actio__db_publish_stats saw them. */
-size_t actio__db_room(const db_worker *w);
+
 /* Publishes the worker's share of the pool's counters and its room. */
 void actio__db_publish_stats(db_worker *w);
 

@@ -404,8 +404,6 @@ void actio__db_conn_release(conn *c) {
 
 /* ---- counters ---- */
 
-/* Requests it could start now, on open connections or ones it may open,
- * less those already waiting. */
 /* What one connection could take now; can_open: an empty one may be
  * opened. */
 static size_t conn_room(const conn *c, size_t depth, int can_open) {
@@ -422,9 +420,6 @@ static int can_open(const db_worker *w) {
   return w->fails == 0 || actio__now_ns() >= w->retry_ns;
 }
 
-size_t actio__db_room(const db_worker *w) {
-  return w->conn_room > w->npend ? w->conn_room - w->npend : 0;
-}
 
 /* Moves this worker's share in a shared sum from *was to now. */
 static void publish(_Atomic unsigned *sum, unsigned now, unsigned *was) {

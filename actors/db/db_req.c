@@ -423,11 +423,15 @@ int actio__db_request_valid(const actio_db_request *q) {
 int actio__db_submit(actio_actor *db, db_state *st, db_req *r, long timeout_ms,
                      actio_future **out) {
   int rc = req_future(st, r, timeout_ms);
-  /* A worker sending to its own actor (from a future's callback) must not
-   * wait for room it alone could make. */
-  if (rc == 0)
-    rc = actio__request(db, r, r->reply,
-                        st->o.fail_when_full || actio__actor_is_self(db) ? 0 : -1, out);
+  int self = rc == 0 && actio__actor_is_self(db);
+  /* One of its own workers, from a completion's callback: the next query
+   * goes on the connection that just freed, if that worker has room. */
+  if (self)
+    rc = actio__request_self(db, r, r->reply, out, actio__db_has_room);
+  /* Else the mailbox. A worker sending to its own actor must not wait for
+   * room it alone could make. */
+  if ((rc == 0 && !self) || rc == ACTIO_EAGAIN)
+    rc = actio__request(db, r, r->reply, st->o.fail_when_full || self ? 0 : -1, out);
   if (rc != 0)
     actio__db_req_free(r);
   return rc;

@@ -66,6 +66,11 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
   }
   if (c != NULL && r->kind != K_QUERY && r->kind != K_BATCH && c->state != C_EMPTY)
     c->simple = 0;
+  /* Its slot is free from now: a callback below may start the next query
+   * here (actio__request_self). The next count of the room corrects what
+   * this guesses, and pending stays bounded by the slots either way. */
+  if (c != NULL && (r->kind == K_QUERY || r->kind == K_BATCH) && c->state == C_READY)
+    w->conn_room++;
   if (rc == 0 && r->kind == K_QUERY && c != NULL &&
       (strcmp(actio__pg_result_command_tag(res), "BEGIN") == 0 ||
        strcmp(actio__pg_result_command_tag(res), "START TRANSACTION") == 0)) {
