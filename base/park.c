@@ -4,6 +4,7 @@
 #include <ck_pr.h>
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "actio/error.h"
+#include "base/clock.h"
 #include "base/tsan.h"
 
 int actio__futex_wait(uint32_t *word, uint32_t expected, int64_t deadline_ns) {
@@ -164,3 +166,19 @@ static void wake(actio__event *ev, int all) {
 
 void actio__event_signal(actio__event *ev) { wake(ev, 0); }
 void actio__event_broadcast(actio__event *ev) { wake(ev, 1); }
+
+int actio__spin_once(actio__spin *s) {
+  if (s->i >= s->polls)
+    return 0;
+  if (s->i++ < s->polls / 2) {
+    ck_pr_stall();
+    return 1;
+  }
+  int64_t now = actio__now_ns();
+  if (s->since_ns == 0)
+    s->since_ns = now;
+  else if (now - s->since_ns > ACTIO__SPIN_BUDGET_NS)
+    return 0; /* the core is contended: yielding more only delays others */
+  sched_yield();
+  return 1;
+}

@@ -53,6 +53,21 @@ void actio__event_broadcast(actio__event *ev);
 void actio__cond_init(pthread_cond_t *cv);
 int actio__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns);
 
+/* Polling before parking: up to `polls` tries, the first half pausing the
+ * core, the rest yielding it (a sender sharing the core gets to run). The
+ * yields end early once they took ACTIO__SPIN_BUDGET_NS of wall time: on a
+ * core shared with busier threads one yield can give it away for a whole
+ * time slice, and a thread that keeps yielding only holds back the one that
+ * would make progress. Then it parks, and is woken. */
+typedef struct actio__spin {
+  unsigned i, polls;
+  int64_t since_ns; /* the first yield's start */
+} actio__spin;
+#define ACTIO__SPIN_INIT(polls) {0, (polls), 0}
+enum { ACTIO__SPIN_BUDGET_NS = 200000 };
+/* Pauses once. Returns 0 when the poll phase is over: park. */
+int actio__spin_once(actio__spin *s);
+
 /* Futex helpers on a 32-bit word, for other one-word sleepers (futures). */
 int actio__futex_wait(uint32_t *word, uint32_t expected, int64_t deadline_ns);
 void actio__futex_wake(uint32_t *word, int all);

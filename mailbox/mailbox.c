@@ -4,7 +4,6 @@
 
 #include <ck_md.h>
 #include <ck_pr.h>
-#include <sched.h>
 #include <stdlib.h>
 
 #include "actio/error.h"
@@ -227,17 +226,12 @@ static int after_pop(actio__mbox *mb, int rc) {
 int actio__mbox_pop(actio__mbox *mb, actio__mbox_msg *out, int64_t timeout_ms) {
   int rc = try_pop(mb, out);
   if (rc == ACTIO_EAGAIN && timeout_ms != 0) {
-    /* Poll before parking: the first half with a pause, the rest
-     * yielding the core, so a sender that shares it gets to run (with
-     * spinning alone, two actors on one core would hand off only through
-     * futex wake-ups). */
-    for (unsigned i = 0; i < mb->spin && rc == ACTIO_EAGAIN; i++) {
-      if (i < mb->spin / 2)
-        ck_pr_stall();
-      else
-        sched_yield();
+    /* Poll before parking, yielding the core part of the time, so a
+     * sender that shares it gets to run (with spinning alone, two actors
+     * on one core would hand off only through futex wake-ups). */
+    actio__spin spin = ACTIO__SPIN_INIT(mb->spin);
+    while (rc == ACTIO_EAGAIN && actio__spin_once(&spin))
       rc = try_pop(mb, out);
-    }
     if (rc == ACTIO_EAGAIN)
       rc = sleep_until(mb, &mb->not_empty, pop_attempt, out, ACTIO_EAGAIN,
                        timeout_ms);

@@ -5,7 +5,6 @@
 
 #include <ck_pr.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -155,7 +154,8 @@ static void run_task(sched_thread *th, actio__task *t) {
 static actio__task *find_work(sched_thread *th) {
   actio__sched *s = th->s;
   atomic_fetch_add_explicit(&s->spinning, 1, memory_order_seq_cst);
-  for (unsigned i = 0; i < SPIN_POLLS; i++) {
+  actio__spin spin = ACTIO__SPIN_INIT(SPIN_POLLS);
+  do {
     actio__task *t = pop_shared(s);
     if (t != NULL) {
       /* The last spinner to find work wakes another for what is left, so
@@ -167,11 +167,7 @@ static actio__task *find_work(sched_thread *th) {
     }
     if (atomic_load_explicit(&s->stopping, memory_order_acquire))
       break;
-    if (i < SPIN_POLLS / 2)
-      ck_pr_stall();
-    else
-      sched_yield();
-  }
+  } while (actio__spin_once(&spin));
   atomic_fetch_sub_explicit(&s->spinning, 1, memory_order_seq_cst);
   actio__waiter w;
   actio__event_prepare(&s->idle, &w);
