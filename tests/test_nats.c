@@ -1,7 +1,9 @@
 /* test_nats.c: remote actors over NATS (actio/nats.h) against real
  * nats-server processes started by tests/nats_server.sh. */
+#include <dirent.h>
 #include <time.h>
 
+#include "actors/core/actor_internal.h"
 #include "actors/nats/nats_internal.h"
 #include "pg_server.h"
 #include "test_util.h"
@@ -740,6 +742,26 @@ START_TEST(reconnects_reach_the_supervisor_and_the_metrics) {
   ck_assert_int_eq(actio_future_wait(lost, -1), ACTIO_ENATS);
   actio_future_unref(lost);
   WAIT_FOR(heard_kind(ACTIO_SUP_CHILD_DISCONNECTED));
+  /* While it is down: ACTIO_NATS_FAIL refuses new requests; under
+   * ACTIO_NATS_WAIT they wait in cnats's buffer, bounded by their attempt
+   * timeout and by their future's deadline, retries included. */
+  actio_nats_request down = {.subject = "svc.sup", .data = "1", .len = 1};
+  actio_future *f = NULL;
+  ck_assert_int_eq(actio_nats_ask(failing, &down, &f), ACTIO_ENATS);
+  ck_assert_ptr_null(f);
+  down.timeout_ms = 50;
+  ck_assert_int_eq(actio_nats_ask(c, &down, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ETIMEDOUT);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "no reply from svc.sup within 50 ms"));
+  actio_future_unref(f);
+  down = (actio_nats_request){.subject = "svc.sup", .timeout_ms = 20, .retries = 1000,
+                              .retry_backoff_ms = 1};
+  ck_assert_int_eq(actio_nats_ask(c, &down, &f), 0);
+  ck_assert_int_eq(actio_future_set_deadline(rt, f, 200), 0);
+  /* The deadline's failure, or the last attempt's, when the pause before
+   * the next would pass the deadline. */
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ETIMEDOUT);
+  actio_future_unref(f);
   plain_server("restart");
   WAIT_FOR(heard_kind(ACTIO_SUP_CHILD_RECONNECTED));
   actio_nats_stats st;
@@ -753,7 +775,7 @@ START_TEST(reconnects_reach_the_supervisor_and_the_metrics) {
   actio_future_unref(kept);
   /* The subscriptions came back with the connection. */
   actio_nats_request req = {.retries = 50, .retry_backoff_ms = 20};
-  actio_future *f = ask_id(c, "svc.sup", 7, &req);
+  f = ask_id(c, "svc.sup", 7, &req);
   ck_assert_int_eq(actio_future_wait(f, -1), 0);
   ck_assert_str_eq(actio_nats_msg_subject(actio_future_value(f)) != NULL ? "inbox" : "",
                    "inbox");
@@ -791,6 +813,145 @@ START_TEST(closed_for_good_fails_the_actor) {
   ck_assert_int_eq(actio_actor_stop(c, ACTIO_STOP_DRAIN), 0);
   release_held(&h);
   actio_nats_unserve(svc);
+}
+END_TEST
+
+START_TEST(a_restarted_connection_serves_its_subjects_again) {
+  actio_nats_opts o = {.url = nats_url};
+  actio_child_spec spec = {.name = "nats", .start = actio_nats_child, .arg = &o};
+  actio_sup_opts so = {.backoff_ms = -1};
+  actio_actor *sup;
+  ck_assert_int_eq(actio_sup_spawn(rt, &so, &spec, 1, &sup), 0);
+  actio_actor *c = actio_sup_lookup(sup, "nats");
+  responder r;
+  actio_actor *a = spawn_responder(&r, "again");
+  actio_nats_service *svc, *direct;
+  actio_nats_serve_opts qo = {.queue = "again"};
+  ck_assert_int_eq(actio_nats_serve(c, "svc.again", a, &qo, &svc), 0);
+  /* Served through the instance, not the address: it ends with it. */
+  actio_actor *first = actio__actor_pin(c);
+  ck_assert_int_eq(actio_nats_serve(first, "svc.once", a, NULL, &direct), 0);
+  actio__actor_unpin(c);
+  actio_actor *asker = connect_plain();
+  actio_future *f = ask_id(asker, "svc.again", 1, NULL);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  actio_future_unref(f);
+  /* The connection fails, and its supervisor starts another. */
+  actio_actor_fail(c, ACTIO_ENATS, "test: the connection killed");
+  actio_sup_stats ss;
+  WAIT_FOR((actio_sup_stats_get(sup, &ss), ss.restarts == 1));
+  /* Asks succeed afterwards: the new instance serves the subject (retried
+   * while its subscription is on its way). */
+  actio_nats_request req = {.timeout_ms = 2000, .retries = 10, .retry_backoff_ms = 10};
+  for (unsigned i = 2; i < 12; i++) {
+    f = ask_id(asker, "svc.again", i, &req);
+    ck_assert_msg(actio_future_wait(f, -1) == 0, "%u: %s", i, actio_future_errmsg(f));
+    actio_future_unref(f);
+  }
+  actio_nats_stats st;
+  actio_nats_stats_get(c, &st);
+  ck_assert_uint_ge(st.served, 10); /* the new instance's (more if retried) */
+  /* And through the restarted address too. */
+  f = ask_id(c, "svc.again", 12, &req);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  actio_future_unref(f);
+  f = ask_id(asker, "svc.once", 13, NULL);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ENORESPONDERS);
+  actio_future_unref(f);
+  ck_assert_int_ge(atomic_load(&r.handled), 12);
+  /* Unserved, it stays so through a second restart. */
+  actio_nats_unserve(svc);
+  actio_nats_unserve(direct);
+  actio_actor_fail(c, ACTIO_ENATS, "test: killed again");
+  WAIT_FOR((actio_sup_stats_get(sup, &ss), ss.restarts == 2));
+  f = ask_id(asker, "svc.again", 14, NULL);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ENORESPONDERS);
+  actio_future_unref(f);
+}
+END_TEST
+
+/* The threads of this process now. */
+static int threads_now(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/task");
+  ck_assert_ptr_nonnull(d);
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+static pthread_mutex_t bare_mu = PTHREAD_MUTEX_INITIALIZER;
+static int bare_heard;
+
+static void bare_reply(void *arg, actio__nats_msg *m) {
+  (void)arg;
+  actio__nats_msg_free(m);
+  pthread_mutex_lock(&bare_mu);
+  bare_heard = 1;
+  pthread_mutex_unlock(&bare_mu);
+}
+
+static void bare_done(void *arg) { (void)arg; }
+
+static int bare_replied(void) {
+  pthread_mutex_lock(&bare_mu);
+  int h = bare_heard;
+  pthread_mutex_unlock(&bare_mu);
+  return h;
+}
+
+START_TEST(a_connection_costs_no_thread_beyond_cnats) {
+  /* cnats's own threads for the library, started by a first connection. */
+  actio_actor *warm = connect_plain();
+  actio_future *f = ask_id(warm, "nobody.here", 1, NULL);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ENORESPONDERS);
+  actio_future_unref(f);
+  /* cnats alone, as the actor uses it: a connection, a wildcard inbox,
+   * a request answered. */
+  int before = threads_now();
+  actio__nats_conf conf = {.url = nats_url, .name = "bare", .connect_timeout_ms = 2000,
+                           .max_reconnect = 1, .reconnect_wait_ms = 500};
+  actio__nats_conn *bare;
+  char err[256];
+  ck_assert_int_eq(actio__nats_connect(&conf, &bare, err, sizeof err), 0);
+  actio__nats_sub *sub;
+  ck_assert_int_eq(actio__nats_subscribe(bare, "_INBOX.bare.*", NULL, bare_reply, bare_done,
+                                         NULL, &sub), 0);
+  ck_assert_int_eq(actio__nats_publish(bare, "nobody.here", "_INBOX.bare.1", NULL, "x", 1), 0);
+  WAIT_FOR(bare_replied());
+  int per_conn = threads_now() - before;
+  before = threads_now();
+  actio__nats_sub *sub2;
+  ck_assert_int_eq(actio__nats_subscribe(bare, "bare.two", NULL, bare_reply, bare_done, NULL,
+                                         &sub2), 0);
+  int per_sub = threads_now() - before;
+  /* The connection's actor, with requests that time out and are retried:
+   * the runtime's timer rings it, no thread of its own does. */
+  before = threads_now();
+  actio_actor *c = connect_plain();
+  responder r;
+  actio_actor *server;
+  actio_nats_service *svc;
+  actio_actor *asker = serve_holder(&r, "svc.threads", &server, &svc);
+  int served = threads_now() - before;
+  actio_nats_request req = {.timeout_ms = 5, .retries = 2, .retry_backoff_ms = 1};
+  f = ask_id(c, "svc.threads", 2, &req);
+  ck_assert_int_eq(actio_future_wait(f, -1), ACTIO_ETIMEDOUT);
+  actio_future_unref(f);
+  actio_nats_stats st;
+  actio_nats_stats_get(c, &st);
+  ck_assert_uint_eq(st.retries, 2);
+  ck_assert_uint_eq(st.timeouts, 3);
+  /* Three connections (c, the server's, the asker's), one served subject
+   * on the server's: cnats's threads, none more. */
+  ck_assert_int_eq(served, 3 * per_conn + per_sub);
+  (void)asker;
+  release_held(&r);
+  actio_nats_unserve(svc);
+  actio__nats_unsubscribe(sub);
+  actio__nats_unsubscribe(sub2);
+  actio__nats_destroy(bare);
 }
 END_TEST
 
@@ -921,6 +1082,8 @@ int main(void) {
   tcase_add_test(tc, stop_fails_pending_requests);
   tcase_add_test(tc, reconnects_reach_the_supervisor_and_the_metrics);
   tcase_add_test(tc, closed_for_good_fails_the_actor);
+  tcase_add_test(tc, a_restarted_connection_serves_its_subjects_again);
+  tcase_add_test(tc, a_connection_costs_no_thread_beyond_cnats);
   tcase_add_test(tc, messages_built_and_bad_arguments);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);

@@ -1009,6 +1009,15 @@ void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg) {
   pthread_mutex_unlock(&a->fail_mu);
 }
 
+int actio__actor_monitor_call(actio_actor *a, actio__fail_fn hook,
+                              int (*fn)(void *hook_arg, void *arg), void *arg) {
+  ACTIO__ASSERT(a->addr == NULL);
+  pthread_mutex_lock(&a->fail_mu);
+  int rc = a->monitor == hook ? fn(a->monitor_arg, arg) : ACTIO_EINVAL;
+  pthread_mutex_unlock(&a->fail_mu);
+  return rc;
+}
+
 void actio__actor_set_owned(actio_actor *a) {
   ACTIO__ASSERT(a->addr == NULL);
   atomic_store_explicit(&a->owned, 1, memory_order_release);

@@ -75,6 +75,12 @@ typedef void (*actio__fail_fn)(void *arg, actio_actor *a, int kind, int code,
  * runs no more (its argument may be freed). */
 void actio__actor_set_monitor(actio_actor *a, actio__fail_fn fn, void *arg);
 
+/* Calls fn(hook's argument, arg) if `a`'s failure hook is `hook`, under
+ * the lock that keeps that argument valid (fn must not block), and returns
+ * what it returns; else ACTIO_EINVAL. `a` an instance. Any thread. */
+int actio__actor_monitor_call(actio_actor *a, actio__fail_fn hook,
+                              int (*fn)(void *hook_arg, void *arg), void *arg);
+
 /* Tells whoever hears of `a`'s failure (its supervisor, which passes it to
  * its monitor) of an event that is no failure: kind is an
  * actio_sup_event_kind (ACTIO_SUP_CHILD_DISCONNECTED, ...). Nothing once
@@ -143,6 +149,13 @@ typedef struct actio__sup_job {
  * Returns 0, or ACTIO_ECLOSED (its worker left: job is not run). Any
  * thread; it never waits. */
 int actio__sup_defer(actio_actor *sup, actio__sup_job *job);
+
+/* Queues job on the supervisor of instance `a`, one of its children: it
+ * runs after the failures noted are handled, so after the restart that a
+ * failure of `a` calls for (and `a`'s address reaches the new instance by
+ * then). Returns 0, ACTIO_EINVAL (`a` has no supervisor: job is not run)
+ * or ACTIO_ECLOSED (as actio__sup_defer). Any thread; it never waits. */
+int actio__sup_defer_child(actio_actor *a, actio__sup_job *job);
 
 /* Supervisor `sup` (an instance, or an address reaching one), referenced
  * into *inst. Returns 0 or ACTIO_EINVAL (not a supervisor). Any thread. */

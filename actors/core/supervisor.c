@@ -773,6 +773,15 @@ int actio__sup_defer(actio_actor *inst, actio__sup_job *job) {
   return enqueue(s, &s->jobs, job, NULL, NULL);
 }
 
+static int defer_to_parent(void *c, void *job) {
+  sup *s = ((child *)c)->s;
+  return enqueue(s, &s->jobs, job, NULL, NULL);
+}
+
+int actio__sup_defer_child(actio_actor *a, actio__sup_job *job) {
+  return actio__actor_monitor_call(a, on_child_fail, defer_to_parent, job);
+}
+
 int actio__sup_ref(actio_actor *a, actio_actor **inst) {
   if (a == NULL)
     return ACTIO_EINVAL;

@@ -1,6 +1,7 @@
 /* nats_api.c: the NATS connection's actor: spawn it (connect, the reply
- * inbox, the timer), hear of cnats's connection events, stop it, read its
+ * inbox), hear of cnats's connection events, stop it, read its
  * counters. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@ typedef struct nats_boot {
   size_t errbuf_size;
 } nats_boot;
 
+/* nats_serve.c finds a connection's state as its actor's. */
+_Static_assert(offsetof(nats_boot, st) == 0, "the state first");
+
 static void state_free(void *p) {
   nats_boot *b = p;
   actio__nats_state *st = &b->st;
@@ -30,6 +34,7 @@ static void state_free(void *p) {
   free(st->heap);
   pthread_cond_destroy(&st->cv);
   pthread_mutex_destroy(&st->mu);
+  pthread_mutex_destroy(&st->alarm_mu);
   pthread_mutex_destroy(&st->svc_mu);
   for (int i = 0; i < N_STRINGS; i++)
     free(b->strings[i]);
@@ -109,12 +114,14 @@ static int nats_init(actio_actor *self, void **worker) {
   return 0;
 }
 
+/* The one message a connection takes is its own alarm (nats_ask.c). */
 static int nats_handle(actio_actor *self, void *worker, void *msg, actio_future *reply) {
-  (void)self;
   (void)worker;
-  (void)msg;
   (void)reply;
-  return ACTIO_EINVAL; /* a connection takes no messages: use its calls */
+  if (msg != &actio__nats_alarm_msg)
+    return ACTIO_EINVAL; /* use its calls */
+  actio__nats_pending_expire(&((nats_boot *)actio_actor_state(self))->st);
+  return 0;
 }
 
 /* The actor stops: its services, then its requests, then the connection. */
@@ -149,12 +156,10 @@ int actio_nats_spawn(actio_runtime *rt, const actio_nats_opts *opts, actio_actor
   if (b == NULL)
     return ACTIO_ENOMEM;
   actio__nats_state *st = &b->st;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the timer's waits */
-  pthread_cond_init(&st->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  pthread_cond_init(&st->cv, NULL);
   pthread_mutex_init(&st->mu, NULL);
+  pthread_mutex_init(&st->alarm_mu, NULL);
+  st->alarm_due = INT64_MAX;
   pthread_mutex_init(&st->svc_mu, NULL);
   st->rt = rt;
   st->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 10000;
@@ -216,7 +221,8 @@ int actio_nats_serve(actio_actor *nats, const char *subject, actio_actor *actor,
   actio__nats_state *st;
   int rc = actio__nats_state_of(nats, &st);
   if (rc == 0)
-    rc = actio__nats_serve(st, inst, subject, actor, opts, out);
+    rc = actio__nats_serve(st, inst, actio__is_address(nats) ? nats : NULL, subject, actor,
+                           opts, out);
   actio__actor_unpin(nats);
   return rc;
 }

@@ -1,12 +1,11 @@
 /* nats_ask.c: remote requests: the shared reply inbox (one subscription
- * per connection, a token per request), the bounded pending table, and the
- * connection's timer thread, which ends attempts that timed out and starts
- * retries. */
+ * per connection, a token per request), the bounded pending table, and its
+ * alarm, a delayed send of the runtime's timer to the connection's actor,
+ * whose handler ends attempts that timed out and starts retries. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "actio.h"
 #include "actors/core/actor_internal.h"
@@ -32,6 +31,11 @@ struct actio__nats_pend {
   uint16_t attempts;
   int32_t retries;            /* left */
   int32_t timeout_ms, backoff_ms;
+  /* Who frees it: whoever takes it out of the table, and the alarm's
+   * handler while it sends a retry outside the lock (p stays in the table
+   * meanwhile, for its reply may come first). Acq_rel: the last one frees,
+   * after the other's reads. */
+  _Atomic uint32_t refs;
   actio_nats_decode_reply_fn decode;
   void *decode_arg;
   const char *const *headers; /* retries: the copies behind subject */
@@ -84,8 +88,7 @@ static void sift_down(actio__nats_state *st, size_t i) {
   heap_set(st, i, p);
 }
 
-/* p's due time changed: back in its place, and the timer told when it is
- * now the first. */
+/* p's due time changed: back in its place. */
 static void reschedule(actio__nats_state *st, actio__nats_pend *p, int64_t due) {
   int later = due > p->due_ns;
   p->due_ns = due;
@@ -93,8 +96,6 @@ static void reschedule(actio__nats_state *st, actio__nats_pend *p, int64_t due) 
     sift_down(st, p->heap);
   else
     sift_up(st, p->heap);
-  if (p->heap == 0)
-    pthread_cond_signal(&st->cv);
 }
 
 static void insert(actio__nats_state *st, actio__nats_pend *p) {
@@ -104,8 +105,6 @@ static void insert(actio__nats_state *st, actio__nats_pend *p) {
   p->in = 1;
   heap_set(st, st->n++, p);
   sift_up(st, p->heap);
-  if (p->heap == 0)
-    pthread_cond_signal(&st->cv);
 }
 
 static void unlink_pend(actio__nats_state *st, actio__nats_pend *p) {
@@ -131,9 +130,53 @@ static actio__nats_pend *find(actio__nats_state *st, uint64_t token) {
   return p;
 }
 
+/* ---- the alarm ---- */
+
+char actio__nats_alarm_msg;
+
+/* Arms the alarm for the table's first due time, unless one armed rings
+ * as early. Not under mu. */
+static void alarm_update(actio__nats_state *st) {
+  pthread_mutex_lock(&st->alarm_mu);
+  pthread_mutex_lock(&st->mu);
+  int64_t due = st->closed || st->n == 0 ? INT64_MAX : st->heap[0]->due_ns;
+  pthread_mutex_unlock(&st->mu);
+  if (due < st->alarm_due) {
+    if (st->alarm != NULL) {
+      (void)actio_timer_cancel(st->alarm);
+      actio_timer_release(st->alarm);
+      st->alarm = NULL;
+    }
+    int64_t wait = due - actio__now_ns();
+    wait = wait > 0 ? (wait + ACTIO__NS_PER_MS - 1) / ACTIO__NS_PER_MS : 0;
+    /* Fails only as the actor stops (its stop fails what is pending) or
+     * out of memory (the next update tries again). */
+    if (actio_send_after(st->self, &actio__nats_alarm_msg, wait, &st->alarm) == 0)
+      st->alarm_due = due;
+    else
+      st->alarm = NULL;
+  }
+  pthread_mutex_unlock(&st->alarm_mu);
+}
+
+/* The alarm rang (or will: a handler running meanwhile does its work):
+ * none is armed any more. */
+static void alarm_clear(actio__nats_state *st) {
+  pthread_mutex_lock(&st->alarm_mu);
+  if (st->alarm != NULL) {
+    (void)actio_timer_cancel(st->alarm);
+    actio_timer_release(st->alarm);
+    st->alarm = NULL;
+  }
+  st->alarm_due = INT64_MAX;
+  pthread_mutex_unlock(&st->alarm_mu);
+}
+
 /* ---- ending a request: whoever unlinked it ---- */
 
 static void pend_free(actio__nats_pend *p) {
+  if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+    return;
   actio_future_unref(p->f);
   free(p);
 }
@@ -147,18 +190,23 @@ static void pend_fail(actio__nats_pend *p, int code, const char *fmt, const char
   pend_free(p);
 }
 
-/* A cancel or a deadline: out of the table at once, unless whoever took
- * it out first completes it. The canceller holds a reference to the
- * future. */
-static void on_cancel(void *arg) {
-  actio__nats_pend *p = arg;
-  actio__nats_state *st = p->st;
+/* Takes p out of the table, if it is still in: 1 if this call did (p is
+ * then the caller's to end), 0 if someone else took it first. */
+static int take_out(actio__nats_state *st, actio__nats_pend *p) {
   pthread_mutex_lock(&st->mu);
   int mine = p->in;
   if (mine)
     unlink_pend(st, p);
   pthread_mutex_unlock(&st->mu);
-  if (mine)
+  return mine;
+}
+
+/* A cancel or a deadline: out of the table at once, unless whoever took
+ * it out first completes it. The canceller holds a reference to the
+ * future. */
+static void on_cancel(void *arg) {
+  actio__nats_pend *p = arg;
+  if (take_out(p->st, p))
     pend_free(p);
 }
 
@@ -226,13 +274,14 @@ static void on_reply(void *arg, actio__nats_msg *rx) {
   uint64_t token = 0;
   if (strlen(subject) > st->inbox_len)
     token = strtoull(subject + st->inbox_len, NULL, 16);
-  int nr = actio__nats_msg_no_responders(rx);
+  int nr = actio__nats_msg_no_responders(rx), first = 0;
   pthread_mutex_lock(&st->mu);
   actio__nats_pend *p = find(st, token);
   if (p != NULL && nr) {
     count(&st->no_responders);
     if (may_retry(p, retry_pause(p))) {
       retry_later(st, p, actio__now_ns());
+      first = p->heap == 0;
       p = NULL;
       nr = 2; /* handled */
     }
@@ -240,6 +289,8 @@ static void on_reply(void *arg, actio__nats_msg *rx) {
   if (p != NULL)
     unlink_pend(st, p);
   pthread_mutex_unlock(&st->mu);
+  if (first)
+    alarm_update(st); /* the retry is due before the alarm */
   if (p == NULL) {
     if (nr != 2)
       count(&st->late); /* its request ended: cancelled, timed out */
@@ -252,23 +303,15 @@ static void on_reply(void *arg, actio__nats_msg *rx) {
   }
 }
 
-/* ---- the timer thread: attempts that time out, retries that are due ---- */
+/* ---- the alarm's handler: attempts that time out, retries that are due ---- */
 
-static void *timer_main(void *arg) {
-  actio__nats_state *st = arg;
+void actio__nats_pending_expire(actio__nats_state *st) {
+  alarm_clear(st);
   pthread_mutex_lock(&st->mu);
-  while (!st->closed) {
+  for (;;) {
     int64_t now = actio__now_ns();
-    if (st->n == 0 || st->heap[0]->due_ns > now) {
-      if (st->n == 0) {
-        pthread_cond_wait(&st->cv, &st->mu);
-      } else {
-        int64_t due = st->heap[0]->due_ns;
-        struct timespec ts = {(time_t)(due / ACTIO__NS_PER_S), (long)(due % ACTIO__NS_PER_S)};
-        pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-      }
-      continue;
-    }
+    if (st->closed || st->n == 0 || st->heap[0]->due_ns > now)
+      break;
     actio__nats_pend *p = st->heap[0];
     if (p->state == P_ATTEMPT) {
       count(&st->timeouts);
@@ -285,25 +328,31 @@ static void *timer_main(void *arg) {
       pthread_mutex_lock(&st->mu);
       continue;
     }
-    /* A retry: published under the lock, so that p stays in the table. */
+    /* A retry: its attempt begins before it is sent, outside the lock (no
+     * lock is held across a call into cnats), so that a reply quicker
+     * than the publish's return finds it waiting. p stays in the table
+     * meanwhile, and this thread's reference keeps it. */
+    p->state = P_ATTEMPT;
+    p->attempts++;
+    reschedule(st, p, now + (int64_t)p->timeout_ms * ACTIO__NS_PER_MS);
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed); /* the table's is held */
+    count(&st->retries); /* before: a reply may complete it first */
+    count(&st->sent);
+    pthread_mutex_unlock(&st->mu);
     char reply[96];
     snprintf(reply, sizeof reply, "%s%" PRIx64, st->inbox, p->token);
     int rc = actio__nats_publish(st->conn, p->subject, reply, p->headers, p->data, p->len);
-    if (rc == 0) {
-      p->state = P_ATTEMPT;
-      p->attempts++;
-      count(&st->retries);
-      count(&st->sent);
-      reschedule(st, p, now + (int64_t)p->timeout_ms * ACTIO__NS_PER_MS);
-      continue;
+    if (rc != 0) {
+      atomic_fetch_sub_explicit(&st->retries, 1, memory_order_relaxed); /* statistics */
+      atomic_fetch_sub_explicit(&st->sent, 1, memory_order_relaxed);
+      if (take_out(st, p))
+        pend_fail(p, rc, "sending to %s again failed: %s", actio_strerror(rc));
     }
-    unlink_pend(st, p);
-    pthread_mutex_unlock(&st->mu);
-    pend_fail(p, rc, "sending to %s again failed: %s", actio_strerror(rc));
+    pend_free(p); /* this thread's reference */
     pthread_mutex_lock(&st->mu);
   }
   pthread_mutex_unlock(&st->mu);
-  return NULL;
+  alarm_update(st);
 }
 
 /* ---- starting and stopping ---- */
@@ -333,14 +382,8 @@ int actio__nats_pending_start(actio__nats_state *st) {
   st->inbox[st->inbox_len] = '\0';
   char wild[sizeof st->inbox + 1];
   snprintf(wild, sizeof wild, "%s*", st->inbox);
-  rc = actio__nats_subscribe(st->conn, wild, NULL, on_reply, replies_done, st, &st->replies);
-  if (rc != 0)
-    return rc;
-  rc = -pthread_create(&st->timer, NULL, timer_main, st);
-  if (rc != 0)
-    return rc;
-  st->timer_started = 1;
-  return 0;
+  return actio__nats_subscribe(st->conn, wild, NULL, on_reply, replies_done, st,
+                               &st->replies);
 }
 
 /* Takes every request out of the table, into a list by hnext. Under mu. */
@@ -372,12 +415,9 @@ void actio__nats_pending_fail_all(actio__nats_state *st, int code, const char *w
 
 void actio__nats_pending_stop(actio__nats_state *st) {
   pthread_mutex_lock(&st->mu);
-  st->closed = 1;
-  pthread_cond_broadcast(&st->cv);
+  st->closed = 1; /* no alarm is armed from now on */
   pthread_mutex_unlock(&st->mu);
-  if (st->timer_started)
-    pthread_join(st->timer, NULL);
-  st->timer_started = 0;
+  alarm_clear(st);
   if (st->replies != NULL) {
     actio__nats_unsubscribe(st->replies);
     st->replies = NULL;
@@ -461,6 +501,7 @@ int actio__nats_ask(actio__nats_state *st, const actio_nats_request *req,
     return ACTIO_ENOMEM;
   long timeout = req->timeout_ms ? req->timeout_ms : st->timeout_ms;
   p->st = st;
+  atomic_init(&p->refs, 1);
   p->timeout_ms = timeout < INT32_MAX ? (int32_t)timeout : INT32_MAX;
   p->backoff_ms = req->retry_backoff_ms ? (int32_t)req->retry_backoff_ms : 50;
   p->retries = req->retries;
@@ -493,8 +534,11 @@ int actio__nats_ask(actio__nats_state *st, const actio_nats_request *req,
        : st->down && st->disconnect == ACTIO_NATS_FAIL ? ACTIO_ENATS
        : st->n == st->max_pending                        ? ACTIO_EFULL
                                                          : 0;
-  if (rc == 0)
+  int first = 0;
+  if (rc == 0) {
     insert(st, p);
+    first = p->heap == 0;
+  }
   pthread_mutex_unlock(&st->mu);
   if (rc != 0) {
     pend_claim(p);
@@ -502,6 +546,8 @@ int actio__nats_ask(actio__nats_state *st, const actio_nats_request *req,
     actio_future_unref(f);
     return rc;
   }
+  if (first)
+    alarm_update(st); /* due before the alarm, if one is armed */
   char reply[96];
   snprintf(reply, sizeof reply, "%s%" PRIx64, st->inbox, token);
   /* p may end from here on (a reply, a cancel, a timeout): only its token

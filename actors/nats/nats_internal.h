@@ -8,12 +8,13 @@
 #include <stdint.h>
 
 #include "actio/nats.h"
+#include "actio/timer.h"
 #include "io/nats/nats_io.h"
 
 typedef struct actio__nats_pend actio__nats_pend;
 
 /* The connection actor's state (actio_actor_state): the connection, the
- * reply inbox, the pending table and its timer, the services. */
+ * reply inbox, the pending table and its alarm, the services. */
 typedef struct actio__nats_state {
   actio__nats_conn *conn;
   actio_actor *self;        /* the instance */
@@ -28,9 +29,9 @@ typedef struct actio__nats_state {
   /* The pending table: guarded by mu. A request is in it from its send to
    * its end; whoever takes it out completes its future. Buckets by token
    * (tokens are sequential: no collisions before max_pending), and a
-   * min-heap by due time for the timer thread. */
+   * min-heap by due time for the alarm. */
   pthread_mutex_t mu;
-  pthread_cond_t cv;        /* the timer thread's: an earlier due time, or stop */
+  pthread_cond_t cv;        /* the inbox subscription's end */
   actio__nats_pend **buckets;
   size_t mask;
   actio__nats_pend **heap;
@@ -39,10 +40,16 @@ typedef struct actio__nats_state {
   int replies_over;         /* the inbox subscription's last call is done */
   int down;                 /* disconnected (ACTIO_NATS_FAIL refuses) */
   pthread_mutex_t svc_mu;   /* guards the two below, apart from the table */
-  struct actio_nats_service *services; /* serving on this connection */
+  struct svc_bind *services; /* the services' subscriptions on this connection */
   int services_closed;      /* stopping: no service is taken in any more */
-  pthread_t timer;
-  int timer_started;
+  /* The alarm: one delayed send of the runtime's timer to this actor,
+   * due when the heap's first request is (or before); its handler ends
+   * the attempts that timed out and starts the retries that are due. No
+   * thread of its own. Guarded by alarm_mu, taken before mu, never under
+   * it. */
+  pthread_mutex_t alarm_mu;
+  actio_timer *alarm;       /* the handle of the one armed, or NULL */
+  int64_t alarm_due;        /* its due time (ns); INT64_MAX: none */
   _Atomic uint64_t next_token; /* relaxed: only unique */
 
   /* Counters, relaxed: statistics read as a snapshot. */
@@ -67,18 +74,24 @@ extern const actio_behavior actio__nats_behavior;
 int actio__nats_state_of(actio_actor *nats, actio__nats_state **out);
 
 /* actio_nats_ask and actio_nats_serve on the state of the connection
- * (pinned by the caller; inst its instance), their arguments not NULL. */
+ * (pinned by the caller; inst its instance; via the supervised child's
+ * address it was reached through, or NULL), their arguments not NULL. */
 int actio__nats_ask(actio__nats_state *st, const actio_nats_request *req,
                     actio_future **out);
-int actio__nats_serve(actio__nats_state *st, actio_actor *inst, const char *subject,
-                      actio_actor *actor, const actio_nats_serve_opts *opts,
-                      actio_nats_service **out);
+int actio__nats_serve(actio__nats_state *st, actio_actor *inst, actio_actor *via,
+                      const char *subject, actio_actor *actor,
+                      const actio_nats_serve_opts *opts, actio_nats_service **out);
 
-/* nats_ask.c: the reply inbox, the pending table and its timer thread. */
-/* Subscribes the inbox and starts the timer thread. 0 or an error. */
+/* nats_ask.c: the reply inbox, the pending table and its alarm. */
+/* Subscribes the inbox. 0 or an error. */
 int actio__nats_pending_start(actio__nats_state *st);
-/* Stops both, and fails what is pending with ACTIO_ECLOSED. */
+/* Ends the inbox and the alarm, and fails what is pending with
+ * ACTIO_ECLOSED. */
 void actio__nats_pending_stop(actio__nats_state *st);
+/* The alarm's message, and its handling (on the actor's worker): attempts
+ * that timed out end or are retried, retries that are due are sent. */
+extern char actio__nats_alarm_msg;
+void actio__nats_pending_expire(actio__nats_state *st);
 /* The connection dropped under ACTIO_NATS_FAIL: fails what is pending. */
 void actio__nats_pending_fail_all(actio__nats_state *st, int code, const char *why);
 /* The memory a pending request costs beside its future, for a subject of

@@ -31,8 +31,10 @@ extern "C" {
  * request. A pending request costs one record (104 bytes and its subject,
  * in one block; with retries, its data and headers too) beside its future.
  * Pending requests are bounded (max_pending): beyond, asks fail with
- * ACTIO_EFULL. Each attempt has a timeout; one thread per connection
- * expires attempts and starts retries.
+ * ACTIO_EFULL. Each attempt has a timeout; the runtime's timer (no thread
+ * per connection) rings the connection's actor when the first attempt is
+ * due, whose handler ends the attempts that timed out and sends the
+ * retries.
  *
  * Errors travel: a served actor that fails its reply with code C and a
  * message makes the asker's future fail with C and that message (in the
@@ -206,10 +208,13 @@ typedef struct actio_nats_serve_opts {
 /** Serves `actor` on `subject` (wildcards allowed) over connection `nats`:
  * each request is asked of the actor (a full mailbox refuses it: the
  * requester gets ACTIO_EFULL), and its future's value or error is sent
- * back. `actor` must stay valid while served. Returns 0 (*out is the
- * caller's: actio_nats_unserve), ACTIO_EINVAL, ACTIO_ESUBJECT, ACTIO_ENATS,
- * ACTIO_ECLOSED (the connection's actor stopped), ACTIO_ENOMEM.
- * Thread-safe. */
+ * back. `actor` must stay valid while served. Served through a
+ * supervised connection's address (actio_sup_lookup), the subject is
+ * served again by each instance its supervisor starts after a restart,
+ * once that restart is done; through an instance, it ends with the
+ * instance. Returns 0 (*out is the caller's: actio_nats_unserve),
+ * ACTIO_EINVAL, ACTIO_ESUBJECT, ACTIO_ENATS, ACTIO_ECLOSED (the
+ * connection's actor stopped), ACTIO_ENOMEM. Thread-safe. */
 int actio_nats_serve(actio_actor *nats, const char *subject, actio_actor *actor,
                      const actio_nats_serve_opts *opts, actio_nats_service **out);
 
