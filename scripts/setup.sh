@@ -11,6 +11,7 @@ PKGS=(
   libuv1-dev libglib2.0-dev  # the completion-queue demos' loops (demos/cq_*.c)
   # tests
   check libmicrohttpd-dev libclang-rt-dev clang valgrind
+  zlib1g-dev  # the fixture gzips bodies as it sends them (/gzip, a decompression bomb)
   gcovr  # the coverage report (scripts/coverage.sh)
   openssl ca-certificates curl
   # the API reference (docs/Doxyfile.in; target actio_docs, test api_reference)

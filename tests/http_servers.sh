@@ -16,7 +16,8 @@
 #                                          actio / proxy-pw
 #   SOCKS_URL=socks5h://127.0.0.1:<p>     microsocks, no credentials
 #   SOCKS_AUTH_URL=socks5h://127.0.0.1:<p> microsocks, actio / socks-pw
-# DIR/www holds 1k, 64k, 8m (random bytes) and index.html; POST /upload
+# DIR/www holds 1k, 64k, 8m (random bytes), index.html and gz/1m.json
+# (1 MiB of JSON-like text, served gzipped to who takes it); POST /upload
 # takes a body of up to 1 MiB and answers 200 "ok". Every port is
 # picked free by the kernel. Needs nginx, openssl, curl, python3,
 # tinyproxy and microsocks.
@@ -112,7 +113,20 @@ make_tls() {
 
 make_www() {
   local www=$DIR/www
-  mkdir -p "$www"
+  mkdir -p "$www" "$www/gz"
+  if [ ! -s "$www/gz/1m.json.gz" ]; then
+    # 1 MiB of JSON-like text, and its gzip beside it (gzip_static serves
+    # that one to a client that takes gzip: the server spends no CPU on it)
+    python3 -c 'import sys
+rows = []
+n = 0
+while n < 1 << 20:
+    r = "{\"id\": %d, \"name\": \"user%d\", \"score\": %d, \"tags\": [\"a\", \"b%d\"]},\n" % (n, n % 997, n * 7 % 1000, n % 13)
+    rows.append(r)
+    n += len(r)
+sys.stdout.write("".join(rows)[: 1 << 20])' > "$www/gz/1m.json"
+    gzip -6 -k -f -n "$www/gz/1m.json"
+  fi
   [ -s "$www/8m" ] && return
   head -c 1024 /dev/urandom > "$www/1k"
   head -c 65536 /dev/urandom > "$www/64k"
@@ -158,6 +172,14 @@ http {
     ssl_certificate_key $DIR/tls/server.key;
     ssl_protocols TLSv1.2 TLSv1.3;
     root $DIR/www;
+    # gzip for who asks for it: the .gz beside a file as it is, else made
+    # on the fly (the compression tests and benchmarks)
+    location /gz/ {
+      gzip on;
+      gzip_static on;
+      gzip_types *;
+      gzip_min_length 0;
+    }
     # Takes a body of up to 1 MiB and drops it (the upload benchmarks).
     location = /upload {
       client_max_body_size 1m;

@@ -1599,20 +1599,18 @@ START_TEST(multipart_values_and_files) {
 }
 END_TEST
 
-/* A file part cut short while it is being sent fails the request, the
- * message naming the file: the server reads part of the body, the file
- * is truncated, the server reads on. */
-START_TEST(multipart_file_cut_short_mid_upload) {
-  char path[64];
-  make_file(path, sizeof path, (off_t)64 << 20);
+/* Sends req (its body read from the file at path) to a server in the
+ * test, truncates the file once 1 MiB has arrived, reads on, and expects
+ * the request to fail with -EIO, the message naming the file. */
+static void upload_cut_short(actio_http_request *req, const char *path) {
   struct sockaddr_in sa;
   char base[64];
   int lfd = stalled_server(8, &sa, base, sizeof base);
-  actio_http_part part = {.name = "f", .file = path};
   const char *hdrs[] = {"Expect:", NULL}; /* no wait for a 100 Continue */
-  actio_http_request req = {.url = base, .parts = &part, .nparts = 1, .headers = hdrs};
+  req->url = base;
+  req->headers = hdrs;
   actio_future *f;
-  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  ck_assert_int_eq(actio_http_send(http, req, &f), 0);
   int conn = accept_request(lfd);
   static char buf[1 << 16];
   size_t got = 0;
@@ -1631,6 +1629,17 @@ START_TEST(multipart_file_cut_short_mid_upload) {
   close(conn);
   close(lfd);
   unlink(path);
+}
+
+/* A file part cut short while it is being sent fails the request, the
+ * message naming the file: the server reads part of the body, the file
+ * is truncated, the server reads on. */
+START_TEST(multipart_file_cut_short_mid_upload) {
+  char path[64];
+  make_file(path, sizeof path, (off_t)64 << 20);
+  actio_http_part part = {.name = "f", .file = path};
+  actio_http_request req = {.parts = &part, .nparts = 1};
+  upload_cut_short(&req, path);
 }
 END_TEST
 
@@ -1988,6 +1997,343 @@ START_TEST(cookie_files_and_bad_cookies_refused) {
 }
 END_TEST
 
+/* ---- compression ---- */
+
+/* Bodies come decoded, whatever the server's Content-Encoding; max_body
+ * counts the decoded bytes, so a bomb (10 GiB of zeros in about 10 MB of
+ * gzip, deflated as it is sent) stops at the limit; a corrupt gzip body
+ * fails with ACTIO_EDECODE. */
+START_TEST(compressed_bodies_decoded_and_limited) {
+  actio_future *f;
+  actio_http_request req = {.url = url(fixture, "/echo")};
+  actio_http_response *r = send_ok(&req, &f);
+  const char *ae = strstr(r->body, "Accept-Encoding: ");
+  ck_assert_ptr_nonnull(ae);
+  ae += 17;
+  ck_assert_ptr_nonnull(strstr(ae, "gzip"));
+  ck_assert_ptr_nonnull(strstr(ae, "deflate"));
+  ck_assert_ptr_nonnull(strstr(ae, "br"));
+  actio_future_unref(f);
+  /* The fixture's gzip, made as it goes. */
+  req.url = url(fixture, "/gzip/3000000");
+  r = send_ok(&req, &f);
+  ck_assert_str_eq(actio_http_header(r, "Content-Encoding"), "gzip");
+  ck_assert_uint_eq(r->body_len, 3000000);
+  for (size_t i = 0; i < r->body_len; i += 4093)
+    ck_assert_int_eq(r->body[i], 'a' + (int)(i % 26));
+  actio_future_unref(f);
+  /* nginx's, over HTTP/1.1 and HTTP/2. */
+  const char *bases[] = {nginx_http, nginx_https};
+  for (size_t i = 0; i < 2; i++) {
+    req.url = url(bases[i], "/gz/1m.json");
+    r = send_ok(&req, &f);
+    ck_assert_str_eq(actio_http_header(r, "Content-Encoding"), "gzip");
+    ck_assert_uint_eq(r->body_len, 1u << 20);
+    ck_assert_int_eq(strncmp(r->body, "{\"id\": 0, ", 10), 0);
+    actio_future_unref(f);
+  }
+  /* A bomb, in memory and decoded. */
+  req = (actio_http_request){.url = url(fixture, "/gzip-zeros/10737418240"), .max_body = 4 << 20};
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  expect(f, ACTIO_ETOOBIG);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f),
+                               "decoded response body larger than max_body (4194304 bytes)"));
+  actio_future_unref(f);
+  /* Under the limit, the same stream decodes whole. */
+  req.url = url(fixture, "/gzip-zeros/4194304");
+  r = send_ok(&req, &f);
+  ck_assert_uint_eq(r->body_len, 4u << 20);
+  ck_assert_int_eq(r->body[(4u << 20) - 1], 0);
+  actio_future_unref(f);
+  /* Corrupt. */
+  req = (actio_http_request){.url = url(fixture, "/gzip-corrupt")};
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  expect(f, ACTIO_EDECODE);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "not decoded (Content-Encoding)"));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "/gzip-corrupt"));
+  actio_future_unref(f);
+  /* The connection it broke is not reused in a bad state. */
+  req.url = url(fixture, "/gzip/100");
+  ck_assert_uint_eq(send_ok(&req, &f)->body_len, 100);
+  actio_future_unref(f);
+}
+END_TEST
+
+/* ---- bodies made or read as they are sent ---- */
+
+/* An upload callback: `total` bytes of a..z, a pause (a future the test
+ * completes) every 4th call up to 20, or a failure at fail_after bytes
+ * (fail_with), or the end at `total` whatever upload_len says. */
+typedef struct upload_src {
+  uint64_t total, sent, fail_after;
+  int fail_with;
+  unsigned calls;
+  _Atomic int npending;
+  actio_future *pending[20]; /* the test's references */
+  _Atomic int released;      /* of them, completed (counted first) */
+  _Atomic int asked_while_paused;
+} upload_src;
+
+static int produce(void *arg, void *buf, size_t cap, size_t *len, actio_future **ready) {
+  upload_src *u = arg;
+  int np = atomic_load_explicit(&u->npending, memory_order_relaxed);
+  /* Acquire: pairs with the test's release before it completes a pause. */
+  if (atomic_load_explicit(&u->released, memory_order_acquire) < np)
+    atomic_fetch_add_explicit(&u->asked_while_paused, 1, memory_order_relaxed);
+  if (u->fail_with != 0 && u->sent >= u->fail_after)
+    return u->fail_with;
+  if (++u->calls % 4 == 0 && np < 20) {
+    actio_future *f;
+    if (actio_future_create(&f) != 0)
+      return ACTIO_ENOMEM;
+    actio_future_ref(f); /* one for the transfer, one for the test */
+    u->pending[np] = f;
+    /* Release: the test reads pending[np] after it sees the count. */
+    atomic_store_explicit(&u->npending, np + 1, memory_order_release);
+    *ready = f;
+    return 0;
+  }
+  size_t n = u->total - u->sent < cap ? (size_t)(u->total - u->sent) : cap;
+  char *b = buf;
+  for (size_t i = 0; i < n; i++)
+    b[i] = (char)('a' + (u->sent + i) % 26);
+  u->sent += n;
+  *len = n;
+  return 0;
+}
+
+/* Waits for f, completing each pause of u as it comes (fail_code: the
+ * last one fails with it instead). Returns f's status. */
+static int run_upload(actio_future *f, upload_src *u, int fail_code) {
+  int released = 0;
+  for (;;) {
+    int st = actio_future_wait(f, 1);
+    int np = atomic_load_explicit(&u->npending, memory_order_acquire);
+    for (; released < np; released++) {
+      /* Release: the producer sees the count before the pause ends. */
+      atomic_store_explicit(&u->released, released + 1, memory_order_release);
+      if (fail_code != 0 && released == 19)
+        actio_future_fail(u->pending[released], fail_code, "producer gave up");
+      else
+        actio_future_resolve(u->pending[released], NULL, NULL);
+      actio_future_unref(u->pending[released]);
+    }
+    if (st != ACTIO_EPENDING)
+      return st;
+  }
+}
+
+START_TEST(uploads_from_a_callback_with_backpressure) {
+  upload_src *u = calloc(1, sizeof *u);
+  /* Chunked, to /echo: the body arrives as made. */
+  u->total = 8 << 20;
+  actio_http_request req = {.url = url(fixture, "/echo"), .upload = produce, .upload_arg = u};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  ck_assert_int_eq(run_upload(f, u, 0), 0);
+  actio_http_response *r = actio_future_value(f);
+  ck_assert_int_eq(strncmp(r->body, "POST /echo\n", 11), 0);
+  ck_assert_ptr_nonnull(strstr(r->body, "Transfer-Encoding: chunked\n"));
+  const char *body = strstr(r->body, "\n\n") + 2;
+  ck_assert_uint_eq(r->body_len - (size_t)(body - r->body), 8u << 20);
+  for (size_t i = 0; i < (8u << 20); i += 997)
+    ck_assert_int_eq(body[i], 'a' + (int)(i % 26));
+  ck_assert_int_eq(atomic_load(&u->npending), 20);
+  ck_assert_int_eq(atomic_load(&u->asked_while_paused), 0);
+  actio_future_unref(f);
+  /* 128 MiB with a Content-Length, never held: /sink counts it. */
+  memset(u, 0, sizeof *u);
+  u->total = (uint64_t)128 << 20;
+  req = (actio_http_request){.url = url(fixture, "/sink"), .method = "PUT", .upload = produce,
+                             .upload_arg = u, .upload_len = (int64_t)128 << 20};
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  ck_assert_int_eq(run_upload(f, u, 0), 0);
+  ck_assert_str_eq(((actio_http_response *)actio_future_value(f))->body, "received 134217728\n");
+  ck_assert_int_eq(atomic_load(&u->asked_while_paused), 0);
+  actio_future_unref(f);
+  /* A callback that fails ends the request once, with its code. */
+  memset(u, 0, sizeof *u);
+  u->total = 64 << 20;
+  u->fail_after = 1 << 20;
+  u->fail_with = -EPIPE;
+  req = (actio_http_request){.url = url(fixture, "/sink"), .upload = produce, .upload_arg = u};
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  ck_assert_int_eq(run_upload(f, u, 0), -EPIPE);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "upload callback failed: "));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "/sink"));
+  actio_future_unref(f);
+  /* So does a future it asked to wait for that fails. */
+  memset(u, 0, sizeof *u);
+  u->total = 64 << 20;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  ck_assert_int_eq(run_upload(f, u, -ECONNABORTED), -ECONNABORTED);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "upload callback's future failed"));
+  actio_future_unref(f);
+  /* Ending short of upload_len. */
+  memset(u, 0, sizeof *u);
+  u->total = 1000;
+  req.upload_len = 2000;
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  ck_assert_int_eq(run_upload(f, u, 0), -EIO);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "ended after 1000 of the 2000 bytes"));
+  actio_future_unref(f);
+  /* Refused at the call. */
+  actio_http_request bad[] = {
+      {.url = fixture, .upload = produce, .body = "x", .body_len = 1},
+      {.url = fixture, .upload = produce, .body_file = "/etc/hostname"},
+      {.url = fixture, .upload = produce, .upload_len = -1},
+      {.url = fixture, .upload_len = 10},
+      {.url = fixture, .body_file = ""},
+      {.url = fixture, .body_file = "/etc/hostname", .nform = 1,
+       .form = (const actio_http_param[]){{"a", "b"}}},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    ck_assert_int_eq(actio_http_send(http, &bad[i], &f), ACTIO_EINVAL);
+  free(u);
+}
+END_TEST
+
+START_TEST(bodies_read_from_files) {
+  char path[64];
+  make_file(path, sizeof path, 0);
+  FILE *fp = fopen(path, "w");
+  for (size_t i = 0; i < (3u << 20); i++)
+    fputc('a' + (int)(i % 26), fp);
+  fclose(fp);
+  actio_http_request req = {.url = url(fixture, "/echo"), .body_file = path, .method = "PUT"};
+  actio_future *f;
+  actio_http_response *r = send_ok(&req, &f);
+  ck_assert_int_eq(strncmp(r->body, "PUT /echo\n", 10), 0);
+  ck_assert_ptr_nonnull(strstr(r->body, "Content-Length: 3145728\n"));
+  const char *body = strstr(r->body, "\n\n") + 2;
+  ck_assert_uint_eq(r->body_len - (size_t)(body - r->body), 3u << 20);
+  for (size_t i = 0; i < (3u << 20); i += 991)
+    ck_assert_int_eq(body[i], 'a' + (int)(i % 26));
+  actio_future_unref(f);
+  /* Sent again from the start after a 503 (a retry) and for a digest
+   * challenge. */
+  actio_http_auth digest = {.type = ACTIO_HTTP_AUTH_DIGEST, .user = "bob", .password = "pw"};
+  req = (actio_http_request){.url = url(fixture, "/auth/digest/bob/pw"), .body_file = path,
+                             .auth = &digest};
+  ck_assert_str_eq(send_ok(&req, &f)->body, "hello bob\n");
+  actio_future_unref(f);
+  req = (actio_http_request){.url = url(fixture, "/retry/bodyfile/1"), .body_file = path,
+                             .retries = 1, .retry_any_method = 1, .retry_backoff_ms = 1};
+  r = send_ok(&req, &f);
+  ck_assert_int_eq(r->attempts, 2);
+  ck_assert_str_eq(r->body, "ok after 1\n");
+  actio_future_unref(f);
+  /* Missing: the errno, the message naming it. */
+  unlink(path);
+  req = (actio_http_request){.url = url(fixture, "/echo"), .body_file = path};
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  expect(f, -ENOENT);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "body file "));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), path));
+  actio_future_unref(f);
+}
+END_TEST
+
+/* A body file cut short while it is sent fails the request with -EIO. */
+START_TEST(body_file_cut_short_mid_upload) {
+  char path[64];
+  make_file(path, sizeof path, (off_t)64 << 20);
+  actio_http_request req = {.body_file = path};
+  upload_cut_short(&req, path);
+}
+END_TEST
+
+/* ---- headers first ---- */
+
+START_TEST(headers_first_then_the_body_or_not) {
+  actio_future *head, *f;
+  /* Memory body: the head has the headers, no body. */
+  actio_http_request req = {.url = url(fixture, "/headers")};
+  ck_assert_int_eq(actio_http_send_head(http, &req, &head, &f), 0);
+  actio_http_response *h = expect(head, 0);
+  ck_assert_int_eq(h->status, 200);
+  ck_assert_uint_eq(h->body_len, 0);
+  ck_assert_str_eq(h->body, "");
+  ck_assert_uint_eq(actio_http_header_count(h, "X-Multi"), 2);
+  ck_assert_str_eq(actio_http_header_nth(h, "X-Multi", 1), "two");
+  ck_assert_str_eq(expect(f, 0)->body, "headers\n");
+  actio_future_unref(head);
+  actio_future_unref(f);
+  /* After redirects and a retried 503: the final response's. */
+  req.url = url(fixture, "/redirect/2");
+  ck_assert_int_eq(actio_http_send_head(http, &req, &head, &f), 0);
+  h = expect(head, 0);
+  ck_assert_int_eq(h->status, 200);
+  ck_assert_int_eq(h->redirects, 2);
+  expect(f, 0);
+  actio_future_unref(head);
+  actio_future_unref(f);
+  req = (actio_http_request){.url = url(fixture, "/retry/head/1"), .retries = 1,
+                             .retry_backoff_ms = 1};
+  ck_assert_int_eq(actio_http_send_head(http, &req, &head, &f), 0);
+  h = expect(head, 0);
+  ck_assert_int_eq(h->status, 200);
+  ck_assert_int_eq(h->attempts, 2);
+  actio_future_unref(head);
+  actio_future_unref(f);
+  /* No body at all (HEAD, 204): the head comes at the end. */
+  req = (actio_http_request){.url = url(fixture, "/status/204")};
+  ck_assert_int_eq(actio_http_send_head(http, &req, &head, &f), 0);
+  ck_assert_int_eq(expect(head, 0)->status, 204);
+  expect(f, 0);
+  actio_future_unref(head);
+  actio_future_unref(f);
+  /* A request failing before its headers fails both. */
+  req = (actio_http_request){.url = "http://127.0.0.1:1/"};
+  ck_assert_int_eq(actio_http_send_head(http, &req, &head, &f), 0);
+  expect(f, -ECONNREFUSED);
+  expect(head, -ECONNREFUSED);
+  ck_assert_str_eq(actio_future_errmsg(head), actio_future_errmsg(f));
+  actio_future_unref(head);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_http_send_head(http, &req, NULL, &f), ACTIO_EINVAL);
+}
+END_TEST
+
+/* A body streamed after its head, stopped halfway by a cancel: the
+ * request completes once, cancelled, and its connection is not reused. */
+START_TEST(body_stopped_after_its_head) {
+  actio_actor *one; /* one worker: one connection cache to look at */
+  actio_http_opts o = {.workers = 1};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &one), 0);
+  body_sink *s = calloc(1, sizeof *s);
+  actio_http_request req = {.url = url(fixture, "/bytes/50000000"), .on_chunk = take_chunk,
+                            .chunk_arg = s};
+  actio_future *head, *f;
+  ck_assert_int_eq(actio_http_send_head(one, &req, &head, &f), 0);
+  actio_http_response *h = expect(head, 0);
+  ck_assert_int_eq(h->status, 200);
+  ck_assert_str_eq(actio_http_header(h, "Content-Length"), "50000000");
+  /* The consumer holds the body at its first chunk. */
+  while (atomic_load_explicit(&s->npending, memory_order_acquire) == 0)
+    ck_assert_int_eq(actio_future_wait(f, 1), ACTIO_EPENDING);
+  ck_assert_int_eq(actio_future_cancel(f), 0);
+  expect(f, ACTIO_ECANCELED);
+  for (int i = 0; i < atomic_load_explicit(&s->npending, memory_order_acquire); i++) {
+    actio_future_resolve(s->pending[i], NULL, NULL);
+    actio_future_unref(s->pending[i]);
+  }
+  ck_assert_uint_lt(s->bytes, 50000000);
+  ck_assert_uint_eq(s->bad, 0);
+  actio_future_unref(head);
+  actio_future_unref(f);
+  /* The next request to the host gets a new connection: the cut one was
+   * closed; the one after reuses that. */
+  f = get(one, url(fixture, "/bytes/10"));
+  ck_assert_int_eq(expect(f, 0)->new_connections, 1);
+  actio_future_unref(f);
+  f = get(one, url(fixture, "/bytes/10"));
+  ck_assert_int_eq(expect(f, 0)->new_connections, 0);
+  actio_future_unref(f);
+  free(s);
+}
+END_TEST
+
 int main(void) {
   if (start_servers() != 0) {
     fprintf(stderr, "test_http: could not start the test servers\n");
@@ -2045,6 +2391,15 @@ int main(void) {
   tcase_add_test(tc, proxy_failures_say_so);
   tcase_add_test(tc, cookies_kept_read_set_saved_and_loaded);
   tcase_add_test(tc, cookie_files_and_bad_cookies_refused);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("bodies", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, compressed_bodies_decoded_and_limited);
+  tcase_add_test(tc, uploads_from_a_callback_with_backpressure);
+  tcase_add_test(tc, bodies_read_from_files);
+  tcase_add_test(tc, body_file_cut_short_mid_upload);
+  tcase_add_test(tc, headers_first_then_the_body_or_not);
+  tcase_add_test(tc, body_stopped_after_its_head);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("environment", 60); /* makes its own actor */
   tcase_add_test(tc, proxy_variables_ignored);

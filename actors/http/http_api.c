@@ -146,8 +146,9 @@ static const char *put(char **p, const void *s, size_t n) {
 
 /* What the rare options take behind the call: the block, the parts and
  * their strings. 0 when the request has none. */
-static size_t more_size(const actio_http_request *in) {
-  if (in->parts == NULL && in->auth == NULL && in->proxy == NULL)
+static size_t more_size(const actio_http_request *in, int head) {
+  if (in->parts == NULL && in->auth == NULL && in->proxy == NULL && in->upload == NULL &&
+      in->body_file == NULL && !head)
     return 0;
   size_t n = sizeof(actio__http_more) + in->nparts * sizeof(actio__http_part);
   for (size_t i = 0; i < in->nparts; i++) {
@@ -161,15 +162,26 @@ static size_t more_size(const actio_http_request *in) {
   if (in->auth != NULL)
     n += slen(in->auth->user) + slen(in->auth->password ? in->auth->password : "") +
          slen(in->auth->token);
-  return n;
+  return n + slen(in->body_file);
 }
 
-/* Copies the rare options to *p (more_size bytes, pointer-aligned). */
-static const actio__http_more *more_copy(const actio_http_request *in, char **p) {
+/* Copies the rare options of c's request to *p (more_size bytes,
+ * pointer-aligned). */
+static const actio__http_more *more_copy(actio__http_call *c, const actio_http_request *in,
+                                         int head, char **p) {
   actio__http_more *m = (actio__http_more *)(void *)*p;
   actio__http_part *parts = (actio__http_part *)(m + 1);
   *p = (char *)(parts + in->nparts);
-  *m = (actio__http_more){.parts = in->parts ? parts : NULL, .nparts = in->nparts};
+  *m = (actio__http_more){
+      .parts = in->parts ? parts : NULL,
+      .nparts = in->nparts,
+      .source = in->upload ? actio__http_upload_source : NULL,
+      .source_arg = c,
+      .source_len = in->upload_len,
+      .on_head = head ? actio__http_head_ready : NULL,
+      .head_arg = c,
+  };
+  m->body_file = put(p, in->body_file, slen(in->body_file));
   for (size_t i = 0; i < in->nparts; i++) {
     const actio_http_part *q = &in->parts[i];
     parts[i] = (actio__http_part){
@@ -209,13 +221,13 @@ static const actio__http_more *more_copy(const actio_http_request *in, char **p)
  * the request's fields apart: what a transfer needs goes to io, the rare
  * options behind one pointer. */
 static actio__http_call *call_copy(const actio_http_request *in,
-                                   const char *method) {
+                                   const char *method, int head) {
   size_t n = 0, nh = 0;
   size_t lu = strlen(in->url) + 1, lm = strlen(method) + 1;
   for (const char *const *h = in->headers; h != NULL && *h != NULL; h++, nh++)
     n += strlen(*h) + 1;
   size_t body = in->body ? in->body_len : 0;
-  size_t ls = slen(in->save_to), lmore = more_size(in);
+  size_t ls = slen(in->save_to), lmore = more_size(in, head);
   size_t total = sizeof(actio__http_call) + (nh + 1) * sizeof(char *) + lmore + lu + lm + n +
                  ls + body;
   actio__http_call *c = malloc(total);
@@ -233,12 +245,14 @@ static actio__http_call *call_copy(const actio_http_request *in,
   c->retries = in->retries;
   c->retry_any_method = in->retry_any_method;
   c->retry_backoff_ms = in->retry_backoff_ms;
+  c->upload = in->upload;
+  c->upload_arg = in->upload_arg;
   c->on_chunk = in->on_chunk;
   c->chunk_arg = in->chunk_arg;
   char **hv = (char **)(void *)c->bytes;
   char *p = (char *)(hv + nh + 1);
   if (lmore) /* pointer-aligned, right after the header pointers */
-    c->io.more = more_copy(in, &p);
+    c->io.more = more_copy(c, in, head, &p);
   for (size_t i = 0; i < nh; i++)
     hv[i] = (char *)put(&p, in->headers[i], strlen(in->headers[i]) + 1);
   hv[nh] = NULL;
@@ -259,8 +273,11 @@ static int extras_valid(const actio_http_request *r) {
   for (const char *const *h = r->headers; h != NULL && *h != NULL; h++)
     if (crlf(*h))
       return 0;
-  int bodies = (r->body != NULL) + (r->nform > 0) + (r->nparts > 0);
-  if (bodies > 1 || (r->nform > 0 && r->form == NULL) || (r->nparts > 0 && r->parts == NULL))
+  int bodies = (r->body != NULL) + (r->nform > 0) + (r->nparts > 0) + (r->upload != NULL) +
+               (r->body_file != NULL);
+  if (bodies > 1 || (r->nform > 0 && r->form == NULL) || (r->nparts > 0 && r->parts == NULL) ||
+      r->upload_len < 0 || (r->upload_len > 0 && r->upload == NULL) ||
+      (r->body_file != NULL && *r->body_file == '\0'))
     return 0;
   for (size_t i = 0; i < r->nform; i++)
     if (r->form[i].name == NULL || r->form[i].value == NULL)
@@ -315,24 +332,35 @@ static int form_body(const actio_http_request *in, actio_http_request *out,
 }
 
 static int http_send(actio_actor *http, const actio_http_request *req,
-                     actio_future **out);
+                     actio_future **head, actio_future **out);
 
 int actio_http_send(actio_actor *http, const actio_http_request *req,
                     actio_future **out) {
   if (http == NULL || req == NULL || out == NULL)
     return ACTIO_EINVAL;
   actio__actor_pin(http); /* its state stays while the call reads it */
-  int rc = http_send(http, req, out);
+  int rc = http_send(http, req, NULL, out);
+  actio__actor_unpin(http);
+  return rc;
+}
+
+int actio_http_send_head(actio_actor *http, const actio_http_request *req,
+                         actio_future **head, actio_future **out) {
+  if (http == NULL || req == NULL || head == NULL || out == NULL)
+    return ACTIO_EINVAL;
+  actio__actor_pin(http);
+  int rc = http_send(http, req, head, out);
   actio__actor_unpin(http);
   return rc;
 }
 
 static int http_send(actio_actor *http, const actio_http_request *req,
-                     actio_future **out) {
+                     actio_future **head, actio_future **out) {
   /* The one place the default method is decided: the call's copy holds
    * it from here on. */
   const char *method = req->method != NULL           ? req->method
-                       : req->nform || req->nparts ? "POST"
+                       : req->nform || req->nparts || req->upload || req->body_file
+                           ? "POST"
                                                      : "GET";
   /* Whatever can only fail later is refused now, with no future made. */
   if (req->url == NULL || actio_actor_behavior(http) != &actio__http_behavior ||
@@ -346,20 +374,30 @@ static int http_send(actio_actor *http, const actio_http_request *req,
     actio__http_text form = {0};
     const char **hv;
     if (form_body(req, &r, &form, &hv) == 0)
-      c = call_copy(&r, method);
+      c = call_copy(&r, method, head != NULL);
     free(hv);
     free(form.s);
   } else {
-    c = call_copy(req, method);
+    c = call_copy(req, method, head != NULL);
   }
   if (c == NULL)
     return ACTIO_ENOMEM;
   int rc = actio_future_create(&c->reply);
+  if (rc == 0 && head != NULL && (rc = actio_future_create(&c->head)) == 0)
+    actio_future_ref(c->head); /* the caller's, taken while c is surely alive */
   if (rc != 0) {
+    actio_future_unref(c->reply);
     free(c);
     return rc;
   }
+  actio_future *h = c->head; /* once sent, c may be gone already */
   rc = actio__request(http, c, c->reply, st->fail_when_full ? 0 : -1, out);
+  if (head != NULL) {
+    if (rc == 0)
+      *head = h;
+    else
+      actio_future_unref(h);
+  }
   if (rc != 0)
     actio__http_call_free(c);
   return rc;

@@ -59,8 +59,15 @@ struct actio__http_call {
   int64_t due_ns;      /* when waiting: the next attempt */
   actio_future *ready; /* the body consumer's, while paused (counted in
                           paused) */
-  int fail_code;       /* the consumer's future, or save_to's file, failed
-                          with this */
+  actio_future *head;  /* actio_http_send_head's, or NULL (a reference) */
+  actio_http_upload_fn upload; /* the caller's body source, behind
+                                  io.more's source */
+  void *upload_arg;
+  actio_future *up_ready; /* upload's, while it pauses the upload (counted
+                             in paused) */
+  int fail_code;       /* the consumer's or upload's future, or save_to's
+                          file, failed with this */
+  int fail_upload;     /* it was upload's */
   actio__http_call *prev, *next; /* in the worker's running list */
   char bytes[]; /* url, method, headers and body copies */
 };
@@ -71,6 +78,12 @@ extern const actio_behavior actio__http_behavior;
 /* Frees a call no transfer runs for, and its references: one whose send
  * failed, one dropped unstarted, one that ended. */
 void actio__http_call_free(actio__http_call *c);
+
+/* io's on_head for a call with a head future (arg: the call). */
+void actio__http_head_ready(void *arg, actio__http_xfer *x);
+
+/* The caller's upload callback as io's source (arg: the call). */
+int actio__http_upload_source(void *arg, char *buf, size_t cap, size_t *len);
 
 /* http_response.c: the value of a call's future. */
 

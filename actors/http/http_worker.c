@@ -23,7 +23,16 @@ void actio__http_call_free(actio__http_call *c) {
   /* A transfer still running would write into the freed call; a file
    * being saved is ended before the future completes (end_call). */
   ACTIO__ASSERT(c->x == NULL && c->save == NULL);
+  if (c->head != NULL && !actio_future_is_done(c->head)) {
+    /* No headers came: the head ends as the request did. */
+    int st = actio_future_is_done(c->reply) ? actio_future_status(c->reply) : ACTIO_ECANCELED;
+    const char *msg = actio_future_is_done(c->reply) ? actio_future_errmsg(c->reply) : NULL;
+    actio_future_fail(c->head, st != 0 ? st : ACTIO_ENOMEM, "%s",
+                      msg ? msg : actio_strerror(st != 0 ? st : ACTIO_ENOMEM));
+  }
+  actio_future_unref(c->head);
   actio_future_unref(c->ready);
+  actio_future_unref(c->up_ready);
   actio_future_unref(c->reply);
   free(c);
 }
@@ -57,6 +66,10 @@ static void unlink_call(actio__http_worker *w, actio__http_call *c) {
     ACTIO__ASSERT(w->paused > 0);
     w->paused--;
   }
+  if (c->up_ready != NULL) {
+    ACTIO__ASSERT(w->paused > 0);
+    w->paused--;
+  }
 }
 
 /* 1 when the worker's counters agree with its calls. Asserted only, so
@@ -66,7 +79,7 @@ __attribute__((unused)) static int counts_agree(const actio__http_worker *w) {
   for (const actio__http_call *c = w->running; c != NULL; c = c->next) {
     calls++;
     waiting += c->retry_wait != 0;
-    paused += c->ready != NULL;
+    paused += (c->ready != NULL) + (c->up_ready != NULL);
   }
   return calls == w->calls && waiting == w->waiting && paused == w->paused;
 }
@@ -112,16 +125,20 @@ static int idempotent(const char *m) {
   return 0;
 }
 
-/* Milliseconds to wait before the next attempt, or -1: do not retry. */
-static long retry_delay(actio__http_call *c, int rc, actio__http_xfer *x) {
-  long status = actio__http_xfer_status(x);
+/* 1 when an attempt that ended with rc and status may be retried, its
+ * deadline aside. */
+static int retryable(const actio__http_call *c, int rc, long status) {
   int transient = rc == -ECONNREFUSED || rc == -ECONNRESET ||
                   rc == ACTIO_ECONNTIMEOUT || rc == ACTIO_EPARTIAL ||
                   (rc == 0 && (status == 429 || status == 502 ||
                                status == 503 || status == 504));
-  if (!transient || c->attempts > c->retries || c->on_chunk != NULL ||
-      (!c->retry_any_method && !idempotent(c->io.method)) ||
-      actio_future_is_done(c->reply))
+  return transient && c->attempts <= c->retries && c->on_chunk == NULL && c->upload == NULL &&
+         (c->retry_any_method || idempotent(c->io.method));
+}
+
+/* Milliseconds to wait before the next attempt, or -1: do not retry. */
+static long retry_delay(actio__http_call *c, int rc, actio__http_xfer *x) {
+  if (!retryable(c, rc, actio__http_xfer_status(x)) || actio_future_is_done(c->reply))
     return -1;
   long base = c->retry_backoff_ms > 0 ? c->retry_backoff_ms : 200;
   long delay = (long)actio__backoff_ms(base, DAY_MS, (unsigned)c->attempts);
@@ -141,6 +158,29 @@ static int save_chunk(void *arg, const void *data, size_t len) {
   return rc;
 }
 
+/* Completes c's head future with the status and headers x has. Out of
+ * memory it stays pending: actio__http_call_free fails it. */
+static void tell_head(actio__http_call *c, actio__http_xfer *x) {
+  actio__http_result r;
+  if (actio__http_xfer_head(x, &r) != 0)
+    return;
+  actio_http_response *resp = actio__http_response_adopt(&r);
+  if (resp == NULL) {
+    actio__http_result_cleanup(&r);
+    return;
+  }
+  resp->attempts = c->attempts;
+  if (actio_future_resolve(c->head, resp, actio__http_response_free) != 0)
+    actio__http_response_free(resp);
+}
+
+void actio__http_head_ready(void *arg, actio__http_xfer *x) {
+  actio__http_call *c = arg;
+  /* A 503 that will be retried is no final response. */
+  if (!actio_future_is_done(c->head) && !retryable(c, 0, actio__http_xfer_status_now(x)))
+    tell_head(c, x);
+}
+
 /* A transfer ended, on its worker's thread. */
 static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
   actio__http_call *c = arg;
@@ -148,7 +188,10 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
   ACTIO__ASSERT(c->x == x && !c->retry_wait);
   char m[1024];
   if (c->fail_code != 0) { /* the body consumer's future, or the file, failed */
-    if (c->io.sink == save_chunk)
+    if (c->fail_upload)
+      call_msg(w->conf, c, m, sizeof m, "upload callback's future failed: %s",
+               actio_strerror(c->fail_code));
+    else if (c->io.sink == save_chunk)
       call_msg(w->conf, c, m, sizeof m, "saving to %s: %s", c->save_to,
                actio_strerror(c->fail_code));
     else
@@ -177,6 +220,8 @@ static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
     snprintf(m, sizeof m, "%s (after %d attempts)", msg, c->attempts);
     msg = m;
   }
+  if (rc == 0 && c->head != NULL && !actio_future_is_done(c->head))
+    tell_head(c, x); /* no body came: the headers are told now */
   if (rc == 0 && (resp = actio__http_response_take(x)) == NULL) {
     rc = ACTIO_ENOMEM;
     msg = call_msg(w->conf, c, m, sizeof m, "out of memory");
@@ -268,6 +313,33 @@ static int sink_chunk(void *arg, const void *data, size_t len) {
   /* Out of memory no ring comes, but the worker polls paused calls too. */
   (void)actio__bell_ring_on(c->w->bell, ready);
   return 1;
+}
+
+int actio__http_upload_source(void *arg, char *buf, size_t cap, size_t *len) {
+  actio__http_call *c = arg;
+  /* io asks no paused source. */
+  ACTIO__ASSERT(c->up_ready == NULL);
+  for (;;) {
+    actio_future *ready = NULL;
+    *len = 0;
+    int rc = c->upload(c->upload_arg, buf, cap, len, &ready);
+    if (rc >= 0 && (*len > cap || (ready != NULL && *len > 0)))
+      rc = ACTIO_EINVAL; /* what was written cannot be sent */
+    if (rc < 0 || ready == NULL) {
+      actio_future_unref(ready);
+      return rc < 0 ? rc : 0;
+    }
+    if (!actio_future_is_done(ready)) {
+      c->up_ready = ready;
+      c->w->paused++;
+      (void)actio__bell_ring_on(c->w->bell, ready); /* polled without it */
+      return 1;
+    }
+    int st = actio_future_status(ready); /* ready at once: ask again */
+    actio_future_unref(ready);
+    if (st != 0)
+      return st;
+  }
 }
 
 /* ---- the behavior ---- */
@@ -385,6 +457,19 @@ static void http_wait(actio_actor *self, void *worker) {
       if (st != 0) {
         c->fail_code = st;
         actio__http_loop_cancel(w->loop, c->x);
+      }
+    } else if (c->up_ready != NULL && actio_future_is_done(c->up_ready)) {
+      ACTIO__ASSERT(c->x != NULL && w->paused > 0);
+      int st = actio_future_status(c->up_ready);
+      actio_future_unref(c->up_ready);
+      c->up_ready = NULL;
+      w->paused--;
+      if (st != 0) { /* the future failed: so does the request */
+        c->fail_code = st;
+        c->fail_upload = 1;
+        actio__http_loop_cancel(w->loop, c->x);
+      } else if (actio__http_xfer_resume_upload(c->x) != 0) {
+        actio__http_loop_cancel(w->loop, c->x); /* ends with the source's error */
       }
     } else if (c->retry_wait && c->due_ns <= now) {
       ACTIO__ASSERT(c->x == NULL && w->waiting > 0);

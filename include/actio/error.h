@@ -64,7 +64,8 @@ extern "C" {
   X(EPAYLOAD, -4053, "message over the NATS server's max_payload")            \
   X(ESUBJECT, -4054, "invalid NATS subject")                                 \
   X(EPROXY, -4060, "HTTP proxy unreachable, or it refused the request")       \
-  X(EPROXYAUTH, -4061, "HTTP proxy authentication failed")
+  X(EPROXYAUTH, -4061, "HTTP proxy authentication failed")                   \
+  X(EDECODE, -4062, "HTTP response body could not be decoded (Content-Encoding)")
 
 /** The whole table, for building your own: X(name, code, text) for each
  * code, the name without its ACTIO_ prefix. */

@@ -118,6 +118,17 @@ int actio_http_child(actio_runtime *rt, void *opts, actio_actor **out);
 typedef int (*actio_http_chunk_fn)(void *arg, const void *data, size_t len,
                                    actio_future **ready);
 
+/** Produces a request body as it is sent (actio_http_request.upload), on
+ * an HTTP worker: writes up to cap bytes at buf (valid during the call),
+ * sets *len and returns 0; *len 0 ends the body. With nothing ready yet,
+ * set *ready to a future (a reference the transfer takes) and *len to 0:
+ * the upload pauses, without holding the worker, until it completes, then
+ * this is called again (a failed future fails the request with its code).
+ * A negative return fails the request with that code, the message saying
+ * the upload callback failed. */
+typedef int (*actio_http_upload_fn)(void *arg, void *buf, size_t cap,
+                                    size_t *len, actio_future **ready);
+
 /** A name and a value: a query parameter (actio_http_url_build) or a
  * form field (actio_http_request.form). */
 typedef struct actio_http_param {
@@ -224,6 +235,26 @@ typedef struct actio_http_request {
   size_t nparts;                /**< parts in parts */
   const actio_http_auth *auth;  /**< NULL: none (or the URL's userinfo) */
   const actio_http_proxy *proxy; /**< NULL: the actor's */
+  /** Or a body made as it is sent, by this callback, so that a body larger
+   * than memory is never held (the method defaults to POST). It is called
+   * as libcurl's upload buffer empties (16 KiB at a time or less) and may
+   * pause the upload (actio_http_upload_fn). Its body is sent once: the
+   * request is not retried, and a redirect that would send it again (307,
+   * 308) or a digest challenge fails it with ACTIO_ETRANSFER. */
+  actio_http_upload_fn upload;
+  void *upload_arg;             /**< passed to upload; must live until the
+                                     future completes */
+  /** The bytes upload gives, sent as Content-Length (ending short of them
+   * fails the request with -EIO; it is not asked for more). 0: unknown,
+   * sent chunked (HTTP/1.1) or as it comes (HTTP/2). */
+  int64_t upload_len;
+  /** Or a body read from this file as it is sent (pread, a buffer at a
+   * time, never loaded whole), its size at the start of each attempt the
+   * Content-Length; the method defaults to POST. Missing or unreadable,
+   * the request fails with the negated errno; cut short while it is sent,
+   * with -EIO; the message names the file. Sent again from its start for
+   * a redirect, an auth round or a retry. */
+  const char *body_file;
 } actio_http_request;
 
 /** The value of a request's future, freed with it. */
@@ -250,15 +281,31 @@ void actio_http_response_free(actio_http_response *r);
  * is copied (its strings, headers and body): the caller may free it at once.
  * Returns 0, or ACTIO_EINVAL (no URL, not an HTTP actor, a method that is
  * not an HTTP token, body_len without a body, a header with CR or LF in
- * it, more than one of body, form and parts, a form field or part without
- * a name, a part with both data and file, auth without what its type
- * needs or with CR or LF, a proxy without a URL or of another scheme
+ * it, more than one of body, form, parts, upload and body_file, a form
+ * field or part without a name, a part with both data and file,
+ * upload_len below 0 or without upload, an empty body_file, auth without
+ * what its type needs or with CR or LF, a proxy without a URL or of another scheme
  * than http, https, socks5 and socks5h), ACTIO_ENOMEM, ACTIO_ECLOSED,
  * ACTIO_EFULL, and makes no future. Thread-safe. The future's deadline
  * (actio_future_set_deadline) bounds the whole request, time in the queue
  * included; cancelling the future removes the transfer at once. */
 int actio_http_send(actio_actor *http, const actio_http_request *req,
                     actio_future **out);
+
+/** Sends a request as actio_http_send does, and makes *head too, which
+ * completes as soon as the final response's status and headers are in
+ * (after redirects, auth rounds and retries), before its body: its value
+ * an actio_http_response with an empty body (body_len 0) and the timings
+ * so far, freed with it. The body then goes where req says (memory,
+ * on_chunk with its backpressure, save_to), and *out completes when it
+ * ends, as with actio_http_send. To stop the body, cancel *out: the
+ * transfer ends at once, *out fails with ACTIO_ECANCELED, and its HTTP/1
+ * connection is closed, never reused (an HTTP/2 stream is reset). A
+ * request that fails before its headers fails *head too, with *out's
+ * code and message. Returns as actio_http_send (ACTIO_EINVAL also for
+ * head NULL), and on error makes neither future. Thread-safe. */
+int actio_http_send_head(actio_actor *http, const actio_http_request *req,
+                         actio_future **head, actio_future **out);
 
 /** GET url: actio_http_send with only a URL. */
 int actio_http_get(actio_actor *http, const char *url, actio_future **out);

@@ -1,7 +1,9 @@
 /* http_io.c: one libcurl multi handle per worker thread: transfers with
  * connection reuse, HTTP/2 multiplexing, limits, timeouts, redirects kept to
- * http and https, TLS verification, a body size limit, and errors mapped to
- * actio's codes, multipart bodies read from disk as they go, and auth.
+ * http and https, TLS verification, a body size limit (on the decoded
+ * bytes), and errors mapped to actio's codes, multipart and file bodies
+ * read from disk as they go, bodies from a source that may pause, the
+ * headers told before the body, and auth.
  * Every libcurl call of the library is in io/http. */
 #include "io/http/http_io.h"
 
@@ -24,6 +26,8 @@
 #include "base/debug.h"
 #include "io/http/http_redact.h"
 
+typedef struct file_src file_src;
+
 struct actio__http_xfer {
   CURL *easy;
   actio__http_loop *loop;
@@ -31,11 +35,19 @@ struct actio__http_xfer {
   struct curl_slist *headers;
   curl_mime *mime;        /* a multipart body, or NULL */
   const actio__http_proxy *proxy; /* the one in use, or NULL */
-  int upload_rc;          /* a file part failed: this code, upload_err why */
+  int upload_rc;          /* a file or the source failed: this code,
+                             upload_err why */
+  file_src *body_file;    /* the body read from a file, or NULL */
+  long long sourced;      /* bytes the caller's source gave */
+  int upload_wait;        /* the source paused the upload */
+  int rewind_refused;     /* the source's body was asked for again */
   char *upload_err;
   actio__http_result res;
   size_t max_body;
   int too_big;
+  int head_told;          /* on_head ran */
+  int encoded;            /* the response has a Content-Encoding: max_body
+                             counts what libcurl decoded */
   int pause_next;         /* the sink asked to pause before the next chunk */
   int sink_rc;            /* a sink's error */
   int socket_errno;       /* why a socket could not be opened, or 0 */
@@ -331,6 +343,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg) {
   actio__http_xfer *x = arg;
   actio__http_result *r = &x->res;
   size_t len = size * n;
+  const actio__http_more *m = x->req->more;
+  if (!x->head_told && m != NULL && m->on_head != NULL) {
+    /* libcurl hands over no body of a redirect or an auth round */
+    x->head_told = 1;
+    m->on_head(m->head_arg, x);
+  }
   if (x->req->sink != NULL) {
     if (x->pause_next)
       return CURL_WRITEFUNC_PAUSE; /* libcurl hands this chunk again later */
@@ -360,6 +378,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg) {
   actio__http_xfer *x = arg;
   actio__http_result *r = &x->res;
   size_t len = size * n;
+  if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) /* a new response */
+    x->encoded = 0;
+  else if (len >= 17 && strncasecmp(line, "Content-Encoding:", 17) == 0)
+    x->encoded = strncasecmp(line + 17 + strspn(line + 17, " \t"), "identity", 8) != 0;
   if (x->req->sink == NULL && len >= 15 &&
       strncasecmp(line, "Content-Length:", 15) == 0) {
     /* Size the body buffer once: no regrowth, no page-sized churn. */
@@ -378,7 +400,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
   int64_t now = actio__now_ns();
   (void)dltotal;
   (void)ultotal;
-  if (dlnow != x->last_dl || ulnow != x->last_ul || x->pause_next) {
+  if (dlnow != x->last_dl || ulnow != x->last_ul || x->pause_next || x->upload_wait) {
     /* Bytes moved, or our own consumer holds the transfer: not idle. */
     x->last_dl = dlnow;
     x->last_ul = ulnow;
@@ -391,16 +413,18 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
   return 1; /* aborts: CURLE_ABORTED_BY_CALLBACK */
 }
 
-/* ---- multipart file parts ---- */
+/* ---- bodies read as they are sent: files and a caller's source ---- */
 
-/* A file part while its transfer runs: opened when the transfer is made,
- * read where libcurl asks, closed by curl_mime_free. */
-typedef struct file_part {
+/* A file sent as a multipart part or as the whole body: opened when the
+ * transfer is made, read where libcurl asks (pread, libcurl's upload
+ * buffer at a time: never loaded whole), closed with the transfer. */
+struct file_src {
   actio__http_xfer *x;
-  const actio__http_part *p;
+  const char *path;
+  const char *part; /* the part's name, NULL for the body */
   int fd;
   curl_off_t size, pos;
-} file_part;
+};
 
 /* Fails the transfer's upload with rc, once, saying why. */
 __attribute__((format(printf, 3, 4))) static void
@@ -416,9 +440,19 @@ upload_failed(actio__http_xfer *x, int rc, const char *fmt, ...) {
   x->upload_err = strdup(why); /* NULL: the code's text will do */
 }
 
-static size_t part_read(char *buf, size_t size, size_t n, void *arg) {
-  file_part *f = arg;
+/* "file P of part "N"" or "body file P", for messages. */
+static const char *file_what(const char *path, const char *part, char *out, size_t cap) {
+  if (part != NULL)
+    snprintf(out, cap, "file %s of part \"%s\"", path, part);
+  else
+    snprintf(out, cap, "body file %s", path);
+  return out;
+}
+
+static size_t file_read(char *buf, size_t size, size_t n, void *arg) {
+  file_src *f = arg;
   size_t want = size * n;
+  char what[300];
   if ((curl_off_t)want > f->size - f->pos)
     want = (size_t)(f->size - f->pos);
   if (want == 0)
@@ -428,14 +462,14 @@ static size_t part_read(char *buf, size_t size, size_t n, void *arg) {
     got = pread(f->fd, buf, want, (off_t)f->pos);
   while (got < 0 && errno == EINTR);
   if (got < 0) {
-    upload_failed(f->x, -errno, "reading %s for part \"%s\": %s", f->p->file,
-                  f->p->name, strerror(errno));
+    int e = errno;
+    upload_failed(f->x, -e, "reading %s: %s",
+                  file_what(f->path, f->part, what, sizeof what), strerror(e));
     return CURL_READFUNC_ABORT;
   }
   if (got == 0) { /* cut short since it was opened: what is sent is wrong */
-    upload_failed(f->x, -EIO,
-                  "file %s of part \"%s\" shrank during the upload (%lld of "
-                  "%lld bytes read)", f->p->file, f->p->name, (long long)f->pos,
+    upload_failed(f->x, -EIO, "%s shrank during the upload (%lld of %lld bytes read)",
+                  file_what(f->path, f->part, what, sizeof what), (long long)f->pos,
                   (long long)f->size);
     return CURL_READFUNC_ABORT;
   }
@@ -444,25 +478,27 @@ static size_t part_read(char *buf, size_t size, size_t n, void *arg) {
 }
 
 /* A redirect or an auth round sends the body again from the start. */
-static int part_seek(void *arg, curl_off_t offset, int origin) {
-  file_part *f = arg;
+static int file_seek(void *arg, curl_off_t offset, int origin) {
+  file_src *f = arg;
   if (origin != SEEK_SET || offset < 0 || offset > f->size)
     return CURL_SEEKFUNC_FAIL;
   f->pos = offset;
   return CURL_SEEKFUNC_OK;
 }
 
-static void part_free(void *arg) {
-  file_part *f = arg;
-  close(f->fd);
+static void file_free(void *arg) {
+  file_src *f = arg;
+  if (f != NULL)
+    close(f->fd);
   free(f);
 }
 
-/* Adds the file part p to mime. Returns 0, a negated errno (why says
- * which file) or ACTIO_ENOMEM. */
-static int add_file_part(actio__http_xfer *x, curl_mimepart *mp,
-                         const actio__http_part *p, char *why, size_t cap) {
-  int fd = open(p->file, O_RDONLY | O_CLOEXEC);
+/* Opens the file at path (of part `part`, NULL for the body) into *out.
+ * Returns 0, a negated errno or ACTIO_EINVAL (why says which file) or
+ * ACTIO_ENOMEM. */
+static int file_open(actio__http_xfer *x, const char *path, const char *part,
+                     file_src **out, char *why, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   struct stat st;
   int rc = 0;
   if (fd < 0 || fstat(fd, &st) != 0)
@@ -470,25 +506,87 @@ static int add_file_part(actio__http_xfer *x, curl_mimepart *mp,
   else if (!S_ISREG(st.st_mode))
     rc = ACTIO_EINVAL;
   if (rc != 0) {
-    snprintf(why, cap, "file %s of part \"%s\": %s", p->file, p->name,
+    char what[300];
+    snprintf(why, cap, "%s: %s", file_what(path, part, what, sizeof what),
              rc == ACTIO_EINVAL ? "not a regular file" : strerror(-rc));
     if (fd >= 0)
       close(fd);
     return rc;
   }
-  file_part *f = malloc(sizeof *f);
+  file_src *f = malloc(sizeof *f);
   if (f == NULL) {
     close(fd);
     return ACTIO_ENOMEM;
   }
-  *f = (file_part){.x = x, .p = p, .fd = fd, .size = (curl_off_t)st.st_size};
-  if (curl_mime_data_cb(mp, f->size, part_read, part_seek, part_free, f) != CURLE_OK) {
-    part_free(f);
+  *f = (file_src){.x = x, .path = path, .part = part, .fd = fd, .size = (curl_off_t)st.st_size};
+  *out = f;
+  return 0;
+}
+
+/* Adds the file part p to mime. Returns 0, or as file_open. */
+static int add_file_part(actio__http_xfer *x, curl_mimepart *mp,
+                         const actio__http_part *p, char *why, size_t cap) {
+  file_src *f;
+  int rc = file_open(x, p->file, p->name, &f, why, cap);
+  if (rc != 0)
+    return rc;
+  if (curl_mime_data_cb(mp, f->size, file_read, file_seek, file_free, f) != CURLE_OK) {
+    file_free(f);
     return ACTIO_ENOMEM;
   }
   const char *base = strrchr(p->file, '/');
   return curl_mime_filename(mp, p->filename ? p->filename : base ? base + 1 : p->file) ==
                  CURLE_OK ? 0 : ACTIO_ENOMEM;
+}
+
+/* libcurl's read function for a body that is no multipart: the body file,
+ * or the caller's source, which may pause the upload. */
+static size_t on_upload(char *buf, size_t size, size_t n, void *arg) {
+  actio__http_xfer *x = arg;
+  const actio__http_more *m = x->req->more;
+  size_t cap = size * n;
+  if (x->body_file != NULL)
+    return file_read(buf, 1, cap, x->body_file);
+  if (m == NULL || m->source == NULL)
+    return 0;
+  if (x->upload_wait)
+    return CURL_READFUNC_PAUSE; /* asked again before the resume */
+  if (m->source_len > 0) {
+    if (x->sourced >= m->source_len)
+      return 0; /* all that was announced: the source is not asked again */
+    if ((long long)cap > m->source_len - x->sourced)
+      cap = (size_t)(m->source_len - x->sourced);
+  }
+  size_t len = 0;
+  int rc = m->source(m->source_arg, buf, cap, &len);
+  if (rc < 0) {
+    upload_failed(x, rc, "upload callback failed: %s", actio_strerror(rc));
+    return CURL_READFUNC_ABORT;
+  }
+  if (rc == 1) {
+    x->upload_wait = 1;
+    return CURL_READFUNC_PAUSE;
+  }
+  ACTIO__ASSERT(len <= cap);
+  if (len == 0 && m->source_len > 0 && x->sourced < m->source_len) {
+    upload_failed(x, -EIO, "upload callback ended after %lld of the %lld bytes announced",
+                  (long long)x->sourced, (long long)m->source_len);
+    return CURL_READFUNC_ABORT;
+  }
+  x->sourced += (long long)len;
+  return len;
+}
+
+/* A redirect or an auth round would send the body again: a body file
+ * starts over, a source cannot (libcurl then fails the transfer). */
+static int on_upload_seek(void *arg, curl_off_t offset, int origin) {
+  actio__http_xfer *x = arg;
+  if (x->body_file != NULL)
+    return file_seek(x->body_file, offset, origin);
+  if (origin == SEEK_SET && offset == 0 && x->sourced == 0)
+    return CURL_SEEKFUNC_OK;
+  x->rewind_refused = 1;
+  return CURL_SEEKFUNC_CANTSEEK;
 }
 
 /* The multipart body of more, as x->mime. Returns 0, or as add_file_part. */
@@ -548,6 +646,8 @@ static void session_options(actio__http_loop *l, CURL *e) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(e, CURLOPT_READFUNCTION, on_upload);
+  curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_upload_seek);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
   if (c->cookies) /* turns libcurl's cookie engine on, over the shared jar */
     curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
@@ -601,13 +701,31 @@ int actio__http_xfer_resume(actio__http_xfer *x) {
   ACTIO__ASSERT(x->in_loop && x->pause_next);
   x->pause_next = 0;
   x->last_activity_ns = actio__now_ns(); /* a pause is not idle */
-  CURLcode cc = curl_easy_pause(x->easy, CURLPAUSE_CONT);
+  /* The upload stays paused while its source waits. */
+  CURLcode cc = curl_easy_pause(x->easy, x->upload_wait ? CURLPAUSE_SEND : CURLPAUSE_CONT);
   if (x->sink_rc != 0)
     return x->sink_rc;
   return cc == CURLE_OK ? 0 : ACTIO_ETRANSFER;
 }
 
+int actio__http_xfer_resume_upload(actio__http_xfer *x) {
+  ACTIO__ASSERT(x->in_loop && x->upload_wait);
+  x->upload_wait = 0;
+  x->last_activity_ns = actio__now_ns();
+  /* libcurl asks the source again from inside this call. */
+  CURLcode cc = curl_easy_pause(x->easy, x->pause_next ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+  if (x->upload_rc != 0)
+    return x->upload_rc;
+  return cc == CURLE_OK ? 0 : ACTIO_ETRANSFER;
+}
+
 long actio__http_xfer_status(const actio__http_xfer *x) { return x->status; }
+
+long actio__http_xfer_status_now(actio__http_xfer *x) {
+  long st = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
+  return st;
+}
 
 long actio__http_xfer_retry_after_ms(const actio__http_xfer *x) {
   return x->retry_after_ms;
@@ -631,6 +749,7 @@ void actio__http_xfer_free(actio__http_xfer *x) {
     easy_put(x->loop, x->easy);
   }
   curl_mime_free(x->mime);
+  file_free(x->body_file);
   free(x->upload_err);
   curl_slist_free_all(x->headers);
   actio__http_result_cleanup(&x->res);
@@ -677,6 +796,8 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
+  curl_easy_setopt(e, CURLOPT_READDATA, x);
+  curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
                    req->sink ? (curl_off_t)0 : (curl_off_t)x->max_body);
@@ -730,6 +851,19 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
     if ((rc = make_mime(x, m, why, cap)) != 0)
       goto fail;
     curl_easy_setopt(e, CURLOPT_MIMEPOST, x->mime);
+    if (strcmp(method, "POST") != 0)
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  } else if (m != NULL && (m->source != NULL || m->body_file != NULL)) {
+    curl_off_t size = m->source_len > 0 ? (curl_off_t)m->source_len : -1; /* chunked */
+    if (m->body_file != NULL) {
+      if ((rc = file_open(x, m->body_file, NULL, &x->body_file, why, cap)) != 0)
+        goto fail;
+      size = x->body_file->size;
+    }
+    /* POST mode with no fields: libcurl reads the body through on_upload */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, size);
     if (strcmp(method, "POST") != 0)
       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   } else if (strcmp(method, "HEAD") == 0) {
@@ -788,6 +922,15 @@ static double ms(CURL *e, CURLINFO what) {
   curl_off_t us = 0;
   curl_easy_getinfo(e, what, &us);
   return (double)us / 1000.0;
+}
+
+/* 10, 11, 20 or 30 for libcurl's CURL_HTTP_VERSION_*, 0 if unknown. */
+static int version_of(long v) {
+  return v == CURL_HTTP_VERSION_1_0   ? 10
+         : v == CURL_HTTP_VERSION_1_1 ? 11
+         : v == CURL_HTTP_VERSION_2_0 ? 20
+         : v == CURL_HTTP_VERSION_3   ? 30
+                                      : 0;
 }
 
 /* A failure of the proxy in use: ACTIO_EPROXY or ACTIO_EPROXYAUTH, or 0
@@ -850,6 +993,8 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
     return ACTIO_EREDIRECTS;
   case CURLE_FILESIZE_EXCEEDED:
     return ACTIO_ETOOBIG;
+  case CURLE_BAD_CONTENT_ENCODING:
+    return ACTIO_EDECODE;
   case CURLE_WRITE_ERROR:
     return x->sink_rc ? x->sink_rc : x->too_big ? ACTIO_ETOOBIG : -ENOMEM;
   case CURLE_PARTIAL_FILE:
@@ -860,6 +1005,8 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
     return ACTIO_EPARTIAL;
   case CURLE_READ_ERROR:
     return x->upload_rc ? x->upload_rc : ACTIO_ETRANSFER;
+  case CURLE_SEND_FAIL_REWIND:
+    return ACTIO_ETRANSFER; /* the source's body was asked for again */
   case CURLE_ABORTED_BY_CALLBACK:
     if (x->upload_rc != 0)
       return x->upload_rc;
@@ -871,9 +1018,9 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
   }
 }
 
-/* Fills the result from what libcurl measured. Returns 0 or ACTIO_ENOMEM. */
-static int fill_result(actio__http_xfer *x) {
-  actio__http_result *r = &x->res;
+/* Fills r's status, URL, version, counts and timings from what libcurl
+ * measured so far. Returns 0 or ACTIO_ENOMEM (the URL). */
+static int fill_meta(actio__http_xfer *x, actio__http_result *r) {
   CURL *e = x->easy;
   long v = 0, redirects = 0, conns = 0;
   char *url = NULL;
@@ -882,11 +1029,7 @@ static int fill_result(actio__http_xfer *x) {
   curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url);
   curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &redirects);
   curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
-  r->http_version = v == CURL_HTTP_VERSION_1_0   ? 10
-                    : v == CURL_HTTP_VERSION_1_1 ? 11
-                    : v == CURL_HTTP_VERSION_2_0 ? 20
-                    : v == CURL_HTTP_VERSION_3   ? 30
-                                                 : 0;
+  r->http_version = version_of(v);
   r->redirects = (int)redirects;
   r->new_connections = (int)conns;
   r->dns_ms = ms(e, CURLINFO_NAMELOOKUP_TIME_T);
@@ -894,8 +1037,15 @@ static int fill_result(actio__http_xfer *x) {
   r->tls_ms = ms(e, CURLINFO_APPCONNECT_TIME_T);
   r->first_byte_ms = ms(e, CURLINFO_STARTTRANSFER_TIME_T);
   r->total_ms = ms(e, CURLINFO_TOTAL_TIME_T);
+  free(r->url);
   r->url = strdup(url ? url : x->req->url);
-  int rc = r->url != NULL ? 0 : ACTIO_ENOMEM;
+  return r->url != NULL ? 0 : ACTIO_ENOMEM;
+}
+
+/* Fills the result from what libcurl measured. Returns 0 or ACTIO_ENOMEM. */
+static int fill_result(actio__http_xfer *x) {
+  actio__http_result *r = &x->res;
+  int rc = fill_meta(x, r);
   if (r->body == NULL && actio__http_result_reserve(r, 1) != 0) {
     rc = ACTIO_ENOMEM;
   } else if (x->req->sink != NULL) {
@@ -905,6 +1055,25 @@ static int fill_result(actio__http_xfer *x) {
     r->body[r->body_len] = '\0';
   }
   return rc;
+}
+
+int actio__http_xfer_head(actio__http_xfer *x, actio__http_result *out) {
+  const actio__http_result *r = &x->res;
+  memset(out, 0, sizeof *out);
+  int rc = fill_meta(x, out);
+  if (rc == 0 && (actio__http_result_reserve(out, 1) != 0 ||
+                  (r->hdr_len > 0 && (out->hdr = malloc(r->hdr_len)) == NULL)))
+    rc = ACTIO_ENOMEM;
+  if (rc != 0) {
+    actio__http_result_cleanup(out);
+    return rc;
+  }
+  out->body[0] = '\0';
+  if (r->hdr_len > 0)
+    memcpy(out->hdr, r->hdr, r->hdr_len);
+  out->hdr_len = out->hdr_cap = r->hdr_len;
+  out->nhdr = r->nhdr;
+  return 0;
 }
 
 /* "proxy URL: what", the proxy's URL masked as a request's is. */
@@ -927,9 +1096,16 @@ static void failure_text(actio__http_xfer *x, CURLcode cc, int rc, char *out,
   else if (rc == ACTIO_EIDLE)
     n = snprintf(out, cap, "no data for %ld ms (the idle timeout)", x->idle_ms);
   else if (rc == ACTIO_ETOOBIG)
-    n = snprintf(out, cap, "response body larger than max_body (%zu bytes)", x->max_body);
+    n = snprintf(out, cap, "%sresponse body larger than max_body (%zu bytes)",
+                 x->encoded ? "decoded " : "", x->max_body);
+  else if (rc == ACTIO_EDECODE)
+    n = snprintf(out, cap, "response body not decoded (Content-Encoding): %s",
+                 x->err[0] ? x->err : curl_easy_strerror(cc));
   else if (rc == ACTIO_EPROXY || rc == ACTIO_EPROXYAUTH)
     n = proxy_text(x, rc, x->err[0] ? x->err : curl_easy_strerror(cc), out, cap);
+  else if (x->rewind_refused)
+    n = snprintf(out, cap, "the upload callback's body cannot be sent again, as a "
+                 "redirect (307, 308) or an auth challenge asked");
   else if (x->upload_rc != 0 && rc == x->upload_rc)
     n = snprintf(out, cap, "%s", x->upload_err ? x->upload_err : actio_strerror(rc));
   else if (x->sink_rc != 0)

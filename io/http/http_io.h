@@ -53,6 +53,13 @@ typedef struct actio__http_part {
                            application/octet-stream for a file */
 } actio__http_part;
 
+/* A request body made as it is sent (actio__http_more.source), on the
+ * loop's thread: writes up to cap bytes at buf, sets *len (0: the end) and
+ * returns 0; or returns 1 (nothing ready: the upload pauses until
+ * actio__http_xfer_resume_upload, then asks again), or a negative code
+ * (fails the transfer with it). */
+typedef int (*actio__http_source_fn)(void *arg, char *buf, size_t cap, size_t *len);
+
 /* How a request authenticates (actio__http_more.auth). */
 enum { ACTIO__HTTP_AUTH_NONE, ACTIO__HTTP_AUTH_BASIC, ACTIO__HTTP_AUTH_BEARER,
        ACTIO__HTTP_AUTH_DIGEST };
@@ -66,6 +73,17 @@ typedef struct actio__http_more {
   const char *user, *password;   /* basic and digest */
   const char *token;             /* bearer */
   actio__http_proxy proxy;       /* url NULL: the session's */
+  /* A body read as it is sent, instead of body and parts: */
+  actio__http_source_fn source;  /* from the caller (never sent twice) */
+  void *source_arg;
+  long long source_len;          /* the bytes it gives; <= 0: unknown,
+                                    sent chunked */
+  const char *body_file;         /* or a file, opened by each attempt */
+  /* Runs once per attempt on the loop's thread, as the final response's
+   * body starts (its first byte, before the sink sees it): its status and
+   * headers are in (actio__http_xfer_head). NULL: none. */
+  void (*on_head)(void *arg, actio__http_xfer *x);
+  void *head_arg;
 } actio__http_more;
 
 /* One request as a transfer needs it. Zero fields take the loop's
@@ -173,7 +191,8 @@ void actio__http_loop_wakeup(actio__http_loop *l);
 /* Makes a transfer for `req` (method and URL set: the caller checked them).
  * cap_ms caps its total time, the caller's deadline (< 0: none beyond the
  * settings). Returns 0, ACTIO_ENOMEM, or the error opening a multipart
- * file part (a negated errno; why, cap bytes, then says which). */
+ * file part or the body file (a negated errno; why, cap bytes, then says
+ * which). */
 int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
                             const actio__http_req *req, long cap_ms,
                             actio__http_done_fn done, void *arg, char *why,
@@ -187,10 +206,23 @@ void actio__http_loop_cancel(actio__http_loop *l, actio__http_xfer *x);
  * caller then cancels the transfer). */
 int actio__http_xfer_resume(actio__http_xfer *x);
 
+/* Unpauses an upload its source paused (on the loop's thread): the source
+ * is asked again now. Returns 0, or the source's error (the caller then
+ * cancels the transfer). */
+int actio__http_xfer_resume_upload(actio__http_xfer *x);
+
+/* The status of the response arriving now (0: none yet). */
+long actio__http_xfer_status_now(actio__http_xfer *x);
+
 /* After done: the status and Retry-After (ms, 0 if none) of the last
  * response, 0 if there was none. */
 long actio__http_xfer_status(const actio__http_xfer *x);
 long actio__http_xfer_retry_after_ms(const actio__http_xfer *x);
+/* The status, URL, version, redirects, timings so far and headers of the
+ * response that is arriving (from on_head, or done before the free) into
+ * *out, copied, with an empty body. Returns 0 or ACTIO_ENOMEM. */
+int actio__http_xfer_head(actio__http_xfer *x, actio__http_result *out);
+
 /* After done reported 0: moves the result into *out (nothing is copied);
  * the caller cleans it up. */
 void actio__http_xfer_take(actio__http_xfer *x, actio__http_result *out);
