@@ -2334,6 +2334,206 @@ START_TEST(body_stopped_after_its_head) {
 }
 END_TEST
 
+/* ---- tracing and the request log ---- */
+
+typedef struct trace_rec {
+  pthread_mutex_t mu;
+  int n;
+  actio_http_trace ev[64];
+} trace_rec;
+
+static void record_trace(void *arg, const actio_http_trace *t) {
+  trace_rec *r = arg;
+  pthread_mutex_lock(&r->mu);
+  if (r->n < 64) {
+    r->ev[r->n] = *t;
+    r->ev[r->n].method = r->ev[r->n].url = NULL; /* lent: not kept */
+    r->n++;
+  }
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* The events recorded for tag, as letters: S D C T F E. */
+static const char *events_of(trace_rec *r, void *tag, const actio_http_trace **end) {
+  static char seq[64];
+  int k = 0;
+  pthread_mutex_lock(&r->mu);
+  for (int i = 0; i < r->n; i++)
+    if (r->ev[i].tag == tag) {
+      seq[k++] = "SDCTFE"[r->ev[i].event];
+      if (r->ev[i].event == ACTIO_HTTP_TRACE_END)
+        *end = &r->ev[i];
+    }
+  pthread_mutex_unlock(&r->mu);
+  seq[k] = '\0';
+  return seq;
+}
+
+START_TEST(trace_hooks_tell_each_step) {
+  static trace_rec rec = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  rec.n = 0;
+  actio_actor *a;
+  actio_http_opts o = {.workers = 1, .ca_file = ca_file, .trace = record_trace,
+                       .trace_arg = &rec};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &a), 0);
+  static int tags[5];
+  struct {
+    const char *url;
+    const char *seq;
+    int reused, rc;
+    long status;
+  } cases[] = {
+      {url(fixture, "/bytes/10"), "SDCFE", 0, 0, 200},
+      {url(fixture, "/status/404"), "SFE", 1, 0, 404}, /* the same connection */
+      {url(nginx_https, "/1k"), "SDCTFE", 0, 0, 200},
+      {"http://127.0.0.1:1/", "SE", 1, -ECONNREFUSED, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    actio_http_request req = {.url = cases[i].url, .tag = &tags[i]};
+    actio_future *f;
+    ck_assert_int_eq(actio_http_send(a, &req, &f), 0);
+    actio_future_wait(f, -1);
+    ck_assert_int_eq(actio_future_status(f), cases[i].rc);
+    actio_future_unref(f);
+    const actio_http_trace *end = NULL;
+    ck_assert_str_eq(events_of(&rec, &tags[i], &end), cases[i].seq);
+    ck_assert_int_eq(end->rc, cases[i].rc);
+    ck_assert_int_eq(end->status, cases[i].status);
+    ck_assert_int_eq(end->reused, cases[i].reused);
+    ck_assert_int_eq(end->attempt, 1);
+    ck_assert(end->ms >= 0);
+  }
+  /* A retried request: each attempt told, numbered. */
+  actio_http_request req = {.url = url(fixture, "/retry/trace/1"), .tag = &tags[4],
+                            .retries = 1, .retry_backoff_ms = 1};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(a, &req, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  const actio_http_trace *end = NULL;
+  ck_assert_str_eq(events_of(&rec, &tags[4], &end), "SFESFE");
+  ck_assert_int_eq(end->attempt, 2);
+  ck_assert_int_eq(end->status, 200);
+}
+END_TEST
+
+typedef struct log_rec {
+  pthread_mutex_t mu;
+  char text[1 << 16];
+  size_t len;
+} log_rec;
+
+static void record_line(void *arg, const char *line) {
+  log_rec *r = arg;
+  pthread_mutex_lock(&r->mu);
+  int n = snprintf(r->text + r->len, sizeof r->text - r->len, "%s\n", line);
+  if (n > 0 && (size_t)n < sizeof r->text - r->len)
+    r->len += (size_t)n;
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* The log shows requests and their headers, never a secret: credentials
+ * of every kind, a URL's password and secret parameters, cookies both
+ * ways, a proxy's credentials. */
+START_TEST(request_log_never_shows_a_secret) {
+  static log_rec rec = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  rec.len = 0;
+  actio_http_proxy px = {.url = proxy_auth_url, .user = "actio", .password = "proxy-pw"};
+  actio_actor *a;
+  actio_http_opts o = {.ca_file = ca_file, .log = record_line, .log_arg = &rec,
+                       .log_headers = 1};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &a), 0);
+  actio_http_auth basic = {.type = ACTIO_HTTP_AUTH_BASIC, .user = "alice", .password = "s3cret"};
+  actio_http_auth bearer = {.type = ACTIO_HTTP_AUTH_BEARER, .token = "tok.bearer"};
+  const char *hdrs[] = {"Cookie: sid=cookiesecret", "X-Api-Key: keysecret",
+                        "Authorization: Token ownsecret", NULL};
+  char u1[256], u2[256];
+  snprintf(u1, sizeof u1, "http://u:urlpass@%s/echo?token=tok.query&x=1", fixture + 7);
+  snprintf(u2, sizeof u2, "%s/redirect-to?url=/headers?access_token=tok.loc", fixture);
+  actio_http_request reqs[] = {
+      {.url = url(fixture, "/echo"), .auth = &basic},
+      {.url = url(fixture, "/echo"), .auth = &bearer},
+      {.url = url(fixture, "/echo"), .headers = hdrs},
+      {.url = u1},
+      {.url = u2},
+      {.url = url(nginx_http, "/1k"), .proxy = &px},
+      {.url = url(nginx_https, "/1k"), .proxy = &px, .auth = &basic},
+      {.url = url(fixture, "/headers")},
+  };
+  for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
+    actio_future *f;
+    ck_assert_int_eq(actio_http_send(a, &reqs[i], &f), 0);
+    expect(f, 0);
+    actio_future_unref(f);
+  }
+  actio_http_request bad = {.url = "http://u:urlpass@127.0.0.1:1/?api_key=k3y", .auth = &basic};
+  actio_future *f;
+  ck_assert_int_eq(actio_http_send(a, &bad, &f), 0);
+  expect(f, -ECONNREFUSED);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_DRAIN), 0); /* nothing more is written */
+  const char *secrets[] = {"s3cret", "YWxpY2U6czNjcmV0", "tok.bearer", "cookiesecret",
+                           "keysecret", "ownsecret", "urlpass", "dTp1cmxwYXNz", "tok.query",
+                           "tok.loc", "proxy-pw", "YWN0aW86cHJveHktcHc=", "k3y"};
+  for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++)
+    if (strstr(rec.text, secrets[i]) != NULL) {
+      fprintf(stderr, "%s", rec.text);
+      ck_abort_msg("the log shows %s", secrets[i]);
+    }
+  const char *shown[] = {"> GET ",
+                         "> Authorization: Basic ***\n",
+                         "> Authorization: Bearer ***\n",
+                         "> Authorization: Token ***\n",
+                         "> Cookie: ***\n",
+                         "> X-Api-Key: ***\n",
+                         "> Proxy-Authorization: Basic ***\n",
+                         "< Set-Cookie: ***\n",
+                         "< Location: /headers?access_token=***\n",
+                         "u:***@127.0.0.1",
+                         "token=***&x=1",
+                         "< HTTP/1.1 200 OK\n",
+                         ": 200, 1024 bytes in ",
+                         "! GET http://u:***@127.0.0.1:1/?api_key=***: "};
+  for (size_t i = 0; i < sizeof shown / sizeof *shown; i++)
+    if (strstr(rec.text, shown[i]) == NULL) {
+      fprintf(stderr, "%s", rec.text);
+      ck_abort_msg("the log lacks \"%s\"", shown[i]);
+    }
+}
+END_TEST
+
+START_TEST(header_lines_masked) {
+  static const char *const cases[][2] = {
+      {"Authorization: Basic YWxpY2U6czNjcmV0\r\n", "Authorization: Basic ***"},
+      {"authorization:Bearer abc", "authorization:Bearer ***"},
+      {"Authorization: abc", "Authorization: ***"},
+      {"Proxy-Authorization: Digest username=\"u\"", "Proxy-Authorization: Digest ***"},
+      {"Cookie: a=1; b=2", "Cookie: ***"},
+      {"Set-Cookie: sid=x; Path=/", "Set-Cookie: ***"},
+      {"X-Auth-Token: t", "X-Auth-Token: ***"},
+      {"X-Session-Key: t", "X-Session-Key: ***"},
+      {"Content-Type: text/plain", "Content-Type: text/plain"},
+      {"Keep-Alive: timeout=5", "Keep-Alive: timeout=5"},
+      {"GET /a?password=p&b=1 HTTP/1.1", "GET /a?password=***&b=1 HTTP/1.1"},
+      {"Location: http://u:p@h/x?sig=s", "Location: http://u:***@h/x?sig=***"},
+      {"Referer: https://h/?token=t", "Referer: https://h/?token=***"},
+      {"HTTP/1.1 302 Found", "HTTP/1.1 302 Found"},
+      {"X-Odd: a\x01z", "X-Odd: a%01z"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char out[256];
+    size_t n = actio__http_redact_header(cases[i][0], strlen(cases[i][0]), NULL, out, sizeof out);
+    ck_assert_str_eq(out, cases[i][1]);
+    ck_assert_uint_eq(n, strlen(cases[i][1]));
+  }
+  char small[16];
+  const char *l = "Location: http://h/?token=abcdefgh";
+  ck_assert_uint_eq(actio__http_redact_header(l, strlen(l), NULL, small, sizeof small),
+                    strlen("Location: http://h/?token=***"));
+  ck_assert_str_eq(small, "Location: ht...");
+}
+END_TEST
+
 int main(void) {
   if (start_servers() != 0) {
     fprintf(stderr, "test_http: could not start the test servers\n");
@@ -2400,6 +2600,9 @@ int main(void) {
   tcase_add_test(tc, body_file_cut_short_mid_upload);
   tcase_add_test(tc, headers_first_then_the_body_or_not);
   tcase_add_test(tc, body_stopped_after_its_head);
+  tcase_add_test(tc, trace_hooks_tell_each_step);
+  tcase_add_test(tc, request_log_never_shows_a_secret);
+  tcase_add_test(tc, header_lines_masked);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("environment", 60); /* makes its own actor */
   tcase_add_test(tc, proxy_variables_ignored);

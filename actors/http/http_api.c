@@ -111,6 +111,15 @@ int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
     };
   }
   st->conf.proxy_from_env = o.proxy_from_env;
+  if (o.trace != NULL) {
+    st->trace = o.trace;
+    st->trace_arg = o.trace_arg;
+    st->conf.trace = actio__http_trace_relay;
+    st->conf.trace_arg = st;
+  }
+  st->conf.log = o.log;
+  st->conf.log_arg = o.log_arg;
+  st->conf.log_headers = o.log != NULL && o.log_headers;
   st->conf.cookies = o.cookies != 0;
   st->secret_params = keep_list(o.secret_params, &ok);
   st->conf.secret_params = (const char *const *)st->secret_params;
@@ -148,7 +157,7 @@ static const char *put(char **p, const void *s, size_t n) {
  * their strings. 0 when the request has none. */
 static size_t more_size(const actio_http_request *in, int head) {
   if (in->parts == NULL && in->auth == NULL && in->proxy == NULL && in->upload == NULL &&
-      in->body_file == NULL && !head)
+      in->body_file == NULL && in->tag == NULL && !head)
     return 0;
   size_t n = sizeof(actio__http_more) + in->nparts * sizeof(actio__http_part);
   for (size_t i = 0; i < in->nparts; i++) {
@@ -180,6 +189,7 @@ static const actio__http_more *more_copy(actio__http_call *c, const actio_http_r
       .source_len = in->upload_len,
       .on_head = head ? actio__http_head_ready : NULL,
       .head_arg = c,
+      .tag = in->tag,
   };
   m->body_file = put(p, in->body_file, slen(in->body_file));
   for (size_t i = 0; i < in->nparts; i++) {

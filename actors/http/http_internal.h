@@ -19,6 +19,8 @@ typedef struct actio__http_state {
   char *strings[9]; /* copies behind conf's strings */
   char **secret_params; /* behind conf.secret_params: one block */
   int fail_when_full;
+  actio_http_trace_fn trace;  /* the caller's hook behind conf.trace */
+  void *trace_arg;
 } actio__http_state;
 
 typedef struct actio__http_call actio__http_call;
@@ -78,6 +80,9 @@ extern const actio_behavior actio__http_behavior;
 /* Frees a call no transfer runs for, and its references: one whose send
  * failed, one dropped unstarted, one that ended. */
 void actio__http_call_free(actio__http_call *c);
+
+/* conf.trace: tells the caller's hook (arg: the state; xarg: the call). */
+void actio__http_trace_relay(void *arg, void *xarg, const actio__http_trace *t);
 
 /* io's on_head for a call with a head future (arg: the call). */
 void actio__http_head_ready(void *arg, actio__http_xfer *x);

@@ -181,6 +181,27 @@ void actio__http_head_ready(void *arg, actio__http_xfer *x) {
     tell_head(c, x);
 }
 
+_Static_assert(ACTIO__HTTP_TRACE_END == (int)ACTIO_HTTP_TRACE_END &&
+                   ACTIO__HTTP_TRACE_DNS == (int)ACTIO_HTTP_TRACE_DNS,
+               "io's trace events are the public ones");
+
+void actio__http_trace_relay(void *arg, void *xarg, const actio__http_trace *t) {
+  const actio__http_state *st = arg;
+  const actio__http_call *c = xarg;
+  actio_http_trace pub = {
+      .event = (actio_http_trace_event)t->event,
+      .tag = c->io.more != NULL ? c->io.more->tag : NULL,
+      .method = c->io.method,
+      .url = c->io.url,
+      .attempt = c->attempts,
+      .ms = t->ms,
+      .reused = t->reused,
+      .status = t->status,
+      .rc = t->rc,
+  };
+  st->trace(st->trace_arg, &pub);
+}
+
 /* A transfer ended, on its worker's thread. */
 static void on_done(actio__http_xfer *x, int rc, const char *msg, void *arg) {
   actio__http_call *c = arg;

@@ -54,6 +54,53 @@ typedef struct actio_http_proxy {
   const char *no_proxy;
 } actio_http_proxy;
 
+/** The events of a request's attempt that a trace hook is told
+ * (actio_http_opts.trace), in this order. DNS, CONNECT and TLS come
+ * together, when a new connection is ready and the request is about to be
+ * sent on it (each with its own time), once per connection opened: none
+ * when a connection is reused, TLS only over https. After a redirect to
+ * another host they come again for the new connection. */
+typedef enum actio_http_trace_event {
+  ACTIO_HTTP_TRACE_START,      /**< a worker started the attempt */
+  ACTIO_HTTP_TRACE_DNS,        /**< the name was resolved (ms: when) */
+  ACTIO_HTTP_TRACE_CONNECT,    /**< TCP (or the proxy) connected */
+  ACTIO_HTTP_TRACE_TLS,        /**< the TLS handshake was done */
+  ACTIO_HTTP_TRACE_FIRST_BYTE, /**< the response's first byte came */
+  ACTIO_HTTP_TRACE_END         /**< the attempt ended (status, rc) */
+} actio_http_trace_event;
+
+/** What a trace hook is told; lent for the call. */
+typedef struct actio_http_trace {
+  actio_http_trace_event event; /**< what happened */
+  void *tag;          /**< the request's actio_http_request.tag */
+  const char *method; /**< the request's method */
+  const char *url;    /**< the request's URL as given (not masked: for a
+                           log, actio_http_redact_url) */
+  int attempt;        /**< 1, then 2... with retries */
+  double ms;          /**< since the attempt started */
+  int reused;         /**< FIRST_BYTE and END: 1 when no connection was
+                           opened for the attempt (no DNS, CONNECT, TLS) */
+  long status;        /**< END: the last response's status, 0 if none */
+  int rc;             /**< END: 0, or the code the attempt failed with */
+} actio_http_trace;
+
+/** A trace hook (actio_http_opts.trace): runs on an HTTP worker at each
+ * event of each attempt, so it must be quick and must not wait. */
+typedef void (*actio_http_trace_fn)(void *arg, const actio_http_trace *t);
+
+/** One line of the request log (actio_http_opts.log), without a newline,
+ * lent for the call, on an HTTP worker: "> METHOD URL" as an attempt
+ * starts, "< METHOD URL: STATUS, N bytes in T ms" as it ends (", connection
+ * reused" when no connection was opened), "! " and the error's message
+ * when it fails; with log_headers also "> " and "< " before each header
+ * line sent and received. Secrets are masked: URLs as
+ * actio_http_redact_url writes them (a request line's target, Location and
+ * Referer too), and "***" for the values of Authorization and
+ * Proxy-Authorization (the scheme kept), Cookie, Set-Cookie and any header
+ * whose name is a secret's as a query parameter's would be (X-Api-Key,
+ * X-Auth-Token). */
+typedef void (*actio_http_log_fn)(void *arg, const char *line);
+
 /** Session defaults; zero means the default for every field. */
 typedef struct actio_http_opts {
   unsigned workers;            /**< threads, one multi handle each; default 2 */
@@ -98,6 +145,12 @@ typedef struct actio_http_opts {
    * (domain, path, secure, expiry), as curl's cookie engine does. See
    * actio_http_cookies_get and the calls after it. 0 (default): none. */
   int cookies;
+  actio_http_trace_fn trace;   /**< NULL (default): no tracing */
+  void *trace_arg;             /**< passed to trace; must outlive the actor */
+  actio_http_log_fn log;       /**< the request log; NULL (default): none */
+  void *log_arg;               /**< passed to log; must outlive the actor */
+  int log_headers;             /**< 1: the log shows headers too (libcurl's
+                                    verbose mode: slower) */
 } actio_http_opts;
 
 /** Spawns an HTTP actor in `rt` (opts may be NULL; strings are copied).
@@ -248,6 +301,7 @@ typedef struct actio_http_request {
    * fails the request with -EIO; it is not asked for more). 0: unknown,
    * sent chunked (HTTP/1.1) or as it comes (HTTP/2). */
   int64_t upload_len;
+  void *tag;                    /**< handed to the trace hook as is */
   /** Or a body read from this file as it is sent (pread, a buffer at a
    * time, never loaded whole), its size at the start of each attempt the
    * Content-Length; the method defaults to POST. Missing or unreadable,

@@ -46,6 +46,9 @@ struct actio__http_xfer {
   size_t max_body;
   int too_big;
   int head_told;          /* on_head ran */
+  int first_byte_told;    /* the trace saw the first byte */
+  long conns_told;        /* new connections the trace was told of */
+  int64_t start_ns;       /* when it was added to the loop */
   int encoded;            /* the response has a Content-Encoding: max_body
                              counts what libcurl decoded */
   int pause_next;         /* the sink asked to pause before the next chunk */
@@ -337,6 +340,90 @@ void actio__http_loop_poll(actio__http_loop *l, int max_ms) {
     curl_multi_poll(l->multi, NULL, 0, wait_ms, NULL);
 }
 
+/* ---- tracing and the request log ---- */
+
+static double ms(CURL *e, CURLINFO what) {
+  curl_off_t us = 0;
+  curl_easy_getinfo(e, what, &us);
+  return (double)us / 1000.0;
+}
+
+static double since_start_ms(const actio__http_xfer *x) {
+  return (double)(actio__now_ns() - x->start_ns) / 1e6;
+}
+
+static long new_conns(actio__http_xfer *x) {
+  long conns = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
+  return conns;
+}
+
+static void trace(actio__http_xfer *x, int event, double ms, long status, int rc) {
+  const actio__http_conf *c = x->loop->conf;
+  if (c->trace == NULL)
+    return;
+  actio__http_trace t = {.event = event, .ms = ms, .status = status, .rc = rc,
+                         .reused = event >= ACTIO__HTTP_TRACE_FIRST_BYTE && new_conns(x) == 0};
+  c->trace(c->trace_arg, x->arg, &t);
+}
+
+__attribute__((format(printf, 2, 3))) static void log_line(const actio__http_conf *c,
+                                                            const char *fmt, ...) {
+  char line[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  c->log(c->log_arg, line);
+}
+
+/* libcurl is about to send a request (each redirect's too) on a connection
+ * it opened or reused: the new connection's DNS, connect and TLS times are
+ * known now (CURLOPT_PREREQFUNCTION). */
+static int on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port) {
+  actio__http_xfer *x = arg;
+  (void)ip;
+  (void)local_ip;
+  (void)port;
+  (void)local_port;
+  long conns = new_conns(x);
+  if (conns > x->conns_told) {
+    x->conns_told = conns;
+    trace(x, ACTIO__HTTP_TRACE_DNS, ms(x->easy, CURLINFO_NAMELOOKUP_TIME_T), 0, 0);
+    trace(x, ACTIO__HTTP_TRACE_CONNECT, ms(x->easy, CURLINFO_CONNECT_TIME_T), 0, 0);
+    double tls = ms(x->easy, CURLINFO_APPCONNECT_TIME_T);
+    if (tls > 0)
+      trace(x, ACTIO__HTTP_TRACE_TLS, tls, 0, 0);
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
+/* The headers sent and received, for the log (CURLOPT_DEBUGFUNCTION with
+ * CURLOPT_VERBOSE: only with log_headers), each line masked. */
+static int on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *arg) {
+  actio__http_xfer *x = arg;
+  const actio__http_conf *c = x->loop->conf;
+  (void)e;
+  if (type != CURLINFO_HEADER_OUT && type != CURLINFO_HEADER_IN)
+    return 0;
+  /* A block sent holds every line; one received, one. */
+  for (size_t i = 0; i < size;) {
+    size_t end = i;
+    while (end < size && data[end] != '\n')
+      end++;
+    size_t len = end - i;
+    while (len > 0 && data[i + len - 1] == '\r')
+      len--;
+    if (len > 0) {
+      char line[1024];
+      actio__http_redact_header(data + i, len, c->secret_params, line, sizeof line);
+      log_line(c, "%c %s", type == CURLINFO_HEADER_OUT ? '>' : '<', line);
+    }
+    i = end + 1;
+  }
+  return 0;
+}
+
 /* ---- what libcurl hands a transfer ---- */
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg) {
@@ -378,6 +465,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg) {
   actio__http_xfer *x = arg;
   actio__http_result *r = &x->res;
   size_t len = size * n;
+  if (!x->first_byte_told) {
+    x->first_byte_told = 1;
+    trace(x, ACTIO__HTTP_TRACE_FIRST_BYTE, since_start_ms(x), 0, 0);
+  }
   if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) /* a new response */
     x->encoded = 0;
   else if (len >= 17 && strncasecmp(line, "Content-Encoding:", 17) == 0)
@@ -647,6 +738,12 @@ static void session_options(actio__http_loop *l, CURL *e) {
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(e, CURLOPT_READFUNCTION, on_upload);
+  if (c->trace != NULL)
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+  if (c->log != NULL && c->log_headers) {
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+  }
   curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_upload_seek);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
   if (c->cookies) /* turns libcurl's cookie engine on, over the shared jar */
@@ -797,6 +894,8 @@ int actio__http_xfer_create(actio__http_xfer **out, actio__http_loop *l,
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
   curl_easy_setopt(e, CURLOPT_READDATA, x);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+  curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
   curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
@@ -892,6 +991,13 @@ int actio__http_loop_add(actio__http_loop *l, actio__http_xfer *x) {
   if (l->list != NULL)
     l->list->prev = x;
   l->list = x;
+  x->start_ns = actio__now_ns();
+  trace(x, ACTIO__HTTP_TRACE_START, 0, 0, 0);
+  if (l->conf->log != NULL) {
+    char head[1024];
+    actio__http_head(l->conf, x->req->method, x->req->url, head, sizeof head);
+    log_line(l->conf, "> %s", head);
+  }
   return 0;
 }
 
@@ -918,11 +1024,6 @@ void actio__http_loop_cancel(actio__http_loop *l, actio__http_xfer *x) {
 
 /* ---- how a transfer ended ---- */
 
-static double ms(CURL *e, CURLINFO what) {
-  curl_off_t us = 0;
-  curl_easy_getinfo(e, what, &us);
-  return (double)us / 1000.0;
-}
 
 /* 10, 11, 20 or 30 for libcurl's CURL_HTTP_VERSION_*, 0 if unknown. */
 static int version_of(long v) {
@@ -1153,6 +1254,16 @@ static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc) {
   if (rc != 0) {
     size_t n = actio__http_head(l->conf, req->method, req->url, msg, 512);
     snprintf(msg + n, sizeof msg - n, ": %s", why);
+  }
+  double total = since_start_ms(x);
+  trace(x, ACTIO__HTTP_TRACE_END, total, x->status, rc);
+  if (l->conf->log != NULL && rc != 0) {
+    log_line(l->conf, "! %s", msg);
+  } else if (l->conf->log != NULL) {
+    char head[1024];
+    actio__http_head(l->conf, req->method, req->url, head, sizeof head);
+    log_line(l->conf, "< %s: %ld, %zu bytes in %.1f ms%s", head, x->status, x->res.body_len,
+             total, new_conns(x) == 0 ? ", connection reused" : "");
   }
   x->done(x, rc, msg, x->arg);
 }

@@ -17,6 +17,17 @@ typedef struct actio__http_proxy {
   const char *no_proxy;         /* hosts that go direct, libcurl's syntax */
 } actio__http_proxy;
 
+/* What a trace hook is told of a transfer (actio__http_conf.trace). */
+enum { ACTIO__HTTP_TRACE_START, ACTIO__HTTP_TRACE_DNS, ACTIO__HTTP_TRACE_CONNECT,
+       ACTIO__HTTP_TRACE_TLS, ACTIO__HTTP_TRACE_FIRST_BYTE, ACTIO__HTTP_TRACE_END };
+typedef struct actio__http_trace {
+  int event;   /* ACTIO__HTTP_TRACE_* */
+  double ms;   /* since the transfer started */
+  int reused;  /* its connection was reused (FIRST_BYTE, END) */
+  long status; /* END: the last response's, 0 if none */
+  int rc;      /* END: 0 or the transfer's error */
+} actio__http_trace;
+
 /* Session-wide settings (the strings are borrowed for the loop's life). */
 typedef struct actio__http_conf {
   long max_connections, max_host_connections;
@@ -29,6 +40,15 @@ typedef struct actio__http_conf {
   actio__http_proxy proxy;      /* the session's, url NULL: none */
   int proxy_from_env;           /* no proxy set: take the environment's */
   int cookies;                  /* the share keeps a cookie jar */
+  /* Runs on the loop's thread at each event of a transfer; xarg is the
+   * transfer's done arg. NULL: none. */
+  void (*trace)(void *arg, void *xarg, const actio__http_trace *t);
+  void *trace_arg;
+  /* The request log: a line a call, secrets masked (actio__http_redact
+   * and actio__http_redact_header), on the loop's thread. NULL: none. */
+  void (*log)(void *arg, const char *line);
+  void *log_arg;
+  int log_headers;              /* the log shows headers sent and received */
 } actio__http_conf;
 
 typedef struct actio__http_loop actio__http_loop;
@@ -79,6 +99,7 @@ typedef struct actio__http_more {
   long long source_len;          /* the bytes it gives; <= 0: unknown,
                                     sent chunked */
   const char *body_file;         /* or a file, opened by each attempt */
+  void *tag;                     /* the caller's, for its trace hook */
   /* Runs once per attempt on the loop's thread, as the final response's
    * body starts (its first byte, before the sink sees it): its status and
    * headers are in (actio__http_xfer_head). NULL: none. */

@@ -42,6 +42,18 @@ static void put_raw(sink *s, const char *p, size_t len) {
       s->out[s->n] = p[i];
 }
 
+/* NUL-terminates what was written, "..." at the end of a cut text; returns
+ * the whole text's length. */
+static size_t sink_end(sink *s) {
+  if (s->cap > 0) {
+    size_t end = s->n < s->cap ? s->n : s->cap - 1;
+    s->out[end] = '\0';
+    if (s->n >= s->cap && s->cap > 3)
+      memcpy(s->out + s->cap - 4, "...", 3);
+  }
+  return s->n;
+}
+
 /* Writes p, control bytes as %XX. */
 static void put(sink *s, const char *p, size_t len) {
   static const char hex[] = "0123456789ABCDEF";
@@ -319,11 +331,62 @@ size_t actio__http_redact(const char *url, size_t len, const char *const *extra,
     p = end;
   }
 
-  if (cap > 0) {
-    size_t end = s.n < cap ? s.n : cap - 1;
-    out[end] = '\0';
-    if (s.n >= cap && cap > 3)
-      memcpy(out + cap - 4, "...", 3);
+  return sink_end(&s);
+}
+
+/* 1 if the n bytes at p are w (NUL-terminated), without case. */
+static int is_word(const char *p, size_t n, const char *w) {
+  return strlen(w) == n && ends_with((const unsigned char *)p, n, w, n);
+}
+
+size_t actio__http_redact_header(const char *line, size_t len, const char *const *extra,
+                                 char *out, size_t cap) {
+  sink s = {out, cap, 0};
+  while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n'))
+    len--;
+  size_t colon = first_of(line, 0, len, ':'), sp = first_of(line, 0, len, ' ');
+  size_t from = NONE, to = len; /* a URL in the line, masked as one */
+  int secret = 0;
+  if (colon == NONE || (sp != NONE && sp < colon)) {
+    /* "GET /a?token=x HTTP/1.1", "HTTP/1.1 200 OK": the target is a URL */
+    if (sp != NONE && !(len >= 5 && memcmp(line, "HTTP/", 5) == 0)) {
+      from = sp + 1;
+      size_t sp2 = last_of(line, from, len, ' ');
+      to = sp2 != NONE ? sp2 : len;
+    }
+  } else {
+    size_t v = colon + 1;
+    while (v < len && (line[v] == ' ' || line[v] == '\t'))
+      v++;
+    if (is_word(line, colon, "cookie") || is_word(line, colon, "set-cookie") ||
+        secret_name(line, colon, extra)) {
+      secret = 1;
+      /* "Authorization: Basic ***": the scheme is no secret */
+      size_t w = v;
+      while (w < len && (is_lower(lower((unsigned char)line[w])) || line[w] == '-'))
+        w++;
+      if ((is_word(line, colon, "authorization") ||
+           is_word(line, colon, "proxy-authorization")) && w < len && line[w] == ' ')
+        from = w + 1;
+      else
+        from = v;
+    } else if (is_word(line, colon, "location") || is_word(line, colon, "referer") ||
+               is_word(line, colon, "content-location")) {
+      from = v;
+    }
   }
-  return s.n;
+  if (from == NONE) {
+    put(&s, line, len);
+  } else {
+    put(&s, line, from);
+    if (secret) {
+      put(&s, "***", 3);
+    } else {
+      size_t at = s.n < cap ? s.n : cap;
+      s.n += actio__http_redact(line + from, to - from, extra, out ? out + at : NULL,
+                                cap - at);
+      put(&s, line + to, len - to);
+    }
+  }
+  return sink_end(&s);
 }

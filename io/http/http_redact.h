@@ -49,4 +49,16 @@
 size_t actio__http_redact(const char *url, size_t len, const char *const *extra,
                           char *out, size_t cap);
 
+/*
+ * Writes one header line (`len` bytes, its CR LF dropped) fit for a log:
+ * the value of Cookie, Set-Cookie and of every header whose name is a
+ * secret's as a parameter's would be (Authorization, Proxy-Authorization,
+ * X-Api-Key, X-Auth-Token...) as "***", an Authorization's scheme kept
+ * ("Authorization: Bearer ***"); a request line's target and the URL of
+ * Location, Content-Location and Referer masked as actio__http_redact
+ * does. Returns and writes as actio__http_redact. Pure; any thread.
+ */
+size_t actio__http_redact_header(const char *line, size_t len, const char *const *extra,
+                                 char *out, size_t cap);
+
 #endif
