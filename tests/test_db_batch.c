@@ -180,6 +180,30 @@ END_TEST
 
 /* ---- batches of different statements ---- */
 
+/* Units pipelined behind a batch on its connection leave the session busy,
+ * not in a transaction block: the batch succeeds (it read as an open
+ * transaction, and the connection was closed under the others). */
+START_TEST(test_executemany_pipelined_behind_each_other) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .workers = 1});
+  run(one, "DROP TABLE IF EXISTS many_pipe");
+  run(one, "CREATE TABLE many_pipe (id int PRIMARY KEY, v text)");
+  enum { UNITS = 40, ROWS = 20 };
+  actio_future *f[UNITS];
+  for (int u = 0; u < UNITS; u++) {
+    char **v = make_rows(ROWS, 1 + u * ROWS, -1);
+    ck_assert_int_eq(actio_db_executemany(one, "INSERT INTO many_pipe VALUES ($1, $2)", 2, ROWS,
+                                          (const char *const *)v, &f[u]), 0);
+    free_rows(v, ROWS);
+  }
+  for (int u = 0; u < UNITS; u++) {
+    expect(f[u], 0);
+    actio_future_unref(f[u]);
+  }
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM many_pipe"), UNITS * ROWS);
+  run(one, "DROP TABLE many_pipe");
+}
+END_TEST
+
 START_TEST(test_batch_mixed) {
   run(db, "DROP TABLE IF EXISTS mixed_t");
   run(db, "CREATE TABLE mixed_t (id int PRIMARY KEY, v text)");
@@ -487,6 +511,7 @@ static Suite *db_batch_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_executemany_all_or_nothing);
   tcase_add_test(tc, test_executemany_fn_and_bad_input);
+  tcase_add_test(tc, test_executemany_pipelined_behind_each_other);
   tcase_add_test(tc, test_batch_mixed);
   tcase_add_test(tc, test_batch_cancelled_mid_way);
   suite_add_tcase(s, tc);

@@ -864,7 +864,10 @@ void *actio__pg_conn_head(const actio__pg_conn *c) {
 PGconn *actio__pg_conn_libpq(const actio__pg_conn *c) { return c->pg; }
 
 int actio__pg_conn_txn_idle(const actio__pg_conn *c) {
-  return PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+  /* ACTIVE: units pipelined behind are running; the last ReadyForQuery
+   * said idle, or libpq would report INTRANS or INERROR. */
+  PGTransactionStatusType st = PQtransactionStatus(c->pg);
+  return st == PQTRANS_IDLE || st == PQTRANS_ACTIVE;
 }
 
 /* ---- COPY data and notifications ---- */

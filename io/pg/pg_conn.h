@@ -75,7 +75,8 @@ size_t actio__pg_conn_inflight(const actio__pg_conn *c);
 /* The unit at the head: the one the server works on now; NULL if none. */
 void *actio__pg_conn_head(const actio__pg_conn *c);
 /* 1 while the session is outside any transaction block (what a pooled
- * connection must be between uses). */
+ * connection must be between uses), units pipelined behind running or
+ * not. */
 int actio__pg_conn_txn_idle(const actio__pg_conn *c);
 
 /* Sends a query as one pipelined unit (`unit` comes back through done;
