@@ -16,7 +16,11 @@
  *
  * Here each URL is one chain of futures, fetch -> hash -> save -> record
  * (actio_future_then; actio_future_catch is the except), and actio_map runs
- * the chains with at most --concurrency of them in flight.
+ * the chains with at most --concurrency of them in flight. The record step
+ * hands its row to a batcher (actio_batcher_add): rows go to the server in
+ * batches, up to 64 rows or 5 ms, each batch one actio_db_executemany, so
+ * one transaction; a row goes only once its file is durable, so every row
+ * committed names a file that is there, with its size and SHA-256.
  *
  *   actio-pipeline --dsn DSN --out DIR [--concurrency N] [--timeout MS]
  *                  [--retries N] [--run-id ID] URLS|-
@@ -32,6 +36,10 @@
  * show URLs as actio_http_redact_url writes them ("user:***@",
  * "token=***"), as the library's error texts do; the line number leads
  * back to the URL as listed.
+ *
+ * Run again with the same --run-id (after a crash, say), it skips the lines
+ * already recorded under it and does the rest: no line gets two rows. Files
+ * left half-written by a killed run are removed first.
  *
  * Exit status: 0 when every URL was recorded, whether it was fetched or
  * failed; 1 when a row could not be recorded (after retries: the summary
@@ -110,16 +118,20 @@ typedef struct job {
   int db_attempts;
   char *db_error;   /* set when the row could not be recorded */
   int recorded;
+  char text[4][32];   /* line, status, bytes, latency: the row's numbers */
+  const char *params[9]; /* the row, as executemany reads it */
 } job;
 
 typedef struct pipeline {
   actio_runtime *rt;
   actio_actor *http, *files, *db, *hasher;
+  actio_batcher *rows; /* rows to record, in batches */
   const char *out, *run_id;
   long timeout_ms;
   int retries;
   job *jobs;
   size_t n;
+  size_t skipped;   /* lines recorded by an earlier run of this run_id */
   atomic_size_t done, failed, db_retries;
   atomic_uint_least64_t bytes;
 } pipeline;
@@ -217,7 +229,13 @@ static int step_hash(actio_future *prev, void *arg, actio_future **next) {
   return actio_ask(P.hasher, j, -1, next);
 }
 
-/* Step 3: save the body atomically (a temporary file, fsync, rename). */
+/* Writes the body to path durably: resolved once it is on disk under its
+ * name (a temporary file, fsync, rename). */
+static int save_durably(const char *path, const actio_http_response *r, actio_future **out) {
+  return actio_file_write(P.files, path, r->body, r->body_len, ACTIO_WRITE_ATOMIC, out);
+}
+
+/* Step 3: save the body durably. */
 static int step_save(actio_future *prev, void *arg, actio_future **next) {
   (void)prev;
   job *j = arg;
@@ -225,8 +243,7 @@ static int step_save(actio_future *prev, void *arg, actio_future **next) {
     return 0;
   char path[4096];
   snprintf(path, sizeof path, "%s/%06zu.body", P.out, j->line);
-  const actio_http_response *r = actio_future_value(j->fetch);
-  int rc = actio_file_write(P.files, path, r->body, r->body_len, ACTIO_WRITE_ATOMIC, &j->save);
+  int rc = save_durably(path, actio_future_value(j->fetch), &j->save);
   if (rc != 0)
     return rc;
   j->file = strdup(path);
@@ -260,7 +277,7 @@ static int step_record(actio_future *prev, void *arg, actio_future **next) {
  * server is shutting down or starting up (SQLSTATE class 57 and 08). */
 static int retryable(actio_future *f) {
   int st = actio_future_status(f);
-  if (st == ACTIO_ECONN || st == ACTIO_ETIMEDOUT)
+  if (st == ACTIO_ECONN || st == ACTIO_ETIMEDOUT || st == ACTIO_EAGAIN)
     return 1;
   const actio_db_error *e = actio_db_error_get(f);
   return e && e->sqlstate &&
@@ -290,6 +307,8 @@ static int step_inserted(actio_future *prev, void *arg, actio_future **next) {
   if (st == 0) {
     j->recorded = 1; /* "INSERT 0 0" too: an earlier try got through */
     finish(j);
+  } else if (actio_future_status(q) == ACTIO_EAGAIN && j->db_attempts < DB_ATTEMPTS) {
+    rc = insert_row(j, next); /* its batch was rolled back for another row */
   } else if (retryable(q) && j->db_attempts < DB_ATTEMPTS) {
     atomic_fetch_add_explicit(&P.db_retries, 1, memory_order_relaxed);
     int64_t wait = 50LL << (j->db_attempts - 1);
@@ -309,17 +328,56 @@ static int step_inserted(actio_future *prev, void *arg, actio_future **next) {
   return rc;
 }
 
+/* Row i of a batch of jobs, as executemany's text parameters (made by
+ * insert_row; read until the call returns). */
+static const char *const *row_params(void *arg, size_t i) {
+  job *j = actio_batch_item(arg, i);
+  return j->params;
+}
+
+/* A batch refused for one row (a constraint, bad text): that row fails
+ * with the server's error, the others with ACTIO_EAGAIN, to be sent again
+ * in another batch. */
+static int batch_failed(actio_future *f, void *arg, actio_future **next) {
+  (void)next;
+  actio_batch *batch = arg;
+  long bad = actio_db_batch_index(f);
+  if (bad < 0 || (size_t)bad >= actio_batch_count(batch))
+    return 0; /* the whole batch failed: every row takes its error */
+  for (size_t i = 0; i < actio_batch_count(batch); i++)
+    if (i == (size_t)bad)
+      actio_batch_fail_item(batch, i, actio_future_status(f), "%s", actio_future_errmsg(f));
+    else
+      actio_batch_fail_item(batch, i, ACTIO_EAGAIN, "rolled back with row %ld", bad);
+  return 0;
+}
+
+/* The batcher's call: one executemany, one transaction, for the batch. */
+static int insert_batch(actio_batch *batch, void *arg, actio_future **out) {
+  (void)arg;
+  actio_future *f;
+  int rc = actio_db_executemany_fn(P.db, INSERT_ROW, 9, actio_batch_count(batch), row_params,
+                                   batch, &f);
+  if (rc != 0)
+    return rc;
+  rc = actio_future_set_deadline(P.rt, f, 10000); /* then retried */
+  if (rc == 0)
+    rc = actio_future_catch(f, batch_failed, batch, out);
+  actio_future_unref(f);
+  return rc;
+}
+
+/* Queues the job's row for the next batch. */
 static int insert_row(job *j, actio_future **next) {
-  char line[32], status[32], bytes[32], latency[32];
-  snprintf(line, sizeof line, "%zu", j->line);
-  snprintf(status, sizeof status, "%ld", j->status);
-  snprintf(bytes, sizeof bytes, "%zu", j->bytes);
-  snprintf(latency, sizeof latency, "%.3f", j->latency_ms);
-  const char *params[] = {P.run_id, line,  j->shown, status, bytes, j->hash[0] ? j->hash : NULL,
-                          latency,  j->error, j->file};
-  actio_db_request req = {.sql = INSERT_ROW, .nparams = 9, .params = params, .timeout_ms = 10000};
+  snprintf(j->text[0], sizeof j->text[0], "%zu", j->line);
+  snprintf(j->text[1], sizeof j->text[1], "%ld", j->status);
+  snprintf(j->text[2], sizeof j->text[2], "%zu", j->bytes);
+  snprintf(j->text[3], sizeof j->text[3], "%.3f", j->latency_ms);
+  const char *p[] = {P.run_id,   j->text[0], j->shown, j->text[1], j->text[2],
+                     j->hash[0] ? j->hash : NULL, j->text[3], j->error, j->file};
+  memcpy(j->params, p, sizeof p);
   j->db_attempts++;
-  int rc = actio_db_send(P.db, &req, &j->insert);
+  int rc = actio_batcher_add(P.rows, j, ACTIO_BATCH_WAIT, &j->insert);
   if (rc != 0) /* e.g. ACTIO_ECLOSED: fail this try like any other */
     rc = actio_future_failed(&j->insert, rc, "insert: %s", actio_strerror(rc));
   actio_future *s;
@@ -667,7 +725,8 @@ static int usage(const char *argv0) {
           "  --timeout      per URL, all attempts included, in ms (default 30000)\n"
           "  --retries      more HTTP attempts after a dropped connection or a\n"
           "                 429/502/503/504 (default 2)\n"
-          "  --run-id       the rows' run_id (default: time and process id)\n"
+          "  --run-id       the rows' run_id (default: time and process id); run again\n"
+          "                 with the same one, it skips the lines recorded already\n"
           "  --rounds       run the list N times in this process, round K under the\n"
           "                 run_id <run-id>-K, with a line per round (for a soak)\n"
           "  --duration     run rounds until SECONDS have passed (with --rounds:\n"
@@ -693,6 +752,51 @@ static int await(actio_future *f, const char *what) {
   if (st != 0)
     fprintf(stderr, "actio-pipeline: %s: %s\n", what, actio_future_errmsg(f));
   return st;
+}
+
+/* Before the first round: removes what atomic writes of a killed run left
+ * in the output folder, and drops the lines this run_id recorded already
+ * (a rerun after a crash does the rest). Not in a soak, whose rounds have
+ * run_ids of their own. Returns 0 or -1 (said on stderr). */
+static int resume(void) {
+  actio_future *f = NULL;
+  int rc = actio_file_clean_leftovers(P.files, P.out, &f);
+  if (rc == 0)
+    rc = await(f, "remove the leftovers of a killed run");
+  actio_future_unref(f);
+  f = NULL;
+  const char *sql = "SELECT line FROM actio_pipeline WHERE run_id = $1";
+  if (rc != 0 || (rc = actio_db_query(P.db, sql, 1, &P.run_id, &f)) != 0 ||
+      (rc = await(f, "read the lines recorded already")) != 0) {
+    actio_future_unref(f);
+    return -1;
+  }
+  const actio_db_result *r = actio_future_value(f);
+  size_t n = actio_db_rows(r), max = 0;
+  for (size_t i = 0; i < P.n; i++)
+    max = P.jobs[i].line > max ? P.jobs[i].line : max;
+  unsigned char *done = n ? calloc(max + 1, 1) : NULL;
+  for (size_t i = 0; done && i < n; i++) {
+    int32_t line;
+    if (actio_db_int32(r, i, 0, &line) == 0 && line >= 0 && (size_t)line <= max)
+      done[line] = 1;
+  }
+  actio_future_unref(f);
+  if (n && !done)
+    return -1;
+  size_t kept = 0;
+  for (size_t i = 0; i < P.n; i++) {
+    if (done && done[P.jobs[i].line]) {
+      free(P.jobs[i].url);
+      free(P.jobs[i].shown);
+      P.skipped++;
+    } else {
+      P.jobs[kept++] = P.jobs[i];
+    }
+  }
+  P.n = kept;
+  free(done);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -743,14 +847,20 @@ int main(int argc, char **argv) {
   actio_file_opts fopts = {.workers = (unsigned)(concurrency < 64 ? concurrency : 64)};
   actio_db_opts dopts = {.dsn = dsn, .max_connections = 4, .reconnect_max_ms = 1000,
                          .acquire_timeout_ms = 5000};
+  /* Rows of up to 64 URLs, or what came in 5 ms, per transaction; room for
+   * every URL in flight, so a record step never waits for it. */
+  actio_batcher_opts bopts = {.max_items = 64, .max_wait_ms = 5,
+                              .capacity = (size_t)(concurrency < 64 ? 64 : concurrency)};
   int rc;
   if ((rc = actio_runtime_create(&P.rt, NULL)) != 0 ||
       (rc = actio_file_spawn(P.rt, &fopts, &P.files)) != 0 ||
       (rc = actio_http_spawn(P.rt, &hopts, &P.http)) != 0 ||
       (rc = actio_db_spawn(P.rt, &dopts, &P.db)) != 0 ||
       (rc = actio_actor_spawn(P.rt, &hasher, &(actio_actor_opts){.name = "hasher", .workers = 2},
-                              &P.hasher)) != 0) {
+                              &P.hasher)) != 0 ||
+      (rc = actio_batcher_create(P.rt, &bopts, insert_batch, NULL, &P.rows)) != 0) {
     fprintf(stderr, "actio-pipeline: start: %s\n", actio_strerror(rc));
+    actio_batcher_destroy(P.rows);
     actio_runtime_destroy(P.rt);
     return 1;
   }
@@ -769,6 +879,8 @@ int main(int argc, char **argv) {
     actio_future_unref(f[i]);
   P.jobs = l.jobs;
   P.n = l.n;
+  if (ok && rounds == 0 && duration_s == 0)
+    ok = resume() == 0;
 
   int tty = isatty(STDOUT_FILENO), soak = rounds > 0 || duration_s > 0;
   sampler smp = {0};
@@ -779,7 +891,10 @@ int main(int argc, char **argv) {
   double t0 = now_ms();
   tally t = {0};
   if (ok) {
-    printf("run %s: %zu URLs, %ld at a time, bodies to %s\n", P.run_id, P.n, concurrency, P.out);
+    printf("run %s: %zu URLs, %ld at a time, bodies to %s", P.run_id, P.n, concurrency, P.out);
+    if (P.skipped)
+      printf(" (%zu more recorded by an earlier run: skipped)", P.skipped);
+    putchar('\n');
     fflush(stdout);
     /* await gather(*(one(i) for i in range(n))), at most `concurrency` at once */
     if (soak) {
@@ -796,6 +911,7 @@ int main(int argc, char **argv) {
   }
   double secs = (now_ms() - t0) / 1e3;
   sampler_stop(&smp);
+  actio_batcher_destroy(P.rows); /* empty: every chain has ended */
   actio_runtime_destroy(P.rt); /* every actor drained: the jobs are ours again */
   for (size_t i = 0; i < P.n; i++) { /* left by a chain that could not start */
     actio_future_unref(P.jobs[i].fetch);

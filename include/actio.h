@@ -14,6 +14,7 @@
 #include "actio/nats.h"
 #include "actio/supervisor.h"
 #include "actio/sync.h"
+#include "actio/batch.h"
 #include "actio/cq.h"
 
 /** The version of these headers: major, minor, patch. @{ */

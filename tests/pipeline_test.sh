@@ -3,12 +3,17 @@
 # (nginx with pages, the fixture server, a throwaway PostgreSQL).
 #   tests/pipeline_test.sh e2e   PIPELINE FIXTURE DEMO_DB DEMO_FETCH
 #   tests/pipeline_test.sh chaos PIPELINE FIXTURE
+#   tests/pipeline_test.sh crash PIPELINE FIXTURE
 # e2e: every URL gets one row with the right status, size and SHA-256; every
 # body below 400 is saved and equals the server's; nothing else is saved.
 # The db and fetch demos run against the same servers.
 # chaos: the fixture drops connections for some URLs and PostgreSQL is
 # restarted while the pipeline runs: it finishes, and every URL is recorded
 # once or listed as not recorded; no row is lost or duplicated.
+# crash: the pipeline is killed with SIGKILL once rows are committed; every
+# committed row names a file that is there with the row's size and SHA-256;
+# a rerun under the same run_id skips those lines and records the rest,
+# each line once.
 # No timed assertion: every wait below is for a state (a line printed, rows
 # in the table, a process gone). The one time limit is a hang guard on the
 # pipeline's runs, below ctest's, so that the servers are stopped even then.
@@ -237,26 +242,36 @@ e2e() {
   check_run again "$work/unrecorded"
 }
 
+# Writes urls.txt and expect.tsv: `hang` URLs the slow fixture holds until
+# it stops (they keep a run open whatever the pace of the rest), then URL i
+# of n as `pick i` adds it (add url status body).
+held_list() { # n hang pick
+  local i line=0
+  : > "$work/expect.tsv"
+  add() { # url status body
+    line=$((line + 1))
+    printf '%s\n' "$1"
+    printf '%s\t%s\t%s\t%s\n' "$line" "$1" "$2" "$3" >> "$work/expect.tsv"
+  }
+  {
+    for ((i = 0; i < $2; i++)); do add "$SLOW/delay/3600000" 0 -; done
+    for ((i = 0; i < $1; i++)); do "$3" "$i"; done
+  } > "$work/urls.txt"
+}
+
+chaos_pick() {
+  if (($1 % 10 == 3)); then add "$FIX/drop" 0 -
+  elif (($1 % 4 == 1)); then add "$FIX/delay/40" 200 'text:delayed\n'
+  else add "$NGINX_HTTP_URL/p/$1" 200 "file:$NGINX_DOCROOT/p/$1"; fi
+}
+
 chaos() {
   echo "== pipeline under chaos: dropped connections, PostgreSQL restarted mid-run"
-  local n=1200 hang=4 i line=0
+  local n=1200 hang=4
   make_pages "$n"
-  : > "$work/expect.tsv"
-  {
-    add() { # url status body
-      line=$((line + 1))
-      printf '%s\n' "$1"
-      printf '%s\t%s\t%s\t%s\n' "$line" "$1" "$2" "$3" >> "$work/expect.tsv"
-    }
-    # These hold the run open until the slow fixture stops, after the
-    # restart: it always happens while the pipeline is running.
-    for ((i = 0; i < hang; i++)); do add "$SLOW/delay/3600000" 0 -; done
-    for ((i = 0; i < n; i++)); do
-      if ((i % 10 == 3)); then add "$FIX/drop" 0 -
-      elif ((i % 4 == 1)); then add "$FIX/delay/40" 200 'text:delayed\n'
-      else add "$NGINX_HTTP_URL/p/$i" 200 "file:$NGINX_DOCROOT/p/$i"; fi
-    done
-  } > "$work/urls.txt"
+  # The held URLs keep the run open past the restart: it always happens
+  # while the pipeline is running.
+  held_list "$n" "$hang" chaos_pick
   local total=$((n + hang))
   timeout 540 "$PIPELINE" --dsn "$PG_DSN" --out "$work/out" --concurrency 16 --timeout 600000 \
     --retries 1 --run-id chaos "$work/urls.txt" > "$work/pipeline.out" 2> "$work/pipeline.err" &
@@ -293,9 +308,74 @@ chaos() {
   check_run chaos "$work/unrecorded"
 }
 
+crash_pick() {
+  if (($1 % 50 == 7)); then add "$NGINX_HTTP_URL/p/missing$1" 404 -
+  else add "$NGINX_HTTP_URL/p/$1" 200 "file:$NGINX_DOCROOT/p/$1"; fi
+}
+
+crash() {
+  echo "== pipeline killed mid-run, then run again"
+  local n=2000 hang=4
+  make_pages "$n"
+  # The held URLs: the first run is still running when it is killed.
+  held_list "$n" "$hang" crash_pick
+  local total=$((n + hang))
+  "$PIPELINE" --dsn "$PG_DSN" --out "$work/out" --concurrency 32 --timeout 600000 \
+    --run-id crash "$work/urls.txt" > "$work/first.out" 2> "$work/first.err" &
+  pipeline_pid=$!
+  rows() { psql -c "SELECT count(*) FROM actio_pipeline WHERE run_id = 'crash'"; }
+  until [ "$(rows)" -ge $((n / 10)) ]; do
+    kill -0 "$pipeline_pid" 2>/dev/null || fail "the pipeline ended early: $(tail -n 5 "$work/first.err")"
+    sleep 0.05 # paces the polling
+  done
+  kill -KILL "$pipeline_pid"
+  wait "$pipeline_pid" 2>/dev/null || true
+  pipeline_pid=
+  clean_stderr "$work/first.err"
+  local committed
+  committed=$(rows)
+  echo "killed at $committed of $total rows"
+  [ "$committed" -lt "$total" ] || fail "the pipeline finished before it was killed"
+  # Every committed row: its file is there, with its size and SHA-256.
+  psql -F $'\t' -c "SELECT line, bytes, coalesce(hash, ''), coalesce(file, '') FROM actio_pipeline
+                    WHERE run_id = 'crash' AND error IS NULL" > "$work/committed.tsv"
+  python3 - "$work/committed.tsv" <<'PY' || fail "a committed row without its file"
+import hashlib, sys
+bad = n = 0
+for l in open(sys.argv[1]):
+    line, size, digest, path = l.rstrip("\n").split("\t")
+    n += 1
+    try:
+        data = open(path, "rb").read()
+    except OSError as e:
+        print(f"  line {line}: {path}: {e}", file=sys.stderr)
+        bad += 1
+        continue
+    if len(data) != int(size) or hashlib.sha256(data).hexdigest() != digest:
+        print(f"  line {line}: {path}: {len(data)} bytes, want {size} with {digest}", file=sys.stderr)
+        bad += 1
+print(f"checked {n} committed rows with a file: {bad} problems")
+sys.exit(1 if bad else 0)
+PY
+  # The held URLs fail at once now (refused); the rest is done again.
+  kill "$slow_pid"
+  slow_pid=
+  local rc=0
+  timeout 300 "$PIPELINE" --dsn "$PG_DSN" --out "$work/out" --concurrency 32 --timeout 600000 \
+    --run-id crash "$work/urls.txt" > "$work/again.out" 2> "$work/again.err" || rc=$?
+  tail -n 1 "$work/again.out"
+  clean_stderr "$work/again.err"
+  [ "$rc" -eq 0 ] || { cat "$work/again.err"; fail "rerun exit status $rc"; }
+  grep -q "^run crash: $((total - committed)) URLs, .* ($committed more recorded by an earlier run: skipped)" \
+    "$work/again.out" || { head -n 1 "$work/again.out"; fail "the rerun did not skip the $committed lines recorded"; }
+  : > "$work/unrecorded"
+  check_run crash "$work/unrecorded"
+}
+
 case $MODE in
   e2e) [ $# -eq 5 ] || fail "e2e needs DEMO_DB and DEMO_FETCH"; e2e "$4" "$5" ;;
   chaos) chaos ;;
+  crash) crash ;;
   *) fail "unknown mode $MODE" ;;
 esac
 echo "PASS: pipeline $MODE"

@@ -1,0 +1,463 @@
+/* batch.c: the batcher (groupedWithin): items collected under one mutex
+ * into the batch being formed, sent by count, by the runtime's timer or by
+ * a flush; a FIFO of items waiting for room; futures completed and user
+ * functions called only once the lock is let go. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actio/batch.h"
+#include "actio/error.h"
+#include "actio/timer.h"
+#include "actors/sync/waiters.h"
+#include "base/debug.h"
+
+#define GONE_MSG "the batcher was destroyed"
+
+enum { E_WAITING, E_QUEUED, E_SENT, E_GONE };
+
+/* One item. Its future's cancel hook reads it under the batcher's lock;
+ * whoever takes it out of the batcher (the hook, a batch's end, destroy)
+ * frees it. */
+typedef struct entry {
+  actio__link link; /* in the FIFO of items waiting for room */
+  actio_future *f;  /* the batcher's reference */
+  void *item;
+  actio_batcher *b;
+  int state;        /* under b->mu */
+} entry;
+
+struct actio_batch {
+  actio_batcher *b;
+  actio_future *f;  /* the batch's future, once the function gave it */
+  actio__link link; /* in b->flying */
+  size_t n;
+  entry *e[];
+};
+
+struct actio_batcher {
+  pthread_mutex_t mu;
+  pthread_cond_t idle; /* busy fell to 0: destroy waits for it */
+  actio_runtime *rt;
+  actio_batch_fn fn;
+  void *arg;
+  actio_batcher_opts o;
+  /* Under mu: */
+  actio_batch *form;   /* the batch being formed, NULL when none */
+  actio__list waiting; /* entries waiting for room */
+  actio__list flying;  /* batches sent and not over */
+  size_t accepted;     /* items queued or sent, not yet completed */
+  size_t busy;         /* batches, timer arms and callbacks, cancel hooks
+                        * still to touch the batcher */
+  actio_future *timer; /* the armed wait for the formed batch */
+  int arming, closed;
+};
+
+/* What a call under the lock leaves to do once it is let go. */
+typedef struct todo {
+  actio_batch *send[2]; /* batches to send (a full one, then one of waiters) */
+  int arm;              /* arm the timer (busy taken) */
+  actio_future *stop;   /* a timer to cancel (the batcher's reference) */
+} todo;
+
+static void entry_free(actio_batcher *b, entry *e) {
+  if (b->o.item_free != NULL)
+    b->o.item_free(e->item);
+  actio_future_unref(e->f);
+  free(e);
+}
+
+/* Under mu: the formed batch is handed over (busy taken for it) and the
+ * timer meant for it is to be stopped. */
+static void take_form(actio_batcher *b, todo *t) {
+  actio_batch *batch = b->form;
+  if (batch == NULL || batch->n == 0)
+    return;
+  b->form = NULL;
+  for (size_t i = 0; i < batch->n; i++)
+    batch->e[i]->state = E_SENT;
+  actio__list_push(&b->flying, &batch->link);
+  b->busy++;
+  t->send[t->send[0] != NULL] = batch;
+  if (b->timer != NULL) {
+    t->stop = b->timer;
+    b->timer = NULL;
+  }
+}
+
+/* Under mu: puts e in the formed batch. Returns 0 or ACTIO_ENOMEM. */
+static int enqueue(actio_batcher *b, entry *e, todo *t) {
+  if (b->form == NULL) {
+    b->form = calloc(1, sizeof *b->form + b->o.max_items * sizeof(entry *));
+    if (b->form == NULL)
+      return ACTIO_ENOMEM;
+    b->form->b = b;
+  }
+  e->state = E_QUEUED;
+  b->form->e[b->form->n++] = e;
+  b->accepted++;
+  if (b->form->n == b->o.max_items) {
+    take_form(b, t);
+  } else if (b->form->n == 1 && b->timer == NULL && !b->arming && !t->arm) {
+    b->arming = 1;
+    b->busy++;
+    t->arm = 1;
+  }
+  return 0;
+}
+
+/* Under mu: lets the items waiting for room in, in order, while there is. */
+static void admit(actio_batcher *b, todo *t) {
+  while (!b->closed && b->accepted < b->o.capacity && b->waiting.head != NULL &&
+         t->send[1] == NULL) {
+    entry *e = (entry *)b->waiting.head;
+    actio__list_unlink(&b->waiting, &e->link);
+    if (enqueue(b, e, t) != 0) { /* out of memory: it waits on */
+      actio__list_push(&b->waiting, &e->link);
+      e->state = E_WAITING;
+      break;
+    }
+  }
+}
+
+static void fire(actio_future *timer, void *arg);
+static void run(actio_batcher *b, todo *t);
+
+/* Outside mu: arms the timer of the formed batch (busy taken by enqueue,
+ * kept for the timer's callback). A timer that cannot be armed sends the
+ * batch at once rather than never. */
+static void arm(actio_batcher *b) {
+  actio_future *timer = NULL;
+  todo t = {0};
+  int rc = actio_sleep(b->rt, b->o.max_wait_ms, &timer);
+  pthread_mutex_lock(&b->mu);
+  b->arming = 0;
+  if (rc == 0 && !b->closed) {
+    b->timer = timer;
+    actio_future_ref(timer); /* the callback's, until on_done has it */
+    pthread_mutex_unlock(&b->mu);
+    if (actio_future_on_done(timer, fire, b) == 0) {
+      actio_future_unref(timer);
+      return;
+    }
+    actio_future_unref(timer);
+    pthread_mutex_lock(&b->mu);
+    if (b->timer == timer)
+      b->timer = NULL;
+    else
+      timer = NULL; /* a flush took it: it stops it */
+  }
+  if (!b->closed)
+    take_form(b, &t);
+  b->busy--;
+  pthread_cond_broadcast(&b->idle);
+  pthread_mutex_unlock(&b->mu);
+  if (timer != NULL) {
+    actio_future_cancel(timer);
+    actio_future_unref(timer);
+  }
+  run(b, &t);
+}
+
+/* The timer's callback: time is up for the batch being formed (unless a
+ * flush took it, and stopped this timer, first). */
+static void fire(actio_future *timer, void *arg) {
+  actio_batcher *b = arg;
+  todo t = {0};
+  pthread_mutex_lock(&b->mu);
+  if (b->timer == timer) {
+    b->timer = NULL;
+    t.stop = timer; /* done already: only its reference to drop */
+    if (actio_future_status(timer) == 0 && !b->closed)
+      take_form(b, &t);
+  }
+  b->busy--;
+  pthread_cond_broadcast(&b->idle);
+  pthread_mutex_unlock(&b->mu);
+  run(b, &t);
+}
+
+/* Outside mu: a batch is over with its future's outcome (status, msg), or
+ * the function's error: each item not completed by the function takes it,
+ * the room goes to the items waiting. */
+static void batch_over(actio_batch *batch, int status, const char *msg) {
+  actio_batcher *b = batch->b;
+  todo t = {0};
+  pthread_mutex_lock(&b->mu);
+  actio__list_unlink(&b->flying, &batch->link);
+  ACTIO__ASSERT(b->accepted >= batch->n);
+  b->accepted -= batch->n;
+  admit(b, &t);
+  pthread_mutex_unlock(&b->mu);
+  run(b, &t);
+  for (size_t i = 0; i < batch->n; i++) {
+    entry *e = batch->e[i];
+    actio_future_clear_cancel(e->f); /* a hook running finds it sent */
+    if (status == 0)
+      actio_future_resolve(e->f, NULL, NULL);
+    else
+      actio_future_fail(e->f, status, "%s", msg != NULL ? msg : actio_strerror(status));
+    entry_free(b, e);
+  }
+  actio_future_unref(batch->f);
+  free(batch);
+  pthread_mutex_lock(&b->mu);
+  b->busy--;
+  pthread_cond_broadcast(&b->idle);
+  pthread_mutex_unlock(&b->mu);
+}
+
+static void batch_done(actio_future *f, void *arg) {
+  batch_over(arg, actio_future_status(f), actio_future_errmsg(f));
+}
+
+/* Outside mu: calls the batch function; the batch is over once its future
+ * is (or at once, on the function's error). */
+static void send(actio_batch *batch) {
+  actio_batcher *b = batch->b;
+  actio_future *f = NULL;
+  int rc = b->fn(batch, b->arg, &f);
+  if (rc == 0 && f == NULL)
+    rc = ACTIO_EINVAL;
+  if (rc != 0) {
+    batch_over(batch, rc, "the batch function failed");
+    return;
+  }
+  pthread_mutex_lock(&b->mu);
+  batch->f = f;
+  int closed = b->closed;
+  pthread_mutex_unlock(&b->mu);
+  if (closed)
+    actio_future_cancel(f);
+  if (actio_future_on_done(f, batch_done, batch) != 0) {
+    actio_future_cancel(f);
+    actio_future_wait(f, -1);
+    batch_over(batch, ACTIO_ENOMEM, NULL);
+  }
+}
+
+/* Outside mu: what a call under it left to do. */
+static void run(actio_batcher *b, todo *t) {
+  if (t->stop != NULL) {
+    actio_future_cancel(t->stop);
+    actio_future_unref(t->stop);
+  }
+  if (t->arm)
+    arm(b);
+  for (int i = 0; i < 2; i++)
+    if (t->send[i] != NULL)
+      send(t->send[i]);
+}
+
+/* An item's cancel hook: an item not yet sent leaves the batcher (its room
+ * to the next waiting); a sent one's outcome will find its future done. */
+static void item_cancelled(void *arg) {
+  entry *e = arg;
+  actio_batcher *b = e->b;
+  todo t = {0};
+  pthread_mutex_lock(&b->mu);
+  int state = e->state;
+  if (state == E_WAITING) {
+    actio__list_unlink(&b->waiting, &e->link);
+  } else if (state == E_QUEUED) {
+    actio_batch *form = b->form;
+    size_t i = 0;
+    while (form->e[i] != e)
+      i++;
+    memmove(&form->e[i], &form->e[i + 1], (form->n - i - 1) * sizeof(entry *));
+    form->n--;
+    b->accepted--;
+    admit(b, &t);
+  }
+  if (state == E_WAITING || state == E_QUEUED) {
+    e->state = E_GONE;
+    b->busy++;
+  }
+  pthread_mutex_unlock(&b->mu);
+  if (state != E_WAITING && state != E_QUEUED)
+    return;
+  run(b, &t);
+  entry_free(b, e); /* the canceller holds its own reference */
+  pthread_mutex_lock(&b->mu);
+  b->busy--;
+  pthread_cond_broadcast(&b->idle);
+  pthread_mutex_unlock(&b->mu);
+}
+
+int actio_batcher_create(actio_runtime *rt, const actio_batcher_opts *opts,
+                         actio_batch_fn fn, void *arg, actio_batcher **out) {
+  actio_batcher_opts o = opts != NULL ? *opts : (actio_batcher_opts){0};
+  if (o.max_items == 0)
+    o.max_items = 64;
+  if (o.max_wait_ms == 0)
+    o.max_wait_ms = 10;
+  if (o.capacity == 0)
+    o.capacity = o.max_items <= SIZE_MAX / 4 ? 4 * o.max_items : o.max_items;
+  if (rt == NULL || fn == NULL || out == NULL || o.max_wait_ms < 0 ||
+      o.capacity < o.max_items || o.max_items > (SIZE_MAX - sizeof(actio_batch)) / sizeof(entry *))
+    return ACTIO_EINVAL;
+  actio_batcher *b = calloc(1, sizeof *b);
+  if (b == NULL)
+    return ACTIO_ENOMEM;
+  pthread_mutex_init(&b->mu, NULL);
+  pthread_cond_init(&b->idle, NULL);
+  b->rt = rt;
+  b->fn = fn;
+  b->arg = arg;
+  b->o = o;
+  *out = b;
+  return 0;
+}
+
+int actio_batcher_add(actio_batcher *b, void *item, actio_batch_mode mode,
+                      actio_future **out) {
+  if (b == NULL || item == NULL || out == NULL ||
+      (mode != ACTIO_BATCH_NOWAIT && mode != ACTIO_BATCH_WAIT))
+    return ACTIO_EINVAL;
+  entry *e = calloc(1, sizeof *e);
+  if (e == NULL)
+    return ACTIO_ENOMEM;
+  int rc = actio_future_create(&e->f);
+  if (rc != 0) {
+    free(e);
+    return rc;
+  }
+  e->item = item;
+  e->b = b;
+  e->state = E_GONE;
+  actio_future_on_cancel(e->f, item_cancelled, e); /* a new future: 0 */
+  actio_future *f = e->f; /* e may be sent and freed once the lock is let go */
+  actio_future_ref(f);     /* the caller's */
+  todo t = {0};
+  pthread_mutex_lock(&b->mu);
+  if (b->closed)
+    rc = ACTIO_ECLOSED;
+  else if (b->accepted < b->o.capacity && b->waiting.head == NULL)
+    rc = enqueue(b, e, &t);
+  else if (mode == ACTIO_BATCH_NOWAIT)
+    rc = ACTIO_EFULL;
+  else {
+    e->state = E_WAITING;
+    actio__list_push(&b->waiting, &e->link);
+  }
+  pthread_mutex_unlock(&b->mu);
+  if (rc != 0) {
+    actio_future_clear_cancel(e->f);
+    actio_future_unref(e->f);
+    actio_future_unref(e->f);
+    free(e);
+    return rc;
+  }
+  *out = f;
+  run(b, &t);
+  return 0;
+}
+
+int actio_batcher_flush(actio_batcher *b) {
+  if (b == NULL)
+    return ACTIO_EINVAL;
+  todo t = {0};
+  pthread_mutex_lock(&b->mu);
+  if (!b->closed)
+    take_form(b, &t);
+  pthread_mutex_unlock(&b->mu);
+  run(b, &t);
+  return 0;
+}
+
+size_t actio_batcher_pending(actio_batcher *b) {
+  if (b == NULL)
+    return 0;
+  pthread_mutex_lock(&b->mu);
+  size_t n = b->accepted;
+  pthread_mutex_unlock(&b->mu);
+  return n;
+}
+
+void actio_batcher_destroy(actio_batcher *b) {
+  if (b == NULL)
+    return;
+  actio__list left = {0}; /* entries queued or waiting, taken out */
+  pthread_mutex_lock(&b->mu);
+  b->closed = 1;
+  actio_future *timer = b->timer;
+  b->timer = NULL;
+  for (actio__link *l; (l = b->waiting.head) != NULL;) {
+    actio__list_unlink(&b->waiting, l);
+    ((entry *)l)->state = E_GONE;
+    actio__list_push(&left, l);
+  }
+  for (size_t i = 0; b->form != NULL && i < b->form->n; i++) {
+    b->form->e[i]->state = E_GONE;
+    actio__list_push(&left, &b->form->e[i]->link);
+  }
+  if (b->form != NULL)
+    b->accepted -= b->form->n;
+  free(b->form);
+  b->form = NULL;
+  size_t nflying = 0;
+  for (actio__link *l = b->flying.head; l != NULL; l = l->next)
+    nflying++;
+  actio_future **flying = calloc(nflying + 1, sizeof *flying);
+  size_t k = 0;
+  for (actio__link *l = b->flying.head; flying != NULL && l != NULL; l = l->next) {
+    actio_batch *batch = (actio_batch *)((char *)l - offsetof(actio_batch, link));
+    if (batch->f != NULL) /* else send cancels it once it has it */
+      actio_future_ref(flying[k++] = batch->f);
+  }
+  pthread_mutex_unlock(&b->mu);
+  if (timer != NULL) {
+    actio_future_cancel(timer);
+    actio_future_unref(timer);
+  }
+  for (actio__link *l; (l = left.head) != NULL;) {
+    actio__list_unlink(&left, l);
+    entry *e = (entry *)l;
+    actio_future_clear_cancel(e->f);
+    actio_future_fail(e->f, ACTIO_ECANCELED, GONE_MSG);
+    entry_free(b, e);
+  }
+  for (size_t i = 0; i < k; i++) {
+    actio_future_cancel(flying[i]);
+    actio_future_unref(flying[i]);
+  }
+  free(flying);
+  pthread_mutex_lock(&b->mu);
+  while (b->busy > 0)
+    pthread_cond_wait(&b->idle, &b->mu);
+  pthread_mutex_unlock(&b->mu);
+  pthread_cond_destroy(&b->idle);
+  pthread_mutex_destroy(&b->mu);
+  free(b);
+}
+
+size_t actio_batch_count(const actio_batch *batch) {
+  return batch != NULL ? batch->n : 0;
+}
+
+void *actio_batch_item(const actio_batch *batch, size_t i) {
+  return batch != NULL && i < batch->n ? batch->e[i]->item : NULL;
+}
+
+int actio_batch_resolve_item(actio_batch *batch, size_t i, void *value,
+                             actio_free_fn free_fn) {
+  if (batch == NULL || i >= batch->n)
+    return ACTIO_EINVAL;
+  return actio_future_resolve(batch->e[i]->f, value, free_fn);
+}
+
+int actio_batch_fail_item(actio_batch *batch, size_t i, int code, const char *fmt, ...) {
+  if (batch == NULL || i >= batch->n || code >= 0)
+    return ACTIO_EINVAL;
+  char msg[512];
+  if (fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+  }
+  return actio_future_fail(batch->e[i]->f, code, "%s", fmt != NULL ? msg : actio_strerror(code));
+}
