@@ -9,7 +9,9 @@ pair), writes it as markdown (--md) and draws it with gnuplot (--png): the
 top panel is actio against the strongest Python peer of each workload on a
 log scale, the bottom one actio against the limits and C baselines on a
 linear scale with a line at 1.0; whiskers show the spread. Targets are those
-of the issues, held against the medians."""
+of the issues, held against the medians. The pipeline's concurrency sweep
+(rows tagged sweep) gets a chart of its own beside the --png one:
+NAME-pipeline-sweep.png, URLs/s against C."""
 import argparse, datetime, json, os, shutil, statistics, subprocess, sys, tempfile
 
 ap = argparse.ArgumentParser()
@@ -180,9 +182,19 @@ groups.append(dict(label="file_read_large, " + (f"{big['n'] / 2**20:.0f} MiB" if
                    short="file_read_large", workload="file_read_large", sel={}, unit="B",
                    others=[("cat", {}, LIM, "cat > /dev/null", 0.9)]))
 
+for urls in sorted({r["urls"] for r in rows if r["workload"] == "pipeline" and "urls" in r}):
+    fs = next((r["fs"] for r in rows if r["workload"] == "pipeline" and r.get("urls") == urls and "fs" in r), "?")
+    groups.append(dict(label=f"pipeline, {urls} demo pages, C=32, bodies durable on {fs}",
+                       short=f"pipeline {urls}", workload="pipeline",
+                       sel=dict(urls=urls, concurrency=32, sweep=None), peer_target=5,
+                       others=peers("python-pipeline+uvloop", urls=urls, concurrency=32)))
+
 # One line per comparison: (group, actio row, label, kind, other row, ratio, target, strongest peer?)
+# A workload with no row at all was not run (bench.sh --only): left out.
 table, missing = [], []
 for g in groups:
+    if not any(r["workload"] == g["workload"] for r in rows):
+        continue
     a = pick(g["workload"], "actio", **g["sel"])
     found = [(o, pick(g["workload"], o[0], **o[1])) for o in g["others"]]
     ps = [(o, b) for o, b in found if o[2] == PEER and b]
@@ -302,11 +314,49 @@ if args.md:
             f.write(f"\n{stop_text[0].upper() + stop_text[1:]}.\n")
     print(f"\nmarkdown table: {args.md}")
 
+# The pipeline's concurrency sweep: each C's median and its range.
+sweep = {}
+for r in rows:
+    if r["workload"] == "pipeline" and r.get("sweep") and r.get("errors", 0) == 0 and r.get("ok", 0) > 0:
+        sweep.setdefault((r["urls"], r["concurrency"]), []).append(r["per_sec"])
+if sweep:
+    print("\npipeline concurrency sweep (URLs/s: median, lowest-highest over the rounds):")
+    for (urls, c), v in sorted(sweep.items()):
+        print(f"  {urls} URLs, C={c}: {statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})")
+
 if not args.png:
     sys.exit(0)
 if not shutil.which("gnuplot"):
     print("no chart: gnuplot is not installed (scripts/setup.sh installs gnuplot-nox)", file=sys.stderr)
     sys.exit(1)
+
+if sweep:
+    sweep_png = os.path.splitext(args.png)[0] + "-pipeline-sweep.png"
+    data = "\n".join(f"{c}\t{statistics.median(v):.6g}\t{min(v):.6g}\t{max(v):.6g}"
+                     for (urls, c), v in sorted(sweep.items()))
+    urls = sorted({u for u, _ in sweep})
+    res = subprocess.run(["gnuplot"], input=f"""
+set terminal pngcairo size 900,560 font "DejaVu Sans,10"
+set output "{sweep_png}"
+set datafile separator "\\t"
+set title "actio-pipeline: {', '.join(map(str, urls))} demo pages, bodies durable, rows in batches\\n{stamp:%Y-%m-%d %H:%M} UTC; {machine.replace('"', '')}; median and range of the rounds" font ",11"
+set logscale x 2
+set xrange [6:680]
+set xtics (8, 16, 32, 64, 128, 256, 512)
+set xlabel "URLs in flight (--concurrency)"
+set ylabel "URLs/s"
+set yrange [0:*]
+set grid lc rgb "#dddddd"
+set key off
+$s << EOD
+{data}
+EOD
+plot $s using 1:2:3:4 with yerrorlines lw 2 pt 7 lc rgb "#4A7FC1", $s using 1:2:(sprintf("%.0f", $2)) with labels offset 0,1.2 font ",9"
+""", capture_output=True, text=True)
+    if res.returncode != 0:
+        print("gnuplot failed on the sweep:\n" + res.stderr, file=sys.stderr)
+        sys.exit(1)
+    print(f"sweep chart: {os.path.abspath(sweep_png)}")
 
 GREEN, RED, BLUE = 0x2E8B57, 0xD9534F, 0x4A7FC1
 def color(t):

@@ -3,6 +3,8 @@
 #   scripts/bench.sh [--rounds N]   measure (5 rounds), then report
 #   scripts/bench.sh --quick        a smoke run: small sizes, 1 round (about a minute)
 #   scripts/bench.sh --report       report again from the last run's JSON lines
+#   scripts/bench.sh --only LIST    only these sections (comma-separated: futures,
+#                                   http, db, batches, nats, files, pipeline)
 # Everything comes from this repository: actio-bench (bench/, public API only)
 # and actio-bench-mailbox (tests/perf, the internal mailbox), built in Release
 # into build-bench/; the Python peers of bench/peers (asyncio, aiohttp,
@@ -29,7 +31,7 @@ PEERS=bench/peers
 PY=/usr/bin/python3
 # The peers import bench/peers/peerlib.py: no __pycache__ left in the tree.
 export PYTHONDONTWRITEBYTECODE=1
-quick=0 report_only=0 rounds=
+quick=0 report_only=0 rounds= only=
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1 ;;
@@ -37,12 +39,16 @@ while [ $# -gt 0 ]; do
     --rounds)
       [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds takes a positive integer" >&2; exit 2; }
       rounds=$2; shift ;;
+    --only)
+      [[ ${2:-} =~ ^[a-z,]+$ ]] || { echo "bench.sh: --only takes a list of sections" >&2; exit 2; }
+      only=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
 mode=full; [ $quick = 1 ] && mode=quick
+want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
 ROUNDS=${rounds:-$([ $quick = 1 ] && echo 1 || echo 5)}
 
 report() { # the table, the markdown and the chart, from $OUT
@@ -56,9 +62,10 @@ fi
 bash scripts/setup.sh
 echo "== building actio-bench and actio-bench-mailbox (Release, build-bench/) =="
 # No tests or demos: nothing here needs them, and the build stays short.
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DACTIO_BUILD_TESTS=OFF -DACTIO_BUILD_DEMOS=OFF >/dev/null
-cmake --build build-bench -j "$(nproc)" --target actio-bench actio-bench-mailbox >/dev/null
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DACTIO_BUILD_TESTS=OFF -DACTIO_BUILD_DEMOS=ON >/dev/null
+cmake --build build-bench -j "$(nproc)" --target actio-bench actio-bench-mailbox actio-pipeline >/dev/null
 BENCH=build-bench/bench/actio-bench
+PIPELINE=build-bench/demos/actio-pipeline
 MBOX=build-bench/tests/perf/actio-bench-mailbox
 
 work='' svc_dir='' # set once made: the scratch folder, the services this run started
@@ -101,13 +108,17 @@ psql "$BENCH_PG_DSN" -XAtqc 'SELECT 1' >/dev/null ||
 # PYLINES in the one aiofiles reads; BIGMB for the large file; HTTPN
 # requests; DBQ, DBPQ (pipelined, C=400) and DBROWS queries; PGT and WRKT
 # seconds of pgbench and wrk; REMN remote asks over NATS; MANYN rows
-# inserted by executemany and STREAMN rows streamed.
+# inserted by executemany and STREAMN rows streamed; PIPEN: the pipeline's
+# lists of the demo's pages, at C=32; PIPEC: the concurrency sweep's Cs
+# (over the first list).
 if [ $quick = 1 ]; then
   N=100000 FILES=1000 LINES=200000 PYLINES=20000 BIGMB=64 HTTPN=2000
   DBQ=4000 DBPQ=20000 DBROWS=1000 PGT=1 WRKT=1 REMN=10000 MANYN=20000 STREAMN=200000
+  PIPEN=300 PIPEC="8 64 512"
 else
   N=1000000 FILES=10000 LINES=2000000 PYLINES=200000 BIGMB=1024 HTTPN=20000
   DBQ=100000 DBPQ=500000 DBROWS=20000 PGT=5 WRKT=5 REMN=100000 MANYN=400000 STREAMN=2000000
+  PIPEN="3000 30000" PIPEC="8 16 32 64 128 256 512"
 fi
 : > "$OUT"
 
@@ -148,6 +159,7 @@ timed() { # the wall seconds of a command, its output discarded
 }
 section() { echo; echo "== $* (${SECONDS}s) =="; }
 
+if want futures; then
 section "futures and mailboxes, $ROUNDS round(s)"
 for r in $(seq "$ROUNDS"); do
   TAG="round=$r"
@@ -176,7 +188,9 @@ for r in $(seq "$ROUNDS"); do
     run $MBOX --n $((N * 2)) --producers "$p" --consumers "$c" --impl mutex
   done
 done
+fi
 
+if want http; then
 section "http (nginx at $BENCH_HTTP_URL)"
 # The limit: wrk -t1 -c64 for WRKT seconds, as one JSON line.
 wrk_line() {
@@ -213,7 +227,9 @@ for r in $(seq "$ROUNDS"); do
   run $BENCH http_post --url "$u" --requests $HTTPN --concurrency 64 --size 65536
   run $PY $PEERS/aiohttp_post.py --url "$u" --requests $HTTPN --concurrency 64 --size 65536 --uvloop
 done
+fi
 
+if want db; then
 section "database (PostgreSQL at $BENCH_PG_DSN)"
 # pgbench's scripts, the limits: one query per transaction, or PIPE of them
 # in one pipeline (counted as PIPE queries).
@@ -267,7 +283,9 @@ for r in $(seq "$ROUNDS"); do
   run $BENCH db_rows --dsn "$BENCH_PG_DSN" --queries $DBROWS --concurrency 16
   run pgbench_line pgbench db_rows "$work/rows.sql" 1 16 $DBROWS
 done
+fi
 
+if want batches; then
 section "database batches and streams, $ROUNDS round(s)"
 # executemany in batches of PIPE rows against pgbench's PIPE INSERTs in one
 # pipeline with one sync (counted as PIPE rows), the same rows per client.
@@ -303,7 +321,9 @@ for r in $(seq "$ROUNDS"); do
   run copy_line
 done
 psql "$BENCH_PG_DSN" -XAtqc 'DROP TABLE IF EXISTS actio_bench_many' || true
+fi
 
+if want nats; then
 section "remote actors over NATS ($BENCH_NATS_URL), $ROUNDS round(s)"
 # nats.js, the NATS client of Node, from the npm registry once per run, when
 # node and npm are here; else that peer is left out (its row shows none).
@@ -341,7 +361,9 @@ for r in $(seq "$ROUNDS"); do
   run $BENCH remote_ask --nats "$BENCH_NATS_URL" --requests $REMN --concurrency 64 --impl cnats
   [ -z "$natsjs" ] || natsjs_round
 done
+fi
 
+if want files; then
 section "files (under $work)"
 for r in $(seq "$ROUNDS"); do
   TAG="round=$r"
@@ -389,6 +411,64 @@ for r in $(seq "$ROUNDS"); do
 done
 rm -f "$work/big.bin"
 TAG=
+fi
+
+if want pipeline; then
+section "pipeline: the demo's pages fetched, hashed, saved durably, recorded; $ROUNDS round(s)"
+# The bodies go to BENCH_PIPELINE_DIR (default: beside the scratch folder);
+# its file system is in every row (fs=), and the issue's figures want ext4.
+pipe_dir=${BENCH_PIPELINE_DIR:-$work/pipeline}
+mkdir -p "$pipe_dir"
+fstype=$(findmnt -no FSTYPE -T "$pipe_dir")
+echo "bodies under $pipe_dir ($fstype); every one fsynced, renamed, its folder fsynced"
+pipe_max=0
+for n in $PIPEN; do ((n > pipe_max)) && pipe_max=$n; done
+$PY scripts/demo-pages.py "$BENCH_DOCROOT/pages" "$pipe_max"
+for n in $PIPEN; do
+  for ((i = 0; i < n; i++)); do printf '%s/pages/%05d.html\n' "$BENCH_HTTP_URL" "$i"; done > "$work/urls-$n.txt"
+done
+# Each run starts from an empty folder and no table, so that none meets the
+# last one's rows or files.
+pipe_fresh() {
+  rm -rf "$pipe_dir/out"
+  psql "$BENCH_PG_DSN" -XAtqc 'DROP TABLE IF EXISTS actio_pipeline' >/dev/null
+}
+# actio-pipeline's summary as a JSON line: urls concurrency
+pipeline_line() {
+  pipe_fresh
+  "$PIPELINE" --dsn "$BENCH_PG_DSN" --out "$pipe_dir/out" --concurrency "$2" --timeout 30000 \
+    --run-id bench "$1" > "$work/pipeline.out" || { tail -n 5 "$work/pipeline.out" >&2; return 1; }
+  $PY -c '
+import json, re, sys
+s = re.search(r"^summary: (\d+) URLs, (\d+) ok, (\d+) failed .*?, ([\d.]+) s,", open(sys.argv[1]).read(), re.M)
+n, ok, failed, secs = int(s[1]), int(s[2]), int(s[3]), float(s[4])
+print(json.dumps({"impl": "actio", "workload": "pipeline", "n": n, "concurrency": int(sys.argv[2]),
+                  "ok": ok, "errors": failed, "seconds": secs, "per_sec": round(ok / secs, 1)}))' \
+    "$work/pipeline.out" "$2"
+}
+pipeline_py() { # urls concurrency
+  pipe_fresh
+  $PY $PEERS/pipeline.py --dsn "$BENCH_PG_DSN" --out "$pipe_dir/out" --concurrency "$2" --run-id bench \
+    --uvloop "$1"
+}
+for r in $(seq "$ROUNDS"); do
+  for n in $PIPEN; do
+    TAG="round=$r urls=$n fs=$fstype"
+    run pipeline_line "$work/urls-$n.txt" 32
+    run pipeline_py "$work/urls-$n.txt" 32
+  done
+  # The curve: the first list at each C of PIPEC.
+  n=${PIPEN%% *}
+  for c in $PIPEC; do
+    TAG="round=$r urls=$n fs=$fstype sweep=1"
+    run pipeline_line "$work/urls-$n.txt" "$c"
+  done
+done
+pipe_fresh
+rm -rf "$BENCH_DOCROOT/pages"
+[ -n "${BENCH_PIPELINE_DIR:-}" ] || rm -rf "$pipe_dir"
+TAG=
+fi
 
 section "report"
 report --note "$mode run"

@@ -30,17 +30,7 @@ echo "== start: nginx and PostgreSQL on loopback, under $work =="
 eval "$(bash tests/http_servers.sh start "$work/web")"
 eval "$(bash tests/pg_server.sh start "$work/pg" 2>/dev/null)"
 # A few thousand small HTML pages of varied sizes.
-python3 - "$NGINX_DOCROOT/pages" "$pages" <<'PY'
-import os, random, sys
-folder, n = sys.argv[1], int(sys.argv[2])
-os.makedirs(folder, exist_ok=True)
-rnd = random.Random(42)
-words = "actor future mailbox worker gather map then file http query copy".split()
-for i in range(n):
-    text = " ".join(rnd.choice(words) for _ in range(rnd.randint(10, 3000)))
-    with open(f"{folder}/{i:05d}.html", "w") as f:
-        f.write(f"<!doctype html>\n<title>page {i}</title>\n<p>{text}</p>\n")
-PY
+python3 scripts/demo-pages.py "$NGINX_DOCROOT/pages" "$pages"
 echo "nginx at $NGINX_HTTP_URL ($pages pages), PostgreSQL at 127.0.0.1:$PG_PORT"
 
 echo
