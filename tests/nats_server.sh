@@ -7,7 +7,13 @@
 #                                    clients see the connection drop)
 #   tests/nats_server.sh restart DIR start it again on the same port, once
 #                                    it listens
-#   tests/nats_server.sh stop DIR    stop them; DIR is the caller's to remove
+#   tests/nats_server.sh stop DIR    stop them (the cluster too); DIR is the
+#                                    caller's to remove
+#   tests/nats_server.sh cluster DIR  start a 3-node JetStream cluster (or
+#                                    find it running), wait until it has a
+#                                    JetStream leader, print its env lines
+#   tests/nats_server.sh kill-node DIR N   kill node N (1-3) with SIGKILL
+#   tests/nats_server.sh restart-node DIR N  start it again, same ports
 # start prints, and writes to DIR/env, shell-sourceable lines:
 #   NATS_URL=nats://127.0.0.1:<p>        no authentication
 #   NATS_AUTH_URL=nats://127.0.0.1:<q>   user actio, password s3cret-nats-pw
@@ -20,13 +26,18 @@
 #   NATS_NKEY_URL=nats://127.0.0.1:<t>   the NKey user below only
 #   NATS_NKEY_PUBLIC=U...                its public key
 #   NATS_NKEY_SEED_FILE=DIR/nkey.seed    its seed
+# cluster prints, and writes to DIR/cluster.env:
+#   NATS_JS_URLS=nats://127.0.0.1:<a>,nats://127.0.0.1:<b>,nats://127.0.0.1:<c>
+#   NATS_JS_URL1=... NATS_JS_URL2=... NATS_JS_URL3=...  each node alone
+# Its nodes js1..js3 keep their JetStream store in DIR/js1..DIR/js3 and
+# route to each other on cluster ports picked free on 127.0.0.1.
 # Each server listens on 127.0.0.1 only, on a port the kernel picks (the
 # server's own "-p -1": never a fixed port), and logs to DIR/<name>.log.
 # Needs the Debian nats-server package, openssl (tests/make_certs.sh) and
 # python3 with its cryptography module (the NKey).
 set -euo pipefail
 
-[ $# -eq 2 ] || { echo "usage: $0 start|kill|restart|stop DIR" >&2; exit 2; }
+[ $# -eq 2 ] || [ $# -eq 3 ] || { echo "usage: $0 start|kill|restart|stop|cluster DIR, kill-node|restart-node DIR N" >&2; exit 2; }
 CMD=$1
 DIR=$2
 NATS_SERVER=${NATS_SERVER:-nats-server}
@@ -67,6 +78,7 @@ start_one() {
     sleep 0.1
   done
   echo "$0: $name did not start; see $DIR/$name.log" >&2
+  tail -n 5 "$DIR/$name.log" >&2 2>/dev/null || true
   exit 1
 }
 
@@ -120,7 +132,81 @@ PY
   chmod 600 "$DIR/nkey.seed"
 }
 
+# kill_one NAME: SIGKILL (its clients see the connection drop), then wait
+# until it is gone, or a zombie nobody reaped yet (it holds no port any
+# more).
+kill_one() {
+  local pid
+  pid=$(cat "$DIR/$1.pid")
+  kill -9 "$pid"
+  while kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" | cut -c1)" != Z ]; do
+    sleep 0.05
+  done
+  rm -f "$DIR/$1.pid"
+}
+
+# A free TCP port on 127.0.0.1 (the kernel's pick, released at once).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_node N: node N of the cluster, its client port kept across restarts.
+start_node() {
+  local n=$1 routes="" i
+  for i in 1 2 3; do
+    [ "$i" = "$n" ] || routes="$routes${routes:+,}nats://127.0.0.1:$(cat "$DIR/js$i.cport")"
+  done
+  local port=-1
+  [ -f "$DIR/js$n.url" ] && port=$(sed -E 's/.*:([0-9]+)$/\1/' "$DIR/js$n.url")
+  PORT=$port start_one "js$n" -js --sd "$DIR/js$n" --server_name "js$n" \
+    --cluster_name actio-js --cluster "nats://127.0.0.1:$(cat "$DIR/js$n.cport")" \
+    --routes "$routes" -m -1
+}
+
+# Waits until every live node says JetStream is ready (its /healthz).
+wait_js() {
+  local n i f mon
+  for n in 1 2 3; do
+    [ -f "$DIR/js$n.pid" ] || continue
+    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+      f=$(ls "$DIR/js$n.ports.d"/*.ports 2>/dev/null | head -n1 || true)
+      mon=$(sed -nE 's/.*"monitoring":\["([^"]+)".*/\1/p' "$f" 2>/dev/null || true)
+      if [ -n "$mon" ] && curl -sf "$mon/healthz" 2>/dev/null | grep -q '"ok"'; then
+        break
+      fi
+      sleep 0.1
+    done
+    [ "$i" -lt $((START_TIMEOUT * 10)) ] || { echo "$0: js$n has no JetStream; see $DIR/js$n.log" >&2; exit 1; }
+  done
+}
+
 case $CMD in
+  cluster)
+    mkdir -p "$DIR"
+    # A cluster port picked free may be taken before its node binds it:
+    # then all three start again on new ports (three tries).
+    for try in 1 2 3; do
+      for n in 1 2 3; do [ -s "$DIR/js$n.cport" ] || free_port > "$DIR/js$n.cport"; done
+      ok=1
+      for n in 1 2 3; do ( start_node $n >/dev/null ) || { ok=0; break; }; done
+      [ $ok = 1 ] && break
+      for n in 1 2 3; do stop_one js$n; rm -f "$DIR/js$n.cport"; done
+      [ "$try" -lt 3 ] || exit 1
+    done
+    wait_js
+    {
+      echo "NATS_JS_URLS=$(cat "$DIR/js1.url"),$(cat "$DIR/js2.url"),$(cat "$DIR/js3.url")"
+      for n in 1 2 3; do echo "NATS_JS_URL$n=$(cat "$DIR/js$n.url")"; done
+    } > "$DIR/cluster.env"
+    cat "$DIR/cluster.env"
+    ;;
+  kill-node)
+    kill_one "js$3"
+    ;;
+  restart-node)
+    start_node "$3" >/dev/null
+    wait_js
+    ;;
   start)
     mkdir -p "$DIR"
     bash "$HERE/make_certs.sh" "$DIR/tls"
@@ -147,20 +233,14 @@ case $CMD in
     cat "$DIR/env"
     ;;
   kill)
-    pid=$(cat "$DIR/plain.pid")
-    kill -9 "$pid"
-    # Gone, or a zombie nobody reaped yet (it holds no port any more).
-    while kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" | cut -c1)" != Z ]; do
-      sleep 0.05
-    done
-    rm -f "$DIR/plain.pid"
+    kill_one plain
     ;;
   restart)
     url=$(cat "$DIR/plain.url")
     PORT=${url##*:} start_one plain >/dev/null
     ;;
   stop)
-    for s in plain auth token tls nkey; do stop_one $s; done
+    for s in plain auth token tls nkey js1 js2 js3; do stop_one $s; done
     ;;
   *)
     echo "usage: $0 start|kill|restart|stop DIR" >&2

@@ -5,6 +5,7 @@
 
 #include "actors/core/actor_internal.h"
 #include "actors/nats/nats_internal.h"
+#include "nats_server.h"
 #include "pg_server.h"
 #include "test_util.h"
 
@@ -20,18 +21,6 @@ static actio_runtime *rt;
 
 static void setup(void) { ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0); }
 static void teardown(void) { actio_runtime_destroy(rt); }
-
-/* Polls cond until it holds: waits for a state, and fails the test only
- * when it never comes (a minute, for the slowest sanitizer run). */
-#define WAIT_FOR(cond)                                                        \
-  do {                                                                        \
-    int64_t waited_ = 0;                                                      \
-    while (!(cond)) {                                                         \
-      ck_assert_msg(waited_ < 60000, "never: %s", #cond);                     \
-      nanosleep(&(struct timespec){0, 1000000}, NULL);                        \
-      waited_++;                                                              \
-    }                                                                         \
-  } while (0)
 
 static actio_actor *connect_plain(void) {
   actio_actor *c;
@@ -681,9 +670,7 @@ END_TEST
 
 /* The plain server: killed (SIGKILL), or started again on its port. */
 static void plain_server(const char *verb) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "bash '%s' %s '%s' > /dev/null", NATS_SERVER_SH, verb, servers_dir);
-  ck_assert_int_eq(system(cmd), 0);
+  ck_assert_int_eq(nats_server_sh(verb, servers_dir, NULL), 0);
 }
 
 /* What a supervisor's monitor heard, in order. */
@@ -1031,9 +1018,8 @@ static int start_servers(void) {
   snprintf(servers_dir, sizeof servers_dir, "/tmp/actio-test-nats-XXXXXX");
   if (mkdtemp(servers_dir) == NULL)
     return -1;
-  char cmd[1024], env[512];
-  snprintf(cmd, sizeof cmd, "bash '%s' start '%s' > /dev/null", NATS_SERVER_SH, servers_dir);
-  if (system(cmd) != 0)
+  char env[512];
+  if (nats_server_sh("start", servers_dir, NULL) != 0)
     return -1;
   snprintf(env, sizeof env, "%s/env", servers_dir);
   return env_get(env, "NATS_URL", nats_url, sizeof nats_url) ||
@@ -1051,13 +1037,7 @@ static int start_servers(void) {
              : 0;
 }
 
-static void stop_servers(void) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "bash '%s' stop '%s' >/dev/null 2>&1; rm -rf '%s'", NATS_SERVER_SH,
-           servers_dir, servers_dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "test_nats: stopping the servers failed\n");
-}
+static void stop_servers(void) { nats_servers_stop(servers_dir, "test_nats"); }
 
 int main(void) {
   if (start_servers() != 0) {

@@ -29,6 +29,7 @@ _Static_assert(offsetof(nats_boot, st) == 0, "the state first");
 static void state_free(void *p) {
   nats_boot *b = p;
   actio__nats_state *st = &b->st;
+  actio__nats_js_destroy(st->js);
   actio__nats_destroy(st->conn);
   free(st->buckets);
   free(st->heap);
@@ -100,6 +101,8 @@ static int nats_init(actio_actor *self, void **worker) {
     if (rc != 0)
       snprintf(err, sizeof err, "NATS %s: the reply inbox: %s", b->url_shown,
                actio_strerror(rc));
+    else if ((rc = actio__nats_js_create(st->conn, actio__nats_js_on_ack, st, &st->js)) != 0)
+      snprintf(err, sizeof err, "NATS %s: JetStream: %s", b->url_shown, actio_strerror(rc));
   }
   if (rc != 0) {
     if (b->errbuf != NULL && b->errbuf_size > 0)
@@ -124,13 +127,15 @@ static int nats_handle(actio_actor *self, void *worker, void *msg, actio_future 
   return 0;
 }
 
-/* The actor stops: its services, then its requests, then the connection. */
+/* The actor stops: its services, then its requests, then the connection,
+ * then the publishes whose acks can no longer come. */
 static void nats_stop(actio_actor *self, void *worker) {
   (void)worker;
   actio__nats_state *st = &((nats_boot *)actio_actor_state(self))->st;
   actio__nats_services_stop(st);
   actio__nats_pending_stop(st);
   actio__nats_close(st->conn);
+  actio__nats_js_fail_pending(st->js);
 }
 
 const actio_behavior actio__nats_behavior = {
@@ -223,6 +228,67 @@ int actio_nats_serve(actio_actor *nats, const char *subject, actio_actor *actor,
   if (rc == 0)
     rc = actio__nats_serve(st, inst, actio__is_address(nats) ? nats : NULL, subject, actor,
                            opts, out);
+  actio__actor_unpin(nats);
+  return rc;
+}
+
+/* Pins `nats` and finds its state, JetStream's context made: 0, or an
+ * error with nothing pinned. */
+static int js_pinned(actio_actor *nats, actio__nats_state **st) {
+  actio__actor_pin(nats);
+  int rc = actio__nats_state_of(nats, st);
+  if (rc == 0 && (*st)->js == NULL)
+    rc = ACTIO_ECLOSED;
+  if (rc != 0)
+    actio__actor_unpin(nats);
+  return rc;
+}
+
+int actio_nats_stream_ensure(actio_actor *nats, const actio_nats_stream_opts *opts,
+                             char *errbuf, size_t errbuf_size) {
+  if (nats == NULL || opts == NULL)
+    return ACTIO_EINVAL;
+  actio__nats_state *st;
+  int rc = js_pinned(nats, &st);
+  if (rc != 0)
+    return rc;
+  rc = actio__nats_stream_ensure(st, opts, errbuf, errbuf_size);
+  actio__actor_unpin(nats);
+  return rc;
+}
+
+int actio_nats_stream_info_get(actio_actor *nats, const char *name, actio_nats_stream_info *out) {
+  if (nats == NULL || out == NULL || !actio__nats_stream_name_valid(name))
+    return ACTIO_EINVAL;
+  actio__nats_state *st;
+  int rc = js_pinned(nats, &st);
+  if (rc != 0)
+    return rc;
+  rc = actio__nats_stream_info(st, name, out);
+  actio__actor_unpin(nats);
+  return rc;
+}
+
+int actio_nats_stream_delete(actio_actor *nats, const char *name) {
+  if (nats == NULL || !actio__nats_stream_name_valid(name))
+    return ACTIO_EINVAL;
+  actio__nats_state *st;
+  int rc = js_pinned(nats, &st);
+  if (rc != 0)
+    return rc;
+  rc = actio__nats_stream_delete(st, name);
+  actio__actor_unpin(nats);
+  return rc;
+}
+
+int actio_nats_job_publish(actio_actor *nats, const actio_nats_job *job, actio_future **out) {
+  if (nats == NULL || job == NULL || out == NULL || job->subject == NULL)
+    return ACTIO_EINVAL;
+  actio__nats_state *st;
+  int rc = js_pinned(nats, &st);
+  if (rc != 0)
+    return rc;
+  rc = actio__nats_job_publish(st, job, out);
   actio__actor_unpin(nats);
   return rc;
 }

@@ -431,10 +431,7 @@ void actio__nats_pending_stop(actio__nats_state *st) {
 
 /* ---- asking ---- */
 
-/* Checks the headers (pairs of printable strings, keys without ':' or
- * spaces) and returns the bytes they take on the wire, or 0 when they are
- * bad (*n their strings). */
-static size_t headers_size(const char *const *h, size_t *n) {
+size_t actio__nats_headers_size(const char *const *h, size_t *n) {
   size_t bytes = 12; /* "NATS/1.0\r\n" and the blank line */
   *n = 0;
   if (h == NULL)
@@ -488,7 +485,7 @@ static actio__nats_pend *pend_new(const actio_nats_request *req, size_t nh) {
 int actio__nats_ask(actio__nats_state *st, const actio_nats_request *req,
                     actio_future **out) {
   size_t nh;
-  size_t hbytes = headers_size(req->headers, &nh);
+  size_t hbytes = actio__nats_headers_size(req->headers, &nh);
   if (hbytes == 0 || (req->data == NULL && req->len > 0) || req->retries < 0 ||
       req->timeout_ms < 0 || req->retry_backoff_ms < 0)
     return ACTIO_EINVAL;

@@ -10,6 +10,7 @@
 #include "actio/nats.h"
 #include "actio/timer.h"
 #include "io/nats/nats_io.h"
+#include "io/nats/nats_js.h"
 
 typedef struct actio__nats_pend actio__nats_pend;
 
@@ -52,6 +53,12 @@ typedef struct actio__nats_state {
   int64_t alarm_due;        /* its due time (ns); INT64_MAX: none */
   _Atomic uint64_t next_token; /* relaxed: only unique */
 
+  /* JetStream: the context (its acks on cnats's thread), and the
+   * publishes waiting for their ack, bounded by max_pending apart from
+   * the requests (relaxed: only a count). */
+  actio__nats_js *js;
+  _Atomic size_t js_pending;
+
   /* Counters, relaxed: statistics read as a snapshot. */
   _Atomic uint64_t sent, replies_n, retries, timeouts, no_responders, late,
       served, served_errors, disconnects, reconnects;
@@ -61,6 +68,8 @@ typedef struct actio__nats_state {
  * it) or built (parts owned, headers key, value, ..., NULL). */
 struct actio_nats_msg {
   actio__nats_msg *rx;
+  uint64_t deliveries;  /* a job's: its deliveries and stream sequence */
+  uint64_t seq;
   const void *data;
   size_t len;
   char **headers; /* built: n pairs and a NULL, each string its own */
@@ -97,6 +106,35 @@ void actio__nats_pending_fail_all(actio__nats_state *st, int code, const char *w
 /* The memory a pending request costs beside its future, for a subject of
  * subject_len bytes and no retries. */
 size_t actio__nats_pend_size(size_t subject_len);
+
+/* The bytes headers (key, value, ..., NULL) take on the wire, or 0 when
+ * they are bad: not pairs, not printable, a key with ':' or a space (*n
+ * their strings). */
+size_t actio__nats_headers_size(const char *const *h, size_t *n);
+
+/* nats_jobs.c: a JetStream publish waiting for its ack; done runs once
+ * with its outcome (as actio__nats_js_ack_fn's), on cnats's ack thread or
+ * the closing one. */
+typedef struct actio__nats_jspub actio__nats_jspub;
+struct actio__nats_jspub {
+  actio__nats_js_pend pend; /* first: io hands it back */
+  void (*done)(actio__nats_jspub *p, int rc, uint64_t seq, const char *text);
+};
+/* The public JetStream calls on the state of the connection (pinned by
+ * the caller, its JetStream context made), their pointers not NULL. */
+int actio__nats_stream_ensure(actio__nats_state *st, const actio_nats_stream_opts *opts,
+                              char *errbuf, size_t errbuf_size);
+int actio__nats_stream_info(actio__nats_state *st, const char *name,
+                            actio_nats_stream_info *out);
+int actio__nats_stream_delete(actio__nats_state *st, const char *name);
+int actio__nats_job_publish(actio__nats_state *st, const actio_nats_job *job,
+                            actio_future **out);
+/* 1 when s is fit for a stream's name: printable, no spaces, '.', '*',
+ * '>', '/' or '\\'. */
+int actio__nats_stream_name_valid(const char *s);
+/* The connection's ack function (actio__nats_js_create's). */
+void actio__nats_js_on_ack(void *arg, actio__nats_js_pend *p, int rc, uint64_t seq,
+                           int duplicate, const char *text);
 
 /* nats_serve.c: ends every service (connection stopping). */
 void actio__nats_services_stop(actio__nats_state *st);

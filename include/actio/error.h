@@ -63,6 +63,8 @@ extern "C" {
   X(ENATSAUTH, -4052, "NATS authorization failed")                            \
   X(EPAYLOAD, -4053, "message over the NATS server's max_payload")            \
   X(ESUBJECT, -4054, "invalid NATS subject")                                 \
+  X(ENOSTREAM, -4055, "no JetStream stream for the subject or name")         \
+  X(EJETSTREAM, -4056, "JetStream refused the request")                      \
   X(EPROXY, -4060, "HTTP proxy unreachable, or it refused the request")       \
   X(EPROXYAUTH, -4061, "HTTP proxy authentication failed")                   \
   X(EDECODE, -4062, "HTTP response body could not be decoded (Content-Encoding)")

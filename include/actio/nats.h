@@ -246,6 +246,204 @@ void actio_nats_stats_get(actio_actor *nats, actio_nats_stats *out);
 
 /** @} */
 
+/** @defgroup jobs JetStream work queues
+ * Jobs published to a stream kept by the NATS servers (JetStream), each
+ * taken by one worker of many, in any process, at least once.
+ *
+ *  - actio_nats_stream_ensure makes a work-queue stream (each job kept
+ *    until one worker acknowledges it), replicated on a cluster's servers;
+ *  - actio_nats_job_publish sends a job, with a message id for
+ *    de-duplication, and returns a future that the stream's ack completes;
+ *  - actio_nats_worker_create pulls jobs in batches from a durable
+ *    consumer that workers share, and asks a local actor to do each: its
+ *    future's success acknowledges the job, its failure NAKs it with a
+ *    delay, and past max_deliveries the job goes to a dead-letter subject.
+ *
+ * All of it on a connection made by actio_nats_spawn.
+ * @{ */
+
+/** A stream's settings (actio_nats_stream_ensure); zero means the
+ * default for every field. Strings are borrowed for the call. */
+typedef struct actio_nats_stream_opts {
+  const char *name;        /**< the stream's name (no '.', '*', '>' or
+                                spaces); required */
+  /** The subjects it keeps, comma-separated, wildcards allowed (as
+   * "jobs.>"); required. */
+  const char *subjects;
+  int replicas;            /**< copies kept, on as many servers of a
+                                cluster (1 to 5); default 1 */
+  int memory;              /**< 1: kept in memory; default on disk */
+  /** 1: kept by limits, not as a work queue: every message stays (within
+   * max_msgs) however often it is read, as a dead-letter stream wants. */
+  int limits;
+  int64_t max_msgs;        /**< messages kept at most; past it a publish
+                                fails (ACTIO_EJETSTREAM); default 1000000 */
+  int64_t max_bytes;       /**< bytes kept at most; default 1 GiB */
+  long duplicate_window_ms;/**< how long a job's id is remembered;
+                                default 120000 */
+  long timeout_ms;         /**< the round trip; default the connection's */
+} actio_nats_stream_opts;
+
+/** Makes the stream unless one of that name is there (then it is left as
+ * it is). Blocks for a round trip or two. Returns 0; ACTIO_EINVAL (NULL
+ * or bad options); ACTIO_ESUBJECT (an invalid subject); ACTIO_EJETSTREAM
+ * (JetStream is off on the server, or refused: errbuf, if given, says
+ * why); ACTIO_ETIMEDOUT; ACTIO_ENATS; ACTIO_ECLOSED (the connection's
+ * actor stopped); ACTIO_ENOMEM. Thread-safe. */
+int actio_nats_stream_ensure(actio_actor *nats, const actio_nats_stream_opts *opts,
+                             char *errbuf, size_t errbuf_size);
+
+/** A stream's counts (actio_nats_stream_info). */
+typedef struct actio_nats_stream_info {
+  uint64_t msgs;           /**< kept now (a work queue: not yet acked) */
+  uint64_t bytes;          /**< their bytes */
+  uint64_t first_seq;      /**< the oldest kept's sequence */
+  uint64_t last_seq;       /**< the last stored's */
+  int64_t consumers;       /**< durable consumers (the workers' queues) */
+} actio_nats_stream_info;
+
+/** Fills *out with stream `name`'s counts. Blocks for a round trip.
+ * Returns 0, ACTIO_ENOSTREAM (none of that name), ACTIO_EINVAL,
+ * ACTIO_ETIMEDOUT, ACTIO_ENATS, ACTIO_EJETSTREAM, ACTIO_ECLOSED.
+ * Thread-safe. */
+int actio_nats_stream_info_get(actio_actor *nats, const char *name,
+                               actio_nats_stream_info *out);
+
+/** Deletes stream `name` and what it keeps. Blocks for a round trip.
+ * Returns 0, ACTIO_ENOSTREAM, ACTIO_EINVAL, ACTIO_ETIMEDOUT, ACTIO_ENATS,
+ * ACTIO_EJETSTREAM, ACTIO_ECLOSED. Thread-safe. */
+int actio_nats_stream_delete(actio_actor *nats, const char *name);
+
+/** One job to publish. */
+typedef struct actio_nats_job {
+  const char *subject;     /**< a subject a stream keeps; no wildcards;
+                                required */
+  const void *data;        /**< the bytes (copied at the call) */
+  size_t len;              /**< bytes of data */
+  /** Its id for de-duplication (the Nats-Msg-Id header): published again
+   * with the same id within the stream's duplicate window, it is stored
+   * once (the future succeeds all the same). NULL: none. */
+  const char *id;
+  /** Headers as key, value, ..., NULL (copied at the call); NULL: none. */
+  const char *const *headers;
+  long timeout_ms;         /**< the stream's ack; 0: the connection's */
+} actio_nats_job;
+
+/** Publishes job on connection `nats` without waiting, and sets *out, the
+ * caller's reference, to a future the stream's ack completes: its value
+ * is the job's stream sequence, as (void *)(uintptr_t) (a duplicate's:
+ * the first's). It fails with ACTIO_ENOSTREAM (no stream keeps the
+ * subject, or, in a cluster, none answers for it now: while its leader
+ * is elected again after a server is lost), ACTIO_ETIMEDOUT (no ack within timeout_ms: the job may or may
+ * not be stored; publish it again with the same id), ACTIO_EJETSTREAM
+ * (the stream refused it, as when full; the server's text is the
+ * message), ACTIO_ECLOSED (the connection stopped first). Cancelling the
+ * future does not take the job back. Returns 0, or, with no future made:
+ * ACTIO_EINVAL, ACTIO_ESUBJECT, ACTIO_EPAYLOAD (over max_payload),
+ * ACTIO_EFULL (max_pending publishes waiting for their ack, the
+ * connection's bound, apart from its requests'), ACTIO_ENATS,
+ * ACTIO_ECLOSED, ACTIO_ENOMEM. Thread-safe. */
+int actio_nats_job_publish(actio_actor *nats, const actio_nats_job *job, actio_future **out);
+
+/** The number of times the job m was delivered, this one included (1 the
+ * first time); 0 for a message that is no job. Effects that must happen
+ * once can test it (and the job's id header, Nats-Msg-Id). */
+uint64_t actio_nats_msg_deliveries(const actio_nats_msg *m);
+/** The job's sequence in its stream; 0 for a message that is no job. */
+uint64_t actio_nats_msg_sequence(const actio_nats_msg *m);
+
+/** A worker pulling jobs for a local actor (actio_nats_worker_create). */
+typedef struct actio_nats_worker actio_nats_worker;
+
+/** A worker's settings; zero means the default for every field. Strings
+ * are copied. */
+typedef struct actio_nats_worker_opts {
+  const char *stream;      /**< the stream; required */
+  /** The durable consumer the workers of this queue share: made with the
+   * settings below by the first worker, and taken as it is by the
+   * others; each job goes to one of them. Required. */
+  const char *consumer;
+  const char *subject;     /**< only jobs on this subject (wildcards
+                                allowed); NULL: all the stream keeps */
+  int batch;               /**< jobs asked for per pull, at most; default 32 */
+  /** Jobs given to the actor and not yet done, at most: the worker pulls
+   * only for the room left, and none while there is none (the actor's
+   * mailbox must hold as many). Default 2 * batch. */
+  int max_in_flight;
+  int max_deliveries;      /**< deliveries before a job is dead-lettered;
+                                default 5 */
+  /** Where a job goes past max_deliveries, published to JetStream (a
+   * stream must keep the subject; actio_nats_stream_opts.limits suits
+   * it), with its data and headers and Actio-Job-Subject,
+   * Actio-Job-Deliveries, and the last failure's Actio-Error and
+   * Actio-Message; once stored there the job is terminated. If that
+   * publish fails, the job is NAKed again. NULL: the job is terminated
+   * (and counted, dead). */
+  const char *dead_letter;
+  long ack_wait_ms;        /**< a new consumer's ack wait: an unacked job
+                                is delivered again after it; default 30000 */
+  /** A failed job's delay before its next delivery: nak_delay_ms doubled
+   * for each delivery so far, at most 60 s, jittered. Default 1000. */
+  long nak_delay_ms;
+  /** How often a job still running tells the server so (an in-progress
+   * ack, which starts its ack wait again); default ack_wait_ms / 3. */
+  long progress_ms;
+  long job_timeout_ms;     /**< each job's deadline, as its future's
+                                (a job past it is NAKed); 0: none */
+  long fetch_wait_ms;      /**< how long a pull waits for jobs, and so
+                                how long a stop may wait; default 500 */
+  actio_nats_decode_fn decode; /**< NULL: the actor's message is the job,
+                                    an actio_nats_msg * */
+  void *decode_arg;        /**< passed to decode */
+} actio_nats_worker_opts;
+
+/** Starts a worker for `actor` on connection `nats`: it makes the durable
+ * consumer unless it is there, and pulls jobs on a thread of its own.
+ * Each job is asked of the actor (actio_ask: its message is the job, an
+ * actio_nats_msg * the worker owns until the ask's future completes, or
+ * decode's). The future's success acks the job; its failure NAKs it with
+ * a delay, or past max_deliveries dead-letters it; a job delivered more
+ * than max_deliveries times (its worker crashed, say) is dead-lettered
+ * unasked. Returns 0 (*out the caller's: stop, then destroy),
+ * ACTIO_EINVAL, ACTIO_ESUBJECT, ACTIO_ENOSTREAM, ACTIO_EJETSTREAM (errbuf,
+ * if given, says why), ACTIO_ETIMEDOUT, ACTIO_ENATS, ACTIO_ECLOSED,
+ * ACTIO_ENOMEM. `actor` must outlive the worker. Thread-safe. */
+int actio_nats_worker_create(actio_actor *nats, actio_actor *actor,
+                             const actio_nats_worker_opts *opts, actio_nats_worker **out,
+                             char *errbuf, size_t errbuf_size);
+
+/** Stops pulling and drains: returns once every job the worker took has
+ * ended acked, NAKed (and so delivered again, to any worker) or
+ * dead-lettered, each as its future completes (bounded by job_timeout_ms
+ * if set). No job is left to wait for its ack wait, except one the server
+ * sent as the last pull expired (rare: it comes again after ack_wait).
+ * Returns 0 (ACTIO_EINVAL for NULL); a second call does nothing. Not from
+ * the actor's handler. */
+int actio_nats_worker_stop(actio_nats_worker *w);
+
+/** Frees the worker. Without a stop first, it is a crash as the server
+ * sees it: it stops pulling, cancels the futures of the jobs in flight,
+ * and acks none: the server delivers them again after the ack wait. A
+ * handler still holding such a job must not read its message once its
+ * future is cancelled. NULL accepted. Not from the actor's handler. */
+void actio_nats_worker_destroy(actio_nats_worker *w);
+
+/** A worker's counters (actio_nats_worker_stats_get). */
+typedef struct actio_nats_worker_stats {
+  uint64_t fetched;        /**< jobs taken */
+  uint64_t redelivered;    /**< of them, delivered before (deliveries > 1) */
+  uint64_t acked;          /**< done */
+  uint64_t naked;          /**< failed, to be delivered again */
+  uint64_t dead;           /**< dead-lettered (or terminated) */
+  uint64_t progress;       /**< in-progress acks sent */
+  uint64_t in_flight;      /**< now */
+} actio_nats_worker_stats;
+
+/** Fills *out (zeros for NULL). Any thread. */
+void actio_nats_worker_stats_get(actio_nats_worker *w, actio_nats_worker_stats *out);
+
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,21 +9,11 @@
 
 #include "actio/error.h"
 #include "io/nats/nats_io.h"
+#include "io/nats/nats_conn.h"
 
 /* The headers an error reply carries: its actio code and its text. */
 #define HDR_CODE "Actio-Error"
 #define HDR_TEXT "Actio-Message"
-
-struct actio__nats_conn {
-  natsConnection *nc;
-  actio__nats_event_fn on_event;
-  void *event_arg;
-  pthread_mutex_t mu; /* guards closed_seen */
-  pthread_cond_t cv;
-  int closed_seen;    /* cnats's closed callback ran: no event follows */
-  int closing;        /* actio__nats_close began (its thread only) */
-  int64_t flush_ms;   /* a subscription's round trip: the connect timeout */
-};
 
 struct actio__nats_sub {
   natsSubscription *sub;
@@ -42,7 +32,7 @@ struct actio__nats_sub {
  * dereferenced outside this file. */
 static natsMsg *raw(const actio__nats_msg *m) { return (natsMsg *)(void *)m; }
 
-static int code_of(natsStatus s) {
+int actio__nats_code_of(natsStatus s) {
   switch (s) {
   case NATS_OK:
     return 0;
@@ -103,9 +93,31 @@ static void mask(char *s, const char *secret) {
   }
 }
 
+/* The servers: one URL, or several comma-separated, which cnats 3.4's
+ * SetURL takes for one (and then reaches none): split here. */
+static natsStatus set_servers(natsOptions *o, const char *url) {
+  if (strchr(url, ',') == NULL)
+    return natsOptions_SetURL(o, url);
+  char *copy = strdup(url);
+  if (copy == NULL)
+    return NATS_NO_MEMORY;
+  const char *servers[64];
+  int n = 0;
+  for (char *save = NULL, *t = strtok_r(copy, ",", &save); t != NULL && n < 64;
+       t = strtok_r(NULL, ",", &save)) {
+    while (*t == ' ')
+      t++;
+    if (*t != '\0')
+      servers[n++] = t;
+  }
+  natsStatus s = n > 0 ? natsOptions_SetServers(o, servers, n) : NATS_ADDRESS_MISSING;
+  free(copy);
+  return s;
+}
+
 static natsStatus set_options(natsOptions *o, const actio__nats_conf *conf,
                               actio__nats_conn *c) {
-  natsStatus s = natsOptions_SetURL(o, conf->url);
+  natsStatus s = set_servers(o, conf->url);
   if (s == NATS_OK && conf->name != NULL)
     s = natsOptions_SetName(o, conf->name);
   if (s == NATS_OK && (conf->user != NULL || conf->password != NULL))
@@ -165,7 +177,7 @@ int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
     *out = c;
     return 0;
   }
-  int rc = code_of(s);
+  int rc = actio__nats_code_of(s);
   const char *why = nats_GetLastError(NULL);
   char text[256];
   snprintf(text, sizeof text, "%s", why != NULL && *why ? why : natsStatus_GetText(s));
@@ -223,7 +235,7 @@ int actio__nats_publish(actio__nats_conn *c, const char *subject, const char *re
       s = natsConnection_PublishMsg(c->nc, m);
     natsMsg_Destroy(m);
   }
-  return code_of(s);
+  return actio__nats_code_of(s);
 }
 
 int actio__nats_publish_error(actio__nats_conn *c, const char *reply, int code,
@@ -275,7 +287,7 @@ int actio__nats_subscribe(actio__nats_conn *c, const char *subject, const char *
                       : natsConnection_Subscribe(&s->sub, c->nc, subject, on_msg, s);
   if (st != NATS_OK) {
     free(s);
-    return code_of(st) == ACTIO_EINVAL ? ACTIO_EINVAL : ACTIO_ENATS;
+    return actio__nats_code_of(st) == ACTIO_EINVAL ? ACTIO_EINVAL : ACTIO_ENATS;
   }
   st = natsSubscription_SetOnCompleteCB(s->sub, on_complete, s);
   if (st != NATS_OK) {

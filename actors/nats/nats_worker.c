@@ -1,0 +1,454 @@
+/* nats_worker.c: a JetStream worker: pulls jobs in batches from a durable
+ * consumer on a thread of its own, asks a local actor to do each, and
+ * acks, NAKs, keeps the lease of, or dead-letters each as its future
+ * ends. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "actio.h"
+#include "actors/core/actor_internal.h"
+#include "actors/nats/nats_internal.h"
+#include "base/clock.h"
+
+/* A job taken, from its fetch to its end. */
+typedef struct wjob {
+  actio__nats_jspub pub;      /* first: its dead-letter publish */
+  actio_nats_worker *w;
+  actio_nats_msg msg;         /* the job, as the actor sees it */
+  void *local;                /* what the actor was sent */
+  actio_future *f;            /* the ask's, held while in the actor */
+  int64_t progress_ns;        /* its next in-progress ack; 0: none (not in
+                                 the actor) */
+  struct wjob *prev, *next;   /* w->jobs, under w->mu */
+} wjob;
+
+struct actio_nats_worker {
+  actio__nats_state *st;
+  actio_actor *conn;          /* the connection's instance, held */
+  actio_actor *actor;
+  actio__nats_pull *pull;
+  int batch, max_in_flight, max_deliveries;
+  int64_t nak_delay_ms, progress_ms, job_timeout_ms, fetch_wait_ms;
+  actio_nats_decode_fn decode;
+  void *decode_arg;
+  char *stream, *dead_letter;
+  pthread_t thread;
+  int thread_started;
+  pthread_mutex_t mu;         /* guards what follows */
+  pthread_cond_t cv;          /* room, a stop, the last job's end */
+  int stopping;               /* no more pulls */
+  int abandoned;              /* destroyed without a stop: no acks */
+  int stopped;                /* drained */
+  wjob *jobs;                 /* taken, not ended */
+  size_t in_flight;
+  /* Counters, relaxed: statistics read as a snapshot. */
+  _Atomic uint64_t fetched, redelivered, acked, naked, dead, progress;
+};
+
+static void count(_Atomic uint64_t *c) {
+  atomic_fetch_add_explicit(c, 1, memory_order_relaxed); /* statistics */
+}
+
+/* The job's end: freed, and its room given back. Out of the list first,
+ * so that a destroy's walk never reads it; w is not touched once the
+ * lock is released: the last end lets a destroy free it. */
+static void job_free(wjob *j) {
+  actio_nats_worker *w = j->w;
+  pthread_mutex_lock(&w->mu);
+  if (j->prev != NULL)
+    j->prev->next = j->next;
+  else
+    w->jobs = j->next;
+  if (j->next != NULL)
+    j->next->prev = j->prev;
+  w->in_flight--;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  actio_future_unref(j->f);
+  actio__nats_msg_free(j->msg.rx);
+  free(j);
+}
+
+static int abandoned(actio_nats_worker *w) {
+  pthread_mutex_lock(&w->mu);
+  int a = w->abandoned;
+  pthread_mutex_unlock(&w->mu);
+  return a;
+}
+
+static void nak(wjob *j) {
+  actio_nats_worker *w = j->w;
+  int64_t delay = actio__backoff_ms(w->nak_delay_ms, 60000, (unsigned)j->msg.deliveries);
+  (void)actio__nats_js_ack(w->st->conn, j->msg.rx, ACTIO__NATS_NAK, delay);
+  count(&w->naked);
+}
+
+/* The dead-letter publish's outcome: stored there, the job is terminated;
+ * not stored, it is NAKed, to come back and try again. */
+static void dead_lettered(actio__nats_jspub *p, int rc, uint64_t seq, const char *text) {
+  (void)seq;
+  (void)text;
+  wjob *j = (wjob *)(void *)p;
+  actio_nats_worker *w = j->w;
+  if (!abandoned(w)) {
+    if (rc == 0) {
+      (void)actio__nats_js_ack(w->st->conn, j->msg.rx, ACTIO__NATS_TERM, 0);
+      count(&w->dead);
+    } else {
+      nak(j);
+    }
+  }
+  job_free(j);
+}
+
+/* Sends j to the dead-letter subject (code and text: its last failure),
+ * or terminates it when there is none. */
+static void dead_letter(wjob *j, int code, const char *text) {
+  actio_nats_worker *w = j->w;
+  if (w->dead_letter == NULL) {
+    (void)actio__nats_js_ack(w->st->conn, j->msg.rx, ACTIO__NATS_TERM, 0);
+    count(&w->dead);
+    job_free(j);
+    return;
+  }
+  enum { ORIGINAL = 16 };
+  const char *kv[2 * ORIGINAL + 9];
+  int n = actio__nats_msg_headers(j->msg.rx, kv, ORIGINAL);
+  char deliveries[24], err[16], line[256], id[320];
+  snprintf(deliveries, sizeof deliveries, "%" PRIu64, j->msg.deliveries);
+  snprintf(err, sizeof err, "%d", code);
+  snprintf(line, sizeof line, "%s", text != NULL ? text : actio_strerror(code));
+  for (char *c = line; *c; c++)
+    if ((unsigned char)*c < 0x20 || *c == 0x7f)
+      *c = ' '; /* one header line */
+  const char *extra[] = {"Actio-Job-Subject", actio__nats_msg_subject(j->msg.rx),
+                         "Actio-Job-Deliveries", deliveries, "Actio-Error", err,
+                         "Actio-Message", line};
+  int k = 2 * n;
+  for (size_t i = 0; i < sizeof extra / sizeof *extra; i++)
+    kv[k++] = extra[i];
+  kv[k] = NULL;
+  /* Its own id, once per stream sequence: a dead letter sent again (its
+   * ack lost) is stored once. The original's Nats-Msg-Id goes along as a
+   * plain header would not: the stream would take it for a duplicate. */
+  for (int i = 0; i < 2 * n; i += 2)
+    if (strcasecmp(kv[i], "Nats-Msg-Id") == 0)
+      kv[i] = "Actio-Job-Id";
+  snprintf(id, sizeof id, "dead.%s.%" PRIu64, w->stream, j->msg.seq);
+  j->pub.done = dead_lettered;
+  int rc = actio__nats_js_publish(w->st->js, &j->pub.pend, w->dead_letter, id, kv, j->msg.data,
+                                  j->msg.len, w->st->timeout_ms);
+  if (rc != 0) {
+    nak(j);
+    job_free(j);
+  }
+}
+
+/* A job's outcome: the actor's, or a refusal before it. */
+static void job_end(wjob *j, int code, const char *text) {
+  actio_nats_worker *w = j->w;
+  pthread_mutex_lock(&w->mu);
+  j->progress_ns = 0; /* its lease is no longer kept */
+  int gone = w->abandoned;
+  pthread_mutex_unlock(&w->mu);
+  if (gone) {
+    job_free(j); /* a crash, as the server sees it: delivered again later */
+  } else if (code == 0) {
+    (void)actio__nats_js_ack(w->st->conn, j->msg.rx, ACTIO__NATS_ACK, 0);
+    count(&w->acked);
+    job_free(j);
+  } else if (j->msg.deliveries >= (uint64_t)w->max_deliveries) {
+    dead_letter(j, code, text);
+  } else {
+    nak(j);
+    job_free(j);
+  }
+}
+
+static void on_done(actio_future *f, void *arg) {
+  job_end(arg, actio_future_status(f), actio_future_errmsg(f));
+}
+
+/* Hands one fetched job to the actor. On the fetch thread. */
+static void job_start(actio_nats_worker *w, const actio__nats_job_rx *rx) {
+  wjob *j = calloc(1, sizeof *j);
+  if (j == NULL) {
+    (void)actio__nats_js_ack(w->st->conn, rx->m, ACTIO__NATS_NAK, w->nak_delay_ms);
+    actio__nats_msg_free(rx->m);
+    return;
+  }
+  j->w = w;
+  actio__nats_msg_view(&j->msg, rx->m);
+  j->msg.deliveries = rx->deliveries;
+  j->msg.seq = rx->seq;
+  count(&w->fetched);
+  if (rx->deliveries > 1)
+    count(&w->redelivered);
+  pthread_mutex_lock(&w->mu);
+  j->next = w->jobs;
+  if (j->next != NULL)
+    j->next->prev = j;
+  w->jobs = j;
+  w->in_flight++;
+  pthread_mutex_unlock(&w->mu);
+  if (rx->deliveries > (uint64_t)w->max_deliveries) {
+    char why[96];
+    snprintf(why, sizeof why, "delivered %" PRIu64 " times, past max_deliveries %d",
+             rx->deliveries, w->max_deliveries);
+    dead_letter(j, ACTIO_ETIMEDOUT, why); /* its workers never ended it */
+    return;
+  }
+  j->local = &j->msg;
+  if (w->decode != NULL) {
+    int rc = w->decode(w->decode_arg, &j->msg, &j->local);
+    if (rc < 0) {
+      job_end(j, rc, "decoding the job failed");
+      return;
+    }
+  }
+  actio_future *f;
+  int rc = actio_ask(w->actor, j->local, w->progress_ms, &f);
+  if (rc != 0) {
+    const actio_behavior *b = actio_actor_behavior(w->actor);
+    if (w->decode != NULL && b->drop != NULL)
+      b->drop(w->actor, j->local);
+    job_end(j, rc, rc == ACTIO_ECLOSED ? "the worker's actor stopped"
+                                       : "the worker's actor had no room");
+    return;
+  }
+  if (w->job_timeout_ms > 0)
+    (void)actio_future_set_deadline(actio_actor_runtime(w->actor), f, w->job_timeout_ms);
+  pthread_mutex_lock(&w->mu);
+  j->f = f; /* the ask's reference, now the job's */
+  j->progress_ns = actio__now_ns() + w->progress_ms * ACTIO__NS_PER_MS;
+  pthread_mutex_unlock(&w->mu);
+  if (actio_future_on_done(f, on_done, j) != 0) {
+    /* Out of memory: no call will come; the job ends here, cancelled (a
+     * handler does not read a job once its future is complete). */
+    (void)actio_future_cancel(f);
+    job_end(j, ACTIO_ENOMEM, "no memory to follow the job");
+  }
+}
+
+/* Sends the in-progress acks that are due and returns the time of the
+ * next one (or `until`, if sooner). Under w->mu. */
+static int64_t keep_leases(actio_nats_worker *w, int64_t now, int64_t until) {
+  for (wjob *j = w->jobs; j != NULL; j = j->next) {
+    if (j->progress_ns == 0)
+      continue;
+    if (j->progress_ns <= now) {
+      (void)actio__nats_js_ack(w->st->conn, j->msg.rx, ACTIO__NATS_PROGRESS, 0);
+      count(&w->progress);
+      j->progress_ns = now + w->progress_ms * ACTIO__NS_PER_MS;
+    }
+    if (j->progress_ns < until)
+      until = j->progress_ns;
+  }
+  return until;
+}
+
+static void wait_until(actio_nats_worker *w, int64_t until_ns) {
+  struct timespec ts = {(time_t)(until_ns / ACTIO__NS_PER_S), (long)(until_ns % ACTIO__NS_PER_S)};
+  (void)pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+}
+
+static void *fetch_main(void *arg) {
+  actio_nats_worker *w = arg;
+  actio__nats_job_rx *rx = calloc((size_t)w->batch, sizeof *rx);
+  unsigned failures = 0;
+  pthread_mutex_lock(&w->mu);
+  while (!w->stopping && rx != NULL) {
+    int64_t now = actio__now_ns();
+    int64_t until = keep_leases(w, now, now + w->fetch_wait_ms * ACTIO__NS_PER_MS);
+    size_t room = (size_t)w->max_in_flight - w->in_flight;
+    if (room == 0) { /* the actor's backpressure reaches the pull */
+      wait_until(w, until);
+      continue;
+    }
+    pthread_mutex_unlock(&w->mu);
+    int want = room < (size_t)w->batch ? (int)room : w->batch, n = 0;
+    int64_t wait_ms = actio__ns_to_ms_ceil(until - now);
+    int rc = actio__nats_js_fetch(w->pull, rx, want, wait_ms > 0 ? wait_ms : 1, &n);
+    for (int i = 0; i < n; i++)
+      job_start(w, &rx[i]);
+    pthread_mutex_lock(&w->mu);
+    if (rc != 0 && !w->stopping) {
+      /* The connection is down, say: try again after a pause that a stop
+       * cuts short. */
+      int64_t pause = actio__backoff_ms(50, 2000, ++failures);
+      wait_until(w, actio__now_ns() + pause * ACTIO__NS_PER_MS);
+    } else if (rc == 0) {
+      failures = 0;
+    }
+  }
+  pthread_mutex_unlock(&w->mu);
+  free(rx);
+  return NULL;
+}
+
+static void worker_free(actio_nats_worker *w) {
+  actio__nats_js_pull_destroy(w->pull);
+  actio__actor_unref(w->conn);
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+  free(w->stream);
+  free(w->dead_letter);
+  free(w);
+}
+
+int actio_nats_worker_create(actio_actor *nats, actio_actor *actor,
+                             const actio_nats_worker_opts *opts, actio_nats_worker **out,
+                             char *errbuf, size_t errbuf_size) {
+  if (nats == NULL || actor == NULL || opts == NULL || out == NULL || opts->stream == NULL ||
+      opts->consumer == NULL || opts->batch < 0 || opts->max_in_flight < 0 ||
+      opts->max_deliveries < 0 || opts->ack_wait_ms < 0 || opts->nak_delay_ms < 0 ||
+      opts->progress_ms < 0 || opts->job_timeout_ms < 0 || opts->fetch_wait_ms < 0 ||
+      *opts->stream == '\0' || *opts->consumer == '\0' ||
+      strpbrk(opts->consumer, ". *>\t\r\n") != NULL)
+    return ACTIO_EINVAL;
+  if ((opts->subject != NULL && !actio__nats_subject_valid(opts->subject, 1)) ||
+      (opts->dead_letter != NULL && !actio__nats_subject_valid(opts->dead_letter, 0)))
+    return ACTIO_ESUBJECT;
+  actio_nats_worker *w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return ACTIO_ENOMEM;
+  w->actor = actor;
+  w->batch = opts->batch ? opts->batch : 32;
+  w->max_in_flight = opts->max_in_flight ? opts->max_in_flight : 2 * w->batch;
+  if (w->batch > w->max_in_flight)
+    w->batch = w->max_in_flight;
+  w->max_deliveries = opts->max_deliveries ? opts->max_deliveries : 5;
+  int64_t ack_wait = opts->ack_wait_ms ? opts->ack_wait_ms : 30000;
+  w->nak_delay_ms = opts->nak_delay_ms ? opts->nak_delay_ms : 1000;
+  w->progress_ms = opts->progress_ms ? opts->progress_ms : ack_wait / 3;
+  if (w->progress_ms < 1)
+    w->progress_ms = 1;
+  w->job_timeout_ms = opts->job_timeout_ms;
+  w->fetch_wait_ms = opts->fetch_wait_ms ? opts->fetch_wait_ms : 500;
+  w->decode = opts->decode;
+  w->decode_arg = opts->decode_arg;
+  w->stream = strdup(opts->stream);
+  w->dead_letter = opts->dead_letter != NULL ? strdup(opts->dead_letter) : NULL;
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* waits against actio__now_ns */
+  pthread_cond_init(&w->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  w->conn = actio__actor_pin(nats);
+  actio__actor_ref(w->conn);
+  int rc = w->stream == NULL || (opts->dead_letter != NULL && w->dead_letter == NULL)
+               ? ACTIO_ENOMEM
+               : actio__nats_state_of(nats, &w->st);
+  if (rc == 0 && w->st->js == NULL)
+    rc = ACTIO_ECLOSED;
+  if (rc == 0) {
+    pthread_mutex_lock(&w->st->mu);
+    rc = w->st->closed ? ACTIO_ECLOSED : 0;
+    pthread_mutex_unlock(&w->st->mu);
+  }
+  char err[256] = "";
+  if (rc == 0) {
+    actio__nats_consumer_conf cc = {
+        .stream = opts->stream,
+        .durable = opts->consumer,
+        .filter = opts->subject,
+        .ack_wait_ms = ack_wait,
+        .max_ack_pending = -1, /* the workers bound themselves */
+        .timeout_ms = w->st->timeout_ms,
+    };
+    rc = actio__nats_js_pull_create(w->st->js, &cc, &w->pull, err, sizeof err);
+  }
+  actio__actor_unpin(nats);
+  if (rc == 0) {
+    rc = -pthread_create(&w->thread, NULL, fetch_main, w);
+    w->thread_started = rc == 0;
+  }
+  if (rc != 0) {
+    if (errbuf != NULL && errbuf_size > 0)
+      snprintf(errbuf, errbuf_size, "worker on %s/%s: %s", opts->stream, opts->consumer,
+               *err ? err : actio_strerror(rc));
+    worker_free(w);
+    return rc;
+  }
+  *out = w;
+  return 0;
+}
+
+/* Ends the pulls: the fetch thread's last batch is handed out first. */
+static void end_pulls(actio_nats_worker *w, int abandon) {
+  pthread_mutex_lock(&w->mu);
+  w->stopping = 1;
+  if (abandon)
+    w->abandoned = 1;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  if (w->thread_started)
+    pthread_join(w->thread, NULL);
+  w->thread_started = 0;
+}
+
+static void wait_drained(actio_nats_worker *w) {
+  pthread_mutex_lock(&w->mu);
+  while (w->in_flight > 0)
+    pthread_cond_wait(&w->cv, &w->mu);
+  w->stopped = 1;
+  pthread_mutex_unlock(&w->mu);
+}
+
+int actio_nats_worker_stop(actio_nats_worker *w) {
+  if (w == NULL)
+    return ACTIO_EINVAL;
+  end_pulls(w, 0);
+  wait_drained(w);
+  return 0;
+}
+
+void actio_nats_worker_destroy(actio_nats_worker *w) {
+  if (w == NULL)
+    return;
+  pthread_mutex_lock(&w->mu);
+  int stopped = w->stopped;
+  pthread_mutex_unlock(&w->mu);
+  if (!stopped) {
+    end_pulls(w, 1);
+    /* Cancel the jobs in the actor, one at a time (each end unlinks its
+     * job under the lock, so the list is walked afresh). */
+    for (;;) {
+      actio_future *f = NULL;
+      pthread_mutex_lock(&w->mu);
+      for (wjob *j = w->jobs; j != NULL && f == NULL; j = j->next)
+        if (j->f != NULL && !actio_future_is_done(j->f)) {
+          f = j->f;
+          actio_future_ref(f);
+        }
+      pthread_mutex_unlock(&w->mu);
+      if (f == NULL)
+        break;
+      (void)actio_future_cancel(f);
+      actio_future_unref(f);
+    }
+    wait_drained(w);
+  }
+  worker_free(w);
+}
+
+void actio_nats_worker_stats_get(actio_nats_worker *w, actio_nats_worker_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (w == NULL)
+    return;
+  pthread_mutex_lock(&w->mu);
+  out->in_flight = w->in_flight;
+  pthread_mutex_unlock(&w->mu);
+  /* Relaxed: counters read as a snapshot. */
+  out->fetched = atomic_load_explicit(&w->fetched, memory_order_relaxed);
+  out->redelivered = atomic_load_explicit(&w->redelivered, memory_order_relaxed);
+  out->acked = atomic_load_explicit(&w->acked, memory_order_relaxed);
+  out->naked = atomic_load_explicit(&w->naked, memory_order_relaxed);
+  out->dead = atomic_load_explicit(&w->dead, memory_order_relaxed);
+  out->progress = atomic_load_explicit(&w->progress, memory_order_relaxed);
+}
