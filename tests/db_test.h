@@ -57,4 +57,24 @@ static inline int64_t scalar(actio_actor *a, const char *sql) {
   return v;
 }
 
+/* A suite's main: starts the suite's server (its DSN in dsn), runs s,
+ * stops and removes the server. */
+static inline int run_db_suite(const char *name, Suite *s) {
+  snprintf(pg_dir, sizeof pg_dir, "/tmp/actio-test-pg-XXXXXX");
+  char path[300];
+  if (mkdtemp(pg_dir) == NULL || pg_cmd("start") != 0 ||
+      (snprintf(path, sizeof path, "%s/env", pg_dir),
+       env_get(path, "PG_DSN", dsn, sizeof dsn)) != 0) {
+    fprintf(stderr, "%s: could not start PostgreSQL (%s)\n", name, pg_dir);
+    return EXIT_FAILURE;
+  }
+  int rc = run_suite(s);
+  pg_cmd("stop");
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", pg_dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "%s: could not remove %s\n", name, pg_dir);
+  return rc;
+}
+
 #endif

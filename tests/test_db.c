@@ -66,14 +66,14 @@ START_TEST(test_query_values) {
   int64_t big;
   ck_assert_int_eq(actio_db_int64(r, 0, 3, &big), 0);
   ck_assert(big == 9000000000LL);
-  ck_assert_int_eq(actio_db_int32(r, 0, 3, &n), ACTIO_ETYPE); /* too wide */
+  ck_assert_int_eq(actio_db_int32(r, 0, 3, &n), ACTIO_ERANGE); /* too wide */
   double d;
   ck_assert_int_eq(actio_db_double(r, 0, 4, &d), 0);
   ck_assert(d == 2.5);
   int b;
   ck_assert_int_eq(actio_db_bool(r, 0, 5, &b), 0);
   ck_assert_int_eq(b, 1);
-  ck_assert_int_eq(actio_db_int32(r, 0, 1, &n), ACTIO_ETYPE); /* "x y" */
+  ck_assert_int_eq(actio_db_int32(r, 0, 1, &n), ACTIO_ETYPE); /* text */
   void *raw;
   size_t len;
   ck_assert_int_eq(actio_db_bytea(r, 0, 6, &raw, &len), 0);
@@ -1502,42 +1502,32 @@ END_TEST
 /* ---- paths the tests above leave out ---- */
 
 START_TEST(test_value_edges) {
-  /* Text values read by each getter, at the edges of what it accepts. */
+  /* Text values read by each getter, at the edges of what it accepts (the
+   * readers' own edges are test_db_types'). */
   actio_future *f;
   ck_assert_int_eq(actio_db_query(db,
-                                  "SELECT '+5'::text, '-9223372036854775808'::text, "
-                                  "'9223372036854775808'::text, ''::text, 'maybe'::text, "
-                                  "'\\xAbCd'::text, '\\xzz'::text, 'abc'::text, 'NaN'::text, "
-                                  "3000000000::int8",
+                                  "SELECT '+5'::text, '-9223372036854775808'::int8, "
+                                  "'NaN'::float8, 3000000000::int8, 'maybe'::text",
                                   0, NULL, &f), 0);
   const actio_db_result *r = expect(f, 0);
   int64_t i64;
   int32_t i32;
   double d;
   int b;
-  ck_assert_int_eq(actio_db_int64(r, 0, 0, &i64), 0);
-  ck_assert_int_eq(i64, 5);
-  ck_assert_int_eq(actio_db_int64(r, 0, 1, &i64), 0);
-  ck_assert(i64 == INT64_MIN);
-  ck_assert_int_eq(actio_db_int64(r, 0, 2, &i64), ACTIO_ETYPE); /* INT64_MAX + 1 */
-  ck_assert_int_eq(actio_db_int64(r, 0, 3, &i64), ACTIO_ETYPE); /* empty */
-  ck_assert_int_eq(actio_db_bool(r, 0, 4, &b), ACTIO_ETYPE);
-  ck_assert_int_eq(actio_db_double(r, 0, 4, &d), ACTIO_ETYPE);
   void *raw;
   size_t len;
-  ck_assert_int_eq(actio_db_bytea(r, 0, 5, &raw, &len), 0); /* either case of hex */
-  ck_assert_uint_eq(len, 2);
-  ck_assert_int_eq(((unsigned char *)raw)[0], 0xab);
-  ck_assert_int_eq(((unsigned char *)raw)[1], 0xcd);
-  free(raw);
-  ck_assert_int_eq(actio_db_bytea(r, 0, 6, &raw, &len), ACTIO_ETYPE);
-  ck_assert_int_eq(actio_db_bytea(r, 0, 7, &raw, &len), ACTIO_ETYPE);
-  ck_assert_int_eq(actio_db_double(r, 0, 8, &d), 0);
+  ck_assert_int_eq(actio_db_int64(r, 0, 0, &i64), ACTIO_ETYPE); /* text, not an integer */
+  ck_assert_int_eq(actio_db_int64(r, 0, 1, &i64), 0);
+  ck_assert(i64 == INT64_MIN);
+  ck_assert_int_eq(actio_db_double(r, 0, 2, &d), 0);
   ck_assert(d != d); /* NaN */
-  ck_assert_int_eq(actio_db_int32(r, 0, 9, &i32), ACTIO_ETYPE); /* too wide */
+  ck_assert_int_eq(actio_db_int32(r, 0, 3, &i32), ACTIO_ERANGE); /* too wide */
+  ck_assert_int_eq(actio_db_bool(r, 0, 4, &b), ACTIO_ETYPE);
+  ck_assert_int_eq(actio_db_double(r, 0, 4, &d), ACTIO_ETYPE);
+  ck_assert_int_eq(actio_db_bytea(r, 0, 4, &raw, &len), ACTIO_ETYPE);
   ck_assert_int_eq(actio_db_is_null(r, 1, 0), ACTIO_EINVAL);
   ck_assert_int_eq(actio_db_text(r, 0, -1, &(const char *){NULL}), ACTIO_EINVAL);
-  ck_assert_uint_eq(actio_db_column_type(r, 10), 0);
+  ck_assert_uint_eq(actio_db_column_type(r, 5), 0);
   ck_assert_uint_eq(actio_db_column_type(r, -1), 0);
   ck_assert_ptr_null(actio_db_column_name(r, -1));
   actio_future_unref(f);
@@ -1550,11 +1540,11 @@ START_TEST(test_value_edges) {
   ck_assert(d == 1.5);
   ck_assert_int_eq(actio_db_int64(r, 0, 1, &i64), 0);
   ck_assert_int_eq(i64, -7);
-  ck_assert_int_eq(actio_db_double(r, 0, 1, &d), ACTIO_ETYPE); /* 2 bytes */
+  ck_assert_int_eq(actio_db_double(r, 0, 1, &d), ACTIO_ETYPE); /* int2 */
   ck_assert_int_eq(actio_db_bool(r, 0, 1, &b), ACTIO_ETYPE);
   ck_assert_int_eq(actio_db_bool(r, 0, 2, &b), 0);
   ck_assert_int_eq(b, 1);
-  ck_assert_int_eq(actio_db_int64(r, 0, 2, &i64), ACTIO_ETYPE); /* 1 byte */
+  ck_assert_int_eq(actio_db_int64(r, 0, 2, &i64), ACTIO_ETYPE); /* bool */
   ck_assert_int_eq(actio_db_bytea(r, 0, 3, &raw, &len), 0);
   ck_assert_uint_eq(len, 2);
   ck_assert_int_eq(memcmp(raw, "\x01\x02", 2), 0);

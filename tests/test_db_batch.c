@@ -528,20 +528,4 @@ static Suite *db_batch_suite(void) {
   return s;
 }
 
-int main(void) {
-  snprintf(pg_dir, sizeof pg_dir, "/tmp/actio-test-pg-XXXXXX");
-  char path[300];
-  if (mkdtemp(pg_dir) == NULL || pg_cmd("start") != 0 ||
-      (snprintf(path, sizeof path, "%s/env", pg_dir),
-       env_get(path, "PG_DSN", dsn, sizeof dsn)) != 0) {
-    fprintf(stderr, "test_db_batch: could not start PostgreSQL (%s)\n", pg_dir);
-    return EXIT_FAILURE;
-  }
-  int rc = run_suite(db_batch_suite());
-  pg_cmd("stop");
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", pg_dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "test_db_batch: could not remove %s\n", pg_dir);
-  return rc;
-}
+int main(void) { return run_db_suite("test_db_batch", db_batch_suite()); }

@@ -92,8 +92,11 @@ int actio_db_child(actio_runtime *rt, void *opts, actio_actor **out) {
  * freed meanwhile otherwise. */
 static int db_send(actio_actor *db, const actio_db_request *req, actio_future **out) {
   db_state *st = actio__db_state(db);
-  if (st == NULL || out == NULL || !actio__db_request_valid(req))
+  if (st == NULL || out == NULL)
     return ACTIO_EINVAL;
+  int rc = actio__db_request_check(req);
+  if (rc != 0)
+    return rc;
   db_req *r = actio__db_req_new(K_QUERY, req, NULL, 0);
   if (r == NULL)
     return ACTIO_ENOMEM;

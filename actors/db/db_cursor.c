@@ -18,8 +18,11 @@ static _Atomic unsigned long next_cursor;
 
 int actio_db_cursor_open(actio_db_txn *t, const actio_db_request *req,
                          actio_db_cursor **cur, actio_future **out) {
-  if (t == NULL || cur == NULL || out == NULL || !actio__db_request_valid(req))
+  if (t == NULL || cur == NULL || out == NULL)
     return ACTIO_EINVAL;
+  int rc = actio__db_request_check(req);
+  if (rc != 0)
+    return rc;
   actio_db_cursor *c = calloc(1, sizeof *c);
   if (c == NULL)
     return ACTIO_ENOMEM;
@@ -35,7 +38,7 @@ int actio_db_cursor_open(actio_db_txn *t, const actio_db_request *req,
   actio_db_request q = *req;
   q.sql = sql;
   q.no_cache = 1; /* a DECLARE per cursor: not worth a prepared statement */
-  int rc = actio_db_txn_send(t, &q, out);
+  rc = actio_db_txn_send(t, &q, out);
   free(sql);
   if (rc != 0) {
     free(c);

@@ -383,9 +383,18 @@ void actio__db_quote_ident(char *out, size_t len, const char *id);
 
 /* db's state if it is a database actor, else NULL. */
 db_state *actio__db_state(actio_actor *db);
-/* 1 if q is a request the server may be sent: SQL, 0 to 65535 parameters,
- * a length for each binary one. Checked at the call. */
+/* 0 if q is a request the server may be sent: SQL, 0 to 65535 parameters,
+ * a length for each binary one, typed ones that write (alone); else
+ * ACTIO_EINVAL, or ACTIO_ERANGE / ACTIO_ETYPE for a typed value. Checked
+ * at the call. actio__db_request_valid: 1 if it is. */
+int actio__db_request_check(const actio_db_request *q);
 int actio__db_request_valid(const actio_db_request *q);
+
+/* db_param.c: 0 if the n typed values write (actio__db_request_check's
+ * codes); in's typed values written as binary ones in *q (a copy of in),
+ * in a block the caller frees once q is copied, or NULL (no memory). */
+int actio__db_typed_check(const actio_db_param *p, int n);
+void *actio__db_typed_encode(const actio_db_request *in, actio_db_request *q);
 /* Gives r its future (deadline: timeout_ms, or the pool's query timeout)
  * and sends it through the actor's mailbox (actio__request). On success
  * *out is the caller's future; on failure r is freed. */

@@ -84,6 +84,13 @@ db_req *actio__db_req_new_ext(enum kind kind, const actio_db_request *in,
 
 static db_req *req_new(enum kind kind, const actio_db_request *in, size_t ext,
                        const void *data, size_t len) {
+  if (in != NULL && in->typed != NULL) { /* written as binary values, copied as such */
+    actio_db_request q;
+    void *mem = actio__db_typed_encode(in, &q);
+    db_req *r = mem ? req_new(kind, &q, ext, data, len) : NULL;
+    free(mem);
+    return r;
+  }
   size_t lsql = in && in->sql ? strlen(in->sql) + 1 : 0;
   int n = in ? in->nparams : 0;
   int typed = n > 0 && in->types != NULL, bin = n > 0 && any_binary(in);
@@ -406,17 +413,26 @@ db_state *actio__db_state(actio_actor *db) {
              : NULL;
 }
 
-int actio__db_request_valid(const actio_db_request *q) {
+int actio__db_request_check(const actio_db_request *q) {
   /* Past the protocol's limit libpq refuses the send, which the worker
    * could not tell from a broken connection. */
-  if (q == NULL || q->sql == NULL || q->nparams < 0 || q->nparams > 65535 ||
-      (q->nparams > 0 && q->params == NULL))
-    return 0;
+  if (q == NULL || q->sql == NULL || q->nparams < 0 || q->nparams > 65535)
+    return ACTIO_EINVAL;
+  if (q->typed != NULL)
+    return q->params || q->lengths || q->formats || q->types
+               ? ACTIO_EINVAL
+               : actio__db_typed_check(q->typed, q->nparams);
+  if (q->nparams > 0 && q->params == NULL)
+    return ACTIO_EINVAL;
   for (int i = 0; i < q->nparams; i++)
     if (q->formats && q->formats[i] && q->params[i] != NULL &&
         (q->lengths == NULL || q->lengths[i] < 0))
-      return 0;
-  return 1;
+      return ACTIO_EINVAL;
+  return 0;
+}
+
+int actio__db_request_valid(const actio_db_request *q) {
+  return actio__db_request_check(q) == 0;
 }
 
 /* Sends r through the mailbox; on success *out is the caller's future. */

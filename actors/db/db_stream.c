@@ -152,9 +152,11 @@ void actio__db_stream_ended(db_worker *w, db_req *r, int rc, actio__pg_result *r
 static int stream(actio_actor *db, const actio_db_request *req, size_t batch_rows,
                   actio_db_stream_fn fn, void *arg, actio_future **out) {
   db_state *st = actio__db_state(db);
-  if (st == NULL || out == NULL || fn == NULL || !actio__db_request_valid(req) ||
-      batch_rows > MAX_BATCH)
+  if (st == NULL || out == NULL || fn == NULL || batch_rows > MAX_BATCH)
     return ACTIO_EINVAL;
+  int rc = actio__db_request_check(req);
+  if (rc != 0)
+    return rc;
   size_t cap = batch_rows ? batch_rows : DEFAULT_BATCH;
   db_req *r = actio__db_req_new_ext(K_STREAM, req,
                                     sizeof(stream_ext) + cap * sizeof(actio__pg_result *));

@@ -110,8 +110,11 @@ static int begin(actio_actor *db, const actio_db_txn_opts *opts, actio_future **
  * by the time a caller holds it. */
 static int txn_req(actio_db_txn *t, enum kind kind, const actio_db_request *q,
                    int cacheable, actio_future **out) {
-  if (t == NULL || out == NULL || !actio__db_request_valid(q))
+  if (t == NULL || out == NULL)
     return ACTIO_EINVAL;
+  int rc = actio__db_request_check(q);
+  if (rc != 0)
+    return rc;
   if (atomic_load_explicit(&t->state, memory_order_acquire) != T_OPEN)
     return ACTIO_ESTATE;
   db_req *r = actio__db_req_new(kind, q, NULL, 0);

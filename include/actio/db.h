@@ -110,6 +110,114 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts,
  * is the actio_db_opts *, borrowed for the supervisor's life. */
 int actio_db_child(actio_runtime *rt, void *opts, actio_actor **out);
 
+/* ---- typed values ---- */
+
+/** The type OIDs the typed getters and parameters know (PostgreSQL's
+ * pg_type: what actio_db_column_type returns). */
+enum {
+  ACTIO_DB_BOOL = 16,               /**< boolean */
+  ACTIO_DB_BYTEA = 17,              /**< bytea */
+  ACTIO_DB_INT8 = 20,               /**< bigint */
+  ACTIO_DB_INT2 = 21,               /**< smallint */
+  ACTIO_DB_INT4 = 23,               /**< integer */
+  ACTIO_DB_TEXT = 25,               /**< text */
+  ACTIO_DB_JSON = 114,              /**< json */
+  ACTIO_DB_FLOAT4 = 700,            /**< real */
+  ACTIO_DB_FLOAT8 = 701,            /**< double precision */
+  ACTIO_DB_VARCHAR = 1043,          /**< character varying */
+  ACTIO_DB_DATE = 1082,             /**< date */
+  ACTIO_DB_TIMESTAMP = 1114,        /**< timestamp without time zone */
+  ACTIO_DB_TIMESTAMPTZ = 1184,      /**< timestamp with time zone */
+  ACTIO_DB_INTERVAL = 1186,         /**< interval */
+  ACTIO_DB_NUMERIC = 1700,          /**< numeric */
+  ACTIO_DB_UUID = 2950,             /**< uuid */
+  ACTIO_DB_JSONB = 3802,            /**< jsonb */
+  ACTIO_DB_BOOL_ARRAY = 1000,       /**< boolean[] */
+  ACTIO_DB_BYTEA_ARRAY = 1001,      /**< bytea[] */
+  ACTIO_DB_INT2_ARRAY = 1005,       /**< smallint[] */
+  ACTIO_DB_INT4_ARRAY = 1007,       /**< integer[] */
+  ACTIO_DB_TEXT_ARRAY = 1009,       /**< text[] */
+  ACTIO_DB_VARCHAR_ARRAY = 1015,    /**< character varying[] */
+  ACTIO_DB_INT8_ARRAY = 1016,       /**< bigint[] */
+  ACTIO_DB_FLOAT4_ARRAY = 1021,     /**< real[] */
+  ACTIO_DB_FLOAT8_ARRAY = 1022,     /**< double precision[] */
+  ACTIO_DB_JSON_ARRAY = 199,        /**< json[] */
+  ACTIO_DB_TIMESTAMP_ARRAY = 1115,  /**< timestamp[] */
+  ACTIO_DB_DATE_ARRAY = 1182,       /**< date[] */
+  ACTIO_DB_TIMESTAMPTZ_ARRAY = 1185, /**< timestamptz[] */
+  ACTIO_DB_INTERVAL_ARRAY = 1187,   /**< interval[] */
+  ACTIO_DB_NUMERIC_ARRAY = 1231,    /**< numeric[] */
+  ACTIO_DB_UUID_ARRAY = 2951,       /**< uuid[] */
+  ACTIO_DB_JSONB_ARRAY = 3807,      /**< jsonb[] */
+};
+
+/** timestamp's and timestamptz's 'infinity' and '-infinity', read and
+ * written as microseconds. @{ */
+#define ACTIO_DB_TIME_INFINITY INT64_MAX
+#define ACTIO_DB_TIME_NINFINITY INT64_MIN
+/** @} */
+/** date's 'infinity' and '-infinity', read and written as days. @{ */
+#define ACTIO_DB_DATE_INFINITY INT32_MAX
+#define ACTIO_DB_DATE_NINFINITY INT32_MIN
+/** @} */
+
+/** An interval as PostgreSQL keeps it: three fields, never normalized
+ * into each other (a month is not 30 days, nor a day 24 hours, across a
+ * change of daylight saving time). */
+typedef struct actio_db_interval {
+  int32_t months; /**< months (years are 12) */
+  int32_t days;   /**< days */
+  int64_t usec;   /**< microseconds */
+} actio_db_interval;
+
+/**
+ * A typed parameter, sent in binary with its type OID (actio_db_request's
+ * typed). Set type, then the one field of v it names:
+ * - ACTIO_DB_INT2, _INT4, _INT8: i (past the type's range: ACTIO_ERANGE at
+ *   the call);
+ * - ACTIO_DB_FLOAT4, _FLOAT8: f (NaN and infinities too); ACTIO_DB_BOOL: b;
+ * - ACTIO_DB_TEXT, _VARCHAR, _JSON, _JSONB: s (NUL-ended UTF-8);
+ * - ACTIO_DB_NUMERIC: s, exact decimal text ([+-]digits[.digits][e[+-]n],
+ *   NaN, Infinity, -Infinity; anything else is ACTIO_ETYPE at the call);
+ * - ACTIO_DB_BYTEA: bytes (any bytes, zeros too);
+ * - ACTIO_DB_UUID: uuid (16 bytes, in the order they are printed);
+ * - ACTIO_DB_DATE: date, days since 1970-01-01 (ACTIO_DB_DATE_INFINITY);
+ * - ACTIO_DB_TIMESTAMPTZ: ts, microseconds since 1970-01-01 00:00 UTC;
+ *   ACTIO_DB_TIMESTAMP: ts, the same count read as a local time without
+ *   zone (ACTIO_DB_TIME_INFINITY for either);
+ * - ACTIO_DB_INTERVAL: interval;
+ * - an array type above (ACTIO_DB_INT4_ARRAY, ...): array, count elements
+ *   of its element type, one dimension, lower bound 1 (an element of
+ *   another type: ACTIO_EINVAL).
+ * null 1 is SQL NULL of that type, v unread. Borrowed during the call:
+ * the request copies what it sends.
+ */
+typedef struct actio_db_param {
+  uint32_t type; /**< a type OID above */
+  int null;      /**< 1: SQL NULL */
+  /** The value, by type. */
+  union {
+    int64_t i;                   /**< int2, int4, int8 */
+    double f;                    /**< float4, float8 */
+    int b;                       /**< bool: 0 or not */
+    const char *s;               /**< text, varchar, json, jsonb, numeric */
+    /** bytea's bytes */
+    struct {
+      const void *data; /**< len bytes */
+      size_t len;       /**< their number */
+    } bytes;
+    uint8_t uuid[16];            /**< uuid */
+    int32_t date;                /**< date */
+    int64_t ts;                  /**< timestamp, timestamptz */
+    actio_db_interval interval;  /**< interval */
+    /** an array's elements */
+    struct {
+      const struct actio_db_param *elems; /**< count values */
+      size_t count;                       /**< 0: an empty array */
+    } array;
+  } v;
+} actio_db_param;
+
 /* ---- queries and results ---- */
 
 /** One query. Zero fields take the defaults. */
@@ -124,6 +232,10 @@ typedef struct actio_db_request {
   int binary_results;           /**< 1: results in binary format */
   long timeout_ms;              /**< 0: the pool's query_timeout_ms */
   int no_cache;                 /**< 1: do not prepare this statement */
+  const actio_db_param *typed;  /**< instead of params: nparams typed
+                                     values, sent in binary with their
+                                     types (params, lengths, formats and
+                                     types stay NULL) */
 } actio_db_request;
 
 /** A query's result, the value of its future (freed with it). It is read
@@ -132,8 +244,10 @@ typedef struct actio_db_result actio_db_result;
 
 /** Sends a query; *out's value is an actio_db_result *. Returns 0, or
  * ACTIO_EINVAL (NULL sql, negative nparams or more than 65535, a binary
- * value without its length, not a database actor),
- * ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL, and makes no future.
+ * value without its length, typed values with params, types or formats,
+ * a typed value of no type above, not a database actor), ACTIO_ERANGE or
+ * ACTIO_ETYPE (a typed value that does not fit its type, see
+ * actio_db_param), ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL, and makes no future.
  * Thread-safe. The future's deadline bounds queueing and running. Queued,
  * SELECT $1::int with one value holds 240 bytes (future and request). */
 int actio_db_send(actio_actor *db, const actio_db_request *req,
@@ -162,6 +276,10 @@ uint32_t actio_db_column_type(const actio_db_result *r, int col);
 /** The column number of `name`, or -1. As in SQL, `name` is folded to lower
  * case unless it is double-quoted. */
 int actio_db_column_index(const actio_db_result *r, const char *name);
+/** The column number of `name` (folded as in actio_db_column_index), or
+ * ACTIO_ECOLUMN (no such column, or r or name NULL): the form to pass
+ * straight to a getter, whose col then fails with ACTIO_EINVAL. */
+int actio_db_result_column(const actio_db_result *r, const char *name);
 /** The command tag ("SELECT 3", "INSERT 0 1") and the rows it affected. @{ */
 const char *actio_db_command_tag(const actio_db_result *r);
 uint64_t actio_db_affected(const actio_db_result *r);
@@ -169,22 +287,98 @@ uint64_t actio_db_affected(const actio_db_result *r);
 
 /** 1 if the value is SQL NULL, 0 if not, ACTIO_EINVAL out of range. */
 int actio_db_is_null(const actio_db_result *r, size_t row, int col);
+
 /**
- * Typed getters: 0, ACTIO_EINVAL (row or column out of range), ACTIO_ENULL
- * (the value is NULL; *out untouched) or ACTIO_ETYPE (it does not convert:
- * text that is not a number, a binary value of another width). They read
- * text and binary results alike. text: the value as the server sent it,
- * borrowed from the result. bytea: decoded into *data (malloc'd, the
- * caller frees it) and *len.
+ * Typed getters of the value at (row, col): 0, ACTIO_EINVAL (row or column
+ * out of range, out NULL), ACTIO_ENULL (the value is SQL NULL; *out
+ * untouched), ACTIO_ETYPE (a column of a type the getter does not read,
+ * or bytes not of its type), ACTIO_ERANGE (a value the C type cannot
+ * hold), ACTIO_ENOMEM (the getters that allocate). Each checks the
+ * column's type OID, in text and binary results alike (binary_results):
+ * - int16, int32, int64: smallint, integer, bigint (a narrower type into
+ *   a wider one; a wider one that does not fit: ACTIO_ERANGE);
+ * - double: real, double precision (NaN and infinities too);
+ * - bool: boolean;
+ * - text: in a text result any column, as the server printed it; in a
+ *   binary one text, varchar, char, name, xml, json, jsonb and the
+ *   unknown type (a literal), borrowed from the result, NUL-ended;
+ * - json: json and jsonb only, their text (jsonb's version byte skipped);
+ * - bytea: bytea, decoded into *data (malloc'd, the caller frees it,
+ *   zero bytes kept) and *len;
+ * - numeric: numeric as its exact decimal text, all its digits and its
+ *   scale ("NaN", "Infinity", "-Infinity" too), malloc'd;
+ * - uuid: uuid, its 16 bytes into out[0..16), in printed order;
+ * - date: days since 1970-01-01 (ACTIO_DB_DATE_INFINITY and _NINFINITY);
+ * - timestamp: timestamptz as microseconds since 1970-01-01 00:00 UTC
+ *   (the wire carries UTC, whatever the session's TimeZone), and
+ *   timestamp without time zone as the same count of its wall-clock time,
+ *   zone unknown (ACTIO_DB_TIME_INFINITY and _NINFINITY; past the year
+ *   294246 ACTIO_ERANGE);
+ * - interval: interval, its months, days and microseconds.
+ * date, timestamp and interval read binary results only (ACTIO_ETYPE in
+ * a text one); the others read both. Any thread holding the result.
  * @{ */
 int actio_db_text(const actio_db_result *r, size_t row, int col,
                   const char **out);
+int actio_db_int16(const actio_db_result *r, size_t row, int col, int16_t *out);
 int actio_db_int32(const actio_db_result *r, size_t row, int col, int32_t *out);
 int actio_db_int64(const actio_db_result *r, size_t row, int col, int64_t *out);
 int actio_db_double(const actio_db_result *r, size_t row, int col, double *out);
 int actio_db_bool(const actio_db_result *r, size_t row, int col, int *out);
 int actio_db_bytea(const actio_db_result *r, size_t row, int col, void **data,
                    size_t *len);
+int actio_db_json(const actio_db_result *r, size_t row, int col, const char **out);
+int actio_db_numeric(const actio_db_result *r, size_t row, int col, char **out);
+int actio_db_uuid(const actio_db_result *r, size_t row, int col, uint8_t *out);
+int actio_db_date(const actio_db_result *r, size_t row, int col, int32_t *out);
+int actio_db_timestamp(const actio_db_result *r, size_t row, int col, int64_t *out);
+int actio_db_interval_get(const actio_db_result *r, size_t row, int col,
+                          actio_db_interval *out);
+/** @} */
+
+/** One value: an element of an actio_db_array. */
+typedef struct actio_db_value {
+  uint32_t type;    /**< its type OID */
+  int binary;       /**< 1: binary format (always, in an array) */
+  const char *data; /**< its bytes, NUL-ended; NULL: SQL NULL */
+  size_t len;       /**< their number, the NUL left out */
+} actio_db_value;
+
+/** A one-dimensional array read from a binary result (actio_db_array_get). */
+typedef struct actio_db_array {
+  uint32_t elem_type;    /**< the elements' type OID */
+  int32_t lbound;        /**< the first index in SQL (1 unless set) */
+  size_t count;          /**< the elements */
+  actio_db_value *elems; /**< count values, read with actio_db_value_* */
+} actio_db_array;
+
+/** The array at (row, col), of one of the array types above, from a
+ * binary result: *out is a copy that outlives the result, the caller's to
+ * free with actio_db_array_free. An empty array has count 0; a NULL
+ * element's data is NULL. Returns 0, ACTIO_EINVAL, ACTIO_ENULL (the array
+ * itself is NULL), ACTIO_ETYPE (not an array type above, a text result,
+ * more than one dimension, bytes that do not parse), ACTIO_ENOMEM. */
+int actio_db_array_get(const actio_db_result *r, size_t row, int col,
+                       actio_db_array **out);
+/** NULL accepted. */
+void actio_db_array_free(actio_db_array *a);
+
+/** The typed getters for one value (an array's element): the same types,
+ * codes and contracts as actio_db_int64 and the others, v NULL being
+ * ACTIO_EINVAL. text and json point into the array's copy. @{ */
+int actio_db_value_text(const actio_db_value *v, const char **out);
+int actio_db_value_int16(const actio_db_value *v, int16_t *out);
+int actio_db_value_int32(const actio_db_value *v, int32_t *out);
+int actio_db_value_int64(const actio_db_value *v, int64_t *out);
+int actio_db_value_double(const actio_db_value *v, double *out);
+int actio_db_value_bool(const actio_db_value *v, int *out);
+int actio_db_value_bytea(const actio_db_value *v, void **data, size_t *len);
+int actio_db_value_json(const actio_db_value *v, const char **out);
+int actio_db_value_numeric(const actio_db_value *v, char **out);
+int actio_db_value_uuid(const actio_db_value *v, uint8_t *out);
+int actio_db_value_date(const actio_db_value *v, int32_t *out);
+int actio_db_value_timestamp(const actio_db_value *v, int64_t *out);
+int actio_db_value_interval(const actio_db_value *v, actio_db_interval *out);
 /** @} */
 
 /** What the server said about a failed query. */
@@ -350,8 +544,9 @@ int actio_db_executemany_fn(actio_actor *db, const char *sql, int nparams, size_
  * binary_results of each; copied) as one pipelined unit with one sync
  * point: all or nothing, as actio_db_executemany, the failing statement's
  * index in actio_db_batch_index. Each statement's result is kept
- * (actio_db_batch_result_at). ACTIO_EINVAL also for types or formats (text
- * values only) and for a statement that begins or ends a transaction. */
+ * (actio_db_batch_result_at). ACTIO_EINVAL also for types, formats or
+ * typed (text values only) and for a statement that begins or ends a
+ * transaction. */
 int actio_db_batch(actio_actor *db, const actio_db_request *stmts, size_t n,
                    actio_future **out);
 

@@ -24,7 +24,8 @@ extern "C" {
   X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                      \
   X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                       \
   X(ECANCELED, -ECANCELED, "operation canceled")                              \
-  X(EEXIST, -EEXIST, "already registered")
+  X(EEXIST, -EEXIST, "already registered")                                    \
+  X(ERANGE, -ERANGE, "value out of range of the requested type")
 
 /** actio's own codes: X(name, code, text) for each. */
 #define ACTIO_OWN_MAP(X)                                                      \
@@ -54,6 +55,7 @@ extern "C" {
   X(EDSN, -4025, "invalid database connection string")                        \
   X(ENULL, -4026, "value is SQL NULL")                                        \
   X(ETYPE, -4027, "value does not convert to the requested type")            \
+  X(ECOLUMN, -4030, "no column of that name in the result")                  \
   X(EFATAL, -4028, "the actor failed and must be restarted")                  \
   X(EINTENSITY, -4029, "too many restarts: the supervisor gave up")          \
   X(ENONAME, -4040, "no actor or child has that name")                       \

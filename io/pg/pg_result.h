@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io/pg/pg_types.h"
+
 /* Read only once made: any thread may read it. NULL reads as an empty
  * result (no rows, no columns, tag ""); a value at a NULL result or out of
  * range is ACTIO_EINVAL. */
@@ -28,24 +30,8 @@ int actio__pg_result_column_index(const actio__pg_result *r, const char *name);
 const char *actio__pg_result_command_tag(const actio__pg_result *r);
 uint64_t actio__pg_result_affected(const actio__pg_result *r);
 
-/*
- * The value at (row, col), read from text and binary results alike: 0,
- * ACTIO_EINVAL (out of range, or out NULL), ACTIO_ENULL (SQL NULL; *out
- * untouched) or ACTIO_ETYPE (it does not convert). is_null: 1, 0 or
- * ACTIO_EINVAL. text is borrowed from the result; bytea is decoded into
- * *data (malloc'd, the caller's) or fails with ACTIO_ENOMEM.
- */
-int actio__pg_value_is_null(const actio__pg_result *r, size_t row, int col);
-int actio__pg_value_text(const actio__pg_result *r, size_t row, int col,
-                         const char **out);
-int actio__pg_value_int64(const actio__pg_result *r, size_t row, int col,
-                          int64_t *out);
-int actio__pg_value_int32(const actio__pg_result *r, size_t row, int col,
-                          int32_t *out);
-int actio__pg_value_double(const actio__pg_result *r, size_t row, int col,
-                           double *out);
-int actio__pg_value_bool(const actio__pg_result *r, size_t row, int col, int *out);
-int actio__pg_value_bytea(const actio__pg_result *r, size_t row, int col,
-                          void **data, size_t *len);
+/* The value at (row, col), borrowed from the result (read it with
+ * pg_types.h): 0, or ACTIO_EINVAL (out of range, NULL r or out). */
+int actio__pg_value(const actio__pg_result *r, size_t row, int col, actio__pg_val *out);
 
 #endif
