@@ -57,6 +57,13 @@ static inline int64_t scalar(actio_actor *a, const char *sql) {
   return v;
 }
 
+/* Waits until `a` has n connections open and idle. */
+static inline void await_idle(actio_actor *a, unsigned n) {
+  actio_db_stats s;
+  for (actio_db_stats_get(a, &s); s.idle < n; actio_db_stats_get(a, &s))
+    usleep(1000); /* paces the polling */
+}
+
 /* A suite's main: starts the suite's server (its DSN in dsn), runs s,
  * stops and removes the server. */
 static inline int run_db_suite(const char *name, Suite *s) {

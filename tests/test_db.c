@@ -1060,13 +1060,6 @@ static void await_active(const char *pattern, int running) {
 
 static void await_running(const char *pattern) { await_active(pattern, 1); }
 
-/* Waits until `a` has n connections open and idle. */
-static void await_idle(actio_actor *a, unsigned n) {
-  actio_db_stats s;
-  for (actio_db_stats_get(a, &s); s.idle < n; actio_db_stats_get(a, &s))
-    usleep(1000); /* paces the polling */
-}
-
 #define TAKE_LOCK "SELECT pg_advisory_xact_lock(4242)"
 
 /* Takes advisory lock 4242 in a transaction of the shared pool and keeps it

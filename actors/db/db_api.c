@@ -14,6 +14,7 @@ static void state_free(void *p) {
   actio__db_canceller_stop(st);
   actio__bell_unref(st->listener);
   free(st->rooms);
+  free((char *)st->o.on_connect_sql);
   free((char *)st->o.dsn);
   free(st);
 }
@@ -28,7 +29,10 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **o
     return ACTIO_ENOMEM;
   actio_db_opts o = *opts;
   o.dsn = strdup(opts->dsn);
-  if (o.dsn == NULL) {
+  o.on_connect_sql = opts->on_connect_sql ? strdup(opts->on_connect_sql) : NULL;
+  if (o.dsn == NULL || (opts->on_connect_sql != NULL && o.on_connect_sql == NULL)) {
+    free((char *)o.dsn);
+    free((char *)o.on_connect_sql);
     free(st);
     return ACTIO_ENOMEM;
   }
@@ -56,14 +60,10 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **o
   st->rt = rt;
   st->on_unit = actio__db_on_unit;
   st->rooms = calloc(o.workers, sizeof *st->rooms);
-  if (st->rooms == NULL) {
-    free((char *)o.dsn);
-    free(st);
-    return ACTIO_ENOMEM;
-  }
-  int rc = actio__db_canceller_start(st);
+  int rc = st->rooms == NULL ? ACTIO_ENOMEM : actio__db_canceller_start(st);
   if (rc != 0) {
     free(st->rooms);
+    free((char *)o.on_connect_sql);
     free((char *)o.dsn);
     free(st);
     return rc;

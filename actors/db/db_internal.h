@@ -89,6 +89,8 @@ enum kind {
   K_RELISTEN, /* the listener's own: restores every channel after a loss */
   K_BATCH,   /* mailbox: statements before one Sync (db_batch.c) */
   K_STREAM,  /* mailbox: a query whose rows go to a consumer (db_stream.c) */
+  K_INIT,    /* the pool's own: on_connect_sql on a connection; commit set
+                when the connection is new (on_connect runs after it) */
 };
 
 /* What a query says of its parameters beyond their values; made only when
@@ -166,7 +168,14 @@ struct conn {
   db_req *stream;    /* the stream it runs, or NULL */
   unsigned round;    /* units sent in this dispatch */
   int doomed;        /* close once callbacks are over */
+  int init;          /* INIT_*: its on_connect_sql */
+  int fail_rc;       /* doomed by a failed initialisation: a failed connect */
+  char *fail_msg;    /* ... with this message (malloc'd, or NULL) */
 };
+
+/* A connection's on_connect_sql: none to run, running, to run again (after
+ * a session's reset, once the callbacks are over). */
+enum { INIT_NONE, INIT_RUNNING, INIT_WANTED };
 
 /* A transaction's and a COPY's states: T_NEW until the server took it,
  * T_OPEN while the caller may use it, T_DONE once ended or dropped. */
@@ -178,6 +187,13 @@ struct actio_db_txn {
   _Atomic int state;
   actio__bell *bell; /* its worker's, set before the txn is published */
   conn *c;           /* worker-only; NULL once lost */
+  int session;       /* 1: a session (actio_db_acquire): no BEGIN, and its
+                        end resets the connection; set before it is sent */
+};
+
+/* A session is a transaction without its BEGIN: the same path. */
+struct actio_db_session {
+  actio_db_txn t;
 };
 
 struct actio_db_copy {
@@ -435,6 +451,19 @@ void actio__db_dispatch(db_worker *w);
 /* A transaction's or COPY's connection is free again: back to the pool,
  * unless the session is left inside a transaction (then it is closed). */
 void actio__db_conn_release(conn *c);
+/* Runs the pool's on_connect_sql on c (fresh: a new connection, whose
+ * on_connect follows, and which counts as connected only then); without
+ * it, a fresh connection is ready at once. */
+void actio__db_conn_init(db_worker *w, conn *c, int fresh);
+/* c's on_connect_sql ended (as on_unit). */
+void actio__db_init_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
+                          const actio__pg_error *err, const char *msg);
+/* Closes c, doomed once its callbacks are over: as a failed connect if its
+ * initialisation failed. */
+void actio__db_conn_doom_close(db_worker *w, conn *c);
+/* Calls hook (on_acquire, on_release) for c; 0 without one. */
+int actio__db_conn_hook(db_worker *w, conn *c,
+                        int (*hook)(void *, const actio_db_conn_info *));
 /* Requests it could start now, less those already waiting: from the
  * connections as the last actio__db_publish_stats saw them. */
 

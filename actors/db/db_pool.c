@@ -99,7 +99,7 @@ int64_t actio__db_retry_at(const db_state *st, int fails) {
 
 static int usable(const conn *c) {
   return c->state == C_READY && c->txn == NULL && c->copy == NULL &&
-         !c->simple && c->cancel == NULL && !c->doomed;
+         !c->simple && c->cancel == NULL && !c->doomed && c->init == INIT_NONE;
 }
 
 /* Closes c: its units and bound requests fail with rc and msg. */
@@ -141,7 +141,9 @@ void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg) {
   actio__db_job_unref(c->cancel);
   c->cancel = NULL;
   c->cancel_for = NULL;
-  c->simple = c->doomed = 0;
+  c->simple = c->doomed = c->init = c->fail_rc = 0;
+  free(c->fail_msg);
+  c->fail_msg = NULL;
   if (c == &w->lc && rc != 0 && !w->stopping) { /* restore LISTEN later */
     w->lost = 1;
     w->lretry_ns = actio__db_retry_at(w->st, ++w->lfails);
@@ -263,8 +265,20 @@ void actio__db_conn_broken(db_worker *w, conn *c) {
 void actio__db_conn_pump(db_worker *w, conn *c) {
   while (c->q_head != NULL && c->state == C_READY && !c->simple && !c->doomed) {
     db_req *r = c->q_head;
-    if ((r->kind == K_COPY) && actio__pg_conn_inflight(c->pc) > 0)
-      return; /* the simple protocol waits for the pipeline to empty */
+    int reset = (r->kind == K_END || r->kind == K_TDROP) && r->txn->session;
+    /* The simple protocol waits for the pipeline to empty; so does a
+     * session's reset, to see whether it is left inside a transaction. */
+    if ((r->kind == K_COPY || reset) && actio__pg_conn_inflight(c->pc) > 0)
+      return;
+    if (reset && !actio__pg_conn_txn_idle(c->pc)) {
+      /* Rolled back first: DISCARD ALL cannot run inside a transaction.
+       * Should this fail, so does the DISCARD, and the connection closes. */
+      actio__pg_query rollback = {.sql = "ROLLBACK"};
+      if (actio__pg_conn_send(c->pc, &rollback, NULL) != 0) {
+        actio__db_conn_broken(w, c);
+        return;
+      }
+    }
     actio__db_q_unlink(&c->q_head, &c->q_tail, r);
     if (r->kind == K_COPY) {
       ACTIO__ASSERT(c->copy == NULL && r->copy->c == NULL);
@@ -331,6 +345,19 @@ void actio__db_dispatch(db_worker *w) {
         r->txn->bell = w->bell;
         actio__bell_ref(w->bell);
       }
+      int hrc = actio__db_conn_hook(w, best, st->o.on_acquire);
+      if (hrc != 0 || r->txn->session) {
+        /* Nothing to send: a session has its connection now, and one the
+         * hook refused is closed. It ends as a BEGIN would. */
+        r->c = best;
+        best->doomed = hrc != 0;
+        actio__db_sent_add(w, r);
+        st->on_unit(w, r, hrc < 0 ? hrc : 0, NULL, NULL,
+                    "the pool's on_acquire hook refused the connection");
+        if (best->doomed && actio__pg_conn_inflight(best->pc) == 0)
+          actio__db_conn_close(w, best, 0, "refused by on_acquire");
+        continue;
+      }
     } else if (r->kind == K_COPY) {
       ACTIO__ASSERT(r->copy->c == NULL);
       best->copy = r->copy;
@@ -379,7 +406,8 @@ void actio__db_dispatch(db_worker *w) {
   unsigned open = 0, connecting = 0;
   for (unsigned i = 0; i < w->nconns; i++) {
     open += w->conns[i].state != C_EMPTY;
-    connecting += w->conns[i].state == C_CONNECTING;
+    /* one running its on_connect_sql will serve soon, as one connecting */
+    connecting += w->conns[i].state == C_CONNECTING || w->conns[i].init != INIT_NONE;
   }
   w->at_min = open >= w->min;
   unsigned want = (w->used || !st->o.lazy) ? w->min : 0;
@@ -402,12 +430,117 @@ void actio__db_conn_release(conn *c) {
   c->idle_ns = actio__now_ns();
 }
 
+/* ---- hooks and on_connect_sql ---- */
+
+int actio__db_conn_hook(db_worker *w, conn *c,
+                        int (*hook)(void *, const actio_db_conn_info *)) {
+  if (hook == NULL)
+    return 0;
+  actio_db_conn_info info = {
+      .backend_pid = actio__pg_conn_backend_pid(c->pc),
+      .server_version = actio__pg_conn_server_version(c->pc),
+  };
+  int rc = hook(w->st->o.hook_arg, &info);
+  return rc < 0 ? rc : 0;
+}
+
+/* c serves requests from now on: connects failing in a row are over. */
+static void conn_up(db_worker *w) {
+  w->fails = 0;
+  w->down_since_ns = 0;
+  atomic_fetch_add_explicit(&w->st->connects, 1, memory_order_relaxed);
+}
+
+/* c's initialisation failed (rc, "what: msg"): closed once the callbacks
+ * are over (this may run inside one), then counted as a failed connect
+ * when fresh, which backs off. */
+static void init_failed(conn *c, int fresh, int rc, const char *what, const char *msg) {
+  c->doomed = 1;
+  if (!fresh)
+    return;
+  c->fail_rc = rc;
+  if (asprintf(&c->fail_msg, "%s failed: %s", what, msg) < 0)
+    c->fail_msg = NULL;
+}
+
+/* On a new connection: its on_connect hook, then it is up. */
+static void conn_connected(db_worker *w, conn *c, const actio__pg_result *init) {
+  const actio_db_opts *o = &w->st->o;
+  if (o->on_connect != NULL) {
+    actio_db_conn_info info = {
+        .backend_pid = actio__pg_conn_backend_pid(c->pc),
+        .server_version = actio__pg_conn_server_version(c->pc),
+    };
+    int rc = o->on_connect(o->hook_arg, &info, (const actio_db_result *)(const void *)init);
+    if (rc < 0) {
+      init_failed(c, 1, rc, "the pool's on_connect hook", actio_strerror(rc));
+      return;
+    }
+  }
+  conn_up(w);
+}
+
+void actio__db_conn_init(db_worker *w, conn *c, int fresh) {
+  const char *sql = w->st->o.on_connect_sql;
+  c->init = INIT_NONE;
+  if (sql == NULL) {
+    if (fresh)
+      conn_connected(w, c, NULL);
+    if (c->doomed) /* not inside a callback here */
+      actio__db_conn_doom_close(w, c);
+    return;
+  }
+  actio_db_request q = {.sql = sql};
+  db_req *r = actio__db_req_new(K_INIT, &q, NULL, 0);
+  int rc = r == NULL ? ACTIO_ENOMEM : actio__pg_conn_send_simple(c->pc, r->sql, 0, r);
+  if (rc != 0) {
+    if (r != NULL)
+      actio__db_req_free(r);
+    init_failed(c, fresh, rc, "sending the on-connect SQL", actio_strerror(rc));
+    actio__db_conn_doom_close(w, c);
+    return;
+  }
+  r->w = w;
+  r->c = c;
+  r->commit = fresh != 0;
+  c->init = INIT_RUNNING;
+  c->simple = 1;
+  actio__db_sent_add(w, r);
+}
+
+void actio__db_init_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
+                          const actio__pg_error *err, const char *msg) {
+  conn *c = r->c;
+  (void)err;
+  if (c != NULL && c->state == C_READY) {
+    c->init = INIT_NONE;
+    if (rc != 0)
+      init_failed(c, r->commit, rc, "the on-connect SQL", msg);
+    else if (r->commit)
+      conn_connected(w, c, res);
+  }
+  if (rc == 0)
+    actio__pg_result_free(res);
+  actio__db_req_free(r);
+}
+
+void actio__db_conn_doom_close(db_worker *w, conn *c) {
+  if (c->fail_msg != NULL || c->fail_rc != 0) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", c->fail_msg ? c->fail_msg : actio_strerror(c->fail_rc));
+    actio__db_connect_failed(w, c, c->fail_rc, msg);
+    return;
+  }
+  actio__db_conn_close(w, c, 0, "connection closed");
+}
+
 /* ---- counters ---- */
 
 /* What one connection could take now; can_open: an empty one may be
  * opened. */
 static size_t conn_room(const conn *c, size_t depth, int can_open) {
-  if (c->state == C_EMPTY ? can_open : c->state == C_CONNECTING)
+  if (c->state == C_EMPTY ? can_open
+                          : c->state == C_CONNECTING || c->init != INIT_NONE)
     return depth;
   if (!usable(c))
     return 0;

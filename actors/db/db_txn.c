@@ -1,6 +1,7 @@
-/* db_txn.c: transactions: BEGIN pins a connection of one worker, whose
- * inbox then takes the transaction's queries, savepoints and end, in the
- * order sent; a transaction its caller drops is rolled back. */
+/* db_txn.c: transactions and sessions: BEGIN (or a session's acquire)
+ * pins a connection of one worker, whose inbox then takes the queries,
+ * savepoints and end, in the order sent; a transaction its caller drops
+ * is rolled back, a session reset. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@ static void txn_user_drop(void *p);
 
 /* The worker's side. */
 
-static void txn_unpin(conn *c) {
+static void txn_unpin(db_worker *w, conn *c) {
   actio_db_txn *t = c->txn;
   if (t == NULL)
     return;
@@ -21,13 +22,27 @@ static void txn_unpin(conn *c) {
   c->txn = NULL;
   t->c = NULL;
   actio__db_txn_unref(t);
+  if (!c->doomed && actio__db_conn_hook(w, c, w->st->o.on_release) != 0)
+    c->doomed = 1;
   actio__db_conn_release(c);
+}
+
+/* A session's reset (DISCARD ALL) ended: its prepared statements are gone,
+ * its on_connect_sql runs again; if it failed, the connection closes. */
+static void session_reset(db_worker *w, conn *c, int rc) {
+  if (rc != 0) {
+    c->doomed = 1;
+    return;
+  }
+  actio__pg_conn_forget_statements(c->pc);
+  if (w->st->o.on_connect_sql != NULL)
+    c->init = INIT_WANTED; /* not usable until it ran */
 }
 
 void actio__db_txn_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
                          const actio__pg_error *err, const char *msg) {
   conn *c = r->c;
-  (void)w;
+  int reset = r->kind != K_BEGIN && r->txn->session;
   if (r->kind == K_BEGIN && rc == 0) {
     actio_db_txn *t = r->txn;
     actio__pg_result_free(res);
@@ -35,8 +50,15 @@ void actio__db_txn_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
     actio__db_req_free(r);
     return;
   }
-  if (c != NULL && c->state != C_EMPTY)
-    txn_unpin(c);
+  if (c != NULL && c->state != C_EMPTY) {
+    if (reset)
+      session_reset(w, c, rc);
+    txn_unpin(w, c);
+  }
+  if (reset && rc == 0) {
+    actio__pg_result_free(res);
+    res = NULL; /* a release's value */
+  }
   if (r->kind != K_BEGIN && rc == 0 && r->commit &&
       strcmp(actio__pg_result_command_tag(res), "ROLLBACK") == 0) { /* it had failed */
     static const actio__pg_error rolled_back = {
@@ -72,29 +94,42 @@ int actio__db_begin_check(actio_actor *db, const actio_db_txn_opts *o) {
   return 0;
 }
 
-static int begin(actio_actor *db, const actio_db_txn_opts *opts, actio_future **out);
+static int begin(actio_actor *db, const actio_db_txn_opts *opts, int session,
+                 actio_future **out);
 
 /* Under a pin on db: the state it reads stays. */
 int actio_db_begin(actio_actor *db, const actio_db_txn_opts *opts, actio_future **out) {
   if (db == NULL)
     return ACTIO_EINVAL;
   actio__actor_pin(db);
-  int rc = begin(db, opts, out);
+  int rc = begin(db, opts, 0, out);
   actio__actor_unpin(db);
   return rc;
 }
 
-static int begin(actio_actor *db, const actio_db_txn_opts *opts, actio_future **out) {
+int actio_db_acquire(actio_actor *db, actio_future **out) {
+  if (db == NULL)
+    return ACTIO_EINVAL;
+  actio__actor_pin(db);
+  int rc = begin(db, NULL, 1, out);
+  actio__actor_unpin(db);
+  return rc;
+}
+
+/* A BEGIN, or a session's acquire (its SQL never sent: only its label). */
+static int begin(actio_actor *db, const actio_db_txn_opts *opts, int session,
+                 actio_future **out) {
   db_state *st = actio__db_state(db);
   actio_db_txn_opts o = opts ? *opts : (actio_db_txn_opts){0};
   if (out == NULL || actio__db_begin_check(db, &o) != 0)
     return ACTIO_EINVAL;
-  actio_db_txn *t = calloc(1, sizeof *t);
+  actio_db_txn *t = calloc(1, session ? sizeof(actio_db_session) : sizeof *t);
   if (t == NULL)
     return ACTIO_ENOMEM;
   atomic_init(&t->refs, 1); /* the BEGIN request's */
   t->st = st;
-  actio_db_request q = {.sql = begin_sql(&o)};
+  t->session = session;
+  actio_db_request q = {.sql = session ? "acquire a session" : begin_sql(&o)};
   db_req *r = actio__db_req_new(K_BEGIN, &q, NULL, 0);
   if (r == NULL) {
     free(t);
@@ -145,7 +180,7 @@ static int txn_end(actio_db_txn *t, int commit, actio_future **out) {
                                                memory_order_acq_rel,
                                                memory_order_acquire))
     return ACTIO_ESTATE;
-  actio_db_request q = {.sql = commit ? "COMMIT" : "ROLLBACK"};
+  actio_db_request q = {.sql = t->session ? "DISCARD ALL" : commit ? "COMMIT" : "ROLLBACK"};
   db_req *r = actio__db_req_new(out ? K_END : K_TDROP, &q, NULL, 0);
   if (r == NULL)
     return ACTIO_ENOMEM;
@@ -173,6 +208,28 @@ static void txn_user_drop(void *p) {
 void actio_db_txn_free(actio_db_txn *t) {
   if (t != NULL)
     txn_user_drop(t);
+}
+
+/* ---- sessions: a transaction's path, without BEGIN ---- */
+
+int actio_db_session_send(actio_db_session *s, const actio_db_request *req,
+                          actio_future **out) {
+  return txn_req(s ? &s->t : NULL, K_TQUERY, req, 1, out);
+}
+
+int actio_db_session_query(actio_db_session *s, const char *sql, int nparams,
+                           const char *const *params, actio_future **out) {
+  actio_db_request q = {.sql = sql, .nparams = nparams, .params = params};
+  return actio_db_session_send(s, &q, out);
+}
+
+int actio_db_session_release(actio_db_session *s, actio_future **out) {
+  return out ? txn_end(s ? &s->t : NULL, 0, out) : ACTIO_EINVAL;
+}
+
+void actio_db_session_free(actio_db_session *s) {
+  if (s != NULL)
+    txn_user_drop(&s->t);
 }
 
 /* ---- savepoints ---- */

@@ -108,6 +108,9 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
   case K_RELISTEN:
     actio__db_listen_ended(w, r, rc, res, err, msg);
     return;
+  case K_INIT:
+    actio__db_init_ended(w, r, rc, res, err, msg);
+    return;
   case K_SCRIPT:
     if (c != NULL && c->state != C_EMPTY)
       actio__db_conn_release(c);
@@ -136,13 +139,10 @@ static void service(db_worker *w, conn *c, short revents) {
     }
     c->state = C_READY;
     c->since_ns = c->idle_ns = actio__now_ns();
-    if (c == &w->lc) {
+    if (c == &w->lc)
       w->lfails = 0;
-    } else {
-      w->fails = 0;
-      w->down_since_ns = 0;
-      atomic_fetch_add_explicit(&w->st->connects, 1, memory_order_relaxed);
-    }
+    else /* up once its on_connect_sql and on_connect said so */
+      actio__db_conn_init(w, c, 1);
     return;
   }
   if (c->state != C_READY)
@@ -184,10 +184,13 @@ static void service(db_worker *w, conn *c, short revents) {
   if (c == &w->lc)
     actio__pg_conn_notifications(c->pc, actio__db_listen_deliver, w);
   if (c->doomed) {
-    actio__db_conn_close(w, c, 0, "connection closed");
+    actio__db_conn_doom_close(w, c);
     return;
   }
-  actio__db_conn_pump(w, c);
+  if (c->init == INIT_WANTED) /* a session's reset is over */
+    actio__db_conn_init(w, c, 0);
+  if (c->state == C_READY)
+    actio__db_conn_pump(w, c);
 }
 
 static void on_cancel(void *arg) {

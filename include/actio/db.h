@@ -52,6 +52,17 @@ typedef struct actio_db_notice {
   const char *hint;     /**< NULL when the server gave none */
 } actio_db_notice;
 
+/** What a pool hook is told of the connection it runs for; lent for the
+ * call. */
+typedef struct actio_db_conn_info {
+  int backend_pid;    /**< the server process serving it */
+  int server_version; /**< as libpq's PQserverVersion: 170002 for 17.2 */
+} actio_db_conn_info;
+
+/** A query's result, the value of its future (freed with it). It is read
+ * only: any thread may read it while it holds the future. */
+typedef struct actio_db_result actio_db_result;
+
 /** Pool settings; zero means the default for every field. */
 typedef struct actio_db_opts {
   const char *dsn;             /**< libpq connection string or URI (copied);
@@ -97,6 +108,36 @@ typedef struct actio_db_opts {
   void (*on_notice)(void *arg, const actio_db_notice *n);
   void *notice_arg;            /**< on_notice's first argument (borrowed
                                     for the actor's life) */
+  /** Pool hooks. Each runs on the database worker's thread that drives
+   * the connection, and must not block (its other connections wait) nor
+   * wait for a future of this actor; it may read c, keep what it copies,
+   * send requests (not wait for them). They are not run for the LISTEN
+   * connection. @{ */
+  /** SQL (copied; several statements allowed, no parameters) run with the
+   * simple protocol on each new connection before any request may use it,
+   * and again after a session's reset (DISCARD ALL undoes its SETs). */
+  const char *on_connect_sql;
+  /** Called once per new connection, after on_connect_sql; `init` is its
+   * last statement's result (NULL without on_connect_sql), lent for the
+   * call. A negative return, like a failing on_connect_sql, discards the
+   * connection: it counts as a failed connect (the pool backs off before
+   * the next, reconnect_min_ms doubling), and with no other connection
+   * the requests waiting fail with that code and a message naming the
+   * hook ("on-connect SQL failed: 42P01: ..."). */
+  int (*on_connect)(void *arg, const actio_db_conn_info *c,
+                    const actio_db_result *init);
+  /** Called when a connection is taken for a session (actio_db_acquire)
+   * or a transaction (actio_db_begin), before the caller has it. A
+   * negative return fails that acquire or BEGIN with the code and closes
+   * the connection. */
+  int (*on_acquire)(void *arg, const actio_db_conn_info *c);
+  /** Called when a session's or transaction's connection is given back,
+   * after its reset (a session's) or its COMMIT or ROLLBACK. A negative
+   * return closes the connection instead of pooling it. */
+  int (*on_release)(void *arg, const actio_db_conn_info *c);
+  void *hook_arg; /**< the hooks' first argument (borrowed for the actor's
+                       life) */
+  /** @} */
 } actio_db_opts;
 
 /** Spawns a database actor in `rt` (strings are copied). Connecting happens
@@ -238,9 +279,6 @@ typedef struct actio_db_request {
                                      types stay NULL) */
 } actio_db_request;
 
-/** A query's result, the value of its future (freed with it). It is read
- * only: any thread may read it while it holds the future. */
-typedef struct actio_db_result actio_db_result;
 
 /** Sends a query; *out's value is an actio_db_result *. Returns 0, or
  * ACTIO_EINVAL (NULL sql, negative nparams or more than 65535, a binary
@@ -467,6 +505,46 @@ typedef int (*actio_db_txn_fn)(actio_db_txn *t, void *arg, actio_future **out);
 int actio_db_transaction(actio_actor *db, const actio_db_txn_opts *opts,
                          int retries, actio_db_txn_fn fn, void *arg,
                          actio_future **out);
+
+/* ---- session connections ---- */
+
+/** A connection taken out of the pool without a transaction, for what
+ * lives in a session: temporary tables, advisory locks, SET, PREPARE, or
+ * transactions of its own (send BEGIN and COMMIT on it). Thread-safe. */
+typedef struct actio_db_session actio_db_session;
+
+/** Takes a connection out of the pool; *out's value is the
+ * actio_db_session *. It waits for a free connection as a query does (the
+ * future's deadline, acquire_timeout_ms: ACTIO_ETIMEDOUT) and the pool's
+ * on_acquire hook may refuse it. A session dropped without
+ * actio_db_session_release (its future freed, actio_db_session_free) is
+ * released the same way. Returns 0, ACTIO_EINVAL (not a database actor,
+ * out NULL), ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL, and makes no
+ * future. Thread-safe. */
+int actio_db_acquire(actio_actor *db, actio_future **out);
+
+/** Queries on the session's connection, run in the order sent (pipelined
+ * behind each other); as actio_db_send and actio_db_query otherwise.
+ * ACTIO_ESTATE once it was released. Thread-safe. @{ */
+int actio_db_session_send(actio_db_session *s, const actio_db_request *req,
+                          actio_future **out);
+int actio_db_session_query(actio_db_session *s, const char *sql, int nparams,
+                           const char *const *params, actio_future **out);
+/** @} */
+
+/** Gives the connection back once the queries sent before are over: a
+ * transaction left open or failed is rolled back, then DISCARD ALL drops
+ * the session's temporary tables, advisory locks, settings, prepared
+ * statements and LISTENs, on_connect_sql runs again and on_release is
+ * called. *out resolves (value NULL) once the reset is done; if it fails,
+ * the connection is closed instead and *out fails with its error.
+ * ACTIO_ESTATE if released already. Thread-safe. */
+int actio_db_session_release(actio_db_session *s, actio_future **out);
+
+/** Frees a session taken out of its future (actio_future_take), releasing
+ * it as actio_db_session_release does unless it was; nobody waits for
+ * the reset. NULL accepted. */
+void actio_db_session_free(actio_db_session *s);
 
 /* ---- COPY ---- */
 

@@ -863,6 +863,19 @@ void *actio__pg_conn_head(const actio__pg_conn *c) {
 
 PGconn *actio__pg_conn_libpq(const actio__pg_conn *c) { return c->pg; }
 
+int actio__pg_conn_backend_pid(const actio__pg_conn *c) { return PQbackendPID(c->pg); }
+
+int actio__pg_conn_server_version(const actio__pg_conn *c) {
+  return PQserverVersion(c->pg);
+}
+
+void actio__pg_conn_forget_statements(actio__pg_conn *c) {
+  while (c->lru != NULL)
+    stmt_drop(c, c->lru); /* no unit holds one: nothing is in flight */
+  c->nstale = 0;
+  c->stale_all = 0;
+}
+
 int actio__pg_conn_txn_idle(const actio__pg_conn *c) {
   /* ACTIVE: units pipelined behind are running; the last ReadyForQuery
    * said idle, or libpq would report INTRANS or INERROR. */

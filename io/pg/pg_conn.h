@@ -79,6 +79,13 @@ void *actio__pg_conn_head(const actio__pg_conn *c);
  * not. */
 int actio__pg_conn_txn_idle(const actio__pg_conn *c);
 
+/* The server process serving c, and the server's version (PQserverVersion). */
+int actio__pg_conn_backend_pid(const actio__pg_conn *c);
+int actio__pg_conn_server_version(const actio__pg_conn *c);
+/* Forgets every cached statement without a DEALLOCATE: the server dropped
+ * them (DISCARD ALL). Nothing may be in flight. */
+void actio__pg_conn_forget_statements(actio__pg_conn *c);
+
 /* Sends a query as one pipelined unit (`unit` comes back through done;
  * NULL: an internal unit whose outcome nobody wants). 0 or ACTIO_ECONN. */
 int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *unit);

@@ -1,0 +1,331 @@
+/* test_db_session.c: the database actor's session connections, pool hooks
+ * and prepared statements, against a real PostgreSQL started for the
+ * suite (tests/pg_server.sh). */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "actio.h"
+#include "db_test.h"
+#include "pg_server.h"
+
+/* Takes a session of a (waits for it). */
+static actio_db_session *acquire(actio_actor *a, actio_future **f) {
+  ck_assert_int_eq(actio_db_acquire(a, f), 0);
+  expect(*f, 0);
+  actio_db_session *s = actio_future_value(*f);
+  ck_assert_ptr_nonnull(s);
+  return s;
+}
+
+/* Runs sql on session s and checks its status; the future is the caller's. */
+static actio_future *s_run(actio_db_session *s, const char *sql, int status) {
+  actio_future *f;
+  ck_assert_int_eq(actio_db_session_query(s, sql, 0, NULL, &f), 0);
+  expect(f, status);
+  return f;
+}
+
+/* The int64 in the first cell of sql's result on session s. */
+static int64_t s_scalar(actio_db_session *s, const char *sql) {
+  actio_future *f = s_run(s, sql, 0);
+  int64_t v = -1;
+  ck_assert_int_eq(actio_db_int64(actio_future_value(f), 0, 0, &v), 0);
+  actio_future_unref(f);
+  return v;
+}
+
+static void release(actio_db_session *s, int status) {
+  actio_future *f;
+  ck_assert_int_eq(actio_db_session_release(s, &f), 0);
+  expect(f, status);
+  actio_future_unref(f);
+}
+
+/* The text of the first cell of sql's result on a, copied into out. */
+static void text_of(actio_actor *a, const char *sql, char *out, size_t cap) {
+  actio_future *f;
+  const char *v = NULL;
+  ck_assert_int_eq(actio_db_query(a, sql, 0, NULL, &f), 0);
+  ck_assert_int_eq(actio_db_text(expect(f, 0), 0, 0, &v), 0);
+  snprintf(out, cap, "%s", v);
+  actio_future_unref(f);
+}
+
+START_TEST(test_session_temp_table) {
+  /* One connection: the pool's queries after the release reach the very
+   * connection the session had. */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  actio_future *sf;
+  actio_db_session *s = acquire(one, &sf);
+  int64_t pid = s_scalar(s, "SELECT pg_backend_pid()");
+  actio_future_unref(s_run(s, "CREATE TEMP TABLE sess_tmp (x int)", 0));
+  actio_future_unref(s_run(s, "INSERT INTO sess_tmp VALUES (1), (2)", 0));
+  ck_assert_int_eq(s_scalar(s, "SELECT count(*) FROM sess_tmp"), 2);
+  ck_assert_int_eq(s_scalar(s, "SELECT pg_backend_pid()"), pid);
+  /* Settings and prepared statements of the session's own. */
+  actio_future_unref(s_run(s, "SET application_name = 'sess_test'", 0));
+  actio_future_unref(s_run(s, "PREPARE sess_p AS SELECT 42", 0));
+  ck_assert_int_eq(s_scalar(s, "EXECUTE sess_p"), 42);
+  release(s, 0);
+  /* Released: further use is refused at the call. */
+  actio_future *f;
+  ck_assert_int_eq(actio_db_session_query(s, "SELECT 1", 0, NULL, &f), ACTIO_ESTATE);
+  ck_assert_int_eq(actio_db_session_release(s, &f), ACTIO_ESTATE);
+  actio_future_unref(sf);
+  ck_assert_int_eq(scalar(one, "SELECT pg_backend_pid()"), pid);
+  ck_assert_int_eq(scalar(one, "SELECT (to_regclass('pg_temp.sess_tmp') IS NULL)::int"), 1);
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM pg_prepared_statements "
+                               "WHERE name = 'sess_p'"), 0);
+  char name[64];
+  text_of(one, "SHOW application_name", name, sizeof name);
+  ck_assert_str_eq(name, "actio");
+  /* The pool's cached statements were dropped by DISCARD ALL too: those
+   * used before run again. */
+  ck_assert_int_eq(scalar(one, "SELECT pg_backend_pid()"), pid);
+}
+END_TEST
+
+START_TEST(test_session_advisory_lock) {
+  actio_actor *two = spawn((actio_db_opts){.max_connections = 2, .workers = 1});
+  actio_future *sf;
+  actio_db_session *s = acquire(two, &sf);
+  actio_future_unref(s_run(s, "SELECT pg_advisory_lock(4242)", 0));
+  const char *held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                     "AND objid = 4242 AND granted";
+  ck_assert_int_eq(scalar(two, held), 1); /* seen from the other connection */
+  ck_assert_int_eq(s_scalar(s, "SELECT pg_try_advisory_lock(4242)::int"), 1);
+  /* The session's end releases it: the reset is done when this resolves. */
+  release(s, 0);
+  actio_future_unref(sf);
+  ck_assert_int_eq(scalar(two, held), 0);
+}
+END_TEST
+
+START_TEST(test_session_released_in_transaction) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  run(one, "CREATE TABLE IF NOT EXISTS sess_rb (x int)");
+  run(one, "TRUNCATE sess_rb");
+  int64_t pid = scalar(one, "SELECT pg_backend_pid()");
+  /* Inside an open transaction. */
+  actio_future *sf;
+  actio_db_session *s = acquire(one, &sf);
+  actio_future_unref(s_run(s, "BEGIN", 0));
+  actio_future_unref(s_run(s, "INSERT INTO sess_rb VALUES (1)", 0));
+  release(s, 0);
+  actio_future_unref(sf);
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM sess_rb"), 0);
+  ck_assert_int_eq(scalar(one, "SELECT pg_backend_pid()"), pid); /* kept */
+  /* Inside a failed one. */
+  s = acquire(one, &sf);
+  actio_future_unref(s_run(s, "BEGIN", 0));
+  actio_future_unref(s_run(s, "INSERT INTO sess_rb VALUES (2)", 0));
+  actio_future_unref(s_run(s, "SELECT 1/0", ACTIO_ESQL));
+  release(s, 0);
+  actio_future_unref(sf);
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM sess_rb"), 0);
+  ck_assert_int_eq(scalar(one, "SELECT pg_backend_pid()"), pid);
+  /* Dropped without a release, inside a transaction: the same, with
+   * nobody waiting; the pool's next query waits for the connection. */
+  s = acquire(one, &sf);
+  actio_future_unref(s_run(s, "BEGIN", 0));
+  actio_future_unref(s_run(s, "INSERT INTO sess_rb VALUES (3)", 0));
+  actio_future_unref(sf); /* frees the session */
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM sess_rb"), 0);
+  /* Taken out of its future and freed. */
+  ck_assert_int_eq(actio_db_acquire(one, &sf), 0);
+  expect(sf, 0);
+  s = actio_future_take(sf);
+  actio_future_unref(sf);
+  actio_future_unref(s_run(s, "BEGIN", 0));
+  actio_future_unref(s_run(s, "INSERT INTO sess_rb VALUES (4)", 0));
+  actio_db_session_free(s);
+  ck_assert_int_eq(scalar(one, "SELECT count(*) FROM sess_rb"), 0);
+  run(one, "DROP TABLE sess_rb");
+}
+END_TEST
+
+START_TEST(test_session_bounded) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .acquire_timeout_ms = 200});
+  actio_future *sf, *f, *g;
+  await_idle(one, 1); /* its opening would count against the 200 ms */
+  actio_db_session *s = acquire(one, &sf);
+  /* The only connection is out: another acquire waits, then times out. */
+  ck_assert_int_eq(actio_db_acquire(one, &f), 0);
+  expect(f, ACTIO_ETIMEDOUT);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "acquire_timeout_ms"));
+  actio_future_unref(f);
+  /* One waiting gets it once the session is released. */
+  actio_actor *slow = spawn((actio_db_opts){.max_connections = 1});
+  actio_future *sf2;
+  actio_db_session *s2 = acquire(slow, &sf2);
+  ck_assert_int_eq(actio_db_acquire(slow, &g), 0);
+  ck_assert_int_eq(actio_db_session_query(s2, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert(!actio_future_is_done(g)); /* it cannot have the connection */
+  release(s2, 0);
+  actio_future_unref(sf2);
+  expect(g, 0);
+  actio_future_unref(g); /* its session is released in turn */
+  release(s, 0);
+  actio_future_unref(sf);
+  /* Bad input. */
+  ck_assert_int_eq(actio_db_acquire(NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_acquire(one, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_session_query(NULL, "SELECT 1", 0, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_session_release(NULL, &f), ACTIO_EINVAL);
+  actio_db_session_free(NULL);
+}
+END_TEST
+
+/* ---- hooks ---- */
+
+typedef struct hooks {
+  _Atomic int connects, acquires, releases;
+  _Atomic int refuse_acquire, refuse_connect;
+  _Atomic int64_t init_value; /* on_connect's init result, first cell */
+  _Atomic int pid;            /* the last connection's, at on_connect */
+} hooks;
+
+static int on_connect(void *arg, const actio_db_conn_info *c, const actio_db_result *init) {
+  hooks *h = arg;
+  int64_t v = -1;
+  if (init != NULL && actio_db_rows(init) > 0)
+    actio_db_int64(init, 0, 0, &v);
+  atomic_store(&h->init_value, v);
+  atomic_store(&h->pid, c->backend_pid);
+  ck_assert_int_ge(c->server_version, 100000);
+  atomic_fetch_add(&h->connects, 1);
+  return atomic_load(&h->refuse_connect) ? ACTIO_ESTATE : 0;
+}
+
+static int on_acquire(void *arg, const actio_db_conn_info *c) {
+  hooks *h = arg;
+  ck_assert_int_gt(c->backend_pid, 0);
+  atomic_fetch_add(&h->acquires, 1);
+  return atomic_load(&h->refuse_acquire) ? ACTIO_EAUTH : 0;
+}
+
+static int on_release(void *arg, const actio_db_conn_info *c) {
+  hooks *h = arg;
+  ck_assert_int_gt(c->backend_pid, 0);
+  atomic_fetch_add(&h->releases, 1);
+  return 0;
+}
+
+START_TEST(test_on_connect_sql) {
+  run(db, "CREATE SCHEMA IF NOT EXISTS sess_schema");
+  hooks h = {0};
+  actio_actor *a = spawn((actio_db_opts){
+      .max_connections = 1,
+      .on_connect_sql = "SET search_path TO sess_schema, public; "
+                        "SELECT oid::int8 FROM pg_type WHERE typname = 'int4'",
+      .on_connect = on_connect,
+      .on_acquire = on_acquire,
+      .on_release = on_release,
+      .hook_arg = &h});
+  char path[128];
+  text_of(a, "SHOW search_path", path, sizeof path);
+  ck_assert_str_eq(path, "sess_schema, public");
+  ck_assert_int_eq(atomic_load(&h.connects), 1);
+  ck_assert_int_eq(atomic_load(&h.init_value), 23); /* int4's OID */
+  ck_assert_int_eq(scalar(a, "SELECT pg_backend_pid()"), atomic_load(&h.pid));
+  /* A session's reset undoes its SET; on_connect_sql runs again. */
+  actio_future *sf;
+  actio_db_session *s = acquire(a, &sf);
+  ck_assert_int_eq(atomic_load(&h.acquires), 1);
+  actio_future_unref(s_run(s, "SET search_path TO public", 0));
+  release(s, 0);
+  actio_future_unref(sf);
+  ck_assert_int_eq(atomic_load(&h.releases), 1);
+  text_of(a, "SHOW search_path", path, sizeof path);
+  ck_assert_str_eq(path, "sess_schema, public");
+  ck_assert_int_eq(atomic_load(&h.connects), 1); /* on_connect: once */
+  /* Transactions call the hooks too. */
+  actio_future *tf, *f;
+  ck_assert_int_eq(actio_db_begin(a, NULL, &tf), 0);
+  expect(tf, 0);
+  ck_assert_int_eq(actio_db_commit(actio_future_value(tf), &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  actio_future_unref(tf);
+  ck_assert_int_eq(atomic_load(&h.acquires), 2);
+  ck_assert_int_eq(atomic_load(&h.releases), 2);
+  /* on_acquire refuses: the acquire and the BEGIN fail with its code, and
+   * the connection is replaced. */
+  int pid = atomic_load(&h.pid);
+  atomic_store(&h.refuse_acquire, 1);
+  ck_assert_int_eq(actio_db_acquire(a, &f), 0);
+  expect(f, ACTIO_EAUTH);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "on_acquire"));
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_begin(a, NULL, &f), 0);
+  expect(f, ACTIO_EAUTH);
+  actio_future_unref(f);
+  atomic_store(&h.refuse_acquire, 0);
+  ck_assert_int_ne(scalar(a, "SELECT pg_backend_pid()"), pid);
+  ck_assert_int_ge(atomic_load(&h.connects), 2);
+  run(db, "DROP SCHEMA sess_schema");
+}
+END_TEST
+
+START_TEST(test_hook_failure) {
+  /* The on-connect SQL fails: the queries fail with its error, clearly,
+   * and no connection counts as made. */
+  actio_actor *a = spawn((actio_db_opts){.max_connections = 1,
+                                         .on_connect_sql = "SELECT 1/0",
+                                         .reconnect_min_ms = 50});
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(a, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, ACTIO_ESQL);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "on-connect SQL failed"));
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "22012"));
+  actio_future_unref(f);
+  actio_db_stats st;
+  actio_db_stats_get(a, &st);
+  ck_assert_uint_eq(st.connects, 0);
+  ck_assert_uint_ge(st.failures, 1);
+  /* The on_connect callback refuses: the same, with its code. */
+  hooks h = {0};
+  atomic_store(&h.refuse_connect, 1);
+  actio_actor *b = spawn((actio_db_opts){.max_connections = 1,
+                                         .on_connect = on_connect,
+                                         .hook_arg = &h});
+  ck_assert_int_eq(actio_db_query(b, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, ACTIO_ESTATE);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "on_connect"));
+  actio_future_unref(f);
+  /* Once it accepts, the pool connects again (after its backoff). */
+  atomic_store(&h.refuse_connect, 0);
+  for (;;) {
+    ck_assert_int_eq(actio_db_query(b, "SELECT 1", 0, NULL, &f), 0);
+    int rc = actio_future_wait(f, -1);
+    actio_future_unref(f);
+    if (rc == 0)
+      break;
+    ck_assert_int_eq(rc, ACTIO_ESTATE);
+  }
+  actio_db_stats_get(b, &st);
+  ck_assert_uint_eq(st.connects, 1);
+}
+END_TEST
+
+static Suite *db_session_suite(void) {
+  Suite *s = suite_create("db_session");
+  TCase *tc = tcase_with_timeout("sessions", 120);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_session_temp_table);
+  tcase_add_test(tc, test_session_advisory_lock);
+  tcase_add_test(tc, test_session_released_in_transaction);
+  tcase_add_test(tc, test_session_bounded);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("hooks", 120);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_on_connect_sql);
+  tcase_add_test(tc, test_hook_failure);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return run_db_suite("test_db_session", db_session_suite()); }
