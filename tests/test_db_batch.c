@@ -366,6 +366,16 @@ START_TEST(test_stream_many_rows_bounded) {
 }
 END_TEST
 
+/* a's queries ran on one connection, never lost, and at least `cancels`
+ * cancel requests went to the server. */
+static void expect_cancelled_on_one_connection(actio_actor *a, uint64_t cancels) {
+  actio_db_stats s;
+  actio_db_stats_get(a, &s);
+  ck_assert_uint_eq(s.connects, 1);
+  ck_assert_uint_eq(s.failures, 0);
+  ck_assert_uint_ge(s.cancels, cancels);
+}
+
 START_TEST(test_stream_consumer_error_cancels) {
   actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .workers = 1});
   counter c = {.give_up_at = 1000};
@@ -380,11 +390,7 @@ START_TEST(test_stream_consumer_error_cancels) {
   /* The same connection serves the next queries. */
   ck_assert_int_eq(scalar(one, "SELECT 5"), 5);
   run(one, "SELECT 6");
-  actio_db_stats s;
-  actio_db_stats_get(one, &s);
-  ck_assert_uint_eq(s.connects, 1);
-  ck_assert_uint_eq(s.failures, 0);
-  ck_assert_uint_ge(s.cancels, 1);
+  expect_cancelled_on_one_connection(one, 1);
   /* A stream of a statement that fails, and of one without rows. */
   actio_db_request bad = {.sql = "SELECT 1 / 0"};
   ck_assert_int_eq(actio_db_stream(one, &bad, 0, count_rows, &c, &f), 0);
@@ -412,6 +418,50 @@ static actio_future *await_parked(counter *c) {
     sched_yield();
   return f;
 }
+
+/* A chain's step that ends it with the previous step's value. */
+static int pass(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  (void)arg;
+  *next = NULL;
+  return 0;
+}
+
+START_TEST(test_stream_freed_future_ends_query) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .workers = 1});
+  /* Without the cancel on the server each runs for minutes. */
+  actio_db_request q = {.sql = "SELECT generate_series(1, 1000000000) AS g"};
+  /* Freed while its consumer waits (the stream parked). */
+  counter c = {.park_every = 1000, .next_park = 1000};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_stream(one, &q, 100, count_rows, &c, &f), 0);
+  actio_future *ready = await_parked(&c);
+  actio_future_unref(f);
+  /* The one connection serves the next query once the stream ended. */
+  ck_assert_int_eq(scalar(one, "SELECT 5"), 5);
+  /* Completed by whoever made it, as always: nobody waits on it now. */
+  ck_assert_int_eq(actio_future_resolve(ready, NULL, NULL), 0);
+  actio_future_unref(ready);
+  /* Freed while rows flow. */
+  counter d = {0};
+  ck_assert_int_eq(actio_db_stream(one, &q, 100, count_rows, &d, &f), 0);
+  while (atomic_load_explicit(&d.rows, memory_order_relaxed) < 1000)
+    sched_yield();
+  actio_future_unref(f);
+  ck_assert_int_eq(scalar(one, "SELECT 6"), 6);
+  expect_cancelled_on_one_connection(one, 2);
+  /* Kept through a callback: the stream runs on and its outcome arrives. */
+  actio_db_request small = {.sql = "SELECT generate_series(1, 5000) AS g"};
+  counter e = {0};
+  actio_future *done;
+  ck_assert_int_eq(actio_db_stream(one, &small, 0, count_rows, &e, &f), 0);
+  ck_assert_int_eq(actio_future_then(f, pass, NULL, &done), 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_future_wait(done, -1), 0);
+  actio_future_unref(done);
+  ck_assert_uint_eq(atomic_load(&e.rows), 5000);
+}
+END_TEST
 
 START_TEST(test_stream_backpressure) {
   actio_actor *probe = spawn((actio_db_opts){.max_connections = 1, .workers = 1});
@@ -523,6 +573,7 @@ static Suite *db_batch_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_stream_consumer_error_cancels);
   tcase_add_test(tc, test_stream_backpressure);
+  tcase_add_test(tc, test_stream_freed_future_ends_query);
   tcase_add_test(tc, test_cursor_paging);
   suite_add_tcase(s, tc);
   return s;

@@ -42,6 +42,8 @@ typedef struct future_ext {
   actio_future *src;           /* the future an adopted value lives in */
   void *aux;
   actio_free_fn aux_free;
+  actio_free_fn gone_fn;       /* actio__future_on_free's hook, or NULL */
+  void *gone_arg;
   _Atomic int64_t deadline_ns; /* -1: none */
 } future_ext;
 
@@ -85,6 +87,8 @@ static future_ext *ext_get(actio_future *f) {
   n->src = NULL;
   n->aux = NULL;
   n->aux_free = NULL;
+  n->gone_fn = NULL;
+  n->gone_arg = NULL;
   atomic_init(&n->deadline_ns, -1);
   /* Acq_rel: publish ours, or see the winner's. */
   if (atomic_compare_exchange_strong_explicit(&f->ext, &e, n, memory_order_acq_rel,
@@ -127,6 +131,9 @@ void actio_future_ref(actio_future *f) {
 }
 
 static void future_free(actio_future *f) {
+  future_ext *g = atomic_load_explicit(&f->ext, memory_order_relaxed);
+  if (g != NULL && g->gone_fn != NULL)
+    g->gone_fn(g->gone_arg); /* first: a try_ref racing it still finds f whole */
   void *v = atomic_load_explicit(&f->value, memory_order_relaxed);
   if (v != NULL && f->value_free != NULL)
     f->value_free(v);
@@ -142,6 +149,27 @@ static void future_free(actio_future *f) {
   ACTIO__ASSERT(atomic_load_explicit(&f->cbs, memory_order_relaxed) == NULL ||
                 atomic_load_explicit(&f->cbs, memory_order_relaxed) == CB_CLOSED);
   actio__recycle_free(&futures, f);
+}
+
+int actio__future_try_ref(actio_future *f) {
+  uint32_t n = atomic_load_explicit(&f->refs, memory_order_relaxed);
+  /* Relaxed, as a ref: a count seen above zero by the exchange means the
+   * last drop has not happened, and now cannot until ours. */
+  while (n != 0)
+    if (atomic_compare_exchange_weak_explicit(&f->refs, &n, n + 1, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return 1;
+  return 0;
+}
+
+int actio__future_on_free(actio_future *f, actio_free_fn fn, void *arg) {
+  future_ext *e = ext_get(f);
+  if (e == NULL)
+    return ACTIO_ENOMEM;
+  ACTIO__ASSERT(e->gone_fn == NULL);
+  e->gone_fn = fn;
+  e->gone_arg = arg;
+  return 0;
 }
 
 void actio_future_unref(actio_future *f) {

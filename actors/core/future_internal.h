@@ -18,6 +18,16 @@ void *actio__future_aux(const actio_future *f, actio_free_fn aux_free);
 int actio__future_fail_aux(actio_future *f, int code, const char *msg,
                            void *aux, actio_free_fn aux_free);
 
+/* Runs fn(arg) once f's last reference is dropped, on that thread, before
+ * anything of f is freed: how one who keeps f only by a plain pointer
+ * (never a reference) learns that f is going. One per future; call before
+ * `f` is shared. Returns 0 or ACTIO_ENOMEM. */
+int actio__future_on_free(actio_future *f, actio_free_fn fn, void *arg);
+/* Takes a reference unless f's count reached zero already: 1 if taken. f
+ * must still be whole, which holds until its on_free hook returned, so
+ * the two must be serialised by the caller (a lock both take). */
+int actio__future_try_ref(actio_future *f);
+
 /* 1 while nobody has started completing `f` (not even a cancel whose hook
  * is running). */
 int actio__future_pending(const actio_future *f);

@@ -392,6 +392,9 @@ void actio__db_req_end(db_req *r, int rc, actio__pg_result *res,
 void actio__db_req_fail(db_req *r, int rc, const char *msg);
 /* The free function of a future whose value is a result. */
 void actio__db_result_free(void *res);
+/* Completes `to` as `from` (done) completed, with the server's error (and
+ * a batch's index) when there is one. 0 or ACTIO_EALREADY. */
+int actio__db_forward(actio_future *to, actio_future *from);
 
 /* Writes id as a quoted SQL identifier ("a""b"); len >= 2 * strlen(id) + 3
  * keeps it whole. */

@@ -349,6 +349,24 @@ long actio_db_batch_index(const actio_future *f) {
 
 void actio__db_result_free(void *p) { actio__pg_result_free(p); }
 
+int actio__db_forward(actio_future *to, actio_future *from) {
+  const db_err *e = actio__future_aux(from, db_err_free);
+  if (actio_future_status(from) == 0 || e == NULL)
+    return actio__future_adopt(to, from);
+  actio__pg_error pe = {.sqlstate = e->e.sqlstate, .severity = e->e.severity,
+                        .message = e->e.message, .detail = e->e.detail,
+                        .hint = e->e.hint};
+  db_err *copy = err_copy(&pe);
+  if (copy == NULL) /* the text alone */
+    return actio__future_adopt(to, from);
+  copy->index = e->index;
+  int rc = actio__future_fail_aux(to, actio_future_status(from),
+                                  actio_future_errmsg(from), copy, db_err_free);
+  if (rc != 0)
+    free(copy);
+  return rc;
+}
+
 void actio__db_req_end(db_req *r, int rc, actio__pg_result *res,
                        const actio__pg_error *err, const char *msg) {
   db_err *e;

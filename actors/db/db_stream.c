@@ -2,11 +2,13 @@
  * single-row mode; chunked mode with libpq 17), on a connection taken out
  * of the pipeline for the time, with the consumer's backpressure future
  * holding the rows back in the server's socket. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "actors/core/actor_internal.h"
+#include "actors/core/future_internal.h"
 #include "actors/db/db_internal.h"
 
 enum { DEFAULT_BATCH = 256, MAX_BATCH = 65536 };
@@ -146,6 +148,106 @@ void actio__db_stream_ended(db_worker *w, db_req *r, int rc, actio__pg_result *r
   actio__db_req_end(r, rc, res, err, msg);
 }
 
+/* ---- the caller's future ---- */
+
+/* A stream's caller holds a future of its own, not the request's: the
+ * request's is held by the worker, the actor's metrics and its deadlines
+ * until it completes, so no count on it tells that the caller dropped
+ * it. The caller's, which nobody else holds, follows the request's
+ * (forward); its cancel, or its last reference dropped, cancels the
+ * request's, which ends the query on the server. */
+typedef struct stream_link {
+  pthread_mutex_t mu;
+  int refs;           /* the caller's future's and forward's (under mu) */
+  actio_future *req;  /* the request's, until forward ran (which holds it) */
+  actio_future *user; /* the caller's, a plain pointer until it is freed */
+} stream_link;
+
+static void link_unref(stream_link *l) {
+  pthread_mutex_lock(&l->mu);
+  int last = --l->refs == 0;
+  pthread_mutex_unlock(&l->mu);
+  if (last) {
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+  }
+}
+
+/* Cancels the request's future unless it completed. */
+static void link_cancel(stream_link *l) {
+  pthread_mutex_lock(&l->mu);
+  actio_future *f = l->req;
+  if (f != NULL)
+    actio_future_ref(f); /* alive: forward has not run */
+  pthread_mutex_unlock(&l->mu);
+  if (f != NULL) {
+    actio_future_cancel(f);
+    actio_future_unref(f);
+  }
+}
+
+static void user_cancelled(void *l) { link_cancel(l); }
+
+/* The caller's future's last reference is gone (its on_free hook). */
+static void user_gone(void *arg) {
+  stream_link *l = arg;
+  pthread_mutex_lock(&l->mu);
+  l->user = NULL;
+  pthread_mutex_unlock(&l->mu);
+  link_cancel(l);
+  link_unref(l);
+}
+
+/* The request's future completed: so does the caller's, if it is still
+ * there (a reference taken under the lock its free hook takes). */
+static void forward(actio_future *req, void *arg) {
+  stream_link *l = arg;
+  pthread_mutex_lock(&l->mu);
+  l->req = NULL;
+  actio_future *u = l->user;
+  if (u != NULL && !actio__future_try_ref(u))
+    u = NULL; /* being freed: its hook waits for the lock */
+  pthread_mutex_unlock(&l->mu);
+  if (u != NULL) {
+    actio__db_forward(u, req);
+    actio_future_unref(u);
+  }
+  link_unref(l);
+}
+
+/* Makes the caller's future following req (a reference this takes over).
+ * 0, or ACTIO_ENOMEM with req cancelled. */
+static int follow(actio_future *req, actio_future **out) {
+  stream_link *l = calloc(1, sizeof *l);
+  actio_future *u = NULL;
+  if (l == NULL || actio_future_create(&u) != 0 ||
+      actio__future_on_free(u, user_gone, l) != 0) {
+    actio_future_unref(u); /* no hook yet */
+    free(l);
+    actio_future_cancel(req);
+    actio_future_unref(req);
+    return ACTIO_ENOMEM;
+  }
+  pthread_mutex_init(&l->mu, NULL);
+  l->refs = 2;
+  l->req = req;
+  l->user = u;
+  actio_future_on_cancel(u, user_cancelled, l); /* a new future: 0 */
+  if (actio_future_on_done(req, forward, l) != 0) {
+    pthread_mutex_lock(&l->mu);
+    l->req = NULL;
+    l->refs--; /* forward's */
+    pthread_mutex_unlock(&l->mu);
+    actio_future_cancel(req);
+    actio_future_unref(req);
+    actio_future_unref(u); /* its hook drops the last reference */
+    return ACTIO_ENOMEM;
+  }
+  actio_future_unref(req); /* the request, its metrics and forward hold it */
+  *out = u;
+  return 0;
+}
+
 /* ---- the API ---- */
 
 /* Under a pin on db. */
@@ -166,7 +268,9 @@ static int stream(actio_actor *db, const actio_db_request *req, size_t batch_row
   s->fn = fn;
   s->arg = arg;
   s->h.chunk = cap;
-  return actio__db_submit(db, st, r, req->timeout_ms, out);
+  actio_future *f;
+  rc = actio__db_submit(db, st, r, req->timeout_ms, &f);
+  return rc != 0 ? rc : follow(f, out);
 }
 
 int actio_db_stream(actio_actor *db, const actio_db_request *req, size_t batch_rows,

@@ -664,13 +664,14 @@ typedef int (*actio_db_stream_fn)(void *arg, const actio_db_rowset *rows,
  * built with libpq 17). The stream runs on a connection taken out of the
  * pipeline for its time, so a slow consumer holds back no other query. *out
  * resolves with the final result (no rows; tag "SELECT n") once every row
- * was handed over. Cancelling *out (or its deadline, req->timeout_ms, the
- * pool's query timeout), fn returning an error or its ready future failing
- * cancel the query on the server; the rows still on their way are dropped
- * and the connection goes back to the pool. Memory: the rows of one call,
- * each row a libpq result. Returns 0, ACTIO_EINVAL (as actio_db_send, no
- * fn, batch_rows too large), ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL.
- * Thread-safe. Free *out only once done (or cancelled).
+ * was handed over. Cancelling *out or freeing it before it is done (its
+ * last reference dropped: nobody wants the rows), its deadline
+ * (req->timeout_ms, the pool's query timeout), fn returning an error or
+ * its ready future failing cancel the query on the server; the rows still
+ * on their way are dropped and the connection goes back to the pool.
+ * Memory: the rows of one call, each row a libpq result. Returns 0,
+ * ACTIO_EINVAL (as actio_db_send, no fn, batch_rows too large),
+ * ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL. Thread-safe.
  */
 int actio_db_stream(actio_actor *db, const actio_db_request *req, size_t batch_rows,
                     actio_db_stream_fn fn, void *arg, actio_future **out);
