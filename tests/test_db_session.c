@@ -311,6 +311,135 @@ START_TEST(test_hook_failure) {
 }
 END_TEST
 
+/* ---- prepared statements ---- */
+
+/* Prepares sql on a and waits; the statement is the future's. */
+static actio_db_stmt *prepare(actio_actor *a, const char *sql, int n, const uint32_t *types,
+                              actio_future **f) {
+  ck_assert_int_eq(actio_db_prepare(a, sql, n, types, f), 0);
+  expect(*f, 0);
+  actio_db_stmt *s = actio_future_value(*f);
+  ck_assert_ptr_nonnull(s);
+  return s;
+}
+
+/* Sends q on a (on session ss when given); the int64 of its first cell. */
+static int64_t int64_of(actio_actor *a, actio_db_session *ss, const actio_db_request *q) {
+  actio_future *f;
+  if (ss != NULL)
+    ck_assert_int_eq(actio_db_session_send(ss, q, &f), 0);
+  else
+    ck_assert_int_eq(actio_db_send(a, q, &f), 0);
+  int64_t v = -1;
+  ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &v), 0);
+  actio_future_unref(f);
+  return v;
+}
+
+/* Runs s with values p on a (a session's when ss is given); its int64. */
+static int64_t run_stmt(actio_actor *a, actio_db_session *ss, const actio_db_stmt *s, int n,
+                        const char *const *p) {
+  return int64_of(a, ss, &(actio_db_request){.stmt = s, .nparams = n, .params = p});
+}
+
+/* How many statements called name the connection that runs this has. */
+static int64_t prepared_here(actio_actor *a, actio_db_session *ss, const char *name) {
+  const char *p[] = {name};
+  return int64_of(a, ss,
+                  &(actio_db_request){
+                      .sql = "SELECT count(*) FROM pg_prepared_statements WHERE name = $1",
+                      .nparams = 1, .params = p, .no_cache = 1});
+}
+
+START_TEST(test_prepare_describe_run_destroy) {
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  actio_future *pf;
+  actio_db_stmt *s = prepare(one, "SELECT $1::int4 + $2 AS sum, 'x'::text AS label, $2 AS two",
+                             2, (const uint32_t[]){0, 20}, &pf);
+  /* Described by the server: its types where the caller left them out. */
+  ck_assert_int_eq(actio_db_stmt_params(s), 2);
+  ck_assert_uint_eq(actio_db_stmt_param_type(s, 0), 23); /* int4 */
+  ck_assert_uint_eq(actio_db_stmt_param_type(s, 1), 20); /* int8, as given */
+  ck_assert_uint_eq(actio_db_stmt_param_type(s, 2), 0);
+  ck_assert_int_eq(actio_db_stmt_columns(s), 3);
+  ck_assert_str_eq(actio_db_stmt_column_name(s, 0), "sum");
+  ck_assert_uint_eq(actio_db_stmt_column_type(s, 0), 20);
+  ck_assert_str_eq(actio_db_stmt_column_name(s, 1), "label");
+  ck_assert_uint_eq(actio_db_stmt_column_type(s, 1), 25); /* text */
+  ck_assert_ptr_null(actio_db_stmt_column_name(s, 3));
+  ck_assert_ptr_null(actio_db_stmt_column_name(s, -1));
+  const char *name = actio_db_stmt_name(s);
+  ck_assert_ptr_nonnull(strstr(name, "actio_s"));
+  /* Run, pooled, many times: prepared once on the connection. */
+  for (int i = 0; i < 20; i++) {
+    char a[16];
+    snprintf(a, sizeof a, "%d", i);
+    ck_assert_int_eq(run_stmt(one, NULL, s, 2, (const char *const[]){a, "3"}), i + 3);
+  }
+  ck_assert_int_eq(prepared_here(one, NULL, name), 1);
+  /* Bad input: a clear refusal at the call. */
+  actio_future *f;
+  actio_db_request q = {.stmt = s, .nparams = 1, .params = (const char *const[]){"1"}};
+  ck_assert_int_eq(actio_db_send(one, &q, &f), ACTIO_EINVAL); /* one value, two wanted */
+  q = (actio_db_request){.stmt = s, .sql = "SELECT 1", .nparams = 2,
+                         .params = (const char *const[]){"1", "2"}};
+  ck_assert_int_eq(actio_db_send(one, &q, &f), ACTIO_EINVAL); /* sql and stmt */
+  ck_assert_int_eq(actio_db_batch(one, &q, 1, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_prepare(one, NULL, 0, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_prepare(one, "SELECT 1", -1, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_prepare(one, "SELECT 1", 0, NULL, NULL), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_prepare(NULL, "SELECT 1", 0, NULL, &f), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_db_stmt_params(NULL), 0);
+  ck_assert_ptr_null(actio_db_stmt_name(NULL));
+  /* The server's refusal fails the future. */
+  ck_assert_int_eq(actio_db_prepare(one, "SELECT * FROM no_such_table", 0, NULL, &f), 0);
+  expect(f, ACTIO_ESQL);
+  ck_assert_str_eq(actio_db_error_get(f)->sqlstate, "42P01");
+  actio_future_unref(f);
+  /* Destroyed: each connection that has it drops it, lazily (the worker
+   * reaps at its next turn, which the queries below make). */
+  s = actio_future_take(pf);
+  actio_future_unref(pf);
+  actio_db_stmt_destroy(s);
+  while (prepared_here(one, NULL, name) != 0)
+    ;
+  actio_db_stmt_destroy(NULL);
+}
+END_TEST
+
+START_TEST(test_prepare_on_every_connection) {
+  actio_actor *two = spawn((actio_db_opts){.max_connections = 2, .workers = 1});
+  actio_future *pf, *af, *bf;
+  actio_db_stmt *s = prepare(two, "SELECT $1::int8 * 2", 1, NULL, &pf);
+  const char *name = actio_db_stmt_name(s);
+  /* Two sessions hold both connections: it is prepared on each at its
+   * first use there. */
+  actio_db_session *a = acquire(two, &af), *b = acquire(two, &bf);
+  ck_assert_int_eq(run_stmt(two, a, s, 1, (const char *const[]){"21"}), 42);
+  ck_assert_int_eq(run_stmt(two, b, s, 1, (const char *const[]){"5"}), 10);
+  ck_assert_int_eq(prepared_here(two, a, name), 1);
+  ck_assert_int_eq(prepared_here(two, b, name), 1);
+  /* A DISCARD ALL of the caller's own drops it: prepared again at once. */
+  actio_future_unref(s_run(a, "DISCARD ALL", 0));
+  ck_assert_int_eq(prepared_here(two, a, name), 0);
+  actio_db_request q = {.stmt = s, .nparams = 1, .params = (const char *const[]){"1"}};
+  actio_future *f;
+  ck_assert_int_eq(actio_db_session_send(a, &q, &f), 0);
+  expect(f, ACTIO_ESQL); /* the session lost it: 26000, once */
+  ck_assert_str_eq(actio_db_error_get(f)->sqlstate, "26000");
+  actio_future_unref(f);
+  ck_assert_int_eq(run_stmt(two, a, s, 1, (const char *const[]){"2"}), 4);
+  /* The sessions' resets drop it too: prepared again when used. */
+  release(a, 0);
+  release(b, 0);
+  actio_future_unref(af);
+  actio_future_unref(bf);
+  ck_assert_int_eq(run_stmt(two, NULL, s, 1, (const char *const[]){"8"}), 16);
+  /* Freed with its future: destroyed. */
+  actio_future_unref(pf);
+}
+END_TEST
+
 static Suite *db_session_suite(void) {
   Suite *s = suite_create("db_session");
   TCase *tc = tcase_with_timeout("sessions", 120);
@@ -324,6 +453,11 @@ static Suite *db_session_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_on_connect_sql);
   tcase_add_test(tc, test_hook_failure);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("prepared", 120);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_prepare_describe_run_destroy);
+  tcase_add_test(tc, test_prepare_on_every_connection);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -12,6 +12,9 @@
 static void state_free(void *p) {
   db_state *st = p;
   actio__db_canceller_stop(st);
+  ACTIO__ASSERT(st->grave == NULL); /* each stopped worker let go of it */
+  pthread_mutex_destroy(&st->gmu);
+  free(st->stopped);
   actio__bell_unref(st->listener);
   free(st->rooms);
   free((char *)st->o.on_connect_sql);
@@ -60,14 +63,18 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **o
   st->rt = rt;
   st->on_unit = actio__db_on_unit;
   st->rooms = calloc(o.workers, sizeof *st->rooms);
-  int rc = st->rooms == NULL ? ACTIO_ENOMEM : actio__db_canceller_start(st);
+  st->stopped = calloc(o.workers, 1);
+  int rc = st->rooms == NULL || st->stopped == NULL ? ACTIO_ENOMEM
+                                                    : actio__db_canceller_start(st);
   if (rc != 0) {
+    free(st->stopped);
     free(st->rooms);
     free((char *)o.on_connect_sql);
     free((char *)o.dsn);
     free(st);
     return rc;
   }
+  pthread_mutex_init(&st->gmu, NULL);
   actio_actor_opts ao = {
       .name = "db",
       .workers = o.workers,

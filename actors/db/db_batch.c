@@ -244,7 +244,7 @@ static int batch(actio_actor *db, const actio_db_request *stmts, size_t n,
     /* Text values only: binary ones and types would need arrays of their
      * own per statement. */
     if (!actio__db_request_valid(q) || q->types != NULL || q->formats != NULL ||
-        q->typed != NULL ||
+        q->typed != NULL || q->stmt != NULL ||
         txn_control(q->sql))
       return ACTIO_EINVAL;
     total += (size_t)q->nparams;

@@ -18,7 +18,7 @@ static _Atomic unsigned long next_cursor;
 
 int actio_db_cursor_open(actio_db_txn *t, const actio_db_request *req,
                          actio_db_cursor **cur, actio_future **out) {
-  if (t == NULL || cur == NULL || out == NULL)
+  if (t == NULL || cur == NULL || out == NULL || (req != NULL && req->stmt != NULL))
     return ACTIO_EINVAL;
   int rc = actio__db_request_check(req);
   if (rc != 0)

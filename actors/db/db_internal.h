@@ -70,6 +70,12 @@ typedef struct db_state {
   cancel_job *jobs;
   int cstop;
   _Atomic unsigned open, idle, connecting; /* the workers' shares, summed */
+  _Atomic uint64_t serials;     /* the last connection serial given */
+  _Atomic uint64_t stmt_names;  /* the last prepared statement's number */
+  pthread_mutex_t gmu;          /* guards grave and stopped */
+  actio_db_stmt *grave;         /* destroyed statements to DEALLOCATE */
+  unsigned char *stopped;       /* per worker: stopped, never reaps again */
+  _Atomic unsigned grave_gen;   /* bumped at each destroy (release) */
   _Atomic uint64_t connects, failures, queries, cancels;
 } db_state;
 
@@ -91,6 +97,7 @@ enum kind {
   K_STREAM,  /* mailbox: a query whose rows go to a consumer (db_stream.c) */
   K_INIT,    /* the pool's own: on_connect_sql on a connection; commit set
                 when the connection is new (on_connect runs after it) */
+  K_PREPARE, /* mailbox: prepares and describes a statement (db_prepare.c) */
 };
 
 /* What a query says of its parameters beyond their values; made only when
@@ -98,6 +105,8 @@ enum kind {
 typedef struct db_params {
   const uint32_t *types;        /* OIDs, or NULL: the server infers */
   const int *lengths, *formats; /* NULL: every value is text */
+  actio_db_stmt *stmt;          /* a prepared statement (a reference), or
+                                   NULL */
 } db_params;
 
 /* Requests wait in lists by the thousand, each behind its future: what a
@@ -169,6 +178,9 @@ struct conn {
   unsigned round;    /* units sent in this dispatch */
   int doomed;        /* close once callbacks are over */
   int init;          /* INIT_*: its on_connect_sql */
+  unsigned slot;     /* its index among the pool's connections */
+  uint64_t serial;   /* this session's number in the pool, new at each
+                        connect and reset: what a statement's `on` holds */
   int fail_rc;       /* doomed by a failed initialisation: a failed connect */
   char *fail_msg;    /* ... with this message (malloc'd, or NULL) */
 };
@@ -212,6 +224,24 @@ struct actio_db_copy {
   int out;           /* COPY TO */
 };
 
+/* A prepared statement (db_prepare.c). Once described it is read only,
+ * but for `on`, each slot of which only its connection's worker touches. */
+struct actio_db_stmt {
+  _Atomic unsigned refs; /* its caller's, each request's, the graveyard's */
+  _Atomic int dead;      /* destroyed: no more prepares (release) */
+  db_state *st;          /* its actor is referenced while it lives */
+  char name[32];         /* "actio_s<n>" on the server */
+  char *sql;
+  int nparams, ncols;
+  uint32_t *ptypes, *ctypes;
+  char **cnames;
+  uint64_t *on;          /* per connection slot: the serial of the session
+                            that prepared it, 0 for none */
+  unsigned char *gdone;  /* in the graveyard: per worker, done with it */
+  unsigned gleft;        /* ... workers not done yet */
+  actio_db_stmt *gnext;
+};
+
 /* A LISTEN subscription, on the listener's worker. */
 struct sub {
   char *channel;
@@ -249,6 +279,9 @@ struct db_worker {
   unsigned pub_open, pub_idle, pub_connecting; /* its share in st's sums */
   pthread_t thread;    /* the worker's own */
   unsigned index;      /* in st->rooms */
+  unsigned grave_gen;  /* st->grave_gen as last reaped */
+  int grave_left;      /* a statement in the graveyard waits for one of its
+                          connections to be free */
   int self_woken;      /* a message it sent itself waits in the mailbox */
 };
 
@@ -375,6 +408,9 @@ db_req *actio__db_req_new(enum kind kind, const actio_db_request *in,
 db_req *actio__db_req_new_ext(enum kind kind, const actio_db_request *in,
                               size_t ext);
 static inline void *actio__db_req_ext(db_req *r) { return r->bytes; }
+/* Drops a reference to a prepared statement; the last frees it. NULL
+ * accepted. */
+void actio__db_stmt_unref(actio_db_stmt *s);
 /* Frees r and drops what it holds; its future is not completed. */
 void actio__db_req_free(db_req *r);
 /* What r is, for its messages: its statement (whitespace runs as one
@@ -542,6 +578,22 @@ int actio__db_stream_resume(conn *c);
 /* A stream ended (as on_unit). */
 void actio__db_stream_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
                             const actio__pg_error *err, const char *msg);
+
+/* ---- db_prepare.c ---- */
+
+/* What a K_PREPARE's ext holds: the statement it describes (a reference). */
+typedef struct db_prepare_head {
+  actio_db_stmt *stmt;
+} db_prepare_head;
+
+/* A prepare ended (as on_unit). */
+void actio__db_prepare_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
+                             const actio__pg_error *err, const char *msg);
+/* DEALLOCATEs the destroyed statements this worker's connections hold,
+ * on those free to take it now. Cheap when nothing was destroyed. */
+void actio__db_stmt_reap(db_worker *w);
+/* The worker stops: it never reaps again (under st->gmu). */
+void actio__db_stmt_reaper_gone(db_worker *w);
 
 /* ---- db_worker.c ---- */
 

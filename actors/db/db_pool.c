@@ -171,6 +171,8 @@ static void conn_open(db_worker *w, conn *c) {
                                 o->no_statement_cache ? 0 : o->statement_cache,
                                 err, sizeof err);
   c->since_ns = actio__now_ns();
+  /* Relaxed: a unique number is all it needs. */
+  c->serial = atomic_fetch_add_explicit(&w->st->serials, 1, memory_order_relaxed) + 1;
   if (rc == 0) {
     if (o->on_notice != NULL)
       actio__pg_conn_on_notice(c->pc, notice, (void *)o);
@@ -222,8 +224,15 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
     const db_batch_head *b = actio__db_req_ext(r);
     rc = actio__pg_conn_send_batch(c->pc, b->n, actio__db_batch_get,
                                    actio__db_batch_each, r);
+  } else if (r->kind == K_PREPARE) {
+    actio_db_stmt *ps = ((db_prepare_head *)actio__db_req_ext(r))->stmt;
+    rc = actio__pg_conn_send_describe(c->pc, ps->name, ps->sql, ps->nparams,
+                                      ps->ptypes, r);
+    if (rc == 0)
+      ps->on[c->slot] = c->serial;
   } else {
     const db_params *m = r->more;
+    actio_db_stmt *ps = m ? m->stmt : NULL;
     actio__pg_query q = {
         .sql = r->sql,
         .nparams = r->nparams,
@@ -234,10 +243,21 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
         .binary_results = r->binary_results,
         .cache = !r->nocache && !w->st->o.no_statement_cache,
     };
+    /* A prepared statement runs by its name, prepared on this session at
+     * its first use here; once destroyed (or in a stream, which runs
+     * unnamed) it runs as plain SQL, never prepared again. */
+    if (ps != NULL && r->kind != K_STREAM &&
+        !atomic_load_explicit(&ps->dead, memory_order_acquire)) {
+      q.name = ps->name;
+      q.prepare = ps->on[c->slot] != c->serial;
+      q.cache = 0;
+    }
     rc = r->kind == K_STREAM
              ? actio__pg_conn_send_stream(
                    c->pc, &q, ((const db_stream_head *)actio__db_req_ext(r))->chunk, r)
              : actio__pg_conn_send(c->pc, &q, r);
+    if (rc == 0 && q.prepare)
+      ps->on[c->slot] = c->serial;
   }
   if (rc != 0)
     return rc;
@@ -313,7 +333,7 @@ void actio__db_dispatch(db_worker *w) {
     next = r->next;
     /* A batch is one pipelined unit like a query; the others leave the
      * pipeline. */
-    int exclusive = r->kind != K_QUERY && r->kind != K_BATCH;
+    int exclusive = r->kind != K_QUERY && r->kind != K_BATCH && r->kind != K_PREPARE;
     conn *best = NULL;
     size_t best_n = 0;
     for (unsigned i = 0; i < w->nconns; i++) {

@@ -35,7 +35,29 @@ void actio__db_copy_unref(actio_db_copy *cp) {
   actio__actor_unref(db);
 }
 
+void actio__db_stmt_unref(actio_db_stmt *s) {
+  if (s == NULL || !actio__db_unref(&s->refs))
+    return;
+  for (int i = 0; i < s->ncols; i++)
+    free(s->cnames[i]);
+  free(s->cnames);
+  free(s->ctypes);
+  free(s->ptypes);
+  free(s->sql);
+  free(s->on);
+  free(s->gdone);
+  actio_actor *db = s->st->self;
+  free(s);
+  actio__actor_unref(db);
+}
+
 /* ---- requests ---- */
+
+/* The kinds sent as statements with parameters (the union's first arm). */
+static int with_params(enum kind kind) {
+  return kind == K_QUERY || kind == K_BEGIN || kind == K_TQUERY || kind == K_END ||
+         kind == K_TDROP || kind == K_BATCH || kind == K_STREAM;
+}
 
 void actio__db_req_free(db_req *r) {
   if (r->kind == K_LISTEN && r->arg != NULL) { /* a subscription never made */
@@ -43,6 +65,10 @@ void actio__db_req_free(db_req *r) {
     free(s->channel);
     free(s);
   }
+  if (with_params(r->kind) && r->more != NULL)
+    actio__db_stmt_unref(r->more->stmt);
+  if (r->kind == K_PREPARE) /* a statement never handed over */
+    actio__db_stmt_unref(((db_prepare_head *)actio__db_req_ext(r))->stmt);
   actio_future_unref(r->reply);
   actio__db_txn_unref(r->txn);
   actio__db_copy_unref(r->copy);
@@ -91,16 +117,21 @@ static db_req *req_new(enum kind kind, const actio_db_request *in, size_t ext,
     free(mem);
     return r;
   }
-  size_t lsql = in && in->sql ? strlen(in->sql) + 1 : 0;
+  actio_db_stmt *ps = in ? (actio_db_stmt *)in->stmt : NULL;
+  const char *sql = ps ? ps->sql : in ? in->sql : NULL;
+  size_t lsql = sql ? strlen(sql) + 1 : 0;
   int n = in ? in->nparams : 0;
-  int typed = n > 0 && in->types != NULL, bin = n > 0 && any_binary(in);
+  /* A prepared statement's types are the server's own: sent along when
+   * the statement runs unnamed (a stream, or once destroyed). */
+  const uint32_t *in_types = in && in->types ? in->types : ps ? ps->ptypes : NULL;
+  int typed = n > 0 && in_types != NULL, bin = n > 0 && any_binary(in);
   size_t vals = 0;
   for (int i = 0; i < n; i++)
     if (in->params[i] != NULL)
       vals += in->formats && in->formats[i] ? (size_t)in->lengths[i]
                                             : strlen(in->params[i]) + 1;
   size_t arrays = (size_t)n * sizeof(char *);
-  if (typed || bin)
+  if (typed || bin || ps)
     arrays += sizeof(db_params) + (typed ? (size_t)n * sizeof(uint32_t) : 0) +
               (bin ? (size_t)n * 2 * sizeof(int) : 0);
   ext = (ext + 15) & ~(size_t)15; /* what follows stays aligned */
@@ -116,7 +147,7 @@ static db_req *req_new(enum kind kind, const actio_db_request *in, size_t ext,
   db_params *more = NULL;
   uint32_t *types = NULL;
   int *lens = NULL, *fmts = NULL;
-  if (typed || bin) {
+  if (typed || bin || ps) {
     more = (db_params *)(void *)p;
     p += sizeof *more;
     if (typed) {
@@ -128,16 +159,18 @@ static db_req *req_new(enum kind kind, const actio_db_request *in, size_t ext,
       fmts = lens + n;
       p = (char *)(fmts + n);
     }
-    *more = (db_params){.types = types, .lengths = lens, .formats = fmts};
+    *more = (db_params){.types = types, .lengths = lens, .formats = fmts, .stmt = ps};
+    if (ps != NULL)
+      actio__db_ref(&ps->refs);
   }
   if (lsql) {
-    r->sql = memcpy(p, in->sql, lsql);
+    r->sql = memcpy(p, sql, lsql);
     p += lsql;
   }
   for (int i = 0; i < n; i++) {
     int b = in->formats && in->formats[i];
     if (typed)
-      types[i] = in->types[i];
+      types[i] = in_types[i];
     if (bin) {
       fmts[i] = b;
       lens[i] = b && in->params[i] != NULL ? in->lengths[i] : 0;
@@ -149,15 +182,13 @@ static db_req *req_new(enum kind kind, const actio_db_request *in, size_t ext,
       p += l;
     }
   }
-  if (kind == K_QUERY || kind == K_BEGIN || kind == K_TQUERY || kind == K_END ||
-      kind == K_TDROP || kind == K_BATCH || kind == K_STREAM) {
-    /* the kinds sent as statements with parameters */
+  if (with_params(kind)) {
     r->nparams = n;
     r->binary_results = in->binary_results;
     r->values = n > 0 ? (const char *const *)v : NULL;
     r->more = more;
   } else { /* a script or a COPY is SQL alone; the rest has none */
-    ACTIO__ASSERT(n == 0 && (in == NULL || !in->binary_results));
+    ACTIO__ASSERT(n == 0 && (in == NULL || !in->binary_results) && ps == NULL);
   }
   if (data != NULL) {
     char *d = memcpy(p, data, len);
@@ -434,7 +465,8 @@ db_state *actio__db_state(actio_actor *db) {
 int actio__db_request_check(const actio_db_request *q) {
   /* Past the protocol's limit libpq refuses the send, which the worker
    * could not tell from a broken connection. */
-  if (q == NULL || q->sql == NULL || q->nparams < 0 || q->nparams > 65535)
+  if (q == NULL || (q->sql == NULL) == (q->stmt == NULL) || q->nparams < 0 ||
+      q->nparams > 65535 || (q->stmt != NULL && q->nparams != q->stmt->nparams))
     return ACTIO_EINVAL;
   if (q->typed != NULL)
     return q->params || q->lengths || q->formats || q->types

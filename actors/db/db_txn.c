@@ -35,6 +35,8 @@ static void session_reset(db_worker *w, conn *c, int rc) {
     return;
   }
   actio__pg_conn_forget_statements(c->pc);
+  /* A new session as far as prepared statements go: theirs are gone. */
+  c->serial = atomic_fetch_add_explicit(&w->st->serials, 1, memory_order_relaxed) + 1;
   if (w->st->o.on_connect_sql != NULL)
     c->init = INIT_WANTED; /* not usable until it ran */
 }

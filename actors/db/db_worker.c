@@ -53,7 +53,8 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
   if (rc == ACTIO_ECONN && w->stopping)
     rc = ACTIO_ECANCELED, msg = "database actor stopped";
   /* Cancelled by a request meant for the query ahead of it: send again. */
-  if (rc == ACTIO_ESQL && (r->kind == K_QUERY || r->kind == K_BATCH) &&
+  if (rc == ACTIO_ESQL &&
+      (r->kind == K_QUERY || r->kind == K_BATCH || r->kind == K_PREPARE) &&
       !r->retried && c != NULL &&
       c->cancel != NULL && !atomic_load_explicit(&r->cancel, memory_order_acquire)) {
     if (err != NULL && actio__pg_error_is(err, "57014")) {
@@ -64,13 +65,21 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
       return;
     }
   }
-  if (c != NULL && r->kind != K_QUERY && r->kind != K_BATCH && c->state != C_EMPTY)
+  if (c != NULL && r->kind != K_QUERY && r->kind != K_BATCH && r->kind != K_PREPARE &&
+      c->state != C_EMPTY)
     c->simple = 0;
   /* Its slot is free from now: a callback below may start the next query
    * here (actio__request_self). The next count of the room corrects what
    * this guesses, and pending stays bounded by the slots either way. */
-  if (c != NULL && (r->kind == K_QUERY || r->kind == K_BATCH) && c->state == C_READY)
+  if (c != NULL && (r->kind == K_QUERY || r->kind == K_BATCH || r->kind == K_PREPARE) &&
+      c->state == C_READY)
     w->conn_room++;
+  /* A prepared statement this session lost (a DISCARD ALL of the caller's
+   * own, or its Parse failed): prepared again at its next use here. */
+  if (rc == ACTIO_ESQL && c != NULL && err != NULL && actio__pg_error_is(err, "26000") &&
+      (r->kind == K_QUERY || r->kind == K_TQUERY) && r->more != NULL &&
+      r->more->stmt != NULL)
+    r->more->stmt->on[c->slot] = 0;
   if (rc == 0 && r->kind == K_QUERY && c != NULL &&
       (strcmp(actio__pg_result_command_tag(res), "BEGIN") == 0 ||
        strcmp(actio__pg_result_command_tag(res), "START TRANSACTION") == 0)) {
@@ -110,6 +119,9 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
     return;
   case K_INIT:
     actio__db_init_ended(w, r, rc, res, err, msg);
+    return;
+  case K_PREPARE:
+    actio__db_prepare_ended(w, r, rc, res, err, msg);
     return;
   case K_SCRIPT:
     if (c != NULL && c->state != C_EMPTY)
@@ -383,6 +395,7 @@ static void db_wait(actio_actor *self, void *worker) {
    * what callbacks send from here on may wait in the mailbox. */
   w->self_woken = 0;
   int timeout = timers(w); /* first: it frees connections from cancels */
+  actio__db_stmt_reap(w);
   actio__db_dispatch(w);
   actio__db_listener_pump(w);
   nfds_t n = 0;
@@ -476,7 +489,7 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
     return 0;
   }
   ACTIO__ASSERT(r->kind == K_QUERY || r->kind == K_SCRIPT || r->kind == K_BEGIN ||
-                r->kind == K_BATCH || r->kind == K_STREAM ||
+                r->kind == K_BATCH || r->kind == K_STREAM || r->kind == K_PREPARE ||
                 (r->kind == K_COPY && r->txn == NULL)); /* the mailbox's kinds */
   r->w = w;
   w->used = 1;
@@ -502,11 +515,16 @@ static int db_init(actio_actor *self, void **worker) {
   w->min = st->o.min_connections / nw + (i < st->o.min_connections % nw);
   if (w->nconns == 0)
     w->nconns = 1;
+  /* Its connections' slots follow those of the workers before it. */
+  unsigned base = i * (st->o.max_connections / nw) +
+                  (i < st->o.max_connections % nw ? i : st->o.max_connections % nw);
   int rc = ACTIO_ENOMEM;
   w->conns = calloc(w->nconns, sizeof *w->conns);
   w->pfds = calloc(w->nconns + 2, sizeof *w->pfds);
   if (w->conns == NULL || w->pfds == NULL)
     goto fail_alloc;
+  for (unsigned k = 0; k < w->nconns; k++)
+    w->conns[k].slot = base + k;
   w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (w->efd < 0) {
     rc = -errno;
@@ -547,6 +565,7 @@ static void db_stop(actio_actor *self, void *worker) {
   db_worker *w = worker;
   (void)self;
   w->stopping = 1;
+  actio__db_stmt_reaper_gone(w);
   if (w->st->o.workers > 1) /* no more room here for anyone to count on */
     atomic_store_explicit(&w->st->rooms[w->index], 0, memory_order_relaxed);
   /* Later pushes are refused; what got in before the close is ended

@@ -261,9 +261,14 @@ typedef struct actio_db_param {
 
 /* ---- queries and results ---- */
 
+/** A statement prepared with actio_db_prepare, shared by the pool's
+ * connections. */
+typedef struct actio_db_stmt actio_db_stmt;
+
 /** One query. Zero fields take the defaults. */
 typedef struct actio_db_request {
-  const char *sql;              /**< one statement, with $1, $2, ... */
+  const char *sql;              /**< one statement, with $1, $2, ...; NULL
+                                     with stmt */
   int nparams;                  /**< values in params */
   const char *const *params;    /**< values, text unless formats says
                                      binary; NULL is SQL NULL; copied */
@@ -277,13 +282,18 @@ typedef struct actio_db_request {
                                      values, sent in binary with their
                                      types (params, lengths, formats and
                                      types stay NULL) */
+  /** A prepared statement (actio_db_prepare) to run instead of sql, with
+   * exactly its number of parameters (types NULL: its described ones). On
+   * each connection it is prepared at its first use there. Not in a
+   * batch. Borrowed for the call: the request keeps it alive. */
+  const actio_db_stmt *stmt;
 } actio_db_request;
-
 
 /** Sends a query; *out's value is an actio_db_result *. Returns 0, or
  * ACTIO_EINVAL (NULL sql, negative nparams or more than 65535, a binary
  * value without its length, typed values with params, types or formats,
- * a typed value of no type above, not a database actor), ACTIO_ERANGE or
+ * a typed value of no type above, not a database actor; with stmt: sql
+ * given too, or nparams not its count of parameters), ACTIO_ERANGE or
  * ACTIO_ETYPE (a typed value that does not fit its type, see
  * actio_db_param), ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL, and makes no future.
  * Thread-safe. The future's deadline bounds queueing and running. Queued,
@@ -435,6 +445,38 @@ typedef struct actio_db_error {
  * (api_key)=(...) already exists."); what of it is logged or stored is the
  * caller's choice. Any thread, once the future is done. */
 const actio_db_error *actio_db_error_get(const actio_future *f);
+
+/* ---- prepared statements ---- */
+
+/** Prepares `sql` (one statement; nparams parameters, their type OIDs in
+ * types or NULL for the server to infer) on a pooled connection and asks
+ * the server to describe it; *out's value is the actio_db_stmt *, freed
+ * with the future unless taken (then actio_db_stmt_destroy). Run it with
+ * actio_db_request.stmt, pooled or in a transaction or session. The
+ * server's refusal (a syntax error, an unknown table) fails *out with
+ * ACTIO_ESQL. Returns 0, ACTIO_EINVAL (not a database actor, NULL sql or
+ * out, nparams out of 0..65535), ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL,
+ * and makes no future. Thread-safe. */
+int actio_db_prepare(actio_actor *db, const char *sql, int nparams,
+                     const uint32_t *types, actio_future **out);
+
+/** Destroys a statement taken out of its future: each connection that
+ * prepared it DEALLOCATEs it when it is next free to (lazily; a
+ * connection closed meanwhile has nothing to drop). Queries already sent
+ * with it still run; s may not be used for new ones. NULL accepted.
+ * Thread-safe. */
+void actio_db_stmt_destroy(actio_db_stmt *s);
+
+/** What the server described: the parameters' count and type OIDs, the
+ * result's columns, their names and type OIDs (NULL / 0 out of range);
+ * and the statement's name on the server ("actio_s1"). Any thread. @{ */
+int actio_db_stmt_params(const actio_db_stmt *s);
+uint32_t actio_db_stmt_param_type(const actio_db_stmt *s, int i);
+int actio_db_stmt_columns(const actio_db_stmt *s);
+const char *actio_db_stmt_column_name(const actio_db_stmt *s, int col);
+uint32_t actio_db_stmt_column_type(const actio_db_stmt *s, int col);
+const char *actio_db_stmt_name(const actio_db_stmt *s);
+/** @} */
 
 /* ---- transactions ---- */
 

@@ -409,9 +409,55 @@ fail:
   return NULL;
 }
 
+/* Sends q by its caller's statement name (see actio__pg_query.name). */
+static int send_named(actio__pg_conn *c, const actio__pg_query *q, void *arg) {
+  unit *u = unit_push(c, arg);
+  if (u == NULL)
+    return ACTIO_ENOMEM;
+  u->stage = q->prepare ? ST_PREP : ST_QUERY;
+  u->preparing = q->prepare;
+  int ok = (!q->prepare || PQsendPrepare(c->pg, q->name, q->sql, q->nparams,
+                                         (const Oid *)q->types)) &&
+           PQsendQueryPrepared(c->pg, q->name, q->nparams, q->values, q->lengths,
+                               q->formats, q->binary_results) &&
+           PQpipelineSync(c->pg);
+  if (!ok) {
+    unit_unpush(c);
+    return ACTIO_ECONN;
+  }
+  c->want_write = PQflush(c->pg) == 1;
+  return 0;
+}
+
+int actio__pg_conn_send_describe(actio__pg_conn *c, const char *name, const char *sql,
+                                 int nparams, const uint32_t *types, void *arg) {
+  unit *u = unit_push(c, arg);
+  if (u == NULL)
+    return ACTIO_ENOMEM;
+  u->stage = ST_QUERY;
+  u->n = 2; /* the Prepare's result and the description: the latter kept */
+  if (!PQsendPrepare(c->pg, name, sql, nparams, (const Oid *)types) ||
+      !PQsendDescribePrepared(c->pg, name) || !PQpipelineSync(c->pg)) {
+    unit_unpush(c);
+    return ACTIO_ECONN;
+  }
+  c->want_write = PQflush(c->pg) == 1;
+  return 0;
+}
+
+int actio__pg_described_params(const actio__pg_result *r) {
+  return r ? PQnparams(actio__pg_res(r)) : 0;
+}
+
+uint32_t actio__pg_described_param_type(const actio__pg_result *r, int i) {
+  return r && i >= 0 && i < PQnparams(actio__pg_res(r)) ? PQparamtype(actio__pg_res(r), i) : 0;
+}
+
 int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *arg) {
   stmt *s = NULL;
   int fresh = 0;
+  if (q->name != NULL)
+    return send_named(c, q, arg);
   if (q->cache && c->cache_max > 0 && (s = stmt_get(c, q, &fresh)) == NULL)
     return PQstatus(c->pg) == CONNECTION_BAD ? ACTIO_ECONN : ACTIO_ENOMEM;
   unit *u = unit_push(c, arg);
@@ -719,7 +765,9 @@ static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
       u->stage = ST_QUERY;
       return;
     }
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && u->prep == NULL) {
+      keep(u, res); /* a caller's named statement: its Parse's error */
+    } else if (PQresultStatus(res) != PGRES_COMMAND_OK) {
       /* The Parse failed: the statement never existed; units that already
        * use its name will report this error too. */
       stmt *s = u->prep;

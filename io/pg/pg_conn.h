@@ -38,6 +38,10 @@ typedef struct actio__pg_query {
   const int *lengths, *formats;
   int binary_results;
   int cache;          /* 1: prepare it once, keep it (LRU) */
+  const char *name;   /* a statement of the caller's to run by this name
+                         instead (the cache is not used) */
+  int prepare;        /* with name: prepare it (sql, types) first, in the
+                         same unit */
 } actio__pg_query;
 
 /* 0 if libpq parses `dsn` (key=value or URI), else ACTIO_EDSN. Its
@@ -89,6 +93,15 @@ void actio__pg_conn_forget_statements(actio__pg_conn *c);
 /* Sends a query as one pipelined unit (`unit` comes back through done;
  * NULL: an internal unit whose outcome nobody wants). 0 or ACTIO_ECONN. */
 int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *unit);
+
+/* Prepares `sql` as `name` (nparams, types as in actio__pg_query) and
+ * has the server describe it, as one pipelined unit: its result (done)
+ * tells the parameters' types and the columns. 0, ENOMEM or ECONN. */
+int actio__pg_conn_send_describe(actio__pg_conn *c, const char *name, const char *sql,
+                                 int nparams, const uint32_t *types, void *unit);
+/* A described statement's parameters: their count and type OIDs. */
+int actio__pg_described_params(const actio__pg_result *r);
+uint32_t actio__pg_described_param_type(const actio__pg_result *r, int i);
 
 /* Statement i of a batch: fills *q (what it points to stays valid until
  * the send returns). */
