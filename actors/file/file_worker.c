@@ -127,18 +127,22 @@ static void lead_groups(actio__file_group *g) {
   }
 }
 
-/* Writes r's content beside its target, then hands it to the group commit.
+/* Writes r's content beside its target and flushes it, then hands it to
+ * the group commit.
  * Returns nonzero (r failed alone, not handed over) or 0: r belongs to a
  * group, which completes it. */
 static int do_durable(actio__file_state *st, actio__file_req *r) {
   int rc = actio__fio_atomic_open(&st->root, r->path, 0666, &r->atomic);
-  if (rc == 0 && (rc = write_chunks(actio__fio_atomic_fd(r->atomic), r, -1)) != 0) {
-    actio__fio_atomic_abort(r->atomic);
-    r->atomic = NULL;
-  }
   if (rc != 0)
     return rc;
-  actio__fio_atomic_start_flush(r->atomic);
+  /* Each worker flushes its own file: the kernel merges flushes made at
+   * once into one journal commit (docs/architecture.md, group commit). */
+  if ((rc = write_chunks(actio__fio_atomic_fd(r->atomic), r, -1)) != 0 ||
+      (rc = actio__fio_atomic_flush(r->atomic)) != 0) {
+    actio__fio_atomic_abort(r->atomic);
+    r->atomic = NULL;
+    return rc;
+  }
   actio__file_group *g = &st->group;
   pthread_mutex_lock(&g->lock);
   while (g->waiting >= g->max)

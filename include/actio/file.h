@@ -46,7 +46,7 @@ typedef struct actio_file_opts {
   size_t max_read;      /**< largest whole-file read in bytes; default 1 GiB */
   int fail_when_full;   /**< 1: a full mailbox fails at once with ACTIO_EFULL;
                              0 (default): the caller waits for room */
-  unsigned max_group;   /**< most durable writes flushed as one group
+  unsigned max_group;   /**< most durable writes put in place as one group
                              (actio_file_write_durable); default 64 */
 } actio_file_opts;
 
@@ -108,28 +108,26 @@ int actio_file_write(actio_actor *files, const char *path, const void *data,
                      size_t len, int flags, actio_future **out);
 
 /** Writes len bytes of data (copied) to path atomically and durably, as
- * ACTIO_WRITE_ATOMIC does, but with one flush for many
- * files (group commit): the content goes to a temporary file beside the
- * target (see actio_file_write), then joins the group of durable writes
- * waiting for the next flush. While one group's flush runs, the writes
- * that arrive form the next one (no timer: a lone write is flushed at
- * once), up to opts.max_group in a group; past that the workers wait,
- * then the mailbox fills. A group's flush is one syncfs(2) per file system
- * in it, then each file is renamed over its target, then each folder
- * touched is fsynced once (docs/architecture.md says why syncfs).
+ * ACTIO_WRITE_ATOMIC does, sharing the flushes of many files (group
+ * commit). The worker that runs it writes the content to a temporary file
+ * beside the target (see actio_file_write) and fsyncs it (the workers'
+ * fsyncs made at once share the file system's journal commits: more
+ * workers, more files per commit); the file then joins the group waiting
+ * to be put in place. While one group is renamed over its targets and its
+ * folders fsynced, each folder once, the writes that arrive form the next
+ * group (no timer: a lone write goes at once), up to opts.max_group in a
+ * group; past that the workers wait, then the mailbox fills.
+ * docs/architecture.md says why this and not syncfs.
  *
  * Value: NULL, once the file, its content and its name are on the disk.
  * Each write fails on its own (a missing folder, -EISDIR, ACTIO_ESANDBOX,
- * -ENOSPC, ...), leaving the old file and no temporary; a failed flush
- * fails every write of the group on that file system with its error
- * (-EIO, ...), a failed folder fsync every write into that folder.
- * Cancelled before its rename, a write leaves the old file.
+ * -ENOSPC, -EIO from its fsync, ...), leaving the old file and no
+ * temporary; a failed folder fsync fails every write of the group into
+ * that folder. Cancelled before its rename, a write leaves the old file.
  *
  * Memory: each queued write holds its copy of path and data; while it
  * waits for its group it also holds two descriptors (the file's and its
- * folder's). syncfs flushes everything dirty on that file system, other
- * programs' writes too: put the output where the rest does not write
- * heavily. */
+ * folder's). */
 int actio_file_write_durable(actio_actor *files, const char *path, const void *data,
                              size_t len, actio_future **out);
 

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -272,8 +271,8 @@ struct actio__fio_atomic {
   int fd;        /* the new content */
   int replacing; /* the target is a regular file (its mode is kept) */
   int named;     /* the fallback: tmp names the content from the start */
-  dev_t dev;     /* the folder's device and inode: a group flushes each */
-  ino_t ino;     /* file system and fsyncs each folder once */
+  dev_t dev;     /* the folder's device and inode: a group fsyncs each */
+  ino_t ino;     /* folder once */
   char tmp[1 + 60 + sizeof LEFTOVER_MID - 1 + LEFTOVER_HEX + sizeof LEFTOVER_END];
   char leaf[];   /* the target's name in dir */
 };
@@ -457,70 +456,29 @@ int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
   return rc;
 }
 
-/* 1 where syncfs reports the writeback errors of the file system since the
- * descriptor was opened (Linux 5.8 and later), else 0: there it returned 0
- * whatever failed, so a group falls back to fdatasync per file. Relaxed:
- * every thread reaches the same value. */
-static _Atomic int syncfs_errors = -1;
-
-static int syncfs_reports_errors(void) {
-  int on = atomic_load_explicit(&syncfs_errors, memory_order_relaxed);
-  if (on < 0) {
-    struct utsname u;
-    unsigned major = 0, minor = 0;
-    on = uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
-         (major > 5 || (major == 5 && minor >= 8));
-    atomic_store_explicit(&syncfs_errors, on, memory_order_relaxed);
-  }
-  return on;
-}
-
-void actio__fio_atomic_start_flush(const actio__fio_atomic *a) {
-  /* Only a hint: the group's flush is what makes it durable, and reports
-   * what this would have. */
-  (void)sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-}
-
-/* Fails with rc the items from i on whose folder is on `dev` (and, with
- * ino, is that folder) and that have not failed yet. */
-static void fail_alike(actio__fio_atomic *const *as, size_t n, int *rcs, size_t i,
-                       dev_t dev, const ino_t *ino, int rc) {
-  for (; i < n; i++)
-    if (rcs[i] == 0 && as[i]->dev == dev && (ino == NULL || as[i]->ino == *ino))
-      rcs[i] = rc;
+int actio__fio_atomic_flush(actio__fio_atomic *a) {
+  return fsync(a->fd) == 0 ? 0 : neg_errno();
 }
 
 void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int *rcs,
                                     actio__fio_stop_fn last_say, void *const *args) {
-  int per_file = !syncfs_reports_errors();
   for (size_t i = 0; i < n; i++)
-    rcs[i] = 0;
-  /* The flush: one syncfs per file system in the group, run on the first
-   * item on it; its failure fails every item on it. */
-  for (size_t i = 0; i < n; i++) {
-    if (per_file) {
-      if (fdatasync(as[i]->fd) != 0)
-        rcs[i] = neg_errno();
-      continue;
-    }
-    int first = 1;
-    for (size_t j = 0; j < i && first; j++)
-      first = as[j]->dev != as[i]->dev;
-    if (first && syncfs(as[i]->fd) != 0)
-      fail_alike(as, n, rcs, i, as[i]->dev, NULL, neg_errno());
-  }
-  for (size_t i = 0; i < n; i++)
-    if (rcs[i] == 0)
-      rcs[i] = put_in_place(as[i], last_say, args[i]);
-  /* The names: one fsync per folder, after all of its renames. */
+    rcs[i] = put_in_place(as[i], last_say, args[i]);
+  /* One fsync per folder, after all of its renames. A failure fails every
+   * item put in that folder: a second fsync could succeed without the
+   * names being on the disk. */
   for (size_t i = 0; i < n; i++) {
     if (rcs[i] != 0)
       continue;
     int first = 1;
     for (size_t j = 0; j < i && first; j++)
       first = rcs[j] != 0 || as[j]->dev != as[i]->dev || as[j]->ino != as[i]->ino;
-    if (first && fsync(as[i]->dir) != 0)
-      fail_alike(as, n, rcs, i, as[i]->dev, &as[i]->ino, neg_errno());
+    if (first && fsync(as[i]->dir) != 0) {
+      int rc = neg_errno();
+      for (size_t k = i; k < n; k++)
+        if (rcs[k] == 0 && as[k]->dev == as[i]->dev && as[k]->ino == as[i]->ino)
+          rcs[k] = rc;
+    }
   }
   for (size_t i = 0; i < n; i++)
     atomic_free(as[i]);

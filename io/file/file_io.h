@@ -74,18 +74,14 @@ int actio__fio_atomic_fd(const actio__fio_atomic *a);
  * refusal the old file is untouched and no temporary is left. */
 int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
                              actio__fio_stop_fn last_say, void *arg);
-/* Starts writing a's content back to the disk (sync_file_range WRITE), so
- * that a later group flush finds less to do. A hint: durable only after
- * the flush. */
-void actio__fio_atomic_start_flush(const actio__fio_atomic *a);
-/* Commits n replacements durably with one flush for them all (group
- * commit): one syncfs per file system among them (fdatasync per file where
- * syncfs does not report writeback errors: before Linux 5.8), then each
- * put in place as by actio__fio_atomic_commit (last_say with args[i]),
- * then one fsync per folder. rcs[i] gets item i's result: its own failure,
- * the flush's for every item on that file system, or its folder fsync's
- * for every item in that folder. Frees every item; an item that failed
- * leaves its old file untouched and no temporary. */
+/* fsync(2) of a's content, for a group commit: 0 or a negated errno. */
+int actio__fio_atomic_flush(actio__fio_atomic *a);
+/* Commits n replacements, each flushed with actio__fio_atomic_flush, with
+ * one fsync per folder for them all (group commit): each is put in place
+ * as by actio__fio_atomic_commit (last_say with args[i]), then each folder
+ * touched is fsynced once. rcs[i] gets item i's result: its own failure,
+ * or its folder fsync's for every item in that folder. Frees every item;
+ * an item that failed leaves its old file untouched and no temporary. */
 void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int *rcs,
                                     actio__fio_stop_fn last_say, void *const *args);
 /* Drops the content: the old file is untouched, no temporary is left; frees
