@@ -1440,8 +1440,11 @@ START_TEST(test_restart) {
 END_TEST
 
 START_TEST(test_waiting_apart_from_running) {
-  /* One connection, held by a sleep: the next query waits for it. */
-  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .pipeline_depth = 1});
+  /* One connection, held by a sleep: the next query waits for it, for as
+   * long as a loaded machine takes to cancel the sleep (the default 30 s
+   * acquire timeout was seen to pass at a load average of 22). */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .pipeline_depth = 1,
+                                           .acquire_timeout_ms = 600000});
   actio_future *sleep, *next;
   ck_assert_int_eq(actio_db_query(one, "SELECT pg_sleep(3600)", 0, NULL, &sleep), 0);
   await_running("SELECT pg_sleep(3600)");
