@@ -45,9 +45,11 @@ static const char usage_text[] =
     "           streams P in chunks of K bytes, counting them (default K 128 KiB, the library's;\n"
     "           n and per_sec count bytes, ok is 1 for the file)\n"
     "  http_get --url U [--requests N] [--concurrency C] [--workers W]\n"
-    "           [--impl actio|curl]\n"
+    "           [--impl actio|curl] [--proxy P]\n"
     "           N GETs of U, C in flight (defaults: N 20000, C 64); curl: the\n"
-    "           bare libcurl multi loop on one thread, the actor's floor\n"
+    "           bare libcurl multi loop on one thread, the actor's floor; P: an\n"
+    "           http proxy every request goes through (actio only). bytes: the\n"
+    "           bodies' decoded size (a gzipped body counts what it decodes to)\n"
     "  http_post --url U [--requests N] [--concurrency C] [--workers W] [--size B]\n"
     "           N POSTs of a B-byte body to U, C in flight (defaults: N 20000, C 64,\n"
     "           B 64 KiB)\n"
@@ -782,10 +784,14 @@ static double closed_loop(const char *workload, uint64_t n, uint64_t c,
 
 /* http_get, or with post > 0 http_post: n requests, c in flight. */
 static int run_http(const char *url, uint64_t n, uint64_t c, uint64_t workers, int bare,
-                    size_t post) {
+                    size_t post, const char *proxy) {
   const char *workload = post ? "http_post" : "http_get";
   uint64_t ok = 0, bytes = 0;
   double secs;
+  if (bare && proxy != NULL) {
+    fprintf(stderr, "actio-bench: --proxy is for --impl actio\n");
+    return 2;
+  }
   if (bare) {
     double t0 = now_sec();
     if (bench_curl_loop(url, n, c, &ok, &bytes) != 0) {
@@ -802,7 +808,9 @@ static int run_http(const char *url, uint64_t n, uint64_t c, uint64_t workers, i
     for (size_t i = 0; i < post; i++)
       body[i] = (char)('a' + i % 26);
     job.body = body;
-    actio_http_opts o = {.workers = (unsigned)workers, .max_connections = (long)c};
+    actio_http_proxy px = {.url = proxy};
+    actio_http_opts o = {.workers = (unsigned)workers, .max_connections = (long)c,
+                         .proxy = proxy ? &px : NULL};
     int rc = actio_runtime_create(&rt, NULL);
     if (rc == 0)
       rc = actio_http_spawn(rt, &o, &job.http);
@@ -1655,7 +1663,7 @@ typedef struct settings {
   uint64_t files, size, concurrency, workers, chunk, requests;
   uint64_t queries, connections, producers, batch;
   int use_baseline, pipeline, http;
-  const char *dir, *path, *url, *dsn, *nats, *durable;
+  const char *dir, *path, *url, *dsn, *nats, *durable, *proxy;
 } settings;
 
 typedef struct flag {
@@ -1698,6 +1706,7 @@ static const str_flag str_flags[] = {
     {"--dir", W_SMALL, offsetof(settings, dir)},
     {"--path", W_READ_LINES | W_READ_LARGE, offsetof(settings, path)},
     {"--url", W_HTTP, offsetof(settings, url)},
+    {"--proxy", W_HTTP, offsetof(settings, proxy)},
     {"--dsn", W_DB | W_PENDING | W_DB_MANY | W_DB_STREAM, offsetof(settings, dsn)},
     {"--nats", W_REMOTE | W_ECHO, offsetof(settings, nats)},
     {"--durable", W_WRITE_SMALL, offsetof(settings, durable)},
@@ -1885,9 +1894,9 @@ int main(int argc, char **argv) {
   case W_READ_LARGE:
     return run_large(s.path, s.chunk, s.workers);
   case W_HTTP_GET:
-    return run_http(s.url, s.requests, s.concurrency, s.workers, s.use_baseline, 0);
+    return run_http(s.url, s.requests, s.concurrency, s.workers, s.use_baseline, 0, s.proxy);
   case W_HTTP_POST:
-    return run_http(s.url, s.requests, s.concurrency, s.workers, 0, (size_t)s.size);
+    return run_http(s.url, s.requests, s.concurrency, s.workers, 0, (size_t)s.size, s.proxy);
   default: /* W_DB_POINT, W_DB_ROWS */
     return run_db(w == W_DB_ROWS, s.dsn, s.queries, s.concurrency, s.workers,
                   s.pipeline, s.connections);

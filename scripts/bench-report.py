@@ -121,15 +121,22 @@ for p, c, tgt in ((1, 1, 2), (2, 2, 2), (8, 4, 2), (16, 2, 2)):
                        workload="mailbox", sel=dict(producers=p, consumers=c),
                        others=[("mutex_queue", dict(producers=p, consumers=c), BASE, "mutex+condvar queue", tgt)]))
 for path in ("/1k", "/64k"):
+    # via=None: straight to nginx, not the rows through the proxy
     groups.append(dict(label=f"http_get {path}, C=64", short=f"http_get {path}", workload="http_get",
-                       sel=dict(path=path, concurrency=64), peer_target=4,
-                       others=peers("aiohttp+uvloop", "aiohttp", path=path, concurrency=64) +
+                       sel=dict(path=path, concurrency=64, via=None), peer_target=4,
+                       others=peers("aiohttp+uvloop", "aiohttp", path=path, concurrency=64, via=None) +
                        [("libcurl-multi", dict(path=path, concurrency=64), LIM, "bare libcurl multi loop", 0.95),
                         ("wrk", dict(path=path), LIM, "wrk", None)]))
     groups.append(dict(label=f"http_get {path}, C=128", short=f"http_get {path} C=128", workload="http_get",
                        sel=dict(path=path, concurrency=128),
                        others=[("libcurl-multi", dict(path=path, concurrency=128), LIM,
                                 "bare libcurl multi loop", 0.95)]))
+groups.append(dict(label="http_get /1k through tinyproxy, C=64", short="http_get /1k proxied",
+                   workload="http_get", sel=dict(path="/1k", concurrency=64, via="proxy"), peer_target=4,
+                   others=peers("aiohttp+uvloop", path="/1k", concurrency=64, via="proxy")))
+groups.append(dict(label="http_get 1 MiB JSON gzipped (decoded bytes), C=16", short="http_get gzip",
+                   workload="http_get", sel=dict(path="/gz/1m.json", concurrency=16), unit="B",
+                   decoded=True, others=peers("aiohttp+uvloop", path="/gz/1m.json", concurrency=16)))
 groups.append(dict(label="http_post 64 KiB bodies, C=64", short="http_post 64k", workload="http_post",
                    sel=dict(concurrency=64), peer_target=4,
                    others=peers("aiohttp+uvloop", concurrency=64)))
@@ -189,14 +196,23 @@ for urls in sorted({r["urls"] for r in rows if r["workload"] == "pipeline" and "
                        sel=dict(urls=urls, concurrency=32, sweep=None), peer_target=5,
                        others=peers("python-pipeline+uvloop", urls=urls, concurrency=32)))
 
+def decoded(r):
+    """r's rate in decoded bytes per second (its bodies' bytes per request)."""
+    if r is None:
+        return None
+    per = r.get("bytes", 0) / max(r.get("ok", 1), 1)
+    return dict(r, per_sec=r["per_sec"] * per, by_round={k: v * per for k, v in r["by_round"].items()})
+
+
 # One line per comparison: (group, actio row, label, kind, other row, ratio, target, strongest peer?)
 # A workload with no row at all was not run (bench.sh --only): left out.
 table, missing = [], []
 for g in groups:
     if not any(r["workload"] == g["workload"] for r in rows):
         continue
-    a = pick(g["workload"], "actio", **g["sel"])
-    found = [(o, pick(g["workload"], o[0], **o[1])) for o in g["others"]]
+    scale = decoded if g.get("decoded") else (lambda r: r)
+    a = scale(pick(g["workload"], "actio", **g["sel"]))
+    found = [(o, scale(pick(g["workload"], o[0], **o[1]))) for o in g["others"]]
     ps = [(o, b) for o, b in found if o[2] == PEER and b]
     strongest = max(ps, key=lambda ob: ob[1]["per_sec"])[0] if ps else None
     for o, b in found:
