@@ -45,10 +45,12 @@ static const char usage_text[] =
     "           streams P in chunks of K bytes, counting them (default K 128 KiB, the library's;\n"
     "           n and per_sec count bytes, ok is 1 for the file)\n"
     "  http_get --url U [--requests N] [--concurrency C] [--workers W]\n"
-    "           [--impl actio|curl] [--proxy P]\n"
+    "           [--impl actio|curl] [--proxy P] [--retries R]\n"
     "           N GETs of U, C in flight (defaults: N 20000, C 64); curl: the\n"
     "           bare libcurl multi loop on one thread, the actor's floor; P: an\n"
-    "           http proxy every request goes through (actio only). bytes: the\n"
+    "           http proxy every request goes through (actio only); R: each\n"
+    "           request's retries (a dropped connection, a 503...; default 0,\n"
+    "           backoff 1 ms). bytes: the\n"
     "           bodies' decoded size (a gzipped body counts what it decodes to)\n"
     "  http_post --url U [--requests N] [--concurrency C] [--workers W] [--size B]\n"
     "           N POSTs of a B-byte body to U, C in flight (defaults: N 20000, C 64,\n"
@@ -674,6 +676,7 @@ typedef struct http_job {
   const char *url;
   const void *body; /* http_post's, or NULL */
   size_t body_len;
+  int retries;
   _Atomic uint64_t ok, bytes;
 } http_job;
 
@@ -692,7 +695,8 @@ static int http_start(size_t i, void *arg, actio_future **out) {
   http_job *j = arg;
   (void)i;
   actio_http_request req = {.url = j->url, .body = j->body, .body_len = j->body_len,
-                            .method = j->body ? "POST" : NULL};
+                            .method = j->body ? "POST" : NULL, .retries = j->retries,
+                            .retry_backoff_ms = 1};
   int rc = actio_http_send(j->http, &req, out);
   if (rc == 0 && actio_future_on_done(*out, consume_response, j) != 0)
     return ACTIO_ENOMEM;
@@ -784,12 +788,12 @@ static double closed_loop(const char *workload, uint64_t n, uint64_t c,
 
 /* http_get, or with post > 0 http_post: n requests, c in flight. */
 static int run_http(const char *url, uint64_t n, uint64_t c, uint64_t workers, int bare,
-                    size_t post, const char *proxy) {
+                    size_t post, const char *proxy, int retries) {
   const char *workload = post ? "http_post" : "http_get";
   uint64_t ok = 0, bytes = 0;
   double secs;
-  if (bare && proxy != NULL) {
-    fprintf(stderr, "actio-bench: --proxy is for --impl actio\n");
+  if (bare && (proxy != NULL || retries > 0)) {
+    fprintf(stderr, "actio-bench: --proxy and --retries are for --impl actio\n");
     return 2;
   }
   if (bare) {
@@ -801,7 +805,7 @@ static int run_http(const char *url, uint64_t n, uint64_t c, uint64_t workers, i
     secs = now_sec() - t0;
   } else {
     actio_runtime *rt;
-    http_job job = {.url = url, .body_len = post};
+    http_job job = {.url = url, .body_len = post, .retries = retries};
     char *body = post ? malloc(post) : NULL;
     if (post && body == NULL)
       return 1;
@@ -1661,7 +1665,7 @@ enum {
 typedef struct settings {
   uint64_t n, fanout, threads, spin;
   uint64_t files, size, concurrency, workers, chunk, requests;
-  uint64_t queries, connections, producers, batch;
+  uint64_t queries, connections, producers, batch, retries;
   int use_baseline, pipeline, http;
   const char *dir, *path, *url, *dsn, *nats, *durable, *proxy;
 } settings;
@@ -1693,6 +1697,7 @@ static const flag flags[] = {
     {"--connections", W_DB, offsetof(settings, connections), 1, 1024},
     {"--workers", W_FILES | W_HTTP | W_DB | W_DB_MANY | W_DB_STREAM, offsetof(settings, workers), 1, 1024},
     {"--chunk", W_READ_LARGE, offsetof(settings, chunk), 1, 1u << 30},
+    {"--retries", W_HTTP_GET, offsetof(settings, retries), 0, 10},
 };
 
 /* Flags that take a string: a path, a URL, a DSN. */
@@ -1894,9 +1899,10 @@ int main(int argc, char **argv) {
   case W_READ_LARGE:
     return run_large(s.path, s.chunk, s.workers);
   case W_HTTP_GET:
-    return run_http(s.url, s.requests, s.concurrency, s.workers, s.use_baseline, 0, s.proxy);
+    return run_http(s.url, s.requests, s.concurrency, s.workers, s.use_baseline, 0, s.proxy,
+                    (int)s.retries);
   case W_HTTP_POST:
-    return run_http(s.url, s.requests, s.concurrency, s.workers, 0, (size_t)s.size, s.proxy);
+    return run_http(s.url, s.requests, s.concurrency, s.workers, 0, (size_t)s.size, s.proxy, 0);
   default: /* W_DB_POINT, W_DB_ROWS */
     return run_db(w == W_DB_ROWS, s.dsn, s.queries, s.concurrency, s.workers,
                   s.pipeline, s.connections);

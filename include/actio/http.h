@@ -27,9 +27,11 @@ extern "C" {
  * the proxy the actor or the request names.
  *
  * A request fails with ACTIO_EURL, ACTIO_ESCHEME, ACTIO_EDNS,
- * -ECONNREFUSED, ACTIO_ECONNTIMEOUT, ACTIO_ETIMEDOUT (total time),
- * ACTIO_EIDLE, ACTIO_ETLS, ACTIO_EREDIRECTS, ACTIO_ETOOBIG, ACTIO_EPARTIAL,
- * ACTIO_ECANCELED or ACTIO_ETRANSFER, with a message naming the method,
+ * -ECONNREFUSED, -ECONNRESET (the connection dropped as the request was
+ * sent), ACTIO_ECONNTIMEOUT, ACTIO_ETIMEDOUT (total time), ACTIO_EIDLE,
+ * ACTIO_ETLS, ACTIO_EREDIRECTS, ACTIO_ETOOBIG (max_body, counted decoded),
+ * ACTIO_EDECODE (a body its Content-Encoding does not decode),
+ * ACTIO_EPARTIAL, ACTIO_ECANCELED or ACTIO_ETRANSFER, with a message naming the method,
  * the URL (secrets masked, as actio_http_redact_url writes it) and what
  * happened, and after a redirect the URL it happened at. A 4xx
  * or 5xx status is a completed request carrying its status, as in aiohttp;

@@ -1098,6 +1098,12 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
     return ACTIO_EDECODE;
   case CURLE_WRITE_ERROR:
     return x->sink_rc ? x->sink_rc : x->too_big ? ACTIO_ETOOBIG : -ENOMEM;
+  case CURLE_SEND_ERROR:
+    /* The connection dropped as the request went out: libcurl's "Connection
+     * died, tried 5 times before giving up" too, when every connection it
+     * took from its cache had been closed by the other end without a word
+     * (tinyproxy closes each one after its response). Retryable. */
+    return -ECONNRESET;
   case CURLE_PARTIAL_FILE:
   case CURLE_RECV_ERROR:
   case CURLE_GOT_NOTHING:
