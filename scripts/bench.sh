@@ -106,17 +106,18 @@ psql "$BENCH_PG_DSN" -XAtqc 'SELECT 1' >/dev/null ||
 # N: gather futures, pingpong round trips, cq completions and timers (the
 # mailbox moves 2N messages, the Python pingpong and cq N/5); FILES x 4 KiB; LINES in the file actio reads and
 # PYLINES in the one aiofiles reads; BIGMB for the large file; HTTPN
-# requests (GZN of 1 MiB gzipped bodies); DBQ, DBPQ (pipelined, C=400) and DBROWS queries; PGT and WRKT
+# requests (PXN through the proxy, GZN of 1 MiB gzipped bodies); DBQ,
+# DBPQ (pipelined, C=400) and DBROWS queries; PGT and WRKT
 # seconds of pgbench and wrk; REMN remote asks over NATS; MANYN rows
 # inserted by executemany and STREAMN rows streamed; PIPEN: the pipeline's
 # lists of the demo's pages, at C=32; PIPEC: the concurrency sweep's Cs
 # (over the first list).
 if [ $quick = 1 ]; then
-  N=100000 FILES=1000 LINES=200000 PYLINES=20000 BIGMB=64 HTTPN=2000 GZN=100
+  N=100000 FILES=1000 LINES=200000 PYLINES=20000 BIGMB=64 HTTPN=2000 PXN=500 GZN=50
   DBQ=4000 DBPQ=20000 DBROWS=1000 PGT=1 WRKT=1 REMN=10000 MANYN=20000 STREAMN=200000
   PIPEN=300 PIPEC="8 64 512"
 else
-  N=1000000 FILES=10000 LINES=2000000 PYLINES=200000 BIGMB=1024 HTTPN=20000 GZN=2000
+  N=1000000 FILES=10000 LINES=2000000 PYLINES=200000 BIGMB=1024 HTTPN=20000 PXN=20000 GZN=2000
   DBQ=100000 DBPQ=500000 DBROWS=20000 PGT=5 WRKT=5 REMN=100000 MANYN=400000 STREAMN=2000000
   PIPEN="3000 30000" PIPEC="8 16 32 64 128 256 512"
 fi
@@ -233,9 +234,9 @@ for r in $(seq "$ROUNDS"); do
   if [ -n "${BENCH_PROXY_URL:-}" ]; then
     u=$BENCH_HTTP_URL/1k
     TAG="round=$r path=/1k via=proxy"
-    run $BENCH http_get --url "$u" --requests $HTTPN --concurrency 64 --proxy "$BENCH_PROXY_URL" \
+    run $BENCH http_get --url "$u" --requests $PXN --concurrency 64 --proxy "$BENCH_PROXY_URL" \
       --retries 1
-    run $PY $PEERS/aiohttp_get.py --url "$u" --requests $HTTPN --concurrency 64 \
+    run $PY $PEERS/aiohttp_get.py --url "$u" --requests $PXN --concurrency 64 \
       --proxy "$BENCH_PROXY_URL" --uvloop
   fi
   # gzip responses (1 MiB of JSON, nginx's gzip_static): decoded bytes/s.
