@@ -73,7 +73,7 @@
 
 #include <actio.h>
 
-#include <openssl/evp.h>
+#include "stages.h"
 
 #ifdef __GLIBC__
 #include <malloc.h> /* mallinfo2, for --samples */
@@ -159,20 +159,6 @@ __attribute__((format(printf, 1, 2))) static char *str_printf(const char *fmt, .
   return s;
 }
 
-/* The steps below look at their own future for the outcome, so a failure
- * flows on to the record step instead of ending the chain: a catch whose
- * handler turns it into a plain NULL value (Python's `except Exception`).
- * A value passes the catch unchanged. */
-static int go_on(actio_future *failed, void *arg, actio_future **next) {
-  (void)failed;
-  (void)arg;
-  return actio_future_resolved(next, NULL, NULL);
-}
-
-static int settled(actio_future *f, actio_future **out) {
-  return actio_future_catch(f, go_on, NULL, out);
-}
-
 /* asyncio.sleep(ms) as a future: a future nobody completes, with a
  * deadline; settled, so the deadline's ETIMEDOUT becomes a plain wake-up. */
 static int sleep_ms(int64_t ms, actio_future **out) {
@@ -186,20 +172,14 @@ static int sleep_ms(int64_t ms, actio_future **out) {
 
 /* ---- the hasher: a custom actor, loop.run_in_executor(pool, sha256) ----
  * Hashing a large body takes milliseconds; on a pool of its own it never
- * holds up the HTTP workers' event loops. OpenSSL's libcrypto (already
- * there, under libcurl's TLS) does the SHA-256, with SHA-NI where the CPU
- * has it. */
+ * holds up the HTTP workers' event loops. */
 static int hash_body(actio_actor *self, void *worker, void *msg, actio_future *reply) {
   (void)self;
   (void)worker;
   job *j = msg;
   const actio_http_response *r = actio_future_value(j->fetch);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int mdlen = 0;
-  if (EVP_Digest(r->body, r->body_len, md, &mdlen, EVP_sha256(), NULL) != 1)
+  if (sha256_hex(r->body, r->body_len, j->hash) != 0)
     return actio_future_fail(reply, ACTIO_ENOMEM, "sha256 of %s failed", j->shown);
-  for (unsigned int i = 0; i < mdlen; i++)
-    snprintf(j->hash + 2 * i, 3, "%02x", md[i]);
   return actio_future_resolve(reply, NULL, NULL);
 }
 static const actio_behavior hasher = {.handle = hash_body};

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""demo-pages.py: the demo's pages (scripts/demo.sh, and the pipeline's rounds of scripts/bench.sh):
+"""demo-pages.py: the demo's pages (scripts/demo.sh, scripts/cluster-demo.sh, and the pipeline's rounds of scripts/bench.sh):
 N small HTML pages of varied sizes, FOLDER/00000.html and on, the same each time (seed 42).
 
   scripts/demo-pages.py FOLDER N"""
