@@ -8,7 +8,7 @@
 
 /*
  * A block made on one thread and freed on another (a future completed for
- * an event loop, a completion queue's node) costs glibc's malloc a free
+ * an event loop, or answered by an actor) costs glibc's malloc a free
  * into the maker's arena and a refill from it on the maker's side: a few
  * hundred instructions and two arena locks per block, where a block freed
  * and made on one thread costs a few dozen. Here a freed block goes onto
@@ -25,7 +25,7 @@
 #define ACTIO__RECYCLE_SLOTS 16
 
 /* The recyclers, one per kind of block: a thread keeps a list of each. */
-enum { ACTIO__RECYCLE_FUTURE, ACTIO__RECYCLE_CQ_NODE, ACTIO__RECYCLE_KINDS };
+enum { ACTIO__RECYCLE_FUTURE, ACTIO__RECYCLE_KINDS };
 
 typedef struct actio__recycler {
   size_t size; /* of a block: at least a pointer */

@@ -340,6 +340,7 @@ static void *produce(void *p) {
 typedef struct drainer {
   actio_cq *cq;
   _Atomic int *stops;          /* STOP_TAG events taken, over all drainers */
+  _Atomic long *taken;         /* other events taken, over all drainers */
   uint64_t next[PRODUCERS];    /* per producer: the next sequence expected */
   unsigned char *seen_shared;  /* SHARED entries */
   int check_order;
@@ -367,6 +368,7 @@ static void take(drainer *d, const actio_cq_event *e) {
   }
   actio_future_unref(e->future);
   d->got++;
+  atomic_fetch_add(d->taken, 1);
 }
 
 /* The loop: sleep in poll until the fd is readable, drain a small batch,
@@ -403,10 +405,11 @@ static void stress(int drainers) {
     ck_assert_int_eq(actio_cq_add(cq, shared[i], tag_of(PRODUCERS, (uint64_t)i)), 0);
   }
   _Atomic int stops = 0;
+  _Atomic long taken = 0;
   drainer d[2];
   unsigned char *seen = calloc(SHARED, 1);
   for (int i = 0; i < drainers; i++)
-    d[i] = (drainer){.cq = cq, .stops = &stops, .seen_shared = seen,
+    d[i] = (drainer){.cq = cq, .stops = &stops, .taken = &taken, .seen_shared = seen,
                      .check_order = drainers == 1};
   producer pr[PRODUCERS];
   for (int i = 0; i < PRODUCERS; i++)
@@ -417,6 +420,11 @@ static void stress(int drainers) {
   start_threads(dt, drainers, drain_loop, d, sizeof d[0]);
   start_threads(pt, PRODUCERS, produce, pr, sizeof pr[0]);
   join_threads(pt, PRODUCERS);
+  /* Every event taken through the wake-ups alone (a lost one leaves the
+   * loops asleep: the test's timeout); completions of different threads
+   * may come in any order, so the stop events come only after. */
+  while (atomic_load(&taken) < PRODUCERS * PER_PRODUCER + SHARED)
+    usleep(1000);
   /* One stop event per drainer, the next once one has been taken: each
    * drainer leaves on the one it takes, and the fd wakes the others. */
   for (int i = 0; i < drainers; i++) {

@@ -1,6 +1,7 @@
-/* cq.c: the completion queue: futures' done callbacks push (tag, future)
- * onto a lock-free stack and ring an eventfd on its empty-to-nonempty
- * transition; the loop that watches the eventfd drains in batches. */
+/* cq.c: the completion queue: a completing thread appends (tag, future) to
+ * its own lane, an array in segments; the loop that watches the eventfd
+ * reads the lanes' arrays in batches, and the eventfd is written only when
+ * the last drain found the queue empty. */
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -14,61 +15,109 @@
 #include "actio/error.h"
 #include "actors/core/future_internal.h"
 #include "base/debug.h"
-#include "base/recycle.h"
 
-/* 24 bytes (a 32-byte heap block). Until its future completes, `link` holds
- * the queue (the done callback's way to it); then the next older node. */
-typedef struct cq_node {
-  union {
-    actio_cq *cq;
-    struct cq_node *next;
-  } link;
-  actio_future *f; /* the queue's reference, until drained */
-  uint64_t tag;
-} cq_node;
+/*
+ * Each thread completes into one lane (its shard), so that two completing
+ * threads do not take a line from each other per completion, and one
+ * thread's completions stay in their order. A lane is a list of segments,
+ * arrays of slots filled in turn under the lane's lock; the drain reads
+ * them in turn, a whole batch before it touches any of their futures
+ * (which it prefetches meanwhile), rather than chasing one node per event.
+ * The lock is a word that only threads sharing a shard contend for.
+ *
+ * No event may be lost for want of memory once its registration was
+ * accepted: a registration buys its slot in advance. Each lane counts the
+ * slots its registering threads have paid for (`credit`); when it runs out,
+ * the registration makes a zeroed segment for the queue's spares. A lane
+ * whose tail is full takes a spare. Every lane starts with a segment of its
+ * own (its partly filled tail), so the spares made, one per SEG_SLOTS
+ * registrations, always cover the segments the completions need.
+ *
+ * The wake-up: `armed` is 1 while the last drain found the queue empty and
+ * reset the eventfd. A completion publishes its slot and reads `armed`
+ * under its lane's lock; a drain that found nothing resets the eventfd,
+ * sets `armed`, then takes and drops each lane's lock in turn before it
+ * looks at the slots again. Each completion's hold of the lock comes
+ * before that handshake, and the drain sees its slot, or after it, and the
+ * completion sees `armed` set, takes it (an exchange: one writer per
+ * reset) and writes the eventfd, after the reset. So the completions pay
+ * no fence: the drain that goes to sleep pays LANES lock round trips.
+ */
+#define LANES 8
+#define SEG_SLOTS 31
 
-/* Nodes are made on the registering threads and freed on the loop's. */
-static actio__recycler nodes = ACTIO__RECYCLER(sizeof(cq_node), ACTIO__RECYCLE_CQ_NODE);
+typedef struct cq_slot {
+  /* NULL until published; then the queue's reference, until drained. */
+  _Atomic(actio_future *) f;
+  uint64_t tag; /* written before f is published */
+} cq_slot;
 
-/* Marks the stack of a destroyed queue: a callback that finds it frees its
- * own node, and nothing is pushed after destroy took the stack. */
-static cq_node cq_closed_sentinel;
-#define CQ_CLOSED (&cq_closed_sentinel)
+/* 504 bytes. */
+typedef struct cq_seg {
+  /* The lane's next segment, published with its first slot filled. */
+  _Atomic(struct cq_seg *) next;
+  cq_slot slot[SEG_SLOTS];
+} cq_seg;
 
-/* Registering threads count their registrations apart, each on the line of
- * its shard, so two of them do not take a line from each other per add. */
-#define SHARDS 8
-/* What `refs` holds until destroy trades it for the registrations made. */
+/* A lane's producing side, on its own line. Under `busy`: all of it. */
+typedef struct cq_lane {
+  _Alignas(64) _Atomic int busy;
+  int closed;       /* destroyed: a completion frees its own event */
+  unsigned tail_n;  /* slots of `tail` filled */
+  unsigned credit;  /* slots paid for by registrations and not yet used */
+  cq_seg *tail;
+  uint64_t adds;    /* registrations made by this lane's threads */
+} cq_lane;
+
+/* A lane's draining side: where the next event is. Under drain_mu. */
+typedef struct cq_head {
+  cq_seg *seg;
+  unsigned n;
+} cq_head;
+
+/* The queue's life, as a per-CPU reference of Linux: until destroy,
+ * REFS_BIAS + 1 for the handle, less the registrations ended (drained, or
+ * released); destroy, once no one adds, trades the bias for the sum of the
+ * lanes' `adds`, so the count reaches 0 when the last registration is over,
+ * and the one that takes it there frees the queue. */
 #define REFS_BIAS (UINT64_C(1) << 62)
-/* A ringing callback's count, in the high bits of refs (above any number of
- * registrations pending): destroy waits for them to be gone before it
- * closes the eventfd, while registrations still pending (never to write
- * it: they find CQ_CLOSED) keep only the memory. */
-#define CQ_RINGING ((uint64_t)1 << 40)
 
 struct actio_cq {
-  /* Completed, newest first: pushed by done callbacks (a CAS), taken whole
-   * by the drain (an exchange); CQ_CLOSED once destroyed. Its own line:
-   * completing threads hammer it. */
-  _Alignas(64) _Atomic(cq_node *) done;
-  /* Registrations made, per shard of the registering threads. */
-  struct {
-    _Alignas(64) _Atomic uint64_t n;
-  } adds[SHARDS];
-  /* The queue's life, as a per-CPU reference of Linux: until destroy,
-   * REFS_BIAS + 1 for the handle + CQ_RINGING per callback between its
-   * push onto an empty stack and its write of the eventfd, less the
-   * registrations ended (drained, or released); destroy, once no one adds,
-   * trades the bias for the sum of `adds`, so the count reaches 0 when the
-   * last registration and callback are over, and the one that takes it
-   * there frees the queue. A completion that finds the stack nonempty
-   * touches nothing of the queue after its push. */
-  _Alignas(64) _Atomic uint64_t refs;
+  /* Read only, once made: what futures call (its first member), the fd. */
+  actio__future_queue hook;
   int fd;
+  cq_lane lanes[LANES];
+  /* Written by the drain that finds the queue empty, and by the completion
+   * that rings after it: once per wake-up. */
+  _Alignas(64) _Atomic int armed;
+  _Atomic uint64_t refs;
+  /* Spare segments, paid for by registrations: pushed by one registration
+   * in SEG_SLOTS, taken by the completion that fills a lane's tail. */
+  _Alignas(64) pthread_mutex_t spare_mu;
+  cq_seg *spares; /* linked through `next` */
   /* The drains' own line. */
-  _Alignas(64) pthread_mutex_t drain_mu; /* serialises drains; guards `ready` */
-  cq_node *ready;                        /* taken from `done`, oldest first */
+  _Alignas(64) pthread_mutex_t drain_mu; /* serialises drains; guards the rest */
+  unsigned next_lane; /* where the last drain stopped, for fairness */
+  cq_head heads[LANES];
 };
+
+static void lane_lock(cq_lane *l) {
+  /* Acquire: the previous holder's writes. */
+  while (atomic_exchange_explicit(&l->busy, 1, memory_order_acquire))
+    /* Relaxed: only a hint to try again. Held for a few stores (or, once
+     * per wake-up, a write to the eventfd): yield to a preempted holder. */
+    while (atomic_load_explicit(&l->busy, memory_order_relaxed))
+      sched_yield();
+}
+
+static void lane_unlock(cq_lane *l) {
+  /* Release: our writes to the lane before the next holder's. */
+  atomic_store_explicit(&l->busy, 0, memory_order_release);
+}
+
+static cq_seg *seg_new(void) { return calloc(1, sizeof(cq_seg)); }
+
+static void deliver(actio_future *f, actio__future_queue *q, uint64_t tag);
 
 int actio_cq_create(actio_cq **out) {
   if (out == NULL)
@@ -78,56 +127,53 @@ int actio_cq_create(actio_cq **out) {
   if (cq == NULL)
     return ACTIO_ENOMEM;
   memset(cq, 0, sizeof *cq);
+  int i, rc = ACTIO_ENOMEM;
+  for (i = 0; i < LANES; i++) {
+    if ((cq->lanes[i].tail = seg_new()) == NULL)
+      goto fail_segs;
+    cq->heads[i].seg = cq->lanes[i].tail;
+    atomic_init(&cq->lanes[i].busy, 0);
+  }
   cq->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (cq->fd < 0) {
-    int rc = -errno;
-    free(cq);
-    return rc;
+    rc = -errno;
+    goto fail_segs;
   }
-  atomic_init(&cq->done, NULL);
-  for (int i = 0; i < SHARDS; i++)
-    atomic_init(&cq->adds[i].n, 0);
+  cq->hook.deliver = deliver;
+  atomic_init(&cq->armed, 1); /* empty, and the descriptor not readable */
   atomic_init(&cq->refs, REFS_BIAS + 1);
+  pthread_mutex_init(&cq->spare_mu, NULL);
   pthread_mutex_init(&cq->drain_mu, NULL);
   *out = cq;
   return 0;
+fail_segs:
+  while (i-- > 0)
+    free(cq->lanes[i].tail);
+  free(cq);
+  return rc;
 }
 
 int actio_cq_fd(const actio_cq *cq) { return cq != NULL ? cq->fd : ACTIO_EINVAL; }
 
-/* Drops the events of a list never drained: their futures are released.
- * Returns how many. */
-static uint64_t release_nodes(cq_node *n) {
-  uint64_t k = 0;
-  for (; n != NULL; k++) {
-    cq_node *next = n->link.next;
-    actio__future_queue_unmark(n->f);
-    actio_future_unref(n->f);
-    actio__recycle_free(&nodes, n);
-    n = next;
-  }
-  return k;
-}
-
-/* This thread's shard of the registration counts. */
+/* This thread's lane. */
 static unsigned shard(void) {
   static _Atomic unsigned next;
-  static _Thread_local unsigned mine; /* 1 + the shard; 0: none yet */
+  static _Thread_local unsigned mine; /* 1 + the lane; 0: none yet */
   if (mine == 0)
     /* Relaxed: any spread will do. */
-    mine = 1 + atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % SHARDS;
+    mine = 1 + atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % LANES;
   return mine - 1;
 }
 
 static void cq_unref(actio_cq *cq, uint64_t k) {
-  /* Release: our pushes and writes before the free; acquire on the last
-   * drop: the freer sees everyone's. */
+  /* Release: our writes before the free; acquire on the last drop: the
+   * freer sees everyone's. */
   uint64_t before = atomic_fetch_sub_explicit(&cq->refs, k, memory_order_acq_rel);
   ACTIO__ASSERT(before >= k);
   if (before != k)
     return;
-  ACTIO__ASSERT(atomic_load_explicit(&cq->done, memory_order_relaxed) == CQ_CLOSED);
-  ACTIO__ASSERT(cq->ready == NULL);
+  ACTIO__ASSERT(cq->spares == NULL);
+  pthread_mutex_destroy(&cq->spare_mu);
   pthread_mutex_destroy(&cq->drain_mu);
   free(cq);
 }
@@ -139,90 +185,132 @@ static void ring(int fd) {
   (void)w;
 }
 
-/* The done callback, on the completing thread (or in actio_cq_add's, for a
- * future complete already). Its registration's reference keeps the queue
- * until the push; one taken before a push onto an empty stack keeps it
- * until the eventfd is written. */
-static void on_complete(actio_future *f, void *arg) {
-  cq_node *n = arg;
-  actio_cq *cq = n->link.cq;
-  ACTIO__ASSERT(n->f == f);
-  (void)f;
-  uint64_t ringing = 0;
-  cq_node *head = atomic_load_explicit(&cq->done, memory_order_relaxed);
-  for (;;) {
-    if (head == CQ_CLOSED) { /* destroyed: the registration ends here */
-      n->link.next = NULL;
-      cq_unref(cq, release_nodes(n) + ringing);
-      return;
-    }
-    if (head == NULL && !ringing) {
-      /* Relaxed: our registration's reference is held, so the queue is
-       * there; the release of the CAS below publishes the count to a
-       * destroy whose exchange reads from it. */
-      atomic_fetch_add_explicit(&cq->refs, CQ_RINGING, memory_order_relaxed);
-      ringing = CQ_RINGING;
-    }
-    n->link.next = head;
-    /* Release: the node's fields before it is reachable. Acquire: when we
-     * replace the NULL a drain's exchange left, we read from that exchange
-     * (release), so its reset of the eventfd happened before our write
-     * below: that write is never the one a reset swallows while our node
-     * waits. Relaxed on failure: only `head` is read, and the loop comes
-     * back through here. */
-    if (atomic_compare_exchange_weak_explicit(&cq->done, &head, n, memory_order_acq_rel,
-                                              memory_order_relaxed))
-      break;
+/* Ends an event that will never be drained: its future is released. */
+static void release(actio_future *f) {
+  actio__future_queue_unmark(f);
+  actio_future_unref(f);
+}
+
+/* The delivery (future_internal.h), on the completing thread, or in
+ * actio_cq_add's for a future complete already; f's reference is the
+ * queue's now. The registration's count of the queue keeps it until the
+ * event is published; the lane's lock, which destroy takes before it closes
+ * the eventfd, keeps the descriptor until the ring. */
+static void deliver(actio_future *f, actio__future_queue *q, uint64_t tag) {
+  actio_cq *cq = (actio_cq *)(void *)q; /* its first member */
+  cq_lane *l = &cq->lanes[shard()];
+  lane_lock(l);
+  if (l->closed) { /* destroyed: the registration ends here */
+    lane_unlock(l);
+    release(f);
+    cq_unref(cq, 1);
+    return;
   }
-  if (head == NULL)
-    ring(cq->fd); /* empty to nonempty: the only write */
-  if (ringing)
-    cq_unref(cq, ringing);
+  cq_slot *s;
+  if (l->tail_n < SEG_SLOTS) {
+    s = &l->tail->slot[l->tail_n++];
+    s->tag = tag;
+    /* Release: the tag, and the future's result, for the drain. */
+    atomic_store_explicit(&s->f, f, memory_order_release);
+  } else {
+    pthread_mutex_lock(&cq->spare_mu);
+    cq_seg *n = cq->spares;
+    ACTIO__ASSERT(n != NULL); /* paid for by the registration */
+    cq->spares = atomic_load_explicit(&n->next, memory_order_relaxed);
+    pthread_mutex_unlock(&cq->spare_mu);
+    atomic_init(&n->next, NULL);
+    n->slot[0].tag = tag;
+    /* Relaxed: the segment is ours until published below. */
+    atomic_store_explicit(&n->slot[0].f, f, memory_order_relaxed);
+    /* Release: the segment and its slot. The drain frees the old segment
+     * once it sees this: we touch it no more. */
+    atomic_store_explicit(&l->tail->next, n, memory_order_release);
+    l->tail = n;
+    l->tail_n = 1;
+  }
+  /* Relaxed: the lock orders it after a drain's handshake (see the top);
+   * the exchange only when the drain is waiting. Acquire: a write after
+   * the drain's reset. */
+  if (atomic_load_explicit(&cq->armed, memory_order_relaxed) &&
+      atomic_exchange_explicit(&cq->armed, 0, memory_order_acq_rel))
+    ring(cq->fd);
+  lane_unlock(l);
 }
 
 int actio_cq_add(actio_cq *cq, actio_future *f, uint64_t tag) {
   if (cq == NULL || f == NULL)
     return ACTIO_EINVAL;
-  cq_node *n = actio__recycle_new(&nodes);
-  if (n == NULL)
-    return ACTIO_ENOMEM;
-  n->link.cq = cq;
-  n->f = f;
-  n->tag = tag;
-  /* Before the registration, whose callback may end it at once. Relaxed:
-   * destroy reads the sum only once no one adds (the caller's ordering). */
-  _Atomic uint64_t *adds = &cq->adds[shard()].n;
-  atomic_fetch_add_explicit(adds, 1, memory_order_relaxed);
-  int rc = actio__future_on_done_queued(f, on_complete, n);
+  cq_lane *l = &cq->lanes[shard()];
+  lane_lock(l);
+  while (l->credit == 0) {
+    /* Pay for the next SEG_SLOTS events with a spare segment, made
+     * outside the lock. */
+    lane_unlock(l);
+    cq_seg *s = seg_new();
+    if (s == NULL)
+      return ACTIO_ENOMEM;
+    pthread_mutex_lock(&cq->spare_mu);
+    atomic_init(&s->next, cq->spares);
+    cq->spares = s;
+    pthread_mutex_unlock(&cq->spare_mu);
+    lane_lock(l);
+    l->credit += SEG_SLOTS;
+  }
+  l->credit--;
+  /* Before the registration, whose delivery may end it at once. */
+  l->adds++;
+  lane_unlock(l);
+  int rc = actio__future_on_done_queued(f, &cq->hook, tag);
   if (rc != 0) {
-    atomic_fetch_sub_explicit(adds, 1, memory_order_relaxed);
-    actio__recycle_free(&nodes, n);
+    lane_lock(l);
+    l->adds--;
+    l->credit++;
+    lane_unlock(l);
   }
   return rc;
 }
 
-/* Moves the completed stack, newest first, to `ready`, oldest first. Under
- * drain_mu with `ready` empty. Returns 0 when there was nothing. */
-static int take_done(actio_cq *cq) {
-  /* Acquire: the nodes' fields; release: a callback that pushes onto the
-   * NULL left here reads from this exchange, so our eventfd reset before it
-   * happens before that callback's write (see on_complete). */
-  cq_node *n = atomic_exchange_explicit(&cq->done, NULL, memory_order_acq_rel);
-  ACTIO__ASSERT(n != CQ_CLOSED); /* a drain racing destroy */
-  if (n == NULL)
-    return 0;
-  cq_node *rev = NULL;
-  while (n != NULL) {
-    /* The walk waits for each node; meanwhile its future (the drain's
-     * unmark, the caller's status and unref) comes in. */
-    __builtin_prefetch(n->f, 1);
-    cq_node *next = n->link.next;
-    n->link.next = rev;
-    rev = n;
-    n = next;
+/* Takes up to `max` events of lane i into out, without touching their
+ * futures (prefetched meanwhile). Returns how many. Under drain_mu. */
+static size_t take_lane(actio_cq *cq, unsigned i, actio_cq_event *out, size_t max) {
+  cq_head *h = &cq->heads[i];
+  size_t n = 0;
+  while (n < max) {
+    if (h->n == SEG_SLOTS) {
+      /* Acquire: its contents. */
+      cq_seg *next = atomic_load_explicit(&h->seg->next, memory_order_acquire);
+      if (next == NULL)
+        break;
+      free(h->seg);
+      h->seg = next;
+      h->n = 0;
+    }
+    cq_slot *s = &h->seg->slot[h->n];
+    /* Acquire: the tag, and the future's result. */
+    actio_future *f = atomic_load_explicit(&s->f, memory_order_acquire);
+    if (f == NULL)
+      break;
+    __builtin_prefetch(f, 1);
+    out[n].tag = s->tag;
+    out[n].future = f;
+    h->n++;
+    n++;
   }
-  cq->ready = rev;
-  return 1;
+  return n;
+}
+
+/* Takes up to `max` events, lane after lane from where the last drain
+ * stopped. Under drain_mu. */
+static size_t take(actio_cq *cq, actio_cq_event *out, size_t max) {
+  size_t n = 0;
+  unsigned i = cq->next_lane;
+  for (unsigned k = 0; k < LANES && n < max; k++, i = (i + 1) % LANES)
+    n += take_lane(cq, i, out + n, max - n);
+  /* A full batch may have stopped inside a lane: start there next time. */
+  cq->next_lane = n == max ? (i + LANES - 1) % LANES : i;
+  for (size_t j = 0; j < n; j++)
+    actio__future_queue_unmark(out[j].future);
+  return n;
 }
 
 int actio_cq_drain(actio_cq *cq, actio_cq_event *out, size_t max) {
@@ -231,37 +319,26 @@ int actio_cq_drain(actio_cq *cq, actio_cq_event *out, size_t max) {
   if (max > INT_MAX)
     max = INT_MAX;
   pthread_mutex_lock(&cq->drain_mu);
-  size_t n = 0;
-  int reset = 0;
-  for (;;) {
-    while (n < max && cq->ready != NULL) {
-      cq_node *e = cq->ready;
-      cq->ready = e->link.next;
-      out[n].tag = e->tag;
-      out[n].future = e->f;
-      actio__future_queue_unmark(e->f);
-      actio__recycle_free(&nodes, e);
-      n++;
+  size_t n = take(cq, out, max);
+  if (n < max) {
+    /* Found empty: reset the descriptor, arm, and look again, so that a
+     * completion published after the look rings anew (see the top). */
+    uint64_t count;
+    ssize_t r = read(cq->fd, &count, sizeof count); /* EAGAIN: not rung */
+    (void)r;
+    /* Release: the reset before, for the completion that takes `armed`. */
+    atomic_store_explicit(&cq->armed, 1, memory_order_release);
+    for (unsigned i = 0; i < LANES; i++) { /* the handshake (see the top) */
+      lane_lock(&cq->lanes[i]);
+      lane_unlock(&cq->lanes[i]);
     }
-    if (n == max)
-      break;
-    /* Room left and nothing taken: reset the eventfd before looking again,
-     * so a completion pushed after the look rings it anew. Relaxed: the
-     * exchange in take_done is what orders. */
-    if (atomic_load_explicit(&cq->done, memory_order_relaxed) == NULL) {
-      if (reset)
-        break;
-      uint64_t count;
-      ssize_t r = read(cq->fd, &count, sizeof count); /* EAGAIN: not rung */
-      (void)r;
-      reset = 1;
-    }
-    if (!take_done(cq))
-      break;
+    n += take(cq, out + n, max - n);
+    /* Full after the reset: more may wait, whose completions saw `armed`
+     * clear and did not ring: keep the descriptor readable. Acq_rel, as
+     * every exchange of `armed`: one writer per reset. */
+    if (n == max && atomic_exchange_explicit(&cq->armed, 0, memory_order_acq_rel))
+      ring(cq->fd);
   }
-  /* Reset, then more taken than `max`: events remain, so ring again. */
-  if (reset && cq->ready != NULL)
-    ring(cq->fd);
   pthread_mutex_unlock(&cq->drain_mu);
   /* The drained registrations end, at once; never the last reference: the
    * caller holds the handle's. */
@@ -270,32 +347,54 @@ int actio_cq_drain(actio_cq *cq, actio_cq_event *out, size_t max) {
   return (int)n;
 }
 
+/* Releases the events of lane i not drained and frees its segments.
+ * Returns how many events. Under drain_mu and the lane's lock. */
+static uint64_t release_lane(actio_cq *cq, unsigned i) {
+  uint64_t k = 0;
+  cq_seg *s = cq->heads[i].seg;
+  for (unsigned n = cq->heads[i].n; s != NULL; n = 0) {
+    for (; n < SEG_SLOTS; n++) {
+      actio_future *f = atomic_load_explicit(&s->slot[n].f, memory_order_relaxed);
+      if (f == NULL)
+        break;
+      release(f);
+      k++;
+    }
+    cq_seg *next = atomic_load_explicit(&s->next, memory_order_relaxed);
+    free(s);
+    s = next;
+  }
+  cq->heads[i].seg = NULL;
+  cq->lanes[i].tail = NULL;
+  return k;
+}
+
 void actio_cq_destroy(actio_cq *cq) {
   if (cq == NULL)
     return;
+  uint64_t k = 0, made = 0;
   pthread_mutex_lock(&cq->drain_mu);
-  uint64_t k = release_nodes(cq->ready);
-  cq->ready = NULL;
+  for (unsigned i = 0; i < LANES; i++) {
+    /* The lock: no completion is inside the lane (nor ringing) now, and
+     * every one after this finds it closed, frees its own event and never
+     * writes the eventfd. Reading `adds` here: no one adds any more. */
+    cq_lane *l = &cq->lanes[i];
+    lane_lock(l);
+    l->closed = 1;
+    k += release_lane(cq, i);
+    made += l->adds;
+    lane_unlock(l);
+  }
   pthread_mutex_unlock(&cq->drain_mu);
-  /* Acq_rel: the pushed nodes' fields, and the count of every callback
-   * whose push came before; every callback after this finds CQ_CLOSED,
-   * frees its own node and never writes the eventfd. */
-  k += release_nodes(atomic_exchange_explicit(&cq->done, CQ_CLOSED, memory_order_acq_rel));
-  /* No one adds any more: the bias becomes the registrations made, of
-   * which those still pending end as their callbacks find CQ_CLOSED.
-   * Relaxed reads: the caller ordered the adds before this. Acq_rel on the
-   * trade, as on every change of the count. */
-  uint64_t made = 0;
-  for (int i = 0; i < SHARDS; i++)
-    made += atomic_load_explicit(&cq->adds[i].n, memory_order_relaxed);
-  atomic_fetch_add_explicit(&cq->refs, made - REFS_BIAS, memory_order_acq_rel);
-  /* Now below CQ_RINGING once no callback rings (registrations pending and
-   * the handle count less). Acquire: the writes of those that pushed onto
-   * an empty stack before the exchange are done (each is one system call
-   * away); the eventfd can go now, while pending registrations keep only
-   * the memory. */
-  while (atomic_load_explicit(&cq->refs, memory_order_acquire) >= CQ_RINGING)
-    sched_yield();
+  for (cq_seg *s = cq->spares, *next; s != NULL; s = next) {
+    next = atomic_load_explicit(&s->next, memory_order_relaxed);
+    free(s);
+  }
+  cq->spares = NULL;
   close(cq->fd);
+  /* The bias becomes the registrations made, of which those still pending
+   * end as their deliveries find their lanes closed. Acq_rel on the trade,
+   * as on every change of the count. */
+  atomic_fetch_add_explicit(&cq->refs, made - REFS_BIAS, memory_order_acq_rel);
   cq_unref(cq, k + 1);
 }

@@ -16,10 +16,11 @@
 
 /* state: the phase in the low bits, plus flags: a thread sleeps on the
  * futex; the inline callback slot is taken; the future is on a completion
- * queue (cq.c). BUSY is the winner of the completion race writing the
- * result. */
+ * queue (cq.c); the inline slot holds a completion queue's registration;
+ * a callback record was (or is being) pushed onto `cbs`. BUSY is the winner
+ * of the completion race writing the result. */
 enum { F_PENDING = 0, F_BUSY = 1, F_DONE = 2, F_PHASE = 3, F_WAITERS = 4,
-       F_CB0 = 8, F_CB0_READY = 16, F_QUEUED = 32 };
+       F_CB0 = 8, F_CB0_READY = 16, F_QUEUED = 32, F_CB0_CQ = 64, F_CBS = 128 };
 /* hook: the cancel hook's life. INSTALLING guards the two fields while
  * on_cancel writes them. */
 enum { H_NONE, H_INSTALLING, H_SET, H_FIRING, H_SPENT };
@@ -48,25 +49,36 @@ typedef struct future_ext {
 } future_ext;
 
 /* The first callback, inside the future: no allocation for the common
- * single one (an actor's timing, a gather's item). */
-typedef struct cb_inline {
-  actio_done_fn fn;
-  void *arg;
+ * single one (an actor's timing, a gather's item); or, under F_CB0_CQ, a
+ * completion queue's registration, delivered without a callback's
+ * reference of its own. */
+typedef union cb_inline {
+  struct {
+    actio_done_fn fn;
+    void *arg;
+  } cb;
+  struct {
+    actio__future_queue *q;
+    uint64_t tag;
+  } cq;
 } cb_inline;
 
 /* 88 bytes (a 96-byte heap block): a pending ask costs that, its message
- * aside. */
+ * aside. What the thread that takes a completed future reads, and frees it
+ * with, comes first: 32 bytes, in one line but for one block in four (heap
+ * blocks are 16-byte aligned), so a future completed on one thread and
+ * taken on another crosses one line back and forth, not two. */
 struct actio_future {
   _Atomic uint32_t state;
   _Atomic uint32_t refs;
-  _Atomic uint32_t hook;
   int status;                /* written by the winner, read after F_DONE */
-  _Atomic(cb *) cbs;         /* LIFO of further callbacks, or CB_CLOSED */
+  _Atomic uint32_t hook;
   _Atomic(void *) value;     /* NULL once taken */
+  _Atomic(future_ext *) ext; /* NULL until needed */
+  _Atomic(cb *) cbs;         /* LIFO of further callbacks, or CB_CLOSED */
   actio_free_fn value_free;
   actio_cancel_fn cancel_fn;
   void *cancel_arg;
-  _Atomic(future_ext *) ext; /* NULL until needed */
   _Atomic int64_t track;     /* its actor's timing of it (metrics.c) */
   cb_inline cb0;             /* claimed by F_CB0, published by F_CB0_READY */
 };
@@ -201,10 +213,17 @@ static int begin(actio_future *f) {
  * registrant published it in time; else the registrant sees DONE when it
  * publishes, and runs it itself. */
 static void run_callbacks(actio_future *f, uint32_t old) {
-  if (old & F_CB0_READY) {
-    f->cb0.fn(f, f->cb0.arg);
+  if ((old & (F_CB0_READY | F_CB0_CQ)) == (F_CB0_READY | F_CB0_CQ)) {
+    /* The queue takes over the registration's reference. */
+    f->cb0.cq.q->deliver(f, f->cb0.cq.q, f->cb0.cq.tag);
+  } else if (old & F_CB0_READY) {
+    f->cb0.cb.fn(f, f->cb0.cb.arg);
     actio_future_unref(f); /* the reference on_done took */
   }
+  /* No record was pushed before DONE: a registrant after it saw DONE in
+   * its F_CBS and runs its callback itself. */
+  if (!(old & F_CBS))
+    return;
   /* Acq_rel: registrants' nodes are visible to us; a later registrant that
    * sees CB_CLOSED also sees the result published before. */
   cb *c = atomic_exchange_explicit(&f->cbs, CB_CLOSED, memory_order_acq_rel);
@@ -483,8 +502,8 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
   /* Relaxed claim: the slot is ours alone once claimed. */
   if (!(atomic_load_explicit(&f->state, memory_order_relaxed) & F_CB0) &&
       !(atomic_fetch_or_explicit(&f->state, F_CB0, memory_order_relaxed) & F_CB0)) {
-    f->cb0.fn = fn;
-    f->cb0.arg = arg;
+    f->cb0.cb.fn = fn;
+    f->cb0.cb.arg = arg;
     actio_future_ref(f);
     /* Acq_rel: the slot's contents before READY (for the completer);
      * seeing DONE here means seeing the result. Completion and this are
@@ -503,6 +522,15 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
   c->fn = fn;
   c->arg = arg;
   actio_future_ref(f);
+  /* Acq_rel: seeing DONE means seeing the result; otherwise the
+   * completion, after this on the same word, sees F_CBS and closes the
+   * list, so the push below either lands before that or finds it closed. */
+  if ((atomic_fetch_or_explicit(&f->state, F_CBS, memory_order_acq_rel) & F_PHASE) == F_DONE) {
+    free(c);
+    fn(f, arg);
+    actio_future_unref(f);
+    return 0;
+  }
   cb *head = atomic_load_explicit(&f->cbs, memory_order_acquire);
   do {
     if (head == CB_CLOSED) {
@@ -520,7 +548,20 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
   return 0;
 }
 
-int actio__future_on_done_queued(actio_future *f, actio_done_fn fn, void *arg) {
+/* A registration behind a taken inline slot: a callback record whose
+ * argument holds the queue and the tag. */
+typedef struct cq_rec {
+  actio__future_queue *q;
+  uint64_t tag;
+} cq_rec;
+
+static void cq_rec_deliver(actio_future *f, void *arg) {
+  cq_rec r = *(cq_rec *)arg;
+  free(arg);
+  r.q->deliver(f, r.q, r.tag); /* the queue's own reference */
+}
+
+int actio__future_on_done_queued(actio_future *f, actio__future_queue *q, uint64_t tag) {
   /* One CAS marks it queued and claims the inline slot if it is free.
    * Relaxed: as for the mark and the claim of on_done. */
   uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
@@ -528,31 +569,36 @@ int actio__future_on_done_queued(actio_future *f, actio_done_fn fn, void *arg) {
   do {
     if (s & F_QUEUED)
       return ACTIO_EEXIST;
-    want = s | F_QUEUED | F_CB0;
+    want = s & F_CB0 ? s | F_QUEUED : s | F_QUEUED | F_CB0 | F_CB0_CQ;
   } while (!atomic_compare_exchange_weak_explicit(&f->state, &s, want, memory_order_relaxed,
                                                   memory_order_relaxed));
   if (s & F_CB0) { /* the slot is taken: a callback record */
-    actio_future_ref(f);
-    int rc = actio_future_on_done(f, fn, arg);
-    if (rc != 0) {
-      actio_future_unref(f);
-      actio__future_queue_unmark(f);
+    cq_rec *r = malloc(sizeof *r);
+    int rc = ACTIO_ENOMEM;
+    if (r != NULL) {
+      *r = (cq_rec){q, tag};
+      actio_future_ref(f); /* the queue's, besides the callback's */
+      rc = actio_future_on_done(f, cq_rec_deliver, r);
+      if (rc != 0) {
+        actio_future_unref(f);
+        free(r);
+      }
     }
+    if (rc != 0)
+      actio__future_queue_unmark(f);
     return rc;
   }
-  f->cb0.fn = fn;
-  f->cb0.arg = arg;
-  /* Relaxed: the caller holds a reference. Two: the queue's, and the one
-   * the callback holds until it has run. */
-  uint32_t before = atomic_fetch_add_explicit(&f->refs, 2, memory_order_relaxed);
-  ACTIO__ASSERT(before > 0 && before < UINT32_MAX - 1);
+  f->cb0.cq.q = q;
+  f->cb0.cq.tag = tag;
+  /* Relaxed: the caller holds a reference. One: the queue's, which the
+   * delivery takes over. */
+  uint32_t before = atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+  ACTIO__ASSERT(before > 0 && before < UINT32_MAX);
   (void)before;
   /* As in actio_future_on_done. */
   uint32_t old = atomic_fetch_or_explicit(&f->state, F_CB0_READY, memory_order_acq_rel);
-  if ((old & F_PHASE) == F_DONE) {
-    fn(f, arg);
-    actio_future_unref(f);
-  }
+  if ((old & F_PHASE) == F_DONE)
+    q->deliver(f, q, tag);
   return 0;
 }
 

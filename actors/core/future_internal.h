@@ -62,12 +62,19 @@ _Atomic int64_t *actio__future_track(actio_future *f);
 int actio__future_queue_mark(actio_future *f);
 void actio__future_queue_unmark(actio_future *f);
 
-/* Marks f as on a completion queue and registers fn as actio_future_on_done
- * does, taking a reference for the queue besides the callback's: one
- * read-modify-write fewer for each when the inline callback slot is free.
- * Returns 0, ACTIO_EEXIST (marked already), or ACTIO_ENOMEM; on error
- * nothing is done. */
-int actio__future_on_done_queued(actio_future *f, actio_done_fn fn, void *arg);
+/* A completion queue as a future sees it (cq.c embeds one): what to call
+ * once a future registered on it completes, handed the queue's own
+ * reference to the future. */
+typedef struct actio__future_queue {
+  void (*deliver)(actio_future *f, struct actio__future_queue *q, uint64_t tag);
+} actio__future_queue;
+
+/* Marks f as on the completion queue `q` and registers its delivery: once
+ * f completes (at once if it has), q->deliver(f, q, tag) runs on the
+ * completing thread. When the inline callback slot is free that is the
+ * only cost (no record, no callback reference). Returns 0, ACTIO_EEXIST
+ * (marked already), or ACTIO_ENOMEM; on error nothing is done. */
+int actio__future_on_done_queued(actio_future *f, actio__future_queue *q, uint64_t tag);
 
 /* Sets the absolute deadline read by actio_future_remaining_ms. */
 int actio__future_set_deadline_ns(actio_future *f, int64_t deadline_ns);

@@ -30,11 +30,13 @@ extern "C" {
  * }
  * @endcode
  *
- * Memory: a registration costs one 24-byte node (a 32-byte heap block,
- * recycled for later registrations), and a 24-byte callback record (32)
- * when the future's inline callback slot is taken already, as it is for
- * every request to an actor (its timing): 32 to 64 bytes per registered
- * future, none once drained.
+ * Memory: a queue keeps about 4 KiB of its own. A registration costs a
+ * 16-byte slot, paid for in advance (a 504-byte block per 31
+ * registrations, reused by the queue for its events), and a 16-byte record
+ * and a 24-byte callback record (32-byte blocks each) when the future's
+ * inline callback slot is taken already, as it is for every request to an
+ * actor (its timing): about 17 to 81 bytes per registered future, the
+ * slot's share returned once drained.
  * @{ */
 
 /** A completion queue (opaque). Registration is thread-safe; draining
@@ -80,18 +82,19 @@ int actio_cq_fd(const actio_cq *cq);
  * already), (tag, f) waits in the queue and its descriptor becomes readable.
  * The queue takes its own reference to `f`, which the drain hands to the
  * caller; the caller's own reference stays the caller's. Futures that one
- * thread completes in turn are drained in that order. A future is on one
- * queue at a time: registering it again (on this queue or another) before
- * its event is drained returns ACTIO_EEXIST; once drained it may be
+ * thread completes in turn are drained in that order; completions of
+ * different threads may be drained in any order, even when one thread
+ * waited for the other (each thread's completions wait apart). A future is
+ * on one queue at a time: registering it again (on this queue or another)
+ * before its event is drained returns ACTIO_EEXIST; once drained it may be
  * registered again. Returns 0, ACTIO_EINVAL (a NULL argument), ACTIO_EEXIST
  * or ACTIO_ENOMEM; on error nothing is registered. Any thread. */
 int actio_cq_add(actio_cq *cq, actio_future *f, uint64_t tag);
 
-/** Takes up to `max` completions, oldest first as far as the queue knows
- * (see actio_cq_add), into out[0..n-1] and returns n, without blocking: 0
- * when none is ready. Each event's future reference is now the caller's.
- * When fewer than `max` are returned the queue was found empty and its
- * descriptor reset; when `max` are returned more may wait and it stays
+/** Takes up to `max` completions into out[0..n-1] and returns n, without
+ * blocking: 0 when none is ready. Each event's future reference is now the
+ * caller's. When fewer than `max` are returned the queue was found empty
+ * and its descriptor reset; when `max` are returned more may wait and it stays
  * readable. Any thread: drains from several threads at once are serialised
  * (each waits for the other's short drain), and each completion goes to
  * exactly one of them. Returns n (at most INT_MAX), or ACTIO_EINVAL (cq NULL,
