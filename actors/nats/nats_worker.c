@@ -66,7 +66,10 @@ static void job_free(wjob *j) {
   if (j->next != NULL)
     j->next->prev = j->prev;
   w->in_flight--;
-  pthread_cond_broadcast(&w->cv);
+  /* The pull waits for a batch's room, a stop or destroy for none in
+   * flight: woken once at each, not at every end. */
+  if (w->in_flight == 0 || w->in_flight + (size_t)w->batch == (size_t)w->max_in_flight)
+    pthread_cond_broadcast(&w->cv);
   pthread_mutex_unlock(&w->mu);
   actio_future_unref(j->f);
   actio__nats_msg_free(j->msg.rx);
@@ -265,12 +268,15 @@ static void *fetch_main(void *arg) {
     int64_t now = actio__now_ns();
     int64_t until = keep_leases(w, now, now + w->fetch_wait_ms * ACTIO__NS_PER_MS);
     size_t room = (size_t)w->max_in_flight - w->in_flight;
-    if (room == 0) { /* the actor's backpressure reaches the pull */
+    if (room < (size_t)w->batch) {
+      /* The actor's backpressure reaches the pull: the next one waits for
+       * a whole batch's room (a pull per job ended would be a round trip
+       * per job). */
       wait_until(w, until);
       continue;
     }
     pthread_mutex_unlock(&w->mu);
-    int want = room < (size_t)w->batch ? (int)room : w->batch, n = 0;
+    int want = w->batch, n = 0;
     int64_t wait_ms = actio__ns_to_ms_ceil(until - now);
     int rc = actio__nats_js_fetch(w->pull, rx, want, wait_ms > 0 ? wait_ms : 1, &n);
     for (int i = 0; i < n; i++)

@@ -367,8 +367,9 @@ typedef struct actio_nats_worker_opts {
                                 allowed); NULL: all the stream keeps */
   int batch;               /**< jobs asked for per pull, at most; default 32 */
   /** Jobs given to the actor and not yet done, at most: the worker pulls
-   * only for the room left, and none while there is none (the actor's
-   * mailbox must hold as many). Default 2 * batch. */
+   * a batch only once there is room for it, and none meanwhile (the
+   * actor's mailbox must hold as many). Default 2 * batch; a batch over
+   * it is cut to it. */
   int max_in_flight;
   int max_deliveries;      /**< deliveries before a job is dead-lettered;
                                 default 5 */
