@@ -20,6 +20,7 @@
 
 #include "actio.h"
 #include "curl_loop.h"
+#include "js_loop.h"
 #include "nats_loop.h"
 
 static const char usage_text[] =
@@ -99,6 +100,12 @@ static const char usage_text2[] =
     "           (bare cnats, here), replies checked (N 100000, C 64); cnats:\n"
     "           the bare loop on one connection and a shared inbox\n"
     "  nats_echo --nats URL   those responders alone, until stdin ends\n"
+    "  jobs     --nats URL [--jobs N] [--batch B] [--replicas R] [--concurrency C]\n"
+    "           [--impl actio|cnats]: a work-queue stream (R copies) made anew,\n"
+    "           N 16-byte jobs published with ids, C acks awaited at most, then\n"
+    "           one worker pulls B at a time, checks and acks each (N 100000,\n"
+    "           B 32, R 1, C 4096); cnats: the bare async publish and pull\n"
+    "           consumer (bench/js_loop.c); per_sec: jobs over both phases\n"
     "  W: the actor's worker threads (default: the library's)\n"
     "The mailbox workload drives an internal queue: actio-bench-mailbox\n"
     "(tests/perf) measures it.\n"
@@ -881,6 +888,153 @@ static int remote_start_counted(size_t i, void *arg, actio_future **out) {
   return rc;
 }
 
+/* ---- jobs ---- */
+
+typedef struct jobs_bench {
+  actio_actor *nats;
+  uint64_t n;
+  _Atomic uint64_t done, ok;
+  actio_future *all;       /* resolved once the n are done */
+} jobs_bench;
+
+/* Waits for the oldest publish in the ring and frees its slot; 1 when it
+ * failed. */
+static uint64_t jobs_wait_oldest(actio_future **ring, uint64_t c, uint64_t *oldest) {
+  actio_future **f = &ring[*oldest % c];
+  uint64_t failed = *f != NULL && actio_future_wait(*f, -1) != 0;
+  actio_future_unref(*f);
+  *f = NULL;
+  (*oldest)++;
+  return failed;
+}
+
+/* Publishes the n jobs from this thread, as the bare loop does: with c
+ * acks awaited, it waits for the oldest. Returns the publishes that
+ * failed. */
+static uint64_t jobs_publish(jobs_bench *b, uint64_t n, uint64_t c) {
+  actio_future **ring = calloc(c, sizeof *ring);
+  uint64_t failed = 0, oldest = 0;
+  char data[17], id[32];
+  for (uint64_t i = 0; i < n; i++) {
+    if (i - oldest == c)
+      failed += jobs_wait_oldest(ring, c, &oldest);
+    snprintf(data, sizeof data, "%016" PRIx64, i);
+    snprintf(id, sizeof id, "job-%" PRIu64, i);
+    actio_nats_job job = {.subject = BENCH_JS_SUBJECT, .data = data, .len = 16, .id = id};
+    int rc;
+    while ((rc = actio_nats_job_publish(b->nats, &job, &ring[i % c])) == ACTIO_EFULL &&
+           oldest < i)
+      failed += jobs_wait_oldest(ring, c, &oldest);
+    if (rc != 0) {
+      ring[i % c] = NULL;
+      failed++;
+    }
+  }
+  while (oldest < n)
+    failed += jobs_wait_oldest(ring, c, &oldest);
+  free(ring);
+  return failed;
+}
+
+/* The worker's actor: checks a job's 16 hex digits, and is done. */
+static int jobs_handle(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  (void)worker;
+  jobs_bench *b = actio_actor_state(self);
+  size_t len;
+  const char *d = actio_nats_msg_data(msg, &len);
+  int good = len == 16;
+  for (size_t i = 0; good && i < 16; i++)
+    good = (d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f');
+  if (good)
+    atomic_fetch_add(&b->ok, 1);
+  actio_future_resolve(reply, NULL, NULL);
+  if (atomic_fetch_add(&b->done, 1) + 1 == b->n)
+    actio_future_resolve(b->all, NULL, NULL);
+  return 0;
+}
+
+static const actio_behavior jobs_behavior = {.handle = jobs_handle};
+
+/* actio's side: the stream made anew, n jobs published (c acks awaited at
+ * most), then one worker and its actor do them. */
+static int jobs_actio(const char *url, uint64_t n, int replicas, int batch, uint64_t c,
+                      double *publish_s, double *process_s, uint64_t *ok) {
+  actio_runtime *rt;
+  jobs_bench b = {.n = n};
+  char err[256] = "";
+  actio_nats_opts o = {.url = url, .max_pending = (size_t)c, .errbuf = err,
+                       .errbuf_size = sizeof err};
+  int rc = actio_runtime_create(&rt, NULL);
+  if (rc == 0)
+    rc = actio_nats_spawn(rt, &o, &b.nats);
+  if (rc != 0) {
+    fprintf(stderr, "actio-bench: NATS connection: %s %s\n", actio_strerror(rc), err);
+    return 1;
+  }
+  (void)actio_nats_stream_delete(b.nats, BENCH_JS_STREAM);
+  actio_nats_stream_opts so = {.name = BENCH_JS_STREAM, .subjects = BENCH_JS_SUBJECT,
+                               .replicas = replicas};
+  rc = actio_nats_stream_ensure(b.nats, &so, err, sizeof err);
+  actio_nats_worker *w = NULL;
+  actio_actor *a = NULL;
+  if (rc == 0) {
+    double t0 = now_sec();
+    if (jobs_publish(&b, n, c) != 0) {
+      snprintf(err, sizeof err, "publishes failed");
+      rc = ACTIO_EJETSTREAM;
+    }
+    *publish_s = now_sec() - t0;
+    actio_actor_opts ao = {.name = "jobs", .state = &b};
+    rc = actio_future_create(&b.all);
+    if (rc == 0)
+      rc = actio_actor_spawn(rt, &jobs_behavior, &ao, &a);
+  }
+  if (rc == 0) {
+    double t0 = now_sec();
+    actio_nats_worker_opts wo = {.stream = BENCH_JS_STREAM, .consumer = BENCH_JS_CONSUMER,
+                                 .batch = batch};
+    rc = actio_nats_worker_create(b.nats, a, &wo, &w, err, sizeof err);
+    if (rc == 0) {
+      actio_future_wait(b.all, -1);
+      *process_s = now_sec() - t0;
+      actio_nats_worker_stop(w);
+      actio_nats_worker_destroy(w);
+    }
+  }
+  if (rc != 0)
+    fprintf(stderr, "actio-bench: jobs: %s %s\n", actio_strerror(rc), err);
+  (void)actio_nats_stream_delete(b.nats, BENCH_JS_STREAM);
+  actio_future_unref(b.all);
+  actio_runtime_destroy(rt);
+  *ok = atomic_load(&b.ok);
+  return rc != 0;
+}
+
+static int run_jobs(const char *url, uint64_t n, uint64_t replicas, uint64_t batch, uint64_t c,
+                    int bare) {
+  double publish_s = 0, process_s = 0;
+  uint64_t ok = 0;
+  int failed;
+  if (bare) {
+    failed = bench_js_loop(url, n, (int)replicas, (int)batch, (int64_t)c, &publish_s,
+                           &process_s, &ok) != 0;
+    if (failed)
+      fprintf(stderr, "actio-bench: cnats JetStream set-up or publish failed\n");
+  } else {
+    failed = jobs_actio(url, n, (int)replicas, (int)batch, c, &publish_s, &process_s, &ok);
+  }
+  if (failed)
+    return 1;
+  char extra[192];
+  snprintf(extra, sizeof extra,
+           ", \"replicas\": %" PRIu64 ", \"batch\": %" PRIu64
+           ", \"publish_per_sec\": %.1f, \"process_per_sec\": %.1f",
+           replicas, batch, publish_s > 0 ? (double)n / publish_s : 0.0,
+           process_s > 0 ? (double)n / process_s : 0.0);
+  emit(bare ? "cnats" : "actio", "jobs", n, c, ok, n - ok, publish_s + process_s, extra);
+  return ok != n;
+}
+
 /* The responders alone, for bench/peers/natsjs_ask.mjs. */
 static int run_nats_echo(const char *url) {
   void *resp = bench_nats_responders_start(url, REMOTE_SUBJECT, "bench", 2);
@@ -1656,6 +1810,7 @@ enum {
   W_READ_SMALL = 16, W_READ_LINES = 32, W_READ_LARGE = 64, W_HTTP_GET = 128,
   W_DB_POINT = 256, W_DB_ROWS = 512, W_PENDING = 1024, W_CQ = 2048, W_TIMERS = 4096,
   W_REMOTE = 8192, W_ECHO = 16384, W_DB_MANY = 32768, W_DB_STREAM = 65536,
+  W_JOBS = 262144,
   W_HTTP_POST = 131072, W_HTTP = W_HTTP_GET | W_HTTP_POST,
   W_SMALL = W_WRITE_SMALL | W_READ_SMALL,
   W_DB = W_DB_POINT | W_DB_ROWS,
@@ -1665,7 +1820,7 @@ enum {
 typedef struct settings {
   uint64_t n, fanout, threads, spin;
   uint64_t files, size, concurrency, workers, chunk, requests;
-  uint64_t queries, connections, producers, batch, retries;
+  uint64_t queries, connections, producers, batch, retries, replicas;
   int use_baseline, pipeline, http;
   const char *dir, *path, *url, *dsn, *nats, *durable, *proxy;
 } settings;
@@ -1685,12 +1840,14 @@ static const flag flags[] = {
     {"--fanout", W_GATHER, offsetof(settings, fanout), 1, 1u << 24},
     {"--threads", W_GATHER, offsetof(settings, threads), 1, 1024},
     {"--producers", W_CQ, offsetof(settings, producers), 1, 1024},
-    {"--batch", W_CQ | W_DB_MANY | W_DB_STREAM, offsetof(settings, batch), 1, 1u << 20},
+    {"--batch", W_CQ | W_DB_MANY | W_DB_STREAM | W_JOBS, offsetof(settings, batch), 1, 1u << 20},
+    {"--jobs", W_JOBS, offsetof(settings, n), 1, 1000000},
+    {"--replicas", W_JOBS, offsetof(settings, replicas), 1, 5},
     {"--rows", W_DB_MANY | W_DB_STREAM, offsetof(settings, n), 1, UINT64_C(1) << 40},
     {"--spin", W_PINGPONG, offsetof(settings, spin), 1, 1u << 24},
     {"--files", W_SMALL, offsetof(settings, files), 1, 100000000},
     {"--size", W_WRITE_SMALL | W_HTTP_POST, offsetof(settings, size), 0, 1u << 30},
-    {"--concurrency", W_SMALL | W_HTTP | W_DB | W_REMOTE | W_DB_MANY, offsetof(settings, concurrency), 1,
+    {"--concurrency", W_SMALL | W_HTTP | W_DB | W_REMOTE | W_DB_MANY | W_JOBS, offsetof(settings, concurrency), 1,
      1u << 20},
     {"--requests", W_HTTP | W_REMOTE, offsetof(settings, requests), 1, UINT64_C(1) << 40},
     {"--queries", W_DB, offsetof(settings, queries), 1, UINT64_C(1) << 32},
@@ -1713,7 +1870,7 @@ static const str_flag str_flags[] = {
     {"--url", W_HTTP, offsetof(settings, url)},
     {"--proxy", W_HTTP, offsetof(settings, proxy)},
     {"--dsn", W_DB | W_PENDING | W_DB_MANY | W_DB_STREAM, offsetof(settings, dsn)},
-    {"--nats", W_REMOTE | W_ECHO, offsetof(settings, nats)},
+    {"--nats", W_REMOTE | W_ECHO | W_JOBS, offsetof(settings, nats)},
     {"--durable", W_WRITE_SMALL, offsetof(settings, durable)},
 };
 
@@ -1772,6 +1929,12 @@ int main(int argc, char **argv) {
   } else if (strcmp(workload, "remote_ask") == 0) {
     w = W_REMOTE;
     s.requests = 100000;
+  } else if (strcmp(workload, "jobs") == 0) {
+    w = W_JOBS;
+    s.n = 100000;
+    s.batch = 32;
+    s.replicas = 1;
+    s.concurrency = 4096; /* publishes awaiting their ack */
   } else if (strcmp(workload, "nats_echo") == 0) {
     w = W_ECHO;
   } else if (strcmp(workload, "cq") == 0) {
@@ -1814,11 +1977,14 @@ int main(int argc, char **argv) {
       i--;
       continue;
     }
-    if (strcmp(name, "--impl") == 0 && (w == W_HTTP_GET || w == W_PINGPONG || w == W_REMOTE)) {
+    if (strcmp(name, "--impl") == 0 &&
+        (w == W_HTTP_GET || w == W_PINGPONG || w == W_REMOTE || w == W_JOBS)) {
       /* The other side of each comparison: the bare libcurl multi loop
        * (the actor's floor), the bare two-thread hand-off (pingpong's
        * limit) or the bare cnats request loop. */
-      const char *other = w == W_HTTP_GET ? "curl" : w == W_REMOTE ? "cnats" : "threads";
+      const char *other = w == W_HTTP_GET                   ? "curl"
+                          : w == W_REMOTE || w == W_JOBS ? "cnats"
+                                                         : "threads";
       if (value != NULL && strcmp(value, "actio") == 0)
         s.use_baseline = 0;
       else if (value != NULL && strcmp(value, other) == 0)
@@ -1860,8 +2026,10 @@ int main(int argc, char **argv) {
     return bad_usage("--size must be 1 or more for", workload);
   if ((w & W_HTTP) && s.url == NULL)
     return bad_usage("--url is required for", workload);
-  if ((w == W_REMOTE || w == W_ECHO) && s.nats == NULL)
+  if ((w == W_REMOTE || w == W_ECHO || w == W_JOBS) && s.nats == NULL)
     return bad_usage("--nats is required for", workload);
+  if (w == W_JOBS)
+    return run_jobs(s.nats, s.n, s.replicas, s.batch, s.concurrency, s.use_baseline);
   if (w == W_REMOTE)
     return run_remote_ask(s.nats, s.requests, s.concurrency, s.use_baseline);
   if (w == W_ECHO)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# services.sh: the benchmark's servers (nginx with static files and tinyproxy before it, a throwaway PostgreSQL, a nats-server) on loopback, under one folder.
+# services.sh: the benchmark's servers (nginx with static files and tinyproxy before it, a throwaway PostgreSQL, a nats-server, a 3-node JetStream cluster) on loopback, under one folder.
 #   bench/services.sh start [DIR]   start them (or find them running), print the export lines
 #   bench/services.sh env [DIR]     print the export lines of the running services
 #   bench/services.sh stop [DIR]    stop them and remove DIR
@@ -10,6 +10,7 @@
 #   export BENCH_PROXY_URL=http://127.0.0.1:<p>   (tinyproxy, no credentials)
 #   export BENCH_PG_DSN=postgresql://actio@127.0.0.1:<p>/actio   (trust, superuser)
 #   export BENCH_NATS_URL=nats://127.0.0.1:<p>    (no authentication)
+#   export BENCH_NATS_JS_URL=nats://127.0.0.1:<a>,...  (the 3 JetStream nodes)
 #   export BENCH_DOCROOT=DIR/http/www  BENCH_SERVICES_DIR=DIR
 # The servers are the test suite's (tests/http_servers.sh, tests/pg_server.sh,
 # tests/nats_server.sh):
@@ -27,7 +28,7 @@ MARK=.actio-bench-services
 
 # The services, started in this order and stopped in the reverse one. Each
 # has start_X (prints its export lines), env_X and stop_X.
-SERVICES=(http pg nats)
+SERVICES=(http pg nats natsjs)
 
 usage() {
   echo "usage: $0 start|env|stop [DIR]" >&2
@@ -73,10 +74,21 @@ env_nats() {
   )
 }
 
+env_natsjs() {
+  [ -s "$DIR/natsjs/cluster.env" ] || return 1
+  (
+    # shellcheck disable=SC1091 # written by tests/nats_server.sh
+    . "$DIR/natsjs/cluster.env"
+    echo "export BENCH_NATS_JS_URL=$NATS_JS_URLS"
+  )
+}
+
 start_http() { helper http_servers.sh start "$DIR/http" >/dev/null; env_http; }
 start_pg() { helper pg_server.sh start "$DIR/pg" >/dev/null; env_pg; }
 start_nats() { helper nats_server.sh start "$DIR/nats" >/dev/null; env_nats; }
 stop_nats() { helper nats_server.sh stop "$DIR/nats" >/dev/null; }
+start_natsjs() { helper nats_server.sh cluster "$DIR/natsjs" >/dev/null; env_natsjs; }
+stop_natsjs() { helper nats_server.sh stop "$DIR/natsjs" >/dev/null; }
 stop_http() { helper http_servers.sh stop "$DIR/http" >/dev/null; }
 stop_pg() { helper pg_server.sh stop "$DIR/pg" >/dev/null; }
 

@@ -144,6 +144,9 @@ groups.append(dict(label=f"remote_ask over NATS, {n_of('remote_ask')} requests, 
                    short="remote_ask", workload="remote_ask", sel=dict(concurrency=64), peer_target=3,
                    others=peers("nats.js", concurrency=64) +
                    [("cnats", dict(concurrency=64), LIM, "bare cnats loop, shared inbox", 0.8)]))
+groups.append(dict(label=f"jobs over JetStream, {n_of('jobs')} jobs, replicas 3, batch 32",
+                   short="jobs", workload="jobs", sel=dict(replicas=3),
+                   others=[("cnats", dict(replicas=3), LIM, "bare cnats publish and pull consumer", 0.8)]))
 groups.append(dict(label="db_point, C=8", short="db_point C=8", workload="db_point",
                    sel=dict(concurrency=8, pipeline=False),
                    others=peers("asyncpg+uvloop", "asyncpg") +

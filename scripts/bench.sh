@@ -4,7 +4,8 @@
 #   scripts/bench.sh --quick        a smoke run: small sizes, 1 round (about a minute)
 #   scripts/bench.sh --report       report again from the last run's JSON lines
 #   scripts/bench.sh --only LIST    only these sections (comma-separated: futures,
-#                                   http, db, batches, nats, files, pipeline)
+#                                   http, db, batches, nats, jobs, files,
+#                                   pipeline)
 # Everything comes from this repository: actio-bench (bench/, public API only)
 # and actio-bench-mailbox (tests/perf, the internal mailbox), built in Release
 # into build-bench/; the Python peers of bench/peers (asyncio, aiohttp,
@@ -108,17 +109,17 @@ psql "$BENCH_PG_DSN" -XAtqc 'SELECT 1' >/dev/null ||
 # PYLINES in the one aiofiles reads; BIGMB for the large file; HTTPN
 # requests (PXN through the proxy, GZN of 1 MiB gzipped bodies); DBQ,
 # DBPQ (pipelined, C=400) and DBROWS queries; PGT and WRKT
-# seconds of pgbench and wrk; REMN remote asks over NATS; MANYN rows
-# inserted by executemany and STREAMN rows streamed; PIPEN: the pipeline's
-# lists of the demo's pages, at C=32; PIPEC: the concurrency sweep's Cs
-# (over the first list).
+# seconds of pgbench and wrk; REMN remote asks over NATS; JOBN jobs
+# through JetStream; MANYN rows inserted by executemany and STREAMN rows
+# streamed; PIPEN: the pipeline's lists of the demo's pages, at C=32;
+# PIPEC: the concurrency sweep's Cs (over the first list).
 if [ $quick = 1 ]; then
   N=100000 FILES=1000 LINES=200000 PYLINES=20000 BIGMB=64 HTTPN=2000 PXN=500 GZN=50
-  DBQ=4000 DBPQ=20000 DBROWS=1000 PGT=1 WRKT=1 REMN=10000 MANYN=20000 STREAMN=200000
+  DBQ=4000 DBPQ=20000 DBROWS=1000 PGT=1 WRKT=1 REMN=10000 JOBN=5000 MANYN=20000 STREAMN=200000
   PIPEN=300 PIPEC="8 64 512"
 else
   N=1000000 FILES=10000 LINES=2000000 PYLINES=200000 BIGMB=1024 HTTPN=20000 PXN=20000 GZN=2000
-  DBQ=100000 DBPQ=500000 DBROWS=20000 PGT=5 WRKT=5 REMN=100000 MANYN=400000 STREAMN=2000000
+  DBQ=100000 DBPQ=500000 DBROWS=20000 PGT=5 WRKT=5 REMN=100000 JOBN=50000 MANYN=400000 STREAMN=2000000
   PIPEN="3000 30000" PIPEC="8 16 32 64 128 256 512"
 fi
 : > "$OUT"
@@ -381,6 +382,20 @@ for r in $(seq "$ROUNDS"); do
   run $BENCH remote_ask --nats "$BENCH_NATS_URL" --requests $REMN --concurrency 64 --impl cnats
   [ -z "$natsjs" ] || natsjs_round
 done
+fi
+
+if want jobs && [ -n "${BENCH_NATS_JS_URL:-}" ]; then
+  section "work queues over JetStream ($BENCH_NATS_JS_URL), replicas 3, $ROUNDS round(s)"
+  for r in $(seq "$ROUNDS"); do
+    TAG="round=$r"
+    # JOBN jobs published (4096 acks awaited at most), then one worker
+    # pulling 32 at a time; against the bare cnats publish and pull
+    # consumer with the same stream and batch.
+    run $BENCH jobs --nats "$BENCH_NATS_JS_URL" --jobs $JOBN --replicas 3 --batch 32
+    run $BENCH jobs --nats "$BENCH_NATS_JS_URL" --jobs $JOBN --replicas 3 --batch 32 --impl cnats
+  done
+elif want jobs; then
+  echo "== work queues: no BENCH_NATS_JS_URL (a JetStream cluster): left out =="
 fi
 
 if want files; then
