@@ -408,7 +408,11 @@ typedef struct actio_nats_worker_opts {
  * unasked. Returns 0 (*out the caller's: stop, then destroy),
  * ACTIO_EINVAL, ACTIO_ESUBJECT, ACTIO_ENOSTREAM, ACTIO_EJETSTREAM (errbuf,
  * if given, says why), ACTIO_ETIMEDOUT, ACTIO_ENATS, ACTIO_ECLOSED,
- * ACTIO_ENOMEM. `actor` must outlive the worker. Thread-safe. */
+ * ACTIO_ENOMEM. `actor` must outlive the worker. The worker keeps to the
+ * connection's instance it was made on: cnats's reconnects carry it over
+ * (its pulls fail, and are tried again, while the connection is down),
+ * but after a supervisor restarted the connection's actor, make a new
+ * worker on it. Thread-safe. */
 int actio_nats_worker_create(actio_actor *nats, actio_actor *actor,
                              const actio_nats_worker_opts *opts, actio_nats_worker **out,
                              char *errbuf, size_t errbuf_size);
