@@ -210,9 +210,10 @@ static int step_hash(actio_future *prev, void *arg, actio_future **next) {
 }
 
 /* Writes the body to path durably: resolved once it is on disk under its
- * name (a temporary file, fsync, rename). */
+ * name. A temporary file beside it, fsynced, then group commit: the files
+ * that arrive together are renamed and share one fsync of the folder. */
 static int save_durably(const char *path, const actio_http_response *r, actio_future **out) {
-  return actio_file_write(P.files, path, r->body, r->body_len, ACTIO_WRITE_ATOMIC, out);
+  return actio_file_write_durable(P.files, path, r->body, r->body_len, out);
 }
 
 /* Step 3: save the body durably. */
@@ -822,8 +823,10 @@ int main(int argc, char **argv) {
 
   /* One runtime; an actor per kind of I/O, and the hasher. */
   actio_http_opts hopts = {.workers = 2, .max_connections = concurrency};
-  /* Atomic writes wait in fsync: a file worker per URL in flight (up to
-   * 64) lets the file system batch them into few journal commits. */
+  /* A durable write fsyncs its file on its worker: a worker per URL in
+   * flight (up to 64) lets the file system share its journal commits
+   * among them; the renames and the folder's fsync are shared by the
+   * group (actio_file_write_durable). */
   actio_file_opts fopts = {.workers = (unsigned)(concurrency < 64 ? concurrency : 64)};
   actio_db_opts dopts = {.dsn = dsn, .max_connections = 4, .reconnect_max_ms = 1000,
                          .acquire_timeout_ms = 5000};
