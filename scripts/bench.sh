@@ -466,7 +466,7 @@ done
 # last one's rows or files.
 pipe_fresh() {
   rm -rf "$pipe_dir/out"
-  psql "$BENCH_PG_DSN" -XAtqc 'DROP TABLE IF EXISTS actio_pipeline' >/dev/null
+  PGOPTIONS='-c client_min_messages=warning' psql "$BENCH_PG_DSN" -XAtqc 'DROP TABLE IF EXISTS actio_pipeline'
 }
 # actio-pipeline's summary as a JSON line: urls concurrency
 pipeline_line() {
