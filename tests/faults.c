@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "faults.h"
 
@@ -80,6 +81,7 @@ int fault_asprintf(char **out, const char *fmt, ...);
 int fault_pthread_create(pthread_t *t, const pthread_attr_t *attr,
                          void *(*fn)(void *), void *arg);
 int fault_eventfd(unsigned int initval, int flags);
+int fault_fsync(int fd);
 CURL *fault_curl_easy_init(void);
 CURLM *fault_curl_multi_init(void);
 CURLSH *fault_curl_share_init(void);
@@ -181,4 +183,12 @@ int fault_eventfd(unsigned int initval, int flags) {
     return -1;
   }
   return eventfd(initval, flags);
+}
+
+int fault_fsync(int fd) {
+  if (fail_now(FAULT_FSYNC)) {
+    errno = EIO;
+    return -1;
+  }
+  return fsync(fd);
 }

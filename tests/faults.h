@@ -21,8 +21,11 @@
 
 /* What fails: allocations (malloc and its kin, and the libcurl and libpq
  * constructors, which return NULL only without memory) with ENOMEM, thread
- * creation with EAGAIN, eventfd creation with EMFILE. */
-typedef enum fault_kind { FAULT_ALLOC, FAULT_THREAD, FAULT_EVENTFD, FAULT_KINDS } fault_kind;
+ * creation with EAGAIN, eventfd creation with EMFILE, fsync with EIO (a
+ * disk that failed to write). */
+typedef enum fault_kind {
+  FAULT_ALLOC, FAULT_THREAD, FAULT_EVENTFD, FAULT_FSYNC, FAULT_KINDS
+} fault_kind;
 
 /* Counts the calls of `kind` from now on, failing the n-th (none if n is 0).
  * Any thread; one armed kind at a time. */

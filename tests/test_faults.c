@@ -1,13 +1,14 @@
 /* test_faults.c: fault injection, the way curl's torture tests and SQLite's
  * OOM tests go. Each scenario (file requests, HTTP requests, queries,
  * transactions, combinators, asks, a supervisor restart, a completion
- * queue, groups, queues and locks; each from runtime creation to
- * destruction) runs once to count the library's allocations, thread and
- * eventfd creations, then again with call 1, 2, ... failing in
- * turn (tests/faults.c), and once per descriptor limit with RLIMIT_NOFILE
- * leaving it 0, 1, 2, ... free descriptors. Every call must succeed or fail
+ * queue, groups, queues and locks, durable writes; each from runtime
+ * creation to destruction) runs once to count the library's allocations,
+ * thread and eventfd creations and fsyncs, then again with call 1, 2, ...
+ * failing in turn (tests/faults.c), and once per descriptor limit with
+ * RLIMIT_NOFILE leaving it 0, 1, 2, ... free descriptors. Every call must succeed or fail
  * with the fault's error, every future complete likewise, nothing leak (run
  * it under ASan) and nothing hang (an alarm fails the run loudly). */
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -47,12 +48,16 @@ static long failures; /* calls and futures that failed in this run */
 static char run_note[256];
 
 static const char *mode_name(int m) {
-  static const char *const names[] = {"allocation", "thread", "eventfd", "descriptor"};
+  static const char *const names[] = {"allocation", "thread", "eventfd", "fsync",
+                                      "descriptor"};
   return names[m];
 }
 
 static int expected(int m) {
-  return m == FAULT_ALLOC ? ACTIO_ENOMEM : m == FAULT_THREAD ? -EAGAIN : -EMFILE;
+  return m == FAULT_ALLOC    ? ACTIO_ENOMEM
+         : m == FAULT_THREAD ? -EAGAIN
+         : m == FAULT_FSYNC  ? -EIO
+                             : -EMFILE;
 }
 
 /* 1 if a call or future failing with rc (and message msg) is the fault's
@@ -189,6 +194,40 @@ static void file_requests(void) {
 out:
   unref_all(f, 10);
   actio_runtime_destroy(rt);
+}
+
+/* Durable writes, two workers flushing them: each completes or fails with
+ * the fault; none leaves a temporary file, whatever failed. */
+static void durable_writes(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *files;
+  actio_future *f[5] = {0};
+  char path[32];
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(actio_file_spawn(rt, &(actio_file_opts){.root = files_dir, .workers = 2}, &files));
+  TRY(actio_file_mkdir(files, "d", 0755, &f[4]));
+  AWAIT(f[4]);
+  for (int i = 0; i < 4; i++) {
+    snprintf(path, sizeof path, "d/%d", i);
+    TRY(actio_file_write_durable(files, path, "durable\n", 8, &f[i]));
+  }
+  for (int i = 0; i < 4; i++)
+    settled(f[i], 0, "durable write");
+out:
+  unref_all(f, 5);
+  actio_runtime_destroy(rt);
+  char d[300];
+  snprintf(d, sizeof d, "%s/d", files_dir);
+  DIR *dir = opendir(d);
+  for (struct dirent *e; dir != NULL && (e = readdir(dir)) != NULL;) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    ck_assert_msg(e->d_name[0] != '.', "%s: left behind: %s", run_note, e->d_name);
+    unlinkat(dirfd(dir), e->d_name, 0); /* the file scenario lists the root */
+  }
+  if (dir != NULL)
+    closedir(dir);
+  rmdir(d);
 }
 
 /* A POST with a header and a body, a body streamed to a consumer, one
@@ -567,7 +606,7 @@ static const scenario scenarios[] = {
     {"combinators", combinators},     {"asks", asks},
     {"supervisor restart", supervisor_restart}, {"completion queue", completion_queue},
     {"groups, queues and locks", sync_structures},
-    {"timers", timers},
+    {"timers", timers},               {"durable writes", durable_writes},
 };
 enum { NSCENARIOS = sizeof scenarios / sizeof *scenarios };
 
@@ -650,6 +689,11 @@ START_TEST(threads_and_eventfds_fail_one_at_a_time) {
 }
 END_TEST
 
+START_TEST(fsyncs_fail_one_at_a_time) {
+  torture(&scenarios[_i], FAULT_FSYNC);
+}
+END_TEST
+
 /* Runs s with 0, 1, 2, ... descriptors free until it succeeds whole. */
 START_TEST(descriptors_run_out) {
   const scenario *s = &scenarios[_i];
@@ -716,6 +760,7 @@ int main(void) {
     TCase *tc = tcase_with_timeout("faults", 1800);
     tcase_add_loop_test(tc, allocations_fail_one_at_a_time, 0, NSCENARIOS);
     tcase_add_loop_test(tc, threads_and_eventfds_fail_one_at_a_time, 0, NSCENARIOS);
+    tcase_add_loop_test(tc, fsyncs_fail_one_at_a_time, 0, NSCENARIOS);
     tcase_add_loop_test(tc, descriptors_run_out, 0, NSCENARIOS);
     suite_add_tcase(s, tc);
     rc = run_suite(s);

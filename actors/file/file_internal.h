@@ -77,10 +77,16 @@ struct actio__file_req {
   int fd;              /* a stream between chunks */
   char *buf;
   uint64_t total;
-  actio__bell *parked; /* while parked: the bell it waits in (a reference) */
-  actio__bell_link link;
-  actio__fio_atomic *atomic; /* a durable write's, until its group commits */
-  actio__file_req *next;     /* in its group */
+  union {
+    struct { /* a stream's */
+      actio__bell *parked; /* while parked: the bell it waits in (a reference) */
+      actio__bell_link link;
+    };
+    struct { /* a durable write's */
+      actio__fio_atomic *atomic; /* until its group commits */
+      actio__file_req *next;     /* in its group */
+    };
+  };
   char inline_bytes[]; /* paths, then data */
 };
 

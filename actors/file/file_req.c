@@ -50,7 +50,8 @@ void actio__fh_abandon(void *p) {
 void actio__file_req_free(actio__file_req *r) {
   if (r->fd >= 0)
     close(r->fd);
-  actio__fio_atomic_abort(r->atomic);
+  if (r->op == OP_DURABLE)
+    actio__fio_atomic_abort(r->atomic);
   free(r->buf);
   if (r->fh != NULL)
     actio__fh_unref(r->fh);
