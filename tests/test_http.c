@@ -2177,6 +2177,29 @@ START_TEST(uploads_from_a_callback_with_backpressure) {
   ck_assert_int_eq(run_upload(f, u, 0), -EIO);
   ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "ended after 1000 of the 2000 bytes"));
   actio_future_unref(f);
+  /* A 307 would send the body again, which a callback's cannot be. */
+  memset(u, 0, sizeof *u);
+  u->total = 1000;
+  char *ru;
+  const actio_http_param rp[] = {{"url", "/echo"}, {"code", "307"}};
+  ck_assert_int_eq(actio_http_url_build(url(fixture, "/redirect-to"), rp, 2, &ru), 0);
+  req = (actio_http_request){.url = ru, .upload = produce, .upload_arg = u, .upload_len = 1000};
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  ck_assert_int_eq(run_upload(f, u, 0), ACTIO_ETRANSFER);
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(f), "cannot be sent again"));
+  actio_future_unref(f);
+  free(ru);
+  /* Digest: libcurl sends no body until the challenge is answered. */
+  memset(u, 0, sizeof *u);
+  u->total = 1000;
+  actio_http_auth digest = {.type = ACTIO_HTTP_AUTH_DIGEST, .user = "bob", .password = "pw"};
+  req = (actio_http_request){.url = url(fixture, "/auth/digest/bob/pw"), .upload = produce,
+                             .upload_arg = u, .auth = &digest};
+  ck_assert_int_eq(actio_http_send(http, &req, &f), 0);
+  ck_assert_int_eq(run_upload(f, u, 0), 0);
+  ck_assert_str_eq(((actio_http_response *)actio_future_value(f))->body, "hello bob\n");
+  ck_assert_uint_eq(u->sent, 1000);
+  actio_future_unref(f);
   /* Refused at the call. */
   actio_http_request bad[] = {
       {.url = fixture, .upload = produce, .body = "x", .body_len = 1},
@@ -2210,8 +2233,18 @@ START_TEST(bodies_read_from_files) {
   for (size_t i = 0; i < (3u << 20); i += 991)
     ck_assert_int_eq(body[i], 'a' + (int)(i % 26));
   actio_future_unref(f);
-  /* Sent again from the start after a 503 (a retry) and for a digest
-   * challenge. */
+  /* Sent again from the start after a 307, after a 503 (a retry) and for
+   * a digest challenge. */
+  char *ru;
+  const actio_http_param rp[] = {{"url", "/echo"}, {"code", "307"}};
+  ck_assert_int_eq(actio_http_url_build(url(fixture, "/redirect-to"), rp, 2, &ru), 0);
+  req = (actio_http_request){.url = ru, .body_file = path};
+  r = send_ok(&req, &f);
+  free(ru);
+  ck_assert_int_eq(r->redirects, 1);
+  ck_assert_int_eq(strncmp(r->body, "POST /echo\n", 11), 0);
+  ck_assert_uint_eq(r->body_len - (size_t)(strstr(r->body, "\n\n") + 2 - r->body), 3u << 20);
+  actio_future_unref(f);
   actio_http_auth digest = {.type = ACTIO_HTTP_AUTH_DIGEST, .user = "bob", .password = "pw"};
   req = (actio_http_request){.url = url(fixture, "/auth/digest/bob/pw"), .body_file = path,
                              .auth = &digest};

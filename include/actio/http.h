@@ -295,7 +295,8 @@ typedef struct actio_http_request {
    * as libcurl's upload buffer empties (16 KiB at a time or less) and may
    * pause the upload (actio_http_upload_fn). Its body is sent once: the
    * request is not retried, and a redirect that would send it again (307,
-   * 308) or a digest challenge fails it with ACTIO_ETRANSFER. */
+   * 308) fails it with ACTIO_ETRANSFER (digest auth works: libcurl sends
+   * no body before the challenge is answered). */
   actio_http_upload_fn upload;
   void *upload_arg;             /**< passed to upload; must live until the
                                      future completes */

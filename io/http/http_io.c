@@ -1212,7 +1212,7 @@ static void failure_text(actio__http_xfer *x, CURLcode cc, int rc, char *out,
     n = proxy_text(x, rc, x->err[0] ? x->err : curl_easy_strerror(cc), out, cap);
   else if (x->rewind_refused)
     n = snprintf(out, cap, "the upload callback's body cannot be sent again, as a "
-                 "redirect (307, 308) or an auth challenge asked");
+                 "redirect (307, 308) asked");
   else if (x->upload_rc != 0 && rc == x->upload_rc)
     n = snprintf(out, cap, "%s", x->upload_err ? x->upload_err : actio_strerror(rc));
   else if (x->sink_rc != 0)
