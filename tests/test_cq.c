@@ -280,6 +280,26 @@ START_TEST(destroy_releases_what_it_holds) {
 }
 END_TEST
 
+/* Dropping the value of an event that destroy releases completes another
+ * future registered on the same queue, on the destroying thread: its
+ * delivery finds its lane closed and drops it (no lock still held by
+ * destroy to wait on forever). */
+static void complete_it(void *f) { actio_future_resolve(f, NULL, NULL); }
+
+START_TEST(destroy_survives_a_release_that_completes_another) {
+  actio_cq *cq;
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  actio_future *later = pending(), *first = pending();
+  ck_assert_int_eq(actio_cq_add(cq, later, 2), 0);
+  ck_assert_int_eq(actio_cq_add(cq, first, 1), 0);
+  ck_assert_int_eq(actio_future_resolve(first, later, complete_it), 0);
+  actio_future_unref(first); /* the queue's reference is the last */
+  actio_cq_destroy(cq);
+  ck_assert_int_eq(actio_future_status(later), 0);
+  actio_future_unref(later);
+}
+END_TEST
+
 /* A descriptor limit reached: create fails with the system's error and
  * leaves nothing. */
 START_TEST(create_reports_the_system_error) {
@@ -524,6 +544,7 @@ int main(void) {
   tcase_add_test(tc, a_future_is_on_one_queue_until_drained);
   tcase_add_test(tc, a_cancelled_request_arrives_cancelled);
   tcase_add_test(tc, destroy_releases_what_it_holds);
+  tcase_add_test(tc, destroy_survives_a_release_that_completes_another);
   tcase_add_test(tc, create_reports_the_system_error);
   suite_add_tcase(s, tc);
   TCase *st = tcase_with_timeout("stress", 600);

@@ -348,7 +348,7 @@ int actio_cq_drain(actio_cq *cq, actio_cq_event *out, size_t max) {
 }
 
 /* Releases the events of lane i not drained and frees its segments.
- * Returns how many events. Under drain_mu and the lane's lock. */
+ * Returns how many events. Once the lane is closed, by destroy alone. */
 static uint64_t release_lane(actio_cq *cq, unsigned i) {
   uint64_t k = 0;
   cq_seg *s = cq->heads[i].seg;
@@ -365,7 +365,6 @@ static uint64_t release_lane(actio_cq *cq, unsigned i) {
     s = next;
   }
   cq->heads[i].seg = NULL;
-  cq->lanes[i].tail = NULL;
   return k;
 }
 
@@ -376,16 +375,23 @@ void actio_cq_destroy(actio_cq *cq) {
   pthread_mutex_lock(&cq->drain_mu);
   for (unsigned i = 0; i < LANES; i++) {
     /* The lock: no completion is inside the lane (nor ringing) now, and
-     * every one after this finds it closed, frees its own event and never
-     * writes the eventfd. Reading `adds` here: no one adds any more. */
+     * every one after this finds it closed, drops its own event and never
+     * writes the eventfd or touches the segments. Reading `adds` here: no
+     * one adds any more. */
     cq_lane *l = &cq->lanes[i];
     lane_lock(l);
     l->closed = 1;
-    k += release_lane(cq, i);
+    l->tail = NULL;
     made += l->adds;
     lane_unlock(l);
   }
   pthread_mutex_unlock(&cq->drain_mu);
+  /* Outside every lock: a future's last reference may run code that
+   * completes another future of this queue, whose delivery takes its
+   * lane's lock (and finds it closed). The bias is still held, so those
+   * deliveries never take the count to zero. */
+  for (unsigned i = 0; i < LANES; i++)
+    k += release_lane(cq, i);
   for (cq_seg *s = cq->spares, *next; s != NULL; s = next) {
     next = atomic_load_explicit(&s->next, memory_order_relaxed);
     free(s);
