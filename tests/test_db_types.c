@@ -455,6 +455,45 @@ START_TEST(test_arrays) {
   r = typed("SELECT $1", p, 1, 0, &f);
   ck_assert_int_eq(actio_db_array_get(r, 0, 0, &a), ACTIO_ETYPE);
   actio_future_unref(f);
+  /* The other element getters, on arrays the server builds. */
+  r = typed("SELECT ARRAY[9223372036854775807, NULL]::int8[], ARRAY[-1.5, 'NaN']::float8[], "
+            "ARRAY[true, false]::bool[], ARRAY['1970-01-02', 'infinity']::date[], "
+            "ARRAY['1 mon 2 days 3 us']::interval[]",
+            NULL, 0, 1, &f);
+  int64_t i64;
+  ck_assert_int_eq(actio_db_array_get(r, 0, 0, &a), 0);
+  ck_assert_int_eq(actio_db_value_int64(&a->elems[0], &i64), 0);
+  ck_assert(i64 == INT64_MAX);
+  ck_assert_int_eq(actio_db_value_int64(&a->elems[1], &i64), ACTIO_ENULL);
+  actio_db_array_free(a);
+  double d;
+  ck_assert_int_eq(actio_db_array_get(r, 0, 1, &a), 0);
+  ck_assert_int_eq(actio_db_value_double(&a->elems[0], &d), 0);
+  ck_assert(d == -1.5);
+  ck_assert_int_eq(actio_db_value_double(&a->elems[1], &d), 0);
+  ck_assert(isnan(d));
+  actio_db_array_free(a);
+  int b = -1;
+  ck_assert_int_eq(actio_db_array_get(r, 0, 2, &a), 0);
+  ck_assert_int_eq(actio_db_value_bool(&a->elems[0], &b), 0);
+  ck_assert_int_eq(b, 1);
+  ck_assert_int_eq(actio_db_value_bool(&a->elems[1], &b), 0);
+  ck_assert_int_eq(b, 0);
+  ck_assert_int_eq(actio_db_value_int64(&a->elems[0], &i64), ACTIO_ETYPE);
+  actio_db_array_free(a);
+  int32_t day;
+  ck_assert_int_eq(actio_db_array_get(r, 0, 3, &a), 0);
+  ck_assert_int_eq(actio_db_value_date(&a->elems[0], &day), 0);
+  ck_assert_int_eq(day, 1);
+  ck_assert_int_eq(actio_db_value_date(&a->elems[1], &day), 0);
+  ck_assert(day == ACTIO_DB_DATE_INFINITY);
+  actio_db_array_free(a);
+  actio_db_interval iv;
+  ck_assert_int_eq(actio_db_array_get(r, 0, 4, &a), 0);
+  ck_assert_int_eq(actio_db_value_interval(&a->elems[0], &iv), 0);
+  ck_assert(iv.months == 1 && iv.days == 2 && iv.usec == 3);
+  actio_db_array_free(a);
+  actio_future_unref(f);
 }
 END_TEST
 
