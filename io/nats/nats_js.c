@@ -268,7 +268,14 @@ int actio__nats_js_pull_create(actio__nats_js *js, const actio__nats_consumer_co
     jsSubOptions_Init(&so);
     so.Stream = conf->stream;
     so.Consumer = conf->durable; /* bound to it: never made, never deleted */
-    s = js_PullSubscribe(&p->sub, js->js, conf->filter, conf->durable, &o, &so, &jerr);
+    /* In a cluster, a consumer another worker is making may be "there"
+     * for the add and not yet for the lookup: looked up again, within
+     * the round trip's timeout. */
+    int64_t until = nats_Now() + conf->timeout_ms;
+    while ((s = js_PullSubscribe(&p->sub, js->js, conf->filter, conf->durable, &o, &so,
+                                 &jerr)) == NATS_NOT_FOUND &&
+           nats_Now() < until)
+      nats_Sleep(50);
   }
   if (s != NATS_OK) {
     free(p);

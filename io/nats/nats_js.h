@@ -86,8 +86,9 @@ typedef struct actio__nats_consumer_conf {
 } actio__nats_consumer_conf;
 
 /* Makes the durable consumer (explicit acks, no limit of the server's on
- * deliveries) unless it is there, and subscribes to pull from it: its
- * end never deletes the consumer. Blocking. Returns 0, ACTIO_ENOSTREAM,
+ * deliveries) unless it is there, and subscribes to pull from it (looked
+ * up again while a cluster has not yet made it everywhere, within the
+ * timeout): its end never deletes the consumer. Blocking. Returns 0, ACTIO_ENOSTREAM,
  * ACTIO_EJETSTREAM (err says why), ACTIO_ETIMEDOUT, ACTIO_ENATS,
  * ACTIO_ENOMEM. */
 int actio__nats_js_pull_create(actio__nats_js *js, const actio__nats_consumer_conf *conf,
