@@ -137,8 +137,14 @@ static int connect_nats(actio_runtime *rt, const char *urls, const char *name,
 static int ensure_stream(actio_actor *nats, const args *a) {
   char subjects[128], err[512] = "";
   snprintf(subjects, sizeof subjects, "pages.%s", a->run);
-  actio_nats_stream_opts so = {.name = a->stream, .subjects = subjects, .replicas = 3};
-  int rc = actio_nats_stream_ensure(nats, &so, err, sizeof err);
+  /* A cluster still electing its leaders (three workers and the
+   * coordinator asking at once, on a slow machine) may time a request out:
+   * ask again, a few times. */
+  actio_nats_stream_opts so = {.name = a->stream, .subjects = subjects, .replicas = 3,
+                               .timeout_ms = 20000};
+  int rc = ACTIO_ETIMEDOUT;
+  for (int i = 0; i < 5 && rc == ACTIO_ETIMEDOUT; i++)
+    rc = actio_nats_stream_ensure(nats, &so, err, sizeof err);
   if (rc != 0)
     fprintf(stderr, "actio-cluster: stream %s: %s: %s\n", a->stream, actio_err_name(rc), err);
   return rc;
