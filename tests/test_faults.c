@@ -694,6 +694,42 @@ START_TEST(fsyncs_fail_one_at_a_time) {
 }
 END_TEST
 
+/* An atomic write whose folder fsync (its second fsync, after the file's)
+ * fails completes with that error, as a durable group's write does: its
+ * name may not be on the disk. The new content is in place, no temporary. */
+START_TEST(atomic_write_fails_with_its_folder_fsync) {
+  actio_runtime *rt;
+  actio_actor *files;
+  actio_future *f;
+  char root[300]; /* its own, so the scenarios' listings stay as they were */
+  snprintf(root, sizeof root, "%s/folder-fsync", files_dir);
+  ck_assert_int_eq(mkdir(root, 0755), 0);
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.root = root, .workers = 1},
+                                    &files), 0);
+  ck_assert_int_eq(actio_file_write(files, "f", "old", 3, 0, &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  actio_future_unref(f);
+  fault_arm(FAULT_FSYNC, 2);
+  ck_assert_int_eq(actio_file_write(files, "f", "new!", 4, ACTIO_WRITE_ATOMIC, &f),
+                   0);
+  ck_assert_int_eq(actio_future_wait(f, -1), -EIO);
+  ck_assert_int_eq(fault_disarm(), 2);
+  ck_assert(fault_injected());
+  ck_assert_str_eq(actio_future_errmsg(f), "write f: Input/output error");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_read(files, "f", &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_str_eq(((const actio_buf *)actio_future_value(f))->data, "new!");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_file_clean_leftovers(files, ".", &f), 0);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_uint_eq(*(const uint64_t *)actio_future_value(f), 0);
+  actio_future_unref(f);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 /* Runs s with 0, 1, 2, ... descriptors free until it succeeds whole. */
 START_TEST(descriptors_run_out) {
   const scenario *s = &scenarios[_i];
@@ -763,6 +799,9 @@ int main(void) {
     tcase_add_loop_test(tc, fsyncs_fail_one_at_a_time, 0, NSCENARIOS);
     tcase_add_loop_test(tc, descriptors_run_out, 0, NSCENARIOS);
     suite_add_tcase(s, tc);
+    TCase *one = tcase_create("one fault"); /* CK_RUN_CASE="one fault" runs these alone */
+    tcase_add_test(one, atomic_write_fails_with_its_folder_fsync);
+    suite_add_tcase(s, one);
     rc = run_suite(s);
   }
   if (fixture_pid > 0) {

@@ -80,7 +80,10 @@ enum {
   ACTIO_WRITE_EXCL = 2,   /**< create; fail with -EEXIST if it exists */
   ACTIO_WRITE_ATOMIC = 4, /**< through a temporary file, fsync and rename: a
                                reader sees the old file or the new, never a mix;
-                               on failure or cancel the old file stays intact.
+                               on failure or cancel the old file stays intact,
+                               but for the folder's fsync after the rename: it
+                               fails the write (-EIO, ...) with the new file
+                               in place, its name maybe not on the disk.
                                What a process killed meanwhile leaves: see
                                actio_file_write */
   ACTIO_WRITE_SYNC = 8,   /**< fsync before completing */

@@ -450,8 +450,10 @@ int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
   int rc = sync && fsync(a->fd) != 0 ? neg_errno() : 0;
   if (rc == 0)
     rc = put_in_place(a, last_say, arg);
-  if (rc == 0 && sync)
-    fsync(a->dir); /* make the new name itself durable */
+  /* The new name itself durable. A failure fails the write, as a group's
+   * does: the name is in place but may not be on the disk. */
+  if (rc == 0 && sync && fsync(a->dir) != 0)
+    rc = neg_errno();
   atomic_free(a);
   return rc;
 }

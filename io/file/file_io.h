@@ -71,7 +71,9 @@ int actio__fio_atomic_fd(const actio__fio_atomic *a);
 /* Puts the content in place and frees a. With sync, fsyncs the file before
  * and the folder after. Just before it links or renames, last_say (may be
  * NULL) gets a last say: nonzero aborts with -ECANCELED. On any failure or
- * refusal the old file is untouched and no temporary is left. */
+ * refusal before the rename the old file is untouched; a failed folder
+ * fsync (after it) returns its error with the new file in place, its name
+ * maybe not on the disk. No temporary is left either way. */
 int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
                              actio__fio_stop_fn last_say, void *arg);
 /* fsync(2) of a's content, for a group commit: 0 or a negated errno. */
