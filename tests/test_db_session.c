@@ -1,6 +1,7 @@
 /* test_db_session.c: the database actor's session connections, pool hooks
  * and prepared statements, against a real PostgreSQL started for the
  * suite (tests/pg_server.sh). */
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -183,6 +184,7 @@ END_TEST
 
 typedef struct hooks {
   _Atomic int connects, acquires, releases;
+  _Atomic int lost;           /* releases told the connection was lost */
   _Atomic int refuse_acquire, refuse_connect;
   _Atomic int64_t init_value; /* on_connect's init result, first cell */
   _Atomic int pid;            /* the last connection's, at on_connect */
@@ -210,6 +212,8 @@ static int on_acquire(void *arg, const actio_db_conn_info *c) {
 static int on_release(void *arg, const actio_db_conn_info *c) {
   hooks *h = arg;
   ck_assert_int_gt(c->backend_pid, 0);
+  if (c->lost)
+    atomic_fetch_add(&h->lost, 1);
   atomic_fetch_add(&h->releases, 1);
   return 0;
 }
@@ -267,6 +271,61 @@ START_TEST(test_on_connect_sql) {
   ck_assert_int_ne(scalar(a, "SELECT pg_backend_pid()"), pid);
   ck_assert_int_ge(atomic_load(&h.connects), 2);
   run(db, "DROP SCHEMA sess_schema");
+}
+END_TEST
+
+START_TEST(test_on_release_of_a_lost_connection) {
+  /* The server drops a session's connection while it is held: on_release
+   * is still called, once, told it was lost, by the time the session's
+   * release completes; a transaction's likewise. */
+  hooks h = {0};
+  actio_actor *a = spawn((actio_db_opts){.max_connections = 1,
+                                         .on_connect = on_connect,
+                                         .on_acquire = on_acquire,
+                                         .on_release = on_release,
+                                         .hook_arg = &h});
+  actio_future *sf, *f;
+  actio_db_session *s = acquire(a, &sf);
+  char pid[16];
+  snprintf(pid, sizeof pid, "%" PRId64, s_scalar(s, "SELECT pg_backend_pid()"));
+  ck_assert_int_eq(actio_db_query(db, "SELECT pg_terminate_backend($1::int)", 1,
+                                  (const char *const[]){pid}, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_session_release(s, &f), 0);
+  actio_future_wait(f, -1); /* fails or not, as the pool saw the loss */
+  actio_future_unref(f);
+  actio_future_unref(sf);
+  ck_assert_int_eq(atomic_load(&h.acquires), 1);
+  ck_assert_int_eq(atomic_load(&h.releases), 1);
+  ck_assert_int_eq(atomic_load(&h.lost), 1);
+  /* A transaction's connection lost: the same, by its rollback's end. */
+  ck_assert_int_eq(actio_db_begin(a, NULL, &sf), 0);
+  expect(sf, 0);
+  actio_db_txn *t = actio_future_value(sf);
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT pg_backend_pid()::text", 0, NULL, &f), 0);
+  const char *v;
+  ck_assert_int_eq(actio_db_text(expect(f, 0), 0, 0, &v), 0);
+  snprintf(pid, sizeof pid, "%s", v);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_query(db, "SELECT pg_terminate_backend($1::int)", 1,
+                                  (const char *const[]){pid}, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_rollback(t, &f), 0);
+  actio_future_wait(f, -1);
+  actio_future_unref(f);
+  actio_future_unref(sf);
+  ck_assert_int_eq(atomic_load(&h.acquires), 2);
+  ck_assert_int_eq(atomic_load(&h.releases), 2);
+  ck_assert_int_eq(atomic_load(&h.lost), 2);
+  /* A session given back whole: lost 0. */
+  s = acquire(a, &sf);
+  release(s, 0);
+  actio_future_unref(sf);
+  ck_assert_int_eq(atomic_load(&h.acquires), 3);
+  ck_assert_int_eq(atomic_load(&h.releases), 3);
+  ck_assert_int_eq(atomic_load(&h.lost), 2);
 }
 END_TEST
 
@@ -453,6 +512,7 @@ static Suite *db_session_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_on_connect_sql);
   tcase_add_test(tc, test_hook_failure);
+  tcase_add_test(tc, test_on_release_of_a_lost_connection);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("prepared", 120);
   tcase_add_checked_fixture(tc, setup, teardown);

@@ -177,6 +177,11 @@ struct conn {
   db_req *stream;    /* the stream it runs, or NULL */
   unsigned round;    /* units sent in this dispatch */
   int doomed;        /* close once callbacks are over */
+  actio_db_conn_info held; /* taken for a transaction or session,
+                        on_acquire accepting: on_release is owed, once,
+                        with what on_acquire was told (libpq forgets it
+                        once the connection is lost). backend_pid 0: not
+                        owed */
   int init;          /* INIT_*: its on_connect_sql */
   unsigned slot;     /* its index among the pool's connections */
   uint64_t serial;   /* this session's number in the pool, new at each
@@ -500,9 +505,9 @@ void actio__db_init_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res
 /* Closes c, doomed once its callbacks are over: as a failed connect if its
  * initialisation failed. */
 void actio__db_conn_doom_close(db_worker *w, conn *c);
-/* Calls hook (on_acquire, on_release) for c; 0 without one. */
-int actio__db_conn_hook(db_worker *w, conn *c,
-                        int (*hook)(void *, const actio_db_conn_info *));
+/* Calls on_release for c if it is owed (c->held), telling it whether c is
+ * lost; returns the hook's result, 0 if lost or not owed. */
+int actio__db_conn_give_back(db_worker *w, conn *c, int lost);
 /* Requests it could start now, less those already waiting: from the
  * connections as the last actio__db_publish_stats saw them. */
 

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "actors/core/actor_internal.h"
 #include "actors/db/db_internal.h"
@@ -97,6 +98,15 @@ int64_t actio__db_retry_at(const db_state *st, int fails) {
   return at < 0 ? INT64_MAX : at; /* a pause beyond any clock: never */
 }
 
+/* A pool hook's result: 0, or its negative return; 0 without one. */
+static int call_hook(db_worker *w, int (*hook)(void *, const actio_db_conn_info *),
+                     const actio_db_conn_info *info) {
+  if (hook == NULL)
+    return 0;
+  int rc = hook(w->st->o.hook_arg, info);
+  return rc < 0 ? rc : 0;
+}
+
 static int usable(const conn *c) {
   return c->state == C_READY && c->txn == NULL && c->copy == NULL &&
          !c->simple && c->cancel == NULL && !c->doomed && c->init == INIT_NONE;
@@ -109,6 +119,7 @@ void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg) {
   ACTIO__ASSERT(c->pc != NULL);
   if (c->state == C_READY && rc != 0)
     atomic_fetch_add_explicit(&w->st->failures, 1, memory_order_relaxed);
+  actio__db_conn_give_back(w, c, 1);
   actio__pg_conn *pc = c->pc;
   c->pc = NULL;
   c->state = C_EMPTY;
@@ -365,7 +376,13 @@ void actio__db_dispatch(db_worker *w) {
         r->txn->bell = w->bell;
         actio__bell_ref(w->bell);
       }
-      int hrc = actio__db_conn_hook(w, best, st->o.on_acquire);
+      actio_db_conn_info info = {
+          .backend_pid = actio__pg_conn_backend_pid(best->pc),
+          .server_version = actio__pg_conn_server_version(best->pc),
+      };
+      int hrc = call_hook(w, st->o.on_acquire, &info);
+      if (hrc == 0)
+        best->held = info;
       if (hrc != 0 || r->txn->session) {
         /* Nothing to send: a session has its connection now, and one the
          * hook refused is closed. It ends as a BEGIN would. */
@@ -452,16 +469,14 @@ void actio__db_conn_release(conn *c) {
 
 /* ---- hooks and on_connect_sql ---- */
 
-int actio__db_conn_hook(db_worker *w, conn *c,
-                        int (*hook)(void *, const actio_db_conn_info *)) {
-  if (hook == NULL)
+int actio__db_conn_give_back(db_worker *w, conn *c, int lost) {
+  if (c->held.backend_pid == 0)
     return 0;
-  actio_db_conn_info info = {
-      .backend_pid = actio__pg_conn_backend_pid(c->pc),
-      .server_version = actio__pg_conn_server_version(c->pc),
-  };
-  int rc = hook(w->st->o.hook_arg, &info);
-  return rc < 0 ? rc : 0;
+  actio_db_conn_info info = c->held;
+  info.lost = lost;
+  memset(&c->held, 0, sizeof c->held);
+  int rc = call_hook(w, w->st->o.on_release, &info);
+  return lost ? 0 : rc;
 }
 
 /* c serves requests from now on: connects failing in a row are over. */

@@ -22,7 +22,10 @@ static void txn_unpin(db_worker *w, conn *c) {
   c->txn = NULL;
   t->c = NULL;
   actio__db_txn_unref(t);
-  if (!c->doomed && actio__db_conn_hook(w, c, w->st->o.on_release) != 0)
+  /* Lost: closed whatever the hook says (broken, its reset failed, or
+   * left inside a transaction: a dead connection's status is unknown). */
+  int lost = c->doomed || !actio__pg_conn_txn_idle(c->pc);
+  if (actio__db_conn_give_back(w, c, lost) != 0)
     c->doomed = 1;
   actio__db_conn_release(c);
 }

@@ -57,6 +57,8 @@ typedef struct actio_db_notice {
 typedef struct actio_db_conn_info {
   int backend_pid;    /**< the server process serving it */
   int server_version; /**< as libpq's PQserverVersion: 170002 for 17.2 */
+  int lost;           /**< on_release only: 1 if the connection is closed,
+                           not given back (see on_release) */
 } actio_db_conn_info;
 
 /** A query's result, the value of its future (freed with it). It is read
@@ -131,9 +133,14 @@ typedef struct actio_db_opts {
    * negative return fails that acquire or BEGIN with the code and closes
    * the connection. */
   int (*on_acquire)(void *arg, const actio_db_conn_info *c);
-  /** Called when a session's or transaction's connection is given back,
-   * after its reset (a session's) or its COMMIT or ROLLBACK. A negative
-   * return closes the connection instead of pooling it. */
+  /** Called once for each connection on_acquire accepted, when it is
+   * given back: after its reset (a session's) or its COMMIT or ROLLBACK,
+   * c->lost 0; a negative return closes the connection instead of pooling
+   * it. A connection lost meanwhile (the server closed it, as
+   * pg_terminate_backend does, it broke, its reset failed, or the actor
+   * was destroyed) is given back with c->lost 1 once the pool sees it (at
+   * the session's release or the transaction's end at the latest, before
+   * that completes), and closed whatever the hook returns. */
   int (*on_release)(void *arg, const actio_db_conn_info *c);
   void *hook_arg; /**< the hooks' first argument (borrowed for the actor's
                        life) */
