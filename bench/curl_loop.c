@@ -47,11 +47,13 @@ static size_t size_body(char *line, size_t size, size_t n, void *arg) {
   return len;
 }
 
-static CURL *make(const char *url, body *b) {
+static CURL *make(const char *url, const char *proxy, body *b) {
   CURL *e = curl_easy_init();
   if (e == NULL)
     return NULL;
   curl_easy_setopt(e, CURLOPT_URL, url);
+  if (proxy != NULL)
+    curl_easy_setopt(e, CURLOPT_PROXY, proxy);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
@@ -67,8 +69,8 @@ static CURL *make(const char *url, body *b) {
   return e;
 }
 
-int bench_curl_loop(const char *url, uint64_t n, uint64_t c, uint64_t *ok,
-                    uint64_t *bytes) {
+int bench_curl_loop(const char *url, const char *proxy, uint64_t n, uint64_t c,
+                    uint64_t *ok, uint64_t *bytes) {
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     return -1;
   CURLM *m = curl_multi_init();
@@ -81,7 +83,7 @@ int bench_curl_loop(const char *url, uint64_t n, uint64_t c, uint64_t *ok,
   if (bodies == NULL)
     return -1;
   for (; started < c && started < n; started++) {
-    CURL *e = make(url, &bodies[started]);
+    CURL *e = make(url, proxy, &bodies[started]);
     if (e == NULL)
       break;
     curl_multi_add_handle(m, e);

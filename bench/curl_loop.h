@@ -6,9 +6,10 @@
 #include <stdint.h>
 
 /* GETs url n times from one thread and one multi handle, c transfers at a
- * time, and counts 200 responses into *ok and body bytes into *bytes.
- * Returns 0, or -1 if libcurl could not be set up. */
-int bench_curl_loop(const char *url, uint64_t n, uint64_t c, uint64_t *ok,
-                    uint64_t *bytes);
+ * time, through the http proxy proxy unless it is NULL, and counts 200
+ * responses into *ok and body bytes into *bytes. Returns 0, or -1 if libcurl
+ * could not be set up. */
+int bench_curl_loop(const char *url, const char *proxy, uint64_t n, uint64_t c,
+                    uint64_t *ok, uint64_t *bytes);
 
 #endif

@@ -125,15 +125,18 @@ for path in ("/1k", "/64k"):
     groups.append(dict(label=f"http_get {path}, C=64", short=f"http_get {path}", workload="http_get",
                        sel=dict(path=path, concurrency=64, via=None), peer_target=4,
                        others=peers("aiohttp+uvloop", "aiohttp", path=path, concurrency=64, via=None) +
-                       [("libcurl-multi", dict(path=path, concurrency=64), LIM, "bare libcurl multi loop", 0.95),
+                       [("libcurl-multi", dict(path=path, concurrency=64, via=None), LIM,
+                         "bare libcurl multi loop", 0.95),
                         ("wrk", dict(path=path), LIM, "wrk", None)]))
     groups.append(dict(label=f"http_get {path}, C=128", short=f"http_get {path} C=128", workload="http_get",
                        sel=dict(path=path, concurrency=128),
                        others=[("libcurl-multi", dict(path=path, concurrency=128), LIM,
                                 "bare libcurl multi loop", 0.95)]))
-groups.append(dict(label="http_get /1k through tinyproxy, C=64", short="http_get /1k proxied",
+groups.append(dict(label="http_get /1k through squid, C=64", short="http_get /1k proxied",
                    workload="http_get", sel=dict(path="/1k", concurrency=64, via="proxy"), peer_target=4,
-                   others=peers("aiohttp+uvloop", path="/1k", concurrency=64, via="proxy")))
+                   others=peers("aiohttp+uvloop", path="/1k", concurrency=64, via="proxy") +
+                   [("libcurl-multi", dict(path="/1k", concurrency=64, via="proxy"), LIM,
+                     "bare libcurl multi loop, same proxy", None)]))
 groups.append(dict(label="http_get 1 MiB JSON gzipped (decoded bytes), C=16", short="http_get gzip",
                    workload="http_get", sel=dict(path="/gz/1m.json", concurrency=16), unit="B",
                    decoded=True, others=peers("aiohttp+uvloop", path="/gz/1m.json", concurrency=16)))

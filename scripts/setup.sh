@@ -21,6 +21,7 @@ PKGS=(
   postgresql postgresql-contrib nginx procps
   nats-server libnats-dev  # remote actors (actio/nats.h): the server, cnats
   tinyproxy microsocks  # the HTTP tests' proxies: http (CONNECT too), socks5
+  squid  # a keep-alive http proxy: the tests' and the proxied GETs' benchmark
   # benchmarks: the Python peers (bench/peers), the limits (wrk; pgbench comes
   # with postgresql), the chart; git for the test that clones the repository
   # and runs scripts/bench.sh there (tests/perf/bench_from_clone.sh)

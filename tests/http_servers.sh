@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # http_servers.sh: nginx on loopback for the HTTP tests, plain HTTP/1.1 and
-# TLS with HTTP/2, under a throwaway CA, and proxies (tinyproxy for http,
-# microsocks for socks5), all state in one folder.
+# TLS with HTTP/2, under a throwaway CA, and proxies (tinyproxy and squid for
+# http, microsocks for socks5), all state in one folder.
 #   tests/http_servers.sh start DIR   make DIR, start nginx (or find it
 #                                     running), print the env lines below
 #   tests/http_servers.sh stop DIR    stop nginx; DIR is the caller's to remove
@@ -16,11 +16,15 @@
 #                                          actio / proxy-pw
 #   SOCKS_URL=socks5h://127.0.0.1:<p>     microsocks, no credentials
 #   SOCKS_AUTH_URL=socks5h://127.0.0.1:<p> microsocks, actio / socks-pw
+#   SQUID_URL=http://127.0.0.1:<p>        squid: keeps client and upstream
+#                                          connections alive (tinyproxy closes
+#                                          each after its response), caches
+#                                          nothing, CONNECT as PROXY_URL
 # DIR/www holds 1k, 64k, 8m (random bytes), index.html and gz/1m.json
 # (1 MiB of JSON-like text, served gzipped to who takes it); POST /upload
 # takes a body of up to 1 MiB and answers 200 "ok". Every port is
 # picked free by the kernel. Needs nginx, openssl, curl, python3,
-# tinyproxy and microsocks.
+# tinyproxy, squid and microsocks.
 set -euo pipefail
 
 usage() {
@@ -63,6 +67,33 @@ $auth
 CONF
 }
 
+# squid as a plain forward proxy on loopback: no cache (every GET goes to
+# the server), nothing on disk but what it says on stderr (-d1, into
+# proxies.log), so that it needs no file of DIR once it has dropped root for
+# the proxy user; persistent connections both ways are squid's default.
+squid_conf() {
+  local port=$1 connect_port=$2
+  cat <<CONF
+http_port 127.0.0.1:$port
+visible_hostname actio-squid
+acl loopback src 127.0.0.1/32
+acl tls_port port $connect_port
+acl CONNECT method CONNECT
+http_access deny CONNECT !tls_port
+http_access allow loopback
+http_access deny all
+cache deny all
+cache_mem 0 MB
+access_log none
+cache_store_log none
+cache_log /dev/null
+pid_filename none
+pinger_enable off
+shutdown_lifetime 0 seconds
+max_filedescriptors 4096
+CONF
+}
+
 # Waits up to 10 s for a proxy to take connections.
 wait_port() {
   for _ in $(seq 1 100); do
@@ -75,11 +106,12 @@ wait_port() {
 }
 
 start_proxies() {
-  local tls_port=$1 ports p1 p2 p3 p4
-  ports=$(free_ports 4)
-  read -r p1 p2 p3 p4 <<<"$ports"
+  local tls_port=$1 ports p1 p2 p3 p4 p5
+  ports=$(free_ports 5)
+  read -r p1 p2 p3 p4 p5 <<<"$ports"
   tinyproxy_conf "$p1" "$tls_port" "" > "$DIR/tinyproxy.conf"
   tinyproxy_conf "$p2" "$tls_port" "BasicAuth actio proxy-pw" > "$DIR/tinyproxy-auth.conf"
+  squid_conf "$p5" "$tls_port" > "$DIR/squid.conf"
   : > "$DIR/proxies.pid"
   tinyproxy -d -c "$DIR/tinyproxy.conf" </dev/null >>"$DIR/proxies.log" 2>&1 &
   echo $! >> "$DIR/proxies.pid"
@@ -89,13 +121,17 @@ start_proxies() {
   echo $! >> "$DIR/proxies.pid"
   microsocks -i 127.0.0.1 -p "$p4" -u actio -P socks-pw </dev/null >>"$DIR/proxies.log" 2>&1 &
   echo $! >> "$DIR/proxies.pid"
-  for p in $p1 $p2 $p3 $p4; do
+  # -N: in the foreground, one process (no kid to outlive a TERM).
+  squid -N -d1 -f "$DIR/squid.conf" </dev/null >>"$DIR/proxies.log" 2>&1 &
+  echo $! >> "$DIR/proxies.pid"
+  for p in $p1 $p2 $p3 $p4 $p5; do
     wait_port "$p" || return 1
   done
   echo "PROXY_URL=http://127.0.0.1:$p1"
   echo "PROXY_AUTH_URL=http://127.0.0.1:$p2"
   echo "SOCKS_URL=socks5h://127.0.0.1:$p3"
   echo "SOCKS_AUTH_URL=socks5h://127.0.0.1:$p4"
+  echo "SQUID_URL=http://127.0.0.1:$p5"
 }
 
 stop_proxies() {
