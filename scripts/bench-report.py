@@ -135,7 +135,9 @@ for path in ("/1k", "/64k"):
 groups.append(dict(label="http_get /1k through squid, C=64", short="http_get /1k proxied",
                    workload="http_get", sel=dict(path="/1k", concurrency=64, via="proxy"), peer_target=4,
                    others=peers("aiohttp+uvloop", path="/1k", concurrency=64, via="proxy") +
-                   [("libcurl-multi", dict(path="/1k", concurrency=64, via="proxy"), LIM,
+                   [("aiohttp-keepalive+uvloop", dict(path="/1k", concurrency=64, via="proxy"), PEER,
+                     "aiohttp+uvloop, proxy kept alive (3.11's way)", None),
+                    ("libcurl-multi", dict(path="/1k", concurrency=64, via="proxy"), LIM,
                      "bare libcurl multi loop, same proxy", None)]))
 groups.append(dict(label="http_get 1 MiB JSON gzipped (decoded bytes), C=16", short="http_get gzip",
                    workload="http_get", sel=dict(path="/gz/1m.json", concurrency=16), unit="B",

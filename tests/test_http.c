@@ -1857,8 +1857,9 @@ START_TEST(proxy_failures_say_so) {
   char msg[1024];
   /* Down: nothing listens on port 1. */
   actio_http_proxy down = {.url = "http://127.0.0.1:1"}, sdown = {.url = "socks5h://127.0.0.1:1"};
-  /* Refuses: tinyproxy tunnels to nginx's TLS port only, not mTLS's. */
-  actio_http_proxy open = {.url = proxy_url};
+  /* Refuses: tinyproxy and squid tunnel to nginx's TLS port only, not
+   * mTLS's. */
+  actio_http_proxy open = {.url = proxy_url}, squid = {.url = squid_url};
   /* Credentials: none, or wrong (tinyproxy answers a wrong password with
    * 401, which only a tunnel's answer tells from the server's). */
   actio_http_proxy none = {.url = proxy_auth_url};
@@ -1874,6 +1875,7 @@ START_TEST(proxy_failures_say_so) {
       {&down, nginx_http, ACTIO_EPROXY, "proxy http://127.0.0.1:1: "},
       {&sdown, nginx_http, ACTIO_EPROXY, "proxy socks5h://127.0.0.1:1: "},
       {&open, nginx_mtls, ACTIO_EPROXY, "403"},
+      {&squid, nginx_mtls, ACTIO_EPROXY, "403"},
       {&none, nginx_http, ACTIO_EPROXYAUTH, "authentication failed: status 407"},
       {&none, nginx_https, ACTIO_EPROXYAUTH, "authentication failed"},
       {&wrong, nginx_https, ACTIO_EPROXYAUTH, "authentication failed"},
