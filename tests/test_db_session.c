@@ -499,6 +499,66 @@ START_TEST(test_prepare_on_every_connection) {
 }
 END_TEST
 
+/* The statements actio_db_prepare named on a's connection (a pool of
+ * one), once those destroyed are deallocated: polled, as the workers reap
+ * destroyed statements when free to (bounded in queries, not in time). */
+static int64_t ours_settled(actio_actor *a, int64_t want) {
+  int64_t n = -1;
+  for (int i = 0; i < 1000 && n != want; i++)
+    n = int64_of(a, NULL,
+                 &(actio_db_request){.sql = "SELECT count(*) FROM pg_prepared_statements "
+                                            "WHERE name LIKE 'actio\\_s%'",
+                                     .no_cache = 1});
+  return n;
+}
+
+/* Waits until backend pid waits for a lock. */
+static void await_lock_wait(int64_t pid) {
+  char p[24];
+  snprintf(p, sizeof p, "%" PRId64, pid);
+  int64_t waiting = 0;
+  while (waiting == 0)
+    waiting = int64_of(db, NULL,
+                       &(actio_db_request){
+                           .sql = "SELECT count(*) FROM pg_stat_activity "
+                                  "WHERE pid = $1::int AND wait_event_type = 'Lock'",
+                           .nparams = 1, .params = (const char *const[]){p}});
+}
+
+START_TEST(test_prepare_cancelled_leaves_nothing) {
+  /* A prepare cancelled once its Parse was sent leaves no statement on
+   * the connection: cancelled in its Parse (blocked on a lock), or behind
+   * a query in the pipeline (its Parse done after the cancel). */
+  run(db, "CREATE TABLE IF NOT EXISTS prep_lock (x int)");
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1});
+  int64_t pid = scalar(one, "SELECT pg_backend_pid()");
+  ck_assert_int_eq(ours_settled(one, 0), 0);
+  for (int behind = 0; behind < 2; behind++) {
+    actio_future *lf, *qf = NULL, *pf;
+    actio_db_session *lock = acquire(db, &lf);
+    actio_future_unref(s_run(lock, "BEGIN", 0));
+    actio_future_unref(s_run(lock, "LOCK TABLE prep_lock IN ACCESS EXCLUSIVE MODE", 0));
+    if (behind)
+      ck_assert_int_eq(actio_db_query(one, "SELECT count(*) FROM prep_lock", 0, NULL, &qf), 0);
+    ck_assert_int_eq(actio_db_prepare(one, behind ? "SELECT $1::int" : "SELECT * FROM prep_lock",
+                                      0, NULL, &pf), 0);
+    await_lock_wait(pid);
+    ck_assert_int_eq(actio_future_cancel(pf), 0);
+    ck_assert_int_eq(actio_future_wait(pf, -1), ACTIO_ECANCELED);
+    release(lock, 0); /* rolled back: the lock is free */
+    actio_future_unref(lf);
+    if (qf != NULL) {
+      expect(qf, 0);
+      actio_future_unref(qf);
+    }
+    actio_future_unref(pf);
+    ck_assert_int_eq(ours_settled(one, 0), 0);
+    ck_assert_int_eq(scalar(one, "SELECT pg_backend_pid()"), pid); /* the same session */
+  }
+  run(db, "DROP TABLE prep_lock");
+}
+END_TEST
+
 static Suite *db_session_suite(void) {
   Suite *s = suite_create("db_session");
   TCase *tc = tcase_with_timeout("sessions", 120);
@@ -518,6 +578,7 @@ static Suite *db_session_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_prepare_describe_run_destroy);
   tcase_add_test(tc, test_prepare_on_every_connection);
+  tcase_add_test(tc, test_prepare_cancelled_leaves_nothing);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -730,6 +730,52 @@ START_TEST(atomic_write_fails_with_its_folder_fsync) {
 }
 END_TEST
 
+/* The statements actio_db_prepare named on db's connection (a pool of
+ * one), once those destroyed are deallocated: polled, as the workers reap
+ * destroyed statements when free to (bounded in queries, not in time). */
+static int64_t prepared_settled(actio_actor *db) {
+  int64_t n = -1;
+  for (int i = 0; i < 1000 && n != 0; i++) {
+    actio_future *f;
+    actio_db_request q = {.sql = "SELECT count(*) FROM pg_prepared_statements "
+                                 "WHERE name LIKE 'actio\\_s%'",
+                          .no_cache = 1};
+    ck_assert_int_eq(actio_db_send(db, &q, &f), 0);
+    ck_assert_int_eq(actio_future_wait(f, -1), 0);
+    ck_assert_int_eq(actio_db_int64(actio_future_value(f), 0, 0, &n), 0);
+    actio_future_unref(f);
+  }
+  return n;
+}
+
+/* A prepare failing for want of memory at any of its allocations, the
+ * copy of its description among them (the server has prepared it then),
+ * leaves no statement on the server. */
+START_TEST(failed_prepare_leaves_no_statement) {
+  actio_runtime *rt;
+  actio_actor *db;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_db_spawn(rt, &(actio_db_opts){.dsn = dsn, .max_connections = 1}, &db),
+                   0);
+  ck_assert_int_eq(prepared_settled(db), 0); /* connected */
+  long n = 1;
+  for (int injected = 1; injected; n++) {
+    actio_future *f = NULL;
+    fault_arm(FAULT_ALLOC, n);
+    int rc = actio_db_prepare(db, "SELECT $1::int AS a, 'x'::text AS b", 0, NULL, &f);
+    int st = rc == 0 ? actio_future_wait(f, -1) : rc;
+    fault_disarm();
+    injected = fault_injected();
+    ck_assert_msg(st == 0 || (injected && st == ACTIO_ENOMEM), "allocation %ld: %s", n,
+                  actio_err_name(st));
+    actio_future_unref(f); /* destroys a statement made */
+    ck_assert_msg(prepared_settled(db) == 0, "allocation %ld failing left a statement", n);
+  }
+  ck_assert_int_gt(n, 2);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 /* Runs s with 0, 1, 2, ... descriptors free until it succeeds whole. */
 START_TEST(descriptors_run_out) {
   const scenario *s = &scenarios[_i];
@@ -801,6 +847,7 @@ int main(void) {
     suite_add_tcase(s, tc);
     TCase *one = tcase_create("one fault"); /* CK_RUN_CASE="one fault" runs these alone */
     tcase_add_test(one, atomic_write_fails_with_its_folder_fsync);
+    tcase_add_test(one, failed_prepare_leaves_no_statement);
     suite_add_tcase(s, one);
     rc = run_suite(s);
   }

@@ -589,6 +589,7 @@ void actio__db_stream_ended(db_worker *w, db_req *r, int rc, actio__pg_result *r
 /* What a K_PREPARE's ext holds: the statement it describes (a reference). */
 typedef struct db_prepare_head {
   actio_db_stmt *stmt;
+  int parsed; /* its Parse succeeded: the server has the statement */
 } db_prepare_head;
 
 /* A prepare ended (as on_unit). */

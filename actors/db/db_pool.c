@@ -236,9 +236,10 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
     rc = actio__pg_conn_send_batch(c->pc, b->n, actio__db_batch_get,
                                    actio__db_batch_each, r);
   } else if (r->kind == K_PREPARE) {
-    actio_db_stmt *ps = ((db_prepare_head *)actio__db_req_ext(r))->stmt;
+    db_prepare_head *h = actio__db_req_ext(r);
+    actio_db_stmt *ps = h->stmt;
     rc = actio__pg_conn_send_describe(c->pc, ps->name, ps->sql, ps->nparams,
-                                      ps->ptypes, r);
+                                      ps->ptypes, r, &h->parsed);
     if (rc == 0)
       ps->on[c->slot] = c->serial;
   } else {

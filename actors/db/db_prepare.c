@@ -57,7 +57,14 @@ void actio__db_prepare_ended(db_worker *w, db_req *r, int rc, actio__pg_result *
     res = NULL;
     msg = actio_strerror(rc);
   }
-  if (rc != 0) { /* never prepared: nothing to DEALLOCATE */
+  if (rc != 0 && h->parsed) {
+    /* Prepared on the server all the same (its Describe cancelled, or no
+     * memory to copy the description): its connection DEALLOCATEs it, as
+     * for a destroyed statement. */
+    h->stmt = NULL;
+    actio_db_stmt_destroy(s);
+  }
+  if (rc != 0) { /* never prepared, or handed to the graveyard */
     actio__db_req_end(r, rc, NULL, err, msg);
     return;
   }

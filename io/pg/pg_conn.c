@@ -51,6 +51,7 @@ typedef struct unit {
   int simple;     /* sent with the simple protocol, not pipelined */
   int use_failed; /* its error is its statement's failed Parse */
   int copy;       /* sent as a COPY: its data phase is the caller's */
+  int *parsed;    /* a caller's named Parse: set to 1 once it succeeded */
   unsigned long dealloc; /* an internal DEALLOCATE's statement number, or 0 */
   enum stage stage;
   /* A batch: n statements before one Sync, their results handed to each
@@ -430,10 +431,13 @@ static int send_named(actio__pg_conn *c, const actio__pg_query *q, void *arg) {
 }
 
 int actio__pg_conn_send_describe(actio__pg_conn *c, const char *name, const char *sql,
-                                 int nparams, const uint32_t *types, void *arg) {
+                                 int nparams, const uint32_t *types, void *arg,
+                                 int *parsed) {
   unit *u = unit_push(c, arg);
   if (u == NULL)
     return ACTIO_ENOMEM;
+  *parsed = 0;
+  u->parsed = parsed;
   u->stage = ST_QUERY;
   u->n = 2; /* the Prepare's result and the description: the latter kept */
   if (!PQsendPrepare(c->pg, name, sql, nparams, (const Oid *)types) ||
@@ -823,6 +827,10 @@ static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
     if (actio__pg_error_is(&e, "0A000") || actio__pg_error_is(&e, "26000"))
       stmt_drop(c, u->prep);
   }
+  /* A named Parse's own result: the statement exists on the server from
+   * now on, whatever becomes of its Describe. */
+  if (u->parsed != NULL && u->index == 0 && st == PGRES_COMMAND_OK)
+    *u->parsed = 1;
   if (u->each != NULL && u->stage == ST_QUERY) { /* a batch's statement */
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK ||
         st == PGRES_EMPTY_QUERY) {

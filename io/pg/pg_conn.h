@@ -96,9 +96,13 @@ int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *unit)
 
 /* Prepares `sql` as `name` (nparams, types as in actio__pg_query) and
  * has the server describe it, as one pipelined unit: its result (done)
- * tells the parameters' types and the columns. 0, ENOMEM or ECONN. */
+ * tells the parameters' types and the columns. *parsed (the caller's,
+ * until the unit is done) is set to 1 once the Parse succeeded: then the
+ * statement exists on the server even if the unit fails (its Describe
+ * cancelled, say). 0, ENOMEM or ECONN. */
 int actio__pg_conn_send_describe(actio__pg_conn *c, const char *name, const char *sql,
-                                 int nparams, const uint32_t *types, void *unit);
+                                 int nparams, const uint32_t *types, void *unit,
+                                 int *parsed);
 /* A described statement's parameters: their count and type OIDs. */
 int actio__pg_described_params(const actio__pg_result *r);
 uint32_t actio__pg_described_param_type(const actio__pg_result *r, int i);
