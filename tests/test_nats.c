@@ -805,11 +805,7 @@ END_TEST
 
 START_TEST(a_restarted_connection_serves_its_subjects_again) {
   actio_nats_opts o = {.url = nats_url};
-  actio_child_spec spec = {.name = "nats", .start = actio_nats_child, .arg = &o};
-  actio_sup_opts so = {.backoff_ms = -1};
-  actio_actor *sup;
-  ck_assert_int_eq(actio_sup_spawn(rt, &so, &spec, 1, &sup), 0);
-  actio_actor *c = actio_sup_lookup(sup, "nats");
+  actio_actor *sup, *c = supervised_nats(rt, &o, &sup);
   responder r;
   actio_actor *a = spawn_responder(&r, "again");
   actio_nats_service *svc, *direct;

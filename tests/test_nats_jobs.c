@@ -576,6 +576,65 @@ START_TEST(replicas_3_and_a_server_killed_mid_run_lose_no_job) {
 }
 END_TEST
 
+/* Ids first..first+n-1 done exactly once each (once all are done); `when`
+ * names the step in a failure. */
+static void done_once(int first, int n, const char *when) {
+  for (int64_t waited = 0; atomic_load(&done_total) < first + n; waited++) {
+    ck_assert_msg(waited < 120000, "%s: %d of %d jobs done", when,
+                  atomic_load(&done_total) - first, n);
+    nanosleep(&(struct timespec){0, 1000000}, NULL);
+  }
+  for (int i = first; i < first + n; i++)
+    ck_assert_msg(atomic_load(&done_count[i]) == 1, "%s: job %d done %d times", when, i,
+                  atomic_load(&done_count[i]));
+  ck_assert_int_eq(atomic_load(&done_total), first + n);
+}
+
+START_TEST(a_worker_follows_its_server_and_its_connection_restarted) {
+  counts_reset();
+  actio_actor *pc = connect_to(js_urls);
+  char name[64], subj[64];
+  subject_of(make_stream(pc, name, sizeof name, 1, 0, NULL), subj, sizeof subj);
+  /* The worker's connection: node 1 alone, supervised. */
+  actio_nats_opts no = {.url = js_url[0], .max_reconnect = -1, .reconnect_wait_ms = 100};
+  actio_actor *sup, *c = supervised_nats(rt, &no, &sup);
+  jobber j;
+  actio_actor *a = spawn_jobber(&j, "follower");
+  actio_nats_worker_opts o = {.stream = name, .consumer = "w", .batch = 8};
+  actio_nats_worker *w = start_worker(c, a, &o);
+  enum { N = 60 };
+  publish_jobs(pc, subj, 0, N);
+  done_once(0, N, "first jobs");
+  WAIT_FOR(stream_msgs(pc, name) == 0); /* every ack reached the stream */
+  /* Its server restarts: cnats reconnects, and the worker pulls again. */
+  node("kill-node", 1);
+  node("restart-node", 1);
+  actio_nats_stats ns;
+  WAIT_FOR((actio_nats_stats_get(c, &ns), ns.reconnects >= 1));
+  publish_jobs(pc, subj, N, N);
+  done_once(N, N, "after its server restarted");
+  WAIT_FOR(stream_msgs(pc, name) == 0);
+  /* Its connection fails, and the supervisor starts another: the worker
+   * pulls through that one. */
+  actio_actor_fail(c, ACTIO_ENATS, "test: the connection killed");
+  actio_sup_stats ss;
+  WAIT_FOR((actio_sup_stats_get(sup, &ss), ss.restarts == 1));
+  publish_jobs(pc, subj, 2 * N, N);
+  done_once(2 * N, N, "after its connection restarted");
+  WAIT_FOR(stream_msgs(pc, name) == 0);
+  ck_assert_int_eq(actio_nats_worker_stop(w), 0);
+  actio_nats_worker_stats s;
+  actio_nats_worker_stats_get(w, &s);
+  /* Each taken once (a job the server sent as a pull expired comes again
+   * after ack_wait: counted as redelivered, taken and done once). */
+  ck_assert_uint_eq(s.acked, 3 * N);
+  ck_assert_uint_eq(s.fetched, 3 * N);
+  actio_nats_worker_destroy(w);
+  int rc;
+  WAIT_FOR((rc = actio_nats_stream_delete(pc, name)) == 0 || rc == ACTIO_ENOSTREAM);
+}
+END_TEST
+
 /* ---- the servers ---- */
 
 static int start_servers(void) {
@@ -616,6 +675,10 @@ int main(void) {
   tcase_add_test(tc, a_long_job_keeps_its_lease_and_a_stop_drains);
   tcase_add_test(tc, bad_input_and_missing_streams);
   tcase_add_test(tc, replicas_3_and_a_server_killed_mid_run_lose_no_job);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("restarts", 300); /* CK_RUN_CASE=restarts runs it alone */
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, a_worker_follows_its_server_and_its_connection_restarted);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();

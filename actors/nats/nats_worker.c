@@ -1,7 +1,8 @@
 /* nats_worker.c: a JetStream worker: pulls jobs in batches from a durable
  * consumer on a thread of its own, asks a local actor to do each, and
  * acks, NAKs, keeps the lease of, or dead-letters each as its future
- * ends. */
+ * ends. Made through a supervised connection's address, it moves to the
+ * instance a restart puts there. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +28,19 @@ typedef struct wjob {
 } wjob;
 
 struct actio_nats_worker {
+  /* The connection's instance pulled from now, held, its state and pull:
+   * changed by the fetch thread only, under mu (others read them there). */
   actio__nats_state *st;
-  actio_actor *conn;          /* the connection's instance, held */
-  actio_actor *actor;
+  actio_actor *conn;
   actio__nats_pull *pull;
+  actio_actor *via;           /* the address made through (held), or NULL */
+  /* The instances pulled from before, held: jobs taken there may still
+   * read their state (they ack through the current one). */
+  actio_actor **old;
+  size_t nold;
+  actio__nats_consumer_conf cc; /* for a pull on a new instance */
+  char *consumer, *filter;
+  actio_actor *actor;
   int batch, max_in_flight, max_deliveries;
   int64_t nak_delay_ms, progress_ms, job_timeout_ms, fetch_wait_ms;
   actio_nats_decode_fn decode;
@@ -76,6 +86,14 @@ static void job_free(wjob *j) {
   free(j);
 }
 
+/* The state jobs ack through now (the fetch thread may move it). */
+static actio__nats_state *state(actio_nats_worker *w) {
+  pthread_mutex_lock(&w->mu);
+  actio__nats_state *st = w->st;
+  pthread_mutex_unlock(&w->mu);
+  return st;
+}
+
 static int abandoned(actio_nats_worker *w) {
   pthread_mutex_lock(&w->mu);
   int a = w->abandoned;
@@ -86,7 +104,7 @@ static int abandoned(actio_nats_worker *w) {
 static void nak(wjob *j) {
   actio_nats_worker *w = j->w;
   int64_t delay = actio__backoff_ms(w->nak_delay_ms, 60000, (unsigned)j->msg.deliveries);
-  (void)actio__nats_js_ack(w->st->conn, j->msg.rx, ACTIO__NATS_NAK, delay);
+  (void)actio__nats_js_ack(state(w)->conn, j->msg.rx, ACTIO__NATS_NAK, delay);
   count(&w->naked);
 }
 
@@ -99,7 +117,7 @@ static void dead_lettered(actio__nats_jspub *p, int rc, uint64_t seq, const char
   actio_nats_worker *w = j->w;
   if (!abandoned(w)) {
     if (rc == 0) {
-      (void)actio__nats_js_ack(w->st->conn, j->msg.rx, ACTIO__NATS_TERM, 0);
+      (void)actio__nats_js_ack(state(w)->conn, j->msg.rx, ACTIO__NATS_TERM, 0);
       count(&w->dead);
     } else {
       nak(j);
@@ -112,8 +130,9 @@ static void dead_lettered(actio__nats_jspub *p, int rc, uint64_t seq, const char
  * or terminates it when there is none. */
 static void dead_letter(wjob *j, int code, const char *text) {
   actio_nats_worker *w = j->w;
+  actio__nats_state *st = state(w);
   if (w->dead_letter == NULL) {
-    (void)actio__nats_js_ack(w->st->conn, j->msg.rx, ACTIO__NATS_TERM, 0);
+    (void)actio__nats_js_ack(st->conn, j->msg.rx, ACTIO__NATS_TERM, 0);
     count(&w->dead);
     job_free(j);
     return;
@@ -143,8 +162,8 @@ static void dead_letter(wjob *j, int code, const char *text) {
       kv[i] = "Actio-Job-Id";
   snprintf(id, sizeof id, "dead.%s.%" PRIu64, w->stream, j->msg.seq);
   j->pub.done = dead_lettered;
-  int rc = actio__nats_js_publish(w->st->js, &j->pub.pend, w->dead_letter, id, kv, j->msg.data,
-                                  j->msg.len, w->st->timeout_ms);
+  int rc = actio__nats_js_publish(st->js, &j->pub.pend, w->dead_letter, id, kv, j->msg.data,
+                                  j->msg.len, st->timeout_ms);
   if (rc != 0) {
     nak(j);
     job_free(j);
@@ -157,11 +176,12 @@ static void job_end(wjob *j, int code, const char *text) {
   pthread_mutex_lock(&w->mu);
   j->progress_ns = 0; /* its lease is no longer kept */
   int gone = w->abandoned;
+  actio__nats_state *st = w->st;
   pthread_mutex_unlock(&w->mu);
   if (gone) {
     job_free(j); /* a crash, as the server sees it: delivered again later */
   } else if (code == 0) {
-    (void)actio__nats_js_ack(w->st->conn, j->msg.rx, ACTIO__NATS_ACK, 0);
+    (void)actio__nats_js_ack(st->conn, j->msg.rx, ACTIO__NATS_ACK, 0);
     count(&w->acked);
     job_free(j);
   } else if (j->msg.deliveries >= (uint64_t)w->max_deliveries) {
@@ -259,6 +279,49 @@ static void wait_until(actio_nats_worker *w, int64_t until_ns) {
   (void)pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 }
 
+/* After a failed pull, through an address: if a supervisor's restart put
+ * another instance of the connection there, pull from it from now on (a
+ * new subscription to the same durable consumer). 1 if it moved. On the
+ * fetch thread. */
+static int follow(actio_nats_worker *w) {
+  if (w->via == NULL)
+    return 0;
+  actio_actor *inst = actio__actor_pin(w->via);
+  int other = inst != w->conn && actio_actor_behavior(inst) == &actio__nats_behavior;
+  if (other)
+    actio__actor_ref(inst); /* held past the pin: the subscribe blocks */
+  actio__actor_unpin(w->via);
+  if (!other)
+    return 0;
+  actio__nats_state *st;
+  actio__nats_pull *pull = NULL;
+  actio_actor **old = realloc(w->old, (w->nold + 1) * sizeof *old);
+  if (old != NULL)
+    w->old = old;
+  if (old != NULL && actio__nats_state_of(inst, &st) == 0 && st->js != NULL) {
+    pthread_mutex_lock(&st->mu);
+    int closed = st->closed;
+    pthread_mutex_unlock(&st->mu);
+    w->cc.timeout_ms = st->timeout_ms;
+    char err[256];
+    if (closed || actio__nats_js_pull_create(st->js, &w->cc, &pull, err, sizeof err) != 0)
+      pull = NULL; /* not ready yet, or stopping: tried again after the next failure */
+  }
+  if (pull == NULL) {
+    actio__actor_unref(inst);
+    return 0;
+  }
+  actio__nats_pull *was = w->pull;
+  pthread_mutex_lock(&w->mu);
+  w->old[w->nold++] = w->conn;
+  w->conn = inst;
+  w->st = st;
+  w->pull = pull;
+  pthread_mutex_unlock(&w->mu);
+  actio__nats_js_pull_destroy(was);
+  return 1;
+}
+
 static void *fetch_main(void *arg) {
   actio_nats_worker *w = arg;
   actio__nats_job_rx *rx = calloc((size_t)w->batch, sizeof *rx);
@@ -283,10 +346,16 @@ static void *fetch_main(void *arg) {
       job_start(w, &rx[i]);
     pthread_mutex_lock(&w->mu);
     if (rc != 0 && !w->stopping) {
+      pthread_mutex_unlock(&w->mu);
+      int moved = follow(w);
+      pthread_mutex_lock(&w->mu);
       /* The connection is down, say: try again after a pause that a stop
        * cuts short. */
       int64_t pause = actio__backoff_ms(50, 2000, ++failures);
-      wait_until(w, actio__now_ns() + pause * ACTIO__NS_PER_MS);
+      if (moved)
+        failures = 0;
+      else
+        wait_until(w, actio__now_ns() + pause * ACTIO__NS_PER_MS);
     } else if (rc == 0) {
       failures = 0;
     }
@@ -299,6 +368,13 @@ static void *fetch_main(void *arg) {
 static void worker_free(actio_nats_worker *w) {
   actio__nats_js_pull_destroy(w->pull);
   actio__actor_unref(w->conn);
+  for (size_t i = 0; i < w->nold; i++)
+    actio__actor_unref(w->old[i]);
+  free(w->old);
+  if (w->via != NULL)
+    actio__actor_unref(w->via);
+  free(w->consumer);
+  free(w->filter);
   pthread_cond_destroy(&w->cv);
   pthread_mutex_destroy(&w->mu);
   free(w->stream);
@@ -338,6 +414,8 @@ int actio_nats_worker_create(actio_actor *nats, actio_actor *actor,
   w->decode = opts->decode;
   w->decode_arg = opts->decode_arg;
   w->stream = strdup(opts->stream);
+  w->consumer = strdup(opts->consumer);
+  w->filter = opts->subject != NULL ? strdup(opts->subject) : NULL;
   w->dead_letter = opts->dead_letter != NULL ? strdup(opts->dead_letter) : NULL;
   pthread_mutex_init(&w->mu, NULL);
   pthread_condattr_t ca;
@@ -347,7 +425,13 @@ int actio_nats_worker_create(actio_actor *nats, actio_actor *actor,
   pthread_condattr_destroy(&ca);
   w->conn = actio__actor_pin(nats);
   actio__actor_ref(w->conn);
-  int rc = w->stream == NULL || (opts->dead_letter != NULL && w->dead_letter == NULL)
+  if (actio__is_address(nats)) {
+    w->via = nats;
+    actio__actor_ref(nats);
+  }
+  int rc = w->stream == NULL || w->consumer == NULL ||
+                   (opts->subject != NULL && w->filter == NULL) ||
+                   (opts->dead_letter != NULL && w->dead_letter == NULL)
                ? ACTIO_ENOMEM
                : actio__nats_state_of(nats, &w->st);
   if (rc == 0 && w->st->js == NULL)
@@ -359,15 +443,15 @@ int actio_nats_worker_create(actio_actor *nats, actio_actor *actor,
   }
   char err[256] = "";
   if (rc == 0) {
-    actio__nats_consumer_conf cc = {
-        .stream = opts->stream,
-        .durable = opts->consumer,
-        .filter = opts->subject,
+    w->cc = (actio__nats_consumer_conf){
+        .stream = w->stream,
+        .durable = w->consumer,
+        .filter = w->filter,
         .ack_wait_ms = ack_wait,
         .max_ack_pending = -1, /* the workers bound themselves */
         .timeout_ms = w->st->timeout_ms,
     };
-    rc = actio__nats_js_pull_create(w->st->js, &cc, &w->pull, err, sizeof err);
+    rc = actio__nats_js_pull_create(w->st->js, &w->cc, &w->pull, err, sizeof err);
   }
   actio__actor_unpin(nats);
   if (rc == 0) {

@@ -408,11 +408,14 @@ typedef struct actio_nats_worker_opts {
  * unasked. Returns 0 (*out the caller's: stop, then destroy),
  * ACTIO_EINVAL, ACTIO_ESUBJECT, ACTIO_ENOSTREAM, ACTIO_EJETSTREAM (errbuf,
  * if given, says why), ACTIO_ETIMEDOUT, ACTIO_ENATS, ACTIO_ECLOSED,
- * ACTIO_ENOMEM. `actor` must outlive the worker. The worker keeps to the
- * connection's instance it was made on: cnats's reconnects carry it over
- * (its pulls fail, and are tried again, while the connection is down),
- * but after a supervisor restarted the connection's actor, make a new
- * worker on it. Thread-safe. */
+ * ACTIO_ENOMEM. `actor` must outlive the worker. cnats's reconnects carry
+ * a worker over (its pulls fail, and are tried again, while the
+ * connection is down). Made through a supervised connection's address
+ * (actio_sup_lookup), it follows a restart too: once a pull fails, it
+ * pulls from the instance the supervisor put there, on the same durable
+ * consumer; the jobs it had taken are acked through that instance (one
+ * whose ack was lost is delivered again after ack_wait). Made on an
+ * instance, it keeps to it. Thread-safe. */
 int actio_nats_worker_create(actio_actor *nats, actio_actor *actor,
                              const actio_nats_worker_opts *opts, actio_nats_worker **out,
                              char *errbuf, size_t errbuf_size);
