@@ -13,24 +13,30 @@
  * hundred instructions and two arena locks per block, where a block freed
  * and made on one thread costs a few dozen. Here a freed block goes onto
  * the freeing thread's own list; once that holds ACTIO__RECYCLE_BATCH, the
- * list goes whole into an empty slot of the recycler's depot (one CAS), or
- * back to the heap if every slot is full; a thread with an empty list
- * takes a slot's whole list (one exchange) before it calls malloc. So at
- * most ACTIO__RECYCLE_SLOTS batches wait in a depot and one in each
- * thread's list, which is freed when the thread exits. Under
- * AddressSanitizer blocks go straight to malloc and free, so that a use
- * after free is still caught.
+ * list is pushed whole onto the recycler's depot, a stack of batches (one
+ * CAS), or goes back to the heap if the depot holds ACTIO__RECYCLE_DEPOT
+ * batches already. A thread with an empty list uses a batch it took
+ * earlier, or else takes the depot's whole stack (one exchange), before it
+ * calls malloc. So the blocks kept are at most those of the depot's bound
+ * (give or take one batch per thread pushing at that moment) and what the
+ * threads took from it: never more than were live at once. A thread's
+ * blocks are freed when it exits. Under AddressSanitizer blocks go
+ * straight to malloc and free, so that a use after free is still caught.
  */
 #define ACTIO__RECYCLE_BATCH 64
-#define ACTIO__RECYCLE_SLOTS 16
+#define ACTIO__RECYCLE_DEPOT 1024
 
 /* The recyclers, one per kind of block: a thread keeps a list of each. */
 enum { ACTIO__RECYCLE_FUTURE, ACTIO__RECYCLE_KINDS };
 
 typedef struct actio__recycler {
-  size_t size; /* of a block: at least a pointer */
+  size_t size; /* of a block: at least two pointers */
   unsigned kind;
-  _Atomic(void *) depot[ACTIO__RECYCLE_SLOTS]; /* batches, each a list */
+  /* The depot, on a line of its own: the top batch, a list through the
+   * blocks' first words, the next batch in its first block's second word;
+   * and about how many batches it holds (at least as many). */
+  _Alignas(64) _Atomic(void *) depot;
+  _Atomic unsigned batches;
 } actio__recycler;
 
 /* A static recycler of blocks of `size` bytes, of kind `kind`. */
