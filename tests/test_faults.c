@@ -1,7 +1,9 @@
 /* test_faults.c: fault injection, the way curl's torture tests and SQLite's
  * OOM tests go. Each scenario (file requests, HTTP requests, queries,
  * transactions, combinators, asks, a supervisor restart, a completion
- * queue, groups, queues and locks, durable writes; each from runtime
+ * queue and its lanes, groups, queues and locks, durable writes, a batcher,
+ * sessions and prepared statements with typed values, HTTP bodies made by
+ * a callback or read from a file and headers first; each from runtime
  * creation to destruction) runs once to count the library's allocations,
  * thread and eventfd creations and fsyncs, then again with call 1, 2, ...
  * failing in turn (tests/faults.c), and once per descriptor limit with
@@ -12,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,7 +38,7 @@
 /* A run that takes this long hangs: fail it rather than CI. */
 #define HANG_SECONDS 60
 
-static char fixture[128], dsn[512], pg_dir[256], files_dir[256];
+static char fixture[128], dsn[512], pg_dir[256], files_dir[256], body_file[256];
 static pid_t fixture_pid;
 
 /* ---- the run under way: what may fail, and how ---- */
@@ -595,6 +598,239 @@ out:
   actio_runtime_destroy(rt);
 }
 
+/* ---- session 7's APIs ---- */
+
+/* An item of the batcher: its number, malloc'd (item_free frees it). */
+static int add_item(actio_batcher *b, int v, actio_batch_mode m, actio_future **out) {
+  int *item = malloc(sizeof *item);
+  ck_assert_ptr_nonnull(item);
+  *item = v;
+  int rc = actio_batcher_add(b, item, m, out);
+  if (rc != 0)
+    free(item); /* refused: still ours */
+  return rc;
+}
+
+/* A batch: its odd items resolved with their number, the even ones left
+ * to the batch's outcome (a NULL value), an ask of the echo actor `arg`. */
+static int batch_ask(actio_batch *batch, void *arg, actio_future **out) {
+  for (size_t i = 0; i < actio_batch_count(batch); i++) {
+    int v = *(int *)actio_batch_item(batch, i);
+    if (v % 2 == 1)
+      ck_assert_int_eq(actio_batch_resolve_item(batch, i, (void *)(uintptr_t)v, NULL), 0);
+  }
+  return actio_ask(arg, (void *)(uintptr_t)100, -1, out);
+}
+
+/* Items batched three at a time or after 1 ms: three accepted at once,
+ * three more waiting for room; then one collected by a batcher of a long
+ * wait, cancelled by its destroy (sent at once, and resolved, if its
+ * timer could not be armed). */
+static void batcher(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *a;
+  actio_batcher *b = NULL, *slow = NULL;
+  actio_future *f[7] = {0};
+  actio_batcher_opts o = {.max_items = 3, .max_wait_ms = 1, .capacity = 3, .item_free = free};
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(echo_start(rt, (void *)0, &a));
+  TRY(actio_batcher_create(rt, &o, batch_ask, a, &b));
+  for (int i = 0; i < 6; i++)
+    TRY(add_item(b, i + 1, i < 3 ? ACTIO_BATCH_NOWAIT : ACTIO_BATCH_WAIT, &f[i]));
+  for (int i = 0; i < 6; i++)
+    if (settled(f[i], 0, "a batched item") == 0)
+      ck_assert_uint_eq((uintptr_t)actio_future_value(f[i]), (i + 1) % 2 ? (uintptr_t)i + 1 : 0);
+  o.max_wait_ms = 600000;
+  TRY(actio_batcher_create(rt, &o, batch_ask, a, &slow));
+  TRY(add_item(slow, 7, ACTIO_BATCH_NOWAIT, &f[6]));
+  ck_assert_int_eq(actio_batcher_add(slow, NULL, ACTIO_BATCH_NOWAIT, &f[0]), ACTIO_EINVAL);
+  actio_batcher_destroy(slow);
+  slow = NULL;
+  if (!fault_injected() || actio_future_wait(f[6], -1) != 0)
+    settled(f[6], ACTIO_ECANCELED, "an item collected at the destroy");
+out:
+  actio_batcher_destroy(slow);
+  actio_batcher_destroy(b);
+  unref_all(f, 7);
+  actio_runtime_destroy(rt);
+}
+
+/* A statement prepared, run pooled with typed values (an array among
+ * them) and in a session, the session released; a second session dropped
+ * without a release, and a query left running when the runtime goes. */
+static void sessions_and_statements(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *db;
+  actio_future *f[8] = {0};
+  actio_db_stmt *stmt = NULL;
+  actio_db_array *arr = NULL;
+  actio_db_opts o = one_connection;
+  o.dsn = dsn;
+  actio_db_param elems[] = {{.type = ACTIO_DB_INT4, .v.i = 1}, {.type = ACTIO_DB_INT4, .null = 1}};
+  actio_db_param typed[] = {{.type = ACTIO_DB_INT8, .v.i = 40},
+                            {.type = ACTIO_DB_INT4_ARRAY, .v.array = {elems, 2}},
+                            {.type = ACTIO_DB_NUMERIC, .v.s = "2.5"},
+                            {.type = ACTIO_DB_TEXT, .v.s = "t"}};
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(actio_db_spawn(rt, &o, &db));
+  TRY(actio_db_prepare(db, "SELECT $1::int8 + 2, $2::int4[], $3::numeric, $4::text", 4, NULL, &f[0]));
+  AWAIT(f[0]);
+  stmt = actio_future_take(f[0]);
+  ck_assert_int_eq(actio_db_stmt_params(stmt), 4);
+  actio_db_request run = {.stmt = stmt, .nparams = 4, .typed = typed, .binary_results = 1};
+  TRY(actio_db_send(db, &run, &f[1]));
+  AWAIT(f[1]);
+  int64_t v = 0;
+  ck_assert_int_eq(actio_db_int64(actio_future_value(f[1]), 0, 0, &v), 0);
+  ck_assert_int_eq(v, 42);
+  if (ok(actio_db_array_get(actio_future_value(f[1]), 0, 1, &arr), "actio_db_array_get"))
+    ck_assert_uint_eq(arr->count, 2);
+  char *num = NULL;
+  if (ok(actio_db_numeric(actio_future_value(f[1]), 0, 2, &num), "actio_db_numeric"))
+    ck_assert_str_eq(num, "2.5");
+  free(num);
+  TRY(actio_db_acquire(db, &f[2]));
+  AWAIT(f[2]);
+  actio_db_session *s = actio_future_value(f[2]);
+  TRY(actio_db_session_query(s, "SET application_name = 'faults'", 0, NULL, &f[3]));
+  TRY(actio_db_session_send(s, &run, &f[4]));
+  AWAIT(f[3]);
+  AWAIT(f[4]);
+  TRY(actio_db_session_release(s, &f[5]));
+  AWAIT(f[5]);
+  actio_future *refused = NULL; /* released: refused, whatever fails */
+  ck_assert_int_eq(actio_db_session_query(s, "SELECT 1", 0, NULL, &refused), ACTIO_ESTATE);
+  ck_assert_int_eq(actio_db_session_release(s, &refused), ACTIO_ESTATE);
+  ck_assert_ptr_null(refused);
+  TRY(actio_db_acquire(db, &f[6]));
+  AWAIT(f[6]);
+  actio_future_unref(f[6]); /* dropped: released all the same */
+  f[6] = NULL;
+  TRY(actio_db_query(db, "SELECT pg_sleep(30)", 0, NULL, &f[7]));
+out:
+  actio_db_array_free(arr);
+  actio_db_stmt_destroy(stmt);
+  unref_all(f, 7); /* before the runtime: a session's goes back to its pool */
+  if (rt != NULL) /* now: a drain would wait for it */
+    ck_assert_int_eq(actio_runtime_stop(rt, ACTIO_STOP_NOW), 0);
+  if (f[7] != NULL)
+    settled(f[7], ACTIO_ECANCELED, "a query left running at the runtime's stop");
+  actio_future_unref(f[7]);
+  actio_runtime_destroy(rt);
+}
+
+/* Hands the upload's body over in two calls, the first after a pause. */
+typedef struct upload_state {
+  int calls;
+} upload_state;
+
+static int upload_body(void *arg, void *buf, size_t cap, size_t *len, actio_future **ready) {
+  upload_state *u = arg;
+  ck_assert_uint_ge(cap, 4);
+  *len = 0;
+  switch (u->calls++) {
+  case 0: return actio_future_resolved(ready, NULL, NULL); /* a pause */
+  case 1: memcpy(buf, "pong", 4); *len = 4; return 0;
+  default: return 0;
+  }
+}
+
+static void on_trace(void *arg, const actio_http_trace *t) {
+  (void)t;
+  atomic_fetch_add_explicit((atomic_int *)arg, 1, memory_order_relaxed);
+}
+
+static void on_log(void *arg, const char *line) {
+  ck_assert_ptr_nonnull(line);
+  atomic_fetch_add_explicit((atomic_int *)arg, 1, memory_order_relaxed);
+}
+
+/* An upload callback's body, a file's, and headers before a streamed
+ * body, traced and logged; and one left in flight when the runtime goes. */
+static void http_bodies(void) {
+  actio_runtime *rt = NULL;
+  actio_actor *http;
+  actio_future *f[5] = {0};
+  atomic_int traced = 0, logged = 0;
+  upload_state u = {0};
+  size_t streamed = 0;
+  char echo_url[200], chunked[200], delay[200];
+  snprintf(echo_url, sizeof echo_url, "%s/echo", fixture);
+  snprintf(chunked, sizeof chunked, "%s/chunked/5000", fixture);
+  snprintf(delay, sizeof delay, "%s/delay/30000", fixture);
+  actio_http_request up = {.url = echo_url, .upload = upload_body, .upload_arg = &u};
+  actio_http_request filed = {.url = echo_url, .body_file = body_file};
+  actio_http_request stream = {.url = chunked, .on_chunk = count_bytes, .chunk_arg = &streamed};
+  actio_http_opts o = {.workers = 1, .trace = on_trace, .trace_arg = &traced,
+                       .log = on_log, .log_arg = &logged};
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(actio_http_spawn(rt, &o, &http));
+  TRY(actio_http_send(http, &up, &f[0]));
+  AWAIT(f[0]);
+  ck_assert_ptr_nonnull(strstr(((const actio_http_response *)actio_future_value(f[0]))->body, "pong"));
+  TRY(actio_http_send(http, &filed, &f[1]));
+  AWAIT(f[1]);
+  ck_assert_ptr_nonnull(strstr(((const actio_http_response *)actio_future_value(f[1]))->body, "filed"));
+  actio_http_request both = {.url = echo_url, .upload = upload_body, .body_file = body_file};
+  ck_assert_int_eq(actio_http_send(http, &both, &f[2]), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_http_send_head(http, &stream, NULL, &f[2]), ACTIO_EINVAL);
+  TRY(actio_http_send_head(http, &stream, &f[2], &f[3]));
+  AWAIT(f[2]);
+  ck_assert_int_eq(((const actio_http_response *)actio_future_value(f[2]))->status, 200);
+  AWAIT(f[3]);
+  ck_assert_uint_eq(streamed, 5000);
+  ck_assert_int_gt(atomic_load_explicit(&traced, memory_order_relaxed), 0);
+  ck_assert_int_gt(atomic_load_explicit(&logged, memory_order_relaxed), 0);
+  TRY(actio_http_get(http, delay, &f[4]));
+out:
+  unref_all(f, 4);
+  if (rt != NULL) /* now: a drain would wait for it */
+    ck_assert_int_eq(actio_runtime_stop(rt, ACTIO_STOP_NOW), 0);
+  if (f[4] != NULL)
+    settled(f[4], ACTIO_ECANCELED, "a request left in flight at the runtime's stop");
+  actio_future_unref(f[4]);
+  actio_runtime_destroy(rt);
+}
+
+/* 70 asks of an actor with two workers (two completing threads, so two
+ * lanes), more than a lane's segment of 31 on each, registered on a
+ * queue and drained; 5 more left registered when the queue goes. The
+ * queue may not lose an event for want of memory once a registration
+ * was accepted. */
+static void cq_lanes(void) {
+  enum { N = 70, LEFT = 5 };
+  actio_runtime *rt = NULL;
+  actio_actor *a;
+  actio_cq *cq = NULL;
+  actio_future *f[N + LEFT] = {0};
+  int added = 0;
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(echo_start(rt, (void *)2, &a));
+  TRY(actio_cq_create(&cq));
+  for (; added < N; added++) {
+    TRY(actio_ask(a, (void *)(uintptr_t)(added + 1), -1, &f[added]));
+    TRY(actio_cq_add(cq, f[added], (uint64_t)added));
+  }
+out:
+  for (int got = 0; cq != NULL && got < added;) {
+    struct pollfd p = {.fd = actio_cq_fd(cq), .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, -1), 1);
+    actio_cq_event ev[16];
+    int n = actio_cq_drain(cq, ev, 16);
+    for (int i = 0; i < n; i++, got++) {
+      if (settled(ev[i].future, 0, "a drained ask") == 0)
+        ck_assert_ptr_eq(actio_future_value(ev[i].future), (void *)(uintptr_t)(ev[i].tag + 1));
+      actio_future_unref(ev[i].future);
+    }
+  }
+  for (int i = N; cq != NULL && added == N && i < N + LEFT; i++)
+    if (ok(actio_ask(a, (void *)1, -1, &f[i]), "actio_ask"))
+      ok(actio_cq_add(cq, f[i], (uint64_t)i), "actio_cq_add");
+  actio_cq_destroy(cq);
+  unref_all(f, N + LEFT);
+  actio_runtime_destroy(rt);
+}
+
 typedef struct scenario {
   const char *name;
   void (*run)(void);
@@ -607,6 +843,9 @@ static const scenario scenarios[] = {
     {"supervisor restart", supervisor_restart}, {"completion queue", completion_queue},
     {"groups, queues and locks", sync_structures},
     {"timers", timers},               {"durable writes", durable_writes},
+    {"batcher", batcher},             {"sessions and statements", sessions_and_statements},
+    {"HTTP bodies", http_bodies},
+    {"completion queue lanes", cq_lanes},
 };
 enum { NSCENARIOS = sizeof scenarios / sizeof *scenarios };
 
@@ -833,8 +1072,10 @@ static int read_dsn(void) {
 int main(void) {
   snprintf(pg_dir, sizeof pg_dir, "/tmp/actio-test-faults-pg-XXXXXX");
   snprintf(files_dir, sizeof files_dir, "/tmp/actio-test-faults-XXXXXX");
-  int rc = EXIT_FAILURE;
-  if (mkdtemp(files_dir) == NULL || mkdtemp(pg_dir) == NULL || fixture_spawn(FIXTURE_SERVER, &fixture_pid, fixture, sizeof fixture) != 0 ||
+  snprintf(body_file, sizeof body_file, "/tmp/actio-test-faults-body-XXXXXX");
+  int rc = EXIT_FAILURE, body = mkstemp(body_file); /* a body file to send */
+  if (body < 0 || write(body, "filed", 5) != 5 || close(body) != 0 ||
+      mkdtemp(files_dir) == NULL || mkdtemp(pg_dir) == NULL || fixture_spawn(FIXTURE_SERVER, &fixture_pid, fixture, sizeof fixture) != 0 ||
       pg("start") != 0 || read_dsn() != 0) {
     fprintf(stderr, "test_faults: could not start the servers\n");
   } else {
@@ -856,8 +1097,8 @@ int main(void) {
     waitpid(fixture_pid, NULL, 0);
   }
   pg("stop");
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", pg_dir, files_dir);
+  char cmd[900];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", pg_dir, files_dir, body_file);
   if (system(cmd) != 0)
     fprintf(stderr, "test_faults: could not remove %s and %s\n", pg_dir, files_dir);
   return rc;

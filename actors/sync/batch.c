@@ -34,6 +34,7 @@ struct actio_batch {
   actio_batcher *b;
   actio_future *f;  /* the batch's future, once the function gave it */
   actio__link link; /* in b->flying */
+  int cancelled;    /* destroy cancelled f (under b->mu) */
   size_t n;
   entry *e[];
 };
@@ -61,6 +62,7 @@ typedef struct todo {
   actio_batch *send[2]; /* batches to send (a full one, then one of waiters) */
   int arm;              /* arm the timer (busy taken) */
   actio_future *stop;   /* a timer to cancel (the batcher's reference) */
+  actio__list refused;  /* entries no batch could be made for: they fail */
 } todo;
 
 static void entry_free(actio_batcher *b, entry *e) {
@@ -109,16 +111,17 @@ static int enqueue(actio_batcher *b, entry *e, todo *t) {
   return 0;
 }
 
-/* Under mu: lets the items waiting for room in, in order, while there is. */
+/* Under mu: lets the items waiting for room in, in order, while there is.
+ * One that finds no memory for a batch fails (ACTIO_ENOMEM): left waiting,
+ * it might never be let in, nothing else coming to try again. */
 static void admit(actio_batcher *b, todo *t) {
   while (!b->closed && b->accepted < b->o.capacity && b->waiting.head != NULL &&
          t->send[1] == NULL) {
     entry *e = (entry *)b->waiting.head;
     actio__list_unlink(&b->waiting, &e->link);
-    if (enqueue(b, e, t) != 0) { /* out of memory: it waits on */
-      actio__list_push(&b->waiting, &e->link);
-      e->state = E_WAITING;
-      break;
+    if (enqueue(b, e, t) != 0) {
+      e->state = E_GONE;
+      actio__list_push(&t->refused, &e->link);
     }
   }
 }
@@ -239,8 +242,16 @@ static void send(actio_batch *batch) {
   }
 }
 
-/* Outside mu: what a call under it left to do. */
+/* Outside mu: what a call under it left to do (its caller holds busy
+ * while there are entries refused). */
 static void run(actio_batcher *b, todo *t) {
+  for (actio__link *l; (l = t->refused.head) != NULL;) {
+    actio__list_unlink(&t->refused, l);
+    entry *e = (entry *)l;
+    actio_future_clear_cancel(e->f);
+    actio_future_fail(e->f, ACTIO_ENOMEM, "no memory for the item's batch");
+    entry_free(b, e);
+  }
   if (t->stop != NULL) {
     actio_future_cancel(t->stop);
     actio_future_unref(t->stop);
@@ -398,16 +409,6 @@ void actio_batcher_destroy(actio_batcher *b) {
     b->accepted -= b->form->n;
   free(b->form);
   b->form = NULL;
-  size_t nflying = 0;
-  for (actio__link *l = b->flying.head; l != NULL; l = l->next)
-    nflying++;
-  actio_future **flying = calloc(nflying + 1, sizeof *flying);
-  size_t k = 0;
-  for (actio__link *l = b->flying.head; flying != NULL && l != NULL; l = l->next) {
-    actio_batch *batch = (actio_batch *)((char *)l - offsetof(actio_batch, link));
-    if (batch->f != NULL) /* else send cancels it once it has it */
-      actio_future_ref(flying[k++] = batch->f);
-  }
   pthread_mutex_unlock(&b->mu);
   if (timer != NULL) {
     actio_future_cancel(timer);
@@ -420,11 +421,24 @@ void actio_batcher_destroy(actio_batcher *b) {
     actio_future_fail(e->f, ACTIO_ECANCELED, GONE_MSG);
     entry_free(b, e);
   }
-  for (size_t i = 0; i < k; i++) {
-    actio_future_cancel(flying[i]);
-    actio_future_unref(flying[i]);
+  /* The batches in flight, cancelled one at a time outside the lock (their
+   * outcome takes it); none missed for want of memory. */
+  for (actio_future *f;;) {
+    pthread_mutex_lock(&b->mu);
+    f = NULL;
+    for (actio__link *l = b->flying.head; l != NULL && f == NULL; l = l->next) {
+      actio_batch *batch = (actio_batch *)((char *)l - offsetof(actio_batch, link));
+      if (batch->f != NULL && !batch->cancelled) { /* else send cancels it once it has it */
+        batch->cancelled = 1;
+        actio_future_ref(f = batch->f);
+      }
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (f == NULL)
+      break;
+    actio_future_cancel(f);
+    actio_future_unref(f);
   }
-  free(flying);
   pthread_mutex_lock(&b->mu);
   while (b->busy > 0)
     pthread_cond_wait(&b->idle, &b->mu);

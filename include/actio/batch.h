@@ -70,7 +70,8 @@ int actio_batcher_create(actio_runtime *rt, const actio_batcher_opts *opts,
  * batch is sent leaves the item out (ACTIO_ECANCELED, item freed); after,
  * the item's outcome is dropped. In ACTIO_BATCH_WAIT mode a full batcher
  * gives a future waiting for room: bound the wait with
- * actio_future_set_deadline. Returns 0; ACTIO_EFULL (NOWAIT and full),
+ * actio_future_set_deadline (let in with no memory for its batch, it fails
+ * with ACTIO_ENOMEM). Returns 0; ACTIO_EFULL (NOWAIT and full),
  * ACTIO_EINVAL, ACTIO_ENOMEM or ACTIO_ECLOSED (being destroyed): then the
  * item stays the caller's and no future is made. Any thread. */
 int actio_batcher_add(actio_batcher *b, void *item, actio_batch_mode mode,
