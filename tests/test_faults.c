@@ -3,7 +3,8 @@
  * transactions, combinators, asks, a supervisor restart, a completion
  * queue and its lanes, groups, queues and locks, durable writes, a batcher,
  * sessions and prepared statements with typed values, HTTP bodies made by
- * a callback or read from a file and headers first; each from runtime
+ * a callback or read from a file and headers first, JetStream jobs done by
+ * a worker; each from runtime
  * creation to destruction) runs once to count the library's allocations,
  * thread and eventfd creations and fsyncs, then again with call 1, 2, ...
  * failing in turn (tests/faults.c), and once per descriptor limit with
@@ -26,6 +27,8 @@
 #include "actio.h"
 #include "faults.h"
 #include "fixture/fixture_spawn.h"
+#include "nats_server.h"
+#include "pg_server.h"
 #include "test_util.h"
 
 #ifdef FAULTS_SANITIZER
@@ -40,6 +43,7 @@
 
 static char fixture[128], dsn[512], pg_dir[256], files_dir[256], body_file[256];
 static pid_t fixture_pid;
+static char nats_dir[256], nats_url[128]; /* a JetStream cluster's node */
 
 /* ---- the run under way: what may fail, and how ---- */
 
@@ -71,16 +75,18 @@ static int fault_explains(int rc, const char *msg) {
   return fault_injected() && rc == expected(mode);
 }
 
-/* A public call's return: 1 if it succeeded, 0 if the fault made it fail. */
-static int ok(int rc, const char *call) {
+/* A public call's return (and the message it wrote, or NULL): 1 if it
+ * succeeded, 0 if the fault made it fail. */
+static int ok_msg(int rc, const char *msg, const char *call) {
   if (rc == 0)
     return 1;
-  if (!fault_explains(rc, NULL))
-    ck_abort_msg("%s: %s returned %s under a %s fault", run_note, call,
-                 actio_err_name(rc), mode_name(mode));
+  if (!fault_explains(rc, msg))
+    ck_abort_msg("%s: %s returned %s (%s) under a %s fault", run_note, call,
+                 actio_err_name(rc), msg != NULL ? msg : "", mode_name(mode));
   failures++;
   return 0;
 }
+#define ok(rc, call) ok_msg((rc), NULL, (call))
 
 /* Waits for f (the alarm bounds the wait); returns 0 if it completed with
  * `want`, else the fault's error. */
@@ -792,6 +798,50 @@ out:
   actio_runtime_destroy(rt);
 }
 
+/* Jobs published to a work queue of their own and done by a worker for
+ * the echo actor (its answer acks them); a job left unacked at a failure
+ * is delivered again after the ack wait, so the queue empties whatever
+ * failed, once the worker runs. */
+static void jobs(void) {
+  static int runs; /* a stream per run: none inherits another's jobs */
+  actio_runtime *rt = NULL;
+  actio_actor *a, *c;
+  actio_nats_worker *w = NULL;
+  actio_future *f[3] = {0};
+  char name[32], subject[48], id[48];
+  snprintf(name, sizeof name, "F%d_%d", (int)getpid(), ++runs);
+  snprintf(subject, sizeof subject, "f%d_%d.job", (int)getpid(), runs);
+  actio_nats_stream_opts so = {.name = name, .subjects = subject, .memory = 1};
+  actio_nats_worker_opts wo = {.stream = name, .consumer = "w", .batch = 2,
+                               .ack_wait_ms = 1000, .nak_delay_ms = 10, .fetch_wait_ms = 100};
+  char err[256] = "";
+  actio_nats_opts no = {.url = nats_url, .errbuf = err, .errbuf_size = sizeof err};
+  TRY(actio_runtime_create(&rt, NULL));
+  TRY(echo_start(rt, (void *)0, &a));
+  if (!ok_msg(actio_nats_spawn(rt, &no, &c), err, "actio_nats_spawn"))
+    goto out;
+  TRY(actio_nats_stream_ensure(c, &so, err, sizeof err));
+  for (int i = 0; i < 3; i++) {
+    snprintf(id, sizeof id, "%s-%d", name, i);
+    actio_nats_job job = {.subject = subject, .data = "job", .len = 3, .id = id};
+    TRY(actio_nats_job_publish(c, &job, &f[i]));
+  }
+  for (int i = 0; i < 3; i++)
+    AWAIT(f[i]);
+  TRY(actio_nats_worker_create(c, a, &wo, &w, err, sizeof err));
+  actio_nats_stream_info info = {.msgs = 1};
+  int rc;
+  while ((rc = actio_nats_stream_info_get(c, name, &info)) != 0 || info.msgs > 0) {
+    ok(rc, "actio_nats_stream_info_get"); /* the fault's: asked again */
+    nanosleep(&(struct timespec){0, 1000000}, NULL);
+  }
+  TRY(actio_nats_worker_stop(w));
+out:
+  actio_nats_worker_destroy(w);
+  unref_all(f, 3);
+  actio_runtime_destroy(rt);
+}
+
 /* 70 asks of an actor with two workers (two completing threads, so two
  * lanes), more than a lane's segment of 31 on each, registered on a
  * queue and drained; 5 more left registered when the queue goes. The
@@ -844,7 +894,7 @@ static const scenario scenarios[] = {
     {"groups, queues and locks", sync_structures},
     {"timers", timers},               {"durable writes", durable_writes},
     {"batcher", batcher},             {"sessions and statements", sessions_and_statements},
-    {"HTTP bodies", http_bodies},
+    {"HTTP bodies", http_bodies},     {"jobs", jobs},
     {"completion queue lanes", cq_lanes},
 };
 enum { NSCENARIOS = sizeof scenarios / sizeof *scenarios };
@@ -1069,12 +1119,22 @@ static int read_dsn(void) {
   return dsn[0] ? 0 : -1;
 }
 
+/* A JetStream cluster in nats_dir; nats_url its first node. */
+static int nats_start(void) {
+  char env[300];
+  if (mkdtemp(nats_dir) == NULL || nats_server_sh("cluster", nats_dir, NULL) != 0)
+    return -1;
+  snprintf(env, sizeof env, "%s/cluster.env", nats_dir);
+  return env_get(env, "NATS_JS_URL1", nats_url, sizeof nats_url);
+}
+
 int main(void) {
   snprintf(pg_dir, sizeof pg_dir, "/tmp/actio-test-faults-pg-XXXXXX");
   snprintf(files_dir, sizeof files_dir, "/tmp/actio-test-faults-XXXXXX");
   snprintf(body_file, sizeof body_file, "/tmp/actio-test-faults-body-XXXXXX");
   int rc = EXIT_FAILURE, body = mkstemp(body_file); /* a body file to send */
-  if (body < 0 || write(body, "filed", 5) != 5 || close(body) != 0 ||
+  snprintf(nats_dir, sizeof nats_dir, "/tmp/actio-test-faults-nats-XXXXXX");
+  if (body < 0 || write(body, "filed", 5) != 5 || close(body) != 0 || nats_start() != 0 ||
       mkdtemp(files_dir) == NULL || mkdtemp(pg_dir) == NULL || fixture_spawn(FIXTURE_SERVER, &fixture_pid, fixture, sizeof fixture) != 0 ||
       pg("start") != 0 || read_dsn() != 0) {
     fprintf(stderr, "test_faults: could not start the servers\n");
@@ -1097,6 +1157,8 @@ int main(void) {
     waitpid(fixture_pid, NULL, 0);
   }
   pg("stop");
+  if (nats_dir[0] != '\0')
+    nats_servers_stop(nats_dir, "test_faults");
   char cmd[900];
   snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", pg_dir, files_dir, body_file);
   if (system(cmd) != 0)

@@ -41,6 +41,7 @@ struct actio_nats_worker {
   actio__nats_consumer_conf cc; /* for a pull on a new instance */
   char *consumer, *filter;
   actio_actor *actor;
+  actio__nats_job_rx *rx;     /* the fetch thread's batch (batch slots) */
   int batch, max_in_flight, max_deliveries;
   int64_t nak_delay_ms, progress_ms, job_timeout_ms, fetch_wait_ms;
   actio_nats_decode_fn decode;
@@ -324,10 +325,10 @@ static int follow(actio_nats_worker *w) {
 
 static void *fetch_main(void *arg) {
   actio_nats_worker *w = arg;
-  actio__nats_job_rx *rx = calloc((size_t)w->batch, sizeof *rx);
+  actio__nats_job_rx *rx = w->rx;
   unsigned failures = 0;
   pthread_mutex_lock(&w->mu);
-  while (!w->stopping && rx != NULL) {
+  while (!w->stopping) {
     int64_t now = actio__now_ns();
     int64_t until = keep_leases(w, now, now + w->fetch_wait_ms * ACTIO__NS_PER_MS);
     size_t room = (size_t)w->max_in_flight - w->in_flight;
@@ -361,7 +362,6 @@ static void *fetch_main(void *arg) {
     }
   }
   pthread_mutex_unlock(&w->mu);
-  free(rx);
   return NULL;
 }
 
@@ -379,6 +379,7 @@ static void worker_free(actio_nats_worker *w) {
   pthread_mutex_destroy(&w->mu);
   free(w->stream);
   free(w->dead_letter);
+  free(w->rx);
   free(w);
 }
 
@@ -417,6 +418,9 @@ int actio_nats_worker_create(actio_actor *nats, actio_actor *actor,
   w->consumer = strdup(opts->consumer);
   w->filter = opts->subject != NULL ? strdup(opts->subject) : NULL;
   w->dead_letter = opts->dead_letter != NULL ? strdup(opts->dead_letter) : NULL;
+  /* Here, not on the thread: a worker that cannot hold a batch fails to
+   * start rather than starting and never pulling. */
+  w->rx = calloc((size_t)w->batch, sizeof *w->rx);
   pthread_mutex_init(&w->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -429,7 +433,7 @@ int actio_nats_worker_create(actio_actor *nats, actio_actor *actor,
     w->via = nats;
     actio__actor_ref(nats);
   }
-  int rc = w->stream == NULL || w->consumer == NULL ||
+  int rc = w->stream == NULL || w->consumer == NULL || w->rx == NULL ||
                    (opts->subject != NULL && w->filter == NULL) ||
                    (opts->dead_letter != NULL && w->dead_letter == NULL)
                ? ACTIO_ENOMEM

@@ -1,11 +1,14 @@
 /* nats_io.c: the only file that calls cnats: connecting, publishing,
  * subscribing, reading received messages, error headers, subjects. */
+#include <errno.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "actio/error.h"
 #include "io/nats/nats_io.h"
@@ -149,6 +152,19 @@ static natsStatus set_options(natsOptions *o, const actio__nats_conf *conf,
   return s;
 }
 
+/* Why no server could be reached, when it is that no socket can be opened
+ * (cnats says only "No server available"), else "". */
+static const char *no_socket_why(void) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    close(fd);
+    return "";
+  }
+  return errno == EMFILE ? " (Too many open files)"
+         : errno == ENFILE ? " (Too many open files in system)"
+                           : "";
+}
+
 int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
                         char *err, size_t errlen) {
   char url[512];
@@ -180,7 +196,8 @@ int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
   int rc = actio__nats_code_of(s);
   const char *why = nats_GetLastError(NULL);
   char text[256];
-  snprintf(text, sizeof text, "%s", why != NULL && *why ? why : natsStatus_GetText(s));
+  snprintf(text, sizeof text, "%s%s", why != NULL && *why ? why : natsStatus_GetText(s),
+           s == NATS_NO_SERVER ? no_socket_why() : "");
   mask(text, conf->password);
   mask(text, conf->token);
   snprintf(err, errlen, "NATS %s to %s failed: %s%s", stage, url, text,
