@@ -108,6 +108,7 @@ START_TEST(a_batch_goes_when_its_time_is_up) {
   actio_batcher *b;
   actio_batcher_opts o = {.max_items = 100, .max_wait_ms = 5};
   ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
+  size_t before = 0; /* batches of the rounds before */
   for (int round = 0; round < 3; round++) {
     actio_future *f[3];
     for (int i = 0; i < 3; i++)
@@ -116,8 +117,13 @@ START_TEST(a_batch_goes_when_its_time_is_up) {
       ck_assert_int_eq(actio_future_wait(f[i], -1), 0);
       actio_future_unref(f[i]);
     }
-    ck_assert_uint_eq(batches(&r), (size_t)round + 1);
-    ck_assert_uint_eq(r.sizes[round], 3);
+    /* All three sent, far from max_items: by the timer, in one batch
+     * unless a busy machine let 5 ms pass between two adds. */
+    size_t n = batches(&r), sent = 0;
+    for (size_t k = before; k < n; k++)
+      sent += r.sizes[k];
+    ck_assert_uint_eq(sent, 3);
+    before = n;
   }
   actio_batcher_destroy(b);
 }
