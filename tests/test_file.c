@@ -405,6 +405,42 @@ static void write_until_killed(int fd, int tmpfile) {
     pause();
 }
 
+/* Forks a child running child(fd, tmpfile), fd the write end of a pipe
+ * whose read end is returned in *rd. */
+static pid_t fork_writer(void (*child)(int, int), int tmpfile, int *rd) {
+  int ch[2];
+  ck_assert_int_eq(pipe(ch), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(ch[0]);
+    child(ch[1], tmpfile);
+    _exit(9); /* the children loop until killed */
+  }
+  close(ch[1]);
+  *rd = ch[0];
+  return pid;
+}
+
+/* Kills the child with SIGKILL and reaps it. */
+static void kill_writer(pid_t pid) {
+  ck_assert_int_eq(kill(pid, SIGKILL), 0);
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+/* After the kill, in a runtime of the test's: actio_file_clean_leftovers
+ * removes the `leftovers` temporaries, no more. */
+static void clean_leftovers_after_kill(int leftovers) {
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  ck_assert_int_eq(actio_file_spawn(rt, NULL, &files), 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_file_clean_leftovers(files, dir, &f), 0);
+  ck_assert_uint_eq(*(uint64_t *)expect(f, 0), (uint64_t)leftovers);
+  actio_future_unref(f);
+}
+
 START_TEST(atomic_write_killed_midway) {
   /* _i 0: O_TMPFILE where the file system has it; 1: the named fallback. */
   write_file("target", "old");
@@ -412,22 +448,12 @@ START_TEST(atomic_write_killed_midway) {
   int unnamed = _i == 0 && probe >= 0; /* what this file system can do */
   if (probe >= 0)
     close(probe);
-  int ch[2];
-  ck_assert_int_eq(pipe(ch), 0);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    close(ch[0]);
-    write_until_killed(ch[1], _i == 0);
-  }
-  close(ch[1]);
+  int rd;
+  pid_t pid = fork_writer(write_until_killed, _i == 0, &rd);
   char c;
-  ck_assert_int_eq(read(ch[0], &c, 1), 1); /* the child is midway */
-  close(ch[0]);
-  ck_assert_int_eq(kill(pid, SIGKILL), 0);
-  int status;
-  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-  ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ck_assert_int_eq(read(rd, &c, 1), 1); /* the child is midway */
+  close(rd);
+  kill_writer(pid);
   int leftovers, strangers;
   off_t size = 0;
   others_in_dir(&leftovers, &size, &strangers);
@@ -440,12 +466,7 @@ START_TEST(atomic_write_killed_midway) {
     ck_assert_int_eq(size, 4 << 20);
   }
   /* The clean call removes what was left, and only that. */
-  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
-  ck_assert_int_eq(actio_file_spawn(rt, NULL, &files), 0);
-  actio_future *f;
-  ck_assert_int_eq(actio_file_clean_leftovers(files, dir, &f), 0);
-  ck_assert_uint_eq(*(uint64_t *)expect(f, 0), (uint64_t)leftovers);
-  actio_future_unref(f);
+  clean_leftovers_after_kill(leftovers);
   others_in_dir(&leftovers, &size, &strangers);
   ck_assert_int_eq(leftovers + strangers, 0);
   ck_assert_str_eq(slurp("target"), "old");
@@ -1093,17 +1114,22 @@ static char *durable_data(size_t i) {
   return d;
 }
 
-/* path holds file i's content, exactly. */
-static void check_durable(const char *path, size_t i) {
+/* 1 if path holds file n's content, exactly. */
+static int holds_durable(const char *path, size_t n) {
+  size_t len = durable_size(n);
+  char *want = durable_data(n), *got = malloc(len + 1);
   int fd = open(path, O_RDONLY);
   ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
-  size_t n = durable_size(i);
-  char *want = durable_data(i), *got = malloc(n + 1);
-  ck_assert_int_eq(read(fd, got, n + 1), (ssize_t)n);
+  int same = read(fd, got, len + 1) == (ssize_t)len && memcmp(got, want, len) == 0;
   close(fd);
-  ck_assert_msg(memcmp(got, want, n) == 0, "%s: content differs", path);
   free(want);
   free(got);
+  return same;
+}
+
+/* path holds file i's content, exactly. */
+static void check_durable(const char *path, size_t i) {
+  ck_assert_msg(holds_durable(path, i), "%s: content differs", path);
 }
 
 /* No temporary name left in folder, and `want` names in all. */
@@ -1351,6 +1377,93 @@ START_TEST(durable_writes_from_two_threads) {
     path_in(p, sizeof p, folders[i]);
     check_no_leftovers(p, i == 0 ? 2 * DURABLE_FILES : DURABLE_FILES);
   }
+}
+END_TEST
+
+/* The child of durable_writes_killed_midway: rounds of KILLED_FILES durable
+ * writes, file i of round r holding durable_data(r * KILLED_FILES + i),
+ * each round over before the next starts and told on fd by a byte. */
+#define KILLED_FILES 8
+static void write_durably_until_killed(int fd, int tmpfile) {
+  actio__fio_use_tmpfile(tmpfile);
+  actio_runtime *own;
+  actio_actor *g;
+  if (actio_runtime_create(&own, NULL) != 0 ||
+      actio_file_spawn(own, &(actio_file_opts){.root = dir, .workers = 2, .max_group = 4},
+                       &g) != 0)
+    _exit(1);
+  for (size_t r = 0;; r++) {
+    actio_future *f[KILLED_FILES];
+    char name[16];
+    for (size_t i = 0; i < KILLED_FILES; i++) {
+      snprintf(name, sizeof name, "k%zu", i);
+      char *data = durable_data(r * KILLED_FILES + i);
+      if (actio_file_write_durable(g, name, data, durable_size(r * KILLED_FILES + i), &f[i]) != 0)
+        _exit(2);
+      free(data);
+    }
+    for (size_t i = 0; i < KILLED_FILES; i++) {
+      if (actio_future_wait(f[i], -1) != 0)
+        _exit(3);
+      actio_future_unref(f[i]);
+    }
+    if (write(fd, "r", 1) != 1)
+      _exit(4);
+  }
+}
+
+/* 1 if a temporary name is in dir. */
+static int leftover_there(void) {
+  DIR *d = opendir(dir);
+  ck_assert_ptr_nonnull(d);
+  int seen = 0;
+  for (struct dirent *e; !seen && (e = readdir(d)) != NULL;)
+    seen = actio__fio_is_leftover(e->d_name);
+  closedir(d);
+  return seen;
+}
+
+/* A process making durable writes in groups, killed (SIGKILL) in the
+ * middle of them: each file holds the last round it finished or the one
+ * under way, whole; nothing but leftovers of the documented name is left
+ * beside them, and actio_file_clean_leftovers removes exactly those. */
+START_TEST(durable_writes_killed_midway) {
+  int rd;
+  pid_t pid = fork_writer(write_durably_until_killed, _i == 0, &rd);
+  char c;
+  size_t rounds = 0;
+  while (rounds < 3 && read(rd, &c, 1) == 1) /* some rounds done: mid-run */
+    rounds++;
+  ck_assert_uint_eq(rounds, 3);
+  /* Killed once a temporary name is there (the named fallback's as it is
+   * written; O_TMPFILE's between its link and its rename: a short while, so
+   * looked for a bounded number of times). */
+  for (int looks = 0; looks < 20000 && !leftover_there(); looks++)
+    ;
+  kill_writer(pid);
+  while (read(rd, &c, 1) == 1) /* the rounds it finished before the kill */
+    rounds++;
+  close(rd);
+  char p[512], name[16];
+  for (size_t i = 0; i < KILLED_FILES; i++) {
+    snprintf(name, sizeof name, "k%zu", i);
+    path_in(p, sizeof p, name);
+    ck_assert_msg(holds_durable(p, (rounds - 1) * KILLED_FILES + i) ||
+                      holds_durable(p, rounds * KILLED_FILES + i),
+                  "%s holds neither round %zu nor %zu whole", name, rounds - 1, rounds);
+  }
+  int leftovers = 0;
+  DIR *d = opendir(dir);
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || e->d_name[0] == 'k')
+      continue;
+    ck_assert_msg(actio__fio_is_leftover(e->d_name), "a stranger: %s", e->d_name);
+    leftovers++;
+  }
+  closedir(d);
+  ck_assert_int_le(leftovers, KILLED_FILES);
+  clean_leftovers_after_kill(leftovers);
+  check_no_leftovers(dir, KILLED_FILES);
 }
 END_TEST
 
@@ -1896,6 +2009,7 @@ int main(int argc, char **argv) {
   TCase *kill = tcase_with_timeout("kill", 60);
   tcase_add_checked_fixture(kill, make_dir, teardown);
   tcase_add_loop_test(kill, atomic_write_killed_midway, 0, 2);
+  tcase_add_loop_test(kill, durable_writes_killed_midway, 0, 2);
   suite_add_tcase(s, kill);
   return run_suite(s);
 }
