@@ -4,6 +4,7 @@
  * of many completing threads against one draining loop. */
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -528,6 +529,85 @@ START_TEST(destroy_while_futures_complete_elsewhere) {
 }
 END_TEST
 
+/* One thread registers futures while another completes them, the two
+ * racing on each one (a registration whose slot the completion finds
+ * claimed but not yet written waits for it); every third future has a
+ * callback in its inline slot already, so its registration is a record.
+ * Each arrives once, with its tag and its value, wherever the race went. */
+enum { RACING = 20000 };
+
+typedef struct reg_race {
+  actio_cq *cq;
+  actio_future **fs;
+  _Atomic int *go;
+} reg_race;
+
+static void *register_all(void *p) {
+  reg_race *r = p;
+  while (!atomic_load(r->go))
+    sched_yield();
+  for (int i = 0; i < RACING; i++)
+    ck_assert_int_eq(actio_cq_add(r->cq, r->fs[i], (uint64_t)i), 0);
+  return NULL;
+}
+
+static void *complete_all(void *p) {
+  reg_race *r = p;
+  while (!atomic_load(r->go))
+    sched_yield();
+  for (int i = 0; i < RACING; i++)
+    ck_assert_int_eq(actio_future_resolve(r->fs[i], (void *)(uintptr_t)(i + 1), NULL), 0);
+  return NULL;
+}
+
+static void count_done(actio_future *f, void *arg) {
+  (void)f;
+  atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+START_TEST(registrations_race_completions) {
+  actio_cq *cq;
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  actio_future **fs = malloc(RACING * sizeof *fs);
+  _Atomic int callbacks = 0, go = 0;
+  for (int i = 0; i < RACING; i++) {
+    fs[i] = pending();
+    if (i % 3 == 0)
+      ck_assert_int_eq(actio_future_on_done(fs[i], count_done, &callbacks), 0);
+  }
+  reg_race r = {cq, fs, &go};
+  pthread_t t[2];
+  ck_assert_int_eq(pthread_create(&t[0], NULL, register_all, &r), 0);
+  ck_assert_int_eq(pthread_create(&t[1], NULL, complete_all, &r), 0);
+  atomic_store(&go, 1);
+  unsigned char *seen = calloc(RACING, 1);
+  actio_cq_event ev[64];
+  for (int got = 0; got < RACING;) {
+    struct pollfd pfd = {.fd = actio_cq_fd(cq), .events = POLLIN};
+    ck_assert_int_ge(poll(&pfd, 1, -1), 0);
+    int n = actio_cq_drain(cq, ev, 64);
+    for (int i = 0; i < n; i++) {
+      uint64_t tag = ev[i].tag;
+      ck_assert_uint_lt(tag, RACING);
+      ck_assert(!seen[tag]);
+      seen[tag] = 1;
+      ck_assert_ptr_eq(ev[i].future, fs[tag]);
+      ck_assert_ptr_eq(actio_future_value(ev[i].future), (void *)(uintptr_t)(tag + 1));
+      actio_future_unref(ev[i].future);
+    }
+    got += n;
+  }
+  join_threads(t, 2);
+  ck_assert_int_eq(atomic_load(&callbacks), (RACING + 2) / 3);
+  ck_assert_int_eq(actio_cq_drain(cq, ev, 64), 0);
+  for (int i = 0; i < RACING; i++)
+    actio_future_unref(fs[i]);
+  free(seen);
+  free(fs);
+  actio_cq_destroy(cq);
+}
+END_TEST
+
 START_TEST(many_completing_threads_one_loop_lose_no_wakeup) { stress(1); }
 END_TEST
 
@@ -551,6 +631,7 @@ int main(void) {
   tcase_add_test(st, many_completing_threads_one_loop_lose_no_wakeup);
   tcase_add_test(st, two_draining_threads_take_each_event_once);
   tcase_add_test(st, destroy_while_futures_complete_elsewhere);
+  tcase_add_test(st, registrations_race_completions);
   suite_add_tcase(s, st);
   return run_suite(s);
 }

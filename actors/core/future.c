@@ -14,13 +14,18 @@
 #include "base/park.h"
 #include "base/recycle.h"
 
-/* state: the phase in the low bits, plus flags: a thread sleeps on the
- * futex; the inline callback slot is taken; the future is on a completion
- * queue (cq.c); the inline slot holds a completion queue's registration;
- * a callback record was (or is being) pushed onto `cbs`. BUSY is the winner
+/* word: the state in its low 32 bits, the reference count in its high 32
+ * (REF each), so that a registration flags the state and takes its
+ * reference in one read-modify-write. The state: the phase in the low
+ * bits, plus flags: a thread sleeps on the futex (the low half); the
+ * inline callback slot is taken; the future is on a completion queue
+ * (cq.c); the inline slot holds a completion queue's registration; a
+ * callback record was (or is being) pushed onto `cbs`. BUSY is the winner
  * of the completion race writing the result. */
 enum { F_PENDING = 0, F_BUSY = 1, F_DONE = 2, F_PHASE = 3, F_WAITERS = 4,
        F_CB0 = 8, F_CB0_READY = 16, F_QUEUED = 32, F_CB0_CQ = 64, F_CBS = 128 };
+#define REF (UINT64_C(1) << 32)
+#define REFS(w) ((uint32_t)((w) >> 32))
 /* hook: the cancel hook's life. INSTALLING guards the two fields while
  * on_cancel writes them. */
 enum { H_NONE, H_INSTALLING, H_SET, H_FIRING, H_SPENT };
@@ -51,14 +56,15 @@ typedef struct future_ext {
 /* The first callback, inside the future: no allocation for the common
  * single one (an actor's timing, a gather's item); or, under F_CB0_CQ, a
  * completion queue's registration, delivered without a callback's
- * reference of its own. */
+ * reference of its own, and published by its queue's pointer (NULL until
+ * then) rather than by F_CB0_READY: one read-modify-write fewer. */
 typedef union cb_inline {
   struct {
     actio_done_fn fn;
     void *arg;
   } cb;
   struct {
-    actio__future_queue *q;
+    _Atomic(actio__future_queue *) q;
     uint64_t tag;
   } cq;
 } cb_inline;
@@ -69,8 +75,7 @@ typedef union cb_inline {
  * blocks are 16-byte aligned), so a future completed on one thread and
  * taken on another crosses one line back and forth, not two. */
 struct actio_future {
-  _Atomic uint32_t state;
-  _Atomic uint32_t refs;
+  _Atomic uint64_t word;     /* the state and the references (above) */
   int status;                /* written by the winner, read after F_DONE */
   _Atomic uint32_t hook;
   _Atomic(void *) value;     /* NULL once taken */
@@ -80,10 +85,15 @@ struct actio_future {
   actio_cancel_fn cancel_fn;
   void *cancel_arg;
   _Atomic int64_t track;     /* its actor's timing of it (metrics.c) */
-  cb_inline cb0;             /* claimed by F_CB0, published by F_CB0_READY */
+  cb_inline cb0;             /* claimed by F_CB0, published by F_CB0_READY or cq.q */
 };
 
 _Static_assert(sizeof(actio_future) <= 88, "a future fits a 96-byte block");
+
+/* The state half of the word, which waiters sleep on (a futex is 32 bits). */
+static uint32_t *futex_word(actio_future *f) {
+  return (uint32_t *)(void *)&f->word + (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
+}
 
 /* f's extension, made if it has none yet (any thread). NULL when out of
  * memory. */
@@ -124,7 +134,7 @@ static actio_future *future_new(void) {
   if (f == NULL)
     return NULL;
   memset(f, 0, sizeof *f);
-  atomic_init(&f->refs, 1);
+  atomic_init(&f->word, REF);
   return f;
 }
 
@@ -137,8 +147,8 @@ int actio_future_create(actio_future **out) {
 
 void actio_future_ref(actio_future *f) {
   /* Relaxed: the caller already holds a reference, so nothing to order. */
-  uint32_t before = atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-  ACTIO__ASSERT(before > 0 && before < UINT32_MAX);
+  uint64_t before = atomic_fetch_add_explicit(&f->word, REF, memory_order_relaxed);
+  ACTIO__ASSERT(REFS(before) > 0 && REFS(before) < UINT32_MAX);
   (void)before;
 }
 
@@ -164,11 +174,11 @@ static void future_free(actio_future *f) {
 }
 
 int actio__future_try_ref(actio_future *f) {
-  uint32_t n = atomic_load_explicit(&f->refs, memory_order_relaxed);
+  uint64_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
   /* Relaxed, as a ref: a count seen above zero by the exchange means the
    * last drop has not happened, and now cannot until ours. */
-  while (n != 0)
-    if (atomic_compare_exchange_weak_explicit(&f->refs, &n, n + 1, memory_order_relaxed,
+  while (REFS(w) != 0)
+    if (atomic_compare_exchange_weak_explicit(&f->word, &w, w + REF, memory_order_relaxed,
                                               memory_order_relaxed))
       return 1;
   return 0;
@@ -189,19 +199,19 @@ void actio_future_unref(actio_future *f) {
     return;
   /* Release: our writes to the future happen before its destruction;
    * acquire on the last drop: the destroyer sees everyone's writes. */
-  uint32_t before = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
-  ACTIO__ASSERT(before > 0); /* a reference dropped twice */
-  if (before == 1)
+  uint64_t before = atomic_fetch_sub_explicit(&f->word, REF, memory_order_acq_rel);
+  ACTIO__ASSERT(REFS(before) > 0); /* a reference dropped twice */
+  if (REFS(before) == 1)
     future_free(f);
 }
 
 /* The completion race: exactly one caller moves PENDING to BUSY. */
 static int begin(actio_future *f) {
-  uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+  uint64_t s = atomic_load_explicit(&f->word, memory_order_relaxed);
   while ((s & F_PHASE) == F_PENDING) {
     /* Acquire: the result is written only after winning. */
-    if (atomic_compare_exchange_weak_explicit(&f->state, &s,
-                                              (s & ~(uint32_t)F_PHASE) | F_BUSY,
+    if (atomic_compare_exchange_weak_explicit(&f->word, &s,
+                                              (s & ~(uint64_t)F_PHASE) | F_BUSY,
                                               memory_order_acquire,
                                               memory_order_relaxed))
       return 1;
@@ -211,11 +221,17 @@ static int begin(actio_future *f) {
 
 /* `old`: the state just before DONE. The inline callback runs here if its
  * registrant published it in time; else the registrant sees DONE when it
- * publishes, and runs it itself. */
-static void run_callbacks(actio_future *f, uint32_t old) {
-  if ((old & (F_CB0_READY | F_CB0_CQ)) == (F_CB0_READY | F_CB0_CQ)) {
+ * publishes, and runs it itself. A queue's registration claimed before
+ * DONE is delivered here, once its registrant has written it. */
+static void run_callbacks(actio_future *f, uint64_t old) {
+  if (old & F_CB0_CQ) {
+    actio__future_queue *q;
+    /* Acquire: the tag, written before. NULL: the registrant is between
+     * its CAS and this store (two stores): let it finish. */
+    while ((q = atomic_load_explicit(&f->cb0.cq.q, memory_order_acquire)) == NULL)
+      sched_yield();
     /* The queue takes over the registration's reference. */
-    f->cb0.cq.q->deliver(f, f->cb0.cq.q, f->cb0.cq.tag);
+    q->deliver(f, q, f->cb0.cq.tag);
   } else if (old & F_CB0_READY) {
     f->cb0.cb.fn(f, f->cb0.cb.arg);
     actio_future_unref(f); /* the reference on_done took */
@@ -250,11 +266,11 @@ static void run_callbacks(actio_future *f, uint32_t old) {
 static void finish(actio_future *f) {
   /* Release: the result (status, value, errmsg) before DONE. BUSY + 1 is
    * DONE, the flags kept. */
-  uint32_t old = atomic_fetch_add_explicit(&f->state, F_DONE - F_BUSY,
+  uint64_t old = atomic_fetch_add_explicit(&f->word, F_DONE - F_BUSY,
                                            memory_order_acq_rel);
   ACTIO__ASSERT((old & F_PHASE) == F_BUSY); /* only the race's winner finishes */
   if (old & F_WAITERS)
-    actio__futex_wake((uint32_t *)&f->state, 1 /* all */);
+    actio__futex_wake(futex_word(f), 1 /* all */);
   run_callbacks(f, old);
 }
 
@@ -407,7 +423,7 @@ int actio__future_abort(actio_future *f, int code, const char *msg) {
 int actio__future_reword(actio_future *f, const char *head) {
   /* Only the completion's winner runs the hook: the message is ours to
    * change until finish publishes it. */
-  ACTIO__ASSERT((atomic_load_explicit(&f->state, memory_order_relaxed) & F_PHASE) == F_BUSY &&
+  ACTIO__ASSERT((atomic_load_explicit(&f->word, memory_order_relaxed) & F_PHASE) == F_BUSY &&
                 atomic_load_explicit(&f->hook, memory_order_relaxed) == H_FIRING);
   future_ext *e = ext_get(f);
   char *m = NULL;
@@ -452,7 +468,7 @@ int actio__future_claim(actio_future *f) { return begin(f); }
 
 void actio__future_settle(actio_future *f, int code, void *value,
                           actio_free_fn free_fn, char *msg) {
-  ACTIO__ASSERT((atomic_load_explicit(&f->state, memory_order_relaxed) & F_PHASE) == F_BUSY);
+  ACTIO__ASSERT((atomic_load_explicit(&f->word, memory_order_relaxed) & F_PHASE) == F_BUSY);
   f->status = code;
   if (code == 0) {
     f->value_free = free_fn;
@@ -500,15 +516,16 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
   if (f == NULL || fn == NULL)
     return ACTIO_EINVAL;
   /* Relaxed claim: the slot is ours alone once claimed. */
-  if (!(atomic_load_explicit(&f->state, memory_order_relaxed) & F_CB0) &&
-      !(atomic_fetch_or_explicit(&f->state, F_CB0, memory_order_relaxed) & F_CB0)) {
+  if (!(atomic_load_explicit(&f->word, memory_order_relaxed) & F_CB0) &&
+      !(atomic_fetch_or_explicit(&f->word, F_CB0, memory_order_relaxed) & F_CB0)) {
     f->cb0.cb.fn = fn;
     f->cb0.cb.arg = arg;
-    actio_future_ref(f);
-    /* Acq_rel: the slot's contents before READY (for the completer);
-     * seeing DONE here means seeing the result. Completion and this are
-     * read-modify-writes of one word: exactly one of us runs fn. */
-    uint32_t old = atomic_fetch_or_explicit(&f->state, F_CB0_READY,
+    /* READY (clear until now: only the slot's claimant sets it) with the
+     * callback's reference, in one add. Acq_rel: the slot's contents
+     * before READY (for the completer); seeing DONE here means seeing the
+     * result. Completion and this are read-modify-writes of one word:
+     * exactly one of us runs fn. */
+    uint64_t old = atomic_fetch_add_explicit(&f->word, REF + F_CB0_READY,
                                             memory_order_acq_rel);
     if ((old & F_PHASE) == F_DONE) {
       fn(f, arg);
@@ -521,11 +538,15 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
     return ACTIO_ENOMEM;
   c->fn = fn;
   c->arg = arg;
-  actio_future_ref(f);
-  /* Acq_rel: seeing DONE means seeing the result; otherwise the
-   * completion, after this on the same word, sees F_CBS and closes the
-   * list, so the push below either lands before that or finds it closed. */
-  if ((atomic_fetch_or_explicit(&f->state, F_CBS, memory_order_acq_rel) & F_PHASE) == F_DONE) {
+  /* F_CBS with the callback's reference, in one CAS. Acq_rel: seeing DONE
+   * means seeing the result; otherwise the completion, after this on the
+   * same word, sees F_CBS and closes the list, so the push below either
+   * lands before that or finds it closed. */
+  uint64_t s = atomic_load_explicit(&f->word, memory_order_relaxed);
+  while (!atomic_compare_exchange_weak_explicit(&f->word, &s, (s | F_CBS) + REF,
+                                                memory_order_acq_rel, memory_order_relaxed))
+    ;
+  if ((s & F_PHASE) == F_DONE) {
     free(c);
     fn(f, arg);
     actio_future_unref(f);
@@ -562,48 +583,52 @@ static void cq_rec_deliver(actio_future *f, void *arg) {
 }
 
 int actio__future_on_done_queued(actio_future *f, actio__future_queue *q, uint64_t tag) {
-  /* One CAS marks it queued and claims the inline slot if it is free.
-   * Relaxed: as for the mark and the claim of on_done. */
-  uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
-  uint32_t want;
+  /* One CAS marks it queued, takes the queue's reference and claims the
+   * inline slot if it is free. Acquire: seeing DONE means seeing the
+   * result (for the delivery below); otherwise relaxed would do, as for
+   * the mark and the claim of on_done, and a reference taken by one who
+   * holds one. */
+  uint64_t s = atomic_load_explicit(&f->word, memory_order_relaxed);
+  uint64_t want;
   do {
     if (s & F_QUEUED)
       return ACTIO_EEXIST;
-    want = s & F_CB0 ? s | F_QUEUED : s | F_QUEUED | F_CB0 | F_CB0_CQ;
-  } while (!atomic_compare_exchange_weak_explicit(&f->state, &s, want, memory_order_relaxed,
+    ACTIO__ASSERT(REFS(s) > 0 && REFS(s) < UINT32_MAX);
+    want = (s & F_CB0 ? s | F_QUEUED : s | F_QUEUED | F_CB0 | F_CB0_CQ) + REF;
+  } while (!atomic_compare_exchange_weak_explicit(&f->word, &s, want, memory_order_acquire,
                                                   memory_order_relaxed));
   if (s & F_CB0) { /* the slot is taken: a callback record */
     cq_rec *r = malloc(sizeof *r);
     int rc = ACTIO_ENOMEM;
     if (r != NULL) {
       *r = (cq_rec){q, tag};
-      actio_future_ref(f); /* the queue's, besides the callback's */
+      /* The queue's reference, besides the callback's. */
       rc = actio_future_on_done(f, cq_rec_deliver, r);
-      if (rc != 0) {
-        actio_future_unref(f);
+      if (rc != 0)
         free(r);
-      }
     }
-    if (rc != 0)
+    if (rc != 0) {
       actio__future_queue_unmark(f);
+      actio_future_unref(f); /* never the last: the caller holds one */
+    }
     return rc;
   }
-  f->cb0.cq.q = q;
-  f->cb0.cq.tag = tag;
-  /* Relaxed: the caller holds a reference. One: the queue's, which the
-   * delivery takes over. */
-  uint32_t before = atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-  ACTIO__ASSERT(before > 0 && before < UINT32_MAX);
-  (void)before;
-  /* As in actio_future_on_done. */
-  uint32_t old = atomic_fetch_or_explicit(&f->state, F_CB0_READY, memory_order_acq_rel);
-  if ((old & F_PHASE) == F_DONE)
+  /* The queue's reference, which the delivery takes over, came with the
+   * CAS. Complete before it: the completion, done with its callbacks, will
+   * not look at the slot: deliver now. Else the completion, after the CAS
+   * on the same word, sees F_CB0_CQ and delivers once q is set. */
+  if ((s & F_PHASE) == F_DONE) {
     q->deliver(f, q, tag);
+    return 0;
+  }
+  f->cb0.cq.tag = tag;
+  /* Release: the tag, for the completion that reads q. */
+  atomic_store_explicit(&f->cb0.cq.q, q, memory_order_release);
   return 0;
 }
 
 int actio_future_is_done(const actio_future *f) {
-  return (atomic_load_explicit(&((actio_future *)f)->state,
+  return (atomic_load_explicit(&((actio_future *)f)->word,
                                memory_order_acquire) & F_PHASE) == F_DONE;
 }
 
@@ -617,20 +642,22 @@ int actio_future_wait(actio_future *f, int64_t timeout_ms) {
   if (f == NULL)
     return ACTIO_EINVAL;
   int64_t deadline = actio__deadline_ns(timeout_ms);
-  uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+  uint64_t s = atomic_load_explicit(&f->word, memory_order_acquire);
   while ((s & F_PHASE) != F_DONE) {
     if (timeout_ms == 0)
       return ACTIO_EPENDING;
     if (!(s & F_WAITERS) &&
-        !atomic_compare_exchange_weak_explicit(&f->state, &s, s | F_WAITERS,
+        !atomic_compare_exchange_weak_explicit(&f->word, &s, s | F_WAITERS,
                                                memory_order_acquire,
                                                memory_order_acquire))
       continue;
     s |= F_WAITERS;
-    if (actio__futex_wait((uint32_t *)&f->state, s, deadline) == ACTIO_ETIMEDOUT &&
+    /* The kernel compares the state half only: a reference taken or
+     * dropped meanwhile does not wake us. */
+    if (actio__futex_wait(futex_word(f), (uint32_t)s, deadline) == ACTIO_ETIMEDOUT &&
         !actio_future_is_done(f))
       return ACTIO_EPENDING;
-    s = atomic_load_explicit(&f->state, memory_order_acquire);
+    s = atomic_load_explicit(&f->word, memory_order_acquire);
   }
   return f->status;
 }
@@ -697,19 +724,19 @@ void *actio__future_aux(const actio_future *f, actio_free_fn aux_free) {
 
 int actio__future_queue_mark(actio_future *f) {
   /* Relaxed: the flag orders nothing; it only makes one of two adds lose. */
-  uint32_t old = atomic_fetch_or_explicit(&f->state, F_QUEUED, memory_order_relaxed);
+  uint64_t old = atomic_fetch_or_explicit(&f->word, F_QUEUED, memory_order_relaxed);
   return old & F_QUEUED ? ACTIO_EEXIST : 0;
 }
 
 void actio__future_queue_unmark(actio_future *f) {
   /* Relaxed: as for the mark; the queue's own ordering carries the rest. */
-  uint32_t old = atomic_fetch_and_explicit(&f->state, ~(uint32_t)F_QUEUED,
+  uint64_t old = atomic_fetch_and_explicit(&f->word, ~(uint64_t)F_QUEUED,
                                            memory_order_relaxed);
   ACTIO__ASSERT(old & F_QUEUED);
   (void)old;
 }
 
 int actio__future_pending(const actio_future *f) {
-  return (atomic_load_explicit(&((actio_future *)f)->state,
+  return (atomic_load_explicit(&((actio_future *)f)->word,
                                memory_order_acquire) & F_PHASE) == F_PENDING;
 }
