@@ -628,15 +628,22 @@ static int batch_ask(actio_batch *batch, void *arg, actio_future **out) {
   return actio_ask(arg, (void *)(uintptr_t)100, -1, out);
 }
 
+/* A batch that ends only when cancelled: a sleep of 10 minutes. */
+static int batch_stuck(actio_batch *batch, void *rt, actio_future **out) {
+  (void)batch;
+  return actio_sleep(rt, 600000, out);
+}
+
 /* Items batched three at a time or after 1 ms: three accepted at once,
  * three more waiting for room; then one collected by a batcher of a long
  * wait, cancelled by its destroy (sent at once, and resolved, if its
- * timer could not be armed). */
+ * timer could not be armed); one in a batch that never ends, cancelled by
+ * its batcher's destroy. */
 static void batcher(void) {
   actio_runtime *rt = NULL;
   actio_actor *a;
-  actio_batcher *b = NULL, *slow = NULL;
-  actio_future *f[7] = {0};
+  actio_batcher *b = NULL, *slow = NULL, *stuck = NULL;
+  actio_future *f[8] = {0};
   actio_batcher_opts o = {.max_items = 3, .max_wait_ms = 1, .capacity = 3, .item_free = free};
   TRY(actio_runtime_create(&rt, NULL));
   TRY(echo_start(rt, (void *)0, &a));
@@ -654,10 +661,17 @@ static void batcher(void) {
   slow = NULL;
   if (!fault_injected() || actio_future_wait(f[6], -1) != 0)
     settled(f[6], ACTIO_ECANCELED, "an item collected at the destroy");
+  o.max_items = 1;
+  TRY(actio_batcher_create(rt, &o, batch_stuck, rt, &stuck));
+  TRY(add_item(stuck, 8, ACTIO_BATCH_NOWAIT, &f[7]));
+  actio_batcher_destroy(stuck);
+  stuck = NULL;
+  settled(f[7], ACTIO_ECANCELED, "an item of a batch in flight at the destroy");
 out:
+  actio_batcher_destroy(stuck);
   actio_batcher_destroy(slow);
   actio_batcher_destroy(b);
-  unref_all(f, 7);
+  unref_all(f, 8);
   actio_runtime_destroy(rt);
 }
 
