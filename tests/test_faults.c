@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -755,6 +756,23 @@ static int upload_body(void *arg, void *buf, size_t cap, size_t *len, actio_futu
   }
 }
 
+/* An upload paused on a future nobody completes. */
+typedef struct held_upload {
+  actio_future *held;
+  atomic_int paused;
+} held_upload;
+
+static int upload_held(void *arg, void *buf, size_t cap, size_t *len, actio_future **ready) {
+  held_upload *h = arg;
+  (void)buf;
+  (void)cap;
+  *len = 0;
+  actio_future_ref(h->held); /* the transfer's */
+  *ready = h->held;
+  atomic_store_explicit(&h->paused, 1, memory_order_release);
+  return 0;
+}
+
 static void on_trace(void *arg, const actio_http_trace *t) {
   (void)t;
   atomic_fetch_add_explicit((atomic_int *)arg, 1, memory_order_relaxed);
@@ -766,11 +784,13 @@ static void on_log(void *arg, const char *line) {
 }
 
 /* An upload callback's body, a file's, and headers before a streamed
- * body, traced and logged; and one left in flight when the runtime goes. */
+ * body, traced and logged; and two left in flight when the runtime stops:
+ * one waiting for its response, one for its upload's next bytes. */
 static void http_bodies(void) {
   actio_runtime *rt = NULL;
   actio_actor *http;
-  actio_future *f[5] = {0};
+  actio_future *f[6] = {0};
+  held_upload h = {0};
   atomic_int traced = 0, logged = 0;
   upload_state u = {0};
   size_t streamed = 0;
@@ -802,13 +822,23 @@ static void http_bodies(void) {
   ck_assert_int_gt(atomic_load_explicit(&traced, memory_order_relaxed), 0);
   ck_assert_int_gt(atomic_load_explicit(&logged, memory_order_relaxed), 0);
   TRY(actio_http_get(http, delay, &f[4]));
+  TRY(actio_future_create(&h.held));
+  actio_http_request paused = {.url = echo_url, .upload = upload_held, .upload_arg = &h};
+  TRY(actio_http_send(http, &paused, &f[5]));
+  while (!atomic_load_explicit(&h.paused, memory_order_acquire) && !actio_future_is_done(f[5]))
+    sched_yield(); /* paused, or failed */
 out:
   unref_all(f, 4);
-  if (rt != NULL) /* now: a drain would wait for it */
+  if (rt != NULL) /* now: a drain would wait for them */
     ck_assert_int_eq(actio_runtime_stop(rt, ACTIO_STOP_NOW), 0);
-  if (f[4] != NULL)
-    settled(f[4], ACTIO_ECANCELED, "a request left in flight at the runtime's stop");
-  actio_future_unref(f[4]);
+  for (int i = 4; i < 6; i++) {
+    if (f[i] != NULL)
+      settled(f[i], ACTIO_ECANCELED, "a request left in flight at the runtime's stop");
+    actio_future_unref(f[i]);
+  }
+  if (h.held != NULL) /* its producer completes it: the transfer's bell waits on it */
+    actio_future_resolve(h.held, NULL, NULL);
+  actio_future_unref(h.held);
   actio_runtime_destroy(rt);
 }
 
