@@ -678,11 +678,12 @@ out:
 
 /* A statement prepared, run pooled with typed values (an array among
  * them) and in a session, the session released; a second session dropped
- * without a release, and a query left running when the runtime goes. */
+ * without a release while its query runs, and a pooled query waiting for
+ * its connection, when the runtime stops now. */
 static void sessions_and_statements(void) {
   actio_runtime *rt = NULL;
   actio_actor *db;
-  actio_future *f[8] = {0};
+  actio_future *f[9] = {0};
   actio_db_stmt *stmt = NULL;
   actio_db_array *arr = NULL;
   actio_db_opts o = one_connection;
@@ -725,18 +726,21 @@ static void sessions_and_statements(void) {
   ck_assert_ptr_null(refused);
   TRY(actio_db_acquire(db, &f[6]));
   AWAIT(f[6]);
-  actio_future_unref(f[6]); /* dropped: released all the same */
+  TRY(actio_db_session_query(actio_future_value(f[6]), "SELECT pg_sleep(30)", 0, NULL, &f[7]));
+  actio_future_unref(f[6]); /* dropped: released once its query is over */
   f[6] = NULL;
-  TRY(actio_db_query(db, "SELECT pg_sleep(30)", 0, NULL, &f[7]));
+  TRY(actio_db_query(db, "SELECT 1", 0, NULL, &f[8])); /* waits for the connection */
 out:
   actio_db_array_free(arr);
   actio_db_stmt_destroy(stmt);
   unref_all(f, 7); /* before the runtime: a session's goes back to its pool */
   if (rt != NULL) /* now: a drain would wait for it */
     ck_assert_int_eq(actio_runtime_stop(rt, ACTIO_STOP_NOW), 0);
-  if (f[7] != NULL)
-    settled(f[7], ACTIO_ECANCELED, "a query left running at the runtime's stop");
-  actio_future_unref(f[7]);
+  for (int i = 7; i < 9; i++) {
+    if (f[i] != NULL)
+      settled(f[i], ACTIO_ECANCELED, "a query left running or waiting at the runtime's stop");
+    actio_future_unref(f[i]);
+  }
   actio_runtime_destroy(rt);
 }
 
