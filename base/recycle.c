@@ -27,6 +27,7 @@ typedef struct kept {
   void *batches; /* linked through their first block's second word */
 } kept;
 static _Thread_local kept mine[ACTIO__RECYCLE_KINDS];
+static _Thread_local int held; /* the key is set for this thread */
 static pthread_key_t exit_key; /* only for its destructor */
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
@@ -44,6 +45,7 @@ static void free_list(void *b) {
 /* The thread exits: its blocks go back to the heap. */
 static void kept_exit(void *unused) {
   (void)unused;
+  held = 0; /* the key is cleared before its destructor runs */
   for (int k = 0; k < ACTIO__RECYCLE_KINDS; k++) {
     free_list(mine[k].list);
     for (void *b = mine[k].batches, *next; b != NULL; b = next) {
@@ -59,8 +61,12 @@ static void exit_key_make(void) { (void)pthread_key_create(&exit_key, kept_exit)
 /* This thread holds blocks now: have them freed when it exits (a block
  * freed by a later destructor sets the key again, and is freed too). */
 static void hold(void) {
+  if (held)
+    return; /* once a thread: a list that empties and fills again at every
+               block would pay a once and a setspecific each time */
   pthread_once(&exit_once, exit_key_make);
   (void)pthread_setspecific(exit_key, mine); /* non-NULL: kept_exit runs */
+  held = 1;
 }
 
 /* Takes the depot's whole stack into k's batches, if it holds any: 1 if

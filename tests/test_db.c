@@ -2165,6 +2165,48 @@ START_TEST(test_pool_bounds_made_consistent) {
 }
 END_TEST
 
+START_TEST(test_stats_sum_the_workers) {
+  /* Each worker keeps its share of the pool's counters apart (a line of
+   * its own, so that a query's end moves no line another worker writes);
+   * the stats add the shares up. Three workers, two connections each, six
+   * queries running at once: one on every connection. */
+  actio_actor *a = spawn((actio_db_opts){.workers = 3, .min_connections = 6,
+                                         .max_connections = 6, .pipeline_depth = 1});
+  actio_actor *holder = spawn((actio_db_opts){.max_connections = 1});
+  actio_db_stats st;
+  for (actio_db_stats_get(a, &st); st.connections < 6 || st.idle < 6; actio_db_stats_get(a, &st))
+    sched_yield();
+  ck_assert_uint_eq(st.connecting, 0);
+  ck_assert_uint_eq(st.queries, 0);
+  ck_assert_int_eq(scalar(holder, "SELECT count(*) FROM (SELECT pg_advisory_lock(7301)) l"), 1);
+  enum { N = 6 };
+  actio_future *f[N];
+  for (int i = 0; i < N; i++)
+    ck_assert_int_eq(actio_db_query(a, "SELECT count(*) FROM (SELECT pg_advisory_lock_shared(7301)) l",
+                                    0, NULL, &f[i]),
+                     0);
+  while (scalar(holder, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                        " AND objid = 7301 AND NOT granted") < N)
+    sched_yield();
+  ck_assert_int_eq(scalar(holder, "SELECT count(*) FROM (SELECT pg_advisory_unlock(7301)) l"), 1);
+  for (int i = 0; i < N; i++) {
+    int64_t one = 0;
+    ck_assert_int_eq(actio_db_int64(expect(f[i], 0), 0, 0, &one), 0);
+    ck_assert_int_eq(one, 1);
+    actio_future_unref(f[i]);
+  }
+  /* Each end counted before its future completed; idle once each worker
+   * waits again. */
+  actio_db_stats_get(a, &st);
+  ck_assert_uint_eq(st.queries, N);
+  for (actio_db_stats_get(a, &st); st.idle < 6; actio_db_stats_get(a, &st))
+    sched_yield();
+  ck_assert_uint_eq(st.connections, 6);
+  ck_assert_uint_eq(st.connects, 6);
+  ck_assert_uint_eq(st.queries, N);
+}
+END_TEST
+
 static Suite *db_suite(void) {
   Suite *s = suite_create("db");
   TCase *tc = tcase_with_timeout("queries", 60);
@@ -2231,6 +2273,10 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_concurrent);
   tcase_add_test(tc, test_follow_up_stays_on_its_worker);
   tcase_add_test(tc, test_restart);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("stats", 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_stats_sum_the_workers);
   suite_add_tcase(s, tc);
   return s;
 }

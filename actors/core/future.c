@@ -128,6 +128,9 @@ static future_ext *ext_peek(const actio_future *f) {
  * an event loop, answered by an actor): their blocks go back through a
  * recycler rather than a remote free each. */
 static actio__recycler futures = ACTIO__RECYCLER(sizeof(actio_future), ACTIO__RECYCLE_FUTURE);
+/* So do the callback records behind the inline slot: made by the
+ * registrant, freed by whichever thread completes the future. */
+static actio__recycler callbacks = ACTIO__RECYCLER(sizeof(cb), ACTIO__RECYCLE_CALLBACK);
 
 static actio_future *future_new(void) {
   actio_future *f = actio__recycle_new(&futures);
@@ -254,7 +257,7 @@ static void run_callbacks(actio_future *f, uint64_t old) {
     cb *next = rev->next;
     actio_done_fn fn = rev->fn;
     void *arg = rev->arg;
-    free(rev);
+    actio__recycle_free(&callbacks, rev);
     fn(f, arg);
     actio_future_unref(f); /* the reference on_done took */
     rev = next;
@@ -533,7 +536,7 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
     }
     return 0;
   }
-  cb *c = malloc(sizeof *c);
+  cb *c = actio__recycle_new(&callbacks);
   if (c == NULL)
     return ACTIO_ENOMEM;
   c->fn = fn;
@@ -547,7 +550,7 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
                                                 memory_order_acq_rel, memory_order_relaxed))
     ;
   if ((s & F_PHASE) == F_DONE) {
-    free(c);
+    actio__recycle_free(&callbacks, c);
     fn(f, arg);
     actio_future_unref(f);
     return 0;
@@ -555,7 +558,7 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
   cb *head = atomic_load_explicit(&f->cbs, memory_order_acquire);
   do {
     if (head == CB_CLOSED) {
-      free(c);
+      actio__recycle_free(&callbacks, c);
       fn(f, arg);
       actio_future_unref(f);
       return 0;

@@ -16,7 +16,7 @@ static void state_free(void *p) {
   pthread_mutex_destroy(&st->gmu);
   free(st->stopped);
   actio__bell_unref(st->listener);
-  free(st->rooms);
+  free(st->pub);
   free((char *)st->o.on_connect_sql);
   free((char *)st->o.dsn);
   free(st);
@@ -62,13 +62,15 @@ int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts, actio_actor **o
   st->o = o;
   st->rt = rt;
   st->on_unit = actio__db_on_unit;
-  st->rooms = calloc(o.workers, sizeof *st->rooms);
+  st->pub = aligned_alloc(_Alignof(db_pub), o.workers * sizeof *st->pub);
+  if (st->pub != NULL)
+    memset(st->pub, 0, o.workers * sizeof *st->pub);
   st->stopped = calloc(o.workers, 1);
-  int rc = st->rooms == NULL || st->stopped == NULL ? ACTIO_ENOMEM
-                                                    : actio__db_canceller_start(st);
+  int rc = st->pub == NULL || st->stopped == NULL ? ACTIO_ENOMEM
+                                                  : actio__db_canceller_start(st);
   if (rc != 0) {
     free(st->stopped);
-    free(st->rooms);
+    free(st->pub);
     free((char *)o.on_connect_sql);
     free((char *)o.dsn);
     free(st);
@@ -160,12 +162,16 @@ void actio_db_stats_get(actio_actor *db, actio_db_stats *out) {
     actio__actor_unpin(db);
     return;
   }
-  out->connections = atomic_load_explicit(&st->open, memory_order_relaxed);
-  out->idle = atomic_load_explicit(&st->idle, memory_order_relaxed);
-  out->connecting = atomic_load_explicit(&st->connecting, memory_order_relaxed);
+  /* Relaxed: counters, each worker's share read one by one. */
+  for (unsigned i = 0; i < st->o.workers; i++) {
+    const db_pub *p = &st->pub[i];
+    out->connections += atomic_load_explicit(&p->open, memory_order_relaxed);
+    out->idle += atomic_load_explicit(&p->idle, memory_order_relaxed);
+    out->connecting += atomic_load_explicit(&p->connecting, memory_order_relaxed);
+    out->queries += atomic_load_explicit(&p->queries, memory_order_relaxed);
+  }
   out->connects = atomic_load_explicit(&st->connects, memory_order_relaxed);
   out->failures = atomic_load_explicit(&st->failures, memory_order_relaxed);
-  out->queries = atomic_load_explicit(&st->queries, memory_order_relaxed);
   out->cancels = atomic_load_explicit(&st->cancels, memory_order_relaxed);
   actio__actor_unpin(db);
 }

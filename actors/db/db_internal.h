@@ -54,6 +54,17 @@ typedef struct cancel_job {
   struct cancel_job *next;
 } cancel_job;
 
+/* What a worker tells the other workers and actio_db_stats_get, written
+ * by that worker alone (relaxed stores, never a read-modify-write) and
+ * read summed over the workers: a query's end or a wait moves no cache
+ * line another worker writes. Its count of units ended, stored at each
+ * end, has a line of its own; the rest changes at most once a wait. */
+typedef struct db_pub {
+  _Alignas(64) _Atomic uint64_t queries;
+  _Alignas(64) _Atomic unsigned open, idle, connecting;
+  _Atomic int room; /* it could start a request now: db_full's hint */
+} db_pub;
+
 /* The pool: shared by its workers, read by callers. */
 typedef struct db_state {
   actio_db_opts o; /* defaults filled in; o.dsn is ours */
@@ -61,7 +72,7 @@ typedef struct db_state {
   actio_actor *self; /* set once spawned, before any request */
   actio__pg_done_fn on_unit; /* how a unit ends: actio__db_on_unit */
   _Atomic unsigned next_worker; /* hands out the pool's shares */
-  _Atomic size_t *rooms;        /* per worker: requests it could start now */
+  db_pub *pub;                  /* one per worker (aligned_alloc) */
   actio__bell *listener;        /* worker 0's bell: LISTEN goes there (a
                                    reference, set before spawn returns) */
   pthread_t canceller;
@@ -69,14 +80,13 @@ typedef struct db_state {
   pthread_cond_t ccv;
   cancel_job *jobs;
   int cstop;
-  _Atomic unsigned open, idle, connecting; /* the workers' shares, summed */
   _Atomic uint64_t serials;     /* the last connection serial given */
   _Atomic uint64_t stmt_names;  /* the last prepared statement's number */
   pthread_mutex_t gmu;          /* guards grave and stopped */
   actio_db_stmt *grave;         /* destroyed statements to DEALLOCATE */
   unsigned char *stopped;       /* per worker: stopped, never reaps again */
   _Atomic unsigned grave_gen;   /* bumped at each destroy (release) */
-  _Atomic uint64_t connects, failures, queries, cancels;
+  _Atomic uint64_t connects, failures, cancels; /* rare: shared */
 } db_state;
 
 enum kind {
@@ -281,9 +291,14 @@ struct db_worker {
   int lfails, lost;
   int64_t lretry_ns;
   struct pollfd *pfds;
-  unsigned pub_open, pub_idle, pub_connecting; /* its share in st's sums */
+  db_pub *pub;         /* its own, in st->pub */
+  unsigned pub_open, pub_idle, pub_connecting; /* as last stored there */
+  int pub_room;
+  uint64_t queries;    /* units ended here */
+  int64_t now_ns;      /* the clock as the last wait read it: when a
+                        * connection that goes idle meanwhile went idle */
   pthread_t thread;    /* the worker's own */
-  unsigned index;      /* in st->rooms */
+  unsigned index;      /* in st->pub */
   unsigned grave_gen;  /* st->grave_gen as last reaped */
   int grave_left;      /* a statement in the graveyard waits for one of its
                           connections to be free */

@@ -590,16 +590,12 @@ static int can_open(const db_worker *w) {
 }
 
 
-/* Moves this worker's share in a shared sum from *was to now. */
-static void publish(_Atomic unsigned *sum, unsigned now, unsigned *was) {
+/* Stores this worker's share of a sum in its own slot when it changed. */
+static void publish(_Atomic unsigned *slot, unsigned now, unsigned *was) {
   if (now == *was)
     return;
-  /* Relaxed: a statistic. Unsigned arithmetic: a share that shrinks adds
-   * its negative. */
-  unsigned before = atomic_fetch_add_explicit(sum, now - *was, memory_order_relaxed);
-  /* The sum holds at least this worker's share: it never underflows. */
-  ACTIO__ASSERT(now > *was || before >= *was - now);
-  (void)before;
+  /* Relaxed: a statistic, read summed over the workers' slots. */
+  atomic_store_explicit(slot, now, memory_order_relaxed);
   *was = now;
 }
 
@@ -618,13 +614,15 @@ void actio__db_publish_stats(db_worker *w) {
   }
   w->conn_room = room;
   ACTIO__ASSERT(idle <= open && open + connecting <= w->nconns);
-  db_state *st = w->st;
-  /* Shared counters, touched only when this worker's share changed: this
-   * runs at every wait. */
-  publish(&st->open, open, &w->pub_open);
-  publish(&st->idle, idle, &w->pub_idle);
-  publish(&st->connecting, connecting, &w->pub_connecting);
-  if (st->o.workers > 1 && !w->stopping) /* a hint for db_full: stale at worst */
-    atomic_store_explicit(&st->rooms[w->index], actio__db_room(w),
-                          memory_order_relaxed);
+  db_pub *p = w->pub;
+  publish(&p->open, open, &w->pub_open);
+  publish(&p->idle, idle, &w->pub_idle);
+  publish(&p->connecting, connecting, &w->pub_connecting);
+  /* A hint for db_full, stale at worst; stored only when it flips, so
+   * that the others' reads of it seldom miss. */
+  int has_room = !w->stopping && actio__db_room(w) > 0;
+  if (w->st->o.workers > 1 && has_room != w->pub_room) {
+    atomic_store_explicit(&p->room, has_room, memory_order_relaxed);
+    w->pub_room = has_room;
+  }
 }

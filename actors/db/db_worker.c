@@ -49,7 +49,8 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
   actio__db_q_unlink(&w->sent, NULL, r);
   if (c != NULL && c->cancel_for == r)
     c->cancel_for = NULL;
-  atomic_fetch_add_explicit(&w->st->queries, 1, memory_order_relaxed);
+  /* Relaxed: a statistic; only this worker writes its slot. */
+  atomic_store_explicit(&w->pub->queries, ++w->queries, memory_order_relaxed);
   if (rc == ACTIO_ECONN && w->stopping)
     rc = ACTIO_ECANCELED, msg = "database actor stopped";
   /* Cancelled by a request meant for the query ahead of it: send again. */
@@ -80,9 +81,10 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
       (r->kind == K_QUERY || r->kind == K_TQUERY) && r->more != NULL &&
       r->more->stmt != NULL)
     r->more->stmt->on[c->slot] = 0;
-  if (rc == 0 && r->kind == K_QUERY && c != NULL &&
-      (strcmp(actio__pg_result_command_tag(res), "BEGIN") == 0 ||
-       strcmp(actio__pg_result_command_tag(res), "START TRANSACTION") == 0)) {
+  const char *tag = rc == 0 && r->kind == K_QUERY && c != NULL
+                        ? actio__pg_result_command_tag(res) : "";
+  if ((tag[0] == 'B' && strcmp(tag, "BEGIN") == 0) ||
+      (tag[0] == 'S' && tag[1] == 'T' && strcmp(tag, "START TRANSACTION") == 0)) {
     /* A transaction block on a shared connection would swallow the
      * queries pipelined behind it: close the connection (the server rolls
      * back; those queries fail with ACTIO_ECONN). */
@@ -93,10 +95,11 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
     return;
   }
   /* Nothing in flight and nothing pinned: idle from now on (unpinning a
-   * transaction or a COPY says so too). */
+   * transaction or a COPY says so too), as of the wait that brought the
+   * answer: one clock read a wait rather than one a query. */
   if (c != NULL && c->txn == NULL && c->copy == NULL && c->state == C_READY &&
       actio__pg_conn_inflight(c->pc) == 0)
-    c->idle_ns = actio__now_ns();
+    c->idle_ns = w->now_ns;
   switch (r->kind) {
   case K_BATCH:
     actio__db_batch_ended(w, r, rc, res, err, msg);
@@ -303,7 +306,7 @@ static void reap_cancelled(db_worker *w) {
  * end of cancel jobs. Returns the milliseconds until the next one. */
 static int timers(db_worker *w) {
   db_state *st = w->st;
-  int64_t now = actio__now_ns(), next = now + ACTIO__NS_PER_S;
+  int64_t now = w->now_ns = actio__now_ns(), next = now + ACTIO__NS_PER_S;
   int64_t acquire = (int64_t)st->o.acquire_timeout_ms * ACTIO__NS_PER_MS;
   for (db_req *r = w->pend_head, *nx; r != NULL; r = nx) {
     nx = r->next;
@@ -419,6 +422,8 @@ static void db_wait(actio_actor *self, void *worker) {
     actio__db_publish_stats(w);
   if (poll(w->pfds, n, timeout) < 0)
     n = 0; /* EINTR: the loop calls again; the sends above count */
+  if (timeout != 0) /* it may have slept */
+    w->now_ns = actio__now_ns();
   if (n > 0 && (w->pfds[0].revents & POLLIN)) {
     uint64_t v;
     ssize_t rd = read(w->efd, &v, sizeof v);
@@ -534,6 +539,8 @@ static int db_init(actio_actor *self, void **worker) {
     goto fail_efd;
   w->st = st;
   w->self = self;
+  w->pub = &st->pub[i];
+  w->now_ns = actio__now_ns();
   w->thread = pthread_self(); /* worker_init runs on the worker */
   if (i == 0) { /* the listener: before spawn returns, so before any call */
     st->listener = w->bell;
@@ -566,8 +573,10 @@ static void db_stop(actio_actor *self, void *worker) {
   (void)self;
   w->stopping = 1;
   actio__db_stmt_reaper_gone(w);
-  if (w->st->o.workers > 1) /* no more room here for anyone to count on */
-    atomic_store_explicit(&w->st->rooms[w->index], 0, memory_order_relaxed);
+  if (w->st->o.workers > 1) { /* no more room here for anyone to count on */
+    atomic_store_explicit(&w->pub->room, 0, memory_order_relaxed);
+    w->pub_room = 0;
+  }
   /* Later pushes are refused; what got in before the close is ended
    * outside the bell's lock (a future's callbacks may push again). */
   db_req *left = NULL, **tail = &left;
@@ -618,13 +627,14 @@ static int db_full(actio_actor *self, void *worker) {
   db_worker *w = worker;
   if (w->st->o.workers < 2)
     return 0;
-  /* This runs at every pop: the others' published rooms first (a load
-   * each), and only if one has room this worker's own (a walk over its
-   * connections). */
+  /* This runs at every pop: its own room first (its own fields), and
+   * only without any the others' published hints (a load each, of lines
+   * they write). */
+  if (actio__db_room(w) > 0)
+    return 0;
   for (unsigned i = 0; i < w->st->o.workers; i++)
-    if (i != w->index &&
-        atomic_load_explicit(&w->st->rooms[i], memory_order_relaxed) > 0)
-      return actio__db_room(w) == 0;
+    if (i != w->index && atomic_load_explicit(&w->st->pub[i].room, memory_order_relaxed))
+      return 1;
   return 0;
 }
 

@@ -48,15 +48,18 @@ uint64_t actio__pg_result_affected(const actio__pg_result *r) {
 }
 
 int actio__pg_value(const actio__pg_result *r, size_t row, int col, actio__pg_val *out) {
-  if (r == NULL || out == NULL || col < 0 || col >= PQnfields(RES(r)) ||
-      row >= (size_t)PQntuples(RES(r)))
+  const PGresult *res = RES(r);
+  if (r == NULL || out == NULL || col < 0 || col >= PQnfields(res) ||
+      row >= (size_t)PQntuples(res))
     return ACTIO_EINVAL;
   /* libpq gives a text value's length too, and ends every value with a
-   * NUL. */
-  int null = PQgetisnull(RES(r), (int)row, col);
-  *out = (actio__pg_val){.type = PQftype(RES(r), col),
-                         .binary = PQfformat(RES(r), col) == 1,
-                         .data = null ? NULL : PQgetvalue(RES(r), (int)row, col),
-                         .len = null ? 0 : (size_t)PQgetlength(RES(r), (int)row, col)};
+   * NUL. Only an empty value may be a NULL: one call fewer for the rest
+   * (a getter runs once per value, a result of 100 rows reads 200). */
+  int len = PQgetlength(res, (int)row, col);
+  int null = len == 0 && PQgetisnull(res, (int)row, col);
+  *out = (actio__pg_val){.type = PQftype(res, col),
+                         .binary = PQfformat(res, col) == 1,
+                         .data = null ? NULL : PQgetvalue(res, (int)row, col),
+                         .len = (size_t)len};
   return 0;
 }

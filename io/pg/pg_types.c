@@ -59,11 +59,14 @@ int actio__pg_get_int(const actio__pg_val *v, int64_t *out) {
   if (p == end)
     return ACTIO_ETYPE;
   uint64_t x = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  /* Up to 18 digits stay below 10^18: no overflow to test (a division a
+   * digit, for every integer a result holds). */
+  int checked = end - p > 18;
   for (; p < end; p++) {
     unsigned d = (unsigned)(*p - '0');
     if (d > 9)
       return ACTIO_ETYPE;
-    if (x > (limit - d) / 10)
+    if (checked && x > (limit - d) / 10)
       return ACTIO_ERANGE;
     x = x * 10 + d;
   }
