@@ -209,8 +209,9 @@ static uint64_t stmt_hash(const char *sql, int nparams, const uint32_t *types) {
   return h ^ (uint64_t)nparams;
 }
 
-static int stmt_same(const stmt *s, uint64_t h, const actio__pg_query *q) {
-  if (s->hash != h || s->nparams != q->nparams || strcmp(s->sql, q->sql) != 0)
+/* 1 if s is q's statement: the same text and parameter types. */
+static int stmt_is(const stmt *s, const actio__pg_query *q) {
+  if (s->nparams != q->nparams || strcmp(s->sql, q->sql) != 0)
     return 0;
   for (int i = 0; i < q->nparams; i++)
     if ((s->types ? s->types[i] : 0) != (q->types ? q->types[i] : 0))
@@ -368,9 +369,15 @@ static void stale_send(actio__pg_conn *c) {
 
 /* Finds or makes the statement for q; sets *fresh when it must be parsed. */
 static stmt *stmt_get(actio__pg_conn *c, const actio__pg_query *q, int *fresh) {
+  /* The one used last, first: a loop of one statement neither hashes its
+   * text nor moves it in the LRU at every query. */
+  if (c->lru != NULL && stmt_is(c->lru, q)) {
+    *fresh = 0;
+    return c->lru;
+  }
   uint64_t h = stmt_hash(q->sql, q->nparams, q->types);
   for (stmt *s = *bucket(c, h); s != NULL; s = s->hnext)
-    if (stmt_same(s, h, q)) {
+    if (s->hash == h && stmt_is(s, q)) {
       lru_unlink(c, s);
       lru_front(c, s);
       *fresh = 0;
