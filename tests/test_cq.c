@@ -1,7 +1,8 @@
 /* test_cq.c: the completion queue: events arrive once, in order, through a
  * descriptor that is readable exactly while they wait; bad input, twice
- * registered, cancellation, destroy with registrations left, and a stress
- * of many completing threads against one draining loop. */
+ * registered, cancellation, a registration while the completion is busy,
+ * destroy with registrations left, and a stress of many completing
+ * threads against one draining loop. */
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -220,6 +221,68 @@ START_TEST(a_cancelled_request_arrives_cancelled) {
   gate_open(&gate);
   actio_cq_destroy(cq);
   actio_runtime_destroy(rt);
+}
+END_TEST
+
+/* A registration made while the completion is between its win and its
+ * publication (a cancel whose hook is running): on another thread, with
+ * the inline slot free (the completion finds the slot claimed and waits
+ * for its queue) or taken (a record); and from inside the hook, on the
+ * completing thread. Each arrives once, cancelled. */
+typedef struct busy_reg {
+  actio_cq *cq;
+  actio_future *f;
+  int from_hook;      /* the hook registers (tag 5) */
+  _Atomic int in_hook;
+  _Atomic int added;  /* the other thread's registration returned */
+} busy_reg;
+
+static void register_in_hook(void *arg) {
+  busy_reg *b = arg;
+  atomic_store(&b->in_hook, 1);
+  if (b->from_hook)
+    ck_assert_int_eq(actio_cq_add(b->cq, b->f, 5), 0);
+  while (!b->from_hook && !atomic_load(&b->added))
+    sched_yield();
+}
+
+static void *cancel_it(void *p) {
+  busy_reg *b = p;
+  ck_assert_int_eq(actio_future_cancel(b->f), 0);
+  return NULL;
+}
+
+static void count_done(actio_future *f, void *arg) {
+  (void)f;
+  atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+START_TEST(a_registration_while_the_completion_is_busy_arrives_once) {
+  for (int round = 0; round < 3; round++) {
+    busy_reg b = {.from_hook = round == 2};
+    ck_assert_int_eq(actio_cq_create(&b.cq), 0);
+    b.f = pending();
+    _Atomic int callbacks = 0;
+    if (round == 1) /* the inline slot is the callback's: a record */
+      ck_assert_int_eq(actio_future_on_done(b.f, count_done, &callbacks), 0);
+    ck_assert_int_eq(actio_future_on_cancel(b.f, register_in_hook, &b), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, cancel_it, &b), 0);
+    if (!b.from_hook) {
+      while (!atomic_load(&b.in_hook))
+        sched_yield();
+      ck_assert(!actio_future_is_done(b.f));
+      ck_assert_int_eq(actio_cq_add(b.cq, b.f, 4), 0);
+      atomic_store(&b.added, 1);
+    }
+    join_threads(&t, 1);
+    ck_assert(readable(b.cq));
+    ck_assert_int_eq(drain_one(b.cq, 4, b.from_hook ? 5 : 4), ACTIO_ECANCELED);
+    ck_assert(!readable(b.cq));
+    ck_assert_int_eq(atomic_load(&callbacks), round == 1);
+    actio_future_unref(b.f);
+    actio_cq_destroy(b.cq);
+  }
 }
 END_TEST
 
@@ -560,11 +623,6 @@ static void *complete_all(void *p) {
   return NULL;
 }
 
-static void count_done(actio_future *f, void *arg) {
-  (void)f;
-  atomic_fetch_add((_Atomic int *)arg, 1);
-}
-
 START_TEST(registrations_race_completions) {
   actio_cq *cq;
   ck_assert_int_eq(actio_cq_create(&cq), 0);
@@ -625,6 +683,7 @@ int main(void) {
   tcase_add_test(tc, a_cancelled_request_arrives_cancelled);
   tcase_add_test(tc, destroy_releases_what_it_holds);
   tcase_add_test(tc, destroy_survives_a_release_that_completes_another);
+  tcase_add_test(tc, a_registration_while_the_completion_is_busy_arrives_once);
   tcase_add_test(tc, create_reports_the_system_error);
   suite_add_tcase(s, tc);
   TCase *st = tcase_with_timeout("stress", 600);
