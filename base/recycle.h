@@ -17,11 +17,14 @@
  * CAS), or goes back to the heap if the depot holds ACTIO__RECYCLE_DEPOT
  * batches already. A thread with an empty list uses a batch it took
  * earlier, or else takes the depot's whole stack (one exchange), before it
- * calls malloc. So the blocks kept are at most those of the depot's bound
- * (give or take one batch per thread pushing at that moment) and what the
- * threads took from it: never more than were live at once. A thread's
- * blocks are freed when it exits. Under AddressSanitizer blocks go
- * straight to malloc and free, so that a use after free is still caught.
+ * calls malloc. So the depot keeps at most its bound (give or take one
+ * batch per thread pushing at that moment), and each thread its list and
+ * the last stack it took, up to the bound again, until it makes blocks
+ * once more: a thread that took a full stack and went idle keeps it while
+ * the others fill the depot anew, so the blocks kept may pass the most
+ * that were live at once. A thread's blocks are freed when it exits.
+ * Under AddressSanitizer blocks go straight to malloc and free, so that a
+ * use after free is still caught.
  */
 #define ACTIO__RECYCLE_BATCH 64
 #define ACTIO__RECYCLE_DEPOT 1024
