@@ -509,7 +509,9 @@ typedef struct actio_db_txn_opts {
 /** Begins a transaction on a connection it keeps until commit or rollback;
  * *out's value is the actio_db_txn * (opts may be NULL). A transaction
  * dropped without either (its future freed) is rolled back. A failed or
- * cancelled transaction never returns its connection to the pool dirty. */
+ * cancelled transaction never returns its connection to the pool dirty.
+ * Free the transaction (or its future) before actio_runtime_destroy: it
+ * goes back to an actor the runtime frees. */
 int actio_db_begin(actio_actor *db, const actio_db_txn_opts *opts,
                    actio_future **out);
 
@@ -567,9 +569,10 @@ typedef struct actio_db_session actio_db_session;
  * future's deadline, acquire_timeout_ms: ACTIO_ETIMEDOUT) and the pool's
  * on_acquire hook may refuse it. A session dropped without
  * actio_db_session_release (its future freed, actio_db_session_free) is
- * released the same way. Returns 0, ACTIO_EINVAL (not a database actor,
- * out NULL), ACTIO_ENOMEM, ACTIO_ECLOSED, ACTIO_EFULL, and makes no
- * future. Thread-safe. */
+ * released the same way, and must be before actio_runtime_destroy (the
+ * connection goes back to an actor the runtime frees). Returns 0,
+ * ACTIO_EINVAL (not a database actor, out NULL), ACTIO_ENOMEM,
+ * ACTIO_ECLOSED, ACTIO_EFULL, and makes no future. Thread-safe. */
 int actio_db_acquire(actio_actor *db, actio_future **out);
 
 /** Queries on the session's connection, run in the order sent (pipelined
