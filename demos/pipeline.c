@@ -18,9 +18,12 @@
  * (actio_future_then; actio_future_catch is the except), and actio_map runs
  * the chains with at most --concurrency of them in flight. The record step
  * hands its row to a batcher (actio_batcher_add): rows go to the server in
- * batches, up to 64 rows or 5 ms, each batch one actio_db_executemany, so
- * one transaction; a row goes only once its file is durable, so every row
- * committed names a file that is there, with its size and SHA-256.
+ * batches, each one actio_db_executemany, so one transaction. A row goes
+ * at once when no batch is in flight, and the rows that come while one is
+ * go together as the next (group commit: up to 64 rows, at most 5 ms
+ * behind), so no row waits for a batch to fill. A row goes only once its
+ * file is durable, so every row committed names a file that is there, with
+ * its size and SHA-256.
  *
  *   actio-pipeline --dsn DSN --out DIR [--concurrency N] [--timeout MS]
  *                  [--retries N] [--run-id ID] URLS|-
@@ -57,7 +60,9 @@
  * descriptors, threads, rounds done, then depth, waiting, running and in
  * flight of each actor (http, db, files, hasher), then the heap in use and
  * the heap held, in KiB (glibc's mallinfo2; -1 elsewhere); the first line,
- * starting with '#', names the columns. */
+ * starting with '#', names the columns. --stages prints after the summary
+ * how long the recorded URLs spent in each step (fetch, hash, save, record:
+ * median, p90 and p99, in ms): where a URL's time goes. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -120,6 +125,7 @@ typedef struct job {
   int recorded;
   char text[4][32];   /* line, status, bytes, latency: the row's numbers */
   const char *params[9]; /* the row, as executemany reads it */
+  double at[4];       /* when fetched, hashed, saved and recorded (--stages) */
 } job;
 
 typedef struct pipeline {
@@ -192,7 +198,8 @@ static int insert_row(job *j, actio_future **next);
 static int step_hash(actio_future *prev, void *arg, actio_future **next) {
   (void)prev;
   job *j = arg;
-  j->latency_ms = now_ms() - j->start_ms;
+  j->at[0] = now_ms();
+  j->latency_ms = j->at[0] - j->start_ms;
   int st = actio_future_status(j->fetch);
   if (st != 0) { /* bad URL, DNS, refused, timeout, dropped... */
     const char *msg = actio_future_errmsg(j->fetch);
@@ -220,6 +227,7 @@ static int save_durably(const char *path, const actio_http_response *r, actio_fu
 static int step_save(actio_future *prev, void *arg, actio_future **next) {
   (void)prev;
   job *j = arg;
+  j->at[1] = now_ms();
   if (j->error)
     return 0;
   char path[4096];
@@ -235,6 +243,7 @@ static int step_save(actio_future *prev, void *arg, actio_future **next) {
 static int step_record(actio_future *prev, void *arg, actio_future **next) {
   (void)prev;
   job *j = arg;
+  j->at[2] = now_ms();
   if (j->save) {
     int st = actio_future_status(j->save);
     if (st != 0) {
@@ -286,6 +295,7 @@ static int step_inserted(actio_future *prev, void *arg, actio_future **next) {
   int st = actio_future_status(q);
   int rc = 0;
   if (st == 0) {
+    j->at[3] = now_ms();
     j->recorded = 1; /* "INSERT 0 0" too: an earlier try got through */
     finish(j);
   } else if (actio_future_status(q) == ACTIO_EAGAIN && j->db_attempts < DB_ATTEMPTS) {
@@ -498,6 +508,39 @@ static void print_unrecorded(const char *prefix) {
                                 : "stopped before the record step (out of memory?)");
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* --stages: how long the recorded URLs spent in each step, from its
+ * start (the fetch) or the previous step's end to its own end. The record
+ * step counts the wait for a batch and the batch's transaction. */
+static void print_stages(void) {
+  static const char *const names[] = {"fetch", "hash", "save", "record", "all"};
+  double *v = malloc((P.n ? P.n : 1) * sizeof *v);
+  if (!v)
+    return;
+  printf("stages, ms (median p90 p99):");
+  for (int s = 0; s < 5; s++) {
+    size_t m = 0;
+    for (size_t i = 0; i < P.n; i++) {
+      const job *j = &P.jobs[i];
+      if (j->recorded && j->at[3] > 0)
+        v[m++] = s == 4   ? j->at[3] - j->start_ms
+                 : s == 0 ? j->at[0] - j->start_ms
+                          : j->at[s] - j->at[s - 1];
+    }
+    if (m == 0)
+      break;
+    qsort(v, m, sizeof *v, cmp_double);
+    printf("%s %s %.2f %.2f %.2f", s ? "," : "", names[s], v[m / 2], v[m * 9 / 10],
+           v[m * 99 / 100]);
+  }
+  putchar('\n');
+  free(v);
+}
+
 static void free_job_texts(job *j) {
   free(j->file);
   free(j->error);
@@ -697,7 +740,8 @@ static void sampler_stop(sampler *s) {
 static int usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s --dsn DSN --out DIR [--concurrency N] [--timeout MS] [--retries N]\n"
-          "       [--run-id ID] [--rounds N] [--duration SECONDS] [--samples FILE] URLS\n"
+          "       [--run-id ID] [--rounds N] [--duration SECONDS] [--samples FILE]\n"
+          "       [--stages] URLS\n"
           "  URLS           a file with one URL a line, or - for standard input\n"
           "  --dsn          PostgreSQL connection string (libpq); rows go to the\n"
           "                 table actio_pipeline, made if missing\n"
@@ -715,7 +759,9 @@ static int usage(const char *argv0) {
           "  --samples      write a line a second to FILE: elapsed s, Unix time, RSS KiB,\n"
           "                 descriptors, threads, rounds done, and each actor's depth,\n"
           "                 waiting, running and in flight (http, db, files, hasher),\n"
-          "                 heap in use and held KiB\n",
+          "                 heap in use and held KiB\n"
+          "  --stages       after the summary, how long URLs spent in each step (fetch,\n"
+          "                 hash, save, record; ms, median, p90, p99)\n",
           argv0);
   return 2;
 }
@@ -782,6 +828,7 @@ static int resume(void) {
 
 int main(int argc, char **argv) {
   const char *dsn = NULL, *src = NULL, *samples = NULL;
+  int stages = 0;
   long concurrency = 32, rounds = 0, duration_s = 0;
   char run_id[64];
   P.timeout_ms = 30000;
@@ -806,6 +853,8 @@ int main(int argc, char **argv) {
       i++;
     else if (strcmp(a, "--samples") == 0 && v)
       samples = v, i++;
+    else if (strcmp(a, "--stages") == 0)
+      stages = 1;
     else if ((a[0] != '-' || strcmp(a, "-") == 0) && !src)
       src = a;
     else
@@ -830,8 +879,10 @@ int main(int argc, char **argv) {
   actio_file_opts fopts = {.workers = (unsigned)(concurrency < 64 ? concurrency : 64)};
   actio_db_opts dopts = {.dsn = dsn, .max_connections = 4, .reconnect_max_ms = 1000,
                          .acquire_timeout_ms = 5000};
-  /* Rows of up to 64 URLs, or what came in 5 ms, per transaction; room for
-   * every URL in flight, so a record step never waits for it. */
+  /* A transaction at a time: a row goes at once to an idle server, and
+   * the rows that come during a transaction go in the next (up to 64, at
+   * most 5 ms behind); room for every URL in flight, so a record step never
+   * waits for it. */
   actio_batcher_opts bopts = {.max_items = 64, .max_wait_ms = 5,
                               .capacity = (size_t)(concurrency < 64 ? 64 : concurrency)};
   int rc;
@@ -925,6 +976,8 @@ int main(int argc, char **argv) {
              " %.0f URLs/s; %zu insert retries; run_id %s\n",
              P.n, t.fetched, t.failed, t.unrecorded, (double)t.bytes / (1 << 20), secs,
              secs > 0 ? (double)P.n / secs : 0.0, atomic_load(&P.db_retries), P.run_id);
+      if (stages)
+        print_stages();
     }
   }
   for (size_t i = 0; i < P.n; i++) {

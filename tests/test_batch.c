@@ -1,6 +1,8 @@
-/* test_batch.c: the batcher: sent by count, by time and by flush, per-item
- * outcomes, cancellation before and after the send, backpressure at the
- * bound, destroy with items pending, and two producers under stress. */
+/* test_batch.c: the batcher: sent at once while the downstream is idle and
+ * collected while it is busy (smart batching), by count, by time and by
+ * flush, per-item outcomes, cancellation before and after the send,
+ * backpressure at the bound, batches done at once without stack growth,
+ * destroy with items pending, and two producers under stress. */
 #include "test_util.h"
 
 #define FOREVER_MS 3600000 /* a max_wait that never comes in a test */
@@ -31,6 +33,7 @@ typedef struct rec {
   actio_future *fut[64]; /* the batches' futures (the test's references) */
   actio_batch *batch[64];
   int now;               /* answer at once */
+  int now_after_first;   /* answer at once but for the first batch */
   int fail_rc;           /* return this from the function */
 } rec;
 
@@ -46,7 +49,7 @@ static int record(actio_batch *batch, void *arg, actio_future **out) {
   pthread_mutex_unlock(&r->mu);
   if (r->fail_rc)
     return r->fail_rc;
-  if (r->now)
+  if (r->now || (r->now_after_first && k > 0))
     return actio_future_resolved(out, NULL, NULL);
   ck_assert_int_eq(actio_future_create(out), 0);
   actio_future_ref(*out);
@@ -57,6 +60,17 @@ static int record(actio_batch *batch, void *arg, actio_future **out) {
 static size_t batches(rec *r) {
   pthread_mutex_lock(&r->mu);
   size_t n = r->nbatches;
+  pthread_mutex_unlock(&r->mu);
+  return n;
+}
+
+/* Items sent in batches first.. (a slow machine may see a timer split
+ * what a test adds in a row, so tests of time count items, not batches). */
+static size_t items_sent(rec *r, size_t first) {
+  pthread_mutex_lock(&r->mu);
+  size_t n = 0;
+  for (size_t k = first; k < r->nbatches; k++)
+    n += r->sizes[k];
   pthread_mutex_unlock(&r->mu);
   return n;
 }
@@ -73,11 +87,24 @@ static actio_future *add(actio_batcher *b, int i, actio_batch_mode mode) {
   return f;
 }
 
+/* Items 0..n-1 resolved already (futures dropped), every item freed and
+ * none pending; then b and r go. */
+static void all_resolved_then_destroy(actio_batcher *b, rec *r, actio_future **f, int n) {
+  for (int i = 0; i < n; i++) {
+    ck_assert_int_eq(actio_future_wait(f[i], 0), 0);
+    actio_future_unref(f[i]);
+  }
+  ck_assert_uint_eq(actio_batcher_pending(b), 0);
+  ck_assert_uint_eq(atomic_load(&freed), (size_t)n);
+  actio_batcher_destroy(b);
+  rec_done(r);
+}
+
 START_TEST(a_batch_goes_when_full) {
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
   actio_batcher *b;
   atomic_store(&freed, 0);
-  actio_batcher_opts o = {.max_items = 4, .max_wait_ms = FOREVER_MS, .item_free = item_free};
+  actio_batcher_opts o = {.max_items = 4, .max_wait_ms = FOREVER_MS, .item_free = item_free, .eager = ACTIO_BATCH_TIMED};
   ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
   actio_future *f[8];
   for (int i = 0; i < 3; i++)
@@ -92,23 +119,15 @@ START_TEST(a_batch_goes_when_full) {
   }
   ck_assert_uint_eq(actio_batcher_pending(b), 4);
   ck_assert_int_eq(actio_future_resolve(r.fut[0], NULL, NULL), 0);
-  for (int i = 0; i < 4; i++) {
-    ck_assert_int_eq(actio_future_wait(f[i], 0), 0);
-    actio_future_unref(f[i]);
-  }
-  ck_assert_uint_eq(actio_batcher_pending(b), 0);
-  ck_assert_uint_eq(atomic_load(&freed), 4);
-  actio_batcher_destroy(b);
-  rec_done(&r);
+  all_resolved_then_destroy(b, &r, f, 4);
 }
 END_TEST
 
 START_TEST(a_batch_goes_when_its_time_is_up) {
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER, .now = 1};
   actio_batcher *b;
-  actio_batcher_opts o = {.max_items = 100, .max_wait_ms = 5};
+  actio_batcher_opts o = {.max_items = 100, .max_wait_ms = 5, .eager = ACTIO_BATCH_TIMED};
   ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
-  size_t before = 0; /* batches of the rounds before */
   for (int round = 0; round < 3; round++) {
     actio_future *f[3];
     for (int i = 0; i < 3; i++)
@@ -117,13 +136,8 @@ START_TEST(a_batch_goes_when_its_time_is_up) {
       ck_assert_int_eq(actio_future_wait(f[i], -1), 0);
       actio_future_unref(f[i]);
     }
-    /* All three sent, far from max_items: by the timer, in one batch
-     * unless a busy machine let 5 ms pass between two adds. */
-    size_t n = batches(&r), sent = 0;
-    for (size_t k = before; k < n; k++)
-      sent += r.sizes[k];
-    ck_assert_uint_eq(sent, 3);
-    before = n;
+    /* All sent, far from max_items: by the timer. */
+    ck_assert_uint_eq(items_sent(&r, 0), 3 * ((size_t)round + 1));
   }
   actio_batcher_destroy(b);
 }
@@ -132,7 +146,7 @@ END_TEST
 START_TEST(a_flush_sends_what_is_there) {
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER, .now = 1};
   actio_batcher *b;
-  actio_batcher_opts o = {.max_items = 100, .max_wait_ms = FOREVER_MS};
+  actio_batcher_opts o = {.max_items = 100, .max_wait_ms = FOREVER_MS, .eager = ACTIO_BATCH_TIMED};
   ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
   ck_assert_int_eq(actio_batcher_flush(b), 0); /* empty: nothing */
   ck_assert_uint_eq(batches(&r), 0);
@@ -191,7 +205,7 @@ END_TEST
 START_TEST(a_failed_batch_fails_its_items) {
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
   actio_batcher *b;
-  actio_batcher_opts o = {.max_items = 2, .max_wait_ms = FOREVER_MS};
+  actio_batcher_opts o = {.max_items = 2, .max_wait_ms = FOREVER_MS, .eager = ACTIO_BATCH_TIMED};
   ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
   actio_future *f[4];
   for (int i = 0; i < 2; i++)
@@ -219,7 +233,7 @@ START_TEST(a_cancelled_item_is_left_out_or_dropped) {
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
   actio_batcher *b;
   atomic_store(&freed, 0);
-  actio_batcher_opts o = {.max_items = 10, .max_wait_ms = FOREVER_MS, .item_free = item_free};
+  actio_batcher_opts o = {.max_items = 10, .max_wait_ms = FOREVER_MS, .item_free = item_free, .eager = ACTIO_BATCH_TIMED};
   ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
   actio_future *f[5];
   for (int i = 0; i < 3; i++)
@@ -271,7 +285,7 @@ START_TEST(a_full_batcher_refuses_or_makes_the_caller_wait) {
   actio_batcher *b;
   atomic_store(&freed, 0);
   actio_batcher_opts o = {.max_items = 2, .capacity = 4, .max_wait_ms = FOREVER_MS,
-                          .item_free = item_free};
+                          .item_free = item_free, .eager = ACTIO_BATCH_TIMED};
   ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
   actio_future *f[8], *g;
   for (int i = 0; i < 4; i++)
@@ -323,7 +337,7 @@ START_TEST(destroy_cancels_each_item_once) {
   actio_batcher *b;
   atomic_store(&freed, 0);
   actio_batcher_opts o = {.max_items = 2, .capacity = 5, .max_wait_ms = FOREVER_MS,
-                          .item_free = item_free};
+                          .item_free = item_free, .eager = ACTIO_BATCH_TIMED};
   ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
   actio_future *f[8];
   for (int i = 0; i < 8; i++) {
@@ -352,6 +366,154 @@ START_TEST(destroy_cancels_each_item_once) {
 }
 END_TEST
 
+START_TEST(an_idle_batcher_sends_at_once_a_busy_one_collects) {
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  actio_batcher *b;
+  atomic_store(&freed, 0);
+  actio_batcher_opts o = {.max_items = 4, .max_wait_ms = FOREVER_MS, .item_free = item_free};
+  ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0); /* eager: the default */
+  actio_future *f[12];
+  f[0] = add(b, 0, ACTIO_BATCH_NOWAIT);
+  ck_assert_uint_eq(batches(&r), 1); /* nothing in flight: sent alone, at once */
+  ck_assert_uint_eq(r.sizes[0], 1);
+  for (int i = 1; i < 4; i++)
+    f[i] = add(b, i, ACTIO_BATCH_NOWAIT);
+  ck_assert_uint_eq(batches(&r), 1); /* one in flight: 1-3 collect */
+  ck_assert_int_eq(actio_future_resolve(r.fut[0], NULL, NULL), 0);
+  ck_assert_uint_eq(batches(&r), 2); /* its end sent what collected */
+  ck_assert_uint_eq(r.sizes[1], 3);
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(r.first[1][i], i + 1);
+  ck_assert_int_eq(actio_future_wait(f[0], 0), 0);
+  /* Busy, max_items still bounds a batch: 4-7 fill one, which goes. */
+  for (int i = 4; i < 9; i++)
+    f[i] = add(b, i, ACTIO_BATCH_NOWAIT);
+  ck_assert_uint_eq(batches(&r), 3);
+  ck_assert_uint_eq(r.sizes[2], 4);
+  ck_assert_int_eq(r.first[2][0], 4);
+  ck_assert_int_eq(actio_future_resolve(r.fut[2], NULL, NULL), 0);
+  ck_assert_uint_eq(batches(&r), 3); /* batch 2 still in flight: 8 waits */
+  ck_assert_int_eq(actio_future_resolve(r.fut[1], NULL, NULL), 0);
+  ck_assert_uint_eq(batches(&r), 4);
+  ck_assert_uint_eq(r.sizes[3], 1);
+  ck_assert_int_eq(r.first[3][0], 8);
+  ck_assert_int_eq(actio_future_resolve(r.fut[3], NULL, NULL), 0);
+  all_resolved_then_destroy(b, &r, f, 9);
+}
+END_TEST
+
+START_TEST(eager_sets_how_many_batches_fly_before_items_collect) {
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  actio_batcher *b;
+  actio_batcher_opts o = {.max_items = 8, .max_wait_ms = FOREVER_MS, .eager = 3};
+  ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
+  actio_future *f[6];
+  for (int i = 0; i < 6; i++)
+    f[i] = add(b, i, ACTIO_BATCH_NOWAIT);
+  ck_assert_uint_eq(batches(&r), 3); /* 0, 1 and 2 alone; 3-5 collect */
+  for (size_t k = 0; k < 3; k++)
+    ck_assert_uint_eq(r.sizes[k], 1);
+  ck_assert_int_eq(actio_future_resolve(r.fut[1], NULL, NULL), 0);
+  ck_assert_uint_eq(batches(&r), 4);
+  ck_assert_uint_eq(r.sizes[3], 3);
+  ck_assert_int_eq(r.first[3][0], 3);
+  ck_assert_int_eq(r.first[3][2], 5);
+  /* A flush sends whatever is there, in flight or not: here nothing. */
+  ck_assert_int_eq(actio_batcher_flush(b), 0);
+  ck_assert_uint_eq(batches(&r), 4);
+  for (size_t k = 0; k < 4; k++)
+    if (k != 1)
+      ck_assert_int_eq(actio_future_resolve(r.fut[k], NULL, NULL), 0);
+  for (int i = 0; i < 6; i++) {
+    ck_assert_int_eq(actio_future_wait(f[i], 0), 0);
+    actio_future_unref(f[i]);
+  }
+  actio_batcher_destroy(b);
+  rec_done(&r);
+}
+END_TEST
+
+START_TEST(max_wait_bounds_a_batch_behind_a_busy_one) {
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER, .now_after_first = 1};
+  actio_batcher *b;
+  actio_batcher_opts o = {.max_items = 100, .max_wait_ms = 1};
+  ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
+  actio_future *f[3];
+  for (int i = 0; i < 3; i++)
+    f[i] = add(b, i, ACTIO_BATCH_NOWAIT);
+  for (int i = 1; i < 3; i++) /* the timer sends them: wait for that */
+    ck_assert_int_eq(actio_future_wait(f[i], -1), 0);
+  ck_assert_int_eq(actio_future_status(f[0]), ACTIO_EPENDING);
+  ck_assert_uint_eq(r.sizes[0], 1);
+  ck_assert_uint_eq(items_sent(&r, 1), 2); /* not full, batch 0 in flight: by time */
+  ck_assert_int_eq(actio_future_resolve(r.fut[0], NULL, NULL), 0);
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(actio_future_wait(f[i], 0), 0);
+    actio_future_unref(f[i]);
+  }
+  actio_batcher_destroy(b);
+  actio_future_unref(r.fut[0]);
+}
+END_TEST
+
+/* ---- batches done at once: a loop, not a recursion ---- */
+
+enum { DEEP = 4000 };
+
+typedef struct flat {
+  actio_future *held;     /* the first batch's future */
+  size_t calls;
+  uintptr_t lo, hi;       /* the function's frames, lowest and highest */
+} flat;
+
+/* Holds the first batch; answers the others at once, noting its frame. */
+static int flat_fn(actio_batch *batch, void *arg, actio_future **out) {
+  flat *s = arg;
+  ck_assert_uint_eq(actio_batch_count(batch), 1);
+  uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+  if (s->calls++ == 0) {
+    ck_assert_int_eq(actio_future_create(out), 0);
+    actio_future_ref(*out);
+    s->held = *out;
+    return 0;
+  }
+  s->lo = s->lo == 0 || sp < s->lo ? sp : s->lo;
+  s->hi = sp > s->hi ? sp : s->hi;
+  return actio_future_resolved(out, NULL, NULL);
+}
+
+START_TEST(batches_done_at_once_leave_the_stack_flat) {
+  /* One item a batch and room for one: when the first batch ends, each of
+   * the DEEP items waiting gets in, is sent and ends at once, letting the
+   * next in. Sent from within the previous send, that would be DEEP
+   * frames deep. Both policies. */
+  int policies[] = {0, ACTIO_BATCH_TIMED};
+  for (size_t p = 0; p < 2; p++) {
+    flat s = {0};
+    actio_batcher *b;
+    atomic_store(&freed, 0);
+    actio_batcher_opts o = {.max_items = 1, .capacity = 1, .max_wait_ms = FOREVER_MS,
+                            .item_free = item_free, .eager = policies[p]};
+    ck_assert_int_eq(actio_batcher_create(rt, &o, flat_fn, &s, &b), 0);
+    actio_future **f = malloc(DEEP * sizeof *f);
+    for (int i = 0; i < DEEP; i++)
+      f[i] = add(b, i, ACTIO_BATCH_WAIT);
+    ck_assert_uint_eq(s.calls, 1); /* the rest wait for room */
+    ck_assert_int_eq(actio_future_resolve(s.held, NULL, NULL), 0);
+    ck_assert_uint_eq(s.calls, DEEP); /* all sent on this thread, in the resolve */
+    ck_assert_uint_lt(s.hi - s.lo, 4096);
+    for (int i = 0; i < DEEP; i++) {
+      ck_assert_int_eq(actio_future_wait(f[i], 0), 0);
+      actio_future_unref(f[i]);
+    }
+    free(f);
+    ck_assert_uint_eq(atomic_load(&freed), DEEP);
+    actio_batcher_destroy(b);
+    actio_future_unref(s.held);
+  }
+}
+END_TEST
+
 START_TEST(bad_arguments_are_refused) {
   actio_batcher *b = NULL;
   actio_future *f = NULL;
@@ -362,6 +524,8 @@ START_TEST(bad_arguments_are_refused) {
                                         &r, &b), ACTIO_EINVAL);
   ck_assert_int_eq(actio_batcher_create(rt, &(actio_batcher_opts){.max_items = 8, .capacity = 4},
                                         record, &r, &b), ACTIO_EINVAL);
+  ck_assert_int_eq(actio_batcher_create(rt, &(actio_batcher_opts){.eager = -2}, record, &r, &b),
+                   ACTIO_EINVAL);
   ck_assert_int_eq(actio_batcher_create(rt, NULL, record, &r, &b), 0);
   ck_assert_int_eq(actio_batcher_add(b, NULL, ACTIO_BATCH_NOWAIT, &f), ACTIO_EINVAL);
   ck_assert_int_eq(actio_batcher_add(b, &items[0], 7, &f), ACTIO_EINVAL);
@@ -437,13 +601,15 @@ static void *produce(void *arg) {
   return NULL;
 }
 
+static const int stress_eager[] = {ACTIO_BATCH_TIMED, 0, 3};
+
 START_TEST(two_producers_each_item_ends_once) {
   actio_batcher *b;
   atomic_store(&freed, 0);
   for (int i = 0; i < 2 * PER_PRODUCER; i++)
     atomic_store(&sends[i], 0);
   actio_batcher_opts o = {.max_items = 16, .capacity = 48, .max_wait_ms = 1,
-                          .item_free = stress_free};
+                          .item_free = stress_free, .eager = stress_eager[_i]};
   ck_assert_int_eq(actio_batcher_create(rt, &o, stress_fn, NULL, &b), 0);
   producer p[2] = {{b, 0}, {b, PER_PRODUCER}};
   pthread_t t[2];
@@ -467,8 +633,12 @@ int main(void) {
   tcase_add_test(tc, a_cancelled_item_is_left_out_or_dropped);
   tcase_add_test(tc, a_full_batcher_refuses_or_makes_the_caller_wait);
   tcase_add_test(tc, destroy_cancels_each_item_once);
+  tcase_add_test(tc, an_idle_batcher_sends_at_once_a_busy_one_collects);
+  tcase_add_test(tc, eager_sets_how_many_batches_fly_before_items_collect);
+  tcase_add_test(tc, max_wait_bounds_a_batch_behind_a_busy_one);
+  tcase_add_test(tc, batches_done_at_once_leave_the_stack_flat);
   tcase_add_test(tc, bad_arguments_are_refused);
-  tcase_add_test(tc, two_producers_each_item_ends_once);
+  tcase_add_loop_test(tc, two_producers_each_item_ends_once, 0, 3);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

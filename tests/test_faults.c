@@ -635,11 +635,11 @@ static int batch_stuck(actio_batch *batch, void *rt, actio_future **out) {
   return actio_sleep(rt, 600000, out);
 }
 
-/* Items batched three at a time or after 1 ms: three accepted at once,
- * three more waiting for room; then one collected by a batcher of a long
- * wait, cancelled by its destroy (sent at once, and resolved, if its
- * timer could not be armed); one in a batch that never ends, cancelled by
- * its batcher's destroy. */
+/* Items batched (the first alone, the rest three at a time or after 1
+ * ms): three accepted at once, three more waiting for room; then one
+ * collected by a timed batcher of a long wait, cancelled by its destroy
+ * (sent at once, and resolved, if its timer could not be armed); one in a
+ * batch that never ends, cancelled by its batcher's destroy. */
 static void batcher(void) {
   actio_runtime *rt = NULL;
   actio_actor *a;
@@ -655,6 +655,7 @@ static void batcher(void) {
     if (settled(f[i], 0, "a batched item") == 0)
       ck_assert_uint_eq((uintptr_t)actio_future_value(f[i]), (i + 1) % 2 ? (uintptr_t)i + 1 : 0);
   o.max_wait_ms = 600000;
+  o.eager = ACTIO_BATCH_TIMED; /* collected, not sent at once */
   TRY(actio_batcher_create(rt, &o, batch_ask, a, &slow));
   TRY(add_item(slow, 7, ACTIO_BATCH_NOWAIT, &f[6]));
   ck_assert_int_eq(actio_batcher_add(slow, NULL, ACTIO_BATCH_NOWAIT, &f[0]), ACTIO_EINVAL);

@@ -1,7 +1,11 @@
-/* batch.c: the batcher (groupedWithin): items collected under one mutex
- * into the batch being formed, sent by count, by the runtime's timer or by
- * a flush; a FIFO of items waiting for room; futures completed and user
- * functions called only once the lock is let go. */
+/* batch.c: the batcher (groupedWithin with smart batching): items
+ * collected under one mutex into the batch being formed, sent at once while
+ * fewer than `eager` batches are in flight, else by count, by the runtime's
+ * timer, by a flush or when a batch in flight ends; a FIFO of items waiting
+ * for room; batches sent one at a time by whichever thread found none
+ * being sent (a loop, so that batches completed at once never recurse);
+ * futures completed and user functions called only once the lock is let
+ * go. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +39,7 @@ struct actio_batch {
   actio_future *f;  /* the batch's future, once the function gave it */
   actio__link link; /* in b->flying */
   int cancelled;    /* destroy cancelled f (under b->mu) */
+  actio_batch *next; /* in b->ready */
   size_t n;
   entry *e[];
 };
@@ -46,23 +51,27 @@ struct actio_batcher {
   actio_batch_fn fn;
   void *arg;
   actio_batcher_opts o;
+  size_t eager;        /* send at once below this many in flight (0: never) */
   /* Under mu: */
   actio_batch *form;   /* the batch being formed, NULL when none */
   actio__list waiting; /* entries waiting for room */
-  actio__list flying;  /* batches sent and not over */
+  actio__list flying;  /* batches taken and not over, sent or ready */
+  size_t nflying;      /* their count */
+  actio_batch *ready, **ready_tail; /* taken, their function not yet called */
   size_t accepted;     /* items queued or sent, not yet completed */
-  size_t busy;         /* batches, timer arms and callbacks, cancel hooks
-                        * still to touch the batcher */
+  size_t busy;         /* batches, timer arms and callbacks, cancel hooks,
+                        * the sending thread still to touch the batcher */
   actio_future *timer; /* the armed wait for the formed batch */
   int arming, closed;
+  int sending;         /* a thread is calling the batch functions */
 };
 
 /* What a call under the lock leaves to do once it is let go. */
 typedef struct todo {
-  actio_batch *send[2]; /* batches to send (a full one, then one of waiters) */
-  int arm;              /* arm the timer (busy taken) */
-  actio_future *stop;   /* a timer to cancel (the batcher's reference) */
-  actio__list refused;  /* entries no batch could be made for: they fail */
+  int send;           /* send the ready batches (b->sending and busy taken) */
+  int arm;            /* arm the timer (busy taken) */
+  actio_future *stop; /* a timer to cancel (the batcher's reference) */
+  actio__list refused; /* entries no batch could be made for: they fail */
 } todo;
 
 static void entry_free(actio_batcher *b, entry *e) {
@@ -72,8 +81,9 @@ static void entry_free(actio_batcher *b, entry *e) {
   free(e);
 }
 
-/* Under mu: the formed batch is handed over (busy taken for it) and the
- * timer meant for it is to be stopped. */
+/* Under mu: the formed batch is queued to be sent (busy taken for it; the
+ * caller becomes the sending thread if there is none) and the timer meant
+ * for it is to be stopped. */
 static void take_form(actio_batcher *b, todo *t) {
   actio_batch *batch = b->form;
   if (batch == NULL || batch->n == 0)
@@ -82,15 +92,39 @@ static void take_form(actio_batcher *b, todo *t) {
   for (size_t i = 0; i < batch->n; i++)
     batch->e[i]->state = E_SENT;
   actio__list_push(&b->flying, &batch->link);
+  b->nflying++;
   b->busy++;
-  t->send[t->send[0] != NULL] = batch;
+  batch->next = NULL;
+  *b->ready_tail = batch;
+  b->ready_tail = &batch->next;
+  if (!b->sending) {
+    b->sending = 1;
+    b->busy++;
+    t->send = 1;
+  }
   if (b->timer != NULL) {
     t->stop = b->timer;
     b->timer = NULL;
   }
 }
 
-/* Under mu: puts e in the formed batch. Returns 0 or ACTIO_ENOMEM. */
+/* Under mu, after the formed batch changed: it goes now if fewer than
+ * `eager` batches are in flight (the downstream is idle: waiting would only
+ * add latency), else its timer is armed if it has none. */
+static void schedule(actio_batcher *b, todo *t) {
+  if (b->closed || b->form == NULL || b->form->n == 0)
+    return;
+  if (b->nflying < b->eager)
+    take_form(b, t);
+  else if (b->timer == NULL && !b->arming && !t->arm) {
+    b->arming = 1;
+    b->busy++;
+    t->arm = 1;
+  }
+}
+
+/* Under mu: puts e in the formed batch, which goes if that filled it.
+ * Returns 0 or ACTIO_ENOMEM. */
 static int enqueue(actio_batcher *b, entry *e, todo *t) {
   if (b->form == NULL) {
     b->form = calloc(1, sizeof *b->form + b->o.max_items * sizeof(entry *));
@@ -101,13 +135,8 @@ static int enqueue(actio_batcher *b, entry *e, todo *t) {
   e->state = E_QUEUED;
   b->form->e[b->form->n++] = e;
   b->accepted++;
-  if (b->form->n == b->o.max_items) {
+  if (b->form->n == b->o.max_items)
     take_form(b, t);
-  } else if (b->form->n == 1 && b->timer == NULL && !b->arming && !t->arm) {
-    b->arming = 1;
-    b->busy++;
-    t->arm = 1;
-  }
   return 0;
 }
 
@@ -115,8 +144,7 @@ static int enqueue(actio_batcher *b, entry *e, todo *t) {
  * One that finds no memory for a batch fails (ACTIO_ENOMEM): left waiting,
  * it might never be let in, nothing else coming to try again. */
 static void admit(actio_batcher *b, todo *t) {
-  while (!b->closed && b->accepted < b->o.capacity && b->waiting.head != NULL &&
-         t->send[1] == NULL) {
+  while (!b->closed && b->accepted < b->o.capacity && b->waiting.head != NULL) {
     entry *e = (entry *)b->waiting.head;
     actio__list_unlink(&b->waiting, &e->link);
     if (enqueue(b, e, t) != 0) {
@@ -185,15 +213,18 @@ static void fire(actio_future *timer, void *arg) {
 
 /* Outside mu: a batch is over with its future's outcome (status, msg), or
  * the function's error: each item not completed by the function takes it,
- * the room goes to the items waiting. */
+ * the room goes to the items waiting, and what collected meanwhile goes
+ * now if that leaves fewer than `eager` in flight. */
 static void batch_over(actio_batch *batch, int status, const char *msg) {
   actio_batcher *b = batch->b;
   todo t = {0};
   pthread_mutex_lock(&b->mu);
   actio__list_unlink(&b->flying, &batch->link);
-  ACTIO__ASSERT(b->accepted >= batch->n);
+  ACTIO__ASSERT(b->nflying > 0 && b->accepted >= batch->n);
+  b->nflying--;
   b->accepted -= batch->n;
   admit(b, &t);
+  schedule(b, &t);
   pthread_mutex_unlock(&b->mu);
   run(b, &t);
   for (size_t i = 0; i < batch->n; i++) {
@@ -218,10 +249,20 @@ static void batch_done(actio_future *f, void *arg) {
 }
 
 /* Outside mu: calls the batch function; the batch is over once its future
- * is (or at once, on the function's error). */
+ * is (or at once, on the function's error). A batch whose future is done
+ * already ends here, on this thread: the batches that frees are queued,
+ * not sent from within, so that the stack stays flat. */
 static void send(actio_batch *batch) {
   actio_batcher *b = batch->b;
   actio_future *f = NULL;
+  int closed;
+  pthread_mutex_lock(&b->mu);
+  closed = b->closed;
+  pthread_mutex_unlock(&b->mu);
+  if (closed) { /* taken before destroy: cancelled without a call */
+    batch_over(batch, ACTIO_ECANCELED, GONE_MSG);
+    return;
+  }
   int rc = b->fn(batch, b->arg, &f);
   if (rc == 0 && f == NULL)
     rc = ACTIO_EINVAL;
@@ -231,7 +272,7 @@ static void send(actio_batch *batch) {
   }
   pthread_mutex_lock(&b->mu);
   batch->f = f;
-  int closed = b->closed;
+  closed = b->closed;
   pthread_mutex_unlock(&b->mu);
   if (closed)
     actio_future_cancel(f);
@@ -240,6 +281,25 @@ static void send(actio_batch *batch) {
     actio_future_wait(f, -1);
     batch_over(batch, ACTIO_ENOMEM, NULL);
   }
+}
+
+/* Outside mu, on the sending thread: sends the ready batches, in order,
+ * until none is left (those the sends themselves make ready included). */
+static void send_ready(actio_batcher *b) {
+  pthread_mutex_lock(&b->mu);
+  ACTIO__ASSERT(b->sending);
+  actio_batch *batch;
+  while ((batch = b->ready) != NULL) {
+    if ((b->ready = batch->next) == NULL)
+      b->ready_tail = &b->ready;
+    pthread_mutex_unlock(&b->mu);
+    send(batch);
+    pthread_mutex_lock(&b->mu);
+  }
+  b->sending = 0;
+  b->busy--;
+  pthread_cond_broadcast(&b->idle);
+  pthread_mutex_unlock(&b->mu);
 }
 
 /* Outside mu: what a call under it left to do (its caller holds busy
@@ -258,9 +318,8 @@ static void run(actio_batcher *b, todo *t) {
   }
   if (t->arm)
     arm(b);
-  for (int i = 0; i < 2; i++)
-    if (t->send[i] != NULL)
-      send(t->send[i]);
+  if (t->send)
+    send_ready(b);
 }
 
 /* An item's cancel hook: an item not yet sent leaves the batcher (its room
@@ -282,6 +341,7 @@ static void item_cancelled(void *arg) {
     form->n--;
     b->accepted--;
     admit(b, &t);
+    schedule(b, &t);
   }
   if (state == E_WAITING || state == E_QUEUED) {
     e->state = E_GONE;
@@ -305,9 +365,11 @@ int actio_batcher_create(actio_runtime *rt, const actio_batcher_opts *opts,
     o.max_items = 64;
   if (o.max_wait_ms == 0)
     o.max_wait_ms = 10;
+  if (o.eager == 0)
+    o.eager = 1;
   if (o.capacity == 0)
     o.capacity = o.max_items <= SIZE_MAX / 4 ? 4 * o.max_items : o.max_items;
-  if (rt == NULL || fn == NULL || out == NULL || o.max_wait_ms < 0 ||
+  if (rt == NULL || fn == NULL || out == NULL || o.max_wait_ms < 0 || o.eager < ACTIO_BATCH_TIMED ||
       o.capacity < o.max_items || o.max_items > (SIZE_MAX - sizeof(actio_batch)) / sizeof(entry *))
     return ACTIO_EINVAL;
   actio_batcher *b = calloc(1, sizeof *b);
@@ -319,6 +381,8 @@ int actio_batcher_create(actio_runtime *rt, const actio_batcher_opts *opts,
   b->fn = fn;
   b->arg = arg;
   b->o = o;
+  b->eager = o.eager > 0 ? (size_t)o.eager : 0;
+  b->ready_tail = &b->ready;
   *out = b;
   return 0;
 }
@@ -346,9 +410,10 @@ int actio_batcher_add(actio_batcher *b, void *item, actio_batch_mode mode,
   pthread_mutex_lock(&b->mu);
   if (b->closed)
     rc = ACTIO_ECLOSED;
-  else if (b->accepted < b->o.capacity && b->waiting.head == NULL)
-    rc = enqueue(b, e, &t);
-  else if (mode == ACTIO_BATCH_NOWAIT)
+  else if (b->accepted < b->o.capacity && b->waiting.head == NULL) {
+    if ((rc = enqueue(b, e, &t)) == 0)
+      schedule(b, &t);
+  } else if (mode == ACTIO_BATCH_NOWAIT)
     rc = ACTIO_EFULL;
   else {
     e->state = E_WAITING;

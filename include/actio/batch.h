@@ -16,12 +16,18 @@ extern "C" {
 #endif
 
 /** @defgroup batch Batching
- * Items collected until max_items are there or max_wait_ms have passed
- * since the first of them (the runtime's timer, no thread of its own),
- * then handed to one call of the user's batch function, which returns the
- * batch's future. Each item's future completes with its own outcome: the
- * one the batch function gave it (actio_batch_resolve_item,
- * actio_batch_fail_item), else the batch's (its error, or a NULL value).
+ * Items handed in batches to one call each of the user's batch function,
+ * which returns the batch's future. By default a batch goes as soon as it
+ * has an item while no batch is in flight, and items collect only while
+ * one is (smart batching, the natural group commit of databases): an idle
+ * downstream gets each item at once, a busy one gets everything that came
+ * meanwhile in one call. max_items and max_wait_ms (since a batch's first
+ * item; the runtime's timer, no thread of its own) bound a batch in every
+ * case; opts.eager sets how many batches may be in flight before items
+ * wait, or turns waiting on for every batch (groupedWithin). Each item's
+ * future completes with its own outcome: the one the batch function gave
+ * it (actio_batch_resolve_item, actio_batch_fail_item), else the batch's
+ * (its error, or a NULL value).
  * @{ */
 
 /** A batcher (thread-safe: every function below may be called from any
@@ -33,10 +39,13 @@ typedef struct actio_batcher actio_batcher;
 typedef struct actio_batch actio_batch;
 
 /** Makes the call for a batch: start the work and set *out to its future
- * (a reference the batcher takes), or return a negative code (every item
- * of the batch fails with it). Runs on the thread that added the item
- * that filled the batch, the timer's thread, or the caller of
- * actio_batcher_flush; keep it short (send, do not wait). */
+ * (a reference the batcher takes; it may be done already), or return a
+ * negative code (every item of the batch fails with it). Called for one
+ * batch at a time, in the order the batches were formed, never from within
+ * itself: on the thread that made a batch ready (an add, the timer's
+ * thread, a flush, the end of a batch in flight) unless another is calling
+ * it already, which then calls it for this batch too. Keep it short (send,
+ * do not wait). */
 typedef int (*actio_batch_fn)(actio_batch *batch, void *arg, actio_future **out);
 
 /** A batcher's settings; zero values mean the defaults. */
@@ -48,7 +57,18 @@ typedef struct actio_batcher_opts {
   actio_free_fn item_free; /**< frees an item once the batcher is done with
                                 it (left out, or its batch over); NULL:
                                 items stay the caller's */
+  int eager; /**< smart batching: while fewer than this many batches are
+                  in flight (handed to the function and not over), a batch
+                  goes as soon as it has an item; at or above it, items
+                  collect until a batch ends (then what collected goes at
+                  once), max_items or max_wait_ms. 0: the default, 1 (one
+                  call at a time, the others' items waiting for it);
+                  ACTIO_BATCH_TIMED: every batch waits for max_items,
+                  max_wait_ms or a flush */
 } actio_batcher_opts;
+
+/** opts.eager: no batch goes before max_items, max_wait_ms or a flush. */
+#define ACTIO_BATCH_TIMED (-1)
 
 /** What actio_batcher_add does when the batcher is at its capacity. */
 typedef enum actio_batch_mode {
@@ -59,8 +79,8 @@ typedef enum actio_batch_mode {
 
 /** Makes a batcher on rt's timer calling fn(batch, arg, &f) per batch.
  * *out is the caller's (actio_batcher_destroy). Returns 0, ACTIO_EINVAL
- * (rt, fn or out NULL, max_wait_ms < 0, capacity below max_items) or
- * ACTIO_ENOMEM. Any thread. */
+ * (rt, fn or out NULL, max_wait_ms < 0, capacity below max_items, eager
+ * below ACTIO_BATCH_TIMED) or ACTIO_ENOMEM. Any thread. */
 int actio_batcher_create(actio_runtime *rt, const actio_batcher_opts *opts,
                          actio_batch_fn fn, void *arg, actio_batcher **out);
 
@@ -77,9 +97,9 @@ int actio_batcher_create(actio_runtime *rt, const actio_batcher_opts *opts,
 int actio_batcher_add(actio_batcher *b, void *item, actio_batch_mode mode,
                       actio_future **out);
 
-/** Sends the items collected so far without waiting for max_items or
- * max_wait_ms (the end of a stream). Returns 0 or ACTIO_EINVAL. Any
- * thread. */
+/** Sends the items collected so far without waiting for max_items,
+ * max_wait_ms or a batch in flight (the end of a stream). Returns 0 or
+ * ACTIO_EINVAL. Any thread. */
 int actio_batcher_flush(actio_batcher *b);
 
 /** Items accepted and not yet completed (waiting for room not counted).
