@@ -467,9 +467,17 @@ for n in $PIPEN; do
   for ((i = 0; i < n; i++)); do printf '%s/pages/%05d.html\n' "$BENCH_HTTP_URL" "$i"; done > "$work/urls-$n.txt"
 done
 # Each run starts from an empty folder and no table, so that none meets the
-# last one's rows or files.
-pipe_fresh() {
-  rm -rf "$pipe_dir/out"
+# last one's rows or files. The last run's folder is moved aside, not
+# deleted: on an ext4 without a journal (this machine's root) an inode
+# freed in the last minute or more is passed over, one by one, by every
+# file made after it in that group, so thousands of bodies deleted just
+# before a run made its every file cost more (half the rate or worse, both
+# sides; docs/benchmarks.md, session 8). They go once the section is over.
+pipe_fresh() { # (runs in run's subshell: a counter would not last)
+  if [ -d "$pipe_dir/out" ]; then
+    mkdir -p "$pipe_dir/old"
+    mv "$pipe_dir/out" "$(mktemp -d "$pipe_dir/old/run-XXXXXX")/"
+  fi
   PGOPTIONS='-c client_min_messages=warning' psql "$BENCH_PG_DSN" -XAtqc 'DROP TABLE IF EXISTS actio_pipeline'
 }
 # actio-pipeline's summary as a JSON line: urls concurrency
@@ -504,7 +512,7 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 pipe_fresh
-rm -rf "$BENCH_DOCROOT/pages"
+rm -rf "$pipe_dir/old" "$BENCH_DOCROOT/pages"
 [ -n "${BENCH_PIPELINE_DIR:-}" ] || rm -rf "$pipe_dir"
 TAG=
 fi
