@@ -972,7 +972,7 @@ int main(int argc, char **argv) {
              " WHERE run_id = '%s' AND error IS NOT NULL\n", shown - 10, P.run_id);
     if (ok) {
       print_unrecorded("");
-      printf("summary: %zu URLs, %zu ok, %zu failed (%zu not recorded), %.1f MiB, %.2f s,"
+      printf("summary: %zu URLs, %zu ok, %zu failed (%zu not recorded), %.1f MiB, %.3f s,"
              " %.0f URLs/s; %zu insert retries; run_id %s\n",
              P.n, t.fetched, t.failed, t.unrecorded, (double)t.bytes / (1 << 20), secs,
              secs > 0 ? (double)P.n / secs : 0.0, atomic_load(&P.db_retries), P.run_id);
