@@ -366,6 +366,36 @@ END_TEST
 
 /* A descriptor limit reached: create fails with the system's error and
  * leaves nothing. */
+/* A registering thread keeps its counts on each queue in a record it
+ * looks up once (a cache of four): one thread registers on five queues in
+ * turn, then on queues made where destroyed ones were. Each event arrives
+ * on its own queue; each queue is freed (the leak check). */
+START_TEST(a_thread_registers_on_many_queues_in_turn) {
+  enum { QUEUES = 5, EACH = 100 };
+  for (int round = 0; round < 3; round++) {
+    actio_cq *cq[QUEUES];
+    for (int q = 0; q < QUEUES; q++)
+      ck_assert_int_eq(actio_cq_create(&cq[q]), 0);
+    for (int i = 0; i < EACH; i++)
+      for (int q = 0; q < QUEUES; q++) {
+        actio_future *f = pending();
+        ck_assert_int_eq(actio_cq_add(cq[q], f, (uint64_t)(q * EACH + i)), 0);
+        ck_assert_int_eq(actio_future_resolve(f, NULL, NULL), 0);
+        actio_future_unref(f);
+      }
+    for (int q = 0; q < QUEUES; q++) {
+      actio_cq_event ev[EACH + 1];
+      ck_assert_int_eq(actio_cq_drain(cq[q], ev, EACH + 1), EACH);
+      for (int i = 0; i < EACH; i++) {
+        ck_assert_uint_eq(ev[i].tag, (uint64_t)(q * EACH + i));
+        actio_future_unref(ev[i].future);
+      }
+      actio_cq_destroy(cq[q]);
+    }
+  }
+}
+END_TEST
+
 START_TEST(create_reports_the_system_error) {
   struct rlimit old, low;
   ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -684,6 +714,7 @@ int main(void) {
   tcase_add_test(tc, destroy_releases_what_it_holds);
   tcase_add_test(tc, destroy_survives_a_release_that_completes_another);
   tcase_add_test(tc, a_registration_while_the_completion_is_busy_arrives_once);
+  tcase_add_test(tc, a_thread_registers_on_many_queues_in_turn);
   tcase_add_test(tc, create_reports_the_system_error);
   suite_add_tcase(s, tc);
   TCase *st = tcase_with_timeout("stress", 600);

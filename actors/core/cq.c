@@ -26,12 +26,15 @@
  * The lock is a word that only threads sharing a shard contend for.
  *
  * No event may be lost for want of memory once its registration was
- * accepted: a registration buys its slot in advance. Each lane counts the
- * slots its registering threads have paid for (`credit`); when it runs out,
- * the registration makes a zeroed segment for the queue's spares. A lane
- * whose tail is full takes a spare. Every lane starts with a segment of its
- * own (its partly filled tail), so the spares made, one per SEG_SLOTS
- * registrations, always cover the segments the completions need.
+ * accepted: a registration buys its slot in advance. Each registering
+ * thread counts, in its own record on the queue (cq_reg), the slots it has
+ * paid for (`credit`) and the registrations it made (`adds`), written by
+ * it alone: a registration takes no lock and no read-modify-write of the
+ * queue's. When its credit runs out, the registration makes a zeroed
+ * segment for the queue's spares. A lane whose tail is full takes a spare.
+ * Every lane starts with a segment of its own (its partly filled tail), so
+ * the spares made, one per SEG_SLOTS registrations of each thread, always
+ * cover the segments the completions need.
  *
  * The wake-up: `armed` is 1 while the last drain found the queue empty and
  * reset the eventfd. A completion publishes its slot and reads `armed`
@@ -64,10 +67,18 @@ typedef struct cq_lane {
   _Alignas(64) _Atomic int busy;
   int closed;       /* destroyed: a completion frees its own event */
   unsigned tail_n;  /* slots of `tail` filled */
-  unsigned credit;  /* slots paid for by registrations and not yet used */
   cq_seg *tail;
-  uint64_t adds;    /* registrations made by this lane's threads */
 } cq_lane;
+
+/* A registering thread's counts on one queue. Written by that thread
+ * alone (or by a later thread with its token, once it has exited), read
+ * by destroy once no one adds: relaxed atomics, plain moves on x86. */
+typedef struct cq_reg {
+  struct cq_reg *next; /* the queue's list, under reg_mu */
+  const void *owner;   /* the thread's token (see reg_of) */
+  _Atomic unsigned credit; /* slots paid for and not yet used */
+  _Atomic uint64_t adds;   /* registrations made */
+} cq_reg;
 
 /* A lane's draining side: where the next event is. Under drain_mu. */
 typedef struct cq_head {
@@ -78,14 +89,16 @@ typedef struct cq_head {
 /* The queue's life, as a per-CPU reference of Linux: until destroy,
  * REFS_BIAS + 1 for the handle, less the registrations ended (drained, or
  * released); destroy, once no one adds, trades the bias for the sum of the
- * lanes' `adds`, so the count reaches 0 when the last registration is over,
- * and the one that takes it there frees the queue. */
+ * threads' `adds`, so the count reaches 0 when the last registration is
+ * over, and the one that takes it there frees the queue. */
 #define REFS_BIAS (UINT64_C(1) << 62)
 
 struct actio_cq {
-  /* Read only, once made: what futures call (its first member), the fd. */
+  /* Read only, once made: what futures call (its first member), the fd,
+   * and which queue this is (a thread's cache of its records asks). */
   actio__future_queue hook;
   int fd;
+  uint64_t gen;
   cq_lane lanes[LANES];
   /* Written by the drain that finds the queue empty, and by the completion
    * that rings after it: once per wake-up. */
@@ -95,6 +108,10 @@ struct actio_cq {
    * in SEG_SLOTS, taken by the completion that fills a lane's tail. */
   _Alignas(64) pthread_mutex_t spare_mu;
   cq_seg *spares; /* linked through `next` */
+  /* The registering threads' records: looked up once per thread, or when
+   * its cache lost the queue. */
+  pthread_mutex_t reg_mu;
+  cq_reg *regs;
   /* The drains' own line. */
   _Alignas(64) pthread_mutex_t drain_mu; /* serialises drains; guards the rest */
   unsigned next_lane; /* where the last drain stopped, for fairness */
@@ -140,10 +157,14 @@ int actio_cq_create(actio_cq **out) {
     goto fail_segs;
   }
   cq->hook.deliver = deliver;
+  static _Atomic uint64_t gens;
+  /* Relaxed: only distinct. */
+  cq->gen = atomic_fetch_add_explicit(&gens, 1, memory_order_relaxed) + 1;
   atomic_init(&cq->armed, 1); /* empty, and the descriptor not readable */
   atomic_init(&cq->refs, REFS_BIAS + 1);
   pthread_mutex_init(&cq->spare_mu, NULL);
   pthread_mutex_init(&cq->drain_mu, NULL);
+  pthread_mutex_init(&cq->reg_mu, NULL);
   *out = cq;
   return 0;
 fail_segs:
@@ -172,9 +193,10 @@ static void cq_unref(actio_cq *cq, uint64_t k) {
   ACTIO__ASSERT(before >= k);
   if (before != k)
     return;
-  ACTIO__ASSERT(cq->spares == NULL);
+  ACTIO__ASSERT(cq->spares == NULL && cq->regs == NULL);
   pthread_mutex_destroy(&cq->spare_mu);
   pthread_mutex_destroy(&cq->drain_mu);
+  pthread_mutex_destroy(&cq->reg_mu);
   free(cq);
 }
 
@@ -237,15 +259,52 @@ static void deliver(actio_future *f, actio__future_queue *q, uint64_t tag) {
   lane_unlock(l);
 }
 
+/* A thread's last few queues and its records on them: a queue is known by
+ * its address and its generation, so a queue made where a destroyed one
+ * was is not taken for it. */
+#define REG_CACHE 4
+typedef struct reg_cached {
+  const actio_cq *cq;
+  uint64_t gen;
+  cq_reg *reg;
+} reg_cached;
+
+/* This thread's record on cq, made on its first registration there. NULL
+ * when out of memory. */
+static cq_reg *reg_of(actio_cq *cq) {
+  static _Thread_local reg_cached cache[REG_CACHE];
+  static _Thread_local unsigned victim;
+  static _Thread_local char token; /* its address: this thread, while it lives */
+  for (int i = 0; i < REG_CACHE; i++)
+    if (cache[i].cq == cq && cache[i].gen == cq->gen)
+      return cache[i].reg;
+  pthread_mutex_lock(&cq->reg_mu);
+  cq_reg *r = cq->regs;
+  while (r != NULL && r->owner != &token)
+    r = r->next;
+  if (r == NULL && (r = malloc(sizeof *r)) != NULL) {
+    r->owner = &token;
+    atomic_init(&r->credit, 0);
+    atomic_init(&r->adds, 0);
+    r->next = cq->regs;
+    cq->regs = r;
+  }
+  pthread_mutex_unlock(&cq->reg_mu);
+  if (r != NULL)
+    cache[victim++ % REG_CACHE] = (reg_cached){cq, cq->gen, r};
+  return r;
+}
+
 int actio_cq_add(actio_cq *cq, actio_future *f, uint64_t tag) {
   if (cq == NULL || f == NULL)
     return ACTIO_EINVAL;
-  cq_lane *l = &cq->lanes[shard()];
-  lane_lock(l);
-  while (l->credit == 0) {
-    /* Pay for the next SEG_SLOTS events with a spare segment, made
-     * outside the lock. */
-    lane_unlock(l);
+  cq_reg *r = reg_of(cq);
+  if (r == NULL)
+    return ACTIO_ENOMEM;
+  /* Relaxed, here and below: this thread's own counts (see cq_reg). */
+  unsigned credit = atomic_load_explicit(&r->credit, memory_order_relaxed);
+  if (credit == 0) {
+    /* Pay for the next SEG_SLOTS events with a spare segment. */
     cq_seg *s = seg_new();
     if (s == NULL)
       return ACTIO_ENOMEM;
@@ -253,19 +312,18 @@ int actio_cq_add(actio_cq *cq, actio_future *f, uint64_t tag) {
     atomic_init(&s->next, cq->spares);
     cq->spares = s;
     pthread_mutex_unlock(&cq->spare_mu);
-    lane_lock(l);
-    l->credit += SEG_SLOTS;
+    credit = SEG_SLOTS;
   }
-  l->credit--;
-  /* Before the registration, whose delivery may end it at once. */
-  l->adds++;
-  lane_unlock(l);
+  uint64_t adds = atomic_load_explicit(&r->adds, memory_order_relaxed);
+  atomic_store_explicit(&r->credit, credit - 1, memory_order_relaxed);
+  /* Before the registration, whose delivery may end it at once: the
+   * drain's count of ended registrations never passes the sum destroy
+   * reads, which it reads only once no one adds. */
+  atomic_store_explicit(&r->adds, adds + 1, memory_order_relaxed);
   int rc = actio__future_on_done_queued(f, &cq->hook, tag);
   if (rc != 0) {
-    lane_lock(l);
-    l->adds--;
-    l->credit++;
-    lane_unlock(l);
+    atomic_store_explicit(&r->adds, adds, memory_order_relaxed);
+    atomic_store_explicit(&r->credit, credit, memory_order_relaxed);
   }
   return rc;
 }
@@ -376,16 +434,23 @@ void actio_cq_destroy(actio_cq *cq) {
   for (unsigned i = 0; i < LANES; i++) {
     /* The lock: no completion is inside the lane (nor ringing) now, and
      * every one after this finds it closed, drops its own event and never
-     * writes the eventfd or touches the segments. Reading `adds` here: no
-     * one adds any more. */
+     * writes the eventfd or touches the segments. */
     cq_lane *l = &cq->lanes[i];
     lane_lock(l);
     l->closed = 1;
     l->tail = NULL;
-    made += l->adds;
     lane_unlock(l);
   }
   pthread_mutex_unlock(&cq->drain_mu);
+  /* No one adds any more: the records' counts are final. */
+  pthread_mutex_lock(&cq->reg_mu);
+  for (cq_reg *r = cq->regs, *next; r != NULL; r = next) {
+    next = r->next;
+    made += atomic_load_explicit(&r->adds, memory_order_relaxed);
+    free(r);
+  }
+  cq->regs = NULL;
+  pthread_mutex_unlock(&cq->reg_mu);
   /* Outside every lock: a future's last reference may run code that
    * completes another future of this queue, whose delivery takes its
    * lane's lock (and finds it closed). The bias is still held, so those
