@@ -326,6 +326,43 @@ START_TEST(a_full_batcher_refuses_or_makes_the_caller_wait) {
 }
 END_TEST
 
+START_TEST(adds_waiting_for_room_are_bounded) {
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  actio_batcher *b;
+  atomic_store(&freed, 0);
+  actio_batcher_opts o = {.max_items = 2, .capacity = 2, .max_waiting = 2,
+                          .max_wait_ms = FOREVER_MS, .item_free = item_free,
+                          .eager = ACTIO_BATCH_TIMED};
+  ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
+  actio_future *f[5], *g;
+  f[0] = add(b, 0, ACTIO_BATCH_NOWAIT);
+  f[1] = add(b, 1, ACTIO_BATCH_NOWAIT); /* a full batch: sent, in flight */
+  ck_assert_uint_eq(batches(&r), 1);
+  f[2] = add(b, 2, ACTIO_BATCH_WAIT);
+  f[3] = add(b, 3, ACTIO_BATCH_WAIT);
+  /* max_waiting adds wait already: the next one is refused, not queued. */
+  items[4] = 4;
+  ck_assert_int_eq(actio_batcher_add(b, &items[4], ACTIO_BATCH_WAIT, &g), ACTIO_EFULL);
+  ck_assert_uint_eq(atomic_load(&freed), 0); /* refused: still the caller's */
+  /* One that stops waiting makes room for another. */
+  actio_future_cancel(f[2]);
+  ck_assert_int_eq(actio_future_wait(f[2], 0), ACTIO_ECANCELED);
+  f[4] = add(b, 4, ACTIO_BATCH_WAIT);
+  ck_assert_int_eq(actio_future_resolve(r.fut[0], NULL, NULL), 0);
+  ck_assert_uint_eq(batches(&r), 2); /* 3 and 4 came in and filled a batch */
+  ck_assert_int_eq(r.first[1][0], 3);
+  ck_assert_int_eq(r.first[1][1], 4);
+  ck_assert_int_eq(actio_future_resolve(r.fut[1], NULL, NULL), 0);
+  for (int i = 0; i < 5; i++) {
+    ck_assert_int_eq(actio_future_wait(f[i], 0), i == 2 ? ACTIO_ECANCELED : 0);
+    actio_future_unref(f[i]);
+  }
+  ck_assert_uint_eq(atomic_load(&freed), 5);
+  actio_batcher_destroy(b);
+  rec_done(&r);
+}
+END_TEST
+
 static atomic_int ends[64];
 static void count_end(actio_future *f, void *arg) {
   (void)f;
@@ -492,8 +529,9 @@ START_TEST(batches_done_at_once_leave_the_stack_flat) {
     flat s = {0};
     actio_batcher *b;
     atomic_store(&freed, 0);
-    actio_batcher_opts o = {.max_items = 1, .capacity = 1, .max_wait_ms = FOREVER_MS,
-                            .item_free = item_free, .eager = policies[p]};
+    actio_batcher_opts o = {.max_items = 1, .capacity = 1, .max_waiting = DEEP,
+                            .max_wait_ms = FOREVER_MS, .item_free = item_free,
+                            .eager = policies[p]};
     ck_assert_int_eq(actio_batcher_create(rt, &o, flat_fn, &s, &b), 0);
     actio_future **f = malloc(DEEP * sizeof *f);
     for (int i = 0; i < DEEP; i++)
@@ -608,8 +646,9 @@ START_TEST(two_producers_each_item_ends_once) {
   atomic_store(&freed, 0);
   for (int i = 0; i < 2 * PER_PRODUCER; i++)
     atomic_store(&sends[i], 0);
-  actio_batcher_opts o = {.max_items = 16, .capacity = 48, .max_wait_ms = 1,
-                          .item_free = stress_free, .eager = stress_eager[_i]};
+  actio_batcher_opts o = {.max_items = 16, .capacity = 48, .max_waiting = 2 * PER_PRODUCER,
+                          .max_wait_ms = 1, .item_free = stress_free,
+                          .eager = stress_eager[_i]};
   ck_assert_int_eq(actio_batcher_create(rt, &o, stress_fn, NULL, &b), 0);
   producer p[2] = {{b, 0}, {b, PER_PRODUCER}};
   pthread_t t[2];
@@ -632,6 +671,7 @@ int main(void) {
   tcase_add_test(tc, a_failed_batch_fails_its_items);
   tcase_add_test(tc, a_cancelled_item_is_left_out_or_dropped);
   tcase_add_test(tc, a_full_batcher_refuses_or_makes_the_caller_wait);
+  tcase_add_test(tc, adds_waiting_for_room_are_bounded);
   tcase_add_test(tc, destroy_cancels_each_item_once);
   tcase_add_test(tc, an_idle_batcher_sends_at_once_a_busy_one_collects);
   tcase_add_test(tc, eager_sets_how_many_batches_fly_before_items_collect);

@@ -55,6 +55,7 @@ struct actio_batcher {
   /* Under mu: */
   actio_batch *form;   /* the batch being formed, NULL when none */
   actio__list waiting; /* entries waiting for room */
+  size_t nwaiting;     /* their count, at most o.max_waiting */
   actio__list flying;  /* batches taken and not over, sent or ready */
   size_t nflying;      /* their count */
   actio_batch *ready, **ready_tail; /* taken, their function not yet called */
@@ -147,6 +148,7 @@ static void admit(actio_batcher *b, todo *t) {
   while (!b->closed && b->accepted < b->o.capacity && b->waiting.head != NULL) {
     entry *e = (entry *)b->waiting.head;
     actio__list_unlink(&b->waiting, &e->link);
+    b->nwaiting--;
     if (enqueue(b, e, t) != 0) {
       e->state = E_GONE;
       actio__list_push(&t->refused, &e->link);
@@ -332,6 +334,7 @@ static void item_cancelled(void *arg) {
   int state = e->state;
   if (state == E_WAITING) {
     actio__list_unlink(&b->waiting, &e->link);
+    b->nwaiting--;
   } else if (state == E_QUEUED) {
     actio_batch *form = b->form;
     size_t i = 0;
@@ -369,6 +372,8 @@ int actio_batcher_create(actio_runtime *rt, const actio_batcher_opts *opts,
     o.eager = 1;
   if (o.capacity == 0)
     o.capacity = o.max_items <= SIZE_MAX / 4 ? 4 * o.max_items : o.max_items;
+  if (o.max_waiting == 0)
+    o.max_waiting = o.capacity;
   if (rt == NULL || fn == NULL || out == NULL || o.max_wait_ms < 0 || o.eager < ACTIO_BATCH_TIMED ||
       o.capacity < o.max_items || o.max_items > (SIZE_MAX - sizeof(actio_batch)) / sizeof(entry *))
     return ACTIO_EINVAL;
@@ -413,11 +418,12 @@ int actio_batcher_add(actio_batcher *b, void *item, actio_batch_mode mode,
   else if (b->accepted < b->o.capacity && b->waiting.head == NULL) {
     if ((rc = enqueue(b, e, &t)) == 0)
       schedule(b, &t);
-  } else if (mode == ACTIO_BATCH_NOWAIT)
+  } else if (mode == ACTIO_BATCH_NOWAIT || b->nwaiting >= b->o.max_waiting)
     rc = ACTIO_EFULL;
   else {
     e->state = E_WAITING;
     actio__list_push(&b->waiting, &e->link);
+    b->nwaiting++;
   }
   pthread_mutex_unlock(&b->mu);
   if (rc != 0) {
@@ -463,6 +469,7 @@ void actio_batcher_destroy(actio_batcher *b) {
   b->timer = NULL;
   for (actio__link *l; (l = b->waiting.head) != NULL;) {
     actio__list_unlink(&b->waiting, l);
+    b->nwaiting--;
     ((entry *)l)->state = E_GONE;
     actio__list_push(&left, l);
   }

@@ -54,6 +54,9 @@ typedef struct actio_batcher_opts {
   int64_t max_wait_ms; /**< or this long after its first item came (10) */
   size_t capacity;     /**< items accepted and not yet completed, at most
                             (4 * max_items; at least max_items) */
+  size_t max_waiting;  /**< ACTIO_BATCH_WAIT adds waiting for room, at most
+                            (capacity); beyond, ACTIO_EFULL. Each holds its
+                            item, a 48-byte record and its future */
   actio_free_fn item_free; /**< frees an item once the batcher is done with
                                 it (left out, or its batch over); NULL:
                                 items stay the caller's */
@@ -74,7 +77,8 @@ typedef struct actio_batcher_opts {
 typedef enum actio_batch_mode {
   ACTIO_BATCH_NOWAIT = 0, /**< refuse: ACTIO_EFULL, no future */
   ACTIO_BATCH_WAIT = 1,   /**< give a future that waits for room (in FIFO
-                               order), then for the item's outcome */
+                               order, max_waiting of them at most), then
+                               for the item's outcome */
 } actio_batch_mode;
 
 /** Makes a batcher on rt's timer calling fn(batch, arg, &f) per batch.
@@ -91,7 +95,8 @@ int actio_batcher_create(actio_runtime *rt, const actio_batcher_opts *opts,
  * the item's outcome is dropped. In ACTIO_BATCH_WAIT mode a full batcher
  * gives a future waiting for room: bound the wait with
  * actio_future_set_deadline (let in with no memory for its batch, it fails
- * with ACTIO_ENOMEM). Returns 0; ACTIO_EFULL (NOWAIT and full),
+ * with ACTIO_ENOMEM). Returns 0; ACTIO_EFULL (full, and NOWAIT or
+ * max_waiting adds waiting already),
  * ACTIO_EINVAL, ACTIO_ENOMEM or ACTIO_ECLOSED (being destroyed): then the
  * item stays the caller's and no future is made. Any thread. */
 int actio_batcher_add(actio_batcher *b, void *item, actio_batch_mode mode,
