@@ -30,6 +30,7 @@ static _Thread_local kept mine[ACTIO__RECYCLE_KINDS];
 static _Thread_local int held; /* the key is set for this thread */
 static pthread_key_t exit_key; /* only for its destructor */
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static int exit_key_made; /* pthread_key_create succeeded (set in the once) */
 
 /* A batch's next batch: its first block's second word. */
 static void **next_batch(void *b) { return &((void **)b)[1]; }
@@ -56,17 +57,21 @@ static void kept_exit(void *unused) {
   }
 }
 
-static void exit_key_make(void) { (void)pthread_key_create(&exit_key, kept_exit); }
+static void exit_key_make(void) { exit_key_made = pthread_key_create(&exit_key, kept_exit) == 0; }
 
 /* This thread holds blocks now: have them freed when it exits (a block
- * freed by a later destructor sets the key again, and is freed too). */
-static void hold(void) {
+ * freed by a later destructor sets the key again, and is freed too).
+ * Returns 0, or -1 when no exit hook can be set (no key left in the
+ * process, no memory for the thread's slot): the thread keeps nothing. */
+static int hold(void) {
   if (held)
-    return; /* once a thread: a list that empties and fills again at every
-               block would pay a once and a setspecific each time */
+    return 0; /* once a thread: a list that empties and fills again at every
+                 block would pay a once and a setspecific each time */
   pthread_once(&exit_once, exit_key_make);
-  (void)pthread_setspecific(exit_key, mine); /* non-NULL: kept_exit runs */
+  if (!exit_key_made || pthread_setspecific(exit_key, mine) != 0) /* non-NULL: kept_exit runs */
+    return -1;
   held = 1;
+  return 0;
 }
 
 /* Takes the depot's whole stack into k's batches, if it holds any: 1 if
@@ -89,7 +94,15 @@ static int take_depot(actio__recycler *r, kept *k) {
   atomic_fetch_sub_explicit(&r->batches, n, memory_order_relaxed);
   *next_batch(last) = k->batches;
   k->batches = top;
-  hold();
+  if (hold() != 0) { /* kept, they would leak at the thread's exit */
+    k->batches = *next_batch(last);
+    *next_batch(last) = NULL;
+    for (void *b = top, *next; b != NULL; b = next) {
+      next = *next_batch(b);
+      free_list(b);
+    }
+    return 0;
+  }
   return 1;
 }
 
@@ -140,8 +153,10 @@ void actio__recycle_free(actio__recycler *r, void *block) {
     k->list = NULL;
     k->n = 0;
   }
-  if (k->list == NULL)
-    hold();
+  if (k->list == NULL && hold() != 0) {
+    free(block);
+    return;
+  }
   *(void **)block = k->list;
   k->list = block;
   k->n++;
