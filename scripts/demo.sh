@@ -40,6 +40,9 @@ echo
 echo "== actors: a worker pool asked 1000 times, gathered; then a bounded map =="
 "$build/demos/actio-demo-actors"
 echo
+echo "== counter: an actor of your own, told, asked, failed and restarted =="
+"$build/demos/actio-demo-counter"
+echo
 echo "== fetch: one page, then several at once (one missing, one port closed) =="
 "$build/demos/actio-demo-fetch" "$NGINX_HTTP_URL/index.html" "$NGINX_HTTP_URL/pages/00001.html" \
   "$NGINX_HTTP_URL/64k" "$NGINX_HTTP_URL/missing" "http://127.0.0.1:1/"
