@@ -42,7 +42,7 @@ typedef struct actio_runtime_opts {
 
 /** Creates a runtime: it owns actors and a timer thread for deadlines.
  * opts may be NULL. Returns 0, ACTIO_ENOMEM or a negated errno from
- * pthread_create. */
+ * pthread_create. Any thread. */
 int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts);
 
 /** How an actor, or a whole runtime, stops (actio_actor_stop,
@@ -100,13 +100,16 @@ int actio_future_set_deadline(actio_runtime *rt, actio_future *f,
  * required. All callbacks run on the actor's worker threads; state shared
  * between workers (actio_actor_state) needs the behavior's own locking. A
  * scheduled actor (no workers of its own, the default) has one context and
- * handles one message at a time, on whichever scheduler thread runs it.
+ * handles one message at a time, on whichever scheduler thread runs it:
+ * its context needs no lock, and the runtime orders one message's handling
+ * before the next's. A runnable example: demos/counter.c.
  */
 typedef struct actio_behavior {
   /** Sets *worker, this thread's context. A negative return fails the spawn. */
   int (*worker_init)(actio_actor *self, void **worker);
   /**
-   * Handles one message. `reply` is the asker's future, or NULL for tell; it
+   * Handles one message. `msg` is the handler's from now on (free it, or
+   * keep it). `reply` is the asker's future, or NULL for tell; it
    * is borrowed for the call: complete it before returning, or take a
    * reference (actio_future_ref) to complete it later. A negative return
    * fails a reply still pending with that code and counts a failure;
@@ -152,7 +155,9 @@ typedef struct actio_actor_opts {
    * behaviors always have threads of their own (default 1). */
   unsigned workers;
   size_t capacity;        /**< mailbox size, rounded up to a power of 2; default 1024 */
-  void *state;            /**< the behavior's shared state, borrowed */
+  void *state;            /**< the behavior's shared state
+                               (actio_actor_state): borrowed, unless
+                               state_free is set */
   unsigned spin;          /**< polls of an empty mailbox before sleeping; default 256 */
   void (*state_free)(void *state); /**< called when the runtime frees the
                                        actor, or by a spawn that fails; may
@@ -192,13 +197,15 @@ actio_actor *actio_actor_self(void);
  * its supervisor restarts it, the message waits for the new instance in
  * the same way: ACTIO_EAGAIN at once when timeout_ms is 0, ACTIO_ETIMEDOUT
  * after timeout_ms; ACTIO_ECLOSED if it is not restarted. On failure `msg`
- * stays the caller's. Any thread, workers included.
+ * stays the caller's. A scheduled actor, or one with one worker, handles
+ * one thread's messages in the order sent. Any thread, workers included.
  */
 int actio_tell(actio_actor *a, void *msg, int64_t timeout_ms);
 
 /** As actio_tell, and *out is a future the handler completes (the caller's
  * reference). Cancelling it before a worker takes the message drops the
- * message unhandled. On failure no future is made. */
+ * message unhandled. On failure no future is made. Any thread, as
+ * actio_tell. */
 int actio_ask(actio_actor *a, void *msg, int64_t timeout_ms, actio_future **out);
 
 /** Stops accepting messages, then stops the workers as `mode` says and joins
