@@ -150,7 +150,8 @@ typedef struct actio_db_opts {
 /** Spawns a database actor in `rt` (strings are copied). Connecting happens
  * in the background; a server that is down fails the queries, not the
  * spawn. Returns 0, ACTIO_EINVAL (no DSN), ACTIO_EDSN (the connection
- * string does not parse), ACTIO_ENOMEM, or an actor spawn error. */
+ * string does not parse), ACTIO_ENOMEM, or an actor spawn error. Any
+ * thread. */
 int actio_db_spawn(actio_runtime *rt, const actio_db_opts *opts,
                    actio_actor **out);
 
@@ -308,16 +309,18 @@ typedef struct actio_db_request {
 int actio_db_send(actio_actor *db, const actio_db_request *req,
                   actio_future **out);
 
-/** actio_db_send with text parameters only. */
+/** actio_db_send with text parameters only. Thread-safe. */
 int actio_db_query(actio_actor *db, const char *sql, int nparams,
                    const char *const *params, actio_future **out);
 
 /** Runs a script of several statements (a migration) with the simple query
  * protocol, on a connection of its own for the time; no parameters. The
- * value is the last statement's result. */
+ * value is the last statement's result. Returns as actio_db_send.
+ * Thread-safe. */
 int actio_db_script(actio_actor *db, const char *sql, actio_future **out);
 
-/** Frees a result taken out of its future. NULL accepted. */
+/** Frees a result taken out of its future. NULL accepted. Any thread, once
+ * nothing reads it. */
 void actio_db_result_free(actio_db_result *r);
 
 /** The number of rows and of columns (0 for a NULL result). @{ */

@@ -24,7 +24,7 @@ extern "C" {
   X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                      \
   X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                       \
   X(ECANCELED, -ECANCELED, "operation canceled")                              \
-  X(EEXIST, -EEXIST, "already registered")                                    \
+  X(EEXIST, -EEXIST, "already exists")                                        \
   X(ERANGE, -ERANGE, "value out of range of the requested type")
 
 /** actio's own codes: X(name, code, text) for each. */

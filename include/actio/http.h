@@ -157,7 +157,8 @@ typedef struct actio_http_opts {
 
 /** Spawns an HTTP actor in `rt` (opts may be NULL; strings are copied).
  * Returns 0, ACTIO_EINVAL (a proxy as actio_http_send refuses one), ACTIO_ENOMEM, a libcurl set-up failure as
- * ACTIO_ETRANSFER, or an actor spawn error (actio_actor_spawn). */
+ * ACTIO_ETRANSFER, or an actor spawn error (actio_actor_spawn). Any
+ * thread. */
 int actio_http_spawn(actio_runtime *rt, const actio_http_opts *opts,
                      actio_actor **out);
 
@@ -331,7 +332,7 @@ typedef struct actio_http_response {
 } actio_http_response;
 
 /** Frees a response taken out of its future with actio_future_take. NULL is
- * accepted. */
+ * accepted. Any thread, once nothing reads it. */
 void actio_http_response_free(actio_http_response *r);
 
 /** Sends a request; *out's value is an actio_http_response *. The request
@@ -364,7 +365,8 @@ int actio_http_send(actio_actor *http, const actio_http_request *req,
 int actio_http_send_head(actio_actor *http, const actio_http_request *req,
                          actio_future **head, actio_future **out);
 
-/** GET url: actio_http_send with only a URL. */
+/** GET url: actio_http_send with only a URL; returns as it does.
+ * Thread-safe. */
 int actio_http_get(actio_actor *http, const char *url, actio_future **out);
 
 /** The first value of header `name` (case-insensitive, borrowed from the

@@ -182,7 +182,7 @@ int actio_sup_start_child(actio_actor *sup, const actio_child_spec *spec,
 int actio_sup_stop_child(actio_actor *sup, const char *name, actio_future **out);
 
 /** As actio_sup_stop_child, for the child whose address is `child` (as
- * actio_sup_lookup or actio_sup_start_child gave it). */
+ * actio_sup_lookup or actio_sup_start_child gave it). Any thread. */
 int actio_sup_stop_child_at(actio_actor *sup, actio_actor *child,
                             actio_future **out);
 
