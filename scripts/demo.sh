@@ -10,9 +10,13 @@ build=${ACTIO_BUILD_DIR:-build}
 pages=${ACTIO_DEMO_PAGES:-3000}
 
 bash scripts/setup.sh
-echo "== build ($build) =="
+echo "== build ($build): the library and the demos, a few minutes on two cores =="
+# Only the library and the demos run below: the tests and benchmarks are
+# scripts/test.sh's and scripts/bench.sh's to build.
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc)" >/dev/null
+cmake --build "$build" -j "$(nproc)" --target actio-demo-files \
+  actio-demo-actors actio-demo-counter actio-demo-fetch actio-demo-db \
+  actio-pipeline >/dev/null
 
 # Everything the demo makes lives in one folder, removed on the way out, and
 # every server it starts is stopped, whatever happens.
