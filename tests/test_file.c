@@ -1350,10 +1350,18 @@ static void *durable_thread(void *arg) {
 
 /* Two threads write durably at once through one actor with small groups:
  * their files share groups and folders. With groups of one, workers wait
- * for room at every turn. */
+ * for room at every turn. With several groups committed at once (_i >= 2),
+ * by leaders on their own slots, or more asked than there are workers
+ * (_i == 3), every file still ends durable, under its name, once. */
 START_TEST(durable_writes_from_two_threads) {
   actio_actor *g;
-  actio_file_opts o = {.max_group = _i == 0 ? 16 : 1, .workers = 4};
+  static const actio_file_opts opts[] = {
+      {.max_group = 16, .workers = 4},
+      {.max_group = 1, .workers = 4},
+      {.max_group = 4, .max_groups = 3, .workers = 4},
+      {.max_group = 1, .max_groups = 100, .workers = 4},
+  };
+  actio_file_opts o = opts[_i];
   ck_assert_int_eq(actio_file_spawn(rt, &o, &g), 0);
   char p[512];
   const char *folders[] = {"shared", "own0", "own1"};
@@ -1998,7 +2006,7 @@ int main(int argc, char **argv) {
   tcase_add_loop_test(tc, a_failing_durable_write_fails_alone, 0, 2);
   tcase_add_loop_test(tc, a_group_commits_around_its_failures, 0, 2);
   tcase_add_test(tc, a_cancelled_durable_write_leaves_nothing);
-  tcase_add_loop_test(tc, durable_writes_from_two_threads, 0, 2);
+  tcase_add_loop_test(tc, durable_writes_from_two_threads, 0, 4);
   suite_add_tcase(s, tc);
   TCase *big = tcase_with_timeout("large", 600);
   tcase_add_checked_fixture(big, setup, teardown);

@@ -30,11 +30,13 @@ typedef struct actio__file_group {
   pthread_cond_t room;
   actio__file_req *head, **tail; /* in arrival order */
   size_t waiting, max;
-  int leading;
-  /* The leader's arrays, max each, made at spawn. */
+  unsigned leaders, max_leaders; /* groups being committed, and the most */
+  /* Each leader's arrays, max each, made at spawn: slot k's are at k * max.
+   * free_slots[0..max_leaders - leaders) are the unused slots. */
   actio__fio_atomic **items;
   void **reqs;
   int *rcs;
+  unsigned *free_slots;
 } actio__file_group;
 
 typedef struct actio__file_state {

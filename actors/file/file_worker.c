@@ -103,14 +103,18 @@ static int do_write(actio__file_state *st, actio__file_req *r) {
 
 /* ---- durable writes: group commit ---- */
 
-/* Commits the waiting durable writes as groups until none waits. Runs on
- * the leading worker, g->lock held on entry and on return. */
-static void lead_groups(actio__file_group *g) {
+/* Commits the waiting durable writes as groups until none waits, with the
+ * leader's slot of arrays. Runs on a leading worker, g->lock held on entry
+ * and on return. */
+static void lead_groups(actio__file_group *g, unsigned slot) {
+  actio__fio_atomic **items = g->items + (size_t)slot * g->max;
+  void **reqs = g->reqs + (size_t)slot * g->max;
+  int *rcs = g->rcs + (size_t)slot * g->max;
   while (g->head != NULL) {
     size_t n = 0;
     for (actio__file_req *r = g->head; r != NULL; r = r->next, n++) {
-      g->items[n] = r->atomic;
-      g->reqs[n] = r;
+      items[n] = r->atomic;
+      reqs[n] = r;
       r->atomic = NULL; /* the group frees it */
     }
     ACTIO__ASSERT(n == g->waiting && n <= g->max);
@@ -120,9 +124,9 @@ static void lead_groups(actio__file_group *g) {
     /* Arrivals from now on form the next group. */
     pthread_cond_broadcast(&g->room);
     pthread_mutex_unlock(&g->lock);
-    actio__fio_atomic_commit_group(g->items, n, g->rcs, refuse_commit, g->reqs);
+    actio__fio_atomic_commit_group(items, n, rcs, refuse_commit, reqs);
     for (size_t i = 0; i < n; i++)
-      actio__file_finish(g->reqs[i], g->rcs[i], NULL, NULL);
+      actio__file_finish(reqs[i], rcs[i], NULL, NULL);
     pthread_mutex_lock(&g->lock);
   }
 }
@@ -151,10 +155,14 @@ static int do_durable(actio__file_state *st, actio__file_req *r) {
   *g->tail = r;
   g->tail = &r->next;
   g->waiting++;
-  if (!g->leading) {
-    g->leading = 1;
-    lead_groups(g);
-    g->leading = 0;
+  /* A group is committed by its leader; while max_leaders are at it, the
+   * arrivals wait for one of them to come back for the next. */
+  if (g->leaders < g->max_leaders) {
+    unsigned slot = g->free_slots[g->max_leaders - g->leaders - 1];
+    g->leaders++;
+    lead_groups(g, slot);
+    g->leaders--;
+    g->free_slots[g->max_leaders - g->leaders - 1] = slot;
   }
   pthread_mutex_unlock(&g->lock);
   return 0;
@@ -497,18 +505,23 @@ static void files_state_free(void *arg) {
   free(st->group.items);
   free(st->group.reqs);
   free(st->group.rcs);
+  free(st->group.free_slots);
   free(st);
 }
 
 /* All or nothing: on failure g holds nothing to free. */
-static int group_init(actio__file_group *g, size_t max) {
+static int group_init(actio__file_group *g, size_t max, unsigned leaders) {
   g->max = max;
+  g->max_leaders = leaders;
   g->tail = &g->head;
-  g->items = calloc(max, sizeof *g->items);
-  g->reqs = calloc(max, sizeof *g->reqs);
-  g->rcs = calloc(max, sizeof *g->rcs);
-  if (g->items != NULL && g->reqs != NULL && g->rcs != NULL &&
+  g->items = calloc(max * leaders, sizeof *g->items);
+  g->reqs = calloc(max * leaders, sizeof *g->reqs);
+  g->rcs = calloc(max * leaders, sizeof *g->rcs);
+  g->free_slots = calloc(leaders, sizeof *g->free_slots);
+  if (g->items != NULL && g->reqs != NULL && g->rcs != NULL && g->free_slots != NULL &&
       pthread_mutex_init(&g->lock, NULL) == 0) {
+    for (unsigned k = 0; k < leaders; k++)
+      g->free_slots[k] = k;
     if (pthread_cond_init(&g->room, NULL) == 0)
       return 0;
     pthread_mutex_destroy(&g->lock);
@@ -516,9 +529,11 @@ static int group_init(actio__file_group *g, size_t max) {
   free(g->items);
   free(g->reqs);
   free(g->rcs);
+  free(g->free_slots);
   g->items = NULL;
   g->reqs = NULL;
   g->rcs = NULL;
+  g->free_slots = NULL;
   return ACTIO_ENOMEM;
 }
 
@@ -537,16 +552,19 @@ int actio_file_spawn(actio_runtime *rt, const actio_file_opts *opts,
   }
   st->max_read = o.max_read ? o.max_read : (size_t)1 << 30;
   st->fail_when_full = o.fail_when_full;
+  unsigned workers = o.workers ? o.workers : 8;
+  /* A group's leader is a worker: more leaders than workers never run. */
+  unsigned leaders = o.max_groups == 0 ? 1 : o.max_groups < workers ? o.max_groups : workers;
   rc = actio__bell_create(&st->parked, NULL, st);
   if (rc == 0)
-    rc = group_init(&st->group, o.max_group ? o.max_group : 64);
+    rc = group_init(&st->group, o.max_group ? o.max_group : 64, leaders);
   if (rc != 0) {
     files_state_free(st);
     return rc;
   }
   actio_actor_opts ao = {
       .name = "files",
-      .workers = o.workers ? o.workers : 8,
+      .workers = workers,
       .capacity = o.capacity ? o.capacity : 4096,
       .state = st,
       .state_free = files_state_free,

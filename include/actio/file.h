@@ -48,6 +48,9 @@ typedef struct actio_file_opts {
                              0 (default): the caller waits for room */
   unsigned max_group;   /**< most durable writes put in place as one group
                              (actio_file_write_durable); default 64 */
+  unsigned max_groups;  /**< most groups of durable writes committed at once,
+                             each by its own worker (at most `workers`);
+                             default 1 */
 } actio_file_opts;
 
 /** Spawns a file actor in `rt`. opts may be NULL; root is used only during
@@ -119,7 +122,11 @@ int actio_file_write(actio_actor *files, const char *path, const void *data,
  * to be put in place. While one group is renamed over its targets and its
  * folders fsynced, each folder once, the writes that arrive form the next
  * group (no timer: a lone write goes at once), up to opts.max_group in a
- * group; past that the workers wait, then the mailbox fills.
+ * group; past that the workers wait, then the mailbox fills. With
+ * opts.max_groups above 1, up to that many groups are committed at once,
+ * each by the worker that found fewer leading: a write waits for no group
+ * but its own, and every group fsyncs its folders itself, after its own
+ * renames.
  * docs/architecture.md says why this and not syncfs.
  *
  * Value: NULL, once the file, its content and its name are on the disk.
