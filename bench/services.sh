@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# services.sh: the benchmark's servers (nginx with static files and squid and tinyproxy before it, a throwaway PostgreSQL, a nats-server, a 3-node JetStream cluster) on loopback, under one folder.
+# services.sh: the benchmark's servers (nginx with static files and an nginx forward proxy, squid and tinyproxy before it, a throwaway PostgreSQL, a nats-server, a 3-node JetStream cluster) on loopback, under one folder.
 #   bench/services.sh start [DIR]   start them (or find them running), print the export lines
 #   bench/services.sh env [DIR]     print the export lines of the running services
 #   bench/services.sh stop [DIR]    stop them and remove DIR
@@ -7,8 +7,11 @@
 # start and env print, for eval "$(bench/services.sh start)":
 #   export BENCH_HTTP_URL=http://127.0.0.1:<p>    (/1k, /64k, /8m: random bytes;
 #          /gz/1m.json: 1 MiB of JSON, gzipped for who takes it)
-#   export BENCH_PROXY_URL=http://127.0.0.1:<p>   (squid, no credentials, no
-#          cache: keeps connections alive both ways)
+#   export BENCH_PROXY_URL=http://127.0.0.1:<p>   (nginx as a forward proxy
+#          to BENCH_HTTP_URL only, no credentials, no cache: keeps
+#          connections alive both ways)
+#   export BENCH_SQUID_URL=http://127.0.0.1:<p>   (squid, the same, to any
+#          host: a single process at about 80 us of CPU a request)
 #   export BENCH_TINYPROXY_URL=http://127.0.0.1:<p>   (tinyproxy, no
 #          credentials: closes each connection after its response)
 #   export BENCH_PG_DSN=postgresql://actio@127.0.0.1:<p>/actio   (trust, superuser)
@@ -54,7 +57,7 @@ env_http() {
   (
     # shellcheck disable=SC1091 # written by tests/http_servers.sh
     . "$DIR/http/env"
-    echo "export BENCH_HTTP_URL=$NGINX_HTTP_URL BENCH_DOCROOT=$NGINX_DOCROOT BENCH_PROXY_URL=$SQUID_URL BENCH_TINYPROXY_URL=$PROXY_URL"
+    echo "export BENCH_HTTP_URL=$NGINX_HTTP_URL BENCH_DOCROOT=$NGINX_DOCROOT BENCH_PROXY_URL=$FWD_PROXY_URL BENCH_SQUID_URL=$SQUID_URL BENCH_TINYPROXY_URL=$PROXY_URL"
   )
 }
 env_pg() {

@@ -132,13 +132,14 @@ for path in ("/1k", "/64k"):
                        sel=dict(path=path, concurrency=128),
                        others=[("libcurl-multi", dict(path=path, concurrency=128), LIM,
                                 "bare libcurl multi loop", 0.95)]))
-groups.append(dict(label="http_get /1k through squid, C=64", short="http_get /1k proxied",
-                   workload="http_get", sel=dict(path="/1k", concurrency=64, via="proxy"), peer_target=4,
-                   others=peers("aiohttp+uvloop", path="/1k", concurrency=64, via="proxy") +
-                   [("aiohttp-keepalive+uvloop", dict(path="/1k", concurrency=64, via="proxy"), PEER,
-                     "aiohttp+uvloop, proxy kept alive (3.11's way)", None),
-                    ("libcurl-multi", dict(path="/1k", concurrency=64, via="proxy"), LIM,
-                     "bare libcurl multi loop, same proxy", None)]))
+for via, name, short, tgt in (("proxy", "an nginx forward proxy", "proxied", 4), ("squid", "squid", "via squid", None)):
+    groups.append(dict(label=f"http_get /1k through {name}, C=64", short=f"http_get /1k {short}",
+                       workload="http_get", sel=dict(path="/1k", concurrency=64, via=via), peer_target=tgt,
+                       others=peers("aiohttp+uvloop", path="/1k", concurrency=64, via=via) +
+                       [("aiohttp-keepalive+uvloop", dict(path="/1k", concurrency=64, via=via), PEER,
+                         "aiohttp+uvloop, proxy kept alive (3.11's way)", None),
+                        ("libcurl-multi", dict(path="/1k", concurrency=64, via=via), LIM,
+                         "bare libcurl multi loop, same proxy", None)]))
 groups.append(dict(label="http_get 1 MiB JSON gzipped (decoded bytes), C=16", short="http_get gzip",
                    workload="http_get", sel=dict(path="/gz/1m.json", concurrency=16), unit="B",
                    decoded=True, others=peers("aiohttp+uvloop", path="/gz/1m.json", concurrency=16)))

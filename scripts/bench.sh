@@ -228,22 +228,27 @@ for r in $(seq "$ROUNDS"); do
   TAG="round=$r path=/upload size=65536"
   run $BENCH http_post --url "$u" --requests $HTTPN --concurrency 64 --size 65536
   run $PY $PEERS/aiohttp_post.py --url "$u" --requests $HTTPN --concurrency 64 --size 65536 --uvloop
-  # GETs through the local proxy (squid before nginx; bench/services.sh),
-  # which keeps the connections on both sides alive, so that what the bare
-  # loop meets is the proxy's own cost. Debian's aiohttp (3.8) closes its
-  # connection to any http proxy after each response; 3.11 and later keep
-  # it, which the peer's --proxy-keepalive does on 3.8: both are measured.
-  if [ -n "${BENCH_PROXY_URL:-}" ]; then
+  # GETs through the local proxy (an nginx forward proxy before nginx;
+  # bench/services.sh), which keeps the connections on both sides alive, so
+  # that what the bare loop meets is the proxy's own cost. Debian's aiohttp
+  # (3.8) closes its connection to any http proxy after each response; 3.11
+  # and later keep it, which the peer's --proxy-keepalive does on 3.8: both
+  # are measured. Through squid too, whose one process (about 80 us of CPU
+  # a request) is the wall for every client that keeps its connections
+  # (not in a quick run: the rows are the same code's).
+  for via in proxy squid; do
+    [ $via = proxy ] && px=${BENCH_PROXY_URL:-} || px=${BENCH_SQUID_URL:-}
+    [ $via = squid ] && [ $quick = 1 ] && continue
+    [ -n "$px" ] || continue
     u=$BENCH_HTTP_URL/1k
-    TAG="round=$r path=/1k via=proxy"
-    run $BENCH http_get --url "$u" --requests $PXN --concurrency 64 --proxy "$BENCH_PROXY_URL"
-    run $BENCH http_get --url "$u" --requests $PXN --concurrency 64 --proxy "$BENCH_PROXY_URL" \
-      --impl curl
+    TAG="round=$r path=/1k via=$via"
+    run $BENCH http_get --url "$u" --requests $PXN --concurrency 64 --proxy "$px"
+    run $BENCH http_get --url "$u" --requests $PXN --concurrency 64 --proxy "$px" --impl curl
     run $PY $PEERS/aiohttp_get.py --url "$u" --requests $PXN --concurrency 64 \
-      --proxy "$BENCH_PROXY_URL" --uvloop
+      --proxy "$px" --uvloop
     run $PY $PEERS/aiohttp_get.py --url "$u" --requests $PXN --concurrency 64 \
-      --proxy "$BENCH_PROXY_URL" --uvloop --proxy-keepalive
-  fi
+      --proxy "$px" --uvloop --proxy-keepalive
+  done
   # gzip responses (1 MiB of JSON, nginx's gzip_static): decoded bytes/s.
   u=$BENCH_HTTP_URL/gz/1m.json
   if curl -sf -o /dev/null --compressed --max-time 5 "$u"; then

@@ -17,11 +17,12 @@ PKGS=(
   # the API reference (docs/Doxyfile.in; target actio_docs, test api_reference)
   doxygen
   # servers the tests, demos and benchmarks start on loopback (procps: the
-  # scripts that stop them find nginx's workers with pgrep)
+  # scripts that stop them find nginx's workers with pgrep; nginx is also
+  # the benchmarks' forward proxy, tests/http_servers.sh)
   postgresql postgresql-contrib nginx procps
   nats-server libnats-dev  # remote actors (actio/nats.h): the server, cnats
   tinyproxy microsocks  # the HTTP tests' proxies: http (CONNECT too), socks5
-  squid  # a keep-alive http proxy: the tests' and the proxied GETs' benchmark
+  squid  # a keep-alive http proxy: the tests' and the benchmark's second proxy
   # benchmarks: the Python peers (bench/peers), the limits (wrk; pgbench comes
   # with postgresql), the chart; git for the test that clones the repository
   # and runs scripts/bench.sh there (tests/perf/bench_from_clone.sh)

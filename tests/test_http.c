@@ -27,7 +27,7 @@
 static char nginx_http[1024], nginx_https[1024], ca_file[1024], fixture[128];
 static char nginx_mtls[1024], client_cert[1024], client_key[1024];
 static char proxy_url[1024], proxy_auth_url[1024], socks_url[1024], socks_auth_url[1024];
-static char squid_url[1024];
+static char squid_url[1024], fwd_proxy_url[1024];
 static char servers_dir[256];
 static pid_t fixture_pid;
 
@@ -45,7 +45,7 @@ static int read_env(const char *path) {
               {"CLIENT_CERT=", client_cert},     {"CLIENT_KEY=", client_key},
               {"PROXY_URL=", proxy_url},         {"PROXY_AUTH_URL=", proxy_auth_url},
               {"SOCKS_URL=", socks_url},         {"SOCKS_AUTH_URL=", socks_auth_url},
-              {"SQUID_URL=", squid_url}};
+              {"SQUID_URL=", squid_url},         {"FWD_PROXY_URL=", fwd_proxy_url}};
   FILE *f = fopen(path, "r");
   if (f == NULL)
     return -1;
@@ -1814,19 +1814,26 @@ static void count_connections(void *arg, const actio_http_trace *t) {
     atomic_fetch_add_explicit(&c->reused, 1, memory_order_relaxed);
 }
 
+/* An actor of one worker through px, counting its connections in count
+ * (zeroed). */
+static actio_actor *spawn_counting(actio_http_proxy *px, conn_count *count) {
+  atomic_store_explicit(&count->opened, 0, memory_order_relaxed);
+  atomic_store_explicit(&count->reused, 0, memory_order_relaxed);
+  actio_actor *a;
+  actio_http_opts o = {.workers = 1, .ca_file = ca_file, .proxy = px,
+                       .trace = count_connections, .trace_arg = count};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &a), 0);
+  return a;
+}
+
 /* Through a proxy that keeps its connections alive (squid; tinyproxy closes
  * each after its response), a worker's GETs share one connection to it,
  * whatever their host, and a CONNECT tunnel is kept for the next request
  * to its host. */
 START_TEST(a_keep_alive_proxy_connection_reused) {
   static conn_count count;
-  atomic_store_explicit(&count.opened, 0, memory_order_relaxed);
-  atomic_store_explicit(&count.reused, 0, memory_order_relaxed);
   actio_http_proxy px = {.url = squid_url};
-  actio_actor *a;
-  actio_http_opts o = {.workers = 1, .ca_file = ca_file, .proxy = &px,
-                       .trace = count_connections, .trace_arg = &count};
-  ck_assert_int_eq(actio_http_spawn(rt, &o, &a), 0);
+  actio_actor *a = spawn_counting(&px, &count);
   actio_http_request req = {.url = url(fixture, "/echo")};
   actio_future *f = send_wait(a, &req, 0);
   ck_assert_ptr_nonnull(strstr(((actio_http_response *)actio_future_value(f))->body, "(squid/"));
@@ -1848,6 +1855,32 @@ START_TEST(a_keep_alive_proxy_connection_reused) {
   }
   ck_assert_int_eq(atomic_load_explicit(&count.opened, memory_order_relaxed), 2);
   ck_assert_int_eq(atomic_load_explicit(&count.reused, memory_order_relaxed), N + 1);
+}
+END_TEST
+
+/* The benchmarks' forward proxy (nginx, tests/http_servers.sh) keeps a
+ * client's connection as squid does, which its benchmark rows assume: a
+ * worker's GETs through it share one connection. It forwards to nginx
+ * only: another host gets its 403, not a resolver's guess. */
+START_TEST(the_forward_proxy_keeps_its_connection) {
+  static conn_count count;
+  actio_http_proxy px = {.url = fwd_proxy_url};
+  actio_actor *a = spawn_counting(&px, &count);
+  enum { N = 20 };
+  actio_http_request req = {.url = url(nginx_http, "/1k")};
+  for (int i = 0; i < N; i++) {
+    actio_future *f = send_wait(a, &req, 0);
+    const actio_http_response *r = actio_future_value(f);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_uint_eq(r->body_len, 1024);
+    actio_future_unref(f);
+  }
+  ck_assert_int_eq(atomic_load_explicit(&count.opened, memory_order_relaxed), 1);
+  ck_assert_int_eq(atomic_load_explicit(&count.reused, memory_order_relaxed), N - 1);
+  req.url = url(fixture, "/echo");
+  actio_future *f = send_wait(a, &req, 0);
+  ck_assert_int_eq(((actio_http_response *)actio_future_value(f))->status, 403);
+  actio_future_unref(f);
 }
 END_TEST
 
@@ -2678,6 +2711,7 @@ int main(void) {
   tcase_add_test(tc, proxies_per_actor_and_per_request);
   tcase_add_test(tc, proxy_failures_say_so);
   tcase_add_test(tc, a_keep_alive_proxy_connection_reused);
+  tcase_add_test(tc, the_forward_proxy_keeps_its_connection);
   tcase_add_test(tc, cookies_kept_read_set_saved_and_loaded);
   tcase_add_test(tc, cookie_files_and_bad_cookies_refused);
   suite_add_tcase(s, tc);
