@@ -906,12 +906,8 @@ static void *make_and_free(void *unused) {
 }
 
 START_TEST(a_process_without_keys_left_keeps_no_blocks) {
-  enum { MAX_KEYS = 4096 };
-  pthread_key_t *keys = malloc(MAX_KEYS * sizeof *keys);
-  int nkeys = 0;
-  while (nkeys < MAX_KEYS && pthread_key_create(&keys[nkeys], NULL) == 0)
-    nkeys++;
-  ck_assert_int_lt(nkeys, MAX_KEYS); /* the process's keys ran out */
+  int nkeys;
+  pthread_key_t *keys = keys_use_up(&nkeys);
   pthread_t t;
   start_threads(&t, 1, make_and_free, &nkeys, sizeof nkeys); /* the heap's own first use */
   join_threads(&t, 1);
@@ -922,9 +918,7 @@ START_TEST(a_process_without_keys_left_keeps_no_blocks) {
   }
   long grew = (long)mallinfo2().uordblks - before; /* 0 under the sanitizers */
   ck_assert_int_le(grew, 2048); /* 9,600 B before, keeping blocks it lost */
-  for (int i = 0; i < nkeys; i++)
-    pthread_key_delete(keys[i]);
-  free(keys);
+  keys_return(keys, nkeys);
 }
 END_TEST
 

@@ -57,6 +57,25 @@ static inline void join_threads(pthread_t *t, int n) {
     ck_assert_int_eq(pthread_join(t[i], NULL), 0);
 }
 
+/* Takes every pthread key the process has left (a test of what a thread
+ * does without an exit hook); *n of them. Give them back with keys_return. */
+static inline pthread_key_t *keys_use_up(int *n) {
+  enum { MAX_KEYS = 4096 };
+  pthread_key_t *keys = malloc(MAX_KEYS * sizeof *keys);
+  ck_assert_ptr_nonnull(keys);
+  *n = 0;
+  while (*n < MAX_KEYS && pthread_key_create(&keys[*n], NULL) == 0)
+    (*n)++;
+  ck_assert_int_lt(*n, MAX_KEYS); /* the process's keys ran out */
+  return keys;
+}
+
+static inline void keys_return(pthread_key_t *keys, int n) {
+  for (int i = 0; i < n; i++)
+    pthread_key_delete(keys[i]);
+  free(keys);
+}
+
 /* A thread about to block (on a full mailbox, an empty one, a future) says
  * so with announce_block(&slot) right before the call; another waits with
  * await_blocked(&slot) until it sleeps in a futex wait, in the kernel: the

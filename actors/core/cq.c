@@ -13,6 +13,7 @@
 
 #include "actio/cq.h"
 #include "actio/error.h"
+#include "actors/core/cq_internal.h"
 #include "actors/core/future_internal.h"
 #include "base/debug.h"
 
@@ -33,8 +34,17 @@
  * queue's. When its credit runs out, the registration makes a zeroed
  * segment for the queue's spares. A lane whose tail is full takes a spare.
  * Every lane starts with a segment of its own (its partly filled tail), so
- * the spares made, one per SEG_SLOTS registrations of each thread, always
- * cover the segments the completions need.
+ * the spares made, one per SEG_SLOTS slots of credit, always cover the
+ * segments the completions need.
+ *
+ * A thread holds records on the last REG_CACHE queues it registered on
+ * only: one it evicts from its cache, and all of them when it exits (a
+ * pthread key's destructor), go back to their queues, which keep their
+ * counts (`retired_adds`) and their credit (`pool`, taken by the next
+ * registration that runs out), and are freed. So a queue holds a record
+ * per live thread that registered on it lately, never one per thread that
+ * ever did. A queue destroyed while threads hold records on it leaves
+ * them to those threads (orphaned), which free them.
  *
  * The wake-up: `armed` is 1 while the last drain found the queue empty and
  * reset the eventfd. A completion publishes its slot and reads `armed`
@@ -70,12 +80,15 @@ typedef struct cq_lane {
   cq_seg *tail;
 } cq_lane;
 
-/* A registering thread's counts on one queue. Written by that thread
- * alone (or by a later thread with its token, once it has exited), read
- * by destroy once no one adds: relaxed atomics, plain moves on x86. */
+/* A registering thread's counts on one queue (40 bytes). The counts are
+ * written by that thread alone, and read by destroy once no one adds, or
+ * by the thread when it hands the record back: relaxed atomics, plain
+ * moves on x86. */
 typedef struct cq_reg {
-  struct cq_reg *next; /* the queue's list, under reg_mu */
-  const void *owner;   /* the thread's token (see reg_of) */
+  /* Under regs_mu: the queue's list, and the queue (NULL once destroyed:
+   * the thread frees the record). */
+  struct cq_reg *next, **pprev;
+  struct actio_cq *cq;
   _Atomic unsigned credit; /* slots paid for and not yet used */
   _Atomic uint64_t adds;   /* registrations made */
 } cq_reg;
@@ -108,10 +121,12 @@ struct actio_cq {
    * in SEG_SLOTS, taken by the completion that fills a lane's tail. */
   _Alignas(64) pthread_mutex_t spare_mu;
   cq_seg *spares; /* linked through `next` */
-  /* The registering threads' records: looked up once per thread, or when
-   * its cache lost the queue. */
-  pthread_mutex_t reg_mu;
+  /* Credit handed back by records that went: paid for, not yet used. */
+  _Atomic unsigned pool;
+  /* Under regs_mu: the records threads hold, and the registrations of
+   * those that went back. */
   cq_reg *regs;
+  uint64_t retired_adds;
   /* The drains' own line. */
   _Alignas(64) pthread_mutex_t drain_mu; /* serialises drains; guards the rest */
   unsigned next_lane; /* where the last drain stopped, for fairness */
@@ -164,7 +179,6 @@ int actio_cq_create(actio_cq **out) {
   atomic_init(&cq->refs, REFS_BIAS + 1);
   pthread_mutex_init(&cq->spare_mu, NULL);
   pthread_mutex_init(&cq->drain_mu, NULL);
-  pthread_mutex_init(&cq->reg_mu, NULL);
   *out = cq;
   return 0;
 fail_segs:
@@ -196,7 +210,6 @@ static void cq_unref(actio_cq *cq, uint64_t k) {
   ACTIO__ASSERT(cq->spares == NULL && cq->regs == NULL);
   pthread_mutex_destroy(&cq->spare_mu);
   pthread_mutex_destroy(&cq->drain_mu);
-  pthread_mutex_destroy(&cq->reg_mu);
   free(cq);
 }
 
@@ -259,6 +272,12 @@ static void deliver(actio_future *f, actio__future_queue *q, uint64_t tag) {
   lane_unlock(l);
 }
 
+/* Every queue's records: their lists, their queues, and the counts of the
+ * records that went back. Taken once per thread and queue (and when the
+ * thread's cache loses the queue), at the thread's exit, and by destroy:
+ * never by a registration that finds its record cached. */
+static pthread_mutex_t regs_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* A thread's last few queues and its records on them: a queue is known by
  * its address and its generation, so a queue made where a destroyed one
  * was is not taken for it. */
@@ -268,46 +287,117 @@ typedef struct reg_cached {
   uint64_t gen;
   cq_reg *reg;
 } reg_cached;
+static _Thread_local reg_cached cache[REG_CACHE];
+static _Thread_local unsigned victim;
+static _Thread_local int held; /* the exit key is set for this thread */
+static pthread_key_t exit_key; /* only for its destructor */
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static int exit_key_made; /* pthread_key_create succeeded (set in the once) */
 
-/* This thread's record on cq, made on its first registration there. NULL
- * when out of memory. */
-static cq_reg *reg_of(actio_cq *cq) {
-  static _Thread_local reg_cached cache[REG_CACHE];
-  static _Thread_local unsigned victim;
-  static _Thread_local char token; /* its address: this thread, while it lives */
+/* Hands r back to its queue, which keeps its counts, and frees it; a
+ * record whose queue is gone is only freed. */
+static void reg_put(cq_reg *r) {
+  pthread_mutex_lock(&regs_mu);
+  actio_cq *cq = r->cq;
+  if (cq != NULL) {
+    if ((*r->pprev = r->next) != NULL)
+      r->next->pprev = r->pprev;
+    /* Relaxed: our own counts. */
+    cq->retired_adds += atomic_load_explicit(&r->adds, memory_order_relaxed);
+    unsigned credit = atomic_load_explicit(&r->credit, memory_order_relaxed);
+    /* Release: the spares this credit paid for (pushed under spare_mu)
+     * before the registration that takes it. */
+    if (credit > 0)
+      atomic_fetch_add_explicit(&cq->pool, credit, memory_order_release);
+  }
+  pthread_mutex_unlock(&regs_mu);
+  free(r);
+}
+
+/* The thread exits: its records go back. */
+static void reg_exit(void *unused) {
+  (void)unused;
+  held = 0; /* the key is cleared before its destructor runs */
+  for (int i = 0; i < REG_CACHE; i++)
+    if (cache[i].reg != NULL) {
+      reg_put(cache[i].reg);
+      cache[i] = (reg_cached){0};
+    }
+}
+
+static void exit_key_make(void) { exit_key_made = pthread_key_create(&exit_key, reg_exit) == 0; }
+
+/* This thread's record on cq, made on its first registration there (or
+ * since its cache lost the queue). *kept is 0 when the thread cannot keep
+ * it (no exit hook: no key left in the process): the caller hands it back
+ * with reg_put after its registration. NULL when out of memory. */
+static cq_reg *reg_of(actio_cq *cq, int *kept) {
+  *kept = 1;
   for (int i = 0; i < REG_CACHE; i++)
     if (cache[i].cq == cq && cache[i].gen == cq->gen)
       return cache[i].reg;
-  pthread_mutex_lock(&cq->reg_mu);
-  cq_reg *r = cq->regs;
-  while (r != NULL && r->owner != &token)
-    r = r->next;
-  if (r == NULL && (r = malloc(sizeof *r)) != NULL) {
-    r->owner = &token;
-    atomic_init(&r->credit, 0);
-    atomic_init(&r->adds, 0);
-    r->next = cq->regs;
-    cq->regs = r;
+  cq_reg *r = malloc(sizeof *r);
+  if (r == NULL)
+    return NULL;
+  atomic_init(&r->credit, 0);
+  atomic_init(&r->adds, 0);
+  r->cq = cq;
+  pthread_mutex_lock(&regs_mu);
+  if ((r->next = cq->regs) != NULL)
+    r->next->pprev = &r->next;
+  r->pprev = &cq->regs;
+  cq->regs = r;
+  pthread_mutex_unlock(&regs_mu);
+  if (!held) { /* once a thread, or again once its exit hook ran */
+    pthread_once(&exit_once, exit_key_make);
+    /* Non-NULL: reg_exit runs. */
+    held = exit_key_made && pthread_setspecific(exit_key, cache) == 0;
+    if (!held) {
+      *kept = 0;
+      return r;
+    }
   }
-  pthread_mutex_unlock(&cq->reg_mu);
-  if (r != NULL)
-    cache[victim++ % REG_CACHE] = (reg_cached){cq, cq->gen, r};
+  int i = 0;
+  while (i < REG_CACHE && cache[i].reg != NULL)
+    i++;
+  if (i == REG_CACHE) {
+    i = (int)(victim++ % REG_CACHE);
+    reg_put(cache[i].reg);
+  }
+  cache[i] = (reg_cached){cq, cq->gen, r};
   return r;
+}
+
+size_t actio__cq_regs(actio_cq *cq) {
+  size_t n = 0;
+  pthread_mutex_lock(&regs_mu);
+  for (cq_reg *r = cq->regs; r != NULL; r = r->next)
+    n++;
+  pthread_mutex_unlock(&regs_mu);
+  return n;
 }
 
 int actio_cq_add(actio_cq *cq, actio_future *f, uint64_t tag) {
   if (cq == NULL || f == NULL)
     return ACTIO_EINVAL;
-  cq_reg *r = reg_of(cq);
+  int kept;
+  cq_reg *r = reg_of(cq, &kept);
   if (r == NULL)
     return ACTIO_ENOMEM;
   /* Relaxed, here and below: this thread's own counts (see cq_reg). */
   unsigned credit = atomic_load_explicit(&r->credit, memory_order_relaxed);
+  /* Relaxed look: the exchange only when records that went left credit.
+   * Acquire: the spares it paid for (see reg_put). */
+  if (credit == 0 && atomic_load_explicit(&cq->pool, memory_order_relaxed) != 0)
+    credit = atomic_exchange_explicit(&cq->pool, 0, memory_order_acquire);
   if (credit == 0) {
     /* Pay for the next SEG_SLOTS events with a spare segment. */
     cq_seg *s = seg_new();
-    if (s == NULL)
+    if (s == NULL) {
+      if (!kept)
+        reg_put(r);
       return ACTIO_ENOMEM;
+    }
     pthread_mutex_lock(&cq->spare_mu);
     atomic_init(&s->next, cq->spares);
     cq->spares = s;
@@ -325,6 +415,8 @@ int actio_cq_add(actio_cq *cq, actio_future *f, uint64_t tag) {
     atomic_store_explicit(&r->adds, adds, memory_order_relaxed);
     atomic_store_explicit(&r->credit, credit, memory_order_relaxed);
   }
+  if (!kept)
+    reg_put(r);
   return rc;
 }
 
@@ -442,15 +534,21 @@ void actio_cq_destroy(actio_cq *cq) {
     lane_unlock(l);
   }
   pthread_mutex_unlock(&cq->drain_mu);
-  /* No one adds any more: the records' counts are final. */
-  pthread_mutex_lock(&cq->reg_mu);
-  for (cq_reg *r = cq->regs, *next; r != NULL; r = next) {
-    next = r->next;
+  /* No one adds any more: the records' counts are final. The threads
+   * holding them free them (this one at once). */
+  pthread_mutex_lock(&regs_mu);
+  made += cq->retired_adds;
+  for (cq_reg *r = cq->regs; r != NULL; r = r->next) {
     made += atomic_load_explicit(&r->adds, memory_order_relaxed);
-    free(r);
+    r->cq = NULL;
   }
   cq->regs = NULL;
-  pthread_mutex_unlock(&cq->reg_mu);
+  pthread_mutex_unlock(&regs_mu);
+  for (int i = 0; i < REG_CACHE; i++)
+    if (cache[i].cq == cq && cache[i].gen == cq->gen) {
+      free(cache[i].reg);
+      cache[i] = (reg_cached){0};
+    }
   /* Outside every lock: a future's last reference may run code that
    * completes another future of this queue, whose delivery takes its
    * lane's lock (and finds it closed). The bias is still held, so those
