@@ -5,26 +5,17 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "base/asan.h"
 #include "base/debug.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RECYCLE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RECYCLE 0
-#endif
-#endif
-#ifndef RECYCLE
-#define RECYCLE 1
-#endif
-
 /* This thread's free blocks of each kind: a list linked through each
- * block's first word, and whole batches taken from the depot. */
+ * block's first link, and whole batches taken from the depot. */
 typedef struct kept {
   void *list;
   unsigned n;
   unsigned dry;  /* makes left before the depot is looked at again */
-  void *batches; /* linked through their first block's second word */
+  void *batches; /* linked through their first block's second link */
+  size_t size;   /* of a block, once it keeps one */
 } kept;
 static _Thread_local kept mine[ACTIO__RECYCLE_KINDS];
 static _Thread_local int held; /* the key is set for this thread */
@@ -32,12 +23,24 @@ static pthread_key_t exit_key; /* only for its destructor */
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 static int exit_key_made; /* pthread_key_create succeeded (set in the once) */
 
-/* A batch's next batch: its first block's second word. */
-static void **next_batch(void *b) { return &((void **)b)[1]; }
+/* A kept block's two links: 0, the next block of its list; 1, in a
+ * batch's first block, the next batch. At the block's start; under ASan
+ * at its end, unpoisoned while the rest is poisoned (base/asan.h), so
+ * that a use after release (of a future's state word first) is reported:
+ * LeakSanitizer follows no pointer in poisoned memory, and would take
+ * every block behind a list's first for a leak. */
+#ifdef ACTIO__ASAN
+#define LINKS_AT(size) ((size) - 2 * sizeof(void *))
+#else
+#define LINKS_AT(size) ((void)(size), (size_t)0)
+#endif
+static void **link_of(size_t size, void *b, int i) {
+  return (void **)(void *)((char *)b + LINKS_AT(size)) + i;
+}
 
-static void free_list(void *b) {
+static void free_list(size_t size, void *b) {
   while (b != NULL) {
-    void *next = *(void **)b;
+    void *next = *link_of(size, b, 0);
     free(b);
     b = next;
   }
@@ -48,10 +51,11 @@ static void kept_exit(void *unused) {
   (void)unused;
   held = 0; /* the key is cleared before its destructor runs */
   for (int k = 0; k < ACTIO__RECYCLE_KINDS; k++) {
-    free_list(mine[k].list);
+    size_t size = mine[k].size;
+    free_list(size, mine[k].list);
     for (void *b = mine[k].batches, *next; b != NULL; b = next) {
-      next = *next_batch(b);
-      free_list(b);
+      next = *link_of(size, b, 1);
+      free_list(size, b);
     }
     mine[k] = (kept){0};
   }
@@ -87,19 +91,20 @@ static int take_depot(actio__recycler *r, kept *k) {
     return 0;
   unsigned n = 1;
   void *last = top;
-  for (; *next_batch(last) != NULL; last = *next_batch(last))
+  for (; *link_of(r->size, last, 1) != NULL; last = *link_of(r->size, last, 1))
     n++;
   /* Relaxed: a count only, for the bound; taken after the batches were,
    * so it never reads fewer than the depot holds. */
   atomic_fetch_sub_explicit(&r->batches, n, memory_order_relaxed);
-  *next_batch(last) = k->batches;
+  *link_of(r->size, last, 1) = k->batches;
   k->batches = top;
+  k->size = r->size;
   if (hold() != 0) { /* kept, they would leak at the thread's exit */
-    k->batches = *next_batch(last);
-    *next_batch(last) = NULL;
+    k->batches = *link_of(r->size, last, 1);
+    *link_of(r->size, last, 1) = NULL;
     for (void *b = top, *next; b != NULL; b = next) {
-      next = *next_batch(b);
-      free_list(b);
+      next = *link_of(r->size, b, 1);
+      free_list(r->size, b);
     }
     return 0;
   }
@@ -107,8 +112,6 @@ static int take_depot(actio__recycler *r, kept *k) {
 }
 
 void *actio__recycle_new(actio__recycler *r) {
-  if (!RECYCLE)
-    return malloc(r->size);
   kept *k = &mine[r->kind];
   if (k->list == NULL) {
     /* A depot found empty is looked at again a batch of makes later: a
@@ -118,21 +121,20 @@ void *actio__recycle_new(actio__recycler *r) {
       return malloc(r->size);
     }
     k->list = k->batches;
-    k->batches = *next_batch(k->list);
+    k->batches = *link_of(r->size, k->list, 1);
     k->n = ACTIO__RECYCLE_BATCH;
   }
   void *b = k->list;
-  k->list = *(void **)b;
+  k->list = *link_of(r->size, b, 0);
   k->n--;
+  ACTIO__ASAN_UNPOISON(b, LINKS_AT(r->size));
   return b;
 }
 
 void actio__recycle_free(actio__recycler *r, void *block) {
-  if (!RECYCLE || block == NULL) {
-    free(block);
+  if (block == NULL)
     return;
-  }
-  ACTIO__ASSERT(r->size >= 2 * sizeof(void *));
+  ACTIO__ASSERT(r->size >= 2 * sizeof(void *) && r->size % sizeof(void *) == 0);
   kept *k = &mine[r->kind];
   if (k->n == ACTIO__RECYCLE_BATCH) {
     /* Relaxed: a count only. Concurrent pushers may each pass the check:
@@ -141,14 +143,14 @@ void actio__recycle_free(actio__recycler *r, void *block) {
       atomic_fetch_add_explicit(&r->batches, 1, memory_order_relaxed);
       void *top = atomic_load_explicit(&r->depot, memory_order_relaxed);
       do
-        *next_batch(k->list) = top;
+        *link_of(r->size, k->list, 1) = top;
       /* Release: the batch's links before it is reachable. Relaxed on
        * failure: nothing read but the top. */
       while (!atomic_compare_exchange_weak_explicit(&r->depot, &top, k->list,
                                                     memory_order_release,
                                                     memory_order_relaxed));
     } else {
-      free_list(k->list);
+      free_list(r->size, k->list);
     }
     k->list = NULL;
     k->n = 0;
@@ -157,7 +159,9 @@ void actio__recycle_free(actio__recycler *r, void *block) {
     free(block);
     return;
   }
-  *(void **)block = k->list;
+  k->size = r->size;
+  ACTIO__ASAN_POISON(block, LINKS_AT(r->size));
+  *link_of(r->size, block, 0) = k->list;
   k->list = block;
   k->n++;
 }

@@ -23,8 +23,9 @@
  * once more: a thread that took a full stack and went idle keeps it while
  * the others fill the depot anew, so the blocks kept may pass the most
  * that were live at once. A thread's blocks are freed when it exits.
- * Under AddressSanitizer blocks go straight to malloc and free, so that a
- * use after free is still caught.
+ * Under AddressSanitizer a kept block is poisoned (but for the two words
+ * that link it, at its end), so that a use after its release is reported
+ * as a use after free would be.
  */
 #define ACTIO__RECYCLE_BATCH 64
 #define ACTIO__RECYCLE_DEPOT 1024
@@ -36,8 +37,8 @@ typedef struct actio__recycler {
   size_t size; /* of a block: at least two pointers */
   unsigned kind;
   /* The depot, on a line of its own: the top batch, a list through the
-   * blocks' first words, the next batch in its first block's second word;
-   * and about how many batches it holds (at least as many). */
+   * blocks' first links, the next batch in its first block's second link
+   * (recycle.c); and about how many batches it holds (at least as many). */
   _Alignas(64) _Atomic(void *) depot;
   _Atomic unsigned batches;
 } actio__recycler;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "base/asan.h"
 #include "test_util.h"
 
 static _Atomic int freed;
@@ -922,6 +923,27 @@ START_TEST(a_process_without_keys_left_keeps_no_blocks) {
 }
 END_TEST
 
+/* Every build, the sanitizers' too, runs the recycler; under ASan a block
+ * it keeps is poisoned, so a use of a released future is still reported. */
+START_TEST(a_released_future_is_recycled_and_poisoned_meanwhile) {
+  actio_future *f, *g;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_resolve(f, boxed(1), free), 0);
+  actio_future_unref(f);
+#ifdef ACTIO__ASAN
+  ck_assert(__asan_address_is_poisoned(f)); /* its state word */
+  ck_assert(__asan_address_is_poisoned((char *)f + 63));
+#endif
+  ck_assert_int_eq(actio_future_create(&g), 0);
+  ck_assert_ptr_eq(g, f); /* this thread's list gives back its last block */
+#ifdef ACTIO__ASAN
+  ck_assert_ptr_null(__asan_region_is_poisoned(g, 64));
+#endif
+  ck_assert_int_eq(actio_future_status(g), ACTIO_EPENDING);
+  actio_future_unref(g);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("future");
   TCase *tc = tcase_with_timeout("basics", 30);
@@ -953,6 +975,7 @@ int main(void) {
   TCase *rc = tcase_with_timeout("records", 120);
   tcase_add_test(rc, callback_records_freed_on_another_thread_come_back_within_a_bound);
   tcase_add_test(rc, a_process_without_keys_left_keeps_no_blocks);
+  tcase_add_test(rc, a_released_future_is_recycled_and_poisoned_meanwhile);
   suite_add_tcase(s, rc);
   return run_suite(s);
 }

@@ -15,6 +15,7 @@
 #include "actio.h"
 #include "actors/core/deadline.h"
 #include "actors/core/runtime.h"
+#include "base/asan.h"
 #include "base/clock.h"
 #include "test_util.h"
 
@@ -646,6 +647,32 @@ START_TEST(many_timers_armed_and_cancelled_leave_nothing) {
 }
 END_TEST
 
+/* A block given back to the timer's slabs is poisoned under ASan until it
+ * is handed out again, so a send used after its release is reported. */
+START_TEST(a_released_block_is_poisoned_until_handed_out_again) {
+  static const actio__send_ops no_sends = {0};
+  actio__timer *t;
+  ck_assert_int_eq(actio__timer_create(&t, &no_sends), 0);
+  void *b = actio__tblock_new(t), *kept = actio__tblock_new(t);
+  ck_assert_ptr_nonnull(b);
+  ck_assert_ptr_nonnull(kept);
+  actio__tblock_free(t, &b, 1);
+#ifdef ACTIO__ASAN
+  ck_assert(__asan_address_is_poisoned(b)); /* the slab's link too */
+  ck_assert(__asan_address_is_poisoned((char *)b + ACTIO__TBLOCK - 1));
+  ck_assert_ptr_null(__asan_region_is_poisoned(kept, ACTIO__TBLOCK));
+#endif
+  void *again = actio__tblock_new(t);
+  ck_assert_ptr_eq(again, b); /* the slab's free list first */
+#ifdef ACTIO__ASAN
+  ck_assert_ptr_null(__asan_region_is_poisoned(again, ACTIO__TBLOCK));
+#endif
+  void *both[] = {again, kept};
+  actio__tblock_free(t, both, 2);
+  actio__timer_destroy(t);
+}
+END_TEST
+
 START_TEST(many_timers_fire_each_once) {
   enum { N = 20000 };
   tally t = {0};
@@ -779,6 +806,7 @@ int main(void) {
   tcase_add_test(tc, a_draining_stop_ends_sleeps_and_drops_sends);
   tcase_add_test(tc, a_stop_now_ends_sleeps_and_drops_sends);
   tcase_add_test(tc, a_send_due_during_a_stop_is_dropped);
+  tcase_add_test(tc, a_released_block_is_poisoned_until_handed_out_again);
   tcase_add_test(tc, many_timers_armed_and_cancelled_leave_nothing);
   tcase_add_test(tc, many_timers_fire_each_once);
   tcase_add_test(tc, arm_cancel_and_fire_race_from_many_threads);

@@ -16,6 +16,7 @@
 #include "actio/timer.h"
 #include "actors/core/future_internal.h"
 #include "actors/core/runtime.h"
+#include "base/asan.h"
 #include "base/clock.h"
 #include "base/debug.h"
 #include "base/park.h"
@@ -128,12 +129,13 @@ static void *block_new(actio__timer *t) {
   }
   void *b = s->free;
   if (b != NULL)
-    s->free = *(void **)b;
+    s->free = actio__asan_get(b);
   else
     b = (char *)s + SLAB_HEAD + (size_t)s->fresh++ * ACTIO__TBLOCK;
   s->used++;
   if (s->free == NULL && s->fresh == SLAB_BLOCKS)
     room_unlink(t, s); /* full */
+  ACTIO__ASAN_UNPOISON(b, ACTIO__TBLOCK);
   return b;
 }
 
@@ -155,7 +157,10 @@ void actio__tblock_free(actio__timer *t, void **blocks, size_t k) {
     ACTIO__ASSERT(s->used > 0);
     if (s->free == NULL && s->fresh == SLAB_BLOCKS)
       room_push(t, s); /* was full */
-    *(void **)blocks[i] = s->free;
+    /* Poisoned while free (base/asan.h): a send used after its release is
+     * reported. */
+    ACTIO__ASAN_POISON(blocks[i], ACTIO__TBLOCK);
+    actio__asan_set(blocks[i], s->free);
     s->free = blocks[i];
     /* Empty and not the only slab with room: its memory goes back. */
     if (--s->used == 0 && (s->prev != NULL || s->next != NULL)) {
