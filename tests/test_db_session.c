@@ -2,6 +2,7 @@
  * and prepared statements, against a real PostgreSQL started for the
  * suite (tests/pg_server.sh). */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -466,6 +467,32 @@ START_TEST(test_prepare_describe_run_destroy) {
 }
 END_TEST
 
+/* A statement destroyed twice: Debug and sanitizer builds abort at the
+ * second call, release builds ignore it. A query that uses the statement,
+ * blocked on an advisory lock, keeps it alive through both calls. */
+START_TEST(test_prepare_destroyed_twice) {
+  actio_actor *two = spawn((actio_db_opts){.max_connections = 2, .workers = 1});
+  actio_future *pf, *sf, *qf;
+  actio_db_stmt *s = prepare(two, "SELECT length(pg_advisory_lock($1::int8)::text)", 1, NULL, &pf);
+  actio_db_session *ss = acquire(two, &sf);
+  actio_future_unref(s_run(ss, "SELECT pg_advisory_lock(4343)", 0));
+  actio_db_request q = {.stmt = s, .nparams = 1, .params = (const char *const[]){"4343"}};
+  ck_assert_int_eq(actio_db_send(two, &q, &qf), 0);
+  const char *waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND objid = 4343 AND NOT granted";
+  while (s_scalar(ss, waiting) != 1) /* the query waits for the lock */
+    ;
+  s = actio_future_take(pf);
+  actio_future_unref(pf);
+  actio_db_stmt_destroy(s);
+  actio_db_stmt_destroy(s); /* aborts in a Debug or sanitizer build */
+  release(ss, 0);
+  actio_future_unref(sf);
+  expect(qf, 0);
+  actio_future_unref(qf);
+}
+END_TEST
+
 START_TEST(test_prepare_on_every_connection) {
   actio_actor *two = spawn((actio_db_opts){.max_connections = 2, .workers = 1});
   actio_future *pf, *af, *bf;
@@ -579,6 +606,11 @@ static Suite *db_session_suite(void) {
   tcase_add_test(tc, test_prepare_describe_run_destroy);
   tcase_add_test(tc, test_prepare_on_every_connection);
   tcase_add_test(tc, test_prepare_cancelled_leaves_nothing);
+#ifdef ACTIO_DEBUG
+  tcase_add_test_raise_signal(tc, test_prepare_destroyed_twice, SIGABRT);
+#else
+  tcase_add_test(tc, test_prepare_destroyed_twice);
+#endif
   suite_add_tcase(s, tc);
   return s;
 }

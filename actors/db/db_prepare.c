@@ -206,7 +206,12 @@ void actio_db_stmt_destroy(actio_db_stmt *s) {
     return;
   db_state *st = s->st;
   /* Release: a worker that sees it dead prepares it nowhere again. */
-  atomic_store_explicit(&s->dead, 1, memory_order_release);
+  int was = atomic_exchange_explicit(&s->dead, 1, memory_order_release);
+  /* Destroyed twice while it lives: a caller's bug, stopped as a future
+   * released twice is; a release build lets the first stand. */
+  ACTIO__ASSERT(!was);
+  if (was)
+    return;
   pthread_mutex_lock(&st->gmu);
   unsigned left = 0;
   for (unsigned i = 0; i < st->o.workers; i++) {

@@ -474,7 +474,9 @@ int actio_db_prepare(actio_actor *db, const char *sql, int nparams,
  * prepared it DEALLOCATEs it when it is next free to (lazily; a
  * connection closed meanwhile has nothing to drop). Queries already sent
  * with it still run; s may not be used for new ones. NULL accepted.
- * Thread-safe. */
+ * Destroying s twice is the caller's bug: Debug and sanitizer builds
+ * abort (as for a future released twice); a release build ignores the
+ * second call while s lives (after, it is a use after free). Thread-safe. */
 void actio_db_stmt_destroy(actio_db_stmt *s);
 
 /** What the server described: the parameters' count and type OIDs, the
