@@ -24,7 +24,8 @@ static actio_actor *files;
 static char dir[256];
 
 static void path_in(char *out, size_t n, const char *name) {
-  snprintf(out, n, "%s/%s", dir, name);
+  int k = snprintf(out, n, "%s/%s", dir, name);
+  ck_assert(k > 0 && (size_t)k < n);
 }
 
 static void rm_rf(const char *p) {

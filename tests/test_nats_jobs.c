@@ -184,7 +184,7 @@ static actio_nats_worker *start_worker(actio_actor *c, actio_actor *a,
  * and as message ids), each again with the same id until it is stored. */
 static void publish_jobs(actio_actor *c, const char *subj, int first, int n) {
   actio_future **fs = calloc((size_t)n, sizeof *fs);
-  char subject[96], data[16], id[32];
+  char subject[96], data[16], id[96];
   int last = 0;
   for (int pass = 0;; pass++) {
     /* A stream leader lost is elected again within seconds; meanwhile

@@ -14,7 +14,7 @@ set -euo pipefail
 SRC=$1
 # Under ctest's own limit (330 s in tests/perf/CMakeLists.txt), so that the
 # cleanup below always gets to run.
-LIMIT=${BENCH_FROM_CLONE_LIMIT:-270}
+LIMIT=${BENCH_FROM_CLONE_LIMIT:-600}
 
 if ! git -C "$SRC" rev-parse --verify -q HEAD >/dev/null; then
   echo "SKIP: $SRC is not a git checkout with a commit" >&2
