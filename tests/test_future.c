@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "actors/core/future_internal.h"
 #include "base/asan.h"
 #include "test_util.h"
 
@@ -110,6 +111,84 @@ START_TEST(callbacks_run_once_in_order_before_and_after) {
   for (int i = 0; i < 4; i++) /* once each, in registration order, all seeing 3 */
     ck_assert_int_eq(log.entries[i], 10 * (i + 1) + 3);
   actio_future_unref(f);
+}
+END_TEST
+
+static void tally(actio_future *f, void *arg) {
+  (void)f;
+  atomic_fetch_add_explicit((_Atomic int *)arg, 1, memory_order_relaxed);
+}
+
+static void count_gone(void *arg) { (*(int *)arg)++; }
+
+/* A withdrawn callback never runs and holds the future no more: dropped
+ * pending, it is freed; whether in the slot or the list. */
+START_TEST(withdrawn_callbacks_never_run) {
+  _Atomic int calls[4] = {0};
+  for (int slot = 0; slot < 2; slot++) {
+    actio_future *f;
+    ck_assert_int_eq(actio_future_create(&f), 0);
+    int gone = 0;
+    ck_assert_int_eq(actio__future_on_free(f, count_gone, &gone), 0);
+    for (int i = 0; i < 4; i++)
+      ck_assert_int_eq(actio_future_on_done(f, tally, &calls[i]), 0);
+    /* slot 0: the slot's and a list's withdrawn; 1: list records only */
+    ck_assert_int_eq(actio__future_off_done(f, tally, &calls[2]), 1);
+    ck_assert_int_eq(actio__future_off_done(f, tally, &calls[2]), 0); /* gone */
+    ck_assert_int_eq(actio__future_off_done(f, tally, &calls[slot]), 1);
+    ck_assert_int_eq(actio__future_off_done(f, tally, &gone), 0); /* never there */
+    if (slot == 1) {
+      ck_assert_int_eq(actio_future_resolve(f, NULL, NULL), 0);
+      ck_assert_int_eq(actio__future_off_done(f, tally, &calls[3]), 0); /* ran */
+      ck_assert_int_eq(atomic_load(&calls[0]), 1);
+      ck_assert_int_eq(atomic_load(&calls[3]), 1);
+    } else {
+      ck_assert_int_eq(actio__future_off_done(f, tally, &calls[1]), 1);
+      ck_assert_int_eq(actio__future_off_done(f, tally, &calls[3]), 1);
+    }
+    actio_future_unref(f);
+    ck_assert_int_eq(gone, 1);
+  }
+  ck_assert_int_eq(atomic_load(&calls[1]), 0);
+  ck_assert_int_eq(atomic_load(&calls[2]), 0);
+}
+END_TEST
+
+typedef struct {
+  actio_future *f;
+  _Atomic int go;
+} withdraw_race;
+
+static void *complete_when_told(void *arg) {
+  withdraw_race *r = arg;
+  while (!atomic_load_explicit(&r->go, memory_order_acquire))
+    sched_yield();
+  actio_future_resolve(r->f, NULL, NULL);
+  return NULL;
+}
+
+/* A withdrawal racing the completion: the callback runs, or is withdrawn,
+ * exactly once (slot and list alike), and the future is freed. */
+START_TEST(withdrawal_racing_completion_is_exact) {
+  for (int i = 0; i < 2000; i++) {
+    _Atomic int calls[2] = {0};
+    withdraw_race r = {0};
+    ck_assert_int_eq(actio_future_create(&r.f), 0);
+    int gone = 0;
+    ck_assert_int_eq(actio__future_on_free(r.f, count_gone, &gone), 0);
+    ck_assert_int_eq(actio_future_on_done(r.f, tally, &calls[0]), 0);
+    ck_assert_int_eq(actio_future_on_done(r.f, tally, &calls[1]), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, complete_when_told, &r), 0);
+    atomic_store_explicit(&r.go, 1, memory_order_release);
+    int off1 = actio__future_off_done(r.f, tally, &calls[1]);
+    int off0 = actio__future_off_done(r.f, tally, &calls[0]);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(atomic_load(&calls[0]) + off0, 1);
+    ck_assert_int_eq(atomic_load(&calls[1]) + off1, 1);
+    actio_future_unref(r.f);
+    ck_assert_int_eq(gone, 1);
+  }
 }
 END_TEST
 
@@ -949,6 +1028,8 @@ int main(void) {
   TCase *tc = tcase_with_timeout("basics", 30);
   tcase_add_test(tc, resolve_once_and_free_with_future);
   tcase_add_test(tc, take_moves_ownership);
+  tcase_add_test(tc, withdrawn_callbacks_never_run);
+  tcase_add_test(tc, withdrawal_racing_completion_is_exact);
   tcase_add_test(tc, fail_carries_code_and_message);
   tcase_add_test(tc, bad_arguments_are_refused);
   tcase_add_test(tc, callbacks_run_once_in_order_before_and_after);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "actors/core/bell.h"
 #include "fixture/fixture_spawn.h"
 #include "io/file/file_io.h"
 #include "io/http/http_redact.h"
@@ -2356,6 +2357,41 @@ START_TEST(bodies_read_from_files) {
 END_TEST
 
 /* A body file cut short while it is sent fails the request with -EIO. */
+/* A consumer's future that pauses a transfer and is then dropped, never
+ * completed, by a consumer whose request was cancelled: the worker's ring
+ * on it goes when the transfer ends (it kept the worker's bell, and the
+ * future itself, alive for ever: past the actor's end). */
+START_TEST(abandoned_pause_futures_keep_no_ring) {
+  actio_http_opts o = {.ca_file = ca_file};
+  actio_actor *h;
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &h), 0);
+  long base = actio__bell_rings_pending();
+  for (int i = 0; i < 8; i++) {
+    paused_at hd = {0};
+    actio_future *f = get_paused(h, url(fixture, "/bytes/200000"), &hd);
+    ck_assert_int_eq(actio_future_cancel(f), 0);
+    expect(f, ACTIO_ECANCELED);
+    actio_future_unref(f);
+    actio_future_unref(hd.ready); /* dropped, pending */
+
+    upload_src *u = calloc(1, sizeof *u);
+    u->total = 1 << 20;
+    actio_http_request req = {.url = url(fixture, "/sink"), .upload = produce, .upload_arg = u};
+    ck_assert_int_eq(actio_http_send(h, &req, &f), 0);
+    while (atomic_load_explicit(&u->npending, memory_order_acquire) == 0)
+      ck_assert_int_eq(actio_future_wait(f, 1), ACTIO_EPENDING);
+    ck_assert_int_eq(actio_future_cancel(f), 0);
+    expect(f, ACTIO_ECANCELED);
+    actio_future_unref(f);
+    actio_future_unref(u->pending[0]); /* dropped, pending */
+    free(u);
+  }
+  /* Joined: every call the workers had is freed. */
+  ck_assert_int_eq(actio_actor_stop(h, ACTIO_STOP_NOW), 0);
+  ck_assert_int_eq(actio__bell_rings_pending(), base);
+}
+END_TEST
+
 START_TEST(body_file_cut_short_mid_upload) {
   char path[64];
   make_file(path, sizeof path, (off_t)64 << 20);
@@ -2719,6 +2755,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, compressed_bodies_decoded_and_limited);
   tcase_add_test(tc, uploads_from_a_callback_with_backpressure);
+  tcase_add_test(tc, abandoned_pause_futures_keep_no_ring);
   tcase_add_test(tc, bodies_read_from_files);
   tcase_add_test(tc, body_file_cut_short_mid_upload);
   tcase_add_test(tc, headers_first_then_the_body_or_not);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "actio/error.h"
+#include "actors/core/future_internal.h"
 #include "base/debug.h"
 
 struct actio__bell {
@@ -66,18 +67,42 @@ int actio__bell_rang(actio__bell *b) {
   return atomic_exchange_explicit(&b->rings, 0, memory_order_acquire) != 0;
 }
 
+/* Relaxed: a count for tests, read once the registrations settled. */
+static _Atomic long rings_pending;
+
 static void ring_done(actio_future *f, void *arg) {
   (void)f;
+  atomic_fetch_sub_explicit(&rings_pending, 1, memory_order_relaxed);
   actio__bell_ring(arg);
   actio__bell_unref(arg);
 }
 
 int actio__bell_ring_on(actio__bell *b, actio_future *f) {
   actio__bell_ref(b);
+  atomic_fetch_add_explicit(&rings_pending, 1, memory_order_relaxed);
   int rc = actio_future_on_done(f, ring_done, b);
-  if (rc != 0)
+  if (rc != 0) {
+    atomic_fetch_sub_explicit(&rings_pending, 1, memory_order_relaxed);
     actio__bell_unref(b);
+  }
   return rc;
+}
+
+void actio__bell_ring_off(actio__bell *b, actio_future *f) {
+  if (f != NULL && actio__future_off_done(f, ring_done, b)) {
+    atomic_fetch_sub_explicit(&rings_pending, 1, memory_order_relaxed);
+    actio__bell_unref(b);
+  }
+}
+
+void actio__bell_forget(actio__bell *b, actio_future **f) {
+  actio__bell_ring_off(b, *f);
+  actio_future_unref(*f);
+  *f = NULL;
+}
+
+long actio__bell_rings_pending(void) {
+  return atomic_load_explicit(&rings_pending, memory_order_relaxed);
 }
 
 int actio__bell_push(actio__bell *b, actio__bell_link *l, int ring) {

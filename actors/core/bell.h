@@ -35,9 +35,20 @@ void actio__bell_unref(actio__bell *b);
 void actio__bell_ring(actio__bell *b);
 /* Worker: 1 if the bell rang since the last call (and resets the count). */
 int actio__bell_rang(actio__bell *b);
-/* Rings once `f` completes (holding a reference until then). Returns 0, or
- * ACTIO_ENOMEM (no ring will come: the worker must poll f itself). */
+/* Rings once `f` completes (holding a reference until then, and f holding
+ * itself). Returns 0, or ACTIO_ENOMEM (no ring will come: the worker must
+ * poll f itself). */
 int actio__bell_ring_on(actio__bell *b, actio_future *f);
+/* Withdraws ring_on's registration on `f` if it has not rung: the bell's
+ * and f's references it held go (a consumer that drops f uncompleted
+ * would keep both for ever). Call it, holding a reference on f, when the
+ * worker stops waiting for f. */
+void actio__bell_ring_off(actio__bell *b, actio_future *f);
+/* ring_off, then drops the worker's reference on *f and clears it (NULL
+ * accepted). */
+void actio__bell_forget(actio__bell *b, actio_future **f);
+/* Live ring_on registrations in the process (for tests). */
+long actio__bell_rings_pending(void);
 
 /* Appends `l` to the inbox, then rings if `ring`. Returns 0, or
  * ACTIO_ECLOSED once the bell is closed (l stays the caller's). */

@@ -30,15 +30,20 @@ enum { F_PENDING = 0, F_BUSY = 1, F_DONE = 2, F_PHASE = 3, F_WAITERS = 4,
  * on_cancel writes them. */
 enum { H_NONE, H_INSTALLING, H_SET, H_FIRING, H_SPENT };
 
+/* A record stays in its future's list until the future is freed:
+ * actio__future_off_done may walk the list while the completion runs it. */
 typedef struct cb {
-  actio_done_fn fn;
+  _Atomic(actio_done_fn) fn; /* NULL once withdrawn or taken to run */
   void *arg;
-  struct cb *next;
+  /* Older, until the completion turns the list round (newer): relaxed,
+   * as a walker may read it meanwhile (see off_done). */
+  _Atomic(struct cb *) next;
 } cb;
 
-/* Marks the callback list closed: the future completed and ran it. */
-static cb cb_closed_sentinel;
-#define CB_CLOSED (&cb_closed_sentinel)
+/* Marks the callback list closed (its head's low bit): the future
+ * completed and ran it. */
+#define CB_CLOSED ((uintptr_t)1)
+#define CB_HEAD(v) ((cb *)((v) & ~CB_CLOSED))
 
 /* What few futures need, made on first need: an error's message, an
  * adopted value's future, a combinator's state or an error's details, a
@@ -80,7 +85,7 @@ struct actio_future {
   _Atomic uint32_t hook;
   _Atomic(void *) value;     /* NULL once taken */
   _Atomic(future_ext *) ext; /* NULL until needed */
-  _Atomic(cb *) cbs;         /* LIFO of further callbacks, or CB_CLOSED */
+  _Atomic uintptr_t cbs;     /* LIFO of further callbacks, | CB_CLOSED */
   actio_free_fn value_free;
   actio_cancel_fn cancel_fn;
   void *cancel_arg;
@@ -170,9 +175,15 @@ static void future_free(actio_future *f) {
       e->aux_free(e->aux);
     free(e);
   }
-  /* Each registered callback holds a reference until it has run. */
-  ACTIO__ASSERT(atomic_load_explicit(&f->cbs, memory_order_relaxed) == NULL ||
-                atomic_load_explicit(&f->cbs, memory_order_relaxed) == CB_CLOSED);
+  /* Each registered callback holds a reference until it has run or was
+   * withdrawn: what is left in the list was withdrawn. */
+  cb *c = CB_HEAD(atomic_load_explicit(&f->cbs, memory_order_relaxed));
+  while (c != NULL) {
+    cb *next = atomic_load_explicit(&c->next, memory_order_relaxed);
+    ACTIO__ASSERT(atomic_load_explicit(&c->fn, memory_order_relaxed) == NULL);
+    actio__recycle_free(&callbacks, c);
+    c = next;
+  }
   actio__recycle_free(&futures, f);
 }
 
@@ -244,23 +255,27 @@ static void run_callbacks(actio_future *f, uint64_t old) {
   if (!(old & F_CBS))
     return;
   /* Acq_rel: registrants' nodes are visible to us; a later registrant that
-   * sees CB_CLOSED also sees the result published before. */
-  cb *c = atomic_exchange_explicit(&f->cbs, CB_CLOSED, memory_order_acq_rel);
+   * sees CB_CLOSED also sees the result published before. The records
+   * stay listed (freed with f): a withdrawal may be walking them. */
+  cb *c = CB_HEAD(atomic_fetch_or_explicit(&f->cbs, CB_CLOSED, memory_order_acq_rel));
   cb *rev = NULL; /* run in registration order */
   while (c != NULL) {
-    cb *next = c->next;
-    c->next = rev;
+    cb *next = atomic_load_explicit(&c->next, memory_order_relaxed);
+    atomic_store_explicit(&c->next, rev, memory_order_relaxed);
     rev = c;
     c = next;
   }
-  while (rev != NULL) {
-    cb *next = rev->next;
-    actio_done_fn fn = rev->fn;
-    void *arg = rev->arg;
-    actio__recycle_free(&callbacks, rev);
-    fn(f, arg);
-    actio_future_unref(f); /* the reference on_done took */
-    rev = next;
+  /* The list now starts at the oldest: for the future's free, and
+   * walkers (release: the turned `next`s before the new head). */
+  atomic_store_explicit(&f->cbs, (uintptr_t)rev | CB_CLOSED, memory_order_release);
+  for (; rev != NULL; rev = atomic_load_explicit(&rev->next, memory_order_relaxed)) {
+    /* Relaxed: the record's fields were published by the list's acq_rel;
+     * the exchange against off_done's decides who owns the reference. */
+    actio_done_fn fn = atomic_exchange_explicit(&rev->fn, NULL, memory_order_relaxed);
+    if (fn != NULL) { /* else withdrawn: off_done dropped its reference */
+      fn(f, rev->arg);
+      actio_future_unref(f); /* the reference on_done took */
+    }
   }
 }
 
@@ -539,7 +554,7 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
   cb *c = actio__recycle_new(&callbacks);
   if (c == NULL)
     return ACTIO_ENOMEM;
-  c->fn = fn;
+  atomic_init(&c->fn, fn);
   c->arg = arg;
   /* F_CBS with the callback's reference, in one CAS. Acq_rel: seeing DONE
    * means seeing the result; otherwise the completion, after this on the
@@ -555,20 +570,59 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg) {
     actio_future_unref(f);
     return 0;
   }
-  cb *head = atomic_load_explicit(&f->cbs, memory_order_acquire);
+  uintptr_t head = atomic_load_explicit(&f->cbs, memory_order_acquire);
   do {
-    if (head == CB_CLOSED) {
+    if (head & CB_CLOSED) {
       actio__recycle_free(&callbacks, c);
       fn(f, arg);
       actio_future_unref(f);
       return 0;
     }
-    c->next = head;
+    atomic_store_explicit(&c->next, CB_HEAD(head), memory_order_relaxed);
     /* Release: the node before it is reachable; acquire on failure: seeing
      * CB_CLOSED means seeing the result. */
-  } while (!atomic_compare_exchange_weak_explicit(&f->cbs, &head, c,
+  } while (!atomic_compare_exchange_weak_explicit(&f->cbs, &head, (uintptr_t)c,
                                                   memory_order_acq_rel,
                                                   memory_order_acquire));
+  return 0;
+}
+
+int actio__future_off_done(actio_future *f, actio_done_fn fn, void *arg) {
+  /* The inline slot: its contents stay put while F_CB0 is held, and one
+   * CAS on the word frees it and drops the reference, against finish's
+   * read-modify-write of the same word: exactly one of us takes it.
+   * Acquire: the slot's contents, published with F_CB0_READY (by another
+   * thread, maybe), read again after a failed CAS; the CAS publishes
+   * nothing (a new claimant writes the slot only after seeing F_CB0
+   * clear). */
+  uint64_t w = atomic_load_explicit(&f->word, memory_order_acquire);
+  while ((w & F_PHASE) != F_DONE && (w & F_CB0_READY) && !(w & F_CB0_CQ) &&
+         f->cb0.cb.fn == fn && f->cb0.cb.arg == arg) {
+    ACTIO__ASSERT(REFS(w) > 1); /* the caller's and the callback's */
+    if (atomic_compare_exchange_weak_explicit(
+            &f->word, &w, (w & ~(uint64_t)(F_CB0 | F_CB0_READY)) - REF,
+            memory_order_acquire, memory_order_acquire))
+      return 1;
+  }
+  if ((w & F_PHASE) == F_DONE || !(w & F_CBS))
+    return 0;
+  /* A record: disarmed in place (the future's free frees it); whoever
+   * exchanges fn away first, this or the completion, owns the reference.
+   * The records stay while the caller's reference keeps f. A completion
+   * turning the list round meanwhile (newest first, each `next` once) may
+   * send this walk back towards the head, which it then reaches: it ends,
+   * and what it missed, the completion runs. Acquire: the records pushed
+   * before are whole. */
+  for (cb *c = CB_HEAD(atomic_load_explicit(&f->cbs, memory_order_acquire)); c != NULL;
+       c = atomic_load_explicit(&c->next, memory_order_relaxed)) {
+    actio_done_fn mine = fn;
+    if (c->arg == arg &&
+        atomic_compare_exchange_strong_explicit(&c->fn, &mine, NULL, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+      actio_future_unref(f); /* never the last: the caller holds one */
+      return 1;
+    }
+  }
   return 0;
 }
 

@@ -27,6 +27,12 @@ int actio__future_on_free(actio_future *f, actio_free_fn fn, void *arg);
  * must still be whole, which holds until its on_free hook returned, so
  * the two must be serialised by the caller (a lock both take). */
 int actio__future_try_ref(actio_future *f);
+/* Withdraws the callback fn(f, arg) that actio_future_on_done registered,
+ * if it has not run: it will not, and the reference it held is dropped.
+ * Returns 1 if withdrawn, 0 if it ran, runs now, or was never registered.
+ * The caller holds a reference of its own on f. Thread-safe; one
+ * withdrawal per registration. */
+int actio__future_off_done(actio_future *f, actio_done_fn fn, void *arg);
 
 /* 1 while nobody has started completing `f` (not even a cancel whose hook
  * is running). */

@@ -174,16 +174,15 @@ void actio__db_copy_pump_out(db_worker *w, conn *c) {
         actio__bell_ring_on(w->bell, ready);
         return;
       }
-      actio__db_copy_resume(c); /* done already: failed, it fails the COPY */
+      actio__db_copy_resume(w, c); /* done already: failed, it fails the COPY */
     }
   }
 }
 
-void actio__db_copy_resume(conn *c) {
+void actio__db_copy_resume(db_worker *w, conn *c) {
   actio_db_copy *cp = c->copy;
   int st = actio_future_status(cp->ready);
-  actio_future_unref(cp->ready);
-  cp->ready = NULL;
+  actio__bell_forget(w->bell, &cp->ready);
   if (st != 0 && cp->start != NULL) { /* the consumer failed */
     cp->start->row_fn = drain_rows;
     actio_future_fail(cp->start->reply, st, "COPY TO: consumer failed: %s",

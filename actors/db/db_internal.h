@@ -552,7 +552,7 @@ void actio__db_copy_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res
 void actio__db_copy_pump_in(db_worker *w, conn *c);
 void actio__db_copy_pump_out(db_worker *w, conn *c);
 /* The consumer's backpressure future on c's COPY TO completed. */
-void actio__db_copy_resume(conn *c);
+void actio__db_copy_resume(db_worker *w, conn *c);
 
 /* A LISTEN, UNLISTEN or the listener's restore ended (as on_unit). */
 void actio__db_listen_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
@@ -594,7 +594,7 @@ void actio__db_stream_pump(db_worker *w, conn *c);
 int actio__db_stream_waiting(conn *c);
 /* 1 if the stream on c had stopped for its consumer and may go on now
  * (its ready future completed, or the stream was cancelled). */
-int actio__db_stream_resume(conn *c);
+int actio__db_stream_resume(db_worker *w, conn *c);
 /* A stream ended (as on_unit). */
 void actio__db_stream_ended(db_worker *w, db_req *r, int rc, actio__pg_result *res,
                             const actio__pg_error *err, const char *msg);

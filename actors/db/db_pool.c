@@ -135,8 +135,7 @@ void actio__db_conn_close(db_worker *w, conn *c, int rc, const char *msg) {
     actio_db_copy *cp = c->copy;
     c->copy = NULL;
     cp->c = NULL;
-    actio_future_unref(cp->ready);
-    cp->ready = NULL;
+    actio__bell_forget(w->bell, &cp->ready);
     while (cp->q_head != NULL) {
       db_req *r = cp->q_head;
       actio__db_q_unlink(&cp->q_head, &cp->q_tail, r);

@@ -47,8 +47,7 @@ static void give_up(db_worker *w, conn *c, db_req *r, int rc) {
   stream_ext *s = actio__db_req_ext(r);
   s->gone = 1;
   s->parked = 0;
-  actio_future_unref(s->ready);
-  s->ready = NULL;
+  actio__bell_forget(w->bell, &s->ready);
   drop_rows(s);
   if (rc < 0)
     actio_future_fail(r->reply, rc, "stream: the row consumer failed: %s",
@@ -120,14 +119,13 @@ int actio__db_stream_waiting(conn *c) {
          !atomic_load_explicit(&c->stream->cancel, memory_order_acquire);
 }
 
-int actio__db_stream_resume(conn *c) {
+int actio__db_stream_resume(db_worker *w, conn *c) {
   stream_ext *s = actio__db_req_ext(c->stream);
   if (!s->parked || actio__db_stream_waiting(c))
     return 0;
   if (actio_future_is_done(s->ready))
     s->fail_rc = actio_future_status(s->ready); /* failed: give up */
-  actio_future_unref(s->ready);
-  s->ready = NULL;
+  actio__bell_forget(w->bell, &s->ready);
   s->parked = 0;
   return 1;
 }
@@ -136,10 +134,8 @@ void actio__db_stream_ended(db_worker *w, db_req *r, int rc, actio__pg_result *r
                             const actio__pg_error *err, const char *msg) {
   stream_ext *s = actio__db_req_ext(r);
   conn *c = r->c;
-  (void)w;
   drop_rows(s); /* the connection was lost with rows gathered */
-  actio_future_unref(s->ready);
-  s->ready = NULL;
+  actio__bell_forget(w->bell, &s->ready);
   if (c != NULL) {
     c->stream = NULL;
     if (c->state != C_EMPTY)

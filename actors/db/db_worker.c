@@ -434,9 +434,9 @@ static void db_wait(actio_actor *self, void *worker) {
     conn *c = map[i - 1];
     if (c->copy != NULL && c->copy->ready != NULL &&
         actio_future_is_done(c->copy->ready)) {
-      actio__db_copy_resume(c);
+      actio__db_copy_resume(w, c);
       service(w, c, POLLIN); /* rows or the end may be buffered already */
-    } else if (c->stream != NULL && c->state == C_READY && actio__db_stream_resume(c)) {
+    } else if (c->stream != NULL && c->state == C_READY && actio__db_stream_resume(w, c)) {
       service(w, c, POLLIN); /* the consumer is ready again, or gave up */
     }
     if (w->pfds[i].revents != 0)

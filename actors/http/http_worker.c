@@ -31,8 +31,11 @@ void actio__http_call_free(actio__http_call *c) {
                       msg ? msg : actio_strerror(st != 0 ? st : ACTIO_ENOMEM));
   }
   actio_future_unref(c->head);
-  actio_future_unref(c->ready);
-  actio_future_unref(c->up_ready);
+  if (c->w != NULL) { /* a consumer's future paused it: the ring goes too */
+    actio__bell_forget(c->w->bell, &c->ready);
+    actio__bell_forget(c->w->bell, &c->up_ready);
+  }
+  ACTIO__ASSERT(c->ready == NULL && c->up_ready == NULL);
   actio_future_unref(c->reply);
   free(c);
 }
