@@ -107,6 +107,67 @@ START_TEST(tell_and_ask_reach_the_handler) {
 }
 END_TEST
 
+typedef struct {
+  actio_actor *a;
+  int n, fails;
+} asker;
+
+/* Asks n times, one at a time; every 10th asks for 13, which fails. */
+static void *ask_n(void *p) {
+  asker *k = p;
+  for (int i = 0; i < k->n; i++) {
+    actio_future *f;
+    uintptr_t v = i % 10 == 9 ? 13 : 1;
+    ck_assert_int_eq(actio_ask(k->a, (void *)v, -1, &f), 0);
+    int st = actio_future_wait(f, -1);
+    ck_assert_int_eq(st, v == 13 ? -EDOM : 0);
+    k->fails += st != 0;
+    actio_future_unref(f);
+  }
+  return NULL;
+}
+
+/* Six threads ask an actor of three workers: each thread counts in a
+ * share of the counters (more threads than shares here: some share one),
+ * and the getters' sums are every message, once. */
+START_TEST(counters_from_many_threads_sum_up) {
+  actio_runtime *rt;
+  counter c = {0};
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  actio_actor *a = spawn(rt, &c, 3, 64);
+  enum { THREADS = 6, EACH = 2000 };
+  asker k[THREADS];
+  for (int i = 0; i < THREADS; i++)
+    k[i] = (asker){a, EACH, 0};
+  pthread_t t[THREADS];
+  start_threads(t, THREADS, ask_n, k, sizeof *k);
+  join_threads(t, THREADS);
+  int fails = 0;
+  for (int i = 0; i < THREADS; i++)
+    fails += k[i].fails;
+  ck_assert_int_eq(fails, THREADS * EACH / 10);
+  /* A wait may return before its future's callbacks ran, the timing's
+   * among them, and before its handler returned: polled until every end
+   * is counted. */
+  actio_actor_metrics m;
+  for (actio_actor_metrics_get(a, &m); m.completed + m.errors < THREADS * EACH ||
+                                       m.stats.handled + m.stats.failed < THREADS * EACH;
+       actio_actor_metrics_get(a, &m))
+    sched_yield();
+  ck_assert_uint_eq(m.stats.accepted, THREADS * EACH);
+  ck_assert_uint_eq(m.stats.handled, THREADS * EACH - fails);
+  ck_assert_uint_eq(m.stats.failed, fails);
+  ck_assert_uint_eq(m.stats.dropped, 0);
+  ck_assert_uint_eq(m.completed, THREADS * EACH - fails);
+  ck_assert_uint_eq(m.errors, fails);
+  ck_assert_uint_eq(m.in_flight, 0);
+  ck_assert_uint_eq(m.running, 0);
+  ck_assert_uint_eq(m.waiting, 0);
+  ck_assert(m.max_ms >= m.p99_ms && m.p99_ms >= m.p50_ms);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 START_TEST(spawn_rejects_bad_input_and_failed_init) {
   actio_runtime *rt;
   counter c = {.fail_init_at = 2};
@@ -1003,6 +1064,7 @@ int main(void) {
   Suite *s = suite_create("actor");
   TCase *tc = tcase_with_timeout("actors", 120);
   tcase_add_test(tc, tell_and_ask_reach_the_handler);
+  tcase_add_test(tc, counters_from_many_threads_sum_up);
   tcase_add_test(tc, spawn_rejects_bad_input_and_failed_init);
   tcase_add_test(tc, bad_arguments_are_refused);
   tcase_add_test(tc, stop_from_own_thread_is_refused);

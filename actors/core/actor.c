@@ -51,9 +51,14 @@ int actio_runtime_create(actio_runtime **out, const actio_runtime_opts *opts) {
 /* An actor's allocation and locks, shared by instances and addresses. NULL:
  * out of memory. */
 static actio_actor *actor_alloc(actio_runtime *rt, const char *name) {
-  actio_actor *a = calloc(1, sizeof *a);
-  if (a == NULL)
+  actio__meter *meters = actio__meters_new();
+  actio_actor *a = meters != NULL ? calloc(1, sizeof *a) : NULL;
+  if (a == NULL) {
+    free(meters);
     return NULL;
+  }
+  a->meters = meters;
+  a->meter_shares = actio__meter_shares();
   a->rt = rt;
   pthread_mutex_init(&a->stop_mu, NULL);
   pthread_mutex_init(&a->fail_mu, NULL);
@@ -199,7 +204,7 @@ static void discard(actio_actor *a, actio__mbox_msg *m, const char *why) {
     actio__future_abort(reply, ACTIO_ECANCELED, msg); /* runs its hook */
     actio_future_unref(reply);
   }
-  actio__count(&a->dropped);
+  actio__count(&actio__meter_mine(a)->dropped);
 }
 
 static void deliver(actio_actor *a, void *ctx, actio__mbox_msg *m) {
@@ -211,14 +216,14 @@ static void deliver(actio_actor *a, void *ctx, actio__mbox_msg *m) {
   actio__request_begin(a, reply);
   int rc = a->b->handle(a, ctx, m->a, reply);
   if (rc < 0) {
-    actio__count(&a->failed);
+    actio__count(&actio__meter_mine(a)->failed);
     if (rc == ACTIO_EFATAL)
       actio_actor_fail(a, rc, "handler reported a fatal error");
     if (reply != NULL)
       actio_future_fail(reply, rc, "actor %s: handler failed: %s", a->name,
                         actio_strerror(rc));
   } else {
-    actio__count(&a->handled);
+    actio__count(&actio__meter_mine(a)->handled);
   }
   actio_future_unref(reply);
 }
@@ -729,7 +734,7 @@ static int send(actio_actor *a, void *msg, actio_future *reply,
   if (rc == ACTIO_ECLOSED && a->addr != NULL)
     rc = send_moved(a, &t, &m, timeout_ms, deadline);
   if (rc == 0) {
-    actio__count(&t->accepted);
+    actio__count(&actio__meter_mine(t)->accepted);
     if (track != NULL)
       actio__actor_track(t, track);
     if (took != NULL) {
@@ -808,7 +813,7 @@ int actio__request_self(actio_actor *a, void *msg, actio_future *reply,
   if (rc != 0)
     return rc;
   actio_future_ref(reply); /* the caller's; msg holds the other */
-  actio__count(&t->accepted);
+  actio__count(&actio__meter_mine(t)->accepted);
   actio__actor_track(t, reply);
   actio__mbox_msg m = {msg, NULL}; /* as request() queues it: msg holds reply */
   deliver(t, me->ctx, &m);

@@ -16,6 +16,20 @@
  * power of two (within 1/8), up to 2^40 us. */
 enum { HIST_BUCKETS = 8 + 38 * 8 };
 
+/* A share of an actor's counters and latencies (metrics.c): each thread
+ * counts in the share its index picks (actio__meter_mine), on lines no
+ * other share uses, and the getters sum them; so a message's sender, its
+ * worker and its completer write no line that another thread writes at
+ * every message too, unless more threads than shares do. Relaxed
+ * read-modify-writes: two threads may share a share. */
+typedef struct actio__meter {
+  _Alignas(64) _Atomic uint64_t accepted, started; /* by senders */
+  _Atomic uint64_t handled, failed, dropped;       /* by workers */
+  _Atomic uint64_t completed, errors, max_us;      /* by completers */
+  _Atomic int64_t running; /* begun less ended here: the sum is what runs */
+  _Atomic uint64_t hist[HIST_BUCKETS];
+} actio__meter;
+
 typedef struct worker {
   actio_actor *actor;
   pthread_t thread;
@@ -81,23 +95,18 @@ struct actio_actor {
   unsigned init_done;
   int init_rc;
   void (*state_free)(void *state);
-  /* The counters, on lines of their own: the senders' apart from the
-   * workers', or every message would move a line between the two sides
-   * (an extra cache miss per message in pingpong). */
+  /* The counters: actio__meter_shares shares (aligned_alloc), each on
+   * lines of its own. */
+  actio__meter *meters;
+  unsigned meter_shares;   /* actio__meter_shares() */
+  /* References, on a line of their own: the runtime's list (until a
+   * supervisor retires the instance), and each request timed in the
+   * metrics (until its future completes), each transaction or COPY of a
+   * database actor: the actor is freed at zero (actio__actor_unref), or
+   * with the runtime. */
   char pad0[64];
-  _Atomic uint64_t accepted; /* by senders */
-  /* References: the runtime's list (until a supervisor retires the
-   * instance), and each request timed in the metrics (until its future
-   * completes), each transaction or COPY of a database actor: the actor is
-   * freed at zero (actio__actor_unref), or with the runtime. */
   _Atomic uint32_t refs;
-  _Atomic uint64_t started;  /* requests timed by actio__actor_track */
   char pad1[64];
-  _Atomic uint64_t handled, failed, dropped; /* by workers */
-  _Atomic uint64_t completed, errors, max_us; /* by completers */
-  _Atomic int64_t running; /* requests begun, not ended (metrics.c) */
-  _Atomic uint64_t hist[HIST_BUCKETS];
-  char pad2[64];
   /* failure: actio_actor_fail */
   pthread_mutex_t fail_mu; /* guards the seven below */
   int is_failed;
@@ -152,5 +161,22 @@ void actio__actor_free(actio_actor *a);
 static inline void actio__count(_Atomic uint64_t *c) {
   atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
+
+/* How many shares an actor's counters have: a power of two, the CPUs
+ * online rounded up, at most 8 (metrics.c). */
+unsigned actio__meter_shares(void);
+/* The calling thread's number, from 1; 0 until its first count. */
+extern _Thread_local unsigned actio__thread_no;
+/* Gives the calling thread its number (metrics.c). */
+unsigned actio__thread_no_new(void);
+/* The share of a's counters the calling thread counts in. */
+static inline actio__meter *actio__meter_mine(const actio_actor *a) {
+  unsigned no = actio__thread_no;
+  if (__builtin_expect(no == 0, 0))
+    no = actio__thread_no_new();
+  return &a->meters[no & (a->meter_shares - 1)];
+}
+/* Zeroed shares for a new actor, or NULL without memory; free() frees them. */
+actio__meter *actio__meters_new(void);
 
 #endif

@@ -39,6 +39,7 @@ void actio__actor_free(actio_actor *a) {
   pthread_cond_destroy(&a->fin_cv);
   free(a->workers);
   free(a->name);
+  free(a->meters);
   free(a);
 }
 

@@ -4,18 +4,62 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "actors/core/actor_impl.h"
 #include "actors/core/future_internal.h"
 #include "actors/core/runtime.h"
 #include "base/clock.h"
 
+/* ---- the shares ---- */
+
+static pthread_once_t shares_once = PTHREAD_ONCE_INIT;
+static unsigned shares;
+
+static void count_shares(void) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  shares = 1;
+  while (shares < 8 && (long)shares < cpus)
+    shares *= 2;
+}
+
+unsigned actio__meter_shares(void) {
+  pthread_once(&shares_once, count_shares);
+  return shares;
+}
+
+_Thread_local unsigned actio__thread_no;
+
+unsigned actio__thread_no_new(void) {
+  static _Atomic unsigned next;
+  /* Relaxed: only distinct numbers matter. */
+  actio__thread_no = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) + 1;
+  return actio__thread_no;
+}
+
+actio__meter *actio__meters_new(void) {
+  size_t size = sizeof(actio__meter) * actio__meter_shares();
+  actio__meter *m = aligned_alloc(_Alignof(actio__meter), size);
+  if (m != NULL)
+    memset(m, 0, size);
+  return m;
+}
+
+/* The sum of a counter over a's shares. Relaxed: a snapshot. */
+#define SUM(a, field)                                                              \
+  __extension__({                                                                  \
+    uint64_t sum_ = 0;                                                             \
+    for (unsigned i_ = 0; i_ < (a)->meter_shares; i_++)                            \
+      sum_ += (uint64_t)atomic_load_explicit(&(a)->meters[i_].field, memory_order_relaxed); \
+    sum_;                                                                          \
+  })
+
 void actio_actor_stats_get(const actio_actor *a, actio_actor_stats *out) {
   actio_actor *m = actio__pin(a);
-  out->accepted = atomic_load_explicit(&m->accepted, memory_order_relaxed);
-  out->handled = atomic_load_explicit(&m->handled, memory_order_relaxed);
-  out->failed = atomic_load_explicit(&m->failed, memory_order_relaxed);
-  out->dropped = atomic_load_explicit(&m->dropped, memory_order_relaxed);
+  out->accepted = SUM(m, accepted);
+  out->handled = SUM(m, handled);
+  out->failed = SUM(m, failed);
+  out->dropped = SUM(m, dropped);
   out->depth = actio__mbox_depth(m->mb);
   actio__unpin(a);
 }
@@ -50,7 +94,7 @@ static int64_t track_end(actio_actor *a, actio_future *f) {
   int64_t old = atomic_fetch_or_explicit(actio__future_track(f), TRACK_ENDED,
                                          memory_order_relaxed);
   if (old & TRACK_BEGUN)
-    atomic_fetch_sub_explicit(&a->running, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&actio__meter_mine(a)->running, 1, memory_order_relaxed);
   return old & ~(int64_t)TRACK_BITS;
 }
 
@@ -60,7 +104,7 @@ void actio__request_begin(actio_actor *a, actio_future *f) {
   int64_t old = atomic_fetch_or_explicit(actio__future_track(f), TRACK_BEGUN,
                                          memory_order_relaxed);
   if (!(old & TRACK_BITS))
-    atomic_fetch_add_explicit(&a->running, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&actio__meter_mine(a)->running, 1, memory_order_relaxed);
 }
 
 /* A request's end: timed, and its reference to the actor dropped. */
@@ -68,14 +112,15 @@ static void tracked(actio_future *f, void *arg) {
   actio_actor *a = arg;
   int64_t ns = actio__now_ns() - track_end(a, f);
   uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
+  actio__meter *me = actio__meter_mine(a);
   /* Relaxed everywhere: statistics, read as a snapshot. */
-  atomic_fetch_add_explicit(&a->hist[hist_index(us)], 1, memory_order_relaxed);
-  uint64_t max = atomic_load_explicit(&a->max_us, memory_order_relaxed);
+  atomic_fetch_add_explicit(&me->hist[hist_index(us)], 1, memory_order_relaxed);
+  uint64_t max = atomic_load_explicit(&me->max_us, memory_order_relaxed);
   while (us > max && !atomic_compare_exchange_weak_explicit(
-                         &a->max_us, &max, us, memory_order_relaxed,
+                         &me->max_us, &max, us, memory_order_relaxed,
                          memory_order_relaxed))
     ;
-  actio__count(actio_future_status(f) == 0 ? &a->completed : &a->errors);
+  actio__count(actio_future_status(f) == 0 ? &me->completed : &me->errors);
   actio__actor_unref(a);
 }
 
@@ -84,11 +129,12 @@ void actio__actor_track(actio_actor *a, actio_future *f) {
   atomic_fetch_add_explicit(actio__future_track(f),
                             actio__now_ns() & ~(int64_t)TRACK_BITS,
                             memory_order_relaxed);
-  actio__count(&a->started);
+  actio__meter *me = actio__meter_mine(a);
+  actio__count(&me->started);
   actio__actor_ref(a); /* until f completes */
   if (actio_future_on_done(f, tracked, a) != 0) {
     (void)track_end(a, f);
-    actio__count(&a->errors); /* out of memory: counted, not timed */
+    actio__count(&me->errors); /* out of memory: counted, not timed */
     actio__actor_unref(a);
   }
 }
@@ -103,21 +149,27 @@ void actio_actor_metrics_get(const actio_actor *a, actio_actor_metrics *out) {
 static void metrics_of(actio_actor *m, actio_actor_metrics *out) {
   memset(out, 0, sizeof *out);
   actio_actor_stats_get(m, &out->stats);
-  uint64_t completed = atomic_load_explicit(&m->completed, memory_order_relaxed);
-  uint64_t errors = atomic_load_explicit(&m->errors, memory_order_relaxed);
-  uint64_t started = atomic_load_explicit(&m->started, memory_order_relaxed);
+  uint64_t completed = SUM(m, completed);
+  uint64_t errors = SUM(m, errors);
+  uint64_t started = SUM(m, started);
   out->completed = completed;
   out->errors = errors;
   out->in_flight = started > completed + errors ? started - completed - errors : 0;
-  int64_t running = atomic_load_explicit(&m->running, memory_order_relaxed);
+  int64_t running = (int64_t)SUM(m, running); /* a share's may be below 0 */
   out->running = running < 0 ? 0 : (uint64_t)running;
   if (out->running > out->in_flight) /* the counters are read one by one */
     out->running = out->in_flight;
   out->waiting = out->in_flight - out->running;
-  out->max_ms = (double)atomic_load_explicit(&m->max_us, memory_order_relaxed) / 1000;
-  uint64_t h[HIST_BUCKETS], total = 0;
+  uint64_t max_us = 0, h[HIST_BUCKETS] = {0}, total = 0;
+  for (unsigned s = 0; s < m->meter_shares; s++) {
+    uint64_t mx = atomic_load_explicit(&m->meters[s].max_us, memory_order_relaxed);
+    max_us = mx > max_us ? mx : max_us;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++)
+      h[i] += atomic_load_explicit(&m->meters[s].hist[i], memory_order_relaxed);
+  }
+  out->max_ms = (double)max_us / 1000;
   for (unsigned i = 0; i < HIST_BUCKETS; i++)
-    total += h[i] = atomic_load_explicit(&m->hist[i], memory_order_relaxed);
+    total += h[i];
   double *p[3] = {&out->p50_ms, &out->p90_ms, &out->p99_ms};
   const double q[3] = {0.50, 0.90, 0.99};
   uint64_t seen = 0;
