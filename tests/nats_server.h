@@ -28,9 +28,9 @@
  * "nats" of a supervisor spawned in rt, restarted without a pause: its
  * address; *sup the supervisor. */
 static inline actio_actor *supervised_nats(actio_runtime *rt, const actio_nats_opts *o,
-                                           actio_actor **sup) {
+                                           unsigned max_restarts, actio_actor **sup) {
   actio_child_spec spec = {.name = "nats", .start = actio_nats_child, .arg = (void *)o};
-  actio_sup_opts so = {.backoff_ms = -1};
+  actio_sup_opts so = {.backoff_ms = -1, .max_restarts = max_restarts};
   ck_assert_int_eq(actio_sup_spawn(rt, &so, &spec, 1, sup), 0);
   return actio_sup_lookup(*sup, "nats");
 }

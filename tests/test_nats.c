@@ -805,7 +805,7 @@ END_TEST
 
 START_TEST(a_restarted_connection_serves_its_subjects_again) {
   actio_nats_opts o = {.url = nats_url};
-  actio_actor *sup, *c = supervised_nats(rt, &o, &sup);
+  actio_actor *sup, *c = supervised_nats(rt, &o, 0, &sup);
   responder r;
   actio_actor *a = spawn_responder(&r, "again");
   actio_nats_service *svc, *direct;

@@ -595,9 +595,10 @@ START_TEST(a_worker_follows_its_server_and_its_connection_restarted) {
   actio_actor *pc = connect_to(js_urls);
   char name[64], subj[64];
   subject_of(make_stream(pc, name, sizeof name, 1, 0, NULL), subj, sizeof subj);
-  /* The worker's connection: node 1 alone, supervised. */
+  /* The worker's connection: node 1 alone, supervised (restarted as often
+   * as this test fails it). */
   actio_nats_opts no = {.url = js_url[0], .max_reconnect = -1, .reconnect_wait_ms = 100};
-  actio_actor *sup, *c = supervised_nats(rt, &no, &sup);
+  actio_actor *sup, *c = supervised_nats(rt, &no, 1000, &sup);
   jobber j;
   actio_actor *a = spawn_jobber(&j, "follower");
   actio_nats_worker_opts o = {.stream = name, .consumer = "w", .batch = 8};
@@ -616,19 +617,33 @@ START_TEST(a_worker_follows_its_server_and_its_connection_restarted) {
   WAIT_FOR(stream_msgs(pc, name) == 0);
   /* Its connection fails, and the supervisor starts another: the worker
    * pulls through that one. */
+  long instances = actio__nats_instances();
   actio_actor_fail(c, ACTIO_ENATS, "test: the connection killed");
   actio_sup_stats ss;
   WAIT_FOR((actio_sup_stats_get(sup, &ss), ss.restarts == 1));
   publish_jobs(pc, subj, 2 * N, N);
   done_once(2 * N, N, "after its connection restarted");
   WAIT_FOR(stream_msgs(pc, name) == 0);
+  /* And again, 8 times, a job done through each new instance: the worker
+   * lets each old one go once the jobs taken there ended, and the
+   * instances allocated come back to what they were (it used to keep one
+   * more per restart). */
+  enum { RESTARTS = 8 };
+  for (int i = 1; i < RESTARTS; i++) {
+    actio_actor_fail(c, ACTIO_ENATS, "test: the connection killed");
+    WAIT_FOR((actio_sup_stats_get(sup, &ss), ss.restarts == (uint64_t)i + 1));
+    publish_jobs(pc, subj, 3 * N + i - 1, 1);
+    done_once(3 * N + i - 1, 1, "after another restart");
+    WAIT_FOR(stream_msgs(pc, name) == 0);
+  }
+  WAIT_FOR(actio__nats_instances() <= instances);
   ck_assert_int_eq(actio_nats_worker_stop(w), 0);
   actio_nats_worker_stats s;
   actio_nats_worker_stats_get(w, &s);
   /* Each taken once (a job the server sent as a pull expired comes again
    * after ack_wait: counted as redelivered, taken and done once). */
-  ck_assert_uint_eq(s.acked, 3 * N);
-  ck_assert_uint_eq(s.fetched, 3 * N);
+  ck_assert_uint_eq(s.acked, 3 * N + RESTARTS - 1);
+  ck_assert_uint_eq(s.fetched, 3 * N + RESTARTS - 1);
   actio_nats_worker_destroy(w);
   int rc;
   WAIT_FOR((rc = actio_nats_stream_delete(pc, name)) == 0 || rc == ACTIO_ENOSTREAM);

@@ -26,8 +26,17 @@ typedef struct nats_boot {
 /* nats_serve.c finds a connection's state as its actor's. */
 _Static_assert(offsetof(nats_boot, st) == 0, "the state first");
 
+/* Connection instances allocated (actio__nats_instances). Relaxed: a
+ * count only. */
+static _Atomic long instances;
+
+long actio__nats_instances(void) {
+  return atomic_load_explicit(&instances, memory_order_relaxed);
+}
+
 static void state_free(void *p) {
   nats_boot *b = p;
+  atomic_fetch_sub_explicit(&instances, 1, memory_order_relaxed);
   actio__nats_state *st = &b->st;
   actio__nats_js_destroy(st->js);
   actio__nats_destroy(st->conn);
@@ -160,6 +169,7 @@ int actio_nats_spawn(actio_runtime *rt, const actio_nats_opts *opts, actio_actor
   nats_boot *b = calloc(1, sizeof *b);
   if (b == NULL)
     return ACTIO_ENOMEM;
+  atomic_fetch_add_explicit(&instances, 1, memory_order_relaxed);
   actio__nats_state *st = &b->st;
   pthread_cond_init(&st->cv, NULL);
   pthread_mutex_init(&st->mu, NULL);

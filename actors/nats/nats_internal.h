@@ -82,6 +82,11 @@ extern const actio_behavior actio__nats_behavior;
  * ACTIO_EINVAL when it is none. */
 int actio__nats_state_of(actio_actor *nats, actio__nats_state **out);
 
+/* How many connection instances are allocated now, in the process (made,
+ * and not yet freed by their last reference): for tests of what holds
+ * them. Any thread; a snapshot. */
+long actio__nats_instances(void);
+
 /* actio_nats_ask and actio_nats_serve on the state of the connection
  * (pinned by the caller; inst its instance; via the supervised child's
  * address it was reached through, or NULL), their arguments not NULL. */

@@ -20,6 +20,9 @@ typedef struct wjob {
   actio__nats_jspub pub;      /* first: its dead-letter publish */
   actio_nats_worker *w;
   actio_nats_msg msg;         /* the job, as the actor sees it */
+  actio_actor *inst;          /* the instance it came through, held: its
+                                 message is that connection's */
+  actio_actor *pub_inst;      /* its dead letter's instance, held, or NULL */
   void *local;                /* what the actor was sent */
   actio_future *f;            /* the ask's, held while in the actor */
   int64_t progress_ns;        /* its next in-progress ack; 0: none (not in
@@ -34,10 +37,6 @@ struct actio_nats_worker {
   actio_actor *conn;
   actio__nats_pull *pull;
   actio_actor *via;           /* the address made through (held), or NULL */
-  /* The instances pulled from before, held: jobs taken there may still
-   * read their state (they ack through the current one). */
-  actio_actor **old;
-  size_t nold;
   actio__nats_consumer_conf cc; /* for a pull on a new instance */
   char *consumer, *filter;
   actio_actor *actor;
@@ -84,15 +83,30 @@ static void job_free(wjob *j) {
   pthread_mutex_unlock(&w->mu);
   actio_future_unref(j->f);
   actio__nats_msg_free(j->msg.rx);
+  actio__actor_unref(j->inst); /* maybe the last: an old instance goes */
+  if (j->pub_inst != NULL)
+    actio__actor_unref(j->pub_inst);
   free(j);
 }
 
-/* The state jobs ack through now (the fetch thread may move it). */
-static actio__nats_state *state(actio_nats_worker *w) {
+/* The state jobs ack through now (the fetch thread may move it), its
+ * instance held in *held, for the caller to drop with actio__actor_unref:
+ * the fetch thread drops its own hold when it moves. */
+static actio__nats_state *current(actio_nats_worker *w, actio_actor **held) {
   pthread_mutex_lock(&w->mu);
   actio__nats_state *st = w->st;
+  *held = w->conn;
+  actio__actor_ref(w->conn);
   pthread_mutex_unlock(&w->mu);
   return st;
+}
+
+/* Acks j (ACK, NAK after delay_ms, or TERM) through the current instance. */
+static void ack(wjob *j, actio__nats_ack_kind kind, int64_t delay_ms) {
+  actio_actor *held;
+  actio__nats_state *st = current(j->w, &held);
+  (void)actio__nats_js_ack(st->conn, j->msg.rx, kind, delay_ms);
+  actio__actor_unref(held);
 }
 
 static int abandoned(actio_nats_worker *w) {
@@ -105,7 +119,7 @@ static int abandoned(actio_nats_worker *w) {
 static void nak(wjob *j) {
   actio_nats_worker *w = j->w;
   int64_t delay = actio__backoff_ms(w->nak_delay_ms, 60000, (unsigned)j->msg.deliveries);
-  (void)actio__nats_js_ack(state(w)->conn, j->msg.rx, ACTIO__NATS_NAK, delay);
+  ack(j, ACTIO__NATS_NAK, delay);
   count(&w->naked);
 }
 
@@ -118,7 +132,7 @@ static void dead_lettered(actio__nats_jspub *p, int rc, uint64_t seq, const char
   actio_nats_worker *w = j->w;
   if (!abandoned(w)) {
     if (rc == 0) {
-      (void)actio__nats_js_ack(state(w)->conn, j->msg.rx, ACTIO__NATS_TERM, 0);
+      ack(j, ACTIO__NATS_TERM, 0);
       count(&w->dead);
     } else {
       nak(j);
@@ -131,9 +145,8 @@ static void dead_lettered(actio__nats_jspub *p, int rc, uint64_t seq, const char
  * or terminates it when there is none. */
 static void dead_letter(wjob *j, int code, const char *text) {
   actio_nats_worker *w = j->w;
-  actio__nats_state *st = state(w);
   if (w->dead_letter == NULL) {
-    (void)actio__nats_js_ack(st->conn, j->msg.rx, ACTIO__NATS_TERM, 0);
+    ack(j, ACTIO__NATS_TERM, 0);
     count(&w->dead);
     job_free(j);
     return;
@@ -163,6 +176,8 @@ static void dead_letter(wjob *j, int code, const char *text) {
       kv[i] = "Actio-Job-Id";
   snprintf(id, sizeof id, "dead.%s.%" PRIu64, w->stream, j->msg.seq);
   j->pub.done = dead_lettered;
+  /* Held until the job is freed: its publish waits on that connection. */
+  actio__nats_state *st = current(w, &j->pub_inst);
   int rc = actio__nats_js_publish(st->js, &j->pub.pend, w->dead_letter, id, kv, j->msg.data,
                                   j->msg.len, st->timeout_ms);
   if (rc != 0) {
@@ -177,12 +192,11 @@ static void job_end(wjob *j, int code, const char *text) {
   pthread_mutex_lock(&w->mu);
   j->progress_ns = 0; /* its lease is no longer kept */
   int gone = w->abandoned;
-  actio__nats_state *st = w->st;
   pthread_mutex_unlock(&w->mu);
   if (gone) {
     job_free(j); /* a crash, as the server sees it: delivered again later */
   } else if (code == 0) {
-    (void)actio__nats_js_ack(st->conn, j->msg.rx, ACTIO__NATS_ACK, 0);
+    ack(j, ACTIO__NATS_ACK, 0);
     count(&w->acked);
     job_free(j);
   } else if (j->msg.deliveries >= (uint64_t)w->max_deliveries) {
@@ -206,6 +220,8 @@ static void job_start(actio_nats_worker *w, const actio__nats_job_rx *rx) {
     return;
   }
   j->w = w;
+  j->inst = w->conn; /* moved by this thread alone */
+  actio__actor_ref(j->inst);
   actio__nats_msg_view(&j->msg, rx->m);
   j->msg.deliveries = rx->deliveries;
   j->msg.seq = rx->seq;
@@ -296,10 +312,7 @@ static int follow(actio_nats_worker *w) {
     return 0;
   actio__nats_state *st;
   actio__nats_pull *pull = NULL;
-  actio_actor **old = realloc(w->old, (w->nold + 1) * sizeof *old);
-  if (old != NULL)
-    w->old = old;
-  if (old != NULL && actio__nats_state_of(inst, &st) == 0 && st->js != NULL) {
+  if (actio__nats_state_of(inst, &st) == 0 && st->js != NULL) {
     pthread_mutex_lock(&st->mu);
     int closed = st->closed;
     pthread_mutex_unlock(&st->mu);
@@ -313,13 +326,16 @@ static int follow(actio_nats_worker *w) {
     return 0;
   }
   actio__nats_pull *was = w->pull;
+  actio_actor *prev = w->conn;
   pthread_mutex_lock(&w->mu);
-  w->old[w->nold++] = w->conn;
   w->conn = inst;
   w->st = st;
   w->pull = pull;
   pthread_mutex_unlock(&w->mu);
   actio__nats_js_pull_destroy(was);
+  /* The jobs taken there, and acks under way through it, hold it still:
+   * the last of them lets it go. */
+  actio__actor_unref(prev);
   return 1;
 }
 
@@ -368,9 +384,6 @@ static void *fetch_main(void *arg) {
 static void worker_free(actio_nats_worker *w) {
   actio__nats_js_pull_destroy(w->pull);
   actio__actor_unref(w->conn);
-  for (size_t i = 0; i < w->nold; i++)
-    actio__actor_unref(w->old[i]);
-  free(w->old);
   if (w->via != NULL)
     actio__actor_unref(w->via);
   free(w->consumer);
