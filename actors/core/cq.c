@@ -31,11 +31,18 @@
  * thread counts, in its own record on the queue (cq_reg), the slots it has
  * paid for (`credit`) and the registrations it made (`adds`), written by
  * it alone: a registration takes no lock and no read-modify-write of the
- * queue's. When its credit runs out, the registration makes a zeroed
- * segment for the queue's spares. A lane whose tail is full takes a spare.
- * Every lane starts with a segment of its own (its partly filled tail), so
- * the spares made, one per SEG_SLOTS slots of credit, always cover the
- * segments the completions need.
+ * queue's. When its credit runs out, the registration pays for a segment
+ * on the queue's spares: it claims one the drain gave back (`surplus`), or
+ * pushes a new one. A lane whose tail is full takes a spare. Every lane
+ * starts with a segment of its own (its partly filled tail), so the spares
+ * paid for, one per SEG_SLOTS slots of credit, always cover the segments
+ * the completions need.
+ *
+ * The spares are a stack: the registrations and the drain push with a
+ * CAS; a completion pops with a CAS, one at a time (`popping`), so no
+ * segment can leave the stack and come back while a pop holds its top (no
+ * ABA): a segment goes round from the spares to a lane, to the drain and
+ * back, without malloc, free or a lock shared by the producers.
  *
  * A thread holds records on the last REG_CACHE queues it registered on
  * only: one it evicts from its cache, and all of them when it exits (a
@@ -117,10 +124,14 @@ struct actio_cq {
    * that rings after it: once per wake-up. */
   _Alignas(64) _Atomic int armed;
   _Atomic uint64_t refs;
-  /* Spare segments, paid for by registrations: pushed by one registration
-   * in SEG_SLOTS, taken by the completion that fills a lane's tail. */
-  _Alignas(64) pthread_mutex_t spare_mu;
-  cq_seg *spares; /* linked through `next` */
+  /* Spare segments, linked through `next`: paid for by one registration in
+   * SEG_SLOTS, popped by the completion that fills a lane's tail, given
+   * back by the drain once past them. `surplus`: how many of them no
+   * registration paid for (given back, at most SPARE_MAX; only the drain
+   * adds to it). */
+  _Alignas(64) _Atomic(cq_seg *) spares;
+  _Atomic int popping; /* a completion pops: 1 */
+  _Atomic unsigned surplus;
   /* Credit handed back by records that went: paid for, not yet used. */
   _Atomic unsigned pool;
   /* Under regs_mu: the records threads hold, and the registrations of
@@ -133,21 +144,87 @@ struct actio_cq {
   cq_head heads[LANES];
 };
 
-static void lane_lock(cq_lane *l) {
+/* A lane's lock, and the spares' pop flag. */
+static void spin_lock(_Atomic int *w) {
   /* Acquire: the previous holder's writes. */
-  while (atomic_exchange_explicit(&l->busy, 1, memory_order_acquire))
+  while (atomic_exchange_explicit(w, 1, memory_order_acquire))
     /* Relaxed: only a hint to try again. Held for a few stores (or, once
      * per wake-up, a write to the eventfd): yield to a preempted holder. */
-    while (atomic_load_explicit(&l->busy, memory_order_relaxed))
+    while (atomic_load_explicit(w, memory_order_relaxed))
       sched_yield();
 }
 
-static void lane_unlock(cq_lane *l) {
-  /* Release: our writes to the lane before the next holder's. */
-  atomic_store_explicit(&l->busy, 0, memory_order_release);
+static void spin_unlock(_Atomic int *w) {
+  /* Release: our writes before the next holder's. */
+  atomic_store_explicit(w, 0, memory_order_release);
 }
 
+static void lane_lock(cq_lane *l) { spin_lock(&l->busy); }
+static void lane_unlock(cq_lane *l) { spin_unlock(&l->busy); }
+
 static cq_seg *seg_new(void) { return calloc(1, sizeof(cq_seg)); }
+
+/* Segments the drain gives back to the spares rather than to free: 64 KiB
+ * a queue at most, 3,968 events' worth, which covers the producers'
+ * bursts ahead of a loop that sleeps. */
+#define SPARE_MAX 128
+
+/* Any thread: the registrations (a new segment) and the drain (one given
+ * back, zeroed). */
+static void spare_push(actio_cq *cq, cq_seg *s) {
+  cq_seg *top = atomic_load_explicit(&cq->spares, memory_order_relaxed);
+  do
+    atomic_store_explicit(&s->next, top, memory_order_relaxed);
+  /* Release: the segment's zeroed slots and its link, for the pop. */
+  while (!atomic_compare_exchange_weak_explicit(&cq->spares, &top, s, memory_order_release,
+                                                memory_order_relaxed));
+}
+
+/* A completion that filled its lane's tail: a spare, paid for by a
+ * registration (never NULL). Pops are serialised, so the top read here
+ * stays on the stack until our CAS (pushes only move it down): `next` is
+ * still its own. */
+static cq_seg *spare_pop(actio_cq *cq) {
+  spin_lock(&cq->popping);
+  /* Acquire, here and on failure: the segment its pusher zeroed. */
+  cq_seg *top = atomic_load_explicit(&cq->spares, memory_order_acquire);
+  for (;;) {
+    ACTIO__ASSERT(top != NULL); /* paid for by the registration */
+    cq_seg *next = atomic_load_explicit(&top->next, memory_order_relaxed);
+    if (atomic_compare_exchange_weak_explicit(&cq->spares, &top, next, memory_order_acquire,
+                                              memory_order_acquire))
+      break;
+  }
+  spin_unlock(&cq->popping);
+  return top;
+}
+
+/* A registration out of credit: 1 if it claimed a segment the drain gave
+ * back, which then pays for its next SEG_SLOTS events. */
+static int spare_claim(actio_cq *cq) {
+  unsigned n = atomic_load_explicit(&cq->surplus, memory_order_relaxed);
+  /* Acquire: the drain's push, before its addition, so that the completion
+   * that pops after this registration finds the segment on the stack. */
+  while (n > 0)
+    if (atomic_compare_exchange_weak_explicit(&cq->surplus, &n, n - 1, memory_order_acquire,
+                                              memory_order_relaxed))
+      return 1;
+  return 0;
+}
+
+/* The drain is past s, which no completion touches again: back to the
+ * spares, or to the heap when enough wait there. Under drain_mu. */
+static void seg_done(actio_cq *cq, cq_seg *s) {
+  /* Relaxed: only the drain adds to it. */
+  if (atomic_load_explicit(&cq->surplus, memory_order_relaxed) >= SPARE_MAX) {
+    free(s);
+    return;
+  }
+  memset(s, 0, sizeof *s);
+  spare_push(cq, s);
+  /* Release: the push before, for the registration that claims it. */
+  atomic_fetch_add_explicit(&cq->surplus, 1, memory_order_release);
+}
 
 static void deliver(actio_future *f, actio__future_queue *q, uint64_t tag);
 
@@ -177,7 +254,9 @@ int actio_cq_create(actio_cq **out) {
   cq->gen = atomic_fetch_add_explicit(&gens, 1, memory_order_relaxed) + 1;
   atomic_init(&cq->armed, 1); /* empty, and the descriptor not readable */
   atomic_init(&cq->refs, REFS_BIAS + 1);
-  pthread_mutex_init(&cq->spare_mu, NULL);
+  atomic_init(&cq->spares, NULL);
+  atomic_init(&cq->popping, 0);
+  atomic_init(&cq->surplus, 0);
   pthread_mutex_init(&cq->drain_mu, NULL);
   *out = cq;
   return 0;
@@ -207,8 +286,8 @@ static void cq_unref(actio_cq *cq, uint64_t k) {
   ACTIO__ASSERT(before >= k);
   if (before != k)
     return;
-  ACTIO__ASSERT(cq->spares == NULL && cq->regs == NULL);
-  pthread_mutex_destroy(&cq->spare_mu);
+  ACTIO__ASSERT(atomic_load_explicit(&cq->spares, memory_order_relaxed) == NULL &&
+                cq->regs == NULL);
   pthread_mutex_destroy(&cq->drain_mu);
   free(cq);
 }
@@ -248,12 +327,8 @@ static void deliver(actio_future *f, actio__future_queue *q, uint64_t tag) {
     /* Release: the tag, and the future's result, for the drain. */
     atomic_store_explicit(&s->f, f, memory_order_release);
   } else {
-    pthread_mutex_lock(&cq->spare_mu);
-    cq_seg *n = cq->spares;
-    ACTIO__ASSERT(n != NULL); /* paid for by the registration */
-    cq->spares = atomic_load_explicit(&n->next, memory_order_relaxed);
-    pthread_mutex_unlock(&cq->spare_mu);
-    atomic_init(&n->next, NULL);
+    cq_seg *n = spare_pop(cq);
+    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
     n->slot[0].tag = tag;
     /* Relaxed: the segment is ours until published below. */
     atomic_store_explicit(&n->slot[0].f, f, memory_order_relaxed);
@@ -305,8 +380,8 @@ static void reg_put(cq_reg *r) {
     /* Relaxed: our own counts. */
     cq->retired_adds += atomic_load_explicit(&r->adds, memory_order_relaxed);
     unsigned credit = atomic_load_explicit(&r->credit, memory_order_relaxed);
-    /* Release: the spares this credit paid for (pushed under spare_mu)
-     * before the registration that takes it. */
+    /* Release: the spares this credit paid for (pushed, or claimed, by
+     * this thread) before the registration that takes it. */
     if (credit > 0)
       atomic_fetch_add_explicit(&cq->pool, credit, memory_order_release);
   }
@@ -391,17 +466,17 @@ int actio_cq_add(actio_cq *cq, actio_future *f, uint64_t tag) {
   if (credit == 0 && atomic_load_explicit(&cq->pool, memory_order_relaxed) != 0)
     credit = atomic_exchange_explicit(&cq->pool, 0, memory_order_acquire);
   if (credit == 0) {
-    /* Pay for the next SEG_SLOTS events with a spare segment. */
-    cq_seg *s = seg_new();
-    if (s == NULL) {
-      if (!kept)
-        reg_put(r);
-      return ACTIO_ENOMEM;
+    /* Pay for the next SEG_SLOTS events with a spare segment: one given
+     * back, or a new one. */
+    if (!spare_claim(cq)) {
+      cq_seg *s = seg_new();
+      if (s == NULL) {
+        if (!kept)
+          reg_put(r);
+        return ACTIO_ENOMEM;
+      }
+      spare_push(cq, s);
     }
-    pthread_mutex_lock(&cq->spare_mu);
-    atomic_init(&s->next, cq->spares);
-    cq->spares = s;
-    pthread_mutex_unlock(&cq->spare_mu);
     credit = SEG_SLOTS;
   }
   uint64_t adds = atomic_load_explicit(&r->adds, memory_order_relaxed);
@@ -431,7 +506,7 @@ static size_t take_lane(actio_cq *cq, unsigned i, actio_cq_event *out, size_t ma
       cq_seg *next = atomic_load_explicit(&h->seg->next, memory_order_acquire);
       if (next == NULL)
         break;
-      free(h->seg);
+      seg_done(cq, h->seg);
       h->seg = next;
       h->n = 0;
     }
@@ -555,11 +630,11 @@ void actio_cq_destroy(actio_cq *cq) {
    * deliveries never take the count to zero. */
   for (unsigned i = 0; i < LANES; i++)
     k += release_lane(cq, i);
-  for (cq_seg *s = cq->spares, *next; s != NULL; s = next) {
+  for (cq_seg *s = atomic_exchange_explicit(&cq->spares, NULL, memory_order_acquire), *next;
+       s != NULL; s = next) {
     next = atomic_load_explicit(&s->next, memory_order_relaxed);
     free(s);
   }
-  cq->spares = NULL;
   close(cq->fd);
   /* The bias becomes the registrations made, of which those still pending
    * end as their deliveries find their lanes closed. Acq_rel on the trade,

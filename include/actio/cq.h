@@ -30,10 +30,12 @@ extern "C" {
  * }
  * @endcode
  *
- * Memory: a queue keeps about 4 KiB of its own, and a 48-byte block for each
- * live thread that registered on it and has not registered on four other
- * queues since (a thread's block goes when it exits or moves on; one left by
- * a destroyed queue, when its thread does). A registration costs a
+ * Memory: a queue keeps about 4 KiB of its own, up to 64 KiB of segments
+ * its drains gave back (for the next registrations, rather than the heap),
+ * and a 48-byte block for each live thread that registered on it and has
+ * not registered on four other queues since (a thread's block goes when it
+ * exits or moves on; one left by a destroyed queue, when its thread does).
+ * A registration costs a
  * 16-byte slot, paid for in advance (a 504-byte block per 31
  * registrations, reused by the queue for its events), and a 16-byte record
  * and a 24-byte callback record (32-byte blocks each) when the future's
