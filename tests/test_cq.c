@@ -171,6 +171,11 @@ START_TEST(tags_arrive_in_completion_order_in_bounded_batches) {
 }
 END_TEST
 
+static void count_done(actio_future *f, void *arg) {
+  (void)f;
+  atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
 START_TEST(a_future_is_on_one_queue_until_drained) {
   actio_cq *cq, *other;
   ck_assert_int_eq(actio_cq_create(&cq), 0);
@@ -184,12 +189,73 @@ START_TEST(a_future_is_on_one_queue_until_drained) {
   ck_assert_int_eq(actio_cq_add(cq, f, 4), ACTIO_EEXIST); /* complete, not drained */
   ck_assert_int_eq(drain_one(cq, 4, 1), 0); /* once, under its first tag */
   ck_assert(!readable(other));
-  /* Drained: it may go again, and arrives at once. */
-  ck_assert_int_eq(actio_cq_add(other, f, 5), 0);
-  ck_assert_int_eq(drain_one(other, 4, 5), 0);
+  /* Drained: it may go again, and arrives at once; again queued until
+   * drained, as often as it goes. */
+  for (uint64_t tag = 5; tag < 8; tag++) {
+    ck_assert_int_eq(actio_cq_add(other, f, tag), 0);
+    ck_assert_int_eq(actio_cq_add(cq, f, 9), ACTIO_EEXIST);
+    ck_assert_int_eq(drain_one(other, 4, tag), 0);
+  }
   actio_future_unref(f);
+  /* Complete before its first registration, and with its inline slot
+   * taken by a callback: the same. */
+  for (int slot_taken = 0; slot_taken < 2; slot_taken++) {
+    _Atomic int runs = 0;
+    ck_assert_int_eq(actio_future_resolved(&f, NULL, NULL), 0);
+    if (slot_taken)
+      ck_assert_int_eq(actio_future_on_done(f, count_done, &runs), 0);
+    for (uint64_t tag = 1; tag < 3; tag++) {
+      ck_assert_int_eq(actio_cq_add(cq, f, tag), 0);
+      ck_assert_int_eq(actio_cq_add(other, f, 9), ACTIO_EEXIST);
+      ck_assert_int_eq(drain_one(cq, 4, tag), 0);
+    }
+    ck_assert_int_eq(runs, slot_taken);
+    actio_future_unref(f);
+  }
   actio_cq_destroy(cq);
   actio_cq_destroy(other);
+}
+END_TEST
+
+/* Two threads register a drained future again at once: one of them wins,
+ * the other gets ACTIO_EEXIST, and its event arrives once. */
+typedef struct readd {
+  actio_cq *cq;
+  actio_future *f;
+  _Atomic int *go;
+  int rc;
+} readd;
+
+static void *readd_it(void *p) {
+  readd *r = p;
+  while (!atomic_load(r->go))
+    sched_yield();
+  r->rc = actio_cq_add(r->cq, r->f, 1);
+  return NULL;
+}
+
+START_TEST(a_drained_future_registered_again_from_two_threads_goes_once) {
+  actio_cq *cq;
+  ck_assert_int_eq(actio_cq_create(&cq), 0);
+  actio_future *f = pending();
+  ck_assert_int_eq(actio_cq_add(cq, f, 1), 0);
+  actio_future_resolve(f, NULL, NULL);
+  ck_assert_int_eq(drain_one(cq, 4, 1), 0);
+  for (int round = 0; round < 200; round++) {
+    _Atomic int go = 0;
+    readd r[2] = {{cq, f, &go, 1}, {cq, f, &go, 1}};
+    pthread_t t[2];
+    start_threads(t, 2, readd_it, r, sizeof r[0]);
+    atomic_store(&go, 1);
+    join_threads(t, 2);
+    ck_assert_int_eq(r[0].rc + r[1].rc, ACTIO_EEXIST);
+    ck_assert(r[0].rc == 0 || r[1].rc == 0);
+    ck_assert_int_eq(drain_one(cq, 4, 1), 0);
+    actio_cq_event ev[4];
+    ck_assert_int_eq(actio_cq_drain(cq, ev, 4), 0);
+  }
+  actio_future_unref(f);
+  actio_cq_destroy(cq);
 }
 END_TEST
 
@@ -252,11 +318,6 @@ static void *cancel_it(void *p) {
   busy_reg *b = p;
   ck_assert_int_eq(actio_future_cancel(b->f), 0);
   return NULL;
-}
-
-static void count_done(actio_future *f, void *arg) {
-  (void)f;
-  atomic_fetch_add((_Atomic int *)arg, 1);
 }
 
 START_TEST(a_registration_while_the_completion_is_busy_arrives_once) {
@@ -917,6 +978,7 @@ int main(void) {
   tcase_add_test(st, destroy_while_futures_complete_elsewhere);
   tcase_add_test(st, registrations_race_completions);
   tcase_add_test(st, a_queue_keeps_no_record_of_threads_gone);
+  tcase_add_test(st, a_drained_future_registered_again_from_two_threads_goes_once);
   suite_add_tcase(s, st);
   return run_suite(s);
 }

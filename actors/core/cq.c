@@ -301,7 +301,7 @@ static void ring(int fd) {
 
 /* Ends an event that will never be drained: its future is released. */
 static void release(actio_future *f) {
-  actio__future_queue_unmark(f);
+  actio__future_queue_drained(f);
   actio_future_unref(f);
 }
 
@@ -515,7 +515,10 @@ static size_t take_lane(actio_cq *cq, unsigned i, actio_cq_event *out, size_t ma
     actio_future *f = atomic_load_explicit(&s->f, memory_order_acquire);
     if (f == NULL)
       break;
+    /* Both of its lines (88 bytes, 16-byte aligned): the drained mark
+     * reads the state and writes the inline slot, at its end. */
     __builtin_prefetch(f, 1);
+    __builtin_prefetch((const char *)f + 80, 1);
     out[n].tag = s->tag;
     out[n].future = f;
     h->n++;
@@ -534,7 +537,7 @@ static size_t take(actio_cq *cq, actio_cq_event *out, size_t max) {
   /* A full batch may have stopped inside a lane: start there next time. */
   cq->next_lane = n == max ? (i + LANES - 1) % LANES : i;
   for (size_t j = 0; j < n; j++)
-    actio__future_queue_unmark(out[j].future);
+    actio__future_queue_drained(out[j].future);
   return n;
 }
 

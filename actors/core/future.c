@@ -19,7 +19,8 @@
  * reference in one read-modify-write. The state: the phase in the low
  * bits, plus flags: a thread sleeps on the futex (the low half); the
  * inline callback slot is taken; the future is on a completion queue
- * (cq.c); the inline slot holds a completion queue's registration; a
+ * through a callback record (cq.c); the inline slot holds a completion
+ * queue's registration (on its queue until drained: see cb_inline); a
  * callback record was (or is being) pushed onto `cbs`. BUSY is the winner
  * of the completion race writing the result. */
 enum { F_PENDING = 0, F_BUSY = 1, F_DONE = 2, F_PHASE = 3, F_WAITERS = 4,
@@ -39,6 +40,10 @@ typedef struct cb {
    * as a walker may read it meanwhile (see off_done). */
   _Atomic(struct cb *) next;
 } cb;
+
+/* In an inline slot of F_CB0_CQ: its registration's event was drained. */
+static actio__future_queue cq_drained_sentinel;
+#define CQ_DRAINED (&cq_drained_sentinel)
 
 /* Marks the callback list closed (its head's low bit): the future
  * completed and ran it. */
@@ -62,7 +67,10 @@ typedef struct future_ext {
  * single one (an actor's timing, a gather's item); or, under F_CB0_CQ, a
  * completion queue's registration, delivered without a callback's
  * reference of its own, and published by its queue's pointer (NULL until
- * then) rather than by F_CB0_READY: one read-modify-write fewer. */
+ * then) rather than by F_CB0_READY: one read-modify-write fewer. Once
+ * its event is drained, the drain stores CQ_DRAINED there (a store where
+ * clearing a flag of the word was a read-modify-write), and the future may
+ * be registered again. */
 typedef union cb_inline {
   struct {
     actio_done_fn fn;
@@ -639,19 +647,40 @@ static void cq_rec_deliver(actio_future *f, void *arg) {
   r.q->deliver(f, r.q, r.tag); /* the queue's own reference */
 }
 
+/* A registration on a future whose inline slot held a queue's registration
+ * before: the slot is taken again if that one's event was drained. The
+ * future is complete then (drained means delivered): delivered at once. */
+static int requeue(actio_future *f, actio__future_queue *q, uint64_t tag) {
+  actio__future_queue *was = CQ_DRAINED;
+  /* Acquire: the drain's reads of the future before ours. Relaxed on
+   * failure: queued still. */
+  if (!atomic_compare_exchange_strong_explicit(&f->cb0.cq.q, &was, q, memory_order_acquire,
+                                               memory_order_relaxed))
+    return ACTIO_EEXIST;
+  /* The queue's reference, which the delivery takes over. Acquire: its
+   * result, for the delivery. */
+  uint64_t s = atomic_fetch_add_explicit(&f->word, REF, memory_order_acquire);
+  ACTIO__ASSERT((s & F_PHASE) == F_DONE && REFS(s) > 0 && REFS(s) < UINT32_MAX);
+  (void)s;
+  q->deliver(f, q, tag);
+  return 0;
+}
+
 int actio__future_on_done_queued(actio_future *f, actio__future_queue *q, uint64_t tag) {
-  /* One CAS marks it queued, takes the queue's reference and claims the
-   * inline slot if it is free. Acquire: seeing DONE means seeing the
-   * result (for the delivery below); otherwise relaxed would do, as for
-   * the mark and the claim of on_done, and a reference taken by one who
-   * holds one. */
+  /* One CAS takes the queue's reference and claims the inline slot if it
+   * is free (which marks the future queued), or else marks it queued
+   * (F_QUEUED). Acquire: seeing DONE means seeing the result (for the
+   * delivery below); otherwise relaxed would do, as for the mark and the
+   * claim of on_done, and a reference taken by one who holds one. */
   uint64_t s = atomic_load_explicit(&f->word, memory_order_relaxed);
   uint64_t want;
   do {
     if (s & F_QUEUED)
       return ACTIO_EEXIST;
+    if (s & F_CB0_CQ)
+      return requeue(f, q, tag);
     ACTIO__ASSERT(REFS(s) > 0 && REFS(s) < UINT32_MAX);
-    want = (s & F_CB0 ? s | F_QUEUED : s | F_QUEUED | F_CB0 | F_CB0_CQ) + REF;
+    want = (s & F_CB0 ? s | F_QUEUED : s | F_CB0 | F_CB0_CQ) + REF;
   } while (!atomic_compare_exchange_weak_explicit(&f->word, &s, want, memory_order_acquire,
                                                   memory_order_relaxed));
   if (s & F_CB0) { /* the slot is taken: a callback record */
@@ -665,15 +694,16 @@ int actio__future_on_done_queued(actio_future *f, actio__future_queue *q, uint64
         free(r);
     }
     if (rc != 0) {
-      actio__future_queue_unmark(f);
+      actio__future_queue_drained(f);
       actio_future_unref(f); /* never the last: the caller holds one */
     }
     return rc;
   }
   /* The queue's reference, which the delivery takes over, came with the
    * CAS. Complete before it: the completion, done with its callbacks, will
-   * not look at the slot: deliver now. Else the completion, after the CAS
-   * on the same word, sees F_CB0_CQ and delivers once q is set. */
+   * not look at the slot: deliver now (the slot's pointer stays NULL, as
+   * for an event not drained yet). Else the completion, after the CAS on
+   * the same word, sees F_CB0_CQ and delivers once q is set. */
   if ((s & F_PHASE) == F_DONE) {
     q->deliver(f, q, tag);
     return 0;
@@ -779,18 +809,21 @@ void *actio__future_aux(const actio_future *f, actio_free_fn aux_free) {
   return e != NULL && e->aux_free == aux_free ? e->aux : NULL;
 }
 
-int actio__future_queue_mark(actio_future *f) {
-  /* Relaxed: the flag orders nothing; it only makes one of two adds lose. */
-  uint64_t old = atomic_fetch_or_explicit(&f->word, F_QUEUED, memory_order_relaxed);
-  return old & F_QUEUED ? ACTIO_EEXIST : 0;
-}
-
-void actio__future_queue_unmark(actio_future *f) {
-  /* Relaxed: as for the mark; the queue's own ordering carries the rest. */
-  uint64_t old = atomic_fetch_and_explicit(&f->word, ~(uint64_t)F_QUEUED,
-                                           memory_order_relaxed);
-  ACTIO__ASSERT(old & F_QUEUED);
-  (void)old;
+void actio__future_queue_drained(actio_future *f) {
+  /* Relaxed: the registration that set these happened before its event. */
+  uint64_t w = atomic_load_explicit(&f->word, memory_order_relaxed);
+  if (w & F_QUEUED) {
+    /* Relaxed: the flag orders nothing; it only makes one of two adds
+     * lose. */
+    atomic_fetch_and_explicit(&f->word, ~(uint64_t)F_QUEUED, memory_order_relaxed);
+    return;
+  }
+  ACTIO__ASSERT(w & F_CB0_CQ);
+  ACTIO__ASSERT(atomic_load_explicit(&f->cb0.cq.q, memory_order_relaxed) != CQ_DRAINED);
+  /* Release: our reads of the future before a new registration's. No one
+   * else writes the slot now: the completion is done with it (it
+   * delivered), and a registration fails while it is not CQ_DRAINED. */
+  atomic_store_explicit(&f->cb0.cq.q, CQ_DRAINED, memory_order_release);
 }
 
 int actio__future_pending(const actio_future *f) {

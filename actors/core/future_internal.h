@@ -62,11 +62,11 @@ void actio__future_settle(actio_future *f, int code, void *value,
  * began running, whether it ended: see metrics.c); 0 in a new future. */
 _Atomic int64_t *actio__future_track(actio_future *f);
 
-/* A future is on one completion queue at a time (cq.c): mark returns 0, or
- * ACTIO_EEXIST when it is marked already; unmark once its event is drained
- * or dropped. A flag in the state word: no memory. */
-int actio__future_queue_mark(actio_future *f);
-void actio__future_queue_unmark(actio_future *f);
+/* A future is on one completion queue at a time (cq.c), from its
+ * registration until its event is drained or dropped, which calls this
+ * (on the draining thread; one store when the registration had the inline
+ * slot). Costs no memory: a flag in the state word, or the inline slot. */
+void actio__future_queue_drained(actio_future *f);
 
 /* A completion queue as a future sees it (cq.c embeds one): what to call
  * once a future registered on it completes, handed the queue's own
