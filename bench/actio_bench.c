@@ -1478,7 +1478,8 @@ typedef struct cq_producer {
 } cq_producer;
 
 /* Each completion whole: a future made, registered with its tag, completed
- * here (not on the loop's thread), our reference dropped. */
+ * here (not on the loop's thread), our reference dropped (with the
+ * completion's own read-modify-write). */
 static void *cq_produce(void *arg) {
   cq_producer *p = arg;
   while (!atomic_load_explicit(p->go, memory_order_acquire))
@@ -1489,9 +1490,12 @@ static void *cq_produce(void *arg) {
       p->errors++;
       continue;
     }
-    if (actio_cq_add(p->cq, f, i) != 0 || actio_future_resolve(f, NULL, NULL) != 0)
+    if (actio_cq_add(p->cq, f, i) != 0) {
       p->errors++;
-    actio_future_unref(f);
+      actio_future_unref(f);
+    } else if (actio_future_resolve_unref(f, NULL, NULL) != 0) {
+      p->errors++;
+    }
   }
   return NULL;
 }

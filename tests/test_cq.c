@@ -689,9 +689,12 @@ static void *produce(void *p) {
     ck_assert_int_eq(actio_cq_add(pr->cq, f, tag_of(pr->id, i)), 0);
     if (i % 3 == 0)
       actio_future_cancel(f);
-    else
+    else if (i % 3 == 1)
       actio_future_resolve(f, (void *)(uintptr_t)(i + 1), NULL);
-    actio_future_unref(f);
+    if (i % 3 == 2) /* the reference dropped with the completion */
+      ck_assert_int_eq(actio_future_resolve_unref(f, (void *)(uintptr_t)(i + 1), NULL), 0);
+    else
+      actio_future_unref(f);
     if (i % 2 == 0 && k < pr->nshared)
       actio_future_resolve(pr->shared[k++], NULL, NULL);
   }

@@ -223,6 +223,68 @@ END_TEST
 
 static void set_flag(void *arg) { atomic_store((_Atomic int *)arg, 1); }
 
+/* resolve_later's, dropping its own reference in the same step. */
+static void *resolve_unref_later(void *p) {
+  late_resolver *r = p;
+  await_blocked(&r->waiter);
+  ck_assert_int_eq(actio_future_resolve_unref(r->f, boxed(12), free), 0);
+  return NULL;
+}
+
+static void count_run(actio_future *f, void *arg) {
+  ck_assert_int_eq(actio_future_status(f), 0);
+  (*(int *)arg)++;
+}
+
+/* The completion drops the caller's reference: the last one frees the
+ * future and its value; with other holders (a callback, another
+ * reference, a waiter) they see it complete first; on ACTIO_EALREADY the
+ * reference goes too and the value stays the caller's. */
+START_TEST(resolve_unref_completes_and_drops_the_reference) {
+  atomic_store(&freed, 0);
+  actio_future *f;
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  ck_assert_int_eq(actio_future_resolve_unref(f, boxed(1), count_free), 0);
+  ck_assert_int_eq(atomic_load(&freed), 1);
+
+  int runs = 0;
+  for (int callbacks = 1; callbacks <= 2; callbacks++) { /* inline, then a record too */
+    ck_assert_int_eq(actio_future_create(&f), 0);
+    for (int i = 0; i < callbacks; i++)
+      ck_assert_int_eq(actio_future_on_done(f, count_run, &runs), 0);
+    actio_future_ref(f);
+    ck_assert_int_eq(actio_future_resolve_unref(f, boxed(2), count_free), 0);
+    ck_assert_int_eq(*(int *)actio_future_value(f), 2);
+    ck_assert_int_eq(atomic_load(&freed), callbacks);
+    actio_future_unref(f);
+    ck_assert_int_eq(atomic_load(&freed), callbacks + 1);
+  }
+  ck_assert_int_eq(runs, 3);
+
+  ck_assert_int_eq(actio_future_resolved(&f, boxed(3), count_free), 0);
+  actio_future_ref(f);
+  int *refused = boxed(4);
+  ck_assert_int_eq(actio_future_resolve_unref(f, refused, count_free), ACTIO_EALREADY);
+  free(refused);
+  ck_assert_int_eq(atomic_load(&freed), 3);
+  actio_future_unref(f);
+  ck_assert_int_eq(atomic_load(&freed), 4);
+  ck_assert_int_eq(actio_future_resolve_unref(NULL, NULL, NULL), ACTIO_EINVAL);
+
+  /* A thread asleep in wait, holding its own reference. */
+  ck_assert_int_eq(actio_future_create(&f), 0);
+  actio_future_ref(f);
+  late_resolver r = {.f = f};
+  pthread_t t;
+  start_threads(&t, 1, resolve_unref_later, &r, 0);
+  announce_block(&r.waiter);
+  ck_assert_int_eq(actio_future_wait(f, -1), 0);
+  ck_assert_int_eq(*(int *)actio_future_value(f), 12);
+  join_threads(&t, 1);
+  actio_future_unref(f);
+}
+END_TEST
+
 START_TEST(cancel_reaches_the_operation) {
   _Atomic int hooked = 0;
   actio_future *f;
@@ -1027,6 +1089,7 @@ int main(void) {
   Suite *s = suite_create("future");
   TCase *tc = tcase_with_timeout("basics", 30);
   tcase_add_test(tc, resolve_once_and_free_with_future);
+  tcase_add_test(tc, resolve_unref_completes_and_drops_the_reference);
   tcase_add_test(tc, take_moves_ownership);
   tcase_add_test(tc, withdrawn_callbacks_never_run);
   tcase_add_test(tc, withdrawal_racing_completion_is_exact);

@@ -300,6 +300,37 @@ static void finish(actio_future *f) {
   run_callbacks(f, old);
 }
 
+/* finish, dropping the caller's reference with DONE unless a thread
+ * sleeps on the future (the wake would touch it after the drop) or
+ * callback records are listed (the completion walks them past the run
+ * of one whose reference may be the last, and a withdrawn one holds
+ * none). Past the drop, what runs holds a reference of its own (the
+ * inline callback's, the queue's), and the drop that was the last frees
+ * the future, nothing else holding one. */
+static void finish_unref(actio_future *f) {
+  uint64_t old = atomic_load_explicit(&f->word, memory_order_relaxed), want;
+  do
+    want = old + (F_DONE - F_BUSY) - (old & (F_WAITERS | F_CBS) ? 0 : REF);
+  /* Release: the result before DONE, and our writes before the free;
+   * acquire: the last drop sees everyone's. */
+  while (!atomic_compare_exchange_weak_explicit(&f->word, &old, want, memory_order_acq_rel,
+                                                memory_order_relaxed));
+  ACTIO__ASSERT((old & F_PHASE) == F_BUSY && REFS(old) > 0);
+  if (old & (F_WAITERS | F_CBS)) {
+    if (old & F_WAITERS)
+      actio__futex_wake(futex_word(f), 1 /* all */);
+    run_callbacks(f, old);
+    actio_future_unref(f);
+    return;
+  }
+  if (REFS(old) == 1) {
+    ACTIO__ASSERT(!(old & (F_CB0_READY | F_CB0_CQ))); /* each holds one */
+    future_free(f);
+    return;
+  }
+  run_callbacks(f, old);
+}
+
 /* The cancel hooks this thread runs now, innermost first: a hook whose
  * cancel completes another future may reach, through that future's
  * callbacks, the clearing of its own hook, which must not wait for itself. */
@@ -352,15 +383,32 @@ static char *vformat(const char *fmt, va_list ap) {
   return s;
 }
 
+/* The BUSY winner's value. */
+static void set_value(actio_future *f, void *value, actio_free_fn free_fn) {
+  f->status = 0;
+  f->value_free = free_fn;
+  atomic_store_explicit(&f->value, value, memory_order_relaxed);
+}
+
 int actio_future_resolve(actio_future *f, void *value, actio_free_fn free_fn) {
   if (f == NULL)
     return ACTIO_EINVAL;
   if (!begin(f))
     return ACTIO_EALREADY;
-  f->status = 0;
-  f->value_free = free_fn;
-  atomic_store_explicit(&f->value, value, memory_order_relaxed);
+  set_value(f, value, free_fn);
   finish(f);
+  return 0;
+}
+
+int actio_future_resolve_unref(actio_future *f, void *value, actio_free_fn free_fn) {
+  if (f == NULL)
+    return ACTIO_EINVAL;
+  if (!begin(f)) {
+    actio_future_unref(f);
+    return ACTIO_EALREADY;
+  }
+  set_value(f, value, free_fn);
+  finish_unref(f);
   return 0;
 }
 

@@ -65,6 +65,13 @@ void actio_future_unref(actio_future *f);
  * calling thread before this returns. */
 int actio_future_resolve(actio_future *f, void *value, actio_free_fn free_fn);
 
+/** actio_future_resolve(f, value, free_fn), then actio_future_unref(f), in
+ * one step: a producer done with `f` once it is complete (say, registered
+ * on an actio_cq) drops its reference with the completion's own
+ * read-modify-write. The caller's reference is gone either way: on
+ * ACTIO_EALREADY (`value` stays the caller's) as on success. Any thread. */
+int actio_future_resolve_unref(actio_future *f, void *value, actio_free_fn free_fn);
+
 /** Completes `f` with error `code` (< 0; else ACTIO_EINVAL is returned) and a
  * printf-style message (fmt may be NULL: the message is then
  * actio_strerror(code)). Returns 0 or ACTIO_EALREADY. */
