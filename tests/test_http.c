@@ -20,6 +20,7 @@
 
 #include "actio.h"
 #include "actors/core/bell.h"
+#include "actors/http/http_internal.h"
 #include "fixture/fixture_spawn.h"
 #include "io/file/file_io.h"
 #include "io/http/http_redact.h"
@@ -947,6 +948,71 @@ START_TEST(backlog_waits_in_the_mailbox) {
   actio_actor_stats_get(h, &st);
   ck_assert_uint_eq(st.dropped, 4);
   close(lfd);
+}
+END_TEST
+
+/* What the first answer's callback does, on the worker's thread: answers
+ * the second request, whose answer the worker then reads before it sleeps,
+ * and sends a third, which reuses the first's connection and stalls. */
+typedef struct refill {
+  actio_actor *h;
+  const char *url;
+  int second_fd;
+  ssize_t wrote;
+  int rc;
+  actio_future *stalled;
+} refill;
+
+static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+static void refill_on_first(actio_future *f, void *arg) {
+  (void)f;
+  refill *r = arg;
+  r->wrote = write(r->second_fd, answer, sizeof answer - 1);
+  r->rc = actio_http_get(r->h, r->url, &r->stalled);
+}
+
+START_TEST(a_full_worker_freed_before_it_sleeps_takes_its_mailbox) {
+  /* A worker with its slots full waits on its transfers without
+   * advertising: senders wake only workers with room. Here its wait's
+   * first look at the sockets ends a transfer (the answer was there), so it
+   * has room before it sleeps. It must go back to its mailbox: before, it
+   * slept until its poll's timeout (libcurl's next timer, else a second)
+   * while the next request waited in the mailbox. Here no timeout comes
+   * (no idle limit, timeouts of an hour), so a worker that sleeps hangs
+   * the test. */
+  actio__http_set_idle_poll_ms(-1);
+  char u[64];
+  struct sockaddr_in sa;
+  int lfd = stalled_server(8, &sa, u, sizeof u);
+  actio_actor *h;
+  actio_http_opts o = {.workers = 1, .max_connections = 2, .connect_timeout_ms = 3600000,
+                       .timeout_ms = 3600000};
+  ck_assert_int_eq(actio_http_spawn(rt, &o, &h), 0);
+  actio_future *first = get(h, u);
+  int first_fd = accept_request(lfd);
+  actio_future *second = get(h, u);
+  refill r = {.h = h, .url = u, .second_fd = accept_request(lfd), .rc = -1};
+  /* Both slots taken. The first answer's callback answers the second and
+   * takes a slot again with a request that stalls on the kept connection. */
+  ck_assert_int_eq(actio_future_on_done(first, refill_on_first, &r), 0);
+  ck_assert_int_eq(write(first_fd, answer, sizeof answer - 1), (ssize_t)sizeof answer - 1);
+  expect(first, 0);
+  expect(second, 0); /* read by the worker's next wait, before its poll */
+  ck_assert_int_eq(r.wrote, (ssize_t)sizeof answer - 1);
+  ck_assert_int_eq(r.rc, 0);
+  /* One slot is free: a new request must start now, not after the poll. */
+  actio_future *next = get(h, url(nginx_http, "/1k"));
+  ck_assert_int_eq(expect(next, 0)->status, 200);
+  ck_assert_int_eq(actio_actor_stop(h, ACTIO_STOP_NOW), 0);
+  expect(r.stalled, ACTIO_ECANCELED);
+  actio_future *fs[] = {first, second, next, r.stalled};
+  for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++)
+    actio_future_unref(fs[i]);
+  close(first_fd);
+  close(r.second_fd);
+  close(lfd);
+  actio__http_set_idle_poll_ms(1000);
 }
 END_TEST
 
@@ -2724,6 +2790,7 @@ int main(void) {
   tcase_add_test(tc, per_host_connection_limit);
   tcase_add_test(tc, connect_timeout);
   tcase_add_test(tc, backlog_waits_in_the_mailbox);
+  tcase_add_test(tc, a_full_worker_freed_before_it_sleeps_takes_its_mailbox);
   tcase_add_test(tc, review_regressions);
   tcase_add_test(tc, urls_redacted_for_messages);
   tcase_add_test(tc, secrets_stay_out_of_error_texts);

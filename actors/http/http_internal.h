@@ -41,6 +41,12 @@ typedef struct actio__http_worker {
                                 message: the wait must not sleep */
 } actio__http_worker;
 
+/* The longest a worker's poll sleeps when nothing is due: 1000 ms by
+ * default, a safety net that a lost wake-up turns into a stall of up to a
+ * second. -1: no limit, for tests in which a lost wake-up must hang. Any
+ * thread; later waits use it. */
+void actio__http_set_idle_poll_ms(int ms);
+
 /* One actio_http_send: the mailbox message, then the worker's record of it
  * across its attempts. One allocation, the caller's strings and body copied
  * behind it. */

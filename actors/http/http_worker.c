@@ -2,6 +2,7 @@
  * (io/http), starts the calls it takes from the mailbox, retries them, and
  * handles cancellation and a body consumer's backpressure. */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -436,11 +437,19 @@ static int http_handle(actio_actor *self, void *worker, void *msg,
   return 0;
 }
 
+/* Relaxed: a setting, read at each wait; -1 is INT_MAX for the poll. */
+static _Atomic int idle_poll_ms = 1000;
+
+void actio__http_set_idle_poll_ms(int ms) {
+  atomic_store_explicit(&idle_poll_ms, ms < 0 ? INT_MAX : ms, memory_order_relaxed);
+}
+
 static void http_wait(actio_actor *self, void *worker) {
   actio__http_worker *w = worker;
   (void)self;
   ACTIO__ASSERT(counts_agree(w));
-  int max_ms = w->paused > 0 ? 50 : 1000; /* paused: also poll, in case */
+  int idle = atomic_load_explicit(&idle_poll_ms, memory_order_relaxed);
+  int max_ms = w->paused > 0 ? 50 : idle; /* paused: also poll, in case */
   int64_t now = actio__now_ns();
   if (w->waiting > 0)
     for (actio__http_call *c = w->running; c != NULL; c = c->next)
@@ -454,8 +463,14 @@ static void http_wait(actio_actor *self, void *worker) {
    * requests does at every completion), and then the poll must not sleep:
    * the slot that completion frees is free only once it returns. */
   w->self_woken = 0;
+  size_t busy = w->calls - w->waiting;
   actio__http_loop_run(w->loop);
-  if (!w->self_woken)
+  /* A full worker waits here without advertising (the actor's socket
+   * loop): senders wake only workers with room. If the run above ended a
+   * call, it has room now, and must take its mailbox before it sleeps: a
+   * sleep would leave the requests sent meanwhile to nobody, until the
+   * poll's timeout (a stall of up to a second), or forever with no limit. */
+  if (!w->self_woken && w->calls - w->waiting >= busy)
     actio__http_loop_poll(w->loop, max_ms);
   actio__http_loop_run(w->loop);
   int rang = actio__bell_rang(w->bell);
