@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "actors/core/actor_internal.h"
 #include "test_util.h"
 
 /* A counter actor: messages are (uintptr_t) amounts; replies carry the sum so
@@ -1020,6 +1021,42 @@ START_TEST(a_monitor_hears_of_a_stop_and_its_reason) {
 }
 END_TEST
 
+static void note_status(actio_future *f, void *arg) {
+  atomic_store((_Atomic int *)arg, actio_future_status(f) == 0 ? 1 : -1);
+}
+
+START_TEST(monitors_dropped_without_a_cancel_leave_the_list) {
+  /* A caller that drops its monitor's future without cancelling it can
+   * never see it end: the list lets it go, so a long-lived actor watched
+   * again and again keeps only the monitors someone still holds. */
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  counter c = {0};
+  actio_actor *a = spawn(rt, &c, 0, 16);
+  actio_future *kept, *noted;
+  _Atomic int heard = 0;
+  ck_assert_int_eq(actio_monitor(a, &kept), 0);
+  /* Held by its callback alone once the caller lets go: still watching. */
+  ck_assert_int_eq(actio_monitor(a, &noted), 0);
+  ck_assert_int_eq(actio_future_on_done(noted, note_status, &heard), 0);
+  actio_future_unref(noted);
+  for (int i = 0; i < 100000; i++) {
+    actio_future *f;
+    ck_assert_int_eq(actio_monitor(a, &f), 0);
+    actio_future_unref(f);
+  }
+  /* Two held, the rest swept whenever the list reached 16 (else 100,002). */
+  ck_assert_uint_le(actio__watchers_count(a), 16);
+  ck_assert_uint_ge(actio__watchers_count(a), 2);
+  ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_DRAIN), 0);
+  ck_assert_int_eq(actio_future_wait(kept, -1), 0);
+  ck_assert_int_eq(atomic_load(&heard), 1);
+  ck_assert_uint_eq(actio__watchers_count(a), 0);
+  actio_future_unref(kept);
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 /* Monitors an actor again and again, cancelling every other one. */
 typedef struct watcher {
   actio_actor *a;
@@ -1085,6 +1122,7 @@ int main(void) {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, names_stand_for_actors_until_they_stop);
   tcase_add_test(tc, a_monitor_hears_of_a_stop_and_its_reason);
+  tcase_add_test(tc, monitors_dropped_without_a_cancel_leave_the_list);
   TCase *st = tcase_with_timeout("stress", 600);
   tcase_add_test(st, a_contested_name_has_one_owner_at_a_time);
   tcase_add_test(st, monitors_race_a_stop_and_end_once);

@@ -108,13 +108,15 @@ struct actio_actor {
   _Atomic uint32_t refs;
   char pad1[64];
   /* failure: actio_actor_fail */
-  pthread_mutex_t fail_mu; /* guards the seven below */
+  pthread_mutex_t fail_mu; /* guards the nine below */
   int is_failed;
   int fail_code;
   char *fail_why;
   actio__fail_fn monitor;
   void *monitor_arg;
   struct actio__watch *watchers; /* actio_monitor's, until it ends */
+  size_t nwatchers;              /* on that list */
+  size_t watch_sweep;            /* at this many, the next monitor sweeps */
   int ended;                     /* stopped: monitors report at once */
   _Atomic int owned; /* a supervisor stops it (actio__actor_set_owner) */
   actio_actor *prev; /* spawn order, newest first; guarded by rt->mu */

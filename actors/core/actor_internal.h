@@ -182,6 +182,8 @@ void actio__names_free(actio_runtime *rt);
 /* registry.c: the instance `a` stopped: its monitors complete (resolved,
  * or failed with its failure), and later ones report at once. */
 void actio__watchers_fire(actio_actor *a);
+/* How many monitors are on a's list now (for tests). Any thread. */
+size_t actio__watchers_count(actio_actor *a);
 
 /* References that keep an actor allocated (a transaction holding its
  * database actor's state); the last unref of a retired instance frees it.

@@ -206,6 +206,10 @@ int actio__future_try_ref(actio_future *f) {
   return 0;
 }
 
+int actio__future_sole_ref(const actio_future *f) {
+  return REFS(atomic_load_explicit(&((actio_future *)f)->word, memory_order_acquire)) == 1;
+}
+
 int actio__future_on_free(actio_future *f, actio_free_fn fn, void *arg) {
   future_ext *e = ext_get(f);
   if (e == NULL)

@@ -27,6 +27,10 @@ int actio__future_on_free(actio_future *f, actio_free_fn fn, void *arg);
  * must still be whole, which holds until its on_free hook returned, so
  * the two must be serialised by the caller (a lock both take). */
 int actio__future_try_ref(actio_future *f);
+/* 1 when the caller's reference is f's only one: nobody else holds f, nor
+ * can take it unless the caller hands f on. Acquire: what the others did
+ * before dropping theirs is seen. */
+int actio__future_sole_ref(const actio_future *f);
 /* Withdraws the callback fn(f, arg) that actio_future_on_done registered,
  * if it has not run: it will not, and the reference it held is dropped.
  * Returns 1 if withdrawn, 0 if it ran, runs now, or was never registered.

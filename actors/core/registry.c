@@ -11,6 +11,7 @@
 #include "actio/error.h"
 #include "actors/core/actor_impl.h"
 #include "actors/core/actor_internal.h"
+#include "actors/core/future_internal.h"
 #include "actors/core/runtime.h"
 
 /* ---- names ---- */
@@ -124,8 +125,9 @@ void actio__names_free(actio_runtime *rt) {
 
 /* ---- monitors ---- */
 
-/* A monitor of an instance: in its list until it stops, or until the
- * future is cancelled. Whoever takes it off the list frees it. */
+/* A monitor of an instance: in its list until it stops, until the future
+ * is cancelled, or until a sweep finds it held by nobody else. Whoever
+ * takes it off the list frees it. */
 struct actio__watch {
   struct actio__watch *prev, *next;
   actio_actor *a;   /* a reference */
@@ -157,6 +159,24 @@ static void unlink_locked(struct actio__watch *w) {
   if (w->next != NULL)
     w->next->prev = w->prev;
   w->linked = 0;
+  w->a->nwatchers--;
+}
+
+/* Monitors whose every other holder let go (the caller dropped its future
+ * without cancelling it): nobody can see them end, so they leave the list,
+ * on the returned chain (linked by next) for the caller to free outside the
+ * lock. A monitor still held (by its caller, a callback, a gather) stays. */
+static struct actio__watch *sweep_locked(actio_actor *a) {
+  struct actio__watch *gone = NULL;
+  for (struct actio__watch *w = a->watchers, *next; w != NULL; w = next) {
+    next = w->next;
+    if (actio__future_sole_ref(w->f)) {
+      unlink_locked(w);
+      w->next = gone;
+      gone = w;
+    }
+  }
+  return gone;
 }
 
 /* The cancel hook: a cancelled monitor leaves the list at once. */
@@ -191,14 +211,28 @@ int actio_monitor(actio_actor *target, actio_future **out) {
   pthread_mutex_lock(&a->fail_mu);
   int ended = a->ended, failed = a->is_failed, code = a->fail_code;
   const char *why = a->fail_why ? a->fail_why : actio_strerror(code);
+  struct actio__watch *gone = NULL;
   if (!ended) {
+    /* The list stays within twice the monitors still held (and 16): a
+     * sweep each time it doubles, so each monitor pays for one look. */
+    if (a->nwatchers >= a->watch_sweep) {
+      gone = sweep_locked(a);
+      a->watch_sweep = a->nwatchers < 8 ? 16 : 2 * a->nwatchers;
+    }
     w->next = a->watchers;
     if (w->next != NULL)
       w->next->prev = w;
     a->watchers = w;
     w->linked = 1;
+    a->nwatchers++;
   }
   pthread_mutex_unlock(&a->fail_mu);
+  while (gone != NULL) { /* held by no one else: no hook can be running */
+    struct actio__watch *next = gone->next;
+    actio_future_clear_cancel(gone->f);
+    watch_free(gone);
+    gone = next;
+  }
   if (!ended)
     return 0; /* w is the list's now: it may be gone already */
   /* Stopped already: reported at once. */
@@ -208,11 +242,19 @@ int actio_monitor(actio_actor *target, actio_future **out) {
   return 0;
 }
 
+size_t actio__watchers_count(actio_actor *a) {
+  pthread_mutex_lock(&a->fail_mu);
+  size_t n = a->nwatchers;
+  pthread_mutex_unlock(&a->fail_mu);
+  return n;
+}
+
 void actio__watchers_fire(actio_actor *a) {
   pthread_mutex_lock(&a->fail_mu);
   a->ended = 1;
   struct actio__watch *list = a->watchers;
   a->watchers = NULL;
+  a->nwatchers = 0;
   for (struct actio__watch *w = list; w != NULL; w = w->next)
     w->linked = 0;
   int failed = a->is_failed, code = a->fail_code;

@@ -296,9 +296,12 @@ int actio_unregister(actio_runtime *rt, const char *name);
  * actio_actor_fail had been called for it. An actor that has stopped
  * already reports at once. On a supervised child's address it watches
  * the instance running now, whose restart ends it (failed, with the
- * failure that caused the restart). Cancel *out to stop watching. Returns
- * 0 (*out is the caller's reference), ACTIO_EINVAL or ACTIO_ENOMEM. Any
- * thread. */
+ * failure that caused the restart). Cancel *out to stop watching; a
+ * monitor whose every reference was dropped uncancelled (nothing can see
+ * it end) is let go by a later actio_monitor of `a`, so an actor watched
+ * again and again keeps at most twice the monitors still held, and 16.
+ * Returns 0 (*out is the caller's reference), ACTIO_EINVAL or
+ * ACTIO_ENOMEM. Any thread. */
 int actio_monitor(actio_actor *a, actio_future **out);
 
 /** actio_map (see actio/future.h) under one deadline for the whole group:
