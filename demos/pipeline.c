@@ -21,7 +21,9 @@
  * batches, each one actio_db_executemany, so one transaction. A row goes
  * at once when no batch is in flight, and the rows that come while one is
  * go together as the next (group commit: up to 64 rows, at most 5 ms
- * behind), so no row waits for a batch to fill. A row goes only once its
+ * behind), so no row waits for a batch to fill; the rows of the files
+ * made durable together (one group of actio_file_write_durable) reach the
+ * batcher as one burst and go as one batch. A row goes only once its
  * file is durable, so every row committed names a file that is there, with
  * its size and SHA-256.
  *

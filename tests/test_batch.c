@@ -2,7 +2,9 @@
  * collected while it is busy (smart batching), by count, by time and by
  * flush, per-item outcomes, cancellation before and after the send,
  * backpressure at the bound, batches done at once without stack growth,
- * destroy with items pending, and two producers under stress. */
+ * destroy with items pending, a burst's items in one batch, and two
+ * producers under stress. */
+#include "actors/core/burst.h"
 #include "test_util.h"
 
 #define FOREVER_MS 3600000 /* a max_wait that never comes in a test */
@@ -470,6 +472,58 @@ START_TEST(eager_sets_how_many_batches_fly_before_items_collect) {
 }
 END_TEST
 
+/* Items added inside a burst of completions (actors/core/burst.h: a file
+ * group's) go as one batch at its end, not the first alone; outside a
+ * burst, or with a batch in flight, the rules stay as they were. */
+START_TEST(a_burst_goes_as_one_batch) {
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  actio_batcher *b;
+  atomic_store(&freed, 0);
+  actio_batcher_opts o = {.max_items = 4, .max_wait_ms = FOREVER_MS, .item_free = item_free};
+  ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
+  actio_future *f[10];
+  actio__burst_begin();
+  actio__burst_begin(); /* nested: the outermost end sends */
+  for (int i = 0; i < 3; i++)
+    f[i] = add(b, i, ACTIO_BATCH_NOWAIT);
+  actio__burst_end();
+  ck_assert_uint_eq(batches(&r), 0); /* idle, but held to the burst's end */
+  actio__burst_end();
+  ck_assert_uint_eq(batches(&r), 1);
+  ck_assert_uint_eq(r.sizes[0], 3);
+  /* A burst of more than max_items: full batches go at once, the rest at
+   * its end (behind the one in flight, so it collects: eager 1). */
+  actio__burst_begin();
+  for (int i = 3; i < 9; i++)
+    f[i] = add(b, i, ACTIO_BATCH_NOWAIT);
+  ck_assert_uint_eq(batches(&r), 2);
+  ck_assert_uint_eq(r.sizes[1], 4);
+  actio__burst_end();
+  ck_assert_uint_eq(batches(&r), 2);
+  ck_assert_int_eq(actio_future_resolve(r.fut[0], NULL, NULL), 0);
+  ck_assert_int_eq(actio_future_resolve(r.fut[1], NULL, NULL), 0);
+  ck_assert_uint_eq(batches(&r), 3); /* 7 and 8 */
+  ck_assert_uint_eq(r.sizes[2], 2);
+  ck_assert_int_eq(actio_future_resolve(r.fut[2], NULL, NULL), 0);
+  f[9] = add(b, 9, ACTIO_BATCH_NOWAIT); /* no burst: at once, alone */
+  ck_assert_uint_eq(batches(&r), 4);
+  ck_assert_uint_eq(r.sizes[3], 1);
+  ck_assert_int_eq(actio_future_resolve(r.fut[3], NULL, NULL), 0);
+  all_resolved_then_destroy(b, &r, f, 10);
+  /* Destroyed inside the burst that holds its batch: the items are
+   * cancelled, and the burst's end has nothing left to run. */
+  rec r2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r2, &b), 0);
+  actio__burst_begin();
+  actio_future *g = add(b, 0, ACTIO_BATCH_NOWAIT);
+  actio_batcher_destroy(b);
+  actio__burst_end();
+  ck_assert_int_eq(actio_future_wait(g, 0), ACTIO_ECANCELED);
+  actio_future_unref(g);
+  ck_assert_uint_eq(batches(&r2), 0);
+}
+END_TEST
+
 START_TEST(max_wait_bounds_a_batch_behind_a_busy_one) {
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER, .now_after_first = 1};
   actio_batcher *b;
@@ -675,6 +729,7 @@ int main(void) {
   tcase_add_test(tc, destroy_cancels_each_item_once);
   tcase_add_test(tc, an_idle_batcher_sends_at_once_a_busy_one_collects);
   tcase_add_test(tc, eager_sets_how_many_batches_fly_before_items_collect);
+  tcase_add_test(tc, a_burst_goes_as_one_batch);
   tcase_add_test(tc, max_wait_bounds_a_batch_behind_a_busy_one);
   tcase_add_test(tc, batches_done_at_once_leave_the_stack_flat);
   tcase_add_test(tc, bad_arguments_are_refused);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "actors/core/burst.h"
 #include "io/file/file_io.h"
 #include "test_util.h"
 
@@ -1184,6 +1185,55 @@ START_TEST(durable_writes_in_groups) {
 }
 END_TEST
 
+enum { BURST_FILES = 8 };
+static atomic_int in_burst, callbacks;
+static void note_burst(actio_future *f, void *arg) {
+  (void)f;
+  (void)arg;
+  atomic_fetch_add_explicit(&in_burst, actio__burst_active(), memory_order_relaxed);
+  atomic_fetch_add_explicit(&callbacks, 1, memory_order_relaxed);
+}
+
+/* A group's completions are one burst on its leader: a callback of a
+ * durable write runs inside it (so a batcher its callbacks feed sends what
+ * the group brings as one batch), and nothing is left in a burst after. */
+START_TEST(durable_completions_run_in_a_burst) {
+  actio_actor *g;
+  ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.workers = 1}, &g), 0);
+  write_file("list", "a\n");
+  char p[512];
+  path_in(p, sizeof p, "list");
+  atomic_store(&in_burst, 0);
+  atomic_store(&callbacks, 0);
+  actio_future *hold, *f[BURST_FILES];
+  test_gate gate = TEST_GATE_INIT;
+  ck_assert_int_eq(actio_file_lines(g, p, hold_worker, &gate, &hold), 0);
+  gate_wait_held(&gate);
+  for (size_t i = 0; i < BURST_FILES; i++) { /* queued behind the held worker */
+    snprintf(p, sizeof p, "%s/b%zu", dir, i);
+    char *data = durable_data(i);
+    ck_assert_int_eq(actio_file_write_durable(g, p, data, durable_size(i), &f[i]), 0);
+    free(data);
+    ck_assert_int_eq(actio_future_on_done(f[i], note_burst, NULL), 0);
+  }
+  gate_open(&gate);
+  ck_assert_ptr_nonnull(expect(hold, 0));
+  actio_future_unref(hold);
+  for (size_t i = 0; i < BURST_FILES; i++) {
+    ck_assert_ptr_null(expect(f[i], 0));
+    actio_future_unref(f[i]);
+  }
+  while (atomic_load(&callbacks) < BURST_FILES) /* they may run after the wake-up */
+    sched_yield();
+  ck_assert_int_eq(atomic_load(&in_burst), BURST_FILES);
+  ck_assert_int_eq(actio__burst_active(), 0);
+  for (size_t i = 0; i < BURST_FILES; i++) {
+    snprintf(p, sizeof p, "%s/b%zu", dir, i);
+    check_durable(p, i);
+  }
+}
+END_TEST
+
 /* Writes that cannot be made fail each on its own, with its own error,
  * among writes that succeed; none leaves a temporary. */
 START_TEST(a_failing_durable_write_fails_alone) {
@@ -2005,6 +2055,7 @@ int main(int argc, char **argv) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_loop_test(tc, durable_writes_in_groups, 0, 2);
   tcase_add_loop_test(tc, a_failing_durable_write_fails_alone, 0, 2);
+  tcase_add_test(tc, durable_completions_run_in_a_burst);
   tcase_add_loop_test(tc, a_group_commits_around_its_failures, 0, 2);
   tcase_add_test(tc, a_cancelled_durable_write_leaves_nothing);
   tcase_add_loop_test(tc, durable_writes_from_two_threads, 0, 4);

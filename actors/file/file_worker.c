@@ -10,6 +10,7 @@
 
 #include "actio/error.h"
 #include "actors/core/actor_internal.h"
+#include "actors/core/burst.h"
 #include "actors/core/future_internal.h"
 #include "actors/file/file_internal.h"
 #include "base/debug.h"
@@ -125,8 +126,12 @@ static void lead_groups(actio__file_group *g, unsigned slot) {
     pthread_cond_broadcast(&g->room);
     pthread_mutex_unlock(&g->lock);
     actio__fio_atomic_commit_group(items, n, rcs, refuse_commit, reqs);
+    /* One burst: what the completions start and would send at once (rows
+     * for a batcher) goes together at its end. */
+    actio__burst_begin();
     for (size_t i = 0; i < n; i++)
       actio__file_finish(reqs[i], rcs[i], NULL, NULL);
+    actio__burst_end();
     pthread_mutex_lock(&g->lock);
   }
 }

@@ -16,6 +16,7 @@
 #include "actio/batch.h"
 #include "actio/error.h"
 #include "actio/timer.h"
+#include "actors/core/burst.h"
 #include "actors/sync/waiters.h"
 #include "base/debug.h"
 
@@ -65,6 +66,8 @@ struct actio_batcher {
   actio_future *timer; /* the armed wait for the formed batch */
   int arming, closed;
   int sending;         /* a thread is calling the batch functions */
+  int deferred;        /* hook queued: a burst's end sends the formed batch */
+  actio__burst_hook hook; /* (busy taken while queued) */
 };
 
 /* What a call under the lock leaves to do once it is let go. */
@@ -111,13 +114,21 @@ static void take_form(actio_batcher *b, todo *t) {
 
 /* Under mu, after the formed batch changed: it goes now if fewer than
  * `eager` batches are in flight (the downstream is idle: waiting would only
- * add latency), else its timer is armed if it has none. */
+ * add latency), else its timer is armed if it has none. On a thread inside
+ * a burst of completions (actors/core/burst.h: a file group's, say) "now"
+ * is the burst's end: the items the burst brings go as one batch, not the
+ * first alone and the rest one batch later. */
 static void schedule(actio_batcher *b, todo *t) {
   if (b->closed || b->form == NULL || b->form->n == 0)
     return;
-  if (b->nflying < b->eager)
-    take_form(b, t);
-  else if (b->timer == NULL && !b->arming && !t->arm) {
+  if (b->nflying < b->eager) {
+    if (!actio__burst_active())
+      take_form(b, t);
+    else if (!b->deferred && actio__burst_defer(&b->hook)) {
+      b->deferred = 1;
+      b->busy++;
+    }
+  } else if (b->timer == NULL && !b->arming && !t->arm) {
     b->arming = 1;
     b->busy++;
     t->arm = 1;
@@ -158,6 +169,20 @@ static void admit(actio_batcher *b, todo *t) {
 
 static void fire(actio_future *timer, void *arg);
 static void run(actio_batcher *b, todo *t);
+
+/* The end of the burst that deferred the formed batch: it goes now (or
+ * waits, as schedule says, if a batch went meanwhile). */
+static void burst_over(actio__burst_hook *h) {
+  actio_batcher *b = (actio_batcher *)(void *)((char *)h - offsetof(actio_batcher, hook));
+  todo t = {0};
+  pthread_mutex_lock(&b->mu);
+  b->deferred = 0;
+  schedule(b, &t);
+  b->busy--;
+  pthread_cond_broadcast(&b->idle);
+  pthread_mutex_unlock(&b->mu);
+  run(b, &t);
+}
 
 /* Outside mu: arms the timer of the formed batch (busy taken by enqueue,
  * kept for the timer's callback). A timer that cannot be armed sends the
@@ -388,6 +413,7 @@ int actio_batcher_create(actio_runtime *rt, const actio_batcher_opts *opts,
   b->o = o;
   b->eager = o.eager > 0 ? (size_t)o.eager : 0;
   b->ready_tail = &b->ready;
+  b->hook.fn = burst_over;
   *out = b;
   return 0;
 }
@@ -465,6 +491,13 @@ void actio_batcher_destroy(actio_batcher *b) {
   actio__list left = {0}; /* entries queued or waiting, taken out */
   pthread_mutex_lock(&b->mu);
   b->closed = 1;
+  /* Deferred by this thread's burst (destroyed from a completion inside
+   * it): withdrawn, or the wait for busy below would never end. Another
+   * thread's runs at its burst's end, which destroy waits for. */
+  if (b->deferred && actio__burst_withdraw(&b->hook)) {
+    b->deferred = 0;
+    b->busy--;
+  }
   actio_future *timer = b->timer;
   b->timer = NULL;
   for (actio__link *l; (l = b->waiting.head) != NULL;) {
