@@ -8,7 +8,8 @@
  *           try:
  *               async with session.get(url, timeout=t) as r:
  *                   body = await r.read()
- *               digest = await loop.run_in_executor(pool, sha256, body)
+ *               digest = sha256(body) if len(body) <= 65536 else \
+ *                   await loop.run_in_executor(pool, sha256, body)
  *               async with aiofiles.open(path, "wb") as f: await f.write(body)
  *           except Exception as e: error = str(e)
  *           await db.execute("INSERT ...", run, line, url, ...)   # retried
@@ -16,7 +17,9 @@
  *
  * Here each URL is one chain of futures, fetch -> hash -> save -> record
  * (actio_future_then; actio_future_catch is the except), and actio_map runs
- * the chains with at most --concurrency of them in flight. The record step
+ * the chains with at most --concurrency of them in flight. A body of up to
+ * 64 KiB is hashed on the HTTP worker that fetched it, a larger one on the
+ * hasher's pool. The record step
  * hands its row to a batcher (actio_batcher_add): rows go to the server in
  * batches, each one actio_db_executemany, so one transaction. A row goes
  * at once when no batch is in flight, and the rows that come while one is
@@ -107,6 +110,8 @@ static const char INSERT_ROW[] =
     "INSERT INTO actio_pipeline (run_id, line, url, status, bytes, hash, latency_ms, error, file)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (run_id, line) DO NOTHING";
 
+enum { INLINE_HASH_MAX = 64 << 10 }; /* bodies hashed where they were fetched */
+
 enum { DB_ATTEMPTS = 10 }; /* inserts: 50 ms backoff, doubling, at most 1 s */
 
 /* One URL and everything learnt about it. Each step of its chain writes
@@ -180,7 +185,7 @@ static int sleep_ms(int64_t ms, actio_future **out) {
 
 /* ---- the hasher: a custom actor, loop.run_in_executor(pool, sha256) ----
  * Hashing a large body takes milliseconds; on a pool of its own it never
- * holds up the HTTP workers' event loops. */
+ * holds up the HTTP workers' event loops. Small ones skip it (step_hash). */
 static int hash_body(actio_actor *self, void *worker, void *msg, actio_future *reply) {
   (void)self;
   (void)worker;
@@ -213,6 +218,15 @@ static int step_hash(actio_future *prev, void *arg, actio_future **next) {
   j->bytes = r->body_len;
   if (r->status >= 400) {
     j->error = str_printf("HTTP %ld", r->status);
+    return 0;
+  }
+  /* A page hashes in microseconds, less than a hop to another thread costs
+   * (and under load a hop waits for the scheduler): here, on the HTTP
+   * worker. A large body goes to the hasher's pool, so that it never holds
+   * up the worker's transfers for milliseconds. */
+  if (r->body_len <= INLINE_HASH_MAX) {
+    if (sha256_hex(r->body, r->body_len, j->hash) != 0)
+      j->error = str_printf("sha256 of %s failed", j->shown);
     return 0;
   }
   return actio_ask(P.hasher, j, -1, next);
