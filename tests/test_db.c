@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "actio.h"
+#include "actors/db/db_internal.h"
 #include "db_test.h"
 #include "pg_server.h"
 
@@ -2207,6 +2208,131 @@ START_TEST(test_stats_sum_the_workers) {
 }
 END_TEST
 
+/* ---- wake-ups: no worker sleeps on work it could start ---- */
+
+/* Options for the wake-up cases: no timer due for as long as a case runs,
+ * so that with actio__db_set_idle_poll_ms(-1) a worker sleeps until woken. */
+static actio_db_opts quiet(actio_db_opts o) {
+  o.health_check_ms = 3600000;
+  o.acquire_timeout_ms = 3600000;
+  return o;
+}
+
+/* Waits until n queries of a wait for advisory lock `key` (asked through
+ * holder, which has one connection). */
+static void await_lock_waiters(actio_actor *holder, int key, int64_t n) {
+  char sql[160];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND objid = %d AND NOT granted", key);
+  while (scalar(holder, sql) < n)
+    sched_yield();
+}
+
+/* A query that waits for advisory lock 7401 (held by the case). */
+static actio_future *blocked(actio_actor *a) {
+  actio_future *f;
+  ck_assert_int_eq(actio_db_query(a, "SELECT count(*) FROM (SELECT pg_advisory_lock_shared(7401)) l",
+                                  0, NULL, &f), 0);
+  return f;
+}
+
+typedef struct follow_up {
+  actio_actor *db;
+  int on_worker, rc;
+  actio_future *next;
+  _Atomic int sent;
+} follow_up;
+
+/* A callback that sends the next query, on the worker that completed it. */
+static void query_next(actio_future *f, void *arg) {
+  follow_up *u = arg;
+  (void)f;
+  u->on_worker = actio_actor_self() != NULL;
+  u->rc = actio_db_query(u->db, "SELECT 1", 0, NULL, &u->next);
+  atomic_store_explicit(&u->sent, 1, memory_order_release); /* u's fields */
+}
+
+/* An on_acquire hook that holds the worker at the gate. */
+static int gate_hook(void *arg, const actio_db_conn_info *c) {
+  (void)c;
+  gate_hold(arg);
+  return 0;
+}
+
+START_TEST(test_a_query_taken_inside_the_wait_is_sent_before_it_sleeps) {
+  /* A session's acquire ends inside the worker's dispatch (nothing to
+   * send); its callback's query is taken there at once (the worker has
+   * room: a second connection idles) after the dispatch went past: it
+   * slept with the query pending until a timer woke it (a second; here
+   * never). The hook holds the dispatch until the callback is there. */
+  actio__db_set_idle_poll_ms(-1);
+  test_gate g = TEST_GATE_INIT;
+  actio_actor *one = spawn(quiet((actio_db_opts){.workers = 1, .min_connections = 2,
+                                                 .max_connections = 2, .pipeline_depth = 1,
+                                                 .on_acquire = gate_hook, .hook_arg = &g}));
+  await_idle(one, 2); /* no connect's I/O wakes the worker */
+  actio_future *sf;
+  ck_assert_int_eq(actio_db_acquire(one, &sf), 0);
+  gate_wait_held(&g);
+  follow_up u = {.db = one};
+  ck_assert_int_eq(actio_future_on_done(sf, query_next, &u), 0);
+  gate_open(&g);
+  expect(sf, 0);
+  while (!atomic_load_explicit(&u.sent, memory_order_acquire))
+    sched_yield();
+  ck_assert_int_eq(u.on_worker, 1);
+  ck_assert_int_eq(u.rc, 0);
+  expect(u.next, 0);
+  actio_future_unref(u.next);
+  actio_future *rf;
+  ck_assert_int_eq(actio_db_session_release(actio_future_value(sf), &rf), 0);
+  expect(rf, 0);
+  actio_future_unref(rf);
+  actio_future_unref(sf);
+  actio__db_set_idle_poll_ms(1000);
+}
+END_TEST
+
+START_TEST(test_a_full_worker_freed_before_its_sleep_takes_the_mailbox) {
+  /* Two workers, one connection each. X runs a query, so it is full while
+   * Y has room: it waits without being advertised. The query is
+   * cancelled; X's connection is free once the cancel's job is over,
+   * which X sees in its timers, before its poll: it had room then, and
+   * slept unadvertised. The next query went to Y (full from then on,
+   * as X published room), and the one after that found nobody to wake:
+   * it waited for X's poll to time out (a second; here never). */
+  actio__db_set_idle_poll_ms(-1);
+  actio_actor *two = spawn(quiet((actio_db_opts){
+      .workers = 2, .min_connections = 2, .max_connections = 2, .pipeline_depth = 1}));
+  actio_actor *holder = spawn((actio_db_opts){.max_connections = 1});
+  actio_db_stats st;
+  for (actio_db_stats_get(two, &st); st.idle < 2; actio_db_stats_get(two, &st))
+    sched_yield();
+  while (actio__db_rooms(two) < 2)
+    sched_yield();
+  ck_assert_int_eq(scalar(holder, "SELECT count(*) FROM (SELECT pg_advisory_lock(7401)) l"), 1);
+  actio_future *a = blocked(two);
+  await_lock_waiters(holder, 7401, 1);
+  ck_assert_int_eq(actio_future_cancel(a), 0);
+  expect(a, ACTIO_ECANCELED);
+  while (actio__db_rooms(two) < 2) /* X's connection is back */
+    sched_yield();
+  actio_future *b = blocked(two);
+  await_lock_waiters(holder, 7401, 1);
+  actio_future *c;
+  ck_assert_int_eq(actio_db_query(two, "SELECT 1", 0, NULL, &c), 0);
+  expect(c, 0);
+  ck_assert_int_eq(scalar(holder, "SELECT count(*) FROM (SELECT pg_advisory_unlock(7401)) l"), 1);
+  expect(b, 0);
+  actio_db_stats_get(two, &st);
+  ck_assert_uint_ge(st.cancels, 1);
+  actio_future_unref(a);
+  actio_future_unref(b);
+  actio_future_unref(c);
+  actio__db_set_idle_poll_ms(1000);
+}
+END_TEST
+
 static Suite *db_suite(void) {
   Suite *s = suite_create("db");
   TCase *tc = tcase_with_timeout("queries", 60);
@@ -2277,6 +2403,11 @@ static Suite *db_suite(void) {
   tc = tcase_with_timeout("stats", 60);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_stats_sum_the_workers);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("wake_ups", 30);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_a_query_taken_inside_the_wait_is_sent_before_it_sleeps);
+  tcase_add_test(tc, test_a_full_worker_freed_before_its_sleep_takes_the_mailbox);
   suite_add_tcase(s, tc);
   return s;
 }

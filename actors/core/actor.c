@@ -300,6 +300,25 @@ static void wake_another(actio_actor *a, worker *except) {
     }
 }
 
+/* Advertises that w waits (a sender should wake it), then says whether
+ * the mailbox is empty, so that it may sleep: a seq_cst store, then the
+ * depth check, pairs with the sender, which publishes its message (an
+ * atomic swap) before it looks for waiting workers; one of the two sees
+ * the other. */
+static int advertise(actio_actor *a, worker *w) {
+  atomic_store_explicit(&w->waiting, 1, memory_order_seq_cst);
+  /* Store-load: CK's depth read below is a plain load, and a seq_cst
+   * store alone does not order it on every architecture. */
+  atomic_thread_fence(memory_order_seq_cst);
+  return actio__mbox_depth(a->mb) == 0;
+}
+
+/* The full() a worker of `a` heeds now: none once stopping now, when it
+ * discards what waits, full or not. */
+static int (*full_now(actio_actor *a))(actio_actor *, void *) {
+  return atomic_load_explicit(&a->abort, memory_order_acquire) ? NULL : a->b->full;
+}
+
 /* The loop of a worker that sleeps in its own I/O wait: it takes what the
  * mailbox holds (a batch at a time, so its transfers keep moving), then
  * waits, advertising that a sender should wake it. */
@@ -311,8 +330,7 @@ static void socket_loop(actio_actor *a, worker *w) {
      * the bound: a worker leaves only once the mailbox is empty and its
      * own work done, so a full one still has the others' backlog to take
      * as its work ends. */
-    int (*full)(actio_actor *, void *) =
-        atomic_load_explicit(&a->abort, memory_order_acquire) ? NULL : b->full;
+    int (*full)(actio_actor *, void *) = full_now(a);
     for (int i = 0; i < 256 && !(full && full(a, w->ctx)); i++) {
       actio__mbox_msg m;
       int rc = actio__mbox_pop(a->mb, &m, 0);
@@ -326,26 +344,36 @@ static void socket_loop(actio_actor *a, worker *w) {
                    !b->busy(a, w->ctx)))
       return;
     /* A full worker waits on its own I/O without advertising: senders wake
-     * one with room. Else a seq_cst store, then the depth check: pairs
-     * with the sender, which publishes its message (an atomic swap) before
-     * it looks for waiting workers; one of the two sees the other. */
-    int room = !(full && full(a, w->ctx));
-    if (room) {
-      atomic_store_explicit(&w->waiting, 1, memory_order_seq_cst);
-      /* Store-load: CK's depth read below is a plain load, and a seq_cst
-       * store alone does not order it on every architecture. */
-      atomic_thread_fence(memory_order_seq_cst);
-    } else if (actio__mbox_depth(a->mb) > 0) {
+     * one with room. Should the wait free a slot before it sleeps, it
+     * advertises then (actio__wait_may_sleep). */
+    int room = !(full && full(a, w->ctx)), empty = 0;
+    if (room)
+      empty = advertise(a, w);
+    else if (actio__mbox_depth(a->mb) > 0)
       /* Full, with messages left (perhaps our own callbacks' sends, which
        * woke nobody): pass the wake-up on to a worker with room. */
       wake_another(a, w);
-    }
-    if ((!room || actio__mbox_depth(a->mb) == 0) && !closed)
+    if ((!room || empty) && !closed)
       b->wait(a, w->ctx);
-    atomic_store_explicit(&w->waiting, 0, memory_order_relaxed);
     if (closed) /* draining: wait for the work in flight, but not forever */
       b->wait(a, w->ctx);
+    atomic_store_explicit(&w->waiting, 0, memory_order_relaxed);
   }
+}
+
+int actio__wait_may_sleep(actio_actor *a) {
+  worker *w = current_worker;
+  ACTIO__ASSERT(w != NULL && w->actor == a && a->b->wait != NULL);
+  /* Advertised: a send wakes it. (Not any more, as a sender cleared it:
+   * its wake() is due, and the poll returns at once.) */
+  if (atomic_load_explicit(&w->waiting, memory_order_relaxed))
+    return 1;
+  int (*full)(actio_actor *, void *) = full_now(a);
+  if (full != NULL && full(a, w->ctx))
+    return 1; /* still full: its own I/O frees a slot and ends the wait */
+  /* Entered full, and a slot freed since (a timer, a cancel, a request
+   * ended before the sleep): no sender would wake it now. */
+  return advertise(a, w);
 }
 
 

@@ -38,6 +38,15 @@ int actio__request_bound(actio_actor *a, actio__bell *bell,
 int actio__request_self(actio_actor *a, void *msg, actio_future *reply,
                         actio_future **out, int (*room)(void *worker));
 
+/* For a socket behavior's wait (actio_behavior.wait), on its worker, just
+ * before it blocks and after what may free a slot there (timers, cancels,
+ * requests ended): 1 if it may block, 0 if it must return at once. A
+ * worker that entered its wait full is not advertised, so no send wakes
+ * it; if it has room now, this advertises it and then looks at the
+ * mailbox, which pairs with the senders as the loop's own check does.
+ * `a` is the wait's own self. */
+int actio__wait_may_sleep(actio_actor *a);
+
 /* Counts `f` as a request of `a` in flight, timed from now to its
  * completion (the actor's metrics). Call once `f` is sure to complete: after
  * the send succeeded. */

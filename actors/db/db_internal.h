@@ -303,6 +303,8 @@ struct db_worker {
   int grave_left;      /* a statement in the graveyard waits for one of its
                           connections to be free */
   int self_woken;      /* a message it sent itself waits in the mailbox */
+  int queued;          /* a request joined pending since the last dispatch
+                        * (a callback's, taken at once: actio__request_self) */
 };
 
 /* ---- lists of requests (worker-only) ---- */
@@ -455,6 +457,14 @@ int actio__db_forward(actio_future *to, actio_future *from);
 /* Writes id as a quoted SQL identifier ("a""b"); len >= 2 * strlen(id) + 3
  * keeps it whole. */
 void actio__db_quote_ident(char *out, size_t len, const char *id);
+
+/* For tests. actio__db_set_idle_poll_ms: the longest a worker's poll sleeps
+ * with no timer due, 1000 ms by default; -1: until woken, so that a lost
+ * wake-up hangs a test instead of costing it a second. Any thread; for
+ * the waits that start after it. actio__db_rooms: how many of db's
+ * workers publish room (db_full's hint), as last published. */
+void actio__db_set_idle_poll_ms(int ms);
+unsigned actio__db_rooms(actio_actor *db);
 
 /* db's state if it is a database actor, else NULL. */
 db_state *actio__db_state(actio_actor *db);

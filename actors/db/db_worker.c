@@ -302,11 +302,31 @@ static void reap_cancelled(db_worker *w) {
   }
 }
 
+/* The longest poll with no timer due (actio__db_set_idle_poll_ms): a safety
+ * net, as every event that needs the worker wakes it. Relaxed: a setting
+ * read at each wait, nothing published with it. */
+static _Atomic int idle_poll_ms = 1000;
+
+void actio__db_set_idle_poll_ms(int ms) {
+  atomic_store_explicit(&idle_poll_ms, ms, memory_order_relaxed);
+}
+
+unsigned actio__db_rooms(actio_actor *db) {
+  db_state *st = actio__db_state(db);
+  unsigned n = 0;
+  for (unsigned i = 0; st != NULL && i < st->o.workers; i++)
+    n += atomic_load_explicit(&st->pub[i].room, memory_order_relaxed) != 0;
+  return n;
+}
+
 /* Timers: acquire timeouts, connect timeouts, pings, lifetimes, and the
- * end of cancel jobs. Returns the milliseconds until the next one. */
+ * end of cancel jobs. Returns the milliseconds until the next one (-1:
+ * none, with actio__db_set_idle_poll_ms(-1)). */
 static int timers(db_worker *w) {
   db_state *st = w->st;
-  int64_t now = w->now_ns = actio__now_ns(), next = now + ACTIO__NS_PER_S;
+  int idle_ms = atomic_load_explicit(&idle_poll_ms, memory_order_relaxed);
+  int64_t now = w->now_ns = actio__now_ns();
+  int64_t next = idle_ms < 0 ? INT64_MAX : now + idle_ms * ACTIO__NS_PER_MS;
   int64_t acquire = (int64_t)st->o.acquire_timeout_ms * ACTIO__NS_PER_MS;
   for (db_req *r = w->pend_head, *nx; r != NULL; r = nx) {
     nx = r->next;
@@ -388,17 +408,19 @@ static int timers(db_worker *w) {
   if (w->lretry_ns > now && w->lretry_ns < next && w->lc.state == C_EMPTY &&
       (w->subs != NULL || w->lq_head != NULL))
     next = w->lretry_ns;
-  return (int)actio__ns_to_ms_ceil(next - now); /* at most a second */
+  if (next == INT64_MAX)
+    return -1;
+  return (int)actio__ns_to_ms_ceil(next - now); /* at most idle_poll_ms */
 }
 
 static void db_wait(actio_actor *self, void *worker) {
   db_worker *w = worker;
-  (void)self;
   /* What it sent itself before this call, the loop took already; only
    * what callbacks send from here on may wait in the mailbox. */
   w->self_woken = 0;
   int timeout = timers(w); /* first: it frees connections from cancels */
   actio__db_stmt_reap(w);
+  w->queued = 0;
   actio__db_dispatch(w);
   actio__db_listener_pump(w);
   nfds_t n = 0;
@@ -414,12 +436,20 @@ static void db_wait(actio_actor *self, void *worker) {
     map[n - 1] = c;
     w->pfds[n++] = (struct pollfd){.fd = actio__pg_conn_fd(c->pc), .events = ev};
   }
-  if (w->self_woken)
-    timeout = 0; /* its mailbox has work: only look at the sockets */
-  else /* it may sleep: others see its room as the sends above left it, not
-        * as it was before the pops that filled it (they would leave the
-        * mailbox to it while it sleeps) */
+  /* Its mailbox has work, or a callback above (past the dispatch) gave it
+   * a request: only look at the sockets. */
+  if (w->self_woken || w->queued) {
+    timeout = 0;
+  } else {
+    /* It may sleep: others see its room as the sends above left it, not
+     * as it was before the pops that filled it (they would leave the
+     * mailbox to it while it sleeps). Entered full, it may have room now
+     * (a timer failed its pending requests, a cancel freed a
+     * connection): then it must be advertised, or not sleep. */
     actio__db_publish_stats(w);
+    if (timeout != 0 && !actio__wait_may_sleep(self))
+      timeout = 0;
+  }
   if (poll(w->pfds, n, timeout) < 0)
     n = 0; /* EINTR: the loop calls again; the sends above count */
   if (timeout != 0) /* it may have slept */
@@ -503,6 +533,7 @@ static int db_handle(actio_actor *self, void *worker, void *msg, actio_future *u
     return 0;
   }
   actio__db_pend_push(w, r);
+  w->queued = 1; /* inside a wait: no poll before the next dispatch */
   return 0;
 }
 

@@ -131,6 +131,12 @@ typedef struct actio_behavior {
    * whether the worker still has work in flight: a draining stop keeps the
    * worker waiting until it has none; a stop-now goes straight to
    * worker_stop, which must then end that work (fail its futures).
+   * A message the worker sends its own actor (a callback's, maybe inside
+   * wait) calls wake() on the worker's own thread: wait must then not
+   * block, as it must not once a slot frees before it would (a request
+   * ended, timed out or was cancelled inside the wait) while it entered
+   * full: a full worker is not woken by sends (see full), so it would
+   * sleep on messages nobody takes; it returns, and the loop takes them.
    * @{ */
   void (*wait)(actio_actor *self, void *worker);
   void (*wake)(actio_actor *self, void *worker);
