@@ -88,7 +88,9 @@ static actio__task *pop_shared(actio__sched *s) {
   return t;
 }
 
-void actio__sched_wake(actio__sched *s, actio__task *t) {
+/* Wakes t (see actio__sched_wake); 1 if it was idle and is now the
+ * caller's, queued in name only (QUEUED, in no queue). */
+static int wake_claim(actio__task *t) {
   /* Seq_cst (load and CAS): the sender published its message with an
    * atomic swap before looking; a task going idle stores LOOKING, fences,
    * then looks for work. One of the two sees the other: a sender that sees
@@ -99,15 +101,25 @@ void actio__sched_wake(actio__sched *s, actio__task *t) {
       if (atomic_compare_exchange_strong_explicit(&t->state, &st, T_NOTIFIED,
                                                   memory_order_seq_cst,
                                                   memory_order_seq_cst))
-        return;
+        return 0;
     } else if (st != T_IDLE) {
-      return; /* queued (it will look), told already, or done */
+      return 0; /* queued (it will look), told already, or done */
     } else if (atomic_compare_exchange_strong_explicit(&t->state, &st, T_QUEUED,
                                                        memory_order_seq_cst,
                                                        memory_order_seq_cst)) {
-      break;
+      return 1;
     }
   }
+}
+
+void actio__sched_wake(actio__sched *s, actio__task *t) {
+  if (wake_claim(t))
+    actio__sched_queue(s, t);
+}
+
+int actio__sched_claim(actio__task *t) { return wake_claim(t); }
+
+void actio__sched_queue(actio__sched *s, actio__task *t) {
   if (me != NULL && me->s == s) {
     /* The sender's thread runs t next; a task displaced from the slot goes
      * where other threads can take it. */
@@ -124,13 +136,13 @@ void actio__task_done(actio__task *t) {
 }
 
 /* Runs t once, then requeues it, lets it go idle, or leaves it done. */
-static void run_task(sched_thread *th, actio__task *t) {
+static void run_task(actio__sched *s, actio__task *t) {
   ACTIO__ASSERT(atomic_load_explicit(&t->state, memory_order_relaxed) == T_QUEUED);
   int more = t->run(t);
   if (more < 0) /* done: t may be freed by now */
     return;
   if (more) {
-    push_shared(th->s, t); /* to the back: the others get their turn */
+    push_shared(s, t); /* to the back: the others get their turn */
     return;
   }
   atomic_store_explicit(&t->state, T_LOOKING, memory_order_seq_cst);
@@ -147,8 +159,10 @@ static void run_task(sched_thread *th, actio__task *t) {
     return; /* idle: from here on another may wake, run and free it */
   /* A send raced the idling (seen, or told): requeue it, at the back. */
   atomic_store_explicit(&t->state, T_QUEUED, memory_order_release);
-  push_shared(th->s, t);
+  push_shared(s, t);
 }
+
+void actio__sched_run(actio__sched *s, actio__task *t) { run_task(s, t); }
 
 /* Polls for work, then parks. Returns a task, or NULL (look again). */
 static actio__task *find_work(sched_thread *th) {
@@ -192,7 +206,7 @@ static void *thread_main(void *arg) {
     if (t == NULL)
       t = find_work(th);
     if (t != NULL) {
-      run_task(th, t);
+      run_task(s, t);
       continue;
     }
     if (atomic_load_explicit(&s->stopping, memory_order_acquire) &&
@@ -212,7 +226,7 @@ int actio__sched_help(actio__sched *s) {
     t = pop_shared(s);
   if (t == NULL)
     return 0;
-  run_task(me, t);
+  run_task(s, t);
   return 1;
 }
 

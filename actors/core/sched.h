@@ -49,6 +49,19 @@ void actio__sched_destroy(actio__sched *s);
 
 /* Queues t unless it is queued already (any thread). */
 void actio__sched_wake(actio__sched *s, actio__task *t);
+/* As actio__sched_wake, except that an idle task is not queued but given
+ * to the caller: returns 1 then, and the caller must either run it
+ * (actio__sched_run) or queue it (actio__sched_queue); 0 when t was
+ * queued, running or done already (a thread that looks for work was told,
+ * as by a wake). Any thread. */
+int actio__sched_claim(actio__task *t);
+/* Queues a task claimed by actio__sched_claim, as a wake would have. */
+void actio__sched_queue(actio__sched *s, actio__task *t);
+/* Runs a task claimed by actio__sched_claim once on the calling thread (any
+ * thread: the caller is the one to know its run needs no scheduler
+ * thread), then requeues it, lets it go idle, or leaves it done, as a
+ * scheduler thread would. */
+void actio__sched_run(actio__sched *s, actio__task *t);
 /* Marks t done: it is never queued again. Call from its own run. */
 void actio__task_done(actio__task *t);
 
