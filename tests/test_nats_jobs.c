@@ -3,9 +3,11 @@
  * tests/nats_server.sh, its stores under the build directory. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "actors/core/actor_internal.h"
 #include "actors/nats/nats_internal.h"
 #include "nats_server.h"
 #include "pg_server.h"
@@ -650,6 +652,127 @@ START_TEST(a_worker_follows_its_server_and_its_connection_restarted) {
 }
 END_TEST
 
+/* ---- a connection's end with acks under way ---- */
+
+/* The first ack call waits at its start, on cnats's thread, until the
+ * test lets it go: an ack running late. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static int acks_entered, acks_go;
+
+static void hold_first_ack(void) {
+  pthread_mutex_lock(&hold_mu);
+  if (acks_entered++ == 0)
+    while (!acks_go)
+      pthread_cond_wait(&hold_cv, &hold_mu);
+  pthread_mutex_unlock(&hold_mu);
+}
+
+static int held_acks(void) {
+  pthread_mutex_lock(&hold_mu);
+  int n = acks_entered;
+  pthread_mutex_unlock(&hold_mu);
+  return n;
+}
+
+static void let_acks_go(void) {
+  pthread_mutex_lock(&hold_mu);
+  acks_go = 1;
+  pthread_cond_broadcast(&hold_cv);
+  pthread_mutex_unlock(&hold_mu);
+}
+
+/* A test's stream (name, its subjects' prefix subj; limits: kept), seen
+ * through plain connection *pc, and a supervised connection to the
+ * cluster that the test fails: its address, *sup its supervisor. */
+static actio_actor *supervised_queue(char *name, char *subj, size_t len, int limits,
+                                     actio_actor **pc, actio_actor **sup) {
+  static actio_nats_opts no = {.max_reconnect = -1, .reconnect_wait_ms = 100};
+  no.url = js_urls;
+  *pc = connect_to(js_urls);
+  subject_of(make_stream(*pc, name, len, 1, limits, NULL), subj, len);
+  return supervised_nats(rt, &no, 1000, sup);
+}
+
+START_TEST(an_ack_running_late_outlives_its_connection) {
+  char name[64], subj[64], subject[96];
+  actio_actor *pc, *sup, *c = supervised_queue(name, subj, sizeof name, 0, &pc, &sup);
+  long instances = actio__nats_instances();
+  publish_jobs(c, subj, 0, 1); /* the stream answers this connection */
+  acks_entered = acks_go = 0;
+  /* Release: the hook's state above is set before an ack can see it. */
+  atomic_store_explicit(&actio__nats_js_ack_hook, hold_first_ack, memory_order_release);
+  snprintf(subject, sizeof subject, "%s.late", subj);
+  actio_nats_job job = {.subject = subject, .data = "late", .len = 4};
+  actio_future *f;
+  ck_assert_int_eq(actio_nats_job_publish(c, &job, &f), 0);
+  WAIT_FOR(held_acks() == 1); /* stored: cnats is handing its ack over */
+  /* The connection's instance fails and its supervisor starts another;
+   * the old one's stop (waited for here) closes it with the ack still
+   * on its way. */
+  actio_actor *old = actio__actor_pin(c);
+  actio__actor_ref(old);
+  actio__actor_unpin(c);
+  actio_actor_fail(c, ACTIO_ENATS, "test: the connection killed");
+  actio_sup_stats ss;
+  WAIT_FOR((actio_sup_stats_get(sup, &ss), ss.restarts == 1));
+  ck_assert_int_eq(actio_actor_stop(old, ACTIO_STOP_NOW), 0);
+  actio__actor_unref(old);
+  /* The stop used to fail the job (ECLOSED) and let the instance be
+   * freed, JetStream's context with it, before the ack read it. */
+  WAIT_FOR(!actio_future_is_done(f) || actio__nats_instances() <= instances);
+  let_acks_go();
+  ck_assert_int_eq(actio_future_wait(f, -1), 0); /* the stream's own ack, once */
+  ck_assert_uint_gt((uintptr_t)actio_future_value(f), 0);
+  actio_future_unref(f);
+  WAIT_FOR(actio__nats_instances() <= instances);
+  atomic_store_explicit(&actio__nats_js_ack_hook, NULL, memory_order_release);
+  ck_assert_uint_eq(stream_msgs(pc, name), 2);
+  int rc;
+  WAIT_FOR((rc = actio_nats_stream_delete(pc, name)) == 0 || rc == ACTIO_ENOSTREAM);
+}
+END_TEST
+
+START_TEST(jobs_in_flight_at_a_connection_s_end_complete_once) {
+  char name[64], subj[64], subject[96];
+  actio_actor *pc, *sup, *c = supervised_queue(name, subj, sizeof name, 1, &pc, &sup);
+  long instances = actio__nats_instances();
+  enum { ROUNDS = 20, N = 64 };
+  actio_future *fs[N];
+  int stored = 0;
+  for (int r = 1; r <= ROUNDS; r++) {
+    int n = 0;
+    for (int i = 0; i < N; i++) {
+      snprintf(subject, sizeof subject, "%s.%d", subj, i % 7);
+      actio_nats_job job = {.subject = subject, .data = "x", .len = 1};
+      int rc = actio_nats_job_publish(c, &job, &fs[n]);
+      ck_assert_msg(rc == 0 || rc == ACTIO_ECLOSED || rc == ACTIO_ENATS, "publish: %s",
+                    actio_err_name(rc)); /* refused, or not sent: the connection ends */
+      n += rc == 0;
+      if (i == N / 2) /* the rest sent while it ends */
+        actio_actor_fail(c, ACTIO_ENATS, "test: the connection killed");
+    }
+    actio_sup_stats ss;
+    WAIT_FOR((actio_sup_stats_get(sup, &ss), ss.restarts == (uint64_t)r));
+    for (int i = 0; i < n; i++) {
+      int rc = actio_future_wait(fs[i], -1);
+      ck_assert_msg(rc == 0 || rc == ACTIO_ECLOSED || rc == ACTIO_ENATS, "job: %s: %s",
+                    actio_err_name(rc), actio_future_errmsg(fs[i]));
+      stored += rc == 0;
+      actio_future_unref(fs[i]);
+    }
+  }
+  /* Each old instance goes once its last job ended. */
+  WAIT_FOR(actio__nats_instances() <= instances);
+  ck_assert_int_gt(stored, 0);
+  /* A job told stored is in the stream (limits: kept); one failed may be
+   * there too (its ack lost with the connection). */
+  ck_assert_uint_ge(stream_msgs(pc, name), (uint64_t)stored);
+  int rc;
+  WAIT_FOR((rc = actio_nats_stream_delete(pc, name)) == 0 || rc == ACTIO_ENOSTREAM);
+}
+END_TEST
+
 /* ---- the servers ---- */
 
 static int start_servers(void) {
@@ -694,6 +817,11 @@ int main(void) {
   tc = tcase_with_timeout("restarts", 300); /* CK_RUN_CASE=restarts runs it alone */
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, a_worker_follows_its_server_and_its_connection_restarted);
+  suite_add_tcase(s, tc);
+  tc = tcase_with_timeout("ends", 300); /* CK_RUN_CASE=ends */
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, an_ack_running_late_outlives_its_connection);
+  tcase_add_test(tc, jobs_in_flight_at_a_connection_s_end_complete_once);
   suite_add_tcase(s, tc);
   int rc = run_suite(s);
   stop_servers();

@@ -38,6 +38,10 @@ static void state_free(void *p) {
   nats_boot *b = p;
   atomic_fetch_sub_explicit(&instances, 1, memory_order_relaxed);
   actio__nats_state *st = &b->st;
+  /* Closed before JetStream's context goes (the actor's stop did it
+   * unless it never ran): no ack comes in after, and an ack cnats was
+   * handing over meanwhile frees the context at its end. */
+  actio__nats_close(st->conn);
   actio__nats_js_destroy(st->js);
   actio__nats_destroy(st->conn);
   free(st->buckets);

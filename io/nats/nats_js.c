@@ -2,6 +2,7 @@
  * durable pull consumers, fetches and job acks. */
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,14 +16,30 @@
  * chained in buckets by its address. */
 #define PEND_BUCKETS 1024
 
+/* cnats calls the ack handler on a subscription's thread that neither
+ * natsConnection_Close nor jsCtx_Destroy joins: a handler cnats committed
+ * to (its message out of cnats's pending map) may run after both. So the
+ * publishes whose handler is to come stay in the buckets, counted, and
+ * the context is freed by the last of its destroy and its handler calls. */
 struct actio__nats_js {
   actio__nats_conn *c;
   jsCtx *js;
   actio__nats_js_ack_fn fn;
   void *arg;
-  pthread_mutex_t mu; /* guards the buckets */
+  pthread_mutex_t mu; /* guards the buckets and the three below */
+  size_t pending;     /* publishes in the buckets */
+  int in_ack;         /* handler calls past their entry */
+  int destroyed;      /* its owner let go: the last handler call frees it */
+  int leaked;         /* never freed: cnats's pending list was out of reach */
+  /* Messages taken back from cnats at the close, freed with the context:
+   * a publish under way may still read its message (cnats 3.4's
+   * natsConn_publish reads its subject after it is in the pending map). */
+  natsMsg **taken;
+  int ntaken;
   actio__nats_js_pend *buckets[PEND_BUCKETS];
 };
+
+_Atomic(actio__nats_js_hook_fn) actio__nats_js_ack_hook;
 
 struct actio__nats_pull {
   natsSubscription *sub;
@@ -36,18 +53,39 @@ static size_t bucket_of(const void *m) {
   return (size_t)(h >> 4) & (PEND_BUCKETS - 1);
 }
 
-/* Takes the publish of message m out of the table: NULL when it is not
- * there (failed at the close, or never put). */
-static actio__nats_js_pend *pend_take(actio__nats_js *js, const void *m) {
-  pthread_mutex_lock(&js->mu);
+/* Takes the publish of message m out of the table, under mu: NULL when
+ * it is not there (failed at the close, or never put). */
+static actio__nats_js_pend *pend_take_locked(actio__nats_js *js, const void *m) {
   actio__nats_js_pend **pp = &js->buckets[bucket_of(m)];
   while (*pp != NULL && (*pp)->m != m)
     pp = &(*pp)->next;
   actio__nats_js_pend *p = *pp;
-  if (p != NULL)
+  if (p != NULL) {
     *pp = p->next;
+    js->pending--;
+  }
+  return p;
+}
+
+static actio__nats_js_pend *pend_take(actio__nats_js *js, const void *m) {
+  pthread_mutex_lock(&js->mu);
+  actio__nats_js_pend *p = pend_take_locked(js, m);
   pthread_mutex_unlock(&js->mu);
   return p;
+}
+
+static void js_free(actio__nats_js *js) {
+  for (int i = 0; i < js->ntaken; i++)
+    natsMsg_Destroy(js->taken[i]);
+  free(js->taken);
+  pthread_mutex_destroy(&js->mu);
+  free(js);
+}
+
+/* 1 when nothing can reach js any more: destroyed, no handler call under
+ * way or to come. Under mu. */
+static int unreached(const actio__nats_js *js) {
+  return js->destroyed && js->in_ack == 0 && js->pending == 0 && !js->leaked;
 }
 
 /* A JetStream API failure as an actio code, with the server's text. */
@@ -65,27 +103,42 @@ static int js_code(natsStatus s, jsErrCode jerr, char *err, size_t errlen, const
   return rc == ACTIO_EINVAL ? ACTIO_EJETSTREAM : rc;
 }
 
-/* Each publish's ack (or its timeout), on cnats's ack thread. */
+/* Each publish's ack (or its timeout), on cnats's ack thread. The call
+ * may destroy the context (the last reference to its owner dropped by
+ * fn): counted in in_ack meanwhile, it frees it at its end then. */
 static void on_ack(jsCtx *jctx, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *closure) {
   (void)jctx;
+  /* Acquire: pairs with the test's release store of its hook. */
+  actio__nats_js_hook_fn hook = atomic_load_explicit(&actio__nats_js_ack_hook, memory_order_acquire);
+  if (hook != NULL)
+    hook();
   actio__nats_js *js = closure;
-  actio__nats_js_pend *p = pend_take(js, m);
+  pthread_mutex_lock(&js->mu);
+  actio__nats_js_pend *p = pend_take_locked(js, m);
+  js->in_ack++;
+  actio__nats_js_ack_fn fn = js->fn;
+  void *arg = js->arg;
+  pthread_mutex_unlock(&js->mu);
   natsMsg_Destroy(m);
-  if (p == NULL)
-    return;
-  if (pa != NULL) {
-    js->fn(js->arg, p, 0, pa->Sequence, pa->Duplicate, NULL);
-    return;
+  if (p != NULL && pa != NULL) {
+    fn(arg, p, 0, pa->Sequence, pa->Duplicate, NULL);
+  } else if (p != NULL) {
+    int rc = ACTIO_ENATS;
+    const char *text = pae != NULL ? pae->ErrText : NULL;
+    if (pae != NULL && pae->Err == NATS_NO_RESPONDERS)
+      rc = ACTIO_ENOSTREAM;
+    else if (pae != NULL && pae->Err == NATS_TIMEOUT)
+      rc = ACTIO_ETIMEDOUT;
+    else if (pae != NULL && pae->ErrCode != 0)
+      rc = ACTIO_EJETSTREAM;
+    fn(arg, p, rc, 0, 0, text);
   }
-  int rc = ACTIO_ENATS;
-  const char *text = pae != NULL ? pae->ErrText : NULL;
-  if (pae != NULL && pae->Err == NATS_NO_RESPONDERS)
-    rc = ACTIO_ENOSTREAM;
-  else if (pae != NULL && pae->Err == NATS_TIMEOUT)
-    rc = ACTIO_ETIMEDOUT;
-  else if (pae != NULL && pae->ErrCode != 0)
-    rc = ACTIO_EJETSTREAM;
-  js->fn(js->arg, p, rc, 0, 0, text);
+  pthread_mutex_lock(&js->mu);
+  js->in_ack--;
+  int last = unreached(js);
+  pthread_mutex_unlock(&js->mu);
+  if (last)
+    js_free(js);
 }
 
 int actio__nats_js_create(actio__nats_conn *c, actio__nats_js_ack_fn fn, void *arg,
@@ -115,27 +168,71 @@ int actio__nats_js_create(actio__nats_conn *c, actio__nats_js_ack_fn fn, void *a
 void actio__nats_js_fail_pending(actio__nats_js *js) {
   if (js == NULL)
     return;
-  for (size_t b = 0; b < PEND_BUCKETS; b++) {
-    for (;;) {
-      pthread_mutex_lock(&js->mu);
-      actio__nats_js_pend *p = js->buckets[b];
-      if (p != NULL)
-        js->buckets[b] = p->next;
-      pthread_mutex_unlock(&js->mu);
-      if (p == NULL)
-        break;
-      /* The message is cnats's, freed with the context. */
-      js->fn(js->arg, p, ACTIO_ECLOSED, 0, 0, "the NATS connection closed");
+  /* Out of cnats's pending map, a message's handler will never run: its
+   * publish ends here. One taken out by cnats's ack thread first keeps its
+   * publish in the table, for the handler on its way (the stream stored
+   * it: its own outcome, not ECLOSED). */
+  natsMsgList list = {0};
+  /* cnats 3.4 reads its pending map without looking whether there is one
+   * (made by the first publish): asked for only once the wait for none
+   * pending times out, which there is one for. */
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 1;
+  natsStatus s = js_PublishAsyncComplete(js->js, &po);
+  if (s == NATS_TIMEOUT)
+    s = js_PublishAsyncGetPendingList(&list, js->js);
+  if (s == NATS_NO_MEMORY) {
+    /* Which handlers are still to come is unknown: every publish ends
+     * here, and the context is never freed (a late handler may read it). */
+    pthread_mutex_lock(&js->mu);
+    js->leaked = 1;
+    pthread_mutex_unlock(&js->mu);
+    for (size_t b = 0; b < PEND_BUCKETS; b++) {
+      for (;;) {
+        pthread_mutex_lock(&js->mu);
+        actio__nats_js_pend *p = js->buckets[b];
+        if (p != NULL) {
+          js->buckets[b] = p->next;
+          js->pending--;
+        }
+        pthread_mutex_unlock(&js->mu);
+        if (p == NULL)
+          break;
+        js->fn(js->arg, p, ACTIO_ECLOSED, 0, 0, "the NATS connection closed");
+      }
     }
+    return;
   }
+  for (int i = 0; i < list.Count; i++) {
+    actio__nats_js_pend *p = pend_take(js, list.Msgs[i]);
+    if (p != NULL)
+      js->fn(js->arg, p, ACTIO_ECLOSED, 0, 0, "the NATS connection closed");
+  }
+  if (list.Count == 0)
+    return;
+  pthread_mutex_lock(&js->mu);
+  natsMsg **all = realloc(js->taken, (size_t)(js->ntaken + list.Count) * sizeof *all);
+  if (all != NULL) {
+    memcpy(all + js->ntaken, list.Msgs, (size_t)list.Count * sizeof *all);
+    js->taken = all;
+    js->ntaken += list.Count;
+  } /* else left unfreed: out of memory, and a publish may read them */
+  pthread_mutex_unlock(&js->mu);
+  free(list.Msgs);
 }
 
 void actio__nats_js_destroy(actio__nats_js *js) {
   if (js == NULL)
     return;
+  actio__nats_js_fail_pending(js);
   jsCtx_Destroy(js->js);
-  pthread_mutex_destroy(&js->mu);
-  free(js);
+  pthread_mutex_lock(&js->mu);
+  js->destroyed = 1;
+  int last = unreached(js);
+  pthread_mutex_unlock(&js->mu);
+  if (last)
+    js_free(js);
 }
 
 int actio__nats_js_publish(actio__nats_js *js, actio__nats_js_pend *p, const char *subject,
@@ -159,6 +256,7 @@ int actio__nats_js_publish(actio__nats_js *js, actio__nats_js_pend *p, const cha
   pthread_mutex_lock(&js->mu);
   p->next = js->buckets[b];
   js->buckets[b] = p;
+  js->pending++;
   pthread_mutex_unlock(&js->mu);
   jsPubOptions po;
   jsPubOptions_Init(&po);
@@ -168,10 +266,12 @@ int actio__nats_js_publish(actio__nats_js *js, actio__nats_js_pend *p, const cha
   s = js_PublishMsgAsync(js->js, &send, &po);
   if (s == NATS_OK)
     return 0;
-  /* Not sent: the message is ours again, and no ack follows. */
-  if (pend_take(js, m) == NULL)
-    return 0; /* taken by the close meanwhile: its call is made */
+  /* Not sent: the message is ours again, and no ack follows. Out of the
+   * table before it is freed: its address may be the next message's. */
+  actio__nats_js_pend *mine = pend_take(js, m);
   natsMsg_Destroy(send);
+  if (mine == NULL)
+    return 0; /* taken by the close meanwhile: its call is made */
   int rc = actio__nats_code_of(s);
   return rc == ACTIO_EPAYLOAD || rc == ACTIO_ENOMEM ? rc : ACTIO_ENATS;
 }

@@ -33,11 +33,22 @@ typedef void (*actio__nats_js_ack_fn)(void *arg, actio__nats_js_pend *p, int rc,
  * round trip. Returns 0 or ACTIO_ENOMEM. */
 int actio__nats_js_create(actio__nats_conn *c, actio__nats_js_ack_fn fn, void *arg,
                           actio__nats_js **out);
-/* Once the connection is closed: every publish still waiting gets its ack
- * function called with ACTIO_ECLOSED, on the calling thread. */
+/* Once the connection is closed: every publish still waiting whose ack
+ * can no longer come gets its ack function called with ACTIO_ECLOSED, on
+ * the calling thread; one whose ack cnats is already handing over gets
+ * its own outcome from cnats's thread, maybe after this returns. */
 void actio__nats_js_fail_pending(actio__nats_js *js);
-/* Frees it (after actio__nats_js_fail_pending). NULL accepted. */
+/* Lets go of it once its connection is closed (as
+ * actio__nats_js_fail_pending first): freed now, or by the last ack call
+ * under way or to come, which may be this one's caller's. Not while a
+ * publish is made on it. NULL accepted. */
 void actio__nats_js_destroy(actio__nats_js *js);
+
+/* Tests: when not NULL, called on cnats's thread at the start of every
+ * ack call, before anything of the context is read (a pause there is an
+ * ack running late). */
+typedef void (*actio__nats_js_hook_fn)(void);
+extern _Atomic(actio__nats_js_hook_fn) actio__nats_js_ack_hook;
 
 /* Publishes data (len bytes) to subject with headers (key, value, ...,
  * NULL; NULL: none) and message id `id` (NULL: none), the stream's ack
