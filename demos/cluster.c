@@ -380,8 +380,24 @@ static void recorded(actio_future *f, void *arg) {
   }
 }
 
+/* The chain's first stage: the GET. */
+static int stage_fetch(actio_future *prev, void *arg, actio_future **next) {
+  (void)prev;
+  page *p = arg;
+  actio_http_request req = {.url = p->url, .timeout_ms = 10000, .retries = 2,
+                            .retry_backoff_ms = 100};
+  int rc = actio_http_send(W.http, &req, &p->fetch);
+  if (rc != 0 && (rc = actio_future_failed(&p->fetch, rc, "GET %s: %s", p->url,
+                                           actio_strerror(rc))) != 0)
+    return rc;
+  return settled(p->fetch, next);
+}
+
 /* The local actor the NATS worker asks: one job, "LINE<TAB>URL", through
- * fetch -> hash -> save -> record; its reply completes once recorded. */
+ * fetch -> hash -> save -> record; its reply completes once recorded. The
+ * stages hang on `start`, resolved once the whole chain is built: a chain
+ * that cannot be built (out of memory) is failed there, before any stage
+ * runs, so that nothing is left to read p once page_end frees it. */
 static int take_job(actio_actor *self, void *worker, void *msg, actio_future *reply) {
   (void)self;
   (void)worker;
@@ -404,13 +420,9 @@ static int take_job(actio_actor *self, void *worker, void *msg, actio_future *re
   snprintf(p->bytes, sizeof p->bytes, "0");
   actio_future_ref(reply);
   p->reply = reply;
-  actio_http_request req = {.url = p->url, .timeout_ms = 10000, .retries = 2,
-                            .retry_backoff_ms = 100};
-  int rc = p->url != NULL ? actio_http_send(W.http, &req, &p->fetch) : ACTIO_ENOMEM;
-  if (rc != 0)
-    rc = actio_future_failed(&p->fetch, rc, "GET %s: %s", p->url, actio_strerror(rc));
-  actio_future *f = NULL, *g = NULL;
-  if (rc == 0 && (rc = settled(p->fetch, &f)) == 0 &&
+  actio_future *start = NULL, *f = NULL, *g = NULL;
+  int rc = p->url != NULL ? actio_future_create(&start) : ACTIO_ENOMEM;
+  if (rc == 0 && (rc = actio_future_then(start, stage_fetch, p, &f)) == 0 &&
       (rc = actio_future_then(f, stage_hash, p, &g)) == 0) {
     actio_future_unref(f);
     f = NULL;
@@ -423,6 +435,13 @@ static int take_job(actio_actor *self, void *worker, void *msg, actio_future *re
   }
   actio_future_unref(f);
   actio_future_unref(g);
+  if (rc == 0) {
+    (void)actio_future_resolve(start, NULL, NULL); /* the GET starts */
+  } else if (start != NULL) {
+    /* Every stage registered is failed past here and none runs. */
+    (void)actio_future_fail(start, rc, NULL);
+  }
+  actio_future_unref(start);
   if (rc != 0)
     page_end(p, rc, actio_strerror(rc));
   return 0;
