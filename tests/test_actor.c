@@ -1097,6 +1097,64 @@ START_TEST(monitors_race_a_stop_and_end_once) {
 }
 END_TEST
 
+/* Monitors dropped uncancelled (swept), cancelled, or left to a callback,
+ * from several threads at once, while the actor stops: every callback runs
+ * once, and nothing a sweep frees is touched again (ASan, TSan). */
+typedef struct dropper {
+  actio_actor *a;
+  _Atomic int *started;
+  _Atomic int heard;
+  int noted;
+} dropper;
+
+static void note_once(actio_future *f, void *arg) {
+  (void)f;
+  atomic_fetch_add_explicit((_Atomic int *)arg, 1, memory_order_relaxed);
+}
+
+static void *drop_many(void *p) {
+  dropper *d = p;
+  for (int i = 0; i < 3000; i++) {
+    actio_future *f;
+    ck_assert_int_eq(actio_monitor(d->a, &f), 0);
+    if (i % 3 == 1)
+      actio_future_cancel(f);
+    else if (i % 3 == 2) {
+      ck_assert_int_eq(actio_future_on_done(f, note_once, &d->heard), 0);
+      d->noted++;
+    }
+    actio_future_unref(f);
+    if (i == 100)
+      atomic_fetch_add_explicit(d->started, 1, memory_order_release);
+  }
+  return NULL;
+}
+
+START_TEST(monitors_swept_while_others_cancel_and_a_stop_ends_them) {
+  enum { N = 3 };
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, NULL), 0);
+  counter c[2] = {{0}};
+  for (unsigned workers = 0; workers < 2; workers++) { /* scheduled, a thread */
+    actio_actor *a = spawn(rt, &c[workers], workers, 16);
+    _Atomic int started = 0;
+    dropper d[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++)
+      d[i] = (dropper){.a = a, .started = &started};
+    start_threads(t, N, drop_many, d, sizeof d[0]);
+    while (atomic_load_explicit(&started, memory_order_acquire) < N) /* all sweeping */
+      sched_yield();
+    ck_assert_int_eq(actio_actor_stop(a, ACTIO_STOP_DRAIN), 0);
+    join_threads(t, N);
+    ck_assert_uint_eq(actio__watchers_count(a), 0);
+    for (int i = 0; i < N; i++) /* a stopped actor's monitors report at once */
+      ck_assert_int_eq(atomic_load(&d[i].heard), d[i].noted);
+  }
+  actio_runtime_destroy(rt);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("actor");
   TCase *tc = tcase_with_timeout("actors", 120);
@@ -1128,5 +1186,8 @@ int main(void) {
   tcase_add_test(st, monitors_race_a_stop_and_end_once);
   tcase_add_test(st, stop_with_many_workers_and_senders_never_hangs);
   suite_add_tcase(s, st);
+  TCase *sw = tcase_with_timeout("sweep", 300);
+  tcase_add_test(sw, monitors_swept_while_others_cancel_and_a_stop_ends_them);
+  suite_add_tcase(s, sw);
   return run_suite(s);
 }

@@ -524,6 +524,66 @@ START_TEST(a_burst_goes_as_one_batch) {
 }
 END_TEST
 
+static void *destroy_on_a_thread(void *b) {
+  actio_batcher_destroy(b);
+  return NULL;
+}
+
+typedef struct adder {
+  actio_batcher *b;
+  actio_future *f;
+} adder;
+
+static void *add_on_a_thread(void *arg) {
+  adder *ad = arg;
+  ad->f = add(ad->b, 1, ACTIO_BATCH_NOWAIT);
+  return NULL;
+}
+
+/* The batch a burst holds, reached from another thread (no burst there):
+ * an add there sends it at once, the burst's end then finding nothing to
+ * send; a destroy there waits for the burst's end (its hook is not on that
+ * thread's list) once it cancelled the items; racing it, the end may send
+ * the batch first, which the destroy then cancels. */
+START_TEST(a_burst_s_batcher_from_another_thread) {
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  actio_batcher *b;
+  atomic_store(&freed, 0);
+  actio_batcher_opts o = {.max_items = 4, .max_wait_ms = FOREVER_MS, .item_free = item_free};
+  ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r, &b), 0);
+  actio__burst_begin();
+  actio_future *f[2];
+  f[0] = add(b, 0, ACTIO_BATCH_NOWAIT);
+  adder ad = {.b = b};
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, add_on_a_thread, &ad), 0);
+  ck_assert_int_eq(pthread_join(th, NULL), 0);
+  f[1] = ad.f;
+  ck_assert_uint_eq(batches(&r), 1); /* both, sent by the other thread */
+  ck_assert_uint_eq(r.sizes[0], 2);
+  actio__burst_end();
+  ck_assert_uint_eq(batches(&r), 1);
+  ck_assert_int_eq(actio_future_resolve(r.fut[0], NULL, NULL), 0);
+  all_resolved_then_destroy(b, &r, f, 2);
+  for (int round = 0; round < 200; round++) {
+    rec r2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    ck_assert_int_eq(actio_batcher_create(rt, &o, record, &r2, &b), 0);
+    actio__burst_begin();
+    actio_future *g = add(b, 0, ACTIO_BATCH_NOWAIT);
+    ck_assert_int_eq(pthread_create(&th, NULL, destroy_on_a_thread, b), 0);
+    if (round % 2 == 0) /* the destroy is past its cancels: it waits */
+      ck_assert_int_eq(actio_future_wait(g, -1), ACTIO_ECANCELED);
+    actio__burst_end();
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(actio_future_wait(g, 0), ACTIO_ECANCELED);
+    actio_future_unref(g);
+    /* Racing, the burst's end may send it first (the destroy cancels it). */
+    ck_assert_uint_le(batches(&r2), round % 2);
+    rec_done(&r2);
+  }
+}
+END_TEST
+
 START_TEST(max_wait_bounds_a_batch_behind_a_busy_one) {
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER, .now_after_first = 1};
   actio_batcher *b;
@@ -730,6 +790,7 @@ int main(void) {
   tcase_add_test(tc, an_idle_batcher_sends_at_once_a_busy_one_collects);
   tcase_add_test(tc, eager_sets_how_many_batches_fly_before_items_collect);
   tcase_add_test(tc, a_burst_goes_as_one_batch);
+  tcase_add_test(tc, a_burst_s_batcher_from_another_thread);
   tcase_add_test(tc, max_wait_bounds_a_batch_behind_a_busy_one);
   tcase_add_test(tc, batches_done_at_once_leave_the_stack_flat);
   tcase_add_test(tc, bad_arguments_are_refused);
