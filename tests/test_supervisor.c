@@ -929,7 +929,7 @@ enum { CHURN_RESTARTS = 10000 };
 enum { CHURN_RESTARTS = 100000 };
 #endif
 /* Children churned at once (see test_restarts_free_old_instances). */
-enum { CHURN_KIDS = 10 };
+enum { CHURN_KIDS = 50 };
 
 static _Atomic uint64_t churn_freed; /* instances freed (their state_free) */
 static sem_t churn_restarted;
@@ -1064,7 +1064,7 @@ START_TEST(test_stops_free_children) {
       ck_assert_ptr_nonnull(addr[k] = actio_future_value(f[k]));
       actio_future_unref(f[k]);
     }
-    if (i % 100 == 1)
+    if (i % 20 == 1)
       alive(addr[i % CHURN_KIDS]); /* now and then, with a request timed in its metrics */
     for (int k = 0; k < CHURN_KIDS; k++)
       ck_assert_int_eq((k + i) % 2 ? actio_sup_stop_child(sup, names[k], &f[k])
