@@ -1092,6 +1092,9 @@ START_TEST(urls_redacted_for_messages) {
       {"http://host:8080/users/bob@example.com/p", "http://host:***@example.com/p"},
       {"http://host/users/bob@example.com", "http://host/users/bob@example.com"},
       {"https://registry.example:8443/@scope/pkg", "https://registry.example:8443/@scope/pkg"},
+      /* A name judged as written too: "s%77%7auth" reads as "swzuth"
+       * decoded, as a name ending in "auth" as written (found by the fuzzer) */
+      {"http://h/?s%77%7auth=p1&s%77%7a=ok", "http://h/?s%77%7auth=***&s%77%7a=ok"},
       /* Names with bracketed keys, and secret words ending longer names */
       {"http://h/?user[password]=p1&token[]=p2&a[b][api_key]=p3&user[name]=bob",
        "http://h/?user[password]=***&token[]=***&a[b][api_key]=***&user[name]=bob"},

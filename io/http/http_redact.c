@@ -158,28 +158,32 @@ static int secret_segment(const unsigned char *d, size_t n, const char *const *e
 
 /* 1 if the parameter name p (n bytes, percent-encoded) is a secret's: the
  * name before any '[', or a key between brackets ("user[password]",
- * "token[]"), judged after decoding, tabs and line breaks left out (a
- * browser drops them). */
+ * "token[]"), tabs and line breaks left out (a browser drops them). It is
+ * judged both decoded and as written: a reader of the text may take
+ * "s%77%7auth" for a name ending in "auth" as well as for "swzuth". */
 static int secret_name(const char *p, size_t n, const char *const *extra) {
-  unsigned char d[256];
-  size_t dn = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (dn == sizeof d)
-      return 1; /* too long to judge: masked */
-    unsigned char c = (unsigned char)p[i];
-    if (c == '%' && i + 2 < n && hexval((unsigned char)p[i + 1]) >= 0 &&
-        hexval((unsigned char)p[i + 2]) >= 0) {
-      c = (unsigned char)(hexval((unsigned char)p[i + 1]) * 16 + hexval((unsigned char)p[i + 2]));
-      i += 2;
+  for (int decode = 1; decode >= 0; decode--) {
+    unsigned char d[256];
+    size_t dn = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (dn == sizeof d)
+        return 1; /* too long to judge: masked */
+      unsigned char c = (unsigned char)p[i];
+      if (decode && c == '%' && i + 2 < n && hexval((unsigned char)p[i + 1]) >= 0 &&
+          hexval((unsigned char)p[i + 2]) >= 0) {
+        c = (unsigned char)(hexval((unsigned char)p[i + 1]) * 16 +
+                            hexval((unsigned char)p[i + 2]));
+        i += 2;
+      }
+      if (c != '\t' && c != '\n' && c != '\r')
+        d[dn++] = c;
     }
-    if (c != '\t' && c != '\n' && c != '\r')
-      d[dn++] = c;
-  }
-  for (size_t s = 0, e; s <= dn; s = e + 1) {
-    for (e = s; e < dn && d[e] != '[' && d[e] != ']'; e++)
-      ;
-    if (e > s && secret_segment(d + s, e - s, extra))
-      return 1;
+    for (size_t s = 0, e; s <= dn; s = e + 1) {
+      for (e = s; e < dn && d[e] != '[' && d[e] != ']'; e++)
+        ;
+      if (e > s && secret_segment(d + s, e - s, extra))
+        return 1;
+    }
   }
   return 0;
 }
