@@ -446,7 +446,6 @@ void actio__http_set_idle_poll_ms(int ms) {
 
 static void http_wait(actio_actor *self, void *worker) {
   actio__http_worker *w = worker;
-  (void)self;
   ACTIO__ASSERT(counts_agree(w));
   int idle = atomic_load_explicit(&idle_poll_ms, memory_order_relaxed);
   int max_ms = w->paused > 0 ? 50 : idle; /* paused: also poll, in case */
@@ -461,16 +460,13 @@ static void http_wait(actio_actor *self, void *worker) {
   /* What it sent itself before this call, the socket loop took already;
    * a completion's callback below may send more (a closed loop of
    * requests does at every completion), and then the poll must not sleep:
-   * the slot that completion frees is free only once it returns. */
+   * the slot that completion frees is free only once it returns. Nor may
+   * it sleep when the run ended a call of a worker that entered full (not
+   * advertised, so no sender wakes it): actio__wait_may_sleep advertises
+   * it, or says the mailbox has work. */
   w->self_woken = 0;
-  size_t busy = w->calls - w->waiting;
   actio__http_loop_run(w->loop);
-  /* A full worker waits here without advertising (the actor's socket
-   * loop): senders wake only workers with room. If the run above ended a
-   * call, it has room now, and must take its mailbox before it sleeps: a
-   * sleep would leave the requests sent meanwhile to nobody, until the
-   * poll's timeout (a stall of up to a second), or forever with no limit. */
-  if (!w->self_woken && w->calls - w->waiting >= busy)
+  if (!w->self_woken && actio__wait_may_sleep(self))
     actio__http_loop_poll(w->loop, max_ms);
   actio__http_loop_run(w->loop);
   int rang = actio__bell_rang(w->bell);
