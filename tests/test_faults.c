@@ -27,6 +27,7 @@
 
 #include "actio.h"
 #include "faults.h"
+#include "io/file/file_io.h"
 #include "fixture/fixture_spawn.h"
 #include "nats_server.h"
 #include "pg_server.h"
@@ -1068,6 +1069,55 @@ START_TEST(atomic_write_fails_with_its_folder_fsync) {
 }
 END_TEST
 
+/* A group over several folders fsyncs each folder once (folders named
+ * alike share one), after a file fsynced again as it takes over another
+ * mode; a failing folder fsync fails that folder's files only. Driven
+ * through io/file, where the fsyncs are counted. */
+START_TEST(a_group_fsyncs_each_folder_once) {
+  char top[300], p[400];
+  snprintf(top, sizeof top, "%s/group-folders", files_dir);
+  ck_assert_int_eq(mkdir(top, 0755), 0);
+  static const char *const sub[] = {"a", "b"};
+  for (size_t i = 0; i < 2; i++) {
+    snprintf(p, sizeof p, "%s/%s", top, sub[i]);
+    ck_assert_int_eq(mkdir(p, 0755), 0);
+  }
+  snprintf(p, sizeof p, "%s/b/old", top);
+  int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  actio__root root;
+  ck_assert_int_eq(actio__root_open(&root, top), 0);
+  /* Folders "a", the root, "b", "./a": four fsyncs, after b/old's. */
+  static const char *const paths[] = {"a/x", "top", "b/x", "./a/y", "a/z", "b/old", "b/y"};
+  enum { N = sizeof paths / sizeof *paths };
+  for (int fail = 0; fail < 2; fail++) {
+    actio__fio_atomic *as[N];
+    void *args[N] = {NULL};
+    int rcs[N];
+    umask(022); /* new content 0644: b/old's 0600 is taken over */
+    for (size_t i = 0; i < N; i++) {
+      ck_assert_int_eq(actio__fio_atomic_open(&root, paths[i], 0666, &as[i]), 0);
+      ck_assert_int_eq(actio__fio_write_fd(actio__fio_atomic_fd(as[i]), paths[i],
+                                           strlen(paths[i]), -1), 0);
+      ck_assert_int_eq(actio__fio_atomic_flush(as[i]), 0);
+    }
+    fault_arm(FAULT_FSYNC, fail ? 4 : 0); /* 4: folder b's */
+    actio__fio_atomic_commit_group(as, N, rcs, NULL, args);
+    ck_assert_int_eq(fault_disarm(), 5);
+    ck_assert(fault_injected() == fail);
+    for (size_t i = 0; i < N; i++) {
+      ck_assert_int_eq(rcs[i], fail && paths[i][0] == 'b' ? -EIO : 0);
+      snprintf(p, sizeof p, "%s/%s", top, paths[i]);
+      struct stat st;
+      ck_assert_int_eq(stat(p, &st), 0);
+      ck_assert_uint_eq(st.st_mode & 07777, i == 5 ? 0600 : 0644);
+    }
+  }
+  actio__root_close(&root);
+}
+END_TEST
+
 /* The statements actio_db_prepare named on db's connection (a pool of
  * one), once those destroyed are deallocated: polled, as the workers reap
  * destroyed statements when free to (bounded in queries, not in time). */
@@ -1197,6 +1247,7 @@ int main(void) {
     suite_add_tcase(s, tc);
     TCase *one = tcase_create("one fault"); /* CK_RUN_CASE="one fault" runs these alone */
     tcase_add_test(one, atomic_write_fails_with_its_folder_fsync);
+    tcase_add_test(one, a_group_fsyncs_each_folder_once);
     tcase_add_test(one, failed_prepare_leaves_no_statement);
     suite_add_tcase(s, one);
     rc = run_suite(s);

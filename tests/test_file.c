@@ -68,7 +68,8 @@ static void setup(void) {
 static void teardown(void) {
   actio_runtime_destroy(rt); /* NULL in the kill case's fixture */
   rt = NULL;
-  actio__fio_use_tmpfile(-1); /* a loop test may have forced the fallback */
+  actio__fio_use_tmpfile(-1); /* a loop test may have forced the fallbacks */
+  actio__fio_link_by_fd(1);
   rm_rf(dir);
 }
 
@@ -253,7 +254,12 @@ static int read_as_nobody(const char *path) {
 
 /* Loop tests over atomic writes: _i 0 writes through O_TMPFILE where the
  * file system has it, 1 through the named fallback. */
-static void atomic_mode(int i) { actio__fio_use_tmpfile(i == 0); }
+/* The ways an atomic replacement writes: 0 O_TMPFILE linked by its
+ * descriptor, 1 named temporaries, 2 O_TMPFILE linked through /proc. */
+static void atomic_mode(int i) {
+  actio__fio_use_tmpfile(i != 1);
+  actio__fio_link_by_fd(i != 2);
+}
 
 START_TEST(atomic_write_replaces_whole_or_not_at_all) {
   char p[512];
@@ -1298,6 +1304,20 @@ END_TEST
 
 static int refuse_marked(void *arg) { return arg != NULL; }
 
+/* An atomic replacement of path holding file i's content, flushed: a
+ * group's item as a durable write makes it. */
+static actio__fio_atomic *open_flushed(const actio__root *r, const char *path, mode_t mode,
+                                       size_t i) {
+  actio__fio_atomic *a;
+  ck_assert_int_eq(actio__fio_atomic_open(r, path, mode, &a), 0);
+  char *data = durable_data(i);
+  ck_assert_int_eq(actio__fio_write_fd(actio__fio_atomic_fd(a), data, durable_size(i), -1),
+                   0);
+  free(data);
+  ck_assert_int_eq(actio__fio_atomic_flush(a), 0);
+  return a;
+}
+
 /* Within one group (the commit of io/file, driven directly): an item whose
  * rename fails (its target became a folder after it was opened) and items
  * refused at their last say fail alone; the others are in place; no
@@ -1312,12 +1332,7 @@ START_TEST(a_group_commits_around_its_failures) {
   char p[512];
   for (size_t i = 0; i < N; i++) {
     snprintf(p, sizeof p, "%s/g%zu", dir, i);
-    ck_assert_int_eq(actio__fio_atomic_open(&root, p, 0644, &as[i]), 0);
-    char *data = durable_data(i);
-    ck_assert_int_eq(actio__fio_write_fd(actio__fio_atomic_fd(as[i]), data,
-                                         durable_size(i), -1), 0);
-    free(data);
-    ck_assert_int_eq(actio__fio_atomic_flush(as[i]), 0);
+    as[i] = open_flushed(&root, p, 0644, i);
     args[i] = (void *)(intptr_t)(i == 3); /* refused: item 3 */
   }
   path_in(p, sizeof p, "g4");
@@ -1337,6 +1352,207 @@ START_TEST(a_group_commits_around_its_failures) {
   }
   check_no_leftovers(dir, N - 1);
   ck_assert_int_eq(count_fds(), 0);
+}
+END_TEST
+
+/* A write of file i to path (durable, or atomic with durable 0); returns
+ * its status. */
+static int write_whole(actio_actor *a, const char *path, size_t i, int durable) {
+  char *data = durable_data(i);
+  actio_future *f;
+  int rc = durable ? actio_file_write_durable(a, path, data, durable_size(i), &f)
+                   : actio_file_write(a, path, data, durable_size(i), ACTIO_WRITE_ATOMIC, &f);
+  free(data);
+  ck_assert_int_eq(rc, 0);
+  rc = actio_future_wait(f, -1);
+  actio_future_unref(f);
+  return rc;
+}
+
+static mode_t mode_of(const char *path) {
+  struct stat st;
+  ck_assert_int_eq(lstat(path, &st), 0);
+  return st.st_mode;
+}
+
+/* Durable and atomic writes look at their target only at the commit: a
+ * replaced file keeps its mode (the same as a new file's, or another), a
+ * new one gets the umask's; a folder and a FIFO are refused and stay; a
+ * symbolic link is replaced by the file, what it points at untouched. */
+START_TEST(replacements_keep_modes_and_refuse_what_is_no_file) {
+  atomic_mode(_i);
+  umask(022);
+  static const struct {
+    const char *name;
+    mode_t old; /* 0: none */
+    int status;
+    mode_t want;
+  } t[] = {{"m600", 0600, 0, 0600},   {"m644", 0644, 0, 0644},
+           {"m755", 04755, 0, 04755}, {"new", 0, 0, 0644},
+           {"link", 0, 0, 0644},      {"fifo", 0, -EINVAL, 0},
+           {"folder", 0, -EISDIR, 0}};
+  size_t n = sizeof t / sizeof *t;
+  char p[512];
+  for (int durable = 0; durable < 2; durable++) {
+    for (size_t i = 0; i < n; i++) {
+      path_in(p, sizeof p, t[i].name);
+      rm_rf(p);
+      if (t[i].old != 0) {
+        write_file(t[i].name, "old");
+        ck_assert_int_eq(chmod(p, t[i].old), 0);
+      }
+    }
+    write_file("pointed", "pointed");
+    path_in(p, sizeof p, "link");
+    ck_assert_int_eq(symlink("pointed", p), 0);
+    path_in(p, sizeof p, "fifo");
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    path_in(p, sizeof p, "folder");
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    for (size_t i = 0; i < n; i++) {
+      path_in(p, sizeof p, t[i].name);
+      ck_assert_int_eq(write_whole(files, p, i, durable), t[i].status);
+      if (t[i].status == 0) {
+        check_durable(p, i);
+        ck_assert_uint_eq(mode_of(p), S_IFREG | t[i].want);
+      }
+    }
+    ck_assert_str_eq(slurp("pointed"), "pointed");
+    path_in(p, sizeof p, "fifo");
+    ck_assert(S_ISFIFO(mode_of(p)));
+    path_in(p, sizeof p, "folder");
+    ck_assert(S_ISDIR(mode_of(p)));
+    check_no_leftovers(dir, (int)n + 1);
+  }
+  ck_assert_int_eq(count_fds(), 0);
+}
+END_TEST
+
+/* Targets made between a replacement's open and its commit, which finds
+ * the name taken when it links: a file is replaced and keeps its mode (in
+ * a group, and alone), a FIFO refused, a symbolic link replaced. */
+START_TEST(targets_made_after_the_open) {
+  atomic_mode(_i);
+  umask(022);
+  actio__root cwd = {AT_FDCWD, 0};
+  enum { N = 4 };
+  actio__fio_atomic *as[N];
+  void *args[N] = {NULL};
+  int rcs[N];
+  char p[512];
+  for (size_t i = 0; i < N; i++) {
+    snprintf(p, sizeof p, "%s/late%zu", dir, i);
+    as[i] = open_flushed(&cwd, p, 0666, i);
+  }
+  write_file("late0", "old");
+  path_in(p, sizeof p, "late0");
+  ck_assert_int_eq(chmod(p, 0600), 0);
+  path_in(p, sizeof p, "late1");
+  ck_assert_int_eq(mkfifo(p, 0600), 0);
+  write_file("pointed", "pointed");
+  path_in(p, sizeof p, "late2");
+  ck_assert_int_eq(symlink("pointed", p), 0);
+  write_file("late3", "old");
+  path_in(p, sizeof p, "late3");
+  ck_assert_int_eq(chmod(p, 0640), 0);
+  actio__fio_atomic_commit_group(as, N - 1, rcs, NULL, args);
+  ck_assert_int_eq(actio__fio_atomic_commit(as[N - 1], 1, NULL, NULL), 0);
+  ck_assert_int_eq(rcs[0], 0);
+  ck_assert_int_eq(rcs[1], -EINVAL);
+  ck_assert_int_eq(rcs[2], 0);
+  static const mode_t want[N] = {S_IFREG | 0600, S_IFIFO | 0600, S_IFREG | 0644,
+                                 S_IFREG | 0640};
+  for (size_t i = 0; i < N; i++) {
+    snprintf(p, sizeof p, "%s/late%zu", dir, i);
+    ck_assert_uint_eq(mode_of(p), want[i]);
+    if (i != 1)
+      check_durable(p, i);
+  }
+  ck_assert_str_eq(slurp("pointed"), "pointed");
+  check_no_leftovers(dir, N + 1);
+  ck_assert_int_eq(count_fds(), 0);
+}
+END_TEST
+
+/* One group over several folders under a sandbox root, the root among
+ * them and one folder named two ways: every file in place, no temporary
+ * anywhere, no descriptor kept. */
+START_TEST(a_group_spans_folders) {
+  atomic_mode(_i);
+  char p[512];
+  path_in(p, sizeof p, "a");
+  ck_assert_int_eq(mkdir(p, 0755), 0);
+  path_in(p, sizeof p, "b");
+  ck_assert_int_eq(mkdir(p, 0755), 0);
+  path_in(p, sizeof p, "b/c");
+  ck_assert_int_eq(mkdir(p, 0755), 0);
+  actio__root root;
+  ck_assert_int_eq(actio__root_open(&root, dir), 0);
+  int fds = count_fds();
+  static const char *const paths[] = {"a/x", "top", "b/x", "./a/y", "a/z",
+                                      "b/c/x", "b/y", "top2"};
+  enum { N = sizeof paths / sizeof *paths };
+  actio__fio_atomic *as[N];
+  void *args[N] = {NULL};
+  int rcs[N];
+  for (size_t i = 0; i < N; i++)
+    as[i] = open_flushed(&root, paths[i], 0644, i);
+  actio__fio_atomic_commit_group(as, N, rcs, NULL, args);
+  for (size_t i = 0; i < N; i++) {
+    ck_assert_int_eq(rcs[i], 0);
+    path_in(p, sizeof p, paths[i]);
+    check_durable(p, i);
+  }
+  ck_assert_int_eq(count_fds(), fds);
+  actio__root_close(&root);
+  check_no_leftovers(dir, 4); /* a, b, top, top2 */
+  path_in(p, sizeof p, "a");
+  check_no_leftovers(p, 3);
+  path_in(p, sizeof p, "b");
+  check_no_leftovers(p, 3);
+  path_in(p, sizeof p, "b/c");
+  check_no_leftovers(p, 1);
+}
+END_TEST
+
+/* Durable writes in a sandbox: "..", an absolute path, and (with openat2)
+ * a folder link that leads out are refused; a file link is replaced by the
+ * file, what it points at outside untouched; nothing is made outside. */
+START_TEST(durable_writes_stay_in_the_sandbox) {
+  actio__fio_use_openat2(_i == 0);
+  char box[512], out[512], p[512];
+  path_in(box, sizeof box, "box");
+  path_in(out, sizeof out, "outside");
+  ck_assert_int_eq(mkdir(box, 0755), 0);
+  ck_assert_int_eq(mkdir(out, 0755), 0);
+  path_in(p, sizeof p, "box/sub");
+  ck_assert_int_eq(mkdir(p, 0755), 0);
+  write_file("outside/secret", "secret");
+  path_in(p, sizeof p, "box/dir-out");
+  ck_assert_int_eq(symlink("../outside", p), 0);
+  path_in(p, sizeof p, "box/file-out");
+  ck_assert_int_eq(symlink("../outside/secret", p), 0);
+  actio_actor *boxed;
+  ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.root = box}, &boxed), 0);
+  char abs_out[600];
+  snprintf(abs_out, sizeof abs_out, "%s/x", out);
+  const char *escapes[] = {"../outside/x", "sub/../../outside/x", abs_out,
+                           _i == 0 ? "dir-out/x" : "../x"};
+  for (size_t i = 0; i < sizeof escapes / sizeof *escapes; i++)
+    ck_assert_int_eq(write_whole(boxed, escapes[i], i, 1), ACTIO_ESANDBOX);
+  if (_i == 0) { /* the walk refuses every link */
+    ck_assert_int_eq(write_whole(boxed, "file-out", 0, 1), 0);
+    path_in(p, sizeof p, "box/file-out");
+    ck_assert(S_ISREG(mode_of(p)));
+    check_durable(p, 0);
+  }
+  ck_assert_int_eq(write_whole(boxed, "inside", 1, 1), 0);
+  path_in(p, sizeof p, "box/inside");
+  check_durable(p, 1);
+  ck_assert_str_eq(slurp("outside/secret"), "secret");
+  check_no_leftovers(out, 1);
+  check_no_leftovers(box, 4);
+  actio__fio_use_openat2(1);
 }
 END_TEST
 
@@ -2016,7 +2232,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, errors_name_the_operation_and_path);
   tcase_add_test(tc, bad_arguments_are_refused_at_once);
   tcase_add_test(tc, permission_denied);
-  tcase_add_loop_test(tc, atomic_write_replaces_whole_or_not_at_all, 0, 2);
+  tcase_add_loop_test(tc, atomic_write_replaces_whole_or_not_at_all, 0, 3);
   tcase_add_test(tc, cancelled_atomic_write_leaves_nothing);
   tcase_add_test(tc, handles_positional_and_sequential);
   tcase_add_test(tc, an_untaken_handle_is_closed_with_its_future);
@@ -2030,7 +2246,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, stream_fails_with_its_consumer);
   tcase_add_test(tc, stream_into_a_file_through_a_handle);
   tcase_add_test(tc, mkdir_accepts_dot_and_double_slash);
-  tcase_add_loop_test(tc, atomic_write_of_a_new_file_keeps_the_umask, 0, 2);
+  tcase_add_loop_test(tc, atomic_write_of_a_new_file_keeps_the_umask, 0, 3);
   tcase_add_test(tc, leftovers_are_recognised_and_cleaned);
   tcase_add_test(tc, no_read_limit_means_no_limit);
   tcase_add_test(tc, a_read_over_the_limit_names_it);
@@ -2053,10 +2269,14 @@ int main(int argc, char **argv) {
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("durable", 120);
   tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_add_loop_test(tc, durable_writes_in_groups, 0, 2);
-  tcase_add_loop_test(tc, a_failing_durable_write_fails_alone, 0, 2);
+  tcase_add_loop_test(tc, durable_writes_in_groups, 0, 3);
+  tcase_add_loop_test(tc, a_failing_durable_write_fails_alone, 0, 3);
   tcase_add_test(tc, durable_completions_run_in_a_burst);
-  tcase_add_loop_test(tc, a_group_commits_around_its_failures, 0, 2);
+  tcase_add_loop_test(tc, a_group_commits_around_its_failures, 0, 3);
+  tcase_add_loop_test(tc, replacements_keep_modes_and_refuse_what_is_no_file, 0, 3);
+  tcase_add_loop_test(tc, targets_made_after_the_open, 0, 3);
+  tcase_add_loop_test(tc, a_group_spans_folders, 0, 3);
+  tcase_add_loop_test(tc, durable_writes_stay_in_the_sandbox, 0, 2);
   tcase_add_test(tc, a_cancelled_durable_write_leaves_nothing);
   tcase_add_loop_test(tc, durable_writes_from_two_threads, 0, 4);
   suite_add_tcase(s, tc);

@@ -109,7 +109,9 @@ enum {
  * name, cut to 60 bytes), hidden; actio_file_clean_leftovers removes
  * them. An atomic write replaces a regular file, or a symbolic link (the
  * link itself, not what it points to); anything else at the path is
- * refused: a folder with -EISDIR, a device, FIFO or socket with -EINVAL. */
+ * refused: a folder with -EISDIR, a device, FIFO or socket with -EINVAL
+ * (found when the content is put in place, which is when a replaced
+ * file's mode is read). */
 int actio_file_write(actio_actor *files, const char *path, const void *data,
                      size_t len, int flags, actio_future **out);
 
@@ -136,8 +138,8 @@ int actio_file_write(actio_actor *files, const char *path, const void *data,
  * that folder. Cancelled before its rename, a write leaves the old file.
  *
  * Memory: each queued write holds its copy of path and data; while it
- * waits for its group it also holds two descriptors (the file's and its
- * folder's). */
+ * waits for its group it also holds its file's descriptor (the group opens
+ * each folder once). */
 int actio_file_write_durable(actio_actor *files, const char *path, const void *data,
                              size_t len, actio_future **out);
 

@@ -122,27 +122,44 @@ int actio__fio_open(const actio__root *r, const char *path, int flags, mode_t mo
   return open_walk(r, path, flags, mode);
 }
 
-/* Splits path into the folder it names, opened beneath the root (readable,
- * so it can be fsynced), and its last component. *leaf points into path. */
-static int open_parent(const actio__root *r, const char *path, const char **leaf) {
+/* Splits path into its folder, the first *dir_len bytes of path ("/" for
+ * "/x"; none, meaning ".", for "x"), and its last component *leaf, which
+ * points into path.
+ * Returns 0, or the error for a path that names no file in a folder. */
+static int split_path(const actio__root *r, const char *path, const char **leaf,
+                      size_t *dir_len) {
   if (path == NULL || *path == '\0')
     return -EINVAL;
   const char *slash = strrchr(path, '/');
   *leaf = slash ? slash + 1 : path;
+  *dir_len = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
   if (r->beneath && strcmp(*leaf, "..") == 0)
     return ACTIO_ESANDBOX;
   if (**leaf == '\0' || strcmp(*leaf, ".") == 0 || strcmp(*leaf, "..") == 0)
     return -EINVAL;
-  if (slash == NULL)
-    return actio__fio_open(r, ".", O_RDONLY | O_DIRECTORY, 0);
-  if (slash == path)
-    return actio__fio_open(r, "/", O_RDONLY | O_DIRECTORY, 0);
-  char *dir = strndup(path, (size_t)(slash - path));
+  return 0;
+}
+
+/* Opens beneath the root, with flags, the folder made of path's first
+ * dir_len bytes (as split_path gives them). */
+static int open_folder(const actio__root *r, const char *path, size_t dir_len,
+                       int flags, mode_t mode) {
+  if (dir_len == 0)
+    return actio__fio_open(r, ".", flags, mode);
+  char *dir = strndup(path, dir_len);
   if (dir == NULL)
     return -ENOMEM;
-  int fd = actio__fio_open(r, dir, O_RDONLY | O_DIRECTORY, 0);
+  int fd = actio__fio_open(r, dir, flags, mode);
   free(dir);
   return fd;
+}
+
+/* Splits path into the folder it names, opened beneath the root (readable,
+ * so it can be fsynced), and its last component. *leaf points into path. */
+static int open_parent(const actio__root *r, const char *path, const char **leaf) {
+  size_t dir_len;
+  int rc = split_path(r, path, leaf, &dir_len);
+  return rc != 0 ? rc : open_folder(r, path, dir_len, O_RDONLY | O_DIRECTORY, 0);
 }
 
 /* Opens the folder path beneath the root for readdir. */
@@ -267,14 +284,16 @@ int actio__fio_write_fd(int fd, const void *data, size_t len, int64_t offset) {
 #define LEFTOVER_HEX 16
 
 struct actio__fio_atomic {
-  int dir;       /* the target's folder */
-  int fd;        /* the new content */
-  int replacing; /* the target is a regular file (its mode is kept) */
-  int named;     /* the fallback: tmp names the content from the start */
-  dev_t dev;     /* the folder's device and inode: a group fsyncs each */
-  ino_t ino;     /* folder once */
+  actio__root root; /* the commit opens the folder beneath it */
+  int dir;          /* the target's folder, from the commit on; else -1 */
+  int own_dir;      /* dir is this item's to close (not lent, not tmp_dir) */
+  int tmp_dir;      /* the fallback's: the folder its temporary was made in */
+  int fd;           /* the new content */
+  int named;        /* the fallback: tmp names the content from the start */
+  size_t dir_len;   /* path[0, dir_len) names the folder (split_path) */
+  const char *leaf; /* the target's name in it, in path */
   char tmp[1 + 60 + sizeof LEFTOVER_MID - 1 + LEFTOVER_HEX + sizeof LEFTOVER_END];
-  char leaf[];   /* the target's name in dir */
+  char path[];      /* the target, as given */
 };
 
 /* -1 until first use; then 1: O_TMPFILE where the file system has it, 0:
@@ -320,8 +339,8 @@ int actio__fio_is_leftover(const char *name) {
 static int open_named(actio__fio_atomic *a, mode_t mode) {
   for (int attempt = 0; attempt < 100; attempt++) {
     name_tmp(a);
-    int fd = openat(a->dir, a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                    mode);
+    int fd = openat(a->tmp_dir, a->tmp,
+                    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd >= 0 || errno != EEXIST) {
       if (fd < 0)
         a->tmp[0] = '\0';
@@ -332,92 +351,94 @@ static int open_named(actio__fio_atomic *a, mode_t mode) {
   return -EEXIST;
 }
 
-/* Frees a; removes the temporary name it still holds. */
+/* Frees a; removes the temporary name it still holds. Its dir may be lent
+ * to other items: free them first. */
 static void atomic_free(actio__fio_atomic *a) {
   if (a->fd >= 0)
     close(a->fd);
   if (a->tmp[0] != '\0')
-    unlinkat(a->dir, a->tmp, 0);
-  close(a->dir);
+    unlinkat(a->named ? a->tmp_dir : a->dir, a->tmp, 0);
+  if (a->own_dir)
+    close(a->dir);
+  if (a->tmp_dir >= 0)
+    close(a->tmp_dir);
   free(a);
 }
 
+/* The target is looked at only when the commit puts the content in place
+ * (see put_in_place): a new file costs no stat, and the folder is opened
+ * by the commit, once for a whole group. */
 int actio__fio_atomic_open(const actio__root *r, const char *path, mode_t mode,
                            actio__fio_atomic **out) {
   const char *leaf;
-  int dir = open_parent(r, path, &leaf);
-  if (dir < 0)
-    return dir;
-  size_t l = strlen(leaf) + 1;
-  actio__fio_atomic *a = malloc(sizeof *a + l);
-  if (a == NULL) {
-    close(dir);
-    return -ENOMEM;
-  }
-  *a = (actio__fio_atomic){.dir = dir, .fd = -1};
-  memcpy(a->leaf, leaf, l);
-  struct stat old;
-  if (fstat(dir, &old) != 0) {
-    int rc = neg_errno();
-    atomic_free(a);
+  size_t dir_len;
+  int rc = split_path(r, path, &leaf, &dir_len);
+  if (rc != 0)
     return rc;
-  }
-  a->dev = old.st_dev;
-  a->ino = old.st_ino;
-  int exists = fstatat(dir, leaf, &old, AT_SYMLINK_NOFOLLOW) == 0;
-  if (exists && !S_ISREG(old.st_mode) && !S_ISLNK(old.st_mode)) {
-    /* The rename would put a plain file in place of a folder, a device
-     * (/dev/null), a FIFO or a socket. */
-    atomic_free(a);
-    return S_ISDIR(old.st_mode) ? -EISDIR : -EINVAL;
-  }
-  a->replacing = exists && S_ISREG(old.st_mode);
-  if (a->replacing)
-    mode = old.st_mode & 07777; /* a replaced file keeps its permissions */
+  size_t l = strlen(path) + 1;
+  actio__fio_atomic *a = malloc(sizeof *a + l);
+  if (a == NULL)
+    return -ENOMEM;
+  *a = (actio__fio_atomic){.root = *r, .dir = -1, .tmp_dir = -1, .fd = -1,
+                           .dir_len = dir_len};
+  memcpy(a->path, path, l);
+  a->leaf = a->path + (leaf - path);
   int fd = -EOPNOTSUPP;
-  if (tmpfile_on() && (fd = openat(dir, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode)) < 0)
-    fd = neg_errno();
+  if (tmpfile_on())
+    fd = open_folder(r, path, dir_len, O_TMPFILE | O_WRONLY, mode);
   /* EISDIR: a kernel without O_TMPFILE; the others: a file system. */
   if (fd == -EOPNOTSUPP || fd == -EISDIR || fd == -EINVAL) {
     a->named = 1;
-    fd = open_named(a, mode);
+    fd = a->tmp_dir = open_folder(r, path, dir_len, O_RDONLY | O_DIRECTORY, 0);
+    if (fd >= 0)
+      fd = open_named(a, mode);
   }
   if (fd < 0) {
     atomic_free(a);
     return fd;
   }
   a->fd = fd;
-  /* A new file keeps the umask openat applied; a replacement gets the
-   * mode of the file it replaces. */
-  if (a->replacing && fchmod(fd, mode) != 0) {
-    int rc = neg_errno();
-    atomic_free(a);
-    return rc;
-  }
   *out = a;
   return 0;
 }
 
 int actio__fio_atomic_fd(const actio__fio_atomic *a) { return a->fd; }
 
-/* Gives an O_TMPFILE file a name: its target's when there is none yet (a
- * link never replaces), else a temporary one (in a->tmp) to rename. */
-static int link_tmpfile(actio__fio_atomic *a) {
+/* linkat of an O_TMPFILE file by its descriptor (AT_EMPTY_PATH: root, or
+ * CAP_DAC_READ_SEARCH, or since Linux 6.10 the file's opener) until the
+ * kernel refuses that (ENOENT, where a link through /proc/self/fd then
+ * works), else through /proc/self/fd, a path lookup more. Relaxed: every
+ * thread reaches the same value. */
+static _Atomic int link_by_fd = 1;
+
+void actio__fio_link_by_fd(int on) {
+  atomic_store_explicit(&link_by_fd, on != 0, memory_order_relaxed);
+}
+
+static int link_fd(int fd, int dir, const char *name) {
+  int by_fd = atomic_load_explicit(&link_by_fd, memory_order_relaxed);
+  if (by_fd && linkat(fd, "", dir, name, AT_EMPTY_PATH) == 0)
+    return 0;
+  if (by_fd && errno != ENOENT)
+    return neg_errno();
   char proc[32];
-  snprintf(proc, sizeof proc, "/proc/self/fd/%d", a->fd);
-  if (!a->replacing) {
-    if (linkat(AT_FDCWD, proc, a->dir, a->leaf, AT_SYMLINK_FOLLOW) == 0)
-      return 0;
-    if (errno != EEXIST) /* EEXIST: made meanwhile, or not a regular file */
-      return neg_errno();
-  }
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (linkat(AT_FDCWD, proc, dir, name, AT_SYMLINK_FOLLOW) != 0)
+    return neg_errno();
+  if (by_fd) /* refused by descriptor, not for a missing folder */
+    atomic_store_explicit(&link_by_fd, 0, memory_order_relaxed);
+  return 0;
+}
+
+/* Links an O_TMPFILE file under a fresh temporary name (in a->tmp), to be
+ * renamed over its target. */
+static int link_tmp(actio__fio_atomic *a) {
   for (int attempt = 0; attempt < 100; attempt++) {
     name_tmp(a);
-    if (linkat(AT_FDCWD, proc, a->dir, a->tmp, AT_SYMLINK_FOLLOW) == 0)
-      return 0;
-    if (errno != EEXIST) {
-      int rc = neg_errno();
-      a->tmp[0] = '\0';
+    int rc = link_fd(a->fd, a->dir, a->tmp);
+    if (rc != -EEXIST) {
+      if (rc != 0)
+        a->tmp[0] = '\0';
       return rc;
     }
   }
@@ -425,19 +446,58 @@ static int link_tmpfile(actio__fio_atomic *a) {
   return -EEXIST;
 }
 
-/* Links or renames the content into place and closes it, without a flush;
- * a stays to be freed. */
-static int put_in_place(actio__fio_atomic *a, actio__fio_stop_fn last_say, void *arg) {
+/* The target exists (or did): refused unless it is a regular file or a
+ * symbolic link, since the rename would put a plain file in place of a
+ * folder, a device (/dev/null), a FIFO or a socket. A regular file's mode
+ * passes to the new content, fsynced again with sync when it changes (the
+ * content's flush did not write it). */
+static int take_over(actio__fio_atomic *a, int sync) {
+  struct stat old, now;
+  if (fstatat(a->dir, a->leaf, &old, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? 0 : neg_errno(); /* gone meanwhile: renamed to */
+  if (S_ISDIR(old.st_mode))
+    return -EISDIR;
+  if (!S_ISREG(old.st_mode))
+    return S_ISLNK(old.st_mode) ? 0 : -EINVAL;
+  if (fstat(a->fd, &now) != 0)
+    return neg_errno();
+  if ((now.st_mode & 07777) == (old.st_mode & 07777))
+    return 0;
+  if (fchmod(a->fd, old.st_mode & 07777) != 0 || (sync && fsync(a->fd) != 0))
+    return neg_errno();
+  return 0;
+}
+
+/* Opens a's folder beneath its root as a->dir, a's to close. */
+static int open_dir_of(actio__fio_atomic *a) {
+  int fd = open_folder(&a->root, a->path, a->dir_len, O_RDONLY | O_DIRECTORY, 0);
+  if (fd < 0)
+    return fd;
+  a->dir = fd;
+  a->own_dir = 1;
+  return 0;
+}
+
+/* Links or renames the content into place in a->dir and closes it; a stays
+ * to be freed. An O_TMPFILE file is linked straight to its target's name,
+ * which fails only when a file has it (EEXIST); only then is the target
+ * looked at, and the content linked under a temporary name and renamed
+ * over it. With sync, a mode taken over is made durable too. */
+static int put_in_place(actio__fio_atomic *a, int sync, actio__fio_stop_fn last_say,
+                        void *arg) {
   int rc = 0;
   if (last_say != NULL && last_say(arg))
     rc = -ECANCELED;
-  if (rc == 0 && !a->named)
-    rc = link_tmpfile(a);
+  if (rc == 0 && a->named)
+    rc = take_over(a, sync);
+  else if (rc == 0 && (rc = link_fd(a->fd, a->dir, a->leaf)) == -EEXIST &&
+           (rc = take_over(a, sync)) == 0)
+    rc = link_tmp(a);
   if (close(a->fd) != 0 && rc == 0)
     rc = neg_errno();
   a->fd = -1;
   if (rc == 0 && a->tmp[0] != '\0') {
-    if (renameat(a->dir, a->tmp, a->dir, a->leaf) != 0)
+    if (renameat(a->named ? a->tmp_dir : a->dir, a->tmp, a->dir, a->leaf) != 0)
       rc = neg_errno(); /* atomic_free removes the temporary */
     else
       a->tmp[0] = '\0';
@@ -448,8 +508,12 @@ static int put_in_place(actio__fio_atomic *a, actio__fio_stop_fn last_say, void 
 int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
                              actio__fio_stop_fn last_say, void *arg) {
   int rc = sync && fsync(a->fd) != 0 ? neg_errno() : 0;
+  if (rc == 0 && a->named)
+    a->dir = a->tmp_dir;
+  else if (rc == 0)
+    rc = open_dir_of(a);
   if (rc == 0)
-    rc = put_in_place(a, last_say, arg);
+    rc = put_in_place(a, sync, last_say, arg);
   /* The new name itself durable. A failure fails the write, as a group's
    * does: the name is in place but may not be on the disk. */
   if (rc == 0 && sync && fsync(a->dir) != 0)
@@ -462,10 +526,32 @@ int actio__fio_atomic_flush(actio__fio_atomic *a) {
   return fsync(a->fd) == 0 ? 0 : neg_errno();
 }
 
+/* Whether a and b name their folders alike, under one root. */
+static int same_folder(const actio__fio_atomic *a, const actio__fio_atomic *b) {
+  return a->root.dirfd == b->root.dirfd && a->root.beneath == b->root.beneath &&
+         a->dir_len == b->dir_len && memcmp(a->path, b->path, a->dir_len) == 0;
+}
+
 void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int *rcs,
                                     actio__fio_stop_fn last_say, void *const *args) {
-  for (size_t i = 0; i < n; i++)
-    rcs[i] = put_in_place(as[i], last_say, args[i]);
+  /* Each folder opened once for the group: an item borrows the folder of
+   * an earlier one that names it alike (a fallback's own folder counts),
+   * so names given alike share one descriptor, and one fsync below. Two
+   * names of one folder ("d" and "./d") get two: more flushes, never
+   * fewer. */
+  for (size_t i = 0; i < n; i++) {
+    actio__fio_atomic *a = as[i];
+    for (size_t j = 0; j < i && a->dir < 0; j++)
+      if (as[j]->dir >= 0 && same_folder(as[j], a))
+        a->dir = as[j]->dir;
+    rcs[i] = 0;
+    if (a->dir < 0 && a->named)
+      a->dir = a->tmp_dir;
+    else if (a->dir < 0)
+      rcs[i] = open_dir_of(a);
+    if (rcs[i] == 0)
+      rcs[i] = put_in_place(a, 1, last_say, args[i]);
+  }
   /* One fsync per folder, after all of its renames. A failure fails every
    * item put in that folder: a second fsync could succeed without the
    * names being on the disk. */
@@ -474,15 +560,16 @@ void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int 
       continue;
     int first = 1;
     for (size_t j = 0; j < i && first; j++)
-      first = rcs[j] != 0 || as[j]->dev != as[i]->dev || as[j]->ino != as[i]->ino;
+      first = rcs[j] != 0 || as[j]->dir != as[i]->dir;
     if (first && fsync(as[i]->dir) != 0) {
       int rc = neg_errno();
       for (size_t k = i; k < n; k++)
-        if (rcs[k] == 0 && as[k]->dev == as[i]->dev && as[k]->ino == as[i]->ino)
+        if (rcs[k] == 0 && as[k]->dir == as[i]->dir)
           rcs[k] = rc;
     }
   }
-  for (size_t i = 0; i < n; i++)
+  /* Borrowers (later) before lenders. */
+  for (size_t i = n; i-- > 0;)
     atomic_free(as[i]);
 }
 

@@ -62,14 +62,17 @@ typedef int (*actio__fio_stop_fn)(void *arg);
 typedef struct actio__fio_atomic actio__fio_atomic;
 
 /* Starts replacing path under the root, a new file created with mode (less
- * the umask), a replacement with the mode of the file it replaces. Returns
- * 0 and *out, or a negated errno (nothing made). */
+ * the umask), a replacement with the mode of the file it replaces. The
+ * target is not looked at before the commit (which refuses a folder,
+ * device, FIFO or socket there: EISDIR or EINVAL); a missing folder fails
+ * here. The root's descriptor must outlive a. Returns 0 and *out, or a
+ * negated errno (nothing made). */
 int actio__fio_atomic_open(const actio__root *r, const char *path, mode_t mode,
                            actio__fio_atomic **out);
 /* Where the content goes (write at will; the commit closes it). */
 int actio__fio_atomic_fd(const actio__fio_atomic *a);
 /* Puts the content in place and frees a. With sync, fsyncs the file before
- * and the folder after. Just before it links or renames, last_say (may be
+ * and the folder after (and the file again when it takes over a mode). Just before it links or renames, last_say (may be
  * NULL) gets a last say: nonzero aborts with -ECANCELED. On any failure or
  * refusal before the rename the old file is untouched; a failed folder
  * fsync (after it) returns its error with the new file in place, its name
@@ -81,7 +84,8 @@ int actio__fio_atomic_flush(actio__fio_atomic *a);
 /* Commits n replacements, each flushed with actio__fio_atomic_flush, with
  * one fsync per folder for them all (group commit): each is put in place
  * as by actio__fio_atomic_commit (last_say with args[i]), then each folder
- * touched is fsynced once. rcs[i] gets item i's result: its own failure,
+ * touched is fsynced once (folders named alike, under one root, are opened
+ * once for the group). rcs[i] gets item i's result: its own failure,
  * or its folder fsync's for every item in that folder. Frees every item;
  * an item that failed leaves its old file untouched and no temporary. */
 void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int *rcs,
@@ -99,6 +103,10 @@ int64_t actio__fio_clean_leftovers(const actio__root *r, const char *path);
  * system has it, 0 named temporaries only, -1 (the default) O_TMPFILE if
  * /proc is mounted. For tests of the fallback. */
 void actio__fio_use_tmpfile(int on);
+/* Chooses how an O_TMPFILE file gets its name: 1 (the default) linkat by
+ * its descriptor while the kernel allows it, 0 through /proc/self/fd. For
+ * tests of the fallback. */
+void actio__fio_link_by_fd(int on);
 
 /* The rest mirror their system calls, on paths under the root. */
 int actio__fio_stat(const actio__root *r, const char *path, struct stat *st);
