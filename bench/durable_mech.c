@@ -1,25 +1,30 @@
-/* durable_mech.c: durable-mechanisms: files/s of the ways to make a group
- * of new files durable (content flushed, then linked, then the folder
- * fsynced), in plain system calls, for choosing the file actor's group
- * commit (docs/architecture.md, "Group commit"). */
+/* durable_mech.c: durable-mechanisms: files/s and CPU a file of the ways to
+ * make a group of new files durable (content flushed, then linked, then the
+ * folder fsynced), in plain system calls, for choosing the file actor's
+ * group commit (docs/architecture.md, "Group commit"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { M_SERIAL, M_PARALLEL, M_SFR_FDATASYNC, M_SFR_SYNCFS, M_SYNCFS, M_COUNT };
+enum {
+  M_SERIAL, M_PARALLEL, M_SFR_FDATASYNC, M_SFR_SYNCFS, M_SYNCFS, M_PARALLEL_FSYNC,
+  M_COUNT
+};
 static const char *const mech_names[M_COUNT] = {
     "fsync_serial", "fdatasync_parallel", "sfr_then_fdatasync", "sfr_then_syncfs",
-    "syncfs"};
+    "syncfs", "fsync_parallel"};
 
 typedef struct run {
   const char *dir;
-  int dirfd;
+  int topfd;         /* dir */
+  int dirfd;         /* this run's folder in it */
   size_t files, size, group, threads;
   int mech;
   char *payload;
@@ -73,6 +78,8 @@ static void *work(void *arg) {
       write_all(fd, r->payload, r->size);
       if (r->mech == M_PARALLEL && fdatasync(fd) != 0)
         die("fdatasync");
+      if (r->mech == M_PARALLEL_FSYNC && fsync(fd) != 0) /* the file actor's */
+        die("fsync");
       if ((r->mech == M_SFR_FDATASYNC || r->mech == M_SFR_SYNCFS) &&
           sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) != 0)
         die("sync_file_range");
@@ -121,24 +128,57 @@ static void one_group(run *r) {
     die("fsync dir");
 }
 
-static double one_run(run *r) {
-  double t0 = now_sec();
+/* The process's CPU time (user and system, all threads), in seconds. */
+static double cpu_sec(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Files/s of run k, in a folder of its own; *cpu_us gets the process's
+ * CPU time a file (what the kernel's flusher threads spend for it is not
+ * counted). */
+static double one_run(run *r, size_t k, double *cpu_us) {
+  char sub[32];
+  snprintf(sub, sizeof sub, "run-%03zu", k);
+  if (mkdirat(r->topfd, sub, 0777) != 0 ||
+      (r->dirfd = openat(r->topfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    die(sub);
+  double t0 = now_sec(), c0 = cpu_sec();
   for (r->base = 0; r->base < r->files; r->base += r->group) {
     r->n = r->files - r->base < r->group ? r->files - r->base : r->group;
     one_group(r);
   }
   double secs = now_sec() - t0;
-  /* Clean up outside the timing, and flush the removals, so that no run
-   * pays for the one before. */
-  for (size_t i = 0; i < r->files; i++) {
-    char name[32];
-    name_file(i, name, sizeof name);
-    if (unlinkat(r->dirfd, name, 0) != 0)
-      die("unlink");
-  }
+  *cpu_us = (cpu_sec() - c0) * 1e6 / (double)r->files;
+  /* Nothing is removed until all runs are over: on an ext4 without a
+   * journal, new inodes pass over those freed in the last minutes one by
+   * one, which would tax the runs after a removal. What a run left dirty
+   * is flushed outside the timing. */
   if (syncfs(r->dirfd) != 0)
     die("syncfs");
+  close(r->dirfd);
   return (double)r->files / secs;
+}
+
+/* Removes the runs' folders. */
+static void clean_runs(run *r, size_t runs) {
+  for (size_t k = 0; k < runs; k++) {
+    char sub[32], name[32];
+    snprintf(sub, sizeof sub, "run-%03zu", k);
+    int d = openat(r->topfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0)
+      die(sub);
+    for (size_t i = 0; i < r->files; i++) {
+      name_file(i, name, sizeof name);
+      if (unlinkat(d, name, 0) != 0)
+        die("unlink");
+    }
+    close(d);
+    if (unlinkat(r->topfd, sub, AT_REMOVEDIR) != 0)
+      die("rmdir");
+  }
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -174,7 +214,7 @@ int main(int argc, char **argv) {
   if (r.files == 0 || r.group == 0 || r.threads == 0 || rounds == 0 || rounds > 99)
     return 2;
   mkdir(r.dir, 0777);
-  if ((r.dirfd = open(r.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+  if ((r.topfd = open(r.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
     die(r.dir);
   r.payload = malloc(r.size ? r.size : 1);
   r.fds = calloc(r.group, sizeof *r.fds);
@@ -191,32 +231,37 @@ int main(int argc, char **argv) {
     if (pthread_create(&ts[t], NULL, work, &ws[t]) != 0)
       die("pthread_create");
   }
-  double rate[M_COUNT][100];
+  double rate[M_COUNT][100], cpu[M_COUNT][100];
   /* Alternated rounds: each round runs every mechanism, starting with a
    * different one, so drift on a shared machine spreads over all. */
   for (size_t k = 0; k < rounds; k++)
     for (int j = 0; j < M_COUNT; j++) {
       r.mech = (int)((k + (size_t)j) % M_COUNT);
-      rate[r.mech][k] = one_run(&r);
+      rate[r.mech][k] = one_run(&r, k * M_COUNT + (size_t)j, &cpu[r.mech][k]);
     }
+  clean_runs(&r, rounds * M_COUNT);
   r.quit = 1;
   pthread_barrier_wait(&r.start);
   for (size_t t = 0; t < r.threads; t++)
     pthread_join(ts[t], NULL);
   for (int m = 0; m < M_COUNT; m++) {
-    double sorted[100];
+    double sorted[100], cpus[100];
     memcpy(sorted, rate[m], rounds * sizeof *sorted);
     qsort(sorted, rounds, sizeof *sorted, cmp_double);
+    memcpy(cpus, cpu[m], rounds * sizeof *cpus);
+    qsort(cpus, rounds, sizeof *cpus, cmp_double);
     printf("{\"mechanism\": \"%s\", \"files\": %zu, \"size\": %zu, \"group\": %zu, "
            "\"threads\": %zu, \"rounds\": %zu, \"median_files_per_sec\": %.0f, "
-           "\"min\": %.0f, \"max\": %.0f}\n",
+           "\"min\": %.0f, \"max\": %.0f, \"median_cpu_us_per_file\": %.1f, "
+           "\"cpu_min\": %.1f, \"cpu_max\": %.1f}\n",
            mech_names[m], r.files, r.size, r.group, r.threads, rounds,
-           sorted[rounds / 2], sorted[0], sorted[rounds - 1]);
+           sorted[rounds / 2], sorted[0], sorted[rounds - 1], cpus[rounds / 2], cpus[0],
+           cpus[rounds - 1]);
   }
   free(ts);
   free(ws);
   free(r.fds);
   free(r.payload);
-  close(r.dirfd);
+  close(r.topfd);
   return 0;
 }

@@ -119,9 +119,9 @@ int actio_file_write(actio_actor *files, const char *path, const void *data,
  * ACTIO_WRITE_ATOMIC does, sharing the flushes of many files (group
  * commit). The worker that runs it writes the content to a temporary file
  * beside the target (see actio_file_write) and fsyncs it (the workers'
- * fsyncs made at once share the file system's journal commits: more
- * workers, more files per commit); the file then joins the group waiting
- * to be put in place. While one group is renamed over its targets and its
+ * fsyncs made at once share a journalled file system's commits, and
+ * overlap in the disk's queue without a journal); the file then joins the
+ * group waiting to be put in place. While one group is renamed over its targets and its
  * folders fsynced, each folder once, the writes that arrive form the next
  * group (no timer: a lone write goes at once), up to opts.max_group in a
  * group; past that the workers wait, then the mailbox fills. With
