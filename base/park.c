@@ -91,8 +91,11 @@ void actio__event_prepare(actio__event *ev, actio__waiter *w) {
 /* Seen woken == 1: the waker is done with `w` (acquire, pairs with the
  * release in wake()). */
 static void woken_by_waker(actio__waiter *w) {
-  ck_pr_fence_acquire();
-  ACTIO__TSAN_ACQUIRE(w);
+  /* An acquire load of the word, not a fence: TSan does not model fences,
+   * and without this edge it took the waker's store for a race with
+   * whatever reused the waiter's stack slot next (the mailbox's polling
+   * state). */
+  (void)__atomic_load_n(&w->woken, __ATOMIC_ACQUIRE);
 }
 
 /* Takes `w` off the list if no waker did. Returns 1 if a waker did: its wake
@@ -157,9 +160,7 @@ static void wake(actio__event *ev, int all) {
     /* After this store the waiter may return and reuse its memory: it is our
      * last touch of `w` (release: our reads and writes of it come first). A
      * futex wake on a stale address is harmless. */
-    ACTIO__TSAN_RELEASE(w);
-    ck_pr_fence_release();
-    ck_pr_store_32(&w->woken, 1);
+    __atomic_store_n(&w->woken, 1, __ATOMIC_RELEASE);
     actio__futex_wake(&w->woken, 0);
   }
 }
@@ -181,4 +182,40 @@ int actio__spin_once(actio__spin *s) {
     return 0; /* the core is contended: yielding more only delays others */
   sched_yield();
   return 1;
+}
+
+unsigned actio__spin_cap(void) {
+  static _Atomic unsigned cap; /* 0 until read: racing readers agree */
+  unsigned c = atomic_load_explicit(&cap, memory_order_relaxed);
+  if (c == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    c = n >= 4 ? (unsigned)(n / 2) : 1;
+    atomic_store_explicit(&cap, c, memory_order_relaxed);
+  }
+  return c;
+}
+
+int actio__spinners_enter(actio__spinners *s, unsigned cap) {
+  uint32_t n = atomic_load_explicit(&s->n, memory_order_relaxed);
+  do {
+    if (n >= cap)
+      return 0;
+    /* Seq_cst: counted before the polls (pairs with a producer that
+     * publishes, then counts the pollers). */
+  } while (!atomic_compare_exchange_weak_explicit(&s->n, &n, n + 1, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+  return 1;
+}
+
+int actio__spinners_leave(actio__spinners *s) {
+  /* Seq_cst: counted out before the caller's last look for work, which a
+   * producer that saw it polling must have published by then. */
+  return atomic_fetch_sub_explicit(&s->n, 1, memory_order_seq_cst) == 1;
+}
+
+unsigned actio__spinners_count(actio__spinners *s) {
+  /* Atomic-load, as in wake(): the caller's publishing atomic before this
+   * load (store-load; free on x86, where atomics are full barriers). */
+  ck_pr_fence_atomic_load();
+  return atomic_load_explicit(&s->n, memory_order_seq_cst);
 }

@@ -4,6 +4,7 @@
 #define ACTIO_BASE_PARK_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /*
@@ -67,6 +68,31 @@ typedef struct actio__spin {
 enum { ACTIO__SPIN_BUDGET_NS = 200000 };
 /* Pauses once. Returns 0 when the poll phase is over: park. */
 int actio__spin_once(actio__spin *s);
+
+/* Threads polling one queue for work before they park, counted so that
+ * only a few poll at once (Go's spinning rule): a polling thread holds a
+ * core that busy threads may need, and with more runnable threads than
+ * cores every yield is a context switch. A thread polls only if fewer than
+ * `cap` others do (actio__spin_cap: half the cores); the others park at
+ * once. Work published while one polls wakes nobody: the poller takes it,
+ * and if it was the last poller and work is left, it wakes a sleeper.
+ *
+ * A producer: publish with an atomic read-modify-write, then
+ * actio__spinners_count; 0: signal a sleeper. A poller that gives up:
+ * actio__spinners_leave, then prepare to park and look again. One of the
+ * two sees the other, so no wake-up is lost. */
+typedef struct actio__spinners {
+  _Atomic uint32_t n;
+} actio__spinners;
+/* Half the cores online, at least 1 (read once). */
+unsigned actio__spin_cap(void);
+/* Counts the caller in as a poller unless `cap` poll already. Returns 1
+ * when it is counted (it must call actio__spinners_leave), else 0: park. */
+int actio__spinners_enter(actio__spinners *s, unsigned cap);
+/* Counts a poller out. Returns 1 if it was the last one. */
+int actio__spinners_leave(actio__spinners *s);
+/* Pollers now (after the caller's publishing atomic: see above). */
+unsigned actio__spinners_count(actio__spinners *s);
 
 /* Futex helpers on a 32-bit word, for other one-word sleepers (futures). */
 int actio__futex_wait(uint32_t *word, uint32_t expected, int64_t deadline_ns);

@@ -61,8 +61,9 @@ int actio__mbox_push(actio__mbox *mb, const actio__mbox_msg *msg,
 /*
  * Pops the oldest message into *out. Waits as push does: timeout_ms 0 fails
  * at once with ACTIO_EAGAIN when empty, > 0 sleeps up to that long then
- * ACTIO_ETIMEDOUT, < 0 waits forever. A consumer spins briefly before it
- * sleeps. Returns ACTIO_ECLOSED only once the mailbox is closed and every
+ * ACTIO_ETIMEDOUT, < 0 waits forever. A consumer polls briefly before it
+ * sleeps, unless a few others poll already (half the cores' worth).
+ * Returns ACTIO_ECLOSED only once the mailbox is closed and every
  * message accepted before the close has been popped.
  */
 int actio__mbox_pop(actio__mbox *mb, actio__mbox_msg *out, int64_t timeout_ms);

@@ -896,6 +896,56 @@ START_TEST(scheduled_handler_waits_for_room_and_stops_another) {
 }
 END_TEST
 
+/* Bursts of k tells to k of 4 scheduled actors on 4 threads, from outside
+ * the scheduler, where each handler holds its thread until all k run: a
+ * burst completes only if k threads are woken at once. Only a few threads
+ * poll (the rest park at once), and tells made while one polls wake
+ * nobody, so each thread that takes one must pass the wake on: a lost one
+ * hangs the test. (Handlers must not block; these wait only for each
+ * other, to show that every thread was woken.) */
+enum { SPREAD_ACTORS = 4, SPREAD_ROUNDS = 1000 };
+
+typedef struct {
+  _Atomic uint64_t target; /* taken once the current burst is all taken */
+  _Atomic uint64_t taken;
+} spread;
+
+static int spread_handle(actio_actor *self, void *worker, void *msg, actio_future *reply) {
+  spread *sp = actio_actor_state(self);
+  (void)worker;
+  (void)msg;
+  (void)reply;
+  /* Before counting itself: the burst's end cannot move on until it has. */
+  uint64_t end = atomic_load_explicit(&sp->target, memory_order_acquire);
+  atomic_fetch_add_explicit(&sp->taken, 1, memory_order_acq_rel);
+  while (atomic_load_explicit(&sp->taken, memory_order_acquire) < end)
+    sched_yield(); /* the others of the burst are on their way */
+  return 0;
+}
+
+START_TEST(bursts_from_outside_wake_as_many_threads_as_they_need) {
+  actio_runtime *rt;
+  ck_assert_int_eq(actio_runtime_create(&rt, &(actio_runtime_opts){.threads = SPREAD_ACTORS}), 0);
+  spread sp = {0};
+  actio_behavior b = {.handle = spread_handle};
+  actio_actor *a[SPREAD_ACTORS];
+  for (int i = 0; i < SPREAD_ACTORS; i++)
+    ck_assert_int_eq(actio_actor_spawn(rt, &b, &(actio_actor_opts){.state = &sp}, &a[i]), 0);
+  uint64_t end = 0;
+  for (int r = 0; r < SPREAD_ROUNDS; r++) {
+    int k = 1 + (r * 3) % SPREAD_ACTORS; /* 1 to 4, mixed */
+    end += (uint64_t)k;
+    atomic_store_explicit(&sp.target, end, memory_order_release);
+    for (int i = 0; i < k; i++)
+      ck_assert_int_eq(actio_tell(a[(r + i) % SPREAD_ACTORS], NULL, -1), 0);
+    while (atomic_load_explicit(&sp.taken, memory_order_acquire) < end)
+      sched_yield();
+  }
+  actio_runtime_destroy(rt);
+  ck_assert_uint_eq(atomic_load(&sp.taken), end);
+}
+END_TEST
+
 /* ---- names and monitors ---- */
 
 START_TEST(names_stand_for_actors_until_they_stop) {
@@ -1186,6 +1236,9 @@ int main(void) {
   tcase_add_test(st, monitors_race_a_stop_and_end_once);
   tcase_add_test(st, stop_with_many_workers_and_senders_never_hangs);
   suite_add_tcase(s, st);
+  TCase *bu = tcase_with_timeout("bursts", 300);
+  tcase_add_test(bu, bursts_from_outside_wake_as_many_threads_as_they_need);
+  suite_add_tcase(s, bu);
   TCase *sw = tcase_with_timeout("sweep", 300);
   tcase_add_test(sw, monitors_swept_while_others_cancel_and_a_stop_ends_them);
   suite_add_tcase(s, sw);

@@ -1,6 +1,8 @@
 /* test_mailbox.c: the lock-free mailbox: order, full and empty, timeouts,
- * close, wake hook, and an 8-producer 4-consumer stress of 1,000,000. */
+ * close, wake hook, an 8-producer 4-consumer stress of 1,000,000, and
+ * bursts that need every consumer woken. */
 #include <ck_pr.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -282,6 +284,60 @@ END_TEST
 START_TEST(stress_close_midway_loses_nothing) { run_stress(256, PER_PRODUCER / 3); }
 END_TEST
 
+/* Bursts of k messages to 8 consumers, where each consumer holds its
+ * message until all k are taken: a burst completes only if k consumers
+ * are woken at once. Only a few consumers poll (the rest park at once),
+ * and pushes made while one polls wake nobody, so the poller that takes
+ * a message must pass the wake on: a lost one hangs the test. */
+enum { BURST_CONSUMERS = 8, BURST_ROUNDS = 3000 };
+
+typedef struct {
+  actio__mbox *mb;
+  _Atomic uint64_t target; /* taken once the current burst is all taken */
+  _Atomic uint64_t taken;
+} burst;
+
+static void *burst_consume(void *p) {
+  burst *b = p;
+  actio__mbox_msg m;
+  while (actio__mbox_pop(b->mb, &m, -1) == 0) {
+    /* Before counting itself: the burst's end cannot move on until it has. */
+    uint64_t end = atomic_load_explicit(&b->target, memory_order_acquire);
+    atomic_fetch_add_explicit(&b->taken, 1, memory_order_acq_rel);
+    while (atomic_load_explicit(&b->taken, memory_order_acquire) < end)
+      sched_yield(); /* the others of the burst are on their way */
+  }
+  return NULL;
+}
+
+START_TEST(bursts_reach_as_many_consumers_as_messages) {
+  burst b = {0};
+  ck_assert_int_eq(actio__mbox_create(&b.mb, 64), 0);
+  pthread_t t[BURST_CONSUMERS];
+  for (int i = 0; i < BURST_CONSUMERS; i++)
+    ck_assert_int_eq(pthread_create(&t[i], NULL, burst_consume, &b), 0);
+  uint64_t end = 0;
+  for (int r = 0; r < BURST_ROUNDS; r++) {
+    /* 1 to 8, in an order that mixes short and long bursts. */
+    uint64_t k = 1 + (uint64_t)(r * 5) % BURST_CONSUMERS;
+    end += k;
+    atomic_store_explicit(&b.target, end, memory_order_release);
+    for (uint64_t i = 0; i < k; i++) {
+      actio__mbox_msg m = msg(i + 1);
+      ck_assert_int_eq(actio__mbox_push(b.mb, &m, -1), 0);
+    }
+    while (atomic_load_explicit(&b.taken, memory_order_acquire) < end)
+      sched_yield();
+  }
+  actio__mbox_close(b.mb);
+  for (int i = 0; i < BURST_CONSUMERS; i++)
+    ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+  ck_assert_uint_eq(atomic_load(&b.taken), end);
+  ck_assert_uint_eq(actio__mbox_depth(b.mb), 0);
+  actio__mbox_destroy(b.mb);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("mailbox");
   TCase *tc = tcase_with_timeout("basics", 30);
@@ -299,5 +355,8 @@ int main(void) {
   tcase_add_test(st, stress_small_mailbox_blocks_producers);
   tcase_add_test(st, stress_close_midway_loses_nothing);
   suite_add_tcase(s, st);
+  TCase *bu = tcase_with_timeout("bursts", 300);
+  tcase_add_test(bu, bursts_reach_as_many_consumers_as_messages);
+  suite_add_tcase(s, bu);
   return run_suite(s);
 }

@@ -33,7 +33,8 @@ struct actio__sched {
   pthread_mutex_t mu;       /* guards head and tail */
   actio__task *head, *tail; /* the shared queue */
   _Atomic uint32_t queued;  /* its length, read without the lock */
-  _Atomic uint32_t spinning; /* threads polling for work, not parked */
+  actio__spinners polling;  /* threads polling for work, not parked */
+  unsigned max_polling;     /* how many may: half the cores or threads */
   _Atomic int stopping;
   actio__event idle;        /* threads park here */
   unsigned nthreads, started;
@@ -68,7 +69,7 @@ static void push_shared(actio__sched *s, actio__task *t) {
    * so that a pop never counts down what was not counted up. */
   atomic_fetch_add_explicit(&s->queued, 1, memory_order_seq_cst);
   pthread_mutex_unlock(&s->mu);
-  if (atomic_load_explicit(&s->spinning, memory_order_seq_cst) == 0)
+  if (actio__spinners_count(&s->polling) == 0)
     actio__event_signal(&s->idle);
 }
 
@@ -164,34 +165,48 @@ static void run_task(actio__sched *s, actio__task *t) {
 
 void actio__sched_run(actio__sched *s, actio__task *t) { run_task(s, t); }
 
+/* After a thread took work from the shared queue: pushes made while
+ * others polled woke nobody, so if work is left and none polls now, it
+ * wakes one more thread. A burst thus spreads over the threads one wake-up
+ * at a time (Go's wakep after a spinning thread finds work). */
+static void pass_on(actio__sched *s) {
+  if (atomic_load_explicit(&s->queued, memory_order_seq_cst) > 0 &&
+      actio__spinners_count(&s->polling) == 0)
+    actio__event_signal(&s->idle);
+}
+
 /* Polls for work, then parks. Returns a task, or NULL (look again). */
 static actio__task *find_work(sched_thread *th) {
   actio__sched *s = th->s;
-  atomic_fetch_add_explicit(&s->spinning, 1, memory_order_seq_cst);
-  actio__spin spin = ACTIO__SPIN_INIT(SPIN_POLLS);
-  do {
-    actio__task *t = pop_shared(s);
-    if (t != NULL) {
-      /* The last spinner to find work wakes another for what is left, so
-       * a burst spreads over the threads one wake-up at a time. */
-      if (atomic_fetch_sub_explicit(&s->spinning, 1, memory_order_seq_cst) == 1 &&
-          atomic_load_explicit(&s->queued, memory_order_seq_cst) > 0)
-        actio__event_signal(&s->idle);
-      return t;
-    }
-    if (atomic_load_explicit(&s->stopping, memory_order_acquire))
-      break;
-  } while (actio__spin_once(&spin));
-  atomic_fetch_sub_explicit(&s->spinning, 1, memory_order_seq_cst);
+  /* Only a few threads poll; the others park at once, leaving the cores
+   * to the threads with work (Go's rule: at most half of them). */
+  if (actio__spinners_enter(&s->polling, s->max_polling)) {
+    actio__spin spin = ACTIO__SPIN_INIT(SPIN_POLLS);
+    do {
+      actio__task *t = pop_shared(s);
+      if (t != NULL) {
+        actio__spinners_leave(&s->polling);
+        pass_on(s);
+        return t;
+      }
+      if (atomic_load_explicit(&s->stopping, memory_order_acquire))
+        break;
+    } while (actio__spin_once(&spin));
+    actio__spinners_leave(&s->polling);
+  }
   actio__waiter w;
   actio__event_prepare(&s->idle, &w);
   if (atomic_load_explicit(&s->queued, memory_order_seq_cst) > 0 ||
-      atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+      atomic_load_explicit(&s->stopping, memory_order_acquire))
     actio__event_cancel(&s->idle, &w);
-    return NULL;
-  }
-  actio__event_wait(&s->idle, &w, -1);
-  return NULL;
+  else
+    actio__event_wait(&s->idle, &w, -1);
+  /* Woken for work (or it came before the sleep): take it, and pass the
+   * wake on as a poller would. */
+  actio__task *t = pop_shared(s);
+  if (t != NULL)
+    pass_on(s);
+  return t;
 }
 
 static void *thread_main(void *arg) {
@@ -246,6 +261,9 @@ int actio__sched_create(actio__sched **out, unsigned threads) {
   actio__event_init(&s->idle);
   s->threads = ths;
   s->nthreads = threads;
+  s->max_polling = threads / 2 < actio__spin_cap() ? threads / 2 : actio__spin_cap();
+  if (s->max_polling == 0)
+    s->max_polling = 1;
   int rc = 0;
   for (; s->started < threads; s->started++) {
     ths[s->started].s = s;

@@ -13,7 +13,7 @@
  * returns: an actor that sends to another hands its thread over, as Pony and
  * Go's runnext do, with no other thread woken. Tasks woken elsewhere go to a
  * shared queue, and one parked thread is woken unless one is already looking
- * for work (Go's spinning rule).
+ * for work (Go's spinning rule: at most half the threads look at once).
  */
 typedef struct actio__sched actio__sched;
 typedef struct actio__task actio__task;
