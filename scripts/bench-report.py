@@ -349,6 +349,19 @@ if sweep:
     for (urls, c), v in sorted(sweep.items()):
         print(f"  {urls} URLs, C={c}: {statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})")
 
+# The pipeline at C=32 round by round: the rate and the CPU a URL of the
+# measured process (bench.sh's cpu_us_per_url; steadier than the rate when
+# other work shares the cores), so that a drift across the rounds shows.
+per_round = {}
+for r in rows:
+    if r["workload"] == "pipeline" and not r.get("sweep") and r.get("concurrency") == 32 and "round" in r:
+        cpu = f", {r['cpu_us_per_url']:.0f} us CPU a URL" if "cpu_us_per_url" in r else ""
+        per_round.setdefault((r.get("urls"), r["impl"]), []).append(f"{r['per_sec']:.0f}/s{cpu}")
+if per_round:
+    print("\npipeline at C=32, round by round (URLs/s, and the CPU a URL of that process):")
+    for (urls, impl), v in sorted(per_round.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
+        print(f"  {urls} URLs, {impl}: " + "; ".join(v))
+
 if not args.png:
     sys.exit(0)
 if not shutil.which("gnuplot"):

@@ -70,13 +70,24 @@ PIPELINE=build-bench/demos/actio-pipeline
 MBOX=build-bench/tests/perf/actio-bench-mailbox
 
 work='' svc_dir='' # set once made: the scratch folder, the services this run started
+late_rm=() # what the sections made and left, deleted only on exit (see settle_inodes)
+# Where a run notes when it last deleted many files: the next run reads it.
+FREED_MARK=${TMPDIR:-/tmp}/actio-bench-freed-at
 cleanup() {
   local rc=$?
   if [ -n "$svc_dir" ]; then
     echo "== stopping the services this run started ($svc_dir) =="
     bash bench/services.sh stop "$svc_dir" || true
   fi
-  [ -z "$work" ] || rm -rf "$work"
+  if [ -n "$work" ]; then
+    rm -rf "$work" ${late_rm[@]+"${late_rm[@]}"}
+    if [ $quick = 0 ] && { want files || want pipeline; }; then
+      # Written back, then stamped: the freed inodes are recent for
+      # RECENT_FREE seconds from now (see settle_inodes).
+      sync
+      date +%s > "$FREED_MARK" || true
+    fi
+  fi
   exit $rc
 }
 # Before anything is made, so that a signal at any point leaves nothing behind.
@@ -160,6 +171,30 @@ timed() { # the wall seconds of a command, its output discarded
   $PY -c "print(round($t1 - $t0, 6))"
 }
 section() { echo; echo "== $* (${SECONDS}s) =="; }
+# On an ext4 without a journal (this machine's root) a new inode passes
+# over, one by one, each free inode of its group freed in the last 60 s, or
+# 360 s while that part of the inode table is not written back
+# (fs/ext4/ialloc.c, recently_deleted), and a file goes to its folder's
+# group: right after 150,000 files were deleted beside the pipeline's
+# folder, its runs spent 2 to 4 times the CPU a URL, on both sides, up to
+# 60% of actio's in that scan, and more than 100 s later still more than
+# before (docs/benchmarks.md, session 11). So no section deletes what it
+# made: it is moved aside and deleted on exit, written back (sync) and the
+# time noted in FREED_MARK; a section that makes files first waits until
+# the last run's deletion is RECENT_FREE seconds old, the kernel's longest
+# window. Other processes' deletions are not seen. A quick run (a smoke
+# test) neither notes nor waits.
+RECENT_FREE=361
+settle_inodes() {
+  local at
+  [ $quick = 0 ] || return 0
+  at=$(cat "$FREED_MARK" 2>/dev/null) || return 0
+  [[ $at =~ ^[0-9]+$ ]] || return 0
+  if (($(date +%s) < at + RECENT_FREE)); then
+    echo "(waiting until the last run's deleted files are $RECENT_FREE s old)"
+    while (($(date +%s) < at + RECENT_FREE)); do sleep 1; done
+  fi
+}
 
 if want futures; then
 section "futures and mailboxes, $ROUNDS round(s)"
@@ -409,13 +444,13 @@ fi
 
 if want files; then
 section "files (under $work)"
+settle_inodes
 for r in $(seq "$ROUNDS"); do
   TAG="round=$r"
   # Fresh folders each round. The last round's are moved aside, not
-  # deleted: on this ext4 (no journal) inodes freed in the last minute or
-  # so are passed over one by one by each new file (see the pipeline's
-  # section), which taxed whichever side ran first after the delete: actio,
-  # 4.4k to 64.5k files/s from round to round in session 8's full run.
+  # deleted (settle_inodes): deleted, they taxed whichever side ran first
+  # after the delete: actio, 4.4k to 64.5k files/s from round to round in
+  # session 8's full run. They go with $work on exit.
   mkdir -p "$work/old/$r"
   for d in c py py2; do [ ! -d "$work/$d" ] || mv "$work/$d" "$work/old/$r/"; done
   run $BENCH file_write_small --dir "$work/c" --files $FILES --size 4096 --concurrency 64
@@ -425,7 +460,6 @@ for r in $(seq "$ROUNDS"); do
   run $PY $PEERS/aiofiles_io.py --mode read-small --dir "$work/py" --files $FILES --concurrency 64
   run $PY $PEERS/aiofiles_io.py --mode read-small --dir "$work/py" --files $FILES --concurrency 64 --uvloop
 done
-rm -rf "$work/c" "$work/py" "$work/py2" "$work/old"
 
 # Lines of 0-120 characters, every fifth ending in \r\n; the same seed each run.
 $PY - "$work/lines.txt" $LINES <<'PY'
@@ -467,6 +501,10 @@ section "pipeline: the demo's pages fetched, hashed, saved durably, recorded; $R
 # its file system is in every row (fs=), and the issue's figures want ext4.
 pipe_dir=${BENCH_PIPELINE_DIR:-$work/pipeline}
 mkdir -p "$pipe_dir"
+# Made here, deleted on exit (settle_inodes); $work's go with it.
+late_rm+=("$BENCH_DOCROOT/pages")
+[ "$pipe_dir" = "$work/pipeline" ] || late_rm+=("$pipe_dir/old" "$pipe_dir/out")
+settle_inodes
 fstype=$(findmnt -no FSTYPE -T "$pipe_dir")
 echo "bodies under $pipe_dir ($fstype); every one fsynced, renamed, its folder fsynced"
 pipe_max=0
@@ -477,52 +515,73 @@ for n in $PIPEN; do
 done
 # Each run starts from an empty folder and no table, so that none meets the
 # last one's rows or files. The last run's folder is moved aside, not
-# deleted: on an ext4 without a journal (this machine's root) an inode
-# freed in the last minute or more is passed over, one by one, by every
-# file made after it in that group, so thousands of bodies deleted just
-# before a run made its every file cost more (half the rate or worse, both
-# sides; docs/benchmarks.md, session 8). They go once the section is over.
+# deleted (settle_inodes: deleted, 3000 bodies made the next run half as
+# fast or worse, both sides; docs/benchmarks.md, session 8). And nothing
+# left to write back: the pages just written, the last run's table (this
+# PostgreSQL runs without fsync) and its folder's move.
 pipe_fresh() { # (runs in run's subshell: a counter would not last)
   if [ -d "$pipe_dir/out" ]; then
     mkdir -p "$pipe_dir/old"
     mv "$pipe_dir/out" "$(mktemp -d "$pipe_dir/old/run-XXXXXX")/"
   fi
   PGOPTIONS='-c client_min_messages=warning' psql "$BENCH_PG_DSN" -XAtqc 'DROP TABLE IF EXISTS actio_pipeline'
+  sync
 }
-# actio-pipeline's summary as a JSON line: urls concurrency
-pipeline_line() {
-  pipe_fresh
-  "$PIPELINE" --dsn "$BENCH_PG_DSN" --out "$pipe_dir/out" --concurrency "$2" --timeout 30000 \
-    --run-id bench "$1" > "$work/pipeline.out" || { tail -n 5 "$work/pipeline.out" >&2; return 1; }
+# cpu_of FILE CMD...: runs CMD, and writes to FILE the user and system CPU
+# seconds that it (and what it waited for) used.
+cpu_of() {
+  $PY -c '
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.3f %.3f\n" % (ru.ru_utime, ru.ru_stime))
+sys.exit(rc)' "$@"
+}
+# A run's JSON line (FILE, or the summary of actio-pipeline in it) with its
+# CPU (CPUFILE from cpu_of): cpu_s, sys_s, and cpu_us_per_url, the CPU a
+# URL of that process, steadier than the rate on a shared machine.
+pipeline_json() { # FILE CPUFILE concurrency
   $PY -c '
 import json, re, sys
-s = re.search(r"^summary: (\d+) URLs, (\d+) ok, (\d+) failed .*?, ([\d.]+) s,", open(sys.argv[1]).read(), re.M)
-n, ok, failed, secs = int(s[1]), int(s[2]), int(s[3]), float(s[4])
-print(json.dumps({"impl": "actio", "workload": "pipeline", "n": n, "concurrency": int(sys.argv[2]),
-                  "ok": ok, "errors": failed, "seconds": secs, "per_sec": round(ok / secs, 1)}))' \
-    "$work/pipeline.out" "$2"
+text = open(sys.argv[1]).read()
+s = re.search(r"^summary: (\d+) URLs, (\d+) ok, (\d+) failed .*?, ([\d.]+) s,", text, re.M)
+if s:
+    n, ok, failed, secs = int(s[1]), int(s[2]), int(s[3]), float(s[4])
+    row = {"impl": "actio", "workload": "pipeline", "n": n, "concurrency": int(sys.argv[3]),
+           "ok": ok, "errors": failed, "seconds": secs, "per_sec": round(ok / secs, 1)}
+else:
+    row = json.loads(text)
+user, system = map(float, open(sys.argv[2]).read().split())
+row.update(cpu_s=round(user + system, 3), sys_s=system,
+           cpu_us_per_url=round((user + system) * 1e6 / row["n"], 1))
+print(json.dumps(row))' "$1" "$2" "$3"
 }
-pipeline_py() { # urls concurrency
+pipeline_run() { # actio|py urls concurrency
+  local cmd=("$PIPELINE" --dsn "$BENCH_PG_DSN" --out "$pipe_dir/out" --concurrency "$3"
+    --timeout 30000 --run-id bench "$2")
+  [ "$1" = actio ] || cmd=($PY $PEERS/pipeline.py --dsn "$BENCH_PG_DSN" --out "$pipe_dir/out"
+    --concurrency "$3" --run-id bench --uvloop "$2")
   pipe_fresh
-  $PY $PEERS/pipeline.py --dsn "$BENCH_PG_DSN" --out "$pipe_dir/out" --concurrency "$2" --run-id bench \
-    --uvloop "$1"
+  cpu_of "$work/pipeline.cpu" "${cmd[@]}" > "$work/pipeline.out" ||
+    { tail -n 5 "$work/pipeline.out" >&2; return 1; }
+  pipeline_json "$work/pipeline.out" "$work/pipeline.cpu" "$3"
 }
 for r in $(seq "$ROUNDS"); do
   for n in $PIPEN; do
     TAG="round=$r urls=$n fs=$fstype"
-    run pipeline_line "$work/urls-$n.txt" 32
-    run pipeline_py "$work/urls-$n.txt" 32
+    # Who goes first alternates from round to round, so that neither side
+    # always meets what the other leaves (its writeback, a warmer cache).
+    sides="actio py"; ((r % 2)) || sides="py actio"
+    for side in $sides; do run pipeline_run $side "$work/urls-$n.txt" 32; done
   done
   # The curve: the first list at each C of PIPEC.
   n=${PIPEN%% *}
   for c in $PIPEC; do
     TAG="round=$r urls=$n fs=$fstype sweep=1"
-    run pipeline_line "$work/urls-$n.txt" "$c"
+    run pipeline_run actio "$work/urls-$n.txt" "$c"
   done
 done
 pipe_fresh
-rm -rf "$pipe_dir/old" "$BENCH_DOCROOT/pages"
-[ -n "${BENCH_PIPELINE_DIR:-}" ] || rm -rf "$pipe_dir"
 TAG=
 fi
 
