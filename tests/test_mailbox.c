@@ -1,6 +1,6 @@
 /* test_mailbox.c: the lock-free mailbox: order, full and empty, timeouts,
- * close, wake hook, an 8-producer 4-consumer stress of 1,000,000, and
- * bursts that need every consumer woken. */
+ * close, wake hook, an 8-producer 4-consumer stress of 1,000,000,
+ * bursts that need every consumer woken, and pushes landing at a poll's end. */
 #include <ck_pr.h>
 #include <sched.h>
 #include <stdint.h>
@@ -338,6 +338,48 @@ START_TEST(bursts_reach_as_many_consumers_as_messages) {
 }
 END_TEST
 
+/* One consumer, one message at a time, each pushed a different while after
+ * the last was taken, so that pushes land all over the consumer's poll,
+ * its end included: a push that counts the poller before it publishes, or
+ * a poller that stops polling without looking once more, leaves the
+ * message with the consumer asleep, and the test hangs. */
+enum { EDGE_ROUNDS = 20000, EDGE_PAUSES = 8192 };
+
+typedef struct {
+  actio__mbox *mb;
+  _Atomic uint64_t taken;
+} edge;
+
+static void *edge_consume(void *p) {
+  edge *e = p;
+  actio__mbox_msg m;
+  while (actio__mbox_pop(e->mb, &m, -1) == 0)
+    atomic_fetch_add_explicit(&e->taken, 1, memory_order_release);
+  return NULL;
+}
+
+START_TEST(pushes_as_a_poller_gives_up_still_wake_it) {
+  edge e = {0};
+  ck_assert_int_eq(actio__mbox_create(&e.mb, 8), 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, edge_consume, &e), 0);
+  for (uint64_t r = 0; r < EDGE_ROUNDS; r++) {
+    actio__mbox_msg m = msg(r + 1);
+    ck_assert_int_eq(actio__mbox_push(e.mb, &m, -1), 0);
+    while (atomic_load_explicit(&e.taken, memory_order_acquire) <= r)
+      sched_yield();
+    /* Not a wait for anything: only where in the poll the next push lands
+     * (spread by a multiplicative hash of the round). */
+    for (uint64_t i = (r * 2654435761u) % EDGE_PAUSES; i > 0; i--)
+      ck_pr_stall();
+  }
+  actio__mbox_close(e.mb);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  ck_assert_uint_eq(atomic_load(&e.taken), EDGE_ROUNDS);
+  actio__mbox_destroy(e.mb);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("mailbox");
   TCase *tc = tcase_with_timeout("basics", 30);
@@ -358,5 +400,8 @@ int main(void) {
   TCase *bu = tcase_with_timeout("bursts", 300);
   tcase_add_test(bu, bursts_reach_as_many_consumers_as_messages);
   suite_add_tcase(s, bu);
+  TCase *ed = tcase_with_timeout("poll-edge", 300);
+  tcase_add_test(ed, pushes_as_a_poller_gives_up_still_wake_it);
+  suite_add_tcase(s, ed);
   return run_suite(s);
 }
