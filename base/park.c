@@ -207,10 +207,10 @@ int actio__spinners_enter(actio__spinners *s, unsigned cap) {
   return 1;
 }
 
-int actio__spinners_leave(actio__spinners *s) {
+void actio__spinners_leave(actio__spinners *s) {
   /* Seq_cst: counted out before the caller's last look for work, which a
    * producer that saw it polling must have published by then. */
-  return atomic_fetch_sub_explicit(&s->n, 1, memory_order_seq_cst) == 1;
+  atomic_fetch_sub_explicit(&s->n, 1, memory_order_seq_cst);
 }
 
 unsigned actio__spinners_count(actio__spinners *s) {

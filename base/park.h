@@ -89,8 +89,8 @@ unsigned actio__spin_cap(void);
 /* Counts the caller in as a poller unless `cap` poll already. Returns 1
  * when it is counted (it must call actio__spinners_leave), else 0: park. */
 int actio__spinners_enter(actio__spinners *s, unsigned cap);
-/* Counts a poller out. Returns 1 if it was the last one. */
-int actio__spinners_leave(actio__spinners *s);
+/* Counts a poller out. */
+void actio__spinners_leave(actio__spinners *s);
 /* Pollers now (after the caller's publishing atomic: see above). */
 unsigned actio__spinners_count(actio__spinners *s);
 

@@ -1428,6 +1428,45 @@ START_TEST(replacements_keep_modes_and_refuse_what_is_no_file) {
 }
 END_TEST
 
+/* The fallback's temporary has a name from its open on: it is never more
+ * open than the file it replaces, while its content is written and waits
+ * for its commit; the commit gives it the target's mode exactly. */
+START_TEST(a_fallback_temporary_is_never_more_open_than_its_target) {
+  actio__fio_use_tmpfile(0);
+  umask(022);
+  actio__root cwd = {AT_FDCWD, 0};
+  static const mode_t modes[] = {0600, 0640, 0400, 04755};
+  char p[512];
+  for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+    path_in(p, sizeof p, "secret");
+    rm_rf(p);
+    write_file("secret", "old");
+    ck_assert_int_eq(chmod(p, modes[i]), 0);
+    actio__fio_atomic *a = open_flushed(&cwd, p, 0666, i);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int temps = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (!actio__fio_is_leftover(e->d_name))
+        continue;
+      char t[1024];
+      snprintf(t, sizeof t, "%s/%s", dir, e->d_name);
+      ck_assert_msg((mode_of(t) & 0777 & ~modes[i]) == 0, "temporary %o, target %o",
+                    (unsigned)(mode_of(t) & 07777), (unsigned)modes[i]);
+      temps++;
+    }
+    closedir(d);
+    ck_assert_int_eq(temps, 1);
+    ck_assert_int_eq(actio__fio_atomic_commit(a, 1, NULL, NULL), 0);
+    check_durable(p, i);
+    ck_assert_uint_eq(mode_of(p), S_IFREG | modes[i]);
+    check_no_leftovers(dir, 1);
+  }
+  ck_assert_int_eq(count_fds(), 0);
+}
+END_TEST
+
 /* Targets made between a replacement's open and its commit, which finds
  * the name taken when it links: a file is replaced and keeps its mode (in
  * a group, and alone), a FIFO refused, a symbolic link replaced. */
@@ -2275,6 +2314,7 @@ int main(int argc, char **argv) {
   tcase_add_loop_test(tc, a_group_commits_around_its_failures, 0, 3);
   tcase_add_loop_test(tc, replacements_keep_modes_and_refuse_what_is_no_file, 0, 3);
   tcase_add_loop_test(tc, targets_made_after_the_open, 0, 3);
+  tcase_add_test(tc, a_fallback_temporary_is_never_more_open_than_its_target);
   tcase_add_loop_test(tc, a_group_spans_folders, 0, 3);
   tcase_add_loop_test(tc, durable_writes_stay_in_the_sandbox, 0, 2);
   tcase_add_test(tc, a_cancelled_durable_write_leaves_nothing);

@@ -297,9 +297,10 @@ struct actio__fio_atomic {
 };
 
 /* -1 until first use; then 1: O_TMPFILE where the file system has it, 0:
- * named temporaries only. linkat reaches an O_TMPFILE file through
- * /proc/self/fd (AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH), so without /proc
- * it stays off. Relaxed: every thread reaches the same value. */
+ * named temporaries only. An O_TMPFILE file is linked by its descriptor
+ * where the kernel allows that, else through /proc/self/fd (link_fd):
+ * without /proc, where the first may be refused too, it stays off.
+ * Relaxed: every thread reaches the same value. */
 static _Atomic int use_tmpfile = -1;
 
 void actio__fio_use_tmpfile(int on) {
@@ -390,6 +391,13 @@ int actio__fio_atomic_open(const actio__root *r, const char *path, mode_t mode,
   if (fd == -EOPNOTSUPP || fd == -EISDIR || fd == -EINVAL) {
     a->named = 1;
     fd = a->tmp_dir = open_folder(r, path, dir_len, O_RDONLY | O_DIRECTORY, 0);
+    /* Its temporary shows its content under a name from the start: never
+     * more open than the file it replaces (a 0600 file's new content is
+     * not 0644 meanwhile). take_over makes the mode exact at the commit. */
+    struct stat old;
+    if (fd >= 0 && fstatat(fd, a->leaf, &old, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(old.st_mode))
+      mode &= old.st_mode & 0777;
     if (fd >= 0)
       fd = open_named(a, mode);
   }
