@@ -481,7 +481,9 @@ void actio_db_stmt_destroy(actio_db_stmt *s);
 
 /** What the server described: the parameters' count and type OIDs, the
  * result's columns, their names and type OIDs (NULL / 0 out of range);
- * and the statement's name on the server ("actio_s1"). Any thread. @{ */
+ * and the statement's name on the server ("actio_s1"). The strings are
+ * s's own, valid until it is destroyed (copy one to keep it). Any
+ * thread. @{ */
 int actio_db_stmt_params(const actio_db_stmt *s);
 uint32_t actio_db_stmt_param_type(const actio_db_stmt *s, int i);
 int actio_db_stmt_columns(const actio_db_stmt *s);
