@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "actio.h"
+#include "actors/db/db_internal.h"
 #include "db_test.h"
 #include "pg_server.h"
 
@@ -588,6 +589,82 @@ START_TEST(test_prepare_cancelled_leaves_nothing) {
 }
 END_TEST
 
+START_TEST(test_prepare_first_use_cancelled_in_its_parse) {
+  /* A statement's first use on a connection, cancelled in its Parse
+   * (blocked on a lock): the statement never came to be there, so its
+   * next use there prepares it again. */
+  run(db, "CREATE TABLE IF NOT EXISTS prep_lock (x int)");
+  actio_actor *two = spawn((actio_db_opts){.max_connections = 2, .workers = 1});
+  actio_future *sf, *pf, *lf, *qf;
+  actio_db_session *ss = acquire(two, &sf); /* one connection, held */
+  int64_t pid = int64_of(two, ss, &(actio_db_request){.sql = "SELECT pg_backend_pid()"});
+  actio_db_stmt *s = prepare(two, "SELECT count(*) FROM prep_lock", 0, NULL, &pf); /* the other */
+  actio_db_session *lock = acquire(db, &lf);
+  actio_future_unref(s_run(lock, "BEGIN", 0));
+  actio_future_unref(s_run(lock, "LOCK TABLE prep_lock IN ACCESS EXCLUSIVE MODE", 0));
+  ck_assert_int_eq(actio_db_session_send(ss, &(actio_db_request){.stmt = s}, &qf), 0);
+  await_lock_wait(pid);
+  ck_assert_int_eq(actio_future_cancel(qf), 0);
+  ck_assert_int_eq(actio_future_wait(qf, -1), ACTIO_ECANCELED);
+  actio_future_unref(qf);
+  /* Its Parse over (cancelled on the server) once the session answers. */
+  ck_assert_int_eq(int64_of(two, ss, &(actio_db_request){.sql = "SELECT 1"}), 1);
+  release(lock, 0);
+  actio_future_unref(lf);
+  ck_assert_int_eq(int64_of(two, ss, &(actio_db_request){.stmt = s}), 0);
+  ck_assert_int_eq(int64_of(two, ss, &(actio_db_request){.stmt = s}), 0);
+  release(ss, 0);
+  actio_future_unref(sf);
+  actio_future_unref(pf);
+  run(db, "DROP TABLE prep_lock");
+}
+END_TEST
+
+/* The canceller's hook (actio__db_set_cancel_hook): each cancel request
+ * waits at this gate until the test opens it. */
+static test_gate cancels = TEST_GATE_INIT;
+
+static void hold_cancel(void) { gate_hold(&cancels); }
+
+START_TEST(test_prepare_destroyed_while_a_cancel_is_on_its_way) {
+  /* A statement destroyed while a cancel request is on its way to its
+   * connection is DEALLOCATEd there once the request was delivered, not
+   * before: landing late, the cancel would fail the DEALLOCATE (whose error
+   * nobody reads) and leave the statement on the session (what failed
+   * test_prepare_cancelled_leaves_nothing once under load). */
+  run(db, "CREATE TABLE IF NOT EXISTS prep_lock (x int)");
+  actio_actor *two = spawn((actio_db_opts){.max_connections = 2, .workers = 1});
+  int64_t pid = scalar(two, "SELECT pg_backend_pid()"); /* its one connection */
+  actio_future *pf, *lf, *qf;
+  prepare(two, "SELECT $1::int", 0, NULL, &pf); /* there */
+  actio_db_session *lock = acquire(db, &lf);
+  actio_future_unref(s_run(lock, "BEGIN", 0));
+  actio_future_unref(s_run(lock, "LOCK TABLE prep_lock IN ACCESS EXCLUSIVE MODE", 0));
+  ck_assert_int_eq(actio_db_query(two, "SELECT count(*) FROM prep_lock", 0, NULL, &qf), 0);
+  await_lock_wait(pid);
+  actio__db_set_cancel_hook(hold_cancel);
+  ck_assert_int_eq(actio_future_cancel(qf), 0);
+  gate_wait_held(&cancels); /* its cancel request held on its way */
+  actio_future_unref(pf); /* the statement destroyed */
+  /* Queries on the other connection (opened for them: the first is busy
+   * until its cancel is over): the worker walked its graveyard since. */
+  ck_assert_int_eq(scalar(two, "SELECT 1"), 1);
+  ck_assert_int_eq(scalar(two, "SELECT 2"), 2);
+  ck_assert_uint_eq(actio__db_graves(two), 1); /* no DEALLOCATE yet */
+  gate_open(&cancels);
+  release(lock, 0);
+  actio_future_unref(lf);
+  ck_assert_int_eq(actio_future_wait(qf, -1), ACTIO_ECANCELED);
+  actio_future_unref(qf);
+  /* Then it goes, once the request was delivered and the query is over. */
+  while (actio__db_graves(two) > 0)
+    usleep(1000); /* paces the polling */
+  ck_assert_int_eq(ours_settled(two, 0), 0);
+  actio__db_set_cancel_hook(NULL);
+  run(db, "DROP TABLE prep_lock");
+}
+END_TEST
+
 static Suite *db_session_suite(void) {
   Suite *s = suite_create("db_session");
   TCase *tc = tcase_with_timeout("sessions", 120);
@@ -608,6 +685,8 @@ static Suite *db_session_suite(void) {
   tcase_add_test(tc, test_prepare_describe_run_destroy);
   tcase_add_test(tc, test_prepare_on_every_connection);
   tcase_add_test(tc, test_prepare_cancelled_leaves_nothing);
+  tcase_add_test(tc, test_prepare_destroyed_while_a_cancel_is_on_its_way);
+  tcase_add_test(tc, test_prepare_first_use_cancelled_in_its_parse);
 #ifdef ACTIO_DEBUG
   tcase_add_test_raise_signal(tc, test_prepare_destroyed_twice, SIGABRT);
 #else

@@ -117,6 +117,8 @@ typedef struct db_params {
   const int *lengths, *formats; /* NULL: every value is text */
   actio_db_stmt *stmt;          /* a prepared statement (a reference), or
                                    NULL */
+  int parse, parsed;            /* stmt's Parse went with its last send;
+                                   ... and succeeded */
 } db_params;
 
 /* Requests wait in lists by the thousand, each behind its future: what a
@@ -151,7 +153,7 @@ struct db_req {
               * the rows' values), K_STREAM */
       int nparams, binary_results; /* as the caller gave them */
       const char *const *values; /* NULL with no parameters */
-      const db_params *more;     /* NULL: all text, types inferred */
+      db_params *more;           /* NULL: all text, types inferred */
     };
     struct { /* K_COPY */
       actio_db_row_fn row_fn; /* COPY TO */
@@ -465,6 +467,14 @@ void actio__db_quote_ident(char *out, size_t len, const char *id);
  * workers publish room (db_full's hint), as last published. */
 void actio__db_set_idle_poll_ms(int ms);
 unsigned actio__db_rooms(actio_actor *db);
+
+/* For tests. actio__db_set_cancel_hook: fn (NULL: none) runs on the
+ * canceller thread before each cancel request it sends, so that a test can
+ * hold one on its way. Any thread. actio__db_graves: how many destroyed
+ * statements of db's wait for a DEALLOCATE on some connection. */
+typedef void (*actio__db_cancel_hook_fn)(void);
+void actio__db_set_cancel_hook(actio__db_cancel_hook_fn fn);
+unsigned actio__db_graves(actio_actor *db);
 
 /* db's state if it is a database actor, else NULL. */
 db_state *actio__db_state(actio_actor *db);

@@ -22,6 +22,14 @@ void actio__db_job_unref(cancel_job *j) {
   free(j);
 }
 
+/* Runs before each cancel request is sent (actio__db_set_cancel_hook). */
+static _Atomic(actio__db_cancel_hook_fn) cancel_hook;
+
+void actio__db_set_cancel_hook(actio__db_cancel_hook_fn fn) {
+  /* Release: the canceller that calls it sees what the test set up. */
+  atomic_store_explicit(&cancel_hook, fn, memory_order_release);
+}
+
 static void *canceller_main(void *arg) {
   db_state *st = arg;
   pthread_mutex_lock(&st->cmu);
@@ -34,6 +42,10 @@ static void *canceller_main(void *arg) {
     st->jobs = j->next;
     pthread_mutex_unlock(&st->cmu);
     char err[256];
+    /* Acquire: pairs with actio__db_set_cancel_hook's release. */
+    actio__db_cancel_hook_fn hook = atomic_load_explicit(&cancel_hook, memory_order_acquire);
+    if (hook != NULL)
+      hook();
     /* Failing is fine: the query ends anyway. */
     actio__pg_cancel_send(j->pc, err, sizeof err);
     atomic_store_explicit(&j->done, 1, memory_order_release);
@@ -237,12 +249,14 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
   } else if (r->kind == K_PREPARE) {
     db_prepare_head *h = actio__db_req_ext(r);
     actio_db_stmt *ps = h->stmt;
-    rc = actio__pg_conn_send_describe(c->pc, ps->name, ps->sql, ps->nparams,
-                                      ps->ptypes, r, &h->parsed);
+    /* Sent again after a stray cancel that met its Describe: its Parse
+     * went through on this session, which would refuse another (42P05). */
+    rc = actio__pg_conn_send_describe(c->pc, ps->name, ps->sql, ps->nparams, ps->ptypes,
+                                      ps->on[c->slot] != c->serial, r, &h->parsed);
     if (rc == 0)
       ps->on[c->slot] = c->serial;
   } else {
-    const db_params *m = r->more;
+    db_params *m = r->more;
     actio_db_stmt *ps = m ? m->stmt : NULL;
     actio__pg_query q = {
         .sql = r->sql,
@@ -260,7 +274,9 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
     if (ps != NULL && r->kind != K_STREAM &&
         !atomic_load_explicit(&ps->dead, memory_order_acquire)) {
       q.name = ps->name;
-      q.prepare = ps->on[c->slot] != c->serial;
+      q.prepare = m->parse = ps->on[c->slot] != c->serial;
+      q.parsed = &m->parsed;
+      m->parsed = 0;
       q.cache = 0;
     }
     rc = r->kind == K_STREAM

@@ -76,10 +76,12 @@ void actio__db_prepare_ended(db_worker *w, db_req *r, int rc, actio__pg_result *
 }
 
 /* 1 if c may be sent a DEALLOCATE now: in pipeline mode, pooled (a
- * transaction's failure would refuse it), not about to close. */
+ * transaction's failure would refuse it), not about to close, with no
+ * cancel request on its way (landing late, it would fail the DEALLOCATE,
+ * whose error nobody reads, and leave the statement on the session). */
 static int can_deallocate(const conn *c) {
   return c->init == INIT_NONE && !c->simple && c->txn == NULL && c->copy == NULL &&
-         !c->doomed;
+         c->cancel == NULL && !c->doomed;
 }
 
 /* This worker's part for s: DEALLOCATE on its connections that prepared
@@ -148,6 +150,18 @@ void actio__db_stmt_reap(db_worker *w) {
 }
 
 void actio__db_stmt_reaper_gone(db_worker *w) { grave_walk(w, 1); }
+
+unsigned actio__db_graves(actio_actor *db) {
+  db_state *st = actio__db_state(db);
+  unsigned n = 0;
+  if (st == NULL)
+    return 0;
+  pthread_mutex_lock(&st->gmu);
+  for (const actio_db_stmt *s = st->grave; s != NULL; s = s->gnext)
+    n++;
+  pthread_mutex_unlock(&st->gmu);
+  return n;
+}
 
 /* ---- the API ---- */
 

@@ -53,12 +53,24 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
   atomic_store_explicit(&w->pub->queries, ++w->queries, memory_order_relaxed);
   if (rc == ACTIO_ECONN && w->stopping)
     rc = ACTIO_ECANCELED, msg = "database actor stopped";
+  /* A prepared statement this session does not have: the Parse sent with
+   * r failed (cancelled, say; not for the name being taken: then it is
+   * there), or a DISCARD ALL of the caller's own dropped it. Prepared again
+   * at its next use here. */
+  if (rc != 0 && c != NULL && (r->kind == K_QUERY || r->kind == K_TQUERY) &&
+      r->more != NULL && r->more->stmt != NULL &&
+      ((r->more->parse && !r->more->parsed &&
+        !(err != NULL && actio__pg_error_is(err, "42P05"))) ||
+       (rc == ACTIO_ESQL && err != NULL && actio__pg_error_is(err, "26000"))))
+    r->more->stmt->on[c->slot] = 0;
   /* Cancelled by a request meant for the query ahead of it: send again. */
   if (rc == ACTIO_ESQL &&
       (r->kind == K_QUERY || r->kind == K_BATCH || r->kind == K_PREPARE) &&
       !r->retried && c != NULL &&
       c->cancel != NULL && !atomic_load_explicit(&r->cancel, memory_order_acquire)) {
     if (err != NULL && actio__pg_error_is(err, "57014")) {
+      if (r->kind == K_PREPARE && !((db_prepare_head *)actio__db_req_ext(r))->parsed)
+        ((db_prepare_head *)actio__db_req_ext(r))->stmt->on[c->slot] = 0; /* not there */
       r->retried = 1;
       r->c = NULL;
       r->prev = NULL;
@@ -75,12 +87,6 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
   if (c != NULL && (r->kind == K_QUERY || r->kind == K_BATCH || r->kind == K_PREPARE) &&
       c->state == C_READY)
     w->conn_room++;
-  /* A prepared statement this session lost (a DISCARD ALL of the caller's
-   * own, or its Parse failed): prepared again at its next use here. */
-  if (rc == ACTIO_ESQL && c != NULL && err != NULL && actio__pg_error_is(err, "26000") &&
-      (r->kind == K_QUERY || r->kind == K_TQUERY) && r->more != NULL &&
-      r->more->stmt != NULL)
-    r->more->stmt->on[c->slot] = 0;
   const char *tag = rc == 0 && r->kind == K_QUERY && c != NULL
                         ? actio__pg_result_command_tag(res) : "";
   if ((tag[0] == 'B' && strcmp(tag, "BEGIN") == 0) ||

@@ -424,6 +424,7 @@ static int send_named(actio__pg_conn *c, const actio__pg_query *q, void *arg) {
     return ACTIO_ENOMEM;
   u->stage = q->prepare ? ST_PREP : ST_QUERY;
   u->preparing = q->prepare;
+  u->parsed = q->prepare ? q->parsed : NULL;
   int ok = (!q->prepare || PQsendPrepare(c->pg, q->name, q->sql, q->nparams,
                                          (const Oid *)q->types)) &&
            PQsendQueryPrepared(c->pg, q->name, q->nparams, q->values, q->lengths,
@@ -438,16 +439,16 @@ static int send_named(actio__pg_conn *c, const actio__pg_query *q, void *arg) {
 }
 
 int actio__pg_conn_send_describe(actio__pg_conn *c, const char *name, const char *sql,
-                                 int nparams, const uint32_t *types, void *arg,
-                                 int *parsed) {
+                                 int nparams, const uint32_t *types, int parse,
+                                 void *arg, int *parsed) {
   unit *u = unit_push(c, arg);
   if (u == NULL)
     return ACTIO_ENOMEM;
-  *parsed = 0;
-  u->parsed = parsed;
+  u->parsed = parse ? parsed : NULL;
   u->stage = ST_QUERY;
-  u->n = 2; /* the Prepare's result and the description: the latter kept */
-  if (!PQsendPrepare(c->pg, name, sql, nparams, (const Oid *)types) ||
+  u->n = parse ? 2 : 1; /* the Prepare's result, if any, and the description:
+                           the latter kept */
+  if ((parse && !PQsendPrepare(c->pg, name, sql, nparams, (const Oid *)types)) ||
       !PQsendDescribePrepared(c->pg, name) || !PQpipelineSync(c->pg)) {
     unit_unpush(c);
     return ACTIO_ECONN;
@@ -789,6 +790,8 @@ static void on_result(actio__pg_conn *c, PGresult *res, actio__pg_done_fn done,
       u->use_failed = 1;
     } else {
       PQclear(res);
+      if (u->parsed != NULL) /* a caller's named statement: there now */
+        *u->parsed = 1;
     }
     return;
   }

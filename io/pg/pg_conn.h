@@ -42,6 +42,8 @@ typedef struct actio__pg_query {
                          instead (the cache is not used) */
   int prepare;        /* with name: prepare it (sql, types) first, in the
                          same unit */
+  int *parsed;        /* with prepare, or NULL: set to 1 once that Parse
+                         succeeded (the caller's until the unit is done) */
 } actio__pg_query;
 
 /* 0 if libpq parses `dsn` (key=value or URI), else ACTIO_EDSN. Its
@@ -96,13 +98,14 @@ int actio__pg_conn_send(actio__pg_conn *c, const actio__pg_query *q, void *unit)
 
 /* Prepares `sql` as `name` (nparams, types as in actio__pg_query) and
  * has the server describe it, as one pipelined unit: its result (done)
- * tells the parameters' types and the columns. *parsed (the caller's,
- * until the unit is done) is set to 1 once the Parse succeeded: then the
- * statement exists on the server even if the unit fails (its Describe
- * cancelled, say). 0, ENOMEM or ECONN. */
+ * tells the parameters' types and the columns. parse 0: `name` exists on
+ * this session already, only described. *parsed (the caller's, until the
+ * unit is done) is set to 1 once the Parse succeeded, never back to 0:
+ * then the statement exists on the server even if the unit fails (its
+ * Describe cancelled, say). 0, ENOMEM or ECONN. */
 int actio__pg_conn_send_describe(actio__pg_conn *c, const char *name, const char *sql,
-                                 int nparams, const uint32_t *types, void *unit,
-                                 int *parsed);
+                                 int nparams, const uint32_t *types, int parse,
+                                 void *unit, int *parsed);
 /* A described statement's parameters: their count and type OIDs. */
 int actio__pg_described_params(const actio__pg_result *r);
 uint32_t actio__pg_described_param_type(const actio__pg_result *r, int i);
