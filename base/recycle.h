@@ -31,7 +31,13 @@
 #define ACTIO__RECYCLE_DEPOT 1024
 
 /* The recyclers, one per kind of block: a thread keeps a list of each. */
-enum { ACTIO__RECYCLE_FUTURE, ACTIO__RECYCLE_CALLBACK, ACTIO__RECYCLE_KINDS };
+enum {
+  ACTIO__RECYCLE_FUTURE,
+  ACTIO__RECYCLE_CALLBACK,
+  ACTIO__RECYCLE_FUTURE_EXT,
+  ACTIO__RECYCLE_CHAIN,
+  ACTIO__RECYCLE_KINDS
+};
 
 typedef struct actio__recycler {
   size_t size; /* of a block: at least two pointers */

@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "actio/actor.h"
 #include "actio/error.h"
@@ -10,6 +11,7 @@
 #include "actors/core/future_internal.h"
 #include "actors/core/runtime.h"
 #include "base/clock.h"
+#include "base/recycle.h"
 #include "mailbox/mailbox.h"
 
 /* ---- then, catch, finally: a chain of two steps ---- */
@@ -29,6 +31,12 @@ typedef struct chain {
   actio_then_fn fn;
   void *arg;
 } chain;
+
+/* A chain is made by the thread that chains and freed with its future by
+ * whichever thread lets go of that last: recycled as futures are. */
+static actio__recycler chains = ACTIO__RECYCLER(sizeof(chain), ACTIO__RECYCLE_CHAIN);
+
+static void chain_free(void *c) { actio__recycle_free(&chains, c); }
 
 /* Takes the step's reference: whoever swaps it out owns it. */
 static actio_future *chain_take_step(chain *c) {
@@ -121,20 +129,21 @@ static int chain_start(enum chain_kind kind, actio_future *f, actio_then_fn fn,
                        void *arg, actio_future **out) {
   if (f == NULL || fn == NULL || out == NULL)
     return ACTIO_EINVAL;
-  chain *c = calloc(1, sizeof *c);
+  chain *c = actio__recycle_new(&chains);
   if (c == NULL)
     return ACTIO_ENOMEM;
+  memset(c, 0, sizeof *c);
   int rc = actio_future_create(&c->out);
   if (rc != 0) {
-    free(c);
+    chain_free(c);
     return rc;
   }
   c->kind = kind;
   c->fn = fn;
   c->arg = arg;
-  if (actio__future_attach(c->out, c, free) != 0) {
+  if (actio__future_attach(c->out, c, chain_free) != 0) {
     actio_future_unref(c->out);
-    free(c);
+    chain_free(c);
     return ACTIO_ENOMEM;
   }
   actio_future_on_cancel(c->out, chain_cancel, c);

@@ -108,6 +108,11 @@ static uint32_t *futex_word(actio_future *f) {
   return (uint32_t *)(void *)&f->word + (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
 }
 
+/* Extensions go where their futures go: a chain's future (combinators.c)
+ * and one with a deadline or an error text has one, made by the thread
+ * that makes the future and freed by the one that frees it. */
+static actio__recycler exts = ACTIO__RECYCLER(sizeof(future_ext), ACTIO__RECYCLE_FUTURE_EXT);
+
 /* f's extension, made if it has none yet (any thread). NULL when out of
  * memory. */
 static future_ext *ext_get(actio_future *f) {
@@ -115,7 +120,7 @@ static future_ext *ext_get(actio_future *f) {
   future_ext *e = atomic_load_explicit(&f->ext, memory_order_acquire);
   if (e != NULL)
     return e;
-  future_ext *n = malloc(sizeof *n);
+  future_ext *n = actio__recycle_new(&exts);
   if (n == NULL)
     return NULL;
   n->errmsg = NULL;
@@ -129,7 +134,7 @@ static future_ext *ext_get(actio_future *f) {
   if (atomic_compare_exchange_strong_explicit(&f->ext, &e, n, memory_order_acq_rel,
                                               memory_order_acquire))
     return n;
-  free(n);
+  actio__recycle_free(&exts, n);
   return e;
 }
 
@@ -181,7 +186,7 @@ static void future_free(actio_future *f) {
     actio_future_unref(e->src);
     if (e->aux_free != NULL)
       e->aux_free(e->aux);
-    free(e);
+    actio__recycle_free(&exts, e);
   }
   /* Each registered callback holds a reference until it has run or was
    * withdrawn: what is left in the list was withdrawn. */
