@@ -53,6 +53,7 @@ int actio__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t dead
 
 void actio__event_init(actio__event *ev) {
   ev->parked = 0;
+  ev->waking = 0;
   ev->top = NULL;
   pthread_mutex_init(&ev->mu, NULL);
 }
@@ -98,6 +99,15 @@ static void woken_by_waker(actio__waiter *w) {
   (void)__atomic_load_n(&w->woken, __ATOMIC_ACQUIRE);
 }
 
+/* A waiter back from a wake counts itself out of `waking`. Atomic-load
+ * fence: the count before its caller's next look at the condition
+ * (store-load; free on x86), which pairs with a signaller that publishes
+ * and then reads the count: one of the two sees the other. */
+static void woken_back(actio__event *ev) {
+  ck_pr_dec_32(&ev->waking);
+  ck_pr_fence_atomic_load();
+}
+
 /* Takes `w` off the list if no waker did. Returns 1 if a waker did: its wake
  * is ours (wait until it has finished writing to `w`). */
 static int leave(actio__event *ev, actio__waiter *w) {
@@ -116,23 +126,37 @@ static int leave(actio__event *ev, actio__waiter *w) {
 }
 
 void actio__event_cancel(actio__event *ev, actio__waiter *w) {
-  if (leave(ev, w))
-    actio__event_signal(ev); /* the wake was meant for a message we took
-                                some other way: hand it to another sleeper */
+  if (leave(ev, w)) {
+    /* The wake was meant for a message we took some other way: hand it to
+     * another sleeper (counted out first, so the count never shows us as
+     * still coming). */
+    woken_back(ev);
+    actio__event_signal(ev);
+  }
 }
 
 int actio__event_wait(actio__event *ev, actio__waiter *w, int64_t deadline_ns) {
   while (ck_pr_load_32(&w->woken) == 0) {
-    if (actio__futex_wait(&w->woken, 0, deadline_ns) == ACTIO_ETIMEDOUT)
-      return leave(ev, w) ? 0 : ACTIO_ETIMEDOUT;
+    if (actio__futex_wait(&w->woken, 0, deadline_ns) == ACTIO_ETIMEDOUT) {
+      if (!leave(ev, w))
+        return ACTIO_ETIMEDOUT;
+      woken_back(ev);
+      return 0;
+    }
   }
   woken_by_waker(w);
+  woken_back(ev);
   return 0;
 }
 
 int actio__event_has_waiters(actio__event *ev) {
   ck_pr_fence_atomic_load(); /* as in wake(): after the caller's atomic */
   return ck_pr_load_32(&ev->parked) != 0;
+}
+
+unsigned actio__event_waking(actio__event *ev) {
+  ck_pr_fence_atomic_load(); /* as in wake(): after the caller's atomic */
+  return ck_pr_load_32(&ev->waking);
 }
 
 static void wake(actio__event *ev, int all) {
@@ -150,6 +174,8 @@ static void wake(actio__event *ev, int all) {
     if (w == NULL)
       break;
     unlink_waiter(ev, w);
+    /* Counted in before its wake, so never out before it was in. */
+    ck_pr_inc_32(&ev->waking);
     w->next = list;
     list = w;
   } while (all);

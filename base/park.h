@@ -26,6 +26,9 @@ typedef struct actio__waiter {
 
 typedef struct actio__event {
   uint32_t parked; /* threads on the list; read without the lock */
+  /* Threads taken off the list by a signal that have not yet returned
+   * from their wait (nor passed the wake on): each will look again. */
+  uint32_t waking;
   pthread_mutex_t mu;
   actio__waiter *top; /* most recently parked first: it is the warmest */
 } actio__event;
@@ -37,7 +40,9 @@ void actio__event_prepare(actio__event *ev, actio__waiter *w);
 void actio__event_cancel(actio__event *ev, actio__waiter *w);
 /* Sleeps until signalled or until `deadline_ns` (CLOCK_MONOTONIC, absolute;
  * negative = none). Returns 0 when signalled, else ACTIO_ETIMEDOUT. Either
- * way `w` is off the list and may be reused. */
+ * way `w` is off the list and may be reused. A signalled waiter is counted
+ * out of actio__event_waking before this returns (then a full fence): its
+ * caller's next look at its condition comes after. */
 int actio__event_wait(actio__event *ev, actio__waiter *w, int64_t deadline_ns);
 /* Call after publishing, by an atomic read-modify-write, the change a waiter
  * looks for. */
@@ -45,6 +50,11 @@ void actio__event_signal(actio__event *ev);
 /* 1 while some thread is parked (or about to park) on ev: whether a signal
  * could wake anyone. Call after publishing, as signal. */
 int actio__event_has_waiters(actio__event *ev);
+/* Threads signalled and not yet back from actio__event_wait: each will
+ * look at the condition again. A signaller that sees as many on their way
+ * as there is work for them need wake nobody more. Call after publishing,
+ * as signal. */
+unsigned actio__event_waking(actio__event *ev);
 void actio__event_broadcast(actio__event *ev);
 
 /* A condition variable whose waits end at absolute CLOCK_MONOTONIC

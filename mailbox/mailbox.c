@@ -186,6 +186,24 @@ static int sleep_until(actio__mbox *mb, actio__event *ev, attempt_fn attempt,
   }
 }
 
+/* After publishing (or taking) a message: whether a sleeping consumer
+ * must be woken for what is left. Not while one polls: it takes it. Not
+ * while the consumers already woken and not yet back are as many as the
+ * messages inside: each takes one, or finds the ring empty, after it
+ * counted itself out (actio__event_wait), and then wakes for what is left
+ * as here; one that finds the head cell still being published leaves it
+ * to that cell's producer, whose look comes after its publishing, so after
+ * the consumer's count out (the waking count is read after our publishing
+ * atomic, and counted out before the consumer's look: one of the two sees
+ * the other). Waking one more for each push while the first woken had not
+ * yet run woke consumers that found nothing and parked again. */
+static int need_wake(actio__mbox *mb) {
+  if (actio__spinners_count(&mb->polling) != 0)
+    return 0;
+  unsigned waking = actio__event_waking(&mb->not_empty);
+  return waking == 0 || actio__mbox_depth(mb) > waking;
+}
+
 int actio__mbox_push(actio__mbox *mb, const actio__mbox_msg *msg,
                      int64_t timeout_ms) {
   int rc = try_push(mb, msg);
@@ -194,8 +212,9 @@ int actio__mbox_push(actio__mbox *mb, const actio__mbox_msg *msg,
                      timeout_ms);
   if (rc == 0) {
     /* A polling consumer takes it, or wakes a sleeper once it stops
-     * polling (actio__mbox_pop). */
-    if (actio__spinners_count(&mb->polling) == 0)
+     * polling (actio__mbox_pop); a consumer already woken and on its way
+     * takes it too (see need_wake). */
+    if (need_wake(mb))
       actio__event_signal(&mb->not_empty);
     if (mb->wake != NULL)
       mb->wake(mb->wake_arg);
@@ -217,10 +236,10 @@ static int after_pop(actio__mbox *mb, int rc) {
     /* A consumer woken for a later message may have found an earlier cell
      * still being published and parked again, and pushes made while a
      * consumer polled woke nobody: pass the wake on while messages remain,
-     * so none waits behind a busy consumer, unless one polls (it takes
-     * them, or passes the wake on once it stops). */
+     * so none waits behind a busy consumer, unless one polls or enough
+     * are on their way (need_wake). */
     if (actio__event_has_waiters(&mb->not_empty) && actio__mbox_depth(mb) > 0 &&
-        actio__spinners_count(&mb->polling) == 0)
+        need_wake(mb))
       actio__event_signal(&mb->not_empty);
   }
   /* After close, consumers parked on a cell still in flight need to see the

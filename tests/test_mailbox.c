@@ -1,6 +1,7 @@
 /* test_mailbox.c: the lock-free mailbox: order, full and empty, timeouts,
  * close, wake hook, an 8-producer 4-consumer stress of 1,000,000,
- * bursts that need every consumer woken, and pushes landing at a poll's end. */
+ * bursts that need every consumer woken, pushes landing while woken
+ * consumers are on their way, and pushes landing at a poll's end. */
 #include <ck_pr.h>
 #include <sched.h>
 #include <stdint.h>
@@ -380,6 +381,119 @@ START_TEST(pushes_as_a_poller_gives_up_still_wake_it) {
 }
 END_TEST
 
+/* The count of consumers woken and not yet back: a signal counts the
+ * waiter it takes off the list in, its wait's return (or a cancel that
+ * passes the wake on) counts it out. A push skips the wake while as many
+ * are on their way as there are messages, so a count that stays up loses
+ * wake-ups, and one that drops early wakes too many. */
+START_TEST(a_signalled_waiter_counts_as_waking_until_it_returns) {
+  actio__event ev;
+  actio__event_init(&ev);
+  actio__waiter w1, w2;
+  ck_assert_uint_eq(actio__event_waking(&ev), 0);
+  actio__event_signal(&ev); /* nobody parked: nobody counted */
+  ck_assert_uint_eq(actio__event_waking(&ev), 0);
+  actio__event_prepare(&ev, &w1);
+  actio__event_signal(&ev);
+  ck_assert_uint_eq(actio__event_waking(&ev), 1);
+  ck_assert_int_eq(actio__event_has_waiters(&ev), 0);
+  ck_assert_int_eq(actio__event_wait(&ev, &w1, -1), 0); /* woken: at once */
+  ck_assert_uint_eq(actio__event_waking(&ev), 0);
+  /* A woken waiter that cancels passes the wake on, still counted once. */
+  actio__event_prepare(&ev, &w1);
+  actio__event_prepare(&ev, &w2);
+  actio__event_signal(&ev); /* takes w2, the last parked */
+  ck_assert_uint_eq(actio__event_waking(&ev), 1);
+  actio__event_cancel(&ev, &w2);
+  ck_assert_uint_eq(actio__event_waking(&ev), 1); /* w1 now */
+  ck_assert_int_eq(actio__event_has_waiters(&ev), 0);
+  ck_assert_int_eq(actio__event_wait(&ev, &w1, 0), 0); /* woken beats the deadline */
+  ck_assert_uint_eq(actio__event_waking(&ev), 0);
+  /* A cancel that no signal reached counts nothing; a timeout neither. */
+  actio__event_prepare(&ev, &w1);
+  actio__event_cancel(&ev, &w1);
+  actio__event_prepare(&ev, &w1);
+  ck_assert_int_eq(actio__event_wait(&ev, &w1, 0), ACTIO_ETIMEDOUT);
+  ck_assert_uint_eq(actio__event_waking(&ev), 0);
+  ck_assert_int_eq(actio__event_has_waiters(&ev), 0);
+  /* A broadcast counts every sleeper it takes. */
+  actio__event_prepare(&ev, &w1);
+  actio__event_prepare(&ev, &w2);
+  actio__event_broadcast(&ev);
+  ck_assert_uint_eq(actio__event_waking(&ev), 2);
+  ck_assert_int_eq(actio__event_wait(&ev, &w1, -1), 0);
+  ck_assert_int_eq(actio__event_wait(&ev, &w2, -1), 0);
+  ck_assert_uint_eq(actio__event_waking(&ev), 0);
+  actio__event_destroy(&ev);
+}
+END_TEST
+
+/* Consumers that park at once (no polling) and take one message at a
+ * time, and producers pushing bursts of 1 to 5 at once, each waiting for
+ * its burst to be taken: pushes land while consumers woken for earlier
+ * ones are on their way, and those skip the wake (one of those takes the
+ * message, or wakes for it after its own). A consumer that returns to
+ * the mailbox takes a message a woken one was meant for, which then finds
+ * the ring empty, or the head cell still being published by a producer
+ * that looks after it. A lost wake-up hangs the test. */
+enum { ONWAY_CONSUMERS = 4, ONWAY_PRODUCERS = 3, ONWAY_ROUNDS = 4000 };
+
+typedef struct {
+  actio__mbox *mb;
+  _Atomic uint64_t taken[ONWAY_PRODUCERS];
+} onway;
+
+typedef struct {
+  onway *o;
+  uintptr_t id;
+} onway_producer;
+
+static void *onway_consume(void *p) {
+  onway *o = p;
+  actio__mbox_msg m;
+  while (actio__mbox_pop(o->mb, &m, -1) == 0)
+    atomic_fetch_add_explicit(&o->taken[(uintptr_t)m.a - 1], 1, memory_order_release);
+  return NULL;
+}
+
+static void *onway_produce(void *p) {
+  onway_producer *pr = p;
+  uint64_t end = 0;
+  for (uint64_t r = 0; r < ONWAY_ROUNDS; r++) {
+    uint64_t k = 1 + (r * 2654435761u + pr->id) % 5;
+    for (uint64_t i = 0; i < k; i++) {
+      actio__mbox_msg m = msg(pr->id + 1);
+      ck_assert_int_eq(actio__mbox_push(pr->o->mb, &m, -1), 0);
+    }
+    end += k;
+    while (atomic_load_explicit(&pr->o->taken[pr->id], memory_order_acquire) < end)
+      sched_yield();
+  }
+  return NULL;
+}
+
+START_TEST(pushes_while_woken_consumers_are_on_their_way) {
+  onway o = {0};
+  ck_assert_int_eq(actio__mbox_create(&o.mb, 64), 0);
+  actio__mbox_set_spin(o.mb, 0); /* every empty pop parks */
+  pthread_t c[ONWAY_CONSUMERS], p[ONWAY_PRODUCERS];
+  onway_producer pr[ONWAY_PRODUCERS];
+  for (int i = 0; i < ONWAY_CONSUMERS; i++)
+    ck_assert_int_eq(pthread_create(&c[i], NULL, onway_consume, &o), 0);
+  for (int i = 0; i < ONWAY_PRODUCERS; i++) {
+    pr[i] = (onway_producer){&o, (uintptr_t)i};
+    ck_assert_int_eq(pthread_create(&p[i], NULL, onway_produce, &pr[i]), 0);
+  }
+  for (int i = 0; i < ONWAY_PRODUCERS; i++)
+    ck_assert_int_eq(pthread_join(p[i], NULL), 0);
+  actio__mbox_close(o.mb);
+  for (int i = 0; i < ONWAY_CONSUMERS; i++)
+    ck_assert_int_eq(pthread_join(c[i], NULL), 0);
+  ck_assert_uint_eq(actio__mbox_depth(o.mb), 0);
+  actio__mbox_destroy(o.mb);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("mailbox");
   TCase *tc = tcase_with_timeout("basics", 30);
@@ -391,6 +505,7 @@ int main(void) {
   tcase_add_test(tc, close_refuses_new_and_keeps_accepted);
   tcase_add_test(tc, close_wakes_blocked_threads);
   tcase_add_test(tc, wake_hook_runs_per_accepted_push);
+  tcase_add_test(tc, a_signalled_waiter_counts_as_waking_until_it_returns);
   suite_add_tcase(s, tc);
   TCase *st = tcase_with_timeout("stress", 600);
   tcase_add_test(st, stress_8_producers_4_consumers);
@@ -399,6 +514,7 @@ int main(void) {
   suite_add_tcase(s, st);
   TCase *bu = tcase_with_timeout("bursts", 300);
   tcase_add_test(bu, bursts_reach_as_many_consumers_as_messages);
+  tcase_add_test(bu, pushes_while_woken_consumers_are_on_their_way);
   suite_add_tcase(s, bu);
   TCase *ed = tcase_with_timeout("poll-edge", 300);
   tcase_add_test(ed, pushes_as_a_poller_gives_up_still_wake_it);
