@@ -82,6 +82,7 @@ int fault_pthread_create(pthread_t *t, const pthread_attr_t *attr,
                          void *(*fn)(void *), void *arg);
 int fault_eventfd(unsigned int initval, int flags);
 int fault_fsync(int fd);
+int fault_syncfs(int fd);
 CURL *fault_curl_easy_init(void);
 CURLM *fault_curl_multi_init(void);
 CURLSH *fault_curl_share_init(void);
@@ -191,4 +192,12 @@ int fault_fsync(int fd) {
     return -1;
   }
   return fsync(fd);
+}
+
+int fault_syncfs(int fd) {
+  if (fail_now(FAULT_FSYNC)) {
+    errno = EIO;
+    return -1;
+  }
+  return syncfs(fd);
 }

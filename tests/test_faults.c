@@ -1103,7 +1103,7 @@ START_TEST(a_group_fsyncs_each_folder_once) {
       ck_assert_int_eq(actio__fio_atomic_flush(as[i]), 0);
     }
     fault_arm(FAULT_FSYNC, fail ? 4 : 0); /* 4: folder b's */
-    actio__fio_atomic_commit_group(as, N, rcs, NULL, args);
+    actio__fio_atomic_commit_group(as, N, rcs, NULL, NULL, args);
     ck_assert_int_eq(fault_disarm(), 5);
     ck_assert(fault_injected() == fail);
     for (size_t i = 0; i < N; i++) {
@@ -1113,6 +1113,74 @@ START_TEST(a_group_fsyncs_each_folder_once) {
       ck_assert_int_eq(stat(p, &st), 0);
       ck_assert_uint_eq(st.st_mode & 07777, i == 5 ? 0600 : 0644);
     }
+  }
+  actio__root_close(&root);
+}
+END_TEST
+
+/* A group that flushes its contents itself (syncfs, then an fsync of one
+ * content): either failing fails every item, none put in place (a replaced
+ * file keeps its old content and mode), no temporary left; none failing,
+ * one flush for the group, then the folders' fsyncs as above. */
+START_TEST(a_group_flush_failing_fails_the_whole_group) {
+  char top[300], p[400];
+  snprintf(top, sizeof top, "%s/group-flush", files_dir);
+  ck_assert_int_eq(mkdir(top, 0755), 0);
+  snprintf(p, sizeof p, "%s/a", top);
+  ck_assert_int_eq(mkdir(p, 0755), 0);
+  snprintf(p, sizeof p, "%s/prev", top);
+  int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, "before", 6), 6);
+  close(fd);
+  actio__root root;
+  ck_assert_int_eq(actio__root_open(&root, top), 0);
+  static const char *const paths[] = {"a/x", "prev", "y"}; /* content: the path */
+  enum { N = sizeof paths / sizeof *paths };
+  /* 1: the syncfs fails, 2: the fsync after it; 0: none. */
+  static const int fails[] = {1, 2, 0};
+  for (size_t k = 0; k < 3; k++) {
+    int fail = fails[k];
+    actio__fio_atomic *as[N];
+    void *args[N] = {NULL};
+    int rcs[N];
+    dev_t devs[N];
+    umask(022);
+    for (size_t i = 0; i < N; i++) {
+      ck_assert_int_eq(actio__fio_atomic_open(&root, paths[i], 0666, &as[i]), 0);
+      ck_assert_int_eq(actio__fio_write_fd(actio__fio_atomic_fd(as[i]), paths[i],
+                                           strlen(paths[i]), -1), 0);
+    }
+    fault_arm(FAULT_FSYNC, fail);
+    actio__fio_atomic_commit_group(as, N, rcs, devs, NULL, args);
+    /* syncfs, fsync, then prev's fsync for its mode, and two folders'. */
+    ck_assert_int_eq(fault_disarm(), fail ? fail : 5);
+    ck_assert(fault_injected() == (fail != 0));
+    for (size_t i = 0; i < N; i++) {
+      ck_assert_int_eq(rcs[i], fail ? -EIO : 0);
+      snprintf(p, sizeof p, "%s/%s", top, paths[i]);
+      char got[16] = "";
+      fd = open(p, O_RDONLY);
+      if (fail && i != 1) {
+        ck_assert_int_lt(fd, 0); /* never put in place */
+        continue;
+      }
+      ck_assert_int_ge(fd, 0);
+      ck_assert_int_ge(read(fd, got, sizeof got - 1), 0);
+      close(fd);
+      ck_assert_str_eq(got, fail ? "before" : paths[i]);
+      struct stat st;
+      ck_assert_int_eq(stat(p, &st), 0);
+      ck_assert_uint_eq(st.st_mode & 07777, i == 1 ? 0600 : 0644);
+    }
+    /* Nothing but what was there and what was put in place. */
+    DIR *d = opendir(top);
+    ck_assert_ptr_nonnull(d);
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+      entries += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(entries, fail ? 2 : 3); /* a, prev (, y) */
   }
   actio__root_close(&root);
 }
@@ -1248,6 +1316,7 @@ int main(void) {
     TCase *one = tcase_create("one fault"); /* CK_RUN_CASE="one fault" runs these alone */
     tcase_add_test(one, atomic_write_fails_with_its_folder_fsync);
     tcase_add_test(one, a_group_fsyncs_each_folder_once);
+    tcase_add_test(one, a_group_flush_failing_fails_the_whole_group);
     tcase_add_test(one, failed_prepare_leaves_no_statement);
     suite_add_tcase(s, one);
     rc = run_suite(s);

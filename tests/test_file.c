@@ -1337,7 +1337,7 @@ START_TEST(a_group_commits_around_its_failures) {
   }
   path_in(p, sizeof p, "g4");
   ck_assert_int_eq(mkdir(p, 0755), 0); /* item 4's target, now a folder */
-  actio__fio_atomic_commit_group(as, N, rcs, refuse_marked, args);
+  actio__fio_atomic_commit_group(as, N, rcs, NULL, refuse_marked, args);
   for (size_t i = 0; i < N; i++) {
     snprintf(p, sizeof p, "%s/g%zu", dir, i);
     if (i == 3) {
@@ -1494,7 +1494,7 @@ START_TEST(targets_made_after_the_open) {
   write_file("late3", "old");
   path_in(p, sizeof p, "late3");
   ck_assert_int_eq(chmod(p, 0640), 0);
-  actio__fio_atomic_commit_group(as, N - 1, rcs, NULL, args);
+  actio__fio_atomic_commit_group(as, N - 1, rcs, NULL, NULL, args);
   ck_assert_int_eq(actio__fio_atomic_commit(as[N - 1], 1, NULL, NULL), 0);
   ck_assert_int_eq(rcs[0], 0);
   ck_assert_int_eq(rcs[1], -EINVAL);
@@ -1514,8 +1514,9 @@ START_TEST(targets_made_after_the_open) {
 END_TEST
 
 /* One group over several folders under a sandbox root, the root among
- * them and one folder named two ways: every file in place, no temporary
- * anywhere, no descriptor kept. */
+ * them and one folder named two ways, its contents flushed by the group
+ * (syncfs): every file in place, no temporary anywhere, no descriptor
+ * kept. */
 START_TEST(a_group_spans_folders) {
   atomic_mode(_i);
   char p[512];
@@ -1534,9 +1535,15 @@ START_TEST(a_group_spans_folders) {
   actio__fio_atomic *as[N];
   void *args[N] = {NULL};
   int rcs[N];
-  for (size_t i = 0; i < N; i++)
-    as[i] = open_flushed(&root, paths[i], 0644, i);
-  actio__fio_atomic_commit_group(as, N, rcs, NULL, args);
+  dev_t devs[N];
+  for (size_t i = 0; i < N; i++) {
+    ck_assert_int_eq(actio__fio_atomic_open(&root, paths[i], 0644, &as[i]), 0);
+    char *data = durable_data(i);
+    ck_assert_int_eq(
+        actio__fio_write_fd(actio__fio_atomic_fd(as[i]), data, durable_size(i), -1), 0);
+    free(data);
+  }
+  actio__fio_atomic_commit_group(as, N, rcs, devs, NULL, args);
   for (size_t i = 0; i < N; i++) {
     ck_assert_int_eq(rcs[i], 0);
     path_in(p, sizeof p, paths[i]);

@@ -36,6 +36,7 @@ typedef struct actio__file_group {
   actio__fio_atomic **items;
   void **reqs;
   int *rcs;
+  dev_t *devs; /* the contents' file systems; NULL: each flushed its own */
   unsigned *free_slots;
 } actio__file_group;
 

@@ -111,6 +111,7 @@ static void lead_groups(actio__file_group *g, unsigned slot) {
   actio__fio_atomic **items = g->items + (size_t)slot * g->max;
   void **reqs = g->reqs + (size_t)slot * g->max;
   int *rcs = g->rcs + (size_t)slot * g->max;
+  dev_t *devs = g->devs ? g->devs + (size_t)slot * g->max : NULL;
   while (g->head != NULL) {
     size_t n = 0;
     for (actio__file_req *r = g->head; r != NULL; r = r->next, n++) {
@@ -125,7 +126,7 @@ static void lead_groups(actio__file_group *g, unsigned slot) {
     /* Arrivals from now on form the next group. */
     pthread_cond_broadcast(&g->room);
     pthread_mutex_unlock(&g->lock);
-    actio__fio_atomic_commit_group(items, n, rcs, refuse_commit, reqs);
+    actio__fio_atomic_commit_group(items, n, rcs, devs, refuse_commit, reqs);
     /* One burst: what the completions start and would send at once (rows
      * for a batcher) goes together at its end. */
     actio__burst_begin();
@@ -144,15 +145,16 @@ static int do_durable(actio__file_state *st, actio__file_req *r) {
   int rc = actio__fio_atomic_open(&st->root, r->path, 0666, &r->atomic);
   if (rc != 0)
     return rc;
-  /* Each worker flushes its own file: the kernel merges flushes made at
-   * once into one journal commit (docs/architecture.md, group commit). */
+  /* The group flushes the contents of its file systems at once (syncfs);
+   * with flush_each_file, each worker its own (docs/architecture.md, group
+   * commit). */
+  actio__file_group *g = &st->group;
   if ((rc = write_chunks(actio__fio_atomic_fd(r->atomic), r, -1)) != 0 ||
-      (rc = actio__fio_atomic_flush(r->atomic)) != 0) {
+      (g->devs == NULL && (rc = actio__fio_atomic_flush(r->atomic)) != 0)) {
     actio__fio_atomic_abort(r->atomic);
     r->atomic = NULL;
     return rc;
   }
-  actio__file_group *g = &st->group;
   pthread_mutex_lock(&g->lock);
   while (g->waiting >= g->max)
     pthread_cond_wait(&g->room, &g->lock);
@@ -510,21 +512,23 @@ static void files_state_free(void *arg) {
   free(st->group.items);
   free(st->group.reqs);
   free(st->group.rcs);
+  free(st->group.devs);
   free(st->group.free_slots);
   free(st);
 }
 
 /* All or nothing: on failure g holds nothing to free. */
-static int group_init(actio__file_group *g, size_t max, unsigned leaders) {
+static int group_init(actio__file_group *g, size_t max, unsigned leaders, int each) {
   g->max = max;
   g->max_leaders = leaders;
   g->tail = &g->head;
   g->items = calloc(max * leaders, sizeof *g->items);
   g->reqs = calloc(max * leaders, sizeof *g->reqs);
   g->rcs = calloc(max * leaders, sizeof *g->rcs);
+  g->devs = each ? NULL : calloc(max * leaders, sizeof *g->devs);
   g->free_slots = calloc(leaders, sizeof *g->free_slots);
-  if (g->items != NULL && g->reqs != NULL && g->rcs != NULL && g->free_slots != NULL &&
-      pthread_mutex_init(&g->lock, NULL) == 0) {
+  if (g->items != NULL && g->reqs != NULL && g->rcs != NULL && (each || g->devs != NULL) &&
+      g->free_slots != NULL && pthread_mutex_init(&g->lock, NULL) == 0) {
     for (unsigned k = 0; k < leaders; k++)
       g->free_slots[k] = k;
     if (pthread_cond_init(&g->room, NULL) == 0)
@@ -534,10 +538,12 @@ static int group_init(actio__file_group *g, size_t max, unsigned leaders) {
   free(g->items);
   free(g->reqs);
   free(g->rcs);
+  free(g->devs);
   free(g->free_slots);
   g->items = NULL;
   g->reqs = NULL;
   g->rcs = NULL;
+  g->devs = NULL;
   g->free_slots = NULL;
   return ACTIO_ENOMEM;
 }
@@ -562,7 +568,7 @@ int actio_file_spawn(actio_runtime *rt, const actio_file_opts *opts,
   unsigned leaders = o.max_groups == 0 ? 1 : o.max_groups < workers ? o.max_groups : workers;
   rc = actio__bell_create(&st->parked, NULL, st);
   if (rc == 0)
-    rc = group_init(&st->group, o.max_group ? o.max_group : 64, leaders);
+    rc = group_init(&st->group, o.max_group ? o.max_group : 64, leaders, o.flush_each_file);
   if (rc != 0) {
     files_state_free(st);
     return rc;

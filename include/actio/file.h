@@ -51,6 +51,10 @@ typedef struct actio_file_opts {
   unsigned max_groups;  /**< most groups of durable writes committed at once,
                              each by its own worker (at most `workers`);
                              default 1 */
+  int flush_each_file;  /**< 1: each durable write fsyncs its own file on its
+                             worker; 0 (default): a group's contents are
+                             flushed at once, one syncfs(2) per file system
+                             (actio_file_write_durable) */
 } actio_file_opts;
 
 /** Spawns a file actor in `rt`. opts may be NULL; root is used only during
@@ -118,24 +122,28 @@ int actio_file_write(actio_actor *files, const char *path, const void *data,
 /** Writes len bytes of data (copied) to path atomically and durably, as
  * ACTIO_WRITE_ATOMIC does, sharing the flushes of many files (group
  * commit). The worker that runs it writes the content to a temporary file
- * beside the target (see actio_file_write) and fsyncs it (the workers'
- * fsyncs made at once share a journalled file system's commits, and
- * overlap in the disk's queue without a journal); the file then joins the
- * group waiting to be put in place. While one group is renamed over its targets and its
- * folders fsynced, each folder once, the writes that arrive form the next
- * group (no timer: a lone write goes at once), up to opts.max_group in a
- * group; past that the workers wait, then the mailbox fills. With
- * opts.max_groups above 1, up to that many groups are committed at once,
- * each by the worker that found fewer leading: a write waits for no group
- * but its own, and every group fsyncs its folders itself, after its own
- * renames.
- * docs/architecture.md says why this and not syncfs.
+ * beside the target (see actio_file_write); the file then joins the group
+ * waiting to be put in place. A group's contents are flushed at once: one
+ * syncfs(2) of each file system they are on (then an fsync of one of
+ * them, for the metadata that syncfs writes after its own flush), and
+ * only then renamed over their targets, and their folders fsynced, each
+ * folder once. syncfs also writes what other programs left unwritten on
+ * that file system, and reports its write errors: with
+ * opts.flush_each_file, each worker fsyncs its own file instead, and a
+ * write waits for no one else's data. While one group is committed, the
+ * writes that arrive form the next group (no timer: a lone write goes at
+ * once), up to opts.max_group in a group; past that the workers wait, then
+ * the mailbox fills. With opts.max_groups above 1, up to that many groups
+ * are committed at once, each by the worker that found fewer leading: a
+ * write waits for no group but its own, and every group flushes itself.
+ * docs/architecture.md says why syncfs by default.
  *
  * Value: NULL, once the file, its content and its name are on the disk.
  * Each write fails on its own (a missing folder, -EISDIR, ACTIO_ESANDBOX,
- * -ENOSPC, -EIO from its fsync, ...), leaving the old file and no
- * temporary; a failed folder fsync fails every write of the group into
- * that folder. Cancelled before its rename, a write leaves the old file.
+ * -ENOSPC, ...), leaving the old file and no temporary; a failed flush
+ * (-EIO, ...) fails every write of the group on that file system (with
+ * flush_each_file, that file's write alone), a failed folder fsync every
+ * write of the group into that folder. Cancelled before its rename, a write leaves the old file.
  *
  * Memory: each queued write holds its copy of path and data; while it
  * waits for its group it also holds its file's descriptor (the group opens

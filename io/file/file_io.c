@@ -540,8 +540,39 @@ static int same_folder(const actio__fio_atomic *a, const actio__fio_atomic *b) {
          a->dir_len == b->dir_len && memcmp(a->path, b->path, a->dir_len) == 0;
 }
 
+/* One flush for the contents of a group, for each file system they are on:
+ * syncfs(2) writes all of its dirty data and metadata, then has the disk
+ * flush its cache; an fsync of one of the contents (clean by then: a flush
+ * alone) follows, since an ext4 without a journal writes the inodes after
+ * that flush. Only then may a name point at them. A failure fails every
+ * item on that file system. */
+static void flush_file_systems(actio__fio_atomic *const *as, size_t n, int *rcs,
+                               dev_t *devs) {
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    rcs[i] = fstat(as[i]->fd, &st) == 0 ? 0 : neg_errno();
+    devs[i] = st.st_dev;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int first = rcs[i] == 0;
+    for (size_t j = 0; j < i && first; j++)
+      first = rcs[j] != 0 || devs[j] != devs[i];
+    if (first && (syncfs(as[i]->fd) != 0 || fsync(as[i]->fd) != 0)) {
+      int rc = neg_errno();
+      for (size_t k = i; k < n; k++)
+        if (rcs[k] == 0 && devs[k] == devs[i])
+          rcs[k] = rc;
+    }
+  }
+}
+
 void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int *rcs,
-                                    actio__fio_stop_fn last_say, void *const *args) {
+                                    dev_t *devs, actio__fio_stop_fn last_say,
+                                    void *const *args) {
+  for (size_t i = 0; i < n; i++)
+    rcs[i] = 0;
+  if (devs != NULL)
+    flush_file_systems(as, n, rcs, devs);
   /* Each folder opened once for the group: an item borrows the folder of
    * an earlier one that names it alike (a fallback's own folder counts),
    * so names given alike share one descriptor, and one fsync below. Two
@@ -549,10 +580,11 @@ void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int 
    * fewer. */
   for (size_t i = 0; i < n; i++) {
     actio__fio_atomic *a = as[i];
+    if (rcs[i] != 0)
+      continue; /* its file system's flush failed: left as it was */
     for (size_t j = 0; j < i && a->dir < 0; j++)
       if (as[j]->dir >= 0 && same_folder(as[j], a))
         a->dir = as[j]->dir;
-    rcs[i] = 0;
     if (a->dir < 0 && a->named)
       a->dir = a->tmp_dir;
     else if (a->dir < 0)

@@ -81,15 +81,19 @@ int actio__fio_atomic_commit(actio__fio_atomic *a, int sync,
                              actio__fio_stop_fn last_say, void *arg);
 /* fsync(2) of a's content, for a group commit: 0 or a negated errno. */
 int actio__fio_atomic_flush(actio__fio_atomic *a);
-/* Commits n replacements, each flushed with actio__fio_atomic_flush, with
- * one fsync per folder for them all (group commit): each is put in place
- * as by actio__fio_atomic_commit (last_say with args[i]), then each folder
- * touched is fsynced once (folders named alike, under one root, are opened
- * once for the group). rcs[i] gets item i's result: its own failure,
- * or its folder fsync's for every item in that folder. Frees every item;
- * an item that failed leaves its old file untouched and no temporary. */
+/* Commits n replacements with one fsync per folder for them all (group
+ * commit). Their contents are flushed here when devs is given (room for n:
+ * one syncfs(2) per file system they are on, then an fsync of one of
+ * them), else each was flushed with actio__fio_atomic_flush. Each is then
+ * put in place as by actio__fio_atomic_commit (last_say with args[i]), and
+ * each folder touched is fsynced once (folders named alike, under one
+ * root, are opened once for the group). rcs[i] gets item i's result: its
+ * own failure, its file system's flush's, or its folder fsync's for every
+ * item in that folder. Frees every item; an item that failed leaves its
+ * old file untouched and no temporary. */
 void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int *rcs,
-                                    actio__fio_stop_fn last_say, void *const *args);
+                                    dev_t *devs, actio__fio_stop_fn last_say,
+                                    void *const *args);
 /* Drops the content: the old file is untouched, no temporary is left; frees
  * a. NULL accepted. */
 void actio__fio_atomic_abort(actio__fio_atomic *a);
