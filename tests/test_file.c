@@ -1160,11 +1160,14 @@ static void check_no_leftovers(const char *folder, int want) {
 
 /* Many durable writes at once, in groups of at most 8 (so many groups),
  * some replacing files: every file whole, no temporary left, no
- * descriptor kept. */
+ * descriptor kept. Each way to make the content (_i 0-2), flushed by the
+ * group; and (3) each file flushed by its worker. */
 START_TEST(durable_writes_in_groups) {
   atomic_mode(_i);
   actio_actor *g;
-  ck_assert_int_eq(actio_file_spawn(rt, &(actio_file_opts){.max_group = 8}, &g), 0);
+  ck_assert_int_eq(
+      actio_file_spawn(rt, &(actio_file_opts){.max_group = 8, .flush_each_file = _i == 3}, &g),
+      0);
   char p[512];
   for (size_t i = 0; i < DURABLE_FILES; i += 10) { /* older content to replace */
     snprintf(p, sizeof p, "d%03zu", i);
@@ -2315,7 +2318,7 @@ int main(int argc, char **argv) {
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("durable", 120);
   tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_add_loop_test(tc, durable_writes_in_groups, 0, 3);
+  tcase_add_loop_test(tc, durable_writes_in_groups, 0, 4);
   tcase_add_loop_test(tc, a_failing_durable_write_fails_alone, 0, 3);
   tcase_add_test(tc, durable_completions_run_in_a_burst);
   tcase_add_loop_test(tc, a_group_commits_around_its_failures, 0, 3);
