@@ -4,6 +4,7 @@
  * armed, the n-th call of the armed kind fails as it would for real. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -83,6 +84,7 @@ int fault_pthread_create(pthread_t *t, const pthread_attr_t *attr,
 int fault_eventfd(unsigned int initval, int flags);
 int fault_fsync(int fd);
 int fault_syncfs(int fd);
+int fault_sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags);
 CURL *fault_curl_easy_init(void);
 CURLM *fault_curl_multi_init(void);
 CURLSH *fault_curl_share_init(void);
@@ -200,4 +202,12 @@ int fault_syncfs(int fd) {
     return -1;
   }
   return syncfs(fd);
+}
+
+int fault_sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags) {
+  if (fail_now(FAULT_FSYNC)) {
+    errno = EIO;
+    return -1;
+  }
+  return sync_file_range(fd, offset, nbytes, flags);
 }

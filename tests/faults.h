@@ -21,8 +21,9 @@
 
 /* What fails: allocations (malloc and its kin, and the libcurl and libpq
  * constructors, which return NULL only without memory) with ENOMEM, thread
- * creation with EAGAIN, eventfd creation with EMFILE, fsync and syncfs
- * (counted as one kind) with EIO (a disk that failed to write). */
+ * creation with EAGAIN, eventfd creation with EMFILE, fsync, syncfs and
+ * sync_file_range (counted as one kind) with EIO (a disk that failed to
+ * write). */
 typedef enum fault_kind {
   FAULT_ALLOC, FAULT_THREAD, FAULT_EVENTFD, FAULT_FSYNC, FAULT_KINDS
 } fault_kind;

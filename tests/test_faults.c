@@ -1119,9 +1119,11 @@ START_TEST(a_group_fsyncs_each_folder_once) {
 END_TEST
 
 /* A group that flushes its contents itself (syncfs, then an fsync of one
- * content): either failing fails every item, none put in place (a replaced
- * file keeps its old content and mode), no temporary left; none failing,
- * one flush for the group, then the folders' fsyncs as above. */
+ * content, then a check of each other content's own write error): the
+ * syncfs or the fsync failing fails every item, none put in place (a
+ * replaced file keeps its old content and mode), no temporary left; a
+ * content's own check failing fails that item alone; none failing, one
+ * flush for the group, then the folders' fsyncs as above. */
 START_TEST(a_group_flush_failing_fails_the_whole_group) {
   char top[300], p[400];
   snprintf(top, sizeof top, "%s/group-flush", files_dir);
@@ -1137,10 +1139,14 @@ START_TEST(a_group_flush_failing_fails_the_whole_group) {
   ck_assert_int_eq(actio__root_open(&root, top), 0);
   static const char *const paths[] = {"a/x", "prev", "y"}; /* content: the path */
   enum { N = sizeof paths / sizeof *paths };
-  /* 1: the syncfs fails, 2: the fsync after it; 0: none. */
-  static const int fails[] = {1, 2, 0};
-  for (size_t k = 0; k < 3; k++) {
-    int fail = fails[k];
+  /* The call that fails (0: none), the calls made, the items that fail.
+   * The calls: syncfs, fsync, the checks of prev and y, prev's fsync for
+   * the mode it takes over, folder a's and the root's fsyncs. */
+  static const struct {
+    int fail, calls;
+    unsigned failed;
+  } cases[] = {{1, 1, 7}, {2, 2, 7}, {3, 6, 2}, {0, 7, 0}};
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
     actio__fio_atomic *as[N];
     void *args[N] = {NULL};
     int rcs[N];
@@ -1151,24 +1157,24 @@ START_TEST(a_group_flush_failing_fails_the_whole_group) {
       ck_assert_int_eq(actio__fio_write_fd(actio__fio_atomic_fd(as[i]), paths[i],
                                            strlen(paths[i]), -1), 0);
     }
-    fault_arm(FAULT_FSYNC, fail);
+    fault_arm(FAULT_FSYNC, cases[k].fail);
     actio__fio_atomic_commit_group(as, N, rcs, devs, NULL, args);
-    /* syncfs, fsync, then prev's fsync for its mode, and two folders'. */
-    ck_assert_int_eq(fault_disarm(), fail ? fail : 5);
-    ck_assert(fault_injected() == (fail != 0));
+    ck_assert_int_eq(fault_disarm(), cases[k].calls);
+    ck_assert(fault_injected() == (cases[k].fail != 0));
     for (size_t i = 0; i < N; i++) {
-      ck_assert_int_eq(rcs[i], fail ? -EIO : 0);
+      int failed = (cases[k].failed >> i) & 1;
+      ck_assert_int_eq(rcs[i], failed ? -EIO : 0);
       snprintf(p, sizeof p, "%s/%s", top, paths[i]);
       char got[16] = "";
       fd = open(p, O_RDONLY);
-      if (fail && i != 1) {
+      if (failed && i != 1) {
         ck_assert_int_lt(fd, 0); /* never put in place */
         continue;
       }
       ck_assert_int_ge(fd, 0);
       ck_assert_int_ge(read(fd, got, sizeof got - 1), 0);
       close(fd);
-      ck_assert_str_eq(got, fail ? "before" : paths[i]);
+      ck_assert_str_eq(got, failed ? "before" : paths[i]);
       struct stat st;
       ck_assert_int_eq(stat(p, &st), 0);
       ck_assert_uint_eq(st.st_mode & 07777, i == 1 ? 0600 : 0644);
@@ -1180,7 +1186,7 @@ START_TEST(a_group_flush_failing_fails_the_whole_group) {
     for (struct dirent *e; (e = readdir(d)) != NULL;)
       entries += e->d_name[0] != '.';
     closedir(d);
-    ck_assert_int_eq(entries, fail ? 2 : 3); /* a, prev (, y) */
+    ck_assert_int_eq(entries, (cases[k].failed & 4) ? 2 : 3); /* a, prev (, y) */
   }
   actio__root_close(&root);
 }

@@ -271,12 +271,13 @@ static int send_unit(db_worker *w, conn *c, db_req *r) {
     /* A prepared statement runs by its name, prepared on this session at
      * its first use here; once destroyed (or in a stream, which runs
      * unnamed) it runs as plain SQL, never prepared again. */
+    if (m != NULL) /* this send's, not a send before a retry's */
+      m->parse = m->parsed = 0;
     if (ps != NULL && r->kind != K_STREAM &&
         !atomic_load_explicit(&ps->dead, memory_order_acquire)) {
       q.name = ps->name;
       q.prepare = m->parse = ps->on[c->slot] != c->serial;
       q.parsed = &m->parsed;
-      m->parsed = 0;
       q.cache = 0;
     }
     rc = r->kind == K_STREAM

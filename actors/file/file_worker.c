@@ -137,8 +137,8 @@ static void lead_groups(actio__file_group *g, unsigned slot) {
   }
 }
 
-/* Writes r's content beside its target and flushes it, then hands it to
- * the group commit.
+/* Writes r's content beside its target (and, with flush_each_file, flushes
+ * it), then hands it to the group commit.
  * Returns nonzero (r failed alone, not handed over) or 0: r belongs to a
  * group, which completes it. */
 static int do_durable(actio__file_state *st, actio__file_req *r) {

@@ -127,8 +127,11 @@ int actio_file_write(actio_actor *files, const char *path, const void *data,
  * syncfs(2) of each file system they are on (then an fsync of one of
  * them, for the metadata that syncfs writes after its own flush), and
  * only then renamed over their targets, and their folders fsynced, each
- * folder once. syncfs also writes what other programs left unwritten on
- * that file system, and reports its write errors: with
+ * folder once; each other content's own write error is then checked
+ * (sync_file_range's wait, no writing). syncfs also writes what other
+ * programs left unwritten on that file system, and can report their write
+ * errors; it needs Linux 5.8 to report any, and a file system whose syncfs
+ * flushes (local ones; not all of FUSE's or the network's). With
  * opts.flush_each_file, each worker fsyncs its own file instead, and a
  * write waits for no one else's data. While one group is committed, the
  * writes that arrive form the next group (no timer: a lone write goes at
@@ -140,10 +143,11 @@ int actio_file_write(actio_actor *files, const char *path, const void *data,
  *
  * Value: NULL, once the file, its content and its name are on the disk.
  * Each write fails on its own (a missing folder, -EISDIR, ACTIO_ESANDBOX,
- * -ENOSPC, ...), leaving the old file and no temporary; a failed flush
- * (-EIO, ...) fails every write of the group on that file system (with
- * flush_each_file, that file's write alone), a failed folder fsync every
- * write of the group into that folder. Cancelled before its rename, a write leaves the old file.
+ * -ENOSPC, its content's write error, ...), leaving the old file and no
+ * temporary; a failed flush (-EIO, ...) fails every write of the group on
+ * that file system (with flush_each_file, that file's write alone), a
+ * failed folder fsync every write of the group into that folder. Cancelled
+ * before its rename, a write leaves the old file.
  *
  * Memory: each queued write holds its copy of path and data; while it
  * waits for its group it also holds its file's descriptor (the group opens

@@ -545,24 +545,31 @@ static int same_folder(const actio__fio_atomic *a, const actio__fio_atomic *b) {
  * flush its cache; an fsync of one of the contents (clean by then: a flush
  * alone) follows, since an ext4 without a journal writes the inodes after
  * that flush. Only then may a name point at them. A failure fails every
- * item on that file system. */
+ * item on that file system. Then each other content's own write error, if
+ * any, fails it alone: syncfs reports an error once to whoever asks first
+ * (and not at all before Linux 5.8), a descriptor's own since its open
+ * (sync_file_range's wait: no writing, its pages are clean by then). */
 static void flush_file_systems(actio__fio_atomic *const *as, size_t n, int *rcs,
                                dev_t *devs) {
   for (size_t i = 0; i < n; i++) {
     struct stat st;
     rcs[i] = fstat(as[i]->fd, &st) == 0 ? 0 : neg_errno();
-    devs[i] = st.st_dev;
+    devs[i] = rcs[i] == 0 ? st.st_dev : 0;
   }
   for (size_t i = 0; i < n; i++) {
     int first = rcs[i] == 0;
     for (size_t j = 0; j < i && first; j++)
       first = rcs[j] != 0 || devs[j] != devs[i];
-    if (first && (syncfs(as[i]->fd) != 0 || fsync(as[i]->fd) != 0)) {
-      int rc = neg_errno();
-      for (size_t k = i; k < n; k++)
-        if (rcs[k] == 0 && devs[k] == devs[i])
-          rcs[k] = rc;
-    }
+    if (!first)
+      continue;
+    int rc = syncfs(as[i]->fd) == 0 && fsync(as[i]->fd) == 0 ? 0 : neg_errno();
+    for (size_t k = i + 1; k < n; k++)
+      if (rcs[k] == 0 && devs[k] == devs[i])
+        rcs[k] = rc != 0 ? rc
+                 : sync_file_range(as[k]->fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE) == 0
+                     ? 0
+                     : neg_errno();
+    rcs[i] = rc;
   }
 }
 
