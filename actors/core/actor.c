@@ -16,6 +16,7 @@
 #include "actors/core/actor_impl.h"
 #include "actors/core/actor_internal.h"
 #include "actors/core/bell.h"
+#include "actors/core/burst.h"
 #include "actors/core/deadline.h"
 #include "actors/core/future_internal.h"
 #include "actors/core/runtime.h"
@@ -681,13 +682,18 @@ const actio_behavior *actio_actor_behavior(const actio_actor *a) {
  * scheduler thread that waits for its room runs queued actors meanwhile
  * rather than sleep through the time it could make room itself. */
 static int push(actio_actor *a, actio__mbox_msg *m, int64_t timeout_ms) {
+  int rc = actio__mbox_push(a->mb, m, 0);
+  if (rc != ACTIO_EFULL || timeout_ms == 0)
+    return rc;
+  /* About to wait: what would drain the mailbox may be in this thread's
+   * burst. */
+  actio__burst_flush();
   actio__sched *s = a->nworkers == 0 ? actio__sched_current() : NULL;
-  if (s == NULL || s != a->rt->sched || timeout_ms == 0)
+  if (s == NULL || s != a->rt->sched)
     return actio__mbox_push(a->mb, m, timeout_ms);
   int64_t deadline = actio__deadline_ns(timeout_ms);
   for (;;) {
-    int rc = actio__mbox_push(a->mb, m, 0);
-    if (rc != ACTIO_EFULL)
+    if ((rc = actio__mbox_push(a->mb, m, 0)) != ACTIO_EFULL)
       return rc;
     if (deadline >= 0 && actio__now_ns() >= deadline)
       return ACTIO_ETIMEDOUT;

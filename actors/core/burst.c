@@ -15,16 +15,30 @@ void actio__burst_begin(void) {
     me.tail = &me.head;
 }
 
-void actio__burst_end(void) {
-  ACTIO__ASSERT(me.depth > 0);
-  if (--me.depth != 0)
-    return;
+/* Runs the deferred hooks in order, each taken off the list before its
+ * call; me.depth is 0 (outside any burst). */
+static void run_hooks(void) {
   for (actio__burst_hook *h; (h = me.head) != NULL;) {
     if ((me.head = h->next) == NULL)
       me.tail = &me.head;
     h->next = NULL;
     h->fn(h);
   }
+}
+
+void actio__burst_end(void) {
+  ACTIO__ASSERT(me.depth > 0);
+  if (--me.depth == 0)
+    run_hooks();
+}
+
+void actio__burst_flush(void) {
+  if (me.depth == 0 || me.head == NULL)
+    return;
+  unsigned depth = me.depth;
+  me.depth = 0;
+  run_hooks();
+  me.depth = depth;
 }
 
 int actio__burst_active(void) { return me.depth != 0; }

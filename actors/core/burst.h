@@ -21,6 +21,13 @@ void actio__burst_begin(void);
  * they would defer they do at once). */
 void actio__burst_end(void);
 
+/* Runs now, in order, the hooks deferred so far in this thread's burst,
+ * which stays open (what they would defer they do at once). A thread about
+ * to block calls it first, as stdio flushes its output before a read: what
+ * it waits for may be held by its own burst (a callback in a file group's
+ * completions that waits for its row's batch), and would never come. */
+void actio__burst_flush(void);
+
 /* Whether this thread is inside a burst. */
 int actio__burst_active(void);
 

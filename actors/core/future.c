@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "actio/error.h"
+#include "actors/core/burst.h"
 #include "actors/core/future_internal.h"
 #include "base/clock.h"
 #include "base/debug.h"
@@ -787,6 +788,10 @@ int actio_future_wait(actio_future *f, int64_t timeout_ms) {
     return ACTIO_EINVAL;
   int64_t deadline = actio__deadline_ns(timeout_ms);
   uint64_t s = atomic_load_explicit(&f->word, memory_order_acquire);
+  if ((s & F_PHASE) != F_DONE && timeout_ms != 0) {
+    actio__burst_flush(); /* f may wait for what this thread's burst holds */
+    s = atomic_load_explicit(&f->word, memory_order_acquire);
+  }
   while ((s & F_PHASE) != F_DONE) {
     if (timeout_ms == 0)
       return ACTIO_EPENDING;
