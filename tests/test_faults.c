@@ -13,6 +13,7 @@
  * it under ASan) and nothing hang (an alarm fails the run loudly). */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1118,15 +1120,21 @@ START_TEST(a_group_fsyncs_each_folder_once) {
 }
 END_TEST
 
-/* A group that flushes its contents itself (syncfs, then an fsync of one
- * content, then a check of each other content's own write error): the
- * syncfs or the fsync failing fails every item, none put in place (a
- * replaced file keeps its old content and mode), no temporary left; a
- * content's own check failing fails that item alone; none failing, one
- * flush for the group, then the folders' fsyncs as above. */
-START_TEST(a_group_flush_failing_fails_the_whole_group) {
-  char top[300], p[400];
-  snprintf(top, sizeof top, "%s/group-flush", files_dir);
+/* Hooks for actio__fio_syncfs_flushes: any file system trusted, or none
+ * (the type asked of kept). */
+static _Atomic long fs_asked;
+static int fs_flushes(long f_type) {
+  (void)f_type;
+  return 1;
+}
+static int fs_unknown(long f_type) {
+  atomic_store(&fs_asked, f_type);
+  return 0;
+}
+
+/* A folder for a group's cases: top, top/a, and top/prev (0600, "before"). */
+static void group_folder(const char *top) {
+  char p[400];
   ck_assert_int_eq(mkdir(top, 0755), 0);
   snprintf(p, sizeof p, "%s/a", top);
   ck_assert_int_eq(mkdir(p, 0755), 0);
@@ -1135,60 +1143,115 @@ START_TEST(a_group_flush_failing_fails_the_whole_group) {
   ck_assert_int_ge(fd, 0);
   ck_assert_int_eq(write(fd, "before", 6), 6);
   close(fd);
+}
+
+/* Commits "a/x", "prev" and "y" (each its path as content) as one group in
+ * top, whose contents it flushes, with the fail-th flush call failing (0:
+ * none): `calls` made, the items of the `failed` mask failing, each of them
+ * left as it was (prev keeps its content and mode, no temporary left). */
+static void group_case(const char *top, int fail, int calls, unsigned failed_mask) {
+  static const char *const paths[] = {"a/x", "prev", "y"};
+  enum { N = sizeof paths / sizeof *paths };
+  char p[400];
   actio__root root;
   ck_assert_int_eq(actio__root_open(&root, top), 0);
-  static const char *const paths[] = {"a/x", "prev", "y"}; /* content: the path */
-  enum { N = sizeof paths / sizeof *paths };
+  actio__fio_atomic *as[N];
+  void *args[N] = {NULL};
+  int rcs[N];
+  dev_t devs[N];
+  umask(022);
+  for (size_t i = 0; i < N; i++) {
+    ck_assert_int_eq(actio__fio_atomic_open(&root, paths[i], 0666, &as[i]), 0);
+    ck_assert_int_eq(actio__fio_write_fd(actio__fio_atomic_fd(as[i]), paths[i],
+                                         strlen(paths[i]), -1), 0);
+  }
+  fault_arm(FAULT_FSYNC, fail);
+  actio__fio_atomic_commit_group(as, N, rcs, devs, NULL, args);
+  ck_assert_int_eq(fault_disarm(), calls);
+  ck_assert(fault_injected() == (fail != 0));
+  for (size_t i = 0; i < N; i++) {
+    int failed = (failed_mask >> i) & 1;
+    ck_assert_int_eq(rcs[i], failed ? -EIO : 0);
+    snprintf(p, sizeof p, "%s/%s", top, paths[i]);
+    char got[16] = "";
+    int fd = open(p, O_RDONLY);
+    if (failed && i != 1) {
+      ck_assert_int_lt(fd, 0); /* never put in place */
+      continue;
+    }
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_ge(read(fd, got, sizeof got - 1), 0);
+    close(fd);
+    ck_assert_str_eq(got, failed ? "before" : paths[i]);
+    struct stat st;
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, i == 1 ? 0600 : 0644);
+  }
+  /* Nothing but what was there and what was put in place. */
+  DIR *d = opendir(top);
+  ck_assert_ptr_nonnull(d);
+  int entries = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    entries += e->d_name[0] != '.';
+  closedir(d);
+  ck_assert_int_eq(entries, (failed_mask & 4) ? 2 : 3); /* a, prev (, y) */
+  actio__root_close(&root);
+}
+
+/* A group that flushes its contents itself (syncfs, then an fsync of one
+ * content, then a check of each other content's own write error): the
+ * syncfs or the fsync failing fails every item, none put in place (a
+ * replaced file keeps its old content and mode), no temporary left; a
+ * content's own check failing fails that item alone; none failing, one
+ * flush for the group, then the folders' fsyncs as above. */
+START_TEST(a_group_flush_failing_fails_the_whole_group) {
+  char top[300];
+  snprintf(top, sizeof top, "%s/group-flush", files_dir);
+  group_folder(top);
+  /* One syncfs for the group wherever the test's folder is. */
+  atomic_store_explicit(&actio__fio_fs_hook, fs_flushes, memory_order_release);
   /* The call that fails (0: none), the calls made, the items that fail.
    * The calls: syncfs, fsync, the checks of prev and y, prev's fsync for
-   * the mode it takes over, folder a's and the root's fsyncs. */
+   * the mode it takes over, folder a's and the root's fsyncs. In this
+   * order, no case finds what an earlier one put in place. */
   static const struct {
     int fail, calls;
     unsigned failed;
   } cases[] = {{1, 1, 7}, {2, 2, 7}, {3, 6, 2}, {0, 7, 0}};
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+    group_case(top, cases[k].fail, cases[k].calls, cases[k].failed);
+  atomic_store_explicit(&actio__fio_fs_hook, NULL, memory_order_release);
+}
+END_TEST
+
+/* On a file system where syncfs may not flush (FUSE, NFS...: not known to
+ * actio__fio_syncfs_flushes), a group fsyncs each content before any
+ * rename, and one failing fails that item alone. */
+START_TEST(a_group_on_an_unknown_file_system_fsyncs_each) {
+  ck_assert(actio__fio_syncfs_flushes(EXT4_SUPER_MAGIC));
+  ck_assert(actio__fio_syncfs_flushes(TMPFS_MAGIC));
+  ck_assert(!actio__fio_syncfs_flushes(FUSE_SUPER_MAGIC));
+  ck_assert(!actio__fio_syncfs_flushes(NFS_SUPER_MAGIC));
+  ck_assert(!actio__fio_syncfs_flushes(0));
+  /* The calls: the three contents' fsyncs, prev's fsync for the mode it
+   * takes over, the fsyncs of folder a and of the root, each if an item
+   * is left in it. No syncfs, no check. A folder each. */
+  static const struct {
+    int fail, calls;
+    unsigned failed;
+  } cases[] = {{0, 6, 0}, {1, 5, 1}, {2, 5, 2}, {3, 6, 4}};
+  atomic_store_explicit(&actio__fio_fs_hook, fs_unknown, memory_order_release);
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-    actio__fio_atomic *as[N];
-    void *args[N] = {NULL};
-    int rcs[N];
-    dev_t devs[N];
-    umask(022);
-    for (size_t i = 0; i < N; i++) {
-      ck_assert_int_eq(actio__fio_atomic_open(&root, paths[i], 0666, &as[i]), 0);
-      ck_assert_int_eq(actio__fio_write_fd(actio__fio_atomic_fd(as[i]), paths[i],
-                                           strlen(paths[i]), -1), 0);
-    }
-    fault_arm(FAULT_FSYNC, cases[k].fail);
-    actio__fio_atomic_commit_group(as, N, rcs, devs, NULL, args);
-    ck_assert_int_eq(fault_disarm(), cases[k].calls);
-    ck_assert(fault_injected() == (cases[k].fail != 0));
-    for (size_t i = 0; i < N; i++) {
-      int failed = (cases[k].failed >> i) & 1;
-      ck_assert_int_eq(rcs[i], failed ? -EIO : 0);
-      snprintf(p, sizeof p, "%s/%s", top, paths[i]);
-      char got[16] = "";
-      fd = open(p, O_RDONLY);
-      if (failed && i != 1) {
-        ck_assert_int_lt(fd, 0); /* never put in place */
-        continue;
-      }
-      ck_assert_int_ge(fd, 0);
-      ck_assert_int_ge(read(fd, got, sizeof got - 1), 0);
-      close(fd);
-      ck_assert_str_eq(got, failed ? "before" : paths[i]);
-      struct stat st;
-      ck_assert_int_eq(stat(p, &st), 0);
-      ck_assert_uint_eq(st.st_mode & 07777, i == 1 ? 0600 : 0644);
-    }
-    /* Nothing but what was there and what was put in place. */
-    DIR *d = opendir(top);
-    ck_assert_ptr_nonnull(d);
-    int entries = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-      entries += e->d_name[0] != '.';
-    closedir(d);
-    ck_assert_int_eq(entries, (cases[k].failed & 4) ? 2 : 3); /* a, prev (, y) */
+    char top[300];
+    snprintf(top, sizeof top, "%s/unknown-fs-%zu", files_dir, k);
+    group_folder(top);
+    atomic_store(&fs_asked, 0);
+    group_case(top, cases[k].fail, cases[k].calls, cases[k].failed);
+    struct statfs sf;
+    ck_assert_int_eq(statfs(top, &sf), 0);
+    ck_assert_int_eq(atomic_load(&fs_asked), (long)sf.f_type); /* asked of its own */
   }
-  actio__root_close(&root);
+  atomic_store_explicit(&actio__fio_fs_hook, NULL, memory_order_release);
 }
 END_TEST
 
@@ -1323,6 +1386,7 @@ int main(void) {
     tcase_add_test(one, atomic_write_fails_with_its_folder_fsync);
     tcase_add_test(one, a_group_fsyncs_each_folder_once);
     tcase_add_test(one, a_group_flush_failing_fails_the_whole_group);
+    tcase_add_test(one, a_group_on_an_unknown_file_system_fsyncs_each);
     tcase_add_test(one, failed_prepare_leaves_no_statement);
     suite_add_tcase(s, one);
     rc = run_suite(s);

@@ -9,11 +9,13 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -540,6 +542,31 @@ static int same_folder(const actio__fio_atomic *a, const actio__fio_atomic *b) {
          a->dir_len == b->dir_len && memcmp(a->path, b->path, a->dir_len) == 0;
 }
 
+_Atomic(actio__fio_fs_hook_fn) actio__fio_fs_hook;
+
+int actio__fio_syncfs_flushes(long f_type) {
+  switch (f_type) {
+  case EXT4_SUPER_MAGIC: /* ext2 and ext3 too */
+  case XFS_SUPER_MAGIC:
+  case BTRFS_SUPER_MAGIC:
+  case F2FS_SUPER_MAGIC:
+  case TMPFS_MAGIC:
+  case OVERLAYFS_SUPER_MAGIC: /* its syncfs syncs the upper file system */
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* Whether one syncfs flushes the contents on fd's file system. */
+static int syncfs_flushes(int fd) {
+  struct statfs s;
+  if (fstatfs(fd, &s) != 0)
+    return 0; /* the safe way: an fsync each */
+  actio__fio_fs_hook_fn hook = atomic_load_explicit(&actio__fio_fs_hook, memory_order_acquire);
+  return hook != NULL ? hook((long)s.f_type) : actio__fio_syncfs_flushes((long)s.f_type);
+}
+
 /* One flush for the contents of a group, for each file system they are on:
  * syncfs(2) writes all of its dirty data and metadata, then has the disk
  * flush its cache; an fsync of one of the contents (clean by then: a flush
@@ -548,7 +575,9 @@ static int same_folder(const actio__fio_atomic *a, const actio__fio_atomic *b) {
  * item on that file system. Then each other content's own write error, if
  * any, fails it alone: syncfs reports an error once to whoever asks first
  * (and not at all before Linux 5.8), a descriptor's own since its open
- * (sync_file_range's wait: no writing, its pages are clean by then). */
+ * (sync_file_range's wait: no writing, its pages are clean by then). On a
+ * file system where syncfs may not flush (actio__fio_syncfs_flushes), each
+ * content is fsynced instead. */
 static void flush_file_systems(actio__fio_atomic *const *as, size_t n, int *rcs,
                                dev_t *devs) {
   for (size_t i = 0; i < n; i++) {
@@ -557,11 +586,20 @@ static void flush_file_systems(actio__fio_atomic *const *as, size_t n, int *rcs,
     devs[i] = rcs[i] == 0 ? st.st_dev : 0;
   }
   for (size_t i = 0; i < n; i++) {
-    int first = rcs[i] == 0;
+    int first = rcs[i] == 0 && devs[i] != 0; /* 0: flushed on its own */
     for (size_t j = 0; j < i && first; j++)
       first = rcs[j] != 0 || devs[j] != devs[i];
     if (!first)
       continue;
+    if (!syncfs_flushes(as[i]->fd)) {
+      dev_t dev = devs[i];
+      for (size_t k = i; k < n; k++)
+        if (rcs[k] == 0 && devs[k] == dev) {
+          rcs[k] = actio__fio_atomic_flush(as[k]);
+          devs[k] = 0;
+        }
+      continue;
+    }
     int rc = syncfs(as[i]->fd) == 0 && fsync(as[i]->fd) == 0 ? 0 : neg_errno();
     for (size_t k = i + 1; k < n; k++)
       if (rcs[k] == 0 && devs[k] == devs[i])

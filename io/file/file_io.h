@@ -84,7 +84,7 @@ int actio__fio_atomic_flush(actio__fio_atomic *a);
 /* Commits n replacements with one fsync per folder for them all (group
  * commit). Their contents are flushed here when devs is given (room for n:
  * one syncfs(2) per file system they are on, then an fsync of one of
- * them), else each was flushed with actio__fio_atomic_flush. Each is then
+ * them; on a file system syncfs may not flush, an fsync of each), else each was flushed with actio__fio_atomic_flush. Each is then
  * put in place as by actio__fio_atomic_commit (last_say with args[i]), and
  * each folder touched is fsynced once (folders named alike, under one
  * root, are opened once for the group). rcs[i] gets item i's result: its
@@ -94,6 +94,17 @@ int actio__fio_atomic_flush(actio__fio_atomic *a);
 void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int *rcs,
                                     dev_t *devs, actio__fio_stop_fn last_say,
                                     void *const *args);
+/* Whether a group may flush the contents on a file system of this type
+ * (statfs's f_type) with one syncfs(2): the local ones known to flush what
+ * it writes (ext2/3/4, XFS, Btrfs, F2FS; tmpfs, with nothing to flush; overlayfs,
+ * whose syncfs syncs its upper file system).
+ * On any other (FUSE, NFS, CIFS, 9p...) syncfs may hand the data on
+ * without asking the server or daemon to keep it: each content there is
+ * fsynced instead. */
+int actio__fio_syncfs_flushes(long f_type);
+/* Tests only: when set, decides in place of actio__fio_syncfs_flushes. */
+typedef int (*actio__fio_fs_hook_fn)(long f_type);
+extern _Atomic(actio__fio_fs_hook_fn) actio__fio_fs_hook;
 /* Drops the content: the old file is untouched, no temporary is left; frees
  * a. NULL accepted. */
 void actio__fio_atomic_abort(actio__fio_atomic *a);
