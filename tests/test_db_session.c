@@ -665,6 +665,247 @@ START_TEST(test_prepare_destroyed_while_a_cancel_is_on_its_way) {
 }
 END_TEST
 
+/* Holds the next cancel requests at the gate, closed again. */
+static void hold_cancels(void) {
+  pthread_mutex_lock(&cancels.mu);
+  cancels.entered = cancels.open = 0;
+  pthread_mutex_unlock(&cancels.mu);
+  actio__db_set_cancel_hook(hold_cancel);
+}
+
+/* The backend that waits for advisory lock `key`, or 0 for none. */
+static int64_t advisory_waiter(int key) {
+  char k[16];
+  snprintf(k, sizeof k, "%d", key);
+  return int64_of(db, NULL,
+                  &(actio_db_request){
+                      .sql = "SELECT coalesce(max(pid), 0) FROM pg_locks WHERE "
+                             "locktype = 'advisory' AND objid = $1::int AND NOT granted",
+                      .nparams = 1, .params = (const char *const[]){k}, .no_cache = 1});
+}
+
+/* 1 if backend pid runs no statement any more (idle, or idle in a
+ * transaction). */
+static int backend_idle(int64_t pid) {
+  char p[24];
+  snprintf(p, sizeof p, "%" PRId64, pid);
+  return int64_of(db, NULL,
+                  &(actio_db_request){.sql = "SELECT count(*) FROM pg_stat_activity "
+                                             "WHERE pid = $1::int AND state LIKE 'idle%'",
+                                      .nparams = 1, .params = (const char *const[]){p},
+                                      .no_cache = 1}) == 1;
+}
+
+/* The session `lock` holds advisory locks 1 and 2. */
+static actio_db_session *lock_both(actio_future **lf) {
+  actio_db_session *lock = acquire(db, lf);
+  actio_future_unref(s_run(lock, "SELECT pg_advisory_lock(1), pg_advisory_lock(2)", 0));
+  return lock;
+}
+
+/* Cancels af, a query that waits for advisory lock 1 (held by `lock`),
+ * with its cancel request held on its way, and lets the query take the
+ * lock: it ends on the server before the request lands. */
+static void cancel_late(actio_future *af, actio_db_session *lock) {
+  hold_cancels();
+  ck_assert_int_eq(actio_future_cancel(af), 0);
+  gate_wait_held(&cancels);
+  actio_future_unref(s_run(lock, "SELECT pg_advisory_unlock(1)", 0));
+}
+
+/* af ended cancelled; lock's session and its future (lf) go. */
+static void cancelled_late(actio_future *af, actio_db_session *lock, actio_future *lf) {
+  ck_assert_int_eq(actio_future_wait(af, -1), ACTIO_ECANCELED);
+  actio_future_unref(af);
+  release(lock, 0); /* its advisory locks with it */
+  actio_future_unref(lf);
+  actio__db_set_cancel_hook(NULL);
+}
+
+/* A transaction on a, and its backend's pid. */
+static actio_db_txn *begin_pid(actio_actor *a, actio_future **tf, int64_t *pid) {
+  actio_future *f;
+  ck_assert_int_eq(actio_db_begin(a, NULL, tf), 0);
+  actio_db_txn *t = (actio_db_txn *)expect(*tf, 0);
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT pg_backend_pid()", 0, NULL, &f), 0);
+  ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, pid), 0);
+  actio_future_unref(f);
+  return t;
+}
+
+/* Waits for f and checks that it succeeded with the int64 want. */
+static void expect_int64(actio_future *f, int64_t want) {
+  int64_t v = -1;
+  ck_assert_int_eq(actio_db_int64(expect(f, 0), 0, 0, &v), 0);
+  ck_assert_int_eq(v, want);
+}
+
+START_TEST(test_txn_query_after_a_late_cancel) {
+  /* A transaction's query A cancelled by its caller, but over on the
+   * server before the cancel request reached it: the transaction's next
+   * query B is sent once that request was delivered (the server, idle,
+   * drops it), never while it is on its way, where it would land on B and
+   * fail it (57014) although nobody cancelled B. */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .workers = 1});
+  actio_future *lf, *tf, *af, *bf, *f;
+  actio_db_session *lock = lock_both(&lf);
+  int64_t pid;
+  actio_db_txn *t = begin_pid(one, &tf, &pid);
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT pg_advisory_xact_lock(1)", 0, NULL, &af), 0);
+  await_lock_wait(pid);
+  cancel_late(af, lock);
+  while (!backend_idle(pid))
+    usleep(1000); /* paces the polling: A is over on the server */
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT 7 FROM pg_advisory_xact_lock(2)", 0, NULL,
+                                      &bf), 0);
+  /* B held back, or (the bug) on the server already, waiting for lock 2. */
+  while (actio__db_held(one) == 0 && advisory_waiter(2) != pid)
+    usleep(1000); /* paces the polling */
+  gate_open(&cancels);
+  if (actio__db_held(one) > 0)
+    await_lock_wait(pid); /* sent once the request was delivered */
+  else
+    actio_future_wait(bf, -1); /* sent before: the request lands on it */
+  actio_future_unref(s_run(lock, "SELECT pg_advisory_unlock(2)", 0));
+  expect_int64(bf, 7);
+  ck_assert_int_eq(actio_db_commit(t, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  actio_future_unref(bf);
+  actio_future_unref(tf);
+  cancelled_late(af, lock, lf);
+}
+END_TEST
+
+START_TEST(test_txn_query_behind_a_late_cancel) {
+  /* B was sent behind A before A's cancel: the request, landing once A is
+   * over, cancels B, which cannot be sent again (its transaction failed).
+   * Its message says whose cancel it was, and the COMMIT that the
+   * transaction was rolled back. */
+  actio_actor *two = spawn((actio_db_opts){.max_connections = 2, .workers = 1});
+  actio_future *lf, *tf, *uf, *af, *bf, *f;
+  actio_db_session *lock = lock_both(&lf);
+  int64_t pid, upid;
+  actio_db_txn *t = begin_pid(two, &tf, &pid);
+  actio_db_txn *u = begin_pid(two, &uf, &upid); /* on the other connection */
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT pg_advisory_xact_lock(1)", 0, NULL, &af), 0);
+  await_lock_wait(pid);
+  ck_assert_int_eq(actio_db_txn_query(t, "SELECT 7 FROM pg_advisory_xact_lock(2)", 0, NULL,
+                                      &bf), 0);
+  /* The worker takes its inbox in order: once u's query is answered, B
+   * was sent. */
+  ck_assert_int_eq(actio_db_txn_query(u, "SELECT 1", 0, NULL, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  cancel_late(af, lock);
+  while (advisory_waiter(2) != pid)
+    usleep(1000); /* paces the polling: A is over, B runs */
+  gate_open(&cancels);
+  ck_assert_int_eq(actio_future_wait(bf, -1), ACTIO_ESQL);
+  ck_assert_str_eq(actio_db_error_get(bf)->sqlstate, "57014");
+  ck_assert_ptr_nonnull(strstr(actio_future_errmsg(bf), "cancel request of a query ahead of it"));
+  ck_assert_int_eq(actio_db_commit(t, &f), 0);
+  expect(f, ACTIO_ESQL);
+  ck_assert_str_eq(actio_db_error_get(f)->sqlstate, "25P02");
+  actio_future_unref(f);
+  ck_assert_int_eq(actio_db_commit(u, &f), 0);
+  expect(f, 0);
+  actio_future_unref(f);
+  actio_future_unref(bf);
+  actio_future_unref(tf);
+  actio_future_unref(uf);
+  cancelled_late(af, lock, lf);
+}
+END_TEST
+
+/* A pool of two connections, one open (its backend's pid in *pid); *lock
+ * holds advisory locks 1 and 2, and query A (*af) waits there for lock 1. */
+static actio_actor *pool_waiting(int64_t *pid, actio_db_session **lock, actio_future **lf,
+                                 actio_future **af) {
+  actio_actor *two = spawn((actio_db_opts){.max_connections = 2, .workers = 1});
+  *pid = scalar(two, "SELECT pg_backend_pid()");
+  *lock = lock_both(lf);
+  ck_assert_int_eq(actio_db_query(two, "SELECT pg_advisory_xact_lock(1)", 0, NULL, af), 0);
+  await_lock_wait(*pid);
+  return two;
+}
+
+START_TEST(test_pooled_query_after_a_late_cancel) {
+  /* The same on a pooled connection: the query after A, sent while A's
+   * cancel request is on its way, goes to another connection (opened for
+   * it), never to A's. */
+  actio_future *lf, *af, *cf;
+  int64_t pid;
+  actio_db_session *lock;
+  actio_actor *two = pool_waiting(&pid, &lock, &lf, &af);
+  cancel_late(af, lock);
+  while (!backend_idle(pid))
+    usleep(1000); /* paces the polling: A is over on the server */
+  ck_assert_int_eq(actio_db_query(two, "SELECT pg_backend_pid() FROM pg_advisory_xact_lock(2)",
+                                  0, NULL, &cf), 0);
+  int64_t waiter;
+  while ((waiter = advisory_waiter(2)) == 0)
+    usleep(1000); /* paces the polling */
+  ck_assert_int_ne(waiter, pid);
+  gate_open(&cancels);
+  actio_future_unref(s_run(lock, "SELECT pg_advisory_unlock(2)", 0));
+  expect_int64(cf, waiter);
+  actio_future_unref(cf);
+  cancelled_late(af, lock, lf);
+}
+END_TEST
+
+START_TEST(test_pooled_query_behind_a_late_cancel) {
+  /* A pooled query B pipelined behind A, whose cancel request lands on B
+   * once A is over: B is sent again and succeeds, however late its error
+   * comes back. */
+  actio_future *lf, *af, *bf;
+  int64_t pid;
+  actio_db_session *lock;
+  actio_actor *two = pool_waiting(&pid, &lock, &lf, &af);
+  ck_assert_int_eq(actio_db_query(two, "SELECT 7 FROM pg_advisory_xact_lock(2)", 0, NULL, &bf),
+                   0);
+  /* B is on A's connection once the pool opens a second one: the
+   * dispatch that pipelined it asked for one more. */
+  actio_db_stats s;
+  for (actio_db_stats_get(two, &s); s.connections + s.connecting < 2; actio_db_stats_get(two, &s))
+    usleep(1000); /* paces the polling */
+  cancel_late(af, lock);
+  while (advisory_waiter(2) != pid)
+    usleep(1000); /* paces the polling: A is over, B runs */
+  char p[24], started[64];
+  snprintf(p, sizeof p, "%" PRId64, pid);
+  {
+    actio_future *f;
+    const char *v = NULL;
+    ck_assert_int_eq(actio_db_send(db,
+                                   &(actio_db_request){
+                                       .sql = "SELECT query_start::text FROM pg_stat_activity "
+                                              "WHERE pid = $1::int",
+                                       .nparams = 1, .params = (const char *const[]){p},
+                                       .no_cache = 1},
+                                   &f),
+                     0);
+    ck_assert_int_eq(actio_db_text(expect(f, 0), 0, 0, &v), 0);
+    snprintf(started, sizeof started, "%s", v);
+    actio_future_unref(f);
+  }
+  gate_open(&cancels);
+  /* That run of B cancelled by A's request. */
+  while (int64_of(db, NULL,
+                  &(actio_db_request){
+                      .sql = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int "
+                             "AND query_start::text = $2 AND wait_event_type = 'Lock'",
+                      .nparams = 2, .params = (const char *const[]){p, started},
+                      .no_cache = 1}) > 0)
+    usleep(1000); /* paces the polling */
+  actio_future_unref(s_run(lock, "SELECT pg_advisory_unlock(2)", 0));
+  expect_int64(bf, 7);
+  actio_future_unref(bf);
+  cancelled_late(af, lock, lf);
+}
+END_TEST
+
 static Suite *db_session_suite(void) {
   Suite *s = suite_create("db_session");
   TCase *tc = tcase_with_timeout("sessions", 120);
@@ -687,6 +928,10 @@ static Suite *db_session_suite(void) {
   tcase_add_test(tc, test_prepare_cancelled_leaves_nothing);
   tcase_add_test(tc, test_prepare_destroyed_while_a_cancel_is_on_its_way);
   tcase_add_test(tc, test_prepare_first_use_cancelled_in_its_parse);
+  tcase_add_test(tc, test_txn_query_after_a_late_cancel);
+  tcase_add_test(tc, test_txn_query_behind_a_late_cancel);
+  tcase_add_test(tc, test_pooled_query_after_a_late_cancel);
+  tcase_add_test(tc, test_pooled_query_behind_a_late_cancel);
 #ifdef ACTIO_DEBUG
   tcase_add_test_raise_signal(tc, test_prepare_destroyed_twice, SIGABRT);
 #else

@@ -87,6 +87,9 @@ typedef struct db_state {
   unsigned char *stopped;       /* per worker: stopped, never reaps again */
   _Atomic unsigned grave_gen;   /* bumped at each destroy (release) */
   _Atomic uint64_t connects, failures, cancels; /* rare: shared */
+  _Atomic uint64_t held;        /* a transaction's send held back for a
+                                   cancel request on its way (tests:
+                                   actio__db_held) */
 } db_state;
 
 enum kind {
@@ -146,8 +149,9 @@ struct db_req {
   _Atomic int cancel;  /* set by its cancel hook (release) */
   uint8_t kind;        /* an enum kind */
   /* One memory location: written by the caller before it sends, then by
-   * the worker alone. */
-  unsigned cancel_sent : 1, retried : 1, nocache : 1, commit : 1;
+   * the worker alone. stray: in flight behind the unit a cancel request
+   * was sent for, so that request may land on it. */
+  unsigned cancel_sent : 1, stray : 1, nocache : 1, commit : 1;
   union { /* by kind */
     struct { /* K_QUERY, K_BEGIN, K_TQUERY, K_END, K_TDROP, K_BATCH (all
               * the rows' values), K_STREAM */
@@ -183,7 +187,9 @@ struct conn {
   actio_db_txn *txn; /* pinned to it (a reference) */
   actio_db_copy *copy; /* a COPY runs on it (a reference) */
   db_req *q_head, *q_tail; /* bound requests not sent yet */
-  cancel_job *cancel; /* out for the unit at the head */
+  cancel_job *cancel; /* out for the unit at the head: nothing new is sent
+                         on c until it was delivered and that unit is
+                         over (else it may land on what was sent) */
   db_req *cancel_for;
   int simple;        /* a script, COPY or stream unit runs */
   db_req *stream;    /* the stream it runs, or NULL */
@@ -475,6 +481,9 @@ unsigned actio__db_rooms(actio_actor *db);
 typedef void (*actio__db_cancel_hook_fn)(void);
 void actio__db_set_cancel_hook(actio__db_cancel_hook_fn fn);
 unsigned actio__db_graves(actio_actor *db);
+/* For tests: how many times db held a transaction's or session's send back
+ * because a cancel request was on its way to its connection. Any thread. */
+uint64_t actio__db_held(actio_actor *db);
 
 /* db's state if it is a database actor, else NULL. */
 db_state *actio__db_state(actio_actor *db);

@@ -71,7 +71,8 @@ void actio__db_listener_pump(db_worker *w) {
     actio__db_listener_failed(w, rc, err);
     return;
   }
-  if (c->state != C_READY || actio__pg_conn_inflight(c->pc) > 0)
+  /* Nothing new while a cancel request is on its way: it could land on it. */
+  if (c->state != C_READY || c->cancel != NULL || actio__pg_conn_inflight(c->pc) > 0)
     return;
   if (w->lost && w->subs != NULL) { /* restore every channel at once */
     size_t len = 1;

@@ -57,6 +57,12 @@ static void *canceller_main(void *arg) {
   return NULL;
 }
 
+uint64_t actio__db_held(actio_actor *db) {
+  db_state *st = actio__db_state(db);
+  /* Relaxed: a count, nothing published with it. */
+  return st != NULL ? atomic_load_explicit(&st->held, memory_order_relaxed) : 0;
+}
+
 /* Starts the canceller thread. */
 int actio__db_canceller_start(db_state *st) {
   pthread_mutex_init(&st->cmu, NULL);
@@ -93,6 +99,11 @@ void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r) {
   c->cancel = j;
   c->cancel_for = r;
   r->cancel_sent = 1;
+  /* Should r be over before the request lands, it lands on one of these;
+   * nothing new goes on c until it did. */
+  for (db_req *s = w->sent; s != NULL; s = s->next)
+    if (s->c == c && s != r)
+      s->stray = 1;
   atomic_fetch_add_explicit(&w->st->cancels, 1, memory_order_relaxed);
   pthread_mutex_lock(&w->st->cmu);
   j->next = w->st->jobs;
@@ -312,6 +323,11 @@ void actio__db_conn_broken(db_worker *w, conn *c) {
 /* Sends what is bound to c (a transaction's queries) while it can. */
 void actio__db_conn_pump(db_worker *w, conn *c) {
   while (c->q_head != NULL && c->state == C_READY && !c->simple && !c->doomed) {
+    if (c->cancel != NULL) { /* again once it is over (timers) */
+      /* Relaxed: a count for tests. */
+      atomic_fetch_add_explicit(&w->st->held, 1, memory_order_relaxed);
+      return;
+    }
     db_req *r = c->q_head;
     int reset = (r->kind == K_END || r->kind == K_TDROP) && r->txn->session;
     /* The simple protocol waits for the pipeline to empty; so does a
@@ -534,6 +550,9 @@ static void conn_connected(db_worker *w, conn *c, const actio__pg_result *init) 
 
 void actio__db_conn_init(db_worker *w, conn *c, int fresh) {
   const char *sql = w->st->o.on_connect_sql;
+  /* A reset is sent with no cancel request on its way, and none is sent
+   * for it. */
+  ACTIO__ASSERT(c->cancel == NULL);
   c->init = INIT_NONE;
   if (sql == NULL) {
     if (fresh)

@@ -63,20 +63,25 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
         !(err != NULL && actio__pg_error_is(err, "42P05"))) ||
        (rc == ACTIO_ESQL && err != NULL && actio__pg_error_is(err, "26000"))))
     r->more->stmt->on[c->slot] = 0;
-  /* Cancelled by a request meant for the query ahead of it: send again. */
-  if (rc == ACTIO_ESQL &&
-      (r->kind == K_QUERY || r->kind == K_BATCH || r->kind == K_PREPARE) &&
-      !r->retried && c != NULL &&
-      c->cancel != NULL && !atomic_load_explicit(&r->cancel, memory_order_acquire)) {
-    if (err != NULL && actio__pg_error_is(err, "57014")) {
+  /* Cancelled by a request meant for the unit ahead of it, over before
+   * the request landed: a pooled one is sent again (with nothing new sent
+   * on c until that request is over, no request lands on it twice); one
+   * bound to c cannot be (its transaction failed, or the next of the
+   * session's ran already), so its message says why. */
+  if (rc == ACTIO_ESQL && r->stray && c != NULL &&
+      !atomic_load_explicit(&r->cancel, memory_order_acquire) && err != NULL &&
+      actio__pg_error_is(err, "57014")) {
+    if (r->kind == K_QUERY || r->kind == K_BATCH || r->kind == K_PREPARE) {
       if (r->kind == K_PREPARE && !((db_prepare_head *)actio__db_req_ext(r))->parsed)
         ((db_prepare_head *)actio__db_req_ext(r))->stmt->on[c->slot] = 0; /* not there */
-      r->retried = 1;
+      r->stray = 0;
       r->c = NULL;
       r->prev = NULL;
       actio__db_pend_push_front(w, r);
       return;
     }
+    msg = "57014: cancelled by the cancel request of a query ahead of it on its connection "
+          "(cancelled by its caller), which was over before the request landed";
   }
   if (c != NULL && r->kind != K_QUERY && r->kind != K_BATCH && r->kind != K_PREPARE &&
       c->state != C_EMPTY)
@@ -366,8 +371,11 @@ static int timers(db_worker *w) {
         atomic_load_explicit(&c->cancel->done, memory_order_acquire)) {
       actio__db_job_unref(c->cancel); /* delivered, and its target is over */
       c->cancel = NULL;
+      actio__db_conn_pump(w, c); /* what its transaction sent meanwhile */
+      if (c->state != C_READY)
+        continue;
     }
-    if (c == &w->lc || c->txn != NULL || c->copy != NULL ||
+    if (c == &w->lc || c->txn != NULL || c->copy != NULL || c->cancel != NULL ||
         actio__pg_conn_inflight(c->pc) > 0)
       continue;
     if (st->o.max_lifetime_ms > 0) {

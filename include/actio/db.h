@@ -28,7 +28,12 @@ extern "C" {
  * lost; the query may or may not have run), ACTIO_EAUTH, ACTIO_ETIMEDOUT
  * (query timeout, deadline, or no connection free in time), ACTIO_ECANCELED,
  * ACTIO_EINVAL. A query timed out or cancelled while running is cancelled on
- * the server too. No message ever contains the password.
+ * the server too; nothing new is sent on its connection until the server
+ * took that request, so it never reaches a later query. Should the query
+ * end before the request lands, the request may reach one sent behind it
+ * already: a pooled one is sent again, a transaction's or session's fails
+ * (57014, its message saying whose cancel it was). No message ever
+ * contains the password.
  *
  * A failed query's message (actio_future_errmsg) is fit to log or store:
  * "STATEMENT: SQLSTATE: message", the statement with its literals masked,
