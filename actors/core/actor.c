@@ -698,6 +698,7 @@ static int push(actio_actor *a, actio__mbox_msg *m, int64_t timeout_ms) {
     if (deadline >= 0 && actio__now_ns() >= deadline)
       return ACTIO_ETIMEDOUT;
     if (!actio__sched_help(s)) {
+      actio__burst_flush(); /* what the actors it ran held */
       rc = actio__mbox_push(a->mb, m, 1); /* it drains elsewhere: wait a little */
       if (rc != ACTIO_ETIMEDOUT)
         return rc;

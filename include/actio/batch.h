@@ -44,8 +44,13 @@ typedef struct actio_batch actio_batch;
  * batch at a time, in the order the batches were formed, never from within
  * itself: on the thread that made a batch ready (an add, the timer's
  * thread, a flush, the end of a batch in flight) unless another is calling
- * it already, which then calls it for this batch too. Keep it short (send,
- * do not wait). */
+ * it already, which then calls it for this batch too. Items added by the
+ * callbacks of a file group's completions form their batch at the group's
+ * end, on its thread, or earlier if one of those callbacks blocks (a
+ * future's wait, a send waiting for room: the batch goes first, as it may
+ * be what the callback waits for); so the function must not take a lock
+ * that such a callback holds while it waits. Keep it short (send, do not
+ * wait). */
 typedef int (*actio_batch_fn)(actio_batch *batch, void *arg, actio_future **out);
 
 /** A batcher's settings; zero values mean the defaults. */

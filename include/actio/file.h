@@ -131,9 +131,10 @@ int actio_file_write(actio_actor *files, const char *path, const void *data,
  * (sync_file_range's wait, no writing). syncfs also writes what other
  * programs left unwritten on that file system, and can report their write
  * errors; it needs Linux 5.8 to report any. Only on the file systems known
- * to flush what syncfs writes (ext2/3/4, XFS, Btrfs, F2FS, and overlayfs
- * over one; tmpfs has nothing to flush): on any other (FUSE, NFS, CIFS, 9p...) each content of
- * the group is fsynced instead, as with flush_each_file. With
+ * to flush what syncfs writes (ext2/3/4, XFS, Btrfs, F2FS; tmpfs has
+ * nothing to flush): on any other (FUSE, NFS, CIFS, 9p, overlayfs...)
+ * each content of the group is fsynced instead, as with flush_each_file.
+ * With
  * opts.flush_each_file, each worker fsyncs its own file instead, and a
  * write waits for no one else's data. While one group is committed, the
  * writes that arrive form the next group (no timer: a lone write goes at

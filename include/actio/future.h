@@ -109,7 +109,10 @@ int actio_future_on_done(actio_future *f, actio_done_fn fn, void *arg);
 
 /** Blocks until `f` completes or timeout_ms passes (< 0: no limit; 0: poll).
  * Returns the future's status (0, or its error code), or ACTIO_EPENDING if
- * the time ran out first. For threads that are not actor workers. */
+ * the time ran out first. For threads that are not actor workers. Called
+ * from a callback of a file group's completions, it first sends the
+ * batches those callbacks formed (actio_batch_fn), which would otherwise
+ * wait for the callbacks to return. */
 int actio_future_wait(actio_future *f, int64_t timeout_ms);
 
 /** 1 once completed, else 0. */

@@ -551,7 +551,6 @@ int actio__fio_syncfs_flushes(long f_type) {
   case BTRFS_SUPER_MAGIC:
   case F2FS_SUPER_MAGIC:
   case TMPFS_MAGIC:
-  case OVERLAYFS_SUPER_MAGIC: /* its syncfs syncs the upper file system */
     return 1;
   default:
     return 0;

@@ -96,11 +96,10 @@ void actio__fio_atomic_commit_group(actio__fio_atomic *const *as, size_t n, int 
                                     void *const *args);
 /* Whether a group may flush the contents on a file system of this type
  * (statfs's f_type) with one syncfs(2): the local ones known to flush what
- * it writes (ext2/3/4, XFS, Btrfs, F2FS; tmpfs, with nothing to flush; overlayfs,
- * whose syncfs syncs its upper file system).
- * On any other (FUSE, NFS, CIFS, 9p...) syncfs may hand the data on
- * without asking the server or daemon to keep it: each content there is
- * fsynced instead. */
+ * it writes (ext2/3/4, XFS, Btrfs, F2FS, and tmpfs, with nothing to flush).
+ * On any other (FUSE, NFS, CIFS, 9p, overlayfs...) syncfs may hand the
+ * data on without asking the server or daemon to keep it: each content
+ * there is fsynced instead. */
 int actio__fio_syncfs_flushes(long f_type);
 /* Tests only: when set, decides in place of actio__fio_syncfs_flushes. */
 typedef int (*actio__fio_fs_hook_fn)(long f_type);
