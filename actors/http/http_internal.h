@@ -37,8 +37,6 @@ typedef struct actio__http_worker {
   size_t paused;             /* of them, paused by their body consumer */
   int stopping;              /* its transfers end cancelled: the actor stops */
   pthread_t thread;          /* the worker's own */
-  int self_woken;            /* a callback on this thread sent the actor a
-                                message: the wait must not sleep */
 } actio__http_worker;
 
 /* The longest a worker's poll sleeps when nothing is due: 1000 ms by

@@ -457,17 +457,16 @@ static void http_wait(actio_actor *self, void *worker) {
         if (ms < max_ms)
           max_ms = (int)ms;
       }
-  /* What it sent itself before this call, the socket loop took already;
-   * a completion's callback below may send more (a closed loop of
-   * requests does at every completion), and then the poll must not sleep:
-   * the slot that completion frees is free only once it returns. Nor may
-   * it sleep when the run ended a call of a worker that entered full (not
-   * advertised, so no sender wakes it): actio__wait_may_sleep advertises
-   * it, or says the mailbox has work. */
-  w->self_woken = 0;
-  actio__http_loop_run(w->loop);
-  if (!w->self_woken && actio__wait_may_sleep(self))
-    actio__http_loop_poll(w->loop, max_ms);
+  /* The poll comes first and the run after it, so no transfer ends and no
+   * callback sends between the look at the mailbox and the sleep: what a
+   * completion's callback sends (a closed loop of requests does at every
+   * completion) the worker pops as this returns. Nor may it sleep when a
+   * call of a worker that entered full ended since (not advertised, so no
+   * sender wakes it): actio__wait_may_sleep advertises it, or says the
+   * mailbox has work, and then the poll only looks. What the worker
+   * started since its last run the loop's timer runs now (libcurl's
+   * timeout is 0 then: the poll does not sleep). */
+  actio__http_loop_poll(w->loop, actio__wait_may_sleep(self) ? max_ms : 0);
   actio__http_loop_run(w->loop);
   int rang = actio__bell_rang(w->bell);
   if (!rang && w->waiting == 0 && w->paused == 0)
@@ -518,11 +517,9 @@ static void http_wait(actio_actor *self, void *worker) {
 static void http_wake(actio_actor *self, void *worker) {
   actio__http_worker *w = worker;
   (void)self;
-  /* On its own thread (a callback sent it a message), a note for its wait
-   * does: no system call. */
-  if (pthread_equal(pthread_self(), w->thread))
-    w->self_woken = 1;
-  else
+  /* On its own thread (a callback sent it a message) nothing is due: it
+   * is not asleep, and it pops the message before it waits again. */
+  if (!pthread_equal(pthread_self(), w->thread))
     actio__http_loop_wakeup(w->loop);
 }
 

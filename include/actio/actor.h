@@ -127,7 +127,7 @@ typedef struct actio_behavior {
    * wait returns when its own I/O needs attention, when wake() was called
    * for it, or after a bounded time. A new message calls wake() for one
    * waiting worker, on the sender's thread: it must be quick and
-   * thread-safe (curl_multi_wakeup, a write to an eventfd). busy() says
+   * thread-safe (a write to an eventfd). busy() says
    * whether the worker still has work in flight: a draining stop keeps the
    * worker waiting until it has none; a stop-now goes straight to
    * worker_stop, which must then end that work (fail its futures).

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +56,7 @@ struct actio__http_xfer {
   int pause_next;         /* the sink asked to pause before the next chunk */
   int sink_rc;            /* a sink's error */
   int socket_errno;       /* why a socket could not be opened, or 0 */
+  int watch_errno;        /* why its socket could not be watched, or 0 */
   size_t delivered;       /* bytes given to the sink */
   long status, retry_after_ms;
   long idle_ms;           /* 0: no idle limit */
@@ -73,6 +76,17 @@ struct actio__http_share {
   pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
 };
 
+/* What the loop knows of a descriptor (fds[fd]). */
+enum {
+  FD_OURS = 1,   /* a connection's socket open_socket made, not yet closed */
+  FD_IN_SET = 2, /* in the epoll set */
+  FD_IN = 4,     /* registered for reading */
+  FD_OUT = 8,    /* registered for writing */
+  FD_WANTED = 16 /* libcurl waits on it (it said IN, OUT or both) */
+};
+
+enum { LOOP_EVENTS = 64 }; /* events taken from the kernel at once */
+
 struct actio__http_loop {
   CURLM *multi;
   const actio__http_conf *conf;
@@ -80,6 +94,14 @@ struct actio__http_loop {
   actio__http_xfer *list; /* transfers in the multi handle */
   CURL **spare; /* easy handles kept for reuse */
   size_t nspare, spare_cap;
+  int epfd;     /* libcurl's sockets (CURLMOPT_SOCKETFUNCTION) and wakefd */
+  int wakefd;   /* an eventfd, edge-triggered: written by wakeup */
+  unsigned char *fds; /* FD_* bits, by descriptor */
+  size_t fds_cap;
+  size_t idle_xfers; /* of the transfers in the loop, those with an idle limit */
+  int sweep;    /* a transfer's socket could not be watched: sweep ends it */
+  int nev;      /* events the last poll took, for the next run */
+  struct epoll_event ev[LOOP_EVENTS];
 };
 
 /* ---- global and shared state ---- */
@@ -261,28 +283,139 @@ void actio__http_share_destroy(actio__http_share *s) {
 
 /* ---- loops ---- */
 
+/* The FD_* bits of fd, made room for: NULL when out of memory. */
+static unsigned char *fd_bits(actio__http_loop *l, curl_socket_t fd) {
+  if (fd < 0)
+    return NULL;
+  if ((size_t)fd >= l->fds_cap) {
+    size_t cap = l->fds_cap ? l->fds_cap : 64;
+    while (cap <= (size_t)fd)
+      cap *= 2;
+    unsigned char *f = realloc(l->fds, cap);
+    if (f == NULL)
+      return NULL;
+    memset(f + l->fds_cap, 0, cap - l->fds_cap);
+    l->fds = f;
+    l->fds_cap = cap;
+  }
+  return &l->fds[fd];
+}
+
+/* Puts fd in the epoll set for `want` (FD_IN and/or FD_OUT), or takes it
+ * out (0). *b says what the set holds and is updated. */
+static int fd_register(actio__http_loop *l, curl_socket_t fd, unsigned char *b, int want) {
+  int op;
+  if (want == 0)
+    op = EPOLL_CTL_DEL;
+  else
+    op = *b & FD_IN_SET ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  struct epoll_event ev = {.events = (want & FD_IN ? EPOLLIN : 0u) |
+                                     (want & FD_OUT ? EPOLLOUT : 0u),
+                           .data.fd = fd};
+  int rc = epoll_ctl(l->epfd, op, fd, &ev);
+  /* A descriptor closed behind the loop's back left the set, and its
+   * number may be a new descriptor's: the set is told what is so. */
+  if (rc != 0 && errno == ENOENT && op == EPOLL_CTL_MOD)
+    rc = epoll_ctl(l->epfd, op = EPOLL_CTL_ADD, fd, &ev);
+  else if (rc != 0 && errno == EEXIST && op == EPOLL_CTL_ADD)
+    rc = epoll_ctl(l->epfd, op = EPOLL_CTL_MOD, fd, &ev);
+  if (op == EPOLL_CTL_DEL || rc != 0)
+    *b &= (unsigned char)~(FD_IN_SET | FD_IN | FD_OUT);
+  else
+    *b = (unsigned char)((*b & ~(FD_IN | FD_OUT)) | FD_IN_SET | want);
+  return op == EPOLL_CTL_DEL ? 0 : rc;
+}
+
+/* A socket of e's could not be watched (errno says why): the run's sweep
+ * ends its transfer, which would otherwise wait for nothing. Not -1 to
+ * libcurl, which would fail every transfer of the loop from then on. */
+static int watch_failed(actio__http_loop *l, CURL *e) {
+  int err = errno;
+  actio__http_xfer *x = NULL;
+  curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+  if (x != NULL && x->watch_errno == 0) { /* NULL: libcurl's own handle */
+    x->watch_errno = err;
+    l->sweep = 1;
+  }
+  return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: what libcurl waits for on a socket. A
+ * connection's socket stays in the set for reading when libcurl lets go of
+ * it (its transfer ended, it waits idle in the cache): taking it out and
+ * putting it back for the next transfer on it would cost two system calls
+ * a request. Its close (close_socket) takes it out; so does the first event
+ * it brings while unwanted (the server closed it, say). Other sockets
+ * (libcurl's resolver's) are told every change: they are closed where the
+ * loop does not see it. */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *arg, void *sockp) {
+  actio__http_loop *l = arg;
+  (void)sockp;
+  unsigned char *b = fd_bits(l, fd);
+  if (b == NULL) {
+    errno = ENOMEM;
+    return watch_failed(l, e);
+  }
+  int want = what == CURL_POLL_IN      ? FD_IN
+             : what == CURL_POLL_OUT   ? FD_OUT
+             : what == CURL_POLL_INOUT ? FD_IN | FD_OUT
+                                       : 0;
+  if (want != 0)
+    *b |= FD_WANTED;
+  else
+    *b &= (unsigned char)~FD_WANTED;
+  int has = *b & (FD_IN | FD_OUT);
+  if (*b & FD_OURS) {
+    if (want == 0 && (has == FD_IN || !(*b & FD_IN_SET)))
+      return 0; /* kept for reading, or in no set */
+    if (want != 0 && has == want && (*b & FD_IN_SET))
+      return 0;
+  }
+  return fd_register(l, fd, b, want) == 0 ? 0 : watch_failed(l, e);
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION (data: the loop): a connection's socket
+ * leaves the set as it closes, and its number is no longer ours. */
+static int close_socket(void *arg, curl_socket_t fd) {
+  actio__http_loop *l = arg;
+  if (fd >= 0 && (size_t)fd < l->fds_cap)
+    l->fds[fd] = 0;
+  return close(fd);
+}
+
 int actio__http_loop_create(actio__http_loop **out, const actio__http_conf *conf,
                             actio__http_share *share) {
   actio__http_loop *l = calloc(1, sizeof *l);
   if (l == NULL)
     return ACTIO_ENOMEM;
-  errno = 0;
-  l->multi = curl_multi_init();
-  int e = errno;
-  if (l->multi == NULL) {
-    free(l);
-    return ACTIO_ENOMEM;
+  int rc = 0;
+  l->wakefd = -1;
+  l->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (l->epfd < 0) {
+    rc = -errno;
+    goto fail_epoll;
   }
-  /* libcurl goes on without its wakeup pair when it cannot make one (no
-   * descriptor left): the loop could then not be woken, and requests
-   * would wait for its poll to time out. */
-  if (curl_multi_wakeup(l->multi) != CURLM_OK) {
-    curl_multi_cleanup(l->multi);
-    free(l);
-    return e == EMFILE || e == ENFILE || e == ENOMEM ? -e : ACTIO_ETRANSFER;
+  l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  /* Edge-triggered: each write is an event of its own, so nothing reads
+   * the count back (it would take 2^64 wakeups to fill). */
+  struct epoll_event wev = {.events = EPOLLIN | EPOLLET, .data.fd = l->wakefd};
+  if (l->wakefd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &wev) != 0) {
+    rc = -errno;
+    goto fail_wake;
+  }
+  l->multi = curl_multi_init();
+  if (l->multi == NULL) {
+    rc = ACTIO_ENOMEM;
+    goto fail_wake;
   }
   l->conf = conf;
   l->share = share;
+  /* libcurl tells which sockets to wait on, and each socket's event runs
+   * only the transfers on it: no poll(0) of every transfer's socket at
+   * each run, as curl_multi_perform's would do, nor a poll set made anew
+   * at each wait. */
+  curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
   curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   curl_multi_setopt(l->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conf->max_connections);
   /* Keep as many idle connections as may be open. libcurl's default cache
@@ -295,6 +428,13 @@ int actio__http_loop_create(actio__http_loop **out, const actio__http_conf *conf
     curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, conf->max_host_connections);
   *out = l;
   return 0;
+fail_wake:
+  if (l->wakefd >= 0)
+    close(l->wakefd);
+  close(l->epfd);
+fail_epoll:
+  free(l);
+  return rc;
 }
 
 static void finish_xfer(actio__http_loop *l, actio__http_xfer *x, CURLcode cc);
@@ -307,11 +447,18 @@ void actio__http_loop_destroy(actio__http_loop *l) {
   for (size_t i = 0; i < l->nspare; i++)
     curl_easy_cleanup(l->spare[i]);
   free(l->spare);
-  curl_multi_cleanup(l->multi);
+  curl_multi_cleanup(l->multi); /* its cached connections close here */
+  close(l->wakefd);
+  close(l->epfd);
+  free(l->fds);
   free(l);
 }
 
-void actio__http_loop_wakeup(actio__http_loop *l) { curl_multi_wakeup(l->multi); }
+void actio__http_loop_wakeup(actio__http_loop *l) {
+  uint64_t one = 1;
+  /* Full only after 2^64 - 2 wakeups: no write fails that matters. */
+  (void)!write(l->wakefd, &one, sizeof one);
+}
 
 static void drain_done(actio__http_loop *l) {
   CURLMsg *m;
@@ -326,18 +473,56 @@ static void drain_done(actio__http_loop *l) {
   }
 }
 
+static void sweep(actio__http_loop *l);
+
 void actio__http_loop_run(actio__http_loop *l) {
   int running;
-  curl_multi_perform(l->multi, &running);
+  int nev = l->nev;
+  l->nev = 0;
+  for (int i = 0; i < nev; i++) {
+    curl_socket_t fd = l->ev[i].data.fd;
+    uint32_t got = l->ev[i].events;
+    if (fd == l->wakefd)
+      continue;
+    unsigned char *b = fd_bits(l, fd);
+    if (b == NULL || !(*b & FD_IN_SET))
+      continue; /* taken out by an earlier event's run */
+    if (!(*b & FD_WANTED)) { /* an idle connection kept in the set */
+      fd_register(l, fd, b, 0);
+      continue;
+    }
+    /* As libcurl's own poll reads them: an error or a hang-up is news
+     * for the reader and the writer. */
+    int bits = (got & (EPOLLIN | EPOLLERR | EPOLLHUP) ? CURL_CSELECT_IN : 0) |
+               (got & (EPOLLOUT | EPOLLERR | EPOLLHUP) ? CURL_CSELECT_OUT : 0);
+    curl_multi_socket_action(l->multi, fd, bits, &running);
+  }
+  long t = -1;
+  if (curl_multi_timeout(l->multi, &t) == CURLM_OK && t == 0)
+    curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   drain_done(l);
+  if (l->idle_xfers > 0 || l->sweep)
+    sweep(l);
 }
 
 void actio__http_loop_poll(actio__http_loop *l, int max_ms) {
   long t = -1;
   curl_multi_timeout(l->multi, &t);
   int wait_ms = t < 0 || t > max_ms ? max_ms : (int)t;
-  if (wait_ms > 0)
-    curl_multi_poll(l->multi, NULL, 0, wait_ms, NULL);
+  /* A transfer's idle limit ends the wait: libcurl calls on_progress only
+   * when the transfer runs, and a silent one does not. */
+  int64_t now = l->idle_xfers > 0 ? actio__now_ns() : 0;
+  for (actio__http_xfer *x = l->idle_xfers > 0 ? l->list : NULL; x != NULL; x = x->next)
+    if (x->idle_ms > 0 && !x->pause_next && !x->upload_wait) {
+      int64_t left = actio__ns_to_ms_ceil(x->last_activity_ns +
+                                          x->idle_ms * ACTIO__NS_PER_MS - now);
+      if (left < wait_ms)
+        wait_ms = left > 0 ? (int)left : 0;
+    }
+  if (l->nev > 0)
+    return; /* what it has, the run takes first */
+  int n = epoll_wait(l->epfd, l->ev, LOOP_EVENTS, wait_ms);
+  l->nev = n > 0 ? n : 0;
 }
 
 /* ---- tracing and the request log ---- */
@@ -714,8 +899,14 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose,
   actio__http_xfer *x = arg;
   (void)purpose;
   curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
-  if (fd == CURL_SOCKET_BAD)
+  if (fd == CURL_SOCKET_BAD) {
     x->socket_errno = errno;
+    return fd;
+  }
+  /* A new descriptor is in no epoll set, whatever its number was before. */
+  unsigned char *b = fd_bits(x->loop, fd);
+  if (b != NULL) /* else it is told every change, as a socket not ours */
+    *b = FD_OURS;
   return fd;
 }
 
@@ -746,6 +937,10 @@ static void session_options(actio__http_loop *l, CURL *e) {
   }
   curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_upload_seek);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+  /* A cached connection closes with the loop as its data: not a transfer
+   * of it, which may be gone by then. */
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
   if (c->cookies) /* turns libcurl's cookie engine on, over the shared jar */
     curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
   if (c->ca_file != NULL) { /* servers, and https proxies */
@@ -987,6 +1182,7 @@ int actio__http_loop_add(actio__http_loop *l, actio__http_xfer *x) {
   if (curl_multi_add_handle(l->multi, x->easy) != CURLM_OK)
     return ACTIO_ETRANSFER;
   x->in_loop = 1;
+  l->idle_xfers += x->idle_ms > 0;
   x->next = l->list;
   if (l->list != NULL)
     l->list->prev = x;
@@ -1007,6 +1203,8 @@ static void unlink_xfer(actio__http_loop *l, actio__http_xfer *x) {
   ACTIO__ASSERT(x->next == NULL || x->next->prev == x);
   curl_multi_remove_handle(l->multi, x->easy);
   x->in_loop = 0;
+  ACTIO__ASSERT(x->idle_ms <= 0 || l->idle_xfers > 0);
+  l->idle_xfers -= x->idle_ms > 0;
   if (x->prev != NULL)
     x->prev->next = x->next;
   else
@@ -1020,6 +1218,31 @@ void actio__http_loop_cancel(actio__http_loop *l, actio__http_xfer *x) {
   if (!x->in_loop)
     return;
   finish_xfer(l, x, CURLE_ABORTED_BY_CALLBACK);
+}
+
+/* Ends the transfers whose socket could not be watched, and those with an
+ * idle limit that got no byte for that long: libcurl runs a transfer only
+ * at its socket's events and its timers, so on_progress alone would not
+ * see silence. */
+static void sweep(actio__http_loop *l) {
+  int64_t now = actio__now_ns();
+  l->sweep = 0;
+again:
+  for (actio__http_xfer *x = l->list; x != NULL; x = x->next) {
+    if (x->watch_errno != 0) {
+      finish_xfer(l, x, CURLE_ABORTED_BY_CALLBACK);
+      goto again;
+    }
+    if (x->idle_ms <= 0)
+      continue;
+    if (x->pause_next || x->upload_wait) { /* our own consumer holds it */
+      x->last_activity_ns = now;
+    } else if (now - x->last_activity_ns >= x->idle_ms * ACTIO__NS_PER_MS) {
+      x->idle_expired = 1;
+      finish_xfer(l, x, CURLE_ABORTED_BY_CALLBACK);
+      goto again; /* its callbacks may have changed the list */
+    }
+  }
 }
 
 /* ---- how a transfer ended ---- */
@@ -1115,6 +1338,8 @@ static int map_error(actio__http_xfer *x, CURLcode cc) {
   case CURLE_SEND_FAIL_REWIND:
     return ACTIO_ETRANSFER; /* the source's body was asked for again */
   case CURLE_ABORTED_BY_CALLBACK:
+    if (x->watch_errno != 0)
+      return -x->watch_errno;
     if (x->upload_rc != 0)
       return x->upload_rc;
     return x->idle_expired ? ACTIO_EIDLE : ACTIO_ECANCELED;
@@ -1219,6 +1444,8 @@ static void failure_text(actio__http_xfer *x, CURLcode cc, int rc, char *out,
     n = snprintf(out, cap, "body consumer failed: %s", actio_strerror(x->sink_rc));
   else if (x->socket_errno != 0)
     n = snprintf(out, cap, "no socket: %s", actio_strerror(-x->socket_errno));
+  else if (x->watch_errno != 0 && rc == -x->watch_errno)
+    n = snprintf(out, cap, "socket not watched: %s", actio_strerror(rc));
   else if (rc == ACTIO_ENOMEM) /* libcurl says "Failure writing output" */
     n = snprintf(out, cap, "out of memory");
   else

@@ -200,11 +200,12 @@ int actio__http_loop_create(actio__http_loop **out, const actio__http_conf *conf
 /* Ends every transfer still in the loop with ACTIO_ECANCELED, then frees. */
 void actio__http_loop_destroy(actio__http_loop *l);
 
-/* Runs what is ready to run and reports what ended (their done
- * functions run here). Never blocks. */
+/* Runs what the last poll found ready and the timers due, and reports
+ * what ended (their done functions run here). Never blocks. */
 void actio__http_loop_run(actio__http_loop *l);
-/* Waits up to max_ms (less if a transfer's timer is due sooner) for a
- * socket, a timer or a wakeup. Runs nothing. */
+/* Waits up to max_ms (less if a transfer's timer or idle limit is due
+ * sooner; 0: only looks) for a socket, a timer or a wakeup, and keeps what
+ * it found for the next run. Runs nothing. */
 void actio__http_loop_poll(actio__http_loop *l, int max_ms);
 /* Makes a wait return now. Any thread, while the loop exists. */
 void actio__http_loop_wakeup(actio__http_loop *l);
