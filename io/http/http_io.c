@@ -319,7 +319,16 @@ static int fd_register(actio__http_loop *l, curl_socket_t fd, unsigned char *b, 
     rc = epoll_ctl(l->epfd, op = EPOLL_CTL_ADD, fd, &ev);
   else if (rc != 0 && errno == EEXIST && op == EPOLL_CTL_ADD)
     rc = epoll_ctl(l->epfd, op = EPOLL_CTL_MOD, fd, &ev);
-  if (op == EPOLL_CTL_DEL || rc != 0)
+  if (rc != 0 && op == EPOLL_CTL_DEL) {
+    *b = 0; /* closed behind the loop's back (libcurl before 8.2 closes a
+               socket that failed to connect without telling): its number
+               is no longer ours, and whatever has it next is in no set */
+  } else if (rc != 0) {
+    int err = errno; /* the kernel may keep the old mask: taken out */
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    errno = err;
+    *b &= (unsigned char)~(FD_IN_SET | FD_IN | FD_OUT);
+  } else if (op == EPOLL_CTL_DEL)
     *b &= (unsigned char)~(FD_IN_SET | FD_IN | FD_OUT);
   else
     *b = (unsigned char)((*b & ~(FD_IN | FD_OUT)) | FD_IN_SET | want);
@@ -378,8 +387,14 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *arg, void *sockp
  * leaves the set as it closes, and its number is no longer ours. */
 static int close_socket(void *arg, curl_socket_t fd) {
   actio__http_loop *l = arg;
-  if (fd >= 0 && (size_t)fd < l->fds_cap)
+  if (fd >= 0 && (size_t)fd < l->fds_cap) {
+    /* Taken out first: the set holds a socket until every descriptor of it
+     * is closed, and a forked child may hold one (its events would then
+     * come for a number no longer ours, forever). */
+    if (l->fds[fd] & FD_IN_SET)
+      epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
     l->fds[fd] = 0;
+  }
   return close(fd);
 }
 
@@ -485,8 +500,13 @@ void actio__http_loop_run(actio__http_loop *l) {
     if (fd == l->wakefd)
       continue;
     unsigned char *b = fd_bits(l, fd);
-    if (b == NULL || !(*b & FD_IN_SET))
-      continue; /* taken out by an earlier event's run */
+    if (b == NULL || !(*b & FD_IN_SET)) {
+      /* Taken out by an earlier event's run, or the set and the bits
+       * disagree (a failed change): out it goes, or it would fire at
+       * every poll. An error (not in the set) is the first case. */
+      epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+      continue;
+    }
     if (!(*b & FD_WANTED)) { /* an idle connection kept in the set */
       fd_register(l, fd, b, 0);
       continue;
@@ -898,7 +918,8 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose,
                                  struct curl_sockaddr *a) {
   actio__http_xfer *x = arg;
   (void)purpose;
-  curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
+  /* Close-on-exec: a child's copy would keep it in the loop's set. */
+  curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
   if (fd == CURL_SOCKET_BAD) {
     x->socket_errno = errno;
     return fd;
