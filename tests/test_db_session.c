@@ -818,6 +818,39 @@ START_TEST(test_txn_query_behind_a_late_cancel) {
 }
 END_TEST
 
+/* When backend pid started its statement, as text in buf. */
+static void run_started(int64_t pid, char *buf, size_t size) {
+  char p[24];
+  snprintf(p, sizeof p, "%" PRId64, pid);
+  actio_future *f;
+  const char *v = NULL;
+  ck_assert_int_eq(actio_db_send(db,
+                                 &(actio_db_request){
+                                     .sql = "SELECT query_start::text FROM pg_stat_activity "
+                                            "WHERE pid = $1::int",
+                                     .nparams = 1, .params = (const char *const[]){p},
+                                     .no_cache = 1},
+                                 &f),
+                   0);
+  ck_assert_int_eq(actio_db_text(expect(f, 0), 0, 0, &v), 0);
+  snprintf(buf, size, "%s", v);
+  actio_future_unref(f);
+}
+
+/* Waits until the statement backend pid started at `started` no longer
+ * waits for a lock. */
+static void run_over(int64_t pid, const char *started) {
+  char p[24];
+  snprintf(p, sizeof p, "%" PRId64, pid);
+  while (int64_of(db, NULL,
+                  &(actio_db_request){
+                      .sql = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int "
+                             "AND query_start::text = $2 AND wait_event_type = 'Lock'",
+                      .nparams = 2, .params = (const char *const[]){p, started},
+                      .no_cache = 1}) > 0)
+    usleep(1000); /* paces the polling */
+}
+
 /* A pool of two connections, one open (its backend's pid in *pid); *lock
  * holds advisory locks 1 and 2, and query A (*af) waits there for lock 1. */
 static actio_actor *pool_waiting(int64_t *pid, actio_db_session **lock, actio_future **lf,
@@ -855,14 +888,10 @@ START_TEST(test_pooled_query_after_a_late_cancel) {
 }
 END_TEST
 
-START_TEST(test_pooled_query_behind_a_late_cancel) {
-  /* A pooled query B pipelined behind A, whose cancel request lands on B
-   * once A is over: B is sent again and succeeds, however late its error
-   * comes back. */
-  actio_future *lf, *af, *bf;
-  int64_t pid;
-  actio_db_session *lock;
-  actio_actor *two = pool_waiting(&pid, &lock, &lf, &af);
+/* Query B, waiting for advisory lock 2, pipelined on the one open
+ * connection of pool two behind A. */
+static actio_future *query_behind(actio_actor *two) {
+  actio_future *bf;
   ck_assert_int_eq(actio_db_query(two, "SELECT 7 FROM pg_advisory_xact_lock(2)", 0, NULL, &bf),
                    0);
   /* B is on A's connection once the pool opens a second one: the
@@ -870,37 +899,62 @@ START_TEST(test_pooled_query_behind_a_late_cancel) {
   actio_db_stats s;
   for (actio_db_stats_get(two, &s); s.connections + s.connecting < 2; actio_db_stats_get(two, &s))
     usleep(1000); /* paces the polling */
+  return bf;
+}
+
+START_TEST(test_pooled_query_behind_a_late_cancel) {
+  /* A pooled query B pipelined behind A, whose cancel request lands on B
+   * once A is over: B is sent again and succeeds, however late its error
+   * comes back. */
+  actio_future *lf, *af, *bf;
+  int64_t pid;
+  actio_db_session *lock;
+  bf = query_behind(pool_waiting(&pid, &lock, &lf, &af));
   cancel_late(af, lock);
   while (advisory_waiter(2) != pid)
     usleep(1000); /* paces the polling: A is over, B runs */
-  char p[24], started[64];
-  snprintf(p, sizeof p, "%" PRId64, pid);
-  {
-    actio_future *f;
-    const char *v = NULL;
-    ck_assert_int_eq(actio_db_send(db,
-                                   &(actio_db_request){
-                                       .sql = "SELECT query_start::text FROM pg_stat_activity "
-                                              "WHERE pid = $1::int",
-                                       .nparams = 1, .params = (const char *const[]){p},
-                                       .no_cache = 1},
-                                   &f),
-                     0);
-    ck_assert_int_eq(actio_db_text(expect(f, 0), 0, 0, &v), 0);
-    snprintf(started, sizeof started, "%s", v);
-    actio_future_unref(f);
-  }
+  char started[64];
+  run_started(pid, started, sizeof started);
   gate_open(&cancels);
-  /* That run of B cancelled by A's request. */
-  while (int64_of(db, NULL,
-                  &(actio_db_request){
-                      .sql = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int "
-                             "AND query_start::text = $2 AND wait_event_type = 'Lock'",
-                      .nparams = 2, .params = (const char *const[]){p, started},
-                      .no_cache = 1}) > 0)
-    usleep(1000); /* paces the polling */
+  run_over(pid, started); /* that run of B cancelled by A's request */
   actio_future_unref(s_run(lock, "SELECT pg_advisory_unlock(2)", 0));
   expect_int64(bf, 7);
+  actio_future_unref(bf);
+  cancelled_late(af, lock, lf);
+}
+END_TEST
+
+START_TEST(test_pooled_query_behind_a_cancel_that_landed) {
+  /* B pipelined behind A, marked when A's cancel request goes out; the
+   * request lands on A. B's own 57014 later (an admin's pg_cancel_backend
+   * here; a statement_timeout alike) is B's: it fails once with it, is
+   * not sent again, and its message does not blame A's request. */
+  actio_future *lf, *af, *bf;
+  int64_t pid;
+  actio_db_session *lock;
+  bf = query_behind(pool_waiting(&pid, &lock, &lf, &af));
+  hold_cancels();
+  ck_assert_int_eq(actio_future_cancel(af), 0);
+  gate_wait_held(&cancels); /* B marked */
+  gate_open(&cancels);      /* lands on A, still waiting for lock 1 */
+  ck_assert_int_eq(actio_future_wait(af, -1), ACTIO_ECANCELED);
+  while (advisory_waiter(2) != pid && !actio_future_is_done(bf))
+    usleep(1000); /* paces the polling: B runs */
+  ck_assert_msg(!actio_future_is_done(bf), "B ended before it ran: %s", actio_future_errmsg(bf));
+  char p[24], started[64];
+  snprintf(p, sizeof p, "%" PRId64, pid);
+  run_started(pid, started, sizeof started);
+  ck_assert_int_eq(int64_of(db, NULL,
+                            &(actio_db_request){
+                                .sql = "SELECT pg_cancel_backend($1::int)::int",
+                                .nparams = 1, .params = (const char *const[]){p},
+                                .no_cache = 1}),
+                   1);
+  run_over(pid, started);
+  actio_future_unref(s_run(lock, "SELECT pg_advisory_unlock(2)", 0)); /* a rerun would pass */
+  ck_assert_int_eq(actio_future_wait(bf, -1), ACTIO_ESQL);
+  ck_assert_str_eq(actio_db_error_get(bf)->sqlstate, "57014");
+  ck_assert_ptr_null(strstr(actio_future_errmsg(bf), "ahead of it"));
   actio_future_unref(bf);
   cancelled_late(af, lock, lf);
 }
@@ -932,6 +986,7 @@ static Suite *db_session_suite(void) {
   tcase_add_test(tc, test_txn_query_behind_a_late_cancel);
   tcase_add_test(tc, test_pooled_query_after_a_late_cancel);
   tcase_add_test(tc, test_pooled_query_behind_a_late_cancel);
+  tcase_add_test(tc, test_pooled_query_behind_a_cancel_that_landed);
 #ifdef ACTIO_DEBUG
   tcase_add_test_raise_signal(tc, test_prepare_destroyed_twice, SIGABRT);
 #else

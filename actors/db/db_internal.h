@@ -127,6 +127,10 @@ typedef struct db_params {
 /* Requests wait in lists by the thousand, each behind its future: what a
  * queued query costs is mostly this header (see actio__db_req_new), so
  * fields that only some kinds use share a union. */
+/* How many times a pooled unit hit by another's cancel request is sent
+ * again before it fails with it. */
+enum { DB_RESENDS = 3 };
+
 struct db_req {
   /* A request bound to a connection waits in its worker's inbox, then
    * joins the worker's lists: take_inbox takes the whole inbox at once
@@ -150,8 +154,9 @@ struct db_req {
   uint8_t kind;        /* an enum kind */
   /* One memory location: written by the caller before it sends, then by
    * the worker alone. stray: in flight behind the unit a cancel request
-   * was sent for, so that request may land on it. */
-  unsigned cancel_sent : 1, stray : 1, nocache : 1, commit : 1;
+   * was sent for, so that request may land on it; resent: how many times
+   * such a request did (DB_RESENDS at most). */
+  unsigned cancel_sent : 1, stray : 1, nocache : 1, commit : 1, resent : 2;
   union { /* by kind */
     struct { /* K_QUERY, K_BEGIN, K_TQUERY, K_END, K_TDROP, K_BATCH (all
               * the rows' values), K_STREAM */

@@ -31,9 +31,13 @@ extern "C" {
  * the server too; nothing new is sent on its connection until the server
  * took that request, so it never reaches a later query. Should the query
  * end before the request lands, the request may reach one sent behind it
- * already: a pooled one is sent again, a transaction's or session's fails
- * (57014, its message saying whose cancel it was). No message ever
- * contains the password.
+ * already: a pooled one is sent again (three times at most), a
+ * transaction's or session's fails (57014, its message saying whose cancel
+ * it was). A connection's next sends (a transaction's COMMIT or ROLLBACK,
+ * a session's reset) wait for that request to be over, and libpq's
+ * PQcancel, which sends it, has no timeout of its own: a server that takes
+ * the cancel connection but never answers holds them that long. No message
+ * ever contains the password.
  *
  * A failed query's message (actio_future_errmsg) is fit to log or store:
  * "STATEMENT: SQLSTATE: message", the statement with its literals masked,
