@@ -924,42 +924,6 @@ START_TEST(test_pooled_query_behind_a_late_cancel) {
 }
 END_TEST
 
-START_TEST(test_pooled_query_behind_a_cancel_that_landed) {
-  /* B pipelined behind A, marked when A's cancel request goes out; the
-   * request lands on A. B's own 57014 later (an admin's pg_cancel_backend
-   * here; a statement_timeout alike) is B's: it fails once with it, is
-   * not sent again, and its message does not blame A's request. */
-  actio_future *lf, *af, *bf;
-  int64_t pid;
-  actio_db_session *lock;
-  bf = query_behind(pool_waiting(&pid, &lock, &lf, &af));
-  hold_cancels();
-  ck_assert_int_eq(actio_future_cancel(af), 0);
-  gate_wait_held(&cancels); /* B marked */
-  gate_open(&cancels);      /* lands on A, still waiting for lock 1 */
-  ck_assert_int_eq(actio_future_wait(af, -1), ACTIO_ECANCELED);
-  while (advisory_waiter(2) != pid && !actio_future_is_done(bf))
-    usleep(1000); /* paces the polling: B runs */
-  ck_assert_msg(!actio_future_is_done(bf), "B ended before it ran: %s", actio_future_errmsg(bf));
-  char p[24], started[64];
-  snprintf(p, sizeof p, "%" PRId64, pid);
-  run_started(pid, started, sizeof started);
-  ck_assert_int_eq(int64_of(db, NULL,
-                            &(actio_db_request){
-                                .sql = "SELECT pg_cancel_backend($1::int)::int",
-                                .nparams = 1, .params = (const char *const[]){p},
-                                .no_cache = 1}),
-                   1);
-  run_over(pid, started);
-  actio_future_unref(s_run(lock, "SELECT pg_advisory_unlock(2)", 0)); /* a rerun would pass */
-  ck_assert_int_eq(actio_future_wait(bf, -1), ACTIO_ESQL);
-  ck_assert_str_eq(actio_db_error_get(bf)->sqlstate, "57014");
-  ck_assert_ptr_null(strstr(actio_future_errmsg(bf), "ahead of it"));
-  actio_future_unref(bf);
-  cancelled_late(af, lock, lf);
-}
-END_TEST
-
 static Suite *db_session_suite(void) {
   Suite *s = suite_create("db_session");
   TCase *tc = tcase_with_timeout("sessions", 120);
@@ -986,7 +950,6 @@ static Suite *db_session_suite(void) {
   tcase_add_test(tc, test_txn_query_behind_a_late_cancel);
   tcase_add_test(tc, test_pooled_query_after_a_late_cancel);
   tcase_add_test(tc, test_pooled_query_behind_a_late_cancel);
-  tcase_add_test(tc, test_pooled_query_behind_a_cancel_that_landed);
 #ifdef ACTIO_DEBUG
   tcase_add_test_raise_signal(tc, test_prepare_destroyed_twice, SIGABRT);
 #else

@@ -63,20 +63,19 @@ void actio__db_on_unit(void *ctx, void *unit, int rc, actio__pg_result *res,
         !(err != NULL && actio__pg_error_is(err, "42P05"))) ||
        (rc == ACTIO_ESQL && err != NULL && actio__pg_error_is(err, "26000"))))
     r->more->stmt->on[c->slot] = 0;
-  /* A cancel request cancels one statement at most: once its target or a
-   * unit marked for it took a 57014, the others of c are safe from it. */
-  int hit = rc == ACTIO_ESQL && (r->stray || r->cancel_sent) && c != NULL && err != NULL &&
-            actio__pg_error_is(err, "57014");
-  if (hit)
-    for (db_req *s = w->sent; s != NULL; s = s->next)
-      if (s->c == c)
-        s->stray = 0;
   /* Cancelled by a request meant for the unit ahead of it, over before
    * the request landed: a pooled one is sent again (with nothing new sent
    * on c until that request is over, no request lands on it twice), a few
    * times at most; one bound to c cannot be (its transaction failed, or
-   * the next of the session's ran already), so its message says why. */
-  if (hit && r->stray && !atomic_load_explicit(&r->cancel, memory_order_acquire)) {
+   * the next of the session's ran already), so its message says why. One
+   * request may cancel two statements: PostgreSQL (before 17) signals the
+   * backend and then its process group, and a backend that ended the first
+   * statement in between takes the second signal in the next one. So a
+   * mark stays while its unit is in flight, and a 57014 of its own (a
+   * statement_timeout) is taken for the request's: sent again, bounded. */
+  if (rc == ACTIO_ESQL && r->stray && c != NULL &&
+      !atomic_load_explicit(&r->cancel, memory_order_acquire) && err != NULL &&
+      actio__pg_error_is(err, "57014")) {
     r->stray = 0;
     if ((r->kind == K_QUERY || r->kind == K_BATCH || r->kind == K_PREPARE) &&
         r->resent < DB_RESENDS) {
