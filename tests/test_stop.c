@@ -570,17 +570,22 @@ START_TEST(test_address_self_send_in_stop) {
 END_TEST
 
 enum { GO = 4 };
-static _Atomic int sched_send_rc = 1, sched_wait_rc;
+static _Atomic int sched_send_rc = 1, sched_wait_rc, sched_first_rc = 1;
 
-/* On the runtime's only scheduler thread: waits until the child behind the
- * address is failed and closed (its restart then needs this thread for the
- * child's last run), then sends to the address with no limit. */
+/* On the runtime's only scheduler thread: queues a message for the child
+ * behind the address (it cannot run: this thread is the only one), so that
+ * its restart needs this thread for the child's last run; fails the child,
+ * waits until it is closed, then sends to the address with no limit. (An
+ * idle child would stop without a run, and its restart could finish before
+ * the first send here, which would then go to the new instance.) */
 static int sender_handle(actio_actor *self, void *worker, void *msg, actio_future *reply) {
   (void)worker;
   (void)reply;
   if (msg != (void *)GO)
     return 0;
   actio_actor *addr = *(actio_actor **)actio_actor_state(self);
+  atomic_store_explicit(&sched_first_rc, actio_tell(addr, (void *)PING, 0),
+                        memory_order_relaxed);
   actio_actor_fail(addr, ACTIO_EFATAL, "failed by its sender");
   int rc;
   while ((rc = actio_tell(addr, (void *)PING, 0)) == 0 || rc == ACTIO_EFULL)
@@ -609,6 +614,7 @@ START_TEST(test_address_scheduled_sender) {
   ck_assert_int_eq(actio_tell(snd, (void *)GO, -1), 0);
   while (atomic_load_explicit(&sched_send_rc, memory_order_acquire) == 1)
     sched_yield();
+  ck_assert_int_eq(atomic_load_explicit(&sched_first_rc, memory_order_relaxed), 0);
   ck_assert_int_eq(atomic_load_explicit(&sched_wait_rc, memory_order_relaxed), ACTIO_EAGAIN);
   ck_assert_int_eq(atomic_load_explicit(&sched_send_rc, memory_order_acquire), 0);
   ck_assert_int_gt(ask_gen(addr), before);
