@@ -777,6 +777,42 @@ START_TEST(test_txn_query_after_a_late_cancel) {
 }
 END_TEST
 
+START_TEST(test_session_query_sent_right_after_a_cancel) {
+  /* A session's query A cancelled by its caller, who sends B at once: the
+   * worker may take B in the wake-up that brought A's cancel. B still goes
+   * out only once A's cancel request was delivered: sent behind A before
+   * the request, B could take its second signal (PostgreSQL before 17
+   * signals the backend, then its process group) and fail with a 57014
+   * nobody asked for (test_prepare_first_use_cancelled_in_its_parse did,
+   * once in about 40 runs). */
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .workers = 1});
+  actio_future *lf, *sf, *af, *bf;
+  actio_db_session *lock = lock_both(&lf);
+  actio_db_session *ss = acquire(one, &sf);
+  int64_t pid = s_scalar(ss, "SELECT pg_backend_pid()");
+  ck_assert_int_eq(actio_db_session_query(ss, "SELECT pg_advisory_lock(1)", 0, NULL, &af), 0);
+  await_lock_wait(pid);
+  hold_cancels();
+  ck_assert_int_eq(actio_future_cancel(af), 0);
+  ck_assert_int_eq(
+      actio_db_session_query(ss, "SELECT 7 FROM pg_advisory_lock(2)", 0, NULL, &bf), 0);
+  gate_wait_held(&cancels); /* A's request on its way */
+  actio_future_unref(s_run(lock, "SELECT pg_advisory_unlock(1)", 0)); /* A ends */
+  /* B held back, or (the bug) on the server, waiting for lock 2 behind A. */
+  while (actio__db_held(one) == 0 && advisory_waiter(2) != pid)
+    usleep(1000); /* paces the polling */
+  ck_assert_uint_gt(actio__db_held(one), 0);
+  gate_open(&cancels);
+  await_lock_wait(pid); /* B sent once the request was delivered */
+  actio_future_unref(s_run(lock, "SELECT pg_advisory_unlock(2)", 0));
+  expect_int64(bf, 7);
+  actio_future_unref(bf);
+  release(ss, 0);
+  actio_future_unref(sf);
+  cancelled_late(af, lock, lf);
+}
+END_TEST
+
 START_TEST(test_txn_query_behind_a_late_cancel) {
   /* B was sent behind A before A's cancel: the request, landing once A is
    * over, cancels B, which cannot be sent again (its transaction failed).
@@ -948,6 +984,7 @@ static Suite *db_session_suite(void) {
   tcase_add_test(tc, test_prepare_first_use_cancelled_in_its_parse);
   tcase_add_test(tc, test_txn_query_after_a_late_cancel);
   tcase_add_test(tc, test_txn_query_behind_a_late_cancel);
+  tcase_add_test(tc, test_session_query_sent_right_after_a_cancel);
   tcase_add_test(tc, test_pooled_query_after_a_late_cancel);
   tcase_add_test(tc, test_pooled_query_behind_a_late_cancel);
 #ifdef ACTIO_DEBUG

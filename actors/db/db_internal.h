@@ -523,6 +523,9 @@ void actio__db_canceller_stop(db_state *st);
 void actio__db_job_unref(cancel_job *j); /* any thread; NULL accepted */
 /* Asks the server to cancel r, the unit c runs now. */
 void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r);
+/* Asks the server to cancel the unit at c's head if its caller cancelled
+ * it and no request is out for it yet. */
+void actio__db_cancel_head(db_worker *w, conn *c);
 
 /* When the next connect may be tried after `fails` failures in a row
  * (absolute, CLOCK_MONOTONIC): the pool's backoff from now. */

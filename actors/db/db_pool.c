@@ -112,6 +112,16 @@ void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r) {
   pthread_mutex_unlock(&w->st->cmu);
 }
 
+/* The unit at c's head cancelled by its caller, with no request out for
+ * it yet: asks the server now. */
+void actio__db_cancel_head(db_worker *w, conn *c) {
+  db_req *h = c->state == C_READY ? actio__pg_conn_head(c->pc) : NULL;
+  /* Acquire: pairs with on_cancel's release. */
+  if (h != NULL && c->cancel == NULL && !h->cancel_sent &&
+      atomic_load_explicit(&h->cancel, memory_order_acquire))
+    actio__db_cancel_on_server(w, c, h);
+}
+
 /* ---- connections ---- */
 
 int64_t actio__db_retry_at(const db_state *st, int fails) {
@@ -322,6 +332,14 @@ void actio__db_conn_broken(db_worker *w, conn *c) {
 
 /* Sends what is bound to c (a transaction's queries) while it can. */
 void actio__db_conn_pump(db_worker *w, conn *c) {
+  /* The caller may have cancelled the unit at the head before it sent
+   * what waits here, both taken in one wake-up (before reap_cancelled
+   * saw the cancel): the request goes out first, and what waits, once it
+   * was delivered. Sent before, it could take the request's second
+   * signal (PostgreSQL before 17 signals the backend, then its process
+   * group). */
+  if (c->q_head != NULL)
+    actio__db_cancel_head(w, c);
   while (c->q_head != NULL && c->state == C_READY && !c->simple && !c->doomed) {
     if (c->cancel != NULL) { /* again once it is over (timers) */
       /* Relaxed: a count for tests. */

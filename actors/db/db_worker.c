@@ -316,10 +316,7 @@ static void reap_cancelled(db_worker *w) {
         actio__db_req_fail(r, ACTIO_ECANCELED, "cancelled");
       }
     }
-    db_req *h = actio__pg_conn_head(c->pc);
-    if (h != NULL && c->cancel == NULL && !h->cancel_sent &&
-        atomic_load_explicit(&h->cancel, memory_order_acquire))
-      actio__db_cancel_on_server(w, c, h);
+    actio__db_cancel_head(w, c);
   }
 }
 
