@@ -5,6 +5,7 @@
 
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "io/nats/nats_io.h"
 
@@ -17,7 +18,20 @@ struct actio__nats_conn {
   int closed_seen;    /* cnats's closed callback ran: no event follows */
   int closing;        /* actio__nats_close began (its thread only) */
   int64_t flush_ms;   /* a subscription's round trip: the connect timeout */
+  char *seed_file;    /* the NKey seed's file (read at each connect), or NULL */
+  /* Signatures cnats would not have sent (actio__nats_sign_nonce's
+   * EAGAIN), counted by the connecting thread; relaxed: read by it too. */
+  _Atomic unsigned unsendable_sigs;
 };
+
+/* Ends a subscription on c: unsubscribes, then, with cnats before 3.5 and
+ * c connected, waits for a round trip before dropping the handle. Those
+ * cnats look a message's subscription up, let go of the lock that keeps it
+ * and use it after (nats.c #637): a message read as the unsubscribe runs
+ * could reach a subscription freed meanwhile. The reader handles the
+ * round trip's PONG after any such message, and the handle keeps the
+ * subscription alive until then. Not on cnats's reader thread. */
+void actio__nats_sub_end(actio__nats_conn *c, natsSubscription *sub);
 
 /* cnats's status as an actio code. */
 int actio__nats_code_of(natsStatus s);

@@ -19,6 +19,7 @@
 #define HDR_TEXT "Actio-Message"
 
 struct actio__nats_sub {
+  actio__nats_conn *c;
   natsSubscription *sub;
   actio__nats_msg_fn fn;
   void (*done)(void *arg);
@@ -96,6 +97,78 @@ static void mask(char *s, const char *secret) {
   }
 }
 
+/* The NKey seed in the file at path: a seed file, or a .creds file (the
+ * first line that starts "SU", as cnats reads it). Copies it to seed (NUL
+ * ended) and wipes what it read. Returns 0, -errno (it cannot be read),
+ * ACTIO_EINVAL (no seed there). */
+static int read_seed(const char *path, char *seed, size_t size) {
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    return errno == EINVAL ? ACTIO_EINVAL : -errno;
+  char line[256];
+  int rc = ACTIO_EINVAL;
+  while (rc != 0 && fgets(line, sizeof line, f) != NULL) {
+    const char *p = line + strspn(line, " \t");
+    size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+    if (p[0] == 'S' && p[1] == 'U' && n < size) {
+      memcpy(seed, p, n);
+      seed[n] = '\0';
+      rc = 0;
+    }
+  }
+  explicit_bzero(line, sizeof line);
+  fclose(f);
+  return rc;
+}
+
+int actio__nats_sign_nonce(const char *seed_file, const char *nonce, unsigned char **sig,
+                           int *len) {
+  char seed[128];
+  *sig = NULL;
+  *len = 0;
+  int rc = read_seed(seed_file, seed, sizeof seed);
+  if (rc != 0)
+    return rc;
+  /* nats_Sign's decoding tables are set up by nats_Open (which a connect
+   * calls too; idempotent). */
+  natsStatus s = nats_Open(-1);
+  if (s == NATS_OK)
+    s = nats_Sign(seed, nonce, sig, len);
+  explicit_bzero(seed, sizeof seed);
+  if (s != NATS_OK)
+    return actio__nats_code_of(s) == ACTIO_ENOMEM ? ACTIO_ENOMEM : ACTIO_EINVAL;
+  /* cnats before 3.8 sends no signature at all when its first byte is 0
+   * (its base64 encoder took that for an empty input: nats.c #705), and
+   * the server refuses the connection: 1 nonce in 256. */
+  if (nats_GetVersionNumber() < 0x030800 && *len > 0 && (*sig)[0] == 0) {
+    free(*sig);
+    *sig = NULL;
+    *len = 0;
+    return ACTIO_EAGAIN;
+  }
+  return 0;
+}
+
+/* cnats's signature handler: signs the server's nonce, on the thread that
+ * connects or reconnects. A signature cnats would drop fails this attempt
+ * (counted in c->unsendable_sigs), and the next one brings a new nonce. */
+static natsStatus sign_nonce(char **why, unsigned char **sig, int *len, const char *nonce,
+                             void *arg) {
+  actio__nats_conn *c = arg;
+  int rc = actio__nats_sign_nonce(c->seed_file, nonce, sig, len);
+  if (rc == 0)
+    return NATS_OK;
+  if (rc == ACTIO_EAGAIN)
+    atomic_fetch_add_explicit(&c->unsendable_sigs, 1, memory_order_relaxed);
+  char text[160];
+  snprintf(text, sizeof text, "NKey seed file: %s",
+           rc == ACTIO_EAGAIN   ? "a signature this libnats cannot send (nats.c #705)"
+           : rc == ACTIO_EINVAL ? "no valid seed (a line \"SU...\")"
+                                : strerror(-rc));
+  *why = strdup(text);
+  return rc == ACTIO_ENOMEM ? NATS_NO_MEMORY : NATS_ERR;
+}
+
 /* The servers: one URL, or several comma-separated, which cnats 3.4's
  * SetURL takes for one (and then reaches none): split here. */
 static natsStatus set_servers(natsOptions *o, const char *url) {
@@ -128,7 +201,7 @@ static natsStatus set_options(natsOptions *o, const actio__nats_conf *conf,
   if (s == NATS_OK && conf->token != NULL)
     s = natsOptions_SetToken(o, conf->token);
   if (s == NATS_OK && conf->nkey_seed_file != NULL)
-    s = natsOptions_SetNKeyFromSeed(o, conf->nkey_public, conf->nkey_seed_file);
+    s = natsOptions_SetNKey(o, conf->nkey_public, sign_nonce, c);
   if (s == NATS_OK && (conf->tls || conf->ca_file != NULL || conf->cert_file != NULL))
     s = natsOptions_SetSecure(o, true);
   if (s == NATS_OK && conf->ca_file != NULL)
@@ -180,13 +253,23 @@ int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cv, NULL);
   natsOptions *o = NULL;
-  natsStatus s = natsOptions_Create(&o);
+  natsStatus s = NATS_NO_MEMORY;
+  if (conf->nkey_seed_file == NULL || (c->seed_file = strdup(conf->nkey_seed_file)) != NULL)
+    s = natsOptions_Create(&o);
   const char *stage = "options";
   if (s == NATS_OK)
     s = set_options(o, conf, c);
   if (s == NATS_OK) {
     stage = "connect";
-    s = natsConnection_Connect(&c->nc, o);
+    /* A signature cnats could not send failed the attempt (sign_nonce):
+     * connect again, for a new nonce. An attempt fails so 1 time in 256. */
+    for (int tries = 0; tries < 8; tries++) {
+      unsigned dropped = atomic_load_explicit(&c->unsendable_sigs, memory_order_relaxed);
+      s = natsConnection_Connect(&c->nc, o);
+      if (s == NATS_OK ||
+          atomic_load_explicit(&c->unsendable_sigs, memory_order_relaxed) == dropped)
+        break;
+    }
   }
   natsOptions_Destroy(o);
   if (s == NATS_OK) {
@@ -204,6 +287,7 @@ int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
            rc == ACTIO_ENATSAUTH ? " (credentials refused)" : "");
   pthread_cond_destroy(&c->cv);
   pthread_mutex_destroy(&c->mu);
+  free(c->seed_file);
   free(c);
   return rc;
 }
@@ -228,6 +312,7 @@ void actio__nats_destroy(actio__nats_conn *c) {
   natsConnection_Destroy(c->nc);
   pthread_cond_destroy(&c->cv);
   pthread_mutex_destroy(&c->mu);
+  free(c->seed_file);
   free(c);
 }
 
@@ -295,6 +380,7 @@ int actio__nats_subscribe(actio__nats_conn *c, const char *subject, const char *
   actio__nats_sub *s = calloc(1, sizeof *s);
   if (s == NULL)
     return ACTIO_ENOMEM;
+  s->c = c;
   s->fn = fn;
   s->done = done;
   s->arg = arg;
@@ -331,11 +417,18 @@ int actio__nats_subscribe(actio__nats_conn *c, const char *subject, const char *
   return 0;
 }
 
+void actio__nats_sub_end(actio__nats_conn *c, natsSubscription *sub) {
+  (void)natsSubscription_Unsubscribe(sub);
+  if (nats_GetVersionNumber() < 0x030500 &&
+      natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED)
+    (void)natsConnection_FlushTimeout(c->nc, c->flush_ms);
+  natsSubscription_Destroy(sub);
+}
+
 void actio__nats_unsubscribe(actio__nats_sub *s) {
   if (s == NULL)
     return;
-  (void)natsSubscription_Unsubscribe(s->sub);
-  natsSubscription_Destroy(s->sub);
+  actio__nats_sub_end(s->c, s->sub);
   sub_unref(s);
 }
 

@@ -47,6 +47,15 @@ typedef struct actio__nats_conf {
  * token). */
 int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
                         char *err, size_t errlen);
+/* Signs the server's nonce (NUL-ended) with the NKey seed in seed_file, a
+ * seed file or a .creds file (its first line starting "SU"); the seed is
+ * wiped once used. *sig (malloc'd, *len bytes) is the caller's. Returns 0;
+ * ACTIO_EAGAIN: a signature that this libnats, older than 3.8, would not
+ * send (its first byte is 0; nats.c #705): connect again, for a new nonce;
+ * ACTIO_EINVAL: no valid seed there; ACTIO_ENOMEM; or -errno, the file
+ * unreadable. Any thread. */
+int actio__nats_sign_nonce(const char *seed_file, const char *nonce, unsigned char **sig,
+                           int *len);
 /* Closes the connection: no message or event callback runs once it
  * returned (cnats's subscription threads are done). Idempotent; not from
  * one of cnats's callbacks. */

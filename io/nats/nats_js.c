@@ -42,6 +42,7 @@ struct actio__nats_js {
 _Atomic(actio__nats_js_hook_fn) actio__nats_js_ack_hook;
 
 struct actio__nats_pull {
+  actio__nats_conn *c; /* outlives the pull (nats_js.h) */
   natsSubscription *sub;
 };
 
@@ -381,6 +382,7 @@ int actio__nats_js_pull_create(actio__nats_js *js, const actio__nats_consumer_co
     free(p);
     return js_code(s, jerr, err, errlen, conf->durable);
   }
+  p->c = js->c;
   natsSubscription_SetPendingLimits(p->sub, -1, -1); /* bounded by the batches asked for */
   *out = p;
   return 0;
@@ -389,8 +391,7 @@ int actio__nats_js_pull_create(actio__nats_js *js, const actio__nats_consumer_co
 void actio__nats_js_pull_destroy(actio__nats_pull *p) {
   if (p == NULL)
     return;
-  (void)natsSubscription_Unsubscribe(p->sub);
-  natsSubscription_Destroy(p->sub);
+  actio__nats_sub_end(p->c, p->sub);
   free(p);
 }
 

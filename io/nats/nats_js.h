@@ -104,7 +104,9 @@ typedef struct actio__nats_consumer_conf {
  * ACTIO_ENOMEM. */
 int actio__nats_js_pull_create(actio__nats_js *js, const actio__nats_consumer_conf *conf,
                                actio__nats_pull **out, char *err, size_t errlen);
-/* Ends the subscription. Not while a fetch runs on it. NULL accepted. */
+/* Ends the subscription (a round trip with cnats before 3.5: see
+ * actio__nats_sub_end). Not while a fetch runs on it; before its
+ * connection is destroyed. NULL accepted. */
 void actio__nats_js_pull_destroy(actio__nats_pull *p);
 
 /* A fetched job: its message (the caller's: actio__nats_msg_free), how
