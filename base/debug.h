@@ -1,5 +1,6 @@
 /* debug.h: invariants stated as assertions (curl's DEBUGASSERT): checked in
- * Debug and sanitizer builds, free in release builds. */
+ * Debug and sanitizer builds, free in release builds; and names for the
+ * threads actio starts, as top -H, gdb and perf show them. */
 #ifndef ACTIO_BASE_DEBUG_H
 #define ACTIO_BASE_DEBUG_H
 
@@ -15,5 +16,9 @@ void actio__assert_fail(const char *cond, const char *file, int line,
 #else
 #define ACTIO__ASSERT(cond) ((void)sizeof(cond))
 #endif
+
+/* Names the calling thread "<what>-<i>" (i < 0: "<what>"), what cut to
+ * fit the 15 bytes Linux keeps. Best effort: nothing fails for it. */
+void actio__thread_name(const char *what, int i);
 
 #endif

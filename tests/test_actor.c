@@ -1,9 +1,11 @@
 /* test_actor.c: custom actors: spawn, tell and ask, worker pools, stop
  * (drain and now), dead letters, full mailboxes, and stop order. */
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -80,6 +82,26 @@ static actio_actor *spawn(actio_runtime *rt, counter *c, unsigned workers,
   return a;
 }
 
+/* How many of this process's threads are named name (/proc/self/task). */
+static int threads_named(const char *name) {
+  DIR *d = opendir("/proc/self/task");
+  ck_assert_ptr_nonnull(d);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    char path[300], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
+    if (f == NULL)
+      continue;
+    if (fgets(comm, sizeof comm, f) != NULL)
+      comm[strcspn(comm, "\n")] = '\0';
+    fclose(f);
+    n += strcmp(comm, name) == 0;
+  }
+  closedir(d);
+  return n;
+}
+
 START_TEST(tell_and_ask_reach_the_handler) {
   actio_runtime *rt;
   counter c = {0};
@@ -89,6 +111,10 @@ START_TEST(tell_and_ask_reach_the_handler) {
   ck_assert_ptr_eq(actio_actor_runtime(a), rt);
   ck_assert_ptr_null(actio_actor_self()); /* no actor's worker here */
   ck_assert_int_eq(atomic_load(&c.inits), 3);
+  /* Its workers carry its name, as top -H and gdb show them. */
+  ck_assert_int_eq(threads_named("counter-0"), 1);
+  ck_assert_int_eq(threads_named("counter-2"), 1);
+  ck_assert_int_eq(threads_named("counter-3"), 0);
   for (uintptr_t i = 1; i <= 10; i++)
     ck_assert_int_eq(actio_tell(a, (void *)i, -1), 0);
   actio_future *f;

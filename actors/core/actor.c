@@ -410,6 +410,7 @@ static void *worker_main(void *arg) {
   worker *w = arg;
   actio_actor *a = w->actor;
   current_actor = a;
+  actio__thread_name(a->name, (int)(w - a->workers));
   int rc = a->b->worker_init ? a->b->worker_init(a, &w->ctx) : 0;
   if (rc == 0) {
     set_live(w, 1);

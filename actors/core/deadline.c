@@ -408,6 +408,7 @@ static void *timer_main(void *arg) {
   actio__tnode *ns[BATCH];
   int64_t next[BATCH];
   on_timer = t;
+  actio__thread_name("actio-timer", -1);
   pthread_mutex_lock(&t->mu);
   while (!t->stopping) {
     int64_t now = tick_now(t);

@@ -213,6 +213,7 @@ static void *thread_main(void *arg) {
   sched_thread *th = arg;
   actio__sched *s = th->s;
   me = th;
+  actio__thread_name("actio-sched", (int)(th - s->threads));
   for (;;) {
     actio__task *t = th->next;
     th->next = NULL;

@@ -11,6 +11,7 @@
 #include "actors/core/actor_internal.h"
 #include "actors/db/db_internal.h"
 #include "base/clock.h"
+#include "base/debug.h"
 
 /* ---- the canceller thread ---- */
 
@@ -32,6 +33,7 @@ void actio__db_set_cancel_hook(actio__db_cancel_hook_fn fn) {
 
 static void *canceller_main(void *arg) {
   db_state *st = arg;
+  actio__thread_name("db-cancel", -1);
   pthread_mutex_lock(&st->cmu);
   for (;;) {
     while (st->jobs == NULL && !st->cstop)

@@ -14,6 +14,7 @@
 #include "actors/core/actor_internal.h"
 #include "actors/nats/nats_internal.h"
 #include "base/clock.h"
+#include "base/debug.h"
 
 /* A job taken, from its fetch to its end. */
 typedef struct wjob {
@@ -343,6 +344,7 @@ static void *fetch_main(void *arg) {
   actio_nats_worker *w = arg;
   actio__nats_job_rx *rx = w->rx;
   unsigned failures = 0;
+  actio__thread_name("nats-fetch", -1);
   pthread_mutex_lock(&w->mu);
   while (!w->stopping) {
     int64_t now = actio__now_ns();

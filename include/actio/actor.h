@@ -151,7 +151,8 @@ typedef struct actio_behavior {
 
 /** Zero means the default for every field. */
 typedef struct actio_actor_opts {
-  const char *name;       /**< copied; default "actor" */
+  const char *name;       /**< copied; default "actor"; worker i's thread
+                               is named "<name>-<i>" (15 bytes at most) */
   /** 0 (the default): the actor is scheduled on the runtime's threads
    * (actio_runtime_opts.threads), one message at a time, sharing them with
    * the other scheduled actors, so its handler must not block (no waiting
