@@ -673,6 +673,51 @@ static void hold_cancels(void) {
   actio__db_set_cancel_hook(hold_cancel);
 }
 
+/* 1 while backend pid runs a statement. */
+static int backend_active(int64_t pid) {
+  char p[24];
+  snprintf(p, sizeof p, "%" PRId64, pid);
+  return int64_of(db, NULL,
+                  &(actio_db_request){.sql = "SELECT count(*) FROM pg_stat_activity "
+                                             "WHERE pid = $1::int AND state = 'active'",
+                                      .nparams = 1, .params = (const char *const[]){p},
+                                      .no_cache = 1}) == 1;
+}
+
+START_TEST(test_a_hung_cancel_request_holds_no_pool_end) {
+  /* libpq's PQcancel has no timeout: to a server unreachable now, it hangs
+   * for as long as the kernel tries to connect. Held at the gate here, it
+   * must not hold the pool's end (its runtime's destroy) beyond the pool's
+   * connect timeout: its thread keeps it, and ends once it is sent. */
+  actio_runtime *rt2;
+  ck_assert_int_eq(actio_runtime_create(&rt2, NULL), 0);
+  actio_actor *a;
+  actio_db_opts o = {.dsn = dsn, .max_connections = 1, .connect_timeout_ms = 200};
+  ck_assert_int_eq(actio_db_spawn(rt2, &o, &a), 0);
+  int64_t pid = scalar(a, "SELECT pg_backend_pid()");
+  unsigned before = actio__db_cancellers();
+  hold_cancels();
+  actio_future *qf;
+  ck_assert_int_eq(actio_db_query(a, "SELECT pg_sleep(600)", 0, NULL, &qf), 0);
+  while (!backend_active(pid))
+    usleep(1000); /* paces the polling */
+  ck_assert_int_eq(actio_future_cancel(qf), 0);
+  gate_wait_held(&cancels);
+  ck_assert_int_eq(actio_future_wait(qf, -1), ACTIO_ECANCELED);
+  actio_future_unref(qf);
+  actio_runtime_destroy(rt2); /* returns though the request is held */
+  ck_assert_uint_eq(actio__db_cancellers(), before); /* its thread, alive */
+  gate_open(&cancels);
+  while (actio__db_cancellers() == before)
+    usleep(1000);
+  /* The request went: the sleep ended on the server (else it would run
+   * past the case's timeout). */
+  while (backend_active(pid))
+    usleep(1000);
+  actio__db_set_cancel_hook(NULL);
+}
+END_TEST
+
 /* The backend that waits for advisory lock `key`, or 0 for none. */
 static int64_t advisory_waiter(int key) {
   char k[16];
@@ -980,6 +1025,7 @@ static Suite *db_session_suite(void) {
   tcase_add_test(tc, test_prepare_describe_run_destroy);
   tcase_add_test(tc, test_prepare_on_every_connection);
   tcase_add_test(tc, test_prepare_cancelled_leaves_nothing);
+  tcase_add_test(tc, test_a_hung_cancel_request_holds_no_pool_end);
   tcase_add_test(tc, test_prepare_destroyed_while_a_cancel_is_on_its_way);
   tcase_add_test(tc, test_prepare_first_use_cancelled_in_its_parse);
   tcase_add_test(tc, test_txn_query_after_a_late_cancel);

@@ -43,6 +43,7 @@ typedef struct db_worker db_worker;
 typedef struct conn conn;
 typedef struct db_req db_req;
 typedef struct sub sub;
+typedef struct actio__db_canceller actio__db_canceller;
 
 /* A cancel request for the server, run by the canceller thread because
  * sending it blocks. */
@@ -75,11 +76,7 @@ typedef struct db_state {
   db_pub *pub;                  /* one per worker (aligned_alloc) */
   actio__bell *listener;        /* worker 0's bell: LISTEN goes there (a
                                    reference, set before spawn returns) */
-  pthread_t canceller;
-  pthread_mutex_t cmu;          /* guards jobs and cstop */
-  pthread_cond_t ccv;
-  cancel_job *jobs;
-  int cstop;
+  actio__db_canceller *canceller; /* the pool's share of it */
   _Atomic uint64_t serials;     /* the last connection serial given */
   _Atomic uint64_t stmt_names;  /* the last prepared statement's number */
   pthread_mutex_t gmu;          /* guards grave and stopped */
@@ -485,6 +482,9 @@ unsigned actio__db_rooms(actio_actor *db);
  * statements of db's wait for a DEALLOCATE on some connection. */
 typedef void (*actio__db_cancel_hook_fn)(void);
 void actio__db_set_cancel_hook(actio__db_cancel_hook_fn fn);
+/* For tests: the canceller threads alive, the process's (one a pool, and
+ * those that outlive theirs, a request still on its way). Any thread. */
+unsigned actio__db_cancellers(void);
 unsigned actio__db_graves(actio_actor *db);
 /* For tests: how many times db held a transaction's or session's send back
  * because a cancel request was on its way to its connection. Any thread. */
@@ -516,8 +516,10 @@ int actio__db_submit_bound(db_state *st, actio__bell *b, db_req *r,
 
 /* ---- db_pool.c: the connections (worker-only unless said) ---- */
 
-/* Starts and stops the thread that sends cancel requests. start: 0 or a
- * negated errno. Spawn and the state's free. */
+/* Starts the thread that sends cancel requests (0, ACTIO_ENOMEM or a
+ * negated errno), and lets go of it: stop waits up to the pool's connect
+ * timeout for the requests queued to be sent, then leaves any that hang to
+ * the thread, which ends on its own. Spawn and the state's free. */
 int actio__db_canceller_start(db_state *st);
 void actio__db_canceller_stop(db_state *st);
 void actio__db_job_unref(cancel_job *j); /* any thread; NULL accepted */

@@ -2,6 +2,7 @@
  * connections, placing requests on them (pipelined, or one at a time for
  * the exclusive ones), and the cancel requests sent to the server from a
  * thread of their own. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "actors/db/db_internal.h"
 #include "base/clock.h"
 #include "base/debug.h"
+#include "base/park.h"
 
 /* ---- the canceller thread ---- */
 
@@ -31,18 +33,51 @@ void actio__db_set_cancel_hook(actio__db_cancel_hook_fn fn) {
   atomic_store_explicit(&cancel_hook, fn, memory_order_release);
 }
 
+/* The canceller: a thread and its queue of cancel requests, owned by the
+ * pool and by the thread; whichever lets go last frees it. The pool lets go
+ * at its end, after waiting up to its connect timeout for the queue to be
+ * sent: PQcancel has no timeout of its own, and a server unreachable now
+ * would otherwise hold the pool's end for as long as the kernel tries to
+ * connect (minutes), a cancel after another. */
+struct actio__db_canceller {
+  pthread_mutex_t mu; /* guards all below */
+  pthread_cond_t cv;  /* a job or the stop, for the thread; its end, for stop */
+  cancel_job *jobs;
+  int stop;           /* the pool let go: end once the queue is empty */
+  int ended;          /* the thread sent its last request */
+  int owners;         /* the pool and the thread */
+};
+
+/* Canceller threads alive, for tests (actio__db_cancellers). Relaxed: a
+ * count, nothing published with it. */
+static _Atomic unsigned cancellers;
+
+unsigned actio__db_cancellers(void) {
+  return atomic_load_explicit(&cancellers, memory_order_relaxed);
+}
+
+static void canceller_let_go(actio__db_canceller *k) {
+  int last = --k->owners == 0;
+  pthread_mutex_unlock(&k->mu);
+  if (!last)
+    return;
+  pthread_mutex_destroy(&k->mu);
+  pthread_cond_destroy(&k->cv);
+  free(k);
+}
+
 static void *canceller_main(void *arg) {
-  db_state *st = arg;
+  actio__db_canceller *k = arg;
   actio__thread_name("db-cancel", -1);
-  pthread_mutex_lock(&st->cmu);
+  pthread_mutex_lock(&k->mu);
   for (;;) {
-    while (st->jobs == NULL && !st->cstop)
-      pthread_cond_wait(&st->ccv, &st->cmu);
-    if (st->jobs == NULL)
+    while (k->jobs == NULL && !k->stop)
+      pthread_cond_wait(&k->cv, &k->mu);
+    if (k->jobs == NULL)
       break;
-    cancel_job *j = st->jobs;
-    st->jobs = j->next;
-    pthread_mutex_unlock(&st->cmu);
+    cancel_job *j = k->jobs;
+    k->jobs = j->next;
+    pthread_mutex_unlock(&k->mu);
     char err[256];
     /* Acquire: pairs with actio__db_set_cancel_hook's release. */
     actio__db_cancel_hook_fn hook = atomic_load_explicit(&cancel_hook, memory_order_acquire);
@@ -53,9 +88,12 @@ static void *canceller_main(void *arg) {
     atomic_store_explicit(&j->done, 1, memory_order_release);
     actio__bell_ring(j->bell);
     actio__db_job_unref(j);
-    pthread_mutex_lock(&st->cmu);
+    pthread_mutex_lock(&k->mu);
   }
-  pthread_mutex_unlock(&st->cmu);
+  k->ended = 1;
+  pthread_cond_broadcast(&k->cv);
+  canceller_let_go(k);
+  atomic_fetch_sub_explicit(&cancellers, 1, memory_order_relaxed);
   return NULL;
 }
 
@@ -65,26 +103,43 @@ uint64_t actio__db_held(actio_actor *db) {
   return st != NULL ? atomic_load_explicit(&st->held, memory_order_relaxed) : 0;
 }
 
-/* Starts the canceller thread. */
+/* Starts the canceller thread, detached: it may outlive the pool. */
 int actio__db_canceller_start(db_state *st) {
-  pthread_mutex_init(&st->cmu, NULL);
-  pthread_cond_init(&st->ccv, NULL);
-  int rc = -pthread_create(&st->canceller, NULL, canceller_main, st);
-  if (rc != 0) {
-    pthread_mutex_destroy(&st->cmu);
-    pthread_cond_destroy(&st->ccv);
+  actio__db_canceller *k = calloc(1, sizeof *k);
+  if (k == NULL)
+    return ACTIO_ENOMEM;
+  pthread_mutex_init(&k->mu, NULL);
+  actio__cond_init(&k->cv);
+  k->owners = 2;
+  atomic_fetch_add_explicit(&cancellers, 1, memory_order_relaxed);
+  pthread_t t;
+  pthread_attr_t attr;
+  int rc = -pthread_attr_init(&attr);
+  if (rc == 0) {
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = -pthread_create(&t, &attr, canceller_main, k);
+    pthread_attr_destroy(&attr);
   }
-  return rc;
+  if (rc != 0) {
+    atomic_fetch_sub_explicit(&cancellers, 1, memory_order_relaxed);
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    free(k);
+    return rc;
+  }
+  st->canceller = k;
+  return 0;
 }
 
 void actio__db_canceller_stop(db_state *st) {
-  pthread_mutex_lock(&st->cmu);
-  st->cstop = 1;
-  pthread_cond_signal(&st->ccv);
-  pthread_mutex_unlock(&st->cmu);
-  pthread_join(st->canceller, NULL);
-  pthread_mutex_destroy(&st->cmu);
-  pthread_cond_destroy(&st->ccv);
+  actio__db_canceller *k = st->canceller;
+  int64_t until = actio__now_ns() + (int64_t)st->o.connect_timeout_ms * ACTIO__NS_PER_MS;
+  pthread_mutex_lock(&k->mu);
+  k->stop = 1;
+  pthread_cond_broadcast(&k->cv);
+  while (!k->ended && actio__cond_wait_until(&k->cv, &k->mu, until) != ETIMEDOUT)
+    ;
+  canceller_let_go(k);
 }
 
 /* Asks the server to cancel what c runs now: r, the head unit. */
@@ -107,11 +162,12 @@ void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r) {
     if (s->c == c && s != r)
       s->stray = 1;
   atomic_fetch_add_explicit(&w->st->cancels, 1, memory_order_relaxed);
-  pthread_mutex_lock(&w->st->cmu);
-  j->next = w->st->jobs;
-  w->st->jobs = j;
-  pthread_cond_signal(&w->st->ccv);
-  pthread_mutex_unlock(&w->st->cmu);
+  actio__db_canceller *k = w->st->canceller;
+  pthread_mutex_lock(&k->mu);
+  j->next = k->jobs;
+  k->jobs = j;
+  pthread_cond_broadcast(&k->cv);
+  pthread_mutex_unlock(&k->mu);
 }
 
 /* The unit at c's head cancelled by its caller, with no request out for

@@ -514,8 +514,20 @@ static void db_wake(actio_actor *self, void *worker) {
   efd_write(w->efd);
 }
 
+/* Whether a request sent on c has a caller still waiting for it. One that
+ * was cancelled, or passed its deadline, has none: its end on the server
+ * may wait on a cancel request that cannot get through (a server
+ * unreachable now), and a draining stop does not wait for that. */
+static int awaited_on(db_worker *w, conn *c) {
+  for (db_req *r = w->sent; r != NULL; r = r->next)
+    if (r->c == c && r->reply != NULL && !actio_future_is_done(r->reply))
+      return 1; /* (a COPY under way has let go of its future: c->copy) */
+  return 0;
+}
+
 /* Work accepted and not done: a draining stop waits for it. Not an open
- * transaction or a COPY FROM waiting for its caller, who may never come. */
+ * transaction or a COPY FROM waiting for its caller, who may never come,
+ * nor what only a cancelled request left running. */
 static int db_busy(actio_actor *self, void *worker) {
   db_worker *w = worker;
   (void)self;
@@ -529,7 +541,11 @@ static int db_busy(actio_actor *self, void *worker) {
       continue;
     int waits_for_caller = c->copy != NULL && c->copy->started && !c->copy->out &&
                            c->copy->q_head == NULL && c->copy->end == NULL;
-    if (!waits_for_caller && (c->q_head != NULL || actio__pg_conn_inflight(c->pc) > 0))
+    if (waits_for_caller)
+      continue;
+    int inflight = actio__pg_conn_inflight(c->pc) > 0;
+    if (c->q_head != NULL || (inflight && (c->stream != NULL || c->copy != NULL)) ||
+        awaited_on(w, c))
       return 1;
   }
   return 0;

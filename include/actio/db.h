@@ -36,7 +36,10 @@ extern "C" {
  * it was). A connection's next sends (a transaction's COMMIT or ROLLBACK,
  * a session's reset) wait for that request to be over, and libpq's
  * PQcancel, which sends it, has no timeout of its own: a server that takes
- * the cancel connection but never answers holds them that long. No message
+ * the cancel connection but never answers holds them that long. It never
+ * holds the pool's end: a draining stop does not wait for what a cancelled
+ * query left running, and a cancel request still on its way
+ * connect_timeout_ms after the stop goes on without the pool. No message
  * ever contains the password.
  *
  * A failed query's message (actio_future_errmsg) is fit to log or store:
