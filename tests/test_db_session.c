@@ -673,16 +673,23 @@ static void hold_cancels(void) {
   actio__db_set_cancel_hook(hold_cancel);
 }
 
-/* 1 while backend pid runs a statement. */
-static int backend_active(int64_t pid) {
+/* 1 if backend pid's state is like `state` (pg_stat_activity). */
+static int backend_in(int64_t pid, const char *state) {
   char p[24];
   snprintf(p, sizeof p, "%" PRId64, pid);
   return int64_of(db, NULL,
                   &(actio_db_request){.sql = "SELECT count(*) FROM pg_stat_activity "
-                                             "WHERE pid = $1::int AND state = 'active'",
-                                      .nparams = 1, .params = (const char *const[]){p},
+                                             "WHERE pid = $1::int AND state LIKE $2",
+                                      .nparams = 2, .params = (const char *const[]){p, state},
                                       .no_cache = 1}) == 1;
 }
+
+/* 1 if backend pid runs no statement any more (idle, or idle in a
+ * transaction). */
+static int backend_idle(int64_t pid) { return backend_in(pid, "idle%"); }
+
+/* 1 while backend pid runs a statement. */
+static int backend_active(int64_t pid) { return backend_in(pid, "active"); }
 
 START_TEST(test_a_hung_cancel_request_holds_no_pool_end) {
   /* libpq's PQcancel has no timeout: to a server unreachable now, it hangs
@@ -729,17 +736,6 @@ static int64_t advisory_waiter(int key) {
                       .nparams = 1, .params = (const char *const[]){k}, .no_cache = 1});
 }
 
-/* 1 if backend pid runs no statement any more (idle, or idle in a
- * transaction). */
-static int backend_idle(int64_t pid) {
-  char p[24];
-  snprintf(p, sizeof p, "%" PRId64, pid);
-  return int64_of(db, NULL,
-                  &(actio_db_request){.sql = "SELECT count(*) FROM pg_stat_activity "
-                                             "WHERE pid = $1::int AND state LIKE 'idle%'",
-                                      .nparams = 1, .params = (const char *const[]){p},
-                                      .no_cache = 1}) == 1;
-}
 
 /* The session `lock` holds advisory locks 1 and 2. */
 static actio_db_session *lock_both(actio_future **lf) {
