@@ -576,13 +576,21 @@ START_TEST(nkey_signatures_libnats_would_drop) {
     ck_assert_msg(rc == 0, "connect %d: %s", i, err);
     actio__nats_destroy(conn);
   }
-  /* An unreadable seed fails the connect, with why. */
-  actio__nats_conf conf = {.url = nkey_url, .nkey_public = nkey_public,
-                           .nkey_seed_file = path, .connect_timeout_ms = 5000};
-  actio__nats_conn *conn;
-  char err[512];
-  ck_assert_int_ne(actio__nats_connect(&conf, &conn, err, sizeof err), 0);
-  ck_assert_msg(strstr(err, "NKey seed file") != NULL, "%s", err);
+  /* A seed file that is not there, or holds no seed: refused before any
+   * connect, saying why. */
+  char err[512] = "";
+  actio_actor *nc = NULL;
+  actio_nats_opts no = {.url = nkey_url, .nkey_public = nkey_public, .nkey_seed_file = path,
+                        .errbuf = err, .errbuf_size = sizeof err};
+  ck_assert_int_eq(actio_nats_spawn(rt, &no, &nc), -ENOENT);
+  ck_assert_ptr_null(nc);
+  ck_assert_msg(strstr(err, "No such file") != NULL && strstr(err, path) != NULL, "%s", err);
+  f = fopen(path, "w");
+  fprintf(f, "# no seed here\n");
+  fclose(f);
+  ck_assert_int_eq(actio_nats_spawn(rt, &no, &nc), ACTIO_EINVAL);
+  ck_assert_msg(strstr(err, "no seed") != NULL, "%s", err);
+  unlink(path);
 }
 END_TEST
 

@@ -242,6 +242,18 @@ int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
                         char *err, size_t errlen) {
   char url[512];
   actio__nats_redact_url(conf->url, url, sizeof url);
+  /* A seed file that holds no seed is the caller's mistake, told as such
+   * before any connect (cnats would say only that the connect failed). */
+  if (conf->nkey_seed_file != NULL) {
+    char seed[128];
+    int rc = read_seed(conf->nkey_seed_file, seed, sizeof seed);
+    explicit_bzero(seed, sizeof seed);
+    if (rc != 0) {
+      snprintf(err, errlen, "NATS %s: NKey seed file %s: %s", url, conf->nkey_seed_file,
+               rc == ACTIO_EINVAL ? "no seed in it (a line \"SU...\")" : strerror(-rc));
+      return rc;
+    }
+  }
   actio__nats_conn *c = calloc(1, sizeof *c);
   if (c == NULL) {
     snprintf(err, errlen, "NATS %s: out of memory", url);
