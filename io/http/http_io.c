@@ -304,6 +304,19 @@ static unsigned char *fd_bits(actio__http_loop *l, curl_socket_t fd) {
 
 /* Puts fd in the epoll set for `want` (FD_IN and/or FD_OUT), or takes it
  * out (0). *b says what the set holds and is updated. */
+/* epoll_ctl on a socket's number, as the system call itself. The number
+ * may no longer be the socket's: libcurl before 8.2 closes a socket that
+ * failed to connect without telling, and an event may come for a number
+ * already taken out. By then it may be another thread's descriptor, which
+ * ThreadSanitizer takes epoll_ctl for a use of, racing that descriptor's
+ * close; clang 14's TSan even crashes reporting it, when openat (which it
+ * does not intercept) made the descriptor (pipeline_e2e and pipeline_chaos
+ * under TSan, session 15). The set is the loop thread's alone, so TSan
+ * misses no ordering by not seeing these calls. */
+static int set_ctl(actio__http_loop *l, int op, curl_socket_t fd, struct epoll_event *ev) {
+  return (int)syscall(SYS_epoll_ctl, l->epfd, op, fd, ev);
+}
+
 static int fd_register(actio__http_loop *l, curl_socket_t fd, unsigned char *b, int want) {
   int op;
   if (want == 0)
@@ -313,26 +326,20 @@ static int fd_register(actio__http_loop *l, curl_socket_t fd, unsigned char *b, 
   struct epoll_event ev = {.events = (want & FD_IN ? EPOLLIN : 0u) |
                                      (want & FD_OUT ? EPOLLOUT : 0u),
                            .data.fd = fd};
-  /* A DEL through the system call itself: fd's number may no longer be
-   * ours (see below), and then it is another thread's descriptor, which
-   * ThreadSanitizer takes epoll_ctl for a use of, racing that descriptor's
-   * close (clang 14's TSan even crashed reporting it, when openat made the
-   * descriptor). A DEL orders nothing: TSan misses nothing by not seeing it. */
-  int rc = op == EPOLL_CTL_DEL ? (int)syscall(SYS_epoll_ctl, l->epfd, op, fd, NULL)
-                               : epoll_ctl(l->epfd, op, fd, &ev);
+  int rc = set_ctl(l, op, fd, op == EPOLL_CTL_DEL ? NULL : &ev);
   /* A descriptor closed behind the loop's back left the set, and its
    * number may be a new descriptor's: the set is told what is so. */
   if (rc != 0 && errno == ENOENT && op == EPOLL_CTL_MOD)
-    rc = epoll_ctl(l->epfd, op = EPOLL_CTL_ADD, fd, &ev);
+    rc = set_ctl(l, op = EPOLL_CTL_ADD, fd, &ev);
   else if (rc != 0 && errno == EEXIST && op == EPOLL_CTL_ADD)
-    rc = epoll_ctl(l->epfd, op = EPOLL_CTL_MOD, fd, &ev);
+    rc = set_ctl(l, op = EPOLL_CTL_MOD, fd, &ev);
   if (rc != 0 && op == EPOLL_CTL_DEL) {
     *b = 0; /* closed behind the loop's back (libcurl before 8.2 closes a
                socket that failed to connect without telling): its number
                is no longer ours, and whatever has it next is in no set */
   } else if (rc != 0) {
     int err = errno; /* the kernel may keep the old mask: taken out */
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    set_ctl(l, EPOLL_CTL_DEL, fd, NULL);
     errno = err;
     *b &= (unsigned char)~(FD_IN_SET | FD_IN | FD_OUT);
   } else if (op == EPOLL_CTL_DEL)
@@ -399,7 +406,7 @@ static int close_socket(void *arg, curl_socket_t fd) {
      * is closed, and a forked child may hold one (its events would then
      * come for a number no longer ours, forever). */
     if (l->fds[fd] & FD_IN_SET)
-      epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+      set_ctl(l, EPOLL_CTL_DEL, fd, NULL);
     l->fds[fd] = 0;
   }
   return close(fd);
@@ -511,7 +518,7 @@ void actio__http_loop_run(actio__http_loop *l) {
       /* Taken out by an earlier event's run, or the set and the bits
        * disagree (a failed change): out it goes, or it would fire at
        * every poll. An error (not in the set) is the first case. */
-      epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+      set_ctl(l, EPOLL_CTL_DEL, fd, NULL);
       continue;
     }
     if (!(*b & FD_WANTED)) { /* an idle connection kept in the set */
