@@ -198,12 +198,16 @@ groups.append(dict(label="file_read_large, " + (f"{big['n'] / 2**20:.0f} MiB" if
                    short="file_read_large", workload="file_read_large", sel={}, unit="B",
                    others=[("cat", {}, LIM, "cat > /dev/null", 0.9)]))
 
-for urls in sorted({r["urls"] for r in rows if r["workload"] == "pipeline" and "urls" in r}):
+# Both sides at each C they both ran (bench.sh's PIPECMP); the sweep's runs
+# are actio's alone.
+compared = {(r["urls"], r["concurrency"]) for r in rows
+            if r["workload"] == "pipeline" and r["impl"] != "actio" and "urls" in r}
+for urls, c in sorted(compared):
     fs = next((r["fs"] for r in rows if r["workload"] == "pipeline" and r.get("urls") == urls and "fs" in r), "?")
-    groups.append(dict(label=f"pipeline, {urls} demo pages, C=32, bodies durable on {fs}",
-                       short=f"pipeline {urls}", workload="pipeline",
-                       sel=dict(urls=urls, concurrency=32, sweep=None), peer_target=5,
-                       others=peers("python-pipeline+uvloop", urls=urls, concurrency=32)))
+    groups.append(dict(label=f"pipeline, {urls} demo pages, C={c}, bodies durable on {fs}",
+                       short=f"pipeline {urls} C={c}", workload="pipeline",
+                       sel=dict(urls=urls, concurrency=c, sweep=None), peer_target=5,
+                       others=peers("python-pipeline+uvloop", urls=urls, concurrency=c)))
 
 def decoded(r):
     """r's rate in decoded bytes per second (its bodies' bytes per request)."""
@@ -349,18 +353,18 @@ if sweep:
     for (urls, c), v in sorted(sweep.items()):
         print(f"  {urls} URLs, C={c}: {statistics.median(v):.0f} ({min(v):.0f}-{max(v):.0f})")
 
-# The pipeline at C=32 round by round: the rate and the CPU a URL of the
+# The pipeline round by round, at each C both sides ran: the rate and the CPU a URL of the
 # measured process (bench.sh's cpu_us_per_url; steadier than the rate when
 # other work shares the cores), so that a drift across the rounds shows.
 per_round = {}
 for r in rows:
-    if r["workload"] == "pipeline" and not r.get("sweep") and r.get("concurrency") == 32 and "round" in r:
+    if r["workload"] == "pipeline" and not r.get("sweep") and "round" in r:
         cpu = f", {r['cpu_us_per_url']:.0f} us CPU a URL" if "cpu_us_per_url" in r else ""
-        per_round.setdefault((r.get("urls"), r["impl"]), []).append(f"{r['per_sec']:.0f}/s{cpu}")
+        per_round.setdefault((r.get("urls"), r["concurrency"], r["impl"]), []).append(f"{r['per_sec']:.0f}/s{cpu}")
 if per_round:
-    print("\npipeline at C=32, round by round (URLs/s, and the CPU a URL of that process):")
-    for (urls, impl), v in sorted(per_round.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
-        print(f"  {urls} URLs, {impl}: " + "; ".join(v))
+    print("\npipeline round by round (URLs/s, and the CPU a URL of that process):")
+    for (urls, c, impl), v in sorted(per_round.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1], kv[0][2])):
+        print(f"  {urls} URLs, C={c}, {impl}: " + "; ".join(v))
 
 if not args.png:
     sys.exit(0)

@@ -589,7 +589,7 @@ START_TEST(nkey_signatures_libnats_would_drop) {
   fprintf(f, "# no seed here\n");
   fclose(f);
   ck_assert_int_eq(actio_nats_spawn(rt, &no, &nc), ACTIO_EINVAL);
-  ck_assert_msg(strstr(err, "no seed") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, "no valid seed") != NULL, "%s", err);
   unlink(path);
 }
 END_TEST

@@ -18,7 +18,9 @@ struct actio__nats_conn {
   int closed_seen;    /* cnats's closed callback ran: no event follows */
   int closing;        /* actio__nats_close began (its thread only) */
   int64_t flush_ms;   /* a subscription's round trip: the connect timeout */
-  char *seed_file;    /* the NKey seed's file (read at each connect), or NULL */
+  /* The NKey seed's file, or NULL: read again at each signature (and once
+   * before the connect, to refuse a bad file), so no seed stays in memory. */
+  char *seed_file;
   /* Signatures cnats would not have sent (actio__nats_sign_nonce's
    * EAGAIN), counted by the connecting thread; relaxed: read by it too. */
   _Atomic unsigned unsendable_sigs;

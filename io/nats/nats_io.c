@@ -121,6 +121,11 @@ static int read_seed(const char *path, char *seed, size_t size) {
   return rc;
 }
 
+/* What read_seed's rc says about a seed file, for an error text. */
+static const char *seed_problem(int rc) {
+  return rc == ACTIO_EINVAL ? "no valid seed in it (a line \"SU...\")" : strerror(-rc);
+}
+
 int actio__nats_sign_nonce(const char *seed_file, const char *nonce, unsigned char **sig,
                            int *len) {
   char seed[128];
@@ -162,9 +167,8 @@ static natsStatus sign_nonce(char **why, unsigned char **sig, int *len, const ch
     atomic_fetch_add_explicit(&c->unsendable_sigs, 1, memory_order_relaxed);
   char text[160];
   snprintf(text, sizeof text, "NKey seed file: %s",
-           rc == ACTIO_EAGAIN   ? "a signature this libnats cannot send (nats.c #705)"
-           : rc == ACTIO_EINVAL ? "no valid seed (a line \"SU...\")"
-                                : strerror(-rc));
+           rc == ACTIO_EAGAIN ? "a signature this libnats cannot send (nats.c #705)"
+                              : seed_problem(rc));
   *why = strdup(text);
   return rc == ACTIO_ENOMEM ? NATS_NO_MEMORY : NATS_ERR;
 }
@@ -250,7 +254,7 @@ int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
     explicit_bzero(seed, sizeof seed);
     if (rc != 0) {
       snprintf(err, errlen, "NATS %s: NKey seed file %s: %s", url, conf->nkey_seed_file,
-               rc == ACTIO_EINVAL ? "no seed in it (a line \"SU...\")" : strerror(-rc));
+               seed_problem(rc));
       return rc;
     }
   }
