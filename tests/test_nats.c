@@ -550,8 +550,15 @@ START_TEST(nkey_signatures_libnats_would_drop) {
   ck_assert_int_eq(len, 64);
   ck_assert_int_ne(sig[0], 0);
   free(sig);
-  /* The seed in a .creds file; no seed; no file. */
+  /* The seed in a .creds file, after a JWT line longer than read_seed's
+   * buffer whose 256th character starts "SU" (a piece of the JWT, read as
+   * a line of its own, was taken for the seed); no seed; no file. */
+  char jwt[301];
+  memset(jwt, 'a', 300);
+  memcpy(jwt + 255, "SU", 2);
+  jwt[300] = '\0';
   f = fopen(path, "w");
+  fprintf(f, "-----BEGIN NATS USER JWT-----\n%s\n------END NATS USER JWT------\n\n", jwt);
   fprintf(f, "-----BEGIN USER NKEY SEED-----\n  %s\n------END USER NKEY SEED------\n", seed);
   fclose(f);
   ck_assert_int_eq(actio__nats_sign_nonce(path, other_nonce, &sig, &len), 0);
@@ -576,8 +583,8 @@ START_TEST(nkey_signatures_libnats_would_drop) {
     ck_assert_msg(rc == 0, "connect %d: %s", i, err);
     actio__nats_destroy(conn);
   }
-  /* A seed file that is not there, or holds no seed: refused before any
-   * connect, saying why. */
+  /* A seed file that is not there, or holds no valid seed (none, a bad
+   * character, a bad checksum): refused before any connect, saying why. */
   char err[512] = "";
   actio_actor *nc = NULL;
   actio_nats_opts no = {.url = nkey_url, .nkey_public = nkey_public, .nkey_seed_file = path,
@@ -585,11 +592,17 @@ START_TEST(nkey_signatures_libnats_would_drop) {
   ck_assert_int_eq(actio_nats_spawn(rt, &no, &nc), -ENOENT);
   ck_assert_ptr_null(nc);
   ck_assert_msg(strstr(err, "No such file") != NULL && strstr(err, path) != NULL, "%s", err);
-  f = fopen(path, "w");
-  fprintf(f, "# no seed here\n");
-  fclose(f);
-  ck_assert_int_eq(actio_nats_spawn(rt, &no, &nc), ACTIO_EINVAL);
-  ck_assert_msg(strstr(err, "no valid seed") != NULL, "%s", err);
+  const char *bad[] = {"# no seed here", "SUNOTBASE32!",
+                       "SUAACAQDAQCQMBYIBEFAWDANBYHRAEISCMKBKFQXDAMRUGY4DUPB6IC5CA"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    f = fopen(path, "w");
+    fprintf(f, "%s\n", bad[i]);
+    fclose(f);
+    rc = actio_nats_spawn(rt, &no, &nc);
+    ck_assert_msg(rc == ACTIO_EINVAL, "%s: %s: %s", bad[i], actio_err_name(rc), err);
+    ck_assert_msg(strstr(err, "no valid seed") != NULL, "%s", err);
+    ck_assert_ptr_null(nc);
+  }
   unlink(path);
 }
 END_TEST

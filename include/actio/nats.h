@@ -98,7 +98,7 @@ typedef struct actio_nats_opts {
 
 /** Connects (blocking, within connect_timeout_ms per server) and spawns the
  * connection's actor in rt. Returns 0; ACTIO_EINVAL (no URL, a bad option,
- * no seed in nkey_seed_file); -errno (nkey_seed_file cannot be read:
+ * no valid seed in nkey_seed_file); -errno (nkey_seed_file cannot be read:
  * -ENOENT, -EACCES);
  * ACTIO_ENATSAUTH (credentials refused); ACTIO_ETLS (the TLS handshake or
  * the server's certificate); ACTIO_ENATS (no server reached); ACTIO_ENOMEM;

@@ -106,8 +106,14 @@ static int read_seed(const char *path, char *seed, size_t size) {
   if (f == NULL)
     return errno == EINVAL ? ACTIO_EINVAL : -errno;
   char line[256];
-  int rc = ACTIO_EINVAL;
+  int rc = ACTIO_EINVAL, at_start = 1;
   while (rc != 0 && fgets(line, sizeof line, f) != NULL) {
+    /* A line longer than the buffer (a .creds file's JWT) comes in pieces:
+     * only its first piece starts a line ("SU" may begin any other). */
+    int starts = at_start;
+    at_start = strchr(line, '\n') != NULL;
+    if (!starts)
+      continue;
     const char *p = line + strspn(line, " \t");
     size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
     if (p[0] == 'S' && p[1] == 'U' && n < size) {
@@ -246,12 +252,16 @@ int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
                         char *err, size_t errlen) {
   char url[512];
   actio__nats_redact_url(conf->url, url, sizeof url);
-  /* A seed file that holds no seed is the caller's mistake, told as such
-   * before any connect (cnats would say only that the connect failed). */
+  /* A seed file that holds no valid seed is the caller's mistake, told as
+   * such before any connect (cnats would say only that the connect failed):
+   * a signature made with it proves the seed (its base32, its checksum). */
   if (conf->nkey_seed_file != NULL) {
-    char seed[128];
-    int rc = read_seed(conf->nkey_seed_file, seed, sizeof seed);
-    explicit_bzero(seed, sizeof seed);
+    unsigned char *sig;
+    int len;
+    int rc = actio__nats_sign_nonce(conf->nkey_seed_file, "actio", &sig, &len);
+    free(sig);
+    if (rc == ACTIO_EAGAIN)
+      rc = 0; /* a valid seed: only this signature would not be sent */
     if (rc != 0) {
       snprintf(err, errlen, "NATS %s: NKey seed file %s: %s", url, conf->nkey_seed_file,
                seed_problem(rc));

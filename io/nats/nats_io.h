@@ -42,10 +42,10 @@ typedef struct actio__nats_conf {
 
 /* Connects (blocking, up to the connect timeout per server). Returns 0, or
  * ACTIO_ENATSAUTH (credentials refused), ACTIO_ETLS, ACTIO_ENATS (no server,
- * or another failure), ACTIO_EINVAL (a bad option, or no seed in the NKey
- * seed file), -errno (the seed file cannot be read), ACTIO_ENOMEM; err then
- * holds why, naming the URL with its secrets masked (never a password or a
- * token). */
+ * or another failure), ACTIO_EINVAL (a bad option, or no valid seed in the
+ * NKey seed file), -errno (the seed file cannot be read), ACTIO_ENOMEM; err
+ * then holds why, naming the URL with its secrets masked (never a password
+ * or a token). */
 int actio__nats_connect(const actio__nats_conf *conf, actio__nats_conn **out,
                         char *err, size_t errlen);
 /* Signs the server's nonce (NUL-ended) with the NKey seed in seed_file, a
