@@ -105,7 +105,10 @@ static int read_seed(const char *path, char *seed, size_t size) {
   FILE *f = fopen(path, "re");
   if (f == NULL)
     return errno == EINVAL ? ACTIO_EINVAL : -errno;
-  char line[256];
+  /* stdio's buffer is ours, to be wiped: its own would go back to the heap
+   * with the file's text in it. */
+  char buf[512], line[256];
+  (void)setvbuf(f, buf, _IOFBF, sizeof buf);
   int rc = ACTIO_EINVAL, at_start = 1;
   while (rc != 0 && fgets(line, sizeof line, f) != NULL) {
     /* A line longer than the buffer (a .creds file's JWT) comes in pieces:
@@ -122,8 +125,9 @@ static int read_seed(const char *path, char *seed, size_t size) {
       rc = 0;
     }
   }
-  explicit_bzero(line, sizeof line);
   fclose(f);
+  explicit_bzero(buf, sizeof buf);
+  explicit_bzero(line, sizeof line);
   return rc;
 }
 
