@@ -1474,6 +1474,65 @@ START_TEST(test_waiting_apart_from_running) {
 }
 END_TEST
 
+/* A query that drops every cancel request while advisory lock 7402 is
+ * held elsewhere, as PostgreSQL drops one that lands before the query runs
+ * (between the messages of a query, which it shows active from the first);
+ * each it drops shows in its application_name. Once the lock is free, the
+ * next cancel request ends it. */
+static const char stubborn_sql[] =
+    "CREATE OR REPLACE FUNCTION stubborn_sleep() RETURNS void LANGUAGE plpgsql AS $$\n"
+    "DECLARE let_go boolean := false;\n"
+    "BEGIN\n"
+    "  LOOP\n"
+    "    BEGIN PERFORM pg_sleep(3600); EXCEPTION WHEN query_canceled THEN NULL; END;\n"
+    "    BEGIN\n"
+    "      let_go := pg_try_advisory_xact_lock_shared(7402);\n"
+    "      IF NOT let_go THEN PERFORM set_config('application_name', 'dropped a cancel', false); END IF;\n"
+    "    EXCEPTION WHEN query_canceled THEN NULL;\n"
+    "    END;\n"
+    "    EXIT WHEN let_go;\n"
+    "  END LOOP;\n"
+    "  RAISE EXCEPTION USING ERRCODE = 'query_canceled', MESSAGE = 'cancelled at last';\n"
+    "END $$";
+
+START_TEST(test_a_cancel_the_server_drops_is_sent_again) {
+  /* A cancel request delivered while its query still runs goes again: the
+   * server drops one that lands between the Parse and the Execute of the
+   * query, though pg_stat_activity shows it active (what
+   * test_waiting_apart_from_running's sleep met once under load: it ran on,
+   * and the query behind it waited past the case's time limit). */
+  run(db, stubborn_sql);
+  actio_actor *holder = spawn((actio_db_opts){.max_connections = 1});
+  ck_assert_int_eq(scalar(holder, "SELECT count(*) FROM (SELECT pg_advisory_lock(7402)) l"), 1);
+  actio_actor *one = spawn((actio_db_opts){.max_connections = 1, .pipeline_depth = 1,
+                                           .acquire_timeout_ms = 600000});
+  actio_future *q, *next;
+  ck_assert_int_eq(actio_db_query(one, "SELECT stubborn_sleep()", 0, NULL, &q), 0);
+  /* In its sleep, where a cancel request lands. */
+  while (scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE query = "
+                    "'SELECT stubborn_sleep()' AND wait_event = 'PgSleep'") < 1)
+    sched_yield();
+  ck_assert_int_eq(actio_future_cancel(q), 0);
+  expect(q, ACTIO_ECANCELED);
+  while (scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE "
+                    "application_name = 'dropped a cancel'") < 1)
+    sched_yield();
+  ck_assert_int_eq(scalar(holder, "SELECT count(*) FROM (SELECT pg_advisory_unlock(7402)) l"), 1);
+  /* The connection is free once a request sent again ended the query (the
+   * first could not: without another, this waits past the case's time
+   * limit). */
+  ck_assert_int_eq(actio_db_query(one, "SELECT 1", 0, NULL, &next), 0);
+  expect(next, 0);
+  actio_db_stats st;
+  actio_db_stats_get(one, &st);
+  ck_assert_uint_ge(st.cancels, 2);
+  ck_assert_uint_eq(st.connects, 1); /* cancelled, not reconnected */
+  actio_future_unref(q);
+  actio_future_unref(next);
+  run(db, "DROP FUNCTION stubborn_sleep()");
+}
+END_TEST
+
 START_TEST(test_stop_in_flight) {
   actio_actor *a = spawn((actio_db_opts){.max_connections = 2});
   actio_future *f[200];
@@ -2376,6 +2435,7 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_lost_connection_hides_earlier_errors);
   tcase_add_test(tc, test_stop_in_flight);
   tcase_add_test(tc, test_waiting_apart_from_running);
+  tcase_add_test(tc, test_a_cancel_the_server_drops_is_sent_again);
   suite_add_tcase(s, tc);
   tc = tcase_with_timeout("paths", 60);
   tcase_add_checked_fixture(tc, setup, teardown);

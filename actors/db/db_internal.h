@@ -53,7 +53,16 @@ typedef struct cancel_job {
   actio__pg_cancel *pc;
   actio__bell *bell;     /* rung once sent (a reference) */
   struct cancel_job *next;
+  /* The worker's: sent this many times; when to send it again should its
+   * unit still run (0: not delivered yet, or queued again). */
+  unsigned sends;
+  int64_t again_ns;
 } cancel_job;
+
+/* A cancel request delivered while its unit still runs goes again after a
+ * pause that doubles, from the first to the last (jittered down to half):
+ * the server may have dropped it (actio__db_cancel_again). */
+enum { DB_CANCEL_AGAIN_FIRST_MS = 1000, DB_CANCEL_AGAIN_LAST_MS = 10000 };
 
 /* What a worker tells the other workers and actio_db_stats_get, written
  * by that worker alone (relaxed stores, never a read-modify-write) and
@@ -528,6 +537,10 @@ void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r);
 /* Asks the server to cancel the unit at c's head if its caller cancelled
  * it and no request is out for it yet. */
 void actio__db_cancel_head(db_worker *w, conn *c);
+/* c->cancel was delivered and its unit, c->cancel_for, still runs: sends
+ * it again once its pause is over. Returns when the worker must look
+ * again (INT64_MAX: once it is delivered, which rings). */
+int64_t actio__db_cancel_again(db_worker *w, conn *c, int64_t now);
 
 /* When the next connect may be tried after `fails` failures in a row
  * (absolute, CLOCK_MONOTONIC): the pool's backoff from now. */

@@ -142,6 +142,18 @@ void actio__db_canceller_stop(db_state *st) {
   canceller_let_go(k);
 }
 
+/* Hands j to the canceller thread, which sends it and rings j's bell. */
+static void cancel_queue(db_state *st, cancel_job *j) {
+  j->sends++;
+  atomic_fetch_add_explicit(&st->cancels, 1, memory_order_relaxed);
+  actio__db_canceller *k = st->canceller;
+  pthread_mutex_lock(&k->mu);
+  j->next = k->jobs;
+  k->jobs = j;
+  pthread_cond_broadcast(&k->cv);
+  pthread_mutex_unlock(&k->mu);
+}
+
 /* Asks the server to cancel what c runs now: r, the head unit. */
 void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r) {
   ACTIO__ASSERT(c->cancel == NULL); /* one at a time per connection */
@@ -161,13 +173,26 @@ void actio__db_cancel_on_server(db_worker *w, conn *c, db_req *r) {
   for (db_req *s = w->sent; s != NULL; s = s->next)
     if (s->c == c && s != r)
       s->stray = 1;
-  atomic_fetch_add_explicit(&w->st->cancels, 1, memory_order_relaxed);
-  actio__db_canceller *k = w->st->canceller;
-  pthread_mutex_lock(&k->mu);
-  j->next = k->jobs;
-  k->jobs = j;
-  pthread_cond_broadcast(&k->cv);
-  pthread_mutex_unlock(&k->mu);
+  cancel_queue(w->st, j);
+}
+
+int64_t actio__db_cancel_again(db_worker *w, conn *c, int64_t now) {
+  cancel_job *j = c->cancel;
+  ACTIO__ASSERT(j != NULL && c->cancel_for != NULL);
+  if (j->again_ns == 0) { /* just delivered */
+    j->again_ns = now + actio__backoff_ms(DB_CANCEL_AGAIN_FIRST_MS, DB_CANCEL_AGAIN_LAST_MS,
+                                          j->sends) * ACTIO__NS_PER_MS;
+    return j->again_ns;
+  }
+  if (now < j->again_ns)
+    return j->again_ns;
+  j->again_ns = 0;
+  /* Relaxed: only this worker reads it, and the canceller's store of 1
+   * comes after it takes the job from the queue, under the queue's lock. */
+  atomic_store_explicit(&j->done, 0, memory_order_relaxed);
+  actio__db_ref(&j->refs); /* the canceller's */
+  cancel_queue(w->st, j);
+  return INT64_MAX;
 }
 
 /* The unit at c's head cancelled by its caller, with no request out for

@@ -374,13 +374,18 @@ static int timers(db_worker *w) {
     }
     if (c->state != C_READY)
       continue;
-    if (c->cancel != NULL && c->cancel_for == NULL &&
-        atomic_load_explicit(&c->cancel->done, memory_order_acquire)) {
-      actio__db_job_unref(c->cancel); /* delivered, and its target is over */
-      c->cancel = NULL;
-      actio__db_conn_pump(w, c); /* what its transaction sent meanwhile */
-      if (c->state != C_READY)
-        continue;
+    if (c->cancel != NULL && atomic_load_explicit(&c->cancel->done, memory_order_acquire)) {
+      if (c->cancel_for != NULL) { /* delivered, and its target still runs */
+        int64_t again = actio__db_cancel_again(w, c, now);
+        if (again < next)
+          next = again;
+      } else {
+        actio__db_job_unref(c->cancel); /* delivered, and its target is over */
+        c->cancel = NULL;
+        actio__db_conn_pump(w, c); /* what its transaction sent meanwhile */
+        if (c->state != C_READY)
+          continue;
+      }
     }
     if (c == &w->lc || c->txn != NULL || c->copy != NULL || c->cancel != NULL ||
         actio__pg_conn_inflight(c->pc) > 0)

@@ -29,14 +29,17 @@ extern "C" {
  * (query timeout, deadline, or no connection free in time), ACTIO_ECANCELED,
  * ACTIO_EINVAL. A query timed out or cancelled while running is cancelled on
  * the server too; nothing new is sent on its connection until the server
- * took that request, so it never reaches a later query. Should the query
- * end before the request lands, the request may reach one sent behind it
- * already: a pooled one is sent again (three times at most), a
- * transaction's or session's fails (57014, its message saying whose cancel
- * it was). A connection's next sends (a transaction's COMMIT or ROLLBACK,
- * a session's reset) wait for that request to be over, and libpq's
- * PQcancel, which sends it, has no timeout of its own: a server that takes
- * the cancel connection but never answers holds them that long. It never
+ * took that request, so it never reaches a later query. The server drops
+ * a request that lands before the query runs (between its protocol
+ * messages): one delivered while the query still runs goes again, after a
+ * pause that doubles from 0.5-1 s to 5-10 s, until the query is over.
+ * Should the query end before the request lands, the request may reach
+ * one sent behind it already: a pooled one is sent again (three times at
+ * most), a transaction's or session's fails (57014, its message saying
+ * whose cancel it was). A connection's next sends (a transaction's COMMIT
+ * or ROLLBACK, a session's reset) wait for that request to be over, and
+ * libpq's PQcancel, which sends it, has no timeout of its own: a server that
+ * takes the cancel connection but never answers holds them that long. It never
  * holds the pool's end: a draining stop does not wait for what a cancelled
  * query left running, and a cancel request still on its way
  * connect_timeout_ms after the stop goes on without the pool. No message
