@@ -2372,6 +2372,13 @@ START_TEST(test_a_full_worker_freed_before_its_sleep_takes_the_mailbox) {
   ck_assert_int_eq(scalar(holder, "SELECT count(*) FROM (SELECT pg_advisory_lock(7401)) l"), 1);
   actio_future *a = blocked(two);
   await_lock_waiters(holder, 7401, 1);
+  /* X said it is full: until then its room reads as it was before it sent
+   * the query, and the wait below could end before the cancel did (b then
+   * went to Y while X still ran the query, and c waited behind b: the
+   * case timed out once, b seen to start 49 ms before the cancel of a
+   * landed). */
+  while (actio__db_rooms(two) > 1)
+    sched_yield();
   ck_assert_int_eq(actio_future_cancel(a), 0);
   expect(a, ACTIO_ECANCELED);
   while (actio__db_rooms(two) < 2) /* X's connection is back */
