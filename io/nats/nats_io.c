@@ -131,9 +131,11 @@ static int read_seed(const char *path, char *seed, size_t size) {
   return rc;
 }
 
-/* What read_seed's rc says about a seed file, for an error text. */
+/* What read_seed's or actio__nats_sign_nonce's rc says about a seed file,
+ * for an error text (actio_strerror: an actio code too, and thread-safe,
+ * as the signature runs on cnats's reconnect thread). */
 static const char *seed_problem(int rc) {
-  return rc == ACTIO_EINVAL ? "no valid seed in it (a line \"SU...\")" : strerror(-rc);
+  return rc == ACTIO_EINVAL ? "no valid seed in it (a line \"SU...\")" : actio_strerror(rc);
 }
 
 int actio__nats_sign_nonce(const char *seed_file, const char *nonce, unsigned char **sig,
